@@ -1,0 +1,311 @@
+package switchboard
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// callRun is one call's state, owned by the call's goroutine.
+type callRun struct {
+	s      *Switch
+	c      *Call
+	lc     *liveCall
+	leg    TrunkLeg
+	log    *slog.Logger
+	events []*CallEvent
+	dtmf   chan dtmfKey
+	ag     *agent // the operator ringing or on the call
+}
+
+type dtmfKey struct {
+	fromCaller bool
+	digit      byte
+}
+
+// outcome of ringing one operator.
+type ringResult int
+
+const (
+	ringAccepted ringResult = iota
+	ringNext                // declined, timed out, or gone: try the next operator
+	ringOver                // the caller canceled or the service is stopping
+)
+
+func (r *callRun) runInbound(ctx context.Context) {
+	r.create(ctx)
+	r.event(EventReceived, map[string]any{"source": r.c.Source})
+	r.event(EventTrying, nil)
+
+	tried := make(map[ID]bool)
+	ringing, declined := false, 0
+	for {
+		a, busy := r.s.pickAgent(r.c.TenantID, r.c.ID, tried)
+		if a == nil {
+			switch {
+			case declined > 0 && declined == len(tried):
+				r.reject(ctx, 480, "declined by every operator offered", CallRejected)
+			case busy:
+				r.reject(ctx, 480, "all operators busy", CallBusy)
+			case len(tried) > 0:
+				r.reject(ctx, 480, "no operator answered", CallNoAnswer)
+			default:
+				r.reject(ctx, 480, "no operator available", CallNoAnswer)
+			}
+			r.finish(ctx, PartySystem)
+			return
+		}
+		tried[a.conn.OperatorID()] = true
+		r.ag = a
+		if err := a.conn.Offer(CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
+			r.log.Warn("offer failed", "operator_id", a.conn.OperatorID(), "err", err)
+			r.s.release(a, r.c.ID, false, "")
+			r.ag = nil
+			continue
+		}
+		r.event(EventOffered, map[string]any{"operator_id": a.conn.OperatorID()})
+		if !ringing {
+			ringing = true
+			if err := r.leg.Ring(ctx); err != nil {
+				r.log.Warn("180 failed", "err", err)
+			}
+			r.event(EventRinging, nil)
+			r.flush(ctx)
+		}
+		switch res := r.ring(ctx, a, &declined); res {
+		case ringAccepted:
+			r.talk(ctx, a)
+			return
+		case ringOver:
+			return
+		}
+		r.ag = nil
+	}
+}
+
+// ring waits for one operator to answer.
+func (r *callRun) ring(ctx context.Context, a *agent, declined *int) ringResult {
+	opID := a.conn.OperatorID()
+	timer := time.NewTimer(r.s.ringTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case m := <-r.lc.ops:
+			if m.opID != opID {
+				continue
+			}
+			switch m.kind {
+			case opAccept:
+				if r.s.markBusy(a, r.c.ID) {
+					return ringAccepted
+				}
+				continue
+			case opDecline:
+				*declined++
+				r.event(EventDeclined, map[string]any{"operator_id": opID})
+				r.s.release(a, r.c.ID, false, "")
+				return ringNext
+			case opGone:
+				r.event(EventDeclined, map[string]any{"operator_id": opID, "reason": "operator went away"})
+				a.conn.Revoke(r.c.ID, "operator went away")
+				r.s.release(a, r.c.ID, true, "")
+				return ringNext
+			}
+		case <-timer.C:
+			r.event(EventRingTimeout, map[string]any{"operator_id": opID})
+			a.conn.Revoke(r.c.ID, "not answered in time")
+			// An operator who let a call ring out is likely not at the desk
+			// (RONA): stop offering them calls until they come back.
+			r.s.release(a, r.c.ID, true, "missed call")
+			return ringNext
+		case ev, ok := <-r.leg.Events():
+			if !ok || ev.Kind == LegCanceled || ev.Kind == LegHungUp {
+				a.conn.Revoke(r.c.ID, "caller hung up")
+				r.s.release(a, r.c.ID, false, "")
+				r.event(EventCanceled, nil)
+				r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "caller canceled before answer"
+				r.finish(ctx, PartyCaller)
+				return ringOver
+			}
+		case <-ctx.Done():
+			a.conn.Revoke(r.c.ID, "service shutting down")
+			r.s.release(a, r.c.ID, false, "")
+			r.reject(ctx, 503, "service shutting down", CallFailed)
+			r.finish(ctx, PartySystem)
+			return ringOver
+		}
+	}
+}
+
+// talk answers the call on the trunk, bridges it to the operator and waits
+// for its end.
+func (r *callRun) talk(ctx context.Context, a *agent) {
+	opID := a.conn.OperatorID()
+	if err := r.leg.Answer(ctx); err != nil {
+		r.log.Warn("answer failed", "err", err)
+		r.c.Status, r.c.Reason = CallFailed, "answer not acknowledged: "+err.Error()
+		a.conn.Ended(r.c.ID, "call failed")
+		r.s.release(a, r.c.ID, false, "")
+		r.finish(ctx, PartySystem)
+		return
+	}
+	now := r.s.now()
+	r.c.Status, r.c.AnsweredAt, r.c.OperatorID, r.c.SIPCode = CallAnswered, &now, &opID, 200
+	r.dtmf = make(chan dtmfKey, 32)
+	bridge := NewBridge(r.leg.Media(), a.conn.Media(),
+		WithRewriters(a.toOperator, NewStreamRewriter(r.leg.Media().Codec().ClockRate)),
+		WithBridgeClock(r.s.now),
+		WithDTMF(func(fromCaller bool, d byte) {
+			select {
+			case r.dtmf <- dtmfKey{fromCaller, d}:
+			default:
+			}
+		}))
+	bridge.Start()
+	a.conn.Connected(r.c.ID)
+	r.event(EventAnswered, map[string]any{"operator_id": opID, "codec": r.c.Codec})
+	r.update(ctx)
+	r.flush(ctx)
+
+	by, reason := r.waitEnd(ctx, opID)
+	bridge.Stop()
+	r.c.FromCaller, r.c.ToCaller = bridge.Stats()
+	if r.c.Status == CallAnswered {
+		r.c.Status = CallCompleted
+	}
+	if r.c.Reason == "" {
+		r.c.Reason = reason
+	}
+	a.conn.Ended(r.c.ID, reason)
+	r.s.release(a, r.c.ID, false, "")
+	r.finish(ctx, by)
+}
+
+// waitEnd relays what happens on a bridged call until one side ends it.
+func (r *callRun) waitEnd(ctx context.Context, opID ID) (Party, string) {
+	for {
+		select {
+		case m := <-r.lc.ops:
+			if m.opID != opID {
+				continue
+			}
+			switch m.kind {
+			case opHangup:
+				r.hangup(ctx, "operator hung up")
+				return PartyOperator, "operator hung up"
+			case opGone:
+				r.hangup(ctx, "operator disconnected")
+				return PartyOperator, "operator disconnected"
+			case opMute:
+				r.event(EventMuted(m.muted), map[string]any{"operator_id": opID})
+			}
+		case k := <-r.dtmf:
+			from := "operator"
+			if k.fromCaller {
+				from = "caller"
+			}
+			r.event(EventDTMF, map[string]any{"digit": string(k.digit), "from": from})
+		case ev, ok := <-r.leg.Events():
+			switch {
+			case !ok || ev.Kind == LegHungUp:
+				r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": ev.Reason})
+				return PartyCaller, "caller hung up"
+			case ev.Kind == LegHeld:
+				r.event(EventHeld, nil)
+			case ev.Kind == LegResumed:
+				r.event(EventResumed, nil)
+			case ev.Kind == LegMediaTimeout:
+				r.event(EventMediaTimeout, nil)
+				r.hangup(ctx, "RTP timeout")
+				r.c.Status = CallFailed
+				return PartySystem, "no media from the caller (RTP timeout)"
+			}
+		case <-ctx.Done():
+			r.hangup(ctx, "service shutting down")
+			return PartySystem, "service shutting down"
+		}
+	}
+}
+
+// EventMuted returns the event type for a mute change.
+func EventMuted(muted bool) EventType {
+	if muted {
+		return EventMute
+	}
+	return EventUnmute
+}
+
+func (r *callRun) hangup(ctx context.Context, reason string) {
+	r.event(EventHungUp, map[string]any{"by": "switchboard", "reason": reason})
+	if err := r.leg.Hangup(context.WithoutCancel(ctx), reason); err != nil {
+		r.log.Warn("BYE failed", "err", err)
+	}
+}
+
+func (r *callRun) reject(ctx context.Context, code int, reason string, status CallStatus) {
+	r.c.Status, r.c.SIPCode, r.c.Reason = status, code, reason
+	r.event(EventRejected, map[string]any{"sip_code": code, "reason": reason})
+	if err := r.leg.Reject(context.WithoutCancel(ctx), code, reason); err != nil {
+		r.log.Warn("final response failed", "code", code, "err", err)
+	}
+}
+
+// finish is the one place a call ends: its record is completed and written,
+// its leg closed and its registry entry removed.
+func (r *callRun) finish(ctx context.Context, by Party) {
+	now := r.s.now()
+	r.c.EndedAt = &now
+	r.c.HangupBy = by
+	if r.c.AnsweredAt != nil {
+		r.c.DurationMS = now.Sub(*r.c.AnsweredAt).Milliseconds()
+	}
+	r.event(EventEnded, map[string]any{"status": r.c.Status, "hangup_by": by, "reason": r.c.Reason})
+	r.update(ctx)
+	r.flush(ctx)
+	if err := r.leg.Close(); err != nil {
+		r.log.Warn("closing leg", "err", err)
+	}
+	r.s.forget(r.c.ID)
+	r.log.Info("call ended", "status", r.c.Status, "hangup_by", by, "duration_ms", r.c.DurationMS,
+		"sip_code", r.c.SIPCode, "reason", r.c.Reason)
+}
+
+func (r *callRun) event(t EventType, detail map[string]any) {
+	r.events = append(r.events, &CallEvent{
+		ID: NewID(), CallID: r.c.ID, TenantID: r.c.TenantID, At: r.s.now(), Type: t, Detail: detail,
+	})
+}
+
+// dbContext bounds a record write. It outlives the call's context, so that a
+// call ended by shutdown is still written.
+func dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+}
+
+func (r *callRun) create(ctx context.Context) {
+	ctx, cancel := dbContext(ctx)
+	defer cancel()
+	if err := r.s.rec.CreateCall(ctx, r.c); err != nil {
+		r.log.Error("writing call record", "err", err)
+	}
+}
+
+func (r *callRun) update(ctx context.Context) {
+	ctx, cancel := dbContext(ctx)
+	defer cancel()
+	if err := r.s.rec.UpdateCall(ctx, r.c); err != nil {
+		r.log.Error("updating call record", "err", err)
+	}
+}
+
+func (r *callRun) flush(ctx context.Context) {
+	if len(r.events) == 0 {
+		return
+	}
+	ctx, cancel := dbContext(ctx)
+	defer cancel()
+	if err := r.s.rec.AddCallEvents(ctx, r.events...); err != nil {
+		r.log.Error("writing call events", "err", err, "events", len(r.events))
+	}
+	r.events = r.events[:0]
+}

@@ -1,0 +1,107 @@
+package switchboard
+
+import "context"
+
+// LegEventKind is something the far end of a leg did on its own.
+type LegEventKind int
+
+const (
+	LegCanceled     LegEventKind = iota + 1 // caller sent CANCEL before answer
+	LegHungUp                               // far end sent BYE
+	LegHeld                                 // re-INVITE put the call on hold
+	LegResumed                              // re-INVITE took it off hold
+	LegMediaTimeout                         // no RTP for longer than the media timeout
+)
+
+func (k LegEventKind) String() string {
+	switch k {
+	case LegCanceled:
+		return "canceled"
+	case LegHungUp:
+		return "hung up"
+	case LegHeld:
+		return "held"
+	case LegResumed:
+		return "resumed"
+	case LegMediaTimeout:
+		return "media timeout"
+	}
+	return "unknown"
+}
+
+// LegEvent reports what the far end of a leg did.
+type LegEvent struct {
+	Kind LegEventKind
+	// Reason carries detail for a person, e.g. the Reason header of a BYE.
+	Reason string
+}
+
+// TrunkLeg is the SIP side of an inbound call, as call control drives it.
+// The sip adapter has already authenticated the trunk, sent 100 Trying and
+// negotiated the codec when it hands a leg over.
+type TrunkLeg interface {
+	// Ring sends 180 Ringing.
+	Ring(ctx context.Context) error
+	// Answer sends 200 OK with the SDP answer and returns once it is ACKed,
+	// or with an error if no ACK arrives.
+	Answer(ctx context.Context) error
+	// Reject sends a final non-2xx response with a Reason header.
+	Reject(ctx context.Context, code int, reason string) error
+	// Hangup sends BYE on an answered call.
+	Hangup(ctx context.Context, reason string) error
+	// Events delivers what the far end does. The channel is closed when the
+	// leg is closed.
+	Events() <-chan LegEvent
+	// Media is the leg's RTP path.
+	Media() MediaPort
+	// Close releases the leg's sockets and dialog state. It is safe to call
+	// more than once.
+	Close() error
+}
+
+// InboundCall is what the sip adapter hands to call control for a new call.
+type InboundCall struct {
+	Trunk     *Trunk
+	From      string // caller number or user part
+	To        string // dialled number
+	Source    string // e.g. "udp:203.0.113.5:5060"
+	SIPCallID string
+	Leg       TrunkLeg
+}
+
+// CallDispatcher takes new inbound calls. The sip adapter declares the same
+// method in its own handler interface; Switch implements it.
+type CallDispatcher interface {
+	// DispatchInbound takes ownership of the call's leg and returns at once;
+	// the call proceeds in its own goroutine.
+	DispatchInbound(call *InboundCall)
+}
+
+// CallOffer is what an operator is shown while a call rings for them.
+type CallOffer struct {
+	CallID ID     `json:"call_id"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+}
+
+// OperatorConn is a logged-in operator's live connection (signaling socket
+// and shift-long PeerConnection), as call control uses it. Its methods are
+// notifications and must not block on the network for long.
+type OperatorConn interface {
+	OperatorID() ID
+	TenantID() ID
+	// Offer shows an incoming call. The operator answers through
+	// Switch.Accept or Switch.Decline.
+	Offer(o CallOffer) error
+	// Revoke withdraws an offer: the caller gave up, or it timed out.
+	Revoke(callID ID, reason string)
+	// Connected tells the operator the call is bridged.
+	Connected(callID ID)
+	// Ended tells the operator the call is over and why.
+	Ended(callID ID, reason string)
+	// StateChanged tells the operator their availability changed on the
+	// service's initiative (for example set away after a missed call).
+	StateChanged(available bool, reason string)
+	// Media is the operator's audio path for the whole shift.
+	Media() MediaPort
+}

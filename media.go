@@ -1,0 +1,78 @@
+package switchboard
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Codec is the audio format negotiated on one leg.
+type Codec struct {
+	Name        string // "PCMU" or "PCMA"
+	PayloadType uint8  // RTP payload type of the audio
+	ClockRate   uint32 // samples per second
+	// DTMFType is the RTP payload type of telephone-event (RFC 4733) on
+	// this leg, 0 if the far end did not negotiate it.
+	DTMFType uint8
+}
+
+// Static G.711 codecs (RFC 3551).
+var (
+	PCMU = Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000}
+	PCMA = Codec{Name: "PCMA", PayloadType: 8, ClockRate: 8000}
+)
+
+// MediaPort is one leg's audio path as the bridge sees it: RTP packets in
+// and out, in the leg's negotiated codec.
+//
+// Incoming packets are pushed: the port's own read loop calls the sink with
+// each packet. The sink owns the slice only for the duration of the call and
+// may modify it in place; it must not block. A port with no sink discards
+// what it reads.
+type MediaPort interface {
+	Codec() Codec
+	// SetSink replaces the function that receives incoming RTP packets;
+	// nil detaches.
+	SetSink(sink func(pkt []byte))
+	// WriteRTP sends one RTP packet to the far end. It must not retain pkt.
+	WriteRTP(pkt []byte) error
+}
+
+// PortRange is an inclusive range of UDP ports for media sockets.
+type PortRange struct {
+	Min, Max uint16
+}
+
+// ParsePortRange parses "10000-20000". The empty string is the zero range,
+// which lets the system choose.
+func ParsePortRange(s string) (PortRange, error) {
+	if s == "" {
+		return PortRange{}, nil
+	}
+	lo, hi, ok := strings.Cut(s, "-")
+	min, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	max, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+	if !ok || err1 != nil || err2 != nil || min == 0 || min > max {
+		return PortRange{}, Errorf(EINVALID, "port range %q must look like 10000-20000 (low-high, 1..65535)", s)
+	}
+	return PortRange{Min: uint16(min), Max: uint16(max)}, nil
+}
+
+// IsZero reports whether the range is unset.
+func (r PortRange) IsZero() bool { return r.Min == 0 && r.Max == 0 }
+
+// ICEServer is a STUN or TURN server handed to browsers, in the shape of
+// the WebRTC RTCIceServer dictionary.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// ICECandidate is a trickled ICE candidate, in the shape of the WebRTC
+// RTCIceCandidateInit dictionary.
+type ICECandidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}

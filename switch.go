@@ -1,0 +1,377 @@
+package switchboard
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/switchboard-voice/switchboard/media"
+)
+
+// Switch is call control: it takes inbound calls from trunks, offers each to
+// the tenant's available operator who has been idle longest, moves on after
+// a decline or ring timeout, bridges the answered call and ends it once,
+// through one place, writing its record.
+//
+// Each call is owned by one goroutine; operators and legs talk to it through
+// channels. The operator registry is guarded by one mutex.
+type Switch struct {
+	rec         CallRecorder
+	log         *slog.Logger
+	now         func() time.Time
+	ringTimeout time.Duration
+
+	ctx    context.Context // calls' parent; canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	agents   map[ID]*agent
+	calls    map[ID]*liveCall
+	draining bool
+}
+
+// SwitchOption tunes a Switch.
+type SwitchOption func(*Switch)
+
+// WithRingTimeout sets how long one operator is rung before the call moves
+// on (default 20 s).
+func WithRingTimeout(d time.Duration) SwitchOption { return func(s *Switch) { s.ringTimeout = d } }
+
+// WithClock sets the clock for call times.
+func WithClock(now func() time.Time) SwitchOption { return func(s *Switch) { s.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) SwitchOption { return func(s *Switch) { s.log = l } }
+
+// NewSwitch returns call control that writes call records to rec.
+func NewSwitch(rec CallRecorder, opts ...SwitchOption) *Switch {
+	s := &Switch{
+		rec:         rec,
+		log:         slog.Default(),
+		now:         time.Now,
+		ringTimeout: 20 * time.Second,
+		agents:      make(map[ID]*agent),
+		calls:       make(map[ID]*liveCall),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+type agentState int
+
+const (
+	agentAway agentState = iota
+	agentAvailable
+	agentRinging
+	agentBusy
+)
+
+// agent is a connected operator as call control tracks them.
+type agent struct {
+	conn       OperatorConn
+	state      agentState
+	idleSince  time.Time
+	callID     ID   // the call ringing for or bridged to them
+	awayAfter  bool // asked to go away while on a call
+	toOperator *media.Rewriter
+}
+
+// liveCall is the registry's handle on a call's goroutine.
+type liveCall struct {
+	id       ID
+	tenantID ID
+	ops      chan opMsg
+	cancel   context.CancelFunc
+}
+
+type opKind int
+
+const (
+	opAccept opKind = iota + 1
+	opDecline
+	opHangup
+	opMute
+	opGone // socket closed or operator went away while ringing
+)
+
+type opMsg struct {
+	kind  opKind
+	opID  ID
+	muted bool
+}
+
+// ActiveCalls returns the number of calls in progress.
+func (s *Switch) ActiveCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+// DispatchInbound takes a new call from a trunk. It returns at once; the call
+// proceeds in its own goroutine, which owns the leg from now on.
+func (s *Switch) DispatchInbound(in *InboundCall) {
+	now := s.now()
+	c := &Call{
+		ID:        NewID(),
+		TenantID:  in.Trunk.TenantID,
+		Direction: Inbound,
+		TrunkID:   &in.Trunk.ID,
+		From:      in.From,
+		To:        in.To,
+		Source:    in.Source,
+		SIPCallID: in.SIPCallID,
+		Status:    CallRinging,
+		Codec:     in.Leg.Media().Codec().Name,
+		CreatedAt: now,
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	lc := &liveCall{id: c.ID, tenantID: c.TenantID, ops: make(chan opMsg, 16), cancel: cancel}
+
+	s.mu.Lock()
+	draining := s.draining
+	if !draining {
+		s.calls[c.ID] = lc
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+
+	cc := &callRun{s: s, c: c, lc: lc, leg: in.Leg, log: s.log.With("call_id", c.ID)}
+	if draining {
+		// Record the refused attempt too: every call has a record.
+		cc.log.Info("refusing call: shutting down")
+		cc.create(ctx)
+		cc.reject(ctx, 503, "service shutting down", CallFailed)
+		cc.finish(ctx, PartySystem)
+		cancel()
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		defer cancel()
+		cc.runInbound(ctx)
+	}()
+}
+
+// Available makes the operator available for calls, registering their
+// connection. Returns EINVALID if the operator's tenant is unknown.
+func (s *Switch) Available(op OperatorConn) error {
+	s.mu.Lock()
+	a := s.agents[op.OperatorID()]
+	if a == nil || a.conn != op {
+		// A new connection replaces an old one; its call, if any, stays
+		// with the old registration until it ends.
+		if a != nil && a.state != agentAway && a.state != agentAvailable {
+			s.mu.Unlock()
+			return Errorf(ECONFLICT, "this operator is on a call on another connection")
+		}
+		a = &agent{conn: op, toOperator: NewStreamRewriter(op.Media().Codec().ClockRate)}
+		s.agents[op.OperatorID()] = a
+	}
+	a.awayAfter = false
+	if a.state == agentAway {
+		a.state = agentAvailable
+		a.idleSince = s.now()
+	}
+	available := a.state == agentAvailable
+	s.mu.Unlock()
+	if available {
+		op.StateChanged(true, "")
+	}
+	return nil
+}
+
+// Away stops offering calls to the operator. A call ringing for them is
+// declined; a call in progress continues, and they go away when it ends.
+func (s *Switch) Away(opID ID) {
+	s.mu.Lock()
+	a := s.agents[opID]
+	if a == nil {
+		s.mu.Unlock()
+		return
+	}
+	var notify *liveCall
+	switch a.state {
+	case agentAvailable:
+		a.state = agentAway
+	case agentRinging:
+		notify = s.calls[a.callID]
+		a.awayAfter = true
+	case agentBusy:
+		a.awayAfter = true
+	}
+	conn, away := a.conn, a.state == agentAway
+	s.mu.Unlock()
+	if notify != nil {
+		notify.send(opMsg{kind: opGone, opID: opID})
+	}
+	if away {
+		conn.StateChanged(false, "")
+	}
+}
+
+// Accept answers the call offered to the operator. Returns ENOTFOUND if no
+// such call is ringing for them.
+func (s *Switch) Accept(opID, callID ID) error {
+	return s.toCall(opID, callID, agentRinging, opMsg{kind: opAccept, opID: opID})
+}
+
+// Decline declines the call offered to the operator; it is offered to the
+// next operator. Returns ENOTFOUND if no such call is ringing for them.
+func (s *Switch) Decline(opID, callID ID) error {
+	return s.toCall(opID, callID, agentRinging, opMsg{kind: opDecline, opID: opID})
+}
+
+// Hangup ends the operator's current call. Returns ENOTFOUND if they are
+// not on that call.
+func (s *Switch) Hangup(opID, callID ID) error {
+	return s.toCall(opID, callID, agentBusy, opMsg{kind: opHangup, opID: opID})
+}
+
+// Mute records that the operator muted or unmuted the call.
+func (s *Switch) Mute(opID, callID ID, muted bool) error {
+	return s.toCall(opID, callID, agentBusy, opMsg{kind: opMute, opID: opID, muted: muted})
+}
+
+// Disconnected forgets the operator's connection: a call ringing for them
+// moves on, a call in progress is hung up.
+func (s *Switch) Disconnected(opID ID) {
+	s.mu.Lock()
+	a := s.agents[opID]
+	var lc *liveCall
+	if a != nil {
+		if a.state == agentRinging || a.state == agentBusy {
+			lc = s.calls[a.callID]
+		}
+		delete(s.agents, opID)
+	}
+	s.mu.Unlock()
+	if lc != nil {
+		lc.send(opMsg{kind: opGone, opID: opID})
+	}
+}
+
+func (s *Switch) toCall(opID, callID ID, want agentState, m opMsg) error {
+	s.mu.Lock()
+	a := s.agents[opID]
+	var lc *liveCall
+	if a != nil && a.state == want && a.callID == callID {
+		lc = s.calls[callID]
+	}
+	s.mu.Unlock()
+	if lc == nil {
+		return Errorf(ENOTFOUND, "no such call for this operator")
+	}
+	lc.send(m)
+	return nil
+}
+
+// send delivers an operator's action without blocking; the buffer is far
+// larger than the handful of actions one call can see.
+func (lc *liveCall) send(m opMsg) {
+	select {
+	case lc.ops <- m:
+	default:
+	}
+}
+
+// Shutdown stops taking calls and waits for the calls in progress to end.
+// When ctx is done first, the remaining calls are ended at once.
+func (s *Switch) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close ends every call now and waits until they are written.
+func (s *Switch) Close() error {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// pickAgent chooses the tenant's available operator idle the longest, not
+// yet tried for this call, and marks them ringing for it. busy reports
+// whether any untried operator of the tenant is on another call.
+func (s *Switch) pickAgent(tenantID, callID ID, tried map[ID]bool) (a *agent, busy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, cand := range s.agents {
+		if cand.conn.TenantID() != tenantID || tried[id] {
+			continue
+		}
+		switch cand.state {
+		case agentAvailable:
+			if a == nil || cand.idleSince.Before(a.idleSince) {
+				a = cand
+			}
+		case agentRinging, agentBusy:
+			busy = true
+		}
+	}
+	if a != nil {
+		a.state, a.callID = agentRinging, callID
+	}
+	return a, busy
+}
+
+// release ends an agent's involvement in a call. If away is set (a missed
+// call) the operator is set away. It reports the state the operator was put
+// in, and whether they are still registered.
+func (s *Switch) release(a *agent, callID ID, away bool, reason string) {
+	s.mu.Lock()
+	if s.agents[a.conn.OperatorID()] != a || a.callID != callID {
+		s.mu.Unlock()
+		return
+	}
+	wasBusy := a.state == agentBusy
+	a.callID = ID{}
+	if away || a.awayAfter {
+		a.state = agentAway
+		a.awayAfter = false
+	} else {
+		a.state = agentAvailable
+		if wasBusy {
+			a.idleSince = s.now()
+		}
+	}
+	available := a.state == agentAvailable
+	s.mu.Unlock()
+	a.conn.StateChanged(available, reason)
+}
+
+func (s *Switch) markBusy(a *agent, callID ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.agents[a.conn.OperatorID()] != a || a.callID != callID || a.state != agentRinging {
+		return false
+	}
+	a.state = agentBusy
+	return true
+}
+
+func (s *Switch) forget(id ID) {
+	s.mu.Lock()
+	delete(s.calls, id)
+	s.mu.Unlock()
+}

@@ -1,0 +1,311 @@
+package switchboard_test
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
+)
+
+var tenantA, tenantB = sb.NewID(), sb.NewID()
+
+func newSwitch(t *testing.T, opts ...sb.SwitchOption) (*sb.Switch, *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	sw := sb.NewSwitch(rec, append([]sb.SwitchOption{sb.WithRingTimeout(2 * time.Second)}, opts...)...)
+	t.Cleanup(func() { sw.Close() })
+	return sw, rec
+}
+
+func inbound(l *leg) *sb.InboundCall {
+	trunk := &sb.Trunk{ID: sb.NewID(), TenantID: tenantA, Name: "pbx"}
+	return &sb.InboundCall{Trunk: trunk, From: "+15551230000", To: "+15557654321", Source: "udp:127.0.0.1:5060", SIPCallID: "abc@pbx", Leg: l}
+}
+
+func goAvailable(t *testing.T, sw *sb.Switch, op *operator) {
+	t.Helper()
+	if err := sw.Available(op); err != nil {
+		t.Fatal(err)
+	}
+	if n := op.next(t); n != "available" {
+		t.Fatalf("after Available: %q", n)
+	}
+}
+
+func TestNoOperatorRejects480(t *testing.T) {
+	sw, rec := newSwitch(t)
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallNoAnswer || c.SIPCode != 480 || c.Reason != "no operator available" || c.HangupBy != sb.PartySystem {
+		t.Fatalf("record: %+v", c)
+	}
+	if got := l.did(); !slices.Equal(got, []string{"reject 480 no operator available"}) {
+		t.Fatalf("leg actions %q", got)
+	}
+	if !l.closed {
+		t.Fatal("leg not closed")
+	}
+	want := []sb.EventType{sb.EventReceived, sb.EventTrying, sb.EventRejected, sb.EventEnded}
+	if got := rec.eventsOf(c.ID); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+func TestOtherTenantsOperatorIsNotOffered(t *testing.T) {
+	sw, rec := newSwitch(t)
+	goAvailable(t, sw, newOperator(tenantB))
+	sw.DispatchInbound(inbound(newLeg(sb.PCMU)))
+	if c := rec.waitEnded(t); c.Status != sb.CallNoAnswer || c.OperatorID != nil {
+		t.Fatalf("record: %+v", c)
+	}
+}
+
+func TestAnswerBridgeAndCallerHangup(t *testing.T) {
+	sw, rec := newSwitch(t)
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	l := newLeg(sb.Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000, DTMFType: 101})
+	sw.DispatchInbound(inbound(l))
+
+	callID := op.nextOffer(t)
+	if err := sw.Accept(op.id, callID); err != nil {
+		t.Fatal(err)
+	}
+	if n := op.next(t); n != "connected" {
+		t.Fatalf("got %q, want connected", n)
+	}
+	// Caller → operator: 50 packets of a known pattern, then a DTMF '5'.
+	for i := 0; i < 50; i++ {
+		l.media.deliver(append(media.AppendHeader(nil, i == 0, 0, uint16(100+i), uint32(i*160), 0x1111), bytes.Repeat([]byte{byte(i)}, 160)...))
+	}
+	for i := 0; i < 3; i++ { // the end packet, sent three times
+		l.media.deliver(media.AppendDTMF(media.AppendHeader(nil, false, 101, uint16(150+i), 50*160, 0x1111), media.DTMFEvent{Event: 5, End: true, Duration: 800}))
+	}
+	// Operator → caller.
+	for i := 0; i < 20; i++ {
+		op.media.deliver(append(media.AppendHeader(nil, false, 0, uint16(7+i), uint32(i*160), 0x2222), bytes.Repeat([]byte{0xA0 + byte(i)}, 160)...))
+	}
+	got := op.media.packets()
+	if len(got) != 53 {
+		t.Fatalf("operator got %d packets, want 53", len(got))
+	}
+	for i := 0; i < 50; i++ {
+		h, _ := media.ParseHeader(got[i])
+		if h.PayloadType != 0 || !bytes.Equal(got[i][h.PayloadOffset:], bytes.Repeat([]byte{byte(i)}, 160)) {
+			t.Fatalf("packet %d altered: pt %d", i, h.PayloadType)
+		}
+		if i > 0 {
+			prev, _ := media.ParseHeader(got[i-1])
+			if h.Seq != prev.Seq+1 || h.Timestamp != prev.Timestamp+160 || h.SSRC != prev.SSRC {
+				t.Fatalf("packet %d not continuous: %+v after %+v", i, h, prev)
+			}
+		}
+	}
+	if h, _ := media.ParseHeader(got[50]); h.PayloadType != 126 {
+		t.Fatalf("DTMF payload type %d, want the operator's 126", h.PayloadType)
+	}
+	if n := len(l.media.packets()); n != 20 {
+		t.Fatalf("caller got %d packets, want 20", n)
+	}
+
+	l.events <- sb.LegEvent{Kind: sb.LegHungUp}
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallCompleted || c.HangupBy != sb.PartyCaller || c.OperatorID == nil || *c.OperatorID != op.id {
+		t.Fatalf("record: %+v", c)
+	}
+	if c.FromCaller.Packets != 53 || c.ToCaller.Packets != 20 || c.FromCaller.Lost != 0 {
+		t.Fatalf("stats: from %+v to %+v", c.FromCaller, c.ToCaller)
+	}
+	if n := op.next(t); n != "ended caller hung up" {
+		t.Fatalf("operator told %q", n)
+	}
+	if n := op.next(t); n != "available" {
+		t.Fatalf("operator after call: %q", n)
+	}
+	events := rec.eventsOf(c.ID)
+	for _, want := range []sb.EventType{sb.EventOffered, sb.EventRinging, sb.EventAnswered, sb.EventDTMF, sb.EventHungUp, sb.EventEnded} {
+		if !slices.Contains(events, want) {
+			t.Fatalf("events %v lack %s", events, want)
+		}
+	}
+	if got := l.did(); !slices.Equal(got, []string{"ring", "answer"}) {
+		t.Fatalf("leg actions %q", got)
+	}
+	// After the call the operator's next call goes on the same stream.
+	if p := op.media.packets(); len(p) != 53 {
+		t.Fatalf("packets after hangup: %d", len(p))
+	}
+}
+
+func TestDeclineMovesToNextOperatorLongestIdleFirst(t *testing.T) {
+	sw, rec := newSwitch(t)
+	first, second := newOperator(tenantA), newOperator(tenantA)
+	goAvailable(t, sw, first)
+	goAvailable(t, sw, second)
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+
+	callID := first.nextOffer(t) // idle longest
+	if err := sw.Decline(first.id, callID); err != nil {
+		t.Fatal(err)
+	}
+	if got := second.nextOffer(t); got != callID {
+		t.Fatal("second operator offered another call")
+	}
+	if err := sw.Decline(second.id, callID); err != nil {
+		t.Fatal(err)
+	}
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallRejected || c.SIPCode != 480 {
+		t.Fatalf("record: %+v", c)
+	}
+	if err := sw.Accept(first.id, callID); err == nil || sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Fatalf("accepting an ended call: %v", err)
+	}
+}
+
+func TestRingTimeoutSetsOperatorAway(t *testing.T) {
+	sw, rec := newSwitch(t, sb.WithRingTimeout(50*time.Millisecond))
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	sw.DispatchInbound(inbound(newLeg(sb.PCMU)))
+	op.nextOffer(t)
+	if n := op.next(t); n != "revoke not answered in time" {
+		t.Fatalf("got %q", n)
+	}
+	if n := op.next(t); n != "away missed call" {
+		t.Fatalf("got %q", n)
+	}
+	if c := rec.waitEnded(t); c.Status != sb.CallNoAnswer || c.Reason != "no operator answered" {
+		t.Fatalf("record: %+v", c)
+	}
+}
+
+func TestCancelWhileRinging(t *testing.T) {
+	sw, rec := newSwitch(t)
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+	op.nextOffer(t)
+	l.events <- sb.LegEvent{Kind: sb.LegCanceled}
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallCanceled || c.HangupBy != sb.PartyCaller || c.SIPCode != 487 {
+		t.Fatalf("record: %+v", c)
+	}
+	if n := op.next(t); n != "revoke caller hung up" {
+		t.Fatalf("got %q", n)
+	}
+	if n := op.next(t); n != "available" {
+		t.Fatalf("got %q", n)
+	}
+}
+
+func TestOperatorHangupAndDisconnect(t *testing.T) {
+	for _, how := range []string{"hangup", "disconnect"} {
+		t.Run(how, func(t *testing.T) {
+			sw, rec := newSwitch(t)
+			op := newOperator(tenantA)
+			goAvailable(t, sw, op)
+			l := newLeg(sb.PCMU)
+			sw.DispatchInbound(inbound(l))
+			id := op.nextOffer(t)
+			if err := sw.Accept(op.id, id); err != nil {
+				t.Fatal(err)
+			}
+			op.next(t) // connected
+			if how == "hangup" {
+				if err := sw.Hangup(op.id, id); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				sw.Disconnected(op.id)
+			}
+			c := rec.waitEnded(t)
+			if c.Status != sb.CallCompleted || c.HangupBy != sb.PartyOperator {
+				t.Fatalf("record: %+v", c)
+			}
+			if acts := l.did(); !strings.HasPrefix(acts[len(acts)-1], "bye operator") {
+				t.Fatalf("leg actions %q", acts)
+			}
+		})
+	}
+}
+
+func TestMediaTimeoutFailsCall(t *testing.T) {
+	sw, rec := newSwitch(t)
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+	if err := sw.Accept(op.id, op.nextOffer(t)); err != nil {
+		t.Fatal(err)
+	}
+	op.next(t)
+	l.events <- sb.LegEvent{Kind: sb.LegMediaTimeout}
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallFailed || c.HangupBy != sb.PartySystem {
+		t.Fatalf("record: %+v", c)
+	}
+	if acts := l.did(); acts[len(acts)-1] != "bye RTP timeout" {
+		t.Fatalf("leg actions %q", acts)
+	}
+}
+
+func TestCloseEndsCallsAndRefusesNew(t *testing.T) {
+	rec := newRecorder()
+	sw := sb.NewSwitch(rec)
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+	if err := sw.Accept(op.id, op.nextOffer(t)); err != nil {
+		t.Fatal(err)
+	}
+	op.next(t)
+	sw.Close()
+	if c := rec.waitEnded(t); c.HangupBy != sb.PartySystem || c.Reason != "service shutting down" {
+		t.Fatalf("record: %+v", c)
+	}
+	if sw.ActiveCalls() != 0 {
+		t.Fatal("calls left after Close")
+	}
+	late := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(late))
+	if c := rec.waitEnded(t); c.SIPCode != 503 {
+		t.Fatalf("call after Close: %+v", c)
+	}
+}
+
+func TestBridgeConvertsLawsAndDropsUnnegotiated(t *testing.T) {
+	caller := &port{codec: sb.PCMA}
+	opPort := &port{codec: sb.Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000}}
+	b := sb.NewBridge(caller, opPort)
+	b.Start()
+	pcma := []byte{media.LinearToAlaw(1000), media.LinearToAlaw(-1000)}
+	caller.deliver(append(media.AppendHeader(nil, false, 8, 1, 0, 9), pcma...))
+	caller.deliver(append(media.AppendHeader(nil, false, 13, 2, 160, 9), 0x40)) // comfort noise
+	b.Stop()
+	caller.deliver(append(media.AppendHeader(nil, false, 8, 3, 320, 9), pcma...))
+	got := opPort.packets()
+	if len(got) != 1 {
+		t.Fatalf("%d packets relayed, want 1", len(got))
+	}
+	h, _ := media.ParseHeader(got[0])
+	if h.PayloadType != 0 {
+		t.Fatalf("payload type %d", h.PayloadType)
+	}
+	for i, want := range []int16{1000, -1000} {
+		if v := media.UlawToLinear(got[0][h.PayloadOffset+i]); v < want-64 || v > want+64 {
+			t.Fatalf("sample %d = %d, want about %d", i, v, want)
+		}
+	}
+	if from, _ := b.Stats(); from.Packets != 2 {
+		t.Fatalf("counted %d packets", from.Packets)
+	}
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// Config is the service's configuration, from flags and SWITCHBOARD_*
+// environment variables (a flag wins over its variable).
+type Config struct {
+	DatabaseURL   string
+	HTTPAddr      string
+	SIPAddr       string
+	SIPTransports []string // udp, tcp
+	SIPTLSAddr    string
+	TLSCert       string
+	TLSKey        string
+	PublicIP      netip.Addr
+	RTPPorts      sb.PortRange
+	ICEServers    []sb.ICEServer
+	RingTimeout   time.Duration
+	MediaTimeout  time.Duration
+	DrainTimeout  time.Duration
+	LogLevel      string
+	// WebRTCLoopback makes the server gather loopback ICE candidates only:
+	// for tests and for a browser on the same machine inside a network
+	// namespace.
+	WebRTCLoopback bool
+	SecureCookies  bool
+}
+
+// setting is one configuration item: its flag, its variable and its help.
+type setting struct {
+	name, env, def, help string
+	value                *string
+}
+
+// configFlags registers the service settings on fs and returns a function
+// that validates them into a Config once fs is parsed.
+func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, error) {
+	settings := []*setting{
+		{name: "database-url", env: "SWITCHBOARD_DATABASE_URL", help: "PostgreSQL URL, e.g. postgres://user:pass@host/db"},
+		{name: "http-addr", env: "SWITCHBOARD_HTTP_ADDR", def: ":8080", help: "HTTP listen address (operator page, API, signaling)"},
+		{name: "sip-addr", env: "SWITCHBOARD_SIP_ADDR", def: ":5060", help: "SIP listen address for UDP and TCP"},
+		{name: "sip-transports", env: "SWITCHBOARD_SIP_TRANSPORTS", def: "udp,tcp", help: "SIP transports on sip-addr: udp, tcp or both"},
+		{name: "sip-tls-addr", env: "SWITCHBOARD_SIP_TLS_ADDR", help: "SIP over TLS listen address (needs tls-cert and tls-key)"},
+		{name: "tls-cert", env: "SWITCHBOARD_TLS_CERT", help: "PEM certificate for SIP over TLS"},
+		{name: "tls-key", env: "SWITCHBOARD_TLS_KEY", help: "PEM private key for SIP over TLS"},
+		{name: "public-ip", env: "SWITCHBOARD_PUBLIC_IP", help: "address announced in SDP and ICE when behind 1:1 NAT"},
+		{name: "rtp-ports", env: "SWITCHBOARD_RTP_PORTS", def: "10000-20000", help: "UDP port range for media, low-high"},
+		{name: "ice-servers", env: "SWITCHBOARD_ICE_SERVERS", help: "comma-separated STUN/TURN URLs handed to browsers"},
+		{name: "turn-username", env: "SWITCHBOARD_TURN_USERNAME", help: "username for the TURN servers"},
+		{name: "turn-password", env: "SWITCHBOARD_TURN_PASSWORD", help: "password for the TURN servers"},
+		{name: "ring-timeout", env: "SWITCHBOARD_RING_TIMEOUT", def: "20s", help: "how long one operator is rung"},
+		{name: "media-timeout", env: "SWITCHBOARD_MEDIA_TIMEOUT", def: "30s", help: "a call with no RTP from the caller for this long is ended"},
+		{name: "drain-timeout", env: "SWITCHBOARD_DRAIN_TIMEOUT", def: "5m", help: "on SIGTERM, how long calls may go on before they are ended"},
+		{name: "log-level", env: "SWITCHBOARD_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
+		{name: "webrtc-loopback", env: "SWITCHBOARD_WEBRTC_LOOPBACK", def: "false", help: "offer loopback ICE candidates only (tests, same-machine browsers)"},
+		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)"},
+	}
+	for _, s := range settings {
+		def := s.def
+		if d, ok := defaults[s.name]; ok {
+			def = d
+		}
+		if v, ok := os.LookupEnv(s.env); ok {
+			def = v
+		}
+		s.value = fs.String(s.name, def, s.help+" ["+s.env+"]")
+	}
+	get := func(name string) string {
+		for _, s := range settings {
+			if s.name == name {
+				return strings.TrimSpace(*s.value)
+			}
+		}
+		return ""
+	}
+	return func() (*Config, error) { return parseConfig(get) }
+}
+
+// parseConfig validates the settings, collecting every problem so a person
+// can fix them all at once.
+func parseConfig(get func(string) string) (*Config, error) {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	c := &Config{
+		DatabaseURL: get("database-url"),
+		HTTPAddr:    get("http-addr"),
+		SIPAddr:     get("sip-addr"),
+		SIPTLSAddr:  get("sip-tls-addr"),
+		TLSCert:     get("tls-cert"),
+		TLSKey:      get("tls-key"),
+		LogLevel:    get("log-level"),
+	}
+	for _, a := range []struct{ name, v string }{{"http-addr", c.HTTPAddr}, {"sip-addr", c.SIPAddr}, {"sip-tls-addr", c.SIPTLSAddr}} {
+		if a.v == "" && a.name == "sip-tls-addr" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			bad("%s %q is not host:port (e.g. 127.0.0.1:5060 or :5060)", a.name, a.v)
+		}
+	}
+	for _, t := range strings.Split(get("sip-transports"), ",") {
+		switch t = strings.ToLower(strings.TrimSpace(t)); t {
+		case "udp", "tcp":
+			c.SIPTransports = append(c.SIPTransports, t)
+		case "":
+		default:
+			bad("sip-transports: %q is not udp or tcp (TLS has its own address: sip-tls-addr)", t)
+		}
+	}
+	if len(c.SIPTransports) == 0 {
+		bad("sip-transports names no transport")
+	}
+	if (c.SIPTLSAddr != "") != (c.TLSCert != "" && c.TLSKey != "") {
+		bad("SIP over TLS needs all of sip-tls-addr, tls-cert and tls-key")
+	}
+	if v := get("public-ip"); v != "" {
+		ip, err := netip.ParseAddr(v)
+		if err != nil || ip.IsUnspecified() {
+			bad("public-ip %q is not an IP address", v)
+		}
+		c.PublicIP = ip
+	}
+	var err error
+	if c.RTPPorts, err = sb.ParsePortRange(get("rtp-ports")); err != nil {
+		bad("rtp-ports: %s", sb.ErrorMessage(err))
+	} else if !c.RTPPorts.IsZero() && int(c.RTPPorts.Max)-int(c.RTPPorts.Min) < 10 {
+		bad("rtp-ports %q is too small: each call needs its own port", get("rtp-ports"))
+	}
+	if urls := get("ice-servers"); urls != "" {
+		s := sb.ICEServer{Username: get("turn-username"), Credential: get("turn-password")}
+		for _, u := range strings.Split(urls, ",") {
+			u = strings.TrimSpace(u)
+			if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+				bad("ice-servers: %q must start with stun:, turn: or turns:", u)
+			}
+			s.URLs = append(s.URLs, u)
+		}
+		c.ICEServers = []sb.ICEServer{s}
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+		min  time.Duration
+	}{{"ring-timeout", &c.RingTimeout, time.Second}, {"media-timeout", &c.MediaTimeout, time.Second}, {"drain-timeout", &c.DrainTimeout, 0}}
+	for _, d := range durations {
+		v, err := time.ParseDuration(get(d.name))
+		if err != nil || v < d.min {
+			bad("%s %q must be a duration of at least %s, e.g. 20s", d.name, get(d.name), d.min)
+		}
+		*d.dst = v
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level %q is not debug, info, warn or error", c.LogLevel)
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{{"webrtc-loopback", &c.WebRTCLoopback}, {"secure-cookies", &c.SecureCookies}} {
+		switch get(b.name) {
+		case "true", "1", "yes":
+			*b.dst = true
+		case "false", "0", "no", "":
+		default:
+			bad("%s %q must be true or false", b.name, get(b.name))
+		}
+	}
+	return c, errors.Join(errs...)
+}

@@ -1,0 +1,90 @@
+// Command switchboard bridges SIP trunks and browser operators.
+//
+// Usage: switchboard <command> [flags]; see usage below.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `switchboard bridges SIP trunks and PBXs to operators in the browser.
+
+Usage:
+  switchboard <command> [flags]
+
+Commands:
+  serve            run the service (applies migrations first)
+  dev              run the service on a private PostgreSQL with a demo tenant,
+                   operator and trunk; prints how to log in and what to call
+  migrate          apply database migrations and exit
+  tenant create    create a tenant; prints its ID
+  user create      create a user; password from SWITCHBOARD_PASSWORD or stdin
+  trunk create     create a SIP trunk; digest password from SWITCHBOARD_PASSWORD or stdin
+  apikey create    create an API key; prints it once
+
+Every command takes -database-url (or SWITCHBOARD_DATABASE_URL), except dev,
+which runs its own database. Run "switchboard <command> -h" for its flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "switchboard:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// run dispatches a command line. It is main without the process: tests call
+// it with their own arguments and streams.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return errors.New("no command given")
+		}
+		return nil
+	}
+	cmd, rest := args[0], args[1:]
+	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "apikey") {
+		cmd, rest = cmd+" "+rest[0], rest[1:]
+	}
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, stderr)
+	case "dev":
+		return runDev(ctx, rest, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, stdout, stderr)
+	case "tenant create":
+		return runTenantCreate(ctx, rest, stdout, stderr)
+	case "user create":
+		return runUserCreate(ctx, rest, stdin, stdout, stderr)
+	case "trunk create":
+		return runTrunkCreate(ctx, rest, stdin, stdout, stderr)
+	case "apikey create":
+		return runAPIKeyCreate(ctx, rest, stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// newFlagSet returns a flag set for a command, with its help on stderr.
+func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: switchboard %s [flags]\n\n%s\n\nFlags (each also from its SWITCHBOARD_* variable):\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}

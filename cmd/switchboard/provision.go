@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/metadata"
+)
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// databaseFlag registers -database-url with its environment default.
+func databaseFlag(fs *flag.FlagSet) *string {
+	return fs.String("database-url", os.Getenv("SWITCHBOARD_DATABASE_URL"), "PostgreSQL URL [SWITCHBOARD_DATABASE_URL]")
+}
+
+// openDB opens and migrates the database for a provisioning command.
+func openDB(ctx context.Context, url string) (*metadata.DB, error) {
+	if url == "" {
+		return nil, errors.New("no database: set SWITCHBOARD_DATABASE_URL or -database-url")
+	}
+	db, err := metadata.Open(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return db, nil
+}
+
+// readPassword takes a secret from SWITCHBOARD_PASSWORD or the first line of
+// stdin, never from the command line, where other users could see it.
+func readPassword(stdin io.Reader, what string) (string, error) {
+	if p, ok := os.LookupEnv("SWITCHBOARD_PASSWORD"); ok {
+		return p, nil
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read %s from stdin: %w", what, err)
+	}
+	if line = strings.TrimRight(line, "\r\n"); line == "" {
+		return "", fmt.Errorf("no %s: set SWITCHBOARD_PASSWORD or pass it on stdin", what)
+	}
+	return line, nil
+}
+
+// explain turns an application error into the message a person should see.
+func explain(err error) error {
+	if code := sb.ErrorCode(err); code != sb.EINTERNAL && code != "" {
+		return errors.New(sb.ErrorMessage(err))
+	}
+	return err
+}
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("migrate", "Applies the embedded database migrations.", stderr)
+	dbURL := databaseFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	db.Close()
+	fmt.Fprintln(stdout, "database is up to date")
+	return nil
+}
+
+func runTenantCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tenant create", "Creates a tenant and prints its ID.", stderr)
+	dbURL := databaseFlag(fs)
+	name := fs.String("name", "", "tenant name (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*name) == "" {
+		return errors.New("tenant create: -name is required")
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	t := &sb.Tenant{Name: strings.TrimSpace(*name)}
+	if err := metadata.NewTenantService(db).CreateTenant(ctx, t); err != nil {
+		return fmt.Errorf("tenant create: %w", explain(err))
+	}
+	fmt.Fprintln(stdout, t.ID)
+	return nil
+}
+
+func runUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("user create", "Creates a user. The password comes from SWITCHBOARD_PASSWORD or stdin.", stderr)
+	dbURL := databaseFlag(fs)
+	tenant := fs.String("tenant", "", "tenant ID (required)")
+	email := fs.String("email", "", "login email (required)")
+	name := fs.String("name", "", "display name")
+	role := fs.String("role", "operator", "operator, supervisor, support or admin")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tenantID, err := sb.ParseID(*tenant)
+	if err != nil {
+		return fmt.Errorf("user create: -tenant: %w", explain(err))
+	}
+	r, err := sb.ParseRole(*role)
+	if err != nil {
+		return fmt.Errorf("user create: %w", explain(err))
+	}
+	password, err := readPassword(stdin, "password")
+	if err != nil {
+		return fmt.Errorf("user create: %w", err)
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u := &sb.User{TenantID: tenantID, Email: *email, Name: *name, Role: r}
+	if err := metadata.NewUserService(db).CreateUser(ctx, u, password); err != nil {
+		return fmt.Errorf("user create: %w", explain(err))
+	}
+	fmt.Fprintln(stdout, u.ID)
+	return nil
+}
+
+func runTrunkCreate(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("trunk create", "Creates a SIP trunk recognised by source address and/or digest credentials.\n"+
+		"With -username, the digest password comes from SWITCHBOARD_PASSWORD or stdin.", stderr)
+	dbURL := databaseFlag(fs)
+	tenant := fs.String("tenant", "", "tenant ID (required)")
+	name := fs.String("name", "", "trunk name (required)")
+	username := fs.String("username", "", "SIP digest username")
+	var allow, numbers listFlag
+	fs.Var(&allow, "allow", "source address or CIDR allowed to send calls (repeatable)")
+	fs.Var(&numbers, "number", "number this trunk may call (repeatable, required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tenantID, err := sb.ParseID(*tenant)
+	if err != nil {
+		return fmt.Errorf("trunk create: -tenant: %w", explain(err))
+	}
+	t := &sb.Trunk{TenantID: tenantID, Name: *name, Username: *username, Numbers: numbers}
+	for _, a := range allow {
+		p, err := parsePrefix(a)
+		if err != nil {
+			return fmt.Errorf("trunk create: -allow %q is not an address or CIDR", a)
+		}
+		t.Allow = append(t.Allow, p)
+	}
+	var password string
+	if *username != "" {
+		if password, err = readPassword(stdin, "digest password"); err != nil {
+			return fmt.Errorf("trunk create: %w", err)
+		}
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := metadata.NewTrunkService(db).CreateTrunk(ctx, t, password); err != nil {
+		return fmt.Errorf("trunk create: %w", explain(err))
+	}
+	fmt.Fprintln(stdout, t.ID)
+	return nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func runAPIKeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("apikey create", "Creates an API key and prints it. It is shown only this once.", stderr)
+	dbURL := databaseFlag(fs)
+	tenant := fs.String("tenant", "", "tenant ID (required)")
+	role := fs.String("role", "supervisor", "operator, supervisor, support or admin")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tenantID, err := sb.ParseID(*tenant)
+	if err != nil {
+		return fmt.Errorf("apikey create: -tenant: %w", explain(err))
+	}
+	r, err := sb.ParseRole(*role)
+	if err != nil {
+		return fmt.Errorf("apikey create: %w", explain(err))
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, secret, err := metadata.NewAPIKeyService(db).CreateAPIKey(ctx, tenantID, r)
+	if err != nil {
+		return fmt.Errorf("apikey create: %w", explain(err))
+	}
+	fmt.Fprintln(stdout, secret)
+	return nil
+}

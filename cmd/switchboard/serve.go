@@ -1,0 +1,337 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/api"
+	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/sip"
+	"github.com/switchboard-voice/switchboard/webrtc"
+)
+
+// Main is the running service: configuration in, listeners out. The
+// end-to-end tests run it in-process on port 0.
+type Main struct {
+	Config *Config
+	Logger *slog.Logger
+
+	DB     *metadata.DB
+	Switch *sb.Switch
+	SIP    *sip.Server
+	Media  *webrtc.Engine
+	API    *api.Server
+
+	httpServer *http.Server
+	httpLn     net.Listener
+	sipUDP     net.PacketConn
+	sipTCP     net.Listener
+	sipTLS     net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// NewMain returns a service for the configuration.
+func NewMain(c *Config, logger *slog.Logger) *Main {
+	return &Main{Config: c, Logger: logger}
+}
+
+// Run opens the database, applies migrations, and starts the SIP and HTTP
+// listeners. It returns once everything listens; Close stops it.
+func (m *Main) Run(ctx context.Context) (err error) {
+	c := m.Config
+	if c.DatabaseURL == "" {
+		return errors.New("no database: set SWITCHBOARD_DATABASE_URL or -database-url (or use `switchboard dev`)")
+	}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if m.DB, err = metadata.Open(ctx, c.DatabaseURL); err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	if err := m.DB.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	calls := metadata.NewCallStore(m.DB)
+	trunks := metadata.NewTrunkService(m.DB)
+
+	m.Switch = sb.NewSwitch(calls, sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger))
+
+	if m.Media, err = webrtc.NewEngine(webrtc.Config{
+		PublicIP:     c.PublicIP,
+		Ports:        c.RTPPorts,
+		ICEServers:   c.ICEServers,
+		LoopbackOnly: c.WebRTCLoopback,
+		Logger:       m.Logger.With("component", "webrtc"),
+	}); err != nil {
+		return fmt.Errorf("webrtc: %w", err)
+	}
+
+	if m.SIP, err = sip.NewServer(trunks, m.Switch, sip.Config{
+		PublicIP:     c.PublicIP,
+		RTPPorts:     c.RTPPorts,
+		MediaTimeout: c.MediaTimeout,
+		Logger:       m.Logger.With("component", "sip"),
+	}); err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+	if err := m.listenSIP(ctx); err != nil {
+		return err
+	}
+
+	m.API = api.NewServer(api.Config{
+		Logger:        m.Logger.With("component", "api"),
+		SecureCookies: c.SecureCookies,
+		ICEServers:    c.ICEServers,
+		RingTimeout:   c.RingTimeout,
+	}, api.Deps{
+		Calls:         calls,
+		Users:         metadata.NewUserService(m.DB),
+		APIKeys:       metadata.NewAPIKeyService(m.DB),
+		Sessions:      metadata.NewSessionService(m.DB),
+		CallControl:   m.Switch,
+		MediaSessions: mediaSessions{m.Media},
+		Health:        m.DB.Ping,
+	})
+	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
+		return fmt.Errorf("http: listen on %s: %w", c.HTTPAddr, err)
+	}
+	m.httpServer = &http.Server{
+		Handler:           m.API.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.goServe(func() error { return m.httpServer.Serve(m.httpLn) })
+
+	m.Logger.Info("listening", "http", m.HTTPAddr(), "sip", m.SIPAddr(), "sip_tls", m.SIPTLSAddr())
+	return nil
+}
+
+// listenSIP opens the SIP listeners. UDP and TCP share one port, as trunks
+// expect; with port 0 the system's choice for UDP is taken for TCP too.
+func (m *Main) listenSIP(ctx context.Context) error {
+	c := m.Config
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	_, port, _ := net.SplitHostPort(c.SIPAddr)
+	for attempt := 0; ; attempt++ {
+		addr := c.SIPAddr
+		var err error
+		if has(c.SIPTransports, "udp") {
+			if m.sipUDP, err = net.ListenPacket("udp", addr); err != nil {
+				return fmt.Errorf("sip: listen udp %s: %w", addr, err)
+			}
+			addr = m.sipUDP.LocalAddr().String()
+		}
+		if has(c.SIPTransports, "tcp") {
+			if m.sipTCP, err = net.Listen("tcp", addr); err != nil {
+				if port == "0" && m.sipUDP != nil && attempt < 10 {
+					m.sipUDP.Close() // that port is taken for TCP; try another
+					continue
+				}
+				return fmt.Errorf("sip: listen tcp %s: %w", addr, err)
+			}
+		}
+		break
+	}
+	if m.sipUDP != nil {
+		m.goServe(func() error { return m.SIP.ServeUDP(sctx, m.sipUDP) })
+	}
+	if m.sipTCP != nil {
+		m.goServe(func() error { return m.SIP.ServeTCP(sctx, m.sipTCP) })
+	}
+	if c.SIPTLSAddr != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return fmt.Errorf("sip: tls certificate: %w", err)
+		}
+		ln, err := net.Listen("tcp", c.SIPTLSAddr)
+		if err != nil {
+			return fmt.Errorf("sip: listen tls %s: %w", c.SIPTLSAddr, err)
+		}
+		m.sipTLS = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		m.goServe(func() error { return m.SIP.ServeTLS(sctx, m.sipTLS) })
+	}
+	return nil
+}
+
+func (m *Main) goServe(serve func() error) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, context.Canceled) {
+			m.Logger.Error("listener stopped", "err", err)
+		}
+	}()
+}
+
+// HTTPAddr returns the HTTP listener's address.
+func (m *Main) HTTPAddr() string { return addrString(m.httpLn) }
+
+// HTTPURL returns the base URL of the HTTP server.
+func (m *Main) HTTPURL() string { return "http://" + m.HTTPAddr() }
+
+// SIPAddr returns the SIP UDP/TCP address.
+func (m *Main) SIPAddr() string {
+	if m.sipUDP != nil {
+		return m.sipUDP.LocalAddr().String()
+	}
+	return addrString(m.sipTCP)
+}
+
+// SIPTLSAddr returns the SIP TLS address, or "".
+func (m *Main) SIPTLSAddr() string { return addrString(m.sipTLS) }
+
+func addrString(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+// Shutdown drains: new calls are refused, calls in progress may go on until
+// ctx is done, then are ended. Then everything is closed.
+func (m *Main) Shutdown(ctx context.Context) error {
+	var err error
+	if m.Switch != nil {
+		err = m.Switch.Shutdown(ctx)
+	}
+	return errors.Join(err, m.Close())
+}
+
+// Close ends calls now and stops every listener.
+func (m *Main) Close() error {
+	var errs []error
+	m.closed.Do(func() {
+		if m.Switch != nil {
+			errs = append(errs, m.Switch.Close())
+		}
+		if m.httpServer != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, m.httpServer.Shutdown(ctx))
+			cancel()
+		} else if m.httpLn != nil {
+			errs = append(errs, m.httpLn.Close())
+		}
+		if m.cancel != nil {
+			m.cancel()
+		}
+		if m.SIP != nil {
+			errs = append(errs, m.SIP.Close())
+		}
+		for _, c := range []io.Closer{m.sipUDP, m.sipTCP, m.sipTLS} {
+			if c != nil && !isNil(c) {
+				if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		m.wg.Wait()
+		if m.DB != nil {
+			m.DB.Close()
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func isNil(c io.Closer) bool {
+	switch v := c.(type) {
+	case net.PacketConn:
+		return v == nil
+	case net.Listener:
+		return v == nil
+	}
+	return false
+}
+
+func has(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// runServe is `switchboard serve`.
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve", "Runs the service: SIP on -sip-addr, the operator page, API and signaling on -http-addr.", stderr)
+	config := configFlags(fs, nil)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := config()
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	logger := newLogger(stderr, c.LogLevel)
+	m := NewMain(c, logger)
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	return waitForSignal(ctx, m, c.DrainTimeout)
+}
+
+// waitForSignal blocks until a signal or ctx ends the service. SIGTERM (or
+// ctx) drains: new calls are refused and calls in progress may go on for up
+// to drain, and a second signal ends them at once. SIGINT ends calls now.
+func waitForSignal(ctx context.Context, m *Main, drain time.Duration) error {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	var sig os.Signal = syscall.SIGTERM
+	select {
+	case sig = <-sigs:
+	case <-ctx.Done():
+	}
+	if sig == syscall.SIGINT {
+		m.Logger.Info("interrupted: ending calls now", "active_calls", m.Switch.ActiveCalls())
+		return m.Close()
+	}
+	m.Logger.Info("shutting down: refusing new calls, waiting for calls in progress",
+		"drain_timeout", drain, "active_calls", m.Switch.ActiveCalls())
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			m.Logger.Info("second signal: ending calls now")
+			cancel()
+		case <-dctx.Done():
+		}
+	}()
+	if err := m.Shutdown(dctx); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// mediaSessions adapts the webrtc engine to what the api needs.
+type mediaSessions struct{ e *webrtc.Engine }
+
+func (s mediaSessions) NewMediaSession() (api.MediaSession, error) { return s.e.NewSession() }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what switchboard's tests and dev mode need on Debian, once:
+# PostgreSQL server binaries, SIPp (sip-tester), Chromium. Idempotent; fails
+# loudly when something cannot be installed.
+set -euo pipefail
+
+need=()
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+[ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || need+=(postgresql)
+if [ "${1:-}" != "--postgres-only" ]; then
+	command -v sipp >/dev/null || need+=(sip-tester)
+	command -v chromium >/dev/null || need+=(chromium)
+	command -v unshare >/dev/null || need+=(util-linux)
+	command -v ip >/dev/null || need+=(iproute2)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+	echo "deps: missing ${need[*]} and no apt-get to install them; install them by hand" >&2
+	exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "deps: installing ${need[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

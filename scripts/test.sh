@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test of switchboard: formatting, vet, and the whole Go suite
+# with the race detector, which includes the end-to-end tests against real
+# PostgreSQL, SIPp and headless Chromium. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/deps.sh
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+
+# Missing dependencies fail tests instead of skipping them.
+export CI="${CI:-true}"
+go test -race -count=1 -timeout 20m "$@" ./...

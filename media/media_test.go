@@ -173,3 +173,26 @@ func FuzzParseHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestPatternFrame(t *testing.T) {
+	at := time.Unix(1700000000, 123456789)
+	frame := PatternFrame(make([]byte, 160), 42, at)
+	seq, sent, ok := CheckPatternFrame(frame)
+	if !ok || seq != 42 || !sent.Equal(at) {
+		t.Fatalf("CheckPatternFrame = %d, %v, %v; want 42, %v, true", seq, sent, ok, at)
+	}
+	for _, i := range []int{0, 5, 12, 100, 159} {
+		bad := append([]byte(nil), frame...)
+		bad[i] ^= 0x01
+		if _, _, ok := CheckPatternFrame(bad); ok && i != 12 {
+			t.Errorf("frame with byte %d flipped passed the check", i)
+		}
+	}
+	if _, _, ok := CheckPatternFrame(frame[:10]); ok {
+		t.Error("short frame passed the check")
+	}
+	other := PatternFrame(make([]byte, 160), 43, at)
+	if string(other[16:]) == string(frame[16:]) {
+		t.Error("frames of different sequence numbers have the same filler")
+	}
+}

@@ -1,0 +1,222 @@
+package metadata
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// CallStore writes call records for call control and reads them for
+// actors.
+type CallStore struct{ db *DB }
+
+var (
+	_ sb.CallService  = (*CallStore)(nil)
+	_ sb.CallRecorder = (*CallStore)(nil)
+)
+
+// NewCallStore returns a CallStore on db.
+func NewCallStore(db *DB) *CallStore { return &CallStore{db: db} }
+
+const (
+	defaultCallLimit = 50
+	maxCallLimit     = 500
+)
+
+const callColumns = `id, tenant_id, direction, trunk_id, operator_id, from_number, to_number, source, sip_call_id,
+	status, hangup_by, sip_code, reason, codec, created_at, answered_at, ended_at, duration_ms,
+	from_caller_packets, from_caller_bytes, from_caller_lost, from_caller_jitter_ms,
+	to_caller_packets, to_caller_bytes, to_caller_lost, to_caller_jitter_ms`
+
+func callArgs(c *sb.Call) []any {
+	return []any{c.ID, c.TenantID, c.Direction, c.TrunkID, c.OperatorID, c.From, c.To, c.Source, c.SIPCallID,
+		c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.CreatedAt, c.AnsweredAt, c.EndedAt, c.DurationMS,
+		int64(c.FromCaller.Packets), int64(c.FromCaller.Bytes), c.FromCaller.Lost, c.FromCaller.JitterMS,
+		int64(c.ToCaller.Packets), int64(c.ToCaller.Bytes), c.ToCaller.Lost, c.ToCaller.JitterMS}
+}
+
+func scanCall(row pgx.Row) (*sb.Call, error) {
+	c := &sb.Call{}
+	var fp, fb, tp, tb int64
+	err := row.Scan(&c.ID, &c.TenantID, &c.Direction, &c.TrunkID, &c.OperatorID, &c.From, &c.To, &c.Source, &c.SIPCallID,
+		&c.Status, &c.HangupBy, &c.SIPCode, &c.Reason, &c.Codec, &c.CreatedAt, &c.AnsweredAt, &c.EndedAt, &c.DurationMS,
+		&fp, &fb, &c.FromCaller.Lost, &c.FromCaller.JitterMS, &tp, &tb, &c.ToCaller.Lost, &c.ToCaller.JitterMS)
+	c.FromCaller.Packets, c.FromCaller.Bytes = uint64(fp), uint64(fb)
+	c.ToCaller.Packets, c.ToCaller.Bytes = uint64(tp), uint64(tb)
+	return c, err
+}
+
+// CreateCall inserts a new call record, setting its ID and creation time
+// when zero.
+func (s *CallStore) CreateCall(ctx context.Context, c *sb.Call) error {
+	if c.ID == (sb.ID{}) {
+		c.ID = sb.NewID()
+	}
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = s.db.now()
+	}
+	placeholders := make([]string, 26)
+	for i := range placeholders {
+		placeholders[i] = "$" + strconv.Itoa(i+1)
+	}
+	_, err := s.db.pool.Exec(ctx, "INSERT INTO calls ("+callColumns+") VALUES ("+strings.Join(placeholders, ", ")+")", callArgs(c)...)
+	return mapError(err, "call")
+}
+
+// UpdateCall writes the call's mutable state.
+func (s *CallStore) UpdateCall(ctx context.Context, c *sb.Call) error {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE calls SET operator_id = $3, status = $4, hangup_by = $5, sip_code = $6, reason = $7,
+		codec = $8, answered_at = $9, ended_at = $10, duration_ms = $11,
+		from_caller_packets = $12, from_caller_bytes = $13, from_caller_lost = $14, from_caller_jitter_ms = $15,
+		to_caller_packets = $16, to_caller_bytes = $17, to_caller_lost = $18, to_caller_jitter_ms = $19
+		WHERE tenant_id = $1 AND id = $2`,
+		c.TenantID, c.ID, c.OperatorID, c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.AnsweredAt, c.EndedAt, c.DurationMS,
+		int64(c.FromCaller.Packets), int64(c.FromCaller.Bytes), c.FromCaller.Lost, c.FromCaller.JitterMS,
+		int64(c.ToCaller.Packets), int64(c.ToCaller.Bytes), c.ToCaller.Lost, c.ToCaller.JitterMS)
+	if err != nil {
+		return mapError(err, "call")
+	}
+	if tag.RowsAffected() == 0 {
+		return sb.Errorf(sb.ENOTFOUND, "call not found")
+	}
+	return nil
+}
+
+// AddCallEvents appends events in one round trip.
+func (s *CallStore) AddCallEvents(ctx context.Context, events ...*sb.CallEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	now := s.db.now()
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		if e.ID == (sb.ID{}) {
+			e.ID = sb.NewID()
+		}
+		if e.At.IsZero() {
+			e.At = now
+		}
+		var detail any
+		if len(e.Detail) > 0 {
+			detail = e.Detail
+		}
+		rows[i] = []any{e.ID, e.CallID, e.TenantID, e.At, string(e.Type), detail}
+	}
+	_, err := s.db.pool.CopyFrom(ctx, pgx.Identifier{"call_events"},
+		[]string{"id", "call_id", "tenant_id", "at", "type", "detail"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		return mapError(fmt.Errorf("metadata: add call events: %w", err), "call")
+	}
+	return nil
+}
+
+// scope returns the WHERE clause that limits reads to what the actor may
+// see, and its arguments: the tenant always, and an operator's own calls.
+func scope(a *sb.Actor) (string, []any) {
+	if a.Role == sb.RoleOperator {
+		return "tenant_id = $1 AND operator_id = $2", []any{a.TenantID, a.UserID}
+	}
+	return "tenant_id = $1", []any{a.TenantID}
+}
+
+// FindCalls returns the calls matching f that the actor may see, newest
+// first.
+func (s *CallStore) FindCalls(ctx context.Context, f sb.CallFilter) ([]*sb.Call, error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	where, args := scope(a)
+	conds := []string{where}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.Since != nil {
+		add("created_at >= ?", *f.Since)
+	}
+	if f.Until != nil {
+		add("created_at < ?", *f.Until)
+	}
+	if f.Status != "" {
+		add("status = ?", f.Status)
+	}
+	if f.Number != "" {
+		add("(from_number = ? OR to_number = ?)", f.Number)
+	}
+	if f.OperatorID != nil {
+		add("operator_id = ?", *f.OperatorID)
+	}
+	if f.After != nil {
+		add("(created_at, id) < (SELECT created_at, id FROM calls WHERE tenant_id = $1 AND id = ?)", *f.After)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultCallLimit
+	}
+	limit = min(limit, maxCallLimit)
+	rows, err := s.db.pool.Query(ctx, "SELECT "+callColumns+" FROM calls WHERE "+strings.Join(conds, " AND ")+
+		" ORDER BY created_at DESC, id DESC LIMIT "+strconv.Itoa(limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: find calls: %w", err)
+	}
+	defer rows.Close()
+	calls := []*sb.Call{}
+	for rows.Next() {
+		c, err := scanCall(rows)
+		if err != nil {
+			return nil, fmt.Errorf("metadata: find calls: %w", err)
+		}
+		calls = append(calls, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("metadata: find calls: %w", err)
+	}
+	return calls, nil
+}
+
+// FindCallByID returns the call, or ENOTFOUND if the actor may not see it.
+func (s *CallStore) FindCallByID(ctx context.Context, id sb.ID) (*sb.Call, error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	where, args := scope(a)
+	args = append(args, id)
+	c, err := scanCall(s.db.pool.QueryRow(ctx, "SELECT "+callColumns+" FROM calls WHERE "+where+" AND id = $"+strconv.Itoa(len(args)), args...))
+	if err != nil {
+		return nil, mapError(err, "call")
+	}
+	return c, nil
+}
+
+// FindCallEvents returns the call's timeline in order, or ENOTFOUND.
+func (s *CallStore) FindCallEvents(ctx context.Context, id sb.ID) ([]*sb.CallEvent, error) {
+	c, err := s.FindCallByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.pool.Query(ctx, "SELECT id, call_id, tenant_id, at, type, detail FROM call_events WHERE tenant_id = $1 AND call_id = $2 ORDER BY at, id",
+		c.TenantID, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: call events: %w", err)
+	}
+	defer rows.Close()
+	events := []*sb.CallEvent{}
+	for rows.Next() {
+		e := &sb.CallEvent{}
+		if err := rows.Scan(&e.ID, &e.CallID, &e.TenantID, &e.At, &e.Type, &e.Detail); err != nil {
+			return nil, fmt.Errorf("metadata: call events: %w", err)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("metadata: call events: %w", err)
+	}
+	return events, nil
+}

@@ -1,0 +1,412 @@
+package metadata
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/argon2"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// TenantService stores tenants.
+type TenantService struct{ db *DB }
+
+var _ sb.TenantService = (*TenantService)(nil)
+
+// NewTenantService returns a TenantService on db.
+func NewTenantService(db *DB) *TenantService { return &TenantService{db: db} }
+
+// CreateTenant stores t, setting its ID and creation time when zero.
+func (s *TenantService) CreateTenant(ctx context.Context, t *sb.Tenant) error {
+	t.Name = strings.TrimSpace(t.Name)
+	if t.Name == "" {
+		return sb.Errorf(sb.EINVALID, "a tenant needs a name")
+	}
+	if t.ID == (sb.ID{}) {
+		t.ID = sb.NewID()
+	}
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = s.db.now()
+	}
+	_, err := s.db.pool.Exec(ctx, "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)", t.ID, t.Name, t.CreatedAt)
+	return mapError(err, "tenant")
+}
+
+// FindTenantByID returns ENOTFOUND if there is no such tenant.
+func (s *TenantService) FindTenantByID(ctx context.Context, id sb.ID) (*sb.Tenant, error) {
+	t := &sb.Tenant{}
+	err := s.db.pool.QueryRow(ctx, "SELECT id, name, created_at FROM tenants WHERE id = $1", id).Scan(&t.ID, &t.Name, &t.CreatedAt)
+	if err != nil {
+		return nil, mapError(err, "tenant")
+	}
+	return t, nil
+}
+
+// Password hashing: argon2id with OWASP's minimum parameters (19 MiB, two
+// passes, one lane), in the PHC string format.
+const (
+	argonMemory  = 19 * 1024
+	argonTime    = 2
+	argonThreads = 1
+	argonKeyLen  = 32
+	minPassword  = 8
+)
+
+func hashPassword(password string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("metadata: salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
+// checkPassword reports whether password matches the PHC string encoded.
+func checkPassword(encoded, password string) bool {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var m uint32
+	var t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
+		return false
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// dummyHash is checked against when a login names no user, so that a
+// missing user costs as much time as a wrong password.
+var dummyHash = func() string {
+	h, err := hashPassword("not a real password")
+	if err != nil {
+		return ""
+	}
+	return h
+}()
+
+// UserService stores people and checks their logins.
+type UserService struct{ db *DB }
+
+var _ sb.UserService = (*UserService)(nil)
+
+// NewUserService returns a UserService on db.
+func NewUserService(db *DB) *UserService { return &UserService{db: db} }
+
+// CreateUser stores u with an argon2id hash of password.
+func (s *UserService) CreateUser(ctx context.Context, u *sb.User, password string) error {
+	u.Email = strings.ToLower(strings.TrimSpace(u.Email))
+	if i := strings.IndexByte(u.Email, '@'); i <= 0 || i == len(u.Email)-1 {
+		return sb.Errorf(sb.EINVALID, "%q is not an email address", u.Email)
+	}
+	if _, err := sb.ParseRole(string(u.Role)); err != nil {
+		return err
+	}
+	if len(password) < minPassword {
+		return sb.Errorf(sb.EINVALID, "a password needs at least %d characters", minPassword)
+	}
+	hash, err := hashPassword(password)
+	if err != nil {
+		return err
+	}
+	if u.ID == (sb.ID{}) {
+		u.ID = sb.NewID()
+	}
+	u.PasswordHash, u.CreatedAt = hash, s.db.now()
+	_, err = s.db.pool.Exec(ctx, `INSERT INTO users (id, tenant_id, email, name, role, password_hash, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, u.ID, u.TenantID, u.Email, u.Name, u.Role, u.PasswordHash, u.CreatedAt)
+	return mapError(err, "user")
+}
+
+const userColumns = "id, tenant_id, email, name, role, password_hash, created_at"
+
+func scanUser(row pgx.Row) (*sb.User, error) {
+	u := &sb.User{}
+	err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.Name, &u.Role, &u.PasswordHash, &u.CreatedAt)
+	return u, err
+}
+
+// Authenticate returns the user with that email and password, or
+// EUNAUTHORIZED.
+func (s *UserService) Authenticate(ctx context.Context, email, password string) (*sb.User, error) {
+	u, err := scanUser(s.db.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email = $1",
+		strings.ToLower(strings.TrimSpace(email))))
+	if err != nil && err != pgx.ErrNoRows {
+		return nil, fmt.Errorf("metadata: authenticate: %w", err)
+	}
+	if err == pgx.ErrNoRows {
+		checkPassword(dummyHash, password)
+		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password")
+	}
+	if !checkPassword(u.PasswordHash, password) {
+		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password")
+	}
+	return u, nil
+}
+
+// FindUserByID returns the user in the actor's tenant, or ENOTFOUND.
+func (s *UserService) FindUserByID(ctx context.Context, id sb.ID) (*sb.User, error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := scanUser(s.db.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE tenant_id = $1 AND id = $2", a.TenantID, id))
+	if err != nil {
+		return nil, mapError(err, "user")
+	}
+	return u, nil
+}
+
+// newSecret returns a random 256-bit secret, URL-safe, and its SHA-256.
+func newSecret(prefix string) (string, []byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", nil, fmt.Errorf("metadata: random: %w", err)
+	}
+	secret := prefix + base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(secret))
+	return secret, sum[:], nil
+}
+
+func hashSecret(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+// APIKeyService stores API keys as hashes.
+type APIKeyService struct{ db *DB }
+
+var _ sb.APIKeyService = (*APIKeyService)(nil)
+
+// NewAPIKeyService returns an APIKeyService on db.
+func NewAPIKeyService(db *DB) *APIKeyService { return &APIKeyService{db: db} }
+
+const apiKeyPrefix = "sbk_"
+
+// CreateAPIKey stores a new key and returns it with its secret.
+func (s *APIKeyService) CreateAPIKey(ctx context.Context, tenantID sb.ID, role sb.Role) (*sb.APIKey, string, error) {
+	if _, err := sb.ParseRole(string(role)); err != nil {
+		return nil, "", err
+	}
+	secret, hash, err := newSecret(apiKeyPrefix)
+	if err != nil {
+		return nil, "", err
+	}
+	k := &sb.APIKey{ID: sb.NewID(), TenantID: tenantID, Role: role, Prefix: secret[:12], Hash: hash, CreatedAt: s.db.now()}
+	_, err = s.db.pool.Exec(ctx, "INSERT INTO api_keys (id, tenant_id, role, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+		k.ID, k.TenantID, k.Role, k.Prefix, k.Hash, k.CreatedAt)
+	if err != nil {
+		return nil, "", mapError(err, "api key")
+	}
+	return k, secret, nil
+}
+
+// AuthenticateAPIKey returns the key whose secret this is, or
+// EUNAUTHORIZED.
+func (s *APIKeyService) AuthenticateAPIKey(ctx context.Context, secret string) (*sb.APIKey, error) {
+	if !strings.HasPrefix(secret, apiKeyPrefix) || len(secret) > 128 {
+		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid API key")
+	}
+	k := &sb.APIKey{}
+	err := s.db.pool.QueryRow(ctx, "SELECT id, tenant_id, role, prefix, hash, created_at FROM api_keys WHERE hash = $1",
+		hashSecret(secret)).Scan(&k.ID, &k.TenantID, &k.Role, &k.Prefix, &k.Hash, &k.CreatedAt)
+	if err == pgx.ErrNoRows {
+		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid API key")
+	} else if err != nil {
+		return nil, fmt.Errorf("metadata: api key: %w", err)
+	}
+	return k, nil
+}
+
+// SessionService stores browser logins as token hashes.
+type SessionService struct{ db *DB }
+
+var _ sb.SessionService = (*SessionService)(nil)
+
+// NewSessionService returns a SessionService on db.
+func NewSessionService(db *DB) *SessionService { return &SessionService{db: db} }
+
+// CreateSession starts a session for u lasting ttl.
+func (s *SessionService) CreateSession(ctx context.Context, u *sb.User, ttl time.Duration) (string, *sb.Session, error) {
+	token, hash, err := newSecret("")
+	if err != nil {
+		return "", nil, err
+	}
+	now := s.db.now()
+	sess := &sb.Session{UserID: u.ID, TenantID: u.TenantID, Role: u.Role, ExpiresAt: now.Add(ttl)}
+	_, err = s.db.pool.Exec(ctx, `INSERT INTO sessions (token_hash, user_id, tenant_id, role, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, hash, sess.UserID, sess.TenantID, sess.Role, now, sess.ExpiresAt)
+	if err != nil {
+		return "", nil, mapError(err, "user")
+	}
+	return token, sess, nil
+}
+
+// FindSession returns the live session for token, or EUNAUTHORIZED.
+func (s *SessionService) FindSession(ctx context.Context, token string) (*sb.Session, error) {
+	if token == "" || len(token) > 128 {
+		return nil, sb.Errorf(sb.EUNAUTHORIZED, "not logged in")
+	}
+	sess := &sb.Session{}
+	err := s.db.pool.QueryRow(ctx, "SELECT user_id, tenant_id, role, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+		hashSecret(token), s.db.now()).Scan(&sess.UserID, &sess.TenantID, &sess.Role, &sess.ExpiresAt)
+	if err == pgx.ErrNoRows {
+		return nil, sb.Errorf(sb.EUNAUTHORIZED, "not logged in or session expired")
+	} else if err != nil {
+		return nil, fmt.Errorf("metadata: session: %w", err)
+	}
+	return sess, nil
+}
+
+// DeleteSession ends the session.
+func (s *SessionService) DeleteSession(ctx context.Context, token string) error {
+	if _, err := s.db.pool.Exec(ctx, "DELETE FROM sessions WHERE token_hash = $1", hashSecret(token)); err != nil {
+		return fmt.Errorf("metadata: delete session: %w", err)
+	}
+	return nil
+}
+
+// TrunkService stores trunks and recognises them for the SIP side.
+type TrunkService struct{ db *DB }
+
+var (
+	_ sb.TrunkService   = (*TrunkService)(nil)
+	_ sb.TrunkDirectory = (*TrunkService)(nil)
+)
+
+// NewTrunkService returns a TrunkService on db.
+func NewTrunkService(db *DB) *TrunkService { return &TrunkService{db: db} }
+
+var numberRE = regexp.MustCompile(`^\+?[0-9]{1,20}$`)
+
+// DigestHA1 returns MD5(username:realm:password) in hex, RFC 2617's HA1.
+func DigestHA1(username, password string) string {
+	sum := md5.Sum([]byte(username + ":" + sb.DigestRealm + ":" + password))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateTrunk stores t with its numbers.
+func (s *TrunkService) CreateTrunk(ctx context.Context, t *sb.Trunk, password string) error {
+	t.Name = strings.TrimSpace(t.Name)
+	switch {
+	case t.Name == "":
+		return sb.Errorf(sb.EINVALID, "a trunk needs a name")
+	case (t.Username == "") != (password == ""):
+		return sb.Errorf(sb.EINVALID, "digest authentication needs both a username and a password")
+	case len(t.Allow) == 0 && t.Username == "":
+		return sb.Errorf(sb.EINVALID, "a trunk needs allowed source addresses, digest credentials, or both")
+	case len(t.Numbers) == 0:
+		return sb.Errorf(sb.EINVALID, "a trunk needs at least one number")
+	}
+	for _, n := range t.Numbers {
+		if !numberRE.MatchString(n) {
+			return sb.Errorf(sb.EINVALID, "number %q must be digits, optionally with a leading +", n)
+		}
+	}
+	var username, ha1 *string
+	if t.Username != "" {
+		t.DigestHA1 = DigestHA1(t.Username, password)
+		username, ha1 = &t.Username, &t.DigestHA1
+	}
+	allow := make([]netip.Prefix, len(t.Allow))
+	for i, p := range t.Allow {
+		allow[i] = p.Masked()
+	}
+	t.Allow = allow
+	if t.ID == (sb.ID{}) {
+		t.ID = sb.NewID()
+	}
+	t.CreatedAt = s.db.now()
+	return s.db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO trunks (id, tenant_id, name, allow, username, digest_ha1, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.ID, t.TenantID, t.Name, t.Allow, username, ha1, t.CreatedAt); err != nil {
+			return mapError(err, "trunk")
+		}
+		for _, n := range t.Numbers {
+			if _, err := tx.Exec(ctx, "INSERT INTO trunk_numbers (number, trunk_id, tenant_id) VALUES ($1, $2, $3)", n, t.ID, t.TenantID); err != nil {
+				return mapError(err, "trunk")
+			}
+		}
+		return nil
+	})
+}
+
+const trunkSelect = `SELECT t.id, t.tenant_id, t.name, t.allow, coalesce(t.username, ''), coalesce(t.digest_ha1, ''), t.created_at,
+	coalesce((SELECT array_agg(n.number ORDER BY n.number) FROM trunk_numbers n WHERE n.tenant_id = t.tenant_id AND n.trunk_id = t.id), '{}')
+	FROM trunks t `
+
+func (s *TrunkService) query(ctx context.Context, where string, args ...any) ([]*sb.Trunk, error) {
+	rows, err := s.db.pool.Query(ctx, trunkSelect+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: trunks: %w", err)
+	}
+	defer rows.Close()
+	var out []*sb.Trunk
+	for rows.Next() {
+		t := &sb.Trunk{}
+		if err := rows.Scan(&t.ID, &t.TenantID, &t.Name, &t.Allow, &t.Username, &t.DigestHA1, &t.CreatedAt, &t.Numbers); err != nil {
+			return nil, fmt.Errorf("metadata: trunks: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("metadata: trunks: %w", err)
+	}
+	return out, nil
+}
+
+// TrunksForSource returns the trunks whose allowlist contains addr.
+func (s *TrunkService) TrunksForSource(ctx context.Context, addr netip.Addr) ([]*sb.Trunk, error) {
+	return s.query(ctx, "WHERE $1::inet <<= ANY (t.allow) ORDER BY t.created_at", addr.Unmap())
+}
+
+// TrunkByUsername returns the trunk with that digest username, or
+// ENOTFOUND.
+func (s *TrunkService) TrunkByUsername(ctx context.Context, username string) (*sb.Trunk, error) {
+	ts, err := s.query(ctx, "WHERE t.username = $1", username)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) == 0 {
+		return nil, sb.Errorf(sb.ENOTFOUND, "trunk not found")
+	}
+	return ts[0], nil
+}
+
+// HasDigestTrunks reports whether any trunk uses digest credentials.
+func (s *TrunkService) HasDigestTrunks(ctx context.Context) (bool, error) {
+	var ok bool
+	if err := s.db.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM trunks WHERE username IS NOT NULL)").Scan(&ok); err != nil {
+		return false, fmt.Errorf("metadata: trunks: %w", err)
+	}
+	return ok, nil
+}
+
+// FindTrunks returns the actor's tenant's trunks.
+func (s *TrunkService) FindTrunks(ctx context.Context) ([]*sb.Trunk, error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.query(ctx, "WHERE t.tenant_id = $1 ORDER BY t.name", a.TenantID)
+}

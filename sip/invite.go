@@ -1,0 +1,193 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// lookupTimeout bounds the directory lookups made while an INVITE waits.
+const lookupTimeout = 5 * time.Second
+
+// onInvite takes a new call: recognise the trunk, check the number and
+// the offer, answer 100 Trying, open the RTP port and hand the leg to call
+// control. It returns when the INVITE has its final response, so sipgo
+// keeps the transaction until then.
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		s.onReinvite(req, tx)
+		return
+	}
+	for name, missing := range map[string]bool{"From": req.From() == nil, "To": req.To() == nil, "Call-ID": req.CallID() == nil, "Contact": req.Contact() == nil} {
+		if missing {
+			s.reject(req, tx, sip.StatusBadRequest, "missing "+name+" header")
+			return
+		}
+	}
+	src, err := netip.ParseAddrPort(req.MessageData.Source())
+	if err != nil {
+		s.reject(req, tx, sip.StatusBadRequest, "unreadable source address")
+		return
+	}
+	number := req.Recipient.User
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	trunk, err := s.identifyTrunk(ctx, req, src.Addr().Unmap(), number)
+	cancel()
+	switch {
+	case errors.Is(err, errChallenge):
+		s.challenge(req, tx)
+		return
+	case errors.Is(err, errForbidden):
+		s.log.Info("INVITE refused: unknown trunk", "source", src)
+		s.reject(req, tx, sip.StatusForbidden, "forbidden")
+		return
+	case err != nil:
+		s.log.Error("INVITE: trunk lookup failed", "err", err)
+		res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, phrase(503), nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+		s.respond(tx, res)
+		return
+	}
+	log := s.log.With("trunk", trunk.ID, "call_id", req.CallID().Value())
+	if !trunk.HasNumber(number) {
+		log.Info("INVITE refused: number not on trunk", "number", number)
+		s.reject(req, tx, sip.StatusNotFound, "number not served here")
+		return
+	}
+
+	body := req.Body()
+	switch ct := req.ContentType(); {
+	case len(body) == 0:
+		s.reject(req, tx, sip.StatusNotAcceptableHere, "an SDP offer is required in the INVITE (late offer is not supported)")
+		return
+	case len(body) > maxBody:
+		s.reject(req, tx, sip.StatusNotAcceptableHere, "SDP body too large")
+		return
+	case ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp"):
+		res := sip.NewResponseFromRequest(req, sip.StatusUnsupportedMediaType, phrase(415), nil)
+		res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+		s.respond(tx, res)
+		return
+	}
+	o, err := parseOffer(body)
+	var noCodec errNoCodec
+	switch {
+	case errors.As(err, &noCodec):
+		log.Info("INVITE refused: no common codec", "err", err)
+		s.reject(req, tx, sip.StatusNotAcceptableHere, err.Error())
+		return
+	case err != nil:
+		s.reject(req, tx, sip.StatusBadRequest, err.Error())
+		return
+	}
+
+	s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusTrying, "Trying", nil))
+
+	local := localAddr(tx, src)
+	conn, err := listenRTP(local.Addr(), s.conf.RTPPorts)
+	if err != nil {
+		log.Error("INVITE: no RTP port", "err", err)
+		s.reject(req, tx, sip.StatusServiceUnavailable, "no media port available")
+		return
+	}
+	transport := strings.ToLower(req.Transport())
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: local.Addr().String(), Port: int(local.Port())}}
+	if transport != "udp" {
+		contact.Address.UriParams = sip.HeaderParams{}
+		contact.Address.UriParams.Add("transport", transport)
+	}
+	if transport == "tls" {
+		contact.Address.Scheme = "sips"
+	}
+	dua := &sipgo.DialogUA{Client: s.client, ContactHDR: contact, RewriteContact: true}
+	dlg, err := dua.ReadInvite(req, tx)
+	if err != nil {
+		conn.Close()
+		s.reject(req, tx, sip.StatusBadRequest, err.Error())
+		return
+	}
+	sdpIP := local.Addr()
+	if s.conf.PublicIP.IsValid() {
+		sdpIP = s.conf.PublicIP
+	}
+	l := newLeg(s, dlg, tx, newRTPPort(conn, o.Codec, o.Addr), contact, sdpIP, o, log)
+	if !s.addLeg(l) {
+		l.port.Close()
+		s.reject(req, tx, sip.StatusServiceUnavailable, "shutting down")
+		return
+	}
+	log.Debug("INVITE accepted", "codec", o.Codec.Name, "rtp", l.port.LocalAddr())
+	s.disp.DispatchInbound(&sb.InboundCall{
+		Trunk:     trunk,
+		From:      req.From().Address.User,
+		To:        number,
+		Source:    transport + ":" + src.String(),
+		SIPCallID: req.CallID().Value(),
+		Leg:       l,
+	})
+	<-l.settled
+}
+
+// localAddr is the address the request arrived on: the connection's, or,
+// for a socket bound to all addresses, the one the system would use to
+// reach the sender.
+func localAddr(tx sip.ServerTransaction, src netip.AddrPort) netip.AddrPort {
+	var local netip.AddrPort
+	if c, ok := tx.(interface{ Connection() sip.Connection }); ok && c.Connection() != nil {
+		if ap, err := netip.ParseAddrPort(c.Connection().LocalAddr().String()); err == nil {
+			local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	if local.Addr().IsValid() && !local.Addr().IsUnspecified() {
+		return local
+	}
+	if probe, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(src)); err == nil {
+		ap := probe.LocalAddr().(*net.UDPAddr).AddrPort()
+		probe.Close()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), local.Port())
+	}
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())
+}
+
+// onReinvite handles an INVITE inside a dialog: hold, resume, or a new
+// media address.
+func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	l := s.findLeg(req)
+	if l == nil {
+		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	if err := l.dlg.ReadRequest(req, tx); err != nil {
+		s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
+		return
+	}
+	if len(req.Body()) == 0 {
+		s.reject(req, tx, sip.StatusNotAcceptableHere, "a re-INVITE without SDP is not supported")
+		return
+	}
+	o, err := parseOffer(req.Body())
+	if err != nil {
+		code := sip.StatusBadRequest
+		var noCodec errNoCodec
+		if errors.As(err, &noCodec) {
+			code = sip.StatusNotAcceptableHere
+		}
+		s.reject(req, tx, code, err.Error())
+		return
+	}
+	res := sip.NewSDPResponseFromRequest(req, l.reoffer(o))
+	res.AppendHeader(sip.HeaderClone(&l.contact))
+	s.respond(tx, res)
+}
+
+// newSessionID returns an SDP session id.
+func newSessionID() uint64 { return rand.Uint64N(1 << 62) }

@@ -1,0 +1,256 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// leg is one inbound call's SIP dialog and RTP port: the
+// switchboard.TrunkLeg that call control drives.
+type leg struct {
+	s       *Server
+	dlg     *sipgo.DialogServerSession
+	tx      sip.ServerTransaction
+	port    *rtpPort
+	contact sip.ContactHeader
+	log     *slog.Logger
+
+	sdpIP     netip.Addr
+	sessionID uint64
+
+	events     chan sb.LegEvent
+	settled    chan struct{} // the INVITE has its final response, or the leg is closed
+	settleOnce sync.Once
+	stop       chan struct{}
+	closeOnce  sync.Once
+
+	mu        sync.Mutex
+	version   uint64 // SDP o= version
+	direction string // the caller's last direction
+	answered  bool
+	final     bool // a final response was sent
+	closed    bool
+}
+
+var _ sb.TrunkLeg = (*leg)(nil)
+
+func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction, port *rtpPort, contact sip.ContactHeader, sdpIP netip.Addr, o *offer, log *slog.Logger) *leg {
+	l := &leg{
+		s: s, dlg: dlg, tx: tx, port: port, log: log, sdpIP: sdpIP,
+		sessionID: newSessionID(), version: 1, direction: o.Direction,
+		contact: contact,
+		events:  make(chan sb.LegEvent, 16),
+		settled: make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	dlg.OnState(func(state sip.DialogState) {
+		if state != sip.DialogStateEnded {
+			return
+		}
+		l.mu.Lock()
+		unanswered := !l.answered && !l.final
+		l.mu.Unlock()
+		if unanswered {
+			// CANCEL, or the INVITE transaction died before an answer.
+			l.emit(sb.LegEvent{Kind: sb.LegCanceled, Reason: "caller canceled"})
+			l.settle()
+		}
+	})
+	return l
+}
+
+func (l *leg) settle() { l.settleOnce.Do(func() { close(l.settled) }) }
+
+// emit reports a far-end action without blocking.
+func (l *leg) emit(ev sb.LegEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	select {
+	case l.events <- ev:
+	default:
+		l.log.Warn("leg event dropped: call control is not reading", "event", ev.Kind)
+	}
+}
+
+func (l *leg) Events() <-chan sb.LegEvent { return l.events }
+func (l *leg) Media() sb.MediaPort        { return l.port }
+
+func (l *leg) Ring(ctx context.Context) error {
+	return l.dlg.Respond(sip.StatusRinging, "Ringing", nil)
+}
+
+func (l *leg) Answer(ctx context.Context) error {
+	l.mu.Lock()
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.codec, answerDirection(l.direction))
+	l.mu.Unlock()
+	res := sip.NewSDPResponseFromRequest(l.dlg.InviteRequest, body)
+	res.AppendHeader(sip.HeaderClone(&l.contact))
+	done := make(chan error, 1)
+	go func() { done <- l.dlg.WriteResponse(res) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	l.mu.Lock()
+	l.final = true
+	l.answered = err == nil
+	l.mu.Unlock()
+	l.settle()
+	if err != nil {
+		return fmt.Errorf("sip: answer: %w", err)
+	}
+	if l.s.conf.MediaTimeout > 0 {
+		go l.watchMedia(l.s.conf.MediaTimeout)
+	}
+	return nil
+}
+
+func (l *leg) Reject(ctx context.Context, code int, reason string) error {
+	l.mu.Lock()
+	if l.final {
+		l.mu.Unlock()
+		return errors.New("sip: reject: the INVITE already has a final response")
+	}
+	l.final = true
+	l.mu.Unlock()
+	defer l.settle()
+	res := sip.NewResponseFromRequest(l.dlg.InviteRequest, code, phrase(code), nil)
+	res.AppendHeader(reasonHeader(code, reason))
+	if code == sip.StatusServiceUnavailable {
+		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.dlg.WriteResponse(res) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("sip: reject: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *leg) Hangup(ctx context.Context, reason string) error {
+	l.mu.Lock()
+	answered := l.answered
+	l.mu.Unlock()
+	if !answered {
+		return l.Reject(ctx, sip.StatusRequestTerminated, reason)
+	}
+	bye := sip.NewRequest(sip.BYE, l.dlg.InviteRequest.Contact().Address)
+	bye.AppendHeader(sip.NewHeader("Reason", fmt.Sprintf(`Q.850;cause=16;text="%s"`, quote(reason))))
+	if err := l.dlg.WriteBye(ctx, bye); err != nil {
+		return fmt.Errorf("sip: bye: %w", err)
+	}
+	return nil
+}
+
+func (l *leg) readAck(req *sip.Request, tx sip.ServerTransaction) {
+	if err := l.dlg.ReadAck(req, tx); err != nil {
+		l.log.Debug("ACK ignored", "err", err)
+	}
+}
+
+func (l *leg) readBye(req *sip.Request, tx sip.ServerTransaction) {
+	var reason string
+	if h := req.GetHeader("Reason"); h != nil {
+		reason = h.Value()
+	}
+	if err := l.dlg.ReadBye(req, tx); err != nil {
+		l.s.reject(req, tx, sip.StatusBadRequest, "BYE out of sequence")
+		return
+	}
+	l.emit(sb.LegEvent{Kind: sb.LegHungUp, Reason: reason})
+}
+
+// reoffer takes a re-INVITE's offer and returns our answer.
+func (l *leg) reoffer(o *offer) []byte {
+	l.mu.Lock()
+	wasHeld := l.direction == "sendonly" || l.direction == "inactive"
+	l.direction = o.Direction
+	if o.Addr.Addr().IsUnspecified() {
+		l.direction = "inactive"
+	}
+	nowHeld := o.held()
+	l.version++
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.codec, answerDirection(l.direction))
+	l.mu.Unlock()
+	if !o.Addr.Addr().IsUnspecified() {
+		l.port.setRemote(o.Addr)
+	}
+	switch {
+	case nowHeld && !wasHeld:
+		l.emit(sb.LegEvent{Kind: sb.LegHeld})
+	case !nowHeld && wasHeld:
+		l.port.lastRecv.Store(time.Now().UnixNano()) // the timeout starts over
+		l.emit(sb.LegEvent{Kind: sb.LegResumed})
+	}
+	return body
+}
+
+func (l *leg) onHold() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.direction == "sendonly" || l.direction == "inactive"
+}
+
+// watchMedia reports LegMediaTimeout once when the caller's RTP stops for
+// longer than timeout while the call is not on hold.
+func (l *leg) watchMedia(timeout time.Duration) {
+	l.port.lastRecv.Store(time.Now().UnixNano())
+	tick := time.NewTicker(min(timeout/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case now := <-tick.C:
+			if l.onHold() {
+				l.port.lastRecv.Store(now.UnixNano())
+				continue
+			}
+			if idle := l.port.idle(now); idle > timeout {
+				l.emit(sb.LegEvent{Kind: sb.LegMediaTimeout, Reason: fmt.Sprintf("no RTP for %s", idle.Round(time.Second))})
+				return
+			}
+		}
+	}
+}
+
+func (l *leg) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.stop)
+		l.port.Close()
+		l.mu.Lock()
+		pending := !l.final && l.dlg.LoadState() < sip.DialogStateEnded
+		l.final = true
+		l.closed = true
+		close(l.events)
+		l.mu.Unlock()
+		if pending {
+			res := sip.NewResponseFromRequest(l.dlg.InviteRequest, sip.StatusInternalServerError, phrase(500), nil)
+			res.AppendHeader(reasonHeader(500, "call ended"))
+			l.s.respond(l.tx, res)
+		}
+		l.settle()
+		l.s.removeLeg(l)
+	})
+	return nil
+}

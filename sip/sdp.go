@@ -1,0 +1,160 @@
+package sip
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// offer is what we take from a caller's SDP: where to send audio, in which
+// codec, and which way.
+type offer struct {
+	Addr      netip.AddrPort // the caller's RTP address; unspecified IP when on hold the RFC 2543 way
+	Codec     sb.Codec
+	Direction string // sendrecv, sendonly, recvonly or inactive
+}
+
+// held reports whether the caller put the call on hold.
+func (o *offer) held() bool {
+	return o.Direction == "sendonly" || o.Direction == "inactive" || o.Addr.Addr().IsUnspecified()
+}
+
+// errNoCodec is returned by parseOffer when the audio offer has no codec
+// we take; the caller answers 488.
+type errNoCodec struct{ offered string }
+
+func (e errNoCodec) Error() string {
+	return "no common codec: offered " + e.offered + ", we take PCMU, PCMA"
+}
+
+// parseOffer reads the first audio stream of an SDP offer and picks our
+// codec: the caller's first choice among PCMU and PCMA, plus
+// telephone-event when offered.
+func parseOffer(body []byte) (*offer, error) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(string(body)); err != nil {
+		return nil, fmt.Errorf("malformed SDP: %w", err)
+	}
+	var audio *sdp.MediaDescription
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media == "audio" && m.MediaName.Port.Value != 0 {
+			audio = m
+			break
+		}
+	}
+	if audio == nil {
+		return nil, errNoCodec{offered: "no audio stream"}
+	}
+	conn := sd.ConnectionInformation
+	if audio.ConnectionInformation != nil {
+		conn = audio.ConnectionInformation
+	}
+	if conn == nil || conn.Address == nil {
+		return nil, fmt.Errorf("malformed SDP: no connection address")
+	}
+	ip, err := netip.ParseAddr(conn.Address.Address)
+	if err != nil {
+		return nil, fmt.Errorf("malformed SDP: connection address %q is not an IP address", conn.Address.Address)
+	}
+	port := audio.MediaName.Port.Value
+	if port <= 0 || port > 65535 {
+		return nil, fmt.Errorf("malformed SDP: audio port %d", port)
+	}
+
+	rtpmap := map[uint8]string{}
+	for _, a := range audio.Attributes {
+		if a.Key != "rtpmap" {
+			continue
+		}
+		pt, enc, ok := strings.Cut(a.Value, " ")
+		n, err := strconv.ParseUint(pt, 10, 7)
+		if ok && err == nil {
+			rtpmap[uint8(n)] = strings.ToLower(enc)
+		}
+	}
+	o := &offer{Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port)), Direction: direction(sd.Attributes, audio.Attributes)}
+	found := false
+	for _, f := range audio.MediaName.Formats {
+		n, err := strconv.ParseUint(f, 10, 7)
+		if err != nil {
+			continue
+		}
+		pt := uint8(n)
+		name, mapped := rtpmap[pt]
+		switch {
+		case !found && (pt == 0 && (!mapped || name == "pcmu/8000")):
+			o.Codec, found = sb.PCMU, true
+		case !found && (pt == 8 && (!mapped || name == "pcma/8000")):
+			o.Codec, found = sb.PCMA, true
+		case !found && name == "pcmu/8000":
+			o.Codec, found = sb.Codec{Name: "PCMU", PayloadType: pt, ClockRate: 8000}, true
+		case !found && name == "pcma/8000":
+			o.Codec, found = sb.Codec{Name: "PCMA", PayloadType: pt, ClockRate: 8000}, true
+		case name == "telephone-event/8000" && o.Codec.DTMFType == 0:
+			o.Codec.DTMFType = pt
+		}
+	}
+	if !found {
+		return nil, errNoCodec{offered: strings.Join(audio.MediaName.Formats, " ")}
+	}
+	// telephone-event may come before the audio codec in the list.
+	for _, f := range audio.MediaName.Formats {
+		if n, err := strconv.ParseUint(f, 10, 7); err == nil && rtpmap[uint8(n)] == "telephone-event/8000" {
+			o.Codec.DTMFType = uint8(n)
+			break
+		}
+	}
+	return o, nil
+}
+
+// direction returns the stream's direction attribute, falling back to the
+// session's, then to sendrecv.
+func direction(session, media []sdp.Attribute) string {
+	for _, attrs := range [][]sdp.Attribute{media, session} {
+		for _, a := range attrs {
+			switch a.Key {
+			case "sendrecv", "sendonly", "recvonly", "inactive":
+				return a.Key
+			}
+		}
+	}
+	return "sendrecv"
+}
+
+// answerDirection is our direction in reply to the caller's.
+func answerDirection(theirs string) string {
+	switch theirs {
+	case "sendonly":
+		return "recvonly"
+	case "recvonly":
+		return "sendonly"
+	case "inactive":
+		return "inactive"
+	}
+	return "sendrecv"
+}
+
+// buildAnswer writes our SDP answer.
+func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Codec, dir string) []byte {
+	family := "IP4"
+	if ip.Is6() {
+		family = "IP6"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "v=0\r\no=switchboard %d %d IN %s %s\r\ns=switchboard\r\nc=IN %s %s\r\nt=0 0\r\n", sessionID, version, family, ip, family, ip)
+	fmt.Fprintf(&b, "m=audio %d RTP/AVP %d", port, c.PayloadType)
+	if c.DTMFType != 0 {
+		fmt.Fprintf(&b, " %d", c.DTMFType)
+	}
+	fmt.Fprintf(&b, "\r\na=rtpmap:%d %s/%d\r\n", c.PayloadType, c.Name, c.ClockRate)
+	if c.DTMFType != 0 {
+		fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", c.DTMFType, c.DTMFType)
+	}
+	fmt.Fprintf(&b, "a=ptime:20\r\na=%s\r\n", dir)
+	return []byte(b.String())
+}

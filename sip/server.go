@@ -1,0 +1,286 @@
+// Package sip is the trunk side of switchboard: a SIP user agent server
+// (sipgo) that recognises trunks, takes INVITEs with G.711 offers, and hands
+// each call to call control as a switchboard.TrunkLeg with its RTP port.
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// Dispatcher takes new inbound calls: the one method of call control the
+// SIP side needs.
+type Dispatcher interface {
+	DispatchInbound(call *sb.InboundCall)
+}
+
+// Config tunes the SIP side.
+type Config struct {
+	// PublicIP is announced in SDP when the service is behind 1:1 NAT; zero
+	// announces the local address the INVITE arrived on.
+	PublicIP netip.Addr
+	// RTPPorts is the range RTP sockets are bound in; zero lets the
+	// system choose.
+	RTPPorts sb.PortRange
+	// MediaTimeout ends an answered call that has had no RTP from the
+	// caller this long while not on hold; zero disables it.
+	MediaTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// allowed is the Allow header: what this server does.
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+
+// maxBody is the largest SDP we read; an offer is well under 2 KiB.
+const maxBody = 16 << 10
+
+// Server is the SIP user agent server.
+type Server struct {
+	dir    sb.TrunkDirectory
+	disp   Dispatcher
+	conf   Config
+	log    *slog.Logger
+	nonces *nonces
+
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+
+	mu     sync.Mutex
+	legs   map[string]*leg // by dialog ID
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewServer returns a server that recognises trunks in dir and hands calls
+// to d.
+func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, legs: map[string]*leg{}}
+	var err error
+	if s.nonces, err = newNonces(); err != nil {
+		return nil, err
+	}
+	// sipgo logs unparseable datagrams with their content at error level;
+	// they are the sender's problem, so only warnings of ours go out.
+	sipLog := slog.New(levelFloor{c.Logger.Handler(), slog.LevelWarn})
+	if s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("switchboard"),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog))); err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	if s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(sipLog)); err != nil {
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	if s.client, err = sipgo.NewClient(s.ua, sipgo.WithClientLogger(sipLog)); err != nil {
+		return nil, fmt.Errorf("sip: client: %w", err)
+	}
+	s.srv.OnInvite(s.guard(s.onInvite))
+	s.srv.OnAck(s.guard(s.onAck))
+	s.srv.OnBye(s.guard(s.onBye))
+	s.srv.OnCancel(s.guard(s.onCancel))
+	s.srv.OnOptions(s.guard(s.onOptions))
+	s.srv.OnNoRoute(s.guard(s.onNoRoute))
+	return s, nil
+}
+
+// levelFloor drops records below a level.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+// ServeUDP serves SIP on conn until ctx is done or conn is closed.
+func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
+	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(conn) })
+}
+
+// ServeTCP serves SIP on l until ctx is done or l is closed.
+func (s *Server) ServeTCP(ctx context.Context, l net.Listener) error {
+	return s.serve(ctx, l, func() error { return s.srv.ServeTCP(l) })
+}
+
+// ServeTLS serves SIP on l, a TLS listener, until ctx is done or l is
+// closed.
+func (s *Server) ServeTLS(ctx context.Context, l net.Listener) error {
+	return s.serve(ctx, l, func() error { return s.srv.ServeTLS(l) })
+}
+
+func (s *Server) serve(ctx context.Context, c interface{ Close() error }, serve func() error) error {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	err := serve()
+	if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close ends every leg and the user agent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	legs := make([]*leg, 0, len(s.legs))
+	for _, l := range s.legs {
+		legs = append(legs, l)
+	}
+	s.mu.Unlock()
+	for _, l := range legs {
+		l.Close()
+	}
+	s.wg.Wait()
+	return errors.Join(s.client.Close(), s.srv.Close(), s.ua.Close())
+}
+
+// guard recovers a panic in one request's handler, so that one bad
+// message costs only its own transaction.
+func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic handling SIP request", "method", req.Method, "panic", p, "stack", string(debug.Stack()))
+				s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil))
+			}
+		}()
+		h(req, tx)
+	}
+}
+
+// respond sends res, logging a failure: there is nobody else to tell.
+func (s *Server) respond(tx sip.ServerTransaction, res *sip.Response) {
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("sending SIP response failed", "code", res.StatusCode, "err", err)
+	}
+}
+
+// reject answers req with code, a Reason header and, for 488 and 400, a
+// Warning that says what was wrong.
+func (s *Server) reject(req *sip.Request, tx sip.ServerTransaction, code int, reason string) {
+	res := sip.NewResponseFromRequest(req, code, phrase(code), nil)
+	res.AppendHeader(reasonHeader(code, reason))
+	if code == sip.StatusNotAcceptableHere || code == sip.StatusBadRequest {
+		res.AppendHeader(sip.NewHeader("Warning", fmt.Sprintf(`399 switchboard "%s"`, quote(reason))))
+	}
+	s.respond(tx, res)
+}
+
+func reasonHeader(code int, text string) sip.Header {
+	return sip.NewHeader("Reason", fmt.Sprintf(`SIP;cause=%d;text="%s"`, code, quote(text)))
+}
+
+func quote(s string) string {
+	return strings.NewReplacer(`"`, `'`, "\\", "/", "\r", " ", "\n", " ").Replace(s)
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	s.respond(tx, res)
+}
+
+func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, sip.StatusMethodNotAllowed, "Method Not Allowed", nil)
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	s.respond(tx, res)
+}
+
+// onCancel sees only CANCELs that match no INVITE transaction: sipgo
+// answers the others itself (200, then 487 to the INVITE).
+func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+}
+
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if l := s.findLeg(req); l != nil {
+		l.readAck(req, tx)
+	}
+}
+
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	l := s.findLeg(req)
+	if l == nil {
+		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	l.readBye(req, tx)
+}
+
+func (s *Server) findLeg(req *sip.Request) *leg {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.legs[id]
+}
+
+// addLeg registers l; false if the server is closing.
+func (s *Server) addLeg(l *leg) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.legs[l.dlg.ID] = l
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) removeLeg(l *leg) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.legs[l.dlg.ID] == l {
+		delete(s.legs, l.dlg.ID)
+		s.wg.Done()
+	}
+}
+
+// phrase is the reason phrase for the final responses we send.
+func phrase(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 415:
+		return "Unsupported Media Type"
+	case 480:
+		return "Temporarily Unavailable"
+	case 486:
+		return "Busy Here"
+	case 487:
+		return "Request Terminated"
+	case 488:
+		return "Not Acceptable Here"
+	case 500:
+		return "Server Internal Error"
+	case 503:
+		return "Service Unavailable"
+	case 603:
+		return "Decline"
+	}
+	return "Error"
+}

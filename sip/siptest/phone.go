@@ -1,0 +1,462 @@
+// Package siptest is a SIP phone that plays a trunk or PBX calling
+// switchboard: sipgo for signalling, a real UDP socket for RTP. End-to-end
+// tests and the load tool use it; it sends only to the address it is given.
+package siptest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/sdp/v3"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
+)
+
+// Options configure a phone.
+type Options struct {
+	Transport string   // "udp" (default) or "tcp"
+	LocalIP   string   // default 127.0.0.1
+	Codec     sb.Codec // default PCMU
+	DTMFType  uint8    // telephone-event payload type, default 101
+	Username  string   // digest credentials, answered on 401/407
+	Password  string
+	Headers   map[string]string // extra INVITE headers
+	Logger    *slog.Logger
+}
+
+// Phone is a SIP user agent that places calls.
+type Phone struct {
+	opts   Options
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+
+	mu    sync.Mutex
+	calls map[string]*Call // by Call-ID
+}
+
+// StatusError is a final non-2xx response to an INVITE.
+type StatusError struct {
+	Code         int
+	Reason       string // reason phrase
+	ReasonHeader string // the Reason header, if any
+	Warning      string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("siptest: INVITE answered %d %s (Reason: %s)", e.Code, e.Reason, e.ReasonHeader)
+}
+
+// NewPhone returns a phone bound to opts.LocalIP.
+func NewPhone(opts Options) (*Phone, error) {
+	if opts.Transport == "" {
+		opts.Transport = "udp"
+	}
+	if opts.LocalIP == "" {
+		opts.LocalIP = "127.0.0.1"
+	}
+	if opts.Codec.Name == "" {
+		opts.Codec = sb.PCMU
+	}
+	if opts.DTMFType == 0 {
+		opts.DTMFType = 101
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Phone{opts: opts, calls: map[string]*Call{}}
+	var err error
+	if p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("siptest"), sipgo.WithUserAgentHostname(opts.LocalIP),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(opts.Logger)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(opts.Logger))); err != nil {
+		return nil, err
+	}
+	if p.srv, err = sipgo.NewServer(p.ua, sipgo.WithServerLogger(opts.Logger)); err != nil {
+		return nil, err
+	}
+	if p.client, err = sipgo.NewClient(p.ua, sipgo.WithClientHostname(opts.LocalIP),
+		sipgo.WithClientConnectionAddr(net.JoinHostPort(opts.LocalIP, "0")), sipgo.WithClientLogger(opts.Logger)); err != nil {
+		return nil, err
+	}
+	p.srv.OnBye(p.onBye)
+	return p, nil
+}
+
+// Close ends the phone's calls and sockets.
+func (p *Phone) Close() error {
+	p.mu.Lock()
+	calls := make([]*Call, 0, len(p.calls))
+	for _, c := range p.calls {
+		calls = append(calls, c)
+	}
+	p.mu.Unlock()
+	for _, c := range calls {
+		c.Close()
+	}
+	return p.ua.Close()
+}
+
+func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	p.mu.Lock()
+	c := p.calls[req.CallID().Value()]
+	p.mu.Unlock()
+	if c == nil || c.dlg == nil {
+		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	reason := ""
+	if h := req.GetHeader("Reason"); h != nil {
+		reason = h.Value()
+	}
+	c.dlg.ReadBye(req, tx)
+	c.end(reason)
+}
+
+// Invite calls to at server (host:port) from from, and returns once the
+// call is answered and ACKed. A final non-2xx answer is a *StatusError.
+func (p *Phone) Invite(ctx context.Context, server, from, to string) (*Call, error) {
+	c, err := p.InviteAsync(ctx, server, from, to)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Wait(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// InviteAsync sends the INVITE and returns at once; Wait gives the
+// outcome, Ringing fires on 180, Cancel gives up.
+func (p *Phone) InviteAsync(ctx context.Context, server, from, to string) (*Call, error) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(p.opts.LocalIP), 0)))
+	if err != nil {
+		return nil, err
+	}
+	c := &Call{
+		phone: p, conn: conn, codec: p.opts.Codec, ssrc: rand.Uint32(), seq: uint16(rand.Uint32()), ts: rand.Uint32(),
+		ringing: make(chan struct{}), answered: make(chan struct{}), ended: make(chan struct{}),
+	}
+	c.codec.DTMFType = p.opts.DTMFType
+	host, port, err := sip.ParseAddr(server)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	recipient := sip.Uri{Scheme: "sip", User: to, Host: host, Port: port}
+	if p.opts.Transport != "udp" {
+		recipient.UriParams = sip.HeaderParams{}
+		recipient.UriParams.Add("transport", p.opts.Transport)
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: p.opts.LocalIP}}
+	dua := &sipgo.DialogUA{Client: p.client, ContactHDR: contact}
+	req := sip.NewRequest(sip.INVITE, recipient)
+	req.SetTransport(strings.ToUpper(p.opts.Transport))
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: p.opts.LocalIP}, Params: fromParams})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: to, Host: host}})
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	for k, v := range p.opts.Headers {
+		req.AppendHeader(sip.NewHeader(k, v))
+	}
+	req.SetBody(c.sdp("sendrecv"))
+
+	waitCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.cancel = cancel
+	dlg, err := dua.WriteInvite(ctx, req)
+	if err != nil {
+		cancel()
+		conn.Close()
+		return nil, err
+	}
+	c.dlg = dlg
+	p.mu.Lock()
+	p.calls[req.CallID().Value()] = c
+	p.mu.Unlock()
+	c.ID = req.CallID().Value()
+	go c.waitAnswer(waitCtx)
+	return c, nil
+}
+
+// Call is one call placed by a phone.
+type Call struct {
+	ID    string // SIP Call-ID
+	phone *Phone
+	dlg   *sipgo.DialogClientSession
+	conn  *net.UDPConn
+	codec sb.Codec
+
+	cancel   context.CancelFunc
+	ringing  chan struct{}
+	ringOnce sync.Once
+	answered chan struct{}
+	result   error
+
+	remote atomic.Pointer[netip.AddrPort]
+	sink   atomic.Pointer[func([]byte)]
+
+	sendMu sync.Mutex
+	ssrc   uint32
+	seq    uint16
+	ts     uint32
+
+	endOnce   sync.Once
+	ended     chan struct{}
+	endReason string
+	closeOnce sync.Once
+}
+
+func (c *Call) sdp(dir string) []byte {
+	ap := c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return []byte(fmt.Sprintf("v=0\r\no=siptest 1 1 IN IP4 %s\r\ns=siptest\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
+		"m=audio %d RTP/AVP %d %d\r\na=rtpmap:%d %s/8000\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\na=ptime:20\r\na=%s\r\n",
+		ap.Addr(), ap.Addr(), ap.Port(), c.codec.PayloadType, c.codec.DTMFType, c.codec.PayloadType, c.codec.Name,
+		c.codec.DTMFType, c.codec.DTMFType, dir))
+}
+
+func (c *Call) waitAnswer(ctx context.Context) {
+	defer close(c.answered)
+	err := c.dlg.WaitAnswer(ctx, sipgo.AnswerOptions{
+		Username: c.phone.opts.Username,
+		Password: c.phone.opts.Password,
+		OnResponse: func(res *sip.Response) error {
+			if res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress {
+				c.ringOnce.Do(func() { close(c.ringing) })
+			}
+			return nil
+		},
+	})
+	if res := c.dlg.InviteResponse; res != nil && res.StatusCode >= 300 {
+		se := &StatusError{Code: res.StatusCode, Reason: res.Reason}
+		if h := res.GetHeader("Reason"); h != nil {
+			se.ReasonHeader = h.Value()
+		}
+		if h := res.GetHeader("Warning"); h != nil {
+			se.Warning = h.Value()
+		}
+		c.result = se
+		return
+	}
+	if err != nil {
+		var de *sipgo.ErrDialogResponse
+		if errors.As(err, &de) {
+			c.result = &StatusError{Code: de.Res.StatusCode, Reason: de.Res.Reason}
+		} else {
+			c.result = err
+		}
+		return
+	}
+	if err := c.dlg.Ack(ctx); err != nil {
+		c.result = fmt.Errorf("siptest: ACK: %w", err)
+		return
+	}
+	remote, err := parseAnswer(c.dlg.InviteResponse.Body())
+	if err != nil {
+		c.result = err
+		return
+	}
+	c.remote.Store(&remote)
+	go c.readLoop()
+}
+
+// parseAnswer returns the RTP address of an SDP answer.
+func parseAnswer(body []byte) (netip.AddrPort, error) {
+	var sd sdp.SessionDescription
+	if err := sd.UnmarshalString(string(body)); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("siptest: answer SDP: %w", err)
+	}
+	conn := sd.ConnectionInformation
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media != "audio" {
+			continue
+		}
+		if m.ConnectionInformation != nil {
+			conn = m.ConnectionInformation
+		}
+		if conn == nil || conn.Address == nil {
+			break
+		}
+		ip, err := netip.ParseAddr(conn.Address.Address)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("siptest: answer SDP address: %w", err)
+		}
+		return netip.AddrPortFrom(ip, uint16(m.MediaName.Port.Value)), nil
+	}
+	return netip.AddrPort{}, errors.New("siptest: answer SDP has no audio")
+}
+
+// Ringing fires when a 180 or 183 arrives.
+func (c *Call) Ringing() <-chan struct{} { return c.ringing }
+
+// Wait returns once the INVITE has its outcome: nil when answered, a
+// *StatusError for a final non-2xx response.
+func (c *Call) Wait(ctx context.Context) error {
+	select {
+	case <-c.answered:
+		return c.result
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Cancel sends CANCEL for an unanswered INVITE and waits for its outcome.
+func (c *Call) Cancel(ctx context.Context) error {
+	c.cancel()
+	select {
+	case <-c.answered:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RemoteRTP is where the call's audio goes.
+func (c *Call) RemoteRTP() netip.AddrPort {
+	if r := c.remote.Load(); r != nil {
+		return *r
+	}
+	return netip.AddrPort{}
+}
+
+// SetSink sets the function that receives every RTP packet that arrives.
+func (c *Call) SetSink(fn func(pkt []byte)) { c.sink.Store(&fn) }
+
+func (c *Call) readLoop() {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := c.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		if fn := c.sink.Load(); fn != nil && *fn != nil {
+			(*fn)(buf[:n])
+		}
+	}
+}
+
+// SendRTP sends one 20 ms frame of audio in the call's codec.
+func (c *Call) SendRTP(payload []byte, marker bool) error {
+	c.sendMu.Lock()
+	pkt := media.AppendHeader(make([]byte, 0, 12+len(payload)), marker, c.codec.PayloadType, c.seq, c.ts, c.ssrc)
+	c.seq++
+	c.ts += 160
+	c.sendMu.Unlock()
+	return c.WriteRTP(append(pkt, payload...))
+}
+
+// WriteRTP sends a whole RTP packet.
+func (c *Call) WriteRTP(pkt []byte) error {
+	to := c.remote.Load()
+	if to == nil {
+		return errors.New("siptest: call not answered")
+	}
+	_, err := c.conn.WriteToUDPAddrPort(pkt, *to)
+	return err
+}
+
+// SendDTMF sends digit as RFC 4733 events: three packets while the key is
+// down, then the end packet three times.
+func (c *Call) SendDTMF(digit byte) error {
+	event := strings.IndexByte("0123456789*#ABCD", digit)
+	if event < 0 {
+		return fmt.Errorf("siptest: %q is not a DTMF key", digit)
+	}
+	c.sendMu.Lock()
+	ts := c.ts
+	c.ts += 160 * 6
+	c.sendMu.Unlock()
+	for i := 0; i < 6; i++ {
+		end := i >= 3
+		dur := uint16(160 * min(i+1, 4))
+		payload := []byte{byte(event), 10, byte(dur >> 8), byte(dur)}
+		if end {
+			payload[1] |= 0x80
+		}
+		c.sendMu.Lock()
+		pkt := media.AppendHeader(make([]byte, 0, 16), i == 0, c.codec.DTMFType, c.seq, ts, c.ssrc)
+		c.seq++
+		c.sendMu.Unlock()
+		if err := c.WriteRTP(append(pkt, payload...)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Hold sends a re-INVITE with a=sendonly; Resume one with a=sendrecv.
+func (c *Call) Hold(ctx context.Context) error   { return c.reinvite(ctx, "sendonly") }
+func (c *Call) Resume(ctx context.Context) error { return c.reinvite(ctx, "sendrecv") }
+
+func (c *Call) reinvite(ctx context.Context, dir string) error {
+	res := c.dlg.InviteResponse
+	if res == nil || res.Contact() == nil {
+		return errors.New("siptest: call not answered")
+	}
+	req := sip.NewRequest(sip.INVITE, res.Contact().Address)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(c.sdp(dir))
+	reply, err := c.dlg.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("siptest: re-INVITE: %w", err)
+	}
+	if reply.StatusCode != sip.StatusOK {
+		return &StatusError{Code: reply.StatusCode, Reason: reply.Reason}
+	}
+	ack := sip.NewRequest(sip.ACK, res.Contact().Address)
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
+	if err := c.dlg.WriteRequest(ack); err != nil {
+		return fmt.Errorf("siptest: ACK re-INVITE: %w", err)
+	}
+	return nil
+}
+
+// Hangup sends BYE and waits for its 200.
+func (c *Call) Hangup(ctx context.Context) error {
+	err := c.dlg.Bye(ctx)
+	c.end("")
+	return err
+}
+
+// Ended fires when the call ends: BYE from the far end, or Hangup.
+func (c *Call) Ended() <-chan struct{} { return c.ended }
+
+// EndReason is the Reason header of the far end's BYE.
+func (c *Call) EndReason() string {
+	<-c.ended
+	return c.endReason
+}
+
+func (c *Call) end(reason string) {
+	c.endOnce.Do(func() {
+		c.endReason = reason
+		close(c.ended)
+	})
+}
+
+// Close releases the call's socket and forgets it.
+func (c *Call) Close() error {
+	c.closeOnce.Do(func() {
+		c.cancel()
+		c.end("")
+		c.conn.Close()
+		c.phone.mu.Lock()
+		delete(c.phone.calls, c.ID)
+		c.phone.mu.Unlock()
+		if c.dlg != nil {
+			c.dlg.Close()
+		}
+	})
+	return nil
+}

@@ -65,6 +65,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	body := req.Body()
+	if cl := req.ContentLength(); cl != nil && int(*cl) != len(body) {
+		s.reject(req, tx, sip.StatusBadRequest, "Content-Length does not match the body")
+		return
+	}
 	switch ct := req.ContentType(); {
 	case len(body) == 0:
 		s.reject(req, tx, sip.StatusNotAcceptableHere, "an SDP offer is required in the INVITE (late offer is not supported)")

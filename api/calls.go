@@ -1,0 +1,115 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// parseCallFilter reads GET /v1/calls's query, naming the parameter that
+// is wrong.
+func parseCallFilter(q url.Values) (sb.CallFilter, error) {
+	var f sb.CallFilter
+	for _, p := range []struct {
+		name string
+		dst  **time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, sb.Errorf(sb.EINVALID, "%s: %q is not an RFC 3339 time such as 2026-11-24T09:00:00Z", p.name, v)
+			}
+			*p.dst = &t
+		}
+	}
+	if v := q.Get("status"); v != "" {
+		switch st := sb.CallStatus(v); st {
+		case sb.CallRinging, sb.CallAnswered, sb.CallCompleted, sb.CallNoAnswer, sb.CallBusy, sb.CallCanceled, sb.CallFailed, sb.CallRejected:
+			f.Status = st
+		default:
+			return f, sb.Errorf(sb.EINVALID, "status: %q is not a call status", v)
+		}
+	}
+	f.Number = q.Get("number")
+	for _, p := range []struct {
+		name string
+		dst  **sb.ID
+	}{{"operator_id", &f.OperatorID}, {"after", &f.After}} {
+		if v := q.Get(p.name); v != "" {
+			id, err := sb.ParseID(v)
+			if err != nil {
+				return f, sb.Errorf(sb.EINVALID, "%s: %q is not an id", p.name, v)
+			}
+			*p.dst = &id
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return f, sb.Errorf(sb.EINVALID, "limit: %q must be a number from 1 to 500", v)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
+	f, err := parseCallFilter(r.URL.Query())
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if f.Limit == 0 {
+		f.Limit = 50
+	}
+	calls, err := s.deps.Calls.FindCalls(r.Context(), f)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	next := ""
+	if len(calls) == f.Limit {
+		next = calls[len(calls)-1].ID.String()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"calls": calls, "next": next})
+}
+
+func (s *Server) callID(w http.ResponseWriter, r *http.Request) (sb.ID, bool) {
+	id, err := sb.ParseID(chi.URLParam(r, "id"))
+	if err != nil {
+		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "call not found"))
+		return sb.ID{}, false
+	}
+	return id, true
+}
+
+func (s *Server) getCall(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.callID(w, r)
+	if !ok {
+		return
+	}
+	c, err := s.deps.Calls.FindCallByID(r.Context(), id)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (s *Server) getCallEvents(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.callID(w, r)
+	if !ok {
+		return
+	}
+	events, err := s.deps.Calls.FindCallEvents(r.Context(), id)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": events})
+}

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"encoding/json"
+	"mime"
+	"net/http"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// maxLoginBody bounds a login request.
+const maxLoginBody = 4 << 10
+
+// login checks an email and password and sets the session cookie. Only
+// JSON is taken: a cross-site form cannot send it, which with the
+// SameSite=Strict cookie keeps logins and sockets first-party.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeJSON(w, http.StatusUnsupportedMediaType, errorBody{Code: sb.EINVALID, Message: "send the login as application/json"})
+		return
+	}
+	var in struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxLoginBody)).Decode(&in); err != nil {
+		s.error(w, r, sb.Errorf(sb.EINVALID, "the login must be a JSON object with email and password"))
+		return
+	}
+	u, err := s.deps.Users.Authenticate(r.Context(), in.Email, in.Password)
+	if err != nil {
+		if sb.ErrorCode(err) == sb.EUNAUTHORIZED {
+			s.log.Info("login failed", "remote", r.RemoteAddr)
+		}
+		s.error(w, r, err)
+		return
+	}
+	token, sess, err := s.deps.Sessions.CreateSession(r.Context(), u, s.conf.SessionTTL)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: token, Path: "/", Expires: sess.ExpiresAt,
+		HttpOnly: true, Secure: s.conf.SecureCookies, SameSite: http.SameSiteStrictMode,
+	})
+	s.log.Info("login", "user", u.ID, "role", u.Role)
+	writeJSON(w, http.StatusOK, map[string]any{"user": u})
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if sess, err := s.deps.Sessions.FindSession(r.Context(), c.Value); err == nil {
+			s.ops.closeUser(sess.UserID, "logged out")
+		}
+		if err := s.deps.Sessions.DeleteSession(r.Context(), c.Value); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", Expires: time.Unix(0, 0), MaxAge: -1,
+		HttpOnly: true, Secure: s.conf.SecureCookies, SameSite: http.SameSiteStrictMode})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request) {
+	a := sb.ActorFromContext(r.Context())
+	if a.UserID == (sb.ID{}) {
+		writeJSON(w, http.StatusOK, map[string]any{"api_key": a.APIKeyID, "tenant_id": a.TenantID, "role": a.Role})
+		return
+	}
+	u, err := s.deps.Users.FindUserByID(r.Context(), a.UserID)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": u})
+}

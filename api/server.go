@@ -1,0 +1,225 @@
+// Package api is switchboard's HTTP side (chi): the REST API for call
+// records, operator logins, the operator WebSocket, and the embedded
+// operator page.
+package api
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Config tunes the HTTP side.
+type Config struct {
+	Logger        *slog.Logger
+	SecureCookies bool
+	ICEServers    []sb.ICEServer
+	RingTimeout   time.Duration
+	SessionTTL    time.Duration // default 12h
+}
+
+// CallControl is what the operator socket asks of call control;
+// *switchboard.Switch implements it.
+type CallControl interface {
+	Available(op sb.OperatorConn) error
+	Away(opID sb.ID)
+	Accept(opID, callID sb.ID) error
+	Decline(opID, callID sb.ID) error
+	Hangup(opID, callID sb.ID) error
+	Mute(opID, callID sb.ID, muted bool) error
+	Disconnected(opID sb.ID)
+}
+
+// MediaSessionFactory makes an operator's PeerConnection.
+type MediaSessionFactory interface {
+	NewMediaSession() (MediaSession, error)
+}
+
+// MediaSession is an operator's shift-long PeerConnection.
+type MediaSession interface {
+	OnICECandidate(fn func(sb.ICECandidate))
+	OnConnectionStateChange(fn func(state string))
+	CreateOffer(ctx context.Context) (sdp string, err error)
+	SetAnswer(sdp string) error
+	AddICECandidate(c sb.ICECandidate) error
+	Media() sb.MediaPort
+	Close() error
+}
+
+// Deps are the services the HTTP side uses.
+type Deps struct {
+	Calls         sb.CallService
+	Users         sb.UserService
+	APIKeys       sb.APIKeyService
+	Sessions      sb.SessionService
+	CallControl   CallControl
+	MediaSessions MediaSessionFactory
+	Health        func(context.Context) error
+}
+
+// Server serves HTTP.
+type Server struct {
+	conf Config
+	deps Deps
+	log  *slog.Logger
+	ops  *operators
+}
+
+// NewServer returns a server for the configuration and services.
+func NewServer(c Config, d Deps) *Server {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	return &Server{conf: c, deps: d, log: c.Logger, ops: newOperators()}
+}
+
+// sessionCookie is the name of the browser session cookie.
+const sessionCookie = "sb_session"
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, securityHeaders)
+	web, err := fs.Sub(webFS, "web")
+	if err != nil {
+		panic(err) // the embedded folder is part of the binary
+	}
+	files := http.FileServer(http.FS(web))
+	r.Get("/", files.ServeHTTP)
+	r.Get("/app.js", files.ServeHTTP)
+	r.Get("/style.css", files.ServeHTTP)
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	r.Get("/readyz", s.readyz)
+	r.Route("/v1", func(r chi.Router) {
+		r.Post("/login", s.login)
+		r.Post("/logout", s.logout)
+		r.Get("/operator/ws", s.operatorSocket)
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate)
+			r.Get("/me", s.me)
+			r.Get("/calls", s.listCalls)
+			r.Get("/calls/{id}", s.getCall)
+			r.Get("/calls/{id}/events", s.getCallEvents)
+		})
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "no such route: %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path})
+	})
+	return r
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; media-src 'self' blob:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Health != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.deps.Health(ctx); err != nil {
+			s.log.Warn("not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// statusOf maps an error code to its HTTP status, once for the whole API.
+var statusOf = map[string]int{
+	sb.EINVALID:      http.StatusBadRequest,
+	sb.EUNAUTHORIZED: http.StatusUnauthorized,
+	sb.EFORBIDDEN:    http.StatusForbidden,
+	sb.ENOTFOUND:     http.StatusNotFound,
+	sb.ECONFLICT:     http.StatusConflict,
+	sb.EUNAVAILABLE:  http.StatusServiceUnavailable,
+}
+
+// error writes err as JSON. Internal errors are logged and reported
+// without their detail.
+func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := sb.ErrorCode(err), sb.ErrorMessage(err)
+	status, ok := statusOf[code]
+	if !ok {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		status, code, msg = http.StatusInternalServerError, sb.EINTERNAL, "internal error"
+	}
+	writeJSON(w, status, errorBody{Code: code, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// authenticate puts the actor in the request's context: an API key from
+// the Authorization header, or the session cookie.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, err := s.actor(r)
+		if err != nil {
+			s.error(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(sb.NewContextWithActor(r.Context(), a)))
+	})
+}
+
+func (s *Server) actor(r *http.Request) (*sb.Actor, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		key, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return nil, sb.Errorf(sb.EUNAUTHORIZED, "Authorization must be: Bearer <API key>")
+		}
+		k, err := s.deps.APIKeys.AuthenticateAPIKey(r.Context(), strings.TrimSpace(key))
+		if err != nil {
+			return nil, err
+		}
+		return &sb.Actor{TenantID: k.TenantID, APIKeyID: k.ID, Role: k.Role}, nil
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil, sb.Errorf(sb.EUNAUTHORIZED, "authentication required: an API key or a login")
+	}
+	sess, err := s.deps.Sessions.FindSession(r.Context(), c.Value)
+	if err != nil {
+		return nil, err
+	}
+	return &sb.Actor{TenantID: sess.TenantID, UserID: sess.UserID, Role: sess.Role}, nil
+}
+
+var errNoActor = errors.New("api: no actor")

@@ -1,0 +1,204 @@
+// switchboard operator page: one WebSocket and one PeerConnection for the
+// whole shift (docs/operator-protocol.md). No build step, no dependencies.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const sb = (window.switchboard = { pc: null, ws: null, state: { available: false }, call: null });
+let localStream = null;
+let retryDelay = 1000;
+let timerHandle = null;
+let loggedIn = false;
+
+function show(el, visible) { el.hidden = !visible; }
+function setError(msg) { $("console-error").textContent = msg || ""; }
+
+async function api(path, opts = {}) {
+  const res = await fetch(path, { credentials: "same-origin", ...opts });
+  const body = res.status === 204 ? null : await res.json().catch(() => null);
+  if (!res.ok) throw new Error((body && body.message) || res.statusText);
+  return body;
+}
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    const body = await api("/v1/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: $("email").value, password: $("password").value }),
+    });
+    $("password").value = "";
+    startConsole(body.user);
+  } catch (e) {
+    $("login-error").textContent = e.message;
+  }
+});
+
+$("logout").addEventListener("click", async () => {
+  loggedIn = false;
+  try { await api("/v1/logout", { method: "POST" }); } catch (e) { /* already gone */ }
+  location.reload();
+});
+
+async function startConsole(user) {
+  loggedIn = true;
+  $("whoami").textContent = user.name ? `${user.name} <${user.email}>` : user.email;
+  show($("login-view"), false);
+  show($("console-view"), true);
+  try {
+    localStream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (e) {
+    setError("No microphone: " + e.message);
+    return;
+  }
+  connect();
+  loadRecent();
+}
+
+function send(msg) {
+  if (sb.ws && sb.ws.readyState === WebSocket.OPEN) sb.ws.send(JSON.stringify(msg));
+}
+
+function connect() {
+  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/operator/ws");
+  sb.ws = ws;
+  $("status").textContent = "connecting…";
+  ws.onmessage = (ev) => handle(JSON.parse(ev.data));
+  ws.onopen = () => { retryDelay = 1000; };
+  ws.onclose = (ev) => {
+    if (sb.pc) { sb.pc.close(); sb.pc = null; }
+    sb.state = { available: false };
+    $("available").disabled = true;
+    endCall(null, "connection lost");
+    if (!loggedIn) return;
+    if (ev.code === 4000) { $("status").textContent = "opened in another tab"; return; }
+    $("status").textContent = "reconnecting…";
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 30000);
+  };
+}
+
+async function handle(msg) {
+  switch (msg.type) {
+    case "hello": {
+      const pc = new RTCPeerConnection({ iceServers: msg.ice_servers || [] });
+      sb.pc = pc;
+      for (const t of localStream.getAudioTracks()) pc.addTrack(t, localStream);
+      pc.ontrack = (ev) => { $("remote-audio").srcObject = ev.streams[0] || new MediaStream([ev.track]); };
+      pc.onicecandidate = (ev) => { if (ev.candidate) send({ type: "candidate", candidate: ev.candidate.toJSON() }); };
+      pc.onconnectionstatechange = () => {
+        if (pc.connectionState === "connected") {
+          $("available").disabled = false;
+          if (!sb.state.available) $("status").textContent = "away";
+        } else if (pc.connectionState === "failed") {
+          setError("Audio connection failed; reconnecting.");
+          sb.ws.close();
+        }
+      };
+      break;
+    }
+    case "offer": {
+      await sb.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+      const answer = await sb.pc.createAnswer();
+      await sb.pc.setLocalDescription(answer);
+      send({ type: "answer", sdp: sb.pc.localDescription.sdp });
+      break;
+    }
+    case "candidate":
+      if (sb.pc) await sb.pc.addIceCandidate(msg.candidate).catch((e) => console.warn("candidate", e));
+      break;
+    case "state":
+      sb.state = { available: msg.available, reason: msg.reason };
+      $("status").textContent = msg.available ? "available" : "away" + (msg.reason ? ` (${msg.reason})` : "");
+      $("available").textContent = msg.available ? "Go away" : "Go available";
+      break;
+    case "incoming":
+      sb.call = { id: msg.call.call_id, from: msg.call.from };
+      $("caller").textContent = msg.call.from || "unknown";
+      setCallState("ringing");
+      break;
+    case "revoked":
+      if (sb.call && sb.call.id === msg.call_id) endCall(msg.call_id, msg.reason || "missed");
+      break;
+    case "connected":
+      setCallState("connected");
+      break;
+    case "ended":
+      endCall(msg.call_id, msg.reason);
+      loadRecent();
+      break;
+    case "error":
+      setError(msg.message);
+      break;
+  }
+}
+
+function setCallState(state) {
+  $("call-state").textContent = state;
+  $("call").classList.toggle("ringing", state === "ringing");
+  show($("answer"), state === "ringing");
+  show($("decline"), state === "ringing");
+  show($("hangup"), state === "connected");
+  show($("mute"), state === "connected");
+  show($("keypad"), state === "connected");
+  clearInterval(timerHandle);
+  $("timer").textContent = "";
+  if (state === "connected") {
+    const start = Date.now();
+    timerHandle = setInterval(() => {
+      const s = Math.floor((Date.now() - start) / 1000);
+      $("timer").textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+    }, 1000);
+  }
+}
+
+function endCall(id, reason) {
+  if (!sb.call || (id && sb.call.id !== id)) return;
+  sb.call = null;
+  setMuted(false);
+  setCallState("ended" + (reason ? ` (${reason})` : ""));
+  show($("hangup"), false);
+}
+
+function setMuted(muted) {
+  if (localStream) for (const t of localStream.getAudioTracks()) t.enabled = !muted;
+  $("mute").setAttribute("aria-pressed", String(muted));
+  $("mute").textContent = muted ? "Unmute" : "Mute";
+}
+
+$("available").addEventListener("click", () => send({ type: sb.state.available ? "away" : "available" }));
+$("answer").addEventListener("click", () => sb.call && send({ type: "accept", call_id: sb.call.id }));
+$("decline").addEventListener("click", () => sb.call && send({ type: "decline", call_id: sb.call.id }));
+$("hangup").addEventListener("click", () => sb.call && send({ type: "hangup", call_id: sb.call.id }));
+$("mute").addEventListener("click", () => {
+  if (!sb.call) return;
+  const muted = $("mute").getAttribute("aria-pressed") !== "true";
+  setMuted(muted);
+  send({ type: "mute", call_id: sb.call.id, muted });
+});
+for (const b of $("keypad").querySelectorAll("button")) {
+  b.addEventListener("click", () => {
+    const sender = sb.pc && sb.pc.getSenders().find((s) => s.track && s.track.kind === "audio");
+    if (sender && sender.dtmf) sender.dtmf.insertDTMF(b.textContent, 120, 70);
+  });
+}
+
+async function loadRecent() {
+  try {
+    const body = await api("/v1/calls?limit=10");
+    const list = $("recent");
+    list.replaceChildren(...body.calls.map((c) => {
+      const li = document.createElement("li");
+      const when = new Date(c.created_at).toLocaleTimeString();
+      const secs = Math.round(c.duration_ms / 1000);
+      li.textContent = `${when} · ${c.from} · ${c.status}${secs ? ` · ${secs}s` : ""}`;
+      return li;
+    }));
+  } catch (e) {
+    console.warn("recent calls", e);
+  }
+}
+
+// Already logged in (page reload): go straight to the console.
+api("/v1/me").then((body) => body.user && startConsole(body.user)).catch(() => {});

@@ -1,0 +1,599 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/testenv"
+	"github.com/switchboard-voice/switchboard/media"
+	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/opclient"
+	"github.com/switchboard-voice/switchboard/sip/siptest"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// mustOperator logs the operator in, connects their PeerConnection and
+// makes them available.
+func mustOperator(tb testing.TB, m *Main, u *sb.User) *opclient.Client {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := opclient.Login(ctx, m.HTTPURL(), u.Email, testPassword, opclient.WithLoopbackOnly())
+	if err != nil {
+		tb.Fatalf("login %s: %v", u.Email, err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	if err := c.Connect(ctx); err != nil {
+		tb.Fatalf("connect %s: %v", u.Email, err)
+	}
+	if err := c.SetAvailable(ctx); err != nil {
+		tb.Fatalf("available %s: %v", u.Email, err)
+	}
+	return c
+}
+
+// mustPhone returns a SIP phone playing a trunk, on the given loopback
+// address.
+func mustPhone(tb testing.TB, opts siptest.Options) *siptest.Phone {
+	tb.Helper()
+	if opts.LocalIP == "" {
+		opts.LocalIP = "127.0.0.1"
+	}
+	p, err := siptest.NewPhone(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.Close() })
+	return p
+}
+
+// waitIncoming waits for the operator to be offered a call.
+func waitIncoming(tb testing.TB, op *opclient.Client) opclient.Incoming {
+	tb.Helper()
+	select {
+	case in := <-op.Incoming():
+		return in
+	case <-time.After(10 * time.Second):
+		tb.Fatal("no call offered to the operator")
+	}
+	panic("unreachable")
+}
+
+// answeredCall rings the operator from phone and has them accept.
+func answeredCall(tb testing.TB, m *Main, phone *siptest.Phone, op *opclient.Client, from, to string) (*siptest.Call, opclient.Incoming) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	type result struct {
+		call *siptest.Call
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := phone.Invite(ctx, m.SIPAddr(), from, to)
+		done <- result{c, err}
+	}()
+	in := waitIncoming(tb, op)
+	if in.From != from || in.To != to {
+		tb.Errorf("operator offered from %q to %q, want %q to %q", in.From, in.To, from, to)
+	}
+	if err := op.Accept(ctx, in.CallID); err != nil {
+		tb.Fatalf("accept: %v", err)
+	}
+	r := <-done
+	if r.err != nil {
+		tb.Fatalf("invite: %v", r.err)
+	}
+	tb.Cleanup(func() { r.call.Close() })
+	if err := op.WaitConnected(ctx, in.CallID); err != nil {
+		tb.Fatalf("operator not connected: %v", err)
+	}
+	return r.call, in
+}
+
+// patternReceiver counts intact pattern frames, in order, and the delay
+// each took.
+type patternReceiver struct {
+	mu      sync.Mutex
+	frames  int
+	corrupt int
+	last    uint32
+	maxLate time.Duration
+	got     chan struct{}
+}
+
+func newPatternReceiver() *patternReceiver { return &patternReceiver{got: make(chan struct{}, 1)} }
+
+func (r *patternReceiver) add(payload []byte) {
+	seq, sent, ok := media.CheckPatternFrame(payload)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !ok {
+		r.corrupt++
+		return
+	}
+	if r.frames > 0 && seq <= r.last {
+		r.corrupt++ // duplicate or reordered
+		return
+	}
+	r.frames++
+	r.last = seq
+	if d := time.Since(sent); d > r.maxLate {
+		r.maxLate = d
+	}
+	select {
+	case r.got <- struct{}{}:
+	default:
+	}
+}
+
+func (r *patternReceiver) counts() (frames, corrupt int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.frames, r.corrupt
+}
+
+// waitFrames waits until n frames have arrived.
+func (r *patternReceiver) waitFrames(tb testing.TB, n int, what string) {
+	tb.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if f, _ := r.counts(); f >= n {
+			return
+		}
+		select {
+		case <-r.got:
+		case <-deadline:
+			f, c := r.counts()
+			tb.Fatalf("%s: %d intact frames (%d corrupt), want %d", what, f, c, n)
+		}
+	}
+}
+
+// sendPattern sends n pattern frames, one every 20 ms, through send.
+func sendPattern(tb testing.TB, n int, send func(payload []byte) error) {
+	tb.Helper()
+	buf := make([]byte, 160)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < n; i++ {
+		if err := send(media.PatternFrame(buf, uint32(i+1), time.Now())); err != nil {
+			tb.Fatalf("send frame %d: %v", i, err)
+		}
+		<-tick.C
+	}
+}
+
+// apiGet fetches path with the API key and decodes the JSON answer into v.
+func apiGet(tb testing.TB, m *Main, key, path string, v any) int {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodGet, m.HTTPURL()+path, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil && resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			tb.Fatalf("GET %s: decode: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// waitCallEnded polls the API until the call's record is final.
+func waitCallEnded(tb testing.TB, m *Main, key string, id sb.ID) *sb.Call {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var c sb.Call
+		if code := apiGet(tb, m, key, "/v1/calls/"+id.String(), &c); code == http.StatusOK && c.Status.Ended() {
+			return &c
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("call %s did not end in its record", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func callEvents(tb testing.TB, m *Main, key string, id sb.ID) []sb.EventType {
+	tb.Helper()
+	var body struct {
+		Events []*sb.CallEvent `json:"events"`
+	}
+	if code := apiGet(tb, m, key, "/v1/calls/"+id.String()+"/events", &body); code != http.StatusOK {
+		tb.Fatalf("events: status %d", code)
+	}
+	var types []sb.EventType
+	for _, e := range body.Events {
+		types = append(types, e.Type)
+	}
+	return types
+}
+
+// hasInOrder reports whether want appears in got as a subsequence.
+func hasInOrder(got []sb.EventType, want ...sb.EventType) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+func TestInboundCallAudioBothWays(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "+4930123456", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp", Codec: sb.PCMU})
+
+	toOperator, toCaller := newPatternReceiver(), newPatternReceiver()
+	dtmf := make(chan struct{}, 16)
+	op.SetAudioSink(func(p *rtp.Packet) {
+		switch p.PayloadType {
+		case 0:
+			toOperator.add(p.Payload)
+		case 101:
+			select {
+			case dtmf <- struct{}{}:
+			default:
+			}
+		}
+	})
+	call, in := answeredCall(t, m, phone, op, "+15550001111", f.Number)
+	call.SetSink(func(pkt []byte) {
+		h, ok := media.ParseHeader(pkt)
+		if ok && h.PayloadType == 0 {
+			toCaller.add(pkt[h.PayloadOffset:h.PayloadEnd])
+		}
+	})
+
+	const frames = 50
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sendPattern(t, frames, func(p []byte) error { return call.SendRTP(p, false) })
+	}()
+	sendPattern(t, frames, op.SendAudio)
+	wg.Wait()
+	toOperator.waitFrames(t, frames*9/10, "caller → operator")
+	toCaller.waitFrames(t, frames*9/10, "operator → caller")
+	for name, r := range map[string]*patternReceiver{"caller → operator": toOperator, "operator → caller": toCaller} {
+		if _, corrupt := r.counts(); corrupt > 0 {
+			t.Errorf("%s: %d frames arrived altered or out of order", name, corrupt)
+		}
+	}
+
+	if err := call.SendDTMF('5'); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	select {
+	case <-dtmf: // RFC 4733 events pass through to the browser side
+	case <-ctx.Done():
+		t.Fatal("the caller's DTMF did not reach the operator")
+	}
+	if err := op.Mute(ctx, in.CallID, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatalf("caller hangup: %v", err)
+	}
+	if _, err := op.WaitEnded(ctx, in.CallID); err != nil {
+		t.Fatalf("operator not told the call ended: %v", err)
+	}
+
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller {
+		t.Errorf("record status %q hung up by %q, want completed by caller", rec.Status, rec.HangupBy)
+	}
+	if rec.OperatorID == nil || *rec.OperatorID != f.Operators[0].ID {
+		t.Errorf("record operator %v, want %s", rec.OperatorID, f.Operators[0].ID)
+	}
+	if rec.Direction != sb.Inbound || rec.From != "+15550001111" || rec.To != f.Number || rec.Codec != "PCMU" {
+		t.Errorf("record %+v: want inbound PCMU call from +15550001111 to %s", rec, f.Number)
+	}
+	if rec.TrunkID == nil || *rec.TrunkID != f.Trunk.ID || !strings.HasPrefix(rec.Source, "udp:127.0.0.1:") {
+		t.Errorf("record trunk %v source %q, want %s from udp:127.0.0.1", rec.TrunkID, rec.Source, f.Trunk.ID)
+	}
+	if rec.AnsweredAt == nil || rec.EndedAt == nil || rec.DurationMS < 900 {
+		t.Errorf("record answered %v ended %v duration %d ms, want both set and ≥ 900 ms", rec.AnsweredAt, rec.EndedAt, rec.DurationMS)
+	}
+	if rec.FromCaller.Packets < frames*9/10 || rec.ToCaller.Packets < frames*9/10 {
+		t.Errorf("record packets from caller %d to caller %d, want ≥ %d each", rec.FromCaller.Packets, rec.ToCaller.Packets, frames*9/10)
+	}
+	events := callEvents(t, m, f.APIKey, in.CallID)
+	if !hasInOrder(events, sb.EventReceived, sb.EventTrying, sb.EventOffered, sb.EventRinging, sb.EventAnswered, sb.EventHungUp, sb.EventEnded) ||
+		!hasInOrder(events, sb.EventAnswered, sb.EventDTMF, sb.EventHungUp) || !hasInOrder(events, sb.EventAnswered, sb.EventMute, sb.EventHungUp) {
+		t.Errorf("events %v lack the expected timeline", events)
+	}
+}
+
+func TestOperatorHangsUp(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "tcp", Codec: sb.PCMA})
+	call, in := answeredCall(t, m, phone, op, "3000", "2000")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := op.Hangup(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-call.Ended():
+	case <-ctx.Done():
+		t.Fatal("caller got no BYE")
+	}
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyOperator || rec.Codec != "PCMA" {
+		t.Errorf("record %q by %q codec %q, want completed by operator, PCMA", rec.Status, rec.HangupBy, rec.Codec)
+	}
+	if !strings.HasPrefix(rec.Source, "tcp:") {
+		t.Errorf("record source %q, want tcp", rec.Source)
+	}
+	// The operator is available again and takes the next call.
+	call2, in2 := answeredCall(t, m, phone, op, "3001", "2000")
+	if in2.CallID == in.CallID {
+		t.Fatal("second call has the first call's id")
+	}
+	if err := call2.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCancelWhileRinging(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := phone.InviteAsync(ctx, m.SIPAddr(), "3000", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := waitIncoming(t, op)
+	select {
+	case <-call.Ringing():
+	case <-ctx.Done():
+		t.Fatal("no 180 Ringing while the operator was offered the call")
+	}
+	if err := call.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var se *siptest.StatusError
+	if err := call.Wait(ctx); !errors.As(err, &se) || se.Code != 487 {
+		t.Fatalf("INVITE after CANCEL ended with %v, want 487", err)
+	}
+	if ev := waitEvent(t, op, "revoked"); ev.CallID != in.CallID {
+		t.Errorf("revoked %s, want %s", ev.CallID, in.CallID)
+	}
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCanceled || rec.HangupBy != sb.PartyCaller || rec.SIPCode != 487 {
+		t.Errorf("record %q by %q code %d, want canceled by caller, 487", rec.Status, rec.HangupBy, rec.SIPCode)
+	}
+}
+
+// waitEvent waits for an operator socket event of the given type.
+func waitEvent(tb testing.TB, op *opclient.Client, typ string) opclient.Event {
+	tb.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-op.Events():
+			if ev.Type == typ {
+				return ev
+			}
+		case <-deadline:
+			tb.Fatalf("no %q event", typ)
+		}
+	}
+}
+
+func TestHoldAndResume(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, in := answeredCall(t, m, phone, op, "3000", "2000")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := call.Hold(ctx); err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	if err := call.Resume(ctx); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	// Audio flows after the resume.
+	toOperator := newPatternReceiver()
+	op.SetAudioSink(func(p *rtp.Packet) { toOperator.add(p.Payload) })
+	sendPattern(t, 10, func(p []byte) error { return call.SendRTP(p, false) })
+	toOperator.waitFrames(t, 8, "caller → operator after resume")
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, f.APIKey, in.CallID)
+	if events := callEvents(t, m, f.APIKey, in.CallID); !hasInOrder(events, sb.EventAnswered, sb.EventHeld, sb.EventResumed, sb.EventHungUp) {
+		t.Errorf("events %v lack held then resumed", events)
+	}
+}
+
+func TestNoOperatorGets480(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1) // the operator never logs in
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	_, err := phone.Invite(ctx, m.SIPAddr(), "3000", "2000")
+	var se *siptest.StatusError
+	if !errors.As(err, &se) || se.Code != 480 {
+		t.Fatalf("invite: %v, want 480", err)
+	}
+	if !strings.Contains(se.ReasonHeader, "no operator available") {
+		t.Errorf("Reason header %q does not say why", se.ReasonHeader)
+	}
+	var list struct {
+		Calls []*sb.Call `json:"calls"`
+	}
+	if code := apiGet(t, m, f.APIKey, "/v1/calls", &list); code != http.StatusOK || len(list.Calls) != 1 {
+		t.Fatalf("GET /v1/calls: %d, %d calls, want 200 with 1", code, len(list.Calls))
+	}
+	rec := list.Calls[0]
+	if rec.SIPCode != 480 || rec.Status.Ended() == false || rec.Status == sb.CallCompleted || !strings.Contains(rec.Reason, "no operator available") {
+		t.Errorf("record %q code %d reason %q, want 480 with the reason", rec.Status, rec.SIPCode, rec.Reason)
+	}
+}
+
+func TestDeclineMovesToNextOperator(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 2)
+	first := mustOperator(t, m, f.Operators[0]) // idle longest: offered first
+	second := mustOperator(t, m, f.Operators[1])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	var call *siptest.Call
+	go func() {
+		var err error
+		call, err = phone.Invite(ctx, m.SIPAddr(), "3000", "2000")
+		done <- err
+	}()
+	in := waitIncoming(t, first)
+	if err := first.Decline(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	in2 := waitIncoming(t, second)
+	if in2.CallID != in.CallID {
+		t.Fatalf("second operator offered %s, want %s", in2.CallID, in.CallID)
+	}
+	if err := second.Accept(ctx, in2.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
+		t.Errorf("answered by %v, want the second operator %s", rec.OperatorID, f.Operators[1].ID)
+	}
+	if events := callEvents(t, m, f.APIKey, in.CallID); !hasInOrder(events, sb.EventOffered, sb.EventDeclined, sb.EventOffered, sb.EventAnswered) {
+		t.Errorf("events %v lack offered, declined, offered, answered", events)
+	}
+}
+
+func TestUnknownSourceGets403(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	mustOperator(t, m, f.Operators[0])
+	// 127.0.0.3 is loopback on Linux, but not in the trunk's 127.0.0.1/32.
+	phone := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.3"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := phone.Invite(ctx, m.SIPAddr(), "3000", "2000")
+	var se *siptest.StatusError
+	if !errors.As(err, &se) || se.Code != 403 {
+		t.Fatalf("invite from an unknown source: %v, want 403", err)
+	}
+	var list struct {
+		Calls []*sb.Call `json:"calls"`
+	}
+	if apiGet(t, m, f.APIKey, "/v1/calls", &list); len(list.Calls) != 0 {
+		t.Errorf("an unknown source's attempt left %d call records in the tenant", len(list.Calls))
+	}
+}
+
+func TestDigestAuthenticatedTrunk(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	trunk := &sb.Trunk{TenantID: f.Tenant.ID, Name: "remote pbx", Username: "acme-pbx", Numbers: []string{"2100"}}
+	if err := metadata.NewTrunkService(m.DB).CreateTrunk(ctx, trunk, "s3cret-digest"); err != nil {
+		t.Fatal(err)
+	}
+	op := mustOperator(t, m, f.Operators[0])
+
+	wrong := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.4", Username: "acme-pbx", Password: "guess"})
+	_, err := wrong.Invite(ctx, m.SIPAddr(), "3000", "2100")
+	var se *siptest.StatusError
+	if !errors.As(err, &se) || se.Code != 403 {
+		t.Fatalf("invite with a wrong password: %v, want 403", err)
+	}
+
+	right := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.4", Username: "acme-pbx", Password: "s3cret-digest"})
+	call, in := answeredCall(t, m, right, op, "3000", "2100")
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.TrunkID == nil || *rec.TrunkID != trunk.ID {
+		t.Errorf("record trunk %v, want the digest trunk %s", rec.TrunkID, trunk.ID)
+	}
+}
+
+func TestAPIIsTenantScoped(t *testing.T) {
+	m := mustStartService(t, nil)
+	a := mustProvision(t, m, "Acme", "2000", 1)
+	b := mustProvision(t, m, "Other", "2001", 0)
+	op := mustOperator(t, m, a.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, in := answeredCall(t, m, phone, op, "3000", "2000")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, a.APIKey, in.CallID)
+
+	var list struct {
+		Calls []*sb.Call `json:"calls"`
+	}
+	if code := apiGet(t, m, b.APIKey, "/v1/calls", &list); code != http.StatusOK || len(list.Calls) != 0 {
+		t.Errorf("other tenant lists: status %d, %d calls; want 200 and none", code, len(list.Calls))
+	}
+	for _, path := range []string{"/v1/calls/" + in.CallID.String(), "/v1/calls/" + in.CallID.String() + "/events"} {
+		if code := apiGet(t, m, b.APIKey, path, nil); code != http.StatusNotFound {
+			t.Errorf("other tenant GET %s: %d, want 404", path, code)
+		}
+		if code := apiGet(t, m, "", path, nil); code != http.StatusUnauthorized {
+			t.Errorf("no key GET %s: %d, want 401", path, code)
+		}
+		if code := apiGet(t, m, "sbk_not-a-key", path, nil); code != http.StatusUnauthorized {
+			t.Errorf("bad key GET %s: %d, want 401", path, code)
+		}
+	}
+	if code := apiGet(t, m, a.APIKey, "/v1/calls?since=yesterday", nil); code != http.StatusBadRequest {
+		t.Errorf("bad since: %d, want 400", code)
+	}
+}

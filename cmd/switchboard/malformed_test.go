@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-voice/switchboard/sip/siptest"
+)
+
+// invite builds an INVITE from a UDP socket at local to the service,
+// with the named headers left out and the given body.
+func invite(local, server, callID, body string, omit ...string) string {
+	headers := []string{
+		"Via: SIP/2.0/UDP " + local + ";branch=z9hG4bK" + callID,
+		"From: <sip:3000@" + local + ">;tag=" + callID,
+		"To: <sip:2000@" + server + ">",
+		"Call-ID: " + callID,
+		"CSeq: 1 INVITE",
+		"Contact: <sip:3000@" + local + ">",
+		"Max-Forwards: 70",
+		"Content-Type: application/sdp",
+		"Content-Length: " + strconv.Itoa(len(body)),
+	}
+	var b strings.Builder
+	b.WriteString("INVITE sip:2000@" + server + " SIP/2.0\r\n")
+	for _, h := range headers {
+		name, _, _ := strings.Cut(h, ":")
+		skip := false
+		for _, o := range omit {
+			skip = skip || strings.EqualFold(o, name)
+		}
+		if !skip {
+			b.WriteString(h + "\r\n")
+		}
+	}
+	b.WriteString("\r\n" + body)
+	return b.String()
+}
+
+const goodSDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+
+// firstFinal sends msg and returns the status code of the first final
+// response, 0 if none arrives in time.
+func firstFinal(t *testing.T, conn net.Conn, msg string) int {
+	t.Helper()
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		conn.SetReadDeadline(deadline)
+		n, err := conn.Read(buf)
+		if err != nil {
+			return 0
+		}
+		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "SIP/2.0" {
+			continue
+		}
+		code, _ := strconv.Atoi(f[1])
+		if code >= 200 {
+			return code
+		}
+	}
+}
+
+func TestMalformedSIPGetsErrorsAndServiceKeepsServing(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+
+	conn, err := net.Dial("udp", m.SIPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local, server := conn.LocalAddr().String(), m.SIPAddr()
+
+	// Garbage gets no answer (there is nothing to answer to), and must not
+	// stop the service.
+	for _, junk := range []string{"\x00\x01\x02garbage", "HELLO WORLD\r\n\r\n", strings.Repeat("A", 60000)} {
+		if _, err := conn.Write([]byte(junk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cases := []struct {
+		name string
+		msg  string
+		want func(code int) bool
+	}{
+		{"bad SDP", invite(local, server, "bad-sdp", "this is not sdp"), is(400, 488)},
+		{"no audio codec we take", invite(local, server, "g729", strings.Replace(goodSDP, "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000", "RTP/AVP 18\r\na=rtpmap:18 G729/8000", 1)), is(488)},
+		{"Content-Length larger than the body", strings.Replace(invite(local, server, "cl", goodSDP), "Content-Length: "+strconv.Itoa(len(goodSDP)), "Content-Length: 9999", 1), orSilence(400)},
+		{"missing CSeq", invite(local, server, "no-cseq", goodSDP, "CSeq"), orSilence(400)},
+		{"missing From", invite(local, server, "no-from", goodSDP, "From"), orSilence(400)},
+		{"unknown method", strings.Replace(strings.Replace(invite(local, server, "foo", ""), "INVITE sip:", "FOO sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 FOO", 1), is(405, 501)},
+		{"huge body", invite(local, server, "huge", goodSDP+"a="+strings.Repeat("x", 30000)+"\r\n"), is(400, 413, 488, 513)},
+	}
+	for _, c := range cases {
+		if code := firstFinal(t, conn, c.msg); !c.want(code) {
+			t.Errorf("%s: final response %d", c.name, code)
+		}
+	}
+
+	// The next good call goes through, over TCP as well as UDP.
+	for _, transport := range []string{"udp", "tcp"} {
+		phone := mustPhone(t, siptest.Options{Transport: transport})
+		call, _ := answeredCall(t, m, phone, op, "3000", "2000")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := call.Hangup(ctx); err != nil {
+			t.Errorf("%s: hangup: %v", transport, err)
+		}
+		cancel()
+	}
+
+	// A TCP peer that sends a broken stream is cut off without harm.
+	tc, err := net.Dial("tcp", m.SIPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(tc, "INVITE sip:2000@%s SIP/2.0\r\nContent-Length: -5\r\n\r\n", server)
+	r := bufio.NewReader(tc)
+	tc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	line, _ := r.ReadString('\n')
+	tc.Close()
+	if line != "" && !strings.HasPrefix(line, "SIP/2.0 4") {
+		t.Errorf("broken TCP stream answered %q, want a 4xx or nothing", line)
+	}
+}
+
+func is(codes ...int) func(int) bool {
+	return func(code int) bool {
+		for _, c := range codes {
+			if code == c {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// orSilence accepts the codes, or no response: a message without the
+// headers a response needs cannot always be answered.
+func orSilence(codes ...int) func(int) bool {
+	return func(code int) bool { return code == 0 || is(codes...)(code) }
+}

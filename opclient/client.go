@@ -1,0 +1,470 @@
+// Package opclient is a Go operator client speaking
+// docs/operator-protocol.md: log in, open the operator socket and the
+// shift's PeerConnection (pion), go available, take calls, send and
+// receive audio. End-to-end tests and the load tool use it.
+package opclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// HTTPError is a failed HTTP request, with the API's error body.
+type HTTPError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("opclient: HTTP %d: %s (%s)", e.Status, e.Message, e.Code)
+}
+
+// ProtocolError is an error message from the server in reply to a request.
+type ProtocolError struct {
+	Code, Message, Ref string
+}
+
+func (e *ProtocolError) Error() string {
+	return fmt.Sprintf("opclient: %s refused: %s (%s)", e.Ref, e.Message, e.Code)
+}
+
+// Event is one message from the server.
+type Event struct {
+	Type      string           `json:"type"`
+	CallID    sb.ID            `json:"call_id"`
+	Reason    string           `json:"reason"`
+	Available bool             `json:"available"`
+	Code      string           `json:"code"`
+	Message   string           `json:"message"`
+	Ref       string           `json:"ref"`
+	SDP       string           `json:"sdp"`
+	Candidate *sb.ICECandidate `json:"candidate"`
+	Call      *sb.CallOffer    `json:"call"`
+	RingMS    int64            `json:"ring_timeout_ms"`
+	ICE       []sb.ICEServer   `json:"ice_servers"`
+}
+
+// Incoming is a call offered to the operator.
+type Incoming struct {
+	CallID      sb.ID
+	From, To    string
+	RingTimeout time.Duration
+}
+
+// Option tunes a client.
+type Option func(*Client)
+
+// WithLoopbackOnly gathers 127.0.0.1 ICE candidates only, for tests and
+// load runs on one machine.
+func WithLoopbackOnly() Option { return func(c *Client) { c.loopback = true } }
+
+// Client is one logged-in operator.
+type Client struct {
+	base     *url.URL
+	http     *http.Client
+	loopback bool
+
+	ws    *websocket.Conn
+	pc    *webrtc.PeerConnection
+	track *webrtc.TrackLocalStaticRTP
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	incoming chan Incoming
+	events   chan Event
+
+	mu      sync.Mutex
+	history []Event
+	changed chan struct{} // closed and replaced when history grows
+
+	sink    atomic.Pointer[func(*rtp.Packet)]
+	sendMu  sync.Mutex
+	seq     uint16
+	ts      uint32
+	lastTx  time.Time
+	closeMu sync.Once
+}
+
+// Login logs in at baseURL (http://host:port) and returns a client that
+// holds the session cookie.
+func Login(ctx context.Context, baseURL, email, password string, opts ...Option) (*Client, error) {
+	base, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("opclient: base url: %w", err)
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second},
+		incoming: make(chan Incoming, 16), events: make(chan Event, 256), changed: make(chan struct{}),
+		seq: uint16(rand.Uint32()), ts: rand.Uint32()}
+	for _, o := range opts {
+		o(c)
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.JoinPath("/v1/login").String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("opclient: login: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		he := &HTTPError{Status: res.StatusCode}
+		var eb struct{ Code, Message string }
+		if json.NewDecoder(res.Body).Decode(&eb) == nil {
+			he.Code, he.Message = eb.Code, eb.Message
+		}
+		return nil, he
+	}
+	return c, nil
+}
+
+func (c *Client) api() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	for _, codec := range []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, PayloadType: 0},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1}, PayloadType: 8},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000, SDPFmtpLine: "0-16"}, PayloadType: 101},
+	} {
+		if err := m.RegisterCodec(codec, webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, err
+		}
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if c.loopback {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// Connect opens the operator socket, answers the server's offer and
+// returns once the PeerConnection is connected.
+func (c *Client) Connect(ctx context.Context) error {
+	u := *c.base
+	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
+	ws, _, err := websocket.Dial(ctx, u.JoinPath("/v1/operator/ws").String(), &websocket.DialOptions{HTTPClient: c.http})
+	if err != nil {
+		return fmt.Errorf("opclient: socket: %w", err)
+	}
+	ws.SetReadLimit(1 << 20)
+	c.ws = ws
+	var hello Event
+	if err := c.read(ctx, &hello); err != nil {
+		return err
+	}
+	if hello.Type != "hello" {
+		return fmt.Errorf("opclient: first message is %q, want hello", hello.Type)
+	}
+	api, err := c.api()
+	if err != nil {
+		return err
+	}
+	var ice []webrtc.ICEServer
+	for _, s := range hello.ICE {
+		ice = append(ice, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	if c.pc, err = api.NewPeerConnection(webrtc.Configuration{ICEServers: ice}); err != nil {
+		return fmt.Errorf("opclient: peer connection: %w", err)
+	}
+	if c.track, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, "audio", "operator"); err != nil {
+		return err
+	}
+	sender, err := c.pc.AddTrack(c.track)
+	if err != nil {
+		return err
+	}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := sender.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	c.pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := t.ReadRTP()
+			if err != nil {
+				return
+			}
+			if fn := c.sink.Load(); fn != nil && *fn != nil {
+				(*fn)(p)
+			}
+		}
+	})
+	c.pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		init := cand.ToJSON()
+		c.write(map[string]any{"type": "candidate", "candidate": sb.ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}})
+	})
+	connected := make(chan struct{})
+	var once sync.Once
+	c.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
+	go c.readLoop()
+	select {
+	case <-connected:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("opclient: PeerConnection not connected: %w", ctx.Err())
+	case <-c.ctx.Done():
+		return errors.New("opclient: socket closed while connecting")
+	}
+}
+
+func (c *Client) read(ctx context.Context, ev *Event) error {
+	_, data, err := c.ws.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("opclient: read: %w", err)
+	}
+	if err := json.Unmarshal(data, ev); err != nil {
+		return fmt.Errorf("opclient: message: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) write(msg any) error {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+func (c *Client) readLoop() {
+	defer c.cancel()
+	for {
+		var ev Event
+		if err := c.read(c.ctx, &ev); err != nil {
+			return
+		}
+		switch ev.Type {
+		case "offer":
+			if err := c.answer(ev.SDP); err != nil {
+				return
+			}
+			continue
+		case "candidate":
+			if ev.Candidate != nil {
+				c.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: ev.Candidate.Candidate, SDPMid: ev.Candidate.SDPMid, SDPMLineIndex: ev.Candidate.SDPMLineIndex})
+			}
+			continue
+		case "incoming":
+			if ev.Call != nil {
+				ev.CallID = ev.Call.CallID
+				select {
+				case c.incoming <- Incoming{CallID: ev.Call.CallID, From: ev.Call.From, To: ev.Call.To, RingTimeout: time.Duration(ev.RingMS) * time.Millisecond}:
+				default:
+				}
+			}
+		}
+		c.mu.Lock()
+		c.history = append(c.history, ev)
+		close(c.changed)
+		c.changed = make(chan struct{})
+		c.mu.Unlock()
+		select {
+		case c.events <- ev:
+		default:
+		}
+	}
+}
+
+func (c *Client) answer(offer string) error {
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return err
+	}
+	ans, err := c.pc.CreateAnswer(nil)
+	if err != nil {
+		return err
+	}
+	if err := c.pc.SetLocalDescription(ans); err != nil {
+		return err
+	}
+	return c.write(map[string]any{"type": "answer", "sdp": c.pc.LocalDescription().SDP})
+}
+
+// waitFor waits for an event after position from that satisfies match.
+func (c *Client) waitFor(ctx context.Context, from int, match func(Event) (bool, error)) error {
+	for {
+		c.mu.Lock()
+		hist, changed := c.history, c.changed
+		c.mu.Unlock()
+		for _, ev := range hist[min(from, len(hist)):] {
+			if ok, err := match(ev); ok || err != nil {
+				return err
+			}
+		}
+		from = len(hist)
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return errors.New("opclient: socket closed")
+		}
+	}
+}
+
+func (c *Client) mark() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.history)
+}
+
+// request sends msg and waits for an event that confirms it, or an error
+// message about it.
+func (c *Client) request(ctx context.Context, msg map[string]any, done func(Event) bool) error {
+	from := c.mark()
+	if err := c.write(msg); err != nil {
+		return err
+	}
+	ref := msg["type"].(string)
+	return c.waitFor(ctx, from, func(ev Event) (bool, error) {
+		if ev.Type == "error" && ev.Ref == ref {
+			return true, &ProtocolError{Code: ev.Code, Message: ev.Message, Ref: ev.Ref}
+		}
+		return done != nil && done(ev), nil
+	})
+}
+
+// SetAvailable asks for calls and waits until the server says so.
+func (c *Client) SetAvailable(ctx context.Context) error {
+	return c.request(ctx, map[string]any{"type": "available"}, func(ev Event) bool { return ev.Type == "state" && ev.Available })
+}
+
+// SetAway stops offers.
+func (c *Client) SetAway(ctx context.Context) error {
+	return c.request(ctx, map[string]any{"type": "away"}, func(ev Event) bool { return ev.Type == "state" && !ev.Available })
+}
+
+// Incoming delivers offered calls.
+func (c *Client) Incoming() <-chan Incoming { return c.incoming }
+
+// Events delivers every message from the server (dropping when nobody
+// reads).
+func (c *Client) Events() <-chan Event { return c.events }
+
+// Accept answers a call and waits until it is bridged.
+func (c *Client) Accept(ctx context.Context, callID sb.ID) error {
+	return c.request(ctx, map[string]any{"type": "accept", "call_id": callID},
+		func(ev Event) bool {
+			return (ev.Type == "connected" || ev.Type == "ended" || ev.Type == "revoked") && ev.CallID == callID
+		})
+}
+
+// Decline declines an offered call.
+func (c *Client) Decline(ctx context.Context, callID sb.ID) error {
+	return c.write(map[string]any{"type": "decline", "call_id": callID})
+}
+
+// Hangup ends the current call and waits for the server to confirm.
+func (c *Client) Hangup(ctx context.Context, callID sb.ID) error {
+	return c.request(ctx, map[string]any{"type": "hangup", "call_id": callID},
+		func(ev Event) bool { return ev.Type == "ended" && ev.CallID == callID })
+}
+
+// Mute records on the call that the operator muted or unmuted. The
+// client stops sending audio itself.
+func (c *Client) Mute(ctx context.Context, callID sb.ID, muted bool) error {
+	return c.request(ctx, map[string]any{"type": "mute", "call_id": callID, "muted": muted},
+		func(ev Event) bool { return ev.Type == "muted" && ev.CallID == callID })
+}
+
+// WaitConnected waits until the call is bridged.
+func (c *Client) WaitConnected(ctx context.Context, callID sb.ID) error {
+	return c.waitFor(ctx, 0, func(ev Event) (bool, error) {
+		if ev.Type == "ended" && ev.CallID == callID {
+			return true, fmt.Errorf("opclient: call ended before it connected: %s", ev.Reason)
+		}
+		return ev.Type == "connected" && ev.CallID == callID, nil
+	})
+}
+
+// WaitEnded waits until the call is over and returns why.
+func (c *Client) WaitEnded(ctx context.Context, callID sb.ID) (string, error) {
+	var reason string
+	err := c.waitFor(ctx, 0, func(ev Event) (bool, error) {
+		if ev.Type == "ended" && ev.CallID == callID {
+			reason = ev.Reason
+			return true, nil
+		}
+		return false, nil
+	})
+	return reason, err
+}
+
+// SetAudioSink sets the function that receives the call audio; nil stops.
+func (c *Client) SetAudioSink(fn func(*rtp.Packet)) { c.sink.Store(&fn) }
+
+// SendAudio sends one 20 ms PCMU frame.
+func (c *Client) SendAudio(payload []byte) error {
+	c.sendMu.Lock()
+	now := time.Now()
+	if !c.lastTx.IsZero() && now.Sub(c.lastTx) > 100*time.Millisecond {
+		c.ts += uint32(now.Sub(c.lastTx).Milliseconds()*8) - 160 // a pause keeps real time
+	}
+	c.lastTx = now
+	p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: c.seq, Timestamp: c.ts}, Payload: payload}
+	c.seq++
+	c.ts += 160
+	c.sendMu.Unlock()
+	return c.track.WriteRTP(p)
+}
+
+// Close ends the socket and the PeerConnection.
+func (c *Client) Close() error {
+	var err error
+	c.closeMu.Do(func() {
+		if c.ws != nil {
+			c.ws.Close(websocket.StatusNormalClosure, "bye")
+		}
+		c.cancel()
+		if c.pc != nil {
+			err = c.pc.Close()
+		}
+	})
+	return err
+}

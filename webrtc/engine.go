@@ -1,0 +1,109 @@
+// Package webrtc is the browser side of switchboard (pion): one
+// PeerConnection per operator shift, whose audio track is the operator's
+// switchboard.MediaPort for call after call.
+package webrtc
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// Config tunes the WebRTC side.
+type Config struct {
+	// PublicIP replaces host candidates' addresses behind 1:1 NAT.
+	PublicIP netip.Addr
+	// Ports is the UDP range for ICE; zero lets the system choose.
+	Ports sb.PortRange
+	// ICEServers are STUN/TURN servers for the server side.
+	ICEServers []sb.ICEServer
+	// LoopbackOnly gathers 127.0.0.1 candidates only: tests, and a
+	// browser on the same machine.
+	LoopbackOnly bool
+	Logger       *slog.Logger
+}
+
+// Engine makes operator media sessions.
+type Engine struct {
+	api  *webrtc.API
+	conf webrtc.Configuration
+	log  *slog.Logger
+}
+
+// telephoneEventPT is the payload type we offer for RFC 4733 events.
+const telephoneEventPT = 101
+
+// NewEngine returns an engine that offers PCMU, PCMA and telephone-event,
+// nothing else: the trunk side speaks G.711, so nothing is transcoded.
+func NewEngine(c Config) (*Engine, error) {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &webrtc.MediaEngine{}
+	for _, codec := range []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, PayloadType: 0},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1}, PayloadType: 8},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000, SDPFmtpLine: "0-16"}, PayloadType: telephoneEventPT},
+	} {
+		if err := m.RegisterCodec(codec, webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, fmt.Errorf("webrtc: register %s: %w", codec.MimeType, err)
+		}
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, fmt.Errorf("webrtc: interceptors: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if c.LoopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	if !c.Ports.IsZero() {
+		if err := se.SetEphemeralUDPPortRange(c.Ports.Min, c.Ports.Max); err != nil {
+			return nil, fmt.Errorf("webrtc: port range: %w", err)
+		}
+	}
+	if c.PublicIP.IsValid() {
+		se.SetNAT1To1IPs([]string{c.PublicIP.String()}, webrtc.ICECandidateTypeHost)
+	}
+	e := &Engine{
+		api: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
+		log: c.Logger,
+	}
+	for _, s := range c.ICEServers {
+		e.conf.ICEServers = append(e.conf.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return e, nil
+}
+
+// NewSession returns a session with one sendrecv audio transceiver, ready
+// to make an offer.
+func (e *Engine) NewSession() (*Session, error) {
+	pc, err := e.api.NewPeerConnection(e.conf)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: peer connection: %w", err)
+	}
+	s := &Session{pc: pc, log: e.log, track: &track{}}
+	s.port = &port{track: s.track}
+	s.transceiver, err = pc.AddTransceiverFromTrack(s.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("webrtc: transceiver: %w", err)
+	}
+	go s.drainRTCP(s.transceiver.Sender())
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if t.Kind() == webrtc.RTPCodecTypeAudio {
+			s.port.readLoop(t)
+		}
+	})
+	return s, nil
+}

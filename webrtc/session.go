@@ -1,0 +1,203 @@
+package webrtc
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/webrtc/v4"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
+)
+
+// Session is one operator's PeerConnection for a shift.
+type Session struct {
+	pc          *webrtc.PeerConnection
+	transceiver *webrtc.RTPTransceiver
+	track       *track
+	port        *port
+	log         *slog.Logger
+	closeOnce   sync.Once
+}
+
+// OnICECandidate registers fn for each local candidate as it is gathered.
+func (s *Session) OnICECandidate(fn func(sb.ICECandidate)) {
+	s.pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil {
+			return
+		}
+		init := c.ToJSON()
+		fn(sb.ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment})
+	})
+}
+
+// OnConnectionStateChange registers fn for the PeerConnection's state:
+// "new", "connecting", "connected", "disconnected", "failed", "closed".
+func (s *Session) OnConnectionStateChange(fn func(state string)) {
+	s.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) { fn(st.String()) })
+}
+
+// CreateOffer makes and applies the server's offer; candidates trickle
+// after it through OnICECandidate.
+func (s *Session) CreateOffer(ctx context.Context) (string, error) {
+	offer, err := s.pc.CreateOffer(nil)
+	if err != nil {
+		return "", fmt.Errorf("webrtc: offer: %w", err)
+	}
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		return "", fmt.Errorf("webrtc: local description: %w", err)
+	}
+	return s.pc.LocalDescription().SDP, nil
+}
+
+// SetAnswer applies the client's answer. A bad answer is EINVALID.
+func (s *Session) SetAnswer(sdp string) error {
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return sb.Errorf(sb.EINVALID, "the SDP answer was not accepted: %v", err)
+	}
+	for _, c := range s.transceiver.Receiver().GetParameters().Codecs {
+		if strings.EqualFold(c.MimeType, "audio/telephone-event") {
+			s.port.recvDTMF.Store(uint32(c.PayloadType))
+			break
+		}
+	}
+	return nil
+}
+
+// AddICECandidate adds a trickled client candidate.
+func (s *Session) AddICECandidate(c sb.ICECandidate) error {
+	err := s.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment})
+	if err != nil {
+		return sb.Errorf(sb.EINVALID, "the ICE candidate was not accepted: %v", err)
+	}
+	return nil
+}
+
+// Media is the operator's audio path.
+func (s *Session) Media() sb.MediaPort { return s.port }
+
+// Close ends the PeerConnection.
+func (s *Session) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.pc.Close() })
+	return err
+}
+
+// drainRTCP reads the sender's RTCP so the interceptors see receiver
+// reports; it ends when the PeerConnection closes.
+func (s *Session) drainRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := sender.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// track is our outgoing audio track. pion's TrackLocalStaticRTP stamps
+// every packet with one payload type; this one keeps the packet's own, so
+// RFC 4733 events reach the browser beside the audio.
+type track struct {
+	mu    sync.RWMutex
+	ws    webrtc.TrackLocalWriter
+	ssrc  uint32
+	codec sb.Codec
+}
+
+func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	var audio *webrtc.RTPCodecParameters
+	codec := sb.Codec{}
+	for _, c := range ctx.CodecParameters() {
+		switch {
+		case audio == nil && strings.EqualFold(c.MimeType, webrtc.MimeTypePCMU):
+			audio, codec = &c, sb.Codec{Name: "PCMU", PayloadType: uint8(c.PayloadType), ClockRate: 8000}
+		case audio == nil && strings.EqualFold(c.MimeType, webrtc.MimeTypePCMA):
+			audio, codec = &c, sb.Codec{Name: "PCMA", PayloadType: uint8(c.PayloadType), ClockRate: 8000}
+		}
+	}
+	if audio == nil {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	for _, c := range ctx.CodecParameters() {
+		if strings.EqualFold(c.MimeType, "audio/telephone-event") {
+			codec.DTMFType = uint8(c.PayloadType)
+			break
+		}
+	}
+	t.mu.Lock()
+	t.ws, t.ssrc, t.codec = ctx.WriteStream(), uint32(ctx.SSRC()), codec
+	t.mu.Unlock()
+	return *audio, nil
+}
+
+func (t *track) Unbind(webrtc.TrackLocalContext) error {
+	t.mu.Lock()
+	t.ws = nil
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *track) ID() string                { return "audio" }
+func (t *track) RID() string               { return "" }
+func (t *track) StreamID() string          { return "switchboard" }
+func (t *track) Kind() webrtc.RTPCodecType { return webrtc.RTPCodecTypeAudio }
+
+// port is the session's switchboard.MediaPort.
+type port struct {
+	track    *track
+	sink     atomic.Pointer[func([]byte)]
+	recvDTMF atomic.Uint32
+}
+
+// Codec is the negotiated audio codec; DTMFType is telephone-event's
+// payload type, the same both ways in what browsers answer.
+func (p *port) Codec() sb.Codec {
+	p.track.mu.RLock()
+	defer p.track.mu.RUnlock()
+	c := p.track.codec
+	if c.Name == "" {
+		c = sb.PCMU // not negotiated yet
+	}
+	if c.DTMFType == 0 {
+		c.DTMFType = uint8(p.recvDTMF.Load())
+	}
+	return c
+}
+
+func (p *port) SetSink(fn func([]byte)) {
+	if fn == nil {
+		p.sink.Store(nil)
+		return
+	}
+	p.sink.Store(&fn)
+}
+
+// WriteRTP sends pkt to the browser under the track's SSRC. It changes
+// the SSRC in pkt, which the bridge allows.
+func (p *port) WriteRTP(pkt []byte) error {
+	p.track.mu.RLock()
+	defer p.track.mu.RUnlock()
+	if p.track.ws == nil || len(pkt) < 12 {
+		return nil // not negotiated yet: nothing to send on
+	}
+	media.SetSSRC(pkt, p.track.ssrc)
+	_, err := p.track.ws.Write(pkt)
+	return err
+}
+
+func (p *port) readLoop(t *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := t.Read(buf)
+		if err != nil {
+			return
+		}
+		if fn := p.sink.Load(); fn != nil {
+			(*fn)(buf[:n])
+		}
+	}
+}

@@ -99,7 +99,9 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	return s, nil
 }
 
-// levelFloor drops records below a level.
+// levelFloor drops records below a level, and never lets a message's
+// content through: sipgo logs what it cannot parse in full, and a SIP
+// message carries numbers and names that do not belong in logs.
 type levelFloor struct {
 	slog.Handler
 	min slog.Level
@@ -107,6 +109,28 @@ type levelFloor struct {
 
 func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "data", "msg", "req", "res":
+			out.AddAttrs(slog.Int(a.Key+"_len", len(a.Value.String())))
+		default:
+			out.AddAttrs(a)
+		}
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
+}
+
+func (h levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{h.Handler.WithGroup(name), h.min}
 }
 
 // ServeUDP serves SIP on conn until ctx is done or conn is closed.

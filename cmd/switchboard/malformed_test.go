@@ -46,8 +46,8 @@ func invite(local, server, callID, body string, omit ...string) string {
 const goodSDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
 
 // firstFinal sends msg and returns the status code of the first final
-// response, 0 if none arrives in time.
-func firstFinal(t *testing.T, conn net.Conn, msg string) int {
+// response to it (matched by Call-ID), 0 if none arrives in time.
+func firstFinal(t *testing.T, conn net.Conn, callID, msg string) int {
 	t.Helper()
 	if _, err := conn.Write([]byte(msg)); err != nil {
 		t.Fatal(err)
@@ -60,7 +60,11 @@ func firstFinal(t *testing.T, conn net.Conn, msg string) int {
 		if err != nil {
 			return 0
 		}
-		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		res := string(buf[:n])
+		if !strings.Contains(res, "\r\nCall-ID: "+callID+"\r\n") {
+			continue // a late answer to an earlier case
+		}
+		line, _, _ := strings.Cut(res, "\r\n")
 		f := strings.Fields(line)
 		if len(f) < 2 || f[0] != "SIP/2.0" {
 			continue
@@ -93,20 +97,21 @@ func TestMalformedSIPGetsErrorsAndServiceKeepsServing(t *testing.T) {
 	}
 
 	cases := []struct {
-		name string
-		msg  string
-		want func(code int) bool
+		name, callID, msg string
+		want              func(code int) bool
 	}{
-		{"bad SDP", invite(local, server, "bad-sdp", "this is not sdp"), is(400, 488)},
-		{"no audio codec we take", invite(local, server, "g729", strings.Replace(goodSDP, "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000", "RTP/AVP 18\r\na=rtpmap:18 G729/8000", 1)), is(488)},
-		{"Content-Length larger than the body", strings.Replace(invite(local, server, "cl", goodSDP), "Content-Length: "+strconv.Itoa(len(goodSDP)), "Content-Length: 9999", 1), orSilence(400)},
-		{"missing CSeq", invite(local, server, "no-cseq", goodSDP, "CSeq"), orSilence(400)},
-		{"missing From", invite(local, server, "no-from", goodSDP, "From"), orSilence(400)},
-		{"unknown method", strings.Replace(strings.Replace(invite(local, server, "foo", ""), "INVITE sip:", "FOO sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 FOO", 1), is(405, 501)},
-		{"huge body", invite(local, server, "huge", goodSDP+"a="+strings.Repeat("x", 30000)+"\r\n"), is(400, 413, 488, 513)},
+		{"bad SDP", "bad-sdp", invite(local, server, "bad-sdp", "this is not sdp"), is(400)},
+		{"no audio codec we take", "g729", invite(local, server, "g729", strings.Replace(goodSDP, "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000", "RTP/AVP 18\r\na=rtpmap:18 G729/8000", 1)), is(488)},
+		{"no SDP", "no-sdp", invite(local, server, "no-sdp", ""), is(488)},
+		{"Content-Length larger than the body", "cl", strings.Replace(invite(local, server, "cl", goodSDP), "Content-Length: "+strconv.Itoa(len(goodSDP)), "Content-Length: 9999", 1), orSilence(400)},
+		{"missing CSeq", "no-cseq", invite(local, server, "no-cseq", goodSDP, "CSeq"), orSilence(400)},
+		{"missing From", "no-from", invite(local, server, "no-from", goodSDP, "From"), is(400)},
+		{"missing Contact", "no-contact", invite(local, server, "no-contact", goodSDP, "Contact"), is(400)},
+		{"unknown method", "foo", strings.Replace(strings.Replace(invite(local, server, "foo", ""), "INVITE sip:", "FOO sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 FOO", 1), is(405)},
+		{"huge body", "huge", invite(local, server, "huge", goodSDP+"a="+strings.Repeat("x", 30000)+"\r\n"), is(488)},
 	}
 	for _, c := range cases {
-		if code := firstFinal(t, conn, c.msg); !c.want(code) {
+		if code := firstFinal(t, conn, c.callID, c.msg); !c.want(code) {
 			t.Errorf("%s: final response %d", c.name, code)
 		}
 	}

@@ -36,7 +36,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlagSet("dev", "Runs the service for a first look: a private PostgreSQL in -data-dir (unless a\n"+
 		"database URL is given), a demo tenant, operator, trunk for 127.0.0.1 and API key.", stderr)
 	config := configFlags(fs, map[string]string{"http-addr": "127.0.0.1:8080", "sip-addr": "127.0.0.1:5060"})
-	dataDir := fs.String("data-dir", envOr("SWITCHBOARD_DATA_DIR", "switchboard-data"), "folder for the private database and switchboard-dev.json [SWITCHBOARD_DATA_DIR]")
+	dataDir := fs.String("data-dir", envOr("SWITCHBOARD_DATA_DIR", defaultDataDir()), "folder for the private database and switchboard-dev.json [SWITCHBOARD_DATA_DIR]")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,7 +49,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	// Open to others: PostgreSQL runs as its own user when we are root and
+	// must pass through; switchboard-dev.json itself is 0600.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
 
@@ -174,4 +176,14 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// defaultDataDir is where dev keeps its database: beside the checkout, or,
+// for root, in /var/lib, because PostgreSQL then runs as the postgres user,
+// which usually cannot enter root's home.
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/switchboard/dev"
+	}
+	return "switchboard-data"
 }

@@ -386,6 +386,11 @@ func chown(path string, cred *syscall.Credential) error {
 }
 
 func prepareDir(dataDir string, cred *syscall.Credential) error {
+	if cred != nil {
+		if err := reachable(filepath.Dir(dataDir), cred); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("pglocal: create data folder: %w", err)
 	}
@@ -396,6 +401,26 @@ func prepareDir(dataDir string, cred *syscall.Credential) error {
 		return fmt.Errorf("pglocal: data folder: %w", err)
 	}
 	return nil
+}
+
+// reachable checks that the user of cred may pass through dir and every
+// folder above it, as PostgreSQL must to reach its data folder.
+func reachable(dir string, cred *syscall.Credential) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(d, &st); err == nil {
+			ok := st.Mode&0o001 != 0 ||
+				(st.Uid == cred.Uid && st.Mode&0o100 != 0) ||
+				(st.Gid == cred.Gid && st.Mode&0o010 != 0)
+			if !ok {
+				return fmt.Errorf("pglocal: PostgreSQL runs as the postgres user, which cannot enter %s; "+
+					"put the data folder under a path it can reach (e.g. /var/lib/switchboard)", d)
+			}
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 // livePostmaster reports the pid in dataDir's postmaster.pid if that process

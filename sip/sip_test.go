@@ -1,0 +1,515 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
+	"github.com/switchboard-voice/switchboard/sip/siptest"
+)
+
+// directory is an in-memory TrunkDirectory.
+type directory struct{ trunks []*sb.Trunk }
+
+func (d *directory) TrunksForSource(_ context.Context, addr netip.Addr) ([]*sb.Trunk, error) {
+	var out []*sb.Trunk
+	for _, t := range d.trunks {
+		if t.AllowsSource(addr) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+func (d *directory) TrunkByUsername(_ context.Context, u string) (*sb.Trunk, error) {
+	for _, t := range d.trunks {
+		if t.Username != "" && t.Username == u {
+			return t, nil
+		}
+	}
+	return nil, sb.Errorf(sb.ENOTFOUND, "trunk not found")
+}
+
+func (d *directory) HasDigestTrunks(context.Context) (bool, error) {
+	for _, t := range d.trunks {
+		if t.Username != "" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// dispatcher hands the test every call.
+type dispatcher chan *sb.InboundCall
+
+func (d dispatcher) DispatchInbound(c *sb.InboundCall) { d <- c }
+
+type testServer struct {
+	*Server
+	udp, tcp string
+	calls    dispatcher
+}
+
+var ipTrunk = &sb.Trunk{ID: sb.NewID(), Name: "pbx", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Numbers: []string{"2000"}}
+
+func mustServer(tb testing.TB, dir *directory, c Config) *testServer {
+	tb.Helper()
+	if dir == nil {
+		dir = &directory{trunks: []*sb.Trunk{ipTrunk}}
+	}
+	calls := make(dispatcher, 16)
+	s, err := NewServer(dir, calls, c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { s.ServeUDP(ctx, udp); done <- struct{}{} }()
+	go func() { s.ServeTCP(ctx, tcp); done <- struct{}{} }()
+	tb.Cleanup(func() {
+		cancel()
+		s.Close()
+		<-done
+		<-done
+	})
+	return &testServer{Server: s, udp: udp.LocalAddr().String(), tcp: tcp.Addr().String(), calls: calls}
+}
+
+func (ts *testServer) addr(transport string) string {
+	if transport == "tcp" {
+		return ts.tcp
+	}
+	return ts.udp
+}
+
+func mustPhone(tb testing.TB, o siptest.Options) *siptest.Phone {
+	tb.Helper()
+	p, err := siptest.NewPhone(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { p.Close() })
+	return p
+}
+
+func nextCall(tb testing.TB, ts *testServer) *sb.InboundCall {
+	tb.Helper()
+	select {
+	case c := <-ts.calls:
+		tb.Cleanup(func() { c.Leg.Close() })
+		return c
+	case <-time.After(5 * time.Second):
+		tb.Fatal("no call dispatched")
+	}
+	return nil
+}
+
+func nextEvent(tb testing.TB, leg sb.TrunkLeg, want sb.LegEventKind) sb.LegEvent {
+	tb.Helper()
+	select {
+	case ev := <-leg.Events():
+		if ev.Kind != want {
+			tb.Fatalf("leg event %v, want %v", ev.Kind, want)
+		}
+		return ev
+	case <-time.After(5 * time.Second):
+		tb.Fatalf("no %v event", want)
+	}
+	return sb.LegEvent{}
+}
+
+// answer rings and answers the next call from phone.
+func answer(tb testing.TB, ts *testServer, phone *siptest.Phone, transport string) (*sb.InboundCall, *siptest.Call) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := phone.InviteAsync(ctx, ts.addr(transport), "3000", "2000")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { call.Close() })
+	in := nextCall(tb, ts)
+	if err := in.Leg.Ring(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	<-call.Ringing()
+	answered := make(chan error, 1)
+	go func() { answered <- in.Leg.Answer(ctx) }()
+	if err := call.Wait(ctx); err != nil {
+		tb.Fatalf("phone: %v", err)
+	}
+	if err := <-answered; err != nil {
+		tb.Fatalf("answer: %v", err)
+	}
+	return in, call
+}
+
+func TestAnsweredCallCarriesAudioBothWays(t *testing.T) {
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			ts := mustServer(t, nil, Config{})
+			phone := mustPhone(t, siptest.Options{Transport: transport, Codec: sb.PCMA})
+			in, call := answer(t, ts, phone, transport)
+			if in.From != "3000" || in.To != "2000" || in.Trunk != ipTrunk || !strings.HasPrefix(in.Source, transport+":127.0.0.1:") {
+				t.Errorf("dispatched %+v", in)
+			}
+			if c := in.Leg.Media().Codec(); c.Name != "PCMA" || c.PayloadType != 8 || c.DTMFType != 101 {
+				t.Errorf("codec %+v, want PCMA/8 with telephone-event 101", c)
+			}
+
+			got := make(chan []byte, 64)
+			in.Leg.Media().SetSink(func(pkt []byte) { got <- append([]byte(nil), pkt...) })
+			frame := media.PatternFrame(make([]byte, 160), 7, time.Now())
+			if err := call.SendRTP(frame, true); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case pkt := <-got:
+				if h, ok := media.ParseHeader(pkt); !ok || !bytes.Equal(pkt[h.PayloadOffset:h.PayloadEnd], frame) {
+					t.Errorf("the leg received %x, want the frame sent", pkt)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("no RTP reached the leg")
+			}
+
+			back := make(chan []byte, 64)
+			call.SetSink(func(pkt []byte) { back <- append([]byte(nil), pkt...) })
+			out := append(media.AppendHeader(nil, false, 8, 1, 160, 99), frame...)
+			if err := in.Leg.Media().WriteRTP(out); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case pkt := <-back:
+				if !bytes.Equal(pkt, out) {
+					t.Errorf("the phone received %x, want %x", pkt, out)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("no RTP reached the phone")
+			}
+
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := call.Hangup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			nextEvent(t, in.Leg, sb.LegHungUp)
+		})
+	}
+}
+
+func TestServerHangsUpWithReason(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := in.Leg.Hangup(ctx, "operator hung up"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-call.Ended():
+	case <-ctx.Done():
+		t.Fatal("no BYE")
+	}
+	if r := call.EndReason(); !strings.Contains(r, "operator hung up") {
+		t.Errorf("BYE Reason %q", r)
+	}
+}
+
+func TestCancelWhileRinging(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := phone.InviteAsync(ctx, ts.udp, "3000", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	in := nextCall(t, ts)
+	in.Leg.Ring(ctx)
+	<-call.Ringing()
+	if err := call.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, in.Leg, sb.LegCanceled)
+	var se *siptest.StatusError
+	if err := call.Wait(ctx); !errors.As(err, &se) || se.Code != 487 {
+		t.Errorf("INVITE ended with %v, want 487", err)
+	}
+}
+
+func TestRejectCarriesReason(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := phone.InviteAsync(ctx, ts.udp, "3000", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	in := nextCall(t, ts)
+	if err := in.Leg.Reject(ctx, 480, "no operator available"); err != nil {
+		t.Fatal(err)
+	}
+	var se *siptest.StatusError
+	if err := call.Wait(ctx); !errors.As(err, &se) || se.Code != 480 || !strings.Contains(se.ReasonHeader, `cause=480;text="no operator available"`) {
+		t.Errorf("INVITE ended with %v (Reason %q), want 480 with the reason", err, se.ReasonHeader)
+	}
+	if err := in.Leg.Reject(ctx, 500, "again"); err == nil {
+		t.Error("a second final response was allowed")
+	}
+}
+
+func TestHoldAndResume(t *testing.T) {
+	ts := mustServer(t, nil, Config{MediaTimeout: time.Second})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := call.Hold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, in.Leg, sb.LegHeld)
+	// On hold nothing is sent, and the media timeout must not fire.
+	select {
+	case ev := <-in.Leg.Events():
+		t.Fatalf("event %v while on hold", ev.Kind)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	if err := call.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, in.Leg, sb.LegResumed)
+}
+
+func TestMediaTimeout(t *testing.T) {
+	ts := mustServer(t, nil, Config{MediaTimeout: time.Second})
+	phone := mustPhone(t, siptest.Options{})
+	in, _ := answer(t, ts, phone, "udp")
+	start := time.Now()
+	ev := nextEvent(t, in.Leg, sb.LegMediaTimeout)
+	if d := time.Since(start); d < time.Second || d > 3*time.Second {
+		t.Errorf("media timeout after %s, want about 1 s", d)
+	}
+	if !strings.Contains(ev.Reason, "no RTP") {
+		t.Errorf("reason %q", ev.Reason)
+	}
+}
+
+func TestTrunkRecognition(t *testing.T) {
+	digest := &sb.Trunk{ID: sb.NewID(), Name: "carrier", Username: "acme", DigestHA1: md5hex("acme:" + sb.DigestRealm + ":s3cret"), Numbers: []string{"2100"}}
+	cases := []struct {
+		name   string
+		dir    []*sb.Trunk
+		opts   siptest.Options
+		to     string
+		status int // 0: dispatched
+	}{
+		{"known source", []*sb.Trunk{ipTrunk}, siptest.Options{}, "2000", 0},
+		{"unknown source", []*sb.Trunk{ipTrunk}, siptest.Options{LocalIP: "127.0.0.5"}, "2000", 403},
+		{"number not on trunk", []*sb.Trunk{ipTrunk}, siptest.Options{}, "2999", 404},
+		{"digest without credentials", []*sb.Trunk{ipTrunk, digest}, siptest.Options{LocalIP: "127.0.0.6"}, "2100", 407},
+		{"digest, wrong password", []*sb.Trunk{ipTrunk, digest}, siptest.Options{LocalIP: "127.0.0.6", Username: "acme", Password: "guess"}, "2100", 403},
+		{"digest, unknown user", []*sb.Trunk{ipTrunk, digest}, siptest.Options{LocalIP: "127.0.0.6", Username: "nobody", Password: "s3cret"}, "2100", 403},
+		{"digest, right password", []*sb.Trunk{ipTrunk, digest}, siptest.Options{LocalIP: "127.0.0.6", Username: "acme", Password: "s3cret"}, "2100", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ts := mustServer(t, &directory{trunks: c.dir}, Config{})
+			phone := mustPhone(t, c.opts)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			call, err := phone.InviteAsync(ctx, ts.udp, "3000", c.to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer call.Close()
+			if c.status == 0 {
+				in := nextCall(t, ts)
+				if !in.Trunk.HasNumber(c.to) {
+					t.Errorf("dispatched with trunk %s", in.Trunk.Name)
+				}
+				return
+			}
+			var se *siptest.StatusError
+			if err := call.Wait(ctx); !errors.As(err, &se) || se.Code != c.status {
+				t.Fatalf("INVITE ended with %v, want %d", err, c.status)
+			}
+			select {
+			case <-ts.calls:
+				t.Error("a refused call was dispatched")
+			default:
+			}
+		})
+	}
+}
+
+func TestOptionsAndUnknownMethods(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	conn, err := net.Dial("udp", ts.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	for _, c := range []struct{ method, want string }{{"OPTIONS", "SIP/2.0 200"}, {"SUBSCRIBE", "SIP/2.0 405"}} {
+		msg := c.method + " sip:" + ts.udp + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK" + c.method + "\r\n" +
+			"From: <sip:probe@" + local + ">;tag=1\r\nTo: <sip:" + ts.udp + ">\r\nCall-ID: " + c.method + "\r\nCSeq: 1 " + c.method + "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+		conn.Write([]byte(msg))
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("%s: %v", c.method, err)
+		}
+		res := string(buf[:n])
+		if !strings.HasPrefix(res, c.want) || !strings.Contains(res, "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS") {
+			t.Errorf("%s answered:\n%s", c.method, res)
+		}
+	}
+}
+
+const sampleOffer = "v=0\r\no=pbx 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n" +
+	"m=audio 40000 RTP/AVP 18 8 0 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n" +
+	"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
+
+func TestParseOffer(t *testing.T) {
+	cases := []struct {
+		name    string
+		sdp     string
+		codec   string
+		dtmf    uint8
+		dir     string
+		held    bool
+		noCodec bool
+		bad     bool
+	}{
+		{"first G.711 wins", sampleOffer, "PCMA", 101, "sendrecv", false, false, false},
+		{"hold by direction", strings.Replace(sampleOffer, "a=sendrecv", "a=sendonly", 1), "PCMA", 101, "sendonly", true, false, false},
+		{"hold by 0.0.0.0", strings.ReplaceAll(sampleOffer, "192.0.2.10", "0.0.0.0"), "PCMA", 101, "sendrecv", true, false, false},
+		{"static PCMU without rtpmap", "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0\r\n", "PCMU", 0, "sendrecv", false, false, false},
+		{"no G.711", strings.Replace(sampleOffer, "18 8 0 101", "18 101", 1), "", 0, "", false, true, false},
+		{"not SDP", "hello", "", 0, "", false, false, true},
+		{"no connection", strings.Replace(sampleOffer, "c=IN IP4 192.0.2.10\r\n", "", 1), "", 0, "", false, false, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o, err := parseOffer([]byte(c.sdp))
+			var nc errNoCodec
+			switch {
+			case c.noCodec:
+				if !errors.As(err, &nc) {
+					t.Fatalf("err %v, want no common codec", err)
+				}
+				return
+			case c.bad:
+				if err == nil || errors.As(err, &nc) {
+					t.Fatalf("err %v, want malformed", err)
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			}
+			if o.Codec.Name != c.codec || o.Codec.DTMFType != c.dtmf || o.Direction != c.dir || o.held() != c.held {
+				t.Errorf("offer %+v held=%v", o, o.held())
+			}
+		})
+	}
+	ans := string(buildAnswer(1, 2, netip.MustParseAddr("198.51.100.1"), 10000, sb.Codec{Name: "PCMA", PayloadType: 8, ClockRate: 8000, DTMFType: 101}, "recvonly"))
+	for _, want := range []string{"c=IN IP4 198.51.100.1", "m=audio 10000 RTP/AVP 8 101", "a=rtpmap:8 PCMA/8000", "a=rtpmap:101 telephone-event/8000", "a=recvonly"} {
+		if !strings.Contains(ans, want) {
+			t.Errorf("answer lacks %q:\n%s", want, ans)
+		}
+	}
+}
+
+func TestNonces(t *testing.T) {
+	n, err := newNonces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	nonce := n.issue(now)
+	if !n.valid(nonce, now.Add(time.Minute)) {
+		t.Error("fresh nonce refused")
+	}
+	if n.valid(nonce, now.Add(nonceLifetime+time.Second)) {
+		t.Error("expired nonce accepted")
+	}
+	forged := []byte(nonce)
+	forged[len(forged)-1] ^= 1
+	if n.valid(string(forged), now) {
+		t.Error("forged nonce accepted")
+	}
+	other, _ := newNonces()
+	if other.valid(nonce, now) {
+		t.Error("another process's nonce accepted")
+	}
+}
+
+func FuzzParseOffer(f *testing.F) {
+	f.Add([]byte(sampleOffer))
+	f.Add([]byte("v=0\r\nm=audio 0 RTP/AVP 0\r\n"))
+	f.Add([]byte("v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 8 0\r\na=inactive\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o, err := parseOffer(b)
+		if err == nil && (o.Codec.Name != "PCMU" && o.Codec.Name != "PCMA" || o.Addr.Port() == 0) {
+			t.Fatalf("accepted offer with %+v", o)
+		}
+	})
+}
+
+func BenchmarkParseOffer(b *testing.B) {
+	body := []byte(sampleOffer)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := parseOffer(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInvite is one whole inbound call over loopback UDP: INVITE,
+// 100, 180, 200 with SDP, ACK, BYE, 200.
+func BenchmarkInvite(b *testing.B) {
+	ts := mustServer(b, nil, Config{})
+	phone := mustPhone(b, siptest.Options{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		call, err := phone.InviteAsync(ctx, ts.udp, "3000", "2000")
+		if err != nil {
+			b.Fatal(err)
+		}
+		in := <-ts.calls
+		in.Leg.Ring(ctx)
+		go in.Leg.Answer(ctx)
+		if err := call.Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := call.Hangup(ctx); err != nil {
+			b.Fatal(err)
+		}
+		<-in.Leg.Events()
+		in.Leg.Close()
+		call.Close()
+	}
+}

@@ -1,0 +1,243 @@
+package webrtc
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
+)
+
+// peer is a plain pion PeerConnection playing the browser.
+type peer struct {
+	pc    *webrtc.PeerConnection
+	track *webrtc.TrackLocalStaticRTP
+	got   chan *rtp.Packet
+}
+
+func newPeer(tb testing.TB) *peer {
+	tb.Helper()
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000}, PayloadType: 101}, webrtc.RTPCodecTypeAudio); err != nil {
+		tb.Fatal(err)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &peer{pc: pc, got: make(chan *rtp.Packet, 256)}
+	if p.track, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000}, "a", "browser"); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := pc.AddTrack(p.track); err != nil {
+		tb.Fatal(err)
+	}
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			pkt, _, err := t.ReadRTP()
+			if err != nil {
+				return
+			}
+			select {
+			case p.got <- pkt:
+			default:
+			}
+		}
+	})
+	tb.Cleanup(func() { pc.Close() })
+	return p
+}
+
+// mustConnect negotiates s with a new peer, trickling candidates both ways.
+func mustConnect(tb testing.TB, s *Session) *peer {
+	tb.Helper()
+	p := newPeer(tb)
+	var mu sync.Mutex
+	var serverCands []sb.ICECandidate
+	s.OnICECandidate(func(c sb.ICECandidate) {
+		mu.Lock()
+		serverCands = append(serverCands, c)
+		mu.Unlock()
+	})
+	connected := make(chan struct{})
+	var once sync.Once
+	s.OnConnectionStateChange(func(st string) {
+		if st == "connected" {
+			once.Do(func() { close(connected) })
+		}
+	})
+	p.pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil {
+			init := c.ToJSON()
+			s.AddICECandidate(sb.ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex})
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offer, err := s.CreateOffer(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		tb.Fatal(err)
+	}
+	answer, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := p.pc.SetLocalDescription(answer); err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.SetAnswer(p.pc.LocalDescription().SDP); err != nil {
+		tb.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for added := 0; ; {
+		mu.Lock()
+		pending := serverCands[added:]
+		added = len(serverCands)
+		mu.Unlock()
+		for _, c := range pending {
+			p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex})
+		}
+		select {
+		case <-connected:
+			return p
+		case <-deadline:
+			tb.Fatal("not connected")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func mustEngine(tb testing.TB) *Engine {
+	tb.Helper()
+	e, err := NewEngine(Config{LoopbackOnly: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+func TestSessionCarriesAudioBothWays(t *testing.T) {
+	e := mustEngine(t)
+	s, err := e.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := mustConnect(t, s)
+
+	if c := s.Media().Codec(); c.Name != "PCMU" || c.PayloadType != 0 || c.DTMFType != 101 {
+		t.Errorf("codec %+v, want PCMU/0 with telephone-event 101", c)
+	}
+
+	// Browser → server.
+	got := make(chan []byte, 64)
+	s.Media().SetSink(func(pkt []byte) { got <- append([]byte(nil), pkt...) })
+	frame := media.PatternFrame(make([]byte, 160), 1, time.Now())
+	deadline := time.After(5 * time.Second)
+	for received := false; !received; {
+		p.track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: 1, Timestamp: 160}, Payload: frame})
+		select {
+		case pkt := <-got:
+			h, ok := media.ParseHeader(pkt)
+			if !ok || !bytes.Equal(pkt[h.PayloadOffset:h.PayloadEnd], frame) {
+				t.Fatalf("server received %x", pkt)
+			}
+			received = true
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no audio from the browser")
+		}
+	}
+
+	// Server → browser, audio and an RFC 4733 event with its own type.
+	for seq, pt := range []uint8{0, 101} {
+		payload := frame
+		if pt == 101 {
+			payload = []byte{5, 0x8a, 0, 160}
+		}
+		pkt := append(media.AppendHeader(nil, false, pt, uint16(seq+10), 1000, 1234), payload...)
+		if err := s.Media().WriteRTP(pkt); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case in := <-p.got:
+			if in.PayloadType != pt || !bytes.Equal(in.Payload, payload) {
+				t.Errorf("browser received PT %d %x, want PT %d %x", in.PayloadType, in.Payload, pt, payload)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no packet of type %d reached the browser", pt)
+		}
+	}
+}
+
+func TestSetAnswerRejectsGarbage(t *testing.T) {
+	s, err := mustEngine(t).NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateOffer(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetAnswer("not sdp"); sb.ErrorCode(err) != sb.EINVALID {
+		t.Errorf("SetAnswer(garbage) = %v, want EINVALID", err)
+	}
+}
+
+func TestCloseReleasesGoroutines(t *testing.T) {
+	e := mustEngine(t)
+	before := runtime.NumGoroutine()
+	s, err := e.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustConnect(t, s)
+	s.Close()
+	p.pc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines left, had %d:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// BenchmarkSessionWriteRTP is the operator leg's send path per packet:
+// SRTP encryption and the socket write.
+func BenchmarkSessionWriteRTP(b *testing.B) {
+	s, err := mustEngine(b).NewSession()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	mustConnect(b, s)
+	pkt := append(media.AppendHeader(nil, false, 0, 1, 160, 1), make([]byte, 160)...)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		media.SetSeq(pkt, uint16(i))
+		if err := s.Media().WriteRTP(pkt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

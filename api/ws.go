@@ -93,6 +93,7 @@ type opConn struct {
 	cancel context.CancelFunc
 	send   chan []byte
 	done   chan struct{}
+	prev   *opConn // the socket this one replaced
 
 	mu          sync.Mutex
 	mediaState  string
@@ -220,12 +221,8 @@ func (s *Server) operatorSocket(w http.ResponseWriter, r *http.Request) {
 	c := &opConn{s: s, ws: ws, user: u, ctx: ctx, cancel: cancel, send: make(chan []byte, sendQueue), done: make(chan struct{})}
 	defer close(c.done)
 	if old := s.ops.replace(c); old != nil {
-		old.enqueue(map[string]any{"type": "error", "code": sb.ECONFLICT, "message": "replaced by a newer connection", "ref": ""})
 		old.shutdown(4000, "replaced by a newer connection")
-		select {
-		case <-old.done:
-		case <-time.After(5 * time.Second):
-		}
+		c.prev = old
 	}
 	log := s.log.With("operator", u.ID)
 	log.Info("operator connected")
@@ -372,6 +369,13 @@ func (c *opConn) close(log interface{ Info(string, ...any) }) {
 
 // register makes the operator available to call control.
 func (c *opConn) register() error {
+	if c.prev != nil {
+		// The replaced socket must have left call control first.
+		select {
+		case <-c.prev.done:
+		case <-time.After(5 * time.Second):
+		}
+	}
 	if err := c.s.deps.CallControl.Available(c); err != nil {
 		return err
 	}

@@ -208,8 +208,10 @@ func (f *fakeControl) Accept(_, callID sb.ID) error {
 	f.accepted = append(f.accepted, callID)
 	return nil
 }
-func (f *fakeControl) Decline(sb.ID, sb.ID) error { return sb.Errorf(sb.ENOTFOUND, "no such call ringing") }
-func (f *fakeControl) Hangup(sb.ID, sb.ID) error  { return nil }
+func (f *fakeControl) Decline(sb.ID, sb.ID) error {
+	return sb.Errorf(sb.ENOTFOUND, "no such call ringing")
+}
+func (f *fakeControl) Hangup(sb.ID, sb.ID) error { return nil }
 func (f *fakeControl) Mute(sb.ID, sb.ID, bool) error {
 	return nil
 }

@@ -5,6 +5,7 @@ package siptest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,11 +26,12 @@ import (
 
 // Options configure a phone.
 type Options struct {
-	Transport string   // "udp" (default) or "tcp"
-	LocalIP   string   // default 127.0.0.1
-	Codec     sb.Codec // default PCMU
-	DTMFType  uint8    // telephone-event payload type, default 101
-	Username  string   // digest credentials, answered on 401/407
+	Transport string      // "udp" (default), "tcp" or "tls"
+	TLSConfig *tls.Config // for "tls": the roots that verify the server
+	LocalIP   string      // default 127.0.0.1
+	Codec     sb.Codec    // default PCMU
+	DTMFType  uint8       // telephone-event payload type, default 101
+	Username  string      // digest credentials, answered on 401/407
 	Password  string
 	Headers   map[string]string // extra INVITE headers
 	Logger    *slog.Logger
@@ -77,7 +79,7 @@ func NewPhone(opts Options) (*Phone, error) {
 	}
 	p := &Phone{opts: opts, calls: map[string]*Call{}}
 	var err error
-	if p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("siptest"), sipgo.WithUserAgentHostname(opts.LocalIP),
+	if p.ua, err = sipgo.NewUA(sipgo.WithUserAgent("siptest"), sipgo.WithUserAgentHostname(opts.LocalIP), sipgo.WithUserAgenTLSConfig(opts.TLSConfig),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(opts.Logger)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(opts.Logger))); err != nil {
 		return nil, err

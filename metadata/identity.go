@@ -105,6 +105,22 @@ var dummyHash = func() string {
 	return h
 }()
 
+// hashSlots bounds how many argon2id hashes run at once in the process:
+// each takes 19 MiB, so a burst of logins would otherwise cost memory
+// without bound.
+var hashSlots = make(chan struct{}, 4)
+
+func withHashSlot[T any](ctx context.Context, fn func() T) (T, error) {
+	select {
+	case hashSlots <- struct{}{}:
+		defer func() { <-hashSlots }()
+		return fn(), nil
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
 // UserService stores people and checks their logins.
 type UserService struct{ db *DB }
 
@@ -125,10 +141,21 @@ func (s *UserService) CreateUser(ctx context.Context, u *sb.User, password strin
 	if len(password) < minPassword {
 		return sb.Errorf(sb.EINVALID, "a password needs at least %d characters", minPassword)
 	}
-	hash, err := hashPassword(password)
+	type result struct {
+		hash string
+		err  error
+	}
+	r, err := withHashSlot(ctx, func() result {
+		h, err := hashPassword(password)
+		return result{h, err}
+	})
 	if err != nil {
 		return err
 	}
+	if r.err != nil {
+		return r.err
+	}
+	hash := r.hash
 	if u.ID == (sb.ID{}) {
 		u.ID = sb.NewID()
 	}
@@ -154,11 +181,15 @@ func (s *UserService) Authenticate(ctx context.Context, email, password string) 
 	if err != nil && err != pgx.ErrNoRows {
 		return nil, fmt.Errorf("metadata: authenticate: %w", err)
 	}
-	if err == pgx.ErrNoRows {
-		checkPassword(dummyHash, password)
-		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password")
+	stored := dummyHash // a missing user costs as much time as a wrong password
+	if err == nil {
+		stored = u.PasswordHash
 	}
-	if !checkPassword(u.PasswordHash, password) {
+	ok, werr := withHashSlot(ctx, func() bool { return checkPassword(stored, password) })
+	if werr != nil {
+		return nil, werr
+	}
+	if err == pgx.ErrNoRows || !ok {
 		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password")
 	}
 	return u, nil

@@ -1,0 +1,110 @@
+// Command switchboard-load drives a running switchboard with emulated
+// operators (pion, through opclient) and emulated trunks (sipgo, through
+// siptest), all on loopback, and reports what users feel: call setup time,
+// answer ratio, loss, jitter and delay per direction, audio integrity, and
+// what the calls cost the service in CPU and memory.
+//
+//	switchboard-load -database-url URL -http-url http://127.0.0.1:8080 -sip-addr 127.0.0.1:5060 \
+//	    -pid $(pidof switchboard) -calls 200 -rate 50 -hold 20s -duration 60s -json out.json
+//
+// It provisions its own tenant, operators and trunk in the service's
+// database, so it needs the database URL.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	DatabaseURL string        `json:"-"`
+	HTTPURL     string        `json:"http_url"`
+	SIPAddr     string        `json:"sip_addr"`
+	PID         int           `json:"pid"`
+	Operators   int           `json:"operators"`
+	Calls       int           `json:"concurrent_calls"`
+	Rate        float64       `json:"calls_per_second"`
+	Hold        time.Duration `json:"hold"`
+	Duration    time.Duration `json:"duration"`
+	AnswerDelay time.Duration `json:"answer_delay"`
+	Transport   string        `json:"transport"`
+	Codec       string        `json:"codec"`
+	Recording   bool          `json:"recording"`
+	JSON        string        `json:"-"`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "switchboard-load:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("switchboard-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &config{}
+	fs.StringVar(&c.DatabaseURL, "database-url", os.Getenv("SWITCHBOARD_DATABASE_URL"), "the service's database, to provision the load tenant [SWITCHBOARD_DATABASE_URL]")
+	fs.StringVar(&c.HTTPURL, "http-url", "http://127.0.0.1:8080", "the service's HTTP base URL")
+	fs.StringVar(&c.SIPAddr, "sip-addr", "127.0.0.1:5060", "the service's SIP address")
+	fs.IntVar(&c.PID, "pid", 0, "the service's process id, for its CPU and memory (0: not measured)")
+	fs.IntVar(&c.Calls, "calls", 50, "concurrent calls to hold")
+	fs.IntVar(&c.Operators, "operators", 0, "emulated operators (default: as many as -calls)")
+	fs.Float64Var(&c.Rate, "rate", 20, "new calls per second while ramping up")
+	fs.DurationVar(&c.Hold, "hold", 20*time.Second, "how long each call lasts")
+	fs.DurationVar(&c.Duration, "duration", 60*time.Second, "how long the run lasts; it stops by itself")
+	fs.DurationVar(&c.AnswerDelay, "answer-delay", 0, "how long operators let a call ring")
+	fs.StringVar(&c.Transport, "transport", "udp", "SIP transport: udp or tcp")
+	fs.StringVar(&c.Codec, "codec", "PCMU", "the trunk's codec: PCMU (passes unchanged) or PCMA (converted toward the browser)")
+	fs.BoolVar(&c.Recording, "recording", false, "record calls (needs recording support in the service)")
+	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to this file")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: switchboard-load [flags]\n\nDrives a running switchboard with emulated operators and trunks on loopback.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.Operators == 0 {
+		c.Operators = c.Calls
+	}
+	switch {
+	case c.DatabaseURL == "":
+		return errors.New("-database-url is required: the load tool provisions its own tenant")
+	case c.Operators < c.Calls:
+		return fmt.Errorf("-operators %d is fewer than -calls %d: an operator takes one call at a time", c.Operators, c.Calls)
+	case c.Rate <= 0 || c.Calls <= 0:
+		return errors.New("-rate and -calls must be positive")
+	case c.Recording:
+		return errors.New("-recording: this switchboard does not record calls yet")
+	case c.Codec != "PCMU" && c.Codec != "PCMA":
+		return fmt.Errorf("-codec %q is not PCMU or PCMA", c.Codec)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Duration+c.Hold+2*time.Minute)
+	defer cancel()
+	r, err := newRun(ctx, c, stderr)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	rep, err := r.execute(ctx)
+	if err != nil {
+		return err
+	}
+	rep.print(stdout)
+	if c.JSON != "" {
+		return rep.writeJSON(c.JSON)
+	}
+	return nil
+}

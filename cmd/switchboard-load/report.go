@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"time"
+)
+
+type report struct {
+	Config   *config        `json:"config"`
+	Machine  string         `json:"machine"`
+	Elapsed  float64        `json:"elapsed_s"`
+	Attempts int            `json:"calls_attempted"`
+	Answered int            `json:"calls_answered"`
+	Failures map[string]int `json:"failures"`
+	Peak     int64          `json:"peak_concurrent_calls"`
+
+	AnswerRatio float64 `json:"answer_ratio"`
+	SetupP50MS  float64 `json:"setup_ms_p50"`
+	SetupP95MS  float64 `json:"setup_ms_p95"`
+	SetupP99MS  float64 `json:"setup_ms_p99"`
+
+	ToOperator direction `json:"caller_to_operator"`
+	ToCaller   direction `json:"operator_to_caller"`
+
+	CallMinutes          float64 `json:"call_minutes"`
+	CPUSeconds           float64 `json:"service_cpu_s"`
+	CPUSecondsPerCallMin float64 `json:"service_cpu_s_per_call_minute"`
+	BaseRSSMB            float64 `json:"service_rss_mb_base"`
+	PeakRSSMB            float64 `json:"service_rss_mb_peak"`
+	RSSPerCallKB         float64 `json:"service_rss_kb_per_call"`
+}
+
+func (r *loadRun) report(elapsed time.Duration, base, peak, end procSample) *report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep := &report{
+		Config: r.c, Elapsed: elapsed.Seconds(), Attempts: r.attempted, Answered: r.answered,
+		Failures: r.failed, Peak: r.peakActive, CallMinutes: r.callSeconds / 60,
+		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+	}
+	if r.attempted > 0 {
+		rep.AnswerRatio = float64(r.answered) / float64(r.attempted)
+	}
+	rep.SetupP50MS, rep.SetupP95MS, rep.SetupP99MS = ms(percentile(r.setup, 50)), ms(percentile(r.setup, 95)), ms(percentile(r.setup, 99))
+	for _, s := range r.toOperator {
+		rep.ToOperator.add(s)
+	}
+	for _, s := range r.toCaller {
+		rep.ToCaller.add(s)
+	}
+	rep.ToOperator.finish()
+	rep.ToCaller.finish()
+	if r.c.PID != 0 {
+		rep.CPUSeconds = end.CPUSeconds - base.CPUSeconds
+		if rep.CallMinutes > 0 {
+			rep.CPUSecondsPerCallMin = rep.CPUSeconds / rep.CallMinutes
+		}
+		rep.BaseRSSMB, rep.PeakRSSMB = float64(base.RSSBytes)/(1<<20), float64(peak.RSSBytes)/(1<<20)
+		if r.peakActive > 0 && peak.RSSBytes > base.RSSBytes {
+			rep.RSSPerCallKB = float64(peak.RSSBytes-base.RSSBytes) / 1024 / float64(r.peakActive)
+		}
+	}
+	return rep
+}
+
+func (rep *report) print(w io.Writer) {
+	fmt.Fprintf(w, "\nswitchboard-load: %d concurrent calls, %.0f/s, hold %s, %s, codec %s (%s)\n\n",
+		rep.Config.Calls, rep.Config.Rate, rep.Config.Hold, rep.Config.Transport, rep.Config.Codec, rep.Machine)
+	fmt.Fprintf(w, "  calls             %d attempted, %d answered (%.2f%%), peak %d concurrent\n", rep.Attempts, rep.Answered, 100*rep.AnswerRatio, rep.Peak)
+	keys := make([]string, 0, len(rep.Failures))
+	for k := range rep.Failures {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  failed            %d × %s\n", rep.Failures[k], k)
+	}
+	fmt.Fprintf(w, "  setup (INVITE→200) p50 %.1f ms  p95 %.1f ms  p99 %.1f ms\n\n", rep.SetupP50MS, rep.SetupP95MS, rep.SetupP99MS)
+	fmt.Fprintf(w, "  %-20s %10s %10s %8s %9s %9s %9s %9s\n", "direction", "frames", "loss", "corrupt", "jitter", "delay p50", "p95", "p99")
+	for _, d := range []struct {
+		name string
+		d    direction
+	}{{"caller → operator", rep.ToOperator}, {"operator → caller", rep.ToCaller}} {
+		fmt.Fprintf(w, "  %-20s %10d %9.3f%% %8d %6.2f ms %6.2f ms %6.2f ms %6.2f ms\n",
+			d.name, d.d.Received, d.d.LossPct, d.d.Corrupt, d.d.JitterMS, d.d.DelayP50MS, d.d.DelayP95MS, d.d.DelayP99MS)
+	}
+	if rep.Config.PID != 0 {
+		fmt.Fprintf(w, "\n  service CPU       %.1f s for %.1f call-minutes: %.3f CPU-s per call-minute\n", rep.CPUSeconds, rep.CallMinutes, rep.CPUSecondsPerCallMin)
+		fmt.Fprintf(w, "  service memory    %.1f MB idle, %.1f MB peak: %.0f KB per call\n", rep.BaseRSSMB, rep.PeakRSSMB, rep.RSSPerCallKB)
+	}
+	fmt.Fprintln(w, "\n  Delay is the pattern's send-to-arrival time through the service and both emulators, on one machine.")
+}
+
+func (rep *report) writeJSON(path string) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

@@ -38,6 +38,7 @@ type config struct {
 	Codec       string        `json:"codec"`
 	Recording   bool          `json:"recording"`
 	JSON        string        `json:"-"`
+	Markdown    string        `json:"-"`
 }
 
 func main() {
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.Codec, "codec", "PCMU", "the trunk's codec: PCMU (passes unchanged) or PCMA (converted toward the browser)")
 	fs.BoolVar(&c.Recording, "recording", false, "record calls (needs recording support in the service)")
 	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to this file")
+	fs.StringVar(&c.Markdown, "markdown", "", "append the report as a row of a Markdown table to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: switchboard-load [flags]\n\nDrives a running switchboard with emulated operators and trunks on loopback.\n\nFlags:")
 		fs.PrintDefaults()
@@ -104,7 +106,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.print(stdout)
 	if c.JSON != "" {
-		return rep.writeJSON(c.JSON)
+		if err := rep.writeJSON(c.JSON); err != nil {
+			return err
+		}
+	}
+	if c.Markdown != "" {
+		return rep.appendMarkdown(c.Markdown)
 	}
 	return nil
 }

@@ -103,3 +103,25 @@ func (rep *report) writeJSON(path string) error {
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
+
+// markdownHeader heads the table appendMarkdown writes rows of.
+const markdownHeader = "| calls held | answered | setup p50 / p99 | loss c→o / o→c | jitter | delay p50 / p99 | service CPU-s per call-min | service RSS idle → peak | RSS per call |\n" +
+	"|---|---|---|---|---|---|---|---|---|\n"
+
+func (rep *report) appendMarkdown(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+		if _, err := io.WriteString(f, markdownHeader); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintf(f, "| %d | %d/%d | %.1f / %.1f ms | %.3f%% / %.3f%% | %.2f ms | %.1f / %.1f ms | %.3f | %.0f → %.0f MB | %.0f KB |\n",
+		rep.Peak, rep.Answered, rep.Attempts, rep.SetupP50MS, rep.SetupP99MS, rep.ToOperator.LossPct, rep.ToCaller.LossPct,
+		(rep.ToOperator.JitterMS+rep.ToCaller.JitterMS)/2, rep.ToOperator.DelayP50MS, rep.ToOperator.DelayP99MS,
+		rep.CPUSecondsPerCallMin, rep.BaseRSSMB, rep.PeakRSSMB, rep.RSSPerCallKB)
+	return err
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Measures switchboard on this machine and writes docs/performance.md:
+# the hot-path Go benchmarks, then the load tool's standard scenarios
+# against the real binary on its embedded default (private PostgreSQL),
+# everything on loopback. Usage: scripts/bench.sh [calls ...]
+# (default scenarios: 100 500 1000 concurrent calls).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh --postgres-only
+
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(100 500 1000)
+work=$(mktemp -d)
+chmod 755 "$work"
+cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+go build -o "$work/switchboard" ./cmd/switchboard
+go build -o "$work/switchboard-load" ./cmd/switchboard-load
+out=docs/performance.md
+rows="$work/rows.md"
+
+echo "bench: Go benchmarks" >&2
+benches=$(go test -run '^$' -bench . -benchmem ./ ./sip/ ./webrtc/ ./metadata/ 2>/dev/null | grep -E '^Benchmark' || true)
+
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+for calls in "${scenarios[@]}"; do
+	http=$(port); sip=$(port)
+	rm -rf "$work/data"; mkdir -p "$work/data"; chmod 755 "$work/data"
+	SWITCHBOARD_WEBRTC_LOOPBACK=true SWITCHBOARD_RTP_PORTS= SWITCHBOARD_LOG_LEVEL=warn \
+		SWITCHBOARD_HTTP_ADDR=127.0.0.1:$http SWITCHBOARD_SIP_ADDR=127.0.0.1:$sip \
+		"$work/switchboard" dev -data-dir "$work/data" >"$work/service.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 50); do [ -s "$work/data/switchboard-dev.json" ] && break; sleep 0.2; done
+	db=$(sed -n 's/.*"database_url": *"\([^"]*\)".*/\1/p' "$work/data/switchboard-dev.json")
+	hold=30s; duration=$((calls / 50 + 40))s
+	echo "bench: $calls concurrent calls" >&2
+	"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -sip-addr "127.0.0.1:$sip" \
+		-pid "$pid" -calls "$calls" -rate 50 -hold "$hold" -duration "$duration" -markdown "$rows" >&2
+	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+done
+
+{
+	echo "# Performance"
+	echo
+	echo "Written by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d). Figures are noisy on shared machines; compare runs on one machine."
+	echo
+	echo "## Machine"
+	echo
+	echo "- $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, $(free -g | awk '/Mem:/{print $2}') GB RAM, Linux $(uname -r)"
+	echo "- $(go version)"
+	echo
+	echo "## Hot paths (\`go test -bench . -benchmem\`)"
+	echo
+	echo '```'
+	echo "$benches"
+	echo '```'
+	echo
+	echo "## Whole system (\`switchboard-load\`)"
+	echo
+	echo "The binary runs \`switchboard dev\` (private PostgreSQL); \`switchboard-load\` runs beside it on the same"
+	echo "machine with one emulated pion operator per call and sipgo trunks sending a 20 ms PCMU pattern both ways,"
+	echo "50 new calls a second, each held 30 s. The load tool competes with the service for the same CPUs, so delay"
+	echo "figures at high load measure the machine, not only the bridge. Loss counts gaps in the pattern's sequence"
+	echo "(RFC 3550 A.3); every pattern frame that arrives is checked byte for byte. RSS per call is the service's"
+	echo "growth from idle (operators logged in and connected) to the peak, divided by the calls held; each"
+	echo "connected operator's PeerConnection is part of the idle figure."
+	echo
+	echo "Command: \`scripts/bench.sh ${scenarios[*]}\`"
+	echo
+	cat "$rows"
+} > "$out"
+echo "bench: wrote $out" >&2

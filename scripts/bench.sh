@@ -63,8 +63,8 @@ done
 	echo "50 new calls a second, each held 30 s. The load tool competes with the service for the same CPUs, so delay"
 	echo "figures at high load measure the machine, not only the bridge. Loss counts gaps in the pattern's sequence"
 	echo "(RFC 3550 A.3); every pattern frame that arrives is checked byte for byte. RSS per call is the service's"
-	echo "growth from idle (operators logged in and connected) to the peak, divided by the calls held; each"
-	echo "connected operator's PeerConnection is part of the idle figure."
+	echo "growth from before the operators connected to the peak, divided by the calls held: a bridged call with"
+	echo "its operator's PeerConnection and socket. It includes garbage the Go runtime has not returned yet."
 	echo
 	echo "Command: \`scripts/bench.sh ${scenarios[*]}\`"
 	echo

@@ -30,7 +30,8 @@ type report struct {
 	CallMinutes          float64 `json:"call_minutes"`
 	CPUSeconds           float64 `json:"service_cpu_s"`
 	CPUSecondsPerCallMin float64 `json:"service_cpu_s_per_call_minute"`
-	BaseRSSMB            float64 `json:"service_rss_mb_base"`
+	BareRSSMB            float64 `json:"service_rss_mb_before_operators"`
+	BaseRSSMB            float64 `json:"service_rss_mb_operators_connected"`
 	PeakRSSMB            float64 `json:"service_rss_mb_peak"`
 	RSSPerCallKB         float64 `json:"service_rss_kb_per_call"`
 }
@@ -53,6 +54,7 @@ func (r *loadRun) report(elapsed time.Duration, base, peak, end procSample) *rep
 	for _, s := range r.toCaller {
 		rep.ToCaller.add(s)
 	}
+	rep.ToOperator.Sent, rep.ToCaller.Sent = int(r.sentToOperator.Load()), int(r.sentToCaller.Load())
 	rep.ToOperator.finish()
 	rep.ToCaller.finish()
 	if r.c.PID != 0 {
@@ -60,9 +62,12 @@ func (r *loadRun) report(elapsed time.Duration, base, peak, end procSample) *rep
 		if rep.CallMinutes > 0 {
 			rep.CPUSecondsPerCallMin = rep.CPUSeconds / rep.CallMinutes
 		}
+		rep.BareRSSMB = float64(r.bare.RSSBytes) / (1 << 20)
 		rep.BaseRSSMB, rep.PeakRSSMB = float64(base.RSSBytes)/(1<<20), float64(peak.RSSBytes)/(1<<20)
-		if r.peakActive > 0 && peak.RSSBytes > base.RSSBytes {
-			rep.RSSPerCallKB = float64(peak.RSSBytes-base.RSSBytes) / 1024 / float64(r.peakActive)
+		// A bridged call is its trunk leg plus its operator's connection,
+		// so the growth counts from before the operators connected.
+		if r.peakActive > 0 && peak.RSSBytes > r.bare.RSSBytes {
+			rep.RSSPerCallKB = float64(peak.RSSBytes-r.bare.RSSBytes) / 1024 / float64(r.peakActive)
 		}
 	}
 	return rep
@@ -81,19 +86,21 @@ func (rep *report) print(w io.Writer) {
 		fmt.Fprintf(w, "  failed            %d × %s\n", rep.Failures[k], k)
 	}
 	fmt.Fprintf(w, "  setup (INVITE→200) p50 %.1f ms  p95 %.1f ms  p99 %.1f ms\n\n", rep.SetupP50MS, rep.SetupP95MS, rep.SetupP99MS)
-	fmt.Fprintf(w, "  %-20s %10s %10s %8s %9s %9s %9s %9s\n", "direction", "frames", "loss", "corrupt", "jitter", "delay p50", "p95", "p99")
+	fmt.Fprintf(w, "  %-20s %10s %10s %10s %8s %9s %9s %9s %9s\n", "direction", "sent", "received", "loss", "corrupt", "jitter", "delay p50", "p95", "p99")
 	for _, d := range []struct {
 		name string
 		d    direction
 	}{{"caller → operator", rep.ToOperator}, {"operator → caller", rep.ToCaller}} {
-		fmt.Fprintf(w, "  %-20s %10d %9.3f%% %8d %6.2f ms %6.2f ms %6.2f ms %6.2f ms\n",
-			d.name, d.d.Received, d.d.LossPct, d.d.Corrupt, d.d.JitterMS, d.d.DelayP50MS, d.d.DelayP95MS, d.d.DelayP99MS)
+		fmt.Fprintf(w, "  %-20s %10d %10d %9.3f%% %8d %6.2f ms %6.2f ms %6.2f ms %6.2f ms\n",
+			d.name, d.d.Sent, d.d.Received, d.d.LossPct, d.d.Corrupt, d.d.JitterMS, d.d.DelayP50MS, d.d.DelayP95MS, d.d.DelayP99MS)
 	}
 	if rep.Config.PID != 0 {
 		fmt.Fprintf(w, "\n  service CPU       %.1f s for %.1f call-minutes: %.3f CPU-s per call-minute\n", rep.CPUSeconds, rep.CallMinutes, rep.CPUSecondsPerCallMin)
-		fmt.Fprintf(w, "  service memory    %.1f MB idle, %.1f MB peak: %.0f KB per call\n", rep.BaseRSSMB, rep.PeakRSSMB, rep.RSSPerCallKB)
+		fmt.Fprintf(w, "  service memory    %.1f MB before operators, %.1f MB with them, %.1f MB peak: %.0f KB per call with its operator connection\n",
+			rep.BareRSSMB, rep.BaseRSSMB, rep.PeakRSSMB, rep.RSSPerCallKB)
 	}
-	fmt.Fprintln(w, "\n  Delay is the pattern's send-to-arrival time through the service and both emulators, on one machine.")
+	fmt.Fprintln(w, "\n  Loss counts gaps in each call's pattern (RFC 3550 A.3); frames in flight when a call ends are not loss.")
+	fmt.Fprintln(w, "  Delay is the pattern's send-to-arrival time through the service and both emulators, on one machine.")
 }
 
 func (rep *report) writeJSON(path string) error {
@@ -105,7 +112,7 @@ func (rep *report) writeJSON(path string) error {
 }
 
 // markdownHeader heads the table appendMarkdown writes rows of.
-const markdownHeader = "| calls held | answered | setup p50 / p99 | loss c→o / o→c | jitter | delay p50 / p99 | service CPU-s per call-min | service RSS idle → peak | RSS per call |\n" +
+const markdownHeader = "| calls held | answered | setup p50 / p99 | loss c→o / o→c | jitter | delay p50 / p99 | service CPU-s per call-min | service RSS before operators → peak | RSS per call with its operator |\n" +
 	"|---|---|---|---|---|---|---|---|---|\n"
 
 func (rep *report) appendMarkdown(path string) error {
@@ -122,6 +129,6 @@ func (rep *report) appendMarkdown(path string) error {
 	_, err = fmt.Fprintf(f, "| %d | %d/%d | %.1f / %.1f ms | %.3f%% / %.3f%% | %.2f ms | %.1f / %.1f ms | %.3f | %.0f → %.0f MB | %.0f KB |\n",
 		rep.Peak, rep.Answered, rep.Attempts, rep.SetupP50MS, rep.SetupP99MS, rep.ToOperator.LossPct, rep.ToCaller.LossPct,
 		(rep.ToOperator.JitterMS+rep.ToCaller.JitterMS)/2, rep.ToOperator.DelayP50MS, rep.ToOperator.DelayP99MS,
-		rep.CPUSecondsPerCallMin, rep.BaseRSSMB, rep.PeakRSSMB, rep.RSSPerCallKB)
+		rep.CPUSecondsPerCallMin, rep.BareRSSMB, rep.PeakRSSMB, rep.RSSPerCallKB)
 	return err
 }

@@ -43,6 +43,10 @@ type loadRun struct {
 	callSeconds float64
 	active      atomic.Int64
 	peakActive  int64
+	bare        procSample // the service before the operators connected
+
+	sentToOperator atomic.Int64 // pattern frames the trunks sent
+	sentToCaller   atomic.Int64 // pattern frames the operators sent
 }
 
 // operator is one emulated operator: auto-answers, sends the pattern
@@ -62,6 +66,9 @@ func newRun(ctx context.Context, c *config, log io.Writer) (*loadRun, error) {
 	r := &loadRun{c: c, log: log, failed: map[string]int{}}
 	users, err := r.provision(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if r.bare, err = r.sample(); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(log, "connecting %d operators…\n", len(users))
@@ -213,7 +220,9 @@ func (op *operator) talk(ctx context.Context) {
 			return
 		case <-tick.C:
 			op.seq++
-			op.c.SendAudio(media.PatternFrame(buf, op.seq, time.Now()))
+			if op.c.SendAudio(media.PatternFrame(buf, op.seq, time.Now())) == nil {
+				op.r.sentToCaller.Add(1)
+			}
 		}
 	}
 }
@@ -229,7 +238,7 @@ func (r *loadRun) execute(ctx context.Context) (*report, error) {
 	lastLaunch := start.Add(r.c.Duration - r.c.Hold)
 	fmt.Fprintf(r.log, "placing calls: %d concurrent, %.0f/s, %s each, for %s\n", r.c.Calls, r.c.Rate, r.c.Hold, r.c.Duration)
 
-	var peak procSample
+	peak := base
 	sampleDone := make(chan struct{})
 	sctx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
@@ -317,7 +326,6 @@ func (r *loadRun) call(ctx context.Context, phone *siptest.Phone) {
 			in.add(pkt[h.PayloadOffset:h.PayloadEnd], time.Now())
 		}
 	})
-	out := &stream{}
 	r.mu.Lock()
 	r.answered++
 	r.setup = append(r.setup, setup)
@@ -330,7 +338,7 @@ func (r *loadRun) call(ctx context.Context, phone *siptest.Phone) {
 	talkStart := time.Now()
 	for seq := uint32(1); time.Since(talkStart) < r.c.Hold; seq++ {
 		if err := call.SendRTP(media.PatternFrame(buf, seq, time.Now()), false); err == nil {
-			out.sentFrame()
+			r.sentToOperator.Add(1)
 		}
 		select {
 		case <-tick.C:

@@ -13,7 +13,6 @@ import (
 // which arrived intact, how late, how unevenly.
 type stream struct {
 	mu       sync.Mutex
-	sent     int
 	received int
 	corrupt  int
 	firstSeq uint32
@@ -21,12 +20,6 @@ type stream struct {
 	lastD    time.Duration // transit time of the previous frame
 	jitter   float64       // RFC 3550 interarrival jitter, in seconds
 	delays   []time.Duration
-}
-
-func (s *stream) sentFrame() {
-	s.mu.Lock()
-	s.sent++
-	s.mu.Unlock()
 }
 
 // add takes one received payload.
@@ -66,7 +59,7 @@ func (s *stream) expected() int {
 
 // direction sums streams of one direction over a run.
 type direction struct {
-	Sent       int     `json:"frames_sent"`
+	Sent       int     `json:"frames_sent"` // including those in flight when calls ended
 	Expected   int     `json:"frames_expected"`
 	Received   int     `json:"frames_received"`
 	Corrupt    int     `json:"frames_corrupt"`
@@ -84,7 +77,6 @@ type direction struct {
 func (d *direction) add(s *stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d.Sent += s.sent
 	d.Expected += s.expected()
 	d.Received += s.received
 	d.Corrupt += s.corrupt

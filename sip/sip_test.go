@@ -4,16 +4,27 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/media"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
+
+func TestMain(m *testing.M) {
+	// sipgo's own default logger reports connection bookkeeping on stderr,
+	// in the middle of benchmark lines.
+	sip.SetDefaultLogger(slog.New(slog.DiscardHandler))
+	os.Exit(m.Run())
+}
 
 // directory is an in-memory TrunkDirectory.
 type directory struct{ trunks []*sb.Trunk }

@@ -19,12 +19,13 @@ go build -o "$work/switchboard" ./cmd/switchboard
 go build -o "$work/switchboard-load" ./cmd/switchboard-load
 out=docs/performance.md
 rows="$work/rows.md"
+cps="$work/cps.md"
 
 echo "bench: Go benchmarks" >&2
 benches=$(go test -run '^$' -bench . -benchmem ./ ./sip/ ./webrtc/ ./metadata/ 2>/dev/null | grep -E '^Benchmark' || true)
 
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-for calls in "${scenarios[@]}"; do
+# start_service runs `switchboard dev` on free ports and sets pid, http, sip, db.
+start_service() {
 	http=$(port); sip=$(port)
 	rm -rf "$work/data"; mkdir -p "$work/data"; chmod 755 "$work/data"
 	SWITCHBOARD_WEBRTC_LOOPBACK=true SWITCHBOARD_RTP_PORTS= SWITCHBOARD_LOG_LEVEL=warn \
@@ -33,11 +34,25 @@ for calls in "${scenarios[@]}"; do
 	pid=$!
 	for _ in $(seq 50); do [ -s "$work/data/switchboard-dev.json" ] && break; sleep 0.2; done
 	db=$(sed -n 's/.*"database_url": *"\([^"]*\)".*/\1/p' "$work/data/switchboard-dev.json")
+}
+stop_service() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
+
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+for calls in "${scenarios[@]}"; do
+	start_service
 	hold=30s; duration=$((calls / 50 + 40))s
 	echo "bench: $calls concurrent calls" >&2
 	"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -sip-addr "127.0.0.1:$sip" \
 		-pid "$pid" -calls "$calls" -rate 50 -hold "$hold" -duration "$duration" -markdown "$rows" >&2
-	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+	stop_service
+done
+
+for rate in 200 500; do
+	start_service
+	echo "bench: signalling alone, $rate calls/s" >&2
+	"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -sip-addr "127.0.0.1:$sip" \
+		-pid "$pid" -calls 800 -rate "$rate" -hold 1s -duration 20s -media=false -markdown "$cps" >&2
+	stop_service
 done
 
 {
@@ -69,5 +84,12 @@ done
 	echo "Command: \`scripts/bench.sh ${scenarios[*]}\`"
 	echo
 	cat "$rows"
+	echo
+	echo "## Signalling alone"
+	echo
+	echo "Calls held 1 s without audio, up to 800 at once, for 20 s: INVITE, 180, 200, ACK, BYE, with every call's"
+	echo "record and timeline written to PostgreSQL. The 800 emulated operators run in the load tool on the same CPUs."
+	echo
+	cat "$cps"
 } > "$out"
 echo "bench: wrote $out" >&2

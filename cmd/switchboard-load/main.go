@@ -37,6 +37,7 @@ type config struct {
 	Transport   string        `json:"transport"`
 	Codec       string        `json:"codec"`
 	Recording   bool          `json:"recording"`
+	Media       bool          `json:"media"`
 	JSON        string        `json:"-"`
 	Markdown    string        `json:"-"`
 }
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.Transport, "transport", "udp", "SIP transport: udp or tcp")
 	fs.StringVar(&c.Codec, "codec", "PCMU", "the trunk's codec: PCMU (passes unchanged) or PCMA (converted toward the browser)")
 	fs.BoolVar(&c.Recording, "recording", false, "record calls (needs recording support in the service)")
+	fs.BoolVar(&c.Media, "media", true, "send and check audio; -media=false measures signalling alone")
 	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&c.Markdown, "markdown", "", "append the report as a row of a Markdown table to this file")
 	fs.Usage = func() {

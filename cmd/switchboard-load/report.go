@@ -115,16 +115,37 @@ func (rep *report) writeJSON(path string) error {
 const markdownHeader = "| calls held | answered | setup p50 / p99 | loss c→o / o→c | jitter | delay p50 / p99 | service CPU-s per call-min | service RSS before operators → peak | RSS per call with its operator |\n" +
 	"|---|---|---|---|---|---|---|---|---|\n"
 
+// signallingHeader heads the table of runs without media.
+const signallingHeader = "| calls/s asked | calls/s placed | answered | failed | setup p50 / p99 | service CPU-ms per call |\n" +
+	"|---|---|---|---|---|---|\n"
+
 func (rep *report) appendMarkdown(path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	header := markdownHeader
+	if !rep.Config.Media {
+		header = signallingHeader
+	}
 	if st, err := f.Stat(); err == nil && st.Size() == 0 {
-		if _, err := io.WriteString(f, markdownHeader); err != nil {
+		if _, err := io.WriteString(f, header); err != nil {
 			return err
 		}
+	}
+	if !rep.Config.Media {
+		failed := 0
+		for _, n := range rep.Failures {
+			failed += n
+		}
+		cpuPerCall := 0.0
+		if rep.Attempts > 0 {
+			cpuPerCall = 1000 * rep.CPUSeconds / float64(rep.Attempts)
+		}
+		_, err = fmt.Fprintf(f, "| %.0f | %.0f | %d/%d | %d | %.1f / %.1f ms | %.2f |\n",
+			rep.Config.Rate, float64(rep.Attempts)/rep.Elapsed, rep.Answered, rep.Attempts, failed, rep.SetupP50MS, rep.SetupP99MS, cpuPerCall)
+		return err
 	}
 	_, err = fmt.Fprintf(f, "| %d | %d/%d | %.1f / %.1f ms | %.3f%% / %.3f%% | %.2f ms | %.1f / %.1f ms | %.3f | %.0f → %.0f MB | %.0f KB |\n",
 		rep.Peak, rep.Answered, rep.Attempts, rep.SetupP50MS, rep.SetupP99MS, rep.ToOperator.LossPct, rep.ToCaller.LossPct,

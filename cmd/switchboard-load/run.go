@@ -201,7 +201,9 @@ func (op *operator) serve(ctx context.Context) {
 		op.r.toOperator = append(op.r.toOperator, s)
 		op.r.mu.Unlock()
 		callCtx, stop := context.WithCancel(ctx)
-		go op.talk(callCtx)
+		if op.r.c.Media {
+			go op.talk(callCtx)
+		}
 		op.c.WaitEnded(ctx, in.CallID)
 		stop()
 		op.mu.Lock()
@@ -337,8 +339,10 @@ func (r *loadRun) call(ctx context.Context, phone *siptest.Phone) {
 	defer tick.Stop()
 	talkStart := time.Now()
 	for seq := uint32(1); time.Since(talkStart) < r.c.Hold; seq++ {
-		if err := call.SendRTP(media.PatternFrame(buf, seq, time.Now()), false); err == nil {
-			r.sentToOperator.Add(1)
+		if r.c.Media { // without media the call is only held
+			if err := call.SendRTP(media.PatternFrame(buf, seq, time.Now()), false); err == nil {
+				r.sentToOperator.Add(1)
+			}
 		}
 		select {
 		case <-tick.C:

@@ -99,6 +99,10 @@ type Client struct {
 	history []Event
 	changed chan struct{} // closed and replaced when history grows
 
+	candMu     sync.Mutex
+	answerSent bool
+	pending    []map[string]any
+
 	sink    atomic.Pointer[func(*rtp.Packet)]
 	sendMu  sync.Mutex
 	seq     uint16
@@ -232,7 +236,16 @@ func (c *Client) Connect(ctx context.Context) error {
 			return
 		}
 		init := cand.ToJSON()
-		c.write(map[string]any{"type": "candidate", "candidate": sb.ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}})
+		msg := map[string]any{"type": "candidate", "candidate": sb.ICECandidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex}}
+		// Candidates go after the answer: gathering starts before it is sent.
+		c.candMu.Lock()
+		if !c.answerSent {
+			c.pending = append(c.pending, msg)
+			c.candMu.Unlock()
+			return
+		}
+		c.candMu.Unlock()
+		c.write(msg)
 	})
 	connected := make(chan struct{})
 	var once sync.Once
@@ -323,7 +336,19 @@ func (c *Client) answer(offer string) error {
 	if err := c.pc.SetLocalDescription(ans); err != nil {
 		return err
 	}
-	return c.write(map[string]any{"type": "answer", "sdp": c.pc.LocalDescription().SDP})
+	if err := c.write(map[string]any{"type": "answer", "sdp": c.pc.LocalDescription().SDP}); err != nil {
+		return err
+	}
+	c.candMu.Lock()
+	pending := c.pending
+	c.pending, c.answerSent = nil, true
+	c.candMu.Unlock()
+	for _, msg := range pending {
+		if err := c.write(msg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // waitFor waits for an event after position from that satisfies match.

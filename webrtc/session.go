@@ -22,6 +22,10 @@ type Session struct {
 	port        *port
 	log         *slog.Logger
 	closeOnce   sync.Once
+
+	mu      sync.Mutex
+	early   []webrtc.ICECandidateInit // candidates that came before the answer
+	haveAns bool
 }
 
 // OnICECandidate registers fn for each local candidate as it is gathered.
@@ -56,9 +60,18 @@ func (s *Session) CreateOffer(ctx context.Context) (string, error) {
 
 // SetAnswer applies the client's answer. A bad answer is EINVALID.
 func (s *Session) SetAnswer(sdp string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 		return sb.Errorf(sb.EINVALID, "the SDP answer was not accepted: %v", err)
 	}
+	s.haveAns = true
+	for _, c := range s.early {
+		if err := s.pc.AddICECandidate(c); err != nil {
+			s.log.Debug("early ICE candidate refused", "err", err)
+		}
+	}
+	s.early = nil
 	for _, c := range s.transceiver.Receiver().GetParameters().Codecs {
 		if strings.EqualFold(c.MimeType, "audio/telephone-event") {
 			s.port.recvDTMF.Store(uint32(c.PayloadType))
@@ -68,10 +81,20 @@ func (s *Session) SetAnswer(sdp string) error {
 	return nil
 }
 
-// AddICECandidate adds a trickled client candidate.
+// AddICECandidate adds a trickled client candidate. One that arrives
+// before the answer (signalling may overtake it) is kept until then.
 func (s *Session) AddICECandidate(c sb.ICECandidate) error {
-	err := s.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment})
-	if err != nil {
+	init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.haveAns {
+		if len(s.early) >= 64 {
+			return sb.Errorf(sb.EINVALID, "too many ICE candidates before the answer")
+		}
+		s.early = append(s.early, init)
+		return nil
+	}
+	if err := s.pc.AddICECandidate(init); err != nil {
 		return sb.Errorf(sb.EINVALID, "the ICE candidate was not accepted: %v", err)
 	}
 	return nil

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,20 +20,28 @@ import (
 
 // Fakes for the services: a tenant with one operator and one call.
 
-type fakeUsers struct{ u *sb.User }
+// fakeUsers knows some users, all with the password "right password".
+type fakeUsers struct{ users []*sb.User }
 
 func (f *fakeUsers) CreateUser(context.Context, *sb.User, string) error { return nil }
 func (f *fakeUsers) Authenticate(_ context.Context, email, password string) (*sb.User, error) {
-	if email == f.u.Email && password == "right password" {
-		return f.u, nil
+	for _, u := range f.users {
+		if email == u.Email && password == "right password" {
+			return u, nil
+		}
 	}
-	return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password")
+	// Unlike the real service, say what was wrong: the handler must not
+	// pass it on.
+	return nil, sb.Errorf(sb.EUNAUTHORIZED, "no user %s or wrong password", email)
 }
 func (f *fakeUsers) FindUserByID(ctx context.Context, id sb.ID) (*sb.User, error) {
-	if a := sb.ActorFromContext(ctx); a == nil || a.TenantID != f.u.TenantID || id != f.u.ID {
-		return nil, sb.Errorf(sb.ENOTFOUND, "user not found")
+	a := sb.ActorFromContext(ctx)
+	for _, u := range f.users {
+		if a != nil && a.TenantID == u.TenantID && id == u.ID {
+			return u, nil
+		}
 	}
-	return f.u, nil
+	return nil, sb.Errorf(sb.ENOTFOUND, "user not found")
 }
 
 type fakeSessions struct {
@@ -76,7 +86,7 @@ func (f *fakeKeys) AuthenticateAPIKey(_ context.Context, secret string) (*sb.API
 
 type fakeCalls struct {
 	call    *sb.Call
-	mu      sync.Mutex
+	mu      sync.Mutex // guards the fields below
 	filter  sb.CallFilter
 	actor   *sb.Actor
 	failing bool
@@ -89,13 +99,13 @@ func (f *fakeCalls) FindCalls(ctx context.Context, filter sb.CallFilter) ([]*sb.
 	if f.failing {
 		return nil, context.DeadlineExceeded
 	}
-	if f.actor.TenantID != f.call.TenantID {
+	if f.actor == nil || f.actor.TenantID != f.call.TenantID {
 		return []*sb.Call{}, nil
 	}
 	return []*sb.Call{f.call}, nil
 }
 func (f *fakeCalls) FindCallByID(ctx context.Context, id sb.ID) (*sb.Call, error) {
-	if a := sb.ActorFromContext(ctx); a.TenantID != f.call.TenantID || id != f.call.ID {
+	if a := sb.ActorFromContext(ctx); a == nil || a.TenantID != f.call.TenantID || id != f.call.ID {
 		return nil, sb.Errorf(sb.ENOTFOUND, "call not found")
 	}
 	return f.call, nil
@@ -137,11 +147,13 @@ func (m *fakeMedia) setState(st string) {
 	fn(st)
 }
 
+// CreateOffer gathers a candidate before it returns, as pion may: the
+// handler must still send the offer first.
 func (m *fakeMedia) CreateOffer(context.Context) (string, error) {
 	m.mu.Lock()
 	fn := m.onCand
 	m.mu.Unlock()
-	go fn(sb.ICECandidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host"})
+	fn(sb.ICECandidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host"})
 	return "v=0 offer", nil
 }
 func (m *fakeMedia) SetAnswer(sdp string) error {
@@ -160,11 +172,24 @@ func (m *fakeMedia) AddICECandidate(c sb.ICECandidate) error {
 	return nil
 }
 func (m *fakeMedia) Media() sb.MediaPort { return nil }
+
+// Close closes, and says so like a PeerConnection does.
 func (m *fakeMedia) Close() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	was := m.closed
 	m.closed = true
+	fn := m.onState
+	m.mu.Unlock()
+	if !was && fn != nil {
+		fn("closed")
+	}
 	return nil
+}
+
+func (m *fakeMedia) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
 }
 
 type mediaFactory struct {
@@ -180,18 +205,20 @@ func (f *mediaFactory) NewMediaSession() (MediaSession, error) {
 	return m, nil
 }
 
-func (f *mediaFactory) last() *fakeMedia {
+func (f *mediaFactory) session(i int) *fakeMedia {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.sessions[len(f.sessions)-1]
+	return f.sessions[i]
 }
 
-// fakeControl records call control requests.
+// fakeControl records call control requests and, like the Switch,
+// confirms availability changes through the connection.
 type fakeControl struct {
 	mu           sync.Mutex
 	conns        []sb.OperatorConn
 	accepted     []sb.ID
-	disconnected int
+	muted        []bool
+	disconnected []sb.ID
 }
 
 func (f *fakeControl) Available(op sb.OperatorConn) error {
@@ -201,7 +228,19 @@ func (f *fakeControl) Available(op sb.OperatorConn) error {
 	op.StateChanged(true, "")
 	return nil
 }
-func (f *fakeControl) Away(sb.ID) {}
+func (f *fakeControl) Away(id sb.ID) {
+	f.mu.Lock()
+	var op sb.OperatorConn
+	for _, c := range f.conns {
+		if c.OperatorID() == id {
+			op = c
+		}
+	}
+	f.mu.Unlock()
+	if op != nil {
+		op.StateChanged(false, "")
+	}
+}
 func (f *fakeControl) Accept(_, callID sb.ID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -211,80 +250,157 @@ func (f *fakeControl) Accept(_, callID sb.ID) error {
 func (f *fakeControl) Decline(sb.ID, sb.ID) error {
 	return sb.Errorf(sb.ENOTFOUND, "no such call ringing")
 }
-func (f *fakeControl) Hangup(sb.ID, sb.ID) error { return nil }
-func (f *fakeControl) Mute(sb.ID, sb.ID, bool) error {
-	return nil
-}
-func (f *fakeControl) Disconnected(sb.ID) {
+func (f *fakeControl) Hangup(sb.ID, sb.ID) error { return errors.New("database on fire") }
+func (f *fakeControl) Mute(_, _ sb.ID, muted bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.disconnected++
+	f.muted = append(f.muted, muted)
+	return nil
 }
+func (f *fakeControl) Disconnected(id sb.ID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.disconnected = append(f.disconnected, id)
+}
+
+func (f *fakeControl) availableConns() []sb.OperatorConn {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sb.OperatorConn(nil), f.conns...)
+}
+
+func (f *fakeControl) disconnects() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.disconnected)
+}
+
+var _ CallControl = (*fakeControl)(nil)
+var _ MediaSession = (*fakeMedia)(nil)
 
 type fixture struct {
 	srv      *httptest.Server
-	user     *sb.User
+	user     *sb.User // an operator
+	support  *sb.User // a role that may not take calls
 	calls    *fakeCalls
 	media    *mediaFactory
 	control  *fakeControl
 	tenantID sb.ID
+	healthy  error
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	tenant := sb.NewID()
 	f := &fixture{
-		user:     &sb.User{ID: sb.NewID(), TenantID: tenant, Email: "op@example.test", Role: sb.RoleOperator},
+		user:     &sb.User{ID: sb.NewID(), TenantID: tenant, Email: "op@example.test", Name: "Olga", Role: sb.RoleOperator},
+		support:  &sb.User{ID: sb.NewID(), TenantID: tenant, Email: "support@example.test", Role: sb.RoleSupport},
 		calls:    &fakeCalls{call: &sb.Call{ID: sb.NewID(), TenantID: tenant, From: "3000", Status: sb.CallCompleted}},
 		media:    &mediaFactory{},
 		control:  &fakeControl{},
 		tenantID: tenant,
 	}
-	s := NewServer(Config{RingTimeout: 20 * time.Second}, Deps{
+	s := NewServer(Config{RingTimeout: 20 * time.Second, ICEServers: []sb.ICEServer{{URLs: []string{"stun:stun.example.test"}}}}, Deps{
 		Calls:         f.calls,
-		Users:         &fakeUsers{u: f.user},
+		Users:         &fakeUsers{users: []*sb.User{f.user, f.support}},
 		APIKeys:       &fakeKeys{key: &sb.APIKey{ID: sb.NewID(), TenantID: tenant, Role: sb.RoleSupervisor}},
 		Sessions:      &fakeSessions{m: map[string]*sb.Session{}},
 		CallControl:   f.control,
 		MediaSessions: f.media,
-		Health:        func(context.Context) error { return nil },
+		Health:        func(context.Context) error { return f.healthy },
 	})
 	f.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
-func (f *fixture) get(t *testing.T, path, key string) (int, map[string]any) {
+// testCtx bounds a test step in time.
+func testCtx(t *testing.T) context.Context {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+path, nil)
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// do sends a request with an API key or a cookie and decodes the JSON
+// answer.
+func (f *fixture) do(t *testing.T, path string, auth func(*http.Request)) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, f.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	res, err := http.DefaultClient.Do(req)
+	if auth != nil {
+		auth(req)
+	}
+	res, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
 	var body map[string]any
-	json.NewDecoder(res.Body).Decode(&body)
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
 	return res.StatusCode, body
+}
+
+func bearer(key string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) }
+}
+
+func (f *fixture) get(t *testing.T, path, key string) (int, map[string]any) {
+	t.Helper()
+	if key == "" {
+		return f.do(t, path, nil)
+	}
+	return f.do(t, path, bearer(key))
+}
+
+func (f *fixture) loginAs(t *testing.T, email, password, contentType string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, f.srv.URL+"/v1/login",
+		strings.NewReader(`{"email":"`+email+`","password":"`+password+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	res, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	return res, body
 }
 
 func (f *fixture) login(t *testing.T, password, contentType string) *http.Response {
 	t.Helper()
-	res, err := http.Post(f.srv.URL+"/v1/login", contentType, strings.NewReader(`{"email":"op@example.test","password":"`+password+`"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	res, _ := f.loginAs(t, f.user.Email, password, contentType)
 	return res
+}
+
+// mustSession logs the user in and returns the session cookie.
+func (f *fixture) mustSession(t *testing.T, email string) *http.Cookie {
+	t.Helper()
+	res, _ := f.loginAs(t, email, "right password", "application/json")
+	for _, c := range res.Cookies() {
+		if c.Name == sessionCookie {
+			return c
+		}
+	}
+	t.Fatalf("login of %s set no session cookie (%d)", email, res.StatusCode)
+	return nil
 }
 
 func TestLogin(t *testing.T) {
 	f := newFixture(t)
-	res := f.login(t, "right password", "application/json")
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("login: %d", res.StatusCode)
+	res, body := f.loginAs(t, f.user.Email, "right password", "application/json")
+	if res.StatusCode != http.StatusOK || body["user"].(map[string]any)["email"] != f.user.Email {
+		t.Fatalf("login: %d %v", res.StatusCode, body)
 	}
 	var cookie *http.Cookie
 	for _, c := range res.Cookies() {
@@ -292,35 +408,88 @@ func TestLogin(t *testing.T) {
 			cookie = c
 		}
 	}
-	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Value == "" {
-		t.Errorf("session cookie %+v, want HttpOnly, SameSite=Strict", cookie)
+	if cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode || cookie.Value == "" || cookie.Path != "/" || cookie.Secure {
+		t.Errorf("session cookie %+v, want HttpOnly, SameSite=Strict, Path=/, not Secure over plain HTTP", cookie)
 	}
-	if res := f.login(t, "wrong", "application/json"); res.StatusCode != http.StatusUnauthorized {
-		t.Errorf("wrong password: %d, want 401", res.StatusCode)
+
+	// A wrong password and an unknown email read the same.
+	res1, wrong := f.loginAs(t, f.user.Email, "wrong", "application/json")
+	res2, unknown := f.loginAs(t, "nobody@example.test", "wrong", "application/json")
+	if res1.StatusCode != http.StatusUnauthorized || res2.StatusCode != http.StatusUnauthorized {
+		t.Errorf("failed logins: %d, %d, want 401", res1.StatusCode, res2.StatusCode)
 	}
-	if res := f.login(t, "right password", "application/x-www-form-urlencoded"); res.StatusCode != http.StatusUnsupportedMediaType {
-		t.Errorf("form login: %d, want 415", res.StatusCode)
+	if wrong["code"] != sb.EUNAUTHORIZED || wrong["message"] != unknown["message"] || strings.Contains(unknown["message"].(string), "nobody") {
+		t.Errorf("failed login messages %v and %v, want one generic message", wrong, unknown)
+	}
+	for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", ""} {
+		if res := f.login(t, "right password", ct); res.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("login as %q: %d, want 415", ct, res.StatusCode)
+		}
+	}
+
+	// The cookie authenticates /v1/me; logout ends it.
+	withCookie := func(r *http.Request) { r.AddCookie(cookie) }
+	if code, body := f.do(t, "/v1/me", withCookie); code != http.StatusOK || body["user"].(map[string]any)["id"] != f.user.ID.String() {
+		t.Errorf("GET /v1/me: %d %v", code, body)
+	}
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, f.srv.URL+"/v1/logout", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(cookie)
+	out, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Body.Close()
+	if out.StatusCode != http.StatusNoContent {
+		t.Errorf("logout: %d", out.StatusCode)
+	}
+	if code, _ := f.do(t, "/v1/me", withCookie); code != http.StatusUnauthorized {
+		t.Errorf("GET /v1/me after logout: %d, want 401", code)
+	}
+}
+
+func TestLoginBodyLimit(t *testing.T) {
+	f := newFixture(t)
+	res, body := f.loginAs(t, f.user.Email, strings.Repeat("x", 8<<10), "application/json")
+	if res.StatusCode != http.StatusBadRequest || body["code"] != sb.EINVALID {
+		t.Errorf("oversized login: %d %v, want 400", res.StatusCode, body)
 	}
 }
 
 func TestCallsAPI(t *testing.T) {
 	f := newFixture(t)
-	code, body := f.get(t, "/v1/calls?status=completed&number=3000&limit=10&since=2026-01-01T00:00:00Z", "sbk_good")
-	if code != http.StatusOK || len(body["calls"].([]any)) != 1 {
+	op := sb.NewID()
+	after := sb.NewID()
+	code, body := f.get(t, "/v1/calls?status=completed&number=3000&limit=10&since=2026-01-01T00:00:00Z&until=2026-02-01T00:00:00%2B01:00&operator_id="+op.String()+"&after="+after.String(), "sbk_good")
+	if code != http.StatusOK || len(body["calls"].([]any)) != 1 || body["next"] != "" {
 		t.Fatalf("GET /v1/calls: %d %v", code, body)
 	}
 	f.calls.mu.Lock()
 	filter, actor := f.calls.filter, f.calls.actor
 	f.calls.mu.Unlock()
-	if filter.Status != sb.CallCompleted || filter.Number != "3000" || filter.Limit != 10 || filter.Since == nil || filter.Since.Year() != 2026 {
+	if filter.Status != sb.CallCompleted || filter.Number != "3000" || filter.Limit != 10 ||
+		filter.Since == nil || !filter.Since.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) ||
+		filter.Until == nil || !filter.Until.Equal(time.Date(2026, 1, 31, 23, 0, 0, 0, time.UTC)) ||
+		filter.OperatorID == nil || *filter.OperatorID != op || filter.After == nil || *filter.After != after {
 		t.Errorf("filter %+v", filter)
 	}
-	if actor.TenantID != f.tenantID || actor.Role != sb.RoleSupervisor {
-		t.Errorf("actor %+v", actor)
+	if actor == nil || actor.TenantID != f.tenantID || actor.Role != sb.RoleSupervisor || actor.APIKeyID == (sb.ID{}) || actor.UserID != (sb.ID{}) {
+		t.Errorf("actor %+v, want the API key's tenant and role", actor)
 	}
+
+	// A full page names the cursor of the next.
+	if code, body := f.get(t, "/v1/calls?limit=1", "sbk_good"); code != http.StatusOK || body["next"] != f.calls.call.ID.String() {
+		t.Errorf("full page: %d %v, want next = the last call's id", code, body)
+	}
+
 	for _, c := range []struct {
 		query, param string
-	}{{"since=yesterday", "since"}, {"status=lost", "status"}, {"limit=0", "limit"}, {"after=x", "after"}, {"operator_id=1", "operator_id"}} {
+	}{
+		{"since=yesterday", "since"}, {"until=2026-13-01T00:00:00Z", "until"}, {"status=lost", "status"},
+		{"limit=0", "limit"}, {"limit=many", "limit"}, {"limit=100000", "limit"}, {"after=x", "after"}, {"operator_id=1", "operator_id"},
+	} {
 		code, body := f.get(t, "/v1/calls?"+c.query, "sbk_good")
 		if code != http.StatusBadRequest || body["code"] != sb.EINVALID || !strings.HasPrefix(body["message"].(string), c.param+":") {
 			t.Errorf("?%s: %d %v, want 400 naming %s", c.query, code, body, c.param)
@@ -333,48 +502,134 @@ func TestCallsAPI(t *testing.T) {
 	if code, body := f.get(t, "/v1/calls/"+id+"/events", "sbk_good"); code != http.StatusOK || len(body["events"].([]any)) != 1 {
 		t.Errorf("GET events: %d %v", code, body)
 	}
-	for _, path := range []string{"/v1/calls/" + sb.NewID().String(), "/v1/calls/not-an-id"} {
+	for _, path := range []string{"/v1/calls/" + sb.NewID().String(), "/v1/calls/not-an-id", "/v1/calls/" + sb.NewID().String() + "/events"} {
 		if code, body := f.get(t, path, "sbk_good"); code != http.StatusNotFound || body["code"] != sb.ENOTFOUND {
 			t.Errorf("GET %s: %d %v", path, code, body)
 		}
 	}
-	if code, _ := f.get(t, "/v1/calls", ""); code != http.StatusUnauthorized {
-		t.Errorf("no key: %d", code)
+	if code, body := f.get(t, "/v1/calls", ""); code != http.StatusUnauthorized || body["code"] != sb.EUNAUTHORIZED {
+		t.Errorf("no key: %d %v", code, body)
 	}
 	if code, _ := f.get(t, "/v1/calls", "sbk_bad"); code != http.StatusUnauthorized {
 		t.Errorf("bad key: %d", code)
 	}
-	f.calls.failing = true
-	if code, body := f.get(t, "/v1/calls", "sbk_good"); code != http.StatusInternalServerError || body["message"] != "internal error" {
-		t.Errorf("internal failure: %d %v, want 500 without detail", code, body)
+	if code, _ := f.do(t, "/v1/calls", func(r *http.Request) { r.Header.Set("Authorization", "Basic c2JrX2dvb2Q6") }); code != http.StatusUnauthorized {
+		t.Errorf("basic auth: %d", code)
 	}
-	if code, _ := f.get(t, "/healthz", ""); code != http.StatusOK {
-		t.Errorf("healthz: %d", code)
+	f.calls.mu.Lock()
+	f.calls.failing = true
+	f.calls.mu.Unlock()
+	if code, body := f.get(t, "/v1/calls", "sbk_good"); code != http.StatusInternalServerError || body["code"] != sb.EINTERNAL || body["message"] != "internal error" {
+		t.Errorf("internal failure: %d %v, want 500 without detail", code, body)
 	}
 }
 
-// socket logs in and opens the operator socket.
+func TestCallsWithSessionCookie(t *testing.T) {
+	f := newFixture(t)
+	cookie := f.mustSession(t, f.user.Email)
+	code, body := f.do(t, "/v1/calls?limit=10", func(r *http.Request) { r.AddCookie(cookie) })
+	if code != http.StatusOK || len(body["calls"].([]any)) != 1 {
+		t.Fatalf("GET /v1/calls with the cookie: %d %v", code, body)
+	}
+	f.calls.mu.Lock()
+	actor := f.calls.actor
+	f.calls.mu.Unlock()
+	if actor == nil || actor.TenantID != f.tenantID || actor.UserID != f.user.ID || actor.Role != sb.RoleOperator {
+		t.Errorf("actor %+v, want the operator's", actor)
+	}
+}
+
+func TestPageAndHealth(t *testing.T) {
+	f := newFixture(t)
+	ctx := testCtx(t)
+	for _, c := range []struct{ path, contains, ctype string }{
+		{"/", `id="available"`, "text/html"},
+		{"/app.js", "window.switchboard", "text/javascript"},
+		{"/style.css", "body", "text/css"},
+		{"/healthz", "ok", "text/plain"},
+	} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if _, err := io.Copy(&b, res.Body); err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(b.String(), c.contains) || !strings.HasPrefix(res.Header.Get("Content-Type"), c.ctype) {
+			t.Errorf("GET %s: %d %s", c.path, res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "connect-src 'self'") {
+			t.Errorf("GET %s: CSP %q", c.path, csp)
+		}
+	}
+	if code, body := f.get(t, "/readyz", ""); code != http.StatusOK || body["status"] != "ok" {
+		t.Errorf("readyz: %d %v", code, body)
+	}
+	f.healthy = errors.New("no database")
+	if code, body := f.get(t, "/readyz", ""); code != http.StatusServiceUnavailable || body["status"] != "unavailable" {
+		t.Errorf("readyz without a database: %d %v", code, body)
+	}
+	if code, body := f.get(t, "/v1/nothing", ""); code != http.StatusNotFound || body["code"] != sb.ENOTFOUND {
+		t.Errorf("unknown route: %d %v", code, body)
+	}
+}
+
+// dialSocket opens the operator socket with the given headers.
+func (f *fixture) dialSocket(t *testing.T, h http.Header) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	u, err := url.Parse(f.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, res, err := websocket.Dial(testCtx(t), "ws://"+u.Host+"/v1/operator/ws", &websocket.DialOptions{HTTPHeader: h})
+	if err == nil {
+		t.Cleanup(func() { ws.CloseNow() })
+	}
+	return ws, res, err
+}
+
+// socket logs the operator in and opens their socket.
 func (f *fixture) socket(t *testing.T, origin string) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
-	res := f.login(t, "right password", "application/json")
-	u, _ := url.Parse(f.srv.URL)
+	return f.socketAs(t, f.user.Email, origin)
+}
+
+func (f *fixture) socketAs(t *testing.T, email, origin string) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	c := f.mustSession(t, email)
 	h := http.Header{}
-	for _, c := range res.Cookies() {
-		h.Add("Cookie", c.Name+"="+c.Value)
-	}
+	h.Add("Cookie", c.Name+"="+c.Value)
 	if origin != "" {
 		h.Set("Origin", origin)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return websocket.Dial(ctx, "ws://"+u.Host+"/v1/operator/ws", &websocket.DialOptions{HTTPHeader: h})
+	return f.dialSocket(t, h)
+}
+
+// mustSocket opens the operator's socket and reads through hello and the
+// offer.
+func (f *fixture) mustSocket(t *testing.T) (*websocket.Conn, *fakeMedia) {
+	t.Helper()
+	ws, _, err := f.socket(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	until(t, ws, "hello")
+	until(t, ws, "offer")
+	f.media.mu.Lock()
+	m := f.media.sessions[len(f.media.sessions)-1]
+	f.media.mu.Unlock()
+	return ws, m
 }
 
 func read(t *testing.T, ws *websocket.Conn) map[string]any {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, data, err := ws.Read(ctx)
+	_, data, err := ws.Read(testCtx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +643,7 @@ func read(t *testing.T, ws *websocket.Conn) map[string]any {
 // until reads messages until one of type typ.
 func until(t *testing.T, ws *websocket.Conn, typ string) map[string]any {
 	t.Helper()
-	for i := 0; i < 20; i++ {
+	for range 20 {
 		if m := read(t, ws); m["type"] == typ {
 			return m
 		}
@@ -399,8 +654,18 @@ func until(t *testing.T, ws *websocket.Conn, typ string) map[string]any {
 
 func send(t *testing.T, ws *websocket.Conn, msg string) {
 	t.Helper()
-	if err := ws.Write(context.Background(), websocket.MessageText, []byte(msg)); err != nil {
+	if err := ws.Write(testCtx(t), websocket.MessageText, []byte(msg)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond, bounded in time.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 
@@ -410,22 +675,29 @@ func TestOperatorSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ws.CloseNow()
 	hello := read(t, ws)
-	if hello["type"] != "hello" || hello["operator"].(map[string]any)["id"] != f.user.ID.String() {
+	op := hello["operator"].(map[string]any)
+	if hello["type"] != "hello" || op["id"] != f.user.ID.String() || op["email"] != f.user.Email || op["name"] != "Olga" || op["tenant_id"] != f.tenantID.String() {
 		t.Fatalf("first message %v", hello)
 	}
-	if m := until(t, ws, "offer"); m["sdp"] != "v=0 offer" {
-		t.Errorf("offer %v", m)
+	if ice := hello["ice_servers"].([]any); len(ice) != 1 {
+		t.Errorf("ice_servers %v", ice)
+	}
+	// The candidate gathered while the offer was made comes after it.
+	if m := read(t, ws); m["type"] != "offer" || m["sdp"] != "v=0 offer" {
+		t.Errorf("second message %v, want the offer", m)
+	}
+	if m := read(t, ws); m["type"] != "candidate" || m["candidate"].(map[string]any)["candidate"] == "" {
+		t.Errorf("third message %v, want a candidate", m)
 	}
 	send(t, ws, `{"type":"answer","sdp":"v=0 answer"}`)
-	send(t, ws, `{"type":"candidate","candidate":{"candidate":"candidate:2 1 udp 1 127.0.0.1 10 typ host"}}`)
+	send(t, ws, `{"type":"candidate","candidate":{"candidate":"candidate:2 1 udp 1 127.0.0.1 10 typ host","sdpMid":"0"}}`)
 	send(t, ws, `{"type":"ping"}`)
 	until(t, ws, "pong")
-	m := f.media.last()
+	m := f.media.session(0)
 	m.mu.Lock()
-	if m.answer != "v=0 answer" || len(m.cands) != 1 {
-		t.Errorf("media got answer %q and %d candidates", m.answer, len(m.cands))
+	if m.answer != "v=0 answer" || len(m.cands) != 1 || *m.cands[0].SDPMid != "0" {
+		t.Errorf("media got answer %q and candidates %v", m.answer, m.cands)
 	}
 	m.mu.Unlock()
 
@@ -438,28 +710,51 @@ func TestOperatorSocket(t *testing.T) {
 		t.Errorf("malformed message: %v", e)
 	}
 	send(t, ws, `{"type":"dance"}`)
-	if e := until(t, ws, "error"); !strings.Contains(e["message"].(string), "dance") {
+	if e := until(t, ws, "error"); e["code"] != sb.EINVALID || e["ref"] != "dance" || !strings.Contains(e["message"].(string), "dance") {
 		t.Errorf("unknown type: %v", e)
 	}
+	// The socket still works.
+	send(t, ws, `{"type":"ping"}`)
+	until(t, ws, "pong")
 
-	// Available before the audio connects takes effect once it does.
+	// Available before the audio connects is taken once it does (the
+	// protocol's rule), and only then reaches call control.
 	send(t, ws, `{"type":"available"}`)
+	send(t, ws, `{"type":"ping"}`)
+	until(t, ws, "pong")
+	if n := len(f.control.availableConns()); n != 0 {
+		t.Fatalf("Available called %d times before the audio connected", n)
+	}
+	m.setState("connecting")
 	m.setState("connected")
 	if st := until(t, ws, "state"); st["available"] != true {
 		t.Errorf("state %v", st)
 	}
-	f.control.mu.Lock()
-	conn := f.control.conns[0]
-	f.control.mu.Unlock()
+	conns := f.control.availableConns()
+	if len(conns) != 1 || conns[0].OperatorID() != f.user.ID || conns[0].TenantID() != f.tenantID {
+		t.Fatalf("Available got %v", conns)
+	}
+	conn := conns[0]
+
+	// Once connected, available goes straight to call control.
+	send(t, ws, `{"type":"available"}`)
+	if st := until(t, ws, "state"); st["available"] != true || len(f.control.availableConns()) != 2 {
+		t.Errorf("second available: %v", st)
+	}
+
 	callID := sb.NewID()
-	conn.Offer(sb.CallOffer{CallID: callID, From: "+15550001111", To: "2000"})
+	if err := conn.Offer(sb.CallOffer{CallID: callID, From: "+15550001111", To: "2000"}); err != nil {
+		t.Fatal(err)
+	}
 	in := until(t, ws, "incoming")
-	if in["call"].(map[string]any)["from"] != "+15550001111" || in["ring_timeout_ms"] != float64(20000) {
+	if c := in["call"].(map[string]any); c["from"] != "+15550001111" || c["to"] != "2000" || c["call_id"] != callID.String() || in["ring_timeout_ms"] != float64(20000) {
 		t.Errorf("incoming %v", in)
 	}
-	send(t, ws, `{"type":"accept","call_id":"nope"}`)
-	if e := until(t, ws, "error"); e["ref"] != "accept" {
-		t.Errorf("bad call id: %v", e)
+	for _, msg := range []string{`{"type":"accept","call_id":"nope"}`, `{"type":"accept"}`, `{"type":"accept","call_id":42}`} {
+		send(t, ws, msg)
+		if e := until(t, ws, "error"); e["code"] != sb.EINVALID {
+			t.Errorf("%s: %v", msg, e)
+		}
 	}
 	send(t, ws, `{"type":"accept","call_id":"`+callID.String()+`"}`)
 	send(t, ws, `{"type":"decline","call_id":"`+callID.String()+`"}`)
@@ -471,61 +766,199 @@ func TestOperatorSocket(t *testing.T) {
 		t.Errorf("accepted %v", f.control.accepted)
 	}
 	f.control.mu.Unlock()
+	conn.Connected(callID)
+	if e := until(t, ws, "connected"); e["call_id"] != callID.String() {
+		t.Errorf("connected %v", e)
+	}
+	send(t, ws, `{"type":"mute","call_id":"`+callID.String()+`","muted":true}`)
+	if e := until(t, ws, "muted"); e["muted"] != true {
+		t.Errorf("muted %v", e)
+	}
+	send(t, ws, `{"type":"mute","call_id":"`+callID.String()+`"}`)
+	if e := until(t, ws, "error"); e["ref"] != "mute" || e["code"] != sb.EINVALID {
+		t.Errorf("mute without muted: %v", e)
+	}
+	// An internal failure is reported without its detail.
+	send(t, ws, `{"type":"hangup","call_id":"`+callID.String()+`"}`)
+	if e := until(t, ws, "error"); e["ref"] != "hangup" || e["code"] != sb.EINTERNAL || strings.Contains(e["message"].(string), "fire") {
+		t.Errorf("internal failure: %v", e)
+	}
 	conn.Ended(callID, "caller hung up")
-	if e := until(t, ws, "ended"); e["reason"] != "caller hung up" {
+	if e := until(t, ws, "ended"); e["reason"] != "caller hung up" || e["call_id"] != callID.String() {
 		t.Errorf("ended %v", e)
 	}
+	conn.Revoke(callID, "ring timeout")
+	if e := until(t, ws, "revoked"); e["reason"] != "ring timeout" {
+		t.Errorf("revoked %v", e)
+	}
+	send(t, ws, `{"type":"away"}`)
+	if st := until(t, ws, "state"); st["available"] != false {
+		t.Errorf("away: %v", st)
+	}
+}
 
-	// A second socket replaces the first, which is told why.
+func TestOperatorSocketAwayBeforeAvailable(t *testing.T) {
+	f := newFixture(t)
+	ws, m := f.mustSocket(t)
+	// Call control does not know the socket yet; the handler says away.
+	send(t, ws, `{"type":"available"}`)
+	send(t, ws, `{"type":"away"}`)
+	if st := until(t, ws, "state"); st["available"] != false {
+		t.Errorf("state %v", st)
+	}
+	// The pending available was withdrawn.
+	m.setState("connected")
+	send(t, ws, `{"type":"ping"}`)
+	until(t, ws, "pong")
+	if n := len(f.control.availableConns()); n != 0 {
+		t.Errorf("Available called %d times after away", n)
+	}
+}
+
+func TestOperatorSocketMediaFailed(t *testing.T) {
+	f := newFixture(t)
+	ws, m := f.mustSocket(t)
+	m.setState("connected")
+	send(t, ws, `{"type":"available"}`)
+	until(t, ws, "state")
+	// A failed PeerConnection ends the socket: the operator is away and
+	// the client reconnects with a new one.
+	m.setState("failed")
+	if e := until(t, ws, "error"); e["code"] != sb.EUNAVAILABLE {
+		t.Errorf("failed audio: %v", e)
+	}
+	_, _, err := ws.Read(testCtx(t))
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("socket closed with %v, want going away", err)
+	}
+	waitFor(t, "Disconnected", func() bool { return f.control.disconnects() == 1 && m.isClosed() })
+}
+
+func TestOperatorSocketAvailableAfterFailure(t *testing.T) {
+	// The refusal is decided on the state alone; drive it without the
+	// socket closing underneath.
+	s := NewServer(Config{}, Deps{CallControl: &fakeControl{}})
+	c := &opConn{s: s, user: &sb.User{ID: sb.NewID()}, mediaState: "failed", quit: make(chan struct{}), send: make(chan []byte, 1)}
+	if err := c.handle(clientMessage{Type: "available"}); sb.ErrorCode(err) != sb.EINVALID {
+		t.Errorf("available on a failed PeerConnection: %v, want invalid", err)
+	}
+}
+
+func TestOperatorSocketClose(t *testing.T) {
+	f := newFixture(t)
+	ws, m := f.mustSocket(t)
+	m.setState("connected")
+	send(t, ws, `{"type":"available"}`)
+	until(t, ws, "state")
+	conn := f.control.availableConns()
+	if err := ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Disconnected and the PeerConnection closed", func() bool { return f.control.disconnects() == 1 && m.isClosed() })
+	f.control.mu.Lock()
+	if f.control.disconnected[0] != f.user.ID {
+		t.Errorf("Disconnected(%v), want the operator", f.control.disconnected[0])
+	}
+	f.control.mu.Unlock()
+	// Call control's late notifications find the socket gone.
+	if err := conn[0].Offer(sb.CallOffer{CallID: sb.NewID()}); err == nil {
+		t.Error("Offer on a closed socket succeeded")
+	}
+	conn[0].StateChanged(false, "")
+}
+
+func TestOperatorSocketReplaced(t *testing.T) {
+	f := newFixture(t)
+	ws, m := f.mustSocket(t)
+	m.setState("connected")
+	send(t, ws, `{"type":"available"}`)
+	until(t, ws, "state")
+
+	// A second socket replaces the first, which is told why; the first is
+	// forgotten by call control before the second is greeted.
 	ws2, _, err := f.socket(t, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ws2.CloseNow()
+	if e := until(t, ws, "error"); e["code"] != sb.ECONFLICT || e["message"] != "replaced by a newer connection" {
+		t.Errorf("replaced socket told %v", e)
+	}
+	_, _, err = ws.Read(testCtx(t))
+	if websocket.CloseStatus(err) != statusReplaced {
+		t.Errorf("old socket closed with %v, want %d", err, statusReplaced)
+	}
 	until(t, ws2, "hello")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for {
-		if _, _, err := ws.Read(ctx); err != nil {
-			if websocket.CloseStatus(err) != 4000 {
-				t.Errorf("old socket closed with %v, want 4000", err)
-			}
-			break
-		}
+	if n := f.control.disconnects(); n != 1 || !m.isClosed() {
+		t.Errorf("after the replacement: Disconnected %d times, old PeerConnection closed %v; want once and closed", n, m.isClosed())
 	}
-	first := f.media.sessions[0]
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		f.control.mu.Lock()
-		n := f.control.disconnected
-		f.control.mu.Unlock()
-		first.mu.Lock()
-		closed := first.closed
-		first.mu.Unlock()
-		if n == 1 && closed {
-			break
-		}
-		if n > 1 || time.Now().After(deadline) {
-			t.Fatalf("Disconnected called %d times (want once for the replaced socket); its PeerConnection closed: %v", n, closed)
-		}
+	until(t, ws2, "offer")
+	m2 := f.media.session(1)
+	m2.setState("connected")
+	send(t, ws2, `{"type":"available"}`)
+	if st := until(t, ws2, "state"); st["available"] != true {
+		t.Errorf("new socket state %v", st)
 	}
+	if err := ws2.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second Disconnected", func() bool { return f.control.disconnects() == 2 })
 }
 
 func TestOperatorSocketRefusals(t *testing.T) {
 	f := newFixture(t)
-	if _, res, err := f.socket(t, "http://evil.example"); err == nil || res == nil || res.StatusCode != http.StatusForbidden {
-		t.Errorf("cross-site socket: %v, want 403", err)
+	for _, origin := range []string{"http://evil.example", "http://" + strings.TrimPrefix(f.srv.URL, "http://") + ".evil.example", "null"} {
+		if _, res, err := f.socket(t, origin); err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+			t.Errorf("socket from %s: %v, want 403", origin, err)
+		}
 	}
-	u, _ := url.Parse(f.srv.URL)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, res, err := websocket.Dial(ctx, "ws://"+u.Host+"/v1/operator/ws", nil); err == nil || res.StatusCode != http.StatusUnauthorized {
+	// The same origin is fine.
+	if _, _, err := f.socket(t, f.srv.URL); err != nil {
+		t.Errorf("same-origin socket: %v", err)
+	}
+	if _, res, err := f.dialSocket(t, nil); err == nil || res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("socket without login: %v, want 401", err)
+	}
+	// An API key is not a login.
+	if _, res, err := f.dialSocket(t, http.Header{"Authorization": {"Bearer sbk_good"}}); err == nil || res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("socket with an API key: %v, want 401", err)
+	}
+	if _, res, err := f.socketAs(t, f.support.Email, ""); err == nil || res.StatusCode != http.StatusForbidden {
+		t.Errorf("socket of a support user: %v, want 403", err)
+	}
+}
+
+func TestDecodeClientMessage(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want clientMessage
+		ok   bool
+	}{
+		{`{"type":"ping"}`, clientMessage{Type: "ping"}, true},
+		{`{"type":"accept","call_id":"x"}`, clientMessage{Type: "accept", CallID: "x"}, true},
+		{`{"type":"answer","sdp":"v=0"}`, clientMessage{Type: "answer", SDP: "v=0"}, true},
+		{`{"type":"hangup","extra":1}`, clientMessage{Type: "hangup"}, true},
+		{`{}`, clientMessage{}, false},
+		{`{"type":7}`, clientMessage{}, false},
+		{`{"type":"ping"} trailing`, clientMessage{}, false},
+		{`[]`, clientMessage{}, false},
+		{``, clientMessage{}, false},
+	} {
+		got, err := decodeClientMessage([]byte(c.in))
+		if (err == nil) != c.ok || (c.ok && (got.Type != c.want.Type || got.CallID != c.want.CallID || got.SDP != c.want.SDP)) {
+			t.Errorf("decode %s: %+v, %v", c.in, got, err)
+		}
+		if err != nil && sb.ErrorCode(err) != sb.EINVALID {
+			t.Errorf("decode %s: code %s, want invalid", c.in, sb.ErrorCode(err))
+		}
 	}
 }
 
 func FuzzDecodeClientMessage(f *testing.F) {
-	for _, s := range []string{`{"type":"accept","call_id":"01a20e2e-9a03-7191-b1a0-4d9e045898b5"}`, `{"type":"candidate","candidate":{"candidate":"x","sdpMLineIndex":0}}`,
-		`{"type":"mute","muted":true}`, `[]`, `{"type":""}`, `null`} {
+	for _, s := range []string{
+		`{"type":"accept","call_id":"01a20e2e-9a03-7191-b1a0-4d9e045898b5"}`,
+		`{"type":"candidate","candidate":{"candidate":"x","sdpMLineIndex":0}}`,
+		`{"type":"mute","muted":true}`, `[]`, `{"type":""}`, `null`,
+	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -535,6 +968,16 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		}
 		if err != nil && sb.ErrorCode(err) != sb.EINVALID {
 			t.Fatalf("error code %s", sb.ErrorCode(err))
+		}
+		if err == nil {
+			// What is accepted survives a round trip.
+			b2, jerr := json.Marshal(m)
+			if jerr != nil {
+				t.Fatal(jerr)
+			}
+			if m2, err := decodeClientMessage(b2); err != nil || m2.Type != m.Type || m2.CallID != m.CallID || m2.SDP != m.SDP {
+				t.Fatalf("round trip of %q: %+v, %v", b2, m2, err)
+			}
 		}
 	})
 }

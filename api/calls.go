@@ -72,11 +72,14 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	if calls == nil {
+		calls = []*sb.Call{}
+	}
 	next := ""
 	if len(calls) == f.Limit {
 		next = calls[len(calls)-1].ID.String()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"calls": calls, "next": next})
+	s.writeJSON(w, http.StatusOK, map[string]any{"calls": calls, "next": next})
 }
 
 func (s *Server) callID(w http.ResponseWriter, r *http.Request) (sb.ID, bool) {
@@ -98,7 +101,7 @@ func (s *Server) getCall(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	s.writeJSON(w, http.StatusOK, c)
 }
 
 func (s *Server) getCallEvents(w http.ResponseWriter, r *http.Request) {
@@ -111,5 +114,8 @@ func (s *Server) getCallEvents(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": events})
+	if events == nil {
+		events = []*sb.CallEvent{}
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"events": events})
 }

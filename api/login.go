@@ -17,7 +17,7 @@ const maxLoginBody = 4 << 10
 // SameSite=Strict cookie keeps logins and sockets first-party.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
-		writeJSON(w, http.StatusUnsupportedMediaType, errorBody{Code: sb.EINVALID, Message: "send the login as application/json"})
+		s.writeJSON(w, http.StatusUnsupportedMediaType, errorBody{Code: sb.EINVALID, Message: "send the login as application/json"})
 		return
 	}
 	var in struct {
@@ -29,10 +29,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.deps.Users.Authenticate(r.Context(), in.Email, in.Password)
-	if err != nil {
-		if sb.ErrorCode(err) == sb.EUNAUTHORIZED {
-			s.log.Info("login failed", "remote", r.RemoteAddr)
-		}
+	if sb.ErrorCode(err) == sb.EUNAUTHORIZED {
+		// One message whatever was wrong, so emails cannot be probed.
+		s.log.Info("login failed", "remote", r.RemoteAddr)
+		s.error(w, r, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password"))
+		return
+	} else if err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -46,7 +48,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: s.conf.SecureCookies, SameSite: http.SameSiteStrictMode,
 	})
 	s.log.Info("login", "user", u.ID, "role", u.Role)
-	writeJSON(w, http.StatusOK, map[string]any{"user": u})
+	s.writeJSON(w, http.StatusOK, map[string]any{"user": u})
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +69,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	a := sb.ActorFromContext(r.Context())
 	if a.UserID == (sb.ID{}) {
-		writeJSON(w, http.StatusOK, map[string]any{"api_key": a.APIKeyID, "tenant_id": a.TenantID, "role": a.Role})
+		s.writeJSON(w, http.StatusOK, map[string]any{"api_key": a.APIKeyID, "tenant_id": a.TenantID, "role": a.Role})
 		return
 	}
 	u, err := s.deps.Users.FindUserByID(r.Context(), a.UserID)
@@ -75,5 +77,5 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": u})
+	s.writeJSON(w, http.StatusOK, map[string]any{"user": u})
 }

@@ -7,8 +7,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
-	"io/fs"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -93,19 +92,17 @@ func NewServer(c Config, d Deps) *Server {
 // sessionCookie is the name of the browser session cookie.
 const sessionCookie = "sb_session"
 
+// maxBody bounds any request body; login has its own, smaller bound.
+const maxBody = 64 << 10
+
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, securityHeaders)
-	web, err := fs.Sub(webFS, "web")
-	if err != nil {
-		panic(err) // the embedded folder is part of the binary
-	}
-	files := http.FileServer(http.FS(web))
-	r.Get("/", files.ServeHTTP)
-	r.Get("/app.js", files.ServeHTTP)
-	r.Get("/style.css", files.ServeHTTP)
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	r.Use(middleware.Recoverer, securityHeaders, limitBody)
+	r.Get("/", s.page("web/index.html"))
+	r.Get("/app.js", s.page("web/app.js"))
+	r.Get("/style.css", s.page("web/style.css"))
+	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Route("/v1", func(r chi.Router) {
 		r.Post("/login", s.login)
@@ -123,20 +120,49 @@ func (s *Server) Handler() http.Handler {
 		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "no such route: %s %s", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path})
+		s.writeJSON(w, http.StatusMethodNotAllowed, errorBody{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path})
 	})
 	return r
+}
+
+// page serves one embedded file of the operator page. The page is
+// revalidated on every load so that a deploy reaches open browsers.
+func (s *Server) page(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, webFS, name)
+	}
 }
 
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; media-src 'self' blob:; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "+
+			"media-src 'self' blob:; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
+		h.Set("Permissions-Policy", "microphone=(self), camera=()")
 		next.ServeHTTP(w, r)
 	})
+}
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// healthz is liveness: the process serves.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if _, err := io.WriteString(w, "ok\n"); err != nil {
+		s.log.Debug("healthz", "err", err)
+	}
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -145,11 +171,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		if err := s.deps.Health(ctx); err != nil {
 			s.log.Warn("not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable"})
+			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable"})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 type errorBody struct {
@@ -176,14 +202,16 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		status, code, msg = http.StatusInternalServerError, sb.EINTERNAL, "internal error"
 	}
-	writeJSON(w, status, errorBody{Code: code, Message: msg})
+	s.writeJSON(w, status, errorBody{Code: code, Message: msg})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		s.log.Debug("writing response", "err", err)
+	}
 }
 
 // authenticate puts the actor in the request's context: an API key from
@@ -201,8 +229,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 
 func (s *Server) actor(r *http.Request) (*sb.Actor, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
-		key, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok {
+		scheme, key, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
 			return nil, sb.Errorf(sb.EUNAUTHORIZED, "Authorization must be: Bearer <API key>")
 		}
 		k, err := s.deps.APIKeys.AuthenticateAPIKey(r.Context(), strings.TrimSpace(key))
@@ -211,8 +239,13 @@ func (s *Server) actor(r *http.Request) (*sb.Actor, error) {
 		}
 		return &sb.Actor{TenantID: k.TenantID, APIKeyID: k.ID, Role: k.Role}, nil
 	}
+	return s.sessionActor(r)
+}
+
+// sessionActor authenticates a browser login by its session cookie.
+func (s *Server) sessionActor(r *http.Request) (*sb.Actor, error) {
 	c, err := r.Cookie(sessionCookie)
-	if err != nil {
+	if err != nil || c.Value == "" {
 		return nil, sb.Errorf(sb.EUNAUTHORIZED, "authentication required: an API key or a login")
 	}
 	sess, err := s.deps.Sessions.FindSession(r.Context(), c.Value)
@@ -221,5 +254,3 @@ func (s *Server) actor(r *http.Request) (*sb.Actor, error) {
 	}
 	return &sb.Actor{TenantID: sess.TenantID, UserID: sess.UserID, Role: sess.Role}, nil
 }
-
-var errNoActor = errors.New("api: no actor")

@@ -3,7 +3,10 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,13 +15,20 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 )
 
-// Limits of the operator socket.
+// Limits and timings of the operator socket.
 const (
-	maxFrame     = 64 << 10
-	sendQueue    = 64
-	writeTimeout = 10 * time.Second
-	pingEvery    = 30 * time.Second
+	maxFrame     = 64 << 10         // read limit per message
+	sendQueue    = 64               // messages queued for a client before it counts as too slow
+	writeTimeout = 10 * time.Second // one message to the client
+	pingEvery    = 30 * time.Second // keep-alive, so idle NATs and proxies keep the socket
+	pongTimeout  = 15 * time.Second
+	offerTimeout = 15 * time.Second // making the PeerConnection's offer
+	drainTimeout = 2 * time.Second  // flushing queued messages before the close frame
+	claimTimeout = 5 * time.Second  // waiting for a replaced socket to let go
 )
+
+// Close codes of the operator socket beyond the standard ones.
+const statusReplaced websocket.StatusCode = 4000 // a newer socket of the same operator took over
 
 // clientMessage is anything an operator client sends; Type says which
 // fields matter.
@@ -35,16 +45,15 @@ type clientMessage struct {
 func decodeClientMessage(data []byte) (clientMessage, error) {
 	var m clientMessage
 	if err := json.Unmarshal(data, &m); err != nil {
-		return m, sb.Errorf(sb.EINVALID, "a message must be a JSON object with a type")
+		return clientMessage{}, sb.Errorf(sb.EINVALID, "a message must be a JSON object with a type")
 	}
 	if m.Type == "" {
-		return m, sb.Errorf(sb.EINVALID, "the message has no type")
+		return clientMessage{}, sb.Errorf(sb.EINVALID, "the message has no type")
 	}
 	return m, nil
 }
 
-// operators tracks each operator's current socket: a newer one replaces
-// an older one.
+// operators tracks each operator's current socket.
 type operators struct {
 	mu    sync.Mutex
 	conns map[sb.ID]*opConn
@@ -52,12 +61,33 @@ type operators struct {
 
 func newOperators() *operators { return &operators{conns: map[sb.ID]*opConn{}} }
 
-func (o *operators) replace(c *opConn) *opConn {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	old := o.conns[c.user.ID]
-	o.conns[c.user.ID] = c
-	return old
+// claim makes c its operator's current socket. An older socket is closed
+// first, and claim waits until call control has forgotten it, so that its
+// Disconnected cannot undo the new socket's Available.
+func (o *operators) claim(ctx context.Context, c *opConn) error {
+	for range 3 {
+		o.mu.Lock()
+		old := o.conns[c.user.ID]
+		if old == nil {
+			o.conns[c.user.ID] = c
+			o.mu.Unlock()
+			return nil
+		}
+		o.mu.Unlock()
+		old.sendError("", sb.Errorf(sb.ECONFLICT, "replaced by a newer connection"))
+		old.shutdown(statusReplaced, "replaced by a newer connection")
+		t := time.NewTimer(claimTimeout)
+		select {
+		case <-old.released:
+			t.Stop()
+		case <-t.C:
+			return sb.Errorf(sb.EUNAVAILABLE, "the previous connection is still closing; try again")
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+	return sb.Errorf(sb.ECONFLICT, "too many connections for this operator at once")
 }
 
 // remove forgets c and reports whether it was the operator's current
@@ -72,6 +102,7 @@ func (o *operators) remove(c *opConn) bool {
 	return true
 }
 
+// closeUser closes the user's socket, if any (at logout).
 func (o *operators) closeUser(id sb.ID, reason string) {
 	o.mu.Lock()
 	c := o.conns[id]
@@ -82,25 +113,34 @@ func (o *operators) closeUser(id sb.ID, reason string) {
 }
 
 // opConn is one operator socket; it is the switchboard.OperatorConn call
-// control talks to.
+// control talks to. The handler's goroutine owns its teardown; one
+// goroutine reads, one writes, one pings.
 type opConn struct {
 	s     *Server
 	ws    *websocket.Conn
 	user  *sb.User
-	media MediaSession
+	log   *slog.Logger
+	media MediaSession // set before reading starts; nil if it could not be made
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	send   chan []byte
-	done   chan struct{}
-	prev   *opConn // the socket this one replaced
-
-	mu          sync.Mutex
-	mediaState  string
-	wantCalls   bool // asked to be available before the audio connected
-	registered  bool
-	closeCode   websocket.StatusCode
+	send        chan []byte
+	quit        chan struct{} // closed by shutdown: the socket is ending
+	quitOnce    sync.Once
+	released    chan struct{} // closed once call control has forgotten the socket
+	cancelOffer context.CancelFunc
+	closeCode   websocket.StatusCode // written once, before quit closes
 	closeReason string
+
+	// regMu orders Available against teardown, so that a socket cannot
+	// register with call control after it has been forgotten.
+	regMu   sync.Mutex
+	closing bool
+
+	mu         sync.Mutex
+	mediaState string
+	wantCalls  bool // asked to be available before the audio connected
+	registered bool
+	offerSent  bool
+	earlyCands []sb.ICECandidate // server candidates gathered before the offer went out
 }
 
 var _ sb.OperatorConn = (*opConn)(nil)
@@ -108,171 +148,384 @@ var _ sb.OperatorConn = (*opConn)(nil)
 func (c *opConn) OperatorID() sb.ID   { return c.user.ID }
 func (c *opConn) TenantID() sb.ID     { return c.user.TenantID }
 func (c *opConn) Media() sb.MediaPort { return c.media.Media() }
-func (c *opConn) Connected(callID sb.ID) {
-	c.enqueue(map[string]any{"type": "connected", "call_id": callID})
-}
 
+// Offer shows an incoming call. It fails when the socket is closing, so
+// call control moves on at once.
 func (c *opConn) Offer(o sb.CallOffer) error {
-	c.enqueue(map[string]any{"type": "incoming", "call": o, "ring_timeout_ms": c.s.conf.RingTimeout.Milliseconds()})
-	return c.ctx.Err()
+	return c.enqueue(msgIncoming{Type: "incoming", Call: o, RingTimeoutMS: c.s.conf.RingTimeout.Milliseconds()})
 }
 
 func (c *opConn) Revoke(callID sb.ID, reason string) {
-	c.enqueue(map[string]any{"type": "revoked", "call_id": callID, "reason": reason})
+	c.enqueue(msgCall{Type: "revoked", CallID: callID, Reason: reason})
+}
+
+func (c *opConn) Connected(callID sb.ID) {
+	c.enqueue(msgCall{Type: "connected", CallID: callID})
 }
 
 func (c *opConn) Ended(callID sb.ID, reason string) {
-	c.enqueue(map[string]any{"type": "ended", "call_id": callID, "reason": reason})
+	c.enqueue(msgCall{Type: "ended", CallID: callID, Reason: reason})
 }
 
 func (c *opConn) StateChanged(available bool, reason string) {
-	c.enqueue(map[string]any{"type": "state", "available": available, "reason": reason})
+	c.enqueue(msgState{Type: "state", Available: available, Reason: reason})
 }
 
+// Server → client messages.
+type (
+	msgHello struct {
+		Type       string         `json:"type"`
+		Operator   helloOperator  `json:"operator"`
+		ICEServers []sb.ICEServer `json:"ice_servers"`
+	}
+	helloOperator struct {
+		ID       sb.ID  `json:"id"`
+		Email    string `json:"email"`
+		Name     string `json:"name"`
+		TenantID sb.ID  `json:"tenant_id"`
+	}
+	msgOffer struct {
+		Type string `json:"type"`
+		SDP  string `json:"sdp"`
+	}
+	msgCandidate struct {
+		Type      string          `json:"type"`
+		Candidate sb.ICECandidate `json:"candidate"`
+	}
+	msgState struct {
+		Type      string `json:"type"`
+		Available bool   `json:"available"`
+		Reason    string `json:"reason"`
+	}
+	msgIncoming struct {
+		Type          string       `json:"type"`
+		Call          sb.CallOffer `json:"call"`
+		RingTimeoutMS int64        `json:"ring_timeout_ms"`
+	}
+	msgCall struct {
+		Type   string `json:"type"`
+		CallID sb.ID  `json:"call_id"`
+		Reason string `json:"reason,omitempty"`
+	}
+	msgMuted struct {
+		Type   string `json:"type"`
+		CallID sb.ID  `json:"call_id"`
+		Muted  bool   `json:"muted"`
+	}
+	msgError struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Ref     string `json:"ref"`
+	}
+	msgType struct {
+		Type string `json:"type"`
+	}
+)
+
+// sendError tells the client a request failed. Internal detail is logged,
+// not sent.
 func (c *opConn) sendError(ref string, err error) {
 	code, msg := sb.ErrorCode(err), sb.ErrorMessage(err)
 	if code == sb.EINTERNAL {
-		c.s.log.Error("operator request failed", "request", ref, "err", err)
+		c.log.Error("operator request failed", "request", ref, "err", err)
 	}
-	c.enqueue(map[string]any{"type": "error", "code": code, "message": msg, "ref": ref})
+	c.enqueue(msgError{Type: "error", Code: code, Message: msg, Ref: ref})
 }
 
-// enqueue queues a message without blocking; a client too slow to take
-// its messages is disconnected.
-func (c *opConn) enqueue(v any) {
+// enqueue queues a message without blocking. A client too slow to take its
+// messages is disconnected.
+func (c *opConn) enqueue(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		c.s.log.Error("operator message", "err", err)
-		return
+		return err
+	}
+	select {
+	case <-c.quit:
+		return sb.Errorf(sb.EUNAVAILABLE, "the operator's connection is closing")
+	default:
 	}
 	select {
 	case c.send <- b:
-	case <-c.ctx.Done():
+		return nil
 	default:
 		c.shutdown(websocket.StatusPolicyViolation, "client too slow")
+		return sb.Errorf(sb.EUNAVAILABLE, "the operator's connection is too slow")
 	}
 }
 
-// shutdown closes the socket with a code and reason.
+// shutdown asks for the socket to close with code and reason; the first
+// request wins. It never blocks: the handler's goroutine does the work.
 func (c *opConn) shutdown(code websocket.StatusCode, reason string) {
-	c.mu.Lock()
-	first := c.closeCode == 0
-	if first {
+	c.quitOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
+		close(c.quit)
+		c.cancelOffer()
+	})
+}
+
+// operatorSocket is GET /v1/operator/ws.
+func (s *Server) operatorSocket(w http.ResponseWriter, r *http.Request) {
+	if err := checkOrigin(r); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	u, err := s.operator(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	// Accept checks the Origin again, as a second line.
+	ws, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		s.log.Debug("operator socket upgrade", "err", err)
+		return
+	}
+	ws.SetReadLimit(maxFrame)
+	ctx := r.Context()
+	offerCtx, cancelOffer := context.WithTimeout(ctx, offerTimeout)
+	defer cancelOffer()
+	c := &opConn{
+		s: s, ws: ws, user: u, log: s.log.With("operator", u.ID),
+		send: make(chan []byte, sendQueue), quit: make(chan struct{}), released: make(chan struct{}),
+		cancelOffer: cancelOffer,
+	}
+	c.run(ctx, offerCtx)
+}
+
+// checkOrigin refuses a browser socket opened by another site. Clients
+// that send no Origin (not browsers) are let through; the session cookie
+// still authenticates them.
+func checkOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || !strings.EqualFold(u.Host, r.Host) {
+		return sb.Errorf(sb.EFORBIDDEN, "cross-site operator sockets are not allowed")
+	}
+	return nil
+}
+
+// operator authenticates the socket: only a browser login (the session
+// cookie), of a role that takes calls.
+func (s *Server) operator(r *http.Request) (*sb.User, error) {
+	a, err := s.sessionActor(r)
+	if err != nil {
+		return nil, err
+	}
+	switch a.Role {
+	case sb.RoleOperator, sb.RoleSupervisor, sb.RoleAdmin:
+	default:
+		return nil, sb.Errorf(sb.EFORBIDDEN, "role %s cannot take calls", a.Role)
+	}
+	return s.deps.Users.FindUserByID(sb.NewContextWithActor(r.Context(), a), a.UserID)
+}
+
+// run serves the socket until it ends, then tears it down: call control
+// forgets the operator, the PeerConnection closes, queued messages are
+// flushed, and the close frame carries the reason.
+func (c *opConn) run(ctx, offerCtx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	if err := c.s.ops.claim(ctx, c); err != nil {
+		// No writer runs yet: say why directly.
+		c.log.Info("operator socket refused", "err", err)
+		if b, jerr := json.Marshal(msgError{Type: "error", Code: sb.ErrorCode(err), Message: sb.ErrorMessage(err)}); jerr == nil {
+			if werr := c.write(ctx, b, writeTimeout); werr != nil {
+				c.log.Debug("operator socket refusal", "err", werr)
+			}
+		}
+		c.closeNow(websocket.StatusTryAgainLater, "try again")
+		return
+	}
+	c.log.Info("operator connected")
+
+	writerDone := make(chan struct{})
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(writerDone)
+		c.writeLoop(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		c.keepAlive(ctx)
+	}()
+
+	c.enqueue(msgHello{Type: "hello", ICEServers: c.s.iceServers(), Operator: helloOperator{
+		ID: c.user.ID, Email: c.user.Email, Name: c.user.Name, TenantID: c.user.TenantID,
+	}})
+	if err := c.startMedia(offerCtx); err != nil {
+		c.sendError("", err)
+		c.shutdown(websocket.StatusInternalError, "no audio connection")
+	} else {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.readLoop(ctx)
+		}()
+	}
+
+	select {
+	case <-c.quit:
+	case <-ctx.Done():
+		c.shutdown(websocket.StatusGoingAway, "server shutting down")
+	}
+	c.release()
+	<-writerDone
+	// Closing unblocks the reader and the pinger.
+	c.closeNow(c.closeCode, c.closeReason)
+	c.log.Info("operator disconnected", "reason", c.closeReason)
+}
+
+// closeNow sends the close frame and waits (bounded by the library) for
+// the client's.
+func (c *opConn) closeNow(code websocket.StatusCode, reason string) {
+	if err := c.ws.Close(code, reason); err != nil {
+		c.log.Debug("operator socket close", "err", err)
+	}
+}
+
+// release makes call control forget the socket, if it is still the
+// operator's current one, and closes the PeerConnection.
+func (c *opConn) release() {
+	defer close(c.released)
+	c.regMu.Lock()
+	c.closing = true
+	c.regMu.Unlock()
+	if c.s.ops.remove(c) {
+		c.s.deps.CallControl.Disconnected(c.user.ID)
+	}
+	if c.media != nil {
+		if err := c.media.Close(); err != nil {
+			c.log.Warn("operator media close", "err", err)
+		}
+	}
+}
+
+// startMedia makes the shift's PeerConnection and sends its offer.
+func (c *opConn) startMedia(ctx context.Context) error {
+	m, err := c.s.deps.MediaSessions.NewMediaSession()
+	if err != nil {
+		return sb.Errorf(sb.EUNAVAILABLE, "no audio connection can be made now: %v", sb.ErrorMessage(err))
+	}
+	c.media = m
+	m.OnICECandidate(c.localCandidate)
+	m.OnConnectionStateChange(c.mediaStateChanged)
+	sdp, err := m.CreateOffer(ctx)
+	if err != nil {
+		c.log.Error("operator offer", "err", err)
+		return sb.Errorf(sb.EUNAVAILABLE, "no audio offer could be made")
+	}
+	if err := c.enqueue(msgOffer{Type: "offer", SDP: sdp}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.offerSent = true
+	early := c.earlyCands
+	c.earlyCands = nil
+	c.mu.Unlock()
+	for _, cand := range early {
+		c.enqueue(msgCandidate{Type: "candidate", Candidate: cand})
+	}
+	return nil
+}
+
+// localCandidate trickles a server candidate, holding it back until the
+// offer has gone out so a client never sees a candidate before the offer.
+func (c *opConn) localCandidate(cand sb.ICECandidate) {
+	c.mu.Lock()
+	if !c.offerSent {
+		c.earlyCands = append(c.earlyCands, cand)
+		c.mu.Unlock()
+		return
 	}
 	c.mu.Unlock()
-	if first {
-		// Closing the socket ends the read loop, which cleans up.
-		go c.ws.Close(code, reason)
+	c.enqueue(msgCandidate{Type: "candidate", Candidate: cand})
+}
+
+// mediaStateChanged follows the PeerConnection: a pending "available" is
+// taken once it connects; a failed or closed one ends the socket, which
+// makes the operator away (the client reconnects with a new one).
+func (c *opConn) mediaStateChanged(state string) {
+	c.mu.Lock()
+	c.mediaState = state
+	pending := state == "connected" && c.wantCalls
+	if pending {
+		c.wantCalls = false
+	}
+	c.mu.Unlock()
+	if pending {
+		if err := c.register(); err != nil {
+			c.sendError("available", err)
+		}
+	}
+	if state == "failed" || state == "closed" {
+		c.sendError("", sb.Errorf(sb.EUNAVAILABLE, "the audio connection %s", state))
+		c.shutdown(websocket.StatusGoingAway, "audio connection "+state)
 	}
 }
 
-func (c *opConn) writeLoop() {
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
+func (c *opConn) writeLoop(ctx context.Context) {
 	for {
 		select {
 		case b := <-c.send:
-			ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, b)
-			cancel()
-			if err != nil {
-				c.cancel()
+			if err := c.write(ctx, b, writeTimeout); err != nil {
+				c.shutdown(websocket.StatusGoingAway, "write failed")
 				return
 			}
-		case <-ping.C:
-			go func() {
-				ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
-				defer cancel()
-				if err := c.ws.Ping(ctx); err != nil {
-					c.cancel()
+		case <-c.quit:
+			// Flush what is queued (an error saying why, say) before the
+			// close frame.
+			deadline := time.Now().Add(drainTimeout)
+			for {
+				select {
+				case b := <-c.send:
+					if err := c.write(ctx, b, time.Until(deadline)); err != nil {
+						return
+					}
+				default:
+					return
 				}
-			}()
-		case <-c.ctx.Done():
+			}
+		}
+	}
+}
+
+func (c *opConn) write(ctx context.Context, b []byte, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// keepAlive pings the client; one that does not answer is disconnected.
+func (c *opConn) keepAlive(ctx context.Context) {
+	t := time.NewTicker(pingEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, pongTimeout)
+			err := c.ws.Ping(pctx)
+			cancel()
+			if err != nil {
+				c.shutdown(websocket.StatusGoingAway, "no pong")
+				return
+			}
+		case <-c.quit:
 			return
 		}
 	}
 }
 
-// operatorSocket is GET /v1/operator/ws.
-func (s *Server) operatorSocket(w http.ResponseWriter, r *http.Request) {
-	a, err := s.actor(r)
-	if err == nil && a.UserID == (sb.ID{}) {
-		err = sb.Errorf(sb.EFORBIDDEN, "the operator socket needs a person's login, not an API key")
-	}
-	if err == nil && a.Role != sb.RoleOperator && a.Role != sb.RoleSupervisor && a.Role != sb.RoleAdmin {
-		err = sb.Errorf(sb.EFORBIDDEN, "role %s cannot take calls", a.Role)
-	}
-	var u *sb.User
-	if err == nil {
-		u, err = s.deps.Users.FindUserByID(sb.NewContextWithActor(r.Context(), a), a.UserID)
-	}
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	// Accept refuses a cross-site Origin with 403.
-	ws, err := websocket.Accept(w, r, nil)
-	if err != nil {
-		return
-	}
-	ws.SetReadLimit(maxFrame)
-	ctx, cancel := context.WithCancel(r.Context())
-	c := &opConn{s: s, ws: ws, user: u, ctx: ctx, cancel: cancel, send: make(chan []byte, sendQueue), done: make(chan struct{})}
-	defer close(c.done)
-	if old := s.ops.replace(c); old != nil {
-		old.shutdown(4000, "replaced by a newer connection")
-		c.prev = old
-	}
-	log := s.log.With("operator", u.ID)
-	log.Info("operator connected")
-	go c.writeLoop()
-	defer c.close(log)
-
-	c.enqueue(map[string]any{"type": "hello", "ice_servers": s.iceServers(),
-		"operator": map[string]any{"id": u.ID, "email": u.Email, "name": u.Name, "tenant_id": u.TenantID}})
-	if c.media, err = s.deps.MediaSessions.NewMediaSession(); err != nil {
-		log.Error("operator media session", "err", err)
-		c.shutdown(websocket.StatusInternalError, "no media session")
-		return
-	}
-	c.media.OnICECandidate(func(cand sb.ICECandidate) { c.enqueue(map[string]any{"type": "candidate", "candidate": cand}) })
-	c.media.OnConnectionStateChange(func(state string) {
-		c.mu.Lock()
-		c.mediaState = state
-		pending := state == "connected" && c.wantCalls
-		c.wantCalls = false
-		c.mu.Unlock()
-		if pending {
-			if err := c.register(); err != nil {
-				c.sendError("available", err)
-			}
-		}
-		if state == "failed" || state == "closed" {
-			c.shutdown(websocket.StatusGoingAway, "audio connection "+state)
-		}
-	})
-	sdp, err := c.media.CreateOffer(ctx)
-	if err != nil {
-		log.Error("operator offer", "err", err)
-		c.shutdown(websocket.StatusInternalError, "no media offer")
-		return
-	}
-	c.enqueue(map[string]any{"type": "offer", "sdp": sdp})
-	c.readLoop()
-}
-
-func (s *Server) iceServers() []sb.ICEServer {
-	if s.conf.ICEServers == nil {
-		return []sb.ICEServer{}
-	}
-	return s.conf.ICEServers
-}
-
-func (c *opConn) readLoop() {
+func (c *opConn) readLoop(ctx context.Context) {
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
+			c.shutdown(websocket.StatusNormalClosure, "")
 			return
 		}
 		if typ != websocket.MessageText {
@@ -290,11 +543,15 @@ func (c *opConn) readLoop() {
 	}
 }
 
+// handle does one client request.
 func (c *opConn) handle(m clientMessage) error {
 	cc := c.s.deps.CallControl
 	id := c.user.ID
 	switch m.Type {
 	case "answer":
+		if m.SDP == "" {
+			return sb.Errorf(sb.EINVALID, "answer message without an sdp")
+		}
 		return c.media.SetAnswer(m.SDP)
 	case "candidate":
 		if m.Candidate == nil {
@@ -305,27 +562,35 @@ func (c *opConn) handle(m clientMessage) error {
 		c.mu.Lock()
 		state := c.mediaState
 		switch state {
-		case "", "new", "connecting":
-			// Taken once the audio connects; the state message says so.
+		case "connected":
+		case "failed", "closed":
+			c.mu.Unlock()
+			return sb.Errorf(sb.EINVALID, "the audio connection has %s; reconnect first", state)
+		default:
+			// Taken once the audio connects; a state message says so.
 			c.wantCalls = true
 			c.mu.Unlock()
 			return nil
 		}
 		c.mu.Unlock()
-		if state != "connected" {
-			return sb.Errorf(sb.EINVALID, "the audio connection is %s; reconnect first", state)
-		}
 		return c.register()
 	case "away":
+		c.mu.Lock()
+		c.wantCalls = false
+		registered := c.registered
+		c.mu.Unlock()
 		cc.Away(id)
+		if !registered {
+			// Call control does not know this socket, so it says nothing.
+			c.StateChanged(false, "")
+		}
 		return nil
 	case "ping":
-		c.enqueue(map[string]any{"type": "pong"})
-		return nil
+		return c.enqueue(msgType{Type: "pong"})
 	case "accept", "decline", "hangup", "mute":
 		callID, err := sb.ParseID(m.CallID)
 		if err != nil {
-			return sb.Errorf(sb.EINVALID, "call_id %q is not a call id", m.CallID)
+			return sb.Errorf(sb.EINVALID, "call_id %q is not a call id", truncate(m.CallID, 64))
 		}
 		switch m.Type {
 		case "accept":
@@ -341,40 +606,18 @@ func (c *opConn) handle(m clientMessage) error {
 		if err := cc.Mute(id, callID, *m.Muted); err != nil {
 			return err
 		}
-		c.enqueue(map[string]any{"type": "muted", "call_id": callID, "muted": *m.Muted})
-		return nil
+		return c.enqueue(msgMuted{Type: "muted", CallID: callID, Muted: *m.Muted})
 	}
-	return sb.Errorf(sb.EINVALID, "unknown message type %q", m.Type)
+	return sb.Errorf(sb.EINVALID, "unknown message type %q", truncate(m.Type, 64))
 }
 
-// close ends the socket: call control forgets the operator (a call in
-// progress is hung up), the PeerConnection closes.
-func (c *opConn) close(log interface{ Info(string, ...any) }) {
-	c.cancel()
-	if c.s.ops.remove(c) || c.isRegistered() {
-		c.s.deps.CallControl.Disconnected(c.user.ID)
-	}
-	if c.media != nil {
-		c.media.Close()
-	}
-	c.mu.Lock()
-	code, reason := c.closeCode, c.closeReason
-	c.mu.Unlock()
-	if code == 0 {
-		code = websocket.StatusNormalClosure
-	}
-	c.ws.Close(code, reason)
-	log.Info("operator disconnected", "reason", reason)
-}
-
-// register makes the operator available to call control.
+// register makes the operator available to call control, unless the
+// socket is already being torn down.
 func (c *opConn) register() error {
-	if c.prev != nil {
-		// The replaced socket must have left call control first.
-		select {
-		case <-c.prev.done:
-		case <-time.After(5 * time.Second):
-		}
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	if c.closing {
+		return sb.Errorf(sb.EUNAVAILABLE, "the connection is closing")
 	}
 	if err := c.s.deps.CallControl.Available(c); err != nil {
 		return err
@@ -385,8 +628,17 @@ func (c *opConn) register() error {
 	return nil
 }
 
-func (c *opConn) isRegistered() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.registered
+func (s *Server) iceServers() []sb.ICEServer {
+	if s.conf.ICEServers == nil {
+		return []sb.ICEServer{}
+	}
+	return s.conf.ICEServers
+}
+
+// truncate shortens s for an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

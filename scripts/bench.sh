@@ -7,6 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh --postgres-only
+command -v sipp >/dev/null || { echo "bench: sipp missing: run scripts/deps.sh" >&2; exit 1; }
+if ! command -v kamailio >/dev/null; then
+	echo "bench: installing kamailio (the signalling ceiling reference)" >&2
+	sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends kamailio >/dev/null
+fi
 
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(100 500 1000)
@@ -55,6 +61,30 @@ for rate in 200 500; do
 	stop_service
 done
 
+# The machine's signalling ceiling: SIPp → Kamailio (stateful proxy, tm) →
+# SIPp UAS, calls held 1 s, at rising rates.
+kam="$work/kamailio.md"
+printf '| calls/s asked | SIPp calls | successful | failed |\n|---|---|---|---|\n' >"$kam"
+for rate in 500 1000 2000; do
+	kport=$(port); uport=$(port); cport=$(port)
+	mkdir -p "$work/kamrun"
+	sed "s/LISTEN_PORT/$kport/; s/UAS_PORT/$uport/g; s/CHILDREN/4/" testdata/kamailio/proxy.cfg >"$work/kam.cfg"
+	kamailio -f "$work/kam.cfg" -D -E -m 256 -M 32 -Y "$work/kamrun" >"$work/kam.log" 2>&1 &
+	kpid=$!
+	sipp -sn uas -i 127.0.0.1 -p "$uport" -nostdin >/dev/null 2>&1 &
+	upid=$!
+	sleep 1
+	echo "bench: Kamailio ceiling, $rate calls/s" >&2
+	n=$((rate * 20))
+	( cd "$work" && sipp -sn uac -i 127.0.0.1 -p "$cport" -r "$rate" -m "$n" -l $((rate * 3)) -d 1000 -nostdin \
+		-timeout 90s -trace_stat -stf stat.csv "127.0.0.1:$kport" >/dev/null 2>&1 ) || true
+	ok=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)if($i=="SuccessfulCall(C)")s=i; if(!s)exit} END{print $s}' "$work/stat.csv" 2>/dev/null)
+	bad=$(awk -F';' 'NR==1{for(i=1;i<=NF;i++)if($i=="FailedCall(C)")f=i} END{print $f}' "$work/stat.csv" 2>/dev/null)
+	printf '| %s | %s | %s | %s |\n' "$rate" "$n" "${ok:-?}" "${bad:-?}" >>"$kam"
+	kill "$upid" "$kpid" 2>/dev/null; wait "$upid" "$kpid" 2>/dev/null || true
+	rm -f "$work/stat.csv"
+done
+
 {
 	echo "# Performance"
 	echo
@@ -91,5 +121,13 @@ done
 	echo "record and timeline written to PostgreSQL. The 800 emulated operators run in the load tool on the same CPUs."
 	echo
 	cat "$cps"
+	echo
+	echo "## Signalling ceiling of the machine: Kamailio"
+	echo
+	echo "SIPp's built-in UAC → Kamailio 5.6 as a stateful proxy (\`testdata/kamailio/proxy.cfg\`, 4 children) → SIPp's"
+	echo "UAS, calls held 1 s, 20 s at each rate. No media, no database: the reference for what SIP handling alone"
+	echo "costs here. switchboard's figures above also carry operators over WebSockets and a database write per call."
+	echo
+	cat "$kam"
 } > "$out"
 echo "bench: wrote $out" >&2

@@ -8,6 +8,8 @@ let localStream = null;
 let retryDelay = 1000;
 let timerHandle = null;
 let loggedIn = false;
+let wantAvailable = false; // go available again after a reconnect
+let inbox = Promise.resolve(); // server messages are handled one at a time, in order
 
 function show(el, visible) { el.hidden = !visible; }
 function setError(msg) { $("console-error").textContent = msg || ""; }
@@ -15,7 +17,11 @@ function setError(msg) { $("console-error").textContent = msg || ""; }
 async function api(path, opts = {}) {
   const res = await fetch(path, { credentials: "same-origin", ...opts });
   const body = res.status === 204 ? null : await res.json().catch(() => null);
-  if (!res.ok) throw new Error((body && body.message) || res.statusText);
+  if (!res.ok) {
+    const err = new Error((body && body.message) || res.statusText);
+    err.status = res.status;
+    throw err;
+  }
   return body;
 }
 
@@ -37,6 +43,7 @@ $("login-form").addEventListener("submit", async (ev) => {
 
 $("logout").addEventListener("click", async () => {
   loggedIn = false;
+  wantAvailable = false;
   try { await api("/v1/logout", { method: "POST" }); } catch (e) { /* already gone */ }
   location.reload();
 });
@@ -64,19 +71,42 @@ function connect() {
   const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/operator/ws");
   sb.ws = ws;
   $("status").textContent = "connecting…";
-  ws.onmessage = (ev) => handle(JSON.parse(ev.data));
+  ws.onmessage = (ev) => {
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch (e) { console.warn("bad message", e); return; }
+    // Handling is async (SDP, candidates); keep the server's order.
+    inbox = inbox.then(() => ws === sb.ws && handle(msg)).catch((e) => console.warn(msg.type, e));
+  };
   ws.onopen = () => { retryDelay = 1000; };
-  ws.onclose = (ev) => {
+  ws.onclose = async (ev) => {
+    if (ws !== sb.ws) return;
     if (sb.pc) { sb.pc.close(); sb.pc = null; }
     sb.state = { available: false };
     $("available").disabled = true;
+    $("available").textContent = "Go available";
     endCall(null, "connection lost");
     if (!loggedIn) return;
     if (ev.code === 4000) { $("status").textContent = "opened in another tab"; return; }
     $("status").textContent = "reconnecting…";
-    setTimeout(connect, retryDelay);
+    const delay = retryDelay + Math.random() * 500;
     retryDelay = Math.min(retryDelay * 2, 30000);
+    await new Promise((r) => setTimeout(r, delay));
+    try {
+      await api("/v1/me");
+    } catch (e) {
+      if (e.status === 401) { showLogin("Your session has ended; log in again."); return; }
+    }
+    if (loggedIn) connect();
   };
+}
+
+function showLogin(msg) {
+  loggedIn = false;
+  wantAvailable = false;
+  show($("console-view"), false);
+  show($("login-view"), true);
+  $("login-error").textContent = msg || "";
+  $("whoami").textContent = "";
 }
 
 async function handle(msg) {
@@ -88,8 +118,10 @@ async function handle(msg) {
       pc.ontrack = (ev) => { $("remote-audio").srcObject = ev.streams[0] || new MediaStream([ev.track]); };
       pc.onicecandidate = (ev) => { if (ev.candidate) send({ type: "candidate", candidate: ev.candidate.toJSON() }); };
       pc.onconnectionstatechange = () => {
+        if (pc !== sb.pc) return;
         if (pc.connectionState === "connected") {
           $("available").disabled = false;
+          setError("");
           if (!sb.state.available) $("status").textContent = "away";
         } else if (pc.connectionState === "failed") {
           setError("Audio connection failed; reconnecting.");
@@ -99,10 +131,13 @@ async function handle(msg) {
       break;
     }
     case "offer": {
+      // The microphone track is on the PeerConnection before answering.
       await sb.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
       const answer = await sb.pc.createAnswer();
       await sb.pc.setLocalDescription(answer);
       send({ type: "answer", sdp: sb.pc.localDescription.sdp });
+      // Back to work after a reconnect; the server waits for the audio.
+      if (wantAvailable) send({ type: "available" });
       break;
     }
     case "candidate":
@@ -110,6 +145,7 @@ async function handle(msg) {
       break;
     case "state":
       sb.state = { available: msg.available, reason: msg.reason };
+      if (msg.reason) wantAvailable = msg.available; // the service set it (a missed call)
       $("status").textContent = msg.available ? "available" : "away" + (msg.reason ? ` (${msg.reason})` : "");
       $("available").textContent = msg.available ? "Go away" : "Go available";
       break;
@@ -127,6 +163,9 @@ async function handle(msg) {
     case "ended":
       endCall(msg.call_id, msg.reason);
       loadRecent();
+      break;
+    case "muted":
+      if (sb.call && sb.call.id === msg.call_id) setMuted(msg.muted);
       break;
     case "error":
       setError(msg.message);
@@ -167,7 +206,10 @@ function setMuted(muted) {
   $("mute").textContent = muted ? "Unmute" : "Mute";
 }
 
-$("available").addEventListener("click", () => send({ type: sb.state.available ? "away" : "available" }));
+$("available").addEventListener("click", () => {
+  wantAvailable = !sb.state.available;
+  send({ type: wantAvailable ? "available" : "away" });
+});
 $("answer").addEventListener("click", () => sb.call && send({ type: "accept", call_id: sb.call.id }));
 $("decline").addEventListener("click", () => sb.call && send({ type: "decline", call_id: sb.call.id }));
 $("hangup").addEventListener("click", () => sb.call && send({ type: "hangup", call_id: sb.call.id }));

@@ -94,6 +94,7 @@ func (r *callRun) ring(ctx context.Context, a *agent, declined *int) ringResult 
 			if m.opID != opID {
 				continue
 			}
+			r.drainDTMF()
 			switch m.kind {
 			case opAccept:
 				if r.s.markBusy(a, r.c.ID) {
@@ -189,6 +190,7 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID) (Party, string) {
 			if m.opID != opID {
 				continue
 			}
+			r.drainDTMF()
 			switch m.kind {
 			case opHangup:
 				r.hangup(ctx, "operator hung up")
@@ -200,12 +202,11 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID) (Party, string) {
 				r.event(EventMuted(m.muted), map[string]any{"operator_id": opID})
 			}
 		case k := <-r.dtmf:
-			from := "operator"
-			if k.fromCaller {
-				from = "caller"
-			}
-			r.event(EventDTMF, map[string]any{"digit": string(k.digit), "from": from})
+			r.dtmfEvent(k)
 		case ev, ok := <-r.leg.Events():
+			// Digits the bridge saw before this event go first in the
+			// timeline; select does not promise that order.
+			r.drainDTMF()
 			switch {
 			case !ok || ev.Kind == LegHungUp:
 				r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": ev.Reason})
@@ -221,8 +222,29 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID) (Party, string) {
 				return PartySystem, "no media from the caller (RTP timeout)"
 			}
 		case <-ctx.Done():
+			r.drainDTMF()
 			r.hangup(ctx, "service shutting down")
 			return PartySystem, "service shutting down"
+		}
+	}
+}
+
+func (r *callRun) dtmfEvent(k dtmfKey) {
+	from := "operator"
+	if k.fromCaller {
+		from = "caller"
+	}
+	r.event(EventDTMF, map[string]any{"digit": string(k.digit), "from": from})
+}
+
+// drainDTMF records the digits already reported by the bridge.
+func (r *callRun) drainDTMF() {
+	for {
+		select {
+		case k := <-r.dtmf:
+			r.dtmfEvent(k)
+		default:
+			return
 		}
 	}
 }
@@ -260,12 +282,14 @@ func (r *callRun) finish(ctx context.Context, by Party) {
 		r.c.DurationMS = now.Sub(*r.c.AnsweredAt).Milliseconds()
 	}
 	r.event(EventEnded, map[string]any{"status": r.c.Status, "hangup_by": by, "reason": r.c.Reason})
-	r.update(ctx)
-	r.flush(ctx)
 	if err := r.leg.Close(); err != nil {
 		r.log.Warn("closing leg", "err", err)
 	}
 	r.s.forget(r.c.ID)
+	// The final record goes last: once it says the call ended, its whole
+	// timeline is stored and nothing of the call is left running.
+	r.flush(ctx)
+	r.update(ctx)
 	r.log.Info("call ended", "status", r.c.Status, "hangup_by", by, "duration_ms", r.c.DurationMS,
 		"sip_code", r.c.SIPCode, "reason", r.c.Reason)
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what switchboard's tests and dev mode need on Debian, once:
-# PostgreSQL server binaries, SIPp (sip-tester), Chromium. Idempotent; fails
+# PostgreSQL server binaries, SIPp (sip-tester), Chromium, versitygw (S3). Idempotent; fails
 # loudly when something cannot be installed.
 set -euo pipefail
 
@@ -13,6 +13,17 @@ if [ "${1:-}" != "--postgres-only" ]; then
 	command -v unshare >/dev/null || need+=(util-linux)
 	command -v ip >/dev/null || need+=(iproute2)
 fi
+
+# versitygw, a real S3 gateway over a folder, for the recordings tests. It
+# is a Go program: built from the module proxy into Go's bin folder.
+if [ "${1:-}" != "--postgres-only" ]; then
+	gobin="$(go env GOPATH)/bin"
+	if ! command -v versitygw >/dev/null && [ ! -x "$gobin/versitygw" ]; then
+		echo "deps: building versitygw (S3-compatible server for tests)" >&2
+		GOBIN="$gobin" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+	fi
+fi
+
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null; then

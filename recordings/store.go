@@ -1,0 +1,327 @@
+package recordings
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// Store keeps sealed recordings. It only ever sees ciphertext.
+type Store interface {
+	// Create starts a new object at key, written as the call goes on.
+	Create(ctx context.Context, key string) (Upload, error)
+	// Open returns the object at key for random-access reads; ENOTFOUND
+	// if there is none.
+	Open(ctx context.Context, key string) (Object, error)
+	// Delete removes the object; deleting a missing one is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Upload is an object being written. Write takes the container's bytes;
+// Complete makes the object visible; Abort leaves nothing behind.
+type Upload interface {
+	io.Writer
+	Complete(ctx context.Context) error
+	Abort(ctx context.Context) error
+}
+
+// Object is a stored recording, read by ranges.
+type Object interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// ObjectKey names a recording's object. It holds IDs only: no number,
+// name or other personal data goes into keys or object metadata.
+func ObjectKey(tenantID, recordingID sb.ID) string {
+	return "tenants/" + tenantID.String() + "/recordings/" + recordingID.String() + ".sbrec"
+}
+
+// MinPartSize is S3's smallest part but the last.
+const MinPartSize = 5 << 20
+
+// S3Config locates an S3-compatible bucket.
+type S3Config struct {
+	Endpoint  string // e.g. http://127.0.0.1:7070; empty for AWS
+	Region    string
+	Bucket    string
+	AccessKey string
+	SecretKey string
+	PathStyle bool // MinIO, versitygw and most non-AWS servers want it
+	PartSize  int  // default MinPartSize
+}
+
+// S3Store keeps recordings in an S3-compatible bucket with multipart
+// uploads: a part goes up whenever PartSize bytes have been sealed.
+type S3Store struct {
+	c        *s3.Client
+	bucket   string
+	partSize int
+}
+
+var _ Store = (*S3Store)(nil)
+
+// NewS3Store returns a store for the bucket.
+func NewS3Store(c S3Config) (*S3Store, error) {
+	if c.Bucket == "" {
+		return nil, errors.New("recordings: S3 bucket not set")
+	}
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	if c.PartSize == 0 {
+		c.PartSize = MinPartSize
+	}
+	opts := s3.Options{
+		Region:       c.Region,
+		UsePathStyle: c.PathStyle,
+		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKey, c.SecretKey, ""),
+	}
+	if c.Endpoint != "" {
+		opts.BaseEndpoint = aws.String(c.Endpoint)
+	}
+	return &S3Store{c: s3.New(opts), bucket: c.Bucket, partSize: c.PartSize}, nil
+}
+
+type s3Upload struct {
+	s     *S3Store
+	ctx   context.Context
+	key   string
+	id    *string
+	buf   bytes.Buffer
+	parts []types.CompletedPart
+	err   error
+}
+
+// Create starts a multipart upload.
+func (s *S3Store) Create(ctx context.Context, key string) (Upload, error) {
+	out, err := s.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: &s.bucket, Key: &key, ContentType: aws.String("application/octet-stream"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recordings: start upload: %w", err)
+	}
+	return &s3Upload{s: s, ctx: ctx, key: key, id: out.UploadId}, nil
+}
+
+func (u *s3Upload) Write(p []byte) (int, error) {
+	if u.err != nil {
+		return 0, u.err
+	}
+	u.buf.Write(p)
+	for u.buf.Len() >= u.s.partSize {
+		if u.err = u.putPart(u.buf.Next(u.s.partSize)); u.err != nil {
+			return 0, u.err
+		}
+	}
+	return len(p), nil
+}
+
+func (u *s3Upload) putPart(b []byte) error {
+	n := int32(len(u.parts) + 1)
+	out, err := u.s.c.UploadPart(u.ctx, &s3.UploadPartInput{
+		Bucket: &u.s.bucket, Key: &u.key, UploadId: u.id, PartNumber: &n, Body: bytes.NewReader(b),
+	})
+	if err != nil {
+		return fmt.Errorf("recordings: upload part %d: %w", n, err)
+	}
+	u.parts = append(u.parts, types.CompletedPart{ETag: out.ETag, PartNumber: &n})
+	return nil
+}
+
+func (u *s3Upload) Complete(ctx context.Context) error {
+	if u.err != nil {
+		return u.err
+	}
+	u.ctx = ctx
+	if u.buf.Len() > 0 || len(u.parts) == 0 {
+		if err := u.putPart(u.buf.Bytes()); err != nil {
+			return err
+		}
+		u.buf.Reset()
+	}
+	_, err := u.s.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &u.s.bucket, Key: &u.key, UploadId: u.id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts},
+	})
+	if err != nil {
+		return fmt.Errorf("recordings: complete upload: %w", err)
+	}
+	return nil
+}
+
+func (u *s3Upload) Abort(ctx context.Context) error {
+	_, err := u.s.c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &u.s.bucket, Key: &u.key, UploadId: u.id})
+	if err != nil {
+		return fmt.Errorf("recordings: abort upload: %w", err)
+	}
+	return nil
+}
+
+type s3Object struct {
+	s    *S3Store
+	ctx  context.Context
+	key  string
+	size int64
+}
+
+// Open returns the object for ranged reads.
+func (s *S3Store) Open(ctx context.Context, key string) (Object, error) {
+	out, err := s.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		var nf *types.NotFound
+		if errors.As(err, &nf) || strings.Contains(err.Error(), "StatusCode: 404") {
+			return nil, sb.Errorf(sb.ENOTFOUND, "recording not found")
+		}
+		return nil, fmt.Errorf("recordings: head object: %w", err)
+	}
+	return &s3Object{s: s, ctx: ctx, key: key, size: aws.ToInt64(out.ContentLength)}, nil
+}
+
+func (o *s3Object) Size() int64 { return o.size }
+func (o *s3Object) Close() error { return nil }
+
+// ReadAt fetches exactly the bytes asked for with an HTTP Range request.
+func (o *s3Object) ReadAt(p []byte, off int64) (int, error) {
+	if off >= o.size {
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(p)), o.size) - 1
+	out, err := o.s.c.GetObject(o.ctx, &s3.GetObjectInput{
+		Bucket: &o.s.bucket, Key: &o.key, Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recordings: read object: %w", err)
+	}
+	defer out.Body.Close()
+	n, err := io.ReadFull(out.Body, p[:end-off+1])
+	if err == nil && n < len(p) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// Delete removes the object.
+func (s *S3Store) Delete(ctx context.Context, key string) error {
+	if _, err := s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil {
+		return fmt.Errorf("recordings: delete object: %w", err)
+	}
+	return nil
+}
+
+// DirStore keeps recordings as files under a folder: the embedded default
+// of `switchboard dev`. An upload is a hidden temporary file until it
+// completes.
+type DirStore struct{ dir string }
+
+var _ Store = (*DirStore)(nil)
+
+// NewDirStore returns a store in dir, creating it.
+func NewDirStore(dir string) (*DirStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("recordings: store folder: %w", err)
+	}
+	return &DirStore{dir: dir}, nil
+}
+
+func (d *DirStore) path(key string) (string, error) {
+	p := filepath.Join(d.dir, filepath.FromSlash(key))
+	if !strings.HasPrefix(p, filepath.Clean(d.dir)+string(filepath.Separator)) {
+		return "", sb.Errorf(sb.EINVALID, "recording key %q leaves the store", key)
+	}
+	return p, nil
+}
+
+type dirUpload struct {
+	f    *os.File
+	path string
+}
+
+func (d *DirStore) Create(_ context.Context, key string) (Upload, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, fmt.Errorf("recordings: store folder: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
+	if err != nil {
+		return nil, fmt.Errorf("recordings: create: %w", err)
+	}
+	return &dirUpload{f: f, path: p}, nil
+}
+
+func (u *dirUpload) Write(p []byte) (int, error) { return u.f.Write(p) }
+
+func (u *dirUpload) Complete(context.Context) error {
+	if err := u.f.Sync(); err != nil {
+		u.f.Close()
+		return fmt.Errorf("recordings: sync: %w", err)
+	}
+	if err := u.f.Close(); err != nil {
+		return fmt.Errorf("recordings: close: %w", err)
+	}
+	if err := os.Rename(u.f.Name(), u.path); err != nil {
+		return fmt.Errorf("recordings: publish: %w", err)
+	}
+	return nil
+}
+
+func (u *dirUpload) Abort(context.Context) error {
+	u.f.Close()
+	if err := os.Remove(u.f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("recordings: abort: %w", err)
+	}
+	return nil
+}
+
+type dirObject struct {
+	*os.File
+	size int64
+}
+
+func (o dirObject) Size() int64 { return o.size }
+
+func (d *DirStore) Open(_ context.Context, key string) (Object, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, sb.Errorf(sb.ENOTFOUND, "recording not found")
+	} else if err != nil {
+		return nil, fmt.Errorf("recordings: open: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("recordings: stat: %w", err)
+	}
+	return dirObject{File: f, size: st.Size()}, nil
+}
+
+func (d *DirStore) Delete(_ context.Context, key string) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("recordings: delete: %w", err)
+	}
+	return nil
+}

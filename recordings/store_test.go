@@ -1,0 +1,139 @@
+package recordings
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/testenv"
+)
+
+// stores returns each Store implementation against a real backend: the
+// S3 API of versitygw, and a folder.
+func stores(t *testing.T) map[string]Store {
+	t.Helper()
+	s3srv := testenv.NewS3(t)
+	s3, err := NewS3Store(S3Config{Endpoint: s3srv.Endpoint, Bucket: s3srv.Bucket, AccessKey: s3srv.AccessKey, SecretKey: s3srv.SecretKey, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]Store{"s3": s3, "dir": dir}
+}
+
+func TestStoresKeepSealedRecordings(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			key, _ := NewDataKey()
+			m := testMeta()
+			objKey := ObjectKey(m.TenantID, m.RecordingID)
+			up, err := st.Create(ctx, objKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Enough audio for three multipart parts of 5 MiB.
+			w, err := NewWriter(up, key, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []Record
+			payload := make([]byte, 160)
+			for i := 0; i < 70000; i++ {
+				payload[0], payload[1] = byte(i), byte(i>>8)
+				r := Record{Kind: KindAudio, Channel: uint8(i % 2), At: m.Start.Add(time.Duration(i) * 10 * time.Millisecond), Payload: append([]byte(nil), payload...)}
+				if err := w.Write(r); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, r)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Open(ctx, objKey); sb.ErrorCode(err) != sb.ENOTFOUND {
+				t.Fatalf("object visible before the upload completed: %v", err)
+			}
+			if err := up.Complete(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			obj, err := st.Open(ctx, objKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer obj.Close()
+			if obj.Size() < 2*MinPartSize {
+				t.Fatalf("object of %d bytes, want more than two parts", obj.Size())
+			}
+			r, err := NewReader(obj, obj.Size(), key, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// One segment from the middle, read alone by range.
+			mid, err := r.Segment(r.Segments() / 2)
+			if err != nil || len(mid) == 0 {
+				t.Fatalf("middle segment: %d records, %v", len(mid), err)
+			}
+			var got []Record
+			if err := r.Records(func(rec Record) error {
+				rec.Payload = append([]byte(nil), rec.Payload...)
+				got = append(got, rec)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			sameRecords(t, got, want)
+
+			if err := st.Delete(ctx, objKey); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Open(ctx, objKey); sb.ErrorCode(err) != sb.ENOTFOUND {
+				t.Errorf("object still there after delete: %v", err)
+			}
+		})
+	}
+}
+
+func TestAbortedUploadLeavesNothing(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			objKey := ObjectKey(sb.NewID(), sb.NewID())
+			up, err := st.Create(ctx, objKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := up.Write(bytes.Repeat([]byte{1}, MinPartSize+10)); err != nil {
+				t.Fatal(err)
+			}
+			if err := up.Abort(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Open(ctx, objKey); sb.ErrorCode(err) != sb.ENOTFOUND {
+				t.Errorf("an aborted upload left an object: %v", err)
+			}
+		})
+	}
+}
+
+func TestDirStoreRefusesKeysOutsideIt(t *testing.T) {
+	st, err := NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create(context.Background(), "../escape"); sb.ErrorCode(err) != sb.EINVALID {
+		t.Errorf("Create(../escape) = %v, want EINVALID", err)
+	}
+	if k := ObjectKey(sb.NewID(), sb.NewID()); !bytes.HasPrefix([]byte(k), []byte("tenants/")) || bytes.ContainsAny([]byte(k), "+@") {
+		t.Errorf("object key %q", k)
+	}
+}
+
+func TestMain(m *testing.M) { testenv.Main(m) }

@@ -191,7 +191,7 @@ func (s *S3Store) Open(ctx context.Context, key string) (Object, error) {
 	return &s3Object{s: s, ctx: ctx, key: key, size: aws.ToInt64(out.ContentLength)}, nil
 }
 
-func (o *s3Object) Size() int64 { return o.size }
+func (o *s3Object) Size() int64  { return o.size }
 func (o *s3Object) Close() error { return nil }
 
 // ReadAt fetches exactly the bytes asked for with an HTTP Range request.

@@ -3,6 +3,7 @@ package switchboard
 import (
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-voice/switchboard/media"
@@ -88,6 +89,27 @@ func (b *Bridge) Stop() {
 	b.operator.SetSink(nil)
 }
 
+// Tap receives each audio payload the bridge relays, in the codec it
+// arrived in, before any conversion: fromCaller tells the direction. It is
+// called on the relay's goroutine and must copy what it keeps and not
+// block. A recording is a tap.
+type Tap func(fromCaller bool, payload []byte, at time.Time)
+
+// SetTap attaches tap to both directions, or detaches it with nil. It may
+// be called while the bridge runs: consent can arrive or be withdrawn
+// mid-call.
+func (b *Bridge) SetTap(tap Tap) {
+	if tap == nil {
+		b.fromCaller.tap.Store(nil)
+		b.toCaller.tap.Store(nil)
+		return
+	}
+	from := func(p []byte, at time.Time) { tap(true, p, at) }
+	to := func(p []byte, at time.Time) { tap(false, p, at) }
+	b.fromCaller.tap.Store(&from)
+	b.toCaller.tap.Store(&to)
+}
+
 // Stats returns the statistics of both directions so far.
 func (b *Bridge) Stats() (fromCaller, toCaller MediaStats) {
 	return b.fromCaller.snapshot(), b.toCaller.snapshot()
@@ -103,6 +125,7 @@ type relay struct {
 	hasOutDTMF        bool
 	convert           func([]byte) // μ-law ↔ A-law, nil when both sides agree
 	onDTMF            func(digit byte)
+	tap               atomic.Pointer[func(payload []byte, at time.Time)]
 
 	mu          sync.Mutex // guards what follows: written by the relay, read by Stats
 	rw          *media.Rewriter
@@ -140,6 +163,9 @@ func (r *relay) handle(pkt []byte) {
 	r.stats.Update(&h, h.PayloadEnd-h.PayloadOffset, now)
 	switch {
 	case h.PayloadType == r.inAudio:
+		if tap := r.tap.Load(); tap != nil {
+			(*tap)(pkt[h.PayloadOffset:h.PayloadEnd], now)
+		}
 		if r.convert != nil {
 			r.convert(pkt[h.PayloadOffset:h.PayloadEnd])
 		}

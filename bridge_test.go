@@ -1,0 +1,57 @@
+package switchboard_test
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
+)
+
+// A tap sees each direction's audio as it arrived, before the bridge
+// converts μ-law to A-law for the other side, and can come and go mid-call.
+func TestBridgeTapSeesAudioAsItArrived(t *testing.T) {
+	caller := &port{codec: sb.PCMA}
+	operator := &port{codec: sb.Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000, DTMFType: 101}}
+	b := sb.NewBridge(caller, operator)
+	b.Start()
+	defer b.Stop()
+
+	type tapped struct {
+		fromCaller bool
+		payload    []byte
+	}
+	var mu sync.Mutex
+	var got []tapped
+	b.SetTap(func(fromCaller bool, p []byte, _ time.Time) {
+		mu.Lock()
+		got = append(got, tapped{fromCaller, append([]byte(nil), p...)})
+		mu.Unlock()
+	})
+	alaw := bytes.Repeat([]byte{0xD5}, 160)
+	ulaw := bytes.Repeat([]byte{0xFF}, 160)
+	caller.deliver(append(media.AppendHeader(nil, false, 8, 1, 160, 5), alaw...))
+	operator.deliver(append(media.AppendHeader(nil, false, 0, 1, 160, 6), ulaw...))
+	operator.deliver(append(media.AppendHeader(nil, false, 101, 2, 320, 6), 5, 0x8a, 0, 160)) // DTMF: not audio
+
+	b.SetTap(nil)
+	caller.deliver(append(media.AppendHeader(nil, false, 8, 2, 320, 5), alaw...))
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("tap saw %d payloads, want 2 (audio only, none after detaching)", len(got))
+	}
+	if !got[0].fromCaller || !bytes.Equal(got[0].payload, alaw) {
+		t.Errorf("caller's audio tapped as %v %x, want A-law as sent", got[0].fromCaller, got[0].payload[:4])
+	}
+	if got[1].fromCaller || !bytes.Equal(got[1].payload, ulaw) {
+		t.Errorf("operator's audio tapped as %v %x, want μ-law as sent", got[1].fromCaller, got[1].payload[:4])
+	}
+	// The operator still heard the caller converted to μ-law.
+	if p := operator.packets(); len(p) != 2 || bytes.Equal(p[0][12:], alaw) {
+		t.Errorf("operator got %d packets, first unconverted: %v", len(p), len(p) > 0 && bytes.Equal(p[0][12:], alaw))
+	}
+}

@@ -99,6 +99,12 @@ const (
 	EventCanceled     EventType = "canceled"      // caller canceled before answer
 	EventRejected     EventType = "rejected"      // final non-2xx sent
 	EventEnded        EventType = "ended"         // the call is over
+
+	EventConsent            EventType = "consent"             // recording consent stated or refused
+	EventRecordingStarted   EventType = "recording_started"   // the call is being recorded
+	EventRecordingStored    EventType = "recording_stored"    // the recording is stored whole
+	EventRecordingFailed    EventType = "recording_failed"    // recording could not start or be stored
+	EventRecordingDestroyed EventType = "recording_destroyed" // the recording was destroyed
 )
 
 // CallEvent is one entry of a call's timeline.

@@ -16,6 +16,9 @@ type callRun struct {
 	events []*CallEvent
 	dtmf   chan dtmfKey
 	ag     *agent // the operator ringing or on the call
+
+	consent   *Consent        // what was stated about recording, if anything
+	recording ActiveRecording // nil unless the call is being recorded
 }
 
 type dtmfKey struct {
@@ -36,6 +39,9 @@ func (r *callRun) runInbound(ctx context.Context) {
 	r.create(ctx)
 	r.event(EventReceived, map[string]any{"source": r.c.Source})
 	r.event(EventTrying, nil)
+	if c := r.consent; c != nil {
+		r.event(EventConsent, map[string]any{"given": c.Given, "mechanism": c.Mechanism, "by": c.By})
+	}
 
 	tried := make(map[ID]bool)
 	ringing, declined := false, 0
@@ -165,11 +171,13 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 	bridge.Start()
 	a.conn.Connected(r.c.ID)
 	r.event(EventAnswered, map[string]any{"operator_id": opID, "codec": r.c.Codec})
+	r.startRecording(ctx, bridge)
 	r.update(ctx)
 	r.flush(ctx)
 
 	by, reason := r.waitEnd(ctx, opID)
 	bridge.Stop()
+	r.finishRecording(ctx)
 	r.c.FromCaller, r.c.ToCaller = bridge.Stats()
 	if r.c.Status == CallAnswered {
 		r.c.Status = CallCompleted
@@ -247,6 +255,41 @@ func (r *callRun) drainDTMF() {
 			return
 		}
 	}
+}
+
+// startRecording records the call if its tenant's policy and consent
+// allow: the recording taps the bridge from now on.
+func (r *callRun) startRecording(ctx context.Context, b *Bridge) {
+	if r.s.recordings == nil || r.consent == nil || !r.consent.Given {
+		return
+	}
+	rec, err := r.s.recordings.Begin(ctx, r.c, r.consent, r.leg.Media().Codec())
+	switch {
+	case err != nil:
+		r.log.Error("recording did not start", "err", err)
+		r.event(EventRecordingFailed, map[string]any{"stage": "start"})
+	case rec != nil:
+		r.recording = rec
+		b.SetTap(rec.Tap)
+		r.event(EventRecordingStarted, map[string]any{"mechanism": r.consent.Mechanism})
+	}
+}
+
+// finishRecording stores the recording once the bridge has stopped.
+func (r *callRun) finishRecording(ctx context.Context) {
+	if r.recording == nil {
+		return
+	}
+	// The last part of the upload may take a while; the call is over.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	rec, err := r.recording.Finish(ctx)
+	if err != nil {
+		r.log.Error("recording not stored", "err", err)
+		r.event(EventRecordingFailed, map[string]any{"stage": "store"})
+		return
+	}
+	r.event(EventRecordingStored, map[string]any{"recording_id": rec.ID, "size_bytes": rec.SizeBytes, "dropped_packets": rec.Dropped})
 }
 
 // EventMuted returns the event type for a mute change.

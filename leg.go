@@ -67,6 +67,9 @@ type InboundCall struct {
 	Source    string // e.g. "udp:203.0.113.5:5060"
 	SIPCallID string
 	Leg       TrunkLeg
+	// Consent is what the PBX stated about recording (X-Recording-Consent),
+	// or the trunk's standing assertion; nil when nothing was said.
+	Consent *Consent
 }
 
 // CallDispatcher takes new inbound calls. The sip adapter declares the same

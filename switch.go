@@ -18,6 +18,7 @@ import (
 // channels. The operator registry is guarded by one mutex.
 type Switch struct {
 	rec         CallRecorder
+	recordings  Recordings // nil: nothing is ever recorded
 	log         *slog.Logger
 	now         func() time.Time
 	ringTimeout time.Duration
@@ -41,6 +42,10 @@ func WithRingTimeout(d time.Duration) SwitchOption { return func(s *Switch) { s.
 
 // WithClock sets the clock for call times.
 func WithClock(now func() time.Time) SwitchOption { return func(s *Switch) { s.now = now } }
+
+// WithRecordings lets call control record calls whose tenant policy and
+// consent allow it. Without it no call is recorded.
+func WithRecordings(r Recordings) SwitchOption { return func(s *Switch) { s.recordings = r } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) SwitchOption { return func(s *Switch) { s.log = l } }
@@ -140,7 +145,7 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 	}
 	s.mu.Unlock()
 
-	cc := &callRun{s: s, c: c, lc: lc, leg: in.Leg, log: s.log.With("call_id", c.ID)}
+	cc := &callRun{s: s, c: c, lc: lc, leg: in.Leg, consent: in.Consent, log: s.log.With("call_id", c.ID)}
 	if draining {
 		// Record the refused attempt too: every call has a record.
 		cc.log.Info("refusing call: shutting down")

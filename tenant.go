@@ -27,9 +27,10 @@ func ParseID(s string) (ID, error) {
 // Tenant is one customer of the service: its calls, people and trunks are
 // invisible to every other tenant.
 type Tenant struct {
-	ID        ID        `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
+	ID              ID              `json:"id"`
+	Name            string          `json:"name"`
+	RecordingPolicy RecordingPolicy `json:"recording_policy"`
+	CreatedAt       time.Time       `json:"created_at"`
 }
 
 // Role is what a person or an API key may do within a tenant.
@@ -85,9 +86,12 @@ type Trunk struct {
 	Username string         `json:"username,omitempty"`
 	// DigestHA1 is MD5(username:realm:password), what digest verification
 	// needs; the password itself is never stored.
-	DigestHA1 string    `json:"-"`
-	Numbers   []string  `json:"numbers"`
-	CreatedAt time.Time `json:"created_at"`
+	DigestHA1 string   `json:"-"`
+	Numbers   []string `json:"numbers"`
+	// RecordingConsent says the trunk's operator obtains recording consent
+	// for every call it sends (an announcement on the PBX, a contract).
+	RecordingConsent bool      `json:"recording_consent"`
+	CreatedAt        time.Time `json:"created_at"`
 }
 
 // AllowsSource reports whether addr falls in one of the trunk's prefixes.

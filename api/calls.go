@@ -119,3 +119,23 @@ func (s *Server) getCallEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"events": events})
 }
+
+// getCallRecording is the recording's record: whether it exists, its
+// size, codec, consent and state. Never the audio: that needs the audited
+// diagnostic access of support engineers.
+func (s *Server) getCallRecording(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.callID(w, r)
+	if !ok {
+		return
+	}
+	if s.deps.Recordings == nil {
+		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "recording not found"))
+		return
+	}
+	rec, err := s.deps.Recordings.FindRecordingByCallID(r.Context(), id)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, rec)
+}

@@ -62,6 +62,7 @@ type MediaSession interface {
 // Deps are the services the HTTP side uses.
 type Deps struct {
 	Calls         sb.CallService
+	Recordings    sb.RecordingService // nil: no call has a recording
 	Users         sb.UserService
 	APIKeys       sb.APIKeyService
 	Sessions      sb.SessionService
@@ -114,6 +115,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/calls", s.listCalls)
 			r.Get("/calls/{id}", s.getCall)
 			r.Get("/calls/{id}/events", s.getCallEvents)
+			r.Get("/calls/{id}/recording", s.getCallRecording)
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -40,14 +40,36 @@ func (s *TenantService) CreateTenant(ctx context.Context, t *sb.Tenant) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = s.db.now()
 	}
-	_, err := s.db.pool.Exec(ctx, "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)", t.ID, t.Name, t.CreatedAt)
+	if t.RecordingPolicy == "" {
+		t.RecordingPolicy = sb.RecordNever
+	}
+	if _, err := sb.ParseRecordingPolicy(string(t.RecordingPolicy)); err != nil {
+		return err
+	}
+	_, err := s.db.pool.Exec(ctx, "INSERT INTO tenants (id, name, recording_policy, created_at) VALUES ($1, $2, $3, $4)",
+		t.ID, t.Name, t.RecordingPolicy, t.CreatedAt)
 	return mapError(err, "tenant")
+}
+
+// SetRecordingPolicy changes the tenant's recording policy.
+func (s *TenantService) SetRecordingPolicy(ctx context.Context, tenantID sb.ID, p sb.RecordingPolicy) error {
+	if _, err := sb.ParseRecordingPolicy(string(p)); err != nil {
+		return err
+	}
+	tag, err := s.db.pool.Exec(ctx, "UPDATE tenants SET recording_policy = $2 WHERE id = $1", tenantID, p)
+	if err != nil {
+		return mapError(err, "tenant")
+	}
+	if tag.RowsAffected() == 0 {
+		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
+	}
+	return nil
 }
 
 // FindTenantByID returns ENOTFOUND if there is no such tenant.
 func (s *TenantService) FindTenantByID(ctx context.Context, id sb.ID) (*sb.Tenant, error) {
 	t := &sb.Tenant{}
-	err := s.db.pool.QueryRow(ctx, "SELECT id, name, created_at FROM tenants WHERE id = $1", id).Scan(&t.ID, &t.Name, &t.CreatedAt)
+	err := s.db.pool.QueryRow(ctx, "SELECT id, name, recording_policy, created_at FROM tenants WHERE id = $1", id).Scan(&t.ID, &t.Name, &t.RecordingPolicy, &t.CreatedAt)
 	if err != nil {
 		return nil, mapError(err, "tenant")
 	}
@@ -369,8 +391,8 @@ func (s *TrunkService) CreateTrunk(ctx context.Context, t *sb.Trunk, password st
 	}
 	t.CreatedAt = s.db.now()
 	return s.db.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO trunks (id, tenant_id, name, allow, username, digest_ha1, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, t.ID, t.TenantID, t.Name, t.Allow, username, ha1, t.CreatedAt); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO trunks (id, tenant_id, name, allow, username, digest_ha1, recording_consent, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, t.ID, t.TenantID, t.Name, t.Allow, username, ha1, t.RecordingConsent, t.CreatedAt); err != nil {
 			return mapError(err, "trunk")
 		}
 		for _, n := range t.Numbers {
@@ -382,7 +404,7 @@ func (s *TrunkService) CreateTrunk(ctx context.Context, t *sb.Trunk, password st
 	})
 }
 
-const trunkSelect = `SELECT t.id, t.tenant_id, t.name, t.allow, coalesce(t.username, ''), coalesce(t.digest_ha1, ''), t.created_at,
+const trunkSelect = `SELECT t.id, t.tenant_id, t.name, t.allow, coalesce(t.username, ''), coalesce(t.digest_ha1, ''), t.recording_consent, t.created_at,
 	coalesce((SELECT array_agg(n.number ORDER BY n.number) FROM trunk_numbers n WHERE n.tenant_id = t.tenant_id AND n.trunk_id = t.id), '{}')
 	FROM trunks t `
 
@@ -395,7 +417,7 @@ func (s *TrunkService) query(ctx context.Context, where string, args ...any) ([]
 	var out []*sb.Trunk
 	for rows.Next() {
 		t := &sb.Trunk{}
-		if err := rows.Scan(&t.ID, &t.TenantID, &t.Name, &t.Allow, &t.Username, &t.DigestHA1, &t.CreatedAt, &t.Numbers); err != nil {
+		if err := rows.Scan(&t.ID, &t.TenantID, &t.Name, &t.Allow, &t.Username, &t.DigestHA1, &t.RecordingConsent, &t.CreatedAt, &t.Numbers); err != nil {
 			return nil, fmt.Errorf("metadata: trunks: %w", err)
 		}
 		out = append(out, t)

@@ -137,8 +137,30 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		Source:    transport + ":" + src.String(),
 		SIPCallID: req.CallID().Value(),
 		Leg:       l,
+		Consent:   consentOf(req, trunk, time.Now()),
 	})
 	<-l.settled
+}
+
+// ConsentHeader is the header in which a PBX states the caller's recording
+// consent: yes or no.
+const ConsentHeader = "X-Recording-Consent"
+
+// consentOf reads the call's recording consent: the PBX's header if it
+// sent one, else the trunk's standing assertion, else nothing.
+func consentOf(req *sip.Request, trunk *sb.Trunk, now time.Time) *sb.Consent {
+	if h := req.GetHeader(ConsentHeader); h != nil {
+		switch strings.ToLower(strings.TrimSpace(h.Value())) {
+		case "yes", "true", "1", "granted":
+			return &sb.Consent{Given: true, Mechanism: sb.ConsentSIPHeader, At: now, By: "trunk " + trunk.Name}
+		case "no", "false", "0", "denied", "withdrawn":
+			return &sb.Consent{Given: false, Mechanism: sb.ConsentSIPHeader, At: now, By: "trunk " + trunk.Name}
+		}
+	}
+	if trunk.RecordingConsent {
+		return &sb.Consent{Given: true, Mechanism: sb.ConsentTrunkPolicy, At: now, By: "trunk " + trunk.Name}
+	}
+	return nil
 }
 
 // localAddr is the address the request arrived on: the connection's, or,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/recordings"
 )
 
 // Config is the service's configuration, from flags and SWITCHBOARD_*
@@ -35,6 +36,12 @@ type Config struct {
 	// namespace.
 	WebRTCLoopback bool
 	SecureCookies  bool
+
+	// Recordings is where sealed recordings go: a folder, or "s3" for the
+	// S3 settings; empty records nothing.
+	Recordings string
+	S3         recordings.S3Config
+	Keyring    *recordings.Keyring
 }
 
 // setting is one configuration item: its flag, its variable and its help.
@@ -65,6 +72,14 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "log-level", env: "SWITCHBOARD_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 		{name: "webrtc-loopback", env: "SWITCHBOARD_WEBRTC_LOOPBACK", def: "false", help: "offer loopback ICE candidates only (tests, same-machine browsers)"},
 		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)"},
+		{name: "recordings", env: "SWITCHBOARD_RECORDINGS", help: "where consented call recordings go, encrypted: a folder, or s3 (empty: none)"},
+		{name: "keyring", env: "SWITCHBOARD_KEYRING", help: "recording key-encryption keys: VERSION:BASE64KEY,... (32-byte keys; highest version active)"},
+		{name: "s3-endpoint", env: "SWITCHBOARD_S3_ENDPOINT", help: "S3-compatible endpoint URL (empty: AWS)"},
+		{name: "s3-region", env: "SWITCHBOARD_S3_REGION", def: "us-east-1", help: "S3 region"},
+		{name: "s3-bucket", env: "SWITCHBOARD_S3_BUCKET", help: "S3 bucket for recordings"},
+		{name: "s3-access-key", env: "SWITCHBOARD_S3_ACCESS_KEY", help: "S3 access key"},
+		{name: "s3-secret-key", env: "SWITCHBOARD_S3_SECRET_KEY", help: "S3 secret key (prefer the variable to the flag)"},
+		{name: "s3-path-style", env: "SWITCHBOARD_S3_PATH_STYLE", def: "true", help: "path-style S3 addressing (MinIO and most non-AWS servers)"},
 	}
 	for _, s := range settings {
 		def := s.def
@@ -168,13 +183,26 @@ func parseConfig(get func(string) string) (*Config, error) {
 	for _, b := range []struct {
 		name string
 		dst  *bool
-	}{{"webrtc-loopback", &c.WebRTCLoopback}, {"secure-cookies", &c.SecureCookies}} {
+	}{{"webrtc-loopback", &c.WebRTCLoopback}, {"secure-cookies", &c.SecureCookies}, {"s3-path-style", &c.S3.PathStyle}} {
 		switch get(b.name) {
 		case "true", "1", "yes":
 			*b.dst = true
 		case "false", "0", "no", "":
 		default:
 			bad("%s %q must be true or false", b.name, get(b.name))
+		}
+	}
+	c.Recordings = get("recordings")
+	c.S3.Endpoint, c.S3.Region, c.S3.Bucket = get("s3-endpoint"), get("s3-region"), get("s3-bucket")
+	c.S3.AccessKey, c.S3.SecretKey = get("s3-access-key"), get("s3-secret-key")
+	if c.Recordings != "" {
+		ring, err := recordings.ParseKeyring(get("keyring"))
+		if err != nil {
+			bad("recordings need a keyring (keyring / SWITCHBOARD_KEYRING): %v", err)
+		}
+		c.Keyring = ring
+		if c.Recordings == "s3" && c.S3.Bucket == "" {
+			bad("recordings in s3 need s3-bucket")
 		}
 	}
 	return c, errors.Join(errs...)

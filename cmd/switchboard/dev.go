@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,10 +12,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/internal/pglocal"
 	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/recordings"
 )
 
 // devInfo is what `switchboard dev` prints and writes to
@@ -53,6 +56,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// must pass through; switchboard-dev.json itself is 0600.
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("data folder: %w", err)
+	}
+
+	if c.Recordings == "" {
+		// Consented recordings go to a folder beside the database, sealed
+		// with a keyring made for this data folder.
+		if c.Keyring, err = devKeyring(filepath.Join(dir, "keyring")); err != nil {
+			return err
+		}
+		c.Recordings = filepath.Join(dir, "recordings")
 	}
 
 	if c.DatabaseURL == "" {
@@ -186,4 +198,26 @@ func defaultDataDir() string {
 		return "/var/lib/switchboard/dev"
 	}
 	return "switchboard-data"
+}
+
+// devKeyring loads the dev keyring from path, making one on first use.
+func devKeyring(path string) (*recordings.Keyring, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		b = []byte("1:" + base64.StdEncoding.EncodeToString(key) + "\n")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			return nil, fmt.Errorf("dev keyring: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("dev keyring: %w", err)
+	}
+	ring, err := recordings.ParseKeyring(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("dev keyring %s: %w", path, err)
+	}
+	return ring, nil
 }

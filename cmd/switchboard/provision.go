@@ -85,18 +85,23 @@ func runTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	fs := newFlagSet("tenant create", "Creates a tenant and prints its ID.", stderr)
 	dbURL := databaseFlag(fs)
 	name := fs.String("name", "", "tenant name (required)")
+	policy := fs.String("recording-policy", "never", "never, consent (record calls with a consent record) or trunk (also when the trunk asserts consent)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if strings.TrimSpace(*name) == "" {
 		return errors.New("tenant create: -name is required")
 	}
+	p, err := sb.ParseRecordingPolicy(*policy)
+	if err != nil {
+		return fmt.Errorf("tenant create: -recording-policy: %w", explain(err))
+	}
 	db, err := openDB(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	t := &sb.Tenant{Name: strings.TrimSpace(*name)}
+	t := &sb.Tenant{Name: strings.TrimSpace(*name), RecordingPolicy: p}
 	if err := metadata.NewTenantService(db).CreateTenant(ctx, t); err != nil {
 		return fmt.Errorf("tenant create: %w", explain(err))
 	}
@@ -146,6 +151,7 @@ func runTrunkCreate(ctx context.Context, args []string, stdin io.Reader, stdout,
 	tenant := fs.String("tenant", "", "tenant ID (required)")
 	name := fs.String("name", "", "trunk name (required)")
 	username := fs.String("username", "", "SIP digest username")
+	consent := fs.Bool("recording-consent", false, "the trunk obtains recording consent for every call it sends")
 	var allow, numbers listFlag
 	fs.Var(&allow, "allow", "source address or CIDR allowed to send calls (repeatable)")
 	fs.Var(&numbers, "number", "number this trunk may call (repeatable, required)")
@@ -156,7 +162,7 @@ func runTrunkCreate(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if err != nil {
 		return fmt.Errorf("trunk create: -tenant: %w", explain(err))
 	}
-	t := &sb.Trunk{TenantID: tenantID, Name: *name, Username: *username, Numbers: numbers}
+	t := &sb.Trunk{TenantID: tenantID, Name: *name, Username: *username, Numbers: numbers, RecordingConsent: *consent}
 	for _, a := range allow {
 		p, err := parsePrefix(a)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/api"
 	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/recordings"
 	"github.com/switchboard-voice/switchboard/sip"
 	"github.com/switchboard-voice/switchboard/webrtc"
 )
@@ -71,7 +72,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	calls := metadata.NewCallStore(m.DB)
 	trunks := metadata.NewTrunkService(m.DB)
 
-	m.Switch = sb.NewSwitch(calls, sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger))
+	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger)}
+	if c.Recordings != "" {
+		store, err := openRecordingStore(c)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, sb.WithRecordings(recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB))))
+		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
+	}
+	m.Switch = sb.NewSwitch(calls, opts...)
 
 	if m.Media, err = webrtc.NewEngine(webrtc.Config{
 		PublicIP:     c.PublicIP,
@@ -102,6 +112,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		RingTimeout:   c.RingTimeout,
 	}, api.Deps{
 		Calls:         calls,
+		Recordings:    metadata.NewRecordingStore(m.DB),
 		Users:         metadata.NewUserService(m.DB),
 		APIKeys:       metadata.NewAPIKeyService(m.DB),
 		Sessions:      metadata.NewSessionService(m.DB),
@@ -329,6 +340,30 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// openRecordingStore opens where sealed recordings go.
+func openRecordingStore(c *Config) (recordings.Store, error) {
+	if c.Recordings == "s3" {
+		s, err := recordings.NewS3Store(c.S3)
+		if err != nil {
+			return nil, fmt.Errorf("recordings: %w", err)
+		}
+		return s, nil
+	}
+	s, err := recordings.NewDirStore(c.Recordings)
+	if err != nil {
+		return nil, fmt.Errorf("recordings: %w", err)
+	}
+	return s, nil
+}
+
+// recordingStoreName says where recordings go, without credentials.
+func recordingStoreName(c *Config) string {
+	if c.Recordings == "s3" {
+		return "s3 bucket " + c.S3.Bucket
+	}
+	return c.Recordings
 }
 
 // mediaSessions adapts the webrtc engine to what the api needs.

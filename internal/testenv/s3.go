@@ -20,6 +20,9 @@ type S3 struct {
 	AccessKey string
 	SecretKey string
 	Bucket    string
+	// Root is the folder versitygw serves; the bucket is a folder in it,
+	// and each object a file, so a test can see what is really stored.
+	Root string
 	// Stop ends the server before the test does, to play an outage;
 	// Start brings it back on the same port and folder.
 	Stop  func()
@@ -55,7 +58,7 @@ func NewS3(tb testing.TB) *S3 {
 		tb.Skip("testenv: versitygw is missing; run scripts/deps.sh")
 	}
 	dir := tb.TempDir()
-	s := &S3{AccessKey: "test" + randomHex(4), SecretKey: randomSecret(), Bucket: "recordings"}
+	s := &S3{AccessKey: "test" + randomHex(4), SecretKey: randomSecret(), Bucket: "recordings", Root: dir}
 	if err := os.MkdirAll(filepath.Join(dir, s.Bucket), 0o755); err != nil {
 		tb.Fatal(err)
 	}

@@ -1,0 +1,97 @@
+package metadata
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// RecordingStore keeps recordings' records. Writes come from the system
+// (call control); reads are scoped to the actor's tenant.
+type RecordingStore struct{ db *DB }
+
+var _ sb.RecordingService = (*RecordingStore)(nil)
+
+// NewRecordingStore returns a RecordingStore on db.
+func NewRecordingStore(db *DB) *RecordingStore { return &RecordingStore{db: db} }
+
+// TenantPolicy returns the tenant's recording policy.
+func (s *RecordingStore) TenantPolicy(ctx context.Context, tenantID sb.ID) (sb.RecordingPolicy, error) {
+	var p sb.RecordingPolicy
+	if err := s.db.pool.QueryRow(ctx, "SELECT recording_policy FROM tenants WHERE id = $1", tenantID).Scan(&p); err != nil {
+		return "", mapError(err, "tenant")
+	}
+	return p, nil
+}
+
+// CreateRecording stores a new recording's record, wrapped key included,
+// before any audio is written: a crash leaves a record to finish as
+// truncated, never an object nobody knows about.
+func (s *RecordingStore) CreateRecording(ctx context.Context, r *sb.Recording) error {
+	_, err := s.db.pool.Exec(ctx, `INSERT INTO recordings (id, tenant_id, call_id, status, codec, clock_rate, started_at,
+		consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		r.ID, r.TenantID, r.CallID, r.Status, r.Codec, int64(r.ClockRate), r.StartedAt,
+		r.Consent.Given, r.Consent.Mechanism, r.Consent.At, r.Consent.By, r.Consent.Policy, r.ObjectKey, int64(r.KeyVersion), r.WrappedKey)
+	return mapError(err, "recording")
+}
+
+// UpdateRecording writes a recording's outcome. A destroyed recording
+// loses its wrapped key for good.
+func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) error {
+	wrapped := r.WrappedKey
+	if r.Status == sb.RecordingDestroyed {
+		wrapped = nil
+	}
+	tag, err := s.db.pool.Exec(ctx, `UPDATE recordings SET status = $3, ended_at = $4, size_bytes = $5, segments = $6,
+		dropped_packets = $7, key_version = $8, wrapped_key = $9 WHERE tenant_id = $1 AND id = $2`,
+		r.TenantID, r.ID, r.Status, r.EndedAt, r.SizeBytes, r.Segments, int64(r.Dropped), int64(r.KeyVersion), wrapped)
+	if err != nil {
+		return mapError(err, "recording")
+	}
+	if tag.RowsAffected() == 0 {
+		return sb.Errorf(sb.ENOTFOUND, "recording not found")
+	}
+	return nil
+}
+
+const recordingColumns = `id, tenant_id, call_id, status, codec, clock_rate, started_at, ended_at, size_bytes, segments,
+	dropped_packets, consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key`
+
+func scanRecording(row pgx.Row) (*sb.Recording, error) {
+	r := &sb.Recording{}
+	var clock, version, dropped int64
+	err := row.Scan(&r.ID, &r.TenantID, &r.CallID, &r.Status, &r.Codec, &clock, &r.StartedAt, &r.EndedAt, &r.SizeBytes, &r.Segments,
+		&dropped, &r.Consent.Given, &r.Consent.Mechanism, &r.Consent.At, &r.Consent.By, &r.Consent.Policy, &r.ObjectKey, &version, &r.WrappedKey)
+	r.ClockRate, r.KeyVersion, r.Dropped = uint32(clock), uint32(version), uint64(dropped)
+	return r, err
+}
+
+// FindRecordingByCallID returns the call's latest recording, visible to
+// the actor under the same rules as the call itself.
+func (s *RecordingStore) FindRecordingByCallID(ctx context.Context, callID sb.ID) (*sb.Recording, error) {
+	if _, err := NewCallStore(s.db).FindCallByID(ctx, callID); err != nil {
+		return nil, err
+	}
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := scanRecording(s.db.pool.QueryRow(ctx, "SELECT "+recordingColumns+
+		" FROM recordings WHERE tenant_id = $1 AND call_id = $2 ORDER BY started_at DESC LIMIT 1", a.TenantID, callID))
+	if err != nil {
+		return nil, mapError(err, "recording")
+	}
+	return r, nil
+}
+
+// FindRecordingByID returns a recording for the system (tests, tools).
+func (s *RecordingStore) FindRecordingByID(ctx context.Context, tenantID, id sb.ID) (*sb.Recording, error) {
+	r, err := scanRecording(s.db.pool.QueryRow(ctx, "SELECT "+recordingColumns+" FROM recordings WHERE tenant_id = $1 AND id = $2", tenantID, id))
+	if err != nil {
+		return nil, mapError(err, "recording")
+	}
+	return r, nil
+}

@@ -1,0 +1,118 @@
+package switchboard
+
+import (
+	"context"
+	"time"
+)
+
+// RecordingPolicy is a tenant's rule for recording calls. The law in many
+// places wants every party's consent, so the default records nothing.
+type RecordingPolicy string
+
+const (
+	RecordNever        RecordingPolicy = "never"   // no call is recorded (default)
+	RecordWithConsent  RecordingPolicy = "consent" // only calls with a consent record given for that call
+	RecordTrunkAsserts RecordingPolicy = "trunk"   // also when the trunk asserts consent for all its calls
+)
+
+// ParseRecordingPolicy returns EINVALID for anything but the three
+// policies.
+func ParseRecordingPolicy(s string) (RecordingPolicy, error) {
+	switch p := RecordingPolicy(s); p {
+	case RecordNever, RecordWithConsent, RecordTrunkAsserts:
+		return p, nil
+	}
+	return "", Errorf(EINVALID, "recording policy %q is not never, consent or trunk", s)
+}
+
+// ConsentMechanism is how a call's recording consent came about.
+type ConsentMechanism string
+
+const (
+	ConsentTrunkPolicy ConsentMechanism = "trunk_policy" // the trunk asserts consent for every call it sends
+	ConsentSIPHeader   ConsentMechanism = "sip_header"   // the PBX said so in X-Recording-Consent
+	ConsentAPI         ConsentMechanism = "api"          // an integration said so
+	ConsentOperator    ConsentMechanism = "operator"     // the operator confirmed after an announcement
+	ConsentDTMF        ConsentMechanism = "dtmf"         // the caller pressed a key
+)
+
+// Consent is a call's recording consent as a record: given or refused, how,
+// when, by whom, and under which tenant policy it was weighed.
+type Consent struct {
+	Given     bool             `json:"given"`
+	Mechanism ConsentMechanism `json:"mechanism"`
+	At        time.Time        `json:"at"`
+	By        string           `json:"by,omitempty"` // trunk, user or key that stated it
+	Policy    RecordingPolicy  `json:"policy,omitempty"`
+}
+
+// MayRecord weighs a tenant's policy against a call's consent: whether the
+// call may be recorded, and the consent that allows it.
+func MayRecord(p RecordingPolicy, consent *Consent) bool {
+	if consent == nil || !consent.Given {
+		return false
+	}
+	switch p {
+	case RecordWithConsent:
+		return consent.Mechanism != ConsentTrunkPolicy
+	case RecordTrunkAsserts:
+		return true
+	}
+	return false
+}
+
+// RecordingStatus is where a recording stands.
+type RecordingStatus string
+
+const (
+	RecordingActive    RecordingStatus = "recording" // the call is being recorded
+	RecordingComplete  RecordingStatus = "complete"  // stored whole
+	RecordingFailed    RecordingStatus = "failed"    // storing it failed; what exists is truncated
+	RecordingDestroyed RecordingStatus = "destroyed" // consent withdrawn or retention: audio and key gone
+)
+
+// Recording is a call recording's record: never the audio, never a key in
+// the clear.
+type Recording struct {
+	ID         ID              `json:"id"`
+	TenantID   ID              `json:"tenant_id"`
+	CallID     ID              `json:"call_id"`
+	Status     RecordingStatus `json:"status"`
+	Codec      string          `json:"codec"`
+	ClockRate  uint32          `json:"clock_rate"`
+	StartedAt  time.Time       `json:"started_at"`
+	EndedAt    *time.Time      `json:"ended_at,omitempty"`
+	SizeBytes  int64           `json:"size_bytes"`
+	Segments   int             `json:"segments"`
+	Dropped    uint64          `json:"dropped_packets"`
+	Consent    Consent         `json:"consent"`
+	ObjectKey  string          `json:"-"`
+	KeyVersion uint32          `json:"-"`
+	WrappedKey []byte          `json:"-"`
+}
+
+// Recordings starts call recordings; call control asks it once a call is
+// answered.
+type Recordings interface {
+	// Begin weighs the tenant's policy against consent and, when the call
+	// may be recorded, starts recording it. It returns nil, nil when the
+	// call is not to be recorded.
+	Begin(ctx context.Context, c *Call, consent *Consent, codec Codec) (ActiveRecording, error)
+}
+
+// ActiveRecording is a recording in progress.
+type ActiveRecording interface {
+	// Tap takes relayed audio; it is a Bridge Tap.
+	Tap(fromCaller bool, payload []byte, at time.Time)
+	// Finish stores the recording whole and records it.
+	Finish(ctx context.Context) (*Recording, error)
+	// Destroy removes the audio and the key and records the destruction.
+	Destroy(ctx context.Context, reason string) error
+}
+
+// RecordingService reads recording records, scoped to the actor's tenant.
+type RecordingService interface {
+	// FindRecordingByCallID returns ENOTFOUND if the call has no recording
+	// the actor may see.
+	FindRecordingByCallID(ctx context.Context, callID ID) (*Recording, error)
+}

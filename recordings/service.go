@@ -1,0 +1,90 @@
+package recordings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// Records is where recordings' records are kept (metadata.RecordingStore).
+type Records interface {
+	TenantPolicy(ctx context.Context, tenantID sb.ID) (sb.RecordingPolicy, error)
+	CreateRecording(ctx context.Context, r *sb.Recording) error
+	UpdateRecording(ctx context.Context, r *sb.Recording) error
+}
+
+// Service records calls that their tenant's policy and consent allow:
+// call control's switchboard.Recordings.
+type Service struct {
+	store   Store
+	ring    *Keyring
+	records Records
+	now     func() time.Time
+}
+
+var _ sb.Recordings = (*Service)(nil)
+
+// NewService returns a service that seals recordings into store with keys
+// wrapped by ring, and keeps their records in records.
+func NewService(store Store, ring *Keyring, records Records) *Service {
+	return &Service{store: store, ring: ring, records: records, now: time.Now}
+}
+
+// Begin starts recording c if its tenant's policy allows it with consent.
+func (s *Service) Begin(ctx context.Context, c *sb.Call, consent *sb.Consent, codec sb.Codec) (sb.ActiveRecording, error) {
+	policy, err := s.records.TenantPolicy(ctx, c.TenantID)
+	if err != nil {
+		return nil, err
+	}
+	if !sb.MayRecord(policy, consent) {
+		return nil, nil
+	}
+	given := *consent
+	given.Policy = policy
+	now := s.now().UTC().Truncate(time.Microsecond)
+	rec := &sb.Recording{ID: sb.NewID(), TenantID: c.TenantID, CallID: c.ID, Status: sb.RecordingActive,
+		Codec: codec.Name, ClockRate: codec.ClockRate, StartedAt: now, Consent: given}
+	r, err := StartRecorder(ctx, s.store, s.ring, Meta{TenantID: c.TenantID, CallID: c.ID, RecordingID: rec.ID,
+		Codec: codec.Name, ClockRate: codec.ClockRate, Start: now, Channels: 2})
+	if err != nil {
+		return nil, err
+	}
+	rec.ObjectKey, rec.KeyVersion, rec.WrappedKey = r.key, r.version, r.wrapped
+	if err := s.records.CreateRecording(ctx, rec); err != nil {
+		return nil, errors.Join(err, r.Destroy(context.WithoutCancel(ctx)))
+	}
+	return &active{s: s, r: r, rec: rec}, nil
+}
+
+type active struct {
+	s   *Service
+	r   *Recorder
+	rec *sb.Recording
+}
+
+func (a *active) Tap(fromCaller bool, payload []byte, at time.Time) { a.r.Tap(fromCaller, payload, at) }
+
+func (a *active) Finish(ctx context.Context) (*sb.Recording, error) {
+	res, err := a.r.Finish(ctx)
+	end := a.s.now().UTC().Truncate(time.Microsecond)
+	a.rec.EndedAt = &end
+	if err != nil {
+		a.rec.Status = sb.RecordingFailed
+		return nil, errors.Join(err, a.s.records.UpdateRecording(ctx, a.rec))
+	}
+	a.rec.Status, a.rec.SizeBytes, a.rec.Segments, a.rec.Dropped = sb.RecordingComplete, res.Size, res.Segments, res.Dropped
+	if err := a.s.records.UpdateRecording(ctx, a.rec); err != nil {
+		return nil, fmt.Errorf("recordings: record the stored recording: %w", err)
+	}
+	return a.rec, nil
+}
+
+func (a *active) Destroy(ctx context.Context, reason string) error {
+	err := a.r.Destroy(ctx)
+	end := a.s.now().UTC().Truncate(time.Microsecond)
+	a.rec.EndedAt, a.rec.Status, a.rec.WrappedKey = &end, sb.RecordingDestroyed, nil
+	return errors.Join(err, a.s.records.UpdateRecording(ctx, a.rec))
+}

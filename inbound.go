@@ -97,6 +97,10 @@ func (r *callRun) ring(ctx context.Context, a *agent, declined *int) ringResult 
 	for {
 		select {
 		case m := <-r.lc.ops:
+			if m.kind == opConsent {
+				r.setConsent(m.consent) // recording, if any, starts at the answer
+				continue
+			}
 			if m.opID != opID {
 				continue
 			}
@@ -175,7 +179,7 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 	r.update(ctx)
 	r.flush(ctx)
 
-	by, reason := r.waitEnd(ctx, opID)
+	by, reason := r.waitEnd(ctx, opID, bridge)
 	bridge.Stop()
 	r.finishRecording(ctx)
 	r.c.FromCaller, r.c.ToCaller = bridge.Stats()
@@ -191,10 +195,15 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 }
 
 // waitEnd relays what happens on a bridged call until one side ends it.
-func (r *callRun) waitEnd(ctx context.Context, opID ID) (Party, string) {
+func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, string) {
 	for {
 		select {
 		case m := <-r.lc.ops:
+			if m.kind == opConsent {
+				r.setConsent(m.consent)
+				r.applyConsent(ctx, bridge)
+				continue
+			}
 			if m.opID != opID {
 				continue
 			}
@@ -272,6 +281,33 @@ func (r *callRun) startRecording(ctx context.Context, b *Bridge) {
 		r.recording = rec
 		b.SetTap(rec.Tap)
 		r.event(EventRecordingStarted, map[string]any{"mechanism": r.consent.Mechanism})
+	}
+}
+
+// setConsent takes a consent stated during the call.
+func (r *callRun) setConsent(c *Consent) {
+	r.consent = c
+	r.event(EventConsent, map[string]any{"given": c.Given, "mechanism": c.Mechanism, "by": c.By})
+}
+
+// applyConsent starts or ends the recording of a bridged call after its
+// consent changed. Withdrawn consent destroys what was recorded.
+func (r *callRun) applyConsent(ctx context.Context, b *Bridge) {
+	switch {
+	case r.consent.Given && r.recording == nil:
+		r.startRecording(ctx, b)
+	case !r.consent.Given && r.recording != nil:
+		b.SetTap(nil)
+		rec := r.recording
+		r.recording = nil
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := rec.Destroy(dctx, "consent withdrawn"); err != nil {
+			r.log.Error("destroying a withdrawn recording", "err", err)
+			r.event(EventRecordingFailed, map[string]any{"stage": "destroy"})
+			return
+		}
+		r.event(EventRecordingDestroyed, map[string]any{"reason": "consent withdrawn"})
 	}
 }
 

@@ -101,13 +101,15 @@ const (
 	opDecline
 	opHangup
 	opMute
-	opGone // socket closed or operator went away while ringing
+	opGone    // socket closed or operator went away while ringing
+	opConsent // recording consent stated during the call
 )
 
 type opMsg struct {
-	kind  opKind
-	opID  ID
-	muted bool
+	kind    opKind
+	opID    ID
+	muted   bool
+	consent *Consent
 }
 
 // ActiveCalls returns the number of calls in progress.
@@ -240,6 +242,26 @@ func (s *Switch) Hangup(opID, callID ID) error {
 // Mute records that the operator muted or unmuted the call.
 func (s *Switch) Mute(opID, callID ID, muted bool) error {
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opMute, opID: opID, muted: muted})
+}
+
+// SetConsent records a recording consent stated during a call (by an
+// integration, the operator, a key press). Given, it starts the recording
+// if the tenant's policy allows; refused or withdrawn, it stops the
+// recording and destroys what was recorded. Returns ENOTFOUND if the call
+// is not in progress in that tenant.
+func (s *Switch) SetConsent(tenantID, callID ID, c Consent) error {
+	s.mu.Lock()
+	lc := s.calls[callID]
+	s.mu.Unlock()
+	if lc == nil || lc.tenantID != tenantID {
+		return Errorf(ENOTFOUND, "no call %s in progress", callID)
+	}
+	select {
+	case lc.ops <- opMsg{kind: opConsent, consent: &c}:
+		return nil
+	default:
+		return Errorf(EUNAVAILABLE, "the call is busy; try again")
+	}
 }
 
 // Disconnected forgets the operator's connection: a call ringing for them

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -138,4 +139,46 @@ func (s *Server) getCallRecording(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, http.StatusOK, rec)
+}
+
+// postCallConsent states or withdraws a call's recording consent while the
+// call is in progress: {"given": true|false}. Given, the call is recorded
+// if its tenant's policy allows; withdrawn, recording stops and what was
+// recorded is destroyed.
+func (s *Server) postCallConsent(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.callID(w, r)
+	if !ok {
+		return
+	}
+	a := sb.ActorFromContext(r.Context())
+	if a.Role == sb.RoleSupport {
+		s.error(w, r, sb.Errorf(sb.EFORBIDDEN, "support engineers cannot change a call's consent"))
+		return
+	}
+	var in struct {
+		Given *bool `json:"given"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&in); err != nil || in.Given == nil {
+		s.error(w, r, sb.Errorf(sb.EINVALID, `the body must be {"given": true} or {"given": false}`))
+		return
+	}
+	// The call must be one the actor may see: another tenant's is missing.
+	if _, err := s.deps.Calls.FindCallByID(r.Context(), id); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if s.deps.Consents == nil {
+		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "consent cannot be changed here"))
+		return
+	}
+	by := "api key " + a.APIKeyID.String()
+	if a.UserID != (sb.ID{}) {
+		by = "user " + a.UserID.String()
+	}
+	c := sb.Consent{Given: *in.Given, Mechanism: sb.ConsentAPI, At: time.Now().UTC(), By: by}
+	if err := s.deps.Consents.SetConsent(a.TenantID, id, c); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusAccepted, c)
 }

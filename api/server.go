@@ -43,6 +43,12 @@ type CallControl interface {
 	Disconnected(opID sb.ID)
 }
 
+// ConsentControl takes recording consent stated during a call;
+// *switchboard.Switch implements it.
+type ConsentControl interface {
+	SetConsent(tenantID, callID sb.ID, c sb.Consent) error
+}
+
 // MediaSessionFactory makes an operator's PeerConnection.
 type MediaSessionFactory interface {
 	NewMediaSession() (MediaSession, error)
@@ -63,6 +69,7 @@ type MediaSession interface {
 type Deps struct {
 	Calls         sb.CallService
 	Recordings    sb.RecordingService // nil: no call has a recording
+	Consents      ConsentControl      // nil: consent cannot be stated through the API
 	Users         sb.UserService
 	APIKeys       sb.APIKeyService
 	Sessions      sb.SessionService
@@ -116,6 +123,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/calls/{id}", s.getCall)
 			r.Get("/calls/{id}/events", s.getCallEvents)
 			r.Get("/calls/{id}/recording", s.getCallRecording)
+			r.Post("/calls/{id}/consent", s.postCallConsent)
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

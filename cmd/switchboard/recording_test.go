@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/switchboard-voice/switchboard/internal/testenv"
 	"github.com/switchboard-voice/switchboard/media"
 	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/opclient"
 	"github.com/switchboard-voice/switchboard/recordings"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
@@ -22,7 +24,19 @@ import (
 // with recordings going to a real S3 server: the one with consent is
 // stored encrypted and decrypts, channel by channel, to the pattern each
 // side sent; the others leave nothing.
-func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
+// recordingFixture is a service recording to a real S3 server, a tenant
+// whose policy records calls with consent, and an available operator.
+type recordingFixture struct {
+	m     *Main
+	f     *tenantFixture
+	op    *opclient.Client
+	s3    *testenv.S3
+	store *recordings.S3Store
+	ring  *recordings.Keyring
+}
+
+func mustRecordingFixture(t *testing.T) *recordingFixture {
+	t.Helper()
 	s3 := testenv.NewS3(t)
 	keyring := "1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{42}, 32))
 	m := mustStartService(t, map[string]string{
@@ -30,12 +44,9 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 		"s3-access-key": s3.AccessKey, "s3-secret-key": s3.SecretKey, "s3-path-style": "true",
 	})
 	f := mustProvision(t, m, "Acme", "2000", 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := metadata.NewTenantService(m.DB).SetRecordingPolicy(ctx, f.Tenant.ID, sb.RecordWithConsent); err != nil {
+	if err := metadata.NewTenantService(m.DB).SetRecordingPolicy(context.Background(), f.Tenant.ID, sb.RecordWithConsent); err != nil {
 		t.Fatal(err)
 	}
-	op := mustOperator(t, m, f.Operators[0])
 	store, err := recordings.NewS3Store(recordings.S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
@@ -44,53 +55,72 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &recordingFixture{m: m, f: f, op: mustOperator(t, m, f.Operators[0]), s3: s3, store: store, ring: ring}
+}
 
-	talk := func(consent string) sb.ID {
-		t.Helper()
-		opts := siptest.Options{Transport: "udp"}
-		if consent != "" {
-			opts.Headers = map[string]string{"X-Recording-Consent": consent}
-		}
-		phone := mustPhone(t, opts)
-		call, in := answeredCall(t, m, phone, op, "3000", "2000")
+// call places an answered call with the given X-Recording-Consent (none
+// if empty), runs during(call ID) while both sides send the pattern, and
+// hangs up.
+func (x *recordingFixture) call(t *testing.T, consent string, during func(sb.ID)) sb.ID {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := siptest.Options{Transport: "udp"}
+	if consent != "" {
+		opts.Headers = map[string]string{"X-Recording-Consent": consent}
+	}
+	phone := mustPhone(t, opts)
+	call, in := answeredCall(t, x.m, phone, x.op, "3000", "2000")
+	talk := func() {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			sendPattern(t, 25, op.SendAudio)
+			sendPattern(t, 25, x.op.SendAudio)
 		}()
 		sendPattern(t, 25, func(p []byte) error { return call.SendRTP(p, false) })
 		<-done
-		time.Sleep(100 * time.Millisecond) // the last frames cross the bridge
-		if err := call.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitCallEnded(t, m, f.APIKey, in.CallID)
-		return in.CallID
 	}
+	talk()
+	if during != nil {
+		during(in.CallID)
+		talk()
+	}
+	time.Sleep(100 * time.Millisecond) // the last frames cross the bridge
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, x.m, x.f.APIKey, in.CallID)
+	return in.CallID
+}
 
-	consented := talk("yes")
-	var rec sb.Recording
-	if code := apiGet(t, m, f.APIKey, "/v1/calls/"+consented.String()+"/recording", &rec); code != http.StatusOK {
-		t.Fatalf("GET recording: %d", code)
-	}
-	if rec.Status != sb.RecordingComplete || rec.Consent.Mechanism != sb.ConsentSIPHeader || !rec.Consent.Given ||
-		rec.Consent.Policy != sb.RecordWithConsent || rec.Codec != "PCMU" || rec.SizeBytes == 0 {
-		t.Fatalf("recording record %+v", rec)
-	}
-	if events := callEvents(t, m, f.APIKey, consented); !hasInOrder(events, sb.EventConsent, sb.EventAnswered, sb.EventRecordingStarted, sb.EventRecordingStored, sb.EventEnded) {
-		t.Errorf("events %v lack the recording's timeline", events)
-	}
-
-	// The object decrypts, with the keyring, to what each side sent.
-	full, err := metadata.NewRecordingStore(m.DB).FindRecordingByID(ctx, f.Tenant.ID, rec.ID)
+// postConsent states consent through the API.
+func (x *recordingFixture) postConsent(t *testing.T, key string, id sb.ID, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, x.m.HTTPURL()+"/v1/calls/"+id.String()+"/consent", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dataKey, err := ring.Unwrap(full.KeyVersion, full.WrappedKey, rec.ID[:])
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// frames decrypts the call's recording and counts intact pattern frames
+// per channel.
+func (x *recordingFixture) frames(t *testing.T, callID sb.ID, rec *sb.Recording) map[uint8]int {
+	t.Helper()
+	ctx := context.Background()
+	full, err := metadata.NewRecordingStore(x.m.DB).FindRecordingByID(ctx, x.f.Tenant.ID, rec.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, err := store.Open(ctx, recordings.ObjectKey(f.Tenant.ID, rec.ID))
+	dataKey, err := x.ring.Unwrap(full.KeyVersion, full.WrappedKey, rec.ID[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := x.store.Open(ctx, recordings.ObjectKey(x.f.Tenant.ID, rec.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +128,7 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 	if bytes.Contains(must(t, obj), media.PatternFrame(make([]byte, 160), 3, time.Unix(0, 0))[16:]) {
 		t.Error("pattern bytes appear in the stored object")
 	}
-	r, err := recordings.NewReader(obj, obj.Size(), dataKey, recordings.Meta{TenantID: f.Tenant.ID, CallID: consented, RecordingID: rec.ID})
+	r, err := recordings.NewReader(obj, obj.Size(), dataKey, recordings.Meta{TenantID: x.f.Tenant.ID, CallID: callID, RecordingID: rec.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,18 +145,43 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return frames
+}
+
+// TestConsentedCallIsRecordedEncrypted runs calls through the whole service
+// with recordings going to a real S3 server: the one with consent is
+// stored encrypted and decrypts, channel by channel, to the pattern each
+// side sent; the others leave nothing.
+func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
+	x := mustRecordingFixture(t)
+	m, f := x.m, x.f
+	consented := x.call(t, "yes", nil)
+	var rec sb.Recording
+	if code := apiGet(t, m, f.APIKey, "/v1/calls/"+consented.String()+"/recording", &rec); code != http.StatusOK {
+		t.Fatalf("GET recording: %d", code)
+	}
+	if rec.Status != sb.RecordingComplete || rec.Consent.Mechanism != sb.ConsentSIPHeader || !rec.Consent.Given ||
+		rec.Consent.Policy != sb.RecordWithConsent || rec.Codec != "PCMU" || rec.SizeBytes == 0 {
+		t.Fatalf("recording record %+v", rec)
+	}
+	if events := callEvents(t, m, f.APIKey, consented); !hasInOrder(events, sb.EventConsent, sb.EventAnswered, sb.EventRecordingStarted, sb.EventRecordingStored, sb.EventEnded) {
+		t.Errorf("events %v lack the recording's timeline", events)
+	}
+
+	// The object decrypts, with the keyring, to what each side sent.
+	frames := x.frames(t, consented, &rec)
 	if frames[recordings.ChannelCaller] < 22 || frames[recordings.ChannelOperator] < 22 {
 		t.Errorf("recorded %d caller and %d operator frames, want about 25 each", frames[recordings.ChannelCaller], frames[recordings.ChannelOperator])
 	}
 
 	// No consent, or consent refused: no recording, no object.
 	for _, consent := range []string{"", "no"} {
-		id := talk(consent)
+		id := x.call(t, consent, nil)
 		if code := apiGet(t, m, f.APIKey, "/v1/calls/"+id.String()+"/recording", nil); code != http.StatusNotFound {
 			t.Errorf("consent %q: GET recording %d, want 404", consent, code)
 		}
 	}
-	if n := countObjects(t, filepath.Join(s3.Root, s3.Bucket, "tenants")); n != 1 {
+	if n := countObjects(t, filepath.Join(x.s3.Root, x.s3.Bucket, "tenants")); n != 1 {
 		t.Errorf("%d objects in the bucket, want only the consented call's", n)
 	}
 }
@@ -155,4 +210,65 @@ func must(t *testing.T, obj recordings.Object) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestConsentDuringTheCall: consent given through the API mid-call starts
+// the recording then; consent withdrawn mid-call destroys what was
+// recorded, key and all.
+func TestConsentDuringTheCall(t *testing.T) {
+	x := mustRecordingFixture(t)
+	other := mustProvision(t, x.m, "Other", "2001", 0)
+
+	var given sb.ID
+	late := x.call(t, "", func(id sb.ID) {
+		given = id
+		if code := x.postConsent(t, x.f.APIKey, id, `{"given":"yes"}`); code != http.StatusBadRequest {
+			t.Errorf("malformed consent: %d, want 400", code)
+		}
+		if code := x.postConsent(t, other.APIKey, id, `{"given":true}`); code != http.StatusNotFound {
+			t.Errorf("another tenant's consent: %d, want 404", code)
+		}
+		if code := x.postConsent(t, x.f.APIKey, id, `{"given":true}`); code != http.StatusAccepted {
+			t.Fatalf("consent: %d, want 202", code)
+		}
+		time.Sleep(100 * time.Millisecond) // the recording starts on the call's goroutine
+	})
+	var rec sb.Recording
+	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+late.String()+"/recording", &rec); code != http.StatusOK {
+		t.Fatalf("GET recording: %d", code)
+	}
+	if rec.Status != sb.RecordingComplete || rec.Consent.Mechanism != sb.ConsentAPI {
+		t.Fatalf("recording %+v", rec)
+	}
+	// Only what was said after consent is in it.
+	frames := x.frames(t, given, &rec)
+	if n := frames[recordings.ChannelCaller]; n < 20 || n > 27 {
+		t.Errorf("recorded %d caller frames, want the ~25 after consent only", n)
+	}
+	if code := x.postConsent(t, x.f.APIKey, late, `{"given":false}`); code != http.StatusNotFound {
+		t.Errorf("consent for an ended call: %d, want 404", code)
+	}
+
+	withdrawn := x.call(t, "yes", func(id sb.ID) {
+		if code := x.postConsent(t, x.f.APIKey, id, `{"given":false}`); code != http.StatusAccepted {
+			t.Fatalf("withdraw: %d, want 202", code)
+		}
+		time.Sleep(200 * time.Millisecond)
+	})
+	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+withdrawn.String()+"/recording", &rec); code != http.StatusOK || rec.Status != sb.RecordingDestroyed {
+		t.Fatalf("withdrawn recording: %d %+v, want destroyed", code, rec)
+	}
+	full, err := metadata.NewRecordingStore(x.m.DB).FindRecordingByID(context.Background(), x.f.Tenant.ID, rec.ID)
+	if err != nil || full.WrappedKey != nil {
+		t.Errorf("withdrawn recording keeps its key: %x, %v", full.WrappedKey, err)
+	}
+	if _, err := x.store.Open(context.Background(), recordings.ObjectKey(x.f.Tenant.ID, rec.ID)); sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Errorf("withdrawn recording's object: %v, want gone", err)
+	}
+	if events := callEvents(t, x.m, x.f.APIKey, withdrawn); !hasInOrder(events, sb.EventRecordingStarted, sb.EventConsent, sb.EventRecordingDestroyed, sb.EventEnded) {
+		t.Errorf("events %v lack the withdrawal", events)
+	}
+	if n := countObjects(t, filepath.Join(x.s3.Root, x.s3.Bucket, "tenants")); n != 1 {
+		t.Errorf("%d objects in the bucket, want only the late-consent call's", n)
+	}
 }

@@ -113,6 +113,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}, api.Deps{
 		Calls:         calls,
 		Recordings:    metadata.NewRecordingStore(m.DB),
+		Consents:      m.Switch,
 		Users:         metadata.NewUserService(m.DB),
 		APIKeys:       metadata.NewAPIKeyService(m.DB),
 		Sessions:      metadata.NewSessionService(m.DB),

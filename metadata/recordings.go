@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -94,4 +95,55 @@ func (s *RecordingStore) FindRecordingByID(ctx context.Context, tenantID, id sb.
 		return nil, mapError(err, "recording")
 	}
 	return r, nil
+}
+
+// WrappedKey is one recording's wrapped data key, as key rotation sees it.
+type WrappedKey struct {
+	TenantID, RecordingID sb.ID
+	Version               uint32
+	Wrapped               []byte
+}
+
+// StaleKeys returns up to limit wrapped keys not under version, for key
+// rotation; destroyed recordings have none.
+func (s *RecordingStore) StaleKeys(ctx context.Context, version uint32, limit int) ([]WrappedKey, error) {
+	rows, err := s.db.pool.Query(ctx, `SELECT tenant_id, id, key_version, wrapped_key FROM recordings
+		WHERE wrapped_key IS NOT NULL AND key_version <> $1 ORDER BY id LIMIT $2`, int64(version), limit)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: stale keys: %w", err)
+	}
+	defer rows.Close()
+	var out []WrappedKey
+	for rows.Next() {
+		var k WrappedKey
+		var v int64
+		if err := rows.Scan(&k.TenantID, &k.RecordingID, &v, &k.Wrapped); err != nil {
+			return nil, fmt.Errorf("metadata: stale keys: %w", err)
+		}
+		k.Version = uint32(v)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// CountStaleKeys counts the wrapped keys not under version.
+func (s *RecordingStore) CountStaleKeys(ctx context.Context, version uint32) (int, error) {
+	var n int
+	err := s.db.pool.QueryRow(ctx, "SELECT count(*) FROM recordings WHERE wrapped_key IS NOT NULL AND key_version <> $1", int64(version)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("metadata: count stale keys: %w", err)
+	}
+	return n, nil
+}
+
+// ReplaceKey stores a re-wrapped key, if the recording still has the key
+// it had (a concurrent rotation or destruction wins).
+func (s *RecordingStore) ReplaceKey(ctx context.Context, old WrappedKey, version uint32, wrapped []byte) error {
+	_, err := s.db.pool.Exec(ctx, `UPDATE recordings SET key_version = $4, wrapped_key = $5
+		WHERE tenant_id = $1 AND id = $2 AND key_version = $3 AND wrapped_key IS NOT NULL`,
+		old.TenantID, old.RecordingID, int64(old.Version), int64(version), wrapped)
+	if err != nil {
+		return fmt.Errorf("metadata: replace key: %w", err)
+	}
+	return nil
 }

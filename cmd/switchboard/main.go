@@ -26,6 +26,7 @@ Commands:
   user create      create a user; password from SWITCHBOARD_PASSWORD or stdin
   trunk create     create a SIP trunk; digest password from SWITCHBOARD_PASSWORD or stdin
   apikey create    create an API key; prints it once
+  keys rotate      re-wrap every recording's data key with the active keyring version
 
 Every command takes -database-url (or SWITCHBOARD_DATABASE_URL), except dev,
 which runs its own database. Run "switchboard <command> -h" for its flags.
@@ -53,7 +54,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "apikey") {
+	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "apikey" || cmd == "keys") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runTrunkCreate(ctx, rest, stdin, stdout, stderr)
 	case "apikey create":
 		return runAPIKeyCreate(ctx, rest, stdout, stderr)
+	case "keys rotate":
+		return runKeysRotate(ctx, rest, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

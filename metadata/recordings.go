@@ -3,6 +3,8 @@ package metadata
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -146,4 +148,49 @@ func (s *RecordingStore) ReplaceKey(ctx context.Context, old WrappedKey, version
 		return fmt.Errorf("metadata: replace key: %w", err)
 	}
 	return nil
+}
+
+// SetRecordingRetention sets how many days the tenant keeps recordings.
+func (s *RecordingStore) SetRecordingRetention(ctx context.Context, tenantID sb.ID, days int) error {
+	if days < 1 || days > 3650 {
+		return sb.Errorf(sb.EINVALID, "recording retention must be 1 to 3650 days")
+	}
+	tag, err := s.db.pool.Exec(ctx, "UPDATE tenants SET recording_retention_days = $2 WHERE id = $1", tenantID, days)
+	if err != nil {
+		return mapError(err, "tenant")
+	}
+	if tag.RowsAffected() == 0 {
+		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
+	}
+	return nil
+}
+
+// ExpiredRecordings returns up to limit recordings, of every tenant, whose
+// tenant's retention has passed at now and which still have audio.
+func (s *RecordingStore) ExpiredRecordings(ctx context.Context, now time.Time, limit int) ([]*sb.Recording, error) {
+	rows, err := s.db.pool.Query(ctx, "SELECT "+prefixed("r.", recordingColumns)+` FROM recordings r JOIN tenants t ON t.id = r.tenant_id
+		WHERE r.status IN ('complete', 'failed') AND r.started_at + make_interval(days => t.recording_retention_days) <= $1
+		ORDER BY r.started_at LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: expired recordings: %w", err)
+	}
+	defer rows.Close()
+	var out []*sb.Recording
+	for rows.Next() {
+		r, err := scanRecording(rows)
+		if err != nil {
+			return nil, fmt.Errorf("metadata: expired recordings: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// prefixed qualifies a column list with a table alias.
+func prefixed(alias, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, p := range parts {
+		parts[i] = alias + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
 }

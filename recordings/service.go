@@ -14,6 +14,7 @@ type Records interface {
 	TenantPolicy(ctx context.Context, tenantID sb.ID) (sb.RecordingPolicy, error)
 	CreateRecording(ctx context.Context, r *sb.Recording) error
 	UpdateRecording(ctx context.Context, r *sb.Recording) error
+	ExpiredRecordings(ctx context.Context, now time.Time, limit int) ([]*sb.Recording, error)
 }
 
 // Service records calls that their tenant's policy and consent allow:
@@ -22,15 +23,64 @@ type Service struct {
 	store   Store
 	ring    *Keyring
 	records Records
+	events  sb.CallRecorder // nil: destructions are only in the recording's row
 	now     func() time.Time
 }
+
+// ServiceOption tunes a Service.
+type ServiceOption func(*Service)
+
+// WithEvents puts recording destructions on their calls' timelines.
+func WithEvents(e sb.CallRecorder) ServiceOption { return func(s *Service) { s.events = e } }
+
+// WithServiceClock sets the clock that dates recordings and decides
+// retention.
+func WithServiceClock(now func() time.Time) ServiceOption { return func(s *Service) { s.now = now } }
 
 var _ sb.Recordings = (*Service)(nil)
 
 // NewService returns a service that seals recordings into store with keys
 // wrapped by ring, and keeps their records in records.
-func NewService(store Store, ring *Keyring, records Records) *Service {
-	return &Service{store: store, ring: ring, records: records, now: time.Now}
+func NewService(store Store, ring *Keyring, records Records, opts ...ServiceOption) *Service {
+	s := &Service{store: store, ring: ring, records: records, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Sweep destroys the recordings whose tenant's retention has passed: the
+// object is deleted and the wrapped data key erased (crypto-shredding: a
+// copy of the object that escaped deletion cannot be opened), and the
+// destruction is recorded. It returns how many it destroyed.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		expired, err := s.records.ExpiredRecordings(ctx, s.now(), 200)
+		if err != nil {
+			return n, err
+		}
+		if len(expired) == 0 {
+			return n, nil
+		}
+		for _, rec := range expired {
+			if err := s.store.Delete(ctx, rec.ObjectKey); err != nil {
+				return n, fmt.Errorf("recordings: retention: %w", err)
+			}
+			rec.Status, rec.WrappedKey = sb.RecordingDestroyed, nil
+			if err := s.records.UpdateRecording(ctx, rec); err != nil {
+				return n, err
+			}
+			if s.events != nil {
+				ev := &sb.CallEvent{CallID: rec.CallID, TenantID: rec.TenantID, Type: sb.EventRecordingDestroyed,
+					Detail: map[string]any{"recording_id": rec.ID, "reason": "retention period ended"}}
+				if err := s.events.AddCallEvents(ctx, ev); err != nil {
+					return n, err
+				}
+			}
+			n++
+		}
+	}
 }
 
 // Begin starts recording c if its tenant's policy allows it with consent.

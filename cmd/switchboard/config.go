@@ -39,9 +39,10 @@ type Config struct {
 
 	// Recordings is where sealed recordings go: a folder, or "s3" for the
 	// S3 settings; empty records nothing.
-	Recordings string
-	S3         recordings.S3Config
-	Keyring    *recordings.Keyring
+	Recordings     string
+	S3             recordings.S3Config
+	Keyring        *recordings.Keyring
+	RetentionSweep time.Duration
 }
 
 // setting is one configuration item: its flag, its variable and its help.
@@ -73,6 +74,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "webrtc-loopback", env: "SWITCHBOARD_WEBRTC_LOOPBACK", def: "false", help: "offer loopback ICE candidates only (tests, same-machine browsers)"},
 		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)"},
 		{name: "recordings", env: "SWITCHBOARD_RECORDINGS", help: "where consented call recordings go, encrypted: a folder, or s3 (empty: none)"},
+		{name: "retention-sweep", env: "SWITCHBOARD_RETENTION_SWEEP", def: "1h", help: "how often recordings past their tenant's retention are destroyed"},
 		{name: "keyring", env: "SWITCHBOARD_KEYRING", help: "recording key-encryption keys: VERSION:BASE64KEY,... (32-byte keys; highest version active)"},
 		{name: "s3-endpoint", env: "SWITCHBOARD_S3_ENDPOINT", help: "S3-compatible endpoint URL (empty: AWS)"},
 		{name: "s3-region", env: "SWITCHBOARD_S3_REGION", def: "us-east-1", help: "S3 region"},
@@ -167,7 +169,8 @@ func parseConfig(get func(string) string) (*Config, error) {
 		name string
 		dst  *time.Duration
 		min  time.Duration
-	}{{"ring-timeout", &c.RingTimeout, time.Second}, {"media-timeout", &c.MediaTimeout, time.Second}, {"drain-timeout", &c.DrainTimeout, 0}}
+	}{{"ring-timeout", &c.RingTimeout, time.Second}, {"media-timeout", &c.MediaTimeout, time.Second}, {"drain-timeout", &c.DrainTimeout, 0},
+		{"retention-sweep", &c.RetentionSweep, time.Second}}
 	for _, d := range durations {
 		v, err := time.ParseDuration(get(d.name))
 		if err != nil || v < d.min {

@@ -47,6 +47,7 @@ func mustStartService(tb testing.TB, settings map[string]string) *Main {
 		"drain-timeout":   "5s",
 		"log-level":       "info",
 		"webrtc-loopback": "true",
+		"retention-sweep": "1h",
 	}
 	for k, v := range settings {
 		values[k] = v

@@ -323,3 +323,50 @@ func TestKeyRotation(t *testing.T) {
 		t.Errorf("second rotation: %v, %q", err, stdout.String())
 	}
 }
+
+// TestRetentionDestroysAndShreds: once the tenant's retention has passed,
+// the sweep deletes the object, erases the wrapped key, and says so on the
+// call's timeline; a recording still within retention stays.
+func TestRetentionDestroysAndShreds(t *testing.T) {
+	x := mustRecordingFixture(t)
+	ctx := context.Background()
+	records := metadata.NewRecordingStore(x.m.DB)
+	if err := records.SetRecordingRetention(ctx, x.f.Tenant.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	id := x.call(t, "yes", nil)
+	var rec sb.Recording
+	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
+		t.Fatalf("GET recording: %d", code)
+	}
+
+	sweep := func(at time.Time) int {
+		t.Helper()
+		svc := recordings.NewService(x.store, x.ring, records, recordings.WithEvents(metadata.NewCallStore(x.m.DB)),
+			recordings.WithServiceClock(func() time.Time { return at }))
+		n, err := svc.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := sweep(time.Now().Add(12 * time.Hour)); n != 0 {
+		t.Fatalf("swept %d recordings within retention", n)
+	}
+	if n := sweep(time.Now().Add(25 * time.Hour)); n != 1 {
+		t.Fatalf("swept %d recordings past retention, want 1", n)
+	}
+	full, err := records.FindRecordingByID(ctx, x.f.Tenant.ID, rec.ID)
+	if err != nil || full.Status != sb.RecordingDestroyed || full.WrappedKey != nil {
+		t.Fatalf("after retention: %+v, %v", full, err)
+	}
+	if _, err := x.store.Open(ctx, recordings.ObjectKey(x.f.Tenant.ID, rec.ID)); sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Errorf("object after retention: %v, want gone", err)
+	}
+	if events := callEvents(t, x.m, x.f.APIKey, id); !hasInOrder(events, sb.EventRecordingStored, sb.EventEnded, sb.EventRecordingDestroyed) {
+		t.Errorf("events %v lack the retention destruction", events)
+	}
+	if n := sweep(time.Now().Add(48 * time.Hour)); n != 0 {
+		t.Errorf("a destroyed recording was swept again (%d)", n)
+	}
+}

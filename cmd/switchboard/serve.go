@@ -41,9 +41,10 @@ type Main struct {
 	sipTCP     net.Listener
 	sipTLS     net.Listener
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed sync.Once
+	cancel      context.CancelFunc
+	stopSweeper context.CancelFunc
+	wg          sync.WaitGroup
+	closed      sync.Once
 }
 
 // NewMain returns a service for the configuration.
@@ -78,8 +79,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		opts = append(opts, sb.WithRecordings(recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB))))
+		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(calls))
+		opts = append(opts, sb.WithRecordings(svc))
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
+		m.sweepRetention(ctx, svc, c.RetentionSweep)
 	}
 	m.Switch = sb.NewSwitch(calls, opts...)
 
@@ -245,6 +248,9 @@ func (m *Main) Close() error {
 		if m.cancel != nil {
 			m.cancel()
 		}
+		if m.stopSweeper != nil {
+			m.stopSweeper()
+		}
 		if m.SIP != nil {
 			errs = append(errs, m.SIP.Close())
 		}
@@ -341,6 +347,31 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// sweepRetention destroys recordings past their tenant's retention, at
+// start and then every interval, until the service closes.
+func (m *Main) sweepRetention(ctx context.Context, svc *recordings.Service, every time.Duration) {
+	ctx, m.stopSweeper = context.WithCancel(context.WithoutCancel(ctx))
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			n, err := svc.Sweep(ctx)
+			if err != nil && ctx.Err() == nil {
+				m.Logger.Error("recording retention sweep", "err", err, "destroyed", n)
+			} else if n > 0 {
+				m.Logger.Info("recording retention sweep", "destroyed", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 }
 
 // openRecordingStore opens where sealed recordings go.

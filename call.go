@@ -105,6 +105,8 @@ const (
 	EventRecordingStored    EventType = "recording_stored"    // the recording is stored whole
 	EventRecordingFailed    EventType = "recording_failed"    // recording could not start or be stored
 	EventRecordingDestroyed EventType = "recording_destroyed" // the recording was destroyed
+	EventRecordingPaused    EventType = "recording_paused"    // a gap in the recording begins
+	EventRecordingResumed   EventType = "recording_resumed"   // the gap ends
 )
 
 // CallEvent is one entry of a call's timeline.

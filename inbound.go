@@ -19,6 +19,7 @@ type callRun struct {
 
 	consent   *Consent        // what was stated about recording, if anything
 	recording ActiveRecording // nil unless the call is being recorded
+	paused    bool            // the recording is paused
 }
 
 type dtmfKey struct {
@@ -100,6 +101,9 @@ func (r *callRun) ring(ctx context.Context, a *agent, declined *int) ringResult 
 			if m.kind == opConsent {
 				r.setConsent(m.consent) // recording, if any, starts at the answer
 				continue
+			}
+			if m.kind == opPause {
+				continue // nothing is recorded before the answer
 			}
 			if m.opID != opID {
 				continue
@@ -204,6 +208,10 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 				r.applyConsent(ctx, bridge)
 				continue
 			}
+			if m.kind == opPause {
+				r.pauseRecording(bridge, m.paused)
+				continue
+			}
 			if m.opID != opID {
 				continue
 			}
@@ -299,7 +307,7 @@ func (r *callRun) applyConsent(ctx context.Context, b *Bridge) {
 	case !r.consent.Given && r.recording != nil:
 		b.SetTap(nil)
 		rec := r.recording
-		r.recording = nil
+		r.recording, r.paused = nil, false
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if err := rec.Destroy(dctx, "consent withdrawn"); err != nil {
@@ -309,6 +317,24 @@ func (r *callRun) applyConsent(ctx context.Context, b *Bridge) {
 		}
 		r.event(EventRecordingDestroyed, map[string]any{"reason": "consent withdrawn"})
 	}
+}
+
+// pauseRecording stops or restarts tapping and marks the gap.
+func (r *callRun) pauseRecording(b *Bridge, paused bool) {
+	if r.recording == nil || r.paused == paused {
+		return
+	}
+	r.paused = paused
+	now := r.s.now()
+	if paused {
+		b.SetTap(nil)
+		r.recording.Pause(now)
+		r.event(EventRecordingPaused, nil)
+		return
+	}
+	r.recording.Resume(now)
+	b.SetTap(r.recording.Tap)
+	r.event(EventRecordingResumed, nil)
 }
 
 // finishRecording stores the recording once the bridge has stopped.

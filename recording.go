@@ -104,6 +104,10 @@ type Recordings interface {
 type ActiveRecording interface {
 	// Tap takes relayed audio; it is a Bridge Tap.
 	Tap(fromCaller bool, payload []byte, at time.Time)
+	// Pause marks the start of a gap (the caller is reading out a card
+	// number); Resume marks its end. Call control stops tapping between.
+	Pause(at time.Time)
+	Resume(at time.Time)
 	// Finish stores the recording whole and records it.
 	Finish(ctx context.Context) (*Recording, error)
 	// Destroy removes the audio and the key and records the destruction.

@@ -103,6 +103,7 @@ const (
 	opMute
 	opGone    // socket closed or operator went away while ringing
 	opConsent // recording consent stated during the call
+	opPause   // pause or resume the recording
 )
 
 type opMsg struct {
@@ -110,6 +111,7 @@ type opMsg struct {
 	opID    ID
 	muted   bool
 	consent *Consent
+	paused  bool
 }
 
 // ActiveCalls returns the number of calls in progress.
@@ -258,6 +260,25 @@ func (s *Switch) SetConsent(tenantID, callID ID, c Consent) error {
 	}
 	select {
 	case lc.ops <- opMsg{kind: opConsent, consent: &c}:
+		return nil
+	default:
+		return Errorf(EUNAVAILABLE, "the call is busy; try again")
+	}
+}
+
+// PauseRecording pauses (or resumes) the recording of a call in progress:
+// nothing is kept while paused, and the gap is marked in the recording.
+// A call that is not being recorded is left as it is. Returns ENOTFOUND
+// if the call is not in progress in that tenant.
+func (s *Switch) PauseRecording(tenantID, callID ID, paused bool) error {
+	s.mu.Lock()
+	lc := s.calls[callID]
+	s.mu.Unlock()
+	if lc == nil || lc.tenantID != tenantID {
+		return Errorf(ENOTFOUND, "no call %s in progress", callID)
+	}
+	select {
+	case lc.ops <- opMsg{kind: opPause, paused: paused}:
 		return nil
 	default:
 		return Errorf(EUNAVAILABLE, "the call is busy; try again")

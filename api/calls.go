@@ -182,3 +182,31 @@ func (s *Server) postCallConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, http.StatusAccepted, c)
 }
+
+// pauseRecording pauses or resumes a call's recording, for example while a
+// card number is read out. The gap is marked in the recording.
+func (s *Server) pauseRecording(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := s.callID(w, r)
+		if !ok {
+			return
+		}
+		if a := sb.ActorFromContext(r.Context()); a.Role == sb.RoleSupport {
+			s.error(w, r, sb.Errorf(sb.EFORBIDDEN, "support engineers cannot pause recordings"))
+			return
+		}
+		if _, err := s.deps.Calls.FindCallByID(r.Context(), id); err != nil {
+			s.error(w, r, err)
+			return
+		}
+		if s.deps.Consents == nil {
+			s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "recordings cannot be paused here"))
+			return
+		}
+		if err := s.deps.Consents.PauseRecording(sb.ActorFromContext(r.Context()).TenantID, id, paused); err != nil {
+			s.error(w, r, err)
+			return
+		}
+		s.writeJSON(w, http.StatusAccepted, map[string]bool{"paused": paused})
+	}
+}

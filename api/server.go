@@ -47,6 +47,7 @@ type CallControl interface {
 // *switchboard.Switch implements it.
 type ConsentControl interface {
 	SetConsent(tenantID, callID sb.ID, c sb.Consent) error
+	PauseRecording(tenantID, callID sb.ID, paused bool) error
 }
 
 // MediaSessionFactory makes an operator's PeerConnection.
@@ -124,6 +125,8 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/calls/{id}/events", s.getCallEvents)
 			r.Get("/calls/{id}/recording", s.getCallRecording)
 			r.Post("/calls/{id}/consent", s.postCallConsent)
+			r.Post("/calls/{id}/recording/pause", s.pauseRecording(true))
+			r.Post("/calls/{id}/recording/resume", s.pauseRecording(false))
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

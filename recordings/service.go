@@ -116,6 +116,8 @@ type active struct {
 }
 
 func (a *active) Tap(fromCaller bool, payload []byte, at time.Time) { a.r.Tap(fromCaller, payload, at) }
+func (a *active) Pause(at time.Time)                                { a.r.Pause(at) }
+func (a *active) Resume(at time.Time)                               { a.r.Resume(at) }
 
 func (a *active) Finish(ctx context.Context) (*sb.Recording, error) {
 	res, err := a.r.Finish(ctx)

@@ -59,9 +59,9 @@ func mustRecordingFixture(t *testing.T) *recordingFixture {
 }
 
 // call places an answered call with the given X-Recording-Consent (none
-// if empty), runs during(call ID) while both sides send the pattern, and
-// hangs up.
-func (x *recordingFixture) call(t *testing.T, consent string, during func(sb.ID)) sb.ID {
+// if empty). Both sides send 25 pattern frames, then after each of during
+// (given the call ID) 25 more; then the caller hangs up.
+func (x *recordingFixture) call(t *testing.T, consent string, during ...func(sb.ID)) sb.ID {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -81,8 +81,8 @@ func (x *recordingFixture) call(t *testing.T, consent string, during func(sb.ID)
 		<-done
 	}
 	talk()
-	if during != nil {
-		during(in.CallID)
+	for _, hook := range during {
+		hook(in.CallID)
 		talk()
 	}
 	time.Sleep(100 * time.Millisecond) // the last frames cross the bridge
@@ -155,7 +155,7 @@ func (x *recordingFixture) frames(t *testing.T, callID sb.ID, rec *sb.Recording)
 func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 	x := mustRecordingFixture(t)
 	m, f := x.m, x.f
-	consented := x.call(t, "yes", nil)
+	consented := x.call(t, "yes")
 	var rec sb.Recording
 	if code := apiGet(t, m, f.APIKey, "/v1/calls/"+consented.String()+"/recording", &rec); code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)
@@ -176,7 +176,7 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 
 	// No consent, or consent refused: no recording, no object.
 	for _, consent := range []string{"", "no"} {
-		id := x.call(t, consent, nil)
+		id := x.call(t, consent)
 		if code := apiGet(t, m, f.APIKey, "/v1/calls/"+id.String()+"/recording", nil); code != http.StatusNotFound {
 			t.Errorf("consent %q: GET recording %d, want 404", consent, code)
 		}
@@ -278,7 +278,7 @@ func TestConsentDuringTheCall(t *testing.T) {
 // decrypt, now with the new version, and their audio was not rewritten.
 func TestKeyRotation(t *testing.T) {
 	x := mustRecordingFixture(t)
-	id := x.call(t, "yes", nil)
+	id := x.call(t, "yes")
 	var rec sb.Recording
 	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)
@@ -334,7 +334,7 @@ func TestRetentionDestroysAndShreds(t *testing.T) {
 	if err := records.SetRecordingRetention(ctx, x.f.Tenant.ID, 1); err != nil {
 		t.Fatal(err)
 	}
-	id := x.call(t, "yes", nil)
+	id := x.call(t, "yes")
 	var rec sb.Recording
 	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)
@@ -368,5 +368,62 @@ func TestRetentionDestroysAndShreds(t *testing.T) {
 	}
 	if n := sweep(time.Now().Add(48 * time.Hour)); n != 0 {
 		t.Errorf("a destroyed recording was swept again (%d)", n)
+	}
+}
+
+// TestPausedRecordingKeepsNothingInTheGap: while a recording is paused
+// nothing of the call is kept, and the gap is marked.
+func TestPausedRecordingKeepsNothingInTheGap(t *testing.T) {
+	x := mustRecordingFixture(t)
+	post := func(id sb.ID, what string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, x.m.HTTPURL()+"/v1/calls/"+id.String()+"/recording/"+what, nil)
+		req.Header.Set("Authorization", "Bearer "+x.f.APIKey)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s: %d", what, res.StatusCode)
+		}
+		time.Sleep(50 * time.Millisecond) // it takes effect on the call's goroutine
+	}
+	id := x.call(t, "yes",
+		func(id sb.ID) { post(id, "pause") },  // 25 frames each way, not kept
+		func(id sb.ID) { post(id, "resume") }, // 25 more, kept
+	)
+	var rec sb.Recording
+	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK || rec.Status != sb.RecordingComplete {
+		t.Fatalf("GET recording: %d %+v", code, rec)
+	}
+	frames := x.frames(t, id, &rec)
+	if n := frames[recordings.ChannelCaller]; n < 45 || n > 55 {
+		t.Errorf("recorded %d caller frames, want about 50 (25 before the pause, 25 after)", n)
+	}
+	if events := callEvents(t, x.m, x.f.APIKey, id); !hasInOrder(events, sb.EventRecordingStarted, sb.EventRecordingPaused, sb.EventRecordingResumed, sb.EventRecordingStored) {
+		t.Errorf("events %v lack the pause", events)
+	}
+	// The gap is marked in the recording itself.
+	full, _ := metadata.NewRecordingStore(x.m.DB).FindRecordingByID(context.Background(), x.f.Tenant.ID, rec.ID)
+	key, _ := x.ring.Unwrap(full.KeyVersion, full.WrappedKey, rec.ID[:])
+	obj, err := x.store.Open(context.Background(), recordings.ObjectKey(x.f.Tenant.ID, rec.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	r, err := recordings.NewReader(obj, obj.Size(), key, recordings.Meta{TenantID: x.f.Tenant.ID, CallID: id, RecordingID: rec.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var marks []recordings.Kind
+	r.Records(func(rc recordings.Record) error {
+		if rc.Kind != recordings.KindAudio {
+			marks = append(marks, rc.Kind)
+		}
+		return nil
+	})
+	if len(marks) != 2 || marks[0] != recordings.KindPause || marks[1] != recordings.KindResume {
+		t.Errorf("marks in the recording: %v, want pause then resume", marks)
 	}
 }

@@ -50,6 +50,17 @@ func ObjectKey(tenantID, recordingID sb.ID) string {
 	return "tenants/" + tenantID.String() + "/recordings/" + recordingID.String() + ".sbrec"
 }
 
+// ParseObjectKey returns the tenant and recording IDs in an object key.
+func ParseObjectKey(key string) (tenantID, recordingID sb.ID, ok bool) {
+	parts := strings.Split(key, "/")
+	if len(parts) != 4 || parts[0] != "tenants" || parts[2] != "recordings" || !strings.HasSuffix(parts[3], ".sbrec") {
+		return sb.ID{}, sb.ID{}, false
+	}
+	t, err1 := sb.ParseID(parts[1])
+	r, err2 := sb.ParseID(strings.TrimSuffix(parts[3], ".sbrec"))
+	return t, r, err1 == nil && err2 == nil
+}
+
 // MinPartSize is S3's smallest part but the last.
 const MinPartSize = 5 << 20
 

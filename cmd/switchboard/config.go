@@ -43,6 +43,7 @@ type Config struct {
 	S3             recordings.S3Config
 	Keyring        *recordings.Keyring
 	RetentionSweep time.Duration
+	RecordingSpool string
 }
 
 // setting is one configuration item: its flag, its variable and its help.
@@ -74,6 +75,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "webrtc-loopback", env: "SWITCHBOARD_WEBRTC_LOOPBACK", def: "false", help: "offer loopback ICE candidates only (tests, same-machine browsers)"},
 		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)"},
 		{name: "recordings", env: "SWITCHBOARD_RECORDINGS", help: "where consented call recordings go, encrypted: a folder, or s3 (empty: none)"},
+		{name: "recording-spool", env: "SWITCHBOARD_RECORDING_SPOOL", def: "switchboard-spool", help: "local folder where recordings wait for the S3 store (ciphertext only)"},
 		{name: "retention-sweep", env: "SWITCHBOARD_RETENTION_SWEEP", def: "1h", help: "how often recordings past their tenant's retention are destroyed"},
 		{name: "keyring", env: "SWITCHBOARD_KEYRING", help: "recording key-encryption keys: VERSION:BASE64KEY,... (32-byte keys; highest version active)"},
 		{name: "s3-endpoint", env: "SWITCHBOARD_S3_ENDPOINT", help: "S3-compatible endpoint URL (empty: AWS)"},
@@ -196,6 +198,10 @@ func parseConfig(get func(string) string) (*Config, error) {
 		}
 	}
 	c.Recordings = get("recordings")
+	c.RecordingSpool = get("recording-spool")
+	if c.Recordings == "s3" && c.RecordingSpool == "" {
+		bad("recordings in s3 need a recording-spool folder")
+	}
 	c.S3.Endpoint, c.S3.Region, c.S3.Bucket = get("s3-endpoint"), get("s3-region"), get("s3-bucket")
 	c.S3.AccessKey, c.S3.SecretKey = get("s3-access-key"), get("s3-secret-key")
 	if c.Recordings != "" {

@@ -48,6 +48,7 @@ func mustStartService(tb testing.TB, settings map[string]string) *Main {
 		"log-level":       "info",
 		"webrtc-loopback": "true",
 		"retention-sweep": "1h",
+		"recording-spool": tb.TempDir(),
 	}
 	for k, v := range settings {
 		values[k] = v

@@ -83,6 +83,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		opts = append(opts, sb.WithRecordings(svc))
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
 		m.sweepRetention(ctx, svc, c.RetentionSweep)
+		if spool, ok := store.(*recordings.SpoolStore); ok {
+			m.recoverSpool(ctx, spool, metadata.NewRecordingStore(m.DB))
+		}
 	}
 	m.Switch = sb.NewSwitch(calls, opts...)
 
@@ -374,14 +377,72 @@ func (m *Main) sweepRetention(ctx context.Context, svc *recordings.Service, ever
 	}()
 }
 
+// recoverSpool readies what calls left in the spool when the process last
+// died, marks those recordings failed (they are truncated), and uploads
+// the spool every 30 s until the service closes.
+func (m *Main) recoverSpool(ctx context.Context, spool *recordings.SpoolStore, records *metadata.RecordingStore) {
+	keys, err := spool.Recover()
+	if err != nil {
+		m.Logger.Error("recording spool recovery", "err", err)
+	}
+	for _, key := range keys {
+		tenantID, recID, ok := recordings.ParseObjectKey(key)
+		if !ok {
+			continue
+		}
+		rec, err := records.FindRecordingByID(ctx, tenantID, recID)
+		if err != nil {
+			m.Logger.Error("recovered recording has no record", "recording_id", recID, "err", err)
+			continue
+		}
+		now := time.Now().UTC()
+		rec.Status, rec.EndedAt = sb.RecordingFailed, &now
+		if err := records.UpdateRecording(ctx, rec); err != nil {
+			m.Logger.Error("recovered recording", "recording_id", recID, "err", err)
+		}
+		m.Logger.Warn("recovered a recording cut short by a crash", "recording_id", recID)
+	}
+	fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	prev := m.stopSweeper
+	m.stopSweeper = func() {
+		stop()
+		if prev != nil {
+			prev()
+		}
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		tick := time.NewTicker(30 * time.Second)
+		defer tick.Stop()
+		for {
+			if pending, err := spool.Flush(fctx); err != nil && fctx.Err() == nil {
+				m.Logger.Warn("recordings waiting for the store", "pending", pending, "err", err)
+			}
+			select {
+			case <-fctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
 // openRecordingStore opens where sealed recordings go.
+// A remote store gets a local spool in front: recordings are written there
+// as calls go on and uploaded when they complete, or when the store is
+// back after an outage.
 func openRecordingStore(c *Config) (recordings.Store, error) {
 	if c.Recordings == "s3" {
 		s, err := recordings.NewS3Store(c.S3)
 		if err != nil {
 			return nil, fmt.Errorf("recordings: %w", err)
 		}
-		return s, nil
+		spool, err := recordings.NewSpoolStore(c.RecordingSpool, s)
+		if err != nil {
+			return nil, fmt.Errorf("recordings: %w", err)
+		}
+		return spool, nil
 	}
 	s, err := recordings.NewDirStore(c.Recordings)
 	if err != nil {

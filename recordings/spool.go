@@ -1,0 +1,217 @@
+package recordings
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// SpoolStore puts a local folder in front of a remote store. A recording
+// is written to a spool file as the call goes on (ciphertext only, like
+// everything else here), and uploaded whole when it completes. If the
+// remote store is unreachable the file waits, and Flush uploads it when
+// the store is back. After a crash, Recover turns what a call left behind
+// into a recording that holds its complete segments and reads as
+// truncated. A recording in progress costs about 200 KiB of memory, not
+// the 5 MiB of an S3 part.
+type SpoolStore struct {
+	dir     string
+	backend Store
+}
+
+var _ Store = (*SpoolStore)(nil)
+
+// Spool file suffixes: a call still writing, and a recording waiting to
+// be uploaded.
+const (
+	partSuffix  = ".part"
+	readySuffix = ".ready"
+)
+
+// NewSpoolStore returns a store that spools into dir, which must be on a
+// local disk, before uploading to backend.
+func NewSpoolStore(dir string, backend Store) (*SpoolStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("recordings: spool folder: %w", err)
+	}
+	return &SpoolStore{dir: dir, backend: backend}, nil
+}
+
+// spoolName names a recording's spool file after its object key, so that
+// what a crash leaves behind still says where it belongs.
+func (s *SpoolStore) spoolName(key, suffix string) string {
+	return filepath.Join(s.dir, hex.EncodeToString([]byte(key))+suffix)
+}
+
+type spoolUpload struct {
+	s   *SpoolStore
+	key string
+	f   *os.File
+	bw  *bufio.Writer
+}
+
+func (s *SpoolStore) Create(_ context.Context, key string) (Upload, error) {
+	f, err := os.OpenFile(s.spoolName(key, partSuffix), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("recordings: spool: %w", err)
+	}
+	return &spoolUpload{s: s, key: key, f: f, bw: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+func (u *spoolUpload) Write(p []byte) (int, error) { return u.bw.Write(p) }
+
+// Complete makes the spooled recording durable and uploads it. A remote
+// store that is down is not a failure: the recording waits for Flush.
+func (u *spoolUpload) Complete(ctx context.Context) error {
+	if err := u.bw.Flush(); err != nil {
+		u.f.Close()
+		return fmt.Errorf("recordings: spool: %w", err)
+	}
+	if err := u.f.Sync(); err != nil {
+		u.f.Close()
+		return fmt.Errorf("recordings: spool: %w", err)
+	}
+	if err := u.f.Close(); err != nil {
+		return fmt.Errorf("recordings: spool: %w", err)
+	}
+	ready := u.s.spoolName(u.key, readySuffix)
+	if err := os.Rename(u.f.Name(), ready); err != nil {
+		return fmt.Errorf("recordings: spool: %w", err)
+	}
+	u.s.upload(ctx, ready) // on failure the file stays for Flush
+	return nil
+}
+
+func (u *spoolUpload) Abort(context.Context) error {
+	u.f.Close()
+	if err := os.Remove(u.f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("recordings: spool: %w", err)
+	}
+	return nil
+}
+
+// upload sends one ready spool file to the backend and removes it.
+func (s *SpoolStore) upload(ctx context.Context, ready string) error {
+	raw, err := hex.DecodeString(strings.TrimSuffix(filepath.Base(ready), readySuffix))
+	if err != nil {
+		return fmt.Errorf("recordings: spool file %s: bad name", filepath.Base(ready))
+	}
+	f, err := os.Open(ready)
+	if err != nil {
+		return fmt.Errorf("recordings: spool: %w", err)
+	}
+	defer f.Close()
+	up, err := s.backend.Create(ctx, string(raw))
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(up, f); err != nil {
+		return errors.Join(err, up.Abort(context.WithoutCancel(ctx)))
+	}
+	if err := up.Complete(ctx); err != nil {
+		return errors.Join(err, up.Abort(context.WithoutCancel(ctx)))
+	}
+	return os.Remove(ready)
+}
+
+// Flush uploads every recording waiting in the spool. It returns how many
+// are still waiting and the first error.
+func (s *SpoolStore) Flush(ctx context.Context) (pending int, err error) {
+	ready, err := filepath.Glob(filepath.Join(s.dir, "*"+readySuffix))
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range ready {
+		if uerr := s.upload(ctx, f); uerr != nil {
+			pending++
+			err = cmpErr(err, uerr)
+		}
+	}
+	return pending, err
+}
+
+func cmpErr(first, next error) error {
+	if first != nil {
+		return first
+	}
+	return next
+}
+
+// Recover readies the spool files of calls that were in progress when the
+// process died: each is cut back to its last whole segment, so it reads as
+// a truncated recording whose segments all open. Call it at start, before
+// any recording begins. It returns the object keys it recovered.
+func (s *SpoolStore) Recover() ([]string, error) {
+	parts, err := filepath.Glob(filepath.Join(s.dir, "*"+partSuffix))
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for _, p := range parts {
+		st, err := os.Stat(p)
+		if err != nil {
+			return keys, err
+		}
+		whole := st.Size()
+		if whole > headerSize {
+			whole = headerSize + (whole-headerSize)/SegmentSize*SegmentSize
+		}
+		if whole <= headerSize {
+			os.Remove(p) // no whole segment: nothing to keep
+			continue
+		}
+		if err := os.Truncate(p, whole); err != nil {
+			return keys, fmt.Errorf("recordings: recover %s: %w", filepath.Base(p), err)
+		}
+		base := strings.TrimSuffix(p, partSuffix)
+		if err := os.Rename(p, base+readySuffix); err != nil {
+			return keys, fmt.Errorf("recordings: recover: %w", err)
+		}
+		raw, _ := hex.DecodeString(filepath.Base(base))
+		keys = append(keys, string(raw))
+	}
+	return keys, nil
+}
+
+// Pending counts recordings waiting in the spool for the remote store.
+func (s *SpoolStore) Pending() int {
+	ready, _ := filepath.Glob(filepath.Join(s.dir, "*"+readySuffix))
+	return len(ready)
+}
+
+// Open reads the recording from the remote store, or from the spool while
+// it waits there.
+func (s *SpoolStore) Open(ctx context.Context, key string) (Object, error) {
+	obj, err := s.backend.Open(ctx, key)
+	if sb.ErrorCode(err) != sb.ENOTFOUND {
+		return obj, err
+	}
+	f, ferr := os.Open(s.spoolName(key, readySuffix))
+	if ferr != nil {
+		return nil, err
+	}
+	st, ferr := f.Stat()
+	if ferr != nil {
+		f.Close()
+		return nil, err
+	}
+	return dirObject{File: f, size: st.Size()}, nil
+}
+
+// Delete removes the recording from the spool and the remote store.
+func (s *SpoolStore) Delete(ctx context.Context, key string) error {
+	for _, suffix := range []string{partSuffix, readySuffix} {
+		if err := os.Remove(s.spoolName(key, suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("recordings: spool: %w", err)
+		}
+	}
+	return s.backend.Delete(ctx, key)
+}

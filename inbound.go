@@ -193,8 +193,10 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 	if r.c.Reason == "" {
 		r.c.Reason = reason
 	}
-	a.conn.Ended(r.c.ID, reason)
+	// Free the operator before saying the call ended: whoever hears
+	// "ended" may place the next call at once.
 	r.s.release(a, r.c.ID, false, "")
+	a.conn.Ended(r.c.ID, reason)
 	r.finish(ctx, by)
 }
 

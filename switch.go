@@ -266,6 +266,14 @@ func (s *Switch) SetConsent(tenantID, callID ID, c Consent) error {
 	}
 }
 
+// OperatorConsent records recording consent the operator confirmed on
+// their call (after the announcement) or the caller refused. Returns
+// ENOTFOUND if the operator is not on that call.
+func (s *Switch) OperatorConsent(opID, callID ID, given bool) error {
+	c := &Consent{Given: given, Mechanism: ConsentOperator, At: s.now(), By: "operator " + opID.String()}
+	return s.toCall(opID, callID, agentBusy, opMsg{kind: opConsent, opID: opID, consent: c})
+}
+
 // PauseRecording pauses (or resumes) the recording of a call in progress:
 // nothing is kept while paused, and the gap is marked in the recording.
 // A call that is not being recorded is left as it is. Returns ENOTFOUND

@@ -250,7 +250,9 @@ func (f *fakeControl) Accept(_, callID sb.ID) error {
 func (f *fakeControl) Decline(sb.ID, sb.ID) error {
 	return sb.Errorf(sb.ENOTFOUND, "no such call ringing")
 }
-func (f *fakeControl) Hangup(sb.ID, sb.ID) error { return errors.New("database on fire") }
+func (f *fakeControl) Hangup(sb.ID, sb.ID) error                    { return errors.New("database on fire") }
+func (f *fakeControl) OperatorConsent(_, _ sb.ID, given bool) error { return nil }
+
 func (f *fakeControl) Mute(_, _ sb.ID, muted bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

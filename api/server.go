@@ -40,6 +40,9 @@ type CallControl interface {
 	Decline(opID, callID sb.ID) error
 	Hangup(opID, callID sb.ID) error
 	Mute(opID, callID sb.ID, muted bool) error
+	// OperatorConsent records that the operator confirmed (or the caller
+	// refused) recording consent after the announcement.
+	OperatorConsent(opID, callID sb.ID, given bool) error
 	Disconnected(opID sb.ID)
 }
 

@@ -38,6 +38,7 @@ type clientMessage struct {
 	Candidate *sb.ICECandidate `json:"candidate,omitempty"`
 	CallID    string           `json:"call_id,omitempty"`
 	Muted     *bool            `json:"muted,omitempty"`
+	Given     *bool            `json:"given,omitempty"`
 }
 
 // decodeClientMessage parses one frame, refusing what is not a JSON object
@@ -587,7 +588,7 @@ func (c *opConn) handle(m clientMessage) error {
 		return nil
 	case "ping":
 		return c.enqueue(msgType{Type: "pong"})
-	case "accept", "decline", "hangup", "mute":
+	case "accept", "decline", "hangup", "mute", "consent":
 		callID, err := sb.ParseID(m.CallID)
 		if err != nil {
 			return sb.Errorf(sb.EINVALID, "call_id %q is not a call id", truncate(m.CallID, 64))
@@ -599,6 +600,11 @@ func (c *opConn) handle(m clientMessage) error {
 			return cc.Decline(id, callID)
 		case "hangup":
 			return cc.Hangup(id, callID)
+		case "consent":
+			if m.Given == nil {
+				return sb.Errorf(sb.EINVALID, "consent needs given: true or false")
+			}
+			return cc.OperatorConsent(id, callID, *m.Given)
 		}
 		if m.Muted == nil {
 			return sb.Errorf(sb.EINVALID, "mute needs muted: true or false")

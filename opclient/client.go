@@ -438,6 +438,12 @@ func (c *Client) Mute(ctx context.Context, callID sb.ID, muted bool) error {
 		func(ev Event) bool { return ev.Type == "muted" && ev.CallID == callID })
 }
 
+// Consent records that the operator confirmed recording consent on the
+// call (or that the caller refused it).
+func (c *Client) Consent(ctx context.Context, callID sb.ID, given bool) error {
+	return c.write(map[string]any{"type": "consent", "call_id": callID, "given": given})
+}
+
 // WaitConnected waits until the call is bridged.
 func (c *Client) WaitConnected(ctx context.Context, callID sb.ID) error {
 	return c.waitFor(ctx, 0, func(ev Event) (bool, error) {

@@ -119,10 +119,14 @@ func TestMalformedSIPGetsErrorsAndServiceKeepsServing(t *testing.T) {
 	// The next good call goes through, over TCP as well as UDP.
 	for _, transport := range []string{"udp", "tcp"} {
 		phone := mustPhone(t, siptest.Options{Transport: transport})
-		call, _ := answeredCall(t, m, phone, op, "3000", "2000")
+		call, in := answeredCall(t, m, phone, op, "3000", "2000")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := call.Hangup(ctx); err != nil {
 			t.Errorf("%s: hangup: %v", transport, err)
+		}
+		// The operator takes the next call once this one has ended.
+		if _, err := op.WaitEnded(ctx, in.CallID); err != nil {
+			t.Errorf("%s: %v", transport, err)
 		}
 		cancel()
 	}

@@ -184,6 +184,9 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 	if n := countObjects(t, filepath.Join(x.s3.Root, x.s3.Bucket, "tenants")); n != 1 {
 		t.Errorf("%d objects in the bucket, want only the consented call's", n)
 	}
+	if n := countObjects(t, x.m.Config.RecordingSpool); n != 0 {
+		t.Errorf("%d files left in the recording spool, want none", n)
+	}
 }
 
 // countObjects counts the files under dir: versitygw keeps each object as
@@ -270,6 +273,9 @@ func TestConsentDuringTheCall(t *testing.T) {
 	}
 	if n := countObjects(t, filepath.Join(x.s3.Root, x.s3.Bucket, "tenants")); n != 1 {
 		t.Errorf("%d objects in the bucket, want only the late-consent call's", n)
+	}
+	if n := countObjects(t, x.m.Config.RecordingSpool); n != 0 {
+		t.Errorf("%d files left in the recording spool after withdrawal, want none", n)
 	}
 }
 
@@ -425,5 +431,28 @@ func TestPausedRecordingKeepsNothingInTheGap(t *testing.T) {
 	})
 	if len(marks) != 2 || marks[0] != recordings.KindPause || marks[1] != recordings.KindResume {
 		t.Errorf("marks in the recording: %v, want pause then resume", marks)
+	}
+}
+
+// TestOperatorConfirmsConsent: the operator confirms consent after the
+// announcement; the rest of the call is recorded, and the consent record
+// says who and how.
+func TestOperatorConfirmsConsent(t *testing.T) {
+	x := mustRecordingFixture(t)
+	id := x.call(t, "", func(id sb.ID) {
+		if err := x.op.Consent(context.Background(), id, true); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	})
+	var rec sb.Recording
+	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
+		t.Fatalf("GET recording: %d", code)
+	}
+	if rec.Consent.Mechanism != sb.ConsentOperator || rec.Consent.By != "operator "+x.f.Operators[0].ID.String() || rec.Status != sb.RecordingComplete {
+		t.Errorf("recording %+v, want consent by the operator", rec)
+	}
+	if n := x.frames(t, id, &rec)[recordings.ChannelOperator]; n < 20 || n > 27 {
+		t.Errorf("recorded %d operator frames, want the ~25 after consent", n)
 	}
 }

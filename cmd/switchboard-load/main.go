@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.AnswerDelay, "answer-delay", 0, "how long operators let a call ring")
 	fs.StringVar(&c.Transport, "transport", "udp", "SIP transport: udp or tcp")
 	fs.StringVar(&c.Codec, "codec", "PCMU", "the trunk's codec: PCMU (passes unchanged) or PCMA (converted toward the browser)")
-	fs.BoolVar(&c.Recording, "recording", false, "record calls (needs recording support in the service)")
+	fs.BoolVar(&c.Recording, "recording", false, "record every call: the load tenant's policy takes consent and each INVITE carries X-Recording-Consent: yes (the service must have recordings configured; switchboard dev does)")
 	fs.BoolVar(&c.Media, "media", true, "send and check audio; -media=false measures signalling alone")
 	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&c.Markdown, "markdown", "", "append the report as a row of a Markdown table to this file")
@@ -90,8 +90,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-operators %d is fewer than -calls %d: an operator takes one call at a time", c.Operators, c.Calls)
 	case c.Rate <= 0 || c.Calls <= 0:
 		return errors.New("-rate and -calls must be positive")
-	case c.Recording:
-		return errors.New("-recording: this switchboard does not record calls yet")
 	case c.Codec != "PCMU" && c.Codec != "PCMA":
 		return fmt.Errorf("-codec %q is not PCMU or PCMA", c.Codec)
 	}

@@ -101,7 +101,11 @@ func newRun(ctx context.Context, c *config, log io.Writer) (*loadRun, error) {
 		if c.Codec == "PCMA" {
 			codec = sb.PCMA
 		}
-		p, err := siptest.NewPhone(siptest.Options{Transport: c.Transport, Codec: codec})
+		opts := siptest.Options{Transport: c.Transport, Codec: codec}
+		if c.Recording {
+			opts.Headers = map[string]string{"X-Recording-Consent": "yes"}
+		}
+		p, err := siptest.NewPhone(opts)
 		if err != nil {
 			r.close()
 			return nil, err
@@ -124,6 +128,9 @@ func (r *loadRun) provision(ctx context.Context) ([]string, error) {
 	rand.Read(tag)
 	id := hex.EncodeToString(tag)
 	tenant := &sb.Tenant{Name: "load " + id}
+	if r.c.Recording {
+		tenant.RecordingPolicy = sb.RecordWithConsent
+	}
 	if err := metadata.NewTenantService(db).CreateTenant(ctx, tenant); err != nil {
 		return nil, fmt.Errorf("provision tenant: %w", err)
 	}

@@ -87,6 +87,14 @@ func (s *RecordingStore) FindRecordingByCallID(ctx context.Context, callID sb.ID
 	if err != nil {
 		return nil, mapError(err, "recording")
 	}
+	if r.Status != sb.RecordingDestroyed {
+		var until time.Time
+		if err := s.db.pool.QueryRow(ctx, "SELECT $2::timestamptz + make_interval(days => recording_retention_days) FROM tenants WHERE id = $1",
+			a.TenantID, r.StartedAt).Scan(&until); err != nil {
+			return nil, mapError(err, "tenant")
+		}
+		r.RetentionUntil = &until
+	}
 	return r, nil
 }
 

@@ -18,6 +18,7 @@ type callRun struct {
 	ag     *agent // the operator ringing or on the call
 
 	consent   *Consent        // what was stated about recording, if anything
+	digit     byte            // the key the caller presses to consent, 0 if none
 	recording ActiveRecording // nil unless the call is being recorded
 	paused    bool            // the recording is paused
 }
@@ -230,6 +231,10 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 			}
 		case k := <-r.dtmf:
 			r.dtmfEvent(k)
+			if k.fromCaller && r.digit != 0 && k.digit == r.digit && (r.consent == nil || !r.consent.Given) {
+				r.setConsent(&Consent{Given: true, Mechanism: ConsentDTMF, At: r.s.now(), By: "caller"})
+				r.applyConsent(ctx, bridge)
+			}
 		case ev, ok := <-r.leg.Events():
 			// Digits the bridge saw before this event go first in the
 			// timeline; select does not promise that order.
@@ -279,7 +284,19 @@ func (r *callRun) drainDTMF() {
 // startRecording records the call if its tenant's policy and consent
 // allow: the recording taps the bridge from now on.
 func (r *callRun) startRecording(ctx context.Context, b *Bridge) {
-	if r.s.recordings == nil || r.consent == nil || !r.consent.Given {
+	if r.s.recordings == nil {
+		return
+	}
+	if r.digit == 0 && (r.consent == nil || !r.consent.Given) {
+		dctx, cancel := dbContext(ctx)
+		d, err := r.s.recordings.ConsentDigit(dctx, r.c.TenantID)
+		cancel()
+		if err != nil {
+			r.log.Warn("consent key unknown", "err", err)
+		}
+		r.digit = d
+	}
+	if r.consent == nil || !r.consent.Given {
 		return
 	}
 	rec, err := r.s.recordings.Begin(ctx, r.c, r.consent, r.leg.Media().Codec())

@@ -101,6 +101,9 @@ type Recordings interface {
 	// may be recorded, starts recording it. It returns nil, nil when the
 	// call is not to be recorded.
 	Begin(ctx context.Context, c *Call, consent *Consent, codec Codec) (ActiveRecording, error)
+	// ConsentDigit is the key the tenant's callers press to consent after
+	// the announcement; 0 when DTMF consent is off.
+	ConsentDigit(ctx context.Context, tenantID ID) (byte, error)
 }
 
 // ActiveRecording is a recording in progress.

@@ -29,6 +29,34 @@ func (s *RecordingStore) TenantPolicy(ctx context.Context, tenantID sb.ID) (sb.R
 	return p, nil
 }
 
+// ConsentDigit returns the key the tenant's callers press to consent to
+// recording, 0 if DTMF consent is off.
+func (s *RecordingStore) ConsentDigit(ctx context.Context, tenantID sb.ID) (byte, error) {
+	var d string
+	if err := s.db.pool.QueryRow(ctx, "SELECT recording_consent_digit FROM tenants WHERE id = $1", tenantID).Scan(&d); err != nil {
+		return 0, mapError(err, "tenant")
+	}
+	if d == "" {
+		return 0, nil
+	}
+	return d[0], nil
+}
+
+// SetConsentDigit sets the key callers press to consent ("" turns it off).
+func (s *RecordingStore) SetConsentDigit(ctx context.Context, tenantID sb.ID, digit string) error {
+	if len(digit) > 1 || (digit != "" && !strings.Contains("0123456789*#", digit)) {
+		return sb.Errorf(sb.EINVALID, "the consent key must be one of 0-9, * or #")
+	}
+	tag, err := s.db.pool.Exec(ctx, "UPDATE tenants SET recording_consent_digit = $2 WHERE id = $1", tenantID, digit)
+	if err != nil {
+		return mapError(err, "tenant")
+	}
+	if tag.RowsAffected() == 0 {
+		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
+	}
+	return nil
+}
+
 // CreateRecording stores a new recording's record, wrapped key included,
 // before any audio is written: a crash leaves a record to finish as
 // truncated, never an object nobody knows about.

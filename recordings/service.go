@@ -15,6 +15,7 @@ type Records interface {
 	CreateRecording(ctx context.Context, r *sb.Recording) error
 	UpdateRecording(ctx context.Context, r *sb.Recording) error
 	ExpiredRecordings(ctx context.Context, now time.Time, limit int) ([]*sb.Recording, error)
+	ConsentDigit(ctx context.Context, tenantID sb.ID) (byte, error)
 }
 
 // Service records calls that their tenant's policy and consent allow:
@@ -81,6 +82,11 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			n++
 		}
 	}
+}
+
+// ConsentDigit is the key the tenant's callers press to consent.
+func (s *Service) ConsentDigit(ctx context.Context, tenantID sb.ID) (byte, error) {
+	return s.records.ConsentDigit(ctx, tenantID)
 }
 
 // Begin starts recording c if its tenant's policy allows it with consent.

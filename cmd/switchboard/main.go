@@ -23,6 +23,7 @@ Commands:
                    operator and trunk; prints how to log in and what to call
   migrate          apply database migrations and exit
   tenant create    create a tenant; prints its ID
+  tenant set       change a tenant's recording policy, retention and consent key
   user create      create a user; password from SWITCHBOARD_PASSWORD or stdin
   trunk create     create a SIP trunk; digest password from SWITCHBOARD_PASSWORD or stdin
   apikey create    create an API key; prints it once
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runMigrate(ctx, rest, stdout, stderr)
 	case "tenant create":
 		return runTenantCreate(ctx, rest, stdout, stderr)
+	case "tenant set":
+		return runTenantSet(ctx, rest, stdout, stderr)
 	case "user create":
 		return runUserCreate(ctx, rest, stdin, stdout, stderr)
 	case "trunk create":

@@ -228,3 +228,55 @@ func runAPIKeyCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	fmt.Fprintln(stdout, secret)
 	return nil
 }
+
+// runTenantSet is `switchboard tenant set`: the tenant's recording
+// settings.
+func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tenant set", "Changes a tenant's recording settings.", stderr)
+	dbURL := databaseFlag(fs)
+	tenant := fs.String("tenant", "", "tenant ID (required)")
+	policy := fs.String("recording-policy", "", "never, consent or trunk")
+	days := fs.Int("recording-retention-days", 0, "days recordings are kept before they are destroyed (1-3650)")
+	key := fs.String("recording-consent-key", "-", `the key callers press to consent after the announcement (0-9, * or #; "" turns it off)`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tenantID, err := sb.ParseID(*tenant)
+	if err != nil {
+		return fmt.Errorf("tenant set: -tenant: %w", explain(err))
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	records := metadata.NewRecordingStore(db)
+	changed := 0
+	if *policy != "" {
+		p, err := sb.ParseRecordingPolicy(*policy)
+		if err != nil {
+			return fmt.Errorf("tenant set: %w", explain(err))
+		}
+		if err := metadata.NewTenantService(db).SetRecordingPolicy(ctx, tenantID, p); err != nil {
+			return fmt.Errorf("tenant set: %w", explain(err))
+		}
+		changed++
+	}
+	if *days != 0 {
+		if err := records.SetRecordingRetention(ctx, tenantID, *days); err != nil {
+			return fmt.Errorf("tenant set: %w", explain(err))
+		}
+		changed++
+	}
+	if *key != "-" {
+		if err := records.SetConsentDigit(ctx, tenantID, *key); err != nil {
+			return fmt.Errorf("tenant set: %w", explain(err))
+		}
+		changed++
+	}
+	if changed == 0 {
+		return errors.New("tenant set: nothing to change; see -h")
+	}
+	fmt.Fprintf(stdout, "tenant %s: %d settings changed\n", tenantID, changed)
+	return nil
+}

@@ -63,6 +63,21 @@ func mustRecordingFixture(t *testing.T) *recordingFixture {
 // (given the call ID) 25 more; then the caller hangs up.
 func (x *recordingFixture) call(t *testing.T, consent string, during ...func(sb.ID)) sb.ID {
 	t.Helper()
+	hooks := make([]func(*siptest.Call, sb.ID), len(during))
+	for i, d := range during {
+		hooks[i] = func(_ *siptest.Call, id sb.ID) { d(id) }
+	}
+	return x.place(t, consent, hooks...)
+}
+
+// callWith is a call without consent whose hook acts as the caller.
+func (x *recordingFixture) callWith(t *testing.T, hook func(*siptest.Call)) sb.ID {
+	t.Helper()
+	return x.place(t, "", func(c *siptest.Call, _ sb.ID) { hook(c) })
+}
+
+func (x *recordingFixture) place(t *testing.T, consent string, hooks ...func(*siptest.Call, sb.ID)) sb.ID {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts := siptest.Options{Transport: "udp"}
@@ -81,8 +96,8 @@ func (x *recordingFixture) call(t *testing.T, consent string, during ...func(sb.
 		<-done
 	}
 	talk()
-	for _, hook := range during {
-		hook(in.CallID)
+	for _, hook := range hooks {
+		hook(call, in.CallID)
 		talk()
 	}
 	time.Sleep(100 * time.Millisecond) // the last frames cross the bridge
@@ -455,5 +470,32 @@ func TestOperatorConfirmsConsent(t *testing.T) {
 	}
 	if n := x.frames(t, id, &rec)[recordings.ChannelOperator]; n < 20 || n > 27 {
 		t.Errorf("recorded %d operator frames, want the ~25 after consent", n)
+	}
+}
+
+// TestCallerConsentsByKeyPress: with the tenant's consent key set (through
+// `switchboard tenant set`), the caller pressing it starts the recording.
+func TestCallerConsentsByKeyPress(t *testing.T) {
+	x := mustRecordingFixture(t)
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"tenant", "set", "-database-url", x.m.Config.DatabaseURL, "-tenant", x.f.Tenant.ID.String(),
+		"-recording-consent-key", "1", "-recording-retention-days", "7"}, nil, &out, &errOut); err != nil {
+		t.Fatalf("tenant set: %v\n%s", err, errOut.String())
+	}
+	id := x.callWith(t, func(call *siptest.Call) {
+		if err := call.SendDTMF('1'); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond)
+	})
+	var rec sb.Recording
+	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
+		t.Fatalf("GET recording: %d", code)
+	}
+	if rec.Consent.Mechanism != sb.ConsentDTMF || rec.Consent.By != "caller" || rec.RetentionUntil.Sub(rec.StartedAt) != 7*24*time.Hour {
+		t.Errorf("recording %+v, want consent by the caller's key and 7 days' retention", rec)
+	}
+	if n := x.frames(t, id, &rec)[recordings.ChannelCaller]; n < 20 || n > 27 {
+		t.Errorf("recorded %d caller frames, want the ~25 after the key press", n)
 	}
 }

@@ -252,18 +252,7 @@ func (s *Switch) Mute(opID, callID ID, muted bool) error {
 // recording and destroys what was recorded. Returns ENOTFOUND if the call
 // is not in progress in that tenant.
 func (s *Switch) SetConsent(tenantID, callID ID, c Consent) error {
-	s.mu.Lock()
-	lc := s.calls[callID]
-	s.mu.Unlock()
-	if lc == nil || lc.tenantID != tenantID {
-		return Errorf(ENOTFOUND, "no call %s in progress", callID)
-	}
-	select {
-	case lc.ops <- opMsg{kind: opConsent, consent: &c}:
-		return nil
-	default:
-		return Errorf(EUNAVAILABLE, "the call is busy; try again")
-	}
+	return s.toLiveCall(tenantID, callID, opMsg{kind: opConsent, consent: &c})
 }
 
 // OperatorConsent records recording consent the operator confirmed on
@@ -279,6 +268,12 @@ func (s *Switch) OperatorConsent(opID, callID ID, given bool) error {
 // A call that is not being recorded is left as it is. Returns ENOTFOUND
 // if the call is not in progress in that tenant.
 func (s *Switch) PauseRecording(tenantID, callID ID, paused bool) error {
+	return s.toLiveCall(tenantID, callID, opMsg{kind: opPause, paused: paused})
+}
+
+// toLiveCall hands m to a call in progress in the tenant; another tenant's
+// call is as missing as an ended one.
+func (s *Switch) toLiveCall(tenantID, callID ID, m opMsg) error {
 	s.mu.Lock()
 	lc := s.calls[callID]
 	s.mu.Unlock()
@@ -286,7 +281,7 @@ func (s *Switch) PauseRecording(tenantID, callID ID, paused bool) error {
 		return Errorf(ENOTFOUND, "no call %s in progress", callID)
 	}
 	select {
-	case lc.ops <- opMsg{kind: opPause, paused: paused}:
+	case lc.ops <- m:
 		return nil
 	default:
 		return Errorf(EUNAVAILABLE, "the call is busy; try again")

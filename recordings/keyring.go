@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,8 +28,16 @@ var ErrUnknownKey = errors.New("recordings: key version not in the keyring")
 
 // ParseKeyring reads "1:BASE64,2:BASE64" (32-byte keys, standard base64);
 // the highest version is active unless "active=N" is given, e.g.
-// "1:...,2:...,active=1".
+// "1:...,2:...,active=1". "@PATH" reads the same text from a file.
 func ParseKeyring(s string) (*Keyring, error) {
+	if path, ok := strings.CutPrefix(strings.TrimSpace(s), "@"); ok {
+		// "@/etc/switchboard/keyring": the same text, from a file.
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("recordings: keyring file: %w", err)
+		}
+		s = strings.TrimSpace(string(b))
+	}
 	k := &Keyring{keys: map[uint32]cipher.AEAD{}}
 	var active uint32
 	for _, part := range strings.Split(s, ",") {

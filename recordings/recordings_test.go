@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -248,7 +250,14 @@ func TestKeyring(t *testing.T) {
 	if _, err := ring.Unwrap(3, wrapped, recID[:]); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("unknown version: %v", err)
 	}
-	for _, bad := range []string{"", "1:short", "0:" + base64.StdEncoding.EncodeToString(k1), "1:" + base64.StdEncoding.EncodeToString(k1) + ",active=5"} {
+	file := filepath.Join(t.TempDir(), "keyring")
+	if err := os.WriteFile(file, []byte(spec+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fromFile, err := ParseKeyring("@" + file); err != nil || fromFile.Active() != 1 {
+		t.Errorf("keyring from a file: %v", err)
+	}
+	for _, bad := range []string{"", "@/no/such/file", "1:short", "0:" + base64.StdEncoding.EncodeToString(k1), "1:" + base64.StdEncoding.EncodeToString(k1) + ",active=5"} {
 		if _, err := ParseKeyring(bad); err == nil {
 			t.Errorf("ParseKeyring(%q) succeeded", bad)
 		}

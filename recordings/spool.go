@@ -56,20 +56,80 @@ type spoolUpload struct {
 	key string
 	f   *os.File
 	bw  *bufio.Writer
+
+	// With S3 behind the spool, parts go up as the call proceeds, read
+	// back from the spool file: remote is that multipart upload, sent how
+	// much of the file it has. Any failure drops it, and the whole file is
+	// uploaded later instead.
+	remote  *s3Upload
+	written int64
+	sent    int64
 }
 
-func (s *SpoolStore) Create(_ context.Context, key string) (Upload, error) {
-	f, err := os.OpenFile(s.spoolName(key, partSuffix), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+func (s *SpoolStore) Create(ctx context.Context, key string) (Upload, error) {
+	f, err := os.OpenFile(s.spoolName(key, partSuffix), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("recordings: spool: %w", err)
 	}
-	return &spoolUpload{s: s, key: key, f: f, bw: bufio.NewWriterSize(f, 64<<10)}, nil
+	u := &spoolUpload{s: s, key: key, f: f, bw: bufio.NewWriterSize(f, 64<<10)}
+	if s3, ok := s.backend.(*S3Store); ok {
+		// The call's context ends with the call; the upload must not.
+		if up, err := s3.Create(context.WithoutCancel(ctx), key); err == nil {
+			u.remote = up.(*s3Upload)
+		}
+	}
+	return u, nil
 }
 
-func (u *spoolUpload) Write(p []byte) (int, error) { return u.bw.Write(p) }
+func (u *spoolUpload) Write(p []byte) (int, error) {
+	n, err := u.bw.Write(p)
+	u.written += int64(n)
+	if err == nil && u.remote != nil && u.written-u.sent >= int64(u.remote.s.partSize) {
+		u.sendParts()
+	}
+	return n, err
+}
 
-// Complete makes the spooled recording durable and uploads it. A remote
-// store that is down is not a failure: the recording waits for Flush.
+// sendParts uploads every whole part the spool file holds beyond what was
+// sent.
+func (u *spoolUpload) sendParts() {
+	if err := u.bw.Flush(); err != nil {
+		u.dropRemote()
+		return
+	}
+	size := int64(u.remote.s.partSize)
+	for u.remote != nil && u.written-u.sent >= size {
+		if err := u.remote.putPartFrom(io.NewSectionReader(u.f, u.sent, size)); err != nil {
+			u.dropRemote()
+			return
+		}
+		u.sent += size
+	}
+}
+
+// dropRemote gives up on uploading during the call.
+func (u *spoolUpload) dropRemote() {
+	if u.remote != nil {
+		u.remote.Abort(context.Background())
+		u.remote = nil
+	}
+}
+
+// finishRemote uploads the rest of the file as the last part and
+// completes the multipart upload.
+func (u *spoolUpload) finishRemote(ctx context.Context) error {
+	u.remote.ctx = ctx
+	if tail := u.written - u.sent; tail > 0 || len(u.remote.parts) == 0 {
+		if err := u.remote.putPartFrom(io.NewSectionReader(u.f, u.sent, tail)); err != nil {
+			return err
+		}
+	}
+	return u.remote.Complete(ctx)
+}
+
+// Complete makes the spooled recording durable and uploads what remains.
+// A remote store that is down is not a failure: the recording waits for
+// Flush.
 func (u *spoolUpload) Complete(ctx context.Context) error {
 	if err := u.bw.Flush(); err != nil {
 		u.f.Close()
@@ -78,6 +138,16 @@ func (u *spoolUpload) Complete(ctx context.Context) error {
 	if err := u.f.Sync(); err != nil {
 		u.f.Close()
 		return fmt.Errorf("recordings: spool: %w", err)
+	}
+	if u.remote != nil {
+		if err := u.finishRemote(ctx); err == nil {
+			u.f.Close()
+			if err := os.Remove(u.f.Name()); err != nil {
+				return fmt.Errorf("recordings: spool: %w", err)
+			}
+			return nil
+		}
+		u.dropRemote()
 	}
 	if err := u.f.Close(); err != nil {
 		return fmt.Errorf("recordings: spool: %w", err)
@@ -91,6 +161,7 @@ func (u *spoolUpload) Complete(ctx context.Context) error {
 }
 
 func (u *spoolUpload) Abort(context.Context) error {
+	u.dropRemote()
 	u.f.Close()
 	if err := os.Remove(u.f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("recordings: spool: %w", err)

@@ -171,3 +171,49 @@ func TestParseObjectKey(t *testing.T) {
 		}
 	}
 }
+
+// With S3 up, a long recording's parts go up as the call proceeds, read
+// back from the spool file, and the spool is empty when it completes.
+func TestSpoolUploadsPartsDuringTheCall(t *testing.T) {
+	_, backend := mustS3Backend(t)
+	spoolDir := t.TempDir()
+	spool, err := NewSpoolStore(spoolDir, backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key := ObjectKey(sb.NewID(), sb.NewID())
+	up, err := spool.Create(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte{0x5a}, 64<<10)
+	total := 0
+	for total < 2*MinPartSize+100<<10 {
+		if _, err := up.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		total += len(chunk)
+	}
+	if sent := up.(*spoolUpload).sent; sent != 2*MinPartSize {
+		t.Fatalf("%d bytes uploaded during the call, want two whole parts (%d)", sent, 2*MinPartSize)
+	}
+	if err := up.Complete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := backend.Open(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	if obj.Size() != int64(total) {
+		t.Errorf("object of %d bytes, want %d", obj.Size(), total)
+	}
+	tail := make([]byte, 10)
+	if _, err := obj.ReadAt(tail, obj.Size()-10); err != nil || !bytes.Equal(tail, chunk[:10]) {
+		t.Errorf("object tail %x, %v", tail, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(spoolDir, "*")); len(left) != 0 {
+		t.Errorf("spool not empty: %v", left)
+	}
+}

@@ -141,10 +141,15 @@ func (u *s3Upload) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (u *s3Upload) putPart(b []byte) error {
+func (u *s3Upload) putPart(b []byte) error { return u.putPartFrom(bytes.NewReader(b)) }
+
+// putPartFrom uploads the next part from body, which the SDK may seek to
+// sign and retry: a section of a spool file is uploaded without holding
+// the part in memory.
+func (u *s3Upload) putPartFrom(body io.ReadSeeker) error {
 	n := int32(len(u.parts) + 1)
 	out, err := u.s.c.UploadPart(u.ctx, &s3.UploadPartInput{
-		Bucket: &u.s.bucket, Key: &u.key, UploadId: u.id, PartNumber: &n, Body: bytes.NewReader(b),
+		Bucket: &u.s.bucket, Key: &u.key, UploadId: u.id, PartNumber: &n, Body: body,
 	})
 	if err != nil {
 		return fmt.Errorf("recordings: upload part %d: %w", n, err)

@@ -74,18 +74,20 @@ const (
 // Recording is a call recording's record: never the audio, never a key in
 // the clear.
 type Recording struct {
-	ID        ID              `json:"id"`
-	TenantID  ID              `json:"tenant_id"`
-	CallID    ID              `json:"call_id"`
-	Status    RecordingStatus `json:"status"`
-	Codec     string          `json:"codec"`
-	ClockRate uint32          `json:"clock_rate"`
-	StartedAt time.Time       `json:"started_at"`
-	EndedAt   *time.Time      `json:"ended_at,omitempty"`
-	SizeBytes int64           `json:"size_bytes"`
-	Segments  int             `json:"segments"`
-	Dropped   uint64          `json:"dropped_packets"`
-	Consent   Consent         `json:"consent"`
+	ID         ID              `json:"id"`
+	TenantID   ID              `json:"tenant_id"`
+	CallID     ID              `json:"call_id"`
+	Status     RecordingStatus `json:"status"`
+	Codec      string          `json:"codec"`
+	ClockRate  uint32          `json:"clock_rate"`
+	StartedAt  time.Time       `json:"started_at"`
+	EndedAt    *time.Time      `json:"ended_at,omitempty"`
+	DurationMS int64           `json:"duration_ms"`
+	SizeBytes  int64           `json:"size_bytes"`
+	Format     int             `json:"format"` // container format version
+	Segments   int             `json:"segments"`
+	Dropped    uint64          `json:"dropped_packets"`
+	Consent    Consent         `json:"consent"`
 	// RetentionUntil is when the tenant's retention ends and the sweep
 	// destroys the recording.
 	RetentionUntil *time.Time `json:"retention_until,omitempty"`

@@ -61,11 +61,14 @@ func (s *RecordingStore) SetConsentDigit(ctx context.Context, tenantID sb.ID, di
 // before any audio is written: a crash leaves a record to finish as
 // truncated, never an object nobody knows about.
 func (s *RecordingStore) CreateRecording(ctx context.Context, r *sb.Recording) error {
+	if r.Format == 0 {
+		r.Format = 1
+	}
 	_, err := s.db.pool.Exec(ctx, `INSERT INTO recordings (id, tenant_id, call_id, status, codec, clock_rate, started_at,
-		consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key, format)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		r.ID, r.TenantID, r.CallID, r.Status, r.Codec, int64(r.ClockRate), r.StartedAt,
-		r.Consent.Given, r.Consent.Mechanism, r.Consent.At, r.Consent.By, r.Consent.Policy, r.ObjectKey, int64(r.KeyVersion), r.WrappedKey)
+		r.Consent.Given, r.Consent.Mechanism, r.Consent.At, r.Consent.By, r.Consent.Policy, r.ObjectKey, int64(r.KeyVersion), r.WrappedKey, r.Format)
 	return mapError(err, "recording")
 }
 
@@ -89,14 +92,17 @@ func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) e
 }
 
 const recordingColumns = `id, tenant_id, call_id, status, codec, clock_rate, started_at, ended_at, size_bytes, segments,
-	dropped_packets, consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key`
+	dropped_packets, consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key, format`
 
 func scanRecording(row pgx.Row) (*sb.Recording, error) {
 	r := &sb.Recording{}
 	var clock, version, dropped int64
 	err := row.Scan(&r.ID, &r.TenantID, &r.CallID, &r.Status, &r.Codec, &clock, &r.StartedAt, &r.EndedAt, &r.SizeBytes, &r.Segments,
-		&dropped, &r.Consent.Given, &r.Consent.Mechanism, &r.Consent.At, &r.Consent.By, &r.Consent.Policy, &r.ObjectKey, &version, &r.WrappedKey)
+		&dropped, &r.Consent.Given, &r.Consent.Mechanism, &r.Consent.At, &r.Consent.By, &r.Consent.Policy, &r.ObjectKey, &version, &r.WrappedKey, &r.Format)
 	r.ClockRate, r.KeyVersion, r.Dropped = uint32(clock), uint32(version), uint64(dropped)
+	if r.EndedAt != nil {
+		r.DurationMS = r.EndedAt.Sub(r.StartedAt).Milliseconds()
+	}
 	return r, err
 }
 

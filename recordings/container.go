@@ -20,6 +20,10 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 )
 
+// FormatVersion is the container format this package writes, recorded
+// with each recording.
+const FormatVersion = 1
+
 // Format constants. A changed value is a new version.
 const (
 	magic          = "SBREC\x00\x00\x01" // 8 bytes: name and version 1

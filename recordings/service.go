@@ -102,7 +102,7 @@ func (s *Service) Begin(ctx context.Context, c *sb.Call, consent *sb.Consent, co
 	given.Policy = policy
 	now := s.now().UTC().Truncate(time.Microsecond)
 	rec := &sb.Recording{ID: sb.NewID(), TenantID: c.TenantID, CallID: c.ID, Status: sb.RecordingActive,
-		Codec: codec.Name, ClockRate: codec.ClockRate, StartedAt: now, Consent: given}
+		Codec: codec.Name, ClockRate: codec.ClockRate, StartedAt: now, Consent: given, Format: FormatVersion}
 	r, err := StartRecorder(ctx, s.store, s.ring, Meta{TenantID: c.TenantID, CallID: c.ID, RecordingID: rec.ID,
 		Codec: codec.Name, ClockRate: codec.ClockRate, Start: now, Channels: 2})
 	if err != nil {

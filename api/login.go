@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"mime"
+	"net"
 	"net/http"
 	"time"
 
@@ -30,11 +31,21 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.deps.Users.Authenticate(r.Context(), in.Email, in.Password)
 	if sb.ErrorCode(err) == sb.EUNAUTHORIZED {
-		// One message whatever was wrong, so emails cannot be probed.
+		// One message whatever was wrong, so emails cannot be probed. The
+		// audit entry names nobody: the email is personal data.
 		s.log.Info("login failed", "remote", r.RemoteAddr)
+		if aerr := s.audit(r, &sb.AuditEntry{Action: "login", Outcome: "denied"}); aerr != nil {
+			s.log.Error("audit of a failed login", "err", aerr)
+		}
 		s.error(w, r, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password"))
 		return
 	} else if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	// A login that cannot be audited does not happen.
+	if err := s.audit(r, &sb.AuditEntry{TenantID: &u.TenantID, ActorUserID: &u.ID, ActorRole: u.Role, Action: "login",
+		ResourceType: "user", ResourceID: u.ID.String()}); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -55,6 +66,10 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		if sess, err := s.deps.Sessions.FindSession(r.Context(), c.Value); err == nil {
 			s.ops.closeUser(sess.UserID, "logged out")
+			if err := s.audit(r, &sb.AuditEntry{TenantID: &sess.TenantID, ActorUserID: &sess.UserID, ActorRole: sess.Role,
+				Action: "logout", ResourceType: "user", ResourceID: sess.UserID.String()}); err != nil {
+				s.log.Error("audit of a logout", "err", err)
+			}
 		}
 		if err := s.deps.Sessions.DeleteSession(r.Context(), c.Value); err != nil {
 			s.error(w, r, err)
@@ -78,4 +93,21 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"user": u})
+}
+
+// audit appends e with where the request came from. Without an audit log
+// configured it records nothing.
+func (s *Server) audit(r *http.Request, e *sb.AuditEntry) error {
+	if s.deps.Audit == nil {
+		return nil
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		e.IP = host
+	}
+	if ua := r.UserAgent(); len(ua) > 200 {
+		e.UserAgent = ua[:200]
+	} else {
+		e.UserAgent = ua
+	}
+	return s.deps.Audit.Append(r.Context(), e)
 }

@@ -74,6 +74,7 @@ type Deps struct {
 	Calls         sb.CallService
 	Recordings    sb.RecordingService // nil: no call has a recording
 	Consents      ConsentControl      // nil: consent cannot be stated through the API
+	Audit         sb.AuditLog         // nil: nothing is audited (tests of other parts)
 	Users         sb.UserService
 	APIKeys       sb.APIKeyService
 	Sessions      sb.SessionService

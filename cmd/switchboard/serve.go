@@ -120,6 +120,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Calls:         calls,
 		Recordings:    metadata.NewRecordingStore(m.DB),
 		Consents:      m.Switch,
+		Audit:         metadata.NewAuditLog(m.DB),
 		Users:         metadata.NewUserService(m.DB),
 		APIKeys:       metadata.NewAPIKeyService(m.DB),
 		Sessions:      metadata.NewSessionService(m.DB),

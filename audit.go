@@ -1,0 +1,37 @@
+package switchboard
+
+import (
+	"context"
+	"time"
+)
+
+// AuditEntry is one line of the audit log: who did what to which resource,
+// when, why, from where, and how it turned out. It never holds a phone
+// number or other personal data in the clear, so erasing a person's data
+// never breaks the chain.
+type AuditEntry struct {
+	Seq          int64     `json:"seq"`
+	ID           ID        `json:"id"`
+	TenantID     *ID       `json:"tenant_id,omitempty"` // nil for the system
+	At           time.Time `json:"at"`
+	ActorUserID  *ID       `json:"actor_user_id,omitempty"`
+	ActorKeyID   *ID       `json:"actor_api_key_id,omitempty"`
+	ActorRole    Role      `json:"actor_role,omitempty"`
+	Action       string    `json:"action"`
+	ResourceType string    `json:"resource_type,omitempty"`
+	ResourceID   string    `json:"resource_id,omitempty"`
+	Reason       string    `json:"reason,omitempty"`
+	Ticket       string    `json:"ticket,omitempty"`
+	IP           string    `json:"ip,omitempty"`
+	UserAgent    string    `json:"user_agent,omitempty"`
+	Outcome      string    `json:"outcome"` // "ok", "denied", "failed"
+	PrevHash     []byte    `json:"prev_hash"`
+	Hash         []byte    `json:"hash"`
+}
+
+// AuditLog is the append-only audit log.
+type AuditLog interface {
+	// Append adds entries at the head of the chain, stamping their time,
+	// sequence and hashes.
+	Append(ctx context.Context, entries ...*AuditEntry) error
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/opclient"
+)
+
+// Logins, failed logins and logouts land in the audit log, with where they
+// came from and without the email that was tried.
+func TestLoginsAreAudited(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	u := f.Operators[0]
+	var he *opclient.HTTPError
+	if _, err := opclient.Login(ctx, m.HTTPURL(), u.Email, "not the password"); !errors.As(err, &he) || he.Status != 401 {
+		t.Fatalf("wrong password: %v", err)
+	}
+	c, err := opclient.Login(ctx, m.HTTPURL(), u.Email, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	log := metadata.NewAuditLog(m.DB)
+	entries, err := log.Recent(ctx, nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 {
+		t.Fatalf("%d audit entries, want the failed and the good login", len(entries))
+	}
+	good, failed := entries[0], entries[1] // newest first
+	if failed.Action != "login" || failed.Outcome != "denied" || failed.TenantID != nil || failed.IP != "127.0.0.1" {
+		t.Errorf("failed login entry %+v", failed)
+	}
+	if good.Action != "login" || good.Outcome != "ok" || good.ActorUserID == nil || *good.ActorUserID != u.ID ||
+		good.TenantID == nil || *good.TenantID != f.Tenant.ID || good.UserAgent == "" {
+		t.Errorf("login entry %+v", good)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.ResourceID+e.Reason+e.UserAgent, u.Email) {
+			t.Errorf("an audit entry holds the email: %+v", e)
+		}
+	}
+	if broken, err := log.Verify(ctx); err != nil || broken != 0 {
+		t.Errorf("audit chain broken at %d: %v", broken, err)
+	}
+}

@@ -3,7 +3,9 @@ package metadata
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -139,4 +141,56 @@ func (l *AuditLog) Recent(ctx context.Context, tenantID *sb.ID, limit int) ([]*s
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// checkpointMessage is what a checkpoint's signature covers.
+func checkpointMessage(seq int64, hash []byte) []byte {
+	msg := []byte("switchboard audit checkpoint v1 ")
+	msg = binary.BigEndian.AppendUint64(msg, uint64(seq))
+	return append(msg, hash...)
+}
+
+// Checkpoint signs the chain's current head with key, unless it is
+// already checkpointed. It returns the head's sequence number, 0 for an
+// empty log.
+func (l *AuditLog) Checkpoint(ctx context.Context, key ed25519.PrivateKey) (int64, error) {
+	var seq int64
+	var hash []byte
+	err := l.db.pool.QueryRow(ctx, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").Scan(&seq, &hash)
+	if err == pgx.ErrNoRows {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("metadata: audit head: %w", err)
+	}
+	sig := ed25519.Sign(key, checkpointMessage(seq, hash))
+	if _, err := l.db.pool.Exec(ctx, "INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING",
+		seq, hash, l.db.now(), sig); err != nil {
+		return 0, fmt.Errorf("metadata: audit checkpoint: %w", err)
+	}
+	return seq, nil
+}
+
+// VerifyCheckpoints checks every checkpoint's signature with pub and that
+// the entry it names still has the hash it signed. It returns the sequence
+// number of the first checkpoint that does not hold, 0 if all do, and how
+// many were checked.
+func (l *AuditLog) VerifyCheckpoints(ctx context.Context, pub ed25519.PublicKey) (broken int64, checked int, err error) {
+	rows, err := l.db.pool.Query(ctx, `SELECT c.seq, c.hash, c.signature, a.hash FROM audit_checkpoints c
+		LEFT JOIN audit_log a ON a.seq = c.seq ORDER BY c.seq`)
+	if err != nil {
+		return 0, 0, fmt.Errorf("metadata: audit checkpoints: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var hash, sig, entryHash []byte
+		if err := rows.Scan(&seq, &hash, &sig, &entryHash); err != nil {
+			return 0, checked, fmt.Errorf("metadata: audit checkpoints: %w", err)
+		}
+		checked++
+		if !ed25519.Verify(pub, checkpointMessage(seq, hash), sig) || !bytes.Equal(hash, entryHash) {
+			return seq, checked, nil
+		}
+	}
+	return 0, checked, rows.Err()
 }

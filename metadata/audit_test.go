@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"crypto/ed25519"
 	"testing"
 	"time"
 
@@ -59,5 +60,73 @@ func BenchmarkAuditAppend(b *testing.B) {
 		if err := log.Append(ctx, &sb.AuditEntry{TenantID: &tenant, Action: "recording.range_read", ResourceType: "recording", ResourceID: "r"}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Someone who rewrites an entry and recomputes every hash after it leaves
+// a whole chain, but not the signed checkpoint of the old head.
+func TestAuditCheckpointsCatchARewrittenChain(t *testing.T) {
+	db := mustOpen(t)
+	ctx := context.Background()
+	log := NewAuditLog(db)
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, action := range []string{"login", "recording.played", "logout"} {
+		if err := log.Append(ctx, &sb.AuditEntry{Action: action}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seq, err := log.Checkpoint(ctx, key); err != nil || seq != 3 {
+		t.Fatalf("Checkpoint = %d, %v", seq, err)
+	}
+	if broken, checked, err := log.VerifyCheckpoints(ctx, pub); err != nil || broken != 0 || checked != 1 {
+		t.Fatalf("VerifyCheckpoints = %d, %d, %v", broken, checked, err)
+	}
+	otherPub, _, _ := ed25519.GenerateKey(nil)
+	if broken, _, _ := log.VerifyCheckpoints(ctx, otherPub); broken != 3 {
+		t.Errorf("checkpoint verified with another key (%d)", broken)
+	}
+
+	// Rewrite entry 2 and recompute the chain from there, as a careful
+	// superuser would.
+	entries, err := log.Recent(ctx, nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := entries[2].Hash // entry 1
+	for i := 1; i >= 0; i-- {
+		e := entries[i]
+		if e.Seq == 2 {
+			e.Action = "recording.nothing_to_see"
+		}
+		e.PrevHash, e.Hash = prev, chainHash(prev, e)
+		prev = e.Hash
+		tx, err := db.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"ALTER TABLE audit_log DISABLE TRIGGER USER", nil},
+			{"UPDATE audit_log SET action = $2, prev_hash = $3, hash = $4 WHERE seq = $1", []any{e.Seq, e.Action, e.PrevHash, e.Hash}},
+			{"ALTER TABLE audit_log ENABLE TRIGGER USER", nil},
+		} {
+			if _, err := tx.Exec(ctx, q.sql, q.args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if broken, err := log.Verify(ctx); err != nil || broken != 0 {
+		t.Fatalf("the recomputed chain should look whole: %d, %v", broken, err)
+	}
+	if broken, _, err := log.VerifyCheckpoints(ctx, pub); err != nil || broken != 3 {
+		t.Errorf("VerifyCheckpoints after the rewrite = %d, %v; want the checkpoint at 3", broken, err)
 	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -52,5 +54,34 @@ func TestLoginsAreAudited(t *testing.T) {
 	}
 	if broken, err := log.Verify(ctx); err != nil || broken != 0 {
 		t.Errorf("audit chain broken at %d: %v", broken, err)
+	}
+}
+
+// The service signs the audit head (at least when it stops); `switchboard
+// audit verify` checks the chain and the checkpoint.
+func TestAuditVerifyCommand(t *testing.T) {
+	seed := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	m := mustStartService(t, map[string]string{"audit-key": seed})
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx := context.Background()
+	c, err := opclient.Login(ctx, m.HTTPURL(), f.Operators[0].Email, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := m.Close(); err != nil { // the head is signed at shutdown
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"audit", "verify", "-database-url", m.Config.DatabaseURL, "-audit-key", seed}, nil, &out, &errOut); err != nil {
+		t.Fatalf("audit verify: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "audit log whole; 1 signed checkpoints hold") {
+		t.Errorf("audit verify said %q", out.String())
+	}
+	other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, 32))
+	if err := run(ctx, []string{"audit", "verify", "-database-url", m.Config.DatabaseURL, "-audit-key", other}, nil, &out, &errOut); err == nil ||
+		!strings.Contains(err.Error(), "checkpoint at entry 1") {
+		t.Errorf("audit verify with another key: %v", err)
 	}
 }

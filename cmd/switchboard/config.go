@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +45,7 @@ type Config struct {
 	Keyring        *recordings.Keyring
 	RetentionSweep time.Duration
 	RecordingSpool string
+	AuditKey       ed25519.PrivateKey // nil: no checkpoints are signed
 }
 
 // setting is one configuration item: its flag, its variable and its help.
@@ -76,6 +78,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)"},
 		{name: "recordings", env: "SWITCHBOARD_RECORDINGS", help: "where consented call recordings go, encrypted: a folder, or s3 (empty: none)"},
 		{name: "recording-spool", env: "SWITCHBOARD_RECORDING_SPOOL", def: "switchboard-spool", help: "local folder where recordings wait for the S3 store (ciphertext only)"},
+		{name: "audit-key", env: "SWITCHBOARD_AUDIT_KEY", help: "Ed25519 seed (base64, or @file) that signs audit checkpoints every 10 minutes"},
 		{name: "retention-sweep", env: "SWITCHBOARD_RETENTION_SWEEP", def: "1h", help: "how often recordings past their tenant's retention are destroyed"},
 		{name: "keyring", env: "SWITCHBOARD_KEYRING", help: "recording key-encryption keys: VERSION:BASE64KEY,... (32-byte keys; highest version active)"},
 		{name: "s3-endpoint", env: "SWITCHBOARD_S3_ENDPOINT", help: "S3-compatible endpoint URL (empty: AWS)"},
@@ -196,6 +199,13 @@ func parseConfig(get func(string) string) (*Config, error) {
 		default:
 			bad("%s %q must be true or false", b.name, get(b.name))
 		}
+	}
+	if v := get("audit-key"); v != "" {
+		k, err := parseAuditKey(v)
+		if err != nil {
+			bad("audit-key: %v", err)
+		}
+		c.AuditKey = k
 	}
 	c.Recordings = get("recordings")
 	c.RecordingSpool = get("recording-spool")

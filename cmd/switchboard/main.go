@@ -28,6 +28,7 @@ Commands:
   trunk create     create a SIP trunk; digest password from SWITCHBOARD_PASSWORD or stdin
   apikey create    create an API key; prints it once
   keys rotate      re-wrap every recording's data key with the active keyring version
+  audit verify     check the audit log's hash chain and signed checkpoints
 
 Every command takes -database-url (or SWITCHBOARD_DATABASE_URL), except dev,
 which runs its own database. Run "switchboard <command> -h" for its flags.
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "apikey" || cmd == "keys") {
+	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "apikey" || cmd == "keys" || cmd == "audit") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runAPIKeyCreate(ctx, rest, stdout, stderr)
 	case "keys rotate":
 		return runKeysRotate(ctx, rest, stdout, stderr)
+	case "audit verify":
+		return runAuditVerify(ctx, rest, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

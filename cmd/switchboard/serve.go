@@ -88,6 +88,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	m.Switch = sb.NewSwitch(calls, opts...)
+	if c.AuditKey != nil {
+		m.checkpointAudit(ctx, c.AuditKey, 10*time.Minute)
+	}
 
 	if m.Media, err = webrtc.NewEngine(webrtc.Config{
 		PublicIP:     c.PublicIP,

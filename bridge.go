@@ -185,12 +185,14 @@ func (r *relay) handle(pkt []byte) {
 	r.rw.Rewrite(pkt, &h, now)
 	r.mu.Unlock()
 
+	// Report a key before passing its packet on: whoever sees the packet
+	// arrive can count on the key being on its way to the timeline.
+	r.report(digit)
 	if err := r.out.WriteRTP(pkt); err != nil {
 		r.mu.Lock()
 		r.writeErrors++
 		r.mu.Unlock()
 	}
-	r.report(digit)
 }
 
 // dtmfEnd returns the key of an event's first end packet (the end packet is

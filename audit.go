@@ -35,3 +35,19 @@ type AuditLog interface {
 	// sequence and hashes.
 	Append(ctx context.Context, entries ...*AuditEntry) error
 }
+
+// AuditFilter selects audit entries; zero fields do not filter. Before
+// continues a listing below that sequence number.
+type AuditFilter struct {
+	Action string
+	Since  *time.Time
+	Until  *time.Time
+	Before int64
+	Limit  int
+}
+
+// AuditService reads the audit log, scoped to the actor's tenant and
+// limited to its admins.
+type AuditService interface {
+	FindAuditEntries(ctx context.Context, f AuditFilter) ([]*AuditEntry, error)
+}

@@ -210,3 +210,54 @@ func (s *Server) pauseRecording(paused bool) http.HandlerFunc {
 		s.writeJSON(w, http.StatusAccepted, map[string]bool{"paused": paused})
 	}
 }
+
+// listAudit is GET /v1/audit: the tenant's audit log, newest first, for
+// its admins (the service checks the role). Query: action, since, until
+// (RFC 3339), before (a seq, to continue), limit.
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+	if s.deps.AuditReader == nil {
+		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "no audit log here"))
+		return
+	}
+	q := r.URL.Query()
+	f := sb.AuditFilter{Action: q.Get("action")}
+	for _, p := range []struct {
+		name string
+		dst  **time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				s.error(w, r, sb.Errorf(sb.EINVALID, "%s: %q is not an RFC 3339 time", p.name, v))
+				return
+			}
+			*p.dst = &t
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int64
+		max  int64
+	}{{"before", &f.Before, 1 << 62}, {"limit", nil, 1000}} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > p.max {
+			s.error(w, r, sb.Errorf(sb.EINVALID, "%s: %q must be a number from 1 to %d", p.name, v, p.max))
+			return
+		}
+		if p.dst != nil {
+			*p.dst = n
+		} else {
+			f.Limit = int(n)
+		}
+	}
+	entries, err := s.deps.AuditReader.FindAuditEntries(r.Context(), f)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+}

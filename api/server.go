@@ -75,6 +75,7 @@ type Deps struct {
 	Recordings    sb.RecordingService // nil: no call has a recording
 	Consents      ConsentControl      // nil: consent cannot be stated through the API
 	Audit         sb.AuditLog         // nil: nothing is audited (tests of other parts)
+	AuditReader   sb.AuditService     // nil: GET /v1/audit is not served
 	Users         sb.UserService
 	APIKeys       sb.APIKeyService
 	Sessions      sb.SessionService
@@ -129,6 +130,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/calls/{id}/events", s.getCallEvents)
 			r.Get("/calls/{id}/recording", s.getCallRecording)
 			r.Post("/calls/{id}/consent", s.postCallConsent)
+			r.Get("/audit", s.listAudit)
 			r.Post("/calls/{id}/recording/pause", s.pauseRecording(true))
 			r.Post("/calls/{id}/recording/resume", s.pauseRecording(false))
 		})

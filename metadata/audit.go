@@ -194,3 +194,39 @@ func (l *AuditLog) VerifyCheckpoints(ctx context.Context, pub ed25519.PublicKey)
 	}
 	return 0, checked, rows.Err()
 }
+
+// FindAuditEntries returns the actor's tenant's audit entries, newest
+// first: for admins only, checked here, where the data is read. action,
+// since and until filter when set; before continues a listing (keyset).
+func (l *AuditLog) FindAuditEntries(ctx context.Context, f sb.AuditFilter) ([]*sb.AuditEntry, error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if a.Role != sb.RoleAdmin {
+		return nil, sb.Errorf(sb.EFORBIDDEN, "only a tenant's admins read its audit log")
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := l.db.pool.Query(ctx, "SELECT "+auditColumns+` FROM audit_log WHERE tenant_id = $1
+		AND ($2 = '' OR action = $2) AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
+		AND ($5::bigint = 0 OR seq < $5) ORDER BY seq DESC LIMIT $6`, a.TenantID, f.Action, f.Since, f.Until, f.Before, limit)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: audit entries: %w", err)
+	}
+	defer rows.Close()
+	out := []*sb.AuditEntry{}
+	for rows.Next() {
+		e := &sb.AuditEntry{}
+		var role string
+		if err := rows.Scan(&e.Seq, &e.ID, &e.TenantID, &e.At, &e.ActorUserID, &e.ActorKeyID, &role, &e.Action,
+			&e.ResourceType, &e.ResourceID, &e.Reason, &e.Ticket, &e.IP, &e.UserAgent, &e.Outcome, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("metadata: audit entries: %w", err)
+		}
+		e.ActorRole = sb.Role(role)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

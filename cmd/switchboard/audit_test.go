@@ -85,3 +85,42 @@ func TestAuditVerifyCommand(t *testing.T) {
 		t.Errorf("audit verify with another key: %v", err)
 	}
 }
+
+// GET /v1/audit: a tenant's admins read its audit log; a supervisor is
+// refused; another tenant's entries are not there.
+func TestAuditAPIForAdmins(t *testing.T) {
+	m := mustStartService(t, nil)
+	a := mustProvision(t, m, "Acme", "2000", 1)
+	b := mustProvision(t, m, "Other", "2001", 1)
+	ctx := context.Background()
+	for _, f := range []*tenantFixture{a, b} {
+		c, err := opclient.Login(ctx, m.HTTPURL(), f.Operators[0].Email, testPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	_, adminKey, err := metadata.NewAPIKeyService(m.DB).CreateAPIKey(ctx, a.Tenant.ID, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Entries []struct {
+			Action   string  `json:"action"`
+			TenantID *string `json:"tenant_id"`
+			Outcome  string  `json:"outcome"`
+		} `json:"entries"`
+	}
+	if code := apiGet(t, m, adminKey, "/v1/audit?action=login", &body); code != 200 {
+		t.Fatalf("admin GET /v1/audit: %d", code)
+	}
+	if len(body.Entries) != 1 || body.Entries[0].TenantID == nil || *body.Entries[0].TenantID != a.Tenant.ID.String() || body.Entries[0].Outcome != "ok" {
+		t.Errorf("admin sees %+v, want their tenant's one login", body.Entries)
+	}
+	if code := apiGet(t, m, a.APIKey, "/v1/audit", nil); code != 403 {
+		t.Errorf("supervisor GET /v1/audit: %d, want 403", code)
+	}
+	if code := apiGet(t, m, adminKey, "/v1/audit?since=yesterday", nil); code != 400 {
+		t.Errorf("bad since: %d, want 400", code)
+	}
+}

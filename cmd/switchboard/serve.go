@@ -124,6 +124,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Recordings:    metadata.NewRecordingStore(m.DB),
 		Consents:      m.Switch,
 		Audit:         metadata.NewAuditLog(m.DB),
+		AuditReader:   metadata.NewAuditLog(m.DB),
 		Users:         metadata.NewUserService(m.DB),
 		APIKeys:       metadata.NewAPIKeyService(m.DB),
 		Sessions:      metadata.NewSessionService(m.DB),

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,7 +56,7 @@ func (l *AuditLog) Append(ctx context.Context, entries ...*sb.AuditEntry) error 
 		var seq int64
 		prev := make([]byte, 32)
 		err := tx.QueryRow(ctx, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").Scan(&seq, &prev)
-		if err != nil && err != pgx.ErrNoRows {
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("metadata: audit head: %w", err)
 		}
 		now := l.db.now()
@@ -157,7 +158,7 @@ func (l *AuditLog) Checkpoint(ctx context.Context, key ed25519.PrivateKey) (int6
 	var seq int64
 	var hash []byte
 	err := l.db.pool.QueryRow(ctx, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").Scan(&seq, &hash)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	} else if err != nil {
 		return 0, fmt.Errorf("metadata: audit head: %w", err)

@@ -146,20 +146,23 @@ func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 
 // Messages for the constraints a caller can run into, keyed by name.
 var constraintMessages = map[string]string{
-	"users_email_key":            "a user with that email already exists",
-	"api_keys_hash_key":          "an API key with that secret already exists",
-	"trunks_username_key":        "a trunk with that username already exists",
-	"trunks_tenant_id_name_key":  "a trunk with that name already exists",
-	"trunk_numbers_pkey":         "a number is already assigned to a trunk",
-	"calls_pkey":                 "a call with that id already exists",
-	"call_events_pkey":           "an event with that id already exists",
-	"tenants_pkey":               "a tenant with that id already exists",
-	"users_tenant_id_fkey":       "tenant not found",
-	"api_keys_tenant_id_fkey":    "tenant not found",
-	"trunks_tenant_id_fkey":      "tenant not found",
-	"calls_tenant_id_fkey":       "tenant not found",
-	"sessions_tenant_id_fkey":    "user not found",
-	"call_events_tenant_id_fkey": "call not found",
+	"users_email_key":           "a user with that email already exists",
+	"api_keys_hash_key":         "an API key with that secret already exists",
+	"trunks_username_key":       "a trunk with that username already exists",
+	"trunks_tenant_id_name_key": "a trunk with that name already exists",
+	"trunk_numbers_pkey":        "a number is already assigned to a trunk",
+	"calls_pkey":                "a call with that id already exists",
+	"call_events_pkey":          "an event with that id already exists",
+	"tenants_pkey":              "a tenant with that id already exists",
+	"users_tenant_id_fkey":      "tenant not found",
+	"api_keys_tenant_id_fkey":   "tenant not found",
+	"trunks_tenant_id_fkey":     "tenant not found",
+	"calls_tenant_id_fkey":      "tenant not found",
+	// Two-column foreign keys are named after both columns.
+	"sessions_tenant_id_user_id_fkey":       "user not found",
+	"call_events_tenant_id_call_id_fkey":    "call not found",
+	"trunk_numbers_tenant_id_trunk_id_fkey": "trunk not found",
+	"recordings_tenant_id_call_id_fkey":     "call not found",
 }
 
 // mapError turns database errors a caller can act on into *switchboard.Error:
@@ -190,7 +193,9 @@ func mapError(err error, what string) error {
 		}
 		return switchboard.Errorf(switchboard.ENOTFOUND, "%s", msg)
 	case "23514": // check_violation
-		return switchboard.Errorf(switchboard.EINVALID, "invalid value (%s)", pgErr.ConstraintName)
+		// The constraint's name is schema detail: wrapped for the log, not
+		// in the message a caller sees.
+		return fmt.Errorf("metadata: check %s: %w", pgErr.ConstraintName, switchboard.Errorf(switchboard.EINVALID, "invalid value"))
 	}
 	return err
 }

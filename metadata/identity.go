@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -200,7 +201,7 @@ func scanUser(row pgx.Row) (*sb.User, error) {
 func (s *UserService) Authenticate(ctx context.Context, email, password string) (*sb.User, error) {
 	u, err := scanUser(s.db.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email = $1",
 		strings.ToLower(strings.TrimSpace(email))))
-	if err != nil && err != pgx.ErrNoRows {
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("metadata: authenticate: %w", err)
 	}
 	stored := dummyHash // a missing user costs as much time as a wrong password
@@ -211,7 +212,7 @@ func (s *UserService) Authenticate(ctx context.Context, email, password string) 
 	if werr != nil {
 		return nil, werr
 	}
-	if err == pgx.ErrNoRows || !ok {
+	if err != nil || !ok {
 		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password")
 	}
 	return u, nil
@@ -283,7 +284,7 @@ func (s *APIKeyService) AuthenticateAPIKey(ctx context.Context, secret string) (
 	k := &sb.APIKey{}
 	err := s.db.pool.QueryRow(ctx, "SELECT id, tenant_id, role, prefix, hash, created_at FROM api_keys WHERE hash = $1",
 		hashSecret(secret)).Scan(&k.ID, &k.TenantID, &k.Role, &k.Prefix, &k.Hash, &k.CreatedAt)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid API key")
 	} else if err != nil {
 		return nil, fmt.Errorf("metadata: api key: %w", err)
@@ -323,7 +324,7 @@ func (s *SessionService) FindSession(ctx context.Context, token string) (*sb.Ses
 	sess := &sb.Session{}
 	err := s.db.pool.QueryRow(ctx, "SELECT user_id, tenant_id, role, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
 		hashSecret(token), s.db.now()).Scan(&sess.UserID, &sess.TenantID, &sess.Role, &sess.ExpiresAt)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, sb.Errorf(sb.EUNAUTHORIZED, "not logged in or session expired")
 	} else if err != nil {
 		return nil, fmt.Errorf("metadata: session: %w", err)

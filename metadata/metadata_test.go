@@ -15,9 +15,21 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
+// testTimeout bounds every test's database work, so a hung query fails the
+// test instead of the whole run.
+const testTimeout = 30 * time.Second
+
+// mustCtx returns a context that ends with the test or after testTimeout.
+func mustCtx(tb testing.TB) context.Context {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(tb.Context(), testTimeout)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
 func mustOpen(tb testing.TB) *DB {
 	tb.Helper()
-	ctx := context.Background()
+	ctx := mustCtx(tb)
 	db, err := Open(ctx, testenv.DatabaseURL(tb))
 	if err != nil {
 		tb.Fatal(err)
@@ -32,7 +44,7 @@ func mustOpen(tb testing.TB) *DB {
 func mustTenant(tb testing.TB, db *DB, name string) *sb.Tenant {
 	tb.Helper()
 	t := &sb.Tenant{Name: name}
-	if err := NewTenantService(db).CreateTenant(context.Background(), t); err != nil {
+	if err := NewTenantService(db).CreateTenant(mustCtx(tb), t); err != nil {
 		tb.Fatal(err)
 	}
 	return t
@@ -40,19 +52,19 @@ func mustTenant(tb testing.TB, db *DB, name string) *sb.Tenant {
 
 func TestMigrateTwice(t *testing.T) {
 	db := mustOpen(t)
-	if err := db.Migrate(context.Background()); err != nil {
+	if err := db.Migrate(mustCtx(t)); err != nil {
 		t.Fatalf("second migrate: %v", err)
 	}
 	files, _ := fs.Glob(migrations, "migrations/*.sql")
 	var n int
-	if err := db.pool.QueryRow(context.Background(), "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != len(files) || n < 2 {
+	if err := db.pool.QueryRow(mustCtx(t), "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != len(files) || n < 2 {
 		t.Fatalf("schema_migrations has %d rows (%v), want one per migration (%d)", n, err, len(files))
 	}
 }
 
 func TestUsersAndLogins(t *testing.T) {
 	db := mustOpen(t)
-	ctx := context.Background()
+	ctx := mustCtx(t)
 	tenant := mustTenant(t, db, "Acme")
 	users := NewUserService(db)
 	u := &sb.User{TenantID: tenant.ID, Email: " Op@Acme.Test ", Role: sb.RoleOperator}
@@ -124,7 +136,7 @@ func TestUsersAndLogins(t *testing.T) {
 
 func TestTrunks(t *testing.T) {
 	db := mustOpen(t)
-	ctx := context.Background()
+	ctx := mustCtx(t)
 	tenant := mustTenant(t, db, "Acme")
 	trunks := NewTrunkService(db)
 	ip := &sb.Trunk{TenantID: tenant.ID, Name: "pbx", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("192.0.2.0/24")}, Numbers: []string{"+4930123", "100"}}
@@ -162,7 +174,7 @@ func TestTrunks(t *testing.T) {
 
 func TestCallsRoundTripAndScope(t *testing.T) {
 	db := mustOpen(t)
-	ctx := context.Background()
+	ctx := mustCtx(t)
 	a, b := mustTenant(t, db, "A"), mustTenant(t, db, "B")
 	store := NewCallStore(db)
 	opA, opB := sb.NewID(), sb.NewID()

@@ -101,13 +101,10 @@ func (l *AuditLog) Verify(ctx context.Context) (int64, error) {
 	prev := make([]byte, 32)
 	var want int64 = 1
 	for rows.Next() {
-		e := &sb.AuditEntry{}
-		var role string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.TenantID, &e.At, &e.ActorUserID, &e.ActorKeyID, &role, &e.Action,
-			&e.ResourceType, &e.ResourceID, &e.Reason, &e.Ticket, &e.IP, &e.UserAgent, &e.Outcome, &e.PrevHash, &e.Hash); err != nil {
+		e, err := scanAuditEntry(rows)
+		if err != nil {
 			return 0, fmt.Errorf("metadata: audit verify: %w", err)
 		}
-		e.ActorRole = sb.Role(role)
 		if e.Seq != want || !bytes.Equal(e.PrevHash, prev) || !bytes.Equal(e.Hash, chainHash(prev, e)) {
 			return want, nil
 		}
@@ -132,13 +129,10 @@ func (l *AuditLog) Recent(ctx context.Context, tenantID *sb.ID, limit int) ([]*s
 	defer rows.Close()
 	var out []*sb.AuditEntry
 	for rows.Next() {
-		e := &sb.AuditEntry{}
-		var role string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.TenantID, &e.At, &e.ActorUserID, &e.ActorKeyID, &role, &e.Action,
-			&e.ResourceType, &e.ResourceID, &e.Reason, &e.Ticket, &e.IP, &e.UserAgent, &e.Outcome, &e.PrevHash, &e.Hash); err != nil {
+		e, err := scanAuditEntry(rows)
+		if err != nil {
 			return nil, fmt.Errorf("metadata: audit entries: %w", err)
 		}
-		e.ActorRole = sb.Role(role)
 		out = append(out, e)
 	}
 	return out, rows.Err()
@@ -220,14 +214,21 @@ func (l *AuditLog) FindAuditEntries(ctx context.Context, f sb.AuditFilter) ([]*s
 	defer rows.Close()
 	out := []*sb.AuditEntry{}
 	for rows.Next() {
-		e := &sb.AuditEntry{}
-		var role string
-		if err := rows.Scan(&e.Seq, &e.ID, &e.TenantID, &e.At, &e.ActorUserID, &e.ActorKeyID, &role, &e.Action,
-			&e.ResourceType, &e.ResourceID, &e.Reason, &e.Ticket, &e.IP, &e.UserAgent, &e.Outcome, &e.PrevHash, &e.Hash); err != nil {
+		e, err := scanAuditEntry(rows)
+		if err != nil {
 			return nil, fmt.Errorf("metadata: audit entries: %w", err)
 		}
-		e.ActorRole = sb.Role(role)
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// scanAuditEntry reads one row of auditColumns.
+func scanAuditEntry(row pgx.Row) (*sb.AuditEntry, error) {
+	e := &sb.AuditEntry{}
+	var role string
+	err := row.Scan(&e.Seq, &e.ID, &e.TenantID, &e.At, &e.ActorUserID, &e.ActorKeyID, &role, &e.Action,
+		&e.ResourceType, &e.ResourceID, &e.Reason, &e.Ticket, &e.IP, &e.UserAgent, &e.Outcome, &e.PrevHash, &e.Hash)
+	e.ActorRole = sb.Role(role)
+	return e, err
 }

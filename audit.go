@@ -22,11 +22,13 @@ type AuditEntry struct {
 	ResourceID   string    `json:"resource_id,omitempty"`
 	Reason       string    `json:"reason,omitempty"`
 	Ticket       string    `json:"ticket,omitempty"`
-	IP           string    `json:"ip,omitempty"`
-	UserAgent    string    `json:"user_agent,omitempty"`
-	Outcome      string    `json:"outcome"` // "ok", "denied", "failed"
-	PrevHash     []byte    `json:"prev_hash"`
-	Hash         []byte    `json:"hash"`
+	// Detail says what an access touched: a byte range, a time window.
+	Detail    string `json:"detail,omitempty"`
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+	Outcome   string `json:"outcome"` // "ok", "denied", "failed"
+	PrevHash  []byte `json:"prev_hash"`
+	Hash      []byte `json:"hash"`
 }
 
 // AuditLog is the append-only audit log.

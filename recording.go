@@ -94,6 +94,9 @@ type Recording struct {
 	ObjectKey      string     `json:"-"`
 	KeyVersion     uint32     `json:"-"`
 	WrappedKey     []byte     `json:"-"`
+	// SegmentStarts is when each segment begins, in milliseconds from
+	// StartedAt; nil when unknown (a recording recovered after a crash).
+	SegmentStarts []int64 `json:"-"`
 }
 
 // Recordings starts call recordings; call control asks it once a call is

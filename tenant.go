@@ -30,7 +30,24 @@ type Tenant struct {
 	ID              ID              `json:"id"`
 	Name            string          `json:"name"`
 	RecordingPolicy RecordingPolicy `json:"recording_policy"`
+	Support         SupportPolicy   `json:"support"`
 	CreatedAt       time.Time       `json:"created_at"`
+}
+
+// SupportPolicy is a tenant's rule for support engineers' diagnostic
+// access to its recordings. The default lets no support engineer in.
+type SupportPolicy struct {
+	// Access lets support engineers of other tenants (the service's own
+	// support desk) see the tenant's calls and ask for grants.
+	Access bool `json:"access"`
+	// Approval makes every grant wait for a supervisor or admin of the
+	// tenant, who is not the requester, to approve it.
+	Approval bool `json:"approval"`
+	// MaxTTLSeconds is the longest a grant may last.
+	MaxTTLSeconds int `json:"max_ttl_seconds"`
+	// Download lets a grant allow saving the decrypted audio, not only
+	// playing it.
+	Download bool `json:"download"`
 }
 
 // Role is what a person or an API key may do within a tenant.
@@ -128,12 +145,17 @@ type TrunkDirectory interface {
 }
 
 // Actor is who is acting: a logged-in person or an API key, always within
-// one tenant.
+// one tenant. A support engineer acting in a tenant that lets support in
+// has that tenant as TenantID and their own as HomeTenantID.
 type Actor struct {
-	TenantID ID
-	UserID   ID // zero for an API key
-	APIKeyID ID // zero for a person
-	Role     Role
+	TenantID     ID
+	HomeTenantID ID
+	UserID       ID // zero for an API key
+	APIKeyID     ID // zero for a person
+	Role         Role
+	// Where the request came from, for the audit log.
+	IP        string
+	UserAgent string
 }
 
 type actorKey struct{}

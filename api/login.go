@@ -104,10 +104,6 @@ func (s *Server) audit(r *http.Request, e *sb.AuditEntry) error {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		e.IP = host
 	}
-	if ua := r.UserAgent(); len(ua) > 200 {
-		e.UserAgent = ua[:200]
-	} else {
-		e.UserAgent = ua
-	}
+	e.UserAgent = truncate(r.UserAgent(), 200)
 	return s.deps.Audit.Append(r.Context(), e)
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -76,6 +77,9 @@ type Deps struct {
 	Consents      ConsentControl      // nil: consent cannot be stated through the API
 	Audit         sb.AuditLog         // nil: nothing is audited (tests of other parts)
 	AuditReader   sb.AuditService     // nil: GET /v1/audit is not served
+	Grants        sb.GrantService     // nil: no recording can be heard
+	Player        sb.RecordingPlayer  // nil: no recording can be heard
+	Tenants       sb.TenantService    // support engineers' visits to other tenants
 	Users         sb.UserService
 	APIKeys       sb.APIKeyService
 	Sessions      sb.SessionService
@@ -112,7 +116,15 @@ const maxBody = 64 << 10
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, securityHeaders, limitBody)
+	// Cross-origin protection refuses state-changing requests a browser
+	// sends from another site (Sec-Fetch-Site, Origin), on top of the
+	// SameSite=Strict session cookie; clients with API keys send neither
+	// header and pass.
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.error(w, r, sb.Errorf(sb.EFORBIDDEN, "cross-origin request refused"))
+	}))
+	r.Use(middleware.Recoverer, securityHeaders, limitBody, csrf.Handler)
 	r.Get("/", s.page("web/index.html"))
 	r.Get("/app.js", s.page("web/app.js"))
 	r.Get("/style.css", s.page("web/style.css"))
@@ -133,6 +145,13 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/audit", s.listAudit)
 			r.Post("/calls/{id}/recording/pause", s.pauseRecording(true))
 			r.Post("/calls/{id}/recording/resume", s.pauseRecording(false))
+			r.Post("/calls/{id}/grants", s.postCallGrant)
+			r.Get("/grants", s.listGrants)
+			r.Get("/grants/{id}", s.getGrant)
+			r.Post("/grants/{id}/approve", s.changeGrant("approve"))
+			r.Post("/grants/{id}/deny", s.changeGrant("deny"))
+			r.Post("/grants/{id}/revoke", s.changeGrant("revoke"))
+			r.Get("/grants/{id}/audio", s.grantAudio)
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -238,10 +257,17 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, err := s.actor(r)
+		if err == nil {
+			err = s.visit(r, a)
+		}
 		if err != nil {
 			s.error(w, r, err)
 			return
 		}
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			a.IP = host
+		}
+		a.UserAgent = truncate(r.UserAgent(), 200)
 		next.ServeHTTP(w, r.WithContext(sb.NewContextWithActor(r.Context(), a)))
 	})
 }
@@ -259,6 +285,42 @@ func (s *Server) actor(r *http.Request) (*sb.Actor, error) {
 		return &sb.Actor{TenantID: k.TenantID, APIKeyID: k.ID, Role: k.Role}, nil
 	}
 	return s.sessionActor(r)
+}
+
+// tenantHeader names the tenant a support engineer acts in, when it is
+// not their own.
+const tenantHeader = "X-Switchboard-Tenant"
+
+// visit moves a support engineer into the tenant named by tenantHeader
+// (or the tenant query parameter, for the page's audio element), if that
+// tenant lets support engineers in. A tenant that does not looks missing.
+func (s *Server) visit(r *http.Request, a *sb.Actor) error {
+	v := r.Header.Get(tenantHeader)
+	if v == "" {
+		v = r.URL.Query().Get("tenant")
+	}
+	if v == "" {
+		return nil
+	}
+	id, err := sb.ParseID(v)
+	if err != nil {
+		return sb.Errorf(sb.EINVALID, "%s: %q is not a tenant id", tenantHeader, v)
+	}
+	if id == a.TenantID {
+		return nil
+	}
+	if a.Role != sb.RoleSupport || a.UserID == (sb.ID{}) || s.deps.Tenants == nil {
+		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
+	}
+	t, err := s.deps.Tenants.FindTenantByID(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if !t.Support.Access {
+		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
+	}
+	a.HomeTenantID, a.TenantID = a.TenantID, id
+	return nil
 }
 
 // sessionActor authenticates a browser login by its session cookie.

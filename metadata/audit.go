@@ -49,45 +49,62 @@ func (l *AuditLog) Append(ctx context.Context, entries ...*sb.AuditEntry) error 
 	if len(entries) == 0 {
 		return nil
 	}
-	return l.db.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", auditLock); err != nil {
-			return fmt.Errorf("metadata: audit lock: %w", err)
+	return l.db.inTx(ctx, func(tx pgx.Tx) error { return appendAudit(ctx, tx, l.db.now(), entries...) })
+}
+
+// appendAudit adds entries at the head of the chain inside tx, so that a
+// change and its audit entries commit together or not at all.
+func appendAudit(ctx context.Context, tx pgx.Tx, now time.Time, entries ...*sb.AuditEntry) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", auditLock); err != nil {
+		return fmt.Errorf("metadata: audit lock: %w", err)
+	}
+	var seq int64
+	prev := make([]byte, 32)
+	err := tx.QueryRow(ctx, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").Scan(&seq, &prev)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("metadata: audit head: %w", err)
+	}
+	rows := make([][]any, len(entries))
+	for i, e := range entries {
+		seq++
+		e.Seq = seq
+		if e.ID == (sb.ID{}) {
+			e.ID = sb.NewID()
 		}
-		var seq int64
-		prev := make([]byte, 32)
-		err := tx.QueryRow(ctx, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").Scan(&seq, &prev)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("metadata: audit head: %w", err)
+		if e.At.IsZero() {
+			e.At = now
 		}
-		now := l.db.now()
-		rows := make([][]any, len(entries))
-		for i, e := range entries {
-			seq++
-			e.Seq = seq
-			if e.ID == (sb.ID{}) {
-				e.ID = sb.NewID()
-			}
-			if e.At.IsZero() {
-				e.At = now
-			}
-			e.At = e.At.UTC().Truncate(time.Microsecond)
-			if e.Outcome == "" {
-				e.Outcome = "ok"
-			}
-			e.PrevHash = prev
-			e.Hash = chainHash(prev, e)
-			prev = e.Hash
-			rows[i] = []any{e.Seq, e.ID, e.TenantID, e.At, e.ActorUserID, e.ActorKeyID, string(e.ActorRole), e.Action,
-				e.ResourceType, e.ResourceID, e.Reason, e.Ticket, e.IP, e.UserAgent, e.Outcome, e.PrevHash, e.Hash}
+		e.At = e.At.UTC().Truncate(time.Microsecond)
+		if e.Outcome == "" {
+			e.Outcome = "ok"
 		}
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_log"}, []string{"seq", "id", "tenant_id", "at", "actor_user_id", "actor_key_id",
-			"actor_role", "action", "resource_type", "resource_id", "reason", "ticket", "ip", "user_agent", "outcome", "prev_hash", "hash"},
-			pgx.CopyFromRows(rows))
-		if err != nil {
-			return fmt.Errorf("metadata: audit append: %w", err)
-		}
-		return nil
-	})
+		e.PrevHash = prev
+		e.Hash = chainHash(prev, e)
+		prev = e.Hash
+		rows[i] = []any{e.Seq, e.ID, e.TenantID, e.At, e.ActorUserID, e.ActorKeyID, string(e.ActorRole), e.Action,
+			e.ResourceType, e.ResourceID, e.Reason, e.Ticket, e.Detail, e.IP, e.UserAgent, e.Outcome, e.PrevHash, e.Hash}
+	}
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_log"}, []string{"seq", "id", "tenant_id", "at", "actor_user_id", "actor_key_id",
+		"actor_role", "action", "resource_type", "resource_id", "reason", "ticket", "detail", "ip", "user_agent", "outcome", "prev_hash", "hash"},
+		pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("metadata: audit append: %w", err)
+	}
+	return nil
+}
+
+// actorEntry is an audit entry with who acted and from where, taken from
+// the actor.
+func actorEntry(a *sb.Actor, action, resourceType string, resourceID sb.ID) *sb.AuditEntry {
+	e := &sb.AuditEntry{TenantID: &a.TenantID, ActorRole: a.Role, Action: action, ResourceType: resourceType,
+		ResourceID: resourceID.String(), IP: a.IP, UserAgent: a.UserAgent}
+	if a.UserID != (sb.ID{}) {
+		e.ActorUserID = &a.UserID
+	}
+	if a.APIKeyID != (sb.ID{}) {
+		e.ActorKeyID = &a.APIKeyID
+	}
+	return e
 }
 
 // Verify walks the whole chain and returns the sequence number of the
@@ -115,7 +132,7 @@ func (l *AuditLog) Verify(ctx context.Context) (int64, error) {
 }
 
 const auditColumns = `seq, id, tenant_id, at, actor_user_id, actor_key_id, actor_role, action,
-	resource_type, resource_id, reason, ticket, ip, user_agent, outcome, prev_hash, hash`
+	resource_type, resource_id, reason, ticket, detail, ip, user_agent, outcome, prev_hash, hash`
 
 // Recent returns the newest entries, up to limit, of one tenant, or of the
 // whole log when tenantID is nil. It serves the system (tools and tests);
@@ -228,7 +245,7 @@ func scanAuditEntry(row pgx.Row) (*sb.AuditEntry, error) {
 	e := &sb.AuditEntry{}
 	var role string
 	err := row.Scan(&e.Seq, &e.ID, &e.TenantID, &e.At, &e.ActorUserID, &e.ActorKeyID, &role, &e.Action,
-		&e.ResourceType, &e.ResourceID, &e.Reason, &e.Ticket, &e.IP, &e.UserAgent, &e.Outcome, &e.PrevHash, &e.Hash)
+		&e.ResourceType, &e.ResourceID, &e.Reason, &e.Ticket, &e.Detail, &e.IP, &e.UserAgent, &e.Outcome, &e.PrevHash, &e.Hash)
 	e.ActorRole = sb.Role(role)
 	return e, err
 }

@@ -47,8 +47,12 @@ func (s *TenantService) CreateTenant(ctx context.Context, t *sb.Tenant) error {
 	if _, err := sb.ParseRecordingPolicy(string(t.RecordingPolicy)); err != nil {
 		return err
 	}
-	_, err := s.db.pool.Exec(ctx, "INSERT INTO tenants (id, name, recording_policy, created_at) VALUES ($1, $2, $3, $4)",
-		t.ID, t.Name, t.RecordingPolicy, t.CreatedAt)
+	if t.Support.MaxTTLSeconds == 0 {
+		t.Support.MaxTTLSeconds = 3600
+	}
+	_, err := s.db.pool.Exec(ctx, `INSERT INTO tenants (id, name, recording_policy, support_access, grant_approval,
+		grant_max_ttl_seconds, grant_download, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.ID, t.Name, t.RecordingPolicy, t.Support.Access, t.Support.Approval, t.Support.MaxTTLSeconds, t.Support.Download, t.CreatedAt)
 	return mapError(err, "tenant")
 }
 
@@ -70,11 +74,30 @@ func (s *TenantService) SetRecordingPolicy(ctx context.Context, tenantID sb.ID, 
 // FindTenantByID returns ENOTFOUND if there is no such tenant.
 func (s *TenantService) FindTenantByID(ctx context.Context, id sb.ID) (*sb.Tenant, error) {
 	t := &sb.Tenant{}
-	err := s.db.pool.QueryRow(ctx, "SELECT id, name, recording_policy, created_at FROM tenants WHERE id = $1", id).Scan(&t.ID, &t.Name, &t.RecordingPolicy, &t.CreatedAt)
+	err := s.db.pool.QueryRow(ctx, `SELECT id, name, recording_policy, support_access, grant_approval, grant_max_ttl_seconds,
+		grant_download, created_at FROM tenants WHERE id = $1`, id).Scan(&t.ID, &t.Name, &t.RecordingPolicy,
+		&t.Support.Access, &t.Support.Approval, &t.Support.MaxTTLSeconds, &t.Support.Download, &t.CreatedAt)
 	if err != nil {
 		return nil, mapError(err, "tenant")
 	}
 	return t, nil
+}
+
+// SetSupportPolicy changes the tenant's rule for support engineers'
+// access. It runs as the system (provisioning).
+func (s *TenantService) SetSupportPolicy(ctx context.Context, tenantID sb.ID, p sb.SupportPolicy) error {
+	if p.MaxTTLSeconds < 60 || p.MaxTTLSeconds > 7*24*3600 {
+		return sb.Errorf(sb.EINVALID, "the longest grant must be from 1 minute to 7 days")
+	}
+	tag, err := s.db.pool.Exec(ctx, `UPDATE tenants SET support_access = $2, grant_approval = $3, grant_max_ttl_seconds = $4,
+		grant_download = $5 WHERE id = $1`, tenantID, p.Access, p.Approval, p.MaxTTLSeconds, p.Download)
+	if err != nil {
+		return mapError(err, "tenant")
+	}
+	if tag.RowsAffected() == 0 {
+		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
+	}
+	return nil
 }
 
 // Password hashing: argon2id with OWASP's minimum parameters (19 MiB, two

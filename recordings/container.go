@@ -189,6 +189,9 @@ type Writer struct {
 	nonce [12]byte
 	err   error
 	done  bool
+	// starts holds the time of each segment's first record, the index a
+	// player uses to decrypt only the segments a range touches.
+	starts []time.Time
 }
 
 // NewWriter writes the header of a new recording to w and returns a writer
@@ -232,6 +235,9 @@ func (w *Writer) Write(r Record) error {
 			return w.err
 		}
 	}
+	if len(w.buf) == 0 {
+		w.starts = append(w.starts, r.At)
+	}
 	w.buf = append(w.buf, byte(r.Kind), r.Channel)
 	w.buf = binary.BigEndian.AppendUint64(w.buf, uint64(r.At.UnixNano()))
 	w.buf = binary.BigEndian.AppendUint16(w.buf, uint16(len(r.Payload)))
@@ -271,6 +277,10 @@ func (w *Writer) Close() error {
 
 // Segments reports how many segments have been written.
 func (w *Writer) Segments() int { return int(w.n) }
+
+// SegmentStarts returns the time of each written segment's first record;
+// an empty segment has none, so there may be one fewer than Segments.
+func (w *Writer) SegmentStarts() []time.Time { return w.starts[:min(len(w.starts), int(w.n))] }
 
 // Reader opens a recording, all of it or one segment at a time.
 type Reader struct {

@@ -22,6 +22,8 @@ type Recording struct {
 	Size       int64
 	Segments   int
 	Dropped    uint64 // packets the recorder could not keep up with
+	// SegmentStarts is when each segment's first record was made.
+	SegmentStarts []time.Time
 }
 
 // countingWriter tells the size of what went to the store.
@@ -178,7 +180,7 @@ func (r *Recorder) Finish(ctx context.Context) (*Recording, error) {
 		return nil, errors.Join(fmt.Errorf("recordings: finish: %w", err), r.up.Abort(context.WithoutCancel(ctx)))
 	}
 	return &Recording{ObjectKey: r.key, KeyVersion: r.version, WrappedKey: r.wrapped, Size: r.cw.n,
-		Segments: r.w.Segments(), Dropped: r.dropped.Load()}, nil
+		Segments: r.w.Segments(), Dropped: r.dropped.Load(), SegmentStarts: r.w.SegmentStarts()}, nil
 }
 
 // Destroy ends the recording and removes everything it stored: consent was

@@ -134,6 +134,10 @@ func (a *active) Finish(ctx context.Context) (*sb.Recording, error) {
 		return nil, errors.Join(err, a.s.records.UpdateRecording(ctx, a.rec))
 	}
 	a.rec.Status, a.rec.SizeBytes, a.rec.Segments, a.rec.Dropped = sb.RecordingComplete, res.Size, res.Segments, res.Dropped
+	a.rec.SegmentStarts = make([]int64, len(res.SegmentStarts))
+	for i, t := range res.SegmentStarts {
+		a.rec.SegmentStarts[i] = t.Sub(a.rec.StartedAt).Milliseconds()
+	}
 	if err := a.s.records.UpdateRecording(ctx, a.rec); err != nil {
 		return nil, fmt.Errorf("recordings: record the stored recording: %w", err)
 	}

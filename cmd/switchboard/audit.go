@@ -86,36 +86,18 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // checkpointAudit signs the audit chain's head every interval until the
 // service closes, and once more at the end.
-func (m *Main) checkpointAudit(ctx context.Context, key ed25519.PrivateKey, every time.Duration) {
+func (m *Main) checkpointAudit(ctx context.Context, key ed25519.PrivateKey, interval time.Duration) {
 	log := metadata.NewAuditLog(m.DB)
-	ctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	prev := m.stopSweeper
-	m.stopSweeper = func() {
-		stop()
-		if prev != nil {
-			prev()
+	m.every(ctx, interval, func(ctx context.Context) {
+		if _, err := log.Checkpoint(ctx, key); err != nil && ctx.Err() == nil {
+			m.Logger.Error("audit checkpoint", "err", err)
 		}
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				// The head at shutdown is signed too.
-				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if _, err := log.Checkpoint(cctx, key); err != nil {
-					m.Logger.Error("audit checkpoint", "err", err)
-				}
-				cancel()
-				return
-			case <-tick.C:
-				if _, err := log.Checkpoint(ctx, key); err != nil && ctx.Err() == nil {
-					m.Logger.Error("audit checkpoint", "err", err)
-				}
-			}
+	}, func() {
+		// The head at shutdown is signed too.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := log.Checkpoint(ctx, key); err != nil {
+			m.Logger.Error("audit checkpoint", "err", err)
 		}
-	}()
+	})
 }

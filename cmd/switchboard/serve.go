@@ -41,10 +41,10 @@ type Main struct {
 	sipTCP     net.Listener
 	sipTLS     net.Listener
 
-	cancel      context.CancelFunc
-	stopSweeper context.CancelFunc
-	wg          sync.WaitGroup
-	closed      sync.Once
+	cancel    context.CancelFunc
+	stopLoops context.CancelFunc
+	wg        sync.WaitGroup
+	closed    sync.Once
 }
 
 // NewMain returns a service for the configuration.
@@ -73,6 +73,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	calls := metadata.NewCallStore(m.DB)
 	trunks := metadata.NewTrunkService(m.DB)
 
+	grants := metadata.NewGrantStore(m.DB)
+	m.expireGrants(ctx, grants, 30*time.Second)
+	var player sb.RecordingPlayer
 	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger)}
 	if c.Recordings != "" {
 		store, err := openRecordingStore(c)
@@ -81,6 +84,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(calls))
 		opts = append(opts, sb.WithRecordings(svc))
+		player = recordings.NewPlayer(grants, store, c.Keyring)
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
 		m.sweepRetention(ctx, svc, c.RetentionSweep)
 		if spool, ok := store.(*recordings.SpoolStore); ok {
@@ -125,6 +129,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Consents:      m.Switch,
 		Audit:         metadata.NewAuditLog(m.DB),
 		AuditReader:   metadata.NewAuditLog(m.DB),
+		Grants:        grants,
+		Player:        player,
+		Tenants:       metadata.NewTenantService(m.DB),
 		Users:         metadata.NewUserService(m.DB),
 		APIKeys:       metadata.NewAPIKeyService(m.DB),
 		Sessions:      metadata.NewSessionService(m.DB),
@@ -256,8 +263,8 @@ func (m *Main) Close() error {
 		if m.cancel != nil {
 			m.cancel()
 		}
-		if m.stopSweeper != nil {
-			m.stopSweeper()
+		if m.stopLoops != nil {
+			m.stopLoops()
 		}
 		if m.SIP != nil {
 			errs = append(errs, m.SIP.Close())
@@ -359,22 +366,51 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 // sweepRetention destroys recordings past their tenant's retention, at
 // start and then every interval, until the service closes.
-func (m *Main) sweepRetention(ctx context.Context, svc *recordings.Service, every time.Duration) {
-	ctx, m.stopSweeper = context.WithCancel(context.WithoutCancel(ctx))
+func (m *Main) sweepRetention(ctx context.Context, svc *recordings.Service, interval time.Duration) {
+	m.every(ctx, interval, func(ctx context.Context) {
+		n, err := svc.Sweep(ctx)
+		if err != nil && ctx.Err() == nil {
+			m.Logger.Error("recording retention sweep", "err", err, "destroyed", n)
+		} else if n > 0 {
+			m.Logger.Info("recording retention sweep", "destroyed", n)
+		}
+	}, nil)
+}
+
+// expireGrants ends access grants whose time is up, auditing each.
+func (m *Main) expireGrants(ctx context.Context, grants *metadata.GrantStore, interval time.Duration) {
+	m.every(ctx, interval, func(ctx context.Context) {
+		if n, err := grants.ExpireGrants(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Error("grant expiry", "err", err)
+		} else if n > 0 {
+			m.Logger.Info("grants expired", "count", n)
+		}
+	}, nil)
+}
+
+// every runs fn at once and then every interval on its own goroutine
+// until the service closes; then last, if set, runs once.
+func (m *Main) every(ctx context.Context, interval time.Duration, fn func(context.Context), last func()) {
+	ctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	prev := m.stopLoops
+	m.stopLoops = func() {
+		stop()
+		if prev != nil {
+			prev()
+		}
+	}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		tick := time.NewTicker(every)
+		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
-			n, err := svc.Sweep(ctx)
-			if err != nil && ctx.Err() == nil {
-				m.Logger.Error("recording retention sweep", "err", err, "destroyed", n)
-			} else if n > 0 {
-				m.Logger.Info("recording retention sweep", "destroyed", n)
-			}
+			fn(ctx)
 			select {
 			case <-ctx.Done():
+				if last != nil {
+					last()
+				}
 				return
 			case <-tick.C:
 			}
@@ -407,30 +443,11 @@ func (m *Main) recoverSpool(ctx context.Context, spool *recordings.SpoolStore, r
 		}
 		m.Logger.Warn("recovered a recording cut short by a crash", "recording_id", recID)
 	}
-	fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	prev := m.stopSweeper
-	m.stopSweeper = func() {
-		stop()
-		if prev != nil {
-			prev()
+	m.every(ctx, 30*time.Second, func(ctx context.Context) {
+		if pending, err := spool.Flush(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Warn("recordings waiting for the store", "pending", pending, "err", err)
 		}
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		tick := time.NewTicker(30 * time.Second)
-		defer tick.Stop()
-		for {
-			if pending, err := spool.Flush(fctx); err != nil && fctx.Err() == nil {
-				m.Logger.Warn("recordings waiting for the store", "pending", pending, "err", err)
-			}
-			select {
-			case <-fctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	}, nil)
 }
 
 // openRecordingStore opens where sealed recordings go.

@@ -1,0 +1,383 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/recordings"
+)
+
+// person is someone logged in to the service's API with a session cookie.
+type person struct {
+	t      *testing.T
+	m      *Main
+	client *http.Client
+	tenant string // sent as X-Switchboard-Tenant when set
+	key    string // an API key instead of a login
+}
+
+func mustUser(t *testing.T, m *Main, tenantID sb.ID, email string, role sb.Role) *sb.User {
+	t.Helper()
+	u := &sb.User{TenantID: tenantID, Email: email, Name: string(role), Role: role}
+	if err := metadata.NewUserService(m.DB).CreateUser(context.Background(), u, testPassword); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func mustLogin(t *testing.T, m *Main, u *sb.User) *person {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	p := &person{t: t, m: m, client: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+	if code, _ := p.do(http.MethodPost, "/v1/login", `{"email":"`+u.Email+`","password":"`+testPassword+`"}`, nil); code != 200 {
+		t.Fatalf("login %s: %d", u.Email, code)
+	}
+	return p
+}
+
+// do sends a request and decodes a JSON answer into v (when not nil).
+func (p *person) do(method, path, body string, v any) (int, string) {
+	p.t.Helper()
+	req, err := http.NewRequest(method, p.m.HTTPURL()+path, strings.NewReader(body))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if p.tenant != "" {
+		req.Header.Set("X-Switchboard-Tenant", p.tenant)
+	}
+	client := p.client
+	if p.key != "" {
+		req.Header.Set("Authorization", "Bearer "+p.key)
+		client = http.DefaultClient
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if v != nil && res.StatusCode < 300 {
+		if err := json.Unmarshal(raw, v); err != nil {
+			p.t.Fatalf("%s %s: %v: %s", method, path, err, raw)
+		}
+	}
+	return res.StatusCode, string(raw)
+}
+
+// grantFixture is a recording service with a recorded call in tenant Acme,
+// Acme's people of every role, a support engineer of the service's own
+// desk, and a second tenant, Other, that lets no support engineer in.
+type grantFixture struct {
+	*recordingFixture
+	callID                        sb.ID
+	support, admin, supervisor    *person
+	operator, otherAdmin, visitor *person
+	adminUser                     *sb.User
+	other                         *tenantFixture
+}
+
+func mustGrantFixture(t *testing.T, policy sb.SupportPolicy) *grantFixture {
+	t.Helper()
+	x := mustRecordingFixture(t)
+	ctx := context.Background()
+	tenants := metadata.NewTenantService(x.m.DB)
+	if err := tenants.SetSupportPolicy(ctx, x.f.Tenant.ID, policy); err != nil {
+		t.Fatal(err)
+	}
+	desk := &sb.Tenant{Name: "Switchboard support desk"}
+	if err := tenants.CreateTenant(ctx, desk); err != nil {
+		t.Fatal(err)
+	}
+	g := &grantFixture{recordingFixture: x, other: mustProvision(t, x.m, "Other", "2001", 1)}
+	g.callID = x.call(t, "yes")
+	acme := x.f.Tenant.ID
+	g.adminUser = mustUser(t, x.m, acme, "admin@acme.test", sb.RoleAdmin)
+	g.admin = mustLogin(t, x.m, g.adminUser)
+	g.supervisor = mustLogin(t, x.m, mustUser(t, x.m, acme, "supervisor@acme.test", sb.RoleSupervisor))
+	g.operator = mustLogin(t, x.m, x.f.Operators[0])
+	g.support = mustLogin(t, x.m, mustUser(t, x.m, desk.ID, "engineer@desk.test", sb.RoleSupport))
+	g.support.tenant = acme.String()
+	g.otherAdmin = mustLogin(t, x.m, mustUser(t, x.m, g.other.Tenant.ID, "admin@other.test", sb.RoleAdmin))
+	g.visitor = mustLogin(t, x.m, mustUser(t, x.m, desk.ID, "visitor@desk.test", sb.RoleSupport))
+	g.visitor.tenant = g.other.Tenant.ID.String()
+	return g
+}
+
+func (g *grantFixture) request(t *testing.T, p *person, body string) (int, *sb.AccessGrant) {
+	t.Helper()
+	var gr sb.AccessGrant
+	code, _ := p.do(http.MethodPost, "/v1/calls/"+g.callID.String()+"/grants", body, &gr)
+	return code, &gr
+}
+
+// audit returns the tenant's audit entries with action, oldest first.
+func (g *grantFixture) audit(t *testing.T, action string) []*sb.AuditEntry {
+	t.Helper()
+	all, err := metadata.NewAuditLog(g.m.DB).Recent(context.Background(), &g.f.Tenant.ID, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*sb.AuditEntry
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].Action == action {
+			out = append(out, all[i])
+		}
+	}
+	return out
+}
+
+// Each role against each endpoint: what it may do, what it is refused,
+// and another tenant's call, which is simply not there.
+func TestRolesAgainstEndpoints(t *testing.T) {
+	g := mustGrantFixture(t, sb.SupportPolicy{Access: true, MaxTTLSeconds: 3600})
+	call := "/v1/calls/" + g.callID.String()
+	key := &person{t: t, m: g.m, key: g.f.APIKey} // a supervisor's API key
+	const grantBody = `{"reason":"caller says audio dropped","ticket":"SUP-1"}`
+	cases := []struct {
+		method, path, body string
+		want               map[*person]int
+	}{
+		{"GET", "/v1/calls", "", map[*person]int{g.operator: 200, g.supervisor: 200, g.admin: 200, g.support: 200, key: 200, g.visitor: 404}},
+		{"GET", call, "", map[*person]int{g.operator: 200, g.supervisor: 200, g.admin: 200, g.support: 200, key: 200, g.otherAdmin: 404, g.visitor: 404}},
+		{"GET", call + "/events", "", map[*person]int{g.operator: 200, g.supervisor: 200, g.support: 200, g.otherAdmin: 404, g.visitor: 404}},
+		{"GET", call + "/recording", "", map[*person]int{g.operator: 200, g.supervisor: 200, g.support: 200, g.otherAdmin: 404, g.visitor: 404}},
+		{"POST", call + "/consent", `{"given":false}`, map[*person]int{g.support: 403, g.otherAdmin: 404}},
+		{"GET", "/v1/audit", "", map[*person]int{g.admin: 200, g.supervisor: 403, g.operator: 403, g.support: 403, key: 403}},
+		{"POST", call + "/grants", grantBody, map[*person]int{g.operator: 403, g.supervisor: 403, key: 403, g.otherAdmin: 404, g.visitor: 404, g.support: 201}},
+		{"GET", "/v1/grants", "", map[*person]int{g.operator: 403, g.supervisor: 200, g.admin: 200, g.support: 200, key: 403}},
+	}
+	for _, c := range cases {
+		for p, want := range c.want {
+			if code, body := p.do(c.method, c.path, c.body, nil); code != want {
+				t.Errorf("%s %s as %s: %d, want %d: %s", c.method, c.path, describe(g, p), code, want, body)
+			}
+		}
+	}
+	// Other does not let support in, so it looked missing above; the
+	// support desk's own tenant is open to its engineers.
+	g.visitor.tenant = ""
+	var calls struct{ Calls []*sb.Call }
+	if code, _ := g.visitor.do("GET", "/v1/calls", "", &calls); code != 200 || len(calls.Calls) != 0 {
+		t.Errorf("a support engineer in their own tenant: %d, %d calls", code, len(calls.Calls))
+	}
+	// Only a person of another tenant's support desk may visit: an admin
+	// naming another tenant gets nothing.
+	g.otherAdmin.tenant = g.f.Tenant.ID.String()
+	if code, _ := g.otherAdmin.do("GET", call, "", nil); code != 404 {
+		t.Errorf("an admin visiting another tenant: %d, want 404", code)
+	}
+}
+
+func describe(g *grantFixture, p *person) string {
+	switch p {
+	case g.operator:
+		return "operator"
+	case g.supervisor:
+		return "supervisor"
+	case g.admin:
+		return "admin"
+	case g.support:
+		return "visiting support engineer"
+	case g.otherAdmin:
+		return "other tenant's admin"
+	case g.visitor:
+		return "support engineer in a closed tenant"
+	}
+	return "supervisor API key"
+}
+
+// A support engineer asks, an admin approves, the engineer plays a range
+// of the recording; each step is audited with the reason and ticket, a
+// download the grant does not allow is refused, and nobody else hears it.
+func TestGrantApprovedPlayedAndAudited(t *testing.T) {
+	g := mustGrantFixture(t, sb.SupportPolicy{Access: true, Approval: true, MaxTTLSeconds: 3600})
+	if code, _ := g.request(t, g.support, `{"reason":"one-way audio reported","ticket":"SUP-42","ttl_seconds":7200}`); code != 400 {
+		t.Errorf("a grant longer than the tenant allows: %d, want 400", code)
+	}
+	if code, _ := g.request(t, g.support, `{"reason":"","ticket":"SUP-42"}`); code != 400 {
+		t.Errorf("a grant without a reason: %d, want 400", code)
+	}
+	code, gr := g.request(t, g.support, `{"reason":"one-way audio reported","ticket":"SUP-42"}`)
+	if code != 201 || gr.Status != sb.GrantPending {
+		t.Fatalf("request: %d %+v", code, gr)
+	}
+	audio := "/v1/grants/" + gr.ID.String() + "/audio"
+	if code, _ := g.support.do("GET", audio, "", nil); code != 403 {
+		t.Errorf("playing before approval: %d, want 403", code)
+	}
+	if code, _ := g.support.do("POST", "/v1/grants/"+gr.ID.String()+"/approve", "", nil); code != 403 {
+		t.Errorf("the requester approving: %d, want 403", code)
+	}
+	var approved sb.AccessGrant
+	if code, body := g.admin.do("POST", "/v1/grants/"+gr.ID.String()+"/approve", "", &approved); code != 200 || approved.Status != sb.GrantApproved {
+		t.Fatalf("admin approves: %d %s", code, body)
+	}
+	if code, _ := g.admin.do("POST", "/v1/grants/"+gr.ID.String()+"/approve", "", nil); code != 409 {
+		t.Errorf("approving twice: %d, want 409", code)
+	}
+
+	// A range read: what the service sends is the recording decrypted.
+	req, _ := http.NewRequest("GET", g.m.HTTPURL()+audio, nil)
+	req.Header.Set("X-Switchboard-Tenant", g.support.tenant)
+	req.Header.Set("Range", "bytes=0-4043")
+	res, err := g.support.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 206 || res.Header.Get("Content-Type") != "audio/wav" || len(got) != 4044 ||
+		!strings.HasPrefix(res.Header.Get("Content-Range"), "bytes 0-4043/") {
+		t.Fatalf("range read: %d %v, %d bytes", res.StatusCode, res.Header, len(got))
+	}
+	want := g.render(t, gr.RecordingID)
+	if !bytes.Equal(got, want[:4044]) {
+		t.Error("the range read is not the recording's audio")
+	}
+
+	for _, p := range []*person{g.admin, g.supervisor, g.operator, g.otherAdmin} {
+		if code, _ := p.do("GET", audio, "", nil); code != 404 && code != 403 {
+			t.Errorf("%s plays another's grant: %d", describe(g, p), code)
+		}
+	}
+	if code, _ := g.support.do("GET", audio+"?download=1", "", nil); code != 403 {
+		t.Errorf("download without the permission: %d, want 403", code)
+	}
+
+	if e := g.audit(t, "grant.request"); len(e) != 1 || e[0].Reason != "one-way audio reported" || e[0].Ticket != "SUP-42" ||
+		e[0].ActorRole != sb.RoleSupport || e[0].IP != "127.0.0.1" {
+		t.Errorf("request audit %+v", e)
+	}
+	if e := g.audit(t, "grant.approve"); len(e) != 1 || e[0].Outcome != "ok" || *e[0].ActorUserID != g.adminUser.ID {
+		t.Errorf("approval audit %+v", e)
+	}
+	plays := g.audit(t, "recording.play")
+	if len(plays) != 2 || plays[0].Outcome != "denied" || plays[1].Outcome != "ok" ||
+		!strings.Contains(plays[1].Detail, "bytes=0-4043") || plays[1].ResourceID != gr.RecordingID.String() || plays[1].Ticket != "SUP-42" {
+		t.Errorf("play audit: the try before approval, then the range: %+v", plays)
+	}
+	if e := g.audit(t, "recording.download"); len(e) != 1 || e[0].Outcome != "denied" {
+		t.Errorf("download audit %+v", e)
+	}
+	if broken, err := metadata.NewAuditLog(g.m.DB).Verify(context.Background()); err != nil || broken != 0 {
+		t.Errorf("audit chain broken at %d: %v", broken, err)
+	}
+}
+
+// render is the recording as the player must give it, made here from the
+// store and the keyring directly.
+func (g *grantFixture) render(t *testing.T, recID sb.ID) []byte {
+	t.Helper()
+	ctx := context.Background()
+	rec, err := metadata.NewRecordingStore(g.m.DB).FindRecordingByID(ctx, g.f.Tenant.ID, recID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := g.ring.Unwrap(rec.KeyVersion, rec.WrappedKey, rec.ID[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := g.store.Open(ctx, rec.ObjectKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	r, err := recordings.NewReader(obj, obj.Size(), key, recordings.Meta{TenantID: rec.TenantID, CallID: rec.CallID, RecordingID: rec.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := recordings.NewAudio(r, time.Duration(rec.DurationMS)*time.Millisecond, rec.SegmentStarts, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := a.WriteRange(&b, 0, a.Size()); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// longRecording stores a recorded call of minutes of audio in Acme, made
+// without waiting for it: a recording service with its own clock taps
+// audio dated minutes apart.
+func (g *grantFixture) longRecording(t *testing.T, minutes int) sb.ID {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now().UTC().Truncate(time.Millisecond)
+	now := start
+	svc := recordings.NewService(g.store, g.ring, metadata.NewRecordingStore(g.m.DB), recordings.WithServiceClock(func() time.Time { return now }))
+	c := &sb.Call{ID: sb.NewID(), TenantID: g.f.Tenant.ID, Direction: sb.Inbound, Status: sb.CallCompleted, CreatedAt: start}
+	if err := metadata.NewCallStore(g.m.DB).CreateCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := svc.Begin(ctx, c, &sb.Consent{Given: true, Mechanism: sb.ConsentAPI, At: start}, sb.Codec{Name: "PCMU", ClockRate: 8000})
+	if err != nil || rec == nil {
+		t.Fatalf("begin: %v", err)
+	}
+	payload := make([]byte, 160)
+	for i := 0; i < minutes*60*50; i++ {
+		at := start.Add(time.Duration(i) * 20 * time.Millisecond)
+		payload[0] = byte(i)
+		rec.Tap(true, payload, at)
+		rec.Tap(false, payload, at)
+		if i%50 == 49 {
+			time.Sleep(100 * time.Microsecond) // the recorder's queue drains, as 20 ms pacing lets it
+		}
+	}
+	now = start.Add(time.Duration(minutes) * time.Minute)
+	if _, err := rec.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+// Revoking a grant stops a stream in progress: the rest of the recording
+// is never decrypted.
+func TestRevokedGrantStopsStream(t *testing.T) {
+	g := mustGrantFixture(t, sb.SupportPolicy{Access: true, MaxTTLSeconds: 3600})
+	g.callID = g.longRecording(t, 10)
+	code, gr := g.request(t, g.support, `{"reason":"echo on long call","ticket":"SUP-7"}`)
+	if code != 201 || gr.Status != sb.GrantApproved {
+		t.Fatalf("request: %d %+v", code, gr)
+	}
+	req, _ := http.NewRequest("GET", g.m.HTTPURL()+"/v1/grants/"+gr.ID.String()+"/audio", nil)
+	req.Header.Set("X-Switchboard-Tenant", g.support.tenant)
+	res, err := g.support.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	size := res.ContentLength
+	if res.StatusCode != 200 || size != 44+10*60*8000*4 {
+		t.Fatalf("stream: %d, %d bytes", res.StatusCode, size)
+	}
+	if _, err := io.ReadFull(res.Body, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := g.admin.do("POST", "/v1/grants/"+gr.ID.String()+"/revoke", "", nil); code != 200 {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	n, err := io.Copy(io.Discard, res.Body)
+	if err == nil || 64<<10+n >= size {
+		t.Errorf("the stream went on after revocation: %d of %d bytes, %v", 64<<10+n, size, err)
+	}
+	t.Logf("revoked after 64 KiB; %d more bytes were already on their way, of %d", n, size)
+	if code, _ := g.support.do("GET", "/v1/grants/"+gr.ID.String()+"/audio", "", nil); code != 403 {
+		t.Errorf("playing a revoked grant: %d, want 403", code)
+	}
+	if e := g.audit(t, "grant.revoke"); len(e) != 1 || *e[0].ActorUserID != g.adminUser.ID {
+		t.Errorf("revocation audit %+v", e)
+	}
+}

@@ -1,0 +1,67 @@
+package recordings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// Player opens recordings for the holders of grants: the only code that
+// unwraps a recording's key to read it.
+type Player struct {
+	grants sb.GrantService
+	store  Store
+	ring   *Keyring
+}
+
+var _ sb.RecordingPlayer = (*Player)(nil)
+
+// NewPlayer returns a player that checks grants with grants and reads
+// sealed recordings from store with keys unwrapped by ring.
+func NewPlayer(grants sb.GrantService, store Store, ring *Keyring) *Player {
+	return &Player{grants: grants, store: store, ring: ring}
+}
+
+// stream is an open recording: its audio and the object under it.
+type stream struct {
+	*Audio
+	obj Object
+}
+
+func (s *stream) Close() error { return s.obj.Close() }
+
+// OpenAudio uses the grant (which audits the use) and opens its recording.
+// Each segment is decrypted only after the grant is checked again, so a
+// revoked or expired grant stops a stream in progress.
+func (p *Player) OpenAudio(ctx context.Context, grantID sb.ID, access sb.AudioAccess, from, to time.Duration, detail string) (sb.AudioFile, error) {
+	_, rec, err := p.grants.UseGrant(ctx, grantID, access, detail)
+	if err != nil {
+		return nil, err
+	}
+	key, err := p.ring.Unwrap(rec.KeyVersion, rec.WrappedKey, rec.ID[:])
+	if err != nil {
+		return nil, fmt.Errorf("recordings: unwrap recording %s: %w", rec.ID, err)
+	}
+	obj, err := p.store.Open(ctx, rec.ObjectKey)
+	if err != nil {
+		return nil, err
+	}
+	r, err := NewReader(obj, obj.Size(), key, Meta{TenantID: rec.TenantID, CallID: rec.CallID, RecordingID: rec.ID})
+	clear(key)
+	if err != nil {
+		return nil, errors.Join(err, obj.Close())
+	}
+	duration := time.Duration(rec.DurationMS) * time.Millisecond
+	if duration <= 0 {
+		return nil, errors.Join(sb.Errorf(sb.ENOTFOUND, "the recording holds no audio"), obj.Close())
+	}
+	a, err := NewAudio(r, duration, rec.SegmentStarts, from, to)
+	if err != nil {
+		return nil, errors.Join(sb.Errorf(sb.EINVALID, "from/to: %v", err), obj.Close())
+	}
+	a.Before = func(int) error { return p.grants.CheckGrant(ctx, grantID) }
+	return &stream{Audio: a, obj: obj}, nil
+}

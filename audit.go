@@ -52,4 +52,7 @@ type AuditFilter struct {
 // limited to its admins.
 type AuditService interface {
 	FindAuditEntries(ctx context.Context, f AuditFilter) ([]*AuditEntry, error)
+	// VerifyAudit checks the whole chain and returns the sequence number
+	// of the first broken entry, 0 if it is whole.
+	VerifyAudit(ctx context.Context) (int64, error)
 }

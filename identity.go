@@ -26,6 +26,12 @@ type UserService interface {
 	// FindUserByID returns ENOTFOUND if there is no such user in the
 	// actor's tenant.
 	FindUserByID(ctx context.Context, id ID) (*User, error)
+	// FindUsers lists the actor's tenant's people, for supervisors and
+	// admins.
+	FindUsers(ctx context.Context) ([]*User, error)
+	// SetUserRole changes a person's role, for admins, audited; the
+	// person's sessions end.
+	SetUserRole(ctx context.Context, id ID, role Role) (*User, error)
 }
 
 // TrunkService manages trunks.
@@ -34,6 +40,8 @@ type TrunkService interface {
 	// trunk needs at least one allowed prefix or a username. Returns
 	// ECONFLICT if a number or username is already taken.
 	CreateTrunk(ctx context.Context, t *Trunk, password string) error
+	// FindTrunks lists the actor's tenant's trunks, for admins.
+	FindTrunks(ctx context.Context) ([]*Trunk, error)
 }
 
 // APIKeyService manages API keys.
@@ -44,6 +52,9 @@ type APIKeyService interface {
 	// AuthenticateAPIKey returns the key whose secret this is, or
 	// EUNAUTHORIZED.
 	AuthenticateAPIKey(ctx context.Context, secret string) (*APIKey, error)
+	// FindAPIKeys lists the actor's tenant's keys, never their secrets,
+	// for admins.
+	FindAPIKeys(ctx context.Context) ([]*APIKey, error)
 }
 
 // Session is a person's browser login.

@@ -24,6 +24,10 @@ import (
 type fakeUsers struct{ users []*sb.User }
 
 func (f *fakeUsers) CreateUser(context.Context, *sb.User, string) error { return nil }
+func (f *fakeUsers) FindUsers(context.Context) ([]*sb.User, error)      { return f.users, nil }
+func (f *fakeUsers) SetUserRole(context.Context, sb.ID, sb.Role) (*sb.User, error) {
+	return nil, sb.Errorf(sb.EFORBIDDEN, "not here")
+}
 func (f *fakeUsers) Authenticate(_ context.Context, email, password string) (*sb.User, error) {
 	for _, u := range f.users {
 		if email == u.Email && password == "right password" {
@@ -76,6 +80,9 @@ type fakeKeys struct{ key *sb.APIKey }
 
 func (f *fakeKeys) CreateAPIKey(context.Context, sb.ID, sb.Role) (*sb.APIKey, string, error) {
 	return nil, "", nil
+}
+func (f *fakeKeys) FindAPIKeys(context.Context) ([]*sb.APIKey, error) {
+	return []*sb.APIKey{f.key}, nil
 }
 func (f *fakeKeys) AuthenticateAPIKey(_ context.Context, secret string) (*sb.APIKey, error) {
 	if secret == "sbk_good" {
@@ -982,4 +989,37 @@ func FuzzDecodeClientMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A state-changing request a browser sends from another site is refused,
+// whatever cookie it carries; the same request from the page, or from a
+// client with an API key (no browser headers), goes through.
+func TestCrossOriginRequestsRefused(t *testing.T) {
+	f := newFixture(t)
+	cookie := f.mustSession(t, f.user.Email)
+	post := func(h map[string]string) int {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/v1/logout", nil)
+		req.AddCookie(cookie)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := post(map[string]string{"Sec-Fetch-Site": "cross-site"}); code != http.StatusForbidden {
+		t.Errorf("cross-site POST: %d, want 403", code)
+	}
+	if code := post(map[string]string{"Origin": "https://evil.example"}); code != http.StatusForbidden {
+		t.Errorf("POST from another origin: %d, want 403", code)
+	}
+	if code, _ := f.do(t, "/v1/me", func(r *http.Request) { r.AddCookie(cookie) }); code != http.StatusOK {
+		t.Fatalf("the refused logouts ended the session: %d", code)
+	}
+	if code := post(map[string]string{"Sec-Fetch-Site": "same-origin"}); code != http.StatusNoContent {
+		t.Errorf("same-origin logout: %d, want 204", code)
+	}
 }

@@ -180,6 +180,14 @@ func (s *Server) postCallConsent(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	action := "consent.give"
+	if !c.Given {
+		action = "consent.withdraw"
+	}
+	if err := s.auditActor(r, a, action, "call", id); err != nil {
+		s.error(w, r, err)
+		return
+	}
 	s.writeJSON(w, http.StatusAccepted, c)
 }
 

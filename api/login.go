@@ -95,6 +95,18 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, map[string]any{"user": u})
 }
 
+// auditActor audits the actor's action on a resource.
+func (s *Server) auditActor(r *http.Request, a *sb.Actor, action, resourceType string, id sb.ID) error {
+	e := &sb.AuditEntry{TenantID: &a.TenantID, ActorRole: a.Role, Action: action, ResourceType: resourceType, ResourceID: id.String()}
+	if a.UserID != (sb.ID{}) {
+		e.ActorUserID = &a.UserID
+	}
+	if a.APIKeyID != (sb.ID{}) {
+		e.ActorKeyID = &a.APIKeyID
+	}
+	return s.audit(r, e)
+}
+
 // audit appends e with where the request came from. Without an audit log
 // configured it records nothing.
 func (s *Server) audit(r *http.Request, e *sb.AuditEntry) error {

@@ -80,6 +80,7 @@ type Deps struct {
 	Grants        sb.GrantService     // nil: no recording can be heard
 	Player        sb.RecordingPlayer  // nil: no recording can be heard
 	Tenants       sb.TenantService    // support engineers' visits to other tenants
+	Trunks        sb.TrunkService     // nil: trunks are not listed
 	Users         sb.UserService
 	APIKeys       sb.APIKeyService
 	Sessions      sb.SessionService
@@ -152,6 +153,11 @@ func (s *Server) Handler() http.Handler {
 			r.Post("/grants/{id}/deny", s.changeGrant("deny"))
 			r.Post("/grants/{id}/revoke", s.changeGrant("revoke"))
 			r.Get("/grants/{id}/audio", s.grantAudio)
+			r.Post("/audit/verify", s.verifyAudit)
+			r.Get("/users", s.listUsers)
+			r.Patch("/users/{id}", s.patchUser)
+			r.Get("/apikeys", s.listAPIKeys)
+			r.Get("/trunks", s.listTrunks)
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

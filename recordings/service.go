@@ -25,6 +25,7 @@ type Service struct {
 	ring    *Keyring
 	records Records
 	events  sb.CallRecorder // nil: destructions are only in the recording's row
+	audit   sb.AuditLog     // nil: destructions are not audited
 	now     func() time.Time
 }
 
@@ -33,6 +34,29 @@ type ServiceOption func(*Service)
 
 // WithEvents puts recording destructions on their calls' timelines.
 func WithEvents(e sb.CallRecorder) ServiceOption { return func(s *Service) { s.events = e } }
+
+// WithAudit audits every destruction of a recording: retention and
+// withdrawn consent.
+func WithAudit(l sb.AuditLog) ServiceOption { return func(s *Service) { s.audit = l } }
+
+// destroyed audits the destruction of rec and puts it on the call's
+// timeline.
+func (s *Service) destroyed(ctx context.Context, rec *sb.Recording, reason string) error {
+	var errs []error
+	if s.audit != nil {
+		errs = append(errs, s.audit.Append(ctx, destroyEntry(rec, reason)))
+	}
+	if s.events != nil {
+		errs = append(errs, s.events.AddCallEvents(ctx, &sb.CallEvent{CallID: rec.CallID, TenantID: rec.TenantID,
+			Type: sb.EventRecordingDestroyed, Detail: map[string]any{"recording_id": rec.ID, "reason": reason}}))
+	}
+	return errors.Join(errs...)
+}
+
+func destroyEntry(rec *sb.Recording, reason string) *sb.AuditEntry {
+	return &sb.AuditEntry{TenantID: &rec.TenantID, Action: "recording.destroy", ResourceType: "recording",
+		ResourceID: rec.ID.String(), Reason: reason}
+}
 
 // WithServiceClock sets the clock that dates recordings and decides
 // retention.
@@ -72,12 +96,8 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			if err := s.records.UpdateRecording(ctx, rec); err != nil {
 				return n, err
 			}
-			if s.events != nil {
-				ev := &sb.CallEvent{CallID: rec.CallID, TenantID: rec.TenantID, Type: sb.EventRecordingDestroyed,
-					Detail: map[string]any{"recording_id": rec.ID, "reason": "retention period ended"}}
-				if err := s.events.AddCallEvents(ctx, ev); err != nil {
-					return n, err
-				}
+			if err := s.destroyed(ctx, rec, "retention period ended"); err != nil {
+				return n, err
 			}
 			n++
 		}
@@ -148,5 +168,13 @@ func (a *active) Destroy(ctx context.Context, reason string) error {
 	err := a.r.Destroy(ctx)
 	end := a.s.now().UTC().Truncate(time.Microsecond)
 	a.rec.EndedAt, a.rec.Status, a.rec.WrappedKey = &end, sb.RecordingDestroyed, nil
-	return errors.Join(err, a.s.records.UpdateRecording(ctx, a.rec))
+	if err := errors.Join(err, a.s.records.UpdateRecording(ctx, a.rec)); err != nil {
+		return err
+	}
+	// Call control puts the destruction on the call's timeline; the audit
+	// log gets it here.
+	if a.s.audit == nil {
+		return nil
+	}
+	return a.s.audit.Append(ctx, destroyEntry(a.rec, reason))
 }

@@ -157,6 +157,11 @@ func TestRolesAgainstEndpoints(t *testing.T) {
 		{"GET", "/v1/audit", "", map[*person]int{g.admin: 200, g.supervisor: 403, g.operator: 403, g.support: 403, key: 403}},
 		{"POST", call + "/grants", grantBody, map[*person]int{g.operator: 403, g.supervisor: 403, key: 403, g.otherAdmin: 404, g.visitor: 404, g.support: 201}},
 		{"GET", "/v1/grants", "", map[*person]int{g.operator: 403, g.supervisor: 200, g.admin: 200, g.support: 200, key: 403}},
+		{"GET", "/v1/users", "", map[*person]int{g.operator: 403, g.supervisor: 200, g.admin: 200, g.support: 403}},
+		{"GET", "/v1/apikeys", "", map[*person]int{g.operator: 403, g.supervisor: 403, g.admin: 200, g.support: 403, key: 403}},
+		{"GET", "/v1/trunks", "", map[*person]int{g.operator: 403, g.supervisor: 403, g.admin: 200, g.support: 403}},
+		{"POST", "/v1/audit/verify", "", map[*person]int{g.operator: 403, g.supervisor: 403, g.admin: 200, g.support: 403, key: 403}},
+		{"PATCH", "/v1/users/" + g.f.Operators[0].ID.String(), `{"role":"admin"}`, map[*person]int{g.operator: 403, g.supervisor: 403, g.support: 403, key: 403, g.otherAdmin: 404}},
 	}
 	for _, c := range cases {
 		for p, want := range c.want {
@@ -165,6 +170,31 @@ func TestRolesAgainstEndpoints(t *testing.T) {
 			}
 		}
 	}
+	// An admin changes the operator's role: audited, and the operator's
+	// session ends so the new role applies at once.
+	var changed sb.User
+	if code, body := g.admin.do("PATCH", "/v1/users/"+g.f.Operators[0].ID.String(), `{"role":"supervisor"}`, &changed); code != 200 || changed.Role != sb.RoleSupervisor {
+		t.Fatalf("admin changes a role: %d %s", code, body)
+	}
+	if code, _ := g.operator.do("GET", "/v1/calls", "", nil); code != 401 {
+		t.Errorf("the old session after a role change: %d, want 401", code)
+	}
+	if code, _ := g.admin.do("PATCH", "/v1/users/"+g.adminUser.ID.String(), `{"role":"operator"}`, nil); code != 403 {
+		t.Errorf("an admin changing their own role: %d, want 403", code)
+	}
+	if code, _ := g.admin.do("PATCH", "/v1/users/"+g.f.Operators[0].ID.String(), `{"role":"king"}`, nil); code != 400 {
+		t.Errorf("an unknown role: %d, want 400", code)
+	}
+	if e := g.audit(t, "user.role"); len(e) != 1 || e[0].Detail != "operator → supervisor" || *e[0].ActorUserID != g.adminUser.ID {
+		t.Errorf("role change audit %+v", e)
+	}
+	var keys struct {
+		APIKeys []map[string]any `json:"api_keys"`
+	}
+	if code, body := g.admin.do("GET", "/v1/apikeys", "", &keys); code != 200 || len(keys.APIKeys) != 1 || strings.Contains(body, "hash") {
+		t.Errorf("admin's key list: %d %s", code, body)
+	}
+
 	// Other does not let support in, so it looked missing above; the
 	// support desk's own tenant is open to its engineers.
 	g.visitor.tenant = ""

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/metadata"
 	"github.com/switchboard-voice/switchboard/recordings"
 )
@@ -61,6 +62,14 @@ func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	progress(stderr, done+failed, total)
 	fmt.Fprintln(stderr)
+	outcome := "ok"
+	if failed > 0 {
+		outcome = "failed"
+	}
+	if err := metadata.NewAuditLog(db).Append(ctx, &sb.AuditEntry{Action: "keys.rotate", ResourceType: "keyring",
+		ResourceID: fmt.Sprint(active), Detail: fmt.Sprintf("%d data keys re-wrapped, %d failed", done, failed), Outcome: outcome}); err != nil {
+		return fmt.Errorf("keys rotate: audit: %w", err)
+	}
 	fmt.Fprintf(stdout, "%d data keys re-wrapped with key version %d\n", done, active)
 	if failed > 0 {
 		return fmt.Errorf("keys rotate: %d keys could not be unwrapped (is their key version still in the keyring?)", failed)

@@ -287,6 +287,9 @@ func TestConsentDuringTheCall(t *testing.T) {
 	if events := callEvents(t, x.m, x.f.APIKey, withdrawn); !hasInOrder(events, sb.EventRecordingStarted, sb.EventConsent, sb.EventRecordingDestroyed, sb.EventEnded) {
 		t.Errorf("events %v lack the withdrawal", events)
 	}
+	if got := auditActions(t, x.m, x.f.Tenant.ID); !containsInOrder(got, "consent.give", "consent.withdraw", "recording.destroy consent withdrawn") {
+		t.Errorf("audit %v lacks the withdrawal and the destruction", got)
+	}
 	if n := countObjects(t, filepath.Join(x.s3.Root, x.s3.Bucket, "tenants")); n != 1 {
 		t.Errorf("%d objects in the bucket, want only the late-consent call's", n)
 	}
@@ -344,6 +347,19 @@ func TestKeyRotation(t *testing.T) {
 	if err := run(ctx, []string{"keys", "rotate", "-database-url", x.m.Config.DatabaseURL, "-keyring", keyring}, nil, &stdout, &stderr); err != nil || !strings.Contains(stdout.String(), "0 data keys") {
 		t.Errorf("second rotation: %v, %q", err, stdout.String())
 	}
+	entries, err := metadata.NewAuditLog(x.m.DB).Recent(ctx, nil, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rotations []string
+	for _, e := range entries {
+		if e.Action == "keys.rotate" {
+			rotations = append(rotations, e.ResourceID+": "+e.Detail)
+		}
+	}
+	if len(rotations) != 2 || rotations[1] != "2: 1 data keys re-wrapped, 0 failed" || rotations[0] != "2: 0 data keys re-wrapped, 0 failed" {
+		t.Errorf("rotations audited as %q", rotations)
+	}
 }
 
 // TestRetentionDestroysAndShreds: once the tenant's retention has passed,
@@ -365,7 +381,7 @@ func TestRetentionDestroysAndShreds(t *testing.T) {
 	sweep := func(at time.Time) int {
 		t.Helper()
 		svc := recordings.NewService(x.store, x.ring, records, recordings.WithEvents(metadata.NewCallStore(x.m.DB)),
-			recordings.WithServiceClock(func() time.Time { return at }))
+			recordings.WithServiceClock(func() time.Time { return at }), recordings.WithAudit(metadata.NewAuditLog(x.m.DB)))
 		n, err := svc.Sweep(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -387,6 +403,9 @@ func TestRetentionDestroysAndShreds(t *testing.T) {
 	}
 	if events := callEvents(t, x.m, x.f.APIKey, id); !hasInOrder(events, sb.EventRecordingStored, sb.EventEnded, sb.EventRecordingDestroyed) {
 		t.Errorf("events %v lack the retention destruction", events)
+	}
+	if got := auditActions(t, x.m, x.f.Tenant.ID); !containsInOrder(got, "recording.destroy retention period ended") {
+		t.Errorf("audit %v lacks the retention destruction", got)
 	}
 	if n := sweep(time.Now().Add(48 * time.Hour)); n != 0 {
 		t.Errorf("a destroyed recording was swept again (%d)", n)
@@ -498,4 +517,28 @@ func TestCallerConsentsByKeyPress(t *testing.T) {
 	if n := x.frames(t, id, &rec)[recordings.ChannelCaller]; n < 20 || n > 27 {
 		t.Errorf("recorded %d caller frames, want the ~25 after the key press", n)
 	}
+}
+
+// auditActions lists a tenant's audit entries oldest first, as action and
+// reason.
+func auditActions(t *testing.T, m *Main, tenantID sb.ID) []string {
+	t.Helper()
+	entries, err := metadata.NewAuditLog(m.DB).Recent(context.Background(), &tenantID, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := len(entries) - 1; i >= 0; i-- {
+		out = append(out, strings.TrimSpace(entries[i].Action+" "+entries[i].Reason))
+	}
+	return out
+}
+
+func containsInOrder(got []string, want ...string) bool {
+	for _, g := range got {
+		if len(want) > 0 && g == want[0] {
+			want = want[1:]
+		}
+	}
+	return len(want) == 0
 }

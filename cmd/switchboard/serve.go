@@ -82,7 +82,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(calls))
+		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(calls),
+			recordings.WithAudit(metadata.NewAuditLog(m.DB)))
 		opts = append(opts, sb.WithRecordings(svc))
 		player = recordings.NewPlayer(grants, store, c.Keyring)
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
@@ -132,6 +133,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Grants:        grants,
 		Player:        player,
 		Tenants:       metadata.NewTenantService(m.DB),
+		Trunks:        trunks,
 		Users:         metadata.NewUserService(m.DB),
 		APIKeys:       metadata.NewAPIKeyService(m.DB),
 		Sessions:      metadata.NewSessionService(m.DB),

@@ -129,6 +129,9 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/", s.page("web/index.html"))
 	r.Get("/app.js", s.page("web/app.js"))
 	r.Get("/style.css", s.page("web/style.css"))
+	r.Get("/console", s.page("web/console.html"))
+	r.Get("/console.js", s.page("web/console.js"))
+	r.Get("/console.css", s.page("web/console.css"))
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Route("/v1", func(r chi.Router) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
 
@@ -169,4 +170,93 @@ func TestChromiumOperator(t *testing.T) {
 	}
 	poll("recent calls list the call", `document.querySelector("#recent").textContent.includes("+15550002222")`)
 	t.Logf("browser received %.0f packets; caller received %d", received, fromBrowser.Load())
+}
+
+// TestChromiumSupportConsole is the diagnostic access flow in a real
+// browser: a support engineer of the service's desk opens the tenant's
+// call and asks for access with a reason and a ticket; the tenant's admin
+// approves; the engineer plays the recording, with its countdown; and the
+// admin's audit page shows all three steps.
+func TestChromiumSupportConsole(t *testing.T) {
+	g := mustGrantFixture(t, sb.SupportPolicy{Access: true, Approval: true, MaxTTLSeconds: 3600})
+	supportUser := mustUser(t, g.m, g.deskID, "browser@desk.test", sb.RoleSupport)
+	ctx := newChromium(t)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Steps(actions...)); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	poll := func(what, expr string) {
+		t.Helper()
+		run(what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
+	}
+	login := func(email string) {
+		t.Helper()
+		run("log in as "+email,
+			chromedp.Navigate(g.m.HTTPURL()+"/console"),
+			chromedp.WaitVisible(chromedp.CSS(`#email`)),
+			chromedp.SendKeys(chromedp.CSS(`#email`), email),
+			chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
+			chromedp.Click(chromedp.CSS(`#login`)),
+			chromedp.WaitVisible(chromedp.CSS(`#calls-view`)))
+	}
+	logout := func() {
+		t.Helper()
+		run("log out", chromedp.Click(chromedp.CSS(`#logout`)), chromedp.WaitVisible(chromedp.CSS(`#login-view`)))
+	}
+	openCall := func() {
+		t.Helper()
+		run("search calls", chromedp.Click(chromedp.CSS(`#search-button`)))
+		// The list may be drawn again while this looks at it: find and
+		// click in one step.
+		poll("open the call", `(() => { const b = document.querySelector('.open-call[data-id="`+g.callID.String()+`"]'); if (b) b.click(); return !!b; })()`)
+		run("the call opens", chromedp.WaitVisible(chromedp.CSS(`#call-view`)))
+	}
+	chooseTenant := func() {
+		t.Helper()
+		run("choose the tenant", chromedp.SendKeys(chromedp.CSS(`#tenant`), g.f.Tenant.ID.String()), chromedp.Click(chromedp.CSS(`#use-tenant`)))
+	}
+	login(supportUser.Email)
+	chooseTenant()
+	openCall()
+	poll("the recording's consent is shown", `document.querySelector("#call-recording").textContent.includes("sip_header")`)
+	run("request access",
+		chromedp.SendKeys(chromedp.CSS(`#reason`), "caller reports one-way audio"),
+		chromedp.SendKeys(chromedp.CSS(`#ticket`), "SUP-314"),
+		chromedp.Click(chromedp.CSS(`#request-access`)))
+	poll("the request waits for approval", `document.querySelector("#call-grants .status-pending") !== null`)
+	logout()
+
+	login(g.adminUser.Email)
+	run("open the grants", chromedp.Click(chromedp.CSS(`[data-view="grants-view"]`)))
+	poll("the pending request is listed", `document.querySelector("#grants .approve") !== null`)
+	run("approve", chromedp.Click(chromedp.CSS(`#grants .approve`)))
+	poll("approved", `document.querySelector("#grants .status-approved") !== null`)
+	logout()
+
+	login(supportUser.Email)
+	chooseTenant()
+	openCall()
+	poll("the grant is usable", `document.querySelector("#call-grants .play") !== null`)
+	run("play", chromedp.Click(chromedp.CSS(`#call-grants .play`)))
+	poll("the recording plays", `(() => { const p = document.querySelector("#player"); return p.readyState >= 2 && p.duration > 0.3 && !p.error; })()`)
+	left, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#call-grants .countdown`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(left, ":") || strings.HasPrefix(left, "0:00") {
+		t.Errorf("countdown shows %q", left)
+	}
+	logout()
+
+	login(g.adminUser.Email)
+	run("open the audit log", chromedp.Click(chromedp.CSS(`[data-view="audit-view"]`)))
+	for _, action := range []string{"grant.request", "grant.approve", "recording.play"} {
+		poll("the audit page shows "+action, `document.querySelector('#audit tr[data-action="`+action+`"]') !== null`)
+	}
+	run("verify the chain", chromedp.Click(chromedp.CSS(`#verify`)))
+	poll("the chain is whole", `document.querySelector("#verify-result").textContent === "The chain is whole."`)
 }

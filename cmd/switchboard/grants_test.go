@@ -86,6 +86,7 @@ type grantFixture struct {
 	operator, otherAdmin, visitor *person
 	adminUser                     *sb.User
 	other                         *tenantFixture
+	deskID                        sb.ID // the service's own support desk
 }
 
 func mustGrantFixture(t *testing.T, policy sb.SupportPolicy) *grantFixture {
@@ -100,7 +101,7 @@ func mustGrantFixture(t *testing.T, policy sb.SupportPolicy) *grantFixture {
 	if err := tenants.CreateTenant(ctx, desk); err != nil {
 		t.Fatal(err)
 	}
-	g := &grantFixture{recordingFixture: x, other: mustProvision(t, x.m, "Other", "2001", 1)}
+	g := &grantFixture{recordingFixture: x, other: mustProvision(t, x.m, "Other", "2001", 1), deskID: desk.ID}
 	g.callID = x.call(t, "yes")
 	acme := x.f.Tenant.ID
 	g.adminUser = mustUser(t, x.m, acme, "admin@acme.test", sb.RoleAdmin)

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -410,5 +413,82 @@ func TestRevokedGrantStopsStream(t *testing.T) {
 	}
 	if e := g.audit(t, "grant.revoke"); len(e) != 1 || *e[0].ActorUserID != g.adminUser.ID {
 		t.Errorf("revocation audit %+v", e)
+	}
+}
+
+// An admin exports a recording from the command line through a grant of
+// theirs that allows download; the export is audited like a download in
+// the browser, and a grant without download exports nothing.
+func TestRecordingExportThroughGrant(t *testing.T) {
+	g := mustGrantFixture(t, sb.SupportPolicy{Access: true, MaxTTLSeconds: 3600, Download: true})
+	_, playOnly := g.request(t, g.admin, `{"reason":"listen only","ticket":"OPS-1"}`)
+	code, gr := g.request(t, g.admin, `{"reason":"evidence for the carrier's fault ticket","ticket":"OPS-9","download":true}`)
+	if code != 201 || gr.Status != sb.GrantApproved || !gr.Download {
+		t.Fatalf("request: %d %+v", code, gr)
+	}
+	c := g.m.Config
+	export := func(grant sb.ID, out string) error {
+		args := []string{"recording", "export", "-database-url", c.DatabaseURL, "-recordings", "s3", "-recording-spool", c.RecordingSpool,
+			"-keyring", "1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{42}, 32)),
+			"-s3-endpoint", g.s3.Endpoint, "-s3-bucket", g.s3.Bucket, "-s3-access-key", g.s3.AccessKey, "-s3-secret-key", g.s3.SecretKey,
+			"-grant", grant.String(), "-email", g.adminUser.Email, "-o", out}
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), args, strings.NewReader(testPassword+"\n"), &stdout, &stderr)
+		if err != nil {
+			t.Logf("export: %v\n%s", err, stderr.String())
+		}
+		return err
+	}
+	out := filepath.Join(t.TempDir(), "call.wav")
+	if err := export(gr.ID, out); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, g.render(t, gr.RecordingID)) {
+		t.Error("the exported file is not the recording")
+	}
+	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o600 {
+		t.Errorf("exported file mode %v, want 0600", fi.Mode().Perm())
+	}
+	denied := filepath.Join(t.TempDir(), "denied.wav")
+	if err := export(playOnly.ID, denied); err == nil || !strings.Contains(err.Error(), "allows playing, not downloading") {
+		t.Errorf("export through a play-only grant: %v", err)
+	}
+	if _, err := os.Stat(denied); !os.IsNotExist(err) {
+		t.Errorf("a refused export left a file: %v", err)
+	}
+	downloads := g.audit(t, "recording.download")
+	if len(downloads) != 2 || downloads[0].Outcome != "ok" || !strings.Contains(downloads[0].Detail, "command-line export") ||
+		downloads[0].Ticket != "OPS-9" || downloads[1].Outcome != "denied" {
+		t.Errorf("export audit %+v", downloads)
+	}
+}
+
+// `switchboard tenant set` opens a tenant to support engineers and sets
+// its grant rules; a bad value changes nothing.
+func TestTenantSetSupportPolicy(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx := context.Background()
+	set := func(flags ...string) error {
+		args := append([]string{"tenant", "set", "-database-url", m.Config.DatabaseURL, "-tenant", f.Tenant.ID.String()}, flags...)
+		var out, errOut bytes.Buffer
+		return run(ctx, args, nil, &out, &errOut)
+	}
+	if err := set("-support-access", "yes", "-grant-approval", "yes", "-grant-max-ttl", "30m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := set("-grant-download", "maybe", "-support-access", "no"); err == nil || !strings.Contains(err.Error(), "not yes or no") {
+		t.Errorf("a bad value: %v", err)
+	}
+	got, err := metadata.NewTenantService(m.DB).FindTenantByID(ctx, f.Tenant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (sb.SupportPolicy{Access: true, Approval: true, MaxTTLSeconds: 1800}); got.Support != want {
+		t.Errorf("support policy %+v, want %+v", got.Support, want)
 	}
 }

@@ -23,12 +23,13 @@ Commands:
                    operator and trunk; prints how to log in and what to call
   migrate          apply database migrations and exit
   tenant create    create a tenant; prints its ID
-  tenant set       change a tenant's recording policy, retention and consent key
+  tenant set       change a tenant's recording policy, retention, consent key and support access
   user create      create a user; password from SWITCHBOARD_PASSWORD or stdin
   trunk create     create a SIP trunk; digest password from SWITCHBOARD_PASSWORD or stdin
   apikey create    create an API key; prints it once
   keys rotate      re-wrap every recording's data key with the active keyring version
   audit verify     check the audit log's hash chain and signed checkpoints
+  recording export an admin saves a recording through their grant (audited)
 
 Every command takes -database-url (or SWITCHBOARD_DATABASE_URL), except dev,
 which runs its own database. Run "switchboard <command> -h" for its flags.
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "apikey" || cmd == "keys" || cmd == "audit") {
+	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "apikey" || cmd == "keys" || cmd == "audit" || cmd == "recording") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -80,6 +81,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runKeysRotate(ctx, rest, stdout, stderr)
 	case "audit verify":
 		return runAuditVerify(ctx, rest, stdout, stderr)
+	case "recording export":
+		return runRecordingExport(ctx, rest, stdin, stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/metadata"
@@ -238,6 +239,12 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	policy := fs.String("recording-policy", "", "never, consent or trunk")
 	days := fs.Int("recording-retention-days", 0, "days recordings are kept before they are destroyed (1-3650)")
 	key := fs.String("recording-consent-key", "-", `the key callers press to consent after the announcement (0-9, * or #; "" turns it off)`)
+	support := map[string]*string{
+		"support-access": fs.String("support-access", "", "yes: the service's support engineers may see the tenant's calls and ask for grants"),
+		"grant-approval": fs.String("grant-approval", "", "yes: a supervisor or admin of the tenant approves every grant"),
+		"grant-download": fs.String("grant-download", "", "yes: a grant may allow downloading the decrypted recording"),
+	}
+	maxTTL := fs.Duration("grant-max-ttl", 0, "the longest a grant may last (1m to 168h)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -274,9 +281,46 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		changed++
 	}
+	n, err := setSupportPolicy(ctx, db, tenantID, support, *maxTTL)
+	if err != nil {
+		return fmt.Errorf("tenant set: %w", explain(err))
+	}
+	changed += n
 	if changed == 0 {
 		return errors.New("tenant set: nothing to change; see -h")
 	}
 	fmt.Fprintf(stdout, "tenant %s: %d settings changed\n", tenantID, changed)
 	return nil
+}
+
+// setSupportPolicy applies the support flags that were given and returns
+// how many.
+func setSupportPolicy(ctx context.Context, db *metadata.DB, tenantID sb.ID, flags map[string]*string, maxTTL time.Duration) (int, error) {
+	tenants := metadata.NewTenantService(db)
+	t, err := tenants.FindTenantByID(ctx, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	p, n := t.Support, 0
+	for name, dst := range map[string]*bool{"support-access": &p.Access, "grant-approval": &p.Approval, "grant-download": &p.Download} {
+		switch *flags[name] {
+		case "":
+			continue
+		case "yes":
+			*dst = true
+		case "no":
+			*dst = false
+		default:
+			return 0, fmt.Errorf("-%s: %q is not yes or no", name, *flags[name])
+		}
+		n++
+	}
+	if maxTTL != 0 {
+		p.MaxTTLSeconds = int(maxTTL / time.Second)
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	return n, tenants.SetSupportPolicy(ctx, tenantID, p)
 }

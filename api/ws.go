@@ -122,6 +122,8 @@ type opConn struct {
 	user  *sb.User
 	log   *slog.Logger
 	media MediaSession // set before reading starts; nil if it could not be made
+	// from is the socket's request, for where audit entries come from.
+	from *http.Request
 
 	send        chan []byte
 	quit        chan struct{} // closed by shutdown: the socket is ending
@@ -287,7 +289,7 @@ func (s *Server) operatorSocket(w http.ResponseWriter, r *http.Request) {
 	offerCtx, cancelOffer := context.WithTimeout(ctx, offerTimeout)
 	defer cancelOffer()
 	c := &opConn{
-		s: s, ws: ws, user: u, log: s.log.With("operator", u.ID),
+		s: s, ws: ws, user: u, log: s.log.With("operator", u.ID), from: r,
 		send: make(chan []byte, sendQueue), quit: make(chan struct{}), released: make(chan struct{}),
 		cancelOffer: cancelOffer,
 	}
@@ -604,7 +606,15 @@ func (c *opConn) handle(m clientMessage) error {
 			if m.Given == nil {
 				return sb.Errorf(sb.EINVALID, "consent needs given: true or false")
 			}
-			return cc.OperatorConsent(id, callID, *m.Given)
+			if err := cc.OperatorConsent(id, callID, *m.Given); err != nil {
+				return err
+			}
+			action := "consent.give"
+			if !*m.Given {
+				action = "consent.withdraw"
+			}
+			a := &sb.Actor{TenantID: c.user.TenantID, UserID: c.user.ID, Role: c.user.Role}
+			return c.s.auditActor(c.from, a, action, "call", callID)
 		}
 		if m.Muted == nil {
 			return sb.Errorf(sb.EINVALID, "mute needs muted: true or false")

@@ -490,6 +490,9 @@ func TestOperatorConfirmsConsent(t *testing.T) {
 	if n := x.frames(t, id, &rec)[recordings.ChannelOperator]; n < 20 || n > 27 {
 		t.Errorf("recorded %d operator frames, want the ~25 after consent", n)
 	}
+	if got := auditActions(t, x.m, x.f.Tenant.ID); !containsInOrder(got, "consent.give") {
+		t.Errorf("audit %v lacks the operator's consent", got)
+	}
 }
 
 // TestCallerConsentsByKeyPress: with the tenant's consent key set (through

@@ -13,7 +13,7 @@ import (
 // recordCall writes seconds of a two-way call, 20 ms frames on both
 // channels, each frame's bytes naming its number, and returns the object
 // and each segment's start in milliseconds.
-func recordCall(t *testing.T, key []byte, m Meta, seconds int) ([]byte, []int64) {
+func recordCall(t testing.TB, key []byte, m Meta, seconds int) ([]byte, []int64) {
 	t.Helper()
 	var obj bytes.Buffer
 	w, err := NewWriter(&obj, key, m)
@@ -163,4 +163,30 @@ func TestAudioIsTheCallAsStereoWAV(t *testing.T) {
 			t.Error("a window past the end was opened")
 		}
 	})
+}
+
+// BenchmarkAudioRange is a player's one-second range read in the middle of
+// an hour-long call: the segments it touches decrypted, decoded and laid
+// out as WAV.
+func BenchmarkAudioRange(b *testing.B) {
+	const seconds = 3600
+	key, m := bytes.Repeat([]byte{3}, 32), testMeta()
+	obj, starts := recordCall(b, key, m, seconds)
+	r, err := NewReader(bytes.NewReader(obj), int64(len(obj)), key, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 8000*4)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		a, err := NewAudio(r, seconds*time.Second, starts, 0, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		off := int64(44 + (i%3000+300)*8000*4)
+		if _, err := a.ReadAt(buf, off); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

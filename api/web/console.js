@@ -195,10 +195,13 @@ function stopTimers() {
   state.timers = [];
 }
 
+// audioURL is the grant's audio, of the chosen window if any.
 function audioURL(g, download) {
   const q = new URLSearchParams();
   if (state.tenant) q.set("tenant", state.tenant);
   if (download) q.set("download", "1");
+  if ($("window-from").value) q.set("from", $("window-from").value);
+  if ($("window-to").value) q.set("to", $("window-to").value);
   const s = q.toString();
   return `/v1/grants/${g.id}/audio${s ? "?" + s : ""}`;
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -11,13 +12,16 @@ import (
 // The admin pages' API: people and roles, keys, trunks, and the audit
 // chain's check. The services check the roles.
 
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	users, err := s.deps.Users.FindUsers(r.Context())
-	if err != nil {
-		s.error(w, r, err)
-		return
+// list serves what find returns as {name: [...]}.
+func list[T any](s *Server, name string, find func(context.Context) ([]T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		items, err := find(r.Context())
+		if err != nil {
+			s.error(w, r, err)
+			return
+		}
+		s.writeJSON(w, http.StatusOK, map[string]any{name: items})
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"users": users})
 }
 
 // patchUser changes a person's role: {"role": "supervisor"}.
@@ -48,26 +52,12 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, u)
 }
 
-func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request) {
-	keys, err := s.deps.APIKeys.FindAPIKeys(r.Context())
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"api_keys": keys})
-}
-
-func (s *Server) listTrunks(w http.ResponseWriter, r *http.Request) {
+// trunks are listed only where a trunk service is wired.
+func (s *Server) findTrunks(ctx context.Context) ([]*sb.Trunk, error) {
 	if s.deps.Trunks == nil {
-		s.writeJSON(w, http.StatusOK, map[string]any{"trunks": []any{}})
-		return
+		return []*sb.Trunk{}, nil
 	}
-	trunks, err := s.deps.Trunks.FindTrunks(r.Context())
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"trunks": trunks})
+	return s.deps.Trunks.FindTrunks(ctx)
 }
 
 // verifyAudit checks the audit chain for a tenant's admin: the button on

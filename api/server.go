@@ -157,10 +157,10 @@ func (s *Server) Handler() http.Handler {
 			r.Post("/grants/{id}/revoke", s.changeGrant("revoke"))
 			r.Get("/grants/{id}/audio", s.grantAudio)
 			r.Post("/audit/verify", s.verifyAudit)
-			r.Get("/users", s.listUsers)
+			r.Get("/users", list(s, "users", s.deps.Users.FindUsers))
 			r.Patch("/users/{id}", s.patchUser)
-			r.Get("/apikeys", s.listAPIKeys)
-			r.Get("/trunks", s.listTrunks)
+			r.Get("/apikeys", list(s, "api_keys", s.deps.APIKeys.FindAPIKeys))
+			r.Get("/trunks", list(s, "trunks", s.findTrunks))
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

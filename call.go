@@ -68,14 +68,99 @@ type Call struct {
 	// ToCaller is operator → trunk.
 	FromCaller MediaStats `json:"from_caller"`
 	ToCaller   MediaStats `json:"to_caller"`
+
+	// What went wrong, for a call that did not end normally: on which leg,
+	// at which stage, and the Q.850 cause of the final SIP code.
+	FailureLeg   string `json:"failure_leg,omitempty"`
+	FailureStage string `json:"failure_stage,omitempty"`
+	Q850Cause    int    `json:"q850_cause,omitempty"`
+	// PostDialDelayMS is INVITE to ringing; TimeToAnswerMS INVITE to 200.
+	PostDialDelayMS int64 `json:"post_dial_delay_ms,omitempty"`
+	TimeToAnswerMS  int64 `json:"time_to_answer_ms,omitempty"`
+	// Tags name quality problems: high-jitter, high-loss, low-mos,
+	// one-way-audio, silence, ice-failure.
+	Tags []string `json:"tags,omitempty"`
+}
+
+// Legs a call can fail on.
+const (
+	FailedOnTrunk   = "trunk"       // the SIP side: the caller, the PBX, the carrier
+	FailedOnBrowser = "browser"     // the operator's side
+	FailedOnService = "switchboard" // the service itself: shutdown, a fault
+)
+
+// Stages a call can fail at.
+const (
+	StageAuth       = "auth"        // the trunk was not recognised
+	StageRouting    = "routing"     // no trunk number, or no operator to offer the call to
+	StageOffer      = "offer"       // the SDP offer could not be taken
+	StageRinging    = "ringing"     // offered, not answered
+	StageMediaSetup = "media_setup" // answered, but the 200 was not acknowledged
+	StageMedia      = "media"       // media stopped during the call
+	StageTeardown   = "teardown"    // ending the call went wrong
+)
+
+// Q850Cause is the ISDN cause of a SIP final response, by RFC 3398
+// section 8.2.6.1; 16 (normal call clearing) for 2xx, 0 when there is none.
+func Q850Cause(sipCode int) int {
+	switch {
+	case sipCode >= 200 && sipCode < 300:
+		return 16
+	case sipCode == 404 || sipCode == 485 || sipCode == 604:
+		return 1
+	case sipCode == 486 || sipCode == 600:
+		return 17
+	case sipCode == 480:
+		return 18
+	case sipCode == 401 || sipCode == 402 || sipCode == 403 || sipCode == 407 || sipCode == 603:
+		return 21
+	case sipCode == 410:
+		return 22
+	case sipCode == 482 || sipCode == 483:
+		return 25
+	case sipCode == 484:
+		return 28
+	case sipCode == 502:
+		return 38
+	case sipCode == 400 || sipCode == 481 || sipCode == 500 || sipCode == 503:
+		return 41
+	case sipCode == 606:
+		return 58
+	case sipCode == 405:
+		return 63
+	case sipCode == 406 || sipCode == 415 || sipCode == 501:
+		return 79
+	case sipCode == 408 || sipCode == 504:
+		return 102
+	case sipCode >= 400:
+		return 127
+	}
+	return 0
 }
 
 // MediaStats summarises one direction of a call's audio.
 type MediaStats struct {
 	Packets  uint64  `json:"packets"`
 	Bytes    uint64  `json:"bytes"`
-	Lost     int64   `json:"lost"`      // expected minus received (RFC 3550 A.3)
-	JitterMS float64 `json:"jitter_ms"` // interarrival jitter (RFC 3550 A.8)
+	Lost     int64   `json:"lost"`          // expected minus received (RFC 3550 A.3)
+	JitterMS float64 `json:"jitter_ms"`     // interarrival jitter (RFC 3550 A.8)
+	MOS      float64 `json:"mos,omitempty"` // E-model estimate (ITU-T G.107), 1 to 4.5
+}
+
+// QualitySample is one leg's receive quality at a moment of a call, as
+// running totals: the interval between two samples is their difference.
+type QualitySample struct {
+	At time.Time `json:"at"`
+	// Leg is whose audio was received: "trunk" is the caller's, as
+	// switchboard received it; "browser" is the operator's, as switchboard
+	// received it, or, with Source "browser", the caller's as the
+	// operator's browser received it.
+	Leg      string  `json:"leg"`
+	Source   string  `json:"source"` // "switchboard" or "browser"
+	Packets  uint64  `json:"packets"`
+	Lost     int64   `json:"lost"`
+	JitterMS float64 `json:"jitter_ms"`
+	RTTMS    float64 `json:"rtt_ms,omitempty"`
 }
 
 // EventType names a step in a call's timeline.
@@ -128,8 +213,12 @@ type CallFilter struct {
 	Status     CallStatus
 	Number     string // matches From or To
 	OperatorID *ID
-	After      *ID
-	Limit      int
+	// Tag selects calls with that quality tag, e.g. "one-way-audio".
+	Tag string
+	// Failed selects calls that failed somewhere (a failure stage is set).
+	Failed bool
+	After  *ID
+	Limit  int
 }
 
 // CallService reads call records. Every method is scoped to the tenant of
@@ -153,4 +242,22 @@ type CallRecorder interface {
 	UpdateCall(ctx context.Context, c *Call) error
 	// AddCallEvents appends events to calls' timelines.
 	AddCallEvents(ctx context.Context, events ...*CallEvent) error
+	// AddCallTrace stores a call's SIP messages and quality samples,
+	// redacted by its tenant's trace policy.
+	AddCallTrace(ctx context.Context, t *CallTrace) error
+}
+
+// CallTraceService reads calls' traces, for the people who diagnose calls:
+// supervisors, support engineers and admins of the call's tenant.
+type CallTraceService interface {
+	FindCallTrace(ctx context.Context, callID ID) (*CallTrace, error)
+}
+
+// CallTrace is what a call leaves for diagnosis besides its record and
+// timeline.
+type CallTrace struct {
+	TenantID ID              `json:"tenant_id"`
+	CallID   ID              `json:"call_id"`
+	SIP      []SIPMessage    `json:"sip"`
+	Quality  []QualitySample `json:"quality"`
 }

@@ -60,6 +60,11 @@ type leg struct {
 	closed  bool
 }
 
+// SIPTrace is one INVITE, enough for call control to pass on.
+func (l *leg) SIPTrace() []sb.SIPMessage {
+	return []sb.SIPMessage{{Inbound: true, Transport: "udp", Message: "INVITE sip:2000@127.0.0.1 SIP/2.0\r\n\r\n"}}
+}
+
 func newLeg(codec sb.Codec) *leg {
 	return &leg{media: &port{codec: codec}, events: make(chan sb.LegEvent, 8)}
 }
@@ -167,6 +172,17 @@ type recorder struct {
 	mu     sync.Mutex
 	calls  map[sb.ID]sb.Call
 	events map[sb.ID][]sb.EventType
+	traces map[sb.ID]*sb.CallTrace
+}
+
+func (r *recorder) AddCallTrace(_ context.Context, t *sb.CallTrace) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.traces == nil {
+		r.traces = map[sb.ID]*sb.CallTrace{}
+	}
+	r.traces[t.CallID] = t
+	return nil
 }
 
 func newRecorder() *recorder {

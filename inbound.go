@@ -17,6 +17,8 @@ type callRun struct {
 	dtmf   chan dtmfKey
 	ag     *agent // the operator ringing or on the call
 
+	samples []QualitySample // the call's quality over time
+
 	consent   *Consent        // what was stated about recording, if anything
 	digit     byte            // the key the caller presses to consent, 0 if none
 	recording ActiveRecording // nil unless the call is being recorded
@@ -53,12 +55,16 @@ func (r *callRun) runInbound(ctx context.Context) {
 			switch {
 			case declined > 0 && declined == len(tried):
 				r.reject(ctx, 480, "declined by every operator offered", CallRejected)
+				r.failed(FailedOnBrowser, StageRinging)
 			case busy:
 				r.reject(ctx, 480, "all operators busy", CallBusy)
+				r.failed(FailedOnBrowser, StageRouting)
 			case len(tried) > 0:
 				r.reject(ctx, 480, "no operator answered", CallNoAnswer)
+				r.failed(FailedOnBrowser, StageRinging)
 			default:
 				r.reject(ctx, 480, "no operator available", CallNoAnswer)
+				r.failed(FailedOnBrowser, StageRouting)
 			}
 			r.finish(ctx, PartySystem)
 			return
@@ -78,6 +84,7 @@ func (r *callRun) runInbound(ctx context.Context) {
 				r.log.Warn("180 failed", "err", err)
 			}
 			r.event(EventRinging, nil)
+			r.c.PostDialDelayMS = r.s.now().Sub(r.c.CreatedAt).Milliseconds()
 			r.flush(ctx)
 		}
 		switch res := r.ring(ctx, a, &declined); res {
@@ -140,6 +147,7 @@ func (r *callRun) ring(ctx context.Context, a *agent, declined *int) ringResult 
 				r.s.release(a, r.c.ID, false, "")
 				r.event(EventCanceled, nil)
 				r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "caller canceled before answer"
+				r.failed(FailedOnTrunk, StageRinging)
 				r.finish(ctx, PartyCaller)
 				return ringOver
 			}
@@ -147,6 +155,7 @@ func (r *callRun) ring(ctx context.Context, a *agent, declined *int) ringResult 
 			a.conn.Revoke(r.c.ID, "service shutting down")
 			r.s.release(a, r.c.ID, false, "")
 			r.reject(ctx, 503, "service shutting down", CallFailed)
+			r.failed(FailedOnService, StageRinging)
 			r.finish(ctx, PartySystem)
 			return ringOver
 		}
@@ -160,6 +169,7 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 	if err := r.leg.Answer(ctx); err != nil {
 		r.log.Warn("answer failed", "err", err)
 		r.c.Status, r.c.Reason = CallFailed, "answer not acknowledged: "+err.Error()
+		r.failed(FailedOnTrunk, StageMediaSetup)
 		a.conn.Ended(r.c.ID, "call failed")
 		r.s.release(a, r.c.ID, false, "")
 		r.finish(ctx, PartySystem)
@@ -167,6 +177,7 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 	}
 	now := r.s.now()
 	r.c.Status, r.c.AnsweredAt, r.c.OperatorID, r.c.SIPCode = CallAnswered, &now, &opID, 200
+	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	r.dtmf = make(chan dtmfKey, 32)
 	bridge := NewBridge(r.leg.Media(), a.conn.Media(),
 		WithRewriters(a.toOperator, NewStreamRewriter(r.leg.Media().Codec().ClockRate)),
@@ -188,6 +199,7 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 	bridge.Stop()
 	r.finishRecording(ctx)
 	r.c.FromCaller, r.c.ToCaller = bridge.Stats()
+	r.sample(bridge)
 	if r.c.Status == CallAnswered {
 		r.c.Status = CallCompleted
 	}
@@ -203,8 +215,12 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 
 // waitEnd relays what happens on a bridged call until one side ends it.
 func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, string) {
+	tick := time.NewTicker(r.s.sampleEvery)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			r.sample(bridge)
 		case m := <-r.lc.ops:
 			if m.kind == opConsent {
 				r.setConsent(m.consent)
@@ -225,7 +241,10 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 				return PartyOperator, "operator hung up"
 			case opGone:
 				r.hangup(ctx, "operator disconnected")
+				r.failed(FailedOnBrowser, StageMedia)
 				return PartyOperator, "operator disconnected"
+			case opStats:
+				r.samples = append(r.samples, *m.stats)
 			case opMute:
 				r.event(EventMuted(m.muted), map[string]any{"operator_id": opID})
 			}
@@ -251,11 +270,13 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 				r.event(EventMediaTimeout, nil)
 				r.hangup(ctx, "RTP timeout")
 				r.c.Status = CallFailed
+				r.failed(FailedOnTrunk, StageMedia)
 				return PartySystem, "no media from the caller (RTP timeout)"
 			}
 		case <-ctx.Done():
 			r.drainDTMF()
 			r.hangup(ctx, "service shutting down")
+			r.failed(FailedOnService, StageMedia)
 			return PartySystem, "service shutting down"
 		}
 	}
@@ -405,17 +426,50 @@ func (r *callRun) finish(ctx context.Context, by Party) {
 	if r.c.AnsweredAt != nil {
 		r.c.DurationMS = now.Sub(*r.c.AnsweredAt).Milliseconds()
 	}
+	if r.c.Q850Cause == 0 {
+		r.c.Q850Cause = Q850Cause(r.c.SIPCode)
+	}
+	if r.c.AnsweredAt != nil {
+		r.c.FromCaller.MOS, r.c.ToCaller.MOS, r.c.Tags = r.s.quality(r.c, r.samples)
+	}
 	r.event(EventEnded, map[string]any{"status": r.c.Status, "hangup_by": by, "reason": r.c.Reason})
 	if err := r.leg.Close(); err != nil {
 		r.log.Warn("closing leg", "err", err)
 	}
 	r.s.forget(r.c.ID)
 	// The final record goes last: once it says the call ended, its whole
-	// timeline is stored and nothing of the call is left running.
+	// timeline and trace are stored and nothing of the call is left running.
 	r.flush(ctx)
+	r.storeTrace(ctx)
 	r.update(ctx)
 	r.log.Info("call ended", "status", r.c.Status, "hangup_by", by, "duration_ms", r.c.DurationMS,
 		"sip_code", r.c.SIPCode, "reason", r.c.Reason)
+}
+
+// failed notes where the call went wrong; the first note stands.
+func (r *callRun) failed(leg, stage string) {
+	if r.c.FailureStage == "" {
+		r.c.FailureLeg, r.c.FailureStage = leg, stage
+	}
+}
+
+// sample notes both directions' receive quality as switchboard sees it.
+func (r *callRun) sample(b *Bridge) {
+	now := r.s.now()
+	from, to := b.Stats()
+	r.samples = append(r.samples,
+		QualitySample{At: now, Leg: "trunk", Source: "switchboard", Packets: from.Packets, Lost: from.Lost, JitterMS: from.JitterMS},
+		QualitySample{At: now, Leg: "browser", Source: "switchboard", Packets: to.Packets, Lost: to.Lost, JitterMS: to.JitterMS})
+}
+
+// storeTrace writes the call's SIP messages and quality samples.
+func (r *callRun) storeTrace(ctx context.Context) {
+	t := &CallTrace{TenantID: r.c.TenantID, CallID: r.c.ID, SIP: r.leg.SIPTrace(), Quality: r.samples}
+	ctx, cancel := dbContext(ctx)
+	defer cancel()
+	if err := r.s.rec.AddCallTrace(ctx, t); err != nil {
+		r.log.Error("writing call trace", "err", err)
+	}
 }
 
 func (r *callRun) event(t EventType, detail map[string]any) {

@@ -57,6 +57,9 @@ type TrunkLeg interface {
 	// Close releases the leg's sockets and dialog state. It is safe to call
 	// more than once.
 	Close() error
+	// SIPTrace returns the leg's SIP messages as they crossed the wire so
+	// far; after Close, all of them.
+	SIPTrace() []SIPMessage
 }
 
 // InboundCall is what the sip adapter hands to call control for a new call.

@@ -22,6 +22,8 @@ type Switch struct {
 	log         *slog.Logger
 	now         func() time.Time
 	ringTimeout time.Duration
+	sampleEvery time.Duration
+	scorer      QualityScorer // nil: no MOS, no tags
 
 	ctx    context.Context // calls' parent; canceled by Close
 	cancel context.CancelFunc
@@ -47,6 +49,25 @@ func WithClock(now func() time.Time) SwitchOption { return func(s *Switch) { s.n
 // consent allow it. Without it no call is recorded.
 func WithRecordings(r Recordings) SwitchOption { return func(s *Switch) { s.recordings = r } }
 
+// QualityScorer estimates each direction's MOS and names a call's quality
+// problems from its record and samples, when it ends.
+type QualityScorer func(c *Call, samples []QualitySample) (fromCallerMOS, toCallerMOS float64, tags []string)
+
+// WithQuality scores answered calls' quality as they end.
+func WithQuality(q QualityScorer) SwitchOption { return func(s *Switch) { s.scorer = q } }
+
+// WithQualitySampling sets how often a call's receive quality is noted
+// (default 5 s).
+func WithQualitySampling(d time.Duration) SwitchOption { return func(s *Switch) { s.sampleEvery = d } }
+
+// quality scores a call that ends, if a scorer is set.
+func (s *Switch) quality(c *Call, samples []QualitySample) (float64, float64, []string) {
+	if s.scorer == nil {
+		return 0, 0, nil
+	}
+	return s.scorer(c, samples)
+}
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) SwitchOption { return func(s *Switch) { s.log = l } }
 
@@ -57,6 +78,7 @@ func NewSwitch(rec CallRecorder, opts ...SwitchOption) *Switch {
 		log:         slog.Default(),
 		now:         time.Now,
 		ringTimeout: 20 * time.Second,
+		sampleEvery: 5 * time.Second,
 		agents:      make(map[ID]*agent),
 		calls:       make(map[ID]*liveCall),
 	}
@@ -104,6 +126,7 @@ const (
 	opGone    // socket closed or operator went away while ringing
 	opConsent // recording consent stated during the call
 	opPause   // pause or resume the recording
+	opStats   // the operator's browser reports what it receives
 )
 
 type opMsg struct {
@@ -112,6 +135,7 @@ type opMsg struct {
 	muted   bool
 	consent *Consent
 	paused  bool
+	stats   *QualitySample
 }
 
 // ActiveCalls returns the number of calls in progress.
@@ -261,6 +285,14 @@ func (s *Switch) SetConsent(tenantID, callID ID, c Consent) error {
 func (s *Switch) OperatorConsent(opID, callID ID, given bool) error {
 	c := &Consent{Given: given, Mechanism: ConsentOperator, At: s.now(), By: "operator " + opID.String()}
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opConsent, opID: opID, consent: c})
+}
+
+// OperatorStats takes what the operator's browser reports about the audio
+// it receives on its call: a quality sample of the browser leg. Returns
+// ENOTFOUND if the operator is not on that call.
+func (s *Switch) OperatorStats(opID, callID ID, q QualitySample) error {
+	q.At, q.Leg, q.Source = s.now(), "browser", "browser"
+	return s.toCall(opID, callID, agentBusy, opMsg{kind: opStats, opID: opID, stats: &q})
 }
 
 // PauseRecording pauses (or resumes) the recording of a call in progress:

@@ -31,6 +31,7 @@ type Tenant struct {
 	Name            string          `json:"name"`
 	RecordingPolicy RecordingPolicy `json:"recording_policy"`
 	Support         SupportPolicy   `json:"support"`
+	Trace           TracePolicy     `json:"trace"`
 	CreatedAt       time.Time       `json:"created_at"`
 }
 

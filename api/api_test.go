@@ -226,6 +226,7 @@ type fakeControl struct {
 	accepted     []sb.ID
 	muted        []bool
 	disconnected []sb.ID
+	stats        []sb.QualitySample
 }
 
 func (f *fakeControl) Available(op sb.OperatorConn) error {
@@ -259,6 +260,12 @@ func (f *fakeControl) Decline(sb.ID, sb.ID) error {
 }
 func (f *fakeControl) Hangup(sb.ID, sb.ID) error                    { return errors.New("database on fire") }
 func (f *fakeControl) OperatorConsent(_, _ sb.ID, given bool) error { return nil }
+func (f *fakeControl) OperatorStats(_, _ sb.ID, q sb.QualitySample) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stats = append(f.stats, q)
+	return nil
+}
 
 func (f *fakeControl) Mute(_, _ sb.ID, muted bool) error {
 	f.mu.Lock()
@@ -787,6 +794,21 @@ func TestOperatorSocket(t *testing.T) {
 	if e := until(t, ws, "error"); e["ref"] != "mute" || e["code"] != sb.EINVALID {
 		t.Errorf("mute without muted: %v", e)
 	}
+	// The browser's own view of the audio it receives reaches call control;
+	// numbers out of range do not.
+	send(t, ws, `{"type":"stats","call_id":"`+callID.String()+`","stats":{"packets_received":250,"packets_lost":3,"jitter_ms":4.5,"rtt_ms":12}}`)
+	for _, bad := range []string{`{"type":"stats","call_id":"` + callID.String() + `"}`,
+		`{"type":"stats","call_id":"` + callID.String() + `","stats":{"packets_received":1,"jitter_ms":-1}}`} {
+		send(t, ws, bad)
+		if e := until(t, ws, "error"); e["ref"] != "stats" || e["code"] != sb.EINVALID {
+			t.Errorf("%s: %v", bad, e)
+		}
+	}
+	f.control.mu.Lock()
+	if len(f.control.stats) != 1 || f.control.stats[0] != (sb.QualitySample{Packets: 250, Lost: 3, JitterMS: 4.5, RTTMS: 12}) {
+		t.Errorf("stats %+v", f.control.stats)
+	}
+	f.control.mu.Unlock()
 	// An internal failure is reported without its detail.
 	send(t, ws, `{"type":"hangup","call_id":"`+callID.String()+`"}`)
 	if e := until(t, ws, "error"); e["ref"] != "hangup" || e["code"] != sb.EINTERNAL || strings.Contains(e["message"].(string), "fire") {

@@ -37,6 +37,14 @@ func parseCallFilter(q url.Values) (sb.CallFilter, error) {
 		}
 	}
 	f.Number = q.Get("number")
+	f.Tag = q.Get("tag")
+	switch q.Get("failed") {
+	case "", "false":
+	case "true":
+		f.Failed = true
+	default:
+		return f, sb.Errorf(sb.EINVALID, "failed: %q must be true or false", q.Get("failed"))
+	}
 	for _, p := range []struct {
 		name string
 		dst  **sb.ID

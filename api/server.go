@@ -44,6 +44,8 @@ type CallControl interface {
 	// OperatorConsent records that the operator confirmed (or the caller
 	// refused) recording consent after the announcement.
 	OperatorConsent(opID, callID sb.ID, given bool) error
+	// OperatorStats takes the browser's report of the audio it receives.
+	OperatorStats(opID, callID sb.ID, q sb.QualitySample) error
 	Disconnected(opID sb.ID)
 }
 
@@ -73,6 +75,7 @@ type MediaSession interface {
 // Deps are the services the HTTP side uses.
 type Deps struct {
 	Calls         sb.CallService
+	Traces        sb.CallTraceService // nil: no call has a trace
 	Recordings    sb.RecordingService // nil: no call has a recording
 	Consents      ConsentControl      // nil: consent cannot be stated through the API
 	Audit         sb.AuditLog         // nil: nothing is audited (tests of other parts)
@@ -145,6 +148,8 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/calls/{id}", s.getCall)
 			r.Get("/calls/{id}/events", s.getCallEvents)
 			r.Get("/calls/{id}/recording", s.getCallRecording)
+			r.Get("/calls/{id}/trace", s.getCallTrace)
+			r.Get("/calls/{id}/quality", s.getCallQuality)
 			r.Post("/calls/{id}/consent", s.postCallConsent)
 			r.Get("/audit", s.listAudit)
 			r.Post("/calls/{id}/recording/pause", s.pauseRecording(true))

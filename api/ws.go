@@ -39,6 +39,25 @@ type clientMessage struct {
 	CallID    string           `json:"call_id,omitempty"`
 	Muted     *bool            `json:"muted,omitempty"`
 	Given     *bool            `json:"given,omitempty"`
+	Stats     *browserStats    `json:"stats,omitempty"`
+}
+
+// browserStats is what the operator's browser says about the audio it
+// receives on its call (its inbound-rtp and candidate-pair stats).
+type browserStats struct {
+	PacketsReceived uint64  `json:"packets_received"`
+	PacketsLost     int64   `json:"packets_lost"`
+	JitterMS        float64 `json:"jitter_ms"`
+	RTTMS           float64 `json:"rtt_ms"`
+}
+
+// sample checks the numbers a browser sent: they are somebody else's.
+func (b *browserStats) sample() (sb.QualitySample, error) {
+	if b == nil || b.PacketsReceived > 1<<40 || b.PacketsLost < -(1<<40) || b.PacketsLost > 1<<40 ||
+		!(b.JitterMS >= 0 && b.JitterMS < 1e6) || !(b.RTTMS >= 0 && b.RTTMS < 1e6) {
+		return sb.QualitySample{}, sb.Errorf(sb.EINVALID, "stats needs packets_received, packets_lost, jitter_ms and rtt_ms in range")
+	}
+	return sb.QualitySample{Packets: b.PacketsReceived, Lost: b.PacketsLost, JitterMS: b.JitterMS, RTTMS: b.RTTMS}, nil
 }
 
 // decodeClientMessage parses one frame, refusing what is not a JSON object
@@ -590,7 +609,7 @@ func (c *opConn) handle(m clientMessage) error {
 		return nil
 	case "ping":
 		return c.enqueue(msgType{Type: "pong"})
-	case "accept", "decline", "hangup", "mute", "consent":
+	case "accept", "decline", "hangup", "mute", "consent", "stats":
 		callID, err := sb.ParseID(m.CallID)
 		if err != nil {
 			return sb.Errorf(sb.EINVALID, "call_id %q is not a call id", truncate(m.CallID, 64))
@@ -602,6 +621,12 @@ func (c *opConn) handle(m clientMessage) error {
 			return cc.Decline(id, callID)
 		case "hangup":
 			return cc.Hangup(id, callID)
+		case "stats":
+			q, err := m.Stats.sample()
+			if err != nil {
+				return err
+			}
+			return cc.OperatorStats(id, callID, q)
 		case "consent":
 			if m.Given == nil {
 				return sb.Errorf(sb.EINVALID, "consent needs given: true or false")

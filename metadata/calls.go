@@ -28,27 +28,54 @@ const (
 	maxCallLimit     = 500
 )
 
-const callColumns = `id, tenant_id, direction, trunk_id, operator_id, from_number, to_number, source, sip_call_id,
-	status, hangup_by, sip_code, reason, codec, created_at, answered_at, ended_at, duration_ms,
-	from_caller_packets, from_caller_bytes, from_caller_lost, from_caller_jitter_ms,
-	to_caller_packets, to_caller_bytes, to_caller_lost, to_caller_jitter_ms`
+// callColumns are a call record's columns: the identity, set once, then
+// mutableColumns, which UpdateCall writes.
+const (
+	callColumns    = "id, tenant_id, direction, trunk_id, from_number, to_number, source, sip_call_id, created_at, " + mutableColumns
+	mutableColumns = `operator_id, status, hangup_by, sip_code, reason, codec, answered_at, ended_at, duration_ms,
+	from_caller_packets, from_caller_bytes, from_caller_lost, from_caller_jitter_ms, from_caller_mos,
+	to_caller_packets, to_caller_bytes, to_caller_lost, to_caller_jitter_ms, to_caller_mos,
+	failure_leg, failure_stage, q850_cause, post_dial_delay_ms, time_to_answer_ms, tags`
+)
 
 func callArgs(c *sb.Call) []any {
-	return []any{c.ID, c.TenantID, c.Direction, c.TrunkID, c.OperatorID, c.From, c.To, c.Source, c.SIPCallID,
-		c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.CreatedAt, c.AnsweredAt, c.EndedAt, c.DurationMS,
-		int64(c.FromCaller.Packets), int64(c.FromCaller.Bytes), c.FromCaller.Lost, c.FromCaller.JitterMS,
-		int64(c.ToCaller.Packets), int64(c.ToCaller.Bytes), c.ToCaller.Lost, c.ToCaller.JitterMS}
+	return append([]any{c.ID, c.TenantID, c.Direction, c.TrunkID, c.From, c.To, c.Source, c.SIPCallID, c.CreatedAt}, mutableArgs(c)...)
+}
+
+func mutableArgs(c *sb.Call) []any {
+	tags := c.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return []any{c.OperatorID, c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.AnsweredAt, c.EndedAt, c.DurationMS,
+		int64(c.FromCaller.Packets), int64(c.FromCaller.Bytes), c.FromCaller.Lost, c.FromCaller.JitterMS, c.FromCaller.MOS,
+		int64(c.ToCaller.Packets), int64(c.ToCaller.Bytes), c.ToCaller.Lost, c.ToCaller.JitterMS, c.ToCaller.MOS,
+		c.FailureLeg, c.FailureStage, c.Q850Cause, c.PostDialDelayMS, c.TimeToAnswerMS, tags}
 }
 
 func scanCall(row pgx.Row) (*sb.Call, error) {
 	c := &sb.Call{}
 	var fp, fb, tp, tb int64
-	err := row.Scan(&c.ID, &c.TenantID, &c.Direction, &c.TrunkID, &c.OperatorID, &c.From, &c.To, &c.Source, &c.SIPCallID,
-		&c.Status, &c.HangupBy, &c.SIPCode, &c.Reason, &c.Codec, &c.CreatedAt, &c.AnsweredAt, &c.EndedAt, &c.DurationMS,
-		&fp, &fb, &c.FromCaller.Lost, &c.FromCaller.JitterMS, &tp, &tb, &c.ToCaller.Lost, &c.ToCaller.JitterMS)
+	err := row.Scan(&c.ID, &c.TenantID, &c.Direction, &c.TrunkID, &c.From, &c.To, &c.Source, &c.SIPCallID, &c.CreatedAt,
+		&c.OperatorID, &c.Status, &c.HangupBy, &c.SIPCode, &c.Reason, &c.Codec, &c.AnsweredAt, &c.EndedAt, &c.DurationMS,
+		&fp, &fb, &c.FromCaller.Lost, &c.FromCaller.JitterMS, &c.FromCaller.MOS,
+		&tp, &tb, &c.ToCaller.Lost, &c.ToCaller.JitterMS, &c.ToCaller.MOS,
+		&c.FailureLeg, &c.FailureStage, &c.Q850Cause, &c.PostDialDelayMS, &c.TimeToAnswerMS, &c.Tags)
 	c.FromCaller.Packets, c.FromCaller.Bytes = uint64(fp), uint64(fb)
 	c.ToCaller.Packets, c.ToCaller.Bytes = uint64(tp), uint64(tb)
+	if len(c.Tags) == 0 {
+		c.Tags = nil
+	}
 	return c, err
+}
+
+// placeholders returns "$from, ..., $to".
+func placeholders(from, to int) string {
+	p := make([]string, 0, to-from+1)
+	for i := from; i <= to; i++ {
+		p = append(p, "$"+strconv.Itoa(i))
+	}
+	return strings.Join(p, ", ")
 }
 
 // CreateCall inserts a new call record, setting its ID and creation time
@@ -60,24 +87,16 @@ func (s *CallStore) CreateCall(ctx context.Context, c *sb.Call) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.db.now()
 	}
-	placeholders := make([]string, 26)
-	for i := range placeholders {
-		placeholders[i] = "$" + strconv.Itoa(i+1)
-	}
-	_, err := s.db.pool.Exec(ctx, "INSERT INTO calls ("+callColumns+") VALUES ("+strings.Join(placeholders, ", ")+")", callArgs(c)...)
+	args := callArgs(c)
+	_, err := s.db.pool.Exec(ctx, "INSERT INTO calls ("+callColumns+") VALUES ("+placeholders(1, len(args))+")", args...)
 	return mapError(err, "call")
 }
 
 // UpdateCall writes the call's mutable state.
 func (s *CallStore) UpdateCall(ctx context.Context, c *sb.Call) error {
-	tag, err := s.db.pool.Exec(ctx, `UPDATE calls SET operator_id = $3, status = $4, hangup_by = $5, sip_code = $6, reason = $7,
-		codec = $8, answered_at = $9, ended_at = $10, duration_ms = $11,
-		from_caller_packets = $12, from_caller_bytes = $13, from_caller_lost = $14, from_caller_jitter_ms = $15,
-		to_caller_packets = $16, to_caller_bytes = $17, to_caller_lost = $18, to_caller_jitter_ms = $19
-		WHERE tenant_id = $1 AND id = $2`,
-		c.TenantID, c.ID, c.OperatorID, c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.AnsweredAt, c.EndedAt, c.DurationMS,
-		int64(c.FromCaller.Packets), int64(c.FromCaller.Bytes), c.FromCaller.Lost, c.FromCaller.JitterMS,
-		int64(c.ToCaller.Packets), int64(c.ToCaller.Bytes), c.ToCaller.Lost, c.ToCaller.JitterMS)
+	args := append([]any{c.TenantID, c.ID}, mutableArgs(c)...)
+	tag, err := s.db.pool.Exec(ctx, "UPDATE calls SET ("+mutableColumns+") = ROW("+placeholders(3, len(args))+
+		") WHERE tenant_id = $1 AND id = $2", args...)
 	if err != nil {
 		return mapError(err, "call")
 	}
@@ -151,6 +170,12 @@ func (s *CallStore) FindCalls(ctx context.Context, f sb.CallFilter) ([]*sb.Call,
 	}
 	if f.OperatorID != nil {
 		add("operator_id = ?", *f.OperatorID)
+	}
+	if f.Tag != "" {
+		add("tags @> ARRAY[?::text]", f.Tag)
+	}
+	if f.Failed {
+		conds = append(conds, "failure_stage <> ''")
 	}
 	if f.After != nil {
 		add("(created_at, id) < (SELECT created_at, id FROM calls WHERE tenant_id = $1 AND id = ?)", *f.After)

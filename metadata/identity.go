@@ -50,9 +50,14 @@ func (s *TenantService) CreateTenant(ctx context.Context, t *sb.Tenant) error {
 	if t.Support.MaxTTLSeconds == 0 {
 		t.Support.MaxTTLSeconds = 3600
 	}
+	if t.Trace.RetentionDays == 0 {
+		t.Trace.RetentionDays = 30
+	}
 	_, err := s.db.pool.Exec(ctx, `INSERT INTO tenants (id, name, recording_policy, support_access, grant_approval,
-		grant_max_ttl_seconds, grant_download, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		t.ID, t.Name, t.RecordingPolicy, t.Support.Access, t.Support.Approval, t.Support.MaxTTLSeconds, t.Support.Download, t.CreatedAt)
+		grant_max_ttl_seconds, grant_download, trace_retention_days, trace_drop_bodies, trace_mask_numbers, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		t.ID, t.Name, t.RecordingPolicy, t.Support.Access, t.Support.Approval, t.Support.MaxTTLSeconds, t.Support.Download,
+		t.Trace.RetentionDays, t.Trace.DropBodies, t.Trace.MaskNumbers, t.CreatedAt)
 	return mapError(err, "tenant")
 }
 
@@ -75,8 +80,9 @@ func (s *TenantService) SetRecordingPolicy(ctx context.Context, tenantID sb.ID, 
 func (s *TenantService) FindTenantByID(ctx context.Context, id sb.ID) (*sb.Tenant, error) {
 	t := &sb.Tenant{}
 	err := s.db.pool.QueryRow(ctx, `SELECT id, name, recording_policy, support_access, grant_approval, grant_max_ttl_seconds,
-		grant_download, created_at FROM tenants WHERE id = $1`, id).Scan(&t.ID, &t.Name, &t.RecordingPolicy,
-		&t.Support.Access, &t.Support.Approval, &t.Support.MaxTTLSeconds, &t.Support.Download, &t.CreatedAt)
+		grant_download, trace_retention_days, trace_drop_bodies, trace_mask_numbers, created_at FROM tenants WHERE id = $1`, id).
+		Scan(&t.ID, &t.Name, &t.RecordingPolicy, &t.Support.Access, &t.Support.Approval, &t.Support.MaxTTLSeconds, &t.Support.Download,
+			&t.Trace.RetentionDays, &t.Trace.DropBodies, &t.Trace.MaskNumbers, &t.CreatedAt)
 	if err != nil {
 		return nil, mapError(err, "tenant")
 	}

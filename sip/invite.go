@@ -123,9 +123,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if s.conf.PublicIP.IsValid() {
 		sdpIP = s.conf.PublicIP
 	}
+	s.capture.claim(req.CallID().Value())
 	l := newLeg(s, dlg, tx, newRTPPort(conn, o.Codec, o.Addr), contact, sdpIP, o, log)
 	if !s.addLeg(l) {
 		l.port.Close()
+		s.capture.release(req.CallID().Value())
 		s.reject(req, tx, sip.StatusServiceUnavailable, "shutting down")
 		return
 	}

@@ -34,6 +34,9 @@ type leg struct {
 	stop       chan struct{}
 	closeOnce  sync.Once
 
+	sipCallID string
+	trace     []sb.SIPMessage // the whole trace, once closed
+
 	mu        sync.Mutex
 	version   uint64 // SDP o= version
 	direction string // the caller's last direction
@@ -48,7 +51,7 @@ func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction,
 	l := &leg{
 		s: s, dlg: dlg, tx: tx, port: port, log: log, sdpIP: sdpIP,
 		sessionID: newSessionID(), version: 1, direction: o.Direction,
-		contact: contact,
+		contact: contact, sipCallID: dlg.InviteRequest.CallID().Value(),
 		events:  make(chan sb.LegEvent, 16),
 		settled: make(chan struct{}),
 		stop:    make(chan struct{}),
@@ -251,6 +254,21 @@ func (l *leg) Close() error {
 		}
 		l.settle()
 		l.s.removeLeg(l)
+		trace := l.s.capture.release(l.sipCallID)
+		l.mu.Lock()
+		l.trace = trace
+		l.mu.Unlock()
 	})
 	return nil
+}
+
+// SIPTrace is the call's SIP messages as they crossed the wire.
+func (l *leg) SIPTrace() []sb.SIPMessage {
+	l.mu.Lock()
+	closed, trace := l.closed && l.trace != nil, l.trace
+	l.mu.Unlock()
+	if closed {
+		return trace
+	}
+	return l.s.capture.messages(l.sipCallID)
 }

@@ -39,6 +39,8 @@ type Config struct {
 	// caller this long while not on hold; zero disables it.
 	MediaTimeout time.Duration
 	Logger       *slog.Logger
+	// Export receives every SIP message sent or received (HEP); nil: none.
+	Export Exporter
 }
 
 // allowed is the Allow header: what this server does.
@@ -49,11 +51,12 @@ const maxBody = 16 << 10
 
 // Server is the SIP user agent server.
 type Server struct {
-	dir    sb.TrunkDirectory
-	disp   Dispatcher
-	conf   Config
-	log    *slog.Logger
-	nonces *nonces
+	dir     sb.TrunkDirectory
+	disp    Dispatcher
+	conf    Config
+	log     *slog.Logger
+	nonces  *nonces
+	capture *capture
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -71,7 +74,7 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, legs: map[string]*leg{}}
+	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, legs: map[string]*leg{}, capture: newCapture(time.Now, c.Export)}
 	var err error
 	if s.nonces, err = newNonces(); err != nil {
 		return nil, err
@@ -135,18 +138,21 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 
 // ServeUDP serves SIP on conn until ctx is done or conn is closed.
 func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
-	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(conn) })
+	captured := &capturedPacketConn{PacketConn: conn, c: s.capture}
+	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(captured) })
 }
 
 // ServeTCP serves SIP on l until ctx is done or l is closed.
 func (s *Server) ServeTCP(ctx context.Context, l net.Listener) error {
-	return s.serve(ctx, l, func() error { return s.srv.ServeTCP(l) })
+	captured := &capturedListener{Listener: l, c: s.capture, transport: "tcp"}
+	return s.serve(ctx, l, func() error { return s.srv.ServeTCP(captured) })
 }
 
 // ServeTLS serves SIP on l, a TLS listener, until ctx is done or l is
 // closed.
 func (s *Server) ServeTLS(ctx context.Context, l net.Listener) error {
-	return s.serve(ctx, l, func() error { return s.srv.ServeTLS(l) })
+	captured := &capturedListener{Listener: l, c: s.capture, transport: "tls"}
+	return s.serve(ctx, l, func() error { return s.srv.ServeTLS(captured) })
 }
 
 func (s *Server) serve(ctx context.Context, c interface{ Close() error }, serve func() error) error {

@@ -7,6 +7,7 @@ const sb = (window.switchboard = { pc: null, ws: null, state: { available: false
 let localStream = null;
 let retryDelay = 1000;
 let timerHandle = null;
+let statsHandle = null;
 let loggedIn = false;
 let wantAvailable = false; // go available again after a reconnect
 let inbox = Promise.resolve(); // server messages are handled one at a time, in order
@@ -182,6 +183,7 @@ function setCallState(state) {
   show($("mute"), state === "connected");
   show($("keypad"), state === "connected");
   clearInterval(timerHandle);
+  clearInterval(statsHandle);
   $("timer").textContent = "";
   if (state === "connected") {
     const start = Date.now();
@@ -189,7 +191,29 @@ function setCallState(state) {
       const s = Math.floor((Date.now() - start) / 1000);
       $("timer").textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
     }, 1000);
+    statsHandle = setInterval(reportStats, 5000);
   }
+}
+
+// reportStats tells switchboard how the caller's audio reaches this
+// browser, for the call's quality record: what only the browser knows.
+async function reportStats() {
+  if (!sb.call || !sb.pc) return;
+  const id = sb.call.id;
+  const report = await sb.pc.getStats().catch(() => null);
+  if (!report || !sb.call || sb.call.id !== id) return;
+  const stats = { packets_received: 0, packets_lost: 0, jitter_ms: 0, rtt_ms: 0 };
+  for (const s of report.values()) {
+    if (s.type === "inbound-rtp" && s.kind === "audio") {
+      stats.packets_received = s.packetsReceived || 0;
+      stats.packets_lost = s.packetsLost || 0;
+      stats.jitter_ms = (s.jitter || 0) * 1000;
+    }
+    if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime !== undefined) {
+      stats.rtt_ms = s.currentRoundTripTime * 1000;
+    }
+  }
+  send({ type: "stats", call_id: id, stats });
 }
 
 function endCall(id, reason) {

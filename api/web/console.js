@@ -109,8 +109,9 @@ async function searchCalls() {
   }
   if ($("number").value.trim()) q.set("number", $("number").value.trim());
   if ($("operator").value.trim()) q.set("operator_id", $("operator").value.trim());
-  const status = $("failed").checked ? "failed" : $("status").value;
-  if (status) q.set("status", status);
+  if ($("status").value) q.set("status", $("status").value);
+  if ($("failed").checked) q.set("failed", "true");
+  if ($("tag").value) q.set("tag", $("tag").value);
   const body = await api("/v1/calls?" + q);
   $("calls").replaceChildren(...body.calls.map((c) => el("tr", {},
     el("td", {}, when(c.created_at)), el("td", {}, c.from), el("td", {}, c.to), el("td", {}, c.status),

@@ -399,6 +399,10 @@ func TestCancelWhileRinging(t *testing.T) {
 	if rec.Status != sb.CallCanceled || rec.HangupBy != sb.PartyCaller || rec.SIPCode != 487 {
 		t.Errorf("record %q by %q code %d, want canceled by caller, 487", rec.Status, rec.HangupBy, rec.SIPCode)
 	}
+	if rec.FailureLeg != sb.FailedOnTrunk || rec.FailureStage != sb.StageRinging || rec.PostDialDelayMS <= 0 || rec.TimeToAnswerMS != 0 {
+		t.Errorf("record: failed on %q at %q, post-dial delay %d ms, time to answer %d ms; want the caller gave up while ringing",
+			rec.FailureLeg, rec.FailureStage, rec.PostDialDelayMS, rec.TimeToAnswerMS)
+	}
 }
 
 // waitEvent waits for an operator socket event of the given type.
@@ -471,6 +475,12 @@ func TestNoOperatorGets480(t *testing.T) {
 	rec := waitCallEnded(t, m, f.APIKey, list.Calls[0].ID)
 	if rec.SIPCode != 480 || rec.Status != sb.CallNoAnswer || !strings.Contains(rec.Reason, "no operator available") {
 		t.Errorf("record %q code %d reason %q, want 480 with the reason", rec.Status, rec.SIPCode, rec.Reason)
+	}
+	if rec.FailureLeg != sb.FailedOnBrowser || rec.FailureStage != sb.StageRouting || rec.Q850Cause != 18 {
+		t.Errorf("record: failed on %q at %q, cause %d; want the browser side at routing, cause 18", rec.FailureLeg, rec.FailureStage, rec.Q850Cause)
+	}
+	if code := apiGet(t, m, f.APIKey, "/v1/calls?failed=true", &list); code != http.StatusOK || len(list.Calls) != 1 {
+		t.Errorf("failed calls: %d, %d calls", code, len(list.Calls))
 	}
 }
 

@@ -73,6 +73,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	calls := metadata.NewCallStore(m.DB)
 	trunks := metadata.NewTrunkService(m.DB)
 
+	m.every(ctx, c.RetentionSweep, func(ctx context.Context) {
+		if n, err := calls.SweepTraces(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Error("trace retention sweep", "err", err)
+		} else if n > 0 {
+			m.Logger.Info("trace retention sweep", "deleted", n)
+		}
+	}, nil)
 	grants := metadata.NewGrantStore(m.DB)
 	m.expireGrants(ctx, grants, 30*time.Second)
 	var player sb.RecordingPlayer
@@ -126,6 +133,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		RingTimeout:   c.RingTimeout,
 	}, api.Deps{
 		Calls:         calls,
+		Traces:        calls,
 		Recordings:    metadata.NewRecordingStore(m.DB),
 		Consents:      m.Switch,
 		Audit:         metadata.NewAuditLog(m.DB),

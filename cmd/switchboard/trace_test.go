@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/sip/siptest"
+)
+
+type traceBody struct {
+	SIP    []sb.SIPMessage `json:"sip"`
+	Events []sb.CallEvent  `json:"events"`
+}
+
+// firstLine is a message's request or status line.
+func firstLine(m sb.SIPMessage) string {
+	line, _, _ := strings.Cut(m.Message, "\r\n")
+	return line
+}
+
+// A call's SIP messages, both ways, as they crossed the wire, are kept
+// with it and read back in order; the record says how long the caller
+// waited; its quality samples are there; operators do not read traces.
+func TestCallTrace(t *testing.T) {
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			m := mustStartService(t, nil)
+			f := mustProvision(t, m, "Acme", "2000", 1)
+			op := mustOperator(t, m, f.Operators[0])
+			phone := mustPhone(t, siptest.Options{Transport: transport})
+			call, in := answeredCall(t, m, phone, op, "+15550001111", "2000")
+			sendPattern(t, 25, func(p []byte) error { return call.SendRTP(p, false) })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := call.Hangup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+			if rec.Q850Cause != 16 || rec.FailureStage != "" || rec.TimeToAnswerMS <= 0 || rec.PostDialDelayMS <= 0 || rec.PostDialDelayMS > rec.TimeToAnswerMS {
+				t.Errorf("record: cause %d, failure %q, post-dial %d ms, answer %d ms", rec.Q850Cause, rec.FailureStage, rec.PostDialDelayMS, rec.TimeToAnswerMS)
+			}
+
+			var tr traceBody
+			if code := apiGet(t, m, f.APIKey, "/v1/calls/"+in.CallID.String()+"/trace", &tr); code != http.StatusOK {
+				t.Fatalf("GET trace: %d", code)
+			}
+			want := []struct {
+				inbound bool
+				prefix  string
+			}{{true, "INVITE "}, {false, "SIP/2.0 100"}, {false, "SIP/2.0 180"}, {false, "SIP/2.0 200"}, {true, "ACK "}, {true, "BYE "}, {false, "SIP/2.0 200"}}
+			i := 0
+			var last time.Time
+			for _, msg := range tr.SIP {
+				if msg.Transport != transport || !msg.Src.IsValid() || !msg.Dst.IsValid() || msg.At.Before(last) {
+					t.Errorf("message %q: transport %s, %s → %s at %v", firstLine(msg), msg.Transport, msg.Src, msg.Dst, msg.At)
+				}
+				last = msg.At
+				if i < len(want) && msg.Inbound == want[i].inbound && strings.HasPrefix(firstLine(msg), want[i].prefix) {
+					if msg.Inbound && msg.Dst.String() != m.SIPAddr() || !msg.Inbound && msg.Src.String() != m.SIPAddr() {
+						t.Errorf("%q: %s → %s, but the service is %s", firstLine(msg), msg.Src, msg.Dst, m.SIPAddr())
+					}
+					i++
+				}
+			}
+			if i != len(want) {
+				var lines []string
+				for _, msg := range tr.SIP {
+					lines = append(lines, firstLine(msg))
+				}
+				t.Errorf("trace %q lacks %q (inbound %t) in order", lines, want[i].prefix, want[i].inbound)
+			}
+			if len(tr.Events) == 0 || tr.Events[0].Type != sb.EventReceived {
+				t.Errorf("trace events %v", tr.Events)
+			}
+
+			var q struct {
+				FromCaller sb.MediaStats      `json:"from_caller"`
+				Samples    []sb.QualitySample `json:"samples"`
+			}
+			if code := apiGet(t, m, f.APIKey, "/v1/calls/"+in.CallID.String()+"/quality", &q); code != http.StatusOK {
+				t.Fatalf("GET quality: %d", code)
+			}
+			legs := map[string]uint64{}
+			for _, s := range q.Samples {
+				legs[s.Leg+"/"+s.Source] = max(legs[s.Leg+"/"+s.Source], s.Packets)
+			}
+			if q.FromCaller.Packets < 20 || legs["trunk/switchboard"] != q.FromCaller.Packets {
+				t.Errorf("quality: from caller %d packets, samples %v", q.FromCaller.Packets, legs)
+			}
+
+			operator := mustLogin(t, m, f.Operators[0])
+			if code, _ := operator.do("GET", "/v1/calls/"+in.CallID.String()+"/trace", "", nil); code != http.StatusForbidden {
+				t.Errorf("an operator reading a trace: %d, want 403", code)
+			}
+			other := mustProvision(t, m, "Other", "2001", 1)
+			if code := apiGet(t, m, other.APIKey, "/v1/calls/"+in.CallID.String()+"/trace", nil); code != http.StatusNotFound {
+				t.Errorf("another tenant reading the trace: %d, want 404", code)
+			}
+		})
+	}
+}
+
+// With the tenant's trace policy, stored messages lose their bodies and
+// the parties' numbers, but keep what diagnosis needs.
+func TestCallTraceRedactedByPolicy(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	if err := metadata.NewTenantService(m.DB).SetTracePolicy(context.Background(), f.Tenant.ID,
+		sb.TracePolicy{RetentionDays: 7, DropBodies: true, MaskNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, in := answeredCall(t, m, phone, op, "+15550001111", "2000")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, f.APIKey, in.CallID)
+	var tr traceBody
+	if code := apiGet(t, m, f.APIKey, "/v1/calls/"+in.CallID.String()+"/trace", &tr); code != http.StatusOK || len(tr.SIP) < 5 {
+		t.Fatalf("GET trace: %d, %d messages", code, len(tr.SIP))
+	}
+	for _, msg := range tr.SIP {
+		if strings.Contains(msg.Message, "15550001111") || strings.Contains(msg.Message, "m=audio") {
+			t.Errorf("stored message keeps the number or the SDP:\n%s", msg.Message)
+		}
+	}
+	if !strings.Contains(tr.SIP[0].Message, "+*******1111") || !strings.Contains(tr.SIP[0].Message, "[body removed") {
+		t.Errorf("INVITE not redacted as the policy says:\n%s", tr.SIP[0].Message)
+	}
+}

@@ -1,0 +1,136 @@
+package metadata
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// AddCallTrace stores a call's SIP messages, redacted by its tenant's
+// trace policy first, and its quality samples, in one transaction.
+func (s *CallStore) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
+	if len(t.SIP) == 0 && len(t.Quality) == 0 {
+		return nil
+	}
+	return s.db.inTx(ctx, func(tx pgx.Tx) error {
+		var p sb.TracePolicy
+		if err := tx.QueryRow(ctx, "SELECT trace_drop_bodies, trace_mask_numbers FROM tenants WHERE id = $1", t.TenantID).
+			Scan(&p.DropBodies, &p.MaskNumbers); err != nil {
+			return mapError(err, "tenant")
+		}
+		var seq int
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM call_sip_messages WHERE tenant_id = $1 AND call_id = $2",
+			t.TenantID, t.CallID).Scan(&seq); err != nil {
+			return fmt.Errorf("metadata: trace: %w", err)
+		}
+		rows := make([][]any, len(t.SIP))
+		for i, m := range t.SIP {
+			m = m.Redact(p)
+			seq++
+			rows[i] = []any{t.TenantID, t.CallID, seq, m.At, m.Inbound, m.Transport, m.Src.String(), m.Dst.String(), m.Message}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_sip_messages"},
+			[]string{"tenant_id", "call_id", "seq", "at", "inbound", "transport", "src", "dst", "message"}, pgx.CopyFromRows(rows)); err != nil {
+			return mapError(fmt.Errorf("metadata: trace: %w", err), "call")
+		}
+		rows = make([][]any, len(t.Quality))
+		for i, q := range t.Quality {
+			rows[i] = []any{t.TenantID, t.CallID, q.At, q.Leg, q.Source, int64(q.Packets), q.Lost, q.JitterMS, q.RTTMS}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_quality_samples"},
+			[]string{"tenant_id", "call_id", "at", "leg", "source", "packets", "lost", "jitter_ms", "rtt_ms"}, pgx.CopyFromRows(rows)); err != nil {
+			return mapError(fmt.Errorf("metadata: quality samples: %w", err), "call")
+		}
+		return nil
+	})
+}
+
+// FindCallTrace returns a call's SIP messages and quality samples, to the
+// supervisors, support engineers and admins who may see the call.
+func (s *CallStore) FindCallTrace(ctx context.Context, callID sb.ID) (*sb.CallTrace, error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if a.Role == sb.RoleOperator {
+		return nil, sb.Errorf(sb.EFORBIDDEN, "call traces are for supervisors, support engineers and admins")
+	}
+	c, err := s.FindCallByID(ctx, callID)
+	if err != nil {
+		return nil, err
+	}
+	t := &sb.CallTrace{TenantID: c.TenantID, CallID: c.ID, SIP: []sb.SIPMessage{}, Quality: []sb.QualitySample{}}
+	rows, err := s.db.pool.Query(ctx, `SELECT at, inbound, transport, src, dst, message FROM call_sip_messages
+		WHERE tenant_id = $1 AND call_id = $2 ORDER BY seq`, c.TenantID, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: trace: %w", err)
+	}
+	for rows.Next() {
+		var m sb.SIPMessage
+		var src, dst string
+		if err := rows.Scan(&m.At, &m.Inbound, &m.Transport, &src, &dst, &m.Message); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("metadata: trace: %w", err)
+		}
+		m.Src, _ = netip.ParseAddrPort(src)
+		m.Dst, _ = netip.ParseAddrPort(dst)
+		t.SIP = append(t.SIP, m)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("metadata: trace: %w", err)
+	}
+	rows, err = s.db.pool.Query(ctx, `SELECT at, leg, source, packets, lost, jitter_ms, rtt_ms FROM call_quality_samples
+		WHERE tenant_id = $1 AND call_id = $2 ORDER BY at, leg, source`, c.TenantID, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: quality samples: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var q sb.QualitySample
+		var packets int64
+		if err := rows.Scan(&q.At, &q.Leg, &q.Source, &packets, &q.Lost, &q.JitterMS, &q.RTTMS); err != nil {
+			return nil, fmt.Errorf("metadata: quality samples: %w", err)
+		}
+		q.Packets = uint64(packets)
+		t.Quality = append(t.Quality, q)
+	}
+	return t, rows.Err()
+}
+
+// SweepTraces deletes the SIP messages and quality samples older than
+// their tenant's trace retention, and returns how many rows went.
+func (s *CallStore) SweepTraces(ctx context.Context) (int64, error) {
+	var n int64
+	for _, table := range []string{"call_sip_messages", "call_quality_samples"} {
+		tag, err := s.db.pool.Exec(ctx, "DELETE FROM "+table+` x USING tenants t WHERE t.id = x.tenant_id
+			AND x.at < $1::timestamptz - make_interval(days => t.trace_retention_days)`, s.db.now())
+		if err != nil {
+			return n, fmt.Errorf("metadata: trace retention: %w", err)
+		}
+		n += tag.RowsAffected()
+	}
+	return n, nil
+}
+
+// SetTracePolicy changes what a tenant's call traces keep. It runs as the
+// system (provisioning).
+func (s *TenantService) SetTracePolicy(ctx context.Context, tenantID sb.ID, p sb.TracePolicy) error {
+	if p.RetentionDays < 1 || p.RetentionDays > 3650 {
+		return sb.Errorf(sb.EINVALID, "trace retention must be from 1 to 3650 days, not %s", strconv.Itoa(p.RetentionDays))
+	}
+	tag, err := s.db.pool.Exec(ctx, `UPDATE tenants SET trace_retention_days = $2, trace_drop_bodies = $3, trace_mask_numbers = $4
+		WHERE id = $1`, tenantID, p.RetentionDays, p.DropBodies, p.MaskNumbers)
+	if err != nil {
+		return mapError(err, "tenant")
+	}
+	if tag.RowsAffected() == 0 {
+		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
+	}
+	return nil
+}

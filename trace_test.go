@@ -1,0 +1,47 @@
+package switchboard_test
+
+import (
+	"strings"
+	"testing"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+const invite = "INVITE sip:+4930123456@192.0.2.1:5060 SIP/2.0\r\n" +
+	"Via: SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bK776asdhds\r\n" +
+	"From: \"Alice 01715551234\" <sip:+4915112345678@pbx.example>;tag=1928301774\r\n" +
+	"t: <sip:+4930123456@192.0.2.1>\r\n" +
+	"Call-ID: a84b4c76e66710@pc33\r\n" +
+	"CSeq: 314159 INVITE\r\n" +
+	"Content-Length: 14\r\n\r\n" +
+	"v=0\r\no=- 1 1\r\n"
+
+func TestRedactMasksPartiesAndDropsBodies(t *testing.T) {
+	m := sb.SIPMessage{Message: invite}
+	if got := m.Redact(sb.TracePolicy{}); got.Message != invite {
+		t.Fatal("an empty policy changed the message")
+	}
+	got := m.Redact(sb.TracePolicy{DropBodies: true, MaskNumbers: true}).Message
+	for _, gone := range []string{"4930123456", "4915112345678", "01715551234", "v=0"} {
+		if strings.Contains(got, gone) {
+			t.Errorf("%q survived redaction:\n%s", gone, got)
+		}
+	}
+	for _, kept := range []string{"sip:+******3456@192.0.2.1:5060", "<sip:+*********5678@pbx.example>", "t: <sip:+******3456@192.0.2.1>",
+		"Call-ID: a84b4c76e66710@pc33", "CSeq: 314159 INVITE", "branch=z9hG4bK776asdhds", "[body removed by the tenant's trace policy: 14 bytes]"} {
+		if !strings.Contains(got, kept) {
+			t.Errorf("%q missing after redaction:\n%s", kept, got)
+		}
+	}
+	if got := m.Redact(sb.TracePolicy{DropBodies: true}).Message; !strings.Contains(got, "4915112345678") || strings.Contains(got, "v=0") {
+		t.Errorf("dropping bodies alone:\n%s", got)
+	}
+}
+
+func TestQ850Cause(t *testing.T) {
+	for code, want := range map[int]int{200: 16, 404: 1, 486: 17, 480: 18, 403: 21, 603: 21, 408: 102, 488: 127, 503: 41, 487: 127, 100: 0} {
+		if got := sb.Q850Cause(code); got != want {
+			t.Errorf("Q850Cause(%d) = %d, want %d", code, got, want)
+		}
+	}
+}

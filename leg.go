@@ -75,6 +75,22 @@ type InboundCall struct {
 	Consent *Consent
 }
 
+// RefusedCall is an INVITE the sip adapter refused itself once it knew
+// the trunk (a number the trunk does not have, an offer it could not
+// take), so that the refusal has a call record like any other.
+type RefusedCall struct {
+	Trunk     *Trunk
+	From      string
+	To        string
+	Source    string
+	SIPCallID string
+	Code      int    // the final response sent
+	Reason    string // why, for a person
+	Leg       string // FailedOnTrunk or FailedOnService
+	Stage     string // StageRouting, StageOffer, StageMediaSetup
+	Trace     []SIPMessage
+}
+
 // CallDispatcher takes new inbound calls. The sip adapter declares the same
 // method in its own handler interface; Switch implements it.
 type CallDispatcher interface {

@@ -58,28 +58,38 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	log := s.log.With("trunk", trunk.ID, "call_id", req.CallID().Value())
+	// From here on a refusal is a call of the trunk's tenant, recorded.
+	refuse := func(res *sip.Response, reason, leg, stage string) {
+		s.respond(tx, res)
+		s.disp.RecordRefused(&sb.RefusedCall{Trunk: trunk, From: req.From().Address.User, To: number,
+			Source: strings.ToLower(req.Transport()) + ":" + src.String(), SIPCallID: req.CallID().Value(),
+			Code: res.StatusCode, Reason: reason, Leg: leg, Stage: stage, Trace: s.capture.release(req.CallID().Value())})
+	}
 	if !trunk.HasNumber(number) {
 		log.Info("INVITE refused: number not on trunk", "number", number)
-		s.reject(req, tx, sip.StatusNotFound, "number not served here")
+		refuse(rejection(req, sip.StatusNotFound, "number not served here"), "number not served here", sb.FailedOnTrunk, sb.StageRouting)
 		return
 	}
 
 	body := req.Body()
+	offerRefused := func(code int, reason string) {
+		refuse(rejection(req, code, reason), reason, sb.FailedOnTrunk, sb.StageOffer)
+	}
 	if cl := req.ContentLength(); cl != nil && int(*cl) != len(body) {
-		s.reject(req, tx, sip.StatusBadRequest, "Content-Length does not match the body")
+		offerRefused(sip.StatusBadRequest, "Content-Length does not match the body")
 		return
 	}
 	switch ct := req.ContentType(); {
 	case len(body) == 0:
-		s.reject(req, tx, sip.StatusNotAcceptableHere, "an SDP offer is required in the INVITE (late offer is not supported)")
+		offerRefused(sip.StatusNotAcceptableHere, "an SDP offer is required in the INVITE (late offer is not supported)")
 		return
 	case len(body) > maxBody:
-		s.reject(req, tx, sip.StatusNotAcceptableHere, "SDP body too large")
+		offerRefused(sip.StatusNotAcceptableHere, "SDP body too large")
 		return
 	case ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp"):
 		res := sip.NewResponseFromRequest(req, sip.StatusUnsupportedMediaType, phrase(415), nil)
 		res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
-		s.respond(tx, res)
+		refuse(res, "the body is not SDP", sb.FailedOnTrunk, sb.StageOffer)
 		return
 	}
 	o, err := parseOffer(body)
@@ -87,10 +97,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	switch {
 	case errors.As(err, &noCodec):
 		log.Info("INVITE refused: no common codec", "err", err)
-		s.reject(req, tx, sip.StatusNotAcceptableHere, err.Error())
+		offerRefused(sip.StatusNotAcceptableHere, err.Error())
 		return
 	case err != nil:
-		s.reject(req, tx, sip.StatusBadRequest, err.Error())
+		offerRefused(sip.StatusBadRequest, err.Error())
 		return
 	}
 
@@ -100,7 +110,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	conn, err := listenRTP(local.Addr(), s.conf.RTPPorts)
 	if err != nil {
 		log.Error("INVITE: no RTP port", "err", err)
-		s.reject(req, tx, sip.StatusServiceUnavailable, "no media port available")
+		refuse(rejection(req, sip.StatusServiceUnavailable, "no media port available"), "no media port available", sb.FailedOnService, sb.StageMediaSetup)
 		return
 	}
 	transport := strings.ToLower(req.Transport())
@@ -116,7 +126,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	dlg, err := dua.ReadInvite(req, tx)
 	if err != nil {
 		conn.Close()
-		s.reject(req, tx, sip.StatusBadRequest, err.Error())
+		offerRefused(sip.StatusBadRequest, err.Error())
 		return
 	}
 	sdpIP := local.Addr()

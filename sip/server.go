@@ -25,6 +25,9 @@ import (
 // SIP side needs.
 type Dispatcher interface {
 	DispatchInbound(call *sb.InboundCall)
+	// RecordRefused records an INVITE refused here once its trunk was
+	// known.
+	RecordRefused(call *sb.RefusedCall)
 }
 
 // Config tunes the SIP side.
@@ -205,12 +208,17 @@ func (s *Server) respond(tx sip.ServerTransaction, res *sip.Response) {
 // reject answers req with code, a Reason header and, for 488 and 400, a
 // Warning that says what was wrong.
 func (s *Server) reject(req *sip.Request, tx sip.ServerTransaction, code int, reason string) {
+	s.respond(tx, rejection(req, code, reason))
+}
+
+// rejection is the final response reject sends.
+func rejection(req *sip.Request, code int, reason string) *sip.Response {
 	res := sip.NewResponseFromRequest(req, code, phrase(code), nil)
 	res.AppendHeader(reasonHeader(code, reason))
 	if code == sip.StatusNotAcceptableHere || code == sip.StatusBadRequest {
 		res.AppendHeader(sip.NewHeader("Warning", fmt.Sprintf(`399 switchboard "%s"`, quote(reason))))
 	}
-	s.respond(tx, res)
+	return res
 }
 
 func reasonHeader(code int, text string) sip.Header {

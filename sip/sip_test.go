@@ -57,15 +57,20 @@ func (d *directory) HasDigestTrunks(context.Context) (bool, error) {
 	return false, nil
 }
 
-// dispatcher hands the test every call.
-type dispatcher chan *sb.InboundCall
+// dispatcher hands the test every call, and every refusal.
+type dispatcher struct {
+	calls   chan *sb.InboundCall
+	refused chan *sb.RefusedCall
+}
 
-func (d dispatcher) DispatchInbound(c *sb.InboundCall) { d <- c }
+func (d dispatcher) DispatchInbound(c *sb.InboundCall) { d.calls <- c }
+func (d dispatcher) RecordRefused(c *sb.RefusedCall)   { d.refused <- c }
 
 type testServer struct {
 	*Server
 	udp, tcp string
-	calls    dispatcher
+	calls    chan *sb.InboundCall
+	refused  chan *sb.RefusedCall
 }
 
 var ipTrunk = &sb.Trunk{ID: sb.NewID(), Name: "pbx", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Numbers: []string{"2000"}}
@@ -75,8 +80,8 @@ func mustServer(tb testing.TB, dir *directory, c Config) *testServer {
 	if dir == nil {
 		dir = &directory{trunks: []*sb.Trunk{ipTrunk}}
 	}
-	calls := make(dispatcher, 16)
-	s, err := NewServer(dir, calls, c)
+	d := dispatcher{calls: make(chan *sb.InboundCall, 16), refused: make(chan *sb.RefusedCall, 16)}
+	s, err := NewServer(dir, d, c)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -98,7 +103,7 @@ func mustServer(tb testing.TB, dir *directory, c Config) *testServer {
 		<-done
 		<-done
 	})
-	return &testServer{Server: s, udp: udp.LocalAddr().String(), tcp: tcp.Addr().String(), calls: calls}
+	return &testServer{Server: s, udp: udp.LocalAddr().String(), tcp: tcp.Addr().String(), calls: d.calls, refused: d.refused}
 }
 
 func (ts *testServer) addr(transport string) string {
@@ -367,6 +372,19 @@ func TestTrunkRecognition(t *testing.T) {
 			case <-ts.calls:
 				t.Error("a refused call was dispatched")
 			default:
+			}
+			// A refusal once the trunk is known is the trunk tenant's
+			// call, recorded with its trace; before, nobody's.
+			select {
+			case r := <-ts.refused:
+				if c.status != 404 || r.Code != 404 || r.Stage != sb.StageRouting || r.Leg != sb.FailedOnTrunk || r.To != c.to ||
+					len(r.Trace) != 2 || !strings.HasPrefix(r.Trace[0].Message, "INVITE ") || !strings.HasPrefix(r.Trace[1].Message, "SIP/2.0 404") {
+					t.Errorf("refusal recorded as %+v", r)
+				}
+			default:
+				if c.status == 404 {
+					t.Error("the refusal of a known trunk's INVITE was not recorded")
+				}
 			}
 		})
 	}

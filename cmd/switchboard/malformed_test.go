@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
 
@@ -113,6 +114,31 @@ func TestMalformedSIPGetsErrorsAndServiceKeepsServing(t *testing.T) {
 	for _, c := range cases {
 		if code := firstFinal(t, conn, c.callID, c.msg); !c.want(code) {
 			t.Errorf("%s: final response %d", c.name, code)
+		}
+	}
+
+	// Refusals once the trunk is known are the tenant's calls: recorded,
+	// with the stage that failed and the messages that crossed the wire.
+	var failed struct {
+		Calls []*sb.Call `json:"calls"`
+	}
+	if code := apiGet(t, m, f.APIKey, "/v1/calls?failed=true&limit=100", &failed); code != 200 {
+		t.Fatalf("failed calls: %d", code)
+	}
+	var g729 *sb.Call
+	for _, c := range failed.Calls {
+		if c.SIPCallID == "g729" {
+			g729 = c
+		}
+	}
+	if g729 == nil || g729.Status != sb.CallRejected || g729.SIPCode != 488 || g729.FailureLeg != sb.FailedOnTrunk ||
+		g729.FailureStage != sb.StageOffer || g729.Q850Cause != 127 {
+		t.Errorf("the G.729 offer's record: %+v", g729)
+	} else {
+		var tr traceBody
+		if code := apiGet(t, m, f.APIKey, "/v1/calls/"+g729.ID.String()+"/trace", &tr); code != 200 || len(tr.SIP) != 2 ||
+			!strings.HasPrefix(tr.SIP[1].Message, "SIP/2.0 488") || !strings.Contains(tr.SIP[1].Message, "Warning: 399") {
+			t.Errorf("the G.729 offer's trace: %d %+v", code, tr.SIP)
 		}
 	}
 

@@ -138,11 +138,130 @@ async function openCall(id) {
     Consent: `${rec.consent.given ? "given" : "refused"} by ${rec.consent.mechanism}${rec.consent.by ? " (" + rec.consent.by + ")" : ""} at ${when(rec.consent.at)}`,
     "Tenant policy": rec.consent.policy, "Kept until": when(rec.retention_until),
   }) : [el("dt", {}, "None"), el("dd", {}, "this call has no recording")]));
+  $("diagnosis").hidden = state.me.role === "operator";
+  if (!$("diagnosis").hidden) await loadDiagnosis(call);
   const canAsk = ["support", "admin"].includes(state.me.role);
   $("access").hidden = !(rec && rec.status !== "destroyed" && (canAsk || state.me.role === "supervisor"));
   $("grant-form").hidden = !canAsk;
   $("player").removeAttribute("src");
   await loadCallGrants();
+}
+
+// Diagnosis: the SIP ladder, and the call's quality over time.
+
+const svgNS = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const e = document.createElementNS(svgNS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const c of children) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+
+async function loadDiagnosis(call) {
+  const q = state.tenant ? "?tenant=" + encodeURIComponent(state.tenant) : "";
+  $("pcap").href = `/v1/calls/${call.id}/pcap${q}`;
+  const [trace, quality] = await Promise.all([api(`/v1/calls/${call.id}/trace`), api(`/v1/calls/${call.id}/quality`)]);
+  drawLadder(trace);
+  $("quality-summary").replaceChildren(...record({
+    "Caller → operator": direction(quality.from_caller), "Operator → caller": direction(quality.to_caller),
+    Tags: quality.tags.join(", ") || "none", "Failed on": call.failure_leg ? `${call.failure_leg} at ${call.failure_stage}` : "",
+    "Q.850 cause": call.q850_cause, "Post-dial delay": call.post_dial_delay_ms ? `${call.post_dial_delay_ms} ms` : "",
+    "Time to answer": call.time_to_answer_ms ? `${call.time_to_answer_ms} ms` : "",
+  }));
+  drawCharts(quality.samples);
+}
+
+function direction(d) {
+  const mos = d.mos ? `, MOS ${d.mos.toFixed(2)}` : "";
+  return `${d.packets} packets, ${d.lost} lost, jitter ${d.jitter_ms.toFixed(1)} ms${mos}`;
+}
+
+// drawLadder puts each SIP message as an arrow between the trunk and
+// switchboard, and the call's operator-side events between switchboard
+// and the operator, in time order.
+function drawLadder(trace) {
+  const rows = [];
+  for (const m of trace.sip) {
+    const first = m.message.split("\r\n", 1)[0];
+    const label = first.startsWith("SIP/2.0 ") ? first.slice(8) : first.split(" ")[0];
+    rows.push({ at: new Date(m.at), from: m.inbound ? 0 : 1, to: m.inbound ? 1 : 0, label, message: m });
+  }
+  const toOperator = { offered: "offer", answered: "answered", ended: "ended", connected: "connected" };
+  for (const e of trace.events) {
+    if (toOperator[e.type]) rows.push({ at: new Date(e.at), from: 1, to: 2, label: toOperator[e.type] });
+  }
+  rows.sort((a, b) => a.at - b.at);
+  const cols = [80, 380, 680], rowH = 26, top = 40;
+  const t0 = rows.length ? rows[0].at : new Date();
+  const trunk = trace.sip.length ? (trace.sip[0].inbound ? trace.sip[0].src : trace.sip[0].dst) : "trunk";
+  const g = svg("svg", { viewBox: `0 0 760 ${top + rows.length * rowH + 20}`, role: "img", "aria-label": "SIP ladder diagram" });
+  ["trunk " + trunk, "switchboard", "operator"].forEach((name, i) => {
+    g.append(svg("text", { x: cols[i], y: 16, "text-anchor": "middle" }, name));
+    g.append(svg("line", { x1: cols[i], y1: 24, x2: cols[i], y2: top + rows.length * rowH, stroke: "#8a93a6" }));
+  });
+  rows.forEach((r, i) => {
+    const y = top + i * rowH + 10, x1 = cols[r.from], x2 = cols[r.to], dir = x2 > x1 ? 1 : -1;
+    const a = svg("g", { class: "arrow", tabindex: r.message ? "0" : "-1" },
+      svg("line", { x1, y1: y, x2: x2 - dir * 6, y2: y, stroke: r.message ? "#1d2330" : "#1f8a4c", "stroke-width": 1.5 }),
+      svg("polygon", { points: `${x2},${y} ${x2 - dir * 8},${y - 4} ${x2 - dir * 8},${y + 4}`, fill: r.message ? "#1d2330" : "#1f8a4c" }),
+      svg("text", { x: (x1 + x2) / 2, y: y - 4, "text-anchor": "middle" }, r.label),
+      svg("text", { x: 4, y: y + 4 }, `+${((r.at - t0) / 1000).toFixed(3)}s`));
+    if (r.message) {
+      const open = () => {
+        for (const s of g.querySelectorAll(".selected")) s.classList.remove("selected");
+        a.classList.add("selected");
+        const m = r.message;
+        $("sip-message").textContent = `${m.inbound ? "received" : "sent"} ${m.transport} ${m.src} → ${m.dst} at ${m.at}\n\n${m.message}`;
+        $("sip-message").hidden = false;
+      };
+      a.addEventListener("click", open);
+      a.addEventListener("keydown", (ev) => { if (ev.key === "Enter") open(); });
+    }
+    g.append(a);
+  });
+  $("ladder").replaceChildren(g);
+  $("sip-message").hidden = true;
+}
+
+// drawCharts plots each series' loss (per interval) and jitter over the
+// call, and MOS where the service scored the intervals.
+function drawCharts(samples) {
+  const series = {};
+  for (const s of samples) (series[`${s.leg}/${s.source}`] ||= []).push(s);
+  const names = { "trunk/switchboard": "caller's audio at switchboard", "browser/switchboard": "operator's audio at switchboard",
+    "browser/browser": "caller's audio at the operator's browser" };
+  const points = {};
+  for (const [key, list] of Object.entries(series)) {
+    points[key] = list.slice(1).map((s, i) => {
+      const prev = list[i], got = s.packets - prev.packets, lost = s.lost - prev.lost;
+      return { at: new Date(s.at), loss: got + lost > 0 ? (100 * Math.max(0, lost)) / (got + lost) : 0, jitter: s.jitter_ms, rtt: s.rtt_ms, mos: s.mos };
+    });
+  }
+  const charts = [["loss", "loss %"], ["jitter", "jitter ms"], ["mos", "MOS"]];
+  $("charts").replaceChildren(...charts.map(([field, title]) => chart(title, field, points, names)));
+}
+
+function chart(title, field, points, names) {
+  const colors = ["#1d6fb8", "#c0392b", "#1f8a4c"];
+  const all = Object.values(points).flat().filter((p) => typeof p[field] === "number");
+  const box = svg("svg", { class: "chart", viewBox: "0 0 700 160", role: "img", "aria-label": title });
+  box.append(svg("text", { x: 8, y: 14 }, title));
+  if (all.length === 0) {
+    box.append(svg("text", { x: 350, y: 85, "text-anchor": "middle" }, "no samples yet: quality is sampled every 5 s"));
+    return box;
+  }
+  const t0 = Math.min(...all.map((p) => p.at)), t1 = Math.max(...all.map((p) => p.at), t0 + 1);
+  const top = Math.max(field === "mos" ? 4.5 : 1, ...all.map((p) => p[field]));
+  const x = (t) => 40 + ((t - t0) / (t1 - t0)) * 640, y = (v) => 145 - (v / top) * 120;
+  box.append(svg("text", { x: 8, y: 30 }, top.toFixed(1)), svg("text", { x: 8, y: 148 }, "0"));
+  Object.entries(points).forEach(([key, list], i) => {
+    const pts = list.filter((p) => typeof p[field] === "number");
+    if (!pts.length) return;
+    box.append(svg("polyline", { fill: "none", stroke: colors[i % 3], "stroke-width": 2,
+      points: pts.map((p) => `${x(p.at).toFixed(1)},${y(p[field]).toFixed(1)}`).join(" ") }));
+    box.append(svg("text", { x: 420, y: 14 + i * 13, fill: colors[i % 3] }, names[key] || key));
+  });
+  return box;
 }
 
 function record(fields) {

@@ -223,6 +223,11 @@ func TestChromiumSupportConsole(t *testing.T) {
 	chooseTenant()
 	openCall()
 	poll("the recording's consent is shown", `document.querySelector("#call-recording").textContent.includes("sip_header")`)
+	// The SIP ladder: every message an arrow; a click shows the message.
+	poll("the ladder is drawn", `document.querySelectorAll("#ladder .arrow").length >= 7`)
+	poll("open the INVITE", `(() => { const a = document.querySelector("#ladder .arrow"); a.dispatchEvent(new MouseEvent("click")); return true; })()`)
+	poll("the INVITE is shown", `document.querySelector("#sip-message").textContent.includes("INVITE sip:2000@")`)
+	poll("the quality summary is shown", `document.querySelector("#quality-summary").textContent.includes("packets")`)
 	run("request access",
 		chromedp.SendKeys(chromedp.CSS(`#reason`), "caller reports one-way audio"),
 		chromedp.SendKeys(chromedp.CSS(`#ticket`), "SUP-314"),

@@ -442,6 +442,9 @@ func (r *callRun) finish(ctx context.Context, by Party) {
 	r.flush(ctx)
 	r.storeTrace(ctx)
 	r.update(ctx)
+	if r.s.observer != nil {
+		r.s.observer.CallEnded(r.c)
+	}
 	r.log.Info("call ended", "status", r.c.Status, "hangup_by", by, "duration_ms", r.c.DurationMS,
 		"sip_code", r.c.SIPCode, "reason", r.c.Reason)
 }
@@ -473,9 +476,11 @@ func (r *callRun) storeTrace(ctx context.Context) {
 }
 
 func (r *callRun) event(t EventType, detail map[string]any) {
-	r.events = append(r.events, &CallEvent{
-		ID: NewID(), CallID: r.c.ID, TenantID: r.c.TenantID, At: r.s.now(), Type: t, Detail: detail,
-	})
+	e := &CallEvent{ID: NewID(), CallID: r.c.ID, TenantID: r.c.TenantID, At: r.s.now(), Type: t, Detail: detail}
+	r.events = append(r.events, e)
+	if r.s.observer != nil {
+		r.s.observer.CallEvent(e)
+	}
 }
 
 // dbContext bounds a record write. It outlives the call's context, so that a

@@ -24,6 +24,7 @@ type Switch struct {
 	ringTimeout time.Duration
 	sampleEvery time.Duration
 	scorer      QualityScorer // nil: no MOS, no tags
+	observer    CallObserver  // nil: nobody listens
 
 	ctx    context.Context // calls' parent; canceled by Close
 	cancel context.CancelFunc
@@ -55,6 +56,37 @@ type QualityScorer func(c *Call, samples []QualitySample) (fromCallerMOS, toCall
 
 // WithQuality scores answered calls' quality as they end.
 func WithQuality(q QualityScorer) SwitchOption { return func(s *Switch) { s.scorer = q } }
+
+// CallObserver hears each call's events and its final record, for
+// metrics. It is called on the call's goroutine and must not block.
+type CallObserver interface {
+	CallEvent(e *CallEvent)
+	CallEnded(c *Call)
+}
+
+// WithObserver lets o hear every call.
+func WithObserver(o CallObserver) SwitchOption { return func(s *Switch) { s.observer = o } }
+
+// OperatorStates counts the connected operators by state: available
+// (idle), ringing, on a call, and away.
+func (s *Switch) OperatorStates() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := map[string]int{"available": 0, "ringing": 0, "busy": 0, "away": 0}
+	for _, a := range s.agents {
+		switch a.state {
+		case agentAvailable:
+			n["available"]++
+		case agentRinging:
+			n["ringing"]++
+		case agentBusy:
+			n["busy"]++
+		default:
+			n["away"]++
+		}
+	}
+	return n
+}
 
 // WithQualitySampling sets how often a call's receive quality is noted
 // (default 5 s).
@@ -215,6 +247,9 @@ func (s *Switch) RecordRefused(in *RefusedCall) {
 		r.log.Error("writing a refused call's trace", "err", err)
 	}
 	r.log.Info("call refused", "sip_code", in.Code, "reason", in.Reason, "stage", in.Stage)
+	if s.observer != nil {
+		s.observer.CallEnded(c)
+	}
 }
 
 // Available makes the operator available for calls, registering their

@@ -90,6 +90,7 @@ type Deps struct {
 	CallControl   CallControl
 	MediaSessions MediaSessionFactory
 	Health        func(context.Context) error
+	Metrics       http.Handler // nil: no /metrics
 }
 
 // Server serves HTTP.
@@ -137,6 +138,9 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/console.css", s.page("web/console.css"))
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	if s.deps.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", s.deps.Metrics)
+	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Post("/login", s.login)
 		r.Post("/logout", s.logout)

@@ -43,10 +43,13 @@ type DB struct {
 
 // Open connects to the database at url (a postgres:// URL or a
 // key=value connection string) and checks that it answers.
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: parse database url: %w", err)
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -57,6 +60,14 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("metadata: connect: %w", err)
 	}
 	return &DB{pool: pool, Now: time.Now}, nil
+}
+
+// Option tunes the connection pool.
+type Option func(*pgxpool.Config)
+
+// WithQueryTracer hands every query's start and end to t (latency metrics).
+func WithQueryTracer(t pgx.QueryTracer) Option {
+	return func(c *pgxpool.Config) { c.ConnConfig.Tracer = t }
 }
 
 // Close closes the pool's connections.

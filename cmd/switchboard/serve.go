@@ -18,6 +18,7 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/api"
 	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/metrics"
 	"github.com/switchboard-voice/switchboard/recordings"
 	"github.com/switchboard-voice/switchboard/sip"
 	"github.com/switchboard-voice/switchboard/webrtc"
@@ -29,11 +30,12 @@ type Main struct {
 	Config *Config
 	Logger *slog.Logger
 
-	DB     *metadata.DB
-	Switch *sb.Switch
-	SIP    *sip.Server
-	Media  *webrtc.Engine
-	API    *api.Server
+	DB      *metadata.DB
+	Metrics *metrics.Metrics
+	Switch  *sb.Switch
+	SIP     *sip.Server
+	Media   *webrtc.Engine
+	API     *api.Server
 
 	httpServer *http.Server
 	httpLn     net.Listener
@@ -64,7 +66,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
-	if m.DB, err = metadata.Open(ctx, c.DatabaseURL); err != nil {
+	m.Metrics = metrics.New()
+	if m.DB, err = metadata.Open(ctx, c.DatabaseURL, metadata.WithQueryTracer(m.Metrics)); err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
 	if err := m.DB.Migrate(ctx); err != nil {
@@ -83,23 +86,28 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	grants := metadata.NewGrantStore(m.DB)
 	m.expireGrants(ctx, grants, 30*time.Second)
 	var player sb.RecordingPlayer
-	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger)}
+	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger), sb.WithObserver(m.Metrics)}
 	if c.Recordings != "" {
-		store, err := openRecordingStore(c)
+		spooled, err := openRecordingStore(c)
 		if err != nil {
 			return err
 		}
+		store := recordings.Observed(spooled, m.Metrics.Storage)
 		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(calls),
 			recordings.WithAudit(metadata.NewAuditLog(m.DB)))
 		opts = append(opts, sb.WithRecordings(svc))
 		player = recordings.NewPlayer(grants, store, c.Keyring)
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
 		m.sweepRetention(ctx, svc, c.RetentionSweep)
-		if spool, ok := store.(*recordings.SpoolStore); ok {
+		if spool, ok := spooled.(*recordings.SpoolStore); ok {
 			m.recoverSpool(ctx, spool, metadata.NewRecordingStore(m.DB))
+			m.Metrics.Gauge("switchboard_recording_spool_pending", "Recordings in the local spool waiting for the S3 store.",
+				func() float64 { return float64(spool.Pending()) })
 		}
 	}
 	m.Switch = sb.NewSwitch(calls, opts...)
+	m.Metrics.Gauge("switchboard_active_calls", "Calls in progress.", func() float64 { return float64(m.Switch.ActiveCalls()) })
+	m.Metrics.States("switchboard_operators", "Connected operators, by state.", "state", m.Switch.OperatorStates)
 	if c.AuditKey != nil {
 		m.checkpointAudit(ctx, c.AuditKey, 10*time.Minute)
 	}
@@ -119,6 +127,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		RTPPorts:     c.RTPPorts,
 		MediaTimeout: c.MediaTimeout,
 		Logger:       m.Logger.With("component", "sip"),
+		Export:       m.Metrics.SIPMessage,
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
@@ -148,6 +157,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		CallControl:   m.Switch,
 		MediaSessions: mediaSessions{m.Media},
 		Health:        m.DB.Ping,
+		Metrics:       m.Metrics.Handler(),
 	})
 	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
 		return fmt.Errorf("http: listen on %s: %w", c.HTTPAddr, err)

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-voice/switchboard/sip/siptest"
+)
+
+// scrape reads /metrics and returns each series' value.
+func scrape(t *testing.T, m *Main) map[string]float64 {
+	t.Helper()
+	res, err := http.Get(m.HTTPURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("/metrics: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q", line)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// /metrics counts what happened: calls by outcome and failure stage, SIP
+// messages by method and code, operators by state, database queries; and
+// no label carries a number.
+func TestMetrics(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, in := answeredCall(t, m, phone, op, "+15550001111", "2000")
+	if got := scrape(t, m); got["switchboard_active_calls"] != 1 || got[`switchboard_operators{state="busy"}`] != 1 {
+		t.Errorf("during the call: active %v, busy operators %v", got["switchboard_active_calls"], got[`switchboard_operators{state="busy"}`])
+	}
+	sendPattern(t, 25, func(p []byte) error { return call.SendRTP(p, false) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, f.APIKey, in.CallID)
+	if _, err := phone.Invite(ctx, m.SIPAddr(), "3000", "2999"); err == nil {
+		t.Fatal("a call to a number the trunk does not have was answered")
+	}
+	// The refusal is recorded a moment after the caller hears 404.
+	got := scrape(t, m)
+	for deadline := time.Now().Add(5 * time.Second); got[`switchboard_calls_total{failure_leg="trunk",failure_stage="routing",status="rejected"}`] == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		got = scrape(t, m)
+	}
+	want := map[string]float64{
+		`switchboard_calls_total{failure_leg="",failure_stage="",status="completed"}`:              1,
+		`switchboard_calls_total{failure_leg="trunk",failure_stage="routing",status="rejected"}`:   1,
+		`switchboard_calls_answered_total`:                                                         1,
+		`switchboard_sip_messages_total{code="",direction="in",method="INVITE"}`:                   2,
+		`switchboard_sip_messages_total{code="200",direction="out",method="INVITE"}`:               1,
+		`switchboard_sip_messages_total{code="404",direction="out",method="INVITE"}`:               1,
+		`switchboard_sip_messages_total{code="",direction="in",method="BYE"}`:                      1,
+		`switchboard_active_calls`:                                                                 0,
+		`switchboard_operators{state="available"}`:                                                 1,
+		`switchboard_time_to_answer_seconds_count`:                                                 1,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	if got[`switchboard_rtp_packets_total{direction="from_caller"}`] < 20 || got[`switchboard_db_query_seconds_count{outcome="ok"}`] < 5 {
+		t.Errorf("rtp %v, db queries %v", got[`switchboard_rtp_packets_total{direction="from_caller"}`], got[`switchboard_db_query_seconds_count{outcome="ok"}`])
+	}
+	digits := regexp.MustCompile(`[0-9]{5,}`)
+	for k := range got {
+		if strings.HasPrefix(k, "switchboard_") && digits.MatchString(k) {
+			t.Errorf("a label carries a number: %s", k)
+		}
+	}
+}

@@ -1,0 +1,223 @@
+// Package metrics is switchboard's Prometheus instrumentation: what call
+// control, the SIP side, the database and the recording store do, served
+// on /metrics. Labels never carry a number, a name or an ID: their values
+// come from small fixed sets.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// Metrics holds the service's collectors in its own registry.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	calls        *prometheus.CounterVec
+	offered      prometheus.Counter
+	answered     prometheus.Counter
+	timeToAnswer prometheus.Histogram
+	postDial     prometheus.Histogram
+	rtpPackets   *prometheus.CounterVec
+	rtpLost      *prometheus.CounterVec
+	mos          *prometheus.HistogramVec
+	recordings   *prometheus.CounterVec
+	sip          *prometheus.CounterVec
+	db           *prometheus.HistogramVec
+	storage      *prometheus.HistogramVec
+}
+
+// New returns the service's metrics, with the Go runtime's and the
+// process's.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	f(collectors.NewGoCollector())
+	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_calls_total",
+		Help: "Calls ended, by final status and the stage at which they failed (empty: none)."}, []string{"status", "failure_stage", "failure_leg"})
+	m.offered = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_calls_offered_total",
+		Help: "Inbound calls that reached routing to operators."})
+	m.answered = prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_calls_answered_total",
+		Help: "Calls an operator answered."})
+	m.timeToAnswer = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "switchboard_time_to_answer_seconds",
+		Help: "INVITE to 200 OK of answered calls.", Buckets: []float64{.5, 1, 2, 5, 10, 20, 30, 60, 120}})
+	m.postDial = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "switchboard_post_dial_delay_seconds",
+		Help: "INVITE to 180 Ringing.", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5}})
+	m.rtpPackets = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_rtp_packets_total",
+		Help: "RTP packets relayed, by direction (from_caller, to_caller)."}, []string{"direction"})
+	m.rtpLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_rtp_lost_packets_total",
+		Help: "RTP packets lost before reaching switchboard (RFC 3550 A.3), by direction."}, []string{"direction"})
+	m.mos = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchboard_call_mos",
+		Help: "Estimated MOS (E-model) of answered calls, by direction.", Buckets: []float64{1, 2, 2.5, 3, 3.5, 3.8, 4, 4.2, 4.4}}, []string{"direction"})
+	m.recordings = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_recordings_total",
+		Help: "Recording outcomes: started, stored, failed, destroyed."}, []string{"outcome"})
+	m.sip = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_sip_messages_total",
+		Help: "SIP messages on the wire, by direction (in, out), request method, and response code (requests: empty)."},
+		[]string{"direction", "method", "code"})
+	m.db = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchboard_db_query_seconds",
+		Help: "PostgreSQL query latency, by outcome.", Buckets: prometheus.ExponentialBuckets(.0005, 2, 14)}, []string{"outcome"})
+	m.storage = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchboard_storage_seconds",
+		Help: "Recording store latency, by operation and outcome.", Buckets: prometheus.ExponentialBuckets(.001, 2, 14)}, []string{"op", "outcome"})
+	for _, c := range []prometheus.Collector{m.calls, m.offered, m.answered, m.timeToAnswer, m.postDial, m.rtpPackets, m.rtpLost,
+		m.mos, m.recordings, m.sip, m.db, m.storage} {
+		f(c)
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Gauge registers a gauge read from fn at each scrape.
+func (m *Metrics) Gauge(name, help string, fn func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
+// States registers a gauge with a label, read from fn at each scrape: one
+// series per key of what fn returns.
+func (m *Metrics) States(name, help, label string, fn func() map[string]int) {
+	m.reg.MustRegister(&statesCollector{desc: prometheus.NewDesc(name, help, []string{label}, nil), fn: fn})
+}
+
+type statesCollector struct {
+	desc *prometheus.Desc
+	fn   func() map[string]int
+}
+
+func (c *statesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *statesCollector) Collect(ch chan<- prometheus.Metric) {
+	for k, v := range c.fn() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), k)
+	}
+}
+
+var _ sb.CallObserver = (*Metrics)(nil)
+
+// CallEvent counts the recording outcomes and the calls offered to
+// operators.
+func (m *Metrics) CallEvent(e *sb.CallEvent) {
+	switch e.Type {
+	case sb.EventRecordingStarted:
+		m.recordings.WithLabelValues("started").Inc()
+	case sb.EventRecordingStored:
+		m.recordings.WithLabelValues("stored").Inc()
+	case sb.EventRecordingFailed:
+		m.recordings.WithLabelValues("failed").Inc()
+	case sb.EventRecordingDestroyed:
+		m.recordings.WithLabelValues("destroyed").Inc()
+	case sb.EventTrying:
+		m.offered.Inc()
+	}
+}
+
+// CallEnded counts the call by outcome and adds its media to the totals.
+func (m *Metrics) CallEnded(c *sb.Call) {
+	m.calls.WithLabelValues(string(c.Status), c.FailureStage, c.FailureLeg).Inc()
+	if c.PostDialDelayMS > 0 {
+		m.postDial.Observe(float64(c.PostDialDelayMS) / 1000)
+	}
+	if c.AnsweredAt == nil {
+		return
+	}
+	m.answered.Inc()
+	m.timeToAnswer.Observe(float64(c.TimeToAnswerMS) / 1000)
+	for dir, st := range map[string]sb.MediaStats{"from_caller": c.FromCaller, "to_caller": c.ToCaller} {
+		m.rtpPackets.WithLabelValues(dir).Add(float64(st.Packets))
+		m.rtpLost.WithLabelValues(dir).Add(float64(max(st.Lost, 0)))
+		if st.MOS > 0 {
+			m.mos.WithLabelValues(dir).Observe(st.MOS)
+		}
+	}
+}
+
+// sipMethods are the methods counted by name; anything else is "other",
+// so a scanner cannot grow the label set.
+var sipMethods = map[string]bool{"INVITE": true, "ACK": true, "BYE": true, "CANCEL": true, "OPTIONS": true,
+	"REGISTER": true, "INFO": true, "UPDATE": true, "PRACK": true, "REFER": true, "NOTIFY": true, "SUBSCRIBE": true, "MESSAGE": true}
+
+// SIPMessage counts one SIP message; it is a sip.Exporter.
+func (m *Metrics) SIPMessage(msg sb.SIPMessage, _ string) {
+	dir := "out"
+	if msg.Inbound {
+		dir = "in"
+	}
+	line, _, _ := strings.Cut(msg.Message, "\r\n")
+	if rest, ok := strings.CutPrefix(line, "SIP/2.0 "); ok {
+		code, _, _ := strings.Cut(rest, " ")
+		if n, err := strconv.Atoi(code); err != nil || n < 100 || n > 699 {
+			code = "other"
+		}
+		method := ""
+		if cseq := cseqMethod(msg.Message); sipMethods[cseq] {
+			method = cseq
+		}
+		m.sip.WithLabelValues(dir, method, code).Inc()
+		return
+	}
+	method, _, _ := strings.Cut(line, " ")
+	if !sipMethods[method] {
+		method = "other"
+	}
+	m.sip.WithLabelValues(dir, method, "").Inc()
+}
+
+// cseqMethod is the method a response answers, from its CSeq header.
+func cseqMethod(msg string) string {
+	for _, line := range strings.Split(msg, "\r\n") {
+		if line == "" {
+			break
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(name), "cseq") {
+			f := strings.Fields(value)
+			if len(f) == 2 {
+				return f[1]
+			}
+		}
+	}
+	return ""
+}
+
+// The database's latency: Metrics is a pgx.QueryTracer.
+
+type queryStart struct{}
+
+// TraceQueryStart notes when a query began.
+func (m *Metrics) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return context.WithValue(ctx, queryStart{}, time.Now())
+}
+
+// TraceQueryEnd observes the query's latency.
+func (m *Metrics) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	start, ok := ctx.Value(queryStart{}).(time.Time)
+	if !ok {
+		return
+	}
+	outcome := "ok"
+	if data.Err != nil {
+		outcome = "error"
+	}
+	m.db.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+}
+
+// Storage observes one recording store operation.
+func (m *Metrics) Storage(op string, start time.Time, err error) {
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	m.storage.WithLabelValues(op, outcome).Observe(time.Since(start).Seconds())
+}

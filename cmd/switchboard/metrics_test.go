@@ -69,16 +69,16 @@ func TestMetrics(t *testing.T) {
 		got = scrape(t, m)
 	}
 	want := map[string]float64{
-		`switchboard_calls_total{failure_leg="",failure_stage="",status="completed"}`:              1,
-		`switchboard_calls_total{failure_leg="trunk",failure_stage="routing",status="rejected"}`:   1,
-		`switchboard_calls_answered_total`:                                                         1,
-		`switchboard_sip_messages_total{code="",direction="in",method="INVITE"}`:                   2,
-		`switchboard_sip_messages_total{code="200",direction="out",method="INVITE"}`:               1,
-		`switchboard_sip_messages_total{code="404",direction="out",method="INVITE"}`:               1,
-		`switchboard_sip_messages_total{code="",direction="in",method="BYE"}`:                      1,
-		`switchboard_active_calls`:                                                                 0,
-		`switchboard_operators{state="available"}`:                                                 1,
-		`switchboard_time_to_answer_seconds_count`:                                                 1,
+		`switchboard_calls_total{failure_leg="",failure_stage="",status="completed"}`:            1,
+		`switchboard_calls_total{failure_leg="trunk",failure_stage="routing",status="rejected"}`: 1,
+		`switchboard_calls_answered_total`:                                                       1,
+		`switchboard_sip_messages_total{code="",direction="in",method="INVITE"}`:                 2,
+		`switchboard_sip_messages_total{code="200",direction="out",method="INVITE"}`:             1,
+		`switchboard_sip_messages_total{code="404",direction="out",method="INVITE"}`:             1,
+		`switchboard_sip_messages_total{code="",direction="in",method="BYE"}`:                    1,
+		`switchboard_active_calls`:                 0,
+		`switchboard_operators{state="available"}`: 1,
+		`switchboard_time_to_answer_seconds_count`: 1,
 	}
 	for k, v := range want {
 		if got[k] != v {

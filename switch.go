@@ -205,7 +205,7 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 	}
 	s.mu.Unlock()
 
-	cc := &callRun{s: s, c: c, lc: lc, leg: in.Leg, consent: in.Consent, log: s.log.With("call_id", c.ID)}
+	cc := &callRun{s: s, c: c, lc: lc, leg: in.Leg, consent: in.Consent, log: s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID)}
 	if draining {
 		// Record the refused attempt too: every call has a record.
 		cc.log.Info("refusing call: shutting down")
@@ -232,7 +232,7 @@ func (s *Switch) RecordRefused(in *RefusedCall) {
 	if in.Code >= 500 {
 		c.Status = CallFailed
 	}
-	r := &callRun{s: s, c: c, log: s.log.With("call_id", c.ID)}
+	r := &callRun{s: s, c: c, log: s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID)}
 	r.event(EventReceived, map[string]any{"source": c.Source})
 	r.event(EventRejected, map[string]any{"sip_code": in.Code, "reason": in.Reason})
 	r.event(EventEnded, map[string]any{"status": c.Status, "hangup_by": c.HangupBy, "reason": c.Reason})

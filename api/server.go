@@ -91,6 +91,14 @@ type Deps struct {
 	MediaSessions MediaSessionFactory
 	Health        func(context.Context) error
 	Metrics       http.Handler // nil: no /metrics
+	SIPLogging    SIPLogging   // nil: SIP messages cannot be logged
+}
+
+// SIPLogging switches logging of SIP messages at run time; *sip.Server
+// implements it.
+type SIPLogging interface {
+	SetTrunkLogging(trunkID sb.ID, on bool)
+	SetCallLogging(ctx context.Context, tenantID sb.ID, sipCallID string, on bool) bool
 }
 
 // Server serves HTTP.
@@ -154,6 +162,8 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/calls/{id}/recording", s.getCallRecording)
 			r.Get("/calls/{id}/trace", s.getCallTrace)
 			r.Get("/calls/{id}/quality", s.getCallQuality)
+			r.Post("/calls/{id}/sip-logging", s.callSIPLogging)
+			r.Post("/trunks/{id}/sip-logging", s.trunkSIPLogging)
 			r.Post("/calls/{id}/consent", s.postCallConsent)
 			r.Get("/audit", s.listAudit)
 			r.Post("/calls/{id}/recording/pause", s.pauseRecording(true))

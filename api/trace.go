@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 
+	"github.com/go-chi/chi/v5"
+
 	sb "github.com/switchboard-voice/switchboard"
 )
 
@@ -58,4 +60,84 @@ func (s *Server) getCallQuality(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"from_caller": c.FromCaller, "to_caller": c.ToCaller, "tags": tags,
 		"samples": t.Quality})
+}
+
+// enabled reads {"enabled": true|false}.
+func enabled(r *http.Request) (bool, error) {
+	var in struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if err := decodeJSON(r, &in); err != nil || in.Enabled == nil {
+		return false, sb.Errorf(sb.EINVALID, `the body must be {"enabled": true} or {"enabled": false}`)
+	}
+	return *in.Enabled, nil
+}
+
+// callSIPLogging switches logging of a call's SIP messages, while it is in
+// progress, for those who may read its trace. Audited.
+func (s *Server) callSIPLogging(w http.ResponseWriter, r *http.Request) {
+	on, err := enabled(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	t, ok := s.trace(w, r) // the role check: the trace's readers
+	if !ok {
+		return
+	}
+	c, err := s.deps.Calls.FindCallByID(r.Context(), t.CallID)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if s.deps.SIPLogging == nil || c.Status.Ended() || !s.deps.SIPLogging.SetCallLogging(r.Context(), c.TenantID, c.SIPCallID, on) {
+		s.error(w, r, sb.Errorf(sb.ECONFLICT, "the call is not in progress here"))
+		return
+	}
+	if err := s.auditActor(r, sb.ActorFromContext(r.Context()), "call.sip_logging."+onOff(on), "call", c.ID); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]bool{"enabled": on})
+}
+
+// trunkSIPLogging switches logging of the SIP messages of a trunk's new
+// calls, for the tenant's admins. Audited.
+func (s *Server) trunkSIPLogging(w http.ResponseWriter, r *http.Request) {
+	on, err := enabled(r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	id, err := sb.ParseID(chi.URLParam(r, "id"))
+	if err != nil {
+		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "trunk not found"))
+		return
+	}
+	trunks, err := s.findTrunks(r.Context()) // the role check: admins see trunks
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	found := false
+	for _, t := range trunks {
+		found = found || t.ID == id
+	}
+	if !found || s.deps.SIPLogging == nil {
+		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "trunk not found"))
+		return
+	}
+	s.deps.SIPLogging.SetTrunkLogging(id, on)
+	if err := s.auditActor(r, sb.ActorFromContext(r.Context()), "trunk.sip_logging."+onOff(on), "trunk", id); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, map[string]bool{"enabled": on})
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }

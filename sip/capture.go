@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -48,6 +49,18 @@ type trace struct {
 	claimed bool
 	msgs    []sb.SIPMessage
 	cut     int // messages dropped past maxTraceMessages
+	// log, when set, logs each message as it crosses the wire, redacted
+	// by policy: SIP logging switched on for the call or its trunk.
+	log    *slog.Logger
+	policy sb.TracePolicy
+}
+
+func (t *trace) logMessage(m sb.SIPMessage) {
+	dir := "out"
+	if m.Inbound {
+		dir = "in"
+	}
+	t.log.Info("sip message", "direction", dir, "transport", m.Transport, "src", m.Src, "dst", m.Dst, "message", m.Redact(t.policy).Message)
 }
 
 func newCapture(now func() time.Time, export Exporter) *capture {
@@ -75,11 +88,34 @@ func (c *capture) record(raw []byte, inbound bool, transport string, src, dst ne
 		t = &trace{created: m.At}
 		c.calls[callID] = t
 	}
+	if t.log != nil {
+		t.logMessage(m)
+	}
 	if len(t.msgs) >= maxTraceMessages {
 		t.cut++
 		return
 	}
 	t.msgs = append(t.msgs, m)
+}
+
+// setLogging switches logging of a call's messages on (log not nil) or
+// off; switched on, what crossed the wire so far is logged at once. It
+// reports whether the call is known.
+func (c *capture) setLogging(callID string, log *slog.Logger, policy sb.TracePolicy) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.calls[callID]
+	if t == nil {
+		return false
+	}
+	if log != nil && t.log == nil {
+		t.log, t.policy = log, policy
+		for _, m := range t.msgs {
+			t.logMessage(m)
+		}
+	}
+	t.log = log
+	return true
 }
 
 // sweep forgets INVITEs that did not become calls in time.

@@ -57,7 +57,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, res)
 		return
 	}
-	log := s.log.With("trunk", trunk.ID, "call_id", req.CallID().Value())
+	log := s.log.With("trunk", trunk.ID, "sip_call_id", req.CallID().Value())
 	// From here on a refusal is a call of the trunk's tenant, recorded.
 	refuse := func(res *sip.Response, reason, leg, stage string) {
 		s.respond(tx, res)
@@ -134,6 +134,14 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		sdpIP = s.conf.PublicIP
 	}
 	s.capture.claim(req.CallID().Value())
+	s.mu.Lock()
+	logged := s.loggedTrunk[trunk.ID]
+	s.mu.Unlock()
+	if logged {
+		lctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+		s.SetCallLogging(lctx, trunk.TenantID, req.CallID().Value(), true)
+		cancel()
+	}
 	l := newLeg(s, dlg, tx, newRTPPort(conn, o.Codec, o.Addr), contact, sdpIP, o, log)
 	if !s.addLeg(l) {
 		l.port.Close()

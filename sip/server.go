@@ -44,6 +44,9 @@ type Config struct {
 	Logger       *slog.Logger
 	// Export receives every SIP message sent or received (HEP); nil: none.
 	Export Exporter
+	// TracePolicy is a tenant's rule for SIP messages it lets out of the
+	// service: logged ones are redacted by it. Nil: numbers masked.
+	TracePolicy func(ctx context.Context, tenantID sb.ID) (sb.TracePolicy, error)
 }
 
 // allowed is the Allow header: what this server does.
@@ -65,10 +68,11 @@ type Server struct {
 	srv    *sipgo.Server
 	client *sipgo.Client
 
-	mu     sync.Mutex
-	legs   map[string]*leg // by dialog ID
-	closed bool
-	wg     sync.WaitGroup
+	mu          sync.Mutex
+	legs        map[string]*leg // by dialog ID
+	closed      bool
+	loggedTrunk map[sb.ID]bool // trunks whose calls' SIP messages are logged
+	wg          sync.WaitGroup
 }
 
 // NewServer returns a server that recognises trunks in dir and hands calls
@@ -77,7 +81,8 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, legs: map[string]*leg{}, capture: newCapture(time.Now, c.Export)}
+	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, legs: map[string]*leg{}, capture: newCapture(time.Now, c.Export),
+		loggedTrunk: map[sb.ID]bool{}}
 	var err error
 	if s.nonces, err = newNonces(); err != nil {
 		return nil, err
@@ -166,6 +171,42 @@ func (s *Server) serve(ctx context.Context, c interface{ Close() error }, serve 
 		return nil
 	}
 	return err
+}
+
+// SetTrunkLogging switches logging of every SIP message of the trunk's new
+// calls on or off, without a restart.
+func (s *Server) SetTrunkLogging(trunkID sb.ID, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.loggedTrunk[trunkID] = true
+	} else {
+		delete(s.loggedTrunk, trunkID)
+	}
+}
+
+// SetCallLogging switches logging of a call's SIP messages on or off, by
+// its SIP Call-ID; on, what crossed the wire so far is logged at once. It
+// reports whether the call is in progress here.
+func (s *Server) SetCallLogging(ctx context.Context, tenantID sb.ID, sipCallID string, on bool) bool {
+	if !on {
+		return s.capture.setLogging(sipCallID, nil, sb.TracePolicy{})
+	}
+	return s.capture.setLogging(sipCallID, s.log.With("tenant", tenantID, "sip_call_id", sipCallID), s.tracePolicy(ctx, tenantID))
+}
+
+// tracePolicy is the tenant's trace policy, or numbers masked when it
+// cannot be read.
+func (s *Server) tracePolicy(ctx context.Context, tenantID sb.ID) sb.TracePolicy {
+	if s.conf.TracePolicy == nil {
+		return sb.TracePolicy{MaskNumbers: true}
+	}
+	p, err := s.conf.TracePolicy(ctx, tenantID)
+	if err != nil {
+		s.log.Warn("trace policy unknown: masking numbers", "tenant", tenantID, "err", err)
+		return sb.TracePolicy{MaskNumbers: true}
+	}
+	return p
 }
 
 // Close ends every leg and the user agent.

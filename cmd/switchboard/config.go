@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -32,6 +33,8 @@ type Config struct {
 	MediaTimeout  time.Duration
 	DrainTimeout  time.Duration
 	LogLevel      string
+	LogFormat     string                // json or text
+	LogLevels     map[string]slog.Level // by component
 	// WebRTCLoopback makes the server gather loopback ICE candidates only:
 	// for tests and for a browser on the same machine inside a network
 	// namespace.
@@ -74,6 +77,8 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "media-timeout", env: "SWITCHBOARD_MEDIA_TIMEOUT", def: "30s", help: "a call with no RTP from the caller for this long is ended"},
 		{name: "drain-timeout", env: "SWITCHBOARD_DRAIN_TIMEOUT", def: "5m", help: "on SIGTERM, how long calls may go on before they are ended"},
 		{name: "log-level", env: "SWITCHBOARD_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
+		{name: "log-levels", env: "SWITCHBOARD_LOG_LEVELS", help: "levels by component, e.g. sip=debug,api=warn (components: sip, webrtc, api, calls)"},
+		{name: "log-format", env: "SWITCHBOARD_LOG_FORMAT", def: "json", help: "json (one object a line) or text"},
 		{name: "webrtc-loopback", env: "SWITCHBOARD_WEBRTC_LOOPBACK", def: "false", help: "offer loopback ICE candidates only (tests, same-machine browsers)"},
 		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)"},
 		{name: "recordings", env: "SWITCHBOARD_RECORDINGS", help: "where consented call recordings go, encrypted: a folder, or s3 (empty: none)"},
@@ -187,6 +192,18 @@ func parseConfig(get func(string) string) (*Config, error) {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log-level %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if levels, err := parseLevels(get("log-levels")); err != nil {
+		bad("log-levels: %v", err)
+	} else {
+		c.LogLevels = levels
+	}
+	switch c.LogFormat = get("log-format"); c.LogFormat {
+	case "":
+		c.LogFormat = "json"
+	case "json", "text":
+	default:
+		bad("log-format %q is not json or text", c.LogFormat)
 	}
 	for _, b := range []struct {
 		name string

@@ -38,7 +38,7 @@ const devNumber = "1000"
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("dev", "Runs the service for a first look: a private PostgreSQL in -data-dir (unless a\n"+
 		"database URL is given), a demo tenant, operator, trunk for 127.0.0.1 and API key.", stderr)
-	config := configFlags(fs, map[string]string{"http-addr": "127.0.0.1:8080", "sip-addr": "127.0.0.1:5060"})
+	config := configFlags(fs, map[string]string{"http-addr": "127.0.0.1:8080", "sip-addr": "127.0.0.1:5060", "log-format": "text"})
 	dataDir := fs.String("data-dir", envOr("SWITCHBOARD_DATA_DIR", defaultDataDir()), "folder for the private database and switchboard-dev.json [SWITCHBOARD_DATA_DIR]")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,7 +47,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	logger := newLogger(stderr, c.LogLevel)
+	logger := newLogger(stderr, c.LogLevel, c.LogFormat, c.LogLevels)
 	dir, err := filepath.Abs(*dataDir)
 	if err != nil {
 		return err

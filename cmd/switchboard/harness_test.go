@@ -20,6 +20,7 @@ type logWriter struct {
 	mu   sync.Mutex
 	t    testing.TB
 	done bool
+	all  strings.Builder // what the service logged, for tests that check it
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
@@ -28,7 +29,20 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	if !w.done {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
+	w.all.Write(p)
 	return len(p), nil
+}
+
+// serviceLogs holds each test service's log writer.
+var serviceLogs sync.Map // *Main → *logWriter
+
+// logsOf returns what the service has logged so far.
+func logsOf(m *Main) string {
+	w, _ := serviceLogs.Load(m)
+	lw := w.(*logWriter)
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return lw.all.String()
 }
 
 // mustStartService runs the whole service in-process on loopback, on ports
@@ -59,6 +73,7 @@ func mustStartService(tb testing.TB, settings map[string]string) *Main {
 	}
 	lw := &logWriter{t: tb}
 	m := NewMain(c, slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	serviceLogs.Store(m, lw)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := m.Run(ctx); err != nil {

@@ -86,7 +86,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	grants := metadata.NewGrantStore(m.DB)
 	m.expireGrants(ctx, grants, 30*time.Second)
 	var player sb.RecordingPlayer
-	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger), sb.WithObserver(m.Metrics)}
+	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger.With("component", "calls")), sb.WithObserver(m.Metrics)}
 	if c.Recordings != "" {
 		spooled, err := openRecordingStore(c)
 		if err != nil {
@@ -128,6 +128,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MediaTimeout: c.MediaTimeout,
 		Logger:       m.Logger.With("component", "sip"),
 		Export:       m.Metrics.SIPMessage,
+		TracePolicy: func(ctx context.Context, tenantID sb.ID) (sb.TracePolicy, error) {
+			t, err := metadata.NewTenantService(m.DB).FindTenantByID(ctx, tenantID)
+			if err != nil {
+				return sb.TracePolicy{}, err
+			}
+			return t.Trace, nil
+		},
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
@@ -158,6 +165,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MediaSessions: mediaSessions{m.Media},
 		Health:        m.DB.Ping,
 		Metrics:       m.Metrics.Handler(),
+		SIPLogging:    m.SIP,
 	})
 	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
 		return fmt.Errorf("http: listen on %s: %w", c.HTTPAddr, err)
@@ -334,7 +342,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	logger := newLogger(stderr, c.LogLevel)
+	logger := newLogger(stderr, c.LogLevel, c.LogFormat, c.LogLevels)
 	m := NewMain(c, logger)
 	if err := m.Run(ctx); err != nil {
 		return err
@@ -374,14 +382,6 @@ func waitForSignal(ctx context.Context, m *Main, drain time.Duration) error {
 		return err
 	}
 	return nil
-}
-
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 // sweepRetention destroys recordings past their tenant's retention, at

@@ -47,7 +47,7 @@ func mustBuildBinary(t *testing.T) string {
 	return bin
 }
 
-var listeningRE = regexp.MustCompile(`msg=listening http=(\S+) sip=(\S+)`)
+var listeningRE = regexp.MustCompile(`"msg":"listening","http":"([^"]+)","sip":"([^"]+)"`)
 
 // mustStartBinary runs `switchboard serve` against a fresh database and
 // waits until it says where it listens.

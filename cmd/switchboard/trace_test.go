@@ -136,3 +136,69 @@ func TestCallTraceRedactedByPolicy(t *testing.T) {
 		t.Errorf("INVITE not redacted as the policy says:\n%s", tr.SIP[0].Message)
 	}
 }
+
+// SIP logging is switched on for a call in progress, and for a trunk's
+// next calls, without a restart; the messages are logged redacted by the
+// tenant's policy, and each switch is audited.
+func TestSIPLoggingSwitchedAtRunTime(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := metadata.NewTenantService(m.DB).SetTracePolicy(ctx, f.Tenant.ID, sb.TracePolicy{RetentionDays: 30, MaskNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	admin := mustLogin(t, m, mustUser(t, m, f.Tenant.ID, "admin@acme.test", sb.RoleAdmin))
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+
+	call, in := answeredCall(t, m, phone, op, "+15550001111", "2000")
+	if strings.Contains(logsOf(m), "sip message") {
+		t.Fatal("SIP messages logged before anyone asked")
+	}
+	path := "/v1/calls/" + in.CallID.String() + "/sip-logging"
+	if code, body := admin.do("POST", path, `{"enabled":true}`, nil); code != 200 {
+		t.Fatalf("switch on: %d %s", code, body)
+	}
+	if code, _ := admin.do("POST", path, `{"on":1}`, nil); code != 400 {
+		t.Errorf("a bad body: %d, want 400", code)
+	}
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, f.APIKey, in.CallID)
+	logs := logsOf(m)
+	if n := strings.Count(logs, "msg=\"sip message\""); n < 7 {
+		t.Errorf("%d SIP messages logged, want the INVITE through the BYE's 200", n)
+	}
+	if strings.Contains(logs, "15550001111") || !strings.Contains(logs, "+*******1111") {
+		t.Error("the logged messages do not mask the caller's number as the tenant's policy says")
+	}
+	if code, _ := admin.do("POST", path, `{"enabled":true}`, nil); code != 409 {
+		t.Errorf("switching on an ended call: %d, want 409", code)
+	}
+
+	// For the trunk's next calls.
+	if code, body := admin.do("POST", "/v1/trunks/"+f.Trunk.ID.String()+"/sip-logging", `{"enabled":true}`, nil); code != 200 {
+		t.Fatalf("trunk switch on: %d %s", code, body)
+	}
+	if code := apiGet(t, m, f.APIKey, "/v1/calls", nil); code != 200 {
+		t.Fatal(code)
+	}
+	supervisor := &person{t: t, m: m, key: f.APIKey}
+	if code, _ := supervisor.do("POST", "/v1/trunks/"+f.Trunk.ID.String()+"/sip-logging", `{"enabled":false}`, nil); code != 403 {
+		t.Errorf("a supervisor switching a trunk: %d, want 403", code)
+	}
+	before := strings.Count(logsOf(m), "msg=\"sip message\"")
+	call, in = answeredCall(t, m, phone, op, "+15550002222", "2000")
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, f.APIKey, in.CallID)
+	if n := strings.Count(logsOf(m), "msg=\"sip message\"") - before; n < 7 {
+		t.Errorf("%d messages of the trunk's next call logged, want all", n)
+	}
+	if got := auditActions(t, m, f.Tenant.ID); !containsInOrder(got, "call.sip_logging.on", "trunk.sip_logging.on") {
+		t.Errorf("audit %v lacks the switches", got)
+	}
+}

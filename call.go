@@ -184,6 +184,7 @@ const (
 	EventCanceled     EventType = "canceled"      // caller canceled before answer
 	EventRejected     EventType = "rejected"      // final non-2xx sent
 	EventEnded        EventType = "ended"         // the call is over
+	EventWebRTC       EventType = "webrtc"        // the operator's ICE/DTLS state or candidate pair changed
 
 	EventConsent            EventType = "consent"             // recording consent stated or refused
 	EventRecordingStarted   EventType = "recording_started"   // the call is being recorded

@@ -18,6 +18,7 @@ type callRun struct {
 	ag     *agent // the operator ringing or on the call
 
 	samples []QualitySample // the call's quality over time
+	link    LinkInfo        // the operator's WebRTC transport, as last seen
 
 	consent   *Consent        // what was stated about recording, if anything
 	digit     byte            // the key the caller presses to consent, 0 if none
@@ -190,7 +191,12 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 		}))
 	bridge.Start()
 	a.conn.Connected(r.c.ID)
-	r.event(EventAnswered, map[string]any{"operator_id": opID, "codec": r.c.Codec})
+	detail := map[string]any{"operator_id": opID, "codec": r.c.Codec}
+	if lr, ok := a.conn.Media().(LinkReporter); ok {
+		r.link = lr.Link()
+		detail["webrtc"] = r.link
+	}
+	r.event(EventAnswered, detail)
 	r.startRecording(ctx, bridge)
 	r.update(ctx)
 	r.flush(ctx)
@@ -456,8 +462,17 @@ func (r *callRun) failed(leg, stage string) {
 	}
 }
 
-// sample notes both directions' receive quality as switchboard sees it.
+// sample notes both directions' receive quality as switchboard sees it,
+// and a change of the operator's WebRTC transport.
 func (r *callRun) sample(b *Bridge) {
+	if r.ag != nil {
+		if lr, ok := r.ag.conn.Media().(LinkReporter); ok {
+			if l := lr.Link(); l != r.link {
+				r.link = l
+				r.event(EventWebRTC, map[string]any{"webrtc": l})
+			}
+		}
+	}
 	now := r.s.now()
 	from, to := b.Stats()
 	r.samples = append(r.samples,

@@ -37,6 +37,18 @@ type MediaPort interface {
 	WriteRTP(pkt []byte) error
 }
 
+// LinkInfo is how a WebRTC leg's transport stands, for diagnosis.
+type LinkInfo struct {
+	ICE  string `json:"ice"`            // ICE connection state
+	DTLS string `json:"dtls"`           // DTLS transport state
+	Pair string `json:"pair,omitempty"` // the selected candidate pair: local ↔ remote
+}
+
+// LinkReporter is a MediaPort that can say how its transport stands.
+type LinkReporter interface {
+	Link() LinkInfo
+}
+
 // PortRange is an inclusive range of UDP ports for media sockets.
 type PortRange struct {
 	Min, Max uint16

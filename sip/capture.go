@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -67,13 +68,15 @@ func newCapture(now func() time.Time, export Exporter) *capture {
 	return &capture{now: now, export: export, calls: map[string]*trace{}}
 }
 
-// record takes one whole message as it crossed the wire.
-func (c *capture) record(raw []byte, inbound bool, transport string, src, dst netip.AddrPort) {
+// record takes one whole message as it crossed the wire at at. A sent
+// message is stamped when its write began: the answer to it may be read
+// before the write returns.
+func (c *capture) record(raw []byte, at time.Time, inbound bool, transport string, src, dst netip.AddrPort) {
 	callID := headerValue(raw, "call-id", "i")
 	if callID == "" {
 		return // keepalives, garbage: the parser answers what it can
 	}
-	m := sb.SIPMessage{At: c.now(), Inbound: inbound, Transport: transport, Src: src, Dst: dst, Message: string(raw)}
+	m := sb.SIPMessage{At: at, Inbound: inbound, Transport: transport, Src: src, Dst: dst, Message: string(raw)}
 	if c.export != nil {
 		c.export(m, callID)
 	}
@@ -95,7 +98,13 @@ func (c *capture) record(raw []byte, inbound bool, transport string, src, dst ne
 		t.cut++
 		return
 	}
-	t.msgs = append(t.msgs, m)
+	// Keep the trace in time order: a write stamped before a read may be
+	// recorded after it.
+	i := len(t.msgs)
+	for i > 0 && t.msgs[i-1].At.After(m.At) {
+		i--
+	}
+	t.msgs = slices.Insert(t.msgs, i, m)
 }
 
 // setLogging switches logging of a call's messages on (log not nil) or
@@ -210,15 +219,16 @@ type capturedPacketConn struct {
 func (p *capturedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, addr, err := p.PacketConn.ReadFrom(b)
 	if err == nil && n > 0 {
-		p.c.record(b[:n], true, "udp", addrPort(addr), addrPort(p.LocalAddr()))
+		p.c.record(b[:n], p.c.now(), true, "udp", addrPort(addr), addrPort(p.LocalAddr()))
 	}
 	return n, addr, err
 }
 
 func (p *capturedPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	at := p.c.now()
 	n, err := p.PacketConn.WriteTo(b, addr)
 	if err == nil {
-		p.c.record(b[:n], false, "udp", addrPort(p.LocalAddr()), addrPort(addr))
+		p.c.record(b[:n], at, false, "udp", addrPort(p.LocalAddr()), addrPort(addr))
 	}
 	return n, err
 }
@@ -282,15 +292,16 @@ func (s *capturedConn) split() {
 		if len(s.in) < size {
 			return
 		}
-		s.c.record(s.in[:size], true, s.transport, s.remote, s.local)
+		s.c.record(s.in[:size], s.c.now(), true, s.transport, s.remote, s.local)
 		s.in = append(s.in[:0], s.in[size:]...)
 	}
 }
 
 func (s *capturedConn) Write(b []byte) (int, error) {
+	at := s.c.now()
 	n, err := s.Conn.Write(b)
 	if n > 0 && len(bytes.Trim(b[:n], "\r\n")) > 0 {
-		s.c.record(b[:n], false, s.transport, s.local, s.remote)
+		s.c.record(b[:n], at, false, s.transport, s.local, s.remote)
 	}
 	return n, err
 }

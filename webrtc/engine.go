@@ -93,7 +93,7 @@ func (e *Engine) NewSession() (*Session, error) {
 		return nil, fmt.Errorf("webrtc: peer connection: %w", err)
 	}
 	s := &Session{pc: pc, log: e.log, track: &track{}}
-	s.port = &port{track: s.track}
+	s.port = &port{pc: pc, track: s.track}
 	s.transceiver, err = pc.AddTransceiverFromTrack(s.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
 	if err != nil {
 		pc.Close()

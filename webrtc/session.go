@@ -171,9 +171,36 @@ func (t *track) Kind() webrtc.RTPCodecType { return webrtc.RTPCodecTypeAudio }
 
 // port is the session's switchboard.MediaPort.
 type port struct {
+	pc       *webrtc.PeerConnection
 	track    *track
 	sink     atomic.Pointer[func([]byte)]
 	recvDTMF atomic.Uint32
+}
+
+var _ sb.LinkReporter = (*port)(nil)
+
+// Link reports the ICE and DTLS states and the selected candidate pair.
+func (p *port) Link() sb.LinkInfo {
+	l := sb.LinkInfo{ICE: p.pc.ICEConnectionState().String(), DTLS: "new"}
+	for _, tr := range p.pc.GetTransceivers() {
+		dtls := tr.Sender().Transport()
+		if dtls == nil {
+			continue
+		}
+		l.DTLS = dtls.State().String()
+		if pair, err := dtls.ICETransport().GetSelectedCandidatePair(); err == nil && pair != nil {
+			l.Pair = candidate(pair.Local) + " ↔ " + candidate(pair.Remote)
+		}
+		break
+	}
+	return l
+}
+
+func candidate(c *webrtc.ICECandidate) string {
+	if c == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%s %s %s:%d", c.Typ, c.Protocol, c.Address, c.Port)
 }
 
 // Codec is the negotiated audio codec; DTMFType is telephone-event's

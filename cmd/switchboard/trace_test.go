@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -76,6 +77,16 @@ func TestCallTrace(t *testing.T) {
 			}
 			if len(tr.Events) == 0 || tr.Events[0].Type != sb.EventReceived {
 				t.Errorf("trace events %v", tr.Events)
+			}
+			// The answer notes the operator's WebRTC transport.
+			for _, e := range tr.Events {
+				if e.Type != sb.EventAnswered {
+					continue
+				}
+				link, _ := e.Detail["webrtc"].(map[string]any)
+				if link["ice"] != "connected" || link["dtls"] != "connected" || !strings.Contains(fmt.Sprint(link["pair"]), "host udp 127.0.0.1:") {
+					t.Errorf("answered with WebRTC link %v", e.Detail["webrtc"])
+				}
 			}
 
 			var q struct {

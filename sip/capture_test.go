@@ -1,0 +1,104 @@
+package sip
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+const streamInvite = "INVITE sip:2000@h SIP/2.0\r\nCall-ID: a1\r\nl: 5\r\n\r\nv=0\r\n"
+const streamBye = "BYE sip:2000@h SIP/2.0\r\ni: a1\r\nContent-Length: 0\r\n\r\n"
+
+// streamConn is a capturedConn whose stream is fed by the test.
+func streamConn(got *[]string) *capturedConn {
+	c := newCapture(time.Now, func(m sb.SIPMessage, callID string) { *got = append(*got, m.Message) })
+	return &capturedConn{c: c, transport: "tcp"}
+}
+
+// A TCP stream is cut into whole messages by Content-Length (full or
+// compact), however it arrives: byte by byte, or two messages at once,
+// with keepalives between.
+func TestStreamIsCutIntoMessages(t *testing.T) {
+	stream := streamInvite + "\r\n\r\n" + streamBye
+	for _, chunk := range []int{1, 7, len(stream)} {
+		var got []string
+		s := streamConn(&got)
+		for i := 0; i < len(stream); i += chunk {
+			s.in = append(s.in, stream[i:min(i+chunk, len(stream))]...)
+			s.split()
+		}
+		if len(got) != 2 || got[0] != streamInvite || got[1] != streamBye || len(s.in) != 0 {
+			t.Errorf("chunks of %d: %q, left %q", chunk, got, s.in)
+		}
+	}
+}
+
+// The trace of a call keeps time order, and an INVITE's first message
+// starts it; strays of unknown calls are not kept.
+func TestCaptureKeepsCallsInOrder(t *testing.T) {
+	c := newCapture(time.Now, nil)
+	t0 := time.Now()
+	c.record([]byte("OPTIONS sip:h SIP/2.0\r\nCall-ID: ping\r\n\r\n"), t0, true, "udp", ap(), ap())
+	c.record([]byte(streamInvite), t0, true, "udp", ap(), ap())
+	c.record([]byte("SIP/2.0 200 OK\r\nCall-ID: a1\r\n\r\n"), t0.Add(2*time.Millisecond), false, "udp", ap(), ap())
+	c.record([]byte("SIP/2.0 100 Trying\r\nCall-ID: a1\r\n\r\n"), t0.Add(time.Millisecond), false, "udp", ap(), ap())
+	c.claim("a1")
+	got := c.release("a1")
+	var lines []string
+	for _, m := range got {
+		lines = append(lines, strings.SplitN(m.Message, "\r\n", 2)[0])
+	}
+	if strings.Join(lines, "|") != "INVITE sip:2000@h SIP/2.0|SIP/2.0 100 Trying|SIP/2.0 200 OK" {
+		t.Errorf("trace %q", lines)
+	}
+	if c.messages("ping") != nil || len(c.calls) != 0 {
+		t.Errorf("strays kept: %v", c.calls)
+	}
+}
+
+func ap() netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 5060) }
+
+func FuzzStreamSplit(f *testing.F) {
+	f.Add([]byte(streamInvite+streamBye), 3)
+	f.Add([]byte("INVITE x SIP/2.0\r\nContent-Length: 99999999999\r\n\r\n"), 1)
+	f.Add([]byte("\r\n\r\nCall-ID: x\r\nl: -4\r\n\r\n"), 2)
+	f.Fuzz(func(t *testing.T, stream []byte, chunk int) {
+		if chunk <= 0 || chunk > 64 {
+			chunk = 16
+		}
+		var got []string
+		s := streamConn(&got)
+		for i := 0; i < len(stream); i += chunk {
+			s.in = append(s.in, stream[i:min(i+chunk, len(stream))]...)
+			s.split()
+			if len(s.in) > maxStream+chunk {
+				t.Fatalf("buffered %d bytes", len(s.in))
+			}
+		}
+		total := 0
+		for _, m := range got {
+			total += len(m)
+			if !bytes.Contains([]byte(m), []byte("\r\n\r\n")) {
+				t.Fatalf("a message without its header end: %q", m)
+			}
+		}
+		if total > len(stream) {
+			t.Fatalf("recorded %d bytes of a %d-byte stream", total, len(stream))
+		}
+	})
+}
+
+func FuzzHeaderValue(f *testing.F) {
+	f.Add([]byte(streamInvite), "call-id", "i")
+	f.Add([]byte("x\r\n:\r\n i : v\r\n\r\n"), "i", "")
+	f.Fuzz(func(t *testing.T, raw []byte, name, compact string) {
+		v := headerValue(raw, name, compact)
+		if len(v) > len(raw) || strings.Contains(v, "\r\n") {
+			t.Fatalf("headerValue gave %q", v)
+		}
+	})
+}

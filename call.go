@@ -82,6 +82,16 @@ type Call struct {
 	Tags []string `json:"tags,omitempty"`
 }
 
+// Quality tags on a call record.
+const (
+	TagHighJitter  = "high-jitter"
+	TagHighLoss    = "high-loss"
+	TagLowMOS      = "low-mos"
+	TagOneWayAudio = "one-way-audio"
+	TagSilence     = "silence"
+	TagICEFailure  = "ice-failure"
+)
+
 // Legs a call can fail on.
 const (
 	FailedOnTrunk   = "trunk"       // the SIP side: the caller, the PBX, the carrier

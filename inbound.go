@@ -19,6 +19,7 @@ type callRun struct {
 
 	samples []QualitySample // the call's quality over time
 	link    LinkInfo        // the operator's WebRTC transport, as last seen
+	iceLost bool            // the operator's ICE connection failed or dropped
 
 	consent   *Consent        // what was stated about recording, if anything
 	digit     byte            // the key the caller presses to consent, 0 if none
@@ -246,6 +247,7 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 				r.hangup(ctx, "operator hung up")
 				return PartyOperator, "operator hung up"
 			case opGone:
+				r.sample(bridge) // how the operator's transport stood as they went
 				r.hangup(ctx, "operator disconnected")
 				r.failed(FailedOnBrowser, StageMedia)
 				return PartyOperator, "operator disconnected"
@@ -437,6 +439,9 @@ func (r *callRun) finish(ctx context.Context, by Party) {
 	}
 	if r.c.AnsweredAt != nil {
 		r.c.FromCaller.MOS, r.c.ToCaller.MOS, r.c.Tags = r.s.quality(r.c, r.samples)
+		if r.iceLost {
+			r.c.Tags = append(r.c.Tags, TagICEFailure)
+		}
 	}
 	r.event(EventEnded, map[string]any{"status": r.c.Status, "hangup_by": by, "reason": r.c.Reason})
 	if err := r.leg.Close(); err != nil {
@@ -469,6 +474,7 @@ func (r *callRun) sample(b *Bridge) {
 		if lr, ok := r.ag.conn.Media().(LinkReporter); ok {
 			if l := lr.Link(); l != r.link {
 				r.link = l
+				r.iceLost = r.iceLost || l.ICE == "failed" || l.ICE == "disconnected"
 				r.event(EventWebRTC, map[string]any{"webrtc": l})
 			}
 		}

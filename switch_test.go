@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -308,5 +309,91 @@ func TestBridgeConvertsLawsAndDropsUnnegotiated(t *testing.T) {
 	}
 	if from, _ := b.Stats(); from.Packets != 2 {
 		t.Fatalf("counted %d packets", from.Packets)
+	}
+}
+
+// linkPort is an operator's media that reports its WebRTC transport.
+type linkPort struct {
+	*port
+	mu   sync.Mutex
+	link sb.LinkInfo
+}
+
+func (p *linkPort) Link() sb.LinkInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.link
+}
+
+func (p *linkPort) set(l sb.LinkInfo) {
+	p.mu.Lock()
+	p.link = l
+	p.mu.Unlock()
+}
+
+type linkOperator struct {
+	*operator
+	lp *linkPort
+}
+
+func (o *linkOperator) Media() sb.MediaPort { return o.lp }
+
+// ended is a CallObserver that hands over each final record.
+type ended chan *sb.Call
+
+func (e ended) CallEvent(*sb.CallEvent) {}
+func (e ended) CallEnded(c *sb.Call)    { e <- c }
+
+// When the operator's browser loses its connection mid-call, the record
+// says the browser leg failed during media and tags the ICE failure; the
+// scorer sees the call's samples; the observer sees the end.
+func TestBrowserLegFailureIsTagged(t *testing.T) {
+	var scored []sb.QualitySample
+	scorer := func(c *sb.Call, samples []sb.QualitySample) (float64, float64, []string) {
+		scored = samples
+		return 4.1, 3.2, []string{sb.TagLowMOS}
+	}
+	observed := make(ended, 1)
+	sw, rec := newSwitch(t, sb.WithQuality(scorer), sb.WithQualitySampling(20*time.Millisecond), sb.WithObserver(observed))
+	op := &linkOperator{operator: newOperator(tenantA), lp: &linkPort{port: &port{codec: sb.PCMU}}}
+	op.lp.set(sb.LinkInfo{ICE: "connected", DTLS: "connected", Pair: "host udp 127.0.0.1:1 ↔ host udp 127.0.0.1:2"})
+	if err := sw.Available(op); err != nil {
+		t.Fatal(err)
+	}
+	op.next(t) // available
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+	id := op.nextOffer(t)
+	if err := sw.Accept(op.id, id); err != nil {
+		t.Fatal(err)
+	}
+	op.next(t) // connected
+	op.lp.set(sb.LinkInfo{ICE: "disconnected", DTLS: "connected"})
+	time.Sleep(100 * time.Millisecond) // a few samples
+	sw.Disconnected(op.id)
+	c := rec.waitEnded(t)
+	if c.FailureLeg != sb.FailedOnBrowser || c.FailureStage != sb.StageMedia || c.Q850Cause != 16 {
+		t.Errorf("record: failed on %q at %q, cause %d", c.FailureLeg, c.FailureStage, c.Q850Cause)
+	}
+	if !slices.Equal(c.Tags, []string{sb.TagLowMOS, sb.TagICEFailure}) || c.FromCaller.MOS != 4.1 || c.ToCaller.MOS != 3.2 {
+		t.Errorf("record: tags %v, MOS %v / %v", c.Tags, c.FromCaller.MOS, c.ToCaller.MOS)
+	}
+	legs := map[string]int{}
+	for _, s := range scored {
+		legs[s.Leg+"/"+s.Source]++
+	}
+	if legs["trunk/switchboard"] < 2 || legs["browser/switchboard"] < 2 {
+		t.Errorf("the scorer saw samples %v", legs)
+	}
+	if got := rec.eventsOf(c.ID); !slices.Contains(got, sb.EventWebRTC) {
+		t.Errorf("events %v lack the WebRTC change", got)
+	}
+	select {
+	case o := <-observed:
+		if o.ID != c.ID {
+			t.Errorf("observer saw call %s", o.ID)
+		}
+	case <-time.After(time.Second):
+		t.Error("the observer did not see the end")
 	}
 }

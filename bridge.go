@@ -78,6 +78,13 @@ func NewStreamRewriter(clockRate uint32) *media.Rewriter {
 // Start attaches the bridge to both ports: from now on their packets are
 // relayed.
 func (b *Bridge) Start() {
+	// Each bridge is a new stream on each side, even where the peer reuses
+	// its SSRC from the last call.
+	for _, r := range []*relay{&b.fromCaller, &b.toCaller} {
+		if r.rw != nil {
+			r.rw.Restart()
+		}
+	}
 	b.caller.SetSink(b.fromCaller.handle)
 	b.operator.SetSink(b.toCaller.handle)
 }

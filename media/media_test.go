@@ -119,6 +119,18 @@ func TestRewriterContinuesAcrossStreams(t *testing.T) {
 	if lastSeq != 1002 || lastTS != 50160+16000 {
 		t.Fatalf("after stream change: seq %d ts %d, want 1002 %d", lastSeq, lastTS, 50160+16000)
 	}
+	// The next call's peer reuses that SSRC and its sequence numbers (a
+	// replayed capture): after Restart it follows on all the same, where
+	// repeating the numbers already sent would be dropped as SRTP replays.
+	rw.Restart()
+	send(2, 40000, 123456, now.Add(4020*time.Millisecond))
+	if lastSeq != 1003 || lastTS != 50160+16000+16000 {
+		t.Fatalf("after restart: seq %d ts %d, want 1003 %d", lastSeq, lastTS, 50160+32000)
+	}
+	send(2, 40001, 123616, now.Add(4040*time.Millisecond))
+	if lastSeq != 1004 {
+		t.Fatalf("after restart, the stream goes on: seq %d", lastSeq)
+	}
 }
 
 func TestG711RoundTrip(t *testing.T) {

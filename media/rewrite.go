@@ -1,6 +1,9 @@
 package media
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Rewriter makes one outgoing RTP stream out of a succession of incoming
 // ones. A browser's shift-long track carries call after call, each from a
@@ -22,7 +25,15 @@ type Rewriter struct {
 	lastSeq  uint16 // last sequence number sent
 	lastTS   uint32 // last timestamp sent
 	lastSent time.Time
+	restart  atomic.Bool // re-base on the next packet, whatever its SSRC
 }
+
+// Restart makes the next packet start a new incoming stream, even with the
+// SSRC of the last one: a new call from a peer that reuses its SSRC (a
+// PBX with a fixed one, a replayed capture) must not repeat the sequence
+// numbers already sent, which SRTP's replay protection would drop. It may
+// be called from another goroutine.
+func (r *Rewriter) Restart() { r.restart.Store(true) }
 
 // NewRewriter returns a rewriter whose output uses ssrc and starts at seq
 // and ts. clockRate converts idle wall-clock time into timestamp units.
@@ -36,7 +47,7 @@ func (r *Rewriter) SSRC() uint32 { return r.ssrc }
 // Rewrite rewrites pkt's SSRC, sequence number and timestamp in place. h
 // must be pkt's parsed header and now the time the packet is sent.
 func (r *Rewriter) Rewrite(pkt []byte, h *Header, now time.Time) {
-	if !r.started || h.SSRC != r.inSSRC {
+	if !r.started || h.SSRC != r.inSSRC || r.restart.CompareAndSwap(true, false) {
 		// Re-base: the first packet of this stream follows the last one
 		// sent, and time that passed in between shows in the timestamp.
 		gap := uint32(0)

@@ -179,6 +179,7 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 	}
 	now := r.s.now()
 	r.c.Status, r.c.AnsweredAt, r.c.OperatorID, r.c.SIPCode = CallAnswered, &now, &opID, 200
+	r.c.Codec = r.leg.Media().Codec().Name // a late offer's codec is known only now
 	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	r.dtmf = make(chan dtmfKey, 32)
 	bridge := NewBridge(r.leg.Media(), a.conn.Media(),

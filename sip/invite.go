@@ -79,10 +79,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		offerRefused(sip.StatusBadRequest, "Content-Length does not match the body")
 		return
 	}
+	// An INVITE without a body is a late offer: ours goes in the 200 OK,
+	// the caller's answer comes in the ACK.
+	late := len(body) == 0
 	switch ct := req.ContentType(); {
-	case len(body) == 0:
-		offerRefused(sip.StatusNotAcceptableHere, "an SDP offer is required in the INVITE (late offer is not supported)")
-		return
+	case late:
 	case len(body) > maxBody:
 		offerRefused(sip.StatusNotAcceptableHere, "SDP body too large")
 		return
@@ -92,7 +93,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		refuse(res, "the body is not SDP", sb.FailedOnTrunk, sb.StageOffer)
 		return
 	}
-	o, err := parseOffer(body)
+	o, err := &offer{Codec: sb.PCMU, Direction: "sendrecv"}, error(nil)
+	if !late {
+		o, err = parseOffer(body)
+	}
 	var noCodec errNoCodec
 	switch {
 	case errors.As(err, &noCodec):
@@ -143,6 +147,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		cancel()
 	}
 	l := newLeg(s, dlg, tx, newRTPPort(conn, o.Codec, o.Addr), contact, sdpIP, o, log)
+	l.late = late
 	if !s.addLeg(l) {
 		l.port.Close()
 		s.capture.release(req.CallID().Value())

@@ -41,7 +41,9 @@ type leg struct {
 	version   uint64 // SDP o= version
 	direction string // the caller's last direction
 	answered  bool
-	final     bool // a final response was sent
+	final     bool  // a final response was sent
+	late      bool  // the INVITE had no offer: ours goes in the 200, the answer comes in the ACK
+	lateErr   error // the ACK's answer could not be used
 	closed    bool
 }
 
@@ -97,7 +99,10 @@ func (l *leg) Ring(ctx context.Context) error {
 
 func (l *leg) Answer(ctx context.Context) error {
 	l.mu.Lock()
-	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.codec, answerDirection(l.direction))
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction))
+	if l.late {
+		body = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port())
+	}
 	l.mu.Unlock()
 	res := sip.NewSDPResponseFromRequest(l.dlg.InviteRequest, body)
 	res.AppendHeader(sip.HeaderClone(&l.contact))
@@ -116,6 +121,25 @@ func (l *leg) Answer(ctx context.Context) error {
 	l.settle()
 	if err != nil {
 		return fmt.Errorf("sip: answer: %w", err)
+	}
+	l.mu.Lock()
+	lateErr := l.lateErr
+	l.mu.Unlock()
+	if lateErr != nil {
+		// The dialog stands but has no media: end it, without holding up
+		// call control while the BYE waits for its answer.
+		bye := sip.NewRequest(sip.BYE, l.dlg.InviteRequest.Contact().Address)
+		bye.AppendHeader(reasonHeader(sip.StatusNotAcceptableHere, lateErr.Error()))
+		l.s.wg.Add(1)
+		go func() {
+			defer l.s.wg.Done()
+			bctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := l.dlg.WriteBye(bctx, bye); err != nil {
+				l.log.Debug("BYE after an unusable late answer", "err", err)
+			}
+		}()
+		return fmt.Errorf("sip: late offer: %w", lateErr)
 	}
 	if l.s.conf.MediaTimeout > 0 {
 		go l.watchMedia(l.s.conf.MediaTimeout)
@@ -166,6 +190,11 @@ func (l *leg) Hangup(ctx context.Context, reason string) error {
 }
 
 func (l *leg) readAck(req *sip.Request, tx sip.ServerTransaction) {
+	l.mu.Lock()
+	if l.late && l.answered == false && l.lateErr == nil {
+		l.lateErr = l.takeLateAnswer(req.Body())
+	}
+	l.mu.Unlock()
 	if err := l.dlg.ReadAck(req, tx); err != nil {
 		l.log.Debug("ACK ignored", "err", err)
 	}
@@ -183,6 +212,22 @@ func (l *leg) readBye(req *sip.Request, tx sip.ServerTransaction) {
 	l.emit(sb.LegEvent{Kind: sb.LegHungUp, Reason: reason})
 }
 
+// takeLateAnswer reads the answer to our offer from the ACK of a late-offer
+// call: the codec the caller chose among ours, and where to send audio.
+func (l *leg) takeLateAnswer(body []byte) error {
+	if len(body) == 0 {
+		return errors.New("the ACK carried no SDP answer to our offer")
+	}
+	a, err := parseOffer(body)
+	if err != nil {
+		return fmt.Errorf("the ACK's SDP answer: %w", err)
+	}
+	l.port.codec.Store(&a.Codec)
+	l.port.setRemote(a.Addr)
+	l.direction = a.Direction
+	return nil
+}
+
 // reoffer takes a re-INVITE's offer and returns our answer.
 func (l *leg) reoffer(o *offer) []byte {
 	l.mu.Lock()
@@ -193,7 +238,7 @@ func (l *leg) reoffer(o *offer) []byte {
 	}
 	nowHeld := o.held()
 	l.version++
-	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.codec, answerDirection(l.direction))
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction))
 	l.mu.Unlock()
 	if !o.Addr.Addr().IsUnspecified() {
 		l.port.setRemote(o.Addr)

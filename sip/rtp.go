@@ -22,7 +22,7 @@ import (
 // audio into the call.
 type rtpPort struct {
 	conn  *net.UDPConn
-	codec sb.Codec
+	codec atomic.Pointer[sb.Codec] // set again once a late offer's answer comes
 
 	sink     atomic.Pointer[func([]byte)]
 	remote   atomic.Pointer[netip.AddrPort] // where we send
@@ -59,14 +59,15 @@ func listenRTP(ip netip.Addr, r sb.PortRange) (*net.UDPConn, error) {
 }
 
 func newRTPPort(conn *net.UDPConn, codec sb.Codec, remote netip.AddrPort) *rtpPort {
-	p := &rtpPort{conn: conn, codec: codec, done: make(chan struct{})}
+	p := &rtpPort{conn: conn, done: make(chan struct{})}
+	p.codec.Store(&codec)
 	p.remote.Store(&remote)
 	p.lastRecv.Store(time.Now().UnixNano())
 	go p.readLoop()
 	return p
 }
 
-func (p *rtpPort) Codec() sb.Codec { return p.codec }
+func (p *rtpPort) Codec() sb.Codec { return *p.codec.Load() }
 
 func (p *rtpPort) SetSink(sink func([]byte)) {
 	if sink == nil {

@@ -158,3 +158,17 @@ func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Cod
 	fmt.Fprintf(&b, "a=ptime:20\r\na=%s\r\n", dir)
 	return []byte(b.String())
 }
+
+// buildOffer writes our SDP offer for an INVITE that came without one
+// (late offer): both G.711 laws and telephone-event, the caller chooses.
+func buildOffer(sessionID, version uint64, ip netip.Addr, port uint16) []byte {
+	family := "IP4"
+	if ip.Is6() {
+		family = "IP6"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "v=0\r\no=switchboard %d %d IN %s %s\r\ns=switchboard\r\nc=IN %s %s\r\nt=0 0\r\n", sessionID, version, family, ip, family, ip)
+	fmt.Fprintf(&b, "m=audio %d RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", port)
+	b.WriteString("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n")
+	return []byte(b.String())
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -540,5 +541,82 @@ func BenchmarkInvite(b *testing.B) {
 		<-in.Leg.Events()
 		in.Leg.Close()
 		call.Close()
+	}
+}
+
+// lateOffer sends an INVITE without SDP from a raw UDP socket, lets call
+// control answer it, and ACKs the 200 with ack (the SDP answer, or none).
+// It returns the leg's Answer error and what the socket got after the ACK.
+func lateOffer(t *testing.T, ack string) (string, *sb.InboundCall, error) {
+	t.Helper()
+	ts := mustServer(t, nil, Config{})
+	conn, err := net.Dial("udp", ts.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	head := "sip:2000@" + ts.udp + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK%s\r\n" +
+		"From: <sip:3000@" + local + ">;tag=late1\r\nTo: <sip:2000@" + ts.udp + ">%s\r\nCall-ID: late-offer\r\nCSeq: 1 %s\r\n" +
+		"Contact: <sip:3000@" + local + ">\r\nMax-Forwards: 70\r\n"
+	fmt.Fprintf(conn, "INVITE "+head+"Content-Length: 0\r\n\r\n", "inv", "", "INVITE")
+	in := nextCall(t, ts)
+	answered := make(chan error, 1)
+	go func() { answered <- in.Leg.Answer(context.Background()) }()
+	buf := make([]byte, 8192)
+	var ok string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		conn.SetReadDeadline(deadline)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
+			ok = string(buf[:n])
+			break
+		}
+	}
+	if !strings.Contains(ok, "m=audio ") || !strings.Contains(ok, "RTP/AVP 0 8 101") {
+		t.Fatalf("the 200 OK does not carry our offer:\n%s", ok)
+	}
+	to := ok[strings.Index(ok, "\r\nTo:")+2:]
+	to = to[:strings.Index(to, "\r\n")]
+	toTag := to[strings.Index(to, ";tag="):]
+	body := ""
+	if ack != "" {
+		body = "Content-Type: application/sdp\r\n"
+	}
+	fmt.Fprintf(conn, "ACK "+head+body+"Content-Length: %d\r\n\r\n%s", "ack", toTag, "ACK", len(ack), ack)
+	err = <-answered
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	n, _ := conn.Read(buf)
+	return string(buf[:n]), in, err
+}
+
+// A late offer: our offer goes in the 200, the caller's answer in the ACK
+// sets the codec and where audio goes.
+func TestLateOffer(t *testing.T) {
+	answer := strings.Replace(sampleOffer, "RTP/AVP 18 8 0 101", "RTP/AVP 8 101", 1)
+	after, in, err := lateOffer(t, answer)
+	if err != nil {
+		t.Fatalf("answer: %v", err)
+	}
+	if c := in.Leg.Media().Codec(); c.Name != "PCMA" || c.PayloadType != 8 || c.DTMFType != 101 {
+		t.Errorf("codec after the late answer: %+v", c)
+	}
+	if strings.HasPrefix(after, "BYE ") {
+		t.Errorf("a good late answer was hung up:\n%s", after)
+	}
+}
+
+// An ACK without an answer leaves a call with no media: the leg says so
+// and ends the dialog with a BYE.
+func TestLateOfferWithoutAnswer(t *testing.T) {
+	after, _, err := lateOffer(t, "")
+	if err == nil || !strings.Contains(err.Error(), "no SDP answer") {
+		t.Fatalf("answer: %v", err)
+	}
+	if !strings.HasPrefix(after, "BYE ") || !strings.Contains(after, "Reason: SIP;cause=488") {
+		t.Errorf("after the ACK without an answer, the caller got:\n%s", after)
 	}
 }

@@ -210,47 +210,51 @@ func TestSIPpAgainstTheBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Run("pcap audio answered by the operator", func(t *testing.T) {
-		var packets, silent atomic.Int64
-		op.SetAudioSink(func(p *rtp.Packet) {
-			if p.PayloadType != 0 {
-				return
+	// Two calls in a row to the same operator: the second replays the same
+	// capture, so its RTP reuses the first one's SSRC and sequence numbers.
+	for _, scenario := range []string{"uac_pcap.xml", "uac_late_offer.xml"} {
+		t.Run(scenario+": pcap audio answered by the operator", func(t *testing.T) {
+			var packets, silent atomic.Int64
+			op.SetAudioSink(func(p *rtp.Packet) {
+				if p.PayloadType != 0 {
+					return
+				}
+				packets.Add(1)
+				if bytes.Count(p.Payload, []byte{0xff}) == len(p.Payload) {
+					silent.Add(1) // μ-law silence: the pcap holds speech
+				}
+			})
+			defer op.SetAudioSink(nil)
+			answered := make(chan sb.ID, 1)
+			go func() {
+				select {
+				case in := <-op.Incoming():
+					if in.From == "15550001111" && op.Accept(ctx, in.CallID) == nil {
+						answered <- in.CallID
+					}
+					close(answered)
+				case <-ctx.Done():
+				}
+			}()
+			out, err := sipp(ctx, t, scenario, "2000", s.sipAddr)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
 			}
-			packets.Add(1)
-			if bytes.Count(p.Payload, []byte{0xff}) == len(p.Payload) {
-				silent.Add(1) // μ-law silence: the pcap holds speech
+			id, ok := <-answered
+			if !ok {
+				t.Fatal("the operator was not offered the SIPp call from 15550001111")
+			}
+			want := int64(pcapPackets(t, "/usr/share/sip-tester/g711a.pcap")) * 95 / 100
+			if n := packets.Load(); n < want || silent.Load() > n/2 {
+				t.Errorf("operator received %d audio packets (%d silent), want ≥ %d of the pcap's speech", n, silent.Load(), want)
+			}
+			rec := waitBinaryCall(t, s, key, id)
+			if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.Codec != "PCMA" || int64(rec.FromCaller.Packets) < want {
+				t.Errorf("record %q by %q codec %q packets %d, want completed by caller, PCMA, ≥ %d packets",
+					rec.Status, rec.HangupBy, rec.Codec, rec.FromCaller.Packets, want)
 			}
 		})
-		defer op.SetAudioSink(nil)
-		answered := make(chan sb.ID, 1)
-		go func() {
-			select {
-			case in := <-op.Incoming():
-				if in.From == "15550001111" && op.Accept(ctx, in.CallID) == nil {
-					answered <- in.CallID
-				}
-				close(answered)
-			case <-ctx.Done():
-			}
-		}()
-		out, err := sipp(ctx, t, "uac_pcap.xml", "2000", s.sipAddr)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		id, ok := <-answered
-		if !ok {
-			t.Fatal("the operator was not offered the SIPp call from 15550001111")
-		}
-		want := int64(pcapPackets(t, "/usr/share/sip-tester/g711a.pcap")) * 95 / 100
-		if n := packets.Load(); n < want || silent.Load() > n/2 {
-			t.Errorf("operator received %d audio packets (%d silent), want ≥ %d of the pcap's speech", n, silent.Load(), want)
-		}
-		rec := waitBinaryCall(t, s, key, id)
-		if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.Codec != "PCMA" || int64(rec.FromCaller.Packets) < want {
-			t.Errorf("record %q by %q codec %q packets %d, want completed by caller, PCMA, ≥ %d packets",
-				rec.Status, rec.HangupBy, rec.Codec, rec.FromCaller.Packets, want)
-		}
-	})
+	}
 
 	t.Run("canceled while ringing", func(t *testing.T) {
 		offered := make(chan sb.ID, 1)

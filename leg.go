@@ -11,6 +11,12 @@ const (
 	LegHeld                                 // re-INVITE put the call on hold
 	LegResumed                              // re-INVITE took it off hold
 	LegMediaTimeout                         // no RTP for longer than the media timeout
+
+	// What the far end of a call we place does.
+	LegRinging    // 180 Ringing
+	LegEarlyMedia // 183 with SDP: ringback or announcements flow before the answer
+	LegAnswered   // 200 OK, ACKed: the call is up
+	LegFailed     // a final non-2xx response, or no answer at all (Code 408)
 )
 
 func (k LegEventKind) String() string {
@@ -25,6 +31,14 @@ func (k LegEventKind) String() string {
 		return "resumed"
 	case LegMediaTimeout:
 		return "media timeout"
+	case LegRinging:
+		return "ringing"
+	case LegEarlyMedia:
+		return "early media"
+	case LegAnswered:
+		return "answered"
+	case LegFailed:
+		return "failed"
 	}
 	return "unknown"
 }
@@ -34,6 +48,8 @@ type LegEvent struct {
 	Kind LegEventKind
 	// Reason carries detail for a person, e.g. the Reason header of a BYE.
 	Reason string
+	// Code is the final response of a failed outbound call.
+	Code int
 }
 
 // TrunkLeg is the SIP side of an inbound call, as call control drives it.
@@ -73,6 +89,35 @@ type InboundCall struct {
 	// Consent is what the PBX stated about recording (X-Recording-Consent),
 	// or the trunk's standing assertion; nil when nothing was said.
 	Consent *Consent
+}
+
+// OutboundRoute is how to reach a number through one of a tenant's trunks.
+type OutboundRoute struct {
+	TrunkID   ID
+	Target    string // host:port of the carrier or PBX
+	Transport string // udp or tcp
+	Username  string // digest credentials, answered when challenged
+	Password  string `json:"-"`
+	CallerID  string // the number presented as From
+}
+
+// OutboundLeg is the SIP side of a call we place.
+type OutboundLeg interface {
+	// Events delivers ringing, early media, the answer or the failure,
+	// then a hangup from the far end.
+	Events() <-chan LegEvent
+	Media() MediaPort
+	// Hangup cancels the call before the answer, or sends BYE after.
+	Hangup(ctx context.Context, reason string) error
+	Close() error
+	SIPTrace() []SIPMessage
+}
+
+// Dialer places calls through trunks; the sip adapter implements it.
+type Dialer interface {
+	// Dial sends the INVITE and returns at once; what follows arrives on
+	// the leg's events.
+	Dial(ctx context.Context, r OutboundRoute, number string) (OutboundLeg, error)
 }
 
 // RefusedCall is an INVITE the sip adapter refused itself once it knew

@@ -84,6 +84,8 @@ func (c *capture) record(raw []byte, at time.Time, inbound bool, transport strin
 	defer c.mu.Unlock()
 	t := c.calls[callID]
 	if t == nil {
+		// A call starts with an INVITE received; one we send is claimed
+		// before it goes.
 		if !inbound || !bytes.HasPrefix(raw, []byte("INVITE ")) {
 			return // not a call's first message: OPTIONS, strays
 		}

@@ -69,7 +69,9 @@ type Server struct {
 	client *sipgo.Client
 
 	mu          sync.Mutex
-	legs        map[string]*leg // by dialog ID
+	legs        map[string]*leg    // by dialog ID
+	outLegs     map[string]*outLeg // calls we place, by Call-ID
+	udpAddr     netip.AddrPort     // the UDP listener: calls we place leave from it
 	closed      bool
 	loggedTrunk map[sb.ID]bool // trunks whose calls' SIP messages are logged
 	wg          sync.WaitGroup
@@ -81,7 +83,7 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, legs: map[string]*leg{}, capture: newCapture(time.Now, c.Export),
+	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, legs: map[string]*leg{}, outLegs: map[string]*outLeg{}, capture: newCapture(time.Now, c.Export),
 		loggedTrunk: map[sb.ID]bool{}}
 	var err error
 	if s.nonces, err = newNonces(); err != nil {
@@ -147,6 +149,9 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 // ServeUDP serves SIP on conn until ctx is done or conn is closed.
 func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 	captured := &capturedPacketConn{PacketConn: conn, c: s.capture}
+	s.mu.Lock()
+	s.udpAddr = addrPort(conn.LocalAddr())
+	s.mu.Unlock()
 	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(captured) })
 }
 
@@ -213,8 +218,11 @@ func (s *Server) tracePolicy(ctx context.Context, tenantID sb.ID) sb.TracePolicy
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	legs := make([]*leg, 0, len(s.legs))
+	legs := make([]interface{ Close() error }, 0, len(s.legs)+len(s.outLegs))
 	for _, l := range s.legs {
+		legs = append(legs, l)
+	}
+	for _, l := range s.outLegs {
 		legs = append(legs, l)
 	}
 	s.mu.Unlock()
@@ -297,6 +305,15 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	l := s.findLeg(req)
+	if l == nil && req.CallID() != nil {
+		s.mu.Lock()
+		out := s.outLegs[req.CallID().Value()]
+		s.mu.Unlock()
+		if out != nil {
+			out.readBye(req, tx)
+			return
+		}
+	}
 	if l == nil {
 		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return

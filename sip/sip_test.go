@@ -98,6 +98,15 @@ func mustServer(tb testing.TB, dir *directory, c Config) *testServer {
 	done := make(chan struct{}, 2)
 	go func() { s.ServeUDP(ctx, udp); done <- struct{}{} }()
 	go func() { s.ServeTCP(ctx, tcp); done <- struct{}{} }()
+	// Calls we place leave from the UDP listener once it serves.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		s.mu.Lock()
+		up := s.udpAddr.IsValid()
+		s.mu.Unlock()
+		if up {
+			break
+		}
+	}
 	tb.Cleanup(func() {
 		cancel()
 		s.Close()

@@ -1,0 +1,311 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// answerTimeout bounds how long an outbound INVITE may go unanswered: a
+// carrier that neither rings nor answers is treated as down (408), so the
+// next trunk is tried.
+const answerTimeout = 60 * time.Second
+
+var _ sb.Dialer = (*Server)(nil)
+
+// outLeg is a call we place through a trunk.
+type outLeg struct {
+	s         *Server
+	dlg       *sipgo.DialogClientSession
+	port      *rtpPort
+	sipCallID string
+	log       *slog.Logger
+
+	events    chan sb.LegEvent
+	cancel    context.CancelFunc // gives up waiting for the answer: CANCEL
+	done      chan struct{}      // the answer, or the failure, is in
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	answered bool
+	closed   bool
+	trace    []sb.SIPMessage
+}
+
+// Dial places a call to number through route: an INVITE with our offer
+// (PCMU, PCMA, telephone-event), answering a digest challenge with the
+// route's credentials. It returns once the INVITE is sent.
+func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (sb.OutboundLeg, error) {
+	host, port, err := net.SplitHostPort(r.Target)
+	if err != nil {
+		return nil, sb.Errorf(sb.EINVALID, "trunk target %q is not host:port", r.Target)
+	}
+	transport := strings.ToLower(r.Transport)
+	if transport == "" {
+		transport = "udp"
+	}
+	local, err := localAddrFor(transport, r.Target)
+	if err != nil {
+		return nil, fmt.Errorf("sip: dial %s: %w", r.Target, err)
+	}
+	conn, err := listenRTP(local, s.conf.RTPPorts)
+	if err != nil {
+		return nil, fmt.Errorf("sip: dial: no RTP port: %w", err)
+	}
+	sdpIP := local
+	if s.conf.PublicIP.IsValid() {
+		sdpIP = s.conf.PublicIP
+	}
+	p, _ := parsePort(port)
+	recipient := sip.Uri{Scheme: "sip", User: number, Host: host, Port: p}
+	if transport != "udp" {
+		recipient.UriParams = sip.HeaderParams{}
+		recipient.UriParams.Add("transport", transport)
+	}
+	from := r.CallerID
+	if from == "" {
+		from = "switchboard"
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: sdpIP.String()}}
+	req := sip.NewRequest(sip.INVITE, recipient)
+	req.SetTransport(strings.ToUpper(transport))
+	s.mu.Lock()
+	listener := s.udpAddr
+	s.mu.Unlock()
+	if transport == "udp" && listener.IsValid() {
+		// From the listening socket, like our responses: the carrier
+		// answers where it allows, and the capture sees it all.
+		req.Laddr = sip.Addr{IP: listener.Addr().AsSlice(), Port: int(listener.Port())}
+	}
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: sdpIP.String()}, Params: fromParams})
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: number, Host: host}})
+	callID := sip.CallIDHeader(sb.NewID().String())
+	req.AppendHeader(&callID)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(buildOffer(newSessionID(), 1, sdpIP, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()))
+
+	l := &outLeg{s: s, port: newRTPPort(conn, sb.PCMU, netip.AddrPort{}), log: s.log,
+		events: make(chan sb.LegEvent, 16), done: make(chan struct{})}
+	l.sipCallID = req.CallID().Value()
+	s.capture.claim(l.sipCallID)
+	dua := &sipgo.DialogUA{Client: s.client, ContactHDR: contact}
+	if l.dlg, err = dua.WriteInvite(ctx, req); err != nil {
+		l.port.Close()
+		s.capture.release(l.sipCallID)
+		return nil, fmt.Errorf("sip: dial %s: %w", r.Target, err)
+	}
+	if !s.addOutLeg(l) {
+		l.Close()
+		return nil, sb.Errorf(sb.EUNAVAILABLE, "shutting down")
+	}
+	waitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), answerTimeout)
+	l.cancel = cancel
+	go l.waitAnswer(waitCtx, r)
+	return l, nil
+}
+
+func parsePort(s string) (int, error) {
+	var p int
+	_, err := fmt.Sscanf(s, "%d", &p)
+	return p, err
+}
+
+// localAddrFor is the local address packets to target leave from: the
+// address to announce in our offer.
+func localAddrFor(transport, target string) (netip.Addr, error) {
+	c, err := net.Dial("udp", target) // no packet is sent
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+}
+
+func (l *outLeg) emit(ev sb.LegEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	select {
+	case l.events <- ev:
+	default:
+		l.log.Warn("outbound leg event dropped: call control is not reading", "event", ev.Kind)
+	}
+}
+
+// waitAnswer follows the INVITE to its end: provisional responses become
+// ringing and early media; a 2xx is ACKed and its answer taken; anything
+// else is a failure with its code.
+func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
+	defer close(l.done)
+	rang, early := false, false
+	err := l.dlg.WaitAnswer(ctx, sipgo.AnswerOptions{
+		Username: r.Username,
+		Password: r.Password,
+		OnResponse: func(res *sip.Response) error {
+			switch {
+			case res.StatusCode == sip.StatusSessionInProgress && len(res.Body()) > 0 && !early:
+				if a, err := parseOffer(res.Body()); err == nil {
+					early = true
+					l.takeAnswer(a)
+					l.emit(sb.LegEvent{Kind: sb.LegEarlyMedia})
+				}
+			case (res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress) && !rang:
+				rang = true
+				l.emit(sb.LegEvent{Kind: sb.LegRinging})
+			}
+			return nil
+		},
+	})
+	if res := l.dlg.InviteResponse; err == nil && res != nil && res.IsSuccess() {
+		a, perr := parseOffer(res.Body())
+		if aerr := l.dlg.Ack(context.WithoutCancel(ctx)); aerr != nil {
+			l.emit(sb.LegEvent{Kind: sb.LegFailed, Code: 408, Reason: "ACK failed: " + aerr.Error()})
+			return
+		}
+		if perr != nil {
+			l.mu.Lock()
+			l.answered = true
+			l.mu.Unlock()
+			l.emit(sb.LegEvent{Kind: sb.LegFailed, Code: 488, Reason: "the answer: " + perr.Error()})
+			return
+		}
+		l.takeAnswer(a)
+		l.mu.Lock()
+		l.answered = true
+		l.mu.Unlock()
+		if l.s.conf.MediaTimeout > 0 {
+			l.port.lastRecv.Store(time.Now().UnixNano())
+		}
+		l.emit(sb.LegEvent{Kind: sb.LegAnswered})
+		return
+	}
+	code, reason := 408, "no answer"
+	var de *sipgo.ErrDialogResponse
+	switch {
+	case errors.As(err, &de):
+		code, reason = de.Res.StatusCode, de.Res.Reason
+	case l.dlg.InviteResponse != nil && l.dlg.InviteResponse.StatusCode >= 300:
+		code, reason = l.dlg.InviteResponse.StatusCode, l.dlg.InviteResponse.Reason
+	case errors.Is(err, context.Canceled):
+		code, reason = 487, "canceled"
+	case err != nil:
+		reason = err.Error()
+	}
+	l.emit(sb.LegEvent{Kind: sb.LegFailed, Code: code, Reason: reason})
+}
+
+// takeAnswer sets the codec and the address from an answer (183 or 200).
+func (l *outLeg) takeAnswer(a *offer) {
+	l.port.codec.Store(&a.Codec)
+	l.port.setRemote(a.Addr)
+}
+
+func (l *outLeg) Events() <-chan sb.LegEvent { return l.events }
+func (l *outLeg) Media() sb.MediaPort        { return l.port }
+
+// Hangup cancels an unanswered call (CANCEL) or ends an answered one (BYE).
+func (l *outLeg) Hangup(ctx context.Context, reason string) error {
+	l.mu.Lock()
+	answered := l.answered
+	l.mu.Unlock()
+	if !answered {
+		l.cancel()
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	}
+	// The far end's Contact is the dialog's remote target; a peer that
+	// sent none is reached where the INVITE went.
+	target := l.dlg.InviteRequest.Recipient
+	if c := l.dlg.InviteResponse.Contact(); c != nil {
+		target = c.Address
+	}
+	bye := sip.NewRequest(sip.BYE, target)
+	bye.AppendHeader(sip.NewHeader("Reason", fmt.Sprintf(`Q.850;cause=16;text="%s"`, quote(reason))))
+	if err := l.dlg.WriteBye(ctx, bye); err != nil {
+		return fmt.Errorf("sip: bye: %w", err)
+	}
+	return nil
+}
+
+// readBye takes the far end's BYE.
+func (l *outLeg) readBye(req *sip.Request, tx sip.ServerTransaction) {
+	if err := l.dlg.ReadBye(req, tx); err != nil {
+		l.s.reject(req, tx, sip.StatusBadRequest, "BYE out of sequence")
+		return
+	}
+	var reason string
+	if h := req.GetHeader("Reason"); h != nil {
+		reason = h.Value()
+	}
+	l.emit(sb.LegEvent{Kind: sb.LegHungUp, Reason: reason})
+}
+
+func (l *outLeg) Close() error {
+	l.closeOnce.Do(func() {
+		if l.cancel != nil {
+			l.cancel()
+		}
+		l.port.Close()
+		l.mu.Lock()
+		l.closed = true
+		close(l.events)
+		l.mu.Unlock()
+		l.s.removeOutLeg(l)
+		trace := l.s.capture.release(l.sipCallID)
+		l.mu.Lock()
+		l.trace = trace
+		l.mu.Unlock()
+		l.dlg.Close()
+	})
+	return nil
+}
+
+func (l *outLeg) SIPTrace() []sb.SIPMessage {
+	l.mu.Lock()
+	closed, trace := l.closed && l.trace != nil, l.trace
+	l.mu.Unlock()
+	if closed {
+		return trace
+	}
+	return l.s.capture.messages(l.sipCallID)
+}
+
+// addOutLeg registers a call we place, so its BYE finds it.
+func (s *Server) addOutLeg(l *outLeg) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.outLegs[l.sipCallID] = l
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) removeOutLeg(l *outLeg) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outLegs[l.sipCallID] == l {
+		delete(s.outLegs, l.sipCallID)
+		s.wg.Done()
+	}
+}

@@ -195,6 +195,9 @@ const (
 	EventRejected     EventType = "rejected"      // final non-2xx sent
 	EventEnded        EventType = "ended"         // the call is over
 	EventWebRTC       EventType = "webrtc"        // the operator's ICE/DTLS state or candidate pair changed
+	EventDialing      EventType = "dialing"       // an operator places a call
+	EventEarlyMedia   EventType = "early_media"   // 183 with SDP: ringback or announcements reach the operator
+	EventTrunkFailed  EventType = "trunk_failed"  // a trunk did not take the call we placed; the next is tried
 
 	EventConsent            EventType = "consent"             // recording consent stated or refused
 	EventRecordingStarted   EventType = "recording_started"   // the call is being recorded

@@ -111,6 +111,8 @@ type OutboundLeg interface {
 	Hangup(ctx context.Context, reason string) error
 	Close() error
 	SIPTrace() []SIPMessage
+	// SIPCallID is the INVITE's Call-ID.
+	SIPCallID() string
 }
 
 // Dialer places calls through trunks; the sip adapter implements it.

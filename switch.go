@@ -25,6 +25,8 @@ type Switch struct {
 	sampleEvery time.Duration
 	scorer      QualityScorer // nil: no MOS, no tags
 	observer    CallObserver  // nil: nobody listens
+	dialer      Dialer        // nil: no calls are placed
+	routes      RouteDirectory
 
 	ctx    context.Context // calls' parent; canceled by Close
 	cancel context.CancelFunc

@@ -45,3 +45,17 @@ func TestQ850Cause(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalizeNumber(t *testing.T) {
+	for in, want := range map[string]string{"+1 (555) 000-1111": "+15550001111", "0049 30 123456": "+4930123456",
+		"030/123.456": "030123456", " 112 ": "112"} {
+		if got, err := sb.NormalizeNumber(in); err != nil || got != want {
+			t.Errorf("NormalizeNumber(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "12", "+", "1234567890123456", "12a45", "sip:alice@example.com", "++4930"} {
+		if _, err := sb.NormalizeNumber(bad); sb.ErrorCode(err) != sb.EINVALID {
+			t.Errorf("NormalizeNumber(%q) took it: %v", bad, err)
+		}
+	}
+}

@@ -40,6 +40,7 @@ type clientMessage struct {
 	Muted     *bool            `json:"muted,omitempty"`
 	Given     *bool            `json:"given,omitempty"`
 	Stats     *browserStats    `json:"stats,omitempty"`
+	Number    string           `json:"number,omitempty"`
 }
 
 // browserStats is what the operator's browser says about the audio it
@@ -609,6 +610,12 @@ func (c *opConn) handle(m clientMessage) error {
 		return nil
 	case "ping":
 		return c.enqueue(msgType{Type: "pong"})
+	case "dial":
+		callID, err := cc.Dial(id, m.Number)
+		if err != nil {
+			return err
+		}
+		return c.enqueue(msgCall{Type: "dialing", CallID: callID})
 	case "accept", "decline", "hangup", "mute", "consent", "stats":
 		callID, err := sb.ParseID(m.CallID)
 		if err != nil {

@@ -29,17 +29,18 @@ const (
 )
 
 // callColumns are a call record's columns: the identity, set once, then
-// mutableColumns, which UpdateCall writes.
+// mutableColumns, which UpdateCall writes (a call we place learns its
+// trunk, caller ID and SIP Call-ID as trunks are tried).
 const (
-	callColumns    = "id, tenant_id, direction, trunk_id, from_number, to_number, source, sip_call_id, created_at, " + mutableColumns
-	mutableColumns = `operator_id, status, hangup_by, sip_code, reason, codec, answered_at, ended_at, duration_ms,
+	callColumns    = "id, tenant_id, direction, to_number, created_at, " + mutableColumns
+	mutableColumns = `trunk_id, from_number, source, sip_call_id, operator_id, status, hangup_by, sip_code, reason, codec, answered_at, ended_at, duration_ms,
 	from_caller_packets, from_caller_bytes, from_caller_lost, from_caller_jitter_ms, from_caller_mos,
 	to_caller_packets, to_caller_bytes, to_caller_lost, to_caller_jitter_ms, to_caller_mos,
 	failure_leg, failure_stage, q850_cause, post_dial_delay_ms, time_to_answer_ms, tags`
 )
 
 func callArgs(c *sb.Call) []any {
-	return append([]any{c.ID, c.TenantID, c.Direction, c.TrunkID, c.From, c.To, c.Source, c.SIPCallID, c.CreatedAt}, mutableArgs(c)...)
+	return append([]any{c.ID, c.TenantID, c.Direction, c.To, c.CreatedAt}, mutableArgs(c)...)
 }
 
 func mutableArgs(c *sb.Call) []any {
@@ -47,7 +48,7 @@ func mutableArgs(c *sb.Call) []any {
 	if tags == nil {
 		tags = []string{}
 	}
-	return []any{c.OperatorID, c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.AnsweredAt, c.EndedAt, c.DurationMS,
+	return []any{c.TrunkID, c.From, c.Source, c.SIPCallID, c.OperatorID, c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.AnsweredAt, c.EndedAt, c.DurationMS,
 		int64(c.FromCaller.Packets), int64(c.FromCaller.Bytes), c.FromCaller.Lost, c.FromCaller.JitterMS, c.FromCaller.MOS,
 		int64(c.ToCaller.Packets), int64(c.ToCaller.Bytes), c.ToCaller.Lost, c.ToCaller.JitterMS, c.ToCaller.MOS,
 		c.FailureLeg, c.FailureStage, c.Q850Cause, c.PostDialDelayMS, c.TimeToAnswerMS, tags}
@@ -56,8 +57,8 @@ func mutableArgs(c *sb.Call) []any {
 func scanCall(row pgx.Row) (*sb.Call, error) {
 	c := &sb.Call{}
 	var fp, fb, tp, tb int64
-	err := row.Scan(&c.ID, &c.TenantID, &c.Direction, &c.TrunkID, &c.From, &c.To, &c.Source, &c.SIPCallID, &c.CreatedAt,
-		&c.OperatorID, &c.Status, &c.HangupBy, &c.SIPCode, &c.Reason, &c.Codec, &c.AnsweredAt, &c.EndedAt, &c.DurationMS,
+	err := row.Scan(&c.ID, &c.TenantID, &c.Direction, &c.To, &c.CreatedAt,
+		&c.TrunkID, &c.From, &c.Source, &c.SIPCallID, &c.OperatorID, &c.Status, &c.HangupBy, &c.SIPCode, &c.Reason, &c.Codec, &c.AnsweredAt, &c.EndedAt, &c.DurationMS,
 		&fp, &fb, &c.FromCaller.Lost, &c.FromCaller.JitterMS, &c.FromCaller.MOS,
 		&tp, &tb, &c.ToCaller.Lost, &c.ToCaller.JitterMS, &c.ToCaller.MOS,
 		&c.FailureLeg, &c.FailureStage, &c.Q850Cause, &c.PostDialDelayMS, &c.TimeToAnswerMS, &c.Tags)

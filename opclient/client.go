@@ -395,6 +395,20 @@ func (c *Client) request(ctx context.Context, msg map[string]any, done func(Even
 	})
 }
 
+// Dial places a call to number and returns its ID once the service has
+// started it; WaitConnected and WaitEnded follow it.
+func (c *Client) Dial(ctx context.Context, number string) (sb.ID, error) {
+	var id sb.ID
+	err := c.request(ctx, map[string]any{"type": "dial", "number": number}, func(ev Event) bool {
+		if ev.Type == "dialing" {
+			id = ev.CallID
+			return true
+		}
+		return false
+	})
+	return id, err
+}
+
 // SetAvailable asks for calls and waits until the server says so.
 func (c *Client) SetAvailable(ctx context.Context) error {
 	return c.request(ctx, map[string]any{"type": "available"}, func(ev Event) bool { return ev.Type == "state" && ev.Available })

@@ -157,3 +157,22 @@ func wrapAD(version uint32, ad []byte) []byte {
 	out := binary.BigEndian.AppendUint32([]byte("switchboard data key v1 "), version)
 	return append(out, ad...)
 }
+
+// Seal encrypts a small secret at rest (a trunk's password) with the
+// active key: version(4) ‖ nonce ‖ ciphertext ‖ tag. ad binds it to what
+// it belongs to.
+func (k *Keyring) Seal(secret, ad []byte) ([]byte, error) {
+	v, wrapped, err := k.Wrap(secret, append([]byte("secret "), ad...))
+	if err != nil {
+		return nil, err
+	}
+	return append(binary.BigEndian.AppendUint32(nil, v), wrapped...), nil
+}
+
+// Open decrypts what Seal sealed, with whichever version sealed it.
+func (k *Keyring) Open(sealed, ad []byte) ([]byte, error) {
+	if len(sealed) < 4 {
+		return nil, ErrTampered
+	}
+	return k.Unwrap(binary.BigEndian.Uint32(sealed), sealed[4:], append([]byte("secret "), ad...))
+}

@@ -215,6 +215,7 @@ func (l *outLeg) takeAnswer(a *offer) {
 	l.port.setRemote(a.Addr)
 }
 
+func (l *outLeg) SIPCallID() string          { return l.sipCallID }
 func (l *outLeg) Events() <-chan sb.LegEvent { return l.events }
 func (l *outLeg) Media() sb.MediaPort        { return l.port }
 

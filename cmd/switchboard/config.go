@@ -231,12 +231,15 @@ func parseConfig(get func(string) string) (*Config, error) {
 	}
 	c.S3.Endpoint, c.S3.Region, c.S3.Bucket = get("s3-endpoint"), get("s3-region"), get("s3-bucket")
 	c.S3.AccessKey, c.S3.SecretKey = get("s3-access-key"), get("s3-secret-key")
-	if c.Recordings != "" {
+	// The keyring seals recordings' keys and trunks' outbound passwords.
+	if get("keyring") != "" || c.Recordings != "" {
 		ring, err := recordings.ParseKeyring(get("keyring"))
 		if err != nil {
-			bad("recordings need a keyring (keyring / SWITCHBOARD_KEYRING): %v", err)
+			bad("recordings and outbound trunk passwords need a keyring (keyring / SWITCHBOARD_KEYRING): %v", err)
 		}
 		c.Keyring = ring
+	}
+	if c.Recordings != "" {
 		if c.Recordings == "s3" && c.S3.Bucket == "" {
 			bad("recordings in s3 need s3-bucket")
 		}

@@ -26,6 +26,7 @@ Commands:
   tenant set       change a tenant's recording policy, retention, consent key and support access
   user create      create a user; password from SWITCHBOARD_PASSWORD or stdin
   trunk create     create a SIP trunk; digest password from SWITCHBOARD_PASSWORD or stdin
+  trunk outbound   make a trunk take the calls operators place; password sealed with the keyring
   apikey create    create an API key; prints it once
   keys rotate      re-wrap every recording's data key with the active keyring version
   audit verify     check the audit log's hash chain and signed checkpoints
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runUserCreate(ctx, rest, stdin, stdout, stderr)
 	case "trunk create":
 		return runTrunkCreate(ctx, rest, stdin, stdout, stderr)
+	case "trunk outbound":
+		return runTrunkOutbound(ctx, rest, stdin, stdout, stderr)
 	case "apikey create":
 		return runAPIKeyCreate(ctx, rest, stdout, stderr)
 	case "keys rotate":

@@ -14,6 +14,7 @@ import (
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/recordings"
 )
 
 // listFlag collects a repeatable flag.
@@ -323,4 +324,55 @@ func setSupportPolicy(ctx context.Context, db *metadata.DB, tenantID sb.ID, flag
 		return 0, nil
 	}
 	return n, tenants.SetSupportPolicy(ctx, tenantID, p)
+}
+
+// runTrunkOutbound is `switchboard trunk outbound`: the trunk takes the
+// calls operators place.
+func runTrunkOutbound(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("trunk outbound", "Makes a trunk take the calls operators place.\n"+
+		"With -username, the digest password comes from SWITCHBOARD_PASSWORD or stdin, and is sealed with the keyring.", stderr)
+	dbURL := databaseFlag(fs)
+	keyring := fs.String("keyring", os.Getenv("SWITCHBOARD_KEYRING"), "the keyring that seals the password [SWITCHBOARD_KEYRING]")
+	trunk := fs.String("trunk", "", "trunk ID (required)")
+	target := fs.String("target", "", "where INVITEs go: host:port of the carrier or PBX (required)")
+	transport := fs.String("transport", "udp", "udp or tcp")
+	username := fs.String("username", "", "digest username, when the carrier challenges")
+	callerID := fs.String("caller-id", "", "the number presented to the called party")
+	priority := fs.Int("priority", 100, "lower is tried first; the next trunk is tried when one fails")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	trunkID, err := sb.ParseID(*trunk)
+	if err != nil {
+		return fmt.Errorf("trunk outbound: -trunk: %w", explain(err))
+	}
+	r := sb.OutboundRoute{TrunkID: trunkID, Target: *target, Transport: *transport, Username: *username}
+	if *callerID != "" {
+		if r.CallerID, err = sb.NormalizeNumber(*callerID); err != nil {
+			return fmt.Errorf("trunk outbound: -caller-id: %w", explain(err))
+		}
+	}
+	if *username != "" {
+		if r.Password, err = readPassword(stdin, "password"); err != nil {
+			return fmt.Errorf("trunk outbound: %w", err)
+		}
+	}
+	var sealer metadata.Sealer
+	if *keyring != "" {
+		ring, err := recordings.ParseKeyring(*keyring)
+		if err != nil {
+			return fmt.Errorf("trunk outbound: -keyring: %w", err)
+		}
+		sealer = ring
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := metadata.NewRouteStore(db, sealer).SetOutbound(ctx, r, *priority); err != nil {
+		return fmt.Errorf("trunk outbound: %w", explain(err))
+	}
+	fmt.Fprintf(stdout, "trunk %s takes outbound calls via %s\n", trunkID, r.Target)
+	return nil
 }

@@ -138,6 +138,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
+	var sealer metadata.Sealer
+	if c.Keyring != nil {
+		sealer = c.Keyring
+	}
+	m.Switch.SetDialer(m.SIP, metadata.NewRouteStore(m.DB, sealer))
 	if err := m.listenSIP(ctx); err != nil {
 		return err
 	}

@@ -158,6 +158,11 @@ async function handle(msg) {
     case "revoked":
       if (sb.call && sb.call.id === msg.call_id) endCall(msg.call_id, msg.reason || "missed");
       break;
+    case "dialing":
+      sb.call = { id: msg.call_id, from: $("dial-number").value, outbound: true };
+      $("caller").textContent = $("dial-number").value;
+      setCallState("calling");
+      break;
     case "connected":
       setCallState("connected");
       break;
@@ -179,7 +184,8 @@ function setCallState(state) {
   $("call").classList.toggle("ringing", state === "ringing");
   show($("answer"), state === "ringing");
   show($("decline"), state === "ringing");
-  show($("hangup"), state === "connected");
+  show($("hangup"), state === "connected" || state === "calling");
+  show($("dial-form"), !state.startsWith("ringing") && state !== "connected" && state !== "calling");
   show($("mute"), state === "connected");
   show($("keypad"), state === "connected");
   clearInterval(timerHandle);
@@ -237,6 +243,12 @@ $("available").addEventListener("click", () => {
 $("answer").addEventListener("click", () => sb.call && send({ type: "accept", call_id: sb.call.id }));
 $("decline").addEventListener("click", () => sb.call && send({ type: "decline", call_id: sb.call.id }));
 $("hangup").addEventListener("click", () => sb.call && send({ type: "hangup", call_id: sb.call.id }));
+$("dial-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  setError("");
+  if (!sb.call) send({ type: "dial", number: $("dial-number").value });
+});
+
 $("mute").addEventListener("click", () => {
   if (!sb.call) return;
   const muted = $("mute").getAttribute("aria-pressed") !== "true";
@@ -258,7 +270,15 @@ async function loadRecent() {
       const li = document.createElement("li");
       const when = new Date(c.created_at).toLocaleTimeString();
       const secs = Math.round(c.duration_ms / 1000);
-      li.textContent = `${when} · ${c.from} · ${c.status}${secs ? ` · ${secs}s` : ""}`;
+      const other = c.direction === "outbound" ? c.to : c.from;
+      li.textContent = `${when} · ${c.direction === "outbound" ? "→ " : ""}${other} · ${c.status}${secs ? ` · ${secs}s` : ""}`;
+      if (other) {
+        const back = document.createElement("button");
+        back.type = "button";
+        back.textContent = "Call back";
+        back.addEventListener("click", () => { $("dial-number").value = other; $("dial-form").requestSubmit(); });
+        li.append(back);
+      }
       return li;
     }));
   } catch (e) {

@@ -80,6 +80,11 @@ type Call struct {
 	// Tags name quality problems: high-jitter, high-loss, low-mos,
 	// one-way-audio, silence, ice-failure.
 	Tags []string `json:"tags,omitempty"`
+	// ExternalRef is the call's reference in another system (a CRM
+	// ticket, a chat or messenger ID); Labels are what integrations
+	// attach.
+	ExternalRef string   `json:"external_ref,omitempty"`
+	Labels      []string `json:"labels,omitempty"`
 }
 
 // Quality tags on a call record.
@@ -231,8 +236,10 @@ type CallFilter struct {
 	Tag string
 	// Failed selects calls that failed somewhere (a failure stage is set).
 	Failed bool
-	After  *ID
-	Limit  int
+	// ExternalRef selects the calls with that reference.
+	ExternalRef string
+	After       *ID
+	Limit       int
 }
 
 // CallService reads call records. Every method is scoped to the tenant of
@@ -259,6 +266,12 @@ type CallRecorder interface {
 	// AddCallTrace stores a call's SIP messages and quality samples,
 	// redacted by its tenant's trace policy.
 	AddCallTrace(ctx context.Context, t *CallTrace) error
+}
+
+// CallReferencer attaches a call's reference in another system and
+// labels, for integrations (API keys) and supervisors and admins.
+type CallReferencer interface {
+	SetCallReference(ctx context.Context, callID ID, externalRef string, labels []string) (*Call, error)
 }
 
 // CallTraceService reads calls' traces, for the people who diagnose calls:

@@ -27,6 +27,9 @@ type callRun struct {
 	paused    bool            // the recording is paused
 }
 
+// endedByAPI is the reason of a call an integration ended.
+const endedByAPI = "ended through the API"
+
 type dtmfKey struct {
 	fromCaller bool
 	digit      byte
@@ -114,6 +117,13 @@ func (r *callRun) ring(ctx context.Context, a *agent, declined *int) ringResult 
 			}
 			if m.kind == opPause {
 				continue // nothing is recorded before the answer
+			}
+			if m.kind == opEnd {
+				a.conn.Revoke(r.c.ID, endedByAPI)
+				r.s.release(a, r.c.ID, false, "")
+				r.reject(ctx, 480, endedByAPI, CallCanceled)
+				r.finish(ctx, PartySystem)
+				return ringOver
 			}
 			if m.opID != opID {
 				continue
@@ -238,6 +248,11 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 			if m.kind == opPause {
 				r.pauseRecording(bridge, m.paused)
 				continue
+			}
+			if m.kind == opEnd {
+				r.drainDTMF()
+				r.hangup(ctx, endedByAPI)
+				return PartySystem, endedByAPI
 			}
 			if m.opID != opID {
 				continue

@@ -179,21 +179,25 @@ func (r *callRun) placed(ctx context.Context, a *agent) placedOutcome {
 				return placedOver
 			}
 		case m := <-r.lc.ops:
-			if m.opID != a.conn.OperatorID() || (m.kind != opHangup && m.kind != opGone) {
+			by, reason := PartyOperator, "operator hung up before the answer"
+			if m.kind == opEnd {
+				by, reason = PartySystem, endedByAPI
+			} else if m.opID != a.conn.OperatorID() || (m.kind != opHangup && m.kind != opGone) {
 				continue
 			}
-			// The operator gives up before the answer: CANCEL.
+			// The operator, or an integration, gives up before the answer:
+			// CANCEL.
 			if bridge != nil {
 				bridge.Stop()
 			}
 			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			if err := r.leg.Hangup(hctx, "operator hung up"); err != nil {
+			if err := r.leg.Hangup(hctx, reason); err != nil {
 				r.log.Warn("CANCEL failed", "err", err)
 			}
 			cancel()
-			r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "operator hung up before the answer"
+			r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, reason
 			r.event(EventCanceled, nil)
-			r.endPlaced(ctx, a, PartyOperator)
+			r.endPlaced(ctx, a, by)
 			return placedOver
 		case <-ctx.Done():
 			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -161,6 +161,7 @@ const (
 	opConsent // recording consent stated during the call
 	opPause   // pause or resume the recording
 	opStats   // the operator's browser reports what it receives
+	opEnd     // an integration ends the call
 )
 
 type opMsg struct {
@@ -349,6 +350,13 @@ func (s *Switch) SetConsent(tenantID, callID ID, c Consent) error {
 func (s *Switch) OperatorConsent(opID, callID ID, given bool) error {
 	c := &Consent{Given: given, Mechanism: ConsentOperator, At: s.now(), By: "operator " + opID.String()}
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opConsent, opID: opID, consent: c})
+}
+
+// EndCall ends a call in progress in the tenant, as an integration asks:
+// a ringing call is refused, an answered one hung up, one we place
+// canceled. Returns ENOTFOUND if the call is not in progress there.
+func (s *Switch) EndCall(tenantID, callID ID) error {
+	return s.toLiveCall(tenantID, callID, opMsg{kind: opEnd})
 }
 
 // OperatorStats takes what the operator's browser reports about the audio

@@ -38,6 +38,7 @@ func parseCallFilter(q url.Values) (sb.CallFilter, error) {
 	}
 	f.Number = q.Get("number")
 	f.Tag = q.Get("tag")
+	f.ExternalRef = q.Get("external_ref")
 	switch q.Get("failed") {
 	case "", "false":
 	case "true":

@@ -78,6 +78,8 @@ type MediaSession interface {
 type Deps struct {
 	Calls         sb.CallService
 	Traces        sb.CallTraceService // nil: no call has a trace
+	References    sb.CallReferencer   // nil: calls take no references
+	Ender         CallEnder           // nil: calls are not ended through the API
 	Recordings    sb.RecordingService // nil: no call has a recording
 	Consents      ConsentControl      // nil: consent cannot be stated through the API
 	Audit         sb.AuditLog         // nil: nothing is audited (tests of other parts)
@@ -94,6 +96,11 @@ type Deps struct {
 	Health        func(context.Context) error
 	Metrics       http.Handler // nil: no /metrics
 	SIPLogging    SIPLogging   // nil: SIP messages cannot be logged
+}
+
+// CallEnder ends calls in progress; *switchboard.Switch implements it.
+type CallEnder interface {
+	EndCall(tenantID, callID sb.ID) error
 }
 
 // SIPLogging switches logging of SIP messages at run time; *sip.Server
@@ -160,6 +167,8 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/me", s.me)
 			r.Get("/calls", s.listCalls)
 			r.Get("/calls/{id}", s.getCall)
+			r.Patch("/calls/{id}", s.patchCall)
+			r.Post("/calls/{id}/hangup", s.hangupCall)
 			r.Get("/calls/{id}/events", s.getCallEvents)
 			r.Get("/calls/{id}/recording", s.getCallRecording)
 			r.Get("/calls/{id}/trace", s.getCallTrace)

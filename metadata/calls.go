@@ -32,11 +32,13 @@ const (
 // mutableColumns, which UpdateCall writes (a call we place learns its
 // trunk, caller ID and SIP Call-ID as trunks are tried).
 const (
-	callColumns    = "id, tenant_id, direction, to_number, created_at, " + mutableColumns
+	callColumns    = "id, tenant_id, direction, to_number, created_at, " + mutableColumns + ", " + referenceColumns
 	mutableColumns = `trunk_id, from_number, source, sip_call_id, operator_id, status, hangup_by, sip_code, reason, codec, answered_at, ended_at, duration_ms,
 	from_caller_packets, from_caller_bytes, from_caller_lost, from_caller_jitter_ms, from_caller_mos,
 	to_caller_packets, to_caller_bytes, to_caller_lost, to_caller_jitter_ms, to_caller_mos,
 	failure_leg, failure_stage, q850_cause, post_dial_delay_ms, time_to_answer_ms, tags`
+	// Written by integrations, never by call control.
+	referenceColumns = "external_ref, labels"
 )
 
 func callArgs(c *sb.Call) []any {
@@ -61,11 +63,14 @@ func scanCall(row pgx.Row) (*sb.Call, error) {
 		&c.TrunkID, &c.From, &c.Source, &c.SIPCallID, &c.OperatorID, &c.Status, &c.HangupBy, &c.SIPCode, &c.Reason, &c.Codec, &c.AnsweredAt, &c.EndedAt, &c.DurationMS,
 		&fp, &fb, &c.FromCaller.Lost, &c.FromCaller.JitterMS, &c.FromCaller.MOS,
 		&tp, &tb, &c.ToCaller.Lost, &c.ToCaller.JitterMS, &c.ToCaller.MOS,
-		&c.FailureLeg, &c.FailureStage, &c.Q850Cause, &c.PostDialDelayMS, &c.TimeToAnswerMS, &c.Tags)
+		&c.FailureLeg, &c.FailureStage, &c.Q850Cause, &c.PostDialDelayMS, &c.TimeToAnswerMS, &c.Tags, &c.ExternalRef, &c.Labels)
 	c.FromCaller.Packets, c.FromCaller.Bytes = uint64(fp), uint64(fb)
 	c.ToCaller.Packets, c.ToCaller.Bytes = uint64(tp), uint64(tb)
 	if len(c.Tags) == 0 {
 		c.Tags = nil
+	}
+	if len(c.Labels) == 0 {
+		c.Labels = nil
 	}
 	return c, err
 }
@@ -89,7 +94,8 @@ func (s *CallStore) CreateCall(ctx context.Context, c *sb.Call) error {
 		c.CreatedAt = s.db.now()
 	}
 	args := callArgs(c)
-	_, err := s.db.pool.Exec(ctx, "INSERT INTO calls ("+callColumns+") VALUES ("+placeholders(1, len(args))+")", args...)
+	_, err := s.db.pool.Exec(ctx, "INSERT INTO calls ("+strings.TrimSuffix(callColumns, ", "+referenceColumns)+") VALUES ("+
+		placeholders(1, len(args))+")", args...)
 	return mapError(err, "call")
 }
 
@@ -178,6 +184,9 @@ func (s *CallStore) FindCalls(ctx context.Context, f sb.CallFilter) ([]*sb.Call,
 	if f.Failed {
 		conds = append(conds, "failure_stage <> ''")
 	}
+	if f.ExternalRef != "" {
+		add("external_ref = ?", f.ExternalRef)
+	}
 	if f.After != nil {
 		add("(created_at, id) < (SELECT created_at, id FROM calls WHERE tenant_id = $1 AND id = ?)", *f.After)
 	}
@@ -245,4 +254,37 @@ func (s *CallStore) FindCallEvents(ctx context.Context, id sb.ID) ([]*sb.CallEve
 		return nil, fmt.Errorf("metadata: call events: %w", err)
 	}
 	return events, nil
+}
+
+// SetCallReference attaches a call's reference in another system and its
+// labels: for API keys (integrations), supervisors and admins of the
+// call's tenant.
+func (s *CallStore) SetCallReference(ctx context.Context, callID sb.ID, externalRef string, labels []string) (*sb.Call, error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if a.Role != sb.RoleSupervisor && a.Role != sb.RoleAdmin || visiting(a) {
+		return nil, sb.Errorf(sb.EFORBIDDEN, "references are set by integrations, supervisors and admins")
+	}
+	if len(externalRef) > 200 || len(labels) > 20 {
+		return nil, sb.Errorf(sb.EINVALID, "external_ref: at most 200 characters; labels: at most 20")
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 50 {
+			return nil, sb.Errorf(sb.EINVALID, "labels: each from 1 to 50 characters")
+		}
+	}
+	if labels == nil {
+		labels = []string{}
+	}
+	tag, err := s.db.pool.Exec(ctx, "UPDATE calls SET external_ref = $3, labels = $4 WHERE tenant_id = $1 AND id = $2",
+		a.TenantID, callID, externalRef, labels)
+	if err != nil {
+		return nil, mapError(err, "call")
+	}
+	if tag.RowsAffected() == 0 {
+		return nil, sb.Errorf(sb.ENOTFOUND, "call not found")
+	}
+	return s.FindCallByID(ctx, callID)
 }

@@ -155,6 +155,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}, api.Deps{
 		Calls:         calls,
 		Traces:        calls,
+		References:    calls,
+		Ender:         m.Switch,
 		Recordings:    metadata.NewRecordingStore(m.DB),
 		Consents:      m.Switch,
 		Audit:         metadata.NewAuditLog(m.DB),

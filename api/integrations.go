@@ -1,0 +1,80 @@
+package api
+
+import (
+	"net/http"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// patchCall attaches a call's reference in another system and its labels:
+// {"external_ref": "CRM-1234", "labels": ["vip"]}.
+func (s *Server) patchCall(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.callID(w, r)
+	if !ok {
+		return
+	}
+	if s.deps.References == nil {
+		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "call not found"))
+		return
+	}
+	var in struct {
+		ExternalRef *string  `json:"external_ref"`
+		Labels      []string `json:"labels"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	c, err := s.deps.Calls.FindCallByID(r.Context(), id)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	ref, labels := c.ExternalRef, c.Labels
+	if in.ExternalRef != nil {
+		ref = *in.ExternalRef
+	}
+	if in.Labels != nil {
+		labels = in.Labels
+	}
+	if c, err = s.deps.References.SetCallReference(r.Context(), id, ref, labels); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, c)
+}
+
+// hangupCall ends a call in progress for an integration or a supervisor:
+// a ringing call is refused, an answered one hung up, one being placed
+// canceled.
+func (s *Server) hangupCall(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.callID(w, r)
+	if !ok {
+		return
+	}
+	a := sb.ActorFromContext(r.Context())
+	if a.Role != sb.RoleSupervisor && a.Role != sb.RoleAdmin {
+		s.error(w, r, sb.Errorf(sb.EFORBIDDEN, "calls are ended through the API by integrations, supervisors and admins"))
+		return
+	}
+	if _, err := s.deps.Calls.FindCallByID(r.Context(), id); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if s.deps.Ender == nil {
+		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "calls cannot be ended here"))
+		return
+	}
+	if err := s.deps.Ender.EndCall(a.TenantID, id); err != nil {
+		if sb.ErrorCode(err) == sb.ENOTFOUND {
+			err = sb.Errorf(sb.ECONFLICT, "the call is not in progress")
+		}
+		s.error(w, r, err)
+		return
+	}
+	if err := s.auditActor(r, a, "call.hangup", "call", id); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusAccepted, map[string]string{"status": "ending"})
+}

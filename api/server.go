@@ -80,6 +80,7 @@ type Deps struct {
 	Traces        sb.CallTraceService // nil: no call has a trace
 	References    sb.CallReferencer   // nil: calls take no references
 	Ender         CallEnder           // nil: calls are not ended through the API
+	Webhooks      sb.WebhookService   // nil: no webhooks
 	Recordings    sb.RecordingService // nil: no call has a recording
 	Consents      ConsentControl      // nil: consent cannot be stated through the API
 	Audit         sb.AuditLog         // nil: nothing is audited (tests of other parts)
@@ -191,6 +192,10 @@ func (s *Server) Handler() http.Handler {
 			r.Patch("/users/{id}", s.patchUser)
 			r.Get("/apikeys", list(s, "api_keys", s.deps.APIKeys.FindAPIKeys))
 			r.Get("/trunks", list(s, "trunks", s.findTrunks))
+			r.Get("/webhooks", list(s, "webhooks", s.findWebhooks))
+			r.Post("/webhooks", s.postWebhook)
+			r.Delete("/webhooks/{id}", s.deleteWebhook)
+			r.Get("/webhooks/{id}/deliveries", s.listDeliveries)
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

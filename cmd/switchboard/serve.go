@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-voice/switchboard/metrics"
 	"github.com/switchboard-voice/switchboard/recordings"
 	"github.com/switchboard-voice/switchboard/sip"
+	"github.com/switchboard-voice/switchboard/webhooks"
 	"github.com/switchboard-voice/switchboard/webrtc"
 )
 
@@ -30,12 +31,13 @@ type Main struct {
 	Config *Config
 	Logger *slog.Logger
 
-	DB      *metadata.DB
-	Metrics *metrics.Metrics
-	Switch  *sb.Switch
-	SIP     *sip.Server
-	Media   *webrtc.Engine
-	API     *api.Server
+	DB       *metadata.DB
+	Metrics  *metrics.Metrics
+	Webhooks *metadata.WebhookStore
+	Switch   *sb.Switch
+	SIP      *sip.Server
+	Media    *webrtc.Engine
+	API      *api.Server
 
 	httpServer *http.Server
 	httpLn     net.Listener
@@ -83,10 +85,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.Logger.Info("trace retention sweep", "deleted", n)
 		}
 	}, nil)
+	var sealer metadata.Sealer // trunks' and webhooks' secrets; none without a keyring
+	if c.Keyring != nil {
+		sealer = c.Keyring
+	}
+	m.Webhooks = metadata.NewWebhookStore(m.DB, sealer)
+	hooks := webhooks.New(m.Webhooks, m.Logger.With("component", "webhooks"))
+	m.background(ctx, hooks.Run)
+	m.every(ctx, time.Second, func(ctx context.Context) {
+		if _, err := hooks.Send(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Error("webhook deliveries", "err", err)
+		}
+	}, nil)
 	grants := metadata.NewGrantStore(m.DB)
 	m.expireGrants(ctx, grants, 30*time.Second)
 	var player sb.RecordingPlayer
-	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger.With("component", "calls")), sb.WithObserver(m.Metrics)}
+	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger.With("component", "calls")),
+		sb.WithObserver(webhooks.Observers(m.Metrics, hooks))}
 	if c.Recordings != "" {
 		spooled, err := openRecordingStore(c)
 		if err != nil {
@@ -138,10 +153,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
-	var sealer metadata.Sealer
-	if c.Keyring != nil {
-		sealer = c.Keyring
-	}
 	m.Switch.SetDialer(m.SIP, metadata.NewRouteStore(m.DB, sealer))
 	if err := m.listenSIP(ctx); err != nil {
 		return err
@@ -157,6 +168,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Traces:        calls,
 		References:    calls,
 		Ender:         m.Switch,
+		Webhooks:      m.Webhooks,
 		Recordings:    metadata.NewRecordingStore(m.DB),
 		Consents:      m.Switch,
 		Audit:         metadata.NewAuditLog(m.DB),
@@ -415,9 +427,8 @@ func (m *Main) expireGrants(ctx context.Context, grants *metadata.GrantStore, in
 	}, nil)
 }
 
-// every runs fn at once and then every interval on its own goroutine
-// until the service closes; then last, if set, runs once.
-func (m *Main) every(ctx context.Context, interval time.Duration, fn func(context.Context), last func()) {
+// background runs fn on its own goroutine until the service closes.
+func (m *Main) background(ctx context.Context, fn func(context.Context)) {
 	ctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	prev := m.stopLoops
 	m.stopLoops = func() {
@@ -429,6 +440,14 @@ func (m *Main) every(ctx context.Context, interval time.Duration, fn func(contex
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		fn(ctx)
+	}()
+}
+
+// every runs fn at once and then every interval on its own goroutine
+// until the service closes; then last, if set, runs once.
+func (m *Main) every(ctx context.Context, interval time.Duration, fn func(context.Context), last func()) {
+	m.background(ctx, func(ctx context.Context) {
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
@@ -442,7 +461,7 @@ func (m *Main) every(ctx context.Context, interval time.Duration, fn func(contex
 			case <-tick.C:
 			}
 		}
-	}()
+	})
 }
 
 // recoverSpool readies what calls left in the spool when the process last

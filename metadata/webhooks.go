@@ -1,0 +1,245 @@
+package metadata
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// WebhookStore keeps webhooks and their deliveries. Secrets are sealed;
+// without a sealer no webhook can be made.
+type WebhookStore struct {
+	db     *DB
+	sealer Sealer
+}
+
+var _ sb.WebhookService = (*WebhookStore)(nil)
+
+// NewWebhookStore returns a WebhookStore on db; sealer may be nil.
+func NewWebhookStore(db *DB, sealer Sealer) *WebhookStore {
+	return &WebhookStore{db: db, sealer: sealer}
+}
+
+// CreateWebhook registers url for events, for a tenant's admin, and
+// returns the webhook with its signing secret, shown only now.
+func (s *WebhookStore) CreateWebhook(ctx context.Context, rawURL string, events []string) (*sb.Webhook, string, error) {
+	a, err := staff(ctx, "making a webhook", sb.RoleAdmin)
+	if err != nil {
+		return nil, "", err
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(rawURL) > 500 {
+		return nil, "", sb.Errorf(sb.EINVALID, "url: an http(s) URL of at most 500 characters")
+	}
+	if len(events) == 0 {
+		return nil, "", sb.Errorf(sb.EINVALID, "events: name at least one of %v", sb.WebhookEvents)
+	}
+	for _, e := range events {
+		if !slices.Contains(sb.WebhookEvents, e) {
+			return nil, "", sb.Errorf(sb.EINVALID, "events: %q is not one of %v", e, sb.WebhookEvents)
+		}
+	}
+	if s.sealer == nil {
+		return nil, "", sb.Errorf(sb.EUNAVAILABLE, "webhooks need a keyring to keep their secrets (SWITCHBOARD_KEYRING)")
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, "", fmt.Errorf("metadata: webhook secret: %w", err)
+	}
+	secret := "whsec_" + base64.RawURLEncoding.EncodeToString(raw)
+	h := &sb.Webhook{ID: sb.NewID(), TenantID: a.TenantID, URL: rawURL, Events: events, CreatedAt: s.db.now()}
+	sealed, err := s.sealer.Seal([]byte(secret), h.ID[:])
+	if err != nil {
+		return nil, "", fmt.Errorf("metadata: seal webhook secret: %w", err)
+	}
+	err = s.db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "INSERT INTO webhooks (id, tenant_id, url, secret, events, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+			h.ID, h.TenantID, h.URL, sealed, h.Events, h.CreatedAt); err != nil {
+			return mapError(err, "webhook")
+		}
+		e := actorEntry(a, "webhook.create", "webhook", h.ID)
+		e.Detail = u.Scheme + "://" + u.Host
+		return appendAudit(ctx, tx, h.CreatedAt, e)
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return h, secret, nil
+}
+
+// FindWebhooks lists the tenant's webhooks, for its admins.
+func (s *WebhookStore) FindWebhooks(ctx context.Context) ([]*sb.Webhook, error) {
+	a, err := staff(ctx, "listing webhooks", sb.RoleAdmin)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.pool.Query(ctx, "SELECT id, tenant_id, url, events, created_at FROM webhooks WHERE tenant_id = $1 ORDER BY created_at", a.TenantID)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: webhooks: %w", err)
+	}
+	defer rows.Close()
+	out := []*sb.Webhook{}
+	for rows.Next() {
+		h := &sb.Webhook{}
+		if err := rows.Scan(&h.ID, &h.TenantID, &h.URL, &h.Events, &h.CreatedAt); err != nil {
+			return nil, fmt.Errorf("metadata: webhooks: %w", err)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// DeleteWebhook removes a webhook and its deliveries, for an admin.
+func (s *WebhookStore) DeleteWebhook(ctx context.Context, id sb.ID) error {
+	a, err := staff(ctx, "deleting a webhook", sb.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	return s.db.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2", a.TenantID, id)
+		if err != nil {
+			return mapError(err, "webhook")
+		}
+		if tag.RowsAffected() == 0 {
+			return sb.Errorf(sb.ENOTFOUND, "webhook not found")
+		}
+		return appendAudit(ctx, tx, s.db.now(), actorEntry(a, "webhook.delete", "webhook", id))
+	})
+}
+
+// FindDeliveries lists a webhook's latest deliveries with their attempts,
+// for an admin.
+func (s *WebhookStore) FindDeliveries(ctx context.Context, webhookID sb.ID) ([]*sb.WebhookDelivery, error) {
+	a, err := staff(ctx, "reading webhook deliveries", sb.RoleAdmin)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.pool.Query(ctx, "SELECT "+deliveryColumns+` FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2
+		ORDER BY created_at DESC LIMIT 200`, a.TenantID, webhookID)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := []*sb.WebhookDelivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+const deliveryColumns = `id, tenant_id, webhook_id, event, payload, status, attempts, next_attempt_at, last_status, last_error,
+	created_at, delivered_at`
+
+func scanDelivery(row pgx.Row) (*sb.WebhookDelivery, error) {
+	d := &sb.WebhookDelivery{}
+	err := row.Scan(&d.ID, &d.TenantID, &d.WebhookID, &d.Event, &d.Payload, &d.Status, &d.Attempts, &d.NextAttemptAt,
+		&d.LastStatus, &d.LastError, &d.CreatedAt, &d.DeliveredAt)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: delivery: %w", err)
+	}
+	return d, nil
+}
+
+// Enqueue records an event for every webhook of the tenant that wants it,
+// durably: the sender delivers it, retrying, from here. It runs as the
+// system.
+func (s *WebhookStore) Enqueue(ctx context.Context, tenantID sb.ID, event string, payload []byte) (int, error) {
+	now := s.db.now()
+	tag, err := s.db.pool.Exec(ctx, `INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event, payload, status, next_attempt_at, created_at)
+		SELECT gen_random_uuid(), tenant_id, id, $2, $3, 'pending', $4, $4 FROM webhooks WHERE tenant_id = $1 AND $2 = ANY (events)`,
+		tenantID, event, payload, now)
+	if err != nil {
+		return 0, fmt.Errorf("metadata: enqueue webhook: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// leaseTime is how long a sender holds the deliveries it took; one it did
+// not finish (the process died) is taken again after it.
+const leaseTime = time.Minute
+
+// TakeDue leases up to limit deliveries that are due, with their URL and
+// opened secret, for the sender.
+func (s *WebhookStore) TakeDue(ctx context.Context, limit int) ([]*sb.WebhookDelivery, error) {
+	var out []*sb.WebhookDelivery
+	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
+		now := s.db.now()
+		rows, err := tx.Query(ctx, "SELECT "+prefixed("d.", deliveryColumns)+`, w.url, w.secret FROM webhook_deliveries d
+			JOIN webhooks w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id
+			WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED`, now, limit)
+		if err != nil {
+			return fmt.Errorf("metadata: due deliveries: %w", err)
+		}
+		for rows.Next() {
+			d := &sb.WebhookDelivery{}
+			var sealed []byte
+			if err := rows.Scan(&d.ID, &d.TenantID, &d.WebhookID, &d.Event, &d.Payload, &d.Status, &d.Attempts, &d.NextAttemptAt,
+				&d.LastStatus, &d.LastError, &d.CreatedAt, &d.DeliveredAt, &d.URL, &sealed); err != nil {
+				rows.Close()
+				return fmt.Errorf("metadata: due deliveries: %w", err)
+			}
+			if s.sealer != nil {
+				if d.Secret, err = s.sealer.Open(sealed, d.WebhookID[:]); err != nil {
+					rows.Close()
+					return fmt.Errorf("metadata: open webhook %s's secret: %w", d.WebhookID, err)
+				}
+			}
+			out = append(out, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, d := range out {
+			if _, err := tx.Exec(ctx, "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1", d.ID, now.Add(leaseTime)); err != nil {
+				return fmt.Errorf("metadata: lease delivery: %w", err)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// maxAttempts is how often a delivery is tried before it is given up.
+const maxAttempts = 8
+
+// RecordAttempt notes one attempt's outcome: delivered, or retried after a
+// growing wait (2, 4, 8 ... seconds, at most an hour), or, past
+// maxAttempts, failed.
+func (s *WebhookStore) RecordAttempt(ctx context.Context, d *sb.WebhookDelivery, status int, attemptErr error) error {
+	now := s.db.now()
+	d.Attempts++
+	d.LastStatus, d.LastError = status, ""
+	switch {
+	case attemptErr == nil && status >= 200 && status < 300:
+		d.Status, d.DeliveredAt = "delivered", &now
+	case d.Attempts >= maxAttempts:
+		d.Status = "failed"
+	default:
+		d.NextAttemptAt = now.Add(min(time.Duration(1<<d.Attempts)*time.Second, time.Hour))
+	}
+	if attemptErr != nil {
+		d.LastError = attemptErr.Error()
+		if len(d.LastError) > 500 {
+			d.LastError = d.LastError[:500]
+		}
+	}
+	_, err := s.db.pool.Exec(ctx, `UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, last_status = $5,
+		last_error = $6, delivered_at = $7 WHERE id = $1`, d.ID, d.Status, d.Attempts, d.NextAttemptAt, d.LastStatus, d.LastError, d.DeliveredAt)
+	if err != nil {
+		return fmt.Errorf("metadata: record delivery attempt: %w", err)
+	}
+	return nil
+}

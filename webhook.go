@@ -1,0 +1,48 @@
+package switchboard
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// WebhookEvents are the events a tenant's webhooks can carry.
+var WebhookEvents = []string{"call.offered", "call.answered", "call.ended", "recording.ready", "recording.failed"}
+
+// Webhook is where a tenant wants call events posted. The secret that
+// signs them is shown once, at creation.
+type Webhook struct {
+	ID        ID        `json:"id"`
+	TenantID  ID        `json:"tenant_id"`
+	URL       string    `json:"url"`
+	Events    []string  `json:"events"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// WebhookDelivery is one event's way to one webhook: every attempt
+// counted, the last answer kept.
+type WebhookDelivery struct {
+	ID            ID              `json:"id"`
+	WebhookID     ID              `json:"webhook_id"`
+	Event         string          `json:"event"`
+	Payload       json.RawMessage `json:"payload"`
+	Status        string          `json:"status"` // pending, delivered, failed
+	Attempts      int             `json:"attempts"`
+	NextAttemptAt time.Time       `json:"next_attempt_at"`
+	LastStatus    int             `json:"last_status"`
+	LastError     string          `json:"last_error,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+	DeliveredAt   *time.Time      `json:"delivered_at,omitempty"`
+
+	TenantID ID     `json:"-"`
+	URL      string `json:"-"`
+	Secret   []byte `json:"-"` // opened, for signing; only the sender sees it
+}
+
+// WebhookService manages a tenant's webhooks, for its admins.
+type WebhookService interface {
+	CreateWebhook(ctx context.Context, url string, events []string) (*Webhook, string, error)
+	FindWebhooks(ctx context.Context) ([]*Webhook, error)
+	DeleteWebhook(ctx context.Context, id ID) error
+	FindDeliveries(ctx context.Context, webhookID ID) ([]*WebhookDelivery, error)
+}

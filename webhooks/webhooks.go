@@ -1,0 +1,201 @@
+// Package webhooks posts call events to the URLs tenants register:
+// signed with HMAC-SHA256 over a timestamp and the body, queued durably in
+// PostgreSQL, retried with a growing wait, every attempt recorded.
+//
+// A receiver checks the Switchboard-Signature header,
+// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>", and
+// refuses a timestamp too far from its clock (replays).
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// SignatureHeader carries a delivery's signature.
+const SignatureHeader = "Switchboard-Signature"
+
+// Sign returns the signature header's value for body sent at t.
+func Sign(secret, body []byte, t time.Time) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Store is where deliveries wait; metadata.WebhookStore is one.
+type Store interface {
+	Enqueue(ctx context.Context, tenantID sb.ID, event string, payload []byte) (int, error)
+	TakeDue(ctx context.Context, limit int) ([]*sb.WebhookDelivery, error)
+	RecordAttempt(ctx context.Context, d *sb.WebhookDelivery, status int, err error) error
+}
+
+// Hooks turns call events into deliveries and sends them.
+type Hooks struct {
+	store  Store
+	client *http.Client
+	log    *slog.Logger
+	now    func() time.Time
+	queue  chan event
+}
+
+type event struct {
+	tenantID sb.ID
+	name     string
+	payload  []byte
+}
+
+// New returns hooks on store. Call Run to enqueue and Send to deliver.
+func New(store Store, log *slog.Logger) *Hooks {
+	return &Hooks{store: store, log: log, now: time.Now, queue: make(chan event, 1024),
+		client: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // a receiver that moved says so; we do not follow
+		}}}
+}
+
+var _ sb.CallObserver = (*Hooks)(nil)
+
+// payload is what a delivery's body says.
+type payload struct {
+	Event    string    `json:"event"`
+	At       time.Time `json:"at"`
+	TenantID sb.ID     `json:"tenant_id"`
+	CallID   sb.ID     `json:"call_id"`
+	Call     *sb.Call  `json:"call,omitempty"`
+	Detail   any       `json:"detail,omitempty"`
+}
+
+// names maps the call events webhooks carry.
+var names = map[sb.EventType]string{
+	sb.EventOffered:         "call.offered",
+	sb.EventAnswered:        "call.answered",
+	sb.EventRecordingStored: "recording.ready",
+	sb.EventRecordingFailed: "recording.failed",
+}
+
+// CallEvent queues the events webhooks carry. It never blocks the call:
+// when the queue is full the event is dropped and logged.
+func (h *Hooks) CallEvent(e *sb.CallEvent) {
+	if name := names[e.Type]; name != "" {
+		h.push(e.TenantID, payload{Event: name, At: e.At, TenantID: e.TenantID, CallID: e.CallID, Detail: e.Detail})
+	}
+}
+
+// CallEnded queues call.ended with the final record.
+func (h *Hooks) CallEnded(c *sb.Call) {
+	h.push(c.TenantID, payload{Event: "call.ended", At: h.now().UTC(), TenantID: c.TenantID, CallID: c.ID, Call: c})
+}
+
+func (h *Hooks) push(tenantID sb.ID, p payload) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		h.log.Error("webhook payload", "err", err)
+		return
+	}
+	select {
+	case h.queue <- event{tenantID: tenantID, name: p.Event, payload: b}:
+	default:
+		h.log.Error("webhook event dropped: the queue is full", "event", p.Event, "call_id", p.CallID)
+	}
+}
+
+// Run stores queued events as deliveries until ctx ends, then stores what
+// is left.
+func (h *Hooks) Run(ctx context.Context) {
+	store := func(ctx context.Context, e event) {
+		if _, err := h.store.Enqueue(ctx, e.tenantID, e.name, e.payload); err != nil {
+			h.log.Error("webhook event not stored", "event", e.name, "err", err)
+		}
+	}
+	for {
+		select {
+		case e := <-h.queue:
+			store(ctx, e)
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for {
+				select {
+				case e := <-h.queue:
+					store(dctx, e)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// Send delivers what is due, and returns how many it delivered.
+func (h *Hooks) Send(ctx context.Context) (int, error) {
+	due, err := h.store.TakeDue(ctx, 50)
+	if err != nil {
+		return 0, err
+	}
+	ok := 0
+	for _, d := range due {
+		status, err := h.post(ctx, d)
+		if err == nil && (status < 200 || status >= 300) {
+			err = fmt.Errorf("the receiver answered %d", status)
+		}
+		if err == nil {
+			ok++
+		} else {
+			h.log.Warn("webhook delivery failed", "webhook_id", d.WebhookID, "event", d.Event, "attempt", d.Attempts+1, "err", err)
+		}
+		if rerr := h.store.RecordAttempt(ctx, d, status, err); rerr != nil {
+			return ok, rerr
+		}
+	}
+	return ok, nil
+}
+
+func (h *Hooks) post(ctx context.Context, d *sb.WebhookDelivery) (int, error) {
+	body := []byte(d.Payload)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "switchboard-webhooks")
+	req.Header.Set("Switchboard-Event", d.Event)
+	req.Header.Set("Switchboard-Delivery", d.ID.String())
+	req.Header.Set(SignatureHeader, Sign(d.Secret, body, h.now()))
+	res, err := h.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10)) // the answer's body is not ours to keep
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// Observers lets several observers hear every call.
+func Observers(obs ...sb.CallObserver) sb.CallObserver { return observers(obs) }
+
+type observers []sb.CallObserver
+
+func (o observers) CallEvent(e *sb.CallEvent) {
+	for _, x := range o {
+		x.CallEvent(e)
+	}
+}
+
+func (o observers) CallEnded(c *sb.Call) {
+	for _, x := range o {
+		x.CallEnded(c)
+	}
+}

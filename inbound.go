@@ -273,11 +273,7 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 				r.event(EventMuted(m.muted), map[string]any{"operator_id": opID})
 			}
 		case k := <-r.dtmf:
-			r.dtmfEvent(k)
-			if k.fromCaller && r.digit != 0 && k.digit == r.digit && (r.consent == nil || !r.consent.Given) {
-				r.setConsent(&Consent{Given: true, Mechanism: ConsentDTMF, At: r.s.now(), By: "caller"})
-				r.applyConsent(ctx, bridge)
-			}
+			r.key(ctx, bridge, k)
 		case ev, ok := <-r.leg.Events():
 			// Digits the bridge saw before this event go first in the
 			// timeline; select does not promise that order.
@@ -290,6 +286,8 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 				r.event(EventHeld, nil)
 			case ev.Kind == LegResumed:
 				r.event(EventResumed, nil)
+			case ev.Kind == LegDTMF && len(ev.Reason) == 1:
+				r.key(ctx, bridge, dtmfKey{fromCaller: true, digit: ev.Reason[0]})
 			case ev.Kind == LegMediaTimeout:
 				r.event(EventMediaTimeout, nil)
 				r.hangup(ctx, "RTP timeout")
@@ -303,6 +301,16 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 			r.failed(FailedOnService, StageMedia)
 			return PartySystem, "service shutting down"
 		}
+	}
+}
+
+// key takes a DTMF key (RFC 4733 from the bridge, or SIP INFO): on the
+// timeline, and the caller's consent when it is the tenant's consent key.
+func (r *callRun) key(ctx context.Context, bridge *Bridge, k dtmfKey) {
+	r.dtmfEvent(k)
+	if k.fromCaller && r.digit != 0 && k.digit == r.digit && (r.consent == nil || !r.consent.Given) {
+		r.setConsent(&Consent{Given: true, Mechanism: ConsentDTMF, At: r.s.now(), By: "caller"})
+		r.applyConsent(ctx, bridge)
 	}
 }
 

@@ -17,6 +17,8 @@ const (
 	LegEarlyMedia // 183 with SDP: ringback or announcements flow before the answer
 	LegAnswered   // 200 OK, ACKed: the call is up
 	LegFailed     // a final non-2xx response, or no answer at all (Code 408)
+
+	LegDTMF // a key the caller pressed, sent in a SIP INFO (Reason: the digit)
 )
 
 func (k LegEventKind) String() string {
@@ -39,6 +41,8 @@ func (k LegEventKind) String() string {
 		return "answered"
 	case LegFailed:
 		return "failed"
+	case LegDTMF:
+		return "dtmf"
 	}
 	return "unknown"
 }

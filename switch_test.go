@@ -397,3 +397,23 @@ func TestBrowserLegFailureIsTagged(t *testing.T) {
 		t.Error("the observer did not see the end")
 	}
 }
+
+// A key the caller sent in a SIP INFO is on the timeline like an RFC 4733
+// one.
+func TestInfoDTMFOnTheTimeline(t *testing.T) {
+	sw, rec := newSwitch(t)
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+	if err := sw.Accept(op.id, op.nextOffer(t)); err != nil {
+		t.Fatal(err)
+	}
+	op.next(t) // connected
+	l.events <- sb.LegEvent{Kind: sb.LegDTMF, Reason: "7"}
+	l.events <- sb.LegEvent{Kind: sb.LegHungUp}
+	c := rec.waitEnded(t)
+	if got := rec.eventsOf(c.ID); !slices.Contains(got, sb.EventDTMF) {
+		t.Errorf("events %v lack the key", got)
+	}
+}

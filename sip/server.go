@@ -50,7 +50,7 @@ type Config struct {
 }
 
 // allowed is the Allow header: what this server does.
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
 
 // maxBody is the largest SDP we read; an offer is well under 2 KiB.
 const maxBody = 16 << 10
@@ -108,6 +108,7 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	s.srv.OnBye(s.guard(s.onBye))
 	s.srv.OnCancel(s.guard(s.onCancel))
 	s.srv.OnOptions(s.guard(s.onOptions))
+	s.srv.OnInfo(s.guard(s.onInfo))
 	s.srv.OnNoRoute(s.guard(s.onNoRoute))
 	return s, nil
 }
@@ -301,6 +302,50 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if l := s.findLeg(req); l != nil {
 		l.readAck(req, tx)
 	}
+}
+
+// onInfo takes DTMF sent in SIP INFO (application/dtmf-relay, or
+// application/dtmf): a PBX that does not send RFC 4733 events does this.
+func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	l := s.findLeg(req)
+	if l == nil {
+		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	digit, ok := infoDigit(req)
+	if !ok {
+		res := sip.NewResponseFromRequest(req, sip.StatusUnsupportedMediaType, phrase(415), nil)
+		res.AppendHeader(sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+		s.respond(tx, res)
+		return
+	}
+	s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+	l.emit(sb.LegEvent{Kind: sb.LegDTMF, Reason: digit})
+}
+
+// infoDigit reads the key of a DTMF INFO: "Signal=5" (dtmf-relay) or "5".
+func infoDigit(req *sip.Request) (string, bool) {
+	ct := req.ContentType()
+	if ct == nil {
+		return "", false
+	}
+	body := strings.TrimSpace(string(req.Body()))
+	switch strings.ToLower(strings.TrimSpace(strings.Split(ct.Value(), ";")[0])) {
+	case "application/dtmf-relay":
+		for _, line := range strings.Split(body, "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok && strings.EqualFold(strings.TrimSpace(k), "signal") {
+				body = strings.TrimSpace(v)
+				break
+			}
+		}
+	case "application/dtmf":
+	default:
+		return "", false
+	}
+	if len(body) != 1 || !strings.Contains("0123456789*#ABCD", strings.ToUpper(body)) {
+		return "", false
+	}
+	return strings.ToUpper(body), true
 }
 
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {

@@ -419,7 +419,7 @@ func TestOptionsAndUnknownMethods(t *testing.T) {
 			t.Fatalf("%s: %v", c.method, err)
 		}
 		res := string(buf[:n])
-		if !strings.HasPrefix(res, c.want) || !strings.Contains(res, "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS") {
+		if !strings.HasPrefix(res, c.want) || !strings.Contains(res, "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO") {
 			t.Errorf("%s answered:\n%s", c.method, res)
 		}
 	}
@@ -627,5 +627,33 @@ func TestLateOfferWithoutAnswer(t *testing.T) {
 	}
 	if !strings.HasPrefix(after, "BYE ") || !strings.Contains(after, "Reason: SIP;cause=488") {
 		t.Errorf("after the ACK without an answer, the caller got:\n%s", after)
+	}
+}
+
+// DTMF sent in SIP INFO reaches call control as the caller's key; an INFO
+// of another kind is refused with what is accepted.
+func TestInfoDTMF(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, c := range []struct{ ct, body, digit string }{
+		{"application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", "5"},
+		{"application/dtmf", "#", "#"},
+	} {
+		code, err := call.SendInfo(ctx, c.ct, c.body)
+		if err != nil || code != 200 {
+			t.Fatalf("INFO %s: %d, %v", c.ct, code, err)
+		}
+		if ev := nextEvent(t, in.Leg, sb.LegDTMF); ev.Reason != c.digit {
+			t.Errorf("INFO %s: digit %q, want %q", c.ct, ev.Reason, c.digit)
+		}
+	}
+	if code, err := call.SendInfo(ctx, "application/media_control+xml", "<media_control/>"); err != nil || code != 415 {
+		t.Errorf("an INFO of another kind: %d, %v; want 415", code, err)
+	}
+	if code, err := call.SendInfo(ctx, "application/dtmf-relay", "Signal=55"); err != nil || code != 415 {
+		t.Errorf("a bad digit: %d, %v; want 415", code, err)
 	}
 }

@@ -398,6 +398,23 @@ func (c *Call) SendDTMF(digit byte) error {
 }
 
 // Hold sends a re-INVITE with a=sendonly; Resume one with a=sendrecv.
+// SendInfo sends an in-dialog INFO (DTMF the SIP INFO way) and returns
+// the response code.
+func (c *Call) SendInfo(ctx context.Context, contentType, body string) (int, error) {
+	res := c.dlg.InviteResponse
+	if res == nil || res.Contact() == nil {
+		return 0, errors.New("siptest: call not answered")
+	}
+	req := sip.NewRequest(sip.INFO, res.Contact().Address)
+	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	req.SetBody([]byte(body))
+	reply, err := c.dlg.Do(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("siptest: INFO: %w", err)
+	}
+	return reply.StatusCode, nil
+}
+
 func (c *Call) Hold(ctx context.Context) error   { return c.reinvite(ctx, "sendonly") }
 func (c *Call) Resume(ctx context.Context) error { return c.reinvite(ctx, "sendrecv") }
 

@@ -203,6 +203,7 @@ const (
 	EventDialing      EventType = "dialing"       // an operator places a call
 	EventEarlyMedia   EventType = "early_media"   // 183 with SDP: ringback or announcements reach the operator
 	EventTrunkFailed  EventType = "trunk_failed"  // a trunk did not take the call we placed; the next is tried
+	EventHoldFailed   EventType = "hold_failed"   // the trunk refused a hold or resume
 
 	EventConsent            EventType = "consent"             // recording consent stated or refused
 	EventRecordingStarted   EventType = "recording_started"   // the call is being recorded

@@ -82,8 +82,16 @@ func (l *leg) Reject(_ context.Context, code int, reason string) error {
 	return nil
 }
 func (l *leg) Hangup(_ context.Context, reason string) error { l.do("bye " + reason); return nil }
-func (l *leg) Events() <-chan sb.LegEvent                    { return l.events }
-func (l *leg) Media() sb.MediaPort                           { return l.media }
+func (l *leg) Hold(_ context.Context, held bool) error {
+	if held {
+		l.do("hold")
+	} else {
+		l.do("unhold")
+	}
+	return nil
+}
+func (l *leg) Events() <-chan sb.LegEvent { return l.events }
+func (l *leg) Media() sb.MediaPort        { return l.media }
 func (l *leg) Close() error {
 	l.mu.Lock()
 	l.closed = true

@@ -271,6 +271,8 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 				r.samples = append(r.samples, *m.stats)
 			case opMute:
 				r.event(EventMuted(m.muted), map[string]any{"operator_id": opID})
+			case opHold:
+				r.hold(ctx, bridge, m.held)
 			}
 		case k := <-r.dtmf:
 			r.key(ctx, bridge, k)
@@ -302,6 +304,26 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 			return PartySystem, "service shutting down"
 		}
 	}
+}
+
+// hold puts the caller on hold or takes them off, at the operator's word:
+// the trunk is told first, then the bridge stops or starts again.
+func (r *callRun) hold(ctx context.Context, bridge *Bridge, held bool) {
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := r.leg.Hold(hctx, held)
+	cancel()
+	if err != nil {
+		r.log.Warn("hold", "held", held, "err", err)
+		r.event(EventHoldFailed, map[string]any{"held": held, "reason": err.Error()})
+		return
+	}
+	if held {
+		bridge.Stop()
+		r.event(EventHeld, map[string]any{"by": PartyOperator})
+		return
+	}
+	bridge.Start()
+	r.event(EventResumed, map[string]any{"by": PartyOperator})
 }
 
 // key takes a DTMF key (RFC 4733 from the bridge, or SIP INFO): on the

@@ -69,6 +69,9 @@ type TrunkLeg interface {
 	Reject(ctx context.Context, code int, reason string) error
 	// Hangup sends BYE on an answered call.
 	Hangup(ctx context.Context, reason string) error
+	// Hold puts the caller on hold (a re-INVITE offering sendonly) or
+	// takes them off.
+	Hold(ctx context.Context, held bool) error
 	// Events delivers what the far end does. The channel is closed when the
 	// leg is closed.
 	Events() <-chan LegEvent
@@ -113,6 +116,8 @@ type OutboundLeg interface {
 	Media() MediaPort
 	// Hangup cancels the call before the answer, or sends BYE after.
 	Hangup(ctx context.Context, reason string) error
+	// Hold puts the called party on hold, or takes them off.
+	Hold(ctx context.Context, held bool) error
 	Close() error
 	SIPTrace() []SIPMessage
 	// SIPCallID is the INVITE's Call-ID.

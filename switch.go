@@ -162,6 +162,7 @@ const (
 	opPause   // pause or resume the recording
 	opStats   // the operator's browser reports what it receives
 	opEnd     // an integration ends the call
+	opHold    // the operator puts the caller on hold, or takes them off
 )
 
 type opMsg struct {
@@ -171,6 +172,7 @@ type opMsg struct {
 	consent *Consent
 	paused  bool
 	stats   *QualitySample
+	held    bool
 }
 
 // ActiveCalls returns the number of calls in progress.
@@ -350,6 +352,13 @@ func (s *Switch) SetConsent(tenantID, callID ID, c Consent) error {
 func (s *Switch) OperatorConsent(opID, callID ID, given bool) error {
 	c := &Consent{Given: given, Mechanism: ConsentOperator, At: s.now(), By: "operator " + opID.String()}
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opConsent, opID: opID, consent: c})
+}
+
+// Hold puts the operator's caller on hold (the caller is told with a
+// re-INVITE, and neither side hears the other) or takes them off. Returns
+// ENOTFOUND if the operator is not on that call.
+func (s *Switch) Hold(opID, callID ID, held bool) error {
+	return s.toCall(opID, callID, agentBusy, opMsg{kind: opHold, opID: opID, held: held})
 }
 
 // EndCall ends a call in progress in the tenant, as an integration asks:

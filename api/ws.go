@@ -41,6 +41,13 @@ type clientMessage struct {
 	Given     *bool            `json:"given,omitempty"`
 	Stats     *browserStats    `json:"stats,omitempty"`
 	Number    string           `json:"number,omitempty"`
+	Held      *bool            `json:"held,omitempty"`
+}
+
+type msgHeld struct {
+	Type   string `json:"type"`
+	CallID sb.ID  `json:"call_id"`
+	Held   bool   `json:"held"`
 }
 
 // browserStats is what the operator's browser says about the audio it
@@ -616,7 +623,7 @@ func (c *opConn) handle(m clientMessage) error {
 			return err
 		}
 		return c.enqueue(msgCall{Type: "dialing", CallID: callID})
-	case "accept", "decline", "hangup", "mute", "consent", "stats":
+	case "accept", "decline", "hangup", "mute", "consent", "stats", "hold":
 		callID, err := sb.ParseID(m.CallID)
 		if err != nil {
 			return sb.Errorf(sb.EINVALID, "call_id %q is not a call id", truncate(m.CallID, 64))
@@ -628,6 +635,14 @@ func (c *opConn) handle(m clientMessage) error {
 			return cc.Decline(id, callID)
 		case "hangup":
 			return cc.Hangup(id, callID)
+		case "hold":
+			if m.Held == nil {
+				return sb.Errorf(sb.EINVALID, "hold needs held: true or false")
+			}
+			if err := cc.Hold(id, callID, *m.Held); err != nil {
+				return err
+			}
+			return c.enqueue(msgHeld{Type: "held", CallID: callID, Held: *m.Held})
 		case "stats":
 			q, err := m.Stats.sample()
 			if err != nil {

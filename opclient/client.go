@@ -395,6 +395,12 @@ func (c *Client) request(ctx context.Context, msg map[string]any, done func(Even
 	})
 }
 
+// Hold puts the caller on hold, or takes them off.
+func (c *Client) Hold(ctx context.Context, callID sb.ID, held bool) error {
+	return c.request(ctx, map[string]any{"type": "hold", "call_id": callID, "held": held},
+		func(ev Event) bool { return ev.Type == "held" && ev.CallID == callID })
+}
+
 // Dial places a call to number and returns its ID once the service has
 // started it; WaitConnected and WaitEnded follow it.
 func (c *Client) Dial(ctx context.Context, number string) (sb.ID, error) {

@@ -43,6 +43,7 @@ type leg struct {
 	answered  bool
 	final     bool  // a final response was sent
 	late      bool  // the INVITE had no offer: ours goes in the 200, the answer comes in the ACK
+	holding   bool  // we put the caller on hold
 	lateErr   error // the ACK's answer could not be used
 	closed    bool
 }
@@ -256,7 +257,51 @@ func (l *leg) reoffer(o *offer) []byte {
 func (l *leg) onHold() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.direction == "sendonly" || l.direction == "inactive"
+	return l.holding || l.direction == "sendonly" || l.direction == "inactive"
+}
+
+// Hold puts the caller on hold, or takes them off: a re-INVITE offering
+// sendonly (we hold) or sendrecv, ACKed once answered.
+func (l *leg) Hold(ctx context.Context, held bool) error {
+	dir := "sendrecv"
+	if held {
+		dir = "sendonly"
+	}
+	l.mu.Lock()
+	if !l.answered {
+		l.mu.Unlock()
+		return errors.New("sip: hold: the call is not answered")
+	}
+	l.version++
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir)
+	l.holding = held
+	l.mu.Unlock()
+	return reinvite(ctx, l.dlg.InviteRequest.Contact().Address, body, l.dlg.Do, l.dlg.WriteRequest, l.port)
+}
+
+// reinvite sends an in-dialog INVITE with body, ACKs its 2xx, and follows
+// the answer's address.
+func reinvite(ctx context.Context, target sip.Uri, body []byte, do func(context.Context, *sip.Request) (*sip.Response, error),
+	write func(*sip.Request) error, port *rtpPort) error {
+	req := sip.NewRequest(sip.INVITE, target)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	res, err := do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("sip: re-INVITE: %w", err)
+	}
+	if !res.IsSuccess() {
+		return fmt.Errorf("sip: re-INVITE answered %d %s", res.StatusCode, res.Reason)
+	}
+	ack := sip.NewRequest(sip.ACK, target)
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
+	if err := write(ack); err != nil {
+		return fmt.Errorf("sip: ACK re-INVITE: %w", err)
+	}
+	if a, err := parseOffer(res.Body()); err == nil && !a.Addr.Addr().IsUnspecified() {
+		port.setRemote(a.Addr)
+	}
+	return nil
 }
 
 // watchMedia reports LegMediaTimeout once when the caller's RTP stops for

@@ -37,9 +37,13 @@ type outLeg struct {
 	done      chan struct{}      // the answer, or the failure, is in
 	closeOnce sync.Once
 
+	sessionID uint64
+	sdpIP     netip.Addr
+
 	mu       sync.Mutex
 	answered bool
 	closed   bool
+	version  uint64 // SDP o= version of our offers
 	trace    []sb.SIPMessage
 }
 
@@ -95,10 +99,11 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	callID := sip.CallIDHeader(sb.NewID().String())
 	req.AppendHeader(&callID)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(buildOffer(newSessionID(), 1, sdpIP, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()))
+	sessionID := newSessionID()
+	req.SetBody(buildOffer(sessionID, 1, sdpIP, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()))
 
-	l := &outLeg{s: s, port: newRTPPort(conn, sb.PCMU, netip.AddrPort{}), log: s.log,
-		events: make(chan sb.LegEvent, 16), done: make(chan struct{})}
+	l := &outLeg{s: s, port: newRTPPort(conn, sb.PCMU, netip.AddrPort{}), log: s.log, sessionID: sessionID, sdpIP: sdpIP,
+		version: 1, events: make(chan sb.LegEvent, 16), done: make(chan struct{})}
 	l.sipCallID = req.CallID().Value()
 	s.capture.claim(l.sipCallID)
 	dua := &sipgo.DialogUA{Client: s.client, ContactHDR: contact}
@@ -245,6 +250,28 @@ func (l *outLeg) Hangup(ctx context.Context, reason string) error {
 		return fmt.Errorf("sip: bye: %w", err)
 	}
 	return nil
+}
+
+// Hold puts the called party on hold, or takes them off.
+func (l *outLeg) Hold(ctx context.Context, held bool) error {
+	l.mu.Lock()
+	answered := l.answered
+	l.version++
+	version := l.version
+	l.mu.Unlock()
+	if !answered {
+		return errors.New("sip: hold: the call is not answered")
+	}
+	dir := "sendrecv"
+	if held {
+		dir = "sendonly"
+	}
+	target := l.dlg.InviteRequest.Recipient
+	if c := l.dlg.InviteResponse.Contact(); c != nil {
+		target = c.Address
+	}
+	body := buildAnswer(l.sessionID, version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir)
+	return reinvite(ctx, target, body, l.dlg.Do, l.dlg.WriteRequest, l.port)
 }
 
 // readBye takes the far end's BYE.

@@ -173,6 +173,12 @@ async function handle(msg) {
     case "muted":
       if (sb.call && sb.call.id === msg.call_id) setMuted(msg.muted);
       break;
+    case "held":
+      if (sb.call && sb.call.id === msg.call_id) {
+        $("hold").setAttribute("aria-pressed", String(msg.held));
+        $("hold").textContent = msg.held ? "Resume" : "Hold";
+      }
+      break;
     case "error":
       setError(msg.message);
       break;
@@ -187,6 +193,7 @@ function setCallState(state) {
   show($("hangup"), state === "connected" || state === "calling");
   show($("dial-form"), !state.startsWith("ringing") && state !== "connected" && state !== "calling");
   show($("mute"), state === "connected");
+  show($("hold"), state === "connected");
   show($("keypad"), state === "connected");
   clearInterval(timerHandle);
   clearInterval(statsHandle);
@@ -226,6 +233,8 @@ function endCall(id, reason) {
   if (!sb.call || (id && sb.call.id !== id)) return;
   sb.call = null;
   setMuted(false);
+  $("hold").setAttribute("aria-pressed", "false");
+  $("hold").textContent = "Hold";
   setCallState("ended" + (reason ? ` (${reason})` : ""));
   show($("hangup"), false);
 }
@@ -243,6 +252,11 @@ $("available").addEventListener("click", () => {
 $("answer").addEventListener("click", () => sb.call && send({ type: "accept", call_id: sb.call.id }));
 $("decline").addEventListener("click", () => sb.call && send({ type: "decline", call_id: sb.call.id }));
 $("hangup").addEventListener("click", () => sb.call && send({ type: "hangup", call_id: sb.call.id }));
+$("hold").addEventListener("click", () => {
+  if (!sb.call) return;
+  send({ type: "hold", call_id: sb.call.id, held: $("hold").getAttribute("aria-pressed") !== "true" });
+});
+
 $("dial-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   setError("");

@@ -92,7 +92,30 @@ func NewPhone(opts Options) (*Phone, error) {
 		return nil, err
 	}
 	p.srv.OnBye(p.onBye)
+	p.srv.OnInvite(p.onReinvite)
+	p.srv.OnAck(func(*sip.Request, sip.ServerTransaction) {}) // the ACK of a re-INVITE we answered
 	return p, nil
+}
+
+// onReinvite answers the far end's re-INVITE on a call (hold or resume):
+// recvonly to sendonly, sendrecv otherwise.
+func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	p.mu.Lock()
+	c := p.calls[req.CallID().Value()]
+	p.mu.Unlock()
+	if c == nil {
+		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	held := strings.Contains(string(req.Body()), "a=sendonly") || strings.Contains(string(req.Body()), "a=inactive")
+	dir := "sendrecv"
+	if held {
+		dir = "recvonly"
+	}
+	c.held.Store(held)
+	res := sip.NewSDPResponseFromRequest(req, c.sdp(dir))
+	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: p.opts.LocalIP}})
+	tx.Respond(res)
 }
 
 // Close ends the phone's calls and sockets.
@@ -208,6 +231,7 @@ type Call struct {
 
 	remote atomic.Pointer[netip.AddrPort]
 	sink   atomic.Pointer[func([]byte)]
+	held   atomic.Bool // the far end put us on hold
 
 	sendMu sync.Mutex
 	ssrc   uint32
@@ -414,6 +438,9 @@ func (c *Call) SendInfo(ctx context.Context, contentType, body string) (int, err
 	}
 	return reply.StatusCode, nil
 }
+
+// Held reports whether the far end has put this call on hold.
+func (c *Call) Held() bool { return c.held.Load() }
 
 func (c *Call) Hold(ctx context.Context) error   { return c.reinvite(ctx, "sendonly") }
 func (c *Call) Resume(ctx context.Context) error { return c.reinvite(ctx, "sendrecv") }

@@ -204,6 +204,7 @@ const (
 	EventEarlyMedia   EventType = "early_media"   // 183 with SDP: ringback or announcements reach the operator
 	EventTrunkFailed  EventType = "trunk_failed"  // a trunk did not take the call we placed; the next is tried
 	EventHoldFailed   EventType = "hold_failed"   // the trunk refused a hold or resume
+	EventTransferred  EventType = "transferred"   // the operator handed the call to another
 
 	EventConsent            EventType = "consent"             // recording consent stated or refused
 	EventRecordingStarted   EventType = "recording_started"   // the call is being recorded

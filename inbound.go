@@ -17,15 +17,20 @@ type callRun struct {
 	dtmf   chan dtmfKey
 	ag     *agent // the operator ringing or on the call
 
-	samples []QualitySample // the call's quality over time
-	link    LinkInfo        // the operator's WebRTC transport, as last seen
-	iceLost bool            // the operator's ICE connection failed or dropped
+	samples    []QualitySample // the call's quality over time
+	link       LinkInfo        // the operator's WebRTC transport, as last seen
+	transferTo ID              // the operator a call is being transferred to
+	iceLost    bool            // the operator's ICE connection failed or dropped
 
 	consent   *Consent        // what was stated about recording, if anything
 	digit     byte            // the key the caller presses to consent, 0 if none
 	recording ActiveRecording // nil unless the call is being recorded
 	paused    bool            // the recording is paused
 }
+
+// partyTransfer is what waitEnd returns when the operator transfers the
+// call: nobody ended it.
+const partyTransfer Party = "transfer"
 
 // endedByAPI is the reason of a call an integration ended.
 const endedByAPI = "ended through the API"
@@ -157,6 +162,13 @@ func (r *callRun) ring(ctx context.Context, a *agent, declined *int) ringResult 
 			if !ok || ev.Kind == LegCanceled || ev.Kind == LegHungUp {
 				a.conn.Revoke(r.c.ID, "caller hung up")
 				r.s.release(a, r.c.ID, false, "")
+				if r.c.AnsweredAt != nil { // hung up while a transfer rang
+					r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": ev.Reason})
+					r.c.Status, r.c.Reason = CallCompleted, "caller hung up during the transfer"
+					r.finishRecording(ctx)
+					r.finish(ctx, PartyCaller)
+					return ringOver
+				}
 				r.event(EventCanceled, nil)
 				r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "caller canceled before answer"
 				r.failed(FailedOnTrunk, StageRinging)
@@ -192,17 +204,7 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 	r.c.Codec = r.leg.Media().Codec().Name // a late offer's codec is known only now
 	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	r.dtmf = make(chan dtmfKey, 32)
-	bridge := NewBridge(r.leg.Media(), a.conn.Media(),
-		WithRewriters(a.toOperator, NewStreamRewriter(r.leg.Media().Codec().ClockRate)),
-		WithBridgeClock(r.s.now),
-		WithDTMF(func(fromCaller bool, d byte) {
-			select {
-			case r.dtmf <- dtmfKey{fromCaller, d}:
-			default:
-			}
-		}))
-	bridge.Start()
-	a.conn.Connected(r.c.ID)
+	bridge := r.connect(a)
 	detail := map[string]any{"operator_id": opID, "codec": r.c.Codec}
 	if lr, ok := a.conn.Media().(LinkReporter); ok {
 		r.link = lr.Link()
@@ -214,9 +216,34 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 	r.flush(ctx)
 
 	by, reason := r.waitEnd(ctx, opID, bridge)
+	for by == partyTransfer {
+		// Blind transfer: the first operator is done; the caller waits for
+		// the next, in silence.
+		bridge.Stop()
+		r.addStats(bridge)
+		r.s.release(a, r.c.ID, false, "")
+		a.conn.Ended(r.c.ID, "transferred")
+		r.event(EventTransferred, map[string]any{"from_operator_id": a.conn.OperatorID(), "to_operator_id": r.transferTo})
+		if a = r.transferee(ctx); a == nil {
+			if r.c.EndedAt != nil {
+				return // the caller hung up while it rang; finish has run
+			}
+			r.hangup(ctx, "the transfer was not answered")
+			r.finishRecording(ctx)
+			r.finish(ctx, PartySystem)
+			return
+		}
+		opID = a.conn.OperatorID()
+		r.c.OperatorID = &opID
+		bridge = r.connect(a)
+		r.event(EventAnswered, map[string]any{"operator_id": opID, "transfer": true})
+		r.update(ctx)
+		r.flush(ctx)
+		by, reason = r.waitEnd(ctx, opID, bridge)
+	}
 	bridge.Stop()
 	r.finishRecording(ctx)
-	r.c.FromCaller, r.c.ToCaller = bridge.Stats()
+	r.addStats(bridge)
 	r.sample(bridge)
 	if r.c.Status == CallAnswered {
 		r.c.Status = CallCompleted
@@ -273,6 +300,13 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 				r.event(EventMuted(m.muted), map[string]any{"operator_id": opID})
 			case opHold:
 				r.hold(ctx, bridge, m.held)
+			case opTransfer:
+				if r.c.Direction != Inbound {
+					r.log.Info("transfer of a call we placed is not supported")
+					continue
+				}
+				r.transferTo = m.target
+				return partyTransfer, ""
 			}
 		case k := <-r.dtmf:
 			r.key(ctx, bridge, k)
@@ -303,6 +337,69 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 			r.failed(FailedOnService, StageMedia)
 			return PartySystem, "service shutting down"
 		}
+	}
+}
+
+// connect bridges the caller to operator a: the recording, if any, taps
+// the new bridge too.
+func (r *callRun) connect(a *agent) *Bridge {
+	b := NewBridge(r.leg.Media(), a.conn.Media(),
+		WithRewriters(a.toOperator, NewStreamRewriter(r.leg.Media().Codec().ClockRate)),
+		WithBridgeClock(r.s.now),
+		WithDTMF(func(fromCaller bool, d byte) {
+			select {
+			case r.dtmf <- dtmfKey{fromCaller, d}:
+			default:
+			}
+		}))
+	if r.recording != nil && !r.paused {
+		b.SetTap(r.recording.Tap)
+	}
+	b.Start()
+	a.conn.Connected(r.c.ID)
+	return b
+}
+
+// addStats adds a bridge's media to the call's: a transferred call has
+// one bridge per operator.
+func (r *callRun) addStats(b *Bridge) {
+	from, to := b.Stats()
+	for _, d := range []struct{ dst, src *MediaStats }{{&r.c.FromCaller, &from}, {&r.c.ToCaller, &to}} {
+		d.dst.Packets += d.src.Packets
+		d.dst.Bytes += d.src.Bytes
+		d.dst.Lost += d.src.Lost
+		d.dst.JitterMS = max(d.dst.JitterMS, d.src.JitterMS)
+	}
+}
+
+// transferee rings the operator the call was transferred to, or, when
+// they cannot take it, the tenant's other available operators; it returns
+// the one who answered, or nil.
+func (r *callRun) transferee(ctx context.Context) *agent {
+	tried := map[ID]bool{}
+	for {
+		a := r.s.reserve(r.c.TenantID, r.transferTo, r.c.ID)
+		if a == nil {
+			a, _ = r.s.pickAgent(r.c.TenantID, r.c.ID, tried)
+		}
+		if a == nil {
+			return nil
+		}
+		tried[a.conn.OperatorID()] = true
+		r.ag = a
+		if err := a.conn.Offer(CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
+			r.s.release(a, r.c.ID, false, "")
+			continue
+		}
+		r.event(EventOffered, map[string]any{"operator_id": a.conn.OperatorID(), "transfer": true})
+		var declined int
+		switch r.ring(ctx, a, &declined) {
+		case ringAccepted:
+			return a
+		case ringOver:
+			return nil
+		}
+		r.transferTo = ID{} // the chosen one did not answer: anyone available
 	}
 }
 

@@ -163,6 +163,7 @@ const (
 	opStats   // the operator's browser reports what it receives
 	opEnd     // an integration ends the call
 	opHold    // the operator puts the caller on hold, or takes them off
+	opTransfer
 )
 
 type opMsg struct {
@@ -173,6 +174,7 @@ type opMsg struct {
 	paused  bool
 	stats   *QualitySample
 	held    bool
+	target  ID // the operator a call is transferred to
 }
 
 // ActiveCalls returns the number of calls in progress.
@@ -359,6 +361,35 @@ func (s *Switch) OperatorConsent(opID, callID ID, given bool) error {
 // ENOTFOUND if the operator is not on that call.
 func (s *Switch) Hold(opID, callID ID, held bool) error {
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opHold, opID: opID, held: held})
+}
+
+// Transfer hands the operator's call to another operator of the tenant
+// (blind): the first is free at once, the caller waits while the other is
+// rung; if they do not answer, the tenant's other available operators
+// are. Returns ENOTFOUND if the operator is not on that call or the other
+// is not an operator of the tenant.
+func (s *Switch) Transfer(opID, callID, toOpID ID) error {
+	s.mu.Lock()
+	from, to := s.agents[opID], s.agents[toOpID]
+	ok := from != nil && to != nil && to.conn.TenantID() == from.conn.TenantID() && toOpID != opID
+	s.mu.Unlock()
+	if !ok {
+		return Errorf(ENOTFOUND, "no such operator to transfer to")
+	}
+	return s.toCall(opID, callID, agentBusy, opMsg{kind: opTransfer, opID: opID, target: toOpID})
+}
+
+// reserve marks operator opID ringing for the call if they are available
+// in the tenant.
+func (s *Switch) reserve(tenantID, opID, callID ID) *agent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.agents[opID]
+	if a == nil || a.conn.TenantID() != tenantID || a.state != agentAvailable {
+		return nil
+	}
+	a.state, a.callID = agentRinging, callID
+	return a
 }
 
 // EndCall ends a call in progress in the tenant, as an integration asks:

@@ -44,6 +44,8 @@ type CallControl interface {
 	// OperatorConsent records that the operator confirmed (or the caller
 	// refused) recording consent after the announcement.
 	OperatorConsent(opID, callID sb.ID, given bool) error
+	// Transfer hands the operator's call to another operator (blind).
+	Transfer(opID, callID, toOpID sb.ID) error
 	// Hold puts the operator's caller on hold, or takes them off.
 	Hold(opID, callID sb.ID, held bool) error
 	// Dial places a call from the operator to a number.

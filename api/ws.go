@@ -42,6 +42,7 @@ type clientMessage struct {
 	Stats     *browserStats    `json:"stats,omitempty"`
 	Number    string           `json:"number,omitempty"`
 	Held      *bool            `json:"held,omitempty"`
+	To        string           `json:"to_operator_id,omitempty"`
 }
 
 type msgHeld struct {
@@ -623,7 +624,7 @@ func (c *opConn) handle(m clientMessage) error {
 			return err
 		}
 		return c.enqueue(msgCall{Type: "dialing", CallID: callID})
-	case "accept", "decline", "hangup", "mute", "consent", "stats", "hold":
+	case "accept", "decline", "hangup", "mute", "consent", "stats", "hold", "transfer":
 		callID, err := sb.ParseID(m.CallID)
 		if err != nil {
 			return sb.Errorf(sb.EINVALID, "call_id %q is not a call id", truncate(m.CallID, 64))
@@ -635,6 +636,12 @@ func (c *opConn) handle(m clientMessage) error {
 			return cc.Decline(id, callID)
 		case "hangup":
 			return cc.Hangup(id, callID)
+		case "transfer":
+			to, err := sb.ParseID(m.To)
+			if err != nil {
+				return sb.Errorf(sb.EINVALID, "transfer needs to_operator_id")
+			}
+			return cc.Transfer(id, callID, to)
 		case "hold":
 			if m.Held == nil {
 				return sb.Errorf(sb.EINVALID, "hold needs held: true or false")

@@ -395,6 +395,13 @@ func (c *Client) request(ctx context.Context, msg map[string]any, done func(Even
 	})
 }
 
+// Transfer hands the call to another operator; the client gets "ended"
+// for it once it is handed over.
+func (c *Client) Transfer(ctx context.Context, callID, toOperatorID sb.ID) error {
+	return c.request(ctx, map[string]any{"type": "transfer", "call_id": callID, "to_operator_id": toOperatorID},
+		func(ev Event) bool { return ev.Type == "ended" && ev.CallID == callID })
+}
+
 // Hold puts the caller on hold, or takes them off.
 func (c *Client) Hold(ctx context.Context, callID sb.ID, held bool) error {
 	return c.request(ctx, map[string]any{"type": "hold", "call_id": callID, "held": held},

@@ -500,6 +500,48 @@ func TestOperatorHoldsTheCaller(t *testing.T) {
 	}
 }
 
+// An operator hands the call to a colleague: the first is free at once,
+// the colleague is offered it and answers, and the caller's audio reaches
+// them; the record names the colleague and keeps the audio of both parts.
+func TestBlindTransferToAnotherOperator(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 2)
+	first := mustOperator(t, m, f.Operators[0]) // idle longest: offered first
+	second := mustOperator(t, m, f.Operators[1])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, in := answeredCall(t, m, phone, first, "3000", "2000")
+	sendPattern(t, 10, func(p []byte) error { return call.SendRTP(p, false) })
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := first.Transfer(ctx, in.CallID, sb.NewID()); err == nil {
+		t.Error("a transfer to nobody was taken")
+	}
+	if err := first.Transfer(ctx, in.CallID, f.Operators[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	offer := waitIncoming(t, second)
+	if offer.CallID != in.CallID {
+		t.Fatalf("the colleague was offered %s", offer.CallID)
+	}
+	if err := second.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	heard := newPatternReceiver()
+	second.SetAudioSink(func(p *rtp.Packet) { heard.add(p.Payload) })
+	sendPattern(t, 20, func(p []byte) error { return call.SendRTP(p, false) })
+	heard.waitFrames(t, 16, "caller → the colleague")
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID || rec.Status != sb.CallCompleted || rec.FromCaller.Packets < 28 {
+		t.Errorf("record %+v", rec)
+	}
+	if events := callEvents(t, m, f.APIKey, in.CallID); !hasInOrder(events, sb.EventAnswered, sb.EventTransferred, sb.EventOffered, sb.EventAnswered, sb.EventHungUp) {
+		t.Errorf("events %v", events)
+	}
+}
+
 func TestNoOperatorGets480(t *testing.T) {
 	m := mustStartService(t, nil)
 	f := mustProvision(t, m, "Acme", "2000", 1) // the operator never logs in

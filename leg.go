@@ -1,6 +1,9 @@
 package switchboard
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // LegEventKind is something the far end of a leg did on its own.
 type LegEventKind int
@@ -106,6 +109,23 @@ type OutboundRoute struct {
 	Username  string // digest credentials, answered when challenged
 	Password  string `json:"-"`
 	CallerID  string // the number presented as From
+	Register  bool   // keep the trunk registered with Target (carriers behind NAT or with dynamic addresses)
+}
+
+// Registration states a trunk's outbound registration goes through.
+const (
+	RegRegistering = "registering"
+	RegRegistered  = "registered"
+	RegFailed      = "failed"
+)
+
+// Registration is where a trunk's outbound registration stands.
+type Registration struct {
+	State     string    `json:"state"`
+	Expires   time.Time `json:"expires,omitzero"` // when the registrar forgets us unless refreshed
+	LastCode  int       `json:"last_code,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	At        time.Time `json:"at"` // of the last attempt
 }
 
 // OutboundLeg is the SIP side of a call we place.

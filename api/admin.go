@@ -52,12 +52,32 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, u)
 }
 
-// trunks are listed only where a trunk service is wired.
-func (s *Server) findTrunks(ctx context.Context) ([]*sb.Trunk, error) {
+// trunkView is a trunk as its admins see it, with where its outbound
+// registration stands.
+type trunkView struct {
+	*sb.Trunk
+	Registration *sb.Registration `json:"registration,omitempty"`
+}
+
+// findTrunks lists the tenant's trunks, where a trunk service is wired.
+func (s *Server) findTrunks(ctx context.Context) ([]trunkView, error) {
 	if s.deps.Trunks == nil {
-		return []*sb.Trunk{}, nil
+		return []trunkView{}, nil
 	}
-	return s.deps.Trunks.FindTrunks(ctx)
+	trunks, err := s.deps.Trunks.FindTrunks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]trunkView, len(trunks))
+	for i, t := range trunks {
+		out[i].Trunk = t
+		if s.deps.Registrations != nil {
+			if r, ok := s.deps.Registrations.RegistrationState(t.ID); ok {
+				out[i].Registration = &r
+			}
+		}
+	}
+	return out, nil
 }
 
 // verifyAudit checks the audit chain for a tenant's admin: the button on

@@ -85,6 +85,7 @@ type Deps struct {
 	References    sb.CallReferencer   // nil: calls take no references
 	Ender         CallEnder           // nil: calls are not ended through the API
 	Webhooks      sb.WebhookService   // nil: no webhooks
+	Registrations Registrations       // nil: trunks are listed without registration state
 	Recordings    sb.RecordingService // nil: no call has a recording
 	Consents      ConsentControl      // nil: consent cannot be stated through the API
 	Audit         sb.AuditLog         // nil: nothing is audited (tests of other parts)
@@ -101,6 +102,12 @@ type Deps struct {
 	Health        func(context.Context) error
 	Metrics       http.Handler // nil: no /metrics
 	SIPLogging    SIPLogging   // nil: SIP messages cannot be logged
+}
+
+// Registrations says where trunks' outbound registrations stand;
+// *sip.Server implements it.
+type Registrations interface {
+	RegistrationState(trunkID sb.ID) (sb.Registration, bool)
 }
 
 // CallEnder ends calls in progress; *switchboard.Switch implements it.

@@ -43,8 +43,8 @@ func (s *RouteStore) SetOutbound(ctx context.Context, r sb.OutboundRoute, priori
 		r.Transport = "udp"
 	}
 	tag, err := s.db.pool.Exec(ctx, `UPDATE trunks SET outbound_target = $2, outbound_transport = $3, outbound_username = $4,
-		outbound_secret = $5, caller_id = $6, outbound_priority = $7 WHERE id = $1`,
-		r.TrunkID, r.Target, r.Transport, r.Username, secret, r.CallerID, priority)
+		outbound_secret = $5, caller_id = $6, outbound_priority = $7, outbound_register = $8 WHERE id = $1`,
+		r.TrunkID, r.Target, r.Transport, r.Username, secret, r.CallerID, priority, r.Register)
 	if err != nil {
 		return mapError(err, "trunk")
 	}
@@ -57,8 +57,18 @@ func (s *RouteStore) SetOutbound(ctx context.Context, r sb.OutboundRoute, priori
 // OutboundRoutes returns the tenant's outbound trunks, first choice
 // first, with their passwords opened. It serves call control.
 func (s *RouteStore) OutboundRoutes(ctx context.Context, tenantID sb.ID) ([]sb.OutboundRoute, error) {
-	rows, err := s.db.pool.Query(ctx, `SELECT id, outbound_target, outbound_transport, outbound_username, outbound_secret, caller_id
-		FROM trunks WHERE tenant_id = $1 AND outbound_target IS NOT NULL ORDER BY outbound_priority, name`, tenantID)
+	return s.routes(ctx, "tenant_id = $1 AND outbound_target IS NOT NULL", tenantID)
+}
+
+// RegisteringRoutes returns every trunk that is to be kept registered,
+// across tenants, for the registration loops (the system).
+func (s *RouteStore) RegisteringRoutes(ctx context.Context) ([]sb.OutboundRoute, error) {
+	return s.routes(ctx, "outbound_target IS NOT NULL AND outbound_register")
+}
+
+func (s *RouteStore) routes(ctx context.Context, where string, args ...any) ([]sb.OutboundRoute, error) {
+	rows, err := s.db.pool.Query(ctx, `SELECT id, outbound_target, outbound_transport, outbound_username, outbound_secret, caller_id,
+		outbound_register FROM trunks WHERE `+where+` ORDER BY outbound_priority, name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: outbound routes: %w", err)
 	}
@@ -67,7 +77,7 @@ func (s *RouteStore) OutboundRoutes(ctx context.Context, tenantID sb.ID) ([]sb.O
 	for rows.Next() {
 		var r sb.OutboundRoute
 		var secret []byte
-		if err := rows.Scan(&r.TrunkID, &r.Target, &r.Transport, &r.Username, &secret, &r.CallerID); err != nil {
+		if err := rows.Scan(&r.TrunkID, &r.Target, &r.Transport, &r.Username, &secret, &r.CallerID, &r.Register); err != nil {
 			return nil, fmt.Errorf("metadata: outbound routes: %w", err)
 		}
 		if secret != nil {

@@ -74,6 +74,7 @@ type Server struct {
 	udpAddr     netip.AddrPort     // the UDP listener: calls we place leave from it
 	closed      bool
 	loggedTrunk map[sb.ID]bool // trunks whose calls' SIP messages are logged
+	regs        registrations
 	wg          sync.WaitGroup
 }
 
@@ -84,7 +85,7 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, legs: map[string]*leg{}, outLegs: map[string]*outLeg{}, capture: newCapture(time.Now, c.Export),
-		loggedTrunk: map[sb.ID]bool{}}
+		loggedTrunk: map[sb.ID]bool{}, regs: registrations{loops: map[sb.ID]context.CancelFunc{}, state: map[sb.ID]sb.Registration{}}}
 	var err error
 	if s.nonces, err = newNonces(); err != nil {
 		return nil, err
@@ -215,8 +216,13 @@ func (s *Server) tracePolicy(ctx context.Context, tenantID sb.ID) sb.TracePolicy
 	return p
 }
 
-// Close ends every leg and the user agent.
+// Close ends every leg, every registration loop, and the user agent.
 func (s *Server) Close() error {
+	s.regs.mu.Lock()
+	for _, stop := range s.regs.loops {
+		stop()
+	}
+	s.regs.mu.Unlock()
 	s.mu.Lock()
 	s.closed = true
 	legs := make([]interface{ Close() error }, 0, len(s.legs)+len(s.outLegs))

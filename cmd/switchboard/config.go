@@ -33,6 +33,7 @@ type Config struct {
 	MediaTimeout  time.Duration
 	DrainTimeout  time.Duration
 	LogLevel      string
+	RegisterSync  time.Duration         // how often trunks to register are looked up
 	LogFormat     string                // json or text
 	LogLevels     map[string]slog.Level // by component
 	// WebRTCLoopback makes the server gather loopback ICE candidates only:
@@ -76,6 +77,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "ring-timeout", env: "SWITCHBOARD_RING_TIMEOUT", def: "20s", help: "how long one operator is rung"},
 		{name: "media-timeout", env: "SWITCHBOARD_MEDIA_TIMEOUT", def: "30s", help: "a call with no RTP from the caller for this long is ended"},
 		{name: "drain-timeout", env: "SWITCHBOARD_DRAIN_TIMEOUT", def: "5m", help: "on SIGTERM, how long calls may go on before they are ended"},
+		{name: "register-sync", env: "SWITCHBOARD_REGISTER_SYNC", def: "1m", help: "how often trunks to register are looked up again"},
 		{name: "log-level", env: "SWITCHBOARD_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 		{name: "log-levels", env: "SWITCHBOARD_LOG_LEVELS", help: "levels by component, e.g. sip=debug,api=warn (components: sip, webrtc, api, calls)"},
 		{name: "log-format", env: "SWITCHBOARD_LOG_FORMAT", def: "json", help: "json (one object a line) or text"},
@@ -180,11 +182,15 @@ func parseConfig(get func(string) string) (*Config, error) {
 		dst  *time.Duration
 		min  time.Duration
 	}{{"ring-timeout", &c.RingTimeout, time.Second}, {"media-timeout", &c.MediaTimeout, time.Second}, {"drain-timeout", &c.DrainTimeout, 0},
-		{"retention-sweep", &c.RetentionSweep, time.Second}}
+		{"retention-sweep", &c.RetentionSweep, time.Second}, {"register-sync", &c.RegisterSync, 10 * time.Millisecond}}
 	for _, d := range durations {
-		v, err := time.ParseDuration(get(d.name))
+		raw := get(d.name)
+		if raw == "" && d.name == "register-sync" {
+			raw = "1m"
+		}
+		v, err := time.ParseDuration(raw)
 		if err != nil || v < d.min {
-			bad("%s %q must be a duration of at least %s, e.g. 20s", d.name, get(d.name), d.min)
+			bad("%s %q must be a duration of at least %s, e.g. 20s", d.name, raw, d.min)
 		}
 		*d.dst = v
 	}

@@ -71,7 +71,7 @@ func carrierSIPp(ctx context.Context, t *testing.T, scenario string) (string, <-
 
 // outboundTrunk makes a trunk of f take outbound calls to target, through
 // the command line, with the carrier's password sealed by the keyring.
-func outboundTrunk(t *testing.T, m *Main, f *tenantFixture, name, target string, priority int) sb.ID {
+func outboundTrunk(t *testing.T, m *Main, f *tenantFixture, name, target string, priority int, flags ...string) sb.ID {
 	t.Helper()
 	ctx := context.Background()
 	trunk := &sb.Trunk{TenantID: f.Tenant.ID, Name: name, Numbers: []string{"9" + fmt.Sprint(priority)}, Username: "in-" + name}
@@ -79,9 +79,10 @@ func outboundTrunk(t *testing.T, m *Main, f *tenantFixture, name, target string,
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	if err := run(ctx, []string{"trunk", "outbound", "-database-url", m.Config.DatabaseURL, "-keyring", testKeyring,
+	args := append([]string{"trunk", "outbound", "-database-url", m.Config.DatabaseURL, "-keyring", testKeyring,
 		"-trunk", trunk.ID.String(), "-target", target, "-username", "acme", "-caller-id", "+49 30 123456",
-		"-priority", fmt.Sprint(priority)}, strings.NewReader("s3cret\n"), &out, &errOut); err != nil {
+		"-priority", fmt.Sprint(priority)}, flags...)
+	if err := run(ctx, args, strings.NewReader("s3cret\n"), &out, &errOut); err != nil {
 		t.Fatalf("trunk outbound: %v\n%s", err, errOut.String())
 	}
 	return trunk.ID
@@ -256,5 +257,45 @@ func TestOutboundFailoverBusyAndCancel(t *testing.T) {
 	rec = waitCallEnded(t, m, f.APIKey, id)
 	if rec.Status != sb.CallCanceled || rec.HangupBy != sb.PartyOperator || rec.AnsweredAt != nil {
 		t.Errorf("canceled record %+v", rec)
+	}
+}
+
+// A trunk that registers: the registrar's challenge is answered, its
+// short grant refreshed in time, and the trunk list says it is registered.
+func TestTrunkRegistersAndRefreshes(t *testing.T) {
+	m := mustStartService(t, map[string]string{"keyring": testKeyring, "register-sync": "100ms"})
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	registrar, done := carrierSIPp(ctx, t, "uas_registrar.xml")
+	trunkID := outboundTrunk(t, m, f, "registered", registrar, 1, "-register")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	admin := mustLogin(t, m, mustUser(t, m, f.Tenant.ID, "admin@acme.test", sb.RoleAdmin))
+	var trunks struct {
+		Trunks []struct {
+			ID           sb.ID            `json:"id"`
+			Registration *sb.Registration `json:"registration"`
+		} `json:"trunks"`
+	}
+	for {
+		if code, body := admin.do("GET", "/v1/trunks", "", &trunks); code != 200 {
+			t.Fatalf("trunks: %d %s", code, body)
+		}
+		var reg *sb.Registration
+		for _, tr := range trunks.Trunks {
+			if tr.ID == trunkID {
+				reg = tr.Registration
+			}
+		}
+		if reg != nil && reg.State == sb.RegRegistered && time.Until(reg.Expires) > time.Hour-time.Minute {
+			return // the refresh's long grant
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("registration %+v", reg)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }

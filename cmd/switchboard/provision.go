@@ -339,6 +339,7 @@ func runTrunkOutbound(ctx context.Context, args []string, stdin io.Reader, stdou
 	username := fs.String("username", "", "digest username, when the carrier challenges")
 	callerID := fs.String("caller-id", "", "the number presented to the called party")
 	priority := fs.Int("priority", 100, "lower is tried first; the next trunk is tried when one fails")
+	register := fs.Bool("register", false, "keep the trunk registered with the target (REGISTER, refreshed before it expires)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -346,7 +347,7 @@ func runTrunkOutbound(ctx context.Context, args []string, stdin io.Reader, stdou
 	if err != nil {
 		return fmt.Errorf("trunk outbound: -trunk: %w", explain(err))
 	}
-	r := sb.OutboundRoute{TrunkID: trunkID, Target: *target, Transport: *transport, Username: *username}
+	r := sb.OutboundRoute{TrunkID: trunkID, Target: *target, Transport: *transport, Username: *username, Register: *register}
 	if *callerID != "" {
 		if r.CallerID, err = sb.NormalizeNumber(*callerID); err != nil {
 			return fmt.Errorf("trunk outbound: -caller-id: %w", explain(err))

@@ -153,7 +153,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
-	m.Switch.SetDialer(m.SIP, metadata.NewRouteStore(m.DB, sealer))
+	routes := metadata.NewRouteStore(m.DB, sealer)
+	m.Switch.SetDialer(m.SIP, routes)
+	m.keepRegistered(ctx, routes, c.RegisterSync)
 	if err := m.listenSIP(ctx); err != nil {
 		return err
 	}
@@ -185,6 +187,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Health:        m.DB.Ping,
 		Metrics:       m.Metrics.Handler(),
 		SIPLogging:    m.SIP,
+		Registrations: m.SIP,
 	})
 	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
 		return fmt.Errorf("http: listen on %s: %w", c.HTTPAddr, err)
@@ -423,6 +426,36 @@ func (m *Main) expireGrants(ctx context.Context, grants *metadata.GrantStore, in
 			m.Logger.Error("grant expiry", "err", err)
 		} else if n > 0 {
 			m.Logger.Info("grants expired", "count", n)
+		}
+	}, nil)
+}
+
+// keepRegistered starts a registration loop for every trunk that is to be
+// registered, and every interval picks up trunks added, changed or
+// removed since.
+func (m *Main) keepRegistered(ctx context.Context, routes *metadata.RouteStore, interval time.Duration) {
+	current := map[sb.ID]sb.OutboundRoute{}
+	m.every(ctx, interval, func(ctx context.Context) {
+		list, err := routes.RegisteringRoutes(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.Logger.Error("trunks to register", "err", err)
+			}
+			return
+		}
+		seen := map[sb.ID]bool{}
+		for _, r := range list {
+			seen[r.TrunkID] = true
+			if current[r.TrunkID] != r {
+				current[r.TrunkID] = r
+				m.SIP.Register(r)
+			}
+		}
+		for id := range current {
+			if !seen[id] {
+				delete(current, id)
+				m.SIP.Unregister(id)
+			}
 		}
 	}, nil)
 }

@@ -23,6 +23,11 @@ import (
 //go:embed web
 var webFS embed.FS
 
+// openAPI describes the whole REST API; tests hold it to the routes.
+//
+//go:embed openapi.json
+var openAPI []byte
+
 // Config tunes the HTTP side.
 type Config struct {
 	Logger        *slog.Logger
@@ -171,6 +176,12 @@ func (s *Server) Handler() http.Handler {
 		r.Method(http.MethodGet, "/metrics", s.deps.Metrics)
 	}
 	r.Route("/v1", func(r chi.Router) {
+		r.Get("/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			if _, err := w.Write(openAPI); err != nil {
+				s.log.Debug("writing the API description", "err", err)
+			}
+		})
 		r.Post("/login", s.login)
 		r.Post("/logout", s.logout)
 		r.Get("/operator/ws", s.operatorSocket)

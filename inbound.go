@@ -21,6 +21,7 @@ type callRun struct {
 	link       LinkInfo        // the operator's WebRTC transport, as last seen
 	transferTo ID              // the operator a call is being transferred to
 	iceLost    bool            // the operator's ICE connection failed or dropped
+	created    bool            // the record is written
 
 	consent   *Consent        // what was stated about recording, if anything
 	digit     byte            // the key the caller presses to consent, 0 if none
@@ -654,6 +655,7 @@ func dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 func (r *callRun) create(ctx context.Context) {
+	r.created = true
 	ctx, cancel := dbContext(ctx)
 	defer cancel()
 	if err := r.s.rec.CreateCall(ctx, r.c); err != nil {

@@ -47,6 +47,20 @@ func NormalizeNumber(s string) (string, error) {
 // or no answer at all). It returns the call's ID at once; the operator
 // hears early media and the answer through their usual call messages.
 func (s *Switch) Dial(opID ID, number string) (ID, error) {
+	return s.place(nil, opID, number)
+}
+
+// Originate is click-to-call for an integration: the tenant's operator is
+// rung first, and once they answer the number is dialled. Returns
+// ECONFLICT if the operator is not available, ENOTFOUND if they are not
+// connected in the tenant.
+func (s *Switch) Originate(tenantID, opID ID, number string) (ID, error) {
+	return s.place(&tenantID, opID, number)
+}
+
+// place starts a call we place for an operator: at once (Dial), or after
+// ringing them (Originate, when tenantID is set).
+func (s *Switch) place(tenantID *ID, opID ID, number string) (ID, error) {
 	if s.dialer == nil {
 		return ID{}, Errorf(EUNAVAILABLE, "outbound calls are not configured")
 	}
@@ -58,30 +72,68 @@ func (s *Switch) Dial(opID ID, number string) (ID, error) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	s.mu.Lock()
 	a := s.agents[opID]
-	if a == nil || a.state != agentAvailable || s.draining {
+	if a == nil || (tenantID != nil && a.conn.TenantID() != *tenantID) {
+		s.mu.Unlock()
+		cancel()
+		return ID{}, Errorf(ENOTFOUND, "no such operator connected")
+	}
+	if a.state != agentAvailable || s.draining {
 		s.mu.Unlock()
 		cancel()
 		return ID{}, Errorf(ECONFLICT, "only an available operator, not on a call, places a call")
 	}
 	a.state, a.callID = agentBusy, c.ID
+	if tenantID != nil {
+		a.state = agentRinging // until they answer the offer
+	}
 	c.TenantID, c.OperatorID = a.conn.TenantID(), &opID
 	lc := &liveCall{id: c.ID, tenantID: c.TenantID, ops: make(chan opMsg, 16), cancel: cancel}
 	s.calls[c.ID] = lc
 	s.wg.Add(1)
 	s.mu.Unlock()
-	r := &callRun{s: s, c: c, lc: lc, ag: a, log: s.log.With("call_id", c.ID, "direction", "outbound")}
+	r := &callRun{s: s, c: c, lc: lc, ag: a, leg: noLeg{}, log: s.log.With("call_id", c.ID, "direction", "outbound")}
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
+		if tenantID != nil && !r.ringOperator(ctx, a) {
+			return
+		}
 		r.runOutbound(ctx, a)
 	}()
 	return c.ID, nil
 }
 
+// ringOperator offers a click-to-call to its operator and reports whether
+// they answered; otherwise the call is over.
+func (r *callRun) ringOperator(ctx context.Context, a *agent) bool {
+	r.create(ctx)
+	if err := a.conn.Offer(CallOffer{CallID: r.c.ID, From: r.c.To, To: r.c.To}); err != nil {
+		r.s.release(a, r.c.ID, false, "")
+		r.c.Status, r.c.Reason = CallFailed, "the operator could not be offered the call"
+		r.failed(FailedOnBrowser, StageRinging)
+		r.finish(ctx, PartySystem)
+		return false
+	}
+	r.event(EventOffered, map[string]any{"operator_id": a.conn.OperatorID(), "click_to_call": true})
+	var declined int
+	switch r.ring(ctx, a, &declined) {
+	case ringAccepted:
+		return true
+	case ringOver:
+		return false
+	}
+	r.c.Status, r.c.Reason = CallNoAnswer, "the operator did not take the call"
+	r.failed(FailedOnBrowser, StageRinging)
+	r.finish(ctx, PartySystem)
+	return false
+}
+
 // runOutbound tries the tenant's routes in turn until one answers, the
 // number refuses, or the operator gives up.
 func (r *callRun) runOutbound(ctx context.Context, a *agent) {
-	r.create(ctx)
+	if !r.created {
+		r.create(ctx)
+	}
 	r.event(EventDialing, map[string]any{"operator_id": a.conn.OperatorID()})
 	rctx, cancel := dbContext(ctx)
 	routes, err := r.s.routes.OutboundRoutes(rctx, r.c.TenantID)
@@ -287,3 +339,17 @@ func (l placedLeg) SIPTrace() []SIPMessage {
 	}
 	return l.OutboundLeg.SIPTrace()
 }
+
+// noLeg stands in for the SIP leg of a call not dialled yet: nothing
+// happens on it.
+type noLeg struct{}
+
+func (noLeg) Ring(context.Context) error                { return nil }
+func (noLeg) Answer(context.Context) error              { return nil }
+func (noLeg) Reject(context.Context, int, string) error { return nil }
+func (noLeg) Hangup(context.Context, string) error      { return nil }
+func (noLeg) Hold(context.Context, bool) error          { return nil }
+func (noLeg) Events() <-chan LegEvent                   { return nil }
+func (noLeg) Media() MediaPort                          { return nil }
+func (noLeg) Close() error                              { return nil }
+func (noLeg) SIPTrace() []SIPMessage                    { return nil }

@@ -78,3 +78,36 @@ func (s *Server) hangupCall(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, http.StatusAccepted, map[string]string{"status": "ending"})
 }
+
+// postCall is click-to-call: {"operator_id": "...", "number": "+4930..."}
+// rings the operator, and dials the number once they answer. For
+// integrations, supervisors and admins.
+func (s *Server) postCall(w http.ResponseWriter, r *http.Request) {
+	a := sb.ActorFromContext(r.Context())
+	if a.Role != sb.RoleSupervisor && a.Role != sb.RoleAdmin {
+		s.error(w, r, sb.Errorf(sb.EFORBIDDEN, "calls are placed through the API by integrations, supervisors and admins"))
+		return
+	}
+	var in struct {
+		OperatorID sb.ID  `json:"operator_id"`
+		Number     string `json:"number"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if s.deps.Originator == nil {
+		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here"))
+		return
+	}
+	id, err := s.deps.Originator.Originate(a.TenantID, in.OperatorID, in.Number)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if err := s.auditActor(r, a, "call.originate", "call", id); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusCreated, map[string]sb.ID{"call_id": id})
+}

@@ -89,6 +89,7 @@ type Deps struct {
 	Traces        sb.CallTraceService // nil: no call has a trace
 	References    sb.CallReferencer   // nil: calls take no references
 	Ender         CallEnder           // nil: calls are not ended through the API
+	Originator    Originator          // nil: no click-to-call
 	Webhooks      sb.WebhookService   // nil: no webhooks
 	Registrations Registrations       // nil: trunks are listed without registration state
 	Recordings    sb.RecordingService // nil: no call has a recording
@@ -113,6 +114,11 @@ type Deps struct {
 // *sip.Server implements it.
 type Registrations interface {
 	RegistrationState(trunkID sb.ID) (sb.Registration, bool)
+}
+
+// Originator is click-to-call; *switchboard.Switch implements it.
+type Originator interface {
+	Originate(tenantID, opID sb.ID, number string) (sb.ID, error)
 }
 
 // CallEnder ends calls in progress; *switchboard.Switch implements it.
@@ -189,6 +195,7 @@ func (s *Server) Handler() http.Handler {
 			r.Use(s.authenticate)
 			r.Get("/me", s.me)
 			r.Get("/calls", s.listCalls)
+			r.Post("/calls", s.postCall)
 			r.Get("/calls/{id}", s.getCall)
 			r.Patch("/calls/{id}", s.patchCall)
 			r.Post("/calls/{id}/hangup", s.hangupCall)

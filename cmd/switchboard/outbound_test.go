@@ -299,3 +299,44 @@ func TestTrunkRegistersAndRefreshes(t *testing.T) {
 		}
 	}
 }
+
+// Click-to-call: an integration asks; the operator is rung first and, once
+// they answer, the number is dialled and answered.
+func TestClickToCall(t *testing.T) {
+	m, f, op := mustOutboundService(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	carrier, done := carrierSIPp(ctx, t, "uas_auth_early_media.xml")
+	outboundTrunk(t, m, f, "carrier", carrier, 1)
+	crm := &person{t: t, m: m, key: f.APIKey}
+	if code, _ := crm.do("POST", "/v1/calls", `{"operator_id":"`+sb.NewID().String()+`","number":"+15550001111"}`, nil); code != 404 {
+		t.Errorf("click-to-call for nobody: %d, want 404", code)
+	}
+	var placed struct {
+		CallID sb.ID `json:"call_id"`
+	}
+	if code, body := crm.do("POST", "/v1/calls", `{"operator_id":"`+f.Operators[0].ID.String()+`","number":"+1 555 000 1111"}`, &placed); code != 201 {
+		t.Fatalf("click-to-call: %d %s", code, body)
+	}
+	in := waitIncoming(t, op)
+	if in.CallID != placed.CallID || in.From != "+15550001111" {
+		t.Fatalf("the operator was offered %+v", in)
+	}
+	if err := op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // past the carrier's answer
+	if err := op.Hangup(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rec := waitCallEnded(t, m, f.APIKey, placed.CallID)
+	if rec.Direction != sb.Outbound || rec.Status != sb.CallCompleted || rec.To != "+15550001111" || rec.AnsweredAt == nil {
+		t.Errorf("record %+v", rec)
+	}
+	if events := callEvents(t, m, f.APIKey, placed.CallID); !hasInOrder(events, sb.EventOffered, sb.EventDialing, sb.EventAnswered, sb.EventEnded) {
+		t.Errorf("events %v", events)
+	}
+}

@@ -170,6 +170,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Traces:        calls,
 		References:    calls,
 		Ender:         m.Switch,
+		Originator:    m.Switch,
 		Webhooks:      m.Webhooks,
 		Recordings:    metadata.NewRecordingStore(m.DB),
 		Consents:      m.Switch,

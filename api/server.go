@@ -203,6 +203,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/calls/{id}/recording", s.getCallRecording)
 			r.Get("/calls/{id}/trace", s.getCallTrace)
 			r.Get("/calls/{id}/quality", s.getCallQuality)
+			r.Get("/calls/{id}/pcap", s.getCallPcap)
 			r.Post("/calls/{id}/sip-logging", s.callSIPLogging)
 			r.Post("/trunks/{id}/sip-logging", s.trunkSIPLogging)
 			r.Post("/calls/{id}/consent", s.postCallConsent)

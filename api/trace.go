@@ -1,11 +1,14 @@
 package api
 
 import (
+	"bytes"
+	"math"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/diag"
 )
 
 // trace reads the call's trace for the handlers below.
@@ -59,7 +62,52 @@ func (s *Server) getCallQuality(w http.ResponseWriter, r *http.Request) {
 		tags = []string{}
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"from_caller": c.FromCaller, "to_caller": c.ToCaller, "tags": tags,
-		"samples": t.Quality})
+		"samples": scoredSamples(t.Quality, c.Codec)})
+}
+
+// sampleView is a quality sample with the MOS of the interval since the
+// series' previous sample.
+type sampleView struct {
+	sb.QualitySample
+	MOS float64 `json:"mos,omitempty"`
+}
+
+func scoredSamples(samples []sb.QualitySample, codec string) []sampleView {
+	out := make([]sampleView, len(samples))
+	last := map[string]sb.QualitySample{}
+	for i, q := range samples {
+		out[i].QualitySample = q
+		key := q.Leg + "/" + q.Source
+		if prev, ok := last[key]; ok {
+			got, lost := float64(q.Packets)-float64(prev.Packets), float64(q.Lost-prev.Lost)
+			if got+max(lost, 0) > 0 {
+				_, mos := diag.MOS(diag.Quality{Loss: max(lost, 0) / (got + max(lost, 0)), JitterMS: q.JitterMS, DelayMS: q.RTTMS / 2, Codec: codec})
+				out[i].MOS = math.Round(mos*100) / 100
+			}
+		}
+		last[key] = q
+	}
+	return out
+}
+
+// getCallPcap is GET /v1/calls/{id}/pcap: the call's signalling as a pcap
+// file, for Wireshark.
+func (s *Server) getCallPcap(w http.ResponseWriter, r *http.Request) {
+	t, ok := s.trace(w, r)
+	if !ok {
+		return
+	}
+	var b bytes.Buffer
+	if err := diag.WritePcap(&b, t.SIP); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/vnd.tcpdump.pcap")
+	w.Header().Set("Content-Disposition", `attachment; filename="call-`+t.CallID.String()+`.pcap"`)
+	w.Header().Set("Cache-Control", "no-store")
+	if _, err := w.Write(b.Bytes()); err != nil {
+		s.log.Debug("writing a pcap", "err", err)
+	}
 }
 
 // enabled reads {"enabled": true|false}.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,7 +34,10 @@ type Config struct {
 	MediaTimeout  time.Duration
 	DrainTimeout  time.Duration
 	LogLevel      string
-	RegisterSync  time.Duration         // how often trunks to register are looked up
+	RegisterSync  time.Duration // how often trunks to register are looked up
+	HEPCollector  string        // host:port; empty: no HEP export
+	HEPCaptureID  uint32
+	HEPPassword   string
 	LogFormat     string                // json or text
 	LogLevels     map[string]slog.Level // by component
 	// WebRTCLoopback makes the server gather loopback ICE candidates only:
@@ -78,6 +82,9 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "media-timeout", env: "SWITCHBOARD_MEDIA_TIMEOUT", def: "30s", help: "a call with no RTP from the caller for this long is ended"},
 		{name: "drain-timeout", env: "SWITCHBOARD_DRAIN_TIMEOUT", def: "5m", help: "on SIGTERM, how long calls may go on before they are ended"},
 		{name: "register-sync", env: "SWITCHBOARD_REGISTER_SYNC", def: "1m", help: "how often trunks to register are looked up again"},
+		{name: "hep-collector", env: "SWITCHBOARD_HEP_COLLECTOR", help: "host:port of a Homer collector: every SIP message is sent there as HEPv3"},
+		{name: "hep-capture-id", env: "SWITCHBOARD_HEP_CAPTURE_ID", def: "2001", help: "the capture agent ID in HEP packets"},
+		{name: "hep-password", env: "SWITCHBOARD_HEP_PASSWORD", help: "the collector's HEP password, if it wants one"},
 		{name: "log-level", env: "SWITCHBOARD_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 		{name: "log-levels", env: "SWITCHBOARD_LOG_LEVELS", help: "levels by component, e.g. sip=debug,api=warn (components: sip, webrtc, api, calls)"},
 		{name: "log-format", env: "SWITCHBOARD_LOG_FORMAT", def: "json", help: "json (one object a line) or text"},
@@ -203,6 +210,17 @@ func parseConfig(get func(string) string) (*Config, error) {
 		bad("log-levels: %v", err)
 	} else {
 		c.LogLevels = levels
+	}
+	c.HEPCollector, c.HEPPassword = get("hep-collector"), get("hep-password")
+	if c.HEPCollector != "" {
+		if _, _, err := net.SplitHostPort(c.HEPCollector); err != nil {
+			bad("hep-collector %q is not host:port", c.HEPCollector)
+		}
+		id, err := strconv.ParseUint(get("hep-capture-id"), 10, 32)
+		if err != nil {
+			bad("hep-capture-id %q is not a number", get("hep-capture-id"))
+		}
+		c.HEPCaptureID = uint32(id)
 	}
 	switch c.LogFormat = get("log-format"); c.LogFormat {
 	case "":

@@ -17,6 +17,7 @@ import (
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/api"
+	"github.com/switchboard-voice/switchboard/diag"
 	"github.com/switchboard-voice/switchboard/metadata"
 	"github.com/switchboard-voice/switchboard/metrics"
 	"github.com/switchboard-voice/switchboard/recordings"
@@ -34,6 +35,7 @@ type Main struct {
 	DB       *metadata.DB
 	Metrics  *metrics.Metrics
 	Webhooks *metadata.WebhookStore
+	hep      *diag.HEPSender
 	Switch   *sb.Switch
 	SIP      *sip.Server
 	Media    *webrtc.Engine
@@ -101,7 +103,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.expireGrants(ctx, grants, 30*time.Second)
 	var player sb.RecordingPlayer
 	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger.With("component", "calls")),
-		sb.WithObserver(webhooks.Observers(m.Metrics, hooks))}
+		sb.WithObserver(webhooks.Observers(m.Metrics, hooks)), sb.WithQuality(diag.Score)}
 	if c.Recordings != "" {
 		spooled, err := openRecordingStore(c)
 		if err != nil {
@@ -137,12 +139,24 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("webrtc: %w", err)
 	}
 
+	// Every SIP message is counted, and sent to Homer when configured.
+	export := m.Metrics.SIPMessage
+	if c.HEPCollector != "" {
+		if m.hep, err = diag.NewHEPSender(c.HEPCollector, c.HEPCaptureID, c.HEPPassword, m.Logger.With("component", "hep")); err != nil {
+			return err
+		}
+		export = func(msg sb.SIPMessage, callID string) {
+			m.Metrics.SIPMessage(msg, callID)
+			m.hep.Send(msg, callID)
+		}
+		m.Logger.Info("sending SIP messages as HEPv3", "collector", c.HEPCollector)
+	}
 	if m.SIP, err = sip.NewServer(trunks, m.Switch, sip.Config{
 		PublicIP:     c.PublicIP,
 		RTPPorts:     c.RTPPorts,
 		MediaTimeout: c.MediaTimeout,
 		Logger:       m.Logger.With("component", "sip"),
-		Export:       m.Metrics.SIPMessage,
+		Export:       export,
 		TracePolicy: func(ctx context.Context, tenantID sb.ID) (sb.TracePolicy, error) {
 			t, err := metadata.NewTenantService(m.DB).FindTenantByID(ctx, tenantID)
 			if err != nil {
@@ -319,6 +333,9 @@ func (m *Main) Close() error {
 		}
 		if m.SIP != nil {
 			errs = append(errs, m.SIP.Close())
+		}
+		if m.hep != nil {
+			errs = append(errs, m.hep.Close())
 		}
 		for _, c := range []io.Closer{m.sipUDP, m.sipTCP, m.sipTLS} {
 			if c != nil && !isNil(c) {

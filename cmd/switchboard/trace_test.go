@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -102,6 +106,30 @@ func TestCallTrace(t *testing.T) {
 			}
 			if q.FromCaller.Packets < 20 || legs["trunk/switchboard"] != q.FromCaller.Packets {
 				t.Errorf("quality: from caller %d packets, samples %v", q.FromCaller.Packets, legs)
+			}
+
+			// The signalling as a pcap file, and the call's MOS.
+			res, err := http.Get(m.HTTPURL() + "/v1/calls/" + in.CallID.String() + "/pcap?x=1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusUnauthorized {
+				t.Errorf("a pcap without credentials: %d", res.StatusCode)
+			}
+			req, _ := http.NewRequest("GET", m.HTTPURL()+"/v1/calls/"+in.CallID.String()+"/pcap", nil)
+			req.Header.Set("Authorization", "Bearer "+f.APIKey)
+			if res, err = http.DefaultClient.Do(req); err != nil {
+				t.Fatal(err)
+			}
+			pcap, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/vnd.tcpdump.pcap" || len(pcap) < 24 ||
+				binary.LittleEndian.Uint32(pcap) != 0xa1b2c3d4 || !bytes.Contains(pcap, []byte("INVITE sip:2000@")) || !bytes.Contains(pcap, []byte("BYE sip:")) {
+				t.Errorf("pcap: %d %s, %d bytes", res.StatusCode, res.Header.Get("Content-Type"), len(pcap))
+			}
+			if rec.FromCaller.MOS < 4 || rec.FromCaller.MOS > 4.5 || len(rec.Tags) != 0 {
+				t.Errorf("record MOS %.2f, tags %v: want a clean call's", rec.FromCaller.MOS, rec.Tags)
 			}
 
 			operator := mustLogin(t, m, f.Operators[0])
@@ -211,5 +239,53 @@ func TestSIPLoggingSwitchedAtRunTime(t *testing.T) {
 	}
 	if got := auditActions(t, m, f.Tenant.ID); !containsInOrder(got, "call.sip_logging.on", "trunk.sip_logging.on") {
 		t.Errorf("audit %v lacks the switches", got)
+	}
+}
+
+// With a Homer collector configured, every SIP message of a call reaches
+// it as HEPv3, tied to the call by its Call-ID.
+func TestHEPExport(t *testing.T) {
+	collector, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer collector.Close()
+	m := mustStartService(t, map[string]string{"hep-collector": collector.LocalAddr().String(), "hep-capture-id": "77"})
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, in := answeredCall(t, m, phone, op, "+15550001111", "2000")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, f.APIKey, in.CallID)
+	want := map[string]bool{"INVITE sip:2000@": false, "SIP/2.0 180 Ringing": false, "SIP/2.0 200 OK": false, "ACK sip:": false, "BYE sip:": false}
+	captureID := []byte{0, 0, 0, 0x0c, 0, 10, 0, 0, 0, 77} // vendor 0, type 0x000c, length 10, 77
+	buf := make([]byte, 65536)
+	for packets := 0; ; packets++ {
+		done := true
+		for _, seen := range want {
+			done = done && seen
+		}
+		if done {
+			break
+		}
+		collector.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, _, err := collector.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("after %d HEP packets, saw %v: %v", packets, want, err)
+		}
+		p := buf[:n]
+		if string(p[:4]) != "HEP3" || !bytes.Contains(p, []byte(call.ID)) || !bytes.Contains(p, captureID) {
+			t.Errorf("not a HEP3 packet of the call from capture agent 77: % x", p[:min(n, 16)])
+			continue
+		}
+		for start := range want {
+			if bytes.Contains(p, []byte(start)) {
+				want[start] = true
+			}
+		}
 	}
 }

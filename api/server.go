@@ -105,9 +105,12 @@ type Deps struct {
 	Sessions      sb.SessionService
 	CallControl   CallControl
 	MediaSessions MediaSessionFactory
-	Health        func(context.Context) error
-	Metrics       http.Handler // nil: no /metrics
-	SIPLogging    SIPLogging   // nil: SIP messages cannot be logged
+	Health        func(context.Context) error // the database
+	// Checks are the other parts readiness depends on, by name (storage,
+	// sip).
+	Checks     map[string]func(context.Context) error
+	Metrics    http.Handler // nil: no /metrics
+	SIPLogging SIPLogging   // nil: SIP messages cannot be logged
 }
 
 // Registrations says where trunks' outbound registrations stand;
@@ -277,17 +280,28 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// readyz is readiness: every part the service needs answers, or the
+// answer says which does not.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]func(context.Context) error{}
+	for name, c := range s.deps.Checks {
+		checks[name] = c
+	}
 	if s.deps.Health != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.deps.Health(ctx); err != nil {
-			s.log.Warn("not ready", "err", err)
-			s.writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable"})
-			return
+		checks["database"] = s.deps.Health
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	out := map[string]string{"status": "ok"}
+	status := http.StatusOK
+	for name, check := range checks {
+		out[name] = "ok"
+		if err := check(ctx); err != nil {
+			s.log.Warn("not ready", "part", name, "err", err)
+			out[name], out["status"], status = "unavailable", "unavailable", http.StatusServiceUnavailable
 		}
 	}
-	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	s.writeJSON(w, status, out)
 }
 
 type errorBody struct {

@@ -286,3 +286,12 @@ func (s *SpoolStore) Delete(ctx context.Context, key string) error {
 	}
 	return s.backend.Delete(ctx, key)
 }
+
+// Ping checks the store behind the spool, for readiness: recordings still
+// spool while it is down, but they pile up.
+func (s *SpoolStore) Ping(ctx context.Context) error {
+	if p, ok := s.backend.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}

@@ -341,3 +341,19 @@ func (d *DirStore) Delete(_ context.Context, key string) error {
 	}
 	return nil
 }
+
+// Ping checks that the bucket answers, for readiness.
+func (s *S3Store) Ping(ctx context.Context) error {
+	if _, err := s.c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err != nil {
+		return fmt.Errorf("recordings: bucket %s: %w", s.bucket, err)
+	}
+	return nil
+}
+
+// Ping checks that the folder is there, for readiness.
+func (d *DirStore) Ping(context.Context) error {
+	if _, err := os.Stat(d.dir); err != nil {
+		return fmt.Errorf("recordings: %w", err)
+	}
+	return nil
+}

@@ -180,6 +180,16 @@ func (s *Server) serve(ctx context.Context, c interface{ Close() error }, serve 
 	return err
 }
 
+// Listening reports whether the UDP listener serves, for readiness.
+func (s *Server) Listening(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.udpAddr.IsValid() {
+		return errors.New("sip: not listening")
+	}
+	return nil
+}
+
 // SetTrunkLogging switches logging of every SIP message of the trunk's new
 // calls on or off, without a restart.
 func (s *Server) SetTrunkLogging(trunkID sb.ID, on bool) {

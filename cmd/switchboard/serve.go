@@ -102,6 +102,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	grants := metadata.NewGrantStore(m.DB)
 	m.expireGrants(ctx, grants, 30*time.Second)
 	var player sb.RecordingPlayer
+	checks := map[string]func(context.Context) error{}
 	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger.With("component", "calls")),
 		sb.WithObserver(webhooks.Observers(m.Metrics, hooks)), sb.WithQuality(diag.Score)}
 	if c.Recordings != "" {
@@ -110,6 +111,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		store := recordings.Observed(spooled, m.Metrics.Storage)
+		if p, ok := spooled.(interface{ Ping(context.Context) error }); ok {
+			checks["storage"] = p.Ping
+		}
 		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(calls),
 			recordings.WithAudit(metadata.NewAuditLog(m.DB)))
 		opts = append(opts, sb.WithRecordings(svc))
@@ -170,6 +174,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	routes := metadata.NewRouteStore(m.DB, sealer)
 	m.Switch.SetDialer(m.SIP, routes)
 	m.keepRegistered(ctx, routes, c.RegisterSync)
+	checks["sip"] = m.SIP.Listening
 	if err := m.listenSIP(ctx); err != nil {
 		return err
 	}
@@ -200,6 +205,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		CallControl:   m.Switch,
 		MediaSessions: mediaSessions{m.Media},
 		Health:        m.DB.Ping,
+		Checks:        checks,
 		Metrics:       m.Metrics.Handler(),
 		SIPLogging:    m.SIP,
 		Registrations: m.SIP,

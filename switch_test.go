@@ -251,7 +251,7 @@ func TestMediaTimeoutFailsCall(t *testing.T) {
 	op.next(t)
 	l.events <- sb.LegEvent{Kind: sb.LegMediaTimeout}
 	c := rec.waitEnded(t)
-	if c.Status != sb.CallFailed || c.HangupBy != sb.PartySystem {
+	if c.Status != sb.CallFailed || c.HangupBy != sb.PartySystem || c.FailureLeg != sb.FailedOnTrunk || c.FailureStage != sb.StageMedia {
 		t.Fatalf("record: %+v", c)
 	}
 	if acts := l.did(); acts[len(acts)-1] != "bye RTP timeout" {

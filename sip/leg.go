@@ -44,6 +44,7 @@ type leg struct {
 	final     bool  // a final response was sent
 	late      bool  // the INVITE had no offer: ours goes in the 200, the answer comes in the ACK
 	holding   bool  // we put the caller on hold
+	acked     bool  // the 200 to the INVITE was acknowledged
 	lateErr   error // the ACK's answer could not be used
 	closed    bool
 }
@@ -118,19 +119,27 @@ func (l *leg) Answer(ctx context.Context) error {
 	l.mu.Lock()
 	l.final = true
 	l.answered = err == nil
+	lateErr, acked := l.lateErr, l.acked
 	l.mu.Unlock()
 	l.settle()
-	if err != nil {
+	if err != nil && (ctx.Err() != nil || acked) {
 		return fmt.Errorf("sip: answer: %w", err)
 	}
-	l.mu.Lock()
-	lateErr := l.lateErr
-	l.mu.Unlock()
+	if !acked {
+		// The 200 went unacknowledged until sipgo stopped retransmitting
+		// it (64·T1): the caller may never have got the answer, and the
+		// session is to be ended (RFC 3261 13.3.1.4).
+		lateErr = errors.New("no ACK for the 200 OK")
+	}
 	if lateErr != nil {
 		// The dialog stands but has no media: end it, without holding up
 		// call control while the BYE waits for its answer.
 		bye := sip.NewRequest(sip.BYE, l.dlg.InviteRequest.Contact().Address)
-		bye.AppendHeader(reasonHeader(sip.StatusNotAcceptableHere, lateErr.Error()))
+		code := sip.StatusNotAcceptableHere
+		if !acked {
+			code = sip.StatusRequestTimeout
+		}
+		bye.AppendHeader(reasonHeader(code, lateErr.Error()))
 		l.s.wg.Add(1)
 		go func() {
 			defer l.s.wg.Done()
@@ -140,7 +149,7 @@ func (l *leg) Answer(ctx context.Context) error {
 				l.log.Debug("BYE after an unusable late answer", "err", err)
 			}
 		}()
-		return fmt.Errorf("sip: late offer: %w", lateErr)
+		return fmt.Errorf("sip: answer: %w", lateErr)
 	}
 	if l.s.conf.MediaTimeout > 0 {
 		go l.watchMedia(l.s.conf.MediaTimeout)
@@ -192,6 +201,7 @@ func (l *leg) Hangup(ctx context.Context, reason string) error {
 
 func (l *leg) readAck(req *sip.Request, tx sip.ServerTransaction) {
 	l.mu.Lock()
+	l.acked = true
 	if l.late && l.answered == false && l.lateErr == nil {
 		l.lateErr = l.takeLateAnswer(req.Body())
 	}

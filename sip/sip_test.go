@@ -657,3 +657,44 @@ func TestInfoDTMF(t *testing.T) {
 		t.Errorf("a bad digit: %d, %v; want 415", code, err)
 	}
 }
+
+// A 200 OK that is never acknowledged ends the call: the leg reports the
+// failure once sipgo stops retransmitting (64·T1, 32 s), and sends a BYE.
+func TestNoAckEndsTheCall(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	conn, err := net.Dial("udp", ts.udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	fmt.Fprintf(conn, "INVITE sip:2000@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKnoack\r\nFrom: <sip:3000@%s>;tag=noack\r\n"+
+		"To: <sip:2000@%s>\r\nCall-ID: no-ack\r\nCSeq: 1 INVITE\r\nContact: <sip:3000@%s>\r\nMax-Forwards: 70\r\n"+
+		"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", ts.udp, local, local, ts.udp, local, len(sampleOffer), sampleOffer)
+	in := nextCall(t, ts)
+	answered := make(chan error, 1)
+	go func() { answered <- in.Leg.Answer(context.Background()) }()
+	var err2 error
+	select {
+	case err2 = <-answered:
+	case <-time.After(45 * time.Second):
+		t.Fatal("the leg never gave up on the ACK")
+	}
+	if err2 == nil || !strings.Contains(err2.Error(), "no ACK") {
+		t.Fatalf("answer without an ACK: %v", err2)
+	}
+	buf := make([]byte, 8192)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		conn.SetReadDeadline(deadline)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatal("no BYE after the unacknowledged answer")
+		}
+		if msg := string(buf[:n]); strings.HasPrefix(msg, "BYE ") {
+			if !strings.Contains(msg, "cause=408") {
+				t.Errorf("BYE without the reason:\n%s", msg)
+			}
+			break
+		}
+	}
+}

@@ -107,7 +107,7 @@ func (s *Server) identifyTrunk(ctx context.Context, req *sip.Request, src netip.
 		return nil, err
 	}
 	if !checkDigest(cred, t.DigestHA1, string(req.Method)) {
-		return nil, errForbidden
+		return t, errForbidden // the trunk is known: its tenant hears of the failure
 	}
 	return t, nil
 }

@@ -47,8 +47,17 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.challenge(req, tx)
 		return
 	case errors.Is(err, errForbidden):
-		s.log.Info("INVITE refused: unknown trunk", "source", src)
+		s.log.Info("INVITE refused: unknown trunk or bad credentials", "source", src)
 		s.reject(req, tx, sip.StatusForbidden, "forbidden")
+		if trunk != nil && s.authFailures.allow(trunk.ID, time.Now()) {
+			// A known trunk's PBX with a wrong password: its tenant sees the
+			// refusal, at most once per trunk every few seconds, so that a
+			// password guesser cannot make the service write rows.
+			s.disp.RecordRefused(&sb.RefusedCall{Trunk: trunk, From: req.From().Address.User, To: number,
+				Source: strings.ToLower(req.Transport()) + ":" + src.String(), SIPCallID: req.CallID().Value(),
+				Code: sip.StatusForbidden, Reason: "digest authentication failed", Leg: sb.FailedOnTrunk, Stage: sb.StageAuth,
+				Trace: s.capture.release(req.CallID().Value())})
+		}
 		return
 	case err != nil:
 		s.log.Error("INVITE: trunk lookup failed", "err", err)

@@ -68,14 +68,15 @@ type Server struct {
 	srv    *sipgo.Server
 	client *sipgo.Client
 
-	mu          sync.Mutex
-	legs        map[string]*leg    // by dialog ID
-	outLegs     map[string]*outLeg // calls we place, by Call-ID
-	udpAddr     netip.AddrPort     // the UDP listener: calls we place leave from it
-	closed      bool
-	loggedTrunk map[sb.ID]bool // trunks whose calls' SIP messages are logged
-	regs        registrations
-	wg          sync.WaitGroup
+	mu           sync.Mutex
+	legs         map[string]*leg    // by dialog ID
+	outLegs      map[string]*outLeg // calls we place, by Call-ID
+	udpAddr      netip.AddrPort     // the UDP listener: calls we place leave from it
+	closed       bool
+	loggedTrunk  map[sb.ID]bool // trunks whose calls' SIP messages are logged
+	regs         registrations
+	authFailures recordLimiter // refusals of a known trunk's bad credentials that are recorded
+	wg           sync.WaitGroup
 }
 
 // NewServer returns a server that recognises trunks in dir and hands calls
@@ -178,6 +179,32 @@ func (s *Server) serve(ctx context.Context, c interface{ Close() error }, serve 
 		return nil
 	}
 	return err
+}
+
+// recordLimiter lets one record through per key and window.
+type recordLimiter struct {
+	mu   sync.Mutex
+	last map[sb.ID]time.Time
+}
+
+// authFailureWindow is how often a trunk's failed authentication is
+// recorded at most.
+const authFailureWindow = 10 * time.Second
+
+func (l *recordLimiter) allow(id sb.ID, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last = map[sb.ID]time.Time{}
+	}
+	if now.Sub(l.last[id]) < authFailureWindow {
+		return false
+	}
+	if len(l.last) > 10000 {
+		clear(l.last) // a bound, not an index: forgetting costs one more record
+	}
+	l.last[id] = now
+	return true
 }
 
 // Listening reports whether the UDP listener serves, for readiness.

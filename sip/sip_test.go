@@ -384,15 +384,19 @@ func TestTrunkRecognition(t *testing.T) {
 			default:
 			}
 			// A refusal once the trunk is known is the trunk tenant's
-			// call, recorded with its trace; before, nobody's.
+			// call, recorded with its trace: a wrong number (routing), or
+			// a known username with a wrong password (auth); before, the
+			// refusal is nobody's.
+			want := map[string]string{"number not on trunk": sb.StageRouting, "digest, wrong password": sb.StageAuth}[c.name]
 			select {
 			case r := <-ts.refused:
-				if c.status != 404 || r.Code != 404 || r.Stage != sb.StageRouting || r.Leg != sb.FailedOnTrunk || r.To != c.to ||
-					len(r.Trace) != 2 || !strings.HasPrefix(r.Trace[0].Message, "INVITE ") || !strings.HasPrefix(r.Trace[1].Message, "SIP/2.0 404") {
+				if want == "" || r.Code != c.status || r.Stage != want || r.Leg != sb.FailedOnTrunk || r.To != c.to ||
+					len(r.Trace) < 2 || !strings.HasPrefix(r.Trace[0].Message, "INVITE ") ||
+					!strings.HasPrefix(r.Trace[len(r.Trace)-1].Message, fmt.Sprintf("SIP/2.0 %d", c.status)) {
 					t.Errorf("refusal recorded as %+v", r)
 				}
 			default:
-				if c.status == 404 {
+				if want != "" {
 					t.Error("the refusal of a known trunk's INVITE was not recorded")
 				}
 			}

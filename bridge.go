@@ -134,8 +134,10 @@ type relay struct {
 	onDTMF            func(digit byte)
 	tap               atomic.Pointer[func(payload []byte, at time.Time)]
 
+	inName      string     // the incoming codec
 	mu          sync.Mutex // guards what follows: written by the relay, read by Stats
 	rw          *media.Rewriter
+	heard       bool // a frame louder than silence came through
 	stats       media.Stats
 	writeErrors uint64
 	dtmfTS      uint32
@@ -146,6 +148,7 @@ func (r *relay) init(in Codec, out MediaPort) {
 	oc := out.Codec()
 	r.out = out
 	r.inAudio, r.outAudio = in.PayloadType, oc.PayloadType
+	r.inName = in.Name
 	r.inDTMF, r.outDTMF = in.DTMFType, oc.DTMFType
 	r.hasInDTMF, r.hasOutDTMF = in.DTMFType != 0, oc.DTMFType != 0
 	r.stats.ClockRate = in.ClockRate
@@ -170,6 +173,9 @@ func (r *relay) handle(pkt []byte) {
 	r.stats.Update(&h, h.PayloadEnd-h.PayloadOffset, now)
 	switch {
 	case h.PayloadType == r.inAudio:
+		if !r.heard && (r.inName == "PCMU" || r.inName == "PCMA") && !media.Silent(pkt[h.PayloadOffset:h.PayloadEnd], r.inName == "PCMA") {
+			r.heard = true // one loud frame is enough: no more checks
+		}
 		if tap := r.tap.Load(); tap != nil {
 			(*tap)(pkt[h.PayloadOffset:h.PayloadEnd], now)
 		}
@@ -227,5 +233,6 @@ func (r *relay) snapshot() MediaStats {
 		Bytes:    r.stats.Bytes,
 		Lost:     r.stats.Lost(),
 		JitterMS: float64(r.stats.Jitter().Microseconds()) / 1000,
+		Silent:   r.stats.Packets > 0 && !r.heard && (r.inName == "PCMU" || r.inName == "PCMA"),
 	}
 }

@@ -55,3 +55,32 @@ func TestBridgeTapSeesAudioAsItArrived(t *testing.T) {
 		t.Errorf("operator got %d packets, first unconverted: %v", len(p), len(p) > 0 && bytes.Equal(p[0][12:], alaw))
 	}
 }
+
+// A direction whose every frame is silence is reported silent; one loud
+// frame is enough to clear it for the rest of the call.
+func TestBridgeNoticesSilence(t *testing.T) {
+	caller := &port{codec: sb.PCMA}
+	operator := &port{codec: sb.PCMU}
+	b := sb.NewBridge(caller, operator)
+	b.Start()
+	defer b.Stop()
+
+	quiet := bytes.Repeat([]byte{0xD5}, 160) // A-law zero
+	for i := range 5 {
+		caller.deliver(append(media.AppendHeader(nil, false, 8, uint16(i), uint32(160*i), 5), quiet...))
+	}
+	operator.deliver(append(media.AppendHeader(nil, false, 0, 1, 0, 6), bytes.Repeat([]byte{0xFF}, 160)...))
+	from, to := b.Stats()
+	if from.Packets != 5 || !from.Silent {
+		t.Errorf("caller's silence: %+v, want 5 packets, silent", from)
+	}
+	if !to.Silent {
+		t.Errorf("operator's μ-law zero not counted as silence: %+v", to)
+	}
+	loud := bytes.Repeat([]byte{media.LinearToUlaw(3000)}, 160)
+	operator.deliver(append(media.AppendHeader(nil, false, 0, 2, 160, 6), loud...))
+	operator.deliver(append(media.AppendHeader(nil, false, 0, 3, 320, 6), bytes.Repeat([]byte{0xFF}, 160)...))
+	if _, to := b.Stats(); to.Silent {
+		t.Errorf("operator spoke once but is still reported silent: %+v", to)
+	}
+}

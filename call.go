@@ -160,6 +160,8 @@ type MediaStats struct {
 	Lost     int64   `json:"lost"`          // expected minus received (RFC 3550 A.3)
 	JitterMS float64 `json:"jitter_ms"`     // interarrival jitter (RFC 3550 A.8)
 	MOS      float64 `json:"mos,omitempty"` // E-model estimate (ITU-T G.107), 1 to 4.5
+	// Silent is true when audio arrived but every frame was silence.
+	Silent bool `json:"silent,omitempty"`
 }
 
 // QualitySample is one leg's receive quality at a moment of a call, as

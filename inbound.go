@@ -366,6 +366,10 @@ func (r *callRun) connect(a *agent) *Bridge {
 func (r *callRun) addStats(b *Bridge) {
 	from, to := b.Stats()
 	for _, d := range []struct{ dst, src *MediaStats }{{&r.c.FromCaller, &from}, {&r.c.ToCaller, &to}} {
+		if d.src.Packets > 0 {
+			// Silent until one bridge heard something.
+			d.dst.Silent = d.src.Silent && (d.dst.Packets == 0 || d.dst.Silent)
+		}
 		d.dst.Packets += d.src.Packets
 		d.dst.Bytes += d.src.Bytes
 		d.dst.Lost += d.src.Lost

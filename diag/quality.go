@@ -121,23 +121,8 @@ func Tags(from, to Direction, answeredMS int64) []string {
 	return tags
 }
 
-// silenceLevel is the loudest sample (of 32767) that still counts as
-// silence: about −50 dBFS, under line noise.
-const silenceLevel = 100
-
 // Silent reports whether a G.711 frame is silence.
-func Silent(payload []byte, codec string) bool {
-	decode := media.UlawToLinear
-	if codec == "PCMA" {
-		decode = media.AlawToLinear
-	}
-	for _, b := range payload {
-		if s := decode(b); s > silenceLevel || s < -silenceLevel {
-			return false
-		}
-	}
-	return true
-}
+func Silent(payload []byte, codec string) bool { return media.Silent(payload, codec == "PCMA") }
 
 // Score is call control's QualityScorer: each direction's MOS from its
 // statistics (the round-trip time the browser reported, halved, as the
@@ -158,7 +143,7 @@ func Score(c *sb.Call, samples []sb.QualitySample) (fromCallerMOS, toCallerMOS f
 		return math.Round(mos*100) / 100
 	}
 	fromCallerMOS, toCallerMOS = q(c.FromCaller), q(c.ToCaller)
-	tags = Tags(Direction{Packets: c.FromCaller.Packets, Lost: c.FromCaller.Lost, JitterMS: c.FromCaller.JitterMS, MOS: fromCallerMOS},
-		Direction{Packets: c.ToCaller.Packets, Lost: c.ToCaller.Lost, JitterMS: c.ToCaller.JitterMS, MOS: toCallerMOS}, c.DurationMS)
+	tags = Tags(Direction{Packets: c.FromCaller.Packets, Lost: c.FromCaller.Lost, JitterMS: c.FromCaller.JitterMS, MOS: fromCallerMOS, Silent: c.FromCaller.Silent},
+		Direction{Packets: c.ToCaller.Packets, Lost: c.ToCaller.Lost, JitterMS: c.ToCaller.JitterMS, MOS: toCallerMOS, Silent: c.ToCaller.Silent}, c.DurationMS)
 	return fromCallerMOS, toCallerMOS, tags
 }

@@ -111,3 +111,21 @@ func LinearToAlaw(s int16) byte {
 	}
 	return byte(a ^ mask)
 }
+
+// silenceLevel is the loudest sample (of 32767) that still counts as
+// silence: about −50 dBFS, under line noise.
+const silenceLevel = 100
+
+// Silent reports whether a G.711 frame (A-law when alaw) is silence.
+func Silent(payload []byte, alaw bool) bool {
+	decode := UlawToLinear
+	if alaw {
+		decode = AlawToLinear
+	}
+	for _, b := range payload {
+		if s := decode(b); s > silenceLevel || s < -silenceLevel {
+			return false
+		}
+	}
+	return true
+}

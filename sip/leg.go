@@ -132,23 +132,31 @@ func (l *leg) Answer(ctx context.Context) error {
 		lateErr = errors.New("no ACK for the 200 OK")
 	}
 	if lateErr != nil {
-		// The dialog stands but has no media: end it, without holding up
-		// call control while the BYE waits for its answer.
+		// The dialog stands but has no media: end it. A caller that never
+		// acknowledged may never answer the BYE either, so call control
+		// waits for it only briefly: long enough for the call's trace to
+		// hold the BYE and, from a live peer, its answer.
 		bye := sip.NewRequest(sip.BYE, l.dlg.InviteRequest.Contact().Address)
 		code := sip.StatusNotAcceptableHere
 		if !acked {
 			code = sip.StatusRequestTimeout
 		}
 		bye.AppendHeader(reasonHeader(code, lateErr.Error()))
+		done := make(chan struct{})
 		l.s.wg.Add(1)
 		go func() {
 			defer l.s.wg.Done()
+			defer close(done)
 			bctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := l.dlg.WriteBye(bctx, bye); err != nil {
 				l.log.Debug("BYE after an unusable late answer", "err", err)
 			}
 		}()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+		}
 		return fmt.Errorf("sip: answer: %w", lateErr)
 	}
 	if l.s.conf.MediaTimeout > 0 {

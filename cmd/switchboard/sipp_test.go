@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,7 @@ func mustStartBinary(t *testing.T) *binaryService {
 		"SWITCHBOARD_WEBRTC_LOOPBACK=true",
 		"SWITCHBOARD_RING_TIMEOUT=5s",
 		"SWITCHBOARD_DRAIN_TIMEOUT=2s",
+		"SWITCHBOARD_MEDIA_TIMEOUT=3s",
 	)
 	cmd := exec.Command(s.bin, "serve")
 	cmd.Env = s.env
@@ -162,6 +164,13 @@ func freeUDPPort(t *testing.T) int {
 // sipp runs a scenario from testdata/sipp against the service.
 func sipp(ctx context.Context, t *testing.T, scenario, number, target string) ([]byte, error) {
 	t.Helper()
+	return sippFrom(ctx, t, "127.0.0.1", scenario, number, target)
+}
+
+// sippFrom is sipp from another loopback address, for a trunk that is not
+// recognised by its source.
+func sippFrom(ctx context.Context, t *testing.T, localIP, scenario, number, target string) ([]byte, error) {
+	t.Helper()
 	dir := t.TempDir()
 	path, err := filepath.Abs(filepath.Join("..", "..", "testdata", "sipp", scenario))
 	if err != nil {
@@ -170,7 +179,7 @@ func sipp(ctx context.Context, t *testing.T, scenario, number, target string) ([
 	sigPort, mediaPort := freeUDPPort(t), freeUDPPort(t)
 	cmd := exec.CommandContext(ctx, "sipp",
 		"-sf", path,
-		"-s", number, "-i", "127.0.0.1", "-mi", "127.0.0.1",
+		"-s", number, "-i", localIP, "-mi", localIP,
 		"-p", fmt.Sprint(sigPort), "-mp", fmt.Sprint(mediaPort),
 		"-m", "1", "-l", "1", "-timeout", "40s", "-timeout_error", "-nostdin",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
@@ -278,6 +287,173 @@ func TestSIPpAgainstTheBinary(t *testing.T) {
 		rec := waitBinaryCall(t, s, key, id)
 		if rec.Status != sb.CallCanceled || rec.SIPCode != 487 {
 			t.Errorf("record %q code %d, want canceled with 487", rec.Status, rec.SIPCode)
+		}
+	})
+}
+
+// getJSON reads one of the binary's API resources into v.
+func (s *binaryService) getJSON(t *testing.T, key, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.httpURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// binaryTrace is the answer of GET /v1/calls/{id}/trace.
+type binaryTrace struct {
+	SIP    []sb.SIPMessage `json:"sip"`
+	Events []sb.CallEvent  `json:"events"`
+}
+
+// sent finds the first message switchboard sent that starts with prefix.
+func (tr binaryTrace) sent(prefix string) (string, bool) {
+	for _, m := range tr.SIP {
+		if !m.Inbound && strings.HasPrefix(m.Message, prefix) {
+			return m.Message, true
+		}
+	}
+	return "", false
+}
+
+// TestSIPpFailuresLandOnTheirTaxonomy runs SIPp trunks that fail in known
+// ways against the binary: each call's record names the leg and stage
+// that failed, and its trace holds the messages that show it.
+func TestSIPpFailuresLandOnTheirTaxonomy(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		requireDependency(t, "sipp (Debian package sip-tester)")
+	}
+	s := mustStartBinary(t)
+	tenant := s.run(t, "", "tenant", "create", "--name", "SIPp failures")
+	s.run(t, testPassword, "user", "create", "--tenant", tenant, "--email", "op@fail.test", "--role", "operator")
+	s.run(t, "", "trunk", "create", "--tenant", tenant, "--name", "sipp", "--allow", "127.0.0.1/32", "--number", "2000")
+	s.run(t, "the-real-password", "trunk", "create", "--tenant", tenant, "--name", "sipp-digest", "--username", "sippauth", "--number", "2001")
+	key := s.run(t, "", "apikey", "create", "--tenant", tenant, "--role", "supervisor")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	op, err := opclient.Login(ctx, s.httpURL, "op@fail.test", testPassword, opclient.WithLoopbackOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	if err := op.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.SetAvailable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// answer takes the next call offered to the operator.
+	answer := func(from string) <-chan sb.ID {
+		answered := make(chan sb.ID, 1)
+		go func() {
+			defer close(answered)
+			select {
+			case in := <-op.Incoming():
+				if in.From == from && op.Accept(ctx, in.CallID) == nil {
+					answered <- in.CallID
+				}
+			case <-ctx.Done():
+			}
+		}()
+		return answered
+	}
+
+	t.Run("media stops mid-call", func(t *testing.T) {
+		answered := answer("15550004444")
+		if out, err := sipp(ctx, t, "uac_media_stops.xml", "2000", s.sipAddr); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		id, ok := <-answered
+		if !ok {
+			t.Fatal("the operator was not offered the call")
+		}
+		rec := waitBinaryCall(t, s, key, id)
+		if rec.Status != sb.CallFailed || rec.FailureLeg != sb.FailedOnTrunk || rec.FailureStage != sb.StageMedia || rec.HangupBy != sb.PartySystem {
+			t.Errorf("record %q, failed on %q at %q, hung up by %q; want failed on the trunk during media, by the system",
+				rec.Status, rec.FailureLeg, rec.FailureStage, rec.HangupBy)
+		}
+		// The operator's client sends no audio of its own: the caller
+		// heard nothing, which is one-way audio, and the speech the
+		// caller sent is not silence.
+		if rec.FromCaller.Packets < 200 || rec.FromCaller.Silent || rec.ToCaller.Packets > 10 || !slices.Equal(rec.Tags, []string{sb.TagOneWayAudio}) {
+			t.Errorf("media from caller %+v, to caller %+v, tags %v: want the pcap's speech counted, nothing back, one-way audio",
+				rec.FromCaller, rec.ToCaller, rec.Tags)
+		}
+		var tr binaryTrace
+		s.getJSON(t, key, "/v1/calls/"+id.String()+"/trace", &tr)
+		if bye, ok := tr.sent("BYE "); !ok {
+			t.Errorf("trace has no BYE from switchboard: %d messages", len(tr.SIP))
+		} else if !strings.Contains(bye, "Reason:") {
+			t.Errorf("switchboard's BYE gives no reason:\n%s", bye)
+		}
+		if !slices.ContainsFunc(tr.Events, func(e sb.CallEvent) bool { return e.Type == sb.EventMediaTimeout }) {
+			t.Errorf("no %s event among %d", sb.EventMediaTimeout, len(tr.Events))
+		}
+	})
+
+	t.Run("wrong digest password", func(t *testing.T) {
+		if out, err := sippFrom(ctx, t, "127.0.0.7", "uac_bad_auth.xml", "2001", s.sipAddr); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		var list struct {
+			Calls []sb.Call `json:"calls"`
+		}
+		s.getJSON(t, key, "/v1/calls?failed=true", &list)
+		i := slices.IndexFunc(list.Calls, func(c sb.Call) bool { return c.To == "2001" })
+		if i < 0 {
+			t.Fatalf("no failed call to 2001 among %d", len(list.Calls))
+		}
+		rec := list.Calls[i]
+		if rec.FailureLeg != sb.FailedOnTrunk || rec.FailureStage != sb.StageAuth || rec.SIPCode != 403 {
+			t.Errorf("record failed on %q at %q with %d, want the trunk at auth with 403", rec.FailureLeg, rec.FailureStage, rec.SIPCode)
+		}
+		var tr binaryTrace
+		s.getJSON(t, key, "/v1/calls/"+rec.ID.String()+"/trace", &tr)
+		_, challenged := tr.sent("SIP/2.0 407")
+		_, refused := tr.sent("SIP/2.0 403")
+		answered := slices.ContainsFunc(tr.SIP, func(m sb.SIPMessage) bool {
+			return m.Inbound && strings.HasPrefix(m.Message, "INVITE ") && strings.Contains(m.Message, "Authorization: Digest")
+		})
+		if !challenged || !answered || !refused {
+			t.Errorf("trace of the refusal (%d messages): challenge %v, answered %v, 403 %v; want all three", len(tr.SIP), challenged, answered, refused)
+		}
+	})
+
+	t.Run("200 never acknowledged", func(t *testing.T) {
+		answered := answer("15550003333")
+		if out, err := sipp(ctx, t, "uac_no_ack.xml", "2000", s.sipAddr); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		id, ok := <-answered
+		if !ok {
+			t.Fatal("the operator was not offered the call")
+		}
+		rec := waitBinaryCall(t, s, key, id)
+		if rec.Status != sb.CallFailed || rec.FailureLeg != sb.FailedOnTrunk || rec.FailureStage != sb.StageMediaSetup {
+			t.Errorf("record %q, failed on %q at %q; want failed on the trunk at media setup", rec.Status, rec.FailureLeg, rec.FailureStage)
+		}
+		var tr binaryTrace
+		s.getJSON(t, key, "/v1/calls/"+id.String()+"/trace", &tr)
+		oks := 0
+		for _, m := range tr.SIP {
+			if !m.Inbound && strings.HasPrefix(m.Message, "SIP/2.0 200") && strings.Contains(m.Message, "INVITE") {
+				oks++
+			}
+		}
+		bye, ok := tr.sent("BYE ")
+		if oks < 5 || !ok || !strings.Contains(bye, "cause=408") {
+			t.Errorf("trace: the 200 sent %d times, BYE %v with cause 408: %v; want the retransmissions, then the BYE", oks, ok, strings.Contains(bye, "cause=408"))
 		}
 	})
 }

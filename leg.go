@@ -99,6 +99,9 @@ type InboundCall struct {
 	// Consent is what the PBX stated about recording (X-Recording-Consent),
 	// or the trunk's standing assertion; nil when nothing was said.
 	Consent *Consent
+	// ExternalRef is the call's reference in another system, known from
+	// the start (a browser caller's token carries it).
+	ExternalRef string
 }
 
 // OutboundRoute is how to reach a number through one of a tenant's trunks.

@@ -189,17 +189,18 @@ func (s *Switch) ActiveCalls() int {
 func (s *Switch) DispatchInbound(in *InboundCall) {
 	now := s.now()
 	c := &Call{
-		ID:        NewID(),
-		TenantID:  in.Trunk.TenantID,
-		Direction: Inbound,
-		TrunkID:   &in.Trunk.ID,
-		From:      in.From,
-		To:        in.To,
-		Source:    in.Source,
-		SIPCallID: in.SIPCallID,
-		Status:    CallRinging,
-		Codec:     in.Leg.Media().Codec().Name,
-		CreatedAt: now,
+		ID:          NewID(),
+		TenantID:    in.Trunk.TenantID,
+		Direction:   Inbound,
+		TrunkID:     &in.Trunk.ID,
+		From:        in.From,
+		To:          in.To,
+		Source:      in.Source,
+		SIPCallID:   in.SIPCallID,
+		ExternalRef: in.ExternalRef,
+		Status:      CallRinging,
+		Codec:       in.Leg.Media().Codec().Name,
+		CreatedAt:   now,
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	lc := &liveCall{id: c.ID, tenantID: c.TenantID, ops: make(chan opMsg, 16), cancel: cancel}

@@ -111,6 +111,7 @@ type Deps struct {
 	Checks     map[string]func(context.Context) error
 	Metrics    http.Handler // nil: no /metrics
 	SIPLogging SIPLogging   // nil: SIP messages cannot be logged
+	Ingress    *Ingress     // nil: no browser callers (WHIP)
 }
 
 // Registrations says where trunks' outbound registrations stand;
@@ -142,6 +143,8 @@ type Server struct {
 	deps Deps
 	log  *slog.Logger
 	ops  *operators
+	// visitors are browser callers' WHIP sessions.
+	visitors visitors
 }
 
 // NewServer returns a server for the configuration and services.
@@ -172,6 +175,10 @@ func (s *Server) Handler() http.Handler {
 	csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.EFORBIDDEN, "cross-origin request refused"))
 	}))
+	// Browser callers' routes carry a token or a session URL, never a
+	// cookie: other origins (the sites embedding the widget) may use them.
+	csrf.AddInsecureBypassPattern("POST /v1/whip")
+	csrf.AddInsecureBypassPattern("DELETE /v1/whip/{id}")
 	r.Use(middleware.Recoverer, securityHeaders, limitBody, csrf.Handler)
 	r.Get("/", s.page("web/index.html"))
 	r.Get("/app.js", s.page("web/app.js"))
@@ -179,6 +186,9 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/console", s.page("web/console.html"))
 	r.Get("/console.js", s.page("web/console.js"))
 	r.Get("/console.css", s.page("web/console.css"))
+	r.Get("/widget", s.widgetPage("web/widget.html"))
+	r.Get("/widget.js", s.widgetPage("web/widget.js"))
+	r.Get("/widget.css", s.widgetPage("web/widget.css"))
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	if s.deps.Metrics != nil {
@@ -190,6 +200,14 @@ func (s *Server) Handler() http.Handler {
 			if _, err := w.Write(openAPI); err != nil {
 				s.log.Debug("writing the API description", "err", err)
 			}
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(cors)
+			r.Options("/whip", func(http.ResponseWriter, *http.Request) {})
+			r.Post("/whip", s.postWHIP)
+			r.Options("/whip/{id}", func(http.ResponseWriter, *http.Request) {})
+			r.Get("/whip/{id}", s.getWHIP)
+			r.Delete("/whip/{id}", s.deleteWHIP)
 		})
 		r.Post("/login", s.login)
 		r.Post("/logout", s.logout)
@@ -225,6 +243,7 @@ func (s *Server) Handler() http.Handler {
 			r.Patch("/users/{id}", s.patchUser)
 			r.Get("/apikeys", list(s, "api_keys", s.deps.APIKeys.FindAPIKeys))
 			r.Get("/trunks", list(s, "trunks", s.findTrunks))
+			r.Post("/webrtc/tokens", s.postWebRTCToken)
 			r.Get("/webhooks", list(s, "webhooks", s.findWebhooks))
 			r.Post("/webhooks", s.postWebhook)
 			r.Delete("/webhooks/{id}", s.deleteWebhook)
@@ -246,6 +265,21 @@ func (s *Server) page(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		http.ServeFileFS(w, r, webFS, name)
+	}
+}
+
+// widgetPage serves a file of the "call us" widget, which other sites
+// embed in a frame (with allow="microphone"): unlike the operator's pages
+// it may be framed anywhere.
+func (s *Server) widgetPage(name string) http.HandlerFunc {
+	serve := s.page(name)
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "+
+			"media-src 'self' blob:; img-src 'self' data:; object-src 'none'; frame-ancestors *; base-uri 'none'; form-action 'none'")
+		h.Del("X-Frame-Options")
+		h.Set("Permissions-Policy", "microphone=*, camera=()")
+		serve(w, r)
 	}
 }
 

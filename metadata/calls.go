@@ -37,7 +37,8 @@ const (
 	from_caller_packets, from_caller_bytes, from_caller_lost, from_caller_jitter_ms, from_caller_mos,
 	to_caller_packets, to_caller_bytes, to_caller_lost, to_caller_jitter_ms, to_caller_mos,
 	failure_leg, failure_stage, q850_cause, post_dial_delay_ms, time_to_answer_ms, tags`
-	// Written by integrations, never by call control.
+	// Written by integrations, and at the start of a call whose caller
+	// brought a reference (a browser caller's token).
 	referenceColumns = "external_ref, labels"
 )
 
@@ -93,9 +94,12 @@ func (s *CallStore) CreateCall(ctx context.Context, c *sb.Call) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.db.now()
 	}
-	args := callArgs(c)
-	_, err := s.db.pool.Exec(ctx, "INSERT INTO calls ("+strings.TrimSuffix(callColumns, ", "+referenceColumns)+") VALUES ("+
-		placeholders(1, len(args))+")", args...)
+	labels := c.Labels
+	if labels == nil {
+		labels = []string{}
+	}
+	args := append(callArgs(c), c.ExternalRef, labels)
+	_, err := s.db.pool.Exec(ctx, "INSERT INTO calls ("+callColumns+") VALUES ("+placeholders(1, len(args))+")", args...)
 	return mapError(err, "call")
 }
 

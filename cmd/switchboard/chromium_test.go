@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/pion/rtp"
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
@@ -54,6 +56,23 @@ func requireDependency(t *testing.T, what string) {
 		t.Fatalf("%s is missing (scripts/deps.sh installs it)", what)
 	}
 	t.Skipf("%s is missing; run scripts/deps.sh", what)
+}
+
+// browserSteps returns run, which runs actions in the browser or fails
+// the test saying what, and poll, which waits up to 20 s for a JavaScript
+// expression to hold.
+func browserSteps(t *testing.T, ctx context.Context) (run func(what string, actions ...chromedp.Action[chromedp.Void]), poll func(what, expr string)) {
+	run = func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Steps(actions...)); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	poll = func(what, expr string) {
+		t.Helper()
+		run(what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
+	}
+	return run, poll
 }
 
 // newChromium starts headless Chromium with a fake microphone.
@@ -102,16 +121,7 @@ func TestChromiumOperator(t *testing.T) {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 
-	run := func(what string, a chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, a); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	poll := func(what, expr string) {
-		t.Helper()
-		run(what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
-	}
+	run, poll := browserSteps(t, ctx)
 	run("log in", chromedp.Steps(
 		chromedp.Navigate(m.HTTPURL()+"/"),
 		chromedp.WaitVisible(chromedp.CSS("#email")),
@@ -183,16 +193,7 @@ func TestChromiumSupportConsole(t *testing.T) {
 	ctx := newChromium(t)
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.Steps(actions...)); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	poll := func(what, expr string) {
-		t.Helper()
-		run(what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
-	}
+	run, poll := browserSteps(t, ctx)
 	login := func(email string) {
 		t.Helper()
 		run("log in as "+email,
@@ -264,4 +265,56 @@ func TestChromiumSupportConsole(t *testing.T) {
 	}
 	run("verify the chain", chromedp.Click(chromedp.CSS(`#verify`)))
 	poll("the chain is whole", `document.querySelector("#verify-result").textContent === "The chain is whole."`)
+}
+
+// TestChromiumWidget is a website visitor in a real browser: the "call
+// us" widget, given a token, calls with its fake microphone over WHIP; the
+// operator (a Go client) answers and hears it; the widget says it is
+// connected; the visitor hangs up and the record says so.
+func TestChromiumWidget(t *testing.T) {
+	if !runInPrivateNetns(t, "TestChromiumWidget") {
+		return
+	}
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Shop", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	token := issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:visitor-9", "external_ref": "chat-9"}`)
+	ctx := newChromium(t)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	run, poll := browserSteps(t, ctx)
+	run("open the widget and call", chromedp.Steps(
+		chromedp.Navigate(m.HTTPURL()+"/widget#token="+token),
+		chromedp.WaitVisible(chromedp.CSS("#call")),
+		chromedp.Click(chromedp.CSS("#call")),
+	))
+	in := waitIncoming(t, op)
+	if in.From != "web:visitor-9" {
+		t.Errorf("operator offered a call from %q", in.From)
+	}
+	poll("the widget waits for an operator", `document.querySelector("#status").textContent.includes("next free person")`)
+	var heard atomic.Int64
+	op.SetAudioSink(func(p *rtp.Packet) {
+		if p.PayloadType == 0 && bytes.Count(p.Payload, []byte{0xff}) < len(p.Payload) {
+			heard.Add(1) // not μ-law silence: the fake microphone's beeps
+		}
+	})
+	if err := op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	poll("the widget says connected", `document.querySelector("#status").textContent === "Connected."`)
+	deadline := time.Now().Add(10 * time.Second)
+	for heard.Load() < 50 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := heard.Load(); n < 50 {
+		t.Errorf("operator heard %d packets of the visitor's microphone, want ≥ 50", n)
+	}
+	run("hang up", chromedp.Click(chromedp.CSS("#hangup")))
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.ExternalRef != "chat-9" {
+		t.Errorf("record %q by %q, ref %q: want completed by the visitor, chat-9", rec.Status, rec.HangupBy, rec.ExternalRef)
+	}
+	poll("the widget says the visitor hung up", `document.querySelector("#status").textContent === "You hung up."`)
+	t.Logf("operator heard %d packets from the widget", heard.Load())
 }

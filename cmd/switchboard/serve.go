@@ -209,6 +209,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Metrics:       m.Metrics.Handler(),
 		SIPLogging:    m.SIP,
 		Registrations: m.SIP,
+		Ingress: &api.Ingress{
+			Tokens:   metadata.NewIngressService(m.DB),
+			Answer:   mediaSessions{m.Media}.answerVisitor,
+			Dispatch: m.Switch.DispatchInbound,
+		},
 	})
 	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
 		return fmt.Errorf("http: listen on %s: %w", c.HTTPAddr, err)
@@ -588,3 +593,11 @@ func recordingStoreName(c *Config) string {
 type mediaSessions struct{ e *webrtc.Engine }
 
 func (s mediaSessions) NewMediaSession() (api.MediaSession, error) { return s.e.NewSession() }
+
+func (s mediaSessions) answerVisitor(ctx context.Context, offer string) (api.VisitorLeg, string, error) {
+	v, answer, err := s.e.AnswerVisitor(ctx, offer)
+	if err != nil {
+		return nil, "", err
+	}
+	return v, answer, nil
+}

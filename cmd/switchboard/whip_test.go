@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// visitor is a browser caller in a test: a pion PeerConnection offering
+// what browsers offer (Opus first, then G.711), on loopback.
+type visitor struct {
+	pc    *webrtc.PeerConnection
+	track *webrtc.TrackLocalStaticRTP
+	heard atomic.Int64 // packets of the operator's pattern
+}
+
+func newVisitor(t *testing.T, codecs ...webrtc.RTPCodecParameters) *visitor {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if len(codecs) == 0 {
+		if err := m.RegisterDefaultCodecs(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range codecs {
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
+			t.Fatal(err)
+		}
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	mime := webrtc.MimeTypePCMU
+	if len(codecs) > 0 {
+		mime = codecs[0].MimeType
+	}
+	v := &visitor{pc: pc}
+	v.track, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 8000}, "audio", "visitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTrack(v.track); err != nil {
+		t.Fatal(err)
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			if len(p.Payload) > 0 && bytes.Count(p.Payload, []byte{0x5a}) == len(p.Payload) {
+				v.heard.Add(1)
+			}
+		}
+	})
+	return v
+}
+
+// offer makes the visitor's offer with all its candidates.
+func (v *visitor) offer(t *testing.T) string {
+	t.Helper()
+	o, err := v.pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(v.pc)
+	if err := v.pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	return v.pc.LocalDescription().SDP
+}
+
+// whip posts an offer with a token; it returns the status, the session
+// URL and the body.
+func whip(t *testing.T, m *Main, token, offer string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, m.HTTPURL()+"/v1/whip", strings.NewReader(offer))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Origin", "https://shop.example") // the site embedding the widget
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location"), string(body)
+}
+
+// issueToken asks for a browser caller's token as the tenant's backend.
+func issueToken(t *testing.T, m *Main, key string, body string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, m.HTTPURL()+"/v1/webrtc/tokens", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.Token == "" {
+		t.Fatalf("token: %d, %v", resp.StatusCode, err)
+	}
+	return out.Token
+}
+
+// whipState reads where a browser call stands.
+func whipState(t *testing.T, m *Main, session string) string {
+	t.Helper()
+	resp, err := http.Get(m.HTTPURL() + session)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s struct {
+		State string `json:"state"`
+	}
+	json.NewDecoder(resp.Body).Decode(&s)
+	return s.State
+}
+
+// A website visitor calls from the browser with a token the tenant's
+// backend issued: the call reaches the operator like a trunk's, audio
+// flows both ways, the visitor hangs up by deleting the session, and the
+// record carries the visitor's name and the chat's reference. Forged,
+// spent and expired tokens, and offers without G.711, are refused.
+func TestBrowserCallerThroughWHIP(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+
+	token := issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:chat-42", "external_ref": "chat-42"}`)
+	v := newVisitor(t)
+	offer := v.offer(t)
+
+	if code, _, body := whip(t, m, "sbw_forged"+token[10:], offer); code != http.StatusUnauthorized {
+		t.Errorf("a forged token: %d %s", code, body)
+	}
+	code, session, answer := whip(t, m, token, offer)
+	if code != http.StatusCreated || !strings.HasPrefix(session, "/v1/whip/") {
+		t.Fatalf("WHIP: %d %q %s", code, session, answer)
+	}
+	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	if got := whipState(t, m, session); got != "waiting" {
+		t.Errorf("state before the operator answered: %q", got)
+	}
+
+	in := waitIncoming(t, op)
+	if in.From != "web:chat-42" {
+		t.Errorf("operator offered a call from %q", in.From)
+	}
+	var fromVisitor atomic.Int64
+	op.SetAudioSink(func(p *rtp.Packet) {
+		if len(p.Payload) > 0 && bytes.Count(p.Payload, []byte{0xa5}) == len(p.Payload) {
+			fromVisitor.Add(1)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	for whipState(t, m, session) != "answered" {
+		if ctx.Err() != nil {
+			t.Fatal("the visitor's session never said answered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A second of audio each way.
+	for i := range 50 {
+		p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 77},
+			Payload: bytes.Repeat([]byte{0xa5}, 160)}
+		if err := v.track.WriteRTP(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := op.SendAudio(bytes.Repeat([]byte{0x5a}, 160)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for (fromVisitor.Load() < 45 || v.heard.Load() < 45) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if fromVisitor.Load() < 45 || v.heard.Load() < 45 {
+		t.Errorf("operator heard %d of the visitor's 50 packets, the visitor %d of the operator's", fromVisitor.Load(), v.heard.Load())
+	}
+
+	req, _ := http.NewRequest(http.MethodDelete, m.HTTPURL()+session, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("hang up: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.From != "web:chat-42" || rec.To != "2000" ||
+		rec.ExternalRef != "chat-42" || !strings.HasPrefix(rec.Source, "webrtc:") || rec.Codec != "PCMU" || rec.FromCaller.Packets < 45 {
+		t.Errorf("record: %q by %q, from %q to %q, ref %q, source %q, codec %q, %d packets from the visitor",
+			rec.Status, rec.HangupBy, rec.From, rec.To, rec.ExternalRef, rec.Source, rec.Codec, rec.FromCaller.Packets)
+	}
+	if got := whipState(t, m, session); got != "ended" {
+		t.Errorf("state after hanging up: %q", got)
+	}
+
+	if code, _, body := whip(t, m, token, newVisitor(t).offer(t)); code != http.StatusUnauthorized {
+		t.Errorf("a spent token: %d %s", code, body)
+	}
+	short := issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:late", "ttl_seconds": 1}`)
+	time.Sleep(1100 * time.Millisecond)
+	if code, _, body := whip(t, m, short, newVisitor(t).offer(t)); code != http.StatusUnauthorized {
+		t.Errorf("an expired token: %d %s", code, body)
+	}
+	opusOnly := newVisitor(t, webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111})
+	code, _, body := whip(t, m, issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:opus"}`), opusOnly.offer(t))
+	if code != http.StatusBadRequest || !strings.Contains(body, "no common codec") {
+		t.Errorf("an Opus-only offer: %d %s", code, body)
+	}
+	select {
+	case in := <-op.Incoming():
+		t.Errorf("a refused browser call reached the operator: %+v", in)
+	default:
+	}
+}

@@ -37,6 +37,9 @@ const (
 	PartyCaller   Party = "caller"   // the trunk side
 	PartyOperator Party = "operator" // the browser side
 	PartySystem   Party = "system"   // timeout, shutdown, fault
+	// PartyForwarded is the far end of a call switchboard forwarded (a
+	// queue's overflow to a SIP URI).
+	PartyForwarded Party = "forwarded"
 )
 
 // Call is one call's record: who, when, how long, how it ended, and how
@@ -207,6 +210,9 @@ const (
 	EventTrunkFailed  EventType = "trunk_failed"  // a trunk did not take the call we placed; the next is tried
 	EventHoldFailed   EventType = "hold_failed"   // the trunk refused a hold or resume
 	EventTransferred  EventType = "transferred"   // the operator handed the call to another
+	EventQueued       EventType = "queued"        // the call waits in a queue for a free operator
+	EventQueueTimeout EventType = "queue_timeout" // the queue's longest wait passed: the call overflows
+	EventForwarded    EventType = "forwarded"     // the call is forwarded to a SIP URI
 
 	EventConsent            EventType = "consent"             // recording consent stated or refused
 	EventRecordingStarted   EventType = "recording_started"   // the call is being recorded

@@ -58,10 +58,47 @@ func (r *callRun) runInbound(ctx context.Context) {
 		r.event(EventConsent, map[string]any{"given": c.Given, "mechanism": c.Mechanism, "by": c.By})
 	}
 
+	q := r.queueFor(ctx)
+	if q != nil {
+		r.event(EventQueued, map[string]any{"queue_id": q.ID, "queue": q.Name})
+	}
 	tried := make(map[ID]bool)
-	ringing, declined := false, 0
+	ringing, declined, overflows := false, 0, 0
+	var deadline time.Time // of the wait in the current queue, once it began
 	for {
-		a, busy := r.s.pickAgent(r.c.TenantID, r.c.ID, tried)
+		mayWait := q != nil && q.MaxWait > 0 && (deadline.IsZero() || r.s.now().Before(deadline))
+		a, busy, w := r.s.pickOrWait(r.c.ID, r.c.TenantID, q, tried, mayWait)
+		if w != nil {
+			if deadline.IsZero() {
+				deadline = r.s.now().Add(q.MaxWait)
+			}
+			if !ringing {
+				ringing = true
+				r.ringCaller(ctx)
+			}
+			var res waitResult
+			switch res, a = r.wait(ctx, w, deadline); res {
+			case waitOver:
+				return
+			case waitTimeout:
+				if q = r.overflow(ctx, q, busy, overflows); q == nil {
+					return
+				}
+				overflows++
+				deadline = time.Time{}
+				continue
+			}
+		}
+		if a == nil && q != nil && (!deadline.IsZero() || q.Overflow.Kind != OverflowReject) {
+			// The wait is over, or there is none and the queue sends its
+			// callers on.
+			if q = r.overflow(ctx, q, busy, overflows); q == nil {
+				return
+			}
+			overflows++
+			deadline = time.Time{}
+			continue
+		}
 		if a == nil {
 			switch {
 			case declined > 0 && declined == len(tried):
@@ -91,12 +128,7 @@ func (r *callRun) runInbound(ctx context.Context) {
 		r.event(EventOffered, map[string]any{"operator_id": a.conn.OperatorID()})
 		if !ringing {
 			ringing = true
-			if err := r.leg.Ring(ctx); err != nil {
-				r.log.Warn("180 failed", "err", err)
-			}
-			r.event(EventRinging, nil)
-			r.c.PostDialDelayMS = r.s.now().Sub(r.c.CreatedAt).Milliseconds()
-			r.flush(ctx)
+			r.ringCaller(ctx)
 		}
 		switch res := r.ring(ctx, a, &declined); res {
 		case ringAccepted:
@@ -107,6 +139,17 @@ func (r *callRun) runInbound(ctx context.Context) {
 		}
 		r.ag = nil
 	}
+}
+
+// ringCaller sends 180 Ringing: the caller hears ringback while operators
+// are offered the call or while they wait in line.
+func (r *callRun) ringCaller(ctx context.Context) {
+	if err := r.leg.Ring(ctx); err != nil {
+		r.log.Warn("180 failed", "err", err)
+	}
+	r.event(EventRinging, nil)
+	r.c.PostDialDelayMS = r.s.now().Sub(r.c.CreatedAt).Milliseconds()
+	r.flush(ctx)
 }
 
 // ring waits for one operator to answer.
@@ -385,7 +428,7 @@ func (r *callRun) transferee(ctx context.Context) *agent {
 	for {
 		a := r.s.reserve(r.c.TenantID, r.transferTo, r.c.ID)
 		if a == nil {
-			a, _ = r.s.pickAgent(r.c.TenantID, r.c.ID, tried)
+			a, _, _ = r.s.pickOrWait(r.c.ID, r.c.TenantID, nil, tried, false)
 		}
 		if a == nil {
 			return nil

@@ -27,6 +27,7 @@ type Switch struct {
 	observer    CallObserver  // nil: nobody listens
 	dialer      Dialer        // nil: no calls are placed
 	routes      RouteDirectory
+	queues      QueueDirectory // nil: every number leads to all of a tenant's operators
 
 	ctx    context.Context // calls' parent; canceled by Close
 	cancel context.CancelFunc
@@ -35,6 +36,7 @@ type Switch struct {
 	mu       sync.Mutex
 	agents   map[ID]*agent
 	calls    map[ID]*liveCall
+	waiting  []*waiter // callers in line for a queue, longest waiting first
 	draining bool
 }
 
@@ -284,6 +286,7 @@ func (s *Switch) Available(op OperatorConn) error {
 	s.mu.Unlock()
 	if available {
 		op.StateChanged(true, "")
+		s.offerWaiting(a) // after saying available, so the offer comes second
 	}
 	return nil
 }
@@ -506,31 +509,6 @@ func (s *Switch) Close() error {
 	return nil
 }
 
-// pickAgent chooses the tenant's available operator idle the longest, not
-// yet tried for this call, and marks them ringing for it. busy reports
-// whether any untried operator of the tenant is on another call.
-func (s *Switch) pickAgent(tenantID, callID ID, tried map[ID]bool) (a *agent, busy bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, cand := range s.agents {
-		if cand.conn.TenantID() != tenantID || tried[id] {
-			continue
-		}
-		switch cand.state {
-		case agentAvailable:
-			if a == nil || cand.idleSince.Before(a.idleSince) {
-				a = cand
-			}
-		case agentRinging, agentBusy:
-			busy = true
-		}
-	}
-	if a != nil {
-		a.state, a.callID = agentRinging, callID
-	}
-	return a, busy
-}
-
 // release ends an agent's involvement in a call. If away is set (a missed
 // call) the operator is set away. It reports the state the operator was put
 // in, and whether they are still registered.
@@ -554,6 +532,9 @@ func (s *Switch) release(a *agent, callID ID, away bool, reason string) {
 	available := a.state == agentAvailable
 	s.mu.Unlock()
 	a.conn.StateChanged(available, reason)
+	if available {
+		s.offerWaiting(a)
+	}
 }
 
 func (s *Switch) markBusy(a *agent, callID ID) bool {

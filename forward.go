@@ -1,0 +1,146 @@
+package switchboard
+
+import (
+	"context"
+	"time"
+)
+
+// forward places a call to uri and bridges the caller to it, answering
+// the caller only once the far end answers: a queue's overflow to a SIP
+// URI. The forwarded call is not recorded: the recording's consent was
+// for the tenant's operators.
+func (r *callRun) forward(ctx context.Context, uri, why string) {
+	route, user, err := ParseSIPURI(uri)
+	if err != nil || r.s.dialer == nil {
+		r.log.Warn("cannot forward", "err", err)
+		r.reject(ctx, 480, why+"; forwarding is not possible", CallFailed)
+		r.failed(FailedOnService, StageRouting)
+		r.finish(ctx, PartySystem)
+		return
+	}
+	r.event(EventForwarded, map[string]any{"uri": uri, "reason": why})
+	out, err := r.s.dialer.Dial(ctx, route, user)
+	if err != nil {
+		r.log.Warn("forwarding", "err", err)
+		r.reject(ctx, 480, why+"; forwarding failed", CallFailed)
+		r.failed(FailedOnService, StageRouting)
+		r.finish(ctx, PartySystem)
+		return
+	}
+	defer out.Close()
+	if !r.forwardAnswered(ctx, out, why) {
+		return
+	}
+	if err := r.leg.Answer(ctx); err != nil {
+		out.Hangup(ctx, "the caller's leg failed")
+		r.c.Status, r.c.Reason = CallFailed, "answer not acknowledged: "+err.Error()
+		r.failed(FailedOnTrunk, StageMediaSetup)
+		r.finish(ctx, PartySystem)
+		return
+	}
+	now := r.s.now()
+	r.c.Status, r.c.AnsweredAt, r.c.SIPCode = CallAnswered, &now, 200
+	r.c.Codec = r.leg.Media().Codec().Name
+	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
+	b := NewBridge(r.leg.Media(), out.Media())
+	b.Start()
+	r.event(EventAnswered, map[string]any{"forwarded_to": uri, "codec": r.c.Codec})
+	r.update(ctx)
+	r.flush(ctx)
+
+	by, reason := r.forwardedTalk(ctx, out)
+	b.Stop()
+	r.addStats(b)
+	r.sample(b)
+	if r.c.Status == CallAnswered {
+		r.c.Status = CallCompleted
+	}
+	if r.c.Reason == "" {
+		r.c.Reason = reason
+	}
+	r.finish(ctx, by)
+}
+
+// forwardAnswered waits for the forwarded call's answer; when it does not
+// come, the call is over and it says false.
+func (r *callRun) forwardAnswered(ctx context.Context, out OutboundLeg, why string) bool {
+	for {
+		select {
+		case ev, ok := <-out.Events():
+			if !ok {
+				ev = LegEvent{Kind: LegFailed, Code: 500, Reason: "the leg closed"}
+			}
+			switch ev.Kind {
+			case LegAnswered:
+				return true
+			case LegFailed:
+				r.event(EventRejected, map[string]any{"forwarded": true, "sip_code": ev.Code, "reason": ev.Reason})
+				r.reject(ctx, 480, why+"; the forwarded call was not answered", placedStatus(ev.Code))
+				r.failed(FailedOnTrunk, StageRinging)
+				r.finish(ctx, PartySystem)
+				return false
+			}
+		case ev, ok := <-r.leg.Events():
+			if !ok || ev.Kind == LegCanceled || ev.Kind == LegHungUp {
+				out.Hangup(ctx, "the caller gave up")
+				r.event(EventCanceled, nil)
+				r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "caller canceled before the forwarded call was answered"
+				r.failed(FailedOnTrunk, StageRinging)
+				r.finish(ctx, PartyCaller)
+				return false
+			}
+		case m := <-r.lc.ops:
+			if m.kind == opEnd {
+				out.Hangup(ctx, endedByAPI)
+				r.reject(ctx, 480, endedByAPI, CallCanceled)
+				r.finish(ctx, PartySystem)
+				return false
+			}
+		case <-ctx.Done():
+			out.Hangup(context.Background(), "service shutting down")
+			r.reject(ctx, 503, "service shutting down", CallFailed)
+			r.failed(FailedOnService, StageRinging)
+			r.finish(ctx, PartySystem)
+			return false
+		}
+	}
+}
+
+// forwardedTalk waits for either side of a forwarded call to end it.
+func (r *callRun) forwardedTalk(ctx context.Context, out OutboundLeg) (Party, string) {
+	for {
+		select {
+		case ev, ok := <-r.leg.Events():
+			switch {
+			case !ok || ev.Kind == LegHungUp:
+				out.Hangup(ctx, "the caller hung up")
+				r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": ev.Reason})
+				return PartyCaller, "caller hung up"
+			case ev.Kind == LegMediaTimeout:
+				out.Hangup(ctx, "the caller's media stopped")
+				r.hangup(ctx, ev.Reason)
+				r.c.Status = CallFailed
+				r.failed(FailedOnTrunk, StageMedia)
+				return PartySystem, ev.Reason
+			}
+		case ev, ok := <-out.Events():
+			if !ok || ev.Kind == LegHungUp || ev.Kind == LegFailed {
+				r.hangup(ctx, "the forwarded party hung up")
+				r.event(EventHungUp, map[string]any{"by": PartyForwarded, "reason": ev.Reason})
+				return PartyForwarded, "the forwarded party hung up"
+			}
+		case m := <-r.lc.ops:
+			if m.kind == opEnd {
+				out.Hangup(ctx, endedByAPI)
+				r.hangup(ctx, endedByAPI)
+				return PartySystem, endedByAPI
+			}
+		case <-ctx.Done():
+			hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out.Hangup(hctx, "service shutting down")
+			r.hangup(hctx, "service shutting down")
+			cancel()
+			return PartySystem, "service shutting down"
+		}
+	}
+}

@@ -1,0 +1,334 @@
+package switchboard
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Queues (departments): a tenant's number may lead to a queue, whose
+// operators alone take its calls. A caller finds nobody free waits,
+// hearing ringback, up to the queue's longest wait; the longest waiting
+// caller gets the next operator who is free. Then the call overflows: to
+// another queue, to a SIP URI (a call switchboard places and bridges), or
+// to a clear refusal.
+
+// Overflow kinds: what happens to a caller who waited the queue's longest.
+const (
+	OverflowReject = "reject"
+	OverflowQueue  = "queue"
+	OverflowURI    = "uri"
+)
+
+// MaxQueueWait bounds how long a queue may keep a caller waiting.
+const MaxQueueWait = time.Hour
+
+// maxOverflows bounds a call's walk from queue to queue (a loop of
+// overflows would otherwise keep a caller waiting for ever).
+const maxOverflows = 4
+
+// Queue is a department of a tenant's operators.
+type Queue struct {
+	ID       ID     `json:"id"`
+	TenantID ID     `json:"tenant_id"`
+	Name     string `json:"name"`
+	// MaxWait is how long a caller waits for a free operator; 0 refuses
+	// (or overflows) at once when nobody is free.
+	MaxWait time.Duration `json:"-"`
+	// Members are the operators (user IDs) who take the queue's calls;
+	// none means all of the tenant's.
+	Members  []ID     `json:"members"`
+	Overflow Overflow `json:"overflow"`
+	// Numbers are the tenant's numbers that lead to the queue.
+	Numbers   []string  `json:"numbers"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Overflow is where a queue sends the caller who waited its longest.
+type Overflow struct {
+	Kind    string `json:"kind"`               // reject, queue or uri
+	QueueID *ID    `json:"queue_id,omitempty"` // for queue
+	URI     string `json:"uri,omitempty"`      // for uri: sip:user@host[:port][;transport=tcp]
+}
+
+// Takes reports whether the operator answers the queue's calls.
+func (q *Queue) Takes(opID ID) bool {
+	return q == nil || len(q.Members) == 0 || slices.Contains(q.Members, opID)
+}
+
+// Validate checks a queue's settings.
+func (q *Queue) Validate() error {
+	switch {
+	case q.Name == "" || len(q.Name) > 100:
+		return Errorf(EINVALID, "a queue's name is 1 to 100 characters")
+	case q.MaxWait < 0 || q.MaxWait > MaxQueueWait:
+		return Errorf(EINVALID, "a queue's longest wait is from 0 to %s", MaxQueueWait)
+	}
+	switch q.Overflow.Kind {
+	case OverflowReject:
+	case OverflowQueue:
+		if q.Overflow.QueueID == nil || *q.Overflow.QueueID == q.ID {
+			return Errorf(EINVALID, "overflow to a queue names another queue")
+		}
+	case OverflowURI:
+		if _, _, err := ParseSIPURI(q.Overflow.URI); err != nil {
+			return err
+		}
+	default:
+		return Errorf(EINVALID, "overflow is reject, queue or uri, not %q", q.Overflow.Kind)
+	}
+	return nil
+}
+
+// QueueDirectory finds a tenant's queues for call control.
+type QueueDirectory interface {
+	// QueueForNumber returns the queue the tenant's number leads to, or
+	// nil when it leads to all of the tenant's operators.
+	QueueForNumber(ctx context.Context, tenantID ID, number string) (*Queue, error)
+	// QueueByID returns one of the tenant's queues, or ENOTFOUND.
+	QueueByID(ctx context.Context, tenantID, id ID) (*Queue, error)
+}
+
+// WithQueues routes calls through the tenants' queues.
+func WithQueues(d QueueDirectory) SwitchOption { return func(s *Switch) { s.queues = d } }
+
+// ParseSIPURI reads sip:user@host[:port][;transport=udp|tcp] into a route
+// without credentials and the user part to call.
+func ParseSIPURI(uri string) (OutboundRoute, string, error) {
+	bad := func(why string) (OutboundRoute, string, error) {
+		return OutboundRoute{}, "", Errorf(EINVALID, "%q is not a SIP URI we can call (%s): sip:user@host[:port][;transport=tcp]", uri, why)
+	}
+	rest, ok := strings.CutPrefix(uri, "sip:")
+	if !ok || len(uri) > 200 {
+		return bad("it starts with sip: and is at most 200 characters")
+	}
+	rest, params, _ := strings.Cut(rest, ";")
+	user, hostport, ok := strings.Cut(rest, "@")
+	if !ok || user == "" || strings.ContainsAny(user, " <>\"") {
+		return bad("it names a user")
+	}
+	r := OutboundRoute{Transport: "udp"}
+	for _, p := range strings.Split(params, ";") {
+		switch p {
+		case "", "transport=udp":
+		case "transport=tcp":
+			r.Transport = "tcp"
+		default:
+			return bad("unknown parameter " + p)
+		}
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = hostport, "5060"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, " /@") {
+		return bad("its host and port")
+	}
+	r.Target = net.JoinHostPort(host, port)
+	return r, user, nil
+}
+
+// waiter is a call waiting in a queue for a free operator.
+type waiter struct {
+	callID, tenantID ID
+	queue            *Queue
+	tried            map[ID]bool // read under the Switch's lock while waiting
+	assigned         chan *agent // the operator reserved for the call
+}
+
+// eligible reports whether the operator may be offered the call.
+func eligible(a *agent, tenantID ID, q *Queue, tried map[ID]bool) bool {
+	id := a.conn.OperatorID()
+	return a.conn.TenantID() == tenantID && !tried[id] && q.Takes(id)
+}
+
+// pickOrWait reserves the eligible available operator idle the longest;
+// when there is none and the caller may wait, it puts the call in line,
+// in the same step, so that no operator's freeing is missed.
+func (s *Switch) pickOrWait(callID, tenantID ID, q *Queue, tried map[ID]bool, wait bool) (a *agent, busy bool, w *waiter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cand := range s.agents {
+		if !eligible(cand, tenantID, q, tried) {
+			continue
+		}
+		switch cand.state {
+		case agentAvailable:
+			if a == nil || cand.idleSince.Before(a.idleSince) {
+				a = cand
+			}
+		case agentRinging, agentBusy:
+			busy = true
+		}
+	}
+	if a != nil {
+		a.state, a.callID = agentRinging, callID
+		return a, busy, nil
+	}
+	if wait {
+		w = &waiter{callID: callID, tenantID: tenantID, queue: q, tried: tried, assigned: make(chan *agent, 1)}
+		s.waiting = append(s.waiting, w)
+	}
+	return nil, busy, w
+}
+
+// offerWaiting gives a newly free operator to the caller who has waited
+// longest for one of their queues.
+func (s *Switch) offerWaiting(a *agent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.agents[a.conn.OperatorID()] != a || a.state != agentAvailable {
+		return
+	}
+	for i, w := range s.waiting {
+		if eligible(a, w.tenantID, w.queue, w.tried) {
+			s.waiting = slices.Delete(s.waiting, i, i+1)
+			a.state, a.callID = agentRinging, w.callID
+			w.assigned <- a
+			return
+		}
+	}
+}
+
+// unwait takes a call out of line. If an operator was reserved for it in
+// the meantime, it returns them, still reserved.
+func (s *Switch) unwait(w *waiter) *agent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.Index(s.waiting, w); i >= 0 {
+		s.waiting = slices.Delete(s.waiting, i, i+1)
+		return nil
+	}
+	return <-w.assigned // sent under the lock before it left the line
+}
+
+// Waiting returns how many callers wait in each of the tenant's queues.
+func (s *Switch) Waiting(tenantID ID) map[ID]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := map[ID]int{}
+	for _, w := range s.waiting {
+		if w.tenantID == tenantID && w.queue != nil {
+			n[w.queue.ID]++
+		}
+	}
+	return n
+}
+
+// waitResult is how a wait in line ended.
+type waitResult int
+
+const (
+	waitAssigned waitResult = iota // an operator is reserved for the call
+	waitTimeout                    // the queue's longest wait passed
+	waitOver                       // the caller hung up, or the call was ended
+)
+
+// wait keeps the caller in line until an operator is free for them, the
+// deadline, or the end of the call.
+func (r *callRun) wait(ctx context.Context, w *waiter, deadline time.Time) (waitResult, *agent) {
+	timer := time.NewTimer(deadline.Sub(r.s.now()))
+	defer timer.Stop()
+	// leave takes the call out of line; an operator reserved meanwhile is
+	// let go again.
+	leave := func() {
+		if a := r.s.unwait(w); a != nil {
+			r.s.release(a, r.c.ID, false, "")
+		}
+	}
+	for {
+		select {
+		case a := <-w.assigned:
+			return waitAssigned, a
+		case <-timer.C:
+			if a := r.s.unwait(w); a != nil {
+				return waitAssigned, a // freed just in time
+			}
+			return waitTimeout, nil
+		case m := <-r.lc.ops:
+			switch m.kind {
+			case opConsent:
+				r.setConsent(m.consent)
+			case opEnd:
+				leave()
+				r.reject(ctx, 480, endedByAPI, CallCanceled)
+				r.finish(ctx, PartySystem)
+				return waitOver, nil
+			}
+		case ev, ok := <-r.leg.Events():
+			if !ok || ev.Kind == LegCanceled || ev.Kind == LegHungUp {
+				leave()
+				r.event(EventCanceled, map[string]any{"waited_ms": r.s.now().Sub(r.c.CreatedAt).Milliseconds()})
+				r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "caller gave up waiting"
+				r.failed(FailedOnTrunk, StageRinging)
+				r.finish(ctx, PartyCaller)
+				return waitOver, nil
+			}
+		case <-ctx.Done():
+			leave()
+			r.reject(ctx, 503, "service shutting down", CallFailed)
+			r.failed(FailedOnService, StageRinging)
+			r.finish(ctx, PartySystem)
+			return waitOver, nil
+		}
+	}
+}
+
+// queueFor finds the queue the call's number leads to; a directory that
+// fails leaves the call to all of the tenant's operators, which is better
+// than refusing it.
+func (r *callRun) queueFor(ctx context.Context) *Queue {
+	if r.s.queues == nil {
+		return nil
+	}
+	qctx, cancel := dbContext(ctx)
+	defer cancel()
+	q, err := r.s.queues.QueueForNumber(qctx, r.c.TenantID, r.c.To)
+	if err != nil {
+		r.log.Warn("finding the number's queue; offering to all operators", "err", err)
+		return nil
+	}
+	return q
+}
+
+// overflow sends a caller who waited the queue's longest on. It returns
+// the next queue to wait in, or nil when the call was refused or
+// forwarded and is over.
+func (r *callRun) overflow(ctx context.Context, q *Queue, busy bool, overflows int) *Queue {
+	r.event(EventQueueTimeout, map[string]any{"queue_id": q.ID, "overflow": q.Overflow.Kind})
+	refuse := func(reason string) {
+		status := CallNoAnswer
+		if busy {
+			status = CallBusy
+		}
+		r.reject(ctx, 480, reason, status)
+		r.failed(FailedOnBrowser, StageRouting)
+		r.finish(ctx, PartySystem)
+	}
+	switch q.Overflow.Kind {
+	case OverflowQueue:
+		if overflows >= maxOverflows || q.Overflow.QueueID == nil {
+			refuse(fmt.Sprintf("no operator free in queue %s; too many overflows", q.Name))
+			return nil
+		}
+		qctx, cancel := dbContext(ctx)
+		next, err := r.s.queues.QueueByID(qctx, r.c.TenantID, *q.Overflow.QueueID)
+		cancel()
+		if err != nil {
+			r.log.Warn("overflow queue", "queue_id", *q.Overflow.QueueID, "err", err)
+			refuse(fmt.Sprintf("no operator free in queue %s", q.Name))
+			return nil
+		}
+		r.event(EventQueued, map[string]any{"queue_id": next.ID, "queue": next.Name, "overflow_from": q.ID})
+		return next
+	case OverflowURI:
+		r.forward(ctx, q.Overflow.URI, fmt.Sprintf("no operator free in queue %s", q.Name))
+		return nil
+	}
+	refuse(fmt.Sprintf("no operator free in queue %s within %s", q.Name, q.MaxWait))
+	return nil
+}

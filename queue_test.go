@@ -1,0 +1,285 @@
+package switchboard_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
+)
+
+// queues is a QueueDirectory in memory: numbers to queues.
+type queues struct {
+	byNumber map[string]*sb.Queue
+	byID     map[sb.ID]*sb.Queue
+}
+
+func newQueues(qs ...*sb.Queue) *queues {
+	d := &queues{byNumber: map[string]*sb.Queue{}, byID: map[sb.ID]*sb.Queue{}}
+	for _, q := range qs {
+		d.byID[q.ID] = q
+		for _, n := range q.Numbers {
+			d.byNumber[n] = q
+		}
+	}
+	return d
+}
+
+func (d *queues) QueueForNumber(_ context.Context, tenantID sb.ID, number string) (*sb.Queue, error) {
+	if q := d.byNumber[number]; q != nil && q.TenantID == tenantID {
+		return q, nil
+	}
+	return nil, nil
+}
+
+func (d *queues) QueueByID(_ context.Context, tenantID, id sb.ID) (*sb.Queue, error) {
+	if q := d.byID[id]; q != nil && q.TenantID == tenantID {
+		return q, nil
+	}
+	return nil, sb.Errorf(sb.ENOTFOUND, "queue not found")
+}
+
+func queue(name string, wait time.Duration, members ...sb.ID) *sb.Queue {
+	return &sb.Queue{ID: sb.NewID(), TenantID: tenantA, Name: name, MaxWait: wait, Members: members,
+		Overflow: sb.Overflow{Kind: sb.OverflowReject}, Numbers: []string{"+1555" + name}}
+}
+
+// call dispatches a call from the caller to the queue's number.
+func call(sw *sb.Switch, q *sb.Queue, from string) *leg {
+	l := newLeg(sb.PCMU)
+	in := inbound(l)
+	in.From, in.To = from, q.Numbers[0]
+	sw.DispatchInbound(in)
+	return l
+}
+
+// callFrom waits for the record of the call from the caller.
+func (r *recorder) callFrom(t *testing.T, from string) sb.Call {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		r.mu.Lock()
+		for _, c := range r.calls {
+			if c.From == from {
+				r.mu.Unlock()
+				return c
+			}
+		}
+		r.mu.Unlock()
+	}
+	t.Fatalf("no call from %s", from)
+	return sb.Call{}
+}
+
+// waitActions waits until the leg did what is wanted.
+func waitActions(t *testing.T, l *leg, want ...string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if slices.Equal(l.did(), want) {
+			return
+		}
+	}
+	t.Fatalf("leg did %q, want %q", l.did(), want)
+}
+
+// Callers who find the queue's only operator busy wait, hearing ringback,
+// and are offered to them in the order they came when they are free.
+func TestQueueCallersWaitInTurn(t *testing.T) {
+	op := newOperator(tenantA)
+	sales := queue("sales", 5*time.Second, op.id)
+	sw, rec := newSwitch(t, sb.WithQueues(newQueues(sales)))
+	goAvailable(t, sw, op)
+
+	first := call(sw, sales, "first")
+	if err := sw.Accept(op.id, op.nextOffer(t)); err != nil {
+		t.Fatal(err)
+	}
+	second := call(sw, sales, "second")
+	waitActions(t, second, "ring") // in line: it rings once it waits
+	third := call(sw, sales, "third")
+	waitActions(t, third, "ring")
+	if n := sw.Waiting(tenantA)[sales.ID]; n != 2 {
+		t.Errorf("%d callers waiting in sales, want 2", n)
+	}
+
+	first.events <- sb.LegEvent{Kind: sb.LegHungUp}
+	if got := op.nextOffer(t); got != rec.callFrom(t, "second").ID {
+		t.Fatalf("the free operator was offered %s, not the caller who waited longest", got)
+	}
+	if err := sw.Accept(op.id, rec.callFrom(t, "second").ID); err != nil {
+		t.Fatal(err)
+	}
+	waitActions(t, second, "ring", "answer")
+	if n := sw.Waiting(tenantA)[sales.ID]; n != 1 {
+		t.Errorf("%d callers waiting after one was answered, want 1", n)
+	}
+	third.events <- sb.LegEvent{Kind: sb.LegCanceled}
+	for {
+		c := rec.waitEnded(t)
+		if c.From != "third" {
+			continue
+		}
+		if c.Status != sb.CallCanceled || c.Reason != "caller gave up waiting" || c.OperatorID != nil {
+			t.Errorf("record of the caller who gave up: %q %q", c.Status, c.Reason)
+		}
+		if ev := rec.eventsOf(c.ID); !slices.Contains(ev, sb.EventQueued) || slices.Contains(ev, sb.EventOffered) {
+			t.Errorf("events of the caller who gave up: %v", ev)
+		}
+		break
+	}
+	if n := sw.Waiting(tenantA)[sales.ID]; n != 0 {
+		t.Errorf("%d callers still waiting", n)
+	}
+}
+
+// Only the queue's members take its calls.
+func TestQueueOffersOnlyItsMembers(t *testing.T) {
+	member, other := newOperator(tenantA), newOperator(tenantA)
+	support := queue("support", 5*time.Second, member.id)
+	sw, rec := newSwitch(t, sb.WithQueues(newQueues(support)))
+	goAvailable(t, sw, other)
+	l := call(sw, support, "caller")
+	waitActions(t, l, "ring")
+	select {
+	case n := <-other.notes:
+		t.Fatalf("an operator outside the queue was told %q", n)
+	case <-time.After(100 * time.Millisecond):
+	}
+	goAvailable(t, sw, member)
+	if got := member.nextOffer(t); got != rec.callFrom(t, "caller").ID {
+		t.Fatalf("member offered %s", got)
+	}
+}
+
+// A caller who waited the queue's longest is refused clearly, or moves on
+// to the overflow queue, whose members take the call.
+func TestQueueOverflow(t *testing.T) {
+	t.Run("reject", func(t *testing.T) {
+		sales := queue("sales", 200*time.Millisecond)
+		sw, rec := newSwitch(t, sb.WithQueues(newQueues(sales)))
+		l := call(sw, sales, "caller")
+		c := rec.waitEnded(t)
+		if c.Status != sb.CallNoAnswer || c.SIPCode != 480 || c.FailureStage != sb.StageRouting {
+			t.Errorf("record %q %d at %q", c.Status, c.SIPCode, c.FailureStage)
+		}
+		waitActions(t, l, "ring", "reject 480 no operator free in queue sales within 200ms")
+		if ev := rec.eventsOf(c.ID); !slices.Contains(ev, sb.EventQueueTimeout) {
+			t.Errorf("events %v", ev)
+		}
+	})
+	t.Run("to another queue", func(t *testing.T) {
+		backup := newOperator(tenantA)
+		second := queue("second", time.Second, backup.id)
+		first := queue("first", 200*time.Millisecond, sb.NewID())
+		first.Overflow = sb.Overflow{Kind: sb.OverflowQueue, QueueID: &second.ID}
+		sw, rec := newSwitch(t, sb.WithQueues(newQueues(first, second)))
+		goAvailable(t, sw, backup)
+		start := time.Now()
+		call(sw, first, "caller")
+		id := backup.nextOffer(t)
+		if waited := time.Since(start); waited < 200*time.Millisecond {
+			t.Errorf("offered to the overflow queue after %s, before the first queue's wait", waited)
+		}
+		if id != rec.callFrom(t, "caller").ID {
+			t.Errorf("offered %s", id)
+		}
+	})
+}
+
+// outLeg is an OutboundLeg for forwarding tests.
+type outLeg struct {
+	media  *port
+	events chan sb.LegEvent
+	mu     sync.Mutex
+	hungUp bool
+}
+
+func (o *outLeg) Events() <-chan sb.LegEvent { return o.events }
+func (o *outLeg) Media() sb.MediaPort        { return o.media }
+func (o *outLeg) Hangup(context.Context, string) error {
+	o.mu.Lock()
+	o.hungUp = true
+	o.mu.Unlock()
+	return nil
+}
+func (o *outLeg) Hold(context.Context, bool) error { return nil }
+func (o *outLeg) Close() error                     { return nil }
+func (o *outLeg) SIPTrace() []sb.SIPMessage        { return nil }
+func (o *outLeg) SIPCallID() string                { return "fwd@switchboard" }
+
+// dialer hands out one outLeg and remembers where it was sent.
+type dialer struct {
+	leg    *outLeg
+	routes chan sb.OutboundRoute
+	users  chan string
+}
+
+func (d *dialer) Dial(_ context.Context, r sb.OutboundRoute, number string) (sb.OutboundLeg, error) {
+	d.routes <- r
+	d.users <- number
+	return d.leg, nil
+}
+
+// A queue may overflow to a SIP URI: switchboard places that call, answers
+// the caller only when it is answered, bridges the two, and ends the
+// caller's side when the forwarded party hangs up.
+func TestQueueOverflowForwardsToSIPURI(t *testing.T) {
+	night := queue("night", 100*time.Millisecond)
+	night.Overflow = sb.Overflow{Kind: sb.OverflowURI, URI: "sip:voicemail@127.0.0.1:5080;transport=tcp"}
+	out := &outLeg{media: &port{codec: sb.PCMA}, events: make(chan sb.LegEvent, 4)}
+	d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 1), users: make(chan string, 1)}
+	sw, rec := newSwitch(t, sb.WithQueues(newQueues(night)), sb.WithDialer(d, nil))
+	l := call(sw, night, "caller")
+
+	select {
+	case r := <-d.routes:
+		if r.Target != "127.0.0.1:5080" || r.Transport != "tcp" || <-d.users != "voicemail" {
+			t.Errorf("forwarded to %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call was not forwarded")
+	}
+	waitActions(t, l, "ring") // not answered before the forwarded party is
+	out.events <- sb.LegEvent{Kind: sb.LegAnswered}
+	waitActions(t, l, "ring", "answer")
+
+	l.media.deliver(append(media.AppendHeader(nil, false, 0, 1, 0, 9), 0xff, 0xff))
+	out.media.deliver(append(media.AppendHeader(nil, false, 8, 1, 0, 9), 0xd5, 0xd5))
+	if len(out.media.packets()) != 1 || len(l.media.packets()) != 1 {
+		t.Errorf("bridged %d packets to the forwarded party, %d to the caller; want 1 each", len(out.media.packets()), len(l.media.packets()))
+	}
+
+	out.events <- sb.LegEvent{Kind: sb.LegHungUp}
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallCompleted || c.HangupBy != sb.PartyForwarded || c.OperatorID != nil || c.FromCaller.Packets != 1 {
+		t.Errorf("record %q by %q, operator %v, %d packets from the caller", c.Status, c.HangupBy, c.OperatorID, c.FromCaller.Packets)
+	}
+	if ev := rec.eventsOf(c.ID); !slices.Contains(ev, sb.EventForwarded) || !slices.Contains(ev, sb.EventAnswered) {
+		t.Errorf("events %v", ev)
+	}
+	if got := l.did(); len(got) != 3 || got[2] != "bye the forwarded party hung up" {
+		t.Errorf("caller's leg: %q", got)
+	}
+}
+
+func TestParseSIPURI(t *testing.T) {
+	for _, c := range []struct {
+		uri, target, transport, user string
+	}{
+		{"sip:2000@pbx.example", "pbx.example:5060", "udp", "2000"},
+		{"sip:+4930123@10.0.0.5:5070;transport=tcp", "10.0.0.5:5070", "tcp", "+4930123"},
+		{"sip:vm@[2001:db8::1]:5060", "[2001:db8::1]:5060", "udp", "vm"},
+	} {
+		r, user, err := sb.ParseSIPURI(c.uri)
+		if err != nil || r.Target != c.target || r.Transport != c.transport || user != c.user {
+			t.Errorf("%s: %+v %q %v", c.uri, r, user, err)
+		}
+	}
+	for _, bad := range []string{"", "tel:+123", "sip:pbx.example", "sip:@pbx", "sip:a@pbx:99999", "sip:a@pbx;lr", "sips:a@pbx"} {
+		if _, _, err := sb.ParseSIPURI(bad); sb.ErrorCode(err) != sb.EINVALID {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -369,7 +369,7 @@ func TestBrowserLegFailureIsTagged(t *testing.T) {
 	}
 	op.next(t) // connected
 	op.lp.set(sb.LinkInfo{ICE: "disconnected", DTLS: "connected"})
-	time.Sleep(100 * time.Millisecond) // a few samples
+	time.Sleep(300 * time.Millisecond) // several samples, even on a loaded machine
 	sw.Disconnected(op.id)
 	c := rec.waitEnded(t)
 	if c.FailureLeg != sb.FailedOnBrowser || c.FailureStage != sb.StageMedia || c.Q850Cause != 16 {

@@ -94,3 +94,40 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"whole": broken == 0, "first_broken": broken})
 }
+
+// Queues lists a tenant's queues and how many callers wait in each.
+type Queues struct {
+	// Find is the actor's tenant's queues (supervisors and admins).
+	Find func(ctx context.Context) ([]*sb.Queue, error)
+	// Waiting counts the callers in line, by queue; the Switch's.
+	Waiting func(tenantID sb.ID) map[sb.ID]int
+}
+
+// queueView is a queue as GET /v1/queues shows it.
+type queueView struct {
+	*sb.Queue
+	MaxWaitSeconds float64 `json:"max_wait_seconds"`
+	Waiting        int     `json:"waiting"` // callers in line now, on this instance
+}
+
+func (s *Server) findQueues(ctx context.Context) ([]queueView, error) {
+	if s.deps.Queues == nil {
+		return []queueView{}, nil
+	}
+	qs, err := s.deps.Queues.Find(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]queueView, len(qs))
+	var waiting map[sb.ID]int
+	if len(qs) > 0 && s.deps.Queues.Waiting != nil {
+		waiting = s.deps.Queues.Waiting(qs[0].TenantID)
+	}
+	for i, q := range qs {
+		if q.Members == nil {
+			q.Members = []sb.ID{}
+		}
+		out[i] = queueView{Queue: q, MaxWaitSeconds: q.MaxWait.Seconds(), Waiting: waiting[q.ID]}
+	}
+	return out, nil
+}

@@ -112,6 +112,7 @@ type Deps struct {
 	Metrics    http.Handler // nil: no /metrics
 	SIPLogging SIPLogging   // nil: SIP messages cannot be logged
 	Ingress    *Ingress     // nil: no browser callers (WHIP)
+	Queues     *Queues      // nil: no queues are listed
 }
 
 // Registrations says where trunks' outbound registrations stand;
@@ -243,6 +244,7 @@ func (s *Server) Handler() http.Handler {
 			r.Patch("/users/{id}", s.patchUser)
 			r.Get("/apikeys", list(s, "api_keys", s.deps.APIKeys.FindAPIKeys))
 			r.Get("/trunks", list(s, "trunks", s.findTrunks))
+			r.Get("/queues", list(s, "queues", s.findQueues))
 			r.Post("/webrtc/tokens", s.postWebRTCToken)
 			r.Get("/webhooks", list(s, "webhooks", s.findWebhooks))
 			r.Post("/webhooks", s.postWebhook)

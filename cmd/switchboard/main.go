@@ -27,6 +27,7 @@ Commands:
   user create      create a user; password from SWITCHBOARD_PASSWORD or stdin
   trunk create     create a SIP trunk; digest password from SWITCHBOARD_PASSWORD or stdin
   trunk outbound   make a trunk take the calls operators place; password sealed with the keyring
+  queue create     create a queue: its numbers, members, longest wait and overflow
   apikey create    create an API key; prints it once
   keys rotate      re-wrap every recording's data key with the active keyring version
   audit verify     check the audit log's hash chain and signed checkpoints
@@ -58,7 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "apikey" || cmd == "keys" || cmd == "audit" || cmd == "recording") {
+	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "queue" || cmd == "apikey" || cmd == "keys" || cmd == "audit" || cmd == "recording") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runTrunkCreate(ctx, rest, stdin, stdout, stderr)
 	case "trunk outbound":
 		return runTrunkOutbound(ctx, rest, stdin, stdout, stderr)
+	case "queue create":
+		return runQueueCreate(ctx, rest, stdout, stderr)
 	case "apikey create":
 		return runAPIKeyCreate(ctx, rest, stdout, stderr)
 	case "keys rotate":

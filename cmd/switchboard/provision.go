@@ -377,3 +377,54 @@ func runTrunkOutbound(ctx context.Context, args []string, stdin io.Reader, stdou
 	fmt.Fprintf(stdout, "trunk %s takes outbound calls via %s\n", trunkID, r.Target)
 	return nil
 }
+
+func runQueueCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("queue create", "Creates a queue (department): the numbers given lead to it, its members take its calls,\n"+
+		"callers wait up to -max-wait for one of them, then overflow.", stderr)
+	dbURL := databaseFlag(fs)
+	tenant := fs.String("tenant", "", "tenant ID (required)")
+	name := fs.String("name", "", "queue name (required)")
+	maxWait := fs.Duration("max-wait", time.Minute, "how long a caller waits for a free member (0: not at all)")
+	overflow := fs.String("overflow", sb.OverflowReject, "where callers go after the wait: reject, queue:<name>, or uri:sip:user@host[:port][;transport=tcp]")
+	var members, numbers listFlag
+	fs.Var(&members, "member", "email of a person who takes the queue's calls (repeatable; none: every operator of the tenant)")
+	fs.Var(&numbers, "number", "one of the tenant's numbers that leads to the queue (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tenantID, err := sb.ParseID(*tenant)
+	if err != nil {
+		return fmt.Errorf("queue create: -tenant: %w", explain(err))
+	}
+	db, err := openDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	qs := metadata.NewQueueStore(db)
+	q := &sb.Queue{TenantID: tenantID, Name: *name, MaxWait: *maxWait, Numbers: numbers}
+	switch kind, target, _ := strings.Cut(*overflow, ":"); kind {
+	case sb.OverflowQueue:
+		next, err := qs.QueueByName(ctx, tenantID, target)
+		if err != nil {
+			return fmt.Errorf("queue create: -overflow: %w", explain(err))
+		}
+		q.Overflow = sb.Overflow{Kind: kind, QueueID: &next.ID}
+	case sb.OverflowURI:
+		q.Overflow = sb.Overflow{Kind: kind, URI: target}
+	default:
+		q.Overflow = sb.Overflow{Kind: *overflow}
+	}
+	for _, email := range members {
+		id, err := qs.MemberByEmail(ctx, tenantID, email)
+		if err != nil {
+			return fmt.Errorf("queue create: -member: %w", explain(err))
+		}
+		q.Members = append(q.Members, id)
+	}
+	if err := qs.CreateQueue(ctx, q); err != nil {
+		return fmt.Errorf("queue create: %w", explain(err))
+	}
+	fmt.Fprintln(stdout, q.ID)
+	return nil
+}

@@ -104,7 +104,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var player sb.RecordingPlayer
 	checks := map[string]func(context.Context) error{}
 	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger.With("component", "calls")),
-		sb.WithObserver(webhooks.Observers(m.Metrics, hooks)), sb.WithQuality(diag.Score)}
+		sb.WithObserver(webhooks.Observers(m.Metrics, hooks)), sb.WithQuality(diag.Score),
+		sb.WithQueues(metadata.NewQueueStore(m.DB))}
 	if c.Recordings != "" {
 		spooled, err := openRecordingStore(c)
 		if err != nil {
@@ -209,6 +210,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Metrics:       m.Metrics.Handler(),
 		SIPLogging:    m.SIP,
 		Registrations: m.SIP,
+		Queues:        &api.Queues{Find: metadata.NewQueueStore(m.DB).FindQueues, Waiting: m.Switch.Waiting},
 		Ingress: &api.Ingress{
 			Tokens:   metadata.NewIngressService(m.DB),
 			Answer:   mediaSessions{m.Media}.answerVisitor,

@@ -17,11 +17,11 @@ type callRun struct {
 	dtmf   chan dtmfKey
 	ag     *agent // the operator ringing or on the call
 
-	samples    []QualitySample // the call's quality over time
-	link       LinkInfo        // the operator's WebRTC transport, as last seen
-	transferTo ID              // the operator a call is being transferred to
-	iceLost    bool            // the operator's ICE connection failed or dropped
-	created    bool            // the record is written
+	samples  []QualitySample // the call's quality over time
+	link     LinkInfo        // the operator's WebRTC transport, as last seen
+	transfer TransferTarget  // where the call is being transferred
+	iceLost  bool            // the operator's ICE connection failed or dropped
+	created  bool            // the record is written
 
 	consent   *Consent        // what was stated about recording, if anything
 	digit     byte            // the key the caller presses to consent, 0 if none
@@ -244,7 +244,8 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 		return
 	}
 	now := r.s.now()
-	r.c.Status, r.c.AnsweredAt, r.c.OperatorID, r.c.SIPCode = CallAnswered, &now, &opID, 200
+	answeredBy := opID // the record keeps its own: opID changes with a transfer
+	r.c.Status, r.c.AnsweredAt, r.c.OperatorID, r.c.SIPCode = CallAnswered, &now, &answeredBy, 200
 	r.c.Codec = r.leg.Media().Codec().Name // a late offer's codec is known only now
 	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	r.dtmf = make(chan dtmfKey, 32)
@@ -267,7 +268,12 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 		r.addStats(bridge)
 		r.s.release(a, r.c.ID, false, "")
 		a.conn.Ended(r.c.ID, "transferred")
-		r.event(EventTransferred, map[string]any{"from_operator_id": a.conn.OperatorID(), "to_operator_id": r.transferTo})
+		r.event(EventTransferred, r.transfer.detail(a.conn.OperatorID()))
+		if r.transfer.URI != "" {
+			r.finishRecording(ctx) // the recording's consent was for the tenant's operators
+			r.transferOut(ctx, r.transfer.URI)
+			return
+		}
 		if a = r.transferee(ctx); a == nil {
 			if r.c.EndedAt != nil {
 				return // the caller hung up while it rang; finish has run
@@ -278,7 +284,8 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 			return
 		}
 		opID = a.conn.OperatorID()
-		r.c.OperatorID = &opID
+		next := opID
+		r.c.OperatorID = &next
 		bridge = r.connect(a)
 		r.event(EventAnswered, map[string]any{"operator_id": opID, "transfer": true})
 		r.update(ctx)
@@ -349,7 +356,7 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 					r.log.Info("transfer of a call we placed is not supported")
 					continue
 				}
-				r.transferTo = m.target
+				r.transfer = *m.transfer
 				return partyTransfer, ""
 			}
 		case k := <-r.dtmf:
@@ -425,10 +432,21 @@ func (r *callRun) addStats(b *Bridge) {
 // the one who answered, or nil.
 func (r *callRun) transferee(ctx context.Context) *agent {
 	tried := map[ID]bool{}
+	q, deadline := r.transferQueue(ctx)
 	for {
-		a := r.s.reserve(r.c.TenantID, r.transferTo, r.c.ID)
+		var a *agent
+		if id := r.transfer.OperatorID; id != nil {
+			a = r.s.reserve(r.c.TenantID, *id, r.c.ID)
+		}
 		if a == nil {
-			a, _, _ = r.s.pickOrWait(r.c.ID, r.c.TenantID, nil, tried, false)
+			var w *waiter
+			a, _, w = r.s.pickOrWait(r.c.ID, r.c.TenantID, q, tried, q != nil && r.s.now().Before(deadline))
+			if w != nil {
+				var res waitResult
+				if res, a = r.wait(ctx, w, deadline); res == waitOver {
+					return nil
+				}
+			}
 		}
 		if a == nil {
 			return nil
@@ -447,7 +465,7 @@ func (r *callRun) transferee(ctx context.Context) *agent {
 		case ringOver:
 			return nil
 		}
-		r.transferTo = ID{} // the chosen one did not answer: anyone available
+		r.transfer.OperatorID = nil // the chosen one did not answer: anyone available
 	}
 }
 
@@ -622,6 +640,9 @@ func (r *callRun) finish(ctx context.Context, by Party) {
 	now := r.s.now()
 	r.c.EndedAt = &now
 	r.c.HangupBy = by
+	if r.c.Status == CallAnswered {
+		r.c.Status = CallCompleted // an answered call that ended, whatever ended it
+	}
 	if r.c.AnsweredAt != nil {
 		r.c.DurationMS = now.Sub(*r.c.AnsweredAt).Milliseconds()
 	}

@@ -233,6 +233,7 @@ const (
 func (r *callRun) wait(ctx context.Context, w *waiter, deadline time.Time) (waitResult, *agent) {
 	timer := time.NewTimer(deadline.Sub(r.s.now()))
 	defer timer.Stop()
+	answered := r.c.AnsweredAt != nil // waiting for a transfer
 	// leave takes the call out of line; an operator reserved meanwhile is
 	// let go again.
 	leave := func() {
@@ -255,13 +256,25 @@ func (r *callRun) wait(ctx context.Context, w *waiter, deadline time.Time) (wait
 				r.setConsent(m.consent)
 			case opEnd:
 				leave()
-				r.reject(ctx, 480, endedByAPI, CallCanceled)
+				if answered {
+					r.hangup(ctx, endedByAPI)
+					r.finishRecording(ctx)
+				} else {
+					r.reject(ctx, 480, endedByAPI, CallCanceled)
+				}
 				r.finish(ctx, PartySystem)
 				return waitOver, nil
 			}
 		case ev, ok := <-r.leg.Events():
 			if !ok || ev.Kind == LegCanceled || ev.Kind == LegHungUp {
 				leave()
+				if answered {
+					r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": ev.Reason})
+					r.c.Reason = "caller hung up while waiting for the transfer"
+					r.finishRecording(ctx)
+					r.finish(ctx, PartyCaller)
+					return waitOver, nil
+				}
 				r.event(EventCanceled, map[string]any{"waited_ms": r.s.now().Sub(r.c.CreatedAt).Milliseconds()})
 				r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "caller gave up waiting"
 				r.failed(FailedOnTrunk, StageRinging)
@@ -270,8 +283,13 @@ func (r *callRun) wait(ctx context.Context, w *waiter, deadline time.Time) (wait
 			}
 		case <-ctx.Done():
 			leave()
-			r.reject(ctx, 503, "service shutting down", CallFailed)
-			r.failed(FailedOnService, StageRinging)
+			if answered {
+				r.hangup(ctx, "service shutting down")
+				r.finishRecording(ctx)
+			} else {
+				r.reject(ctx, 503, "service shutting down", CallFailed)
+				r.failed(FailedOnService, StageRinging)
+			}
 			r.finish(ctx, PartySystem)
 			return waitOver, nil
 		}

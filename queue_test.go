@@ -283,3 +283,81 @@ func TestParseSIPURI(t *testing.T) {
 		}
 	}
 }
+
+// An answered call transferred to a queue waits for its member, who is on
+// another call, and is offered to them when they are free; one transferred
+// to a SIP URI is bridged to the call switchboard places there.
+func TestTransferToQueueAndURI(t *testing.T) {
+	first, member := newOperator(tenantA), newOperator(tenantA)
+	billing := queue("billing", 5*time.Second, member.id)
+	out := &outLeg{media: &port{codec: sb.PCMU}, events: make(chan sb.LegEvent, 4)}
+	d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 1), users: make(chan string, 1)}
+	sw, rec := newSwitch(t, sb.WithQueues(newQueues(billing)), sb.WithDialer(d, nil))
+
+	// The member is busy with a call of their own.
+	goAvailable(t, sw, member)
+	other := newLeg(sb.PCMU)
+	in := inbound(other)
+	in.From = "other"
+	sw.DispatchInbound(in)
+	otherID := member.nextOffer(t)
+	if err := sw.Accept(member.id, otherID); err != nil {
+		t.Fatal(err)
+	}
+
+	goAvailable(t, sw, first)
+	l := newLeg(sb.PCMU)
+	in = inbound(l)
+	in.From = "caller"
+	sw.DispatchInbound(in)
+	id := first.nextOffer(t)
+	if err := sw.Accept(first.id, id); err != nil {
+		t.Fatal(err)
+	}
+	waitActions(t, l, "ring", "answer")
+	if err := sw.TransferCall(first.id, id, sb.TransferTarget{QueueID: &billing.ID}); err != nil {
+		t.Fatal(err)
+	}
+	for sw.Waiting(tenantA)[billing.ID] != 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	other.events <- sb.LegEvent{Kind: sb.LegHungUp}
+	if got := member.nextOffer(t); got != id {
+		t.Fatalf("member offered %s, want the transferred call", got)
+	}
+	if err := sw.Accept(member.id, id); err != nil {
+		t.Fatal(err)
+	}
+	for c := rec.callFrom(t, "caller"); c.OperatorID == nil || *c.OperatorID != member.id; c = rec.callFrom(t, "caller") {
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// The member hands the caller on to a SIP URI, through the API.
+	if err := sw.TransferByAPI(tenantB, id, sb.TransferTarget{URI: "sip:2001@127.0.0.1"}); sb.ErrorCode(err) != sb.ECONFLICT {
+		t.Errorf("another tenant transferred the call: %v", err)
+	}
+	if err := sw.TransferByAPI(tenantA, id, sb.TransferTarget{URI: "sip:2001@127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-d.routes; r.Target != "127.0.0.1:5060" || <-d.users != "2001" {
+		t.Errorf("transferred to %+v", r)
+	}
+	out.events <- sb.LegEvent{Kind: sb.LegAnswered}
+	for len(out.media.packets()) == 0 {
+		l.media.deliver(append(media.AppendHeader(nil, false, 0, 1, 0, 9), 0xff, 0xff))
+		time.Sleep(5 * time.Millisecond)
+	}
+	l.events <- sb.LegEvent{Kind: sb.LegHungUp}
+	var c sb.Call
+	for c = rec.waitEnded(t); c.From != "caller"; c = rec.waitEnded(t) {
+	}
+	if c.Status != sb.CallCompleted || c.HangupBy != sb.PartyCaller || *c.OperatorID != member.id {
+		t.Errorf("record %q by %q, operator %v", c.Status, c.HangupBy, c.OperatorID)
+	}
+	if got := rec.eventsOf(c.ID); len(slices.DeleteFunc(slices.Clone(got), func(e sb.EventType) bool { return e != sb.EventTransferred })) != 2 {
+		t.Errorf("timeline %v: want two transfers", got)
+	}
+	if err := sw.TransferCall(first.id, id, sb.TransferTarget{}); sb.ErrorCode(err) != sb.EINVALID {
+		t.Errorf("a transfer to nowhere: %v", err)
+	}
+}

@@ -169,14 +169,14 @@ const (
 )
 
 type opMsg struct {
-	kind    opKind
-	opID    ID
-	muted   bool
-	consent *Consent
-	paused  bool
-	stats   *QualitySample
-	held    bool
-	target  ID // the operator a call is transferred to
+	kind     opKind
+	opID     ID
+	muted    bool
+	consent  *Consent
+	paused   bool
+	stats    *QualitySample
+	held     bool
+	transfer *TransferTarget
 }
 
 // ActiveCalls returns the number of calls in progress.
@@ -380,7 +380,7 @@ func (s *Switch) Transfer(opID, callID, toOpID ID) error {
 	if !ok {
 		return Errorf(ENOTFOUND, "no such operator to transfer to")
 	}
-	return s.toCall(opID, callID, agentBusy, opMsg{kind: opTransfer, opID: opID, target: toOpID})
+	return s.toCall(opID, callID, agentBusy, opMsg{kind: opTransfer, opID: opID, transfer: &TransferTarget{OperatorID: &toOpID}})
 }
 
 // reserve marks operator opID ringing for the call if they are available

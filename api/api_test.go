@@ -258,10 +258,10 @@ func (f *fakeControl) Accept(_, callID sb.ID) error {
 func (f *fakeControl) Decline(sb.ID, sb.ID) error {
 	return sb.Errorf(sb.ENOTFOUND, "no such call ringing")
 }
-func (f *fakeControl) Hangup(sb.ID, sb.ID) error                    { return errors.New("database on fire") }
-func (f *fakeControl) OperatorConsent(_, _ sb.ID, given bool) error { return nil }
-func (f *fakeControl) Hold(_, _ sb.ID, held bool) error             { return nil }
-func (f *fakeControl) Transfer(_, _, _ sb.ID) error                 { return nil }
+func (f *fakeControl) Hangup(sb.ID, sb.ID) error                          { return errors.New("database on fire") }
+func (f *fakeControl) OperatorConsent(_, _ sb.ID, given bool) error       { return nil }
+func (f *fakeControl) Hold(_, _ sb.ID, held bool) error                   { return nil }
+func (f *fakeControl) TransferCall(_, _ sb.ID, _ sb.TransferTarget) error { return nil }
 func (f *fakeControl) Dial(_ sb.ID, number string) (sb.ID, error) {
 	if number == "busy" {
 		return sb.ID{}, sb.Errorf(sb.ECONFLICT, "on a call")

@@ -111,3 +111,70 @@ func (s *Server) postCall(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, http.StatusCreated, map[string]sb.ID{"call_id": id})
 }
+
+// transferTarget reads where a transfer goes: one of an operator's ID, a
+// queue's ID or a SIP URI.
+func transferTarget(op, queue, uri string) (sb.TransferTarget, error) {
+	var t sb.TransferTarget
+	for _, f := range []struct {
+		name, value string
+		dst         **sb.ID
+	}{{"operator_id", op, &t.OperatorID}, {"queue_id", queue, &t.QueueID}} {
+		if f.value == "" {
+			continue
+		}
+		id, err := sb.ParseID(f.value)
+		if err != nil {
+			return t, sb.Errorf(sb.EINVALID, "%s %q is not an id", f.name, truncate(f.value, 64))
+		}
+		*f.dst = &id
+	}
+	t.URI = uri
+	return t, t.Validate()
+}
+
+// transferCall is POST /v1/calls/{id}/transfer: an integration, a
+// supervisor or an admin hands an answered call on (blind) to an operator,
+// a queue or a SIP URI: {"operator_id": ...} | {"queue_id": ...} | {"uri": "sip:..."}.
+func (s *Server) transferCall(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.callID(w, r)
+	if !ok {
+		return
+	}
+	a := sb.ActorFromContext(r.Context())
+	if a.Role != sb.RoleSupervisor && a.Role != sb.RoleAdmin {
+		s.error(w, r, sb.Errorf(sb.EFORBIDDEN, "calls are transferred through the API by integrations, supervisors and admins"))
+		return
+	}
+	var in struct {
+		OperatorID string `json:"operator_id"`
+		QueueID    string `json:"queue_id"`
+		URI        string `json:"uri"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	t, err := transferTarget(in.OperatorID, in.QueueID, in.URI)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if _, err := s.deps.Calls.FindCallByID(r.Context(), id); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if s.deps.Ender == nil {
+		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "calls cannot be transferred here"))
+		return
+	}
+	if err := s.deps.Ender.TransferByAPI(a.TenantID, id, t); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if err := s.auditActor(r, a, "call.transfer", "call", id); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusAccepted, map[string]string{"status": "transferring"})
+}

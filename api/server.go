@@ -49,8 +49,9 @@ type CallControl interface {
 	// OperatorConsent records that the operator confirmed (or the caller
 	// refused) recording consent after the announcement.
 	OperatorConsent(opID, callID sb.ID, given bool) error
-	// Transfer hands the operator's call to another operator (blind).
-	Transfer(opID, callID, toOpID sb.ID) error
+	// TransferCall hands the operator's call on (blind): to another
+	// operator, a queue or a SIP URI.
+	TransferCall(opID, callID sb.ID, t sb.TransferTarget) error
 	// Hold puts the operator's caller on hold, or takes them off.
 	Hold(opID, callID sb.ID, held bool) error
 	// Dial places a call from the operator to a number.
@@ -126,9 +127,11 @@ type Originator interface {
 	Originate(tenantID, opID sb.ID, number string) (sb.ID, error)
 }
 
-// CallEnder ends calls in progress; *switchboard.Switch implements it.
+// CallEnder ends and transfers calls in progress for integrations;
+// *switchboard.Switch implements it.
 type CallEnder interface {
 	EndCall(tenantID, callID sb.ID) error
+	TransferByAPI(tenantID, callID sb.ID, t sb.TransferTarget) error
 }
 
 // SIPLogging switches logging of SIP messages at run time; *sip.Server
@@ -221,6 +224,7 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/calls/{id}", s.getCall)
 			r.Patch("/calls/{id}", s.patchCall)
 			r.Post("/calls/{id}/hangup", s.hangupCall)
+			r.Post("/calls/{id}/transfer", s.transferCall)
 			r.Get("/calls/{id}/events", s.getCallEvents)
 			r.Get("/calls/{id}/recording", s.getCallRecording)
 			r.Get("/calls/{id}/trace", s.getCallTrace)

@@ -43,6 +43,8 @@ type clientMessage struct {
 	Number    string           `json:"number,omitempty"`
 	Held      *bool            `json:"held,omitempty"`
 	To        string           `json:"to_operator_id,omitempty"`
+	ToQueue   string           `json:"to_queue_id,omitempty"`
+	ToURI     string           `json:"to_uri,omitempty"`
 }
 
 type msgHeld struct {
@@ -637,11 +639,11 @@ func (c *opConn) handle(m clientMessage) error {
 		case "hangup":
 			return cc.Hangup(id, callID)
 		case "transfer":
-			to, err := sb.ParseID(m.To)
+			t, err := transferTarget(m.To, m.ToQueue, m.ToURI)
 			if err != nil {
-				return sb.Errorf(sb.EINVALID, "transfer needs to_operator_id")
+				return err
 			}
-			return cc.Transfer(id, callID, to)
+			return cc.TransferCall(id, callID, t)
 		case "hold":
 			if m.Held == nil {
 				return sb.Errorf(sb.EINVALID, "hold needs held: true or false")

@@ -402,6 +402,20 @@ func (c *Client) Transfer(ctx context.Context, callID, toOperatorID sb.ID) error
 		func(ev Event) bool { return ev.Type == "ended" && ev.CallID == callID })
 }
 
+// TransferToQueue hands the call to one of the tenant's queues, whose
+// members are offered it.
+func (c *Client) TransferToQueue(ctx context.Context, callID, queueID sb.ID) error {
+	return c.request(ctx, map[string]any{"type": "transfer", "call_id": callID, "to_queue_id": queueID},
+		func(ev Event) bool { return ev.Type == "ended" && ev.CallID == callID })
+}
+
+// TransferToURI hands the call to a SIP URI, which switchboard calls and
+// bridges.
+func (c *Client) TransferToURI(ctx context.Context, callID sb.ID, uri string) error {
+	return c.request(ctx, map[string]any{"type": "transfer", "call_id": callID, "to_uri": uri},
+		func(ev Event) bool { return ev.Type == "ended" && ev.CallID == callID })
+}
+
 // Hold puts the caller on hold, or takes them off.
 func (c *Client) Hold(ctx context.Context, callID sb.ID, held bool) error {
 	return c.request(ctx, map[string]any{"type": "hold", "call_id": callID, "held": held},

@@ -195,6 +195,7 @@ function setCallState(state) {
   show($("mute"), state === "connected");
   show($("hold"), state === "connected");
   show($("keypad"), state === "connected");
+  show($("transfer-form"), state === "connected");
   clearInterval(timerHandle);
   clearInterval(statsHandle);
   $("timer").textContent = "";
@@ -255,6 +256,16 @@ $("hangup").addEventListener("click", () => sb.call && send({ type: "hangup", ca
 $("hold").addEventListener("click", () => {
   if (!sb.call) return;
   send({ type: "hold", call_id: sb.call.id, held: $("hold").getAttribute("aria-pressed") !== "true" });
+});
+
+// Blind transfer to a SIP URI (a colleague's extension, another site);
+// the call is ended for this operator once it is handed over.
+$("transfer-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if (!sb.call) return;
+  const to = $("transfer-to").value.trim();
+  send({ type: "transfer", call_id: sb.call.id, to_uri: to.startsWith("sip:") ? to : "sip:" + to });
+  $("transfer-to").value = "";
 });
 
 $("dial-form").addEventListener("submit", (ev) => {

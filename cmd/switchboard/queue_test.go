@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -126,4 +127,82 @@ func TestQueueWaitsThenForwards(t *testing.T) {
 			t.Errorf("record %q, operator %v", rec.Status, rec.OperatorID)
 		}
 	})
+}
+
+// Blind transfers of an answered call: an integration hands it to a
+// queue through the API, the queue's member takes it, and then transfers
+// it from their page's socket to a SIP URI (a SIPp extension), which the
+// caller hears until it hangs up.
+func TestTransferToQueueThenSIPURI(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	vm, vmDone := carrierSIPp(ctx, t, "uas_answer_bye.xml")
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"queue", "create", "-database-url", m.Config.DatabaseURL, "-tenant", f.Tenant.ID.String(),
+		"-name", "billing", "-max-wait", "10s", "-member", f.Operators[1].Email}, nil, &out, &errOut); err != nil {
+		t.Fatalf("queue create: %v\n%s", err, errOut.String())
+	}
+	billing := strings.TrimSpace(out.String())
+	first := mustOperator(t, m, f.Operators[0]) // idle longest: offered first
+	member := mustOperator(t, m, f.Operators[1])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, in := answeredCall(t, m, phone, first, "+15550003333", "2000")
+	path := "/v1/calls/" + in.CallID.String()
+
+	crm := &person{t: t, m: m, key: f.APIKey}
+	if code, _ := crm.do("POST", path+"/transfer", `{"queue_id":"`+billing+`","uri":"sip:a@b"}`, nil); code != 400 {
+		t.Errorf("a transfer to two places: %d, want 400", code)
+	}
+	if code, body := crm.do("POST", path+"/transfer", `{"queue_id":"`+billing+`"}`, nil); code != http.StatusAccepted {
+		t.Fatalf("transfer to the queue: %d %s", code, body)
+	}
+	if got := waitIncoming(t, member); got.CallID != in.CallID {
+		t.Fatalf("member offered %s", got.CallID)
+	}
+	if err := member.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := member.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := member.TransferToURI(ctx, in.CallID, "sip:vm@"+vm); err != nil {
+		t.Fatal(err)
+	}
+	var heard atomic.Int64
+	call.SetSink(func([]byte) { heard.Add(1) })
+	sendPattern(t, 50, func(p []byte) error { return call.SendRTP(p, false) })
+	select {
+	case <-call.Ended():
+	case <-ctx.Done():
+		t.Fatal("the extension's BYE never reached the caller")
+	}
+	if err := <-vmDone; err != nil {
+		t.Error(err)
+	}
+	if n := heard.Load(); n < 40 {
+		t.Errorf("caller heard %d packets from the extension", n)
+	}
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyForwarded || rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
+		t.Errorf("record %q by %q, last operator %v", rec.Status, rec.HangupBy, rec.OperatorID)
+	}
+	var events struct {
+		Events []sb.CallEvent `json:"events"`
+	}
+	apiGet(t, m, f.APIKey, path+"/events", &events)
+	transfers := 0
+	for _, e := range events.Events {
+		if e.Type == sb.EventTransferred {
+			transfers++
+		}
+	}
+	if transfers != 2 {
+		t.Errorf("%d transfers on the timeline, want 2", transfers)
+	}
+	if got := auditActions(t, m, f.Tenant.ID); !containsInOrder(got, "call.transfer") {
+		t.Errorf("audit %v lacks the API's transfer", got)
+	}
 }

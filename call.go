@@ -213,6 +213,7 @@ const (
 	EventQueued       EventType = "queued"        // the call waits in a queue for a free operator
 	EventQueueTimeout EventType = "queue_timeout" // the queue's longest wait passed: the call overflows
 	EventForwarded    EventType = "forwarded"     // the call is forwarded to a SIP URI
+	EventReferred     EventType = "referred"      // the caller's side took the transfer (REFER) and switchboard left the call
 
 	EventConsent            EventType = "consent"             // recording consent stated or refused
 	EventRecordingStarted   EventType = "recording_started"   // the call is being recorded

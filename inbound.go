@@ -271,6 +271,9 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 		r.event(EventTransferred, r.transfer.detail(a.conn.OperatorID()))
 		if r.transfer.URI != "" {
 			r.finishRecording(ctx) // the recording's consent was for the tenant's operators
+			if r.refer(ctx, r.transfer.URI) {
+				return
+			}
 			r.transferOut(ctx, r.transfer.URI)
 			return
 		}

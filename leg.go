@@ -88,6 +88,15 @@ type TrunkLeg interface {
 	SIPTrace() []SIPMessage
 }
 
+// Referrer is a trunk leg that can hand its call to a SIP URI itself
+// (REFER): the caller's side calls the target, and switchboard leaves the
+// call.
+type Referrer interface {
+	// Refer returns nil once the target answered; on an error the call
+	// is still up and still ours.
+	Refer(ctx context.Context, uri string) error
+}
+
 // InboundCall is what the sip adapter hands to call control for a new call.
 type InboundCall struct {
 	Trunk     *Trunk

@@ -100,6 +100,25 @@ func (r *callRun) transferQueue(ctx context.Context) (*Queue, time.Time) {
 	return q, r.s.now().Add(q.MaxWait)
 }
 
+// refer asks the caller's side to call uri itself (REFER), when it takes
+// REFER; once the target answered, switchboard leaves the call and it is
+// over. It reports false when the caller is still ours to transfer.
+func (r *callRun) refer(ctx context.Context, uri string) bool {
+	rl, ok := r.leg.(Referrer)
+	if !ok {
+		return false
+	}
+	if err := rl.Refer(ctx, uri); err != nil {
+		r.log.Info("REFER not used; bridging the transfer", "err", err)
+		return false
+	}
+	r.event(EventReferred, map[string]any{"uri": uri})
+	r.c.Reason = "transferred by REFER"
+	r.hangup(ctx, "transferred")
+	r.finish(ctx, PartySystem)
+	return true
+}
+
 // transferOut hands an answered caller to a SIP URI: switchboard places
 // the call and bridges the two once it is answered (the caller hears
 // silence meanwhile); if it is not, the caller is hung up on with the

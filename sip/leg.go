@@ -47,6 +47,7 @@ type leg struct {
 	acked     bool  // the 200 to the INVITE was acknowledged
 	lateErr   error // the ACK's answer could not be used
 	closed    bool
+	referred  chan int // a REFER's progress, from its NOTIFYs, while one is under way
 }
 
 var _ sb.TrunkLeg = (*leg)(nil)

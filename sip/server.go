@@ -50,7 +50,7 @@ type Config struct {
 }
 
 // allowed is the Allow header: what this server does.
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"
 
 // maxBody is the largest SDP we read; an offer is well under 2 KiB.
 const maxBody = 16 << 10
@@ -111,6 +111,7 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	s.srv.OnCancel(s.guard(s.onCancel))
 	s.srv.OnOptions(s.guard(s.onOptions))
 	s.srv.OnInfo(s.guard(s.onInfo))
+	s.srv.OnNotify(s.guard(s.onNotify))
 	s.srv.OnNoRoute(s.guard(s.onNoRoute))
 	return s, nil
 }

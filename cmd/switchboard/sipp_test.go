@@ -507,3 +507,65 @@ func pcapPackets(t *testing.T, path string) int {
 	}
 	return n
 }
+
+// TestSIPpTransferByREFER: a PBX that takes REFER (SIPp) calls in; the
+// operator transfers the call to a SIP URI; the PBX is asked to call it
+// itself, reports the target answered, and switchboard leaves the call.
+func TestSIPpTransferByREFER(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		requireDependency(t, "sipp (Debian package sip-tester)")
+	}
+	s := mustStartBinary(t)
+	tenant := s.run(t, "", "tenant", "create", "--name", "REFER")
+	s.run(t, testPassword, "user", "create", "--tenant", tenant, "--email", "op@refer.test", "--role", "operator")
+	s.run(t, "", "trunk", "create", "--tenant", tenant, "--name", "pbx", "--allow", "127.0.0.1/32", "--number", "2000")
+	key := s.run(t, "", "apikey", "create", "--tenant", tenant, "--role", "supervisor")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	op, err := opclient.Login(ctx, s.httpURL, "op@refer.test", testPassword, opclient.WithLoopbackOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	if err := op.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.SetAvailable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	transferred := make(chan sb.ID, 1)
+	go func() {
+		defer close(transferred)
+		select {
+		case in := <-op.Incoming():
+			if op.Accept(ctx, in.CallID) != nil || op.WaitConnected(ctx, in.CallID) != nil {
+				return
+			}
+			if err := op.TransferToURI(ctx, in.CallID, "sip:vm@127.0.0.1:5999"); err != nil {
+				t.Errorf("transfer: %v", err)
+				return
+			}
+			transferred <- in.CallID
+		case <-ctx.Done():
+		}
+	}()
+	if out, err := sipp(ctx, t, "uac_refer.xml", "2000", s.sipAddr); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	id, ok := <-transferred
+	if !ok {
+		t.Fatal("the operator did not transfer the call")
+	}
+	rec := waitBinaryCall(t, s, key, id)
+	if rec.Status != sb.CallCompleted || rec.Reason != "transferred by REFER" || rec.HangupBy != sb.PartySystem {
+		t.Errorf("record %q by %q: %q", rec.Status, rec.HangupBy, rec.Reason)
+	}
+	var tr binaryTrace
+	s.getJSON(t, key, "/v1/calls/"+id.String()+"/trace", &tr)
+	if refer, ok := tr.sent("REFER "); !ok || !strings.Contains(refer, "Refer-To: <sip:vm@127.0.0.1:5999>") {
+		t.Errorf("trace has no REFER to the target: %q", refer)
+	}
+	if !slices.ContainsFunc(tr.Events, func(e sb.CallEvent) bool { return e.Type == sb.EventReferred }) {
+		t.Errorf("no %s event", sb.EventReferred)
+	}
+}

@@ -318,3 +318,58 @@ func TestChromiumWidget(t *testing.T) {
 	poll("the widget says the visitor hung up", `document.querySelector("#status").textContent === "You hung up."`)
 	t.Logf("operator heard %d packets from the widget", heard.Load())
 }
+
+// TestChromiumDialsOut is an operator calling a customer from the page:
+// they type a number in the dial form; switchboard calls it through the
+// tenant's outbound trunk (a SIPp extension that answers, plays its
+// sample and hangs up); the page shows the call connected, the browser
+// receives the audio, and the page shows the end.
+func TestChromiumDialsOut(t *testing.T) {
+	if !runInPrivateNetns(t, "TestChromiumDialsOut") {
+		return
+	}
+	m := mustStartService(t, map[string]string{"keyring": testKeyring})
+	f := mustProvision(t, m, "Dialer", "2000", 1)
+	ctx := newChromium(t)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	carrier, done := carrierSIPp(ctx, t, "uas_answer_bye.xml")
+	outboundTrunk(t, m, f, "carrier", carrier, 1)
+	run, poll := browserSteps(t, ctx)
+	run("log in", chromedp.Navigate(m.HTTPURL()+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#email")),
+		chromedp.SendKeys(chromedp.CSS("#email"), f.Operators[0].Email),
+		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
+		chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS("#available")))
+	poll("PeerConnection connected", `window.switchboard.pc && window.switchboard.pc.connectionState === "connected"`)
+	run("go available", chromedp.Click(chromedp.CSS("#available")))
+	poll("available", `window.switchboard.state.available === true`)
+	run("dial", chromedp.SendKeys(chromedp.CSS("#dial-number"), "+1 555 000 4444"), chromedp.Click(chromedp.CSS("#dial")))
+	poll("connected", `document.querySelector("#call-state").textContent === "connected"`)
+	received, err := chromedp.Run(ctx, chromedp.PollFunction[float64](`async () => {
+		const stats = await window.switchboard.pc.getStats();
+		for (const s of stats.values()) {
+			if (s.type === "inbound-rtp" && s.kind === "audio" && s.packetsReceived >= 50) return s.packetsReceived;
+		}
+		return false;
+	}`, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(200*time.Millisecond)))
+	if err != nil {
+		t.Fatalf("the browser received none of the called party's audio: %v", err)
+	}
+	poll("the far end hung up", `document.querySelector("#call-state").textContent.startsWith("ended")`)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Calls []sb.Call `json:"calls"`
+	}
+	apiGet(t, m, f.APIKey, "/v1/calls", &list)
+	if len(list.Calls) != 1 || list.Calls[0].Direction != sb.Outbound || list.Calls[0].To != "+15550004444" {
+		t.Fatalf("calls: %+v", list.Calls)
+	}
+	if rec := waitCallEnded(t, m, f.APIKey, list.Calls[0].ID); rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller {
+		t.Errorf("record %q by %q, want completed by the called party", rec.Status, rec.HangupBy)
+	}
+	t.Logf("browser received %.0f packets", received)
+}

@@ -61,6 +61,10 @@ func (m SIPMessage) Redact(p TracePolicy) SIPMessage {
 	return m
 }
 
+// MaskNumber hides all but the last four digits of the phone numbers in s,
+// for logs and pages that need to tell calls apart, not to dial them.
+func MaskNumber(s string) string { return maskDigits(s) }
+
 // maskDigits replaces all but the last four digits of every run of five
 // or more with '*': numbers go, ports and CSeq-sized values stay.
 func maskDigits(s string) string {

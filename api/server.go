@@ -110,10 +110,11 @@ type Deps struct {
 	// Checks are the other parts readiness depends on, by name (storage,
 	// sip).
 	Checks     map[string]func(context.Context) error
-	Metrics    http.Handler // nil: no /metrics
-	SIPLogging SIPLogging   // nil: SIP messages cannot be logged
-	Ingress    *Ingress     // nil: no browser callers (WHIP)
-	Queues     *Queues      // nil: no queues are listed
+	Metrics    http.Handler      // nil: no /metrics
+	SIPLogging SIPLogging        // nil: SIP messages cannot be logged
+	Ingress    *Ingress          // nil: no browser callers (WHIP)
+	Queues     *Queues           // nil: no queues are listed
+	Subjects   sb.SubjectService // nil: no data-subject requests
 }
 
 // Registrations says where trunks' outbound registrations stand;
@@ -250,6 +251,9 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/trunks", list(s, "trunks", s.findTrunks))
 			r.Get("/queues", list(s, "queues", s.findQueues))
 			r.Post("/webrtc/tokens", s.postWebRTCToken)
+			r.Post("/subjects/export", s.exportSubject)
+			r.Post("/subjects/erase", s.eraseSubject)
+			r.Post("/subjects/rectify", s.rectifySubject)
 			r.Get("/webhooks", list(s, "webhooks", s.findWebhooks))
 			r.Post("/webhooks", s.postWebhook)
 			r.Delete("/webhooks/{id}", s.deleteWebhook)

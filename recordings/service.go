@@ -89,19 +89,32 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			return n, nil
 		}
 		for _, rec := range expired {
-			if err := s.store.Delete(ctx, rec.ObjectKey); err != nil {
-				return n, fmt.Errorf("recordings: retention: %w", err)
-			}
-			rec.Status, rec.WrappedKey = sb.RecordingDestroyed, nil
-			if err := s.records.UpdateRecording(ctx, rec); err != nil {
-				return n, err
-			}
-			if err := s.destroyed(ctx, rec, "retention period ended"); err != nil {
+			if err := s.Destroy(ctx, rec, "retention period ended"); err != nil {
 				return n, err
 			}
 			n++
 		}
 	}
+}
+
+// Destroy deletes a finished recording's object and erases its wrapped
+// data key (crypto-shredding: a copy of the object that escaped deletion
+// cannot be opened), and records and audits why.
+func (s *Service) Destroy(ctx context.Context, rec *sb.Recording, reason string) error {
+	if rec.Status == sb.RecordingDestroyed {
+		return nil
+	}
+	if rec.Status == sb.RecordingActive {
+		return sb.Errorf(sb.ECONFLICT, "recording %s is still being made", rec.ID)
+	}
+	if err := s.store.Delete(ctx, rec.ObjectKey); err != nil {
+		return fmt.Errorf("recordings: destroy: %w", err)
+	}
+	rec.Status, rec.WrappedKey = sb.RecordingDestroyed, nil
+	if err := s.records.UpdateRecording(ctx, rec); err != nil {
+		return err
+	}
+	return s.destroyed(ctx, rec, reason)
 }
 
 // ConsentDigit is the key the tenant's callers press to consent.

@@ -75,7 +75,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			Code: res.StatusCode, Reason: reason, Leg: leg, Stage: stage, Trace: s.capture.release(req.CallID().Value())})
 	}
 	if !trunk.HasNumber(number) {
-		log.Info("INVITE refused: number not on trunk", "number", number)
+		log.Info("INVITE refused: number not on trunk", "number", sb.MaskNumber(number))
 		refuse(rejection(req, sip.StatusNotFound, "number not served here"), "number not served here", sb.FailedOnTrunk, sb.StageRouting)
 		return
 	}

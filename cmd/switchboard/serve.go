@@ -102,6 +102,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	grants := metadata.NewGrantStore(m.DB)
 	m.expireGrants(ctx, grants, 30*time.Second)
 	var player sb.RecordingPlayer
+	var destroy func(context.Context, *sb.Recording, string) error // nil: no recordings to destroy
 	checks := map[string]func(context.Context) error{}
 	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger.With("component", "calls")),
 		sb.WithObserver(webhooks.Observers(m.Metrics, hooks)), sb.WithQuality(diag.Score),
@@ -119,6 +120,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			recordings.WithAudit(metadata.NewAuditLog(m.DB)))
 		opts = append(opts, sb.WithRecordings(svc))
 		player = recordings.NewPlayer(grants, store, c.Keyring)
+		destroy = svc.Destroy
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
 		m.sweepRetention(ctx, svc, c.RetentionSweep)
 		if spool, ok := spooled.(*recordings.SpoolStore); ok {
@@ -210,6 +212,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Metrics:       m.Metrics.Handler(),
 		SIPLogging:    m.SIP,
 		Registrations: m.SIP,
+		Subjects:      metadata.NewSubjectStore(m.DB, destroy),
 		Queues:        &api.Queues{Find: metadata.NewQueueStore(m.DB).FindQueues, Waiting: m.Switch.Waiting},
 		Ingress: &api.Ingress{
 			Tokens:   metadata.NewIngressService(m.DB),

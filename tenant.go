@@ -32,7 +32,31 @@ type Tenant struct {
 	RecordingPolicy RecordingPolicy `json:"recording_policy"`
 	Support         SupportPolicy   `json:"support"`
 	Trace           TracePolicy     `json:"trace"`
+	Privacy         PrivacyPolicy   `json:"privacy"`
 	CreatedAt       time.Time       `json:"created_at"`
+}
+
+// PrivacyPolicy is how long a tenant keeps call records and quality
+// samples (SIP traces and recordings have their own periods), and whether
+// its operators see callers' numbers whole.
+type PrivacyPolicy struct {
+	// CallRetentionDays is how long a call record keeps who called: then
+	// its numbers, references, source and timeline go, and the rest
+	// (times, outcome, quality) stays for the statistics.
+	CallRetentionDays int `json:"call_retention_days"`
+	// QualityRetentionDays is how long quality samples are kept.
+	QualityRetentionDays int `json:"quality_retention_days"`
+	// MaskOperatorNumbers shows operators only the last four digits of a
+	// caller's number.
+	MaskOperatorNumbers bool `json:"mask_operator_numbers"`
+}
+
+// Validate checks the periods.
+func (p PrivacyPolicy) Validate() error {
+	if p.CallRetentionDays < 1 || p.CallRetentionDays > 3650 || p.QualityRetentionDays < 1 || p.QualityRetentionDays > 3650 {
+		return Errorf(EINVALID, "retention periods are from 1 to 3650 days")
+	}
+	return nil
 }
 
 // SupportPolicy is a tenant's rule for support engineers' diagnostic

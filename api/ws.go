@@ -154,6 +154,9 @@ type opConn struct {
 	media MediaSession // set before reading starts; nil if it could not be made
 	// from is the socket's request, for where audit entries come from.
 	from *http.Request
+	// maskNumbers shows the operator only the last digits of callers'
+	// numbers: the tenant's minimisation setting when the socket opened.
+	maskNumbers bool
 
 	send        chan []byte
 	quit        chan struct{} // closed by shutdown: the socket is ending
@@ -185,6 +188,9 @@ func (c *opConn) Media() sb.MediaPort { return c.media.Media() }
 // Offer shows an incoming call. It fails when the socket is closing, so
 // call control moves on at once.
 func (c *opConn) Offer(o sb.CallOffer) error {
+	if c.maskNumbers {
+		o.From, o.To = sb.MaskNumber(o.From), sb.MaskNumber(o.To)
+	}
 	return c.enqueue(msgIncoming{Type: "incoming", Call: o, RingTimeoutMS: c.s.conf.RingTimeout.Milliseconds()})
 }
 
@@ -321,7 +327,7 @@ func (s *Server) operatorSocket(w http.ResponseWriter, r *http.Request) {
 	c := &opConn{
 		s: s, ws: ws, user: u, log: s.log.With("operator", u.ID), from: r,
 		send: make(chan []byte, sendQueue), quit: make(chan struct{}), released: make(chan struct{}),
-		cancelOffer: cancelOffer,
+		cancelOffer: cancelOffer, maskNumbers: s.masksNumbers(r.Context(), u.TenantID, u.Role),
 	}
 	c.run(ctx, offerCtx)
 }

@@ -80,9 +80,11 @@ func (s *TenantService) SetRecordingPolicy(ctx context.Context, tenantID sb.ID, 
 func (s *TenantService) FindTenantByID(ctx context.Context, id sb.ID) (*sb.Tenant, error) {
 	t := &sb.Tenant{}
 	err := s.db.pool.QueryRow(ctx, `SELECT id, name, recording_policy, support_access, grant_approval, grant_max_ttl_seconds,
-		grant_download, trace_retention_days, trace_drop_bodies, trace_mask_numbers, created_at FROM tenants WHERE id = $1`, id).
+		grant_download, trace_retention_days, trace_drop_bodies, trace_mask_numbers,
+		call_retention_days, quality_retention_days, mask_operator_numbers, created_at FROM tenants WHERE id = $1`, id).
 		Scan(&t.ID, &t.Name, &t.RecordingPolicy, &t.Support.Access, &t.Support.Approval, &t.Support.MaxTTLSeconds, &t.Support.Download,
-			&t.Trace.RetentionDays, &t.Trace.DropBodies, &t.Trace.MaskNumbers, &t.CreatedAt)
+			&t.Trace.RetentionDays, &t.Trace.DropBodies, &t.Trace.MaskNumbers,
+			&t.Privacy.CallRetentionDays, &t.Privacy.QualityRetentionDays, &t.Privacy.MaskOperatorNumbers, &t.CreatedAt)
 	if err != nil {
 		return nil, mapError(err, "tenant")
 	}

@@ -59,7 +59,7 @@ func newSubjectWorld(t *testing.T) *subjectWorld {
 		}
 		payload, _ := json.Marshal(map[string]any{"call": c})
 		if _, err := w.db.pool.Exec(ctx, `INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event, payload, status, next_attempt_at, created_at)
-			VALUES ($1, $2, $3, 'call.ended', $4, 'delivered', now(), now())`, sb.NewID(), w.tenant.ID, hook, payload); err != nil {
+			VALUES ($1, $2, $3, 'call.ended', $4, 'delivered', $5, $5)`, sb.NewID(), w.tenant.ID, hook, payload, w.now); err != nil {
 			t.Fatal(err)
 		}
 		if recorded {

@@ -103,21 +103,6 @@ func (s *CallStore) FindCallTrace(ctx context.Context, callID sb.ID) (*sb.CallTr
 	return t, rows.Err()
 }
 
-// SweepTraces deletes the SIP messages and quality samples older than
-// their tenant's trace retention, and returns how many rows went.
-func (s *CallStore) SweepTraces(ctx context.Context) (int64, error) {
-	var n int64
-	for _, table := range []string{"call_sip_messages", "call_quality_samples"} {
-		tag, err := s.db.pool.Exec(ctx, "DELETE FROM "+table+` x USING tenants t WHERE t.id = x.tenant_id
-			AND x.at < $1::timestamptz - make_interval(days => t.trace_retention_days)`, s.db.now())
-		if err != nil {
-			return n, fmt.Errorf("metadata: trace retention: %w", err)
-		}
-		n += tag.RowsAffected()
-	}
-	return n, nil
-}
-
 // SetTracePolicy changes what a tenant's call traces keep. It runs as the
 // system (provisioning).
 func (s *TenantService) SetTracePolicy(ctx context.Context, tenantID sb.ID, p sb.TracePolicy) error {

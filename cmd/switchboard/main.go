@@ -30,6 +30,7 @@ Commands:
   queue create     create a queue: its numbers, members, longest wait and overflow
   apikey create    create an API key; prints it once
   keys rotate      re-wrap every recording's data key with the active keyring version
+  retention run    remove what has passed each tenant's retention now (-dry-run counts it)
   audit verify     check the audit log's hash chain and signed checkpoints
   recording export an admin saves a recording through their grant (audited)
 
@@ -59,7 +60,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 	cmd, rest := args[0], args[1:]
-	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "queue" || cmd == "apikey" || cmd == "keys" || cmd == "audit" || cmd == "recording") {
+	if len(rest) > 0 && (cmd == "tenant" || cmd == "user" || cmd == "trunk" || cmd == "queue" || cmd == "apikey" || cmd == "keys" || cmd == "retention" || cmd == "audit" || cmd == "recording") {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runQueueCreate(ctx, rest, stdout, stderr)
 	case "apikey create":
 		return runAPIKeyCreate(ctx, rest, stdout, stderr)
+	case "retention run":
+		return runRetentionRun(ctx, rest, stdout, stderr)
 	case "keys rotate":
 		return runKeysRotate(ctx, rest, stdout, stderr)
 	case "audit verify":

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -127,5 +128,97 @@ func TestSubjectErasureThroughTheAPI(t *testing.T) {
 	}
 	if got := auditActions(t, x.m, x.f.Tenant.ID); !containsInOrder(got, "subject.export access request DSR-1", "subject.erase erasure request DSR-2") {
 		t.Errorf("audit %v lacks the requests", got)
+	}
+}
+
+// A tenant's retention and minimisation settings are set from the command
+// line, and `retention run` counts (dry run) and then anonymises a call
+// record past its period, leaving a recent one.
+func TestRetentionRunFromTheCommandLine(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx := context.Background()
+	cli := func(args ...string) string {
+		t.Helper()
+		var out, errOut strings.Builder
+		if err := run(ctx, append(args, "-database-url", m.Config.DatabaseURL), nil, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
+		}
+		return out.String()
+	}
+	cli("tenant", "set", "-tenant", f.Tenant.ID.String(), "-call-retention-days", "2", "-quality-retention-days", "3",
+		"-trace-retention-days", "1", "-trace-drop-bodies", "yes", "-mask-operator-numbers", "yes")
+	ten, err := metadata.NewTenantService(m.DB).FindTenantByID(ctx, f.Tenant.ID)
+	if err != nil || ten.Privacy != (sb.PrivacyPolicy{CallRetentionDays: 2, QualityRetentionDays: 3, MaskOperatorNumbers: true}) ||
+		ten.Trace.RetentionDays != 1 || !ten.Trace.DropBodies || ten.Trace.MaskNumbers {
+		t.Fatalf("tenant after set: %+v %+v, %v", ten.Privacy, ten.Trace, err)
+	}
+	calls := metadata.NewCallStore(m.DB)
+	for _, age := range []time.Duration{72 * time.Hour, time.Hour} {
+		at := time.Now().Add(-age)
+		c := &sb.Call{TenantID: f.Tenant.ID, Direction: sb.Inbound, From: "+1555000" + fmt.Sprint(int(age.Hours())), To: "2000",
+			Status: sb.CallCompleted, CreatedAt: at, EndedAt: &at}
+		if err := calls.CreateCall(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := cli("retention", "run", "-dry-run"); !strings.Contains(out, "call records anonymised (would be): 1 ") {
+		t.Errorf("dry run said:\n%s", out)
+	}
+	if tables := tablesHolding(t, m, "+155500072"); len(tables) != 1 {
+		t.Errorf("the dry run changed something: the old number is in %v", tables)
+	}
+	if out := cli("retention", "run"); !strings.Contains(out, "call records anonymised: 1 ") {
+		t.Errorf("run said:\n%s", out)
+	}
+	if tables := tablesHolding(t, m, "+155500072"); len(tables) != 0 {
+		t.Errorf("the expired number is still in %v", tables)
+	}
+	if tables := tablesHolding(t, m, "+15550001"); len(tables) != 1 {
+		t.Errorf("the recent number is in %v, want its call record", tables)
+	}
+}
+
+// With the tenant's minimisation setting, an operator is offered the call
+// with the caller's number masked to its last four digits and sees it so
+// in their calls; a supervisor still sees it whole.
+func TestOperatorsSeeMaskedNumbers(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx := context.Background()
+	if err := metadata.NewTenantService(m.DB).SetPrivacyPolicy(ctx, f.Tenant.ID,
+		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, err := phone.InviteAsync(ctx, m.SIPAddr(), "+15550001234", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	in := waitIncoming(t, op)
+	if in.From != "+*******1234" {
+		t.Errorf("the operator was offered a call from %q", in.From)
+	}
+	if err := op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := call.Wait(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, f.APIKey, in.CallID)
+	var mine struct{ Calls []sb.Call }
+	if code, _ := mustLogin(t, m, f.Operators[0]).do("GET", "/v1/calls", "", &mine); code != 200 || len(mine.Calls) != 1 || mine.Calls[0].From != "+*******1234" {
+		t.Errorf("the operator's calls: %d %+v", code, mine.Calls)
+	}
+	var all struct{ Calls []sb.Call }
+	if code := apiGet(t, m, f.APIKey, "/v1/calls", &all); code != 200 || len(all.Calls) != 1 || all.Calls[0].From != "+15550001234" {
+		t.Errorf("the supervisor's calls: %d %+v", code, all.Calls)
 	}
 }

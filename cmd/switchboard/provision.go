@@ -234,7 +234,7 @@ func runAPIKeyCreate(ctx context.Context, args []string, stdout, stderr io.Write
 // runTenantSet is `switchboard tenant set`: the tenant's recording
 // settings.
 func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("tenant set", "Changes a tenant's recording settings.", stderr)
+	fs := newFlagSet("tenant set", "Changes a tenant's recording, support access, retention and minimisation settings.", stderr)
 	dbURL := databaseFlag(fs)
 	tenant := fs.String("tenant", "", "tenant ID (required)")
 	policy := fs.String("recording-policy", "", "never, consent or trunk")
@@ -246,6 +246,7 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		"grant-download": fs.String("grant-download", "", "yes: a grant may allow downloading the decrypted recording"),
 	}
 	maxTTL := fs.Duration("grant-max-ttl", 0, "the longest a grant may last (1m to 168h)")
+	privacy := privacyFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -287,11 +288,71 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("tenant set: %w", explain(err))
 	}
 	changed += n
+	if n, err = privacy.apply(ctx, db, tenantID); err != nil {
+		return fmt.Errorf("tenant set: %w", explain(err))
+	}
+	changed += n
 	if changed == 0 {
 		return errors.New("tenant set: nothing to change; see -h")
 	}
 	fmt.Fprintf(stdout, "tenant %s: %d settings changed\n", tenantID, changed)
 	return nil
+}
+
+// tenantPrivacy is the flags of a tenant's retention periods and
+// minimisation settings; zero or empty leaves a setting as it is.
+type tenantPrivacy struct {
+	callDays, traceDays, qualityDays *int
+	yesNo                            map[string]*string
+}
+
+func privacyFlags(fs *flag.FlagSet) *tenantPrivacy {
+	return &tenantPrivacy{
+		callDays:    fs.Int("call-retention-days", 0, "days a call record keeps who called; then it is anonymised (1-3650)"),
+		traceDays:   fs.Int("trace-retention-days", 0, "days SIP traces are kept (1-3650)"),
+		qualityDays: fs.Int("quality-retention-days", 0, "days quality samples are kept (1-3650)"),
+		yesNo: map[string]*string{
+			"trace-drop-bodies":     fs.String("trace-drop-bodies", "", "yes: traces keep no SDP bodies"),
+			"trace-mask-numbers":    fs.String("trace-mask-numbers", "", "yes: traces keep only the last four digits of numbers"),
+			"mask-operator-numbers": fs.String("mask-operator-numbers", "", "yes: operators see only the last four digits of callers' numbers"),
+		},
+	}
+}
+
+// apply writes the settings given and returns how many.
+func (p *tenantPrivacy) apply(ctx context.Context, db *metadata.DB, tenantID sb.ID) (int, error) {
+	tenants := metadata.NewTenantService(db)
+	t, err := tenants.FindTenantByID(ctx, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	trace, priv, n := t.Trace, t.Privacy, 0
+	for _, d := range []struct{ flag, dst *int }{{p.callDays, &priv.CallRetentionDays}, {p.traceDays, &trace.RetentionDays}, {p.qualityDays, &priv.QualityRetentionDays}} {
+		if *d.flag != 0 {
+			*d.dst = *d.flag
+			n++
+		}
+	}
+	for name, dst := range map[string]*bool{"trace-drop-bodies": &trace.DropBodies, "trace-mask-numbers": &trace.MaskNumbers, "mask-operator-numbers": &priv.MaskOperatorNumbers} {
+		switch *p.yesNo[name] {
+		case "":
+			continue
+		case "yes":
+			*dst = true
+		case "no":
+			*dst = false
+		default:
+			return 0, fmt.Errorf("-%s: %q is not yes or no", name, *p.yesNo[name])
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := tenants.SetTracePolicy(ctx, tenantID, trace); err != nil {
+		return 0, err
+	}
+	return n, tenants.SetPrivacyPolicy(ctx, tenantID, priv)
 }
 
 // setSupportPolicy applies the support flags that were given and returns
@@ -426,5 +487,70 @@ func runQueueCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("queue create: %w", explain(err))
 	}
 	fmt.Fprintln(stdout, q.ID)
+	return nil
+}
+
+// runRetentionRun is `switchboard retention run`: one sweep of every data
+// class now, as serve does every -retention-sweep; with -dry-run it only
+// counts what would go.
+func runRetentionRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("retention run", "Removes what has passed each tenant's retention: SIP traces and quality samples deleted,\n"+
+		"call records anonymised, old webhook payloads deleted, recordings destroyed (with -recordings set as for serve).", stderr)
+	config := configFlags(fs, nil)
+	dryRun := fs.Bool("dry-run", false, "count what would be removed, remove nothing")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := config()
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	db, err := openDB(ctx, c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	calls := metadata.NewCallStore(db)
+	var r metadata.RetentionReport
+	if *dryRun {
+		r, err = calls.ExpiredData(ctx)
+	} else {
+		r, err = calls.SweepData(ctx, func(n int64) { fmt.Fprintf(stderr, "\rcall records anonymised: %d", n) })
+		if r.Calls > 0 {
+			fmt.Fprintln(stderr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("retention run: %w", err)
+	}
+	verb := "removed"
+	if *dryRun {
+		verb = "would be removed"
+	}
+	fmt.Fprintf(stdout, "SIP messages %s: %d\nquality samples %s: %d\ncall records anonymised%s: %d (timeline entries: %d)\nwebhook payloads %s: %d\n",
+		verb, r.SIPMessages, verb, r.QualitySamples, map[bool]string{true: " (would be)"}[*dryRun], r.Calls, r.Events, verb, r.WebhookDeliveries)
+	if c.Recordings == "" {
+		fmt.Fprintln(stdout, "recordings: not configured here (-recordings), not swept")
+		return nil
+	}
+	records := metadata.NewRecordingStore(db)
+	if *dryRun {
+		expired, err := records.ExpiredRecordings(ctx, time.Now(), 100000)
+		if err != nil {
+			return fmt.Errorf("retention run: %w", err)
+		}
+		fmt.Fprintf(stdout, "recordings %s: %d\n", verb, len(expired))
+		return nil
+	}
+	store, err := openRecordingStore(c)
+	if err != nil {
+		return err
+	}
+	svc := recordings.NewService(store, c.Keyring, records, recordings.WithEvents(calls), recordings.WithAudit(metadata.NewAuditLog(db)))
+	n, err := svc.Sweep(ctx)
+	fmt.Fprintf(stdout, "recordings destroyed: %d\n", n)
+	if err != nil {
+		return fmt.Errorf("retention run: %w", err)
+	}
 	return nil
 }

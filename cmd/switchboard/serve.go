@@ -81,10 +81,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	trunks := metadata.NewTrunkService(m.DB)
 
 	m.every(ctx, c.RetentionSweep, func(ctx context.Context) {
-		if n, err := calls.SweepTraces(ctx); err != nil && ctx.Err() == nil {
-			m.Logger.Error("trace retention sweep", "err", err)
-		} else if n > 0 {
-			m.Logger.Info("trace retention sweep", "deleted", n)
+		if r, err := calls.SweepData(ctx, nil); err != nil && ctx.Err() == nil {
+			m.Logger.Error("retention sweep", "err", err)
+		} else if r != (metadata.RetentionReport{}) {
+			m.Logger.Info("retention sweep", "sip_messages", r.SIPMessages, "quality_samples", r.QualitySamples,
+				"calls_anonymised", r.Calls, "events", r.Events, "webhook_deliveries", r.WebhookDeliveries)
 		}
 	}, nil)
 	var sealer metadata.Sealer // trunks' and webhooks' secrets; none without a keyring

@@ -376,7 +376,12 @@ func (s *SessionService) DeleteSession(ctx context.Context, token string) error 
 }
 
 // TrunkService stores trunks and recognises them for the SIP side.
-type TrunkService struct{ db *DB }
+// With a sealer, digest HA1s are sealed at rest: an HA1 is all a digest
+// client needs to pass as the trunk, so a database dump must not hold it.
+type TrunkService struct {
+	db     *DB
+	sealer Sealer
+}
 
 var (
 	_ sb.TrunkService   = (*TrunkService)(nil)
@@ -385,6 +390,47 @@ var (
 
 // NewTrunkService returns a TrunkService on db.
 func NewTrunkService(db *DB) *TrunkService { return &TrunkService{db: db} }
+
+// WithSealer returns the service sealing the HA1s of the trunks it
+// creates, and opening sealed ones. HA1s stored before are read as they
+// are.
+func (s *TrunkService) WithSealer(sealer Sealer) *TrunkService {
+	return &TrunkService{db: s.db, sealer: sealer}
+}
+
+// sealedPrefix marks a sealed HA1 in digest_ha1.
+const sealedPrefix = "sealed:"
+
+func (s *TrunkService) sealHA1(t *sb.Trunk) (string, error) {
+	if s.sealer == nil {
+		return t.DigestHA1, nil
+	}
+	b, err := s.sealer.Seal([]byte(t.DigestHA1), t.ID[:])
+	if err != nil {
+		return "", fmt.Errorf("metadata: seal digest HA1: %w", err)
+	}
+	return sealedPrefix + base64.StdEncoding.EncodeToString(b), nil
+}
+
+func (s *TrunkService) openHA1(t *sb.Trunk) error {
+	rest, ok := strings.CutPrefix(t.DigestHA1, sealedPrefix)
+	if !ok {
+		return nil
+	}
+	if s.sealer == nil {
+		t.DigestHA1 = "" // unusable here: nothing verifies against it
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(rest)
+	if err == nil {
+		b, err = s.sealer.Open(b, t.ID[:])
+	}
+	if err != nil {
+		return fmt.Errorf("metadata: open trunk %s's digest HA1: %w", t.ID, err)
+	}
+	t.DigestHA1 = string(b)
+	return nil
+}
 
 var numberRE = regexp.MustCompile(`^\+?[0-9]{1,20}$`)
 
@@ -412,19 +458,23 @@ func (s *TrunkService) CreateTrunk(ctx context.Context, t *sb.Trunk, password st
 			return sb.Errorf(sb.EINVALID, "number %q must be digits, optionally with a leading +", n)
 		}
 	}
+	if t.ID == (sb.ID{}) {
+		t.ID = sb.NewID()
+	}
 	var username, ha1 *string
 	if t.Username != "" {
 		t.DigestHA1 = DigestHA1(t.Username, password)
-		username, ha1 = &t.Username, &t.DigestHA1
+		stored, err := s.sealHA1(t)
+		if err != nil {
+			return err
+		}
+		username, ha1 = &t.Username, &stored
 	}
 	allow := make([]netip.Prefix, len(t.Allow))
 	for i, p := range t.Allow {
 		allow[i] = p.Masked()
 	}
 	t.Allow = allow
-	if t.ID == (sb.ID{}) {
-		t.ID = sb.NewID()
-	}
 	t.CreatedAt = s.db.now()
 	return s.db.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO trunks (id, tenant_id, name, allow, username, digest_ha1, recording_consent, created_at)
@@ -455,6 +505,9 @@ func (s *TrunkService) query(ctx context.Context, where string, args ...any) ([]
 		t := &sb.Trunk{}
 		if err := rows.Scan(&t.ID, &t.TenantID, &t.Name, &t.Allow, &t.Username, &t.DigestHA1, &t.RecordingConsent, &t.CreatedAt, &t.Numbers); err != nil {
 			return nil, fmt.Errorf("metadata: trunks: %w", err)
+		}
+		if err := s.openHA1(t); err != nil {
+			return nil, err
 		}
 		out = append(out, t)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,66 @@ func TestOperatorsSeeMaskedNumbers(t *testing.T) {
 	var all struct{ Calls []sb.Call }
 	if code := apiGet(t, m, f.APIKey, "/v1/calls", &all); code != 200 || len(all.Calls) != 1 || all.Calls[0].From != "+15550001234" {
 		t.Errorf("the supervisor's calls: %d %+v", code, all.Calls)
+	}
+}
+
+// A dump of a populated database holds no secret in a form that can be
+// used: operator passwords and API keys are hashes, trunk digest HA1s,
+// carrier passwords and webhook secrets are sealed with the keyring,
+// browser callers' tokens are hashes. The sealed trunk still
+// authenticates.
+func TestDatabaseDumpHoldsNoSecret(t *testing.T) {
+	pgDump, err := exec.LookPath("pg_dump")
+	if err != nil {
+		requireDependency(t, "pg_dump (Debian package postgresql-client)")
+	}
+	m := mustStartService(t, map[string]string{"keyring": testKeyring})
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx := context.Background()
+	var out, errOut strings.Builder
+	const digestPassword = "trunk-digest-Secret-1"
+	if err := run(ctx, []string{"trunk", "create", "-database-url", m.Config.DatabaseURL, "-keyring", testKeyring, "-tenant", f.Tenant.ID.String(),
+		"-name", "carrier-in", "-username", "carrier-in", "-number", "2100"}, strings.NewReader(digestPassword+"\n"), &out, &errOut); err != nil {
+		t.Fatalf("trunk create: %v\n%s", err, errOut.String())
+	}
+	outboundTrunk(t, m, f, "carrier-out", "127.0.0.1:5999", 1) // its password is "s3cret"
+	_, adminKey, err := metadata.NewAPIKeyService(m.DB).CreateAPIKey(ctx, f.Tenant.ID, sb.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hook struct{ Secret string }
+	if code, body := (&person{t: t, m: m, key: adminKey}).do("POST", "/v1/webhooks", `{"url":"https://crm.test/hook","events":["call.ended"]}`, &hook); code != 201 || hook.Secret == "" {
+		t.Fatalf("webhook: %d %s", code, body)
+	}
+	token := issueToken(t, m, f.APIKey, `{"number":"2000","from":"web:dump"}`)
+
+	// The sealed HA1 still lets the trunk in.
+	phone := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.9", Username: "carrier-in", Password: digestPassword})
+	op := mustOperator(t, m, f.Operators[0])
+	call, err := phone.InviteAsync(ctx, m.SIPAddr(), "+15550007777", "2100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	if in := waitIncoming(t, op); in.From != "+15550007777" {
+		t.Errorf("the digest trunk's call came from %q", in.From)
+	}
+
+	cmd := exec.CommandContext(ctx, pgDump, "--data-only", "--dbname", m.Config.DatabaseURL)
+	dump, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	if !strings.Contains(string(dump), "carrier-in") || len(dump) < 10000 {
+		t.Fatalf("the dump (%d bytes) does not look like the populated database", len(dump))
+	}
+	for what, secret := range map[string]string{
+		"operator password": testPassword, "supervisor API key": f.APIKey, "admin API key": adminKey,
+		"digest password": digestPassword, "digest HA1": metadata.DigestHA1("carrier-in", digestPassword),
+		"carrier password": "s3cret", "webhook secret": hook.Secret, "browser call token": token,
+	} {
+		if strings.Contains(string(dump), secret) {
+			t.Errorf("the dump holds the %s", what)
+		}
 	}
 }

@@ -154,6 +154,7 @@ func runTrunkCreate(ctx context.Context, args []string, stdin io.Reader, stdout,
 	name := fs.String("name", "", "trunk name (required)")
 	username := fs.String("username", "", "SIP digest username")
 	consent := fs.Bool("recording-consent", false, "the trunk obtains recording consent for every call it sends")
+	keyring := fs.String("keyring", os.Getenv("SWITCHBOARD_KEYRING"), "the keyring that seals the digest HA1 at rest; serve needs the same [SWITCHBOARD_KEYRING]")
 	var allow, numbers listFlag
 	fs.Var(&allow, "allow", "source address or CIDR allowed to send calls (repeatable)")
 	fs.Var(&numbers, "number", "number this trunk may call (repeatable, required)")
@@ -183,7 +184,15 @@ func runTrunkCreate(ctx context.Context, args []string, stdin io.Reader, stdout,
 		return err
 	}
 	defer db.Close()
-	if err := metadata.NewTrunkService(db).CreateTrunk(ctx, t, password); err != nil {
+	trunks := metadata.NewTrunkService(db)
+	if *keyring != "" {
+		ring, err := recordings.ParseKeyring(*keyring)
+		if err != nil {
+			return fmt.Errorf("trunk create: -keyring: %w", err)
+		}
+		trunks = trunks.WithSealer(ring)
+	}
+	if err := trunks.CreateTrunk(ctx, t, password); err != nil {
 		return fmt.Errorf("trunk create: %w", explain(err))
 	}
 	fmt.Fprintln(stdout, t.ID)

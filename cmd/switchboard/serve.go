@@ -92,6 +92,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if c.Keyring != nil {
 		sealer = c.Keyring
 	}
+	trunks = trunks.WithSealer(sealer)
 	m.Webhooks = metadata.NewWebhookStore(m.DB, sealer)
 	hooks := webhooks.New(m.Webhooks, m.Logger.With("component", "webhooks"))
 	m.background(ctx, hooks.Run)

@@ -132,7 +132,7 @@ func (s *CallStore) SweepData(ctx context.Context, progress func(calls int64)) (
 			return r, fmt.Errorf("metadata: call retention: %w", err)
 		}
 		if calls == 0 {
-			return r, nil
+			return r, s.auditSweep(ctx, r)
 		}
 		r.Calls += calls
 		r.Events += events
@@ -140,4 +140,15 @@ func (s *CallStore) SweepData(ctx context.Context, progress func(calls int64)) (
 			progress(r.Calls)
 		}
 	}
+}
+
+// auditSweep records what a sweep removed, when it removed anything.
+func (s *CallStore) auditSweep(ctx context.Context, r RetentionReport) error {
+	if r == (RetentionReport{}) {
+		return nil
+	}
+	e := &sb.AuditEntry{Action: "retention.sweep", ResourceType: "data",
+		Detail: fmt.Sprintf("%d SIP messages, %d quality samples, %d webhook payloads deleted; %d call records anonymised, %d timeline entries deleted",
+			r.SIPMessages, r.QualitySamples, r.WebhookDeliveries, r.Calls, r.Events)}
+	return s.db.inTx(ctx, func(tx pgx.Tx) error { return appendAudit(ctx, tx, s.db.now(), e) })
 }

@@ -68,6 +68,11 @@ func TestRetentionSweepsEachClass(t *testing.T) {
 	if found := w.rowsHolding(t, alice); len(found) != 0 {
 		t.Errorf("after the call retention Alice's number is in %v", found)
 	}
+	var sweeps int
+	w.db.pool.QueryRow(ctx, "SELECT count(*) FROM audit_log WHERE action = 'retention.sweep'").Scan(&sweeps)
+	if sweeps != 6 {
+		t.Errorf("%d sweeps audited, want the 6 that removed something", sweeps)
+	}
 	var anonymised, total int
 	w.db.pool.QueryRow(ctx, "SELECT count(*) FILTER (WHERE anonymised_at IS NOT NULL), count(*) FROM calls").Scan(&anonymised, &total)
 	// Records stay and who called goes; a call still in progress (the

@@ -123,9 +123,10 @@ func ParseSIPURI(uri string) (OutboundRoute, string, error) {
 	}
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
-		host, port = hostport, "5060"
+		host, port = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), "5060"
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, " /@") {
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" || strings.ContainsAny(host, " /@[]") ||
+		(strings.Contains(host, ":") && net.ParseIP(host) == nil) {
 		return bad("its host and port")
 	}
 	r.Target = net.JoinHostPort(host, port)

@@ -18,3 +18,16 @@ go vet ./...
 # Missing dependencies fail tests instead of skipping them.
 export CI="${CI:-true}"
 go test -race -count=1 -timeout 20m "$@" ./...
+
+# Every fuzz target of the parsers we own runs for a bounded time on top of
+# its corpus (testdata/fuzz); a failing input is saved there to commit.
+if [ "$#" -eq 0 ]; then
+	fuzztime="${FUZZTIME:-5s}"
+	for pkg in $(go list ./...); do
+		dir=$(go list -f '{{.Dir}}' "$pkg")
+		for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+			echo "fuzz: $pkg $target ($fuzztime)" >&2
+			go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/dev/null
+		done
+	done
+fi

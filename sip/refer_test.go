@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -36,4 +37,22 @@ func TestAllowsRefer(t *testing.T) {
 	if !allowsRefer(req) {
 		t.Error("a second Allow header naming refer is not seen")
 	}
+}
+
+// NOTIFY bodies and INFO digits come from the far end: never a panic, and
+// only well-formed values come out.
+func FuzzSipfragAndInfo(f *testing.F) {
+	f.Add([]byte("SIP/2.0 200 OK\r\n"), "application/dtmf-relay", []byte("Signal=5\r\nDuration=160\r\n"))
+	f.Add([]byte("SIP/2.0 1"), "application/dtmf", []byte("#"))
+	f.Fuzz(func(t *testing.T, frag []byte, ct string, info []byte) {
+		if code, ok := sipfragStatus(frag); ok && (code < 100 || code > 699) {
+			t.Fatalf("status %d from %q", code, frag)
+		}
+		req := sip.NewRequest(sip.INFO, sip.Uri{User: "2000", Host: "127.0.0.1"})
+		req.AppendHeader(sip.NewHeader("Content-Type", ct))
+		req.SetBody(info)
+		if d, ok := infoDigit(req); ok && (len(d) != 1 || !strings.Contains("0123456789*#ABCD", d)) {
+			t.Fatalf("digit %q from %q", d, info)
+		}
+	})
 }

@@ -27,7 +27,10 @@ if [ "$#" -eq 0 ]; then
 		dir=$(go list -f '{{.Dir}}' "$pkg")
 		for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
 			echo "fuzz: $pkg $target ($fuzztime)" >&2
-			go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/dev/null
+			if ! out=$(go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" 2>&1); then
+				echo "$out" >&2
+				exit 1
+			fi
 		done
 	done
 fi

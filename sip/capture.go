@@ -213,17 +213,25 @@ func addrPort(a net.Addr) netip.AddrPort {
 }
 
 // capturedPacketConn records the datagrams of a UDP socket.
+// Datagrams the shield refuses are dropped here, before they are parsed.
 type capturedPacketConn struct {
 	net.PacketConn
-	c *capture
+	c      *capture
+	shield *shield
 }
 
 func (p *capturedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, addr, err := p.PacketConn.ReadFrom(b)
-	if err == nil && n > 0 {
-		p.c.record(b[:n], p.c.now(), true, "udp", addrPort(addr), addrPort(p.LocalAddr()))
+	for {
+		n, addr, err := p.PacketConn.ReadFrom(b)
+		if err == nil && n > 0 {
+			src := addrPort(addr)
+			if !p.shield.admit(src.Addr()) {
+				continue
+			}
+			p.c.record(b[:n], p.c.now(), true, "udp", src, addrPort(p.LocalAddr()))
+		}
+		return n, addr, err
 	}
-	return n, addr, err
 }
 
 func (p *capturedPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
@@ -236,14 +244,20 @@ func (p *capturedPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 }
 
 // capturedListener records the messages of the connections it accepts.
+// Connections from sources the shield refuses are closed at once.
 type capturedListener struct {
 	net.Listener
 	c         *capture
 	transport string
+	shield    *shield
 }
 
 func (l *capturedListener) Accept() (net.Conn, error) {
 	conn, err := l.Listener.Accept()
+	for err == nil && !l.shield.admit(addrPort(conn.RemoteAddr()).Addr()) {
+		conn.Close()
+		conn, err = l.Listener.Accept()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.challenge(req, tx)
 		return
 	case errors.Is(err, errForbidden):
+		s.shield.failed(src.Addr())
 		s.log.Info("INVITE refused: unknown trunk or bad credentials", "source", src)
 		s.reject(req, tx, sip.StatusForbidden, "forbidden")
 		if trunk != nil && s.authFailures.allow(trunk.ID, time.Now()) {
@@ -66,6 +67,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, res)
 		return
 	}
+	s.shield.trust(src.Addr())
 	log := s.log.With("trunk", trunk.ID, "sip_call_id", req.CallID().Value())
 	// From here on a refusal is a call of the trunk's tenant, recorded.
 	refuse := func(res *sip.Response, reason, leg, stage string) {

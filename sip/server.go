@@ -47,6 +47,8 @@ type Config struct {
 	// TracePolicy is a tenant's rule for SIP messages it lets out of the
 	// service: logged ones are redacted by it. Nil: numbers masked.
 	TracePolicy func(ctx context.Context, tenantID sb.ID) (sb.TracePolicy, error)
+	// Shield rate-limits and bans sources that flood or scan; nil: none.
+	Shield *ShieldConfig
 }
 
 // allowed is the Allow header: what this server does.
@@ -63,6 +65,7 @@ type Server struct {
 	log     *slog.Logger
 	nonces  *nonces
 	capture *capture
+	shield  *shield // nil: every source is let in
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -87,6 +90,11 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	}
 	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, legs: map[string]*leg{}, outLegs: map[string]*outLeg{}, capture: newCapture(time.Now, c.Export),
 		loggedTrunk: map[sb.ID]bool{}, regs: registrations{loops: map[sb.ID]context.CancelFunc{}, state: map[sb.ID]sb.Registration{}}}
+	if c.Shield != nil {
+		s.shield = newShield(*c.Shield, time.Now, func(addr netip.Addr, reason string) {
+			s.log.Warn("SIP source banned", "source", addr, "reason", reason, "for", c.Shield.BanFor)
+		})
+	}
 	var err error
 	if s.nonces, err = newNonces(); err != nil {
 		return nil, err
@@ -152,7 +160,7 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 
 // ServeUDP serves SIP on conn until ctx is done or conn is closed.
 func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
-	captured := &capturedPacketConn{PacketConn: conn, c: s.capture}
+	captured := &capturedPacketConn{PacketConn: conn, c: s.capture, shield: s.shield}
 	s.mu.Lock()
 	s.udpAddr = addrPort(conn.LocalAddr())
 	s.mu.Unlock()
@@ -161,14 +169,14 @@ func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 
 // ServeTCP serves SIP on l until ctx is done or l is closed.
 func (s *Server) ServeTCP(ctx context.Context, l net.Listener) error {
-	captured := &capturedListener{Listener: l, c: s.capture, transport: "tcp"}
+	captured := &capturedListener{Listener: l, c: s.capture, transport: "tcp", shield: s.shield}
 	return s.serve(ctx, l, func() error { return s.srv.ServeTCP(captured) })
 }
 
 // ServeTLS serves SIP on l, a TLS listener, until ctx is done or l is
 // closed.
 func (s *Server) ServeTLS(ctx context.Context, l net.Listener) error {
-	captured := &capturedListener{Listener: l, c: s.capture, transport: "tls"}
+	captured := &capturedListener{Listener: l, c: s.capture, transport: "tls", shield: s.shield}
 	return s.serve(ctx, l, func() error { return s.srv.ServeTLS(captured) })
 }
 
@@ -468,4 +476,13 @@ func phrase(code int) string {
 		return "Decline"
 	}
 	return "Error"
+}
+
+// ShieldStats says how many sources are banned now and how many messages
+// and connections the shield has refused.
+func (s *Server) ShieldStats() (banned int, dropped uint64) {
+	if s.shield == nil {
+		return 0, 0
+	}
+	return s.shield.banned(), s.shield.dropped.Load()
 }

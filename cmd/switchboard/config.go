@@ -15,6 +15,7 @@ import (
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/recordings"
+	"github.com/switchboard-voice/switchboard/sip"
 )
 
 // Config is the service's configuration, from flags and SWITCHBOARD_*
@@ -35,11 +36,15 @@ type Config struct {
 	DrainTimeout  time.Duration
 	LogLevel      string
 	RegisterSync  time.Duration // how often trunks to register are looked up
-	HEPCollector  string        // host:port; empty: no HEP export
-	HEPCaptureID  uint32
-	HEPPassword   string
-	LogFormat     string                // json or text
-	LogLevels     map[string]slog.Level // by component
+	SIPShield     sip.ShieldConfig
+	// Instance names this process among those sharing the database: after
+	// a crash it closes the records of its own calls only.
+	Instance     string
+	HEPCollector string // host:port; empty: no HEP export
+	HEPCaptureID uint32
+	HEPPassword  string
+	LogFormat    string                // json or text
+	LogLevels    map[string]slog.Level // by component
 	// WebRTCLoopback makes the server gather loopback ICE candidates only:
 	// for tests and for a browser on the same machine inside a network
 	// namespace.
@@ -81,7 +86,11 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "ring-timeout", env: "SWITCHBOARD_RING_TIMEOUT", def: "20s", help: "how long one operator is rung"},
 		{name: "media-timeout", env: "SWITCHBOARD_MEDIA_TIMEOUT", def: "30s", help: "a call with no RTP from the caller for this long is ended"},
 		{name: "drain-timeout", env: "SWITCHBOARD_DRAIN_TIMEOUT", def: "5m", help: "on SIGTERM, how long calls may go on before they are ended"},
+		{name: "instance", env: "SWITCHBOARD_INSTANCE", help: "this instance's name among those sharing the database (default: the host name)"},
 		{name: "register-sync", env: "SWITCHBOARD_REGISTER_SYNC", def: "1m", help: "how often trunks to register are looked up again"},
+		{name: "sip-rate-limit", env: "SWITCHBOARD_SIP_RATE_LIMIT", def: "50", help: "SIP messages a second a source may send before a trunk's call came from it (0: no limit); a thousand dropped bans it"},
+		{name: "sip-ban-failures", env: "SWITCHBOARD_SIP_BAN_FAILURES", def: "10", help: "refusals (unknown source, wrong password) in a minute that ban a source (0: never)"},
+		{name: "sip-ban-time", env: "SWITCHBOARD_SIP_BAN_TIME", def: "10m", help: "how long a banned SIP source is ignored"},
 		{name: "hep-collector", env: "SWITCHBOARD_HEP_COLLECTOR", help: "host:port of a Homer collector: every SIP message is sent there as HEPv3"},
 		{name: "hep-capture-id", env: "SWITCHBOARD_HEP_CAPTURE_ID", def: "2001", help: "the capture agent ID in HEP packets"},
 		{name: "hep-password", env: "SWITCHBOARD_HEP_PASSWORD", help: "the collector's HEP password, if it wants one"},
@@ -200,6 +209,29 @@ func parseConfig(get func(string) string) (*Config, error) {
 			bad("%s %q must be a duration of at least %s, e.g. 20s", d.name, raw, d.min)
 		}
 		*d.dst = v
+	}
+	if c.Instance = get("instance"); c.Instance == "" {
+		c.Instance, _ = os.Hostname()
+	}
+	c.SIPShield = sip.DefaultShield
+	for _, n := range []struct {
+		name string
+		set  func(float64)
+	}{{"sip-rate-limit", func(v float64) { c.SIPShield.Rate = v }}, {"sip-ban-failures", func(v float64) { c.SIPShield.Failures = int(v) }}} {
+		if raw := get(n.name); raw != "" {
+			v, err := strconv.ParseFloat(raw, 64)
+			if err != nil || v < 0 || v > 1e6 {
+				bad("%s %q must be a number from 0", n.name, raw)
+			}
+			n.set(v)
+		}
+	}
+	if raw := get("sip-ban-time"); raw != "" {
+		v, err := time.ParseDuration(raw)
+		if err != nil || v < time.Second {
+			bad("sip-ban-time %q must be a duration of at least 1s", raw)
+		}
+		c.SIPShield.BanFor = v
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

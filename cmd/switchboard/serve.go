@@ -77,8 +77,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.DB.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	calls := metadata.NewCallStore(m.DB)
+	calls := metadata.NewCallStore(m.DB).ForInstance(c.Instance)
 	trunks := metadata.NewTrunkService(m.DB)
+	// Calls this instance was running when it last stopped without ending
+	// them are over: close their records before taking new ones.
+	if n, err := calls.RecoverCalls(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		m.Logger.Warn("closed the records of calls cut by the last stop", "calls", n, "instance", c.Instance)
+	}
 
 	m.every(ctx, c.RetentionSweep, func(ctx context.Context) {
 		if r, err := calls.SweepData(ctx, nil); err != nil && ctx.Err() == nil {
@@ -164,6 +171,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		PublicIP:     c.PublicIP,
 		RTPPorts:     c.RTPPorts,
 		MediaTimeout: c.MediaTimeout,
+		Shield:       &c.SIPShield,
 		Logger:       m.Logger.With("component", "sip"),
 		Export:       export,
 		TracePolicy: func(ctx context.Context, tenantID sb.ID) (sb.TracePolicy, error) {
@@ -176,6 +184,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
+	m.Metrics.Gauge("switchboard_sip_banned_sources", "SIP sources banned now for flooding or failing authentication.",
+		func() float64 { n, _ := m.SIP.ShieldStats(); return float64(n) })
+	m.Metrics.Gauge("switchboard_sip_refused_messages", "SIP messages and connections refused by the rate limit or a ban, since start.",
+		func() float64 { _, n := m.SIP.ShieldStats(); return float64(n) })
 	routes := metadata.NewRouteStore(m.DB, sealer)
 	m.Switch.SetDialer(m.SIP, routes)
 	m.keepRegistered(ctx, routes, c.RegisterSync)

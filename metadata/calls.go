@@ -13,7 +13,10 @@ import (
 
 // CallStore writes call records for call control and reads them for
 // actors.
-type CallStore struct{ db *DB }
+type CallStore struct {
+	db       *DB
+	instance string // stamped on the calls this store creates
+}
 
 var (
 	_ sb.CallService  = (*CallStore)(nil)
@@ -22,6 +25,10 @@ var (
 
 // NewCallStore returns a CallStore on db.
 func NewCallStore(db *DB) *CallStore { return &CallStore{db: db} }
+
+// ForInstance returns the store stamping the calls it creates with the
+// instance's name, so that the instance can close them after a crash.
+func (s *CallStore) ForInstance(name string) *CallStore { return &CallStore{db: s.db, instance: name} }
 
 const (
 	defaultCallLimit = 50
@@ -98,8 +105,8 @@ func (s *CallStore) CreateCall(ctx context.Context, c *sb.Call) error {
 	if labels == nil {
 		labels = []string{}
 	}
-	args := append(callArgs(c), c.ExternalRef, labels)
-	_, err := s.db.pool.Exec(ctx, "INSERT INTO calls ("+callColumns+") VALUES ("+placeholders(1, len(args))+")", args...)
+	args := append(callArgs(c), c.ExternalRef, labels, s.instance)
+	_, err := s.db.pool.Exec(ctx, "INSERT INTO calls ("+callColumns+", instance) VALUES ("+placeholders(1, len(args))+")", args...)
 	return mapError(err, "call")
 }
 
@@ -291,4 +298,26 @@ func (s *CallStore) SetCallReference(ctx context.Context, callID sb.ID, external
 		return nil, sb.Errorf(sb.ENOTFOUND, "call not found")
 	}
 	return s.FindCallByID(ctx, callID)
+}
+
+// RecoverCalls closes the records of the calls this instance was running
+// when it stopped without ending them (a crash, SIGKILL): failed in
+// switchboard, ended at their last known moment, at the stage they had
+// reached. It returns how many.
+func (s *CallStore) RecoverCalls(ctx context.Context) (int64, error) {
+	tag, err := s.db.pool.Exec(ctx, `WITH last AS (
+			SELECT c.id, greatest(c.created_at, c.answered_at,
+				(SELECT max(e.at) FROM call_events e WHERE e.tenant_id = c.tenant_id AND e.call_id = c.id)) AS at
+			FROM calls c WHERE c.instance = $1 AND c.ended_at IS NULL)
+		UPDATE calls c SET status = 'failed', hangup_by = 'system',
+			reason = 'the service stopped unexpectedly during the call',
+			ended_at = last.at,
+			duration_ms = CASE WHEN c.answered_at IS NULL THEN 0 ELSE (extract(epoch FROM last.at - c.answered_at) * 1000)::bigint END,
+			failure_leg = CASE WHEN c.failure_leg = '' THEN 'switchboard' ELSE c.failure_leg END,
+			failure_stage = CASE WHEN c.failure_stage <> '' THEN c.failure_stage WHEN c.answered_at IS NULL THEN 'ringing' ELSE 'media' END
+		FROM last WHERE c.id = last.id`, s.instance)
+	if err != nil {
+		return 0, fmt.Errorf("metadata: recover calls: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -26,6 +26,7 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/internal/testenv"
 	"github.com/switchboard-voice/switchboard/opclient"
+	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
 
 // binaryService is the real switchboard binary, run as `switchboard serve`
@@ -35,6 +36,7 @@ type binaryService struct {
 	env     []string
 	httpURL string
 	sipAddr string
+	kill    func() // SIGKILL, and wait for the process to be gone
 }
 
 // mustBuildBinary builds ./cmd/switchboard into a temporary folder.
@@ -64,7 +66,15 @@ func mustStartBinary(t *testing.T) *binaryService {
 		"SWITCHBOARD_RING_TIMEOUT=5s",
 		"SWITCHBOARD_DRAIN_TIMEOUT=2s",
 		"SWITCHBOARD_MEDIA_TIMEOUT=3s",
+		"SWITCHBOARD_INSTANCE=test-"+sb.NewID().String(),
 	)
+	s.start(t)
+	return s
+}
+
+// start runs the binary with s's settings and waits until it listens.
+func (s *binaryService) start(t *testing.T) {
+	t.Helper()
 	cmd := exec.Command(s.bin, "serve")
 	cmd.Env = s.env
 	stderr, err := cmd.StderrPipe()
@@ -76,6 +86,11 @@ func mustStartBinary(t *testing.T) *binaryService {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	s.kill = func() {
+		cmd.Process.Kill()
+		<-exited
+		exited <- nil // the cleanup below sees a process that is gone
+	}
 
 	found := make(chan []string, 1)
 	var logMu sync.Mutex
@@ -114,7 +129,6 @@ func mustStartBinary(t *testing.T) *binaryService {
 	case <-time.After(30 * time.Second):
 		t.Fatal("switchboard serve did not start listening")
 	}
-	return s
 }
 
 // run runs a provisioning command of the binary and returns its output.
@@ -567,5 +581,53 @@ func TestSIPpTransferByREFER(t *testing.T) {
 	}
 	if !slices.ContainsFunc(tr.Events, func(e sb.CallEvent) bool { return e.Type == sb.EventReferred }) {
 		t.Errorf("no %s event", sb.EventReferred)
+	}
+}
+
+// The process is killed (SIGKILL) with a call up; on restart the call's
+// record is closed: failed in switchboard during media, ended at its last
+// known moment, with the reason.
+func TestKilledMidCallIsClosedOnRestart(t *testing.T) {
+	s := mustStartBinary(t)
+	tenant := s.run(t, "", "tenant", "create", "--name", "Crash")
+	s.run(t, testPassword, "user", "create", "--tenant", tenant, "--email", "op@crash.test", "--role", "operator")
+	s.run(t, "", "trunk", "create", "--tenant", tenant, "--name", "pbx", "--allow", "127.0.0.1/32", "--number", "2000")
+	key := s.run(t, "", "apikey", "create", "--tenant", tenant, "--role", "supervisor")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	op, err := opclient.Login(ctx, s.httpURL, "op@crash.test", testPassword, opclient.WithLoopbackOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	if err := op.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.SetAvailable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, err := phone.InviteAsync(ctx, s.sipAddr, "+15550001111", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	in := waitIncoming(t, op)
+	if err := op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := call.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sendPattern(t, 25, func(p []byte) error { return call.SendRTP(p, false) })
+
+	s.kill()
+	s.start(t) // the same database and instance name
+	rec := waitBinaryCall(t, s, key, in.CallID)
+	if rec.Status != sb.CallFailed || rec.FailureLeg != sb.FailedOnService || rec.FailureStage != sb.StageMedia ||
+		rec.Reason != "the service stopped unexpectedly during the call" || rec.HangupBy != sb.PartySystem ||
+		rec.AnsweredAt == nil || rec.EndedAt.Before(*rec.AnsweredAt) {
+		t.Errorf("record after the crash: %q on %q at %q, %q by %q, answered %v ended %v",
+			rec.Status, rec.FailureLeg, rec.FailureStage, rec.Reason, rec.HangupBy, rec.AnsweredAt, rec.EndedAt)
 	}
 }

@@ -32,7 +32,7 @@ type ShieldConfig struct {
 var DefaultShield = ShieldConfig{Rate: 50, Failures: 10, BanFor: 10 * time.Minute}
 
 const (
-	floodDrops    = 1000            // messages dropped for rate that ban a source
+	floodDrops    = 1000             // messages dropped for rate that ban a source
 	trustFor      = 10 * time.Minute // how long a trunk's source stays trusted
 	maxSources    = 100000           // sources tracked; beyond, the idle ones are forgotten first
 	failureWindow = time.Minute

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -311,6 +312,21 @@ type fixture struct {
 	control  *fakeControl
 	tenantID sb.ID
 	healthy  error
+
+	clockMu sync.Mutex
+	clock   time.Time // the server's clock for limits
+}
+
+func (f *fixture) now() time.Time {
+	f.clockMu.Lock()
+	defer f.clockMu.Unlock()
+	return f.clock
+}
+
+func (f *fixture) advance(d time.Duration) {
+	f.clockMu.Lock()
+	f.clock = f.clock.Add(d)
+	f.clockMu.Unlock()
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -324,7 +340,8 @@ func newFixture(t *testing.T) *fixture {
 		control:  &fakeControl{},
 		tenantID: tenant,
 	}
-	s := NewServer(Config{RingTimeout: 20 * time.Second, ICEServers: []sb.ICEServer{{URLs: []string{"stun:stun.example.test"}}}}, Deps{
+	f.clock = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	s := NewServer(Config{RingTimeout: 20 * time.Second, ICEServers: []sb.ICEServer{{URLs: []string{"stun:stun.example.test"}}}, Now: f.now}, Deps{
 		Calls:         f.calls,
 		Users:         &fakeUsers{users: []*sb.User{f.user, f.support}},
 		APIKeys:       &fakeKeys{key: &sb.APIKey{ID: sb.NewID(), TenantID: tenant, Role: sb.RoleSupervisor}},
@@ -1051,5 +1068,54 @@ func TestCrossOriginRequestsRefused(t *testing.T) {
 	}
 	if code := post(map[string]string{"Sec-Fetch-Site": "same-origin"}); code != http.StatusNoContent {
 		t.Errorf("same-origin logout: %d, want 204", code)
+	}
+}
+
+// Five wrong passwords lock the account for a while, even for the right
+// one; twenty from one address lock that address out for every account.
+func TestLoginLockout(t *testing.T) {
+	f := newFixture(t)
+	for i := range accountFailures {
+		if res := f.login(t, "wrong", "application/json"); res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d", i, res.StatusCode)
+		}
+	}
+	res, body := f.loginAs(t, f.user.Email, "right password", "application/json")
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" || !strings.Contains(body["message"].(string), "try again in 15 minutes") {
+		t.Errorf("the right password during the lockout: %d %v", res.StatusCode, body)
+	}
+	if res := f.login(t, "right password", "Application/JSON"); res.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("still locked: %d", res.StatusCode)
+	}
+	if res, _ := f.loginAs(t, f.support.Email, "right password", "application/json"); res.StatusCode != http.StatusOK {
+		t.Errorf("another account from the same address: %d", res.StatusCode)
+	}
+	f.advance(lockFor + time.Second)
+	if res := f.login(t, "right password", "application/json"); res.StatusCode != http.StatusOK {
+		t.Errorf("after the lockout: %d", res.StatusCode)
+	}
+	for i := range addrFailures {
+		f.loginAs(t, "nobody"+strconv.Itoa(i)+"@example.test", "guess", "application/json")
+	}
+	if res, _ := f.loginAs(t, f.support.Email, "right password", "application/json"); res.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("an address that guessed twenty times: %d", res.StatusCode)
+	}
+}
+
+// An API key gets its bursts, then 429 with Retry-After, then its rate.
+func TestAPIRateLimit(t *testing.T) {
+	f := newFixture(t)
+	limited := 0
+	for range apiBurst + 10 {
+		if code, _ := f.do(t, "/v1/me", bearer("sbk_good")); code == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited != 10 {
+		t.Errorf("%d of %d requests refused, want the 10 past the burst", limited, apiBurst+10)
+	}
+	f.advance(time.Second)
+	if code, _ := f.do(t, "/v1/me", bearer("sbk_good")); code != http.StatusOK {
+		t.Errorf("a second later: %d", code)
 	}
 }

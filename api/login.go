@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -29,8 +30,22 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.EINVALID, "the login must be a JSON object with email and password"))
 		return
 	}
+	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+	account := accountKey(in.Email)
+	if wait := s.limits.locked("addr:"+addr, account); wait > 0 {
+		// Not even checked: a guesser learns nothing while locked out.
+		minutes := int((wait + time.Minute - 1) / time.Minute)
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		if aerr := s.audit(r, &sb.AuditEntry{Action: "login", Outcome: "throttled"}); aerr != nil {
+			s.log.Error("audit of a throttled login", "err", aerr)
+		}
+		s.writeJSON(w, http.StatusTooManyRequests, errorBody{Code: "rate_limited",
+			Message: "too many failed logins; try again in " + strconv.Itoa(minutes) + " minutes"})
+		return
+	}
 	u, err := s.deps.Users.Authenticate(r.Context(), in.Email, in.Password)
 	if sb.ErrorCode(err) == sb.EUNAUTHORIZED {
+		s.limits.failed(addr, account)
 		// One message whatever was wrong, so emails cannot be probed. The
 		// audit entry names nobody: the email is personal data.
 		s.log.Info("login failed", "remote", r.RemoteAddr)
@@ -49,6 +64,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	s.limits.succeeded(account)
 	token, sess, err := s.deps.Sessions.CreateSession(r.Context(), u, s.conf.SessionTTL)
 	if err != nil {
 		s.error(w, r, err)

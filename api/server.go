@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type Config struct {
 	ICEServers    []sb.ICEServer
 	RingTimeout   time.Duration
 	SessionTTL    time.Duration // default 12h
+	// Now is the clock of login lockouts and API rate limits; nil: the
+	// system's.
+	Now func() time.Time
 }
 
 // CallControl is what the operator socket asks of call control;
@@ -150,6 +154,7 @@ type Server struct {
 	ops  *operators
 	// visitors are browser callers' WHIP sessions.
 	visitors visitors
+	limits   *limits
 }
 
 // NewServer returns a server for the configuration and services.
@@ -160,7 +165,10 @@ func NewServer(c Config, d Deps) *Server {
 	if c.SessionTTL == 0 {
 		c.SessionTTL = 12 * time.Hour
 	}
-	return &Server{conf: c, deps: d, log: c.Logger, ops: newOperators()}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return &Server{conf: c, deps: d, log: c.Logger, ops: newOperators(), limits: newLimits(c.Now)}
 }
 
 // sessionCookie is the name of the browser session cookie.
@@ -398,6 +406,16 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		}
 		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 			a.IP = host
+		}
+		credential := "user:" + a.UserID.String()
+		if a.APIKeyID != (sb.ID{}) {
+			credential = "key:" + a.APIKeyID.String()
+		}
+		if !s.limits.allowAPI(credential) {
+			w.Header().Set("Retry-After", "1")
+			s.writeJSON(w, http.StatusTooManyRequests, errorBody{Code: "rate_limited",
+				Message: "too many requests: at most " + strconv.Itoa(apiRate) + " a second, with bursts of " + strconv.Itoa(apiBurst)})
+			return
 		}
 		a.UserAgent = truncate(r.UserAgent(), 200)
 		next.ServeHTTP(w, r.WithContext(sb.NewContextWithActor(r.Context(), a)))

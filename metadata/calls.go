@@ -147,9 +147,34 @@ func (s *CallStore) AddCallEvents(ctx context.Context, events ...*sb.CallEvent) 
 	_, err := s.db.pool.CopyFrom(ctx, pgx.Identifier{"call_events"},
 		[]string{"id", "call_id", "tenant_id", "at", "type", "detail"}, pgx.CopyFromRows(rows))
 	if err != nil {
-		return mapError(fmt.Errorf("metadata: add call events: %w", err), "call")
+		err = mapError(fmt.Errorf("metadata: add call events: %w", err), "call")
 	}
-	return nil
+	if sb.ErrorCode(err) != sb.ECONFLICT {
+		return err
+	}
+	// Some are stored already (a journal replaying them): add the rest,
+	// and make sure the stored ones are these, not others with their IDs.
+	return s.db.inTx(ctx, func(tx pgx.Tx) error {
+		for i, r := range rows {
+			tag, err := tx.Exec(ctx, `INSERT INTO call_events (id, call_id, tenant_id, at, type, detail) VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (id) DO NOTHING`, r...)
+			if err != nil {
+				return mapError(fmt.Errorf("metadata: add call events: %w", err), "call")
+			}
+			if tag.RowsAffected() == 1 {
+				continue
+			}
+			var same bool
+			if err := tx.QueryRow(ctx, "SELECT call_id = $2 AND tenant_id = $3 AND type = $4 FROM call_events WHERE id = $1",
+				events[i].ID, events[i].CallID, events[i].TenantID, string(events[i].Type)).Scan(&same); err != nil {
+				return fmt.Errorf("metadata: add call events: %w", err)
+			}
+			if !same {
+				return sb.Errorf(sb.ECONFLICT, "event %s exists already", events[i].ID)
+			}
+		}
+		return nil
+	})
 }
 
 // scope returns the WHERE clause that limits reads to what the actor may

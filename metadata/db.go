@@ -219,3 +219,20 @@ func actor(ctx context.Context) (*switchboard.Actor, error) {
 	}
 	return a, nil
 }
+
+// Unreachable reports whether err is the database not answering (no
+// connection, a timeout, the pool closed) rather than refusing what was
+// asked: what a journal keeps and tries again.
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// The server answered; only its shutting down or being
+		// unavailable counts (class 57P, 08 connection exceptions).
+		return strings.HasPrefix(pgErr.Code, "57P") || strings.HasPrefix(pgErr.Code, "08")
+	}
+	var se *switchboard.Error
+	return !errors.As(err, &se)
+}

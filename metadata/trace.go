@@ -23,11 +23,17 @@ func (s *CallStore) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 			Scan(&p.DropBodies, &p.MaskNumbers); err != nil {
 			return mapError(err, "tenant")
 		}
-		var seq int
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM call_sip_messages WHERE tenant_id = $1 AND call_id = $2",
-			t.TenantID, t.CallID).Scan(&seq); err != nil {
+		// A call's trace is stored once, when it ends: one already there is
+		// this one, replayed by a journal.
+		var stored bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM call_sip_messages WHERE tenant_id = $1 AND call_id = $2)
+			OR EXISTS (SELECT 1 FROM call_quality_samples WHERE tenant_id = $1 AND call_id = $2)`, t.TenantID, t.CallID).Scan(&stored); err != nil {
 			return fmt.Errorf("metadata: trace: %w", err)
 		}
+		if stored {
+			return nil
+		}
+		seq := 0
 		rows := make([][]any, len(t.SIP))
 		for i, m := range t.SIP {
 			m = m.Redact(p)

@@ -58,6 +58,9 @@ type Config struct {
 	Keyring        *recordings.Keyring
 	RetentionSweep time.Duration
 	RecordingSpool string
+	// Journal is the file where call records wait while the database is
+	// unreachable.
+	Journal string
 	AuditKey       ed25519.PrivateKey // nil: no checkpoints are signed
 }
 
@@ -100,6 +103,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "webrtc-loopback", env: "SWITCHBOARD_WEBRTC_LOOPBACK", def: "false", help: "offer loopback ICE candidates only (tests, same-machine browsers)"},
 		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)"},
 		{name: "recordings", env: "SWITCHBOARD_RECORDINGS", help: "where consented call recordings go, encrypted: a folder, or s3 (empty: none)"},
+		{name: "journal", env: "SWITCHBOARD_JOURNAL", def: "switchboard-journal", help: "local file where call records wait while the database is unreachable (fsync'd, replayed in order)"},
 		{name: "recording-spool", env: "SWITCHBOARD_RECORDING_SPOOL", def: "switchboard-spool", help: "local folder where recordings wait for the S3 store (ciphertext only)"},
 		{name: "audit-key", env: "SWITCHBOARD_AUDIT_KEY", help: "Ed25519 seed (base64, or @file) that signs audit checkpoints every 10 minutes"},
 		{name: "retention-sweep", env: "SWITCHBOARD_RETENTION_SWEEP", def: "1h", help: "how often what has passed its tenant's retention is removed: traces, samples, call records (anonymised), recordings"},
@@ -282,6 +286,9 @@ func parseConfig(get func(string) string) (*Config, error) {
 	}
 	c.Recordings = get("recordings")
 	c.RecordingSpool = get("recording-spool")
+	if c.Journal = get("journal"); c.Journal == "" {
+		c.Journal = "switchboard-journal"
+	}
 	if c.Recordings == "s3" && c.RecordingSpool == "" {
 		bad("recordings in s3 need a recording-spool folder")
 	}

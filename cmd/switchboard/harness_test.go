@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +64,7 @@ func mustStartService(tb testing.TB, settings map[string]string) *Main {
 		"webrtc-loopback": "true",
 		"retention-sweep": "1h",
 		"recording-spool": tb.TempDir(),
+		"journal":         filepath.Join(tb.TempDir(), "journal"),
 	}
 	for k, v := range settings {
 		values[k] = v

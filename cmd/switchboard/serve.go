@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/switchboard-voice/switchboard/journal"
 	"io"
 	"log/slog"
 	"net"
@@ -33,6 +34,7 @@ type Main struct {
 	Logger *slog.Logger
 
 	DB       *metadata.DB
+	Journal  *journal.Recorder // call records waiting for the database
 	Metrics  *metrics.Metrics
 	Webhooks *metadata.WebhookStore
 	hep      *diag.HEPSender
@@ -79,8 +81,24 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	calls := metadata.NewCallStore(m.DB).ForInstance(c.Instance)
 	trunks := metadata.NewTrunkService(m.DB)
-	// Calls this instance was running when it last stopped without ending
-	// them are over: close their records before taking new ones.
+	// Call control's records go through a journal that keeps them while
+	// the database is unreachable. What an earlier run left in it goes
+	// first; then the calls this instance was running when it last stopped
+	// without ending them are over: their records are closed before new
+	// calls come.
+	records, err := journal.Open(c.Journal, calls, metadata.Unreachable, m.Logger.With("component", "calls"))
+	if err != nil {
+		return err
+	}
+	m.Journal = records
+	if _, err := records.Drain(ctx); err != nil {
+		return err
+	}
+	m.every(ctx, time.Second, func(ctx context.Context) {
+		if _, err := records.Drain(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Error("journal", "err", err)
+		}
+	}, nil)
 	if n, err := calls.RecoverCalls(ctx); err != nil {
 		return err
 	} else if n > 0 {
@@ -125,7 +143,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if p, ok := spooled.(interface{ Ping(context.Context) error }); ok {
 			checks["storage"] = p.Ping
 		}
-		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(calls),
+		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(records),
 			recordings.WithAudit(metadata.NewAuditLog(m.DB)))
 		opts = append(opts, sb.WithRecordings(svc))
 		player = recordings.NewPlayer(grants, store, c.Keyring)
@@ -138,7 +156,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 				func() float64 { return float64(spool.Pending()) })
 		}
 	}
-	m.Switch = sb.NewSwitch(calls, opts...)
+	m.Switch = sb.NewSwitch(records, opts...)
+	m.Metrics.Gauge("switchboard_journal_pending", "Call records waiting in the local journal for the database.",
+		func() float64 { return float64(records.Pending()) })
 	m.Metrics.Gauge("switchboard_active_calls", "Calls in progress.", func() float64 { return float64(m.Switch.ActiveCalls()) })
 	m.Metrics.States("switchboard_operators", "Connected operators, by state.", "state", m.Switch.OperatorStates)
 	if c.AuditKey != nil {

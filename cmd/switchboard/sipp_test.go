@@ -67,6 +67,7 @@ func mustStartBinary(t *testing.T) *binaryService {
 		"SWITCHBOARD_DRAIN_TIMEOUT=2s",
 		"SWITCHBOARD_MEDIA_TIMEOUT=3s",
 		"SWITCHBOARD_INSTANCE=test-"+sb.NewID().String(),
+		"SWITCHBOARD_JOURNAL="+filepath.Join(t.TempDir(), "journal"),
 	)
 	s.start(t)
 	return s

@@ -60,6 +60,7 @@ type Option func(*config)
 type config struct {
 	binDir    string
 	throwaway bool
+	port      int
 	settings  map[string]string
 }
 
@@ -68,6 +69,11 @@ type config struct {
 // full_page_writes off, and Stop uses immediate shutdown. A crash may lose
 // or corrupt its data.
 func WithThrowaway() Option { return func(c *config) { c.throwaway = true } }
+
+// WithPort listens on port instead of a free one the system picks: a
+// server started again on the same folder and port is the same database
+// to its clients (fault tests).
+func WithPort(port int) Option { return func(c *config) { c.port = port } }
 
 // WithBinDir uses the PostgreSQL binaries in dir instead of looking for them.
 func WithBinDir(dir string) Option { return func(c *config) { c.binDir = dir } }
@@ -139,6 +145,9 @@ func Start(ctx context.Context, dataDir string, opts ...Option) (*Server, error)
 	var lastErr error
 	for range bindRetries {
 		port, err := freePort()
+		if cfg.port != 0 {
+			port, err = cfg.port, nil
+		}
 		if err != nil {
 			lastErr = err
 			break

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/pglocal"
+	"github.com/switchboard-voice/switchboard/sip/siptest"
+)
+
+// PostgreSQL stops while two calls are up: the calls go on (audio keeps
+// flowing), one ends while the database is down and its record waits in
+// the journal, a new call is refused with 503 and Retry-After, and when
+// the database is back every record is written, once.
+func TestDatabaseDownDuringCalls(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "switchboard-fault-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := pglocal.Start(ctx, dir)
+	if errors.Is(err, pglocal.ErrNotInstalled) {
+		requireDependency(t, "PostgreSQL server binaries")
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	port := pg.Port()
+	t.Cleanup(func() { pg.Stop(); os.RemoveAll(dir) }) // runs after the service's cleanup
+	url, err := pg.CreateDatabase(ctx, "switchboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustStartService(t, map[string]string{"database-url": url})
+	f := mustProvision(t, m, "Acme", "2000", 2)
+	opA, opB := mustOperator(t, m, f.Operators[0]), mustOperator(t, m, f.Operators[1])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	callA, inA := answeredCall(t, m, phone, opA, "+15550001111", "2000")
+	callB, inB := answeredCall(t, m, phone, opB, "+15550002222", "2000")
+
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Call B's audio still crosses the service.
+	var heard atomic.Int64
+	opB.SetAudioSink(func(p *rtp.Packet) {
+		if bytes.Count(p.Payload, []byte{0x5a}) == len(p.Payload) {
+			heard.Add(1)
+		}
+	})
+	for range 25 {
+		callB.SendRTP(bytes.Repeat([]byte{0x5a}, 160), false)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := heard.Load(); n < 20 {
+		t.Errorf("with the database down the operator heard %d of 25 packets", n)
+	}
+	// Call A ends: its record goes to the journal.
+	if err := callA.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); m.Journal.Pending() == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the ended call's record never reached the journal")
+		}
+	}
+	// A new call needs the database to find its trunk: 503, try later.
+	cctx, ccancel := context.WithTimeout(ctx, 15*time.Second)
+	callC, err := phone.InviteAsync(cctx, m.SIPAddr(), "+15550003333", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se *siptest.StatusError
+	if err := callC.Wait(cctx); !errors.As(err, &se) || se.Code != 503 {
+		t.Errorf("a new call while the database is down: %v, want 503", err)
+	}
+	callC.Close()
+	ccancel()
+
+	pg2, err := pglocal.Start(ctx, dir, pglocal.WithPort(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg = pg2
+	if err := callB.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []sb.ID{inA.CallID, inB.CallID} {
+		rec := waitCallEnded(t, m, f.APIKey, in)
+		if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.AnsweredAt == nil {
+			t.Errorf("record of %s after the outage: %q by %q", in, rec.Status, rec.HangupBy)
+		}
+		events := callEvents(t, m, f.APIKey, in)
+		counts := map[sb.EventType]int{}
+		for _, e := range events {
+			counts[e]++
+		}
+		if counts[sb.EventAnswered] != 1 || counts[sb.EventEnded] != 1 || counts[sb.EventReceived] != 1 {
+			t.Errorf("timeline of %s: %v, want each step once", in, events)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); m.Journal.Pending() != 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records still in the journal", m.Journal.Pending())
+		}
+	}
+	var list struct{ Calls []sb.Call }
+	apiGet(t, m, f.APIKey, "/v1/calls", &list)
+	if len(list.Calls) != 2 {
+		t.Errorf("%d call records, want the 2 calls exactly", len(list.Calls))
+	}
+}

@@ -1,0 +1,137 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+var errDown = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+
+// db is a CallRecorder that can be down, keeping what it took.
+type db struct {
+	mu      sync.Mutex
+	down    bool
+	calls   map[sb.ID]sb.Call
+	events  map[sb.ID]sb.EventType
+	traces  map[sb.ID]int
+	applied int
+}
+
+func newDB() *db {
+	return &db{calls: map[sb.ID]sb.Call{}, events: map[sb.ID]sb.EventType{}, traces: map[sb.ID]int{}}
+}
+
+func (d *db) take(fn func() error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.down {
+		return errDown
+	}
+	d.applied++
+	return fn()
+}
+
+func (d *db) CreateCall(_ context.Context, c *sb.Call) error {
+	return d.take(func() error {
+		if _, ok := d.calls[c.ID]; ok {
+			return sb.Errorf(sb.ECONFLICT, "call exists")
+		}
+		d.calls[c.ID] = *c
+		return nil
+	})
+}
+
+func (d *db) UpdateCall(_ context.Context, c *sb.Call) error {
+	return d.take(func() error {
+		if _, ok := d.calls[c.ID]; !ok {
+			return sb.Errorf(sb.ENOTFOUND, "call not found")
+		}
+		d.calls[c.ID] = *c
+		return nil
+	})
+}
+
+func (d *db) AddCallEvents(_ context.Context, events ...*sb.CallEvent) error {
+	return d.take(func() error {
+		for _, e := range events {
+			d.events[e.ID] = e.Type
+		}
+		return nil
+	})
+}
+
+func (d *db) AddCallTrace(_ context.Context, t *sb.CallTrace) error {
+	return d.take(func() error { d.traces[t.CallID] = len(t.SIP); return nil })
+}
+
+func unreachable(err error) bool { return errors.Is(err, errDown) }
+
+// While the database is down, writes go to the journal, in order, and the
+// call goes on; a drain after it is back writes each record once, even
+// when the drain is cut short and the process restarts.
+func TestJournalKeepsRecordsWhileTheDatabaseIsDown(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal")
+	d := newDB()
+	r, err := Open(path, d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	if err := r.CreateCall(ctx, c); err != nil || r.Pending() != 0 {
+		t.Fatalf("with the database up: %v, %d pending", err, r.Pending())
+	}
+
+	d.mu.Lock()
+	d.down = true
+	d.mu.Unlock()
+	c.Status = sb.CallAnswered
+	if err := r.UpdateCall(ctx, c); err != nil {
+		t.Fatalf("an update while down: %v", err)
+	}
+	second := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	events := []*sb.CallEvent{{ID: sb.NewID(), CallID: c.ID, Type: sb.EventAnswered}, {ID: sb.NewID(), CallID: second.ID, Type: sb.EventReceived}}
+	for _, err := range []error{r.CreateCall(ctx, second), r.AddCallEvents(ctx, events...), r.AddCallTrace(ctx, &sb.CallTrace{CallID: c.ID, SIP: make([]sb.SIPMessage, 3)})} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Status = sb.CallCompleted // after journaling: the journal holds what was written then
+	if err := r.UpdateCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if r.Pending() != 5 {
+		t.Fatalf("%d pending, want 5", r.Pending())
+	}
+	if n, err := r.Drain(ctx); n != 0 || err != nil || r.Pending() != 5 {
+		t.Fatalf("a drain while down: %d, %v, %d pending", n, err, r.Pending())
+	}
+
+	// Back up; the process restarts before draining: the journal is read
+	// again. One entry went to the database already (its answer lost).
+	d.mu.Lock()
+	d.down = false
+	d.calls[second.ID] = *second
+	d.mu.Unlock()
+	r2, err := Open(path, d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil || r2.Pending() != 5 {
+		t.Fatalf("reopened: %d pending, %v", r2.Pending(), err)
+	}
+	if n, err := r2.Drain(ctx); n != 5 || err != nil || r2.Pending() != 0 {
+		t.Fatalf("drain: %d, %v, %d pending", n, err, r2.Pending())
+	}
+	if got := d.calls[c.ID]; got.Status != sb.CallCompleted || len(d.calls) != 2 || len(d.events) != 2 || d.traces[c.ID] != 3 {
+		t.Errorf("after the drain: call %s, %d calls, %d events, trace %d", got.Status, len(d.calls), len(d.events), d.traces[c.ID])
+	}
+	// Writes go straight to the database again.
+	before := d.applied
+	if err := r2.UpdateCall(ctx, c); err != nil || d.applied != before+1 || r2.Pending() != 0 {
+		t.Errorf("after the drain: %v, %d pending", err, r2.Pending())
+	}
+}

@@ -60,8 +60,8 @@ type Config struct {
 	RecordingSpool string
 	// Journal is the file where call records wait while the database is
 	// unreachable.
-	Journal string
-	AuditKey       ed25519.PrivateKey // nil: no checkpoints are signed
+	Journal  string
+	AuditKey ed25519.PrivateKey // nil: no checkpoints are signed
 }
 
 // setting is one configuration item: its flag, its variable and its help.

@@ -86,6 +86,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	offerRefused := func(code int, reason string) {
 		refuse(rejection(req, code, reason), reason, sb.FailedOnTrunk, sb.StageOffer)
 	}
+	if len(req.GetHeaders("Content-Length")) > 1 {
+		// Which one frames the message is anyone's guess (RFC 4475 3.1.2.11).
+		offerRefused(sip.StatusBadRequest, "more than one Content-Length")
+		return
+	}
 	if cl := req.ContentLength(); cl != nil && int(*cl) != len(body) {
 		offerRefused(sip.StatusBadRequest, "Content-Length does not match the body")
 		return

@@ -110,9 +110,30 @@ func TestMalformedSIPGetsErrorsAndServiceKeepsServing(t *testing.T) {
 		{"missing Contact", "no-contact", invite(local, server, "no-contact", goodSDP, "Contact"), is(400)},
 		{"unknown method", "foo", strings.Replace(strings.Replace(invite(local, server, "foo", ""), "INVITE sip:", "FOO sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 FOO", 1), is(405)},
 		{"huge body", "huge", invite(local, server, "huge", goodSDP+"a="+strings.Repeat("x", 30000)+"\r\n"), is(488)},
+
+		// RFC 4475's kinds. Odd but well-formed INVITEs go to a number the
+		// trunk does not have: parsed right, each is refused with 404
+		// (and recorded), ringing nobody.
+		{"folded header", "fold", strings.Replace(elsewhere(invite(local, server, "fold", goodSDP)), "Max-Forwards: 70\r\n",
+			"Subject: a header\r\n \t folded over two lines\r\nMax-Forwards: 70\r\n", 1), is(404)},
+		{"compact header names", "compact", compact(elsewhere(invite(local, server, "compact", goodSDP))), is(404)},
+		{"escaped user part", "escaped", strings.Replace(elsewhere(invite(local, server, "escaped", goodSDP)), "INVITE sip:2999@", "INVITE sip:%32%39%39%39@", 1), is(404)},
+		{"header names in capitals", "capitals", strings.Replace(strings.Replace(elsewhere(invite(local, server, "capitals", goodSDP)),
+			"Max-Forwards:", "MAX-FORWARDS:", 1), "Contact:", "CONTACT:", 1), is(404)},
+		{"a 20 KB header", "long-header", strings.Replace(elsewhere(invite(local, server, "long-header", goodSDP)), "Max-Forwards: 70\r\n",
+			"X-Long: "+strings.Repeat("y", 20000)+"\r\nMax-Forwards: 70\r\n", 1), orSilence(400, 404, 413, 513)},
+		// Malformed ones get a 4xx, or nothing when nothing can be answered.
+		{"CSeq not a number", "cseq-abc", strings.Replace(invite(local, server, "cseq-abc", goodSDP), "CSeq: 1 INVITE", "CSeq: abc INVITE", 1), orSilence(400)},
+		{"two Content-Lengths that differ", "two-cl", strings.Replace(invite(local, server, "two-cl", goodSDP), "Max-Forwards: 70\r\n",
+			"Max-Forwards: 70\r\nContent-Length: 5\r\n", 1), is(400)},
+		{"multipart body", "multipart", strings.Replace(invite(local, server, "multipart", "--b\r\nContent-Type: application/sdp\r\n\r\n"+goodSDP+"--b--\r\n"),
+			"Content-Type: application/sdp", "Content-Type: multipart/mixed;boundary=b", 1), is(400, 415, 488)},
+		{"tel: request URI", "tel-uri", strings.Replace(invite(local, server, "tel-uri", goodSDP), "INVITE sip:2000@"+server, "INVITE tel:+2000", 1), orSilence(400, 404, 416)},
 	}
 	for _, c := range cases {
-		if code := firstFinal(t, conn, c.callID, c.msg); !c.want(code) {
+		code := firstFinal(t, conn, c.callID, c.msg)
+		t.Logf("%s: %d", c.name, code)
+		if !c.want(code) {
 			t.Errorf("%s: final response %d", c.name, code)
 		}
 	}
@@ -187,4 +208,15 @@ func is(codes ...int) func(int) bool {
 // headers a response needs cannot always be answered.
 func orSilence(codes ...int) func(int) bool {
 	return func(code int) bool { return code == 0 || is(codes...)(code) }
+}
+
+// elsewhere sends an INVITE to 2999, a number the trunk does not have.
+func elsewhere(msg string) string {
+	return strings.NewReplacer("INVITE sip:2000@", "INVITE sip:2999@", "To: <sip:2000@", "To: <sip:2999@").Replace(msg)
+}
+
+// compact writes the headers in their compact forms (RFC 3261 7.3.3).
+func compact(msg string) string {
+	return strings.NewReplacer("\r\nVia:", "\r\nv:", "\r\nFrom:", "\r\nf:", "\r\nTo:", "\r\nt:", "\r\nCall-ID:", "\r\ni:",
+		"\r\nContact:", "\r\nm:", "\r\nContent-Type:", "\r\nc:", "\r\nContent-Length:", "\r\nl:").Replace(msg)
 }

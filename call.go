@@ -210,6 +210,8 @@ const (
 	EventTrunkFailed  EventType = "trunk_failed"  // a trunk did not take the call we placed; the next is tried
 	EventHoldFailed   EventType = "hold_failed"   // the trunk refused a hold or resume
 	EventTransferred  EventType = "transferred"   // the operator handed the call to another
+	EventOperatorLost EventType = "operator_lost" // the operator's connection dropped: the call waits for them
+	EventOperatorBack EventType = "operator_back" // the operator's page is back on the call
 	EventQueued       EventType = "queued"        // the call waits in a queue for a free operator
 	EventQueueTimeout EventType = "queue_timeout" // the queue's longest wait passed: the call overflows
 	EventForwarded    EventType = "forwarded"     // the call is forwarded to a SIP URI

@@ -260,7 +260,7 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 	r.update(ctx)
 	r.flush(ctx)
 
-	by, reason := r.waitEnd(ctx, opID, bridge)
+	by, reason := r.waitEnd(ctx, &a, &bridge)
 	for by == partyTransfer {
 		// Blind transfer: the first operator is done; the caller waits for
 		// the next, in silence.
@@ -293,7 +293,7 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 		r.event(EventAnswered, map[string]any{"operator_id": opID, "transfer": true})
 		r.update(ctx)
 		r.flush(ctx)
-		by, reason = r.waitEnd(ctx, opID, bridge)
+		by, reason = r.waitEnd(ctx, &a, &bridge)
 	}
 	bridge.Stop()
 	r.finishRecording(ctx)
@@ -313,13 +313,22 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 }
 
 // waitEnd relays what happens on a bridged call until one side ends it.
-func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, string) {
+func (r *callRun) waitEnd(ctx context.Context, current **agent, currentBridge **Bridge) (Party, string) {
+	a, bridge := *current, *currentBridge
+	defer func() { *current, *currentBridge = a, bridge }()
+	opID := a.conn.OperatorID()
 	tick := time.NewTicker(r.s.sampleEvery)
 	defer tick.Stop()
+	var grace <-chan time.Time // while the operator's connection is down
 	for {
 		select {
 		case <-tick.C:
 			r.sample(bridge)
+		case <-grace:
+			r.hangup(ctx, "operator disconnected")
+			r.failed(FailedOnBrowser, StageMedia)
+			r.s.forgetDetached(a)
+			return PartyOperator, "operator disconnected"
 		case m := <-r.lc.ops:
 			if m.kind == opConsent {
 				r.setConsent(m.consent)
@@ -348,6 +357,21 @@ func (r *callRun) waitEnd(ctx context.Context, opID ID, bridge *Bridge) (Party, 
 				r.hangup(ctx, "operator disconnected")
 				r.failed(FailedOnBrowser, StageMedia)
 				return PartyOperator, "operator disconnected"
+			case opDetached:
+				r.sample(bridge) // how the operator's transport stood as it went
+				bridge.Stop()
+				r.event(EventOperatorLost, map[string]any{"operator_id": opID, "grace_ms": r.s.reconnectGrace.Milliseconds()})
+				grace = time.After(r.s.reconnectGrace)
+			case opReattach:
+				grace = nil
+				bridge.Stop()
+				r.addStats(bridge)
+				a = m.agent
+				bridge = r.connect(a)
+				if lr, ok := a.conn.Media().(LinkReporter); ok {
+					r.link = lr.Link()
+				}
+				r.event(EventOperatorBack, map[string]any{"operator_id": opID})
 			case opStats:
 				r.samples = append(r.samples, *m.stats)
 			case opMute:

@@ -87,7 +87,7 @@ func (s *Switch) place(tenantID *ID, opID ID, number string) (ID, error) {
 		a.state = agentRinging // until they answer the offer
 	}
 	c.TenantID, c.OperatorID = a.conn.TenantID(), &opID
-	lc := &liveCall{id: c.ID, tenantID: c.TenantID, ops: make(chan opMsg, 16), cancel: cancel}
+	lc := &liveCall{id: c.ID, tenantID: c.TenantID, from: c.To, to: c.To, ops: make(chan opMsg, 16), cancel: cancel}
 	s.calls[c.ID] = lc
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -292,9 +292,9 @@ func (r *callRun) bridgeTo(a *agent) *Bridge {
 // afterAnswer is an answered call we placed, until one side ends it.
 func (r *callRun) afterAnswer(ctx context.Context, a *agent, bridge *Bridge) {
 	r.dtmf = make(chan dtmfKey, 32)
-	by, reason := r.waitEnd(ctx, a.conn.OperatorID(), bridge)
+	by, reason := r.waitEnd(ctx, &a, &bridge)
 	bridge.Stop()
-	r.c.FromCaller, r.c.ToCaller = bridge.Stats()
+	r.addStats(bridge)
 	r.sample(bridge)
 	if r.c.Status == CallAnswered {
 		r.c.Status = CallCompleted

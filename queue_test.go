@@ -400,3 +400,64 @@ func FuzzNormalizeNumber(f *testing.F) {
 		}
 	})
 }
+
+// When the operator's connection drops mid-call, the call waits: the
+// operator's page, back on a new connection, takes it again and audio
+// flows to it; a page that does not come back in time ends the call.
+func TestOperatorComesBackToTheCall(t *testing.T) {
+	sw, rec := newSwitch(t, sb.WithReconnectGrace(300*time.Millisecond))
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+	id := op.nextOffer(t)
+	if err := sw.Accept(op.id, id); err != nil {
+		t.Fatal(err)
+	}
+	waitActions(t, l, "ring", "answer")
+
+	sw.Disconnected(op.id)
+	back := &operator{id: op.id, tenant: op.tenant, media: &port{codec: sb.PCMU}, notes: make(chan string, 64)}
+	var announced sb.CallOffer
+	if !sw.Reattach(back, func(o sb.CallOffer) { announced = o }) || announced.CallID != id || announced.From != "+15551230000" {
+		t.Fatalf("reattach: announced %+v", announced)
+	}
+	if n := back.next(t); n != "connected" {
+		t.Fatalf("the new connection was told %q", n)
+	}
+	for len(back.media.packets()) == 0 {
+		l.media.deliver(append(media.AppendHeader(nil, false, 0, 1, 0, 9), 0xff))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if sw.Reattach(back, func(sb.CallOffer) {}) {
+		t.Error("a connection already on its call took it again")
+	}
+	l.events <- sb.LegEvent{Kind: sb.LegHungUp}
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallCompleted || c.HangupBy != sb.PartyCaller {
+		t.Errorf("record %q by %q", c.Status, c.HangupBy)
+	}
+	if ev := rec.eventsOf(c.ID); !slices.Contains(ev, sb.EventOperatorLost) || !slices.Contains(ev, sb.EventOperatorBack) {
+		t.Errorf("events %v", ev)
+	}
+
+	// This time the page does not come back.
+	for n := back.next(t); !strings.HasPrefix(n, "ended"); n = back.next(t) {
+	}
+	l2 := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l2))
+	id2 := back.nextOffer(t)
+	if err := sw.Accept(back.id, id2); err != nil {
+		t.Fatal(err)
+	}
+	waitActions(t, l2, "ring", "answer")
+	sw.Disconnected(back.id)
+	c = rec.waitEnded(t)
+	if c.ID != id2 || c.Status != sb.CallCompleted || c.FailureLeg != sb.FailedOnBrowser || c.FailureStage != sb.StageMedia || c.HangupBy != sb.PartyOperator {
+		t.Errorf("record of the call the operator never came back to: %q on %q at %q by %q", c.Status, c.FailureLeg, c.FailureStage, c.HangupBy)
+	}
+	waitActions(t, l2, "ring", "answer", "bye operator disconnected")
+	again := newOperator(tenantA)
+	again.id = back.id
+	goAvailable(t, sw, again) // the forgotten operator starts afresh
+}

@@ -28,6 +28,9 @@ type Switch struct {
 	dialer      Dialer        // nil: no calls are placed
 	routes      RouteDirectory
 	queues      QueueDirectory // nil: every number leads to all of a tenant's operators
+	// reconnectGrace is how long a call waits for an operator whose
+	// connection dropped.
+	reconnectGrace time.Duration
 
 	ctx    context.Context // calls' parent; canceled by Close
 	cancel context.CancelFunc
@@ -141,6 +144,7 @@ type agent struct {
 	idleSince  time.Time
 	callID     ID   // the call ringing for or bridged to them
 	awayAfter  bool // asked to go away while on a call
+	detached   bool // the connection dropped mid-call: the call waits for the operator to come back
 	toOperator *media.Rewriter
 }
 
@@ -148,6 +152,7 @@ type agent struct {
 type liveCall struct {
 	id       ID
 	tenantID ID
+	from, to string // for an operator who comes back to the call
 	ops      chan opMsg
 	cancel   context.CancelFunc
 }
@@ -166,6 +171,8 @@ const (
 	opEnd     // an integration ends the call
 	opHold    // the operator puts the caller on hold, or takes them off
 	opTransfer
+	opDetached // the operator's connection dropped mid-call
+	opReattach // the operator is back on a new connection
 )
 
 type opMsg struct {
@@ -177,6 +184,7 @@ type opMsg struct {
 	stats    *QualitySample
 	held     bool
 	transfer *TransferTarget
+	agent    *agent // opReattach: the operator on their new connection
 }
 
 // ActiveCalls returns the number of calls in progress.
@@ -205,7 +213,7 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 		CreatedAt:   now,
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	lc := &liveCall{id: c.ID, tenantID: c.TenantID, ops: make(chan opMsg, 16), cancel: cancel}
+	lc := &liveCall{id: c.ID, tenantID: c.TenantID, from: c.From, to: c.To, ops: make(chan opMsg, 16), cancel: cancel}
 
 	s.mu.Lock()
 	draining := s.draining
@@ -442,16 +450,67 @@ func (s *Switch) Disconnected(opID ID) {
 	s.mu.Lock()
 	a := s.agents[opID]
 	var lc *liveCall
+	kind := opGone
 	if a != nil {
 		if a.state == agentRinging || a.state == agentBusy {
 			lc = s.calls[a.callID]
 		}
-		delete(s.agents, opID)
+		if a.state == agentBusy && s.reconnectGrace > 0 && lc != nil {
+			// The call waits a while for the operator's page to come back.
+			a.detached, kind = true, opDetached
+		} else {
+			delete(s.agents, opID)
+		}
 	}
 	s.mu.Unlock()
 	if lc != nil {
-		lc.send(opMsg{kind: opGone, opID: opID})
+		lc.send(opMsg{kind: kind, opID: opID})
 	}
+}
+
+// WithReconnectGrace keeps a call whose operator's connection drops for
+// up to d: the caller hears silence, and the operator's page, connecting
+// again, takes the call back (Reattach). Zero ends such a call at once.
+func WithReconnectGrace(d time.Duration) SwitchOption {
+	return func(s *Switch) { s.reconnectGrace = d }
+}
+
+// Reattach gives an operator's new connection the call they were on when
+// their last one dropped, or that is still up on a connection that died
+// unseen. announce is told the call first (the page shows it), then the
+// call is bridged to the new connection's media. It reports whether there
+// was a call to take back.
+func (s *Switch) Reattach(op OperatorConn, announce func(CallOffer)) bool {
+	s.mu.Lock()
+	a := s.agents[op.OperatorID()]
+	if a == nil || a.state != agentBusy || a.conn.TenantID() != op.TenantID() || (!a.detached && a.conn == op) {
+		s.mu.Unlock()
+		return false
+	}
+	lc := s.calls[a.callID]
+	if lc == nil {
+		s.mu.Unlock()
+		return false
+	}
+	// A new agent for the new connection (an agent's connection never
+	// changes: the call's goroutine reads it unlocked); the old one is
+	// forgotten, and the call takes the new one.
+	back := &agent{conn: op, state: agentBusy, callID: a.callID, idleSince: a.idleSince, awayAfter: a.awayAfter,
+		toOperator: NewStreamRewriter(op.Media().Codec().ClockRate)} // a new PeerConnection: a new stream
+	s.agents[op.OperatorID()] = back
+	s.mu.Unlock()
+	announce(CallOffer{CallID: lc.id, From: lc.from, To: lc.to})
+	lc.send(opMsg{kind: opReattach, opID: op.OperatorID(), agent: back})
+	return true
+}
+
+// forgetDetached drops an operator whose connection never came back.
+func (s *Switch) forgetDetached(a *agent) {
+	s.mu.Lock()
+	if id := a.conn.OperatorID(); s.agents[id] == a && a.detached {
+		delete(s.agents, id)
+	}
+	s.mu.Unlock()
 }
 
 func (s *Switch) toCall(opID, callID ID, want agentState, m opMsg) error {

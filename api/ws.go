@@ -490,6 +490,12 @@ func (c *opConn) localCandidate(cand sb.ICECandidate) {
 // taken once it connects; a failed or closed one ends the socket, which
 // makes the operator away (the client reconnects with a new one).
 func (c *opConn) mediaStateChanged(state string) {
+	if state == "connected" && c.reattach() {
+		c.mu.Lock()
+		c.mediaState, c.wantCalls = state, false
+		c.mu.Unlock()
+		return
+	}
 	c.mu.Lock()
 	c.mediaState = state
 	pending := state == "connected" && c.wantCalls
@@ -691,6 +697,30 @@ func (c *opConn) handle(m clientMessage) error {
 
 // register makes the operator available to call control, unless the
 // socket is already being torn down.
+// reattach takes back the call the operator was on when their last
+// connection dropped, if there is one: the page is told the call
+// ("resumed"), then call control bridges it to this connection's audio.
+func (c *opConn) reattach() bool {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	if c.closing {
+		return false
+	}
+	ok := c.s.deps.CallControl.Reattach(c, func(o sb.CallOffer) {
+		if c.maskNumbers {
+			o.From, o.To = sb.MaskNumber(o.From), sb.MaskNumber(o.To)
+		}
+		c.enqueue(msgIncoming{Type: "resumed", Call: o})
+	})
+	if ok {
+		c.mu.Lock()
+		c.registered = true
+		c.mu.Unlock()
+		c.log.Info("operator back on their call")
+	}
+	return ok
+}
+
 func (c *opConn) register() error {
 	c.regMu.Lock()
 	defer c.regMu.Unlock()

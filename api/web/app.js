@@ -163,6 +163,13 @@ async function handle(msg) {
       $("caller").textContent = $("dial-number").value;
       setCallState("calling");
       break;
+    case "resumed":
+      // Back on the call we were on when the connection dropped.
+      sb.call = { id: msg.call.call_id, from: msg.call.from };
+      $("caller").textContent = msg.call.from || "unknown";
+      setError("");
+      setCallState("connected");
+      break;
     case "connected":
       setCallState("connected");
       break;

@@ -373,3 +373,72 @@ func TestChromiumDialsOut(t *testing.T) {
 	}
 	t.Logf("browser received %.0f packets", received)
 }
+
+// TestChromiumOperatorReconnects: the operator's page loses its socket
+// mid-call (closed from the page, as a network change would); the page
+// reconnects by itself, shows the call again, and the caller's audio
+// reaches the new PeerConnection.
+func TestChromiumOperatorReconnects(t *testing.T) {
+	if !runInPrivateNetns(t, "TestChromiumOperatorReconnects") {
+		return
+	}
+	m := mustStartService(t, map[string]string{"reconnect-grace": "15s"})
+	f := mustProvision(t, m, "Browser", "2000", 1)
+	ctx := newChromium(t)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	run, poll := browserSteps(t, ctx)
+	run("log in", chromedp.Navigate(m.HTTPURL()+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#email")),
+		chromedp.SendKeys(chromedp.CSS("#email"), f.Operators[0].Email),
+		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
+		chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS("#available")))
+	poll("PeerConnection connected", `window.switchboard.pc && window.switchboard.pc.connectionState === "connected"`)
+	run("go available", chromedp.Click(chromedp.CSS("#available")))
+	poll("available", `window.switchboard.state.available === true`)
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, err := phone.InviteAsync(ctx, m.SIPAddr(), "+15550002222", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	run("answer", chromedp.WaitVisible(chromedp.CSS("#answer")), chromedp.Click(chromedp.CSS("#answer")))
+	if err := call.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	poll("connected", `document.querySelector("#call-state").textContent === "connected"`)
+
+	run("lose the connection", chromedp.Evaluate[chromedp.Void](`window.switchboard.firstPC = window.switchboard.pc; window.switchboard.ws.close(); true`))
+	poll("the page reconnects with a new PeerConnection", `window.switchboard.pc && window.switchboard.pc !== window.switchboard.firstPC && window.switchboard.pc.connectionState === "connected"`)
+	poll("the call is shown again", `document.querySelector("#call-state").textContent === "connected" && document.querySelector("#caller").textContent.includes("2222")`)
+	talking := make(chan struct{})
+	go func() {
+		defer close(talking)
+		for range 150 {
+			call.SendRTP(bytes.Repeat([]byte{0x5a}, 160), false)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	received, err := chromedp.Run(ctx, chromedp.PollFunction[float64](`async () => {
+		const stats = await window.switchboard.pc.getStats();
+		for (const s of stats.values()) {
+			if (s.type === "inbound-rtp" && s.kind === "audio" && s.packetsReceived >= 50) return s.packetsReceived;
+		}
+		return false;
+	}`, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(200*time.Millisecond)))
+	if err != nil {
+		t.Fatalf("the new PeerConnection received none of the caller's audio: %v", err)
+	}
+	select {
+	case <-call.Ended():
+		t.Fatal("the caller was hung up on")
+	default:
+	}
+	<-talking
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	poll("the page shows the end", `document.querySelector("#call-state").textContent.startsWith("ended")`)
+	t.Logf("after reconnecting the browser received %.0f packets", received)
+}

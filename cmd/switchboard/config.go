@@ -34,9 +34,12 @@ type Config struct {
 	RingTimeout   time.Duration
 	MediaTimeout  time.Duration
 	DrainTimeout  time.Duration
-	LogLevel      string
-	RegisterSync  time.Duration // how often trunks to register are looked up
-	SIPShield     sip.ShieldConfig
+	// ReconnectGrace is how long a call waits for an operator whose page
+	// lost its connection.
+	ReconnectGrace time.Duration
+	LogLevel       string
+	RegisterSync   time.Duration // how often trunks to register are looked up
+	SIPShield      sip.ShieldConfig
 	// Instance names this process among those sharing the database: after
 	// a crash it closes the records of its own calls only.
 	Instance     string
@@ -88,6 +91,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "turn-password", env: "SWITCHBOARD_TURN_PASSWORD", help: "password for the TURN servers"},
 		{name: "ring-timeout", env: "SWITCHBOARD_RING_TIMEOUT", def: "20s", help: "how long one operator is rung"},
 		{name: "media-timeout", env: "SWITCHBOARD_MEDIA_TIMEOUT", def: "30s", help: "a call with no RTP from the caller for this long is ended"},
+		{name: "reconnect-grace", env: "SWITCHBOARD_RECONNECT_GRACE", def: "20s", help: "how long a call waits, the caller hearing silence, for an operator whose page lost its connection (0: end it at once)"},
 		{name: "drain-timeout", env: "SWITCHBOARD_DRAIN_TIMEOUT", def: "5m", help: "on SIGTERM, how long calls may go on before they are ended"},
 		{name: "instance", env: "SWITCHBOARD_INSTANCE", help: "this instance's name among those sharing the database (default: the host name)"},
 		{name: "register-sync", env: "SWITCHBOARD_REGISTER_SYNC", def: "1m", help: "how often trunks to register are looked up again"},
@@ -201,12 +205,15 @@ func parseConfig(get func(string) string) (*Config, error) {
 		name string
 		dst  *time.Duration
 		min  time.Duration
-	}{{"ring-timeout", &c.RingTimeout, time.Second}, {"media-timeout", &c.MediaTimeout, time.Second}, {"drain-timeout", &c.DrainTimeout, 0},
+	}{{"ring-timeout", &c.RingTimeout, time.Second}, {"media-timeout", &c.MediaTimeout, time.Second}, {"drain-timeout", &c.DrainTimeout, 0}, {"reconnect-grace", &c.ReconnectGrace, 0},
 		{"retention-sweep", &c.RetentionSweep, time.Second}, {"register-sync", &c.RegisterSync, 10 * time.Millisecond}}
 	for _, d := range durations {
 		raw := get(d.name)
 		if raw == "" && d.name == "register-sync" {
 			raw = "1m"
+		}
+		if raw == "" && d.name == "reconnect-grace" {
+			raw = "20s"
 		}
 		v, err := time.ParseDuration(raw)
 		if err != nil || v < d.min {

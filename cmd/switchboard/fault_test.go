@@ -13,6 +13,7 @@ import (
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/internal/pglocal"
+	"github.com/switchboard-voice/switchboard/opclient"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
 
@@ -117,4 +118,74 @@ func TestDatabaseDownDuringCalls(t *testing.T) {
 	if len(list.Calls) != 2 {
 		t.Errorf("%d call records, want the 2 calls exactly", len(list.Calls))
 	}
+}
+
+// The operator's page loses its connection mid-call: the caller stays on
+// the line, the operator logs back in on a new connection within the
+// grace period, is handed the call back and hears the caller again.
+func TestOperatorReconnectsToTheCall(t *testing.T) {
+	m := mustStartService(t, map[string]string{"reconnect-grace": "10s"})
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, in := answeredCall(t, m, phone, op, "+15550004321", "2000")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	op.Close() // the network goes
+	talking := make(chan struct{})
+	go func() {
+		defer close(talking)
+		for range 100 { // two seconds of the caller talking meanwhile
+			call.SendRTP(bytes.Repeat([]byte{0x5a}, 160), false)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	back := mustOperatorClient(t, m, f.Operators[0])
+	var heard atomic.Int64
+	back.SetAudioSink(func(p *rtp.Packet) {
+		if bytes.Count(p.Payload, []byte{0x5a}) == len(p.Payload) {
+			heard.Add(1)
+		}
+	})
+	if err := back.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatalf("the operator was not given the call back: %v", err)
+	}
+	<-talking
+	if n := heard.Load(); n < 10 {
+		t.Errorf("back on the call, the operator heard %d packets of the caller", n)
+	}
+	select {
+	case <-call.Ended():
+		t.Fatal("the caller was hung up on while the operator reconnected")
+	default:
+	}
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.FailureLeg != "" {
+		t.Errorf("record %q by %q, failed on %q", rec.Status, rec.HangupBy, rec.FailureLeg)
+	}
+	events := callEvents(t, m, f.APIKey, in.CallID)
+	if !hasInOrder(events, sb.EventAnswered, sb.EventOperatorLost, sb.EventOperatorBack, sb.EventHungUp) {
+		t.Errorf("timeline %v", events)
+	}
+}
+
+// mustOperatorClient logs the operator in and connects their audio,
+// without going available.
+func mustOperatorClient(tb testing.TB, m *Main, u *sb.User) *opclient.Client {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := opclient.Login(ctx, m.HTTPURL(), u.Email, testPassword, opclient.WithLoopbackOnly())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	if err := c.Connect(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }

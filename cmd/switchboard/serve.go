@@ -133,7 +133,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	checks := map[string]func(context.Context) error{}
 	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger.With("component", "calls")),
 		sb.WithObserver(webhooks.Observers(m.Metrics, hooks)), sb.WithQuality(diag.Score),
-		sb.WithQueues(metadata.NewQueueStore(m.DB))}
+		sb.WithQueues(metadata.NewQueueStore(m.DB)), sb.WithReconnectGrace(c.ReconnectGrace)}
 	if c.Recordings != "" {
 		spooled, err := openRecordingStore(c)
 		if err != nil {

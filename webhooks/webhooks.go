@@ -17,8 +17,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"syscall"
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -45,11 +48,12 @@ type Store interface {
 
 // Hooks turns call events into deliveries and sends them.
 type Hooks struct {
-	store  Store
-	client *http.Client
-	log    *slog.Logger
-	now    func() time.Time
-	queue  chan event
+	store   Store
+	client  *http.Client
+	log     *slog.Logger
+	now     func() time.Time
+	queue   chan event
+	private bool // deliveries may go to private addresses
 }
 
 type event struct {
@@ -58,12 +62,51 @@ type event struct {
 	payload  []byte
 }
 
+// Option tunes Hooks.
+type Option func(*Hooks)
+
+// WithPrivateTargets lets deliveries go to loopback and private
+// addresses: tests, and receivers on the same private network.
+func WithPrivateTargets() Option { return func(h *Hooks) { h.private = true } }
+
 // New returns hooks on store. Call Run to enqueue and Send to deliver.
-func New(store Store, log *slog.Logger) *Hooks {
-	return &Hooks{store: store, log: log, now: time.Now, queue: make(chan event, 1024),
-		client: &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse // a receiver that moved says so; we do not follow
-		}}}
+// Deliveries go to public addresses only, unless WithPrivateTargets: a
+// tenant admin's URL must not reach the service's own network (SSRF).
+func New(store Store, log *slog.Logger, opts ...Option) *Hooks {
+	h := &Hooks{store: store, log: log, now: time.Now, queue: make(chan event, 1024)}
+	for _, o := range opts {
+		o(h)
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	if !h.private {
+		// Checked on the address actually dialled, after resolution, so a
+		// name that resolves to a private address is refused too.
+		dialer.Control = func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			if ip, err := netip.ParseAddr(host); err != nil || !publicAddr(ip.Unmap()) {
+				return fmt.Errorf("webhooks: %s is not a public address", host)
+			}
+			return nil
+		}
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = dialer.DialContext
+	transport.Proxy = nil
+	h.client = &http.Client{Timeout: 10 * time.Second, Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse // a receiver that moved says so; we do not follow
+	}}
+	return h
+}
+
+// publicAddr reports whether ip is routable on the internet: not loopback,
+// private, link-local, multicast, unspecified, or shared (CGNAT).
+func publicAddr(ip netip.Addr) bool {
+	return ip.IsValid() && !ip.IsLoopback() && !ip.IsPrivate() && !ip.IsLinkLocalUnicast() && !ip.IsLinkLocalMulticast() &&
+		!ip.IsMulticast() && !ip.IsUnspecified() && !ip.IsInterfaceLocalMulticast() &&
+		!netip.MustParsePrefix("100.64.0.0/10").Contains(ip) && !netip.MustParsePrefix("0.0.0.0/8").Contains(ip)
 }
 
 var _ sb.CallObserver = (*Hooks)(nil)

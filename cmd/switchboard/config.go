@@ -53,6 +53,9 @@ type Config struct {
 	// namespace.
 	WebRTCLoopback bool
 	SecureCookies  bool
+	// WebhookPrivateTargets lets webhooks go to loopback and private
+	// addresses (tests; receivers on the same private network).
+	WebhookPrivateTargets bool
 
 	// Recordings is where sealed recordings go: a folder, or "s3" for the
 	// S3 settings; empty records nothing.
@@ -105,6 +108,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "log-levels", env: "SWITCHBOARD_LOG_LEVELS", help: "levels by component, e.g. sip=debug,api=warn (components: sip, webrtc, api, calls)"},
 		{name: "log-format", env: "SWITCHBOARD_LOG_FORMAT", def: "json", help: "json (one object a line) or text"},
 		{name: "webrtc-loopback", env: "SWITCHBOARD_WEBRTC_LOOPBACK", def: "false", help: "offer loopback ICE candidates only (tests, same-machine browsers)"},
+		{name: "webhook-private-targets", env: "SWITCHBOARD_WEBHOOK_PRIVATE_TARGETS", def: "false", help: "let webhooks go to loopback and private addresses (by default only public ones: a tenant's URL must not reach this network)"},
 		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)"},
 		{name: "recordings", env: "SWITCHBOARD_RECORDINGS", help: "where consented call recordings go, encrypted: a folder, or s3 (empty: none)"},
 		{name: "journal", env: "SWITCHBOARD_JOURNAL", def: "switchboard-journal", help: "local file where call records wait while the database is unreachable (fsync'd, replayed in order)"},
@@ -275,7 +279,8 @@ func parseConfig(get func(string) string) (*Config, error) {
 	for _, b := range []struct {
 		name string
 		dst  *bool
-	}{{"webrtc-loopback", &c.WebRTCLoopback}, {"secure-cookies", &c.SecureCookies}, {"s3-path-style", &c.S3.PathStyle}} {
+	}{{"webrtc-loopback", &c.WebRTCLoopback}, {"secure-cookies", &c.SecureCookies}, {"s3-path-style", &c.S3.PathStyle},
+		{"webhook-private-targets", &c.WebhookPrivateTargets}} {
 		switch get(b.name) {
 		case "true", "1", "yes":
 			*b.dst = true

@@ -65,6 +65,8 @@ func mustStartService(tb testing.TB, settings map[string]string) *Main {
 		"retention-sweep": "1h",
 		"recording-spool": tb.TempDir(),
 		"journal":         filepath.Join(tb.TempDir(), "journal"),
+		// Webhook receivers in tests listen on loopback.
+		"webhook-private-targets": "true",
 	}
 	for k, v := range settings {
 		values[k] = v

@@ -119,7 +119,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	trunks = trunks.WithSealer(sealer)
 	m.Webhooks = metadata.NewWebhookStore(m.DB, sealer)
-	hooks := webhooks.New(m.Webhooks, m.Logger.With("component", "webhooks"))
+	var hookOpts []webhooks.Option
+	if c.WebhookPrivateTargets {
+		hookOpts = append(hookOpts, webhooks.WithPrivateTargets())
+	}
+	hooks := webhooks.New(m.Webhooks, m.Logger.With("component", "webhooks"), hookOpts...)
 	m.background(ctx, hooks.Run)
 	m.every(ctx, time.Second, func(ctx context.Context) {
 		if _, err := hooks.Send(ctx); err != nil && ctx.Err() == nil {

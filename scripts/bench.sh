@@ -85,6 +85,10 @@ for rate in 500 1000 2000; do
 	rm -f "$work/stat.csv"
 done
 
+# The same SIP-side load through Janus's SIP plugin, side by side.
+echo "bench: side by side with Janus" >&2
+./scripts/bench-janus.sh -o "$work/janus.md"
+
 {
 	echo "# Performance"
 	echo
@@ -129,5 +133,7 @@ done
 	echo "costs here. switchboard's figures above also carry operators over WebSockets and a database write per call."
 	echo
 	cat "$kam"
+	echo
+	cat "$work/janus.md"
 } > "$out"
 echo "bench: wrote $out" >&2

@@ -1,7 +1,13 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +63,41 @@ func TestSampleProcReadsThisProcess(t *testing.T) {
 	}
 	if _, err := sampleProc(1 << 30); err == nil {
 		t.Error("sampling a process that does not exist succeeded")
+	}
+}
+
+func TestJanusRepliesAndErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body["transaction"] == "" {
+			t.Errorf("request without a transaction: %v %v", body, err)
+		}
+		switch r.URL.Path {
+		case "/janus":
+			io.WriteString(w, `{"janus":"success","transaction":"x","data":{"id":4242}}`)
+		default:
+			io.WriteString(w, `{"janus":"error","transaction":"x","error":{"code":458,"reason":"No such session 7"}}`)
+		}
+	}))
+	defer srv.Close()
+	api := &janusAPI{url: srv.URL + "/janus", client: srv.Client()}
+	rep, err := api.post(context.Background(), "", map[string]any{"janus": "create"})
+	if err != nil || rep.Data.ID != 4242 {
+		t.Fatalf("create: %+v, %v; want session 4242", rep, err)
+	}
+	if _, err := api.post(context.Background(), "/7", map[string]any{"janus": "attach"}); err == nil || !strings.Contains(err.Error(), "458 No such session 7") {
+		t.Errorf("error reply gave %v, want Janus's code and reason", err)
+	}
+}
+
+func TestTargetIsChecked(t *testing.T) {
+	var out strings.Builder
+	err := run(context.Background(), []string{"-target", "asterisk", "-calls", "1"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), `"asterisk" is not switchboard or janus`) {
+		t.Errorf("run with an unknown target: %v", err)
+	}
+	err = run(context.Background(), []string{"-calls", "1"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "-database-url is required") {
+		t.Errorf("switchboard target without a database: %v", err)
 	}
 }

@@ -38,6 +38,8 @@ type config struct {
 	Codec       string        `json:"codec"`
 	Recording   bool          `json:"recording"`
 	Media       bool          `json:"media"`
+	Target      string        `json:"target"`              // switchboard or janus
+	JanusURL    string        `json:"janus_url,omitempty"` // Janus's HTTP API, with -target janus
 	JSON        string        `json:"-"`
 	Markdown    string        `json:"-"`
 }
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.Codec, "codec", "PCMU", "the trunk's codec: PCMU (passes unchanged) or PCMA (converted toward the browser)")
 	fs.BoolVar(&c.Recording, "recording", false, "record every call: the load tenant's policy takes consent and each INVITE carries X-Recording-Consent: yes (the service must have recordings configured; switchboard dev does)")
 	fs.BoolVar(&c.Media, "media", true, "send and check audio; -media=false measures signalling alone")
+	fs.StringVar(&c.Target, "target", "switchboard", "what the emulated browsers attach to: switchboard, or janus (Janus's SIP plugin, its handles registered with the registrar at -sip-addr; for a side-by-side run)")
+	fs.StringVar(&c.JanusURL, "janus-url", "http://127.0.0.1:8088/janus", "Janus's HTTP API, with -target janus")
 	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&c.Markdown, "markdown", "", "append the report as a row of a Markdown table to this file")
 	fs.Usage = func() {
@@ -84,7 +88,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		c.Operators = c.Calls
 	}
 	switch {
-	case c.DatabaseURL == "":
+	case c.Target != "switchboard" && c.Target != "janus":
+		return fmt.Errorf("-target %q is not switchboard or janus", c.Target)
+	case c.DatabaseURL == "" && !c.isJanus():
 		return errors.New("-database-url is required: the load tool provisions its own tenant")
 	case c.Operators < c.Calls:
 		return fmt.Errorf("-operators %d is fewer than -calls %d: an operator takes one call at a time", c.Operators, c.Calls)

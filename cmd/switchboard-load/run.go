@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,11 @@ type loadRun struct {
 	number string
 	ops    []*operator
 	phones []*siptest.Phone
+
+	// With -target janus: the emulated browsers, and the free ones' users
+	// (Janus has no queues: each call goes to a free browser by name).
+	janus []*janusOp
+	free  chan int
 
 	mu          sync.Mutex
 	toOperator  []*stream
@@ -64,6 +70,9 @@ type operator struct {
 
 func newRun(ctx context.Context, c *config, log io.Writer) (*loadRun, error) {
 	r := &loadRun{c: c, log: log, failed: map[string]int{}}
+	if c.isJanus() {
+		return r, r.connectJanusAll(ctx)
+	}
 	users, err := r.provision(ctx)
 	if err != nil {
 		return nil, err
@@ -96,6 +105,12 @@ func newRun(ctx context.Context, c *config, log io.Writer) (*loadRun, error) {
 		r.close()
 		return nil, err
 	}
+	return r, r.dialPhones()
+}
+
+// dialPhones makes the trunks' SIP user agents.
+func (r *loadRun) dialPhones() error {
+	c := r.c
 	for i := 0; i < (c.Calls+callsPerPhone-1)/callsPerPhone; i++ {
 		codec := sb.PCMU
 		if c.Codec == "PCMA" {
@@ -108,11 +123,50 @@ func newRun(ctx context.Context, c *config, log io.Writer) (*loadRun, error) {
 		p, err := siptest.NewPhone(opts)
 		if err != nil {
 			r.close()
-			return nil, err
+			return err
 		}
 		r.phones = append(r.phones, p)
 	}
-	return r, nil
+	return nil
+}
+
+// connectJanusAll attaches the emulated browsers to Janus and registers
+// them.
+func (r *loadRun) connectJanusAll(ctx context.Context) error {
+	r.bare, _ = r.sample()
+	fmt.Fprintf(r.log, "registering %d Janus SIP handles…\n", r.c.Operators)
+	wapi, err := loopbackAPI()
+	if err != nil {
+		return err
+	}
+	api := &janusAPI{url: r.c.JanusURL, client: &http.Client{Timeout: 40 * time.Second}}
+	r.janus = make([]*janusOp, r.c.Operators)
+	r.free = make(chan int, r.c.Operators)
+	var wg sync.WaitGroup
+	errs := make(chan error, r.c.Operators)
+	sem := make(chan struct{}, 16)
+	for i := range r.janus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			op, err := r.connectJanus(ctx, api, wapi, janusUser(i))
+			if err != nil {
+				errs <- err
+				return
+			}
+			r.janus[i] = op
+			r.free <- i
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		r.close()
+		return err
+	}
+	return r.dialPhones()
 }
 
 const loadPassword = "load-tool-password"
@@ -319,9 +373,20 @@ func (r *loadRun) call(ctx context.Context, phone *siptest.Phone) {
 	r.mu.Lock()
 	r.attempted++
 	r.mu.Unlock()
+	to := r.number
+	if r.free != nil {
+		var n int
+		select {
+		case n = <-r.free:
+		case <-ctx.Done():
+			return
+		}
+		to = janusUser(n)
+		defer func() { r.janus[n].idle(); r.free <- n }()
+	}
 	began := time.Now()
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	call, err := phone.Invite(ictx, r.c.SIPAddr, "+15550000000", r.number)
+	call, err := phone.Invite(ictx, r.c.SIPAddr, "+15550000000", to)
 	cancel()
 	if err != nil {
 		r.fail(err)
@@ -388,5 +453,10 @@ func (r *loadRun) close() {
 	}
 	for _, p := range r.phones {
 		p.Close()
+	}
+	for _, op := range r.janus {
+		if op != nil {
+			op.close()
+		}
 	}
 }

@@ -64,44 +64,59 @@ func (r *callRun) forward(ctx context.Context, uri, why string) {
 // forwardAnswered waits for the forwarded call's answer; when it does not
 // come, the call is over and it says false.
 func (r *callRun) forwardAnswered(ctx context.Context, out OutboundLeg, why string) bool {
+	ev, over := r.dialAnswer(ctx, out)
+	switch {
+	case over:
+		return false
+	case ev.Kind == LegAnswered:
+		return true
+	}
+	r.event(EventRejected, map[string]any{"forwarded": true, "sip_code": ev.Code, "reason": ev.Reason})
+	r.reject(ctx, 480, why+"; the forwarded call was not answered", placedStatus(ev.Code))
+	r.failed(FailedOnTrunk, StageRinging)
+	r.finish(ctx, PartySystem)
+	return false
+}
+
+// dialAnswer waits, the caller not yet answered, for a leg placed for them
+// to be answered or to fail (the event says which). When the caller gives
+// up, the call is ended through the API or the service stops first, it
+// ends the call and reports it over.
+func (r *callRun) dialAnswer(ctx context.Context, out OutboundLeg) (ev LegEvent, over bool) {
 	for {
 		select {
 		case ev, ok := <-out.Events():
 			if !ok {
 				ev = LegEvent{Kind: LegFailed, Code: 500, Reason: "the leg closed"}
 			}
-			switch ev.Kind {
-			case LegAnswered:
-				return true
-			case LegFailed:
-				r.event(EventRejected, map[string]any{"forwarded": true, "sip_code": ev.Code, "reason": ev.Reason})
-				r.reject(ctx, 480, why+"; the forwarded call was not answered", placedStatus(ev.Code))
-				r.failed(FailedOnTrunk, StageRinging)
-				r.finish(ctx, PartySystem)
-				return false
+			if ev.Kind == LegAnswered || ev.Kind == LegFailed {
+				return ev, false
 			}
 		case ev, ok := <-r.leg.Events():
 			if !ok || ev.Kind == LegCanceled || ev.Kind == LegHungUp {
 				out.Hangup(ctx, "the caller gave up")
 				r.event(EventCanceled, nil)
-				r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "caller canceled before the forwarded call was answered"
+				r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "caller canceled before answer"
 				r.failed(FailedOnTrunk, StageRinging)
 				r.finish(ctx, PartyCaller)
-				return false
+				return ev, true
 			}
 		case m := <-r.lc.ops:
-			if m.kind == opEnd {
+			switch m.kind {
+			case opConsent:
+				r.setConsent(m.consent)
+			case opEnd:
 				out.Hangup(ctx, endedByAPI)
 				r.reject(ctx, 480, endedByAPI, CallCanceled)
 				r.finish(ctx, PartySystem)
-				return false
+				return LegEvent{}, true
 			}
 		case <-ctx.Done():
 			out.Hangup(context.Background(), "service shutting down")
 			r.reject(ctx, 503, "service shutting down", CallFailed)
 			r.failed(FailedOnService, StageRinging)
 			r.finish(ctx, PartySystem)
-			return false
+			return LegEvent{}, true
 		}
 	}
 }

@@ -22,6 +22,8 @@ type callRun struct {
 	transfer TransferTarget  // where the call is being transferred
 	iceLost  bool            // the operator's ICE connection failed or dropped
 	created  bool            // the record is written
+	hop      *Hop            // another instance's call: it writes the record
+	across   RemoteOperator  // the other instance's operator the call is handed to
 
 	consent   *Consent        // what was stated about recording, if anything
 	digit     byte            // the key the caller presses to consent, 0 if none
@@ -67,7 +69,15 @@ func (r *callRun) runInbound(ctx context.Context) {
 	var deadline time.Time // of the wait in the current queue, once it began
 	for {
 		mayWait := q != nil && q.MaxWait > 0 && (deadline.IsZero() || r.s.now().Before(deadline))
-		a, busy, w := r.s.pickOrWait(r.c.ID, r.c.TenantID, q, tried, mayWait)
+		a, busy, w := r.s.pickOrWait(r.c.ID, r.c.TenantID, q, tried, mayWait && r.s.cluster == nil)
+		if a == nil && r.s.cluster != nil {
+			// Nobody free here: an operator free on another instance, if
+			// any, then in line here.
+			if r.handOver(ctx, q, tried, &ringing) {
+				return
+			}
+			a, busy, w = r.s.pickOrWait(r.c.ID, r.c.TenantID, q, tried, mayWait)
+		}
 		if w != nil {
 			if deadline.IsZero() {
 				deadline = r.s.now().Add(q.MaxWait)
@@ -77,9 +87,11 @@ func (r *callRun) runInbound(ctx context.Context) {
 				r.ringCaller(ctx)
 			}
 			var res waitResult
-			switch res, a = r.wait(ctx, w, deadline); res {
+			switch res, a = r.wait(ctx, w, deadline, true); res {
 			case waitOver:
 				return
+			case waitWoken:
+				continue
 			case waitTimeout:
 				if q = r.overflow(ctx, q, busy, overflows); q == nil {
 					return
@@ -470,7 +482,7 @@ func (r *callRun) transferee(ctx context.Context) *agent {
 			a, _, w = r.s.pickOrWait(r.c.ID, r.c.TenantID, q, tried, q != nil && r.s.now().Before(deadline))
 			if w != nil {
 				var res waitResult
-				if res, a = r.wait(ctx, w, deadline); res == waitOver {
+				if res, a = r.wait(ctx, w, deadline, false); res == waitOver {
 					return nil
 				}
 			}
@@ -549,7 +561,7 @@ func (r *callRun) drainDTMF() {
 // startRecording records the call if its tenant's policy and consent
 // allow: the recording taps the bridge from now on.
 func (r *callRun) startRecording(ctx context.Context, b *Bridge) {
-	if r.s.recordings == nil {
+	if r.s.recordings == nil || r.hop != nil {
 		return
 	}
 	if r.digit == 0 && (r.consent == nil || !r.consent.Given) {
@@ -682,7 +694,9 @@ func (r *callRun) finish(ctx context.Context, by Party) {
 			r.c.Tags = append(r.c.Tags, TagICEFailure)
 		}
 	}
-	r.event(EventEnded, map[string]any{"status": r.c.Status, "hangup_by": by, "reason": r.c.Reason})
+	if r.hop == nil { // the instance that handed the call over ends its timeline
+		r.event(EventEnded, map[string]any{"status": r.c.Status, "hangup_by": by, "reason": r.c.Reason})
+	}
 	if err := r.leg.Close(); err != nil {
 		r.log.Warn("closing leg", "err", err)
 	}
@@ -692,7 +706,7 @@ func (r *callRun) finish(ctx context.Context, by Party) {
 	r.flush(ctx)
 	r.storeTrace(ctx)
 	r.update(ctx)
-	if r.s.observer != nil {
+	if r.s.observer != nil && r.hop == nil {
 		r.s.observer.CallEnded(r.c)
 	}
 	r.log.Info("call ended", "status", r.c.Status, "hangup_by", by, "duration_ms", r.c.DurationMS,
@@ -728,6 +742,9 @@ func (r *callRun) sample(b *Bridge) {
 // storeTrace writes the call's SIP messages and quality samples.
 func (r *callRun) storeTrace(ctx context.Context) {
 	t := &CallTrace{TenantID: r.c.TenantID, CallID: r.c.ID, SIP: r.leg.SIPTrace(), Quality: r.samples}
+	if r.hop != nil {
+		return // the hop between instances is not the call's signalling
+	}
 	ctx, cancel := dbContext(ctx)
 	defer cancel()
 	if err := r.s.rec.AddCallTrace(ctx, t); err != nil {
@@ -738,7 +755,7 @@ func (r *callRun) storeTrace(ctx context.Context) {
 func (r *callRun) event(t EventType, detail map[string]any) {
 	e := &CallEvent{ID: NewID(), CallID: r.c.ID, TenantID: r.c.TenantID, At: r.s.now(), Type: t, Detail: detail}
 	r.events = append(r.events, e)
-	if r.s.observer != nil {
+	if r.s.observer != nil && r.hop == nil {
 		r.s.observer.CallEvent(e)
 	}
 }
@@ -750,6 +767,9 @@ func dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 func (r *callRun) create(ctx context.Context) {
+	if r.hop != nil {
+		return
+	}
 	r.created = true
 	ctx, cancel := dbContext(ctx)
 	defer cancel()
@@ -759,6 +779,9 @@ func (r *callRun) create(ctx context.Context) {
 }
 
 func (r *callRun) update(ctx context.Context) {
+	if r.hop != nil {
+		return
+	}
 	ctx, cancel := dbContext(ctx)
 	defer cancel()
 	if err := r.s.rec.UpdateCall(ctx, r.c); err != nil {

@@ -111,6 +111,9 @@ type InboundCall struct {
 	// ExternalRef is the call's reference in another system, known from
 	// the start (a browser caller's token carries it).
 	ExternalRef string
+	// Hop is set when another instance handed the call over for one of
+	// this instance's operators; Trunk then only names the tenant.
+	Hop *Hop
 }
 
 // OutboundRoute is how to reach a number through one of a tenant's trunks.
@@ -122,6 +125,7 @@ type OutboundRoute struct {
 	Password  string `json:"-"`
 	CallerID  string // the number presented as From
 	Register  bool   // keep the trunk registered with Target (carriers behind NAT or with dynamic addresses)
+	Hop       string // a hand-over to another instance: the signed hop token it checks (HopHeader)
 }
 
 // Registration states a trunk's outbound registration goes through.

@@ -152,6 +152,7 @@ func eligible(a *agent, tenantID ID, q *Queue, tried map[ID]bool) bool {
 // in the same step, so that no operator's freeing is missed.
 func (s *Switch) pickOrWait(callID, tenantID ID, q *Queue, tried map[ID]bool, wait bool) (a *agent, busy bool, w *waiter) {
 	s.mu.Lock()
+	s.presenceChanged()
 	defer s.mu.Unlock()
 	for _, cand := range s.agents {
 		if !eligible(cand, tenantID, q, tried) {
@@ -181,6 +182,7 @@ func (s *Switch) pickOrWait(callID, tenantID ID, q *Queue, tried map[ID]bool, wa
 // longest for one of their queues.
 func (s *Switch) offerWaiting(a *agent) {
 	s.mu.Lock()
+	s.presenceChanged()
 	defer s.mu.Unlock()
 	if s.agents[a.conn.OperatorID()] != a || a.state != agentAvailable {
 		return
@@ -227,13 +229,19 @@ const (
 	waitAssigned waitResult = iota // an operator is reserved for the call
 	waitTimeout                    // the queue's longest wait passed
 	waitOver                       // the caller hung up, or the call was ended
+	waitWoken                      // another instance has an operator free: look again
 )
 
 // wait keeps the caller in line until an operator is free for them, the
-// deadline, or the end of the call.
-func (r *callRun) wait(ctx context.Context, w *waiter, deadline time.Time) (waitResult, *agent) {
+// deadline, or the end of the call; with across, also until another
+// instance says it has an operator free.
+func (r *callRun) wait(ctx context.Context, w *waiter, deadline time.Time, across bool) (waitResult, *agent) {
 	timer := time.NewTimer(deadline.Sub(r.s.now()))
 	defer timer.Stop()
+	var woken <-chan struct{}
+	if across {
+		woken = r.s.woken()
+	}
 	answered := r.c.AnsweredAt != nil // waiting for a transfer
 	// leave takes the call out of line; an operator reserved meanwhile is
 	// let go again.
@@ -246,6 +254,11 @@ func (r *callRun) wait(ctx context.Context, w *waiter, deadline time.Time) (wait
 		select {
 		case a := <-w.assigned:
 			return waitAssigned, a
+		case <-woken:
+			if a := r.s.unwait(w); a != nil {
+				return waitAssigned, a
+			}
+			return waitWoken, nil
 		case <-timer.C:
 			if a := r.s.unwait(w); a != nil {
 				return waitAssigned, a // freed just in time

@@ -31,6 +31,13 @@ type Switch struct {
 	// reconnectGrace is how long a call waits for an operator whose
 	// connection dropped.
 	reconnectGrace time.Duration
+	// With several instances: where presence is shared, this instance's
+	// name, and the secret hand-overs are signed with.
+	cluster   Cluster
+	instance  string
+	hopSecret []byte
+	poke      chan struct{} // presence changed: publish it
+	wake      chan struct{} // closed when another instance has an operator free
 
 	ctx    context.Context // calls' parent; canceled by Close
 	cancel context.CancelFunc
@@ -125,6 +132,9 @@ func NewSwitch(rec CallRecorder, opts ...SwitchOption) *Switch {
 		o(s)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.cluster != nil {
+		s.poke, s.wake = make(chan struct{}, 1), make(chan struct{})
+	}
 	return s
 }
 
@@ -198,11 +208,15 @@ func (s *Switch) ActiveCalls() int {
 // proceeds in its own goroutine, which owns the leg from now on.
 func (s *Switch) DispatchInbound(in *InboundCall) {
 	now := s.now()
+	id, trunkID := NewID(), &in.Trunk.ID
+	if in.Hop != nil {
+		id, trunkID = in.Hop.CallID, nil
+	}
 	c := &Call{
-		ID:          NewID(),
+		ID:          id,
 		TenantID:    in.Trunk.TenantID,
 		Direction:   Inbound,
-		TrunkID:     &in.Trunk.ID,
+		TrunkID:     trunkID,
 		From:        in.From,
 		To:          in.To,
 		Source:      in.Source,
@@ -224,6 +238,12 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 	s.mu.Unlock()
 
 	cc := &callRun{s: s, c: c, lc: lc, leg: in.Leg, consent: in.Consent, log: s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID)}
+	if in.Hop != nil {
+		// Another instance's call for one of our operators: the record is
+		// that instance's; recording and consent stay there too.
+		cc.hop, cc.consent = in.Hop, nil
+		cc.log = cc.log.With("handed_over_by", in.Hop.Instance)
+	}
 	if draining {
 		// Record the refused attempt too: every call has a record.
 		cc.log.Info("refusing call: shutting down")
@@ -236,6 +256,10 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
+		if cc.hop != nil {
+			cc.runHop(ctx)
+			return
+		}
 		cc.runInbound(ctx)
 	}()
 }
@@ -274,6 +298,7 @@ func (s *Switch) RecordRefused(in *RefusedCall) {
 // connection. Returns EINVALID if the operator's tenant is unknown.
 func (s *Switch) Available(op OperatorConn) error {
 	s.mu.Lock()
+	s.presenceChanged()
 	a := s.agents[op.OperatorID()]
 	if a == nil || a.conn != op {
 		// A new connection replaces an old one; its call, if any, stays
@@ -303,6 +328,7 @@ func (s *Switch) Available(op OperatorConn) error {
 // declined; a call in progress continues, and they go away when it ends.
 func (s *Switch) Away(opID ID) {
 	s.mu.Lock()
+	s.presenceChanged()
 	a := s.agents[opID]
 	if a == nil {
 		s.mu.Unlock()
@@ -395,6 +421,7 @@ func (s *Switch) Transfer(opID, callID, toOpID ID) error {
 // in the tenant.
 func (s *Switch) reserve(tenantID, opID, callID ID) *agent {
 	s.mu.Lock()
+	s.presenceChanged()
 	defer s.mu.Unlock()
 	a := s.agents[opID]
 	if a == nil || a.conn.TenantID() != tenantID || a.state != agentAvailable {
@@ -448,6 +475,7 @@ func (s *Switch) toLiveCall(tenantID, callID ID, m opMsg) error {
 // moves on, a call in progress is hung up.
 func (s *Switch) Disconnected(opID ID) {
 	s.mu.Lock()
+	s.presenceChanged()
 	a := s.agents[opID]
 	var lc *liveCall
 	kind := opGone
@@ -482,6 +510,7 @@ func WithReconnectGrace(d time.Duration) SwitchOption {
 // was a call to take back.
 func (s *Switch) Reattach(op OperatorConn, announce func(CallOffer)) bool {
 	s.mu.Lock()
+	s.presenceChanged()
 	a := s.agents[op.OperatorID()]
 	if a == nil || a.state != agentBusy || a.conn.TenantID() != op.TenantID() || (!a.detached && a.conn == op) {
 		s.mu.Unlock()
@@ -507,6 +536,7 @@ func (s *Switch) Reattach(op OperatorConn, announce func(CallOffer)) bool {
 // forgetDetached drops an operator whose connection never came back.
 func (s *Switch) forgetDetached(a *agent) {
 	s.mu.Lock()
+	s.presenceChanged()
 	if id := a.conn.OperatorID(); s.agents[id] == a && a.detached {
 		delete(s.agents, id)
 	}
@@ -541,6 +571,7 @@ func (lc *liveCall) send(m opMsg) {
 // When ctx is done first, the remaining calls are ended at once.
 func (s *Switch) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	s.presenceChanged()
 	s.draining = true
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -573,6 +604,7 @@ func (s *Switch) Close() error {
 // in, and whether they are still registered.
 func (s *Switch) release(a *agent, callID ID, away bool, reason string) {
 	s.mu.Lock()
+	s.presenceChanged()
 	if s.agents[a.conn.OperatorID()] != a || a.callID != callID {
 		s.mu.Unlock()
 		return
@@ -598,6 +630,7 @@ func (s *Switch) release(a *agent, callID ID, away bool, reason string) {
 
 func (s *Switch) markBusy(a *agent, callID ID) bool {
 	s.mu.Lock()
+	s.presenceChanged()
 	defer s.mu.Unlock()
 	if s.agents[a.conn.OperatorID()] != a || a.callID != callID || a.state != agentRinging {
 		return false

@@ -39,9 +39,22 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	number := req.Recipient.User
-	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-	trunk, err := s.identifyTrunk(ctx, req, src.Addr().Unmap(), number)
-	cancel()
+	hop, err := s.hopOf(req)
+	if err != nil {
+		s.shield.failed(src.Addr())
+		s.log.Info("INVITE refused: bad hop token", "source", src, "err", err)
+		s.reject(req, tx, sip.StatusForbidden, "forbidden")
+		return
+	}
+	var trunk *sb.Trunk
+	if hop != nil {
+		// Another instance's call: it checked the trunk and the number.
+		trunk = &sb.Trunk{TenantID: hop.TenantID, Name: "instance " + hop.Instance, Numbers: []string{number}}
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+		trunk, err = s.identifyTrunk(ctx, req, src.Addr().Unmap(), number)
+		cancel()
+	}
 	switch {
 	case errors.Is(err, errChallenge):
 		s.challenge(req, tx)
@@ -179,8 +192,26 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		SIPCallID: req.CallID().Value(),
 		Leg:       l,
 		Consent:   consentOf(req, trunk, time.Now()),
+		Hop:       hop,
 	})
 	<-l.settled
+}
+
+// hopOf reads a hand-over's token: nil when the INVITE carries none (or
+// this instance is in no cluster), an error when it is not good.
+func (s *Server) hopOf(req *sip.Request) (*sb.Hop, error) {
+	h := req.GetHeader(sb.HopHeader)
+	if h == nil || len(s.conf.HopSecret) == 0 {
+		return nil, nil
+	}
+	hop, err := sb.OpenHop(s.conf.HopSecret, h.Value(), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if hop.To != req.Recipient.User {
+		return nil, errors.New("hop token for another number")
+	}
+	return hop, nil
 }
 
 // ConsentHeader is the header in which a PBX states the caller's recording

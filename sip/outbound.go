@@ -99,6 +99,9 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	callID := sip.CallIDHeader(sb.NewID().String())
 	req.AppendHeader(&callID)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	if r.Hop != "" {
+		req.AppendHeader(sip.NewHeader(sb.HopHeader, r.Hop))
+	}
 	sessionID := newSessionID()
 	req.SetBody(buildOffer(sessionID, 1, sdpIP, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()))
 

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -49,6 +50,10 @@ type Config struct {
 	TracePolicy func(ctx context.Context, tenantID sb.ID) (sb.TracePolicy, error)
 	// Shield rate-limits and bans sources that flood or scan; nil: none.
 	Shield *ShieldConfig
+	// HopSecret is the cluster secret: an INVITE carrying a hop token
+	// signed with it is a call another instance hands over. Empty: such
+	// INVITEs are treated like any other.
+	HopSecret []byte
 }
 
 // allowed is the Allow header: what this server does.
@@ -70,6 +75,8 @@ type Server struct {
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	client *sipgo.Client
+
+	draining atomic.Bool
 
 	mu           sync.Mutex
 	legs         map[string]*leg    // by dialog ID
@@ -332,6 +339,13 @@ func quote(s string) string {
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if s.draining.Load() {
+		// A front-end proxy's health check: send new calls elsewhere.
+		res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, phrase(503), nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", "60"))
+		s.respond(tx, res)
+		return
+	}
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
@@ -427,6 +441,11 @@ func (s *Server) findLeg(req *sip.Request) *leg {
 	defer s.mu.Unlock()
 	return s.legs[id]
 }
+
+// Drain makes the server answer OPTIONS with 503: the instance is
+// draining, and a front-end proxy pinging it takes it out of rotation.
+// New INVITEs are refused by call control meanwhile.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // addLeg registers l; false if the server is closing.
 func (s *Server) addLeg(l *leg) bool {

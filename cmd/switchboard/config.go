@@ -42,12 +42,17 @@ type Config struct {
 	SIPShield      sip.ShieldConfig
 	// Instance names this process among those sharing the database: after
 	// a crash it closes the records of its own calls only.
-	Instance     string
-	HEPCollector string // host:port; empty: no HEP export
-	HEPCaptureID uint32
-	HEPPassword  string
-	LogFormat    string                // json or text
-	LogLevels    map[string]slog.Level // by component
+	Instance string
+	// ClusterSecret, shared by the instances on one database, lets a call
+	// go to an operator free on another instance; ClusterAddr is where
+	// they reach this one's SIP.
+	ClusterSecret []byte
+	ClusterAddr   string
+	HEPCollector  string // host:port; empty: no HEP export
+	HEPCaptureID  uint32
+	HEPPassword   string
+	LogFormat     string                // json or text
+	LogLevels     map[string]slog.Level // by component
 	// WebRTCLoopback makes the server gather loopback ICE candidates only:
 	// for tests and for a browser on the same machine inside a network
 	// namespace.
@@ -97,6 +102,8 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "reconnect-grace", env: "SWITCHBOARD_RECONNECT_GRACE", def: "20s", help: "how long a call waits, the caller hearing silence, for an operator whose page lost its connection (0: end it at once)"},
 		{name: "drain-timeout", env: "SWITCHBOARD_DRAIN_TIMEOUT", def: "5m", help: "on SIGTERM, how long calls may go on before they are ended"},
 		{name: "instance", env: "SWITCHBOARD_INSTANCE", help: "this instance's name among those sharing the database (default: the host name)"},
+		{name: "cluster-secret", env: "SWITCHBOARD_CLUSTER_SECRET", help: "shared by the instances on one database (at least 16 characters; prefer the variable): a call nobody here is free for goes to an operator free on another instance"},
+		{name: "cluster-addr", env: "SWITCHBOARD_CLUSTER_ADDR", help: "host:port the other instances reach this one's SIP (UDP) at (default: the address sip-addr is bound to)"},
 		{name: "register-sync", env: "SWITCHBOARD_REGISTER_SYNC", def: "1m", help: "how often trunks to register are looked up again"},
 		{name: "sip-rate-limit", env: "SWITCHBOARD_SIP_RATE_LIMIT", def: "50", help: "SIP messages a second a source may send before a trunk's call came from it (0: no limit); a thousand dropped bans it"},
 		{name: "sip-ban-failures", env: "SWITCHBOARD_SIP_BAN_FAILURES", def: "10", help: "refusals (unknown source, wrong password) in a minute that ban a source (0: never)"},
@@ -227,6 +234,17 @@ func parseConfig(get func(string) string) (*Config, error) {
 	}
 	if c.Instance = get("instance"); c.Instance == "" {
 		c.Instance, _ = os.Hostname()
+	}
+	if v := get("cluster-secret"); v != "" {
+		if len(v) < 16 {
+			bad("cluster-secret must be at least 16 characters")
+		}
+		c.ClusterSecret = []byte(v)
+	}
+	if c.ClusterAddr = get("cluster-addr"); c.ClusterAddr != "" {
+		if _, err := netip.ParseAddrPort(c.ClusterAddr); err != nil {
+			bad("cluster-addr %q is not ip:port", c.ClusterAddr)
+		}
 	}
 	c.SIPShield = sip.DefaultShield
 	for _, n := range []struct {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"sync"
@@ -160,6 +161,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 				func() float64 { return float64(spool.Pending()) })
 		}
 	}
+	var cluster *metadata.Cluster
+	if len(c.ClusterSecret) > 0 {
+		cluster = metadata.NewCluster(m.DB, c.Instance, c.ClusterAddr)
+		opts = append(opts, sb.WithCluster(cluster, c.Instance, c.ClusterSecret))
+	}
 	m.Switch = sb.NewSwitch(records, opts...)
 	m.Metrics.Gauge("switchboard_journal_pending", "Call records waiting in the local journal for the database.",
 		func() float64 { return float64(records.Pending()) })
@@ -196,6 +202,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		RTPPorts:     c.RTPPorts,
 		MediaTimeout: c.MediaTimeout,
 		Shield:       &c.SIPShield,
+		HopSecret:    c.ClusterSecret,
 		Logger:       m.Logger.With("component", "sip"),
 		Export:       export,
 		TracePolicy: func(ctx context.Context, tenantID sb.ID) (sb.TracePolicy, error) {
@@ -218,6 +225,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	checks["sip"] = m.SIP.Listening
 	if err := m.listenSIP(ctx); err != nil {
 		return err
+	}
+	if cluster != nil {
+		if err := m.joinCluster(ctx, cluster); err != nil {
+			return err
+		}
 	}
 
 	m.API = api.NewServer(api.Config{
@@ -275,6 +287,26 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 // listenSIP opens the SIP listeners. UDP and TCP share one port, as trunks
 // expect; with port 0 the system's choice for UDP is taken for TCP too.
+// joinCluster starts sharing presence with the other instances on the
+// database, saying where they reach this one's SIP.
+func (m *Main) joinCluster(ctx context.Context, cluster *metadata.Cluster) error {
+	addr := m.Config.ClusterAddr
+	if addr == "" {
+		if m.sipUDP == nil {
+			return errors.New("cluster: set cluster-addr: there is no UDP SIP listener to take it from")
+		}
+		ap, err := netip.ParseAddrPort(m.sipUDP.LocalAddr().String())
+		if err != nil || ap.Addr().IsUnspecified() {
+			return fmt.Errorf("cluster: set cluster-addr: sip-addr %s is not an address other instances can reach", m.Config.SIPAddr)
+		}
+		addr = ap.String()
+	}
+	cluster.SetSIPAddr(addr)
+	m.background(ctx, m.Switch.RunCluster)
+	m.Logger.Info("sharing operators with the other instances", "instance", m.Config.Instance, "sip", addr)
+	return nil
+}
+
 func (m *Main) listenSIP(ctx context.Context) error {
 	c := m.Config
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -359,6 +391,9 @@ func addrString(l net.Listener) string {
 // ctx is done, then are ended. Then everything is closed.
 func (m *Main) Shutdown(ctx context.Context) error {
 	var err error
+	if m.SIP != nil {
+		m.SIP.Drain()
+	}
 	if m.Switch != nil {
 		err = m.Switch.Shutdown(ctx)
 	}

@@ -1,0 +1,199 @@
+package switchboard
+
+// Several instances share one PostgreSQL. Each publishes its operators'
+// presence there (a snapshot per instance, with a heartbeat) and is woken
+// by a NOTIFY when another instance has an operator free. A call that
+// finds no operator free on the instance it arrived at is handed to an
+// operator free on another one: the instance places a SIP call to it,
+// carrying a hop token (HMAC-signed with the cluster secret) that names
+// the call, the operator and the caller. The first instance keeps the
+// caller's leg and relays media to the second, which holds the operator's
+// WebRTC leg and adds its events to the same call record; the record
+// itself is written by the first instance only.
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Presence is one operator's state as an instance publishes it.
+type Presence struct {
+	OperatorID ID
+	TenantID   ID
+	State      string // "available", "ringing", "busy", "away"
+	IdleSince  time.Time
+}
+
+// RemoteOperator is an operator free on another instance, and where that
+// instance takes SIP.
+type RemoteOperator struct {
+	OperatorID ID
+	Instance   string
+	SIPAddr    string // host:port
+}
+
+// Cluster is what an instance shares with the others through the
+// database.
+type Cluster interface {
+	// Publish replaces this instance's presence snapshot and notifies the
+	// others when one of its operators is free.
+	Publish(ctx context.Context, ops []Presence) error
+	// Candidates lists operators free on other live instances for the
+	// tenant (members only, when members is not empty), idle longest
+	// first, without those in skip.
+	Candidates(ctx context.Context, tenantID ID, members []ID, skip []ID) ([]RemoteOperator, error)
+	// Listen calls wake whenever another instance has an operator free,
+	// until ctx ends.
+	Listen(ctx context.Context, wake func()) error
+}
+
+// Hop is what an instance tells another when it hands it a call.
+type Hop struct {
+	CallID     ID        `json:"c"`
+	TenantID   ID        `json:"t"`
+	OperatorID ID        `json:"o"`
+	From       string    `json:"f"` // the caller's number
+	To         string    `json:"n"` // the number dialled
+	Instance   string    `json:"i"` // the instance handing it over
+	Expires    time.Time `json:"e"`
+}
+
+// hopLifetime bounds how long a hop token is honoured: long enough for a
+// slow INVITE, too short to be worth replaying.
+const hopLifetime = 30 * time.Second
+
+// HopHeader carries the hop token on the INVITE between instances.
+const HopHeader = "X-Switchboard-Hop"
+
+// SealHop signs h with the cluster secret.
+func SealHop(secret []byte, h Hop) string {
+	body, _ := json.Marshal(h)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString(body) + "." + enc.EncodeToString(mac.Sum(nil))
+}
+
+// OpenHop checks a hop token's signature and lifetime.
+func OpenHop(secret []byte, token string, now time.Time) (*Hop, error) {
+	enc := base64.RawURLEncoding
+	b, s, ok := strings.Cut(strings.TrimSpace(token), ".")
+	body, err1 := enc.DecodeString(b)
+	sig, err2 := enc.DecodeString(s)
+	if !ok || err1 != nil || err2 != nil || len(secret) == 0 {
+		return nil, Errorf(EUNAUTHORIZED, "malformed hop token")
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	if !hmac.Equal(sig, mac.Sum(nil)) {
+		return nil, Errorf(EUNAUTHORIZED, "hop token not signed with the cluster secret")
+	}
+	var h Hop
+	if err := json.Unmarshal(body, &h); err != nil {
+		return nil, Errorf(EUNAUTHORIZED, "malformed hop token")
+	}
+	if !now.Before(h.Expires) || h.Expires.Sub(now) > 2*hopLifetime {
+		return nil, Errorf(EUNAUTHORIZED, "hop token expired")
+	}
+	return &h, nil
+}
+
+// WithCluster makes the Switch one of several instances: name is this
+// instance's, secret signs the hops it hands over.
+func WithCluster(c Cluster, name string, secret []byte) SwitchOption {
+	return func(s *Switch) { s.cluster, s.instance, s.hopSecret = c, name, secret }
+}
+
+// presenceChanged asks for this instance's presence to be published.
+func (s *Switch) presenceChanged() {
+	if s.poke == nil {
+		return
+	}
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
+}
+
+// woken returns a channel closed when another instance next says it has
+// an operator free (nil, never closed, without a cluster).
+func (s *Switch) woken() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wake
+}
+
+// wakeAll tells the calls waiting in line to look at the other instances
+// again.
+func (s *Switch) wakeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wake != nil {
+		close(s.wake)
+		s.wake = make(chan struct{})
+	}
+}
+
+// presenceEvery is how often an instance publishes its presence even when
+// nothing changed: it is also the heartbeat that says it is alive.
+const presenceEvery = 2 * time.Second
+
+// RunCluster publishes this instance's operators' presence (when it
+// changes, and every presenceEvery) and listens for the other instances'
+// until ctx ends; then it withdraws the presence. Without a cluster it
+// returns at once.
+func (s *Switch) RunCluster(ctx context.Context) {
+	if s.cluster == nil {
+		return
+	}
+	go func() {
+		for ctx.Err() == nil {
+			if err := s.cluster.Listen(ctx, s.wakeAll); err != nil && ctx.Err() == nil {
+				s.log.Warn("cluster: listening for other instances", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+	tick := time.NewTicker(presenceEvery)
+	defer tick.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := s.cluster.Publish(pctx, s.presence()); err != nil && ctx.Err() == nil {
+			s.log.Warn("cluster: publishing presence", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			s.cluster.Publish(wctx, nil)
+			cancel()
+			return
+		case <-tick.C:
+		case <-s.poke:
+		}
+	}
+}
+
+// presence is a snapshot of this instance's operators; a draining
+// instance offers none.
+func (s *Switch) presence() []Presence {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Presence, 0, len(s.agents))
+	for id, a := range s.agents {
+		state := [...]string{agentAway: "away", agentAvailable: "available", agentRinging: "ringing", agentBusy: "busy"}[a.state]
+		if s.draining && a.state == agentAvailable {
+			state = "away"
+		}
+		out = append(out, Presence{OperatorID: id, TenantID: a.conn.TenantID(), State: state, IdleSince: a.idleSince})
+	}
+	return out
+}

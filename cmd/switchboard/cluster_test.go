@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pion/rtp"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
+	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/opclient"
+	"github.com/switchboard-voice/switchboard/sip/siptest"
+)
+
+const testClusterSecret = "a cluster secret for the tests"
+
+// mustStartInstances runs two instances sharing one database and the
+// cluster secret.
+func mustStartInstances(t *testing.T) (a, b *Main) {
+	t.Helper()
+	a = mustStartService(t, map[string]string{"instance": "a", "cluster-secret": testClusterSecret})
+	b = mustStartService(t, map[string]string{"instance": "b", "cluster-secret": testClusterSecret,
+		"database-url": a.Config.DatabaseURL})
+	return a, b
+}
+
+// waitRemoteFree waits until m's instance sees n operators of the tenant
+// free on the other instances.
+func waitRemoteFree(t *testing.T, m *Main, tenantID sb.ID, n int) {
+	t.Helper()
+	c := metadata.NewCluster(m.DB, m.Config.Instance, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := c.Candidates(context.Background(), tenantID, nil, nil)
+		if err == nil && len(got) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance %s sees %d operators free elsewhere (%v), want %d", m.Config.Instance, len(got), err, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// talkBothWays sends the pattern both ways over an answered call and
+// checks it arrives whole.
+func talkBothWays(t *testing.T, call *siptest.Call, op *opclient.Client) {
+	t.Helper()
+	toOperator, toCaller := newPatternReceiver(), newPatternReceiver()
+	op.SetAudioSink(func(p *rtp.Packet) {
+		if p.PayloadType == 0 {
+			toOperator.add(p.Payload)
+		}
+	})
+	call.SetSink(func(pkt []byte) {
+		if h, ok := media.ParseHeader(pkt); ok && h.PayloadType == 0 {
+			toCaller.add(pkt[h.PayloadOffset:h.PayloadEnd])
+		}
+	})
+	const frames = 50
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sendPattern(t, frames, func(p []byte) error { return call.SendRTP(p, false) })
+	}()
+	sendPattern(t, frames, op.SendAudio)
+	wg.Wait()
+	toOperator.waitFrames(t, frames*9/10, "caller → operator")
+	toCaller.waitFrames(t, frames*9/10, "operator → caller")
+	for name, r := range map[string]*patternReceiver{"caller → operator": toOperator, "operator → caller": toCaller} {
+		if _, corrupt := r.counts(); corrupt > 0 {
+			t.Errorf("%s: %d frames arrived altered or out of order", name, corrupt)
+		}
+	}
+}
+
+// countCalls counts the tenant's call records.
+func countCalls(t *testing.T, m *Main, tenantID sb.ID) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, m.Config.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE tenant_id = $1`, tenantID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Two instances share one PostgreSQL: a call arriving at either reaches an
+// operator connected to the other, audio flows both ways, and one record
+// is written; an instance stopping takes its operators out of the others'
+// view, while the other keeps taking calls.
+func TestCallsCrossInstances(t *testing.T) {
+	a, b := mustStartInstances(t)
+	f := mustProvision(t, a, "Acme", "2000", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// The operator is on b; the call comes to a.
+	onB := mustOperator(t, b, f.Operators[0])
+	waitRemoteFree(t, a, f.Tenant.ID, 1)
+	phone := mustPhone(t, siptest.Options{Transport: "udp", Codec: sb.PCMU})
+	call, in := answeredCall(t, a, phone, onB, "+15550002222", "2000")
+	talkBothWays(t, call, onB)
+	if err := onB.Hangup(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-call.Ended():
+	case <-ctx.Done():
+		t.Fatal("the caller was not hung up on when the operator on the other instance hung up")
+	}
+	rec := waitCallEnded(t, a, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyOperator || rec.OperatorID == nil || *rec.OperatorID != f.Operators[0].ID {
+		t.Errorf("record %q hung up by %q, operator %v; want completed by the operator %s", rec.Status, rec.HangupBy, rec.OperatorID, f.Operators[0].ID)
+	}
+	if rec.FromCaller.Packets < 45 || rec.ToCaller.Packets < 45 {
+		t.Errorf("record packets from caller %d to caller %d, want ≥ 45 each", rec.FromCaller.Packets, rec.ToCaller.Packets)
+	}
+	events := callEvents(t, a, f.APIKey, in.CallID)
+	if !hasInOrder(events, sb.EventReceived, sb.EventHandedOver, sb.EventOffered, sb.EventAnswered, sb.EventEnded) {
+		t.Errorf("timeline %v: want the hand-over and the other instance's offer in it", events)
+	}
+	if n := countCalls(t, a, f.Tenant.ID); n != 1 {
+		t.Errorf("%d call records for one call, want 1", n)
+	}
+
+	// The other way: the operator on b goes away, one comes on a, and the
+	// call comes to b.
+	if err := onB.SetAway(ctx); err != nil {
+		t.Fatal(err)
+	}
+	onA := mustOperator(t, a, f.Operators[1])
+	waitRemoteFree(t, b, f.Tenant.ID, 1)
+	call, in = answeredCall(t, b, phone, onA, "+15550003333", "2000")
+	talkBothWays(t, call, onA)
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onA.WaitEnded(ctx, in.CallID); err != nil {
+		t.Fatalf("the operator on a was not told the caller on b hung up: %v", err)
+	}
+	rec = waitCallEnded(t, b, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
+		t.Errorf("record at b %q hung up by %q, operator %v", rec.Status, rec.HangupBy, rec.OperatorID)
+	}
+	if n := countCalls(t, a, f.Tenant.ID); n != 2 {
+		t.Errorf("%d call records for two calls, want 2", n)
+	}
+
+	// b stops: its operator is no longer offered to a's callers, and a
+	// goes on taking calls.
+	if err := onB.SetAvailable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitRemoteFree(t, a, f.Tenant.ID, 1)
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := b.Shutdown(sctx); err != nil {
+		t.Errorf("b's drain: %v", err)
+	}
+	scancel()
+	waitRemoteFree(t, a, f.Tenant.ID, 0)
+	call, in = answeredCall(t, a, phone, onA, "+15550004444", "2000")
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rec := waitCallEnded(t, a, f.APIKey, in.CallID); rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
+		t.Errorf("after b stopped, a's call went to %v", rec.OperatorID)
+	}
+}
+
+// A hand-over without the cluster's secret is refused like an unknown
+// trunk.
+func TestForgedHandOverIsRefused(t *testing.T) {
+	a, _ := mustStartInstances(t)
+	f := mustProvision(t, a, "Acme", "2000", 1, "192.0.2.0/24") // the phone is no trunk
+	op := mustOperator(t, a, f.Operators[0])
+	forged := sb.SealHop([]byte("not the cluster's secret at all"), sb.Hop{CallID: sb.NewID(), TenantID: f.Tenant.ID,
+		OperatorID: f.Operators[0].ID, From: "+15550009999", To: "2000", Instance: "x", Expires: time.Now().Add(time.Minute)})
+	phone := mustPhone(t, siptest.Options{Transport: "udp", Headers: map[string]string{sb.HopHeader: forged}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := phone.Invite(ctx, a.SIPAddr(), "+15550009999", "2000")
+	if se := (*siptest.StatusError)(nil); !errors.As(err, &se) || se.Code != 403 {
+		t.Errorf("forged hand-over: %v, want 403", err)
+	}
+	select {
+	case in := <-op.Incoming():
+		t.Errorf("the operator was offered a forged hand-over: %+v", in)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

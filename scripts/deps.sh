@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what switchboard's tests and dev mode need on Debian, once:
-# PostgreSQL server binaries, SIPp (sip-tester), Chromium, versitygw (S3). Idempotent; fails
+# PostgreSQL server binaries, SIPp (sip-tester), Kamailio (the SIP front-end
+# of deploy/), Chromium, versitygw (S3), helm (to render deploy/helm). Idempotent; fails
 # loudly when something cannot be installed.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 [ -n "$(pg_bin)" ] && [ -x "$(pg_bin)/initdb" ] || need+=(postgresql)
 if [ "${1:-}" != "--postgres-only" ]; then
 	command -v sipp >/dev/null || need+=(sip-tester)
+	command -v kamailio >/dev/null || need+=(kamailio)
 	command -v chromium >/dev/null || need+=(chromium)
 	command -v unshare >/dev/null || need+=(util-linux)
 	command -v ip >/dev/null || need+=(iproute2)

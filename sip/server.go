@@ -223,12 +223,16 @@ func (l *recordLimiter) allow(id sb.ID, now time.Time) bool {
 	return true
 }
 
-// Listening reports whether the UDP listener serves, for readiness.
+// Listening reports whether the UDP listener serves and takes new calls,
+// for readiness: a draining server is not ready.
 func (s *Server) Listening(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || !s.udpAddr.IsValid() {
 		return errors.New("sip: not listening")
+	}
+	if s.draining.Load() {
+		return errors.New("sip: draining")
 	}
 	return nil
 }

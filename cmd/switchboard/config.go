@@ -73,6 +73,9 @@ type Config struct {
 	// unreachable.
 	Journal  string
 	AuditKey ed25519.PrivateKey // nil: no checkpoints are signed
+	// PIDFile, when set, holds serve's process ID while it runs, for
+	// `switchboard drain`; it goes once the calls are over.
+	PIDFile string
 }
 
 // setting is one configuration item: its flag, its variable and its help.
@@ -118,6 +121,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "webhook-private-targets", env: "SWITCHBOARD_WEBHOOK_PRIVATE_TARGETS", def: "false", help: "let webhooks go to loopback and private addresses (by default only public ones: a tenant's URL must not reach this network)"},
 		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)"},
 		{name: "recordings", env: "SWITCHBOARD_RECORDINGS", help: "where consented call recordings go, encrypted: a folder, or s3 (empty: none)"},
+		{name: "pid-file", env: "SWITCHBOARD_PID_FILE", help: "file that holds the process ID while serve runs and is removed once it has drained; switchboard drain reads it"},
 		{name: "journal", env: "SWITCHBOARD_JOURNAL", def: "switchboard-journal", help: "local file where call records wait while the database is unreachable (fsync'd, replayed in order)"},
 		{name: "recording-spool", env: "SWITCHBOARD_RECORDING_SPOOL", def: "switchboard-spool", help: "local folder where recordings wait for the S3 store (ciphertext only)"},
 		{name: "audit-key", env: "SWITCHBOARD_AUDIT_KEY", help: "Ed25519 seed (base64, or @file) that signs audit checkpoints every 10 minutes"},
@@ -316,6 +320,7 @@ func parseConfig(get func(string) string) (*Config, error) {
 	}
 	c.Recordings = get("recordings")
 	c.RecordingSpool = get("recording-spool")
+	c.PIDFile = get("pid-file")
 	if c.Journal = get("journal"); c.Journal == "" {
 		c.Journal = "switchboard-journal"
 	}

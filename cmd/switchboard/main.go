@@ -19,6 +19,7 @@ Usage:
 
 Commands:
   serve            run the service (applies migrations first)
+  drain            make the running service refuse new calls; returns once its calls are over
   dev              run the service on a private PostgreSQL with a demo tenant,
                    operator and trunk; prints how to log in and what to call
   migrate          apply database migrations and exit
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, stderr)
+	case "drain":
+		return runDrain(ctx, rest, stdout, stderr)
 	case "dev":
 		return runDev(ctx, rest, stdout, stderr)
 	case "migrate":

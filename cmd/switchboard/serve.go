@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/switchboard-voice/switchboard/journal"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +20,7 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/api"
 	"github.com/switchboard-voice/switchboard/diag"
+	"github.com/switchboard-voice/switchboard/journal"
 	"github.com/switchboard-voice/switchboard/metadata"
 	"github.com/switchboard-voice/switchboard/metrics"
 	"github.com/switchboard-voice/switchboard/recordings"
@@ -475,6 +476,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	m := NewMain(c, logger)
 	if err := m.Run(ctx); err != nil {
 		return err
+	}
+	if c.PIDFile != "" {
+		// Written once the service listens, removed once it has drained:
+		// switchboard drain waits for it to go.
+		if err := os.WriteFile(c.PIDFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			m.Close()
+			return fmt.Errorf("pid file: %w", err)
+		}
+		defer os.Remove(c.PIDFile)
 	}
 	return waitForSignal(ctx, m, c.DrainTimeout)
 }

@@ -53,8 +53,8 @@ func mustBuildBinary(t *testing.T) string {
 var listeningRE = regexp.MustCompile(`"msg":"listening","http":"([^"]+)","sip":"([^"]+)"`)
 
 // mustStartBinary runs `switchboard serve` against a fresh database and
-// waits until it says where it listens.
-func mustStartBinary(t *testing.T) *binaryService {
+// waits until it says where it listens. env adds or overrides settings.
+func mustStartBinary(t *testing.T, env ...string) *binaryService {
 	t.Helper()
 	s := &binaryService{bin: mustBuildBinary(t)}
 	s.env = append(os.Environ(),
@@ -69,6 +69,7 @@ func mustStartBinary(t *testing.T) *binaryService {
 		"SWITCHBOARD_INSTANCE=test-"+sb.NewID().String(),
 		"SWITCHBOARD_JOURNAL="+filepath.Join(t.TempDir(), "journal"),
 	)
+	s.env = append(s.env, env...) // the last of a name wins
 	s.start(t)
 	return s
 }

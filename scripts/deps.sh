@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what switchboard's tests and dev mode need on Debian, once:
 # PostgreSQL server binaries, SIPp (sip-tester), Kamailio (the SIP front-end
-# of deploy/), Chromium, versitygw (S3), helm (to render deploy/helm). Idempotent; fails
-# loudly when something cannot be installed.
+# of deploy/), Chromium, versitygw (S3), helm and docker-compose (to check
+# deploy/). Idempotent; fails loudly when something cannot be installed.
 set -euo pipefail
 
 need=()
@@ -24,6 +24,13 @@ if [ "${1:-}" != "--postgres-only" ]; then
 		echo "deps: building versitygw (S3-compatible server for tests)" >&2
 		GOBIN="$gobin" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 	fi
+	# helm renders and lints deploy/helm; docker-compose validates
+	# deploy/compose.yaml (neither talks to a cluster or an engine).
+	if ! command -v helm >/dev/null && [ ! -x "$gobin/helm" ]; then
+		echo "deps: building helm (to check deploy/helm)" >&2
+		GOBIN="$gobin" go install helm.sh/helm/v3/cmd/helm@v3.17.3
+	fi
+	command -v docker-compose >/dev/null || need+=(docker-compose)
 fi
 
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -143,6 +143,7 @@ func (o *operator) StateChanged(avail bool, reason string) {
 		o.notes <- "away " + reason
 	}
 }
+func (o *operator) Move(reason string)  { o.notes <- "move " + reason }
 func (o *operator) Media() sb.MediaPort { return o.media }
 
 // next returns the operator's next notification, failing after a while.

@@ -216,6 +216,10 @@ type OperatorConn interface {
 	// StateChanged tells the operator their availability changed on the
 	// service's initiative (for example set away after a missed call).
 	StateChanged(available bool, reason string)
+	// Move closes the operator's connection so that it reconnects to
+	// another instance: this one is draining. Never while they are on a
+	// call.
+	Move(reason string)
 	// Media is the operator's audio path for the whole shift.
 	Media() MediaPort
 }

@@ -295,9 +295,15 @@ func (s *Switch) RecordRefused(in *RefusedCall) {
 }
 
 // Available makes the operator available for calls, registering their
-// connection. Returns EINVALID if the operator's tenant is unknown.
+// connection. While the switch drains it moves the operator instead and
+// returns EUNAVAILABLE.
 func (s *Switch) Available(op OperatorConn) error {
 	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		op.Move(drainingReason)
+		return Errorf(EUNAVAILABLE, drainingReason)
+	}
 	s.presenceChanged()
 	a := s.agents[op.OperatorID()]
 	if a == nil || a.conn != op {
@@ -573,7 +579,18 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.presenceChanged()
 	s.draining = true
+	// Operators not on a call move to an instance that takes calls; the
+	// others follow when their call ends (release).
+	var idle []OperatorConn
+	for _, a := range s.agents {
+		if a.state == agentAvailable || a.state == agentAway {
+			idle = append(idle, a.conn)
+		}
+	}
 	s.mu.Unlock()
+	for _, op := range idle {
+		op.Move(drainingReason)
+	}
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -587,6 +604,17 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 		<-done
 		return ctx.Err()
 	}
+}
+
+// drainingReason is what operators are told when they are moved off a
+// draining instance.
+const drainingReason = "this instance is shutting down"
+
+// Draining reports whether the switch has stopped taking calls.
+func (s *Switch) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
 }
 
 // Close ends every call now and waits until they are written.
@@ -620,10 +648,12 @@ func (s *Switch) release(a *agent, callID ID, away bool, reason string) {
 			a.idleSince = s.now()
 		}
 	}
-	available := a.state == agentAvailable
+	available, draining := a.state == agentAvailable, s.draining
 	s.mu.Unlock()
 	a.conn.StateChanged(available, reason)
-	if available {
+	if draining {
+		a.conn.Move(drainingReason)
+	} else if available {
 		s.offerWaiting(a)
 	}
 }

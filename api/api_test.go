@@ -264,6 +264,7 @@ func (f *fakeControl) OperatorConsent(_, _ sb.ID, given bool) error       { retu
 func (f *fakeControl) Hold(_, _ sb.ID, held bool) error                   { return nil }
 func (f *fakeControl) TransferCall(_, _ sb.ID, _ sb.TransferTarget) error { return nil }
 func (f *fakeControl) Reattach(sb.OperatorConn, func(sb.CallOffer)) bool  { return false }
+func (f *fakeControl) Draining() bool                                     { return false }
 func (f *fakeControl) Dial(_ sb.ID, number string) (sb.ID, error) {
 	if number == "busy" {
 		return sb.ID{}, sb.Errorf(sb.ECONFLICT, "on a call")

@@ -63,6 +63,9 @@ type CallControl interface {
 	// OperatorStats takes the browser's report of the audio it receives.
 	OperatorStats(opID, callID sb.ID, q sb.QualitySample) error
 	Disconnected(opID sb.ID)
+	// Draining reports that this instance takes no more calls: operators
+	// are sent to another.
+	Draining() bool
 	// Reattach gives an operator's new connection the call they were on
 	// when their last one dropped; announce is told the call first.
 	Reattach(op sb.OperatorConn, announce func(sb.CallOffer)) bool

@@ -210,6 +210,13 @@ func (c *opConn) StateChanged(available bool, reason string) {
 	c.enqueue(msgState{Type: "state", Available: available, Reason: reason})
 }
 
+// Move tells the page to reconnect, to another instance, and closes the
+// socket with 1012 (service restart).
+func (c *opConn) Move(reason string) {
+	c.enqueue(msgMoving{Type: "moving", Reason: reason})
+	c.shutdown(websocket.StatusServiceRestart, reason)
+}
+
 // Server → client messages.
 type (
 	msgHello struct {
@@ -240,6 +247,10 @@ type (
 		Type          string       `json:"type"`
 		Call          sb.CallOffer `json:"call"`
 		RingTimeoutMS int64        `json:"ring_timeout_ms"`
+	}
+	msgMoving struct {
+		Type   string `json:"type"` // moving
+		Reason string `json:"reason"`
 	}
 	msgCall struct {
 		Type   string `json:"type"`
@@ -369,6 +380,16 @@ func (c *opConn) run(ctx, offerCtx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
+	if c.s.deps.CallControl.Draining() {
+		c.log.Info("operator socket refused: draining")
+		if b, err := json.Marshal(msgMoving{Type: "moving", Reason: "this instance is shutting down"}); err == nil {
+			if err := c.write(ctx, b, writeTimeout); err != nil {
+				c.log.Debug("operator socket refusal", "err", err)
+			}
+		}
+		c.closeNow(websocket.StatusServiceRestart, "this instance is shutting down")
+		return
+	}
 	if err := c.s.ops.claim(ctx, c); err != nil {
 		// No writer runs yet: say why directly.
 		c.log.Info("operator socket refused", "err", err)

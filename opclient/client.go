@@ -191,6 +191,9 @@ func (c *Client) Connect(ctx context.Context) error {
 	if err := c.read(ctx, &hello); err != nil {
 		return err
 	}
+	if hello.Type == "moving" {
+		return fmt.Errorf("opclient: %w (%s)", ErrMoving, hello.Reason)
+	}
 	if hello.Type != "hello" {
 		return fmt.Errorf("opclient: first message is %q, want hello", hello.Type)
 	}
@@ -506,6 +509,30 @@ func (c *Client) WaitEnded(ctx context.Context, callID sb.ID) (string, error) {
 		return false, nil
 	})
 	return reason, err
+}
+
+// ErrMoving is the refusal of an instance that is draining: connect to
+// another.
+var ErrMoving = errors.New("the instance is draining; connect to another")
+
+// WaitMoving waits until the service moves the operator off a draining
+// instance (the socket closes after) and returns what it said.
+func (c *Client) WaitMoving(ctx context.Context) (string, error) {
+	moving := func() (string, bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, ev := range c.history {
+			if ev.Type == "moving" {
+				return ev.Reason, true
+			}
+		}
+		return "", false
+	}
+	err := c.waitFor(ctx, 0, func(ev Event) (bool, error) { return ev.Type == "moving", nil })
+	if reason, ok := moving(); ok {
+		return reason, nil // also when the close came first to waitFor
+	}
+	return "", err
 }
 
 // SetAudioSink sets the function that receives the call audio; nil stops.

@@ -88,7 +88,8 @@ function connect() {
     endCall(null, "connection lost");
     if (!loggedIn) return;
     if (ev.code === 4000) { $("status").textContent = "opened in another tab"; return; }
-    $("status").textContent = "reconnecting…";
+    // 1012: this instance is draining; the next connection goes to another.
+    $("status").textContent = ev.code === 1012 ? "moving to another server…" : "reconnecting…";
     const delay = retryDelay + Math.random() * 500;
     retryDelay = Math.min(retryDelay * 2, 30000);
     await new Promise((r) => setTimeout(r, delay));
@@ -143,6 +144,11 @@ async function handle(msg) {
     }
     case "candidate":
       if (sb.pc) await sb.pc.addIceCandidate(msg.candidate).catch((e) => console.warn("candidate", e));
+      break;
+    case "moving":
+      // The socket closes next; onclose reconnects, to an instance that
+      // takes calls, and goes available again if the operator was.
+      wantAvailable = wantAvailable || sb.state.available;
       break;
     case "state":
       sb.state = { available: msg.available, reason: msg.reason };

@@ -200,3 +200,69 @@ func TestForgedHandOverIsRefused(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// A draining instance sends its operators to the others: one who is free
+// is told to move at once (and the socket closes), a new socket is
+// refused the same way, and one on a call keeps it, audio and all, and is
+// moved when it ends. The moved operator, connected to the other
+// instance, takes that instance's calls.
+func TestDrainingInstanceMovesItsOperators(t *testing.T) {
+	a, b := mustStartInstances(t)
+	f := mustProvision(t, a, "Acme", "2000", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	busy := mustOperator(t, b, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp", Codec: sb.PCMU})
+	call, _ := answeredCall(t, b, phone, busy, "+15550002222", "2000")
+	free := mustOperator(t, b, f.Operators[1])
+
+	drained := make(chan error, 1)
+	go func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer scancel()
+		drained <- b.Shutdown(sctx)
+	}()
+	if reason, err := free.WaitMoving(ctx); err != nil || reason == "" {
+		t.Fatalf("the free operator on the draining instance: %q, %v; want moved with a reason", reason, err)
+	}
+	late, err := opclient.Login(ctx, b.HTTPURL(), f.Operators[2].Email, testPassword, opclient.WithLoopbackOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if err := late.Connect(ctx); !errors.Is(err, opclient.ErrMoving) {
+		t.Errorf("a new operator socket on the draining instance: %v, want %v", err, opclient.ErrMoving)
+	}
+
+	talkBothWays(t, call, busy) // the call in progress goes on
+	wctx, wcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if _, err := busy.WaitMoving(wctx); err == nil {
+		t.Error("the operator on a call was moved during it")
+	}
+	wcancel()
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := busy.WaitMoving(ctx); err != nil {
+		t.Errorf("the operator whose call ended on the draining instance was not moved: %v", err)
+	}
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Errorf("drain: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the drain did not end once the call was over")
+	}
+
+	moved := mustOperator(t, a, f.Operators[1])
+	call, in := answeredCall(t, a, phone, moved, "+15550003333", "2000")
+	talkBothWays(t, call, moved)
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rec := waitCallEnded(t, a, f.APIKey, in.CallID); rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
+		t.Errorf("the moved operator's call on a went to %v", rec.OperatorID)
+	}
+}

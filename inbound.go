@@ -26,6 +26,7 @@ type callRun struct {
 	across   RemoteOperator  // the other instance's operator the call is handed to
 
 	consent   *Consent        // what was stated about recording, if anything
+	srtp      string          // the trunk leg's SRTP suite; empty: plain RTP
 	digit     byte            // the key the caller presses to consent, 0 if none
 	recording ActiveRecording // nil unless the call is being recorded
 	paused    bool            // the recording is paused
@@ -54,7 +55,11 @@ const (
 
 func (r *callRun) runInbound(ctx context.Context) {
 	r.create(ctx)
-	r.event(EventReceived, map[string]any{"source": r.c.Source})
+	received := map[string]any{"source": r.c.Source}
+	if r.srtp != "" {
+		received["srtp"] = r.srtp
+	}
+	r.event(EventReceived, received)
 	r.event(EventTrying, nil)
 	if c := r.consent; c != nil {
 		r.event(EventConsent, map[string]any{"given": c.Given, "mechanism": c.Mechanism, "by": c.By})

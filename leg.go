@@ -114,6 +114,9 @@ type InboundCall struct {
 	// Hop is set when another instance handed the call over for one of
 	// this instance's operators; Trunk then only names the tenant.
 	Hop *Hop
+	// SRTP names the crypto suite protecting the trunk's media (SDES);
+	// empty when it is plain RTP.
+	SRTP string
 }
 
 // OutboundRoute is how to reach a number through one of a tenant's trunks.

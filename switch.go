@@ -237,7 +237,7 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 	}
 	s.mu.Unlock()
 
-	cc := &callRun{s: s, c: c, lc: lc, leg: in.Leg, consent: in.Consent, log: s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID)}
+	cc := &callRun{s: s, c: c, lc: lc, leg: in.Leg, consent: in.Consent, srtp: in.SRTP, log: s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID)}
 	if in.Hop != nil {
 		// Another instance's call for one of our operators: the record is
 		// that instance's; recording and consent stay there too.

@@ -126,15 +126,22 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !late {
 		o, err = parseOffer(body)
 	}
-	var noCodec errNoCodec
 	switch {
-	case errors.As(err, &noCodec):
-		log.Info("INVITE refused: no common codec", "err", err)
+	case notAcceptable(err):
+		log.Info("INVITE refused: media not acceptable", "err", err)
 		offerRefused(sip.StatusNotAcceptableHere, err.Error())
 		return
 	case err != nil:
 		offerRefused(sip.StatusBadRequest, err.Error())
 		return
+	}
+	var sec *srtpSession
+	if o.Crypto != nil {
+		if sec, err = newSRTPSession(*o.Crypto); err != nil {
+			log.Error("INVITE: SRTP", "err", err)
+			offerRefused(sip.StatusNotAcceptableHere, "the SRTP key could not be used")
+			return
+		}
 	}
 
 	s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusTrying, "Trying", nil))
@@ -175,7 +182,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.SetCallLogging(lctx, trunk.TenantID, req.CallID().Value(), true)
 		cancel()
 	}
-	l := newLeg(s, dlg, tx, newRTPPort(conn, o.Codec, o.Addr), contact, sdpIP, o, log)
+	l := newLeg(s, dlg, tx, newRTPPort(conn, o.Codec, o.Addr, sec), contact, sdpIP, o, log)
 	l.late = late
 	if !s.addLeg(l) {
 		l.port.Close()
@@ -193,6 +200,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		Leg:       l,
 		Consent:   consentOf(req, trunk, time.Now()),
 		Hop:       hop,
+		SRTP:      srtpSuite(sec),
 	})
 	<-l.settled
 }
@@ -275,12 +283,25 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	o, err := parseOffer(req.Body())
 	if err != nil {
 		code := sip.StatusBadRequest
-		var noCodec errNoCodec
-		if errors.As(err, &noCodec) {
+		if notAcceptable(err) {
 			code = sip.StatusNotAcceptableHere
 		}
 		s.reject(req, tx, code, err.Error())
 		return
+	}
+	// SRTP stays as the call began: on with the same suite, or off.
+	switch sec := l.port.srtp; {
+	case sec == nil && o.Crypto != nil:
+		s.reject(req, tx, sip.StatusNotAcceptableHere, "this call's media is RTP; SRTP cannot be switched on mid-call")
+		return
+	case sec != nil && o.Crypto == nil:
+		s.reject(req, tx, sip.StatusNotAcceptableHere, "this call's media is SRTP; it cannot be switched off mid-call")
+		return
+	case sec != nil:
+		if err := sec.setRemote(*o.Crypto); err != nil {
+			s.reject(req, tx, sip.StatusNotAcceptableHere, err.Error())
+			return
+		}
 	}
 	res := sip.NewSDPResponseFromRequest(req, l.reoffer(o))
 	res.AppendHeader(sip.HeaderClone(&l.contact))

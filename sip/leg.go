@@ -102,7 +102,7 @@ func (l *leg) Ring(ctx context.Context) error {
 
 func (l *leg) Answer(ctx context.Context) error {
 	l.mu.Lock()
-	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction))
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.srtp)
 	if l.late {
 		body = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port())
 	}
@@ -242,6 +242,9 @@ func (l *leg) takeLateAnswer(body []byte) error {
 	if err != nil {
 		return fmt.Errorf("the ACK's SDP answer: %w", err)
 	}
+	if a.Crypto != nil {
+		return errors.New("the ACK's SDP answer is SRTP to our RTP offer")
+	}
 	l.port.codec.Store(&a.Codec)
 	l.port.setRemote(a.Addr)
 	l.direction = a.Direction
@@ -258,7 +261,7 @@ func (l *leg) reoffer(o *offer) []byte {
 	}
 	nowHeld := o.held()
 	l.version++
-	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction))
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.srtp)
 	l.mu.Unlock()
 	if !o.Addr.Addr().IsUnspecified() {
 		l.port.setRemote(o.Addr)
@@ -292,7 +295,7 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 		return errors.New("sip: hold: the call is not answered")
 	}
 	l.version++
-	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir)
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.srtp)
 	l.holding = held
 	l.mu.Unlock()
 	return reinvite(ctx, l.dlg.InviteRequest.Contact().Address, body, l.dlg.Do, l.dlg.WriteRequest, l.port)
@@ -317,7 +320,16 @@ func reinvite(ctx context.Context, target sip.Uri, body []byte, do func(context.
 	if err := write(ack); err != nil {
 		return fmt.Errorf("sip: ACK re-INVITE: %w", err)
 	}
-	if a, err := parseOffer(res.Body()); err == nil && !a.Addr.Addr().IsUnspecified() {
+	a, err := parseOffer(res.Body())
+	if err != nil {
+		return nil // the answer changes nothing we can use
+	}
+	if port.srtp != nil && a.Crypto != nil {
+		if err := port.srtp.setRemote(*a.Crypto); err != nil {
+			return fmt.Errorf("sip: re-INVITE answer: %w", err)
+		}
+	}
+	if !a.Addr.Addr().IsUnspecified() {
 		port.setRemote(a.Addr)
 	}
 	return nil

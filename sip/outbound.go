@@ -105,7 +105,7 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	sessionID := newSessionID()
 	req.SetBody(buildOffer(sessionID, 1, sdpIP, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()))
 
-	l := &outLeg{s: s, port: newRTPPort(conn, sb.PCMU, netip.AddrPort{}), log: s.log, sessionID: sessionID, sdpIP: sdpIP,
+	l := &outLeg{s: s, port: newRTPPort(conn, sb.PCMU, netip.AddrPort{}, nil), log: s.log, sessionID: sessionID, sdpIP: sdpIP,
 		version: 1, events: make(chan sb.LegEvent, 16), done: make(chan struct{})}
 	l.sipCallID = req.CallID().Value()
 	s.capture.claim(l.sipCallID)
@@ -273,7 +273,7 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 	if c := l.dlg.InviteResponse.Contact(); c != nil {
 		target = c.Address
 	}
-	body := buildAnswer(l.sessionID, version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir)
+	body := buildAnswer(l.sessionID, version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, nil)
 	return reinvite(ctx, target, body, l.dlg.Do, l.dlg.WriteRequest, l.port)
 }
 

@@ -19,10 +19,15 @@ import (
 // first packet arrives, then to where the caller's packets come from
 // (callers behind NAT announce addresses nobody can reach). Once latched,
 // packets from other addresses are dropped, so a stranger cannot inject
-// audio into the call.
+// audio into the call. With SRTP, packets that do not authenticate are
+// dropped before they can latch.
 type rtpPort struct {
 	conn  *net.UDPConn
 	codec atomic.Pointer[sb.Codec] // set again once a late offer's answer comes
+	srtp  *srtpSession             // nil: plain RTP
+	// forged counts SRTP packets that failed authentication or replay
+	// checks.
+	forged atomic.Uint64
 
 	sink     atomic.Pointer[func([]byte)]
 	remote   atomic.Pointer[netip.AddrPort] // where we send
@@ -58,8 +63,8 @@ func listenRTP(ip netip.Addr, r sb.PortRange) (*net.UDPConn, error) {
 	return nil, fmt.Errorf("sip: no free RTP port in %d-%d", r.Min, r.Max)
 }
 
-func newRTPPort(conn *net.UDPConn, codec sb.Codec, remote netip.AddrPort) *rtpPort {
-	p := &rtpPort{conn: conn, done: make(chan struct{})}
+func newRTPPort(conn *net.UDPConn, codec sb.Codec, remote netip.AddrPort, sec *srtpSession) *rtpPort {
+	p := &rtpPort{conn: conn, srtp: sec, done: make(chan struct{})}
 	p.codec.Store(&codec)
 	p.remote.Store(&remote)
 	p.lastRecv.Store(time.Now().UnixNano())
@@ -81,6 +86,12 @@ func (p *rtpPort) WriteRTP(pkt []byte) error {
 	to := p.remote.Load()
 	if !to.Addr().IsValid() || to.Addr().IsUnspecified() || to.Port() == 0 {
 		return nil // on hold the RFC 2543 way: nowhere to send
+	}
+	if p.srtp != nil {
+		return p.srtp.encrypt(pkt, func(b []byte) error {
+			_, err := p.conn.WriteToUDPAddrPort(b, *to)
+			return err
+		})
 	}
 	_, err := p.conn.WriteToUDPAddrPort(pkt, *to)
 	return err
@@ -106,6 +117,10 @@ func (p *rtpPort) idle(now time.Time) time.Duration {
 
 func (p *rtpPort) readLoop() {
 	buf := make([]byte, 1500)
+	var plain []byte
+	if p.srtp != nil {
+		plain = make([]byte, 1500)
+	}
 	for {
 		n, from, err := p.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -117,6 +132,16 @@ func (p *rtpPort) readLoop() {
 		if n < 12 || buf[0]>>6 != 2 {
 			continue // not RTP
 		}
+		pkt := buf[:n]
+		if p.srtp != nil {
+			if buf[1] >= 192 && buf[1] <= 223 {
+				continue // SRTCP (RFC 5761 demultiplexing): not used
+			}
+			if pkt, err = p.srtp.decrypt(plain[:0], pkt); err != nil {
+				p.forged.Add(1)
+				continue
+			}
+		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		if !p.latched.Load() {
 			p.remote.Store(&from)
@@ -127,7 +152,7 @@ func (p *rtpPort) readLoop() {
 		p.lastRecv.Store(time.Now().UnixNano())
 		p.received.Add(1)
 		if sink := p.sink.Load(); sink != nil {
-			(*sink)(buf[:n])
+			(*sink)(pkt)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -17,6 +18,9 @@ type offer struct {
 	Addr      netip.AddrPort // the caller's RTP address; unspecified IP when on hold the RFC 2543 way
 	Codec     sb.Codec
 	Direction string // sendrecv, sendonly, recvonly or inactive
+	// Crypto is set when the stream is SRTP (RTP/SAVP): the first of its
+	// crypto attributes we take.
+	Crypto *crypto
 }
 
 // held reports whether the caller put the call on hold.
@@ -30,6 +34,14 @@ type errNoCodec struct{ offered string }
 
 func (e errNoCodec) Error() string {
 	return "no common codec: offered " + e.offered + ", we take PCMU, PCMA"
+}
+
+// notAcceptable reports whether a parseOffer error is about what the
+// offer asks for (488), not how it is written (400).
+func notAcceptable(err error) bool {
+	var noCodec errNoCodec
+	var noCrypto errNoCrypto
+	return errors.As(err, &noCodec) || errors.As(err, &noCrypto)
 }
 
 // parseOffer reads the first audio stream of an SDP offer and picks our
@@ -65,6 +77,32 @@ func parseOffer(body []byte) (*offer, error) {
 	if port <= 0 || port > 65535 {
 		return nil, fmt.Errorf("malformed SDP: audio port %d", port)
 	}
+	var secure *crypto
+	switch proto := strings.ToUpper(strings.Join(audio.MediaName.Protos, "/")); proto {
+	case "RTP/AVP", "RTP/AVPF":
+	case "RTP/SAVP", "RTP/SAVPF":
+		var refused []string
+		for _, a := range audio.Attributes {
+			if a.Key != "crypto" {
+				continue
+			}
+			c, err := parseCrypto(a.Value)
+			if err != nil {
+				refused = append(refused, err.Error())
+				continue
+			}
+			secure = &c
+			break
+		}
+		if secure == nil {
+			if len(refused) == 0 {
+				return nil, errNoCrypto{"SRTP offered without a crypto attribute (SDES)"}
+			}
+			return nil, errNoCrypto{"no SRTP crypto we take: " + strings.Join(refused, "; ")}
+		}
+	default:
+		return nil, errNoCrypto{fmt.Sprintf("media transport %s is not supported: we take RTP/AVP, or RTP/SAVP keyed with SDES", proto)}
+	}
 
 	rtpmap := map[uint8]string{}
 	for _, a := range audio.Attributes {
@@ -77,7 +115,7 @@ func parseOffer(body []byte) (*offer, error) {
 			rtpmap[uint8(n)] = strings.ToLower(enc)
 		}
 	}
-	o := &offer{Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port)), Direction: direction(sd.Attributes, audio.Attributes)}
+	o := &offer{Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port)), Direction: direction(sd.Attributes, audio.Attributes), Crypto: secure}
 	found := false
 	for _, f := range audio.MediaName.Formats {
 		n, err := strconv.ParseUint(f, 10, 7)
@@ -139,21 +177,29 @@ func answerDirection(theirs string) string {
 	return "sendrecv"
 }
 
-// buildAnswer writes our SDP answer.
-func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Codec, dir string) []byte {
+// buildAnswer writes our SDP answer (or a re-INVITE's offer): RTP/SAVP
+// with our crypto attribute when sec is set.
+func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Codec, dir string, sec *srtpSession) []byte {
 	family := "IP4"
 	if ip.Is6() {
 		family = "IP6"
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "v=0\r\no=switchboard %d %d IN %s %s\r\ns=switchboard\r\nc=IN %s %s\r\nt=0 0\r\n", sessionID, version, family, ip, family, ip)
-	fmt.Fprintf(&b, "m=audio %d RTP/AVP %d", port, c.PayloadType)
+	proto := "RTP/AVP"
+	if sec != nil {
+		proto = "RTP/SAVP"
+	}
+	fmt.Fprintf(&b, "m=audio %d %s %d", port, proto, c.PayloadType)
 	if c.DTMFType != 0 {
 		fmt.Fprintf(&b, " %d", c.DTMFType)
 	}
 	fmt.Fprintf(&b, "\r\na=rtpmap:%d %s/%d\r\n", c.PayloadType, c.Name, c.ClockRate)
 	if c.DTMFType != 0 {
 		fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", c.DTMFType, c.DTMFType)
+	}
+	if sec != nil {
+		fmt.Fprintf(&b, "a=crypto:%s\r\n", sec.local)
 	}
 	fmt.Fprintf(&b, "a=ptime:20\r\na=%s\r\n", dir)
 	return []byte(b.String())

@@ -478,7 +478,7 @@ func TestParseOffer(t *testing.T) {
 			}
 		})
 	}
-	ans := string(buildAnswer(1, 2, netip.MustParseAddr("198.51.100.1"), 10000, sb.Codec{Name: "PCMA", PayloadType: 8, ClockRate: 8000, DTMFType: 101}, "recvonly"))
+	ans := string(buildAnswer(1, 2, netip.MustParseAddr("198.51.100.1"), 10000, sb.Codec{Name: "PCMA", PayloadType: 8, ClockRate: 8000, DTMFType: 101}, "recvonly", nil))
 	for _, want := range []string{"c=IN IP4 198.51.100.1", "m=audio 10000 RTP/AVP 8 101", "a=rtpmap:8 PCMA/8000", "a=rtpmap:101 telephone-event/8000", "a=recvonly"} {
 		if !strings.Contains(ans, want) {
 			t.Errorf("answer lacks %q:\n%s", want, ans)

@@ -704,3 +704,36 @@ func TestAPIIsTenantScoped(t *testing.T) {
 		t.Errorf("bad since: %d, want 400", code)
 	}
 }
+
+// A trunk that calls with SRTP (SDES) reaches the operator like any
+// other: the pattern arrives intact both ways through the encrypted trunk
+// leg, and the call's timeline says which suite protected it.
+func TestSRTPTrunkCallReachesTheOperator(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp", Codec: sb.PCMU, SRTP: "AES_CM_128_HMAC_SHA1_80"})
+	call, in := answeredCall(t, m, phone, op, "+15550002222", "2000")
+	talkBothWays(t, call, op)
+	if n := call.Undecryptable(); n != 0 {
+		t.Errorf("%d packets from the service failed SRTP at the phone", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.FromCaller.Packets < 45 || rec.ToCaller.Packets < 45 {
+		t.Errorf("record %q, packets from caller %d to caller %d", rec.Status, rec.FromCaller.Packets, rec.ToCaller.Packets)
+	}
+	var body struct {
+		Events []*sb.CallEvent `json:"events"`
+	}
+	if code := apiGet(t, m, f.APIKey, "/v1/calls/"+in.CallID.String()+"/events", &body); code != http.StatusOK {
+		t.Fatalf("events: status %d", code)
+	}
+	if len(body.Events) == 0 || body.Events[0].Type != sb.EventReceived || body.Events[0].Detail["srtp"] != "AES_CM_128_HMAC_SHA1_80" {
+		t.Errorf("first event %+v, want received with the SRTP suite", body.Events[0])
+	}
+}

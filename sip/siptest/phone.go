@@ -5,7 +5,9 @@ package siptest
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +21,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/srtp/v3"
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/media"
@@ -35,6 +38,10 @@ type Options struct {
 	Password  string
 	Headers   map[string]string // extra INVITE headers
 	Logger    *slog.Logger
+	// SRTP, a crypto suite (e.g. AES_CM_128_HMAC_SHA1_80), makes the
+	// phone offer RTP/SAVP keyed with SDES and protect its media; empty
+	// is plain RTP.
+	SRTP string
 }
 
 // Phone is a SIP user agent that places calls.
@@ -174,6 +181,21 @@ func (p *Phone) InviteAsync(ctx context.Context, server, from, to string) (*Call
 		ringing: make(chan struct{}), answered: make(chan struct{}), ended: make(chan struct{}),
 	}
 	c.codec.DTMFType = p.opts.DTMFType
+	if p.opts.SRTP != "" {
+		profile, ok := srtpProfiles[p.opts.SRTP]
+		if !ok {
+			conn.Close()
+			return nil, fmt.Errorf("siptest: SRTP suite %s not supported", p.opts.SRTP)
+		}
+		k, _ := profile.KeyLen()
+		s, _ := profile.SaltLen()
+		c.localKey = make([]byte, k+s)
+		crand.Read(c.localKey)
+		if c.srtpOut, err = srtpContext(profile, c.localKey); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
 	host, port, err := sip.ParseAddr(server)
 	if err != nil {
 		conn.Close()
@@ -238,6 +260,14 @@ type Call struct {
 	seq    uint16
 	ts     uint32
 
+	// SRTP, when the phone offers it: our key (in our SDP) encrypts, the
+	// answer's decrypts.
+	localKey []byte
+	srtpMu   sync.Mutex
+	srtpOut  *srtp.Context
+	srtpIn   *srtp.Context
+	forged   atomic.Uint64
+
 	endOnce   sync.Once
 	ended     chan struct{}
 	endReason string
@@ -246,11 +276,68 @@ type Call struct {
 
 func (c *Call) sdp(dir string) []byte {
 	ap := c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	proto, crypto := "RTP/AVP", ""
+	if c.localKey != nil {
+		proto = "RTP/SAVP"
+		crypto = fmt.Sprintf("a=crypto:1 %s inline:%s\r\n", c.phone.opts.SRTP, base64.StdEncoding.EncodeToString(c.localKey))
+	}
 	return []byte(fmt.Sprintf("v=0\r\no=siptest 1 1 IN IP4 %s\r\ns=siptest\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
-		"m=audio %d RTP/AVP %d %d\r\na=rtpmap:%d %s/8000\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\na=ptime:20\r\na=%s\r\n",
-		ap.Addr(), ap.Addr(), ap.Port(), c.codec.PayloadType, c.codec.DTMFType, c.codec.PayloadType, c.codec.Name,
-		c.codec.DTMFType, c.codec.DTMFType, dir))
+		"m=audio %d %s %d %d\r\na=rtpmap:%d %s/8000\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n%sa=ptime:20\r\na=%s\r\n",
+		ap.Addr(), ap.Addr(), ap.Port(), proto, c.codec.PayloadType, c.codec.DTMFType, c.codec.PayloadType, c.codec.Name,
+		c.codec.DTMFType, c.codec.DTMFType, crypto, dir))
 }
+
+// srtpProfiles are the suites the phone can offer.
+var srtpProfiles = map[string]srtp.ProtectionProfile{
+	"AES_CM_128_HMAC_SHA1_80": srtp.ProtectionProfileAes128CmHmacSha1_80,
+	"AES_CM_128_HMAC_SHA1_32": srtp.ProtectionProfileAes128CmHmacSha1_32,
+	"AEAD_AES_128_GCM":        srtp.ProtectionProfileAeadAes128Gcm,
+	"AEAD_AES_256_GCM":        srtp.ProtectionProfileAeadAes256Gcm,
+}
+
+func srtpContext(profile srtp.ProtectionProfile, keySalt []byte) (*srtp.Context, error) {
+	k, _ := profile.KeyLen()
+	s, _ := profile.SaltLen()
+	if len(keySalt) != k+s {
+		return nil, fmt.Errorf("siptest: SRTP key of %d bytes, want %d", len(keySalt), k+s)
+	}
+	return srtp.CreateContext(keySalt[:k], keySalt[k:], profile)
+}
+
+// takeCrypto keys the call's SRTP from the answer's crypto attribute.
+func (c *Call) takeCrypto(body []byte) error {
+	if c.localKey == nil {
+		return nil
+	}
+	profile := srtpProfiles[c.phone.opts.SRTP]
+	var value string
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=crypto:"); ok {
+			value = v
+		}
+	}
+	f := strings.Fields(value)
+	if len(f) < 3 || f[1] != c.phone.opts.SRTP || !strings.Contains(string(body), "RTP/SAVP") {
+		return fmt.Errorf("siptest: the answer to our SRTP offer has no matching crypto: %q", value)
+	}
+	key, _, _ := strings.Cut(strings.TrimPrefix(f[2], "inline:"), "|")
+	keySalt, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return fmt.Errorf("siptest: answer's SRTP key: %w", err)
+	}
+	in, err := srtpContext(profile, keySalt)
+	if err != nil {
+		return err
+	}
+	c.srtpMu.Lock()
+	c.srtpIn = in
+	c.srtpMu.Unlock()
+	return nil
+}
+
+// Undecryptable counts SRTP packets that arrived and failed to
+// authenticate.
+func (c *Call) Undecryptable() uint64 { return c.forged.Load() }
 
 func (c *Call) waitAnswer(ctx context.Context) {
 	defer close(c.answered)
@@ -290,6 +377,10 @@ func (c *Call) waitAnswer(ctx context.Context) {
 	}
 	remote, err := parseAnswer(c.dlg.InviteResponse.Body())
 	if err != nil {
+		c.result = err
+		return
+	}
+	if err := c.takeCrypto(c.dlg.InviteResponse.Body()); err != nil {
 		c.result = err
 		return
 	}
@@ -360,14 +451,24 @@ func (c *Call) RemoteRTP() netip.AddrPort {
 func (c *Call) SetSink(fn func(pkt []byte)) { c.sink.Store(&fn) }
 
 func (c *Call) readLoop() {
-	buf := make([]byte, 1500)
+	buf, plain := make([]byte, 1500), make([]byte, 1500)
 	for {
 		n, _, err := c.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
+		pkt := buf[:n]
+		c.srtpMu.Lock()
+		in := c.srtpIn
+		c.srtpMu.Unlock()
+		if in != nil {
+			if pkt, err = in.DecryptRTP(plain[:0], pkt, nil); err != nil {
+				c.forged.Add(1)
+				continue
+			}
+		}
 		if fn := c.sink.Load(); fn != nil && *fn != nil {
-			(*fn)(buf[:n])
+			(*fn)(pkt)
 		}
 	}
 }
@@ -382,8 +483,23 @@ func (c *Call) SendRTP(payload []byte, marker bool) error {
 	return c.WriteRTP(append(pkt, payload...))
 }
 
-// WriteRTP sends a whole RTP packet.
+// WriteRTP sends a whole RTP packet, protected when the call is SRTP.
 func (c *Call) WriteRTP(pkt []byte) error {
+	if c.srtpOut != nil {
+		c.srtpMu.Lock()
+		out, err := c.srtpOut.EncryptRTP(nil, pkt, nil)
+		c.srtpMu.Unlock()
+		if err != nil {
+			return err
+		}
+		pkt = out
+	}
+	return c.WriteUnprotected(pkt)
+}
+
+// WriteUnprotected sends a packet as it is, even on an SRTP call: what
+// an attacker without the key can send.
+func (c *Call) WriteUnprotected(pkt []byte) error {
 	to := c.remote.Load()
 	if to == nil {
 		return errors.New("siptest: call not answered")

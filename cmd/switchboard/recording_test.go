@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -206,10 +208,13 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 }
 
 // countObjects counts the files under dir: versitygw keeps each object as
-// a file at its key.
+// a file at its key. A folder not made yet holds none.
 func countObjects(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return 0
+	}
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			n++
@@ -544,4 +549,56 @@ func containsInOrder(got []string, want ...string) bool {
 		}
 	}
 	return len(want) == 0
+}
+
+// The S3 store stops during a consented call and stays down for the next
+// one: both calls go on and end normally, their recordings wait in the
+// spool (ciphertext) while /readyz names the store; once it is back, both
+// arrive, once each, and decrypt to what each side said, before and after
+// the outage began.
+func TestStorageDownDuringCalls(t *testing.T) {
+	x := mustRecordingFixture(t)
+	bucket := filepath.Join(x.s3.Root, x.s3.Bucket, "tenants")
+	first := x.call(t, "yes", func(sb.ID) { x.s3.Stop() })
+	second := x.call(t, "yes", func(sb.ID) {}) // as long as the first
+
+	if n := countObjects(t, bucket); n != 0 {
+		t.Fatalf("%d objects reached the stopped store", n)
+	}
+	if n := countObjects(t, x.m.Config.RecordingSpool); n != 2 {
+		t.Errorf("%d files in the spool during the outage, want the 2 recordings", n)
+	}
+	if code := readyz(t, x.m.HTTPURL()); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d during the outage, want 503", code)
+	}
+
+	x.s3.Start()
+	deadline := time.Now().Add(20 * time.Second)
+	for countObjects(t, bucket) < 2 || countObjects(t, x.m.Config.RecordingSpool) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the store came back: %d objects, %d spool files", countObjects(t, bucket), countObjects(t, x.m.Config.RecordingSpool))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, id := range []sb.ID{first, second} {
+		var rec sb.Recording
+		if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
+			t.Fatalf("call %s: GET recording %d", id, code)
+		}
+		if rec.Status != sb.RecordingComplete {
+			t.Errorf("call %s: recording %q, want complete", id, rec.Status)
+		}
+		// 25 frames a side went before the outage began: more than 40
+		// means what was said during it is there too.
+		frames := x.frames(t, id, &rec)
+		if frames[recordings.ChannelCaller] < 40 || frames[recordings.ChannelOperator] < 40 {
+			t.Errorf("call %s: recorded %d caller and %d operator frames, want about 50 each", id, frames[recordings.ChannelCaller], frames[recordings.ChannelOperator])
+		}
+	}
+	if n := countObjects(t, bucket); n != 2 {
+		t.Errorf("%d objects in the bucket, want 2: one per recording", n)
+	}
+	if n := countCalls(t, x.m, x.f.Tenant.ID); n != 2 {
+		t.Errorf("%d call records, want 2", n)
+	}
 }

@@ -614,9 +614,13 @@ func (m *Main) every(ctx context.Context, interval time.Duration, fn func(contex
 	})
 }
 
+// spoolFlush is how often recordings waiting in the spool are offered to
+// the store again: an empty spool costs one directory read.
+const spoolFlush = 5 * time.Second
+
 // recoverSpool readies what calls left in the spool when the process last
 // died, marks those recordings failed (they are truncated), and uploads
-// the spool every 30 s until the service closes.
+// the spool every spoolFlush until the service closes.
 func (m *Main) recoverSpool(ctx context.Context, spool *recordings.SpoolStore, records *metadata.RecordingStore) {
 	keys, err := spool.Recover()
 	if err != nil {
@@ -639,7 +643,7 @@ func (m *Main) recoverSpool(ctx context.Context, spool *recordings.SpoolStore, r
 		}
 		m.Logger.Warn("recovered a recording cut short by a crash", "recording_id", recID)
 	}
-	m.every(ctx, 30*time.Second, func(ctx context.Context) {
+	m.every(ctx, spoolFlush, func(ctx context.Context) {
 		if pending, err := spool.Flush(ctx); err != nil && ctx.Err() == nil {
 			m.Logger.Warn("recordings waiting for the store", "pending", pending, "err", err)
 		}

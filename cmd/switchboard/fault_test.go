@@ -19,7 +19,8 @@ import (
 
 // PostgreSQL stops while two calls are up: the calls go on (audio keeps
 // flowing), one ends while the database is down and its record waits in
-// the journal, a new call is refused with 503 and Retry-After, and when
+// the journal; a new call from the same trunk is still recognised and
+// answered, one from a source never seen is refused with 503; and when
 // the database is back every record is written, once.
 func TestDatabaseDownDuringCalls(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -73,17 +74,22 @@ func TestDatabaseDownDuringCalls(t *testing.T) {
 			t.Fatal("the ended call's record never reached the journal")
 		}
 	}
-	// A new call needs the database to find its trunk: 503, try later.
+	// A new call from the trunk that called before is recognised from
+	// what was last read about it, and answered; its record waits in the
+	// journal too.
+	callC, inC := answeredCall(t, m, phone, opA, "+15550003333", "2000")
+	// A source never seen before cannot be looked up: 503, try later.
+	stranger := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.2"})
 	cctx, ccancel := context.WithTimeout(ctx, 15*time.Second)
-	callC, err := phone.InviteAsync(cctx, m.SIPAddr(), "+15550003333", "2000")
+	callD, err := stranger.InviteAsync(cctx, m.SIPAddr(), "+15550004444", "2000")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var se *siptest.StatusError
-	if err := callC.Wait(cctx); !errors.As(err, &se) || se.Code != 503 {
-		t.Errorf("a new call while the database is down: %v, want 503", err)
+	if err := callD.Wait(cctx); !errors.As(err, &se) || se.Code != 503 {
+		t.Errorf("a call from an unknown source while the database is down: %v, want 503", err)
 	}
-	callC.Close()
+	callD.Close()
 	ccancel()
 
 	pg2, err := pglocal.Start(ctx, dir, pglocal.WithPort(port))
@@ -91,10 +97,12 @@ func TestDatabaseDownDuringCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	pg = pg2
-	if err := callB.Hangup(ctx); err != nil {
-		t.Fatal(err)
+	for _, c := range []*siptest.Call{callB, callC} {
+		if err := c.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, in := range []sb.ID{inA.CallID, inB.CallID} {
+	for _, in := range []sb.ID{inA.CallID, inB.CallID, inC.CallID} {
 		rec := waitCallEnded(t, m, f.APIKey, in)
 		if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.AnsweredAt == nil {
 			t.Errorf("record of %s after the outage: %q by %q", in, rec.Status, rec.HangupBy)
@@ -115,8 +123,8 @@ func TestDatabaseDownDuringCalls(t *testing.T) {
 	}
 	var list struct{ Calls []sb.Call }
 	apiGet(t, m, f.APIKey, "/v1/calls", &list)
-	if len(list.Calls) != 2 {
-		t.Errorf("%d call records, want the 2 calls exactly", len(list.Calls))
+	if len(list.Calls) != 3 {
+		t.Errorf("%d call records, want the 3 calls exactly", len(list.Calls))
 	}
 }
 

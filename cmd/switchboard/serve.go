@@ -139,7 +139,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	checks := map[string]func(context.Context) error{}
 	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger.With("component", "calls")),
 		sb.WithObserver(webhooks.Observers(m.Metrics, hooks)), sb.WithQuality(diag.Score),
-		sb.WithQueues(metadata.NewQueueStore(m.DB)), sb.WithReconnectGrace(c.ReconnectGrace)}
+		sb.WithQueues(metadata.NewQueueCache(metadata.NewQueueStore(m.DB), routingCacheAge, time.Now)), sb.WithReconnectGrace(c.ReconnectGrace)}
 	if c.Recordings != "" {
 		spooled, err := openRecordingStore(c)
 		if err != nil {
@@ -198,7 +198,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		m.Logger.Info("sending SIP messages as HEPv3", "collector", c.HEPCollector)
 	}
-	if m.SIP, err = sip.NewServer(trunks, m.Switch, sip.Config{
+	// While the database is unreachable, trunks that called before are
+	// still recognised, from the last answers about them.
+	if m.SIP, err = sip.NewServer(metadata.NewTrunkCache(trunks, routingCacheAge, time.Now), m.Switch, sip.Config{
 		PublicIP:     c.PublicIP,
 		RTPPorts:     c.RTPPorts,
 		MediaTimeout: c.MediaTimeout,
@@ -613,6 +615,10 @@ func (m *Main) every(ctx context.Context, interval time.Duration, fn func(contex
 		}
 	})
 }
+
+// routingCacheAge is how long into a database outage the last known
+// trunks and queues still route calls.
+const routingCacheAge = 12 * time.Hour
 
 // spoolFlush is how often recordings waiting in the spool are offered to
 // the store again: an empty spool costs one directory read.

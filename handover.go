@@ -24,13 +24,9 @@ const (
 // after another, and bridges it to the first who answers. It reports
 // whether the call was taken there (and is now over); when not, the call
 // goes on here, in line or refused.
-func (r *callRun) handOver(ctx context.Context, q *Queue, tried map[ID]bool, ringing *bool) bool {
+func (r *callRun) handOver(ctx context.Context, members []ID, tried map[ID]bool, ringing *bool) bool {
 	if r.s.cluster == nil || r.s.dialer == nil {
 		return false
-	}
-	var members []ID
-	if q != nil {
-		members = q.Members
 	}
 	cctx, cancel := dbContext(ctx)
 	cands, err := r.s.cluster.Candidates(cctx, r.c.TenantID, members, slices.Collect(maps.Keys(tried)))
@@ -71,6 +67,28 @@ func (r *callRun) handOver(ctx context.Context, q *Queue, tried map[ID]bool, rin
 	return false
 }
 
+// transferAcross hands a call transferred to an operator connected to
+// another instance over to them. It reports whether they took it (the
+// call is then over); when not, the transfer goes on here.
+func (r *callRun) transferAcross(ctx context.Context) bool {
+	id := r.transfer.OperatorID
+	if id == nil || r.s.cluster == nil {
+		return false
+	}
+	r.s.mu.Lock()
+	_, local := r.s.agents[*id]
+	r.s.mu.Unlock()
+	if local {
+		return false
+	}
+	ringing := true // the caller was answered long ago
+	if r.handOver(ctx, []ID{*id}, map[ID]bool{}, &ringing) {
+		return true
+	}
+	r.transfer.OperatorID = nil // not taken there: anyone available here
+	return false
+}
+
 // hopAnswered waits for the other instance's answer to a hand-over; when
 // its operator answers, the call is bridged there and over when it
 // returns. A refusal comes with its SIP code.
@@ -88,24 +106,38 @@ func (r *callRun) hopAnswered(ctx context.Context, out OutboundLeg) (hopResult, 
 }
 
 // talkAcross bridges the caller to the other instance's leg: this
-// instance keeps the caller's leg, the record and the recording.
+// instance keeps the caller's leg, the record and the recording. A call
+// transferred there was answered here already; its recording goes on.
 func (r *callRun) talkAcross(ctx context.Context, out OutboundLeg) {
-	if err := r.leg.Answer(ctx); err != nil {
-		out.Hangup(ctx, "the caller's leg failed")
-		r.c.Status, r.c.Reason = CallFailed, "answer not acknowledged: "+err.Error()
-		r.failed(FailedOnTrunk, StageMediaSetup)
-		r.finish(ctx, PartySystem)
-		return
+	transferred := r.c.AnsweredAt != nil
+	if !transferred {
+		if err := r.leg.Answer(ctx); err != nil {
+			out.Hangup(ctx, "the caller's leg failed")
+			r.c.Status, r.c.Reason = CallFailed, "answer not acknowledged: "+err.Error()
+			r.failed(FailedOnTrunk, StageMediaSetup)
+			r.finish(ctx, PartySystem)
+			return
+		}
+		now := r.s.now()
+		r.c.Status, r.c.AnsweredAt, r.c.SIPCode = CallAnswered, &now, 200
+		r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	}
-	now := r.s.now()
 	opID := r.across.OperatorID
-	r.c.Status, r.c.AnsweredAt, r.c.OperatorID, r.c.SIPCode = CallAnswered, &now, &opID, 200
+	r.c.OperatorID = &opID
 	r.c.Codec = r.leg.Media().Codec().Name
-	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	b := NewBridge(r.leg.Media(), out.Media())
 	b.Start()
-	r.event(EventAnswered, map[string]any{"operator_id": opID, "instance": r.across.Instance, "codec": r.c.Codec})
-	r.startRecording(ctx, b)
+	detail := map[string]any{"operator_id": opID, "instance": r.across.Instance, "codec": r.c.Codec}
+	if transferred {
+		detail["transfer"] = true
+	}
+	r.event(EventAnswered, detail)
+	switch {
+	case r.recording == nil:
+		r.startRecording(ctx, b)
+	case !r.paused:
+		b.SetTap(r.recording.Tap)
+	}
 	r.update(ctx)
 	r.flush(ctx)
 

@@ -78,7 +78,11 @@ func (r *callRun) runInbound(ctx context.Context) {
 		if a == nil && r.s.cluster != nil {
 			// Nobody free here: an operator free on another instance, if
 			// any, then in line here.
-			if r.handOver(ctx, q, tried, &ringing) {
+			var members []ID
+			if q != nil {
+				members = q.Members
+			}
+			if r.handOver(ctx, members, tried, &ringing) {
 				return
 			}
 			a, busy, w = r.s.pickOrWait(r.c.ID, r.c.TenantID, q, tried, mayWait)
@@ -293,6 +297,9 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 			}
 			r.transferOut(ctx, r.transfer.URI)
 			return
+		}
+		if r.transferAcross(ctx) {
+			return // taken by the operator on another instance; over now
 		}
 		if a = r.transferee(ctx); a == nil {
 			if r.c.EndedAt != nil {

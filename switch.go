@@ -410,13 +410,21 @@ func (s *Switch) Hold(opID, callID ID, held bool) error {
 // Transfer hands the operator's call to another operator of the tenant
 // (blind): the first is free at once, the caller waits while the other is
 // rung; if they do not answer, the tenant's other available operators
-// are. Returns ENOTFOUND if the operator is not on that call or the other
-// is not an operator of the tenant.
+// are. The other may be connected to another instance, if they are free
+// there: the call is handed over. Returns ENOTFOUND if the operator is not
+// on that call or the other is not an operator of the tenant.
 func (s *Switch) Transfer(opID, callID, toOpID ID) error {
 	s.mu.Lock()
 	from, to := s.agents[opID], s.agents[toOpID]
 	ok := from != nil && to != nil && to.conn.TenantID() == from.conn.TenantID() && toOpID != opID
 	s.mu.Unlock()
+	if !ok && from != nil && to == nil && s.cluster != nil {
+		// Connected to another instance, and free there.
+		ctx, cancel := dbContext(s.ctx)
+		cands, err := s.cluster.Candidates(ctx, from.conn.TenantID(), []ID{toOpID}, nil)
+		cancel()
+		ok = err == nil && len(cands) > 0
+	}
 	if !ok {
 		return Errorf(ENOTFOUND, "no such operator to transfer to")
 	}

@@ -266,3 +266,55 @@ func TestDrainingInstanceMovesItsOperators(t *testing.T) {
 		t.Errorf("the moved operator's call on a went to %v", rec.OperatorID)
 	}
 }
+
+// An operator transfers a call to an operator connected to the other
+// instance: the call is handed over there, audio flows to the new
+// operator, and the one record (kept where the call arrived) names them
+// and tells the transfer and the hand-over.
+func TestTransferToOperatorOnAnotherInstance(t *testing.T) {
+	a, b := mustStartInstances(t)
+	f := mustProvision(t, a, "Acme", "2000", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	first := mustOperator(t, a, f.Operators[0])
+	second := mustOperator(t, b, f.Operators[1])
+	waitRemoteFree(t, a, f.Tenant.ID, 1)
+	phone := mustPhone(t, siptest.Options{Transport: "udp", Codec: sb.PCMU})
+	call, in := answeredCall(t, a, phone, first, "+15550002222", "2000")
+	talkBothWays(t, call, first)
+
+	if err := first.Transfer(ctx, in.CallID, f.Operators[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if reason, err := first.WaitEnded(ctx, in.CallID); err != nil || reason != "transferred" {
+		t.Errorf("the first operator's end of the call: %q, %v", reason, err)
+	}
+	next := waitIncoming(t, second)
+	if next.CallID != in.CallID {
+		t.Errorf("the operator on b was offered call %s, want %s", next.CallID, in.CallID)
+	}
+	if err := second.Accept(ctx, next.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.WaitConnected(ctx, next.CallID); err != nil {
+		t.Fatal(err)
+	}
+	talkBothWays(t, call, second)
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.WaitEnded(ctx, next.CallID); err != nil {
+		t.Errorf("the operator on b was not told the caller hung up: %v", err)
+	}
+	rec := waitCallEnded(t, a, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
+		t.Errorf("record %q by %q, operator %v; want completed by the caller, with the operator on b", rec.Status, rec.HangupBy, rec.OperatorID)
+	}
+	if events := callEvents(t, a, f.APIKey, in.CallID); !hasInOrder(events, sb.EventAnswered, sb.EventTransferred, sb.EventHandedOver, sb.EventAnswered, sb.EventEnded) {
+		t.Errorf("timeline %v: want the transfer and the hand-over in it", events)
+	}
+	if n := countCalls(t, a, f.Tenant.ID); n != 1 {
+		t.Errorf("%d call records for one call, want 1", n)
+	}
+}

@@ -29,6 +29,10 @@ cps="$work/cps.md"
 
 echo "bench: Go benchmarks" >&2
 benches=$(go test -run '^$' -bench . -benchmem ./ ./sip/ ./webrtc/ ./metadata/ 2>/dev/null | grep -E '^Benchmark' || true)
+# Recording: sealing and sealing plus upload to a real S3 server
+# (versitygw), next to the machine's raw AES-256-GCM.
+recbench=$(CI=true go test -run '^$' -bench 'SealSegment|RawAEAD|RecordOneMinuteToS3|RecorderTap|AudioRange' -benchmem ./recordings/ 2>&1 | grep -E '^Benchmark' || true)
+mbs() { echo "$recbench" | awk -v b="$1" '$1 ~ "^"b"(-[0-9]+)?$" { for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") print $i }'; }
 
 # start_service runs `switchboard dev` on free ports and sets pid, http, sip, db.
 start_service() {
@@ -85,6 +89,11 @@ for rate in 500 1000 2000; do
 	rm -f "$work/stat.csv"
 done
 
+# A soak: many short calls for a bounded time, what they leave behind.
+echo "bench: soak" >&2
+# shellcheck disable=SC2086
+./scripts/soak.sh -o "$work/soak.md" ${SOAK:-100 10m 5s}
+
 # The same SIP-side load through Janus's SIP plugin, side by side.
 echo "bench: side by side with Janus" >&2
 ./scripts/bench-janus.sh -o "$work/janus.md"
@@ -104,6 +113,19 @@ echo "bench: side by side with Janus" >&2
 	echo '```'
 	echo "$benches"
 	echo '```'
+	echo
+	echo "## Recording: sealing and upload next to the machine's raw AEAD"
+	echo
+	echo '```'
+	echo "$recbench"
+	echo '```'
+	echo
+	echo "Raw AES-256-GCM over 64 KiB segments (the physical limit here): $(mbs BenchmarkRawAEAD) MB/s. Sealing audio"
+	echo "records into segments (framing, AES-256-GCM, segment headers): $(mbs BenchmarkSealSegment) MB/s. Sealing and"
+	echo "uploading one-minute, two-channel recordings (about 1 MB each) to versitygw on the same machine, one after"
+	echo "the other: $(mbs BenchmarkRecordOneMinuteToS3) MB/s. A recorded G.711 call produces 16 KB/s (both channels):"
+	echo "at the sealing rate one core seals for about $(mbs BenchmarkSealSegment | awk '{printf "%d", $1 * 1e6 / 16000}') calls, and at the"
+	echo "seal-and-upload rate the store keeps up with about $(mbs BenchmarkRecordOneMinuteToS3 | awk '{printf "%d", $1 * 1e6 / 16000}') calls recorded at once."
 	echo
 	echo "## Whole system (\`switchboard-load\`)"
 	echo
@@ -133,6 +155,8 @@ echo "bench: side by side with Janus" >&2
 	echo "costs here. switchboard's figures above also carry operators over WebSockets and a database write per call."
 	echo
 	cat "$kam"
+	echo
+	cat "$work/soak.md"
 	echo
 	cat "$work/janus.md"
 } > "$out"

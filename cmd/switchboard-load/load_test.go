@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-voice/switchboard/media"
+	"github.com/switchboard-voice/switchboard/metrics"
 )
 
 func TestStreamCountsGapsNotTail(t *testing.T) {
@@ -99,5 +100,22 @@ func TestTargetIsChecked(t *testing.T) {
 	err = run(context.Background(), []string{"-calls", "1"}, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "-database-url is required") {
 		t.Errorf("switchboard target without a database: %v", err)
+	}
+}
+
+// The runtime gauges are read from the service's real /metrics handler,
+// and a page without them is an error rather than zeros.
+func TestScrapeRuntime(t *testing.T) {
+	srv := httptest.NewServer(metrics.New().Handler())
+	defer srv.Close()
+	s, err := scrapeRuntime(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Goroutines < 1 || s.HeapInuseMB <= 0 || s.OpenFDs < 3 {
+		t.Errorf("runtime %+v: want this process's goroutines, heap and open files", s)
+	}
+	if _, err := parseRuntime(strings.NewReader("go_goroutines 12\n# HELP x\n")); err == nil {
+		t.Error("a page without the heap and open files was taken")
 	}
 }

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -50,6 +54,72 @@ func sampleProc(pid int) (procSample, error) {
 				s.RSSBytes = kb * 1024
 			}
 		}
+	}
+	return s, nil
+}
+
+// runtimeSample is what the service says of its own runtime on /metrics:
+// goroutines, heap in use and open files. Before the first call and after
+// the last they show whether calls leave anything behind.
+type runtimeSample struct {
+	Goroutines  float64 `json:"goroutines"`
+	HeapInuseMB float64 `json:"heap_inuse_mb"`
+	OpenFDs     float64 `json:"open_fds"`
+}
+
+// scrapeRuntime reads the service's /metrics.
+func scrapeRuntime(ctx context.Context, httpURL string) (runtimeSample, error) {
+	var s runtimeSample
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(httpURL, "/")+"/metrics", nil)
+	if err != nil {
+		return s, err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return s, fmt.Errorf("service metrics: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("service metrics: %s", res.Status)
+	}
+	return parseRuntime(res.Body)
+}
+
+// parseRuntime picks the runtime gauges out of Prometheus's text format.
+func parseRuntime(r io.Reader) (runtimeSample, error) {
+	var s runtimeSample
+	found := 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		scale := 1.0
+		switch name {
+		case "go_goroutines":
+			dst = &s.Goroutines
+		case "go_memstats_heap_inuse_bytes":
+			dst, scale = &s.HeapInuseMB, 1.0/(1<<20)
+		case "process_open_fds":
+			dst = &s.OpenFDs
+		default:
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return s, fmt.Errorf("service metrics: %s %q", name, value)
+		}
+		*dst = v * scale
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return s, err
+	}
+	if found < 3 {
+		return s, fmt.Errorf("service metrics: goroutines, heap or open files missing")
 	}
 	return s, nil
 }

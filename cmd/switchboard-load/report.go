@@ -34,6 +34,11 @@ type report struct {
 	BaseRSSMB            float64 `json:"service_rss_mb_operators_connected"`
 	PeakRSSMB            float64 `json:"service_rss_mb_peak"`
 	RSSPerCallKB         float64 `json:"service_rss_kb_per_call"`
+
+	// The service's runtime with its operators connected, before the
+	// first call and once the last has ended (switchboard only).
+	Before *runtimeSample `json:"service_runtime_before,omitempty"`
+	After  *runtimeSample `json:"service_runtime_after,omitempty"`
 }
 
 func (r *loadRun) report(elapsed time.Duration, base, peak, end procSample) *report {
@@ -98,6 +103,10 @@ func (rep *report) print(w io.Writer) {
 		fmt.Fprintf(w, "\n  service CPU       %.1f s for %.1f call-minutes: %.3f CPU-s per call-minute\n", rep.CPUSeconds, rep.CallMinutes, rep.CPUSecondsPerCallMin)
 		fmt.Fprintf(w, "  service memory    %.1f MB before operators, %.1f MB with them, %.1f MB peak: %.0f KB per call with its operator connection\n",
 			rep.BareRSSMB, rep.BaseRSSMB, rep.PeakRSSMB, rep.RSSPerCallKB)
+	}
+	if b, a := rep.Before, rep.After; b != nil && a != nil {
+		fmt.Fprintf(w, "  service runtime   before the first call → after the last: %.0f → %.0f goroutines, %.1f → %.1f MB heap in use, %.0f → %.0f open files\n",
+			b.Goroutines, a.Goroutines, b.HeapInuseMB, a.HeapInuseMB, b.OpenFDs, a.OpenFDs)
 	}
 	fmt.Fprintln(w, "\n  Loss counts gaps in each call's pattern (RFC 3550 A.3); frames in flight when a call ends are not loss.")
 	fmt.Fprintln(w, "  Delay is the pattern's send-to-arrival time through the service and both emulators, on one machine.")

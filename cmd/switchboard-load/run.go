@@ -297,6 +297,14 @@ func (r *loadRun) execute(ctx context.Context) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
+	var before *runtimeSample
+	if !r.c.isJanus() {
+		s, err := scrapeRuntime(ctx, r.c.HTTPURL)
+		if err != nil {
+			return nil, err
+		}
+		before = &s
+	}
 	start := time.Now()
 	lastLaunch := start.Add(r.c.Duration - r.c.Hold)
 	fmt.Fprintf(r.log, "placing calls: %d concurrent, %.0f/s, %s each, for %s\n", r.c.Calls, r.c.Rate, r.c.Hold, r.c.Duration)
@@ -357,7 +365,34 @@ func (r *loadRun) execute(ctx context.Context) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.report(time.Since(start), base, peak, end), nil
+	elapsed := time.Since(start)
+	rep := r.report(elapsed, base, peak, end)
+	if before != nil {
+		rep.Before = before
+		after, err := r.settled(ctx, before.Goroutines)
+		if err != nil {
+			return nil, err
+		}
+		rep.After = &after
+	}
+	return rep, nil
+}
+
+// settled samples the service's runtime once the calls' goroutines have
+// had time to end: when the count is back to what it was, or after 15 s.
+func (r *loadRun) settled(ctx context.Context, goroutines float64) (runtimeSample, error) {
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		s, err := scrapeRuntime(ctx, r.c.HTTPURL)
+		if err != nil || s.Goroutines <= goroutines || time.Now().After(deadline) {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func (r *loadRun) sample() (procSample, error) {

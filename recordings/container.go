@@ -68,8 +68,6 @@ type Record struct {
 	Channel uint8
 	At      time.Time
 	Payload []byte
-
-	pooled *[]byte // the recorder's buffer behind Payload, returned after use
 }
 
 // Meta is what a recording says about itself in its header. The IDs are

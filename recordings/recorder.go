@@ -50,16 +50,29 @@ type Recorder struct {
 	cw      *countingWriter
 	w       *Writer
 
-	in      chan Record
-	pool    sync.Pool
+	// The taps append to queue (records whose payloads are copied into
+	// its bytes); the goroutine swaps it for an empty one every
+	// drainEvery and seals what it took. No allocation, no channel send
+	// and no goroutine wake-up per packet.
+	mu      sync.Mutex
+	queue   tapBatch
+	stopped bool
 	dropped atomic.Uint64
+
+	kick    chan struct{} // wakes the goroutine early when the queue is half full
+	closing chan struct{} // closed by stop
 	done    chan struct{}
 	err     error // set by the goroutine before done closes
+}
 
-	// mu guards closing in: senders hold it shared, so a mark waiting for
-	// room never holds up the bridge's taps.
-	mu      sync.RWMutex
-	stopped bool
+// tapBatch is what the taps queued since the last drain.
+type tapBatch struct {
+	recs  []Record
+	bytes []byte // the payloads, one after another
+}
+
+func newTapBatch() tapBatch {
+	return tapBatch{recs: make([]Record, 0, tapQueue), bytes: make([]byte, 0, tapQueue*172)}
 }
 
 // StartRecorder starts a recording for m: a fresh data key, wrapped with
@@ -87,27 +100,44 @@ func StartRecorder(ctx context.Context, store Store, ring *Keyring, m Meta) (*Re
 		return nil, err
 	}
 	r := &Recorder{store: store, key: key, version: version, wrapped: wrapped, up: up, cw: cw, w: w,
-		in: make(chan Record, tapQueue), done: make(chan struct{})}
-	r.pool.New = func() any { b := make([]byte, 0, 256); return &b }
+		queue: newTapBatch(), kick: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
 	go r.run()
 	return r, nil
 }
 
+// drainEvery is how often the recorder's goroutine takes what the taps
+// queued. Waking it for every packet (a hundred a second per call) cost
+// more CPU than sealing them; the queue holds two seconds, and a burst
+// that half fills it wakes the goroutine early.
+const drainEvery = 100 * time.Millisecond
+
 func (r *Recorder) run() {
 	defer close(r.done)
-	for rec := range r.in {
-		if r.err == nil {
-			r.err = r.w.Write(rec)
+	tick := time.NewTicker(drainEvery)
+	defer tick.Stop()
+	spare := newTapBatch()
+	for {
+		var last bool
+		select {
+		case <-tick.C:
+		case <-r.kick:
+		case <-r.closing:
+			last = true
 		}
-		r.release(rec)
-	}
-}
-
-// release returns a tapped record's buffer to the pool.
-func (r *Recorder) release(rec Record) {
-	if rec.pooled != nil {
-		*rec.pooled = rec.Payload[:0]
-		r.pool.Put(rec.pooled)
+		r.mu.Lock()
+		batch := r.queue
+		r.queue = spare
+		r.mu.Unlock()
+		for _, rec := range batch.recs {
+			if r.err == nil {
+				r.err = r.w.Write(rec)
+			}
+		}
+		clear(batch.recs) // drop the payload references
+		spare = tapBatch{recs: batch.recs[:0], bytes: batch.bytes[:0]}
+		if last {
+			return
+		}
 	}
 }
 
@@ -118,24 +148,32 @@ func (r *Recorder) Tap(fromCaller bool, payload []byte, at time.Time) {
 	if fromCaller {
 		ch = ChannelCaller
 	}
-	bp := r.pool.Get().(*[]byte)
-	rec := Record{Kind: KindAudio, Channel: ch, At: at, Payload: append((*bp)[:0], payload...), pooled: bp}
-	r.send(rec)
-}
-
-func (r *Recorder) send(rec Record) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if r.stopped {
-		r.release(rec)
+	r.mu.Lock()
+	if r.stopped || len(r.queue.recs) >= tapQueue {
+		if !r.stopped {
+			r.dropped.Add(1)
+		}
+		r.mu.Unlock()
 		return
 	}
-	select {
-	case r.in <- rec:
-	default:
-		r.dropped.Add(1)
-		r.release(rec)
+	n := r.queue.add(Record{Kind: KindAudio, Channel: ch, At: at}, payload)
+	r.mu.Unlock()
+	if n == tapQueue/2 {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
 	}
+}
+
+// add appends rec with a copy of payload and returns how many records
+// are queued.
+func (b *tapBatch) add(rec Record, payload []byte) int {
+	off := len(b.bytes)
+	b.bytes = append(b.bytes, payload...)
+	rec.Payload = b.bytes[off:len(b.bytes):len(b.bytes)]
+	b.recs = append(b.recs, rec)
+	return len(b.recs)
 }
 
 // Pause marks the start of a gap: nothing is recorded until Resume. The
@@ -145,13 +183,12 @@ func (r *Recorder) Pause(at time.Time) { r.mark(Record{Kind: KindPause, At: at})
 // Resume marks the end of a gap.
 func (r *Recorder) Resume(at time.Time) { r.mark(Record{Kind: KindResume, At: at}) }
 
-// mark queues a pause or resume, waiting for room: a mark must not be
-// dropped.
+// mark queues a pause or resume; a mark is never dropped.
 func (r *Recorder) mark(rec Record) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if !r.stopped {
-		r.in <- rec
+		r.queue.add(rec, nil)
 	}
 }
 
@@ -160,7 +197,7 @@ func (r *Recorder) stop() {
 	r.mu.Lock()
 	if !r.stopped {
 		r.stopped = true
-		close(r.in)
+		close(r.closing)
 	}
 	r.mu.Unlock()
 	<-r.done

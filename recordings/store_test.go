@@ -145,39 +145,64 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // through the Recorder's tap at 50 frames a second per channel; this
 // writes as fast as the store takes it.)
 func BenchmarkRecordOneMinuteToS3(b *testing.B) {
+	st := mustBenchS3(b)
+	b.SetBytes(6000 * (recordHeader + 160))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		recordOneMinute(b, st)
+	}
+}
+
+// BenchmarkRecordOneMinuteToS3Parallel is the same with several
+// recordings going up at once, as when many recorded calls end together.
+func BenchmarkRecordOneMinuteToS3Parallel(b *testing.B) {
+	st := mustBenchS3(b)
+	b.SetBytes(6000 * (recordHeader + 160))
+	b.SetParallelism(4)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			recordOneMinute(b, st)
+		}
+	})
+}
+
+func mustBenchS3(b *testing.B) *S3Store {
 	s3srv := testenv.NewS3(b)
 	st, err := NewS3Store(S3Config{Endpoint: s3srv.Endpoint, Bucket: s3srv.Bucket, AccessKey: s3srv.AccessKey, SecretKey: s3srv.SecretKey, PathStyle: true})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return st
+}
+
+// recordOneMinute seals and stores one minute of a two-channel call.
+func recordOneMinute(b *testing.B, st *S3Store) {
 	ctx := context.Background()
 	key, _ := NewDataKey()
 	m := testMeta()
+	m.RecordingID = sb.NewID()
 	rec := Record{Kind: KindAudio, At: m.Start, Payload: make([]byte, 160)}
-	b.SetBytes(6000 * (recordHeader + 160))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		m.RecordingID = sb.NewID()
-		up, err := st.Create(ctx, ObjectKey(m.TenantID, m.RecordingID))
-		if err != nil {
+	up, err := st.Create(ctx, ObjectKey(m.TenantID, m.RecordingID))
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := NewWriter(up, key, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for j := 0; j < 6000; j++ {
+		rec.Channel = uint8(j % 2)
+		if err := w.Write(rec); err != nil {
 			b.Fatal(err)
 		}
-		w, err := NewWriter(up, key, m)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for j := 0; j < 6000; j++ {
-			rec.Channel = uint8(j % 2)
-			if err := w.Write(rec); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			b.Fatal(err)
-		}
-		if err := up.Complete(ctx); err != nil {
-			b.Fatal(err)
-		}
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := up.Complete(ctx); err != nil {
+		b.Fatal(err)
 	}
 }

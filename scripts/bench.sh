@@ -123,9 +123,10 @@ echo "bench: side by side with Janus" >&2
 	echo "Raw AES-256-GCM over 64 KiB segments (the physical limit here): $(mbs BenchmarkRawAEAD) MB/s. Sealing audio"
 	echo "records into segments (framing, AES-256-GCM, segment headers): $(mbs BenchmarkSealSegment) MB/s. Sealing and"
 	echo "uploading one-minute, two-channel recordings (about 1 MB each) to versitygw on the same machine, one after"
-	echo "the other: $(mbs BenchmarkRecordOneMinuteToS3) MB/s. A recorded G.711 call produces 16 KB/s (both channels):"
+	echo "the other: $(mbs BenchmarkRecordOneMinuteToS3) MB/s; four at a time: $(mbs BenchmarkRecordOneMinuteToS3Parallel) MB/s. The upload is bound by"
+	echo "the S3 server sharing the machine (the client side spends about a fifth of a CPU). A recorded G.711 call produces 16 KB/s (both channels):"
 	echo "at the sealing rate one core seals for about $(mbs BenchmarkSealSegment | awk '{printf "%d", $1 * 1e6 / 16000}') calls, and at the"
-	echo "seal-and-upload rate the store keeps up with about $(mbs BenchmarkRecordOneMinuteToS3 | awk '{printf "%d", $1 * 1e6 / 16000}') calls recorded at once."
+	echo "seal-and-upload rate the store keeps up with about $(mbs BenchmarkRecordOneMinuteToS3Parallel | awk '{printf "%d", $1 * 1e6 / 16000}') calls recorded at once."
 	echo
 	echo "## Whole system (\`switchboard-load\`)"
 	echo

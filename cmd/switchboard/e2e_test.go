@@ -453,50 +453,56 @@ func TestHoldAndResume(t *testing.T) {
 // The operator puts the caller on hold and takes them back: the caller is
 // told with re-INVITEs, hears nothing while held, and audio flows again.
 func TestOperatorHoldsTheCaller(t *testing.T) {
-	m := mustStartService(t, nil)
-	f := mustProvision(t, m, "Acme", "2000", 1)
-	op := mustOperator(t, m, f.Operators[0])
-	phone := mustPhone(t, siptest.Options{Transport: "udp"})
-	call, in := answeredCall(t, m, phone, op, "3000", "2000")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := op.Hold(ctx, in.CallID, true); err != nil {
-		t.Fatal(err)
-	}
-	for !call.Held() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the caller was not told of the hold")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	held := newPatternReceiver()
-	op.SetAudioSink(func(p *rtp.Packet) { held.add(p.Payload) })
-	sendPattern(t, 10, func(p []byte) error { return call.SendRTP(p, false) })
-	time.Sleep(200 * time.Millisecond)
-	if n, _ := held.counts(); n != 0 {
-		t.Errorf("the operator heard %d frames of a held caller", n)
-	}
-	if err := op.Hold(ctx, in.CallID, false); err != nil {
-		t.Fatal(err)
-	}
-	for call.Held() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the caller was not taken off hold")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	back := newPatternReceiver()
-	op.SetAudioSink(func(p *rtp.Packet) { back.add(p.Payload) })
-	sendPattern(t, 10, func(p []byte) error { return call.SendRTP(p, false) })
-	back.waitFrames(t, 8, "caller → operator after the hold")
-	if err := call.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitCallEnded(t, m, f.APIKey, in.CallID)
-	if events := callEvents(t, m, f.APIKey, in.CallID); !hasInOrder(events, sb.EventAnswered, sb.EventHeld, sb.EventResumed, sb.EventHungUp) {
-		t.Errorf("events %v lack the hold", events)
+	// With SRTP, the hold's re-INVITE carries our key again and the
+	// caller's answer keeps theirs.
+	for name, suite := range map[string]string{"RTP": "", "SRTP": "AES_CM_128_HMAC_SHA1_80"} {
+		t.Run(name, func(t *testing.T) {
+			m := mustStartService(t, nil)
+			f := mustProvision(t, m, "Acme", "2000", 1)
+			op := mustOperator(t, m, f.Operators[0])
+			phone := mustPhone(t, siptest.Options{Transport: "udp", SRTP: suite})
+			call, in := answeredCall(t, m, phone, op, "3000", "2000")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := op.Hold(ctx, in.CallID, true); err != nil {
+				t.Fatal(err)
+			}
+			for !call.Held() {
+				select {
+				case <-ctx.Done():
+					t.Fatal("the caller was not told of the hold")
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			held := newPatternReceiver()
+			op.SetAudioSink(func(p *rtp.Packet) { held.add(p.Payload) })
+			sendPattern(t, 10, func(p []byte) error { return call.SendRTP(p, false) })
+			time.Sleep(200 * time.Millisecond)
+			if n, _ := held.counts(); n != 0 {
+				t.Errorf("the operator heard %d frames of a held caller", n)
+			}
+			if err := op.Hold(ctx, in.CallID, false); err != nil {
+				t.Fatal(err)
+			}
+			for call.Held() {
+				select {
+				case <-ctx.Done():
+					t.Fatal("the caller was not taken off hold")
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			back := newPatternReceiver()
+			op.SetAudioSink(func(p *rtp.Packet) { back.add(p.Payload) })
+			sendPattern(t, 10, func(p []byte) error { return call.SendRTP(p, false) })
+			back.waitFrames(t, 8, "caller → operator after the hold")
+			if err := call.Hangup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			waitCallEnded(t, m, f.APIKey, in.CallID)
+			if events := callEvents(t, m, f.APIKey, in.CallID); !hasInOrder(events, sb.EventAnswered, sb.EventHeld, sb.EventResumed, sb.EventHungUp) {
+				t.Errorf("events %v lack the hold", events)
+			}
+		})
 	}
 }
 

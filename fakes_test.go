@@ -2,6 +2,7 @@ package switchboard_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,8 +144,9 @@ func (o *operator) StateChanged(avail bool, reason string) {
 		o.notes <- "away " + reason
 	}
 }
-func (o *operator) Move(reason string)  { o.notes <- "move " + reason }
-func (o *operator) Media() sb.MediaPort { return o.media }
+func (o *operator) Move(reason string)   { o.notes <- "move " + reason }
+func (o *operator) Held(_ sb.ID, h bool) { o.notes <- fmt.Sprint("held ", h) }
+func (o *operator) Media() sb.MediaPort  { return o.media }
 
 // next returns the operator's next notification, failing after a while.
 func (o *operator) next(t *testing.T) string {

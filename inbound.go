@@ -27,6 +27,7 @@ type callRun struct {
 
 	consent   *Consent        // what was stated about recording, if anything
 	srtp      string          // the trunk leg's SRTP suite; empty: plain RTP
+	held      bool            // the operator put the caller on hold
 	digit     byte            // the key the caller presses to consent, 0 if none
 	recording ActiveRecording // nil unless the call is being recorded
 	paused    bool            // the recording is paused
@@ -315,6 +316,10 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 		r.c.OperatorID = &next
 		bridge = r.connect(a)
 		r.event(EventAnswered, map[string]any{"operator_id": opID, "transfer": true})
+		if r.held {
+			// The hold was the first operator's; the next one talks.
+			r.hold(ctx, bridge, false)
+		}
 		r.update(ctx)
 		r.flush(ctx)
 		by, reason = r.waitEnd(ctx, &a, &bridge)
@@ -392,6 +397,9 @@ func (r *callRun) waitEnd(ctx context.Context, current **agent, currentBridge **
 				r.addStats(bridge)
 				a = m.agent
 				bridge = r.connect(a)
+				if r.held {
+					a.conn.Held(r.c.ID, true)
+				}
 				if lr, ok := a.conn.Media().(LinkReporter); ok {
 					r.link = lr.Link()
 				}
@@ -443,7 +451,7 @@ func (r *callRun) waitEnd(ctx context.Context, current **agent, currentBridge **
 }
 
 // connect bridges the caller to operator a: the recording, if any, taps
-// the new bridge too.
+// the new bridge too. A caller on hold stays on hold: the bridge waits.
 func (r *callRun) connect(a *agent) *Bridge {
 	b := NewBridge(r.leg.Media(), a.conn.Media(),
 		WithRewriters(a.toOperator, NewStreamRewriter(r.leg.Media().Codec().ClockRate)),
@@ -457,7 +465,9 @@ func (r *callRun) connect(a *agent) *Bridge {
 	if r.recording != nil && !r.paused {
 		b.SetTap(r.recording.Tap)
 	}
-	b.Start()
+	if !r.held {
+		b.Start()
+	}
 	a.conn.Connected(r.c.ID)
 	return b
 }
@@ -531,6 +541,7 @@ func (r *callRun) hold(ctx context.Context, bridge *Bridge, held bool) {
 		r.event(EventHoldFailed, map[string]any{"held": held, "reason": err.Error()})
 		return
 	}
+	r.held = held
 	if held {
 		bridge.Stop()
 		r.event(EventHeld, map[string]any{"by": PartyOperator})

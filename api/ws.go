@@ -210,6 +210,10 @@ func (c *opConn) StateChanged(available bool, reason string) {
 	c.enqueue(msgState{Type: "state", Available: available, Reason: reason})
 }
 
+func (c *opConn) Held(callID sb.ID, held bool) {
+	c.enqueue(msgHeld{Type: "held", CallID: callID, Held: held})
+}
+
 // Move tells the page to reconnect, to another instance, and closes the
 // socket with 1012 (service restart).
 func (c *opConn) Move(reason string) {

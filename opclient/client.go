@@ -55,6 +55,7 @@ type Event struct {
 	CallID    sb.ID            `json:"call_id"`
 	Reason    string           `json:"reason"`
 	Available bool             `json:"available"`
+	Held      bool             `json:"held"`
 	Code      string           `json:"code"`
 	Message   string           `json:"message"`
 	Ref       string           `json:"ref"`
@@ -509,6 +510,14 @@ func (c *Client) WaitEnded(ctx context.Context, callID sb.ID) (string, error) {
 		return false, nil
 	})
 	return reason, err
+}
+
+// WaitHeld waits until the service says the call is on hold (or not, as
+// held asks): in reply to Hold, or after a reconnect.
+func (c *Client) WaitHeld(ctx context.Context, callID sb.ID, held bool) error {
+	return c.waitFor(ctx, 0, func(ev Event) (bool, error) {
+		return ev.Type == "held" && ev.CallID == callID && ev.Held == held, nil
+	})
 }
 
 // ErrMoving is the refusal of an instance that is draining: connect to

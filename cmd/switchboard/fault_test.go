@@ -197,3 +197,68 @@ func mustOperatorClient(tb testing.TB, m *Main, u *sb.User) *opclient.Client {
 	}
 	return c
 }
+
+// The operator holds the caller, then their page loses its connection: on
+// the new connection the call comes back still on hold (the page is told),
+// the caller is not heard and the trunk is not taken off hold, until the
+// operator resumes.
+func TestHoldSurvivesTheOperatorsReconnect(t *testing.T) {
+	m := mustStartService(t, map[string]string{"reconnect-grace": "10s"})
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, in := answeredCall(t, m, phone, op, "+15550004321", "2000")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := op.Hold(ctx, in.CallID, true); err != nil {
+		t.Fatal(err)
+	}
+	for !call.Held() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the caller was not told of the hold")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	op.Close()
+	back := mustOperatorClient(t, m, f.Operators[0])
+	if err := back.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatalf("the operator was not given the call back: %v", err)
+	}
+	if err := back.WaitHeld(ctx, in.CallID, true); err != nil {
+		t.Fatalf("the page was not told the call is on hold: %v", err)
+	}
+	heard := newPatternReceiver()
+	back.SetAudioSink(func(p *rtp.Packet) { heard.add(p.Payload) })
+	sendPattern(t, 15, func(p []byte) error { return call.SendRTP(p, false) })
+	time.Sleep(200 * time.Millisecond)
+	if n, _ := heard.counts(); n != 0 {
+		t.Errorf("after the reconnect the operator heard %d frames of a caller on hold", n)
+	}
+	if !call.Held() {
+		t.Error("the trunk was taken off hold by the reconnect")
+	}
+
+	if err := back.Hold(ctx, in.CallID, false); err != nil {
+		t.Fatal(err)
+	}
+	for call.Held() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the caller was not taken off hold")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	resumed := newPatternReceiver()
+	back.SetAudioSink(func(p *rtp.Packet) { resumed.add(p.Payload) })
+	sendPattern(t, 10, func(p []byte) error { return call.SendRTP(p, false) })
+	resumed.waitFrames(t, 8, "caller → operator after resuming")
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if events := callEvents(t, m, f.APIKey, waitCallEnded(t, m, f.APIKey, in.CallID).ID); !hasInOrder(events,
+		sb.EventHeld, sb.EventOperatorLost, sb.EventOperatorBack, sb.EventResumed, sb.EventHungUp) {
+		t.Errorf("timeline %v", events)
+	}
+}

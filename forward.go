@@ -83,6 +83,7 @@ func (r *callRun) forwardAnswered(ctx context.Context, out OutboundLeg, why stri
 // up, the call is ended through the API or the service stops first, it
 // ends the call and reports it over.
 func (r *callRun) dialAnswer(ctx context.Context, out OutboundLeg) (ev LegEvent, over bool) {
+	answered := r.c.AnsweredAt != nil // a transfer: the caller's leg is up
 	for {
 		select {
 		case ev, ok := <-out.Events():
@@ -95,6 +96,13 @@ func (r *callRun) dialAnswer(ctx context.Context, out OutboundLeg) (ev LegEvent,
 		case ev, ok := <-r.leg.Events():
 			if !ok || ev.Kind == LegCanceled || ev.Kind == LegHungUp {
 				out.Hangup(ctx, "the caller gave up")
+				if answered {
+					r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": ev.Reason})
+					r.c.Reason = "caller hung up while waiting for the transfer"
+					r.finishRecording(ctx)
+					r.finish(ctx, PartyCaller)
+					return ev, true
+				}
 				r.event(EventCanceled, nil)
 				r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "caller canceled before answer"
 				r.failed(FailedOnTrunk, StageRinging)
@@ -107,14 +115,24 @@ func (r *callRun) dialAnswer(ctx context.Context, out OutboundLeg) (ev LegEvent,
 				r.setConsent(m.consent)
 			case opEnd:
 				out.Hangup(ctx, endedByAPI)
-				r.reject(ctx, 480, endedByAPI, CallCanceled)
+				if answered {
+					r.hangup(ctx, endedByAPI)
+					r.finishRecording(ctx)
+				} else {
+					r.reject(ctx, 480, endedByAPI, CallCanceled)
+				}
 				r.finish(ctx, PartySystem)
 				return LegEvent{}, true
 			}
 		case <-ctx.Done():
 			out.Hangup(context.Background(), "service shutting down")
-			r.reject(ctx, 503, "service shutting down", CallFailed)
-			r.failed(FailedOnService, StageRinging)
+			if answered {
+				r.hangup(ctx, "service shutting down")
+				r.finishRecording(ctx)
+			} else {
+				r.reject(ctx, 503, "service shutting down", CallFailed)
+				r.failed(FailedOnService, StageRinging)
+			}
 			r.finish(ctx, PartySystem)
 			return LegEvent{}, true
 		}

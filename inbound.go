@@ -489,23 +489,41 @@ func (r *callRun) addStats(b *Bridge) {
 }
 
 // transferee rings the operator the call was transferred to, or, when
-// they cannot take it, the tenant's other available operators; it returns
-// the one who answered, or nil.
+// they cannot take it, the tenant's other available operators (the
+// queue's members, for a transfer to a queue); it returns the one who
+// answered, or nil. With other instances, a call nobody here can take is
+// handed to one free there; it is then over when this returns nil.
 func (r *callRun) transferee(ctx context.Context) *agent {
 	tried := map[ID]bool{}
 	q, deadline := r.transferQueue(ctx)
+	across := r.s.cluster != nil
 	for {
 		var a *agent
 		if id := r.transfer.OperatorID; id != nil {
 			a = r.s.reserve(r.c.TenantID, *id, r.c.ID)
 		}
 		if a == nil {
+			mayWait := q != nil && r.s.now().Before(deadline)
 			var w *waiter
-			a, _, w = r.s.pickOrWait(r.c.ID, r.c.TenantID, q, tried, q != nil && r.s.now().Before(deadline))
+			a, _, w = r.s.pickOrWait(r.c.ID, r.c.TenantID, q, tried, mayWait && !across)
+			if a == nil && across {
+				var members []ID
+				if q != nil {
+					members = q.Members
+				}
+				ringing := true // answered long ago
+				if r.handOver(ctx, members, tried, &ringing) {
+					return nil
+				}
+				a, _, w = r.s.pickOrWait(r.c.ID, r.c.TenantID, q, tried, mayWait)
+			}
 			if w != nil {
 				var res waitResult
-				if res, a = r.wait(ctx, w, deadline, false); res == waitOver {
+				switch res, a = r.wait(ctx, w, deadline, across); res {
+				case waitOver:
 					return nil
+				case waitWoken:
+					continue // someone is free elsewhere
 				}
 			}
 		}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -316,5 +318,72 @@ func TestTransferToOperatorOnAnotherInstance(t *testing.T) {
 	}
 	if n := countCalls(t, a, f.Tenant.ID); n != 1 {
 		t.Errorf("%d call records for one call, want 1", n)
+	}
+}
+
+// A transfer into a queue whose only free member is connected to the
+// other instance reaches them there; a caller who hangs up while that
+// member is being rung ends the call as the caller's hangup, with the
+// member's offer withdrawn.
+func TestTransferToQueueAcrossInstances(t *testing.T) {
+	a, b := mustStartInstances(t)
+	f := mustProvision(t, a, "Acme", "2000", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"queue", "create", "-database-url", a.Config.DatabaseURL, "-tenant", f.Tenant.ID.String(),
+		"-name", "billing", "-max-wait", "10s", "-member", f.Operators[1].Email}, nil, &out, &errOut); err != nil {
+		t.Fatalf("queue create: %v\n%s", err, errOut.String())
+	}
+	billing, err := sb.ParseID(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := mustOperator(t, a, f.Operators[0])
+	member := mustOperator(t, b, f.Operators[1])
+	waitRemoteFree(t, a, f.Tenant.ID, 1)
+	phone := mustPhone(t, siptest.Options{Transport: "udp", Codec: sb.PCMU})
+
+	// Taken by the member on b.
+	call, in := answeredCall(t, a, phone, first, "+15550002222", "2000")
+	if err := first.TransferToQueue(ctx, in.CallID, billing); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitIncoming(t, member); got.CallID != in.CallID {
+		t.Fatalf("the member on b was offered %s, want %s", got.CallID, in.CallID)
+	}
+	if err := member.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := member.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	talkBothWays(t, call, member)
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := waitCallEnded(t, a, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
+		t.Errorf("record %q, operator %v; want completed with the member on b", rec.Status, rec.OperatorID)
+	}
+
+	// The caller hangs up while the member on b rings.
+	waitRemoteFree(t, a, f.Tenant.ID, 1)
+	call, in = answeredCall(t, a, phone, first, "+15550003333", "2000")
+	if err := first.TransferToQueue(ctx, in.CallID, billing); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitIncoming(t, member); got.CallID != in.CallID {
+		t.Fatalf("the member on b was offered %s, want %s", got.CallID, in.CallID)
+	}
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec = waitCallEnded(t, a, f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.AnsweredAt == nil {
+		t.Errorf("record %q by %q (answered %v); want the answered call completed by the caller", rec.Status, rec.HangupBy, rec.AnsweredAt)
+	}
+	if n := countCalls(t, a, f.Tenant.ID); n != 2 {
+		t.Errorf("%d call records for two calls, want 2", n)
 	}
 }

@@ -48,7 +48,7 @@ func (r *callRun) forward(ctx context.Context, uri, why string) {
 	r.update(ctx)
 	r.flush(ctx)
 
-	by, reason := r.forwardedTalk(ctx, out)
+	by, reason := r.forwardedTalk(ctx, out, nil)
 	b.Stop()
 	r.addStats(b)
 	r.sample(b)
@@ -140,7 +140,12 @@ func (r *callRun) dialAnswer(ctx context.Context, out OutboundLeg) (ev LegEvent,
 }
 
 // forwardedTalk waits for either side of a forwarded call to end it.
-func (r *callRun) forwardedTalk(ctx context.Context, out OutboundLeg) (Party, string) {
+//
+// recorded is the bridge a call's recording may tap: a call handed to an
+// operator on another instance is recorded here, and consent and pauses
+// stated for it (through the API) apply to it. Nil for calls forwarded
+// out of the tenant's operators: consent is noted, nothing recorded.
+func (r *callRun) forwardedTalk(ctx context.Context, out OutboundLeg, recorded *Bridge) (Party, string) {
 	for {
 		select {
 		case ev, ok := <-r.leg.Events():
@@ -163,10 +168,18 @@ func (r *callRun) forwardedTalk(ctx context.Context, out OutboundLeg) (Party, st
 				return PartyForwarded, "the forwarded party hung up"
 			}
 		case m := <-r.lc.ops:
-			if m.kind == opEnd {
+			switch {
+			case m.kind == opEnd:
 				out.Hangup(ctx, endedByAPI)
 				r.hangup(ctx, endedByAPI)
 				return PartySystem, endedByAPI
+			case m.kind == opConsent:
+				r.setConsent(m.consent)
+				if recorded != nil {
+					r.applyConsent(ctx, recorded)
+				}
+			case m.kind == opPause && recorded != nil:
+				r.pauseRecording(recorded, m.paused)
 			}
 		case <-ctx.Done():
 			hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

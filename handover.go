@@ -141,7 +141,7 @@ func (r *callRun) talkAcross(ctx context.Context, out OutboundLeg) {
 	r.update(ctx)
 	r.flush(ctx)
 
-	by, reason := r.forwardedTalk(ctx, out)
+	by, reason := r.forwardedTalk(ctx, out, b)
 	if by == PartyForwarded {
 		by, reason = PartyOperator, "operator hung up"
 	}

@@ -163,8 +163,11 @@ type liveCall struct {
 	id       ID
 	tenantID ID
 	from, to string // for an operator who comes back to the call
-	ops      chan opMsg
-	cancel   context.CancelFunc
+	// handedOver is set on a call another instance handed over: its
+	// recording and consent are kept there.
+	handedOver bool
+	ops        chan opMsg
+	cancel     context.CancelFunc
 }
 
 type opKind int
@@ -227,7 +230,7 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 		CreatedAt:   now,
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	lc := &liveCall{id: c.ID, tenantID: c.TenantID, from: c.From, to: c.To, ops: make(chan opMsg, 16), cancel: cancel}
+	lc := &liveCall{id: c.ID, tenantID: c.TenantID, from: c.From, to: c.To, handedOver: in.Hop != nil, ops: make(chan opMsg, 16), cancel: cancel}
 
 	s.mu.Lock()
 	draining := s.draining
@@ -389,13 +392,34 @@ func (s *Switch) Mute(opID, callID ID, muted bool) error {
 // recording and destroys what was recorded. Returns ENOTFOUND if the call
 // is not in progress in that tenant.
 func (s *Switch) SetConsent(tenantID, callID ID, c Consent) error {
+	if err := s.recordedHere(callID); err != nil {
+		return err
+	}
 	return s.toLiveCall(tenantID, callID, opMsg{kind: opConsent, consent: &c})
+}
+
+// errRecordedElsewhere refuses consent and recording control on a call
+// another instance handed over: its recording is kept there, and taking
+// consent here would say it was recorded when it is not.
+var errRecordedElsewhere = Errorf(ECONFLICT, "this call was handed over from another instance, which keeps its recording: state consent there (through the trunk or the API)")
+
+// recordedHere refuses calls whose recording another instance keeps.
+func (s *Switch) recordedHere(callID ID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if lc := s.calls[callID]; lc != nil && lc.handedOver {
+		return errRecordedElsewhere
+	}
+	return nil
 }
 
 // OperatorConsent records recording consent the operator confirmed on
 // their call (after the announcement) or the caller refused. Returns
 // ENOTFOUND if the operator is not on that call.
 func (s *Switch) OperatorConsent(opID, callID ID, given bool) error {
+	if err := s.recordedHere(callID); err != nil {
+		return err
+	}
 	c := &Consent{Given: given, Mechanism: ConsentOperator, At: s.now(), By: "operator " + opID.String()}
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opConsent, opID: opID, consent: c})
 }
@@ -465,6 +489,9 @@ func (s *Switch) OperatorStats(opID, callID ID, q QualitySample) error {
 // A call that is not being recorded is left as it is. Returns ENOTFOUND
 // if the call is not in progress in that tenant.
 func (s *Switch) PauseRecording(tenantID, callID ID, paused bool) error {
+	if err := s.recordedHere(callID); err != nil {
+		return err
+	}
 	return s.toLiveCall(tenantID, callID, opMsg{kind: opPause, paused: paused})
 }
 

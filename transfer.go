@@ -181,7 +181,7 @@ func (r *callRun) transferOut(ctx context.Context, uri string) {
 	b.Start()
 	r.event(EventAnswered, map[string]any{"transferred_to": uri})
 	r.flush(ctx)
-	by, reason := r.forwardedTalk(ctx, out)
+	by, reason := r.forwardedTalk(ctx, out, nil)
 	b.Stop()
 	r.addStats(b)
 	r.sample(b)

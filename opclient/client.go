@@ -489,6 +489,20 @@ func (c *Client) Consent(ctx context.Context, callID sb.ID, given bool) error {
 	return c.write(map[string]any{"type": "consent", "call_id": callID, "given": given})
 }
 
+// WaitRefused waits for the service to refuse a request of type ref (an
+// "error" message naming it) and returns the refusal.
+func (c *Client) WaitRefused(ctx context.Context, ref string) (*ProtocolError, error) {
+	var pe *ProtocolError
+	err := c.waitFor(ctx, 0, func(ev Event) (bool, error) {
+		if ev.Type == "error" && ev.Ref == ref {
+			pe = &ProtocolError{Code: ev.Code, Message: ev.Message, Ref: ev.Ref}
+			return true, nil
+		}
+		return false, nil
+	})
+	return pe, err
+}
+
 // WaitConnected waits until the call is bridged.
 func (c *Client) WaitConnected(ctx context.Context, callID sb.ID) error {
 	return c.waitFor(ctx, 0, func(ev Event) (bool, error) {

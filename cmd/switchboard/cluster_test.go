@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -385,5 +386,52 @@ func TestTransferToQueueAcrossInstances(t *testing.T) {
 	}
 	if n := countCalls(t, a, f.Tenant.ID); n != 2 {
 		t.Errorf("%d call records for two calls, want 2", n)
+	}
+}
+
+// A call handed over to another instance is recorded where it arrived:
+// consent stated through the API there starts the recording, which holds
+// both sides of the call; the operator on the other instance cannot state
+// consent for it (refused, saying why) rather than seeming to.
+func TestHandedOverCallIsRecordedWhereItArrived(t *testing.T) {
+	a := mustStartService(t, map[string]string{"instance": "a", "cluster-secret": testClusterSecret,
+		"recordings": t.TempDir(), "keyring": testKeyring})
+	b := mustStartService(t, map[string]string{"instance": "b", "cluster-secret": testClusterSecret,
+		"database-url": a.Config.DatabaseURL})
+	f := mustProvision(t, a, "Acme", "2000", 1)
+	if err := metadata.NewTenantService(a.DB).SetRecordingPolicy(context.Background(), f.Tenant.ID, sb.RecordWithConsent); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	onB := mustOperator(t, b, f.Operators[0])
+	waitRemoteFree(t, a, f.Tenant.ID, 1)
+	phone := mustPhone(t, siptest.Options{Transport: "udp", Codec: sb.PCMU})
+	call, in := answeredCall(t, a, phone, onB, "+15550002222", "2000")
+
+	if err := onB.Consent(ctx, in.CallID, true); err != nil {
+		t.Fatal(err)
+	}
+	if pe, err := onB.WaitRefused(ctx, "consent"); err != nil || pe.Code != sb.ECONFLICT || !strings.Contains(pe.Message, "handed over") {
+		t.Errorf("consent from the operator on b: %+v, %v; want refused as handed over", pe, err)
+	}
+	crm := &person{t: t, m: a, key: f.APIKey}
+	if code, body := crm.do("POST", "/v1/calls/"+in.CallID.String()+"/consent", `{"given":true}`, nil); code/100 != 2 {
+		t.Fatalf("consent through a's API: %d %s", code, body)
+	}
+	talkBothWays(t, call, onB)
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, a, f.APIKey, in.CallID)
+	var rec sb.Recording
+	if code := apiGet(t, a, f.APIKey, "/v1/calls/"+in.CallID.String()+"/recording", &rec); code != http.StatusOK {
+		t.Fatalf("GET recording: %d", code)
+	}
+	if rec.Status != sb.RecordingComplete || rec.Consent.Mechanism != sb.ConsentAPI || rec.DurationMS < 500 {
+		t.Errorf("recording %q by %q, %d ms; want complete, consented through the API, holding the talk", rec.Status, rec.Consent.Mechanism, rec.DurationMS)
+	}
+	if events := callEvents(t, a, f.APIKey, in.CallID); !hasInOrder(events, sb.EventHandedOver, sb.EventAnswered, sb.EventConsent, sb.EventRecordingStarted, sb.EventRecordingStored, sb.EventEnded) {
+		t.Errorf("timeline %v: want the consent and the recording after the hand-over", events)
 	}
 }

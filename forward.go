@@ -31,17 +31,10 @@ func (r *callRun) forward(ctx context.Context, uri, why string) {
 	if !r.forwardAnswered(ctx, out, why) {
 		return
 	}
-	if err := r.leg.Answer(ctx); err != nil {
-		out.Hangup(ctx, "the caller's leg failed")
-		r.c.Status, r.c.Reason = CallFailed, "answer not acknowledged: "+err.Error()
-		r.failed(FailedOnTrunk, StageMediaSetup)
-		r.finish(ctx, PartySystem)
+	if !r.answerForwarded(ctx, out) {
 		return
 	}
-	now := r.s.now()
-	r.c.Status, r.c.AnsweredAt, r.c.SIPCode = CallAnswered, &now, 200
 	r.c.Codec = r.leg.Media().Codec().Name
-	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	b := NewBridge(r.leg.Media(), out.Media())
 	b.Start()
 	r.event(EventAnswered, map[string]any{"forwarded_to": uri, "codec": r.c.Codec})
@@ -97,10 +90,7 @@ func (r *callRun) dialAnswer(ctx context.Context, out OutboundLeg) (ev LegEvent,
 			if !ok || ev.Kind == LegCanceled || ev.Kind == LegHungUp {
 				out.Hangup(ctx, "the caller gave up")
 				if answered {
-					r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": ev.Reason})
-					r.c.Reason = "caller hung up while waiting for the transfer"
-					r.finishRecording(ctx)
-					r.finish(ctx, PartyCaller)
+					r.callerLeftTransfer(ctx, ev.Reason)
 					return ev, true
 				}
 				r.event(EventCanceled, nil)
@@ -115,28 +105,32 @@ func (r *callRun) dialAnswer(ctx context.Context, out OutboundLeg) (ev LegEvent,
 				r.setConsent(m.consent)
 			case opEnd:
 				out.Hangup(ctx, endedByAPI)
-				if answered {
-					r.hangup(ctx, endedByAPI)
-					r.finishRecording(ctx)
-				} else {
-					r.reject(ctx, 480, endedByAPI, CallCanceled)
-				}
-				r.finish(ctx, PartySystem)
+				r.endWaiting(ctx, answered, false)
 				return LegEvent{}, true
 			}
 		case <-ctx.Done():
 			out.Hangup(context.Background(), "service shutting down")
-			if answered {
-				r.hangup(ctx, "service shutting down")
-				r.finishRecording(ctx)
-			} else {
-				r.reject(ctx, 503, "service shutting down", CallFailed)
-				r.failed(FailedOnService, StageRinging)
-			}
-			r.finish(ctx, PartySystem)
+			r.endWaiting(ctx, answered, true)
 			return LegEvent{}, true
 		}
 	}
+}
+
+// answerForwarded answers the caller's leg once the party a call was
+// sent to (a forward, another instance's operator) answered. When the
+// caller's leg fails, that party is hung up on and the call is over.
+func (r *callRun) answerForwarded(ctx context.Context, out OutboundLeg) bool {
+	if err := r.leg.Answer(ctx); err != nil {
+		out.Hangup(ctx, "the caller's leg failed")
+		r.c.Status, r.c.Reason = CallFailed, "answer not acknowledged: "+err.Error()
+		r.failed(FailedOnTrunk, StageMediaSetup)
+		r.finish(ctx, PartySystem)
+		return false
+	}
+	now := r.s.now()
+	r.c.Status, r.c.AnsweredAt, r.c.SIPCode = CallAnswered, &now, 200
+	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
+	return true
 }
 
 // forwardedTalk waits for either side of a forwarded call to end it.

@@ -110,17 +110,8 @@ func (r *callRun) hopAnswered(ctx context.Context, out OutboundLeg) (hopResult, 
 // transferred there was answered here already; its recording goes on.
 func (r *callRun) talkAcross(ctx context.Context, out OutboundLeg) {
 	transferred := r.c.AnsweredAt != nil
-	if !transferred {
-		if err := r.leg.Answer(ctx); err != nil {
-			out.Hangup(ctx, "the caller's leg failed")
-			r.c.Status, r.c.Reason = CallFailed, "answer not acknowledged: "+err.Error()
-			r.failed(FailedOnTrunk, StageMediaSetup)
-			r.finish(ctx, PartySystem)
-			return
-		}
-		now := r.s.now()
-		r.c.Status, r.c.AnsweredAt, r.c.SIPCode = CallAnswered, &now, 200
-		r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
+	if !transferred && !r.answerForwarded(ctx, out) {
+		return
 	}
 	opID := r.across.OperatorID
 	r.c.OperatorID = &opID

@@ -270,23 +270,14 @@ func (r *callRun) wait(ctx context.Context, w *waiter, deadline time.Time, acros
 				r.setConsent(m.consent)
 			case opEnd:
 				leave()
-				if answered {
-					r.hangup(ctx, endedByAPI)
-					r.finishRecording(ctx)
-				} else {
-					r.reject(ctx, 480, endedByAPI, CallCanceled)
-				}
-				r.finish(ctx, PartySystem)
+				r.endWaiting(ctx, answered, false)
 				return waitOver, nil
 			}
 		case ev, ok := <-r.leg.Events():
 			if !ok || ev.Kind == LegCanceled || ev.Kind == LegHungUp {
 				leave()
 				if answered {
-					r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": ev.Reason})
-					r.c.Reason = "caller hung up while waiting for the transfer"
-					r.finishRecording(ctx)
-					r.finish(ctx, PartyCaller)
+					r.callerLeftTransfer(ctx, ev.Reason)
 					return waitOver, nil
 				}
 				r.event(EventCanceled, map[string]any{"waited_ms": r.s.now().Sub(r.c.CreatedAt).Milliseconds()})
@@ -297,17 +288,41 @@ func (r *callRun) wait(ctx context.Context, w *waiter, deadline time.Time, acros
 			}
 		case <-ctx.Done():
 			leave()
-			if answered {
-				r.hangup(ctx, "service shutting down")
-				r.finishRecording(ctx)
-			} else {
-				r.reject(ctx, 503, "service shutting down", CallFailed)
-				r.failed(FailedOnService, StageRinging)
-			}
-			r.finish(ctx, PartySystem)
+			r.endWaiting(ctx, answered, true)
 			return waitOver, nil
 		}
 	}
+}
+
+// endWaiting ends a call while it waits for someone to take it, because
+// an integration ended it or the service is shutting down. A call that
+// was answered (waiting for a transfer) is hung up and its recording
+// stored; one not answered yet is refused.
+func (r *callRun) endWaiting(ctx context.Context, answered, shutdown bool) {
+	why := endedByAPI
+	if shutdown {
+		why = "service shutting down"
+	}
+	switch {
+	case answered:
+		r.hangup(ctx, why)
+		r.finishRecording(ctx)
+	case shutdown:
+		r.reject(ctx, 503, why, CallFailed)
+		r.failed(FailedOnService, StageRinging)
+	default:
+		r.reject(ctx, 480, why, CallCanceled)
+	}
+	r.finish(ctx, PartySystem)
+}
+
+// callerLeftTransfer ends an answered call whose caller hung up while it
+// waited for the operator it was transferred to.
+func (r *callRun) callerLeftTransfer(ctx context.Context, reason string) {
+	r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": reason})
+	r.c.Reason = "caller hung up while waiting for the transfer"
+	r.finishRecording(ctx)
+	r.finish(ctx, PartyCaller)
 }
 
 // queueFor finds the queue the call's number leads to; a directory that

@@ -59,26 +59,20 @@ ip addr add 10.77.0.1/24 dev sb0
 ip link set sb0 up
 ip link set sb1 up
 
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 run_switchboard() {
 	local calls=$1 http sip db pid
-	http=$(port); sip=$(port)
-	rm -rf "$work/data"; mkdir -p "$work/data"; chmod 755 "$work/data"
-	SWITCHBOARD_WEBRTC_LOOPBACK=true SWITCHBOARD_RTP_PORTS= SWITCHBOARD_LOG_LEVEL=warn \
-		SWITCHBOARD_HTTP_ADDR=127.0.0.1:$http SWITCHBOARD_SIP_ADDR=127.0.0.1:$sip \
-		"$work/switchboard" dev -data-dir "$work/data" >"$work/switchboard.log" 2>&1 &
-	pid=$!; pids+=("$pid")
-	for _ in $(seq 100); do [ -s "$work/data/switchboard-dev.json" ] && break; sleep 0.2; done
-	db=$(sed -n 's/.*"database_url": *"\([^"]*\)".*/\1/p' "$work/data/switchboard-dev.json")
-	[ -n "$db" ] || { echo "bench-janus: switchboard did not start:" >&2; tail "$work/switchboard.log" >&2; exit 1; }
+	start_service || exit 1
+	pids+=("$pid")
 	echo "bench-janus: switchboard, $calls concurrent calls" >&2
 	"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -sip-addr "127.0.0.1:$sip" \
 		-pid "$pid" -calls "$calls" -rate 50 -hold 30s -duration "$((calls / 50 + 40))s" -json "$work/sb-$calls.json" >&2
-	kill "$pid"; wait "$pid" 2>/dev/null || true
+	stop_service
 }
 
 run_janus() {

@@ -34,20 +34,8 @@ benches=$(go test -run '^$' -bench . -benchmem ./ ./sip/ ./webrtc/ ./metadata/ 2
 recbench=$(CI=true go test -run '^$' -bench 'SealSegment|RawAEAD|RecordOneMinuteToS3|RecorderTap|AudioRange' -benchmem ./recordings/ 2>&1 | grep -E '^Benchmark' || true)
 mbs() { echo "$recbench" | awk -v b="$1" '$1 ~ "^"b"(-[0-9]+)?$" { for (i = 1; i <= NF; i++) if ($(i+1) == "MB/s") print $i }'; }
 
-# start_service runs `switchboard dev` on free ports and sets pid, http, sip, db.
-start_service() {
-	http=$(port); sip=$(port)
-	rm -rf "$work/data"; mkdir -p "$work/data"; chmod 755 "$work/data"
-	SWITCHBOARD_WEBRTC_LOOPBACK=true SWITCHBOARD_RTP_PORTS= SWITCHBOARD_LOG_LEVEL=warn \
-		SWITCHBOARD_HTTP_ADDR=127.0.0.1:$http SWITCHBOARD_SIP_ADDR=127.0.0.1:$sip \
-		"$work/switchboard" dev -data-dir "$work/data" >"$work/service.log" 2>&1 &
-	pid=$!
-	for _ in $(seq 50); do [ -s "$work/data/switchboard-dev.json" ] && break; sleep 0.2; done
-	db=$(sed -n 's/.*"database_url": *"\([^"]*\)".*/\1/p' "$work/data/switchboard-dev.json")
-}
-stop_service() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
-
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 for calls in "${scenarios[@]}"; do
 	start_service
 	hold=30s; duration=$((calls / 50 + 40))s

@@ -19,16 +19,9 @@ cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -
 trap cleanup EXIT
 go build -o "$work/switchboard" ./cmd/switchboard
 go build -o "$work/switchboard-load" ./cmd/switchboard-load
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-
-http=$(port); sip=$(port)
-mkdir -p "$work/data"; chmod 755 "$work/data"
-SWITCHBOARD_WEBRTC_LOOPBACK=true SWITCHBOARD_RTP_PORTS= SWITCHBOARD_LOG_LEVEL=warn \
-	SWITCHBOARD_HTTP_ADDR=127.0.0.1:$http SWITCHBOARD_SIP_ADDR=127.0.0.1:$sip \
-	"$work/switchboard" dev -data-dir "$work/data" >"$work/service.log" 2>&1 &
-pid=$!
-for _ in $(seq 50); do [ -s "$work/data/switchboard-dev.json" ] && break; sleep 0.2; done
-db=$(sed -n 's/.*"database_url": *"\([^"]*\)".*/\1/p' "$work/data/switchboard-dev.json")
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+start_service
 
 echo "soak: $calls concurrent calls of $hold for $duration" >&2
 "$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -sip-addr "127.0.0.1:$sip" \

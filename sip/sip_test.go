@@ -198,35 +198,13 @@ func TestAnsweredCallCarriesAudioBothWays(t *testing.T) {
 				t.Errorf("codec %+v, want PCMA/8 with telephone-event 101", c)
 			}
 
-			got := make(chan []byte, 64)
-			in.Leg.Media().SetSink(func(pkt []byte) { got <- append([]byte(nil), pkt...) })
+			got := legSink(in.Leg)
 			frame := media.PatternFrame(make([]byte, 160), 7, time.Now())
 			if err := call.SendRTP(frame, true); err != nil {
 				t.Fatal(err)
 			}
-			select {
-			case pkt := <-got:
-				if h, ok := media.ParseHeader(pkt); !ok || !bytes.Equal(pkt[h.PayloadOffset:h.PayloadEnd], frame) {
-					t.Errorf("the leg received %x, want the frame sent", pkt)
-				}
-			case <-time.After(3 * time.Second):
-				t.Fatal("no RTP reached the leg")
-			}
-
-			back := make(chan []byte, 64)
-			call.SetSink(func(pkt []byte) { back <- append([]byte(nil), pkt...) })
-			out := append(media.AppendHeader(nil, false, 8, 1, 160, 99), frame...)
-			if err := in.Leg.Media().WriteRTP(out); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case pkt := <-back:
-				if !bytes.Equal(pkt, out) {
-					t.Errorf("the phone received %x, want %x", pkt, out)
-				}
-			case <-time.After(3 * time.Second):
-				t.Fatal("no RTP reached the phone")
-			}
+			got.expect(t, "the frame sent", frame)
+			sendToPhone(t, in.Leg, call, 8, frame)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -435,6 +413,48 @@ func TestOptionsAndUnknownMethods(t *testing.T) {
 const sampleOffer = "v=0\r\no=pbx 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n" +
 	"m=audio 40000 RTP/AVP 18 8 0 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n" +
 	"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
+
+// packets collects what reaches a leg from the phone.
+type packets chan []byte
+
+func legSink(leg sb.TrunkLeg) packets {
+	got := make(packets, 64)
+	leg.Media().SetSink(func(pkt []byte) { got <- append([]byte(nil), pkt...) })
+	return got
+}
+
+// expect waits for the next packet and checks it carries want.
+func (got packets) expect(t *testing.T, what string, want []byte) {
+	t.Helper()
+	select {
+	case pkt := <-got:
+		if h, ok := media.ParseHeader(pkt); !ok || !bytes.Equal(pkt[h.PayloadOffset:h.PayloadEnd], want) {
+			t.Errorf("%s: the leg received %x", what, pkt)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("%s: no RTP reached the leg", what)
+	}
+}
+
+// sendToPhone sends frame from the leg in payload type pt and checks the
+// phone gets the very packet (decrypted, on an SRTP call).
+func sendToPhone(t *testing.T, leg sb.TrunkLeg, call *siptest.Call, pt uint8, frame []byte) {
+	t.Helper()
+	back := make(chan []byte, 64)
+	call.SetSink(func(pkt []byte) { back <- append([]byte(nil), pkt...) })
+	out := append(media.AppendHeader(nil, false, pt, 1, 160, 99), frame...)
+	if err := leg.Media().WriteRTP(out); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case pkt := <-back:
+		if !bytes.Equal(pkt, out) {
+			t.Errorf("the phone received %x, want %x", pkt, out)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("no RTP reached the phone (%d undecryptable)", call.Undecryptable())
+	}
+}
 
 func TestParseOffer(t *testing.T) {
 	cases := []struct {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 )
 
@@ -109,9 +110,11 @@ type srtpSession struct {
 	local crypto
 	dec   atomic.Pointer[srtpIn] // swapped when their key changes
 
-	mu  sync.Mutex // guards enc and out: writes come from several goroutines
-	enc *srtp.Context
-	out []byte
+	mu     sync.Mutex // guards enc, out and outHdr: writes come from several goroutines
+	enc    *srtp.Context
+	out    []byte
+	outHdr rtp.Header // reused: pion allocates one per packet otherwise
+	inHdr  rtp.Header // the read loop's, which alone decrypts
 }
 
 type srtpIn struct {
@@ -172,7 +175,7 @@ func srtpSuite(s *srtpSession) string {
 func (s *srtpSession) encrypt(pkt []byte, write func([]byte) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out, err := s.enc.EncryptRTP(s.out[:0], pkt, nil)
+	out, err := s.enc.EncryptRTP(s.out[:0], pkt, &s.outHdr)
 	if err != nil {
 		return err
 	}
@@ -184,5 +187,5 @@ func (s *srtpSession) encrypt(pkt []byte, write func([]byte) error) error {
 // fail (forged, replayed, plain RTP) return an error and are dropped.
 // Only the read loop calls it.
 func (s *srtpSession) decrypt(dst, pkt []byte) ([]byte, error) {
-	return s.dec.Load().ctx.DecryptRTP(dst, pkt, nil)
+	return s.dec.Load().ctx.DecryptRTP(dst, pkt, &s.inHdr)
 }

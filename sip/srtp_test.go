@@ -117,24 +117,12 @@ func TestSRTPCall(t *testing.T) {
 				t.Errorf("dispatched with SRTP %q, want %s", in.SRTP, suite)
 			}
 
-			got := make(chan []byte, 64)
-			in.Leg.Media().SetSink(func(pkt []byte) { got <- append([]byte(nil), pkt...) })
+			got := legSink(in.Leg)
 			frame := media.PatternFrame(make([]byte, 160), 7, time.Now())
-			expect := func(what string, want []byte) {
-				t.Helper()
-				select {
-				case pkt := <-got:
-					if h, ok := media.ParseHeader(pkt); !ok || !bytes.Equal(pkt[h.PayloadOffset:h.PayloadEnd], want) {
-						t.Errorf("%s: the leg received %x", what, pkt)
-					}
-				case <-time.After(3 * time.Second):
-					t.Fatalf("%s: no RTP reached the leg", what)
-				}
-			}
 			if err := call.SendRTP(frame, true); err != nil {
 				t.Fatal(err)
 			}
-			expect("first frame", frame)
+			got.expect(t, "first frame", frame)
 
 			// Plain RTP from the caller's own address is dropped.
 			forged := append(media.AppendHeader(nil, false, 0, 999, 999*160, 1234), bytes.Repeat([]byte{0x55}, 160)...)
@@ -150,20 +138,7 @@ func TestSRTPCall(t *testing.T) {
 				t.Errorf("%d packets counted as failing SRTP, want 1", n)
 			}
 
-			back := make(chan []byte, 64)
-			call.SetSink(func(pkt []byte) { back <- append([]byte(nil), pkt...) })
-			out := append(media.AppendHeader(nil, false, 0, 1, 160, 99), frame...)
-			if err := in.Leg.Media().WriteRTP(out); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case pkt := <-back:
-				if !bytes.Equal(pkt, out) {
-					t.Errorf("the phone decrypted %x, want %x", pkt, out)
-				}
-			case <-time.After(3 * time.Second):
-				t.Fatalf("nothing the phone could decrypt arrived (%d failed)", call.Undecryptable())
-			}
+			sendToPhone(t, in.Leg, call, 0, frame)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -179,7 +154,7 @@ func TestSRTPCall(t *testing.T) {
 			if err := call.SendRTP(next, false); err != nil {
 				t.Fatal(err)
 			}
-			expect("after resume", next)
+			got.expect(t, "after resume", next)
 
 			if err := call.Hangup(ctx); err != nil {
 				t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pion/rtp"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -52,6 +51,9 @@ func waitRemoteFree(t *testing.T, m *Main, tenantID sb.ID, n int) {
 
 // talkBothWays sends the pattern both ways over an answered call and
 // checks it arrives whole.
+// talkFrames is how many pattern frames talkBothWays sends each way.
+const talkFrames = 50
+
 func talkBothWays(t *testing.T, call *siptest.Call, op *opclient.Client) {
 	t.Helper()
 	toOperator, toCaller := newPatternReceiver(), newPatternReceiver()
@@ -65,17 +67,16 @@ func talkBothWays(t *testing.T, call *siptest.Call, op *opclient.Client) {
 			toCaller.add(pkt[h.PayloadOffset:h.PayloadEnd])
 		}
 	})
-	const frames = 50
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		sendPattern(t, frames, func(p []byte) error { return call.SendRTP(p, false) })
+		sendPattern(t, talkFrames, func(p []byte) error { return call.SendRTP(p, false) })
 	}()
-	sendPattern(t, frames, op.SendAudio)
+	sendPattern(t, talkFrames, op.SendAudio)
 	wg.Wait()
-	toOperator.waitFrames(t, frames*9/10, "caller → operator")
-	toCaller.waitFrames(t, frames*9/10, "operator → caller")
+	toOperator.waitFrames(t, talkFrames*9/10, "caller → operator")
+	toCaller.waitFrames(t, talkFrames*9/10, "operator → caller")
 	for name, r := range map[string]*patternReceiver{"caller → operator": toOperator, "operator → caller": toCaller} {
 		if _, corrupt := r.counts(); corrupt > 0 {
 			t.Errorf("%s: %d frames arrived altered or out of order", name, corrupt)
@@ -83,17 +84,36 @@ func talkBothWays(t *testing.T, call *siptest.Call, op *opclient.Client) {
 	}
 }
 
+// takeOffered has op accept the call offered to them next, which must be
+// id, and waits until it is bridged to them.
+func takeOffered(ctx context.Context, t *testing.T, op *opclient.Client, id sb.ID) {
+	t.Helper()
+	if got := waitIncoming(t, op); got.CallID != id {
+		t.Fatalf("offered call %s, want %s", got.CallID, id)
+	}
+	if err := op.Accept(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.WaitConnected(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// callerHangsUp hangs the caller up and returns the call's record once
+// it is written.
+func callerHangsUp(ctx context.Context, t *testing.T, m *Main, key string, call *siptest.Call, id sb.ID) *sb.Call {
+	t.Helper()
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return waitCallEnded(t, m, key, id)
+}
+
 // countCalls counts the tenant's call records.
 func countCalls(t *testing.T, m *Main, tenantID sb.ID) int {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, m.Config.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var n int
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE tenant_id = $1`, tenantID).Scan(&n); err != nil {
+	if err := dbConn(t, m).QueryRow(context.Background(), `SELECT count(*) FROM calls WHERE tenant_id = $1`, tenantID).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -174,10 +194,7 @@ func TestCallsCrossInstances(t *testing.T) {
 	scancel()
 	waitRemoteFree(t, a, f.Tenant.ID, 0)
 	call, in = answeredCall(t, a, phone, onA, "+15550004444", "2000")
-	if err := call.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if rec := waitCallEnded(t, a, f.APIKey, in.CallID); rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
+	if rec := callerHangsUp(ctx, t, a, f.APIKey, call, in.CallID); rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
 		t.Errorf("after b stopped, a's call went to %v", rec.OperatorID)
 	}
 }
@@ -262,10 +279,7 @@ func TestDrainingInstanceMovesItsOperators(t *testing.T) {
 	moved := mustOperator(t, a, f.Operators[1])
 	call, in := answeredCall(t, a, phone, moved, "+15550003333", "2000")
 	talkBothWays(t, call, moved)
-	if err := call.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if rec := waitCallEnded(t, a, f.APIKey, in.CallID); rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
+	if rec := callerHangsUp(ctx, t, a, f.APIKey, call, in.CallID); rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
 		t.Errorf("the moved operator's call on a went to %v", rec.OperatorID)
 	}
 }
@@ -293,24 +307,12 @@ func TestTransferToOperatorOnAnotherInstance(t *testing.T) {
 	if reason, err := first.WaitEnded(ctx, in.CallID); err != nil || reason != "transferred" {
 		t.Errorf("the first operator's end of the call: %q, %v", reason, err)
 	}
-	next := waitIncoming(t, second)
-	if next.CallID != in.CallID {
-		t.Errorf("the operator on b was offered call %s, want %s", next.CallID, in.CallID)
-	}
-	if err := second.Accept(ctx, next.CallID); err != nil {
-		t.Fatal(err)
-	}
-	if err := second.WaitConnected(ctx, next.CallID); err != nil {
-		t.Fatal(err)
-	}
+	takeOffered(ctx, t, second, in.CallID)
 	talkBothWays(t, call, second)
-	if err := call.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := second.WaitEnded(ctx, next.CallID); err != nil {
+	rec := callerHangsUp(ctx, t, a, f.APIKey, call, in.CallID)
+	if _, err := second.WaitEnded(ctx, in.CallID); err != nil {
 		t.Errorf("the operator on b was not told the caller hung up: %v", err)
 	}
-	rec := waitCallEnded(t, a, f.APIKey, in.CallID)
 	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
 		t.Errorf("record %q by %q, operator %v; want completed by the caller, with the operator on b", rec.Status, rec.HangupBy, rec.OperatorID)
 	}
@@ -350,20 +352,9 @@ func TestTransferToQueueAcrossInstances(t *testing.T) {
 	if err := first.TransferToQueue(ctx, in.CallID, billing); err != nil {
 		t.Fatal(err)
 	}
-	if got := waitIncoming(t, member); got.CallID != in.CallID {
-		t.Fatalf("the member on b was offered %s, want %s", got.CallID, in.CallID)
-	}
-	if err := member.Accept(ctx, in.CallID); err != nil {
-		t.Fatal(err)
-	}
-	if err := member.WaitConnected(ctx, in.CallID); err != nil {
-		t.Fatal(err)
-	}
+	takeOffered(ctx, t, member, in.CallID)
 	talkBothWays(t, call, member)
-	if err := call.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec := waitCallEnded(t, a, f.APIKey, in.CallID)
+	rec := callerHangsUp(ctx, t, a, f.APIKey, call, in.CallID)
 	if rec.Status != sb.CallCompleted || rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
 		t.Errorf("record %q, operator %v; want completed with the member on b", rec.Status, rec.OperatorID)
 	}
@@ -377,10 +368,7 @@ func TestTransferToQueueAcrossInstances(t *testing.T) {
 	if got := waitIncoming(t, member); got.CallID != in.CallID {
 		t.Fatalf("the member on b was offered %s, want %s", got.CallID, in.CallID)
 	}
-	if err := call.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rec = waitCallEnded(t, a, f.APIKey, in.CallID)
+	rec = callerHangsUp(ctx, t, a, f.APIKey, call, in.CallID)
 	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.AnsweredAt == nil {
 		t.Errorf("record %q by %q (answered %v); want the answered call completed by the caller", rec.Status, rec.HangupBy, rec.AnsweredAt)
 	}
@@ -420,10 +408,7 @@ func TestHandedOverCallIsRecordedWhereItArrived(t *testing.T) {
 		t.Fatalf("consent through a's API: %d %s", code, body)
 	}
 	talkBothWays(t, call, onB)
-	if err := call.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitCallEnded(t, a, f.APIKey, in.CallID)
+	callerHangsUp(ctx, t, a, f.APIKey, call, in.CallID)
 	var rec sb.Recording
 	if code := apiGet(t, a, f.APIKey, "/v1/calls/"+in.CallID.String()+"/recording", &rec); code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)

@@ -16,7 +16,6 @@ import (
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/internal/testenv"
-	"github.com/switchboard-voice/switchboard/opclient"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
 
@@ -29,38 +28,20 @@ func TestDrainWaitsForCallsInProgress(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "switchboard.pid")
 	dbURL := testenv.DatabaseURL(t)
 	s := mustStartBinary(t, "SWITCHBOARD_DATABASE_URL="+dbURL, "SWITCHBOARD_PID_FILE="+pidFile, "SWITCHBOARD_DRAIN_TIMEOUT=1m")
-	if pid, err := readPID(pidFile); err != nil || pid <= 1 {
-		t.Fatalf("pid file once listening: %d, %v", pid, err)
+	// Written just after the service says it listens.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		pid, err := readPID(pidFile)
+		if err == nil && pid > 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid file once listening: %d, %v", pid, err)
+		}
 	}
-	tenant := s.run(t, "", "tenant", "create", "--name", "Drain")
-	s.run(t, testPassword, "user", "create", "--tenant", tenant, "--email", "op@drain.test", "--role", "operator")
-	s.run(t, "", "trunk", "create", "--tenant", tenant, "--name", "pbx", "--allow", "127.0.0.1/32", "--number", "2000")
+	_, call, in := binaryCall(t, s, "drain")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	op, err := opclient.Login(ctx, s.httpURL, "op@drain.test", testPassword, opclient.WithLoopbackOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer op.Close()
-	if err := op.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := op.SetAvailable(ctx); err != nil {
-		t.Fatal(err)
-	}
 	phone := mustPhone(t, siptest.Options{Transport: "udp"})
-	call, err := phone.InviteAsync(ctx, s.sipAddr, "+15550001111", "2000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer call.Close()
-	in := waitIncoming(t, op)
-	if err := op.Accept(ctx, in.CallID); err != nil {
-		t.Fatal(err)
-	}
-	if err := call.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
 
 	drain := exec.Command(s.bin, "drain", "-pid-file", pidFile)
 	var out bytes.Buffer

@@ -213,13 +213,7 @@ func TestHoldSurvivesTheOperatorsReconnect(t *testing.T) {
 	if err := op.Hold(ctx, in.CallID, true); err != nil {
 		t.Fatal(err)
 	}
-	for !call.Held() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the caller was not told of the hold")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	waitCallerHeld(ctx, t, call, true)
 
 	op.Close()
 	back := mustOperatorClient(t, m, f.Operators[0])
@@ -243,13 +237,7 @@ func TestHoldSurvivesTheOperatorsReconnect(t *testing.T) {
 	if err := back.Hold(ctx, in.CallID, false); err != nil {
 		t.Fatal(err)
 	}
-	for call.Held() {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the caller was not taken off hold")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	waitCallerHeld(ctx, t, call, false)
 	resumed := newPatternReceiver()
 	back.SetAudioSink(func(p *rtp.Packet) { resumed.add(p.Payload) })
 	sendPattern(t, 10, func(p []byte) error { return call.SendRTP(p, false) })

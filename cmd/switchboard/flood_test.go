@@ -39,16 +39,7 @@ func TestSIPFloodIsBannedWhileGoodCallsGoOn(t *testing.T) {
 	defer func() { stopFlood(); <-floodDone }()
 
 	// Good calls from the trunk, one after another, while the flood runs.
-	go func() {
-		for {
-			select {
-			case in := <-op.Incoming():
-				op.Accept(ctx, in.CallID)
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	autoAnswer(t, op)
 	time.Sleep(500 * time.Millisecond) // the flood is under way
 	phone := mustPhone(t, siptest.Options{Transport: "udp"})
 	const good = 20

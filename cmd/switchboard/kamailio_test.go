@@ -17,25 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	sb "github.com/switchboard-voice/switchboard"
-	"github.com/switchboard-voice/switchboard/opclient"
 )
-
-// autoAnswer has the operator accept every call offered, until the test
-// ends.
-func autoAnswer(t *testing.T, op *opclient.Client) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go func() {
-		for {
-			select {
-			case in := <-op.Incoming():
-				op.Accept(ctx, in.CallID)
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-}
 
 // mustKamailio runs deploy/kamailio/dispatcher.cfg on a free loopback port
 // in front of the given SIP addresses and returns its address once it
@@ -131,9 +113,10 @@ func lastLines(s string, n int) string {
 // the BYE is answered), or after a few seconds.
 func completedByInstance(t *testing.T, m *Main, tenantID sb.ID, total int) map[string]int {
 	t.Helper()
+	conn := dbConn(t, m)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got := completedNow(t, m, tenantID)
+		got := completedNow(t, conn, tenantID)
 		n := 0
 		for _, c := range got {
 			n += c
@@ -145,14 +128,9 @@ func completedByInstance(t *testing.T, m *Main, tenantID sb.ID, total int) map[s
 	}
 }
 
-func completedNow(t *testing.T, m *Main, tenantID sb.ID) map[string]int {
+func completedNow(t *testing.T, conn *pgx.Conn, tenantID sb.ID) map[string]int {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, m.Config.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, `SELECT instance, count(*) FROM calls WHERE tenant_id = $1 AND status = 'completed' GROUP BY instance`, tenantID)
 	if err != nil {
 		t.Fatal(err)

@@ -586,22 +586,24 @@ func TestSIPpTransferByREFER(t *testing.T) {
 	}
 }
 
-// The process is killed (SIGKILL) with a call up; on restart the call's
-// record is closed: failed in switchboard during media, ended at its last
-// known moment, with the reason.
-func TestKilledMidCallIsClosedOnRestart(t *testing.T) {
-	s := mustStartBinary(t)
-	tenant := s.run(t, "", "tenant", "create", "--name", "Crash")
-	s.run(t, testPassword, "user", "create", "--tenant", tenant, "--email", "op@crash.test", "--role", "operator")
+// binaryCall provisions a tenant through the binary's own commands (an
+// operator, a trunk from 127.0.0.1 for 2000, a supervisor API key), puts
+// the operator online and places one call from a sipgo phone, which the
+// operator answers. It returns the key and the call.
+func binaryCall(t *testing.T, s *binaryService, name string) (key string, call *siptest.Call, in opclient.Incoming) {
+	t.Helper()
+	email := "op@" + name + ".test"
+	tenant := s.run(t, "", "tenant", "create", "--name", name)
+	s.run(t, testPassword, "user", "create", "--tenant", tenant, "--email", email, "--role", "operator")
 	s.run(t, "", "trunk", "create", "--tenant", tenant, "--name", "pbx", "--allow", "127.0.0.1/32", "--number", "2000")
-	key := s.run(t, "", "apikey", "create", "--tenant", tenant, "--role", "supervisor")
+	key = s.run(t, "", "apikey", "create", "--tenant", tenant, "--role", "supervisor")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	op, err := opclient.Login(ctx, s.httpURL, "op@crash.test", testPassword, opclient.WithLoopbackOnly())
+	op, err := opclient.Login(ctx, s.httpURL, email, testPassword, opclient.WithLoopbackOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer op.Close()
+	t.Cleanup(func() { op.Close() })
 	if err := op.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -609,18 +611,27 @@ func TestKilledMidCallIsClosedOnRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	phone := mustPhone(t, siptest.Options{Transport: "udp"})
-	call, err := phone.InviteAsync(ctx, s.sipAddr, "+15550001111", "2000")
+	call, err = phone.InviteAsync(ctx, s.sipAddr, "+15550001111", "2000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer call.Close()
-	in := waitIncoming(t, op)
+	t.Cleanup(func() { call.Close() })
+	in = waitIncoming(t, op)
 	if err := op.Accept(ctx, in.CallID); err != nil {
 		t.Fatal(err)
 	}
 	if err := call.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return key, call, in
+}
+
+// The process is killed (SIGKILL) with a call up; on restart the call's
+// record is closed: failed in switchboard during media, ended at its last
+// known moment, with the reason.
+func TestKilledMidCallIsClosedOnRestart(t *testing.T) {
+	s := mustStartBinary(t)
+	key, call, in := binaryCall(t, s, "crash")
 	sendPattern(t, 25, func(p []byte) error { return call.SendRTP(p, false) })
 
 	s.kill()

@@ -26,7 +26,7 @@ func TestSIPFloodIsBannedWhileGoodCallsGoOn(t *testing.T) {
 
 	floodCtx, stopFlood := context.WithTimeout(ctx, 15*time.Second)
 	defer stopFlood()
-	sigPort, mediaPort := freeUDPPort(t), freeUDPPort(t)
+	sigPort, mediaPort := sippPorts(t)
 	flood := exec.CommandContext(floodCtx, "sipp", "-sn", "uac", "-s", "2000", "-i", "127.0.0.2", "-mi", "127.0.0.2",
 		"-p", fmt.Sprint(sigPort), "-mp", fmt.Sprint(mediaPort), "-r", "200", "-m", "3000", "-timeout", "15s", "-nostdin",
 		m.SIPAddr())

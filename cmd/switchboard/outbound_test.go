@@ -6,8 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -35,7 +35,7 @@ func carrierSIPp(ctx context.Context, t *testing.T, scenario string) (string, <-
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, mediaPort := freeUDPPort(t), freeUDPPort(t)
+	port, mediaPort := sippPorts(t)
 	dir := t.TempDir()
 	cmd := exec.CommandContext(ctx, "sipp", "-sf", path, "-i", "127.0.0.1", "-p", fmt.Sprint(port),
 		"-mi", "127.0.0.1", "-mp", fmt.Sprint(mediaPort), "-m", "1", "-timeout", "40s", "-timeout_error", "-nostdin",
@@ -55,18 +55,36 @@ func carrierSIPp(ctx context.Context, t *testing.T, scenario string) (string, <-
 		done <- err
 	}()
 	t.Cleanup(func() { cmd.Process.Kill() })
-	// SIPp listens once its port is taken.
+	// SIPp listens once its port shows in the kernel's table. Binding the
+	// port to find out would take it from SIPp if it bound at that moment.
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		c, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return addr, done
+	for deadline := time.Now().Add(10 * time.Second); !udpBound(t, port); time.Sleep(10 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("SIPp %s ended before it listened on %s: %v", scenario, addr, err)
+		default:
 		}
-		c.Close()
 		if time.Now().After(deadline) {
 			t.Fatalf("SIPp %s did not listen on %s", scenario, addr)
 		}
 	}
+	return addr, done
+}
+
+// udpBound reports whether a UDP socket is bound to port on 127.0.0.1 or
+// any address, from /proc/net/udp.
+func udpBound(t *testing.T, port int) bool {
+	t.Helper()
+	table, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, local := range []string{fmt.Sprintf(" 0100007F:%04X ", port), fmt.Sprintf(" 00000000:%04X ", port)} {
+		if bytes.Contains(table, []byte(local)) {
+			return true
+		}
+	}
+	return false
 }
 
 // outboundTrunk makes a trunk of f take outbound calls to target, through

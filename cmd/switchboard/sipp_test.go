@@ -146,7 +146,21 @@ func (s *binaryService) run(t *testing.T, password string, args ...string) strin
 	return strings.TrimSpace(stdout.String())
 }
 
-// freeUDPPorts returns a port p with p..p+3 free for UDP on 127.0.0.1, as
+// sippPorts returns a signalling and a media port for SIPp whose ranges
+// (each port and the three after it) do not overlap: two calls of
+// freeUDPPort alone may return p and p+2, and SIPp then fails to bind.
+func sippPorts(t *testing.T) (sig, media int) {
+	t.Helper()
+	sig = freeUDPPort(t)
+	for {
+		media = freeUDPPort(t)
+		if media >= sig+4 || media+4 <= sig {
+			return sig, media
+		}
+	}
+}
+
+// freeUDPPort returns a port p with p..p+3 free for UDP on 127.0.0.1, as
 // SIPp wants for its signalling and media sockets.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
@@ -192,7 +206,7 @@ func sippFrom(ctx context.Context, t *testing.T, localIP, scenario, number, targ
 	if err != nil {
 		return nil, err
 	}
-	sigPort, mediaPort := freeUDPPort(t), freeUDPPort(t)
+	sigPort, mediaPort := sippPorts(t)
 	cmd := exec.CommandContext(ctx, "sipp",
 		"-sf", path,
 		"-s", number, "-i", localIP, "-mi", localIP,

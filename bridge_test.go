@@ -84,3 +84,32 @@ func TestBridgeNoticesSilence(t *testing.T) {
 		t.Errorf("operator spoke once but is still reported silent: %+v", to)
 	}
 }
+
+// Opus crosses the bridge byte for byte, from the caller's payload type to
+// the operator's; Opus and G.711 are not bridgeable (nothing transcodes),
+// the two G.711 laws are.
+func TestBridgeCarriesOpusUnchanged(t *testing.T) {
+	caller := &port{codec: sb.Codec{Name: "opus", PayloadType: 109, ClockRate: 48000}}
+	operator := &port{codec: sb.Opus}
+	b := sb.NewBridge(caller, operator)
+	b.Start()
+	defer b.Stop()
+	frame := []byte{0x48, 0xde, 0xad, 0xbe, 0xef}
+	caller.deliver(append(media.AppendHeader(nil, false, 109, 1, 960, 42), frame...))
+	got := operator.packets()
+	if len(got) != 1 {
+		t.Fatalf("operator got %d packets", len(got))
+	}
+	h, ok := media.ParseHeader(got[0])
+	if !ok || h.PayloadType != 111 || !bytes.Equal(got[0][h.PayloadOffset:h.PayloadEnd], frame) {
+		t.Errorf("operator got PT %d % x, want PT 111 and the frame unchanged", h.PayloadType, got[0][h.PayloadOffset:h.PayloadEnd])
+	}
+	for _, c := range []struct {
+		a, b sb.Codec
+		want bool
+	}{{sb.Opus, sb.Opus, true}, {sb.PCMU, sb.PCMA, true}, {sb.Opus, sb.PCMU, false}, {sb.PCMA, sb.Opus, false}} {
+		if got := sb.Bridgeable(c.a, c.b); got != c.want {
+			t.Errorf("Bridgeable(%s, %s) = %v", c.a.Name, c.b.Name, got)
+		}
+	}
+}

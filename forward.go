@@ -5,12 +5,24 @@ import (
 	"time"
 )
 
+// dialable fails when the caller's audio cannot go onto a leg we place:
+// those offer G.711 only, and Opus is carried unchanged or not at all.
+func (r *callRun) dialable() error {
+	if c := r.leg.Media().Codec(); !c.IsG711() {
+		return Errorf(EINVALID, "no common codec: the caller speaks %s and calls we place offer G.711 only", c.Name)
+	}
+	return nil
+}
+
 // forward places a call to uri and bridges the caller to it, answering
 // the caller only once the far end answers: a queue's overflow to a SIP
 // URI. The forwarded call is not recorded: the recording's consent was
 // for the tenant's operators.
 func (r *callRun) forward(ctx context.Context, uri, why string) {
 	route, user, err := ParseSIPURI(uri)
+	if err == nil {
+		err = r.dialable()
+	}
 	if err != nil || r.s.dialer == nil {
 		r.log.Warn("cannot forward", "err", err)
 		r.reject(ctx, 480, why+"; forwarding is not possible", CallFailed)

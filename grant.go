@@ -98,18 +98,22 @@ type GrantService interface {
 }
 
 // AudioFile is a recording made audible for one grant's holder: a WAV
-// file read by byte ranges, decrypted as it is read.
+// file read by byte ranges, decrypted as it is read, or for an Opus
+// recording an Ogg Opus file made on opening.
 type AudioFile interface {
 	io.ReaderAt
 	io.Closer
 	Size() int64
+	// ContentType is "audio/wav" (G.711 recordings, decoded to PCM) or
+	// "audio/ogg" (Opus recordings, as they arrived).
+	ContentType() string
 }
 
 // RecordingPlayer is the only path from a stored recording to audio. It
 // uses the grant (checking and auditing it) before it decrypts anything,
 // and stops a read in progress once the grant is revoked or expires.
 type RecordingPlayer interface {
-	// OpenAudio opens the grant's recording as a WAV file of the window
+	// OpenAudio opens the grant's recording as an audio file of the window
 	// [from, to) (to 0: the end). detail says what the request reads, for
 	// the audit log.
 	OpenAudio(ctx context.Context, grantID ID, access AudioAccess, from, to time.Duration, detail string) (AudioFile, error)

@@ -25,8 +25,8 @@ const (
 // whether the call was taken there (and is now over); when not, the call
 // goes on here, in line or refused.
 func (r *callRun) handOver(ctx context.Context, members []ID, tried map[ID]bool, ringing *bool) bool {
-	if r.s.cluster == nil || r.s.dialer == nil {
-		return false
+	if r.s.cluster == nil || r.s.dialer == nil || r.dialable() != nil {
+		return false // an Opus caller stays with this instance's operators
 	}
 	cctx, cancel := dbContext(ctx)
 	cands, err := r.s.cluster.Candidates(cctx, r.c.TenantID, members, slices.Collect(maps.Keys(tried)))

@@ -140,6 +140,9 @@ func (r *callRun) runInbound(ctx context.Context) {
 			return
 		}
 		tried[a.conn.OperatorID()] = true
+		if !r.carriedBy(a) {
+			continue
+		}
 		r.ag = a
 		if err := a.conn.Offer(CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
 			r.log.Warn("offer failed", "operator_id", a.conn.OperatorID(), "err", err)
@@ -161,6 +164,19 @@ func (r *callRun) runInbound(ctx context.Context) {
 		}
 		r.ag = nil
 	}
+}
+
+// carriedBy reports whether operator a's connection can carry the
+// caller's codec, and releases them when it cannot: an Opus caller and a
+// connection that negotiated no Opus. Someone else may carry it.
+func (r *callRun) carriedBy(a *agent) bool {
+	codec := r.leg.Media().Codec()
+	if canCarry(a.conn.Media(), codec) {
+		return true
+	}
+	r.log.Warn("operator's connection cannot carry the caller's codec", "operator_id", a.conn.OperatorID(), "codec", codec.Name)
+	r.s.release(a, r.c.ID, false, "")
+	return false
 }
 
 // ringCaller sends 180 Ringing: the caller hears ringback while operators
@@ -453,6 +469,7 @@ func (r *callRun) waitEnd(ctx context.Context, current **agent, currentBridge **
 // connect bridges the caller to operator a: the recording, if any, taps
 // the new bridge too. A caller on hold stays on hold: the bridge waits.
 func (r *callRun) connect(a *agent) *Bridge {
+	r.matchOperator(a)
 	b := NewBridge(r.leg.Media(), a.conn.Media(),
 		WithRewriters(a.toOperator, NewStreamRewriter(r.leg.Media().Codec().ClockRate)),
 		WithBridgeClock(r.s.now),
@@ -470,6 +487,15 @@ func (r *callRun) connect(a *agent) *Bridge {
 	}
 	a.conn.Connected(r.c.ID)
 	return b
+}
+
+// matchOperator switches operator a's connection to the caller's codec,
+// and their stream's clock with it.
+func (r *callRun) matchOperator(a *agent) {
+	if err := matchCodec(r.leg.Media(), a.conn.Media()); err != nil {
+		r.log.Warn("codec mismatch", "operator_id", a.conn.OperatorID(), "err", err) // the relay drops what it cannot carry
+	}
+	a.toOperator.SetClockRate(a.conn.Media().Codec().ClockRate)
 }
 
 // addStats adds a bridge's media to the call's: a transferred call has
@@ -531,6 +557,10 @@ func (r *callRun) transferee(ctx context.Context) *agent {
 			return nil
 		}
 		tried[a.conn.OperatorID()] = true
+		if !r.carriedBy(a) {
+			r.transfer.OperatorID = nil // someone else, then
+			continue
+		}
 		r.ag = a
 		if err := a.conn.Offer(CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
 			r.s.release(a, r.c.ID, false, "")

@@ -7,7 +7,7 @@ import (
 
 // Codec is the audio format negotiated on one leg.
 type Codec struct {
-	Name        string // "PCMU" or "PCMA"
+	Name        string // "PCMU", "PCMA" or "opus"
 	PayloadType uint8  // RTP payload type of the audio
 	ClockRate   uint32 // samples per second
 	// DTMFType is the RTP payload type of telephone-event (RFC 4733) on
@@ -15,11 +15,64 @@ type Codec struct {
 	DTMFType uint8
 }
 
-// Static G.711 codecs (RFC 3551).
+// Static G.711 codecs (RFC 3551), and Opus (RFC 7587) at the payload type
+// browsers use for it. Opus is always opus/48000/2 in SDP, whatever the
+// channels actually sent.
 var (
 	PCMU = Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000}
 	PCMA = Codec{Name: "PCMA", PayloadType: 8, ClockRate: 8000}
+	Opus = Codec{Name: "opus", PayloadType: 111, ClockRate: 48000}
 )
+
+// IsG711 reports whether c is PCMU or PCMA.
+func (c Codec) IsG711() bool { return c.Name == "PCMU" || c.Name == "PCMA" }
+
+// Bridgeable reports whether audio in codec a can reach a leg speaking b
+// without transcoding: the same codec, or the two G.711 laws, which the
+// bridge converts sample by sample. Opus is carried unchanged or not at
+// all.
+func Bridgeable(a, b Codec) bool {
+	return a.Name == b.Name || a.IsG711() && b.IsG711()
+}
+
+// CodecChooser is a MediaPort that negotiated several codecs on one
+// stream, as an operator's shift-long PeerConnection does, and is told
+// which one each call uses.
+type CodecChooser interface {
+	// CanUse reports whether the far end negotiated the named codec.
+	CanUse(name string) bool
+	// UseCodec makes the named codec the port's from now on, and reports
+	// false, changing nothing, when the far end did not negotiate it.
+	UseCodec(name string) bool
+}
+
+// canCarry reports whether an operator's port can take a caller speaking
+// c, by switching codec if it must.
+func canCarry(operator MediaPort, c Codec) bool {
+	if ch, ok := operator.(CodecChooser); ok && (ch.CanUse(c.Name) || c.IsG711() && (ch.CanUse("PCMU") || ch.CanUse("PCMA"))) {
+		return true
+	}
+	return Bridgeable(c, operator.Codec())
+}
+
+// matchCodec makes an operator's port speak what the caller's leg does:
+// Opus when the caller speaks Opus; PCMU for any G.711 caller, which is
+// what browsers send unless told otherwise, so a G.711 call never depends
+// on the page switching codecs (an A-law caller is converted by the
+// bridge's byte map). It fails with EINVALID when the two cannot be
+// bridged without transcoding.
+func matchCodec(caller, operator MediaPort) error {
+	want := caller.Codec()
+	if ch, ok := operator.(CodecChooser); ok {
+		if !want.IsG711() || !ch.UseCodec("PCMU") {
+			ch.UseCodec(want.Name)
+		}
+	}
+	if got := operator.Codec(); !Bridgeable(want, got) {
+		return Errorf(EINVALID, "no common codec: the caller speaks %s and the operator's connection does not carry it (no transcoding)", want.Name)
+	}
+	return nil
+}
 
 // MediaPort is one leg's audio path as the bridge sees it: RTP packets in
 // and out, in the leg's negotiated codec.

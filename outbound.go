@@ -281,6 +281,7 @@ func placedStatus(code int) CallStatus {
 
 // bridgeTo joins the operator to the leg: early media or the answer.
 func (r *callRun) bridgeTo(a *agent) *Bridge {
+	r.matchOperator(a)
 	b := NewBridge(r.leg.Media(), a.conn.Media(),
 		WithRewriters(a.toOperator, NewStreamRewriter(r.leg.Media().Codec().ClockRate)),
 		WithBridgeClock(r.s.now))

@@ -125,7 +125,11 @@ func (r *callRun) refer(ctx context.Context, uri string) bool {
 // reason.
 func (r *callRun) transferOut(ctx context.Context, uri string) {
 	route, user, err := ParseSIPURI(uri)
+	if err == nil {
+		err = r.dialable()
+	}
 	if err != nil || r.s.dialer == nil {
+		r.log.Warn("transfer to a SIP URI", "err", err)
 		r.hangup(ctx, "the transfer could not be placed")
 		r.finish(ctx, PartySystem)
 		return

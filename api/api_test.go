@@ -179,7 +179,14 @@ func (m *fakeMedia) AddICECandidate(c sb.ICECandidate) error {
 	m.cands = append(m.cands, c)
 	return nil
 }
-func (m *fakeMedia) Media() sb.MediaPort { return nil }
+func (m *fakeMedia) Media() sb.MediaPort { return fakePort{} }
+
+// fakePort is an operator's audio path that carries Opus.
+type fakePort struct{}
+
+func (fakePort) Codec() sb.Codec           { return sb.Opus }
+func (fakePort) SetSink(func([]byte))      {}
+func (fakePort) WriteRTP(pkt []byte) error { return nil }
 
 // Close closes, and says so like a PeerConnection does.
 func (m *fakeMedia) Close() error {
@@ -810,8 +817,8 @@ func TestOperatorSocket(t *testing.T) {
 	}
 	f.control.mu.Unlock()
 	conn.Connected(callID)
-	if e := until(t, ws, "connected"); e["call_id"] != callID.String() {
-		t.Errorf("connected %v", e)
+	if e := until(t, ws, "connected"); e["call_id"] != callID.String() || e["codec"] != "opus" {
+		t.Errorf("connected %v: want the call and its codec", e)
 	}
 	send(t, ws, `{"type":"mute","call_id":"`+callID.String()+`","muted":true}`)
 	if e := until(t, ws, "muted"); e["muted"] != true {

@@ -181,13 +181,16 @@ func (s *Server) grantAudio(w http.ResponseWriter, r *http.Request) {
 	}
 	defer audio.Close()
 	h := w.Header()
-	h.Set("Content-Type", "audio/wav")
+	h.Set("Content-Type", audio.ContentType())
 	h.Set("Cache-Control", "no-store")
-	disposition := "inline"
+	disposition, ext := "inline", ".wav"
 	if access == sb.AccessDownload {
 		disposition = "attachment"
 	}
-	h.Set("Content-Disposition", disposition+`; filename="recording-`+id.String()+`.wav"`)
+	if audio.ContentType() == "audio/ogg" {
+		ext = ".opus"
+	}
+	h.Set("Content-Disposition", disposition+`; filename="recording-`+id.String()+ext+`"`)
 	// ServeContent answers Range and If-Range; a read the grant no longer
 	// allows ends the response early.
 	http.ServeContent(w, r, "", time.Time{}, io.NewSectionReader(audio, 0, audio.Size()))

@@ -199,7 +199,7 @@ func (c *opConn) Revoke(callID sb.ID, reason string) {
 }
 
 func (c *opConn) Connected(callID sb.ID) {
-	c.enqueue(msgCall{Type: "connected", CallID: callID})
+	c.enqueue(msgCall{Type: "connected", CallID: callID, Codec: c.Media().Codec().Name})
 }
 
 func (c *opConn) Ended(callID sb.ID, reason string) {
@@ -260,6 +260,9 @@ type (
 		Type   string `json:"type"`
 		CallID sb.ID  `json:"call_id"`
 		Reason string `json:"reason,omitempty"`
+		// Codec is what the page sends for the call ("connected"):
+		// "PCMU", "PCMA" or "opus".
+		Codec string `json:"codec,omitempty"`
 	}
 	msgMuted struct {
 		Type   string `json:"type"`

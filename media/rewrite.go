@@ -16,7 +16,7 @@ import (
 // A Rewriter is used by one goroutine at a time.
 type Rewriter struct {
 	ssrc      uint32
-	clockRate uint32
+	clockRate atomic.Uint32
 
 	started  bool
 	inSSRC   uint32
@@ -38,8 +38,16 @@ func (r *Rewriter) Restart() { r.restart.Store(true) }
 // NewRewriter returns a rewriter whose output uses ssrc and starts at seq
 // and ts. clockRate converts idle wall-clock time into timestamp units.
 func NewRewriter(ssrc uint32, seq uint16, ts uint32, clockRate uint32) *Rewriter {
-	return &Rewriter{ssrc: ssrc, clockRate: clockRate, lastSeq: seq - 1, lastTS: ts}
+	r := &Rewriter{ssrc: ssrc, lastSeq: seq - 1, lastTS: ts}
+	r.clockRate.Store(clockRate)
+	return r
 }
+
+// SetClockRate changes the rate at which idle time turns into timestamp
+// units, for the stream's next codec: a browser's track carries Opus
+// (48 kHz) for one call and G.711 (8 kHz) for the next. It may be called
+// from another goroutine.
+func (r *Rewriter) SetClockRate(hz uint32) { r.clockRate.Store(hz) }
 
 // SSRC returns the outgoing SSRC.
 func (r *Rewriter) SSRC() uint32 { return r.ssrc }
@@ -53,9 +61,10 @@ func (r *Rewriter) Rewrite(pkt []byte, h *Header, now time.Time) {
 		gap := uint32(0)
 		if r.started {
 			elapsed := now.Sub(r.lastSent)
-			gap = uint32(elapsed.Milliseconds()) * (r.clockRate / 1000)
+			rate := r.clockRate.Load()
+			gap = uint32(elapsed.Milliseconds()) * (rate / 1000)
 			if gap == 0 {
-				gap = r.clockRate / 50 // one 20 ms frame, so timestamps never repeat
+				gap = rate / 50 // one 20 ms frame, so timestamps never repeat
 			}
 		}
 		r.inSSRC = h.SSRC

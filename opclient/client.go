@@ -64,6 +64,7 @@ type Event struct {
 	Call      *sb.CallOffer    `json:"call"`
 	RingMS    int64            `json:"ring_timeout_ms"`
 	ICE       []sb.ICEServer   `json:"ice_servers"`
+	Codec     string           `json:"codec"` // the call's, in "connected"
 }
 
 // Incoming is a call offered to the operator.
@@ -80,15 +81,20 @@ type Option func(*Client)
 // load runs on one machine.
 func WithLoopbackOnly() Option { return func(c *Client) { c.loopback = true } }
 
+// WithoutOpus leaves Opus out of the client's answer, as an old softphone
+// would: the service then offers it G.711 calls only.
+func WithoutOpus() Option { return func(c *Client) { c.noOpus = true } }
+
 // Client is one logged-in operator.
 type Client struct {
 	base     *url.URL
 	http     *http.Client
 	loopback bool
+	noOpus   bool
 
 	ws    *websocket.Conn
 	pc    *webrtc.PeerConnection
-	track *webrtc.TrackLocalStaticRTP
+	track *track
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -154,11 +160,16 @@ func Login(ctx context.Context, baseURL, email, password string, opts ...Option)
 
 func (c *Client) api() (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
-	for _, codec := range []webrtc.RTPCodecParameters{
+	codecs := []webrtc.RTPCodecParameters{
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, PayloadType: 0},
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1}, PayloadType: 8},
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000, SDPFmtpLine: "0-16"}, PayloadType: 101},
-	} {
+	}
+	if !c.noOpus {
+		codecs = append(codecs, webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus,
+			ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111})
+	}
+	for _, codec := range codecs {
 		if err := m.RegisterCodec(codec, webrtc.RTPCodecTypeAudio); err != nil {
 			return nil, err
 		}
@@ -209,9 +220,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	if c.pc, err = api.NewPeerConnection(webrtc.Configuration{ICEServers: ice}); err != nil {
 		return fmt.Errorf("opclient: peer connection: %w", err)
 	}
-	if c.track, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, "audio", "operator"); err != nil {
-		return err
-	}
+	c.track = &track{codec: "PCMU"}
 	sender, err := c.pc.AddTrack(c.track)
 	if err != nil {
 		return err
@@ -308,6 +317,10 @@ func (c *Client) readLoop() {
 				c.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: ev.Candidate.Candidate, SDPMid: ev.Candidate.SDPMid, SDPMLineIndex: ev.Candidate.SDPMLineIndex})
 			}
 			continue
+		case "connected":
+			if ev.Codec != "" {
+				c.track.use(ev.Codec) // before anyone waiting for it sends
+			}
 		case "incoming":
 			if ev.Call != nil {
 				ev.CallID = ev.Call.CallID
@@ -561,19 +574,105 @@ func (c *Client) WaitMoving(ctx context.Context) (string, error) {
 // SetAudioSink sets the function that receives the call audio; nil stops.
 func (c *Client) SetAudioSink(fn func(*rtp.Packet)) { c.sink.Store(&fn) }
 
-// SendAudio sends one 20 ms PCMU frame.
+// SendAudio sends one 20 ms frame in the call's codec (the last
+// "connected" named it; PCMU before any call).
 func (c *Client) SendAudio(payload []byte) error {
+	pt, rate := c.track.current()
+	frame := rate / 50
 	c.sendMu.Lock()
 	now := time.Now()
 	if !c.lastTx.IsZero() && now.Sub(c.lastTx) > 100*time.Millisecond {
-		c.ts += uint32(now.Sub(c.lastTx).Milliseconds()*8) - 160 // a pause keeps real time
+		c.ts += uint32(now.Sub(c.lastTx).Milliseconds())*(rate/1000) - frame // a pause keeps real time
 	}
 	c.lastTx = now
-	p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: c.seq, Timestamp: c.ts}, Payload: payload}
+	p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: c.seq, Timestamp: c.ts}, Payload: payload}
 	c.seq++
-	c.ts += 160
+	c.ts += frame
 	c.sendMu.Unlock()
-	return c.track.WriteRTP(p)
+	return c.track.writeRTP(p)
+}
+
+// Codec is the codec the client sends in: the last call's.
+func (c *Client) Codec() string {
+	c.track.mu.RLock()
+	defer c.track.mu.RUnlock()
+	return c.track.codec
+}
+
+// track is the client's audio track: it sends each packet with its own
+// payload type, so one stream carries a G.711 call and then an Opus one,
+// as the page's RTCRtpSender does when told the call's codec.
+type track struct {
+	mu     sync.RWMutex
+	ws     webrtc.TrackLocalWriter
+	ssrc   webrtc.SSRC
+	codecs map[string]webrtc.RTPCodecParameters // negotiated, by name
+	codec  string
+}
+
+func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	codecs := map[string]webrtc.RTPCodecParameters{}
+	for _, p := range ctx.CodecParameters() {
+		name := strings.TrimPrefix(p.MimeType, "audio/")
+		if strings.EqualFold(name, "opus") {
+			name = "opus"
+		} else {
+			name = strings.ToUpper(name)
+		}
+		if _, ok := codecs[name]; !ok {
+			codecs[name] = p
+		}
+	}
+	first, ok := codecs["PCMU"]
+	if !ok {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	t.mu.Lock()
+	t.ws, t.ssrc, t.codecs = ctx.WriteStream(), ctx.SSRC(), codecs
+	t.mu.Unlock()
+	return first, nil
+}
+
+func (t *track) Unbind(webrtc.TrackLocalContext) error {
+	t.mu.Lock()
+	t.ws = nil
+	t.mu.Unlock()
+	return nil
+}
+
+func (t *track) ID() string                { return "audio" }
+func (t *track) RID() string               { return "" }
+func (t *track) StreamID() string          { return "operator" }
+func (t *track) Kind() webrtc.RTPCodecType { return webrtc.RTPCodecTypeAudio }
+
+// use switches to the named codec, when it was negotiated.
+func (t *track) use(name string) {
+	t.mu.Lock()
+	if _, ok := t.codecs[name]; ok {
+		t.codec = name
+	}
+	t.mu.Unlock()
+}
+
+// current is the payload type and clock rate of the codec in use.
+func (t *track) current() (uint8, uint32) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if p, ok := t.codecs[t.codec]; ok {
+		return uint8(p.PayloadType), p.ClockRate
+	}
+	return 0, 8000
+}
+
+func (t *track) writeRTP(p *rtp.Packet) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.ws == nil {
+		return nil // not negotiated yet
+	}
+	p.SSRC = uint32(t.ssrc)
+	_, err := t.ws.WriteRTP(&p.Header, p.Payload)
+	return err
 }
 
 // Close ends the socket and the PeerConnection.

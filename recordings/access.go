@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -25,13 +26,20 @@ func NewPlayer(grants sb.GrantService, store Store, ring *Keyring) *Player {
 	return &Player{grants: grants, store: store, ring: ring}
 }
 
-// stream is an open recording: its audio and the object under it.
+// stream is an open recording: its audio file and the object under it.
 type stream struct {
-	*Audio
-	obj Object
+	file interface {
+		io.ReaderAt
+		Size() int64
+	}
+	contentType string
+	obj         Object
 }
 
-func (s *stream) Close() error { return s.obj.Close() }
+func (s *stream) ReadAt(p []byte, off int64) (int, error) { return s.file.ReadAt(p, off) }
+func (s *stream) Size() int64                             { return s.file.Size() }
+func (s *stream) ContentType() string                     { return s.contentType }
+func (s *stream) Close() error                            { return s.obj.Close() }
 
 // OpenAudio uses the grant (which audits the use) and opens its recording.
 // Each segment is decrypted only after the grant is checked again, so a
@@ -58,10 +66,18 @@ func (p *Player) OpenAudio(ctx context.Context, grantID sb.ID, access sb.AudioAc
 	if duration <= 0 {
 		return nil, errors.Join(sb.Errorf(sb.ENOTFOUND, "the recording holds no audio"), obj.Close())
 	}
+	check := func(int) error { return p.grants.CheckGrant(ctx, grantID) }
+	if r.Meta().Codec == "opus" {
+		a, err := NewOpusAudio(r, duration, from, to, check)
+		if err != nil {
+			return nil, errors.Join(err, obj.Close())
+		}
+		return &stream{file: a, contentType: "audio/ogg", obj: obj}, nil
+	}
 	a, err := NewAudio(r, duration, rec.SegmentStarts, from, to)
 	if err != nil {
 		return nil, errors.Join(sb.Errorf(sb.EINVALID, "from/to: %v", err), obj.Close())
 	}
-	a.Before = func(int) error { return p.grants.CheckGrant(ctx, grantID) }
-	return &stream{Audio: a, obj: obj}, nil
+	a.Before = check
+	return &stream{file: a, contentType: "audio/wav", obj: obj}, nil
 }

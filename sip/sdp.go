@@ -33,7 +33,7 @@ func (o *offer) held() bool {
 type errNoCodec struct{ offered string }
 
 func (e errNoCodec) Error() string {
-	return "no common codec: offered " + e.offered + ", we take PCMU, PCMA"
+	return "no common codec: offered " + e.offered + ", we take PCMU, PCMA, and Opus over SRTP (SDES)"
 }
 
 // notAcceptable reports whether a parseOffer error is about what the
@@ -45,8 +45,11 @@ func notAcceptable(err error) bool {
 }
 
 // parseOffer reads the first audio stream of an SDP offer and picks our
-// codec: the caller's first choice among PCMU and PCMA, plus
-// telephone-event when offered.
+// codec: the caller's first choice among PCMU, PCMA and, on an SRTP
+// stream, Opus, plus telephone-event at that codec's clock rate when
+// offered. Opus is carried unchanged to a browser, so it is taken only
+// where the trunk keeps it private on the way (messenger platforms that
+// call over SIP do); plain-RTP trunks get G.711.
 func parseOffer(body []byte) (*offer, error) {
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(string(body)); err != nil {
@@ -133,16 +136,17 @@ func parseOffer(body []byte) (*offer, error) {
 			o.Codec, found = sb.Codec{Name: "PCMU", PayloadType: pt, ClockRate: 8000}, true
 		case !found && name == "pcma/8000":
 			o.Codec, found = sb.Codec{Name: "PCMA", PayloadType: pt, ClockRate: 8000}, true
-		case name == "telephone-event/8000" && o.Codec.DTMFType == 0:
-			o.Codec.DTMFType = pt
+		case !found && name == "opus/48000/2" && secure != nil:
+			o.Codec, found = sb.Codec{Name: "opus", PayloadType: pt, ClockRate: 48000}, true
 		}
 	}
 	if !found {
 		return nil, errNoCodec{offered: strings.Join(audio.MediaName.Formats, " ")}
 	}
 	// telephone-event may come before the audio codec in the list.
+	event := fmt.Sprintf("telephone-event/%d", o.Codec.ClockRate)
 	for _, f := range audio.MediaName.Formats {
-		if n, err := strconv.ParseUint(f, 10, 7); err == nil && rtpmap[uint8(n)] == "telephone-event/8000" {
+		if n, err := strconv.ParseUint(f, 10, 7); err == nil && rtpmap[uint8(n)] == event {
 			o.Codec.DTMFType = uint8(n)
 			break
 		}
@@ -194,9 +198,13 @@ func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Cod
 	if c.DTMFType != 0 {
 		fmt.Fprintf(&b, " %d", c.DTMFType)
 	}
-	fmt.Fprintf(&b, "\r\na=rtpmap:%d %s/%d\r\n", c.PayloadType, c.Name, c.ClockRate)
+	if c.Name == "opus" {
+		fmt.Fprintf(&b, "\r\na=rtpmap:%d opus/48000/2\r\na=fmtp:%d minptime=10;useinbandfec=1\r\n", c.PayloadType, c.PayloadType)
+	} else {
+		fmt.Fprintf(&b, "\r\na=rtpmap:%d %s/%d\r\n", c.PayloadType, c.Name, c.ClockRate)
+	}
 	if c.DTMFType != 0 {
-		fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", c.DTMFType, c.DTMFType)
+		fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n", c.DTMFType, c.ClockRate, c.DTMFType)
 	}
 	if sec != nil {
 		fmt.Fprintf(&b, "a=crypto:%s\r\n", sec.local)

@@ -30,6 +30,16 @@ func savpOffer(proto string, crypto ...string) string {
 	return b.String()
 }
 
+// srtpAnswer is our answer to an SDES offer, with a key of our own.
+func srtpAnswer(t *testing.T, o *offer) string {
+	t.Helper()
+	sec, err := newSRTPSession(*o.Crypto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(buildAnswer(1, 1, netip.MustParseAddr("198.51.100.1"), 10000, o.Codec, "sendrecv", sec))
+}
+
 // An SDES offer: the first crypto line we can use is taken; lines we
 // cannot use (unknown suite, MKI, session parameters, short keys) are
 // passed over; an SRTP offer with none, or a transport we do not speak,
@@ -86,11 +96,7 @@ func TestAnswerSRTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := newSRTPSession(*o.Crypto)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ans := string(buildAnswer(1, 1, netip.MustParseAddr("198.51.100.1"), 10000, o.Codec, "sendrecv", sec))
+	ans := srtpAnswer(t, o)
 	a, err := parseOffer([]byte(ans))
 	if err != nil {
 		t.Fatalf("our answer does not parse: %v\n%s", err, ans)
@@ -242,5 +248,64 @@ func BenchmarkSRTPRoundTrip(b *testing.B) {
 		if _, err := ours.decrypt(plain[:0], wire); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Opus is taken where the caller prefers it and the stream is SRTP, with
+// telephone-event at its clock rate; in the clear it is passed over for
+// G.711, or refused when nothing else is offered. Our answer names Opus
+// the way RFC 7587 writes it.
+func TestParseOfferOpus(t *testing.T) {
+	offer := func(proto, formats string, rtpmaps ...string) []byte {
+		var b strings.Builder
+		b.WriteString("v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n")
+		fmt.Fprintf(&b, "m=audio 5004 %s %s\r\n", proto, formats)
+		for _, m := range rtpmaps {
+			b.WriteString("a=rtpmap:" + m + "\r\n")
+		}
+		if proto == "RTP/SAVP" {
+			b.WriteString("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + key30 + "\r\n")
+		}
+		return []byte(b.String())
+	}
+	maps := []string{"109 opus/48000/2", "0 PCMU/8000", "101 telephone-event/8000", "110 telephone-event/48000"}
+	cases := []struct {
+		name, proto, formats string
+		want                 sb.Codec // Name "" for refused
+	}{
+		{"Opus first over SRTP", "RTP/SAVP", "109 0 101 110", sb.Codec{Name: "opus", PayloadType: 109, ClockRate: 48000, DTMFType: 110}},
+		{"G.711 first over SRTP", "RTP/SAVP", "0 109 101 110", sb.Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000, DTMFType: 101}},
+		{"Opus in the clear passed over", "RTP/AVP", "109 0 101 110", sb.Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000, DTMFType: 101}},
+		{"only Opus in the clear", "RTP/AVP", "109 110", sb.Codec{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o, err := parseOffer(offer(c.proto, c.formats, maps...))
+			if c.want.Name == "" {
+				if !notAcceptable(err) || !strings.Contains(err.Error(), "Opus over SRTP") {
+					t.Fatalf("err %v, want not acceptable, saying Opus needs SRTP", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Codec != c.want {
+				t.Errorf("codec %+v, want %+v", o.Codec, c.want)
+			}
+		})
+	}
+	o, err := parseOffer(offer("RTP/SAVP", "109 110", maps...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans := srtpAnswer(t, o)
+	for _, want := range []string{"m=audio 10000 RTP/SAVP 109 110\r\n", "a=rtpmap:109 opus/48000/2\r\n", "a=rtpmap:110 telephone-event/48000\r\n", "a=fmtp:109 "} {
+		if !strings.Contains(ans, want) {
+			t.Errorf("answer lacks %q:\n%s", want, ans)
+		}
+	}
+	if back, err := parseOffer([]byte(ans)); err != nil || back.Codec != o.Codec {
+		t.Errorf("our answer reads back as %+v, %v", back, err)
 	}
 }

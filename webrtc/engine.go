@@ -40,18 +40,31 @@ type Engine struct {
 // telephoneEventPT is the payload type we offer for RFC 4733 events.
 const telephoneEventPT = 101
 
-// NewEngine returns an engine that offers PCMU, PCMA and telephone-event,
-// nothing else: the trunk side speaks G.711, so nothing is transcoded.
+// Audio codecs as the engine registers them: G.711 for calls from most
+// trunks, Opus for browsers and trunks that speak it over SRTP. Nothing
+// is transcoded: a call is carried in its caller's codec.
+var (
+	pcmu = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, PayloadType: 0}
+	pcma = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1}, PayloadType: 8}
+	opus = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+		SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}
+	telephoneEvent = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000,
+		SDPFmtpLine: "0-16"}, PayloadType: telephoneEventPT}
+	// telephoneEvent48 is telephone-event at Opus's clock rate, which a
+	// browser sends its keys with during an Opus call.
+	telephoneEvent48 = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 48000,
+		SDPFmtpLine: "0-16"}, PayloadType: 110}
+)
+
+// NewEngine returns an engine that offers PCMU, PCMA, Opus and
+// telephone-event. An operator's PeerConnection negotiates them all once
+// and carries each call in its caller's codec.
 func NewEngine(c Config) (*Engine, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &webrtc.MediaEngine{}
-	for _, codec := range []webrtc.RTPCodecParameters{
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, PayloadType: 0},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1}, PayloadType: 8},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000, SDPFmtpLine: "0-16"}, PayloadType: telephoneEventPT},
-	} {
+	for _, codec := range []webrtc.RTPCodecParameters{pcmu, pcma, opus, telephoneEvent, telephoneEvent48} {
 		if err := m.RegisterCodec(codec, webrtc.RTPCodecTypeAudio); err != nil {
 			return nil, fmt.Errorf("webrtc: register %s: %w", codec.MimeType, err)
 		}
@@ -92,7 +105,7 @@ func (e *Engine) NewSession() (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: peer connection: %w", err)
 	}
-	s := &Session{pc: pc, log: e.log, track: &track{}}
+	s := &Session{pc: pc, log: e.log, track: &track{prefer: []string{"PCMU", "PCMA", "opus"}}}
 	s.port = &port{pc: pc, track: s.track}
 	s.transceiver, err = pc.AddTransceiverFromTrack(s.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
 	if err != nil {

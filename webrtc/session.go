@@ -123,38 +123,72 @@ func (s *Session) drainRTCP(sender *webrtc.RTPSender) {
 
 // track is our outgoing audio track. pion's TrackLocalStaticRTP stamps
 // every packet with one payload type; this one keeps the packet's own, so
-// RFC 4733 events reach the browser beside the audio.
+// RFC 4733 events reach the browser beside the audio, and a call in Opus
+// can follow one in G.711 on the same stream.
 type track struct {
-	mu    sync.RWMutex
-	ws    webrtc.TrackLocalWriter
-	ssrc  uint32
-	codec sb.Codec
+	prefer []string // codec names, the first negotiated one is used until told otherwise
+
+	mu     sync.RWMutex
+	ws     webrtc.TrackLocalWriter
+	ssrc   uint32
+	codecs map[string]negotiatedCodec // what the far end took, by name
+	codec  sb.Codec                   // the one in use
+}
+
+type negotiatedCodec struct {
+	sb.Codec
+	params webrtc.RTPCodecParameters
+}
+
+// negotiatedCodecs maps the audio codecs in params by name, each with the
+// telephone-event of its clock rate.
+func negotiatedCodecs(params []webrtc.RTPCodecParameters) map[string]negotiatedCodec {
+	events := map[uint32]uint8{}
+	out := map[string]negotiatedCodec{}
+	for _, p := range params {
+		var name string
+		switch {
+		case strings.EqualFold(p.MimeType, webrtc.MimeTypePCMU):
+			name = "PCMU"
+		case strings.EqualFold(p.MimeType, webrtc.MimeTypePCMA):
+			name = "PCMA"
+		case strings.EqualFold(p.MimeType, webrtc.MimeTypeOpus):
+			name = "opus"
+		case strings.EqualFold(p.MimeType, "audio/telephone-event"):
+			if _, ok := events[p.ClockRate]; !ok {
+				events[p.ClockRate] = uint8(p.PayloadType)
+			}
+			continue
+		default:
+			continue
+		}
+		if _, ok := out[name]; !ok {
+			out[name] = negotiatedCodec{sb.Codec{Name: name, PayloadType: uint8(p.PayloadType), ClockRate: p.ClockRate}, p}
+		}
+	}
+	for name, c := range out {
+		c.DTMFType = events[c.ClockRate]
+		out[name] = c
+	}
+	return out
 }
 
 func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	var audio *webrtc.RTPCodecParameters
-	codec := sb.Codec{}
-	for _, c := range ctx.CodecParameters() {
-		switch {
-		case audio == nil && strings.EqualFold(c.MimeType, webrtc.MimeTypePCMU):
-			audio, codec = &c, sb.Codec{Name: "PCMU", PayloadType: uint8(c.PayloadType), ClockRate: 8000}
-		case audio == nil && strings.EqualFold(c.MimeType, webrtc.MimeTypePCMA):
-			audio, codec = &c, sb.Codec{Name: "PCMA", PayloadType: uint8(c.PayloadType), ClockRate: 8000}
-		}
-	}
-	if audio == nil {
-		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
-	}
-	for _, c := range ctx.CodecParameters() {
-		if strings.EqualFold(c.MimeType, "audio/telephone-event") {
-			codec.DTMFType = uint8(c.PayloadType)
+	codecs := negotiatedCodecs(ctx.CodecParameters())
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := codecs[t.codec.Name]
+	for _, name := range t.prefer {
+		if ok {
 			break
 		}
+		c, ok = codecs[name]
 	}
-	t.mu.Lock()
-	t.ws, t.ssrc, t.codec = ctx.WriteStream(), uint32(ctx.SSRC()), codec
-	t.mu.Unlock()
-	return *audio, nil
+	if !ok {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	t.ws, t.ssrc, t.codecs, t.codec = ctx.WriteStream(), uint32(ctx.SSRC()), codecs, c.Codec
+	return c.params, nil
 }
 
 func (t *track) Unbind(webrtc.TrackLocalContext) error {
@@ -203,8 +237,8 @@ func candidate(c *webrtc.ICECandidate) string {
 	return fmt.Sprintf("%s %s %s:%d", c.Typ, c.Protocol, c.Address, c.Port)
 }
 
-// Codec is the negotiated audio codec; DTMFType is telephone-event's
-// payload type, the same both ways in what browsers answer.
+// Codec is the audio codec in use; DTMFType is telephone-event's payload
+// type at its clock rate, the same both ways in what browsers answer.
 func (p *port) Codec() sb.Codec {
 	p.track.mu.RLock()
 	defer p.track.mu.RUnlock()
@@ -212,10 +246,32 @@ func (p *port) Codec() sb.Codec {
 	if c.Name == "" {
 		c = sb.PCMU // not negotiated yet
 	}
-	if c.DTMFType == 0 {
+	if c.DTMFType == 0 && c.IsG711() {
 		c.DTMFType = uint8(p.recvDTMF.Load())
 	}
 	return c
+}
+
+var _ sb.CodecChooser = (*port)(nil)
+
+// CanUse reports whether the browser took the named codec.
+func (p *port) CanUse(name string) bool {
+	p.track.mu.RLock()
+	defer p.track.mu.RUnlock()
+	_, ok := p.track.codecs[name]
+	return ok
+}
+
+// UseCodec makes the named codec the one sent and expected from now on.
+// The browser is told separately, with the call (it switches its sender).
+func (p *port) UseCodec(name string) bool {
+	p.track.mu.Lock()
+	defer p.track.mu.Unlock()
+	c, ok := p.track.codecs[name]
+	if ok {
+		p.track.codec = c.Codec
+	}
+	return ok
 }
 
 func (p *port) SetSink(fn func([]byte)) {

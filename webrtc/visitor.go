@@ -51,11 +51,13 @@ var _ sb.TrunkLeg = (*Visitor)(nil)
 
 // AnswerVisitor takes a browser caller's SDP offer (ICE candidates in it:
 // WHIP without trickle) and returns the visitor's leg and our answer, with
-// our candidates in it. An offer with no G.711 is refused: the operators'
-// side and recordings speak G.711, and a call that cannot carry audio is
-// better refused than half working.
+// our candidates in it. Opus is taken first, and carried to the operator
+// unchanged; then G.711. An offer with neither is refused: nothing is
+// transcoded, and a call that cannot carry audio is better refused than
+// half working.
 func (e *Engine) AnswerVisitor(ctx context.Context, offer string) (*Visitor, string, error) {
-	if err := offersG711(offer); err != nil {
+	codecs, err := offeredAudio(offer)
+	if err != nil {
 		return nil, "", err
 	}
 	pc, err := e.api.NewPeerConnection(e.conf)
@@ -64,7 +66,7 @@ func (e *Engine) AnswerVisitor(ctx context.Context, offer string) (*Visitor, str
 	}
 	v := &Visitor{pc: pc, state: VisitorWaiting, events: make(chan sb.LegEvent, 8),
 		connected: make(chan struct{}), failed: make(chan struct{})}
-	v.port = &port{pc: pc, track: &track{}}
+	v.port = &port{pc: pc, track: &track{prefer: []string{"opus", "PCMU", "PCMA"}}}
 	var connOnce, failOnce sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
@@ -85,7 +87,7 @@ func (e *Engine) AnswerVisitor(ctx context.Context, offer string) (*Visitor, str
 			v.port.readLoop(t)
 		}
 	})
-	answer, err := v.negotiate(ctx, offer)
+	answer, err := v.negotiate(ctx, offer, codecs)
 	if err != nil {
 		pc.Close()
 		return nil, "", err
@@ -93,12 +95,22 @@ func (e *Engine) AnswerVisitor(ctx context.Context, offer string) (*Visitor, str
 	return v, answer, nil
 }
 
-func (v *Visitor) negotiate(ctx context.Context, offer string) (string, error) {
+func (v *Visitor) negotiate(ctx context.Context, offer string, codecs []webrtc.RTPCodecParameters) (string, error) {
 	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", sb.Errorf(sb.EINVALID, "the SDP offer was not accepted: %v", err)
 	}
-	// The offer made an audio transceiver; our track joins it, so the
-	// answer is sendrecv on the visitor's own m-line.
+	// The offer made an audio transceiver; our answer puts Opus first on
+	// it, so that is what the browser sends when it offered Opus.
+	for _, tr := range v.pc.GetTransceivers() {
+		if tr.Kind() == webrtc.RTPCodecTypeAudio {
+			if err := tr.SetCodecPreferences(codecs); err != nil {
+				return "", fmt.Errorf("webrtc: codec preferences: %w", err)
+			}
+			break
+		}
+	}
+	// Our track joins that transceiver, so the answer is sendrecv on the
+	// visitor's own m-line.
 	sender, err := v.pc.AddTrack(v.port.track)
 	if err != nil {
 		return "", fmt.Errorf("webrtc: visitor track: %w", err)
@@ -140,27 +152,38 @@ func drainSender(s *webrtc.RTPSender) {
 	}
 }
 
-// offersG711 checks that an offer has an audio section with PCMU or PCMA.
-func offersG711(offer string) error {
+// offeredAudio returns what of ours the offer's audio section offers,
+// best first: Opus, G.711, then telephone-event. An offer with no audio
+// codec we carry is EINVALID.
+func offeredAudio(offer string) ([]webrtc.RTPCodecParameters, error) {
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(offer); err != nil {
-		return sb.Errorf(sb.EINVALID, "the SDP offer does not parse: %v", err)
+		return nil, sb.Errorf(sb.EINVALID, "the SDP offer does not parse: %v", err)
 	}
 	for _, m := range sd.MediaDescriptions {
 		if m.MediaName.Media != "audio" {
 			continue
 		}
+		offered := map[string]bool{}
 		for _, f := range m.MediaName.Formats {
-			if f == "0" || f == "8" {
-				return nil
-			}
-			if c, err := sd.GetCodecForPayloadType(pt(f)); err == nil && (strings.EqualFold(c.Name, "PCMU") || strings.EqualFold(c.Name, "PCMA")) {
-				return nil
+			if c, err := sd.GetCodecForPayloadType(pt(f)); err == nil {
+				offered[strings.ToLower(fmt.Sprintf("%s/%d", c.Name, c.ClockRate))] = true
 			}
 		}
-		return sb.Errorf(sb.EINVALID, "no common codec: the offer's audio has no PCMU or PCMA, which is what switchboard's operators and recordings speak")
+		var ours []webrtc.RTPCodecParameters
+		audio := false
+		for _, c := range []webrtc.RTPCodecParameters{opus, pcmu, pcma, telephoneEvent, telephoneEvent48} {
+			if offered[strings.ToLower(fmt.Sprintf("%s/%d", strings.TrimPrefix(c.MimeType, "audio/"), c.ClockRate))] {
+				ours = append(ours, c)
+				audio = audio || c.MimeType != telephoneEvent.MimeType
+			}
+		}
+		if !audio {
+			return nil, sb.Errorf(sb.EINVALID, "no common codec: the offer's audio has no Opus, PCMU or PCMA, and switchboard does not transcode")
+		}
+		return ours, nil
 	}
-	return sb.Errorf(sb.EINVALID, "the SDP offer has no audio")
+	return nil, sb.Errorf(sb.EINVALID, "the SDP offer has no audio")
 }
 
 // answeredCodec is the audio codec our answer chose, with telephone-event.
@@ -170,6 +193,7 @@ func answeredCodec(answer string) (sb.Codec, error) {
 		return sb.Codec{}, fmt.Errorf("webrtc: our answer: %w", err)
 	}
 	var c sb.Codec
+	events := map[uint32]uint8{}
 	for _, m := range sd.MediaDescriptions {
 		if m.MediaName.Media != "audio" {
 			continue
@@ -179,18 +203,30 @@ func answeredCodec(answer string) (sb.Codec, error) {
 			if err != nil {
 				continue
 			}
-			switch {
-			case c.Name == "" && (strings.EqualFold(rc.Name, "PCMU") || strings.EqualFold(rc.Name, "PCMA")):
-				c.Name, c.PayloadType, c.ClockRate = strings.ToUpper(rc.Name), rc.PayloadType, 8000
-			case strings.EqualFold(rc.Name, "telephone-event") && c.DTMFType == 0:
-				c.DTMFType = rc.PayloadType
+			switch name := audioCodecName(rc.Name); {
+			case c.Name == "" && name != "":
+				c.Name, c.PayloadType, c.ClockRate = name, rc.PayloadType, uint32(rc.ClockRate)
+			case strings.EqualFold(rc.Name, "telephone-event"):
+				events[uint32(rc.ClockRate)] = rc.PayloadType
 			}
 		}
 	}
+	c.DTMFType = events[c.ClockRate]
 	if c.Name == "" {
 		return sb.Codec{}, sb.Errorf(sb.EINVALID, "no common codec with the visitor's offer")
 	}
 	return c, nil
+}
+
+// audioCodecName is our name for an SDP encoding name we carry, or "".
+func audioCodecName(encoding string) string {
+	switch {
+	case strings.EqualFold(encoding, "opus"):
+		return "opus"
+	case strings.EqualFold(encoding, "PCMU"), strings.EqualFold(encoding, "PCMA"):
+		return strings.ToUpper(encoding)
+	}
+	return ""
 }
 
 func pt(format string) uint8 {

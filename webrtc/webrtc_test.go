@@ -241,3 +241,52 @@ func BenchmarkSessionWriteRTP(b *testing.B) {
 		}
 	}
 }
+
+// One shift-long PeerConnection carries each call in its caller's codec:
+// the browser took PCMU, PCMA and Opus, and the port switches between
+// them, sending each packet under the codec's payload type; a codec the
+// browser did not take is refused and changes nothing.
+func TestSessionSwitchesCodecPerCall(t *testing.T) {
+	s, err := mustEngine(t).NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := mustConnect(t, s)
+	ch, ok := s.Media().(sb.CodecChooser)
+	if !ok {
+		t.Fatal("the operator's port cannot switch codecs")
+	}
+	if !ch.CanUse("opus") || !ch.CanUse("PCMA") || ch.CanUse("G722") {
+		t.Errorf("can use opus %v, PCMA %v, G722 %v: want what both sides took", ch.CanUse("opus"), ch.CanUse("PCMA"), ch.CanUse("G722"))
+	}
+	if !ch.UseCodec("opus") {
+		t.Fatal("opus refused")
+	}
+	if c := s.Media().Codec(); c != (sb.Codec{Name: "opus", PayloadType: 111, ClockRate: 48000}) {
+		t.Errorf("after switching, codec %+v: want opus/111 at 48 kHz, no telephone-event at 48 kHz (the peer took none)", c)
+	}
+	opusFrame := []byte{0x48, 1, 2, 3, 4, 5}
+	deadline := time.After(5 * time.Second)
+	for sent := false; !sent; {
+		if err := s.Media().WriteRTP(append(media.AppendHeader(nil, false, 111, 7, 960, 1), opusFrame...)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case in := <-p.got:
+			if in.PayloadType != 111 || !bytes.Equal(in.Payload, opusFrame) {
+				t.Fatalf("browser received PT %d %x, want the Opus frame unchanged", in.PayloadType, in.Payload)
+			}
+			sent = true
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no Opus reached the browser")
+		}
+	}
+	if !ch.UseCodec("PCMA") || ch.UseCodec("G722") {
+		t.Fatal("PCMA refused or G722 accepted")
+	}
+	if c := s.Media().Codec(); c.Name != "PCMA" || c.PayloadType != 8 || c.DTMFType != 101 {
+		t.Errorf("the next call's codec %+v, want PCMA/8 with telephone-event 101", c)
+	}
+}

@@ -102,6 +102,27 @@ function connect() {
   };
 }
 
+// useCodec makes the microphone's sender send the call's codec. The
+// shift's PeerConnection negotiated G.711 and Opus once; each call is
+// carried in its caller's codec, unchanged, so the page switches with it.
+async function useCodec(name) {
+  const sender = sb.pc && sb.pc.getSenders().find((s) => s.track && s.track.kind === "audio");
+  if (!name || !sender) return;
+  const params = sender.getParameters();
+  const codec = (params.codecs || []).find((c) => c.mimeType.toLowerCase() === "audio/" + name.toLowerCase());
+  if (!codec || !params.encodings || params.encodings.length === 0) {
+    console.warn("the call's codec was not negotiated", name);
+    return;
+  }
+  const { payloadType, ...wanted } = codec;
+  params.encodings[0].codec = wanted;
+  try {
+    await sender.setParameters(params);
+  } catch (e) {
+    console.warn("could not switch to", name, e);
+  }
+}
+
 function showLogin(msg) {
   loggedIn = false;
   wantAvailable = false;
@@ -177,6 +198,7 @@ async function handle(msg) {
       setCallState("connected");
       break;
     case "connected":
+      await useCodec(msg.codec);
       setCallState("connected");
       break;
     case "ended":

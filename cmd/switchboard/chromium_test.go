@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/pion/rtp"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
 
@@ -56,6 +59,18 @@ func requireDependency(t *testing.T, what string) {
 		t.Fatalf("%s is missing (scripts/deps.sh installs it)", what)
 	}
 	t.Skipf("%s is missing; run scripts/deps.sh", what)
+}
+
+// waitCount waits up to 10 s for n to reach want, and fails the test
+// saying what did not arrive.
+func waitCount(t *testing.T, n *atomic.Int64, want int64, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); n.Load() < want && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := n.Load(); got < want {
+		t.Errorf("%d %s, want ≥ %d", got, what, want)
+	}
 }
 
 // browserSteps returns run, which runs actions in the browser or fails
@@ -156,7 +171,11 @@ func TestChromiumOperator(t *testing.T) {
 	// The caller talks; the browser's inbound audio counters must move,
 	// and the browser's fake microphone must reach the caller.
 	var fromBrowser atomic.Int64
-	call.SetSink(func([]byte) { fromBrowser.Add(1) })
+	call.SetSink(func(pkt []byte) {
+		if h, ok := media.ParseHeader(pkt); ok && h.PayloadType == 0 {
+			fromBrowser.Add(1) // the browser sends the caller's G.711, as the page was told
+		}
+	})
 	sendPattern(t, 100, func(p []byte) error { return call.SendRTP(p, false) })
 	received, err := chromedp.Run(ctx, chromedp.PollFunction[float64](`async () => {
 		const stats = await window.switchboard.pc.getStats();
@@ -180,6 +199,35 @@ func TestChromiumOperator(t *testing.T) {
 	}
 	poll("recent calls list the call", `document.querySelector("#recent").textContent.includes("+15550002222")`)
 	t.Logf("browser received %.0f packets; caller received %d", received, fromBrowser.Load())
+
+	// The next caller speaks Opus over SRTP: the page switches its sender
+	// to Opus, and Chromium's own Opus reaches the caller unchanged.
+	opusPhone := mustPhone(t, siptest.Options{Transport: "udp", Codec: sb.Codec{Name: "opus", PayloadType: 109, ClockRate: 48000},
+		SRTP: "AES_CM_128_HMAC_SHA1_80"})
+	call, err = opusPhone.InviteAsync(ctx, m.SIPAddr(), "+15550003333", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	run("the Opus call shown", chromedp.WaitVisible(chromedp.CSS("#answer")))
+	run("answer the Opus call", chromedp.Click(chromedp.CSS("#answer")))
+	if err := call.Wait(ctx); err != nil {
+		t.Fatalf("the Opus call was not answered: %v", err)
+	}
+	var opusFromBrowser atomic.Int64
+	call.SetSink(func(pkt []byte) {
+		if h, ok := media.ParseHeader(pkt); ok && h.PayloadType == 109 && h.PayloadEnd-h.PayloadOffset > 20 {
+			opusFromBrowser.Add(1) // Chromium's Opus: more than a silent frame's few bytes
+		}
+	})
+	poll("the page sends Opus", `window.switchboard.pc.getSenders()[0].getParameters().encodings[0].codec?.mimeType === "audio/opus"`)
+	waitCount(t, &opusFromBrowser, 50, "packets of the browser's Opus at the Opus caller")
+	run("hang up the Opus call", chromedp.Click(chromedp.CSS("#hangup")))
+	select {
+	case <-call.Ended():
+	case <-ctx.Done():
+		t.Fatal("hanging up the Opus call on the page sent no BYE")
+	}
 }
 
 // TestChromiumSupportConsole is the diagnostic access flow in a real
@@ -295,21 +343,15 @@ func TestChromiumWidget(t *testing.T) {
 	poll("the widget waits for an operator", `document.querySelector("#status").textContent.includes("next free person")`)
 	var heard atomic.Int64
 	op.SetAudioSink(func(p *rtp.Packet) {
-		if p.PayloadType == 0 && bytes.Count(p.Payload, []byte{0xff}) < len(p.Payload) {
-			heard.Add(1) // not μ-law silence: the fake microphone's beeps
+		if p.PayloadType == sb.Opus.PayloadType && len(p.Payload) > 20 {
+			heard.Add(1) // Chromium's Opus, unchanged: more than a silent frame's few bytes, the fake microphone's beeps
 		}
 	})
 	if err := op.Accept(ctx, in.CallID); err != nil {
 		t.Fatal(err)
 	}
 	poll("the widget says connected", `document.querySelector("#status").textContent === "Connected."`)
-	deadline := time.Now().Add(10 * time.Second)
-	for heard.Load() < 50 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := heard.Load(); n < 50 {
-		t.Errorf("operator heard %d packets of the visitor's microphone, want ≥ 50", n)
-	}
+	waitCount(t, &heard, 50, "packets of the visitor's microphone at the operator")
 	run("hang up", chromedp.Click(chromedp.CSS("#hangup")))
 	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
 	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.ExternalRef != "chat-9" {
@@ -441,4 +483,71 @@ func TestChromiumOperatorReconnects(t *testing.T) {
 	}
 	poll("the page shows the end", `document.querySelector("#call-state").textContent.startsWith("ended")`)
 	t.Logf("after reconnecting the browser received %.0f packets", received)
+}
+
+// TestChromiumPlaysOpusRecording is a widget call in Opus from headless
+// Chromium (its fake microphone's beeps, encoded by its own Opus
+// encoder), recorded with the operator's consent. The recording, played
+// through an admin's grant, is Ogg Opus that Chromium's own decoder
+// opens: two channels, the caller's beeps on the left, the silent
+// operator on the right.
+func TestChromiumPlaysOpusRecording(t *testing.T) {
+	if !runInPrivateNetns(t, "TestChromiumPlaysOpusRecording") {
+		return
+	}
+	g := mustGrantFixture(t, sb.SupportPolicy{Access: true, MaxTTLSeconds: 3600})
+	token := issueToken(t, g.m, g.f.APIKey, `{"number": "2000", "from": "web:visitor-7"}`)
+	ctx := newChromium(t)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	run, poll := browserSteps(t, ctx)
+	run("open the widget and call", chromedp.Steps(
+		chromedp.Navigate(g.m.HTTPURL()+"/widget#token="+token),
+		chromedp.WaitVisible(chromedp.CSS("#call")),
+		chromedp.Click(chromedp.CSS("#call")),
+	))
+	in := waitIncoming(t, g.op)
+	if err := g.op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.op.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.op.Consent(ctx, in.CallID, true); err != nil {
+		t.Fatal(err)
+	}
+	poll("the widget says connected", `document.querySelector("#status").textContent === "Connected."`)
+	time.Sleep(4 * time.Second) // beeps, recorded
+	run("hang up", chromedp.Click(chromedp.CSS("#hangup")))
+	if rec := waitCallEnded(t, g.m, g.f.APIKey, in.CallID); rec.Codec != "opus" {
+		t.Fatalf("the widget's call was carried in %q, want opus", rec.Codec)
+	}
+	gr := g.adminGrant(t, in.CallID)
+	code, file := g.admin.do(http.MethodGet, "/v1/grants/"+gr.ID.String()+"/audio", "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("audio: %d", code)
+	}
+	type decoded struct {
+		Channels    int     `json:"channels"`
+		Duration    float64 `json:"duration"`
+		Left, Right float64
+		Error       string `json:"error"`
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[decoded](`(async () => {
+		try {
+			const bin = atob("`+base64.StdEncoding.EncodeToString([]byte(file))+`");
+			const buf = new Uint8Array(bin.length);
+			for (let i = 0; i < bin.length; i++) buf[i] = bin.charCodeAt(i);
+			const audio = await new OfflineAudioContext(2, 48000, 48000).decodeAudioData(buf.buffer);
+			const rms = (ch) => { const d = audio.getChannelData(ch); let s = 0; for (const x of d) s += x * x; return Math.sqrt(s / d.length); };
+			return { channels: audio.numberOfChannels, duration: audio.duration, left: rms(0), right: rms(1) };
+		} catch (e) { return { error: String(e) }; }
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Chromium decoded %+v from %d bytes", got, len(file))
+	if got.Error != "" || got.Channels != 2 || got.Duration < 3 || got.Duration > 15 || got.Left < 0.005 || got.Right > got.Left/10 {
+		t.Errorf("Chromium decoded %+v: want two channels of a few seconds, the caller's beeps left, silence right", got)
+	}
 }

@@ -56,14 +56,22 @@ const talkFrames = 50
 
 func talkBothWays(t *testing.T, call *siptest.Call, op *opclient.Client) {
 	t.Helper()
+	talkBothWaysIn(t, call, op, 0, 0)
+}
+
+// talkBothWaysIn is talkBothWays for a call whose codec has payload type
+// callerPT on the caller's leg and operatorPT on the operator's: each
+// side must get the other's frames, unchanged, in its own.
+func talkBothWaysIn(t *testing.T, call *siptest.Call, op *opclient.Client, callerPT, operatorPT uint8) {
+	t.Helper()
 	toOperator, toCaller := newPatternReceiver(), newPatternReceiver()
 	op.SetAudioSink(func(p *rtp.Packet) {
-		if p.PayloadType == 0 {
+		if p.PayloadType == operatorPT {
 			toOperator.add(p.Payload)
 		}
 	})
 	call.SetSink(func(pkt []byte) {
-		if h, ok := media.ParseHeader(pkt); ok && h.PayloadType == 0 {
+		if h, ok := media.ParseHeader(pkt); ok && h.PayloadType == callerPT {
 			toCaller.add(pkt[h.PayloadOffset:h.PayloadEnd])
 		}
 	})

@@ -24,11 +24,11 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // mustOperator logs the operator in, connects their PeerConnection and
 // makes them available.
-func mustOperator(tb testing.TB, m *Main, u *sb.User) *opclient.Client {
+func mustOperator(tb testing.TB, m *Main, u *sb.User, opts ...opclient.Option) *opclient.Client {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := opclient.Login(ctx, m.HTTPURL(), u.Email, testPassword, opclient.WithLoopbackOnly())
+	c, err := opclient.Login(ctx, m.HTTPURL(), u.Email, testPassword, append(opts, opclient.WithLoopbackOnly())...)
 	if err != nil {
 		tb.Fatalf("login %s: %v", u.Email, err)
 	}

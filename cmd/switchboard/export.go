@@ -80,6 +80,6 @@ func runRecordingExport(ctx context.Context, args []string, stdin io.Reader, std
 	if err = errors.Join(err, f.Close()); err != nil {
 		return errors.Join(fmt.Errorf("recording export: %w", err), os.Remove(*out))
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d bytes in %s\n", *out, audio.Size(), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "wrote %s: %d bytes of %s in %s\n", *out, audio.Size(), audio.ContentType(), time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -22,9 +22,10 @@ import (
 // visitor is a browser caller in a test: a pion PeerConnection offering
 // what browsers offer (Opus first, then G.711), on loopback.
 type visitor struct {
-	pc    *webrtc.PeerConnection
-	track *webrtc.TrackLocalStaticRTP
-	heard atomic.Int64 // packets of the operator's pattern
+	pc      *webrtc.PeerConnection
+	track   *webrtc.TrackLocalStaticRTP
+	heard   atomic.Int64  // packets of the operator's pattern
+	heardPT atomic.Uint32 // their payload type
 }
 
 func newVisitor(t *testing.T, codecs ...webrtc.RTPCodecParameters) *visitor {
@@ -50,12 +51,12 @@ func newVisitor(t *testing.T, codecs ...webrtc.RTPCodecParameters) *visitor {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	mime := webrtc.MimeTypePCMU
+	capability := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 	if len(codecs) > 0 {
-		mime = codecs[0].MimeType
+		capability = codecs[0].RTPCodecCapability
 	}
 	v := &visitor{pc: pc}
-	v.track, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 8000}, "audio", "visitor")
+	v.track, err = webrtc.NewTrackLocalStaticRTP(capability, "audio", "visitor")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +70,7 @@ func newVisitor(t *testing.T, codecs ...webrtc.RTPCodecParameters) *visitor {
 				return
 			}
 			if len(p.Payload) > 0 && bytes.Count(p.Payload, []byte{0x5a}) == len(p.Payload) {
+				v.heardPT.Store(uint32(p.PayloadType))
 				v.heard.Add(1)
 			}
 		}
@@ -146,8 +148,10 @@ func whipState(t *testing.T, m *Main, session string) string {
 // A website visitor calls from the browser with a token the tenant's
 // backend issued: the call reaches the operator like a trunk's, audio
 // flows both ways, the visitor hangs up by deleting the session, and the
-// record carries the visitor's name and the chat's reference. Forged,
-// spent and expired tokens, and offers without G.711, are refused.
+// record carries the visitor's name and the chat's reference. The
+// visitor's Opus reaches the operator unchanged, and the operator's Opus
+// the visitor. Forged, spent and expired tokens, and offers with neither
+// Opus nor G.711, are refused.
 func TestBrowserCallerThroughWHIP(t *testing.T) {
 	m := mustStartService(t, nil)
 	f := mustProvision(t, m, "Acme", "2000", 1)
@@ -177,7 +181,7 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 	}
 	var fromVisitor atomic.Int64
 	op.SetAudioSink(func(p *rtp.Packet) {
-		if len(p.Payload) > 0 && bytes.Count(p.Payload, []byte{0xa5}) == len(p.Payload) {
+		if p.PayloadType == sb.Opus.PayloadType && len(p.Payload) == 160 && bytes.Count(p.Payload, []byte{0xa5}) == len(p.Payload) {
 			fromVisitor.Add(1)
 		}
 	})
@@ -198,7 +202,7 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 
 	// A second of audio each way.
 	for i := range 50 {
-		p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 77},
+		p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i), Timestamp: uint32(960 * i), SSRC: 77},
 			Payload: bytes.Repeat([]byte{0xa5}, 160)}
 		if err := v.track.WriteRTP(p); err != nil {
 			t.Fatal(err)
@@ -215,6 +219,9 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 	if fromVisitor.Load() < 45 || v.heard.Load() < 45 {
 		t.Errorf("operator heard %d of the visitor's 50 packets, the visitor %d of the operator's", fromVisitor.Load(), v.heard.Load())
 	}
+	if op.Codec() != "opus" || v.heardPT.Load() != uint32(sb.Opus.PayloadType) {
+		t.Errorf("the operator sent %s, the visitor heard payload type %d: want Opus both ways", op.Codec(), v.heardPT.Load())
+	}
 
 	req, _ := http.NewRequest(http.MethodDelete, m.HTTPURL()+session, nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -224,7 +231,7 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 	resp.Body.Close()
 	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
 	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.From != "web:chat-42" || rec.To != "2000" ||
-		rec.ExternalRef != "chat-42" || !strings.HasPrefix(rec.Source, "webrtc:") || rec.Codec != "PCMU" || rec.FromCaller.Packets < 45 {
+		rec.ExternalRef != "chat-42" || !strings.HasPrefix(rec.Source, "webrtc:") || rec.Codec != "opus" || rec.FromCaller.Packets < 45 {
 		t.Errorf("record: %q by %q, from %q to %q, ref %q, source %q, codec %q, %d packets from the visitor",
 			rec.Status, rec.HangupBy, rec.From, rec.To, rec.ExternalRef, rec.Source, rec.Codec, rec.FromCaller.Packets)
 	}
@@ -240,11 +247,11 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 	if code, _, body := whip(t, m, short, newVisitor(t).offer(t)); code != http.StatusUnauthorized {
 		t.Errorf("an expired token: %d %s", code, body)
 	}
-	opusOnly := newVisitor(t, webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111})
-	code, _, body := whip(t, m, issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:opus"}`), opusOnly.offer(t))
+	g722 := newVisitor(t, webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeG722, ClockRate: 8000}, PayloadType: 9})
+	code, _, body := whip(t, m, issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:g722"}`), g722.offer(t))
 	if code != http.StatusBadRequest || !strings.Contains(body, "no common codec") {
-		t.Errorf("an Opus-only offer: %d %s", code, body)
+		t.Errorf("a G.722-only offer: %d %s", code, body)
 	}
 	select {
 	case in := <-op.Incoming():

@@ -281,10 +281,14 @@ func (c *Call) sdp(dir string) []byte {
 		proto = "RTP/SAVP"
 		crypto = fmt.Sprintf("a=crypto:1 %s inline:%s\r\n", c.phone.opts.SRTP, base64.StdEncoding.EncodeToString(c.localKey))
 	}
+	encoding := c.codec.Name + "/8000"
+	if c.codec.Name == "opus" {
+		encoding = "opus/48000/2"
+	}
 	return []byte(fmt.Sprintf("v=0\r\no=siptest 1 1 IN IP4 %s\r\ns=siptest\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
-		"m=audio %d %s %d %d\r\na=rtpmap:%d %s/8000\r\na=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n%sa=ptime:20\r\na=%s\r\n",
-		ap.Addr(), ap.Addr(), ap.Port(), proto, c.codec.PayloadType, c.codec.DTMFType, c.codec.PayloadType, c.codec.Name,
-		c.codec.DTMFType, c.codec.DTMFType, crypto, dir))
+		"m=audio %d %s %d %d\r\na=rtpmap:%d %s\r\na=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n%sa=ptime:20\r\na=%s\r\n",
+		ap.Addr(), ap.Addr(), ap.Port(), proto, c.codec.PayloadType, c.codec.DTMFType, c.codec.PayloadType, encoding,
+		c.codec.DTMFType, c.codec.ClockRate, c.codec.DTMFType, crypto, dir))
 }
 
 // srtpProfiles are the suites the phone can offer.
@@ -478,7 +482,7 @@ func (c *Call) SendRTP(payload []byte, marker bool) error {
 	c.sendMu.Lock()
 	pkt := media.AppendHeader(make([]byte, 0, 12+len(payload)), marker, c.codec.PayloadType, c.seq, c.ts, c.ssrc)
 	c.seq++
-	c.ts += 160
+	c.ts += c.codec.ClockRate / 50
 	c.sendMu.Unlock()
 	return c.WriteRTP(append(pkt, payload...))
 }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/opclient"
+	"github.com/switchboard-voice/switchboard/sip/siptest"
+)
+
+// A trunk that offers Opus over SDES-SRTP (a messenger platform calling
+// over SIP) gets Opus, carried unchanged: the caller's frames reach the
+// operator's browser byte for byte under the browser's payload type, and
+// the operator's reach the caller under the trunk's. The operator's
+// shift-long PeerConnection then carries the next caller's G.711. An
+// operator whose connection took no Opus is not offered the Opus call,
+// and Opus over plain RTP is refused with 488 rather than half working.
+func TestOpusTrunkCallCarriedUnchanged(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 2)
+	noOpus := mustOperator(t, m, f.Operators[0], opclient.WithoutOpus()) // idle longest: first in line
+	op := mustOperator(t, m, f.Operators[1])
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	trunkOpus := sb.Codec{Name: "opus", PayloadType: 109, ClockRate: 48000} // the trunk's own payload type
+	phone := mustPhone(t, siptest.Options{Transport: "udp", Codec: trunkOpus, SRTP: "AES_CM_128_HMAC_SHA1_80"})
+	call, in := answeredCall(t, m, phone, op, "+15550002222", "2000")
+	if got := op.Codec(); got != "opus" {
+		t.Fatalf("the operator was told to send %q, want opus", got)
+	}
+	talkBothWaysIn(t, call, op, trunkOpus.PayloadType, sb.Opus.PayloadType)
+	if n := call.Undecryptable(); n != 0 {
+		t.Errorf("%d packets from the service failed SRTP at the phone", n)
+	}
+	select {
+	case in := <-noOpus.Incoming():
+		t.Errorf("the Opus call was offered to an operator without Opus: %+v", in)
+	default:
+	}
+	rec := callerHangsUp(ctx, t, m, f.APIKey, call, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.Codec != "opus" || rec.OperatorID == nil || *rec.OperatorID != f.Operators[1].ID {
+		t.Errorf("record %q, codec %q, operator %v: want completed in opus by %s", rec.Status, rec.Codec, rec.OperatorID, f.Operators[1].ID)
+	}
+
+	// The same PeerConnection, the next call in G.711.
+	if err := noOpus.SetAway(ctx); err != nil {
+		t.Fatal(err)
+	}
+	call, in = answeredCall(t, m, mustPhone(t, siptest.Options{Transport: "udp"}), op, "+15550003333", "2000")
+	if got := op.Codec(); got != "PCMU" {
+		t.Errorf("after the Opus call the operator was told to send %q, want PCMU", got)
+	}
+	talkBothWays(t, call, op)
+	if rec := callerHangsUp(ctx, t, m, f.APIKey, call, in.CallID); rec.Codec != "PCMU" {
+		t.Errorf("the G.711 call's record says codec %q", rec.Codec)
+	}
+
+	// Opus in the clear is not taken: Opus goes to browsers unchanged, so
+	// only a trunk that keeps it private on the way gets it.
+	_, err := mustPhone(t, siptest.Options{Transport: "udp", Codec: trunkOpus}).Invite(ctx, m.SIPAddr(), "+15550004444", "2000")
+	var se *siptest.StatusError
+	if !errors.As(err, &se) || se.Code != 488 {
+		t.Errorf("Opus over plain RTP: %v, want 488", err)
+	}
+}
+
+// A recorded Opus call is stored as it arrived and played as Ogg Opus: the
+// caller's packets and the operator's, byte for byte, in a file whose
+// pages a separate Ogg reader (pion's) accepts, with two channels each
+// its own stream.
+func TestOpusCallRecordedAsOggOpus(t *testing.T) {
+	g := mustGrantFixture(t, sb.SupportPolicy{Access: true, MaxTTLSeconds: 3600})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	trunkOpus := sb.Codec{Name: "opus", PayloadType: 109, ClockRate: 48000}
+	phone := mustPhone(t, siptest.Options{Transport: "udp", Codec: trunkOpus, SRTP: "AEAD_AES_128_GCM",
+		Headers: map[string]string{"X-Recording-Consent": "yes"}})
+	call, in := answeredCall(t, g.m, phone, g.op, "3000", "2000")
+	// 20 ms SILK packets (TOC 0x48) whose frames name their side and
+	// number.
+	packet := func(side byte, i int) []byte {
+		return append([]byte{0x48}, bytes.Repeat([]byte{side, byte(i)}, 30+i)...)
+	}
+	const frames = 50
+	for i := range frames {
+		if err := call.SendRTP(packet('c', i), false); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.op.SendAudio(packet('o', i)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the last packets cross the bridge
+	if rec := callerHangsUp(ctx, t, g.m, g.f.APIKey, call, in.CallID); rec.Codec != "opus" {
+		t.Fatalf("record codec %q", rec.Codec)
+	}
+	gr := g.adminGrant(t, in.CallID)
+	req, _ := http.NewRequest(http.MethodGet, g.m.HTTPURL()+"/v1/grants/"+gr.ID.String()+"/audio", nil)
+	res, err := g.admin.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "audio/ogg" ||
+		!strings.Contains(res.Header.Get("Content-Disposition"), ".opus") {
+		t.Fatalf("audio: %d %v", res.StatusCode, res.Header)
+	}
+	r, head, err := oggreader.NewWith(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.Channels != 2 || head.ChannelMap != 1 || head.StreamCount != 2 || head.CoupledCount != 0 || head.SampleRate != 48000 {
+		t.Errorf("OpusHead %+v: want 2 channels, each its own stream", head)
+	}
+	var audio []byte
+	var granule uint64
+	for {
+		payload, page, err := r.ParseNextPage()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("page: %v", err) // a bad CRC too
+		}
+		audio, granule = append(audio, payload...), page.GranulePosition
+	}
+	heard := map[byte]int{}
+	for i := range frames {
+		for _, side := range []byte{'c', 'o'} {
+			if bytes.Contains(audio, packet(side, i)[1:]) {
+				heard[side]++
+			}
+		}
+	}
+	if heard['c'] < frames*9/10 || heard['o'] < frames*9/10 {
+		t.Errorf("the file holds %d of the caller's %d packets and %d of the operator's", heard['c'], frames, heard['o'])
+	}
+	if seconds := float64(granule) / 48000; seconds < 0.9 || seconds > 3 {
+		t.Errorf("the file lasts %.2f s for a call of about a second of audio", seconds)
+	}
+}
+
+// adminGrant is the tenant admin's grant to play the call's recording,
+// once the recording is stored (the call's end comes first).
+func (g *grantFixture) adminGrant(t *testing.T, callID sb.ID) *sb.AccessGrant {
+	t.Helper()
+	var gr sb.AccessGrant
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body := g.admin.do(http.MethodPost, "/v1/calls/"+callID.String()+"/grants", `{"reason":"codec check","ticket":"T-7"}`, &gr)
+		if code == http.StatusCreated {
+			return &gr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grant: %d %s", code, body)
+		}
+	}
+}

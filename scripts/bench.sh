@@ -53,6 +53,18 @@ for rate in 200 500; do
 	stop_service
 done
 
+# The same SIPp load through switchboard: SIPp's UAC → switchboard (a
+# queue with no operators forwards each call) → SIPp's UAS, every call's
+# record written.
+sbsipp="$work/sbsipp.md"
+for rate in 200 500 1000; do
+	start_service
+	echo "bench: SIPp through switchboard, $rate calls/s" >&2
+	"$work/switchboard-load" -sipp -database-url "$db" -sip-addr "127.0.0.1:$sip" -pid "$pid" \
+		-rate "$rate" -hold 1s -duration 20s -markdown "$sbsipp" >&2
+	stop_service
+done
+
 # The machine's signalling ceiling: SIPp → Kamailio (stateful proxy, tm) →
 # SIPp UAS, calls held 1 s, at rising rates.
 kam="$work/kamailio.md"
@@ -136,6 +148,16 @@ echo "bench: side by side with Janus" >&2
 	echo "record and timeline written to PostgreSQL. The 800 emulated operators run in the load tool on the same CPUs."
 	echo
 	cat "$cps"
+	echo
+	echo "## Signalling through switchboard under SIPp's load"
+	echo
+	echo "SIPp's built-in UAC → switchboard → SIPp's built-in UAS: the number's queue has no operators and sends"
+	echo "each call on at once, so switchboard answers the caller when the UAS answers and carries both legs' SIP,"
+	echo "with each call's record and timeline written to PostgreSQL (\"records completed\" counts them there)."
+	echo "Calls held 1 s, 20 s at each rate, the same load as Kamailio's below; no browsers, no media."
+	echo "Command: \`switchboard-load -sipp -rate R -hold 1s -duration 20s\`."
+	echo
+	cat "$sbsipp"
 	echo
 	echo "## Signalling ceiling of the machine: Kamailio"
 	echo

@@ -119,3 +119,11 @@ func TestScrapeRuntime(t *testing.T) {
 		t.Error("a page without the heap and open files was taken")
 	}
 }
+
+func TestSIPpDurations(t *testing.T) {
+	for v, want := range map[string]float64{"00:00:00:004": 4, "00:00:01:250000": 1250, "00:01:00:000": 60000, "bad": 0} {
+		if got := sippDurationMS(v); got != want {
+			t.Errorf("%q = %g ms, want %g", v, got, want)
+		}
+	}
+}

@@ -38,6 +38,7 @@ type config struct {
 	Codec       string        `json:"codec"`
 	Recording   bool          `json:"recording"`
 	Media       bool          `json:"media"`
+	SIPp        bool          `json:"sipp,omitempty"`
 	Target      string        `json:"target"`              // switchboard or janus
 	JanusURL    string        `json:"janus_url,omitempty"` // Janus's HTTP API, with -target janus
 	JSON        string        `json:"-"`
@@ -75,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.Media, "media", true, "send and check audio; -media=false measures signalling alone")
 	fs.StringVar(&c.Target, "target", "switchboard", "what the emulated browsers attach to: switchboard, or janus (Janus's SIP plugin, its handles registered with the registrar at -sip-addr; for a side-by-side run)")
 	fs.StringVar(&c.JanusURL, "janus-url", "http://127.0.0.1:8088/janus", "Janus's HTTP API, with -target janus")
+	fs.BoolVar(&c.SIPp, "sipp", false, "signalling alone through SIPp: SIPp's built-in UAC calls at -rate for -duration, each call held -hold, and switchboard forwards every call to SIPp's built-in UAS (a queue with no operators), writing its record; the same load scripts/bench.sh sends through Kamailio")
 	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&c.Markdown, "markdown", "", "append the report as a row of a Markdown table to this file")
 	fs.Usage = func() {
@@ -101,6 +103,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Duration+c.Hold+2*time.Minute)
 	defer cancel()
+	if c.SIPp {
+		return runSIPp(ctx, c, stdout, stderr)
+	}
 	r, err := newRun(ctx, c, stderr)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -129,20 +130,6 @@ const signallingHeader = "| calls/s asked | calls/s placed | answered | failed |
 	"|---|---|---|---|---|---|\n"
 
 func (rep *report) appendMarkdown(path string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	header := markdownHeader
-	if !rep.Config.Media {
-		header = signallingHeader
-	}
-	if st, err := f.Stat(); err == nil && st.Size() == 0 {
-		if _, err := io.WriteString(f, header); err != nil {
-			return err
-		}
-	}
 	if !rep.Config.Media {
 		failed := 0
 		for _, n := range rep.Failures {
@@ -152,13 +139,25 @@ func (rep *report) appendMarkdown(path string) error {
 		if rep.Attempts > 0 {
 			cpuPerCall = 1000 * rep.CPUSeconds / float64(rep.Attempts)
 		}
-		_, err = fmt.Fprintf(f, "| %.0f | %.0f | %d/%d | %d | %.1f / %.1f ms | %.2f |\n",
-			rep.Config.Rate, float64(rep.Attempts)/rep.Elapsed, rep.Answered, rep.Attempts, failed, rep.SetupP50MS, rep.SetupP99MS, cpuPerCall)
-		return err
+		return appendRow(path, signallingHeader, fmt.Sprintf("| %.0f | %.0f | %d/%d | %d | %.1f / %.1f ms | %.2f |\n",
+			rep.Config.Rate, float64(rep.Attempts)/rep.Elapsed, rep.Answered, rep.Attempts, failed, rep.SetupP50MS, rep.SetupP99MS, cpuPerCall))
 	}
-	_, err = fmt.Fprintf(f, "| %d | %d/%d | %.1f / %.1f ms | %.3f%% / %.3f%% | %.2f ms | %.1f / %.1f ms | %.3f | %.0f → %.0f MB | %.0f KB |\n",
+	return appendRow(path, markdownHeader, fmt.Sprintf("| %d | %d/%d | %.1f / %.1f ms | %.3f%% / %.3f%% | %.2f ms | %.1f / %.1f ms | %.3f | %.0f → %.0f MB | %.0f KB |\n",
 		rep.Peak, rep.Answered, rep.Attempts, rep.SetupP50MS, rep.SetupP99MS, rep.ToOperator.LossPct, rep.ToCaller.LossPct,
 		(rep.ToOperator.JitterMS+rep.ToCaller.JitterMS)/2, rep.ToOperator.DelayP50MS, rep.ToOperator.DelayP99MS,
-		rep.CPUSecondsPerCallMin, rep.BareRSSMB, rep.PeakRSSMB, rep.RSSPerCallKB)
-	return err
+		rep.CPUSecondsPerCallMin, rep.BareRSSMB, rep.PeakRSSMB, rep.RSSPerCallKB))
+}
+
+// appendRow appends a row to the Markdown table in path, writing the
+// table's header first when the file is new or empty.
+func appendRow(path, header, row string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+		row = header + row
+	}
+	_, err = io.WriteString(f, row)
+	return errors.Join(err, f.Close())
 }

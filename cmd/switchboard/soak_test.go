@@ -18,18 +18,9 @@ import (
 // figures to docs/performance.md.
 func TestSoakLeavesNothingBehind(t *testing.T) {
 	s := mustStartBinary(t)
-	var dbURL string
-	for _, kv := range s.env {
-		if v, ok := strings.CutPrefix(kv, "SWITCHBOARD_DATABASE_URL="); ok {
-			dbURL = v
-		}
-	}
-	load := filepath.Join(t.TempDir(), "switchboard-load")
-	if out, err := exec.Command("go", "build", "-o", load, "../switchboard-load").CombinedOutput(); err != nil {
-		t.Fatalf("go build switchboard-load: %v\n%s", err, out)
-	}
+	dbURL := s.databaseURL()
 	report := filepath.Join(t.TempDir(), "soak.json")
-	cmd := exec.Command(load, "-database-url", dbURL, "-http-url", s.httpURL, "-sip-addr", s.sipAddr,
+	cmd := exec.Command(buildLoadTool(t), "-database-url", dbURL, "-http-url", s.httpURL, "-sip-addr", s.sipAddr,
 		"-calls", "20", "-rate", "20", "-hold", "2s", "-duration", "30s", "-json", report)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("switchboard-load: %v\n%s", err, out)
@@ -76,5 +67,61 @@ func TestSoakLeavesNothingBehind(t *testing.T) {
 	if after.Goroutines > before.Goroutines+2 || after.OpenFDs > before.OpenFDs+2 || after.HeapInuseMB > before.HeapInuseMB+32 {
 		t.Errorf("after %d calls the service holds %.0f goroutines (before: %.0f), %.0f open files (%.0f), %.1f MB heap (%.1f)",
 			rep.Attempts, after.Goroutines, before.Goroutines, after.OpenFDs, before.OpenFDs, after.HeapInuseMB, before.HeapInuseMB)
+	}
+}
+
+// buildLoadTool builds cmd/switchboard-load into a temporary folder.
+func buildLoadTool(t *testing.T) string {
+	t.Helper()
+	load := filepath.Join(t.TempDir(), "switchboard-load")
+	if out, err := exec.Command("go", "build", "-o", load, "../switchboard-load").CombinedOutput(); err != nil {
+		t.Fatalf("go build switchboard-load: %v\n%s", err, out)
+	}
+	return load
+}
+
+// databaseURL is the service's database.
+func (s *binaryService) databaseURL() string {
+	for _, kv := range s.env {
+		if v, ok := strings.CutPrefix(kv, "SWITCHBOARD_DATABASE_URL="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// The load tool's SIPp run: SIPp's UAC calls through the binary, which
+// forwards every call to SIPp's UAS; all are placed, none fails, and each
+// has its completed record in the database.
+func TestLoadToolThroughSIPp(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		requireDependency(t, "sipp (Debian package sip-tester)")
+	}
+	s := mustStartBinary(t)
+	report := filepath.Join(t.TempDir(), "sipp.json")
+	cmd := exec.Command(buildLoadTool(t), "-sipp", "-database-url", s.databaseURL(), "-sip-addr", s.sipAddr,
+		"-rate", "40", "-hold", "500ms", "-duration", "4s", "-json", report)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("switchboard-load -sipp: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Calls      int     `json:"calls_placed"`
+		Successful int     `json:"calls_successful"`
+		Failed     int     `json:"calls_failed"`
+		Records    int     `json:"records_completed"`
+		SetupMS    float64 `json:"setup_ms_avg"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Calls != 160 || rep.Successful != rep.Calls || rep.Failed != 0 || rep.Records != rep.Calls || rep.SetupMS <= 0 {
+		t.Errorf("%d calls placed, %d successful, %d failed, %d records, setup %.1f ms: want all 160 through, each recorded",
+			rep.Calls, rep.Successful, rep.Failed, rep.Records, rep.SetupMS)
 	}
 }

@@ -19,6 +19,13 @@ type Webhook struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// WebhookEvent is one event for a tenant's webhooks, its body ready.
+type WebhookEvent struct {
+	TenantID ID
+	Event    string // one of WebhookEvents
+	Payload  []byte
+}
+
 // WebhookDelivery is one event's way to one webhook: every attempt
 // counted, the last answer kept.
 type WebhookDelivery struct {

@@ -106,14 +106,14 @@ func (s *CallStore) CreateCall(ctx context.Context, c *sb.Call) error {
 		labels = []string{}
 	}
 	args := append(callArgs(c), c.ExternalRef, labels, s.instance)
-	_, err := s.db.pool.Exec(ctx, "INSERT INTO calls ("+callColumns+", instance) VALUES ("+placeholders(1, len(args))+")", args...)
+	_, err := s.db.q(ctx).Exec(ctx, "INSERT INTO calls ("+callColumns+", instance) VALUES ("+placeholders(1, len(args))+")", args...)
 	return mapError(err, "call")
 }
 
 // UpdateCall writes the call's mutable state.
 func (s *CallStore) UpdateCall(ctx context.Context, c *sb.Call) error {
 	args := append([]any{c.TenantID, c.ID}, mutableArgs(c)...)
-	tag, err := s.db.pool.Exec(ctx, "UPDATE calls SET ("+mutableColumns+") = ROW("+placeholders(3, len(args))+
+	tag, err := s.db.q(ctx).Exec(ctx, "UPDATE calls SET ("+mutableColumns+") = ROW("+placeholders(3, len(args))+
 		") WHERE tenant_id = $1 AND id = $2", args...)
 	if err != nil {
 		return mapError(err, "call")
@@ -144,7 +144,7 @@ func (s *CallStore) AddCallEvents(ctx context.Context, events ...*sb.CallEvent) 
 		}
 		rows[i] = []any{e.ID, e.CallID, e.TenantID, e.At, string(e.Type), detail}
 	}
-	_, err := s.db.pool.CopyFrom(ctx, pgx.Identifier{"call_events"},
+	_, err := s.db.q(ctx).CopyFrom(ctx, pgx.Identifier{"call_events"},
 		[]string{"id", "call_id", "tenant_id", "at", "type", "detail"}, pgx.CopyFromRows(rows))
 	if err != nil {
 		err = mapError(fmt.Errorf("metadata: add call events: %w", err), "call")

@@ -32,6 +32,10 @@ var migrations embed.FS
 // across processes.
 const migrationLock int64 = 0x5357_4244_4d49_4752 // "SWBDMIGR"
 
+// defaultMaxConns is the pool's size unless the database URL sets
+// pool_max_conns.
+const defaultMaxConns = 16
+
 // DB is a pool of connections to the metadata database.
 type DB struct {
 	pool *pgxpool.Pool
@@ -47,6 +51,14 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: parse database url: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgx's default is one connection per CPU (at least 4). A call
+		// writes its record in several short transactions, each waiting
+		// for its commit to reach the disk: with few connections the
+		// calls queue for them while the CPUs idle, and PostgreSQL's
+		// group commit has little to group.
+		cfg.MaxConns = max(cfg.MaxConns, defaultMaxConns)
 	}
 	for _, o := range opts {
 		o(cfg)
@@ -137,9 +149,36 @@ func (db *DB) migrate(ctx context.Context, name string) error {
 	})
 }
 
-// inTx runs fn in a transaction, committing if it returns nil.
+// querier is what a statement runs on: the pool, or a transaction that
+// writes several calls' records at once (CallWriter).
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error)
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+type txKey struct{}
+
+// withTx makes the writes given ctx run in tx.
+func withTx(ctx context.Context, tx pgx.Tx) context.Context {
+	return context.WithValue(ctx, txKey{}, tx)
+}
+
+// q is where a write given ctx runs: the transaction ctx carries, if
+// any, else the pool.
+func (db *DB) q(ctx context.Context) querier {
+	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return tx
+	}
+	return db.pool
+}
+
+// inTx runs fn in a transaction, committing if it returns nil. Inside the
+// transaction ctx carries, it is a savepoint of it.
 func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	tx, err := db.pool.Begin(ctx)
+	tx, err := db.q(ctx).Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("metadata: begin: %w", err)
 	}

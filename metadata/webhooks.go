@@ -152,16 +152,24 @@ func scanDelivery(row pgx.Row) (*sb.WebhookDelivery, error) {
 	return d, nil
 }
 
-// Enqueue records an event for every webhook of the tenant that wants it,
-// durably: the sender delivers it, retrying, from here. It runs as the
-// system.
-func (s *WebhookStore) Enqueue(ctx context.Context, tenantID sb.ID, event string, payload []byte) (int, error) {
-	now := s.db.now()
+// Enqueue records each event for every webhook of its tenant that wants
+// it, in one statement, and returns how many deliveries it made. Events
+// nobody subscribed to make none.
+func (s *WebhookStore) Enqueue(ctx context.Context, events ...sb.WebhookEvent) (int, error) {
+	if len(events) == 0 {
+		return 0, nil
+	}
+	tenants, names, payloads := make([]sb.ID, len(events)), make([]string, len(events)), make([]string, len(events))
+	for i, e := range events {
+		tenants[i], names[i], payloads[i] = e.TenantID, e.Event, string(e.Payload)
+	}
 	tag, err := s.db.pool.Exec(ctx, `INSERT INTO webhook_deliveries (id, tenant_id, webhook_id, event, payload, status, next_attempt_at, created_at)
-		SELECT gen_random_uuid(), tenant_id, id, $2, $3, 'pending', $4, $4 FROM webhooks WHERE tenant_id = $1 AND $2 = ANY (events)`,
-		tenantID, event, payload, now)
+		SELECT gen_random_uuid(), w.tenant_id, w.id, e.event, e.payload::jsonb, 'pending', $4, $4
+		FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS e(tenant_id, event, payload, n)
+		JOIN webhooks w ON w.tenant_id = e.tenant_id AND e.event = ANY (w.events)
+		ORDER BY e.n`, tenants, names, payloads, s.db.now())
 	if err != nil {
-		return 0, fmt.Errorf("metadata: enqueue webhook: %w", err)
+		return 0, fmt.Errorf("metadata: enqueue webhooks: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

@@ -41,7 +41,7 @@ func Sign(secret, body []byte, t time.Time) string {
 
 // Store is where deliveries wait; metadata.WebhookStore is one.
 type Store interface {
-	Enqueue(ctx context.Context, tenantID sb.ID, event string, payload []byte) (int, error)
+	Enqueue(ctx context.Context, events ...sb.WebhookEvent) (int, error)
 	TakeDue(ctx context.Context, limit int) ([]*sb.WebhookDelivery, error)
 	RecordAttempt(ctx context.Context, d *sb.WebhookDelivery, status int, err error) error
 }
@@ -156,11 +156,24 @@ func (h *Hooks) push(tenantID sb.ID, p payload) {
 }
 
 // Run stores queued events as deliveries until ctx ends, then stores what
-// is left.
+// is left. What has queued up while a write was going on goes in the next
+// one: under a few hundred calls a second that is one statement for many
+// events, not one each.
 func (h *Hooks) Run(ctx context.Context) {
+	batch := make([]sb.WebhookEvent, 0, maxEnqueue)
 	store := func(ctx context.Context, e event) {
-		if _, err := h.store.Enqueue(ctx, e.tenantID, e.name, e.payload); err != nil {
-			h.log.Error("webhook event not stored", "event", e.name, "err", err)
+		batch = append(batch[:0], sb.WebhookEvent{TenantID: e.tenantID, Event: e.name, Payload: e.payload})
+	more:
+		for len(batch) < maxEnqueue {
+			select {
+			case e := <-h.queue:
+				batch = append(batch, sb.WebhookEvent{TenantID: e.tenantID, Event: e.name, Payload: e.payload})
+			default:
+				break more
+			}
+		}
+		if _, err := h.store.Enqueue(ctx, batch...); err != nil {
+			h.log.Error("webhook events not stored", "events", len(batch), "err", err)
 		}
 	}
 	for {
@@ -181,6 +194,9 @@ func (h *Hooks) Run(ctx context.Context) {
 		}
 	}
 }
+
+// maxEnqueue bounds the events one write stores.
+const maxEnqueue = 256
 
 // Send delivers what is due, and returns how many it delivered.
 func (h *Hooks) Send(ctx context.Context) (int, error) {

@@ -39,7 +39,7 @@ type store struct {
 	attempt error
 }
 
-func (s *store) Enqueue(context.Context, sb.ID, string, []byte) (int, error) { return 0, nil }
+func (s *store) Enqueue(context.Context, ...sb.WebhookEvent) (int, error) { return 0, nil }
 func (s *store) TakeDue(context.Context, int) ([]*sb.WebhookDelivery, error) {
 	return []*sb.WebhookDelivery{s.due}, nil
 }

@@ -37,6 +37,7 @@ type Main struct {
 
 	DB       *metadata.DB
 	Journal  *journal.Recorder // call records waiting for the database
+	writer   *metadata.CallWriter
 	Metrics  *metrics.Metrics
 	Webhooks *metadata.WebhookStore
 	hep      *diag.HEPSender
@@ -88,7 +89,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// first; then the calls this instance was running when it last stopped
 	// without ending them are over: their records are closed before new
 	// calls come.
-	records, err := journal.Open(c.Journal, calls, metadata.Unreachable, m.Logger.With("component", "calls"))
+	// Calls' steps are committed together, a few transactions at a time.
+	m.writer = metadata.NewCallWriter(calls, recordWriters)
+	records, err := journal.Open(c.Journal, m.writer, metadata.Unreachable, m.Logger.With("component", "calls"))
 	if err != nil {
 		return err
 	}
@@ -403,6 +406,10 @@ func (m *Main) Shutdown(ctx context.Context) error {
 	return errors.Join(err, m.Close())
 }
 
+// recordWriters is how many transactions of call records are in flight
+// at once.
+const recordWriters = 4
+
 // Close ends calls now and stops every listener.
 func (m *Main) Close() error {
 	var errs []error
@@ -437,6 +444,9 @@ func (m *Main) Close() error {
 			}
 		}
 		m.wg.Wait()
+		if m.writer != nil {
+			m.writer.Close()
+		}
 		if m.DB != nil {
 			m.DB.Close()
 		}

@@ -1,0 +1,177 @@
+package metadata
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// CallWriter is a CallRecorder that writes many calls' records in one
+// transaction. A call writes its record in several short steps (created,
+// ringing, answered, ended, its trace), each waiting for the database;
+// alone, each step is a transaction and a commit that waits for the disk,
+// and under a few hundred new calls a second the commits, not the work,
+// are the limit. The writer's workers each take every step waiting when
+// they are free and commit them together, so one disk flush serves many
+// calls. Each step still returns only once it is committed, with its own
+// answer: a batch that fails for anything but an unreachable database is
+// run again step by step, so one bad write fails alone.
+type CallWriter struct {
+	store *CallStore
+	ops   chan *writeOp
+	stop  chan struct{}
+	wg    sync.WaitGroup
+
+	// commits counts the transactions that committed steps, and retried
+	// the steps written again alone after their batch failed.
+	commits, retried atomic.Int64
+}
+
+var _ sb.CallRecorder = (*CallWriter)(nil)
+
+type writeOp struct {
+	write func(context.Context) error
+	done  chan error
+}
+
+const (
+	// maxBatch bounds the steps one transaction takes.
+	maxBatch = 128
+	// batchTimeout bounds one batch's transaction.
+	batchTimeout = 5 * time.Second
+)
+
+// NewCallWriter returns a writer for store with workers transactions in
+// flight at most. Close stops it.
+func NewCallWriter(store *CallStore, workers int) *CallWriter {
+	w := &CallWriter{store: store, ops: make(chan *writeOp), stop: make(chan struct{})}
+	for range max(workers, 1) {
+		w.wg.Add(1)
+		go w.work()
+	}
+	return w
+}
+
+// Close stops the workers once the steps they hold are written. Steps
+// asked for after Close fail.
+func (w *CallWriter) Close() {
+	close(w.stop)
+	w.wg.Wait()
+}
+
+func (w *CallWriter) CreateCall(ctx context.Context, c *sb.Call) error {
+	return w.do(ctx, func(ctx context.Context) error { return w.store.CreateCall(ctx, c) })
+}
+
+func (w *CallWriter) UpdateCall(ctx context.Context, c *sb.Call) error {
+	return w.do(ctx, func(ctx context.Context) error { return w.store.UpdateCall(ctx, c) })
+}
+
+func (w *CallWriter) AddCallEvents(ctx context.Context, events ...*sb.CallEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	return w.do(ctx, func(ctx context.Context) error { return w.store.AddCallEvents(ctx, events...) })
+}
+
+func (w *CallWriter) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
+	if len(t.SIP) == 0 && len(t.Quality) == 0 {
+		return nil
+	}
+	return w.do(ctx, func(ctx context.Context) error { return w.store.AddCallTrace(ctx, t) })
+}
+
+// do hands the step to a worker and waits for its commit. A step whose
+// ctx ends while it waits for a worker is not written; one already taken
+// is written, and its caller is told the ctx's error.
+func (w *CallWriter) do(ctx context.Context, write func(context.Context) error) error {
+	op := &writeOp{write: write, done: make(chan error, 1)}
+	select {
+	case w.ops <- op:
+	case <-w.stop:
+		return sb.Errorf(sb.EUNAVAILABLE, "the call record writer is stopped")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-op.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *CallWriter) work() {
+	defer w.wg.Done()
+	batch := make([]*writeOp, 0, maxBatch)
+	for {
+		select {
+		case op := <-w.ops:
+			batch = append(batch[:0], op)
+		case <-w.stop:
+			return
+		}
+		// Everything already waiting joins: no waiting for more, so a
+		// quiet service writes each step at once.
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-w.ops:
+				batch = append(batch, op)
+			default:
+				break more
+			}
+		}
+		w.write(batch)
+	}
+}
+
+// write commits batch in one transaction and tells each step.
+func (w *CallWriter) write(batch []*writeOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	if len(batch) == 1 {
+		err := batch[0].write(ctx)
+		if err == nil {
+			w.commits.Add(1)
+		}
+		batch[0].done <- err
+		return
+	}
+	err := w.store.db.inTx(ctx, func(tx pgx.Tx) error {
+		tctx := withTx(ctx, tx)
+		for _, op := range batch {
+			if err := op.write(tctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		w.commits.Add(1)
+	}
+	if err == nil || Unreachable(err) || errors.Is(err, context.DeadlineExceeded) {
+		// All written, or none could be: each step's caller decides (the
+		// journal keeps them while the database is away).
+		for _, op := range batch {
+			op.done <- err
+		}
+		return
+	}
+	// One step failed and took the transaction with it: each again alone,
+	// for its own answer.
+	w.retried.Add(int64(len(batch)))
+	for _, op := range batch {
+		err := op.write(ctx)
+		if err == nil {
+			w.commits.Add(1)
+		}
+		op.done <- err
+	}
+}

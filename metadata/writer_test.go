@@ -1,0 +1,135 @@
+package metadata
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// Many calls writing at once share transactions: every step is stored
+// and answered, in far fewer commits than steps; a step that fails (an
+// update of a call that does not exist) fails alone, and the steps it
+// shared a transaction with are stored.
+func TestCallWriterCommitsCallsTogether(t *testing.T) {
+	db := mustOpen(t)
+	ctx := mustCtx(t)
+	tenant := mustTenant(t, db, "Acme")
+	store := NewCallStore(db)
+	w := NewCallWriter(store, 1)
+	defer w.Close()
+
+	const calls = 64
+	var wg sync.WaitGroup
+	errs := make([]error, calls)
+	ghost := &sb.Call{ID: sb.NewID(), TenantID: tenant.ID, Direction: sb.Inbound, Status: sb.CallCompleted}
+	var ghostErr error
+	start := make(chan struct{})
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			c := &sb.Call{TenantID: tenant.ID, Direction: sb.Inbound, To: "2000", Status: sb.CallRinging}
+			if errs[i] = w.CreateCall(ctx, c); errs[i] != nil {
+				return
+			}
+			if errs[i] = w.AddCallEvents(ctx, &sb.CallEvent{CallID: c.ID, TenantID: tenant.ID, Type: sb.EventRinging}); errs[i] != nil {
+				return
+			}
+			c.Status = sb.CallCompleted
+			errs[i] = w.UpdateCall(ctx, c)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-start
+		ghostErr = w.UpdateCall(ctx, ghost)
+	}()
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if sb.ErrorCode(ghostErr) != sb.ENOTFOUND {
+		t.Errorf("updating a call that does not exist: %v, want ENOTFOUND", ghostErr)
+	}
+	var completed, events int
+	if err := db.pool.QueryRow(ctx, "SELECT count(*) FROM calls WHERE tenant_id = $1 AND status = 'completed'", tenant.ID).Scan(&completed); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.pool.QueryRow(ctx, "SELECT count(*) FROM call_events WHERE tenant_id = $1", tenant.ID).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if completed != calls || events != calls {
+		t.Errorf("%d completed records and %d events stored, want %d of each", completed, events, calls)
+	}
+	steps := int64(3*calls + 1)
+	t.Logf("%d steps in %d commits, %d written again alone", steps, w.commits.Load(), w.retried.Load())
+	if n := w.commits.Load(); n >= steps/2 {
+		t.Errorf("%d commits for %d steps: the steps were not written together", n, steps)
+	}
+}
+
+// A stopped writer refuses steps rather than hanging.
+func TestCallWriterStopped(t *testing.T) {
+	db := mustOpen(t)
+	w := NewCallWriter(NewCallStore(db), 2)
+	w.Close()
+	err := w.CreateCall(context.Background(), &sb.Call{TenantID: sb.NewID(), Direction: sb.Inbound})
+	if sb.ErrorCode(err) != sb.EUNAVAILABLE {
+		t.Errorf("a step after Close: %v, want EUNAVAILABLE", err)
+	}
+}
+
+// Events for many tenants go in one statement: each becomes a delivery
+// for every webhook of its own tenant that wants it, and nothing for a
+// tenant without one.
+func TestWebhookEnqueueMany(t *testing.T) {
+	db := mustOpen(t)
+	ctx := mustCtx(t)
+	a, b, c := mustTenant(t, db, "A"), mustTenant(t, db, "B"), mustTenant(t, db, "C")
+	for _, h := range []struct {
+		tenant sb.ID
+		events string
+	}{{a.ID, "{call.answered,call.ended}"}, {a.ID, "{call.ended}"}, {b.ID, "{call.offered}"}} {
+		if _, err := db.pool.Exec(ctx, "INSERT INTO webhooks (id, tenant_id, url, secret, events, created_at) VALUES ($1, $2, 'https://crm.test/h', 'x', $3, now())",
+			sb.NewID(), h.tenant, h.events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events := []sb.WebhookEvent{
+		{TenantID: a.ID, Event: "call.ended", Payload: []byte(`{"n":1}`)},    // both of A's
+		{TenantID: a.ID, Event: "call.offered", Payload: []byte(`{"n":2}`)},  // none of A's
+		{TenantID: b.ID, Event: "call.offered", Payload: []byte(`{"n":3}`)},  // B's
+		{TenantID: c.ID, Event: "call.ended", Payload: []byte(`{"n":4}`)},    // C has none
+		{TenantID: a.ID, Event: "call.answered", Payload: []byte(`{"n":5}`)}, // A's first
+	}
+	n, err := NewWebhookStore(db, nil).Enqueue(ctx, events...)
+	if err != nil || n != 4 {
+		t.Fatalf("enqueued %d, %v: want 4 deliveries", n, err)
+	}
+	rows, err := db.pool.Query(ctx, "SELECT tenant_id, event, payload->>'n' FROM webhook_deliveries ORDER BY payload->>'n', tenant_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var tenant sb.ID
+		var event, n string
+		if err := rows.Scan(&tenant, &event, &n); err != nil {
+			t.Fatal(err)
+		}
+		name := map[sb.ID]string{a.ID: "A", b.ID: "B", c.ID: "C"}[tenant]
+		got = append(got, name+" "+event+" "+n)
+	}
+	want := "[A call.ended 1 A call.ended 1 B call.offered 3 A call.answered 5]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("deliveries %v, want %s", got, want)
+	}
+}

@@ -156,7 +156,6 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error)
-	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 type txKey struct{}
@@ -176,9 +175,13 @@ func (db *DB) q(ctx context.Context) querier {
 }
 
 // inTx runs fn in a transaction, committing if it returns nil. Inside the
-// transaction ctx carries, it is a savepoint of it.
+// transaction ctx carries (CallWriter's batch), fn runs in that one: an
+// error fails the whole batch, which is then written step by step.
 func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	tx, err := db.q(ctx).Begin(ctx)
+	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return fn(tx)
+	}
+	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("metadata: begin: %w", err)
 	}

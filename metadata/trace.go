@@ -18,17 +18,16 @@ func (s *CallStore) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 		return nil
 	}
 	return s.db.inTx(ctx, func(tx pgx.Tx) error {
+		// The tenant's policy, and whether the trace is stored already: a
+		// call's trace is stored once, when it ends, so one already there
+		// is this one, replayed by a journal.
 		var p sb.TracePolicy
-		if err := tx.QueryRow(ctx, "SELECT trace_drop_bodies, trace_mask_numbers FROM tenants WHERE id = $1", t.TenantID).
-			Scan(&p.DropBodies, &p.MaskNumbers); err != nil {
-			return mapError(err, "tenant")
-		}
-		// A call's trace is stored once, when it ends: one already there is
-		// this one, replayed by a journal.
 		var stored bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM call_sip_messages WHERE tenant_id = $1 AND call_id = $2)
-			OR EXISTS (SELECT 1 FROM call_quality_samples WHERE tenant_id = $1 AND call_id = $2)`, t.TenantID, t.CallID).Scan(&stored); err != nil {
-			return fmt.Errorf("metadata: trace: %w", err)
+		if err := tx.QueryRow(ctx, `SELECT trace_drop_bodies, trace_mask_numbers,
+			EXISTS (SELECT 1 FROM call_sip_messages WHERE tenant_id = $1 AND call_id = $2)
+			OR EXISTS (SELECT 1 FROM call_quality_samples WHERE tenant_id = $1 AND call_id = $2)
+			FROM tenants WHERE id = $1`, t.TenantID, t.CallID).Scan(&p.DropBodies, &p.MaskNumbers, &stored); err != nil {
+			return mapError(err, "tenant")
 		}
 		if stored {
 			return nil

@@ -3,10 +3,13 @@ package metadata
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"os"
 	"sync"
 	"testing"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/pglocal"
 )
 
 // Many calls writing at once share transactions: every step is stored
@@ -131,5 +134,83 @@ func TestWebhookEnqueueMany(t *testing.T) {
 	want := "[A call.ended 1 A call.ended 1 B call.offered 3 A call.answered 5]"
 	if fmt.Sprint(got) != want {
 		t.Errorf("deliveries %v, want %s", got, want)
+	}
+}
+
+// Whole calls' records from many calls at once, as call control writes
+// them (created; ringing; answered; ended with its timeline; the trace),
+// straight to the store and through CallWriter. The shared test database
+// runs without fsync, so this starts its own durable one, as a
+// deployment's is: commits wait for the disk.
+func BenchmarkCallRecords(b *testing.B) {
+	ctx := mustCtx(b)
+	dir, err := os.MkdirTemp("", "switchboard-bench-pg-") // a folder PostgreSQL's user can reach
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	srv, err := pglocal.Start(ctx, dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Stop()
+	db, err := Open(ctx, srv.URL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	tenant := mustTenant(b, db, "Acme")
+	store := NewCallStore(db)
+	writer := NewCallWriter(store, 4)
+	defer writer.Close()
+	at := netip.MustParseAddrPort("192.0.2.1:5060")
+	record := func(rec sb.CallRecorder) error {
+		ctx := context.Background()
+		c := &sb.Call{TenantID: tenant.ID, Direction: sb.Inbound, From: "+4930123", To: "2000", Status: sb.CallRinging}
+		event := func(t sb.EventType) *sb.CallEvent { return &sb.CallEvent{CallID: c.ID, TenantID: tenant.ID, Type: t} }
+		if err := rec.CreateCall(ctx, c); err != nil {
+			return err
+		}
+		if err := rec.AddCallEvents(ctx, event(sb.EventReceived), event(sb.EventTrying), event(sb.EventRinging)); err != nil {
+			return err
+		}
+		c.Status = sb.CallAnswered
+		if err := rec.UpdateCall(ctx, c); err != nil {
+			return err
+		}
+		if err := rec.AddCallEvents(ctx, event(sb.EventAnswered)); err != nil {
+			return err
+		}
+		c.Status = sb.CallCompleted
+		if err := rec.UpdateCall(ctx, c); err != nil {
+			return err
+		}
+		if err := rec.AddCallEvents(ctx, event(sb.EventHungUp)); err != nil {
+			return err
+		}
+		t := &sb.CallTrace{TenantID: tenant.ID, CallID: c.ID, Quality: []sb.QualitySample{{Leg: "trunk", Source: "switchboard", Packets: 50}}}
+		for range 6 {
+			t.SIP = append(t.SIP, sb.SIPMessage{Inbound: true, Transport: "udp", Src: at, Dst: at, Message: "SIP/2.0 200 OK\r\n\r\n"})
+		}
+		return rec.AddCallTrace(ctx, t)
+	}
+	for _, c := range []struct {
+		name string
+		rec  sb.CallRecorder
+	}{{"direct", store}, {"writer", writer}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetParallelism(64) // calls in progress
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := record(c.rec); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

@@ -149,12 +149,10 @@ func (db *DB) migrate(ctx context.Context, name string) error {
 	})
 }
 
-// querier is what a statement runs on: the pool, or a transaction that
-// writes several calls' records at once (CallWriter).
+// querier is what a call record's write runs on: the pool, or the
+// transaction that writes several calls' records at once (CallWriter).
 type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error)
 }
 
@@ -165,10 +163,16 @@ func withTx(ctx context.Context, tx pgx.Tx) context.Context {
 	return context.WithValue(ctx, txKey{}, tx)
 }
 
+// txFrom is the transaction ctx carries, if any.
+func txFrom(ctx context.Context) (pgx.Tx, bool) {
+	tx, ok := ctx.Value(txKey{}).(pgx.Tx)
+	return tx, ok
+}
+
 // q is where a write given ctx runs: the transaction ctx carries, if
 // any, else the pool.
 func (db *DB) q(ctx context.Context) querier {
-	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+	if tx, ok := txFrom(ctx); ok {
 		return tx
 	}
 	return db.pool
@@ -178,7 +182,7 @@ func (db *DB) q(ctx context.Context) querier {
 // transaction ctx carries (CallWriter's batch), fn runs in that one: an
 // error fails the whole batch, which is then written step by step.
 func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+	if tx, ok := txFrom(ctx); ok {
 		return fn(tx)
 	}
 	tx, err := db.pool.Begin(ctx)

@@ -146,20 +146,14 @@ func negotiatedCodecs(params []webrtc.RTPCodecParameters) map[string]negotiatedC
 	events := map[uint32]uint8{}
 	out := map[string]negotiatedCodec{}
 	for _, p := range params {
-		var name string
-		switch {
-		case strings.EqualFold(p.MimeType, webrtc.MimeTypePCMU):
-			name = "PCMU"
-		case strings.EqualFold(p.MimeType, webrtc.MimeTypePCMA):
-			name = "PCMA"
-		case strings.EqualFold(p.MimeType, webrtc.MimeTypeOpus):
-			name = "opus"
-		case strings.EqualFold(p.MimeType, "audio/telephone-event"):
+		if strings.EqualFold(p.MimeType, "audio/telephone-event") {
 			if _, ok := events[p.ClockRate]; !ok {
 				events[p.ClockRate] = uint8(p.PayloadType)
 			}
 			continue
-		default:
+		}
+		name := audioCodecName(strings.TrimPrefix(p.MimeType, "audio/"))
+		if name == "" {
 			continue
 		}
 		if _, ok := out[name]; !ok {

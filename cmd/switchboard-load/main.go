@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -104,7 +105,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Duration+c.Hold+2*time.Minute)
 	defer cancel()
 	if c.SIPp {
-		return runSIPp(ctx, c, stdout, stderr)
+		rep, err := runSIPp(ctx, c, stderr)
+		if err != nil {
+			return err
+		}
+		return deliver(c, rep, stdout)
 	}
 	r, err := newRun(ctx, c, stderr)
 	if err != nil {
@@ -115,9 +120,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return deliver(c, rep, stdout)
+}
+
+// result is a run's report, however it was measured.
+type result interface {
+	print(w io.Writer)
+	appendMarkdown(path string) error
+}
+
+// deliver prints the report and writes it where -json and -markdown say.
+func deliver(c *config, rep result, stdout io.Writer) error {
 	rep.print(stdout)
 	if c.JSON != "" {
-		if err := rep.writeJSON(c.JSON); err != nil {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.JSON, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,14 +110,6 @@ func (rep *report) print(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\n  Loss counts gaps in each call's pattern (RFC 3550 A.3); frames in flight when a call ends are not loss.")
 	fmt.Fprintln(w, "  Delay is the pattern's send-to-arrival time through the service and both emulators, on one machine.")
-}
-
-func (rep *report) writeJSON(path string) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // markdownHeader heads the table appendMarkdown writes rows of.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/csv"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,39 +47,39 @@ type sippReport struct {
 }
 
 // runSIPp provisions the forwarding tenant, runs SIPp's UAS and UAC, and
-// reports.
-func runSIPp(ctx context.Context, c *config, stdout, stderr io.Writer) error {
+// returns what it measured.
+func runSIPp(ctx context.Context, c *config, stderr io.Writer) (*sippReport, error) {
 	if _, err := exec.LookPath("sipp"); err != nil {
-		return errors.New("-sipp needs SIPp (Debian package sip-tester; scripts/deps.sh installs it)")
+		return nil, errors.New("-sipp needs SIPp (Debian package sip-tester; scripts/deps.sh installs it)")
 	}
 	work, err := os.MkdirTemp("", "switchboard-load-sipp")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(work)
 	uasPort, err := freeUDPPort()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	db, err := metadata.Open(ctx, c.DatabaseURL)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return nil, fmt.Errorf("database: %w", err)
 	}
 	defer db.Close()
 	conn, err := pgx.Connect(ctx, c.DatabaseURL)
 	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return nil, fmt.Errorf("database: %w", err)
 	}
 	defer conn.Close(context.Background())
 	tenant, number, err := provisionForwarding(ctx, db, fmt.Sprintf("sip:uas@127.0.0.1:%d", uasPort))
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	uas := exec.CommandContext(ctx, "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort), "-nostdin")
 	uas.Dir = work
 	if err := uas.Start(); err != nil {
-		return fmt.Errorf("SIPp UAS: %w", err)
+		return nil, fmt.Errorf("SIPp UAS: %w", err)
 	}
 	defer func() {
 		uas.Process.Kill()
@@ -90,12 +89,12 @@ func runSIPp(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	calls := int(c.Rate * c.Duration.Seconds())
 	uacPort, err := freeUDPPort()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var before procSample
 	if c.PID > 0 {
 		if before, err = sampleProc(c.PID); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	fmt.Fprintf(stderr, "switchboard-load: SIPp places %d calls at %g/s, each held %s, forwarded to SIPp's UAS\n", calls, c.Rate, c.Hold)
@@ -109,11 +108,11 @@ func runSIPp(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	elapsed := time.Since(start)
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) {
-		return fmt.Errorf("SIPp UAC: %v: %s", err, out) // SIPp exits non-zero when calls failed: that is a figure
+		return nil, fmt.Errorf("SIPp UAC: %v: %s", err, out) // SIPp exits non-zero when calls failed: that is a figure
 	}
 	stats, err := readSIPpStats(filepath.Join(work, "stat.csv"))
 	if err != nil {
-		return fmt.Errorf("SIPp UAC: %v: %s", err, out)
+		return nil, fmt.Errorf("SIPp UAC: %v: %s", err, out)
 	}
 	rep := &sippReport{Rate: c.Rate, Calls: calls, Successful: stats.successful, Failed: stats.failed,
 		Elapsed: elapsed.Seconds(), SetupAvgMS: stats.responseMS}
@@ -123,7 +122,7 @@ func runSIPp(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 	if c.PID > 0 {
 		after, err := sampleProc(c.PID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rep.CPUSeconds = after.CPUSeconds - before.CPUSeconds
 		if calls > 0 {
@@ -131,19 +130,9 @@ func runSIPp(ctx context.Context, c *config, stdout, stderr io.Writer) error {
 		}
 	}
 	if rep.Records, err = completedRecords(ctx, conn, tenant, rep.Successful); err != nil {
-		return err
+		return nil, err
 	}
-	rep.print(stdout)
-	if c.JSON != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(c.JSON, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-	}
-	if c.Markdown != "" {
-		return rep.appendMarkdown(c.Markdown)
-	}
-	return nil
+	return rep, nil
 }
 
 // provisionForwarding makes a tenant whose trunk (any loopback source)

@@ -128,15 +128,22 @@ func TestDatabaseDownDuringCalls(t *testing.T) {
 	}
 }
 
+// mustCallWithGrace is a service that waits 10 s for an operator whose
+// page dropped, and a call its operator answered.
+func mustCallWithGrace(t *testing.T) (*Main, *tenantFixture, *opclient.Client, *siptest.Call, opclient.Incoming) {
+	t.Helper()
+	m := mustStartService(t, map[string]string{"reconnect-grace": "10s"})
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	call, in := answeredCall(t, m, mustPhone(t, siptest.Options{Transport: "udp"}), op, "+15550004321", "2000")
+	return m, f, op, call, in
+}
+
 // The operator's page loses its connection mid-call: the caller stays on
 // the line, the operator logs back in on a new connection within the
 // grace period, is handed the call back and hears the caller again.
 func TestOperatorReconnectsToTheCall(t *testing.T) {
-	m := mustStartService(t, map[string]string{"reconnect-grace": "10s"})
-	f := mustProvision(t, m, "Acme", "2000", 1)
-	op := mustOperator(t, m, f.Operators[0])
-	phone := mustPhone(t, siptest.Options{Transport: "udp"})
-	call, in := answeredCall(t, m, phone, op, "+15550004321", "2000")
+	m, f, op, call, in := mustCallWithGrace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -203,11 +210,7 @@ func mustOperatorClient(tb testing.TB, m *Main, u *sb.User) *opclient.Client {
 // the caller is not heard and the trunk is not taken off hold, until the
 // operator resumes.
 func TestHoldSurvivesTheOperatorsReconnect(t *testing.T) {
-	m := mustStartService(t, map[string]string{"reconnect-grace": "10s"})
-	f := mustProvision(t, m, "Acme", "2000", 1)
-	op := mustOperator(t, m, f.Operators[0])
-	phone := mustPhone(t, siptest.Options{Transport: "udp"})
-	call, in := answeredCall(t, m, phone, op, "+15550004321", "2000")
+	m, f, op, call, in := mustCallWithGrace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := op.Hold(ctx, in.CallID, true); err != nil {

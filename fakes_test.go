@@ -3,6 +3,7 @@ package switchboard_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -184,6 +185,14 @@ type recorder struct {
 	calls  map[sb.ID]sb.Call
 	events map[sb.ID][]sb.EventType
 	traces map[sb.ID]*sb.CallTrace
+	// storedAtEnd is, per call, what was stored when its final record
+	// was written: its events and whether its trace.
+	storedAtEnd map[sb.ID]storedAtEnd
+}
+
+type storedAtEnd struct {
+	events []sb.EventType
+	traced bool
 }
 
 func (r *recorder) AddCallTrace(_ context.Context, t *sb.CallTrace) error {
@@ -197,13 +206,17 @@ func (r *recorder) AddCallTrace(_ context.Context, t *sb.CallTrace) error {
 }
 
 func newRecorder() *recorder {
-	return &recorder{ended: make(chan sb.Call, 16), calls: map[sb.ID]sb.Call{}, events: map[sb.ID][]sb.EventType{}}
+	return &recorder{ended: make(chan sb.Call, 16), calls: map[sb.ID]sb.Call{}, events: map[sb.ID][]sb.EventType{},
+		storedAtEnd: map[sb.ID]storedAtEnd{}}
 }
 
 func (r *recorder) CreateCall(_ context.Context, c *sb.Call) error { return r.UpdateCall(nil, c) }
 func (r *recorder) UpdateCall(_ context.Context, c *sb.Call) error {
 	r.mu.Lock()
 	r.calls[c.ID] = *c
+	if c.EndedAt != nil {
+		r.storedAtEnd[c.ID] = storedAtEnd{events: slices.Clone(r.events[c.ID]), traced: r.traces[c.ID] != nil}
+	}
 	r.mu.Unlock()
 	if c.EndedAt != nil {
 		r.ended <- *c

@@ -268,29 +268,33 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 }
 
 // RecordRefused writes the record of an INVITE the sip adapter refused:
-// status, code, where it failed, its timeline and its trace.
+// status, code, where it failed, its timeline and its trace. As at the end
+// of every call, the final record goes last: once a refusal is listed, its
+// timeline and trace can be read.
 func (s *Switch) RecordRefused(in *RefusedCall) {
 	now := s.now()
 	c := &Call{ID: NewID(), TenantID: in.Trunk.TenantID, Direction: Inbound, TrunkID: &in.Trunk.ID, From: in.From, To: in.To,
-		Source: in.Source, SIPCallID: in.SIPCallID, Status: CallRejected, SIPCode: in.Code, Reason: in.Reason,
-		HangupBy: PartySystem, CreatedAt: now, EndedAt: &now, FailureLeg: in.Leg, FailureStage: in.Stage, Q850Cause: Q850Cause(in.Code)}
-	if in.Code >= 500 {
-		c.Status = CallFailed
-	}
+		Source: in.Source, SIPCallID: in.SIPCallID, Status: CallRinging, CreatedAt: now}
 	r := &callRun{s: s, c: c, log: s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID)}
-	r.event(EventReceived, map[string]any{"source": c.Source})
-	r.event(EventRejected, map[string]any{"sip_code": in.Code, "reason": in.Reason})
-	r.event(EventEnded, map[string]any{"status": c.Status, "hangup_by": c.HangupBy, "reason": c.Reason})
 	ctx, cancel := dbContext(s.ctx)
 	defer cancel()
 	if err := s.rec.CreateCall(ctx, c); err != nil {
 		r.log.Error("writing a refused call's record", "err", err)
 		return
 	}
+	c.Status, c.SIPCode, c.Reason, c.HangupBy, c.EndedAt = CallRejected, in.Code, in.Reason, PartySystem, &now
+	c.FailureLeg, c.FailureStage, c.Q850Cause = in.Leg, in.Stage, Q850Cause(in.Code)
+	if in.Code >= 500 {
+		c.Status = CallFailed
+	}
+	r.event(EventReceived, map[string]any{"source": c.Source})
+	r.event(EventRejected, map[string]any{"sip_code": in.Code, "reason": in.Reason})
+	r.event(EventEnded, map[string]any{"status": c.Status, "hangup_by": c.HangupBy, "reason": c.Reason})
 	r.flush(ctx)
 	if err := s.rec.AddCallTrace(ctx, &CallTrace{TenantID: c.TenantID, CallID: c.ID, SIP: in.Trace}); err != nil {
 		r.log.Error("writing a refused call's trace", "err", err)
 	}
+	r.update(ctx)
 	r.log.Info("call refused", "sip_code", in.Code, "reason", in.Reason, "stage", in.Stage)
 	if s.observer != nil {
 		s.observer.CallEnded(c)

@@ -57,6 +57,30 @@ func TestNoOperatorRejects480(t *testing.T) {
 	}
 }
 
+// A refused INVITE's record says it ended only once its timeline and trace
+// are stored, as every call's does: whoever finds the refusal can read why.
+func TestRefusalRecordedFinalLast(t *testing.T) {
+	sw, rec := newSwitch(t)
+	trunk := &sb.Trunk{ID: sb.NewID(), TenantID: tenantA, Name: "pbx"}
+	trace := []sb.SIPMessage{{Inbound: true, Message: "INVITE sip:2999@sb SIP/2.0\r\n\r\n"}, {Message: "SIP/2.0 404 Not Found\r\n\r\n"}}
+	sw.RecordRefused(&sb.RefusedCall{Trunk: trunk, From: "3000", To: "2999", Source: "udp:127.0.0.1:5060", SIPCallID: "refused@pbx",
+		Code: 404, Reason: "number not served here", Leg: sb.FailedOnTrunk, Stage: sb.StageRouting, Trace: trace})
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallRejected || c.SIPCode != 404 || c.FailureStage != sb.StageRouting || c.TenantID != tenantA || c.To != "2999" {
+		t.Fatalf("record: %+v", c)
+	}
+	rec.mu.Lock()
+	stored, tr := rec.storedAtEnd[c.ID], rec.traces[c.ID]
+	rec.mu.Unlock()
+	want := []sb.EventType{sb.EventReceived, sb.EventRejected, sb.EventEnded}
+	if !stored.traced || !slices.Equal(stored.events, want) {
+		t.Errorf("when the final record was written: events %v, trace stored %v; want %v and the trace", stored.events, stored.traced, want)
+	}
+	if tr == nil || len(tr.SIP) != 2 || tr.CallID != c.ID {
+		t.Errorf("trace %+v, want the refusal's two messages", tr)
+	}
+}
+
 func TestOtherTenantsOperatorIsNotOffered(t *testing.T) {
 	sw, rec := newSwitch(t)
 	goAvailable(t, sw, newOperator(tenantB))

@@ -140,16 +140,19 @@ func TestMalformedSIPGetsErrorsAndServiceKeepsServing(t *testing.T) {
 
 	// Refusals once the trunk is known are the tenant's calls: recorded,
 	// with the stage that failed and the messages that crossed the wire.
-	var failed struct {
-		Calls []*sb.Call `json:"calls"`
-	}
-	if code := apiGet(t, m, f.APIKey, "/v1/calls?failed=true&limit=100", &failed); code != 200 {
-		t.Fatalf("failed calls: %d", code)
-	}
+	// Each is recorded just after its response is sent.
 	var g729 *sb.Call
-	for _, c := range failed.Calls {
-		if c.SIPCallID == "g729" {
-			g729 = c
+	for deadline := time.Now().Add(10 * time.Second); g729 == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var failed struct {
+			Calls []*sb.Call `json:"calls"`
+		}
+		if code := apiGet(t, m, f.APIKey, "/v1/calls?failed=true&limit=100", &failed); code != 200 {
+			t.Fatalf("failed calls: %d", code)
+		}
+		for _, c := range failed.Calls {
+			if c.SIPCallID == "g729" {
+				g729 = c
+			}
 		}
 	}
 	if g729 == nil || g729.Status != sb.CallRejected || g729.SIPCode != 488 || g729.FailureLeg != sb.FailedOnTrunk ||

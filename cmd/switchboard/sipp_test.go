@@ -436,13 +436,18 @@ func TestSIPpFailuresLandOnTheirTaxonomy(t *testing.T) {
 		if out, err := sippFrom(ctx, t, "127.0.0.7", "uac_bad_auth.xml", "2001", s.sipAddr); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
+		// SIPp is done once it has the 403; the refusal is recorded just
+		// after.
 		var list struct {
 			Calls []sb.Call `json:"calls"`
 		}
-		s.getJSON(t, key, "/v1/calls?failed=true", &list)
-		i := slices.IndexFunc(list.Calls, func(c sb.Call) bool { return c.To == "2001" })
-		if i < 0 {
-			t.Fatalf("no failed call to 2001 among %d", len(list.Calls))
+		i := -1
+		for deadline := time.Now().Add(10 * time.Second); i < 0; time.Sleep(50 * time.Millisecond) {
+			s.getJSON(t, key, "/v1/calls?failed=true", &list)
+			i = slices.IndexFunc(list.Calls, func(c sb.Call) bool { return c.To == "2001" })
+			if i < 0 && time.Now().After(deadline) {
+				t.Fatalf("no failed call to 2001 among %d", len(list.Calls))
+			}
 		}
 		rec := list.Calls[i]
 		if rec.FailureLeg != sb.FailedOnTrunk || rec.FailureStage != sb.StageAuth || rec.SIPCode != 403 {

@@ -56,6 +56,9 @@ type leg struct {
 	media  *port
 	events chan sb.LegEvent
 	answer error
+	// holds, when set, answers each Hold (a slow trunk, or one refusing);
+	// otherwise the trunk agrees at once.
+	holds chan error
 
 	mu      sync.Mutex
 	actions []string
@@ -84,13 +87,21 @@ func (l *leg) Reject(_ context.Context, code int, reason string) error {
 	return nil
 }
 func (l *leg) Hangup(_ context.Context, reason string) error { l.do("bye " + reason); return nil }
-func (l *leg) Hold(_ context.Context, held bool) error {
+func (l *leg) Hold(ctx context.Context, held bool) error {
 	if held {
 		l.do("hold")
 	} else {
 		l.do("unhold")
 	}
-	return nil
+	if l.holds == nil {
+		return nil
+	}
+	select {
+	case err := <-l.holds:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 func (l *leg) Events() <-chan sb.LegEvent { return l.events }
 func (l *leg) Media() sb.MediaPort        { return l.media }

@@ -578,20 +578,28 @@ func (r *callRun) transferee(ctx context.Context) *agent {
 	}
 }
 
-// hold puts the caller on hold or takes them off, at the operator's word:
-// the trunk is told first, then the bridge stops or starts again.
+// hold puts the caller on hold or takes them off, at the operator's word.
+// A hold stops the bridge at once, before the trunk is told: what the
+// operator says once they press hold never reaches the caller, however
+// long the trunk takes to answer; if the trunk refuses, audio flows again.
+// Taking the caller back starts the bridge once the trunk has agreed.
 func (r *callRun) hold(ctx context.Context, bridge *Bridge, held bool) {
+	if held {
+		bridge.Stop()
+	}
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err := r.leg.Hold(hctx, held)
 	cancel()
 	if err != nil {
 		r.log.Warn("hold", "held", held, "err", err)
 		r.event(EventHoldFailed, map[string]any{"held": held, "reason": err.Error()})
+		if held && !r.held {
+			bridge.Start()
+		}
 		return
 	}
 	r.held = held
 	if held {
-		bridge.Stop()
 		r.event(EventHeld, map[string]any{"by": PartyOperator})
 		return
 	}

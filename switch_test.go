@@ -2,6 +2,7 @@ package switchboard_test
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -78,6 +79,86 @@ func TestRefusalRecordedFinalLast(t *testing.T) {
 	}
 	if tr == nil || len(tr.SIP) != 2 || tr.CallID != c.ID {
 		t.Errorf("trace %+v, want the refusal's two messages", tr)
+	}
+}
+
+// Pressing hold silences both ways at once, while the trunk is still being
+// told: what the operator says next never reaches the caller. If the trunk
+// refuses the hold, audio flows again; once it agrees, it stays silent
+// until the operator takes the caller back.
+func TestHoldSilencesBeforeTheTrunkAnswers(t *testing.T) {
+	sw, _ := newSwitch(t)
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	l := newLeg(sb.PCMU)
+	l.holds = make(chan error)
+	sw.DispatchInbound(inbound(l))
+	callID := op.nextOffer(t)
+	if err := sw.Accept(op.id, callID); err != nil {
+		t.Fatal(err)
+	}
+	if n := op.next(t); n != "connected" {
+		t.Fatalf("got %q, want connected", n)
+	}
+	seq := uint16(0)
+	talk := func() (toCaller, toOperator int) {
+		before, beforeOp := len(l.media.packets()), len(op.media.packets())
+		seq++
+		op.media.deliver(append(media.AppendHeader(nil, false, 0, seq, uint32(seq)*160, 0x2222), bytes.Repeat([]byte{0xA0}, 160)...))
+		l.media.deliver(append(media.AppendHeader(nil, false, 0, seq, uint32(seq)*160, 0x1111), bytes.Repeat([]byte{0x10}, 160)...))
+		return len(l.media.packets()) - before, len(op.media.packets()) - beforeOp
+	}
+	if a, b := talk(); a != 1 || b != 1 {
+		t.Fatalf("before the hold: %d to the caller, %d to the operator; want 1 each", a, b)
+	}
+	waitDid := func(action string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !slices.Contains(l.did(), action); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("leg actions %q, want %q", l.did(), action)
+			}
+		}
+	}
+	// The trunk refuses: silent while it is asked, audio again after.
+	if err := sw.Hold(op.id, callID, true); err != nil {
+		t.Fatal(err)
+	}
+	waitDid("hold")
+	if a, b := talk(); a != 0 || b != 0 {
+		t.Errorf("while the trunk is asked to hold: %d to the caller, %d to the operator; want none", a, b)
+	}
+	l.holds <- errors.New("488 Not Acceptable Here")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if a, b := talk(); a == 1 && b == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("audio did not flow again after the trunk refused the hold")
+		}
+	}
+	// The trunk agrees: silent until the operator takes the caller back.
+	if err := sw.Hold(op.id, callID, true); err != nil {
+		t.Fatal(err)
+	}
+	l.holds <- nil
+	if a, b := talk(); a != 0 || b != 0 {
+		t.Errorf("held: %d to the caller, %d to the operator; want none", a, b)
+	}
+	if err := sw.Hold(op.id, callID, false); err != nil {
+		t.Fatal(err)
+	}
+	waitDid("unhold")
+	if a, b := talk(); a != 0 || b != 0 {
+		t.Errorf("while the trunk is asked to resume: %d to the caller, %d to the operator; want none", a, b)
+	}
+	l.holds <- nil
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if a, b := talk(); a == 1 && b == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("audio did not flow again after the resume")
+		}
 	}
 }
 

@@ -38,6 +38,23 @@ func goAvailable(t *testing.T, sw *sb.Switch, op *operator) {
 	}
 }
 
+// connectedCall offers the leg's call to a new operator of tenant A, who
+// takes it.
+func connectedCall(t *testing.T, sw *sb.Switch, l *leg) (*operator, sb.ID) {
+	t.Helper()
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	sw.DispatchInbound(inbound(l))
+	callID := op.nextOffer(t)
+	if err := sw.Accept(op.id, callID); err != nil {
+		t.Fatal(err)
+	}
+	if n := op.next(t); n != "connected" {
+		t.Fatalf("got %q, want connected", n)
+	}
+	return op, callID
+}
+
 func TestNoOperatorRejects480(t *testing.T) {
 	sw, rec := newSwitch(t)
 	l := newLeg(sb.PCMU)
@@ -88,18 +105,9 @@ func TestRefusalRecordedFinalLast(t *testing.T) {
 // until the operator takes the caller back.
 func TestHoldSilencesBeforeTheTrunkAnswers(t *testing.T) {
 	sw, _ := newSwitch(t)
-	op := newOperator(tenantA)
-	goAvailable(t, sw, op)
 	l := newLeg(sb.PCMU)
 	l.holds = make(chan error)
-	sw.DispatchInbound(inbound(l))
-	callID := op.nextOffer(t)
-	if err := sw.Accept(op.id, callID); err != nil {
-		t.Fatal(err)
-	}
-	if n := op.next(t); n != "connected" {
-		t.Fatalf("got %q, want connected", n)
-	}
+	op, callID := connectedCall(t, sw, l)
 	seq := uint16(0)
 	talk := func() (toCaller, toOperator int) {
 		before, beforeOp := len(l.media.packets()), len(op.media.packets())
@@ -127,15 +135,19 @@ func TestHoldSilencesBeforeTheTrunkAnswers(t *testing.T) {
 	if a, b := talk(); a != 0 || b != 0 {
 		t.Errorf("while the trunk is asked to hold: %d to the caller, %d to the operator; want none", a, b)
 	}
-	l.holds <- errors.New("488 Not Acceptable Here")
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if a, b := talk(); a == 1 && b == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("audio did not flow again after the trunk refused the hold")
+	flowsAgain := func(after string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if a, b := talk(); a == 1 && b == 1 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("audio did not flow again after %s", after)
+			}
 		}
 	}
+	l.holds <- errors.New("488 Not Acceptable Here")
+	flowsAgain("the trunk refused the hold")
 	// The trunk agrees: silent until the operator takes the caller back.
 	if err := sw.Hold(op.id, callID, true); err != nil {
 		t.Fatal(err)
@@ -152,14 +164,7 @@ func TestHoldSilencesBeforeTheTrunkAnswers(t *testing.T) {
 		t.Errorf("while the trunk is asked to resume: %d to the caller, %d to the operator; want none", a, b)
 	}
 	l.holds <- nil
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if a, b := talk(); a == 1 && b == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("audio did not flow again after the resume")
-		}
-	}
+	flowsAgain("the resume")
 }
 
 func TestOtherTenantsOperatorIsNotOffered(t *testing.T) {
@@ -173,18 +178,8 @@ func TestOtherTenantsOperatorIsNotOffered(t *testing.T) {
 
 func TestAnswerBridgeAndCallerHangup(t *testing.T) {
 	sw, rec := newSwitch(t)
-	op := newOperator(tenantA)
-	goAvailable(t, sw, op)
 	l := newLeg(sb.Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000, DTMFType: 101})
-	sw.DispatchInbound(inbound(l))
-
-	callID := op.nextOffer(t)
-	if err := sw.Accept(op.id, callID); err != nil {
-		t.Fatal(err)
-	}
-	if n := op.next(t); n != "connected" {
-		t.Fatalf("got %q, want connected", n)
-	}
+	op, _ := connectedCall(t, sw, l)
 	// Caller → operator: 50 packets of a known pattern, then a DTMF '5'.
 	for i := 0; i < 50; i++ {
 		l.media.deliver(append(media.AppendHeader(nil, i == 0, 0, uint16(100+i), uint32(i*160), 0x1111), bytes.Repeat([]byte{byte(i)}, 160)...))

@@ -334,7 +334,7 @@ func (r *callRun) talk(ctx context.Context, a *agent) {
 		r.event(EventAnswered, map[string]any{"operator_id": opID, "transfer": true})
 		if r.held {
 			// The hold was the first operator's; the next one talks.
-			r.hold(ctx, bridge, false)
+			r.hold(ctx, bridge, a.conn, false)
 		}
 		r.update(ctx)
 		r.flush(ctx)
@@ -425,7 +425,7 @@ func (r *callRun) waitEnd(ctx context.Context, current **agent, currentBridge **
 			case opMute:
 				r.event(EventMuted(m.muted), map[string]any{"operator_id": opID})
 			case opHold:
-				r.hold(ctx, bridge, m.held)
+				r.hold(ctx, bridge, a.conn, m.held)
 			case opTransfer:
 				if r.c.Direction != Inbound {
 					r.log.Info("transfer of a call we placed is not supported")
@@ -581,9 +581,10 @@ func (r *callRun) transferee(ctx context.Context) *agent {
 // hold puts the caller on hold or takes them off, at the operator's word.
 // A hold stops the bridge at once, before the trunk is told: what the
 // operator says once they press hold never reaches the caller, however
-// long the trunk takes to answer; if the trunk refuses, audio flows again.
-// Taking the caller back starts the bridge once the trunk has agreed.
-func (r *callRun) hold(ctx context.Context, bridge *Bridge, held bool) {
+// long the trunk takes to answer; if the trunk refuses, audio flows again
+// and the operator is told the call is not held. Taking the caller back
+// starts the bridge once the trunk has agreed.
+func (r *callRun) hold(ctx context.Context, bridge *Bridge, op OperatorConn, held bool) {
 	if held {
 		bridge.Stop()
 	}
@@ -596,6 +597,7 @@ func (r *callRun) hold(ctx context.Context, bridge *Bridge, held bool) {
 		if held && !r.held {
 			bridge.Start()
 		}
+		op.Held(r.c.ID, r.held)
 		return
 	}
 	r.held = held

@@ -219,8 +219,9 @@ type OperatorConn interface {
 	// StateChanged tells the operator their availability changed on the
 	// service's initiative (for example set away after a missed call).
 	StateChanged(available bool, reason string)
-	// Held tells the operator the call is on hold: after a reconnect, the
-	// hold they set stands.
+	// Held tells the operator whether the call is on hold: after a
+	// reconnect, the hold they set stands; after the trunk refused a hold
+	// or resume, nothing changed.
 	Held(callID ID, held bool)
 	// Move closes the operator's connection so that it reconnects to
 	// another instance: this one is draining. Never while they are on a

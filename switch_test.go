@@ -102,7 +102,8 @@ func TestRefusalRecordedFinalLast(t *testing.T) {
 // Pressing hold silences both ways at once, while the trunk is still being
 // told: what the operator says next never reaches the caller. If the trunk
 // refuses the hold, audio flows again; once it agrees, it stays silent
-// until the operator takes the caller back.
+// until the operator takes the caller back. The operator is told when a
+// hold they asked for did not happen.
 func TestHoldSilencesBeforeTheTrunkAnswers(t *testing.T) {
 	sw, _ := newSwitch(t)
 	l := newLeg(sb.PCMU)
@@ -147,6 +148,9 @@ func TestHoldSilencesBeforeTheTrunkAnswers(t *testing.T) {
 		}
 	}
 	l.holds <- errors.New("488 Not Acceptable Here")
+	if n := op.next(t); n != "held false" {
+		t.Errorf("after the trunk refused the hold the operator was told %q, want held false", n)
+	}
 	flowsAgain("the trunk refused the hold")
 	// The trunk agrees: silent until the operator takes the caller back.
 	if err := sw.Hold(op.id, callID, true); err != nil {

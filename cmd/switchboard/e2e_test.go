@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -456,6 +457,37 @@ func waitCallerHeld(ctx context.Context, t *testing.T, call *siptest.Call, held 
 			t.Fatal("the caller was not taken off hold")
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// A PBX that refuses the hold's re-INVITE keeps the call as it was: the
+// operator is told the call is not held, both sides hear each other, and
+// the timeline says the hold failed.
+func TestTrunkRefusesHold(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp", RefuseReinvite: 488})
+	call, in := answeredCall(t, m, phone, op, "3000", "2000")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := op.Hold(ctx, in.CallID, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.WaitHeld(ctx, in.CallID, false); err != nil {
+		t.Fatalf("the operator was not told the hold failed: %v", err)
+	}
+	if call.Held() {
+		t.Error("the caller's phone counts itself held")
+	}
+	talkBothWays(t, call, op)
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, f.APIKey, in.CallID)
+	if events := callEvents(t, m, f.APIKey, in.CallID); !hasInOrder(events, sb.EventAnswered, sb.EventHoldFailed, sb.EventHungUp) ||
+		slices.Contains(events, sb.EventHeld) {
+		t.Errorf("events %v, want the hold failed and never held", events)
 	}
 }
 

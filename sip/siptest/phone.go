@@ -42,6 +42,9 @@ type Options struct {
 	// phone offer RTP/SAVP keyed with SDES and protect its media; empty
 	// is plain RTP.
 	SRTP string
+	// RefuseReinvite, when set, is the final response to every re-INVITE
+	// (a PBX that takes no hold), leaving the call as it was.
+	RefuseReinvite int
 }
 
 // Phone is a SIP user agent that places calls.
@@ -112,6 +115,10 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	p.mu.Unlock()
 	if c == nil {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	if code := p.opts.RefuseReinvite; code != 0 {
+		tx.Respond(sip.NewResponseFromRequest(req, code, "Refused by siptest", nil))
 		return
 	}
 	held := strings.Contains(string(req.Body()), "a=sendonly") || strings.Contains(string(req.Body()), "a=inactive")

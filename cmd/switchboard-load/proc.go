@@ -65,6 +65,9 @@ type runtimeSample struct {
 	Goroutines  float64 `json:"goroutines"`
 	HeapInuseMB float64 `json:"heap_inuse_mb"`
 	OpenFDs     float64 `json:"open_fds"`
+	// ActiveCalls is the service's calls in progress: none once every
+	// call the load placed has ended, or something kept one alive.
+	ActiveCalls float64 `json:"active_calls"`
 }
 
 // scrapeRuntime reads the service's /metrics.
@@ -105,6 +108,13 @@ func parseRuntime(r io.Reader) (runtimeSample, error) {
 			dst, scale = &s.HeapInuseMB, 1.0/(1<<20)
 		case "process_open_fds":
 			dst = &s.OpenFDs
+		case "switchboard_active_calls":
+			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			if err != nil {
+				return s, fmt.Errorf("service metrics: %s %q", name, value)
+			}
+			s.ActiveCalls = v // not every service has it: not counted as found
+			continue
 		default:
 			continue
 		}

@@ -379,12 +379,13 @@ func (r *loadRun) execute(ctx context.Context) (*report, error) {
 }
 
 // settled samples the service's runtime once the calls' goroutines have
-// had time to end: when the count is back to what it was, or after 15 s.
+// had time to end: when the count is back to what it was and no call is
+// in progress, or after 15 s.
 func (r *loadRun) settled(ctx context.Context, goroutines float64) (runtimeSample, error) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		s, err := scrapeRuntime(ctx, r.c.HTTPURL)
-		if err != nil || s.Goroutines <= goroutines || time.Now().After(deadline) {
+		if err != nil || s.Goroutines <= goroutines && s.ActiveCalls == 0 || time.Now().After(deadline) {
 			return s, err
 		}
 		select {

@@ -13,8 +13,10 @@ import (
 // a few hundred short calls through the binary, twenty at a time, for 30
 // s. Every call is answered and its audio arrives intact both ways, and
 // once the last has ended the service holds what it held before the
-// first: the same goroutines and open files, and no heap that grew with
-// the calls. scripts/soak.sh runs the same for longer and writes the
+// first: the same goroutines and open files, and no call still in
+// progress. The heap is logged, not checked: what it holds depends on
+// when the garbage collector last ran, and a leak of calls shows in
+// their goroutines, sockets and registry first. scripts/soak.sh runs the same for longer and writes the
 // figures to docs/performance.md.
 func TestSoakLeavesNothingBehind(t *testing.T) {
 	s := mustStartBinary(t)
@@ -33,6 +35,7 @@ func TestSoakLeavesNothingBehind(t *testing.T) {
 		Goroutines  float64 `json:"goroutines"`
 		HeapInuseMB float64 `json:"heap_inuse_mb"`
 		OpenFDs     float64 `json:"open_fds"`
+		ActiveCalls float64 `json:"active_calls"`
 	}
 	type direction struct {
 		Received int     `json:"frames_received"`
@@ -64,9 +67,9 @@ func TestSoakLeavesNothingBehind(t *testing.T) {
 	before, after := *rep.Before, *rep.After
 	t.Logf("%d calls: goroutines %.0f → %.0f, open files %.0f → %.0f, heap %.1f → %.1f MB",
 		rep.Attempts, before.Goroutines, after.Goroutines, before.OpenFDs, after.OpenFDs, before.HeapInuseMB, after.HeapInuseMB)
-	if after.Goroutines > before.Goroutines+2 || after.OpenFDs > before.OpenFDs+2 || after.HeapInuseMB > before.HeapInuseMB+32 {
-		t.Errorf("after %d calls the service holds %.0f goroutines (before: %.0f), %.0f open files (%.0f), %.1f MB heap (%.1f)",
-			rep.Attempts, after.Goroutines, before.Goroutines, after.OpenFDs, before.OpenFDs, after.HeapInuseMB, before.HeapInuseMB)
+	if after.Goroutines > before.Goroutines+2 || after.OpenFDs > before.OpenFDs+2 || after.ActiveCalls != 0 {
+		t.Errorf("after %d calls the service holds %.0f goroutines (before: %.0f), %.0f open files (%.0f), %.0f calls in progress",
+			rep.Attempts, after.Goroutines, before.Goroutines, after.OpenFDs, before.OpenFDs, after.ActiveCalls)
 	}
 }
 

@@ -216,6 +216,7 @@ const (
 	EventQueueTimeout EventType = "queue_timeout" // the queue's longest wait passed: the call overflows
 	EventForwarded    EventType = "forwarded"     // the call is forwarded to a SIP URI
 	EventReferred     EventType = "referred"      // the caller's side took the transfer (REFER) and switchboard left the call
+	EventHandedOver   EventType = "handed_over"   // the call is offered to an operator on another instance
 
 	EventConsent            EventType = "consent"             // recording consent stated or refused
 	EventRecordingStarted   EventType = "recording_started"   // the call is being recorded

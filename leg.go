@@ -59,10 +59,33 @@ type LegEvent struct {
 	Code int
 }
 
-// TrunkLeg is the SIP side of an inbound call, as call control drives it.
-// The sip adapter has already authenticated the trunk, sent 100 Trying and
-// negotiated the codec when it hands a leg over.
+// Leg is one side of a call as call control drives it: a trunk's (or a
+// browser caller's) leg that came in, or a leg we placed.
+type Leg interface {
+	// Events delivers what the far end does. The channel is closed when the
+	// leg is closed.
+	Events() <-chan LegEvent
+	// Media is the leg's RTP path.
+	Media() MediaPort
+	// Hangup sends BYE on an answered call; on a call we placed that is
+	// not answered yet, CANCEL.
+	Hangup(ctx context.Context, reason string) error
+	// Hold puts the far end on hold (a re-INVITE offering sendonly) or
+	// takes them off.
+	Hold(ctx context.Context, held bool) error
+	// Close releases the leg's sockets and dialog state. It is safe to call
+	// more than once.
+	Close() error
+	// SIPTrace returns the leg's SIP messages as they crossed the wire so
+	// far; after Close, all of them.
+	SIPTrace() []SIPMessage
+}
+
+// TrunkLeg is the leg of an inbound call: a trunk's, or a browser
+// caller's. The adapter has already authenticated the caller, sent 100
+// Trying and negotiated the codec when it hands a leg over.
 type TrunkLeg interface {
+	Leg
 	// Ring sends 180 Ringing.
 	Ring(ctx context.Context) error
 	// Answer sends 200 OK with the SDP answer and returns once it is ACKed,
@@ -70,22 +93,6 @@ type TrunkLeg interface {
 	Answer(ctx context.Context) error
 	// Reject sends a final non-2xx response with a Reason header.
 	Reject(ctx context.Context, code int, reason string) error
-	// Hangup sends BYE on an answered call.
-	Hangup(ctx context.Context, reason string) error
-	// Hold puts the caller on hold (a re-INVITE offering sendonly) or
-	// takes them off.
-	Hold(ctx context.Context, held bool) error
-	// Events delivers what the far end does. The channel is closed when the
-	// leg is closed.
-	Events() <-chan LegEvent
-	// Media is the leg's RTP path.
-	Media() MediaPort
-	// Close releases the leg's sockets and dialog state. It is safe to call
-	// more than once.
-	Close() error
-	// SIPTrace returns the leg's SIP messages as they crossed the wire so
-	// far; after Close, all of them.
-	SIPTrace() []SIPMessage
 }
 
 // Referrer is a trunk leg that can hand its call to a SIP URI itself
@@ -147,18 +154,11 @@ type Registration struct {
 	At        time.Time `json:"at"` // of the last attempt
 }
 
-// OutboundLeg is the SIP side of a call we place.
+// OutboundLeg is the SIP side of a call we place. Its events are
+// ringing, early media, the answer or the failure, then a hangup from the
+// far end.
 type OutboundLeg interface {
-	// Events delivers ringing, early media, the answer or the failure,
-	// then a hangup from the far end.
-	Events() <-chan LegEvent
-	Media() MediaPort
-	// Hangup cancels the call before the answer, or sends BYE after.
-	Hangup(ctx context.Context, reason string) error
-	// Hold puts the called party on hold, or takes them off.
-	Hold(ctx context.Context, held bool) error
-	Close() error
-	SIPTrace() []SIPMessage
+	Leg
 	// SIPCallID is the INVITE's Call-ID.
 	SIPCallID() string
 }

@@ -3,7 +3,6 @@ package switchboard
 import (
 	"context"
 	"strings"
-	"time"
 )
 
 // RouteDirectory says how a tenant's calls go out: its outbound trunks,
@@ -91,174 +90,145 @@ func (s *Switch) place(tenantID *ID, opID ID, number string) (ID, error) {
 	s.calls[c.ID] = lc
 	s.wg.Add(1)
 	s.mu.Unlock()
-	r := &callRun{s: s, c: c, lc: lc, ag: a, leg: noLeg{}, log: s.log.With("call_id", c.ID, "direction", "outbound")}
+	r := s.newRun(c, lc, s.log.With("call_id", c.ID, "direction", "outbound"))
+	r.ag, r.busy = a, tenantID == nil
+	first := r.dial
+	if tenantID != nil {
+		first = r.ringOperator
+	}
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
-		if tenantID != nil && !r.ringOperator(ctx, a) {
-			return
-		}
-		r.runOutbound(ctx, a)
+		r.run(ctx, first)
 	}()
 	return c.ID, nil
 }
 
-// ringOperator offers a click-to-call to its operator and reports whether
-// they answered; otherwise the call is over.
-func (r *callRun) ringOperator(ctx context.Context, a *agent) bool {
+// ringOperator offers a click-to-call to its operator; the number is
+// dialled once they take it.
+func (r *callRun) ringOperator(ctx context.Context) phase {
 	r.create(ctx)
-	if err := a.conn.Offer(CallOffer{CallID: r.c.ID, From: r.c.To, To: r.c.To}); err != nil {
-		r.s.release(a, r.c.ID, false, "")
-		r.c.Status, r.c.Reason = CallFailed, "the operator could not be offered the call"
-		r.failed(FailedOnBrowser, StageRinging)
-		r.finish(ctx, PartySystem)
-		return false
+	r.rt.tried = map[ID]bool{}
+	r.onAnswer = r.dial
+	r.onMissed = func(context.Context) phase {
+		r.over(ending{by: PartySystem, status: CallNoAnswer, reason: "the operator did not take the call",
+			failLeg: FailedOnBrowser, failStage: StageRinging})
+		return nil
 	}
-	r.event(EventOffered, map[string]any{"operator_id": a.conn.OperatorID(), "click_to_call": true})
-	var declined int
-	switch r.ring(ctx, a, &declined) {
-	case ringAccepted:
-		return true
-	case ringOver:
-		return false
+	if err := r.ag.conn.Offer(CallOffer{CallID: r.c.ID, From: r.c.To, To: r.c.To}); err != nil {
+		r.s.release(r.ag, r.c.ID, false, "")
+		r.ag = nil
+		r.over(ending{by: PartySystem, status: CallFailed, reason: "the operator could not be offered the call",
+			failLeg: FailedOnBrowser, failStage: StageRinging})
+		return nil
 	}
-	r.c.Status, r.c.Reason = CallNoAnswer, "the operator did not take the call"
-	r.failed(FailedOnBrowser, StageRinging)
-	r.finish(ctx, PartySystem)
-	return false
+	r.event(EventOffered, map[string]any{"operator_id": r.ag.conn.OperatorID(), "click_to_call": true})
+	return r.ringing
 }
 
-// runOutbound tries the tenant's routes in turn until one answers, the
-// number refuses, or the operator gives up.
-func (r *callRun) runOutbound(ctx context.Context, a *agent) {
-	if !r.created {
-		r.create(ctx)
-	}
-	r.event(EventDialing, map[string]any{"operator_id": a.conn.OperatorID()})
+// dial looks up the tenant's outbound routes, first choice first.
+func (r *callRun) dial(ctx context.Context) phase {
+	r.create(ctx)
+	r.event(EventDialing, map[string]any{"operator_id": r.ag.conn.OperatorID()})
 	rctx, cancel := dbContext(ctx)
 	routes, err := r.s.routes.OutboundRoutes(rctx, r.c.TenantID)
 	cancel()
 	if err != nil || len(routes) == 0 {
 		r.log.Warn("no outbound route", "err", err)
-		r.c.Status, r.c.Reason = CallFailed, "the tenant has no outbound trunk"
-		r.failed(FailedOnService, StageRouting)
-		r.endPlaced(ctx, a, PartySystem)
-		return
+		r.over(ending{by: PartySystem, status: CallFailed, reason: "the tenant has no outbound trunk",
+			failLeg: FailedOnService, failStage: StageRouting})
+		return nil
 	}
-	for i, route := range routes {
+	r.routes, r.routeAt = routes, 0
+	return r.tryTrunk
+}
+
+// tryTrunk places the call through the next route that takes it.
+func (r *callRun) tryTrunk(ctx context.Context) phase {
+	for ; r.routeAt < len(r.routes); r.routeAt++ {
+		route := r.routes[r.routeAt]
 		r.c.TrunkID, r.c.From, r.c.Source = &route.TrunkID, route.CallerID, route.Transport+":"+route.Target
 		leg, err := r.s.dialer.Dial(ctx, route, r.c.To)
 		if err != nil {
 			r.event(EventTrunkFailed, map[string]any{"trunk_id": route.TrunkID, "reason": err.Error()})
 			continue
 		}
-		r.leg, r.c.SIPCallID = placedLeg{leg}, leg.SIPCallID()
+		r.leg, r.c.SIPCallID = leg, leg.SIPCallID()
 		r.update(ctx)
-		switch r.placed(ctx, a) {
-		case placedAnswered, placedOver:
-			return
-		}
-		// The trunk failed: on to the next, if any.
-		if i < len(routes)-1 {
-			r.leg.Close()
-			r.event(EventTrunkFailed, map[string]any{"trunk_id": route.TrunkID, "sip_code": r.c.SIPCode, "reason": r.c.Reason})
-			r.c.SIPCode, r.c.Reason = 0, ""
-		}
+		return r.placing
 	}
-	r.c.Status = CallFailed
-	r.failed(FailedOnTrunk, StageRinging)
-	r.endPlaced(ctx, a, PartySystem)
+	r.over(ending{by: PartySystem, status: CallFailed, reason: r.c.Reason, failLeg: FailedOnTrunk, failStage: StageRinging})
+	return nil
 }
 
-type placedOutcome int
-
-const (
-	placedAnswered  placedOutcome = iota
-	placedOver                    // refused, canceled, or the service stopped: the call is over
-	placedTrunkDown               // 5xx or no answer: try the next trunk
-)
-
-// placed follows one attempt: ringing, early media (the operator hears it
-// at once), the answer, or the end.
-func (r *callRun) placed(ctx context.Context, a *agent) placedOutcome {
-	var bridge *Bridge
-	rang := false
+// placing follows one attempt: ringing, early media (the operator hears it
+// at once), the answer, or the end. A trunk that fails (5xx, or no answer
+// at all) hands the call to the next.
+func (r *callRun) placing(ctx context.Context) phase {
 	for {
-		select {
-		case ev, ok := <-r.leg.Events():
-			if !ok {
-				ev = LegEvent{Kind: LegFailed, Code: 500, Reason: "the leg closed"}
+		ev, ok := r.await(ctx, watch{})
+		if !ok {
+			return nil
+		}
+		if ev.kind == evOperator {
+			if m := ev.op; m.kind == opHangup || m.kind == opGone {
+				// The operator gives up before the answer: CANCEL.
+				r.event(EventCanceled, nil)
+				r.over(ending{by: PartyOperator, status: CallCanceled, code: 487, reason: "operator hung up before the answer",
+					bye: "operator hung up before the answer"})
+				return nil
 			}
-			switch ev.Kind {
-			case LegRinging:
-				if !rang {
-					rang = true
-					r.event(EventRinging, nil)
-					r.c.PostDialDelayMS = r.s.now().Sub(r.c.CreatedAt).Milliseconds()
-				}
-			case LegEarlyMedia:
-				r.event(EventEarlyMedia, nil)
-				if !rang {
-					rang = true
-					r.c.PostDialDelayMS = r.s.now().Sub(r.c.CreatedAt).Milliseconds()
-				}
-				bridge = r.bridgeTo(a)
-			case LegAnswered:
-				if bridge == nil {
-					bridge = r.bridgeTo(a)
-				}
-				now := r.s.now()
-				r.c.Status, r.c.AnsweredAt, r.c.SIPCode = CallAnswered, &now, 200
-				r.c.Codec = r.leg.Media().Codec().Name
-				r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
-				r.event(EventAnswered, map[string]any{"codec": r.c.Codec})
-				r.update(ctx)
-				r.flush(ctx)
-				r.afterAnswer(ctx, a, bridge)
-				return placedAnswered
-			case LegFailed:
-				if bridge != nil {
-					bridge.Stop()
-				}
-				r.c.SIPCode, r.c.Reason = ev.Code, ev.Reason
-				if ev.Code == 408 || ev.Code >= 500 && ev.Code < 600 {
-					return placedTrunkDown
-				}
-				r.c.Status = placedStatus(ev.Code)
-				r.event(EventRejected, map[string]any{"sip_code": ev.Code, "reason": ev.Reason})
-				r.failed(FailedOnTrunk, StageRinging)
-				r.endPlaced(ctx, a, PartyCaller)
-				return placedOver
+			continue
+		}
+		switch ev.leg.Kind {
+		case LegRinging:
+			if !r.rang {
+				r.rang = true
+				r.event(EventRinging, nil)
+				r.c.PostDialDelayMS = r.s.now().Sub(r.c.CreatedAt).Milliseconds()
 			}
-		case m := <-r.lc.ops:
-			by, reason := PartyOperator, "operator hung up before the answer"
-			if m.kind == opEnd {
-				by, reason = PartySystem, endedByAPI
-			} else if m.opID != a.conn.OperatorID() || (m.kind != opHangup && m.kind != opGone) {
-				continue
+		case LegEarlyMedia:
+			r.event(EventEarlyMedia, nil)
+			if !r.rang {
+				r.rang = true
+				r.c.PostDialDelayMS = r.s.now().Sub(r.c.CreatedAt).Milliseconds()
 			}
-			// The operator, or an integration, gives up before the answer:
-			// CANCEL.
-			if bridge != nil {
-				bridge.Stop()
+			if r.bridge == nil {
+				r.bridgeOperator(ctx, r.ag)
 			}
-			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			if err := r.leg.Hangup(hctx, reason); err != nil {
-				r.log.Warn("CANCEL failed", "err", err)
+		case LegAnswered:
+			now := r.s.now()
+			r.c.Status, r.c.AnsweredAt, r.c.SIPCode = CallAnswered, &now, 200
+			r.c.Codec = r.leg.Media().Codec().Name
+			r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
+			r.event(EventAnswered, map[string]any{"codec": r.c.Codec})
+			if r.bridge == nil {
+				r.bridgeOperator(ctx, r.ag)
+			} else {
+				r.startRecording(ctx)
+				r.tapRecording()
 			}
-			cancel()
-			r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, reason
-			r.event(EventCanceled, nil)
-			r.endPlaced(ctx, a, by)
-			return placedOver
-		case <-ctx.Done():
-			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			r.leg.Hangup(hctx, "service shutting down")
-			cancel()
-			r.c.Status, r.c.Reason = CallFailed, "service shutting down"
-			r.failed(FailedOnService, StageRinging)
-			r.endPlaced(ctx, a, PartySystem)
-			return placedOver
+			r.update(ctx)
+			r.flush(ctx)
+			return r.talking
+		case LegFailed:
+			r.unbridge()
+			r.c.SIPCode, r.c.Reason = ev.leg.Code, ev.leg.Reason
+			if (ev.leg.Code == 408 || ev.leg.Code >= 500 && ev.leg.Code < 600) && r.routeAt < len(r.routes)-1 {
+				r.event(EventTrunkFailed, map[string]any{"trunk_id": r.routes[r.routeAt].TrunkID, "sip_code": ev.leg.Code, "reason": ev.leg.Reason})
+				r.leg.Close()
+				r.leg, r.rang = nil, false
+				r.c.SIPCode, r.c.Reason = 0, ""
+				r.routeAt++
+				return r.tryTrunk
+			}
+			if ev.leg.Code == 408 || ev.leg.Code >= 500 && ev.leg.Code < 600 {
+				r.over(ending{by: PartySystem, status: CallFailed, reason: ev.leg.Reason, failLeg: FailedOnTrunk, failStage: StageRinging})
+				return nil
+			}
+			r.event(EventRejected, map[string]any{"sip_code": ev.leg.Code, "reason": ev.leg.Reason})
+			r.over(ending{by: PartyCaller, status: placedStatus(ev.leg.Code), reason: ev.leg.Reason, failLeg: FailedOnTrunk, failStage: StageRinging})
+			return nil
 		}
 	}
 }
@@ -278,79 +248,3 @@ func placedStatus(code int) CallStatus {
 	}
 	return CallFailed
 }
-
-// bridgeTo joins the operator to the leg: early media or the answer.
-func (r *callRun) bridgeTo(a *agent) *Bridge {
-	r.matchOperator(a)
-	b := NewBridge(r.leg.Media(), a.conn.Media(),
-		WithRewriters(a.toOperator, NewStreamRewriter(r.leg.Media().Codec().ClockRate)),
-		WithBridgeClock(r.s.now))
-	b.Start()
-	a.conn.Connected(r.c.ID)
-	return b
-}
-
-// afterAnswer is an answered call we placed, until one side ends it.
-func (r *callRun) afterAnswer(ctx context.Context, a *agent, bridge *Bridge) {
-	r.dtmf = make(chan dtmfKey, 32)
-	by, reason := r.waitEnd(ctx, &a, &bridge)
-	bridge.Stop()
-	r.addStats(bridge)
-	r.sample(bridge)
-	if r.c.Status == CallAnswered {
-		r.c.Status = CallCompleted
-	}
-	if r.c.Reason == "" {
-		r.c.Reason = reason
-	}
-	r.endPlaced(ctx, a, by)
-}
-
-// endPlaced frees the operator, tells them, and ends the record.
-func (r *callRun) endPlaced(ctx context.Context, a *agent, by Party) {
-	r.s.release(a, r.c.ID, false, "")
-	a.conn.Ended(r.c.ID, r.c.Reason)
-	if r.leg == nil {
-		r.leg = placedLeg{}
-	}
-	r.finish(ctx, by)
-}
-
-// placedLeg lets call control drive a call we placed with the code it
-// drives inbound legs with.
-type placedLeg struct{ OutboundLeg }
-
-func (l placedLeg) Ring(context.Context) error   { return nil }
-func (l placedLeg) Answer(context.Context) error { return nil }
-func (l placedLeg) Reject(ctx context.Context, _ int, reason string) error {
-	return l.Hangup(ctx, reason)
-}
-
-// A placed leg that never existed (no route) has nothing to close.
-func (l placedLeg) Close() error {
-	if l.OutboundLeg == nil {
-		return nil
-	}
-	return l.OutboundLeg.Close()
-}
-
-func (l placedLeg) SIPTrace() []SIPMessage {
-	if l.OutboundLeg == nil {
-		return nil
-	}
-	return l.OutboundLeg.SIPTrace()
-}
-
-// noLeg stands in for the SIP leg of a call not dialled yet: nothing
-// happens on it.
-type noLeg struct{}
-
-func (noLeg) Ring(context.Context) error                { return nil }
-func (noLeg) Answer(context.Context) error              { return nil }
-func (noLeg) Reject(context.Context, int, string) error { return nil }
-func (noLeg) Hangup(context.Context, string) error      { return nil }
-func (noLeg) Hold(context.Context, bool) error          { return nil }
-func (noLeg) Events() <-chan LegEvent                   { return nil }
-func (noLeg) Media() MediaPort                          { return nil }
-func (noLeg) Close() error                              { return nil }
-func (noLeg) SIPTrace() []SIPMessage                    { return nil }

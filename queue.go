@@ -2,7 +2,6 @@ package switchboard
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -222,160 +221,11 @@ func (s *Switch) Waiting(tenantID ID) map[ID]int {
 	return n
 }
 
-// waitResult is how a wait in line ended.
-type waitResult int
-
-const (
-	waitAssigned waitResult = iota // an operator is reserved for the call
-	waitTimeout                    // the queue's longest wait passed
-	waitOver                       // the caller hung up, or the call was ended
-	waitWoken                      // another instance has an operator free: look again
-)
-
-// wait keeps the caller in line until an operator is free for them, the
-// deadline, or the end of the call; with across, also until another
-// instance says it has an operator free.
-func (r *callRun) wait(ctx context.Context, w *waiter, deadline time.Time, across bool) (waitResult, *agent) {
-	timer := time.NewTimer(deadline.Sub(r.s.now()))
-	defer timer.Stop()
-	var woken <-chan struct{}
-	if across {
-		woken = r.s.woken()
-	}
-	answered := r.c.AnsweredAt != nil // waiting for a transfer
-	// leave takes the call out of line; an operator reserved meanwhile is
-	// let go again.
-	leave := func() {
-		if a := r.s.unwait(w); a != nil {
-			r.s.release(a, r.c.ID, false, "")
-		}
-	}
-	for {
-		select {
-		case a := <-w.assigned:
-			return waitAssigned, a
-		case <-woken:
-			if a := r.s.unwait(w); a != nil {
-				return waitAssigned, a
-			}
-			return waitWoken, nil
-		case <-timer.C:
-			if a := r.s.unwait(w); a != nil {
-				return waitAssigned, a // freed just in time
-			}
-			return waitTimeout, nil
-		case m := <-r.lc.ops:
-			switch m.kind {
-			case opConsent:
-				r.setConsent(m.consent)
-			case opEnd:
-				leave()
-				r.endWaiting(ctx, answered, false)
-				return waitOver, nil
-			}
-		case ev, ok := <-r.leg.Events():
-			if !ok || ev.Kind == LegCanceled || ev.Kind == LegHungUp {
-				leave()
-				if answered {
-					r.callerLeftTransfer(ctx, ev.Reason)
-					return waitOver, nil
-				}
-				r.event(EventCanceled, map[string]any{"waited_ms": r.s.now().Sub(r.c.CreatedAt).Milliseconds()})
-				r.c.Status, r.c.SIPCode, r.c.Reason = CallCanceled, 487, "caller gave up waiting"
-				r.failed(FailedOnTrunk, StageRinging)
-				r.finish(ctx, PartyCaller)
-				return waitOver, nil
-			}
-		case <-ctx.Done():
-			leave()
-			r.endWaiting(ctx, answered, true)
-			return waitOver, nil
-		}
-	}
-}
-
-// endWaiting ends a call while it waits for someone to take it, because
-// an integration ended it or the service is shutting down. A call that
-// was answered (waiting for a transfer) is hung up and its recording
-// stored; one not answered yet is refused.
-func (r *callRun) endWaiting(ctx context.Context, answered, shutdown bool) {
-	why := endedByAPI
-	if shutdown {
-		why = "service shutting down"
-	}
-	switch {
-	case answered:
-		r.hangup(ctx, why)
-		r.finishRecording(ctx)
-	case shutdown:
-		r.reject(ctx, 503, why, CallFailed)
-		r.failed(FailedOnService, StageRinging)
-	default:
-		r.reject(ctx, 480, why, CallCanceled)
-	}
-	r.finish(ctx, PartySystem)
-}
-
-// callerLeftTransfer ends an answered call whose caller hung up while it
-// waited for the operator it was transferred to.
-func (r *callRun) callerLeftTransfer(ctx context.Context, reason string) {
-	r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": reason})
-	r.c.Reason = "caller hung up while waiting for the transfer"
-	r.finishRecording(ctx)
-	r.finish(ctx, PartyCaller)
-}
-
-// queueFor finds the queue the call's number leads to; a directory that
-// fails leaves the call to all of the tenant's operators, which is better
-// than refusing it.
-func (r *callRun) queueFor(ctx context.Context) *Queue {
-	if r.s.queues == nil {
+// members are the operators who take the queue's calls; none (or no
+// queue) means all of the tenant's.
+func (q *Queue) members() []ID {
+	if q == nil {
 		return nil
 	}
-	qctx, cancel := dbContext(ctx)
-	defer cancel()
-	q, err := r.s.queues.QueueForNumber(qctx, r.c.TenantID, r.c.To)
-	if err != nil {
-		r.log.Warn("finding the number's queue; offering to all operators", "err", err)
-		return nil
-	}
-	return q
-}
-
-// overflow sends a caller who waited the queue's longest on. It returns
-// the next queue to wait in, or nil when the call was refused or
-// forwarded and is over.
-func (r *callRun) overflow(ctx context.Context, q *Queue, busy bool, overflows int) *Queue {
-	r.event(EventQueueTimeout, map[string]any{"queue_id": q.ID, "overflow": q.Overflow.Kind})
-	refuse := func(reason string) {
-		status := CallNoAnswer
-		if busy {
-			status = CallBusy
-		}
-		r.reject(ctx, 480, reason, status)
-		r.failed(FailedOnBrowser, StageRouting)
-		r.finish(ctx, PartySystem)
-	}
-	switch q.Overflow.Kind {
-	case OverflowQueue:
-		if overflows >= maxOverflows || q.Overflow.QueueID == nil {
-			refuse(fmt.Sprintf("no operator free in queue %s; too many overflows", q.Name))
-			return nil
-		}
-		qctx, cancel := dbContext(ctx)
-		next, err := r.s.queues.QueueByID(qctx, r.c.TenantID, *q.Overflow.QueueID)
-		cancel()
-		if err != nil {
-			r.log.Warn("overflow queue", "queue_id", *q.Overflow.QueueID, "err", err)
-			refuse(fmt.Sprintf("no operator free in queue %s", q.Name))
-			return nil
-		}
-		r.event(EventQueued, map[string]any{"queue_id": next.ID, "queue": next.Name, "overflow_from": q.ID})
-		return next
-	case OverflowURI:
-		r.forward(ctx, q.Overflow.URI, fmt.Sprintf("no operator free in queue %s", q.Name))
-		return nil
-	}
-	refuse(fmt.Sprintf("no operator free in queue %s within %s", q.Name, q.MaxWait))
-	return nil
+	return q.Members
 }

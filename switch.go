@@ -240,30 +240,28 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 	}
 	s.mu.Unlock()
 
-	cc := &callRun{s: s, c: c, lc: lc, leg: in.Leg, consent: in.Consent, srtp: in.SRTP, log: s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID)}
+	r := s.newRun(c, lc, s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID))
+	r.leg, r.in, r.consent, r.srtp = in.Leg, in.Leg, in.Consent, in.SRTP
+	first := r.received
 	if in.Hop != nil {
 		// Another instance's call for one of our operators: the record is
 		// that instance's; recording and consent stay there too.
-		cc.hop, cc.consent = in.Hop, nil
-		cc.log = cc.log.With("handed_over_by", in.Hop.Instance)
+		r.hop, r.consent, first = in.Hop, nil, r.runHop
+		r.log = r.log.With("handed_over_by", in.Hop.Instance)
 	}
 	if draining {
 		// Record the refused attempt too: every call has a record.
-		cc.log.Info("refusing call: shutting down")
-		cc.create(ctx)
-		cc.reject(ctx, 503, "service shutting down", CallFailed)
-		cc.finish(ctx, PartySystem)
+		r.log.Info("refusing call: shutting down")
+		r.create(ctx)
+		r.over(ending{by: PartySystem, status: CallFailed, reject: 503, reason: shuttingDown})
+		r.end(ctx)
 		cancel()
 		return
 	}
 	go func() {
 		defer s.wg.Done()
 		defer cancel()
-		if cc.hop != nil {
-			cc.runHop(ctx)
-			return
-		}
-		cc.runInbound(ctx)
+		r.run(ctx, first)
 	}()
 }
 
@@ -275,7 +273,7 @@ func (s *Switch) RecordRefused(in *RefusedCall) {
 	now := s.now()
 	c := &Call{ID: NewID(), TenantID: in.Trunk.TenantID, Direction: Inbound, TrunkID: &in.Trunk.ID, From: in.From, To: in.To,
 		Source: in.Source, SIPCallID: in.SIPCallID, Status: CallRinging, CreatedAt: now}
-	r := &callRun{s: s, c: c, log: s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID)}
+	r := s.newRun(c, nil, s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID))
 	ctx, cancel := dbContext(s.ctx)
 	defer cancel()
 	if err := s.rec.CreateCall(ctx, c); err != nil {
@@ -576,6 +574,15 @@ func (s *Switch) Reattach(op OperatorConn, announce func(CallOffer)) bool {
 	announce(CallOffer{CallID: lc.id, From: lc.from, To: lc.to})
 	lc.send(opMsg{kind: opReattach, opID: op.OperatorID(), agent: back})
 	return true
+}
+
+// connectedHere reports whether the operator is connected to this
+// instance.
+func (s *Switch) connectedHere(opID ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.agents[opID]
+	return ok
 }
 
 // forgetDetached drops an operator whose connection never came back.

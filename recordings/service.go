@@ -177,10 +177,21 @@ func (a *active) Finish(ctx context.Context) (*sb.Recording, error) {
 	return a.rec, nil
 }
 
+// Destroy stops a recording in progress and removes what it stored; a
+// recording already stored (the call went on to a party outside the
+// tenant's operators) loses its object and key the same way.
 func (a *active) Destroy(ctx context.Context, reason string) error {
-	err := a.r.Destroy(ctx)
-	end := a.s.now().UTC().Truncate(time.Microsecond)
-	a.rec.EndedAt, a.rec.Status, a.rec.WrappedKey = &end, sb.RecordingDestroyed, nil
+	var err error
+	if a.rec.Status == sb.RecordingActive {
+		err = a.r.Destroy(ctx)
+	} else if a.rec.Status != sb.RecordingDestroyed {
+		err = a.s.store.Delete(ctx, a.rec.ObjectKey)
+	}
+	if a.rec.EndedAt == nil {
+		end := a.s.now().UTC().Truncate(time.Microsecond)
+		a.rec.EndedAt = &end
+	}
+	a.rec.Status, a.rec.WrappedKey = sb.RecordingDestroyed, nil
 	if err := errors.Join(err, a.s.records.UpdateRecording(ctx, a.rec)); err != nil {
 		return err
 	}

@@ -18,35 +18,28 @@ import (
 // leg is one inbound call's SIP dialog and RTP port: the
 // switchboard.TrunkLeg that call control drives.
 type leg struct {
-	s       *Server
+	legBase
 	dlg     *sipgo.DialogServerSession
 	tx      sip.ServerTransaction
 	port    *rtpPort
 	contact sip.ContactHeader
-	log     *slog.Logger
 
 	sdpIP     netip.Addr
 	sessionID uint64
 
-	events     chan sb.LegEvent
 	settled    chan struct{} // the INVITE has its final response, or the leg is closed
 	settleOnce sync.Once
 	stop       chan struct{}
 	closeOnce  sync.Once
 
-	sipCallID string
-	trace     []sb.SIPMessage // the whole trace, once closed
-
-	mu        sync.Mutex
 	version   uint64 // SDP o= version
 	direction string // the caller's last direction
 	answered  bool
-	final     bool  // a final response was sent
-	late      bool  // the INVITE had no offer: ours goes in the 200, the answer comes in the ACK
-	holding   bool  // we put the caller on hold
-	acked     bool  // the 200 to the INVITE was acknowledged
-	lateErr   error // the ACK's answer could not be used
-	closed    bool
+	final     bool     // a final response was sent
+	late      bool     // the INVITE had no offer: ours goes in the 200, the answer comes in the ACK
+	holding   bool     // we put the caller on hold
+	acked     bool     // the 200 to the INVITE was acknowledged
+	lateErr   error    // the ACK's answer could not be used
 	referred  chan int // a REFER's progress, from its NOTIFYs, while one is under way
 }
 
@@ -54,10 +47,10 @@ var _ sb.TrunkLeg = (*leg)(nil)
 
 func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction, port *rtpPort, contact sip.ContactHeader, sdpIP netip.Addr, o *offer, log *slog.Logger) *leg {
 	l := &leg{
-		s: s, dlg: dlg, tx: tx, port: port, log: log, sdpIP: sdpIP,
+		legBase: newLegBase(s, dlg.InviteRequest.CallID().Value(), log),
+		dlg:     dlg, tx: tx, port: port, sdpIP: sdpIP,
 		sessionID: newSessionID(), version: 1, direction: o.Direction,
-		contact: contact, sipCallID: dlg.InviteRequest.CallID().Value(),
-		events:  make(chan sb.LegEvent, 16),
+		contact: contact,
 		settled: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
@@ -79,22 +72,7 @@ func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction,
 
 func (l *leg) settle() { l.settleOnce.Do(func() { close(l.settled) }) }
 
-// emit reports a far-end action without blocking.
-func (l *leg) emit(ev sb.LegEvent) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return
-	}
-	select {
-	case l.events <- ev:
-	default:
-		l.log.Warn("leg event dropped: call control is not reading", "event", ev.Kind)
-	}
-}
-
-func (l *leg) Events() <-chan sb.LegEvent { return l.events }
-func (l *leg) Media() sb.MediaPort        { return l.port }
+func (l *leg) Media() sb.MediaPort { return l.port }
 
 func (l *leg) Ring(ctx context.Context) error {
 	return l.dlg.Respond(sip.StatusRinging, "Ringing", nil)
@@ -365,8 +343,7 @@ func (l *leg) Close() error {
 		l.mu.Lock()
 		pending := !l.final && l.dlg.LoadState() < sip.DialogStateEnded
 		l.final = true
-		l.closed = true
-		close(l.events)
+		l.endEvents()
 		l.mu.Unlock()
 		if pending {
 			res := sip.NewResponseFromRequest(l.dlg.InviteRequest, sip.StatusInternalServerError, phrase(500), nil)
@@ -375,21 +352,7 @@ func (l *leg) Close() error {
 		}
 		l.settle()
 		l.s.removeLeg(l)
-		trace := l.s.capture.release(l.sipCallID)
-		l.mu.Lock()
-		l.trace = trace
-		l.mu.Unlock()
+		l.keepTrace()
 	})
 	return nil
-}
-
-// SIPTrace is the call's SIP messages as they crossed the wire.
-func (l *leg) SIPTrace() []sb.SIPMessage {
-	l.mu.Lock()
-	closed, trace := l.closed && l.trace != nil, l.trace
-	l.mu.Unlock()
-	if closed {
-		return trace
-	}
-	return l.s.capture.messages(l.sipCallID)
 }

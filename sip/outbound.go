@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -26,13 +25,10 @@ var _ sb.Dialer = (*Server)(nil)
 
 // outLeg is a call we place through a trunk.
 type outLeg struct {
-	s         *Server
-	dlg       *sipgo.DialogClientSession
-	port      *rtpPort
-	sipCallID string
-	log       *slog.Logger
+	legBase
+	dlg  *sipgo.DialogClientSession
+	port *rtpPort
 
-	events    chan sb.LegEvent
 	cancel    context.CancelFunc // gives up waiting for the answer: CANCEL
 	done      chan struct{}      // the answer, or the failure, is in
 	closeOnce sync.Once
@@ -40,11 +36,8 @@ type outLeg struct {
 	sessionID uint64
 	sdpIP     netip.Addr
 
-	mu       sync.Mutex
 	answered bool
-	closed   bool
 	version  uint64 // SDP o= version of our offers
-	trace    []sb.SIPMessage
 }
 
 // Dial places a call to number through route: an INVITE with our offer
@@ -105,9 +98,8 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	sessionID := newSessionID()
 	req.SetBody(buildOffer(sessionID, 1, sdpIP, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()))
 
-	l := &outLeg{s: s, port: newRTPPort(conn, sb.PCMU, netip.AddrPort{}, nil), log: s.log, sessionID: sessionID, sdpIP: sdpIP,
-		version: 1, events: make(chan sb.LegEvent, 16), done: make(chan struct{})}
-	l.sipCallID = req.CallID().Value()
+	l := &outLeg{legBase: newLegBase(s, req.CallID().Value(), s.log), port: newRTPPort(conn, sb.PCMU, netip.AddrPort{}, nil),
+		sessionID: sessionID, sdpIP: sdpIP, version: 1, done: make(chan struct{})}
 	s.capture.claim(l.sipCallID)
 	dua := &sipgo.DialogUA{Client: s.client, ContactHDR: contact}
 	if l.dlg, err = dua.WriteInvite(ctx, req); err != nil {
@@ -140,19 +132,6 @@ func localAddrFor(transport, target string) (netip.Addr, error) {
 	}
 	defer c.Close()
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
-}
-
-func (l *outLeg) emit(ev sb.LegEvent) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return
-	}
-	select {
-	case l.events <- ev:
-	default:
-		l.log.Warn("outbound leg event dropped: call control is not reading", "event", ev.Kind)
-	}
 }
 
 // waitAnswer follows the INVITE to its end: provisional responses become
@@ -223,9 +202,8 @@ func (l *outLeg) takeAnswer(a *offer) {
 	l.port.setRemote(a.Addr)
 }
 
-func (l *outLeg) SIPCallID() string          { return l.sipCallID }
-func (l *outLeg) Events() <-chan sb.LegEvent { return l.events }
-func (l *outLeg) Media() sb.MediaPort        { return l.port }
+func (l *outLeg) SIPCallID() string   { return l.sipCallID }
+func (l *outLeg) Media() sb.MediaPort { return l.port }
 
 // Hangup cancels an unanswered call (CANCEL) or ends an answered one (BYE).
 func (l *outLeg) Hangup(ctx context.Context, reason string) error {
@@ -297,27 +275,13 @@ func (l *outLeg) Close() error {
 		}
 		l.port.Close()
 		l.mu.Lock()
-		l.closed = true
-		close(l.events)
+		l.endEvents()
 		l.mu.Unlock()
 		l.s.removeOutLeg(l)
-		trace := l.s.capture.release(l.sipCallID)
-		l.mu.Lock()
-		l.trace = trace
-		l.mu.Unlock()
+		l.keepTrace()
 		l.dlg.Close()
 	})
 	return nil
-}
-
-func (l *outLeg) SIPTrace() []sb.SIPMessage {
-	l.mu.Lock()
-	closed, trace := l.closed && l.trace != nil, l.trace
-	l.mu.Unlock()
-	if closed {
-		return trace
-	}
-	return l.s.capture.messages(l.sipCallID)
 }
 
 // addOutLeg registers a call we place, so its BYE finds it.

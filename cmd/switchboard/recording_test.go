@@ -39,12 +39,23 @@ type recordingFixture struct {
 
 func mustRecordingFixture(t *testing.T) *recordingFixture {
 	t.Helper()
+	return mustRecordingFixtureWith(t, nil)
+}
+
+// mustRecordingFixtureWith is mustRecordingFixture with settings of its
+// own (a ring long enough to act while a transfer rings).
+func mustRecordingFixtureWith(t *testing.T, settings map[string]string) *recordingFixture {
+	t.Helper()
 	s3 := testenv.NewS3(t)
 	keyring := "1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{42}, 32))
-	m := mustStartService(t, map[string]string{
+	values := map[string]string{
 		"recordings": "s3", "keyring": keyring, "s3-endpoint": s3.Endpoint, "s3-bucket": s3.Bucket,
 		"s3-access-key": s3.AccessKey, "s3-secret-key": s3.SecretKey, "s3-path-style": "true",
-	})
+	}
+	for k, v := range settings {
+		values[k] = v
+	}
+	m := mustStartService(t, values)
 	f := mustProvision(t, m, "Acme", "2000", 1)
 	if err := metadata.NewTenantService(m.DB).SetRecordingPolicy(context.Background(), f.Tenant.ID, sb.RecordWithConsent); err != nil {
 		t.Fatal(err)

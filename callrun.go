@@ -1,0 +1,325 @@
+package switchboard
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// A call is one goroutine running one loop (run): the call is always in
+// one phase, a function that handles only its own events and returns the
+// next phase, or nil once the call's end is decided. Every phase waits
+// through await, which does what the call must do whatever its phase
+// (hang-up, an integration ending the call, consent, pause, DTMF, quality
+// samples, shutdown) and hands the phase only what is its own. The end is
+// a value (ending), decided once, and acted on in one place (end).
+//
+// What each phase does with each event is tabled in docs/ARCHITECTURE.md;
+// phases_test.go walks that table.
+
+// phase is one state of a call.
+type phase func(ctx context.Context) phase
+
+// callRun is one call's state, owned by the call's goroutine.
+type callRun struct {
+	s   *Switch
+	c   *Call
+	lc  *liveCall
+	log *slog.Logger
+
+	// leg is the call's own SIP (or WHIP) leg: the caller's on an inbound
+	// call, the one we placed on an outbound call (nil until dialled).
+	// in is the same leg when it came in: it is rung, answered or refused.
+	leg Leg
+	in  TrunkLeg
+
+	events []*CallEvent
+	dtmf   chan dtmfKey
+	tick   *time.Ticker // quality samples while bridged
+
+	ag     *agent  // the operator ringing for or on the call
+	busy   bool    // ag took the call
+	bridge *Bridge // the call's audio path now; nil while nobody is bridged
+	// bridged is who the bridge reaches: an operator here or on another
+	// instance (recorded), or a party we forwarded to (not recorded).
+	bridged bridgeKind
+	waiter  *waiter     // the call's place in line while queued
+	out     OutboundLeg // a leg we placed for the caller: forward, transfer, hand-over
+	dialFor dialPurpose // why out was placed
+	dialURI string      // where a forward or a transfer goes
+	// forwardWhy is why a call was forwarded, for the reasons of what follows.
+	forwardWhy string
+	across     RemoteOperator
+	remote     []RemoteOperator // operators free on other instances, still to try; nil: ask
+
+	rt       routing        // who is offered the call next
+	onAnswer phase          // what follows when the operator rung takes the call
+	onMissed phase          // what follows when they do not
+	transfer TransferTarget // where the call is being transferred
+	routes   []OutboundRoute
+	routeAt  int // the outbound route being tried
+
+	samples []QualitySample // the call's quality over time
+	link    LinkInfo        // the operator's WebRTC transport, as last seen
+	iceLost bool            // the operator's ICE connection failed or dropped
+	created bool            // the record is written
+	hop     *Hop            // another instance's call: it writes the record
+	rang    bool            // 180 sent; on a call we placed, the far end rings
+
+	consent   *Consent        // what was stated about recording, if anything
+	srtp      string          // the trunk leg's SRTP suite; empty: plain RTP
+	held      bool            // the operator put the caller on hold
+	digit     byte            // the key the caller presses to consent, 0 if none
+	recording ActiveRecording // the call's recording, while it exists
+	stored    bool            // the recording is stored whole (the call went on elsewhere)
+	paused    bool            // the recording is paused, or is to start paused
+
+	ending *ending // how the call ends, once decided
+}
+
+type bridgeKind int
+
+const (
+	bridgedOperator  bridgeKind = iota + 1 // an operator of this instance
+	bridgedAcross                          // an operator on another instance, through its leg
+	bridgedForwarded                       // a party outside the tenant's operators
+	bridgedNobody                          // nobody: the caller waits for a transfer, their keys still heard
+)
+
+// reachesOperator reports whether the bridge reaches one of the tenant's
+// operators: only then is the call's audio recorded.
+func (k bridgeKind) reachesOperator() bool { return k == bridgedOperator || k == bridgedAcross }
+
+type dtmfKey struct {
+	fromCaller bool
+	digit      byte
+}
+
+// endedByAPI is the reason of a call an integration ended.
+const endedByAPI = "ended through the API"
+
+// shuttingDown is the reason of a call the service ended as it stopped.
+const shuttingDown = "service shutting down"
+
+// newRun prepares a call's state; start runs it.
+func (s *Switch) newRun(c *Call, lc *liveCall, log *slog.Logger) *callRun {
+	return &callRun{s: s, c: c, lc: lc, log: log, dtmf: make(chan dtmfKey, 32)}
+}
+
+// run moves the call from phase to phase until its end is decided, then
+// ends it.
+func (r *callRun) run(ctx context.Context, first phase) {
+	r.tick = time.NewTicker(r.s.sampleEvery)
+	defer r.tick.Stop()
+	for p := first; p != nil && r.ending == nil; {
+		p = p(ctx)
+	}
+	if r.ending == nil {
+		r.over(ending{by: PartySystem, reason: "call control lost track of the call", status: CallFailed, reject: 500, bye: "internal error",
+			failLeg: FailedOnService})
+	}
+	r.end(ctx)
+}
+
+// over decides how the call ends; the first decision stands.
+func (r *callRun) over(e ending) {
+	if r.ending == nil {
+		r.ending = &e
+	}
+}
+
+// eventKind is what a phase is handed by await.
+type eventKind int
+
+const (
+	evOperator eventKind = iota + 1 // the operator ringing or on the call acted
+	evLeg                           // the call's own leg: ringing, early media, answer, failure of a call we placed
+	evOut                           // the leg placed for the caller
+	evTimer                         // the phase's timer
+	evGrace                         // the operator's reconnect grace ran out
+	evAssigned                      // an operator was reserved for the queued call
+	evWoken                         // another instance has an operator free
+)
+
+type event struct {
+	kind  eventKind
+	op    opMsg
+	leg   LegEvent
+	agent *agent
+}
+
+// watch is what a phase waits for besides what every phase does.
+type watch struct {
+	timer, grace <-chan time.Time
+	assigned     <-chan *agent
+	woken        <-chan struct{}
+	out          <-chan LegEvent
+}
+
+// await returns the phase's next event, doing meanwhile what every phase
+// must. It reports false once the call's end is decided.
+func (r *callRun) await(ctx context.Context, w watch) (event, bool) {
+	for r.ending == nil {
+		var legEvents <-chan LegEvent
+		if r.leg != nil {
+			legEvents = r.leg.Events()
+		}
+		var tick <-chan time.Time
+		if r.bridge != nil {
+			tick = r.tick.C
+		}
+		select {
+		case <-ctx.Done():
+			r.drainDTMF()
+			r.shutdown()
+		case k := <-r.dtmf:
+			r.key(ctx, k)
+		case <-tick:
+			r.sample()
+		case m := <-r.lc.ops:
+			r.drainDTMF() // digits the bridge saw first go first in the timeline
+			if r.duty(ctx, m) {
+				return event{kind: evOperator, op: m}, true
+			}
+		case ev, ok := <-legEvents:
+			r.drainDTMF()
+			if !ok {
+				ev = r.closedLeg()
+			}
+			if r.legDuty(ctx, ev) {
+				return event{kind: evLeg, leg: ev}, true
+			}
+		case ev, ok := <-w.out:
+			if !ok {
+				ev = LegEvent{Kind: LegFailed, Code: 500, Reason: "the leg closed"}
+			}
+			return event{kind: evOut, leg: ev}, true
+		case <-w.timer:
+			return event{kind: evTimer}, true
+		case <-w.grace:
+			return event{kind: evGrace}, true
+		case a := <-w.assigned:
+			return event{kind: evAssigned, agent: a}, true
+		case <-w.woken:
+			return event{kind: evWoken}, true
+		}
+	}
+	return event{}, false
+}
+
+// closedLeg is what a leg's closed event channel means: a call we placed
+// that never answered failed; any other leg hung up.
+func (r *callRun) closedLeg() LegEvent {
+	if r.in == nil && r.c.AnsweredAt == nil {
+		return LegEvent{Kind: LegFailed, Code: 500, Reason: "the leg closed"}
+	}
+	return LegEvent{Kind: LegHungUp, Reason: "the leg closed"}
+}
+
+// duty does what every phase does with a message for the call, and
+// reports whether it is the phase's own: an action of the operator
+// ringing for or on the call.
+func (r *callRun) duty(ctx context.Context, m opMsg) bool {
+	mine := r.ag != nil && m.opID == r.ag.conn.OperatorID()
+	switch m.kind {
+	case opEnd:
+		r.endedByAPI()
+	case opConsent:
+		r.consentChanged(ctx, m.consent)
+	case opPause:
+		r.setPaused(ctx, m.paused)
+	case opStats:
+		if mine && r.busy {
+			r.samples = append(r.samples, *m.stats)
+		}
+	case opMute:
+		if mine && r.busy {
+			r.event(EventMuted(m.muted), map[string]any{"operator_id": m.opID})
+		}
+	default:
+		return mine
+	}
+	return false
+}
+
+// legDuty does what every phase does with what the call's leg reports,
+// and reports whether it is the phase's own (how a call we placed
+// progresses).
+func (r *callRun) legDuty(ctx context.Context, ev LegEvent) bool {
+	switch ev.Kind {
+	case LegCanceled, LegHungUp:
+		r.callerLeft(ev.Reason)
+	case LegHeld:
+		r.event(EventHeld, nil)
+	case LegResumed:
+		r.event(EventResumed, nil)
+	case LegDTMF:
+		if len(ev.Reason) == 1 {
+			r.key(ctx, dtmfKey{fromCaller: true, digit: ev.Reason[0]})
+		}
+	case LegMediaTimeout:
+		r.event(EventMediaTimeout, nil)
+		r.over(ending{by: PartySystem, status: CallFailed, reason: "no media from the caller (RTP timeout)", bye: "RTP timeout",
+			failLeg: FailedOnTrunk, failStage: StageMedia})
+	default:
+		return true
+	}
+	return false
+}
+
+// answered reports whether the call's own leg was answered.
+func (r *callRun) answered() bool { return r.c.AnsweredAt != nil }
+
+// inTransfer reports whether the answered call is on its way to someone
+// else: nobody talks to the caller.
+func (r *callRun) inTransfer() bool {
+	return r.answered() && !r.busy && (r.bridge == nil || r.bridged == bridgedNobody)
+}
+
+// callerLeft ends the call the caller (or, on a call we placed, the far
+// end) left.
+func (r *callRun) callerLeft(why string) {
+	switch {
+	case r.answered():
+		r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": why})
+		reason := "caller hung up"
+		if r.inTransfer() {
+			reason = "caller hung up during the transfer"
+		}
+		r.over(ending{by: PartyCaller, reason: reason})
+	case r.waiter != nil:
+		r.event(EventCanceled, map[string]any{"waited_ms": r.s.now().Sub(r.c.CreatedAt).Milliseconds()})
+		r.over(ending{by: PartyCaller, status: CallCanceled, code: 487, reason: "caller gave up waiting",
+			failLeg: FailedOnTrunk, failStage: StageRinging})
+	default:
+		r.event(EventCanceled, nil)
+		r.over(ending{by: PartyCaller, status: CallCanceled, code: 487, reason: "caller canceled before answer",
+			failLeg: FailedOnTrunk, failStage: StageRinging})
+	}
+}
+
+// endedByAPI ends the call as an integration asked: an answered call is
+// hung up, one ringing here refused, one we place canceled.
+func (r *callRun) endedByAPI() {
+	switch {
+	case r.answered():
+		r.over(ending{by: PartySystem, reason: endedByAPI, bye: endedByAPI})
+	case r.in != nil:
+		r.over(ending{by: PartySystem, status: CallCanceled, reject: 480, reason: endedByAPI})
+	default:
+		r.event(EventCanceled, nil)
+		r.over(ending{by: PartySystem, status: CallCanceled, code: 487, reason: endedByAPI, bye: endedByAPI})
+	}
+}
+
+// shutdown ends the call as the service stops.
+func (r *callRun) shutdown() {
+	switch {
+	case r.answered():
+		r.over(ending{by: PartySystem, reason: shuttingDown, bye: shuttingDown, failLeg: FailedOnService, failStage: StageMedia})
+	case r.in != nil:
+		r.over(ending{by: PartySystem, status: CallFailed, reject: 503, reason: shuttingDown, failLeg: FailedOnService, failStage: StageRinging})
+	default:
+		r.over(ending{by: PartySystem, status: CallFailed, reason: shuttingDown, bye: shuttingDown, failLeg: FailedOnService, failStage: StageRinging})
+	}
+}

@@ -1,0 +1,257 @@
+package switchboard
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+)
+
+// The phases of a call switchboard places for the caller: a queue's
+// overflow to a SIP URI (forward), an operator's blind transfer to a SIP
+// URI (dialTransfer), and a hand-over to an operator on another instance
+// (handOver). The placed leg rings (dialing), then the two are bridged
+// (talkingOut) until one side leaves.
+
+// dialPurpose is why a leg was placed for the caller.
+type dialPurpose int
+
+const (
+	dialForward  dialPurpose = iota + 1 // a queue's overflow: the caller is answered when the far end is
+	dialTransfer                        // an answered caller's transfer to a SIP URI
+	dialHop                             // an operator on another instance
+)
+
+// dialable fails when the caller's audio cannot go onto a leg we place:
+// those offer G.711 only, and Opus is carried unchanged or not at all.
+func (r *callRun) dialable() error {
+	if c := r.leg.Media().Codec(); !c.IsG711() {
+		return Errorf(EINVALID, "no common codec: the caller speaks %s and calls we place offer G.711 only", c.Name)
+	}
+	return nil
+}
+
+// forward places a call to uri for a caller not answered yet, who is
+// answered once the far end answers. The forwarded call is not recorded:
+// the recording's consent was for the tenant's operators.
+func (r *callRun) forward(ctx context.Context, uri, why string) phase {
+	route, user, err := ParseSIPURI(uri)
+	if err == nil {
+		err = r.dialable()
+	}
+	if err == nil && r.s.dialer == nil {
+		err = Errorf(EUNAVAILABLE, "calls cannot be placed here")
+	}
+	if err != nil {
+		r.log.Warn("cannot forward", "err", err)
+		r.over(ending{by: PartySystem, status: CallFailed, reject: 480, reason: why + "; forwarding is not possible",
+			failLeg: FailedOnService, failStage: StageRouting})
+		return nil
+	}
+	r.event(EventForwarded, map[string]any{"uri": uri, "reason": why})
+	if r.out, err = r.s.dialer.Dial(ctx, route, user); err != nil {
+		r.log.Warn("forwarding", "err", err)
+		r.over(ending{by: PartySystem, status: CallFailed, reject: 480, reason: why + "; forwarding failed",
+			failLeg: FailedOnService, failStage: StageRouting})
+		return nil
+	}
+	r.dialFor, r.dialURI, r.forwardWhy = dialForward, uri, why
+	return r.dialing
+}
+
+// dialTransfer places a call to uri for an answered caller, who hears
+// silence until it is answered.
+func (r *callRun) dialTransfer(ctx context.Context, uri string) phase {
+	route, user, err := ParseSIPURI(uri)
+	if err == nil {
+		err = r.dialable()
+	}
+	if err == nil && r.s.dialer == nil {
+		err = Errorf(EUNAVAILABLE, "calls cannot be placed here")
+	}
+	if err == nil {
+		r.out, err = r.s.dialer.Dial(ctx, route, user)
+	}
+	if err != nil {
+		r.log.Warn("transfer to a SIP URI", "err", err)
+		r.over(ending{by: PartySystem, reason: "the transfer could not be placed", bye: "the transfer could not be placed"})
+		return nil
+	}
+	r.dialFor, r.dialURI = dialTransfer, uri
+	return r.dialing
+}
+
+// candidates lists the operators free on other instances who may take
+// the call (members only, when members is not empty), without those
+// tried; none when the call cannot be handed over.
+func (r *callRun) candidates(ctx context.Context, members []ID) []RemoteOperator {
+	none := []RemoteOperator{}
+	if r.s.cluster == nil || r.s.dialer == nil || r.dialable() != nil {
+		return none // an Opus caller stays with this instance's operators
+	}
+	cctx, cancel := dbContext(ctx)
+	cands, err := r.s.cluster.Candidates(cctx, r.c.TenantID, members, slices.Collect(maps.Keys(r.rt.tried)))
+	cancel()
+	if err != nil {
+		r.log.Warn("looking for operators on other instances", "err", err)
+		return none
+	}
+	return append(none, cands...)
+}
+
+// handOver offers the call to the next operator free on another
+// instance: that instance is called with a hop token naming the call.
+func (r *callRun) handOver(ctx context.Context) phase {
+	op := r.remote[0]
+	r.remote = r.remote[1:]
+	r.rt.tried[op.OperatorID] = true
+	r.across = op
+	r.ringCaller(ctx)
+	hop := SealHop(r.s.hopSecret, Hop{CallID: r.c.ID, TenantID: r.c.TenantID, OperatorID: op.OperatorID,
+		From: r.c.From, To: r.c.To, Instance: r.s.instance, Expires: time.Now().Add(hopLifetime)})
+	r.event(EventHandedOver, map[string]any{"operator_id": op.OperatorID, "instance": op.Instance})
+	r.flush(ctx)
+	out, err := r.s.dialer.Dial(ctx, OutboundRoute{Target: op.SIPAddr, Transport: "udp", CallerID: r.c.From, Hop: hop}, r.c.To)
+	if err != nil {
+		r.log.Warn("handing over", "instance", op.Instance, "err", err)
+		return r.route
+	}
+	r.out, r.dialFor = out, dialHop
+	return r.dialing
+}
+
+// dialing waits for the leg placed for the caller to be answered or to
+// fail.
+func (r *callRun) dialing(ctx context.Context) phase {
+	for {
+		ev, ok := r.await(ctx, watch{out: r.out.Events()})
+		if !ok {
+			return nil
+		}
+		if ev.kind != evOut {
+			continue
+		}
+		switch ev.leg.Kind {
+		case LegAnswered:
+			return r.outAnswered
+		case LegFailed:
+			r.out.Close()
+			r.out = nil
+			return r.notTaken(ev.leg)
+		}
+	}
+}
+
+// notTaken is what follows when the leg placed for the caller failed.
+func (r *callRun) notTaken(ev LegEvent) phase {
+	switch r.dialFor {
+	case dialHop:
+		r.event(EventDeclined, map[string]any{"handed_over": true, "sip_code": ev.Code, "reason": ev.Reason})
+		if ev.Code == 486 {
+			// Taken by a call there in the meantime: free again later,
+			// and worth offering this call again then.
+			delete(r.rt.tried, r.across.OperatorID)
+		}
+		if len(r.remote) > 0 {
+			return r.handOver
+		}
+		return r.route
+	case dialTransfer:
+		r.event(EventRejected, map[string]any{"transfer": true, "sip_code": ev.Code, "reason": ev.Reason})
+		r.over(ending{by: PartySystem, reason: "the transfer was not answered", bye: "the transfer was not answered"})
+	default:
+		r.event(EventRejected, map[string]any{"forwarded": true, "sip_code": ev.Code, "reason": ev.Reason})
+		r.over(ending{by: PartySystem, status: placedStatus(ev.Code), reject: 480, reason: r.forwardWhy + "; the forwarded call was not answered",
+			failLeg: FailedOnTrunk, failStage: StageRinging})
+	}
+	return nil
+}
+
+// outAnswered answers the caller, if they were not yet, and bridges them
+// to the leg placed for them. A call handed to an operator on another
+// instance is recorded here, as consent allows; a forwarded one is not.
+func (r *callRun) outAnswered(ctx context.Context) phase {
+	transferred := r.answered()
+	if !transferred {
+		if err := r.in.Answer(ctx); err != nil {
+			r.over(ending{by: PartySystem, status: CallFailed, reason: "answer not acknowledged: " + err.Error(),
+				failLeg: FailedOnTrunk, failStage: StageMediaSetup})
+			return nil
+		}
+		now := r.s.now()
+		r.c.Status, r.c.AnsweredAt, r.c.SIPCode = CallAnswered, &now, 200
+		r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
+	}
+	r.c.Codec = r.leg.Media().Codec().Name
+	switch r.dialFor {
+	case dialHop:
+		opID := r.across.OperatorID
+		r.c.OperatorID = &opID
+		detail := map[string]any{"operator_id": opID, "instance": r.across.Instance, "codec": r.c.Codec}
+		if transferred {
+			detail["transfer"] = true
+		}
+		r.event(EventAnswered, detail)
+		r.bridgeOut(ctx, bridgedAcross)
+	case dialTransfer:
+		r.event(EventAnswered, map[string]any{"transferred_to": r.dialURI})
+		r.bridgeOut(ctx, bridgedForwarded)
+	default:
+		r.event(EventAnswered, map[string]any{"forwarded_to": r.dialURI, "codec": r.c.Codec})
+		r.bridgeOut(ctx, bridgedForwarded)
+	}
+	r.update(ctx)
+	r.flush(ctx)
+	return r.talkingOut
+}
+
+// talkingOut is the caller bridged to a leg placed for them, until either
+// side leaves.
+func (r *callRun) talkingOut(ctx context.Context) phase {
+	for {
+		ev, ok := r.await(ctx, watch{out: r.out.Events()})
+		if !ok {
+			return nil
+		}
+		if ev.kind != evOut || (ev.leg.Kind != LegHungUp && ev.leg.Kind != LegFailed) {
+			continue
+		}
+		r.out.Close()
+		r.out = nil
+		r.event(EventHungUp, map[string]any{"by": PartyForwarded, "reason": ev.leg.Reason})
+		if r.dialFor == dialHop {
+			r.over(ending{by: PartyOperator, reason: "operator hung up", bye: "the forwarded party hung up"})
+			return nil
+		}
+		r.over(ending{by: PartyForwarded, reason: "the forwarded party hung up", bye: "the forwarded party hung up"})
+		return nil
+	}
+}
+
+// runHop is the first phase of a call another instance handed over for
+// one of this instance's operators: that operator is rung, and bridged
+// when they answer. The record is the other instance's; this one adds
+// its events.
+func (r *callRun) runHop(ctx context.Context) phase {
+	r.event(EventReceived, map[string]any{"source": r.c.Source, "handed_over_by": r.hop.Instance})
+	r.rt.tried = map[ID]bool{}
+	a := r.s.reserve(r.c.TenantID, r.hop.OperatorID, r.c.ID)
+	if a == nil {
+		r.over(ending{by: PartySystem, status: CallBusy, reject: 486, reason: "the operator is no longer free"})
+		return nil
+	}
+	r.onAnswer = r.answer
+	r.onMissed = func(context.Context) phase {
+		r.over(ending{by: PartySystem, status: CallNoAnswer, reject: 480, reason: "the operator did not answer"})
+		return nil
+	}
+	if err := a.conn.Offer(CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
+		r.s.release(a, r.c.ID, false, "")
+		r.over(ending{by: PartySystem, status: CallNoAnswer, reject: 480, reason: "the operator could not be offered the call"})
+		return nil
+	}
+	r.ag = a
+	r.event(EventOffered, map[string]any{"operator_id": a.conn.OperatorID()})
+	r.ringCaller(ctx)
+	return r.ringing
+}

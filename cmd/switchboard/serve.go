@@ -19,6 +19,7 @@ import (
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/api"
+	"github.com/switchboard-voice/switchboard/callctl"
 	"github.com/switchboard-voice/switchboard/diag"
 	"github.com/switchboard-voice/switchboard/journal"
 	"github.com/switchboard-voice/switchboard/metadata"
@@ -41,7 +42,7 @@ type Main struct {
 	Metrics  *metrics.Metrics
 	Webhooks *metadata.WebhookStore
 	hep      *diag.HEPSender
-	Switch   *sb.Switch
+	Switch   *callctl.Switch
 	SIP      *sip.Server
 	Media    *webrtc.Engine
 	API      *api.Server
@@ -140,9 +141,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var player sb.RecordingPlayer
 	var destroy func(context.Context, *sb.Recording, string) error // nil: no recordings to destroy
 	checks := map[string]func(context.Context) error{}
-	opts := []sb.SwitchOption{sb.WithRingTimeout(c.RingTimeout), sb.WithLogger(m.Logger.With("component", "calls")),
-		sb.WithObserver(webhooks.Observers(m.Metrics, hooks)), sb.WithQuality(diag.Score),
-		sb.WithQueues(metadata.NewQueueCache(metadata.NewQueueStore(m.DB), routingCacheAge, time.Now)), sb.WithReconnectGrace(c.ReconnectGrace)}
+	opts := []callctl.SwitchOption{callctl.WithRingTimeout(c.RingTimeout), callctl.WithLogger(m.Logger.With("component", "calls")),
+		callctl.WithObserver(webhooks.Observers(m.Metrics, hooks)), callctl.WithQuality(diag.Score),
+		callctl.WithQueues(metadata.NewQueueCache(metadata.NewQueueStore(m.DB), routingCacheAge, time.Now)), callctl.WithReconnectGrace(c.ReconnectGrace)}
 	if c.Recordings != "" {
 		spooled, err := openRecordingStore(c)
 		if err != nil {
@@ -154,7 +155,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(records),
 			recordings.WithAudit(metadata.NewAuditLog(m.DB)))
-		opts = append(opts, sb.WithRecordings(svc))
+		opts = append(opts, callctl.WithRecordings(svc))
 		player = recordings.NewPlayer(grants, store, c.Keyring)
 		destroy = svc.Destroy
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
@@ -168,9 +169,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var cluster *metadata.Cluster
 	if len(c.ClusterSecret) > 0 {
 		cluster = metadata.NewCluster(m.DB, c.Instance, c.ClusterAddr)
-		opts = append(opts, sb.WithCluster(cluster, c.Instance, c.ClusterSecret))
+		opts = append(opts, callctl.WithCluster(cluster, c.Instance, c.ClusterSecret))
 	}
-	m.Switch = sb.NewSwitch(records, opts...)
+	m.Switch = callctl.NewSwitch(records, opts...)
 	m.Metrics.Gauge("switchboard_journal_pending", "Call records waiting in the local journal for the database.",
 		func() float64 { return float64(records.Pending()) })
 	m.Metrics.Gauge("switchboard_active_calls", "Calls in progress.", func() float64 { return float64(m.Switch.ActiveCalls()) })

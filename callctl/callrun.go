@@ -1,9 +1,11 @@
-package switchboard
+package callctl
 
 import (
 	"context"
 	"log/slog"
 	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
 )
 
 // A call is one goroutine running one loop (run): the call is always in
@@ -23,17 +25,17 @@ type phase func(ctx context.Context) phase
 // callRun is one call's state, owned by the call's goroutine.
 type callRun struct {
 	s   *Switch
-	c   *Call
+	c   *sb.Call
 	lc  *liveCall
 	log *slog.Logger
 
 	// leg is the call's own SIP (or WHIP) leg: the caller's on an inbound
 	// call, the one we placed on an outbound call (nil until dialled).
 	// in is the same leg when it came in: it is rung, answered or refused.
-	leg Leg
-	in  TrunkLeg
+	leg sb.Leg
+	in  sb.TrunkLeg
 
-	events []*CallEvent
+	events []*sb.CallEvent
 	dtmf   chan dtmfKey
 	tick   *time.Ticker // quality samples while bridged
 
@@ -43,36 +45,36 @@ type callRun struct {
 	// bridged is who the bridge reaches: an operator here or on another
 	// instance (recorded), or a party we forwarded to (not recorded).
 	bridged bridgeKind
-	waiter  *waiter     // the call's place in line while queued
-	out     OutboundLeg // a leg we placed for the caller: forward, transfer, hand-over
-	dialFor dialPurpose // why out was placed
-	dialURI string      // where a forward or a transfer goes
+	waiter  *waiter        // the call's place in line while queued
+	out     sb.OutboundLeg // a leg we placed for the caller: forward, transfer, hand-over
+	dialFor dialPurpose    // why out was placed
+	dialURI string         // where a forward or a transfer goes
 	// forwardWhy is why a call was forwarded, for the reasons of what follows.
 	forwardWhy string
-	across     RemoteOperator
-	remote     []RemoteOperator // operators free on other instances, still to try; nil: ask
+	across     sb.RemoteOperator
+	remote     []sb.RemoteOperator // operators free on other instances, still to try; nil: ask
 
-	rt       routing        // who is offered the call next
-	onAnswer phase          // what follows when the operator rung takes the call
-	onMissed phase          // what follows when they do not
-	transfer TransferTarget // where the call is being transferred
-	routes   []OutboundRoute
+	rt       routing           // who is offered the call next
+	onAnswer phase             // what follows when the operator rung takes the call
+	onMissed phase             // what follows when they do not
+	transfer sb.TransferTarget // where the call is being transferred
+	routes   []sb.OutboundRoute
 	routeAt  int // the outbound route being tried
 
-	samples []QualitySample // the call's quality over time
-	link    LinkInfo        // the operator's WebRTC transport, as last seen
-	iceLost bool            // the operator's ICE connection failed or dropped
-	created bool            // the record is written
-	hop     *Hop            // another instance's call: it writes the record
-	rang    bool            // 180 sent; on a call we placed, the far end rings
+	samples []sb.QualitySample // the call's quality over time
+	link    sb.LinkInfo        // the operator's WebRTC transport, as last seen
+	iceLost bool               // the operator's ICE connection failed or dropped
+	created bool               // the record is written
+	hop     *sb.Hop            // another instance's call: it writes the record
+	rang    bool               // 180 sent; on a call we placed, the far end rings
 
-	consent   *Consent        // what was stated about recording, if anything
-	srtp      string          // the trunk leg's SRTP suite; empty: plain RTP
-	held      bool            // the operator put the caller on hold
-	digit     byte            // the key the caller presses to consent, 0 if none
-	recording ActiveRecording // the call's recording, while it exists
-	stored    bool            // the recording is stored whole (the call went on elsewhere)
-	paused    bool            // the recording is paused, or is to start paused
+	consent   *sb.Consent        // what was stated about recording, if anything
+	srtp      string             // the trunk leg's SRTP suite; empty: plain RTP
+	held      bool               // the operator put the caller on hold
+	digit     byte               // the key the caller presses to consent, 0 if none
+	recording sb.ActiveRecording // the call's recording, while it exists
+	stored    bool               // the recording is stored whole (the call went on elsewhere)
+	paused    bool               // the recording is paused, or is to start paused
 
 	ending *ending // how the call ends, once decided
 }
@@ -102,7 +104,7 @@ const endedByAPI = "ended through the API"
 const shuttingDown = "service shutting down"
 
 // newRun prepares a call's state; start runs it.
-func (s *Switch) newRun(c *Call, lc *liveCall, log *slog.Logger) *callRun {
+func (s *Switch) newRun(c *sb.Call, lc *liveCall, log *slog.Logger) *callRun {
 	return &callRun{s: s, c: c, lc: lc, log: log, dtmf: make(chan dtmfKey, 32)}
 }
 
@@ -115,8 +117,8 @@ func (r *callRun) run(ctx context.Context, first phase) {
 		p = p(ctx)
 	}
 	if r.ending == nil {
-		r.over(ending{by: PartySystem, reason: "call control lost track of the call", status: CallFailed, reject: 500, bye: "internal error",
-			failLeg: FailedOnService})
+		r.over(ending{by: sb.PartySystem, reason: "call control lost track of the call", status: sb.CallFailed, reject: 500, bye: "internal error",
+			failLeg: sb.FailedOnService})
 	}
 	r.end(ctx)
 }
@@ -144,7 +146,7 @@ const (
 type event struct {
 	kind  eventKind
 	op    opMsg
-	leg   LegEvent
+	leg   sb.LegEvent
 	agent *agent
 }
 
@@ -153,14 +155,14 @@ type watch struct {
 	timer, grace <-chan time.Time
 	assigned     <-chan *agent
 	woken        <-chan struct{}
-	out          <-chan LegEvent
+	out          <-chan sb.LegEvent
 }
 
 // await returns the phase's next event, doing meanwhile what every phase
 // must. It reports false once the call's end is decided.
 func (r *callRun) await(ctx context.Context, w watch) (event, bool) {
 	for r.ending == nil {
-		var legEvents <-chan LegEvent
+		var legEvents <-chan sb.LegEvent
 		if r.leg != nil {
 			legEvents = r.leg.Events()
 		}
@@ -191,7 +193,7 @@ func (r *callRun) await(ctx context.Context, w watch) (event, bool) {
 			}
 		case ev, ok := <-w.out:
 			if !ok {
-				ev = LegEvent{Kind: LegFailed, Code: 500, Reason: "the leg closed"}
+				ev = sb.LegEvent{Kind: sb.LegFailed, Code: 500, Reason: "the leg closed"}
 			}
 			return event{kind: evOut, leg: ev}, true
 		case <-w.timer:
@@ -209,11 +211,11 @@ func (r *callRun) await(ctx context.Context, w watch) (event, bool) {
 
 // closedLeg is what a leg's closed event channel means: a call we placed
 // that never answered failed; any other leg hung up.
-func (r *callRun) closedLeg() LegEvent {
+func (r *callRun) closedLeg() sb.LegEvent {
 	if r.in == nil && r.c.AnsweredAt == nil {
-		return LegEvent{Kind: LegFailed, Code: 500, Reason: "the leg closed"}
+		return sb.LegEvent{Kind: sb.LegFailed, Code: 500, Reason: "the leg closed"}
 	}
-	return LegEvent{Kind: LegHungUp, Reason: "the leg closed"}
+	return sb.LegEvent{Kind: sb.LegHungUp, Reason: "the leg closed"}
 }
 
 // duty does what every phase does with a message for the call, and
@@ -245,22 +247,22 @@ func (r *callRun) duty(ctx context.Context, m opMsg) bool {
 // legDuty does what every phase does with what the call's leg reports,
 // and reports whether it is the phase's own (how a call we placed
 // progresses).
-func (r *callRun) legDuty(ctx context.Context, ev LegEvent) bool {
+func (r *callRun) legDuty(ctx context.Context, ev sb.LegEvent) bool {
 	switch ev.Kind {
-	case LegCanceled, LegHungUp:
+	case sb.LegCanceled, sb.LegHungUp:
 		r.callerLeft(ev.Reason)
-	case LegHeld:
-		r.event(EventHeld, nil)
-	case LegResumed:
-		r.event(EventResumed, nil)
-	case LegDTMF:
+	case sb.LegHeld:
+		r.event(sb.EventHeld, nil)
+	case sb.LegResumed:
+		r.event(sb.EventResumed, nil)
+	case sb.LegDTMF:
 		if len(ev.Reason) == 1 {
 			r.key(ctx, dtmfKey{fromCaller: true, digit: ev.Reason[0]})
 		}
-	case LegMediaTimeout:
-		r.event(EventMediaTimeout, nil)
-		r.over(ending{by: PartySystem, status: CallFailed, reason: "no media from the caller (RTP timeout)", bye: "RTP timeout",
-			failLeg: FailedOnTrunk, failStage: StageMedia})
+	case sb.LegMediaTimeout:
+		r.event(sb.EventMediaTimeout, nil)
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "no media from the caller (RTP timeout)", bye: "RTP timeout",
+			failLeg: sb.FailedOnTrunk, failStage: sb.StageMedia})
 	default:
 		return true
 	}
@@ -281,20 +283,20 @@ func (r *callRun) inTransfer() bool {
 func (r *callRun) callerLeft(why string) {
 	switch {
 	case r.answered():
-		r.event(EventHungUp, map[string]any{"by": PartyCaller, "reason": why})
+		r.event(sb.EventHungUp, map[string]any{"by": sb.PartyCaller, "reason": why})
 		reason := "caller hung up"
 		if r.inTransfer() {
 			reason = "caller hung up during the transfer"
 		}
-		r.over(ending{by: PartyCaller, reason: reason})
+		r.over(ending{by: sb.PartyCaller, reason: reason})
 	case r.waiter != nil:
-		r.event(EventCanceled, map[string]any{"waited_ms": r.s.now().Sub(r.c.CreatedAt).Milliseconds()})
-		r.over(ending{by: PartyCaller, status: CallCanceled, code: 487, reason: "caller gave up waiting",
-			failLeg: FailedOnTrunk, failStage: StageRinging})
+		r.event(sb.EventCanceled, map[string]any{"waited_ms": r.s.now().Sub(r.c.CreatedAt).Milliseconds()})
+		r.over(ending{by: sb.PartyCaller, status: sb.CallCanceled, code: 487, reason: "caller gave up waiting",
+			failLeg: sb.FailedOnTrunk, failStage: sb.StageRinging})
 	default:
-		r.event(EventCanceled, nil)
-		r.over(ending{by: PartyCaller, status: CallCanceled, code: 487, reason: "caller canceled before answer",
-			failLeg: FailedOnTrunk, failStage: StageRinging})
+		r.event(sb.EventCanceled, nil)
+		r.over(ending{by: sb.PartyCaller, status: sb.CallCanceled, code: 487, reason: "caller canceled before answer",
+			failLeg: sb.FailedOnTrunk, failStage: sb.StageRinging})
 	}
 }
 
@@ -303,12 +305,12 @@ func (r *callRun) callerLeft(why string) {
 func (r *callRun) endedByAPI() {
 	switch {
 	case r.answered():
-		r.over(ending{by: PartySystem, reason: endedByAPI, bye: endedByAPI})
+		r.over(ending{by: sb.PartySystem, reason: endedByAPI, bye: endedByAPI})
 	case r.in != nil:
-		r.over(ending{by: PartySystem, status: CallCanceled, reject: 480, reason: endedByAPI})
+		r.over(ending{by: sb.PartySystem, status: sb.CallCanceled, reject: 480, reason: endedByAPI})
 	default:
-		r.event(EventCanceled, nil)
-		r.over(ending{by: PartySystem, status: CallCanceled, code: 487, reason: endedByAPI, bye: endedByAPI})
+		r.event(sb.EventCanceled, nil)
+		r.over(ending{by: sb.PartySystem, status: sb.CallCanceled, code: 487, reason: endedByAPI, bye: endedByAPI})
 	}
 }
 
@@ -316,10 +318,10 @@ func (r *callRun) endedByAPI() {
 func (r *callRun) shutdown() {
 	switch {
 	case r.answered():
-		r.over(ending{by: PartySystem, reason: shuttingDown, bye: shuttingDown, failLeg: FailedOnService, failStage: StageMedia})
+		r.over(ending{by: sb.PartySystem, reason: shuttingDown, bye: shuttingDown, failLeg: sb.FailedOnService, failStage: sb.StageMedia})
 	case r.in != nil:
-		r.over(ending{by: PartySystem, status: CallFailed, reject: 503, reason: shuttingDown, failLeg: FailedOnService, failStage: StageRinging})
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reject: 503, reason: shuttingDown, failLeg: sb.FailedOnService, failStage: sb.StageRinging})
 	default:
-		r.over(ending{by: PartySystem, status: CallFailed, reason: shuttingDown, bye: shuttingDown, failLeg: FailedOnService, failStage: StageRinging})
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: shuttingDown, bye: shuttingDown, failLeg: sb.FailedOnService, failStage: sb.StageRinging})
 	}
 }

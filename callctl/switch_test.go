@@ -1,4 +1,4 @@
-package switchboard_test
+package callctl_test
 
 import (
 	"bytes"
@@ -10,15 +10,16 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/callctl"
 	"github.com/switchboard-voice/switchboard/media"
 )
 
 var tenantA, tenantB = sb.NewID(), sb.NewID()
 
-func newSwitch(t *testing.T, opts ...sb.SwitchOption) (*sb.Switch, *recorder) {
+func newSwitch(t *testing.T, opts ...callctl.SwitchOption) (*callctl.Switch, *recorder) {
 	t.Helper()
 	rec := newRecorder()
-	sw := sb.NewSwitch(rec, append([]sb.SwitchOption{sb.WithRingTimeout(2 * time.Second)}, opts...)...)
+	sw := callctl.NewSwitch(rec, append([]callctl.SwitchOption{callctl.WithRingTimeout(2 * time.Second)}, opts...)...)
 	t.Cleanup(func() { sw.Close() })
 	return sw, rec
 }
@@ -28,7 +29,7 @@ func inbound(l *leg) *sb.InboundCall {
 	return &sb.InboundCall{Trunk: trunk, From: "+15551230000", To: "+15557654321", Source: "udp:127.0.0.1:5060", SIPCallID: "abc@pbx", Leg: l}
 }
 
-func goAvailable(t *testing.T, sw *sb.Switch, op *operator) {
+func goAvailable(t *testing.T, sw *callctl.Switch, op *operator) {
 	t.Helper()
 	if err := sw.Available(op); err != nil {
 		t.Fatal(err)
@@ -40,7 +41,7 @@ func goAvailable(t *testing.T, sw *sb.Switch, op *operator) {
 
 // connectedCall offers the leg's call to a new operator of tenant A, who
 // takes it.
-func connectedCall(t *testing.T, sw *sb.Switch, l *leg) (*operator, sb.ID) {
+func connectedCall(t *testing.T, sw *callctl.Switch, l *leg) (*operator, sb.ID) {
 	t.Helper()
 	op := newOperator(tenantA)
 	goAvailable(t, sw, op)
@@ -276,7 +277,7 @@ func TestDeclineMovesToNextOperatorLongestIdleFirst(t *testing.T) {
 }
 
 func TestRingTimeoutSetsOperatorAway(t *testing.T) {
-	sw, rec := newSwitch(t, sb.WithRingTimeout(50*time.Millisecond))
+	sw, rec := newSwitch(t, callctl.WithRingTimeout(50*time.Millisecond))
 	op := newOperator(tenantA)
 	goAvailable(t, sw, op)
 	sw.DispatchInbound(inbound(newLeg(sb.PCMU)))
@@ -365,7 +366,7 @@ func TestMediaTimeoutFailsCall(t *testing.T) {
 
 func TestCloseEndsCallsAndRefusesNew(t *testing.T) {
 	rec := newRecorder()
-	sw := sb.NewSwitch(rec)
+	sw := callctl.NewSwitch(rec)
 	op := newOperator(tenantA)
 	goAvailable(t, sw, op)
 	l := newLeg(sb.PCMU)
@@ -391,7 +392,7 @@ func TestCloseEndsCallsAndRefusesNew(t *testing.T) {
 func TestBridgeConvertsLawsAndDropsUnnegotiated(t *testing.T) {
 	caller := &port{codec: sb.PCMA}
 	opPort := &port{codec: sb.Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000}}
-	b := sb.NewBridge(caller, opPort)
+	b := callctl.NewBridge(caller, opPort)
 	b.Start()
 	pcma := []byte{media.LinearToAlaw(1000), media.LinearToAlaw(-1000)}
 	caller.deliver(append(media.AppendHeader(nil, false, 8, 1, 0, 9), pcma...))
@@ -458,7 +459,7 @@ func TestBrowserLegFailureIsTagged(t *testing.T) {
 		return 4.1, 3.2, []string{sb.TagLowMOS}
 	}
 	observed := make(ended, 1)
-	sw, rec := newSwitch(t, sb.WithQuality(scorer), sb.WithQualitySampling(20*time.Millisecond), sb.WithObserver(observed))
+	sw, rec := newSwitch(t, callctl.WithQuality(scorer), callctl.WithQualitySampling(20*time.Millisecond), callctl.WithObserver(observed))
 	op := &linkOperator{operator: newOperator(tenantA), lp: &linkPort{port: &port{codec: sb.PCMU}}}
 	op.lp.set(sb.LinkInfo{ICE: "connected", DTLS: "connected", Pair: "host udp 127.0.0.1:1 ↔ host udp 127.0.0.1:2"})
 	if err := sw.Available(op); err != nil {

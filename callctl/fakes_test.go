@@ -1,4 +1,4 @@
-package switchboard_test
+package callctl_test
 
 import (
 	"context"

@@ -1,18 +1,20 @@
-package switchboard
+package callctl
 
 import (
 	"context"
 	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
 )
 
 // ending is how a call ends, decided once (callRun.over) by whatever ended
 // it, and carried out in one place (callRun.end).
 type ending struct {
-	by     Party
+	by     sb.Party
 	reason string // for the record and the operator
 	// status is the record's, when the call's state does not say it: an
 	// answered call that ends is completed.
-	status CallStatus
+	status sb.CallStatus
 	// reject is the final response a caller not answered yet gets from
 	// us; code is the final response the record names when the SIP side
 	// sent it itself (487 after a CANCEL).
@@ -41,7 +43,7 @@ func (r *callRun) end(ctx context.Context) {
 	}
 	if r.ag != nil && !r.busy {
 		revoke := e.reason
-		if e.by == PartyCaller {
+		if e.by == sb.PartyCaller {
 			revoke = "caller hung up"
 		}
 		r.ag.conn.Revoke(r.c.ID, revoke)
@@ -50,7 +52,7 @@ func (r *callRun) end(ctx context.Context) {
 	}
 	if r.out != nil {
 		why := e.reason
-		if e.by == PartyCaller {
+		if e.by == sb.PartyCaller {
 			why = "the caller hung up"
 		}
 		if err := r.out.Hangup(hctx, why); err != nil {
@@ -78,8 +80,8 @@ func (r *callRun) end(ctx context.Context) {
 	switch {
 	case e.status != "":
 		r.c.Status = e.status
-	case r.c.Status == CallRinging:
-		r.c.Status = CallFailed
+	case r.c.Status == sb.CallRinging:
+		r.c.Status = sb.CallFailed
 	}
 	if e.reject != 0 {
 		r.c.SIPCode = e.reject
@@ -105,27 +107,27 @@ func (r *callRun) end(ctx context.Context) {
 // finish completes the record and writes it: the timeline, the trace, and
 // last the final record, so that once it says the call ended, everything
 // of the call is stored and nothing of it is left running.
-func (r *callRun) finish(ctx context.Context, by Party) {
+func (r *callRun) finish(ctx context.Context, by sb.Party) {
 	now := r.s.now()
 	r.c.EndedAt = &now
 	r.c.HangupBy = by
-	if r.c.Status == CallAnswered {
-		r.c.Status = CallCompleted // an answered call that ended, whatever ended it
+	if r.c.Status == sb.CallAnswered {
+		r.c.Status = sb.CallCompleted // an answered call that ended, whatever ended it
 	}
 	if r.c.AnsweredAt != nil {
 		r.c.DurationMS = now.Sub(*r.c.AnsweredAt).Milliseconds()
 	}
 	if r.c.Q850Cause == 0 {
-		r.c.Q850Cause = Q850Cause(r.c.SIPCode)
+		r.c.Q850Cause = sb.Q850Cause(r.c.SIPCode)
 	}
 	if r.c.AnsweredAt != nil {
 		r.c.FromCaller.MOS, r.c.ToCaller.MOS, r.c.Tags = r.s.quality(r.c, r.samples)
 		if r.iceLost {
-			r.c.Tags = append(r.c.Tags, TagICEFailure)
+			r.c.Tags = append(r.c.Tags, sb.TagICEFailure)
 		}
 	}
 	if r.hop == nil { // the instance that handed the call over ends its timeline
-		r.event(EventEnded, map[string]any{"status": r.c.Status, "hangup_by": by, "reason": r.c.Reason})
+		r.event(sb.EventEnded, map[string]any{"status": r.c.Status, "hangup_by": by, "reason": r.c.Reason})
 	}
 	if r.leg != nil {
 		if err := r.leg.Close(); err != nil {
@@ -145,7 +147,7 @@ func (r *callRun) finish(ctx context.Context, by Party) {
 
 // hangup sends BYE on the call's answered leg.
 func (r *callRun) hangup(ctx context.Context, reason string) {
-	r.event(EventHungUp, map[string]any{"by": "switchboard", "reason": reason})
+	r.event(sb.EventHungUp, map[string]any{"by": "switchboard", "reason": reason})
 	if err := r.leg.Hangup(ctx, reason); err != nil {
 		r.log.Warn("BYE failed", "err", err)
 	}
@@ -153,7 +155,7 @@ func (r *callRun) hangup(ctx context.Context, reason string) {
 
 // reject sends the caller a final non-2xx response.
 func (r *callRun) reject(ctx context.Context, code int, reason string) {
-	r.event(EventRejected, map[string]any{"sip_code": code, "reason": reason})
+	r.event(sb.EventRejected, map[string]any{"sip_code": code, "reason": reason})
 	if err := r.in.Reject(ctx, code, reason); err != nil {
 		r.log.Warn("final response failed", "code", code, "err", err)
 	}
@@ -170,11 +172,11 @@ func (r *callRun) failed(leg, stage string) {
 // the call's bridge, and a change of the operator's WebRTC transport.
 func (r *callRun) sample() {
 	if r.ag != nil && r.busy {
-		if lr, ok := r.ag.conn.Media().(LinkReporter); ok {
+		if lr, ok := r.ag.conn.Media().(sb.LinkReporter); ok {
 			if l := lr.Link(); l != r.link {
 				r.link = l
 				r.iceLost = r.iceLost || l.ICE == "failed" || l.ICE == "disconnected"
-				r.event(EventWebRTC, map[string]any{"webrtc": l})
+				r.event(sb.EventWebRTC, map[string]any{"webrtc": l})
 			}
 		}
 	}
@@ -184,8 +186,8 @@ func (r *callRun) sample() {
 	now := r.s.now()
 	from, to := r.bridge.Stats()
 	r.samples = append(r.samples,
-		QualitySample{At: now, Leg: "trunk", Source: "switchboard", Packets: from.Packets, Lost: from.Lost, JitterMS: from.JitterMS},
-		QualitySample{At: now, Leg: "browser", Source: "switchboard", Packets: to.Packets, Lost: to.Lost, JitterMS: to.JitterMS})
+		sb.QualitySample{At: now, Leg: "trunk", Source: "switchboard", Packets: from.Packets, Lost: from.Lost, JitterMS: from.JitterMS},
+		sb.QualitySample{At: now, Leg: "browser", Source: "switchboard", Packets: to.Packets, Lost: to.Lost, JitterMS: to.JitterMS})
 }
 
 // storeTrace writes the call's SIP messages and quality samples.
@@ -193,19 +195,19 @@ func (r *callRun) storeTrace(ctx context.Context) {
 	if r.hop != nil {
 		return // the hop between instances is not the call's signalling
 	}
-	var sip []SIPMessage
+	var sip []sb.SIPMessage
 	if r.leg != nil {
 		sip = r.leg.SIPTrace()
 	}
 	ctx, cancel := dbContext(ctx)
 	defer cancel()
-	if err := r.s.rec.AddCallTrace(ctx, &CallTrace{TenantID: r.c.TenantID, CallID: r.c.ID, SIP: sip, Quality: r.samples}); err != nil {
+	if err := r.s.rec.AddCallTrace(ctx, &sb.CallTrace{TenantID: r.c.TenantID, CallID: r.c.ID, SIP: sip, Quality: r.samples}); err != nil {
 		r.log.Error("writing call trace", "err", err)
 	}
 }
 
-func (r *callRun) event(t EventType, detail map[string]any) {
-	e := &CallEvent{ID: NewID(), CallID: r.c.ID, TenantID: r.c.TenantID, At: r.s.now(), Type: t, Detail: detail}
+func (r *callRun) event(t sb.EventType, detail map[string]any) {
+	e := &sb.CallEvent{ID: sb.NewID(), CallID: r.c.ID, TenantID: r.c.TenantID, At: r.s.now(), Type: t, Detail: detail}
 	r.events = append(r.events, e)
 	if r.s.observer != nil && r.hop == nil {
 		r.s.observer.CallEvent(e)

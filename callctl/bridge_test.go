@@ -1,4 +1,4 @@
-package switchboard_test
+package callctl_test
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/callctl"
 	"github.com/switchboard-voice/switchboard/media"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestBridgeTapSeesAudioAsItArrived(t *testing.T) {
 	caller := &port{codec: sb.PCMA}
 	operator := &port{codec: sb.Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000, DTMFType: 101}}
-	b := sb.NewBridge(caller, operator)
+	b := callctl.NewBridge(caller, operator)
 	b.Start()
 	defer b.Stop()
 
@@ -61,7 +62,7 @@ func TestBridgeTapSeesAudioAsItArrived(t *testing.T) {
 func TestBridgeNoticesSilence(t *testing.T) {
 	caller := &port{codec: sb.PCMA}
 	operator := &port{codec: sb.PCMU}
-	b := sb.NewBridge(caller, operator)
+	b := callctl.NewBridge(caller, operator)
 	b.Start()
 	defer b.Stop()
 
@@ -91,7 +92,7 @@ func TestBridgeNoticesSilence(t *testing.T) {
 func TestBridgeCarriesOpusUnchanged(t *testing.T) {
 	caller := &port{codec: sb.Codec{Name: "opus", PayloadType: 109, ClockRate: 48000}}
 	operator := &port{codec: sb.Opus}
-	b := sb.NewBridge(caller, operator)
+	b := callctl.NewBridge(caller, operator)
 	b.Start()
 	defer b.Stop()
 	frame := []byte{0x48, 0xde, 0xad, 0xbe, 0xef}

@@ -1,4 +1,4 @@
-package switchboard_test
+package callctl_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/callctl"
 	"github.com/switchboard-voice/switchboard/media"
 )
 
@@ -44,7 +45,7 @@ type phaseCase struct {
 
 // phaseHarness is one cell's switch and parties.
 type phaseHarness struct {
-	sw       *sb.Switch
+	sw       *callctl.Switch
 	rec      *recorder
 	recs     *fakeRecordings
 	d        *legDialer
@@ -238,12 +239,12 @@ func newPhaseHarness(t *testing.T, p phaseCase, consent bool) *phaseHarness {
 	fwd := queue("night", 0, sb.NewID())
 	fwd.Numbers = []string{h.q1.Numbers[0] + "9"}
 	fwd.Overflow = sb.Overflow{Kind: sb.OverflowURI, URI: "sip:voicemail@127.0.0.1:5098"}
-	opts := []sb.SwitchOption{sb.WithRingTimeout(5 * time.Second), sb.WithRecordings(h.recs), sb.WithQueues(newQueues(h.q1, h.q2, fwd)),
-		sb.WithDialer(h.d, routes{}), sb.WithObserver(h.seen)}
+	opts := []callctl.SwitchOption{callctl.WithRingTimeout(5 * time.Second), callctl.WithRecordings(h.recs), callctl.WithQueues(newQueues(h.q1, h.q2, fwd)),
+		callctl.WithDialer(h.d, routes{}), callctl.WithObserver(h.seen)}
 	if p.across() {
-		opts = append(opts, sb.WithCluster(&oneRemote{}, "a", []byte("secret")))
+		opts = append(opts, callctl.WithCluster(&oneRemote{}, "a", []byte("secret")))
 	}
-	h.sw = sb.NewSwitch(h.rec, opts...)
+	h.sw = callctl.NewSwitch(h.rec, opts...)
 	t.Cleanup(func() { h.sw.Close() })
 	return h
 }

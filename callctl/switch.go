@@ -1,4 +1,12 @@
-package switchboard
+// Package callctl is call control: it takes inbound calls from the
+// adapters (sip, the WHIP widget, other instances), offers them to
+// operators, bridges them, transfers, queues, forwards and hands them over,
+// places operators' calls, and ends each call once, writing its record.
+//
+// The root package holds the vocabulary (calls, legs, events, queues,
+// transfer targets, recordings); api and sip reach call control through
+// their own small interfaces, which Switch implements.
+package callctl
 
 import (
 	"context"
@@ -6,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/media"
 )
 
@@ -17,23 +26,23 @@ import (
 // Each call is owned by one goroutine; operators and legs talk to it through
 // channels. The operator registry is guarded by one mutex.
 type Switch struct {
-	rec         CallRecorder
-	recordings  Recordings // nil: nothing is ever recorded
+	rec         sb.CallRecorder
+	recordings  sb.Recordings // nil: nothing is ever recorded
 	log         *slog.Logger
 	now         func() time.Time
 	ringTimeout time.Duration
 	sampleEvery time.Duration
-	scorer      QualityScorer // nil: no MOS, no tags
-	observer    CallObserver  // nil: nobody listens
-	dialer      Dialer        // nil: no calls are placed
-	routes      RouteDirectory
-	queues      QueueDirectory // nil: every number leads to all of a tenant's operators
+	scorer      sb.QualityScorer // nil: no MOS, no tags
+	observer    sb.CallObserver  // nil: nobody listens
+	dialer      sb.Dialer        // nil: no calls are placed
+	routes      sb.RouteDirectory
+	queues      sb.QueueDirectory // nil: every number leads to all of a tenant's operators
 	// reconnectGrace is how long a call waits for an operator whose
 	// connection dropped.
 	reconnectGrace time.Duration
 	// With several instances: where presence is shared, this instance's
 	// name, and the secret hand-overs are signed with.
-	cluster   Cluster
+	cluster   sb.Cluster
 	instance  string
 	hopSecret []byte
 	poke      chan struct{} // presence changed: publish it
@@ -44,8 +53,8 @@ type Switch struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	agents   map[ID]*agent
-	calls    map[ID]*liveCall
+	agents   map[sb.ID]*agent
+	calls    map[sb.ID]*liveCall
 	waiting  []*waiter // callers in line for a queue, longest waiting first
 	draining bool
 }
@@ -62,24 +71,13 @@ func WithClock(now func() time.Time) SwitchOption { return func(s *Switch) { s.n
 
 // WithRecordings lets call control record calls whose tenant policy and
 // consent allow it. Without it no call is recorded.
-func WithRecordings(r Recordings) SwitchOption { return func(s *Switch) { s.recordings = r } }
-
-// QualityScorer estimates each direction's MOS and names a call's quality
-// problems from its record and samples, when it ends.
-type QualityScorer func(c *Call, samples []QualitySample) (fromCallerMOS, toCallerMOS float64, tags []string)
+func WithRecordings(r sb.Recordings) SwitchOption { return func(s *Switch) { s.recordings = r } }
 
 // WithQuality scores answered calls' quality as they end.
-func WithQuality(q QualityScorer) SwitchOption { return func(s *Switch) { s.scorer = q } }
-
-// CallObserver hears each call's events and its final record, for
-// metrics. It is called on the call's goroutine and must not block.
-type CallObserver interface {
-	CallEvent(e *CallEvent)
-	CallEnded(c *Call)
-}
+func WithQuality(q sb.QualityScorer) SwitchOption { return func(s *Switch) { s.scorer = q } }
 
 // WithObserver lets o hear every call.
-func WithObserver(o CallObserver) SwitchOption { return func(s *Switch) { s.observer = o } }
+func WithObserver(o sb.CallObserver) SwitchOption { return func(s *Switch) { s.observer = o } }
 
 // OperatorStates counts the connected operators by state: available
 // (idle), ringing, on a call, and away.
@@ -107,7 +105,7 @@ func (s *Switch) OperatorStates() map[string]int {
 func WithQualitySampling(d time.Duration) SwitchOption { return func(s *Switch) { s.sampleEvery = d } }
 
 // quality scores a call that ends, if a scorer is set.
-func (s *Switch) quality(c *Call, samples []QualitySample) (float64, float64, []string) {
+func (s *Switch) quality(c *sb.Call, samples []sb.QualitySample) (float64, float64, []string) {
 	if s.scorer == nil {
 		return 0, 0, nil
 	}
@@ -118,15 +116,15 @@ func (s *Switch) quality(c *Call, samples []QualitySample) (float64, float64, []
 func WithLogger(l *slog.Logger) SwitchOption { return func(s *Switch) { s.log = l } }
 
 // NewSwitch returns call control that writes call records to rec.
-func NewSwitch(rec CallRecorder, opts ...SwitchOption) *Switch {
+func NewSwitch(rec sb.CallRecorder, opts ...SwitchOption) *Switch {
 	s := &Switch{
 		rec:         rec,
 		log:         slog.Default(),
 		now:         time.Now,
 		ringTimeout: 20 * time.Second,
 		sampleEvery: 5 * time.Second,
-		agents:      make(map[ID]*agent),
-		calls:       make(map[ID]*liveCall),
+		agents:      make(map[sb.ID]*agent),
+		calls:       make(map[sb.ID]*liveCall),
 	}
 	for _, o := range opts {
 		o(s)
@@ -149,19 +147,19 @@ const (
 
 // agent is a connected operator as call control tracks them.
 type agent struct {
-	conn       OperatorConn
+	conn       sb.OperatorConn
 	state      agentState
 	idleSince  time.Time
-	callID     ID   // the call ringing for or bridged to them
-	awayAfter  bool // asked to go away while on a call
-	detached   bool // the connection dropped mid-call: the call waits for the operator to come back
+	callID     sb.ID // the call ringing for or bridged to them
+	awayAfter  bool  // asked to go away while on a call
+	detached   bool  // the connection dropped mid-call: the call waits for the operator to come back
 	toOperator *media.Rewriter
 }
 
 // liveCall is the registry's handle on a call's goroutine.
 type liveCall struct {
-	id       ID
-	tenantID ID
+	id       sb.ID
+	tenantID sb.ID
 	from, to string // for an operator who comes back to the call
 	// handedOver is set on a call another instance handed over: its
 	// recording and consent are kept there.
@@ -190,13 +188,13 @@ const (
 
 type opMsg struct {
 	kind     opKind
-	opID     ID
+	opID     sb.ID
 	muted    bool
-	consent  *Consent
+	consent  *sb.Consent
 	paused   bool
-	stats    *QualitySample
+	stats    *sb.QualitySample
 	held     bool
-	transfer *TransferTarget
+	transfer *sb.TransferTarget
 	agent    *agent // opReattach: the operator on their new connection
 }
 
@@ -209,23 +207,23 @@ func (s *Switch) ActiveCalls() int {
 
 // DispatchInbound takes a new call from a trunk. It returns at once; the call
 // proceeds in its own goroutine, which owns the leg from now on.
-func (s *Switch) DispatchInbound(in *InboundCall) {
+func (s *Switch) DispatchInbound(in *sb.InboundCall) {
 	now := s.now()
-	id, trunkID := NewID(), &in.Trunk.ID
+	id, trunkID := sb.NewID(), &in.Trunk.ID
 	if in.Hop != nil {
 		id, trunkID = in.Hop.CallID, nil
 	}
-	c := &Call{
+	c := &sb.Call{
 		ID:          id,
 		TenantID:    in.Trunk.TenantID,
-		Direction:   Inbound,
+		Direction:   sb.Inbound,
 		TrunkID:     trunkID,
 		From:        in.From,
 		To:          in.To,
 		Source:      in.Source,
 		SIPCallID:   in.SIPCallID,
 		ExternalRef: in.ExternalRef,
-		Status:      CallRinging,
+		Status:      sb.CallRinging,
 		Codec:       in.Leg.Media().Codec().Name,
 		CreatedAt:   now,
 	}
@@ -253,7 +251,7 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 		// Record the refused attempt too: every call has a record.
 		r.log.Info("refusing call: shutting down")
 		r.create(ctx)
-		r.over(ending{by: PartySystem, status: CallFailed, reject: 503, reason: shuttingDown})
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reject: 503, reason: shuttingDown})
 		r.end(ctx)
 		cancel()
 		return
@@ -269,10 +267,10 @@ func (s *Switch) DispatchInbound(in *InboundCall) {
 // status, code, where it failed, its timeline and its trace. As at the end
 // of every call, the final record goes last: once a refusal is listed, its
 // timeline and trace can be read.
-func (s *Switch) RecordRefused(in *RefusedCall) {
+func (s *Switch) RecordRefused(in *sb.RefusedCall) {
 	now := s.now()
-	c := &Call{ID: NewID(), TenantID: in.Trunk.TenantID, Direction: Inbound, TrunkID: &in.Trunk.ID, From: in.From, To: in.To,
-		Source: in.Source, SIPCallID: in.SIPCallID, Status: CallRinging, CreatedAt: now}
+	c := &sb.Call{ID: sb.NewID(), TenantID: in.Trunk.TenantID, Direction: sb.Inbound, TrunkID: &in.Trunk.ID, From: in.From, To: in.To,
+		Source: in.Source, SIPCallID: in.SIPCallID, Status: sb.CallRinging, CreatedAt: now}
 	r := s.newRun(c, nil, s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID))
 	ctx, cancel := dbContext(s.ctx)
 	defer cancel()
@@ -280,16 +278,16 @@ func (s *Switch) RecordRefused(in *RefusedCall) {
 		r.log.Error("writing a refused call's record", "err", err)
 		return
 	}
-	c.Status, c.SIPCode, c.Reason, c.HangupBy, c.EndedAt = CallRejected, in.Code, in.Reason, PartySystem, &now
-	c.FailureLeg, c.FailureStage, c.Q850Cause = in.Leg, in.Stage, Q850Cause(in.Code)
+	c.Status, c.SIPCode, c.Reason, c.HangupBy, c.EndedAt = sb.CallRejected, in.Code, in.Reason, sb.PartySystem, &now
+	c.FailureLeg, c.FailureStage, c.Q850Cause = in.Leg, in.Stage, sb.Q850Cause(in.Code)
 	if in.Code >= 500 {
-		c.Status = CallFailed
+		c.Status = sb.CallFailed
 	}
-	r.event(EventReceived, map[string]any{"source": c.Source})
-	r.event(EventRejected, map[string]any{"sip_code": in.Code, "reason": in.Reason})
-	r.event(EventEnded, map[string]any{"status": c.Status, "hangup_by": c.HangupBy, "reason": c.Reason})
+	r.event(sb.EventReceived, map[string]any{"source": c.Source})
+	r.event(sb.EventRejected, map[string]any{"sip_code": in.Code, "reason": in.Reason})
+	r.event(sb.EventEnded, map[string]any{"status": c.Status, "hangup_by": c.HangupBy, "reason": c.Reason})
 	r.flush(ctx)
-	if err := s.rec.AddCallTrace(ctx, &CallTrace{TenantID: c.TenantID, CallID: c.ID, SIP: in.Trace}); err != nil {
+	if err := s.rec.AddCallTrace(ctx, &sb.CallTrace{TenantID: c.TenantID, CallID: c.ID, SIP: in.Trace}); err != nil {
 		r.log.Error("writing a refused call's trace", "err", err)
 	}
 	r.update(ctx)
@@ -302,12 +300,12 @@ func (s *Switch) RecordRefused(in *RefusedCall) {
 // Available makes the operator available for calls, registering their
 // connection. While the switch drains it moves the operator instead and
 // returns EUNAVAILABLE.
-func (s *Switch) Available(op OperatorConn) error {
+func (s *Switch) Available(op sb.OperatorConn) error {
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
 		op.Move(drainingReason)
-		return Errorf(EUNAVAILABLE, drainingReason)
+		return sb.Errorf(sb.EUNAVAILABLE, drainingReason)
 	}
 	s.presenceChanged()
 	a := s.agents[op.OperatorID()]
@@ -316,7 +314,7 @@ func (s *Switch) Available(op OperatorConn) error {
 		// with the old registration until it ends.
 		if a != nil && a.state != agentAway && a.state != agentAvailable {
 			s.mu.Unlock()
-			return Errorf(ECONFLICT, "this operator is on a call on another connection")
+			return sb.Errorf(sb.ECONFLICT, "this operator is on a call on another connection")
 		}
 		a = &agent{conn: op, toOperator: NewStreamRewriter(op.Media().Codec().ClockRate)}
 		s.agents[op.OperatorID()] = a
@@ -337,7 +335,7 @@ func (s *Switch) Available(op OperatorConn) error {
 
 // Away stops offering calls to the operator. A call ringing for them is
 // declined; a call in progress continues, and they go away when it ends.
-func (s *Switch) Away(opID ID) {
+func (s *Switch) Away(opID sb.ID) {
 	s.mu.Lock()
 	s.presenceChanged()
 	a := s.agents[opID]
@@ -367,24 +365,24 @@ func (s *Switch) Away(opID ID) {
 
 // Accept answers the call offered to the operator. Returns ENOTFOUND if no
 // such call is ringing for them.
-func (s *Switch) Accept(opID, callID ID) error {
+func (s *Switch) Accept(opID, callID sb.ID) error {
 	return s.toCall(opID, callID, agentRinging, opMsg{kind: opAccept, opID: opID})
 }
 
 // Decline declines the call offered to the operator; it is offered to the
 // next operator. Returns ENOTFOUND if no such call is ringing for them.
-func (s *Switch) Decline(opID, callID ID) error {
+func (s *Switch) Decline(opID, callID sb.ID) error {
 	return s.toCall(opID, callID, agentRinging, opMsg{kind: opDecline, opID: opID})
 }
 
 // Hangup ends the operator's current call. Returns ENOTFOUND if they are
 // not on that call.
-func (s *Switch) Hangup(opID, callID ID) error {
+func (s *Switch) Hangup(opID, callID sb.ID) error {
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opHangup, opID: opID})
 }
 
 // Mute records that the operator muted or unmuted the call.
-func (s *Switch) Mute(opID, callID ID, muted bool) error {
+func (s *Switch) Mute(opID, callID sb.ID, muted bool) error {
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opMute, opID: opID, muted: muted})
 }
 
@@ -393,7 +391,7 @@ func (s *Switch) Mute(opID, callID ID, muted bool) error {
 // if the tenant's policy allows; refused or withdrawn, it stops the
 // recording and destroys what was recorded. Returns ENOTFOUND if the call
 // is not in progress in that tenant.
-func (s *Switch) SetConsent(tenantID, callID ID, c Consent) error {
+func (s *Switch) SetConsent(tenantID, callID sb.ID, c sb.Consent) error {
 	if err := s.recordedHere(callID); err != nil {
 		return err
 	}
@@ -403,10 +401,10 @@ func (s *Switch) SetConsent(tenantID, callID ID, c Consent) error {
 // errRecordedElsewhere refuses consent and recording control on a call
 // another instance handed over: its recording is kept there, and taking
 // consent here would say it was recorded when it is not.
-var errRecordedElsewhere = Errorf(ECONFLICT, "this call was handed over from another instance, which keeps its recording: state consent there (through the trunk or the API)")
+var errRecordedElsewhere = sb.Errorf(sb.ECONFLICT, "this call was handed over from another instance, which keeps its recording: state consent there (through the trunk or the API)")
 
 // recordedHere refuses calls whose recording another instance keeps.
-func (s *Switch) recordedHere(callID ID) error {
+func (s *Switch) recordedHere(callID sb.ID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if lc := s.calls[callID]; lc != nil && lc.handedOver {
@@ -418,18 +416,18 @@ func (s *Switch) recordedHere(callID ID) error {
 // OperatorConsent records recording consent the operator confirmed on
 // their call (after the announcement) or the caller refused. Returns
 // ENOTFOUND if the operator is not on that call.
-func (s *Switch) OperatorConsent(opID, callID ID, given bool) error {
+func (s *Switch) OperatorConsent(opID, callID sb.ID, given bool) error {
 	if err := s.recordedHere(callID); err != nil {
 		return err
 	}
-	c := &Consent{Given: given, Mechanism: ConsentOperator, At: s.now(), By: "operator " + opID.String()}
+	c := &sb.Consent{Given: given, Mechanism: sb.ConsentOperator, At: s.now(), By: "operator " + opID.String()}
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opConsent, opID: opID, consent: c})
 }
 
 // Hold puts the operator's caller on hold (the caller is told with a
 // re-INVITE, and neither side hears the other) or takes them off. Returns
 // ENOTFOUND if the operator is not on that call.
-func (s *Switch) Hold(opID, callID ID, held bool) error {
+func (s *Switch) Hold(opID, callID sb.ID, held bool) error {
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opHold, opID: opID, held: held})
 }
 
@@ -439,7 +437,7 @@ func (s *Switch) Hold(opID, callID ID, held bool) error {
 // are. The other may be connected to another instance, if they are free
 // there: the call is handed over. Returns ENOTFOUND if the operator is not
 // on that call or the other is not an operator of the tenant.
-func (s *Switch) Transfer(opID, callID, toOpID ID) error {
+func (s *Switch) Transfer(opID, callID, toOpID sb.ID) error {
 	s.mu.Lock()
 	from, to := s.agents[opID], s.agents[toOpID]
 	ok := from != nil && to != nil && to.conn.TenantID() == from.conn.TenantID() && toOpID != opID
@@ -447,19 +445,19 @@ func (s *Switch) Transfer(opID, callID, toOpID ID) error {
 	if !ok && from != nil && to == nil && s.cluster != nil {
 		// Connected to another instance, and free there.
 		ctx, cancel := dbContext(s.ctx)
-		cands, err := s.cluster.Candidates(ctx, from.conn.TenantID(), []ID{toOpID}, nil)
+		cands, err := s.cluster.Candidates(ctx, from.conn.TenantID(), []sb.ID{toOpID}, nil)
 		cancel()
 		ok = err == nil && len(cands) > 0
 	}
 	if !ok {
-		return Errorf(ENOTFOUND, "no such operator to transfer to")
+		return sb.Errorf(sb.ENOTFOUND, "no such operator to transfer to")
 	}
-	return s.toCall(opID, callID, agentBusy, opMsg{kind: opTransfer, opID: opID, transfer: &TransferTarget{OperatorID: &toOpID}})
+	return s.toCall(opID, callID, agentBusy, opMsg{kind: opTransfer, opID: opID, transfer: &sb.TransferTarget{OperatorID: &toOpID}})
 }
 
 // reserve marks operator opID ringing for the call if they are available
 // in the tenant.
-func (s *Switch) reserve(tenantID, opID, callID ID) *agent {
+func (s *Switch) reserve(tenantID, opID, callID sb.ID) *agent {
 	s.mu.Lock()
 	s.presenceChanged()
 	defer s.mu.Unlock()
@@ -474,14 +472,14 @@ func (s *Switch) reserve(tenantID, opID, callID ID) *agent {
 // EndCall ends a call in progress in the tenant, as an integration asks:
 // a ringing call is refused, an answered one hung up, one we place
 // canceled. Returns ENOTFOUND if the call is not in progress there.
-func (s *Switch) EndCall(tenantID, callID ID) error {
+func (s *Switch) EndCall(tenantID, callID sb.ID) error {
 	return s.toLiveCall(tenantID, callID, opMsg{kind: opEnd})
 }
 
 // OperatorStats takes what the operator's browser reports about the audio
 // it receives on its call: a quality sample of the browser leg. Returns
 // ENOTFOUND if the operator is not on that call.
-func (s *Switch) OperatorStats(opID, callID ID, q QualitySample) error {
+func (s *Switch) OperatorStats(opID, callID sb.ID, q sb.QualitySample) error {
 	q.At, q.Leg, q.Source = s.now(), "browser", "browser"
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opStats, opID: opID, stats: &q})
 }
@@ -490,7 +488,7 @@ func (s *Switch) OperatorStats(opID, callID ID, q QualitySample) error {
 // nothing is kept while paused, and the gap is marked in the recording.
 // A call that is not being recorded is left as it is. Returns ENOTFOUND
 // if the call is not in progress in that tenant.
-func (s *Switch) PauseRecording(tenantID, callID ID, paused bool) error {
+func (s *Switch) PauseRecording(tenantID, callID sb.ID, paused bool) error {
 	if err := s.recordedHere(callID); err != nil {
 		return err
 	}
@@ -499,24 +497,24 @@ func (s *Switch) PauseRecording(tenantID, callID ID, paused bool) error {
 
 // toLiveCall hands m to a call in progress in the tenant; another tenant's
 // call is as missing as an ended one.
-func (s *Switch) toLiveCall(tenantID, callID ID, m opMsg) error {
+func (s *Switch) toLiveCall(tenantID, callID sb.ID, m opMsg) error {
 	s.mu.Lock()
 	lc := s.calls[callID]
 	s.mu.Unlock()
 	if lc == nil || lc.tenantID != tenantID {
-		return Errorf(ENOTFOUND, "no call %s in progress", callID)
+		return sb.Errorf(sb.ENOTFOUND, "no call %s in progress", callID)
 	}
 	select {
 	case lc.ops <- m:
 		return nil
 	default:
-		return Errorf(EUNAVAILABLE, "the call is busy; try again")
+		return sb.Errorf(sb.EUNAVAILABLE, "the call is busy; try again")
 	}
 }
 
 // Disconnected forgets the operator's connection: a call ringing for them
 // moves on, a call in progress is hung up.
-func (s *Switch) Disconnected(opID ID) {
+func (s *Switch) Disconnected(opID sb.ID) {
 	s.mu.Lock()
 	s.presenceChanged()
 	a := s.agents[opID]
@@ -551,7 +549,7 @@ func WithReconnectGrace(d time.Duration) SwitchOption {
 // unseen. announce is told the call first (the page shows it), then the
 // call is bridged to the new connection's media. It reports whether there
 // was a call to take back.
-func (s *Switch) Reattach(op OperatorConn, announce func(CallOffer)) bool {
+func (s *Switch) Reattach(op sb.OperatorConn, announce func(sb.CallOffer)) bool {
 	s.mu.Lock()
 	s.presenceChanged()
 	a := s.agents[op.OperatorID()]
@@ -571,14 +569,14 @@ func (s *Switch) Reattach(op OperatorConn, announce func(CallOffer)) bool {
 		toOperator: NewStreamRewriter(op.Media().Codec().ClockRate)} // a new PeerConnection: a new stream
 	s.agents[op.OperatorID()] = back
 	s.mu.Unlock()
-	announce(CallOffer{CallID: lc.id, From: lc.from, To: lc.to})
+	announce(sb.CallOffer{CallID: lc.id, From: lc.from, To: lc.to})
 	lc.send(opMsg{kind: opReattach, opID: op.OperatorID(), agent: back})
 	return true
 }
 
 // connectedHere reports whether the operator is connected to this
 // instance.
-func (s *Switch) connectedHere(opID ID) bool {
+func (s *Switch) connectedHere(opID sb.ID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.agents[opID]
@@ -595,7 +593,7 @@ func (s *Switch) forgetDetached(a *agent) {
 	s.mu.Unlock()
 }
 
-func (s *Switch) toCall(opID, callID ID, want agentState, m opMsg) error {
+func (s *Switch) toCall(opID, callID sb.ID, want agentState, m opMsg) error {
 	s.mu.Lock()
 	a := s.agents[opID]
 	var lc *liveCall
@@ -604,7 +602,7 @@ func (s *Switch) toCall(opID, callID ID, want agentState, m opMsg) error {
 	}
 	s.mu.Unlock()
 	if lc == nil {
-		return Errorf(ENOTFOUND, "no such call for this operator")
+		return sb.Errorf(sb.ENOTFOUND, "no such call for this operator")
 	}
 	lc.send(m)
 	return nil
@@ -627,7 +625,7 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	s.draining = true
 	// Operators not on a call move to an instance that takes calls; the
 	// others follow when their call ends (release).
-	var idle []OperatorConn
+	var idle []sb.OperatorConn
 	for _, a := range s.agents {
 		if a.state == agentAvailable || a.state == agentAway {
 			idle = append(idle, a.conn)
@@ -676,7 +674,7 @@ func (s *Switch) Close() error {
 // release ends an agent's involvement in a call. If away is set (a missed
 // call) the operator is set away. It reports the state the operator was put
 // in, and whether they are still registered.
-func (s *Switch) release(a *agent, callID ID, away bool, reason string) {
+func (s *Switch) release(a *agent, callID sb.ID, away bool, reason string) {
 	s.mu.Lock()
 	s.presenceChanged()
 	if s.agents[a.conn.OperatorID()] != a || a.callID != callID {
@@ -684,7 +682,7 @@ func (s *Switch) release(a *agent, callID ID, away bool, reason string) {
 		return
 	}
 	wasBusy := a.state == agentBusy
-	a.callID = ID{}
+	a.callID = sb.ID{}
 	if away || a.awayAfter {
 		a.state = agentAway
 		a.awayAfter = false
@@ -704,7 +702,7 @@ func (s *Switch) release(a *agent, callID ID, away bool, reason string) {
 	}
 }
 
-func (s *Switch) markBusy(a *agent, callID ID) bool {
+func (s *Switch) markBusy(a *agent, callID sb.ID) bool {
 	s.mu.Lock()
 	s.presenceChanged()
 	defer s.mu.Unlock()
@@ -715,7 +713,7 @@ func (s *Switch) markBusy(a *agent, callID ID) bool {
 	return true
 }
 
-func (s *Switch) forget(id ID) {
+func (s *Switch) forget(id sb.ID) {
 	s.mu.Lock()
 	delete(s.calls, id)
 	s.mu.Unlock()

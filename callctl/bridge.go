@@ -1,4 +1,4 @@
-package switchboard
+package callctl
 
 import (
 	"math/rand/v2"
@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/media"
 )
 
@@ -18,7 +19,7 @@ import (
 //
 // The relay runs on the ports' own read loops; a Bridge starts no goroutine.
 type Bridge struct {
-	caller, operator MediaPort
+	caller, operator sb.MediaPort
 	fromCaller       relay // caller → operator
 	toCaller         relay // operator → caller
 }
@@ -51,7 +52,7 @@ func WithBridgeClock(now func() time.Time) BridgeOption {
 
 // NewBridge prepares a bridge between a caller's leg and an operator's leg.
 // Start attaches it.
-func NewBridge(caller, operator MediaPort, opts ...BridgeOption) *Bridge {
+func NewBridge(caller, operator sb.MediaPort, opts ...BridgeOption) *Bridge {
 	b := &Bridge{caller: caller, operator: operator}
 	b.fromCaller.init(caller.Codec(), operator)
 	b.toCaller.init(operator.Codec(), caller)
@@ -118,12 +119,12 @@ func (b *Bridge) SetTap(tap Tap) {
 }
 
 // Stats returns the statistics of both directions so far.
-func (b *Bridge) Stats() (fromCaller, toCaller MediaStats) {
+func (b *Bridge) Stats() (fromCaller, toCaller sb.MediaStats) {
 	return b.fromCaller.snapshot(), b.toCaller.snapshot()
 }
 
 type relay struct {
-	out MediaPort
+	out sb.MediaPort
 	now func() time.Time
 
 	inAudio, outAudio uint8
@@ -144,7 +145,7 @@ type relay struct {
 	dtmfSeen    bool
 }
 
-func (r *relay) init(in Codec, out MediaPort) {
+func (r *relay) init(in sb.Codec, out sb.MediaPort) {
 	oc := out.Codec()
 	r.out = out
 	r.inAudio, r.outAudio = in.PayloadType, oc.PayloadType
@@ -225,10 +226,10 @@ func (r *relay) report(digit byte) {
 	}
 }
 
-func (r *relay) snapshot() MediaStats {
+func (r *relay) snapshot() sb.MediaStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return MediaStats{
+	return sb.MediaStats{
 		Packets:  r.stats.Packets,
 		Bytes:    r.stats.Bytes,
 		Lost:     r.stats.Lost(),

@@ -1,9 +1,10 @@
-package switchboard_test
+package callctl_test
 
 import (
 	"testing"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/callctl"
 	"github.com/switchboard-voice/switchboard/media"
 )
 
@@ -17,7 +18,7 @@ func (discard) WriteRTP(pkt []byte) error { return nil }
 // statistics, payload type mapping, rewrite. Goal: zero allocations.
 func BenchmarkBridgeRelay(b *testing.B) {
 	caller := &port{codec: sb.PCMU}
-	b2 := sb.NewBridge(caller, discard{codec: sb.PCMU})
+	b2 := callctl.NewBridge(caller, discard{codec: sb.PCMU})
 	b2.Start()
 	pkt := append(media.AppendHeader(nil, false, 0, 0, 0, 1), make([]byte, 160)...)
 	b.ReportAllocs()

@@ -1,10 +1,12 @@
-package switchboard
+package callctl
 
 import (
 	"context"
 	"maps"
 	"slices"
 	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
 )
 
 // The phases of a call switchboard places for the caller: a queue's
@@ -26,7 +28,7 @@ const (
 // those offer G.711 only, and Opus is carried unchanged or not at all.
 func (r *callRun) dialable() error {
 	if c := r.leg.Media().Codec(); !c.IsG711() {
-		return Errorf(EINVALID, "no common codec: the caller speaks %s and calls we place offer G.711 only", c.Name)
+		return sb.Errorf(sb.EINVALID, "no common codec: the caller speaks %s and calls we place offer G.711 only", c.Name)
 	}
 	return nil
 }
@@ -35,24 +37,24 @@ func (r *callRun) dialable() error {
 // answered once the far end answers. The forwarded call is not recorded:
 // the recording's consent was for the tenant's operators.
 func (r *callRun) forward(ctx context.Context, uri, why string) phase {
-	route, user, err := ParseSIPURI(uri)
+	route, user, err := sb.ParseSIPURI(uri)
 	if err == nil {
 		err = r.dialable()
 	}
 	if err == nil && r.s.dialer == nil {
-		err = Errorf(EUNAVAILABLE, "calls cannot be placed here")
+		err = sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here")
 	}
 	if err != nil {
 		r.log.Warn("cannot forward", "err", err)
-		r.over(ending{by: PartySystem, status: CallFailed, reject: 480, reason: why + "; forwarding is not possible",
-			failLeg: FailedOnService, failStage: StageRouting})
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reject: 480, reason: why + "; forwarding is not possible",
+			failLeg: sb.FailedOnService, failStage: sb.StageRouting})
 		return nil
 	}
-	r.event(EventForwarded, map[string]any{"uri": uri, "reason": why})
+	r.event(sb.EventForwarded, map[string]any{"uri": uri, "reason": why})
 	if r.out, err = r.s.dialer.Dial(ctx, route, user); err != nil {
 		r.log.Warn("forwarding", "err", err)
-		r.over(ending{by: PartySystem, status: CallFailed, reject: 480, reason: why + "; forwarding failed",
-			failLeg: FailedOnService, failStage: StageRouting})
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reject: 480, reason: why + "; forwarding failed",
+			failLeg: sb.FailedOnService, failStage: sb.StageRouting})
 		return nil
 	}
 	r.dialFor, r.dialURI, r.forwardWhy = dialForward, uri, why
@@ -62,19 +64,19 @@ func (r *callRun) forward(ctx context.Context, uri, why string) phase {
 // dialTransfer places a call to uri for an answered caller, who hears
 // silence until it is answered.
 func (r *callRun) dialTransfer(ctx context.Context, uri string) phase {
-	route, user, err := ParseSIPURI(uri)
+	route, user, err := sb.ParseSIPURI(uri)
 	if err == nil {
 		err = r.dialable()
 	}
 	if err == nil && r.s.dialer == nil {
-		err = Errorf(EUNAVAILABLE, "calls cannot be placed here")
+		err = sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here")
 	}
 	if err == nil {
 		r.out, err = r.s.dialer.Dial(ctx, route, user)
 	}
 	if err != nil {
 		r.log.Warn("transfer to a SIP URI", "err", err)
-		r.over(ending{by: PartySystem, reason: "the transfer could not be placed", bye: "the transfer could not be placed"})
+		r.over(ending{by: sb.PartySystem, reason: "the transfer could not be placed", bye: "the transfer could not be placed"})
 		return nil
 	}
 	r.dialFor, r.dialURI = dialTransfer, uri
@@ -84,8 +86,8 @@ func (r *callRun) dialTransfer(ctx context.Context, uri string) phase {
 // candidates lists the operators free on other instances who may take
 // the call (members only, when members is not empty), without those
 // tried; none when the call cannot be handed over.
-func (r *callRun) candidates(ctx context.Context, members []ID) []RemoteOperator {
-	none := []RemoteOperator{}
+func (r *callRun) candidates(ctx context.Context, members []sb.ID) []sb.RemoteOperator {
+	none := []sb.RemoteOperator{}
 	if r.s.cluster == nil || r.s.dialer == nil || r.dialable() != nil {
 		return none // an Opus caller stays with this instance's operators
 	}
@@ -107,11 +109,11 @@ func (r *callRun) handOver(ctx context.Context) phase {
 	r.rt.tried[op.OperatorID] = true
 	r.across = op
 	r.ringCaller(ctx)
-	hop := SealHop(r.s.hopSecret, Hop{CallID: r.c.ID, TenantID: r.c.TenantID, OperatorID: op.OperatorID,
-		From: r.c.From, To: r.c.To, Instance: r.s.instance, Expires: time.Now().Add(hopLifetime)})
-	r.event(EventHandedOver, map[string]any{"operator_id": op.OperatorID, "instance": op.Instance})
+	hop := sb.SealHop(r.s.hopSecret, sb.Hop{CallID: r.c.ID, TenantID: r.c.TenantID, OperatorID: op.OperatorID,
+		From: r.c.From, To: r.c.To, Instance: r.s.instance, Expires: time.Now().Add(sb.HopLifetime)})
+	r.event(sb.EventHandedOver, map[string]any{"operator_id": op.OperatorID, "instance": op.Instance})
 	r.flush(ctx)
-	out, err := r.s.dialer.Dial(ctx, OutboundRoute{Target: op.SIPAddr, Transport: "udp", CallerID: r.c.From, Hop: hop}, r.c.To)
+	out, err := r.s.dialer.Dial(ctx, sb.OutboundRoute{Target: op.SIPAddr, Transport: "udp", CallerID: r.c.From, Hop: hop}, r.c.To)
 	if err != nil {
 		r.log.Warn("handing over", "instance", op.Instance, "err", err)
 		return r.route
@@ -132,9 +134,9 @@ func (r *callRun) dialing(ctx context.Context) phase {
 			continue
 		}
 		switch ev.leg.Kind {
-		case LegAnswered:
+		case sb.LegAnswered:
 			return r.outAnswered
-		case LegFailed:
+		case sb.LegFailed:
 			r.out.Close()
 			r.out = nil
 			return r.notTaken(ev.leg)
@@ -143,10 +145,10 @@ func (r *callRun) dialing(ctx context.Context) phase {
 }
 
 // notTaken is what follows when the leg placed for the caller failed.
-func (r *callRun) notTaken(ev LegEvent) phase {
+func (r *callRun) notTaken(ev sb.LegEvent) phase {
 	switch r.dialFor {
 	case dialHop:
-		r.event(EventDeclined, map[string]any{"handed_over": true, "sip_code": ev.Code, "reason": ev.Reason})
+		r.event(sb.EventDeclined, map[string]any{"handed_over": true, "sip_code": ev.Code, "reason": ev.Reason})
 		if ev.Code == 486 {
 			// Taken by a call there in the meantime: free again later,
 			// and worth offering this call again then.
@@ -157,12 +159,12 @@ func (r *callRun) notTaken(ev LegEvent) phase {
 		}
 		return r.route
 	case dialTransfer:
-		r.event(EventRejected, map[string]any{"transfer": true, "sip_code": ev.Code, "reason": ev.Reason})
-		r.over(ending{by: PartySystem, reason: "the transfer was not answered", bye: "the transfer was not answered"})
+		r.event(sb.EventRejected, map[string]any{"transfer": true, "sip_code": ev.Code, "reason": ev.Reason})
+		r.over(ending{by: sb.PartySystem, reason: "the transfer was not answered", bye: "the transfer was not answered"})
 	default:
-		r.event(EventRejected, map[string]any{"forwarded": true, "sip_code": ev.Code, "reason": ev.Reason})
-		r.over(ending{by: PartySystem, status: placedStatus(ev.Code), reject: 480, reason: r.forwardWhy + "; the forwarded call was not answered",
-			failLeg: FailedOnTrunk, failStage: StageRinging})
+		r.event(sb.EventRejected, map[string]any{"forwarded": true, "sip_code": ev.Code, "reason": ev.Reason})
+		r.over(ending{by: sb.PartySystem, status: placedStatus(ev.Code), reject: 480, reason: r.forwardWhy + "; the forwarded call was not answered",
+			failLeg: sb.FailedOnTrunk, failStage: sb.StageRinging})
 	}
 	return nil
 }
@@ -174,12 +176,12 @@ func (r *callRun) outAnswered(ctx context.Context) phase {
 	transferred := r.answered()
 	if !transferred {
 		if err := r.in.Answer(ctx); err != nil {
-			r.over(ending{by: PartySystem, status: CallFailed, reason: "answer not acknowledged: " + err.Error(),
-				failLeg: FailedOnTrunk, failStage: StageMediaSetup})
+			r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "answer not acknowledged: " + err.Error(),
+				failLeg: sb.FailedOnTrunk, failStage: sb.StageMediaSetup})
 			return nil
 		}
 		now := r.s.now()
-		r.c.Status, r.c.AnsweredAt, r.c.SIPCode = CallAnswered, &now, 200
+		r.c.Status, r.c.AnsweredAt, r.c.SIPCode = sb.CallAnswered, &now, 200
 		r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	}
 	r.c.Codec = r.leg.Media().Codec().Name
@@ -191,13 +193,13 @@ func (r *callRun) outAnswered(ctx context.Context) phase {
 		if transferred {
 			detail["transfer"] = true
 		}
-		r.event(EventAnswered, detail)
+		r.event(sb.EventAnswered, detail)
 		r.bridgeOut(ctx, bridgedAcross)
 	case dialTransfer:
-		r.event(EventAnswered, map[string]any{"transferred_to": r.dialURI})
+		r.event(sb.EventAnswered, map[string]any{"transferred_to": r.dialURI})
 		r.bridgeOut(ctx, bridgedForwarded)
 	default:
-		r.event(EventAnswered, map[string]any{"forwarded_to": r.dialURI, "codec": r.c.Codec})
+		r.event(sb.EventAnswered, map[string]any{"forwarded_to": r.dialURI, "codec": r.c.Codec})
 		r.bridgeOut(ctx, bridgedForwarded)
 	}
 	r.update(ctx)
@@ -213,17 +215,17 @@ func (r *callRun) talkingOut(ctx context.Context) phase {
 		if !ok {
 			return nil
 		}
-		if ev.kind != evOut || (ev.leg.Kind != LegHungUp && ev.leg.Kind != LegFailed) {
+		if ev.kind != evOut || (ev.leg.Kind != sb.LegHungUp && ev.leg.Kind != sb.LegFailed) {
 			continue
 		}
 		r.out.Close()
 		r.out = nil
-		r.event(EventHungUp, map[string]any{"by": PartyForwarded, "reason": ev.leg.Reason})
+		r.event(sb.EventHungUp, map[string]any{"by": sb.PartyForwarded, "reason": ev.leg.Reason})
 		if r.dialFor == dialHop {
-			r.over(ending{by: PartyOperator, reason: "operator hung up", bye: "the forwarded party hung up"})
+			r.over(ending{by: sb.PartyOperator, reason: "operator hung up", bye: "the forwarded party hung up"})
 			return nil
 		}
-		r.over(ending{by: PartyForwarded, reason: "the forwarded party hung up", bye: "the forwarded party hung up"})
+		r.over(ending{by: sb.PartyForwarded, reason: "the forwarded party hung up", bye: "the forwarded party hung up"})
 		return nil
 	}
 }
@@ -233,25 +235,25 @@ func (r *callRun) talkingOut(ctx context.Context) phase {
 // when they answer. The record is the other instance's; this one adds
 // its events.
 func (r *callRun) runHop(ctx context.Context) phase {
-	r.event(EventReceived, map[string]any{"source": r.c.Source, "handed_over_by": r.hop.Instance})
-	r.rt.tried = map[ID]bool{}
+	r.event(sb.EventReceived, map[string]any{"source": r.c.Source, "handed_over_by": r.hop.Instance})
+	r.rt.tried = map[sb.ID]bool{}
 	a := r.s.reserve(r.c.TenantID, r.hop.OperatorID, r.c.ID)
 	if a == nil {
-		r.over(ending{by: PartySystem, status: CallBusy, reject: 486, reason: "the operator is no longer free"})
+		r.over(ending{by: sb.PartySystem, status: sb.CallBusy, reject: 486, reason: "the operator is no longer free"})
 		return nil
 	}
 	r.onAnswer = r.answer
 	r.onMissed = func(context.Context) phase {
-		r.over(ending{by: PartySystem, status: CallNoAnswer, reject: 480, reason: "the operator did not answer"})
+		r.over(ending{by: sb.PartySystem, status: sb.CallNoAnswer, reject: 480, reason: "the operator did not answer"})
 		return nil
 	}
-	if err := a.conn.Offer(CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
+	if err := a.conn.Offer(sb.CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
 		r.s.release(a, r.c.ID, false, "")
-		r.over(ending{by: PartySystem, status: CallNoAnswer, reject: 480, reason: "the operator could not be offered the call"})
+		r.over(ending{by: sb.PartySystem, status: sb.CallNoAnswer, reject: 480, reason: "the operator could not be offered the call"})
 		return nil
 	}
 	r.ag = a
-	r.event(EventOffered, map[string]any{"operator_id": a.conn.OperatorID()})
+	r.event(sb.EventOffered, map[string]any{"operator_id": a.conn.OperatorID()})
 	r.ringCaller(ctx)
 	return r.ringing
 }

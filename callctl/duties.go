@@ -1,8 +1,10 @@
-package switchboard
+package callctl
 
 import (
 	"context"
 	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
 )
 
 // What a call does the same way in every phase: its bridge, its
@@ -32,9 +34,9 @@ func (r *callRun) bridgeNobody(ctx context.Context) {
 }
 
 // discard is a MediaPort that drops what it is sent.
-type discard struct{ codec Codec }
+type discard struct{ codec sb.Codec }
 
-func (d discard) Codec() Codec        { return d.codec }
+func (d discard) Codec() sb.Codec     { return d.codec }
 func (discard) SetSink(func([]byte))  {}
 func (discard) WriteRTP([]byte) error { return nil }
 
@@ -64,7 +66,7 @@ func (r *callRun) unbridge() {
 	b.Stop()
 	r.bridge, r.bridged = nil, 0
 	from, to := b.Stats()
-	for _, d := range []struct{ dst, src *MediaStats }{{&r.c.FromCaller, &from}, {&r.c.ToCaller, &to}} {
+	for _, d := range []struct{ dst, src *sb.MediaStats }{{&r.c.FromCaller, &from}, {&r.c.ToCaller, &to}} {
 		if d.src.Packets > 0 {
 			// Silent until one bridge heard something.
 			d.dst.Silent = d.src.Silent && (d.dst.Packets == 0 || d.dst.Silent)
@@ -101,9 +103,9 @@ func (r *callRun) key(ctx context.Context, k dtmfKey) {
 	if k.fromCaller {
 		from = "caller"
 	}
-	r.event(EventDTMF, map[string]any{"digit": string(k.digit), "from": from})
+	r.event(sb.EventDTMF, map[string]any{"digit": string(k.digit), "from": from})
 	if k.fromCaller && r.digit != 0 && k.digit == r.digit && (r.consent == nil || !r.consent.Given) {
-		r.consentChanged(ctx, &Consent{Given: true, Mechanism: ConsentDTMF, At: r.s.now(), By: "caller"})
+		r.consentChanged(ctx, &sb.Consent{Given: true, Mechanism: sb.ConsentDTMF, At: r.s.now(), By: "caller"})
 	}
 }
 
@@ -123,9 +125,9 @@ func (r *callRun) drainDTMF() {
 // recording starts once (or if) the caller talks to an operator; refused
 // or withdrawn, the recording stops at once and what was recorded is
 // destroyed, wherever the call is.
-func (r *callRun) consentChanged(ctx context.Context, c *Consent) {
+func (r *callRun) consentChanged(ctx context.Context, c *sb.Consent) {
 	r.consent = c
-	r.event(EventConsent, map[string]any{"given": c.Given, "mechanism": c.Mechanism, "by": c.By})
+	r.event(sb.EventConsent, map[string]any{"given": c.Given, "mechanism": c.Mechanism, "by": c.By})
 	switch {
 	case !c.Given:
 		r.destroyRecording(ctx, "consent withdrawn")
@@ -159,13 +161,13 @@ func (r *callRun) startRecording(ctx context.Context) {
 	switch {
 	case err != nil:
 		r.log.Error("recording did not start", "err", err)
-		r.event(EventRecordingFailed, map[string]any{"stage": "start"})
+		r.event(sb.EventRecordingFailed, map[string]any{"stage": "start"})
 	case rec != nil:
 		r.recording, r.stored = rec, false
-		r.event(EventRecordingStarted, map[string]any{"mechanism": r.consent.Mechanism})
+		r.event(sb.EventRecordingStarted, map[string]any{"mechanism": r.consent.Mechanism})
 		if r.paused {
 			rec.Pause(r.s.now())
-			r.event(EventRecordingPaused, nil)
+			r.event(sb.EventRecordingPaused, nil)
 		}
 	}
 }
@@ -201,9 +203,9 @@ func (r *callRun) setPaused(ctx context.Context, paused bool) {
 	}
 	r.tapRecording()
 	if paused {
-		r.event(EventRecordingPaused, detail)
+		r.event(sb.EventRecordingPaused, detail)
 	} else {
-		r.event(EventRecordingResumed, detail)
+		r.event(sb.EventRecordingResumed, detail)
 	}
 	r.flush(ctx) // whoever asked can read it on the timeline now
 }
@@ -223,10 +225,10 @@ func (r *callRun) destroyRecording(ctx context.Context, why string) {
 	defer cancel()
 	if err := rec.Destroy(dctx, why); err != nil {
 		r.log.Error("destroying a recording", "reason", why, "err", err)
-		r.event(EventRecordingFailed, map[string]any{"stage": "destroy"})
+		r.event(sb.EventRecordingFailed, map[string]any{"stage": "destroy"})
 		return
 	}
-	r.event(EventRecordingDestroyed, map[string]any{"reason": why})
+	r.event(sb.EventRecordingDestroyed, map[string]any{"reason": why})
 }
 
 // storeRecording stores the recording whole once nobody of the tenant's
@@ -246,10 +248,10 @@ func (r *callRun) storeRecording(ctx context.Context) {
 	rec, err := r.recording.Finish(ctx)
 	if err != nil {
 		r.log.Error("recording not stored", "err", err)
-		r.event(EventRecordingFailed, map[string]any{"stage": "store"})
+		r.event(sb.EventRecordingFailed, map[string]any{"stage": "store"})
 		return
 	}
-	r.event(EventRecordingStored, map[string]any{"recording_id": rec.ID, "size_bytes": rec.SizeBytes, "dropped_packets": rec.Dropped})
+	r.event(sb.EventRecordingStored, map[string]any{"recording_id": rec.ID, "size_bytes": rec.SizeBytes, "dropped_packets": rec.Dropped})
 }
 
 // hold puts the caller on hold or takes them off, at the operator's word.
@@ -267,7 +269,7 @@ func (r *callRun) hold(ctx context.Context, held bool) {
 	cancel()
 	if err != nil {
 		r.log.Warn("hold", "held", held, "err", err)
-		r.event(EventHoldFailed, map[string]any{"held": held, "reason": err.Error()})
+		r.event(sb.EventHoldFailed, map[string]any{"held": held, "reason": err.Error()})
 		if held && !r.held {
 			r.bridge.Start()
 		}
@@ -276,17 +278,17 @@ func (r *callRun) hold(ctx context.Context, held bool) {
 	}
 	r.held = held
 	if held {
-		r.event(EventHeld, map[string]any{"by": PartyOperator})
+		r.event(sb.EventHeld, map[string]any{"by": sb.PartyOperator})
 		return
 	}
 	r.bridge.Start()
-	r.event(EventResumed, map[string]any{"by": PartyOperator})
+	r.event(sb.EventResumed, map[string]any{"by": sb.PartyOperator})
 }
 
 // EventMuted returns the event type for a mute change.
-func EventMuted(muted bool) EventType {
+func EventMuted(muted bool) sb.EventType {
 	if muted {
-		return EventMute
+		return sb.EventMute
 	}
-	return EventUnmute
+	return sb.EventUnmute
 }

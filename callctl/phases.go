@@ -1,9 +1,11 @@
-package switchboard
+package callctl
 
 import (
 	"context"
 	"fmt"
 	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
 )
 
 // The phases of an inbound call: routed to an operator (route), waiting in
@@ -14,14 +16,14 @@ import (
 
 // routing is who is offered the call next.
 type routing struct {
-	queue     *Queue
-	tried     map[ID]bool
+	queue     *sb.Queue
+	tried     map[sb.ID]bool
 	deadline  time.Time // of the wait in the current queue, once it began
 	overflows int
 	declined  int
 	busy      bool
-	target    *ID  // a transfer's chosen operator, offered first
-	transfer  bool // the caller was answered: this is a transfer
+	target    *sb.ID // a transfer's chosen operator, offered first
+	transfer  bool   // the caller was answered: this is a transfer
 }
 
 // received is an inbound call's first phase.
@@ -31,14 +33,14 @@ func (r *callRun) received(ctx context.Context) phase {
 	if r.srtp != "" {
 		received["srtp"] = r.srtp
 	}
-	r.event(EventReceived, received)
-	r.event(EventTrying, nil)
+	r.event(sb.EventReceived, received)
+	r.event(sb.EventTrying, nil)
 	if c := r.consent; c != nil {
-		r.event(EventConsent, map[string]any{"given": c.Given, "mechanism": c.Mechanism, "by": c.By})
+		r.event(sb.EventConsent, map[string]any{"given": c.Given, "mechanism": c.Mechanism, "by": c.By})
 	}
-	r.rt = routing{queue: r.queueFor(ctx), tried: map[ID]bool{}}
+	r.rt = routing{queue: r.queueFor(ctx), tried: map[sb.ID]bool{}}
 	if q := r.rt.queue; q != nil {
-		r.event(EventQueued, map[string]any{"queue_id": q.ID, "queue": q.Name})
+		r.event(sb.EventQueued, map[string]any{"queue_id": q.ID, "queue": q.Name})
 	}
 	r.onAnswer, r.onMissed = r.answer, r.route
 	return r.route
@@ -62,7 +64,7 @@ func (r *callRun) route(ctx context.Context) phase {
 			// Nobody free here: an operator free on another instance, if
 			// any, then in line here.
 			if r.remote == nil {
-				r.remote = r.candidates(ctx, rt.queue.members())
+				r.remote = r.candidates(ctx, queueMembers(rt.queue))
 			}
 			if len(r.remote) > 0 {
 				return r.handOver
@@ -121,27 +123,27 @@ func (r *callRun) queued(ctx context.Context) phase {
 func (r *callRun) nobody(ctx context.Context) phase {
 	rt := &r.rt
 	if rt.transfer {
-		r.over(ending{by: PartySystem, reason: "the transfer was not answered", bye: "the transfer was not answered"})
+		r.over(ending{by: sb.PartySystem, reason: "the transfer was not answered", bye: "the transfer was not answered"})
 		return nil
 	}
-	if q := rt.queue; q != nil && (!rt.deadline.IsZero() || q.Overflow.Kind != OverflowReject) {
+	if q := rt.queue; q != nil && (!rt.deadline.IsZero() || q.Overflow.Kind != sb.OverflowReject) {
 		// The wait is over, or there is none and the queue sends its
 		// callers on.
 		return r.overflow
 	}
-	refuse := func(reason string, status CallStatus, stage string) phase {
-		r.over(ending{by: PartySystem, status: status, reject: 480, reason: reason, failLeg: FailedOnBrowser, failStage: stage})
+	refuse := func(reason string, status sb.CallStatus, stage string) phase {
+		r.over(ending{by: sb.PartySystem, status: status, reject: 480, reason: reason, failLeg: sb.FailedOnBrowser, failStage: stage})
 		return nil
 	}
 	switch {
 	case rt.declined > 0 && rt.declined == len(rt.tried):
-		return refuse("declined by every operator offered", CallRejected, StageRinging)
+		return refuse("declined by every operator offered", sb.CallRejected, sb.StageRinging)
 	case rt.busy:
-		return refuse("all operators busy", CallBusy, StageRouting)
+		return refuse("all operators busy", sb.CallBusy, sb.StageRouting)
 	case len(rt.tried) > 0:
-		return refuse("no operator answered", CallNoAnswer, StageRinging)
+		return refuse("no operator answered", sb.CallNoAnswer, sb.StageRinging)
 	}
-	return refuse("no operator available", CallNoAnswer, StageRouting)
+	return refuse("no operator available", sb.CallNoAnswer, sb.StageRouting)
 }
 
 // overflow sends a caller who waited the queue's longest on: to the next
@@ -149,17 +151,17 @@ func (r *callRun) nobody(ctx context.Context) phase {
 func (r *callRun) overflow(ctx context.Context) phase {
 	rt := &r.rt
 	q := rt.queue
-	r.event(EventQueueTimeout, map[string]any{"queue_id": q.ID, "overflow": q.Overflow.Kind})
+	r.event(sb.EventQueueTimeout, map[string]any{"queue_id": q.ID, "overflow": q.Overflow.Kind})
 	refuse := func(reason string) phase {
-		status := CallNoAnswer
+		status := sb.CallNoAnswer
 		if rt.busy {
-			status = CallBusy
+			status = sb.CallBusy
 		}
-		r.over(ending{by: PartySystem, status: status, reject: 480, reason: reason, failLeg: FailedOnBrowser, failStage: StageRouting})
+		r.over(ending{by: sb.PartySystem, status: status, reject: 480, reason: reason, failLeg: sb.FailedOnBrowser, failStage: sb.StageRouting})
 		return nil
 	}
 	switch q.Overflow.Kind {
-	case OverflowQueue:
+	case sb.OverflowQueue:
 		if rt.overflows >= maxOverflows || q.Overflow.QueueID == nil {
 			return refuse(fmt.Sprintf("no operator free in queue %s; too many overflows", q.Name))
 		}
@@ -170,11 +172,11 @@ func (r *callRun) overflow(ctx context.Context) phase {
 			r.log.Warn("overflow queue", "queue_id", *q.Overflow.QueueID, "err", err)
 			return refuse(fmt.Sprintf("no operator free in queue %s", q.Name))
 		}
-		r.event(EventQueued, map[string]any{"queue_id": next.ID, "queue": next.Name, "overflow_from": q.ID})
+		r.event(sb.EventQueued, map[string]any{"queue_id": next.ID, "queue": next.Name, "overflow_from": q.ID})
 		rt.queue, rt.deadline = next, time.Time{}
 		rt.overflows++
 		return r.route
-	case OverflowURI:
+	case sb.OverflowURI:
 		return r.forward(ctx, q.Overflow.URI, fmt.Sprintf("no operator free in queue %s", q.Name))
 	}
 	return refuse(fmt.Sprintf("no operator free in queue %s within %s", q.Name, q.MaxWait))
@@ -187,7 +189,7 @@ func (r *callRun) offer(ctx context.Context, a *agent) phase {
 		r.rt.target = nil // someone else, then
 		return r.route
 	}
-	if err := a.conn.Offer(CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
+	if err := a.conn.Offer(sb.CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
 		r.log.Warn("offer failed", "operator_id", a.conn.OperatorID(), "err", err)
 		r.s.release(a, r.c.ID, false, "")
 		return r.route
@@ -197,7 +199,7 @@ func (r *callRun) offer(ctx context.Context, a *agent) phase {
 	if r.rt.transfer {
 		detail["transfer"] = true
 	}
-	r.event(EventOffered, detail)
+	r.event(sb.EventOffered, detail)
 	r.ringCaller(ctx)
 	return r.ringing
 }
@@ -225,7 +227,7 @@ func (r *callRun) ringCaller(ctx context.Context) {
 	if err := r.in.Ring(ctx); err != nil {
 		r.log.Warn("180 failed", "err", err)
 	}
-	r.event(EventRinging, nil)
+	r.event(sb.EventRinging, nil)
 	r.c.PostDialDelayMS = r.s.now().Sub(r.c.CreatedAt).Milliseconds()
 	r.flush(ctx)
 }
@@ -252,7 +254,7 @@ func (r *callRun) ringing(ctx context.Context) phase {
 			return nil
 		}
 		if ev.kind == evTimer {
-			r.event(EventRingTimeout, map[string]any{"operator_id": opID})
+			r.event(sb.EventRingTimeout, map[string]any{"operator_id": opID})
 			// An operator who let a call ring out is likely not at the
 			// desk (RONA): stop offering them calls until they come back.
 			return missed("not answered in time", true, "missed call")
@@ -265,10 +267,10 @@ func (r *callRun) ringing(ctx context.Context) phase {
 			}
 		case opDecline:
 			r.rt.declined++
-			r.event(EventDeclined, map[string]any{"operator_id": opID})
+			r.event(sb.EventDeclined, map[string]any{"operator_id": opID})
 			return missed("declined", false, "")
 		case opGone:
-			r.event(EventDeclined, map[string]any{"operator_id": opID, "reason": "operator went away"})
+			r.event(sb.EventDeclined, map[string]any{"operator_id": opID, "reason": "operator went away"})
 			return missed("operator went away", true, "")
 		}
 	}
@@ -283,7 +285,7 @@ func (r *callRun) answer(ctx context.Context) phase {
 	r.c.OperatorID = &opID
 	if r.answered() {
 		r.bridgeOperator(ctx, a)
-		r.event(EventAnswered, map[string]any{"operator_id": opID, "transfer": true})
+		r.event(sb.EventAnswered, map[string]any{"operator_id": opID, "transfer": true})
 		if r.held {
 			// The hold was the first operator's; the next one talks.
 			r.hold(ctx, false)
@@ -294,21 +296,21 @@ func (r *callRun) answer(ctx context.Context) phase {
 	}
 	if err := r.in.Answer(ctx); err != nil {
 		r.log.Warn("answer failed", "err", err)
-		r.over(ending{by: PartySystem, status: CallFailed, reason: "answer not acknowledged: " + err.Error(),
-			failLeg: FailedOnTrunk, failStage: StageMediaSetup})
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "answer not acknowledged: " + err.Error(),
+			failLeg: sb.FailedOnTrunk, failStage: sb.StageMediaSetup})
 		return nil
 	}
 	now := r.s.now()
-	r.c.Status, r.c.AnsweredAt, r.c.SIPCode = CallAnswered, &now, 200
+	r.c.Status, r.c.AnsweredAt, r.c.SIPCode = sb.CallAnswered, &now, 200
 	r.c.Codec = r.leg.Media().Codec().Name // a late offer's codec is known only now
 	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	detail := map[string]any{"operator_id": opID, "codec": r.c.Codec}
-	if lr, ok := a.conn.Media().(LinkReporter); ok {
+	if lr, ok := a.conn.Media().(sb.LinkReporter); ok {
 		r.link = lr.Link()
 		detail["webrtc"] = r.link
 	}
 	// The answer goes on the timeline before the recording it starts.
-	r.event(EventAnswered, detail)
+	r.event(sb.EventAnswered, detail)
 	r.bridgeOperator(ctx, a)
 	r.update(ctx)
 	r.flush(ctx)
@@ -327,8 +329,8 @@ func (r *callRun) talking(ctx context.Context) phase {
 		opID := r.ag.conn.OperatorID()
 		if ev.kind == evGrace {
 			r.s.forgetDetached(r.ag)
-			r.over(ending{by: PartyOperator, reason: "operator disconnected", bye: "operator disconnected",
-				failLeg: FailedOnBrowser, failStage: StageMedia})
+			r.over(ending{by: sb.PartyOperator, reason: "operator disconnected", bye: "operator disconnected",
+				failLeg: sb.FailedOnBrowser, failStage: sb.StageMedia})
 			return nil
 		}
 		if ev.kind == evLeg {
@@ -336,16 +338,16 @@ func (r *callRun) talking(ctx context.Context) phase {
 		}
 		switch m := ev.op; m.kind {
 		case opHangup:
-			r.over(ending{by: PartyOperator, reason: "operator hung up", bye: "operator hung up"})
+			r.over(ending{by: sb.PartyOperator, reason: "operator hung up", bye: "operator hung up"})
 			return nil
 		case opGone:
-			r.over(ending{by: PartyOperator, reason: "operator disconnected", bye: "operator disconnected",
-				failLeg: FailedOnBrowser, failStage: StageMedia})
+			r.over(ending{by: sb.PartyOperator, reason: "operator disconnected", bye: "operator disconnected",
+				failLeg: sb.FailedOnBrowser, failStage: sb.StageMedia})
 			return nil
 		case opDetached:
 			r.sample() // how the operator's transport stood as it went
 			r.bridge.Stop()
-			r.event(EventOperatorLost, map[string]any{"operator_id": opID, "grace_ms": r.s.reconnectGrace.Milliseconds()})
+			r.event(sb.EventOperatorLost, map[string]any{"operator_id": opID, "grace_ms": r.s.reconnectGrace.Milliseconds()})
 			grace = time.After(r.s.reconnectGrace)
 		case opReattach:
 			grace = nil
@@ -355,10 +357,10 @@ func (r *callRun) talking(ctx context.Context) phase {
 			if r.held {
 				r.ag.conn.Held(r.c.ID, true)
 			}
-			if lr, ok := r.ag.conn.Media().(LinkReporter); ok {
+			if lr, ok := r.ag.conn.Media().(sb.LinkReporter); ok {
 				r.link = lr.Link()
 			}
-			r.event(EventOperatorBack, map[string]any{"operator_id": opID})
+			r.event(sb.EventOperatorBack, map[string]any{"operator_id": opID})
 		case opHold:
 			r.hold(ctx, m.held)
 		case opTransfer:
@@ -381,7 +383,7 @@ func (r *callRun) transferring(ctx context.Context) phase {
 	r.s.release(a, r.c.ID, false, "")
 	a.conn.Ended(r.c.ID, "transferred")
 	r.ag, r.busy = nil, false
-	r.event(EventTransferred, r.transfer.detail(a.conn.OperatorID()))
+	r.event(sb.EventTransferred, transferDetail(r.transfer, a.conn.OperatorID()))
 	r.bridgeNobody(ctx)
 	if uri := r.transfer.URI; uri != "" {
 		r.storeRecording(ctx) // the recording's consent was for the tenant's operators
@@ -391,14 +393,14 @@ func (r *callRun) transferring(ctx context.Context) phase {
 		return r.dialTransfer(ctx, uri)
 	}
 	// The operator who handed the call on is not offered it again.
-	r.rt = routing{tried: map[ID]bool{a.conn.OperatorID(): true}, target: r.transfer.OperatorID, transfer: true}
+	r.rt = routing{tried: map[sb.ID]bool{a.conn.OperatorID(): true}, target: r.transfer.OperatorID, transfer: true}
 	r.rt.queue, r.rt.deadline = r.transferQueue(ctx)
 	r.onMissed = r.route
 	if id := r.transfer.OperatorID; id != nil && r.s.cluster != nil && !r.s.connectedHere(*id) {
 		// Connected to another instance: handed over to them there, or
 		// to anyone available here.
 		r.rt.target = nil
-		r.remote = r.candidates(ctx, []ID{*id})
+		r.remote = r.candidates(ctx, []sb.ID{*id})
 		if len(r.remote) > 0 {
 			return r.handOver
 		}
@@ -409,7 +411,7 @@ func (r *callRun) transferring(ctx context.Context) phase {
 // transferQueue is the queue an answered call is transferred into, and
 // how long the caller may wait in it; none when the transfer is not to a
 // queue, or the queue cannot be read (then any operator takes it).
-func (r *callRun) transferQueue(ctx context.Context) (*Queue, time.Time) {
+func (r *callRun) transferQueue(ctx context.Context) (*sb.Queue, time.Time) {
 	if r.transfer.QueueID == nil || r.s.queues == nil {
 		return nil, time.Time{}
 	}
@@ -420,7 +422,7 @@ func (r *callRun) transferQueue(ctx context.Context) (*Queue, time.Time) {
 		r.log.Warn("transfer queue", "queue_id", *r.transfer.QueueID, "err", err)
 		return nil, time.Time{}
 	}
-	r.event(EventQueued, map[string]any{"queue_id": q.ID, "queue": q.Name, "transfer": true})
+	r.event(sb.EventQueued, map[string]any{"queue_id": q.ID, "queue": q.Name, "transfer": true})
 	return q, r.s.now().Add(q.MaxWait)
 }
 
@@ -428,7 +430,7 @@ func (r *callRun) transferQueue(ctx context.Context) (*Queue, time.Time) {
 // REFER; once the target answered, switchboard leaves the call and it is
 // over. It reports false when the caller is still ours to transfer.
 func (r *callRun) refer(ctx context.Context, uri string) bool {
-	rl, ok := r.leg.(Referrer)
+	rl, ok := r.leg.(sb.Referrer)
 	if !ok {
 		return false
 	}
@@ -436,15 +438,15 @@ func (r *callRun) refer(ctx context.Context, uri string) bool {
 		r.log.Info("REFER not used; bridging the transfer", "err", err)
 		return false
 	}
-	r.event(EventReferred, map[string]any{"uri": uri})
-	r.over(ending{by: PartySystem, reason: "transferred by REFER", bye: "transferred"})
+	r.event(sb.EventReferred, map[string]any{"uri": uri})
+	r.over(ending{by: sb.PartySystem, reason: "transferred by REFER", bye: "transferred"})
 	return true
 }
 
 // queueFor finds the queue the call's number leads to; a directory that
 // fails leaves the call to all of the tenant's operators, which is better
 // than refusing it.
-func (r *callRun) queueFor(ctx context.Context) *Queue {
+func (r *callRun) queueFor(ctx context.Context) *sb.Queue {
 	if r.s.queues == nil {
 		return nil
 	}

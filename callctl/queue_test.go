@@ -1,4 +1,4 @@
-package switchboard_test
+package callctl_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/callctl"
 	"github.com/switchboard-voice/switchboard/media"
 )
 
@@ -50,7 +51,7 @@ func queue(name string, wait time.Duration, members ...sb.ID) *sb.Queue {
 }
 
 // call dispatches a call from the caller to the queue's number.
-func call(sw *sb.Switch, q *sb.Queue, from string) *leg {
+func call(sw *callctl.Switch, q *sb.Queue, from string) *leg {
 	l := newLeg(sb.PCMU)
 	in := inbound(l)
 	in.From, in.To = from, q.Numbers[0]
@@ -91,7 +92,7 @@ func waitActions(t *testing.T, l *leg, want ...string) {
 func TestQueueCallersWaitInTurn(t *testing.T) {
 	op := newOperator(tenantA)
 	sales := queue("sales", 5*time.Second, op.id)
-	sw, rec := newSwitch(t, sb.WithQueues(newQueues(sales)))
+	sw, rec := newSwitch(t, callctl.WithQueues(newQueues(sales)))
 	goAvailable(t, sw, op)
 
 	first := call(sw, sales, "first")
@@ -140,7 +141,7 @@ func TestQueueCallersWaitInTurn(t *testing.T) {
 func TestQueueOffersOnlyItsMembers(t *testing.T) {
 	member, other := newOperator(tenantA), newOperator(tenantA)
 	support := queue("support", 5*time.Second, member.id)
-	sw, rec := newSwitch(t, sb.WithQueues(newQueues(support)))
+	sw, rec := newSwitch(t, callctl.WithQueues(newQueues(support)))
 	goAvailable(t, sw, other)
 	l := call(sw, support, "caller")
 	waitActions(t, l, "ring")
@@ -160,7 +161,7 @@ func TestQueueOffersOnlyItsMembers(t *testing.T) {
 func TestQueueOverflow(t *testing.T) {
 	t.Run("reject", func(t *testing.T) {
 		sales := queue("sales", 200*time.Millisecond)
-		sw, rec := newSwitch(t, sb.WithQueues(newQueues(sales)))
+		sw, rec := newSwitch(t, callctl.WithQueues(newQueues(sales)))
 		l := call(sw, sales, "caller")
 		c := rec.waitEnded(t)
 		if c.Status != sb.CallNoAnswer || c.SIPCode != 480 || c.FailureStage != sb.StageRouting {
@@ -176,7 +177,7 @@ func TestQueueOverflow(t *testing.T) {
 		second := queue("second", time.Second, backup.id)
 		first := queue("first", 200*time.Millisecond, sb.NewID())
 		first.Overflow = sb.Overflow{Kind: sb.OverflowQueue, QueueID: &second.ID}
-		sw, rec := newSwitch(t, sb.WithQueues(newQueues(first, second)))
+		sw, rec := newSwitch(t, callctl.WithQueues(newQueues(first, second)))
 		goAvailable(t, sw, backup)
 		start := time.Now()
 		call(sw, first, "caller")
@@ -232,7 +233,7 @@ func TestQueueOverflowForwardsToSIPURI(t *testing.T) {
 	night.Overflow = sb.Overflow{Kind: sb.OverflowURI, URI: "sip:voicemail@127.0.0.1:5080;transport=tcp"}
 	out := &outLeg{media: &port{codec: sb.PCMA}, events: make(chan sb.LegEvent, 4)}
 	d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 1), users: make(chan string, 1)}
-	sw, rec := newSwitch(t, sb.WithQueues(newQueues(night)), sb.WithDialer(d, nil))
+	sw, rec := newSwitch(t, callctl.WithQueues(newQueues(night)), callctl.WithDialer(d, nil))
 	l := call(sw, night, "caller")
 
 	select {
@@ -266,26 +267,6 @@ func TestQueueOverflowForwardsToSIPURI(t *testing.T) {
 	}
 }
 
-func TestParseSIPURI(t *testing.T) {
-	for _, c := range []struct {
-		uri, target, transport, user string
-	}{
-		{"sip:2000@pbx.example", "pbx.example:5060", "udp", "2000"},
-		{"sip:+4930123@10.0.0.5:5070;transport=tcp", "10.0.0.5:5070", "tcp", "+4930123"},
-		{"sip:vm@[2001:db8::1]:5060", "[2001:db8::1]:5060", "udp", "vm"},
-	} {
-		r, user, err := sb.ParseSIPURI(c.uri)
-		if err != nil || r.Target != c.target || r.Transport != c.transport || user != c.user {
-			t.Errorf("%s: %+v %q %v", c.uri, r, user, err)
-		}
-	}
-	for _, bad := range []string{"", "tel:+123", "sip:pbx.example", "sip:@pbx", "sip:a@pbx:99999", "sip:a@pbx;lr", "sips:a@pbx"} {
-		if _, _, err := sb.ParseSIPURI(bad); sb.ErrorCode(err) != sb.EINVALID {
-			t.Errorf("%q: %v", bad, err)
-		}
-	}
-}
-
 // An answered call transferred to a queue waits for its member, who is on
 // another call, and is offered to them when they are free; one transferred
 // to a SIP URI is bridged to the call switchboard places there.
@@ -294,7 +275,7 @@ func TestTransferToQueueAndURI(t *testing.T) {
 	billing := queue("billing", 5*time.Second, member.id)
 	out := &outLeg{media: &port{codec: sb.PCMU}, events: make(chan sb.LegEvent, 4)}
 	d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 1), users: make(chan string, 1)}
-	sw, rec := newSwitch(t, sb.WithQueues(newQueues(billing)), sb.WithDialer(d, nil))
+	sw, rec := newSwitch(t, callctl.WithQueues(newQueues(billing)), callctl.WithDialer(d, nil))
 
 	// The member is busy with a call of their own.
 	goAvailable(t, sw, member)
@@ -405,7 +386,7 @@ func FuzzNormalizeNumber(f *testing.F) {
 // operator's page, back on a new connection, takes it again and audio
 // flows to it; a page that does not come back in time ends the call.
 func TestOperatorComesBackToTheCall(t *testing.T) {
-	sw, rec := newSwitch(t, sb.WithReconnectGrace(300*time.Millisecond))
+	sw, rec := newSwitch(t, callctl.WithReconnectGrace(300*time.Millisecond))
 	op := newOperator(tenantA)
 	goAvailable(t, sw, op)
 	l := newLeg(sb.PCMU)

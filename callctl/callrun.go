@@ -72,6 +72,7 @@ type callRun struct {
 	srtp      string             // the trunk leg's SRTP suite; empty: plain RTP
 	held      bool               // the operator put the caller on hold
 	digit     byte               // the key the caller presses to consent, 0 if none
+	digitRead bool               // digit was read from the tenant's settings
 	recording sb.ActiveRecording // the call's recording, while it exists
 	stored    bool               // the recording is stored whole (the call went on elsewhere)
 	paused    bool               // the recording is paused, or is to start paused
@@ -261,6 +262,12 @@ func (r *callRun) legDuty(ctx context.Context, ev sb.LegEvent) bool {
 		}
 	case sb.LegMediaTimeout:
 		r.event(sb.EventMediaTimeout, nil)
+		if r.in != nil && !r.answered() {
+			// A browser caller's connection failed before anyone answered.
+			r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reject: 480, reason: "the caller's media failed before the answer",
+				failLeg: sb.FailedOnTrunk, failStage: sb.StageMediaSetup})
+			return false
+		}
 		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "no media from the caller (RTP timeout)", bye: "RTP timeout",
 			failLeg: sb.FailedOnTrunk, failStage: sb.StageMedia})
 	default:
@@ -308,6 +315,8 @@ func (r *callRun) endedByAPI() {
 		r.over(ending{by: sb.PartySystem, reason: endedByAPI, bye: endedByAPI})
 	case r.in != nil:
 		r.over(ending{by: sb.PartySystem, status: sb.CallCanceled, reject: 480, reason: endedByAPI})
+	case r.leg == nil: // a click-to-call ringing its operator: nothing dialled yet
+		r.over(ending{by: sb.PartySystem, status: sb.CallCanceled, reason: endedByAPI})
 	default:
 		r.event(sb.EventCanceled, nil)
 		r.over(ending{by: sb.PartySystem, status: sb.CallCanceled, code: 487, reason: endedByAPI, bye: endedByAPI})

@@ -185,6 +185,7 @@ func (r *callRun) outAnswered(ctx context.Context) phase {
 		r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	}
 	r.c.Codec = r.leg.Media().Codec().Name
+	r.releaseHold(ctx) // the hold was the operator's who handed the call on
 	switch r.dialFor {
 	case dialHop:
 		opID := r.across.OperatorID

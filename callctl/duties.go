@@ -10,27 +10,29 @@ import (
 // What a call does the same way in every phase: its bridge, its
 // recording (consent and pauses), DTMF and hold.
 
-// bridgeOperator bridges the caller to operator a: the recording, if any,
-// taps the new bridge, and starts if consent allows. A caller on hold
-// stays on hold: the bridge waits.
+// bridgeOperator bridges the caller to operator a and tells them; then the
+// recording, if any, taps the new bridge, or starts if consent allows. A
+// caller on hold stays on hold: the bridge waits.
 func (r *callRun) bridgeOperator(ctx context.Context, a *agent) {
 	r.matchOperator(a)
-	r.setBridge(ctx, NewBridge(r.leg.Media(), a.conn.Media(),
+	r.setBridge(NewBridge(r.leg.Media(), a.conn.Media(),
 		WithRewriters(a.toOperator, NewStreamRewriter(r.leg.Media().Codec().ClockRate)),
 		WithBridgeClock(r.s.now), WithDTMF(r.onDTMF)), bridgedOperator)
 	a.conn.Connected(r.c.ID)
+	r.record(ctx)
 }
 
 // bridgeOut bridges the caller to the leg placed for them.
 func (r *callRun) bridgeOut(ctx context.Context, kind bridgeKind) {
-	r.setBridge(ctx, NewBridge(r.leg.Media(), r.out.Media(), WithBridgeClock(r.s.now), WithDTMF(r.onDTMF)), kind)
+	r.setBridge(NewBridge(r.leg.Media(), r.out.Media(), WithBridgeClock(r.s.now), WithDTMF(r.onDTMF)), kind)
+	r.record(ctx)
 }
 
 // bridgeNobody keeps reading the caller's audio while nobody is bridged
 // to them (a transfer rings, or waits in a queue): it goes nowhere and is
 // not recorded, but the keys they press reach the timeline.
-func (r *callRun) bridgeNobody(ctx context.Context) {
-	r.setBridge(ctx, NewBridge(r.leg.Media(), discard{r.leg.Media().Codec()}, WithBridgeClock(r.s.now), WithDTMF(r.onDTMF)), bridgedNobody)
+func (r *callRun) bridgeNobody() {
+	r.setBridge(NewBridge(r.leg.Media(), discard{r.leg.Media().Codec()}, WithBridgeClock(r.s.now), WithDTMF(r.onDTMF)), bridgedNobody)
 }
 
 // discard is a MediaPort that drops what it is sent.
@@ -40,20 +42,26 @@ func (d discard) Codec() sb.Codec     { return d.codec }
 func (discard) SetSink(func([]byte))  {}
 func (discard) WriteRTP([]byte) error { return nil }
 
-// setBridge makes b the call's audio path, in place of the one before, and
-// starts it, unless the caller is on hold.
-func (r *callRun) setBridge(ctx context.Context, b *Bridge, kind bridgeKind) {
+// setBridge makes b the call's audio path, in place of the one before,
+// and starts it, unless the caller is on hold: they are recvonly and send
+// nothing, and the bridge starts when they are taken off hold. The
+// recording is not waited for: both sides hear each other first.
+func (r *callRun) setBridge(b *Bridge, kind bridgeKind) {
 	r.unbridge()
 	r.bridge, r.bridged = b, kind
-	if kind.reachesOperator() && r.answered() {
-		r.startRecording(ctx)
-	}
 	r.tapRecording()
 	if !r.held || kind != bridgedOperator {
 		b.Start()
 	}
-	// A caller on hold sends nothing (they are recvonly); the bridge
-	// starts when they are taken off hold.
+}
+
+// record starts the recording if the bridge reaches the tenant's
+// operators and consent allows, and points the tap at it.
+func (r *callRun) record(ctx context.Context) {
+	if r.bridged.reachesOperator() && r.answered() {
+		r.startRecording(ctx)
+	}
+	r.tapRecording()
 }
 
 // unbridge stops the call's bridge and adds its media to the call's: a
@@ -64,7 +72,11 @@ func (r *callRun) unbridge() {
 		return
 	}
 	b.Stop()
+	nobody := r.bridged == bridgedNobody
 	r.bridge, r.bridged = nil, 0
+	if nobody {
+		return // what the caller said while nobody listened is not the call's audio
+	}
 	from, to := b.Stats()
 	for _, d := range []struct{ dst, src *sb.MediaStats }{{&r.c.FromCaller, &from}, {&r.c.ToCaller, &to}} {
 		if d.src.Packets > 0 {
@@ -131,9 +143,8 @@ func (r *callRun) consentChanged(ctx context.Context, c *sb.Consent) {
 	switch {
 	case !c.Given:
 		r.destroyRecording(ctx, "consent withdrawn")
-	case r.bridge != nil && r.bridged.reachesOperator() && r.answered():
-		r.startRecording(ctx)
-		r.tapRecording()
+	case r.bridge != nil:
+		r.record(ctx)
 	}
 	r.flush(ctx) // whoever stated it can read what it did on the timeline now
 }
@@ -145,28 +156,35 @@ func (r *callRun) startRecording(ctx context.Context) {
 	if r.s.recordings == nil || r.hop != nil || r.recording != nil {
 		return
 	}
-	if r.digit == 0 && (r.consent == nil || !r.consent.Given) {
+	if !r.digitRead && (r.consent == nil || !r.consent.Given) {
 		dctx, cancel := dbContext(ctx)
 		d, err := r.s.recordings.ConsentDigit(dctx, r.c.TenantID)
 		cancel()
 		if err != nil {
 			r.log.Warn("consent key unknown", "err", err)
 		}
-		r.digit = d
+		r.digit, r.digitRead = d, err == nil
 	}
 	if r.consent == nil || !r.consent.Given {
 		return
 	}
-	rec, err := r.s.recordings.Begin(ctx, r.c, r.consent, r.leg.Media().Codec())
+	// The store may be slow or down: the call goes on meanwhile, and a
+	// recording that cannot start in time is a recording that failed.
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rec, err := r.s.recordings.Begin(bctx, r.c, r.consent, r.leg.Media().Codec())
 	switch {
 	case err != nil:
 		r.log.Error("recording did not start", "err", err)
 		r.event(sb.EventRecordingFailed, map[string]any{"stage": "start"})
 	case rec != nil:
 		r.recording, r.stored = rec, false
-		r.event(sb.EventRecordingStarted, map[string]any{"mechanism": r.consent.Mechanism})
 		if r.paused {
 			rec.Pause(r.s.now())
+		}
+		r.tapRecording()
+		r.event(sb.EventRecordingStarted, map[string]any{"mechanism": r.consent.Mechanism})
+		if r.paused {
 			r.event(sb.EventRecordingPaused, nil)
 		}
 	}
@@ -194,14 +212,17 @@ func (r *callRun) setPaused(ctx context.Context, paused bool) {
 	}
 	r.paused = paused
 	detail := map[string]any(nil)
-	if r.recording == nil || r.stored {
+	switch {
+	case r.recording == nil || r.stored:
 		detail = map[string]any{"recording": false} // it holds for a recording that starts later
-	} else if paused {
+		r.tapRecording()
+	case paused:
+		r.tapRecording() // off before the mark: nothing said after it is kept
 		r.recording.Pause(r.s.now())
-	} else {
+	default:
 		r.recording.Resume(r.s.now())
+		r.tapRecording()
 	}
-	r.tapRecording()
 	if paused {
 		r.event(sb.EventRecordingPaused, detail)
 	} else {
@@ -283,6 +304,24 @@ func (r *callRun) hold(ctx context.Context, held bool) {
 	}
 	r.bridge.Start()
 	r.event(sb.EventResumed, map[string]any{"by": sb.PartyOperator})
+}
+
+// releaseHold takes the caller off the hold an operator put them on, as
+// the call goes on to someone other than an operator here.
+func (r *callRun) releaseHold(ctx context.Context) {
+	if !r.held {
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := r.leg.Hold(hctx, false)
+	cancel()
+	if err != nil {
+		r.log.Warn("taking the caller off hold", "err", err)
+		r.event(sb.EventHoldFailed, map[string]any{"held": false, "reason": err.Error()})
+		return
+	}
+	r.held = false
+	r.event(sb.EventResumed, map[string]any{"by": "switchboard"})
 }
 
 // EventMuted returns the event type for a mute change.

@@ -33,6 +33,10 @@ type ending struct {
 // last, and only then is the operator freed and told the call ended.
 func (r *callRun) end(ctx context.Context) {
 	e := r.ending
+	// From now on the call takes nothing more (consent, pauses, an
+	// operator's action): the API says it is not in progress rather than
+	// accept what would not be acted on.
+	r.s.forget(r.c.ID)
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if r.waiter != nil {
@@ -98,9 +102,11 @@ func (r *callRun) end(ctx context.Context) {
 
 	if r.ag != nil {
 		// Free the operator before saying the call ended: whoever hears
-		// "ended" may place the next call at once.
-		r.s.release(r.ag, r.c.ID, false, "")
-		r.ag.conn.Ended(r.c.ID, r.c.Reason)
+		// "ended" may place the next call at once. The connection told is
+		// the one that holds the call now, a reconnected page's too.
+		if conn := r.s.release(r.ag, r.c.ID, false, ""); conn != nil {
+			conn.Ended(r.c.ID, r.c.Reason)
+		}
 	}
 }
 
@@ -134,7 +140,6 @@ func (r *callRun) finish(ctx context.Context, by sb.Party) {
 			r.log.Warn("closing leg", "err", err)
 		}
 	}
-	r.s.forget(r.c.ID)
 	r.flush(ctx)
 	r.storeTrace(ctx)
 	r.update(ctx)
@@ -180,7 +185,7 @@ func (r *callRun) sample() {
 			}
 		}
 	}
-	if r.bridge == nil {
+	if r.bridge == nil || r.bridged == bridgedNobody {
 		return
 	}
 	now := r.s.now()

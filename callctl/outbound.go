@@ -121,6 +121,10 @@ func (r *callRun) dial(ctx context.Context) phase {
 // tryTrunk places the call through the next route that takes it.
 func (r *callRun) tryTrunk(ctx context.Context) phase {
 	for ; r.routeAt < len(r.routes); r.routeAt++ {
+		if ctx.Err() != nil {
+			r.shutdown()
+			return nil
+		}
 		route := r.routes[r.routeAt]
 		r.c.TrunkID, r.c.From, r.c.Source = &route.TrunkID, route.CallerID, route.Transport+":"+route.Target
 		leg, err := r.s.dialer.Dial(ctx, route, r.c.To)
@@ -146,8 +150,9 @@ func (r *callRun) placing(ctx context.Context) phase {
 			return nil
 		}
 		if ev.kind == evOperator {
-			if m := ev.op; m.kind == opHangup || m.kind == opGone {
-				// The operator gives up before the answer: CANCEL.
+			if m := ev.op; m.kind == opHangup || m.kind == opGone || m.kind == opDetached {
+				// The operator gives up, or their page is gone, before the
+				// answer: CANCEL. Nobody would hear the answer.
 				r.event(sb.EventCanceled, nil)
 				r.over(ending{by: sb.PartyOperator, status: sb.CallCanceled, code: 487, reason: "operator hung up before the answer",
 					bye: "operator hung up before the answer"})

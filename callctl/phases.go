@@ -380,11 +380,12 @@ func (r *callRun) talking(ctx context.Context) phase {
 func (r *callRun) transferring(ctx context.Context) phase {
 	a := r.ag
 	r.unbridge()
-	r.s.release(a, r.c.ID, false, "")
-	a.conn.Ended(r.c.ID, "transferred")
-	r.ag, r.busy = nil, false
+	if conn := r.s.release(a, r.c.ID, false, ""); conn != nil {
+		conn.Ended(r.c.ID, "transferred")
+	}
+	r.ag, r.busy, r.remote = nil, false, nil
 	r.event(sb.EventTransferred, transferDetail(r.transfer, a.conn.OperatorID()))
-	r.bridgeNobody(ctx)
+	r.bridgeNobody()
 	if uri := r.transfer.URI; uri != "" {
 		r.storeRecording(ctx) // the recording's consent was for the tenant's operators
 		if r.refer(ctx, uri) {

@@ -31,6 +31,8 @@ type phaseCase struct {
 	recorded bool
 	// placed: a call an operator placed; its own leg is the one dialled.
 	placed bool
+	// busy: the phase's operator is on the call (not only rung for it).
+	busy bool
 	// kept: with consent from the start, the call has a recording by this
 	// phase (running, or stored when the call left the tenant's operators).
 	kept bool
@@ -95,9 +97,9 @@ func allPhases() []phaseCase {
 				h.op1.nextOffer(t)
 				h.accept(t, h.op1)
 			}},
-		{name: "talking", answered: true, kept: true, recorded: true, operator: func(h *phaseHarness) *operator { return h.op1 },
+		{name: "talking", busy: true, answered: true, kept: true, recorded: true, operator: func(h *phaseHarness) *operator { return h.op1 },
 			enter: func(t *testing.T, h *phaseHarness) { h.talking(t) }},
-		{name: "held", answered: true, kept: true, recorded: true, operator: func(h *phaseHarness) *operator { return h.op1 },
+		{name: "held", busy: true, answered: true, kept: true, recorded: true, operator: func(h *phaseHarness) *operator { return h.op1 },
 			enter: func(t *testing.T, h *phaseHarness) {
 				h.talking(t)
 				if err := h.sw.Hold(h.op1.id, h.callID, true); err != nil {
@@ -168,7 +170,7 @@ func allPhases() []phaseCase {
 				phaseNamed("forward ringing").enter(t, h)
 				phaseNamed("forward ringing").next(t, h)
 			}},
-		{name: "placed, early media", placed: true, recorded: true, operator: func(h *phaseHarness) *operator { return h.op1 },
+		{name: "placed, early media", busy: true, placed: true, recorded: true, operator: func(h *phaseHarness) *operator { return h.op1 },
 			enter: func(t *testing.T, h *phaseHarness) {
 				goAvailable(t, h.sw, h.op1)
 				id, err := h.sw.Dial(h.op1.id, "+15550001111")
@@ -190,7 +192,7 @@ func allPhases() []phaseCase {
 				h.out.events <- sb.LegEvent{Kind: sb.LegAnswered}
 				h.waitEvent(t, sb.EventAnswered)
 			}},
-		{name: "placed, answered", answered: true, kept: true, placed: true, recorded: true, operator: func(h *phaseHarness) *operator { return h.op1 },
+		{name: "placed, answered", busy: true, answered: true, kept: true, placed: true, recorded: true, operator: func(h *phaseHarness) *operator { return h.op1 },
 			enter: func(t *testing.T, h *phaseHarness) {
 				phaseNamed("placed, early media").enter(t, h)
 				phaseNamed("placed, early media").next(t, h)
@@ -228,7 +230,7 @@ func (p phaseCase) across() bool {
 	return p.name == "handing over to another instance" || p.name == "talking across instances"
 }
 
-func newPhaseHarness(t *testing.T, p phaseCase, consent bool) *phaseHarness {
+func newPhaseHarness(t *testing.T, p phaseCase, consent bool, extra ...callctl.SwitchOption) *phaseHarness {
 	t.Helper()
 	h := &phaseHarness{rec: newRecorder(), recs: &fakeRecordings{}, d: &legDialer{legs: make(chan *outLeg, 4)}, seen: &observer{},
 		op1: newOperator(tenantA), op2: newOperator(tenantA), consent: consent}
@@ -244,7 +246,7 @@ func newPhaseHarness(t *testing.T, p phaseCase, consent bool) *phaseHarness {
 	if p.across() {
 		opts = append(opts, callctl.WithCluster(&oneRemote{}, "a", []byte("secret")))
 	}
-	h.sw = callctl.NewSwitch(h.rec, opts...)
+	h.sw = callctl.NewSwitch(h.rec, append(opts, extra...)...)
 	t.Cleanup(func() { h.sw.Close() })
 	return h
 }
@@ -323,6 +325,15 @@ func (o *observer) count(id sb.ID, e sb.EventType) int {
 		}
 	}
 	return n
+}
+
+// recordingStarted waits, where the phase records, for the recording to
+// have started: it starts just after the two sides hear each other.
+func (h *phaseHarness) recordingStarted(t *testing.T, p phaseCase) {
+	t.Helper()
+	if p.recorded {
+		h.waitEvent(t, sb.EventRecordingStarted)
+	}
 }
 
 // talk has the caller send n audio frames.
@@ -460,6 +471,7 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 				if p.next != nil {
 					p.next(t, h)
 				}
+				h.recordingStarted(t, p)
 				h.talk(5)
 				h.hangUp()
 				c := h.finalRecord(t)
@@ -500,6 +512,7 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 				if p.next != nil {
 					p.next(t, h)
 				}
+				h.recordingStarted(t, p)
 				h.talk(5) // the card number: never recorded
 				if err := h.sw.PauseRecording(tenantA, h.callID, false); err != nil {
 					t.Fatal(err)
@@ -525,6 +538,7 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 				if p.next != nil {
 					p.next(t, h)
 				}
+				h.recordingStarted(t, p)
 				h.talk(4)
 				h.hangUp()
 				c := h.finalRecord(t)
@@ -559,6 +573,59 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 					if n == "offer" {
 						t.Error("the operator who went was offered the call again")
 					}
+				}
+			})
+			t.Run("operator's page drops, the caller leaves in the grace", func(t *testing.T) {
+				h := pageDrops(t, p)
+				if p.placed && !p.answered {
+					// Nobody would hear the answer: the call is canceled at once.
+					checkRecord(t, h.finalRecord(t), want{status: sb.CallCanceled, by: sb.PartyOperator})
+				} else {
+					h.waitEvent(t, sb.EventOperatorLost)
+					h.hangUp()
+					checkRecord(t, h.finalRecord(t), endedByCaller(p))
+				}
+				// The page that went is not offered the next call.
+				waitFor(t, "the dropped page forgotten", func() bool {
+					n := h.sw.OperatorStates()
+					return n["available"]+n["busy"]+n["ringing"]+n["away"] == 0
+				})
+			})
+			t.Run("operator's page drops and comes back", func(t *testing.T) {
+				h := pageDrops(t, p)
+				back := &operator{id: h.op1.id, tenant: tenantA, media: &port{codec: h.op1.media.codec}, notes: make(chan string, 64)}
+				if p.placed && !p.answered {
+					checkRecord(t, h.finalRecord(t), want{status: sb.CallCanceled, by: sb.PartyOperator})
+					if h.sw.Reattach(back, func(sb.CallOffer) {}) {
+						t.Error("a canceled call was given back to the page")
+					}
+					return
+				}
+				h.waitEvent(t, sb.EventOperatorLost)
+				if !h.sw.Reattach(back, func(sb.CallOffer) {}) {
+					t.Fatal("the call was not given back to the page")
+				}
+				h.waitEvent(t, sb.EventOperatorBack)
+				if p.next != nil {
+					p.next(t, h) // off hold
+				}
+				h.talk(3)
+				if got := len(back.media.packets()); got != 3 {
+					t.Errorf("the page that came back heard %d of 3 frames", got)
+				}
+				h.hangUp()
+				checkRecord(t, h.finalRecord(t), endedByCaller(p))
+				h.recs.check(t, recordingsWant{complete: true})
+				waitFor(t, "the page that came back free", func() bool {
+					n := h.sw.OperatorStates()
+					return n["available"] == 1 && n["busy"] == 0
+				})
+				var told []string
+				for len(told) == 0 || told[len(told)-1] != "ended caller hung up" {
+					told = append(told, back.next(t))
+				}
+				if told[0] != "connected" || told[len(told)-2] != "available" {
+					t.Errorf("the page that came back was told %q: connected first, then available before ended", told)
 				}
 			})
 			t.Run("service stops", func(t *testing.T) {
@@ -614,6 +681,20 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 			})
 		})
 	}
+}
+
+// pageDrops brings a call into phase p with a reconnect grace, and drops
+// the page of the operator on it.
+func pageDrops(t *testing.T, p phaseCase) *phaseHarness {
+	t.Helper()
+	if !p.busy {
+		t.Skip("no operator of this instance is on the call: nobody's page can wait to come back")
+	}
+	t.Parallel()
+	h := newPhaseHarness(t, p, true, callctl.WithReconnectGrace(time.Minute))
+	p.enter(t, h)
+	h.sw.Disconnected(h.op1.id)
+	return h
 }
 
 func boolInt(b bool) int {

@@ -671,15 +671,25 @@ func (s *Switch) Close() error {
 	return nil
 }
 
-// release ends an agent's involvement in a call. If away is set (a missed
-// call) the operator is set away. It reports the state the operator was put
-// in, and whether they are still registered.
-func (s *Switch) release(a *agent, callID sb.ID, away bool, reason string) {
+// release ends an operator's part in a call: whichever connection of
+// theirs holds the call now (a reconnect replaces the agent the call
+// knew). If away is set (a missed call) the operator is set away. A
+// connection that dropped while on the call is forgotten, not made
+// available: nobody is there to be offered the next call. It returns the
+// connection released, nil when the operator no longer held the call.
+func (s *Switch) release(a *agent, callID sb.ID, away bool, reason string) sb.OperatorConn {
 	s.mu.Lock()
 	s.presenceChanged()
-	if s.agents[a.conn.OperatorID()] != a || a.callID != callID {
+	id := a.conn.OperatorID()
+	a = s.agents[id]
+	if a == nil || a.callID != callID {
 		s.mu.Unlock()
-		return
+		return nil
+	}
+	if a.detached {
+		delete(s.agents, id)
+		s.mu.Unlock()
+		return nil
 	}
 	wasBusy := a.state == agentBusy
 	a.callID = sb.ID{}
@@ -700,6 +710,7 @@ func (s *Switch) release(a *agent, callID sb.ID, away bool, reason string) {
 	} else if available {
 		s.offerWaiting(a)
 	}
+	return a.conn
 }
 
 func (s *Switch) markBusy(a *agent, callID sb.ID) bool {

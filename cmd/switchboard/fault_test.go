@@ -74,6 +74,11 @@ func TestDatabaseDownDuringCalls(t *testing.T) {
 			t.Fatal("the ended call's record never reached the journal")
 		}
 	}
+	// The operator is free once the record is written (here: journaled)
+	// and they are told the call ended.
+	if ev := waitEvent(t, opA, "ended"); ev.CallID != inA.CallID {
+		t.Fatalf("operator A told %s ended, want %s", ev.CallID, inA.CallID)
+	}
 	// A new call from the trunk that called before is recognised from
 	// what was last read about it, and answered; its record waits in the
 	// journal too.

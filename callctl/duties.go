@@ -109,13 +109,20 @@ func (r *callRun) matchOperator(a *agent) {
 }
 
 // key takes a DTMF key (RFC 4733 from the bridge, or SIP INFO): on the
-// timeline, and the caller's consent when it is the tenant's consent key.
+// timeline (masked while the recording is paused), and the caller's
+// consent when it is the tenant's consent key.
 func (r *callRun) key(ctx context.Context, k dtmfKey) {
 	from := "operator"
 	if k.fromCaller {
 		from = "caller"
 	}
-	r.event(sb.EventDTMF, map[string]any{"digit": string(k.digit), "from": from})
+	detail := map[string]any{"digit": string(k.digit), "from": from}
+	if r.paused {
+		// The recording is paused for a card number or a PIN: the keys
+		// pressed meanwhile are that number, and land nowhere either.
+		detail["digit"], detail["masked"] = "*", true
+	}
+	r.event(sb.EventDTMF, detail)
 	if k.fromCaller && r.digit != 0 && k.digit == r.digit && (r.consent == nil || !r.consent.Given) {
 		r.consentChanged(ctx, &sb.Consent{Given: true, Mechanism: sb.ConsentDTMF, At: r.s.now(), By: "caller"})
 	}

@@ -522,3 +522,87 @@ func TestInfoDTMFOnTheTimeline(t *testing.T) {
 		t.Errorf("events %v lack the key", got)
 	}
 }
+
+// Keys pressed while the recording is paused are a card number or a PIN:
+// the timeline (and so the webhooks, which hear the same events) keeps
+// them masked, whether they came in RFC 4733 or a SIP INFO; before the
+// pause and after the resume they are kept as pressed.
+func TestDTMFMaskedWhilePaused(t *testing.T) {
+	seen := &detailObserver{}
+	sw, _ := newSwitch(t, callctl.WithObserver(seen))
+	l := newLeg(sb.Codec{Name: "PCMU", ClockRate: 8000, DTMFType: 101})
+	_, callID := connectedCall(t, sw, l)
+	press := func(d byte, ts uint32) {
+		l.media.deliver(append(media.AppendHeader(nil, false, 101, uint16(ts), ts, 0x1111), d, 0x80|10, 0x03, 0x20))
+	}
+	waitDigits := func(want ...string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+			got := seen.digits(callID)
+			if slices.Equal(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("digits on the timeline %q, want %q", got, want)
+			}
+		}
+	}
+	pause := func(paused bool) {
+		t.Helper()
+		if err := sw.PauseRecording(tenantA, callID, paused); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); seen.pausedNow(callID) != paused; time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the pause (%v) did not take effect", paused)
+			}
+		}
+	}
+	press(1, 160)
+	waitDigits("1")
+	pause(true)
+	press(4, 320)
+	waitDigits("1", "*")
+	l.events <- sb.LegEvent{Kind: sb.LegDTMF, Reason: "2"}
+	waitDigits("1", "*", "*")
+	pause(false)
+	press(9, 480)
+	waitDigits("1", "*", "*", "9")
+	l.events <- sb.LegEvent{Kind: sb.LegHungUp}
+}
+
+// detailObserver keeps the digits of each call's DTMF events, and whether
+// its recording is paused.
+type detailObserver struct {
+	mu     sync.Mutex
+	keys   map[sb.ID][]string
+	paused map[sb.ID]bool
+}
+
+func (o *detailObserver) CallEvent(e *sb.CallEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.keys == nil {
+		o.keys, o.paused = map[sb.ID][]string{}, map[sb.ID]bool{}
+	}
+	switch e.Type {
+	case sb.EventDTMF:
+		o.keys[e.CallID] = append(o.keys[e.CallID], e.Detail["digit"].(string))
+	case sb.EventRecordingPaused, sb.EventRecordingResumed:
+		o.paused[e.CallID] = e.Type == sb.EventRecordingPaused
+	}
+}
+
+func (o *detailObserver) pausedNow(id sb.ID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.paused[id]
+}
+
+func (o *detailObserver) CallEnded(*sb.Call) {}
+
+func (o *detailObserver) digits(id sb.ID) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.keys[id])
+}

@@ -33,7 +33,12 @@ type Tenant struct {
 	Support         SupportPolicy   `json:"support"`
 	Trace           TracePolicy     `json:"trace"`
 	Privacy         PrivacyPolicy   `json:"privacy"`
-	CreatedAt       time.Time       `json:"created_at"`
+	// ServiceDesk makes the tenant the service's own support desk: its
+	// support engineers, and only they, may visit the tenants whose
+	// SupportPolicy lets the service desk in. Set by the service's operator
+	// only.
+	ServiceDesk bool      `json:"service_desk"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // PrivacyPolicy is how long a tenant keeps call records and quality
@@ -62,8 +67,9 @@ func (p PrivacyPolicy) Validate() error {
 // SupportPolicy is a tenant's rule for support engineers' diagnostic
 // access to its recordings. The default lets no support engineer in.
 type SupportPolicy struct {
-	// Access lets support engineers of other tenants (the service's own
-	// support desk) see the tenant's calls and ask for grants.
+	// Access lets the support engineers of the service's own support desk
+	// (a tenant marked ServiceDesk) see the tenant's calls and ask for
+	// grants; every request they make here is audited.
 	Access bool `json:"access"`
 	// Approval makes every grant wait for a supervisor or admin of the
 	// tenant, who is not the requester, to approve it.

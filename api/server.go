@@ -7,6 +7,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -468,6 +469,11 @@ func (s *Server) visit(r *http.Request, a *sb.Actor) error {
 	if a.Role != sb.RoleSupport || a.UserID == (sb.ID{}) || s.deps.Tenants == nil {
 		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
 	}
+	home, err := s.deps.Tenants.FindTenantByID(r.Context(), a.TenantID)
+	if err != nil || !home.ServiceDesk {
+		// A support engineer of an ordinary tenant is that tenant's own.
+		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
+	}
 	t, err := s.deps.Tenants.FindTenantByID(r.Context(), id)
 	if err != nil {
 		return err
@@ -476,6 +482,13 @@ func (s *Server) visit(r *http.Request, a *sb.Actor) error {
 		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
 	}
 	a.HomeTenantID, a.TenantID = a.TenantID, id
+	// Every request of a visitor is on the visited tenant's audit log,
+	// before it is answered: what the service desk read there, and when.
+	e := &sb.AuditEntry{TenantID: &a.TenantID, ActorUserID: &a.UserID, ActorRole: a.Role, Action: "service_desk.visit",
+		ResourceType: "request", ResourceID: truncate(r.Method+" "+r.URL.Path, 200)}
+	if err := s.audit(r, e); err != nil {
+		return fmt.Errorf("api: auditing a visit: %w", err)
+	}
 	return nil
 }
 

@@ -81,14 +81,27 @@ func (s *TenantService) FindTenantByID(ctx context.Context, id sb.ID) (*sb.Tenan
 	t := &sb.Tenant{}
 	err := s.db.pool.QueryRow(ctx, `SELECT id, name, recording_policy, support_access, grant_approval, grant_max_ttl_seconds,
 		grant_download, trace_retention_days, trace_drop_bodies, trace_mask_numbers,
-		call_retention_days, quality_retention_days, mask_operator_numbers, created_at FROM tenants WHERE id = $1`, id).
+		call_retention_days, quality_retention_days, mask_operator_numbers, service_desk, created_at FROM tenants WHERE id = $1`, id).
 		Scan(&t.ID, &t.Name, &t.RecordingPolicy, &t.Support.Access, &t.Support.Approval, &t.Support.MaxTTLSeconds, &t.Support.Download,
 			&t.Trace.RetentionDays, &t.Trace.DropBodies, &t.Trace.MaskNumbers,
-			&t.Privacy.CallRetentionDays, &t.Privacy.QualityRetentionDays, &t.Privacy.MaskOperatorNumbers, &t.CreatedAt)
+			&t.Privacy.CallRetentionDays, &t.Privacy.QualityRetentionDays, &t.Privacy.MaskOperatorNumbers, &t.ServiceDesk, &t.CreatedAt)
 	if err != nil {
 		return nil, mapError(err, "tenant")
 	}
 	return t, nil
+}
+
+// SetServiceDesk makes the tenant the service's own support desk, or not.
+// Only the service's operator calls it (the CLI): no API reaches it.
+func (s *TenantService) SetServiceDesk(ctx context.Context, tenantID sb.ID, desk bool) error {
+	tag, err := s.db.pool.Exec(ctx, "UPDATE tenants SET service_desk = $2 WHERE id = $1", tenantID, desk)
+	if err != nil {
+		return mapError(err, "tenant")
+	}
+	if tag.RowsAffected() == 0 {
+		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
+	}
+	return nil
 }
 
 // SetSupportPolicy changes the tenant's rule for support engineers'

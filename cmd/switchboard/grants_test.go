@@ -104,6 +104,11 @@ func mustGrantFixture(t *testing.T, policy sb.SupportPolicy) *grantFixture {
 	if err := tenants.CreateTenant(ctx, desk); err != nil {
 		t.Fatal(err)
 	}
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"tenant", "set", "-database-url", x.m.Config.DatabaseURL, "-tenant", desk.ID.String(), "-service-desk", "yes"},
+		nil, &out, &errOut); err != nil {
+		t.Fatalf("tenant set -service-desk: %v\n%s", err, errOut.String())
+	}
 	g := &grantFixture{recordingFixture: x, other: mustProvision(t, x.m, "Other", "2001", 1), deskID: desk.ID}
 	g.callID = x.call(t, "yes")
 	acme := x.f.Tenant.ID
@@ -490,5 +495,57 @@ func TestTenantSetSupportPolicy(t *testing.T) {
 	}
 	if want := (sb.SupportPolicy{Access: true, Approval: true, MaxTTLSeconds: 1800}); got.Support != want {
 		t.Errorf("support policy %+v, want %+v", got.Support, want)
+	}
+}
+
+// The service desk is a tenant the service's operator marks as such (the
+// CLI), and only its support engineers may visit the tenants that let the
+// service desk in; each of their requests there is on the visited
+// tenant's audit log before it is answered. A support engineer of any
+// other tenant, one that let support in included, stays in their own: an
+// ordinary tenant's admin could otherwise make anyone a "support
+// engineer" of every open tenant.
+func TestServiceDeskAcrossTenants(t *testing.T) {
+	g := mustGrantFixture(t, sb.SupportPolicy{Access: true, MaxTTLSeconds: 3600})
+	ctx := context.Background()
+	tenants := metadata.NewTenantService(g.m.DB)
+	if err := tenants.SetSupportPolicy(ctx, g.other.Tenant.ID, sb.SupportPolicy{Access: true, MaxTTLSeconds: 3600}); err != nil {
+		t.Fatal(err)
+	}
+	// Other's own support engineer, in a tenant that is not the desk.
+	stranger := mustLogin(t, g.m, mustUser(t, g.m, g.other.Tenant.ID, "support@other.test", sb.RoleSupport))
+	stranger.tenant = g.f.Tenant.ID.String()
+	call := "/v1/calls/" + g.callID.String()
+	reads := []string{"/v1/calls", call, call + "/events", call + "/trace", call + "/quality", call + "/pcap", call + "/recording"}
+	for _, path := range reads {
+		if code, body := stranger.do("GET", path, "", nil); code != 404 {
+			t.Errorf("GET %s by another tenant's support engineer: %d, want 404: %s", path, code, body)
+		}
+	}
+	if e := g.audit(t, "service_desk.visit"); len(e) != 0 {
+		t.Errorf("%d visits audited before the desk visited", len(e))
+	}
+	for _, path := range reads {
+		if code, body := g.support.do("GET", path, "", nil); code != 200 {
+			t.Errorf("GET %s by the service desk: %d, want 200: %s", path, code, body)
+		}
+	}
+	visits := g.audit(t, "service_desk.visit")
+	if len(visits) != len(reads) {
+		t.Fatalf("%d visits audited, want %d", len(visits), len(reads))
+	}
+	for i, e := range visits {
+		if want := "GET " + reads[i]; e.ResourceID != want || e.ActorRole != sb.RoleSupport || e.ActorUserID == nil {
+			t.Errorf("visit %d audited as %+v, want %q by the desk's engineer", i, e, want)
+		}
+	}
+	// Taken off the desk, its engineers are ordinary again.
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"tenant", "set", "-database-url", g.m.Config.DatabaseURL, "-tenant", g.deskID.String(), "-service-desk", "no"},
+		nil, &out, &errOut); err != nil {
+		t.Fatalf("tenant set -service-desk no: %v\n%s", err, errOut.String())
+	}
+	if code, _ := g.support.do("GET", "/v1/calls", "", nil); code != 404 {
+		t.Errorf("GET /v1/calls by a former desk's engineer: %d, want 404", code)
 	}
 }

@@ -243,7 +243,7 @@ func runAPIKeyCreate(ctx context.Context, args []string, stdout, stderr io.Write
 // runTenantSet is `switchboard tenant set`: the tenant's recording
 // settings.
 func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("tenant set", "Changes a tenant's recording, support access, retention and minimisation settings.", stderr)
+	fs := newFlagSet("tenant set", "Changes a tenant's recording, support access, service desk, retention and minimisation settings.", stderr)
 	dbURL := databaseFlag(fs)
 	tenant := fs.String("tenant", "", "tenant ID (required)")
 	policy := fs.String("recording-policy", "", "never, consent or trunk")
@@ -255,6 +255,7 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		"grant-download": fs.String("grant-download", "", "yes: a grant may allow downloading the decrypted recording"),
 	}
 	maxTTL := fs.Duration("grant-max-ttl", 0, "the longest a grant may last (1m to 168h)")
+	desk := fs.String("service-desk", "", "yes: the tenant is the service's own support desk, whose support engineers (only) may visit tenants with support-access")
 	privacy := privacyFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -288,6 +289,15 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if *key != "-" {
 		if err := records.SetConsentDigit(ctx, tenantID, *key); err != nil {
+			return fmt.Errorf("tenant set: %w", explain(err))
+		}
+		changed++
+	}
+	if *desk != "" {
+		if *desk != "yes" && *desk != "no" {
+			return fmt.Errorf("tenant set: -service-desk: %q is not yes or no", *desk)
+		}
+		if err := metadata.NewTenantService(db).SetServiceDesk(ctx, tenantID, *desk == "yes"); err != nil {
 			return fmt.Errorf("tenant set: %w", explain(err))
 		}
 		changed++

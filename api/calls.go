@@ -214,15 +214,11 @@ func (s *Server) postCallConsent(w http.ResponseWriter, r *http.Request) {
 		by = "user " + a.UserID.String()
 	}
 	c := sb.Consent{Given: *in.Given, Mechanism: sb.ConsentAPI, At: time.Now().UTC(), By: by}
-	if err := s.deps.Consents.SetConsent(a.TenantID, id, c); err != nil {
-		s.error(w, r, err)
-		return
-	}
 	action := "consent.give"
 	if !c.Given {
 		action = "consent.withdraw"
 	}
-	if err := s.auditActor(r, a, action, "call", id); err != nil {
+	if err := s.auditFirst(r, a, action, "call", id, func() error { return s.deps.Consents.SetConsent(a.TenantID, id, c) }); err != nil {
 		s.error(w, r, err)
 		return
 	}

@@ -65,14 +65,14 @@ func (s *Server) hangupCall(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "calls cannot be ended here"))
 		return
 	}
-	if err := s.deps.Ender.EndCall(a.TenantID, id); err != nil {
+	err := s.auditFirst(r, a, "call.hangup", "call", id, func() error {
+		err := s.deps.Ender.EndCall(a.TenantID, id)
 		if sb.ErrorCode(err) == sb.ENOTFOUND {
 			err = sb.Errorf(sb.ECONFLICT, "the call is not in progress")
 		}
-		s.error(w, r, err)
-		return
-	}
-	if err := s.auditActor(r, a, "call.hangup", "call", id); err != nil {
+		return err
+	})
+	if err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -100,12 +100,14 @@ func (s *Server) postCall(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here"))
 		return
 	}
-	id, err := s.deps.Originator.Originate(a.TenantID, in.OperatorID, in.Number)
+	// The call has no ID before it is placed: the entry names the operator
+	// it rings first, and the call's record names the operator too.
+	var id sb.ID
+	err := s.auditFirst(r, a, "call.originate", "operator", in.OperatorID, func() (err error) {
+		id, err = s.deps.Originator.Originate(a.TenantID, in.OperatorID, in.Number)
+		return err
+	})
 	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := s.auditActor(r, a, "call.originate", "call", id); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -168,11 +170,7 @@ func (s *Server) transferCall(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "calls cannot be transferred here"))
 		return
 	}
-	if err := s.deps.Ender.TransferByAPI(a.TenantID, id, t); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	if err := s.auditActor(r, a, "call.transfer", "call", id); err != nil {
+	if err := s.auditFirst(r, a, "call.transfer", "call", id, func() error { return s.deps.Ender.TransferByAPI(a.TenantID, id, t) }); err != nil {
 		s.error(w, r, err)
 		return
 	}

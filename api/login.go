@@ -113,14 +113,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) {
 
 // auditActor audits the actor's action on a resource.
 func (s *Server) auditActor(r *http.Request, a *sb.Actor, action, resourceType string, id sb.ID) error {
-	e := &sb.AuditEntry{TenantID: &a.TenantID, ActorRole: a.Role, Action: action, ResourceType: resourceType, ResourceID: id.String()}
-	if a.UserID != (sb.ID{}) {
-		e.ActorUserID = &a.UserID
-	}
-	if a.APIKeyID != (sb.ID{}) {
-		e.ActorKeyID = &a.APIKeyID
-	}
-	return s.audit(r, e)
+	return s.audit(r, actorEntry(a, action, resourceType, id))
 }
 
 // audit appends e with where the request came from. Without an audit log

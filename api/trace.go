@@ -138,11 +138,17 @@ func (s *Server) callSIPLogging(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if s.deps.SIPLogging == nil || c.Status.Ended() || !s.deps.SIPLogging.SetCallLogging(r.Context(), c.TenantID, c.SIPCallID, on) {
+	if s.deps.SIPLogging == nil || c.Status.Ended() {
 		s.error(w, r, sb.Errorf(sb.ECONFLICT, "the call is not in progress here"))
 		return
 	}
-	if err := s.auditActor(r, sb.ActorFromContext(r.Context()), "call.sip_logging."+onOff(on), "call", c.ID); err != nil {
+	err = s.auditFirst(r, sb.ActorFromContext(r.Context()), "call.sip_logging."+onOff(on), "call", c.ID, func() error {
+		if !s.deps.SIPLogging.SetCallLogging(r.Context(), c.TenantID, c.SIPCallID, on) {
+			return sb.Errorf(sb.ECONFLICT, "the call is not in progress here")
+		}
+		return nil
+	})
+	if err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -175,11 +181,11 @@ func (s *Server) trunkSIPLogging(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "trunk not found"))
 		return
 	}
-	s.deps.SIPLogging.SetTrunkLogging(id, on)
 	if err := s.auditActor(r, sb.ActorFromContext(r.Context()), "trunk.sip_logging."+onOff(on), "trunk", id); err != nil {
 		s.error(w, r, err)
 		return
 	}
+	s.deps.SIPLogging.SetTrunkLogging(id, on)
 	s.writeJSON(w, http.StatusOK, map[string]bool{"enabled": on})
 }
 

@@ -702,15 +702,12 @@ func (c *opConn) handle(m clientMessage) error {
 			if m.Given == nil {
 				return sb.Errorf(sb.EINVALID, "consent needs given: true or false")
 			}
-			if err := cc.OperatorConsent(id, callID, *m.Given); err != nil {
-				return err
-			}
 			action := "consent.give"
 			if !*m.Given {
 				action = "consent.withdraw"
 			}
 			a := &sb.Actor{TenantID: c.user.TenantID, UserID: c.user.ID, Role: c.user.Role}
-			return c.s.auditActor(c.from, a, action, "call", callID)
+			return c.s.auditFirst(c.from, a, action, "call", callID, func() error { return cc.OperatorConsent(id, callID, *m.Given) })
 		}
 		if m.Muted == nil {
 			return sb.Errorf(sb.EINVALID, "mute needs muted: true or false")

@@ -88,6 +88,12 @@ func TestAuditCheckpointsCatchARewrittenChain(t *testing.T) {
 	if broken, _, _ := log.VerifyCheckpoints(ctx, otherPub); broken != 3 {
 		t.Errorf("checkpoint verified with another key (%d)", broken)
 	}
+	// The checkpoints are append-only too, TRUNCATE included.
+	for _, stmt := range []string{"UPDATE audit_checkpoints SET seq = 2", "DELETE FROM audit_checkpoints", "TRUNCATE audit_checkpoints"} {
+		if _, err := db.pool.Exec(ctx, stmt); err == nil {
+			t.Errorf("%q was allowed", stmt)
+		}
+	}
 
 	// Rewrite entry 2 and recompute the chain from there, as a careful
 	// superuser would.

@@ -1,0 +1,123 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// steps is what happened, in order: audit entries written ("audit
+// <action> <outcome>") and actions taken ("do <action>").
+type steps struct {
+	mu        sync.Mutex
+	log       []string
+	auditDown bool // the audit log refuses every entry
+	actFails  bool // every action fails
+}
+
+func (s *steps) add(step string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, step)
+}
+
+func (s *steps) taken() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.log...)
+}
+
+func (s *steps) Append(_ context.Context, entries ...*sb.AuditEntry) error {
+	if s.auditDown {
+		return errors.New("audit log unreachable")
+	}
+	for _, e := range entries {
+		s.add("audit " + e.Action + " " + e.Outcome)
+	}
+	return nil
+}
+
+func (s *steps) act(what string) error {
+	s.add("do " + what)
+	if s.actFails {
+		return sb.Errorf(sb.ECONFLICT, "the call is not in progress")
+	}
+	return nil
+}
+
+func (s *steps) EndCall(sb.ID, sb.ID) error                          { return s.act("hangup") }
+func (s *steps) TransferByAPI(sb.ID, sb.ID, sb.TransferTarget) error { return s.act("transfer") }
+func (s *steps) SetConsent(sb.ID, sb.ID, sb.Consent) error           { return s.act("consent") }
+func (s *steps) PauseRecording(sb.ID, sb.ID, bool) error             { return s.act("pause") }
+func (s *steps) Originate(sb.ID, sb.ID, string) (sb.ID, error)       { return sb.NewID(), s.act("originate") }
+
+// Consent, hang-up, transfer and click-to-call are audited before they
+// happen: when the audit log cannot take the entry, nothing happens; when
+// the action fails after its entry was written, a second entry says so.
+func TestActionsAuditedFirst(t *testing.T) {
+	tenant := sb.NewID()
+	call := &sb.Call{ID: sb.NewID(), TenantID: tenant, Status: sb.CallAnswered}
+	requests := []struct{ action, path, body string }{
+		{"consent.withdraw", "/v1/calls/" + call.ID.String() + "/consent", `{"given":false}`},
+		{"call.hangup", "/v1/calls/" + call.ID.String() + "/hangup", ``},
+		{"call.transfer", "/v1/calls/" + call.ID.String() + "/transfer", `{"uri":"sip:desk@example.test"}`},
+		{"call.originate", "/v1/calls", `{"operator_id":"` + sb.NewID().String() + `","number":"+4930123456"}`},
+	}
+	for _, c := range []struct {
+		name                string
+		auditDown, actFails bool
+		want                func(action string) []string
+		codeOK              bool
+	}{
+		{"audited, then done", false, false, func(a string) []string { return []string{"audit " + a + " ", "do " + verb(a)} }, true},
+		{"audit log down: not done", true, false, func(string) []string { return nil }, false},
+		{"done, and failed", false, true, func(a string) []string {
+			return []string{"audit " + a + " ", "do " + verb(a), "audit " + a + " failed"}
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, req := range requests {
+				st := &steps{auditDown: c.auditDown, actFails: c.actFails}
+				srv := httptest.NewServer(NewServer(Config{}, Deps{
+					Calls:      &fakeCalls{call: call},
+					APIKeys:    &fakeKeys{key: &sb.APIKey{ID: sb.NewID(), TenantID: tenant, Role: sb.RoleSupervisor}},
+					Sessions:   &fakeSessions{m: map[string]*sb.Session{}},
+					Users:      &fakeUsers{},
+					Audit:      st,
+					Ender:      st,
+					Consents:   st,
+					Originator: st,
+				}).Handler())
+				r, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, srv.URL+req.path, strings.NewReader(req.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Header.Set("Authorization", "Bearer sbk_good")
+				r.Header.Set("Content-Type", "application/json")
+				res, err := srv.Client().Do(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				srv.Close()
+				if ok := res.StatusCode < 300; ok != c.codeOK {
+					t.Errorf("%s: %d", req.action, res.StatusCode)
+				}
+				if got, want := st.taken(), c.want(req.action); strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Errorf("%s: steps %q, want %q", req.action, got, want)
+				}
+			}
+		})
+	}
+}
+
+// verb is the fake's name for what an audited action does.
+func verb(action string) string {
+	return map[string]string{"consent.withdraw": "consent", "call.hangup": "hangup", "call.transfer": "transfer", "call.originate": "originate"}[action]
+}

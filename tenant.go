@@ -37,8 +37,11 @@ type Tenant struct {
 	// support engineers, and only they, may visit the tenants whose
 	// SupportPolicy lets the service desk in. Set by the service's operator
 	// only.
-	ServiceDesk bool      `json:"service_desk"`
-	CreatedAt   time.Time `json:"created_at"`
+	ServiceDesk bool `json:"service_desk"`
+	// DialTargets are where the tenant's transfers and forwards to SIP
+	// URIs may go.
+	DialTargets DialTargets `json:"dial_targets"`
+	CreatedAt   time.Time   `json:"created_at"`
 }
 
 // PrivacyPolicy is how long a tenant keeps call records and quality

@@ -3,6 +3,8 @@ package callctl
 import (
 	"context"
 	"maps"
+	"net"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -24,6 +26,37 @@ const (
 	dialHop                             // an operator on another instance
 )
 
+// allowDial checks a SIP URI's host against the tenant's dial targets:
+// a name must be listed and resolve to public addresses (or listed ones),
+// an address must be listed. Without a dial policy (tests of other parts)
+// every URI may be called.
+func (s *Switch) allowDial(ctx context.Context, tenantID sb.ID, uri string) error {
+	if s.dialPolicy == nil {
+		return nil
+	}
+	route, _, err := sb.ParseSIPURI(uri)
+	if err != nil {
+		return err
+	}
+	targets, err := s.dialPolicy.DialTargets(ctx, tenantID)
+	if err != nil {
+		return sb.Errorf(sb.EUNAVAILABLE, "the tenant's dial targets cannot be read now")
+	}
+	host, _, err := net.SplitHostPort(route.Target)
+	if err != nil {
+		return sb.Errorf(sb.EINVALID, "%q has no host to call", uri)
+	}
+	var addrs []netip.Addr
+	switch a, err := netip.ParseAddr(host); {
+	case err == nil:
+		addrs = []netip.Addr{a}
+	case targets.Lists(host):
+		// Only a listed name is looked up; none resolved is refused below.
+		addrs, _ = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	}
+	return targets.Allow(host, addrs)
+}
+
 // dialable fails when the caller's audio cannot go onto a leg we place:
 // those offer G.711 only, and Opus is carried unchanged or not at all.
 func (r *callRun) dialable() error {
@@ -40,6 +73,9 @@ func (r *callRun) forward(ctx context.Context, uri, why string) phase {
 	route, user, err := sb.ParseSIPURI(uri)
 	if err == nil {
 		err = r.dialable()
+	}
+	if err == nil {
+		err = r.s.allowDial(ctx, r.c.TenantID, uri)
 	}
 	if err == nil && r.s.dialer == nil {
 		err = sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here")
@@ -67,6 +103,9 @@ func (r *callRun) dialTransfer(ctx context.Context, uri string) phase {
 	route, user, err := sb.ParseSIPURI(uri)
 	if err == nil {
 		err = r.dialable()
+	}
+	if err == nil {
+		err = r.s.allowDial(ctx, r.c.TenantID, uri)
 	}
 	if err == nil && r.s.dialer == nil {
 		err = sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here")

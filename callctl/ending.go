@@ -29,8 +29,9 @@ type ending struct {
 
 // end carries out the call's ending, in the order that keeps every promise:
 // nobody is left ringing or in line, the legs are closed, the audio
-// stops, the recording is stored or was destroyed, the record is written
-// last, and only then is the operator freed and told the call ended.
+// stops, the recording is stored or was destroyed, the operator is free
+// for the next call, the record is written last, and only then is the
+// operator told the call ended.
 func (r *callRun) end(ctx context.Context) {
 	e := r.ending
 	// From now on the call takes nothing more (consent, pauses, an
@@ -80,6 +81,14 @@ func (r *callRun) end(ctx context.Context) {
 		r.unbridge()
 	}
 	r.storeRecording(ctx)
+	// The operator is free for the next call now, and told this one ended
+	// once its record is final: a page that lists its recent calls on
+	// "ended" finds it there, complete. A next offer may reach the page
+	// first; it belongs to another call.
+	var told sb.OperatorConn
+	if r.ag != nil {
+		told = r.s.release(r.ag, r.c.ID, false, "")
+	}
 
 	switch {
 	case e.status != "":
@@ -99,14 +108,8 @@ func (r *callRun) end(ctx context.Context) {
 		r.failed(e.failLeg, e.failStage)
 	}
 	r.finish(ctx, e.by)
-
-	if r.ag != nil {
-		// Free the operator before saying the call ended: whoever hears
-		// "ended" may place the next call at once. The connection told is
-		// the one that holds the call now, a reconnected page's too.
-		if conn := r.s.release(r.ag, r.c.ID, false, ""); conn != nil {
-			conn.Ended(r.c.ID, r.c.Reason)
-		}
+	if told != nil { // the connection that held the call: a reconnected page's too
+		told.Ended(r.c.ID, r.c.Reason)
 	}
 }
 

@@ -36,6 +36,7 @@ type Switch struct {
 	observer    sb.CallObserver  // nil: nobody listens
 	dialer      sb.Dialer        // nil: no calls are placed
 	routes      sb.RouteDirectory
+	dialPolicy  sb.DialPolicy     // nil: SIP URIs are called wherever they point (tests)
 	queues      sb.QueueDirectory // nil: every number leads to all of a tenant's operators
 	// reconnectGrace is how long a call waits for an operator whose
 	// connection dropped.
@@ -536,6 +537,10 @@ func (s *Switch) Disconnected(opID sb.ID) {
 		lc.send(opMsg{kind: kind, opID: opID})
 	}
 }
+
+// WithDialPolicy checks every transfer and forward to a SIP URI against
+// the tenant's dial targets.
+func WithDialPolicy(p sb.DialPolicy) SwitchOption { return func(s *Switch) { s.dialPolicy = p } }
 
 // WithReconnectGrace keeps a call whose operator's connection drops for
 // up to d: the caller hears silence, and the operator's page, connecting

@@ -28,6 +28,22 @@ func (s *Switch) TransferCall(opID, callID sb.ID, t sb.TransferTarget) error {
 	if t.URI != "" && s.dialer == nil {
 		return sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here")
 	}
+	if t.URI != "" {
+		// Said at once, to whoever asked; checked again when the call is
+		// placed.
+		s.mu.Lock()
+		a := s.agents[opID]
+		s.mu.Unlock()
+		if a == nil {
+			return sb.Errorf(sb.ENOTFOUND, "no such call for this operator")
+		}
+		ctx, cancel := dbContext(s.ctx)
+		err := s.allowDial(ctx, a.conn.TenantID(), t.URI)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
 	return s.toCall(opID, callID, agentBusy, opMsg{kind: opTransfer, opID: opID, transfer: &t})
 }
 

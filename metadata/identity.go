@@ -79,17 +79,49 @@ func (s *TenantService) SetRecordingPolicy(ctx context.Context, tenantID sb.ID, 
 // FindTenantByID returns ENOTFOUND if there is no such tenant.
 func (s *TenantService) FindTenantByID(ctx context.Context, id sb.ID) (*sb.Tenant, error) {
 	t := &sb.Tenant{}
+	var targets []string
 	err := s.db.pool.QueryRow(ctx, `SELECT id, name, recording_policy, support_access, grant_approval, grant_max_ttl_seconds,
 		grant_download, trace_retention_days, trace_drop_bodies, trace_mask_numbers,
-		call_retention_days, quality_retention_days, mask_operator_numbers, service_desk, created_at FROM tenants WHERE id = $1`, id).
+		call_retention_days, quality_retention_days, mask_operator_numbers, service_desk, dial_targets, created_at FROM tenants WHERE id = $1`, id).
 		Scan(&t.ID, &t.Name, &t.RecordingPolicy, &t.Support.Access, &t.Support.Approval, &t.Support.MaxTTLSeconds, &t.Support.Download,
 			&t.Trace.RetentionDays, &t.Trace.DropBodies, &t.Trace.MaskNumbers,
-			&t.Privacy.CallRetentionDays, &t.Privacy.QualityRetentionDays, &t.Privacy.MaskOperatorNumbers, &t.ServiceDesk, &t.CreatedAt)
+			&t.Privacy.CallRetentionDays, &t.Privacy.QualityRetentionDays, &t.Privacy.MaskOperatorNumbers, &t.ServiceDesk, &targets, &t.CreatedAt)
 	if err != nil {
 		return nil, mapError(err, "tenant")
 	}
+	t.DialTargets = targets
 	return t, nil
 }
+
+// SetDialTargets replaces where the tenant's transfers and forwards to SIP
+// URIs may go. It runs as the system (provisioning).
+func (s *TenantService) SetDialTargets(ctx context.Context, tenantID sb.ID, targets []string) error {
+	d, err := sb.ParseDialTargets(targets)
+	if err != nil {
+		return err
+	}
+	tag, err := s.db.pool.Exec(ctx, "UPDATE tenants SET dial_targets = $2 WHERE id = $1", tenantID, []string(d))
+	if err != nil {
+		return mapError(err, "tenant")
+	}
+	if tag.RowsAffected() == 0 {
+		return sb.Errorf(sb.ENOTFOUND, "tenant not found")
+	}
+	return nil
+}
+
+// DialTargets is where the tenant's transfers and forwards to SIP URIs may
+// go, for call control.
+func (s *TenantService) DialTargets(ctx context.Context, tenantID sb.ID) (sb.DialTargets, error) {
+	var d []string
+	err := s.db.pool.QueryRow(ctx, "SELECT dial_targets FROM tenants WHERE id = $1", tenantID).Scan(&d)
+	if err != nil {
+		return nil, mapError(err, "tenant")
+	}
+	return sb.DialTargets(d), nil
+}
+
+var _ sb.DialPolicy = (*TenantService)(nil)
 
 // SetServiceDesk makes the tenant the service's own support desk, or not.
 // Only the service's operator calls it (the CLI): no API reaches it.

@@ -146,6 +146,9 @@ func provisionForwarding(ctx context.Context, db *metadata.DB, uri string) (sb.I
 	if err := metadata.NewTenantService(db).CreateTenant(ctx, tenant); err != nil {
 		return sb.ID{}, "", fmt.Errorf("provision tenant: %w", err)
 	}
+	if err := metadata.NewTenantService(db).SetDialTargets(ctx, tenant.ID, []string{"127.0.0.1"}); err != nil {
+		return sb.ID{}, "", fmt.Errorf("provision dial targets: %w", err)
+	}
 	number := fmt.Sprintf("+1998%08d", int(tag[0])<<16|int(tag[1])<<8|int(tag[2]))
 	trunk := &sb.Trunk{TenantID: tenant.ID, Name: "sipp", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Numbers: []string{number}}
 	if err := metadata.NewTrunkService(db).CreateTrunk(ctx, trunk, ""); err != nil {

@@ -255,6 +255,7 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		"grant-download": fs.String("grant-download", "", "yes: a grant may allow downloading the decrypted recording"),
 	}
 	maxTTL := fs.Duration("grant-max-ttl", 0, "the longest a grant may last (1m to 168h)")
+	dialTargets := fs.String("dial-targets", "-", `where transfers and forwards to SIP URIs may go: comma-separated domain names ("*.example.com" for subdomains), addresses and CIDR blocks ("" for nowhere)`)
 	desk := fs.String("service-desk", "", "yes: the tenant is the service's own support desk, whose support engineers (only) may visit tenants with support-access")
 	privacy := privacyFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -289,6 +290,12 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if *key != "-" {
 		if err := records.SetConsentDigit(ctx, tenantID, *key); err != nil {
+			return fmt.Errorf("tenant set: %w", explain(err))
+		}
+		changed++
+	}
+	if *dialTargets != "-" {
+		if err := metadata.NewTenantService(db).SetDialTargets(ctx, tenantID, strings.Split(*dialTargets, ",")); err != nil {
 			return fmt.Errorf("tenant set: %w", explain(err))
 		}
 		changed++

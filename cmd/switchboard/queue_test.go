@@ -32,6 +32,7 @@ func TestQueueWaitsThenForwards(t *testing.T) {
 		t.Fatalf("queue create: %v\n%s", err, errOut.String())
 	}
 	queueID := strings.TrimSpace(out.String())
+	setDialTargets(t, m, f.Tenant.ID, "127.0.0.1")
 	phone := mustPhone(t, siptest.Options{Transport: "udp"})
 
 	t.Run("forwarded after the wait", func(t *testing.T) {
@@ -168,6 +169,15 @@ func TestTransferToQueueThenSIPURI(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Nowhere is a dial target until the tenant lists it; then only what
+	// it lists. The refused transfer leaves the call with the member.
+	for _, targets := range []string{"", "127.0.0.2,vm.example.com"} {
+		setDialTargets(t, m, f.Tenant.ID, targets)
+		if err := member.TransferToURI(ctx, in.CallID, "sip:vm@"+vm); err == nil || !strings.Contains(err.Error(), "dial targets") {
+			t.Errorf("transfer to %s with dial targets %q: %v, want refused", vm, targets, err)
+		}
+	}
+	setDialTargets(t, m, f.Tenant.ID, "127.0.0.1")
 	if err := member.TransferToURI(ctx, in.CallID, "sip:vm@"+vm); err != nil {
 		t.Fatal(err)
 	}
@@ -204,5 +214,16 @@ func TestTransferToQueueThenSIPURI(t *testing.T) {
 	}
 	if got := auditActions(t, m, f.Tenant.ID); !containsInOrder(got, "call.transfer") {
 		t.Errorf("audit %v lacks the API's transfer", got)
+	}
+}
+
+// setDialTargets lists where the tenant's transfers and forwards to SIP
+// URIs may go, as the service's operator does.
+func setDialTargets(t *testing.T, m *Main, tenantID sb.ID, targets string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"tenant", "set", "-database-url", m.Config.DatabaseURL, "-tenant", tenantID.String(),
+		"-dial-targets", targets}, nil, &out, &errOut); err != nil {
+		t.Fatalf("tenant set -dial-targets %q: %v\n%s", targets, err, errOut.String())
 	}
 }

@@ -143,7 +143,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	checks := map[string]func(context.Context) error{}
 	opts := []callctl.SwitchOption{callctl.WithRingTimeout(c.RingTimeout), callctl.WithLogger(m.Logger.With("component", "calls")),
 		callctl.WithObserver(webhooks.Observers(m.Metrics, hooks)), callctl.WithQuality(diag.Score),
-		callctl.WithQueues(metadata.NewQueueCache(metadata.NewQueueStore(m.DB), routingCacheAge, time.Now)), callctl.WithReconnectGrace(c.ReconnectGrace)}
+		callctl.WithQueues(metadata.NewQueueCache(metadata.NewQueueStore(m.DB), routingCacheAge, time.Now)), callctl.WithReconnectGrace(c.ReconnectGrace),
+		callctl.WithDialPolicy(metadata.NewTenantService(m.DB))}
 	if c.Recordings != "" {
 		spooled, err := openRecordingStore(c)
 		if err != nil {

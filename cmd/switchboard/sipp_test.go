@@ -554,6 +554,7 @@ func TestSIPpTransferByREFER(t *testing.T) {
 	tenant := s.run(t, "", "tenant", "create", "--name", "REFER")
 	s.run(t, testPassword, "user", "create", "--tenant", tenant, "--email", "op@refer.test", "--role", "operator")
 	s.run(t, "", "trunk", "create", "--tenant", tenant, "--name", "pbx", "--allow", "127.0.0.1/32", "--number", "2000")
+	s.run(t, "", "tenant", "set", "--tenant", tenant, "--dial-targets", "127.0.0.1")
 	key := s.run(t, "", "apikey", "create", "--tenant", tenant, "--role", "supervisor")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -207,6 +207,19 @@ func (l *AuditLog) VerifyCheckpoints(ctx context.Context, pub ed25519.PublicKey)
 	return 0, checked, rows.Err()
 }
 
+// LastCheckpoint is when the newest signed checkpoint was made; ok is
+// false when there is none.
+func (l *AuditLog) LastCheckpoint(ctx context.Context) (at time.Time, ok bool, err error) {
+	err = l.db.pool.QueryRow(ctx, "SELECT at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1").Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("metadata: audit checkpoints: %w", err)
+	}
+	return at, true, nil
+}
+
 // FindAuditEntries returns the actor's tenant's audit entries, newest
 // first: for admins only, checked here, where the data is read. action,
 // since and until filter when set; before continues a listing (keyset).

@@ -81,8 +81,24 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	fmt.Fprintf(stdout, "audit log whole; %d signed checkpoints hold\n", checked)
+	// Checkpoints only protect what they sign: say when there are none, or
+	// the last is older than two of the service's intervals (the service
+	// stopped signing, or its key was taken away).
+	at, ok, err := log.LastCheckpoint(ctx)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		fmt.Fprintln(stdout, "warning: no signed checkpoint: entries can be rewritten with their hashes recomputed unnoticed (set SWITCHBOARD_AUDIT_KEY on the service)")
+	case time.Since(at) > 2*checkpointEvery:
+		fmt.Fprintf(stdout, "warning: the last signed checkpoint is from %s, %s ago (the service signs every %s): entries since are not covered\n",
+			at.UTC().Format(time.RFC3339), time.Since(at).Round(time.Second), checkpointEvery)
+	}
 	return nil
 }
+
+// checkpointEvery is how often the service signs the audit chain's head.
+const checkpointEvery = 10 * time.Minute
 
 // checkpointAudit signs the audit chain's head every interval until the
 // service closes, and once more at the end.

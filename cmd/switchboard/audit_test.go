@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/metadata"
 	"github.com/switchboard-voice/switchboard/opclient"
 )
@@ -122,5 +123,49 @@ func TestAuditAPIForAdmins(t *testing.T) {
 	}
 	if code := apiGet(t, m, adminKey, "/v1/audit?since=yesterday", nil); code != 400 {
 		t.Errorf("bad since: %d, want 400", code)
+	}
+}
+
+// `audit verify` says when signed checkpoints do not cover the log: there
+// is none (the service runs without an audit key), or the last is older
+// than two of the service's intervals.
+func TestAuditVerifySaysWhenUncovered(t *testing.T) {
+	seed := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	m := mustStartService(t, nil)
+	ctx := context.Background()
+	verify := func() string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if err := run(ctx, []string{"audit", "verify", "-database-url", m.Config.DatabaseURL, "-audit-key", seed}, nil, &out, &errOut); err != nil {
+			t.Fatalf("audit verify: %v\n%s", err, errOut.String())
+		}
+		return out.String()
+	}
+	if out := verify(); !strings.Contains(out, "warning: no signed checkpoint") {
+		t.Errorf("audit verify without checkpoints said %q", out)
+	}
+	key, err := parseAuditKey(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := metadata.NewAuditLog(m.DB)
+	if err := log.Append(ctx, &sb.AuditEntry{Action: "login"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Checkpoint(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if out := verify(); strings.Contains(out, "warning") {
+		t.Errorf("audit verify with a fresh checkpoint said %q", out)
+	}
+	// The service stopped signing an hour ago (a superuser ages the row).
+	conn := dbConn(t, m)
+	if _, err := conn.Exec(ctx, `ALTER TABLE audit_checkpoints DISABLE TRIGGER USER;
+		UPDATE audit_checkpoints SET at = at - interval '1 hour';
+		ALTER TABLE audit_checkpoints ENABLE TRIGGER USER`); err != nil {
+		t.Fatal(err)
+	}
+	if out := verify(); !strings.Contains(out, "warning: the last signed checkpoint is from") {
+		t.Errorf("audit verify with an hour-old checkpoint said %q", out)
 	}
 }

@@ -103,7 +103,10 @@ func runTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer db.Close()
-	t := &sb.Tenant{Name: strings.TrimSpace(*name), RecordingPolicy: p}
+	t := &sb.Tenant{ID: sb.NewID(), Name: strings.TrimSpace(*name), RecordingPolicy: p}
+	if err := auditCommand(ctx, db, fs, &t.ID, "tenant", t.ID); err != nil {
+		return err
+	}
 	if err := metadata.NewTenantService(db).CreateTenant(ctx, t); err != nil {
 		return fmt.Errorf("tenant create: %w", explain(err))
 	}
@@ -138,7 +141,10 @@ func runUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		return err
 	}
 	defer db.Close()
-	u := &sb.User{TenantID: tenantID, Email: *email, Name: *name, Role: r}
+	u := &sb.User{ID: sb.NewID(), TenantID: tenantID, Email: *email, Name: *name, Role: r}
+	if err := auditCommand(ctx, db, fs, &tenantID, "user", u.ID); err != nil {
+		return err
+	}
 	if err := metadata.NewUserService(db).CreateUser(ctx, u, password); err != nil {
 		return fmt.Errorf("user create: %w", explain(err))
 	}
@@ -184,6 +190,9 @@ func runTrunkCreate(ctx context.Context, args []string, stdin io.Reader, stdout,
 		return err
 	}
 	defer db.Close()
+	if err := auditCommand(ctx, db, fs, &t.TenantID, "trunk", sb.ID{}); err != nil {
+		return err
+	}
 	trunks := metadata.NewTrunkService(db)
 	if *keyring != "" {
 		ring, err := recordings.ParseKeyring(*keyring)
@@ -232,6 +241,9 @@ func runAPIKeyCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer db.Close()
+	if err := auditCommand(ctx, db, fs, &tenantID, "api_key", sb.ID{}); err != nil {
+		return err
+	}
 	_, secret, err := metadata.NewAPIKeyService(db).CreateAPIKey(ctx, tenantID, r)
 	if err != nil {
 		return fmt.Errorf("apikey create: %w", explain(err))
@@ -270,6 +282,9 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer db.Close()
+	if err := auditCommand(ctx, db, fs, &tenantID, "tenant", tenantID); err != nil {
+		return err
+	}
 	records := metadata.NewRecordingStore(db)
 	changed := 0
 	if *policy != "" {
@@ -458,6 +473,9 @@ func runTrunkOutbound(ctx context.Context, args []string, stdin io.Reader, stdou
 		return err
 	}
 	defer db.Close()
+	if err := auditCommand(ctx, db, fs, nil, "trunk", trunkID); err != nil {
+		return err
+	}
 	if err := metadata.NewRouteStore(db, sealer).SetOutbound(ctx, r, *priority); err != nil {
 		return fmt.Errorf("trunk outbound: %w", explain(err))
 	}
@@ -488,6 +506,9 @@ func runQueueCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer db.Close()
+	if err := auditCommand(ctx, db, fs, &tenantID, "queue", sb.ID{}); err != nil {
+		return err
+	}
 	qs := metadata.NewQueueStore(db)
 	q := &sb.Queue{TenantID: tenantID, Name: *name, MaxWait: *maxWait, Numbers: numbers}
 	switch kind, target, _ := strings.Cut(*overflow, ":"); kind {

@@ -178,7 +178,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Metrics.Gauge("switchboard_active_calls", "Calls in progress.", func() float64 { return float64(m.Switch.ActiveCalls()) })
 	m.Metrics.States("switchboard_operators", "Connected operators, by state.", "state", m.Switch.OperatorStates)
 	if c.AuditKey != nil {
-		m.checkpointAudit(ctx, c.AuditKey, 10*time.Minute)
+		m.checkpointAudit(ctx, c.AuditKey, checkpointEvery)
 	}
 
 	if m.Media, err = webrtc.NewEngine(webrtc.Config{

@@ -91,6 +91,45 @@ func TestStatsLossAndJitter(t *testing.T) {
 	}
 }
 
+// A sender whose sequence numbers restart (a looped announcement, an SBC
+// re-anchoring the media) is counted afresh from the restart, as RFC 3550
+// A.1 does: the record's loss is what was lost, never negative. Duplicates
+// do not make it negative either.
+func TestStatsSurviveSequenceRestart(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	for _, c := range []struct {
+		name string
+		seqs []uint16
+		lost int64
+	}{
+		{"looped 7 s announcement, twice", append(seqRange(1000, 350), seqRange(1000, 350)...), 0},
+		{"restart backwards with a gap after it", append(seqRange(5000, 100), append(seqRange(10, 50), seqRange(62, 40)...)...), 2},
+		{"jump ahead (re-anchored)", append(seqRange(100, 100), seqRange(40000, 100)...), 0},
+		{"a lone stray packet is not a restart", append(append(seqRange(100, 50), 30000), seqRange(150, 50)...), 0},
+		{"duplicates", append(seqRange(0, 100), seqRange(50, 20)...), 0},
+		{"loss before a restart is kept", append(append(seqRange(1000, 40), seqRange(1045, 55)...), seqRange(7, 100)...), 5},
+	} {
+		var s Stats
+		s.ClockRate = 8000
+		for i, seq := range c.seqs {
+			h := Header{Seq: seq, Timestamp: uint32(i * 160), SSRC: 9}
+			s.Update(&h, 160, t0.Add(time.Duration(i)*20*time.Millisecond))
+		}
+		if got := s.Lost(); got != c.lost {
+			t.Errorf("%s: lost %d, want %d", c.name, got, c.lost)
+		}
+	}
+}
+
+// seqRange is n sequence numbers from first on.
+func seqRange(first uint16, n int) []uint16 {
+	out := make([]uint16, n)
+	for i := range out {
+		out[i] = first + uint16(i)
+	}
+	return out
+}
+
 func TestRewriterContinuesAcrossStreams(t *testing.T) {
 	rw := NewRewriter(0xabc, 1000, 50000, 8000)
 	now := time.Unix(100, 0)

@@ -89,18 +89,37 @@ func (m *Metrics) Gauge(name, help string, fn func() float64) {
 // States registers a gauge with a label, read from fn at each scrape: one
 // series per key of what fn returns.
 func (m *Metrics) States(name, help, label string, fn func() map[string]int) {
-	m.reg.MustRegister(&statesCollector{desc: prometheus.NewDesc(name, help, []string{label}, nil), fn: fn})
+	m.reg.MustRegister(&labelledCollector{desc: prometheus.NewDesc(name, help, []string{label}, nil), kind: prometheus.GaugeValue,
+		fn: func() map[string]float64 { return floats(fn()) }})
 }
 
-type statesCollector struct {
+// Counters registers a counter with a label whose values are kept
+// elsewhere (totals since start), read from fn at each scrape: one series
+// per key of what fn returns, which must come from a small fixed set.
+func (m *Metrics) Counters(name, help, label string, fn func() map[string]uint64) {
+	m.reg.MustRegister(&labelledCollector{desc: prometheus.NewDesc(name, help, []string{label}, nil), kind: prometheus.CounterValue,
+		fn: func() map[string]float64 { return floats(fn()) }})
+}
+
+func floats[V int | uint64](m map[string]V) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[k] = float64(v)
+	}
+	return out
+}
+
+// labelledCollector is a metric with one label whose values fn reads.
+type labelledCollector struct {
 	desc *prometheus.Desc
-	fn   func() map[string]int
+	kind prometheus.ValueType
+	fn   func() map[string]float64
 }
 
-func (c *statesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-func (c *statesCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *labelledCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *labelledCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range c.fn() {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(v), k)
+		ch <- prometheus.MustNewConstMetric(c.desc, c.kind, v, k)
 	}
 }
 

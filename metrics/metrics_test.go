@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +58,21 @@ func TestCallEnded(t *testing.T) {
 	out, err := testutil.GatherAndCount(m.reg, "switchboard_call_mos")
 	if err != nil || out != 1 {
 		t.Errorf("MOS series %d, %v: only the direction with a MOS", out, err)
+	}
+}
+
+// A counter kept elsewhere is exposed as a counter, one series per label
+// value.
+func TestCounters(t *testing.T) {
+	m := New()
+	m.Counters("switchboard_rtp_dropped_packets_total", "RTP packets dropped.", "reason",
+		func() map[string]uint64 { return map[string]uint64{"foreign_source": 60, "probation": 3} })
+	want := `# HELP switchboard_rtp_dropped_packets_total RTP packets dropped.
+# TYPE switchboard_rtp_dropped_packets_total counter
+switchboard_rtp_dropped_packets_total{reason="foreign_source"} 60
+switchboard_rtp_dropped_packets_total{reason="probation"} 3
+`
+	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(want), "switchboard_rtp_dropped_packets_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -182,7 +182,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.SetCallLogging(lctx, trunk.TenantID, req.CallID().Value(), true)
 		cancel()
 	}
-	l := newLeg(s, dlg, tx, newRTPPort(conn, o.Codec, o.Addr, sec), contact, sdpIP, o, log)
+	l := newLeg(s, dlg, tx, newRTPPort(conn, o.Codec, o.Addr, src.Addr(), sec, &s.rtpDrops), contact, sdpIP, o, log)
 	l.late = late
 	if !s.addLeg(l) {
 		l.port.Close()

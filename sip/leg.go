@@ -353,6 +353,7 @@ func (l *leg) Close() error {
 		l.settle()
 		l.s.removeLeg(l)
 		l.keepTrace()
+		l.port.logDrops(l.log)
 	})
 	return nil
 }

@@ -52,7 +52,7 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	if transport == "" {
 		transport = "udp"
 	}
-	local, err := localAddrFor(transport, r.Target)
+	local, peer, err := routeTo(r.Target)
 	if err != nil {
 		return nil, fmt.Errorf("sip: dial %s: %w", r.Target, err)
 	}
@@ -98,7 +98,7 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	sessionID := newSessionID()
 	req.SetBody(buildOffer(sessionID, 1, sdpIP, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()))
 
-	l := &outLeg{legBase: newLegBase(s, req.CallID().Value(), s.log), port: newRTPPort(conn, sb.PCMU, netip.AddrPort{}, nil),
+	l := &outLeg{legBase: newLegBase(s, req.CallID().Value(), s.log), port: newRTPPort(conn, sb.PCMU, netip.AddrPort{}, peer, nil, &s.rtpDrops),
 		sessionID: sessionID, sdpIP: sdpIP, version: 1, done: make(chan struct{})}
 	s.capture.claim(l.sipCallID)
 	dua := &sipgo.DialogUA{Client: s.client, ContactHDR: contact}
@@ -123,15 +123,16 @@ func parsePort(s string) (int, error) {
 	return p, err
 }
 
-// localAddrFor is the local address packets to target leave from: the
-// address to announce in our offer.
-func localAddrFor(transport, target string) (netip.Addr, error) {
+// routeTo resolves target: the local address packets to it leave from,
+// to announce in our offer, and its own address, where its media may come
+// from besides the address its answer gives.
+func routeTo(target string) (local, peer netip.Addr, err error) {
 	c, err := net.Dial("udp", target) // no packet is sent
 	if err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, netip.Addr{}, err
 	}
 	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), c.RemoteAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
 }
 
 // waitAnswer follows the INVITE to its end: provisional responses become
@@ -279,6 +280,7 @@ func (l *outLeg) Close() error {
 		l.mu.Unlock()
 		l.s.removeOutLeg(l)
 		l.keepTrace()
+		l.port.logDrops(l.log.With("sip_call_id", l.sipCallID))
 		l.dlg.Close()
 	})
 	return nil

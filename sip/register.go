@@ -118,7 +118,7 @@ func (s *Server) register(ctx context.Context, r sb.OutboundRoute, sess *regSess
 		return 0, 0, fmt.Errorf("registrar %q is not host:port", r.Target)
 	}
 	port, _ := strconv.Atoi(portStr)
-	local, err := localAddrFor("udp", r.Target)
+	local, _, err := routeTo(r.Target)
 	if err != nil {
 		return 0, 0, err
 	}

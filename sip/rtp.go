@@ -1,8 +1,10 @@
 package sip
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -13,27 +15,58 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 )
 
+// probation is how many packets in sequence (one SSRC, each sequence
+// number one more than the last) a source other than the SDP's address
+// must send before a port latches onto it: Asterisk's strict RTP default.
+const probation = 4
+
+// rtpDrops counts, across a server's ports, the RTP packets dropped.
+type rtpDrops struct {
+	foreign   atomic.Uint64 // from an address the port does not take media from
+	probation atomic.Uint64 // from an allowed address, before it passed probation
+	forged    atomic.Uint64 // SRTP that failed authentication or replay checks
+}
+
 // rtpPort is the trunk leg's RTP socket, as a switchboard.MediaPort.
 //
-// Symmetric RTP: audio goes to the address in the caller's SDP until the
-// first packet arrives, then to where the caller's packets come from
-// (callers behind NAT announce addresses nobody can reach). Once latched,
-// packets from other addresses are dropped, so a stranger cannot inject
-// audio into the call. With SRTP, packets that do not authenticate are
-// dropped before they can latch.
+// Strict symmetric RTP: media is taken only from the address the SDP
+// gives, or from the IP address the call's signalling comes from (callers
+// behind NAT announce addresses nobody can reach and send from their
+// public address with another port). The SDP's address is latched onto at
+// its first packet; any other allowed source only after probation packets
+// in sequence, so a stranger elsewhere spraying the port range cannot win
+// the port, and one on the caller's IP must send a stream before the
+// caller does.
+// Until then audio goes to the SDP's address, after it to where the
+// caller's packets come from; packets from anywhere else are dropped and
+// counted. Only signalling (a new address in an offer or answer) unlatches.
+// With SRTP, packets must also authenticate before they can latch, which
+// is proof enough to latch on the first.
 type rtpPort struct {
 	conn  *net.UDPConn
 	codec atomic.Pointer[sb.Codec] // set again once a late offer's answer comes
 	srtp  *srtpSession             // nil: plain RTP
 	// forged counts SRTP packets that failed authentication or replay
-	// checks.
-	forged atomic.Uint64
+	// checks; foreign those from sources media is not taken from.
+	forged  atomic.Uint64
+	foreign atomic.Uint64
+	drops   *rtpDrops // the server's totals
 
 	sink     atomic.Pointer[func([]byte)]
 	remote   atomic.Pointer[netip.AddrPort] // where we send
 	latched  atomic.Bool
 	lastRecv atomic.Int64 // unix nanoseconds of the last packet from the caller
 	received atomic.Uint64
+
+	mu        sync.Mutex     // guards sdp, probe, and latching
+	sdp       netip.AddrPort // the address the last offer or answer gave
+	signaling netip.Addr     // where the call's SIP comes from; zero: unknown
+	probe     struct {       // the source on probation
+		from netip.AddrPort
+		ssrc uint32
+		seq  uint16
+		n    int
+	}
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -63,8 +96,15 @@ func listenRTP(ip netip.Addr, r sb.PortRange) (*net.UDPConn, error) {
 	return nil, fmt.Errorf("sip: no free RTP port in %d-%d", r.Min, r.Max)
 }
 
-func newRTPPort(conn *net.UDPConn, codec sb.Codec, remote netip.AddrPort, sec *srtpSession) *rtpPort {
-	p := &rtpPort{conn: conn, srtp: sec, done: make(chan struct{})}
+// newRTPPort reads and writes RTP on conn for a peer whose SDP gives
+// remote (zero until known) and whose SIP comes from signaling; drops
+// counts what is dropped (nil: counted only by the port).
+func newRTPPort(conn *net.UDPConn, codec sb.Codec, remote netip.AddrPort, signaling netip.Addr, sec *srtpSession, drops *rtpDrops) *rtpPort {
+	if drops == nil {
+		drops = new(rtpDrops)
+	}
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	p := &rtpPort{conn: conn, srtp: sec, drops: drops, sdp: remote, signaling: signaling.Unmap(), done: make(chan struct{})}
 	p.codec.Store(&codec)
 	p.remote.Store(&remote)
 	p.lastRecv.Store(time.Now().UnixNano())
@@ -100,14 +140,80 @@ func (p *rtpPort) WriteRTP(pkt []byte) error {
 // LocalAddr is the socket's address, announced in our SDP.
 func (p *rtpPort) LocalAddr() netip.AddrPort { return p.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
 
-// setRemote points the port at a new address from a re-INVITE and lets it
-// latch again.
+// setRemote takes the address of an offer or answer: a new one points the
+// port there and lets it latch again; the same one changes nothing, so a
+// caller behind NAT stays latched through hold and resume.
 func (p *rtpPort) setRemote(to netip.AddrPort) {
-	if cur := p.remote.Load(); *cur == to {
+	to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sdp == to {
 		return
 	}
+	p.sdp = to
 	p.remote.Store(&to)
 	p.latched.Store(false)
+	p.probe.n = 0
+}
+
+// Dropped is how many packets came from sources the port takes no media
+// from.
+func (p *rtpPort) Dropped() uint64 { return p.foreign.Load() }
+
+// logDrops notes, at the end of a call, what came from elsewhere than the
+// call's peer: someone else sending media to its port.
+func (p *rtpPort) logDrops(log *slog.Logger) {
+	if n := p.foreign.Load(); n > 0 {
+		log.Warn("RTP from other sources dropped", "packets", n, "peer", *p.remote.Load(), "received", p.received.Load())
+	}
+}
+
+// allows reports whether media is taken from from at all: the latched
+// address once there is one, else the SDP's address or the signalling IP.
+func (p *rtpPort) allows(from netip.AddrPort) bool {
+	if p.latched.Load() {
+		return *p.remote.Load() == from
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.allowsLocked(from)
+}
+
+// allowsLocked is allows with p.mu held.
+func (p *rtpPort) allowsLocked(from netip.AddrPort) bool {
+	if p.latched.Load() {
+		return *p.remote.Load() == from
+	}
+	return from == p.sdp || (p.signaling.IsValid() && from.Addr() == p.signaling)
+}
+
+// learn decides whether a packet from an allowed source, not latched onto,
+// latches the port: at once from the SDP's address or on SRTP, else once
+// the source has passed probation. pkt is at least an RTP header.
+func (p *rtpPort) learn(from netip.AddrPort, pkt []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.latched.Load() || !p.allowsLocked(from) {
+		// Signalling moved the port since allows.
+		return p.latched.Load() && *p.remote.Load() == from
+	}
+	if from != p.sdp && p.srtp == nil {
+		ssrc, seq := binary.BigEndian.Uint32(pkt[8:12]), binary.BigEndian.Uint16(pkt[2:4])
+		if pr := &p.probe; pr.n > 0 && pr.from == from && pr.ssrc == ssrc && seq == pr.seq+1 {
+			pr.n++
+		} else {
+			pr.from, pr.ssrc, pr.n = from, ssrc, 1
+		}
+		p.probe.seq = seq
+		if p.probe.n < probation {
+			return false
+		}
+	}
+	to := from
+	p.remote.Store(&to)
+	p.latched.Store(true)
+	p.probe.n = 0
+	return true
 }
 
 // idle returns how long no RTP has come from the caller.
@@ -129,6 +235,12 @@ func (p *rtpPort) readLoop() {
 			}
 			continue // ICMP errors surface here on some systems; keep reading
 		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if !p.allows(from) {
+			p.foreign.Add(1)
+			p.drops.foreign.Add(1)
+			continue
+		}
 		if n < 12 || buf[0]>>6 != 2 {
 			continue // not RTP
 		}
@@ -139,14 +251,12 @@ func (p *rtpPort) readLoop() {
 			}
 			if pkt, err = p.srtp.decrypt(plain[:0], pkt); err != nil {
 				p.forged.Add(1)
+				p.drops.forged.Add(1)
 				continue
 			}
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		if !p.latched.Load() {
-			p.remote.Store(&from)
-			p.latched.Store(true)
-		} else if *p.remote.Load() != from {
+		if !p.latched.Load() && !p.learn(from, pkt) {
+			p.drops.probation.Add(1)
 			continue
 		}
 		p.lastRecv.Store(time.Now().UnixNano())

@@ -77,6 +77,7 @@ type Server struct {
 	client *sipgo.Client
 
 	draining atomic.Bool
+	rtpDrops rtpDrops // RTP packets the calls' ports dropped
 
 	mu           sync.Mutex
 	legs         map[string]*leg    // by dialog ID
@@ -499,6 +500,18 @@ func phrase(code int) string {
 		return "Decline"
 	}
 	return "Error"
+}
+
+// RTPDrops says how many RTP packets the calls' ports have dropped since
+// start, by reason: foreign_source (from an address the call takes no
+// media from), probation (from the caller's signalling address, before it
+// passed probation) and unauthenticated (SRTP that failed its checks).
+func (s *Server) RTPDrops() map[string]uint64 {
+	return map[string]uint64{
+		"foreign_source":  s.rtpDrops.foreign.Load(),
+		"probation":       s.rtpDrops.probation.Load(),
+		"unauthenticated": s.rtpDrops.forged.Load(),
+	}
 }
 
 // ShieldStats says how many sources are banned now and how many messages

@@ -140,28 +140,21 @@ func TestSRTPCall(t *testing.T) {
 				t.Fatalf("plain RTP reached the leg of an SRTP call: %x", pkt)
 			case <-time.After(300 * time.Millisecond):
 			}
-			if n := in.Leg.Media().(*rtpPort).forged.Load(); n != 1 {
-				t.Errorf("%d packets counted as failing SRTP, want 1", n)
+			if n, d := in.Leg.Media().(*rtpPort).forged.Load(), ts.RTPDrops(); n != 1 || d["unauthenticated"] != 1 || d["foreign_source"] != 0 {
+				t.Errorf("%d packets counted as failing SRTP (server: %v), want 1 unauthenticated", n, d)
 			}
 
 			sendToPhone(t, in.Leg, call, 0, frame)
 
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := call.Hold(ctx); err != nil {
-				t.Fatal(err)
-			}
-			nextEvent(t, in.Leg, sb.LegHeld)
-			if err := call.Resume(ctx); err != nil {
-				t.Fatal(err)
-			}
-			nextEvent(t, in.Leg, sb.LegResumed)
+			holdAndResume(t, in.Leg, call)
 			next := media.PatternFrame(make([]byte, 160), 8, time.Now())
 			if err := call.SendRTP(next, false); err != nil {
 				t.Fatal(err)
 			}
 			got.expect(t, "after resume", next)
 
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
 			if err := call.Hangup(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -227,6 +227,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		func() float64 { n, _ := m.SIP.ShieldStats(); return float64(n) })
 	m.Metrics.Gauge("switchboard_sip_refused_messages", "SIP messages and connections refused by the rate limit or a ban, since start.",
 		func() float64 { _, n := m.SIP.ShieldStats(); return float64(n) })
+	m.Metrics.Counters("switchboard_rtp_dropped_packets_total", "RTP packets the SIP side's calls dropped, by reason: foreign_source "+
+		"(not from the call's peer), probation (from the caller's signalling address before it passed probation), unauthenticated (SRTP).",
+		"reason", m.SIP.RTPDrops)
 	routes := metadata.NewRouteStore(m.DB, sealer)
 	m.Switch.SetDialer(m.SIP, routes)
 	m.keepRegistered(ctx, routes, c.RegisterSync)

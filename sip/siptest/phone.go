@@ -45,6 +45,10 @@ type Options struct {
 	// RefuseReinvite, when set, is the final response to every re-INVITE
 	// (a PBX that takes no hold), leaving the call as it was.
 	RefuseReinvite int
+	// AnnounceRTP, when set, is the RTP address the phone's SDP names
+	// instead of its socket's: a phone behind NAT, which announces its
+	// private address and sends from another.
+	AnnounceRTP netip.AddrPort
 }
 
 // Phone is a SIP user agent that places calls.
@@ -283,6 +287,13 @@ type Call struct {
 
 func (c *Call) sdp(dir string) []byte {
 	ap := c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	if a := c.phone.opts.AnnounceRTP; a.IsValid() {
+		ap = a
+	}
+	return c.sdpAt(ap, dir)
+}
+
+func (c *Call) sdpAt(ap netip.AddrPort, dir string) []byte {
 	proto, crypto := "RTP/AVP", ""
 	if c.localKey != nil {
 		proto = "RTP/SAVP"
@@ -572,14 +583,25 @@ func (c *Call) Held() bool { return c.held.Load() }
 func (c *Call) Hold(ctx context.Context) error   { return c.reinvite(ctx, "sendonly") }
 func (c *Call) Resume(ctx context.Context) error { return c.reinvite(ctx, "sendrecv") }
 
+// MoveMedia sends a re-INVITE whose SDP names to as the phone's RTP
+// address (the phone keeps sending from its own socket): media moving to
+// another host.
+func (c *Call) MoveMedia(ctx context.Context, to netip.AddrPort) error {
+	return c.reinviteWith(ctx, c.sdpAt(to, "sendrecv"))
+}
+
 func (c *Call) reinvite(ctx context.Context, dir string) error {
+	return c.reinviteWith(ctx, c.sdp(dir))
+}
+
+func (c *Call) reinviteWith(ctx context.Context, body []byte) error {
 	res := c.dlg.InviteResponse
 	if res == nil || res.Contact() == nil {
 		return errors.New("siptest: call not answered")
 	}
 	req := sip.NewRequest(sip.INVITE, res.Contact().Address)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(c.sdp(dir))
+	req.SetBody(body)
 	reply, err := c.dlg.Do(ctx, req)
 	if err != nil {
 		return fmt.Errorf("siptest: re-INVITE: %w", err)

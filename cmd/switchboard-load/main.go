@@ -62,6 +62,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	c := &config{}
 	fs.StringVar(&c.DatabaseURL, "database-url", os.Getenv("SWITCHBOARD_DATABASE_URL"), "the service's database, to provision the load tenant [SWITCHBOARD_DATABASE_URL]")
+	if f := fs.Lookup("database-url"); f.DefValue != "" {
+		f.DefValue = "(set)" // help must not print the database's password
+	}
 	fs.StringVar(&c.HTTPURL, "http-url", "http://127.0.0.1:8080", "the service's HTTP base URL")
 	fs.StringVar(&c.SIPAddr, "sip-addr", "127.0.0.1:5060", "the service's SIP address")
 	fs.IntVar(&c.PID, "pid", 0, "the service's process id, for its CPU and memory (0: not measured)")

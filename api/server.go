@@ -9,8 +9,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +39,10 @@ type Config struct {
 	// Now is the clock of login lockouts and API rate limits; nil: the
 	// system's.
 	Now func() time.Time
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
+	// Forwarded header names the client; from anyone else those headers
+	// are ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // CallControl is what the operator socket asks of call control;
@@ -410,9 +414,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.error(w, r, err)
 			return
 		}
-		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			a.IP = host
-		}
+		a.IP = s.clientAddr(r)
 		credential := "user:" + a.UserID.String()
 		if a.APIKeyID != (sb.ID{}) {
 			credential = "key:" + a.APIKeyID.String()

@@ -21,19 +21,22 @@ import (
 // Config is the service's configuration, from flags and SWITCHBOARD_*
 // environment variables (a flag wins over its variable).
 type Config struct {
-	DatabaseURL   string
-	HTTPAddr      string
-	SIPAddr       string
-	SIPTransports []string // udp, tcp
-	SIPTLSAddr    string
-	TLSCert       string
-	TLSKey        string
-	PublicIP      netip.Addr
-	RTPPorts      sb.PortRange
-	ICEServers    []sb.ICEServer
-	RingTimeout   time.Duration
-	MediaTimeout  time.Duration
-	DrainTimeout  time.Duration
+	DatabaseURL string
+	HTTPAddr    string
+	// HTTPTrustedProxies are the reverse proxies whose X-Forwarded-For or
+	// Forwarded header names the client.
+	HTTPTrustedProxies []netip.Prefix
+	SIPAddr            string
+	SIPTransports      []string // udp, tcp
+	SIPTLSAddr         string
+	TLSCert            string
+	TLSKey             string
+	PublicIP           netip.Addr
+	RTPPorts           sb.PortRange
+	ICEServers         []sb.ICEServer
+	RingTimeout        time.Duration
+	MediaTimeout       time.Duration
+	DrainTimeout       time.Duration
 	// ReconnectGrace is how long a call waits for an operator whose page
 	// lost its connection.
 	ReconnectGrace time.Duration
@@ -92,6 +95,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 	settings := []*setting{
 		{name: "database-url", env: "SWITCHBOARD_DATABASE_URL", help: "PostgreSQL URL, e.g. postgres://user:pass@host/db", secret: true},
 		{name: "http-addr", env: "SWITCHBOARD_HTTP_ADDR", def: ":8080", help: "HTTP listen address (operator page, API, signaling)"},
+		{name: "http-trusted-proxies", env: "SWITCHBOARD_HTTP_TRUSTED_PROXIES", help: "comma-separated addresses or CIDRs of the reverse proxies in front of http-addr: only from them is the client taken from X-Forwarded-For (else Forwarded), the rightmost address that is not one of them"},
 		{name: "sip-addr", env: "SWITCHBOARD_SIP_ADDR", def: ":5060", help: "SIP listen address for UDP and TCP"},
 		{name: "sip-transports", env: "SWITCHBOARD_SIP_TRANSPORTS", def: "udp,tcp", help: "SIP transports on sip-addr: udp, tcp or both"},
 		{name: "sip-tls-addr", env: "SWITCHBOARD_SIP_TLS_ADDR", help: "SIP over TLS listen address (needs tls-cert and tls-key)"},
@@ -164,6 +168,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 // can fix them all at once.
 func parseConfig(get func(string) string) (*Config, error) {
 	var errs []error
+	var err error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	c := &Config{
 		DatabaseURL: get("database-url"),
@@ -181,6 +186,9 @@ func parseConfig(get func(string) string) (*Config, error) {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			bad("%s %q is not host:port (e.g. 127.0.0.1:5060 or :5060)", a.name, a.v)
 		}
+	}
+	if c.HTTPTrustedProxies, err = parseTrustedProxies(get("http-trusted-proxies")); err != nil {
+		bad("http-trusted-proxies: %v", err)
 	}
 	for _, t := range strings.Split(get("sip-transports"), ",") {
 		switch t = strings.ToLower(strings.TrimSpace(t)); t {
@@ -204,7 +212,6 @@ func parseConfig(get func(string) string) (*Config, error) {
 		}
 		c.PublicIP = ip
 	}
-	var err error
 	if c.RTPPorts, err = sb.ParsePortRange(get("rtp-ports")); err != nil {
 		bad("rtp-ports: %s", sb.ErrorMessage(err))
 	} else if !c.RTPPorts.IsZero() && int(c.RTPPorts.Max)-int(c.RTPPorts.Min) < 10 {
@@ -348,4 +355,25 @@ func parseConfig(get func(string) string) (*Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// parseTrustedProxies reads a comma-separated list of addresses and CIDRs
+// (an address is a network of one).
+func parseTrustedProxies(raw string) ([]netip.Prefix, error) {
+	var nets []netip.Prefix
+	for _, v := range strings.Split(raw, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(v); err == nil {
+			nets = append(nets, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR, e.g. 10.0.0.0/8", v)
+		}
+		nets = append(nets, p.Masked())
+	}
+	return nets, nil
 }

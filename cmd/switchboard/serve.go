@@ -240,10 +240,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	m.API = api.NewServer(api.Config{
-		Logger:        m.Logger.With("component", "api"),
-		SecureCookies: c.SecureCookies,
-		ICEServers:    c.ICEServers,
-		RingTimeout:   c.RingTimeout,
+		Logger:         m.Logger.With("component", "api"),
+		SecureCookies:  c.SecureCookies,
+		ICEServers:     c.ICEServers,
+		RingTimeout:    c.RingTimeout,
+		TrustedProxies: c.HTTPTrustedProxies,
 	}, api.Deps{
 		Calls:         calls,
 		Traces:        calls,

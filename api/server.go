@@ -43,6 +43,10 @@ type Config struct {
 	// Forwarded header names the client; from anyone else those headers
 	// are ignored.
 	TrustedProxies []netip.Prefix
+	// MetricsToken, when set, serves /metrics here to requests that bear
+	// it (Authorization: Bearer); without it /metrics is not served here
+	// (it shows volumes across tenants: it has its own listener).
+	MetricsToken string
 }
 
 // CallControl is what the operator socket asks of call control;
@@ -214,8 +218,8 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/widget.css", s.widgetPage("web/widget.css"))
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
-	if s.deps.Metrics != nil {
-		r.Method(http.MethodGet, "/metrics", s.deps.Metrics)
+	if s.deps.Metrics != nil && s.conf.MetricsToken != "" {
+		r.Method(http.MethodGet, "/metrics", requireToken(s.conf.MetricsToken, s.deps.Metrics))
 	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Get("/openapi.json", func(w http.ResponseWriter, r *http.Request) {

@@ -26,17 +26,22 @@ type Config struct {
 	// HTTPTrustedProxies are the reverse proxies whose X-Forwarded-For or
 	// Forwarded header names the client.
 	HTTPTrustedProxies []netip.Prefix
-	SIPAddr            string
-	SIPTransports      []string // udp, tcp
-	SIPTLSAddr         string
-	TLSCert            string
-	TLSKey             string
-	PublicIP           netip.Addr
-	RTPPorts           sb.PortRange
-	ICEServers         []sb.ICEServer
-	RingTimeout        time.Duration
-	MediaTimeout       time.Duration
-	DrainTimeout       time.Duration
+	// MetricsAddr is /metrics' own listen address; empty: none.
+	// MetricsToken, when set, also serves /metrics on HTTPAddr to
+	// requests that bear it.
+	MetricsAddr   string
+	MetricsToken  string
+	SIPAddr       string
+	SIPTransports []string // udp, tcp
+	SIPTLSAddr    string
+	TLSCert       string
+	TLSKey        string
+	PublicIP      netip.Addr
+	RTPPorts      sb.PortRange
+	ICEServers    []sb.ICEServer
+	RingTimeout   time.Duration
+	MediaTimeout  time.Duration
+	DrainTimeout  time.Duration
 	// ReconnectGrace is how long a call waits for an operator whose page
 	// lost its connection.
 	ReconnectGrace time.Duration
@@ -96,6 +101,8 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "database-url", env: "SWITCHBOARD_DATABASE_URL", help: "PostgreSQL URL, e.g. postgres://user:pass@host/db", secret: true},
 		{name: "http-addr", env: "SWITCHBOARD_HTTP_ADDR", def: ":8080", help: "HTTP listen address (operator page, API, signaling)"},
 		{name: "http-trusted-proxies", env: "SWITCHBOARD_HTTP_TRUSTED_PROXIES", help: "comma-separated addresses or CIDRs of the reverse proxies in front of http-addr: only from them is the client taken from X-Forwarded-For (else Forwarded), the rightmost address that is not one of them"},
+		{name: "metrics-addr", env: "SWITCHBOARD_METRICS_ADDR", def: "127.0.0.1:9090", help: "listen address of /metrics alone (it shows volumes across tenants: keep it off the public network); off: none"},
+		{name: "metrics-token", env: "SWITCHBOARD_METRICS_TOKEN", help: "bearer token that also serves /metrics on http-addr (at least 16 characters; without it http-addr has no /metrics)", secret: true},
 		{name: "sip-addr", env: "SWITCHBOARD_SIP_ADDR", def: ":5060", help: "SIP listen address for UDP and TCP"},
 		{name: "sip-transports", env: "SWITCHBOARD_SIP_TRANSPORTS", def: "udp,tcp", help: "SIP transports on sip-addr: udp, tcp or both"},
 		{name: "sip-tls-addr", env: "SWITCHBOARD_SIP_TLS_ADDR", help: "SIP over TLS listen address (needs tls-cert and tls-key)"},
@@ -186,6 +193,18 @@ func parseConfig(get func(string) string) (*Config, error) {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			bad("%s %q is not host:port (e.g. 127.0.0.1:5060 or :5060)", a.name, a.v)
 		}
+	}
+	switch c.MetricsAddr = get("metrics-addr"); c.MetricsAddr {
+	case "off":
+		c.MetricsAddr = ""
+	case "":
+	default:
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("metrics-addr %q is not host:port (e.g. 127.0.0.1:9090) or off", c.MetricsAddr)
+		}
+	}
+	if c.MetricsToken = get("metrics-token"); c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		bad("metrics-token must be at least 16 characters")
 	}
 	if c.HTTPTrustedProxies, err = parseTrustedProxies(get("http-trusted-proxies")); err != nil {
 		bad("http-trusted-proxies: %v", err)

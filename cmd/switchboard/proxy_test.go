@@ -11,25 +11,33 @@ import (
 	"github.com/switchboard-voice/switchboard/metadata"
 )
 
-// postLogin sends a login through a "proxy" that names the client in
-// X-Forwarded-For and returns the status.
-func postLogin(t *testing.T, m *Main, email, password, forwardedFor string) int {
+// mustStatus sends a request with the given header pairs and returns its
+// status.
+func mustStatus(t *testing.T, method, url, body string, header ...string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.HTTPURL()+"/v1/login",
-		strings.NewReader(`{"email":"`+email+`","password":"`+password+`"}`))
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Forwarded-For", forwardedFor)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
 	return res.StatusCode
+}
+
+// postLogin sends a login through a "proxy" that names the client in
+// X-Forwarded-For and returns the status.
+func postLogin(t *testing.T, m *Main, email, password, forwardedFor string) int {
+	t.Helper()
+	return mustStatus(t, http.MethodPost, m.HTTPURL()+"/v1/login", `{"email":"`+email+`","password":"`+password+`"}`,
+		"Content-Type", "application/json", "X-Forwarded-For", forwardedFor)
 }
 
 // Behind a reverse proxy listed in -http-trusted-proxies, twenty failed

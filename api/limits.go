@@ -112,7 +112,22 @@ func (l *limits) succeeded(addr, account string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.failures, account)
-	if f := l.failures["addr:"+addr]; f != nil && f.count > 0 {
-		f.count--
+	l.uncountLocked("addr:" + addr)
+}
+
+// unchecked takes an attempt whose password could not be checked (the
+// store failed) off both counts: it was no guess, and an outage must not
+// lock people out.
+func (l *limits) unchecked(addr, account string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.uncountLocked("addr:"+addr, account)
+}
+
+func (l *limits) uncountLocked(keys ...string) {
+	for _, k := range keys {
+		if f := l.failures[k]; f != nil && f.count > 0 {
+			f.count--
+		}
 	}
 }

@@ -55,6 +55,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password"))
 		return
 	} else if err != nil {
+		s.limits.unchecked(addr, account)
 		s.error(w, r, err)
 		return
 	}

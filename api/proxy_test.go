@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -22,6 +23,7 @@ type gatedUsers struct {
 	fakeUsers
 	checked atomic.Int32
 	gate    chan struct{}
+	fail    atomic.Bool // the store fails
 }
 
 func (g *gatedUsers) Authenticate(ctx context.Context, email, password string) (*sb.User, error) {
@@ -30,6 +32,9 @@ func (g *gatedUsers) Authenticate(ctx context.Context, email, password string) (
 	case <-g.gate:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if g.fail.Load() {
+		return nil, errors.New("database on fire")
 	}
 	return g.fakeUsers.Authenticate(ctx, email, password)
 }
@@ -204,5 +209,22 @@ func TestParallelLoginGuessesHitTheLock(t *testing.T) {
 	}
 	if code := f.login(t, f.user.Email, "right password"); code != http.StatusTooManyRequests {
 		t.Errorf("the right password after the parallel guesses: %d, want 429", code)
+	}
+}
+
+// A password check that fails in the store is no guess: an outage does
+// not lock anyone out.
+func TestLoginStoreFailuresDoNotLock(t *testing.T) {
+	f := newProxyFixture(t)
+	close(f.users.gate)
+	f.users.fail.Store(true)
+	for i := range addrFailures + 1 {
+		if code := f.login(t, f.user.Email, "right password"); code != http.StatusInternalServerError {
+			t.Fatalf("login %d with the store failing: %d, want 500", i, code)
+		}
+	}
+	f.users.fail.Store(false)
+	if code := f.login(t, f.user.Email, "right password"); code != http.StatusOK {
+		t.Errorf("once the store is back: %d, want 200", code)
 	}
 }

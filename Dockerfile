@@ -20,14 +20,17 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/switchboard /switchboard
 COPY --from=build --chown=65532:65532 /out/state /var/lib/switchboard
 ENV SWITCHBOARD_HTTP_ADDR=:8080 \
+    SWITCHBOARD_METRICS_ADDR=:9090 \
     SWITCHBOARD_SIP_ADDR=:5060 \
     SWITCHBOARD_JOURNAL=/var/lib/switchboard/journal \
     SWITCHBOARD_RECORDING_SPOOL=/var/lib/switchboard/spool \
     SWITCHBOARD_PID_FILE=/var/lib/switchboard/switchboard.pid
 USER 65532:65532
 VOLUME /var/lib/switchboard
-# HTTP (operator page, API, signalling, /metrics, /healthz, /readyz), SIP,
-# and the RTP range (SWITCHBOARD_RTP_PORTS, 10000-20000 unless set).
-EXPOSE 8080/tcp 5060/udp 5060/tcp 10000-20000/udp
+# HTTP (operator page, API, signalling, /healthz, /readyz), /metrics on
+# its own port (publish it only to Prometheus: it shows volumes across
+# tenants), SIP, and the RTP range (SWITCHBOARD_RTP_PORTS, 10000-20000
+# unless set).
+EXPOSE 8080/tcp 9090/tcp 5060/udp 5060/tcp 10000-20000/udp
 ENTRYPOINT ["/switchboard"]
 CMD ["serve"]

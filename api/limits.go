@@ -65,25 +65,27 @@ func accountKey(email string) string {
 	return "account:" + hex.EncodeToString(sum[:16])
 }
 
-// locked reports how long logins for these keys must wait, if any does.
-func (l *limits) locked(keys ...string) time.Duration {
+// attempt counts a login attempt against its address and account before
+// the password is checked, so that attempts made together cannot pass the
+// allowance; the one that reaches it locks both. If either is locked
+// already it counts nothing and says how long to wait.
+func (l *limits) attempt(addr, account string) time.Duration {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	keys := []struct {
+		key string
+		max int
+	}{{"addr:" + addr, addrFailures}, {account, accountFailures}}
 	var wait time.Duration
 	for _, k := range keys {
-		if f := l.failures[k]; f != nil && now.Before(f.lockedUntil) {
+		if f := l.failures[k.key]; f != nil && now.Before(f.lockedUntil) {
 			wait = max(wait, f.lockedUntil.Sub(now))
 		}
 	}
-	return wait
-}
-
-// failed counts a failed login against each key; max is its allowance.
-func (l *limits) failed(addr, account string) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	if wait > 0 {
+		return wait
+	}
 	if len(l.failures) >= maxTracked {
 		for k, f := range l.failures {
 			if now.After(f.lockedUntil) && now.Sub(f.since) > failureWindow {
@@ -91,24 +93,41 @@ func (l *limits) failed(addr, account string) {
 			}
 		}
 	}
-	for _, c := range []struct {
-		key string
-		max int
-	}{{"addr:" + addr, addrFailures}, {account, accountFailures}} {
-		f := l.failures[c.key]
+	for _, k := range keys {
+		f := l.failures[k.key]
 		if f == nil || now.Sub(f.since) > failureWindow {
 			f = &failures{since: now}
-			l.failures[c.key] = f
+			l.failures[k.key] = f
 		}
-		if f.count++; f.count >= c.max {
+		if f.count++; f.count >= k.max {
 			f.lockedUntil, f.count, f.since = now.Add(lockFor), 0, now
 		}
 	}
+	return 0
 }
 
-// succeeded clears an account's failures.
-func (l *limits) succeeded(account string) {
+// succeeded clears an account's failures and takes a successful attempt
+// off its address's count.
+func (l *limits) succeeded(addr, account string) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	delete(l.failures, account)
-	l.mu.Unlock()
+	l.uncountLocked("addr:" + addr)
+}
+
+// unchecked takes an attempt whose password could not be checked (the
+// store failed) off both counts: it was no guess, and an outage must not
+// lock people out.
+func (l *limits) unchecked(addr, account string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.uncountLocked("addr:"+addr, account)
+}
+
+func (l *limits) uncountLocked(keys ...string) {
+	for _, k := range keys {
+		if f := l.failures[k]; f != nil && f.count > 0 {
+			f.count--
+		}
+	}
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,9 +29,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.EINVALID, "the login must be a JSON object with email and password"))
 		return
 	}
-	addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+	addr := s.clientAddr(r)
 	account := accountKey(in.Email)
-	if wait := s.limits.locked("addr:"+addr, account); wait > 0 {
+	// The attempt counts before the password is checked: argon2 takes its
+	// time, and guesses sent together must not all pass the lock.
+	if wait := s.limits.attempt(addr, account); wait > 0 {
 		// Not even checked: a guesser learns nothing while locked out.
 		minutes := int((wait + time.Minute - 1) / time.Minute)
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
@@ -45,16 +46,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := s.deps.Users.Authenticate(r.Context(), in.Email, in.Password)
 	if sb.ErrorCode(err) == sb.EUNAUTHORIZED {
-		s.limits.failed(addr, account)
 		// One message whatever was wrong, so emails cannot be probed. The
 		// audit entry names nobody: the email is personal data.
-		s.log.Info("login failed", "remote", r.RemoteAddr)
+		s.log.Info("login failed", "remote", addr)
 		if aerr := s.audit(r, &sb.AuditEntry{Action: "login", Outcome: "denied"}); aerr != nil {
 			s.log.Error("audit of a failed login", "err", aerr)
 		}
 		s.error(w, r, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password"))
 		return
 	} else if err != nil {
+		s.limits.unchecked(addr, account)
 		s.error(w, r, err)
 		return
 	}
@@ -64,7 +65,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	s.limits.succeeded(account)
+	s.limits.succeeded(addr, account)
 	token, sess, err := s.deps.Sessions.CreateSession(r.Context(), u, s.conf.SessionTTL)
 	if err != nil {
 		s.error(w, r, err)
@@ -122,9 +123,7 @@ func (s *Server) audit(r *http.Request, e *sb.AuditEntry) error {
 	if s.deps.Audit == nil {
 		return nil
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		e.IP = host
-	}
+	e.IP = s.clientAddr(r)
 	e.UserAgent = truncate(r.UserAgent(), 200)
 	return s.deps.Audit.Append(r.Context(), e)
 }

@@ -34,7 +34,7 @@ func loadOpenAPI(t *testing.T) openAPIDoc {
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	doc := loadOpenAPI(t)
 	f := newFixture(t)
-	routes, ok := NewServer(Config{}, Deps{Calls: f.calls, Users: &fakeUsers{}, APIKeys: &fakeKeys{}, Sessions: &fakeSessions{},
+	routes, ok := NewServer(Config{MetricsToken: "t"}, Deps{Calls: f.calls, Users: &fakeUsers{}, APIKeys: &fakeKeys{}, Sessions: &fakeSessions{},
 		Metrics: http.NotFoundHandler()}).Handler().(chi.Routes)
 	if !ok {
 		t.Fatal("the handler is not a chi router")

@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +40,14 @@ type Config struct {
 	// Now is the clock of login lockouts and API rate limits; nil: the
 	// system's.
 	Now func() time.Time
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For or
+	// Forwarded header names the client; from anyone else those headers
+	// are ignored.
+	TrustedProxies []netip.Prefix
+	// MetricsToken, when set, serves /metrics here to requests that bear
+	// it (Authorization: Bearer); without it /metrics is not served here
+	// (it shows volumes across tenants: it has its own listener).
+	MetricsToken string
 }
 
 // CallControl is what the operator socket asks of call control;
@@ -211,8 +219,8 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/widget.css", s.widgetPage("web/widget.css"))
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
-	if s.deps.Metrics != nil {
-		r.Method(http.MethodGet, "/metrics", s.deps.Metrics)
+	if s.deps.Metrics != nil && s.conf.MetricsToken != "" {
+		r.Method(http.MethodGet, "/metrics", requireToken(s.conf.MetricsToken, s.deps.Metrics))
 	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Get("/openapi.json", func(w http.ResponseWriter, r *http.Request) {
@@ -411,9 +419,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.error(w, r, err)
 			return
 		}
-		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			a.IP = host
-		}
+		a.IP = s.clientAddr(r)
 		credential := "user:" + a.UserID.String()
 		if a.APIKeyID != (sb.ID{}) {
 			credential = "key:" + a.APIKeyID.String()

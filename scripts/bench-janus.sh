@@ -66,11 +66,11 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 run_switchboard() {
-	local calls=$1 http sip db pid
+	local calls=$1 http sip metrics db pid
 	start_service || exit 1
 	pids+=("$pid")
 	echo "bench-janus: switchboard, $calls concurrent calls" >&2
-	"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -sip-addr "127.0.0.1:$sip" \
+	"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -metrics-url "http://127.0.0.1:$metrics/metrics" -sip-addr "127.0.0.1:$sip" \
 		-pid "$pid" -calls "$calls" -rate 50 -hold 30s -duration "$((calls / 50 + 40))s" -json "$work/sb-$calls.json" >&2
 	stop_service
 }

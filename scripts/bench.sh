@@ -40,7 +40,7 @@ for calls in "${scenarios[@]}"; do
 	start_service
 	hold=30s; duration=$((calls / 50 + 40))s
 	echo "bench: $calls concurrent calls" >&2
-	"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -sip-addr "127.0.0.1:$sip" \
+	"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -metrics-url "http://127.0.0.1:$metrics/metrics" -sip-addr "127.0.0.1:$sip" \
 		-pid "$pid" -calls "$calls" -rate 50 -hold "$hold" -duration "$duration" -markdown "$rows" >&2
 	stop_service
 done
@@ -48,7 +48,7 @@ done
 for rate in 200 500; do
 	start_service
 	echo "bench: signalling alone, $rate calls/s" >&2
-	"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -sip-addr "127.0.0.1:$sip" \
+	"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -metrics-url "http://127.0.0.1:$metrics/metrics" -sip-addr "127.0.0.1:$sip" \
 		-pid "$pid" -calls 800 -rate "$rate" -hold 1s -duration 20s -media=false -markdown "$cps" >&2
 	stop_service
 done

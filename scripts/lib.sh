@@ -5,13 +5,14 @@
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 # start_service runs `switchboard dev` (its own PostgreSQL, in
-# $work/data) on free loopback ports and sets pid, http, sip and db; it
+# $work/data) on free loopback ports and sets pid, http, sip, metrics and db; it
 # fails, showing the service's log, if the service does not come up.
 start_service() {
-	http=$(port); sip=$(port)
+	http=$(port); sip=$(port); metrics=$(port)
 	rm -rf "$work/data"; mkdir -p "$work/data"; chmod 755 "$work/data"
 	SWITCHBOARD_WEBRTC_LOOPBACK=true SWITCHBOARD_RTP_PORTS= SWITCHBOARD_LOG_LEVEL=warn \
 		SWITCHBOARD_HTTP_ADDR=127.0.0.1:$http SWITCHBOARD_SIP_ADDR=127.0.0.1:$sip \
+		SWITCHBOARD_METRICS_ADDR=127.0.0.1:$metrics \
 		"$work/switchboard" dev -data-dir "$work/data" >"$work/service.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 100); do [ -s "$work/data/switchboard-dev.json" ] && break; sleep 0.2; done

@@ -24,7 +24,7 @@ go build -o "$work/switchboard-load" ./cmd/switchboard-load
 start_service
 
 echo "soak: $calls concurrent calls of $hold for $duration" >&2
-"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -sip-addr "127.0.0.1:$sip" \
+"$work/switchboard-load" -database-url "$db" -http-url "http://127.0.0.1:$http" -metrics-url "http://127.0.0.1:$metrics/metrics" -sip-addr "127.0.0.1:$sip" \
 	-pid "$pid" -calls "$calls" -rate 50 -hold "$hold" -duration "$duration" -json "$work/soak.json" >&2
 
 python3 - "$work/soak.json" "$calls" "$duration" "$hold" >"$out" <<'PY'

@@ -108,7 +108,7 @@ func TestTargetIsChecked(t *testing.T) {
 func TestScrapeRuntime(t *testing.T) {
 	srv := httptest.NewServer(metrics.New().Handler())
 	defer srv.Close()
-	s, err := scrapeRuntime(context.Background(), srv.URL)
+	s, err := scrapeRuntime(context.Background(), srv.URL+"/metrics", "")
 	if err != nil {
 		t.Fatal(err)
 	}

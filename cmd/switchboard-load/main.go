@@ -4,7 +4,8 @@
 // answer ratio, loss, jitter and delay per direction, audio integrity, and
 // what the calls cost the service in CPU and memory.
 //
-//	switchboard-load -database-url URL -http-url http://127.0.0.1:8080 -sip-addr 127.0.0.1:5060 \
+//	switchboard-load -database-url URL -http-url http://127.0.0.1:8080 \
+//	    -metrics-url http://127.0.0.1:9090/metrics -sip-addr 127.0.0.1:5060 \
 //	    -pid $(pidof switchboard) -calls 200 -rate 50 -hold 20s -duration 60s -json out.json
 //
 // It provisions its own tenant, operators and trunk in the service's
@@ -25,25 +26,29 @@ import (
 )
 
 type config struct {
-	DatabaseURL string        `json:"-"`
-	HTTPURL     string        `json:"http_url"`
-	SIPAddr     string        `json:"sip_addr"`
-	PID         int           `json:"pid"`
-	Operators   int           `json:"operators"`
-	Calls       int           `json:"concurrent_calls"`
-	Rate        float64       `json:"calls_per_second"`
-	Hold        time.Duration `json:"hold"`
-	Duration    time.Duration `json:"duration"`
-	AnswerDelay time.Duration `json:"answer_delay"`
-	Transport   string        `json:"transport"`
-	Codec       string        `json:"codec"`
-	Recording   bool          `json:"recording"`
-	Media       bool          `json:"media"`
-	SIPp        bool          `json:"sipp,omitempty"`
-	Target      string        `json:"target"`              // switchboard or janus
-	JanusURL    string        `json:"janus_url,omitempty"` // Janus's HTTP API, with -target janus
-	JSON        string        `json:"-"`
-	Markdown    string        `json:"-"`
+	DatabaseURL string `json:"-"`
+	HTTPURL     string `json:"http_url"`
+	MetricsURL  string `json:"metrics_url"`
+	// MetricsToken is needed only when MetricsURL is on the service's
+	// HTTP address.
+	MetricsToken string        `json:"-"`
+	SIPAddr      string        `json:"sip_addr"`
+	PID          int           `json:"pid"`
+	Operators    int           `json:"operators"`
+	Calls        int           `json:"concurrent_calls"`
+	Rate         float64       `json:"calls_per_second"`
+	Hold         time.Duration `json:"hold"`
+	Duration     time.Duration `json:"duration"`
+	AnswerDelay  time.Duration `json:"answer_delay"`
+	Transport    string        `json:"transport"`
+	Codec        string        `json:"codec"`
+	Recording    bool          `json:"recording"`
+	Media        bool          `json:"media"`
+	SIPp         bool          `json:"sipp,omitempty"`
+	Target       string        `json:"target"`              // switchboard or janus
+	JanusURL     string        `json:"janus_url,omitempty"` // Janus's HTTP API, with -target janus
+	JSON         string        `json:"-"`
+	Markdown     string        `json:"-"`
 }
 
 func main() {
@@ -63,6 +68,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := &config{}
 	fs.StringVar(&c.DatabaseURL, "database-url", os.Getenv("SWITCHBOARD_DATABASE_URL"), "the service's database, to provision the load tenant [SWITCHBOARD_DATABASE_URL]")
 	fs.StringVar(&c.HTTPURL, "http-url", "http://127.0.0.1:8080", "the service's HTTP base URL")
+	fs.StringVar(&c.MetricsURL, "metrics-url", "http://127.0.0.1:9090/metrics", "the service's /metrics, on its -metrics-addr (or on -http-url with -metrics-token)")
+	fs.StringVar(&c.MetricsToken, "metrics-token", os.Getenv("SWITCHBOARD_METRICS_TOKEN"), "the service's metrics token, for /metrics on its HTTP address [SWITCHBOARD_METRICS_TOKEN]")
+	for _, name := range []string{"database-url", "metrics-token"} {
+		if f := fs.Lookup(name); f.DefValue != "" {
+			f.DefValue = "(set)" // help must not print a password or token
+		}
+	}
 	fs.StringVar(&c.SIPAddr, "sip-addr", "127.0.0.1:5060", "the service's SIP address")
 	fs.IntVar(&c.PID, "pid", 0, "the service's process id, for its CPU and memory (0: not measured)")
 	fs.IntVar(&c.Calls, "calls", 50, "concurrent calls to hold")

@@ -70,12 +70,16 @@ type runtimeSample struct {
 	ActiveCalls float64 `json:"active_calls"`
 }
 
-// scrapeRuntime reads the service's /metrics.
-func scrapeRuntime(ctx context.Context, httpURL string) (runtimeSample, error) {
+// scrapeRuntime reads the service's /metrics at url, bearing token if
+// one is given.
+func scrapeRuntime(ctx context.Context, url, token string) (runtimeSample, error) {
 	var s runtimeSample
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(httpURL, "/")+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return s, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -299,7 +299,7 @@ func (r *loadRun) execute(ctx context.Context) (*report, error) {
 	}
 	var before *runtimeSample
 	if !r.c.isJanus() {
-		s, err := scrapeRuntime(ctx, r.c.HTTPURL)
+		s, err := scrapeRuntime(ctx, r.c.MetricsURL, r.c.MetricsToken)
 		if err != nil {
 			return nil, err
 		}
@@ -384,7 +384,7 @@ func (r *loadRun) execute(ctx context.Context) (*report, error) {
 func (r *loadRun) settled(ctx context.Context, goroutines float64) (runtimeSample, error) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		s, err := scrapeRuntime(ctx, r.c.HTTPURL)
+		s, err := scrapeRuntime(ctx, r.c.MetricsURL, r.c.MetricsToken)
 		if err != nil || s.Goroutines <= goroutines && s.ActiveCalls == 0 || time.Now().After(deadline) {
 			return s, err
 		}

@@ -37,7 +37,7 @@ func parseAuditKey(s string) (ed25519.PrivateKey, error) {
 func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("audit verify", "Checks the audit log's hash chain and its signed checkpoints.", stderr)
 	dbURL := databaseFlag(fs)
-	key := fs.String("audit-key", os.Getenv("SWITCHBOARD_AUDIT_KEY"), "the checkpoint signing key (its public half checks them) [SWITCHBOARD_AUDIT_KEY]")
+	key := secretFlag(fs, "audit-key", "SWITCHBOARD_AUDIT_KEY", "the checkpoint signing key (its public half checks them)")
 	pubFlag := fs.String("audit-public-key", "", "the checkpoints' Ed25519 public key in base64, instead of the signing key")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -21,8 +21,16 @@ import (
 // Config is the service's configuration, from flags and SWITCHBOARD_*
 // environment variables (a flag wins over its variable).
 type Config struct {
-	DatabaseURL   string
-	HTTPAddr      string
+	DatabaseURL string
+	HTTPAddr    string
+	// HTTPTrustedProxies are the reverse proxies whose X-Forwarded-For or
+	// Forwarded header names the client.
+	HTTPTrustedProxies []netip.Prefix
+	// MetricsAddr is /metrics' own listen address; empty: none.
+	// MetricsToken, when set, also serves /metrics on HTTPAddr to
+	// requests that bear it.
+	MetricsAddr   string
+	MetricsToken  string
 	SIPAddr       string
 	SIPTransports []string // udp, tcp
 	SIPTLSAddr    string
@@ -81,15 +89,20 @@ type Config struct {
 // setting is one configuration item: its flag, its variable and its help.
 type setting struct {
 	name, env, def, help string
-	value                *string
+	// secret settings show only whether they are set in help.
+	secret bool
+	value  *string
 }
 
 // configFlags registers the service settings on fs and returns a function
 // that validates them into a Config once fs is parsed.
 func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, error) {
 	settings := []*setting{
-		{name: "database-url", env: "SWITCHBOARD_DATABASE_URL", help: "PostgreSQL URL, e.g. postgres://user:pass@host/db"},
+		{name: "database-url", env: "SWITCHBOARD_DATABASE_URL", help: "PostgreSQL URL, e.g. postgres://user:pass@host/db", secret: true},
 		{name: "http-addr", env: "SWITCHBOARD_HTTP_ADDR", def: ":8080", help: "HTTP listen address (operator page, API, signaling)"},
+		{name: "http-trusted-proxies", env: "SWITCHBOARD_HTTP_TRUSTED_PROXIES", help: "comma-separated addresses or CIDRs of the reverse proxies in front of http-addr: only from them is the client taken from X-Forwarded-For (else Forwarded), the rightmost address that is not one of them"},
+		{name: "metrics-addr", env: "SWITCHBOARD_METRICS_ADDR", def: "127.0.0.1:9090", help: "listen address of /metrics alone (it shows volumes across tenants: keep it off the public network); off: none"},
+		{name: "metrics-token", env: "SWITCHBOARD_METRICS_TOKEN", help: "bearer token that also serves /metrics on http-addr (at least 16 characters; without it http-addr has no /metrics)", secret: true},
 		{name: "sip-addr", env: "SWITCHBOARD_SIP_ADDR", def: ":5060", help: "SIP listen address for UDP and TCP"},
 		{name: "sip-transports", env: "SWITCHBOARD_SIP_TRANSPORTS", def: "udp,tcp", help: "SIP transports on sip-addr: udp, tcp or both"},
 		{name: "sip-tls-addr", env: "SWITCHBOARD_SIP_TLS_ADDR", help: "SIP over TLS listen address (needs tls-cert and tls-key)"},
@@ -99,13 +112,13 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "rtp-ports", env: "SWITCHBOARD_RTP_PORTS", def: "10000-20000", help: "UDP port range for media, low-high"},
 		{name: "ice-servers", env: "SWITCHBOARD_ICE_SERVERS", help: "comma-separated STUN/TURN URLs handed to browsers"},
 		{name: "turn-username", env: "SWITCHBOARD_TURN_USERNAME", help: "username for the TURN servers"},
-		{name: "turn-password", env: "SWITCHBOARD_TURN_PASSWORD", help: "password for the TURN servers"},
+		{name: "turn-password", env: "SWITCHBOARD_TURN_PASSWORD", help: "password for the TURN servers", secret: true},
 		{name: "ring-timeout", env: "SWITCHBOARD_RING_TIMEOUT", def: "20s", help: "how long one operator is rung"},
 		{name: "media-timeout", env: "SWITCHBOARD_MEDIA_TIMEOUT", def: "30s", help: "a call with no RTP from the caller for this long is ended"},
 		{name: "reconnect-grace", env: "SWITCHBOARD_RECONNECT_GRACE", def: "20s", help: "how long a call waits, the caller hearing silence, for an operator whose page lost its connection (0: end it at once)"},
 		{name: "drain-timeout", env: "SWITCHBOARD_DRAIN_TIMEOUT", def: "5m", help: "on SIGTERM, how long calls may go on before they are ended"},
 		{name: "instance", env: "SWITCHBOARD_INSTANCE", help: "this instance's name among those sharing the database (default: the host name)"},
-		{name: "cluster-secret", env: "SWITCHBOARD_CLUSTER_SECRET", help: "shared by the instances on one database (at least 16 characters; prefer the variable): a call nobody here is free for goes to an operator free on another instance"},
+		{name: "cluster-secret", env: "SWITCHBOARD_CLUSTER_SECRET", help: "shared by the instances on one database (at least 16 characters; prefer the variable): a call nobody here is free for goes to an operator free on another instance", secret: true},
 		{name: "cluster-addr", env: "SWITCHBOARD_CLUSTER_ADDR", help: "host:port the other instances reach this one's SIP (UDP) at (default: the address sip-addr is bound to)"},
 		{name: "register-sync", env: "SWITCHBOARD_REGISTER_SYNC", def: "1m", help: "how often trunks to register are looked up again"},
 		{name: "sip-rate-limit", env: "SWITCHBOARD_SIP_RATE_LIMIT", def: "50", help: "SIP messages a second a source may send before a trunk's call came from it (0: no limit); a thousand dropped bans it"},
@@ -113,7 +126,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "sip-ban-time", env: "SWITCHBOARD_SIP_BAN_TIME", def: "10m", help: "how long a banned SIP source is ignored"},
 		{name: "hep-collector", env: "SWITCHBOARD_HEP_COLLECTOR", help: "host:port of a Homer collector: every SIP message is sent there as HEPv3"},
 		{name: "hep-capture-id", env: "SWITCHBOARD_HEP_CAPTURE_ID", def: "2001", help: "the capture agent ID in HEP packets"},
-		{name: "hep-password", env: "SWITCHBOARD_HEP_PASSWORD", help: "the collector's HEP password, if it wants one"},
+		{name: "hep-password", env: "SWITCHBOARD_HEP_PASSWORD", help: "the collector's HEP password, if it wants one", secret: true},
 		{name: "log-level", env: "SWITCHBOARD_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 		{name: "log-levels", env: "SWITCHBOARD_LOG_LEVELS", help: "levels by component, e.g. sip=debug,api=warn (components: sip, webrtc, api, calls)"},
 		{name: "log-format", env: "SWITCHBOARD_LOG_FORMAT", def: "json", help: "json (one object a line) or text"},
@@ -124,14 +137,14 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "pid-file", env: "SWITCHBOARD_PID_FILE", help: "file that holds the process ID while serve runs and is removed once it has drained; switchboard drain reads it"},
 		{name: "journal", env: "SWITCHBOARD_JOURNAL", def: "switchboard-journal", help: "local file where call records wait while the database is unreachable (fsync'd, replayed in order)"},
 		{name: "recording-spool", env: "SWITCHBOARD_RECORDING_SPOOL", def: "switchboard-spool", help: "local folder where recordings wait for the S3 store (ciphertext only)"},
-		{name: "audit-key", env: "SWITCHBOARD_AUDIT_KEY", help: "Ed25519 seed (base64, or @file) that signs audit checkpoints every 10 minutes"},
+		{name: "audit-key", env: "SWITCHBOARD_AUDIT_KEY", help: "Ed25519 seed (base64, or @file) that signs audit checkpoints every 10 minutes", secret: true},
 		{name: "retention-sweep", env: "SWITCHBOARD_RETENTION_SWEEP", def: "1h", help: "how often what has passed its tenant's retention is removed: traces, samples, call records (anonymised), recordings"},
-		{name: "keyring", env: "SWITCHBOARD_KEYRING", help: "recording key-encryption keys: VERSION:BASE64KEY,... (32-byte keys; highest version active)"},
+		{name: "keyring", env: "SWITCHBOARD_KEYRING", help: "recording key-encryption keys: VERSION:BASE64KEY,... (32-byte keys; highest version active)", secret: true},
 		{name: "s3-endpoint", env: "SWITCHBOARD_S3_ENDPOINT", help: "S3-compatible endpoint URL (empty: AWS)"},
 		{name: "s3-region", env: "SWITCHBOARD_S3_REGION", def: "us-east-1", help: "S3 region"},
 		{name: "s3-bucket", env: "SWITCHBOARD_S3_BUCKET", help: "S3 bucket for recordings"},
-		{name: "s3-access-key", env: "SWITCHBOARD_S3_ACCESS_KEY", help: "S3 access key"},
-		{name: "s3-secret-key", env: "SWITCHBOARD_S3_SECRET_KEY", help: "S3 secret key (prefer the variable to the flag)"},
+		{name: "s3-access-key", env: "SWITCHBOARD_S3_ACCESS_KEY", help: "S3 access key", secret: true},
+		{name: "s3-secret-key", env: "SWITCHBOARD_S3_SECRET_KEY", help: "S3 secret key (prefer the variable to the flag)", secret: true},
 		{name: "s3-path-style", env: "SWITCHBOARD_S3_PATH_STYLE", def: "true", help: "path-style S3 addressing (MinIO and most non-AWS servers)"},
 	}
 	for _, s := range settings {
@@ -143,6 +156,9 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 			def = v
 		}
 		s.value = fs.String(s.name, def, s.help+" ["+s.env+"]")
+		if s.secret {
+			hideDefault(fs, s.name)
+		}
 	}
 	get := func(name string) string {
 		for _, s := range settings {
@@ -159,6 +175,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 // can fix them all at once.
 func parseConfig(get func(string) string) (*Config, error) {
 	var errs []error
+	var err error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	c := &Config{
 		DatabaseURL: get("database-url"),
@@ -176,6 +193,21 @@ func parseConfig(get func(string) string) (*Config, error) {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			bad("%s %q is not host:port (e.g. 127.0.0.1:5060 or :5060)", a.name, a.v)
 		}
+	}
+	switch c.MetricsAddr = get("metrics-addr"); c.MetricsAddr {
+	case "off":
+		c.MetricsAddr = ""
+	case "":
+	default:
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("metrics-addr %q is not host:port (e.g. 127.0.0.1:9090) or off", c.MetricsAddr)
+		}
+	}
+	if c.MetricsToken = get("metrics-token"); c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		bad("metrics-token must be at least 16 characters")
+	}
+	if c.HTTPTrustedProxies, err = parseTrustedProxies(get("http-trusted-proxies")); err != nil {
+		bad("http-trusted-proxies: %v", err)
 	}
 	for _, t := range strings.Split(get("sip-transports"), ",") {
 		switch t = strings.ToLower(strings.TrimSpace(t)); t {
@@ -199,7 +231,6 @@ func parseConfig(get func(string) string) (*Config, error) {
 		}
 		c.PublicIP = ip
 	}
-	var err error
 	if c.RTPPorts, err = sb.ParsePortRange(get("rtp-ports")); err != nil {
 		bad("rtp-ports: %s", sb.ErrorMessage(err))
 	} else if !c.RTPPorts.IsZero() && int(c.RTPPorts.Max)-int(c.RTPPorts.Min) < 10 {
@@ -343,4 +374,25 @@ func parseConfig(get func(string) string) (*Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// parseTrustedProxies reads a comma-separated list of addresses and CIDRs
+// (an address is a network of one).
+func parseTrustedProxies(raw string) ([]netip.Prefix, error) {
+	var nets []netip.Prefix
+	for _, v := range strings.Split(raw, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(v); err == nil {
+			nets = append(nets, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR, e.g. 10.0.0.0/8", v)
+		}
+		nets = append(nets, p.Masked())
+	}
+	return nets, nil
 }

@@ -235,6 +235,9 @@ func TestComposeFileValidates(t *testing.T) {
 			t.Errorf("compose does not publish %s", want)
 		}
 	}
+	if published["9090/tcp"] {
+		t.Error("compose publishes /metrics (9090/tcp): it shows volumes across tenants")
+	}
 	if c.RTPPorts.Max-c.RTPPorts.Min < 100 {
 		t.Errorf("RTP ports %v: room for fewer than 50 calls", c.RTPPorts)
 	}
@@ -397,6 +400,9 @@ func TestHelmChartRenders(t *testing.T) {
 	}
 	if c.PIDFile == "" {
 		t.Error("no pid file: the preStop drain would find nothing to drain")
+	}
+	if c.MetricsAddr != "10.1.2.3:9090" {
+		t.Errorf("metrics on %q, want the node's address and the annotated port 9090", c.MetricsAddr)
 	}
 }
 

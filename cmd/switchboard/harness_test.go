@@ -54,6 +54,7 @@ func mustStartService(tb testing.TB, settings map[string]string) *Main {
 	values := map[string]string{
 		"database-url":    testenv.DatabaseURL(tb),
 		"http-addr":       "127.0.0.1:0",
+		"metrics-addr":    "127.0.0.1:0",
 		"sip-addr":        "127.0.0.1:0",
 		"sip-transports":  "udp,tcp",
 		"rtp-ports":       "",

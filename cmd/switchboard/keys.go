@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/metadata"
@@ -18,7 +17,7 @@ import (
 func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("keys rotate", "Re-wraps every recording's data key with the keyring's active version.", stderr)
 	dbURL := databaseFlag(fs)
-	keyring := fs.String("keyring", os.Getenv("SWITCHBOARD_KEYRING"), "the keyring, with the new version active [SWITCHBOARD_KEYRING]")
+	keyring := secretFlag(fs, "keyring", "SWITCHBOARD_KEYRING", "the keyring, with the new version active")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

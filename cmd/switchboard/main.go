@@ -18,22 +18,22 @@ Usage:
   switchboard <command> [flags]
 
 Commands:
-  serve            run the service (applies migrations first)
-  drain            make the running service refuse new calls; returns once its calls are over
-  dev              run the service on a private PostgreSQL with a demo tenant,
-                   operator and trunk; prints how to log in and what to call
-  migrate          apply database migrations and exit
-  tenant create    create a tenant; prints its ID
-  tenant set       change a tenant's recording policy, retention, consent key and support access
-  user create      create a user; password from SWITCHBOARD_PASSWORD or stdin
-  trunk create     create a SIP trunk; digest password from SWITCHBOARD_PASSWORD or stdin
-  trunk outbound   make a trunk take the calls operators place; password sealed with the keyring
-  queue create     create a queue: its numbers, members, longest wait and overflow
-  apikey create    create an API key; prints it once
-  keys rotate      re-wrap every recording's data key with the active keyring version
-  retention run    remove what has passed each tenant's retention now (-dry-run counts it)
-  audit verify     check the audit log's hash chain and signed checkpoints
-  recording export an admin saves a recording through their grant (audited)
+  serve             run the service (applies migrations first)
+  drain             make the running service refuse new calls; returns once its calls are over
+  dev               run the service on a private PostgreSQL with a demo tenant,
+                    operator and trunk; prints how to log in and what to call
+  migrate           apply database migrations and exit
+  tenant create     create a tenant; prints its ID
+  tenant set        change a tenant's recording policy, retention, consent key and support access
+  user create       create a user; password from SWITCHBOARD_PASSWORD or stdin
+  trunk create      create a SIP trunk; digest password from SWITCHBOARD_PASSWORD or stdin
+  trunk outbound    make a trunk take the calls operators place; password sealed with the keyring
+  queue create      create a queue: its numbers, members, longest wait and overflow
+  apikey create     create an API key; prints it once
+  keys rotate       re-wrap every recording's data key with the active keyring version
+  retention run     remove what has passed each tenant's retention now (-dry-run counts it)
+  audit verify      check the audit log's hash chain and signed checkpoints
+  recording export  an admin saves a recording through their grant (audited)
 
 Every command takes -database-url (or SWITCHBOARD_DATABASE_URL), except dev,
 which runs its own database. Run "switchboard <command> -h" for its flags.

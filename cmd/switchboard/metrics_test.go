@@ -16,7 +16,7 @@ import (
 // scrape reads /metrics and returns each series' value.
 func scrape(t *testing.T, m *Main) map[string]float64 {
 	t.Helper()
-	res, err := http.Get(m.HTTPURL() + "/metrics")
+	res, err := http.Get(m.MetricsURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,5 +93,35 @@ func TestMetrics(t *testing.T) {
 		if strings.HasPrefix(k, "switchboard_") && digits.MatchString(k) {
 			t.Errorf("a label carries a number: %s", k)
 		}
+	}
+}
+
+// /metrics shows volumes across tenants: the binary serves it on its own
+// (loopback) address, and on the public HTTP address only to the bearer
+// of the metrics token; without a token, not there at all.
+func TestMetricsOnTheirOwnAddress(t *testing.T) {
+	const token = "metrics-token-0123456789"
+	s := mustStartBinary(t, "SWITCHBOARD_METRICS_TOKEN="+token)
+	for _, c := range []struct {
+		what, url, token string
+		want             int
+	}{
+		{"the metrics address", s.metricsURL, "", http.StatusOK},
+		{"the metrics address, anything else", strings.TrimSuffix(s.metricsURL, "/metrics") + "/healthz", "", http.StatusNotFound},
+		{"the HTTP address without the token", s.httpURL + "/metrics", "", http.StatusUnauthorized},
+		{"the HTTP address with another token", s.httpURL + "/metrics", "metrics-token-0123456780", http.StatusUnauthorized},
+		{"the HTTP address with the token", s.httpURL + "/metrics", token, http.StatusOK},
+	} {
+		var auth []string
+		if c.token != "" {
+			auth = []string{"Authorization", "Bearer " + c.token}
+		}
+		if got := mustStatus(t, http.MethodGet, c.url, "", auth...); got != c.want {
+			t.Errorf("%s (%s): %d, want %d", c.what, c.url, got, c.want)
+		}
+	}
+	m := mustStartService(t, nil)
+	if got := mustStatus(t, http.MethodGet, m.HTTPURL()+"/metrics", ""); got != http.StatusNotFound {
+		t.Errorf("the HTTP address of a service without a metrics token: %d, want 404", got)
 	}
 }

@@ -25,7 +25,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // databaseFlag registers -database-url with its environment default.
 func databaseFlag(fs *flag.FlagSet) *string {
-	return fs.String("database-url", os.Getenv("SWITCHBOARD_DATABASE_URL"), "PostgreSQL URL [SWITCHBOARD_DATABASE_URL]")
+	return secretFlag(fs, "database-url", "SWITCHBOARD_DATABASE_URL", "PostgreSQL URL")
 }
 
 // openDB opens and migrates the database for a provisioning command.
@@ -160,7 +160,7 @@ func runTrunkCreate(ctx context.Context, args []string, stdin io.Reader, stdout,
 	name := fs.String("name", "", "trunk name (required)")
 	username := fs.String("username", "", "SIP digest username")
 	consent := fs.Bool("recording-consent", false, "the trunk obtains recording consent for every call it sends")
-	keyring := fs.String("keyring", os.Getenv("SWITCHBOARD_KEYRING"), "the keyring that seals the digest HA1 at rest; serve needs the same [SWITCHBOARD_KEYRING]")
+	keyring := secretFlag(fs, "keyring", "SWITCHBOARD_KEYRING", "the keyring that seals the digest HA1 at rest; serve needs the same")
 	var allow, numbers listFlag
 	fs.Var(&allow, "allow", "source address or CIDR allowed to send calls (repeatable)")
 	fs.Var(&numbers, "number", "number this trunk may call (repeatable, required)")
@@ -434,7 +434,7 @@ func runTrunkOutbound(ctx context.Context, args []string, stdin io.Reader, stdou
 	fs := newFlagSet("trunk outbound", "Makes a trunk take the calls operators place.\n"+
 		"With -username, the digest password comes from SWITCHBOARD_PASSWORD or stdin, and is sealed with the keyring.", stderr)
 	dbURL := databaseFlag(fs)
-	keyring := fs.String("keyring", os.Getenv("SWITCHBOARD_KEYRING"), "the keyring that seals the password [SWITCHBOARD_KEYRING]")
+	keyring := secretFlag(fs, "keyring", "SWITCHBOARD_KEYRING", "the keyring that seals the password")
 	trunk := fs.String("trunk", "", "trunk ID (required)")
 	target := fs.String("target", "", "where INVITEs go: host:port of the carrier or PBX (required)")
 	transport := fs.String("transport", "udp", "udp or tcp")

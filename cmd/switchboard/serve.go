@@ -49,6 +49,8 @@ type Main struct {
 
 	httpServer *http.Server
 	httpLn     net.Listener
+	metrics    *http.Server // /metrics' own listener, when it has one
+	metricsLn  net.Listener
 	sipUDP     net.PacketConn
 	sipTCP     net.Listener
 	sipTLS     net.Listener
@@ -244,10 +246,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 
 	m.API = api.NewServer(api.Config{
-		Logger:        m.Logger.With("component", "api"),
-		SecureCookies: c.SecureCookies,
-		ICEServers:    c.ICEServers,
-		RingTimeout:   c.RingTimeout,
+		Logger:         m.Logger.With("component", "api"),
+		SecureCookies:  c.SecureCookies,
+		ICEServers:     c.ICEServers,
+		RingTimeout:    c.RingTimeout,
+		TrustedProxies: c.HTTPTrustedProxies,
+		MetricsToken:   c.MetricsToken,
 	}, api.Deps{
 		Calls:         calls,
 		Traces:        calls,
@@ -291,8 +295,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
 	m.goServe(func() error { return m.httpServer.Serve(m.httpLn) })
+	if err := m.listenMetrics(); err != nil {
+		return err
+	}
 
-	m.Logger.Info("listening", "http", m.HTTPAddr(), "sip", m.SIPAddr(), "sip_tls", m.SIPTLSAddr())
+	m.Logger.Info("listening", "http", m.HTTPAddr(), "sip", m.SIPAddr(), "sip_tls", m.SIPTLSAddr(), "metrics", m.MetricsAddr())
 	return nil
 }
 
@@ -428,6 +435,11 @@ func (m *Main) Close() error {
 			cancel()
 		} else if m.httpLn != nil {
 			errs = append(errs, m.httpLn.Close())
+		}
+		if m.metrics != nil {
+			errs = append(errs, m.metrics.Close())
+		} else if m.metricsLn != nil {
+			errs = append(errs, m.metricsLn.Close())
 		}
 		if m.cancel != nil {
 			m.cancel()

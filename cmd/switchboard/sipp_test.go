@@ -36,7 +36,9 @@ type binaryService struct {
 	env     []string
 	httpURL string
 	sipAddr string
-	kill    func() // SIGKILL, and wait for the process to be gone
+	// metricsURL is /metrics on the service's own metrics address.
+	metricsURL string
+	kill       func() // SIGKILL, and wait for the process to be gone
 }
 
 // mustBuildBinary builds ./cmd/switchboard into a temporary folder.
@@ -50,7 +52,7 @@ func mustBuildBinary(t *testing.T) string {
 	return bin
 }
 
-var listeningRE = regexp.MustCompile(`"msg":"listening","http":"([^"]+)","sip":"([^"]+)"`)
+var listeningRE = regexp.MustCompile(`"msg":"listening","http":"([^"]+)","sip":"([^"]+)".*"metrics":"([^"]*)"`)
 
 // mustStartBinary runs `switchboard serve` against a fresh database and
 // waits until it says where it listens. env adds or overrides settings.
@@ -60,6 +62,7 @@ func mustStartBinary(t *testing.T, env ...string) *binaryService {
 	s.env = append(os.Environ(),
 		"SWITCHBOARD_DATABASE_URL="+testenv.DatabaseURL(t),
 		"SWITCHBOARD_HTTP_ADDR=127.0.0.1:0",
+		"SWITCHBOARD_METRICS_ADDR=127.0.0.1:0",
 		"SWITCHBOARD_SIP_ADDR=127.0.0.1:0",
 		"SWITCHBOARD_RTP_PORTS=",
 		"SWITCHBOARD_WEBRTC_LOOPBACK=true",
@@ -125,7 +128,7 @@ func (s *binaryService) start(t *testing.T) {
 	})
 	select {
 	case m := <-found:
-		s.httpURL, s.sipAddr = "http://"+m[1], m[2]
+		s.httpURL, s.sipAddr, s.metricsURL = "http://"+m[1], m[2], "http://"+m[3]+"/metrics"
 	case err := <-exited:
 		t.Fatalf("switchboard serve exited early: %v", err)
 	case <-time.After(30 * time.Second):

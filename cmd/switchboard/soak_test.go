@@ -22,7 +22,7 @@ func TestSoakLeavesNothingBehind(t *testing.T) {
 	s := mustStartBinary(t)
 	dbURL := s.databaseURL()
 	report := filepath.Join(t.TempDir(), "soak.json")
-	cmd := exec.Command(buildLoadTool(t), "-database-url", dbURL, "-http-url", s.httpURL, "-sip-addr", s.sipAddr,
+	cmd := exec.Command(buildLoadTool(t), "-database-url", dbURL, "-http-url", s.httpURL, "-metrics-url", s.metricsURL, "-sip-addr", s.sipAddr,
 		"-calls", "20", "-rate", "20", "-hold", "2s", "-duration", "30s", "-json", report)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("switchboard-load: %v\n%s", err, out)

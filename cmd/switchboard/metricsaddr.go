@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// listenMetrics serves /metrics, and nothing else, on its own address
+// when the configuration names one: the metrics show every tenant's
+// volumes, so they stay off the address the public reaches.
+func (m *Main) listenMetrics() error {
+	addr := m.Config.MetricsAddr
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Metrics.Handler())
+	m.metricsLn = ln
+	m.metrics = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.goServe(func() error { return m.metrics.Serve(ln) })
+	return nil
+}
+
+// MetricsAddr returns /metrics' own listen address, or "".
+func (m *Main) MetricsAddr() string { return addrString(m.metricsLn) }
+
+// MetricsURL returns the URL of /metrics on its own address, or "".
+func (m *Main) MetricsURL() string {
+	if m.metricsLn == nil {
+		return ""
+	}
+	return "http://" + m.MetricsAddr() + "/metrics"
+}

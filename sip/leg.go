@@ -54,6 +54,7 @@ func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction,
 		settled: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
+	port.farDirection(o.Direction) // an INVITE may already hold the call
 	dlg.OnState(func(state sip.DialogState) {
 		if state != sip.DialogStateEnded {
 			return
@@ -226,6 +227,7 @@ func (l *leg) takeLateAnswer(body []byte) error {
 	l.port.codec.Store(&a.Codec)
 	l.port.setRemote(a.Addr)
 	l.direction = a.Direction
+	l.port.farDirection(a.Direction)
 	return nil
 }
 
@@ -238,6 +240,7 @@ func (l *leg) reoffer(o *offer) []byte {
 		l.direction = "inactive"
 	}
 	nowHeld := o.held()
+	l.port.farDirection(l.direction)
 	l.version++
 	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.srtp)
 	l.mu.Unlock()
@@ -310,6 +313,7 @@ func reinvite(ctx context.Context, target sip.Uri, body []byte, do func(context.
 	if !a.Addr.Addr().IsUnspecified() {
 		port.setRemote(a.Addr)
 	}
+	port.farDirection(a.Direction)
 	return nil
 }
 

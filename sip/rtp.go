@@ -55,6 +55,10 @@ type rtpPort struct {
 	sink     atomic.Pointer[func([]byte)]
 	remote   atomic.Pointer[netip.AddrPort] // where we send
 	latched  atomic.Bool
+	// silent is set while the far end receives nothing (it holds the call
+	// sendonly, or made it inactive): what the bridge hands us then is
+	// dropped, not sent (RFC 3264 §5.1).
+	silent   atomic.Bool
 	lastRecv atomic.Int64 // unix nanoseconds of the last packet from the caller
 	received atomic.Uint64
 
@@ -123,6 +127,9 @@ func (p *rtpPort) SetSink(sink func([]byte)) {
 }
 
 func (p *rtpPort) WriteRTP(pkt []byte) error {
+	if p.silent.Load() {
+		return nil
+	}
 	to := p.remote.Load()
 	if !to.Addr().IsValid() || to.Addr().IsUnspecified() || to.Port() == 0 {
 		return nil // on hold the RFC 2543 way: nowhere to send
@@ -135,6 +142,12 @@ func (p *rtpPort) WriteRTP(pkt []byte) error {
 	}
 	_, err := p.conn.WriteToUDPAddrPort(pkt, *to)
 	return err
+}
+
+// farDirection takes the direction the far end's offer or answer gave:
+// one that sends only, or nothing, receives nothing from us.
+func (p *rtpPort) farDirection(dir string) {
+	p.silent.Store(dir == "sendonly" || dir == "inactive")
 }
 
 // LocalAddr is the socket's address, announced in our SDP.

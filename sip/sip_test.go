@@ -303,6 +303,71 @@ func TestHoldAndResume(t *testing.T) {
 	nextEvent(t, in.Leg, sb.LegResumed)
 }
 
+// A trunk that holds the call (sendonly, answered recvonly) or makes it
+// inactive receives nothing from us until it takes the call back: the
+// direction is honoured in the media, not only in the SDP. A marker
+// packet written after the trunk resumed arrives first after the answer:
+// nothing written while it held came before it.
+func TestDirectionHonouredInMedia(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan byte, 256)
+	call.SetSink(func(pkt []byte) {
+		if h, ok := media.ParseHeader(pkt); ok && h.PayloadEnd > h.PayloadOffset {
+			got <- pkt[h.PayloadOffset]
+		}
+	})
+	seq := uint16(0)
+	write := func(mark byte, n int) {
+		for range n {
+			seq++
+			pkt := append(media.AppendHeader(nil, false, 0, seq, uint32(seq)*160, 0x77), bytes.Repeat([]byte{mark}, 160)...)
+			if err := in.Leg.Media().WriteRTP(pkt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	next := func() byte {
+		t.Helper()
+		select {
+		case b := <-got:
+			return b
+		case <-time.After(5 * time.Second):
+			t.Fatal("no RTP reached the trunk")
+			return 0
+		}
+	}
+	write('a', 1)
+	if b := next(); b != 'a' {
+		t.Fatalf("first packet %q", b)
+	}
+	for _, c := range []struct {
+		name  string
+		leave func(context.Context) error
+		event sb.LegEventKind
+	}{{"held", call.Hold, sb.LegHeld}, {"inactive", call.Inactive, sb.LegHeld}} {
+		if err := c.leave(ctx); err != nil {
+			t.Fatal(err)
+		}
+		nextEvent(t, in.Leg, c.event)
+		write('h', 10) // while the trunk receives nothing
+		if err := call.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+		nextEvent(t, in.Leg, sb.LegResumed)
+		write('r', 1)
+		if b := next(); b != 'r' {
+			t.Errorf("%s: the trunk got %q before the packet sent after it resumed", c.name, b)
+		}
+		for len(got) > 0 {
+			<-got
+		}
+	}
+}
+
 func TestMediaTimeout(t *testing.T) {
 	ts := mustServer(t, nil, Config{MediaTimeout: time.Second})
 	phone := mustPhone(t, siptest.Options{})

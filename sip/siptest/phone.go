@@ -583,6 +583,9 @@ func (c *Call) Held() bool { return c.held.Load() }
 func (c *Call) Hold(ctx context.Context) error   { return c.reinvite(ctx, "sendonly") }
 func (c *Call) Resume(ctx context.Context) error { return c.reinvite(ctx, "sendrecv") }
 
+// Inactive makes the call inactive: neither side sends.
+func (c *Call) Inactive(ctx context.Context) error { return c.reinvite(ctx, "inactive") }
+
 // MoveMedia sends a re-INVITE whose SDP names to as the phone's RTP
 // address (the phone keeps sending from its own socket): media moving to
 // another host.

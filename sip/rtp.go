@@ -52,9 +52,9 @@ type rtpPort struct {
 	foreign atomic.Uint64
 	drops   *rtpDrops // the server's totals
 
-	sink     atomic.Pointer[func([]byte)]
-	remote   atomic.Pointer[netip.AddrPort] // where we send
-	latched  atomic.Bool
+	sink    atomic.Pointer[func([]byte)]
+	remote  atomic.Pointer[netip.AddrPort] // where we send
+	latched atomic.Bool
 	// silent is set while the far end receives nothing (it holds the call
 	// sendonly, or made it inactive): what the bridge hands us then is
 	// dropped, not sent (RFC 3264 §5.1).

@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -94,6 +95,10 @@ type TrunkLeg interface {
 	// Reject sends a final non-2xx response with a Reason header.
 	Reject(ctx context.Context, code int, reason string) error
 }
+
+// ErrHungUp says the far end hung up before a step of the call could
+// finish: a caller who sent BYE instead of acknowledging the 200 OK.
+var ErrHungUp = errors.New("the far end hung up")
 
 // Referrer is a trunk leg that can hand its call to a SIP URI itself
 // (REFER): the caller's side calls the target, and switchboard leaves the

@@ -213,15 +213,8 @@ func (r *callRun) notTaken(ev sb.LegEvent) phase {
 // instance is recorded here, as consent allows; a forwarded one is not.
 func (r *callRun) outAnswered(ctx context.Context) phase {
 	transferred := r.answered()
-	if !transferred {
-		if err := r.in.Answer(ctx); err != nil {
-			r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "answer not acknowledged: " + err.Error(),
-				failLeg: sb.FailedOnTrunk, failStage: sb.StageMediaSetup})
-			return nil
-		}
-		now := r.s.now()
-		r.c.Status, r.c.AnsweredAt, r.c.SIPCode = sb.CallAnswered, &now, 200
-		r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
+	if !transferred && !r.answerCaller(ctx) {
+		return nil
 	}
 	r.c.Codec = r.leg.Media().Codec().Name
 	r.releaseHold(ctx) // the hold was the operator's who handed the call on

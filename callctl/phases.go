@@ -2,6 +2,7 @@ package callctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -294,16 +295,10 @@ func (r *callRun) answer(ctx context.Context) phase {
 		r.flush(ctx)
 		return r.talking
 	}
-	if err := r.in.Answer(ctx); err != nil {
-		r.log.Warn("answer failed", "err", err)
-		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "answer not acknowledged: " + err.Error(),
-			failLeg: sb.FailedOnTrunk, failStage: sb.StageMediaSetup})
+	if !r.answerCaller(ctx) {
 		return nil
 	}
-	now := r.s.now()
-	r.c.Status, r.c.AnsweredAt, r.c.SIPCode = sb.CallAnswered, &now, 200
 	r.c.Codec = r.leg.Media().Codec().Name // a late offer's codec is known only now
-	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
 	detail := map[string]any{"operator_id": opID, "codec": r.c.Codec}
 	if lr, ok := a.conn.Media().(sb.LinkReporter); ok {
 		r.link = lr.Link()
@@ -315,6 +310,28 @@ func (r *callRun) answer(ctx context.Context) phase {
 	r.update(ctx)
 	r.flush(ctx)
 	return r.talking
+}
+
+// answerCaller sends the caller the 200 OK and waits for its ACK. A caller
+// who hangs up instead (BYE as the answer reached them) ends an answered
+// call themselves; one whose ACK never comes fails it. It reports whether
+// the call is up.
+func (r *callRun) answerCaller(ctx context.Context) bool {
+	err := r.in.Answer(ctx)
+	if err != nil && !errors.Is(err, sb.ErrHungUp) {
+		r.log.Warn("answer failed", "err", err)
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "answer not acknowledged: " + err.Error(),
+			failLeg: sb.FailedOnTrunk, failStage: sb.StageMediaSetup})
+		return false
+	}
+	now := r.s.now()
+	r.c.Status, r.c.AnsweredAt, r.c.SIPCode = sb.CallAnswered, &now, 200
+	r.c.TimeToAnswerMS = now.Sub(r.c.CreatedAt).Milliseconds()
+	if err != nil {
+		r.callerLeft("BYE before the ACK")
+		return false
+	}
+	return true
 }
 
 // talking is the caller and an operator of this instance bridged, until

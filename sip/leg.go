@@ -28,6 +28,8 @@ type leg struct {
 	sessionID uint64
 
 	settled    chan struct{} // the INVITE has its final response, or the leg is closed
+	byeSeen    chan struct{} // the caller's BYE came
+	byeOnce    sync.Once
 	settleOnce sync.Once
 	stop       chan struct{}
 	closeOnce  sync.Once
@@ -52,6 +54,7 @@ func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction,
 		sessionID: newSessionID(), version: 1, direction: o.Direction,
 		contact: contact,
 		settled: make(chan struct{}),
+		byeSeen: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
 	port.farDirection(o.Direction) // an INVITE may already hold the call
@@ -95,6 +98,16 @@ func (l *leg) Answer(ctx context.Context) error {
 	case err = <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
+	case <-l.byeSeen:
+	}
+	if l.hungUpBeforeAck() {
+		// The caller gave up as the 200 reached them: BYE, not ACK. The
+		// dialog is over; nothing is to be sent on it.
+		l.mu.Lock()
+		l.final, l.answered = true, true
+		l.mu.Unlock()
+		l.settle()
+		return fmt.Errorf("sip: answer: %w", sb.ErrHungUp)
 	}
 	l.mu.Lock()
 	l.final = true
@@ -143,6 +156,18 @@ func (l *leg) Answer(ctx context.Context) error {
 		go l.watchMedia(l.s.conf.MediaTimeout)
 	}
 	return nil
+}
+
+// hungUpBeforeAck reports whether the caller's BYE came before their ACK.
+func (l *leg) hungUpBeforeAck() bool {
+	select {
+	case <-l.byeSeen:
+	default:
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.acked
 }
 
 func (l *leg) Reject(ctx context.Context, code int, reason string) error {
@@ -204,6 +229,9 @@ func (l *leg) readBye(req *sip.Request, tx sip.ServerTransaction) {
 	if h := req.GetHeader("Reason"); h != nil {
 		reason = h.Value()
 	}
+	// Said before the BYE is taken: taking it ends the INVITE's
+	// transaction, and Answer, waiting on it, must know why.
+	l.byeOnce.Do(func() { close(l.byeSeen) })
 	if err := l.dlg.ReadBye(req, tx); err != nil {
 		l.s.reject(req, tx, sip.StatusBadRequest, "BYE out of sequence")
 		return

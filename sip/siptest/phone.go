@@ -49,7 +49,14 @@ type Options struct {
 	// instead of its socket's: a phone behind NAT, which announces its
 	// private address and sends from another.
 	AnnounceRTP netip.AddrPort
+	// HangUpBeforeAck makes the phone give up as the 200 OK reaches it:
+	// it sends BYE instead of the ACK, and the call's Wait says so.
+	HangUpBeforeAck bool
 }
+
+// ErrHungUpBeforeAck is what Wait says of a call whose phone sent BYE
+// instead of acknowledging the answer (Options.HangUpBeforeAck).
+var ErrHungUpBeforeAck = errors.New("siptest: hung up before the ACK")
 
 // Phone is a SIP user agent that places calls.
 type Phone struct {
@@ -390,6 +397,24 @@ func (c *Call) waitAnswer(ctx context.Context) {
 			c.result = &StatusError{Code: de.Res.StatusCode, Reason: de.Res.Reason}
 		} else {
 			c.result = err
+		}
+		return
+	}
+	if c.phone.opts.HangUpBeforeAck {
+		// sipgo sends BYE only on a confirmed dialog: this one is built
+		// by hand, to the answer's Contact.
+		target := c.dlg.InviteRequest.Recipient
+		if ct := c.dlg.InviteResponse.Contact(); ct != nil {
+			target = ct.Address
+		}
+		res, err := c.dlg.Do(ctx, sip.NewRequest(sip.BYE, target))
+		switch {
+		case err != nil:
+			c.result = fmt.Errorf("siptest: BYE before the ACK: %w", err)
+		case res.StatusCode != sip.StatusOK:
+			c.result = fmt.Errorf("siptest: BYE before the ACK answered %d %s", res.StatusCode, res.Reason)
+		default:
+			c.result = ErrHungUpBeforeAck
 		}
 		return
 	}

@@ -76,7 +76,9 @@ func (c *capture) record(raw []byte, at time.Time, inbound bool, transport strin
 	if callID == "" {
 		return // keepalives, garbage: the parser answers what it can
 	}
-	m := sb.SIPMessage{At: at, Inbound: inbound, Transport: transport, Src: src, Dst: dst, Message: string(raw)}
+	// Credentials and media keys never leave the wire: not to the
+	// exporter, the log, nor the stored trace.
+	m := sb.SIPMessage{At: at, Inbound: inbound, Transport: transport, Src: src, Dst: dst, Message: sb.RedactSecrets(string(raw))}
 	if c.export != nil {
 		c.export(m, callID)
 	}

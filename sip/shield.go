@@ -65,32 +65,25 @@ func newShield(c ShieldConfig, now func() time.Time, onBan func(netip.Addr, stri
 	return &shield{conf: c, now: now, onBan: onBan, sources: map[netip.Addr]*source{}, streams: map[netip.Addr]map[io.Closer]bool{}}
 }
 
-// opened notes a connection accepted from addr, to be closed if addr is
-// banned.
-func (s *shield) opened(addr netip.Addr, c io.Closer) {
+// track notes a connection accepted from addr (open), to be closed if
+// addr is banned, or forgets it once closed.
+func (s *shield) track(addr netip.Addr, c io.Closer, open bool) {
 	if s == nil {
 		return
 	}
 	addr = addr.Unmap()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.streams[addr] == nil {
-		s.streams[addr] = map[io.Closer]bool{}
-	}
-	s.streams[addr][c] = true
-}
-
-// closed forgets a connection opened before.
-func (s *shield) closed(addr netip.Addr, c io.Closer) {
-	if s == nil {
-		return
-	}
-	addr = addr.Unmap()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.streams[addr], c)
-	if len(s.streams[addr]) == 0 {
-		delete(s.streams, addr)
+	switch {
+	case open && s.streams[addr] == nil:
+		s.streams[addr] = map[io.Closer]bool{c: true}
+	case open:
+		s.streams[addr][c] = true
+	default:
+		delete(s.streams[addr], c)
+		if len(s.streams[addr]) == 0 {
+			delete(s.streams, addr)
+		}
 	}
 }
 

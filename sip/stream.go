@@ -28,7 +28,7 @@ func (l *capturedListener) Accept() (net.Conn, error) {
 	}
 	c := &capturedConn{Conn: conn, c: l.c, transport: l.transport, shield: l.shield,
 		local: addrPort(conn.LocalAddr()), remote: addrPort(conn.RemoteAddr())}
-	l.shield.opened(c.remote.Addr(), c)
+	l.shield.track(c.remote.Addr(), c, true)
 	return c, nil
 }
 
@@ -61,7 +61,7 @@ func (s *capturedConn) Read(b []byte) (int, error) {
 
 // Close closes the stream and tells the shield it is gone.
 func (s *capturedConn) Close() error {
-	s.closeOnce.Do(func() { s.shield.closed(s.remote.Addr(), s) })
+	s.closeOnce.Do(func() { s.shield.track(s.remote.Addr(), s, false) })
 	return s.Conn.Close()
 }
 

@@ -46,8 +46,14 @@ func RedactSecrets(msg string) string {
 
 // redactCredentials keeps a credential's scheme and a digest username.
 func redactCredentials(v string) string {
-	scheme, params, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "digest") {
+	scheme, params := v, ""
+	if i := strings.IndexAny(v, " \t"); i >= 0 {
+		scheme, params = v[:i], v[i+1:]
+	}
+	switch {
+	case scheme == "" || strings.IndexFunc(scheme, notLetter) >= 0:
+		return RedactedValue // no scheme we can tell from a secret
+	case !strings.EqualFold(scheme, "digest"):
 		return scheme + " " + RedactedValue
 	}
 	for _, p := range strings.Split(params, ",") {
@@ -59,21 +65,23 @@ func redactCredentials(v string) string {
 	return scheme + " " + RedactedValue
 }
 
+func notLetter(r rune) bool { return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') }
+
 // redactCrypto masks the keys of an SDP a=crypto line (RFC 4568: one or
 // more inline:KEY|lifetime|MKI, separated by ';').
 func redactCrypto(line string) string {
-	if !strings.HasPrefix(strings.ToLower(line), "a=crypto:") {
+	const attr, param = "a=crypto:", "inline:"
+	if len(line) < len(attr) || !strings.EqualFold(line[:len(attr)], attr) {
 		return line
 	}
 	b := []byte(line)
-	for i := 0; ; {
-		j := strings.Index(strings.ToLower(string(b[i:])), "inline:")
-		if j < 0 {
-			return string(b)
+	for i := len(attr); i+len(param) <= len(b); i++ {
+		if !strings.EqualFold(string(b[i:i+len(param)]), param) {
+			continue
 		}
-		i += j + len("inline:")
-		for ; i < len(b) && !strings.ContainsRune("|; \t\r", rune(b[i])); i++ {
+		for i += len(param); i < len(b) && !strings.ContainsRune("|; \t\r", rune(b[i])); i++ {
 			b[i] = '*'
 		}
 	}
+	return string(b)
 }

@@ -82,3 +82,25 @@ func TestRedactSecrets(t *testing.T) {
 		t.Error("the body's length changed: Content-Length no longer holds")
 	}
 }
+
+// Redacting secrets never changes a message's line count nor its body's
+// length, and leaves nothing to redact.
+func FuzzRedactSecrets(f *testing.F) {
+	f.Add("INVITE sip:a@b SIP/2.0\r\nProxy-Authorization: Digest username=\"u\", response=\"r\"\r\n\r\na=crypto:1 X inline:KEY|2^20\r\n")
+	f.Add("Authorization: Basic x\r\n\r\nA=CRYPTO:2 Y inline:k1|1:4;inline:k2\r\n")
+	f.Add("\r\n\r\ninline:")
+	f.Fuzz(func(t *testing.T, msg string) {
+		got := sb.RedactSecrets(msg)
+		if strings.Count(got, "\n") != strings.Count(msg, "\n") {
+			t.Fatalf("lines changed:\n%q\n%q", msg, got)
+		}
+		if i := strings.Index(msg, "\r\n\r\n"); i >= 0 {
+			if j := strings.Index(got, "\r\n\r\n"); j < 0 || len(got)-j != len(msg)-i {
+				t.Fatalf("body length changed:\n%q\n%q", msg, got)
+			}
+		}
+		if again := sb.RedactSecrets(got); again != got {
+			t.Fatalf("redacting twice differs:\n%q\n%q", got, again)
+		}
+	})
+}

@@ -102,6 +102,9 @@ func (c *capture) record(raw []byte, at time.Time, inbound bool, transport strin
 		}
 		c.sweep(m.At)
 		t = &trace{created: m.At}
+		if !c.fits(t, len(m.Message)) {
+			return // no room: not even an empty trace is kept
+		}
 		c.calls[callID] = t
 	}
 	if t.log != nil {

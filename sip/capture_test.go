@@ -131,6 +131,9 @@ func TestUnclaimedTracesAreBoundedInBytes(t *testing.T) {
 	if total > maxUnclaimedTotal {
 		t.Errorf("600 Call-IDs kept %d bytes, want at most %d", total, maxUnclaimedTotal)
 	}
+	if n := len(c.calls); n > maxUnclaimedTotal/60000+1 {
+		t.Errorf("%d Call-IDs tracked beyond the budget", n)
+	}
 	// A claimed call's trace is not held to the unclaimed budget, and
 	// frees its share of it.
 	c.claim("one")

@@ -19,8 +19,9 @@ const maxSpentHops = 100000
 // spentHops remembers the hand-over tokens taken, by the SIP Call-ID they
 // are bound to, until they expire: each is good once.
 type spentHops struct {
-	mu      sync.Mutex
-	expires map[string]time.Time
+	mu        sync.Mutex
+	expires   map[string]time.Time
+	nextSweep time.Time
 }
 
 // spend reports whether the token bound to callID is taken now, for the
@@ -34,15 +35,16 @@ func (s *spentHops) spend(callID string, expires, now time.Time) bool {
 	if _, spent := s.expires[callID]; spent {
 		return false
 	}
-	if len(s.expires) >= maxSpentHops {
+	if now.After(s.nextSweep) || len(s.expires) >= maxSpentHops {
 		for id, e := range s.expires {
 			if now.After(e) {
 				delete(s.expires, id)
 			}
 		}
-		if len(s.expires) >= maxSpentHops {
-			return false
-		}
+		s.nextSweep = now.Add(time.Minute)
+	}
+	if len(s.expires) >= maxSpentHops {
+		return false
 	}
 	s.expires[callID] = expires
 	return true

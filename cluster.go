@@ -14,8 +14,10 @@ package switchboard
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"time"
@@ -61,6 +63,10 @@ type Hop struct {
 	To         string    `json:"n"` // the number dialled
 	Instance   string    `json:"i"` // the instance handing it over
 	Expires    time.Time `json:"e"`
+	// Nonce makes each token one of a kind: the receiving instance takes
+	// a token once, and the INVITE's Call-ID is derived from it
+	// (HopSIPCallID). SealHop sets it when empty.
+	Nonce string `json:"k"`
 }
 
 // HopLifetime bounds how long a hop token is honoured: long enough for a
@@ -72,6 +78,9 @@ const HopHeader = "X-Switchboard-Hop"
 
 // SealHop signs h with the cluster secret.
 func SealHop(secret []byte, h Hop) string {
+	if h.Nonce == "" {
+		h.Nonce = rand.Text()
+	}
 	body, _ := json.Marshal(h)
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
@@ -79,7 +88,16 @@ func SealHop(secret []byte, h Hop) string {
 	return enc.EncodeToString(body) + "." + enc.EncodeToString(mac.Sum(nil))
 }
 
-// OpenHop checks a hop token's signature and lifetime.
+// HopSIPCallID is the SIP Call-ID of the INVITE that carries token: a
+// function of the signed token, so that the token is good for that INVITE
+// alone.
+func HopSIPCallID(token string) string {
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return "hop-" + hex.EncodeToString(sum[:16])
+}
+
+// OpenHop checks a hop token's signature and lifetime; it does not know
+// whether the token was used before (the SIP side does).
 func OpenHop(secret []byte, token string, now time.Time) (*Hop, error) {
 	enc := base64.RawURLEncoding
 	b, s, ok := strings.Cut(strings.TrimSpace(token), ".")

@@ -38,8 +38,10 @@ var partyHeaders = map[string]bool{
 }
 
 // Redact applies p to the message: its body dropped, the numbers of its
-// request line and party headers masked.
+// request line and party headers masked. Credentials and media keys go
+// whatever the policy (RedactSecrets).
 func (m SIPMessage) Redact(p TracePolicy) SIPMessage {
+	m.Message = RedactSecrets(m.Message)
 	if !p.DropBodies && !p.MaskNumbers {
 		return m
 	}

@@ -59,3 +59,48 @@ func TestNormalizeNumber(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactSecrets(t *testing.T) {
+	msg := "INVITE sip:2000@192.0.2.1 SIP/2.0\r\n" +
+		"Proxy-Authorization: Digest username=\"acme\", realm=\"switchboard\", nonce=\"abc\", uri=\"sip:2000@192.0.2.1\", response=\"0123456789abcdef\", nc=00000001\r\n" +
+		"authorization: Basic YWNtZTpzM2NyZXQ=\r\n" +
+		"Content-Length: 71\r\n\r\n" +
+		"v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n"
+	got := sb.SIPMessage{Message: msg}.Redact(sb.TracePolicy{}).Message
+	for _, gone := range []string{"0123456789abcdef", "nonce", "YWNtZTpzM2NyZXQ=", "WVNfX19zZW1jdGwg"} {
+		if strings.Contains(got, gone) {
+			t.Errorf("%q survived:\n%s", gone, got)
+		}
+	}
+	for _, kept := range []string{"Proxy-Authorization: Digest username=\"acme\", <redacted>\r\n", "authorization: Basic <redacted>\r\n",
+		"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:****************************************|2^20|1:32\r\n"} {
+		if !strings.Contains(got, kept) {
+			t.Errorf("%q missing:\n%s", kept, got)
+		}
+	}
+	if len(got[strings.Index(got, "\r\n\r\n"):]) != len(msg[strings.Index(msg, "\r\n\r\n"):]) {
+		t.Error("the body's length changed: Content-Length no longer holds")
+	}
+}
+
+// Redacting secrets never changes a message's line count nor its body's
+// length, and leaves nothing to redact.
+func FuzzRedactSecrets(f *testing.F) {
+	f.Add("INVITE sip:a@b SIP/2.0\r\nProxy-Authorization: Digest username=\"u\", response=\"r\"\r\n\r\na=crypto:1 X inline:KEY|2^20\r\n")
+	f.Add("Authorization: Basic x\r\n\r\nA=CRYPTO:2 Y inline:k1|1:4;inline:k2\r\n")
+	f.Add("\r\n\r\ninline:")
+	f.Fuzz(func(t *testing.T, msg string) {
+		got := sb.RedactSecrets(msg)
+		if strings.Count(got, "\n") != strings.Count(msg, "\n") {
+			t.Fatalf("lines changed:\n%q\n%q", msg, got)
+		}
+		if i := strings.Index(msg, "\r\n\r\n"); i >= 0 {
+			if j := strings.Index(got, "\r\n\r\n"); j < 0 || len(got)-j != len(msg)-i {
+				t.Fatalf("body length changed:\n%q\n%q", msg, got)
+			}
+		}
+		if again := sb.RedactSecrets(got); again != got {
+			t.Fatalf("redacting twice differs:\n%q\n%q", got, again)
+		}
+	})
+}

@@ -84,6 +84,8 @@ func (s *CallStore) FindCallTrace(ctx context.Context, callID sb.ID) (*sb.CallTr
 		}
 		m.Src, _ = netip.ParseAddrPort(src)
 		m.Dst, _ = netip.ParseAddrPort(dst)
+		// Traces stored before secrets were redacted on the wire.
+		m.Message = sb.RedactSecrets(m.Message)
 		t.SIP = append(t.SIP, m)
 	}
 	rows.Close()

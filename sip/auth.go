@@ -2,12 +2,8 @@ package sip
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/md5"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,45 +17,6 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 )
 
-// nonceLifetime is how long a digest challenge may be answered.
-const nonceLifetime = 5 * time.Minute
-
-// nonces issues and checks stateless digest nonces: the issue time and an
-// HMAC of it under a per-process key, so no state is kept per challenge and
-// a nonce cannot be forged or used after it expires.
-type nonces struct{ key [32]byte }
-
-func newNonces() (*nonces, error) {
-	n := &nonces{}
-	if _, err := rand.Read(n.key[:]); err != nil {
-		return nil, fmt.Errorf("sip: nonce key: %w", err)
-	}
-	return n, nil
-}
-
-func (n *nonces) issue(now time.Time) string {
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], uint64(now.Unix()))
-	mac := hmac.New(sha256.New, n.key[:])
-	mac.Write(ts[:])
-	return hex.EncodeToString(ts[:]) + hex.EncodeToString(mac.Sum(nil)[:16])
-}
-
-// valid reports whether nonce was issued by us and has not expired.
-func (n *nonces) valid(nonce string, now time.Time) bool {
-	raw, err := hex.DecodeString(nonce)
-	if err != nil || len(raw) != 24 {
-		return false
-	}
-	mac := hmac.New(sha256.New, n.key[:])
-	mac.Write(raw[:8])
-	if !hmac.Equal(raw[8:], mac.Sum(nil)[:16]) {
-		return false
-	}
-	issued := time.Unix(int64(binary.BigEndian.Uint64(raw[:8])), 0)
-	return !now.Before(issued.Add(-time.Minute)) && now.Sub(issued) < nonceLifetime
-}
-
 // errForbidden means the request comes from nobody we know; the answer
 // is 403 and says nothing more.
 var errForbidden = errors.New("sip: unknown trunk")
@@ -68,7 +25,10 @@ var errForbidden = errors.New("sip: unknown trunk")
 var errChallenge = errors.New("sip: credentials required")
 
 // identifyTrunk recognises the trunk a request comes from: by source
-// address first, then by digest credentials.
+// address first, then by digest credentials. A source that is an IP
+// trunk's but calls a number none of its trunks has is challenged when
+// digest trunks exist: a digest trunk's PBX may share the address (a
+// hosted PBX, a NAT) and must not be refused as the IP trunk's caller.
 func (s *Server) identifyTrunk(ctx context.Context, req *sip.Request, src netip.Addr, number string) (*sb.Trunk, error) {
 	trunks, err := s.dir.TrunksForSource(ctx, src)
 	if err != nil {
@@ -79,16 +39,24 @@ func (s *Server) identifyTrunk(ctx context.Context, req *sip.Request, src netip.
 			return t, nil
 		}
 	}
-	if len(trunks) > 0 {
-		return trunks[0], nil // a known trunk calling a number it does not own: 404 later
-	}
 	hasDigest, err := s.dir.HasDigestTrunks(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if !hasDigest {
+	switch {
+	case !hasDigest && len(trunks) > 0:
+		return trunks[0], nil // a known trunk calling a number it does not own: 404 later
+	case !hasDigest:
 		return nil, errForbidden
 	}
+	return s.digestTrunk(ctx, req)
+}
+
+// digestTrunk recognises a trunk by the request's digest credentials,
+// answered once: a count (nc) not above the last one seen with the nonce
+// is a replay and is challenged again; credentials for another URI than
+// the Request-URI are refused.
+func (s *Server) digestTrunk(ctx context.Context, req *sip.Request) (*sb.Trunk, error) {
 	h := req.GetHeader("Proxy-Authorization")
 	if h == nil {
 		return nil, errChallenge
@@ -97,8 +65,13 @@ func (s *Server) identifyTrunk(ctx context.Context, req *sip.Request, src netip.
 	if err != nil {
 		return nil, errForbidden
 	}
-	if !s.nonces.valid(cred.Nonce, time.Now()) {
+	now := time.Now()
+	if !s.nonces.valid(cred.Nonce, now) {
 		return nil, errChallenge // stale: challenge again
+	}
+	if !sameURI(cred.URI, req.Recipient) {
+		s.log.Info("digest credentials for another URI than the Request-URI", "source", req.Source())
+		return nil, errForbidden
 	}
 	t, err := s.dir.TrunkByUsername(ctx, cred.Username)
 	if sb.ErrorCode(err) == sb.ENOTFOUND {
@@ -109,7 +82,31 @@ func (s *Server) identifyTrunk(ctx context.Context, req *sip.Request, src netip.
 	if !checkDigest(cred, t.DigestHA1, string(req.Method)) {
 		return t, errForbidden // the trunk is known: its tenant hears of the failure
 	}
+	if !s.nonces.answer(cred.Nonce, cred.Nc, now) {
+		s.log.Info("digest credentials replayed", "trunk", t.ID, "source", req.Source())
+		return nil, errChallenge
+	}
 	return t, nil
+}
+
+// sameURI reports whether a digest's uri names the Request-URI: scheme,
+// user, host and port (the default one when absent); parameters aside. A
+// uri without a user names the host as a whole, as some UAs (SIPp) send.
+func sameURI(digestURI string, ruri sip.Uri) bool {
+	var u sip.Uri
+	if err := sip.ParseUri(digestURI, &u); err != nil {
+		return false
+	}
+	port := func(u sip.Uri) int {
+		switch {
+		case u.Port != 0:
+			return u.Port
+		case strings.EqualFold(u.Scheme, "sips"):
+			return 5061
+		}
+		return 5060
+	}
+	return strings.EqualFold(u.Scheme, ruri.Scheme) && (u.User == ruri.User || u.User == "") && strings.EqualFold(u.Host, ruri.Host) && port(u) == port(ruri)
 }
 
 // checkDigest verifies an RFC 2617 / RFC 3261 digest response (MD5, with

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -20,9 +19,17 @@ import (
 // call's trace; every message goes to the exporter (HEP), if one is set.
 
 const (
-	// maxTraceMessages bounds one call's trace: a call has tens of
-	// messages; a flood of retransmissions is cut, not kept.
+	// maxTraceMessages and maxTraceBytes bound one call's trace: a call
+	// has tens of messages of a few KiB; a flood of retransmissions is
+	// cut, not kept.
 	maxTraceMessages = 500
+	maxTraceBytes    = 1 << 20
+	// maxUnclaimedBytes bounds the trace of an INVITE that is not (yet) a
+	// call, from a source not yet known to be anyone's, and
+	// maxUnclaimedTotal all of them together: beyond, messages of
+	// INVITEs nobody claimed are cut.
+	maxUnclaimedBytes = 64 << 10
+	maxUnclaimedTotal = 32 << 20
 	// unclaimedTTL is how long the messages of an INVITE that did not
 	// become a call (refused, or never answered by the transaction layer)
 	// are kept for the refusal's record.
@@ -40,8 +47,9 @@ type capture struct {
 	now    func() time.Time
 	export Exporter
 
-	mu    sync.Mutex
-	calls map[string]*trace // by SIP Call-ID
+	mu        sync.Mutex
+	calls     map[string]*trace // by SIP Call-ID
+	unclaimed int               // bytes kept for traces not claimed
 }
 
 // trace is one call's messages so far.
@@ -49,7 +57,8 @@ type trace struct {
 	created time.Time
 	claimed bool
 	msgs    []sb.SIPMessage
-	cut     int // messages dropped past maxTraceMessages
+	bytes   int // of msgs
+	cut     int // messages dropped past the bounds
 	// log, when set, logs each message as it crosses the wire, redacted
 	// by policy: SIP logging switched on for the call or its trunk.
 	log    *slog.Logger
@@ -76,7 +85,9 @@ func (c *capture) record(raw []byte, at time.Time, inbound bool, transport strin
 	if callID == "" {
 		return // keepalives, garbage: the parser answers what it can
 	}
-	m := sb.SIPMessage{At: at, Inbound: inbound, Transport: transport, Src: src, Dst: dst, Message: string(raw)}
+	// Credentials and media keys never leave the wire: not to the
+	// exporter, the log, nor the stored trace.
+	m := sb.SIPMessage{At: at, Inbound: inbound, Transport: transport, Src: src, Dst: dst, Message: sb.RedactSecrets(string(raw))}
 	if c.export != nil {
 		c.export(m, callID)
 	}
@@ -91,14 +102,21 @@ func (c *capture) record(raw []byte, at time.Time, inbound bool, transport strin
 		}
 		c.sweep(m.At)
 		t = &trace{created: m.At}
+		if !c.fits(t, len(m.Message)) {
+			return // no room: not even an empty trace is kept
+		}
 		c.calls[callID] = t
 	}
 	if t.log != nil {
 		t.logMessage(m)
 	}
-	if len(t.msgs) >= maxTraceMessages {
+	if !c.fits(t, len(m.Message)) {
 		t.cut++
 		return
+	}
+	t.bytes += len(m.Message)
+	if !t.claimed {
+		c.unclaimed += len(m.Message)
 	}
 	// Keep the trace in time order: a write stamped before a read may be
 	// recorded after it.
@@ -107,6 +125,26 @@ func (c *capture) record(raw []byte, at time.Time, inbound bool, transport strin
 		i--
 	}
 	t.msgs = slices.Insert(t.msgs, i, m)
+}
+
+// fits reports whether a message of size bytes may join t; under the
+// lock.
+func (c *capture) fits(t *trace, size int) bool {
+	switch {
+	case len(t.msgs) >= maxTraceMessages || t.bytes+size > maxTraceBytes:
+		return false
+	case t.claimed:
+		return true
+	}
+	return t.bytes+size <= maxUnclaimedBytes && c.unclaimed+size <= maxUnclaimedTotal
+}
+
+// forget drops a trace; under the lock.
+func (c *capture) forget(callID string, t *trace) {
+	delete(c.calls, callID)
+	if !t.claimed {
+		c.unclaimed -= t.bytes
+	}
 }
 
 // setLogging switches logging of a call's messages on (log not nil) or
@@ -133,7 +171,7 @@ func (c *capture) setLogging(callID string, log *slog.Logger, policy sb.TracePol
 func (c *capture) sweep(now time.Time) {
 	for id, t := range c.calls {
 		if !t.claimed && now.Sub(t.created) > unclaimedTTL {
-			delete(c.calls, id)
+			c.forget(id, t)
 		}
 	}
 }
@@ -143,6 +181,9 @@ func (c *capture) claim(callID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t := c.calls[callID]; t != nil {
+		if !t.claimed {
+			c.unclaimed -= t.bytes
+		}
 		t.claimed = true
 		return
 	}
@@ -165,10 +206,10 @@ func (c *capture) release(callID string) []sb.SIPMessage {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.calls[callID]
-	delete(c.calls, callID)
 	if t == nil {
 		return nil
 	}
+	c.forget(callID, t)
 	return t.msgs
 }
 
@@ -239,85 +280,6 @@ func (p *capturedPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	n, err := p.PacketConn.WriteTo(b, addr)
 	if err == nil {
 		p.c.record(b[:n], at, false, "udp", addrPort(p.LocalAddr()), addrPort(addr))
-	}
-	return n, err
-}
-
-// capturedListener records the messages of the connections it accepts.
-// Connections from sources the shield refuses are closed at once.
-type capturedListener struct {
-	net.Listener
-	c         *capture
-	transport string
-	shield    *shield
-}
-
-func (l *capturedListener) Accept() (net.Conn, error) {
-	conn, err := l.Listener.Accept()
-	for err == nil && !l.shield.admit(addrPort(conn.RemoteAddr()).Addr()) {
-		conn.Close()
-		conn, err = l.Listener.Accept()
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &capturedConn{Conn: conn, c: l.c, transport: l.transport,
-		local: addrPort(conn.LocalAddr()), remote: addrPort(conn.RemoteAddr())}, nil
-}
-
-// capturedConn records a stream's messages. Writes are whole messages (sipgo
-// writes each in one call); reads are cut into messages by their
-// Content-Length.
-type capturedConn struct {
-	net.Conn
-	c             *capture
-	transport     string
-	local, remote netip.AddrPort
-	in            []byte
-}
-
-func (s *capturedConn) Read(b []byte) (int, error) {
-	n, err := s.Conn.Read(b)
-	if n > 0 {
-		s.in = append(s.in, b[:n]...)
-		s.split()
-	}
-	return n, err
-}
-
-// split records each whole message at the start of the buffered stream.
-func (s *capturedConn) split() {
-	for {
-		s.in = bytes.TrimLeft(s.in, "\r\n") // keepalives
-		end := bytes.Index(s.in, []byte("\r\n\r\n"))
-		if end < 0 {
-			if len(s.in) > maxStream {
-				s.in = s.in[:0] // not SIP; the parser will say so
-			}
-			return
-		}
-		body, err := strconv.Atoi(headerValue(s.in[:end+4], "content-length", "l"))
-		if err != nil || body < 0 {
-			body = 0
-		}
-		size := end + 4 + body
-		if size > maxStream {
-			s.in = s.in[:0]
-			return
-		}
-		if len(s.in) < size {
-			return
-		}
-		s.c.record(s.in[:size], s.c.now(), true, s.transport, s.remote, s.local)
-		s.in = append(s.in[:0], s.in[size:]...)
-	}
-}
-
-func (s *capturedConn) Write(b []byte) (int, error) {
-	at := s.c.now()
-	n, err := s.Conn.Write(b)
-	if n > 0 && len(bytes.Trim(b[:n], "\r\n")) > 0 {
-		s.c.record(b[:n], at, false, s.transport, s.local, s.remote)
 	}
 	return n, err
 }

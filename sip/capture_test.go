@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -101,4 +102,43 @@ func FuzzHeaderValue(f *testing.F) {
 			t.Fatalf("headerValue gave %q", v)
 		}
 	})
+}
+
+// The messages of INVITEs nobody claimed are kept within a byte budget,
+// per Call-ID and in all: large retransmitted INVITEs from a scanner cost
+// bounded memory.
+func TestUnclaimedTracesAreBoundedInBytes(t *testing.T) {
+	c := newCapture(time.Now, nil)
+	big := "INVITE sip:2000@h SIP/2.0\r\nCall-ID: %s\r\nContent-Length: 60000\r\n\r\n" + strings.Repeat("a", 60000)
+	kept := func(id string) (n int) {
+		for _, m := range c.messages(id) {
+			n += len(m.Message)
+		}
+		return n
+	}
+	for range maxTraceMessages {
+		c.record([]byte(fmt.Sprintf(big, "one")), time.Now(), true, "udp", ap(), ap())
+	}
+	if n := kept("one"); n == 0 || n > maxUnclaimedBytes {
+		t.Errorf("one Call-ID kept %d bytes, want some and at most %d", n, maxUnclaimedBytes)
+	}
+	total := 0
+	for i := range 600 {
+		id := fmt.Sprint("many-", i)
+		c.record([]byte(fmt.Sprintf(big, id)), time.Now(), true, "udp", ap(), ap())
+		total += kept(id)
+	}
+	if total > maxUnclaimedTotal {
+		t.Errorf("600 Call-IDs kept %d bytes, want at most %d", total, maxUnclaimedTotal)
+	}
+	if n := len(c.calls); n > maxUnclaimedTotal/60000+1 {
+		t.Errorf("%d Call-IDs tracked beyond the budget", n)
+	}
+	// A claimed call's trace is not held to the unclaimed budget, and
+	// frees its share of it.
+	c.claim("one")
+	c.record([]byte(fmt.Sprintf(big, "one")), time.Now(), true, "udp", ap(), ap())
+	if n := kept("one"); n <= maxUnclaimedBytes {
+		t.Errorf("a claimed call's trace kept %d bytes", n)
+	}
 }

@@ -205,23 +205,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	<-l.settled
 }
 
-// hopOf reads a hand-over's token: nil when the INVITE carries none (or
-// this instance is in no cluster), an error when it is not good.
-func (s *Server) hopOf(req *sip.Request) (*sb.Hop, error) {
-	h := req.GetHeader(sb.HopHeader)
-	if h == nil || len(s.conf.HopSecret) == 0 {
-		return nil, nil
-	}
-	hop, err := sb.OpenHop(s.conf.HopSecret, h.Value(), time.Now())
-	if err != nil {
-		return nil, err
-	}
-	if hop.To != req.Recipient.User {
-		return nil, errors.New("hop token for another number")
-	}
-	return hop, nil
-}
-
 // ConsentHeader is the header in which a PBX states the caller's recording
 // consent: yes or no.
 const ConsentHeader = "X-Recording-Consent"

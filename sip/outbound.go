@@ -90,6 +90,9 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: sdpIP.String()}, Params: fromParams})
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: number, Host: host}})
 	callID := sip.CallIDHeader(sb.NewID().String())
+	if r.Hop != "" {
+		callID = sip.CallIDHeader(sb.HopSIPCallID(r.Hop)) // the token is good for this INVITE only
+	}
 	req.AppendHeader(&callID)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	if r.Hop != "" {

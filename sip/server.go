@@ -87,6 +87,7 @@ type Server struct {
 	loggedTrunk  map[sb.ID]bool // trunks whose calls' SIP messages are logged
 	regs         registrations
 	authFailures recordLimiter // refusals of a known trunk's bad credentials that are recorded
+	spentHops    spentHops     // hand-over tokens taken
 	wg           sync.WaitGroup
 }
 

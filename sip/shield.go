@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"io"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -11,8 +12,8 @@ import (
 // address may send a bounded rate of messages (a token bucket) until it
 // proves itself a trunk; a source that floods, or keeps failing to be
 // recognised (unknown source, wrong digest password), is banned for a
-// while: its datagrams are dropped before they are parsed and its
-// connections closed. A source that a trunk's call came from is trusted
+// while: its datagrams, and its messages on open connections, are dropped
+// before they are parsed, and its connections closed. A source that a trunk's call came from is trusted
 // and not rate-limited, so that a busy carrier is never throttled.
 
 // Shield settings.
@@ -57,10 +58,50 @@ type shield struct {
 
 	mu      sync.Mutex
 	sources map[netip.Addr]*source
+	streams map[netip.Addr]map[io.Closer]bool // open TCP/TLS connections, closed by a ban
 }
 
 func newShield(c ShieldConfig, now func() time.Time, onBan func(netip.Addr, string)) *shield {
-	return &shield{conf: c, now: now, onBan: onBan, sources: map[netip.Addr]*source{}}
+	return &shield{conf: c, now: now, onBan: onBan, sources: map[netip.Addr]*source{}, streams: map[netip.Addr]map[io.Closer]bool{}}
+}
+
+// track notes a connection accepted from addr (open), to be closed if
+// addr is banned, or forgets it once closed.
+func (s *shield) track(addr netip.Addr, c io.Closer, open bool) {
+	if s == nil {
+		return
+	}
+	addr = addr.Unmap()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case open && s.streams[addr] == nil:
+		s.streams[addr] = map[io.Closer]bool{c: true}
+	case open:
+		s.streams[addr][c] = true
+	default:
+		delete(s.streams[addr], c)
+		if len(s.streams[addr]) == 0 {
+			delete(s.streams, addr)
+		}
+	}
+}
+
+// ban reports the ban of addr and closes its connections; not under the
+// lock.
+func (s *shield) ban(addr netip.Addr, reason string) {
+	s.mu.Lock()
+	var open []io.Closer
+	for c := range s.streams[addr] {
+		open = append(open, c)
+	}
+	s.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+	if s.onBan != nil {
+		s.onBan(addr, reason)
+	}
 }
 
 // get returns the source's state, making it; under the lock.
@@ -119,8 +160,8 @@ func (s *shield) admit(addr netip.Addr) bool {
 	}
 	s.mu.Unlock()
 	s.dropped.Add(1)
-	if banned && s.onBan != nil {
-		s.onBan(addr, "flood")
+	if banned {
+		s.ban(addr, "flood")
 	}
 	return false
 }
@@ -143,8 +184,8 @@ func (s *shield) failed(addr netip.Addr) {
 		src.bannedUntil, src.failures = now.Add(s.conf.BanFor), 0
 	}
 	s.mu.Unlock()
-	if banned && s.onBan != nil {
-		s.onBan(addr, "repeated authentication failures")
+	if banned {
+		s.ban(addr, "repeated authentication failures")
 	}
 }
 

@@ -1,7 +1,12 @@
 package sip
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,5 +79,66 @@ func TestShield(t *testing.T) {
 	}
 	if d := s.dropped.Load(); d < floodDrops {
 		t.Errorf("%d dropped counted", d)
+	}
+}
+
+// options is an OPTIONS request, n-th on its connection.
+func options(local string, n int) string {
+	return fmt.Sprintf("OPTIONS sip:probe@h SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bKopt%d\r\nFrom: <sip:probe@%s>;tag=%d\r\n"+
+		"To: <sip:probe@h>\r\nCall-ID: opt-%d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", local, n, local, n, n)
+}
+
+// The shield's rate applies to every message on an open TCP connection,
+// not only to opening it: a flood down one connection is cut off.
+func TestShieldLimitsMessagesOnAConnection(t *testing.T) {
+	ts := mustServer(t, nil, Config{Shield: &ShieldConfig{Rate: 5, BanFor: time.Minute}})
+	conn, err := net.Dial("tcp", ts.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var flood strings.Builder
+	for i := range 50 {
+		flood.WriteString(options(conn.LocalAddr().String(), i))
+	}
+	if _, err := conn.Write([]byte(flood.String())); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	answers, err := io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Error("the flooding connection was left open")
+	}
+	if n := strings.Count(string(answers), "SIP/2.0 200"); n > 10 {
+		t.Errorf("%d of 50 messages down one connection were answered, want at most the burst of 10", n)
+	}
+}
+
+// A ban closes the banned source's open connections: it cannot go on
+// down a connection opened before.
+func TestBanClosesOpenConnections(t *testing.T) {
+	ts := mustServer(t, nil, Config{Shield: &ShieldConfig{Failures: 2, BanFor: time.Minute}})
+	src := &net.TCPAddr{IP: net.ParseIP("127.0.0.5")}
+	conn, err := (&net.Dialer{LocalAddr: src}).Dial("tcp", ts.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The source fails twice over UDP: an unknown source's INVITEs.
+	scanner, err := net.DialUDP("udp", &net.UDPAddr{IP: src.IP}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(ts.udp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scanner.Close()
+	ua := &rawUA{tb: t, conn: scanner}
+	for range 2 {
+		if code, _ := ua.invite("sip:2000@"+ts.udp, ""); code != 403 {
+			t.Fatalf("an unknown source's INVITE was answered %d", code)
+		}
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || func() bool { var ne net.Error; return errors.As(err, &ne) && ne.Timeout() }() {
+		t.Errorf("the banned source's connection is still open: %v", err)
 	}
 }

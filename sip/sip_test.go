@@ -398,6 +398,10 @@ func TestTrunkRecognition(t *testing.T) {
 		{"digest, wrong password", []*sb.Trunk{ipTrunk, digest}, siptest.Options{LocalIP: "127.0.0.6", Username: "acme", Password: "guess"}, "2100", 403},
 		{"digest, unknown user", []*sb.Trunk{ipTrunk, digest}, siptest.Options{LocalIP: "127.0.0.6", Username: "nobody", Password: "s3cret"}, "2100", 403},
 		{"digest, right password", []*sb.Trunk{ipTrunk, digest}, siptest.Options{LocalIP: "127.0.0.6", Username: "acme", Password: "s3cret"}, "2100", 0},
+		// A digest trunk's PBX behind an IP trunk's address is challenged,
+		// not refused as the IP trunk's call to a number it does not own.
+		{"digest at an IP trunk's address", []*sb.Trunk{ipTrunk, digest}, siptest.Options{Username: "acme", Password: "s3cret"}, "2100", 0},
+		{"digest at an IP trunk's address, no credentials", []*sb.Trunk{ipTrunk, digest}, siptest.Options{}, "2100", 407},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -673,15 +676,23 @@ func TestUnknownSourceGets403(t *testing.T) {
 	}
 }
 
+// mustDigestTrunk makes a trunk of the tenant that authenticates as
+// username with the password "s3cret-digest", for number.
+func mustDigestTrunk(tb testing.TB, m *Main, tenantID sb.ID, username, number string) *sb.Trunk {
+	tb.Helper()
+	trunk := &sb.Trunk{TenantID: tenantID, Name: username, Username: username, Numbers: []string{number}}
+	if err := metadata.NewTrunkService(m.DB).CreateTrunk(context.Background(), trunk, "s3cret-digest"); err != nil {
+		tb.Fatal(err)
+	}
+	return trunk
+}
+
 func TestDigestAuthenticatedTrunk(t *testing.T) {
 	m := mustStartService(t, nil)
 	f := mustProvision(t, m, "Acme", "2000", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	trunk := &sb.Trunk{TenantID: f.Tenant.ID, Name: "remote pbx", Username: "acme-pbx", Numbers: []string{"2100"}}
-	if err := metadata.NewTrunkService(m.DB).CreateTrunk(ctx, trunk, "s3cret-digest"); err != nil {
-		t.Fatal(err)
-	}
+	trunk := mustDigestTrunk(t, m, f.Tenant.ID, "acme-pbx", "2100")
 	op := mustOperator(t, m, f.Operators[0])
 
 	wrong := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.4", Username: "acme-pbx", Password: "guess"})
@@ -691,7 +702,7 @@ func TestDigestAuthenticatedTrunk(t *testing.T) {
 		t.Fatalf("invite with a wrong password: %v, want 403", err)
 	}
 
-	right := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.4", Username: "acme-pbx", Password: "s3cret-digest"})
+	right := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.4", Username: "acme-pbx", Password: "s3cret-digest", SRTP: "AES_CM_128_HMAC_SHA1_80"})
 	call, in := answeredCall(t, m, right, op, "3000", "2100")
 	if err := call.Hangup(ctx); err != nil {
 		t.Fatal(err)
@@ -699,6 +710,50 @@ func TestDigestAuthenticatedTrunk(t *testing.T) {
 	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
 	if rec.TrunkID == nil || *rec.TrunkID != trunk.ID {
 		t.Errorf("record trunk %v, want the digest trunk %s", rec.TrunkID, trunk.ID)
+	}
+
+	// The call's pcap shows that it authenticated and was keyed, but
+	// neither the credentials nor the keys.
+	req, _ := http.NewRequestWithContext(ctx, "GET", m.HTTPURL()+"/v1/calls/"+in.CallID.String()+"/pcap", nil)
+	req.Header.Set("Authorization", "Bearer "+f.APIKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcap, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !bytes.Contains(pcap, []byte(`Proxy-Authorization: Digest username="acme-pbx", <redacted>`)) || !bytes.Contains(pcap, []byte("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:*")) {
+		t.Errorf("the pcap (%d, %d bytes) lacks the redacted credentials or key", res.StatusCode, len(pcap))
+	}
+	if l := regexp.MustCompile(`(?i)authorization:[^\r\n]*(response|nonce)=|inline:[A-Za-z0-9+/]`).Find(pcap); l != nil {
+		t.Errorf("the pcap keeps a secret: %q", l)
+	}
+}
+
+// A digest trunk's PBX behind another tenant's IP trunk's address (a
+// hosted PBX, one NAT) is challenged and reaches its own tenant; the IP
+// trunk's tenant hears nothing of it.
+func TestDigestTrunkSharingAnIPTrunksAddress(t *testing.T) {
+	m := mustStartService(t, nil)
+	ipTenant := mustProvision(t, m, "Acme", "2000", 0) // its trunk is 127.0.0.1
+	f := mustProvision(t, m, "Hosted", "2001", 1, "192.0.2.0/24")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	trunk := mustDigestTrunk(t, m, f.Tenant.ID, "hosted-pbx", "2100")
+	op := mustOperator(t, m, f.Operators[0])
+	phone := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.1", Username: "hosted-pbx", Password: "s3cret-digest"})
+	call, in := answeredCall(t, m, phone, op, "3000", "2100")
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rec := waitCallEnded(t, m, f.APIKey, in.CallID); rec.TrunkID == nil || *rec.TrunkID != trunk.ID {
+		t.Errorf("record trunk %v, want the digest trunk %s", rec.TrunkID, trunk.ID)
+	}
+	var list struct {
+		Calls []*sb.Call `json:"calls"`
+	}
+	if apiGet(t, m, ipTenant.APIKey, "/v1/calls", &list); len(list.Calls) != 0 {
+		t.Errorf("the IP trunk's tenant has %d call records of another tenant's PBX", len(list.Calls))
 	}
 }
 

@@ -1,0 +1,95 @@
+package sip
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// nonceLifetime is how long a digest challenge may be answered.
+const nonceLifetime = 5 * time.Minute
+
+// maxAnswered bounds the nonces whose counts are kept. Only answers with
+// the right password make an entry, so this is reached by trunks' traffic
+// alone (hundreds of calls a second); beyond it, answers are challenged
+// again until old nonces expire.
+const maxAnswered = 200000
+
+// nonces issues and checks digest nonces: the issue time and an HMAC of it
+// under a per-process key, so a nonce cannot be forged or used after it
+// expires. A challenge keeps no state; an answer does: the highest nonce
+// count (nc) seen with each nonce, so that a captured Authorization cannot
+// be sent again.
+type nonces struct {
+	key [32]byte
+
+	mu        sync.Mutex
+	answered  map[string]answeredNonce
+	nextSweep time.Time
+}
+
+type answeredNonce struct {
+	nc      int
+	expires time.Time
+}
+
+func newNonces() (*nonces, error) {
+	n := &nonces{answered: map[string]answeredNonce{}}
+	if _, err := rand.Read(n.key[:]); err != nil {
+		return nil, fmt.Errorf("sip: nonce key: %w", err)
+	}
+	return n, nil
+}
+
+func (n *nonces) issue(now time.Time) string {
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], uint64(now.Unix()))
+	mac := hmac.New(sha256.New, n.key[:])
+	mac.Write(ts[:])
+	return hex.EncodeToString(ts[:]) + hex.EncodeToString(mac.Sum(nil)[:16])
+}
+
+// valid reports whether nonce was issued by us and has not expired.
+func (n *nonces) valid(nonce string, now time.Time) bool {
+	raw, err := hex.DecodeString(nonce)
+	if err != nil || len(raw) != 24 {
+		return false
+	}
+	mac := hmac.New(sha256.New, n.key[:])
+	mac.Write(raw[:8])
+	if !hmac.Equal(raw[8:], mac.Sum(nil)[:16]) {
+		return false
+	}
+	issued := time.Unix(int64(binary.BigEndian.Uint64(raw[:8])), 0)
+	return !now.Before(issued.Add(-time.Minute)) && now.Sub(issued) < nonceLifetime
+}
+
+// answer records a correct answer to nonce with count nc (0 without
+// qop). It reports false for a count not above every earlier answer's to
+// the same nonce: a replay.
+func (n *nonces) answer(nonce string, nc int, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if now.After(n.nextSweep) || len(n.answered) >= maxAnswered {
+		for k, a := range n.answered {
+			if now.After(a.expires) {
+				delete(n.answered, k)
+			}
+		}
+		n.nextSweep = now.Add(time.Minute)
+	}
+	last, seen := n.answered[nonce]
+	if seen && nc <= last.nc {
+		return false
+	}
+	if !seen && len(n.answered) >= maxAnswered {
+		return false
+	}
+	n.answered[nonce] = answeredNonce{nc: nc, expires: now.Add(nonceLifetime + time.Minute)}
+	return true
+}

@@ -138,7 +138,9 @@ func nextLegEvent(t *testing.T, l sb.OutboundLeg) sb.LegEvent {
 // media, is answered with A-law and hangs up with a BYE.
 func TestDialEarlyMediaAnswerAndHangup(t *testing.T) {
 	ts := mustServer(t, nil, Config{})
+	listening := make(chan struct{}) // the leg's sink is set: ringback is heard, not dropped unread
 	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		<-listening
 		ringing := sip.NewSDPResponseFromRequest(req, c.sdp())
 		ringing.StatusCode, ringing.Reason = sip.StatusSessionInProgress, "Session Progress"
 		tx.Respond(ringing)
@@ -153,6 +155,7 @@ func TestDialEarlyMediaAnswerAndHangup(t *testing.T) {
 	}
 	defer l.Close()
 	l.Media().SetSink(func([]byte) { early.Add(1) })
+	close(listening)
 	if ev := nextLegEvent(t, l); ev.Kind != sb.LegEarlyMedia {
 		t.Fatalf("first event %v, want early media", ev.Kind)
 	}
@@ -180,7 +183,11 @@ func TestDialEarlyMediaAnswerAndHangup(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the carrier got no BYE")
 	}
-	// The carrier's handlers run side by side: ACK and BYE in either order.
+	// The carrier's handlers run side by side: ACK and BYE in either order,
+	// and the ACK's may still be running when the BYE's is done.
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(c.seen(), "ACK") && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := c.seen(); !strings.HasPrefix(got, "INVITE INVITE ") || !strings.Contains(got, "ACK") || !strings.Contains(got, "BYE") {
 		t.Errorf("the carrier saw %q, want the challenged INVITE, the authenticated one, the ACK and the BYE", got)
 	}

@@ -309,6 +309,10 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil))
 			}
 		}()
+		if tags := unsupported(req); len(tags) > 0 {
+			s.respond(tx, badExtension(req, tags))
+			return
+		}
 		h(req, tx)
 	}
 }
@@ -485,6 +489,8 @@ func phrase(code int) string {
 		return "Not Found"
 	case 415:
 		return "Unsupported Media Type"
+	case 420:
+		return "Bad Extension"
 	case 480:
 		return "Temporarily Unavailable"
 	case 486:

@@ -1,0 +1,37 @@
+package sip
+
+import (
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// supported are the SIP extensions (option tags) switchboard implements;
+// none yet: a request that requires one is refused rather than answered
+// as if nothing were required.
+var supported = map[string]bool{}
+
+// unsupported lists the option tags req's Require headers name that we do
+// not implement (RFC 3261 §8.2.2.3). ACK and CANCEL are never refused for
+// them: they follow a request that was taken already.
+func unsupported(req *sip.Request) []string {
+	if req.IsAck() || req.IsCancel() {
+		return nil
+	}
+	var tags []string
+	for _, h := range req.GetHeaders("Require") {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			if tag = strings.ToLower(strings.TrimSpace(tag)); tag != "" && !supported[tag] {
+				tags = append(tags, tag)
+			}
+		}
+	}
+	return tags
+}
+
+// badExtension is the 420 that names what we do not support.
+func badExtension(req *sip.Request, tags []string) *sip.Response {
+	res := sip.NewResponseFromRequest(req, sip.StatusBadExtension, phrase(sip.StatusBadExtension), nil)
+	res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(tags, ", ")))
+	return res
+}

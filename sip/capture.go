@@ -259,6 +259,8 @@ type capturedPacketConn struct {
 	net.PacketConn
 	c      *capture
 	shield *shield
+
+	proxies trustedProxies // whose SourceHeader the shield counts by
 }
 
 func (p *capturedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -266,7 +268,7 @@ func (p *capturedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		n, addr, err := p.PacketConn.ReadFrom(b)
 		if err == nil && n > 0 {
 			src := addrPort(addr)
-			if !p.shield.admit(src.Addr()) {
+			if !p.shield.admit(p.proxies.shieldSource(b[:n], src.Addr())) {
 				continue
 			}
 			p.c.record(b[:n], p.c.now(), true, "udp", src, addrPort(p.LocalAddr()))

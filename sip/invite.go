@@ -33,7 +33,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
-	src, err := netip.ParseAddrPort(req.MessageData.Source())
+	// Behind a trusted front-end, the source is the one it names.
+	origin, err := s.originOf(req)
+	src := origin.addr
 	if err != nil {
 		s.reject(req, tx, sip.StatusBadRequest, "unreadable source address")
 		return
@@ -68,7 +70,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			// refusal, at most once per trunk every few seconds, so that a
 			// password guesser cannot make the service write rows.
 			s.disp.RecordRefused(&sb.RefusedCall{Trunk: trunk, From: req.From().Address.User, To: number,
-				Source: strings.ToLower(req.Transport()) + ":" + src.String(), SIPCallID: req.CallID().Value(),
+				Source: origin.String(), SIPCallID: req.CallID().Value(),
 				Code: sip.StatusForbidden, Reason: "digest authentication failed", Leg: sb.FailedOnTrunk, Stage: sb.StageAuth,
 				Trace: s.capture.release(req.CallID().Value())})
 		}
@@ -86,7 +88,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	refuse := func(res *sip.Response, reason, leg, stage string) {
 		s.respond(tx, res)
 		s.disp.RecordRefused(&sb.RefusedCall{Trunk: trunk, From: req.From().Address.User, To: number,
-			Source: strings.ToLower(req.Transport()) + ":" + src.String(), SIPCallID: req.CallID().Value(),
+			Source: origin.String(), SIPCallID: req.CallID().Value(),
 			Code: res.StatusCode, Reason: reason, Leg: leg, Stage: stage, Trace: s.capture.release(req.CallID().Value())})
 	}
 	if !trunk.HasNumber(number) {
@@ -195,7 +197,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		Trunk:     trunk,
 		From:      req.From().Address.User,
 		To:        number,
-		Source:    transport + ":" + src.String(),
+		Source:    origin.String(),
 		SIPCallID: req.CallID().Value(),
 		Leg:       l,
 		Consent:   consentOf(req, trunk, time.Now()),

@@ -54,6 +54,10 @@ type Config struct {
 	// signed with it is a call another instance hands over. Empty: such
 	// INVITEs are treated like any other.
 	HopSecret []byte
+	// TrustedProxies are the SIP front-ends whose SourceHeader names a
+	// request's original source (sip/proxy.go); from anyone else the
+	// header is ignored.
+	TrustedProxies []netip.Prefix
 }
 
 // allowed is the Allow header: what this server does.
@@ -71,6 +75,7 @@ type Server struct {
 	nonces  *nonces
 	capture *capture
 	shield  *shield // nil: every source is let in
+	proxies trustedProxies
 
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -97,7 +102,7 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, legs: map[string]*leg{}, outLegs: map[string]*outLeg{}, capture: newCapture(time.Now, c.Export),
+	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, proxies: c.TrustedProxies, legs: map[string]*leg{}, outLegs: map[string]*outLeg{}, capture: newCapture(time.Now, c.Export),
 		loggedTrunk: map[sb.ID]bool{}, regs: registrations{loops: map[sb.ID]context.CancelFunc{}, state: map[sb.ID]sb.Registration{}}}
 	if c.Shield != nil {
 		s.shield = newShield(*c.Shield, time.Now, func(addr netip.Addr, reason string) {
@@ -169,7 +174,7 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 
 // ServeUDP serves SIP on conn until ctx is done or conn is closed.
 func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
-	captured := &capturedPacketConn{PacketConn: conn, c: s.capture, shield: s.shield}
+	captured := &capturedPacketConn{PacketConn: conn, c: s.capture, shield: s.shield, proxies: s.proxies}
 	s.mu.Lock()
 	s.udpAddr = addrPort(conn.LocalAddr())
 	s.mu.Unlock()

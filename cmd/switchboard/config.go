@@ -48,6 +48,9 @@ type Config struct {
 	LogLevel       string
 	RegisterSync   time.Duration // how often trunks to register are looked up
 	SIPShield      sip.ShieldConfig
+	// SIPTrustedProxies are the SIP front-ends whose X-Switchboard-Source
+	// header names a request's original source.
+	SIPTrustedProxies []netip.Prefix
 	// Instance names this process among those sharing the database: after
 	// a crash it closes the records of its own calls only.
 	Instance string
@@ -105,6 +108,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "metrics-token", env: "SWITCHBOARD_METRICS_TOKEN", help: "bearer token that also serves /metrics on http-addr (at least 16 characters; without it http-addr has no /metrics)", secret: true},
 		{name: "sip-addr", env: "SWITCHBOARD_SIP_ADDR", def: ":5060", help: "SIP listen address for UDP and TCP"},
 		{name: "sip-transports", env: "SWITCHBOARD_SIP_TRANSPORTS", def: "udp,tcp", help: "SIP transports on sip-addr: udp, tcp or both"},
+		{name: "sip-trusted-proxies", env: "SWITCHBOARD_SIP_TRUSTED_PROXIES", help: "comma-separated addresses or CIDRs of the SIP front-ends (deploy/kamailio/dispatcher.cfg) in front of sip-addr: only from them is a request's source taken from its " + sip.SourceHeader + " header, for trunk recognition, the call's record and the rate limits and bans"},
 		{name: "sip-tls-addr", env: "SWITCHBOARD_SIP_TLS_ADDR", help: "SIP over TLS listen address (needs tls-cert and tls-key)"},
 		{name: "tls-cert", env: "SWITCHBOARD_TLS_CERT", help: "PEM certificate for SIP over TLS"},
 		{name: "tls-key", env: "SWITCHBOARD_TLS_KEY", help: "PEM private key for SIP over TLS"},
@@ -208,6 +212,9 @@ func parseConfig(get func(string) string) (*Config, error) {
 	}
 	if c.HTTPTrustedProxies, err = parseTrustedProxies(get("http-trusted-proxies")); err != nil {
 		bad("http-trusted-proxies: %v", err)
+	}
+	if c.SIPTrustedProxies, err = parseTrustedProxies(get("sip-trusted-proxies")); err != nil {
+		bad("sip-trusted-proxies: %v", err)
 	}
 	for _, t := range strings.Split(get("sip-transports"), ",") {
 		switch t = strings.ToLower(strings.TrimSpace(t)); t {

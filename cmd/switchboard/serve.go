@@ -222,6 +222,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			}
 			return t.Trace, nil
 		},
+		TrustedProxies: c.SIPTrustedProxies,
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}

@@ -183,14 +183,14 @@ func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 
 // ServeTCP serves SIP on l until ctx is done or l is closed.
 func (s *Server) ServeTCP(ctx context.Context, l net.Listener) error {
-	captured := &capturedListener{Listener: l, c: s.capture, transport: "tcp", shield: s.shield}
+	captured := &capturedListener{Listener: l, c: s.capture, transport: "tcp", shield: s.shield, proxies: s.proxies}
 	return s.serve(ctx, l, func() error { return s.srv.ServeTCP(captured) })
 }
 
 // ServeTLS serves SIP on l, a TLS listener, until ctx is done or l is
 // closed.
 func (s *Server) ServeTLS(ctx context.Context, l net.Listener) error {
-	captured := &capturedListener{Listener: l, c: s.capture, transport: "tls", shield: s.shield}
+	captured := &capturedListener{Listener: l, c: s.capture, transport: "tls", shield: s.shield, proxies: s.proxies}
 	return s.serve(ctx, l, func() error { return s.srv.ServeTLS(captured) })
 }
 

@@ -15,6 +15,7 @@ type capturedListener struct {
 	c         *capture
 	transport string
 	shield    *shield
+	proxies   trustedProxies // whose SourceHeader the shield counts each message by
 }
 
 func (l *capturedListener) Accept() (net.Conn, error) {
@@ -26,7 +27,7 @@ func (l *capturedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &capturedConn{Conn: conn, c: l.c, transport: l.transport, shield: l.shield,
+	c := &capturedConn{Conn: conn, c: l.c, transport: l.transport, shield: l.shield, proxies: l.proxies,
 		local: addrPort(conn.LocalAddr()), remote: addrPort(conn.RemoteAddr())}
 	l.shield.track(c.remote.Addr(), c, true)
 	return c, nil
@@ -42,6 +43,7 @@ type capturedConn struct {
 	c             *capture
 	transport     string
 	shield        *shield
+	proxies       trustedProxies
 	local, remote netip.AddrPort
 	in            []byte
 	closeOnce     sync.Once
@@ -89,7 +91,11 @@ func (s *capturedConn) split() bool {
 		if len(s.in) < size {
 			return true
 		}
-		if !s.shield.admit(s.remote.Addr()) {
+		if !s.shield.admit(s.proxies.shieldSource(s.in[:size], s.remote.Addr())) && !s.proxies.trusts(s.remote.Addr()) {
+			// A trusted proxy's connection carries everyone's calls: a
+			// source banned behind it is counted, but closing the
+			// connection would cut them all, so it is refused by trunk
+			// recognition instead.
 			return false
 		}
 		s.c.record(s.in[:size], s.c.now(), true, s.transport, s.remote, s.local)

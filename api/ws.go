@@ -683,7 +683,13 @@ func (c *opConn) handle(m clientMessage) error {
 			if err != nil {
 				return err
 			}
-			return cc.TransferCall(id, callID, t)
+			if t.URI == "" {
+				return cc.TransferCall(id, callID, t) // within the tenant: on the call's timeline
+			}
+			// A call sent out of the tenant's operators is audited first, as
+			// an integration's transfer is.
+			a := &sb.Actor{TenantID: c.user.TenantID, UserID: c.user.ID, Role: c.user.Role}
+			return c.s.auditFirst(c.from, a, "call.transfer", "call", callID, func() error { return cc.TransferCall(id, callID, t) })
 		case "hold":
 			if m.Held == nil {
 				return sb.Errorf(sb.EINVALID, "hold needs held: true or false")

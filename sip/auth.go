@@ -82,7 +82,13 @@ func (s *Server) digestTrunk(ctx context.Context, req *sip.Request) (*sb.Trunk, 
 	if !checkDigest(cred, t.DigestHA1, string(req.Method)) {
 		return t, errForbidden // the trunk is known: its tenant hears of the failure
 	}
-	if !s.nonces.answer(cred.Nonce, cred.Nc, now) {
+	nc := cred.Nc
+	if cred.QOP == "" {
+		// Without qop the count is not in the hash: anyone could raise
+		// it. Such an answer is good once.
+		nc = 0
+	}
+	if !s.nonces.answer(cred.Nonce, nc, now) {
 		s.log.Info("digest credentials replayed", "trunk", t.ID, "source", req.Source())
 		return nil, errChallenge
 	}

@@ -133,3 +133,44 @@ func TestDigestCredentialsCannotBeReplayed(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// An answer without qop has no count in its hash, so a count added to it
+// proves nothing: it is good once, whatever nc it carries after.
+func TestDigestWithoutQopIsGoodOnce(t *testing.T) {
+	trunk := &sb.Trunk{ID: sb.NewID(), Name: "carrier", Username: "acme", DigestHA1: md5hex("acme:" + sb.DigestRealm + ":s3cret"), Numbers: []string{"2100"}}
+	ts := mustServer(t, &directory{trunks: []*sb.Trunk{trunk}}, Config{})
+	pbx := mustRawUA(t, ts.udp)
+	ruri := "sip:2100@" + ts.udp
+	code, hdrs := pbx.invite(ruri, "")
+	if code != 407 {
+		t.Fatalf("INVITE without credentials answered %d, want 407", code)
+	}
+	chal, err := digest.ParseChallenge(hdrs["proxy-authenticate"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	response := md5hex(trunk.DigestHA1 + ":" + chal.Nonce + ":" + md5hex("INVITE:"+ruri))
+	auth := func(nc string) string {
+		h := `Proxy-Authorization: Digest username="acme", realm="` + chal.Realm + `", nonce="` + chal.Nonce + `", uri="` + ruri +
+			`", response="` + response + `", algorithm=MD5`
+		if nc != "" {
+			h += ", nc=" + nc
+		}
+		return h
+	}
+	if code, _ := pbx.invite(ruri, "", auth("")); code != 100 {
+		t.Fatalf("a qop-less answer was answered %d", code)
+	}
+	nextCall(t, ts)
+	for _, nc := range []string{"", "00000002", "00000099"} {
+		if code, _ := pbx.invite(ruri, "", auth(nc)); code != 407 && code != 403 {
+			t.Errorf("the qop-less answer replayed with nc %q was answered %d, want 407 or 403", nc, code)
+		}
+	}
+	select {
+	case c := <-ts.calls:
+		c.Leg.Close()
+		t.Error("a replayed qop-less answer was dispatched")
+	case <-time.After(50 * time.Millisecond):
+	}
+}

@@ -216,6 +216,12 @@ func (c *capture) release(callID string) []sb.SIPMessage {
 // headerValue finds a header's value in a raw message's header section, by
 // its full or compact name, case-insensitively.
 func headerValue(raw []byte, name, compact string) string {
+	v, _ := headerValues(raw, name, compact)
+	return v
+}
+
+// headerValues is headerValue, and how many times the header appears.
+func headerValues(raw []byte, name, compact string) (first string, n int) {
 	head := raw
 	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
 		head = raw[:i]
@@ -233,10 +239,13 @@ func headerValue(raw []byte, name, compact string) string {
 		}
 		h := bytes.TrimSpace(line[:colon])
 		if bytes.EqualFold(h, []byte(name)) || (compact != "" && bytes.EqualFold(h, []byte(compact))) {
-			return string(bytes.TrimSpace(line[colon+1:]))
+			if n == 0 {
+				first = string(bytes.TrimSpace(line[colon+1:]))
+			}
+			n++
 		}
 	}
-	return ""
+	return first, n
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
@@ -268,7 +277,7 @@ func (p *capturedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		n, addr, err := p.PacketConn.ReadFrom(b)
 		if err == nil && n > 0 {
 			src := addrPort(addr)
-			if !p.shield.admit(p.proxies.shieldSource(b[:n], src.Addr())) {
+			if !p.proxies.admits(p.shield, b[:n], src.Addr()) {
 				continue
 			}
 			p.c.record(b[:n], p.c.now(), true, "udp", src, addrPort(p.LocalAddr()))

@@ -67,18 +67,25 @@ func (s *Server) originOf(req *sip.Request) (origin, error) {
 // shieldSource is the address the shield counts a raw message against:
 // the source a trusted proxy names in it, else the peer. It looks for the
 // header only in messages from trusted proxies, without parsing the rest.
-func (p trustedProxies) shieldSource(raw []byte, peer netip.Addr) netip.Addr {
+// A trusted proxy's own messages (its OPTIONS pings, the ACKs and CANCELs
+// its transactions build) are not counted at all: counting them against
+// the proxy could ban the front-end, and every call with it.
+func (p trustedProxies) shieldSource(raw []byte, peer netip.Addr) (addr netip.Addr, counted bool) {
 	if len(p) == 0 || !p.trusts(peer) {
-		return peer
+		return peer, true
 	}
-	v := lastHeader(raw, SourceHeader)
-	if v == nil {
-		return peer
+	if v := lastHeader(raw, SourceHeader); v != nil {
+		if _, addr, ok := parseSource(v); ok {
+			return addr.Addr(), true
+		}
 	}
-	if _, addr, ok := parseSource(v); ok {
-		return addr.Addr()
-	}
-	return peer
+	return peer, false
+}
+
+// admits reports whether the shield lets a raw message from peer in.
+func (p trustedProxies) admits(sh *shield, raw []byte, peer netip.Addr) bool {
+	src, counted := p.shieldSource(raw, peer)
+	return !counted || sh.admit(src)
 }
 
 // lastHeader returns the value of the last header called name in a raw

@@ -142,3 +142,29 @@ func TestBanClosesOpenConnections(t *testing.T) {
 		t.Errorf("the banned source's connection is still open: %v", err)
 	}
 }
+
+// A message on a stream whose end is not clear, two Content-Length
+// headers the parser may read otherwise than the shield, closes the
+// connection: nothing behind it is read unchecked.
+func TestTwoContentLengthsCloseTheStream(t *testing.T) {
+	ts := mustServer(t, nil, Config{Shield: &ShieldConfig{Rate: 50, Failures: 10, BanFor: time.Minute}})
+	conn, err := net.Dial("tcp", ts.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := "OPTIONS sip:2000@" + ts.tcp + " SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-two\r\n" +
+		"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:2000@127.0.0.1>\r\nCall-ID: two-lengths\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n" +
+		"Content-Length: 200000\r\nContent-Length: 0\r\n\r\n"
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err == nil {
+		t.Errorf("the stream stayed open and answered %q", buf[:n])
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Error("the stream stayed open")
+	}
+}

@@ -79,19 +79,22 @@ func (s *capturedConn) split() bool {
 			}
 			return true
 		}
-		body, err := strconv.Atoi(headerValue(s.in[:end+4], "content-length", "l"))
+		length, count := headerValues(s.in[:end+4], "content-length", "l")
+		body, err := strconv.Atoi(length)
+		if count > 1 || msgSize(end, body) > maxStream {
+			// Where this message ends is not clear (two lengths, which
+			// the parser may read otherwise than we do), or it is too big
+			// to be SIP: the stream is not to be trusted further.
+			return false
+		}
 		if err != nil || body < 0 {
 			body = 0
 		}
 		size := end + 4 + body
-		if size > maxStream {
-			s.in = s.in[:0]
-			return true
-		}
 		if len(s.in) < size {
 			return true
 		}
-		if !s.shield.admit(s.proxies.shieldSource(s.in[:size], s.remote.Addr())) && !s.proxies.trusts(s.remote.Addr()) {
+		if !s.proxies.admits(s.shield, s.in[:size], s.remote.Addr()) && !s.proxies.trusts(s.remote.Addr()) {
 			// A trusted proxy's connection carries everyone's calls: a
 			// source banned behind it is counted, but closing the
 			// connection would cut them all, so it is refused by trunk
@@ -102,6 +105,9 @@ func (s *capturedConn) split() bool {
 		s.in = append(s.in[:0], s.in[size:]...)
 	}
 }
+
+// msgSize is a message's length from its header section's end and its body's.
+func msgSize(end, body int) int { return end + 4 + max(body, 0) }
 
 func (s *capturedConn) Write(b []byte) (int, error) {
 	at := s.c.now()

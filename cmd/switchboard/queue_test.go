@@ -11,6 +11,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/metadata"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
 
@@ -180,6 +181,25 @@ func TestTransferToQueueThenSIPURI(t *testing.T) {
 	setDialTargets(t, m, f.Tenant.ID, "127.0.0.1")
 	if err := member.TransferToURI(ctx, in.CallID, "sip:vm@"+vm); err != nil {
 		t.Fatal(err)
+	}
+	// Each transfer out of the tenant's operators was audited before it was
+	// tried; the two refused ones once more, as failed.
+	entries, err := metadata.NewAuditLog(m.DB).Recent(ctx, &f.Tenant.ID, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tried, failed := 0, 0
+	for _, e := range entries {
+		if e.Action == "call.transfer" && e.ActorUserID != nil && *e.ActorUserID == f.Operators[1].ID {
+			if e.Outcome == "failed" {
+				failed++
+			} else {
+				tried++
+			}
+		}
+	}
+	if tried != 3 || failed != 2 {
+		t.Errorf("the member's transfers to a SIP URI audited %d times, %d failed; want 3, 2 failed", tried, failed)
 	}
 	var heard atomic.Int64
 	call.SetSink(func([]byte) { heard.Add(1) })

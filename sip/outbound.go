@@ -204,6 +204,7 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 func (l *outLeg) takeAnswer(a *offer) {
 	l.port.codec.Store(&a.Codec)
 	l.port.setRemote(a.Addr)
+	l.port.farDirection(a.Direction) // an answer may hold the call from the start
 }
 
 func (l *outLeg) SIPCallID() string   { return l.sipCallID }

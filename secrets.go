@@ -22,7 +22,7 @@ func RedactSecrets(msg string) string {
 		return msg // nearly every message
 	}
 	lines := strings.Split(msg, "\n")
-	inBody := false
+	inBody, inAuth := false, false
 	for i, line := range lines {
 		if strings.TrimRight(line, "\r") == "" {
 			inBody = true
@@ -32,12 +32,21 @@ func RedactSecrets(msg string) string {
 			lines[i] = redactCrypto(line)
 			continue
 		}
-		name, value, ok := strings.Cut(line, ":")
-		if ok && authHeaders[strings.ToLower(strings.TrimSpace(name))] {
-			cr := ""
-			if strings.HasSuffix(value, "\r") {
-				cr = "\r"
+		cr := ""
+		if strings.HasSuffix(line, "\r") {
+			cr = "\r"
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			// A folded line continues the header above (RFC 3261 §7.3.1):
+			// a credential's further parameters.
+			if inAuth {
+				lines[i] = "\t" + RedactedValue + cr
 			}
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		inAuth = ok && authHeaders[strings.ToLower(strings.TrimSpace(name))]
+		if inAuth {
 			lines[i] = name + ": " + redactCredentials(strings.TrimSpace(value)) + cr
 		}
 	}

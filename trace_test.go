@@ -64,10 +64,11 @@ func TestRedactSecrets(t *testing.T) {
 	msg := "INVITE sip:2000@192.0.2.1 SIP/2.0\r\n" +
 		"Proxy-Authorization: Digest username=\"acme\", realm=\"switchboard\", nonce=\"abc\", uri=\"sip:2000@192.0.2.1\", response=\"0123456789abcdef\", nc=00000001\r\n" +
 		"authorization: Basic YWNtZTpzM2NyZXQ=\r\n" +
+		"Authorization: Digest username=\"acme\",\r\n  realm=\"switchboard\",\r\n\tresponse=\"fedcba9876543210\"\r\n" +
 		"Content-Length: 71\r\n\r\n" +
 		"v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n"
 	got := sb.SIPMessage{Message: msg}.Redact(sb.TracePolicy{}).Message
-	for _, gone := range []string{"0123456789abcdef", "nonce", "YWNtZTpzM2NyZXQ=", "WVNfX19zZW1jdGwg"} {
+	for _, gone := range []string{"0123456789abcdef", "nonce", "YWNtZTpzM2NyZXQ=", "WVNfX19zZW1jdGwg", "fedcba9876543210"} {
 		if strings.Contains(got, gone) {
 			t.Errorf("%q survived:\n%s", gone, got)
 		}

@@ -281,6 +281,25 @@ func TestRejectCarriesReason(t *testing.T) {
 	}
 }
 
+// The 200 OK to an INVITE says what the caller may send in the dialog and
+// which extensions we take (RFC 3261 §13.3.1.4): Allow and Supported.
+func TestAnswerCarriesAllowAndSupported(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, _ := answer(t, ts, phone, "udp")
+	for _, m := range in.Leg.SIPTrace() {
+		if m.Inbound || !strings.HasPrefix(m.Message, "SIP/2.0 200") || !strings.Contains(m.Message, "CSeq: ") ||
+			!strings.Contains(m.Message, " INVITE\r\n") {
+			continue
+		}
+		if !strings.Contains(m.Message, "\r\nAllow: INVITE, ACK, CANCEL, BYE") || !strings.Contains(m.Message, "\r\nSupported:") {
+			t.Errorf("the 200 OK lacks Allow or Supported:\n%s", m.Message)
+		}
+		return
+	}
+	t.Fatal("no 200 OK to the INVITE in the trace")
+}
+
 func TestHoldAndResume(t *testing.T) {
 	ts := mustServer(t, nil, Config{MediaTimeout: time.Second})
 	phone := mustPhone(t, siptest.Options{})

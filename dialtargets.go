@@ -114,11 +114,16 @@ func (d DialTargets) namesAddr(a netip.Addr) bool {
 	return false
 }
 
+// Blocks that are global unicast to netip but nobody's public address.
+var (
+	sharedSpace  = netip.MustParsePrefix("100.64.0.0/10") // carrier-grade NAT (RFC 6598)
+	benchmarking = netip.MustParsePrefix("198.18.0.0/15") // RFC 2544
+)
+
 // public reports whether a is an address on the public Internet.
 func public(a netip.Addr) bool {
 	return a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() &&
-		!netip.MustParsePrefix("100.64.0.0/10").Contains(a) && // carrier-grade NAT
-		!netip.MustParsePrefix("198.18.0.0/15").Contains(a) // benchmarking
+		!sharedSpace.Contains(a) && !benchmarking.Contains(a)
 }
 
 // DialPolicy gives a tenant's dial targets; the metadata store implements

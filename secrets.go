@@ -18,8 +18,8 @@ const RedactedValue = "<redacted>"
 // Digest, its username; an a=crypto line keeps its suite, each key
 // replaced by '*' of the same length so that Content-Length still holds.
 func RedactSecrets(msg string) string {
-	if lower := strings.ToLower(msg); !strings.Contains(lower, "authorization") && !strings.Contains(lower, "inline:") {
-		return msg // nearly every message
+	if !containsFold(msg, "authorization") && !containsFold(msg, "inline:") {
+		return msg // nearly every message: every one is captured, so no copy
 	}
 	lines := strings.Split(msg, "\n")
 	inBody, inAuth := false, false
@@ -72,6 +72,17 @@ func redactCredentials(v string) string {
 		}
 	}
 	return scheme + " " + RedactedValue
+}
+
+// containsFold reports whether s holds sub (lower case, starting with a
+// letter) in any case, without the copy strings.ToLower would make.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i]|0x20 == sub[0] && strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }
 
 func notLetter(r rune) bool { return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') }

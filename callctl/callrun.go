@@ -104,7 +104,7 @@ const endedByAPI = "ended through the API"
 // shuttingDown is the reason of a call the service ended as it stopped.
 const shuttingDown = "service shutting down"
 
-// newRun prepares a call's state; start runs it.
+// newRun prepares a call's state; run runs it.
 func (s *Switch) newRun(c *sb.Call, lc *liveCall, log *slog.Logger) *callRun {
 	return &callRun{s: s, c: c, lc: lc, log: log, dtmf: make(chan dtmfKey, 32)}
 }
@@ -173,19 +173,19 @@ func (r *callRun) await(ctx context.Context, w watch) (event, bool) {
 		}
 		select {
 		case <-ctx.Done():
-			r.drainDTMF()
+			r.drainDTMF(ctx)
 			r.shutdown()
 		case k := <-r.dtmf:
 			r.key(ctx, k)
 		case <-tick:
 			r.sample()
 		case m := <-r.lc.ops:
-			r.drainDTMF() // digits the bridge saw first go first in the timeline
+			r.drainDTMF(ctx) // digits the bridge saw first go first in the timeline
 			if r.duty(ctx, m) {
 				return event{kind: evOperator, op: m}, true
 			}
 		case ev, ok := <-legEvents:
-			r.drainDTMF()
+			r.drainDTMF(ctx)
 			if !ok {
 				ev = r.closedLeg()
 			}

@@ -26,17 +26,13 @@ const (
 	dialHop                             // an operator on another instance
 )
 
-// allowDial checks a SIP URI's host against the tenant's dial targets:
+// allowDial checks a SIP URI's route against the tenant's dial targets:
 // a name must be listed and resolve to public addresses (or listed ones),
 // an address must be listed. Without a dial policy (tests of other parts)
 // every URI may be called.
-func (s *Switch) allowDial(ctx context.Context, tenantID sb.ID, uri string) error {
+func (s *Switch) allowDial(ctx context.Context, tenantID sb.ID, route sb.OutboundRoute) error {
 	if s.dialPolicy == nil {
 		return nil
-	}
-	route, _, err := sb.ParseSIPURI(uri)
-	if err != nil {
-		return err
 	}
 	targets, err := s.dialPolicy.DialTargets(ctx, tenantID)
 	if err != nil {
@@ -44,7 +40,7 @@ func (s *Switch) allowDial(ctx context.Context, tenantID sb.ID, uri string) erro
 	}
 	host, _, err := net.SplitHostPort(route.Target)
 	if err != nil {
-		return sb.Errorf(sb.EINVALID, "%q has no host to call", uri)
+		return sb.Errorf(sb.EINVALID, "%q has no host to call", route.Target)
 	}
 	var addrs []netip.Addr
 	switch a, err := netip.ParseAddr(host); {
@@ -55,6 +51,23 @@ func (s *Switch) allowDial(ctx context.Context, tenantID sb.ID, uri string) erro
 		addrs, _ = net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	}
 	return targets.Allow(host, addrs)
+}
+
+// uriRoute is where a call placed for the caller to uri goes, once it is
+// known that one may be: the URI reads, the caller's codec can go there,
+// the tenant allows it, and calls can be placed here.
+func (r *callRun) uriRoute(ctx context.Context, uri string) (sb.OutboundRoute, string, error) {
+	route, user, err := sb.ParseSIPURI(uri)
+	if err == nil {
+		err = r.dialable()
+	}
+	if err == nil {
+		err = r.s.allowDial(ctx, r.c.TenantID, route)
+	}
+	if err == nil && r.s.dialer == nil {
+		err = sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here")
+	}
+	return route, user, err
 }
 
 // dialable fails when the caller's audio cannot go onto a leg we place:
@@ -70,16 +83,7 @@ func (r *callRun) dialable() error {
 // answered once the far end answers. The forwarded call is not recorded:
 // the recording's consent was for the tenant's operators.
 func (r *callRun) forward(ctx context.Context, uri, why string) phase {
-	route, user, err := sb.ParseSIPURI(uri)
-	if err == nil {
-		err = r.dialable()
-	}
-	if err == nil {
-		err = r.s.allowDial(ctx, r.c.TenantID, uri)
-	}
-	if err == nil && r.s.dialer == nil {
-		err = sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here")
-	}
+	route, user, err := r.uriRoute(ctx, uri)
 	if err != nil {
 		r.log.Warn("cannot forward", "err", err)
 		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reject: 480, reason: why + "; forwarding is not possible",
@@ -100,16 +104,7 @@ func (r *callRun) forward(ctx context.Context, uri, why string) phase {
 // dialTransfer places a call to uri for an answered caller, who hears
 // silence until it is answered.
 func (r *callRun) dialTransfer(ctx context.Context, uri string) phase {
-	route, user, err := sb.ParseSIPURI(uri)
-	if err == nil {
-		err = r.dialable()
-	}
-	if err == nil {
-		err = r.s.allowDial(ctx, r.c.TenantID, uri)
-	}
-	if err == nil && r.s.dialer == nil {
-		err = sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here")
-	}
+	route, user, err := r.uriRoute(ctx, uri)
 	if err == nil {
 		r.out, err = r.s.dialer.Dial(ctx, route, user)
 	}

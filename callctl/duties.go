@@ -129,11 +129,11 @@ func (r *callRun) key(ctx context.Context, k dtmfKey) {
 }
 
 // drainDTMF records the digits already reported by the bridge.
-func (r *callRun) drainDTMF() {
+func (r *callRun) drainDTMF(ctx context.Context) {
 	for {
 		select {
 		case k := <-r.dtmf:
-			r.key(context.Background(), k)
+			r.key(ctx, k)
 		default:
 			return
 		}

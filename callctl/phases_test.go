@@ -327,6 +327,23 @@ func (o *observer) count(id sb.ID, e sb.EventType) int {
 	return n
 }
 
+// carryOn moves the call on from phase p to where it is talked to (and,
+// with waitRecording, waits for the recording that starts there), has the
+// caller say n frames and hang up, and checks the call ended completed by
+// the caller.
+func (h *phaseHarness) carryOn(t *testing.T, p phaseCase, waitRecording bool, n int) {
+	t.Helper()
+	if p.next != nil {
+		p.next(t, h)
+	}
+	if waitRecording {
+		h.recordingStarted(t, p)
+	}
+	h.talk(n)
+	h.hangUp()
+	checkRecord(t, h.finalRecord(t), want{status: sb.CallCompleted, by: sb.PartyCaller})
+}
+
 // recordingStarted waits, where the phase records, for the recording to
 // have started: it starts just after the two sides hear each other.
 func (h *phaseHarness) recordingStarted(t *testing.T, p phaseCase) {
@@ -468,14 +485,7 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 				p.enter(t, h)
 				h.setConsent(t, true)
 				h.waitEventCount(t, sb.EventConsent, 1)
-				if p.next != nil {
-					p.next(t, h)
-				}
-				h.recordingStarted(t, p)
-				h.talk(5)
-				h.hangUp()
-				c := h.finalRecord(t)
-				checkRecord(t, c, want{status: sb.CallCompleted, by: sb.PartyCaller})
+				h.carryOn(t, p, true, 5)
 				h.recs.check(t, recordingsWant{complete: p.recorded, fromCaller: boolInt(p.recorded) * 5})
 				h.operatorsFree(t)
 			})
@@ -488,13 +498,7 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 				// At once, in this phase: nothing of the call is kept.
 				h.waitEventCount(t, sb.EventConsent, consents+1)
 				waitFor(t, "every recording destroyed", func() bool { return h.recs.none(recActive, recComplete) })
-				if p.next != nil {
-					p.next(t, h)
-				}
-				h.talk(5)
-				h.hangUp()
-				c := h.finalRecord(t)
-				checkRecord(t, c, want{status: sb.CallCompleted, by: sb.PartyCaller})
+				h.carryOn(t, p, false, 5)
 				h.recs.check(t, recordingsWant{})
 				if h.recs.tapsAfterEnd() > 0 {
 					t.Error("audio reached a destroyed recording")
@@ -535,14 +539,7 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 					}
 				}
 				h.waitEvent(t, sb.EventRecordingResumed)
-				if p.next != nil {
-					p.next(t, h)
-				}
-				h.recordingStarted(t, p)
-				h.talk(4)
-				h.hangUp()
-				c := h.finalRecord(t)
-				checkRecord(t, c, want{status: sb.CallCompleted, by: sb.PartyCaller})
+				h.carryOn(t, p, true, 4)
 				h.recs.check(t, recordingsWant{complete: p.kept || p.recorded, fromCaller: boolInt(p.recorded) * 4})
 				h.operatorsFree(t)
 			})

@@ -37,8 +37,12 @@ func (s *Switch) TransferCall(opID, callID sb.ID, t sb.TransferTarget) error {
 		if a == nil {
 			return sb.Errorf(sb.ENOTFOUND, "no such call for this operator")
 		}
+		route, _, err := sb.ParseSIPURI(t.URI)
+		if err != nil {
+			return err
+		}
 		ctx, cancel := dbContext(s.ctx)
-		err := s.allowDial(ctx, a.conn.TenantID(), t.URI)
+		err = s.allowDial(ctx, a.conn.TenantID(), route)
 		cancel()
 		if err != nil {
 			return err

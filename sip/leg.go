@@ -92,9 +92,9 @@ func (l *leg) Answer(ctx context.Context) error {
 	res := sip.NewSDPResponseFromRequest(l.dlg.InviteRequest, body)
 	res.AppendHeader(sip.HeaderClone(&l.contact))
 	// What the caller may send in the dialog, and which extensions we
-	// take: none (RFC 3261 §13.3.1.4 wants both in the 2xx).
+	// take (RFC 3261 §13.3.1.4 wants both in the 2xx).
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
-	res.AppendHeader(sip.NewHeader("Supported", ""))
+	res.AppendHeader(sip.NewHeader("Supported", supportedHeader()))
 	done := make(chan error, 1)
 	go func() { done <- l.dlg.WriteResponse(res) }()
 	var err error

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -34,4 +35,15 @@ func badExtension(req *sip.Request, tags []string) *sip.Response {
 	res := sip.NewResponseFromRequest(req, sip.StatusBadExtension, phrase(sip.StatusBadExtension), nil)
 	res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(tags, ", ")))
 	return res
+}
+
+// supportedHeader is the Supported header's value: the option tags in
+// supported, which an answer names (RFC 3261 §13.3.1.4).
+func supportedHeader() string {
+	tags := make([]string, 0, len(supported))
+	for tag := range supported {
+		tags = append(tags, tag)
+	}
+	slices.Sort(tags)
+	return strings.Join(tags, ", ")
 }

@@ -199,20 +199,7 @@ func TestPauseWhileTransferRingsHoldsAfterTheAnswer(t *testing.T) {
 	if err := colleague.WaitConnected(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	bothTalk(t, call, colleague, 25) // paused: not kept
-	x.recordingControl(t, id, "resume")
-	// Resumed: kept.
-	bothTalk(t, call, colleague, 25)
-	if err := call.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitCallEnded(t, x.m, x.f.APIKey, id)
-
-	var rec sb.Recording
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK || rec.Status != sb.RecordingComplete {
-		t.Fatalf("GET recording: %d %+v", code, rec)
-	}
-	frames := x.frames(t, id, &rec)
+	frames := x.talkPausedThenResumed(ctx, t, call, colleague, id)
 	for _, ch := range []uint8{recordings.ChannelCaller, recordings.ChannelOperator} {
 		if n := frames[ch]; n < 45 || n > 55 {
 			t.Errorf("channel %d: recorded %d frames, want about 50 (25 before the transfer, 25 after the resume; none of the 25 while paused)", ch, n)
@@ -274,20 +261,7 @@ func TestPauseWhileQueuedHoldsAfterTheAnswer(t *testing.T) {
 	if err := x.op.WaitConnected(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	bothTalk(t, call, x.op, 25) // paused: not kept
-	x.recordingControl(t, id, "resume")
-	// Resumed: kept.
-	bothTalk(t, call, x.op, 25)
-	if err := call.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitCallEnded(t, x.m, x.f.APIKey, id)
-
-	var rec sb.Recording
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK || rec.Status != sb.RecordingComplete {
-		t.Fatalf("GET recording: %d %+v", code, rec)
-	}
-	frames := x.frames(t, id, &rec)
+	frames := x.talkPausedThenResumed(ctx, t, call, x.op, id)
 	for _, ch := range []uint8{recordings.ChannelCaller, recordings.ChannelOperator} {
 		if n := frames[ch]; n < 20 || n > 27 {
 			t.Errorf("channel %d: recorded %d frames, want about 25 (after the resume only)", ch, n)
@@ -574,4 +548,23 @@ func TestDeclinedOfferIsRevoked(t *testing.T) {
 			t.Fatalf("the operator who declined call %s was never sent \"revoked\" for it", in.CallID)
 		}
 	}
+}
+
+// talkPausedThenResumed has both sides say 25 frames while the recording
+// is paused, resume it, say 25 more, and hang up; it returns the frames the
+// stored recording kept, by channel.
+func (x *recordingFixture) talkPausedThenResumed(ctx context.Context, t *testing.T, call *siptest.Call, op *opclient.Client, id sb.ID) map[uint8]int {
+	t.Helper()
+	bothTalk(t, call, op, 25) // paused: not kept
+	x.recordingControl(t, id, "resume")
+	bothTalk(t, call, op, 25) // resumed: kept
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, x.m, x.f.APIKey, id)
+	var rec sb.Recording
+	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK || rec.Status != sb.RecordingComplete {
+		t.Fatalf("GET recording: %d %+v", code, rec)
+	}
+	return x.frames(t, id, &rec)
 }

@@ -432,23 +432,9 @@ func TestRetentionDestroysAndShreds(t *testing.T) {
 // nothing of the call is kept, and the gap is marked.
 func TestPausedRecordingKeepsNothingInTheGap(t *testing.T) {
 	x := mustRecordingFixture(t)
-	post := func(id sb.ID, what string) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, x.m.HTTPURL()+"/v1/calls/"+id.String()+"/recording/"+what, nil)
-		req.Header.Set("Authorization", "Bearer "+x.f.APIKey)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusAccepted {
-			t.Fatalf("%s: %d", what, res.StatusCode)
-		}
-		time.Sleep(50 * time.Millisecond) // it takes effect on the call's goroutine
-	}
 	id := x.call(t, "yes",
-		func(id sb.ID) { post(id, "pause") },  // 25 frames each way, not kept
-		func(id sb.ID) { post(id, "resume") }, // 25 more, kept
+		func(id sb.ID) { x.recordingControl(t, id, "pause") },  // 25 frames each way, not kept
+		func(id sb.ID) { x.recordingControl(t, id, "resume") }, // 25 more, kept
 	)
 	var rec sb.Recording
 	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK || rec.Status != sb.RecordingComplete {

@@ -100,6 +100,11 @@ type TrunkLeg interface {
 // finish: a caller who sent BYE instead of acknowledging the 200 OK.
 var ErrHungUp = errors.New("the far end hung up")
 
+// ErrCanceled says the caller canceled before the answer could be given:
+// their CANCEL crossed the 200 OK, got there first and was answered 487,
+// so there is no dialog and the call was never answered.
+var ErrCanceled = errors.New("the caller canceled before the answer")
+
 // Referrer is a trunk leg that can hand its call to a SIP URI itself
 // (REFER): the caller's side calls the target, and switchboard leaves the
 // call.

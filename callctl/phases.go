@@ -314,10 +314,15 @@ func (r *callRun) answer(ctx context.Context) phase {
 
 // answerCaller sends the caller the 200 OK and waits for its ACK. A caller
 // who hangs up instead (BYE as the answer reached them) ends an answered
-// call themselves; one whose ACK never comes fails it. It reports whether
-// the call is up.
+// call themselves; one whose CANCEL got there first (answered 487) ends it
+// unanswered; one whose ACK never comes fails it. It reports whether the
+// call is up.
 func (r *callRun) answerCaller(ctx context.Context) bool {
 	err := r.in.Answer(ctx)
+	if errors.Is(err, sb.ErrCanceled) {
+		r.callerLeft("CANCEL before the 200 OK")
+		return false
+	}
 	if err != nil && !errors.Is(err, sb.ErrHungUp) {
 		r.log.Warn("answer failed", "err", err)
 		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "answer not acknowledged: " + err.Error(),

@@ -281,11 +281,17 @@ func (s *Switch) RecordRefused(in *sb.RefusedCall) {
 	}
 	c.Status, c.SIPCode, c.Reason, c.HangupBy, c.EndedAt = sb.CallRejected, in.Code, in.Reason, sb.PartySystem, &now
 	c.FailureLeg, c.FailureStage, c.Q850Cause = in.Leg, in.Stage, sb.Q850Cause(in.Code)
-	if in.Code >= 500 {
-		c.Status = sb.CallFailed
-	}
 	r.event(sb.EventReceived, map[string]any{"source": c.Source})
-	r.event(sb.EventRejected, map[string]any{"sip_code": in.Code, "reason": in.Reason})
+	switch {
+	case in.Code == 487: // the caller's CANCEL came before our refusal
+		c.Status, c.HangupBy = sb.CallCanceled, sb.PartyCaller
+		r.event(sb.EventCanceled, nil)
+	case in.Code >= 500:
+		c.Status = sb.CallFailed
+		fallthrough
+	default:
+		r.event(sb.EventRejected, map[string]any{"sip_code": in.Code, "reason": in.Reason})
+	}
 	r.event(sb.EventEnded, map[string]any{"status": c.Status, "hangup_by": c.HangupBy, "reason": c.Reason})
 	r.flush(ctx)
 	if err := s.rec.AddCallTrace(ctx, &sb.CallTrace{TenantID: c.TenantID, CallID: c.ID, SIP: in.Trace}); err != nil {

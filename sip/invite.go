@@ -86,10 +86,17 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	log := s.log.With("trunk", trunk.ID, "sip_call_id", req.CallID().Value())
 	// From here on a refusal is a call of the trunk's tenant, recorded.
 	refuse := func(res *sip.Response, reason, leg, stage string) {
-		s.respond(tx, res)
+		code := res.StatusCode
+		if err := tx.Respond(res); errors.Is(err, sip.ErrTransactionCanceled) {
+			// The caller's CANCEL came first and has its 487: the
+			// caller gave up before we could refuse.
+			code, reason, leg, stage = sip.StatusRequestTerminated, "caller canceled", sb.FailedOnTrunk, sb.StageRinging
+		} else if err != nil {
+			s.log.Debug("sending SIP response failed", "code", code, "err", err)
+		}
 		s.disp.RecordRefused(&sb.RefusedCall{Trunk: trunk, From: req.From().Address.User, To: number,
 			Source: origin.String(), SIPCallID: req.CallID().Value(),
-			Code: res.StatusCode, Reason: reason, Leg: leg, Stage: stage, Trace: s.capture.release(req.CallID().Value())})
+			Code: code, Reason: reason, Leg: leg, Stage: stage, Trace: s.capture.release(req.CallID().Value())})
 	}
 	if !trunk.HasNumber(number) {
 		log.Info("INVITE refused: number not on trunk", "number", sb.MaskNumber(number))
@@ -146,15 +153,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 
-	s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusTrying, "Trying", nil))
-
 	local := localAddr(tx, src)
-	conn, err := listenRTP(local.Addr(), s.conf.RTPPorts)
-	if err != nil {
-		log.Error("INVITE: no RTP port", "err", err)
-		refuse(rejection(req, sip.StatusServiceUnavailable, "no media port available"), "no media port available", sb.FailedOnService, sb.StageMediaSetup)
-		return
-	}
 	transport := strings.ToLower(req.Transport())
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: local.Addr().String(), Port: int(local.Port())}}
 	if transport != "udp" {
@@ -164,11 +163,19 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if transport == "tls" {
 		contact.Address.Scheme = "sips"
 	}
+	// The dialog is read before the 100 goes out: a CANCEL, which a
+	// caller sends once it has a provisional response, then finds it.
 	dua := &sipgo.DialogUA{Client: s.client, ContactHDR: contact, RewriteContact: true}
 	dlg, err := dua.ReadInvite(req, tx)
 	if err != nil {
-		conn.Close()
 		offerRefused(sip.StatusBadRequest, err.Error())
+		return
+	}
+	s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusTrying, "Trying", nil))
+	conn, err := listenRTP(local.Addr(), s.conf.RTPPorts)
+	if err != nil {
+		log.Error("INVITE: no RTP port", "err", err)
+		refuse(rejection(req, sip.StatusServiceUnavailable, "no media port available"), "no media port available", sb.FailedOnService, sb.StageMediaSetup)
 		return
 	}
 	sdpIP := local.Addr()

@@ -58,7 +58,9 @@ func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction,
 		stop:    make(chan struct{}),
 	}
 	port.farDirection(o.Direction) // an INVITE may already hold the call
-	dlg.OnState(func(state sip.DialogState) {
+	// With the state it is in now: a CANCEL that came while the INVITE
+	// was being read ended the dialog already.
+	dlg.OnStateReplay(func(state sip.DialogState) {
 		if state != sip.DialogStateEnded {
 			return
 		}
@@ -79,6 +81,12 @@ func (l *leg) settle() { l.settleOnce.Do(func() { close(l.settled) }) }
 func (l *leg) Media() sb.MediaPort { return l.port }
 
 func (l *leg) Ring(ctx context.Context) error {
+	l.mu.Lock()
+	final := l.final
+	l.mu.Unlock()
+	if final {
+		return errors.New("sip: ring: the INVITE has its final response")
+	}
 	return l.dlg.Respond(sip.StatusRinging, "Ringing", nil)
 }
 
@@ -112,6 +120,15 @@ func (l *leg) Answer(ctx context.Context) error {
 		l.mu.Unlock()
 		l.settle()
 		return fmt.Errorf("sip: answer: %w", sb.ErrHungUp)
+	}
+	if errors.Is(err, sip.ErrTransactionCanceled) {
+		// The CANCEL got there before the 200 and was answered 487: the
+		// dialog never was, and nothing is to be sent on it.
+		l.mu.Lock()
+		l.final = true
+		l.mu.Unlock()
+		l.settle()
+		return fmt.Errorf("sip: answer: %w", sb.ErrCanceled)
 	}
 	l.mu.Lock()
 	l.final = true

@@ -204,7 +204,26 @@ func sipp(ctx context.Context, t *testing.T, scenario, number, target string) ([
 // recognised by its source.
 func sippFrom(ctx context.Context, t *testing.T, localIP, scenario, number, target string) ([]byte, error) {
 	t.Helper()
+	return sippIn(ctx, t, t.TempDir(), localIP, scenario, number, target)
+}
+
+// sippMessages is sipp that also returns every message SIPp sent and
+// received, as it logged them (-trace_msg).
+func sippMessages(ctx context.Context, t *testing.T, scenario, number, target string) (out []byte, messages string, err error) {
+	t.Helper()
 	dir := t.TempDir()
+	out, err = sippIn(ctx, t, dir, "127.0.0.1", scenario, number, target, "-trace_msg")
+	logs, _ := filepath.Glob(filepath.Join(dir, "*_messages.log"))
+	for _, f := range logs {
+		b, _ := os.ReadFile(f)
+		messages += string(b)
+	}
+	return out, messages, err
+}
+
+// sippIn runs sipp in dir, with extra arguments.
+func sippIn(ctx context.Context, t *testing.T, dir, localIP, scenario, number, target string, extra ...string) ([]byte, error) {
+	t.Helper()
 	path, err := filepath.Abs(filepath.Join("..", "..", "testdata", "sipp", scenario))
 	if err != nil {
 		return nil, err
@@ -215,8 +234,8 @@ func sippFrom(ctx context.Context, t *testing.T, localIP, scenario, number, targ
 		"-s", number, "-i", localIP, "-mi", localIP,
 		"-p", fmt.Sprint(sigPort), "-mp", fmt.Sprint(mediaPort),
 		"-m", "1", "-l", "1", "-timeout", "40s", "-timeout_error", "-nostdin",
-		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
-		target)
+		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"))
+	cmd.Args = append(append(cmd.Args, extra...), target)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -483,15 +502,26 @@ func TestSIPpFailuresLandOnTheirTaxonomy(t *testing.T) {
 		}
 		var tr binaryTrace
 		s.getJSON(t, key, "/v1/calls/"+id.String()+"/trace", &tr)
-		oks := 0
+		var oks []time.Time
 		for _, m := range tr.SIP {
 			if !m.Inbound && strings.HasPrefix(m.Message, "SIP/2.0 200") && strings.Contains(m.Message, "INVITE") {
-				oks++
+				oks = append(oks, m.At)
 			}
 		}
 		bye, ok := tr.sent("BYE ")
-		if oks < 5 || !ok || !strings.Contains(bye, "cause=408") {
-			t.Errorf("trace: the 200 sent %d times, BYE %v with cause 408: %v; want the retransmissions, then the BYE", oks, ok, strings.Contains(bye, "cause=408"))
+		if len(oks) < 5 || !ok || !strings.Contains(bye, "cause=408") {
+			t.Errorf("trace: the 200 sent %d times, BYE %v with cause 408: %v; want the retransmissions, then the BYE", len(oks), ok, strings.Contains(bye, "cause=408"))
+		}
+		// RFC 3261 §13.3.1.4: retransmitted after T1, then at doubling
+		// intervals up to T2: 0.5, 1, 2, 4, 4 … s. A timer may fire late
+		// on a busy machine, never early.
+		for i, want := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
+			if i+1 >= len(oks) {
+				break
+			}
+			if gap := oks[i+1].Sub(oks[i]); gap < want*9/10 || gap > want*3/2+300*time.Millisecond {
+				t.Errorf("the 200's retransmission %d came %s after the one before, want %s", i+1, gap.Round(time.Millisecond), want)
+			}
 		}
 	})
 }

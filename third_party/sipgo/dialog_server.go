@@ -306,6 +306,11 @@ func (s *DialogServerSession) WriteResponse(res *sip.Response) error {
 		return fmt.Errorf("ID do not match. Invite request has changed headers?")
 	}
 
+	// A CANCEL that came first ended the dialog (switchboard patch): the
+	// INVITE has its 487, and no 2xx may follow it.
+	if s.LoadState() == sip.DialogStateEnded {
+		return sip.ErrTransactionCanceled
+	}
 	s.setState(sip.DialogStateEstablished)
 
 	// Register dialog state read channel before transmitting 200 OK. This prevents a race
@@ -313,6 +318,9 @@ func (s *DialogServerSession) WriteResponse(res *sip.Response) error {
 	readStateCh := s.StateRead()
 
 	if err := tx.Respond(res); err != nil {
+		// A CANCEL's 487 got there between the check above and now
+		// (switchboard patch): the dialog never was.
+		s.endWithCause(err)
 		return err
 	}
 
@@ -320,8 +328,13 @@ func (s *DialogServerSession) WriteResponse(res *sip.Response) error {
 	// https://datatracker.ietf.org/doc/html/rfc3261#section-13.3.1.4
 
 	// We are following RFC 6026, which states that this is TU thing and not Transaction layer.
-	timer := time.NewTimer(sip.T1)
+	interval := sip.T1
+	timer := time.NewTimer(interval)
 	defer timer.Stop()
+	// Set once (switchboard patch): made anew in each turn of the loop, it
+	// never fired while the 2xx was retransmitted more often than 64*T1.
+	giveUp := time.NewTimer(64 * sip.T1)
+	defer giveUp.Stop()
 
 	state := sip.DialogStateEstablished
 	for state == sip.DialogStateEstablished {
@@ -334,9 +347,11 @@ func (s *DialogServerSession) WriteResponse(res *sip.Response) error {
 			//    interval that starts at T1 seconds and doubles for each
 			//    retransmission until it reaches T2 seconds (T1 and T2 are defined in
 			//    Section 17).
-			timer.Reset(max(2*sip.T1, sip.T2))
+			// (switchboard patch: it was T2 from the second on.)
+			interval = min(2*interval, sip.T2)
+			timer.Reset(interval)
 
-		case <-time.After(64 * sip.T1):
+		case <-giveUp.C:
 			// If the server retransmits the 2xx response for 64*T1 seconds without
 			// receiving an ACK, the dialog is confirmed, but the session SHOULD be
 			// terminated.  This is accomplished with a BYE, as described in Section

@@ -77,6 +77,9 @@ var (
 	ErrTransactionTransport  = errors.New("transaction transport error")
 	ErrTransactionCanceled   = errors.New("transaction canceled")
 	ErrTransactionTerminated = errors.New("transaction terminated")
+	// ErrFinalResponseSent refuses a response to a request that has its
+	// final response already (switchboard patch; RFC 3261 §17.2.1).
+	ErrFinalResponseSent = errors.New("transaction has its final response already")
 )
 
 // wrapTransportError wraps the cause with %w so it stays reachable through

@@ -172,7 +172,7 @@ func (txl *TransactionLayer) handleRequest(req *Request) error {
 			// The CANCEL client transaction retransmits until it receives
 			// a response; sending 200 OK before the 487 ensures the UAC
 			// stops retransmitting immediately.
-			if err := tx.conn.WriteMsg(NewResponseFromRequest(req, StatusOK, "OK", nil)); err != nil {
+			if err := tx.answerCancel(req); err != nil {
 				return fmt.Errorf("Failed to respond 200 for CANCEL: %w", err)
 			}
 

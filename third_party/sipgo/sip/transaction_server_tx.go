@@ -21,6 +21,9 @@ type ServerTx struct {
 	timer_1xx    *time.Timer
 	timer_l      *time.Timer
 	reliable     bool
+	// toTag is the To tag of the answers to a CANCEL, once one came
+	// (switchboard patch); fsmMu guards it.
+	toTag string
 }
 
 func NewServerTx(key string, origin *Request, conn Connection, logger *slog.Logger) *ServerTx {
@@ -122,9 +125,47 @@ func (tx *ServerTx) Respond(res *Response) error {
 	default:
 		input = server_input_user_300_plus
 	}
+	tx.fsmMu.Lock()
+	defer tx.fsmMu.Unlock()
+	// Nothing follows a final response but the retransmissions of a 2xx
+	// (switchboard patch): a response given after it, a 180 or a 200 that
+	// lost the race with a CANCEL's 487, would otherwise take the final
+	// response's place, and Timer G would retransmit it instead.
+	if last := tx.fsmResp; last != nil && !last.IsProvisional() && !(last.IsSuccess() && res.IsSuccess()) {
+		if tx.fsmErr == ErrTransactionCanceled {
+			return ErrTransactionCanceled
+		}
+		return ErrFinalResponseSent
+	}
 	// Return the transition's result; Timer J may terminate the transaction
 	// as soon as the FSM lock is released.
-	return tx.spinFsmWithResponse(input, res)
+	tx.fsmResp = res
+	tx.spinFsmUnsafe(input)
+	return tx.fsmErr
+}
+
+// answerCancel answers a CANCEL that matched this transaction with 200
+// (switchboard patch). Its To tag is the one of the responses to the INVITE
+// (RFC 3261 §9.2): a caller takes the last tag it saw for the dialog's, so
+// a CANCEL answered with another tag after the 200 left the caller's BYE
+// without a dialog. Before any tagged response, the tag chosen here is the
+// 487's too.
+func (tx *ServerTx) answerCancel(req *Request) error {
+	tx.fsmMu.Lock()
+	defer tx.fsmMu.Unlock()
+	res := NewResponseFromRequest(req, StatusOK, "OK", nil)
+	if tx.toTag == "" {
+		if last := tx.fsmResp; last != nil && last.To() != nil {
+			tx.toTag, _ = last.To().Params.Get("tag")
+		}
+	}
+	if to := res.To(); to != nil {
+		if tx.toTag == "" {
+			tx.toTag, _ = to.Params.Get("tag")
+		}
+		to.Params.Add("tag", tx.toTag)
+	}
+	return tx.conn.WriteMsg(res)
 }
 
 // Acks makes channel for sending acks. Channel is created on demand

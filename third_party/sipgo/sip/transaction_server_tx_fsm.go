@@ -302,6 +302,9 @@ func (tx *ServerTx) actCancel() fsmInput {
 
 	tx.log.Debug("Passing 487 on CANCEL", "tx", tx.Key())
 	tx.fsmResp = NewResponseFromRequest(tx.origin, StatusRequestTerminated, "Request Terminated", nil)
+	if to := tx.fsmResp.To(); to != nil && tx.toTag != "" {
+		to.Params.Add("tag", tx.toTag) // the CANCEL's 200 had it (switchboard patch)
+	}
 	tx.fsmErr = ErrTransactionCanceled // For now only informative
 
 	// Check is there some listener on cancel

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,6 +65,21 @@ func (r *sippRig) answer(ctx context.Context, from string, delay time.Duration) 
 		}
 	}()
 	return answered
+}
+
+// answered runs the SIPp scenario as a call from the number that the
+// operator accepts, and returns the call's ID.
+func (r *sippRig) answered(ctx context.Context, t *testing.T, scenario, from string) sb.ID {
+	t.Helper()
+	answered := r.answer(ctx, from, 0)
+	if out, err := sipp(ctx, t, scenario, "2000", r.s.sipAddr); err != nil {
+		t.Fatalf("%v\n%s", err, lastLines(string(out), 40))
+	}
+	id, ok := <-answered
+	if !ok {
+		t.Fatal("the operator was not offered the call")
+	}
+	return id
 }
 
 // trace is the call's SIP trace and timeline.
@@ -175,5 +194,123 @@ func (r *sippRig) callFrom(t *testing.T, from string) *sb.Call {
 		if time.Now().After(deadline) {
 			t.Fatalf("no ended call from %s among %d", from, len(list.Calls))
 		}
+	}
+}
+
+// TestSIPpByeBeforeTheAck: a caller who gives up as the 200 reaches them
+// sends BYE instead of the ACK; it is answered 200, and the record says
+// the caller hung up an answered call.
+func TestSIPpByeBeforeTheAck(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := mustSIPpRig(t, ctx)
+	id := r.answered(ctx, t, "uac_bye_before_ack.xml", "15550008884")
+	rec := waitBinaryCall(t, r.s, r.key, id)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.AnsweredAt == nil || rec.FailureStage != "" {
+		t.Errorf("record %q by %q, answered %v, failed at %q; want completed by the caller, answered", rec.Status, rec.HangupBy, rec.AnsweredAt, rec.FailureStage)
+	}
+	if bye, ok := r.trace(t, id).sent("BYE "); ok {
+		t.Errorf("switchboard sent a BYE of its own:\n%s", bye)
+	}
+}
+
+// TestSIPpHoldSendsNothing: the trunk holds the call (sendonly), makes it
+// inactive, then resumes it, 1.5 s each, while the operator talks all
+// along. Counted on the wire at the media address the trunk's SDP names:
+// switchboard sends RTP while the call talks, none while it is held or
+// inactive, and again once resumed.
+func TestSIPpHoldSendsNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := mustSIPpRig(t, ctx, "SWITCHBOARD_MEDIA_TIMEOUT=20s")
+	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	var mu sync.Mutex
+	var arrivals []time.Time
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := sink.ReadFromUDP(buf); err != nil {
+				return
+			}
+			mu.Lock()
+			arrivals = append(arrivals, time.Now())
+			mu.Unlock()
+		}
+	}()
+	answered := r.answer(ctx, "15550008885", 0)
+	talk, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { // the operator talks, 50 frames a second, all through
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		frame := bytes.Repeat([]byte{0x55}, 160)
+		for {
+			select {
+			case <-tick.C:
+				r.op.SendAudio(frame)
+			case <-talk.Done():
+				return
+			}
+		}
+	}()
+	out, err := sippIn(ctx, t, t.TempDir(), "127.0.0.1", "uac_hold_rtp.xml", "2000", r.s.sipAddr,
+		"-key", "rtpsink", fmt.Sprint(sink.LocalAddr().(*net.UDPAddr).Port))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, lastLines(string(out), 40))
+	}
+	stop()
+	id, ok := <-answered
+	if !ok {
+		t.Fatal("the operator was not offered the call")
+	}
+	waitBinaryCall(t, r.s, r.key, id)
+	// The phases begin when switchboard answers each re-INVITE.
+	var oks []time.Time
+	for _, m := range r.trace(t, id).SIP {
+		if !m.Inbound && strings.HasPrefix(m.Message, "SIP/2.0 200") && strings.Contains(m.Message, " INVITE\r\n") {
+			oks = append(oks, m.At)
+		}
+	}
+	if len(oks) != 4 {
+		t.Fatalf("switchboard answered %d INVITEs with 200, want the call's and three re-INVITEs'", len(oks))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	count := func(from, to time.Time) int {
+		n := 0
+		for _, at := range arrivals {
+			if at.After(from) && at.Before(to) {
+				n++
+			}
+		}
+		return n
+	}
+	settle := 100 * time.Millisecond // packets already on their way at a change
+	talking := count(oks[0].Add(settle), oks[1])
+	silent := count(oks[1].Add(settle), oks[3])
+	resumed := count(oks[3].Add(settle), oks[3].Add(1400*time.Millisecond))
+	t.Logf("RTP to the trunk: %d while talking, %d while held and inactive, %d once resumed", talking, silent, resumed)
+	if talking < 25 || silent != 0 || resumed < 25 {
+		t.Errorf("RTP to the trunk: %d while talking, %d while held and inactive, %d once resumed; want ≥ 25, 0, ≥ 25", talking, silent, resumed)
+	}
+}
+
+// TestSIPpLoopedAnnouncement plays the pcap twice, so the RTP sequence
+// numbers start over mid-call: the record counts both plays and never a
+// negative loss (RFC 3550 A.1).
+func TestSIPpLoopedAnnouncement(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := mustSIPpRig(t, ctx, "SWITCHBOARD_MEDIA_TIMEOUT=20s")
+	id := r.answered(ctx, t, "uac_pcap_loop.xml", "15550008886")
+	rec := waitBinaryCall(t, r.s, r.key, id)
+	played := pcapPackets(t, "/usr/share/sip-tester/g711a.pcap")
+	if got := int(rec.FromCaller.Packets); got < 2*played*95/100 || rec.FromCaller.Lost < 0 || rec.FromCaller.Lost > int64(played/20) {
+		t.Errorf("from the caller: %d packets, %d lost; want about %d (the pcap twice) and a loss between 0 and %d",
+			got, rec.FromCaller.Lost, 2*played, played/20)
 	}
 }

@@ -49,6 +49,8 @@ type Call struct {
 	TenantID  ID        `json:"tenant_id"`
 	Direction Direction `json:"direction"`
 	TrunkID   *ID       `json:"trunk_id,omitempty"`
+	// TrunkName names a trunk deleted since: the record outlives it.
+	TrunkName string `json:"trunk_name,omitempty"`
 	// OperatorID is the operator who answered, nil if nobody did.
 	OperatorID *ID    `json:"operator_id,omitempty"`
 	From       string `json:"from"`   // caller's number or user part

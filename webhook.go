@@ -51,5 +51,7 @@ type WebhookService interface {
 	CreateWebhook(ctx context.Context, url string, events []string) (*Webhook, string, error)
 	FindWebhooks(ctx context.Context) ([]*Webhook, error)
 	DeleteWebhook(ctx context.Context, id ID) error
+	// UpdateWebhook changes a webhook's URL or events; nil leaves one.
+	UpdateWebhook(ctx context.Context, id ID, url *string, events *[]string) (*Webhook, error)
 	FindDeliveries(ctx context.Context, webhookID ID) ([]*WebhookDelivery, error)
 }

@@ -134,6 +134,7 @@ type Deps struct {
 	Ingress    *Ingress          // nil: no browser callers (WHIP)
 	Queues     *Queues           // nil: no queues are listed
 	Subjects   sb.SubjectService // nil: no data-subject requests
+	Resources  *Resources        // nil: trunks, routes and queues are not changed here
 }
 
 // Registrations says where trunks' outbound registrations stand;
@@ -281,6 +282,21 @@ func (s *Server) Handler() http.Handler {
 			r.Post("/webhooks", s.postWebhook)
 			r.Delete("/webhooks/{id}", s.deleteWebhook)
 			r.Get("/webhooks/{id}/deliveries", s.listDeliveries)
+			// Trunks, their outbound routes, queues and numbers (api/resources.go).
+			r.Post("/trunks", s.postTrunk)
+			r.Get("/trunks/{id}", s.getTrunk)
+			r.Patch("/trunks/{id}", s.patchTrunk)
+			r.Delete("/trunks/{id}", s.deleteTrunk)
+			r.Get("/routes", s.listRoutes)
+			r.Put("/routes/{id}", s.putRoute)
+			r.Patch("/routes/{id}", s.putRoute)
+			r.Delete("/routes/{id}", s.deleteRoute)
+			r.Get("/numbers", s.listNumbers)
+			r.Post("/queues", s.postQueue)
+			r.Get("/queues/{id}", s.getQueue)
+			r.Patch("/queues/{id}", s.patchQueue)
+			r.Delete("/queues/{id}", s.deleteQueue)
+			r.Patch("/webhooks/{id}", s.patchWebhook)
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

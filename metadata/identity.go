@@ -479,19 +479,14 @@ func (s *TrunkService) openHA1(t *sb.Trunk) error {
 
 var numberRE = regexp.MustCompile(`^\+?[0-9]{1,20}$`)
 
-// DigestHA1 returns MD5(username:realm:password) in hex, RFC 2617's HA1.
-func DigestHA1(username, password string) string {
-	sum := md5.Sum([]byte(username + ":" + sb.DigestRealm + ":" + password))
-	return hex.EncodeToString(sum[:])
-}
-
-// CreateTrunk stores t with its numbers.
-func (s *TrunkService) CreateTrunk(ctx context.Context, t *sb.Trunk, password string) error {
+// validTrunk checks a trunk as it is to be stored, trimming its name;
+// password says whether digest credentials come with a password.
+func validTrunk(t *sb.Trunk, password bool) error {
 	t.Name = strings.TrimSpace(t.Name)
 	switch {
 	case t.Name == "":
 		return sb.Errorf(sb.EINVALID, "a trunk needs a name")
-	case (t.Username == "") != (password == ""):
+	case (t.Username == "") == password:
 		return sb.Errorf(sb.EINVALID, "digest authentication needs both a username and a password")
 	case len(t.Allow) == 0 && t.Username == "":
 		return sb.Errorf(sb.EINVALID, "a trunk needs allowed source addresses, digest credentials, or both")
@@ -502,6 +497,20 @@ func (s *TrunkService) CreateTrunk(ctx context.Context, t *sb.Trunk, password st
 		if !numberRE.MatchString(n) {
 			return sb.Errorf(sb.EINVALID, "number %q must be digits, optionally with a leading +", n)
 		}
+	}
+	return nil
+}
+
+// DigestHA1 returns MD5(username:realm:password) in hex, RFC 2617's HA1.
+func DigestHA1(username, password string) string {
+	sum := md5.Sum([]byte(username + ":" + sb.DigestRealm + ":" + password))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateTrunk stores t with its numbers.
+func (s *TrunkService) CreateTrunk(ctx context.Context, t *sb.Trunk, password string) error {
+	if err := validTrunk(t, password != ""); err != nil {
+		return err
 	}
 	if t.ID == (sb.ID{}) {
 		t.ID = sb.NewID()

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net/url"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,17 +33,9 @@ func (s *WebhookStore) CreateWebhook(ctx context.Context, rawURL string, events 
 	if err != nil {
 		return nil, "", err
 	}
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(rawURL) > 500 {
-		return nil, "", sb.Errorf(sb.EINVALID, "url: an http(s) URL of at most 500 characters")
-	}
-	if len(events) == 0 {
-		return nil, "", sb.Errorf(sb.EINVALID, "events: name at least one of %v", sb.WebhookEvents)
-	}
-	for _, e := range events {
-		if !slices.Contains(sb.WebhookEvents, e) {
-			return nil, "", sb.Errorf(sb.EINVALID, "events: %q is not one of %v", e, sb.WebhookEvents)
-		}
+	u, err := validWebhook(rawURL, events)
+	if err != nil {
+		return nil, "", err
 	}
 	if s.sealer == nil {
 		return nil, "", sb.Errorf(sb.EUNAVAILABLE, "webhooks need a keyring to keep their secrets (SWITCHBOARD_KEYRING)")

@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -36,6 +37,14 @@ type SubjectExport struct {
 	// Recordings lists the calls' recordings; their audio is heard or
 	// downloaded through a grant, which is audited like any other.
 	Recordings []*Recording `json:"recordings"`
+	// The rest of what erasure deletes, each row as stored: the calls'
+	// SIP traces (whole messages), quality samples, the webhook payloads
+	// that carried their records, and browser callers' tokens (name and
+	// reference; never the token's hash).
+	SIPMessages         []json.RawMessage `json:"sip_messages"`
+	QualitySamples      []json.RawMessage `json:"quality_samples"`
+	WebhookDeliveries   []json.RawMessage `json:"webhook_deliveries"`
+	BrowserCallerTokens []json.RawMessage `json:"browser_caller_tokens"`
 }
 
 // ErasureReceipt says what an erasure removed.
@@ -59,7 +68,8 @@ type SubjectService interface {
 	// EraseSubject anonymises the person's ended calls and deletes what
 	// else is held about them. A call in progress is ECONFLICT.
 	EraseSubject(ctx context.Context, s Subject, reason string) (*ErasureReceipt, error)
-	// RectifyNumber corrects a number on the tenant's call records and
-	// returns how many records changed.
+	// RectifyNumber corrects a number wherever erasure would reach it (the
+	// call records, their timelines, SIP traces, webhook payloads and
+	// browser callers' tokens) and returns how many call records changed.
 	RectifyNumber(ctx context.Context, wrong, right, reason string) (int64, error)
 }

@@ -143,6 +143,11 @@ type Trunk struct {
 	// for every call it sends (an announcement on the PBX, a contract).
 	RecordingConsent bool      `json:"recording_consent"`
 	CreatedAt        time.Time `json:"created_at"`
+	// Trace is the tenant's trace policy, carried with the trunk so that
+	// the SIP messages of its calls leave the service (HEP, logs) as the
+	// tenant says from the moment the trunk is recognised, without another
+	// lookup on the call's path.
+	Trace TracePolicy `json:"-"`
 }
 
 // AllowsSource reports whether addr falls in one of the trunk's prefixes.

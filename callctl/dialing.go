@@ -70,6 +70,11 @@ func (r *callRun) uriRoute(ctx context.Context, uri string) (sb.OutboundRoute, s
 	return route, user, err
 }
 
+// logSafe is err as a log may carry it: the URI an error names holds a
+// party's number, and logs hold no numbers (masked as on the operator's
+// page).
+func logSafe(err error) string { return sb.MaskNumber(err.Error()) }
+
 // dialable fails when the caller's audio cannot go onto a leg we place:
 // those offer G.711 only, and Opus is carried unchanged or not at all.
 func (r *callRun) dialable() error {
@@ -85,14 +90,14 @@ func (r *callRun) dialable() error {
 func (r *callRun) forward(ctx context.Context, uri, why string) phase {
 	route, user, err := r.uriRoute(ctx, uri)
 	if err != nil {
-		r.log.Warn("cannot forward", "err", err)
+		r.log.Warn("cannot forward", "err", logSafe(err))
 		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reject: 480, reason: why + "; forwarding is not possible",
 			failLeg: sb.FailedOnService, failStage: sb.StageRouting})
 		return nil
 	}
 	r.event(sb.EventForwarded, map[string]any{"uri": uri, "reason": why})
 	if r.out, err = r.s.dialer.Dial(ctx, route, user); err != nil {
-		r.log.Warn("forwarding", "err", err)
+		r.log.Warn("forwarding", "err", logSafe(err))
 		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reject: 480, reason: why + "; forwarding failed",
 			failLeg: sb.FailedOnService, failStage: sb.StageRouting})
 		return nil
@@ -109,7 +114,7 @@ func (r *callRun) dialTransfer(ctx context.Context, uri string) phase {
 		r.out, err = r.s.dialer.Dial(ctx, route, user)
 	}
 	if err != nil {
-		r.log.Warn("transfer to a SIP URI", "err", err)
+		r.log.Warn("transfer to a SIP URI", "err", logSafe(err))
 		r.over(ending{by: sb.PartySystem, reason: "the transfer could not be placed", bye: "the transfer could not be placed"})
 		return nil
 	}
@@ -149,7 +154,7 @@ func (r *callRun) handOver(ctx context.Context) phase {
 	r.flush(ctx)
 	out, err := r.s.dialer.Dial(ctx, sb.OutboundRoute{Target: op.SIPAddr, Transport: "udp", CallerID: r.c.From, Hop: hop}, r.c.To)
 	if err != nil {
-		r.log.Warn("handing over", "instance", op.Instance, "err", err)
+		r.log.Warn("handing over", "instance", op.Instance, "err", logSafe(err))
 		return r.route
 	}
 	r.out, r.dialFor = out, dialHop

@@ -458,7 +458,7 @@ func (r *callRun) refer(ctx context.Context, uri string) bool {
 		return false
 	}
 	if err := rl.Refer(ctx, uri); err != nil {
-		r.log.Info("REFER not used; bridging the transfer", "err", err)
+		r.log.Info("REFER not used; bridging the transfer", "err", logSafe(err))
 		return false
 	}
 	r.event(sb.EventReferred, map[string]any{"uri": uri})

@@ -545,8 +545,9 @@ func (s *TrunkService) CreateTrunk(ctx context.Context, t *sb.Trunk, password st
 }
 
 const trunkSelect = `SELECT t.id, t.tenant_id, t.name, t.allow, coalesce(t.username, ''), coalesce(t.digest_ha1, ''), t.recording_consent, t.created_at,
-	coalesce((SELECT array_agg(n.number ORDER BY n.number) FROM trunk_numbers n WHERE n.tenant_id = t.tenant_id AND n.trunk_id = t.id), '{}')
-	FROM trunks t `
+	coalesce((SELECT array_agg(n.number ORDER BY n.number) FROM trunk_numbers n WHERE n.tenant_id = t.tenant_id AND n.trunk_id = t.id), '{}'),
+	x.trace_retention_days, x.trace_drop_bodies, x.trace_mask_numbers
+	FROM trunks t JOIN tenants x ON x.id = t.tenant_id `
 
 func (s *TrunkService) query(ctx context.Context, where string, args ...any) ([]*sb.Trunk, error) {
 	rows, err := s.db.pool.Query(ctx, trunkSelect+where, args...)
@@ -557,7 +558,8 @@ func (s *TrunkService) query(ctx context.Context, where string, args ...any) ([]
 	var out []*sb.Trunk
 	for rows.Next() {
 		t := &sb.Trunk{}
-		if err := rows.Scan(&t.ID, &t.TenantID, &t.Name, &t.Allow, &t.Username, &t.DigestHA1, &t.RecordingConsent, &t.CreatedAt, &t.Numbers); err != nil {
+		if err := rows.Scan(&t.ID, &t.TenantID, &t.Name, &t.Allow, &t.Username, &t.DigestHA1, &t.RecordingConsent, &t.CreatedAt, &t.Numbers,
+			&t.Trace.RetentionDays, &t.Trace.DropBodies, &t.Trace.MaskNumbers); err != nil {
 			return nil, fmt.Errorf("metadata: trunks: %w", err)
 		}
 		if err := s.openHA1(t); err != nil {

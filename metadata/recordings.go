@@ -73,21 +73,20 @@ func (s *RecordingStore) CreateRecording(ctx context.Context, r *sb.Recording) e
 }
 
 // UpdateRecording writes a recording's outcome. A destroyed recording
-// loses its wrapped key for good.
+// loses its wrapped key for good. The key is otherwise left as stored,
+// never written back from r: a key rotation may have re-wrapped it since r
+// was read, and the old wrapping dies with its keyring version. r gets the
+// key as stored.
 func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) error {
-	wrapped := r.WrappedKey
-	if r.Status == sb.RecordingDestroyed {
-		wrapped = nil
-	}
-	tag, err := s.db.pool.Exec(ctx, `UPDATE recordings SET status = $3, ended_at = $4, size_bytes = $5, segments = $6,
-		dropped_packets = $7, key_version = $8, wrapped_key = $9, segment_starts = $10 WHERE tenant_id = $1 AND id = $2`,
-		r.TenantID, r.ID, r.Status, r.EndedAt, r.SizeBytes, r.Segments, int64(r.Dropped), int64(r.KeyVersion), wrapped, r.SegmentStarts)
+	var version int64
+	err := s.db.pool.QueryRow(ctx, `UPDATE recordings SET status = $3, ended_at = $4, size_bytes = $5, segments = $6,
+		dropped_packets = $7, segment_starts = $8, wrapped_key = CASE WHEN $3 = 'destroyed' THEN NULL ELSE wrapped_key END
+		WHERE tenant_id = $1 AND id = $2 RETURNING key_version, wrapped_key`,
+		r.TenantID, r.ID, r.Status, r.EndedAt, r.SizeBytes, r.Segments, int64(r.Dropped), r.SegmentStarts).Scan(&version, &r.WrappedKey)
 	if err != nil {
 		return mapError(err, "recording")
 	}
-	if tag.RowsAffected() == 0 {
-		return sb.Errorf(sb.ENOTFOUND, "recording not found")
-	}
+	r.KeyVersion = uint32(version)
 	return nil
 }
 
@@ -139,57 +138,6 @@ func (s *RecordingStore) FindRecordingByID(ctx context.Context, tenantID, id sb.
 		return nil, mapError(err, "recording")
 	}
 	return r, nil
-}
-
-// WrappedKey is one recording's wrapped data key, as key rotation sees it.
-type WrappedKey struct {
-	TenantID, RecordingID sb.ID
-	Version               uint32
-	Wrapped               []byte
-}
-
-// StaleKeys returns up to limit wrapped keys not under version, for key
-// rotation; destroyed recordings have none.
-func (s *RecordingStore) StaleKeys(ctx context.Context, version uint32, limit int) ([]WrappedKey, error) {
-	rows, err := s.db.pool.Query(ctx, `SELECT tenant_id, id, key_version, wrapped_key FROM recordings
-		WHERE wrapped_key IS NOT NULL AND key_version <> $1 ORDER BY id LIMIT $2`, int64(version), limit)
-	if err != nil {
-		return nil, fmt.Errorf("metadata: stale keys: %w", err)
-	}
-	defer rows.Close()
-	var out []WrappedKey
-	for rows.Next() {
-		var k WrappedKey
-		var v int64
-		if err := rows.Scan(&k.TenantID, &k.RecordingID, &v, &k.Wrapped); err != nil {
-			return nil, fmt.Errorf("metadata: stale keys: %w", err)
-		}
-		k.Version = uint32(v)
-		out = append(out, k)
-	}
-	return out, rows.Err()
-}
-
-// CountStaleKeys counts the wrapped keys not under version.
-func (s *RecordingStore) CountStaleKeys(ctx context.Context, version uint32) (int, error) {
-	var n int
-	err := s.db.pool.QueryRow(ctx, "SELECT count(*) FROM recordings WHERE wrapped_key IS NOT NULL AND key_version <> $1", int64(version)).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("metadata: count stale keys: %w", err)
-	}
-	return n, nil
-}
-
-// ReplaceKey stores a re-wrapped key, if the recording still has the key
-// it had (a concurrent rotation or destruction wins).
-func (s *RecordingStore) ReplaceKey(ctx context.Context, old WrappedKey, version uint32, wrapped []byte) error {
-	_, err := s.db.pool.Exec(ctx, `UPDATE recordings SET key_version = $4, wrapped_key = $5
-		WHERE tenant_id = $1 AND id = $2 AND key_version = $3 AND wrapped_key IS NOT NULL`,
-		old.TenantID, old.RecordingID, int64(old.Version), int64(version), wrapped)
-	if err != nil {
-		return fmt.Errorf("metadata: replace key: %w", err)
-	}
-	return nil
 }
 
 // SetRecordingRetention sets how many days the tenant keeps recordings.

@@ -2,7 +2,9 @@ package metadata
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -34,6 +36,106 @@ func subjectWhere(tenantID sb.ID, s sb.Subject) (string, []any) {
 		return "tenant_id = $1 AND (from_number = $2 OR to_number = $2)", []any{tenantID, s.Number}
 	}
 	return "tenant_id = $1 AND external_ref = $2", []any{tenantID, s.ExternalRef}
+}
+
+// subjectPlace is one table holding a person's data besides their calls'
+// records and recordings, and how to find their rows in it. Named
+// arguments: @tenant, @calls (the IDs of the calls about them), @number
+// and @ref (the subject's; one of the two is empty).
+type subjectPlace struct {
+	table string
+	where string
+	order string
+	// omit are columns an export leaves out: secrets, never the person's.
+	omit []string
+	// rectify are the columns that can hold the number (cast back to
+	// their type after the text is corrected: "detail::jsonb").
+	rectify []string
+	// erased is where the receipt counts the rows deleted; exported
+	// adds a row to the export.
+	erased   func(*sb.ErasureReceipt) *int64
+	exported func(*sb.SubjectExport, json.RawMessage) error
+}
+
+// subjectPlaces is every place besides calls and recordings that holds a
+// person's data: erasure deletes from each, export reads each, and
+// rectification corrects the number in each. One list, so that the three
+// reach the same places; a table added for personal data belongs here.
+var subjectPlaces = []subjectPlace{
+	{table: "call_events", where: "call_id = ANY(@calls)", order: "at, id", rectify: []string{"detail::jsonb"},
+		erased: func(r *sb.ErasureReceipt) *int64 { return &r.Events },
+		exported: func(x *sb.SubjectExport, row json.RawMessage) error {
+			e := &sb.CallEvent{}
+			x.Events = append(x.Events, e)
+			return json.Unmarshal(row, e)
+		}},
+	{table: "call_sip_messages", where: "call_id = ANY(@calls)", order: "call_id, seq", rectify: []string{"message::text"},
+		erased:   func(r *sb.ErasureReceipt) *int64 { return &r.SIPMessages },
+		exported: appendRaw(func(x *sb.SubjectExport) *[]json.RawMessage { return &x.SIPMessages })},
+	{table: "call_quality_samples", where: "call_id = ANY(@calls)", order: "call_id, at",
+		erased:   func(r *sb.ErasureReceipt) *int64 { return &r.QualitySamples },
+		exported: appendRaw(func(x *sb.SubjectExport) *[]json.RawMessage { return &x.QualitySamples })},
+	// A payload names its call by ID (and holds its record).
+	{table: "webhook_deliveries", where: "EXISTS (SELECT 1 FROM unnest(@calls::uuid[]) c WHERE strpos(payload::text, c::text) > 0)",
+		order: "created_at, id", rectify: []string{"payload::jsonb"},
+		erased:   func(r *sb.ErasureReceipt) *int64 { return &r.WebhookDeliveries },
+		exported: appendRaw(func(x *sb.SubjectExport) *[]json.RawMessage { return &x.WebhookDeliveries })},
+	// A browser caller's token holds the name and reference the tenant
+	// gave the visitor (a number or the messenger ID the call came from).
+	{table: "webrtc_tokens", where: "((@ref <> '' AND (external_ref = @ref OR caller = @ref)) OR (@number <> '' AND caller = @number))",
+		order: "created_at, id", omit: []string{"hash"}, rectify: []string{"caller::text"},
+		erased:   func(r *sb.ErasureReceipt) *int64 { return &r.BrowserCallerTokens },
+		exported: appendRaw(func(x *sb.SubjectExport) *[]json.RawMessage { return &x.BrowserCallerTokens })},
+}
+
+func appendRaw(field func(*sb.SubjectExport) *[]json.RawMessage) func(*sb.SubjectExport, json.RawMessage) error {
+	return func(x *sb.SubjectExport, row json.RawMessage) error {
+		f := field(x)
+		*f = append(*f, row)
+		return nil
+	}
+}
+
+// placeArgs are the named arguments of subjectPlaces' conditions.
+func placeArgs(tenantID sb.ID, ids []sb.ID, subj sb.Subject) pgx.NamedArgs {
+	return pgx.NamedArgs{"tenant": tenantID, "calls": ids, "number": subj.Number, "ref": subj.ExternalRef}
+}
+
+// exportPlaces adds every row of subjectPlaces about the person to x.
+func exportPlaces(ctx context.Context, tx pgx.Tx, args pgx.NamedArgs, x *sb.SubjectExport) error {
+	for _, p := range subjectPlaces {
+		rows, err := tx.Query(ctx, "SELECT to_jsonb(t) - @omit::text[] FROM "+p.table+" t WHERE tenant_id = @tenant AND "+p.where+" ORDER BY "+p.order,
+			withArg(args, "omit", append([]string{}, p.omit...)))
+		if err != nil {
+			return fmt.Errorf("metadata: subject %s: %w", p.table, err)
+		}
+		raws, err := pgx.CollectRows(rows, pgx.RowTo[json.RawMessage])
+		if err != nil {
+			return fmt.Errorf("metadata: subject %s: %w", p.table, err)
+		}
+		for _, raw := range raws {
+			if err := p.exported(x, raw); err != nil {
+				return fmt.Errorf("metadata: subject %s: %w", p.table, err)
+			}
+		}
+	}
+	return nil
+}
+
+func withArg(args pgx.NamedArgs, name string, v any) pgx.NamedArgs {
+	out := pgx.NamedArgs{name: v}
+	for k, a := range args {
+		out[k] = a
+	}
+	return out
+}
+
+// numberPattern matches number where SIP text and JSON carry a party's
+// number: a whole string value, a URI's user part ("sip:", "tel:") or a
+// header's value; not inside a longer number, nor glued to other text
+// (a Call-ID such as "abc-+1555...").
+func numberPattern(number string) string {
+	return `(^|[\s"<:,;=])` + regexp.QuoteMeta(number) + `(?![0-9])`
 }
 
 func (s *SubjectStore) request(ctx context.Context, subj sb.Subject, reason string) (*sb.Actor, error) {
@@ -100,26 +202,16 @@ func (s *SubjectStore) ExportSubject(ctx context.Context, subj sb.Subject, reaso
 	if err != nil {
 		return nil, err
 	}
-	out := &sb.SubjectExport{Subject: subj, TenantID: a.TenantID, ExportedAt: s.db.now(), Events: []*sb.CallEvent{}}
+	out := &sb.SubjectExport{Subject: subj, TenantID: a.TenantID, ExportedAt: s.db.now(), Events: []*sb.CallEvent{},
+		SIPMessages: []json.RawMessage{}, QualitySamples: []json.RawMessage{}, WebhookDeliveries: []json.RawMessage{}, BrowserCallerTokens: []json.RawMessage{}}
 	err = pgx.BeginTxFunc(ctx, s.db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		if out.Calls, err = s.calls(ctx, tx, a.TenantID, subj); err != nil {
 			return err
 		}
 		ids := callIDs(out.Calls)
-		rows, err := tx.Query(ctx, "SELECT id, call_id, tenant_id, at, type, detail FROM call_events WHERE tenant_id = $1 AND call_id = ANY($2) ORDER BY at, id",
-			a.TenantID, ids)
-		if err != nil {
-			return fmt.Errorf("metadata: subject events: %w", err)
+		if err := exportPlaces(ctx, tx, placeArgs(a.TenantID, ids, subj), out); err != nil {
+			return err
 		}
-		for rows.Next() {
-			e := &sb.CallEvent{}
-			if err := rows.Scan(&e.ID, &e.CallID, &e.TenantID, &e.At, &e.Type, &e.Detail); err != nil {
-				rows.Close()
-				return fmt.Errorf("metadata: subject events: %w", err)
-			}
-			out.Events = append(out.Events, e)
-		}
-		rows.Close()
 		if out.Recordings, err = s.recordings(ctx, tx, a.TenantID, ids); err != nil {
 			return err
 		}
@@ -196,29 +288,14 @@ func (s *SubjectStore) EraseSubject(ctx context.Context, subj sb.Subject, reason
 			return fmt.Errorf("metadata: erase calls: %w", err)
 		}
 		r.Calls = int(tag.RowsAffected())
-		for _, d := range []struct {
-			n     *int64
-			query string
-		}{
-			{&r.Events, "DELETE FROM call_events WHERE tenant_id = $1 AND call_id = ANY($2)"},
-			{&r.SIPMessages, "DELETE FROM call_sip_messages WHERE tenant_id = $1 AND call_id = ANY($2)"},
-			{&r.QualitySamples, "DELETE FROM call_quality_samples WHERE tenant_id = $1 AND call_id = ANY($2)"},
-			{&r.WebhookDeliveries, `DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND EXISTS (
-				SELECT 1 FROM unnest($2::uuid[]) c WHERE strpos(payload::text, c::text) > 0)`},
-		} {
-			tag, err := tx.Exec(ctx, d.query, a.TenantID, ids)
+		args := placeArgs(a.TenantID, ids, subj)
+		for _, p := range subjectPlaces {
+			tag, err := tx.Exec(ctx, "DELETE FROM "+p.table+" WHERE tenant_id = @tenant AND "+p.where, args)
 			if err != nil {
-				return fmt.Errorf("metadata: erase: %w", err)
+				return fmt.Errorf("metadata: erase %s: %w", p.table, err)
 			}
-			*d.n = tag.RowsAffected()
+			*p.erased(r) = tag.RowsAffected()
 		}
-		tag, err = tx.Exec(ctx, `DELETE FROM webrtc_tokens WHERE tenant_id = $1
-			AND (($2 <> '' AND (external_ref = $2 OR caller = $2)) OR ($3 <> '' AND caller = $3))`,
-			a.TenantID, subj.ExternalRef, subj.Number)
-		if err != nil {
-			return fmt.Errorf("metadata: erase tokens: %w", err)
-		}
-		r.BrowserCallerTokens = tag.RowsAffected()
 		r.ErasedAt = s.db.now()
 		e := actorEntry(a, "subject.erase", "subject", r.ID)
 		e.Reason = reason
@@ -232,29 +309,48 @@ func (s *SubjectStore) EraseSubject(ctx context.Context, subj sb.Subject, reason
 	return r, nil
 }
 
-// RectifyNumber replaces a wrong number with the right one on the actor's
-// tenant's call records.
+// RectifyNumber replaces a wrong number with the right one wherever the
+// actor's tenant holds it about the person: the call records, and the
+// rows of subjectPlaces about those calls (timelines, SIP traces, webhook
+// payloads) and their browser callers' tokens.
 func (s *SubjectStore) RectifyNumber(ctx context.Context, wrong, right, reason string) (int64, error) {
-	a, err := s.request(ctx, sb.Subject{Number: wrong}, reason)
+	subj := sb.Subject{Number: wrong}
+	a, err := s.request(ctx, subj, reason)
 	if err != nil {
 		return 0, err
 	}
 	if right, err = sb.NormalizeNumber(right); err != nil {
 		return 0, err
 	}
-	var n int64
+	var calls, others int64
 	err = pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE calls SET
+		rows, err := tx.Query(ctx, `UPDATE calls SET
 			from_number = CASE WHEN from_number = $2 THEN $3 ELSE from_number END,
 			to_number   = CASE WHEN to_number = $2 THEN $3 ELSE to_number END
-			WHERE tenant_id = $1 AND (from_number = $2 OR to_number = $2)`, a.TenantID, wrong, right)
+			WHERE tenant_id = $1 AND (from_number = $2 OR to_number = $2) RETURNING id`, a.TenantID, wrong, right)
 		if err != nil {
 			return fmt.Errorf("metadata: rectify: %w", err)
 		}
-		n = tag.RowsAffected()
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[sb.ID])
+		if err != nil {
+			return fmt.Errorf("metadata: rectify: %w", err)
+		}
+		calls = int64(len(ids))
+		args := withArg(withArg(placeArgs(a.TenantID, ids, subj), "pattern", numberPattern(wrong)), "right", `\1`+right)
+		for _, p := range subjectPlaces {
+			for _, col := range p.rectify {
+				name, typ, _ := strings.Cut(col, "::")
+				tag, err := tx.Exec(ctx, fmt.Sprintf(`UPDATE %s SET %s = regexp_replace(%s::text, @pattern, @right, 'g')::%s
+					WHERE tenant_id = @tenant AND %s AND %s::text ~ @pattern`, p.table, name, name, typ, p.where, name), args)
+				if err != nil {
+					return fmt.Errorf("metadata: rectify %s: %w", p.table, err)
+				}
+				others += tag.RowsAffected()
+			}
+		}
 		e := actorEntry(a, "subject.rectify", "subject", sb.NewID())
-		e.Reason, e.Detail = reason, fmt.Sprintf("a number corrected on %d calls", n)
+		e.Reason, e.Detail = reason, fmt.Sprintf("a number corrected on %d calls and %d other rows", calls, others)
 		return appendAudit(ctx, tx, s.db.now(), e)
 	})
-	return n, err
+	return calls, err
 }

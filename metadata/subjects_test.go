@@ -3,10 +3,13 @@ package metadata
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -80,6 +83,26 @@ func newSubjectWorld(t *testing.T) *subjectWorld {
 		rec.Status, rec.WrappedKey = sb.RecordingDestroyed, nil
 		return records.UpdateRecording(ctx, rec)
 	})
+	return w
+}
+
+// withTokens adds that Alice and Bob each called once from the website
+// too: the browser-caller token names them by number, with the reference
+// the tenant gave. (Tokens go a day after they expire, not with the
+// retention sweep.)
+func (w *subjectWorld) withTokens(t *testing.T) *subjectWorld {
+	t.Helper()
+	ctx := mustCtx(t)
+	trunk := &sb.Trunk{TenantID: w.tenant.ID, Name: "web", Numbers: []string{"2000"}, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	if err := NewTrunkService(w.db).CreateTrunk(ctx, trunk, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{alice, bob} {
+		if _, err := w.db.pool.Exec(ctx, `INSERT INTO webrtc_tokens (id, tenant_id, trunk_id, number, caller, external_ref, hash, expires_at, created_at)
+			VALUES ($1, $2, $3, '2000', $4, $5, $6, $7, $7)`, sb.NewID(), w.tenant.ID, trunk.ID, who, "chat-"+who, []byte("hash of "+who), w.now); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return w
 }
 
@@ -160,7 +183,7 @@ func TestSubjectExportIsTheirsAlone(t *testing.T) {
 // recordings are destroyed, Bob's data is untouched, and the audit chain
 // still verifies. A wrong number is corrected.
 func TestSubjectErasureLeavesNothing(t *testing.T) {
-	w := newSubjectWorld(t)
+	w := newSubjectWorld(t).withTokens(t)
 	if found := w.rowsHolding(t, alice); found["calls"] != 3 || found["call_sip_messages"] != 3 || found["webhook_deliveries"] != 3 {
 		t.Fatalf("before: Alice's number in %v", found)
 	}
@@ -211,5 +234,124 @@ func TestSubjectErasureLeavesNothing(t *testing.T) {
 	rows.Close()
 	if !actions["subject.erase"] || !actions["subject.rectify"] {
 		t.Errorf("audited: %v", actions)
+	}
+}
+
+// rowPrints returns, for every table of the schema, a digest of each row:
+// what a change to any row, or its deletion, shows in.
+func (w *subjectWorld) rowPrints(t *testing.T) map[string]map[string]bool {
+	t.Helper()
+	ctx := mustCtx(t)
+	rows, err := w.db.pool.Query(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	prints := map[string]map[string]bool{}
+	for _, table := range tables {
+		rows, err := w.db.pool.Query(ctx, `SELECT md5(to_jsonb(t)::text) FROM "`+table+`" t`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		prints[table] = map[string]bool{}
+		for _, p := range got {
+			prints[table][p] = true
+		}
+	}
+	return prints
+}
+
+// A person's export holds every row that their erasure deletes or
+// changes, table by table, found by comparing every table of the schema
+// before and after the erasure; and nothing of the token's hash.
+func TestSubjectExportHoldsAllErasureReaches(t *testing.T) {
+	for _, subj := range []sb.Subject{{Number: alice}, {ExternalRef: "chat-" + alice}} {
+		t.Run(subjectKind(subj), func(t *testing.T) {
+			w := newSubjectWorld(t).withTokens(t)
+			x, err := w.subjects.ExportSubject(w.as(t, w.admin), subj, "access request DSR-9")
+			if err != nil {
+				t.Fatal(err)
+			}
+			exported := map[string]int{
+				"calls": len(x.Calls), "call_events": len(x.Events), "recordings": len(x.Recordings), "call_sip_messages": len(x.SIPMessages),
+				"call_quality_samples": len(x.QualitySamples), "webhook_deliveries": len(x.WebhookDeliveries), "webrtc_tokens": len(x.BrowserCallerTokens),
+			}
+			before := w.rowPrints(t)
+			if _, err := w.subjects.EraseSubject(w.as(t, w.admin), subj, "erasure request DSR-9"); err != nil {
+				t.Fatal(err)
+			}
+			after := w.rowPrints(t)
+			for table, rows := range before {
+				touched := 0
+				for p := range rows {
+					if !after[table][p] {
+						touched++
+					}
+				}
+				if touched != exported[table] {
+					t.Errorf("erasure deleted or changed %d rows of %s; the export holds %d", touched, table, exported[table])
+				}
+			}
+			for table, n := range exported {
+				if n == 0 {
+					t.Errorf("the export holds no %s: the world should have some", table)
+				}
+			}
+			if len(x.BrowserCallerTokens) != 1 {
+				t.Fatalf("tokens exported: %d", len(x.BrowserCallerTokens))
+			}
+			var token map[string]any
+			if err := json.Unmarshal(x.BrowserCallerTokens[0], &token); err != nil || token["caller"] != alice || token["external_ref"] != "chat-"+alice || token["hash"] != nil {
+				t.Errorf("exported token %s: %v", x.BrowserCallerTokens[0], err)
+			}
+			b, _ := json.Marshal(x)
+			if !strings.Contains(string(b), "sip:"+alice+"@203.0.113.5") {
+				t.Error("the export lacks the SIP trace's message")
+			}
+			if strings.Contains(string(b), bob) || strings.Contains(string(b), w.bobCall.String()) {
+				t.Error("Alice's export holds Bob's data")
+			}
+		})
+	}
+}
+
+// Rectification reaches every place erasure reaches: the number is
+// corrected on the call records, their timelines, SIP traces and webhook
+// payloads, and the browser caller's token; nothing else changes.
+func TestRectifyReachesEveryPlace(t *testing.T) {
+	w := newSubjectWorld(t).withTokens(t)
+	const right = "+15550003333"
+	before := w.rowsHolding(t, alice)
+	n, err := w.subjects.RectifyNumber(w.as(t, w.admin), bob, "+1 555 000 3333", "the caller gave their right number")
+	if err != nil || n != 1 {
+		t.Fatalf("rectify: %d, %v", n, err)
+	}
+	want := map[string]int{"calls": 1, "call_events": 1, "call_sip_messages": 1, "webhook_deliveries": 1, "webrtc_tokens": 1}
+	if found := w.rowsHolding(t, right); !maps.Equal(found, want) {
+		t.Errorf("the right number is in %v, want %v", found, want)
+	}
+	// Left only inside identifiers: the Call-ID and the reference.
+	for _, as := range []string{`"` + bob + `"`, "sip:" + bob, "<sip:" + bob} {
+		if found := w.rowsHolding(t, as); len(found) != 0 {
+			t.Errorf("%s is still in %v", as, found)
+		}
+	}
+	if found := w.rowsHolding(t, "chat-"+bob); found["calls"] != 1 {
+		t.Errorf("the reference holding the number was changed: %v", found)
+	}
+	if after := w.rowsHolding(t, alice); !maps.Equal(before, after) {
+		t.Errorf("Alice's data changed: %v, was %v", after, before)
+	}
+	var detail string
+	if err := w.db.pool.QueryRow(mustCtx(t), "SELECT detail FROM audit_log WHERE action = 'subject.rectify'").Scan(&detail); err != nil ||
+		detail != "a number corrected on 1 calls and 4 other rows" {
+		t.Errorf("audited as %q, %v", detail, err)
 	}
 }

@@ -29,7 +29,18 @@ var errChallenge = errors.New("sip: credentials required")
 // trunk's but calls a number none of its trunks has is challenged when
 // digest trunks exist: a digest trunk's PBX may share the address (a
 // hosted PBX, a NAT) and must not be refused as the IP trunk's caller.
+//
+// From then on the call's SIP messages leave the service (HEP, logs) as the
+// trunk's tenant's trace policy says.
 func (s *Server) identifyTrunk(ctx context.Context, req *sip.Request, src netip.Addr, number string) (*sb.Trunk, error) {
+	t, err := s.findTrunk(ctx, req, src, number)
+	if err == nil {
+		s.capture.setPolicy(req.CallID().Value(), t.Trace)
+	}
+	return t, err
+}
+
+func (s *Server) findTrunk(ctx context.Context, req *sip.Request, src netip.Addr, number string) (*sb.Trunk, error) {
 	trunks, err := s.dir.TrunksForSource(ctx, src)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,12 @@ import (
 // sockets (a PacketConn for UDP, the accepted connections for TCP and,
 // after decryption, TLS). Messages of calls in progress are kept for the
 // call's trace; every message goes to the exporter (HEP), if one is set.
+//
+// What leaves the process follows the tenant's trace policy: once a call's
+// trunk is recognised (setPolicy), its messages go to the exporter redacted
+// by its tenant's policy; until then, and for messages of no known call,
+// by the strictest one (unknownPolicy). A logged message's numbers are
+// always masked: logs hold no numbers.
 
 const (
 	// maxTraceMessages and maxTraceBytes bound one call's trace: a call
@@ -40,12 +46,20 @@ const (
 )
 
 // Exporter receives every SIP message the server sends or receives, with
-// its Call-ID; it must not block.
+// its Call-ID, redacted by its tenant's trace policy; it must not block.
 type Exporter func(m sb.SIPMessage, sipCallID string)
+
+// unknownPolicy redacts what is exported before a call's tenant is known
+// (its first INVITE, calls we place, strays): numbers masked, bodies
+// dropped.
+var unknownPolicy = sb.TracePolicy{DropBodies: true, MaskNumbers: true}
 
 type capture struct {
 	now    func() time.Time
 	export Exporter
+	// unknown is the policy of messages whose tenant is not known:
+	// unknownPolicy, but in tests of how streams are cut.
+	unknown sb.TracePolicy
 
 	mu        sync.Mutex
 	calls     map[string]*trace // by SIP Call-ID
@@ -61,8 +75,18 @@ type trace struct {
 	cut     int // messages dropped past the bounds
 	// log, when set, logs each message as it crosses the wire, redacted
 	// by policy: SIP logging switched on for the call or its trunk.
-	log    *slog.Logger
+	log *slog.Logger
+	// policy is the tenant's trace policy, once known.
 	policy sb.TracePolicy
+	known  bool
+}
+
+// exportPolicy is what the exporter's copy of the call's messages follows.
+func (c *capture) exportPolicy(t *trace) sb.TracePolicy {
+	if t == nil || !t.known {
+		return c.unknown
+	}
+	return t.policy
 }
 
 func (t *trace) logMessage(m sb.SIPMessage) {
@@ -70,11 +94,13 @@ func (t *trace) logMessage(m sb.SIPMessage) {
 	if m.Inbound {
 		dir = "in"
 	}
-	t.log.Info("sip message", "direction", dir, "transport", m.Transport, "src", m.Src, "dst", m.Dst, "message", m.Redact(t.policy).Message)
+	p := t.policy
+	p.MaskNumbers = true // logs hold no numbers, whatever the trace keeps
+	t.log.Info("sip message", "direction", dir, "transport", m.Transport, "src", m.Src, "dst", m.Dst, "message", m.Redact(p).Message)
 }
 
 func newCapture(now func() time.Time, export Exporter) *capture {
-	return &capture{now: now, export: export, calls: map[string]*trace{}}
+	return &capture{now: now, export: export, unknown: unknownPolicy, calls: map[string]*trace{}}
 }
 
 // record takes one whole message as it crossed the wire at at. A sent
@@ -88,9 +114,15 @@ func (c *capture) record(raw []byte, at time.Time, inbound bool, transport strin
 	// Credentials and media keys never leave the wire: not to the
 	// exporter, the log, nor the stored trace.
 	m := sb.SIPMessage{At: at, Inbound: inbound, Transport: transport, Src: src, Dst: dst, Message: sb.RedactSecrets(string(raw))}
+	policy := c.keep(m, callID, inbound, raw)
 	if c.export != nil {
-		c.export(m, callID)
+		c.export(m.Redact(policy), callID)
 	}
+}
+
+// keep adds m to its call's trace and logs it if asked, and returns the
+// policy its exported copy follows.
+func (c *capture) keep(m sb.SIPMessage, callID string, inbound bool, raw []byte) sb.TracePolicy {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := c.calls[callID]
@@ -98,12 +130,12 @@ func (c *capture) record(raw []byte, at time.Time, inbound bool, transport strin
 		// A call starts with an INVITE received; one we send is claimed
 		// before it goes.
 		if !inbound || !bytes.HasPrefix(raw, []byte("INVITE ")) {
-			return // not a call's first message: OPTIONS, strays
+			return c.unknown // not a call's first message: OPTIONS, strays
 		}
 		c.sweep(m.At)
 		t = &trace{created: m.At}
 		if !c.fits(t, len(m.Message)) {
-			return // no room: not even an empty trace is kept
+			return c.unknown // no room: not even an empty trace is kept
 		}
 		c.calls[callID] = t
 	}
@@ -112,7 +144,7 @@ func (c *capture) record(raw []byte, at time.Time, inbound bool, transport strin
 	}
 	if !c.fits(t, len(m.Message)) {
 		t.cut++
-		return
+		return c.exportPolicy(t)
 	}
 	t.bytes += len(m.Message)
 	if !t.claimed {
@@ -125,6 +157,7 @@ func (c *capture) record(raw []byte, at time.Time, inbound bool, transport strin
 		i--
 	}
 	t.msgs = slices.Insert(t.msgs, i, m)
+	return c.exportPolicy(t)
 }
 
 // fits reports whether a message of size bytes may join t; under the
@@ -147,6 +180,16 @@ func (c *capture) forget(callID string, t *trace) {
 	}
 }
 
+// setPolicy says whose call callID is: its messages are exported redacted
+// by the tenant's trace policy p from now on.
+func (c *capture) setPolicy(callID string, p sb.TracePolicy) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.calls[callID]; t != nil {
+		t.policy, t.known = p, true
+	}
+}
+
 // setLogging switches logging of a call's messages on (log not nil) or
 // off; switched on, what crossed the wire so far is logged at once. It
 // reports whether the call is known.
@@ -158,7 +201,7 @@ func (c *capture) setLogging(callID string, log *slog.Logger, policy sb.TracePol
 		return false
 	}
 	if log != nil && t.log == nil {
-		t.log, t.policy = log, policy
+		t.log, t.policy, t.known = log, policy, true
 		for _, m := range t.msgs {
 			t.logMessage(m)
 		}

@@ -3,6 +3,7 @@ package sip
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -17,7 +18,44 @@ const streamBye = "BYE sip:2000@h SIP/2.0\r\ni: a1\r\nContent-Length: 0\r\n\r\n"
 // streamConn is a capturedConn whose stream is fed by the test.
 func streamConn(got *[]string) *capturedConn {
 	c := newCapture(time.Now, func(m sb.SIPMessage, callID string) { *got = append(*got, m.Message) })
+	c.unknown = sb.TracePolicy{} // the messages as cut, not as a tenant lets them out
 	return &capturedConn{c: c, transport: "tcp"}
+}
+
+// What the exporter (HEP) gets follows the call's tenant's trace policy
+// once the call's trunk is known, and the strictest one before that and
+// for messages of no known call; logging masks numbers whatever the policy.
+func TestExportFollowsTheTenantsPolicy(t *testing.T) {
+	var got []string
+	c := newCapture(time.Now, func(m sb.SIPMessage, callID string) { got = append(got, callID+" "+m.Message) })
+	invite := func(id string) []byte {
+		return []byte("INVITE sip:2000@h SIP/2.0\r\nCall-ID: " + id + "\r\nFrom: <sip:+15550001111@h>\r\nContent-Length: 5\r\n\r\nv=0\r\n")
+	}
+	ok := func(id string) []byte {
+		return []byte("SIP/2.0 200 OK\r\nCall-ID: " + id + "\r\nFrom: <sip:+15550001111@h>\r\nContent-Length: 5\r\n\r\nv=0\r\n")
+	}
+	var logged bytes.Buffer
+	c.record(invite("open"), time.Now(), true, "udp", ap(), ap())
+	c.setPolicy("open", sb.TracePolicy{})
+	c.setLogging("open", slog.New(slog.NewTextHandler(&logged, nil)), sb.TracePolicy{})
+	c.record(ok("open"), time.Now(), false, "udp", ap(), ap())
+	c.record(invite("masked"), time.Now(), true, "udp", ap(), ap())
+	c.setPolicy("masked", sb.TracePolicy{MaskNumbers: true})
+	c.record(ok("masked"), time.Now(), false, "udp", ap(), ap())
+	c.record([]byte("OPTIONS sip:+15550001111@h SIP/2.0\r\nCall-ID: ping\r\n\r\n"), time.Now(), true, "udp", ap(), ap())
+	want := []string{
+		"open INVITE sip:2000@h SIP/2.0\r\nCall-ID: open\r\nFrom: <sip:+*******1111@h>\r\nContent-Length: 5\r\n\r\n[body removed by the tenant's trace policy: 5 bytes]",
+		"open " + string(ok("open")),
+		"masked INVITE sip:2000@h SIP/2.0\r\nCall-ID: masked\r\nFrom: <sip:+*******1111@h>\r\nContent-Length: 5\r\n\r\n[body removed by the tenant's trace policy: 5 bytes]",
+		"masked SIP/2.0 200 OK\r\nCall-ID: masked\r\nFrom: <sip:+*******1111@h>\r\nContent-Length: 5\r\n\r\nv=0\r\n",
+		"ping OPTIONS sip:+*******1111@h SIP/2.0\r\nCall-ID: ping\r\n\r\n",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("exported:\n%q\nwant:\n%q", got, want)
+	}
+	if strings.Count(logged.String(), "sip message") != 2 || strings.Contains(logged.String(), "5550001111") {
+		t.Errorf("logged, by a policy that masks nothing:\n%s", logged.String())
+	}
 }
 
 // A TCP stream is cut into whole messages by Content-Length (full or

@@ -11,13 +11,16 @@ import (
 )
 
 // runKeysRotate is `switchboard keys rotate`: every recording's data key is
-// re-wrapped with the keyring's active key-encryption key. Audio is never
-// touched. Run it after adding a version to SWITCHBOARD_KEYRING; once it
-// is done, older versions can leave the keyring.
+// re-wrapped, and every secret sealed with the keyring (trunk digest HA1s,
+// carrier passwords, webhook secrets) re-sealed, with the keyring's active
+// key-encryption key. Audio is never touched. Run it after adding a
+// version to SWITCHBOARD_KEYRING; once it is done (-check says so), older
+// versions can leave the keyring.
 func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys rotate", "Re-wraps every recording's data key with the keyring's active version.", stderr)
+	fs := newFlagSet("keys rotate", "Re-wraps every recording's data key and re-seals every secret with the keyring's active version.", stderr)
 	dbURL := databaseFlag(fs)
 	keyring := secretFlag(fs, "keyring", "SWITCHBOARD_KEYRING", "the keyring, with the new version active")
+	check := fs.Bool("check", false, "change nothing: list the rows still under another version than the active one, and fail if there are any")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -30,48 +33,40 @@ func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer db.Close()
-	store := metadata.NewRecordingStore(db)
+	keys := metadata.NewKeyStore(db)
 	active := ring.Active()
-	total, err := store.CountStaleKeys(ctx, active)
-	if err != nil {
-		return err
-	}
-	done, failed := 0, 0
-	for {
-		batch, err := store.StaleKeys(ctx, active, 500)
+	if *check {
+		old, err := keys.OldKeys(ctx, active)
 		if err != nil {
 			return err
 		}
-		if len(batch) == 0 || done+failed >= total {
-			break
+		for _, u := range old {
+			fmt.Fprintln(stdout, u)
 		}
-		for _, k := range batch {
-			version, wrapped, err := ring.Rewrap(k.Version, k.Wrapped, k.RecordingID[:])
-			if err != nil {
-				failed++
-				fmt.Fprintf(stderr, "\nrecording %s (key version %d): %v\n", k.RecordingID, k.Version, err)
-				continue
-			}
-			if err := store.ReplaceKey(ctx, k, version, wrapped); err != nil {
-				return err
-			}
-			done++
+		if len(old) > 0 {
+			return fmt.Errorf("keys rotate -check: %d rows are still under another key version than %d: run keys rotate", len(old), active)
 		}
-		progress(stderr, done+failed, total)
+		fmt.Fprintf(stdout, "every data key and sealed secret is under key version %d\n", active)
+		return nil
 	}
-	progress(stderr, done+failed, total)
+	r, err := keys.Rotate(ctx, ring, func(done, total int) { progress(stderr, done, total) }, func(u metadata.KeyUse, err error) {
+		fmt.Fprintf(stderr, "\n%s: %v\n", u, err)
+	})
 	fmt.Fprintln(stderr)
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
 	outcome := "ok"
-	if failed > 0 {
+	if r.Failed > 0 {
 		outcome = "failed"
 	}
-	if err := metadata.NewAuditLog(db).Append(ctx, &sb.AuditEntry{Action: "keys.rotate", ResourceType: "keyring",
-		ResourceID: fmt.Sprint(active), Detail: fmt.Sprintf("%d data keys re-wrapped, %d failed", done, failed), Outcome: outcome}); err != nil {
+	if err := metadata.NewAuditLog(db).Append(ctx, &sb.AuditEntry{Action: "keys.rotate", ResourceType: "keyring", ResourceID: fmt.Sprint(active),
+		Detail: fmt.Sprintf("%d data keys re-wrapped, %d secrets re-sealed, %d failed", r.DataKeys, r.Secrets, r.Failed), Outcome: outcome}); err != nil {
 		return fmt.Errorf("keys rotate: audit: %w", err)
 	}
-	fmt.Fprintf(stdout, "%d data keys re-wrapped with key version %d\n", done, active)
-	if failed > 0 {
-		return fmt.Errorf("keys rotate: %d keys could not be unwrapped (is their key version still in the keyring?)", failed)
+	fmt.Fprintf(stdout, "%d data keys re-wrapped and %d secrets re-sealed with key version %d\n", r.DataKeys, r.Secrets, active)
+	if r.Failed > 0 {
+		return fmt.Errorf("keys rotate: %d keys or secrets could not be opened (is their key version still in the keyring?)", r.Failed)
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ Commands:
   trunk outbound    make a trunk take the calls operators place; password sealed with the keyring
   queue create      create a queue: its numbers, members, longest wait and overflow
   apikey create     create an API key; prints it once
-  keys rotate       re-wrap every recording's data key with the active keyring version
+  keys rotate       re-wrap data keys and re-seal secrets with the active keyring version (-check lists what is left)
   retention run     remove what has passed each tenant's retention now (-dry-run counts it)
   audit verify      check the audit log's hash chain and signed checkpoints
   recording export  an admin saves a recording through their grant (audited)

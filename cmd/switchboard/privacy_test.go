@@ -224,6 +224,24 @@ func TestOperatorsSeeMaskedNumbers(t *testing.T) {
 	}
 }
 
+// digestTrunkCalls places a call through the digest trunk "carrier-in"
+// (number 2100) and checks that it rings f's first operator.
+func digestTrunkCalls(t *testing.T, m *Main, f *tenantFixture, password string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	phone := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.9", Username: "carrier-in", Password: password})
+	op := mustOperator(t, m, f.Operators[0])
+	call, err := phone.InviteAsync(ctx, m.SIPAddr(), "+15550007777", "2100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	if in := waitIncoming(t, op); in.From != "+15550007777" {
+		t.Errorf("the digest trunk's call came from %q", in.From)
+	}
+}
+
 // A dump of a populated database holds no secret in a form that can be
 // used: operator passwords and API keys are hashes, trunk digest HA1s,
 // carrier passwords and webhook secrets are sealed with the keyring,
@@ -255,16 +273,7 @@ func TestDatabaseDumpHoldsNoSecret(t *testing.T) {
 	token := issueToken(t, m, f.APIKey, `{"number":"2000","from":"web:dump"}`)
 
 	// The sealed HA1 still lets the trunk in.
-	phone := mustPhone(t, siptest.Options{Transport: "udp", LocalIP: "127.0.0.9", Username: "carrier-in", Password: digestPassword})
-	op := mustOperator(t, m, f.Operators[0])
-	call, err := phone.InviteAsync(ctx, m.SIPAddr(), "+15550007777", "2100")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer call.Close()
-	if in := waitIncoming(t, op); in.From != "+15550007777" {
-		t.Errorf("the digest trunk's call came from %q", in.From)
-	}
+	digestTrunkCalls(t, m, f, digestPassword)
 
 	cmd := exec.CommandContext(ctx, pgDump, "--data-only", "--dbname", m.Config.DatabaseURL)
 	dump, err := cmd.Output()

@@ -337,7 +337,7 @@ func TestKeyRotation(t *testing.T) {
 	if err := run(ctx, []string{"keys", "rotate", "-database-url", x.m.Config.DatabaseURL, "-keyring", keyring}, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("keys rotate: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "1 data keys re-wrapped with key version 2") {
+	if !strings.Contains(stdout.String(), "1 data keys re-wrapped and 0 secrets re-sealed with key version 2") {
 		t.Errorf("keys rotate said %q", stdout.String())
 	}
 	full, err := metadata.NewRecordingStore(x.m.DB).FindRecordingByID(ctx, x.f.Tenant.ID, rec.ID)
@@ -373,7 +373,7 @@ func TestKeyRotation(t *testing.T) {
 			rotations = append(rotations, e.ResourceID+": "+e.Detail)
 		}
 	}
-	if len(rotations) != 2 || rotations[1] != "2: 1 data keys re-wrapped, 0 failed" || rotations[0] != "2: 0 data keys re-wrapped, 0 failed" {
+	if len(rotations) != 2 || rotations[1] != "2: 1 data keys re-wrapped, 0 secrets re-sealed, 0 failed" || rotations[0] != "2: 0 data keys re-wrapped, 0 secrets re-sealed, 0 failed" {
 		t.Errorf("rotations audited as %q", rotations)
 	}
 }

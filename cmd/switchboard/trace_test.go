@@ -243,15 +243,22 @@ func TestSIPLoggingSwitchedAtRunTime(t *testing.T) {
 	}
 }
 
-// With a Homer collector configured, every SIP message of a call reaches
-// it as HEPv3, tied to the call by its Call-ID.
-func TestHEPExport(t *testing.T) {
+// mustHEPService starts the service sending HEP (capture agent 77) to a
+// collector the test reads.
+func mustHEPService(t *testing.T) (net.PacketConn, *Main) {
+	t.Helper()
 	collector, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer collector.Close()
-	m := mustStartService(t, map[string]string{"hep-collector": collector.LocalAddr().String(), "hep-capture-id": "77"})
+	t.Cleanup(func() { collector.Close() })
+	return collector, mustStartService(t, map[string]string{"hep-collector": collector.LocalAddr().String(), "hep-capture-id": "77"})
+}
+
+// With a Homer collector configured, every SIP message of a call reaches
+// it as HEPv3, tied to the call by its Call-ID.
+func TestHEPExport(t *testing.T) {
+	collector, m := mustHEPService(t)
 	f := mustProvision(t, m, "Acme", "2000", 1)
 	op := mustOperator(t, m, f.Operators[0])
 	phone := mustPhone(t, siptest.Options{Transport: "udp"})
@@ -288,6 +295,72 @@ func TestHEPExport(t *testing.T) {
 				want[start] = true
 			}
 		}
+	}
+}
+
+// What leaves the process follows each tenant's trace policy: the HEP
+// collector gets a masking tenant's calls with numbers masked and no SDP,
+// from the first message on; another tenant's as its policy says (here:
+// whole, once its trunk is recognised). Logged SIP messages never hold a
+// number, whatever the policy.
+func TestHEPAndLogsFollowTheTenantsPolicy(t *testing.T) {
+	collector, m := mustHEPService(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	strict := mustProvision(t, m, "Strict", "2000", 1)
+	if err := metadata.NewTenantService(m.DB).SetTracePolicy(ctx, strict.Tenant.ID, sb.TracePolicy{RetentionDays: 30, DropBodies: true, MaskNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	open := mustProvision(t, m, "Open", "3000", 1)
+	admin := mustLogin(t, m, mustUser(t, m, open.Tenant.ID, "admin@open.test", sb.RoleAdmin))
+	if code, body := admin.do("POST", "/v1/trunks/"+open.Trunk.ID.String()+"/sip-logging", `{"enabled":true}`, nil); code != 200 {
+		t.Fatalf("trunk SIP logging on: %d %s", code, body)
+	}
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	calls := map[string]string{} // SIP Call-ID → the caller's number
+	for _, c := range []struct {
+		f    *tenantFixture
+		from string
+	}{{strict, "+15550001111"}, {open, "+15550002222"}} {
+		call, in := answeredCall(t, m, phone, mustOperator(t, m, c.f.Operators[0]), c.from, c.f.Number)
+		if err := call.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitCallEnded(t, m, c.f.APIKey, in.CallID)
+		calls[call.ID] = c.from
+	}
+
+	got := map[string][]string{} // by caller: the messages the collector got
+	buf := make([]byte, 65536)
+	for {
+		collector.SetReadDeadline(time.Now().Add(time.Second))
+		n, _, err := collector.ReadFrom(buf)
+		if err != nil {
+			break // a second of quiet: all sent
+		}
+		for id, from := range calls {
+			if bytes.Contains(buf[:n], []byte(id)) {
+				got[from] = append(got[from], string(buf[:n]))
+			}
+		}
+	}
+	all := func(from string) string { return strings.Join(got[from], "\n---\n") }
+	if len(got["+15550001111"]) < 5 || len(got["+15550002222"]) < 5 {
+		t.Fatalf("HEP packets per call: %d and %d", len(got["+15550001111"]), len(got["+15550002222"]))
+	}
+	if s := all("+15550001111"); strings.Contains(s, "5550001111") || strings.Contains(s, "m=audio") ||
+		!strings.Contains(s, "+*******1111") || !strings.Contains(s, "[body removed by the tenant's trace policy") {
+		t.Errorf("the masking tenant's call reached the collector unmasked or with its SDP:\n%s", s)
+	}
+	if s := all("+15550002222"); !strings.Contains(s, "+15550002222") || !strings.Contains(s, "m=audio") {
+		t.Errorf("the other tenant's call reached the collector redacted beyond its policy:\n%s", s)
+	}
+	logs := logsOf(m)
+	if n := strings.Count(logs, "msg=\"sip message\""); n < 7 {
+		t.Errorf("%d SIP messages logged, want the Open tenant's call's", n)
+	}
+	if strings.Contains(logs, "5550002222") || strings.Contains(logs, "5550001111") {
+		t.Error("the logs hold a caller's number")
 	}
 }
 

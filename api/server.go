@@ -214,6 +214,7 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/style.css", s.page("web/style.css"))
 	r.Get("/console", s.page("web/console.html"))
 	r.Get("/console.js", s.page("web/console.js"))
+	r.Get("/setup.js", s.page("web/setup.js"))
 	r.Get("/console.css", s.page("web/console.css"))
 	r.Get("/widget", s.widgetPage("web/widget.html"))
 	r.Get("/widget.js", s.widgetPage("web/widget.js"))

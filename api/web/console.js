@@ -89,6 +89,7 @@ async function showView(id) {
   if (id === "calls-view") await searchCalls();
   if (id === "grants-view") await loadGrants();
   if (id === "admin-view") await loadAdmin();
+  if (id === "setup-view") await loadSetup(); // setup.js
   if (id === "audit-view") await loadAudit();
 }
 

@@ -89,10 +89,27 @@ func (u *rawUAC) send(method, branch string, cseq int, toTag, body string) {
 	}
 }
 
-func (u *rawUAC) invite() {
+func (u *rawUAC) invite() { u.inviteSeq(1) }
+
+// inviteSeq sends the INVITE with the CSeq number given.
+func (u *rawUAC) inviteSeq(cseq int) {
 	port := u.conn.LocalAddr().(*net.UDPAddr).Port + 2
 	sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n", port)
-	u.send("INVITE", u.branch, 1, "", sdp)
+	u.send("INVITE", u.branch, cseq, "", sdp)
+}
+
+// await reads until a response to method arrives.
+func (u *rawUAC) await(method string, final bool) sipMsg {
+	u.t.Helper()
+	for {
+		msg, ok := u.read(5 * time.Second)
+		if !ok {
+			u.t.Fatalf("no response to %s", method)
+		}
+		if msg.cseqMethod() == method && (!final || msg.code() >= 200) {
+			return msg
+		}
+	}
 }
 
 // read returns the next message, or false after the timeout.
@@ -213,4 +230,53 @@ func TestCancelRacingTheAnswer(t *testing.T) {
 		})
 	}
 	t.Logf("final responses by code over the offsets: %v", outcomes)
+}
+
+// TestByeOutOfOrderIsRefused: a BYE whose CSeq is below the INVITE's is
+// out of order (RFC 3261 §12.2.2): refused with 500 before the ACK as
+// after it, and the call goes on until the caller's real BYE.
+func TestByeOutOfOrderIsRefused(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Order", "2000", 1)
+	op := mustOperator(t, m, f.Operators[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	u := newRawUAC(t, m.SIPAddr())
+	u.inviteSeq(10)
+	in := waitIncoming(t, op)
+	accepted := make(chan error, 1)
+	go func() { accepted <- op.Accept(ctx, in.CallID) }()
+	ok := u.await("INVITE", true)
+	if ok.code() != 200 {
+		t.Fatalf("the INVITE was answered %q", ok.first)
+	}
+	u.send("BYE", u.branch+"x", 9, ok.toTag(), "")
+	if res := u.await("BYE", true); res.code() != 500 {
+		t.Errorf("a BYE out of order before the ACK was answered %q, want 500", res.first)
+	}
+	u.send("ACK", u.branch+"a", 10, ok.toTag(), "")
+	if err := <-accepted; err != nil {
+		t.Fatalf("the call was not answered: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if c := waitCallState(t, m, f.APIKey, in.CallID); c.Status != sb.CallAnswered {
+		t.Fatalf("after the refused BYE the call is %s, want answered", c.Status)
+	}
+	u.send("BYE", u.branch+"b", 11, ok.toTag(), "")
+	if res := u.await("BYE", true); res.code() != 200 {
+		t.Errorf("the caller's BYE was answered %q, want 200", res.first)
+	}
+	if c := waitCallEnded(t, m, f.APIKey, in.CallID); c.Status != sb.CallCompleted || c.HangupBy != sb.PartyCaller {
+		t.Errorf("record %s by %s, want completed by the caller", c.Status, c.HangupBy)
+	}
+}
+
+// waitCallState reads the call's record as it is now.
+func waitCallState(t *testing.T, m *Main, key string, id sb.ID) *sb.Call {
+	t.Helper()
+	var c sb.Call
+	if code := apiGet(t, m, key, "/v1/calls/"+id.String(), &c); code != 200 {
+		t.Fatalf("GET the call: %d", code)
+	}
+	return &c
 }

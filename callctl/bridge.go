@@ -86,6 +86,9 @@ func (b *Bridge) Start() {
 			r.rw.Restart()
 		}
 	}
+	// What was not relayed while the bridge was stopped (a hold) is not
+	// loss.
+	b.Rebase()
 	b.caller.SetSink(b.fromCaller.handle)
 	b.operator.SetSink(b.toCaller.handle)
 }
@@ -116,6 +119,17 @@ func (b *Bridge) SetTap(tap Tap) {
 	to := func(p []byte, at time.Time) { tap(false, p, at) }
 	b.fromCaller.tap.Store(&from)
 	b.toCaller.tap.Store(&to)
+}
+
+// Rebase starts the statistics of both directions afresh from their next
+// packets, keeping what they counted: across a hold, the packets a side
+// did not send are not loss.
+func (b *Bridge) Rebase() {
+	for _, r := range []*relay{&b.fromCaller, &b.toCaller} {
+		r.mu.Lock()
+		r.stats.Rebase()
+		r.mu.Unlock()
+	}
 }
 
 // Stats returns the statistics of both directions so far.

@@ -255,6 +255,9 @@ func (r *callRun) legDuty(ctx context.Context, ev sb.LegEvent) bool {
 	case sb.LegHeld:
 		r.event(sb.EventHeld, nil)
 	case sb.LegResumed:
+		if r.bridge != nil {
+			r.bridge.Rebase() // what the trunk skipped while it held the call is not loss
+		}
 		r.event(sb.EventResumed, nil)
 	case sb.LegDTMF:
 		if len(ev.Reason) == 1 {

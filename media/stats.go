@@ -28,14 +28,22 @@ type Stats struct {
 	jitter     float64
 	transit    int64
 	epoch      time.Time
+	rebase     bool // Rebase was called: the next packet starts a new count
 }
+
+// Rebase says the stream paused (a hold, or its end): the next packet
+// starts the count afresh, as a new source's would, so that the sequence
+// numbers a sender skipped across the pause are not counted as lost, nor
+// the pause as jitter.
+func (s *Stats) Rebase() { s.rebase = true }
 
 // Update accounts for one packet with header h and payload size n that
 // arrived at now.
 func (s *Stats) Update(h *Header, n int, now time.Time) {
 	s.Packets++
 	s.Bytes += uint64(n)
-	if !s.started || h.SSRC != s.ssrc {
+	if !s.started || h.SSRC != s.ssrc || s.rebase {
+		s.rebase = false
 		if s.started {
 			s.lostBefore += s.lostCurrent()
 		} else {

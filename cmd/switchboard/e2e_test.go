@@ -506,6 +506,10 @@ func TestOperatorHoldsTheCaller(t *testing.T) {
 			call, in := answeredCall(t, m, phone, op, "3000", "2000")
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
+			before := newPatternReceiver()
+			op.SetAudioSink(func(p *rtp.Packet) { before.add(p.Payload) })
+			sendPattern(t, 10, func(p []byte) error { return call.SendRTP(p, false) })
+			before.waitFrames(t, 8, "caller → operator before the hold")
 			if err := op.Hold(ctx, in.CallID, true); err != nil {
 				t.Fatal(err)
 			}
@@ -528,9 +532,15 @@ func TestOperatorHoldsTheCaller(t *testing.T) {
 			if err := call.Hangup(ctx); err != nil {
 				t.Fatal(err)
 			}
-			waitCallEnded(t, m, f.APIKey, in.CallID)
+			rec := waitCallEnded(t, m, f.APIKey, in.CallID)
 			if events := callEvents(t, m, f.APIKey, in.CallID); !hasInOrder(events, sb.EventAnswered, sb.EventHeld, sb.EventResumed, sb.EventHungUp) {
 				t.Errorf("events %v lack the hold", events)
+			}
+			// The ten frames the caller sent while held were not relayed,
+			// and not lost: the record counts no loss and no poor quality
+			// for a hold.
+			if rec.FromCaller.Lost != 0 || slices.Contains(rec.Tags, sb.TagHighLoss) || slices.Contains(rec.Tags, sb.TagLowMOS) {
+				t.Errorf("after a hold: %d lost from the caller, tags %v; want none", rec.FromCaller.Lost, rec.Tags)
 			}
 		})
 	}

@@ -27,7 +27,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.onReinvite(req, tx)
 		return
 	}
-	for name, missing := range map[string]bool{"From": req.From() == nil, "To": req.To() == nil, "Call-ID": req.CallID() == nil, "Contact": req.Contact() == nil} {
+	for name, missing := range map[string]bool{"From": req.From() == nil, "To": req.To() == nil, "Call-ID": req.CallID() == nil} {
 		if missing {
 			s.reject(req, tx, sip.StatusBadRequest, "missing "+name+" header")
 			return
@@ -108,13 +108,18 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	offerRefused := func(code int, reason string) {
 		refuse(rejection(req, code, reason), reason, sb.FailedOnTrunk, sb.StageOffer)
 	}
-	if len(req.GetHeaders("Content-Length")) > 1 {
-		// Which one frames the message is anyone's guess (RFC 4475 3.1.2.11).
-		offerRefused(sip.StatusBadRequest, "more than one Content-Length")
+	if req.Contact() == nil {
+		// An RFC 2543 INVITE may lack it (RFC 4475 3.4.1) and is routed
+		// like any other; a call needs it to reach the caller later.
+		offerRefused(sip.StatusBadRequest, "missing Contact header")
 		return
 	}
 	if cl := req.ContentLength(); cl != nil && int(*cl) != len(body) {
 		offerRefused(sip.StatusBadRequest, "Content-Length does not match the body")
+		return
+	}
+	if !acceptsSDP(req) {
+		offerRefused(sip.StatusNotAcceptable, "the Accept header leaves out application/sdp, which our answer is")
 		return
 	}
 	// An INVITE without a body is a late offer: ours goes in the 200 OK,
@@ -302,3 +307,23 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 
 // newSessionID returns an SDP session id.
 func newSessionID() uint64 { return rand.Uint64N(1 << 62) }
+
+// acceptsSDP reports whether req's Accept headers, if any, take
+// application/sdp, the body of our answer (RFC 3261 20.1: an empty Accept
+// takes nothing).
+func acceptsSDP(req *sip.Request) bool {
+	accept := req.GetHeaders("Accept")
+	if len(accept) == 0 {
+		return true
+	}
+	for _, h := range accept {
+		for _, t := range strings.Split(h.Value(), ",") {
+			t, _, _ = strings.Cut(t, ";")
+			switch strings.ToLower(strings.TrimSpace(t)) {
+			case "application/sdp", "application/*", "*/*":
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -314,6 +314,12 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 				s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "Server Internal Error", nil))
 			}
 		}()
+		if res := inspect(req); res != nil {
+			if !req.IsAck() { // an ACK is never answered
+				s.respond(tx, res)
+			}
+			return
+		}
 		if tags := unsupported(req); len(tags) > 0 {
 			s.respond(tx, badExtension(req, tags))
 			return
@@ -329,8 +335,8 @@ func (s *Server) respond(tx sip.ServerTransaction, res *sip.Response) {
 	}
 }
 
-// reject answers req with code, a Reason header and, for 488 and 400, a
-// Warning that says what was wrong.
+// reject answers req with code, a Reason header and, for 400, 406 and 488,
+// a Warning that says what was wrong.
 func (s *Server) reject(req *sip.Request, tx sip.ServerTransaction, code int, reason string) {
 	s.respond(tx, rejection(req, code, reason))
 }
@@ -339,7 +345,7 @@ func (s *Server) reject(req *sip.Request, tx sip.ServerTransaction, code int, re
 func rejection(req *sip.Request, code int, reason string) *sip.Response {
 	res := sip.NewResponseFromRequest(req, code, phrase(code), nil)
 	res.AppendHeader(reasonHeader(code, reason))
-	if code == sip.StatusNotAcceptableHere || code == sip.StatusBadRequest {
+	if code == sip.StatusNotAcceptableHere || code == sip.StatusBadRequest || code == sip.StatusNotAcceptable {
 		res.AppendHeader(sip.NewHeader("Warning", fmt.Sprintf(`399 switchboard "%s"`, quote(reason))))
 	}
 	return res
@@ -368,9 +374,7 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
-	res := sip.NewResponseFromRequest(req, sip.StatusMethodNotAllowed, "Method Not Allowed", nil)
-	res.AppendHeader(sip.NewHeader("Allow", allowed))
-	s.respond(tx, res)
+	s.respond(tx, notAllowed(req))
 }
 
 // onCancel sees only CANCELs that match no INVITE transaction: sipgo
@@ -492,8 +496,14 @@ func phrase(code int) string {
 		return "Forbidden"
 	case 404:
 		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 406:
+		return "Not Acceptable"
 	case 415:
 		return "Unsupported Media Type"
+	case 416:
+		return "Unsupported URI Scheme"
 	case 420:
 		return "Bad Extension"
 	case 480:
@@ -506,8 +516,12 @@ func phrase(code int) string {
 		return "Not Acceptable Here"
 	case 500:
 		return "Server Internal Error"
+	case 501:
+		return "Not Implemented"
 	case 503:
 		return "Service Unavailable"
+	case 505:
+		return "Version Not Supported"
 	case 603:
 		return "Decline"
 	}

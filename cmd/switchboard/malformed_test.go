@@ -108,7 +108,7 @@ func TestMalformedSIPGetsErrorsAndServiceKeepsServing(t *testing.T) {
 		{"missing CSeq", "no-cseq", invite(local, server, "no-cseq", goodSDP, "CSeq"), orSilence(400)},
 		{"missing From", "no-from", invite(local, server, "no-from", goodSDP, "From"), is(400)},
 		{"missing Contact", "no-contact", invite(local, server, "no-contact", goodSDP, "Contact"), is(400)},
-		{"unknown method", "foo", strings.Replace(strings.Replace(invite(local, server, "foo", ""), "INVITE sip:", "FOO sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 FOO", 1), is(405)},
+		{"unknown method", "foo", strings.Replace(strings.Replace(invite(local, server, "foo", ""), "INVITE sip:", "FOO sip:", 1), "CSeq: 1 INVITE", "CSeq: 1 FOO", 1), is(501)},
 		{"huge body", "huge", invite(local, server, "huge", goodSDP+"a="+strings.Repeat("x", 30000)+"\r\n"), is(488)},
 
 		// RFC 4475's kinds. Odd but well-formed INVITEs go to a number the

@@ -135,7 +135,8 @@ func addressStateUri(a *nameAddress, s string) (addressFSM, string, error) {
 
 	for i, c := range s {
 		if c == ';' {
-			err := ParseUri(s[:i], a.uri)
+			// "sip:a@b ;tag=1": the whitespace before SEMI is not the URI's.
+			err := ParseUri(strings.TrimRight(s[:i], " \t"), a.uri)
 			return addressStateHeaderParams, s[i+1:], err
 		}
 	}
@@ -149,22 +150,24 @@ func addressStateHeaderParams(a *nameAddress, s string) (addressFSM, string, err
 
 	addParam := func(equal int, s string) {
 
+		// SEMI and EQUAL may have whitespace on either side (RFC 3261
+		// 25.1): "; tag = 1" is the parameter tag, and ";;" none.
 		if equal > 0 {
-			name := s[:equal]
-			val := s[equal+1:]
-			if a.headerParams != nil {
+			name := strings.TrimSpace(s[:equal])
+			val := strings.TrimSpace(s[equal+1:])
+			if a.headerParams != nil && name != "" {
 				a.headerParams.Add(name, val)
 			}
 			return
 		}
 
-		if len(s) == 0 {
+		if len(strings.TrimSpace(s)) == 0 {
 			// could be just ;
 			return
 		}
 
 		// Case when we have key name but not value. ex ;+siptag;
-		name := s[:]
+		name := strings.TrimSpace(s)
 		if a.headerParams != nil {
 			a.headerParams.Add(name, "")
 		}

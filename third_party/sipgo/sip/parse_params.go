@@ -17,6 +17,15 @@ func UnmarshalHeaderParams(s string, seperator rune, ending rune, p *HeaderParam
 	var start, sep, quote int = 0, 0, -1
 	state := paramsStateKey
 
+	// RFC 3261 25.1: SEMI and EQUAL may have whitespace on either side
+	// ("; tag = 1"); names and unquoted values are kept without it, and
+	// an empty parameter (";;") is no parameter.
+	add := func(k, v string) {
+		if k = strings.TrimSpace(k); k != "" {
+			p.Add(k, v)
+		}
+	}
+
 	s = strings.TrimLeftFunc(s, unicode.IsSpace) // Remove trailing spaces
 	n = len(s)
 	for i, c := range s {
@@ -27,6 +36,9 @@ func UnmarshalHeaderParams(s string, seperator rune, ending rune, p *HeaderParam
 
 		switch state {
 		case paramsStateKey:
+			if c == seperator || unicode.IsSpace(c) {
+				continue
+			}
 			sep = 0
 			start = i
 			state = paramsStateEqual
@@ -34,7 +46,7 @@ func UnmarshalHeaderParams(s string, seperator rune, ending rune, p *HeaderParam
 		case paramsStateEqual:
 			if c == seperator {
 				// Add support for empty values
-				p.Add(s[start:i], "")
+				add(s[start:i], "")
 				state = paramsStateKey
 				continue
 			}
@@ -52,8 +64,7 @@ func UnmarshalHeaderParams(s string, seperator rune, ending rune, p *HeaderParam
 				state = paramsStateQuote
 				quote = i
 			case seperator:
-				p.Add(s[start:sep], s[sep+1:i])
-				start = sep + 1
+				add(s[start:sep], strings.TrimSpace(s[sep+1:i]))
 				state = paramsStateKey
 			}
 		case paramsStateQuote:
@@ -61,18 +72,18 @@ func UnmarshalHeaderParams(s string, seperator rune, ending rune, p *HeaderParam
 				//End quoute
 				continue
 			}
-			p.Add(s[start:], s[quote+1:i])
+			add(s[start:sep], s[quote+1:i])
 			state = paramsStateKey
 		}
 	}
 
 	// Do the last one
-	if sep > 0 && n >= 0 && (start < sep) {
-		p.Add(s[start:sep], s[sep+1:n])
-	}
-	// No seperator
-	if sep == 0 && start < n && n >= 0 {
-		p.Add(s[start:], "")
+	switch state {
+	case paramsStateValue:
+		add(s[start:sep], strings.TrimSpace(s[sep+1:n]))
+	case paramsStateEqual:
+		// No seperator
+		add(s[start:n], "")
 	}
 
 	return n, nil

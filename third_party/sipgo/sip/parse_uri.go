@@ -52,8 +52,9 @@ func uriStateScheme(uri *Uri, s string) (uriFSM, string, error) {
 			}
 			return uriStateSlashes, s[i+1:], nil
 		}
-		// Check is c still ASCII
-		if !isASCII(c) {
+		// scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986
+		// 3.1): "soap.beep" is one (RFC 4475 3.3.3).
+		if !isASCII(c) && (i == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
 			return nil, "", fmt.Errorf("invalid uri scheme")
 		}
 	}

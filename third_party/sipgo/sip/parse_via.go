@@ -62,12 +62,14 @@ func viaStateProtocolVersion(h *ViaHeader, s string) (viaFSM, int, error) {
 }
 
 func viaStateProtocolTransport(h *ViaHeader, s string) (viaFSM, int, error) {
-	ind := strings.IndexAny(s, " \t")
+	// SLASH may have whitespace on either side (RFC 3261 25.1): "2.0 / UDP".
+	lead := len(s) - len(strings.TrimLeft(s, " \t\r\n"))
+	ind := strings.IndexAny(s[lead:], " \t")
 	if ind < 0 {
 		return nil, 0, errors.New("Malformed transport in Via header")
 	}
-	h.Transport = strings.TrimSpace(s[:ind])
-	return viaStateHost, ind + 1, nil
+	h.Transport = strings.TrimSpace(s[lead : lead+ind])
+	return viaStateHost, lead + ind + 1, nil
 }
 
 func viaStateHost(h *ViaHeader, s string) (viaFSM, int, error) {

@@ -185,7 +185,11 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 			acceptedAddr[rastr] = struct{}{}
 		}
 
-		t.parseAndHandle(data, rastr, handler)
+		t.parseAndHandle(data, rastr, handler, func(res []byte, to net.Addr) {
+			if _, err := conn.WriteTo(res, to); err != nil {
+				t.log.Debug("stateless 400 to an unparsable request not sent", "raddr", to, "error", err)
+			}
+		}, raddr)
 		lastRaddr = rastr
 	}
 }
@@ -218,7 +222,10 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 	}
 } */
 
-func (t *TransportUDP) parseAndHandle(data []byte, src string, handler MessageHandler) {
+// parseAndHandle passes the message in data on; a request that does not
+// parse is answered with a stateless 400 through reply, when it can be
+// (unparsableReply).
+func (t *TransportUDP) parseAndHandle(data []byte, src string, handler MessageHandler, reply func([]byte, net.Addr), raddr net.Addr) {
 	// Check is keep alive
 	if len(data) <= 4 {
 		//One or 2 CRLF
@@ -231,6 +238,9 @@ func (t *TransportUDP) parseAndHandle(data []byte, src string, handler MessageHa
 	msg, err := t.parser.ParseSIP(data) //Very expensive operation
 	if err != nil {
 		t.log.Error("failed to parse", "data", string(data), "error", err)
+		if res, to := unparsableReply(data, raddr); res != nil {
+			reply(res, to)
+		}
 		return
 	}
 
@@ -328,7 +338,10 @@ func (c *UDPConnection) WriteMsg(msg Message) error {
 	msg.StringWrite(buf)
 	data := buf.Bytes()
 
-	if len(data) > UDPMTUSize-200 {
+	// RFC 3261 18.1.1 sends a large request over TCP instead; a response
+	// has no such choice (18.2.2: the transport the request came on), and
+	// refusing to send it leaves a large request unanswered.
+	if _, isReq := msg.(*Request); isReq && len(data) > UDPMTUSize-200 {
 		return ErrUDPMTUCongestion
 	}
 

@@ -243,8 +243,15 @@ func (r *callRun) talkingOut(ctx context.Context) phase {
 		if !ok {
 			return nil
 		}
-		if ev.kind != evOut || (ev.leg.Kind != sb.LegHungUp && ev.leg.Kind != sb.LegFailed) {
+		expired := ev.leg.Kind == sb.LegSessionExpired
+		if ev.kind != evOut || (ev.leg.Kind != sb.LegHungUp && ev.leg.Kind != sb.LegFailed && !expired) {
 			continue
+		}
+		if expired {
+			// Its refresh never came (RFC 4028): our BYE goes before the expiry.
+			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			r.out.Hangup(hctx, "session expired")
+			cancel()
 		}
 		r.out.Close()
 		r.out = nil

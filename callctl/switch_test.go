@@ -364,6 +364,32 @@ func TestMediaTimeoutFailsCall(t *testing.T) {
 	}
 }
 
+// A session whose refresh never came (RFC 4028) is ended with a BYE that
+// says so, and the record and the timeline say why.
+func TestSessionExpiredEndsCall(t *testing.T) {
+	sw, rec := newSwitch(t)
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+	if err := sw.Accept(op.id, op.nextOffer(t)); err != nil {
+		t.Fatal(err)
+	}
+	op.next(t)
+	l.events <- sb.LegEvent{Kind: sb.LegSessionExpired, Reason: "no session refresh within 1m30s (RFC 4028)"}
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallFailed || c.HangupBy != sb.PartySystem || c.FailureLeg != sb.FailedOnTrunk ||
+		!strings.Contains(c.Reason, "session expired: no session refresh") {
+		t.Fatalf("record: %+v", c)
+	}
+	if acts := l.did(); acts[len(acts)-1] != "bye session expired" {
+		t.Fatalf("leg actions %q", acts)
+	}
+	if !slices.Contains(rec.eventsOf(c.ID), sb.EventSessionExpired) {
+		t.Errorf("events %v lack %s", rec.eventsOf(c.ID), sb.EventSessionExpired)
+	}
+}
+
 func TestCloseEndsCallsAndRefusesNew(t *testing.T) {
 	rec := newRecorder()
 	sw := callctl.NewSwitch(rec)

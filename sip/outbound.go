@@ -38,6 +38,11 @@ type outLeg struct {
 
 	answered bool
 	version  uint64 // SDP o= version of our offers
+	lastSDP  []byte // our description as last sent (offeranswer.go)
+	lastDir  string // its direction; "" while it is the INVITE's offer
+	awaitAck uint32 // CSeq of a re-INVITE whose 200 carried our offer
+	timers   legTimer
+	rseq     uint32 // RSeq of the last reliable provisional response PRACKed
 }
 
 // Dial places a call to number through route: an INVITE with our offer
@@ -95,6 +100,7 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	}
 	req.AppendHeader(&callID)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	appendHeaders(req, s.timerOffer())
 	if r.Hop != "" {
 		req.AppendHeader(sip.NewHeader(sb.HopHeader, r.Hop))
 	}
@@ -148,6 +154,7 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 		Username: r.Username,
 		Password: r.Password,
 		OnResponse: func(res *sip.Response) error {
+			l.prack(ctx, res)
 			switch {
 			case res.StatusCode == sip.StatusSessionInProgress && len(res.Body()) > 0 && !early:
 				if a, err := parseOffer(res.Body()); err == nil {
@@ -179,6 +186,7 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 		l.mu.Lock()
 		l.answered = true
 		l.mu.Unlock()
+		l.startTimer(res)
 		if l.s.conf.MediaTimeout > 0 {
 			l.port.lastRecv.Store(time.Now().UnixNano())
 		}
@@ -240,23 +248,24 @@ func (l *outLeg) Hangup(ctx context.Context, reason string) error {
 
 // Hold puts the called party on hold, or takes them off.
 func (l *outLeg) Hold(ctx context.Context, held bool) error {
-	l.mu.Lock()
-	answered := l.answered
-	l.version++
-	version := l.version
-	l.mu.Unlock()
-	if !answered {
-		return errors.New("sip: hold: the call is not answered")
-	}
 	dir := "sendrecv"
 	if held {
 		dir = "sendonly"
+	}
+	l.mu.Lock()
+	answered := l.answered
+	var body []byte
+	if answered {
+		body = l.describe(dir)
+	}
+	l.mu.Unlock()
+	if !answered {
+		return errors.New("sip: hold: the call is not answered")
 	}
 	target := l.dlg.InviteRequest.Recipient
 	if c := l.dlg.InviteResponse.Contact(); c != nil {
 		target = c.Address
 	}
-	body := buildAnswer(l.sessionID, version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, nil)
 	return reinvite(ctx, target, body, l.dlg.Do, l.dlg.WriteRequest, l.port)
 }
 
@@ -278,6 +287,7 @@ func (l *outLeg) Close() error {
 		if l.cancel != nil {
 			l.cancel()
 		}
+		l.timers.close()
 		l.port.Close()
 		l.mu.Lock()
 		l.endEvents()

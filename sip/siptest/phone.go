@@ -114,6 +114,7 @@ func NewPhone(opts Options) (*Phone, error) {
 	}
 	p.srv.OnBye(p.onBye)
 	p.srv.OnInvite(p.onReinvite)
+	p.srv.OnUpdate(p.onUpdate)
 	p.srv.OnAck(func(*sip.Request, sip.ServerTransaction) {}) // the ACK of a re-INVITE we answered
 	return p, nil
 }
@@ -128,6 +129,7 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
+	c.noteRefresh(req)
 	if code := p.opts.RefuseReinvite; code != 0 {
 		tx.Respond(sip.NewResponseFromRequest(req, code, "Refused by siptest", nil))
 		return
@@ -140,6 +142,7 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.held.Store(held)
 	res := sip.NewSDPResponseFromRequest(req, c.sdp(dir))
 	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: p.opts.LocalIP}})
+	echoTimer(req, res)
 	tx.Respond(res)
 }
 
@@ -285,6 +288,8 @@ type Call struct {
 	srtpOut  *srtp.Context
 	srtpIn   *srtp.Context
 	forged   atomic.Uint64
+
+	refreshes refreshes // the far end's re-INVITEs and UPDATEs
 
 	endOnce   sync.Once
 	ended     chan struct{}

@@ -85,6 +85,7 @@ func addrPortOf(t *testing.T, addr string) int {
 func timerAnswer(refresher string, update bool) func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
 	return func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
 		res := sip.NewSDPResponseFromRequest(req, c.sdp())
+		res.To().Params.Add("tag", "carrier1")
 		res.AppendHeader(sip.NewHeader("Session-Expires", "2;refresher="+refresher))
 		res.AppendHeader(sip.NewHeader("Require", "timer"))
 		_, port, _ := sip.ParseAddr(c.addr)
@@ -165,5 +166,117 @@ func TestDialSessionTimerTheyStopRefreshing(t *testing.T) {
 	}
 	if got := c.seen(); strings.Contains(got, "in dialog") {
 		t.Errorf("we refreshed though the carrier was the refresher: %s", got)
+	}
+}
+
+// carrierDialog is the carrier's side of a call we placed, for sending
+// requests in it: our INVITE and its 2xx.
+type carrierDialog struct {
+	c    *carrier
+	inv  *sip.Request
+	cseq uint32
+}
+
+// request sends method in the dialog with body (SDP; none when nil) and
+// returns the final response; a 2xx to an INVITE is ACKed with ack.
+func (d *carrierDialog) request(t *testing.T, method sip.RequestMethod, body, ack []byte, headers ...sip.Header) *sip.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.cseq++
+	build := func(m sip.RequestMethod, body []byte) *sip.Request {
+		req := sip.NewRequest(m, d.inv.Contact().Address)
+		to := d.inv.To()
+		from := d.inv.From()
+		fromTag, _ := from.Params.Get("tag")
+		toParams := sip.NewParams()
+		toParams.Add("tag", fromTag)
+		fromParams := sip.NewParams()
+		fromParams.Add("tag", "carrier1")
+		req.AppendHeader(&sip.FromHeader{Address: to.Address, Params: fromParams})
+		req.AppendHeader(&sip.ToHeader{Address: from.Address, Params: toParams})
+		req.AppendHeader(sip.HeaderClone(d.inv.CallID()))
+		req.AppendHeader(&sip.CSeqHeader{SeqNo: d.cseq, MethodName: m})
+		_, port, _ := sip.ParseAddr(d.c.addr)
+		req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: port}})
+		for _, h := range headers {
+			req.AppendHeader(h)
+		}
+		if body != nil {
+			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		}
+		req.SetBody(body)
+		return req
+	}
+	req := build(method, body)
+	res, err := d.c.client.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("carrier's %s: %v", method, err)
+	}
+	if method == sip.INVITE && res.IsSuccess() {
+		a := build(sip.ACK, ack)
+		a.CSeq().SeqNo = d.cseq
+		if err := d.c.client.WriteRequest(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return res
+}
+
+// When the carrier refreshes a call we placed (the answer made it the
+// refresher, uas), its UPDATE, re-INVITE with SDP and re-INVITE without
+// SDP (our unchanged offer in the 200, its answer in the ACK) keep the
+// call up and are answered with the timer; when they stop, the session is
+// reported expiring.
+func TestDialSessionTimerTheyRefresh(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second, SessionExpires: 2 * time.Second})
+	invites := make(chan *sip.Request, 1)
+	answer := timerAnswer("uas", false)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		invites <- req
+		answer(req, tx, c)
+	})
+	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
+		t.Fatalf("event %+v, want answered", ev)
+	}
+	d := &carrierDialog{c: c, inv: <-invites, cseq: 100}
+	if p := d.inv.Contact().Address.Port; p != addrPortOf(t, ts.udp) {
+		t.Fatalf("our INVITE's Contact %s does not name our SIP port", d.inv.Contact().Address.String())
+	}
+	se, supported := sip.NewHeader("Session-Expires", "2;refresher=uac"), sip.NewHeader("Supported", "timer")
+	var offers [][]byte
+	for i, step := range []func() *sip.Response{
+		func() *sip.Response { return d.request(t, sip.UPDATE, nil, nil, se, supported) },
+		func() *sip.Response { return d.request(t, sip.INVITE, c.sdp(), nil, se, supported) },
+		func() *sip.Response { return d.request(t, sip.INVITE, nil, c.sdp(), se, supported) },
+		func() *sip.Response { return d.request(t, sip.INVITE, nil, c.sdp(), se, supported) },
+	} {
+		select {
+		case ev := <-l.Events():
+			t.Fatalf("refresh %d: event %v (%s) while refreshed", i, ev.Kind, ev.Reason)
+		case <-time.After(900 * time.Millisecond):
+		}
+		res := step()
+		if res.StatusCode != 200 || headerOf(res, "Session-Expires") != "2;refresher=uac" {
+			t.Fatalf("refresh %d answered %d, Session-Expires %q", i, res.StatusCode, headerOf(res, "Session-Expires"))
+		}
+		if i >= 2 {
+			offers = append(offers, res.Body())
+		}
+	}
+	if len(offers) != 2 || len(offers[0]) == 0 || string(offers[0]) != string(offers[1]) {
+		t.Errorf("our offers in the 200s to re-INVITEs without SDP differ, though nothing changed:\n%s\n%s", offers[0], offers[1])
+	}
+	start := time.Now()
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegSessionExpired {
+		t.Fatalf("event %+v, want session expired", ev)
+	}
+	if d := time.Since(start); d < 1200*time.Millisecond || d > 1900*time.Millisecond {
+		t.Errorf("expiry reported %s after the last refresh, want about 1.33 s", d)
 	}
 }

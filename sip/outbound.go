@@ -87,8 +87,10 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	s.mu.Unlock()
 	if transport == "udp" && listener.IsValid() {
 		// From the listening socket, like our responses: the carrier
-		// answers where it allows, and the capture sees it all.
+		// answers where it allows, and the capture sees it all. Its
+		// requests in the dialog (BYE, refreshes) come to it too.
 		req.Laddr = sip.Addr{IP: listener.Addr().AsSlice(), Port: int(listener.Port())}
+		contact.Address.Port = int(listener.Port())
 	}
 	fromParams := sip.NewParams()
 	fromParams.Add("tag", sip.GenerateTagN(16))

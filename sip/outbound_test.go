@@ -32,6 +32,7 @@ type carrier struct {
 	// refresh, when set, answers the re-INVITEs and UPDATEs of the
 	// dialog; without, they are refused with 501.
 	refresh func(req *sip.Request, tx sip.ServerTransaction, c *carrier)
+	client  *sipgo.Client // for its own requests in a dialog
 }
 
 func (c *carrier) saw(m string) {
@@ -80,6 +81,9 @@ func mustCarrier(t *testing.T, answer func(req *sip.Request, tx sip.ServerTransa
 	}
 	srv, err := sipgo.NewServer(ua)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if c.client, err = sipgo.NewClient(ua); err != nil {
 		t.Fatal(err)
 	}
 	const ha1 = "acme:" + sb.DigestRealm + ":s3cret"

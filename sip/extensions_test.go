@@ -224,7 +224,7 @@ func headerOf(res *sip.Response, name string) string {
 // leg reports the session expiring before it does (RFC 4028 §10).
 func TestSessionTimerCallerRefreshes(t *testing.T) {
 	ts := mustServer(t, nil, Config{MinSE: time.Second})
-	phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Supported": "timer", "Session-Expires": "2;refresher=uac", "Min-SE": "1"}})
+	phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Supported": "timer", "Session-Expires": "3;refresher=uac", "Min-SE": "1"}})
 	in, call := answer(t, ts, phone, "udp")
 	trace := in.Leg.SIPTrace()
 	var ok string
@@ -233,14 +233,14 @@ func TestSessionTimerCallerRefreshes(t *testing.T) {
 			ok = m.Message
 		}
 	}
-	if !strings.Contains(ok, "\r\nSession-Expires: 2;refresher=uac\r\n") || !strings.Contains(ok, "\r\nRequire: timer\r\n") || !strings.Contains(ok, "Supported: timer") {
+	if !strings.Contains(ok, "\r\nSession-Expires: 3;refresher=uac\r\n") || !strings.Contains(ok, "\r\nRequire: timer\r\n") || !strings.Contains(ok, "Supported: timer") {
 		t.Fatalf("the 200 does not state the timer:\n%s", ok)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	se, supported := sip.NewHeader("Session-Expires", "2;refresher=uac"), sip.NewHeader("Supported", "timer")
+	se, supported := sip.NewHeader("Session-Expires", "3;refresher=uac"), sip.NewHeader("Supported", "timer")
 	var last time.Time
-	for i := range 4 { // four refreshes, one a second: two intervals of 2 s
+	for i := range 6 { // six refreshes, one a second: two intervals of 3 s
 		select {
 		case ev := <-in.Leg.Events():
 			t.Fatalf("refresh %d: leg event %v (%s) while refreshed", i, ev.Kind, ev.Reason)
@@ -256,15 +256,15 @@ func TestSessionTimerCallerRefreshes(t *testing.T) {
 		if err != nil || res.StatusCode != 200 {
 			t.Fatalf("refresh %d: %v %v", i, res, err)
 		}
-		if got := headerOf(res, "Session-Expires"); got != "2;refresher=uac" {
+		if got := headerOf(res, "Session-Expires"); got != "3;refresher=uac" {
 			t.Errorf("refresh %d answered with Session-Expires %q", i, got)
 		}
 		last = time.Now()
 	}
-	// The refreshes stop: the call ends min(32 s, 2 s/3) before expiry.
+	// The refreshes stop: the call ends min(32 s, 3 s/3) before expiry.
 	ev := nextEvent(t, in.Leg, sb.LegSessionExpired)
-	if d := time.Since(last); d < 1200*time.Millisecond || d > 1900*time.Millisecond {
-		t.Errorf("session expiry reported %s after the last refresh, want about 1.33 s", d)
+	if d := time.Since(last); d < 1900*time.Millisecond || d > 2800*time.Millisecond {
+		t.Errorf("session expiry reported %s after the last refresh, want about 2 s", d)
 	}
 	if !strings.Contains(ev.Reason, "no session refresh") {
 		t.Errorf("reason %q", ev.Reason)
@@ -324,4 +324,18 @@ func TestSessionTimerOurRefreshRefused(t *testing.T) {
 	if d := time.Since(start); d < time.Second || d > 1900*time.Millisecond {
 		t.Errorf("expiry reported after %s, want between the refresh (1 s) and the expiry (2 s)", d)
 	}
+}
+
+// Our refresh that crosses another offer (491) is sent again a moment
+// later, and the call stays up.
+func TestSessionTimerRefreshRetriedAfter491(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second})
+	phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Session-Expires": "2"}, Refusals: []int{491}})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := call.WaitRefreshes(ctx, 3); err != nil {
+		t.Fatalf("%d refreshes: %v", len(got), err)
+	}
+	noEvent(t, in.Leg, 100*time.Millisecond)
 }

@@ -216,13 +216,20 @@ func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // answerOffer answers the offer of a re-INVITE or UPDATE: 491 while an
-// offer of ours awaits its answer (RFC 3261 §14.2, RFC 3311 §5.2).
+// offer of ours awaits its answer (RFC 3261 §14.2, RFC 3311 §5.2), or
+// before the call is answered.
 func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	l.mu.Lock()
-	pending := l.awaitAck != 0
+	pending, answered := l.awaitAck != 0, l.answered
 	l.mu.Unlock()
-	if pending {
+	switch {
+	case pending:
 		s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
+		return
+	case !answered:
+		// An UPDATE in the early dialog: our answer is still to come in
+		// the 200 to the INVITE.
+		s.reject(req, tx, sip.StatusRequestPending, "the call is not answered yet")
 		return
 	}
 	o, code, reason := offerOf(req.Body(), l.port.srtp)

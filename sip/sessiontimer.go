@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -349,6 +350,21 @@ func refreshSession(ctx context.Context, interval time.Duration, update bool, ta
 		if t := readTimer(res); res.StatusCode == statusIntervalTooBrief && t.minSE > interval && attempt == 0 {
 			interval = t.minSE
 			continue
+		}
+		if res.StatusCode == sip.StatusRequestPending && attempt < 2 {
+			// Our refresh crossed another offer (a hold): try again a
+			// moment later (RFC 3261 §14.1), well before we would have to
+			// give up on the session.
+			wait := 2 * time.Second
+			if deadline, ok := ctx.Deadline(); ok {
+				wait = min(wait, time.Until(deadline)/4)
+			}
+			select {
+			case <-time.After(wait/2 + rand.N(wait/2+1)):
+				continue
+			case <-ctx.Done():
+				return timerTerms{}, ctx.Err()
+			}
 		}
 		if !res.IsSuccess() {
 			return timerTerms{}, fmt.Errorf("sip: session refresh (%s) answered %d %s", method, res.StatusCode, res.Reason)

@@ -29,19 +29,24 @@ type refreshes struct {
 	wake chan struct{}
 }
 
-// noteRefresh records a re-INVITE or UPDATE the far end sent.
-func (c *Call) noteRefresh(req *sip.Request) {
+// noteRefresh records a re-INVITE or UPDATE the far end sent and returns
+// the refusal it is to get, or 0.
+func (c *Call) noteRefresh(req *sip.Request) int {
 	r := Refresh{Method: string(req.Method), SDP: req.Body()}
 	if h := req.GetHeader("Session-Expires"); h != nil {
 		r.SessionExpires = h.Value()
 	}
 	c.refreshes.mu.Lock()
+	defer c.refreshes.mu.Unlock()
 	c.refreshes.got = append(c.refreshes.got, r)
 	if c.refreshes.wake != nil {
 		close(c.refreshes.wake)
 		c.refreshes.wake = nil
 	}
-	c.refreshes.mu.Unlock()
+	if n := len(c.refreshes.got); n <= len(c.phone.opts.Refusals) {
+		return c.phone.opts.Refusals[n-1]
+	}
+	return c.phone.opts.RefuseReinvite
 }
 
 // Refreshes returns the re-INVITEs and UPDATEs the far end sent so far.
@@ -99,8 +104,7 @@ func (p *Phone) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
-	c.noteRefresh(req)
-	if code := p.opts.RefuseReinvite; code != 0 {
+	if code := c.noteRefresh(req); code != 0 {
 		tx.Respond(sip.NewResponseFromRequest(req, code, "Refused by siptest", nil))
 		return
 	}

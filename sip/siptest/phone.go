@@ -45,6 +45,10 @@ type Options struct {
 	// RefuseReinvite, when set, is the final response to every re-INVITE
 	// (a PBX that takes no hold), leaving the call as it was.
 	RefuseReinvite int
+	// Refusals are the final responses to the far end's first re-INVITEs
+	// and UPDATEs, in turn (e.g. 491 when it crossed an offer); those
+	// after them are answered as usual.
+	Refusals []int
 	// AnnounceRTP, when set, is the RTP address the phone's SDP names
 	// instead of its socket's: a phone behind NAT, which announces its
 	// private address and sends from another.
@@ -129,8 +133,7 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
-	c.noteRefresh(req)
-	if code := p.opts.RefuseReinvite; code != 0 {
+	if code := c.noteRefresh(req); code != 0 {
 		tx.Respond(sip.NewResponseFromRequest(req, code, "Refused by siptest", nil))
 		return
 	}

@@ -280,3 +280,36 @@ func TestDialSessionTimerTheyRefresh(t *testing.T) {
 		t.Errorf("expiry reported %s after the last refresh, want about 1.33 s", d)
 	}
 }
+
+// A carrier that finds our session interval too brief (422, Min-SE) gets
+// the INVITE again, once, asking for its Min-SE, and the call goes on.
+func TestDialSessionIntervalTooSmallIsRaised(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second, SessionExpires: 2 * time.Second})
+	invites := make(chan *sip.Request, 4)
+	answer := timerAnswer("uas", false)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		invites <- req
+		if h := req.GetHeader("Session-Expires"); h == nil || h.Value() != "5" {
+			res := sip.NewResponseFromRequest(req, 422, "Session Interval Too Small", nil)
+			res.AppendHeader(sip.NewHeader("Min-SE", "5"))
+			tx.Respond(res)
+			return
+		}
+		answer(req, tx, c)
+	})
+	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
+		t.Fatalf("event %+v, want answered", ev)
+	}
+	first, second := <-invites, <-invites
+	if h := first.GetHeader("Session-Expires"); h == nil || h.Value() != "2" {
+		t.Errorf("first INVITE's Session-Expires %v, want 2", h)
+	}
+	if second.CSeq().SeqNo <= first.CSeq().SeqNo || second.GetHeader("Min-SE").Value() != "5" {
+		t.Errorf("second INVITE: CSeq %d after %d, Min-SE %v", second.CSeq().SeqNo, first.CSeq().SeqNo, second.GetHeader("Min-SE"))
+	}
+}

@@ -339,3 +339,28 @@ func TestSessionTimerRefreshRetriedAfter491(t *testing.T) {
 	}
 	noEvent(t, in.Leg, 100*time.Millisecond)
 }
+
+func TestReadTimer(t *testing.T) {
+	for _, c := range []struct {
+		headers map[string]string
+		want    timerTerms
+	}{
+		{map[string]string{}, timerTerms{}},
+		{map[string]string{"Session-Expires": "1800"}, timerTerms{interval: 1800 * time.Second}},
+		{map[string]string{"Session-Expires": "90 ; Refresher=UAS", "Supported": "100rel, timer"},
+			timerTerms{interval: 90 * time.Second, refresher: "uas", supported: true}},
+		{map[string]string{"x": "120;refresher=uac", "k": "timer", "Min-SE": "90"},
+			timerTerms{interval: 120 * time.Second, refresher: "uac", minSE: 90 * time.Second, supported: true}},
+		{map[string]string{"Session-Expires": "0", "Require": "timer"}, timerTerms{supported: true}},
+		{map[string]string{"Session-Expires": "soon", "Min-SE": "-1"}, timerTerms{}},
+		{map[string]string{"Session-Expires": "99999999999"}, timerTerms{}},
+	} {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Host: "example.com"})
+		for k, v := range c.headers {
+			req.AppendHeader(sip.NewHeader(k, v))
+		}
+		if got := readTimer(req); got != c.want {
+			t.Errorf("%v: %+v, want %+v", c.headers, got, c.want)
+		}
+	}
+}

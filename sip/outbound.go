@@ -43,6 +43,8 @@ type outLeg struct {
 	awaitAck uint32 // CSeq of a re-INVITE whose 200 carried our offer
 	timers   legTimer
 	rseq     uint32 // RSeq of the last reliable provisional response PRACKed
+
+	askedLonger bool // our INVITE was sent again after a 422
 }
 
 // Dial places a call to number through route: an INVITE with our offer
@@ -152,7 +154,7 @@ func routeTo(target string) (local, peer netip.Addr, err error) {
 func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 	defer close(l.done)
 	rang, early := false, false
-	err := l.dlg.WaitAnswer(ctx, sipgo.AnswerOptions{
+	opts := sipgo.AnswerOptions{
 		Username: r.Username,
 		Password: r.Password,
 		OnResponse: func(res *sip.Response) error {
@@ -170,7 +172,11 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 			}
 			return nil
 		},
-	})
+	}
+	err := l.dlg.WaitAnswer(ctx, opts)
+	if l.askLonger(ctx, err) {
+		err = l.dlg.WaitAnswer(ctx, opts)
+	}
 	if res := l.dlg.InviteResponse; err == nil && res != nil && res.IsSuccess() {
 		a, perr := parseOffer(res.Body())
 		if aerr := l.dlg.Ack(context.WithoutCancel(ctx)); aerr != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -429,6 +430,33 @@ func (s *Server) timerOffer() []sip.Header {
 		sip.NewHeader("Session-Expires", seconds(se)),
 		sip.NewHeader("Min-SE", seconds(s.minSE())),
 	}
+}
+
+// askLonger sends our INVITE again, once, when it was refused with 422:
+// asking for the far end's Min-SE (RFC 4028 §7.4). It reports whether it
+// did, and the answer is then to be waited for again.
+func (l *outLeg) askLonger(ctx context.Context, err error) bool {
+	var de *sipgo.ErrDialogResponse
+	if !errors.As(err, &de) || de.Res.StatusCode != statusIntervalTooBrief || l.askedLonger {
+		return false
+	}
+	req := l.dlg.InviteRequest
+	theirs, ours := readTimer(de.Res).minSE, readTimer(req).interval
+	if theirs <= ours {
+		return false
+	}
+	l.askedLonger = true
+	req.RemoveHeader("Session-Expires")
+	req.RemoveHeader("Min-SE")
+	req.AppendHeader(sip.NewHeader("Session-Expires", seconds(theirs)))
+	req.AppendHeader(sip.NewHeader("Min-SE", seconds(theirs)))
+	req.CSeq().SeqNo++
+	req.RemoveHeader("Via") // a new transaction
+	if err := l.dlg.Invite(ctx); err != nil {
+		l.log.Info("INVITE with a longer session interval not sent", "err", err)
+		return false
+	}
+	return true
 }
 
 // startTimer follows the session timer the 2xx to our INVITE states: we

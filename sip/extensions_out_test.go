@@ -117,14 +117,7 @@ func TestDialSessionTimerWeRefresh(t *testing.T) {
 				refreshes <- req
 			}
 			c.mu.Unlock()
-			l, err := ts.Dial(context.Background(), route(c), "+15550001111")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
-				t.Fatalf("event %+v, want answered", ev)
-			}
+			l := dialAnswered(t, ts, c)
 			for i := range 3 {
 				select {
 				case req := <-refreshes:
@@ -149,14 +142,7 @@ func TestDialSessionTimerWeRefresh(t *testing.T) {
 func TestDialSessionTimerTheyStopRefreshing(t *testing.T) {
 	ts := mustServer(t, nil, Config{MinSE: time.Second, SessionExpires: 2 * time.Second})
 	c := mustCarrier(t, timerAnswer("uas", false))
-	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
-		t.Fatalf("event %+v, want answered", ev)
-	}
+	l := dialAnswered(t, ts, c)
 	start := time.Now()
 	if ev := nextLegEvent(t, l); ev.Kind != sb.LegSessionExpired {
 		t.Fatalf("event %+v, want session expired", ev)
@@ -236,14 +222,7 @@ func TestDialSessionTimerTheyRefresh(t *testing.T) {
 		invites <- req
 		answer(req, tx, c)
 	})
-	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
-		t.Fatalf("event %+v, want answered", ev)
-	}
+	l := dialAnswered(t, ts, c)
 	d := &carrierDialog{c: c, inv: <-invites, cseq: 100}
 	if p := d.inv.Contact().Address.Port; p != addrPortOf(t, ts.udp) {
 		t.Fatalf("our INVITE's Contact %s does not name our SIP port", d.inv.Contact().Address.String())
@@ -297,14 +276,7 @@ func TestDialSessionIntervalTooSmallIsRaised(t *testing.T) {
 		}
 		answer(req, tx, c)
 	})
-	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
-		t.Fatalf("event %+v, want answered", ev)
-	}
+	dialAnswered(t, ts, c)
 	first, second := <-invites, <-invites
 	if h := first.GetHeader("Session-Expires"); h == nil || h.Value() != "2" {
 		t.Errorf("first INVITE's Session-Expires %v, want 2", h)
@@ -312,4 +284,18 @@ func TestDialSessionIntervalTooSmallIsRaised(t *testing.T) {
 	if second.CSeq().SeqNo <= first.CSeq().SeqNo || second.GetHeader("Min-SE").Value() != "5" {
 		t.Errorf("second INVITE: CSeq %d after %d, Min-SE %v", second.CSeq().SeqNo, first.CSeq().SeqNo, second.GetHeader("Min-SE"))
 	}
+}
+
+// dialAnswered places a call through carrier c and waits for its answer.
+func dialAnswered(t *testing.T, ts *testServer, c *carrier) sb.OutboundLeg {
+	t.Helper()
+	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
+		t.Fatalf("event %+v, want answered", ev)
+	}
+	return l
 }

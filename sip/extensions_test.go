@@ -364,3 +364,31 @@ func TestReadTimer(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadTimer: whatever the session timer's headers say, the terms read
+// are whole seconds that write back as they were read, and a refresher
+// named is in lower case.
+func FuzzReadTimer(f *testing.F) {
+	f.Add("1800;refresher=uac", "90", "timer")
+	f.Add("90 ; Refresher=UAS", "", "100rel, timer")
+	f.Add("0", "-1", "")
+	f.Add("4294967296;refresher", "x", "timer,timer")
+	f.Fuzz(func(t *testing.T, se, minSE, supported string) {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Host: "example.com"})
+		req.AppendHeader(sip.NewHeader("Session-Expires", se))
+		req.AppendHeader(sip.NewHeader("Min-SE", minSE))
+		req.AppendHeader(sip.NewHeader("Supported", supported))
+		got := readTimer(req)
+		for _, d := range []time.Duration{got.interval, got.minSE} {
+			if d < 0 || d%time.Second != 0 || (d > 0 && seconds(d) == "0") {
+				t.Fatalf("%q, %q: terms %+v", se, minSE, got)
+			}
+		}
+		if got.interval > 0 && !strings.HasPrefix(strings.TrimLeft(strings.TrimSpace(se), "0"), seconds(got.interval)) {
+			t.Fatalf("Session-Expires %q read as %s", se, got.interval)
+		}
+		if got.refresher != strings.ToLower(got.refresher) || (got.interval == 0 && got.refresher != "") {
+			t.Fatalf("Session-Expires %q: refresher %q", se, got.refresher)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -391,4 +392,29 @@ func FuzzReadTimer(f *testing.F) {
 			t.Fatalf("Session-Expires %q: refresher %q", se, got.refresher)
 		}
 	})
+}
+
+// timerGoroutines counts the session timers running.
+func timerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*sessionTimer).run(")
+}
+
+// A session timer's goroutine ends with its leg, whichever side refreshes.
+func TestSessionTimerEndsWithTheLeg(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second})
+	before := timerGoroutines()
+	for _, h := range []map[string]string{{"Session-Expires": "60"}, {"Session-Expires": "60", "Supported": "timer"}} {
+		phone := mustPhone(t, siptest.Options{Headers: h})
+		in, _ := answer(t, ts, phone, "udp")
+		if n := timerGoroutines(); n != before+1 {
+			t.Fatalf("%v: %d session timers running, want %d", h, n, before+1)
+		}
+		in.Leg.Close()
+		for deadline := time.Now().Add(2 * time.Second); timerGoroutines() != before; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: the session timer outlived its leg", h)
+			}
+		}
+	}
 }

@@ -229,6 +229,10 @@ const (
 	EventRecordingResumed   EventType = "recording_resumed"   // the gap ends
 )
 
+// EventSessionExpired says the far end's session refresh (RFC 4028) never
+// came, and the call was ended before the session expired.
+const EventSessionExpired EventType = "session_expired"
+
 // CallEvent is one entry of a call's timeline.
 type CallEvent struct {
 	ID       ID             `json:"id"`

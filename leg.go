@@ -23,6 +23,10 @@ const (
 	LegFailed     // a final non-2xx response, or no answer at all (Code 408)
 
 	LegDTMF // a key the caller pressed, sent in a SIP INFO (Reason: the digit)
+
+	// The far end's session refresh (RFC 4028) did not come: the session
+	// is about to expire, and the leg is to be hung up (Reason says so).
+	LegSessionExpired
 )
 
 func (k LegEventKind) String() string {
@@ -47,6 +51,8 @@ func (k LegEventKind) String() string {
 		return "failed"
 	case LegDTMF:
 		return "dtmf"
+	case LegSessionExpired:
+		return "session expired"
 	}
 	return "unknown"
 }

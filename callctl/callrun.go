@@ -273,6 +273,12 @@ func (r *callRun) legDuty(ctx context.Context, ev sb.LegEvent) bool {
 		}
 		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "no media from the caller (RTP timeout)", bye: "RTP timeout",
 			failLeg: sb.FailedOnTrunk, failStage: sb.StageMedia})
+	case sb.LegSessionExpired:
+		// The far end stopped refreshing the session: it is gone, or will
+		// drop the call itself. Our BYE goes before the expiry.
+		r.event(sb.EventSessionExpired, map[string]any{"reason": ev.Reason})
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "session expired: " + ev.Reason, bye: "session expired",
+			failLeg: sb.FailedOnTrunk, failStage: sb.StageMedia})
 	default:
 		return true
 	}

@@ -248,8 +248,22 @@ func (r *callRun) talkingOut(ctx context.Context) phase {
 		if !ok {
 			return nil
 		}
-		if ev.kind != evOut || (ev.leg.Kind != sb.LegHungUp && ev.leg.Kind != sb.LegFailed) {
+		expired := ev.leg.Kind == sb.LegSessionExpired
+		if ev.kind != evOut || (ev.leg.Kind != sb.LegHungUp && ev.leg.Kind != sb.LegFailed && !expired) {
 			continue
+		}
+		if expired {
+			// Its refresh never came (RFC 4028): our BYE goes before the
+			// expiry, and the caller is told why.
+			hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			r.out.Hangup(hctx, "session expired")
+			cancel()
+			r.out.Close()
+			r.out = nil
+			r.event(sb.EventSessionExpired, map[string]any{"leg": "forwarded", "reason": ev.leg.Reason})
+			r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "session expired on the forwarded leg: " + ev.leg.Reason,
+				bye: "session expired", failLeg: sb.FailedOnTrunk, failStage: sb.StageMedia})
+			return nil
 		}
 		r.out.Close()
 		r.out = nil

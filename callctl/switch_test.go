@@ -364,6 +364,32 @@ func TestMediaTimeoutFailsCall(t *testing.T) {
 	}
 }
 
+// A session whose refresh never came (RFC 4028) is ended with a BYE that
+// says so, and the record and the timeline say why.
+func TestSessionExpiredEndsCall(t *testing.T) {
+	sw, rec := newSwitch(t)
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+	if err := sw.Accept(op.id, op.nextOffer(t)); err != nil {
+		t.Fatal(err)
+	}
+	op.next(t)
+	l.events <- sb.LegEvent{Kind: sb.LegSessionExpired, Reason: "no session refresh within 1m30s (RFC 4028)"}
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallFailed || c.HangupBy != sb.PartySystem || c.FailureLeg != sb.FailedOnTrunk ||
+		!strings.Contains(c.Reason, "session expired: no session refresh") {
+		t.Fatalf("record: %+v", c)
+	}
+	if acts := l.did(); acts[len(acts)-1] != "bye session expired" {
+		t.Fatalf("leg actions %q", acts)
+	}
+	if !slices.Contains(rec.eventsOf(c.ID), sb.EventSessionExpired) {
+		t.Errorf("events %v lack %s", rec.eventsOf(c.ID), sb.EventSessionExpired)
+	}
+}
+
 func TestCloseEndsCallsAndRefusesNew(t *testing.T) {
 	rec := newRecorder()
 	sw := callctl.NewSwitch(rec)
@@ -605,4 +631,36 @@ func (o *detailObserver) digits(id sb.ID) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.keys[id])
+}
+
+// A forwarded call whose placed leg's session refresh never comes: that
+// leg gets a BYE, so does the caller, and the record says why.
+func TestForwardedLegSessionExpired(t *testing.T) {
+	night := queue("night", 100*time.Millisecond)
+	night.Overflow = sb.Overflow{Kind: sb.OverflowURI, URI: "sip:voicemail@127.0.0.1:5080"}
+	out := &outLeg{media: &port{codec: sb.PCMU}, events: make(chan sb.LegEvent, 4)}
+	d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 1), users: make(chan string, 1)}
+	sw, rec := newSwitch(t, callctl.WithQueues(newQueues(night)), callctl.WithDialer(d, nil))
+	l := call(sw, night, "caller")
+	<-d.routes
+	waitActions(t, l, "ring")
+	out.events <- sb.LegEvent{Kind: sb.LegAnswered}
+	waitActions(t, l, "ring", "answer")
+	out.events <- sb.LegEvent{Kind: sb.LegSessionExpired, Reason: "no session refresh within 1m30s (RFC 4028)"}
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallFailed || c.HangupBy != sb.PartySystem || !strings.Contains(c.Reason, "session expired on the forwarded leg") {
+		t.Errorf("record %q by %q: %q", c.Status, c.HangupBy, c.Reason)
+	}
+	out.mu.Lock()
+	hungUp := out.hungUp
+	out.mu.Unlock()
+	if !hungUp {
+		t.Error("the forwarded leg got no BYE")
+	}
+	if got := l.did(); len(got) != 3 || got[2] != "bye session expired" {
+		t.Errorf("caller's leg: %q", got)
+	}
+	if !slices.Contains(rec.eventsOf(c.ID), sb.EventSessionExpired) {
+		t.Errorf("events %v", rec.eventsOf(c.ID))
+	}
 }

@@ -104,6 +104,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
+	if res := s.tooBrief(req); res != nil {
+		refuse(res, "session interval too small", sb.FailedOnTrunk, sb.StageOffer)
+		return
+	}
+
 	body := req.Body()
 	offerRefused := func(code int, reason string) {
 		refuse(rejection(req, code, reason), reason, sb.FailedOnTrunk, sb.StageOffer)
@@ -261,48 +266,19 @@ func localAddr(tx sip.ServerTransaction, src netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), local.Port())
 }
 
-// onReinvite handles an INVITE inside a dialog: hold, resume, or a new
-// media address.
+// onReinvite handles an INVITE inside a dialog: hold, resume, a new
+// media address, a session refresh; without SDP, our offer goes in the
+// 200 and the answer comes in the ACK (offeranswer.go).
 func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.findLeg(req)
+	l := s.inDialog(req, tx)
 	if l == nil {
-		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
-		return
-	}
-	if err := l.dlg.ReadRequest(req, tx); err != nil {
-		s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
 		return
 	}
 	if len(req.Body()) == 0 {
-		s.reject(req, tx, sip.StatusNotAcceptableHere, "a re-INVITE without SDP is not supported")
+		s.offerInOK(l, req, tx)
 		return
 	}
-	o, err := parseOffer(req.Body())
-	if err != nil {
-		code := sip.StatusBadRequest
-		if notAcceptable(err) {
-			code = sip.StatusNotAcceptableHere
-		}
-		s.reject(req, tx, code, err.Error())
-		return
-	}
-	// SRTP stays as the call began: on with the same suite, or off.
-	switch sec := l.port.srtp; {
-	case sec == nil && o.Crypto != nil:
-		s.reject(req, tx, sip.StatusNotAcceptableHere, "this call's media is RTP; SRTP cannot be switched on mid-call")
-		return
-	case sec != nil && o.Crypto == nil:
-		s.reject(req, tx, sip.StatusNotAcceptableHere, "this call's media is SRTP; it cannot be switched off mid-call")
-		return
-	case sec != nil:
-		if err := sec.setRemote(*o.Crypto); err != nil {
-			s.reject(req, tx, sip.StatusNotAcceptableHere, err.Error())
-			return
-		}
-	}
-	res := sip.NewSDPResponseFromRequest(req, l.reoffer(o))
-	res.AppendHeader(sip.HeaderClone(&l.contact))
-	s.respond(tx, res)
+	s.answerOffer(l, req, tx)
 }
 
 // newSessionID returns an SDP session id.

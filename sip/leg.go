@@ -43,6 +43,9 @@ type leg struct {
 	acked     bool     // the 200 to the INVITE was acknowledged
 	lateErr   error    // the ACK's answer could not be used
 	referred  chan int // a REFER's progress, from its NOTIFYs, while one is under way
+	lastSDP   []byte   // our description as last sent (offeranswer.go)
+	awaitAck  uint32   // CSeq of a re-INVITE whose 200 carried our offer: the answer comes in its ACK
+	timers    legTimer // RFC 4028 (sessiontimer.go)
 }
 
 var _ sb.TrunkLeg = (*leg)(nil)
@@ -103,6 +106,7 @@ func (l *leg) Answer(ctx context.Context) error {
 	// take (RFC 3261 §13.3.1.4 wants both in the 2xx).
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
 	res.AppendHeader(sip.NewHeader("Supported", supportedHeader()))
+	appendHeaders(res, l.timerHeaders())
 	done := make(chan error, 1)
 	go func() { done <- l.dlg.WriteResponse(res) }()
 	var err error
@@ -234,6 +238,7 @@ func (l *leg) Hangup(ctx context.Context, reason string) error {
 }
 
 func (l *leg) readAck(req *sip.Request, tx sip.ServerTransaction) {
+	l.ackAnswer(req)
 	l.mu.Lock()
 	l.acked = true
 	if l.late && l.answered == false && l.lateErr == nil {
@@ -284,30 +289,15 @@ func (l *leg) takeLateAnswer(body []byte) error {
 	return nil
 }
 
-// reoffer takes a re-INVITE's offer and returns our answer.
+// reoffer takes a re-INVITE's or UPDATE's offer and returns our answer,
+// its o= version raised only if the answer changed.
 func (l *leg) reoffer(o *offer) []byte {
+	l.applyRemote(o)
 	l.mu.Lock()
-	wasHeld := l.direction == "sendonly" || l.direction == "inactive"
-	l.direction = o.Direction
-	if o.Addr.Addr().IsUnspecified() {
-		l.direction = "inactive"
-	}
-	nowHeld := o.held()
-	l.port.farDirection(l.direction)
-	l.version++
-	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.srtp)
-	l.mu.Unlock()
-	if !o.Addr.Addr().IsUnspecified() {
-		l.port.setRemote(o.Addr)
-	}
-	switch {
-	case nowHeld && !wasHeld:
-		l.emit(sb.LegEvent{Kind: sb.LegHeld})
-	case !nowHeld && wasHeld:
-		l.port.lastRecv.Store(time.Now().UnixNano()) // the timeout starts over
-		l.emit(sb.LegEvent{Kind: sb.LegResumed})
-	}
-	return body
+	defer l.mu.Unlock()
+	return l.describe(func(v uint64) []byte {
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.srtp)
+	})
 }
 
 func (l *leg) onHold() bool {
@@ -328,8 +318,9 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 		l.mu.Unlock()
 		return errors.New("sip: hold: the call is not answered")
 	}
-	l.version++
-	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.srtp)
+	body := l.describe(func(v uint64) []byte {
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.srtp)
+	})
 	l.holding = held
 	l.mu.Unlock()
 	return reinvite(ctx, l.dlg.InviteRequest.Contact().Address, body, l.dlg.Do, l.dlg.WriteRequest, l.port)
@@ -339,34 +330,13 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 // the answer's address.
 func reinvite(ctx context.Context, target sip.Uri, body []byte, do func(context.Context, *sip.Request) (*sip.Response, error),
 	write func(*sip.Request) error, port *rtpPort) error {
-	req := sip.NewRequest(sip.INVITE, target)
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(body)
-	res, err := do(ctx, req)
+	res, err := inviteInDialog(ctx, target, body, do, write, port)
 	if err != nil {
-		return fmt.Errorf("sip: re-INVITE: %w", err)
+		return err
 	}
 	if !res.IsSuccess() {
 		return fmt.Errorf("sip: re-INVITE answered %d %s", res.StatusCode, res.Reason)
 	}
-	ack := sip.NewRequest(sip.ACK, target)
-	ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
-	if err := write(ack); err != nil {
-		return fmt.Errorf("sip: ACK re-INVITE: %w", err)
-	}
-	a, err := parseOffer(res.Body())
-	if err != nil {
-		return nil // the answer changes nothing we can use
-	}
-	if port.srtp != nil && a.Crypto != nil {
-		if err := port.srtp.setRemote(*a.Crypto); err != nil {
-			return fmt.Errorf("sip: re-INVITE answer: %w", err)
-		}
-	}
-	if !a.Addr.Addr().IsUnspecified() {
-		port.setRemote(a.Addr)
-	}
-	port.farDirection(a.Direction)
 	return nil
 }
 
@@ -396,6 +366,7 @@ func (l *leg) watchMedia(timeout time.Duration) {
 func (l *leg) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.stop)
+		l.timers.close()
 		l.port.Close()
 		l.mu.Lock()
 		pending := !l.final && l.dlg.LoadState() < sip.DialogStateEnded

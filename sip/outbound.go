@@ -38,6 +38,13 @@ type outLeg struct {
 
 	answered bool
 	version  uint64 // SDP o= version of our offers
+	lastSDP  []byte // our description as last sent (offeranswer.go)
+	lastDir  string // its direction; "" while it is the INVITE's offer
+	awaitAck uint32 // CSeq of a re-INVITE whose 200 carried our offer
+	timers   legTimer
+	rseq     uint32 // RSeq of the last reliable provisional response PRACKed
+
+	askedLonger bool // our INVITE was sent again after a 422
 }
 
 // Dial places a call to number through route: an INVITE with our offer
@@ -82,8 +89,10 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	s.mu.Unlock()
 	if transport == "udp" && listener.IsValid() {
 		// From the listening socket, like our responses: the carrier
-		// answers where it allows, and the capture sees it all.
+		// answers where it allows, and the capture sees it all. Its
+		// requests in the dialog (BYE, refreshes) come to it too.
 		req.Laddr = sip.Addr{IP: listener.Addr().AsSlice(), Port: int(listener.Port())}
+		contact.Address.Port = int(listener.Port())
 	}
 	fromParams := sip.NewParams()
 	fromParams.Add("tag", sip.GenerateTagN(16))
@@ -95,6 +104,7 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	}
 	req.AppendHeader(&callID)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	appendHeaders(req, s.timerOffer())
 	if r.Hop != "" {
 		req.AppendHeader(sip.NewHeader(sb.HopHeader, r.Hop))
 	}
@@ -144,10 +154,11 @@ func routeTo(target string) (local, peer netip.Addr, err error) {
 func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 	defer close(l.done)
 	rang, early := false, false
-	err := l.dlg.WaitAnswer(ctx, sipgo.AnswerOptions{
+	opts := sipgo.AnswerOptions{
 		Username: r.Username,
 		Password: r.Password,
 		OnResponse: func(res *sip.Response) error {
+			l.prack(ctx, res)
 			switch {
 			case res.StatusCode == sip.StatusSessionInProgress && len(res.Body()) > 0 && !early:
 				if a, err := parseOffer(res.Body()); err == nil {
@@ -161,7 +172,11 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 			}
 			return nil
 		},
-	})
+	}
+	err := l.dlg.WaitAnswer(ctx, opts)
+	if l.askLonger(ctx, err) {
+		err = l.dlg.WaitAnswer(ctx, opts)
+	}
 	if res := l.dlg.InviteResponse; err == nil && res != nil && res.IsSuccess() {
 		a, perr := parseOffer(res.Body())
 		if aerr := l.dlg.Ack(context.WithoutCancel(ctx)); aerr != nil {
@@ -179,6 +194,7 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 		l.mu.Lock()
 		l.answered = true
 		l.mu.Unlock()
+		l.startTimer(res)
 		if l.s.conf.MediaTimeout > 0 {
 			l.port.lastRecv.Store(time.Now().UnixNano())
 		}
@@ -240,23 +256,24 @@ func (l *outLeg) Hangup(ctx context.Context, reason string) error {
 
 // Hold puts the called party on hold, or takes them off.
 func (l *outLeg) Hold(ctx context.Context, held bool) error {
-	l.mu.Lock()
-	answered := l.answered
-	l.version++
-	version := l.version
-	l.mu.Unlock()
-	if !answered {
-		return errors.New("sip: hold: the call is not answered")
-	}
 	dir := "sendrecv"
 	if held {
 		dir = "sendonly"
+	}
+	l.mu.Lock()
+	answered := l.answered
+	var body []byte
+	if answered {
+		body = l.describe(dir)
+	}
+	l.mu.Unlock()
+	if !answered {
+		return errors.New("sip: hold: the call is not answered")
 	}
 	target := l.dlg.InviteRequest.Recipient
 	if c := l.dlg.InviteResponse.Contact(); c != nil {
 		target = c.Address
 	}
-	body := buildAnswer(l.sessionID, version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, nil)
 	return reinvite(ctx, target, body, l.dlg.Do, l.dlg.WriteRequest, l.port)
 }
 
@@ -278,6 +295,7 @@ func (l *outLeg) Close() error {
 		if l.cancel != nil {
 			l.cancel()
 		}
+		l.timers.close()
 		l.port.Close()
 		l.mu.Lock()
 		l.endEvents()

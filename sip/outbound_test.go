@@ -28,6 +28,11 @@ type carrier struct {
 	mu      sync.Mutex
 	methods []string
 	bye     chan *sip.Request
+	prack   chan *sip.Request // PRACKs, answered 200
+	// refresh, when set, answers the re-INVITEs and UPDATEs of the
+	// dialog; without, they are refused with 501.
+	refresh func(req *sip.Request, tx sip.ServerTransaction, c *carrier)
+	client  *sipgo.Client // for its own requests in a dialog
 }
 
 func (c *carrier) saw(m string) {
@@ -65,7 +70,7 @@ func (c *carrier) sendRTP(t *testing.T, req *sip.Request, n int) {
 
 func mustCarrier(t *testing.T, answer func(req *sip.Request, tx sip.ServerTransaction, c *carrier)) *carrier {
 	t.Helper()
-	c := &carrier{answer: answer, bye: make(chan *sip.Request, 1)}
+	c := &carrier{answer: answer, bye: make(chan *sip.Request, 1), prack: make(chan *sip.Request, 4)}
 	var err error
 	if c.rtp, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
 		t.Fatal(err)
@@ -78,8 +83,32 @@ func mustCarrier(t *testing.T, answer func(req *sip.Request, tx sip.ServerTransa
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.client, err = sipgo.NewClient(ua); err != nil {
+		t.Fatal(err)
+	}
 	const ha1 = "acme:" + sb.DigestRealm + ":s3cret"
+	inDialog := func(req *sip.Request, tx sip.ServerTransaction) {
+		c.saw(string(req.Method) + " in dialog")
+		c.mu.Lock()
+		refresh := c.refresh
+		c.mu.Unlock()
+		if refresh == nil {
+			tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotImplemented, "Not Implemented", nil))
+			return
+		}
+		refresh(req, tx, c)
+	}
+	srv.OnUpdate(inDialog)
+	srv.OnPrack(func(req *sip.Request, tx sip.ServerTransaction) {
+		c.saw("PRACK")
+		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		c.prack <- req
+	})
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.To().Params.Has("tag") {
+			inDialog(req, tx)
+			return
+		}
 		c.saw("INVITE")
 		h := req.GetHeader("Proxy-Authorization")
 		if h == nil {

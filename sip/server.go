@@ -58,10 +58,17 @@ type Config struct {
 	// request's original source (sip/proxy.go); from anyone else the
 	// header is ignored.
 	TrustedProxies []netip.Prefix
+	// MinSE is the shortest session interval (RFC 4028 Min-SE) we take;
+	// a shorter Session-Expires is refused with 422. Zero: 90 s, the
+	// RFC's minimum; tests set less.
+	MinSE time.Duration
+	// SessionExpires is the session interval we ask for on calls we
+	// place. Zero: 30 minutes.
+	SessionExpires time.Duration
 }
 
 // allowed is the Allow header: what this server does.
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE"
 
 // maxBody is the largest SDP we read; an offer is well under 2 KiB.
 const maxBody = 16 << 10
@@ -134,6 +141,7 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	s.srv.OnOptions(s.guard(s.onOptions))
 	s.srv.OnInfo(s.guard(s.onInfo))
 	s.srv.OnNotify(s.guard(s.onNotify))
+	s.srv.OnUpdate(s.guard(s.onUpdate))
 	s.srv.OnNoRoute(s.guard(s.onNoRoute))
 	return s, nil
 }
@@ -386,6 +394,8 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if l := s.findLeg(req); l != nil {
 		l.readAck(req, tx)
+	} else if out := s.outLegOf(req); out != nil {
+		out.readAck(req)
 	}
 }
 
@@ -506,6 +516,8 @@ func phrase(code int) string {
 		return "Unsupported URI Scheme"
 	case 420:
 		return "Bad Extension"
+	case 422:
+		return "Session Interval Too Small"
 	case 480:
 		return "Temporarily Unavailable"
 	case 486:
@@ -514,6 +526,8 @@ func phrase(code int) string {
 		return "Request Terminated"
 	case 488:
 		return "Not Acceptable Here"
+	case 491:
+		return "Request Pending"
 	case 500:
 		return "Server Internal Error"
 	case 501:

@@ -387,33 +387,6 @@ func TestDirectionHonouredInMedia(t *testing.T) {
 	}
 }
 
-// A request that requires an extension switchboard does not implement is
-// refused with 420 naming it (RFC 3261 §8.2.2.3), not answered as if
-// nothing were required: a carrier that needs session timers or reliable
-// provisionals learns at once that it will not get them.
-func TestRequireOfUnsupportedExtensionGets420(t *testing.T) {
-	ts := mustServer(t, nil, Config{})
-	for _, require := range []string{"100rel", "timer", "timer, 100rel"} {
-		phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Require": require}})
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		call, err := phone.InviteAsync(ctx, ts.udp, "3000", "2000")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var se *siptest.StatusError
-		if err := call.Wait(ctx); !errors.As(err, &se) || se.Code != 420 {
-			t.Errorf("Require: %s: %v, want 420", require, err)
-		}
-		cancel()
-		call.Close()
-	}
-	select {
-	case in := <-ts.calls:
-		t.Errorf("a call that requires an extension reached call control: %+v", in)
-	default:
-	}
-}
-
 func TestMediaTimeout(t *testing.T) {
 	ts := mustServer(t, nil, Config{MediaTimeout: time.Second})
 	phone := mustPhone(t, siptest.Options{})

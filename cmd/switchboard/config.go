@@ -42,6 +42,10 @@ type Config struct {
 	RingTimeout   time.Duration
 	MediaTimeout  time.Duration
 	DrainTimeout  time.Duration
+	// SIPMinSE is the shortest session interval (RFC 4028) a trunk may
+	// ask for; SIPSessionExpires the one we ask for on calls we place.
+	SIPMinSE          time.Duration
+	SIPSessionExpires time.Duration
 	// ReconnectGrace is how long a call waits for an operator whose page
 	// lost its connection.
 	ReconnectGrace time.Duration
@@ -119,6 +123,8 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "turn-password", env: "SWITCHBOARD_TURN_PASSWORD", help: "password for the TURN servers", secret: true},
 		{name: "ring-timeout", env: "SWITCHBOARD_RING_TIMEOUT", def: "20s", help: "how long one operator is rung"},
 		{name: "media-timeout", env: "SWITCHBOARD_MEDIA_TIMEOUT", def: "30s", help: "a call with no RTP from the caller for this long is ended"},
+		{name: "sip-min-se", env: "SWITCHBOARD_SIP_MIN_SE", def: "90s", help: "the shortest session-timer interval (RFC 4028 Min-SE) a trunk may ask for; a shorter one is refused with 422"},
+		{name: "sip-session-expires", env: "SWITCHBOARD_SIP_SESSION_EXPIRES", def: "30m", help: "the session-timer interval (RFC 4028) asked for on calls placed through trunks"},
 		{name: "reconnect-grace", env: "SWITCHBOARD_RECONNECT_GRACE", def: "20s", help: "how long a call waits, the caller hearing silence, for an operator whose page lost its connection (0: end it at once)"},
 		{name: "drain-timeout", env: "SWITCHBOARD_DRAIN_TIMEOUT", def: "5m", help: "on SIGTERM, how long calls may go on before they are ended"},
 		{name: "instance", env: "SWITCHBOARD_INSTANCE", help: "this instance's name among those sharing the database (default: the host name)"},
@@ -259,6 +265,7 @@ func parseConfig(get func(string) string) (*Config, error) {
 		dst  *time.Duration
 		min  time.Duration
 	}{{"ring-timeout", &c.RingTimeout, time.Second}, {"media-timeout", &c.MediaTimeout, time.Second}, {"drain-timeout", &c.DrainTimeout, 0}, {"reconnect-grace", &c.ReconnectGrace, 0},
+		{"sip-min-se", &c.SIPMinSE, time.Second}, {"sip-session-expires", &c.SIPSessionExpires, time.Second},
 		{"retention-sweep", &c.RetentionSweep, time.Second}, {"register-sync", &c.RegisterSync, 10 * time.Millisecond}}
 	for _, d := range durations {
 		raw := get(d.name)
@@ -267,6 +274,12 @@ func parseConfig(get func(string) string) (*Config, error) {
 		}
 		if raw == "" && d.name == "reconnect-grace" {
 			raw = "20s"
+		}
+		if raw == "" && d.name == "sip-min-se" {
+			raw = "90s"
+		}
+		if raw == "" && d.name == "sip-session-expires" {
+			raw = "30m"
 		}
 		v, err := time.ParseDuration(raw)
 		if err != nil || v < d.min {

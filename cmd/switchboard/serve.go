@@ -208,13 +208,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// While the database is unreachable, trunks that called before are
 	// still recognised, from the last answers about them.
 	if m.SIP, err = sip.NewServer(metadata.NewTrunkCache(trunks, routingCacheAge, time.Now), m.Switch, sip.Config{
-		PublicIP:     c.PublicIP,
-		RTPPorts:     c.RTPPorts,
-		MediaTimeout: c.MediaTimeout,
-		Shield:       &c.SIPShield,
-		HopSecret:    c.ClusterSecret,
-		Logger:       m.Logger.With("component", "sip"),
-		Export:       export,
+		PublicIP:       c.PublicIP,
+		RTPPorts:       c.RTPPorts,
+		MediaTimeout:   c.MediaTimeout,
+		MinSE:          c.SIPMinSE,
+		SessionExpires: c.SIPSessionExpires,
+		Shield:         &c.SIPShield,
+		HopSecret:      c.ClusterSecret,
+		Logger:         m.Logger.With("component", "sip"),
+		Export:         export,
 		TracePolicy: func(ctx context.Context, tenantID sb.ID) (sb.TracePolicy, error) {
 			t, err := metadata.NewTenantService(m.DB).FindTenantByID(ctx, tenantID)
 			if err != nil {

@@ -45,6 +45,10 @@ type Options struct {
 	// RefuseReinvite, when set, is the final response to every re-INVITE
 	// (a PBX that takes no hold), leaving the call as it was.
 	RefuseReinvite int
+	// Refusals are the final responses to the far end's first re-INVITEs
+	// and UPDATEs, in turn (e.g. 491 when it crossed an offer); those
+	// after them are answered as usual.
+	Refusals []int
 	// AnnounceRTP, when set, is the RTP address the phone's SDP names
 	// instead of its socket's: a phone behind NAT, which announces its
 	// private address and sends from another.
@@ -114,6 +118,7 @@ func NewPhone(opts Options) (*Phone, error) {
 	}
 	p.srv.OnBye(p.onBye)
 	p.srv.OnInvite(p.onReinvite)
+	p.srv.OnUpdate(p.onUpdate)
 	p.srv.OnAck(func(*sip.Request, sip.ServerTransaction) {}) // the ACK of a re-INVITE we answered
 	return p, nil
 }
@@ -128,7 +133,7 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
-	if code := p.opts.RefuseReinvite; code != 0 {
+	if code := c.noteRefresh(req); code != 0 {
 		tx.Respond(sip.NewResponseFromRequest(req, code, "Refused by siptest", nil))
 		return
 	}
@@ -140,6 +145,7 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.held.Store(held)
 	res := sip.NewSDPResponseFromRequest(req, c.sdp(dir))
 	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: p.opts.LocalIP}})
+	echoTimer(req, res)
 	tx.Respond(res)
 }
 
@@ -285,6 +291,8 @@ type Call struct {
 	srtpOut  *srtp.Context
 	srtpIn   *srtp.Context
 	forged   atomic.Uint64
+
+	refreshes refreshes // the far end's re-INVITEs and UPDATEs
 
 	endOnce   sync.Once
 	ended     chan struct{}

@@ -1,0 +1,301 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// A carrier that sends its 183 reliably (Require: 100rel, RSeq) gets a
+// PRACK naming the RSeq and the INVITE's CSeq before it answers; our
+// INVITE said we take 100rel and timers.
+func TestDialPRACKsReliableEarlyMedia(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	invites := make(chan *sip.Request, 1)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		invites <- req
+		early := sip.NewSDPResponseFromRequest(req, c.sdp())
+		early.StatusCode, early.Reason = sip.StatusSessionInProgress, "Session Progress"
+		early.AppendHeader(sip.NewHeader("Require", "100rel"))
+		early.AppendHeader(sip.NewHeader("RSeq", "7"))
+		early.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: addrPortOf(t, c.addr)}})
+		tx.Respond(early)
+		select {
+		case <-c.prack:
+		case <-time.After(3 * time.Second):
+			tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "no PRACK", nil))
+			return
+		}
+		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
+	})
+	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegEarlyMedia {
+		t.Fatalf("first event %v, want early media", ev.Kind)
+	}
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
+		t.Fatalf("event %+v, want answered (the carrier answers only once PRACKed)", ev)
+	}
+	inv := <-invites
+	if h := inv.GetHeader("Supported"); h == nil || !strings.Contains(h.Value(), "100rel") || !strings.Contains(h.Value(), "timer") {
+		t.Errorf("our INVITE's Supported: %v", h)
+	}
+	var prack string
+	for _, m := range l.SIPTrace() {
+		if strings.HasPrefix(m.Message, "PRACK ") {
+			prack = m.Message
+		}
+	}
+	if want := fmt.Sprintf("\r\nRAck: 7 %d INVITE\r\n", inv.CSeq().SeqNo); !strings.Contains(prack, want) {
+		t.Errorf("the PRACK lacks %q:\n%s", strings.TrimSpace(want), prack)
+	}
+	if cseq := prackCSeq(prack); cseq <= inv.CSeq().SeqNo {
+		t.Errorf("the PRACK's CSeq %d is not above the INVITE's %d", cseq, inv.CSeq().SeqNo)
+	}
+}
+
+func prackCSeq(msg string) uint32 {
+	var n uint32
+	if i := strings.Index(msg, "\r\nCSeq: "); i >= 0 {
+		fmt.Sscanf(msg[i+len("\r\nCSeq: "):], "%d", &n)
+	}
+	return n
+}
+
+func addrPortOf(t *testing.T, addr string) int {
+	t.Helper()
+	_, port, err := sip.ParseAddr(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+// timerAnswer answers our INVITE with a session timer naming refresher,
+// and UPDATE in Allow when update.
+func timerAnswer(refresher string, update bool) func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+	return func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		res := sip.NewSDPResponseFromRequest(req, c.sdp())
+		res.To().Params.Add("tag", "carrier1")
+		res.AppendHeader(sip.NewHeader("Session-Expires", "2;refresher="+refresher))
+		res.AppendHeader(sip.NewHeader("Require", "timer"))
+		_, port, _ := sip.ParseAddr(c.addr)
+		res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: port}})
+		if update {
+			res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, UPDATE"))
+		}
+		tx.Respond(res)
+	}
+}
+
+// On a call we place we ask for a session timer; when the answer makes us
+// the refresher (uac), we refresh at half the interval, by UPDATE when
+// the carrier allows it, else by re-INVITE, and the call stays up.
+func TestDialSessionTimerWeRefresh(t *testing.T) {
+	for _, update := range []bool{false, true} {
+		t.Run(fmt.Sprint("update=", update), func(t *testing.T) {
+			ts := mustServer(t, nil, Config{MinSE: time.Second, SessionExpires: 2 * time.Second})
+			refreshes := make(chan *sip.Request, 8)
+			c := mustCarrier(t, timerAnswer("uac", update))
+			c.mu.Lock()
+			c.refresh = func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+				res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+				if req.IsInvite() {
+					res = sip.NewSDPResponseFromRequest(req, c.sdp())
+				}
+				res.AppendHeader(sip.NewHeader("Session-Expires", "2;refresher=uac"))
+				tx.Respond(res)
+				refreshes <- req
+			}
+			c.mu.Unlock()
+			l := dialAnswered(t, ts, c)
+			for i := range 3 {
+				select {
+				case req := <-refreshes:
+					if want := map[bool]sip.RequestMethod{true: sip.UPDATE, false: sip.INVITE}[update]; req.Method != want {
+						t.Errorf("refresh %d by %s, want %s", i, req.Method, want)
+					}
+					if h := req.GetHeader("Session-Expires"); h == nil || h.Value() != "2;refresher=uac" {
+						t.Errorf("refresh %d Session-Expires %v", i, h)
+					}
+				case ev := <-l.Events():
+					t.Fatalf("refresh %d: event %v (%s)", i, ev.Kind, ev.Reason)
+				case <-time.After(2 * time.Second):
+					t.Fatalf("no refresh %d within the interval", i)
+				}
+			}
+		})
+	}
+}
+
+// When the answer makes the carrier the refresher (uas) and its refresh
+// never comes, the leg reports the session expiring before it does.
+func TestDialSessionTimerTheyStopRefreshing(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second, SessionExpires: 2 * time.Second})
+	c := mustCarrier(t, timerAnswer("uas", false))
+	l := dialAnswered(t, ts, c)
+	start := time.Now()
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegSessionExpired {
+		t.Fatalf("event %+v, want session expired", ev)
+	}
+	if d := time.Since(start); d < 1200*time.Millisecond || d > 1900*time.Millisecond {
+		t.Errorf("expiry reported after %s, want about 1.33 s", d)
+	}
+	if got := c.seen(); strings.Contains(got, "in dialog") {
+		t.Errorf("we refreshed though the carrier was the refresher: %s", got)
+	}
+}
+
+// carrierDialog is the carrier's side of a call we placed, for sending
+// requests in it: our INVITE and its 2xx.
+type carrierDialog struct {
+	c    *carrier
+	inv  *sip.Request
+	cseq uint32
+}
+
+// request sends method in the dialog with body (SDP; none when nil) and
+// returns the final response; a 2xx to an INVITE is ACKed with ack.
+func (d *carrierDialog) request(t *testing.T, method sip.RequestMethod, body, ack []byte, headers ...sip.Header) *sip.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.cseq++
+	build := func(m sip.RequestMethod, body []byte) *sip.Request {
+		req := sip.NewRequest(m, d.inv.Contact().Address)
+		to := d.inv.To()
+		from := d.inv.From()
+		fromTag, _ := from.Params.Get("tag")
+		toParams := sip.NewParams()
+		toParams.Add("tag", fromTag)
+		fromParams := sip.NewParams()
+		fromParams.Add("tag", "carrier1")
+		req.AppendHeader(&sip.FromHeader{Address: to.Address, Params: fromParams})
+		req.AppendHeader(&sip.ToHeader{Address: from.Address, Params: toParams})
+		req.AppendHeader(sip.HeaderClone(d.inv.CallID()))
+		req.AppendHeader(&sip.CSeqHeader{SeqNo: d.cseq, MethodName: m})
+		_, port, _ := sip.ParseAddr(d.c.addr)
+		req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: port}})
+		for _, h := range headers {
+			req.AppendHeader(h)
+		}
+		if body != nil {
+			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		}
+		req.SetBody(body)
+		return req
+	}
+	req := build(method, body)
+	res, err := d.c.client.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("carrier's %s: %v", method, err)
+	}
+	if method == sip.INVITE && res.IsSuccess() {
+		a := build(sip.ACK, ack)
+		a.CSeq().SeqNo = d.cseq
+		if err := d.c.client.WriteRequest(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return res
+}
+
+// When the carrier refreshes a call we placed (the answer made it the
+// refresher, uas), its UPDATE, re-INVITE with SDP and re-INVITE without
+// SDP (our unchanged offer in the 200, its answer in the ACK) keep the
+// call up and are answered with the timer; when they stop, the session is
+// reported expiring.
+func TestDialSessionTimerTheyRefresh(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second, SessionExpires: 2 * time.Second})
+	invites := make(chan *sip.Request, 1)
+	answer := timerAnswer("uas", false)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		invites <- req
+		answer(req, tx, c)
+	})
+	l := dialAnswered(t, ts, c)
+	d := &carrierDialog{c: c, inv: <-invites, cseq: 100}
+	if p := d.inv.Contact().Address.Port; p != addrPortOf(t, ts.udp) {
+		t.Fatalf("our INVITE's Contact %s does not name our SIP port", d.inv.Contact().Address.String())
+	}
+	se, supported := sip.NewHeader("Session-Expires", "2;refresher=uac"), sip.NewHeader("Supported", "timer")
+	var offers [][]byte
+	for i, step := range []func() *sip.Response{
+		func() *sip.Response { return d.request(t, sip.UPDATE, nil, nil, se, supported) },
+		func() *sip.Response { return d.request(t, sip.INVITE, c.sdp(), nil, se, supported) },
+		func() *sip.Response { return d.request(t, sip.INVITE, nil, c.sdp(), se, supported) },
+		func() *sip.Response { return d.request(t, sip.INVITE, nil, c.sdp(), se, supported) },
+	} {
+		select {
+		case ev := <-l.Events():
+			t.Fatalf("refresh %d: event %v (%s) while refreshed", i, ev.Kind, ev.Reason)
+		case <-time.After(900 * time.Millisecond):
+		}
+		res := step()
+		if res.StatusCode != 200 || headerOf(res, "Session-Expires") != "2;refresher=uac" {
+			t.Fatalf("refresh %d answered %d, Session-Expires %q", i, res.StatusCode, headerOf(res, "Session-Expires"))
+		}
+		if i >= 2 {
+			offers = append(offers, res.Body())
+		}
+	}
+	if len(offers) != 2 || len(offers[0]) == 0 || string(offers[0]) != string(offers[1]) {
+		t.Errorf("our offers in the 200s to re-INVITEs without SDP differ, though nothing changed:\n%s\n%s", offers[0], offers[1])
+	}
+	start := time.Now()
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegSessionExpired {
+		t.Fatalf("event %+v, want session expired", ev)
+	}
+	if d := time.Since(start); d < 1200*time.Millisecond || d > 1900*time.Millisecond {
+		t.Errorf("expiry reported %s after the last refresh, want about 1.33 s", d)
+	}
+}
+
+// A carrier that finds our session interval too brief (422, Min-SE) gets
+// the INVITE again, once, asking for its Min-SE, and the call goes on.
+func TestDialSessionIntervalTooSmallIsRaised(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second, SessionExpires: 2 * time.Second})
+	invites := make(chan *sip.Request, 4)
+	answer := timerAnswer("uas", false)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		invites <- req
+		if h := req.GetHeader("Session-Expires"); h == nil || h.Value() != "5" {
+			res := sip.NewResponseFromRequest(req, 422, "Session Interval Too Small", nil)
+			res.AppendHeader(sip.NewHeader("Min-SE", "5"))
+			tx.Respond(res)
+			return
+		}
+		answer(req, tx, c)
+	})
+	dialAnswered(t, ts, c)
+	first, second := <-invites, <-invites
+	if h := first.GetHeader("Session-Expires"); h == nil || h.Value() != "2" {
+		t.Errorf("first INVITE's Session-Expires %v, want 2", h)
+	}
+	if second.CSeq().SeqNo <= first.CSeq().SeqNo || second.GetHeader("Min-SE").Value() != "5" {
+		t.Errorf("second INVITE: CSeq %d after %d, Min-SE %v", second.CSeq().SeqNo, first.CSeq().SeqNo, second.GetHeader("Min-SE"))
+	}
+}
+
+// dialAnswered places a call through carrier c and waits for its answer.
+func dialAnswered(t *testing.T, ts *testServer, c *carrier) sb.OutboundLeg {
+	t.Helper()
+	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
+		t.Fatalf("event %+v, want answered", ev)
+	}
+	return l
+}

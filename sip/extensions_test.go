@@ -1,0 +1,420 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/sip/siptest"
+)
+
+var originRE = regexp.MustCompile(`(?m)^o=switchboard (\d+) (\d+) `)
+
+// sdpOrigin returns the session id and version of one of our descriptions.
+func sdpOrigin(t *testing.T, body []byte) (id, version string) {
+	t.Helper()
+	m := originRE.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no o= line of ours in:\n%s", body)
+	}
+	return string(m[1]), string(m[2])
+}
+
+// answerBody is the SDP of our 200 to the INVITE, from the leg's trace.
+func answerBody(t *testing.T, leg sb.TrunkLeg) []byte {
+	t.Helper()
+	for _, m := range leg.SIPTrace() {
+		if !m.Inbound && strings.HasPrefix(m.Message, "SIP/2.0 200") && strings.Contains(m.Message, " INVITE\r\n") {
+			_, body, _ := strings.Cut(m.Message, "\r\n\r\n")
+			return []byte(body)
+		}
+	}
+	t.Fatal("no 200 OK to the INVITE in the trace")
+	return nil
+}
+
+// noEvent fails if the leg reports anything for d.
+func noEvent(t *testing.T, leg sb.TrunkLeg, d time.Duration) {
+	t.Helper()
+	select {
+	case ev := <-leg.Events():
+		t.Fatalf("unexpected leg event %v (%s)", ev.Kind, ev.Reason)
+	case <-time.After(d):
+	}
+}
+
+// A re-INVITE that changes nothing (a refresh) is answered with the o=
+// version the caller already has (RFC 3264 §8); a hold changes our
+// description and raises it by one.
+func TestRefreshKeepsTheSDPVersion(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, v := sdpOrigin(t, answerBody(t, in.Leg))
+	for i := range 2 {
+		res, err := call.Reinvite(ctx, call.SDP("sendrecv"), nil)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("refresh %d: %v %v", i, res, err)
+		}
+		if gotID, gotV := sdpOrigin(t, res.Body()); gotID != id || gotV != v {
+			t.Errorf("refresh %d answered with o= %s %s, want %s %s (unchanged)", i, gotID, gotV, id, v)
+		}
+	}
+	res, err := call.Reinvite(ctx, call.SDP("sendonly"), nil)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("hold: %v %v", res, err)
+	}
+	nextEvent(t, in.Leg, sb.LegHeld)
+	if _, gotV := sdpOrigin(t, res.Body()); gotV == v || !strings.Contains(string(res.Body()), "a=recvonly") {
+		t.Errorf("hold answered with version %s (was %s):\n%s", gotV, v, res.Body())
+	}
+}
+
+// A re-INVITE without SDP gets our current description as the offer in
+// the 200 (version unchanged, since nothing changed), and the answer in
+// the ACK is taken: here it holds the call, then names a new address.
+func TestReinviteWithoutSDP(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, v := sdpOrigin(t, answerBody(t, in.Leg))
+	var offered []byte
+	res, err := call.Reinvite(ctx, nil, func(offer []byte) []byte {
+		offered = offer
+		return call.SDP("sendonly")
+	})
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE without SDP: %v %v", res, err)
+	}
+	if gotID, gotV := sdpOrigin(t, offered); gotID != id || gotV != v || !strings.Contains(string(offered), "a=sendrecv") {
+		t.Errorf("our offer in the 200 has o= %s %s (want %s %s, unchanged) or is not sendrecv:\n%s", gotID, gotV, id, v, offered)
+	}
+	nextEvent(t, in.Leg, sb.LegHeld) // the ACK's answer was taken
+
+	moved := netip.MustParseAddrPort("127.0.0.1:40002")
+	res, err = call.Reinvite(ctx, nil, func([]byte) []byte { return call.SDPAt(moved, "sendrecv") })
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("second re-INVITE without SDP: %v %v", res, err)
+	}
+	nextEvent(t, in.Leg, sb.LegResumed)
+	if got := in.Leg.Media().(*rtpPort).remote.Load(); got == nil || *got != moved {
+		t.Errorf("RTP goes to %v, want the ACK's answer's %v", got, moved)
+	}
+}
+
+// UPDATE (RFC 3311) inside the call: with SDP an offer like a re-INVITE's
+// (hold, resume), answered in its 200; without SDP a refresh, 200 and no
+// body. No ACK follows an UPDATE.
+func TestUpdate(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, v := sdpOrigin(t, answerBody(t, in.Leg))
+	res, err := call.Update(ctx, call.SDP("sendonly"))
+	if err != nil || res.StatusCode != 200 || !strings.Contains(string(res.Body()), "a=recvonly") {
+		t.Fatalf("UPDATE holding: %v %v", res, err)
+	}
+	nextEvent(t, in.Leg, sb.LegHeld)
+	res, err = call.Update(ctx, call.SDP("sendrecv"))
+	if err != nil || res.StatusCode != 200 || !strings.Contains(string(res.Body()), "a=sendrecv") {
+		t.Fatalf("UPDATE resuming: %v %v", res, err)
+	}
+	nextEvent(t, in.Leg, sb.LegResumed)
+	if _, gotV := sdpOrigin(t, res.Body()); gotV == v {
+		t.Errorf("o= version %s after hold and resume, want it raised", gotV)
+	}
+	res, err = call.Update(ctx, nil)
+	if err != nil || res.StatusCode != 200 || len(res.Body()) != 0 {
+		t.Fatalf("UPDATE without SDP: %v %v", res, err)
+	}
+	noEvent(t, in.Leg, 200*time.Millisecond)
+	res, err = call.Update(ctx, []byte("v=0\r\nnot sdp"))
+	if err != nil || res.StatusCode != 400 {
+		t.Errorf("UPDATE with bad SDP: %v %v, want 400", res, err)
+	}
+}
+
+// Require: timer is honoured now; Require: 100rel is still refused with
+// 420 naming it: we send no reliable provisional responses.
+func TestRequireTimerTaken100relRefused(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	for _, c := range []struct {
+		require string
+		code    int
+	}{{"100rel", 420}, {"timer, 100rel", 420}, {"timer", 0}} {
+		phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Require": c.require, "Supported": "timer", "Session-Expires": "1800"}})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		call, err := phone.InviteAsync(ctx, ts.udp, "3000", "2000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.code == 0 {
+			in := nextCall(t, ts)
+			in.Leg.Reject(ctx, 480, "test")
+		}
+		var se *siptest.StatusError
+		if err := call.Wait(ctx); !errors.As(err, &se) || (c.code != 0 && se.Code != c.code) || (c.code == 0 && se.Code != 480) {
+			t.Errorf("Require: %s: %v, want %d", c.require, err, c.code)
+		}
+		cancel()
+		call.Close()
+	}
+	select {
+	case in := <-ts.calls:
+		t.Errorf("a call that requires 100rel reached call control: %+v", in)
+	default:
+	}
+}
+
+// A Session-Expires below our Min-SE is refused with 422 naming it.
+func TestSessionIntervalTooSmall(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: 2 * time.Second})
+	phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Supported": "timer", "Session-Expires": "1"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := phone.InviteAsync(ctx, ts.udp, "3000", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	var se *siptest.StatusError
+	if err := call.Wait(ctx); !errors.As(err, &se) || se.Code != 422 {
+		t.Fatalf("Session-Expires: 1 against Min-SE 2: %v, want 422", err)
+	}
+	var refused *sb.RefusedCall
+	select {
+	case refused = <-ts.refused:
+	case <-ctx.Done():
+		t.Fatal("the 422 was not recorded")
+	}
+	for _, m := range refused.Trace {
+		if strings.HasPrefix(m.Message, "SIP/2.0 422") && !strings.Contains(m.Message, "\r\nMin-SE: 2\r\n") {
+			t.Errorf("the 422 does not name our Min-SE:\n%s", m.Message)
+		}
+	}
+	if refused.Code != 422 {
+		t.Errorf("recorded refusal %d", refused.Code)
+	}
+}
+
+// headerOf returns the value of a header of a response.
+func headerOf(res *sip.Response, name string) string {
+	if h := res.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+// A caller that supports timers refreshes: the 200 says so (refresher=uac,
+// Require: timer). Refreshes by re-INVITE and by UPDATE, each within the
+// interval, keep the call up over several intervals; when they stop, the
+// leg reports the session expiring before it does (RFC 4028 §10).
+func TestSessionTimerCallerRefreshes(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second})
+	phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Supported": "timer", "Session-Expires": "3;refresher=uac", "Min-SE": "1"}})
+	in, call := answer(t, ts, phone, "udp")
+	trace := in.Leg.SIPTrace()
+	var ok string
+	for _, m := range trace {
+		if !m.Inbound && strings.HasPrefix(m.Message, "SIP/2.0 200") {
+			ok = m.Message
+		}
+	}
+	if !strings.Contains(ok, "\r\nSession-Expires: 3;refresher=uac\r\n") || !strings.Contains(ok, "\r\nRequire: timer\r\n") || !strings.Contains(ok, "Supported: timer") {
+		t.Fatalf("the 200 does not state the timer:\n%s", ok)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	se, supported := sip.NewHeader("Session-Expires", "3;refresher=uac"), sip.NewHeader("Supported", "timer")
+	var last time.Time
+	for i := range 6 { // six refreshes, one a second: two intervals of 3 s
+		select {
+		case ev := <-in.Leg.Events():
+			t.Fatalf("refresh %d: leg event %v (%s) while refreshed", i, ev.Kind, ev.Reason)
+		case <-time.After(time.Second):
+		}
+		var res *sip.Response
+		var err error
+		if i%2 == 0 {
+			res, err = call.Reinvite(ctx, call.SDP("sendrecv"), nil, se, supported)
+		} else {
+			res, err = call.Update(ctx, nil, se, supported)
+		}
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("refresh %d: %v %v", i, res, err)
+		}
+		if got := headerOf(res, "Session-Expires"); got != "3;refresher=uac" {
+			t.Errorf("refresh %d answered with Session-Expires %q", i, got)
+		}
+		last = time.Now()
+	}
+	// The refreshes stop: the call ends min(32 s, 3 s/3) before expiry.
+	ev := nextEvent(t, in.Leg, sb.LegSessionExpired)
+	if d := time.Since(last); d < 1900*time.Millisecond || d > 2800*time.Millisecond {
+		t.Errorf("session expiry reported %s after the last refresh, want about 2 s", d)
+	}
+	if !strings.Contains(ev.Reason, "no session refresh") {
+		t.Errorf("reason %q", ev.Reason)
+	}
+}
+
+// A caller that does not support timers cannot refresh: we do, at half
+// the interval, with our unchanged description (same o= version) by
+// re-INVITE, or by UPDATE when the caller allows it. The call stays up
+// over several intervals.
+func TestSessionTimerWeRefresh(t *testing.T) {
+	for _, c := range []struct {
+		name, allow, method string
+	}{{"re-INVITE", "", "INVITE"}, {"UPDATE", "INVITE, ACK, BYE, CANCEL, UPDATE", "UPDATE"}} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := mustServer(t, nil, Config{MinSE: time.Second})
+			headers := map[string]string{"Session-Expires": "2"}
+			if c.allow != "" {
+				headers["Allow"] = c.allow
+			}
+			phone := mustPhone(t, siptest.Options{Headers: headers})
+			in, call := answer(t, ts, phone, "udp")
+			_, v := sdpOrigin(t, answerBody(t, in.Leg))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			got, err := call.WaitRefreshes(ctx, 4)
+			if err != nil {
+				t.Fatalf("%d refreshes: %v", len(got), err)
+			}
+			if d := time.Since(start); d < 3500*time.Millisecond || d > 5*time.Second {
+				t.Errorf("4 refreshes in %s, want one a second", d)
+			}
+			for i, r := range got {
+				if r.Method != c.method || r.SessionExpires != "2;refresher=uac" {
+					t.Errorf("refresh %d: %s with Session-Expires %q", i, r.Method, r.SessionExpires)
+				}
+				if r.Method == "INVITE" {
+					if _, gotV := sdpOrigin(t, r.SDP); gotV != v {
+						t.Errorf("refresh %d offers o= version %s, want %s (unchanged)", i, gotV, v)
+					}
+				}
+			}
+			noEvent(t, in.Leg, 100*time.Millisecond)
+		})
+	}
+}
+
+// When our refresh fails, the call is reported expiring before the
+// session does.
+func TestSessionTimerOurRefreshRefused(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second})
+	phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Session-Expires": "2"}, RefuseReinvite: 500})
+	in, _ := answer(t, ts, phone, "udp")
+	start := time.Now()
+	nextEvent(t, in.Leg, sb.LegSessionExpired)
+	if d := time.Since(start); d < time.Second || d > 1900*time.Millisecond {
+		t.Errorf("expiry reported after %s, want between the refresh (1 s) and the expiry (2 s)", d)
+	}
+}
+
+// Our refresh that crosses another offer (491) is sent again a moment
+// later, and the call stays up.
+func TestSessionTimerRefreshRetriedAfter491(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second})
+	phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Session-Expires": "2"}, Refusals: []int{491}})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := call.WaitRefreshes(ctx, 3); err != nil {
+		t.Fatalf("%d refreshes: %v", len(got), err)
+	}
+	noEvent(t, in.Leg, 100*time.Millisecond)
+}
+
+func TestReadTimer(t *testing.T) {
+	for _, c := range []struct {
+		headers map[string]string
+		want    timerTerms
+	}{
+		{map[string]string{}, timerTerms{}},
+		{map[string]string{"Session-Expires": "1800"}, timerTerms{interval: 1800 * time.Second}},
+		{map[string]string{"Session-Expires": "90 ; Refresher=UAS", "Supported": "100rel, timer"},
+			timerTerms{interval: 90 * time.Second, refresher: "uas", supported: true}},
+		{map[string]string{"x": "120;refresher=uac", "k": "timer", "Min-SE": "90"},
+			timerTerms{interval: 120 * time.Second, refresher: "uac", minSE: 90 * time.Second, supported: true}},
+		{map[string]string{"Session-Expires": "0", "Require": "timer"}, timerTerms{supported: true}},
+		{map[string]string{"Session-Expires": "soon", "Min-SE": "-1"}, timerTerms{}},
+		{map[string]string{"Session-Expires": "99999999999"}, timerTerms{}},
+	} {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Host: "example.com"})
+		for k, v := range c.headers {
+			req.AppendHeader(sip.NewHeader(k, v))
+		}
+		if got := readTimer(req); got != c.want {
+			t.Errorf("%v: %+v, want %+v", c.headers, got, c.want)
+		}
+	}
+}
+
+// FuzzReadTimer: whatever the session timer's headers say, the terms read
+// are whole seconds that write back as they were read, and a refresher
+// named is in lower case.
+func FuzzReadTimer(f *testing.F) {
+	f.Add("1800;refresher=uac", "90", "timer")
+	f.Add("90 ; Refresher=UAS", "", "100rel, timer")
+	f.Add("0", "-1", "")
+	f.Add("4294967296;refresher", "x", "timer,timer")
+	f.Fuzz(func(t *testing.T, se, minSE, supported string) {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Host: "example.com"})
+		req.AppendHeader(sip.NewHeader("Session-Expires", se))
+		req.AppendHeader(sip.NewHeader("Min-SE", minSE))
+		req.AppendHeader(sip.NewHeader("Supported", supported))
+		got := readTimer(req)
+		for _, d := range []time.Duration{got.interval, got.minSE} {
+			if d < 0 || d%time.Second != 0 || (d > 0 && seconds(d) == "0") {
+				t.Fatalf("%q, %q: terms %+v", se, minSE, got)
+			}
+		}
+		if got.interval > 0 && !strings.HasPrefix(strings.TrimLeft(strings.TrimSpace(se), "0"), seconds(got.interval)) {
+			t.Fatalf("Session-Expires %q read as %s", se, got.interval)
+		}
+		if got.refresher != strings.ToLower(got.refresher) || (got.interval == 0 && got.refresher != "") {
+			t.Fatalf("Session-Expires %q: refresher %q", se, got.refresher)
+		}
+	})
+}
+
+// timerGoroutines counts the session timers running.
+func timerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*sessionTimer).run(")
+}
+
+// A session timer's goroutine ends with its leg, whichever side refreshes.
+func TestSessionTimerEndsWithTheLeg(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second})
+	before := timerGoroutines()
+	for _, h := range []map[string]string{{"Session-Expires": "60"}, {"Session-Expires": "60", "Supported": "timer"}} {
+		phone := mustPhone(t, siptest.Options{Headers: h})
+		in, _ := answer(t, ts, phone, "udp")
+		if n := timerGoroutines(); n != before+1 {
+			t.Fatalf("%v: %d session timers running, want %d", h, n, before+1)
+		}
+		in.Leg.Close()
+		for deadline := time.Now().Add(2 * time.Second); timerGoroutines() != before; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: the session timer outlived its leg", h)
+			}
+		}
+	}
+}

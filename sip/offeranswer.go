@@ -1,0 +1,342 @@
+package sip
+
+import (
+	"bytes"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// Offers and answers inside a dialog (RFC 3264, RFC 3311, RFC 3261
+// §14): a re-INVITE or UPDATE with an offer is answered; a re-INVITE
+// without one gets our current description as the offer in its 200, and
+// the answer comes in the ACK. Our o= version moves only when what we
+// describe changes (RFC 3264 §8), so a refresh that changes nothing is
+// answered with the version the far end already has.
+
+// sameSession reports whether two of our descriptions say the same thing:
+// everything but the o= line, which carries the version.
+func sameSession(a, b []byte) bool {
+	return bytes.Equal(withoutOrigin(a), withoutOrigin(b))
+}
+
+func withoutOrigin(body []byte) []byte {
+	if i := bytes.Index(body, []byte("\no=")); i >= 0 {
+		if j := bytes.IndexByte(body[i+1:], '\n'); j >= 0 {
+			return append(append([]byte{}, body[:i]...), body[i+1+j:]...)
+		}
+	}
+	return body
+}
+
+// describe returns our description built at the current o= version,
+// raising the version only when it differs from the last one we sent.
+// l.mu is held.
+func (l *leg) describe(build func(version uint64) []byte) []byte {
+	if l.lastSDP == nil && l.answered && l.dlg.InviteResponse != nil {
+		l.lastSDP = l.dlg.InviteResponse.Body() // what Answer sent
+	}
+	body := build(l.version)
+	if l.lastSDP != nil && !sameSession(l.lastSDP, body) {
+		l.version++
+		body = build(l.version)
+	}
+	l.lastSDP = body
+	return body
+}
+
+// ourDirection is the direction we stand at now: sendonly while we hold
+// the caller, inactive when both sides hold, else the answer to theirs.
+// l.mu is held.
+func (l *leg) ourDirection() string {
+	switch {
+	case l.holding && (l.direction == "sendonly" || l.direction == "inactive"):
+		return "inactive"
+	case l.holding:
+		return "sendonly"
+	}
+	return answerDirection(l.direction)
+}
+
+// currentSDP is our description of the session as it stands, the offer a
+// re-INVITE without SDP gets. l.mu is held.
+func (l *leg) currentSDP() []byte {
+	return l.describe(func(v uint64) []byte {
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), l.ourDirection(), l.port.srtp)
+	})
+}
+
+// offerOf reads the offer of an in-dialog request on a call whose media
+// security is sec; a non-zero code is the refusal, with why.
+func offerOf(body []byte, sec *srtpSession) (*offer, int, string) {
+	o, err := parseOffer(body)
+	if err != nil {
+		if notAcceptable(err) {
+			return nil, sip.StatusNotAcceptableHere, err.Error()
+		}
+		return nil, sip.StatusBadRequest, err.Error()
+	}
+	// SRTP stays as the call began: on with the same suite, or off.
+	switch {
+	case sec == nil && o.Crypto != nil:
+		return nil, sip.StatusNotAcceptableHere, "this call's media is RTP; SRTP cannot be switched on mid-call"
+	case sec != nil && o.Crypto == nil:
+		return nil, sip.StatusNotAcceptableHere, "this call's media is SRTP; it cannot be switched off mid-call"
+	case sec != nil:
+		if err := sec.setRemote(*o.Crypto); err != nil {
+			return nil, sip.StatusNotAcceptableHere, err.Error()
+		}
+	}
+	return o, 0, ""
+}
+
+// applyRemote takes the far end's description (an offer, or the answer to
+// ours): where its audio goes and which way it flows, reporting hold and
+// resume to call control.
+func (l *leg) applyRemote(o *offer) {
+	l.mu.Lock()
+	wasHeld := l.direction == "sendonly" || l.direction == "inactive"
+	l.direction = o.Direction
+	if o.Addr.Addr().IsUnspecified() {
+		l.direction = "inactive"
+	}
+	nowHeld := o.held()
+	l.port.farDirection(l.direction)
+	l.mu.Unlock()
+	if !o.Addr.Addr().IsUnspecified() {
+		l.port.setRemote(o.Addr)
+	}
+	switch {
+	case nowHeld && !wasHeld:
+		l.emit(sb.LegEvent{Kind: sb.LegHeld})
+	case !nowHeld && wasHeld:
+		l.port.lastRecv.Store(time.Now().UnixNano()) // the timeout starts over
+		l.emit(sb.LegEvent{Kind: sb.LegResumed})
+	}
+}
+
+// offerInOK answers a re-INVITE that came without SDP: our current
+// description is the offer in the 200, and the answer is awaited in the
+// ACK of this CSeq.
+func (s *Server) offerInOK(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	l.mu.Lock()
+	if l.awaitAck != 0 {
+		l.mu.Unlock()
+		s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
+		return
+	}
+	body := l.currentSDP()
+	l.awaitAck = req.CSeq().SeqNo
+	l.mu.Unlock()
+	res := sip.NewSDPResponseFromRequest(req, body)
+	res.AppendHeader(sip.HeaderClone(&l.contact))
+	appendHeaders(res, l.takeTimer(req))
+	s.respond(tx, res)
+}
+
+// ackAnswer takes the answer to the offer we made in a re-INVITE's 200
+// from its ACK. An answer we cannot use leaves the session as it was.
+func (l *leg) ackAnswer(req *sip.Request) {
+	l.mu.Lock()
+	pending := l.awaitAck != 0 && req.CSeq() != nil && req.CSeq().SeqNo == l.awaitAck
+	if pending {
+		l.awaitAck = 0
+	}
+	l.mu.Unlock()
+	if !pending {
+		return
+	}
+	if len(req.Body()) == 0 {
+		l.log.Info("re-INVITE: the ACK carried no answer to our offer; the session stays as it was")
+		return
+	}
+	a, code, reason := offerOf(req.Body(), l.port.srtp)
+	if code != 0 {
+		l.log.Info("re-INVITE: the ACK's answer is unusable; the session stays as it was", "code", code, "reason", reason)
+		return
+	}
+	l.applyRemote(a)
+}
+
+// allows reports whether a message's Allow header names method.
+func allows(m headered, method sip.RequestMethod) bool {
+	for _, h := range m.GetHeaders("Allow") {
+		for _, name := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(name), string(method)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// inDialog returns the caller's leg a re-INVITE or UPDATE belongs to,
+// once its CSeq and session interval are checked; nil when the request
+// is dealt with already: refused, or the far end's of a call we placed.
+func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *leg {
+	l := s.findLeg(req)
+	switch {
+	case l == nil:
+		if out := s.outLegOf(req); out != nil {
+			out.onInDialog(req, tx)
+			return nil
+		}
+		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+	case l.dlg.ReadRequest(req, tx) != nil:
+		s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
+	default:
+		if res := s.tooBrief(req); res != nil {
+			s.respond(tx, res)
+			return nil
+		}
+		return l
+	}
+	return nil
+}
+
+// onUpdate takes an UPDATE (RFC 3311) inside a call: with SDP, an offer
+// handled like a re-INVITE's (hold, resume, a new address), answered in
+// the 200; without, a session refresh.
+func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	l := s.inDialog(req, tx)
+	if l == nil {
+		return
+	}
+	if len(req.Body()) == 0 {
+		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+		res.AppendHeader(sip.HeaderClone(&l.contact))
+		appendHeaders(res, l.takeTimer(req))
+		s.respond(tx, res)
+		return
+	}
+	s.answerOffer(l, req, tx)
+}
+
+// answerOffer answers the offer of a re-INVITE or UPDATE: 491 while an
+// offer of ours awaits its answer (RFC 3261 §14.2, RFC 3311 §5.2), or
+// before the call is answered.
+func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	l.mu.Lock()
+	pending, answered := l.awaitAck != 0, l.answered
+	l.mu.Unlock()
+	switch {
+	case pending:
+		s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
+		return
+	case !answered:
+		// An UPDATE in the early dialog: our answer is still to come in
+		// the 200 to the INVITE.
+		s.reject(req, tx, sip.StatusRequestPending, "the call is not answered yet")
+		return
+	}
+	o, code, reason := offerOf(req.Body(), l.port.srtp)
+	if code != 0 {
+		s.reject(req, tx, code, reason)
+		return
+	}
+	res := sip.NewSDPResponseFromRequest(req, l.reoffer(o))
+	res.AppendHeader(sip.HeaderClone(&l.contact))
+	appendHeaders(res, l.takeTimer(req))
+	s.respond(tx, res)
+}
+
+// outLegOf finds the call we placed that an in-dialog request belongs to.
+func (s *Server) outLegOf(req *sip.Request) *outLeg {
+	if req.CallID() == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.outLegs[req.CallID().Value()]
+}
+
+// onInDialog takes a re-INVITE or UPDATE from the far end of a call we
+// placed: a session refresh, or a change of its media, answered with our
+// description (ours is unchanged unless the direction is).
+func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	l.mu.Lock()
+	answered := l.answered
+	l.mu.Unlock()
+	if !answered {
+		l.s.reject(req, tx, sip.StatusRequestPending, "the call is not answered yet")
+		return
+	}
+	if err := l.dlg.ReadRequest(req, tx); err != nil {
+		l.s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
+		return
+	}
+	if res := l.s.tooBrief(req); res != nil {
+		l.s.respond(tx, res)
+		return
+	}
+	var body []byte
+	switch {
+	case len(req.Body()) > 0:
+		o, code, reason := offerOf(req.Body(), nil)
+		if code != 0 {
+			l.s.reject(req, tx, code, reason)
+			return
+		}
+		l.takeAnswer(o)
+		l.mu.Lock()
+		body = l.describe(answerDirection(o.Direction))
+		l.mu.Unlock()
+	case req.IsInvite():
+		l.mu.Lock()
+		body = l.describe("")
+		l.awaitAck = req.CSeq().SeqNo
+		l.mu.Unlock()
+	}
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", body)
+	if body != nil {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	appendHeaders(res, l.takeTimer(req))
+	l.s.respond(tx, res)
+}
+
+// describe is our description of a call we placed in direction dir (""
+// keeps the last one's), its o= version raised only when it changes.
+// l.mu is held.
+func (l *outLeg) describe(dir string) []byte {
+	if l.lastSDP == nil {
+		l.lastSDP = l.dlg.InviteRequest.Body() // our offer
+	}
+	if dir == "" {
+		if l.lastDir == "" {
+			return l.lastSDP // the offer of the INVITE, as it was
+		}
+		dir = l.lastDir
+	}
+	build := func(v uint64) []byte {
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, nil)
+	}
+	body := build(l.version)
+	if !sameSession(l.lastSDP, body) {
+		l.version++
+		body = build(l.version)
+	}
+	l.lastSDP, l.lastDir = body, dir
+	return body
+}
+
+// readAck takes the answer to the offer we made in a re-INVITE's 200.
+func (l *outLeg) readAck(req *sip.Request) {
+	l.mu.Lock()
+	pending := l.awaitAck != 0 && req.CSeq() != nil && req.CSeq().SeqNo == l.awaitAck
+	if pending {
+		l.awaitAck = 0
+	}
+	l.mu.Unlock()
+	if !pending || len(req.Body()) == 0 {
+		return
+	}
+	if a, code, reason := offerOf(req.Body(), nil); code == 0 {
+		l.takeAnswer(a)
+	} else {
+		l.log.Info("re-INVITE: the ACK's answer is unusable; the session stays as it was", "code", code, "reason", reason)
+	}
+}

@@ -107,17 +107,7 @@ func (s *APIKeyService) FindAPIKeys(ctx context.Context, p sb.Page) ([]*sb.APIKe
 	if err != nil {
 		return nil, err
 	}
-	after, limit := pageArgs(p)
-	rows, err := s.db.pool.Query(ctx, "SELECT "+apiKeyColumns+" FROM api_keys WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-		a.TenantID, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("metadata: find api keys: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*sb.APIKey, error) { return scanAPIKey(r) })
-	if err != nil {
-		return nil, fmt.Errorf("metadata: find api keys: %w", err)
-	}
-	return out, nil
+	return tenantPage(ctx, s.db, "SELECT "+apiKeyColumns+" FROM api_keys", a.TenantID, p, scanAPIKey)
 }
 
 // RevokeAPIKey deletes one of the tenant's keys, for its admins: its hash

@@ -27,14 +27,6 @@ const (
 	resetTTL  = 24 * time.Hour
 )
 
-// pageArgs turns a page into the arguments of "id > $n LIMIT $m".
-func pageArgs(p sb.Page) (sb.ID, int) {
-	if p.Limit < 1 || p.Limit > sb.MaxPage {
-		p.Limit = sb.MaxPage
-	}
-	return p.After, p.Limit
-}
-
 // FindUsers lists a page of the tenant's people, oldest first, for its
 // supervisors and admins.
 func (s *UserService) FindUsers(ctx context.Context, p sb.Page) ([]*sb.User, error) {
@@ -42,17 +34,7 @@ func (s *UserService) FindUsers(ctx context.Context, p sb.Page) ([]*sb.User, err
 	if err != nil {
 		return nil, err
 	}
-	after, limit := pageArgs(p)
-	rows, err := s.db.pool.Query(ctx, "SELECT "+userColumns+" FROM users WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-		a.TenantID, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("metadata: find users: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*sb.User, error) { return scanUser(r) })
-	if err != nil {
-		return nil, fmt.Errorf("metadata: find users: %w", err)
-	}
-	return out, nil
+	return tenantPage(ctx, s.db, "SELECT "+userColumns+" FROM users", a.TenantID, p, scanUser)
 }
 
 // hashInSlot checks a new password's length and hashes it with argon2id

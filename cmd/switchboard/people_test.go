@@ -148,6 +148,46 @@ func TestPeopleAndKeysByRole(t *testing.T) {
 	}
 	x.as(t, "POST", userPath+"/password", `{"password":"another long one"}`, map[*person]int{x.admin: 204})
 
+	// The answers hold what the API's description says, and nothing else.
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Required   []string                   `json:"required"`
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if code, raw := x.admin.do("GET", "/v1/openapi.json", "", &doc); code != 200 {
+		t.Fatalf("the API's description: %d %s", code, raw)
+	}
+	for path, schema := range map[string]string{"/v1/users": "User", "/v1/apikeys": "APIKey"} {
+		var list map[string]json.RawMessage
+		if code, raw := x.admin.do("GET", path, "", &list); code != 200 {
+			t.Fatalf("GET %s: %d %s", path, code, raw)
+		}
+		s := doc.Components.Schemas[schema]
+		for name, raw := range list {
+			var items []map[string]any
+			if name == "next" {
+				continue
+			} else if err := json.Unmarshal(raw, &items); err != nil || len(items) == 0 {
+				t.Fatalf("GET %s: %s: %s %v", path, name, raw, err)
+			}
+			for _, item := range items {
+				for _, r := range s.Required {
+					if _, ok := item[r]; !ok {
+						t.Errorf("%s lacks %s's required %q", path, schema, r)
+					}
+				}
+				for k := range item {
+					if _, ok := s.Properties[k]; !ok {
+						t.Errorf("%s has %q, which %s does not describe", path, k, schema)
+					}
+				}
+			}
+		}
+	}
+
 	// Each change once on the log, as the admin, from loopback; the
 	// refused attempts wrote nothing.
 	for action, n := range map[string]int{"apikey.create": 2, "apikey.revoke": 1, "user.invite": 2, "user.role": 1, "user.name": 1,

@@ -113,6 +113,8 @@ type User struct {
 	Role         Role      `json:"role"`
 	PasswordHash string    `json:"-"`
 	CreatedAt    time.Time `json:"created_at"`
+	// Disabled people cannot log in and have no sessions.
+	Disabled bool `json:"disabled"`
 }
 
 // APIKey lets an integration call the HTTP API as a role of one tenant. Only
@@ -122,8 +124,14 @@ type APIKey struct {
 	TenantID  ID        `json:"tenant_id"`
 	Role      Role      `json:"role"`
 	Prefix    string    `json:"prefix"` // the first characters, to tell keys apart
+	Label     string    `json:"label"`
 	Hash      []byte    `json:"-"`
 	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is when the key stops working; nil: when it is revoked.
+	ExpiresAt *time.Time `json:"expires_at"`
+	// LastUsedAt is when the key last authenticated a request, to the
+	// minute; nil: never.
+	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
 // Trunk is a PBX or carrier that sends calls in. It is recognised by its

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
-
 	sb "github.com/switchboard-voice/switchboard"
 )
 
@@ -22,34 +20,6 @@ func list[T any](s *Server, name string, find func(context.Context) ([]T, error)
 		}
 		s.writeJSON(w, http.StatusOK, map[string]any{name: items})
 	}
-}
-
-// patchUser changes a person's role: {"role": "supervisor"}.
-func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) {
-	id, err := sb.ParseID(chi.URLParam(r, "id"))
-	if err != nil {
-		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "user not found"))
-		return
-	}
-	var in struct {
-		Role string `json:"role"`
-	}
-	if err := decodeJSON(r, &in); err != nil {
-		s.error(w, r, err)
-		return
-	}
-	role, err := sb.ParseRole(in.Role)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	u, err := s.deps.Users.SetUserRole(r.Context(), id, role)
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	s.ops.closeUser(u.ID, "role changed")
-	s.writeJSON(w, http.StatusOK, u)
 }
 
 // trunkView is a trunk as its admins see it, with where its outbound

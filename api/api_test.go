@@ -24,10 +24,22 @@ import (
 // fakeUsers knows some users, all with the password "right password".
 type fakeUsers struct{ users []*sb.User }
 
-func (f *fakeUsers) CreateUser(context.Context, *sb.User, string) error { return nil }
-func (f *fakeUsers) FindUsers(context.Context) ([]*sb.User, error)      { return f.users, nil }
-func (f *fakeUsers) SetUserRole(context.Context, sb.ID, sb.Role) (*sb.User, error) {
+func (f *fakeUsers) CreateUser(context.Context, *sb.User, string) error     { return nil }
+func (f *fakeUsers) FindUsers(context.Context, sb.Page) ([]*sb.User, error) { return f.users, nil }
+func (f *fakeUsers) InviteUser(context.Context, *sb.User, string) (string, error) {
+	return "", sb.Errorf(sb.EFORBIDDEN, "not here")
+}
+func (f *fakeUsers) UpdateUser(context.Context, sb.ID, sb.UserChange) (*sb.User, error) {
 	return nil, sb.Errorf(sb.EFORBIDDEN, "not here")
+}
+func (f *fakeUsers) ResetPassword(context.Context, sb.ID, string) (string, error) {
+	return "", sb.Errorf(sb.EFORBIDDEN, "not here")
+}
+func (f *fakeUsers) ChangePassword(context.Context, string, string) error {
+	return sb.Errorf(sb.EFORBIDDEN, "not here")
+}
+func (f *fakeUsers) SetPassword(context.Context, string, string) (*sb.User, error) {
+	return nil, sb.Errorf(sb.EUNAUTHORIZED, "not here")
 }
 func (f *fakeUsers) Authenticate(_ context.Context, email, password string) (*sb.User, error) {
 	for _, u := range f.users {
@@ -82,8 +94,14 @@ type fakeKeys struct{ key *sb.APIKey }
 func (f *fakeKeys) CreateAPIKey(context.Context, sb.ID, sb.Role) (*sb.APIKey, string, error) {
 	return nil, "", nil
 }
-func (f *fakeKeys) FindAPIKeys(context.Context) ([]*sb.APIKey, error) {
+func (f *fakeKeys) FindAPIKeys(context.Context, sb.Page) ([]*sb.APIKey, error) {
 	return []*sb.APIKey{f.key}, nil
+}
+func (f *fakeKeys) IssueAPIKey(context.Context, sb.APIKeyRequest) (*sb.APIKey, string, error) {
+	return nil, "", sb.Errorf(sb.EFORBIDDEN, "not here")
+}
+func (f *fakeKeys) RevokeAPIKey(context.Context, sb.ID) error {
+	return sb.Errorf(sb.EFORBIDDEN, "not here")
 }
 func (f *fakeKeys) AuthenticateAPIKey(_ context.Context, secret string) (*sb.APIKey, error) {
 	if secret == "sbk_good" {

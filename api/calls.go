@@ -47,25 +47,21 @@ func parseCallFilter(q url.Values) (sb.CallFilter, error) {
 	default:
 		return f, sb.Errorf(sb.EINVALID, "failed: %q must be true or false", q.Get("failed"))
 	}
-	for _, p := range []struct {
-		name string
-		dst  **sb.ID
-	}{{"operator_id", &f.OperatorID}, {"after", &f.After}} {
-		if v := q.Get(p.name); v != "" {
-			id, err := sb.ParseID(v)
-			if err != nil {
-				return f, sb.Errorf(sb.EINVALID, "%s: %q is not an id", p.name, v)
-			}
-			*p.dst = &id
+	if v := q.Get("operator_id"); v != "" {
+		id, err := sb.ParseID(v)
+		if err != nil {
+			return f, sb.Errorf(sb.EINVALID, "operator_id: %q is not an id", v)
 		}
+		f.OperatorID = &id
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			return f, sb.Errorf(sb.EINVALID, "limit: %q must be a number from 1 to 500", v)
-		}
-		f.Limit = n
+	p, err := parsePage(q)
+	if err != nil {
+		return f, err
 	}
+	if p.After != (sb.ID{}) {
+		f.After = &p.After
+	}
+	f.Limit = p.Limit
 	return f, nil
 }
 
@@ -75,27 +71,17 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if f.Limit == 0 {
-		f.Limit = 50
-	}
 	calls, err := s.deps.Calls.FindCalls(r.Context(), f)
 	if err != nil {
 		s.error(w, r, err)
 		return
-	}
-	if calls == nil {
-		calls = []*sb.Call{}
 	}
 	if a := sb.ActorFromContext(r.Context()); s.masksNumbers(r.Context(), a.TenantID, a.Role) {
 		for _, c := range calls {
 			maskCall(c)
 		}
 	}
-	next := ""
-	if len(calls) == f.Limit {
-		next = calls[len(calls)-1].ID.String()
-	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"calls": calls, "next": next})
+	writePage(s, w, "calls", sb.Page{Limit: f.Limit}, calls, func(c *sb.Call) sb.ID { return c.ID })
 }
 
 func (s *Server) callID(w http.ResponseWriter, r *http.Request) (sb.ID, bool) {

@@ -54,6 +54,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 		s.error(w, r, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password"))
 		return
+	} else if sb.ErrorCode(err) == sb.EFORBIDDEN {
+		// The right password of a disabled account: refused, and said so.
+		if aerr := s.audit(r, &sb.AuditEntry{Action: "login", Outcome: "denied", Reason: "account disabled"}); aerr != nil {
+			s.log.Error("audit of a refused login", "err", aerr)
+		}
+		s.error(w, r, err)
+		return
 	} else if err != nil {
 		s.limits.unchecked(addr, account)
 		s.error(w, r, err)
@@ -71,12 +78,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: token, Path: "/", Expires: sess.ExpiresAt,
-		HttpOnly: true, Secure: s.conf.SecureCookies, SameSite: http.SameSiteStrictMode,
-	})
+	s.setSessionCookie(w, token, sess.ExpiresAt)
 	s.log.Info("login", "user", u.ID, "role", u.Role)
 	s.writeJSON(w, http.StatusOK, map[string]any{"user": u})
+}
+
+// setSessionCookie gives the browser its session.
+func (s *Server) setSessionCookie(w http.ResponseWriter, token string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: token, Path: "/", Expires: expires,
+		HttpOnly: true, Secure: s.conf.SecureCookies, SameSite: http.SameSiteStrictMode,
+	})
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {

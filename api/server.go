@@ -216,6 +216,8 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/console.js", s.page("web/console.js"))
 	r.Get("/setup.js", s.page("web/setup.js"))
 	r.Get("/console.css", s.page("web/console.css"))
+	r.Get("/password", s.page("web/password.html"))
+	r.Get("/password.js", s.page("web/password.js"))
 	r.Get("/widget", s.widgetPage("web/widget.html"))
 	r.Get("/widget.js", s.widgetPage("web/widget.js"))
 	r.Get("/widget.css", s.widgetPage("web/widget.css"))
@@ -241,6 +243,7 @@ func (s *Server) Handler() http.Handler {
 		})
 		r.Post("/login", s.login)
 		r.Post("/logout", s.logout)
+		r.Post("/password", s.setPassword) // a one-time link's token is the credential
 		r.Get("/operator/ws", s.operatorSocket)
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticate)
@@ -270,9 +273,16 @@ func (s *Server) Handler() http.Handler {
 			r.Post("/grants/{id}/revoke", s.changeGrant("revoke"))
 			r.Get("/grants/{id}/audio", s.grantAudio)
 			r.Post("/audit/verify", s.verifyAudit)
-			r.Get("/users", list(s, "users", s.deps.Users.FindUsers))
+			// People and API keys (api/users.go, api/apikeys.go).
+			r.Post("/me/password", s.changeOwnPassword)
+			r.Get("/users", pagedList(s, "users", s.deps.Users.FindUsers, userID))
+			r.Post("/users", s.postUser)
 			r.Patch("/users/{id}", s.patchUser)
-			r.Get("/apikeys", list(s, "api_keys", s.deps.APIKeys.FindAPIKeys))
+			r.Post("/users/{id}/password", s.resetPassword)
+			r.Get("/apikeys", pagedList(s, "api_keys", s.deps.APIKeys.FindAPIKeys, apiKeyID))
+			r.Post("/apikeys", s.postAPIKey)
+			r.Delete("/apikeys/{id}", s.deleteAPIKey)
+
 			r.Get("/trunks", list(s, "trunks", s.findTrunks))
 			r.Get("/queues", list(s, "queues", s.findQueues))
 			r.Post("/webrtc/tokens", s.postWebRTCToken)

@@ -588,10 +588,26 @@ func (c *opConn) keepAlive(ctx context.Context) {
 				c.shutdown(websocket.StatusGoingAway, "no pong")
 				return
 			}
+			if c.disabled(ctx) {
+				c.shutdown(websocket.StatusPolicyViolation, "account disabled")
+				return
+			}
 		case <-c.quit:
 			return
 		}
 	}
+}
+
+// disabled reports whether the operator was disabled or removed. Every
+// instance closes a disabled person's socket when told (SignedOut); this
+// check, with each ping, closes it should the notice have been missed.
+func (c *opConn) disabled(ctx context.Context) bool {
+	self := sb.NewContextWithActor(ctx, &sb.Actor{TenantID: c.user.TenantID, UserID: c.user.ID, Role: c.user.Role})
+	u, err := c.s.deps.Users.FindUserByID(self, c.user.ID)
+	if err != nil {
+		return sb.ErrorCode(err) == sb.ENOTFOUND
+	}
+	return u.Disabled
 }
 
 func (c *opConn) readLoop(ctx context.Context) {

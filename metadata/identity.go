@@ -237,24 +237,10 @@ func (s *UserService) CreateUser(ctx context.Context, u *sb.User, password strin
 	if _, err := sb.ParseRole(string(u.Role)); err != nil {
 		return err
 	}
-	if len(password) < minPassword {
-		return sb.Errorf(sb.EINVALID, "a password needs at least %d characters", minPassword)
-	}
-	type result struct {
-		hash string
-		err  error
-	}
-	r, err := withHashSlot(ctx, func() result {
-		h, err := hashPassword(password)
-		return result{h, err}
-	})
+	hash, err := hashInSlot(ctx, password)
 	if err != nil {
 		return err
 	}
-	if r.err != nil {
-		return r.err
-	}
-	hash := r.hash
 	if u.ID == (sb.ID{}) {
 		u.ID = sb.NewID()
 	}
@@ -264,11 +250,11 @@ func (s *UserService) CreateUser(ctx context.Context, u *sb.User, password strin
 	return mapError(err, "user")
 }
 
-const userColumns = "id, tenant_id, email, name, role, password_hash, created_at"
+const userColumns = "id, tenant_id, email, name, role, password_hash, created_at, disabled_at IS NOT NULL"
 
 func scanUser(row pgx.Row) (*sb.User, error) {
 	u := &sb.User{}
-	err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.Name, &u.Role, &u.PasswordHash, &u.CreatedAt)
+	err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.Name, &u.Role, &u.PasswordHash, &u.CreatedAt, &u.Disabled)
 	return u, err
 }
 
@@ -290,6 +276,10 @@ func (s *UserService) Authenticate(ctx context.Context, email, password string) 
 	}
 	if err != nil || !ok {
 		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password")
+	}
+	if u.Disabled {
+		// Said only to whoever knows the password.
+		return nil, sb.Errorf(sb.EFORBIDDEN, "this account is disabled")
 	}
 	return u, nil
 }
@@ -355,23 +345,6 @@ func (s *APIKeyService) CreateAPIKey(ctx context.Context, tenantID sb.ID, role s
 	return k, secret, nil
 }
 
-// AuthenticateAPIKey returns the key whose secret this is, or
-// EUNAUTHORIZED.
-func (s *APIKeyService) AuthenticateAPIKey(ctx context.Context, secret string) (*sb.APIKey, error) {
-	if !strings.HasPrefix(secret, apiKeyPrefix) || len(secret) > 128 {
-		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid API key")
-	}
-	k := &sb.APIKey{}
-	err := s.db.pool.QueryRow(ctx, "SELECT id, tenant_id, role, prefix, hash, created_at FROM api_keys WHERE hash = $1",
-		hashSecret(secret)).Scan(&k.ID, &k.TenantID, &k.Role, &k.Prefix, &k.Hash, &k.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid API key")
-	} else if err != nil {
-		return nil, fmt.Errorf("metadata: api key: %w", err)
-	}
-	return k, nil
-}
-
 // SessionService stores browser logins as token hashes.
 type SessionService struct{ db *DB }
 
@@ -402,7 +375,11 @@ func (s *SessionService) FindSession(ctx context.Context, token string) (*sb.Ses
 		return nil, sb.Errorf(sb.EUNAUTHORIZED, "not logged in")
 	}
 	sess := &sb.Session{}
-	err := s.db.pool.QueryRow(ctx, "SELECT user_id, tenant_id, role, expires_at FROM sessions WHERE token_hash = $1 AND expires_at > $2",
+	// A disabling deletes the person's sessions; the join also refuses one
+	// a login in progress made meanwhile.
+	err := s.db.pool.QueryRow(ctx, `SELECT s.user_id, s.tenant_id, s.role, s.expires_at FROM sessions s
+		JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id AND u.disabled_at IS NULL
+		WHERE s.token_hash = $1 AND s.expires_at > $2`,
 		hashSecret(token), s.db.now()).Scan(&sess.UserID, &sess.TenantID, &sess.Role, &sess.ExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, sb.Errorf(sb.EUNAUTHORIZED, "not logged in or session expired")

@@ -675,6 +675,9 @@ func (t *track) writeRTP(p *rtp.Packet) error {
 	return err
 }
 
+// Done is closed when the socket has ended, by the service or by Close.
+func (c *Client) Done() <-chan struct{} { return c.ctx.Done() }
+
 // Close ends the socket and the PeerConnection.
 func (c *Client) Close() error {
 	var err error

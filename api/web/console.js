@@ -90,6 +90,7 @@ async function showView(id) {
   if (id === "grants-view") await loadGrants();
   if (id === "admin-view") await loadAdmin();
   if (id === "setup-view") await loadSetup(); // setup.js
+  if (id === "keys-view") await loadKeys();
   if (id === "audit-view") await loadAudit();
 }
 
@@ -369,28 +370,93 @@ async function loadGrants() {
     el("td", {}, g.reason), el("td", {}, g.ticket), el("td", {}, countdown(g)), el("td", {}, ...grantActions(g, loadGrants)))));
 }
 
-// People, trunks, keys.
+// apiAll reads every page of a list, following next.
+async function apiAll(path, name) {
+  const items = [];
+  let next = "";
+  do {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api(`${path}${sep}limit=500${next ? `&after=${encodeURIComponent(next)}` : ""}`);
+    items.push(...page[name]);
+    next = page.next;
+  } while (next);
+  return items;
+}
+
+// People and trunks.
+
+const roles = ["operator", "supervisor", "support", "admin"];
 
 async function loadAdmin() {
   const admin = state.me.role === "admin";
-  const roles = ["operator", "supervisor", "support", "admin"];
-  const users = await api("/v1/users");
-  $("users").replaceChildren(...users.users.map((u) => {
-    const select = el("select", { "aria-label": `Role of ${u.email}`, disabled: !admin || u.id === state.me.id },
-      ...roles.map((r) => el("option", { selected: r === u.role }, r)));
-    const save = el("button", { type: "button", hidden: !admin || u.id === state.me.id, onclick: guard(async () => {
-      await api(`/v1/users/${u.id}`, { method: "PATCH", body: JSON.stringify({ role: select.value }) });
+  const users = await apiAll("/v1/users", "users");
+  $("users").replaceChildren(...users.map((u) => {
+    const self = u.id === state.me.id;
+    const patch = (body) => guard(async () => {
+      await api(`/v1/users/${u.id}`, { method: "PATCH", body: JSON.stringify(body()) });
       await loadAdmin();
-    }) }, "Save");
-    return el("tr", {}, el("td", {}, u.email), el("td", {}, u.name), el("td", {}, select), el("td", {}, save));
+    });
+    const select = el("select", { class: "role", "aria-label": `Role of ${u.email}`, disabled: !admin || self },
+      ...roles.map((r) => el("option", { selected: r === u.role }, r)));
+    const actions = admin && !self ? [
+      el("button", { type: "button", class: "save-role", onclick: patch(() => ({ role: select.value })) }, "Save role"),
+      el("button", { type: "button", class: u.disabled ? "enable" : "disable", onclick: patch(() => ({ disabled: !u.disabled })) },
+        u.disabled ? "Enable" : "Disable"),
+      el("button", { type: "button", class: "reset", onclick: guard(async () => {
+        const r = await api(`/v1/users/${u.id}/password`, { method: "POST", body: "{}" });
+        showLink(r.password_link, `A reset link for ${u.email}; it works once, for 24 hours, and is not shown again:`);
+      }) }, "Reset password"),
+    ] : [];
+    return el("tr", { "data-email": u.email }, el("td", {}, u.email), el("td", {}, u.name), el("td", {}, select),
+      el("td", { class: "status" }, u.disabled ? "disabled" : "active"), el("td", {}, ...actions));
   }));
   if (!admin) return;
-  const [trunks, keys] = await Promise.all([api("/v1/trunks"), api("/v1/apikeys")]);
+  const trunks = await api("/v1/trunks");
   $("trunks").replaceChildren(...trunks.trunks.map((t) => el("tr", {}, el("td", {}, t.name),
     el("td", {}, (t.numbers || []).join(", ")), el("td", {}, (t.allow || []).join(", ")), el("td", {}, t.username || "–"))));
-  $("keys").replaceChildren(...keys.api_keys.map((k) => el("tr", {}, el("td", {}, k.prefix + "…"), el("td", {}, k.role),
-    el("td", {}, when(k.created_at)))));
 }
+
+// showLink shows a one-time password link, whole, once.
+function showLink(link, text) {
+  $("invite-result").firstChild.textContent = text + " ";
+  $("invite-link").textContent = location.origin + link;
+  $("invite-result").hidden = false;
+}
+
+$("invite-form").addEventListener("submit", guard(async () => {
+  $("invite-result").hidden = true;
+  const body = { email: $("invite-email").value, name: $("invite-name").value, role: $("invite-role").value };
+  if ($("invite-password").value) body.password = $("invite-password").value;
+  const r = await api("/v1/users", { method: "POST", body: JSON.stringify(body) });
+  $("invite-form").reset();
+  if (r.password_link) showLink(r.password_link, `Send this link to ${r.user.email}; it works once, for 7 days, and is not shown again:`);
+  await loadAdmin();
+}));
+
+// API keys.
+
+async function loadKeys() {
+  const keys = await apiAll("/v1/apikeys", "api_keys");
+  $("keys").replaceChildren(...keys.map((k) => el("tr", { "data-key": k.id, "data-label": k.label },
+    el("td", {}, k.prefix + "…"), el("td", {}, k.label), el("td", {}, k.role), el("td", {}, when(k.created_at)),
+    el("td", { class: "last-used" }, k.last_used_at ? when(k.last_used_at) : "never"),
+    el("td", {}, k.expires_at ? when(k.expires_at) : "never"),
+    el("td", {}, el("button", { type: "button", class: "revoke", onclick: guard(async () => {
+      await api(`/v1/apikeys/${k.id}`, { method: "DELETE" });
+      $("key-result").hidden = true;
+      await loadKeys();
+    }) }, "Revoke")))));
+}
+
+$("key-form").addEventListener("submit", guard(async () => {
+  const body = { role: $("key-role").value, label: $("key-label").value };
+  if ($("key-expires").value) body.expires_at = new Date($("key-expires").value).toISOString();
+  const r = await api("/v1/apikeys", { method: "POST", body: JSON.stringify(body) });
+  $("key-form").reset();
+  $("key-secret").textContent = r.secret;
+  $("key-result").hidden = false;
+  await loadKeys();
+}));
 
 // Audit log.
 

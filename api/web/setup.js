@@ -25,7 +25,7 @@ const confirmDelete = (what) => window.confirm(`Delete ${what}? This cannot be u
 
 async function loadSetup() {
   const [trunks, routes, queues, webhooks, numbers, users] = await Promise.all([
-    api("/v1/trunks"), api("/v1/routes"), api("/v1/queues"), api("/v1/webhooks"), api("/v1/numbers"), api("/v1/users")]);
+    api("/v1/trunks"), api("/v1/routes"), api("/v1/queues"), api("/v1/webhooks"), api("/v1/numbers"), api("/v1/users?limit=500")]);
   const routeOf = new Map(routes.routes.map((r) => [r.trunk_id, r]));
   const emailOf = new Map(users.users.map((u) => [u.id, u.email]));
   const idOf = new Map(users.users.map((u) => [u.email, u.id]));

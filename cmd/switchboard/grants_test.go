@@ -134,7 +134,13 @@ func (g *grantFixture) request(t *testing.T, p *person, body string) (int, *sb.A
 // audit returns the tenant's audit entries with action, oldest first.
 func (g *grantFixture) audit(t *testing.T, action string) []*sb.AuditEntry {
 	t.Helper()
-	all, err := metadata.NewAuditLog(g.m.DB).Recent(context.Background(), &g.f.Tenant.ID, 1000)
+	return auditOf(t, g.m, g.f.Tenant.ID, action)
+}
+
+// auditOf returns the tenant's audit entries with action, oldest first.
+func auditOf(t *testing.T, m *Main, tenantID sb.ID, action string) []*sb.AuditEntry {
+	t.Helper()
+	all, err := metadata.NewAuditLog(m.DB).Recent(context.Background(), &tenantID, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

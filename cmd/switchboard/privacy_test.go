@@ -271,6 +271,13 @@ func TestDatabaseDumpHoldsNoSecret(t *testing.T) {
 		t.Fatalf("webhook: %d %s", code, body)
 	}
 	token := issueToken(t, m, f.APIKey, `{"number":"2000","from":"web:dump"}`)
+	var invited struct {
+		Link string `json:"password_link"`
+	}
+	if code, body := (&person{t: t, m: m, key: adminKey}).do("POST", "/v1/users", `{"email":"new@acme.test","role":"operator"}`, &invited); code != 201 {
+		t.Fatalf("invite: %d %s", code, body)
+	}
+	_, madeKey := newKey(t, &person{t: t, m: m, key: adminKey}, `{"role":"operator","label":"dump"}`)
 
 	// The sealed HA1 still lets the trunk in.
 	digestTrunkCalls(t, m, f, digestPassword)
@@ -287,9 +294,13 @@ func TestDatabaseDumpHoldsNoSecret(t *testing.T) {
 		"operator password": testPassword, "supervisor API key": f.APIKey, "admin API key": adminKey,
 		"digest password": digestPassword, "digest HA1": metadata.DigestHA1("carrier-in", digestPassword),
 		"carrier password": "s3cret", "webhook secret": hook.Secret, "browser call token": token,
+		"password link's token": tokenOf(invited.Link), "API key made through the API": madeKey,
 	} {
 		if strings.Contains(string(dump), secret) {
 			t.Errorf("the dump holds the %s", what)
+		}
+		if strings.Contains(logsOf(m), secret) {
+			t.Errorf("the service's log holds the %s", what)
 		}
 	}
 }

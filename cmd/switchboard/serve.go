@@ -290,6 +290,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Dispatch: m.Switch.DispatchInbound,
 		},
 	})
+	m.background(ctx, m.listenSignOuts)
 	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
 		return fmt.Errorf("http: listen on %s: %w", c.HTTPAddr, err)
 	}
@@ -609,6 +610,21 @@ func (m *Main) keepRegistered(ctx context.Context, routes *metadata.RouteStore, 
 			}
 		}
 	}, nil)
+}
+
+// listenSignOuts closes the operator sockets, on this instance, of the
+// people whose sessions any instance ended (disabled, new role, password
+// reset), until ctx ends.
+func (m *Main) listenSignOuts(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := metadata.ListenSignOuts(ctx, m.DB, m.API.SignedOut); err != nil && ctx.Err() == nil {
+			m.Logger.Warn("listening for sign-outs", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
 }
 
 // background runs fn on its own goroutine until the service closes.

@@ -10,18 +10,6 @@ import (
 // The admin pages' API: people and roles, keys, trunks, and the audit
 // chain's check. The services check the roles.
 
-// list serves what find returns as {name: [...]}.
-func list[T any](s *Server, name string, find func(context.Context) ([]T, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		items, err := find(r.Context())
-		if err != nil {
-			s.error(w, r, err)
-			return
-		}
-		s.writeJSON(w, http.StatusOK, map[string]any{name: items})
-	}
-}
-
 // trunkView is a trunk as its admins see it, with where its outbound
 // registration stands.
 type trunkView struct {

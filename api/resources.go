@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"time"
@@ -116,17 +117,12 @@ func (s *Server) deleteTrunk(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) listRoutes(w http.ResponseWriter, r *http.Request) {
+// findRoutes lists the outbound routes, first choice first.
+func (s *Server) findRoutes(ctx context.Context) ([]sb.Route, error) {
 	if s.deps.Resources == nil {
-		s.writeJSON(w, http.StatusOK, map[string]any{"routes": []sb.Route{}})
-		return
+		return []sb.Route{}, nil
 	}
-	routes, err := s.deps.Resources.Trunks.Routes(r.Context())
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"routes": routes})
+	return s.deps.Resources.Trunks.Routes(ctx)
 }
 
 // putRoute gives the trunk {id} an outbound route or changes it: PUT and

@@ -106,6 +106,29 @@ func TestAdminsManageTrunksRoutesAndQueues(t *testing.T) {
 		t.Errorf("changed trunk %q numbers %v username %q", changed.Name, changed.Numbers, changed.Username)
 	}
 
+	// Trunks page as every list does: one at a time, by next, each once.
+	var seen []sb.ID
+	for after, pages := "", 0; ; pages++ {
+		var page struct {
+			Trunks []sb.Trunk
+			Next   string
+		}
+		if code, raw := apiCall(t, m, admin, "GET", "/v1/trunks?limit=1&after="+after, nil, &page); code != http.StatusOK || pages > 5 {
+			t.Fatalf("GET /v1/trunks page %d: %d %s", pages, code, raw)
+		}
+		for _, tr := range page.Trunks {
+			seen = append(seen, tr.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	if len(seen) != 2 || seen[0] != f.Trunk.ID || seen[1] != trunk.ID {
+		t.Errorf("trunks page by page: %v, want the provisioned one, then the new one", seen)
+	}
+	expect("GET", "/v1/trunks?after=nonsense", nil, http.StatusBadRequest, admin)
+
 	// The trunk's outbound route: set, changed, listed, removed.
 	var route sb.Route
 	expect("PUT", "/v1/routes/"+trunk.ID.String(), map[string]any{"target": "192.0.2.9:5060"}, http.StatusForbidden, refused["supervisor"])

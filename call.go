@@ -49,6 +49,9 @@ type Call struct {
 	TenantID  ID        `json:"tenant_id"`
 	Direction Direction `json:"direction"`
 	TrunkID   *ID       `json:"trunk_id,omitempty"`
+	// TrunkName is the trunk's name once the trunk has been deleted (a
+	// live trunk's name is the trunk's).
+	TrunkName string `json:"trunk_name,omitempty"`
 	// OperatorID is the operator who answered, nil if nobody did.
 	OperatorID *ID    `json:"operator_id,omitempty"`
 	From       string `json:"from"`   // caller's number or user part

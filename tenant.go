@@ -113,6 +113,8 @@ type User struct {
 	Role         Role      `json:"role"`
 	PasswordHash string    `json:"-"`
 	CreatedAt    time.Time `json:"created_at"`
+	// Disabled people keep their record but cannot log in.
+	Disabled bool `json:"disabled"`
 }
 
 // APIKey lets an integration call the HTTP API as a role of one tenant. Only

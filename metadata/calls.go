@@ -47,6 +47,9 @@ const (
 	// Written by integrations, and at the start of a call whose caller
 	// brought a reference (a browser caller's token).
 	referenceColumns = "external_ref, labels"
+	// What scanCall reads: the columns written, and the trunk's name,
+	// written when the trunk is deleted.
+	callReadColumns = callColumns + ", trunk_name"
 )
 
 func callArgs(c *sb.Call) []any {
@@ -71,7 +74,7 @@ func scanCall(row pgx.Row) (*sb.Call, error) {
 		&c.TrunkID, &c.From, &c.Source, &c.SIPCallID, &c.OperatorID, &c.Status, &c.HangupBy, &c.SIPCode, &c.Reason, &c.Codec, &c.AnsweredAt, &c.EndedAt, &c.DurationMS,
 		&fp, &fb, &c.FromCaller.Lost, &c.FromCaller.JitterMS, &c.FromCaller.MOS,
 		&tp, &tb, &c.ToCaller.Lost, &c.ToCaller.JitterMS, &c.ToCaller.MOS,
-		&c.FailureLeg, &c.FailureStage, &c.Q850Cause, &c.PostDialDelayMS, &c.TimeToAnswerMS, &c.Tags, &c.ExternalRef, &c.Labels)
+		&c.FailureLeg, &c.FailureStage, &c.Q850Cause, &c.PostDialDelayMS, &c.TimeToAnswerMS, &c.Tags, &c.ExternalRef, &c.Labels, &c.TrunkName)
 	c.FromCaller.Packets, c.FromCaller.Bytes = uint64(fp), uint64(fb)
 	c.ToCaller.Packets, c.ToCaller.Bytes = uint64(tp), uint64(tb)
 	if len(c.Tags) == 0 {
@@ -231,7 +234,7 @@ func (s *CallStore) FindCalls(ctx context.Context, f sb.CallFilter) ([]*sb.Call,
 		limit = defaultCallLimit
 	}
 	limit = min(limit, maxCallLimit)
-	rows, err := s.db.pool.Query(ctx, "SELECT "+callColumns+" FROM calls WHERE "+strings.Join(conds, " AND ")+
+	rows, err := s.db.pool.Query(ctx, "SELECT "+callReadColumns+" FROM calls WHERE "+strings.Join(conds, " AND ")+
 		" ORDER BY created_at DESC, id DESC LIMIT "+strconv.Itoa(limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: find calls: %w", err)
@@ -259,7 +262,7 @@ func (s *CallStore) FindCallByID(ctx context.Context, id sb.ID) (*sb.Call, error
 	}
 	where, args := scope(a)
 	args = append(args, id)
-	c, err := scanCall(s.db.pool.QueryRow(ctx, "SELECT "+callColumns+" FROM calls WHERE "+where+" AND id = $"+strconv.Itoa(len(args)), args...))
+	c, err := scanCall(s.db.pool.QueryRow(ctx, "SELECT "+callReadColumns+" FROM calls WHERE "+where+" AND id = $"+strconv.Itoa(len(args)), args...))
 	if err != nil {
 		return nil, mapError(err, "call")
 	}

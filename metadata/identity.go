@@ -237,8 +237,24 @@ func (s *UserService) CreateUser(ctx context.Context, u *sb.User, password strin
 	if _, err := sb.ParseRole(string(u.Role)); err != nil {
 		return err
 	}
+	hash, err := hashNewPassword(ctx, password)
+	if err != nil {
+		return err
+	}
+	if u.ID == (sb.ID{}) {
+		u.ID = sb.NewID()
+	}
+	u.PasswordHash, u.CreatedAt = hash, s.db.now()
+	_, err = s.db.pool.Exec(ctx, `INSERT INTO users (id, tenant_id, email, name, role, password_hash, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, u.ID, u.TenantID, u.Email, u.Name, u.Role, u.PasswordHash, u.CreatedAt)
+	return mapError(err, "user")
+}
+
+// hashNewPassword checks a new password's length and hashes it, waiting
+// for a hashing slot: EINVALID for one too short.
+func hashNewPassword(ctx context.Context, password string) (string, error) {
 	if len(password) < minPassword {
-		return sb.Errorf(sb.EINVALID, "a password needs at least %d characters", minPassword)
+		return "", sb.Errorf(sb.EINVALID, "a password needs at least %d characters", minPassword)
 	}
 	type result struct {
 		hash string
@@ -249,31 +265,21 @@ func (s *UserService) CreateUser(ctx context.Context, u *sb.User, password strin
 		return result{h, err}
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
-	if r.err != nil {
-		return r.err
-	}
-	hash := r.hash
-	if u.ID == (sb.ID{}) {
-		u.ID = sb.NewID()
-	}
-	u.PasswordHash, u.CreatedAt = hash, s.db.now()
-	_, err = s.db.pool.Exec(ctx, `INSERT INTO users (id, tenant_id, email, name, role, password_hash, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, u.ID, u.TenantID, u.Email, u.Name, u.Role, u.PasswordHash, u.CreatedAt)
-	return mapError(err, "user")
+	return r.hash, r.err
 }
 
-const userColumns = "id, tenant_id, email, name, role, password_hash, created_at"
+const userColumns = "id, tenant_id, email, name, role, password_hash, created_at, disabled"
 
 func scanUser(row pgx.Row) (*sb.User, error) {
 	u := &sb.User{}
-	err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.Name, &u.Role, &u.PasswordHash, &u.CreatedAt)
+	err := row.Scan(&u.ID, &u.TenantID, &u.Email, &u.Name, &u.Role, &u.PasswordHash, &u.CreatedAt, &u.Disabled)
 	return u, err
 }
 
 // Authenticate returns the user with that email and password, or
-// EUNAUTHORIZED.
+// EUNAUTHORIZED; a disabled user is refused alike, after the same work.
 func (s *UserService) Authenticate(ctx context.Context, email, password string) (*sb.User, error) {
 	u, err := scanUser(s.db.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email = $1",
 		strings.ToLower(strings.TrimSpace(email))))
@@ -288,7 +294,7 @@ func (s *UserService) Authenticate(ctx context.Context, email, password string) 
 	if werr != nil {
 		return nil, werr
 	}
-	if err != nil || !ok {
+	if err != nil || !ok || u.Disabled {
 		return nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid email or password")
 	}
 	return u, nil

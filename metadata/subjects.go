@@ -52,7 +52,7 @@ func (s *SubjectStore) request(ctx context.Context, subj sb.Subject, reason stri
 
 func (s *SubjectStore) calls(ctx context.Context, q pgx.Tx, tenantID sb.ID, subj sb.Subject) ([]*sb.Call, error) {
 	where, args := subjectWhere(tenantID, subj)
-	rows, err := q.Query(ctx, "SELECT "+callColumns+" FROM calls WHERE "+where+" ORDER BY created_at, id", args...)
+	rows, err := q.Query(ctx, "SELECT "+callReadColumns+" FROM calls WHERE "+where+" ORDER BY created_at, id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: subject calls: %w", err)
 	}

@@ -18,7 +18,7 @@ func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := newFlagSet("keys rotate", "Re-wraps every recording's data key with the keyring's active version.", stderr)
 	dbURL := databaseFlag(fs)
 	keyring := secretFlag(fs, "keyring", "SWITCHBOARD_KEYRING", "the keyring, with the new version active")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	ring, err := recordings.ParseKeyring(*keyring)

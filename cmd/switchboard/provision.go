@@ -277,6 +277,15 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	settings := 0
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "database-url" && f.Name != "tenant" {
+			settings++
+		}
+	})
+	if settings == 0 {
+		return usagef(fs, "nothing to change: give at least one setting")
+	}
 	db, err := openDB(ctx, *dbURL)
 	if err != nil {
 		return err
@@ -331,7 +340,7 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	changed += n
 	if changed == 0 {
-		return usagef(fs, "nothing to change: give at least one setting")
+		return errors.New("tenant set: nothing changed: the settings given leave everything as it was")
 	}
 	fmt.Fprintf(stdout, "tenant %s: %d settings changed\n", tenantID, changed)
 	return nil

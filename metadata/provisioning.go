@@ -89,7 +89,8 @@ func callsInProgress(ctx context.Context, tx pgx.Tx, where string, args ...any) 
 
 // DeleteTenant marks the tenant deleted and takes every way in from it:
 // its sessions and API keys are deleted, its people disabled, its trunks
-// (their names kept on their calls) and queues deleted. Its calls,
+// (their names kept on their calls) and queues deleted, support access
+// closed. Its calls,
 // recordings and audit entries stay until retention removes them. It
 // returns ECONFLICT while any of its calls is in progress, ENOTFOUND for
 // no tenant or one already deleted.
@@ -110,7 +111,7 @@ func (p *Provisioning) DeleteTenant(ctx context.Context, id sb.ID, e *sb.AuditEn
 			return sb.Errorf(sb.ECONFLICT, "tenant %s has %d call(s) in progress: try again once they have ended", id, n)
 		}
 		for _, q := range []string{
-			"UPDATE tenants SET deleted_at = $2 WHERE id = $1",
+			"UPDATE tenants SET deleted_at = $2, support_access = false WHERE id = $1",
 			"DELETE FROM sessions WHERE tenant_id = $1",
 			"DELETE FROM api_keys WHERE tenant_id = $1",
 			"UPDATE users SET disabled = true WHERE tenant_id = $1",

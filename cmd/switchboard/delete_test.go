@@ -111,6 +111,17 @@ func TestOperatorDeletes(t *testing.T) {
 			t.Errorf("an API key of the deleted tenant: %d", code)
 		}
 		r.fails(t, "belongs to a deleted tenant", "user", "enable", "-email", "op@deleted.test")
+		for _, args := range [][]string{
+			{"user", "create", "-tenant", tenant, "-email", "new@deleted.test"},
+			{"apikey", "create", "-tenant", tenant},
+			{"trunk", "create", "-tenant", tenant, "-name", "again", "-allow", "198.51.100.9", "-number", "2009"},
+			{"queue", "create", "-tenant", tenant, "-name", "again"},
+			{"tenant", "set", "-tenant", tenant, "-support-access"},
+		} {
+			if _, errOut, code := r.exec(t, testPassword+"\n", args...); code != exitFailure || !strings.Contains(errOut, "tenant "+tenant+" was deleted at") {
+				t.Errorf("switchboard %s on the deleted tenant: exit %d, %q", strings.Join(args[:2], " "), code, errOut)
+			}
+		}
 		r.fails(t, "was deleted at", "tenant", "delete", "-tenant", tenant)
 	})
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/metadata"
@@ -18,6 +19,14 @@ import (
 // changes anything (commandEntry says what the entry holds). A command
 // whose entry cannot be written does not run.
 func auditCommand(ctx context.Context, db *metadata.DB, fs *flag.FlagSet, tenantID *sb.ID, resourceType string, resourceID sb.ID) error {
+	if tenantID != nil {
+		// A deleted tenant gets nothing new: no person, key or trunk that
+		// would let it in again, no setting (support access) that would.
+		t, err := metadata.NewProvisioning(db).Tenant(ctx, *tenantID)
+		if err == nil && t.DeletedAt != nil {
+			return fmt.Errorf("%s: tenant %s was deleted at %s", fs.Name(), t.ID, t.DeletedAt.UTC().Format(time.RFC3339))
+		}
+	}
 	if err := metadata.NewAuditLog(db).Append(ctx, commandEntry(fs, tenantID, resourceType, resourceID)); err != nil {
 		return fmt.Errorf("%s: writing its audit entry: %w", fs.Name(), err)
 	}

@@ -128,6 +128,9 @@ func runUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	if err != nil {
 		return err
 	}
+	if strings.TrimSpace(*email) == "" {
+		return usagef(fs, "-email is required")
+	}
 	r, err := sb.ParseRole(*role)
 	if err != nil {
 		return fmt.Errorf("user create: %w", explain(err))
@@ -170,6 +173,12 @@ func runTrunkCreate(ctx context.Context, args []string, stdin io.Reader, stdout,
 	tenantID, err := requireID(fs, "tenant", *tenant)
 	if err != nil {
 		return err
+	}
+	switch {
+	case strings.TrimSpace(*name) == "":
+		return usagef(fs, "-name is required")
+	case len(numbers) == 0:
+		return usagef(fs, "-number is required (at least one)")
 	}
 	t := &sb.Trunk{TenantID: tenantID, Name: *name, Username: *username, Numbers: numbers, RecordingConsent: *consent}
 	for _, a := range allow {
@@ -439,6 +448,9 @@ func runTrunkOutbound(ctx context.Context, args []string, stdin io.Reader, stdou
 	if err != nil {
 		return err
 	}
+	if strings.TrimSpace(*target) == "" {
+		return usagef(fs, "-target is required")
+	}
 	r := sb.OutboundRoute{TrunkID: trunkID, Target: *target, Transport: *transport, Username: *username, Register: *register}
 	if *callerID != "" {
 		if r.CallerID, err = sb.NormalizeNumber(*callerID); err != nil {
@@ -490,6 +502,9 @@ func runQueueCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	tenantID, err := requireID(fs, "tenant", *tenant)
 	if err != nil {
 		return err
+	}
+	if strings.TrimSpace(*name) == "" {
+		return usagef(fs, "-name is required")
 	}
 	db, err := openDB(ctx, *dbURL)
 	if err != nil {

@@ -7,13 +7,19 @@
 # recording spool (ciphertext only) and the pid file that `switchboard
 # drain` reads: give it a volume so they survive a restart.
 # docs/operations.md tells the ports, settings and how to run it.
+# The version `switchboard version` and switchboard_build_info report comes
+# from the build arguments (default "dev"; the revision otherwise from the
+# Go toolchain's VCS stamp, which a build without .git lacks):
+#   docker build --build-arg VERSION=1.4.0 --build-arg REVISION=$(git rev-parse HEAD) -t switchboard .
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/switchboard ./cmd/switchboard
+ARG VERSION=dev
+ARG REVISION=
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/switchboard ./cmd/switchboard
 RUN mkdir -p /out/state
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -259,7 +259,7 @@ func scanUser(row pgx.Row) (*sb.User, error) {
 }
 
 // Authenticate returns the user with that email and password, or
-// EUNAUTHORIZED.
+// EUNAUTHORIZED; a disabled user is refused alike, after the same work.
 func (s *UserService) Authenticate(ctx context.Context, email, password string) (*sb.User, error) {
 	u, err := scanUser(s.db.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email = $1",
 		strings.ToLower(strings.TrimSpace(email))))

@@ -81,6 +81,14 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// BuildInfo registers switchboard_build_info: always 1, its labels saying
+// which build this is.
+func (m *Metrics) BuildInfo(version, revision, goVersion string) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "switchboard_build_info",
+		Help:        "The running build: its version, VCS revision and Go version, as labels; always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion}}, func() float64 { return 1 }))
+}
+
 // Gauge registers a gauge read from fn at each scrape.
 func (m *Metrics) Gauge(name, help string, fn func() float64) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))

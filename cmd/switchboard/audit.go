@@ -39,7 +39,7 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	dbURL := databaseFlag(fs)
 	key := secretFlag(fs, "audit-key", "SWITCHBOARD_AUDIT_KEY", "the checkpoint signing key (its public half checks them)")
 	pubFlag := fs.String("audit-public-key", "", "the checkpoints' Ed25519 public key in base64, instead of the signing key")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	var pub ed25519.PublicKey

@@ -98,8 +98,24 @@ type setting struct {
 	name, env, def, help string
 	// secret settings show only whether they are set in help.
 	secret bool
-	value  *string
+	// boolean settings are given as -name or -name=false, as every
+	// boolean flag is.
+	boolean bool
+	value   *string
 }
+
+// boolSetting is a boolean setting's flag: it keeps the text, which
+// parseConfig checks, and lets -name stand for -name=true.
+type boolSetting struct{ v *string }
+
+func (b boolSetting) IsBoolFlag() bool { return true }
+func (b boolSetting) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+func (b boolSetting) Set(s string) error { *b.v = s; return nil }
 
 // configFlags registers the service settings on fs and returns a function
 // that validates them into a Config once fs is parsed.
@@ -140,9 +156,9 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "log-level", env: "SWITCHBOARD_LOG_LEVEL", def: "info", help: "debug, info, warn or error"},
 		{name: "log-levels", env: "SWITCHBOARD_LOG_LEVELS", help: "levels by component, e.g. sip=debug,api=warn (components: sip, webrtc, api, calls)"},
 		{name: "log-format", env: "SWITCHBOARD_LOG_FORMAT", def: "json", help: "json (one object a line) or text"},
-		{name: "webrtc-loopback", env: "SWITCHBOARD_WEBRTC_LOOPBACK", def: "false", help: "offer loopback ICE candidates only (tests, same-machine browsers)"},
-		{name: "webhook-private-targets", env: "SWITCHBOARD_WEBHOOK_PRIVATE_TARGETS", def: "false", help: "let webhooks go to loopback and private addresses (by default only public ones: a tenant's URL must not reach this network)"},
-		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)"},
+		{name: "webrtc-loopback", env: "SWITCHBOARD_WEBRTC_LOOPBACK", def: "false", help: "offer loopback ICE candidates only (tests, same-machine browsers)", boolean: true},
+		{name: "webhook-private-targets", env: "SWITCHBOARD_WEBHOOK_PRIVATE_TARGETS", def: "false", help: "let webhooks go to loopback and private addresses (by default only public ones: a tenant's URL must not reach this network)", boolean: true},
+		{name: "secure-cookies", env: "SWITCHBOARD_SECURE_COOKIES", def: "false", help: "mark session cookies Secure (when served behind HTTPS)", boolean: true},
 		{name: "recordings", env: "SWITCHBOARD_RECORDINGS", help: "where consented call recordings go, encrypted: a folder, or s3 (empty: none)"},
 		{name: "pid-file", env: "SWITCHBOARD_PID_FILE", help: "file that holds the process ID while serve runs and is removed once it has drained; switchboard drain reads it"},
 		{name: "journal", env: "SWITCHBOARD_JOURNAL", def: "switchboard-journal", help: "local file where call records wait while the database is unreachable (fsync'd, replayed in order)"},
@@ -155,7 +171,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "s3-bucket", env: "SWITCHBOARD_S3_BUCKET", help: "S3 bucket for recordings"},
 		{name: "s3-access-key", env: "SWITCHBOARD_S3_ACCESS_KEY", help: "S3 access key", secret: true},
 		{name: "s3-secret-key", env: "SWITCHBOARD_S3_SECRET_KEY", help: "S3 secret key (prefer the variable to the flag)", secret: true},
-		{name: "s3-path-style", env: "SWITCHBOARD_S3_PATH_STYLE", def: "true", help: "path-style S3 addressing (MinIO and most non-AWS servers)"},
+		{name: "s3-path-style", env: "SWITCHBOARD_S3_PATH_STYLE", def: "true", help: "path-style S3 addressing (MinIO and most non-AWS servers)", boolean: true},
 	}
 	for _, s := range settings {
 		def := s.def
@@ -165,7 +181,12 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		if v, ok := os.LookupEnv(s.env); ok {
 			def = v
 		}
-		s.value = fs.String(s.name, def, s.help+" ["+s.env+"]")
+		if s.boolean {
+			s.value = &def
+			fs.Var(boolSetting{s.value}, s.name, s.help+" ["+s.env+"]")
+		} else {
+			s.value = fs.String(s.name, def, s.help+" ["+s.env+"]")
+		}
 		if s.secret {
 			hideDefault(fs, s.name)
 		}
@@ -354,12 +375,12 @@ func parseConfig(get func(string) string) (*Config, error) {
 		dst  *bool
 	}{{"webrtc-loopback", &c.WebRTCLoopback}, {"secure-cookies", &c.SecureCookies}, {"s3-path-style", &c.S3.PathStyle},
 		{"webhook-private-targets", &c.WebhookPrivateTargets}} {
-		switch get(b.name) {
-		case "true", "1", "yes":
-			*b.dst = true
-		case "false", "0", "no", "":
-		default:
-			bad("%s %q must be true or false", b.name, get(b.name))
+		if v := get(b.name); v != "" {
+			on, err := strconv.ParseBool(v)
+			if err != nil {
+				bad("%s %q must be true or false", b.name, v)
+			}
+			*b.dst = on
 		}
 	}
 	if v := get("audit-key"); v != "" {

@@ -146,6 +146,8 @@ func TestDockerfileMakesAStaticNonRootImage(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "switchboard")
 	cmd := exec.Command("sh", "-c", strings.Replace(build, "-o /out/switchboard", "-o "+bin, 1))
 	cmd.Dir = filepath.Join("..", "..")
+	// The build arguments, as docker build --build-arg passes them.
+	cmd.Env = append(os.Environ(), "VERSION=1.2.3-image", "REVISION=0123abcd")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the Dockerfile's build step: %v\n%s", err, out)
 	}
@@ -164,6 +166,9 @@ func TestDockerfileMakesAStaticNonRootImage(t *testing.T) {
 	}
 	if out, err := exec.Command(bin, "help").Output(); err != nil || !strings.Contains(string(out), "drain") {
 		t.Errorf("the built binary's help: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "version").Output(); err != nil || !strings.HasPrefix(string(out), "switchboard 1.2.3-image (revision 0123abcd, go") {
+		t.Errorf("the built binary's version: %v\n%s", err, out)
 	}
 }
 

@@ -40,7 +40,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"database URL is given), a demo tenant, operator, trunk for 127.0.0.1 and API key.", stderr)
 	config := configFlags(fs, map[string]string{"http-addr": "127.0.0.1:8080", "sip-addr": "127.0.0.1:5060", "log-format": "text"})
 	dataDir := fs.String("data-dir", envOr("SWITCHBOARD_DATA_DIR", defaultDataDir()), "folder for the private database and switchboard-dev.json [SWITCHBOARD_DATA_DIR]")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := config()

@@ -21,7 +21,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("drain", "Drains the running service: it refuses new calls, and this returns once its calls are over.", stderr)
 	pidFile := fs.String("pid-file", os.Getenv("SWITCHBOARD_PID_FILE"), "the pid file serve was started with [SWITCHBOARD_PID_FILE]")
 	timeout := fs.Duration("timeout", 0, "give up waiting after this long (0: wait until the service is done; it ends its calls at its own -drain-timeout)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *pidFile == "" {

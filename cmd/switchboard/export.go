@@ -26,15 +26,15 @@ func runRecordingExport(ctx context.Context, args []string, stdin io.Reader, std
 	out := fs.String("o", "", "the WAV file to write (required; not overwritten)")
 	from := fs.Duration("from", 0, "start of the window to export, e.g. 1m30s")
 	to := fs.Duration("to", 0, "end of the window (0: the end)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	grantID, err := sb.ParseID(*grant)
+	grantID, err := requireID(fs, "grant", *grant)
 	switch {
 	case err != nil:
-		return fmt.Errorf("recording export: -grant: %w", explain(err))
+		return err
 	case *email == "" || *out == "":
-		return errors.New("recording export: -email and -o are required")
+		return usagef(fs, "-email and -o are required")
 	}
 	c, err := config()
 	if err != nil {

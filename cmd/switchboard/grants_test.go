@@ -105,7 +105,7 @@ func mustGrantFixture(t *testing.T, policy sb.SupportPolicy) *grantFixture {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	if err := run(ctx, []string{"tenant", "set", "-database-url", x.m.Config.DatabaseURL, "-tenant", desk.ID.String(), "-service-desk", "yes"},
+	if err := run(ctx, []string{"tenant", "set", "-database-url", x.m.Config.DatabaseURL, "-tenant", desk.ID.String(), "-service-desk"},
 		nil, &out, &errOut); err != nil {
 		t.Fatalf("tenant set -service-desk: %v\n%s", err, errOut.String())
 	}
@@ -489,11 +489,15 @@ func TestTenantSetSupportPolicy(t *testing.T) {
 		var out, errOut bytes.Buffer
 		return run(ctx, args, nil, &out, &errOut)
 	}
-	if err := set("-support-access", "yes", "-grant-approval", "yes", "-grant-max-ttl", "30m"); err != nil {
+	if err := set("-support-access", "-grant-approval=true", "-grant-max-ttl", "30m"); err != nil {
 		t.Fatal(err)
 	}
-	if err := set("-grant-download", "maybe", "-support-access", "no"); err == nil || !strings.Contains(err.Error(), "not yes or no") {
+	if err := set("-grant-download=maybe", "-support-access=false"); exitCode(err) != exitUsage || !strings.Contains(err.Error(), "invalid boolean value") {
 		t.Errorf("a bad value: %v", err)
+	}
+	// The old spelling, a value after a boolean flag, is a stray argument.
+	if err := set("-support-access", "no"); exitCode(err) != exitUsage || !strings.Contains(err.Error(), `unexpected argument "no"`) {
+		t.Errorf("-support-access no: %v", err)
 	}
 	got, err := metadata.NewTenantService(m.DB).FindTenantByID(ctx, f.Tenant.ID)
 	if err != nil {
@@ -547,9 +551,9 @@ func TestServiceDeskAcrossTenants(t *testing.T) {
 	}
 	// Taken off the desk, its engineers are ordinary again.
 	var out, errOut bytes.Buffer
-	if err := run(ctx, []string{"tenant", "set", "-database-url", g.m.Config.DatabaseURL, "-tenant", g.deskID.String(), "-service-desk", "no"},
+	if err := run(ctx, []string{"tenant", "set", "-database-url", g.m.Config.DatabaseURL, "-tenant", g.deskID.String(), "-service-desk=false"},
 		nil, &out, &errOut); err != nil {
-		t.Fatalf("tenant set -service-desk no: %v\n%s", err, errOut.String())
+		t.Fatalf("tenant set -service-desk=false: %v\n%s", err, errOut.String())
 	}
 	if code, _ := g.support.do("GET", "/v1/calls", "", nil); code != 404 {
 		t.Errorf("GET /v1/calls by a former desk's engineer: %d, want 404", code)

@@ -39,7 +39,7 @@ func helpEnv() []string {
 }
 
 // commandRE picks the commands out of the usage text.
-var commandRE = regexp.MustCompile(`(?m)^  ([a-z]+(?: [a-z]+)?)\s{2,}`)
+var commandRE = regexp.MustCompile(`(?m)^  ([a-z]+(?: [a-z-]+)?)\s{2,}`)
 
 // Every command's -h, run through the built binary with every secret
 // setting in its variable, shows "(set)" for the secrets it takes and

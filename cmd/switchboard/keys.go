@@ -21,7 +21,7 @@ func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	dbURL := databaseFlag(fs)
 	keyring := secretFlag(fs, "keyring", "SWITCHBOARD_KEYRING", "the keyring, with the new version active")
 	check := fs.Bool("check", false, "change nothing: list the rows still under another version than the active one, and fail if there are any")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	ring, err := recordings.ParseKeyring(*keyring)

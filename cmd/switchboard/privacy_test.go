@@ -148,7 +148,7 @@ func TestRetentionRunFromTheCommandLine(t *testing.T) {
 		return out.String()
 	}
 	cli("tenant", "set", "-tenant", f.Tenant.ID.String(), "-call-retention-days", "2", "-quality-retention-days", "3",
-		"-trace-retention-days", "1", "-trace-drop-bodies", "yes", "-mask-operator-numbers", "yes")
+		"-trace-retention-days", "1", "-trace-drop-bodies", "-mask-operator-numbers")
 	ten, err := metadata.NewTenantService(m.DB).FindTenantByID(ctx, f.Tenant.ID)
 	if err != nil || ten.Privacy != (sb.PrivacyPolicy{CallRetentionDays: 2, QualityRetentionDays: 3, MaskOperatorNumbers: true}) ||
 		ten.Trace.RetentionDays != 1 || !ten.Trace.DropBodies || ten.Trace.MaskNumbers {

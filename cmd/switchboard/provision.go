@@ -71,7 +71,7 @@ func explain(err error) error {
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", "Applies the embedded database migrations.", stderr)
 	dbURL := databaseFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	db, err := openDB(ctx, *dbURL)
@@ -88,11 +88,11 @@ func runTenantCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	dbURL := databaseFlag(fs)
 	name := fs.String("name", "", "tenant name (required)")
 	policy := fs.String("recording-policy", "never", "never, consent (record calls with a consent record) or trunk (also when the trunk asserts consent)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if strings.TrimSpace(*name) == "" {
-		return errors.New("tenant create: -name is required")
+		return usagef(fs, "-name is required")
 	}
 	p, err := sb.ParseRecordingPolicy(*policy)
 	if err != nil {
@@ -121,12 +121,15 @@ func runUserCreate(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	email := fs.String("email", "", "login email (required)")
 	name := fs.String("name", "", "display name")
 	role := fs.String("role", "operator", "operator, supervisor, support or admin")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	tenantID, err := sb.ParseID(*tenant)
+	tenantID, err := requireID(fs, "tenant", *tenant)
 	if err != nil {
-		return fmt.Errorf("user create: -tenant: %w", explain(err))
+		return err
+	}
+	if strings.TrimSpace(*email) == "" {
+		return usagef(fs, "-email is required")
 	}
 	r, err := sb.ParseRole(*role)
 	if err != nil {
@@ -164,12 +167,18 @@ func runTrunkCreate(ctx context.Context, args []string, stdin io.Reader, stdout,
 	var allow, numbers listFlag
 	fs.Var(&allow, "allow", "source address or CIDR allowed to send calls (repeatable)")
 	fs.Var(&numbers, "number", "number this trunk may call (repeatable, required)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	tenantID, err := sb.ParseID(*tenant)
+	tenantID, err := requireID(fs, "tenant", *tenant)
 	if err != nil {
-		return fmt.Errorf("trunk create: -tenant: %w", explain(err))
+		return err
+	}
+	switch {
+	case strings.TrimSpace(*name) == "":
+		return usagef(fs, "-name is required")
+	case len(numbers) == 0:
+		return usagef(fs, "-number is required (at least one)")
 	}
 	t := &sb.Trunk{TenantID: tenantID, Name: *name, Username: *username, Numbers: numbers, RecordingConsent: *consent}
 	for _, a := range allow {
@@ -225,12 +234,12 @@ func runAPIKeyCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	dbURL := databaseFlag(fs)
 	tenant := fs.String("tenant", "", "tenant ID (required)")
 	role := fs.String("role", "supervisor", "operator, supervisor, support or admin")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	tenantID, err := sb.ParseID(*tenant)
+	tenantID, err := requireID(fs, "tenant", *tenant)
 	if err != nil {
-		return fmt.Errorf("apikey create: -tenant: %w", explain(err))
+		return err
 	}
 	r, err := sb.ParseRole(*role)
 	if err != nil {
@@ -261,21 +270,30 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	policy := fs.String("recording-policy", "", "never, consent or trunk")
 	days := fs.Int("recording-retention-days", 0, "days recordings are kept before they are destroyed (1-3650)")
 	key := fs.String("recording-consent-key", "-", `the key callers press to consent after the announcement (0-9, * or #; "" turns it off)`)
-	support := map[string]*string{
-		"support-access": fs.String("support-access", "", "yes: the service's support engineers may see the tenant's calls and ask for grants"),
-		"grant-approval": fs.String("grant-approval", "", "yes: a supervisor or admin of the tenant approves every grant"),
-		"grant-download": fs.String("grant-download", "", "yes: a grant may allow downloading the decrypted recording"),
+	support := map[string]*optBool{
+		"support-access": optBoolFlag(fs, "support-access", "the service's support engineers may see the tenant's calls and ask for grants (-support-access=false: no more)"),
+		"grant-approval": optBoolFlag(fs, "grant-approval", "a supervisor or admin of the tenant approves every grant (=false: not needed)"),
+		"grant-download": optBoolFlag(fs, "grant-download", "a grant may allow downloading the decrypted recording (=false: never)"),
 	}
 	maxTTL := fs.Duration("grant-max-ttl", 0, "the longest a grant may last (1m to 168h)")
 	dialTargets := fs.String("dial-targets", "-", `where transfers and forwards to SIP URIs may go: comma-separated domain names ("*.example.com" for subdomains), addresses and CIDR blocks ("" for nowhere)`)
-	desk := fs.String("service-desk", "", "yes: the tenant is the service's own support desk, whose support engineers (only) may visit tenants with support-access")
+	desk := optBoolFlag(fs, "service-desk", "the tenant is the service's own support desk, whose support engineers (only) may visit tenants with support-access (=false: no longer)")
 	privacy := privacyFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	tenantID, err := sb.ParseID(*tenant)
+	tenantID, err := requireID(fs, "tenant", *tenant)
 	if err != nil {
-		return fmt.Errorf("tenant set: -tenant: %w", explain(err))
+		return err
+	}
+	settings := 0
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "database-url" && f.Name != "tenant" {
+			settings++
+		}
+	})
+	if settings == 0 {
+		return usagef(fs, "nothing to change: give at least one setting")
 	}
 	db, err := openDB(ctx, *dbURL)
 	if err != nil {
@@ -315,11 +333,8 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		changed++
 	}
-	if *desk != "" {
-		if *desk != "yes" && *desk != "no" {
-			return fmt.Errorf("tenant set: -service-desk: %q is not yes or no", *desk)
-		}
-		if err := metadata.NewTenantService(db).SetServiceDesk(ctx, tenantID, *desk == "yes"); err != nil {
+	if desk.set {
+		if err := metadata.NewTenantService(db).SetServiceDesk(ctx, tenantID, desk.v); err != nil {
 			return fmt.Errorf("tenant set: %w", explain(err))
 		}
 		changed++
@@ -334,7 +349,7 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	changed += n
 	if changed == 0 {
-		return errors.New("tenant set: nothing to change; see -h")
+		return errors.New("tenant set: nothing changed: the settings given leave everything as it was")
 	}
 	fmt.Fprintf(stdout, "tenant %s: %d settings changed\n", tenantID, changed)
 	return nil
@@ -344,7 +359,7 @@ func runTenantSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // minimisation settings; zero or empty leaves a setting as it is.
 type tenantPrivacy struct {
 	callDays, traceDays, qualityDays *int
-	yesNo                            map[string]*string
+	switches                         map[string]*optBool
 }
 
 func privacyFlags(fs *flag.FlagSet) *tenantPrivacy {
@@ -352,10 +367,10 @@ func privacyFlags(fs *flag.FlagSet) *tenantPrivacy {
 		callDays:    fs.Int("call-retention-days", 0, "days a call record keeps who called; then it is anonymised (1-3650)"),
 		traceDays:   fs.Int("trace-retention-days", 0, "days SIP traces are kept (1-3650)"),
 		qualityDays: fs.Int("quality-retention-days", 0, "days quality samples are kept (1-3650)"),
-		yesNo: map[string]*string{
-			"trace-drop-bodies":     fs.String("trace-drop-bodies", "", "yes: traces keep no SDP bodies"),
-			"trace-mask-numbers":    fs.String("trace-mask-numbers", "", "yes: traces keep only the last four digits of numbers"),
-			"mask-operator-numbers": fs.String("mask-operator-numbers", "", "yes: operators see only the last four digits of callers' numbers"),
+		switches: map[string]*optBool{
+			"trace-drop-bodies":     optBoolFlag(fs, "trace-drop-bodies", "traces keep no SDP bodies (=false: they keep them)"),
+			"trace-mask-numbers":    optBoolFlag(fs, "trace-mask-numbers", "traces keep only the last four digits of numbers (=false: whole numbers)"),
+			"mask-operator-numbers": optBoolFlag(fs, "mask-operator-numbers", "operators see only the last four digits of callers' numbers (=false: whole numbers)"),
 		},
 	}
 }
@@ -375,17 +390,9 @@ func (p *tenantPrivacy) apply(ctx context.Context, db *metadata.DB, tenantID sb.
 		}
 	}
 	for name, dst := range map[string]*bool{"trace-drop-bodies": &trace.DropBodies, "trace-mask-numbers": &trace.MaskNumbers, "mask-operator-numbers": &priv.MaskOperatorNumbers} {
-		switch *p.yesNo[name] {
-		case "":
-			continue
-		case "yes":
-			*dst = true
-		case "no":
-			*dst = false
-		default:
-			return 0, fmt.Errorf("-%s: %q is not yes or no", name, *p.yesNo[name])
+		if p.switches[name].apply(dst) {
+			n++
 		}
-		n++
 	}
 	if n == 0 {
 		return 0, nil
@@ -398,7 +405,7 @@ func (p *tenantPrivacy) apply(ctx context.Context, db *metadata.DB, tenantID sb.
 
 // setSupportPolicy applies the support flags that were given and returns
 // how many.
-func setSupportPolicy(ctx context.Context, db *metadata.DB, tenantID sb.ID, flags map[string]*string, maxTTL time.Duration) (int, error) {
+func setSupportPolicy(ctx context.Context, db *metadata.DB, tenantID sb.ID, flags map[string]*optBool, maxTTL time.Duration) (int, error) {
 	tenants := metadata.NewTenantService(db)
 	t, err := tenants.FindTenantByID(ctx, tenantID)
 	if err != nil {
@@ -406,17 +413,9 @@ func setSupportPolicy(ctx context.Context, db *metadata.DB, tenantID sb.ID, flag
 	}
 	p, n := t.Support, 0
 	for name, dst := range map[string]*bool{"support-access": &p.Access, "grant-approval": &p.Approval, "grant-download": &p.Download} {
-		switch *flags[name] {
-		case "":
-			continue
-		case "yes":
-			*dst = true
-		case "no":
-			*dst = false
-		default:
-			return 0, fmt.Errorf("-%s: %q is not yes or no", name, *flags[name])
+		if flags[name].apply(dst) {
+			n++
 		}
-		n++
 	}
 	if maxTTL != 0 {
 		p.MaxTTLSeconds = int(maxTTL / time.Second)
@@ -442,12 +441,15 @@ func runTrunkOutbound(ctx context.Context, args []string, stdin io.Reader, stdou
 	callerID := fs.String("caller-id", "", "the number presented to the called party")
 	priority := fs.Int("priority", 100, "lower is tried first; the next trunk is tried when one fails")
 	register := fs.Bool("register", false, "keep the trunk registered with the target (REGISTER, refreshed before it expires)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	trunkID, err := sb.ParseID(*trunk)
+	trunkID, err := requireID(fs, "trunk", *trunk)
 	if err != nil {
-		return fmt.Errorf("trunk outbound: -trunk: %w", explain(err))
+		return err
+	}
+	if strings.TrimSpace(*target) == "" {
+		return usagef(fs, "-target is required")
 	}
 	r := sb.OutboundRoute{TrunkID: trunkID, Target: *target, Transport: *transport, Username: *username, Register: *register}
 	if *callerID != "" {
@@ -494,12 +496,15 @@ func runQueueCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	var members, numbers listFlag
 	fs.Var(&members, "member", "email of a person who takes the queue's calls (repeatable; none: every operator of the tenant)")
 	fs.Var(&numbers, "number", "one of the tenant's numbers that leads to the queue (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
-	tenantID, err := sb.ParseID(*tenant)
+	tenantID, err := requireID(fs, "tenant", *tenant)
 	if err != nil {
-		return fmt.Errorf("queue create: -tenant: %w", explain(err))
+		return err
+	}
+	if strings.TrimSpace(*name) == "" {
+		return usagef(fs, "-name is required")
 	}
 	db, err := openDB(ctx, *dbURL)
 	if err != nil {
@@ -545,7 +550,7 @@ func runRetentionRun(ctx context.Context, args []string, stdout, stderr io.Write
 		"call records anonymised, old webhook payloads deleted, recordings destroyed (with -recordings set as for serve).", stderr)
 	config := configFlags(fs, nil)
 	dryRun := fs.Bool("dry-run", false, "count what would be removed, remove nothing")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := config()

@@ -79,6 +79,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.Metrics = metrics.New()
+	b := readBuildInfo()
+	m.Metrics.BuildInfo(b.Version, b.Revision, b.GoVersion)
 	if m.DB, err = metadata.Open(ctx, c.DatabaseURL, metadata.WithQueryTracer(m.Metrics)); err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -500,7 +502,7 @@ func has(list []string, s string) bool {
 func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve", "Runs the service: SIP on -sip-addr, the operator page, API and signaling on -http-addr.", stderr)
 	config := configFlags(fs, nil)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	c, err := config()

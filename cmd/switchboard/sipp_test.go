@@ -58,7 +58,13 @@ var listeningRE = regexp.MustCompile(`"msg":"listening","http":"([^"]+)","sip":"
 // waits until it says where it listens. env adds or overrides settings.
 func mustStartBinary(t *testing.T, env ...string) *binaryService {
 	t.Helper()
-	s := &binaryService{bin: mustBuildBinary(t)}
+	return mustStartBinaryOf(t, mustBuildBinary(t), env...)
+}
+
+// mustStartBinaryOf is mustStartBinary with a binary already built.
+func mustStartBinaryOf(t *testing.T, bin string, env ...string) *binaryService {
+	t.Helper()
+	s := &binaryService{bin: bin}
 	s.env = append(os.Environ(),
 		"SWITCHBOARD_DATABASE_URL="+testenv.DatabaseURL(t),
 		"SWITCHBOARD_HTTP_ADDR=127.0.0.1:0",

@@ -28,8 +28,8 @@ func TestOperatorChangesPeopleAndKeys(t *testing.T) {
 	if code, _ := p.do(http.MethodGet, "/v1/calls", "", nil); code != http.StatusUnauthorized {
 		t.Errorf("the disabled person's session: %d, want 401", code)
 	}
-	if code := login(testPassword); code != http.StatusUnauthorized {
-		t.Errorf("the disabled person's login: %d, want 401", code)
+	if code := login(testPassword); code != http.StatusForbidden { // said only after the right password
+		t.Errorf("the disabled person's login: %d, want 403", code)
 	}
 	var users []struct{ Disabled bool }
 	r.json(t, &users, "user", "list", "-tenant", tenant)

@@ -64,11 +64,14 @@ func (s *RecordingStore) CreateRecording(ctx context.Context, r *sb.Recording) e
 	if r.Format == 0 {
 		r.Format = 1
 	}
+	if r.OperatorCodec == "" {
+		r.OperatorCodec = r.Codec
+	}
 	_, err := s.db.pool.Exec(ctx, `INSERT INTO recordings (id, tenant_id, call_id, status, codec, clock_rate, started_at,
-		consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key, format)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key, format, operator_codec)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		r.ID, r.TenantID, r.CallID, r.Status, r.Codec, int64(r.ClockRate), r.StartedAt,
-		r.Consent.Given, r.Consent.Mechanism, r.Consent.At, r.Consent.By, r.Consent.Policy, r.ObjectKey, int64(r.KeyVersion), r.WrappedKey, r.Format)
+		r.Consent.Given, r.Consent.Mechanism, r.Consent.At, r.Consent.By, r.Consent.Policy, r.ObjectKey, int64(r.KeyVersion), r.WrappedKey, r.Format, r.OperatorCodec)
 	return mapError(err, "recording")
 }
 
@@ -92,13 +95,13 @@ func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) e
 }
 
 const recordingColumns = `id, tenant_id, call_id, status, codec, clock_rate, started_at, ended_at, size_bytes, segments,
-	dropped_packets, consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key, format, segment_starts`
+	dropped_packets, consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key, format, segment_starts, operator_codec`
 
 func scanRecording(row pgx.Row) (*sb.Recording, error) {
 	r := &sb.Recording{}
 	var clock, version, dropped int64
 	err := row.Scan(&r.ID, &r.TenantID, &r.CallID, &r.Status, &r.Codec, &clock, &r.StartedAt, &r.EndedAt, &r.SizeBytes, &r.Segments,
-		&dropped, &r.Consent.Given, &r.Consent.Mechanism, &r.Consent.At, &r.Consent.By, &r.Consent.Policy, &r.ObjectKey, &version, &r.WrappedKey, &r.Format, &r.SegmentStarts)
+		&dropped, &r.Consent.Given, &r.Consent.Mechanism, &r.Consent.At, &r.Consent.By, &r.Consent.Policy, &r.ObjectKey, &version, &r.WrappedKey, &r.Format, &r.SegmentStarts, &r.OperatorCodec)
 	r.ClockRate, r.KeyVersion, r.Dropped = uint32(clock), uint32(version), uint64(dropped)
 	if r.EndedAt != nil {
 		r.DurationMS = r.EndedAt.Sub(r.StartedAt).Milliseconds()

@@ -67,7 +67,7 @@ func (p *Player) OpenAudio(ctx context.Context, grantID sb.ID, access sb.AudioAc
 		return nil, errors.Join(sb.Errorf(sb.ENOTFOUND, "the recording holds no audio"), obj.Close())
 	}
 	check := func(int) error { return p.grants.CheckGrant(ctx, grantID) }
-	if r.Meta().Codec == "opus" {
+	if r.Meta().Codec == "opus" || r.Meta().OperatorCodec == "opus" {
 		a, err := NewOpusAudio(r, duration, from, to, check)
 		if err != nil {
 			return nil, errors.Join(err, obj.Close())

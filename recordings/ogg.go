@@ -41,8 +41,8 @@ type OpusAudio struct {
 // segment is decrypted; an error from it stops the rendering.
 func NewOpusAudio(r *Reader, duration time.Duration, from, to time.Duration, before func(segment int) error) (*OpusAudio, error) {
 	m := r.Meta()
-	if m.Codec != "opus" {
-		return nil, fmt.Errorf("recordings: %s is not Opus", m.Codec)
+	if m.ChannelCodec(ChannelCaller) != "opus" || m.ChannelCodec(ChannelOperator) != "opus" {
+		return nil, fmt.Errorf("recordings: %s/%s is not Opus", m.ChannelCodec(ChannelCaller), m.ChannelCodec(ChannelOperator))
 	}
 	if to == 0 || to > duration {
 		to = duration

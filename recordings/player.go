@@ -31,9 +31,9 @@ type Audio struct {
 	r      *Reader
 	starts []time.Duration // each segment's start from the recording's; built by scanning when unknown
 	rate   int64
-	decode func(byte) int16
-	from   int64 // the window's first sample frame
-	frames int64 // sample frames in the window
+	decode [2]func(byte) int16 // each channel's law
+	from   int64               // the window's first sample frame
+	frames int64               // sample frames in the window
 	header [wavHeaderSize]byte
 
 	// Before is called before a segment is decrypted; an error stops the
@@ -51,13 +51,15 @@ type Audio struct {
 func NewAudio(r *Reader, duration time.Duration, starts []int64, from, to time.Duration) (*Audio, error) {
 	m := r.Meta()
 	a := &Audio{r: r, rate: int64(m.ClockRate), cache: map[int][]Record{}}
-	switch m.Codec {
-	case "PCMU":
-		a.decode = media.UlawToLinear
-	case "PCMA":
-		a.decode = media.AlawToLinear
-	default:
-		return nil, fmt.Errorf("recordings: cannot play codec %q", m.Codec)
+	for ch := range a.decode {
+		switch c := m.ChannelCodec(uint8(ch)); c {
+		case "PCMU":
+			a.decode[ch] = media.UlawToLinear
+		case "PCMA":
+			a.decode[ch] = media.AlawToLinear
+		default:
+			return nil, fmt.Errorf("recordings: cannot play codec %q", c)
+		}
 	}
 	if to == 0 || to > duration {
 		to = duration
@@ -147,9 +149,10 @@ func (a *Audio) render(buf []byte, first int64) error {
 				continue
 			}
 			f := a.frame(rec.At.Sub(start)) - first
+			decode := a.decode[rec.Channel]
 			for k, b := range rec.Payload {
 				if j := f + int64(k); j >= 0 && j < last-first {
-					binary.LittleEndian.PutUint16(buf[j*frameBytes+int64(rec.Channel)*2:], uint16(a.decode(b)))
+					binary.LittleEndian.PutUint16(buf[j*frameBytes+int64(rec.Channel)*2:], uint16(decode(b)))
 				}
 			}
 		}

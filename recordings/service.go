@@ -123,7 +123,7 @@ func (s *Service) ConsentDigit(ctx context.Context, tenantID sb.ID) (byte, error
 }
 
 // Begin starts recording c if its tenant's policy allows it with consent.
-func (s *Service) Begin(ctx context.Context, c *sb.Call, consent *sb.Consent, codec sb.Codec) (sb.ActiveRecording, error) {
+func (s *Service) Begin(ctx context.Context, c *sb.Call, consent *sb.Consent, codec, operator sb.Codec) (sb.ActiveRecording, error) {
 	policy, err := s.records.TenantPolicy(ctx, c.TenantID)
 	if err != nil {
 		return nil, err
@@ -134,10 +134,16 @@ func (s *Service) Begin(ctx context.Context, c *sb.Call, consent *sb.Consent, co
 	given := *consent
 	given.Policy = policy
 	now := s.now().UTC().Truncate(time.Microsecond)
+	if operator.Name == "" {
+		operator = codec
+	}
+	if operator.ClockRate != codec.ClockRate {
+		return nil, fmt.Errorf("recordings: the caller's %s and the operator's %s differ in clock rate", codec.Name, operator.Name)
+	}
 	rec := &sb.Recording{ID: sb.NewID(), TenantID: c.TenantID, CallID: c.ID, Status: sb.RecordingActive,
-		Codec: codec.Name, ClockRate: codec.ClockRate, StartedAt: now, Consent: given, Format: FormatVersion}
+		Codec: codec.Name, OperatorCodec: operator.Name, ClockRate: codec.ClockRate, StartedAt: now, Consent: given, Format: FormatVersion}
 	r, err := StartRecorder(ctx, s.store, s.ring, Meta{TenantID: c.TenantID, CallID: c.ID, RecordingID: rec.ID,
-		Codec: codec.Name, ClockRate: codec.ClockRate, Start: now, Channels: 2})
+		Codec: codec.Name, OperatorCodec: operator.Name, ClockRate: codec.ClockRate, Start: now, Channels: 2})
 	if err != nil {
 		return nil, err
 	}

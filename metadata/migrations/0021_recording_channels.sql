@@ -1,0 +1,5 @@
+-- Each direction of a recorded call is kept in the codec it arrived in: the
+-- caller's channel's codec is codec, the operator's is operator_codec (a
+-- recording made before this has one codec for both).
+ALTER TABLE recordings ADD COLUMN operator_codec text NOT NULL DEFAULT '';
+UPDATE recordings SET operator_codec = codec;

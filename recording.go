@@ -90,6 +90,7 @@ type Recording struct {
 	SizeBytes     int64      `json:"size_bytes"`
 	Format        int        `json:"format"` // container format version
 	Segments      int        `json:"segments"`
+	Truncated     bool       `json:"truncated,omitempty"` // cut short: it plays up to its last whole segment
 	Dropped       uint64     `json:"dropped_packets"`
 	Consent       Consent    `json:"consent"`
 	// RetentionUntil is when the tenant's retention ends and the sweep

@@ -83,8 +83,8 @@ func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) e
 		wrapped = nil
 	}
 	tag, err := s.db.pool.Exec(ctx, `UPDATE recordings SET status = $3, ended_at = $4, size_bytes = $5, segments = $6,
-		dropped_packets = $7, key_version = $8, wrapped_key = $9, segment_starts = $10 WHERE tenant_id = $1 AND id = $2`,
-		r.TenantID, r.ID, r.Status, r.EndedAt, r.SizeBytes, r.Segments, int64(r.Dropped), int64(r.KeyVersion), wrapped, r.SegmentStarts)
+		dropped_packets = $7, key_version = $8, wrapped_key = $9, segment_starts = $10, truncated = $11 WHERE tenant_id = $1 AND id = $2`,
+		r.TenantID, r.ID, r.Status, r.EndedAt, r.SizeBytes, r.Segments, int64(r.Dropped), int64(r.KeyVersion), wrapped, r.SegmentStarts, r.Truncated)
 	if err != nil {
 		return mapError(err, "recording")
 	}
@@ -95,13 +95,13 @@ func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) e
 }
 
 const recordingColumns = `id, tenant_id, call_id, status, codec, clock_rate, started_at, ended_at, size_bytes, segments,
-	dropped_packets, consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key, format, segment_starts, operator_codec`
+	dropped_packets, consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key, format, segment_starts, operator_codec, truncated`
 
 func scanRecording(row pgx.Row) (*sb.Recording, error) {
 	r := &sb.Recording{}
 	var clock, version, dropped int64
 	err := row.Scan(&r.ID, &r.TenantID, &r.CallID, &r.Status, &r.Codec, &clock, &r.StartedAt, &r.EndedAt, &r.SizeBytes, &r.Segments,
-		&dropped, &r.Consent.Given, &r.Consent.Mechanism, &r.Consent.At, &r.Consent.By, &r.Consent.Policy, &r.ObjectKey, &version, &r.WrappedKey, &r.Format, &r.SegmentStarts, &r.OperatorCodec)
+		&dropped, &r.Consent.Given, &r.Consent.Mechanism, &r.Consent.At, &r.Consent.By, &r.Consent.Policy, &r.ObjectKey, &version, &r.WrappedKey, &r.Format, &r.SegmentStarts, &r.OperatorCodec, &r.Truncated)
 	r.ClockRate, r.KeyVersion, r.Dropped = uint32(clock), uint32(version), uint64(dropped)
 	if r.EndedAt != nil {
 		r.DurationMS = r.EndedAt.Sub(r.StartedAt).Milliseconds()

@@ -331,11 +331,17 @@ type Reader struct {
 	nSeg  int
 	meta  Meta
 	nonce [12]byte
+	// truncated: the final segment was sealed as a middle one, so the
+	// object ends before the recording did.
+	truncated bool
 }
 
-// NewReader checks the header of the recording in r (size bytes long) and
-// returns a reader that decrypts with dataKey. The IDs in m must be the
-// recording's own.
+// NewReader checks the recording in r (size bytes long) and returns a
+// reader that decrypts with dataKey. The IDs in m must be the recording's
+// own. The header is believed only once the object's final segment has
+// opened with it, which also tells a complete recording from one cut at a
+// segment boundary (Truncated); an object that ends inside a segment, or
+// whose final segment does not open, is ErrTampered.
 func NewReader(r io.ReaderAt, size int64, dataKey []byte, m Meta) (*Reader, error) {
 	raw := make([]byte, headerSize)
 	n, err := r.ReadAt(raw, 0)
@@ -346,8 +352,6 @@ func NewReader(r io.ReaderAt, size int64, dataKey []byte, m Meta) (*Reader, erro
 	if err != nil {
 		return nil, err
 	}
-	m.Codec, m.OperatorCodec = string(trimZero(h.codec[:])), string(trimZero(h.codec1[:]))
-	m.ClockRate, m.Start, m.Channels = h.clockRate, time.Unix(0, h.start), h.channels
 	s, err := newSealer(dataKey, h, m)
 	if err != nil {
 		return nil, err
@@ -356,8 +360,19 @@ func NewReader(r io.ReaderAt, size int64, dataKey []byte, m Meta) (*Reader, erro
 	if body < tagSize {
 		return nil, ErrTruncated
 	}
-	nSeg := int((body + SegmentSize - 1) / SegmentSize)
-	return &Reader{r: r, size: size, s: s, nSeg: nSeg, meta: m}, nil
+	rd := &Reader{r: r, size: size, s: s, nSeg: int((body + SegmentSize - 1) / SegmentSize)}
+	last := rd.nSeg - 1
+	if _, err := rd.open(last, true); err != nil {
+		if _, err2 := rd.open(last, false); err2 != nil {
+			return nil, err
+		}
+		rd.truncated = true
+	}
+	// Authenticated: the header's fields may be used now.
+	m.Codec, m.OperatorCodec = string(trimZero(h.codec[:])), string(trimZero(h.codec1[:]))
+	m.ClockRate, m.Start, m.Channels = h.clockRate, time.Unix(0, h.start), h.channels
+	rd.meta = m
+	return rd, nil
 }
 
 func trimZero(b []byte) []byte {
@@ -373,31 +388,38 @@ func (r *Reader) Meta() Meta { return r.meta }
 // Segments is the number of segments in the object.
 func (r *Reader) Segments() int { return r.nSeg }
 
+// Truncated reports whether the object ends at a segment boundary before
+// the recording's final segment: a recording cut short (a crash), whose
+// segments all read.
+func (r *Reader) Truncated() bool { return r.truncated }
+
 // Segment decrypts segment i alone and returns its records. Only the
-// object's final segment may carry the last flag; a final segment without
-// it means the object was cut short (ErrTruncated).
+// object's final segment may carry the last flag, and it must unless the
+// reader found the object truncated.
 func (r *Reader) Segment(i int) ([]Record, error) {
 	if i < 0 || i >= r.nSeg {
 		return nil, fmt.Errorf("recordings: no segment %d of %d", i, r.nSeg)
 	}
+	pt, err := r.open(i, i == r.nSeg-1 && !r.truncated)
+	if err != nil {
+		return nil, err
+	}
+	return parseRecords(pt)
+}
+
+// open reads and decrypts segment i, sealed with the last flag or not.
+func (r *Reader) open(i int, last bool) ([]byte, error) {
 	off := int64(r.s.h.size) + int64(i)*SegmentSize
 	n := min(int64(SegmentSize), r.size-off)
 	ct := make([]byte, n)
 	if _, err := r.r.ReadAt(ct, off); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("recordings: read segment %d: %w", i, err)
 	}
-	last := i == r.nSeg-1
-	pt, err := r.s.aead.Open(nil, r.s.nonce(&r.nonce, uint32(i), last), ct, r.s.ad)
+	pt, err := r.s.aead.Open(ct[:0], r.s.nonce(&r.nonce, uint32(i), last), ct, r.s.ad)
 	if err != nil {
-		if last {
-			// Sealed as a middle segment: the recording was cut here.
-			if _, err2 := r.s.aead.Open(nil, r.s.nonce(&r.nonce, uint32(i), false), ct, r.s.ad); err2 == nil {
-				return nil, ErrTruncated
-			}
-		}
 		return nil, ErrTampered
 	}
-	return parseRecords(pt)
+	return pt, nil
 }
 
 // parseRecords splits a segment's plaintext into records.
@@ -426,8 +448,8 @@ func parseRecords(pt []byte) ([]Record, error) {
 }
 
 // Records decrypts the whole recording in order, calling fn for each
-// record, and fails if any segment is altered, missing or reordered, or
-// the recording is truncated.
+// record, and fails if any segment is altered, missing or reordered. A
+// truncated recording's records are all given, then ErrTruncated.
 func (r *Reader) Records(fn func(Record) error) error {
 	for i := 0; i < r.nSeg; i++ {
 		recs, err := r.Segment(i)
@@ -439,6 +461,9 @@ func (r *Reader) Records(fn func(Record) error) error {
 				return err
 			}
 		}
+	}
+	if r.truncated {
+		return ErrTruncated
 	}
 	return nil
 }

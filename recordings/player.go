@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"time"
 
@@ -76,7 +77,9 @@ func NewAudio(r *Reader, duration time.Duration, starts []int64, from, to time.D
 	a.from, a.frames = a.frame(from), a.frame(to)-a.frame(from)
 	h := a.header[:]
 	copy(h[0:], "RIFF")
-	binary.LittleEndian.PutUint32(h[4:], uint32(36+a.frames*frameBytes))
+	// RIFF sizes are 32 bits: a file past 4 GiB (37 hours of G.711) says
+	// 0xFFFFFFFF, which players read as "to the end of the file".
+	binary.LittleEndian.PutUint32(h[4:], riffSize(36+a.frames*frameBytes))
 	copy(h[8:], "WAVEfmt ")
 	binary.LittleEndian.PutUint32(h[16:], 16)
 	binary.LittleEndian.PutUint16(h[20:], 1) // PCM
@@ -86,11 +89,21 @@ func NewAudio(r *Reader, duration time.Duration, starts []int64, from, to time.D
 	binary.LittleEndian.PutUint16(h[32:], frameBytes)
 	binary.LittleEndian.PutUint16(h[34:], 16)
 	copy(h[36:], "data")
-	binary.LittleEndian.PutUint32(h[40:], uint32(a.frames*frameBytes))
+	binary.LittleEndian.PutUint32(h[40:], riffSize(a.frames*frameBytes))
 	return a, nil
 }
 
-func (a *Audio) frame(d time.Duration) int64 { return int64(d) * a.rate / int64(time.Second) }
+func riffSize(n int64) uint32 { return uint32(min(n, math.MaxUint32)) }
+
+// frame is the sample frame at d, and at the time of frame f: split at the
+// second, so that neither overflows however long the recording.
+func (a *Audio) frame(d time.Duration) int64 {
+	return int64(d/time.Second)*a.rate + int64(d%time.Second)*a.rate/int64(time.Second)
+}
+
+func (a *Audio) at(f int64) time.Duration {
+	return time.Duration(f/a.rate)*time.Second + time.Duration(f%a.rate*int64(time.Second)/a.rate)
+}
 
 // Size is the WAV file's length in bytes.
 func (a *Audio) Size() int64 { return wavHeaderSize + a.frames*frameBytes }
@@ -100,7 +113,7 @@ func (a *Audio) Size() int64 { return wavHeaderSize + a.frames*frameBytes }
 func (a *Audio) Span(off, n int64) (from, to time.Duration) {
 	f0 := max(off-wavHeaderSize, 0) / frameBytes
 	f1 := (max(off+n-wavHeaderSize, 0) + frameBytes - 1) / frameBytes
-	return time.Duration(f0 * int64(time.Second) / a.rate), time.Duration(f1 * int64(time.Second) / a.rate)
+	return a.at(f0), a.at(f1)
 }
 
 // WriteRange writes bytes [off, off+n) of the file to w, one second of
@@ -137,8 +150,7 @@ func (a *Audio) WriteRange(w io.Writer, off, n int64) error {
 func (a *Audio) render(buf []byte, first int64) error {
 	clear(buf)
 	last := first + int64(len(buf)/frameBytes)
-	at := func(f int64) time.Duration { return time.Duration(f * int64(time.Second) / a.rate) }
-	segs, err := a.segments(at(first), at(last))
+	segs, err := a.segments(a.at(first), a.at(last))
 	if err != nil {
 		return err
 	}

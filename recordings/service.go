@@ -15,6 +15,7 @@ type Records interface {
 	CreateRecording(ctx context.Context, r *sb.Recording) error
 	UpdateRecording(ctx context.Context, r *sb.Recording) error
 	ExpiredRecordings(ctx context.Context, now time.Time, limit int) ([]*sb.Recording, error)
+	FindRecordingByID(ctx context.Context, tenantID, id sb.ID) (*sb.Recording, error)
 	ConsentDigit(ctx context.Context, tenantID sb.ID) (byte, error)
 }
 
@@ -115,6 +116,97 @@ func (s *Service) Destroy(ctx context.Context, rec *sb.Recording, reason string)
 		return err
 	}
 	return s.destroyed(ctx, rec, reason)
+}
+
+// Recovered records the recordings a crash cut short, whose objects
+// SpoolStore.Recover readied (keys): each is kept up to its last whole
+// segment and plays that far. It returns how many it recorded and the
+// first error; a key without a record is skipped.
+func (s *Service) Recovered(ctx context.Context, keys []string) (int, error) {
+	n := 0
+	var first error
+	for _, key := range keys {
+		tenantID, recID, ok := ParseObjectKey(key)
+		if !ok {
+			continue
+		}
+		rec, err := s.records.FindRecordingByID(ctx, tenantID, recID)
+		if err == nil {
+			err = s.finishCut(ctx, rec)
+		}
+		if err != nil {
+			first = cmpErr(first, fmt.Errorf("recordings: recover %s: %w", recID, err))
+			continue
+		}
+		n++
+	}
+	return n, first
+}
+
+// finishCut records what the object of a recording that was never
+// finished holds: its segments, each segment's start and the time its last
+// record ends, learnt by decrypting each segment once (times only; no
+// audio leaves this function). A recording whose object ends in a segment
+// sealed as a middle one is failed and truncated; one stored whole (its
+// Finish could not write the record) is complete. ENOTFOUND if there is no
+// object.
+func (s *Service) finishCut(ctx context.Context, rec *sb.Recording) error {
+	obj, err := s.store.Open(ctx, rec.ObjectKey)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	key, err := s.ring.Unwrap(rec.KeyVersion, rec.WrappedKey, rec.ID[:])
+	if err != nil {
+		return err
+	}
+	r, err := NewReader(obj, obj.Size(), key, Meta{TenantID: rec.TenantID, CallID: rec.CallID, RecordingID: rec.ID})
+	clear(key)
+	if err != nil {
+		return err
+	}
+	m := r.Meta()
+	starts := make([]int64, r.Segments())
+	end := m.Start
+	for i := range starts {
+		recs, err := r.Segment(i)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(recs) > 0:
+			starts[i] = recs[0].At.Sub(m.Start).Milliseconds()
+		case i > 0:
+			starts[i] = starts[i-1]
+		}
+		for _, x := range recs {
+			if e := x.At.Add(recordLength(m, x)); e.After(end) {
+				end = e
+			}
+		}
+	}
+	end = end.UTC().Truncate(time.Microsecond)
+	rec.Status, rec.Truncated = sb.RecordingComplete, r.Truncated()
+	if rec.Truncated {
+		rec.Status = sb.RecordingFailed
+	}
+	rec.EndedAt, rec.SizeBytes, rec.Segments, rec.SegmentStarts = &end, obj.Size(), r.Segments(), starts
+	rec.DurationMS = end.Sub(rec.StartedAt).Milliseconds()
+	return s.records.UpdateRecording(ctx, rec)
+}
+
+// recordLength is how much audio a record holds.
+func recordLength(m Meta, x Record) time.Duration {
+	if x.Kind != KindAudio || m.ClockRate == 0 {
+		return 0
+	}
+	switch m.ChannelCodec(x.Channel) {
+	case "PCMU", "PCMA":
+		return time.Duration(len(x.Payload)) * time.Second / time.Duration(m.ClockRate)
+	case "opus":
+		return time.Duration(opusDuration(x.Payload)) * time.Second / 48000
+	}
+	return 0
 }
 
 // ConsentDigit is the key the tenant's callers press to consent.

@@ -227,15 +227,11 @@ func (s *SpoolStore) Recover() ([]string, error) {
 	}
 	var keys []string
 	for _, p := range parts {
-		st, err := os.Stat(p)
+		whole, err := wholeSegments(p)
 		if err != nil {
 			return keys, err
 		}
-		whole := st.Size()
-		if whole > headerSize {
-			whole = headerSize + (whole-headerSize)/SegmentSize*SegmentSize
-		}
-		if whole <= headerSize {
+		if whole == 0 {
 			os.Remove(p) // no whole segment: nothing to keep
 			continue
 		}
@@ -250,6 +246,29 @@ func (s *SpoolStore) Recover() ([]string, error) {
 		keys = append(keys, string(raw))
 	}
 	return keys, nil
+}
+
+// wholeSegments is the length of the file at p up to its last whole
+// segment, or 0 if it holds none.
+func wholeSegments(p string) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	hs := int64(headerSize)
+	var m [8]byte
+	if _, err := f.ReadAt(m[:], 0); err == nil && string(m[:]) == magicV1 {
+		hs = headerSizeV1
+	}
+	if st.Size() < hs+SegmentSize {
+		return 0, nil
+	}
+	return hs + (st.Size()-hs)/SegmentSize*SegmentSize, nil
 }
 
 // Pending counts recordings waiting in the spool for the remote store.

@@ -164,7 +164,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
 		m.sweepRetention(ctx, svc, c.RetentionSweep)
 		if spool, ok := spooled.(*recordings.SpoolStore); ok {
-			m.recoverSpool(ctx, spool, metadata.NewRecordingStore(m.DB))
+			m.recoverSpool(ctx, spool, svc)
 			m.Metrics.Gauge("switchboard_recording_spool_pending", "Recordings in the local spool waiting for the S3 store.",
 				func() float64 { return float64(spool.Pending()) })
 		}
@@ -653,29 +653,20 @@ const routingCacheAge = 12 * time.Hour
 const spoolFlush = 5 * time.Second
 
 // recoverSpool readies what calls left in the spool when the process last
-// died, marks those recordings failed (they are truncated), and uploads
-// the spool every spoolFlush until the service closes.
-func (m *Main) recoverSpool(ctx context.Context, spool *recordings.SpoolStore, records *metadata.RecordingStore) {
+// died and records those recordings as truncated, playable to their last
+// whole segment; then it uploads the spool every spoolFlush until the
+// service closes.
+func (m *Main) recoverSpool(ctx context.Context, spool *recordings.SpoolStore, svc *recordings.Service) {
 	keys, err := spool.Recover()
 	if err != nil {
 		m.Logger.Error("recording spool recovery", "err", err)
 	}
-	for _, key := range keys {
-		tenantID, recID, ok := recordings.ParseObjectKey(key)
-		if !ok {
-			continue
-		}
-		rec, err := records.FindRecordingByID(ctx, tenantID, recID)
-		if err != nil {
-			m.Logger.Error("recovered recording has no record", "recording_id", recID, "err", err)
-			continue
-		}
-		now := time.Now().UTC()
-		rec.Status, rec.EndedAt = sb.RecordingFailed, &now
-		if err := records.UpdateRecording(ctx, rec); err != nil {
-			m.Logger.Error("recovered recording", "recording_id", recID, "err", err)
-		}
-		m.Logger.Warn("recovered a recording cut short by a crash", "recording_id", recID)
+	n, err := svc.Recovered(ctx, keys)
+	if err != nil {
+		m.Logger.Error("recording spool recovery", "err", err)
+	}
+	if n > 0 {
+		m.Logger.Warn("recovered recordings cut short by a crash", "count", n)
 	}
 	m.every(ctx, spoolFlush, func(ctx context.Context) {
 		if pending, err := spool.Flush(ctx); err != nil && ctx.Err() == nil {

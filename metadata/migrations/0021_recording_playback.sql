@@ -3,3 +3,7 @@
 -- recording made before this has one codec for both).
 ALTER TABLE recordings ADD COLUMN operator_codec text NOT NULL DEFAULT '';
 UPDATE recordings SET operator_codec = codec;
+
+-- A recording cut short (the service stopped while it was being made) is
+-- kept up to its last whole segment and says so: truncated.
+ALTER TABLE recordings ADD COLUMN truncated boolean NOT NULL DEFAULT false;

@@ -76,22 +76,62 @@ func (s *RecordingStore) CreateRecording(ctx context.Context, r *sb.Recording) e
 }
 
 // UpdateRecording writes a recording's outcome. A destroyed recording
-// loses its wrapped key for good.
+// loses its wrapped key for good, and stays destroyed: an update of one
+// (a recorder finishing after its recording was destroyed elsewhere) is
+// ECONFLICT.
 func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) error {
 	wrapped := r.WrappedKey
 	if r.Status == sb.RecordingDestroyed {
 		wrapped = nil
 	}
 	tag, err := s.db.pool.Exec(ctx, `UPDATE recordings SET status = $3, ended_at = $4, size_bytes = $5, segments = $6,
-		dropped_packets = $7, key_version = $8, wrapped_key = $9, segment_starts = $10, truncated = $11 WHERE tenant_id = $1 AND id = $2`,
+		dropped_packets = $7, key_version = $8, wrapped_key = $9, segment_starts = $10, truncated = $11
+		WHERE tenant_id = $1 AND id = $2 AND (status <> 'destroyed' OR $3 = 'destroyed')`,
 		r.TenantID, r.ID, r.Status, r.EndedAt, r.SizeBytes, r.Segments, int64(r.Dropped), int64(r.KeyVersion), wrapped, r.SegmentStarts, r.Truncated)
 	if err != nil {
 		return mapError(err, "recording")
 	}
 	if tag.RowsAffected() == 0 {
+		var exists bool
+		if err := s.db.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM recordings WHERE tenant_id = $1 AND id = $2)", r.TenantID, r.ID).Scan(&exists); err != nil {
+			return mapError(err, "recording")
+		}
+		if exists {
+			return sb.Errorf(sb.ECONFLICT, "recording %s was destroyed", r.ID)
+		}
 		return sb.Errorf(sb.ENOTFOUND, "recording not found")
 	}
 	return nil
+}
+
+// StuckRecordings returns up to limit recordings still marked as being
+// made whose calls, run by instance, ended at or before endedBefore: what
+// a crash, or a store or database failure while one was finished or
+// destroyed, left behind. Each instance reaps its own: a recording in
+// progress lives where its call arrived, spool included.
+func (s *RecordingStore) StuckRecordings(ctx context.Context, instance string, endedBefore time.Time, limit int) ([]*sb.Recording, error) {
+	return s.list(ctx, "stuck recordings", "SELECT "+prefixed("r.", recordingColumns)+` FROM recordings r
+		JOIN calls c ON c.tenant_id = r.tenant_id AND c.id = r.call_id
+		WHERE r.status = 'recording' AND c.instance = $1 AND c.ended_at <= $2
+		ORDER BY r.started_at LIMIT $3`, instance, endedBefore, limit)
+}
+
+// list runs a query of recordings.
+func (s *RecordingStore) list(ctx context.Context, what, query string, args ...any) ([]*sb.Recording, error) {
+	rows, err := s.db.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []*sb.Recording
+	for rows.Next() {
+		r, err := scanRecording(rows)
+		if err != nil {
+			return nil, fmt.Errorf("metadata: %s: %w", what, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 const recordingColumns = `id, tenant_id, call_id, status, codec, clock_rate, started_at, ended_at, size_bytes, segments,
@@ -213,22 +253,9 @@ func (s *RecordingStore) SetRecordingRetention(ctx context.Context, tenantID sb.
 // ExpiredRecordings returns up to limit recordings, of every tenant, whose
 // tenant's retention has passed at now and which still have audio.
 func (s *RecordingStore) ExpiredRecordings(ctx context.Context, now time.Time, limit int) ([]*sb.Recording, error) {
-	rows, err := s.db.pool.Query(ctx, "SELECT "+prefixed("r.", recordingColumns)+` FROM recordings r JOIN tenants t ON t.id = r.tenant_id
+	return s.list(ctx, "expired recordings", "SELECT "+prefixed("r.", recordingColumns)+` FROM recordings r JOIN tenants t ON t.id = r.tenant_id
 		WHERE r.status IN ('complete', 'failed') AND r.started_at + make_interval(days => t.recording_retention_days) <= $1
 		ORDER BY r.started_at LIMIT $2`, now, limit)
-	if err != nil {
-		return nil, fmt.Errorf("metadata: expired recordings: %w", err)
-	}
-	defer rows.Close()
-	var out []*sb.Recording
-	for rows.Next() {
-		r, err := scanRecording(rows)
-		if err != nil {
-			return nil, fmt.Errorf("metadata: expired recordings: %w", err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }
 
 // prefixed qualifies a column list with a table alias.

@@ -16,19 +16,25 @@ type Records interface {
 	UpdateRecording(ctx context.Context, r *sb.Recording) error
 	ExpiredRecordings(ctx context.Context, now time.Time, limit int) ([]*sb.Recording, error)
 	FindRecordingByID(ctx context.Context, tenantID, id sb.ID) (*sb.Recording, error)
+	StuckRecordings(ctx context.Context, instance string, endedBefore time.Time, limit int) ([]*sb.Recording, error)
 	ConsentDigit(ctx context.Context, tenantID sb.ID) (byte, error)
 }
 
 // Service records calls that their tenant's policy and consent allow:
 // call control's switchboard.Recordings.
 type Service struct {
-	store   Store
-	ring    *Keyring
-	records Records
-	events  sb.CallRecorder // nil: destructions are only in the recording's row
-	audit   sb.AuditLog     // nil: destructions are not audited
-	now     func() time.Time
+	store    Store
+	ring     *Keyring
+	records  Records
+	events   sb.CallRecorder // nil: destructions are only in the recording's row
+	audit    sb.AuditLog     // nil: destructions are not audited
+	now      func() time.Time
+	instance string // whose calls' stuck recordings Reap finishes
 }
+
+// WithInstance names the instance whose calls' recordings this service
+// makes, as calls.instance does: Reap finishes only those.
+func WithInstance(name string) ServiceOption { return func(s *Service) { s.instance = name } }
 
 // ServiceOption tunes a Service.
 type ServiceOption func(*Service)
@@ -75,11 +81,15 @@ func NewService(store Store, ring *Keyring, records Records, opts ...ServiceOpti
 	return s
 }
 
-// Sweep destroys the recordings whose tenant's retention has passed: the
-// object is deleted and the wrapped data key erased (crypto-shredding: a
-// copy of the object that escaped deletion cannot be opened), and the
-// destruction is recorded. It returns how many it destroyed.
+// Sweep first reaps recordings stuck in `recording` (Reap), then destroys
+// the recordings whose tenant's retention has passed: the object is
+// deleted and the wrapped data key erased (crypto-shredding: a copy of the
+// object that escaped deletion cannot be opened), and the destruction is
+// recorded. It returns how many it destroyed for retention.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
+	if _, err := s.Reap(ctx); err != nil {
+		return 0, err
+	}
 	n := 0
 	for {
 		expired, err := s.records.ExpiredRecordings(ctx, s.now(), 200)
@@ -98,22 +108,59 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 }
 
-// Destroy deletes a finished recording's object and erases its wrapped
-// data key (crypto-shredding: a copy of the object that escaped deletion
-// cannot be opened), and records and audits why.
+// reapAfter is how long after its call ended a recording still marked as
+// being made counts as stuck: a call's record is written after its
+// recording is stored, so this is only a margin.
+const reapAfter = time.Minute
+
+// Reap finishes the recordings that this instance's calls left in
+// `recording` (a crash, a spool part smaller than one segment, a failed
+// update while one was finished or destroyed): one whose object holds a
+// whole segment is recorded as Recovered does (complete if it was stored
+// whole), and one with nothing readable is destroyed. It returns how many
+// it finished or destroyed.
+func (s *Service) Reap(ctx context.Context) (int, error) {
+	stuck, err := s.records.StuckRecordings(ctx, s.instance, s.now().Add(-reapAfter), 1000)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var first error
+	for _, rec := range stuck {
+		err := s.finishCut(ctx, rec)
+		if sb.ErrorCode(err) == sb.ENOTFOUND || errors.Is(err, ErrFormat) || errors.Is(err, ErrTampered) || errors.Is(err, ErrTruncated) {
+			err = s.Destroy(ctx, rec, "cut short before any of it could be stored")
+		}
+		if err != nil {
+			first = cmpErr(first, fmt.Errorf("recordings: reap %s: %w", rec.ID, err))
+			continue
+		}
+		n++
+	}
+	return n, first
+}
+
+// Destroy erases a recording's wrapped data key, in any state, and then
+// deletes its object (crypto-shredding: a copy of the object that escaped
+// deletion, or that a recorder still running elsewhere uploads later,
+// cannot be opened), and records and audits why. The key goes first so
+// that a recording destroyed while it is made stays destroyed: its
+// recorder's Finish finds it so and deletes what it stored.
 func (s *Service) Destroy(ctx context.Context, rec *sb.Recording, reason string) error {
 	if rec.Status == sb.RecordingDestroyed {
 		return nil
 	}
-	if rec.Status == sb.RecordingActive {
-		return sb.Errorf(sb.ECONFLICT, "recording %s is still being made", rec.ID)
+	if rec.EndedAt == nil {
+		end := s.now().UTC().Truncate(time.Microsecond)
+		rec.EndedAt = &end
 	}
-	if err := s.store.Delete(ctx, rec.ObjectKey); err != nil {
-		return fmt.Errorf("recordings: destroy: %w", err)
-	}
+	clear(rec.WrappedKey)
 	rec.Status, rec.WrappedKey = sb.RecordingDestroyed, nil
 	if err := s.records.UpdateRecording(ctx, rec); err != nil {
 		return err
+	}
+	if err := s.store.Delete(ctx, rec.ObjectKey); err != nil {
+		return fmt.Errorf("recordings: destroy: %w", err)
 	}
 	return s.destroyed(ctx, rec, reason)
 }
@@ -262,15 +309,25 @@ func (a *active) Finish(ctx context.Context) (*sb.Recording, error) {
 	a.rec.EndedAt = &end
 	if err != nil {
 		a.rec.Status = sb.RecordingFailed
-		return nil, errors.Join(err, a.s.records.UpdateRecording(ctx, a.rec))
+	} else {
+		a.rec.Status, a.rec.SizeBytes, a.rec.Segments, a.rec.Dropped = sb.RecordingComplete, res.Size, res.Segments, res.Dropped
+		a.rec.SegmentStarts = make([]int64, len(res.SegmentStarts))
+		for i, t := range res.SegmentStarts {
+			a.rec.SegmentStarts[i] = t.Sub(a.rec.StartedAt).Milliseconds()
+		}
 	}
-	a.rec.Status, a.rec.SizeBytes, a.rec.Segments, a.rec.Dropped = sb.RecordingComplete, res.Size, res.Segments, res.Dropped
-	a.rec.SegmentStarts = make([]int64, len(res.SegmentStarts))
-	for i, t := range res.SegmentStarts {
-		a.rec.SegmentStarts[i] = t.Sub(a.rec.StartedAt).Milliseconds()
+	uerr := a.s.records.UpdateRecording(ctx, a.rec)
+	if sb.ErrorCode(uerr) == sb.ECONFLICT {
+		// Destroyed while it was made (an erasure): its key is gone, and
+		// what the recorder stored since goes too.
+		a.rec.Status, a.rec.WrappedKey = sb.RecordingDestroyed, nil
+		return nil, errors.Join(uerr, a.s.store.Delete(ctx, a.rec.ObjectKey))
 	}
-	if err := a.s.records.UpdateRecording(ctx, a.rec); err != nil {
-		return nil, fmt.Errorf("recordings: record the stored recording: %w", err)
+	if err != nil {
+		return nil, errors.Join(err, uerr)
+	}
+	if uerr != nil {
+		return nil, fmt.Errorf("recordings: record the stored recording: %w", uerr)
 	}
 	return a.rec, nil
 }

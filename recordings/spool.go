@@ -142,7 +142,7 @@ func (u *spoolUpload) Complete(ctx context.Context) error {
 	if u.remote != nil {
 		if err := u.finishRemote(ctx); err == nil {
 			u.f.Close()
-			if err := os.Remove(u.f.Name()); err != nil {
+			if err := os.Remove(u.f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("recordings: spool: %w", err)
 			}
 			return nil

@@ -342,6 +342,46 @@ func (d *DirStore) Delete(_ context.Context, key string) error {
 	return nil
 }
 
+// Recover publishes what calls in progress left in the folder when the
+// process died (each upload's hidden temporary file), cut back to its last
+// whole segment, so that it reads as a truncated recording; a file with no
+// whole segment is removed. Call it at start, before any recording
+// begins. It returns the object keys it recovered.
+func (d *DirStore) Recover() ([]string, error) {
+	var keys []string
+	err := filepath.WalkDir(d.dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		base := e.Name()
+		i := strings.Index(base, ".sbrec.")
+		if !strings.HasPrefix(base, ".") || i < 0 {
+			return nil
+		}
+		whole, err := wholeSegments(p)
+		if err != nil {
+			return err
+		}
+		if whole == 0 {
+			return os.Remove(p)
+		}
+		if err := os.Truncate(p, whole); err != nil {
+			return fmt.Errorf("recordings: recover %s: %w", base, err)
+		}
+		final := filepath.Join(filepath.Dir(p), base[1:i+len(".sbrec")])
+		if err := os.Rename(p, final); err != nil {
+			return fmt.Errorf("recordings: recover: %w", err)
+		}
+		rel, err := filepath.Rel(d.dir, final)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, filepath.ToSlash(rel))
+		return nil
+	})
+	return keys, err
+}
+
 // Ping checks that the bucket answers, for readiness.
 func (s *S3Store) Ping(ctx context.Context) error {
 	if _, err := s.c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err != nil {

@@ -26,7 +26,8 @@ type world struct {
 	player  *Player
 	tenant  *sb.Tenant
 	admin   context.Context // the tenant admin's
-	start   time.Time       // the service's clock, which Begin dates recordings by
+	start   time.Time       // when the world's calls and recordings begin
+	now     time.Time       // the services' clock, at start until a test moves it
 }
 
 func mustWorld(t *testing.T) *world {
@@ -43,6 +44,7 @@ func mustWorld(t *testing.T) *world {
 	}
 	w := &world{db: db, ring: mustKeyring(t), records: metadata.NewRecordingStore(db), spoolAt: t.TempDir(),
 		start: time.Now().UTC().Truncate(time.Millisecond)}
+	w.now = w.start
 	w.s3, w.backend = mustS3Backend(t)
 	if w.spool, err = NewSpoolStore(w.spoolAt, w.backend); err != nil {
 		t.Fatal(err)
@@ -70,18 +72,24 @@ func mustWorld(t *testing.T) *world {
 
 // service is a recording service on store with the world's records,
 // keyring and clock.
-func (w *world) service(store Store) *Service {
-	return NewService(store, w.ring, w.records, WithServiceClock(func() time.Time { return w.start }))
+func (w *world) service(store Store, opts ...ServiceOption) *Service {
+	return NewService(store, w.ring, w.records, append([]ServiceOption{WithServiceClock(func() time.Time { return w.now })}, opts...)...)
 }
 
 // begin starts recording a new call of the tenant, in codec on both sides.
 func (w *world) begin(t *testing.T, codec sb.Codec) (*sb.Call, *active) {
 	t.Helper()
+	return w.beginWith(t, w.svc, codec)
+}
+
+// beginWith is begin with another service.
+func (w *world) beginWith(t *testing.T, svc *Service, codec sb.Codec) (*sb.Call, *active) {
+	t.Helper()
 	c := &sb.Call{ID: sb.NewID(), TenantID: w.tenant.ID, Direction: sb.Inbound, Status: sb.CallAnswered, CreatedAt: w.start}
 	if err := metadata.NewCallStore(w.db).CreateCall(w.admin, c); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := w.svc.Begin(w.admin, c, &sb.Consent{Given: true, Mechanism: sb.ConsentAPI, At: w.start}, codec, codec)
+	rec, err := svc.Begin(w.admin, c, &sb.Consent{Given: true, Mechanism: sb.ConsentAPI, At: w.start}, codec, codec)
 	if err != nil || rec == nil {
 		t.Fatalf("begin: %v", err)
 	}
@@ -114,10 +122,35 @@ func (w *world) grant(t *testing.T, callID sb.ID) *sb.AccessGrant {
 }
 
 // crash stops the recorder as a dying process does: what was sealed is in
-// the spool file, nothing is finished, no upload is aborted.
+// the spool's or the folder's file, nothing is finished, no upload is
+// aborted.
 func crash(rec *active) {
 	rec.r.stop()
-	u := rec.r.up.(*spoolUpload)
-	u.bw.Flush()
-	u.f.Close()
+	switch u := rec.r.up.(type) {
+	case *spoolUpload:
+		u.bw.Flush()
+		u.f.Close()
+	case *dirUpload:
+		u.f.Close()
+	}
+}
+
+// end ends the call at the world's clock.
+func (w *world) end(t *testing.T, c *sb.Call) {
+	t.Helper()
+	at := w.now
+	c.Status, c.EndedAt = sb.CallCompleted, &at
+	if err := metadata.NewCallStore(w.db).UpdateCall(w.admin, c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// row is the recording's record as stored.
+func (w *world) row(t *testing.T, id sb.ID) *sb.Recording {
+	t.Helper()
+	r, err := w.records.FindRecordingByID(w.admin, w.tenant.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

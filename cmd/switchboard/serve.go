@@ -157,17 +157,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			checks["storage"] = p.Ping
 		}
 		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(records),
-			recordings.WithAudit(metadata.NewAuditLog(m.DB)))
+			recordings.WithAudit(metadata.NewAuditLog(m.DB)), recordings.WithInstance(c.Instance))
 		opts = append(opts, callctl.WithRecordings(svc))
 		player = recordings.NewPlayer(grants, store, c.Keyring)
 		destroy = svc.Destroy
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
-		m.sweepRetention(ctx, svc, c.RetentionSweep)
-		if spool, ok := spooled.(*recordings.SpoolStore); ok {
-			m.recoverSpool(ctx, spool, svc)
+		// What a crash left is recovered before the sweep's first pass
+		// reaps recordings still marked as being made.
+		switch st := spooled.(type) {
+		case *recordings.SpoolStore:
+			m.recoverRecordings(ctx, st.Recover, svc)
+			m.flushSpool(ctx, st)
 			m.Metrics.Gauge("switchboard_recording_spool_pending", "Recordings in the local spool waiting for the S3 store.",
-				func() float64 { return float64(spool.Pending()) })
+				func() float64 { return float64(st.Pending()) })
+		case *recordings.DirStore:
+			m.recoverRecordings(ctx, st.Recover, svc)
 		}
+		m.sweepRetention(ctx, svc, c.RetentionSweep)
 	}
 	var cluster *metadata.Cluster
 	if len(c.ClusterSecret) > 0 {
@@ -652,22 +658,25 @@ const routingCacheAge = 12 * time.Hour
 // the store again: an empty spool costs one directory read.
 const spoolFlush = 5 * time.Second
 
-// recoverSpool readies what calls left in the spool when the process last
-// died and records those recordings as truncated, playable to their last
-// whole segment; then it uploads the spool every spoolFlush until the
-// service closes.
-func (m *Main) recoverSpool(ctx context.Context, spool *recordings.SpoolStore, svc *recordings.Service) {
-	keys, err := spool.Recover()
+// recoverRecordings readies what calls left in the store's folder when
+// the process last died (recover) and records those recordings as
+// truncated, playable to their last whole segment.
+func (m *Main) recoverRecordings(ctx context.Context, recover func() ([]string, error), svc *recordings.Service) {
+	keys, err := recover()
 	if err != nil {
-		m.Logger.Error("recording spool recovery", "err", err)
+		m.Logger.Error("recording recovery", "err", err)
 	}
 	n, err := svc.Recovered(ctx, keys)
 	if err != nil {
-		m.Logger.Error("recording spool recovery", "err", err)
+		m.Logger.Error("recording recovery", "err", err)
 	}
 	if n > 0 {
 		m.Logger.Warn("recovered recordings cut short by a crash", "count", n)
 	}
+}
+
+// flushSpool uploads the spool every spoolFlush until the service closes.
+func (m *Main) flushSpool(ctx context.Context, spool *recordings.SpoolStore) {
 	m.every(ctx, spoolFlush, func(ctx context.Context) {
 		if pending, err := spool.Flush(ctx); err != nil && ctx.Err() == nil {
 			m.Logger.Warn("recordings waiting for the store", "pending", pending, "err", err)

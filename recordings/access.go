@@ -55,10 +55,20 @@ func (p *Player) OpenAudio(ctx context.Context, grantID sb.ID, access sb.AudioAc
 	}
 	obj, err := p.store.Open(ctx, rec.ObjectKey)
 	if err != nil {
+		clear(key)
 		return nil, err
+	}
+	if rec.SizeBytes > 0 && obj.Size() != rec.SizeBytes {
+		clear(key)
+		return nil, errors.Join(fmt.Errorf("recordings: recording %s: the object holds %d bytes, its record says %d: %w",
+			rec.ID, obj.Size(), rec.SizeBytes, ErrTruncated), obj.Close())
 	}
 	r, err := NewReader(obj, obj.Size(), key, Meta{TenantID: rec.TenantID, CallID: rec.CallID, RecordingID: rec.ID})
 	clear(key)
+	if err == nil && (rec.Segments > 0 && r.Segments() != rec.Segments || r.Truncated() && !rec.Truncated) {
+		err = fmt.Errorf("recordings: recording %s: the object holds %d segments (truncated: %v), its record says %d (truncated: %v): %w",
+			rec.ID, r.Segments(), r.Truncated(), rec.Segments, rec.Truncated, ErrTruncated)
+	}
 	if err != nil {
 		return nil, errors.Join(err, obj.Close())
 	}

@@ -237,13 +237,19 @@ type Writer struct {
 // NewWriter writes the header of a new recording to w and returns a writer
 // for its records.
 func NewWriter(w io.Writer, dataKey []byte, m Meta) (*Writer, error) {
+	return NewWriterWith(w, dataKey, m, rand.Reader)
+}
+
+// NewWriterWith is NewWriter taking the salt and then the nonce prefix
+// from random: the known-answer vectors use a fixed one.
+func NewWriterWith(w io.Writer, dataKey []byte, m Meta, random io.Reader) (*Writer, error) {
 	h := &header{clockRate: m.ClockRate, start: m.Start.UnixNano(), channels: m.Channels}
 	copy(h.codec[:], m.Codec)
 	copy(h.codec1[:], m.ChannelCodec(ChannelOperator))
-	if _, err := rand.Read(h.salt[:]); err != nil {
+	if _, err := io.ReadFull(random, h.salt[:]); err != nil {
 		return nil, fmt.Errorf("recordings: salt: %w", err)
 	}
-	if _, err := rand.Read(h.prefix[:]); err != nil {
+	if _, err := io.ReadFull(random, h.prefix[:]); err != nil {
 		return nil, fmt.Errorf("recordings: nonce prefix: %w", err)
 	}
 	h.encode()

@@ -322,6 +322,18 @@ func (w *Writer) Close() error {
 	return w.err
 }
 
+// errDiscarded is what a discarded writer says from then on.
+var errDiscarded = errors.New("recordings: the recording was destroyed")
+
+// discard zeroes the plaintext of the segment not yet sealed and ends the
+// writer: the recording is destroyed, and what it held must not linger in
+// memory.
+func (w *Writer) discard() {
+	clear(w.buf[:cap(w.buf)])
+	w.buf = w.buf[:0]
+	w.done, w.err = true, errDiscarded
+}
+
 // Segments reports how many segments have been written.
 func (w *Writer) Segments() int { return int(w.n) }
 

@@ -5,17 +5,47 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
 
 // Player opens recordings for the holders of grants: the only code that
-// unwraps a recording's key to read it.
+// unwraps a recording's key to read audio.
 type Player struct {
 	grants sb.GrantService
 	store  Store
 	ring   *Keyring
+
+	// layouts keeps the Ogg layout of Opus windows opened lately (the
+	// length of each second's pages, no audio), so that a Range request
+	// after the first decrypts only the segments it needs.
+	mu      sync.Mutex
+	layouts map[layoutKey][]int64
+}
+
+type layoutKey struct {
+	recording sb.ID
+	from, to  time.Duration
+}
+
+// maxLayouts bounds the layouts a Player keeps: about 4 kB for an hour.
+const maxLayouts = 256
+
+func (p *Player) layout(k layoutKey) []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.layouts[k]
+}
+
+func (p *Player) keepLayout(k layoutKey, l []int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.layouts == nil || len(p.layouts) >= maxLayouts {
+		p.layouts = map[layoutKey][]int64{}
+	}
+	p.layouts[k] = l
 }
 
 var _ sb.RecordingPlayer = (*Player)(nil)
@@ -78,10 +108,12 @@ func (p *Player) OpenAudio(ctx context.Context, grantID sb.ID, access sb.AudioAc
 	}
 	check := func(int) error { return p.grants.CheckGrant(ctx, grantID) }
 	if r.Meta().Codec == "opus" || r.Meta().OperatorCodec == "opus" {
-		a, err := NewOpusAudio(r, duration, from, to, check)
+		k := layoutKey{rec.ID, from, to}
+		a, err := NewOpusAudio(r, duration, rec.SegmentStarts, from, to, check, p.layout(k))
 		if err != nil {
 			return nil, errors.Join(err, obj.Close())
 		}
+		p.keepLayout(k, a.Layout())
 		return &stream{file: a, contentType: "audio/ogg", obj: obj}, nil
 	}
 	a, err := NewAudio(r, duration, rec.SegmentStarts, from, to)

@@ -26,23 +26,40 @@ const (
 	keepSegments = 4
 )
 
+// segmentSet decrypts a recording's segments as reads need them, keeps a
+// few at hand, and asks before each.
+type segmentSet struct {
+	r      *Reader
+	starts []time.Duration // each segment's start from the recording's; built by scanning when unknown
+	cache  map[int][]Record
+
+	// Before is called before a segment is decrypted; an error stops the
+	// read. The grant check hangs here, so a revoked grant stops a stream.
+	Before func(segment int) error
+	// Decrypted counts the segments decrypted so far.
+	Decrypted int
+}
+
+func newSegmentSet(r *Reader, starts []int64) segmentSet {
+	s := segmentSet{r: r, cache: map[int][]Record{}}
+	if len(starts) == r.Segments() {
+		s.starts = make([]time.Duration, len(starts))
+		for i, ms := range starts {
+			s.starts[i] = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return s
+}
+
 // Audio is a recording rendered as a WAV file, read by byte ranges. It
 // decrypts a segment only when a range needs it, and asks before each.
 type Audio struct {
-	r      *Reader
-	starts []time.Duration // each segment's start from the recording's; built by scanning when unknown
+	segmentSet
 	rate   int64
 	decode [2]func(byte) int16 // each channel's law
 	from   int64               // the window's first sample frame
 	frames int64               // sample frames in the window
 	header [wavHeaderSize]byte
-
-	// Before is called before a segment is decrypted; an error stops the
-	// read. The grant check hangs here, so a revoked grant stops a stream.
-	Before func(segment int) error
-	cache  map[int][]Record
-	// Decrypted counts the segments decrypted so far.
-	Decrypted int
 }
 
 // NewAudio renders the recording in r, which lasted duration, as a WAV
@@ -51,7 +68,7 @@ type Audio struct {
 // then decrypts every segment once to learn them).
 func NewAudio(r *Reader, duration time.Duration, starts []int64, from, to time.Duration) (*Audio, error) {
 	m := r.Meta()
-	a := &Audio{r: r, rate: int64(m.ClockRate), cache: map[int][]Record{}}
+	a := &Audio{segmentSet: newSegmentSet(r, starts), rate: int64(m.ClockRate)}
 	for ch := range a.decode {
 		switch c := m.ChannelCodec(uint8(ch)); c {
 		case "PCMU":
@@ -67,12 +84,6 @@ func NewAudio(r *Reader, duration time.Duration, starts []int64, from, to time.D
 	}
 	if from < 0 || from >= to {
 		return nil, fmt.Errorf("recordings: the window %s–%s is outside the recording's %s", from, to, duration)
-	}
-	if len(starts) == r.Segments() {
-		a.starts = make([]time.Duration, len(starts))
-		for i, ms := range starts {
-			a.starts[i] = time.Duration(ms) * time.Millisecond
-		}
 	}
 	a.from, a.frames = a.frame(from), a.frame(to)-a.frame(from)
 	h := a.header[:]
@@ -173,8 +184,8 @@ func (a *Audio) render(buf []byte, first int64) error {
 }
 
 // segments decrypts (or finds at hand) the segments that may hold audio
-// from t0 to t1, and returns their numbers.
-func (a *Audio) segments(t0, t1 time.Duration) ([]int, error) {
+// from t0 to t1 (from the recording's start), and returns their numbers.
+func (a *segmentSet) segments(t0, t1 time.Duration) ([]int, error) {
 	if a.starts == nil {
 		if err := a.index(); err != nil {
 			return nil, err
@@ -201,7 +212,7 @@ func (a *Audio) segments(t0, t1 time.Duration) ([]int, error) {
 	return out, nil
 }
 
-func (a *Audio) decrypt(i int) error {
+func (a *segmentSet) decrypt(i int) error {
 	if a.Before != nil {
 		if err := a.Before(i); err != nil {
 			return err
@@ -218,7 +229,7 @@ func (a *Audio) decrypt(i int) error {
 
 // index learns each segment's start by decrypting them all once: only for
 // a recording whose record lacks them.
-func (a *Audio) index() error {
+func (a *segmentSet) index() error {
 	start := a.r.Meta().Start
 	a.starts = make([]time.Duration, a.r.Segments())
 	for i := range a.starts {

@@ -256,6 +256,42 @@ func recordLength(m Meta, x Record) time.Duration {
 	return 0
 }
 
+// Destroyed reports whether the recording at object key was destroyed (or
+// has no record): SpoolStore.SetGone asks it after each upload.
+func (s *Service) Destroyed(ctx context.Context, key string) (bool, error) {
+	rec, err := s.recordAt(ctx, key)
+	if rec == nil {
+		return err == nil, err
+	}
+	return rec.Status == sb.RecordingDestroyed, nil
+}
+
+// UploadLost reports whether a multipart upload to object key can no
+// longer be completed by anyone: its recording is no longer being made
+// (finished, recovered, reaped or destroyed) or has no record.
+// S3Store.AbortUploads asks it.
+func (s *Service) UploadLost(ctx context.Context, key string) (bool, error) {
+	rec, err := s.recordAt(ctx, key)
+	if rec == nil {
+		return err == nil, err
+	}
+	return rec.Status != sb.RecordingActive, nil
+}
+
+// recordAt is the record of the recording at object key; nil and no error
+// if there is none.
+func (s *Service) recordAt(ctx context.Context, key string) (*sb.Recording, error) {
+	tenantID, recID, ok := ParseObjectKey(key)
+	if !ok {
+		return nil, fmt.Errorf("recordings: %q is not a recording's key", key)
+	}
+	rec, err := s.records.FindRecordingByID(ctx, tenantID, recID)
+	if sb.ErrorCode(err) == sb.ENOTFOUND {
+		return nil, nil
+	}
+	return rec, err
+}
+
 // ConsentDigit is the key the tenant's callers press to consent.
 func (s *Service) ConsentDigit(ctx context.Context, tenantID sb.ID) (byte, error) {
 	return s.records.ConsentDigit(ctx, tenantID)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -228,6 +229,45 @@ func (o *s3Object) ReadAt(p []byte, off int64) (int, error) {
 		err = io.EOF
 	}
 	return n, err
+}
+
+// recordingsPrefix is where every recording's object key begins.
+const recordingsPrefix = "tenants/"
+
+// AbortUploads aborts the multipart uploads of recordings begun before
+// olderThan that lost says are lost (a crash took the process that made
+// them; S3 keeps their parts, billed and unlisted, until aborted). It
+// returns how many it aborted.
+func (s *S3Store) AbortUploads(ctx context.Context, olderThan time.Time, lost func(ctx context.Context, key string) (bool, error)) (int, error) {
+	n := 0
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: aws.String(recordingsPrefix)}
+	for {
+		out, err := s.c.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return n, fmt.Errorf("recordings: list uploads: %w", err)
+		}
+		for _, u := range out.Uploads {
+			key := aws.ToString(u.Key)
+			if _, _, ok := ParseObjectKey(key); !ok || u.Initiated == nil || !u.Initiated.Before(olderThan) {
+				continue
+			}
+			gone, err := lost(ctx, key)
+			if err != nil {
+				return n, err
+			}
+			if !gone {
+				continue
+			}
+			if _, err := s.c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: u.Key, UploadId: u.UploadId}); err != nil {
+				return n, fmt.Errorf("recordings: abort upload: %w", err)
+			}
+			n++
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return n, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
 }
 
 // Delete removes the object.

@@ -164,16 +164,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
 		// What a crash left is recovered before the sweep's first pass
 		// reaps recordings still marked as being made.
+		var abort func(context.Context, time.Time, func(context.Context, string) (bool, error)) (int, error)
 		switch st := spooled.(type) {
 		case *recordings.SpoolStore:
+			st.SetGone(svc.Destroyed)
 			m.recoverRecordings(ctx, st.Recover, svc)
 			m.flushSpool(ctx, st)
+			abort = st.AbortUploads
 			m.Metrics.Gauge("switchboard_recording_spool_pending", "Recordings in the local spool waiting for the S3 store.",
 				func() float64 { return float64(st.Pending()) })
 		case *recordings.DirStore:
 			m.recoverRecordings(ctx, st.Recover, svc)
 		}
-		m.sweepRetention(ctx, svc, c.RetentionSweep)
+		m.sweepRetention(ctx, svc, abort, c.RetentionSweep)
 	}
 	var cluster *metadata.Cluster
 	if len(c.ClusterSecret) > 0 {
@@ -559,15 +562,28 @@ func waitForSignal(ctx context.Context, m *Main, drain time.Duration) error {
 	return nil
 }
 
-// sweepRetention destroys recordings past their tenant's retention, at
-// start and then every interval, until the service closes.
-func (m *Main) sweepRetention(ctx context.Context, svc *recordings.Service, interval time.Duration) {
+// sweepRetention finishes recordings stuck in `recording`, destroys
+// recordings past their tenant's retention and, with S3, aborts the
+// multipart uploads a crash lost (abort, nil without S3), at start and
+// then every interval, until the service closes.
+func (m *Main) sweepRetention(ctx context.Context, svc *recordings.Service,
+	abort func(context.Context, time.Time, func(context.Context, string) (bool, error)) (int, error), interval time.Duration) {
 	m.every(ctx, interval, func(ctx context.Context) {
 		n, err := svc.Sweep(ctx)
 		if err != nil && ctx.Err() == nil {
 			m.Logger.Error("recording retention sweep", "err", err, "destroyed", n)
 		} else if n > 0 {
 			m.Logger.Info("recording retention sweep", "destroyed", n)
+		}
+		if abort == nil {
+			return
+		}
+		// An upload is begun before its recording's record is written:
+		// only uploads older than a minute are weighed.
+		if n, err := abort(ctx, time.Now().Add(-time.Minute), svc.UploadLost); err != nil && ctx.Err() == nil {
+			m.Logger.Error("aborting lost recording uploads", "err", err, "aborted", n)
+		} else if n > 0 {
+			m.Logger.Info("aborted recording uploads lost in a crash", "aborted", n)
 		}
 	}, nil)
 }

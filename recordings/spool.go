@@ -133,8 +133,15 @@ func (s *SpoolStore) Create(ctx context.Context, key string) (Upload, error) {
 	return u, nil
 }
 
+// Write takes the header or one sealed segment, and passes it to the file
+// at once: a process killed after a segment was sealed leaves it in the
+// file for Recover (the page cache keeps it; a power loss wants the
+// Complete's fsync).
 func (u *spoolUpload) Write(p []byte) (int, error) {
 	n, err := u.bw.Write(p)
+	if err == nil {
+		err = u.bw.Flush()
+	}
 	u.written += int64(n)
 	if err == nil && u.remote != nil && u.written-u.sent >= int64(u.remote.s.partSize) {
 		u.sendParts()

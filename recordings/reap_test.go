@@ -49,7 +49,7 @@ func TestNoRecordingStaysInRecording(t *testing.T) {
 
 	// Finish stored the object but could not write the record.
 	failing := &failingUpdates{RecordingStore: w.records}
-	whole, wholeRec := w.beginWith(t, NewService(again, w.ring, failing, WithServiceClock(func() time.Time { return w.now })), sb.PCMU)
+	whole, wholeRec := w.beginWith(t, NewService(again, w.ring, failing, WithServiceClock(func() time.Time { return w.now }), WithInstance(testInstance)), sb.PCMU)
 	talk(wholeRec, 0, 3*perSegment/2, 160) // three segments
 	if _, err := wholeRec.Finish(w.admin); err == nil {
 		t.Fatal("Finish recorded the recording though its update failed")
@@ -92,6 +92,14 @@ func TestNoRecordingStaysInRecording(t *testing.T) {
 		t.Fatalf("Reap at once: %d, %v", n, err)
 	}
 	w.now = w.now.Add(2 * time.Minute)
+	// Each instance reaps its own calls' recordings; a command run beside
+	// the service (no instance) reaps none.
+	for name, svc := range map[string]*Service{"another instance": w.service(again, WithInstance("elsewhere")),
+		"no instance": NewService(again, w.ring, w.records, WithServiceClock(func() time.Time { return w.now }))} {
+		if n, err := svc.Reap(w.admin); n != 0 || err != nil {
+			t.Errorf("Reap by %s: %d, %v", name, n, err)
+		}
+	}
 	if _, err := w.service(again).Sweep(w.admin); err != nil {
 		t.Fatalf("Sweep: %v", err)
 	}

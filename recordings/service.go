@@ -118,8 +118,12 @@ const reapAfter = time.Minute
 // update while one was finished or destroyed): one whose object holds a
 // whole segment is recorded as Recovered does (complete if it was stored
 // whole), and one with nothing readable is destroyed. It returns how many
-// it finished or destroyed.
+// it finished or destroyed. A service without WithInstance (a command
+// run beside the service, which has not recovered the spool) reaps none.
 func (s *Service) Reap(ctx context.Context) (int, error) {
+	if s.instance == "" {
+		return 0, nil
+	}
 	stuck, err := s.records.StuckRecordings(ctx, s.instance, s.now().Add(-reapAfter), 1000)
 	if err != nil {
 		return 0, err

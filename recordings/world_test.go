@@ -11,6 +11,9 @@ import (
 	"github.com/switchboard-voice/switchboard/metadata"
 )
 
+// testInstance is the instance the world's calls and services are on.
+const testInstance = "test-instance"
+
 // world is a recording service on a real PostgreSQL and a real S3 server
 // behind a spool, a tenant whose admin may hear its recordings through
 // grants, and a player.
@@ -73,7 +76,7 @@ func mustWorld(t *testing.T) *world {
 // service is a recording service on store with the world's records,
 // keyring and clock.
 func (w *world) service(store Store, opts ...ServiceOption) *Service {
-	return NewService(store, w.ring, w.records, append([]ServiceOption{WithServiceClock(func() time.Time { return w.now })}, opts...)...)
+	return NewService(store, w.ring, w.records, append([]ServiceOption{WithServiceClock(func() time.Time { return w.now }), WithInstance(testInstance)}, opts...)...)
 }
 
 // begin starts recording a new call of the tenant, in codec on both sides.
@@ -86,7 +89,7 @@ func (w *world) begin(t *testing.T, codec sb.Codec) (*sb.Call, *active) {
 func (w *world) beginWith(t *testing.T, svc *Service, codec sb.Codec) (*sb.Call, *active) {
 	t.Helper()
 	c := &sb.Call{ID: sb.NewID(), TenantID: w.tenant.ID, Direction: sb.Inbound, Status: sb.CallAnswered, CreatedAt: w.start}
-	if err := metadata.NewCallStore(w.db).CreateCall(w.admin, c); err != nil {
+	if err := metadata.NewCallStore(w.db).ForInstance(testInstance).CreateCall(w.admin, c); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := svc.Begin(w.admin, c, &sb.Consent{Given: true, Mechanism: sb.ConsentAPI, At: w.start}, codec, codec)

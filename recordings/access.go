@@ -27,6 +27,7 @@ type Player struct {
 
 type layoutKey struct {
 	recording sb.ID
+	size      int64 // the object's, should it ever change
 	from, to  time.Duration
 }
 
@@ -108,7 +109,7 @@ func (p *Player) OpenAudio(ctx context.Context, grantID sb.ID, access sb.AudioAc
 	}
 	check := func(int) error { return p.grants.CheckGrant(ctx, grantID) }
 	if r.Meta().Codec == "opus" || r.Meta().OperatorCodec == "opus" {
-		k := layoutKey{rec.ID, from, to}
+		k := layoutKey{rec.ID, obj.Size(), from, to}
 		a, err := NewOpusAudio(r, duration, rec.SegmentStarts, from, to, check, p.layout(k))
 		if err != nil {
 			return nil, errors.Join(err, obj.Close())

@@ -174,11 +174,13 @@ func TestLostUploadsAborted(t *testing.T) {
 	}
 	// Uploads begun in the last minute are left alone: their records may
 	// not be written yet.
-	if n, err := again.AbortUploads(w.admin, time.Now().Add(-time.Minute), svc.UploadLost); n != 0 || err != nil {
-		t.Fatalf("AbortUploads of recent ones: %d, %v", n, err)
+	w.now = time.Now()
+	if n, err := svc.AbortLostUploads(w.admin, again.AbortUploads); n != 0 || err != nil {
+		t.Fatalf("AbortLostUploads of recent ones: %d, %v", n, err)
 	}
-	if n, err := again.AbortUploads(w.admin, time.Now().Add(time.Second), svc.UploadLost); n != 1 || err != nil {
-		t.Fatalf("AbortUploads: %d, %v", n, err)
+	w.now = time.Now().Add(uploadGrace + time.Second)
+	if n, err := svc.AbortLostUploads(w.admin, again.AbortUploads); n != 1 || err != nil {
+		t.Fatalf("AbortLostUploads: %d, %v", n, err)
 	}
 	if up := uploads(); up[crashed.rec.ObjectKey] || !up[live.rec.ObjectKey] {
 		t.Errorf("uploads left: %v; want only the live recording's", up)

@@ -133,7 +133,7 @@ func (s *Service) Reap(ctx context.Context) (int, error) {
 	for _, rec := range stuck {
 		err := s.finishCut(ctx, rec)
 		if sb.ErrorCode(err) == sb.ENOTFOUND || errors.Is(err, ErrFormat) || errors.Is(err, ErrTampered) || errors.Is(err, ErrTruncated) {
-			err = s.Destroy(ctx, rec, "cut short before any of it could be stored")
+			err = s.Destroy(ctx, rec, "left unfinished with nothing readable")
 		}
 		if err != nil {
 			first = cmpErr(first, fmt.Errorf("recordings: reap %s: %w", rec.ID, err))
@@ -280,6 +280,17 @@ func (s *Service) UploadLost(ctx context.Context, key string) (bool, error) {
 		return err == nil, err
 	}
 	return rec.Status != sb.RecordingActive, nil
+}
+
+// uploadGrace is how old a multipart upload must be before it is weighed
+// as lost: an upload begins before its recording's record is written.
+const uploadGrace = time.Minute
+
+// AbortLostUploads has abort (S3Store.AbortUploads, or the spool's) abort
+// the multipart uploads begun over uploadGrace ago whose recording is no
+// longer being made (UploadLost).
+func (s *Service) AbortLostUploads(ctx context.Context, abort func(context.Context, time.Time, func(context.Context, string) (bool, error)) (int, error)) (int, error) {
+	return abort(ctx, s.now().Add(-uploadGrace), s.UploadLost)
 }
 
 // recordAt is the record of the recording at object key; nil and no error

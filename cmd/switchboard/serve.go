@@ -578,9 +578,7 @@ func (m *Main) sweepRetention(ctx context.Context, svc *recordings.Service,
 		if abort == nil {
 			return
 		}
-		// An upload is begun before its recording's record is written:
-		// only uploads older than a minute are weighed.
-		if n, err := abort(ctx, time.Now().Add(-time.Minute), svc.UploadLost); err != nil && ctx.Err() == nil {
+		if n, err := svc.AbortLostUploads(ctx, abort); err != nil && ctx.Err() == nil {
 			m.Logger.Error("aborting lost recording uploads", "err", err, "aborted", n)
 		} else if n > 0 {
 			m.Logger.Info("aborted recording uploads lost in a crash", "aborted", n)

@@ -22,8 +22,8 @@ func TestOpusStreamHonoursTheGrant(t *testing.T) {
 		at := rec.rec.StartedAt.Add(time.Duration(i) * 20 * time.Millisecond)
 		rec.Tap(true, opusPacket(i, 0), at)
 		rec.Tap(false, opusPacket(i, 1), at)
-		if i%40 == 39 {
-			time.Sleep(2 * time.Millisecond)
+		if i%50 == 49 { // 100 records: the recorder is woken at once
+			drained(rec.r)
 		}
 	}
 	w.now = w.start.Add(seconds * time.Second)

@@ -101,17 +101,30 @@ func (w *world) beginWith(t *testing.T, svc *Service, codec sb.Codec) (*sb.Call,
 
 // talk taps frames 20 ms frames on both channels from the recording's
 // start on, each frame's bytes naming its number and side (frameByte),
-// paced so that the recorder's queue keeps up.
+// waiting for the recorder to take its queue so that none is dropped.
 func talk(rec *active, from, frames int, size int) {
 	for i := from; i < from+frames; i++ {
 		at := rec.rec.StartedAt.Add(time.Duration(i) * 20 * time.Millisecond)
 		rec.Tap(true, bytes.Repeat([]byte{frameByte(i, ChannelCaller)}, size), at)
 		rec.Tap(false, bytes.Repeat([]byte{frameByte(i, ChannelOperator)}, size), at)
-		if i%40 == 39 {
-			time.Sleep(2 * time.Millisecond)
+		if i%50 == 49 { // 100 records: the recorder is woken at once
+			drained(rec.r)
 		}
 	}
-	time.Sleep(2 * drainEvery) // the recorder seals what was tapped
+	drained(rec.r)
+}
+
+// drained waits until the recorder has taken what the taps queued.
+func drained(r *Recorder) {
+	for {
+		r.mu.Lock()
+		n := len(r.queue.recs)
+		r.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // grant is the admin's grant to hear the call's recording.

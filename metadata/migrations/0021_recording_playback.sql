@@ -7,3 +7,7 @@ UPDATE recordings SET operator_codec = codec;
 -- A recording cut short (the service stopped while it was being made) is
 -- kept up to its last whole segment and says so: truncated.
 ALTER TABLE recordings ADD COLUMN truncated boolean NOT NULL DEFAULT false;
+-- Recordings recovered before this were marked failed with no segment
+-- count: what they hold is truncated (a failed one with no object stays
+-- unplayable, as before).
+UPDATE recordings SET truncated = true WHERE status = 'failed' AND segments = 0;

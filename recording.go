@@ -100,8 +100,11 @@ type Recording struct {
 	KeyVersion     uint32     `json:"-"`
 	WrappedKey     []byte     `json:"-"`
 	// SegmentStarts is when each segment begins, in milliseconds from
-	// StartedAt; nil when unknown (a recording recovered after a crash).
+	// StartedAt; nil when unknown (a recording made before they were kept).
 	SegmentStarts []int64 `json:"-"`
+	// OggLayout is an Opus recording's file layout, sealed under its data
+	// key (recordings.Player); nil until first played.
+	OggLayout []byte `json:"-"`
 }
 
 // Recordings starts call recordings; call control asks it once a call is

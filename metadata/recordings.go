@@ -85,7 +85,8 @@ func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) e
 		wrapped = nil
 	}
 	tag, err := s.db.pool.Exec(ctx, `UPDATE recordings SET status = $3, ended_at = $4, size_bytes = $5, segments = $6,
-		dropped_packets = $7, key_version = $8, wrapped_key = $9, segment_starts = $10, truncated = $11
+		dropped_packets = $7, key_version = $8, wrapped_key = $9, segment_starts = $10, truncated = $11,
+		ogg_layout = CASE WHEN $3 = 'destroyed' THEN NULL ELSE ogg_layout END
 		WHERE tenant_id = $1 AND id = $2 AND (status <> 'destroyed' OR $3 = 'destroyed')`,
 		r.TenantID, r.ID, r.Status, r.EndedAt, r.SizeBytes, r.Segments, int64(r.Dropped), int64(r.KeyVersion), wrapped, r.SegmentStarts, r.Truncated)
 	if err != nil {
@@ -102,6 +103,14 @@ func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) e
 		return sb.Errorf(sb.ENOTFOUND, "recording not found")
 	}
 	return nil
+}
+
+// SetOggLayout keeps an Opus recording's sealed file layout, unless the
+// recording was destroyed meanwhile.
+func (s *RecordingStore) SetOggLayout(ctx context.Context, tenantID, id sb.ID, sealed []byte) error {
+	_, err := s.db.pool.Exec(ctx, `UPDATE recordings SET ogg_layout = $3
+		WHERE tenant_id = $1 AND id = $2 AND wrapped_key IS NOT NULL`, tenantID, id, sealed)
+	return mapError(err, "recording")
 }
 
 // StuckRecordings returns up to limit recordings still marked as being
@@ -135,13 +144,13 @@ func (s *RecordingStore) list(ctx context.Context, what, query string, args ...a
 }
 
 const recordingColumns = `id, tenant_id, call_id, status, codec, clock_rate, started_at, ended_at, size_bytes, segments,
-	dropped_packets, consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key, format, segment_starts, operator_codec, truncated`
+	dropped_packets, consent_given, consent_mechanism, consent_at, consent_by, consent_policy, object_key, key_version, wrapped_key, format, segment_starts, operator_codec, truncated, ogg_layout`
 
 func scanRecording(row pgx.Row) (*sb.Recording, error) {
 	r := &sb.Recording{}
 	var clock, version, dropped int64
 	err := row.Scan(&r.ID, &r.TenantID, &r.CallID, &r.Status, &r.Codec, &clock, &r.StartedAt, &r.EndedAt, &r.SizeBytes, &r.Segments,
-		&dropped, &r.Consent.Given, &r.Consent.Mechanism, &r.Consent.At, &r.Consent.By, &r.Consent.Policy, &r.ObjectKey, &version, &r.WrappedKey, &r.Format, &r.SegmentStarts, &r.OperatorCodec, &r.Truncated)
+		&dropped, &r.Consent.Given, &r.Consent.Mechanism, &r.Consent.At, &r.Consent.By, &r.Consent.Policy, &r.ObjectKey, &version, &r.WrappedKey, &r.Format, &r.SegmentStarts, &r.OperatorCodec, &r.Truncated, &r.OggLayout)
 	r.ClockRate, r.KeyVersion, r.Dropped = uint32(clock), uint32(version), uint64(dropped)
 	if r.EndedAt != nil {
 		r.DurationMS = r.EndedAt.Sub(r.StartedAt).Milliseconds()

@@ -2,6 +2,7 @@ package recordings
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"testing"
 	"time"
@@ -32,9 +33,10 @@ func TestOpusStreamHonoursTheGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := w.grant(t, c.ID)
+	player := w.player
 	open := func() (sb.AudioFile, *OpusAudio) {
 		t.Helper()
-		f, err := w.player.OpenAudio(w.admin, g.ID, sb.AccessPlay, 0, 0, "test")
+		f, err := player.OpenAudio(w.admin, g.ID, sb.AccessPlay, 0, 0, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,11 +62,23 @@ func TestOpusStreamHonoursTheGrant(t *testing.T) {
 		}
 	}
 
+	// The layout is kept sealed in the recording's row: another player
+	// (another process) opens the recording without decrypting it.
+	sealed := w.row(t, rec.rec.ID).OggLayout
+	plain := binary.BigEndian.AppendUint32(nil, uint32(a.offs[1]-a.offs[0]))
+	if sealed == nil || bytes.Contains(sealed, plain) {
+		t.Errorf("the row's layout: %x, want it sealed", sealed)
+	}
+	if _, a := open(); a.Decrypted != 0 {
+		t.Errorf("opening again decrypted %d segments", a.Decrypted)
+	}
+	player = NewPlayer(w.player.grants, w.spool, w.ring, WithLayouts(w.records, nil))
+
 	// A Range request in the middle, on a new open: only the segments of
 	// its second or so are decrypted.
 	f, a := open()
 	if a.Decrypted != 0 {
-		t.Errorf("opening again decrypted %d segments", a.Decrypted)
+		t.Errorf("another player's open decrypted %d segments", a.Decrypted)
 	}
 	off := a.offs[30]
 	got := make([]byte, a.offs[31]-off)
@@ -110,6 +124,12 @@ func TestOpusStreamHonoursTheGrant(t *testing.T) {
 		t.Errorf("%d s more were served after revocation; a segment holds %.1f s", heard, perSegment)
 	}
 	t.Logf("after revocation %d s more were served (a segment holds %.1f s)", heard, perSegment)
+	if err := w.svc.Destroy(w.admin, w.row(t, rec.rec.ID), "retention period ended"); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.row(t, rec.rec.ID); r.OggLayout != nil {
+		t.Error("a destroyed recording keeps its layout")
+	}
 }
 
 // secondAt is the second of the file that byte off falls in.

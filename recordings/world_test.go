@@ -69,7 +69,7 @@ func mustWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.admin = sb.NewContextWithActor(ctx, &sb.Actor{TenantID: w.tenant.ID, UserID: u.ID, Role: sb.RoleAdmin, IP: "127.0.0.1"})
-	w.player = NewPlayer(metadata.NewGrantStore(db), w.spool, w.ring)
+	w.player = NewPlayer(metadata.NewGrantStore(db), w.spool, w.ring, WithLayouts(w.records, nil))
 	return w
 }
 

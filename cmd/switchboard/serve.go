@@ -159,7 +159,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(records),
 			recordings.WithAudit(metadata.NewAuditLog(m.DB)), recordings.WithInstance(c.Instance))
 		opts = append(opts, callctl.WithRecordings(svc))
-		player = recordings.NewPlayer(grants, store, c.Keyring)
+		player = recordings.NewPlayer(grants, store, c.Keyring,
+			recordings.WithLayouts(metadata.NewRecordingStore(m.DB), m.Logger.With("component", "recordings")))
 		destroy = svc.Destroy
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
 		// What a crash left is recovered before the sweep's first pass

@@ -11,3 +11,8 @@ ALTER TABLE recordings ADD COLUMN truncated boolean NOT NULL DEFAULT false;
 -- count: what they hold is truncated (a failed one with no object stays
 -- unplayable, as before).
 UPDATE recordings SET truncated = true WHERE status = 'failed' AND segments = 0;
+
+-- An Opus recording's Ogg layout (each second's length in the file that
+-- plays it), sealed under the recording's own data key, so that a player
+-- opens it without decrypting the whole recording; gone with the key.
+ALTER TABLE recordings ADD COLUMN ogg_layout bytea;

@@ -74,20 +74,25 @@ const (
 // Recording is a call recording's record: never the audio, never a key in
 // the clear.
 type Recording struct {
-	ID         ID              `json:"id"`
-	TenantID   ID              `json:"tenant_id"`
-	CallID     ID              `json:"call_id"`
-	Status     RecordingStatus `json:"status"`
-	Codec      string          `json:"codec"`
-	ClockRate  uint32          `json:"clock_rate"`
-	StartedAt  time.Time       `json:"started_at"`
-	EndedAt    *time.Time      `json:"ended_at,omitempty"`
-	DurationMS int64           `json:"duration_ms"`
-	SizeBytes  int64           `json:"size_bytes"`
-	Format     int             `json:"format"` // container format version
-	Segments   int             `json:"segments"`
-	Dropped    uint64          `json:"dropped_packets"`
-	Consent    Consent         `json:"consent"`
+	ID       ID              `json:"id"`
+	TenantID ID              `json:"tenant_id"`
+	CallID   ID              `json:"call_id"`
+	Status   RecordingStatus `json:"status"`
+	// Each direction is kept in the codec it arrived in: Codec is the
+	// caller's channel's, OperatorCodec the operator's (the two sides of a
+	// G.711 call may differ).
+	Codec         string     `json:"codec"`
+	OperatorCodec string     `json:"operator_codec"`
+	ClockRate     uint32     `json:"clock_rate"`
+	StartedAt     time.Time  `json:"started_at"`
+	EndedAt       *time.Time `json:"ended_at,omitempty"`
+	DurationMS    int64      `json:"duration_ms"`
+	SizeBytes     int64      `json:"size_bytes"`
+	Format        int        `json:"format"` // container format version
+	Segments      int        `json:"segments"`
+	Truncated     bool       `json:"truncated,omitempty"` // cut short: it plays up to its last whole segment
+	Dropped       uint64     `json:"dropped_packets"`
+	Consent       Consent    `json:"consent"`
 	// RetentionUntil is when the tenant's retention ends and the sweep
 	// destroys the recording.
 	RetentionUntil *time.Time `json:"retention_until,omitempty"`
@@ -95,17 +100,22 @@ type Recording struct {
 	KeyVersion     uint32     `json:"-"`
 	WrappedKey     []byte     `json:"-"`
 	// SegmentStarts is when each segment begins, in milliseconds from
-	// StartedAt; nil when unknown (a recording recovered after a crash).
+	// StartedAt; nil when unknown (a recording made before they were kept).
 	SegmentStarts []int64 `json:"-"`
+	// OggLayout is an Opus recording's file layout, sealed under its data
+	// key (recordings.Player); nil until first played.
+	OggLayout []byte `json:"-"`
 }
 
 // Recordings starts call recordings; call control asks it once a call is
 // answered.
 type Recordings interface {
 	// Begin weighs the tenant's policy against consent and, when the call
-	// may be recorded, starts recording it. It returns nil, nil when the
-	// call is not to be recorded.
-	Begin(ctx context.Context, c *Call, consent *Consent, codec Codec) (ActiveRecording, error)
+	// may be recorded, starts recording it, each direction in the codec it
+	// arrives in: caller is the caller's leg's, operator the codec the
+	// operator's side sends. It returns nil, nil when the call is not to be
+	// recorded.
+	Begin(ctx context.Context, c *Call, consent *Consent, caller, operator Codec) (ActiveRecording, error)
 	// ConsentDigit is the key the tenant's callers press to consent after
 	// the announcement; 0 when DTMF consent is off.
 	ConsentDigit(ctx context.Context, tenantID ID) (byte, error)

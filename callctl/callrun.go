@@ -74,6 +74,7 @@ type callRun struct {
 	digit     byte               // the key the caller presses to consent, 0 if none
 	digitRead bool               // digit was read from the tenant's settings
 	recording sb.ActiveRecording // the call's recording, while it exists
+	recCodec  sb.Codec           // the codec the recording keeps the operator's side in
 	stored    bool               // the recording is stored whole (the call went on elsewhere)
 	paused    bool               // the recording is paused, or is to start paused
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
 )
 
 // What a call does the same way in every phase: its bridge, its
@@ -179,13 +180,17 @@ func (r *callRun) startRecording(ctx context.Context) {
 	// recording that cannot start in time is a recording that failed.
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	rec, err := r.s.recordings.Begin(bctx, r.c, r.consent, r.leg.Media().Codec())
+	operator := r.leg.Media().Codec()
+	if r.bridge != nil {
+		operator = r.bridge.operator.Codec()
+	}
+	rec, err := r.s.recordings.Begin(bctx, r.c, r.consent, r.leg.Media().Codec(), operator)
 	switch {
 	case err != nil:
 		r.log.Error("recording did not start", "err", err)
 		r.event(sb.EventRecordingFailed, map[string]any{"stage": "start"})
 	case rec != nil:
-		r.recording, r.stored = rec, false
+		r.recording, r.stored, r.recCodec = rec, false, operator
 		if r.paused {
 			rec.Pause(r.s.now())
 		}
@@ -208,7 +213,34 @@ func (r *callRun) tapRecording() {
 		r.bridge.SetTap(nil)
 		return
 	}
-	r.bridge.SetTap(r.recording.Tap)
+	r.bridge.SetTap(inLaw(r.recording.Tap, r.bridge.operator.Codec(), r.recCodec))
+}
+
+// inLaw hands tap the operator's side in the codec the recording declared
+// for it. A later bridge (a transfer) may reach an operator whose page
+// sends the other G.711 law; its payloads are converted as the bridge
+// itself converts them, so the channel stays in one codec.
+func inLaw(tap Tap, got, declared sb.Codec) Tap {
+	var convert func([]byte)
+	switch {
+	case got.Name == "PCMU" && declared.Name == "PCMA":
+		convert = media.UlawToAlaw
+	case got.Name == "PCMA" && declared.Name == "PCMU":
+		convert = media.AlawToUlaw
+	default:
+		return tap
+	}
+	// Only the operator's direction uses buf, on its relay's goroutine.
+	var buf [1500]byte
+	return func(fromCaller bool, p []byte, at time.Time) {
+		if fromCaller || len(p) > len(buf) {
+			tap(fromCaller, p, at)
+			return
+		}
+		n := copy(buf[:], p)
+		convert(buf[:n])
+		tap(false, buf[:n], at)
+	}
 }
 
 // setPaused pauses or resumes the recording, in any phase: a recording in

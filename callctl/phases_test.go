@@ -788,7 +788,7 @@ type fakeRec struct {
 	gaps       int // pauses marked
 }
 
-func (f *fakeRecordings) Begin(_ context.Context, _ *sb.Call, consent *sb.Consent, _ sb.Codec) (sb.ActiveRecording, error) {
+func (f *fakeRecordings) Begin(_ context.Context, _ *sb.Call, consent *sb.Consent, _, _ sb.Codec) (sb.ActiveRecording, error) {
 	if consent == nil || !consent.Given {
 		return nil, nil
 	}

@@ -42,7 +42,7 @@ func TestFinishKeepsTheKeyARotationReplaced(t *testing.T) {
 	if err := NewCallStore(db).CreateCall(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	active, err := svc.Begin(ctx, c, &sb.Consent{Given: true, Mechanism: sb.ConsentAPI, At: time.Now()}, sb.Codec{Name: "PCMU", ClockRate: 8000, PayloadType: 0})
+	active, err := svc.Begin(ctx, c, &sb.Consent{Given: true, Mechanism: sb.ConsentAPI, At: time.Now()}, sb.PCMU, sb.PCMU)
 	if err != nil || active == nil {
 		t.Fatalf("Begin: %v, %v", active, err)
 	}

@@ -21,13 +21,18 @@ import (
 )
 
 // FormatVersion is the container format this package writes, recorded
-// with each recording.
-const FormatVersion = 1
+// with each recording. It reads version 1 too.
+const FormatVersion = 2
 
 // Format constants. A changed value is a new version.
 const (
-	magic          = "SBREC\x00\x00\x01" // 8 bytes: name and version 1
-	headerSize     = 8 + 4 + 32 + 7 + 8 + 4 + 8 + 1
+	magicV1 = "SBREC\x00\x00\x01" // 8 bytes: name and version 1
+	magic   = "SBREC\x00\x00\x02" // version 2: a codec per channel
+	// headerSizeV1 is version 1's header: one codec for both channels.
+	headerSizeV1 = 8 + 4 + 32 + 7 + 8 + 4 + 8 + 1
+	// headerSize is version 2's: version 1's, then the operator's
+	// channel's codec.
+	headerSize     = headerSizeV1 + 8
 	saltSize       = 32
 	prefixSize     = 7
 	tagSize        = 16
@@ -75,10 +80,23 @@ type Record struct {
 // into another call's recording fails to open.
 type Meta struct {
 	TenantID, CallID, RecordingID sb.ID
-	Codec                         string // "PCMU" or "PCMA"
-	ClockRate                     uint32
-	Start                         time.Time
-	Channels                      uint8
+	// Codec is the caller's channel's: "PCMU", "PCMA" or "opus".
+	Codec string
+	// OperatorCodec is the operator's channel's; empty means Codec. The
+	// bridge converts between μ-law and A-law, so the two directions of a
+	// call may arrive in different codecs, and each is kept as it arrived.
+	OperatorCodec string
+	ClockRate     uint32
+	Start         time.Time
+	Channels      uint8
+}
+
+// ChannelCodec is the codec of channel ch's payloads.
+func (m Meta) ChannelCodec(ch uint8) string {
+	if ch == ChannelOperator && m.OperatorCodec != "" {
+		return m.OperatorCodec
+	}
+	return m.Codec
 }
 
 // NewDataKey returns a fresh random data key for one recording.
@@ -91,16 +109,21 @@ func NewDataKey() ([]byte, error) {
 }
 
 // header is the plaintext header: everything a reader needs but the key.
+// Nothing in it is to be believed before a segment has opened, since it is
+// authenticated only as part of every segment's associated data.
 type header struct {
 	salt      [saltSize]byte
 	prefix    [prefixSize]byte
-	codec     [8]byte
+	codec     [8]byte // the caller's channel's
+	codec1    [8]byte // the operator's channel's (version 2)
 	clockRate uint32
 	start     int64
 	channels  uint8
+	size      int // headerSize, or headerSizeV1 for a version 1 recording
 	raw       [headerSize]byte
 }
 
+// encode lays out a version 2 header.
 func (h *header) encode() {
 	b := h.raw[:0]
 	b = append(b, magic...)
@@ -111,15 +134,29 @@ func (h *header) encode() {
 	b = binary.BigEndian.AppendUint32(b, h.clockRate)
 	b = binary.BigEndian.AppendUint64(b, uint64(h.start))
 	b = append(b, h.channels)
-	_ = b
+	b = append(b, h.codec1[:]...)
+	h.size = len(b)
 }
 
+// decodeHeader reads a version 1 or 2 header from raw, which holds at
+// least headerSizeV1 bytes.
 func decodeHeader(raw []byte) (*header, error) {
-	if len(raw) < headerSize || string(raw[:8]) != magic || binary.BigEndian.Uint32(raw[8:]) != SegmentSize {
+	if len(raw) < headerSizeV1 || binary.BigEndian.Uint32(raw[8:]) != SegmentSize {
 		return nil, ErrFormat
 	}
 	h := &header{}
-	copy(h.raw[:], raw[:headerSize])
+	switch string(raw[:8]) {
+	case magicV1:
+		h.size = headerSizeV1
+	case magic:
+		if len(raw) < headerSize {
+			return nil, ErrFormat
+		}
+		h.size = headerSize
+	default:
+		return nil, ErrFormat
+	}
+	copy(h.raw[:], raw[:h.size])
 	p := raw[12:]
 	copy(h.salt[:], p)
 	p = p[saltSize:]
@@ -130,6 +167,11 @@ func decodeHeader(raw []byte) (*header, error) {
 	h.clockRate = binary.BigEndian.Uint32(p)
 	h.start = int64(binary.BigEndian.Uint64(p[4:]))
 	h.channels = p[12]
+	if h.size == headerSize {
+		copy(h.codec1[:], p[13:])
+	} else {
+		h.codec1 = h.codec
+	}
 	return h, nil
 }
 
@@ -158,7 +200,7 @@ func newSealer(dataKey []byte, h *header, m Meta) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	ad := append([]byte(nil), h.raw[:]...)
+	ad := append([]byte(nil), h.raw[:h.size]...)
 	ad = append(ad, m.TenantID[:]...)
 	ad = append(ad, m.CallID[:]...)
 	ad = append(ad, m.RecordingID[:]...)
@@ -195,12 +237,19 @@ type Writer struct {
 // NewWriter writes the header of a new recording to w and returns a writer
 // for its records.
 func NewWriter(w io.Writer, dataKey []byte, m Meta) (*Writer, error) {
+	return NewWriterWith(w, dataKey, m, rand.Reader)
+}
+
+// NewWriterWith is NewWriter taking the salt and then the nonce prefix
+// from random: the known-answer vectors use a fixed one.
+func NewWriterWith(w io.Writer, dataKey []byte, m Meta, random io.Reader) (*Writer, error) {
 	h := &header{clockRate: m.ClockRate, start: m.Start.UnixNano(), channels: m.Channels}
 	copy(h.codec[:], m.Codec)
-	if _, err := rand.Read(h.salt[:]); err != nil {
+	copy(h.codec1[:], m.ChannelCodec(ChannelOperator))
+	if _, err := io.ReadFull(random, h.salt[:]); err != nil {
 		return nil, fmt.Errorf("recordings: salt: %w", err)
 	}
-	if _, err := rand.Read(h.prefix[:]); err != nil {
+	if _, err := io.ReadFull(random, h.prefix[:]); err != nil {
 		return nil, fmt.Errorf("recordings: nonce prefix: %w", err)
 	}
 	h.encode()
@@ -208,7 +257,7 @@ func NewWriter(w io.Writer, dataKey []byte, m Meta) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.Write(h.raw[:]); err != nil {
+	if _, err := w.Write(h.raw[:h.size]); err != nil {
 		return nil, fmt.Errorf("recordings: write header: %w", err)
 	}
 	return &Writer{w: w, s: s, buf: make([]byte, 0, segmentPayload), out: make([]byte, 0, SegmentSize)}, nil
@@ -273,6 +322,18 @@ func (w *Writer) Close() error {
 	return w.err
 }
 
+// errDiscarded is what a discarded writer says from then on.
+var errDiscarded = errors.New("recordings: the recording was destroyed")
+
+// discard zeroes the plaintext of the segment not yet sealed and ends the
+// writer: the recording is destroyed, and what it held must not linger in
+// memory.
+func (w *Writer) discard() {
+	clear(w.buf[:cap(w.buf)])
+	w.buf = w.buf[:0]
+	w.done, w.err = true, errDiscarded
+}
+
 // Segments reports how many segments have been written.
 func (w *Writer) Segments() int { return int(w.n) }
 
@@ -288,32 +349,48 @@ type Reader struct {
 	nSeg  int
 	meta  Meta
 	nonce [12]byte
+	// truncated: the final segment was sealed as a middle one, so the
+	// object ends before the recording did.
+	truncated bool
 }
 
-// NewReader checks the header of the recording in r (size bytes long) and
-// returns a reader that decrypts with dataKey. The IDs in m must be the
-// recording's own.
+// NewReader checks the recording in r (size bytes long) and returns a
+// reader that decrypts with dataKey. The IDs in m must be the recording's
+// own. The header is believed only once the object's final segment has
+// opened with it, which also tells a complete recording from one cut at a
+// segment boundary (Truncated); an object that ends inside a segment, or
+// whose final segment does not open, is ErrTampered.
 func NewReader(r io.ReaderAt, size int64, dataKey []byte, m Meta) (*Reader, error) {
 	raw := make([]byte, headerSize)
-	if _, err := r.ReadAt(raw, 0); err != nil {
+	n, err := r.ReadAt(raw, 0)
+	if err != nil && !(errors.Is(err, io.EOF) && n >= headerSizeV1) {
 		return nil, ErrFormat
 	}
-	h, err := decodeHeader(raw)
+	h, err := decodeHeader(raw[:n])
 	if err != nil {
 		return nil, err
 	}
-	m.Codec = string(trimZero(h.codec[:]))
-	m.ClockRate, m.Start, m.Channels = h.clockRate, time.Unix(0, h.start), h.channels
 	s, err := newSealer(dataKey, h, m)
 	if err != nil {
 		return nil, err
 	}
-	body := size - headerSize
+	body := size - int64(h.size)
 	if body < tagSize {
 		return nil, ErrTruncated
 	}
-	n := int((body + SegmentSize - 1) / SegmentSize)
-	return &Reader{r: r, size: size, s: s, nSeg: n, meta: m}, nil
+	rd := &Reader{r: r, size: size, s: s, nSeg: int((body + SegmentSize - 1) / SegmentSize)}
+	last := rd.nSeg - 1
+	if _, err := rd.open(last, true); err != nil {
+		if _, err2 := rd.open(last, false); err2 != nil {
+			return nil, err
+		}
+		rd.truncated = true
+	}
+	// Authenticated: the header's fields may be used now.
+	m.Codec, m.OperatorCodec = string(trimZero(h.codec[:])), string(trimZero(h.codec1[:]))
+	m.ClockRate, m.Start, m.Channels = h.clockRate, time.Unix(0, h.start), h.channels
+	rd.meta = m
+	return rd, nil
 }
 
 func trimZero(b []byte) []byte {
@@ -329,31 +406,38 @@ func (r *Reader) Meta() Meta { return r.meta }
 // Segments is the number of segments in the object.
 func (r *Reader) Segments() int { return r.nSeg }
 
+// Truncated reports whether the object ends at a segment boundary before
+// the recording's final segment: a recording cut short (a crash), whose
+// segments all read.
+func (r *Reader) Truncated() bool { return r.truncated }
+
 // Segment decrypts segment i alone and returns its records. Only the
-// object's final segment may carry the last flag; a final segment without
-// it means the object was cut short (ErrTruncated).
+// object's final segment may carry the last flag, and it must unless the
+// reader found the object truncated.
 func (r *Reader) Segment(i int) ([]Record, error) {
 	if i < 0 || i >= r.nSeg {
 		return nil, fmt.Errorf("recordings: no segment %d of %d", i, r.nSeg)
 	}
-	off := headerSize + int64(i)*SegmentSize
+	pt, err := r.open(i, i == r.nSeg-1 && !r.truncated)
+	if err != nil {
+		return nil, err
+	}
+	return parseRecords(pt)
+}
+
+// open reads and decrypts segment i, sealed with the last flag or not.
+func (r *Reader) open(i int, last bool) ([]byte, error) {
+	off := int64(r.s.h.size) + int64(i)*SegmentSize
 	n := min(int64(SegmentSize), r.size-off)
 	ct := make([]byte, n)
 	if _, err := r.r.ReadAt(ct, off); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("recordings: read segment %d: %w", i, err)
 	}
-	last := i == r.nSeg-1
-	pt, err := r.s.aead.Open(nil, r.s.nonce(&r.nonce, uint32(i), last), ct, r.s.ad)
+	pt, err := r.s.aead.Open(ct[:0], r.s.nonce(&r.nonce, uint32(i), last), ct, r.s.ad)
 	if err != nil {
-		if last {
-			// Sealed as a middle segment: the recording was cut here.
-			if _, err2 := r.s.aead.Open(nil, r.s.nonce(&r.nonce, uint32(i), false), ct, r.s.ad); err2 == nil {
-				return nil, ErrTruncated
-			}
-		}
 		return nil, ErrTampered
 	}
-	return parseRecords(pt)
+	return pt, nil
 }
 
 // parseRecords splits a segment's plaintext into records.
@@ -382,8 +466,8 @@ func parseRecords(pt []byte) ([]Record, error) {
 }
 
 // Records decrypts the whole recording in order, calling fn for each
-// record, and fails if any segment is altered, missing or reordered, or
-// the recording is truncated.
+// record, and fails if any segment is altered, missing or reordered. A
+// truncated recording's records are all given, then ErrTruncated.
 func (r *Reader) Records(fn func(Record) error) error {
 	for i := 0; i < r.nSeg; i++ {
 		recs, err := r.Segment(i)
@@ -395,6 +479,9 @@ func (r *Reader) Records(fn func(Record) error) error {
 				return err
 			}
 		}
+	}
+	if r.truncated {
+		return ErrTruncated
 	}
 	return nil
 }

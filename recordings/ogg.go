@@ -5,22 +5,31 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sort"
 	"time"
 )
 
-// An Opus recording is heard as an Ogg Opus file (RFC 7845) made on
-// opening: two mono Opus streams in one, the caller left and the operator
-// right (channel mapping family 1, two uncoupled streams), each packet as
-// it arrived. Nothing is decoded or re-encoded, so the file holds exactly
-// what was said on the wire. Each 20 ms step carries one packet of each
-// channel: a channel that said nothing then (silence, a pause, loss) gets
-// a silent packet. Opus is small (a few kB per second), so the file is
-// made whole in memory and a byte range is a slice of it.
+// An Opus recording is heard as an Ogg Opus file (RFC 7845): two mono
+// Opus streams in one, the caller left and the operator right (channel
+// mapping family 1, two uncoupled streams), each packet as it arrived.
+// Nothing is decoded or re-encoded, so the file holds exactly what was said
+// on the wire. Each 20 ms step carries one packet of each channel: a
+// channel that said nothing then (silence, a pause, loss) gets a silent
+// packet.
+//
+// The file is made as it is read, a second at a time, so that a byte
+// range decrypts only the segments that hold its seconds, each after the
+// grant is checked again. Each step is its own Ogg page, so a second's
+// bytes depend on its own packets alone; the length of each second's pages
+// (the layout) is learnt by reading the recording once, and a player may
+// keep it (Layout) to open the recording again without that read.
 const (
 	opusFrame    = 20 * time.Millisecond
 	opusSamples  = 960 // per 20 ms at 48 kHz, the granule unit
-	pagePackets  = 50  // packets per Ogg page: a second
+	stepsPerSec  = 50
 	opusMaxFrame = 1275
+	// keepSeconds is how many rendered seconds a stream keeps at hand.
+	keepSeconds = 4
 )
 
 // opusSilence is a 20 ms CELT-only frame that decodes to silence.
@@ -28,21 +37,30 @@ var opusSilence = []byte{0xf8, 0xff, 0xfe}
 
 // OpusAudio is an Opus recording rendered as an Ogg Opus file.
 type OpusAudio struct {
-	file *bytes.Reader
+	segmentSet
+	start  time.Time // the recording's
+	from   time.Duration
+	steps  int
+	serial uint32
+	head   []byte  // the OpusHead and OpusTags pages
+	offs   []int64 // where each second's pages begin; the last is the file's size
+	done   map[int][]byte
 	// Dropped counts packets left out: not 20 ms long, or a second packet
-	// for a step already filled.
+	// for a step already filled (counted as seconds are laid out or made).
 	Dropped int
-	// Decrypted counts the segments decrypted.
-	Decrypted int
 }
 
 // NewOpusAudio renders the window [from, to) (to 0: the end) of the Opus
-// recording in r, which lasted duration. before is called before each
-// segment is decrypted; an error from it stops the rendering.
-func NewOpusAudio(r *Reader, duration time.Duration, from, to time.Duration, before func(segment int) error) (*OpusAudio, error) {
+// recording in r, which lasted duration. starts is each segment's start in
+// milliseconds (nil: unknown). layout is the window's Layout from an
+// earlier open of the same window, or nil: then every segment is
+// decrypted once, each after before, to lay the file out. before is
+// called before each segment is decrypted; an error from it stops the
+// read.
+func NewOpusAudio(r *Reader, duration time.Duration, starts []int64, from, to time.Duration, before func(segment int) error, layout []int64) (*OpusAudio, error) {
 	m := r.Meta()
-	if m.Codec != "opus" {
-		return nil, fmt.Errorf("recordings: %s is not Opus", m.Codec)
+	if m.ChannelCodec(ChannelCaller) != "opus" || m.ChannelCodec(ChannelOperator) != "opus" {
+		return nil, fmt.Errorf("recordings: %s/%s is not Opus", m.ChannelCodec(ChannelCaller), m.ChannelCodec(ChannelOperator))
 	}
 	if to == 0 || to > duration {
 		to = duration
@@ -50,80 +68,192 @@ func NewOpusAudio(r *Reader, duration time.Duration, from, to time.Duration, bef
 	if from < 0 || from >= to {
 		return nil, fmt.Errorf("recordings: the window %s–%s is outside the recording's %s", from, to, duration)
 	}
-	steps := int((to - from + opusFrame - 1) / opusFrame)
-	var channels [2][][]byte
-	channels[0], channels[1] = make([][]byte, steps), make([][]byte, steps)
-	a := &OpusAudio{}
-	for i := range r.Segments() {
-		if before != nil {
-			if err := before(i); err != nil {
-				return nil, err
-			}
-		}
-		recs, err := r.Segment(i)
-		if err != nil {
-			return nil, err
-		}
-		a.Decrypted++
-		for _, rec := range recs {
-			if rec.Kind != KindAudio || rec.Channel > ChannelOperator {
-				continue
-			}
-			at := rec.At.Sub(m.Start) - from
-			if at < -opusFrame/2 || at >= to-from {
-				continue
-			}
-			if opusDuration(rec.Payload) != opusSamples {
-				a.Dropped++
-				continue
-			}
-			// The step nearest its arrival, or the next if jitter put two
-			// packets on one step.
-			ch, step := channels[rec.Channel], int((at+opusFrame/2)/opusFrame)
-			if step < steps && ch[step] != nil {
-				step++
-			}
-			if step >= steps || ch[step] != nil {
-				a.Dropped++
-				continue
-			}
-			ch[step] = rec.Payload
-		}
-	}
-	var file bytes.Buffer
-	w := &oggWriter{w: &file, serial: binary.BigEndian.Uint32(m.RecordingID[12:])}
+	a := &OpusAudio{segmentSet: newSegmentSet(r, starts), start: m.Start, from: from,
+		steps: int((to - from + opusFrame - 1) / opusFrame), serial: binary.BigEndian.Uint32(m.RecordingID[12:]), done: map[int][]byte{}}
+	a.Before = before
+	var head bytes.Buffer
+	w := &oggWriter{w: &head, serial: a.serial}
 	w.packet(opusHead(), 0, false)
 	w.flush(0x02) // beginning of stream: the header alone on its page
 	w.packet(opusTags(), 0, false)
 	w.flush(0)
-	for step := range steps {
-		first := channels[0][step]
+	a.head = head.Bytes()
+	seconds := (a.steps + stepsPerSec - 1) / stepsPerSec
+	if len(layout) != seconds {
+		var err error
+		if layout, err = a.layOut(seconds); err != nil {
+			return nil, err
+		}
+	}
+	a.offs = make([]int64, seconds+1)
+	a.offs[0] = int64(len(a.head))
+	for s, n := range layout {
+		a.offs[s+1] = a.offs[s] + n
+	}
+	return a, nil
+}
+
+// Layout is the length of each second's pages: what NewOpusAudio needs to
+// open the same window again without reading the whole recording.
+func (a *OpusAudio) Layout() []int64 {
+	out := make([]int64, len(a.offs)-1)
+	for s := range out {
+		out[s] = a.offs[s+1] - a.offs[s]
+	}
+	return out
+}
+
+// steps is a second's packets, by channel and step within the second.
+type steps [2][stepsPerSec][]byte
+
+// place puts rec on the step nearest its arrival, or the next one of the
+// same second if jitter put two packets on one step, and reports the
+// second; it returns -1 for a record that is not a 20 ms packet of the
+// window.
+func (a *OpusAudio) place(rec Record, seconds map[int]*steps) int {
+	if rec.Kind != KindAudio || rec.Channel > ChannelOperator {
+		return -1
+	}
+	at := rec.At.Sub(a.start) - a.from
+	if at < -opusFrame/2 || at >= time.Duration(a.steps)*opusFrame {
+		return -1
+	}
+	step := int((at + opusFrame/2) / opusFrame)
+	if opusDuration(rec.Payload) != opusSamples || step >= a.steps {
+		a.Dropped++
+		return -1
+	}
+	sec := step / stepsPerSec
+	st := seconds[sec]
+	if st == nil {
+		return sec // not a second being made
+	}
+	ch, k := &st[rec.Channel], step%stepsPerSec
+	if ch[k] != nil && k+1 < stepsPerSec && sec*stepsPerSec+k+1 < a.steps {
+		k++
+	}
+	if ch[k] != nil {
+		a.Dropped++
+		return sec
+	}
+	ch[k] = rec.Payload
+	return sec
+}
+
+// layOut reads every segment once and returns each second's length.
+func (a *OpusAudio) layOut(seconds int) ([]int64, error) {
+	all := make(map[int]*steps, seconds)
+	for s := range seconds {
+		all[s] = &steps{}
+	}
+	for i := range a.r.Segments() {
+		if err := a.decrypt(i); err != nil {
+			return nil, err
+		}
+		for _, rec := range a.cache[i] {
+			a.place(rec, all)
+		}
+		delete(a.cache, i)
+	}
+	layout := make([]int64, seconds)
+	for s := range layout {
+		var b bytes.Buffer
+		if err := a.write(&b, s, all[s]); err != nil {
+			return nil, err
+		}
+		layout[s] = int64(b.Len())
+	}
+	return layout, nil
+}
+
+// write writes second s's pages: one page per step.
+func (a *OpusAudio) write(out io.Writer, s int, st *steps) error {
+	w := &oggWriter{w: out, serial: a.serial, seq: uint32(2 + s*stepsPerSec)}
+	for k := range stepsPerSec {
+		step := s*stepsPerSec + k
+		if step >= a.steps {
+			break
+		}
+		first, second := st[0][k], st[1][k]
 		if first == nil {
 			first = opusSilence
 		}
-		second := channels[1][step]
 		if second == nil {
 			second = opusSilence
 		}
 		pkt, ok := selfDelimited(first)
 		if !ok {
 			pkt, _ = selfDelimited(opusSilence)
-			a.Dropped++
 		}
-		w.packet(append(pkt, second...), uint64(step+1)*opusSamples, step == steps-1)
+		w.packet(append(pkt, second...), uint64(step+1)*opusSamples, step == a.steps-1)
+		if step != a.steps-1 {
+			w.flush(0)
+		}
 	}
-	if w.err != nil {
-		return nil, w.err
+	return w.err
+}
+
+// second makes second s's pages from the segments that hold it.
+func (a *OpusAudio) second(s int) ([]byte, error) {
+	if b, ok := a.done[s]; ok {
+		return b, nil
 	}
-	a.file = bytes.NewReader(file.Bytes())
-	return a, nil
+	t0 := a.from + time.Duration(s*stepsPerSec)*opusFrame - opusFrame/2
+	segs, err := a.segments(t0, t0+time.Second)
+	if err != nil {
+		return nil, err
+	}
+	st := map[int]*steps{s: {}}
+	dropped := a.Dropped // counted once, when laid out
+	defer func() { a.Dropped = dropped }()
+	for _, i := range segs {
+		for _, rec := range a.cache[i] {
+			a.place(rec, st)
+		}
+	}
+	var b bytes.Buffer
+	if err := a.write(&b, s, st[s]); err != nil {
+		return nil, err
+	}
+	if int64(b.Len()) != a.offs[s+1]-a.offs[s] {
+		return nil, fmt.Errorf("recordings: second %d of the Opus file is %d bytes, laid out as %d", s, b.Len(), a.offs[s+1]-a.offs[s])
+	}
+	for k := range a.done {
+		if k < s-keepSeconds || k > s+keepSeconds {
+			delete(a.done, k)
+		}
+	}
+	a.done[s] = b.Bytes()
+	return b.Bytes(), nil
 }
 
 // Size is the file's length in bytes.
-func (a *OpusAudio) Size() int64 { return a.file.Size() }
+func (a *OpusAudio) Size() int64 { return a.offs[len(a.offs)-1] }
 
-// ReadAt reads the file's bytes at off.
-func (a *OpusAudio) ReadAt(p []byte, off int64) (int, error) { return a.file.ReadAt(p, off) }
+// ReadAt reads the file's bytes at off, making the seconds they fall in.
+func (a *OpusAudio) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) && off < a.Size() {
+		var chunk []byte
+		var base int64
+		if off < int64(len(a.head)) {
+			chunk = a.head
+		} else {
+			s := sort.Search(len(a.offs)-1, func(i int) bool { return a.offs[i+1] > off })
+			b, err := a.second(s)
+			if err != nil {
+				return n, err
+			}
+			chunk, base = b, a.offs[s]
+		}
+		k := copy(p[n:], chunk[off-base:])
+		n, off = n+k, off+int64(k)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
 
 // opusHead is the identification header: two channels, each its own mono
 // stream (family 1, two streams, none coupled).
@@ -252,11 +382,8 @@ func (o *oggWriter) packet(p []byte, granule uint64, last bool) {
 	o.body = append(o.body, p...)
 	o.granule = granule
 	o.packets++
-	switch {
-	case last:
+	if last {
 		o.flush(0x04) // end of stream
-	case o.packets == pagePackets:
-		o.flush(0)
 	}
 }
 

@@ -108,7 +108,7 @@ func TestOpusRecordingIsOggOpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	var checked []int
-	a, err := NewOpusAudio(r, steps*opusFrame, 0, 0, func(i int) error { checked = append(checked, i); return nil })
+	a, err := NewOpusAudio(r, steps*opusFrame, nil, 0, 0, func(i int) error { checked = append(checked, i); return nil }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestOpusRecordingIsOggOpus(t *testing.T) {
 
 	// A window of it, and a grant that stops the rendering.
 	r, _ = NewReader(bytes.NewReader(obj.Bytes()), int64(obj.Len()), key, m)
-	win, err := NewOpusAudio(r, steps*opusFrame, 2*time.Second, 3*time.Second, nil)
+	win, err := NewOpusAudio(r, steps*opusFrame, nil, 2*time.Second, 3*time.Second, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestOpusRecordingIsOggOpus(t *testing.T) {
 	}
 	revoked := errors.New("revoked")
 	r, _ = NewReader(bytes.NewReader(obj.Bytes()), int64(obj.Len()), key, m)
-	if _, err := NewOpusAudio(r, steps*opusFrame, 0, 0, func(int) error { return revoked }); !errors.Is(err, revoked) {
+	if _, err := NewOpusAudio(r, steps*opusFrame, nil, 0, 0, func(int) error { return revoked }, nil); !errors.Is(err, revoked) {
 		t.Errorf("a revoked grant: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"time"
 
@@ -25,23 +26,40 @@ const (
 	keepSegments = 4
 )
 
-// Audio is a recording rendered as a WAV file, read by byte ranges. It
-// decrypts a segment only when a range needs it, and asks before each.
-type Audio struct {
+// segmentSet decrypts a recording's segments as reads need them, keeps a
+// few at hand, and asks before each.
+type segmentSet struct {
 	r      *Reader
 	starts []time.Duration // each segment's start from the recording's; built by scanning when unknown
-	rate   int64
-	decode func(byte) int16
-	from   int64 // the window's first sample frame
-	frames int64 // sample frames in the window
-	header [wavHeaderSize]byte
+	cache  map[int][]Record
 
 	// Before is called before a segment is decrypted; an error stops the
 	// read. The grant check hangs here, so a revoked grant stops a stream.
 	Before func(segment int) error
-	cache  map[int][]Record
 	// Decrypted counts the segments decrypted so far.
 	Decrypted int
+}
+
+func newSegmentSet(r *Reader, starts []int64) segmentSet {
+	s := segmentSet{r: r, cache: map[int][]Record{}}
+	if len(starts) == r.Segments() {
+		s.starts = make([]time.Duration, len(starts))
+		for i, ms := range starts {
+			s.starts[i] = time.Duration(ms) * time.Millisecond
+		}
+	}
+	return s
+}
+
+// Audio is a recording rendered as a WAV file, read by byte ranges. It
+// decrypts a segment only when a range needs it, and asks before each.
+type Audio struct {
+	segmentSet
+	rate   int64
+	decode [2]func(byte) int16 // each channel's law
+	from   int64               // the window's first sample frame
+	frames int64               // sample frames in the window
+	header [wavHeaderSize]byte
 }
 
 // NewAudio renders the recording in r, which lasted duration, as a WAV
@@ -50,14 +68,16 @@ type Audio struct {
 // then decrypts every segment once to learn them).
 func NewAudio(r *Reader, duration time.Duration, starts []int64, from, to time.Duration) (*Audio, error) {
 	m := r.Meta()
-	a := &Audio{r: r, rate: int64(m.ClockRate), cache: map[int][]Record{}}
-	switch m.Codec {
-	case "PCMU":
-		a.decode = media.UlawToLinear
-	case "PCMA":
-		a.decode = media.AlawToLinear
-	default:
-		return nil, fmt.Errorf("recordings: cannot play codec %q", m.Codec)
+	a := &Audio{segmentSet: newSegmentSet(r, starts), rate: int64(m.ClockRate)}
+	for ch := range a.decode {
+		switch c := m.ChannelCodec(uint8(ch)); c {
+		case "PCMU":
+			a.decode[ch] = media.UlawToLinear
+		case "PCMA":
+			a.decode[ch] = media.AlawToLinear
+		default:
+			return nil, fmt.Errorf("recordings: cannot play codec %q", c)
+		}
 	}
 	if to == 0 || to > duration {
 		to = duration
@@ -65,16 +85,12 @@ func NewAudio(r *Reader, duration time.Duration, starts []int64, from, to time.D
 	if from < 0 || from >= to {
 		return nil, fmt.Errorf("recordings: the window %s–%s is outside the recording's %s", from, to, duration)
 	}
-	if len(starts) == r.Segments() {
-		a.starts = make([]time.Duration, len(starts))
-		for i, ms := range starts {
-			a.starts[i] = time.Duration(ms) * time.Millisecond
-		}
-	}
 	a.from, a.frames = a.frame(from), a.frame(to)-a.frame(from)
 	h := a.header[:]
 	copy(h[0:], "RIFF")
-	binary.LittleEndian.PutUint32(h[4:], uint32(36+a.frames*frameBytes))
+	// RIFF sizes are 32 bits: a file past 4 GiB (37 hours of G.711) says
+	// 0xFFFFFFFF, which players read as "to the end of the file".
+	binary.LittleEndian.PutUint32(h[4:], riffSize(36+a.frames*frameBytes))
 	copy(h[8:], "WAVEfmt ")
 	binary.LittleEndian.PutUint32(h[16:], 16)
 	binary.LittleEndian.PutUint16(h[20:], 1) // PCM
@@ -84,11 +100,21 @@ func NewAudio(r *Reader, duration time.Duration, starts []int64, from, to time.D
 	binary.LittleEndian.PutUint16(h[32:], frameBytes)
 	binary.LittleEndian.PutUint16(h[34:], 16)
 	copy(h[36:], "data")
-	binary.LittleEndian.PutUint32(h[40:], uint32(a.frames*frameBytes))
+	binary.LittleEndian.PutUint32(h[40:], riffSize(a.frames*frameBytes))
 	return a, nil
 }
 
-func (a *Audio) frame(d time.Duration) int64 { return int64(d) * a.rate / int64(time.Second) }
+func riffSize(n int64) uint32 { return uint32(min(n, math.MaxUint32)) }
+
+// frame is the sample frame at d, and at the time of frame f: split at the
+// second, so that neither overflows however long the recording.
+func (a *Audio) frame(d time.Duration) int64 {
+	return int64(d/time.Second)*a.rate + int64(d%time.Second)*a.rate/int64(time.Second)
+}
+
+func (a *Audio) at(f int64) time.Duration {
+	return time.Duration(f/a.rate)*time.Second + time.Duration(f%a.rate*int64(time.Second)/a.rate)
+}
 
 // Size is the WAV file's length in bytes.
 func (a *Audio) Size() int64 { return wavHeaderSize + a.frames*frameBytes }
@@ -98,7 +124,7 @@ func (a *Audio) Size() int64 { return wavHeaderSize + a.frames*frameBytes }
 func (a *Audio) Span(off, n int64) (from, to time.Duration) {
 	f0 := max(off-wavHeaderSize, 0) / frameBytes
 	f1 := (max(off+n-wavHeaderSize, 0) + frameBytes - 1) / frameBytes
-	return time.Duration(f0 * int64(time.Second) / a.rate), time.Duration(f1 * int64(time.Second) / a.rate)
+	return a.at(f0), a.at(f1)
 }
 
 // WriteRange writes bytes [off, off+n) of the file to w, one second of
@@ -135,8 +161,7 @@ func (a *Audio) WriteRange(w io.Writer, off, n int64) error {
 func (a *Audio) render(buf []byte, first int64) error {
 	clear(buf)
 	last := first + int64(len(buf)/frameBytes)
-	at := func(f int64) time.Duration { return time.Duration(f * int64(time.Second) / a.rate) }
-	segs, err := a.segments(at(first), at(last))
+	segs, err := a.segments(a.at(first), a.at(last))
 	if err != nil {
 		return err
 	}
@@ -147,9 +172,10 @@ func (a *Audio) render(buf []byte, first int64) error {
 				continue
 			}
 			f := a.frame(rec.At.Sub(start)) - first
+			decode := a.decode[rec.Channel]
 			for k, b := range rec.Payload {
 				if j := f + int64(k); j >= 0 && j < last-first {
-					binary.LittleEndian.PutUint16(buf[j*frameBytes+int64(rec.Channel)*2:], uint16(a.decode(b)))
+					binary.LittleEndian.PutUint16(buf[j*frameBytes+int64(rec.Channel)*2:], uint16(decode(b)))
 				}
 			}
 		}
@@ -158,8 +184,8 @@ func (a *Audio) render(buf []byte, first int64) error {
 }
 
 // segments decrypts (or finds at hand) the segments that may hold audio
-// from t0 to t1, and returns their numbers.
-func (a *Audio) segments(t0, t1 time.Duration) ([]int, error) {
+// from t0 to t1 (from the recording's start), and returns their numbers.
+func (a *segmentSet) segments(t0, t1 time.Duration) ([]int, error) {
 	if a.starts == nil {
 		if err := a.index(); err != nil {
 			return nil, err
@@ -186,7 +212,7 @@ func (a *Audio) segments(t0, t1 time.Duration) ([]int, error) {
 	return out, nil
 }
 
-func (a *Audio) decrypt(i int) error {
+func (a *segmentSet) decrypt(i int) error {
 	if a.Before != nil {
 		if err := a.Before(i); err != nil {
 			return err
@@ -203,7 +229,7 @@ func (a *Audio) decrypt(i int) error {
 
 // index learns each segment's start by decrypting them all once: only for
 // a recording whose record lacks them.
-func (a *Audio) index() error {
+func (a *segmentSet) index() error {
 	start := a.r.Meta().Start
 	a.starts = make([]time.Duration, a.r.Segments())
 	for i := range a.starts {

@@ -190,3 +190,54 @@ func BenchmarkAudioRange(b *testing.B) {
 		}
 	}
 }
+
+// A PCMA caller answered by a page sending PCMU: each channel is decoded
+// in its own law, sample by sample, and silence in μ-law stays silence.
+func TestAudioDecodesEachChannelInItsOwnCodec(t *testing.T) {
+	key, m := bytes.Repeat([]byte{3}, 32), testMeta()
+	m.Codec, m.OperatorCodec = "PCMA", "PCMU"
+	var obj bytes.Buffer
+	w, err := NewWriter(&obj, key, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, operator := make([]byte, 160), make([]byte, 160)
+	for i := range caller {
+		caller[i], operator[i] = byte(i), byte(255-i)
+	}
+	operator[0] = 0xff // μ-law silence: +848 if read as A-law
+	for _, r := range []Record{{Kind: KindAudio, Channel: ChannelCaller, At: m.Start, Payload: caller},
+		{Kind: KindAudio, Channel: ChannelOperator, At: m.Start, Payload: operator}} {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(bytes.NewReader(obj.Bytes()), int64(obj.Len()), key, Meta{TenantID: m.TenantID, CallID: m.CallID, RecordingID: m.RecordingID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Meta(); got.Codec != "PCMA" || got.OperatorCodec != "PCMU" {
+		t.Fatalf("header says %s/%s, want PCMA/PCMU", got.Codec, got.OperatorCodec)
+	}
+	a, err := NewAudio(r, 20*time.Millisecond, nil, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wav := readRange(t, a, 0, a.Size())
+	for f := range 160 {
+		left := int16(binary.LittleEndian.Uint16(wav[44+f*4:]))
+		right := int16(binary.LittleEndian.Uint16(wav[44+f*4+2:]))
+		if want := media.AlawToLinear(caller[f]); left != want {
+			t.Fatalf("sample %d: caller %d, want %d", f, left, want)
+		}
+		if want := media.UlawToLinear(operator[f]); right != want {
+			t.Fatalf("sample %d: operator %d, want %d (μ-law)", f, right, want)
+		}
+	}
+	if right := int16(binary.LittleEndian.Uint16(wav[44+2:])); right != 0 {
+		t.Errorf("μ-law silence played as %d", right)
+	}
+}

@@ -56,6 +56,7 @@ type Recorder struct {
 	// and no goroutine wake-up per packet.
 	mu      sync.Mutex
 	queue   tapBatch
+	spare   tapBatch // the goroutine's: the batch it took last, emptied and zeroed
 	stopped bool
 	dropped atomic.Uint64
 
@@ -100,7 +101,7 @@ func StartRecorder(ctx context.Context, store Store, ring *Keyring, m Meta) (*Re
 		return nil, err
 	}
 	r := &Recorder{store: store, key: key, version: version, wrapped: wrapped, up: up, cw: cw, w: w,
-		queue: newTapBatch(), kick: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
+		queue: newTapBatch(), spare: newTapBatch(), kick: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
 	go r.run()
 	return r, nil
 }
@@ -115,7 +116,6 @@ func (r *Recorder) run() {
 	defer close(r.done)
 	tick := time.NewTicker(drainEvery)
 	defer tick.Stop()
-	spare := newTapBatch()
 	for {
 		var last bool
 		select {
@@ -126,15 +126,18 @@ func (r *Recorder) run() {
 		}
 		r.mu.Lock()
 		batch := r.queue
-		r.queue = spare
+		r.queue = r.spare
 		r.mu.Unlock()
 		for _, rec := range batch.recs {
 			if r.err == nil {
 				r.err = r.w.Write(rec)
 			}
 		}
-		clear(batch.recs) // drop the payload references
-		spare = tapBatch{recs: batch.recs[:0], bytes: batch.bytes[:0]}
+		// The payloads are in the writer's segment now: no plaintext is
+		// left lying in a batch.
+		clear(batch.recs)
+		clear(batch.bytes)
+		r.spare = tapBatch{recs: batch.recs[:0], bytes: batch.bytes[:0]}
 		if last {
 			return
 		}
@@ -225,6 +228,7 @@ func (r *Recorder) Finish(ctx context.Context) (*Recording, error) {
 // that escaped deletion cannot be opened.
 func (r *Recorder) Destroy(ctx context.Context) error {
 	r.stop()
+	r.w.discard()
 	clear(r.wrapped)
 	r.wrapped = nil
 	return errors.Join(r.up.Abort(ctx), r.store.Delete(ctx, r.key))

@@ -160,3 +160,42 @@ func BenchmarkRecorderTap(b *testing.B) {
 		b.Fatalf("finish: %d dropped, %v", res.Dropped, err)
 	}
 }
+
+// Destroy zeroes the plaintext it drops: the segment the writer had not
+// sealed yet and the batches the taps filled.
+func TestDestroyZeroesThePlaintext(t *testing.T) {
+	dir, err := NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m := testMeta()
+	rec, err := StartRecorder(ctx, dir, mustKeyring(t), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := bytes.Repeat([]byte{0x5a}, 160)
+	for i := 0; i < 60; i++ {
+		rec.Tap(i%2 == 0, said, m.Start.Add(time.Duration(i)*10*time.Millisecond))
+	}
+	time.Sleep(3 * drainEvery) // one batch sealed into the writer's segment, its bytes spare
+	for i := 0; i < 60; i++ {
+		rec.Tap(i%2 == 0, said, m.Start.Add(time.Duration(60+i)*10*time.Millisecond))
+	}
+	if err := rec.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"the writer's segment": rec.w.buf[:cap(rec.w.buf)],
+		"the taps' queue":      rec.queue.bytes[:cap(rec.queue.bytes)],
+		"the spare batch":      rec.spare.bytes[:cap(rec.spare.bytes)],
+	} {
+		if bytes.Contains(b, said[:16]) {
+			t.Errorf("%s still holds what was said after Destroy", name)
+		}
+	}
+	if err := rec.w.Write(Record{Kind: KindAudio, Payload: said}); err == nil {
+		t.Error("the destroyed recording's writer takes records")
+	}
+}

@@ -273,6 +273,7 @@ func FuzzReader(f *testing.F) {
 	w.Close()
 	f.Add(obj.Bytes())
 	f.Add([]byte(magic))
+	f.Add(append([]byte(magicV1), obj.Bytes()[8:]...)) // a version 1 header on version 2 segments
 	f.Fuzz(func(t *testing.T, b []byte) {
 		recs, err := readAll(b, key, m)
 		// Only what was sealed with the key opens, and the fuzzer cannot

@@ -15,19 +15,26 @@ type Records interface {
 	CreateRecording(ctx context.Context, r *sb.Recording) error
 	UpdateRecording(ctx context.Context, r *sb.Recording) error
 	ExpiredRecordings(ctx context.Context, now time.Time, limit int) ([]*sb.Recording, error)
+	FindRecordingByID(ctx context.Context, tenantID, id sb.ID) (*sb.Recording, error)
+	StuckRecordings(ctx context.Context, instance string, endedBefore time.Time, limit int) ([]*sb.Recording, error)
 	ConsentDigit(ctx context.Context, tenantID sb.ID) (byte, error)
 }
 
 // Service records calls that their tenant's policy and consent allow:
 // call control's switchboard.Recordings.
 type Service struct {
-	store   Store
-	ring    *Keyring
-	records Records
-	events  sb.CallRecorder // nil: destructions are only in the recording's row
-	audit   sb.AuditLog     // nil: destructions are not audited
-	now     func() time.Time
+	store    Store
+	ring     *Keyring
+	records  Records
+	events   sb.CallRecorder // nil: destructions are only in the recording's row
+	audit    sb.AuditLog     // nil: destructions are not audited
+	now      func() time.Time
+	instance string // whose calls' stuck recordings Reap finishes
 }
+
+// WithInstance names the instance whose calls' recordings this service
+// makes, as calls.instance does: Reap finishes only those.
+func WithInstance(name string) ServiceOption { return func(s *Service) { s.instance = name } }
 
 // ServiceOption tunes a Service.
 type ServiceOption func(*Service)
@@ -74,11 +81,15 @@ func NewService(store Store, ring *Keyring, records Records, opts ...ServiceOpti
 	return s
 }
 
-// Sweep destroys the recordings whose tenant's retention has passed: the
-// object is deleted and the wrapped data key erased (crypto-shredding: a
-// copy of the object that escaped deletion cannot be opened), and the
-// destruction is recorded. It returns how many it destroyed.
+// Sweep first reaps recordings stuck in `recording` (Reap), then destroys
+// the recordings whose tenant's retention has passed: the object is
+// deleted and the wrapped data key erased (crypto-shredding: a copy of the
+// object that escaped deletion cannot be opened), and the destruction is
+// recorded. It returns how many it destroyed for retention.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
+	if _, err := s.Reap(ctx); err != nil {
+		return 0, err
+	}
 	n := 0
 	for {
 		expired, err := s.records.ExpiredRecordings(ctx, s.now(), 200)
@@ -97,24 +108,203 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	}
 }
 
-// Destroy deletes a finished recording's object and erases its wrapped
-// data key (crypto-shredding: a copy of the object that escaped deletion
-// cannot be opened), and records and audits why.
+// reapAfter is how long after its call ended a recording still marked as
+// being made counts as stuck: a call's record is written after its
+// recording is stored, so this is only a margin.
+const reapAfter = time.Minute
+
+// Reap finishes the recordings that this instance's calls left in
+// `recording` (a crash, a spool part smaller than one segment, a failed
+// update while one was finished or destroyed): one whose object holds a
+// whole segment is recorded as Recovered does (complete if it was stored
+// whole), and one with nothing readable is destroyed. It returns how many
+// it finished or destroyed. A service without WithInstance (a command
+// run beside the service, which has not recovered the spool) reaps none.
+func (s *Service) Reap(ctx context.Context) (int, error) {
+	if s.instance == "" {
+		return 0, nil
+	}
+	stuck, err := s.records.StuckRecordings(ctx, s.instance, s.now().Add(-reapAfter), 1000)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var first error
+	for _, rec := range stuck {
+		err := s.finishCut(ctx, rec)
+		if sb.ErrorCode(err) == sb.ENOTFOUND || errors.Is(err, ErrFormat) || errors.Is(err, ErrTampered) || errors.Is(err, ErrTruncated) {
+			err = s.Destroy(ctx, rec, "left unfinished with nothing readable")
+		}
+		if err != nil {
+			first = cmpErr(first, fmt.Errorf("recordings: reap %s: %w", rec.ID, err))
+			continue
+		}
+		n++
+	}
+	return n, first
+}
+
+// Destroy erases a recording's wrapped data key, in any state, and then
+// deletes its object (crypto-shredding: a copy of the object that escaped
+// deletion, or that a recorder still running elsewhere uploads later,
+// cannot be opened), and records and audits why. The key goes first so
+// that a recording destroyed while it is made stays destroyed: its
+// recorder's Finish finds it so and deletes what it stored.
 func (s *Service) Destroy(ctx context.Context, rec *sb.Recording, reason string) error {
 	if rec.Status == sb.RecordingDestroyed {
 		return nil
 	}
-	if rec.Status == sb.RecordingActive {
-		return sb.Errorf(sb.ECONFLICT, "recording %s is still being made", rec.ID)
+	if rec.EndedAt == nil {
+		end := s.now().UTC().Truncate(time.Microsecond)
+		rec.EndedAt = &end
 	}
-	if err := s.store.Delete(ctx, rec.ObjectKey); err != nil {
-		return fmt.Errorf("recordings: destroy: %w", err)
-	}
+	clear(rec.WrappedKey)
 	rec.Status, rec.WrappedKey = sb.RecordingDestroyed, nil
 	if err := s.records.UpdateRecording(ctx, rec); err != nil {
 		return err
 	}
+	if err := s.store.Delete(ctx, rec.ObjectKey); err != nil {
+		return fmt.Errorf("recordings: destroy: %w", err)
+	}
 	return s.destroyed(ctx, rec, reason)
+}
+
+// Recovered records the recordings a crash cut short, whose objects
+// SpoolStore.Recover readied (keys): each is kept up to its last whole
+// segment and plays that far. It returns how many it recorded and the
+// first error; a key without a record is skipped.
+func (s *Service) Recovered(ctx context.Context, keys []string) (int, error) {
+	n := 0
+	var first error
+	for _, key := range keys {
+		tenantID, recID, ok := ParseObjectKey(key)
+		if !ok {
+			continue
+		}
+		rec, err := s.records.FindRecordingByID(ctx, tenantID, recID)
+		if err == nil {
+			err = s.finishCut(ctx, rec)
+		}
+		if err != nil {
+			first = cmpErr(first, fmt.Errorf("recordings: recover %s: %w", recID, err))
+			continue
+		}
+		n++
+	}
+	return n, first
+}
+
+// finishCut records what the object of a recording that was never
+// finished holds: its segments, each segment's start and the time its last
+// record ends, learnt by decrypting each segment once (times only; no
+// audio leaves this function). A recording whose object ends in a segment
+// sealed as a middle one is failed and truncated; one stored whole (its
+// Finish could not write the record) is complete. ENOTFOUND if there is no
+// object.
+func (s *Service) finishCut(ctx context.Context, rec *sb.Recording) error {
+	obj, err := s.store.Open(ctx, rec.ObjectKey)
+	if err != nil {
+		return err
+	}
+	defer obj.Close()
+	key, err := s.ring.Unwrap(rec.KeyVersion, rec.WrappedKey, rec.ID[:])
+	if err != nil {
+		return err
+	}
+	r, err := NewReader(obj, obj.Size(), key, Meta{TenantID: rec.TenantID, CallID: rec.CallID, RecordingID: rec.ID})
+	clear(key)
+	if err != nil {
+		return err
+	}
+	m := r.Meta()
+	starts := make([]int64, r.Segments())
+	end := m.Start
+	for i := range starts {
+		recs, err := r.Segment(i)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(recs) > 0:
+			starts[i] = recs[0].At.Sub(m.Start).Milliseconds()
+		case i > 0:
+			starts[i] = starts[i-1]
+		}
+		for _, x := range recs {
+			if e := x.At.Add(recordLength(m, x)); e.After(end) {
+				end = e
+			}
+		}
+	}
+	end = end.UTC().Truncate(time.Microsecond)
+	rec.Status, rec.Truncated = sb.RecordingComplete, r.Truncated()
+	if rec.Truncated {
+		rec.Status = sb.RecordingFailed
+	}
+	rec.EndedAt, rec.SizeBytes, rec.Segments, rec.SegmentStarts = &end, obj.Size(), r.Segments(), starts
+	rec.DurationMS = end.Sub(rec.StartedAt).Milliseconds()
+	return s.records.UpdateRecording(ctx, rec)
+}
+
+// recordLength is how much audio a record holds.
+func recordLength(m Meta, x Record) time.Duration {
+	if x.Kind != KindAudio || m.ClockRate == 0 {
+		return 0
+	}
+	switch m.ChannelCodec(x.Channel) {
+	case "PCMU", "PCMA":
+		return time.Duration(len(x.Payload)) * time.Second / time.Duration(m.ClockRate)
+	case "opus":
+		return time.Duration(opusDuration(x.Payload)) * time.Second / 48000
+	}
+	return 0
+}
+
+// Destroyed reports whether the recording at object key was destroyed (or
+// has no record): SpoolStore.SetGone asks it after each upload.
+func (s *Service) Destroyed(ctx context.Context, key string) (bool, error) {
+	rec, err := s.recordAt(ctx, key)
+	if rec == nil {
+		return err == nil, err
+	}
+	return rec.Status == sb.RecordingDestroyed, nil
+}
+
+// UploadLost reports whether a multipart upload to object key can no
+// longer be completed by anyone: its recording is no longer being made
+// (finished, recovered, reaped or destroyed) or has no record.
+// S3Store.AbortUploads asks it.
+func (s *Service) UploadLost(ctx context.Context, key string) (bool, error) {
+	rec, err := s.recordAt(ctx, key)
+	if rec == nil {
+		return err == nil, err
+	}
+	return rec.Status != sb.RecordingActive, nil
+}
+
+// uploadGrace is how old a multipart upload must be before it is weighed
+// as lost: an upload begins before its recording's record is written.
+const uploadGrace = time.Minute
+
+// AbortLostUploads has abort (S3Store.AbortUploads, or the spool's) abort
+// the multipart uploads begun over uploadGrace ago whose recording is no
+// longer being made (UploadLost).
+func (s *Service) AbortLostUploads(ctx context.Context, abort func(context.Context, time.Time, func(context.Context, string) (bool, error)) (int, error)) (int, error) {
+	return abort(ctx, s.now().Add(-uploadGrace), s.UploadLost)
+}
+
+// recordAt is the record of the recording at object key; nil and no error
+// if there is none.
+func (s *Service) recordAt(ctx context.Context, key string) (*sb.Recording, error) {
+	tenantID, recID, ok := ParseObjectKey(key)
+	if !ok {
+		return nil, fmt.Errorf("recordings: %q is not a recording's key", key)
+	}
+	rec, err := s.records.FindRecordingByID(ctx, tenantID, recID)
+	if sb.ErrorCode(err) == sb.ENOTFOUND {
+		return nil, nil
+	}
+	return rec, err
 }
 
 // ConsentDigit is the key the tenant's callers press to consent.
@@ -123,7 +313,7 @@ func (s *Service) ConsentDigit(ctx context.Context, tenantID sb.ID) (byte, error
 }
 
 // Begin starts recording c if its tenant's policy allows it with consent.
-func (s *Service) Begin(ctx context.Context, c *sb.Call, consent *sb.Consent, codec sb.Codec) (sb.ActiveRecording, error) {
+func (s *Service) Begin(ctx context.Context, c *sb.Call, consent *sb.Consent, codec, operator sb.Codec) (sb.ActiveRecording, error) {
 	policy, err := s.records.TenantPolicy(ctx, c.TenantID)
 	if err != nil {
 		return nil, err
@@ -134,10 +324,16 @@ func (s *Service) Begin(ctx context.Context, c *sb.Call, consent *sb.Consent, co
 	given := *consent
 	given.Policy = policy
 	now := s.now().UTC().Truncate(time.Microsecond)
+	if operator.Name == "" {
+		operator = codec
+	}
+	if operator.ClockRate != codec.ClockRate {
+		return nil, fmt.Errorf("recordings: the caller's %s and the operator's %s differ in clock rate", codec.Name, operator.Name)
+	}
 	rec := &sb.Recording{ID: sb.NewID(), TenantID: c.TenantID, CallID: c.ID, Status: sb.RecordingActive,
-		Codec: codec.Name, ClockRate: codec.ClockRate, StartedAt: now, Consent: given, Format: FormatVersion}
+		Codec: codec.Name, OperatorCodec: operator.Name, ClockRate: codec.ClockRate, StartedAt: now, Consent: given, Format: FormatVersion}
 	r, err := StartRecorder(ctx, s.store, s.ring, Meta{TenantID: c.TenantID, CallID: c.ID, RecordingID: rec.ID,
-		Codec: codec.Name, ClockRate: codec.ClockRate, Start: now, Channels: 2})
+		Codec: codec.Name, OperatorCodec: operator.Name, ClockRate: codec.ClockRate, Start: now, Channels: 2})
 	if err != nil {
 		return nil, err
 	}
@@ -164,15 +360,25 @@ func (a *active) Finish(ctx context.Context) (*sb.Recording, error) {
 	a.rec.EndedAt = &end
 	if err != nil {
 		a.rec.Status = sb.RecordingFailed
-		return nil, errors.Join(err, a.s.records.UpdateRecording(ctx, a.rec))
+	} else {
+		a.rec.Status, a.rec.SizeBytes, a.rec.Segments, a.rec.Dropped = sb.RecordingComplete, res.Size, res.Segments, res.Dropped
+		a.rec.SegmentStarts = make([]int64, len(res.SegmentStarts))
+		for i, t := range res.SegmentStarts {
+			a.rec.SegmentStarts[i] = t.Sub(a.rec.StartedAt).Milliseconds()
+		}
 	}
-	a.rec.Status, a.rec.SizeBytes, a.rec.Segments, a.rec.Dropped = sb.RecordingComplete, res.Size, res.Segments, res.Dropped
-	a.rec.SegmentStarts = make([]int64, len(res.SegmentStarts))
-	for i, t := range res.SegmentStarts {
-		a.rec.SegmentStarts[i] = t.Sub(a.rec.StartedAt).Milliseconds()
+	uerr := a.s.records.UpdateRecording(ctx, a.rec)
+	if sb.ErrorCode(uerr) == sb.ECONFLICT {
+		// Destroyed while it was made (an erasure): its key is gone, and
+		// what the recorder stored since goes too.
+		a.rec.Status, a.rec.WrappedKey = sb.RecordingDestroyed, nil
+		return nil, errors.Join(uerr, a.s.store.Delete(ctx, a.rec.ObjectKey))
 	}
-	if err := a.s.records.UpdateRecording(ctx, a.rec); err != nil {
-		return nil, fmt.Errorf("recordings: record the stored recording: %w", err)
+	if err != nil {
+		return nil, errors.Join(err, uerr)
+	}
+	if uerr != nil {
+		return nil, fmt.Errorf("recordings: record the stored recording: %w", uerr)
 	}
 	return a.rec, nil
 }

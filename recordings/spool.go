@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -25,6 +27,56 @@ import (
 type SpoolStore struct {
 	dir     string
 	backend Store
+	gone    func(ctx context.Context, key string) (bool, error)
+
+	// An upload from the spool and a Delete of the same key take turns,
+	// so that a flush cannot put back an object deleted meanwhile.
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	users int
+}
+
+// lock takes key's turn and returns its release.
+func (s *SpoolStore) lock(key string) func() {
+	s.mu.Lock()
+	if s.locks == nil {
+		s.locks = map[string]*keyLock{}
+	}
+	l := s.locks[key]
+	if l == nil {
+		l = &keyLock{}
+		s.locks[key] = l
+	}
+	l.users++
+	s.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		s.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(s.locks, key)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// SetGone gives the spool a way to learn that a recording was destroyed
+// elsewhere (another instance, while this one uploaded it): after each
+// upload from the spool it asks, and deletes what it uploaded if so. Call
+// it before the first Flush.
+func (s *SpoolStore) SetGone(gone func(ctx context.Context, key string) (bool, error)) { s.gone = gone }
+
+// AbortUploads aborts the lost multipart uploads of the S3 store behind
+// the spool (S3Store.AbortUploads); none for another store.
+func (s *SpoolStore) AbortUploads(ctx context.Context, olderThan time.Time, lost func(ctx context.Context, key string) (bool, error)) (int, error) {
+	if b, ok := s.backend.(*S3Store); ok {
+		return b.AbortUploads(ctx, olderThan, lost)
+	}
+	return 0, nil
 }
 
 var _ Store = (*SpoolStore)(nil)
@@ -81,8 +133,15 @@ func (s *SpoolStore) Create(ctx context.Context, key string) (Upload, error) {
 	return u, nil
 }
 
+// Write takes the header or one sealed segment, and passes it to the file
+// at once: a process killed after a segment was sealed leaves it in the
+// file for Recover (the page cache keeps it; a power loss wants the
+// Complete's fsync).
 func (u *spoolUpload) Write(p []byte) (int, error) {
 	n, err := u.bw.Write(p)
+	if err == nil {
+		err = u.bw.Flush()
+	}
 	u.written += int64(n)
 	if err == nil && u.remote != nil && u.written-u.sent >= int64(u.remote.s.partSize) {
 		u.sendParts()
@@ -142,7 +201,7 @@ func (u *spoolUpload) Complete(ctx context.Context) error {
 	if u.remote != nil {
 		if err := u.finishRemote(ctx); err == nil {
 			u.f.Close()
-			if err := os.Remove(u.f.Name()); err != nil {
+			if err := os.Remove(u.f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("recordings: spool: %w", err)
 			}
 			return nil
@@ -169,18 +228,25 @@ func (u *spoolUpload) Abort(context.Context) error {
 	return nil
 }
 
-// upload sends one ready spool file to the backend and removes it.
+// upload sends one ready spool file to the backend and removes it. A
+// Delete of the key waits for it, or it finds the file gone; and a
+// recording destroyed elsewhere meanwhile has its object deleted again.
 func (s *SpoolStore) upload(ctx context.Context, ready string) error {
 	raw, err := hex.DecodeString(strings.TrimSuffix(filepath.Base(ready), readySuffix))
 	if err != nil {
 		return fmt.Errorf("recordings: spool file %s: bad name", filepath.Base(ready))
 	}
+	key := string(raw)
+	defer s.lock(key)()
 	f, err := os.Open(ready)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // deleted since it was listed
+	}
 	if err != nil {
 		return fmt.Errorf("recordings: spool: %w", err)
 	}
 	defer f.Close()
-	up, err := s.backend.Create(ctx, string(raw))
+	up, err := s.backend.Create(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -189,6 +255,18 @@ func (s *SpoolStore) upload(ctx context.Context, ready string) error {
 	}
 	if err := up.Complete(ctx); err != nil {
 		return errors.Join(err, up.Abort(context.WithoutCancel(ctx)))
+	}
+	if s.gone != nil {
+		// Destroy erases the record's key before it deletes the object,
+		// so a destruction this check misses deletes what was uploaded.
+		if gone, err := s.gone(ctx, key); err != nil || gone {
+			if err == nil {
+				err = s.backend.Delete(ctx, key)
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
 	return os.Remove(ready)
 }
@@ -227,15 +305,11 @@ func (s *SpoolStore) Recover() ([]string, error) {
 	}
 	var keys []string
 	for _, p := range parts {
-		st, err := os.Stat(p)
+		whole, err := wholeSegments(p)
 		if err != nil {
 			return keys, err
 		}
-		whole := st.Size()
-		if whole > headerSize {
-			whole = headerSize + (whole-headerSize)/SegmentSize*SegmentSize
-		}
-		if whole <= headerSize {
+		if whole == 0 {
 			os.Remove(p) // no whole segment: nothing to keep
 			continue
 		}
@@ -250,6 +324,29 @@ func (s *SpoolStore) Recover() ([]string, error) {
 		keys = append(keys, string(raw))
 	}
 	return keys, nil
+}
+
+// wholeSegments is the length of the file at p up to its last whole
+// segment, or 0 if it holds none.
+func wholeSegments(p string) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	hs := int64(headerSize)
+	var m [8]byte
+	if _, err := f.ReadAt(m[:], 0); err == nil && string(m[:]) == magicV1 {
+		hs = headerSizeV1
+	}
+	if st.Size() < hs+SegmentSize {
+		return 0, nil
+	}
+	return hs + (st.Size()-hs)/SegmentSize*SegmentSize, nil
 }
 
 // Pending counts recordings waiting in the spool for the remote store.
@@ -277,8 +374,10 @@ func (s *SpoolStore) Open(ctx context.Context, key string) (Object, error) {
 	return dirObject{File: f, size: st.Size()}, nil
 }
 
-// Delete removes the recording from the spool and the remote store.
+// Delete removes the recording from the spool and the remote store,
+// after any upload of it from the spool.
 func (s *SpoolStore) Delete(ctx context.Context, key string) error {
+	defer s.lock(key)()
 	for _, suffix := range []string{partSuffix, readySuffix} {
 		if err := os.Remove(s.spoolName(key, suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("recordings: spool: %w", err)

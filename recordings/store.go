@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -230,6 +231,45 @@ func (o *s3Object) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// recordingsPrefix is where every recording's object key begins.
+const recordingsPrefix = "tenants/"
+
+// AbortUploads aborts the multipart uploads of recordings begun before
+// olderThan that lost says are lost (a crash took the process that made
+// them; S3 keeps their parts, billed and unlisted, until aborted). It
+// returns how many it aborted.
+func (s *S3Store) AbortUploads(ctx context.Context, olderThan time.Time, lost func(ctx context.Context, key string) (bool, error)) (int, error) {
+	n := 0
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: aws.String(recordingsPrefix)}
+	for {
+		out, err := s.c.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return n, fmt.Errorf("recordings: list uploads: %w", err)
+		}
+		for _, u := range out.Uploads {
+			key := aws.ToString(u.Key)
+			if _, _, ok := ParseObjectKey(key); !ok || u.Initiated == nil || !u.Initiated.Before(olderThan) {
+				continue
+			}
+			gone, err := lost(ctx, key)
+			if err != nil {
+				return n, err
+			}
+			if !gone {
+				continue
+			}
+			if _, err := s.c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: u.Key, UploadId: u.UploadId}); err != nil {
+				return n, fmt.Errorf("recordings: abort upload: %w", err)
+			}
+			n++
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return n, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
 // Delete removes the object.
 func (s *S3Store) Delete(ctx context.Context, key string) error {
 	if _, err := s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key}); err != nil {
@@ -340,6 +380,46 @@ func (d *DirStore) Delete(_ context.Context, key string) error {
 		return fmt.Errorf("recordings: delete: %w", err)
 	}
 	return nil
+}
+
+// Recover publishes what calls in progress left in the folder when the
+// process died (each upload's hidden temporary file), cut back to its last
+// whole segment, so that it reads as a truncated recording; a file with no
+// whole segment is removed. Call it at start, before any recording
+// begins. It returns the object keys it recovered.
+func (d *DirStore) Recover() ([]string, error) {
+	var keys []string
+	err := filepath.WalkDir(d.dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		base := e.Name()
+		i := strings.Index(base, ".sbrec.")
+		if !strings.HasPrefix(base, ".") || i < 0 {
+			return nil
+		}
+		whole, err := wholeSegments(p)
+		if err != nil {
+			return err
+		}
+		if whole == 0 {
+			return os.Remove(p)
+		}
+		if err := os.Truncate(p, whole); err != nil {
+			return fmt.Errorf("recordings: recover %s: %w", base, err)
+		}
+		final := filepath.Join(filepath.Dir(p), base[1:i+len(".sbrec")])
+		if err := os.Rename(p, final); err != nil {
+			return fmt.Errorf("recordings: recover: %w", err)
+		}
+		rel, err := filepath.Rel(d.dir, final)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, filepath.ToSlash(rel))
+		return nil
+	})
+	return keys, err
 }
 
 // Ping checks that the bucket answers, for readiness.

@@ -367,7 +367,7 @@ func (g *grantFixture) longRecording(t *testing.T, minutes int) sb.ID {
 	if err := metadata.NewCallStore(g.m.DB).CreateCall(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := svc.Begin(ctx, c, &sb.Consent{Given: true, Mechanism: sb.ConsentAPI, At: start}, sb.Codec{Name: "PCMU", ClockRate: 8000})
+	rec, err := svc.Begin(ctx, c, &sb.Consent{Given: true, Mechanism: sb.ConsentAPI, At: start}, sb.PCMU, sb.PCMU)
 	if err != nil || rec == nil {
 		t.Fatalf("begin: %v", err)
 	}

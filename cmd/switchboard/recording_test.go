@@ -190,7 +190,7 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 	}
 	if rec.Status != sb.RecordingComplete || rec.Consent.Mechanism != sb.ConsentSIPHeader || !rec.Consent.Given ||
 		rec.Consent.Policy != sb.RecordWithConsent || rec.Codec != "PCMU" || rec.SizeBytes == 0 ||
-		rec.RetentionUntil == nil || rec.RetentionUntil.Sub(rec.StartedAt) != 30*24*time.Hour || rec.Format != 1 || rec.DurationMS < 400 {
+		rec.RetentionUntil == nil || rec.RetentionUntil.Sub(rec.StartedAt) != 30*24*time.Hour || rec.Format != recordings.FormatVersion || rec.DurationMS < 400 {
 		t.Fatalf("recording record %+v", rec)
 	}
 	if events := callEvents(t, m, f.APIKey, consented); !hasInOrder(events, sb.EventConsent, sb.EventAnswered, sb.EventRecordingStarted, sb.EventRecordingStored, sb.EventEnded) {

@@ -159,17 +159,27 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			checks["storage"] = p.Ping
 		}
 		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(records),
-			recordings.WithAudit(metadata.NewAuditLog(m.DB)))
+			recordings.WithAudit(metadata.NewAuditLog(m.DB)), recordings.WithInstance(c.Instance))
 		opts = append(opts, callctl.WithRecordings(svc))
-		player = recordings.NewPlayer(grants, store, c.Keyring)
+		player = recordings.NewPlayer(grants, store, c.Keyring,
+			recordings.WithLayouts(metadata.NewRecordingStore(m.DB), m.Logger.With("component", "recordings")))
 		destroy = svc.Destroy
 		m.Logger.Info("recording consented calls", "store", recordingStoreName(c), "key_version", c.Keyring.Active())
-		m.sweepRetention(ctx, svc, c.RetentionSweep)
-		if spool, ok := spooled.(*recordings.SpoolStore); ok {
-			m.recoverSpool(ctx, spool, metadata.NewRecordingStore(m.DB))
+		// What a crash left is recovered before the sweep's first pass
+		// reaps recordings still marked as being made.
+		var abort func(context.Context, time.Time, func(context.Context, string) (bool, error)) (int, error)
+		switch st := spooled.(type) {
+		case *recordings.SpoolStore:
+			st.SetGone(svc.Destroyed)
+			m.recoverRecordings(ctx, st.Recover, svc)
+			m.flushSpool(ctx, st)
+			abort = st.AbortUploads
 			m.Metrics.Gauge("switchboard_recording_spool_pending", "Recordings in the local spool waiting for the S3 store.",
-				func() float64 { return float64(spool.Pending()) })
+				func() float64 { return float64(st.Pending()) })
+		case *recordings.DirStore:
+			m.recoverRecordings(ctx, st.Recover, svc)
 		}
+		m.sweepRetention(ctx, svc, abort, c.RetentionSweep)
 	}
 	var cluster *metadata.Cluster
 	if len(c.ClusterSecret) > 0 {
@@ -560,15 +570,26 @@ func waitForSignal(ctx context.Context, m *Main, drain time.Duration) error {
 	return nil
 }
 
-// sweepRetention destroys recordings past their tenant's retention, at
-// start and then every interval, until the service closes.
-func (m *Main) sweepRetention(ctx context.Context, svc *recordings.Service, interval time.Duration) {
+// sweepRetention finishes recordings stuck in `recording`, destroys
+// recordings past their tenant's retention and, with S3, aborts the
+// multipart uploads a crash lost (abort, nil without S3), at start and
+// then every interval, until the service closes.
+func (m *Main) sweepRetention(ctx context.Context, svc *recordings.Service,
+	abort func(context.Context, time.Time, func(context.Context, string) (bool, error)) (int, error), interval time.Duration) {
 	m.every(ctx, interval, func(ctx context.Context) {
 		n, err := svc.Sweep(ctx)
 		if err != nil && ctx.Err() == nil {
 			m.Logger.Error("recording retention sweep", "err", err, "destroyed", n)
 		} else if n > 0 {
 			m.Logger.Info("recording retention sweep", "destroyed", n)
+		}
+		if abort == nil {
+			return
+		}
+		if n, err := svc.AbortLostUploads(ctx, abort); err != nil && ctx.Err() == nil {
+			m.Logger.Error("aborting lost recording uploads", "err", err, "aborted", n)
+		} else if n > 0 {
+			m.Logger.Info("aborted recording uploads lost in a crash", "aborted", n)
 		}
 	}, nil)
 }
@@ -674,31 +695,25 @@ const routingCacheAge = 12 * time.Hour
 // the store again: an empty spool costs one directory read.
 const spoolFlush = 5 * time.Second
 
-// recoverSpool readies what calls left in the spool when the process last
-// died, marks those recordings failed (they are truncated), and uploads
-// the spool every spoolFlush until the service closes.
-func (m *Main) recoverSpool(ctx context.Context, spool *recordings.SpoolStore, records *metadata.RecordingStore) {
-	keys, err := spool.Recover()
+// recoverRecordings readies what calls left in the store's folder when
+// the process last died (recover) and records those recordings as
+// truncated, playable to their last whole segment.
+func (m *Main) recoverRecordings(ctx context.Context, recover func() ([]string, error), svc *recordings.Service) {
+	keys, err := recover()
 	if err != nil {
-		m.Logger.Error("recording spool recovery", "err", err)
+		m.Logger.Error("recording recovery", "err", err)
 	}
-	for _, key := range keys {
-		tenantID, recID, ok := recordings.ParseObjectKey(key)
-		if !ok {
-			continue
-		}
-		rec, err := records.FindRecordingByID(ctx, tenantID, recID)
-		if err != nil {
-			m.Logger.Error("recovered recording has no record", "recording_id", recID, "err", err)
-			continue
-		}
-		now := time.Now().UTC()
-		rec.Status, rec.EndedAt = sb.RecordingFailed, &now
-		if err := records.UpdateRecording(ctx, rec); err != nil {
-			m.Logger.Error("recovered recording", "recording_id", recID, "err", err)
-		}
-		m.Logger.Warn("recovered a recording cut short by a crash", "recording_id", recID)
+	n, err := svc.Recovered(ctx, keys)
+	if err != nil {
+		m.Logger.Error("recording recovery", "err", err)
 	}
+	if n > 0 {
+		m.Logger.Warn("recovered recordings cut short by a crash", "count", n)
+	}
+}
+
+// flushSpool uploads the spool every spoolFlush until the service closes.
+func (m *Main) flushSpool(ctx context.Context, spool *recordings.SpoolStore) {
 	m.every(ctx, spoolFlush, func(ctx context.Context) {
 		if pending, err := spool.Flush(ctx); err != nil && ctx.Err() == nil {
 			m.Logger.Warn("recordings waiting for the store", "pending", pending, "err", err)

@@ -651,11 +651,27 @@ func TestSIPpTransferByREFER(t *testing.T) {
 // operator answers. It returns the key and the call.
 func binaryCall(t *testing.T, s *binaryService, name string) (key string, call *siptest.Call, in opclient.Incoming) {
 	t.Helper()
+	c := binaryCallWith(t, s, name, siptest.Options{Transport: "udp"})
+	return c.key, c.call, c.in
+}
+
+// binaryCallOn is a call binaryCallWith placed.
+type binaryCallOn struct {
+	tenant, key string
+	call        *siptest.Call
+	in          opclient.Incoming
+	op          *opclient.Client
+}
+
+// binaryCallWith is binaryCall with the phone's options and more
+// arguments for `tenant create`.
+func binaryCallWith(t *testing.T, s *binaryService, name string, opts siptest.Options, tenantArgs ...string) binaryCallOn {
+	t.Helper()
 	email := "op@" + name + ".test"
-	tenant := s.run(t, "", "tenant", "create", "--name", name)
+	tenant := s.run(t, "", append([]string{"tenant", "create", "--name", name}, tenantArgs...)...)
 	s.run(t, testPassword, "user", "create", "--tenant", tenant, "--email", email, "--role", "operator")
 	s.run(t, "", "trunk", "create", "--tenant", tenant, "--name", "pbx", "--allow", "127.0.0.1/32", "--number", "2000")
-	key = s.run(t, "", "apikey", "create", "--tenant", tenant, "--role", "supervisor")
+	key := s.run(t, "", "apikey", "create", "--tenant", tenant, "--role", "supervisor")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	op, err := opclient.Login(ctx, s.httpURL, email, testPassword, opclient.WithLoopbackOnly())
@@ -669,20 +685,20 @@ func binaryCall(t *testing.T, s *binaryService, name string) (key string, call *
 	if err := op.SetAvailable(ctx); err != nil {
 		t.Fatal(err)
 	}
-	phone := mustPhone(t, siptest.Options{Transport: "udp"})
-	call, err = phone.InviteAsync(ctx, s.sipAddr, "+15550001111", "2000")
+	phone := mustPhone(t, opts)
+	call, err := phone.InviteAsync(ctx, s.sipAddr, "+15550001111", "2000")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { call.Close() })
-	in = waitIncoming(t, op)
+	in := waitIncoming(t, op)
 	if err := op.Accept(ctx, in.CallID); err != nil {
 		t.Fatal(err)
 	}
 	if err := call.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return key, call, in
+	return binaryCallOn{tenant: tenant, key: key, call: call, in: in, op: op}
 }
 
 // The process is killed (SIGKILL) with a call up; on restart the call's

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -287,5 +288,11 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
+	// Entries come newest first, by sequence number: the next page is the
+	// entries before the last one's.
+	next := ""
+	if limit := cmp.Or(f.Limit, 100); len(entries) > 0 && len(entries) >= limit { // the store's default
+		next = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"entries": entries, "next": next})
 }

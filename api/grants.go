@@ -89,12 +89,20 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 		}
 		f.CallID = &id
 	}
-	grants, err := s.deps.Grants.FindGrants(r.Context(), f)
+	p, err := parsePage(r.URL.Query())
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"grants": grants})
+	grants, err := s.deps.Grants.FindGrants(r.Context(), f)
+	if err == nil {
+		grants, err = pageOf(grants, p, func(g *sb.AccessGrant) sb.ID { return g.ID }, false)
+	}
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	writePage(s, w, "grants", p, grants, func(g *sb.AccessGrant) sb.ID { return g.ID })
 }
 
 func (s *Server) getGrant(w http.ResponseWriter, r *http.Request) {

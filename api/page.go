@@ -73,40 +73,45 @@ func pagedList[T any](s *Server, name string, find func(context.Context, sb.Page
 
 // pagedAll serves GET of a short list that find reads whole (a tenant's
 // trunks, queues, webhooks, routes): it is paged as every list is, the
-// cursor being an item's ID. byID pages it in ID order (creation order),
-// robust to an item deleted between pages; without, in the list's own order
-// (routes: first choice first), an after that is no longer there starting
-// over is said as 400.
+// cursor being an item's ID (see pageOf).
 func pagedAll[T any](s *Server, name string, find func(context.Context) ([]T, error), id func(T) sb.ID, byID bool) http.HandlerFunc {
 	return pagedList(s, name, func(ctx context.Context, p sb.Page) ([]T, error) {
 		items, err := find(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if byID {
-			slices.SortFunc(items, func(a, b T) int { return cmpID(id(a), id(b)) })
-		}
-		start := 0
-		if p.After != (sb.ID{}) {
-			i := slices.IndexFunc(items, func(it T) bool {
-				if byID {
-					return cmpID(id(it), p.After) > 0
-				}
-				return id(it) == p.After
-			})
-			switch {
-			case byID && i < 0:
-				start = len(items)
-			case i < 0:
-				return nil, sb.Errorf(sb.EINVALID, "after: that item is gone; start from the first page")
-			case byID:
-				start = i
-			default:
-				start = i + 1
-			}
-		}
-		return items[start:min(len(items), start+p.Limit)], nil
+		return pageOf(items, p, id, byID)
 	}, id)
+}
+
+// pageOf is one page of a list read whole. byID pages it in ID order
+// (creation order), robust to an item deleted between pages; without, in
+// the list's own order (routes first choice first, grants newest first),
+// an after that is no longer there is said as 400: start over.
+func pageOf[T any](items []T, p sb.Page, id func(T) sb.ID, byID bool) ([]T, error) {
+	if byID {
+		slices.SortFunc(items, func(a, b T) int { return cmpID(id(a), id(b)) })
+	}
+	start := 0
+	if p.After != (sb.ID{}) {
+		i := slices.IndexFunc(items, func(it T) bool {
+			if byID {
+				return cmpID(id(it), p.After) > 0
+			}
+			return id(it) == p.After
+		})
+		switch {
+		case byID && i < 0:
+			start = len(items)
+		case i < 0:
+			return nil, sb.Errorf(sb.EINVALID, "after: that item is gone; start from the first page")
+		case byID:
+			start = i
+		default:
+			start = i + 1
+		}
+	}
+	return items[start:min(len(items), start+p.Limit)], nil
 }
 
 // cmpID orders IDs as their bytes do: UUIDv7s by creation time.

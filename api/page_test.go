@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,5 +64,30 @@ func TestWritePageNext(t *testing.T) {
 		if body["next"] != c.next || body["items"] == nil {
 			t.Errorf("limit %d, %d items: %v, want next %q", c.limit, len(c.items), body, c.next)
 		}
+	}
+}
+
+// TestPageOf: a list read whole pages by ID (after an ID that is gone,
+// the ones created later), or in its own order (after an ID that is gone,
+// 400: start over).
+func TestPageOf(t *testing.T) {
+	ids := []sb.ID{sb.NewID(), sb.NewID(), sb.NewID(), sb.NewID()}
+	id := func(x sb.ID) sb.ID { return x }
+	newestFirst := []sb.ID{ids[3], ids[2], ids[1], ids[0]}
+
+	got, err := pageOf(slices.Clone(newestFirst), sb.Page{Limit: 2}, id, true)
+	if err != nil || !slices.Equal(got, ids[:2]) {
+		t.Errorf("by ID, first page: %v %v, want the two oldest", got, err)
+	}
+	gone := sb.NewID() // made after ids[3]: nothing comes after it
+	if got, err := pageOf(slices.Clone(newestFirst), sb.Page{After: gone, Limit: 2}, id, true); err != nil || len(got) != 0 {
+		t.Errorf("by ID after the newest: %v %v, want an empty last page", got, err)
+	}
+	got, err = pageOf(slices.Clone(newestFirst), sb.Page{After: ids[2], Limit: 5}, id, false)
+	if err != nil || !slices.Equal(got, []sb.ID{ids[1], ids[0]}) {
+		t.Errorf("own order after the second: %v %v", got, err)
+	}
+	if _, err := pageOf(slices.Clone(newestFirst), sb.Page{After: gone, Limit: 2}, id, false); sb.ErrorCode(err) != sb.EINVALID {
+		t.Errorf("own order after an item that is gone: %v, want EINVALID", err)
 	}
 }

@@ -172,6 +172,16 @@ func TestAdminsManageTrunksRoutesAndQueues(t *testing.T) {
 	expect("DELETE", tp, nil, http.StatusNoContent, admin)
 	expect("GET", tp, nil, http.StatusNotFound, admin)
 
+	// The audit log pages too: next is the before of the next page.
+	var first, second struct {
+		Entries []sb.AuditEntry
+		Next    string
+	}
+	apiCall(t, m, admin, "GET", "/v1/audit?limit=2", nil, &first)
+	apiCall(t, m, admin, "GET", "/v1/audit?limit=2&before="+first.Next, nil, &second)
+	if len(first.Entries) != 2 || first.Next == "" || len(second.Entries) == 0 || second.Entries[0].Seq >= first.Entries[1].Seq {
+		t.Errorf("audit pages: %d entries, next %q, then %d entries; want the second page older than the first", len(first.Entries), first.Next, len(second.Entries))
+	}
 	var audit struct{ Entries []sb.AuditEntry }
 	apiCall(t, m, admin, "GET", "/v1/audit?limit=200", nil, &audit)
 	var actions []string

@@ -147,7 +147,8 @@ func TestDialSessionTimerTheyStopRefreshing(t *testing.T) {
 	if ev := nextLegEvent(t, l); ev.Kind != sb.LegSessionExpired {
 		t.Fatalf("event %+v, want session expired", ev)
 	}
-	if d := time.Since(start); d < 1200*time.Millisecond || d > 1900*time.Millisecond {
+	// A timer fires late on a busy machine, never early.
+	if d := time.Since(start); d < 1200*time.Millisecond || d > 4*time.Second {
 		t.Errorf("expiry reported after %s, want about 1.33 s", d)
 	}
 	if got := c.seen(); strings.Contains(got, "in dialog") {
@@ -255,7 +256,8 @@ func TestDialSessionTimerTheyRefresh(t *testing.T) {
 	if ev := nextLegEvent(t, l); ev.Kind != sb.LegSessionExpired {
 		t.Fatalf("event %+v, want session expired", ev)
 	}
-	if d := time.Since(start); d < 1200*time.Millisecond || d > 1900*time.Millisecond {
+	// A timer fires late on a busy machine, never early.
+	if d := time.Since(start); d < 1200*time.Millisecond || d > 4*time.Second {
 		t.Errorf("expiry reported %s after the last refresh, want about 1.33 s", d)
 	}
 }

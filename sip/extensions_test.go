@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -264,7 +265,8 @@ func TestSessionTimerCallerRefreshes(t *testing.T) {
 	}
 	// The refreshes stop: the call ends min(32 s, 3 s/3) before expiry.
 	ev := nextEvent(t, in.Leg, sb.LegSessionExpired)
-	if d := time.Since(last); d < 1900*time.Millisecond || d > 2800*time.Millisecond {
+	// A timer fires late on a busy machine, never early.
+	if d := time.Since(last); d < 1900*time.Millisecond || d > 5*time.Second {
 		t.Errorf("session expiry reported %s after the last refresh, want about 2 s", d)
 	}
 	if !strings.Contains(ev.Reason, "no session refresh") {
@@ -296,7 +298,8 @@ func TestSessionTimerWeRefresh(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%d refreshes: %v", len(got), err)
 			}
-			if d := time.Since(start); d < 3500*time.Millisecond || d > 5*time.Second {
+			// A timer fires late on a busy machine, never early.
+			if d := time.Since(start); d < 3500*time.Millisecond || d > 9*time.Second {
 				t.Errorf("4 refreshes in %s, want one a second", d)
 			}
 			for i, r := range got {
@@ -322,7 +325,8 @@ func TestSessionTimerOurRefreshRefused(t *testing.T) {
 	in, _ := answer(t, ts, phone, "udp")
 	start := time.Now()
 	nextEvent(t, in.Leg, sb.LegSessionExpired)
-	if d := time.Since(start); d < time.Second || d > 1900*time.Millisecond {
+	// A timer fires late on a busy machine, never early.
+	if d := time.Since(start); d < time.Second || d > 4*time.Second {
 		t.Errorf("expiry reported after %s, want between the refresh (1 s) and the expiry (2 s)", d)
 	}
 }
@@ -403,7 +407,16 @@ func timerGoroutines() int {
 // A session timer's goroutine ends with its leg, whichever side refreshes.
 func TestSessionTimerEndsWithTheLeg(t *testing.T) {
 	ts := mustServer(t, nil, Config{MinSE: time.Second})
+	// An earlier test's timer may still be on its way out: count once the
+	// number holds still.
 	before := timerGoroutines()
+	for stable := 0; stable < 5; time.Sleep(20 * time.Millisecond) {
+		if n := timerGoroutines(); n == before {
+			stable++
+		} else {
+			before, stable = n, 0
+		}
+	}
 	for _, h := range []map[string]string{{"Session-Expires": "60"}, {"Session-Expires": "60", "Supported": "timer"}} {
 		phone := mustPhone(t, siptest.Options{Headers: h})
 		in, _ := answer(t, ts, phone, "udp")
@@ -416,5 +429,40 @@ func TestSessionTimerEndsWithTheLeg(t *testing.T) {
 				t.Fatalf("%v: the session timer outlived its leg", h)
 			}
 		}
+	}
+}
+
+// An UPDATE with an offer while the call rings: the INVITE's offer awaits
+// our answer, so RFC 3311 §5.2 wants 500 with a Retry-After of 0 to 10
+// seconds; the call rings on.
+func TestEarlyUpdateOfferGets500(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call, err := phone.InviteAsync(ctx, ts.addr("udp"), "+15550001111", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	in := nextCall(t, ts)
+	if err := in.Leg.Ring(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-call.Ringing():
+	case <-ctx.Done():
+		t.Fatal("no 180")
+	}
+	res, err := call.Update(ctx, call.SDP("sendonly"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, _ := strconv.Atoi(headerOf(res, "Retry-After"))
+	if res.StatusCode != 500 || headerOf(res, "Retry-After") == "" || retry < 0 || retry > 10 {
+		t.Errorf("an early UPDATE offer: %d with Retry-After %q, want 500 with 0 to 10", res.StatusCode, headerOf(res, "Retry-After"))
+	}
+	if err := in.Leg.Answer(ctx); err != nil {
+		t.Errorf("the call could not be answered after the refused UPDATE: %v", err)
 	}
 }

@@ -93,7 +93,12 @@ func (l *leg) Ring(ctx context.Context) error {
 	return l.dlg.Respond(sip.StatusRinging, "Ringing", nil)
 }
 
-func (l *leg) Answer(ctx context.Context) error {
+func (l *leg) Answer(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			l.timers.close() // no session to keep: the timer the 200 started ends with it
+		}
+	}()
 	l.mu.Lock()
 	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.srtp)
 	if l.late {
@@ -109,7 +114,6 @@ func (l *leg) Answer(ctx context.Context) error {
 	appendHeaders(res, l.timerHeaders())
 	done := make(chan error, 1)
 	go func() { done <- l.dlg.WriteResponse(res) }()
-	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -255,8 +259,9 @@ func (l *leg) readBye(req *sip.Request, tx sip.ServerTransaction) {
 	if h := req.GetHeader("Reason"); h != nil {
 		reason = h.Value()
 	}
-	if req.CSeq().SeqNo < l.dlg.InviteRequest.CSeq().SeqNo {
-		// Out of order (RFC 3261 §12.2.2): refused, and the call goes on.
+	if err := l.dlg.ReadRequest(req, tx); err != nil {
+		// Below the dialog's last CSeq, a re-INVITE's or UPDATE's too, it
+		// is out of order (RFC 3261 §12.2.2): refused, and the call goes on.
 		l.s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
 		return
 	}

@@ -2,6 +2,8 @@ package sip
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -216,8 +218,8 @@ func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // answerOffer answers the offer of a re-INVITE or UPDATE: 491 while an
-// offer of ours awaits its answer (RFC 3261 §14.2, RFC 3311 §5.2), or
-// before the call is answered.
+// offer of ours awaits its answer (RFC 3261 §14.2, RFC 3311 §5.2), 500
+// with Retry-After before the call is answered.
 func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	l.mu.Lock()
 	pending, answered := l.awaitAck != 0, l.answered
@@ -227,9 +229,12 @@ func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction)
 		s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
 		return
 	case !answered:
-		// An UPDATE in the early dialog: our answer is still to come in
-		// the 200 to the INVITE.
-		s.reject(req, tx, sip.StatusRequestPending, "the call is not answered yet")
+		// An UPDATE in the early dialog: the INVITE's offer awaits our
+		// answer, in the 200. RFC 3311 §5.2: 500, with a Retry-After
+		// chosen at random from 0 to 10 seconds.
+		res := rejection(req, sip.StatusInternalServerError, "the INVITE's offer awaits our answer")
+		res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(rand.IntN(11))))
+		s.respond(tx, res)
 		return
 	}
 	o, code, reason := offerOf(req.Body(), l.port.srtp)

@@ -77,9 +77,10 @@ func (s *RecordingStore) CreateRecording(ctx context.Context, r *sb.Recording) e
 }
 
 // UpdateRecording writes a recording's outcome. A destroyed recording
-// loses its wrapped key for good, and stays destroyed: an update of one
-// (a recorder finishing after its recording was destroyed elsewhere) is
-// ECONFLICT. The key is otherwise left as stored, never written back from
+// loses its wrapped key for good, and stays destroyed: any update of one
+// is ECONFLICT, a second destruction included (two instances destroying
+// it at once, for erasure and retention), so that only the first writes
+// its end and size and records the destruction. The key is otherwise left as stored, never written back from
 // r: a key rotation may have re-wrapped it since r was read, and the old
 // wrapping dies with its keyring version. r gets the key as stored.
 func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) error {
@@ -88,7 +89,7 @@ func (s *RecordingStore) UpdateRecording(ctx context.Context, r *sb.Recording) e
 		dropped_packets = $7, segment_starts = $8, truncated = $9,
 		wrapped_key = CASE WHEN $3 = 'destroyed' THEN NULL ELSE wrapped_key END,
 		ogg_layout = CASE WHEN $3 = 'destroyed' THEN NULL ELSE ogg_layout END
-		WHERE tenant_id = $1 AND id = $2 AND (status <> 'destroyed' OR $3 = 'destroyed')
+		WHERE tenant_id = $1 AND id = $2 AND status <> 'destroyed'
 		RETURNING key_version, wrapped_key`,
 		r.TenantID, r.ID, r.Status, r.EndedAt, r.SizeBytes, r.Segments, int64(r.Dropped), r.SegmentStarts, r.Truncated).Scan(&version, &r.WrappedKey)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -30,6 +33,9 @@ type Service struct {
 	audit    sb.AuditLog     // nil: destructions are not audited
 	now      func() time.Time
 	instance string // whose calls' stuck recordings Reap finishes
+
+	mu        sync.Mutex
+	undeleted map[string]struct{} // objects of destroyed recordings whose deletion failed, for Sweep to delete
 }
 
 // WithInstance names the instance whose calls' recordings this service
@@ -81,29 +87,42 @@ func NewService(store Store, ring *Keyring, records Records, opts ...ServiceOpti
 	return s
 }
 
-// Sweep first reaps recordings stuck in `recording` (Reap), then destroys
-// the recordings whose tenant's retention has passed: the object is
-// deleted and the wrapped data key erased (crypto-shredding: a copy of the
-// object that escaped deletion cannot be opened), and the destruction is
-// recorded. It returns how many it destroyed for retention.
+// Sweep first reaps recordings stuck in `recording` (Reap) and deletes
+// again the objects of destroyed recordings whose deletion failed, then
+// destroys the recordings whose tenant's retention has passed: the
+// wrapped data key is erased and the object deleted (crypto-shredding: a
+// copy of the object that escaped deletion cannot be opened), and the
+// destruction is recorded. A failure of the first two does not keep
+// retention from being applied: it is returned with the rest. It returns
+// how many it destroyed for retention.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
+	var errs []error
 	if _, err := s.Reap(ctx); err != nil {
-		return 0, err
+		errs = append(errs, err)
 	}
+	errs = append(errs, s.deleteAgain(ctx))
 	n := 0
 	for {
 		expired, err := s.records.ExpiredRecordings(ctx, s.now(), 200)
 		if err != nil {
-			return n, err
+			return n, errors.Join(append(errs, err)...)
 		}
 		if len(expired) == 0 {
-			return n, nil
+			return n, errors.Join(errs...)
 		}
 		for _, rec := range expired {
-			if err := s.Destroy(ctx, rec, "retention period ended"); err != nil {
-				return n, err
+			erased, err := s.destroy(ctx, rec, "retention period ended")
+			if erased {
+				n++
 			}
-			n++
+			if err != nil {
+				errs = append(errs, err)
+				if rec.Status != sb.RecordingDestroyed {
+					// Its key is not erased, so it is still expired: the
+					// next sweep tries again rather than this one forever.
+					return n, errors.Join(errs...)
+				}
+			}
 		}
 	}
 }
@@ -150,23 +169,69 @@ func (s *Service) Reap(ctx context.Context) (int, error) {
 // cannot be opened), and records and audits why. The key goes first so
 // that a recording destroyed while it is made stays destroyed: its
 // recorder's Finish finds it so and deletes what it stored.
+//
+// The erased key is the destruction, so it is recorded and audited
+// whatever the object's deletion returns; a deletion that failed is
+// returned, and tried again by the next Sweep. A recording destroyed
+// already (here, or by another instance first) is not recorded or audited
+// again: Destroy only deletes its object again.
 func (s *Service) Destroy(ctx context.Context, rec *sb.Recording, reason string) error {
+	_, err := s.destroy(ctx, rec, reason)
+	return err
+}
+
+// destroy is Destroy, reporting whether this call erased the key.
+func (s *Service) destroy(ctx context.Context, rec *sb.Recording, reason string) (erased bool, err error) {
 	if rec.Status == sb.RecordingDestroyed {
-		return nil
+		return false, s.deleteObject(ctx, rec.ObjectKey)
 	}
 	if rec.EndedAt == nil {
 		end := s.now().UTC().Truncate(time.Microsecond)
 		rec.EndedAt = &end
 	}
+	status := rec.Status
 	clear(rec.WrappedKey)
 	rec.Status, rec.WrappedKey = sb.RecordingDestroyed, nil
-	if err := s.records.UpdateRecording(ctx, rec); err != nil {
-		return err
+	err = s.records.UpdateRecording(ctx, rec)
+	if sb.ErrorCode(err) == sb.ECONFLICT {
+		// Destroyed first elsewhere, which recorded it.
+		return false, s.deleteObject(ctx, rec.ObjectKey)
 	}
-	if err := s.store.Delete(ctx, rec.ObjectKey); err != nil {
+	if err != nil {
+		rec.Status = status // not destroyed: a retry with rec destroys it
+		return false, err
+	}
+	return true, errors.Join(s.destroyed(ctx, rec, reason), s.deleteObject(ctx, rec.ObjectKey))
+}
+
+// deleteObject deletes the object of a destroyed recording, or keeps its
+// key for Sweep to try again.
+func (s *Service) deleteObject(ctx context.Context, key string) error {
+	err := s.store.Delete(ctx, key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if s.undeleted == nil {
+			s.undeleted = make(map[string]struct{})
+		}
+		s.undeleted[key] = struct{}{}
 		return fmt.Errorf("recordings: destroy: %w", err)
 	}
-	return s.destroyed(ctx, rec, reason)
+	delete(s.undeleted, key)
+	return nil
+}
+
+// deleteAgain deletes the objects of destroyed recordings whose deletion
+// failed before.
+func (s *Service) deleteAgain(ctx context.Context) error {
+	s.mu.Lock()
+	keys := slices.Sorted(maps.Keys(s.undeleted))
+	s.mu.Unlock()
+	var errs []error
+	for _, key := range keys {
+		errs = append(errs, s.deleteObject(ctx, key))
+	}
+	return errors.Join(errs...)
 }
 
 // Recovered records the recordings a crash cut short, whose objects
@@ -391,20 +456,25 @@ func (a *active) Destroy(ctx context.Context, reason string) error {
 	if a.rec.Status == sb.RecordingActive {
 		err = a.r.Destroy(ctx)
 	} else if a.rec.Status != sb.RecordingDestroyed {
-		err = a.s.store.Delete(ctx, a.rec.ObjectKey)
+		err = a.s.deleteObject(ctx, a.rec.ObjectKey)
 	}
 	if a.rec.EndedAt == nil {
 		end := a.s.now().UTC().Truncate(time.Microsecond)
 		a.rec.EndedAt = &end
 	}
 	a.rec.Status, a.rec.WrappedKey = sb.RecordingDestroyed, nil
-	if err := errors.Join(err, a.s.records.UpdateRecording(ctx, a.rec)); err != nil {
+	uerr := a.s.records.UpdateRecording(ctx, a.rec)
+	if sb.ErrorCode(uerr) == sb.ECONFLICT {
+		// Destroyed first elsewhere (an erasure), which audited it.
 		return err
 	}
-	// Call control puts the destruction on the call's timeline; the audit
-	// log gets it here.
-	if a.s.audit == nil {
-		return nil
+	if uerr != nil {
+		return errors.Join(err, uerr)
 	}
-	return a.s.audit.Append(ctx, destroyEntry(a.rec, reason))
+	// The key is erased: that is the destruction, audited whatever became
+	// of the audio. Call control puts it on the call's timeline.
+	if a.s.audit != nil {
+		err = errors.Join(err, a.s.audit.Append(ctx, destroyEntry(a.rec, reason)))
+	}
+	return err
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -102,7 +104,8 @@ func TestMixedLawCallPlaysBackAsEachSideSpoke(t *testing.T) {
 // The real binary killed (SIGKILL) mid-recording and started again: the
 // recording is recovered to its last whole segment, marked truncated with
 // the real end of its audio (not the restart), and plays that far through
-// a grant, holding what the caller said.
+// a grant, holding what the caller said in the segments kept, and nothing
+// else.
 func TestKilledMidRecordingPlaysAfterRestart(t *testing.T) {
 	s3 := testenv.NewS3(t)
 	keyring := "1:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{42}, 32))
@@ -130,7 +133,9 @@ func TestKilledMidRecordingPlaysAfterRestart(t *testing.T) {
 		return c.call.SendRTP(p, false)
 	})
 	wg.Wait()
-	time.Sleep(300 * time.Millisecond) // the recorder seals what it has
+	// 900 records: two whole segments of 380 and part of a third, which
+	// is sealed only at the end of the call.
+	whole := waitSpoolSegments(t, spool, 2)
 	s.kill()
 	restarted := time.Now()
 	s.start(t) // the same database, spool and instance name
@@ -153,8 +158,8 @@ func TestKilledMidRecordingPlaysAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != sb.RecordingFailed || !rec.Truncated || rec.Segments != 2 || rec.EndedAt == nil ||
-		!rec.EndedAt.Before(restarted) || rec.DurationMS < 7000 || rec.DurationMS > 9000 {
+	if rec.Status != sb.RecordingFailed || !rec.Truncated || rec.Segments != whole || rec.EndedAt == nil ||
+		!rec.EndedAt.Before(restarted) {
 		t.Fatalf("recovered recording: %s, truncated %v, %d segments, %d ms, ended %v (restarted %v)",
 			rec.Status, rec.Truncated, rec.Segments, rec.DurationMS, rec.EndedAt, restarted)
 	}
@@ -191,20 +196,128 @@ func TestKilledMidRecordingPlaysAfterRestart(t *testing.T) {
 	for i := 44; i+4 <= len(wav); i += 4 {
 		left = append(left, wav[i:i+2]...)
 	}
-	heard := 0
-	for _, p := range said {
+	kept, end := keptAudio(t, as, store, ring, rec)
+	if !rec.EndedAt.Equal(end.UTC().Truncate(time.Microsecond)) {
+		t.Errorf("recovered recording ended %v, want the end of its last kept record, %v", rec.EndedAt, end)
+	}
+	// A frame is laid where it arrived, and one that arrived close after
+	// it covers part of it: each kept frame whose first 100 samples no
+	// later one covers is heard, and no frame the kept segments do not
+	// hold is.
+	keptAt := map[string]int{} // by payload, the caller's record index in kept
+	for i, r := range kept {
+		if r.Channel == recordings.ChannelCaller {
+			keptAt[string(r.Payload)] = i
+		}
+	}
+	heard, uncovered := 0, 0
+	for n, p := range said {
 		var want []byte
 		for _, b := range p[:100] {
 			want = binary.LittleEndian.AppendUint16(want, uint16(media.UlawToLinear(b)))
 		}
-		if bytes.Contains(left, want) {
+		i, ok := keptAt[string(p)]
+		played := bytes.Contains(left, want)
+		if played {
 			heard++
 		}
+		switch {
+		case played && !ok:
+			t.Errorf("the caller's frame %d plays but is not in the segments kept", n)
+		case ok && !covered(kept, i, 100) && !played:
+			t.Errorf("the caller's frame %d is kept and uncovered but does not play", n)
+		}
+		if ok && !covered(kept, i, 100) {
+			uncovered++
+		}
 	}
-	// A segment holds 380 records of 160 bytes, about half of them the
-	// caller's: two whole segments, some 380 of their frames.
-	if heard < 360 || heard > 390 {
-		t.Errorf("the recovered recording plays %d of the caller's %d frames, want those of two segments", heard, frames)
+	if len(keptAt) == 0 || uncovered == 0 {
+		t.Errorf("the segments kept hold %d of the caller's frames, %d uncovered", len(keptAt), uncovered)
 	}
-	t.Logf("recovered %d ms in %d segments; %d of the caller's frames play", rec.DurationMS, rec.Segments, heard)
+	t.Logf("recovered %d ms in %d segments; %d of the caller's frames kept, %d uncovered, %d play", rec.DurationMS, rec.Segments, len(keptAt), uncovered, heard)
+}
+
+// waitSpoolSegments waits until the one recording in the spool folder dir
+// holds at least n sealed segments, and returns how many it holds: the
+// recorder writes each segment to the file as it seals it.
+func waitSpoolSegments(t *testing.T, dir string, n int) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		parts, err := filepath.Glob(filepath.Join(dir, "*.part"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(parts) == 1 {
+			st, err := os.Stat(parts[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The header is shorter than a segment.
+			if whole := int(st.Size() / recordings.SegmentSize); whole >= n {
+				return whole
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the spool (%v) never held %d whole segments", parts, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// keptAudio is what a recording's stored object holds: its audio records
+// in order, and the end of the last one's audio.
+func keptAudio(t *testing.T, ctx context.Context, store recordings.Store, ring *recordings.Keyring, rec *sb.Recording) ([]recordings.Record, time.Time) {
+	t.Helper()
+	obj, err := store.Open(ctx, rec.ObjectKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Close()
+	key, err := ring.Unwrap(rec.KeyVersion, rec.WrappedKey, rec.ID[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := recordings.NewReader(obj, obj.Size(), key, recordings.Meta{TenantID: rec.TenantID, CallID: rec.CallID, RecordingID: rec.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Segments() != rec.Segments {
+		t.Errorf("the object holds %d segments, its record says %d", r.Segments(), rec.Segments)
+	}
+	var kept []recordings.Record
+	end := r.Meta().Start
+	for i := range r.Segments() {
+		recs, err := r.Segment(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range recs {
+			if x.Kind != recordings.KindAudio {
+				continue
+			}
+			kept = append(kept, x)
+			if e := x.At.Add(time.Duration(len(x.Payload)) * time.Second / time.Duration(r.Meta().ClockRate)); e.After(end) {
+				end = e
+			}
+		}
+	}
+	return kept, end
+}
+
+// covered reports whether a record of the same channel after kept[i]
+// (laid over it when played) covers any of its first n samples, at 8 kHz;
+// a sample's margin either side allows for rounding.
+func covered(kept []recordings.Record, i, n int) bool {
+	const sample = time.Second / 8000
+	from, to := kept[i].At.Add(-sample), kept[i].At.Add(time.Duration(n+1)*sample)
+	for _, x := range kept[i+1:] {
+		if x.Channel != kept[i].Channel {
+			continue
+		}
+		if x.At.Before(to) && x.At.Add(time.Duration(len(x.Payload))*sample).After(from) {
+			return true
+		}
+	}
+	return false
 }

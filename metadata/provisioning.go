@@ -88,7 +88,8 @@ func callsInProgress(ctx context.Context, tx pgx.Tx, where string, args ...any) 
 }
 
 // DeleteTenant marks the tenant deleted and takes every way in from it:
-// its sessions and API keys are deleted, its people disabled, its trunks
+// its API keys are deleted, its people disabled and signed out (sessions,
+// password links, operator sockets), its trunks
 // (their names kept on their calls) and queues deleted, support access
 // closed. Its calls,
 // recordings and audit entries stay until retention removes them. It
@@ -112,7 +113,6 @@ func (p *Provisioning) DeleteTenant(ctx context.Context, id sb.ID, e *sb.AuditEn
 		}
 		for _, q := range []string{
 			"UPDATE tenants SET deleted_at = $2, support_access = false WHERE id = $1",
-			"DELETE FROM sessions WHERE tenant_id = $1",
 			"DELETE FROM api_keys WHERE tenant_id = $1",
 			"UPDATE users SET disabled_at = coalesce(disabled_at, $2) WHERE tenant_id = $1",
 			"UPDATE calls c SET trunk_name = t.name FROM trunks t WHERE t.tenant_id = $1 AND c.tenant_id = $1 AND c.trunk_id = t.id",
@@ -127,9 +127,16 @@ func (p *Provisioning) DeleteTenant(ctx context.Context, id sb.ID, e *sb.AuditEn
 				return fmt.Errorf("metadata: delete tenant: %w", err)
 			}
 		}
-		// Every instance closes the tenant's people's operator sockets.
-		if _, err := tx.Exec(ctx, "SELECT pg_notify($2, id::text) FROM users WHERE tenant_id = $1", id, signOutChannel); err != nil {
-			return fmt.Errorf("metadata: delete tenant: sign-out notices: %w", err)
+		rows, err := tx.Query(ctx, "SELECT id FROM users WHERE tenant_id = $1", id)
+		if err != nil {
+			return fmt.Errorf("metadata: delete tenant: %w", err)
+		}
+		people, err := pgx.CollectRows(rows, pgx.RowTo[sb.ID])
+		if err != nil {
+			return fmt.Errorf("metadata: delete tenant: %w", err)
+		}
+		if err := signOut(ctx, tx, revokeLinks, id, people...); err != nil {
+			return err
 		}
 		return appendAudit(ctx, tx, p.db.now(), e)
 	})
@@ -192,7 +199,7 @@ func (p *Provisioning) SetUserDisabled(ctx context.Context, id sb.ID, disabled b
 		}
 		if disabled {
 			// Their sessions end, and every instance closes their socket.
-			if err := signOut(ctx, tx, tenantID, id); err != nil {
+			if err := signOut(ctx, tx, revokeLinks, tenantID, id); err != nil {
 				return err
 			}
 		}
@@ -213,7 +220,7 @@ func (p *Provisioning) SetUserPassword(ctx context.Context, id sb.ID, password s
 		if err != nil {
 			return mapError(err, "user")
 		}
-		if err := signOut(ctx, tx, tenantID, id); err != nil {
+		if err := signOut(ctx, tx, revokeLinks, tenantID, id); err != nil {
 			return err
 		}
 		return appendAudit(ctx, tx, p.db.now(), e)

@@ -77,16 +77,6 @@ func (p *Provisioning) Tenant(ctx context.Context, id sb.ID) (*TenantRecord, err
 	return t, nil
 }
 
-// callsInProgress returns how many calls matching where (on the calls c)
-// have not ended.
-func callsInProgress(ctx context.Context, tx pgx.Tx, where string, args ...any) (int, error) {
-	var n int
-	if err := tx.QueryRow(ctx, "SELECT count(*) FROM calls c WHERE c.ended_at IS NULL AND "+where, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("metadata: calls in progress: %w", err)
-	}
-	return n, nil
-}
-
 // DeleteTenant marks the tenant deleted and takes every way in from it:
 // its API keys are deleted, its people disabled and signed out (sessions,
 // password links, operator sockets), its trunks
@@ -293,28 +283,12 @@ func (p *Provisioning) Trunks(ctx context.Context, tenantID sb.ID) ([]*TrunkReco
 	return out, rows.Err()
 }
 
-// DeleteTrunk deletes one of the tenant's trunks, with its numbers, its
-// outbound route and its browser-caller tokens, after writing its name
-// onto the calls that name it. ECONFLICT while a call on it is in
-// progress, ENOTFOUND if the tenant has no such trunk.
+// DeleteTrunk deletes one of the tenant's trunks as deleteTrunk does, as
+// an admin's delete through the API does.
 func (p *Provisioning) DeleteTrunk(ctx context.Context, tenantID, id sb.ID, e *sb.AuditEntry) error {
 	return p.db.inTx(ctx, func(tx pgx.Tx) error {
-		var name string
-		if err := tx.QueryRow(ctx, "SELECT name FROM trunks WHERE tenant_id = $1 AND id = $2 FOR UPDATE", tenantID, id).Scan(&name); err != nil {
-			return mapError(err, "trunk")
-		}
-		n, err := callsInProgress(ctx, tx, "c.tenant_id = $1 AND c.trunk_id = $2", tenantID, id)
-		if err != nil {
+		if _, err := deleteTrunk(ctx, tx, tenantID, id); err != nil {
 			return err
-		}
-		if n > 0 {
-			return sb.Errorf(sb.ECONFLICT, "trunk %q has %d call(s) in progress: try again once they have ended", name, n)
-		}
-		if _, err := tx.Exec(ctx, "UPDATE calls SET trunk_name = $3 WHERE tenant_id = $1 AND trunk_id = $2", tenantID, id, name); err != nil {
-			return fmt.Errorf("metadata: delete trunk: %w", err)
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM trunks WHERE tenant_id = $1 AND id = $2", tenantID, id); err != nil {
-			return fmt.Errorf("metadata: delete trunk: %w", err)
 		}
 		return appendAudit(ctx, tx, p.db.now(), e)
 	})
@@ -329,38 +303,13 @@ func (p *Provisioning) Queues(ctx context.Context, tenantID sb.ID) ([]*sb.Queue,
 	return qs, err
 }
 
-// DeleteQueue deletes one of the tenant's queues; its numbers lead to no
-// queue any more, and the queues that overflowed to it now refuse
-// instead (their names are returned). Calls keep the queue's name in
-// their timeline. ECONFLICT while a call waits in it or was dialled to one
-// of its numbers and has not ended, ENOTFOUND if the tenant has no such
-// queue.
+// DeleteQueue deletes one of the tenant's queues as deleteQueue does, as
+// an admin's delete through the API does, and returns the names of the
+// queues that overflowed to it.
 func (p *Provisioning) DeleteQueue(ctx context.Context, tenantID, id sb.ID, e *sb.AuditEntry) (rerouted []string, err error) {
 	err = p.db.inTx(ctx, func(tx pgx.Tx) error {
-		var name string
-		if err := tx.QueryRow(ctx, "SELECT name FROM queues WHERE tenant_id = $1 AND id = $2 FOR UPDATE", tenantID, id).Scan(&name); err != nil {
-			return mapError(err, "queue")
-		}
-		n, err := callsInProgress(ctx, tx, `c.tenant_id = $1 AND (
-			c.to_number IN (SELECT number FROM trunk_numbers WHERE tenant_id = $1 AND queue_id = $2)
-			OR EXISTS (SELECT 1 FROM call_events v WHERE v.tenant_id = $1 AND v.call_id = c.id AND v.type = $3 AND v.detail->>'queue_id' = $2::text))`,
-			tenantID, id, string(sb.EventQueued))
-		if err != nil {
+		if _, rerouted, err = deleteQueue(ctx, tx, tenantID, id); err != nil {
 			return err
-		}
-		if n > 0 {
-			return sb.Errorf(sb.ECONFLICT, "queue %q has %d call(s) in progress: try again once they have ended", name, n)
-		}
-		rows, err := tx.Query(ctx, `UPDATE queues SET overflow = 'reject', overflow_queue = NULL
-			WHERE tenant_id = $1 AND overflow_queue = $2 AND id <> $2 RETURNING name`, tenantID, id)
-		if err != nil {
-			return fmt.Errorf("metadata: delete queue: %w", err)
-		}
-		if rerouted, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return fmt.Errorf("metadata: delete queue: %w", err)
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM queues WHERE tenant_id = $1 AND id = $2", tenantID, id); err != nil {
-			return fmt.Errorf("metadata: delete queue: %w", err)
 		}
 		if len(rerouted) > 0 {
 			e.Detail += ";overflow_rerouted=" + fmt.Sprint(len(rerouted))

@@ -103,9 +103,10 @@ func (s *QueueAdmin) UpdateQueue(ctx context.Context, id sb.ID, ch sb.QueueChang
 	return s.store.QueueByID(ctx, a.TenantID, id)
 }
 
-// DeleteQueue removes a queue. Its numbers lead to all of the tenant's
-// operators again, and queues that overflowed to it refuse instead; callers
-// already in its line stay there until answered or out of time.
+// DeleteQueue removes a queue as deleteQueue does, as the CLI's queue
+// delete does: ECONFLICT while a call waits in it or was dialled to one of
+// its numbers and has not ended. Its numbers lead to all of the tenant's
+// operators again, and queues that overflowed to it refuse instead.
 func (s *QueueAdmin) DeleteQueue(ctx context.Context, id sb.ID) (*sb.Queue, error) {
 	a, err := staff(ctx, "deleting a queue", sb.RoleAdmin)
 	if err != nil {
@@ -116,14 +117,8 @@ func (s *QueueAdmin) DeleteQueue(ctx context.Context, id sb.ID) (*sb.Queue, erro
 		return nil, err
 	}
 	err = s.store.db.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE queues SET overflow = 'reject', overflow_queue = NULL WHERE tenant_id = $1 AND overflow_queue = $2`,
-			a.TenantID, id); err != nil {
-			return mapError(err, "queue")
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM queues WHERE tenant_id = $1 AND id = $2", a.TenantID, id); err != nil {
-			return mapError(err, "queue")
-		}
-		return nil
+		_, _, err := deleteQueue(ctx, tx, a.TenantID, id)
+		return err
 	})
 	if err != nil {
 		return nil, err

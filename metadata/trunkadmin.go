@@ -127,8 +127,8 @@ func (s *TrunkAdmin) UpdateTrunk(ctx context.Context, id sb.ID, ch sb.TrunkChang
 	return s.trunk(ctx, a.TenantID, id)
 }
 
-// DeleteTrunk removes a trunk that has no call in progress, with its
-// numbers and its outbound route; its calls' records keep its name.
+// DeleteTrunk removes a trunk as deleteTrunk does (ECONFLICT while a call
+// of it has not ended), as the CLI's trunk delete does.
 func (s *TrunkAdmin) DeleteTrunk(ctx context.Context, id sb.ID) (*sb.Trunk, error) {
 	a, err := staff(ctx, "deleting a trunk", sb.RoleAdmin)
 	if err != nil {
@@ -139,25 +139,8 @@ func (s *TrunkAdmin) DeleteTrunk(ctx context.Context, id sb.ID) (*sb.Trunk, erro
 		return nil, err
 	}
 	err = s.trunks.db.inTx(ctx, func(tx pgx.Tx) error {
-		// Locked: no call of the trunk is recorded meanwhile.
-		if _, err := tx.Exec(ctx, "SELECT 1 FROM trunks WHERE tenant_id = $1 AND id = $2 FOR UPDATE", a.TenantID, id); err != nil {
-			return mapError(err, "trunk")
-		}
-		var active int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM calls WHERE tenant_id = $1 AND trunk_id = $2 AND status IN ('ringing', 'answered')`,
-			a.TenantID, id).Scan(&active); err != nil {
-			return fmt.Errorf("metadata: delete trunk: %w", err)
-		}
-		if active > 0 {
-			return sb.Errorf(sb.ECONFLICT, "trunk %q has %d calls in progress: delete it once they end", t.Name, active)
-		}
-		if _, err := tx.Exec(ctx, "UPDATE calls SET trunk_name = $3 WHERE tenant_id = $1 AND trunk_id = $2", a.TenantID, id, t.Name); err != nil {
-			return fmt.Errorf("metadata: delete trunk: %w", err)
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM trunks WHERE tenant_id = $1 AND id = $2", a.TenantID, id); err != nil {
-			return mapError(err, "trunk")
-		}
-		return nil
+		_, err := deleteTrunk(ctx, tx, a.TenantID, id)
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -217,17 +217,18 @@ func (p *Provisioning) SetUserPassword(ctx context.Context, id sb.ID, password s
 	})
 }
 
-// APIKeys lists a tenant's API keys (never their secrets), oldest first.
+// APIKeys lists a tenant's API keys (never their secrets), oldest first,
+// as the API's admins see them: label, expiry and last use too.
 func (p *Provisioning) APIKeys(ctx context.Context, tenantID sb.ID) ([]*sb.APIKey, error) {
-	rows, err := p.db.pool.Query(ctx, "SELECT id, tenant_id, role, prefix, created_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id", tenantID)
+	rows, err := p.db.pool.Query(ctx, "SELECT "+apiKeyColumns+" FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id", tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: api keys: %w", err)
 	}
 	defer rows.Close()
 	out := []*sb.APIKey{}
 	for rows.Next() {
-		k := &sb.APIKey{}
-		if err := rows.Scan(&k.ID, &k.TenantID, &k.Role, &k.Prefix, &k.CreatedAt); err != nil {
+		k, err := scanAPIKey(rows)
+		if err != nil {
 			return nil, fmt.Errorf("metadata: api keys: %w", err)
 		}
 		out = append(out, k)

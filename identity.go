@@ -21,7 +21,8 @@ type UserService interface {
 	CreateUser(ctx context.Context, u *User, password string) error
 	// Authenticate returns the user with that email and password, or
 	// EUNAUTHORIZED whatever was wrong (no such user, wrong password), so a
-	// caller cannot learn which emails exist.
+	// caller cannot learn which emails exist; EFORBIDDEN for a disabled
+	// user, said only after the right password.
 	Authenticate(ctx context.Context, email, password string) (*User, error)
 	// FindUserByID returns ENOTFOUND if there is no such user in the
 	// actor's tenant.

@@ -84,9 +84,10 @@ type Number struct {
 	QueueName string `json:"queue_name,omitempty"`
 }
 
-// QueueAdmin is what a tenant's admins do with its queues. A queue's
-// callers in line stay in line; its numbers lead to all of the tenant's
-// operators once it is deleted.
+// QueueAdmin is what a tenant's admins do with its queues. A queue with a
+// call in progress (waiting in it, or dialled to one of its numbers, and
+// not ended) is not deleted (ECONFLICT); once it is, its numbers lead to
+// all of the tenant's operators.
 type QueueAdmin interface {
 	CreateQueue(ctx context.Context, q *Queue) error
 	QueueByID(ctx context.Context, id ID) (*Queue, error)

@@ -6,7 +6,7 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 )
 
-// auditFirst audits an action on a call or a trunk before it is taken, so
+// auditFirst audits an action on a call before it is taken, so
 // that nothing happens unrecorded: an entry that cannot be written stops
 // the action. If the action then fails, a second entry says so.
 func (s *Server) auditFirst(r *http.Request, a *sb.Actor, action, resourceType string, id sb.ID, do func() error) error {

@@ -187,7 +187,8 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 
 // SignedOut closes the person's operator socket on this instance, if they
 // have one: their sessions were ended (disabled, new role, password
-// reset), here or on another instance.
+// reset, changed or set by a link, tenant deleted), here or on another
+// instance.
 func (s *Server) SignedOut(userID sb.ID) {
-	s.ops.closeUser(userID, "signed out by an admin")
+	s.ops.closeUser(userID, "signed out")
 }

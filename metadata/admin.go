@@ -3,6 +3,8 @@ package metadata
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
+
 	sb "github.com/switchboard-voice/switchboard"
 )
 
@@ -33,4 +35,17 @@ func (l *AuditLog) VerifyAudit(ctx context.Context) (broken int64, err error) {
 		return 0, err
 	}
 	return l.Verify(ctx)
+}
+
+// audited makes a change and appends its audit entry in one transaction:
+// a change refused or failed leaves no entry, and an entry that cannot be
+// written undoes the change. The store methods change calls with the ctx
+// it is given write in that transaction (db.inTx joins it).
+func (db *DB) audited(ctx context.Context, e *sb.AuditEntry, change func(ctx context.Context, tx pgx.Tx) error) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := change(withTx(ctx, tx), tx); err != nil {
+			return err
+		}
+		return appendAudit(ctx, tx, db.now(), e)
+	})
 }

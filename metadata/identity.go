@@ -259,7 +259,10 @@ func scanUser(row pgx.Row) (*sb.User, error) {
 }
 
 // Authenticate returns the user with that email and password, or
-// EUNAUTHORIZED; a disabled user is refused alike, after the same work.
+// EUNAUTHORIZED (no such user, or a wrong password: the same password
+// work either way). A disabled user with the right password gets
+// EFORBIDDEN: that it is disabled is said only to whoever knows the
+// password.
 func (s *UserService) Authenticate(ctx context.Context, email, password string) (*sb.User, error) {
 	u, err := scanUser(s.db.pool.QueryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email = $1",
 		strings.ToLower(strings.TrimSpace(email))))

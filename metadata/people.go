@@ -78,13 +78,31 @@ func (s *UserService) newPasswordToken(ctx context.Context, tx pgx.Tx, u *sb.Use
 	return token, nil
 }
 
-// signOut ends the person's sessions and, after the commit, tells every
-// instance to close their operator socket.
-func signOut(ctx context.Context, tx pgx.Tx, tenantID, userID sb.ID) error {
-	if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2", tenantID, userID); err != nil {
+// links says whether a sign-out revokes the people's one-time password
+// links too.
+type links bool
+
+const (
+	revokeLinks links = true
+	// keepLinks: a new role only; an invitation not yet used still works,
+	// for the person in their new role.
+	keepLinks links = false
+)
+
+// signOut ends the people's sessions, revokes their one-time password
+// links unless told to keep them and, after the commit, tells every
+// instance to close their operator sockets. Every sign-out (disabled, new
+// role, password reset, changed or set, tenant deleted) goes through here.
+func signOut(ctx context.Context, tx pgx.Tx, l links, tenantID sb.ID, userIDs ...sb.ID) error {
+	if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = ANY($2)", tenantID, userIDs); err != nil {
 		return fmt.Errorf("metadata: end sessions: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", signOutChannel, userID.String()); err != nil {
+	if l == revokeLinks {
+		if _, err := tx.Exec(ctx, "DELETE FROM password_tokens WHERE tenant_id = $1 AND user_id = ANY($2)", tenantID, userIDs); err != nil {
+			return fmt.Errorf("metadata: revoke password links: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, id::text) FROM unnest($2::uuid[]) AS id", signOutChannel, userIDs); err != nil {
 		return fmt.Errorf("metadata: sign-out notice: %w", err)
 	}
 	return nil
@@ -200,7 +218,11 @@ func (s *UserService) UpdateUser(ctx context.Context, id sb.ID, c sb.UserChange)
 			return fmt.Errorf("metadata: update user: %w", err)
 		}
 		if end {
-			if err := signOut(ctx, tx, a.TenantID, u.ID); err != nil {
+			l := keepLinks
+			if u.Disabled {
+				l = revokeLinks
+			}
+			if err := signOut(ctx, tx, l, a.TenantID, u.ID); err != nil {
 				return err
 			}
 		}
@@ -232,6 +254,11 @@ func (s *UserService) ResetPassword(ctx context.Context, id sb.ID, password stri
 		if err != nil {
 			return mapError(err, "user")
 		}
+		// First: signing out revokes the person's links, the one made
+		// below included.
+		if err := signOut(ctx, tx, revokeLinks, a.TenantID, u.ID); err != nil {
+			return err
+		}
 		e := actorEntry(a, "user.password_reset", "user", u.ID)
 		if password != "" {
 			e.Detail = "set by the admin"
@@ -245,9 +272,6 @@ func (s *UserService) ResetPassword(ctx context.Context, id sb.ID, password stri
 			if token, err = s.newPasswordToken(ctx, tx, u, "reset", resetTTL); err != nil {
 				return err
 			}
-		}
-		if err := signOut(ctx, tx, a.TenantID, u.ID); err != nil {
-			return err
 		}
 		return appendAudit(ctx, tx, s.db.now(), e)
 	})
@@ -296,8 +320,8 @@ func (s *UserService) ChangePassword(ctx context.Context, old, password string) 
 		if tag.RowsAffected() == 0 {
 			return sb.Errorf(sb.ECONFLICT, "the password was changed meanwhile; try again")
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2", tenant, u.ID); err != nil {
-			return fmt.Errorf("metadata: end sessions: %w", err)
+		if err := signOut(ctx, tx, revokeLinks, tenant, u.ID); err != nil {
+			return err
 		}
 		e := actorEntry(a, "user.password_change", "user", u.ID)
 		e.TenantID = &u.TenantID
@@ -336,12 +360,17 @@ func (s *UserService) SetPassword(ctx context.Context, token, password string) (
 		} else if err != nil {
 			return fmt.Errorf("metadata: password token: %w", err)
 		}
-		if u, err = scanUser(tx.QueryRow(ctx, "UPDATE users SET password_hash = $3 WHERE tenant_id = $1 AND id = $2 RETURNING "+userColumns,
-			tenantID, userID, hash)); err != nil {
+		// A disabled person's link sets nothing (disabling revokes links;
+		// this holds for one made by a reset since).
+		u, err = scanUser(tx.QueryRow(ctx, "UPDATE users SET password_hash = $3 WHERE tenant_id = $1 AND id = $2 AND disabled_at IS NULL RETURNING "+userColumns,
+			tenantID, userID, hash))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return sb.Errorf(sb.EFORBIDDEN, "this account is disabled; ask an admin")
+		} else if err != nil {
 			return mapError(err, "user")
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2", tenantID, userID); err != nil {
-			return fmt.Errorf("metadata: end sessions: %w", err)
+		if err := signOut(ctx, tx, revokeLinks, tenantID, userID); err != nil {
+			return err
 		}
 		e := &sb.AuditEntry{TenantID: &u.TenantID, ActorUserID: &u.ID, ActorRole: u.Role, Action: "user.password_set",
 			ResourceType: "user", ResourceID: u.ID.String(), Detail: "by a one-time link (" + purpose + ")"}

@@ -145,3 +145,82 @@ func TestUsersPageByPage(t *testing.T) {
 		t.Errorf("saw %d people, missed %d", seen, len(want))
 	}
 }
+
+// Disabling a person revokes their one-time password links, from the API
+// and from the CLI (a person disabled, a tenant deleted); a link made for
+// a disabled person since (an admin's reset) sets nothing until they are
+// enabled.
+func TestDisabledPersonsLinkSetsNothing(t *testing.T) {
+	db := mustOpen(t)
+	ctx := mustCtx(t)
+	tenant := mustTenant(t, db, "Acme")
+	users := NewUserService(db)
+	admin := sb.NewContextWithActor(ctx, &sb.Actor{TenantID: tenant.ID, UserID: sb.NewID(), Role: sb.RoleAdmin})
+	invite := func(email string) (*sb.User, string) {
+		t.Helper()
+		u := &sb.User{Email: email, Role: sb.RoleOperator}
+		token, err := users.InviteUser(admin, u, "")
+		if err != nil || token == "" {
+			t.Fatalf("invite %s: %q %v", email, token, err)
+		}
+		return u, token
+	}
+	yes, no := true, false
+	p := NewProvisioning(db)
+	cli := func(action string) *sb.AuditEntry { return &sb.AuditEntry{TenantID: &tenant.ID, Action: action} }
+
+	byAPI, byAPIToken := invite("api@acme.test")
+	if _, err := users.UpdateUser(admin, byAPI.ID, sb.UserChange{Disabled: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	byCLI, byCLIToken := invite("cli@acme.test")
+	if err := p.SetUserDisabled(ctx, byCLI.ID, true, cli("cli.user_disable")); err != nil {
+		t.Fatal(err)
+	}
+	for name, token := range map[string]string{"disabled by the API": byAPIToken, "disabled by the CLI": byCLIToken} {
+		if _, err := users.SetPassword(ctx, token, "long enough"); sb.ErrorCode(err) != sb.EUNAUTHORIZED {
+			t.Errorf("the link of a person %s: %v, want unauthorized", name, err)
+		}
+	}
+
+	// A reset link made while disabled: refused, and kept for when they
+	// are enabled again.
+	reset, err := users.ResetPassword(admin, byAPI.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.SetPassword(ctx, reset, "long enough"); sb.ErrorCode(err) != sb.EFORBIDDEN {
+		t.Errorf("a reset link of a disabled person: %v, want forbidden", err)
+	}
+	if _, err := users.UpdateUser(admin, byAPI.ID, sb.UserChange{Disabled: &no}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.SetPassword(ctx, reset, "long enough"); err != nil {
+		t.Errorf("the reset link once enabled: %v", err)
+	}
+	if _, err := users.SetPassword(ctx, byAPIToken, "long enough"); sb.ErrorCode(err) != sb.EUNAUTHORIZED {
+		t.Errorf("the invitation revoked at the disabling, once enabled: %v, want unauthorized", err)
+	}
+
+	// A new role signs the person out but keeps their invitation.
+	promoted, promotedToken := invite("promoted@acme.test")
+	supervisor := sb.RoleSupervisor
+	if _, err := users.UpdateUser(admin, promoted.ID, sb.UserChange{Role: &supervisor}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := users.SetPassword(ctx, promotedToken, "long enough"); err != nil || u.Role != sb.RoleSupervisor {
+		t.Errorf("the invitation after a new role: %+v %v, want it to work, for a supervisor", u, err)
+	}
+
+	_, lastToken := invite("last@acme.test")
+	if err := p.DeleteTenant(ctx, tenant.ID, cli("cli.tenant_delete")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := users.SetPassword(ctx, lastToken, "long enough"); sb.ErrorCode(err) != sb.EUNAUTHORIZED {
+		t.Errorf("a link of a deleted tenant's person: %v, want unauthorized", err)
+	}
+	var left int
+	if err := db.pool.QueryRow(ctx, "SELECT count(*) FROM password_tokens WHERE tenant_id = $1", tenant.ID).Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d links left of a deleted tenant (%v)", left, err)
+	}
+}

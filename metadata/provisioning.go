@@ -77,18 +77,9 @@ func (p *Provisioning) Tenant(ctx context.Context, id sb.ID) (*TenantRecord, err
 	return t, nil
 }
 
-// callsInProgress returns how many calls matching where (on the calls c)
-// have not ended.
-func callsInProgress(ctx context.Context, tx pgx.Tx, where string, args ...any) (int, error) {
-	var n int
-	if err := tx.QueryRow(ctx, "SELECT count(*) FROM calls c WHERE c.ended_at IS NULL AND "+where, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("metadata: calls in progress: %w", err)
-	}
-	return n, nil
-}
-
 // DeleteTenant marks the tenant deleted and takes every way in from it:
-// its sessions and API keys are deleted, its people disabled, its trunks
+// its API keys are deleted, its people disabled and signed out (sessions,
+// password links, operator sockets), its trunks
 // (their names kept on their calls) and queues deleted, support access
 // closed. Its calls,
 // recordings and audit entries stay until retention removes them. It
@@ -112,7 +103,6 @@ func (p *Provisioning) DeleteTenant(ctx context.Context, id sb.ID, e *sb.AuditEn
 		}
 		for _, q := range []string{
 			"UPDATE tenants SET deleted_at = $2, support_access = false WHERE id = $1",
-			"DELETE FROM sessions WHERE tenant_id = $1",
 			"DELETE FROM api_keys WHERE tenant_id = $1",
 			"UPDATE users SET disabled_at = coalesce(disabled_at, $2) WHERE tenant_id = $1",
 			"UPDATE calls c SET trunk_name = t.name FROM trunks t WHERE t.tenant_id = $1 AND c.tenant_id = $1 AND c.trunk_id = t.id",
@@ -127,9 +117,16 @@ func (p *Provisioning) DeleteTenant(ctx context.Context, id sb.ID, e *sb.AuditEn
 				return fmt.Errorf("metadata: delete tenant: %w", err)
 			}
 		}
-		// Every instance closes the tenant's people's operator sockets.
-		if _, err := tx.Exec(ctx, "SELECT pg_notify($2, id::text) FROM users WHERE tenant_id = $1", id, signOutChannel); err != nil {
-			return fmt.Errorf("metadata: delete tenant: sign-out notices: %w", err)
+		rows, err := tx.Query(ctx, "SELECT id FROM users WHERE tenant_id = $1", id)
+		if err != nil {
+			return fmt.Errorf("metadata: delete tenant: %w", err)
+		}
+		people, err := pgx.CollectRows(rows, pgx.RowTo[sb.ID])
+		if err != nil {
+			return fmt.Errorf("metadata: delete tenant: %w", err)
+		}
+		if err := signOut(ctx, tx, revokeLinks, id, people...); err != nil {
+			return err
 		}
 		return appendAudit(ctx, tx, p.db.now(), e)
 	})
@@ -192,7 +189,7 @@ func (p *Provisioning) SetUserDisabled(ctx context.Context, id sb.ID, disabled b
 		}
 		if disabled {
 			// Their sessions end, and every instance closes their socket.
-			if err := signOut(ctx, tx, tenantID, id); err != nil {
+			if err := signOut(ctx, tx, revokeLinks, tenantID, id); err != nil {
 				return err
 			}
 		}
@@ -213,24 +210,25 @@ func (p *Provisioning) SetUserPassword(ctx context.Context, id sb.ID, password s
 		if err != nil {
 			return mapError(err, "user")
 		}
-		if err := signOut(ctx, tx, tenantID, id); err != nil {
+		if err := signOut(ctx, tx, revokeLinks, tenantID, id); err != nil {
 			return err
 		}
 		return appendAudit(ctx, tx, p.db.now(), e)
 	})
 }
 
-// APIKeys lists a tenant's API keys (never their secrets), oldest first.
+// APIKeys lists a tenant's API keys (never their secrets), oldest first,
+// as the API's admins see them: label, expiry and last use too.
 func (p *Provisioning) APIKeys(ctx context.Context, tenantID sb.ID) ([]*sb.APIKey, error) {
-	rows, err := p.db.pool.Query(ctx, "SELECT id, tenant_id, role, prefix, created_at FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id", tenantID)
+	rows, err := p.db.pool.Query(ctx, "SELECT "+apiKeyColumns+" FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id", tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: api keys: %w", err)
 	}
 	defer rows.Close()
 	out := []*sb.APIKey{}
 	for rows.Next() {
-		k := &sb.APIKey{}
-		if err := rows.Scan(&k.ID, &k.TenantID, &k.Role, &k.Prefix, &k.CreatedAt); err != nil {
+		k, err := scanAPIKey(rows)
+		if err != nil {
 			return nil, fmt.Errorf("metadata: api keys: %w", err)
 		}
 		out = append(out, k)
@@ -286,28 +284,12 @@ func (p *Provisioning) Trunks(ctx context.Context, tenantID sb.ID) ([]*TrunkReco
 	return out, rows.Err()
 }
 
-// DeleteTrunk deletes one of the tenant's trunks, with its numbers, its
-// outbound route and its browser-caller tokens, after writing its name
-// onto the calls that name it. ECONFLICT while a call on it is in
-// progress, ENOTFOUND if the tenant has no such trunk.
+// DeleteTrunk deletes one of the tenant's trunks as deleteTrunk does, as
+// an admin's delete through the API does.
 func (p *Provisioning) DeleteTrunk(ctx context.Context, tenantID, id sb.ID, e *sb.AuditEntry) error {
 	return p.db.inTx(ctx, func(tx pgx.Tx) error {
-		var name string
-		if err := tx.QueryRow(ctx, "SELECT name FROM trunks WHERE tenant_id = $1 AND id = $2 FOR UPDATE", tenantID, id).Scan(&name); err != nil {
-			return mapError(err, "trunk")
-		}
-		n, err := callsInProgress(ctx, tx, "c.tenant_id = $1 AND c.trunk_id = $2", tenantID, id)
-		if err != nil {
+		if _, err := deleteTrunk(ctx, tx, tenantID, id); err != nil {
 			return err
-		}
-		if n > 0 {
-			return sb.Errorf(sb.ECONFLICT, "trunk %q has %d call(s) in progress: try again once they have ended", name, n)
-		}
-		if _, err := tx.Exec(ctx, "UPDATE calls SET trunk_name = $3 WHERE tenant_id = $1 AND trunk_id = $2", tenantID, id, name); err != nil {
-			return fmt.Errorf("metadata: delete trunk: %w", err)
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM trunks WHERE tenant_id = $1 AND id = $2", tenantID, id); err != nil {
-			return fmt.Errorf("metadata: delete trunk: %w", err)
 		}
 		return appendAudit(ctx, tx, p.db.now(), e)
 	})
@@ -322,38 +304,13 @@ func (p *Provisioning) Queues(ctx context.Context, tenantID sb.ID) ([]*sb.Queue,
 	return qs, err
 }
 
-// DeleteQueue deletes one of the tenant's queues; its numbers lead to no
-// queue any more, and the queues that overflowed to it now refuse
-// instead (their names are returned). Calls keep the queue's name in
-// their timeline. ECONFLICT while a call waits in it or was dialled to one
-// of its numbers and has not ended, ENOTFOUND if the tenant has no such
-// queue.
+// DeleteQueue deletes one of the tenant's queues as deleteQueue does, as
+// an admin's delete through the API does, and returns the names of the
+// queues that overflowed to it.
 func (p *Provisioning) DeleteQueue(ctx context.Context, tenantID, id sb.ID, e *sb.AuditEntry) (rerouted []string, err error) {
 	err = p.db.inTx(ctx, func(tx pgx.Tx) error {
-		var name string
-		if err := tx.QueryRow(ctx, "SELECT name FROM queues WHERE tenant_id = $1 AND id = $2 FOR UPDATE", tenantID, id).Scan(&name); err != nil {
-			return mapError(err, "queue")
-		}
-		n, err := callsInProgress(ctx, tx, `c.tenant_id = $1 AND (
-			c.to_number IN (SELECT number FROM trunk_numbers WHERE tenant_id = $1 AND queue_id = $2)
-			OR EXISTS (SELECT 1 FROM call_events v WHERE v.tenant_id = $1 AND v.call_id = c.id AND v.type = $3 AND v.detail->>'queue_id' = $2::text))`,
-			tenantID, id, string(sb.EventQueued))
-		if err != nil {
+		if _, rerouted, err = deleteQueue(ctx, tx, tenantID, id); err != nil {
 			return err
-		}
-		if n > 0 {
-			return sb.Errorf(sb.ECONFLICT, "queue %q has %d call(s) in progress: try again once they have ended", name, n)
-		}
-		rows, err := tx.Query(ctx, `UPDATE queues SET overflow = 'reject', overflow_queue = NULL
-			WHERE tenant_id = $1 AND overflow_queue = $2 AND id <> $2 RETURNING name`, tenantID, id)
-		if err != nil {
-			return fmt.Errorf("metadata: delete queue: %w", err)
-		}
-		if rerouted, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return fmt.Errorf("metadata: delete queue: %w", err)
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM queues WHERE tenant_id = $1 AND id = $2", tenantID, id); err != nil {
-			return fmt.Errorf("metadata: delete queue: %w", err)
 		}
 		if len(rerouted) > 0 {
 			e.Detail += ";overflow_rerouted=" + fmt.Sprint(len(rerouted))

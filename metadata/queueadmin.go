@@ -10,7 +10,8 @@ import (
 )
 
 // QueueAdmin creates, changes and removes a tenant's queues, for its
-// admins, within the actor's tenant.
+// admins, within the actor's tenant. Each change is audited in its own
+// transaction: one refused leaves no entry.
 type QueueAdmin struct{ store *QueueStore }
 
 var _ sb.QueueAdmin = (*QueueAdmin)(nil)
@@ -25,7 +26,12 @@ func (s *QueueAdmin) CreateQueue(ctx context.Context, q *sb.Queue) error {
 		return err
 	}
 	q.TenantID = a.TenantID
-	return s.store.CreateQueue(ctx, q)
+	if q.ID == (sb.ID{}) {
+		q.ID = sb.NewID()
+	}
+	return s.store.db.audited(ctx, actorEntry(a, "queue.create", "queue", q.ID), func(ctx context.Context, _ pgx.Tx) error {
+		return s.store.CreateQueue(ctx, q)
+	})
 }
 
 // QueueByID returns one of the actor's tenant's queues.
@@ -66,7 +72,7 @@ func (s *QueueAdmin) UpdateQueue(ctx context.Context, id sb.ID, ch sb.QueueChang
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	err = s.store.db.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.store.db.audited(ctx, actorEntry(a, "queue.update", "queue", id), func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE queues SET name = $3, max_wait_ms = $4, overflow = $5, overflow_queue = $6, overflow_uri = $7
 			WHERE tenant_id = $1 AND id = $2`, a.TenantID, id, q.Name, q.MaxWait.Milliseconds(), q.Overflow.Kind, q.Overflow.QueueID, q.Overflow.URI); err != nil {
 			return mapError(err, "queue")
@@ -103,9 +109,10 @@ func (s *QueueAdmin) UpdateQueue(ctx context.Context, id sb.ID, ch sb.QueueChang
 	return s.store.QueueByID(ctx, a.TenantID, id)
 }
 
-// DeleteQueue removes a queue. Its numbers lead to all of the tenant's
-// operators again, and queues that overflowed to it refuse instead; callers
-// already in its line stay there until answered or out of time.
+// DeleteQueue removes a queue as deleteQueue does, as the CLI's queue
+// delete does: ECONFLICT while a call waits in it or was dialled to one of
+// its numbers and has not ended. Its numbers lead to all of the tenant's
+// operators again, and queues that overflowed to it refuse instead.
 func (s *QueueAdmin) DeleteQueue(ctx context.Context, id sb.ID) (*sb.Queue, error) {
 	a, err := staff(ctx, "deleting a queue", sb.RoleAdmin)
 	if err != nil {
@@ -115,15 +122,9 @@ func (s *QueueAdmin) DeleteQueue(ctx context.Context, id sb.ID) (*sb.Queue, erro
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.db.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE queues SET overflow = 'reject', overflow_queue = NULL WHERE tenant_id = $1 AND overflow_queue = $2`,
-			a.TenantID, id); err != nil {
-			return mapError(err, "queue")
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM queues WHERE tenant_id = $1 AND id = $2", a.TenantID, id); err != nil {
-			return mapError(err, "queue")
-		}
-		return nil
+	err = s.store.db.audited(ctx, actorEntry(a, "queue.delete", "queue", id), func(ctx context.Context, tx pgx.Tx) error {
+		_, _, err := deleteQueue(ctx, tx, a.TenantID, id)
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ func (s *QueueStore) CreateQueue(ctx context.Context, q *sb.Queue) error {
 		return err
 	}
 	q.CreatedAt = s.db.now()
-	return pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
+	return s.db.inTx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO queues (id, tenant_id, name, max_wait_ms, overflow, overflow_queue, overflow_uri, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			q.ID, q.TenantID, q.Name, q.MaxWait.Milliseconds(), q.Overflow.Kind, q.Overflow.QueueID, q.Overflow.URI, q.CreatedAt)

@@ -14,7 +14,8 @@ import (
 
 // TrunkAdmin changes and removes a tenant's trunks and their outbound
 // routes, for its admins. Every query is bound to the actor's tenant: a
-// trunk of another tenant is not found.
+// trunk of another tenant is not found. Each change is audited in its own
+// transaction: one refused leaves no entry.
 type TrunkAdmin struct {
 	trunks *TrunkService
 	routes *RouteStore
@@ -96,7 +97,7 @@ func (s *TrunkAdmin) UpdateTrunk(ctx context.Context, id sb.ID, ch sb.TrunkChang
 		}
 		username, ha1 = &t.Username, &stored
 	}
-	err = s.trunks.db.inTx(ctx, func(tx pgx.Tx) error {
+	err = s.trunks.db.audited(ctx, actorEntry(a, "trunk.update", "trunk", id), func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE trunks SET name = $3, allow = $4, recording_consent = $5 WHERE tenant_id = $1 AND id = $2`,
 			a.TenantID, id, t.Name, t.Allow, t.RecordingConsent); err != nil {
 			return mapError(err, "trunk")
@@ -127,8 +128,8 @@ func (s *TrunkAdmin) UpdateTrunk(ctx context.Context, id sb.ID, ch sb.TrunkChang
 	return s.trunk(ctx, a.TenantID, id)
 }
 
-// DeleteTrunk removes a trunk that has no call in progress, with its
-// numbers and its outbound route; its calls' records keep its name.
+// DeleteTrunk removes a trunk as deleteTrunk does (ECONFLICT while a call
+// of it has not ended), as the CLI's trunk delete does.
 func (s *TrunkAdmin) DeleteTrunk(ctx context.Context, id sb.ID) (*sb.Trunk, error) {
 	a, err := staff(ctx, "deleting a trunk", sb.RoleAdmin)
 	if err != nil {
@@ -138,26 +139,9 @@ func (s *TrunkAdmin) DeleteTrunk(ctx context.Context, id sb.ID) (*sb.Trunk, erro
 	if err != nil {
 		return nil, err
 	}
-	err = s.trunks.db.inTx(ctx, func(tx pgx.Tx) error {
-		// Locked: no call of the trunk is recorded meanwhile.
-		if _, err := tx.Exec(ctx, "SELECT 1 FROM trunks WHERE tenant_id = $1 AND id = $2 FOR UPDATE", a.TenantID, id); err != nil {
-			return mapError(err, "trunk")
-		}
-		var active int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM calls WHERE tenant_id = $1 AND trunk_id = $2 AND status IN ('ringing', 'answered')`,
-			a.TenantID, id).Scan(&active); err != nil {
-			return fmt.Errorf("metadata: delete trunk: %w", err)
-		}
-		if active > 0 {
-			return sb.Errorf(sb.ECONFLICT, "trunk %q has %d calls in progress: delete it once they end", t.Name, active)
-		}
-		if _, err := tx.Exec(ctx, "UPDATE calls SET trunk_name = $3 WHERE tenant_id = $1 AND trunk_id = $2", a.TenantID, id, t.Name); err != nil {
-			return fmt.Errorf("metadata: delete trunk: %w", err)
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM trunks WHERE tenant_id = $1 AND id = $2", a.TenantID, id); err != nil {
-			return mapError(err, "trunk")
-		}
-		return nil
+	err = s.trunks.db.audited(ctx, actorEntry(a, "trunk.delete", "trunk", id), func(ctx context.Context, tx pgx.Tx) error {
+		_, err := deleteTrunk(ctx, tx, a.TenantID, id)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -253,11 +237,17 @@ func (s *TrunkAdmin) SetRoute(ctx context.Context, trunkID sb.ID, ch sb.RouteCha
 			}
 		}
 	}
-	if _, err := s.trunks.db.pool.Exec(ctx, `UPDATE trunks SET outbound_target = $3, outbound_transport = $4, outbound_username = $5,
-		outbound_secret = CASE WHEN $6 = 'set' THEN $7 ELSE outbound_secret END, caller_id = $8, outbound_priority = $9, outbound_register = $10
-		WHERE tenant_id = $1 AND id = $2`,
-		a.TenantID, trunkID, r.Target, r.Transport, r.Username, secret, sealed, r.CallerID, r.Priority, r.Register); err != nil {
-		return nil, mapError(err, "outbound route")
+	err = s.trunks.db.audited(ctx, actorEntry(a, "route.set", "trunk", trunkID), func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE trunks SET outbound_target = $3, outbound_transport = $4, outbound_username = $5,
+			outbound_secret = CASE WHEN $6 = 'set' THEN $7 ELSE outbound_secret END, caller_id = $8, outbound_priority = $9, outbound_register = $10
+			WHERE tenant_id = $1 AND id = $2`,
+			a.TenantID, trunkID, r.Target, r.Transport, r.Username, secret, sealed, r.CallerID, r.Priority, r.Register); err != nil {
+			return mapError(err, "outbound route")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	out, err := scanRoute(s.trunks.db.pool.QueryRow(ctx, routeSelect+" AND id = $2", a.TenantID, trunkID))
 	if err != nil {
@@ -273,15 +263,17 @@ func (s *TrunkAdmin) DeleteRoute(ctx context.Context, trunkID sb.ID) error {
 	if err != nil {
 		return err
 	}
-	tag, err := s.trunks.db.pool.Exec(ctx, `UPDATE trunks SET outbound_target = NULL, outbound_username = '', outbound_secret = NULL,
-		caller_id = '', outbound_register = false WHERE tenant_id = $1 AND id = $2 AND outbound_target IS NOT NULL`, a.TenantID, trunkID)
-	if err != nil {
-		return mapError(err, "outbound route")
-	}
-	if tag.RowsAffected() == 0 {
-		return sb.Errorf(sb.ENOTFOUND, "outbound route not found")
-	}
-	return nil
+	return s.trunks.db.audited(ctx, actorEntry(a, "route.delete", "trunk", trunkID), func(ctx context.Context, tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE trunks SET outbound_target = NULL, outbound_username = '', outbound_secret = NULL,
+			caller_id = '', outbound_register = false WHERE tenant_id = $1 AND id = $2 AND outbound_target IS NOT NULL`, a.TenantID, trunkID)
+		if err != nil {
+			return mapError(err, "outbound route")
+		}
+		if tag.RowsAffected() == 0 {
+			return sb.Errorf(sb.ENOTFOUND, "outbound route not found")
+		}
+		return nil
+	})
 }
 
 // CreateTrunk stores a trunk in the actor's tenant.
@@ -291,7 +283,12 @@ func (s *TrunkAdmin) CreateTrunk(ctx context.Context, t *sb.Trunk, password stri
 		return err
 	}
 	t.TenantID = a.TenantID
-	return s.trunks.CreateTrunk(ctx, t, password)
+	if t.ID == (sb.ID{}) {
+		t.ID = sb.NewID()
+	}
+	return s.trunks.db.audited(ctx, actorEntry(a, "trunk.create", "trunk", t.ID), func(ctx context.Context, _ pgx.Tx) error {
+		return s.trunks.CreateTrunk(ctx, t, password)
+	})
 }
 
 // Numbers lists the tenant's numbers and where they lead.

@@ -383,7 +383,7 @@ async function apiAll(path, name) {
   return items;
 }
 
-// People and trunks.
+// People (trunks are in Setup).
 
 const roles = ["operator", "supervisor", "support", "admin"];
 
@@ -410,10 +410,6 @@ async function loadAdmin() {
     return el("tr", { "data-email": u.email }, el("td", {}, u.email), el("td", {}, u.name), el("td", {}, select),
       el("td", { class: "status" }, u.disabled ? "disabled" : "active"), el("td", {}, ...actions));
   }));
-  if (!admin) return;
-  const trunks = await api("/v1/trunks");
-  $("trunks").replaceChildren(...trunks.trunks.map((t) => el("tr", {}, el("td", {}, t.name),
-    el("td", {}, (t.numbers || []).join(", ")), el("td", {}, (t.allow || []).join(", ")), el("td", {}, t.username || "–"))));
 }
 
 // showLink shows a one-time password link, whole, once.

@@ -1,6 +1,6 @@
 // switchboard console, setup (admins): trunks and their outbound routes,
 // queues, webhooks and their recent deliveries, and where each number
-// leads. Uses console.js's el, api, guard and when. Everything the server
+// leads. Uses console.js's el, api, apiAll, guard and when. Everything the server
 // sends is put on the page as text, never as HTML.
 "use strict";
 
@@ -24,13 +24,15 @@ const button = (label, onclick, attrs = {}) => el("button", { type: "button", on
 const confirmDelete = (what) => window.confirm(`Delete ${what}? This cannot be undone.`);
 
 async function loadSetup() {
+  // Every page of each list; the numbers come whole, unpaged.
   const [trunks, routes, queues, webhooks, numbers, users] = await Promise.all([
-    api("/v1/trunks"), api("/v1/routes"), api("/v1/queues"), api("/v1/webhooks"), api("/v1/numbers"), api("/v1/users?limit=500")]);
-  const routeOf = new Map(routes.routes.map((r) => [r.trunk_id, r]));
-  const emailOf = new Map(users.users.map((u) => [u.id, u.email]));
-  const idOf = new Map(users.users.map((u) => [u.email, u.id]));
+    apiAll("/v1/trunks", "trunks"), apiAll("/v1/routes", "routes"), apiAll("/v1/queues", "queues"),
+    apiAll("/v1/webhooks", "webhooks"), api("/v1/numbers"), apiAll("/v1/users", "users")]);
+  const routeOf = new Map(routes.map((r) => [r.trunk_id, r]));
+  const emailOf = new Map(users.map((u) => [u.id, u.email]));
+  const idOf = new Map(users.map((u) => [u.email, u.id]));
 
-  $("setup-trunks").replaceChildren(...trunks.trunks.map((t) => {
+  $("setup-trunks").replaceChildren(...trunks.map((t) => {
     const r = routeOf.get(t.id);
     return el("tr", { "data-trunk": t.name },
       el("td", {}, t.name), el("td", {}, (t.numbers || []).join(", ")), el("td", {}, (t.allow || []).join(", ") || "–"),
@@ -45,7 +47,7 @@ async function loadSetup() {
         }, { "aria-label": `Delete ${t.name}` })));
   }));
 
-  $("setup-queues").replaceChildren(...queues.queues.map((q) => el("tr", { "data-queue": q.name },
+  $("setup-queues").replaceChildren(...queues.map((q) => el("tr", { "data-queue": q.name },
     el("td", {}, q.name), el("td", {}, (q.numbers || []).join(", ") || "–"),
     el("td", {}, (q.members || []).map((id) => emailOf.get(id) || id).join(", ") || "every operator"),
     el("td", {}, `${q.max_wait_seconds} s`), el("td", {}, q.overflow.kind + (q.overflow.uri ? ` ${q.overflow.uri}` : "")),
@@ -58,7 +60,7 @@ async function loadSetup() {
       }, { "aria-label": `Delete ${q.name}` })))));
   state.memberIDs = idOf;
 
-  $("setup-webhooks").replaceChildren(...webhooks.webhooks.map((h) => el("tr", { "data-webhook": h.url },
+  $("setup-webhooks").replaceChildren(...webhooks.map((h) => el("tr", { "data-webhook": h.url },
     el("td", {}, h.url), el("td", {}, h.events.join(", ")), el("td", {}, when(h.created_at)),
     el("td", {},
       button("Deliveries", () => showDeliveries(h)),

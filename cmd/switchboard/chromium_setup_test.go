@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/metadata"
 )
 
 // TestChromiumAdminSetsUp: a tenant's admin, in the console's Setup view,
@@ -21,6 +23,15 @@ func TestChromiumAdminSetsUp(t *testing.T) {
 	f := mustProvision(t, m, "Setup", "2000", 1)
 	admin := mustUser(t, m, f.Tenant.ID, "admin@setup.test", sb.RoleAdmin)
 	key := roleKey(t, m, f.Tenant.ID, sb.RoleAdmin)
+	// A first page's worth of queues (the API's default page is 50): the
+	// one made below is on the second, which the page must read too.
+	queues := metadata.NewQueueStore(m.DB)
+	for i := range 50 {
+		q := &sb.Queue{TenantID: f.Tenant.ID, Name: fmt.Sprintf("Q%02d", i), MaxWait: time.Minute, Overflow: sb.Overflow{Kind: sb.OverflowReject}}
+		if err := queues.CreateQueue(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx := newChromium(t)
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()

@@ -55,6 +55,14 @@ func (o *output) print(w io.Writer, v any, header []string, rows [][]string) err
 // when is a time in a table: UTC, to the second.
 func when(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
 
+// whenOr is when(*t), or none for no time.
+func whenOr(t *time.Time, none string) string {
+	if t == nil {
+		return none
+	}
+	return when(*t)
+}
+
 // orDash stands in for an empty cell, so columns stay readable.
 func orDash(s string) string {
 	if s == "" {
@@ -220,11 +228,11 @@ func runUserList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func runAPIKeyList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return tenantList[*sb.APIKey]{name: "apikey list",
-		summary: "Lists a tenant's API keys, oldest first: their IDs and the first characters of each secret, never the secrets.",
-		header:  []string{"ID", "PREFIX", "ROLE", "CREATED"},
+		summary: "Lists a tenant's API keys, oldest first: their IDs, the first characters of each secret (never the secrets), labels, expiry and last use.",
+		header:  []string{"ID", "PREFIX", "LABEL", "ROLE", "CREATED", "EXPIRES", "LAST USED"},
 		fetch:   (*metadata.Provisioning).APIKeys,
 		row: func(k *sb.APIKey) []string {
-			return []string{k.ID.String(), k.Prefix, string(k.Role), when(k.CreatedAt)}
+			return []string{k.ID.String(), k.Prefix, orDash(k.Label), string(k.Role), when(k.CreatedAt), whenOr(k.ExpiresAt, "never"), whenOr(k.LastUsedAt, "never")}
 		},
 	}.run(ctx, args, stdout, stderr)
 }

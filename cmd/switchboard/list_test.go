@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/metadata"
 )
 
 // The service's operator lists what was created, through the built
@@ -59,14 +64,42 @@ func TestOperatorLists(t *testing.T) {
 			map[string][]string{user: {user, "op@listed.test", "Olga", "operator", "active"}})
 	})
 	t.Run("apikey list", func(t *testing.T) {
-		var got []struct{ ID, Prefix, Role string }
+		// A key an admin made with a label and an expiry, used once.
+		tenantID, err := sb.ParseID(tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := metadata.NewAPIKeyService(r.m.DB)
+		expires := time.Date(2099, 1, 1, 12, 0, 0, 0, time.UTC)
+		admin := sb.NewContextWithActor(context.Background(), &sb.Actor{TenantID: tenantID, UserID: sb.NewID(), Role: sb.RoleAdmin})
+		labelled, labelledSecret, err := keys.IssueAPIKey(admin, sb.APIKeyRequest{Role: sb.RoleOperator, Label: "wallboard", ExpiresAt: &expires})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keys.AuthenticateAPIKey(context.Background(), labelledSecret); err != nil {
+			t.Fatal(err)
+		}
+		var got []struct {
+			ID, Prefix, Role, Label string
+			ExpiresAt               *time.Time `json:"expires_at"`
+			LastUsedAt              *time.Time `json:"last_used_at"`
+		}
 		r.json(t, &got, "apikey", "list", "-tenant", tenant)
-		if len(got) != 1 || got[0].Role != "supervisor" || got[0].Prefix == "" || !strings.HasPrefix(secret, got[0].Prefix) || len(got[0].Prefix) >= len(secret) {
+		if len(got) != 2 || got[0].Role != "supervisor" || got[0].Prefix == "" || !strings.HasPrefix(secret, got[0].Prefix) || len(got[0].Prefix) >= len(secret) {
 			t.Fatalf("apikey list -o json: %+v", got)
 		}
+		if got[1].ID != labelled.ID.String() || got[1].Label != "wallboard" || got[1].ExpiresAt == nil || !got[1].ExpiresAt.Equal(expires) || got[1].LastUsedAt == nil {
+			t.Errorf("apikey list -o json, the labelled key: %+v, want its label, expiry and last use", got[1])
+		}
 		out := r.ok(t, "", "apikey", "list", "-tenant", tenant)
-		checkTable(t, out, []string{"ID", "PREFIX", "ROLE", "CREATED"}, map[string][]string{got[0].ID: {got[0].ID, got[0].Prefix, "supervisor"}})
-		if strings.Contains(out, secret) {
+		checkTable(t, out, []string{"ID", "PREFIX", "LABEL", "ROLE", "CREATED", "EXPIRES", "LAST USED"}, map[string][]string{
+			got[0].ID: {got[0].ID, got[0].Prefix, "-", "supervisor"},
+			got[1].ID: {got[1].ID, got[1].Prefix, "wallboard", "operator"},
+		})
+		if !strings.Contains(out, "2099-01-01 12:00:00") {
+			t.Errorf("apikey list shows no expiry:\n%s", out)
+		}
+		if strings.Contains(out, secret) || strings.Contains(out, labelledSecret) {
 			t.Error("apikey list shows the secret")
 		}
 	})

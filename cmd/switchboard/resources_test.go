@@ -193,6 +193,26 @@ func TestAdminsManageTrunksRoutesAndQueues(t *testing.T) {
 			t.Errorf("audit has no %s among %v", want, actions)
 		}
 	}
+	// Each change done has one entry, in its transaction; one refused
+	// (403, 400 from the service) or not found has none.
+	done := map[string]int{"trunk.create": 1, "trunk.update": 1, "route.set": 2, "route.delete": 1,
+		"queue.create": 1, "queue.update": 1, "queue.delete": 1, "trunk.delete": 1}
+	for action, n := range done {
+		e := auditOf(t, m, f.Tenant.ID, action)
+		if len(e) != n {
+			t.Errorf("%d %s entries, want %d (the changes done)", len(e), action, n)
+		}
+		for _, x := range e {
+			if x.Outcome != "ok" || x.ActorRole != sb.RoleAdmin || x.IP == "" {
+				t.Errorf("%s entry by %s, outcome %q (%s), from %q: want an admin's, done, with the client's address", action, x.ActorRole, x.Outcome, x.Reason, x.IP)
+			}
+		}
+	}
+	for action := range done {
+		if e := auditOf(t, m, other.Tenant.ID, action); len(e) != 0 {
+			t.Errorf("the other tenant's admin, whose changes were not found: %d %s entries", len(e), action)
+		}
+	}
 }
 
 // TestTrunkWithACallInProgressIsNotDeleted: deleting a trunk while one of
@@ -209,6 +229,9 @@ func TestTrunkWithACallInProgressIsNotDeleted(t *testing.T) {
 	if code, raw := apiCall(t, m, admin, "DELETE", tp, nil, nil); code != http.StatusConflict {
 		t.Errorf("deleting the trunk of a call in progress: %d %s, want 409", code, raw)
 	}
+	if e := auditOf(t, m, f.Tenant.ID, "trunk.delete"); len(e) != 0 {
+		t.Errorf("the refused delete left %d entries, want none", len(e))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := call.Hangup(ctx); err != nil {
@@ -217,6 +240,9 @@ func TestTrunkWithACallInProgressIsNotDeleted(t *testing.T) {
 	waitCallEnded(t, m, f.APIKey, in.CallID)
 	if code, raw := apiCall(t, m, admin, "DELETE", tp, nil, nil); code != http.StatusNoContent {
 		t.Fatalf("deleting the trunk once the call ended: %d %s", code, raw)
+	}
+	if e := auditOf(t, m, f.Tenant.ID, "trunk.delete"); len(e) != 1 {
+		t.Errorf("the delete left %d entries, want one", len(e))
 	}
 	c := waitCallEnded(t, m, f.APIKey, in.CallID)
 	if c.TrunkName != f.Trunk.Name || c.TrunkID == nil || *c.TrunkID != f.Trunk.ID {

@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
-	"github.com/switchboard-voice/switchboard/opclient"
 )
 
 // TestSIPpExtensions runs SIPp trunks that use SIP extensions against the
@@ -20,54 +18,15 @@ import (
 // The binary takes a session interval of 1 s and up, so that a test's
 // intervals are seconds, not minutes.
 func TestSIPpExtensions(t *testing.T) {
-	if _, err := exec.LookPath("sipp"); err != nil {
-		requireDependency(t, "sipp (Debian package sip-tester)")
-	}
-	s := mustStartBinary(t, "SWITCHBOARD_SIP_MIN_SE=1s", "SWITCHBOARD_MEDIA_TIMEOUT=60s")
-	tenant := s.run(t, "", "tenant", "create", "--name", "SIPp extensions")
-	s.run(t, testPassword, "user", "create", "--tenant", tenant, "--email", "op@ext.test", "--role", "operator")
-	s.run(t, "", "trunk", "create", "--tenant", tenant, "--name", "sipp", "--allow", "127.0.0.1/32", "--number", "2000")
-	key := s.run(t, "", "apikey", "create", "--tenant", tenant, "--role", "supervisor")
-
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	op, err := opclient.Login(ctx, s.httpURL, "op@ext.test", testPassword, opclient.WithLoopbackOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer op.Close()
-	if err := op.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := op.SetAvailable(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r := mustSIPpRig(t, ctx, "SWITCHBOARD_SIP_MIN_SE=1s", "SWITCHBOARD_MEDIA_TIMEOUT=60s")
 	// call runs a scenario whose call the operator answers, and returns
 	// the call's record and trace once it ended.
 	call := func(t *testing.T, scenario, from string) (*sb.Call, binaryTrace) {
 		t.Helper()
-		answered := make(chan sb.ID, 1)
-		go func() {
-			defer close(answered)
-			select {
-			case in := <-op.Incoming():
-				if in.From == from && op.Accept(ctx, in.CallID) == nil {
-					answered <- in.CallID
-				}
-			case <-ctx.Done():
-			}
-		}()
-		if out, err := sipp(ctx, t, scenario, "2000", s.sipAddr); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		id, ok := <-answered
-		if !ok {
-			t.Fatal("the operator was not offered the call")
-		}
-		rec := waitBinaryCall(t, s, key, id)
-		var tr binaryTrace
-		s.getJSON(t, key, "/v1/calls/"+id.String()+"/trace", &tr)
-		return rec, tr
+		id := r.answered(ctx, t, scenario, from)
+		return waitBinaryCall(t, r.s, r.key, id), r.trace(t, id)
 	}
 	has := func(tr binaryTrace, e sb.EventType) bool {
 		return slices.ContainsFunc(tr.Events, func(ev sb.CallEvent) bool { return ev.Type == e })
@@ -131,11 +90,11 @@ func TestSIPpExtensions(t *testing.T) {
 	})
 
 	t.Run("Require: 100rel refused", func(t *testing.T) {
-		if out, err := sipp(ctx, t, "uac_require_100rel.xml", "2000", s.sipAddr); err != nil {
+		if out, err := sipp(ctx, t, "uac_require_100rel.xml", "2000", r.s.sipAddr); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
 		select {
-		case in := <-op.Incoming():
+		case in := <-r.op.Incoming():
 			t.Errorf("a call that requires 100rel was offered: %+v", in)
 		case <-time.After(200 * time.Millisecond):
 		}

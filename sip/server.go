@@ -183,10 +183,30 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 // ServeUDP serves SIP on conn until ctx is done or conn is closed.
 func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 	captured := &capturedPacketConn{PacketConn: conn, c: s.capture, shield: s.shield, proxies: s.proxies}
-	s.mu.Lock()
-	s.udpAddr = addrPort(conn.LocalAddr())
-	s.mu.Unlock()
+	go s.listening(ctx, conn.LocalAddr())
 	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(captured) })
+}
+
+// listening records the UDP listener's address once sipgo serves it:
+// calls we place leave from it, and a call placed before sipgo has it
+// would make sipgo bind the same port again (address already in use).
+// Until then the server is not ready (Listening).
+func (s *Server) listening(ctx context.Context, addr net.Addr) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c, err := s.ua.TransportLayer().GetConnection("udp", addr.String()); err == nil && c != nil {
+			s.mu.Lock()
+			s.udpAddr = addrPort(addr)
+			s.mu.Unlock()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // ServeTCP serves SIP on l until ctx is done or l is closed.

@@ -20,7 +20,7 @@ const statusUnsupportedURIScheme = 416
 // singleHeaders may appear once only: two Call-IDs, CSeqs or
 // Content-Lengths leave it open which transaction, dialog or body the
 // message is (RFC 3261 7.3, 20; RFC 4475 3.3.8, 3.3.9).
-var singleHeaders = []string{"Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length", "Content-Type"}
+var singleHeaders = [...]string{"Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length", "Content-Type"}
 
 // inspect returns the final response that refuses req, or nil when its
 // handler may take it.
@@ -32,9 +32,19 @@ func inspect(req *sip.Request) *sip.Response {
 		res.SipVersion = "SIP/2.0"
 		return res
 	}
-	for _, name := range singleHeaders {
-		if n := len(req.GetHeaders(name)); n > 1 {
-			return rejection(req, sip.StatusBadRequest, fmt.Sprintf("%d %s headers", n, name))
+	// One pass over the headers, nothing allocated: every request comes
+	// through here.
+	var seen [len(singleHeaders)]int
+	for _, h := range req.Headers() {
+		for i, name := range singleHeaders {
+			if strings.EqualFold(h.Name(), name) {
+				seen[i]++
+			}
+		}
+	}
+	for i, n := range seen {
+		if n > 1 {
+			return rejection(req, sip.StatusBadRequest, fmt.Sprintf("%d %s headers", n, singleHeaders[i]))
 		}
 	}
 	if cseq := req.CSeq(); cseq != nil && methods[req.Method] && !strings.EqualFold(string(cseq.MethodName), string(req.Method)) {

@@ -11,8 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/internal/testenv"
@@ -46,6 +49,11 @@ func TestMixedLawCallPlaysBackAsEachSideSpoke(t *testing.T) {
 			return fn(p)
 		})
 	}
+	// What crossed the bridge, counted at each end: the recording holds
+	// it once both ends have it.
+	var atOperator, atCaller atomic.Int64
+	g.op.SetAudioSink(func(*rtp.Packet) { atOperator.Add(1) })
+	call.SetSink(func([]byte) { atCaller.Add(1) })
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -54,7 +62,8 @@ func TestMixedLawCallPlaysBackAsEachSideSpoke(t *testing.T) {
 	}()
 	send(true, func(p []byte) error { return call.SendRTP(p, false) })
 	wg.Wait()
-	time.Sleep(100 * time.Millisecond) // the last frames cross the bridge
+	waitCount(t, &atOperator, frames-3, "caller frames at the operator")
+	waitCount(t, &atCaller, frames-3, "operator frames at the caller")
 	callerHangsUp(ctx, t, g.m, g.f.APIKey, call, in.CallID)
 
 	gr := g.adminGrant(t, in.CallID)

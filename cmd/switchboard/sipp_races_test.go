@@ -49,15 +49,13 @@ func mustSIPpRig(t *testing.T, ctx context.Context, env ...string) *sippRig {
 }
 
 // answer has the operator accept the next call offered, from the given
-// number, after the delay; the call's ID comes once accepted (or the
-// channel closes).
-func (r *sippRig) answer(ctx context.Context, from string, delay time.Duration) <-chan sb.ID {
+// number; the call's ID comes once accepted (or the channel closes).
+func (r *sippRig) answer(ctx context.Context, from string) <-chan sb.ID {
 	answered := make(chan sb.ID, 1)
 	go func() {
 		defer close(answered)
 		select {
 		case in := <-r.op.Incoming():
-			time.Sleep(delay)
 			if in.From == from && r.op.Accept(ctx, in.CallID) == nil {
 				answered <- in.CallID
 			}
@@ -71,7 +69,7 @@ func (r *sippRig) answer(ctx context.Context, from string, delay time.Duration) 
 // operator accepts, and returns the call's ID.
 func (r *sippRig) answered(ctx context.Context, t *testing.T, scenario, from string) sb.ID {
 	t.Helper()
-	answered := r.answer(ctx, from, 0)
+	answered := r.answer(ctx, from)
 	if out, err := sipp(ctx, t, scenario, "2000", r.s.sipAddr); err != nil {
 		t.Fatalf("%v\n%s", err, lastLines(string(out), 40))
 	}
@@ -104,7 +102,7 @@ func TestSIPpCancelLosingTheRaceWithThe200(t *testing.T) {
 		{"uac_cancel_after_ack.xml", "15550008882"},
 	} {
 		t.Run(c.scenario, func(t *testing.T) {
-			answered := r.answer(ctx, c.from, 0)
+			answered := r.answer(ctx, c.from)
 			start := time.Now()
 			if out, err := sipp(ctx, t, c.scenario, "2000", r.s.sipAddr); err != nil {
 				t.Errorf("%v\n%s", err, lastLines(string(out), 5))
@@ -241,7 +239,7 @@ func TestSIPpHoldSendsNothing(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	answered := r.answer(ctx, "15550008885", 0)
+	answered := r.answer(ctx, "15550008885")
 	talk, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() { // the operator talks, 50 frames a second, all through

@@ -97,15 +97,8 @@ func echoTimer(req *sip.Request, res *sip.Response) {
 // onUpdate answers the far end's UPDATE: 200, with our SDP when it
 // carried an offer.
 func (p *Phone) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
-	p.mu.Lock()
-	c := p.calls[req.CallID().Value()]
-	p.mu.Unlock()
+	c := p.refreshOf(req, tx)
 	if c == nil {
-		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
-		return
-	}
-	if code := c.noteRefresh(req); code != 0 {
-		tx.Respond(sip.NewResponseFromRequest(req, code, "Refused by siptest", nil))
 		return
 	}
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
@@ -114,6 +107,23 @@ func (p *Phone) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	echoTimer(req, res)
 	tx.Respond(res)
+}
+
+// refreshOf returns the call a re-INVITE or UPDATE refreshes, noted as
+// a refresh; nil once it is answered 481, or refused as Options say.
+func (p *Phone) refreshOf(req *sip.Request, tx sip.ServerTransaction) *Call {
+	p.mu.Lock()
+	c := p.calls[req.CallID().Value()]
+	p.mu.Unlock()
+	if c == nil {
+		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		return nil
+	}
+	if code := c.noteRefresh(req); code != 0 {
+		tx.Respond(sip.NewResponseFromRequest(req, code, "Refused by siptest", nil))
+		return nil
+	}
+	return c
 }
 
 // target is the far end's Contact.

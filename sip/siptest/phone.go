@@ -126,15 +126,8 @@ func NewPhone(opts Options) (*Phone, error) {
 // onReinvite answers the far end's re-INVITE on a call (hold or resume):
 // recvonly to sendonly, sendrecv otherwise.
 func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
-	p.mu.Lock()
-	c := p.calls[req.CallID().Value()]
-	p.mu.Unlock()
+	c := p.refreshOf(req, tx)
 	if c == nil {
-		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
-		return
-	}
-	if code := c.noteRefresh(req); code != 0 {
-		tx.Respond(sip.NewResponseFromRequest(req, code, "Refused by siptest", nil))
 		return
 	}
 	held := strings.Contains(string(req.Body()), "a=sendonly") || strings.Contains(string(req.Body()), "a=inactive")

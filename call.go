@@ -90,6 +90,12 @@ type Call struct {
 	// attach.
 	ExternalRef string   `json:"external_ref,omitempty"`
 	Labels      []string `json:"labels,omitempty"`
+
+	// Channel is what the call came in on or went out by when it is not
+	// a trunk's SIP: ChannelWhatsApp. The messenger's own error code, when
+	// its platform refused a request of ours, is APIErrorCode.
+	Channel      string `json:"channel,omitempty"`
+	APIErrorCode int    `json:"api_error_code,omitempty"`
 }
 
 // Quality tags on a call record.

@@ -120,6 +120,11 @@ var (
 	benchmarking = netip.MustParsePrefix("198.18.0.0/15") // RFC 2544
 )
 
+// PublicAddress reports whether a is an address on the public Internet:
+// what a tenant's integration settings (a platform's API URL) may reach
+// unless the service allows private targets.
+func PublicAddress(a netip.Addr) bool { return public(a.Unmap()) }
+
 // public reports whether a is an address on the public Internet.
 func public(a netip.Addr) bool {
 	return a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() &&

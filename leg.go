@@ -140,6 +140,9 @@ type InboundCall struct {
 	// SRTP names the crypto suite protecting the trunk's media (SDES);
 	// empty when it is plain RTP.
 	SRTP string
+	// Channel is the messenger the call came from (ChannelWhatsApp);
+	// empty for a trunk's or a browser caller's.
+	Channel string
 }
 
 // OutboundRoute is how to reach a number through one of a tenant's trunks.
@@ -215,6 +218,9 @@ type CallOffer struct {
 	CallID ID     `json:"call_id"`
 	From   string `json:"from"`
 	To     string `json:"to"`
+	// Channel names the messenger the call is from or to (ChannelWhatsApp),
+	// so the page can say so; empty for a phone call.
+	Channel string `json:"channel,omitempty"`
 }
 
 // OperatorConn is a logged-in operator's live connection (signaling socket

@@ -135,6 +135,7 @@ type Deps struct {
 	Queues     *Queues           // nil: no queues are listed
 	Subjects   sb.SubjectService // nil: no data-subject requests
 	Resources  *Resources        // nil: trunks, routes and queues are not changed here
+	WhatsApp   *WhatsApp         // nil: no WhatsApp calling (Graph API mode)
 }
 
 // Registrations says where trunks' outbound registrations stand;
@@ -208,6 +209,7 @@ func (s *Server) Handler() http.Handler {
 	// cookie: other origins (the sites embedding the widget) may use them.
 	csrf.AddInsecureBypassPattern("POST /v1/whip")
 	csrf.AddInsecureBypassPattern("DELETE /v1/whip/{id}")
+	csrf.AddInsecureBypassPattern("POST " + whatsAppWebhookPath) // Meta's server, signed with the app secret
 	r.Use(middleware.Recoverer, securityHeaders, limitBody, csrf.Handler)
 	r.Get("/", s.page("web/index.html"))
 	r.Get("/app.js", s.page("web/app.js"))
@@ -241,6 +243,8 @@ func (s *Server) Handler() http.Handler {
 			r.Get("/whip/{id}", s.getWHIP)
 			r.Delete("/whip/{id}", s.deleteWHIP)
 		})
+		r.Get("/whatsapp/{id}/webhook", s.whatsAppWebhook)
+		r.Post("/whatsapp/{id}/webhook", s.whatsAppWebhook)
 		r.Post("/login", s.login)
 		r.Post("/logout", s.logout)
 		r.Post("/password", s.setPassword) // a one-time link's token is the credential
@@ -308,6 +312,11 @@ func (s *Server) Handler() http.Handler {
 			r.Patch("/queues/{id}", s.patchQueue)
 			r.Delete("/queues/{id}", s.deleteQueue)
 			r.Patch("/webhooks/{id}", s.patchWebhook)
+			// WhatsApp connections (api/whatsapp.go).
+			r.Get("/whatsapp/connections", pagedAll(s, "connections", s.findWhatsApp, func(c *sb.WhatsAppConnection) sb.ID { return c.ID }, true))
+			r.Post("/whatsapp/connections", s.postWhatsApp)
+			r.Delete("/whatsapp/connections/{id}", s.deleteWhatsApp)
+			r.Post("/whatsapp/permission-requests", s.postWhatsAppPermission)
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

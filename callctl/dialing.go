@@ -294,7 +294,7 @@ func (r *callRun) runHop(ctx context.Context) phase {
 		r.over(ending{by: sb.PartySystem, status: sb.CallNoAnswer, reject: 480, reason: "the operator did not answer"})
 		return nil
 	}
-	if err := a.conn.Offer(sb.CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
+	if err := a.conn.Offer(sb.CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To, Channel: r.c.Channel}); err != nil {
 		r.s.release(a, r.c.ID, false, "")
 		r.over(ending{by: sb.PartySystem, status: sb.CallNoAnswer, reject: 480, reason: "the operator could not be offered the call"})
 		return nil

@@ -11,13 +11,18 @@ func WithDialer(d sb.Dialer, routes sb.RouteDirectory) SwitchOption {
 	return func(s *Switch) { s.dialer, s.routes = d, routes }
 }
 
+// SetMessenger lets operators and integrations place calls to messenger
+// users ("whatsapp:+..."). Call it before operators connect.
+func (s *Switch) SetMessenger(d sb.MessengerDialer) { s.messenger = d }
+
 // SetDialer is WithDialer for a dialer made after the Switch (the SIP
 // server takes the Switch as its dispatcher). Call it before operators
 // connect.
 func (s *Switch) SetDialer(d sb.Dialer, routes sb.RouteDirectory) { s.dialer, s.routes = d, routes }
 
 // Dial places a call from an available operator to number through the
-// tenant's outbound trunks, trying the next one when a trunk fails (5xx,
+// tenant's outbound trunks (or, for "whatsapp:" and a number, to that
+// WhatsApp user through the tenant's connection), trying the next one when a trunk fails (5xx,
 // or no answer at all). It returns the call's ID at once; the operator
 // hears early media and the answer through their usual call messages.
 func (s *Switch) Dial(opID sb.ID, number string) (sb.ID, error) {
@@ -35,14 +40,14 @@ func (s *Switch) Originate(tenantID, opID sb.ID, number string) (sb.ID, error) {
 // place starts a call we place for an operator: at once (Dial), or after
 // ringing them (Originate, when tenantID is set).
 func (s *Switch) place(tenantID *sb.ID, opID sb.ID, number string) (sb.ID, error) {
-	if s.dialer == nil {
-		return sb.ID{}, sb.Errorf(sb.EUNAVAILABLE, "outbound calls are not configured")
-	}
-	to, err := sb.NormalizeNumber(number)
+	channel, to, err := sb.DialTarget(number)
 	if err != nil {
 		return sb.ID{}, err
 	}
-	c := &sb.Call{ID: sb.NewID(), Direction: sb.Outbound, To: to, Status: sb.CallRinging, CreatedAt: s.now()}
+	if channel == "" && s.dialer == nil || channel != "" && s.messenger == nil {
+		return sb.ID{}, sb.Errorf(sb.EUNAVAILABLE, "outbound calls are not configured")
+	}
+	c := &sb.Call{ID: sb.NewID(), Direction: sb.Outbound, To: to, Channel: channel, Status: sb.CallRinging, CreatedAt: s.now()}
 	ctx, cancel := context.WithCancel(s.ctx)
 	s.mu.Lock()
 	a := s.agents[opID]
@@ -61,7 +66,7 @@ func (s *Switch) place(tenantID *sb.ID, opID sb.ID, number string) (sb.ID, error
 		a.state = agentRinging // until they answer the offer
 	}
 	c.TenantID, c.OperatorID = a.conn.TenantID(), &opID
-	lc := &liveCall{id: c.ID, tenantID: c.TenantID, from: c.To, to: c.To, ops: make(chan opMsg, 16), cancel: cancel}
+	lc := &liveCall{id: c.ID, tenantID: c.TenantID, from: c.To, to: c.To, channel: channel, ops: make(chan opMsg, 16), cancel: cancel}
 	s.calls[c.ID] = lc
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -90,7 +95,7 @@ func (r *callRun) ringOperator(ctx context.Context) phase {
 			failLeg: sb.FailedOnBrowser, failStage: sb.StageRinging})
 		return nil
 	}
-	if err := r.ag.conn.Offer(sb.CallOffer{CallID: r.c.ID, From: r.c.To, To: r.c.To}); err != nil {
+	if err := r.ag.conn.Offer(sb.CallOffer{CallID: r.c.ID, From: r.c.To, To: r.c.To, Channel: r.c.Channel}); err != nil {
 		r.s.release(r.ag, r.c.ID, false, "")
 		r.ag = nil
 		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "the operator could not be offered the call",
@@ -103,6 +108,9 @@ func (r *callRun) ringOperator(ctx context.Context) phase {
 
 // dial looks up the tenant's outbound routes, first choice first.
 func (r *callRun) dial(ctx context.Context) phase {
+	if r.c.Channel != "" {
+		return r.dialMessenger
+	}
 	r.create(ctx)
 	r.event(sb.EventDialing, map[string]any{"operator_id": r.ag.conn.OperatorID()})
 	rctx, cancel := dbContext(ctx)

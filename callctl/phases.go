@@ -190,7 +190,7 @@ func (r *callRun) offer(ctx context.Context, a *agent) phase {
 		r.rt.target = nil // someone else, then
 		return r.route
 	}
-	if err := a.conn.Offer(sb.CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To}); err != nil {
+	if err := a.conn.Offer(sb.CallOffer{CallID: r.c.ID, From: r.c.From, To: r.c.To, Channel: r.c.Channel}); err != nil {
 		r.log.Warn("offer failed", "operator_id", a.conn.OperatorID(), "err", err)
 		r.s.release(a, r.c.ID, false, "")
 		return r.route

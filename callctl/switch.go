@@ -32,9 +32,10 @@ type Switch struct {
 	now         func() time.Time
 	ringTimeout time.Duration
 	sampleEvery time.Duration
-	scorer      sb.QualityScorer // nil: no MOS, no tags
-	observer    sb.CallObserver  // nil: nobody listens
-	dialer      sb.Dialer        // nil: no calls are placed
+	scorer      sb.QualityScorer   // nil: no MOS, no tags
+	observer    sb.CallObserver    // nil: nobody listens
+	dialer      sb.Dialer          // nil: no calls are placed
+	messenger   sb.MessengerDialer // nil: no calls to messenger users
 	routes      sb.RouteDirectory
 	dialPolicy  sb.DialPolicy     // nil: SIP URIs are called wherever they point (tests)
 	queues      sb.QueueDirectory // nil: every number leads to all of a tenant's operators
@@ -162,6 +163,7 @@ type liveCall struct {
 	id       sb.ID
 	tenantID sb.ID
 	from, to string // for an operator who comes back to the call
+	channel  string
 	// handedOver is set on a call another instance handed over: its
 	// recording and consent are kept there.
 	handedOver bool
@@ -224,12 +226,13 @@ func (s *Switch) DispatchInbound(in *sb.InboundCall) {
 		Source:      in.Source,
 		SIPCallID:   in.SIPCallID,
 		ExternalRef: in.ExternalRef,
+		Channel:     in.Channel,
 		Status:      sb.CallRinging,
 		Codec:       in.Leg.Media().Codec().Name,
 		CreatedAt:   now,
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
-	lc := &liveCall{id: c.ID, tenantID: c.TenantID, from: c.From, to: c.To, handedOver: in.Hop != nil, ops: make(chan opMsg, 16), cancel: cancel}
+	lc := &liveCall{id: c.ID, tenantID: c.TenantID, from: c.From, to: c.To, channel: c.Channel, handedOver: in.Hop != nil, ops: make(chan opMsg, 16), cancel: cancel}
 
 	s.mu.Lock()
 	draining := s.draining
@@ -580,7 +583,7 @@ func (s *Switch) Reattach(op sb.OperatorConn, announce func(sb.CallOffer)) bool 
 		toOperator: NewStreamRewriter(op.Media().Codec().ClockRate)} // a new PeerConnection: a new stream
 	s.agents[op.OperatorID()] = back
 	s.mu.Unlock()
-	announce(sb.CallOffer{CallID: lc.id, From: lc.from, To: lc.to})
+	announce(sb.CallOffer{CallID: lc.id, From: lc.from, To: lc.to, Channel: lc.channel})
 	lc.send(opMsg{kind: opReattach, opID: op.OperatorID(), agent: back})
 	return true
 }

@@ -39,11 +39,11 @@ const (
 // mutableColumns, which UpdateCall writes (a call we place learns its
 // trunk, caller ID and SIP Call-ID as trunks are tried).
 const (
-	callColumns    = "id, tenant_id, direction, to_number, created_at, " + mutableColumns + ", " + referenceColumns
+	callColumns    = "id, tenant_id, direction, to_number, created_at, channel, " + mutableColumns + ", " + referenceColumns
 	mutableColumns = `trunk_id, from_number, source, sip_call_id, operator_id, status, hangup_by, sip_code, reason, codec, answered_at, ended_at, duration_ms,
 	from_caller_packets, from_caller_bytes, from_caller_lost, from_caller_jitter_ms, from_caller_mos,
 	to_caller_packets, to_caller_bytes, to_caller_lost, to_caller_jitter_ms, to_caller_mos,
-	failure_leg, failure_stage, q850_cause, post_dial_delay_ms, time_to_answer_ms, tags`
+	failure_leg, failure_stage, q850_cause, post_dial_delay_ms, time_to_answer_ms, tags, api_error_code`
 	// Written by integrations, and at the start of a call whose caller
 	// brought a reference (a browser caller's token).
 	referenceColumns = "external_ref, labels"
@@ -53,7 +53,7 @@ const (
 )
 
 func callArgs(c *sb.Call) []any {
-	return append([]any{c.ID, c.TenantID, c.Direction, c.To, c.CreatedAt}, mutableArgs(c)...)
+	return append([]any{c.ID, c.TenantID, c.Direction, c.To, c.CreatedAt, c.Channel}, mutableArgs(c)...)
 }
 
 func mutableArgs(c *sb.Call) []any {
@@ -64,17 +64,17 @@ func mutableArgs(c *sb.Call) []any {
 	return []any{c.TrunkID, c.From, c.Source, c.SIPCallID, c.OperatorID, c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.AnsweredAt, c.EndedAt, c.DurationMS,
 		int64(c.FromCaller.Packets), int64(c.FromCaller.Bytes), c.FromCaller.Lost, c.FromCaller.JitterMS, c.FromCaller.MOS,
 		int64(c.ToCaller.Packets), int64(c.ToCaller.Bytes), c.ToCaller.Lost, c.ToCaller.JitterMS, c.ToCaller.MOS,
-		c.FailureLeg, c.FailureStage, c.Q850Cause, c.PostDialDelayMS, c.TimeToAnswerMS, tags}
+		c.FailureLeg, c.FailureStage, c.Q850Cause, c.PostDialDelayMS, c.TimeToAnswerMS, tags, c.APIErrorCode}
 }
 
 func scanCall(row pgx.Row) (*sb.Call, error) {
 	c := &sb.Call{}
 	var fp, fb, tp, tb int64
-	err := row.Scan(&c.ID, &c.TenantID, &c.Direction, &c.To, &c.CreatedAt,
+	err := row.Scan(&c.ID, &c.TenantID, &c.Direction, &c.To, &c.CreatedAt, &c.Channel,
 		&c.TrunkID, &c.From, &c.Source, &c.SIPCallID, &c.OperatorID, &c.Status, &c.HangupBy, &c.SIPCode, &c.Reason, &c.Codec, &c.AnsweredAt, &c.EndedAt, &c.DurationMS,
 		&fp, &fb, &c.FromCaller.Lost, &c.FromCaller.JitterMS, &c.FromCaller.MOS,
 		&tp, &tb, &c.ToCaller.Lost, &c.ToCaller.JitterMS, &c.ToCaller.MOS,
-		&c.FailureLeg, &c.FailureStage, &c.Q850Cause, &c.PostDialDelayMS, &c.TimeToAnswerMS, &c.Tags, &c.ExternalRef, &c.Labels, &c.TrunkName)
+		&c.FailureLeg, &c.FailureStage, &c.Q850Cause, &c.PostDialDelayMS, &c.TimeToAnswerMS, &c.Tags, &c.APIErrorCode, &c.ExternalRef, &c.Labels, &c.TrunkName)
 	c.FromCaller.Packets, c.FromCaller.Bytes = uint64(fp), uint64(fb)
 	c.ToCaller.Packets, c.ToCaller.Bytes = uint64(tp), uint64(tb)
 	if len(c.Tags) == 0 {
@@ -113,11 +113,14 @@ func (s *CallStore) CreateCall(ctx context.Context, c *sb.Call) error {
 	return mapError(err, "call")
 }
 
-// UpdateCall writes the call's mutable state.
+// UpdateCall writes the call's mutable state. A reference the call
+// learnt after it began (the messenger's call ID of a call we placed) is
+// written only where the record has none: one an integration set stays.
 func (s *CallStore) UpdateCall(ctx context.Context, c *sb.Call) error {
 	args := append([]any{c.TenantID, c.ID}, mutableArgs(c)...)
-	tag, err := s.db.q(ctx).Exec(ctx, "UPDATE calls SET ("+mutableColumns+") = ROW("+placeholders(3, len(args))+
-		") WHERE tenant_id = $1 AND id = $2", args...)
+	args = append(args, c.ExternalRef)
+	tag, err := s.db.q(ctx).Exec(ctx, "UPDATE calls SET ("+mutableColumns+") = ROW("+placeholders(3, len(args)-1)+
+		"), external_ref = CASE WHEN external_ref = '' THEN $"+strconv.Itoa(len(args))+" ELSE external_ref END WHERE tenant_id = $1 AND id = $2", args...)
 	if err != nil {
 		return mapError(err, "call")
 	}

@@ -46,6 +46,8 @@ var sealedColumns = []sealedColumn{
 	{what: "trunk digest HA1", table: "trunks", column: "digest_ha1", text: true},
 	{what: "trunk outbound password", table: "trunks", column: "outbound_secret"},
 	{what: "webhook secret", table: "webhooks", column: "secret"},
+	{what: "WhatsApp app secret", table: "whatsapp_connections", column: "app_secret"},
+	{what: "WhatsApp access token", table: "whatsapp_connections", column: "access_token"},
 }
 
 // sealedSecret is one sealed secret as stored: stored is the column's

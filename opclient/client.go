@@ -71,6 +71,7 @@ type Event struct {
 type Incoming struct {
 	CallID      sb.ID
 	From, To    string
+	Channel     string // the messenger the call is from or to; "" for a phone call
 	RingTimeout time.Duration
 }
 
@@ -325,7 +326,7 @@ func (c *Client) readLoop() {
 			if ev.Call != nil {
 				ev.CallID = ev.Call.CallID
 				select {
-				case c.incoming <- Incoming{CallID: ev.Call.CallID, From: ev.Call.From, To: ev.Call.To, RingTimeout: time.Duration(ev.RingMS) * time.Millisecond}:
+				case c.incoming <- Incoming{CallID: ev.Call.CallID, From: ev.Call.From, To: ev.Call.To, Channel: ev.Call.Channel, RingTimeout: time.Duration(ev.RingMS) * time.Millisecond}:
 				default:
 				}
 			}

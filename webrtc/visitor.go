@@ -60,9 +60,24 @@ func (e *Engine) AnswerVisitor(ctx context.Context, offer string) (*Visitor, str
 	if err != nil {
 		return nil, "", err
 	}
+	v, err := e.newVisitor()
+	if err != nil {
+		return nil, "", err
+	}
+	answer, err := v.negotiate(ctx, offer, codecs)
+	if err != nil {
+		v.pc.Close()
+		return nil, "", err
+	}
+	return v, answer, nil
+}
+
+// newVisitor makes a caller's PeerConnection and its leg, not yet
+// negotiated.
+func (e *Engine) newVisitor() (*Visitor, error) {
 	pc, err := e.api.NewPeerConnection(e.conf)
 	if err != nil {
-		return nil, "", fmt.Errorf("webrtc: peer connection: %w", err)
+		return nil, fmt.Errorf("webrtc: peer connection: %w", err)
 	}
 	v := &Visitor{pc: pc, state: VisitorWaiting, events: make(chan sb.LegEvent, 8),
 		connected: make(chan struct{}), failed: make(chan struct{})}
@@ -87,12 +102,7 @@ func (e *Engine) AnswerVisitor(ctx context.Context, offer string) (*Visitor, str
 			v.port.readLoop(t)
 		}
 	})
-	answer, err := v.negotiate(ctx, offer, codecs)
-	if err != nil {
-		pc.Close()
-		return nil, "", err
-	}
-	return v, answer, nil
+	return v, nil
 }
 
 func (v *Visitor) negotiate(ctx context.Context, offer string, codecs []webrtc.RTPCodecParameters) (string, error) {
@@ -252,6 +262,11 @@ func (v *Visitor) Leave() {
 	v.mu.Unlock()
 	v.emit(sb.LegEvent{Kind: kind, Reason: "the visitor hung up"})
 }
+
+// Emit delivers an event the caller's signalling reported (a messenger's
+// webhook: the far end rang, answered, refused or hung up); after Close
+// it is dropped.
+func (v *Visitor) Emit(e sb.LegEvent) { v.emit(e) }
 
 func (v *Visitor) emit(e sb.LegEvent) {
 	v.mu.Lock()

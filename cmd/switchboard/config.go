@@ -73,8 +73,9 @@ type Config struct {
 	// namespace.
 	WebRTCLoopback bool
 	SecureCookies  bool
-	// WebhookPrivateTargets lets webhooks go to loopback and private
-	// addresses (tests; receivers on the same private network).
+	// WebhookPrivateTargets lets webhooks, and WhatsApp connections' Graph
+	// API URLs, go to loopback and private addresses (tests; receivers on
+	// the same private network).
 	WebhookPrivateTargets bool
 
 	// Recordings is where sealed recordings go: a folder, or "s3" for the

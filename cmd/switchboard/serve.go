@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard-voice/switchboard/sip"
 	"github.com/switchboard-voice/switchboard/webhooks"
 	"github.com/switchboard-voice/switchboard/webrtc"
+	"github.com/switchboard-voice/switchboard/whatsapp"
 )
 
 // Main is the running service: configuration in, listeners out. The
@@ -249,6 +250,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"reason", m.SIP.RTPDrops)
 	routes := metadata.NewRouteStore(m.DB, sealer)
 	m.Switch.SetDialer(m.SIP, routes)
+	waStore := metadata.NewWhatsAppStore(m.DB, sealer)
+	waOpts := []whatsapp.Option{whatsapp.WithLogger(m.Logger.With("component", "whatsapp"))}
+	if c.WebhookPrivateTargets {
+		waOpts = append(waOpts, whatsapp.WithPrivateGraph())
+	}
+	wa := whatsapp.New(ctx, waStore, mediaSessions{m.Media}.answerPeer, mediaSessions{m.Media}.offerPeer, m.Switch.DispatchInbound, waOpts...)
+	m.Switch.SetMessenger(wa)
+	m.Metrics.Counters("switchboard_whatsapp_webhooks_total", "WhatsApp webhook requests by outcome: accepted, bad_signature (refused, nothing done), "+
+		"replay and unknown_call (ignored), unknown_connection, malformed, handshake_refused, foreign_number.", "result", wa.Counts)
 	m.keepRegistered(ctx, routes, c.RegisterSync)
 	checks["sip"] = m.SIP.Listening
 	if err := m.listenSIP(ctx); err != nil {
@@ -296,6 +306,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Queues:        &api.Queues{Find: metadata.NewQueueStore(m.DB).FindQueues, Waiting: m.Switch.Waiting},
 		Resources: &api.Resources{Trunks: metadata.NewTrunkAdmin(trunks, routes),
 			Queues: metadata.NewQueueAdmin(metadata.NewQueueStore(m.DB))},
+		WhatsApp: &api.WhatsApp{Admin: waStore, Webhook: wa.ServeWebhook, RequestPermission: wa.RequestPermission},
 		Ingress: &api.Ingress{
 			Tokens:   metadata.NewIngressService(m.DB),
 			Answer:   mediaSessions{m.Media}.answerVisitor,
@@ -756,6 +767,24 @@ func recordingStoreName(c *Config) string {
 type mediaSessions struct{ e *webrtc.Engine }
 
 func (s mediaSessions) NewMediaSession() (api.MediaSession, error) { return s.e.NewSession() }
+
+// answerPeer and offerPeer make a WhatsApp user's WebRTC peer: from their
+// offer, or with ours.
+func (s mediaSessions) answerPeer(ctx context.Context, offer string) (whatsapp.Peer, string, error) {
+	v, answer, err := s.e.AnswerVisitor(ctx, offer)
+	if err != nil {
+		return nil, "", err
+	}
+	return v, answer, nil
+}
+
+func (s mediaSessions) offerPeer(ctx context.Context) (whatsapp.OfferingPeer, string, error) {
+	v, offer, err := s.e.OfferVisitor(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return v, offer, nil
+}
 
 func (s mediaSessions) answerVisitor(ctx context.Context, offer string) (api.VisitorLeg, string, error) {
 	v, answer, err := s.e.AnswerVisitor(ctx, offer)

@@ -1,0 +1,219 @@
+// Package whatsapp is the WhatsApp Business Calling API in Graph API mode:
+// the webhook endpoint of each connection (the subscription handshake,
+// signed events), WhatsApp users' calls handed to call control as inbound
+// calls on a WebRTC peer, and calls placed to WhatsApp users.
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// maxCallID bounds a WhatsApp call ID we keep.
+const maxCallID = 200
+
+// Webhook outcomes, counted by Counts.
+const (
+	resultAccepted          = "accepted"           // an event acted on
+	resultBadSignature      = "bad_signature"      // refused: no or a wrong X-Hub-Signature-256
+	resultReplay            = "replay"             // an event seen before, ignored
+	resultUnknownCall       = "unknown_call"       // an event for a call we do not have, ignored
+	resultUnknownConnection = "unknown_connection" // no such connection
+	resultMalformed         = "malformed"          // a signed body we could not read
+	resultHandshakeRefused  = "handshake_refused"  // a subscription handshake with the wrong token
+	resultForeignNumber     = "foreign_number"     // an event for another phone number ID, ignored
+)
+
+var results = []string{resultAccepted, resultBadSignature, resultReplay, resultUnknownCall, resultUnknownConnection,
+	resultMalformed, resultHandshakeRefused, resultForeignNumber}
+
+// seenFor is how long an event is remembered to ignore its replay.
+const seenFor = time.Hour
+
+// maxSeen bounds the events remembered.
+const maxSeen = 100000
+
+// Service takes WhatsApp calls in and places calls out.
+type Service struct {
+	dir      sb.WhatsAppDirectory
+	answer   func(ctx context.Context, offer string) (Peer, string, error)
+	offer    func(ctx context.Context) (OfferingPeer, string, error)
+	dispatch func(*sb.InboundCall)
+	http     *http.Client
+	log      *slog.Logger
+	now      func() time.Time
+	ctx      context.Context // bounds the waits for a placed call's media
+
+	mu     sync.Mutex
+	calls  map[string]*call // live calls by WhatsApp call ID
+	seen   map[string]time.Time
+	counts map[string]uint64
+}
+
+// call is a live WhatsApp call this instance handles.
+type call struct {
+	leg      *userLeg
+	conn     sb.ID // the connection it came in or went out through
+	outbound bool
+}
+
+// Option tunes a Service.
+type Option func(*Service)
+
+// WithPrivateGraph lets connections' Graph API URLs point at private and
+// loopback addresses (tests, an egress proxy of one's own).
+func WithPrivateGraph() Option { return func(s *Service) { s.http = newHTTPClient(true) } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// New returns the service. answer makes a peer from a user's offer (and
+// our answer); offer makes one with our offer for a call we place;
+// dispatch hands a user's call to call control. ctx bounds what the
+// service does in the background.
+func New(ctx context.Context, dir sb.WhatsAppDirectory, answer func(ctx context.Context, offer string) (Peer, string, error),
+	offer func(ctx context.Context) (OfferingPeer, string, error), dispatch func(*sb.InboundCall), opts ...Option) *Service {
+	s := &Service{dir: dir, answer: answer, offer: offer, dispatch: dispatch, http: newHTTPClient(false), log: slog.Default(),
+		now: time.Now, ctx: ctx, calls: map[string]*call{}, seen: map[string]time.Time{}, counts: map[string]uint64{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Counts are the webhook requests by outcome, since start.
+func (s *Service) Counts() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]uint64, len(results))
+	for _, r := range results {
+		out[r] = s.counts[r]
+	}
+	return out
+}
+
+func (s *Service) count(result string) {
+	s.mu.Lock()
+	s.counts[result]++
+	s.mu.Unlock()
+}
+
+// firstSight reports whether the event key is new, and remembers it.
+func (s *Service) firstSight(key string) bool {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at, ok := s.seen[key]; ok && now.Sub(at) < seenFor {
+		return false
+	}
+	if len(s.seen) >= maxSeen {
+		for k, at := range s.seen {
+			if now.Sub(at) >= seenFor {
+				delete(s.seen, k)
+			}
+		}
+		if len(s.seen) >= maxSeen {
+			s.seen = map[string]time.Time{} // a flood of signed events: forget rather than grow
+		}
+	}
+	s.seen[key] = now
+	return true
+}
+
+func (s *Service) graph(c *sb.WhatsAppConnection, sec *sb.WhatsAppSecrets) *graph {
+	return &graph{http: s.http, base: c.GraphURL, phoneID: c.PhoneNumberID, token: sec.AccessToken}
+}
+
+func (s *Service) find(id string) *call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[id]
+}
+
+// keep registers a call; false if one with its ID is live already.
+func (s *Service) keep(id string, c *call) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls[id] != nil {
+		return false
+	}
+	s.calls[id] = c
+	return true
+}
+
+func (s *Service) forget(id string) {
+	s.mu.Lock()
+	delete(s.calls, id)
+	s.mu.Unlock()
+}
+
+// DialMessenger places a call to a WhatsApp user through the tenant's
+// connection: our offer goes in connect, the answer comes in a webhook.
+// A refusal of the Graph API (no permission from the user: code 138006)
+// is a *sb.MessengerError.
+func (s *Service) DialMessenger(ctx context.Context, tenantID sb.ID, channel, number string) (sb.MessengerLeg, error) {
+	if channel != sb.ChannelWhatsApp {
+		return nil, sb.Errorf(sb.EINVALID, "no such messenger: %q", channel)
+	}
+	conn, sec, err := s.dir.TenantWhatsApp(ctx, tenantID)
+	if err != nil {
+		if sb.ErrorCode(err) == sb.ENOTFOUND {
+			return nil, sb.Errorf(sb.ENOTFOUND, "the tenant has no WhatsApp connection")
+		}
+		return nil, err
+	}
+	peer, offer, err := s.offer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g := s.graph(conn, sec)
+	id, err := g.connect(ctx, number, offer)
+	if err != nil {
+		peer.Close()
+		return nil, err
+	}
+	leg := &userLeg{Peer: peer, svc: s, graph: g, id: id}
+	if !s.keep(id, &call{leg: leg, conn: conn.ID, outbound: true}) {
+		peer.Close()
+		return nil, errors.New("whatsapp: the call ID connect returned is already in use")
+	}
+	s.log.Info("whatsapp call placed", "tenant", tenantID, "connection", conn.ID, "whatsapp_call_id", id)
+	return leg, nil
+}
+
+// RequestPermission sends a WhatsApp user the interactive request to let
+// the tenant's business call them. Operators and up may send it.
+func (s *Service) RequestPermission(ctx context.Context, to, text string) error {
+	a := sb.ActorFromContext(ctx)
+	if a == nil {
+		return sb.Errorf(sb.EUNAUTHORIZED, "not signed in")
+	}
+	_, number, err := sb.DialTarget(sb.ChannelWhatsApp + ":" + to)
+	if err != nil {
+		return err
+	}
+	if text == "" || len(text) > 1024 {
+		return sb.Errorf(sb.EINVALID, "text: 1 to 1024 characters saying why the business would call")
+	}
+	conn, sec, err := s.dir.TenantWhatsApp(ctx, a.TenantID)
+	if err != nil {
+		if sb.ErrorCode(err) == sb.ENOTFOUND {
+			return sb.Errorf(sb.ENOTFOUND, "the tenant has no WhatsApp connection")
+		}
+		return err
+	}
+	if err := s.graph(conn, sec).requestPermission(ctx, number, text); err != nil {
+		var me *sb.MessengerError
+		if errors.As(err, &me) {
+			return sb.Errorf(sb.EUNAVAILABLE, "WhatsApp refused the permission request: error %d", me.Code)
+		}
+		return err
+	}
+	return nil
+}

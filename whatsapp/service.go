@@ -48,7 +48,11 @@ type Service struct {
 	http     *http.Client
 	log      *slog.Logger
 	now      func() time.Time
-	ctx      context.Context // bounds the waits for a placed call's media
+	// ctx bounds the waits for placed calls' media; Close cancels it and
+	// waits for them.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu     sync.Mutex
 	calls  map[string]*call // live calls by WhatsApp call ID
@@ -75,16 +79,24 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
 // New returns the service. answer makes a peer from a user's offer (and
 // our answer); offer makes one with our offer for a call we place;
-// dispatch hands a user's call to call control. ctx bounds what the
-// service does in the background.
-func New(ctx context.Context, dir sb.WhatsAppDirectory, answer func(ctx context.Context, offer string) (Peer, string, error),
+// dispatch hands a user's call to call control. Close stops what it does
+// in the background.
+func New(dir sb.WhatsAppDirectory, answer func(ctx context.Context, offer string) (Peer, string, error),
 	offer func(ctx context.Context) (OfferingPeer, string, error), dispatch func(*sb.InboundCall), opts ...Option) *Service {
 	s := &Service{dir: dir, answer: answer, offer: offer, dispatch: dispatch, http: newHTTPClient(false), log: slog.Default(),
-		now: time.Now, ctx: ctx, calls: map[string]*call{}, seen: map[string]time.Time{}, counts: map[string]uint64{}}
+		now: time.Now, calls: map[string]*call{}, seen: map[string]time.Time{}, counts: map[string]uint64{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(s)
 	}
 	return s
+}
+
+// Close stops the waits for placed calls' media and returns once they
+// are over.
+func (s *Service) Close() {
+	s.cancel()
+	s.wg.Wait()
 }
 
 // Counts are the webhook requests by outcome, since start.

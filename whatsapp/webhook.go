@@ -273,7 +273,9 @@ func (s *Service) answered(conn *sb.WhatsAppConnection, c callEvent) {
 		lc.leg.Emit(sb.LegEvent{Kind: sb.LegFailed, Code: 488, Reason: "the WhatsApp user's answer could not be taken: " + err.Error()})
 		return
 	}
+	s.wg.Add(1)
 	go func() {
+		defer s.wg.Done()
 		if err := peer.Answer(s.ctx); err != nil {
 			lc.leg.Emit(sb.LegEvent{Kind: sb.LegFailed, Code: 408, Reason: "the media to the WhatsApp user did not connect"})
 			return

@@ -255,8 +255,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if c.WebhookPrivateTargets {
 		waOpts = append(waOpts, whatsapp.WithPrivateGraph())
 	}
-	wa := whatsapp.New(ctx, waStore, mediaSessions{m.Media}.answerPeer, mediaSessions{m.Media}.offerPeer, m.Switch.DispatchInbound, waOpts...)
+	wa := whatsapp.New(waStore, mediaSessions{m.Media}.answerPeer, mediaSessions{m.Media}.offerPeer, m.Switch.DispatchInbound, waOpts...)
 	m.Switch.SetMessenger(wa)
+	m.background(ctx, func(ctx context.Context) {
+		<-ctx.Done()
+		wa.Close()
+	})
 	m.Metrics.Counters("switchboard_whatsapp_webhooks_total", "WhatsApp webhook requests by outcome: accepted, bad_signature (refused, nothing done), "+
 		"replay and unknown_call (ignored), unknown_connection, malformed, handshake_refused, foreign_number.", "result", wa.Counts)
 	m.keepRegistered(ctx, routes, c.RegisterSync)

@@ -1,0 +1,647 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/opclient"
+)
+
+// graphEmulator plays Meta's side of the WhatsApp Business Calling API in
+// Graph API mode: the calls and messages endpoints of one business phone
+// number, checking every request as strictly as the documentation
+// describes it (URL, method, Bearer token, JSON shape), and the webhooks,
+// signed with the app secret, that it posts to switchboard.
+type graphEmulator struct {
+	t           *testing.T
+	srv         *httptest.Server
+	phoneID     string
+	token       string
+	appSecret   string
+	webhookURL  string
+	noPermision map[string]bool // users who gave no permission to call (138006)
+
+	mu      sync.Mutex
+	actions []graphAction
+	seq     int
+	got     chan graphAction
+}
+
+// graphAction is one request switchboard made of the Calls endpoint, or a
+// permission request.
+type graphAction struct {
+	Action string
+	CallID string
+	To     string
+	SDP    string
+	Text   string // a permission request's
+}
+
+const (
+	waPhoneID   = "106540352242922"
+	waBusiness  = "+15550001000"
+	waUser      = "+4915112345678"
+	waStranger  = "+4915199999999"
+	waAppSecret = "app-secret-of-the-meta-app"
+	waToken     = "EAAG-access-token-for-tests"
+)
+
+func newGraphEmulator(t *testing.T) *graphEmulator {
+	g := &graphEmulator{t: t, phoneID: waPhoneID, token: waToken, appSecret: waAppSecret,
+		noPermision: map[string]bool{strings.TrimPrefix(waStranger, "+"): true}, got: make(chan graphAction, 64)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v21.0/", g.serve)
+	g.srv = httptest.NewServer(mux)
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+func (g *graphEmulator) graphError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": "OAuthException", "code": code,
+		"fbtrace_id": "AbCdEf"}})
+}
+
+var sdpStart = regexp.MustCompile(`^v=0\r\no=`)
+
+func (g *graphEmulator) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		g.t.Errorf("graph api: %s %s", r.Method, r.URL.Path)
+		g.graphError(w, http.StatusBadRequest, 100, "unsupported method")
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+g.token {
+		g.t.Errorf("graph api: %s without the access token as Bearer", r.URL.Path)
+		g.graphError(w, http.StatusUnauthorized, 190, "Invalid OAuth access token")
+		return
+	}
+	if r.Header.Get("Content-Type") != "application/json" {
+		g.t.Errorf("graph api: content type %q", r.Header.Get("Content-Type"))
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	switch r.URL.Path {
+	case "/v21.0/" + g.phoneID + "/calls":
+		var in struct {
+			MessagingProduct string `json:"messaging_product"`
+			CallID           string `json:"call_id"`
+			To               string `json:"to"`
+			Action           string `json:"action"`
+			Session          *struct {
+				SDPType string `json:"sdp_type"`
+				SDP     string `json:"sdp"`
+			} `json:"session"`
+		}
+		if err := dec.Decode(&in); err != nil || in.MessagingProduct != "whatsapp" {
+			g.t.Errorf("graph api: calls body: %v %+v", err, in)
+			g.graphError(w, http.StatusBadRequest, 100, "Invalid parameter")
+			return
+		}
+		a := graphAction{Action: in.Action, CallID: in.CallID, To: in.To}
+		if in.Session != nil {
+			a.SDP = in.Session.SDP
+		}
+		withSDP := in.Session != nil && sdpStart.MatchString(in.Session.SDP)
+		switch in.Action {
+		case "pre_accept", "accept":
+			if in.CallID == "" || in.To != "" || !withSDP || in.Session.SDPType != "answer" {
+				g.t.Errorf("graph api: %s: %+v", in.Action, in)
+				g.graphError(w, http.StatusBadRequest, 100, "Invalid parameter")
+				return
+			}
+		case "reject", "terminate":
+			if in.CallID == "" || in.To != "" || in.Session != nil {
+				g.t.Errorf("graph api: %s: %+v", in.Action, in)
+				g.graphError(w, http.StatusBadRequest, 100, "Invalid parameter")
+				return
+			}
+		case "connect":
+			if in.CallID != "" || !regexp.MustCompile(`^[0-9]{6,15}$`).MatchString(in.To) || !withSDP || in.Session.SDPType != "offer" {
+				g.t.Errorf("graph api: connect: %+v", in)
+				g.graphError(w, http.StatusBadRequest, 100, "Invalid parameter")
+				return
+			}
+			if g.noPermision[in.To] {
+				g.record(a)
+				g.graphError(w, http.StatusBadRequest, 138006, "No approved call permission from the recipient")
+				return
+			}
+			g.mu.Lock()
+			g.seq++
+			a.CallID = fmt.Sprintf("wacid.HBgLMTIxODU1NTI4MjgVAgARGCAy%04d", g.seq)
+			g.mu.Unlock()
+			g.record(a)
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]any{"messaging_product": "whatsapp", "calls": []map[string]string{{"id": a.CallID}}})
+			return
+		default:
+			g.t.Errorf("graph api: action %q", in.Action)
+			g.graphError(w, http.StatusBadRequest, 100, "Invalid parameter")
+			return
+		}
+		g.record(a)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"success": true}`)
+	case "/v21.0/" + g.phoneID + "/messages":
+		var in struct {
+			MessagingProduct string `json:"messaging_product"`
+			RecipientType    string `json:"recipient_type"`
+			To               string `json:"to"`
+			Type             string `json:"type"`
+			Interactive      struct {
+				Type   string `json:"type"`
+				Action struct {
+					Name string `json:"name"`
+				} `json:"action"`
+				Body struct {
+					Text string `json:"text"`
+				} `json:"body"`
+			} `json:"interactive"`
+		}
+		if err := dec.Decode(&in); err != nil || in.MessagingProduct != "whatsapp" || in.RecipientType != "individual" || in.Type != "interactive" ||
+			in.Interactive.Type != "call_permission_request" || in.Interactive.Action.Name != "call_permission_request" || in.Interactive.Body.Text == "" {
+			g.t.Errorf("graph api: messages body: %v %+v", err, in)
+			g.graphError(w, http.StatusBadRequest, 100, "Invalid parameter")
+			return
+		}
+		g.record(graphAction{Action: "call_permission_request", To: in.To, Text: in.Interactive.Body.Text})
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"messaging_product": "whatsapp", "contacts": [{"input": "`+in.To+`", "wa_id": "`+in.To+`"}], "messages": [{"id": "wamid.HBgL"}]}`)
+	default:
+		g.t.Errorf("graph api: no such endpoint %s", r.URL.Path)
+		g.graphError(w, http.StatusNotFound, 803, "Unknown path")
+	}
+}
+
+func (g *graphEmulator) record(a graphAction) {
+	g.mu.Lock()
+	g.actions = append(g.actions, a)
+	g.mu.Unlock()
+	g.got <- a
+}
+
+// next waits for switchboard's next request.
+func (g *graphEmulator) next(t *testing.T) graphAction {
+	t.Helper()
+	select {
+	case a := <-g.got:
+		return a
+	case <-time.After(15 * time.Second):
+		t.Fatal("switchboard made no further Graph API request")
+		return graphAction{}
+	}
+}
+
+// expect waits for the next request and checks its action and call.
+func (g *graphEmulator) expect(t *testing.T, action, callID string) graphAction {
+	t.Helper()
+	a := g.next(t)
+	if a.Action != action || callID != "" && a.CallID != callID {
+		t.Fatalf("graph api: got %s for %q, want %s for %q", a.Action, a.CallID, action, callID)
+	}
+	return a
+}
+
+// quiet checks that switchboard makes no request for a while.
+func (g *graphEmulator) quiet(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case a := <-g.got:
+		t.Errorf("an unexpected Graph API request: %+v", a)
+	case <-time.After(d):
+	}
+}
+
+// post signs body with the app secret (or with secret, when given) and
+// posts it to the connection's webhook; it returns the status.
+func (g *graphEmulator) post(t *testing.T, body []byte, secret string) int {
+	t.Helper()
+	if secret == "" {
+		secret = g.appSecret
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	req, _ := http.NewRequest(http.MethodPost, g.webhookURL, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// webhook is a calls-field event as Meta sends it.
+func (g *graphEmulator) webhook(calls []map[string]any, statuses []map[string]any) []byte {
+	value := map[string]any{"messaging_product": "whatsapp",
+		"metadata": map[string]string{"phone_number_id": g.phoneID, "display_phone_number": strings.TrimPrefix(waBusiness, "+")}}
+	if calls != nil {
+		value["calls"] = calls
+	}
+	if statuses != nil {
+		value["statuses"] = statuses
+	}
+	b, _ := json.Marshal(map[string]any{"object": "whatsapp_business_account", "entry": []any{map[string]any{"id": "366634483210360",
+		"changes": []any{map[string]any{"field": "calls", "value": value}}}}})
+	return b
+}
+
+func now() string { return strconv.FormatInt(time.Now().Unix(), 10) }
+
+// connect is a user's call: their SDP offer.
+func (g *graphEmulator) connect(callID, from, offer string) []byte {
+	return g.webhook([]map[string]any{{"id": callID, "from": strings.TrimPrefix(from, "+"), "to": strings.TrimPrefix(waBusiness, "+"),
+		"event": "connect", "timestamp": now(), "direction": "USER_INITIATED", "session": map[string]string{"sdp_type": "offer", "sdp": offer}}}, nil)
+}
+
+// answer is the user's answer to a call the business placed.
+func (g *graphEmulator) answer(callID, to, answer string) []byte {
+	return g.webhook([]map[string]any{{"id": callID, "from": strings.TrimPrefix(waBusiness, "+"), "to": strings.TrimPrefix(to, "+"),
+		"event": "connect", "timestamp": now(), "direction": "BUSINESS_INITIATED", "session": map[string]string{"sdp_type": "answer", "sdp": answer}}}, nil)
+}
+
+// terminate is the call ending on WhatsApp's side.
+func (g *graphEmulator) terminate(callID, direction string) []byte {
+	return g.webhook([]map[string]any{{"id": callID, "from": strings.TrimPrefix(waUser, "+"), "to": strings.TrimPrefix(waBusiness, "+"),
+		"event": "terminate", "timestamp": now(), "direction": direction, "status": "COMPLETED", "duration": 3}}, nil)
+}
+
+// status is how a call the business placed stands.
+func (g *graphEmulator) status(callID, status string) []byte {
+	return g.webhook(nil, []map[string]any{{"id": callID, "type": "call", "status": status, "timestamp": now(),
+		"recipient_id": strings.TrimPrefix(waUser, "+")}})
+}
+
+// waFixture is a service with a tenant whose WhatsApp number is connected
+// to the emulator through the admin API.
+type waFixture struct {
+	m        *Main
+	f        *tenantFixture
+	g        *graphEmulator
+	admin    string // an admin's API key
+	conn     sb.WhatsAppConnection
+	verify   string
+	settings map[string]string
+}
+
+func mustWhatsApp(t *testing.T, settings map[string]string) *waFixture {
+	t.Helper()
+	values := map[string]string{"keyring": testKeyring}
+	for k, v := range settings {
+		values[k] = v
+	}
+	m := mustStartService(t, values)
+	return mustWhatsAppOn(t, m, mustProvision(t, m, "Acme", "2000", 1))
+}
+
+func mustWhatsAppOn(t *testing.T, m *Main, f *tenantFixture) *waFixture {
+	t.Helper()
+	x := &waFixture{m: m, f: f, g: newGraphEmulator(t)}
+	var err error
+	if _, x.admin, err = metadata.NewAPIKeyService(m.DB).CreateAPIKey(context.Background(), f.Tenant.ID, sb.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"name": "Support line", "phone_number_id": %q, "number": %q, "graph_url": %q, "app_secret": %q, "access_token": %q}`,
+		waPhoneID, waBusiness, x.g.srv.URL+"/v21.0", waAppSecret, waToken)
+	var out struct {
+		Connection  sb.WhatsAppConnection `json:"connection"`
+		VerifyToken string                `json:"verify_token"`
+		WebhookPath string                `json:"webhook_path"`
+	}
+	if code, raw := apiDo(t, m, x.admin, http.MethodPost, "/v1/whatsapp/connections", body, &out); code != http.StatusCreated {
+		t.Fatalf("connecting WhatsApp: %d %s", code, raw)
+	}
+	x.conn, x.verify = out.Connection, out.VerifyToken
+	x.g.webhookURL = m.HTTPURL() + out.WebhookPath
+	return x
+}
+
+// apiDo sends a JSON request with an API key and decodes a 2xx answer.
+func apiDo(t *testing.T, m *Main, key, method, path, body string, v any) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, m.HTTPURL()+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if v != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, v); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+	return resp.StatusCode, string(raw)
+}
+
+// userCalls is a WhatsApp user calling the business: the pion peer's
+// offer in a connect webhook, switchboard's pre_accept at once with its
+// answer, which the user's peer takes.
+func (x *waFixture) userCalls(t *testing.T, callID string) *visitor {
+	t.Helper()
+	user := newVisitor(t)
+	if code := x.g.post(t, x.g.connect(callID, waUser, user.offer(t)), ""); code != http.StatusOK {
+		t.Fatalf("connect webhook: %d", code)
+	}
+	pre := x.g.expect(t, "pre_accept", callID)
+	if err := user.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: pre.SDP}); err != nil {
+		t.Fatal(err)
+	}
+	return user
+}
+
+// talk sends a second of Opus each way and checks both sides heard it,
+// unchanged.
+func talk(t *testing.T, user *visitor, op *opclient.Client) {
+	t.Helper()
+	var fromUser atomic.Int64
+	op.SetAudioSink(func(p *rtp.Packet) {
+		if p.PayloadType == sb.Opus.PayloadType && len(p.Payload) == 160 && bytes.Count(p.Payload, []byte{0xa5}) == len(p.Payload) {
+			fromUser.Add(1)
+		}
+	})
+	for i := range 50 {
+		p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i), Timestamp: uint32(960 * i), SSRC: 77},
+			Payload: bytes.Repeat([]byte{0xa5}, 160)}
+		if err := user.track.WriteRTP(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := op.SendAudio(bytes.Repeat([]byte{0x5a}, 160)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(3 * time.Second); (fromUser.Load() < 45 || user.heard.Load() < 45) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if fromUser.Load() < 45 || user.heard.Load() < 45 {
+		t.Errorf("the operator heard %d of the user's 50 packets, the user %d of the operator's", fromUser.Load(), user.heard.Load())
+	}
+	if op.Codec() != "opus" || user.heardPT.Load() != uint32(sb.Opus.PayloadType) {
+		t.Errorf("the operator sent %s, the user heard payload type %d: want Opus both ways", op.Codec(), user.heardPT.Load())
+	}
+}
+
+// A WhatsApp user's call reaches the operator as a WhatsApp call: the
+// connect webhook's offer is answered at once with pre_accept, the
+// operator's answer sends accept, Opus flows both ways unchanged, and the
+// user's terminate ends the call. The record says whatsapp, the user's
+// number, the WhatsApp call ID. A webhook with a bad signature is refused
+// and changes nothing; a replayed one is ignored; both are counted.
+func TestWhatsAppUserCallAnsweredByOperator(t *testing.T) {
+	x := mustWhatsApp(t, nil)
+	op := mustOperator(t, x.m, x.f.Operators[0])
+
+	// Meta's subscription handshake.
+	hs := func(token string) (int, string) {
+		resp, err := http.Get(x.g.webhookURL + "?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=" + token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := hs(x.verify); code != http.StatusOK || body != "1158201444" {
+		t.Errorf("handshake with the verify token: %d %q", code, body)
+	}
+	if code, body := hs("sbv_wrong"); code != http.StatusForbidden || strings.Contains(body, "1158201444") {
+		t.Errorf("handshake with a wrong token: %d %q", code, body)
+	}
+
+	// A forged connect: signed with another secret. Nothing rings, nothing
+	// is asked of the Graph API.
+	const callID = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtLopSdPMwd"
+	forged := newVisitor(t)
+	if code := x.g.post(t, x.g.connect("wacid.forged", waUser, forged.offer(t)), "not-the-app-secret"); code != http.StatusForbidden {
+		t.Errorf("a connect with a bad signature: %d", code)
+	}
+	x.g.quiet(t, 300*time.Millisecond)
+	select {
+	case in := <-op.Incoming():
+		t.Fatalf("a forged webhook rang the operator: %+v", in)
+	default:
+	}
+
+	user := x.userCalls(t, callID)
+	in := waitIncoming(t, op)
+	if in.Channel != sb.ChannelWhatsApp || !strings.HasSuffix(in.From, waUser[len(waUser)-4:]) || in.To != waBusiness {
+		t.Errorf("the operator was offered %+v: want a WhatsApp call from %s to %s", in, waUser, waBusiness)
+	}
+	// Meta retries a webhook it thinks was lost: the same connect again.
+	if code := x.g.post(t, x.g.connect(callID, waUser, user.pc.LocalDescription().SDP), ""); code != http.StatusOK {
+		t.Errorf("a replayed connect: %d", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	accept := x.g.expect(t, "accept", callID)
+	if accept.SDP == "" {
+		t.Error("accept without our SDP answer")
+	}
+	if err := op.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	talk(t, user, op)
+
+	term := x.g.terminate(callID, "USER_INITIATED")
+	if code := x.g.post(t, term, ""); code != http.StatusOK {
+		t.Fatalf("terminate webhook: %d", code)
+	}
+	rec := waitCallEnded(t, x.m, x.f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.Channel != sb.ChannelWhatsApp || rec.From != waUser ||
+		rec.To != waBusiness || rec.ExternalRef != callID || rec.Codec != "opus" || rec.FromCaller.Packets < 45 || rec.Source != "whatsapp:"+waPhoneID {
+		t.Errorf("record: %q by %q, channel %q, from %q to %q, ref %q, codec %q, source %q, %d packets from the user",
+			rec.Status, rec.HangupBy, rec.Channel, rec.From, rec.To, rec.ExternalRef, rec.Codec, rec.Source, rec.FromCaller.Packets)
+	}
+	// The user hung up: no terminate of ours follows theirs, and the
+	// terminate replayed changes nothing.
+	if code := x.g.post(t, term, ""); code != http.StatusOK {
+		t.Errorf("a replayed terminate: %d", code)
+	}
+	if code := x.g.post(t, x.g.terminate("wacid.never-seen", "USER_INITIATED"), ""); code != http.StatusOK {
+		t.Errorf("a terminate for an unknown call: %d", code)
+	}
+	x.g.quiet(t, 300*time.Millisecond)
+	counts := scrape(t, x.m)
+	for result, min := range map[string]float64{"bad_signature": 1, "replay": 2, "unknown_call": 1, "handshake_refused": 1} {
+		if got := counts[`switchboard_whatsapp_webhooks_total{result="`+result+`"}`]; got < min {
+			t.Errorf("webhooks counted %s: %v, want at least %v", result, got, min)
+		}
+	}
+
+	// The admin's list shows the connection and no secret; the audit log
+	// names its creation.
+	code, raw := apiDo(t, x.m, x.admin, http.MethodGet, "/v1/whatsapp/connections", "", nil)
+	if code != http.StatusOK || !strings.Contains(raw, waPhoneID) || strings.Contains(raw, waAppSecret) || strings.Contains(raw, waToken) ||
+		strings.Contains(raw, x.verify) {
+		t.Errorf("connections: %d %s", code, raw)
+	}
+	if code, raw := apiDo(t, x.m, x.admin, http.MethodGet, "/v1/audit", "", nil); code != http.StatusOK || !strings.Contains(raw, "whatsapp.create") {
+		t.Errorf("audit: %d, whatsapp.create missing", code)
+	}
+}
+
+// Nobody can take a WhatsApp user's call: switchboard rejects it on
+// WhatsApp (after pre_accept), and the record says why.
+func TestWhatsAppUserCallNobodyAvailableRejected(t *testing.T) {
+	x := mustWhatsApp(t, nil)
+	const callID = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtNobody"
+	x.userCalls(t, callID)
+	x.g.expect(t, "reject", callID)
+	var page struct {
+		Calls []*sb.Call `json:"calls"`
+	}
+	apiGet(t, x.m, x.f.APIKey, "/v1/calls", &page)
+	if len(page.Calls) != 1 {
+		t.Fatalf("%d calls recorded", len(page.Calls))
+	}
+	rec := waitCallEnded(t, x.m, x.f.APIKey, page.Calls[0].ID)
+	if rec.Status != sb.CallNoAnswer || rec.FailureStage != sb.StageRouting || rec.Reason != "no operator available" ||
+		rec.Channel != sb.ChannelWhatsApp || rec.ExternalRef != callID || rec.From != waUser || rec.AnsweredAt != nil {
+		t.Errorf("record: %q at %q (%q), channel %q, ref %q, from %q, answered %v", rec.Status, rec.FailureStage, rec.Reason,
+			rec.Channel, rec.ExternalRef, rec.From, rec.AnsweredAt)
+	}
+	x.g.quiet(t, 300*time.Millisecond) // no terminate after the reject
+}
+
+// The operator hangs up a WhatsApp user's call: switchboard terminates
+// it on WhatsApp.
+func TestWhatsAppOperatorHangsUp(t *testing.T) {
+	x := mustWhatsApp(t, nil)
+	op := mustOperator(t, x.m, x.f.Operators[0])
+	const callID = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtHangup"
+	x.userCalls(t, callID)
+	in := waitIncoming(t, op)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	x.g.expect(t, "accept", callID)
+	if err := op.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.Hangup(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	x.g.expect(t, "terminate", callID)
+	rec := waitCallEnded(t, x.m, x.f.APIKey, in.CallID)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyOperator {
+		t.Errorf("record: %q by %q", rec.Status, rec.HangupBy)
+	}
+	// WhatsApp's terminate that follows ours ends nothing more.
+	if code := x.g.post(t, x.g.terminate(callID, "USER_INITIATED"), ""); code != http.StatusOK {
+		t.Errorf("terminate after ours: %d", code)
+	}
+	x.g.quiet(t, 300*time.Millisecond)
+}
+
+// An operator calls a WhatsApp user: connect carries our offer, the
+// user's phone rings (status webhook), the user's answer arrives in a
+// connect webhook, and Opus flows both ways; the user hangs up. A call to
+// a user who gave no permission is refused by WhatsApp (138006) and
+// recorded as such; a permission request can then be sent.
+func TestWhatsAppBusinessInitiatedCall(t *testing.T) {
+	x := mustWhatsApp(t, nil)
+	op := mustOperator(t, x.m, x.f.Operators[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	id, err := op.Dial(ctx, "whatsapp:"+waUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := x.g.expect(t, "connect", "")
+	if conn.To != strings.TrimPrefix(waUser, "+") {
+		t.Errorf("connect to %q", conn.To)
+	}
+	user := newVisitor(t)
+	if err := user.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: conn.SDP}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := user.pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(user.pc)
+	if err := user.pc.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	if code := x.g.post(t, x.g.status(conn.CallID, "RINGING"), ""); code != http.StatusOK {
+		t.Fatalf("ringing: %d", code)
+	}
+	if code := x.g.post(t, x.g.answer(conn.CallID, waUser, user.pc.LocalDescription().SDP), ""); code != http.StatusOK {
+		t.Fatalf("answer: %d", code)
+	}
+	if code := x.g.post(t, x.g.status(conn.CallID, "ACCEPTED"), ""); code != http.StatusOK {
+		t.Fatalf("accepted: %d", code)
+	}
+	if err := op.WaitConnected(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	talk(t, user, op)
+	if code := x.g.post(t, x.g.terminate(conn.CallID, "BUSINESS_INITIATED"), ""); code != http.StatusOK {
+		t.Fatalf("terminate: %d", code)
+	}
+	rec := waitCallEnded(t, x.m, x.f.APIKey, id)
+	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.Direction != sb.Outbound || rec.Channel != sb.ChannelWhatsApp ||
+		rec.To != waUser || rec.ExternalRef != conn.CallID || rec.Codec != "opus" {
+		t.Errorf("record: %q by %q, %s, channel %q, to %q, ref %q, codec %q", rec.Status, rec.HangupBy, rec.Direction, rec.Channel, rec.To,
+			rec.ExternalRef, rec.Codec)
+	}
+	if ev := callEvents(t, x.m, x.f.APIKey, id); !hasInOrder(ev, sb.EventDialing, sb.EventRinging, sb.EventAnswered) {
+		t.Errorf("timeline %v", ev)
+	}
+	x.g.quiet(t, 300*time.Millisecond) // they hung up: no terminate of ours
+
+	// A user who gave no permission: WhatsApp refuses connect.
+	id, err = op.Dial(ctx, "whatsapp:"+waStranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.g.expect(t, "connect", "")
+	rec = waitCallEnded(t, x.m, x.f.APIKey, id)
+	if rec.Status != sb.CallRejected || rec.APIErrorCode != sb.WhatsAppNoPermission || !strings.Contains(rec.Reason, "permission") ||
+		rec.FailureLeg != sb.FailedOnTrunk || rec.FailureStage == "" {
+		t.Errorf("refused record: %q, api error %d, reason %q, failed on %q at %q", rec.Status, rec.APIErrorCode, rec.Reason, rec.FailureLeg, rec.FailureStage)
+	}
+	if reason, err := op.WaitEnded(ctx, id); err != nil || !strings.Contains(reason, "permission") {
+		t.Errorf("the operator was told %q (%v)", reason, err)
+	}
+	code, raw := apiDo(t, x.m, x.f.APIKey, http.MethodPost, "/v1/whatsapp/permission-requests",
+		`{"to": "`+waStranger+`", "text": "We would like to call you about your order."}`, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("permission request: %d %s", code, raw)
+	}
+	if a := x.g.expect(t, "call_permission_request", ""); a.To != strings.TrimPrefix(waStranger, "+") {
+		t.Errorf("permission request to %q", a.To)
+	}
+}

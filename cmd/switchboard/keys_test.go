@@ -131,7 +131,8 @@ func TestKeyRotationSkipsKeysThatFailOnce(t *testing.T) {
 }
 
 // TestKeyRotationReachesEverySecret: `keys rotate` re-seals the trunk
-// digest HA1s, carrier passwords and webhook secrets sealed with the old
+// digest HA1s, carrier passwords, webhook secrets and WhatsApp
+// connections' app secrets and access tokens sealed with the old
 // version; -check lists them before and nothing after; then a service
 // whose keyring holds only the new version still lets the digest trunk in,
 // registers with the carrier, and signs webhooks with the same secret.
@@ -170,6 +171,10 @@ func TestKeyRotationReachesEverySecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	wa := &sb.WhatsAppConnection{Name: "Support line", PhoneNumberID: waPhoneID, Number: waBusiness}
+	if _, err := metadata.NewWhatsAppStore(db, ring1).CreateWhatsApp(admin, wa, waAppSecret, waToken); err != nil {
+		t.Fatal(err)
+	}
 
 	check := func(keyring string) (string, error) {
 		t.Helper()
@@ -186,12 +191,13 @@ func TestKeyRotationReachesEverySecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	listed, err := check(testKeyringV1V2)
-	for _, want := range []string{"trunk digest HA1 " + digestTrunk.String(), "trunk outbound password " + carrier.String(), "webhook secret " + hook.ID.String()} {
+	for _, want := range []string{"trunk digest HA1 " + digestTrunk.String(), "trunk outbound password " + carrier.String(), "webhook secret " + hook.ID.String(),
+		"WhatsApp app secret " + wa.ID.String(), "WhatsApp access token " + wa.ID.String()} {
 		if !strings.Contains(listed, want+" (tenant "+f.Tenant.ID.String()+"): key version 1") {
 			t.Errorf("-check before rotating does not list %q:\n%s", want, listed)
 		}
 	}
-	if err == nil || strings.Count(listed, "\n") != 3 {
+	if err == nil || strings.Count(listed, "\n") != 5 {
 		t.Errorf("-check before rotating: %v, listed\n%s", err, listed)
 	}
 
@@ -199,11 +205,19 @@ func TestKeyRotationReachesEverySecret(t *testing.T) {
 	if err := run(ctx, []string{"keys", "rotate", "-database-url", url, "-keyring", testKeyringV1V2}, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("keys rotate: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "0 data keys re-wrapped and 3 secrets re-sealed with key version 2") {
+	if !strings.Contains(stdout.String(), "0 data keys re-wrapped and 5 secrets re-sealed with key version 2") {
 		t.Errorf("keys rotate said %q", stdout.String())
 	}
 	if listed, err := check(keyV2); err != nil || !strings.Contains(listed, "every data key and sealed secret is under key version 2") {
 		t.Errorf("-check after rotating: %v\n%s", err, listed)
+	}
+
+	ring2, err := recordings.ParseKeyring(keyV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, sec, err := metadata.NewWhatsAppStore(db, ring2).WhatsAppByID(ctx, wa.ID); err != nil || sec.AppSecret != waAppSecret || sec.AccessToken != waToken {
+		t.Errorf("the WhatsApp secrets under version 2 alone: %v", err)
 	}
 
 	// Version 1 leaves the keyring.

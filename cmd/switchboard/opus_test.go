@@ -105,7 +105,16 @@ func TestOpusCallRecordedAsOggOpus(t *testing.T) {
 	if rec := callerHangsUp(ctx, t, g.m, g.f.APIKey, call, in.CallID); rec.Codec != "opus" {
 		t.Fatalf("record codec %q", rec.Codec)
 	}
-	gr := g.adminGrant(t, in.CallID)
+	g.checkOggOpus(t, in.CallID, packet, frames)
+}
+
+// checkOggOpus plays the call's recording through the tenant admin's
+// grant and checks it is Ogg Opus holding both sides' packets (made by
+// packet, frames of each), byte for byte, in a file whose pages a
+// separate Ogg reader (pion's) accepts, each channel its own stream.
+func (g *grantFixture) checkOggOpus(t *testing.T, callID sb.ID, packet func(side byte, i int) []byte, frames int) {
+	t.Helper()
+	gr := g.adminGrant(t, callID)
 	req, _ := http.NewRequest(http.MethodGet, g.m.HTTPURL()+"/v1/grants/"+gr.ID.String()+"/audio", nil)
 	res, err := g.admin.client.Do(req)
 	if err != nil {

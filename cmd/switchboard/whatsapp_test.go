@@ -645,3 +645,51 @@ func TestWhatsAppBusinessInitiatedCall(t *testing.T) {
 		t.Errorf("permission request to %q", a.To)
 	}
 }
+
+// A WhatsApp user's call, with recording consent stated by the tenant's
+// backend while it rings, is recorded as it arrived (Opus, nothing
+// transcoded) and played back as Ogg Opus through a grant.
+func TestWhatsAppCallRecordedWithConsent(t *testing.T) {
+	g := mustGrantFixture(t, sb.SupportPolicy{Access: true, MaxTTLSeconds: 3600})
+	x := mustWhatsAppOn(t, g.m, g.f)
+	const callID = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtRecorded"
+	user := x.userCalls(t, callID)
+	in := waitIncoming(t, g.op)
+	if code, raw := apiDo(t, g.m, g.f.APIKey, http.MethodPost, "/v1/calls/"+in.CallID.String()+"/consent", `{"given": true}`, nil); code >= 300 {
+		t.Fatalf("consent: %d %s", code, raw)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	x.g.expect(t, "accept", callID)
+	if err := g.op.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	// 20 ms SILK packets (TOC 0x48) whose frames name their side and
+	// number.
+	packet := func(side byte, i int) []byte {
+		return append([]byte{0x48}, bytes.Repeat([]byte{side, byte(i)}, 30+i)...)
+	}
+	const frames = 50
+	for i := range frames {
+		p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i), Timestamp: uint32(960 * i), SSRC: 78},
+			Payload: packet('c', i)}
+		if err := user.track.WriteRTP(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.op.SendAudio(packet('o', i)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the last packets cross the bridge
+	if code := x.g.post(t, x.g.terminate(callID, "USER_INITIATED"), ""); code != http.StatusOK {
+		t.Fatalf("terminate: %d", code)
+	}
+	if rec := waitCallEnded(t, g.m, g.f.APIKey, in.CallID); rec.Codec != "opus" || rec.Channel != sb.ChannelWhatsApp {
+		t.Fatalf("record: codec %q, channel %q", rec.Codec, rec.Channel)
+	}
+	g.checkOggOpus(t, in.CallID, packet, frames)
+}

@@ -15,6 +15,14 @@ let inbox = Promise.resolve(); // server messages are handled one at a time, in 
 function show(el, visible) { el.hidden = !visible; }
 function setError(msg) { $("console-error").textContent = msg || ""; }
 
+// showChannel labels a call from or to a messenger ("WhatsApp"); a phone
+// call has no label.
+const channelNames = { whatsapp: "WhatsApp" };
+function showChannel(channel) {
+  $("channel").textContent = channelNames[channel] || channel || "";
+  $("channel").hidden = !channel;
+}
+
 async function api(path, opts = {}) {
   const res = await fetch(path, { credentials: "same-origin", ...opts });
   const body = res.status === 204 ? null : await res.json().catch(() => null);
@@ -178,8 +186,9 @@ async function handle(msg) {
       $("available").textContent = msg.available ? "Go away" : "Go available";
       break;
     case "incoming":
-      sb.call = { id: msg.call.call_id, from: msg.call.from };
+      sb.call = { id: msg.call.call_id, from: msg.call.from, channel: msg.call.channel || "" };
       $("caller").textContent = msg.call.from || "unknown";
+      showChannel(sb.call.channel);
       setCallState("ringing");
       break;
     case "revoked":
@@ -188,12 +197,14 @@ async function handle(msg) {
     case "dialing":
       sb.call = { id: msg.call_id, from: $("dial-number").value, outbound: true };
       $("caller").textContent = $("dial-number").value;
+      showChannel("");
       setCallState("calling");
       break;
     case "resumed":
       // Back on the call we were on when the connection dropped.
-      sb.call = { id: msg.call.call_id, from: msg.call.from };
+      sb.call = { id: msg.call.call_id, from: msg.call.from, channel: msg.call.channel || "" };
       $("caller").textContent = msg.call.from || "unknown";
+      showChannel(sb.call.channel);
       setError("");
       setCallState("connected");
       break;

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -692,4 +693,49 @@ func TestWhatsAppCallRecordedWithConsent(t *testing.T) {
 		t.Fatalf("record: codec %q, channel %q", rec.Codec, rec.Channel)
 	}
 	g.checkOggOpus(t, in.CallID, packet, frames)
+}
+
+// TestChromiumShowsWhatsAppCall: the operator page in a real browser shows
+// a WhatsApp user's call as a WhatsApp call, and answering it on the page
+// accepts it on WhatsApp.
+func TestChromiumShowsWhatsAppCall(t *testing.T) {
+	if !runInPrivateNetns(t, "TestChromiumShowsWhatsAppCall") {
+		return
+	}
+	x := mustWhatsApp(t, nil)
+	ctx := newChromium(t)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	run, poll := browserSteps(t, ctx)
+	run("log in", chromedp.Steps(
+		chromedp.Navigate(x.m.HTTPURL()+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#email")),
+		chromedp.SendKeys(chromedp.CSS("#email"), x.f.Operators[0].Email),
+		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
+		chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS("#available")),
+	))
+	poll("PeerConnection connected", `window.switchboard.pc && window.switchboard.pc.connectionState === "connected"`)
+	run("go available", chromedp.Click(chromedp.CSS("#available")))
+	poll("available", `window.switchboard.state.available === true`)
+
+	const callID = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtChromium"
+	x.userCalls(t, callID)
+	run("incoming call shown", chromedp.WaitVisible(chromedp.CSS("#answer")))
+	label, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#channel")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#caller")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if label != "WhatsApp" || !strings.Contains(caller, waUser[len(waUser)-4:]) {
+		t.Errorf("the page shows %q from %q: want a WhatsApp call from %s", label, caller, waUser)
+	}
+	run("answer", chromedp.Click(chromedp.CSS("#answer")))
+	x.g.expect(t, "accept", callID)
+	poll("connected", `document.querySelector("#call-state").textContent === "connected"`)
+	run("hang up", chromedp.Click(chromedp.CSS("#hangup")))
+	x.g.expect(t, "terminate", callID)
 }

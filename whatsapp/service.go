@@ -200,11 +200,15 @@ func (s *Service) DialMessenger(ctx context.Context, tenantID sb.ID, channel, nu
 }
 
 // RequestPermission sends a WhatsApp user the interactive request to let
-// the tenant's business call them. Operators and up may send it.
+// the tenant's business call them: for the tenant's own people and keys
+// (operators and up), never a visiting support engineer.
 func (s *Service) RequestPermission(ctx context.Context, to, text string) error {
 	a := sb.ActorFromContext(ctx)
 	if a == nil {
 		return sb.Errorf(sb.EUNAUTHORIZED, "not signed in")
+	}
+	if a.Role == sb.RoleSupport {
+		return sb.Errorf(sb.EFORBIDDEN, "asking a WhatsApp user for permission to call: not allowed for the %s role", a.Role)
 	}
 	_, number, err := sb.DialTarget(sb.ChannelWhatsApp + ":" + to)
 	if err != nil {

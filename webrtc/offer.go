@@ -40,16 +40,7 @@ func (v *Visitor) offer(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("webrtc: offer: %w", err)
 	}
-	gathered := webrtc.GatheringCompletePromise(v.pc)
-	if err := v.pc.SetLocalDescription(o); err != nil {
-		return "", fmt.Errorf("webrtc: local description: %w", err)
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-	return v.pc.LocalDescription().SDP, nil
+	return v.setLocal(ctx, o)
 }
 
 // SetAnswer takes the far end's answer to our offer: the codec it chose

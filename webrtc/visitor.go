@@ -130,16 +130,10 @@ func (v *Visitor) negotiate(ctx context.Context, offer string, codecs []webrtc.R
 	if err != nil {
 		return "", sb.Errorf(sb.EINVALID, "no answer to the SDP offer: %v", err)
 	}
-	gathered := webrtc.GatheringCompletePromise(v.pc)
-	if err := v.pc.SetLocalDescription(answer); err != nil {
-		return "", fmt.Errorf("webrtc: local description: %w", err)
+	local, err := v.setLocal(ctx, answer)
+	if err != nil {
+		return "", err
 	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-	local := v.pc.LocalDescription().SDP
 	codec, err := answeredCodec(local)
 	if err != nil {
 		return "", err
@@ -149,6 +143,21 @@ func (v *Visitor) negotiate(ctx context.Context, offer string, codecs []webrtc.R
 	v.port.track.mu.Unlock()
 	v.port.recvDTMF.Store(uint32(codec.DTMFType))
 	return local, nil
+}
+
+// setLocal sets our description and returns it once every candidate is
+// in it (no trickle: WHIP and the messengers take candidates in the SDP).
+func (v *Visitor) setLocal(ctx context.Context, d webrtc.SessionDescription) (string, error) {
+	gathered := webrtc.GatheringCompletePromise(v.pc)
+	if err := v.pc.SetLocalDescription(d); err != nil {
+		return "", fmt.Errorf("webrtc: local description: %w", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return v.pc.LocalDescription().SDP, nil
 }
 
 // drainSender reads a sender's RTCP so the interceptors see receiver

@@ -17,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/opclient"
 )
 
 // visitor is a browser caller in a test: a pion PeerConnection offering
@@ -145,6 +146,39 @@ func whipState(t *testing.T, m *Main, session string) string {
 	return s.State
 }
 
+// talk sends a second of Opus each way between a WebRTC caller (a browser
+// visitor, a WhatsApp user) and the operator, and checks both heard it,
+// unchanged.
+func talk(t *testing.T, user *visitor, op *opclient.Client) {
+	t.Helper()
+	var fromUser atomic.Int64
+	op.SetAudioSink(func(p *rtp.Packet) {
+		if p.PayloadType == sb.Opus.PayloadType && len(p.Payload) == 160 && bytes.Count(p.Payload, []byte{0xa5}) == len(p.Payload) {
+			fromUser.Add(1)
+		}
+	})
+	for i := range 50 {
+		p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i), Timestamp: uint32(960 * i), SSRC: 77},
+			Payload: bytes.Repeat([]byte{0xa5}, 160)}
+		if err := user.track.WriteRTP(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := op.SendAudio(bytes.Repeat([]byte{0x5a}, 160)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(3 * time.Second); (fromUser.Load() < 45 || user.heard.Load() < 45) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if fromUser.Load() < 45 || user.heard.Load() < 45 {
+		t.Errorf("the operator heard %d of the caller's 50 packets, the caller %d of the operator's", fromUser.Load(), user.heard.Load())
+	}
+	if op.Codec() != "opus" || user.heardPT.Load() != uint32(sb.Opus.PayloadType) {
+		t.Errorf("the operator sent %s, the caller heard payload type %d: want Opus both ways", op.Codec(), user.heardPT.Load())
+	}
+}
+
 // A website visitor calls from the browser with a token the tenant's
 // backend issued: the call reaches the operator like a trunk's, audio
 // flows both ways, the visitor hangs up by deleting the session, and the
@@ -179,12 +213,6 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 	if in.From != "web:chat-42" {
 		t.Errorf("operator offered a call from %q", in.From)
 	}
-	var fromVisitor atomic.Int64
-	op.SetAudioSink(func(p *rtp.Packet) {
-		if p.PayloadType == sb.Opus.PayloadType && len(p.Payload) == 160 && bytes.Count(p.Payload, []byte{0xa5}) == len(p.Payload) {
-			fromVisitor.Add(1)
-		}
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := op.Accept(ctx, in.CallID); err != nil {
@@ -200,28 +228,7 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	// A second of audio each way.
-	for i := range 50 {
-		p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i), Timestamp: uint32(960 * i), SSRC: 77},
-			Payload: bytes.Repeat([]byte{0xa5}, 160)}
-		if err := v.track.WriteRTP(p); err != nil {
-			t.Fatal(err)
-		}
-		if err := op.SendAudio(bytes.Repeat([]byte{0x5a}, 160)); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for (fromVisitor.Load() < 45 || v.heard.Load() < 45) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if fromVisitor.Load() < 45 || v.heard.Load() < 45 {
-		t.Errorf("operator heard %d of the visitor's 50 packets, the visitor %d of the operator's", fromVisitor.Load(), v.heard.Load())
-	}
-	if op.Codec() != "opus" || v.heardPT.Load() != uint32(sb.Opus.PayloadType) {
-		t.Errorf("the operator sent %s, the visitor heard payload type %d: want Opus both ways", op.Codec(), v.heardPT.Load())
-	}
+	talk(t, v, op) // a second of audio each way
 
 	req, _ := http.NewRequest(http.MethodDelete, m.HTTPURL()+session, nil)
 	resp, err := http.DefaultClient.Do(req)

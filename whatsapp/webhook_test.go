@@ -72,8 +72,12 @@ func newTestService(t testing.TB, dispatched *atomic.Int64) (*Service, sb.ID) {
 	t.Cleanup(graph.Close)
 	conn := sb.WhatsAppConnection{ID: sb.NewID(), TenantID: sb.NewID(), Name: "line", PhoneNumberID: "123", Number: "+15550001000", GraphURL: graph.URL}
 	s := New(oneConnection{conn},
-		func(context.Context, string) (Peer, string, error) { return nil, "", errors.New("no peers in this test") },
-		func(context.Context) (OfferingPeer, string, error) { return nil, "", errors.New("no peers in this test") },
+		func(context.Context, string) (Peer, string, error) {
+			return nil, "", errors.New("no peers in this test")
+		},
+		func(context.Context) (OfferingPeer, string, error) {
+			return nil, "", errors.New("no peers in this test")
+		},
 		func(*sb.InboundCall) { dispatched.Add(1) }, WithPrivateGraph())
 	t.Cleanup(s.Close)
 	return s, conn.ID

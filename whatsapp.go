@@ -91,10 +91,12 @@ func (e *MessengerError) NoPermission() bool {
 }
 
 // MessengerLeg is a call we place to a messenger user: an OutboundLeg
-// whose reference is the platform's call ID.
+// whose reference is the platform's call ID, placed through one of the
+// tenant's connections (which the record names as its trunk).
 type MessengerLeg interface {
 	OutboundLeg
 	ExternalRef() string
+	ConnectionID() ID
 }
 
 // MessengerDialer places calls to messenger users through a tenant's

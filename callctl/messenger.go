@@ -35,7 +35,8 @@ func (r *callRun) dialMessenger(ctx context.Context) phase {
 		}
 		return nil
 	}
-	r.leg, r.c.ExternalRef, r.c.Source = leg, leg.ExternalRef(), r.c.Channel
+	via := leg.ConnectionID()
+	r.leg, r.c.ExternalRef, r.c.Source, r.c.TrunkID = leg, leg.ExternalRef(), r.c.Channel, &via
 	r.update(ctx)
 	return r.placing
 }

@@ -79,7 +79,7 @@ func (p *Provisioning) Tenant(ctx context.Context, id sb.ID) (*TenantRecord, err
 
 // DeleteTenant marks the tenant deleted and takes every way in from it:
 // its API keys are deleted, its people disabled and signed out (sessions,
-// password links, operator sockets), its trunks
+// password links, operator sockets), its trunks and WhatsApp connections
 // (their names kept on their calls) and queues deleted, support access
 // closed. Its calls,
 // recordings and audit entries stay until retention removes them. It
@@ -108,6 +108,8 @@ func (p *Provisioning) DeleteTenant(ctx context.Context, id sb.ID, e *sb.AuditEn
 			"UPDATE calls c SET trunk_name = t.name FROM trunks t WHERE t.tenant_id = $1 AND c.tenant_id = $1 AND c.trunk_id = t.id",
 			"DELETE FROM trunks WHERE tenant_id = $1",
 			"DELETE FROM queues WHERE tenant_id = $1",
+			"UPDATE calls c SET trunk_name = w.name FROM whatsapp_connections w WHERE w.tenant_id = $1 AND c.tenant_id = $1 AND c.trunk_id = w.id",
+			"DELETE FROM whatsapp_connections WHERE tenant_id = $1",
 		} {
 			args := []any{id}
 			if strings.Contains(q, "$2") {

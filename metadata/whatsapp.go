@@ -147,21 +147,21 @@ func (s *WhatsAppStore) FindWhatsApp(ctx context.Context) ([]*sb.WhatsAppConnect
 	return out, rows.Err()
 }
 
-// DeleteWhatsApp removes a connection, for an admin, audited. Calls
-// already in progress through it go on; the next webhook for it is not
-// found.
+// DeleteWhatsApp removes a connection, for an admin, audited; its calls'
+// records (which name it by ID, as their trunk) keep its name. Calls in
+// progress through it go on; the next webhook for it is not found.
 func (s *WhatsAppStore) DeleteWhatsApp(ctx context.Context, id sb.ID) error {
 	a, err := staff(ctx, "deleting a WhatsApp connection", sb.RoleAdmin)
 	if err != nil {
 		return err
 	}
 	return s.db.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, "DELETE FROM whatsapp_connections WHERE tenant_id = $1 AND id = $2", a.TenantID, id)
-		if err != nil {
+		var name string
+		if err := tx.QueryRow(ctx, "DELETE FROM whatsapp_connections WHERE tenant_id = $1 AND id = $2 RETURNING name", a.TenantID, id).Scan(&name); err != nil {
 			return mapError(err, "WhatsApp connection")
 		}
-		if tag.RowsAffected() == 0 {
-			return sb.Errorf(sb.ENOTFOUND, "WhatsApp connection not found")
+		if _, err := tx.Exec(ctx, "UPDATE calls SET trunk_name = $3 WHERE tenant_id = $1 AND trunk_id = $2", a.TenantID, id, name); err != nil {
+			return fmt.Errorf("metadata: delete WhatsApp connection: %w", err)
 		}
 		return appendAudit(ctx, tx, s.db.now(), actorEntry(a, "whatsapp.delete", "whatsapp_connection", id))
 	})

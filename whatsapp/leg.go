@@ -31,6 +31,7 @@ type userLeg struct {
 	Peer
 	svc    *Service
 	graph  *graph
+	conn   sb.ID  // the connection it came in or went out through
 	id     string // the WhatsApp call ID
 	answer string // our SDP answer, for a call the user placed
 
@@ -91,6 +92,9 @@ func (l *userLeg) SIPCallID() string { return "" }
 
 // ExternalRef is the WhatsApp call ID.
 func (l *userLeg) ExternalRef() string { return l.id }
+
+// ConnectionID is the connection the call goes through.
+func (l *userLeg) ConnectionID() sb.ID { return l.conn }
 
 // userTerminated is WhatsApp's terminate webhook: the user hung up (or
 // WhatsApp ended the call).

@@ -63,7 +63,6 @@ type Service struct {
 // call is a live WhatsApp call this instance handles.
 type call struct {
 	leg      *userLeg
-	conn     sb.ID // the connection it came in or went out through
 	outbound bool
 }
 
@@ -190,8 +189,8 @@ func (s *Service) DialMessenger(ctx context.Context, tenantID sb.ID, channel, nu
 		peer.Close()
 		return nil, err
 	}
-	leg := &userLeg{Peer: peer, svc: s, graph: g, id: id}
-	if !s.keep(id, &call{leg: leg, conn: conn.ID, outbound: true}) {
+	leg := &userLeg{Peer: peer, svc: s, graph: g, conn: conn.ID, id: id}
+	if !s.keep(id, &call{leg: leg, outbound: true}) {
 		peer.Close()
 		return nil, errors.New("whatsapp: the call ID connect returned is already in use")
 	}

@@ -225,8 +225,8 @@ func (s *Service) incoming(ctx context.Context, conn *sb.WhatsAppConnection, sec
 		s.count(resultAccepted)
 		return
 	}
-	leg := &userLeg{Peer: peer, svc: s, graph: g, id: c.ID, answer: answer}
-	if !s.keep(c.ID, &call{leg: leg, conn: conn.ID}) {
+	leg := &userLeg{Peer: peer, svc: s, graph: g, conn: conn.ID, id: c.ID, answer: answer}
+	if !s.keep(c.ID, &call{leg: leg}) {
 		peer.Close()
 		s.count(resultReplay)
 		return
@@ -260,7 +260,7 @@ func userNumber(s string) (string, error) {
 // and then the call is answered.
 func (s *Service) answered(conn *sb.WhatsAppConnection, c callEvent) {
 	lc := s.find(c.ID)
-	if lc == nil || lc.conn != conn.ID || !lc.outbound {
+	if lc == nil || lc.leg.conn != conn.ID || !lc.outbound {
 		s.count(resultUnknownCall)
 		return
 	}
@@ -289,7 +289,7 @@ func (s *Service) answered(conn *sb.WhatsAppConnection, c callEvent) {
 // failed on their side.
 func (s *Service) terminated(conn *sb.WhatsAppConnection, c callEvent) {
 	lc := s.find(c.ID)
-	if lc == nil || lc.conn != conn.ID {
+	if lc == nil || lc.leg.conn != conn.ID {
 		s.count(resultUnknownCall)
 		return
 	}
@@ -311,7 +311,7 @@ func (s *Service) statusEvent(conn *sb.WhatsAppConnection, st statusEvent) {
 		return
 	}
 	lc := s.find(st.ID)
-	if lc == nil || lc.conn != conn.ID {
+	if lc == nil || lc.leg.conn != conn.ID {
 		s.count(resultUnknownCall)
 		return
 	}

@@ -685,3 +685,77 @@ func TestChromiumShowsWhatsAppCall(t *testing.T) {
 	run("hang up", chromedp.Click(chromedp.CSS("#hangup")))
 	x.g.expect(t, "terminate", callID)
 }
+
+// Click-to-call to a WhatsApp user: the operator is rung first (the offer
+// says WhatsApp), and once they take it connect goes out; the operator
+// giving up before the user answers terminates the call on WhatsApp. The
+// connection is the admin's alone: another tenant's admin neither sees
+// nor deletes it; once deleted, its webhook is not found and its calls'
+// records keep its name.
+func TestWhatsAppClickToCallAndConnections(t *testing.T) {
+	x := mustWhatsApp(t, nil)
+	op := mustOperator(t, x.m, x.f.Operators[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	var placed struct {
+		CallID sb.ID `json:"call_id"`
+	}
+	if code, raw := apiCall(t, x.m, x.f.APIKey, http.MethodPost, "/v1/calls",
+		map[string]string{"operator_id": x.f.Operators[0].ID.String(), "number": "whatsapp:" + waUser}, &placed); code >= 300 {
+		t.Fatalf("click-to-call: %d %s", code, raw)
+	}
+	in := waitIncoming(t, op)
+	if in.Channel != sb.ChannelWhatsApp || in.CallID != placed.CallID {
+		t.Errorf("the operator was offered %+v", in)
+	}
+	x.g.quiet(t, 200*time.Millisecond) // nothing is dialled before the operator takes it
+	accepted := make(chan error, 1)
+	go func() { accepted <- op.Accept(ctx, in.CallID) }() // returns at the answer, or at the end
+	conn := x.g.expect(t, "connect", "")
+	if code := x.g.post(t, x.g.status(conn.CallID, "RINGING"), ""); code != http.StatusOK {
+		t.Fatalf("ringing: %d", code)
+	}
+	if err := op.Hangup(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	x.g.expect(t, "terminate", conn.CallID)
+	if err := <-accepted; err != nil {
+		t.Errorf("accepting the click-to-call: %v", err)
+	}
+	rec := waitCallEnded(t, x.m, x.f.APIKey, in.CallID)
+	if rec.Status != sb.CallCanceled || rec.HangupBy != sb.PartyOperator || rec.ExternalRef != conn.CallID || rec.Channel != sb.ChannelWhatsApp {
+		t.Errorf("record: %q by %q, ref %q, channel %q", rec.Status, rec.HangupBy, rec.ExternalRef, rec.Channel)
+	}
+
+	other := mustProvision(t, x.m, "Other", "3000", 0)
+	_, otherAdmin, err := metadata.NewAPIKeyService(x.m.DB).CreateAPIKey(context.Background(), other.Tenant.ID, sb.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Connections []sb.WhatsAppConnection `json:"connections"`
+	}
+	if code, raw := apiCall(t, x.m, otherAdmin, http.MethodGet, "/v1/whatsapp/connections", nil, &list); code != http.StatusOK || len(list.Connections) != 0 {
+		t.Errorf("another tenant's list: %d %s", code, raw)
+	}
+	path := "/v1/whatsapp/connections/" + x.conn.ID.String()
+	if code, _ := apiCall(t, x.m, otherAdmin, http.MethodDelete, path, nil, nil); code != http.StatusNotFound {
+		t.Errorf("another tenant's admin deleting the connection: %d", code)
+	}
+	if code, _ := apiCall(t, x.m, x.f.APIKey, http.MethodDelete, path, nil, nil); code != http.StatusForbidden {
+		t.Errorf("a supervisor deleting the connection: %d", code)
+	}
+	if code, raw := apiCall(t, x.m, x.admin, http.MethodDelete, path, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("deleting the connection: %d %s", code, raw)
+	}
+	if code := x.g.post(t, x.g.terminate(conn.CallID, "BUSINESS_INITIATED"), ""); code != http.StatusNotFound {
+		t.Errorf("a webhook to the deleted connection: %d", code)
+	}
+	if rec := waitCallEnded(t, x.m, x.f.APIKey, in.CallID); rec.TrunkName != "Support line" {
+		t.Errorf("the call's record names its connection %q", rec.TrunkName)
+	}
+	if code, raw := apiCall(t, x.m, x.admin, http.MethodGet, "/v1/audit", nil, nil); code != http.StatusOK || !strings.Contains(raw, "whatsapp.delete") {
+		t.Errorf("audit: %d, whatsapp.delete missing", code)
+	}
+}

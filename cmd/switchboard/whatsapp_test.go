@@ -512,9 +512,10 @@ func TestWhatsAppOperatorHangsUp(t *testing.T) {
 
 // An operator calls a WhatsApp user: connect carries our offer, the
 // user's phone rings (status webhook), the user's answer arrives in a
-// connect webhook, and Opus flows both ways; the user hangs up. A call to
-// a user who gave no permission is refused by WhatsApp (138006) and
-// recorded as such; a permission request can then be sent.
+// connect webhook, and Opus flows both ways; the user hangs up. A user
+// who declines is recorded as rejected. A call to a user who gave no
+// permission is refused by WhatsApp (138006) and recorded as such; a
+// permission request can then be sent.
 func TestWhatsAppBusinessInitiatedCall(t *testing.T) {
 	x := mustWhatsApp(t, nil)
 	op := mustOperator(t, x.m, x.f.Operators[0])
@@ -568,6 +569,26 @@ func TestWhatsAppBusinessInitiatedCall(t *testing.T) {
 		t.Errorf("timeline %v", ev)
 	}
 	x.g.quiet(t, 300*time.Millisecond) // they hung up: no terminate of ours
+
+	// The user declines: REJECTED, then WhatsApp's terminate.
+	id, err = op.Dial(ctx, "whatsapp:"+waUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn = x.g.expect(t, "connect", "")
+	for _, body := range [][]byte{x.g.status(conn.CallID, "RINGING"), x.g.status(conn.CallID, "REJECTED"), x.g.terminate(conn.CallID, "BUSINESS_INITIATED")} {
+		if code := x.g.post(t, body, ""); code != http.StatusOK {
+			t.Fatalf("webhook: %d", code)
+		}
+	}
+	rec = waitCallEnded(t, x.m, x.f.APIKey, id)
+	if rec.Status != sb.CallRejected || rec.HangupBy != sb.PartyCaller || rec.AnsweredAt != nil || !strings.Contains(rec.Reason, "declined") {
+		t.Errorf("declined record: %q by %q, reason %q, answered %v", rec.Status, rec.HangupBy, rec.Reason, rec.AnsweredAt)
+	}
+	if ev := callEvents(t, x.m, x.f.APIKey, id); !hasInOrder(ev, sb.EventDialing, sb.EventRinging, sb.EventRejected) {
+		t.Errorf("declined timeline %v", ev)
+	}
+	x.g.quiet(t, 300*time.Millisecond) // they declined: nothing to terminate
 
 	// A user who gave no permission: WhatsApp refuses connect.
 	id, err = op.Dial(ctx, "whatsapp:"+waStranger)

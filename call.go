@@ -57,10 +57,10 @@ type Call struct {
 	// OperatorName is the operator's name (or email) as read with the
 	// record; never written.
 	OperatorName string `json:"operator_name,omitempty"`
-	From       string `json:"from"`   // caller's number or user part
-	To         string `json:"to"`     // dialled number
-	Source     string `json:"source"` // signalling source address, e.g. "udp:203.0.113.5:5060"
-	SIPCallID  string `json:"sip_call_id,omitempty"`
+	From         string `json:"from"`   // caller's number or user part
+	To           string `json:"to"`     // dialled number
+	Source       string `json:"source"` // signalling source address, e.g. "udp:203.0.113.5:5060"
+	SIPCallID    string `json:"sip_call_id,omitempty"`
 
 	Status     CallStatus `json:"status"`
 	HangupBy   Party      `json:"hangup_by,omitempty"`
@@ -267,7 +267,7 @@ type CallFilter struct {
 	// InProgress selects the calls not ended yet (ringing, answered).
 	InProgress bool
 	After      *ID
-	Limit       int
+	Limit      int
 }
 
 // CallService reads call records. Every method is scoped to the tenant of

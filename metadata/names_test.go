@@ -67,7 +67,7 @@ func TestCallsReadWithNamesAndFilters(t *testing.T) {
 	}
 	all := find(sb.CallFilter{})
 	for _, tc := range []struct {
-		call           *sb.Call
+		call          *sb.Call
 		operator, pbx string
 	}{{byAnn, "Ann Lee", "Berlin PBX"}, {byBob, "bob@acme.test", "Old PBX"}, {byStranger, "", ""}} {
 		got := all[tc.call.ID]

@@ -54,7 +54,7 @@ func (s *steps) act(what string) error {
 func (s *steps) EndCall(sb.ID, sb.ID) error                          { return s.act("hangup") }
 func (s *steps) TransferByAPI(sb.ID, sb.ID, sb.TransferTarget) error { return s.act("transfer") }
 func (s *steps) SetConsent(sb.ID, sb.ID, sb.Consent) error           { return s.act("consent") }
-func (s *steps) PauseRecording(sb.ID, sb.ID, bool) error             { return s.act("pause") }
+func (s *steps) PauseRecording(sb.ID, sb.ID, bool, string) error     { return s.act("pause") }
 func (s *steps) Originate(sb.ID, sb.ID, string) (sb.ID, error)       { return sb.NewID(), s.act("originate") }
 
 // Consent, hang-up, transfer and click-to-call are audited before they

@@ -41,6 +41,7 @@ func parseCallFilter(q url.Values) (sb.CallFilter, error) {
 	f.Number = q.Get("number")
 	f.Tag = q.Get("tag")
 	f.ExternalRef = q.Get("external_ref")
+	f.Label = q.Get("label")
 	switch q.Get("failed") {
 	case "", "false":
 	case "true":
@@ -196,11 +197,7 @@ func (s *Server) postCallConsent(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "consent cannot be changed here"))
 		return
 	}
-	by := "api key " + a.APIKeyID.String()
-	if a.UserID != (sb.ID{}) {
-		by = "user " + a.UserID.String()
-	}
-	c := sb.Consent{Given: *in.Given, Mechanism: sb.ConsentAPI, At: time.Now().UTC(), By: by}
+	c := sb.Consent{Given: *in.Given, Mechanism: sb.ConsentAPI, At: time.Now().UTC(), By: actorBy(a)}
 	action := "consent.give"
 	if !c.Given {
 		action = "consent.withdraw"
@@ -210,6 +207,15 @@ func (s *Server) postCallConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, http.StatusAccepted, c)
+}
+
+// actorBy names the actor on a call's timeline: "user <id>" or "api key
+// <id>", which the console names.
+func actorBy(a *sb.Actor) string {
+	if a.UserID != (sb.ID{}) {
+		return "user " + a.UserID.String()
+	}
+	return "api key " + a.APIKeyID.String()
 }
 
 // pauseRecording pauses or resumes a call's recording, for example while a
@@ -232,7 +238,8 @@ func (s *Server) pauseRecording(paused bool) http.HandlerFunc {
 			s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "recordings cannot be paused here"))
 			return
 		}
-		if err := s.deps.Consents.PauseRecording(sb.ActorFromContext(r.Context()).TenantID, id, paused); err != nil {
+		a := sb.ActorFromContext(r.Context())
+		if err := s.deps.Consents.PauseRecording(a.TenantID, id, paused, actorBy(a)); err != nil {
 			s.error(w, r, err)
 			return
 		}

@@ -84,7 +84,9 @@ type CallControl interface {
 // *switchboard.Switch implements it.
 type ConsentControl interface {
 	SetConsent(tenantID, callID sb.ID, c sb.Consent) error
-	PauseRecording(tenantID, callID sb.ID, paused bool) error
+	// PauseRecording pauses or resumes; by names who asked on the
+	// timeline, as a consent's By does.
+	PauseRecording(tenantID, callID sb.ID, paused bool, by string) error
 }
 
 // MediaSessionFactory makes an operator's PeerConnection.

@@ -68,6 +68,10 @@ func parseCallFilter(q url.Values) (sb.CallFilter, error) {
 }
 
 func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
+	if wantsCSV(r) {
+		s.exportCalls(w, r)
+		return
+	}
 	f, err := parseCallFilter(r.URL.Query())
 	if err != nil {
 		s.error(w, r, err)
@@ -144,7 +148,11 @@ func (s *Server) getCallEvents(w http.ResponseWriter, r *http.Request) {
 	if events == nil {
 		events = []*sb.CallEvent{}
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"events": events})
+	var mentioned []sb.ID
+	for _, e := range events {
+		mentioned = idsIn(map[string]any(e.Detail), mentioned)
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"events": events, "names": s.names(r.Context(), mentioned)})
 }
 
 // getCallRecording is the recording's record: whether it exists, its
@@ -301,5 +309,5 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	if limit := cmp.Or(f.Limit, 100); len(entries) > 0 && len(entries) >= limit { // the store's default
 		next = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"entries": entries, "next": next})
+	s.writeJSON(w, http.StatusOK, map[string]any{"entries": s.auditViews(r.Context(), entries), "next": next})
 }

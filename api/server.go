@@ -137,6 +137,14 @@ type Deps struct {
 	Queues     *Queues           // nil: no queues are listed
 	Subjects   sb.SubjectService // nil: no data-subject requests
 	Resources  *Resources        // nil: trunks, routes and queues are not changed here
+	Names      sb.Namer          // nil: people, keys, trunks and queues go unnamed
+	Floor      Floor             // nil: no live view of operators and queues
+}
+
+// Floor is the tenant's operators and queue waiters on this instance;
+// *callctl.Switch implements it.
+type Floor interface {
+	Floor(tenantID sb.ID) sb.Floor
 }
 
 // Registrations says where trunks' outbound registrations stand;
@@ -245,11 +253,13 @@ func (s *Server) Handler() http.Handler {
 		})
 		r.Post("/login", s.login)
 		r.Post("/logout", s.logout)
+		r.Get("/session", s.getSession)
 		r.Post("/password", s.setPassword) // a one-time link's token is the credential
 		r.Get("/operator/ws", s.operatorSocket)
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticate)
 			r.Get("/me", s.me)
+			r.Get("/live", s.getLive)
 			r.Get("/calls", s.listCalls)
 			r.Post("/calls", s.postCall)
 			r.Get("/calls/{id}", s.getCall)

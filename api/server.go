@@ -225,6 +225,8 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/console", s.page("web/console.html"))
 	r.Get("/console.js", s.page("web/console.js"))
 	r.Get("/setup.js", s.page("web/setup.js"))
+	r.Get("/timeline.js", s.page("web/timeline.js"))
+	r.Get("/live.js", s.page("web/live.js"))
 	r.Get("/console.css", s.page("web/console.css"))
 	r.Get("/password", s.page("web/password.html"))
 	r.Get("/password.js", s.page("web/password.js"))

@@ -341,7 +341,7 @@ func TestLiveViewAndNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	var timeline struct {
-		Events []sb.CallEvent    `json:"events"`
+		Events []sb.CallEvent   `json:"events"`
 		Names  map[sb.ID]string `json:"names"`
 	}
 	if code, raw := supervisor.do("GET", "/v1/calls/"+ended.ID.String()+"/events", "", &timeline); code != 200 || len(timeline.Events) != 3 {

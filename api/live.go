@@ -55,29 +55,3 @@ func (s *Server) getLive(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, http.StatusOK, map[string]any{"calls": calls, "operators": ops, "waiting": waiting, "at": now.UTC()})
 }
-
-// getSession is GET /v1/session: who the browser's session is, or
-// {"user": null} without one. The pages ask it on load, so that a visitor
-// not logged in sees the login form without a 401 in the browser's
-// console.
-func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
-	a, err := s.sessionActor(r)
-	if sb.ErrorCode(err) == sb.EUNAUTHORIZED {
-		s.writeJSON(w, http.StatusOK, map[string]any{"user": nil})
-		return
-	}
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	u, err := s.deps.Users.FindUserByID(sb.NewContextWithActor(r.Context(), a), a.UserID)
-	if sb.ErrorCode(err) == sb.ENOTFOUND {
-		s.writeJSON(w, http.StatusOK, map[string]any{"user": nil})
-		return
-	}
-	if err != nil {
-		s.error(w, r, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"user": u})
-}

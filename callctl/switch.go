@@ -200,6 +200,15 @@ type opMsg struct {
 	by       string // opPause: who asked, as the timeline names them ("user <id>")
 }
 
+// pausedBy names who paused or resumed a recording on the timeline: who
+// asked through the API, or the operator on the call.
+func (m opMsg) pausedBy() string {
+	if m.by == "" && m.opID != (sb.ID{}) {
+		return "operator " + m.opID.String()
+	}
+	return m.by
+}
+
 // ActiveCalls returns the number of calls in progress.
 func (s *Switch) ActiveCalls() int {
 	s.mu.Lock()

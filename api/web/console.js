@@ -224,8 +224,12 @@ async function openCall(id) {
     Reference: call.external_ref, Labels: (call.labels || []).join(", "),
   }));
   $("call-events").replaceChildren(...events.events.map(timelineItem)); // timeline.js
+  // A call was recorded only if its timeline says so: asking for the
+  // recording of every call would log a 404 in the browser for most.
   let rec = null;
-  try { rec = await api(`/v1/calls/${id}/recording`); } catch (e) { if (e.status !== 404) throw e; }
+  if (events.events.some((e) => e.type.startsWith("recording_"))) {
+    try { rec = await api(`/v1/calls/${id}/recording`); } catch (e) { if (e.status !== 404) throw e; }
+  }
   $("call-recording").replaceChildren(...(rec ? record({
     Status: rec.status, Length: seconds(rec.duration_ms), Size: `${rec.size_bytes} bytes`, Codec: rec.codec,
     Consent: `${rec.consent.given ? "given" : "refused"} ${consentHow(rec.consent.mechanism)}${rec.consent.by ? " (" + byName(rec.consent.by) + ")" : ""} at ${when(rec.consent.at)}`,

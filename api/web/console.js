@@ -166,7 +166,7 @@ function callRow(c) {
     el("td", { class: "operator" }, c.operator_id ? person(c.operator_name, c.operator_id) : "–"),
     el("td", { class: "trunk" }, trunkName(c)),
     el("td", {}, seconds(c.duration_ms)),
-    el("td", {}, el("button", { type: "button", class: "open-call", onclick: guard(() => openCall(c.id)) }, "Open")));
+    el("td", {}, el("button", { type: "button", class: "open-call", "data-id": c.id, onclick: guard(() => openCall(c.id)) }, "Open")));
 }
 
 // The operator filter picks from the tenant's people (supervisors and

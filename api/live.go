@@ -7,6 +7,12 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 )
 
+// Floor is the tenant's operators and queue waiters on this instance;
+// *callctl.Switch implements it.
+type Floor interface {
+	Floor(tenantID sb.ID) sb.Floor
+}
+
 // getLive is GET /v1/live, the supervisors' view of the floor, which the
 // console polls: the tenant's calls in progress (from the records, so on
 // every instance), and the operators connected to this instance with

@@ -128,6 +128,11 @@ type Deps struct {
 	CallControl   CallControl
 	MediaSessions MediaSessionFactory
 	Health        func(context.Context) error // the database
+	// Names names the people, keys, trunks and queues pages show; nil:
+	// they go unnamed.
+	Names sb.Namer
+	// Floor is the live view's operators and queue waiters; nil: none.
+	Floor Floor
 	// Checks are the other parts readiness depends on, by name (storage,
 	// sip).
 	Checks     map[string]func(context.Context) error
@@ -137,14 +142,6 @@ type Deps struct {
 	Queues     *Queues           // nil: no queues are listed
 	Subjects   sb.SubjectService // nil: no data-subject requests
 	Resources  *Resources        // nil: trunks, routes and queues are not changed here
-	Names      sb.Namer          // nil: people, keys, trunks and queues go unnamed
-	Floor      Floor             // nil: no live view of operators and queues
-}
-
-// Floor is the tenant's operators and queue waiters on this instance;
-// *callctl.Switch implements it.
-type Floor interface {
-	Floor(tenantID sb.ID) sb.Floor
 }
 
 // Registrations says where trunks' outbound registrations stand;

@@ -49,14 +49,18 @@ type Call struct {
 	TenantID  ID        `json:"tenant_id"`
 	Direction Direction `json:"direction"`
 	TrunkID   *ID       `json:"trunk_id,omitempty"`
-	// TrunkName names a trunk deleted since: the record outlives it.
+	// TrunkName is the trunk's name as read with the record, or, for a
+	// trunk deleted since, the name it had: the record outlives it.
 	TrunkName string `json:"trunk_name,omitempty"`
 	// OperatorID is the operator who answered, nil if nobody did.
-	OperatorID *ID    `json:"operator_id,omitempty"`
-	From       string `json:"from"`   // caller's number or user part
-	To         string `json:"to"`     // dialled number
-	Source     string `json:"source"` // signalling source address, e.g. "udp:203.0.113.5:5060"
-	SIPCallID  string `json:"sip_call_id,omitempty"`
+	OperatorID *ID `json:"operator_id,omitempty"`
+	// OperatorName is the operator's name (or email) as read with the
+	// record; never written.
+	OperatorName string `json:"operator_name,omitempty"`
+	From         string `json:"from"`   // caller's number or user part
+	To           string `json:"to"`     // dialled number
+	Source       string `json:"source"` // signalling source address, e.g. "udp:203.0.113.5:5060"
+	SIPCallID    string `json:"sip_call_id,omitempty"`
 
 	Status     CallStatus `json:"status"`
 	HangupBy   Party      `json:"hangup_by,omitempty"`
@@ -264,8 +268,12 @@ type CallFilter struct {
 	Failed bool
 	// ExternalRef selects the calls with that reference.
 	ExternalRef string
-	After       *ID
-	Limit       int
+	// Label selects the calls an integration gave that label.
+	Label string
+	// InProgress selects the calls not ended yet (ringing, answered).
+	InProgress bool
+	After      *ID
+	Limit      int
 }
 
 // CallService reads call records. Every method is scoped to the tenant of

@@ -54,7 +54,7 @@ func (s *steps) act(what string) error {
 func (s *steps) EndCall(sb.ID, sb.ID) error                          { return s.act("hangup") }
 func (s *steps) TransferByAPI(sb.ID, sb.ID, sb.TransferTarget) error { return s.act("transfer") }
 func (s *steps) SetConsent(sb.ID, sb.ID, sb.Consent) error           { return s.act("consent") }
-func (s *steps) PauseRecording(sb.ID, sb.ID, bool) error             { return s.act("pause") }
+func (s *steps) PauseRecording(_, _ sb.ID, _ bool, by string) error  { return s.act("pause by " + by) }
 func (s *steps) Originate(sb.ID, sb.ID, string) (sb.ID, error)       { return sb.NewID(), s.act("originate") }
 
 // Consent, hang-up, transfer and click-to-call are audited before they
@@ -120,4 +120,28 @@ func TestActionsAuditedFirst(t *testing.T) {
 // verb is the fake's name for what an audited action does.
 func verb(action string) string {
 	return map[string]string{"consent.withdraw": "consent", "call.hangup": "hangup", "call.transfer": "transfer", "call.originate": "originate"}[action]
+}
+
+// A pause names who asked, as the timeline will say it.
+func TestPauseNamesWhoAsked(t *testing.T) {
+	tenant := sb.NewID()
+	call := &sb.Call{ID: sb.NewID(), TenantID: tenant, Status: sb.CallAnswered}
+	key := &sb.APIKey{ID: sb.NewID(), TenantID: tenant, Role: sb.RoleSupervisor}
+	st := &steps{}
+	srv := httptest.NewServer(NewServer(Config{}, Deps{Calls: &fakeCalls{call: call}, APIKeys: &fakeKeys{key: key},
+		Sessions: &fakeSessions{m: map[string]*sb.Session{}}, Users: &fakeUsers{}, Consents: st}).Handler())
+	defer srv.Close()
+	r, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, srv.URL+"/v1/calls/"+call.ID.String()+"/recording/pause", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Authorization", "Bearer sbk_good")
+	res, err := srv.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := st.taken(); res.StatusCode != http.StatusAccepted || len(got) != 1 || got[0] != "do pause by api key "+key.ID.String() {
+		t.Errorf("pause: %d, steps %q", res.StatusCode, got)
+	}
 }

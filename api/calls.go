@@ -41,6 +41,7 @@ func parseCallFilter(q url.Values) (sb.CallFilter, error) {
 	f.Number = q.Get("number")
 	f.Tag = q.Get("tag")
 	f.ExternalRef = q.Get("external_ref")
+	f.Label = q.Get("label")
 	switch q.Get("failed") {
 	case "", "false":
 	case "true":
@@ -67,6 +68,10 @@ func parseCallFilter(q url.Values) (sb.CallFilter, error) {
 }
 
 func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
+	if wantsCSV(r) {
+		s.exportCalls(w, r)
+		return
+	}
 	f, err := parseCallFilter(r.URL.Query())
 	if err != nil {
 		s.error(w, r, err)
@@ -143,7 +148,11 @@ func (s *Server) getCallEvents(w http.ResponseWriter, r *http.Request) {
 	if events == nil {
 		events = []*sb.CallEvent{}
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"events": events})
+	var mentioned []sb.ID
+	for _, e := range events {
+		mentioned = idsIn(map[string]any(e.Detail), mentioned)
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"events": events, "names": s.names(r.Context(), mentioned)})
 }
 
 // getCallRecording is the recording's record: whether it exists, its
@@ -196,11 +205,7 @@ func (s *Server) postCallConsent(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "consent cannot be changed here"))
 		return
 	}
-	by := "api key " + a.APIKeyID.String()
-	if a.UserID != (sb.ID{}) {
-		by = "user " + a.UserID.String()
-	}
-	c := sb.Consent{Given: *in.Given, Mechanism: sb.ConsentAPI, At: time.Now().UTC(), By: by}
+	c := sb.Consent{Given: *in.Given, Mechanism: sb.ConsentAPI, At: time.Now().UTC(), By: actorBy(a)}
 	action := "consent.give"
 	if !c.Given {
 		action = "consent.withdraw"
@@ -210,6 +215,15 @@ func (s *Server) postCallConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, http.StatusAccepted, c)
+}
+
+// actorBy names the actor on a call's timeline: "user <id>" or "api key
+// <id>", which the console names.
+func actorBy(a *sb.Actor) string {
+	if a.UserID != (sb.ID{}) {
+		return "user " + a.UserID.String()
+	}
+	return "api key " + a.APIKeyID.String()
 }
 
 // pauseRecording pauses or resumes a call's recording, for example while a
@@ -232,7 +246,8 @@ func (s *Server) pauseRecording(paused bool) http.HandlerFunc {
 			s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "recordings cannot be paused here"))
 			return
 		}
-		if err := s.deps.Consents.PauseRecording(sb.ActorFromContext(r.Context()).TenantID, id, paused); err != nil {
+		a := sb.ActorFromContext(r.Context())
+		if err := s.deps.Consents.PauseRecording(a.TenantID, id, paused, actorBy(a)); err != nil {
 			s.error(w, r, err)
 			return
 		}
@@ -294,5 +309,5 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	if limit := cmp.Or(f.Limit, 100); len(entries) > 0 && len(entries) >= limit { // the store's default
 		next = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"entries": entries, "next": next})
+	s.writeJSON(w, http.StatusOK, map[string]any{"entries": s.auditViews(r.Context(), entries), "next": next})
 }

@@ -84,7 +84,9 @@ type CallControl interface {
 // *switchboard.Switch implements it.
 type ConsentControl interface {
 	SetConsent(tenantID, callID sb.ID, c sb.Consent) error
-	PauseRecording(tenantID, callID sb.ID, paused bool) error
+	// PauseRecording pauses or resumes; by names who asked on the
+	// timeline, as a consent's By does.
+	PauseRecording(tenantID, callID sb.ID, paused bool, by string) error
 }
 
 // MediaSessionFactory makes an operator's PeerConnection.
@@ -126,6 +128,11 @@ type Deps struct {
 	CallControl   CallControl
 	MediaSessions MediaSessionFactory
 	Health        func(context.Context) error // the database
+	// Names names the people, keys, trunks and queues pages show; nil:
+	// they go unnamed.
+	Names sb.Namer
+	// Floor is the live view's operators and queue waiters; nil: none.
+	Floor Floor
 	// Checks are the other parts readiness depends on, by name (storage,
 	// sip).
 	Checks     map[string]func(context.Context) error
@@ -217,6 +224,8 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/console", s.page("web/console.html"))
 	r.Get("/console.js", s.page("web/console.js"))
 	r.Get("/setup.js", s.page("web/setup.js"))
+	r.Get("/timeline.js", s.page("web/timeline.js"))
+	r.Get("/live.js", s.page("web/live.js"))
 	r.Get("/console.css", s.page("web/console.css"))
 	r.Get("/password", s.page("web/password.html"))
 	r.Get("/password.js", s.page("web/password.js"))
@@ -247,11 +256,13 @@ func (s *Server) Handler() http.Handler {
 		r.Post("/whatsapp/{id}/webhook", s.whatsAppWebhook)
 		r.Post("/login", s.login)
 		r.Post("/logout", s.logout)
+		r.Get("/session", s.getSession)
 		r.Post("/password", s.setPassword) // a one-time link's token is the credential
 		r.Get("/operator/ws", s.operatorSocket)
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticate)
 			r.Get("/me", s.me)
+			r.Get("/live", s.getLive)
 			r.Get("/calls", s.listCalls)
 			r.Post("/calls", s.postCall)
 			r.Get("/calls/{id}", s.getCall)

@@ -231,7 +231,7 @@ func (r *callRun) duty(ctx context.Context, m opMsg) bool {
 	case opConsent:
 		r.consentChanged(ctx, m.consent)
 	case opPause:
-		r.setPaused(ctx, m.paused)
+		r.setPaused(ctx, m.paused, m.pausedBy())
 	case opStats:
 		if mine && r.busy {
 			r.samples = append(r.samples, *m.stats)

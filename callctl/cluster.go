@@ -93,7 +93,7 @@ func (s *Switch) presence() []sb.Presence {
 	defer s.mu.Unlock()
 	out := make([]sb.Presence, 0, len(s.agents))
 	for id, a := range s.agents {
-		state := [...]string{agentAway: "away", agentAvailable: "available", agentRinging: "ringing", agentBusy: "busy"}[a.state]
+		state := a.state.String()
 		if s.draining && a.state == agentAvailable {
 			state = "away"
 		}

@@ -244,8 +244,9 @@ func inLaw(tap Tap, got, declared sb.Codec) Tap {
 }
 
 // setPaused pauses or resumes the recording, in any phase: a recording in
-// progress marks the gap; one not started yet starts paused.
-func (r *callRun) setPaused(ctx context.Context, paused bool) {
+// progress marks the gap; one not started yet starts paused. by is who
+// asked, as the timeline names them.
+func (r *callRun) setPaused(ctx context.Context, paused bool, by string) {
 	if r.paused == paused {
 		return
 	}
@@ -261,6 +262,12 @@ func (r *callRun) setPaused(ctx context.Context, paused bool) {
 	default:
 		r.recording.Resume(r.s.now())
 		r.tapRecording()
+	}
+	if by != "" {
+		if detail == nil {
+			detail = map[string]any{}
+		}
+		detail["by"] = by
 	}
 	if paused {
 		r.event(sb.EventRecordingPaused, detail)

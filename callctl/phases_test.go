@@ -509,7 +509,7 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 				t.Parallel()
 				h := newPhaseHarness(t, p, true)
 				p.enter(t, h)
-				if err := h.sw.PauseRecording(tenantA, h.callID, true); err != nil {
+				if err := h.sw.PauseRecording(tenantA, h.callID, true, ""); err != nil {
 					t.Fatal(err)
 				}
 				h.waitEvent(t, sb.EventRecordingPaused)
@@ -518,7 +518,7 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 				}
 				h.recordingStarted(t, p)
 				h.talk(5) // the card number: never recorded
-				if err := h.sw.PauseRecording(tenantA, h.callID, false); err != nil {
+				if err := h.sw.PauseRecording(tenantA, h.callID, false, ""); err != nil {
 					t.Fatal(err)
 				}
 				h.waitEvent(t, sb.EventRecordingResumed)
@@ -534,7 +534,7 @@ func TestEveryPhaseEveryEvent(t *testing.T) {
 				h := newPhaseHarness(t, p, true)
 				p.enter(t, h)
 				for _, paused := range []bool{true, false} {
-					if err := h.sw.PauseRecording(tenantA, h.callID, paused); err != nil {
+					if err := h.sw.PauseRecording(tenantA, h.callID, paused, ""); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -2,6 +2,7 @@ package callctl
 
 import (
 	"slices"
+	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -19,6 +20,7 @@ type waiter struct {
 	queue            *sb.Queue
 	tried            map[sb.ID]bool // read under the Switch's lock while waiting
 	assigned         chan *agent    // the operator reserved for the call
+	since            time.Time      // when the caller joined the line
 }
 
 // eligible reports whether the operator may be offered the call.
@@ -52,7 +54,7 @@ func (s *Switch) pickOrWait(callID, tenantID sb.ID, q *sb.Queue, tried map[sb.ID
 		return a, busy, nil
 	}
 	if wait {
-		w = &waiter{callID: callID, tenantID: tenantID, queue: q, tried: tried, assigned: make(chan *agent, 1)}
+		w = &waiter{callID: callID, tenantID: tenantID, queue: q, tried: tried, assigned: make(chan *agent, 1), since: s.now()}
 		s.waiting = append(s.waiting, w)
 	}
 	return nil, busy, w

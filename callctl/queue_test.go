@@ -105,6 +105,21 @@ func TestQueueCallersWaitInTurn(t *testing.T) {
 	if n := sw.Waiting(tenantA)[sales.ID]; n != 2 {
 		t.Errorf("%d callers waiting in sales, want 2", n)
 	}
+	// The supervisors' floor: the operator busy on the first call, the
+	// two callers in line in the order they came; another tenant's floor
+	// shows none of it.
+	floor := sw.Floor(tenantA)
+	if len(floor.Operators) != 1 || floor.Operators[0].OperatorID != op.id || floor.Operators[0].State != "busy" ||
+		floor.Operators[0].CallID == nil || *floor.Operators[0].CallID != rec.callFrom(t, "first").ID {
+		t.Errorf("operators on the floor: %+v", floor.Operators)
+	}
+	if len(floor.Waiting) != 2 || floor.Waiting[0].CallID != rec.callFrom(t, "second").ID || floor.Waiting[1].CallID != rec.callFrom(t, "third").ID ||
+		floor.Waiting[0].QueueID != sales.ID || floor.Waiting[0].Since.IsZero() || floor.Waiting[1].Since.Before(floor.Waiting[0].Since) {
+		t.Errorf("callers waiting on the floor: %+v", floor.Waiting)
+	}
+	if other := sw.Floor(tenantB); len(other.Operators)+len(other.Waiting) != 0 {
+		t.Errorf("another tenant's floor: %+v", other)
+	}
 
 	first.events <- sb.LegEvent{Kind: sb.LegHungUp}
 	if got := op.nextOffer(t); got != rec.callFrom(t, "second").ID {

@@ -180,7 +180,7 @@ const (
 	opMute
 	opGone    // socket closed or operator went away while ringing
 	opConsent // recording consent stated during the call
-	opPause   // pause or resume the recording
+	opPause   // pause or resume the recording (by)
 	opStats   // the operator's browser reports what it receives
 	opEnd     // an integration ends the call
 	opHold    // the operator puts the caller on hold, or takes them off
@@ -199,6 +199,16 @@ type opMsg struct {
 	held     bool
 	transfer *sb.TransferTarget
 	agent    *agent // opReattach: the operator on their new connection
+	by       string // opPause: who asked, as the timeline names them ("user <id>")
+}
+
+// pausedBy names who paused or resumed a recording on the timeline: who
+// asked through the API, or the operator on the call.
+func (m opMsg) pausedBy() string {
+	if m.by == "" && m.opID != (sb.ID{}) {
+		return "operator " + m.opID.String()
+	}
+	return m.by
 }
 
 // ActiveCalls returns the number of calls in progress.
@@ -497,12 +507,13 @@ func (s *Switch) OperatorStats(opID, callID sb.ID, q sb.QualitySample) error {
 // PauseRecording pauses (or resumes) the recording of a call in progress:
 // nothing is kept while paused, and the gap is marked in the recording.
 // A call that is not being recorded is left as it is. Returns ENOTFOUND
-// if the call is not in progress in that tenant.
-func (s *Switch) PauseRecording(tenantID, callID sb.ID, paused bool) error {
+// if the call is not in progress in that tenant. by names who asked on the
+// timeline, as a consent's By does ("user <id>", "api key <id>").
+func (s *Switch) PauseRecording(tenantID, callID sb.ID, paused bool, by string) error {
 	if err := s.recordedHere(callID); err != nil {
 		return err
 	}
-	return s.toLiveCall(tenantID, callID, opMsg{kind: opPause, paused: paused})
+	return s.toLiveCall(tenantID, callID, opMsg{kind: opPause, paused: paused, by: by})
 }
 
 // toLiveCall hands m to a call in progress in the tenant; another tenant's

@@ -575,7 +575,7 @@ func TestDTMFMaskedWhilePaused(t *testing.T) {
 	}
 	pause := func(paused bool) {
 		t.Helper()
-		if err := sw.PauseRecording(tenantA, callID, paused); err != nil {
+		if err := sw.PauseRecording(tenantA, callID, paused, "user 42"); err != nil {
 			t.Fatal(err)
 		}
 		for deadline := time.Now().Add(5 * time.Second); seen.pausedNow(callID) != paused; time.Sleep(2 * time.Millisecond) {
@@ -595,6 +595,9 @@ func TestDTMFMaskedWhilePaused(t *testing.T) {
 	press(9, 480)
 	waitDigits("1", "*", "*", "9")
 	l.events <- sb.LegEvent{Kind: sb.LegHungUp}
+	if by := seen.pausedBy(callID); by != "user 42" {
+		t.Errorf("the pause on the timeline is by %q, want who asked", by)
+	}
 }
 
 // detailObserver keeps the digits of each call's DTMF events, and whether
@@ -603,19 +606,27 @@ type detailObserver struct {
 	mu     sync.Mutex
 	keys   map[sb.ID][]string
 	paused map[sb.ID]bool
+	by     map[sb.ID]string // who last paused or resumed
+}
+
+func (o *detailObserver) pausedBy(callID sb.ID) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.by[callID]
 }
 
 func (o *detailObserver) CallEvent(e *sb.CallEvent) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.keys == nil {
-		o.keys, o.paused = map[sb.ID][]string{}, map[sb.ID]bool{}
+		o.keys, o.paused, o.by = map[sb.ID][]string{}, map[sb.ID]bool{}, map[sb.ID]string{}
 	}
 	switch e.Type {
 	case sb.EventDTMF:
 		o.keys[e.CallID] = append(o.keys[e.CallID], e.Detail["digit"].(string))
 	case sb.EventRecordingPaused, sb.EventRecordingResumed:
 		o.paused[e.CallID] = e.Type == sb.EventRecordingPaused
+		o.by[e.CallID], _ = e.Detail["by"].(string)
 	}
 }
 

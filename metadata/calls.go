@@ -50,6 +50,15 @@ const (
 	// selectColumns are what a record is read with: callColumns and the
 	// name of its trunk, written when the trunk is deleted.
 	selectColumns = callColumns + ", trunk_name"
+	// namedColumns are what actors read: selectColumns with the trunk's
+	// (or WhatsApp connection's) name (its live one, or the one written when
+	// it was deleted) and the
+	// operator's (their name, else their email), both of the call's own
+	// tenant.
+	namedColumns = callColumns + `, COALESCE(NULLIF(trunk_name, ''),
+		(SELECT t.name FROM trunks t WHERE t.tenant_id = calls.tenant_id AND t.id = calls.trunk_id),
+		(SELECT w.name FROM whatsapp_connections w WHERE w.tenant_id = calls.tenant_id AND w.id = calls.trunk_id), ''),
+	COALESCE((SELECT COALESCE(NULLIF(u.name, ''), u.email) FROM users u WHERE u.tenant_id = calls.tenant_id AND u.id = calls.operator_id), '')`
 )
 
 func callArgs(c *sb.Call) []any {
@@ -67,14 +76,27 @@ func mutableArgs(c *sb.Call) []any {
 		c.FailureLeg, c.FailureStage, c.Q850Cause, c.PostDialDelayMS, c.TimeToAnswerMS, tags, c.APIErrorCode}
 }
 
-func scanCall(row pgx.Row) (*sb.Call, error) {
+// scanCall reads a record of selectColumns.
+func scanCall(row pgx.Row) (*sb.Call, error) { return scanCallWith(row) }
+
+// scanNamedCall reads a record of namedColumns.
+func scanNamedCall(row pgx.Row) (*sb.Call, error) {
+	var operator string
+	c, err := scanCallWith(row, &operator)
+	if c != nil {
+		c.OperatorName = operator
+	}
+	return c, err
+}
+
+func scanCallWith(row pgx.Row, extra ...any) (*sb.Call, error) {
 	c := &sb.Call{}
 	var fp, fb, tp, tb int64
-	err := row.Scan(&c.ID, &c.TenantID, &c.Direction, &c.To, &c.CreatedAt, &c.Channel,
+	err := row.Scan(append([]any{&c.ID, &c.TenantID, &c.Direction, &c.To, &c.CreatedAt, &c.Channel,
 		&c.TrunkID, &c.From, &c.Source, &c.SIPCallID, &c.OperatorID, &c.Status, &c.HangupBy, &c.SIPCode, &c.Reason, &c.Codec, &c.AnsweredAt, &c.EndedAt, &c.DurationMS,
 		&fp, &fb, &c.FromCaller.Lost, &c.FromCaller.JitterMS, &c.FromCaller.MOS,
 		&tp, &tb, &c.ToCaller.Lost, &c.ToCaller.JitterMS, &c.ToCaller.MOS,
-		&c.FailureLeg, &c.FailureStage, &c.Q850Cause, &c.PostDialDelayMS, &c.TimeToAnswerMS, &c.Tags, &c.APIErrorCode, &c.ExternalRef, &c.Labels, &c.TrunkName)
+		&c.FailureLeg, &c.FailureStage, &c.Q850Cause, &c.PostDialDelayMS, &c.TimeToAnswerMS, &c.Tags, &c.APIErrorCode, &c.ExternalRef, &c.Labels, &c.TrunkName}, extra...)...)
 	c.FromCaller.Packets, c.FromCaller.Bytes = uint64(fp), uint64(fb)
 	c.ToCaller.Packets, c.ToCaller.Bytes = uint64(tp), uint64(tb)
 	if len(c.Tags) == 0 {
@@ -229,6 +251,12 @@ func (s *CallStore) FindCalls(ctx context.Context, f sb.CallFilter) ([]*sb.Call,
 	if f.ExternalRef != "" {
 		add("external_ref = ?", f.ExternalRef)
 	}
+	if f.Label != "" {
+		add("labels @> ARRAY[?::text]", f.Label)
+	}
+	if f.InProgress {
+		conds = append(conds, "status IN ('ringing', 'answered')")
+	}
 	if f.After != nil {
 		add("(created_at, id) < (SELECT created_at, id FROM calls WHERE tenant_id = $1 AND id = ?)", *f.After)
 	}
@@ -237,7 +265,7 @@ func (s *CallStore) FindCalls(ctx context.Context, f sb.CallFilter) ([]*sb.Call,
 		limit = defaultCallLimit
 	}
 	limit = min(limit, maxCallLimit)
-	rows, err := s.db.pool.Query(ctx, "SELECT "+selectColumns+" FROM calls WHERE "+strings.Join(conds, " AND ")+
+	rows, err := s.db.pool.Query(ctx, "SELECT "+namedColumns+" FROM calls WHERE "+strings.Join(conds, " AND ")+
 		" ORDER BY created_at DESC, id DESC LIMIT "+strconv.Itoa(limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: find calls: %w", err)
@@ -245,7 +273,7 @@ func (s *CallStore) FindCalls(ctx context.Context, f sb.CallFilter) ([]*sb.Call,
 	defer rows.Close()
 	calls := []*sb.Call{}
 	for rows.Next() {
-		c, err := scanCall(rows)
+		c, err := scanNamedCall(rows)
 		if err != nil {
 			return nil, fmt.Errorf("metadata: find calls: %w", err)
 		}
@@ -265,7 +293,7 @@ func (s *CallStore) FindCallByID(ctx context.Context, id sb.ID) (*sb.Call, error
 	}
 	where, args := scope(a)
 	args = append(args, id)
-	c, err := scanCall(s.db.pool.QueryRow(ctx, "SELECT "+selectColumns+" FROM calls WHERE "+where+" AND id = $"+strconv.Itoa(len(args)), args...))
+	c, err := scanNamedCall(s.db.pool.QueryRow(ctx, "SELECT "+namedColumns+" FROM calls WHERE "+where+" AND id = $"+strconv.Itoa(len(args)), args...))
 	if err != nil {
 		return nil, mapError(err, "call")
 	}

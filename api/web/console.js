@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = (window.sbconsole = { me: null, tenant: sessionStorage.getItem("sb-tenant") || "", call: null, timers: [] });
+const state = (window.sbconsole = { me: null, tenant: sessionStorage.getItem("sb-tenant") || "", call: null, timers: [], names: {}, next: "" });
 
 function setError(msg) { $("error").textContent = msg || ""; }
 
@@ -45,13 +45,29 @@ function guard(fn) {
 const when = (t) => (t ? new Date(t).toLocaleString() : "–");
 const seconds = (ms) => `${Math.round((ms || 0) / 1000)} s`;
 
+// Names, never bare IDs: the API answers names with the IDs; an ID it
+// could not name is one deleted (or revoked) since, or of another tenant.
+const uuidRE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+const isID = (s) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s || "");
+const person = (name, id) => name || (id ? "deleted person" : "–");
+const trunkName = (c) => c.trunk_name || (c.trunk_id ? "deleted trunk" : c.direction === "inbound" ? "web" : "–");
+// byName names who a timeline or a consent says did something: "user
+// <id>", "operator <id>", "api key <id>", or words ("trunk Berlin PBX").
+function byName(by, names = state.names) {
+  const m = /^(user|operator|api key) ([0-9a-f-]{36})$/i.exec(by || "");
+  if (!m) return named(by || "", names);
+  return names[m[2]] || (m[1] === "api key" ? "a revoked API key" : "a deleted person");
+}
+// named replaces any ID in text with its name.
+const named = (text, names = state.names) => String(text).replace(uuidRE, (id) => names[id.toLowerCase()] || "…");
+
 $("login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("login-error").textContent = "";
   try {
     await api("/v1/login", { method: "POST", body: JSON.stringify({ email: $("email").value, password: $("password").value }) });
     $("password").value = "";
-    await start();
+    await start(await api("/v1/me"));
   } catch (e) {
     $("login-error").textContent = e.message;
   }
@@ -63,8 +79,7 @@ $("logout").addEventListener("click", async () => {
   location.reload();
 });
 
-async function start() {
-  const me = await api("/v1/me");
+async function start(me) {
   state.me = me.user;
   $("whoami").textContent = `${me.user.email} · ${me.user.role}`;
   $("login-view").hidden = true;
@@ -73,6 +88,7 @@ async function start() {
     e.hidden = !e.dataset.roles.split(" ").includes(me.user.role);
   }
   $("tenant").value = state.tenant;
+  await loadOperatorChoices();
   await showView("calls-view");
 }
 
@@ -87,6 +103,7 @@ async function showView(id) {
   }
   stopTimers();
   if (id === "calls-view") await searchCalls();
+  if (id === "live-view") await startLive(); // live.js
   if (id === "grants-view") await loadGrants();
   if (id === "admin-view") await loadAdmin();
   if (id === "setup-view") await loadSetup(); // setup.js
@@ -97,6 +114,7 @@ async function showView(id) {
 $("tenant-form").addEventListener("submit", guard(async () => {
   state.tenant = $("tenant").value.trim();
   sessionStorage.setItem("sb-tenant", state.tenant);
+  await loadOperatorChoices();
   await showView("calls-view");
 }));
 
@@ -104,40 +122,117 @@ $("tenant-form").addEventListener("submit", guard(async () => {
 
 $("search").addEventListener("submit", guard(searchCalls));
 
-async function searchCalls() {
-  const q = new URLSearchParams({ limit: "100" });
+// callQuery is the search's filters as a query.
+function callQuery() {
+  const q = new URLSearchParams();
   for (const [name, id] of [["since", "since"], ["until", "until"]]) {
     if ($(id).value) q.set(name, new Date($(id).value).toISOString());
   }
-  if ($("number").value.trim()) q.set("number", $("number").value.trim());
-  if ($("operator").value.trim()) q.set("operator_id", $("operator").value.trim());
+  for (const [name, id] of [["number", "number"], ["external_ref", "external-ref"], ["label", "label"]]) {
+    if ($(id).value.trim()) q.set(name, $(id).value.trim());
+  }
+  if ($("operator").value) q.set("operator_id", $("operator").value);
   if ($("status").value) q.set("status", $("status").value);
   if ($("failed").checked) q.set("failed", "true");
   if ($("tag").value) q.set("tag", $("tag").value);
-  const body = await api("/v1/calls?" + q);
-  $("calls").replaceChildren(...body.calls.map((c) => el("tr", {},
-    el("td", {}, when(c.created_at)), el("td", {}, c.from), el("td", {}, c.to), el("td", {}, c.status),
-    el("td", {}, seconds(c.duration_ms)),
-    el("td", {}, el("button", { type: "button", class: "open-call", "data-id": c.id, onclick: guard(() => openCall(c.id)) }, "Open")))));
+  return q;
 }
+
+// searchCalls lists the first 100 calls of the search; "Show more" reads
+// the next 100, following the API's cursor.
+async function searchCalls() {
+  state.next = "";
+  $("calls").replaceChildren();
+  await moreCalls();
+}
+
+async function moreCalls() {
+  const q = callQuery();
+  q.set("limit", "100");
+  if (state.next) q.set("after", state.next);
+  const body = await api("/v1/calls?" + q);
+  $("calls").append(...body.calls.map(callRow));
+  state.next = body.next;
+  const n = $("calls").children.length;
+  $("calls-count").textContent = `${n} call${n === 1 ? "" : "s"}${body.next ? ", more below" : ""}`;
+  $("more-calls").hidden = !body.next;
+  rememberOperators(body.calls);
+}
+$("more-calls").addEventListener("click", guard(moreCalls));
+
+function callRow(c) {
+  return el("tr", { "data-call": c.id },
+    el("td", {}, when(c.created_at)), el("td", {}, c.from), el("td", {}, c.to), el("td", {}, c.status),
+    el("td", { class: "operator" }, c.operator_id ? person(c.operator_name, c.operator_id) : "–"),
+    el("td", { class: "trunk" }, trunkName(c)),
+    el("td", {}, seconds(c.duration_ms)),
+    el("td", {}, el("button", { type: "button", class: "open-call", "data-id": c.id, onclick: guard(() => openCall(c.id)) }, "Open")));
+}
+
+// The operator filter picks from the tenant's people (supervisors and
+// admins may list them); a support engineer picks from the operators of
+// the calls listed so far.
+async function loadOperatorChoices() {
+  state.operators = new Map();
+  if (["supervisor", "admin"].includes(state.me.role)) {
+    for (const u of await apiAll("/v1/users", "users")) state.operators.set(u.id, u.name || u.email);
+  }
+  drawOperatorChoices();
+}
+
+function rememberOperators(calls) {
+  let added = false;
+  for (const c of calls) {
+    if (c.operator_id && c.operator_name && !state.operators.has(c.operator_id)) {
+      state.operators.set(c.operator_id, c.operator_name);
+      added = true;
+    }
+  }
+  if (added) drawOperatorChoices();
+}
+
+function drawOperatorChoices() {
+  const chosen = $("operator").value;
+  const people = [...state.operators].sort((a, b) => a[1].localeCompare(b[1]));
+  $("operator").replaceChildren(el("option", { value: "" }, "anyone"),
+    ...people.map(([id, name]) => el("option", { value: id, selected: id === chosen }, name)));
+}
+
+// The export is the search's filters, every page, as a CSV download.
+$("export").addEventListener("click", () => {
+  const q = callQuery();
+  q.set("format", "csv");
+  if (state.tenant) q.set("tenant", state.tenant);
+  const a = el("a", { href: "/v1/calls?" + q, download: "" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+});
 
 async function openCall(id) {
   const [call, events] = await Promise.all([api(`/v1/calls/${id}`), api(`/v1/calls/${id}/events`)]);
   state.call = call;
+  state.names = events.names || {};
+  stopTimers();
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "call-view";
-  $("call-id").textContent = call.id;
+  $("call-title").textContent = `Call from ${call.from || "unknown"} to ${call.to || "unknown"}, ${when(call.created_at)}`;
   $("call-record").replaceChildren(...record({
-    From: call.from, To: call.to, Status: call.status, "Hung up by": call.hangup_by, "SIP code": call.sip_code,
+    From: call.from, To: call.to, Direction: call.direction, Status: call.status, "Hung up by": call.hangup_by, "SIP code": call.sip_code,
     Reason: call.reason, Codec: call.codec, Started: when(call.created_at), Answered: when(call.answered_at),
-    Ended: when(call.ended_at), Talk: seconds(call.duration_ms), Operator: call.operator_id,
+    Ended: when(call.ended_at), Talk: seconds(call.duration_ms),
+    Operator: call.operator_id ? person(call.operator_name, call.operator_id) : "", Trunk: trunkName(call),
+    Reference: call.external_ref, Labels: (call.labels || []).join(", "),
   }));
-  $("call-events").replaceChildren(...events.events.map((e) =>
-    el("li", {}, `${new Date(e.at).toLocaleTimeString()} ${e.type}`, e.detail ? ` ${JSON.stringify(e.detail)}` : "")));
+  $("call-events").replaceChildren(...events.events.map(timelineItem)); // timeline.js
+  // A call was recorded only if its timeline says so: asking for the
+  // recording of every call would log a 404 in the browser for most.
   let rec = null;
-  try { rec = await api(`/v1/calls/${id}/recording`); } catch (e) { if (e.status !== 404) throw e; }
+  if (events.events.some((e) => e.type.startsWith("recording_"))) {
+    try { rec = await api(`/v1/calls/${id}/recording`); } catch (e) { if (e.status !== 404) throw e; }
+  }
   $("call-recording").replaceChildren(...(rec ? record({
     Status: rec.status, Length: seconds(rec.duration_ms), Size: `${rec.size_bytes} bytes`, Codec: rec.codec,
-    Consent: `${rec.consent.given ? "given" : "refused"} by ${rec.consent.mechanism}${rec.consent.by ? " (" + rec.consent.by + ")" : ""} at ${when(rec.consent.at)}`,
+    Consent: `${rec.consent.given ? "given" : "refused"} ${consentHow(rec.consent.mechanism)}${rec.consent.by ? " (" + byName(rec.consent.by) + ")" : ""} at ${when(rec.consent.at)}`,
     "Tenant policy": rec.consent.policy, "Kept until": when(rec.retention_until),
   }) : [el("dt", {}, "None"), el("dd", {}, "this call has no recording")]));
   $("diagnosis").hidden = state.me.role === "operator";
@@ -243,8 +338,11 @@ function drawCharts(samples) {
   $("charts").replaceChildren(...charts.map(([field, title]) => chart(title, field, points, names)));
 }
 
+// Each series keeps its colour in every chart, and the legend shows it: a
+// swatch of the line's colour beside the series' name.
+const seriesColors = ["#1d6fb8", "#c0392b", "#1f8a4c", "#8e44ad"];
+
 function chart(title, field, points, names) {
-  const colors = ["#1d6fb8", "#c0392b", "#1f8a4c"];
   const all = Object.values(points).flat().filter((p) => typeof p[field] === "number");
   const box = svg("svg", { class: "chart", viewBox: "0 0 700 160", role: "img", "aria-label": title });
   box.append(svg("text", { x: 8, y: 14 }, title));
@@ -256,12 +354,17 @@ function chart(title, field, points, names) {
   const top = Math.max(field === "mos" ? 4.5 : 1, ...all.map((p) => p[field]));
   const x = (t) => 40 + ((t - t0) / (t1 - t0)) * 640, y = (v) => 145 - (v / top) * 120;
   box.append(svg("text", { x: 8, y: 30 }, top.toFixed(1)), svg("text", { x: 8, y: 148 }, "0"));
+  let row = 0;
   Object.entries(points).forEach(([key, list], i) => {
     const pts = list.filter((p) => typeof p[field] === "number");
     if (!pts.length) return;
-    box.append(svg("polyline", { fill: "none", stroke: colors[i % 3], "stroke-width": 2,
+    const color = seriesColors[i % seriesColors.length];
+    box.append(svg("polyline", { class: "series", "data-series": key, fill: "none", stroke: color, "stroke-width": 2,
       points: pts.map((p) => `${x(p.at).toFixed(1)},${y(p[field]).toFixed(1)}`).join(" ") }));
-    box.append(svg("text", { x: 420, y: 14 + i * 13, fill: colors[i % 3] }, names[key] || key));
+    const ly = 6 + row++ * 13;
+    const label = svg("text", { class: "legend", x: 434, y: ly + 8 }, names[key] || key);
+    label.style.fill = color; // CSSOM, which the page's CSP allows; the stylesheet greys other chart text
+    box.append(svg("rect", { class: "swatch", "data-series": key, x: 420, y: ly, width: 10, height: 10, fill: color }), label);
   });
   return box;
 }
@@ -288,7 +391,8 @@ async function loadCallGrants() {
   stopTimers();
   const body = await api(`/v1/grants?call_id=${state.call.id}`);
   $("call-grants").replaceChildren(...body.grants.map((g) => el("tr", { "data-grant": g.id },
-    el("td", {}, when(g.requested_at)), el("td", { class: `status-${g.status}` }, g.status), el("td", {}, g.reason),
+    el("td", {}, when(g.requested_at)), el("td", { class: "by" }, person(g.requested_by_name, g.requested_by)),
+    el("td", { class: `status-${g.status}` }, g.status), el("td", {}, g.reason),
     el("td", {}, g.ticket), el("td", {}, countdown(g)), el("td", {}, ...grantActions(g, loadCallGrants)))));
 }
 
@@ -365,8 +469,8 @@ async function loadGrants() {
   const body = await api("/v1/grants");
   $("grants").replaceChildren(...body.grants.map((g) => el("tr", { "data-grant": g.id },
     el("td", {}, when(g.requested_at)),
-    el("td", {}, el("button", { type: "button", onclick: guard(() => openCall(g.call_id)) }, g.call_id.slice(-8))),
-    el("td", {}, `${g.requester_role} ${g.requested_by.slice(-8)}`), el("td", { class: `status-${g.status}` }, g.status),
+    el("td", {}, el("button", { type: "button", class: "open-call", onclick: guard(() => openCall(g.call_id)) }, "Open call")),
+    el("td", { class: "by" }, `${person(g.requested_by_name, g.requested_by)} (${g.requester_role})`), el("td", { class: `status-${g.status}` }, g.status),
     el("td", {}, g.reason), el("td", {}, g.ticket), el("td", {}, countdown(g)), el("td", {}, ...grantActions(g, loadGrants)))));
 }
 
@@ -460,10 +564,30 @@ async function loadAudit() {
   const body = await api("/v1/audit?limit=200");
   $("audit").replaceChildren(...body.entries.map((e) => el("tr", { "data-action": e.action },
     el("td", {}, e.seq), el("td", {}, when(e.at)), el("td", { class: "action" }, e.action),
-    el("td", {}, `${e.actor_role || "system"} ${(e.actor_user_id || e.actor_api_key_id || "").slice(-8)}`),
-    el("td", {}, `${e.resource_type || ""} ${(e.resource_id || "").slice(-8)}`), el("td", {}, e.reason || ""),
-    el("td", {}, e.ticket || ""), el("td", {}, e.detail || ""), el("td", {}, e.ip || ""),
+    el("td", { class: "who" }, auditActor(e)), el("td", { class: "resource" }, ...auditResource(e)), el("td", {}, named(e.reason || "")),
+    el("td", {}, e.ticket || ""), el("td", {}, named(e.detail || "")), el("td", {}, e.ip || ""),
     el("td", { class: `outcome-${e.outcome}` }, e.outcome))));
+}
+
+// auditActor names who acted: a person or key of the tenant, the service
+// desk (people of another tenant, unnamed here), or the system.
+function auditActor(e) {
+  const role = e.actor_role ? ` (${e.actor_role})` : "";
+  if (e.actor_name) return e.actor_name + role;
+  if (e.actor_user_id) return (e.action === "service_desk.visit" ? "a service desk engineer" : "deleted person") + role;
+  if (e.actor_api_key_id) return "a revoked API key" + role;
+  return "system";
+}
+
+// auditResource names what the entry is about; a call opens.
+function auditResource(e) {
+  const type = (e.resource_type || "").replace(/_/g, " ");
+  if (e.resource_name) return [`${type} ${e.resource_name}`];
+  if (e.resource_type === "call" && isID(e.resource_id)) {
+    return [`${type} `, el("button", { type: "button", class: "open-call", onclick: guard(() => openCall(e.resource_id)) }, "Open")];
+  }
+  if (isID(e.resource_id)) return [type || "–"];
+  return [`${type} ${named(e.resource_id || "", {})}`.trim()];
 }
 
 $("verify").addEventListener("click", guard(async () => {
@@ -472,5 +596,6 @@ $("verify").addEventListener("click", guard(async () => {
   $("verify-result").textContent = r.whole ? "The chain is whole." : `The chain is broken at entry ${r.first_broken}.`;
 }));
 
-// A page reloaded while logged in picks up where it was.
-api("/v1/me").then(start, () => {});
+// A page reloaded while logged in picks up where it was. /v1/session
+// answers 200 either way, so a first visit logs no error.
+api("/v1/session").then((s) => (s.user ? start(s) : null)).catch((e) => setError(e.message));

@@ -49,7 +49,7 @@ async function loadSetup() {
 
   $("setup-queues").replaceChildren(...queues.map((q) => el("tr", { "data-queue": q.name },
     el("td", {}, q.name), el("td", {}, (q.numbers || []).join(", ") || "–"),
-    el("td", {}, (q.members || []).map((id) => emailOf.get(id) || id).join(", ") || "every operator"),
+    el("td", {}, (q.members || []).map((id) => emailOf.get(id) || "deleted person").join(", ") || "every operator"),
     el("td", {}, `${q.max_wait_seconds} s`), el("td", {}, q.overflow.kind + (q.overflow.uri ? ` ${q.overflow.uri}` : "")),
     el("td", {},
       button("Edit", () => editQueue(q, emailOf), { "aria-label": `Edit ${q.name}` }),

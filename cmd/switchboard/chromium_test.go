@@ -271,7 +271,7 @@ func TestChromiumSupportConsole(t *testing.T) {
 	login(supportUser.Email)
 	chooseTenant()
 	openCall()
-	poll("the recording's consent is shown", `document.querySelector("#call-recording").textContent.includes("sip_header")`)
+	poll("the recording's consent is shown", `document.querySelector("#call-recording").textContent.includes("given by the PBX header")`)
 	// The SIP ladder: every message an arrow; a click shows the message.
 	poll("the ladder is drawn", `document.querySelectorAll("#ladder .arrow").length >= 7`)
 	poll("open the INVITE", `(() => { const a = document.querySelector("#ladder .arrow"); a.dispatchEvent(new MouseEvent("click")); return true; })()`)

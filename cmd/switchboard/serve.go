@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -87,6 +88,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.DB.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	m.Metrics.Pool(m.DB.Stat)
 	calls := metadata.NewCallStore(m.DB).ForInstance(c.Instance)
 	trunks := metadata.NewTrunkService(m.DB)
 	// Call control's records go through a journal that keeps them while
@@ -129,7 +131,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	trunks = trunks.WithSealer(sealer)
 	m.Webhooks = metadata.NewWebhookStore(m.DB, sealer)
-	var hookOpts []webhooks.Option
+	hookOpts := []webhooks.Option{webhooks.WithOutcomes(m.Metrics.WebhookDelivery)}
 	if c.WebhookPrivateTargets {
 		hookOpts = append(hookOpts, webhooks.WithPrivateTargets())
 	}
@@ -145,8 +147,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var player sb.RecordingPlayer
 	var destroy func(context.Context, *sb.Recording, string) error // nil: no recordings to destroy
 	checks := map[string]func(context.Context) error{}
+	advisories := map[string]func(context.Context) error{} // reported by /readyz, not in its status
 	opts := []callctl.SwitchOption{callctl.WithRingTimeout(c.RingTimeout), callctl.WithLogger(m.Logger.With("component", "calls")),
-		callctl.WithObserver(webhooks.Observers(m.Metrics, hooks)), callctl.WithQuality(diag.Score),
+		callctl.WithObserver(webhooks.Observers(m.Metrics, hooks)), callctl.WithMediaCounter(m.Metrics.CallMedia), callctl.WithQuality(diag.Score),
 		callctl.WithQueues(metadata.NewQueueCache(metadata.NewQueueStore(m.DB), routingCacheAge, time.Now)), callctl.WithReconnectGrace(c.ReconnectGrace),
 		callctl.WithDialPolicy(metadata.NewTenantService(m.DB))}
 	if c.Recordings != "" {
@@ -156,7 +159,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		store := recordings.Observed(spooled, m.Metrics.Storage)
 		if p, ok := spooled.(interface{ Ping(context.Context) error }); ok {
-			checks["storage"] = p.Ping
+			// The spool keeps recordings while the store is away: calls go
+			// on, so the store is reported, not a reason to be unready.
+			advisories["storage"] = m.watchStore(ctx, p.Ping)
 		}
 		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(records),
 			recordings.WithAudit(metadata.NewAuditLog(m.DB)), recordings.WithInstance(c.Instance))
@@ -242,8 +247,25 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.Metrics.Gauge("switchboard_sip_banned_sources", "SIP sources banned now for flooding or failing authentication.",
 		func() float64 { n, _ := m.SIP.ShieldStats(); return float64(n) })
-	m.Metrics.Gauge("switchboard_sip_refused_messages", "SIP messages and connections refused by the rate limit or a ban, since start.",
-		func() float64 { _, n := m.SIP.ShieldStats(); return float64(n) })
+	m.Metrics.Counter("switchboard_sip_refused_messages_total", "SIP messages and connections refused by the rate limit or a ban.",
+		func() uint64 { _, n := m.SIP.ShieldStats(); return n })
+	m.Metrics.States("switchboard_rtp_ports_in_use", "Media ports held now, by side: sip (one per SIP leg), webrtc (PeerConnections "+
+		"of operators and browser callers, at least one ICE port each).", "side", func() map[string]int {
+		return map[string]int{"sip": int(m.SIP.RTPPortsInUse()), "webrtc": int(m.Media.PeerConnections())}
+	})
+	m.Metrics.Gauge("switchboard_rtp_port_range_size", "Ports in SWITCHBOARD_RTP_PORTS (0: the system chooses).", func() float64 {
+		if c.RTPPorts.IsZero() {
+			return 0
+		}
+		return float64(c.RTPPorts.Max) - float64(c.RTPPorts.Min) + 1
+	})
+	m.Metrics.Counter("switchboard_hep_dropped_messages_total", "SIP messages not sent to the HEP collector because its queue was full.",
+		func() uint64 {
+			if m.hep == nil {
+				return 0
+			}
+			return m.hep.Dropped()
+		})
 	m.Metrics.Counters("switchboard_rtp_dropped_packets_total", "RTP packets the SIP side's calls dropped, by reason: foreign_source "+
 		"(not from the call's peer), probation (from the caller's signalling address before it passed probation), unauthenticated (SRTP).",
 		"reason", m.SIP.RTPDrops)
@@ -267,6 +289,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		RingTimeout:    c.RingTimeout,
 		TrustedProxies: c.HTTPTrustedProxies,
 		MetricsToken:   c.MetricsToken,
+		Observe:        m.Metrics.HTTPRequest,
 	}, api.Deps{
 		Calls:         calls,
 		Traces:        calls,
@@ -289,6 +312,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MediaSessions: mediaSessions{m.Media},
 		Health:        m.DB.Ping,
 		Checks:        checks,
+		Advisories:    advisories,
 		Metrics:       m.Metrics.Handler(),
 		SIPLogging:    m.SIP,
 		Registrations: m.SIP,
@@ -709,6 +733,41 @@ func (m *Main) recoverRecordings(ctx context.Context, recover func() ([]string, 
 	}
 	if n > 0 {
 		m.Logger.Warn("recovered recordings cut short by a crash", "count", n)
+	}
+}
+
+// storeCheck is how often the recording store is asked whether it
+// answers, for /readyz and switchboard_recording_store_up.
+const storeCheck = 5 * time.Second
+
+// watchStore pings the recording store every storeCheck until the service
+// closes, and returns what /readyz reports: the last ping's answer, so a
+// store that hangs does not hold up the probe.
+func (m *Main) watchStore(ctx context.Context, ping func(context.Context) error) func(context.Context) error {
+	m.Metrics.WatchRecordingStore()
+	var last atomic.Pointer[error]
+	m.every(ctx, storeCheck, func(ctx context.Context) {
+		pctx, cancel := context.WithTimeout(ctx, storeCheck)
+		err := ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		wasUp := last.Load() == nil || *last.Load() == nil
+		switch {
+		case err != nil && wasUp:
+			m.Logger.Warn("the recording store does not answer: recordings wait in the spool", "err", err)
+		case err == nil && !wasUp:
+			m.Logger.Info("the recording store answers again")
+		}
+		last.Store(&err)
+		m.Metrics.RecordingStoreUp(err == nil)
+	}, nil)
+	return func(context.Context) error {
+		if err := last.Load(); err != nil {
+			return *err
+		}
+		return nil
 	}
 }
 

@@ -68,7 +68,7 @@ func New() *Metrics {
 	m.rtpLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_rtp_lost_packets_total",
 		Help: "RTP packets lost before reaching switchboard (RFC 3550 A.3), by direction."}, []string{"direction"})
 	m.mos = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchboard_call_mos",
-		Help: "Estimated MOS (E-model) of answered calls, by direction.", Buckets: []float64{1, 2, 2.5, 3, 3.5, 3.8, 4, 4.2, 4.4}}, []string{"direction"})
+		Help: "Estimated MOS (E-model) of answered calls, by direction.", Buckets: []float64{1, 2, 2.5, 3, 3.5, 3.6, 3.8, 4, 4.2, 4.4}}, []string{"direction"})
 	m.recordings = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_recordings_total",
 		Help: "Recording outcomes: started, stored, failed, destroyed."}, []string{"outcome"})
 	m.sip = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_sip_messages_total",

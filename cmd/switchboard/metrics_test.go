@@ -16,7 +16,14 @@ import (
 // scrape reads /metrics and returns each series' value.
 func scrape(t *testing.T, m *Main) map[string]float64 {
 	t.Helper()
-	res, err := http.Get(m.MetricsURL())
+	return scrapeURL(t, m.MetricsURL())
+}
+
+// scrapeURL reads a /metrics URL and returns each series' value, by its
+// name and labels as the text format writes them.
+func scrapeURL(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	res, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -303,6 +304,55 @@ func TestDashboardAndAlertMetricsExist(t *testing.T) {
 	sort.Strings(missing)
 	if len(missing) > 0 {
 		t.Errorf("the dashboard shows none of %v", missing)
+	}
+	checkOperationsDoc(t, labels, alerts)
+}
+
+// checkOperationsDoc fails the test unless docs/operations.md names every
+// switchboard metric the binary serves and every alert of the rules, and
+// names no switchboard metric the binary does not serve.
+func checkOperationsDoc(t *testing.T, served map[string]map[string]bool, alerts map[string]string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	family := func(name string) string {
+		for _, suffix := range []string{"_bucket", "_count", "_sum"} {
+			if base, ok := strings.CutSuffix(name, suffix); ok {
+				if _, hist := served[base+"_bucket"]; hist {
+					return base
+				}
+			}
+		}
+		return name
+	}
+	families := map[string]bool{}
+	for name := range served {
+		if strings.HasPrefix(name, "switchboard_") {
+			families[family(name)] = true
+		}
+	}
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile(`switchboard_[a-z0-9_]+`).FindAllString(doc, -1) {
+		named[m] = true
+	}
+	for f := range families {
+		if !named[f] {
+			t.Errorf("docs/operations.md does not name %s, which /metrics serves", f)
+		}
+	}
+	notMetrics := map[string]bool{"switchboard_signout": true} // a NOTIFY channel
+	for n := range named {
+		if !families[n] && !families[family(n)] && !notMetrics[n] {
+			t.Errorf("docs/operations.md names %s, which /metrics does not serve", n)
+		}
+	}
+	for a := range alerts {
+		if !strings.Contains(doc, "`"+a+"`") {
+			t.Errorf("docs/operations.md does not name the alert %s", a)
+		}
 	}
 }
 

@@ -212,7 +212,10 @@ func (s *Server) Handler() http.Handler {
 	// cookie: other origins (the sites embedding the widget) may use them.
 	csrf.AddInsecureBypassPattern("POST /v1/whip")
 	csrf.AddInsecureBypassPattern("DELETE /v1/whip/{id}")
-	r.Use(s.observeRequests, s.recoverPanics, securityHeaders, limitBody, csrf.Handler)
+	// limitBody first, on the server's own writer (a body too large then
+	// closes the connection); then every request is observed (ID, access
+	// log, metrics) and a panic answered, whatever follows does.
+	r.Use(limitBody, s.observeRequests, s.recoverPanics, securityHeaders, csrf.Handler)
 	r.Get("/", s.page("web/index.html"))
 	r.Get("/app.js", s.page("web/app.js"))
 	r.Get("/style.css", s.page("web/style.css"))

@@ -75,7 +75,8 @@ func TestReadyzStaysReadyWithTheStoreDown(t *testing.T) {
 }
 
 // RTP packet counters move while a call goes on, not only when it ends:
-// scraped twice during one call, they rose by what was sent.
+// scraped twice during one call, they rose by what was sent. The media
+// ports in use follow the call, and the database pool is reported.
 func TestRTPCountersMoveDuringCalls(t *testing.T) {
 	m := mustStartService(t, nil)
 	f := mustProvision(t, m, "Acme", "2000", 1)
@@ -104,6 +105,15 @@ func TestRTPCountersMoveDuringCalls(t *testing.T) {
 	if got["switchboard_active_calls"] != 1 {
 		t.Fatalf("the call ended before its packets were counted: active calls %v", got["switchboard_active_calls"])
 	}
+	const sipPorts, webrtcPorts = `switchboard_rtp_ports_in_use{side="sip"}`, `switchboard_rtp_ports_in_use{side="webrtc"}`
+	if got[sipPorts] != 1 || got[webrtcPorts] != 1 {
+		t.Errorf("during the call: %s %v, %s %v; want the call's and the operator's", sipPorts, got[sipPorts], webrtcPorts, got[webrtcPorts])
+	}
+	if got["switchboard_db_pool_max_connections"] != 16 || got["switchboard_db_pool_total_connections"] < 1 ||
+		got["switchboard_db_pool_acquires_total"] < 1 {
+		t.Errorf("database pool: max %v, total %v, acquires %v", got["switchboard_db_pool_max_connections"],
+			got["switchboard_db_pool_total_connections"], got["switchboard_db_pool_acquires_total"])
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := call.Hangup(ctx); err != nil {
@@ -111,6 +121,9 @@ func TestRTPCountersMoveDuringCalls(t *testing.T) {
 	}
 	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
 	after := scrape(t, m)
+	if after[sipPorts] != 0 || after[webrtcPorts] != 1 {
+		t.Errorf("after the call: %s %v, %s %v; want the operator's alone", sipPorts, after[sipPorts], webrtcPorts, after[webrtcPorts])
+	}
 	// Counted once: during the call, then only the rest at its end (the
 	// service's only call).
 	if after[from] != float64(rec.FromCaller.Packets) || after[to] != float64(rec.ToCaller.Packets) {

@@ -193,7 +193,9 @@ func dashboardQueries(t *testing.T) map[string][]string {
 	return out
 }
 
-// The alert rules pass promtool; the chart's copy is the same file.
+// The alert rules pass promtool, and its unit tests of them
+// (deploy/prometheus/alerts_test.yaml: series shaped as switchboard serves
+// them, the alerts that must fire); the chart's copy is the same file.
 func TestAlertRulesPassPromtool(t *testing.T) {
 	a, err1 := os.ReadFile(alertsFile)
 	b, err2 := os.ReadFile(chartAlerts)
@@ -210,6 +212,11 @@ func TestAlertRulesPassPromtool(t *testing.T) {
 	}
 	if n := len(alertRules(t, alertsFile)); !strings.Contains(string(out), "SUCCESS") || n < 10 {
 		t.Errorf("promtool: %s (%d alerts)", out, n)
+	}
+	cmd := exec.Command(promtool, "test", "rules", "alerts_test.yaml")
+	cmd.Dir = filepath.Dir(alertsFile)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "SUCCESS") {
+		t.Errorf("promtool test rules: %v\n%s", err, out)
 	}
 }
 

@@ -87,9 +87,10 @@ func newRequestID() string {
 }
 
 // recoverPanics answers a request whose handler panicked with a JSON 500
-// (if nothing was written yet) and logs the panic with its stack and the
-// request's ID, in the service's log format. http.ErrAbortHandler is the
-// server's own way to abort a response, and passes on.
+// and logs the panic with its stack and the request's ID, in the service's
+// log format; if the handler had begun its answer, the connection is cut
+// instead (http.ErrAbortHandler, which the server does not log).
+// http.ErrAbortHandler from a handler is already that, and passes on.
 func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ww, _ := w.(middleware.WrapResponseWriter)
@@ -107,9 +108,12 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			}
 			s.log.Error("handler panicked", "method", r.Method, "route", route, "request_id", requestIDOf(r.Context()),
 				"panic", v, "stack", string(debug.Stack()))
-			if ww == nil || ww.Status() == 0 {
-				s.writeJSON(w, http.StatusInternalServerError, errorBody{Code: sb.EINTERNAL, Message: "internal error"})
+			if ww != nil && ww.Status() != 0 {
+				// Part of the answer is out: cut the connection, so the
+				// client sees a broken answer rather than a short one.
+				panic(http.ErrAbortHandler)
 			}
+			s.writeJSON(w, http.StatusInternalServerError, errorBody{Code: sb.EINTERNAL, Message: "internal error"})
 		}()
 		next.ServeHTTP(w, r)
 	})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -197,5 +198,34 @@ func TestPanicIsLoggedAndAnsweredAsJSON(t *testing.T) {
 	}
 	if res, _ := request(t, srv, http.MethodGet, "/healthz"); res.StatusCode != http.StatusOK {
 		t.Errorf("after the panic: /healthz %d", res.StatusCode)
+	}
+}
+
+// A handler that panics after its answer began has its connection cut:
+// the client sees a broken answer, not a short one that looks whole.
+func TestPanicAfterTheAnswerBeganCutsTheConnection(t *testing.T) {
+	logs := &syncBuffer{}
+	s := NewServer(Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))}, Deps{})
+	srv := httptest.NewServer(s.observeRequests(s.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("the first part"))
+		panic("half way")
+	}))))
+	defer srv.Close()
+	// The cut comes before or after the headers reach the client: either
+	// way the answer does not read as whole.
+	if res, err := srv.Client().Get(srv.URL); err == nil {
+		_, err = io.ReadAll(res.Body)
+		res.Body.Close()
+		if err == nil {
+			t.Errorf("the cut answer read as whole: %d", res.StatusCode)
+		}
+	}
+	found := false
+	for _, l := range logs.lines(t) {
+		found = found || l["msg"] == "handler panicked" && l["panic"] == "half way"
+	}
+	if !found {
+		t.Error("the panic was not logged")
 	}
 }

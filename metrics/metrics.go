@@ -231,6 +231,9 @@ func (m *Metrics) CallMedia(fromCaller, toCaller sb.MediaCount) {
 // CallEnded counts the call by outcome, its answer and its MOS (its media
 // is counted as it flows, by CallMedia).
 func (m *Metrics) CallEnded(c *sb.Call) {
+	m.queuedMu.Lock()
+	delete(m.queued, c.ID) // a wait no event ended is not kept
+	m.queuedMu.Unlock()
 	m.calls.WithLabelValues(string(c.Status), c.FailureStage, c.FailureLeg).Inc()
 	if c.PostDialDelayMS > 0 {
 		m.postDial.Observe(float64(c.PostDialDelayMS) / 1000)

@@ -10,3 +10,11 @@ type CallObserver interface {
 	CallEvent(e *CallEvent)
 	CallEnded(c *Call)
 }
+
+// MediaCount is what one direction of a call relayed since the last count:
+// packets, and packets lost before they reached switchboard. Call control
+// counts while the call goes on, so totals move before calls end.
+type MediaCount struct {
+	Packets uint64
+	Lost    uint64
+}

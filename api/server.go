@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -48,6 +47,9 @@ type Config struct {
 	// it (Authorization: Bearer); without it /metrics is not served here
 	// (it shows volumes across tenants: it has its own listener).
 	MetricsToken string
+	// Observe hears each answered request: its route pattern ("" when no
+	// route matched), method, status and duration. nil: nobody.
+	Observe func(route, method string, status int, d time.Duration)
 }
 
 // CallControl is what the operator socket asks of call control;
@@ -133,9 +135,11 @@ type Deps struct {
 	Names sb.Namer
 	// Floor is the live view's operators and queue waiters; nil: none.
 	Floor Floor
-	// Checks are the other parts readiness depends on, by name (storage,
-	// sip).
-	Checks     map[string]func(context.Context) error
+	// Checks are the other parts readiness depends on, by name (sip).
+	Checks map[string]func(context.Context) error
+	// Advisories are parts /readyz reports without being unready when
+	// they fail (storage: the spool keeps recordings meanwhile).
+	Advisories map[string]func(context.Context) error
 	Metrics    http.Handler      // nil: no /metrics
 	SIPLogging SIPLogging        // nil: SIP messages cannot be logged
 	Ingress    *Ingress          // nil: no browser callers (WHIP)
@@ -217,7 +221,10 @@ func (s *Server) Handler() http.Handler {
 	csrf.AddInsecureBypassPattern("POST /v1/whip")
 	csrf.AddInsecureBypassPattern("DELETE /v1/whip/{id}")
 	csrf.AddInsecureBypassPattern("POST " + whatsAppWebhookPath) // Meta's server, signed with the app secret
-	r.Use(middleware.Recoverer, securityHeaders, limitBody, csrf.Handler)
+	// limitBody first, on the server's own writer (a body too large then
+	// closes the connection); then every request is observed (ID, access
+	// log, metrics) and a panic answered, whatever follows does.
+	r.Use(limitBody, s.observeRequests, s.recoverPanics, securityHeaders, csrf.Handler)
 	r.Get("/", s.page("web/index.html"))
 	r.Get("/app.js", s.page("web/app.js"))
 	r.Get("/style.css", s.page("web/style.css"))
@@ -394,8 +401,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// readyz is readiness: every part the service needs answers, or the
-// answer says which does not.
+// readyz is readiness: whether this instance can take calls. The database,
+// the SIP listener and draining decide its status (503 names the part);
+// advisories (the recording store) are reported in the body only: while
+// the store is away the spool keeps recordings and calls go on. Checks run
+// at once, each bounded, so one that hangs holds up neither the others
+// nor the probe.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]func(context.Context) error{}
 	for name, c := range s.deps.Checks {
@@ -404,16 +415,38 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Health != nil {
 		checks["database"] = s.deps.Health
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
+	type result struct {
+		name     string
+		advisory bool
+		err      error
+	}
+	results := make(chan result, len(checks)+len(s.deps.Advisories))
+	run := func(name string, advisory bool, check func(context.Context) error) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		results <- result{name, advisory, check(ctx)}
+	}
+	for name, check := range checks {
+		go run(name, false, check)
+	}
+	for name, check := range s.deps.Advisories {
+		go run(name, true, check)
+	}
 	out := map[string]string{"status": "ok"}
 	status := http.StatusOK
-	for name, check := range checks {
-		out[name] = "ok"
-		if err := check(ctx); err != nil {
-			s.log.Warn("not ready", "part", name, "err", err)
-			out[name], out["status"], status = "unavailable", "unavailable", http.StatusServiceUnavailable
+	for range cap(results) {
+		res := <-results
+		out[res.name] = "ok"
+		if res.err == nil {
+			continue
 		}
+		out[res.name] = "unavailable"
+		if res.advisory {
+			s.log.Debug("readiness: unavailable, calls go on", "part", res.name, "err", res.err)
+			continue
+		}
+		s.log.Warn("not ready", "part", res.name, "err", res.err)
+		out["status"], status = "unavailable", http.StatusServiceUnavailable
 	}
 	s.writeJSON(w, status, out)
 }
@@ -421,6 +454,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 type errorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// RequestID is the request's X-Request-Id, to find its log lines.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // statusOf maps an error code to its HTTP status, once for the whole API.
@@ -439,13 +474,18 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	code, msg := sb.ErrorCode(err), sb.ErrorMessage(err)
 	status, ok := statusOf[code]
 	if !ok {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestIDOf(r.Context()), "err", err)
 		status, code, msg = http.StatusInternalServerError, sb.EINTERNAL, "internal error"
 	}
 	s.writeJSON(w, status, errorBody{Code: code, Message: msg})
 }
 
 func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	if e, ok := v.(errorBody); ok && e.RequestID == "" {
+		// observeRequests set the ID on the response before any handler.
+		e.RequestID = w.Header().Get(requestIDHeader)
+		v = e
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

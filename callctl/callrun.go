@@ -62,6 +62,7 @@ type callRun struct {
 	routeAt  int // the outbound route being tried
 
 	samples []sb.QualitySample // the call's quality over time
+	counted [2]mediaCounted    // what countMedia reported, from and to the caller
 	link    sb.LinkInfo        // the operator's WebRTC transport, as last seen
 	iceLost bool               // the operator's ICE connection failed or dropped
 	created bool               // the record is written

@@ -146,6 +146,7 @@ func (r *callRun) finish(ctx context.Context, by sb.Party) {
 	r.flush(ctx)
 	r.storeTrace(ctx)
 	r.update(ctx)
+	r.countMedia()
 	if r.s.observer != nil && r.hop == nil {
 		r.s.observer.CallEnded(r.c)
 	}
@@ -177,7 +178,8 @@ func (r *callRun) failed(leg, stage string) {
 }
 
 // sample notes both directions' receive quality as switchboard sees it on
-// the call's bridge, and a change of the operator's WebRTC transport.
+// the call's bridge, and a change of the operator's WebRTC transport; and
+// counts the media relayed so far.
 func (r *callRun) sample() {
 	if r.ag != nil && r.busy {
 		if lr, ok := r.ag.conn.Media().(sb.LinkReporter); ok {
@@ -196,6 +198,7 @@ func (r *callRun) sample() {
 	r.samples = append(r.samples,
 		sb.QualitySample{At: now, Leg: "trunk", Source: "switchboard", Packets: from.Packets, Lost: from.Lost, JitterMS: from.JitterMS},
 		sb.QualitySample{At: now, Leg: "browser", Source: "switchboard", Packets: to.Packets, Lost: to.Lost, JitterMS: to.JitterMS})
+	r.countMedia()
 }
 
 // storeTrace writes the call's SIP messages and quality samples.

@@ -32,10 +32,11 @@ type Switch struct {
 	now         func() time.Time
 	ringTimeout time.Duration
 	sampleEvery time.Duration
-	scorer      sb.QualityScorer   // nil: no MOS, no tags
-	observer    sb.CallObserver    // nil: nobody listens
-	dialer      sb.Dialer          // nil: no calls are placed
-	messenger   sb.MessengerDialer // nil: no calls to messenger users
+	scorer      sb.QualityScorer                         // nil: no MOS, no tags
+	observer    sb.CallObserver                          // nil: nobody listens
+	countMedia  func(fromCaller, toCaller sb.MediaCount) // nil: nobody counts
+	dialer      sb.Dialer                                // nil: no calls are placed
+	messenger   sb.MessengerDialer                       // nil: no calls to messenger users
 	routes      sb.RouteDirectory
 	dialPolicy  sb.DialPolicy     // nil: SIP URIs are called wherever they point (tests)
 	queues      sb.QueueDirectory // nil: every number leads to all of a tenant's operators
@@ -80,6 +81,13 @@ func WithQuality(q sb.QualityScorer) SwitchOption { return func(s *Switch) { s.s
 
 // WithObserver lets o hear every call.
 func WithObserver(o sb.CallObserver) SwitchOption { return func(s *Switch) { s.observer = o } }
+
+// WithMediaCounter hands fn what each call relayed, as it goes: every
+// quality sample and at the call's end, counts since the last. It is
+// called on the call's goroutine and must not block.
+func WithMediaCounter(fn func(fromCaller, toCaller sb.MediaCount)) SwitchOption {
+	return func(s *Switch) { s.countMedia = fn }
+}
 
 // OperatorStates counts the connected operators by state: available
 // (idle), ringing, on a call, and away.

@@ -82,6 +82,9 @@ func WithQueryTracer(t pgx.QueryTracer) Option {
 	return func(c *pgxpool.Config) { c.ConnConfig.Tracer = t }
 }
 
+// Stat reports the connection pool's state, for metrics.
+func (db *DB) Stat() *pgxpool.Stat { return db.pool.Stat() }
+
 // Close closes the pool's connections.
 func (db *DB) Close() { db.pool.Close() }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,12 +36,20 @@ type Metrics struct {
 	sip          *prometheus.CounterVec
 	db           *prometheus.HistogramVec
 	storage      *prometheus.HistogramVec
+	queueWait    *prometheus.HistogramVec
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+	webhooks     *prometheus.CounterVec
+	storeUp      prometheus.Gauge
+
+	queuedMu sync.Mutex
+	queued   map[sb.ID]time.Time // calls waiting in a queue, since when
 }
 
 // New returns the service's metrics, with the Go runtime's and the
 // process's.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), queued: map[sb.ID]time.Time{}}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -59,7 +68,7 @@ func New() *Metrics {
 	m.rtpLost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_rtp_lost_packets_total",
 		Help: "RTP packets lost before reaching switchboard (RFC 3550 A.3), by direction."}, []string{"direction"})
 	m.mos = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchboard_call_mos",
-		Help: "Estimated MOS (E-model) of answered calls, by direction.", Buckets: []float64{1, 2, 2.5, 3, 3.5, 3.8, 4, 4.2, 4.4}}, []string{"direction"})
+		Help: "Estimated MOS (E-model) of answered calls, by direction.", Buckets: []float64{1, 2, 2.5, 3, 3.5, 3.6, 3.8, 4, 4.2, 4.4}}, []string{"direction"})
 	m.recordings = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_recordings_total",
 		Help: "Recording outcomes: started, stored, failed, destroyed."}, []string{"outcome"})
 	m.sip = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_sip_messages_total",
@@ -69,9 +78,42 @@ func New() *Metrics {
 		Help: "PostgreSQL query latency, by outcome.", Buckets: prometheus.ExponentialBuckets(.0005, 2, 14)}, []string{"outcome"})
 	m.storage = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchboard_storage_seconds",
 		Help: "Recording store latency, by operation and outcome.", Buckets: prometheus.ExponentialBuckets(.001, 2, 14)}, []string{"op", "outcome"})
+	m.queueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchboard_queue_wait_seconds",
+		Help:    "Time callers waited in a queue, by how the wait ended: offered (to an operator), overflowed (the queue's longest wait passed), abandoned (the call ended).",
+		Buckets: []float64{1, 5, 10, 20, 30, 60, 120, 300, 600}}, []string{"outcome"})
+	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_http_requests_total",
+		Help: "HTTP requests answered, by route pattern (unmatched: no route), method and status code."}, []string{"route", "method", "code"})
+	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchboard_http_request_seconds",
+		Help: "HTTP request duration, by route pattern and method (an operator's WebSocket: its whole life).", Buckets: prometheus.DefBuckets},
+		[]string{"route", "method"})
+	m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_webhook_deliveries_total",
+		Help: "Webhook delivery attempts, by outcome: delivered (2xx), rejected (the receiver answered another status), unreachable (no answer)."},
+		[]string{"outcome"})
+	m.storeUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_recording_store_up",
+		Help: "1 when the recording store (S3) answered its last check, 0 when it did not; recordings wait in the spool meanwhile."})
+	m.storeUp.Set(1)
 	for _, c := range []prometheus.Collector{m.calls, m.offered, m.answered, m.timeToAnswer, m.postDial, m.rtpPackets, m.rtpLost,
-		m.mos, m.recordings, m.sip, m.db, m.storage} {
+		m.mos, m.recordings, m.sip, m.db, m.storage, m.queueWait, m.httpRequests, m.httpDuration, m.webhooks} {
 		f(c)
+	}
+	// Series of fixed label sets exist from the start, at zero, so that
+	// rates and alerts over them have something to read before the first
+	// event.
+	for _, dir := range []string{"from_caller", "to_caller"} {
+		m.rtpPackets.WithLabelValues(dir)
+		m.rtpLost.WithLabelValues(dir)
+	}
+	for _, o := range []string{"started", "stored", "failed", "destroyed"} {
+		m.recordings.WithLabelValues(o)
+	}
+	for _, o := range []string{"offered", "overflowed", "abandoned"} {
+		m.queueWait.WithLabelValues(o)
+	}
+	for _, o := range []string{"delivered", "rejected", "unreachable"} {
+		m.webhooks.WithLabelValues(o)
+	}
+	for _, o := range []string{"ok", "error"} {
+		m.db.WithLabelValues(o)
 	}
 	return m
 }
@@ -134,8 +176,20 @@ func (c *labelledCollector) Collect(ch chan<- prometheus.Metric) {
 var _ sb.CallObserver = (*Metrics)(nil)
 
 // CallEvent counts the recording outcomes and the calls offered to
-// operators.
+// operators, and times queue waits.
 func (m *Metrics) CallEvent(e *sb.CallEvent) {
+	switch e.Type {
+	case sb.EventQueued:
+		m.queuedMu.Lock()
+		m.queued[e.CallID] = e.At
+		m.queuedMu.Unlock()
+	case sb.EventOffered, sb.EventHandedOver:
+		m.dequeued(e, "offered")
+	case sb.EventQueueTimeout:
+		m.dequeued(e, "overflowed")
+	case sb.EventEnded:
+		m.dequeued(e, "abandoned")
+	}
 	switch e.Type {
 	case sb.EventRecordingStarted:
 		m.recordings.WithLabelValues("started").Inc()
@@ -150,8 +204,36 @@ func (m *Metrics) CallEvent(e *sb.CallEvent) {
 	}
 }
 
-// CallEnded counts the call by outcome and adds its media to the totals.
+// dequeued observes the wait of a call that was in a queue, if it was.
+func (m *Metrics) dequeued(e *sb.CallEvent, outcome string) {
+	m.queuedMu.Lock()
+	since, ok := m.queued[e.CallID]
+	delete(m.queued, e.CallID)
+	m.queuedMu.Unlock()
+	if ok {
+		m.queueWait.WithLabelValues(outcome).Observe(max(e.At.Sub(since).Seconds(), 0))
+	}
+}
+
+// CallMedia adds what a call relayed since its last report to the RTP
+// totals: call control reports as the call goes, not only at its end.
+func (m *Metrics) CallMedia(fromCaller, toCaller sb.MediaCount) {
+	for dir, n := range map[string]sb.MediaCount{"from_caller": fromCaller, "to_caller": toCaller} {
+		if n.Packets > 0 {
+			m.rtpPackets.WithLabelValues(dir).Add(float64(n.Packets))
+		}
+		if n.Lost > 0 {
+			m.rtpLost.WithLabelValues(dir).Add(float64(n.Lost))
+		}
+	}
+}
+
+// CallEnded counts the call by outcome, its answer and its MOS (its media
+// is counted as it flows, by CallMedia).
 func (m *Metrics) CallEnded(c *sb.Call) {
+	m.queuedMu.Lock()
+	delete(m.queued, c.ID) // a wait no event ended is not kept
+	m.queuedMu.Unlock()
 	m.calls.WithLabelValues(string(c.Status), c.FailureStage, c.FailureLeg).Inc()
 	if c.PostDialDelayMS > 0 {
 		m.postDial.Observe(float64(c.PostDialDelayMS) / 1000)
@@ -162,8 +244,6 @@ func (m *Metrics) CallEnded(c *sb.Call) {
 	m.answered.Inc()
 	m.timeToAnswer.Observe(float64(c.TimeToAnswerMS) / 1000)
 	for dir, st := range map[string]sb.MediaStats{"from_caller": c.FromCaller, "to_caller": c.ToCaller} {
-		m.rtpPackets.WithLabelValues(dir).Add(float64(st.Packets))
-		m.rtpLost.WithLabelValues(dir).Add(float64(max(st.Lost, 0)))
 		if st.MOS > 0 {
 			m.mos.WithLabelValues(dir).Observe(st.MOS)
 		}

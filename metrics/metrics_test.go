@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -74,5 +76,71 @@ switchboard_rtp_dropped_packets_total{reason="probation"} 3
 `
 	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(want), "switchboard_rtp_dropped_packets_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// HTTP requests are counted by route pattern, method and code from
+// bounded sets: a scanner's paths and methods cannot grow them.
+func TestHTTPRequestLabelsAreBounded(t *testing.T) {
+	m := New()
+	m.HTTPRequest("/v1/calls/{id}", "GET", 200, time.Millisecond)
+	m.HTTPRequest("/v1/calls/{id}", "GET", 200, time.Millisecond)
+	m.HTTPRequest("", "PROPFIND", 404, time.Millisecond)
+	m.HTTPRequest("", "BREW", 404, time.Millisecond)
+	if got := testutil.ToFloat64(m.httpRequests.WithLabelValues("/v1/calls/{id}", "GET", "200")); got != 2 {
+		t.Errorf("GET /v1/calls/{id} 200: %v", got)
+	}
+	if got := testutil.ToFloat64(m.httpRequests.WithLabelValues("unmatched", "other", "404")); got != 2 {
+		t.Errorf("unmatched other 404: %v", got)
+	}
+	if n := testutil.CollectAndCount(m.httpDuration); n != 2 {
+		t.Errorf("%d duration series, want 2", n)
+	}
+}
+
+// Media counted as calls go on adds up; the call's end adds no media of
+// its own (it was counted by then).
+func TestCallMedia(t *testing.T) {
+	m := New()
+	m.CallMedia(sb.MediaCount{Packets: 100, Lost: 2}, sb.MediaCount{Packets: 50})
+	m.CallMedia(sb.MediaCount{Packets: 10}, sb.MediaCount{Packets: 5, Lost: 1})
+	now := time.Now()
+	m.CallEnded(&sb.Call{Status: sb.CallCompleted, AnsweredAt: &now, FromCaller: sb.MediaStats{Packets: 110, Lost: 2}})
+	for labels, want := range map[[2]string]float64{{"packets", "from_caller"}: 110, {"packets", "to_caller"}: 55,
+		{"lost", "from_caller"}: 2, {"lost", "to_caller"}: 1} {
+		c := m.rtpPackets
+		if labels[0] == "lost" {
+			c = m.rtpLost
+		}
+		if got := testutil.ToFloat64(c.WithLabelValues(labels[1])); got != want {
+			t.Errorf("%v = %v, want %v", labels, got, want)
+		}
+	}
+}
+
+// A queue wait is timed from queued to offered, overflowed or abandoned;
+// a call that never queued is not.
+func TestQueueWait(t *testing.T) {
+	m := New()
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	queued, direct := sb.NewID(), sb.NewID()
+	m.CallEvent(&sb.CallEvent{CallID: queued, Type: sb.EventQueued, At: at})
+	m.CallEvent(&sb.CallEvent{CallID: direct, Type: sb.EventOffered, At: at})
+	m.CallEvent(&sb.CallEvent{CallID: queued, Type: sb.EventOffered, At: at.Add(12 * time.Second)})
+	m.CallEvent(&sb.CallEvent{CallID: queued, Type: sb.EventEnded, At: at.Add(60 * time.Second)})
+	out, err := testutil.GatherAndCount(m.reg, "switchboard_queue_wait_seconds")
+	if err != nil || out != 3 {
+		t.Errorf("%d queue wait series (%v), want one per outcome", out, err)
+	}
+	h := m.queueWait.WithLabelValues("offered").(prometheus.Histogram)
+	var pb dto.Metric
+	if err := h.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	if pb.Histogram.GetSampleCount() != 1 || pb.Histogram.GetSampleSum() != 12 {
+		t.Errorf("offered waits: %d, sum %v; want one of 12 s", pb.Histogram.GetSampleCount(), pb.Histogram.GetSampleSum())
+	}
+	if err := m.queueWait.WithLabelValues("abandoned").(prometheus.Histogram).Write(&pb); err != nil || pb.Histogram.GetSampleCount() != 0 {
+		t.Errorf("an offered call's end counted as abandoned too: %v", pb.Histogram.GetSampleCount())
 	}
 }

@@ -2,7 +2,8 @@
 # Installs what switchboard's tests and dev mode need on Debian, once:
 # PostgreSQL server binaries, SIPp (sip-tester), Kamailio (the SIP front-end
 # of deploy/), Chromium, versitygw (S3), helm and docker-compose (to check
-# deploy/). Idempotent; fails loudly when something cannot be installed.
+# deploy/), promtool (to check the alert rules). Idempotent; fails loudly
+# when something cannot be installed.
 set -euo pipefail
 
 need=()
@@ -31,6 +32,9 @@ if [ "${1:-}" != "--postgres-only" ]; then
 		GOBIN="$gobin" go install helm.sh/helm/v3/cmd/helm@v3.17.3
 	fi
 	command -v docker-compose >/dev/null || need+=(docker-compose)
+	# promtool checks the alert rules of deploy/prometheus and the chart;
+	# Debian ships it in the prometheus package (the server is not started).
+	command -v promtool >/dev/null || need+=(prometheus)
 fi
 
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -20,11 +20,13 @@ import (
 // must send before a port latches onto it: Asterisk's strict RTP default.
 const probation = 4
 
-// rtpDrops counts, across a server's ports, the RTP packets dropped.
+// rtpDrops counts, across a server's ports, the RTP packets dropped, and
+// the ports open.
 type rtpDrops struct {
 	foreign   atomic.Uint64 // from an address the port does not take media from
 	probation atomic.Uint64 // from an allowed address, before it passed probation
 	forged    atomic.Uint64 // SRTP that failed authentication or replay checks
+	open      atomic.Int64  // ports open now
 }
 
 // rtpPort is the trunk leg's RTP socket, as a switchboard.MediaPort.
@@ -109,6 +111,7 @@ func newRTPPort(conn *net.UDPConn, codec sb.Codec, remote netip.AddrPort, signal
 	}
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	p := &rtpPort{conn: conn, srtp: sec, drops: drops, sdp: remote, signaling: signaling.Unmap(), done: make(chan struct{})}
+	drops.open.Add(1)
 	p.codec.Store(&codec)
 	p.remote.Store(&remote)
 	p.lastRecv.Store(time.Now().UnixNano())
@@ -285,6 +288,7 @@ func (p *rtpPort) Close() error {
 	p.closeOnce.Do(func() {
 		err = p.conn.Close()
 		close(p.done)
+		p.drops.open.Add(-1)
 	})
 	return err
 }

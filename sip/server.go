@@ -562,6 +562,9 @@ func phrase(code int) string {
 	return "Error"
 }
 
+// RTPPortsInUse says how many RTP ports the calls' SIP legs hold now.
+func (s *Server) RTPPortsInUse() int64 { return s.rtpDrops.open.Load() }
+
 // RTPDrops says how many RTP packets the calls' ports have dropped since
 // start, by reason: foreign_source (from an address the call takes no
 // media from), probation (from the caller's signalling address, before it

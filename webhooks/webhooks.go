@@ -53,7 +53,8 @@ type Hooks struct {
 	log     *slog.Logger
 	now     func() time.Time
 	queue   chan event
-	private bool // deliveries may go to private addresses
+	private bool         // deliveries may go to private addresses
+	outcome func(string) // nil: attempts are not counted
 }
 
 type event struct {
@@ -68,6 +69,11 @@ type Option func(*Hooks)
 // WithPrivateTargets lets deliveries go to loopback and private
 // addresses: tests, and receivers on the same private network.
 func WithPrivateTargets() Option { return func(h *Hooks) { h.private = true } }
+
+// WithOutcomes hands fn each delivery attempt's outcome: delivered (the
+// receiver answered 2xx), rejected (it answered another status),
+// unreachable (no answer). For metrics; fn must not block.
+func WithOutcomes(fn func(outcome string)) Option { return func(h *Hooks) { h.outcome = fn } }
 
 // New returns hooks on store. Call Run to enqueue and Send to deliver.
 // Deliveries go to public addresses only, unless WithPrivateTargets: a
@@ -215,11 +221,25 @@ func (h *Hooks) Send(ctx context.Context) (int, error) {
 		} else {
 			h.log.Warn("webhook delivery failed", "webhook_id", d.WebhookID, "event", d.Event, "attempt", d.Attempts+1, "err", err)
 		}
+		h.count(status, err)
 		if rerr := h.store.RecordAttempt(ctx, d, status, err); rerr != nil {
 			return ok, rerr
 		}
 	}
 	return ok, nil
+}
+
+// count hands an attempt's outcome to the outcome counter, if any.
+func (h *Hooks) count(status int, err error) {
+	switch {
+	case h.outcome == nil:
+	case err == nil:
+		h.outcome("delivered")
+	case status != 0:
+		h.outcome("rejected")
+	default:
+		h.outcome("unreachable")
+	}
 }
 
 func (h *Hooks) post(ctx context.Context, d *sb.WebhookDelivery) (int, error) {

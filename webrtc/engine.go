@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -35,6 +36,17 @@ type Engine struct {
 	api  *webrtc.API
 	conf webrtc.Configuration
 	log  *slog.Logger
+	open atomic.Int64 // PeerConnections open: operators' and visitors'
+}
+
+// PeerConnections says how many PeerConnections are open now, operators'
+// and browser callers'; each holds at least one ICE port.
+func (e *Engine) PeerConnections() int64 { return e.open.Load() }
+
+// opened counts a PeerConnection open and returns what its Close calls.
+func (e *Engine) opened() func() {
+	e.open.Add(1)
+	return func() { e.open.Add(-1) }
 }
 
 // telephoneEventPT is the payload type we offer for RFC 4733 events.
@@ -113,6 +125,7 @@ func (e *Engine) NewSession() (*Session, error) {
 		return nil, fmt.Errorf("webrtc: transceiver: %w", err)
 	}
 	go s.drainRTCP(s.transceiver.Sender())
+	s.release = e.opened()
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if t.Kind() == webrtc.RTPCodecTypeAudio {
 			s.port.readLoop(t)

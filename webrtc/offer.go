@@ -21,7 +21,7 @@ func (e *Engine) OfferVisitor(ctx context.Context) (*Visitor, string, error) {
 	}
 	offer, err := v.offer(ctx)
 	if err != nil {
-		v.pc.Close()
+		v.Close()
 		return nil, "", err
 	}
 	return v, offer, nil

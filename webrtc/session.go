@@ -22,6 +22,7 @@ type Session struct {
 	port        *port
 	log         *slog.Logger
 	closeOnce   sync.Once
+	release     func() // counts it closed
 
 	mu      sync.Mutex
 	early   []webrtc.ICECandidateInit // candidates that came before the answer
@@ -106,7 +107,10 @@ func (s *Session) Media() sb.MediaPort { return s.port }
 // Close ends the PeerConnection.
 func (s *Session) Close() error {
 	var err error
-	s.closeOnce.Do(func() { err = s.pc.Close() })
+	s.closeOnce.Do(func() {
+		err = s.pc.Close()
+		s.release()
+	})
 	return err
 }
 

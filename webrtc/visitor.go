@@ -38,6 +38,7 @@ type Visitor struct {
 	connected chan struct{}
 	failed    chan struct{}
 	closeOnce sync.Once
+	release   func() // counts it closed
 
 	mu       sync.Mutex
 	state    string
@@ -66,7 +67,7 @@ func (e *Engine) AnswerVisitor(ctx context.Context, offer string) (*Visitor, str
 	}
 	answer, err := v.negotiate(ctx, offer, codecs)
 	if err != nil {
-		v.pc.Close()
+		v.Close()
 		return nil, "", err
 	}
 	return v, answer, nil
@@ -80,7 +81,7 @@ func (e *Engine) newVisitor() (*Visitor, error) {
 		return nil, fmt.Errorf("webrtc: peer connection: %w", err)
 	}
 	v := &Visitor{pc: pc, state: VisitorWaiting, events: make(chan sb.LegEvent, 8),
-		connected: make(chan struct{}), failed: make(chan struct{})}
+		connected: make(chan struct{}), failed: make(chan struct{}), release: e.opened()}
 	v.port = &port{pc: pc, track: &track{prefer: []string{"opus", "PCMU", "PCMA"}}}
 	var connOnce, failOnce sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -353,6 +354,7 @@ func (v *Visitor) Close() error {
 		close(v.events)
 		v.mu.Unlock()
 		err = v.pc.Close()
+		v.release()
 	})
 	return err
 }

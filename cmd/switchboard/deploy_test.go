@@ -71,6 +71,22 @@ func findTool(t *testing.T, name, what string) string {
 	return ""
 }
 
+// byKind decodes rendered manifests (YAML documents) into T, by the kind
+// each names; documents with no kind are left out.
+func byKind[T any](manifests []byte, kind func(T) string) map[string][]T {
+	out := map[string][]T{}
+	dec := yaml.NewDecoder(bytes.NewReader(manifests))
+	for {
+		var o T
+		if err := dec.Decode(&o); err != nil {
+			return out
+		}
+		if k := kind(o); k != "" {
+			out[k] = append(out[k], o)
+		}
+	}
+}
+
 // dockerfile is the repository's Dockerfile, read into its instructions
 // (continuation lines joined).
 type dockerfile [][2]string // instruction, arguments
@@ -332,17 +348,7 @@ func TestHelmChartRenders(t *testing.T) {
 			} `yaml:"template"`
 		} `yaml:"spec"`
 	}
-	objects := map[string][]object{}
-	dec := yaml.NewDecoder(bytes.NewReader(out))
-	for {
-		var o object
-		if err := dec.Decode(&o); err != nil {
-			break
-		}
-		if o.Kind != "" {
-			objects[o.Kind] = append(objects[o.Kind], o)
-		}
-	}
+	objects := byKind(out, func(o object) string { return o.Kind })
 	for kind, n := range map[string]int{"StatefulSet": 1, "Service": 2, "ConfigMap": 1, "Secret": 1, "PodDisruptionBudget": 1} {
 		if len(objects[kind]) != n {
 			t.Errorf("%d %s rendered, want %d", len(objects[kind]), kind, n)

@@ -68,6 +68,14 @@ func TestSIPFloodIsBannedWhileGoodCallsGoOn(t *testing.T) {
 	if banned != 1 || refused < 100 {
 		t.Errorf("shield: %d sources banned, %d messages refused; want the scanner banned and its flood dropped", banned, refused)
 	}
+	// A count since start is a counter (rate() works on it), named _total.
+	if got := scrape(t, m); got["switchboard_sip_banned_sources"] != 1 || got["switchboard_sip_refused_messages_total"] < float64(refused) {
+		t.Errorf("metrics: banned %v, refused %v; want 1 and at least %d", got["switchboard_sip_banned_sources"],
+			got["switchboard_sip_refused_messages_total"], refused)
+	}
+	if !strings.Contains(mustGetText(t, m.MetricsURL()), "# TYPE switchboard_sip_refused_messages_total counter\n") {
+		t.Error("switchboard_sip_refused_messages_total is not a counter")
+	}
 	logs := logsOf(m)
 	if !strings.Contains(logs, "SIP source banned") || !strings.Contains(logs, "127.0.0.2") {
 		t.Error("no log line says the scanner was banned")

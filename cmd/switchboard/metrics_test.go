@@ -16,7 +16,29 @@ import (
 // scrape reads /metrics and returns each series' value.
 func scrape(t *testing.T, m *Main) map[string]float64 {
 	t.Helper()
-	res, err := http.Get(m.MetricsURL())
+	return scrapeURL(t, m.MetricsURL())
+}
+
+// mustGetText returns the body of a GET that answers 200.
+func mustGetText(t *testing.T, url string) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, res.StatusCode, err)
+	}
+	return string(body)
+}
+
+// scrapeURL reads a /metrics URL and returns each series' value, by its
+// name and labels as the text format writes them.
+func scrapeURL(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	res, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

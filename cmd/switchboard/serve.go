@@ -88,6 +88,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.DB.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	m.Metrics.Pool(m.DB.Stat)
 	calls := metadata.NewCallStore(m.DB).ForInstance(c.Instance)
 	trunks := metadata.NewTrunkService(m.DB)
 	// Call control's records go through a journal that keeps them while
@@ -130,7 +131,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	trunks = trunks.WithSealer(sealer)
 	m.Webhooks = metadata.NewWebhookStore(m.DB, sealer)
-	var hookOpts []webhooks.Option
+	hookOpts := []webhooks.Option{webhooks.WithOutcomes(m.Metrics.WebhookDelivery)}
 	if c.WebhookPrivateTargets {
 		hookOpts = append(hookOpts, webhooks.WithPrivateTargets())
 	}
@@ -146,8 +147,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var player sb.RecordingPlayer
 	var destroy func(context.Context, *sb.Recording, string) error // nil: no recordings to destroy
 	checks := map[string]func(context.Context) error{}
+	advisories := map[string]func(context.Context) error{} // reported by /readyz, not in its status
 	opts := []callctl.SwitchOption{callctl.WithRingTimeout(c.RingTimeout), callctl.WithLogger(m.Logger.With("component", "calls")),
-		callctl.WithObserver(webhooks.Observers(m.Metrics, hooks)), callctl.WithQuality(diag.Score),
+		callctl.WithObserver(webhooks.Observers(m.Metrics, hooks)), callctl.WithMediaCounter(m.Metrics.CallMedia), callctl.WithQuality(diag.Score),
 		callctl.WithQueues(metadata.NewQueueCache(metadata.NewQueueStore(m.DB), routingCacheAge, time.Now)), callctl.WithReconnectGrace(c.ReconnectGrace),
 		callctl.WithDialPolicy(metadata.NewTenantService(m.DB))}
 	if c.Recordings != "" {
@@ -157,7 +159,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		store := recordings.Observed(spooled, m.Metrics.Storage)
 		if p, ok := spooled.(interface{ Ping(context.Context) error }); ok {
-			checks["storage"] = p.Ping
+			// The spool keeps recordings while the store is away: calls go
+			// on, so the store is reported, not a reason to be unready.
+			advisories["storage"] = m.watchStore(ctx, p.Ping)
 		}
 		svc := recordings.NewService(store, c.Keyring, metadata.NewRecordingStore(m.DB), recordings.WithEvents(records),
 			recordings.WithAudit(metadata.NewAuditLog(m.DB)), recordings.WithInstance(c.Instance))
@@ -241,13 +245,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
-	m.Metrics.Gauge("switchboard_sip_banned_sources", "SIP sources banned now for flooding or failing authentication.",
-		func() float64 { n, _ := m.SIP.ShieldStats(); return float64(n) })
-	m.Metrics.Gauge("switchboard_sip_refused_messages", "SIP messages and connections refused by the rate limit or a ban, since start.",
-		func() float64 { _, n := m.SIP.ShieldStats(); return float64(n) })
-	m.Metrics.Counters("switchboard_rtp_dropped_packets_total", "RTP packets the SIP side's calls dropped, by reason: foreign_source "+
-		"(not from the call's peer), probation (from the caller's signalling address before it passed probation), unauthenticated (SRTP).",
-		"reason", m.SIP.RTPDrops)
+	m.watchSIP()
 	routes := metadata.NewRouteStore(m.DB, sealer)
 	m.Switch.SetDialer(m.SIP, routes)
 	waStore := metadata.NewWhatsAppStore(m.DB, sealer)
@@ -281,6 +279,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		RingTimeout:    c.RingTimeout,
 		TrustedProxies: c.HTTPTrustedProxies,
 		MetricsToken:   c.MetricsToken,
+		Observe:        m.Metrics.HTTPRequest,
 	}, api.Deps{
 		Calls:         calls,
 		Traces:        calls,
@@ -305,6 +304,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MediaSessions: mediaSessions{m.Media},
 		Health:        m.DB.Ping,
 		Checks:        checks,
+		Advisories:    advisories,
 		Metrics:       m.Metrics.Handler(),
 		SIPLogging:    m.SIP,
 		Registrations: m.SIP,

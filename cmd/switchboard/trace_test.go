@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -361,35 +360,5 @@ func TestHEPAndLogsFollowTheTenantsPolicy(t *testing.T) {
 	}
 	if strings.Contains(logs, "5550002222") || strings.Contains(logs, "5550001111") {
 		t.Error("the logs hold a caller's number")
-	}
-}
-
-// /readyz says which part is not ready: here the S3 store, while it is
-// down; the database and the SIP listener stay ready.
-func TestReadyzNamesWhatIsNotReady(t *testing.T) {
-	x := mustRecordingFixture(t)
-	ready := func() (int, map[string]string) {
-		t.Helper()
-		res, err := http.Get(x.m.HTTPURL() + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var body map[string]string
-		if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
-			t.Fatal(err)
-		}
-		return res.StatusCode, body
-	}
-	if code, body := ready(); code != 200 || body["database"] != "ok" || body["storage"] != "ok" || body["sip"] != "ok" {
-		t.Fatalf("ready: %d %v", code, body)
-	}
-	x.s3.Stop()
-	if code, body := ready(); code != 503 || body["storage"] != "unavailable" || body["database"] != "ok" || body["sip"] != "ok" {
-		t.Errorf("with S3 down: %d %v", code, body)
-	}
-	x.s3.Start()
-	if code, body := ready(); code != 200 {
-		t.Errorf("with S3 back: %d %v", code, body)
 	}
 }

@@ -1,0 +1,49 @@
+package webhooks
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// Each attempt's outcome is counted: delivered (2xx), rejected (the
+// receiver answered another status), unreachable (no answer).
+func TestDeliveryOutcomesCounted(t *testing.T) {
+	status := http.StatusNoContent
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }))
+	defer srv.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := "http://" + closed.Addr().String()
+	closed.Close() // nothing listens there now
+	var got []string
+	st := &store{}
+	h := New(st, slog.New(slog.DiscardHandler), WithPrivateTargets(), WithOutcomes(func(o string) { got = append(got, o) }))
+	for _, c := range []struct {
+		url    string
+		status int
+	}{{srv.URL, http.StatusNoContent}, {srv.URL, http.StatusInternalServerError}, {srv.URL, http.StatusGone}, {nobody, 0}} {
+		status = c.status
+		st.due = &sb.WebhookDelivery{ID: sb.NewID(), URL: c.url, Payload: []byte(`{}`), Secret: []byte("s")}
+		if _, err := h.Send(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"delivered", "rejected", "rejected", "unreachable"}
+	if len(got) != len(want) {
+		t.Fatalf("outcomes %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("outcomes %v, want %v", got, want)
+			break
+		}
+	}
+}

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -29,6 +30,10 @@ var webFS embed.FS
 //
 //go:embed openapi.json
 var openAPI []byte
+
+// Description returns the OpenAPI description of the REST API (served at
+// /v1/openapi.json), which tests and the generated client are held to.
+func Description() []byte { return bytes.Clone(openAPI) }
 
 // Config tunes the HTTP side.
 type Config struct {

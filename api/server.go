@@ -229,7 +229,7 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	if s.deps.Metrics != nil && s.conf.MetricsToken != "" {
-		r.Method(http.MethodGet, "/metrics", requireToken(s.conf.MetricsToken, s.deps.Metrics))
+		r.Method(http.MethodGet, "/metrics", s.requireToken(s.conf.MetricsToken, s.deps.Metrics))
 	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Get("/openapi.json", func(w http.ResponseWriter, r *http.Request) {

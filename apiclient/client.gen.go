@@ -814,6 +814,9 @@ type Recording struct {
 	EndedAt        *time.Time         `json:"ended_at,omitempty"`
 	Format         *int               `json:"format,omitempty"`
 	Id             openapi_types.UUID `json:"id"`
+
+	// OperatorCodec the operator's channel's codec (the two sides of a call may differ: an A-law caller reaches the operator as μ-law)
+	OperatorCodec  *string            `json:"operator_codec,omitempty"`
 	RetentionUntil *time.Time         `json:"retention_until,omitempty"`
 	Segments       *int               `json:"segments,omitempty"`
 	SizeBytes      *int               `json:"size_bytes,omitempty"`
@@ -930,17 +933,28 @@ type SIPMessage struct {
 
 // SubjectExport defines model for SubjectExport.
 type SubjectExport struct {
-	Calls      []Call                   `json:"calls"`
-	Events     []map[string]interface{} `json:"events"`
-	ExportedAt time.Time                `json:"exported_at"`
+	// BrowserCallerTokens browser callers' tokens (name and reference; never the token's hash), each row as stored
+	BrowserCallerTokens []map[string]interface{} `json:"browser_caller_tokens"`
+	Calls               []Call                   `json:"calls"`
+	Events              []CallEvent              `json:"events"`
+	ExportedAt          time.Time                `json:"exported_at"`
+
+	// QualitySamples the calls' quality samples, each row as stored
+	QualitySamples []map[string]interface{} `json:"quality_samples"`
 
 	// Recordings what exists; the audio is heard through a grant
-	Recordings []map[string]interface{} `json:"recordings"`
-	Subject    struct {
+	Recordings []Recording `json:"recordings"`
+
+	// SipMessages the calls' SIP traces, each row as stored (whole messages)
+	SipMessages []map[string]interface{} `json:"sip_messages"`
+	Subject     struct {
 		ExternalRef *string `json:"external_ref,omitempty"`
 		Number      *string `json:"number,omitempty"`
 	} `json:"subject"`
 	TenantId openapi_types.UUID `json:"tenant_id"`
+
+	// WebhookDeliveries the webhook payloads that carried their records, each row as stored
+	WebhookDeliveries []map[string]interface{} `json:"webhook_deliveries"`
 }
 
 // SubjectRectification defines model for SubjectRectification.
@@ -2129,7 +2143,7 @@ type ClientInterface interface {
 	// PreflightWHIPCall CORS preflight: the widget's site may call this route
 	//
 	// Corresponds with OPTIONS /v1/whip/{id} (the `PreflightWHIPCall` operationId).
-	PreflightWHIPCall(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PreflightWHIPCall(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetHealth Liveness: the process serves
@@ -3683,7 +3697,7 @@ func (c *Client) GetWHIPCall(ctx context.Context, id string, reqEditors ...Reque
 // PreflightWHIPCall CORS preflight: the widget's site may call this route
 //
 // Corresponds with OPTIONS /v1/whip/{id} (the `PreflightWHIPCall` operationId).
-func (c *Client) PreflightWHIPCall(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+func (c *Client) PreflightWHIPCall(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPreflightWHIPCallRequest(c.Server, id)
 	if err != nil {
 		return nil, err
@@ -6743,12 +6757,12 @@ func NewGetWHIPCallRequest(server string, id string) (*http.Request, error) {
 }
 
 // NewPreflightWHIPCallRequest constructs an http.Request for the PreflightWHIPCall method
-func NewPreflightWHIPCallRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+func NewPreflightWHIPCallRequest(server string, id string) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
 
-	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
 	if err != nil {
 		return nil, err
 	}
@@ -7499,7 +7513,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with OPTIONS /v1/whip/{id} (the `PreflightWHIPCall` operationId).
-	PreflightWHIPCallWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*PreflightWHIPCallResponse, error)
+	PreflightWHIPCallWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*PreflightWHIPCallResponse, error)
 }
 
 type GetHealthResponse struct {
@@ -7539,6 +7553,13 @@ func (r GetHealthResponse) ContentType() string {
 type GetMetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetMetricsResponse) GetJSON401() *Error {
+	return r.JSON401
 }
 
 // GetBody returns the raw response body bytes
@@ -14335,7 +14356,7 @@ func (c *ClientWithResponses) GetWHIPCallWithResponse(ctx context.Context, id st
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with OPTIONS /v1/whip/{id} (the `PreflightWHIPCall` operationId).
-func (c *ClientWithResponses) PreflightWHIPCallWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*PreflightWHIPCallResponse, error) {
+func (c *ClientWithResponses) PreflightWHIPCallWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*PreflightWHIPCallResponse, error) {
 	rsp, err := c.PreflightWHIPCall(ctx, id, reqEditors...)
 	if err != nil {
 		return nil, err
@@ -14370,6 +14391,16 @@ func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
 	response := &GetMetricsResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
 	}
 
 	return response, nil

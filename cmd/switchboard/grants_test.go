@@ -94,7 +94,13 @@ type grantFixture struct {
 
 func mustGrantFixture(t *testing.T, policy sb.SupportPolicy) *grantFixture {
 	t.Helper()
-	x := mustRecordingFixture(t)
+	return mustGrantFixtureWith(t, policy, nil)
+}
+
+// mustGrantFixtureWith is mustGrantFixture with settings of its own.
+func mustGrantFixtureWith(t *testing.T, policy sb.SupportPolicy, settings map[string]string) *grantFixture {
+	t.Helper()
+	x := mustRecordingFixtureWith(t, settings)
 	ctx := context.Background()
 	tenants := metadata.NewTenantService(x.m.DB)
 	if err := tenants.SetSupportPolicy(ctx, x.f.Tenant.ID, policy); err != nil {

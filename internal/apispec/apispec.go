@@ -195,10 +195,28 @@ func (s *Spec) Check(req *http.Request, status int, header http.Header, body []b
 		Options:                opts,
 	}
 	if err := openapi3filter.ValidateResponse(req.Context(), in); err != nil {
-		return fmt.Errorf("%s %s (%s) answered %d against its description: %w\nbody: %.600s",
-			req.Method, req.URL.Path, route.Operation.OperationID, status, err, body)
+		return fmt.Errorf("%s %s (%s) answered %d against its description: %s\nbody: %.600s",
+			req.Method, req.URL.Path, route.Operation.OperationID, status, reasons(err), body)
 	}
 	return nil
+}
+
+// reasons says what is wrong, one line for each schema error, without the
+// schema and value a SchemaError prints (the body follows).
+func reasons(err error) string {
+	var multi openapi3.MultiError
+	if errors.As(err, &multi) {
+		lines := make([]string, len(multi))
+		for i, e := range multi {
+			lines[i] = reasons(e)
+		}
+		return strings.Join(lines, "; ")
+	}
+	var s *openapi3.SchemaError
+	if errors.As(err, &s) {
+		return "at /" + strings.Join(s.JSONPointer(), "/") + ": " + s.Reason
+	}
+	return err.Error()
 }
 
 // Transport checks every answer that passes through next, reporting a

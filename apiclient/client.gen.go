@@ -16,6 +16,7 @@ import (
 
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
+	sb "github.com/switchboard-voice/switchboard"
 )
 
 // Defines values for APIKeyInputRole.
@@ -36,60 +37,6 @@ func (e APIKeyInputRole) Valid() bool {
 	case APIKeyInputRoleSupervisor:
 		return true
 	case APIKeyInputRoleSupport:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for CallDirection.
-const (
-	Inbound  CallDirection = "inbound"
-	Outbound CallDirection = "outbound"
-)
-
-// Valid indicates whether the value is a known member of the CallDirection enum.
-func (e CallDirection) Valid() bool {
-	switch e {
-	case Inbound:
-		return true
-	case Outbound:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for CallStatus.
-const (
-	CallStatusAnswered  CallStatus = "answered"
-	CallStatusBusy      CallStatus = "busy"
-	CallStatusCanceled  CallStatus = "canceled"
-	CallStatusCompleted CallStatus = "completed"
-	CallStatusFailed    CallStatus = "failed"
-	CallStatusNoAnswer  CallStatus = "no-answer"
-	CallStatusRejected  CallStatus = "rejected"
-	CallStatusRinging   CallStatus = "ringing"
-)
-
-// Valid indicates whether the value is a known member of the CallStatus enum.
-func (e CallStatus) Valid() bool {
-	switch e {
-	case CallStatusAnswered:
-		return true
-	case CallStatusBusy:
-		return true
-	case CallStatusCanceled:
-		return true
-	case CallStatusCompleted:
-		return true
-	case CallStatusFailed:
-		return true
-	case CallStatusNoAnswer:
-		return true
-	case CallStatusRejected:
-		return true
-	case CallStatusRinging:
 		return true
 	default:
 		return false
@@ -222,36 +169,18 @@ func (e RecordingFailedEventDetailStage) Valid() bool {
 	}
 }
 
-// Defines values for RouteTransport.
-const (
-	RouteTransportTcp RouteTransport = "tcp"
-	RouteTransportUdp RouteTransport = "udp"
-)
-
-// Valid indicates whether the value is a known member of the RouteTransport enum.
-func (e RouteTransport) Valid() bool {
-	switch e {
-	case RouteTransportTcp:
-		return true
-	case RouteTransportUdp:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for RouteChangeTransport.
 const (
-	RouteChangeTransportTcp RouteChangeTransport = "tcp"
-	RouteChangeTransportUdp RouteChangeTransport = "udp"
+	Tcp RouteChangeTransport = "tcp"
+	Udp RouteChangeTransport = "udp"
 )
 
 // Valid indicates whether the value is a known member of the RouteChangeTransport enum.
 func (e RouteChangeTransport) Valid() bool {
 	switch e {
-	case RouteChangeTransportTcp:
+	case Tcp:
 		return true
-	case RouteChangeTransportUdp:
+	case Udp:
 		return true
 	default:
 		return false
@@ -323,19 +252,19 @@ func (e UserInputRole) Valid() bool {
 
 // Defines values for WHIPCallStateState.
 const (
-	WHIPCallStateStateAnswered WHIPCallStateState = "answered"
-	WHIPCallStateStateEnded    WHIPCallStateState = "ended"
-	WHIPCallStateStateWaiting  WHIPCallStateState = "waiting"
+	Answered WHIPCallStateState = "answered"
+	Ended    WHIPCallStateState = "ended"
+	Waiting  WHIPCallStateState = "waiting"
 )
 
 // Valid indicates whether the value is a known member of the WHIPCallStateState enum.
 func (e WHIPCallStateState) Valid() bool {
 	switch e {
-	case WHIPCallStateStateAnswered:
+	case Answered:
 		return true
-	case WHIPCallStateStateEnded:
+	case Ended:
 		return true
-	case WHIPCallStateStateWaiting:
+	case Waiting:
 		return true
 	default:
 		return false
@@ -343,20 +272,7 @@ func (e WHIPCallStateState) Valid() bool {
 }
 
 // APIKey defines model for APIKey.
-type APIKey struct {
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-
-	// ExpiresAt null: until revoked
-	ExpiresAt *time.Time         `json:"expires_at"`
-	Id        openapi_types.UUID `json:"id"`
-	Label     string             `json:"label"`
-
-	// LastUsedAt to the minute; null: never
-	LastUsedAt *time.Time         `json:"last_used_at"`
-	Prefix     string             `json:"prefix"`
-	Role       string             `json:"role"`
-	TenantId   openapi_types.UUID `json:"tenant_id"`
-}
+type APIKey = sb.APIKey
 
 // APIKeyInput defines model for APIKeyInput.
 type APIKeyInput struct {
@@ -378,47 +294,10 @@ type APIKeyPage struct {
 }
 
 // AccessGrant defines model for AccessGrant.
-type AccessGrant struct {
-	CallId        openapi_types.UUID  `json:"call_id"`
-	DecidedAt     *time.Time          `json:"decided_at,omitempty"`
-	DecidedBy     *openapi_types.UUID `json:"decided_by,omitempty"`
-	Download      *bool               `json:"download,omitempty"`
-	EndedAt       *time.Time          `json:"ended_at,omitempty"`
-	EndedBy       *openapi_types.UUID `json:"ended_by,omitempty"`
-	ExpiresAt     time.Time           `json:"expires_at"`
-	Id            openapi_types.UUID  `json:"id"`
-	Reason        string              `json:"reason"`
-	RecordingId   openapi_types.UUID  `json:"recording_id"`
-	RequestedAt   *time.Time          `json:"requested_at,omitempty"`
-	RequestedBy   openapi_types.UUID  `json:"requested_by"`
-	RequesterRole *string             `json:"requester_role,omitempty"`
-	Status        string              `json:"status"`
-	TenantId      *openapi_types.UUID `json:"tenant_id,omitempty"`
-	Ticket        string              `json:"ticket"`
-	TtlSeconds    *int                `json:"ttl_seconds,omitempty"`
-}
+type AccessGrant = sb.AccessGrant
 
 // AuditEntry defines model for AuditEntry.
-type AuditEntry struct {
-	Action        string              `json:"action"`
-	ActorApiKeyId *openapi_types.UUID `json:"actor_api_key_id,omitempty"`
-	ActorRole     *string             `json:"actor_role,omitempty"`
-	ActorUserId   *openapi_types.UUID `json:"actor_user_id,omitempty"`
-	At            time.Time           `json:"at"`
-	Detail        *string             `json:"detail,omitempty"`
-	Hash          string              `json:"hash"`
-	Id            openapi_types.UUID  `json:"id"`
-	Ip            *string             `json:"ip,omitempty"`
-	Outcome       string              `json:"outcome"`
-	PrevHash      *string             `json:"prev_hash,omitempty"`
-	Reason        *string             `json:"reason,omitempty"`
-	ResourceId    *string             `json:"resource_id,omitempty"`
-	ResourceType  *string             `json:"resource_type,omitempty"`
-	Seq           int                 `json:"seq"`
-	TenantId      *openapi_types.UUID `json:"tenant_id,omitempty"`
-	Ticket        *string             `json:"ticket,omitempty"`
-	UserAgent     *string             `json:"user_agent,omitempty"`
-}
+type AuditEntry = sb.AuditEntry
 
 // AuditPage defines model for AuditPage.
 type AuditPage struct {
@@ -435,45 +314,7 @@ type AuditVerification struct {
 }
 
 // Call defines model for Call.
-type Call struct {
-	AnsweredAt      *time.Time          `json:"answered_at,omitempty"`
-	Codec           *string             `json:"codec,omitempty"`
-	CreatedAt       time.Time           `json:"created_at"`
-	Direction       CallDirection       `json:"direction"`
-	DurationMs      int                 `json:"duration_ms"`
-	EndedAt         *time.Time          `json:"ended_at,omitempty"`
-	ExternalRef     *string             `json:"external_ref,omitempty"`
-	FailureLeg      *string             `json:"failure_leg,omitempty"`
-	FailureStage    *string             `json:"failure_stage,omitempty"`
-	From            string              `json:"from"`
-	FromCaller      MediaStats          `json:"from_caller"`
-	HangupBy        *string             `json:"hangup_by,omitempty"`
-	Id              openapi_types.UUID  `json:"id"`
-	Labels          *[]string           `json:"labels,omitempty"`
-	OperatorId      *openapi_types.UUID `json:"operator_id,omitempty"`
-	PostDialDelayMs *int                `json:"post_dial_delay_ms,omitempty"`
-	Q850Cause       *int                `json:"q850_cause,omitempty"`
-	Reason          *string             `json:"reason,omitempty"`
-	SipCallId       *string             `json:"sip_call_id,omitempty"`
-	SipCode         *int                `json:"sip_code,omitempty"`
-	Source          string              `json:"source"`
-	Status          CallStatus          `json:"status"`
-	Tags            *[]string           `json:"tags,omitempty"`
-	TenantId        openapi_types.UUID  `json:"tenant_id"`
-	TimeToAnswerMs  *int                `json:"time_to_answer_ms,omitempty"`
-	To              string              `json:"to"`
-	ToCaller        MediaStats          `json:"to_caller"`
-	TrunkId         *openapi_types.UUID `json:"trunk_id,omitempty"`
-
-	// TrunkName the name of its trunk, once that trunk is deleted
-	TrunkName *string `json:"trunk_name,omitempty"`
-}
-
-// CallDirection defines model for Call.Direction.
-type CallDirection string
-
-// CallStatus defines model for Call.Status.
-type CallStatus string
+type Call = sb.Call
 
 // CallAnsweredEvent The call is answered: by an operator, or by the number it was forwarded or transferred to
 type CallAnsweredEvent struct {
@@ -512,14 +353,7 @@ type CallEndedEvent struct {
 }
 
 // CallEvent defines model for CallEvent.
-type CallEvent struct {
-	At       time.Time               `json:"at"`
-	CallId   openapi_types.UUID      `json:"call_id"`
-	Detail   *map[string]interface{} `json:"detail,omitempty"`
-	Id       openapi_types.UUID      `json:"id"`
-	TenantId openapi_types.UUID      `json:"tenant_id"`
-	Type     string                  `json:"type"`
-}
+type CallEvent = sb.CallEvent
 
 // CallEvents defines model for CallEvents.
 type CallEvents struct {
@@ -568,13 +402,7 @@ type CallTrace struct {
 }
 
 // Consent defines model for Consent.
-type Consent struct {
-	At        time.Time `json:"at"`
-	By        *string   `json:"by,omitempty"`
-	Given     bool      `json:"given"`
-	Mechanism string    `json:"mechanism"`
-	Policy    *string   `json:"policy,omitempty"`
-}
+type Consent = sb.Consent
 
 // ConsentChange defines model for ConsentChange.
 type ConsentChange struct {
@@ -607,18 +435,7 @@ type Credentials struct {
 }
 
 // ErasureReceipt defines model for ErasureReceipt.
-type ErasureReceipt struct {
-	BrowserCallerTokens int                `json:"browser_caller_tokens"`
-	Calls               int                `json:"calls"`
-	ErasedAt            time.Time          `json:"erased_at"`
-	Events              int                `json:"events"`
-	Id                  openapi_types.UUID `json:"id"`
-	QualitySamples      int                `json:"quality_samples"`
-	Recordings          int                `json:"recordings"`
-	SipMessages         int                `json:"sip_messages"`
-	TenantId            openapi_types.UUID `json:"tenant_id"`
-	WebhookDeliveries   int                `json:"webhook_deliveries"`
-}
+type ErasureReceipt = sb.ErasureReceipt
 
 // Error Every error the API answers: a code for programs (invalid, unauthorized, forbidden, not_found, conflict, unavailable, internal, rate_limited) and a message for people. Internal detail is logged, never returned.
 type Error struct {
@@ -662,25 +479,10 @@ type Me struct {
 type MeRole string
 
 // MediaStats defines model for MediaStats.
-type MediaStats struct {
-	Bytes    int      `json:"bytes"`
-	JitterMs float32  `json:"jitter_ms"`
-	Lost     int      `json:"lost"`
-	Mos      *float32 `json:"mos,omitempty"`
-	Packets  int      `json:"packets"`
-
-	// Silent audio arrived but every frame was silence (G.711)
-	Silent *bool `json:"silent,omitempty"`
-}
+type MediaStats = sb.MediaStats
 
 // Number defines model for Number.
-type Number struct {
-	Number    string              `json:"number"`
-	QueueId   *openapi_types.UUID `json:"queue_id,omitempty"`
-	QueueName *string             `json:"queue_name,omitempty"`
-	TrunkId   openapi_types.UUID  `json:"trunk_id"`
-	TrunkName string              `json:"trunk_name"`
-}
+type Number = sb.Number
 
 // NumberList defines model for NumberList.
 type NumberList struct {
@@ -804,26 +606,7 @@ type Readiness struct {
 type ReadinessStatus string
 
 // Recording defines model for Recording.
-type Recording struct {
-	CallId         openapi_types.UUID `json:"call_id"`
-	ClockRate      *int               `json:"clock_rate,omitempty"`
-	Codec          *string            `json:"codec,omitempty"`
-	Consent        Consent            `json:"consent"`
-	DroppedPackets *int               `json:"dropped_packets,omitempty"`
-	DurationMs     *int               `json:"duration_ms,omitempty"`
-	EndedAt        *time.Time         `json:"ended_at,omitempty"`
-	Format         *int               `json:"format,omitempty"`
-	Id             openapi_types.UUID `json:"id"`
-
-	// OperatorCodec the operator's channel's codec (the two sides of a call may differ: an A-law caller reaches the operator as μ-law)
-	OperatorCodec  *string            `json:"operator_codec,omitempty"`
-	RetentionUntil *time.Time         `json:"retention_until,omitempty"`
-	Segments       *int               `json:"segments,omitempty"`
-	SizeBytes      *int               `json:"size_bytes,omitempty"`
-	StartedAt      *time.Time         `json:"started_at,omitempty"`
-	Status         string             `json:"status"`
-	TenantId       openapi_types.UUID `json:"tenant_id"`
-}
+type Recording = sb.Recording
 
 // RecordingFailedEvent The recording could not be started, stored or destroyed
 type RecordingFailedEvent struct {
@@ -872,24 +655,7 @@ type Registration struct {
 }
 
 // Route a trunk's outbound route; its id is the trunk's
-type Route struct {
-	CallerId    *string `json:"caller_id,omitempty"`
-	HasPassword bool    `json:"has_password"`
-
-	// Priority 0 is tried first
-	Priority int  `json:"priority"`
-	Register bool `json:"register"`
-
-	// Target host:port
-	Target    string             `json:"target"`
-	Transport RouteTransport     `json:"transport"`
-	TrunkId   openapi_types.UUID `json:"trunk_id"`
-	TrunkName string             `json:"trunk_name"`
-	Username  *string            `json:"username,omitempty"`
-}
-
-// RouteTransport defines model for Route.Transport.
-type RouteTransport string
+type Route = sb.Route
 
 // RouteChange what is left out is left as it is; a trunk without a route needs target; an empty password removes it
 type RouteChange struct {
@@ -922,40 +688,10 @@ type SIPLoggingChange struct {
 }
 
 // SIPMessage defines model for SIPMessage.
-type SIPMessage struct {
-	At        time.Time `json:"at"`
-	Dst       string    `json:"dst"`
-	Inbound   bool      `json:"inbound"`
-	Message   string    `json:"message"`
-	Src       string    `json:"src"`
-	Transport string    `json:"transport"`
-}
+type SIPMessage = sb.SIPMessage
 
 // SubjectExport defines model for SubjectExport.
-type SubjectExport struct {
-	// BrowserCallerTokens browser callers' tokens (name and reference; never the token's hash), each row as stored
-	BrowserCallerTokens []map[string]interface{} `json:"browser_caller_tokens"`
-	Calls               []Call                   `json:"calls"`
-	Events              []CallEvent              `json:"events"`
-	ExportedAt          time.Time                `json:"exported_at"`
-
-	// QualitySamples the calls' quality samples, each row as stored
-	QualitySamples []map[string]interface{} `json:"quality_samples"`
-
-	// Recordings what exists; the audio is heard through a grant
-	Recordings []Recording `json:"recordings"`
-
-	// SipMessages the calls' SIP traces, each row as stored (whole messages)
-	SipMessages []map[string]interface{} `json:"sip_messages"`
-	Subject     struct {
-		ExternalRef *string `json:"external_ref,omitempty"`
-		Number      *string `json:"number,omitempty"`
-	} `json:"subject"`
-	TenantId openapi_types.UUID `json:"tenant_id"`
-
-	// WebhookDeliveries the webhook payloads that carried their records, each row as stored
-	WebhookDeliveries []map[string]interface{} `json:"webhook_deliveries"`
-}
+type SubjectExport = sb.SubjectExport
 
 // SubjectRectification defines model for SubjectRectification.
 type SubjectRectification struct {
@@ -1035,17 +771,7 @@ type TrunkPage struct {
 }
 
 // User defines model for User.
-type User struct {
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-
-	// Disabled cannot log in, has no session
-	Disabled bool               `json:"disabled"`
-	Email    string             `json:"email"`
-	Id       openapi_types.UUID `json:"id"`
-	Name     *string            `json:"name,omitempty"`
-	Role     string             `json:"role"`
-	TenantId openapi_types.UUID `json:"tenant_id"`
-}
+type User = sb.User
 
 // UserChange defines model for UserChange.
 type UserChange struct {
@@ -1108,13 +834,7 @@ type WebRTCTokenInput struct {
 }
 
 // Webhook defines model for Webhook.
-type Webhook struct {
-	CreatedAt *time.Time          `json:"created_at,omitempty"`
-	Events    []string            `json:"events"`
-	Id        openapi_types.UUID  `json:"id"`
-	TenantId  *openapi_types.UUID `json:"tenant_id,omitempty"`
-	Url       string              `json:"url"`
-}
+type Webhook = sb.Webhook
 
 // WebhookChange defines model for WebhookChange.
 type WebhookChange struct {
@@ -1128,19 +848,7 @@ type WebhookDeliveries struct {
 }
 
 // WebhookDelivery defines model for WebhookDelivery.
-type WebhookDelivery struct {
-	Attempts      int                     `json:"attempts"`
-	CreatedAt     *time.Time              `json:"created_at,omitempty"`
-	DeliveredAt   *time.Time              `json:"delivered_at,omitempty"`
-	Event         string                  `json:"event"`
-	Id            openapi_types.UUID      `json:"id"`
-	LastError     *string                 `json:"last_error,omitempty"`
-	LastStatus    *int                    `json:"last_status,omitempty"`
-	NextAttemptAt *time.Time              `json:"next_attempt_at,omitempty"`
-	Payload       *map[string]interface{} `json:"payload,omitempty"`
-	Status        string                  `json:"status"`
-	WebhookId     openapi_types.UUID      `json:"webhook_id"`
-}
+type WebhookDelivery = sb.WebhookDelivery
 
 // WebhookInput defines model for WebhookInput.
 type WebhookInput struct {

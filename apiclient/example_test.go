@@ -26,6 +26,6 @@ func Example() {
 		log.Fatalf("listing calls: %s", res.Status()) // JSON400, JSON401 … hold the error
 	}
 	for _, call := range res.JSON200.Calls {
-		fmt.Println(call.Id, call.From, call.To, call.Status, *call.FailureStage)
+		fmt.Println(call.ID, call.From, call.To, call.Status, call.FailureStage)
 	}
 }

@@ -120,7 +120,7 @@ func TestEveryRouteAnswersAsDescribed(t *testing.T) {
 	answers(t, 415, "login as a form")(login.LoginWithBodyWithResponse(ctx, "application/x-www-form-urlencoded", strings.NewReader("email=x")))
 	me, err := login.GetMeWithResponse(ctx)
 	answers(t, 200, "me")(me, err)
-	if me.JSON200 == nil || me.JSON200.User == nil || me.JSON200.User.Id != g.adminUser.ID {
+	if me.JSON200 == nil || me.JSON200.User == nil || me.JSON200.User.ID != g.adminUser.ID {
 		t.Errorf("me: %s, want the admin", me.Body)
 	}
 	answers(t, 200, "me as a key")(sup.GetMeWithResponse(ctx))
@@ -154,7 +154,7 @@ func TestEveryRouteAnswersAsDescribed(t *testing.T) {
 	if req.JSON201 == nil {
 		t.Fatalf("grant request: %s", req.Body)
 	}
-	grant := req.JSON201.Id
+	grant := req.JSON201.ID
 	answers(t, 400, "request a grant without a reason")(support.RequestGrantWithResponse(ctx, call, apiclient.GrantRequest{Ticket: "SUP-1"}))
 	answers(t, 200, "list grants")(adminPerson.ListGrantsWithResponse(ctx, &apiclient.ListGrantsParams{}))
 	answers(t, 400, "list grants, limit 0")(adminPerson.ListGrantsWithResponse(ctx, &apiclient.ListGrantsParams{Limit: &limit0}))
@@ -170,7 +170,7 @@ func TestEveryRouteAnswersAsDescribed(t *testing.T) {
 	answers(t, 409, "revoke twice")(adminPerson.RevokeGrantWithResponse(ctx, grant))
 	req, err = support.RequestGrantWithResponse(ctx, call, apiclient.GrantRequest{Reason: "echo", Ticket: "SUP-2"})
 	answers(t, 201, "request another grant")(req, err)
-	answers(t, 200, "deny")(adminPerson.DenyGrantWithResponse(ctx, req.JSON201.Id))
+	answers(t, 200, "deny")(adminPerson.DenyGrantWithResponse(ctx, req.JSON201.ID))
 	answers(t, 404, "deny no grant")(adminPerson.DenyGrantWithResponse(ctx, nobody))
 
 	// The audit log.
@@ -189,7 +189,7 @@ func TestEveryRouteAnswersAsDescribed(t *testing.T) {
 		t.Fatalf("invite: %s", made.Body)
 	}
 	answers(t, 400, "invite without an email")(admin.CreateUserWithResponse(ctx, apiclient.UserInput{Role: apiclient.UserInputRoleOperator}))
-	newUser := made.JSON201.User.Id
+	newUser := made.JSON201.User.ID
 	answers(t, 200, "rename")(admin.UpdateUserWithResponse(ctx, newUser, apiclient.UserChange{Name: ref("Newer")}))
 	answers(t, 404, "rename nobody")(admin.UpdateUserWithResponse(ctx, nobody, apiclient.UserChange{Name: ref("Newer")}))
 	answers(t, 204, "set a password by the link")(anon.SetPasswordWithResponse(ctx, apiclient.PasswordSet{Token: tokenOf(*made.JSON201.PasswordLink), Password: testPassword}))
@@ -207,7 +207,7 @@ func TestEveryRouteAnswersAsDescribed(t *testing.T) {
 	newKey, err := admin.CreateAPIKeyWithResponse(ctx, apiclient.APIKeyInput{Role: apiclient.APIKeyInputRoleSupervisor, Label: ref("crm")})
 	answers(t, 201, "make a key")(newKey, err)
 	answers(t, 400, "make a key of no role")(admin.CreateAPIKeyWithBodyWithResponse(ctx, "application/json", strings.NewReader(`{"role":"king"}`)))
-	answers(t, 204, "revoke a key")(admin.RevokeAPIKeyWithResponse(ctx, newKey.JSON201.ApiKey.Id))
+	answers(t, 204, "revoke a key")(admin.RevokeAPIKeyWithResponse(ctx, newKey.JSON201.ApiKey.ID))
 	answers(t, 404, "revoke no key")(admin.RevokeAPIKeyWithResponse(ctx, nobody))
 
 	// Trunks, routes, numbers, queues.
@@ -248,7 +248,7 @@ func TestEveryRouteAnswersAsDescribed(t *testing.T) {
 	hook, err := admin.CreateWebhookWithResponse(ctx, apiclient.WebhookInput{Url: "http://127.0.0.1:9/hook", Events: []string{"call.ended"}})
 	answers(t, 201, "make a webhook")(hook, err)
 	answers(t, 400, "make a webhook for no event")(admin.CreateWebhookWithResponse(ctx, apiclient.WebhookInput{Url: "http://127.0.0.1:9/hook", Events: []string{"call.exploded"}}))
-	h := hook.JSON201.Webhook.Id
+	h := hook.JSON201.Webhook.ID
 	answers(t, 200, "webhooks")(admin.ListWebhooksWithResponse(ctx, &apiclient.ListWebhooksParams{}))
 	answers(t, 400, "webhooks, limit 0")(admin.ListWebhooksWithResponse(ctx, &apiclient.ListWebhooksParams{Limit: &limit0}))
 	answers(t, 200, "change webhook")(admin.UpdateWebhookWithResponse(ctx, h, apiclient.WebhookChange{Events: &[]string{"call.ended", "call.answered"}}))

@@ -130,24 +130,6 @@ func (e QueueInputOverflowKind) Valid() bool {
 	}
 }
 
-// Defines values for ReadinessStatus.
-const (
-	Ok          ReadinessStatus = "ok"
-	Unavailable ReadinessStatus = "unavailable"
-)
-
-// Valid indicates whether the value is a known member of the ReadinessStatus enum.
-func (e ReadinessStatus) Valid() bool {
-	switch e {
-	case Ok:
-		return true
-	case Unavailable:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for RecordingFailedEventDetailStage.
 const (
 	Destroy RecordingFailedEventDetailStage = "destroy"
@@ -596,14 +578,12 @@ type QueuePage struct {
 	Queues []Queue `json:"queues"`
 }
 
-// Readiness status, and each part checked (database, …): ok or unavailable
+// Readiness status (ok, or unavailable when a part is), and each part checked (database, …) with what it says
 type Readiness struct {
-	Status               ReadinessStatus   `json:"status"`
+	// Status ok, or unavailable
+	Status               string            `json:"status"`
 	AdditionalProperties map[string]string `json:"-"`
 }
-
-// ReadinessStatus defines model for Readiness.Status.
-type ReadinessStatus string
 
 // Recording defines model for Recording.
 type Recording = sb.Recording

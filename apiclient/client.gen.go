@@ -253,6 +253,81 @@ func (e WHIPCallStateState) Valid() bool {
 	}
 }
 
+// Defines values for CallAnsweredParamsSwitchboardEvent.
+const (
+	CallAnswered CallAnsweredParamsSwitchboardEvent = "call.answered"
+)
+
+// Valid indicates whether the value is a known member of the CallAnsweredParamsSwitchboardEvent enum.
+func (e CallAnsweredParamsSwitchboardEvent) Valid() bool {
+	switch e {
+	case CallAnswered:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CallEndedParamsSwitchboardEvent.
+const (
+	CallEnded CallEndedParamsSwitchboardEvent = "call.ended"
+)
+
+// Valid indicates whether the value is a known member of the CallEndedParamsSwitchboardEvent enum.
+func (e CallEndedParamsSwitchboardEvent) Valid() bool {
+	switch e {
+	case CallEnded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CallOfferedParamsSwitchboardEvent.
+const (
+	CallOffered CallOfferedParamsSwitchboardEvent = "call.offered"
+)
+
+// Valid indicates whether the value is a known member of the CallOfferedParamsSwitchboardEvent enum.
+func (e CallOfferedParamsSwitchboardEvent) Valid() bool {
+	switch e {
+	case CallOffered:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RecordingFailedParamsSwitchboardEvent.
+const (
+	RecordingFailed RecordingFailedParamsSwitchboardEvent = "recording.failed"
+)
+
+// Valid indicates whether the value is a known member of the RecordingFailedParamsSwitchboardEvent enum.
+func (e RecordingFailedParamsSwitchboardEvent) Valid() bool {
+	switch e {
+	case RecordingFailed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RecordingReadyParamsSwitchboardEvent.
+const (
+	RecordingReady RecordingReadyParamsSwitchboardEvent = "recording.ready"
+)
+
+// Valid indicates whether the value is a known member of the RecordingReadyParamsSwitchboardEvent enum.
+func (e RecordingReadyParamsSwitchboardEvent) Valid() bool {
+	switch e {
+	case RecordingReady:
+		return true
+	default:
+		return false
+	}
+}
+
 // APIKey defines model for APIKey.
 type APIKey = sb.APIKey
 
@@ -987,31 +1062,76 @@ type ListWebhooksParams struct {
 type CallAnsweredParams struct {
 	// SwitchboardSignature t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>; refuse a timestamp far from your clock
 	SwitchboardSignature string `json:"Switchboard-Signature"`
+
+	// SwitchboardEvent the event, as in the body
+	SwitchboardEvent CallAnsweredParamsSwitchboardEvent `json:"Switchboard-Event"`
+
+	// SwitchboardDelivery the delivery; its attempts carry the same one
+	SwitchboardDelivery openapi_types.UUID `json:"Switchboard-Delivery"`
 }
+
+// CallAnsweredParamsSwitchboardEvent defines parameters for CallAnswered.
+type CallAnsweredParamsSwitchboardEvent string
 
 // CallEndedParams defines parameters for CallEnded.
 type CallEndedParams struct {
 	// SwitchboardSignature t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>; refuse a timestamp far from your clock
 	SwitchboardSignature string `json:"Switchboard-Signature"`
+
+	// SwitchboardEvent the event, as in the body
+	SwitchboardEvent CallEndedParamsSwitchboardEvent `json:"Switchboard-Event"`
+
+	// SwitchboardDelivery the delivery; its attempts carry the same one
+	SwitchboardDelivery openapi_types.UUID `json:"Switchboard-Delivery"`
 }
+
+// CallEndedParamsSwitchboardEvent defines parameters for CallEnded.
+type CallEndedParamsSwitchboardEvent string
 
 // CallOfferedParams defines parameters for CallOffered.
 type CallOfferedParams struct {
 	// SwitchboardSignature t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>; refuse a timestamp far from your clock
 	SwitchboardSignature string `json:"Switchboard-Signature"`
+
+	// SwitchboardEvent the event, as in the body
+	SwitchboardEvent CallOfferedParamsSwitchboardEvent `json:"Switchboard-Event"`
+
+	// SwitchboardDelivery the delivery; its attempts carry the same one
+	SwitchboardDelivery openapi_types.UUID `json:"Switchboard-Delivery"`
 }
+
+// CallOfferedParamsSwitchboardEvent defines parameters for CallOffered.
+type CallOfferedParamsSwitchboardEvent string
 
 // RecordingFailedParams defines parameters for RecordingFailed.
 type RecordingFailedParams struct {
 	// SwitchboardSignature t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>; refuse a timestamp far from your clock
 	SwitchboardSignature string `json:"Switchboard-Signature"`
+
+	// SwitchboardEvent the event, as in the body
+	SwitchboardEvent RecordingFailedParamsSwitchboardEvent `json:"Switchboard-Event"`
+
+	// SwitchboardDelivery the delivery; its attempts carry the same one
+	SwitchboardDelivery openapi_types.UUID `json:"Switchboard-Delivery"`
 }
+
+// RecordingFailedParamsSwitchboardEvent defines parameters for RecordingFailed.
+type RecordingFailedParamsSwitchboardEvent string
 
 // RecordingReadyParams defines parameters for RecordingReady.
 type RecordingReadyParams struct {
 	// SwitchboardSignature t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>; refuse a timestamp far from your clock
 	SwitchboardSignature string `json:"Switchboard-Signature"`
+
+	// SwitchboardEvent the event, as in the body
+	SwitchboardEvent RecordingReadyParamsSwitchboardEvent `json:"Switchboard-Event"`
+
+	// SwitchboardDelivery the delivery; its attempts carry the same one
+	SwitchboardDelivery openapi_types.UUID `json:"Switchboard-Delivery"`
 }
+
+// RecordingReadyParamsSwitchboardEvent defines parameters for RecordingReady.
+type RecordingReadyParamsSwitchboardEvent string
 
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = APIKeyInput
@@ -19871,6 +19991,24 @@ func NewCallAnsweredWebhookRequestWithBody(targetURL string, params *CallAnswere
 
 		req.Header.Set("Switchboard-Signature", headerParam0)
 
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Switchboard-Event", params.SwitchboardEvent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Switchboard-Event", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "Switchboard-Delivery", params.SwitchboardDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: "uuid"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Switchboard-Delivery", headerParam2)
+
 	}
 	return req, nil
 }
@@ -19913,6 +20051,24 @@ func NewCallEndedWebhookRequestWithBody(targetURL string, params *CallEndedParam
 		}
 
 		req.Header.Set("Switchboard-Signature", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Switchboard-Event", params.SwitchboardEvent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Switchboard-Event", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "Switchboard-Delivery", params.SwitchboardDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: "uuid"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Switchboard-Delivery", headerParam2)
 
 	}
 	return req, nil
@@ -19957,6 +20113,24 @@ func NewCallOfferedWebhookRequestWithBody(targetURL string, params *CallOfferedP
 
 		req.Header.Set("Switchboard-Signature", headerParam0)
 
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Switchboard-Event", params.SwitchboardEvent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Switchboard-Event", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "Switchboard-Delivery", params.SwitchboardDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: "uuid"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Switchboard-Delivery", headerParam2)
+
 	}
 	return req, nil
 }
@@ -20000,6 +20174,24 @@ func NewRecordingFailedWebhookRequestWithBody(targetURL string, params *Recordin
 
 		req.Header.Set("Switchboard-Signature", headerParam0)
 
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Switchboard-Event", params.SwitchboardEvent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Switchboard-Event", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "Switchboard-Delivery", params.SwitchboardDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: "uuid"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Switchboard-Delivery", headerParam2)
+
 	}
 	return req, nil
 }
@@ -20042,6 +20234,24 @@ func NewRecordingReadyWebhookRequestWithBody(targetURL string, params *Recording
 		}
 
 		req.Header.Set("Switchboard-Signature", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Switchboard-Event", params.SwitchboardEvent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Switchboard-Event", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "Switchboard-Delivery", params.SwitchboardDelivery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: "uuid"})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Switchboard-Delivery", headerParam2)
 
 	}
 	return req, nil

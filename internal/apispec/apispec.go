@@ -14,6 +14,7 @@ package apispec
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -118,6 +119,13 @@ func closeObjects(doc *openapi3.T) {
 	}
 	for _, s := range doc.Components.Schemas {
 		walk(s)
+	}
+	for _, item := range doc.Webhooks {
+		if item.Post != nil && item.Post.RequestBody != nil {
+			for _, mt := range item.Post.RequestBody.Value.Content {
+				walk(mt.Schema)
+			}
+		}
 	}
 	for _, op := range operations(doc) {
 		for _, r := range op.op.Responses.Map() {
@@ -255,6 +263,31 @@ func (c checking) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.tb.Errorf("%v", err) // Errorf, not Fatalf: the client may run on any goroutine
 	}
 	return resp, nil
+}
+
+// CheckWebhook validates a webhook delivery a receiver got against the
+// description's webhooks section: its event is described, its headers
+// are there, and its body matches the event's schema.
+func (s *Spec) CheckWebhook(header http.Header, body []byte) error {
+	event := header.Get("Switchboard-Event")
+	item := s.doc.Webhooks[event]
+	if item == nil || item.Post == nil {
+		return fmt.Errorf("webhook event %q is not described", event)
+	}
+	for _, p := range item.Post.Parameters {
+		if p.Value.In == openapi3.ParameterInHeader && p.Value.Required && header.Get(p.Value.Name) == "" {
+			return fmt.Errorf("webhook %s without its %s header", event, p.Value.Name)
+		}
+	}
+	mt := item.Post.RequestBody.Value.Content.Get("application/json")
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return fmt.Errorf("webhook %s: %w", event, err)
+	}
+	if err := mt.Schema.Value.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors()); err != nil {
+		return fmt.Errorf("webhook %s against its description: %s\nbody: %.600s", event, reasons(err), body)
+	}
+	return nil
 }
 
 // Seen returns the statuses each operation answered, by operationId.

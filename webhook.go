@@ -53,5 +53,7 @@ type WebhookService interface {
 	DeleteWebhook(ctx context.Context, id ID) error
 	// UpdateWebhook changes a webhook's URL or events; nil leaves one.
 	UpdateWebhook(ctx context.Context, id ID, url *string, events *[]string) (*Webhook, error)
+	// FindDeliveries returns a webhook's latest deliveries, ENOTFOUND if
+	// the tenant has no such webhook.
 	FindDeliveries(ctx context.Context, webhookID ID) ([]*WebhookDelivery, error)
 }

@@ -61,11 +61,35 @@ type Queues struct {
 	Waiting func(tenantID sb.ID) map[sb.ID]int
 }
 
-// queueView is a queue as GET /v1/queues shows it.
+// queueView is a queue as the API shows it.
 type queueView struct {
 	*sb.Queue
 	MaxWaitSeconds float64 `json:"max_wait_seconds"`
 	Waiting        int     `json:"waiting"` // callers in line now, on this instance
+}
+
+// viewOf shows q with waiting, the tenant's callers in line by queue.
+func viewOf(q *sb.Queue, waiting map[sb.ID]int) queueView {
+	if q.Members == nil {
+		q.Members = []sb.ID{}
+	}
+	return queueView{Queue: q, MaxWaitSeconds: q.MaxWait.Seconds(), Waiting: waiting[q.ID]}
+}
+
+// waiting counts the tenant's callers in line, by queue.
+func (s *Server) waiting(tenantID sb.ID) map[sb.ID]int {
+	if s.deps.Queues == nil || s.deps.Queues.Waiting == nil {
+		return nil
+	}
+	return s.deps.Queues.Waiting(tenantID)
+}
+
+// queueView shows one queue, or passes on err.
+func (s *Server) queueView(q *sb.Queue, err error) (queueView, error) {
+	if err != nil {
+		return queueView{}, err
+	}
+	return viewOf(q, s.waiting(q.TenantID)), nil
 }
 
 func (s *Server) findQueues(ctx context.Context) ([]queueView, error) {
@@ -78,14 +102,11 @@ func (s *Server) findQueues(ctx context.Context) ([]queueView, error) {
 	}
 	out := make([]queueView, len(qs))
 	var waiting map[sb.ID]int
-	if len(qs) > 0 && s.deps.Queues.Waiting != nil {
-		waiting = s.deps.Queues.Waiting(qs[0].TenantID)
+	if len(qs) > 0 {
+		waiting = s.waiting(qs[0].TenantID)
 	}
 	for i, q := range qs {
-		if q.Members == nil {
-			q.Members = []sb.ID{}
-		}
-		out[i] = queueView{Queue: q, MaxWaitSeconds: q.MaxWait.Seconds(), Waiting: waiting[q.ID]}
+		out[i] = viewOf(q, waiting)
 	}
 	return out, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/apispec"
 )
 
 // Fakes for the services: a tenant with one operator and one call.
@@ -362,7 +363,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{
 		user:     &sb.User{ID: sb.NewID(), TenantID: tenant, Email: "op@example.test", Name: "Olga", Role: sb.RoleOperator},
 		support:  &sb.User{ID: sb.NewID(), TenantID: tenant, Email: "support@example.test", Role: sb.RoleSupport},
-		calls:    &fakeCalls{call: &sb.Call{ID: sb.NewID(), TenantID: tenant, From: "3000", Status: sb.CallCompleted}},
+		calls:    &fakeCalls{call: &sb.Call{ID: sb.NewID(), TenantID: tenant, Direction: sb.Inbound, From: "3000", Status: sb.CallCompleted}},
 		media:    &mediaFactory{},
 		control:  &fakeControl{},
 		tenantID: tenant,
@@ -379,6 +380,8 @@ func newFixture(t *testing.T) *fixture {
 	})
 	f.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(f.srv.Close)
+	// Every answer the fixture's client gets is held to the description.
+	f.srv.Client().Transport = apispec.Load(t, Description()).Transport(t, f.srv.Client().Transport)
 	return f
 }
 

@@ -1,135 +1,76 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
-	"sort"
 	"strings"
 	"testing"
 
-	"github.com/go-chi/chi/v5"
+	"github.com/switchboard-voice/switchboard/internal/apispec"
 )
-
-type openAPIDoc struct {
-	Paths      map[string]map[string]json.RawMessage `json:"paths"`
-	Components struct {
-		Schemas map[string]struct {
-			Required   []string                   `json:"required"`
-			Properties map[string]json.RawMessage `json:"properties"`
-		} `json:"schemas"`
-	} `json:"components"`
-}
-
-func loadOpenAPI(t *testing.T) openAPIDoc {
-	t.Helper()
-	var doc openAPIDoc
-	if err := json.Unmarshal(openAPI, &doc); err != nil {
-		t.Fatalf("openapi.json: %v", err)
-	}
-	return doc
-}
 
 // Every route the server serves is described, and every described
 // operation is served: the description cannot drift from the handlers.
+// (cmd/switchboard's TestEveryRouteAnswersAsDescribed checks the real
+// answers of every route against it.)
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
-	doc := loadOpenAPI(t)
+	spec := apispec.Load(t, Description())
 	f := newFixture(t)
-	routes, ok := NewServer(Config{MetricsToken: "t"}, Deps{Calls: f.calls, Users: &fakeUsers{}, APIKeys: &fakeKeys{}, Sessions: &fakeSessions{},
-		Metrics: http.NotFoundHandler()}).Handler().(chi.Routes)
-	if !ok {
-		t.Fatal("the handler is not a chi router")
-	}
-	served := map[string]bool{}
-	err := chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
-		route = strings.TrimSuffix(route, "/")
-		if route == "" || strings.HasSuffix(route, ".js") || strings.HasSuffix(route, ".css") || route == "/console" || route == "/widget" || route == "/password" {
-			return nil // the pages
-		}
-		served[strings.ToLower(method)+" "+route] = true
-		return nil
-	})
+	served, err := apispec.Routes(NewServer(Config{MetricsToken: "t"}, Deps{Calls: f.calls, Users: &fakeUsers{}, APIKeys: &fakeKeys{},
+		Sessions: &fakeSessions{}, Metrics: http.NotFoundHandler()}).Handler())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(served) < 35 {
+	if len(served) < 70 {
 		t.Fatalf("walked only %d routes: %v", len(served), served)
 	}
-	described := map[string]bool{}
-	for path, ops := range doc.Paths {
-		for method := range ops {
-			described[method+" "+path] = true
-		}
+	undescribed, unserved := spec.CompareRoutes(served)
+	if len(undescribed) > 0 {
+		t.Errorf("served but not in api/openapi.json (describe each with an operationId, its request and response schemas and its errors):\n  %s",
+			strings.Join(undescribed, "\n  "))
 	}
-	var missing, extra []string
-	for r := range served {
-		if !described[r] {
-			missing = append(missing, r)
-		}
-	}
-	for r := range described {
-		if !served[r] {
-			extra = append(extra, r)
-		}
-	}
-	sort.Strings(missing)
-	sort.Strings(extra)
-	if len(missing) > 0 {
-		t.Errorf("served but not described: %v", missing)
-	}
-	if len(extra) > 0 {
-		t.Errorf("described but not served: %v", extra)
+	if len(unserved) > 0 {
+		t.Errorf("in api/openapi.json but not served:\n  %s", strings.Join(unserved, "\n  "))
 	}
 }
 
-// The handlers' answers carry what the description says they must: the
-// required properties, and no property it does not name.
+// The handlers' answers match the description: the fixture's client
+// checks every answer (apispec), here a list, a call, its events and an
+// error.
 func TestOpenAPIMatchesResponses(t *testing.T) {
-	doc := loadOpenAPI(t)
 	f := newFixture(t)
-	check := func(schema string, obj map[string]any) {
-		t.Helper()
-		s, ok := doc.Components.Schemas[schema]
-		if !ok {
-			t.Fatalf("no schema %s", schema)
-		}
-		for _, r := range s.Required {
-			if _, ok := obj[r]; !ok {
-				t.Errorf("%s lacks required %q: %v", schema, r, obj)
-			}
-		}
-		for k := range obj {
-			if _, ok := s.Properties[k]; !ok {
-				t.Errorf("%s has %q, which the description does not name", schema, k)
-			}
+	for path, want := range map[string]int{
+		"/v1/calls": 200, "/v1/calls/" + f.calls.call.ID.String(): 200, "/v1/calls/" + f.calls.call.ID.String() + "/events": 200,
+		"/v1/calls/nope": 404,
+	} {
+		if code, body := f.do(t, path, bearer("sbk_good")); code != want {
+			t.Errorf("GET %s: %d %v, want %d", path, code, body, want)
 		}
 	}
-	code, body := f.do(t, "/v1/calls", bearer("sbk_good"))
-	if code != 200 {
-		t.Fatalf("GET /v1/calls: %d", code)
+}
+
+// A schema is held strictly: an answer with a field the description
+// does not name, or without one it requires, fails the check.
+func TestOpenAPICheckIsStrict(t *testing.T) {
+	spec := apispec.Load(t, Description())
+	req, err := http.NewRequest(http.MethodGet, "http://x/v1/calls/nope", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	calls := body["calls"].([]any)
-	if len(calls) == 0 {
-		t.Fatal("no call to check")
+	h := http.Header{"Content-Type": {"application/json"}}
+	if err := spec.Check(req, 404, h, []byte(`{"code":"not_found","message":"no such call"}`)); err != nil {
+		t.Fatalf("a good error: %v", err)
 	}
-	for _, c := range calls {
-		check("Call", c.(map[string]any))
-		check("MediaStats", c.(map[string]any)["from_caller"].(map[string]any))
+	for _, bad := range []struct {
+		status int
+		body   string
+	}{
+		{404, `{"code":"not_found","message":"no such call","extra":1}`},
+		{404, `{"code":"not_found"}`},
+		{418, `{"code":"not_found","message":"no such call"}`},
+		{200, `{"id":"not a uuid"}`},
+	} {
+		if err := spec.Check(req, bad.status, h, []byte(bad.body)); err == nil {
+			t.Errorf("%d %s passed the check", bad.status, bad.body)
+		}
 	}
-	code, body = f.do(t, "/v1/calls/"+f.calls.call.ID.String(), bearer("sbk_good"))
-	if code != 200 {
-		t.Fatalf("GET call: %d", code)
-	}
-	check("Call", body)
-	code, body = f.do(t, "/v1/calls/"+f.calls.call.ID.String()+"/events", bearer("sbk_good"))
-	if code != 200 {
-		t.Fatalf("GET events: %d", code)
-	}
-	for _, e := range body["events"].([]any) {
-		check("CallEvent", e.(map[string]any))
-	}
-	code, body = f.do(t, "/v1/calls/nope", bearer("sbk_good"))
-	if code != 404 {
-		t.Fatalf("GET a bad id: %d", code)
-	}
-	check("Error", body)
 }

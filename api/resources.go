@@ -176,11 +176,11 @@ func (s *Server) postQueue(w http.ResponseWriter, r *http.Request) {
 	}
 	q := &sb.Queue{ID: sb.NewID(), Name: in.Name, MaxWait: time.Duration(in.MaxWaitSeconds * float64(time.Second)),
 		Members: in.Members, Overflow: in.Overflow, Numbers: in.Numbers}
-	change(s, w, r, http.StatusCreated, func() (*sb.Queue, error) {
+	change(s, w, r, http.StatusCreated, func() (queueView, error) {
 		if err := s.deps.Resources.Queues.CreateQueue(r.Context(), q); err != nil {
-			return nil, err
+			return queueView{}, err
 		}
-		return s.deps.Resources.Queues.QueueByID(r.Context(), q.ID)
+		return s.queueView(s.deps.Resources.Queues.QueueByID(r.Context(), q.ID))
 	})
 }
 
@@ -189,7 +189,7 @@ func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	q, err := s.deps.Resources.Queues.QueueByID(r.Context(), id)
+	q, err := s.queueView(s.deps.Resources.Queues.QueueByID(r.Context(), id))
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -207,8 +207,8 @@ func (s *Server) patchQueue(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	change(s, w, r, http.StatusOK, func() (*sb.Queue, error) {
-		return s.deps.Resources.Queues.UpdateQueue(r.Context(), id, ch)
+	change(s, w, r, http.StatusOK, func() (queueView, error) {
+		return s.queueView(s.deps.Resources.Queues.UpdateQueue(r.Context(), id, ch))
 	})
 }
 

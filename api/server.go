@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -28,6 +29,10 @@ var webFS embed.FS
 //
 //go:embed openapi.json
 var openAPI []byte
+
+// Description returns the OpenAPI description of the REST API (served at
+// /v1/openapi.json), which tests and the generated client are held to.
+func Description() []byte { return bytes.Clone(openAPI) }
 
 // Config tunes the HTTP side.
 type Config struct {
@@ -242,7 +247,7 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	if s.deps.Metrics != nil && s.conf.MetricsToken != "" {
-		r.Method(http.MethodGet, "/metrics", requireToken(s.conf.MetricsToken, s.deps.Metrics))
+		r.Method(http.MethodGet, "/metrics", s.requireToken(s.conf.MetricsToken, s.deps.Metrics))
 	}
 	r.Route("/v1", func(r chi.Router) {
 		r.Get("/openapi.json", func(w http.ResponseWriter, r *http.Request) {

@@ -112,6 +112,13 @@ func (s *WebhookStore) FindDeliveries(ctx context.Context, webhookID sb.ID) ([]*
 	if err != nil {
 		return nil, err
 	}
+	var exists bool
+	if err := s.db.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND id = $2)", a.TenantID, webhookID).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("metadata: deliveries: %w", err)
+	}
+	if !exists {
+		return nil, sb.Errorf(sb.ENOTFOUND, "webhook not found")
+	}
 	rows, err := s.db.pool.Query(ctx, "SELECT "+deliveryColumns+` FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2
 		ORDER BY created_at DESC LIMIT 200`, a.TenantID, webhookID)
 	if err != nil {

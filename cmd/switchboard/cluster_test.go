@@ -417,8 +417,8 @@ func TestHandedOverCallIsRecordedWhereItArrived(t *testing.T) {
 	}
 	talkBothWays(t, call, onB)
 	callerHangsUp(ctx, t, a, f.APIKey, call, in.CallID)
-	var rec sb.Recording
-	if code := apiGet(t, a, f.APIKey, "/v1/calls/"+in.CallID.String()+"/recording", &rec); code != http.StatusOK {
+	rec, code := callRecording(t, a, f.APIKey, in.CallID)
+	if code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)
 	}
 	if rec.Status != sb.RecordingComplete || rec.Consent.Mechanism != sb.ConsentAPI || rec.DurationMS < 500 {

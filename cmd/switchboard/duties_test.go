@@ -83,19 +83,12 @@ func (x *recordingFixture) recordingControl(t *testing.T, id sb.ID, what string)
 	t.Helper()
 	typ := map[string]sb.EventType{"pause": sb.EventRecordingPaused, "resume": sb.EventRecordingResumed}[what]
 	before := countEvents(callEvents(t, x.m, x.f.APIKey, id), typ)
-	req, err := http.NewRequest(http.MethodPost, x.m.HTTPURL()+"/v1/calls/"+id.String()+"/recording/"+what, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+x.f.APIKey)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusAccepted {
-		t.Fatalf("recording %s: %d, want 202", what, res.StatusCode)
-	}
+	c := apiClient(t, x.m, x.f.APIKey)
+	control := map[string]func() (answer, error){
+		"pause":  func() (answer, error) { return c.PauseRecordingWithResponse(apiCtx(t), id) },
+		"resume": func() (answer, error) { return c.ResumeRecordingWithResponse(apiCtx(t), id) },
+	}[what]
+	answers(t, http.StatusAccepted, "recording "+what)(control())
 	for deadline := time.Now().Add(5 * time.Second); countEvents(callEvents(t, x.m, x.f.APIKey, id), typ) == before; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("recording %s: not on the call's timeline after 5 s", what)
@@ -127,9 +120,10 @@ func TestConsentWithdrawnWhileTransferRings(t *testing.T) {
 	}
 
 	// Destroyed while the colleague's offer still rings.
-	var rec sb.Recording
+	var rec *sb.Recording
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec)
+		var code int
+		rec, code = callRecording(t, x.m, x.f.APIKey, id)
 		if code == http.StatusOK && rec.Status == sb.RecordingDestroyed {
 			break
 		}
@@ -153,7 +147,8 @@ func TestConsentWithdrawnWhileTransferRings(t *testing.T) {
 	}
 	waitCallEnded(t, x.m, x.f.APIKey, id)
 
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK || rec.Status != sb.RecordingDestroyed {
+	rec, code := callRecording(t, x.m, x.f.APIKey, id)
+	if code != http.StatusOK || rec.Status != sb.RecordingDestroyed {
 		t.Errorf("after the call: recording %q (GET %d), want destroyed", rec.Status, code)
 	}
 	full, err := metadata.NewRecordingStore(x.m.DB).FindRecordingByID(context.Background(), x.f.Tenant.ID, rec.ID)
@@ -562,9 +557,9 @@ func (x *recordingFixture) talkPausedThenResumed(ctx context.Context, t *testing
 		t.Fatal(err)
 	}
 	waitCallEnded(t, x.m, x.f.APIKey, id)
-	var rec sb.Recording
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK || rec.Status != sb.RecordingComplete {
+	rec, code := callRecording(t, x.m, x.f.APIKey, id)
+	if code != http.StatusOK || rec.Status != sb.RecordingComplete {
 		t.Fatalf("GET recording: %d %+v", code, rec)
 	}
-	return x.frames(t, id, &rec)
+	return x.frames(t, id, rec)
 }

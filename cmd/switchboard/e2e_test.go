@@ -17,6 +17,9 @@ import (
 	"github.com/pion/rtp"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/api"
+	"github.com/switchboard-voice/switchboard/apiclient"
+	"github.com/switchboard-voice/switchboard/internal/apispec"
 	"github.com/switchboard-voice/switchboard/internal/testenv"
 	"github.com/switchboard-voice/switchboard/media"
 	"github.com/switchboard-voice/switchboard/metadata"
@@ -195,7 +198,8 @@ func sendPattern(tb testing.TB, n int, send func(payload []byte) error) {
 	}
 }
 
-// apiGet fetches path with the API key and decodes the JSON answer into v.
+// apiGet fetches path with the API key and decodes the JSON answer into
+// v; the answer is checked against the API's description.
 func apiGet(tb testing.TB, m *Main, key, path string, v any) int {
 	tb.Helper()
 	req, err := http.NewRequest(http.MethodGet, m.HTTPURL()+path, nil)
@@ -205,7 +209,7 @@ func apiGet(tb testing.TB, m *Main, key, path string, v any) int {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apispec.Load(tb, api.Description()).Client(tb, nil).Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -218,14 +222,39 @@ func apiGet(tb testing.TB, m *Main, key, path string, v any) int {
 	return resp.StatusCode
 }
 
+// apiCtx bounds one request of a test's API client.
+func apiCtx(tb testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+// listCalls lists the key's tenant's calls through the API client (params
+// nil: the newest page).
+func listCalls(tb testing.TB, m *Main, key string, params *apiclient.ListCallsParams) []sb.Call {
+	tb.Helper()
+	res, err := apiClient(tb, m, key).ListCallsWithResponse(apiCtx(tb), params)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if res.JSON200 == nil {
+		tb.Fatalf("listing calls: %s %s", res.Status(), res.Body)
+	}
+	return res.JSON200.Calls
+}
+
 // waitCallEnded polls the API until the call's record is final.
 func waitCallEnded(tb testing.TB, m *Main, key string, id sb.ID) *sb.Call {
 	tb.Helper()
+	client := apiClient(tb, m, key)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var c sb.Call
-		if code := apiGet(tb, m, key, "/v1/calls/"+id.String(), &c); code == http.StatusOK && c.Status.Ended() {
-			return &c
+		res, err := client.GetCallWithResponse(apiCtx(tb), id)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if res.JSON200 != nil && res.JSON200.Status.Ended() {
+			return res.JSON200
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("call %s did not end in its record", id)
@@ -234,16 +263,23 @@ func waitCallEnded(tb testing.TB, m *Main, key string, id sb.ID) *sb.Call {
 	}
 }
 
+// timeline is the call's timeline through the API client.
+func timeline(tb testing.TB, m *Main, key string, id sb.ID) []sb.CallEvent {
+	tb.Helper()
+	res, err := apiClient(tb, m, key).ListCallEventsWithResponse(apiCtx(tb), id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if res.JSON200 == nil {
+		tb.Fatalf("events: %s %s", res.Status(), res.Body)
+	}
+	return res.JSON200.Events
+}
+
 func callEvents(tb testing.TB, m *Main, key string, id sb.ID) []sb.EventType {
 	tb.Helper()
-	var body struct {
-		Events []*sb.CallEvent `json:"events"`
-	}
-	if code := apiGet(tb, m, key, "/v1/calls/"+id.String()+"/events", &body); code != http.StatusOK {
-		tb.Fatalf("events: status %d", code)
-	}
 	var types []sb.EventType
-	for _, e := range body.Events {
+	for _, e := range timeline(tb, m, key, id) {
 		types = append(types, e.Type)
 	}
 	return types
@@ -603,22 +639,20 @@ func TestNoOperatorGets480(t *testing.T) {
 	if !strings.Contains(se.ReasonHeader, "no operator available") {
 		t.Errorf("Reason header %q does not say why", se.ReasonHeader)
 	}
-	var list struct {
-		Calls []*sb.Call `json:"calls"`
-	}
-	if code := apiGet(t, m, f.APIKey, "/v1/calls", &list); code != http.StatusOK || len(list.Calls) != 1 {
-		t.Fatalf("GET /v1/calls: %d, %d calls, want 200 with 1", code, len(list.Calls))
+	calls := listCalls(t, m, f.APIKey, nil)
+	if len(calls) != 1 {
+		t.Fatalf("GET /v1/calls: %d calls, want 1", len(calls))
 	}
 	// The record is final a moment after the caller hears 480.
-	rec := waitCallEnded(t, m, f.APIKey, list.Calls[0].ID)
+	rec := waitCallEnded(t, m, f.APIKey, calls[0].ID)
 	if rec.SIPCode != 480 || rec.Status != sb.CallNoAnswer || !strings.Contains(rec.Reason, "no operator available") {
 		t.Errorf("record %q code %d reason %q, want 480 with the reason", rec.Status, rec.SIPCode, rec.Reason)
 	}
 	if rec.FailureLeg != sb.FailedOnBrowser || rec.FailureStage != sb.StageRouting || rec.Q850Cause != 18 {
 		t.Errorf("record: failed on %q at %q, cause %d; want the browser side at routing, cause 18", rec.FailureLeg, rec.FailureStage, rec.Q850Cause)
 	}
-	if code := apiGet(t, m, f.APIKey, "/v1/calls?failed=true", &list); code != http.StatusOK || len(list.Calls) != 1 {
-		t.Errorf("failed calls: %d, %d calls", code, len(list.Calls))
+	if failed := listCalls(t, m, f.APIKey, &apiclient.ListCallsParams{Failed: ref(true)}); len(failed) != 1 {
+		t.Errorf("failed calls: %d", len(failed))
 	}
 }
 
@@ -678,11 +712,8 @@ func TestUnknownSourceGets403(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != 403 {
 		t.Fatalf("invite from an unknown source: %v, want 403", err)
 	}
-	var list struct {
-		Calls []*sb.Call `json:"calls"`
-	}
-	if apiGet(t, m, f.APIKey, "/v1/calls", &list); len(list.Calls) != 0 {
-		t.Errorf("an unknown source's attempt left %d call records in the tenant", len(list.Calls))
+	if calls := listCalls(t, m, f.APIKey, nil); len(calls) != 0 {
+		t.Errorf("an unknown source's attempt left %d call records in the tenant", len(calls))
 	}
 }
 
@@ -759,11 +790,8 @@ func TestDigestTrunkSharingAnIPTrunksAddress(t *testing.T) {
 	if rec := waitCallEnded(t, m, f.APIKey, in.CallID); rec.TrunkID == nil || *rec.TrunkID != trunk.ID {
 		t.Errorf("record trunk %v, want the digest trunk %s", rec.TrunkID, trunk.ID)
 	}
-	var list struct {
-		Calls []*sb.Call `json:"calls"`
-	}
-	if apiGet(t, m, ipTenant.APIKey, "/v1/calls", &list); len(list.Calls) != 0 {
-		t.Errorf("the IP trunk's tenant has %d call records of another tenant's PBX", len(list.Calls))
+	if calls := listCalls(t, m, ipTenant.APIKey, nil); len(calls) != 0 {
+		t.Errorf("the IP trunk's tenant has %d call records of another tenant's PBX", len(calls))
 	}
 }
 
@@ -781,22 +809,16 @@ func TestAPIIsTenantScoped(t *testing.T) {
 	}
 	waitCallEnded(t, m, a.APIKey, in.CallID)
 
-	var list struct {
-		Calls []*sb.Call `json:"calls"`
+	if calls := listCalls(t, m, b.APIKey, nil); len(calls) != 0 {
+		t.Errorf("other tenant lists %d calls, want none", len(calls))
 	}
-	if code := apiGet(t, m, b.APIKey, "/v1/calls", &list); code != http.StatusOK || len(list.Calls) != 0 {
-		t.Errorf("other tenant lists: status %d, %d calls; want 200 and none", code, len(list.Calls))
-	}
-	for _, path := range []string{"/v1/calls/" + in.CallID.String(), "/v1/calls/" + in.CallID.String() + "/events"} {
-		if code := apiGet(t, m, b.APIKey, path, nil); code != http.StatusNotFound {
-			t.Errorf("other tenant GET %s: %d, want 404", path, code)
-		}
-		if code := apiGet(t, m, "", path, nil); code != http.StatusUnauthorized {
-			t.Errorf("no key GET %s: %d, want 401", path, code)
-		}
-		if code := apiGet(t, m, "sbk_not-a-key", path, nil); code != http.StatusUnauthorized {
-			t.Errorf("bad key GET %s: %d, want 401", path, code)
-		}
+	for who, k := range map[string]struct {
+		key  string
+		want int
+	}{"the other tenant": {b.APIKey, http.StatusNotFound}, "no key": {"", http.StatusUnauthorized}, "a bad key": {"sbk_not-a-key", http.StatusUnauthorized}} {
+		c := apiClient(t, m, k.key)
+		answers(t, k.want, who+" reading the call")(c.GetCallWithResponse(ctx, in.CallID))
+		answers(t, k.want, who+" reading its events")(c.ListCallEventsWithResponse(ctx, in.CallID))
 	}
 	if code := apiGet(t, m, a.APIKey, "/v1/calls?since=yesterday", nil); code != http.StatusBadRequest {
 		t.Errorf("bad since: %d, want 400", code)
@@ -825,13 +847,7 @@ func TestSRTPTrunkCallReachesTheOperator(t *testing.T) {
 	if rec.Status != sb.CallCompleted || rec.FromCaller.Packets < 45 || rec.ToCaller.Packets < 45 {
 		t.Errorf("record %q, packets from caller %d to caller %d", rec.Status, rec.FromCaller.Packets, rec.ToCaller.Packets)
 	}
-	var body struct {
-		Events []*sb.CallEvent `json:"events"`
-	}
-	if code := apiGet(t, m, f.APIKey, "/v1/calls/"+in.CallID.String()+"/events", &body); code != http.StatusOK {
-		t.Fatalf("events: status %d", code)
-	}
-	if len(body.Events) == 0 || body.Events[0].Type != sb.EventReceived || body.Events[0].Detail["srtp"] != "AES_CM_128_HMAC_SHA1_80" {
-		t.Errorf("first event %+v, want received with the SRTP suite", body.Events[0])
+	if events := timeline(t, m, f.APIKey, in.CallID); len(events) == 0 || events[0].Type != sb.EventReceived || events[0].Detail["srtp"] != "AES_CM_128_HMAC_SHA1_80" {
+		t.Errorf("timeline %+v, want received first, with the SRTP suite", events)
 	}
 }

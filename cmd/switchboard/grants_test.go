@@ -15,6 +15,8 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/api"
+	"github.com/switchboard-voice/switchboard/internal/apispec"
 	"github.com/switchboard-voice/switchboard/metadata"
 	"github.com/switchboard-voice/switchboard/recordings"
 )
@@ -60,10 +62,12 @@ func (p *person) do(method, path, body string, v any) (int, string) {
 	if p.tenant != "" {
 		req.Header.Set("X-Switchboard-Tenant", p.tenant)
 	}
-	client := p.client
+	// Every answer is checked against the API's description.
+	client := apispec.Load(p.t, api.Description()).Client(p.t, nil)
 	if p.key != "" {
 		req.Header.Set("Authorization", "Bearer "+p.key)
-		client = http.DefaultClient
+	} else {
+		client.Jar, client.Timeout = p.client.Jar, p.client.Timeout
 	}
 	res, err := client.Do(req)
 	if err != nil {
@@ -94,7 +98,13 @@ type grantFixture struct {
 
 func mustGrantFixture(t *testing.T, policy sb.SupportPolicy) *grantFixture {
 	t.Helper()
-	x := mustRecordingFixture(t)
+	return mustGrantFixtureWith(t, policy, nil)
+}
+
+// mustGrantFixtureWith is mustGrantFixture with settings of its own.
+func mustGrantFixtureWith(t *testing.T, policy sb.SupportPolicy, settings map[string]string) *grantFixture {
+	t.Helper()
+	x := mustRecordingFixtureWith(t, settings)
 	ctx := context.Background()
 	tenants := metadata.NewTenantService(x.m.DB)
 	if err := tenants.SetSupportPolicy(ctx, x.f.Tenant.ID, policy); err != nil {

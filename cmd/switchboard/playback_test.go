@@ -67,8 +67,8 @@ func TestMixedLawCallPlaysBackAsEachSideSpoke(t *testing.T) {
 	callerHangsUp(ctx, t, g.m, g.f.APIKey, call, in.CallID)
 
 	gr := g.adminGrant(t, in.CallID)
-	var rec sb.Recording
-	if code := apiGet(t, g.m, g.f.APIKey, "/v1/calls/"+in.CallID.String()+"/recording", &rec); code != http.StatusOK ||
+	rec, code := callRecording(t, g.m, g.f.APIKey, in.CallID)
+	if code != http.StatusOK ||
 		rec.Codec != "PCMA" || rec.OperatorCodec != "PCMU" {
 		t.Fatalf("recording record: %d %+v, want PCMA for the caller and PCMU for the operator", code, rec)
 	}

@@ -121,18 +121,29 @@ func (x *recordingFixture) place(t *testing.T, consent string, hooks ...func(*si
 	return in.CallID
 }
 
-// postConsent states consent through the API.
+// postConsent states consent through the API client; body is sent as
+// it is, so that a bad one can be.
 func (x *recordingFixture) postConsent(t *testing.T, key string, id sb.ID, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, x.m.HTTPURL()+"/v1/calls/"+id.String()+"/consent", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
+	res, err := apiClient(t, x.m, key).SetCallConsentWithBodyWithResponse(apiCtx(t), id, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
-	return res.StatusCode
+	return res.StatusCode()
+}
+
+// callRecording reads a call's recording through the API client: the
+// record (empty unless 200) and the status.
+func callRecording(tb testing.TB, m *Main, key string, id sb.ID) (*sb.Recording, int) {
+	tb.Helper()
+	res, err := apiClient(tb, m, key).GetCallRecordingWithResponse(apiCtx(tb), id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if res.JSON200 == nil {
+		return &sb.Recording{}, res.StatusCode()
+	}
+	return res.JSON200, res.StatusCode()
 }
 
 // frames decrypts the call's recording and counts intact pattern frames
@@ -184,8 +195,8 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 	x := mustRecordingFixture(t)
 	m, f := x.m, x.f
 	consented := x.call(t, "yes")
-	var rec sb.Recording
-	if code := apiGet(t, m, f.APIKey, "/v1/calls/"+consented.String()+"/recording", &rec); code != http.StatusOK {
+	rec, code := callRecording(t, m, f.APIKey, consented)
+	if code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)
 	}
 	if rec.Status != sb.RecordingComplete || rec.Consent.Mechanism != sb.ConsentSIPHeader || !rec.Consent.Given ||
@@ -198,7 +209,7 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 	}
 
 	// The object decrypts, with the keyring, to what each side sent.
-	frames := x.frames(t, consented, &rec)
+	frames := x.frames(t, consented, rec)
 	if frames[recordings.ChannelCaller] < 22 || frames[recordings.ChannelOperator] < 22 {
 		t.Errorf("recorded %d caller and %d operator frames, want about 25 each", frames[recordings.ChannelCaller], frames[recordings.ChannelOperator])
 	}
@@ -206,7 +217,7 @@ func TestConsentedCallIsRecordedEncrypted(t *testing.T) {
 	// No consent, or consent refused: no recording, no object.
 	for _, consent := range []string{"", "no"} {
 		id := x.call(t, consent)
-		if code := apiGet(t, m, f.APIKey, "/v1/calls/"+id.String()+"/recording", nil); code != http.StatusNotFound {
+		if _, code := callRecording(t, m, f.APIKey, id); code != http.StatusNotFound {
 			t.Errorf("consent %q: GET recording %d, want 404", consent, code)
 		}
 	}
@@ -268,15 +279,15 @@ func TestConsentDuringTheCall(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // the recording starts on the call's goroutine
 	})
-	var rec sb.Recording
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+late.String()+"/recording", &rec); code != http.StatusOK {
+	rec, code := callRecording(t, x.m, x.f.APIKey, late)
+	if code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)
 	}
 	if rec.Status != sb.RecordingComplete || rec.Consent.Mechanism != sb.ConsentAPI {
 		t.Fatalf("recording %+v", rec)
 	}
 	// Only what was said after consent is in it.
-	frames := x.frames(t, given, &rec)
+	frames := x.frames(t, given, rec)
 	if n := frames[recordings.ChannelCaller]; n < 20 || n > 27 {
 		t.Errorf("recorded %d caller frames, want the ~25 after consent only", n)
 	}
@@ -290,7 +301,7 @@ func TestConsentDuringTheCall(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	})
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+withdrawn.String()+"/recording", &rec); code != http.StatusOK || rec.Status != sb.RecordingDestroyed {
+	if rec, code = callRecording(t, x.m, x.f.APIKey, withdrawn); code != http.StatusOK || rec.Status != sb.RecordingDestroyed {
 		t.Fatalf("withdrawn recording: %d %+v, want destroyed", code, rec)
 	}
 	full, err := metadata.NewRecordingStore(x.m.DB).FindRecordingByID(context.Background(), x.f.Tenant.ID, rec.ID)
@@ -320,8 +331,8 @@ func TestConsentDuringTheCall(t *testing.T) {
 func TestKeyRotation(t *testing.T) {
 	x := mustRecordingFixture(t)
 	id := x.call(t, "yes")
-	var rec sb.Recording
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
+	rec, code := callRecording(t, x.m, x.f.APIKey, id)
+	if code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)
 	}
 	ctx := context.Background()
@@ -347,7 +358,7 @@ func TestKeyRotation(t *testing.T) {
 	if x.ring, err = recordings.ParseKeyring(keyring); err != nil {
 		t.Fatal(err)
 	}
-	if frames := x.frames(t, id, &rec); frames[recordings.ChannelCaller] < 22 {
+	if frames := x.frames(t, id, rec); frames[recordings.ChannelCaller] < 22 {
 		t.Errorf("after rotation the recording holds %d caller frames", frames[recordings.ChannelCaller])
 	}
 	after, err := x.store.Open(ctx, recordings.ObjectKey(x.f.Tenant.ID, rec.ID))
@@ -389,8 +400,8 @@ func TestRetentionDestroysAndShreds(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := x.call(t, "yes")
-	var rec sb.Recording
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
+	rec, code := callRecording(t, x.m, x.f.APIKey, id)
+	if code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)
 	}
 
@@ -436,11 +447,11 @@ func TestPausedRecordingKeepsNothingInTheGap(t *testing.T) {
 		func(id sb.ID) { x.recordingControl(t, id, "pause") },  // 25 frames each way, not kept
 		func(id sb.ID) { x.recordingControl(t, id, "resume") }, // 25 more, kept
 	)
-	var rec sb.Recording
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK || rec.Status != sb.RecordingComplete {
+	rec, code := callRecording(t, x.m, x.f.APIKey, id)
+	if code != http.StatusOK || rec.Status != sb.RecordingComplete {
 		t.Fatalf("GET recording: %d %+v", code, rec)
 	}
-	frames := x.frames(t, id, &rec)
+	frames := x.frames(t, id, rec)
 	if n := frames[recordings.ChannelCaller]; n < 45 || n > 55 {
 		t.Errorf("recorded %d caller frames, want about 50 (25 before the pause, 25 after)", n)
 	}
@@ -482,14 +493,14 @@ func TestOperatorConfirmsConsent(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	})
-	var rec sb.Recording
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
+	rec, code := callRecording(t, x.m, x.f.APIKey, id)
+	if code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)
 	}
 	if rec.Consent.Mechanism != sb.ConsentOperator || rec.Consent.By != "operator "+x.f.Operators[0].ID.String() || rec.Status != sb.RecordingComplete {
 		t.Errorf("recording %+v, want consent by the operator", rec)
 	}
-	if n := x.frames(t, id, &rec)[recordings.ChannelOperator]; n < 20 || n > 27 {
+	if n := x.frames(t, id, rec)[recordings.ChannelOperator]; n < 20 || n > 27 {
 		t.Errorf("recorded %d operator frames, want the ~25 after consent", n)
 	}
 	if got := auditActions(t, x.m, x.f.Tenant.ID); !containsInOrder(got, "consent.give") {
@@ -512,14 +523,14 @@ func TestCallerConsentsByKeyPress(t *testing.T) {
 		}
 		time.Sleep(150 * time.Millisecond)
 	})
-	var rec sb.Recording
-	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
+	rec, code := callRecording(t, x.m, x.f.APIKey, id)
+	if code != http.StatusOK {
 		t.Fatalf("GET recording: %d", code)
 	}
 	if rec.Consent.Mechanism != sb.ConsentDTMF || rec.Consent.By != "caller" || rec.RetentionUntil.Sub(rec.StartedAt) != 7*24*time.Hour {
 		t.Errorf("recording %+v, want consent by the caller's key and 7 days' retention", rec)
 	}
-	if n := x.frames(t, id, &rec)[recordings.ChannelCaller]; n < 20 || n > 27 {
+	if n := x.frames(t, id, rec)[recordings.ChannelCaller]; n < 20 || n > 27 {
 		t.Errorf("recorded %d caller frames, want the ~25 after the key press", n)
 	}
 }
@@ -577,8 +588,8 @@ func TestStorageDownDuringCalls(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	for _, id := range []sb.ID{first, second} {
-		var rec sb.Recording
-		if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+id.String()+"/recording", &rec); code != http.StatusOK {
+		rec, code := callRecording(t, x.m, x.f.APIKey, id)
+		if code != http.StatusOK {
 			t.Fatalf("call %s: GET recording %d", id, code)
 		}
 		if rec.Status != sb.RecordingComplete {
@@ -586,7 +597,7 @@ func TestStorageDownDuringCalls(t *testing.T) {
 		}
 		// 25 frames a side went before the outage began: more than 40
 		// means what was said during it is there too.
-		frames := x.frames(t, id, &rec)
+		frames := x.frames(t, id, rec)
 		if frames[recordings.ChannelCaller] < 40 || frames[recordings.ChannelOperator] < 40 {
 			t.Errorf("call %s: recorded %d caller and %d operator frames, want about 50 each", id, frames[recordings.ChannelCaller], frames[recordings.ChannelOperator])
 		}

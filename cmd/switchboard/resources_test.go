@@ -11,12 +11,15 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/api"
+	"github.com/switchboard-voice/switchboard/internal/apispec"
 	"github.com/switchboard-voice/switchboard/metadata"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
 
 // apiCall sends method path with the key and body (nil: none) and decodes
-// a 2xx answer into out; it returns the status and the body.
+// a 2xx answer into out; it returns the status and the body. The answer is
+// checked against the API's description.
 func apiCall(tb testing.TB, m *Main, key, method, path string, body any, out any) (int, string) {
 	tb.Helper()
 	var rd io.Reader
@@ -33,7 +36,7 @@ func apiCall(tb testing.TB, m *Main, key, method, path string, body any, out any
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apispec.Load(tb, api.Description()).Client(tb, nil).Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/api"
+	"github.com/switchboard-voice/switchboard/internal/apispec"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 	"github.com/switchboard-voice/switchboard/webhooks"
 )
@@ -24,6 +26,7 @@ func TestWebhooksSignedAndRetried(t *testing.T) {
 	f := mustProvision(t, m, "Acme", "2000", 1)
 	admin := mustLogin(t, m, mustUser(t, m, f.Tenant.ID, "admin@acme.test", sb.RoleAdmin))
 
+	spec := apispec.Load(t, api.Description()) // what the receiver gets is as described
 	var mu sync.Mutex
 	var secret string
 	var got []string
@@ -39,6 +42,9 @@ func TestWebhooksSignedAndRetried(t *testing.T) {
 			t.Errorf("bad signature %q", sig)
 			w.WriteHeader(http.StatusUnauthorized)
 			return
+		}
+		if err := spec.CheckWebhook(r.Header, body); err != nil {
+			t.Errorf("%v", err)
 		}
 		event := r.Header.Get("Switchboard-Event")
 		if event == "call.ended" && !failed[event] {

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -94,56 +92,45 @@ func (v *visitor) offer(t *testing.T) string {
 	return v.pc.LocalDescription().SDP
 }
 
-// whip posts an offer with a token; it returns the status, the session
-// URL and the body.
+// whip posts an offer with a token through the API client; it returns the
+// status, the session URL and the body.
 func whip(t *testing.T, m *Main, token, offer string) (int, string, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, m.HTTPURL()+"/v1/whip", strings.NewReader(offer))
-	req.Header.Set("Content-Type", "application/sdp")
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Origin", "https://shop.example") // the site embedding the widget
-	resp, err := http.DefaultClient.Do(req)
+	res, err := apiClient(t, m, token).StartWHIPCallWithBodyWithResponse(apiCtx(t), "application/sdp", strings.NewReader(offer),
+		func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Origin", "https://shop.example") // the site embedding the widget
+			return nil
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Location"), string(body)
+	return res.StatusCode(), res.HTTPResponse.Header.Get("Location"), string(res.Body)
 }
 
 // issueToken asks for a browser caller's token as the tenant's backend.
 func issueToken(t *testing.T, m *Main, key string, body string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, m.HTTPURL()+"/v1/webrtc/tokens", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	res, err := apiClient(t, m, key).CreateWebRTCTokenWithBodyWithResponse(apiCtx(t), "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var out struct {
-		Token string `json:"token"`
+	if res.JSON201 == nil || res.JSON201.Token == "" {
+		t.Fatalf("token: %s %s", res.Status(), res.Body)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusCreated || out.Token == "" {
-		t.Fatalf("token: %d, %v", resp.StatusCode, err)
-	}
-	return out.Token
+	return res.JSON201.Token
 }
 
 // whipState reads where a browser call stands.
 func whipState(t *testing.T, m *Main, session string) string {
 	t.Helper()
-	resp, err := http.Get(m.HTTPURL() + session)
+	res, err := apiClient(t, m, "").GetWHIPCallWithResponse(apiCtx(t), strings.TrimPrefix(session, "/v1/whip/"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var s struct {
-		State string `json:"state"`
+	if res.JSON200 == nil {
+		return ""
 	}
-	json.NewDecoder(resp.Body).Decode(&s)
-	return s.State
+	return string(res.JSON200.State)
 }
 
 // talk sends a second of Opus each way between a WebRTC caller (a browser

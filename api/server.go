@@ -78,6 +78,10 @@ type CallControl interface {
 	// Reattach gives an operator's new connection the call they were on
 	// when their last one dropped; announce is told the call first.
 	Reattach(op sb.OperatorConn, announce func(sb.CallOffer)) bool
+	// OperatorPause pauses or resumes the recording of the operator's call.
+	OperatorPause(opID, callID sb.ID, paused bool) error
+	// Presence is the state of the tenant's operators connected here.
+	Presence(tenantID sb.ID) map[sb.ID]string
 }
 
 // ConsentControl takes recording consent stated during a call;
@@ -135,6 +139,12 @@ type Deps struct {
 	Queues     *Queues           // nil: no queues are listed
 	Subjects   sb.SubjectService // nil: no data-subject requests
 	Resources  *Resources        // nil: trunks, routes and queues are not changed here
+	// Desk is what the operator page reads about calls (the caller, recent
+	// calls, colleagues); nil: it shows none of that.
+	Desk sb.Desk
+	// Routes are the tenants' outbound routes; nil: operators are not
+	// offered a dial form.
+	Routes sb.RouteDirectory
 }
 
 // Registrations says where trunks' outbound registrations stand;

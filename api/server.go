@@ -231,6 +231,10 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/widget", s.widgetPage("web/widget.html"))
 	r.Get("/widget.js", s.widgetPage("web/widget.js"))
 	r.Get("/widget.css", s.widgetPage("web/widget.css"))
+	// Every page's icon; /favicon.ico too, which browsers ask for by
+	// themselves (a 404 there is an error in the page's console).
+	r.Get("/favicon.svg", s.page("web/favicon.svg"))
+	r.Get("/favicon.ico", s.page("web/favicon.svg"))
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	if s.deps.Metrics != nil && s.conf.MetricsToken != "" {
@@ -253,6 +257,7 @@ func (s *Server) Handler() http.Handler {
 		})
 		r.Post("/login", s.login)
 		r.Post("/logout", s.logout)
+		r.Get("/session", s.getSession)
 		r.Post("/password", s.setPassword) // a one-time link's token is the credential
 		r.Get("/operator/ws", s.operatorSocket)
 		r.Group(func(r chi.Router) {

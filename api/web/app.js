@@ -239,6 +239,8 @@ async function handle(msg) {
       await useCodec(msg.codec);
       setCallState("connected");
       send({ type: "directory" });
+      // Again: an integration may have labelled the call while it rang.
+      if (sb.call) send({ type: "caller", call_id: sb.call.id });
       break;
     case "ended":
       endCall(msg.call_id, msg.reason);

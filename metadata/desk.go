@@ -86,8 +86,8 @@ func (s *DeskStore) Recent(ctx context.Context, limit int) ([]sb.RecentCall, err
 		SELECT c.id, c.created_at, c.direction, CASE WHEN c.direction = 'outbound' THEN c.to_number ELSE c.from_number END,
 			c.source, c.status, c.duration_ms, c.operator_id IS NOT DISTINCT FROM $2,
 			(SELECT e.type FROM call_events e WHERE e.tenant_id = $1 AND e.call_id = c.id
-				AND e.type IN ('declined', 'ring_timeout') AND e.detail->>'operator_id' = $2::text
-				ORDER BY e.at DESC, e.id DESC LIMIT 1)
+				AND (e.type IN ('declined', 'ring_timeout') AND e.detail->>'operator_id' = $2::text OR e.type = 'canceled')
+				ORDER BY e.type = 'canceled', e.at DESC, e.id DESC LIMIT 1)
 		FROM calls c JOIN mine ON mine.id = c.id
 		WHERE c.tenant_id = $1
 		ORDER BY c.created_at DESC, c.id DESC LIMIT $3`, a.TenantID, a.UserID, limit)
@@ -99,7 +99,7 @@ func (s *DeskStore) Recent(ctx context.Context, limit int) ([]sb.RecentCall, err
 			c      sb.RecentCall
 			source string
 			took   bool
-			missed *string
+			missed *string // what ended the offer to the operator, if on the timeline
 		)
 		err := r.Scan(&c.CallID, &c.At, &c.Direction, &c.Number, &source, &c.Status, &c.DurationMS, &took, &missed)
 		c.Channel = sb.CallChannel(source)
@@ -121,9 +121,9 @@ func recentOutcome(c sb.RecentCall, took bool, missed *string) string {
 		return "answered"
 	case missed != nil && *missed == string(sb.EventDeclined):
 		return "declined"
-	case missed != nil:
+	case missed != nil && *missed == string(sb.EventRingTimeout):
 		return "missed"
-	case c.Status == sb.CallCanceled:
+	case missed != nil || c.Status == sb.CallCanceled:
 		return "canceled"
 	case c.Status == sb.CallRinging || c.Status == sb.CallAnswered:
 		return "ringing"

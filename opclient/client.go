@@ -620,6 +620,11 @@ func (c *Client) WaitConnected(ctx context.Context, callID sb.ID) error {
 	})
 }
 
+// WaitRevoked waits until the offer of the call is withdrawn.
+func (c *Client) WaitRevoked(ctx context.Context, callID sb.ID) error {
+	return c.waitFor(ctx, 0, func(ev Event) (bool, error) { return ev.Type == "revoked" && ev.CallID == callID, nil })
+}
+
 // WaitEnded waits until the call is over and returns why.
 func (c *Client) WaitEnded(ctx context.Context, callID sb.ID) (string, error) {
 	var reason string

@@ -124,27 +124,13 @@ func TestOperatorDesk(t *testing.T) {
 	call.Close()
 	waitCallEnded(t, m, f.APIKey, in.CallID)
 
-	outcome := func(op *opclient.Client, id sb.ID) string {
-		t.Helper()
-		calls, err := op.Recent(ctx)
-		if err != nil {
-			t.Fatal(err)
+	for _, want := range []struct {
+		op      *opclient.Client
+		outcome string
+	}{{first, "declined"}, {second, "answered"}} {
+		if c := recentCall(t, want.op, in.CallID); c.Outcome != want.outcome || c.Number != "3000" || c.Channel != "phone" {
+			t.Errorf("recent call %+v, want %s, from 3000 by phone", c, want.outcome)
 		}
-		for _, c := range calls {
-			if c.CallID == id {
-				if c.Number != "3000" || c.Channel != "phone" {
-					t.Errorf("recent call %+v, want from 3000 by phone", c)
-				}
-				return c.Outcome
-			}
-		}
-		return "absent"
-	}
-	if got := outcome(first, in.CallID); got != "declined" {
-		t.Errorf("the first operator's recent call is %q, want declined", got)
-	}
-	if got := outcome(second, in.CallID); got != "answered" {
-		t.Errorf("the second operator's recent call is %q, want answered", got)
 	}
 
 	// The same caller again: their earlier call is shown.
@@ -165,4 +151,44 @@ func TestOperatorDesk(t *testing.T) {
 	if _, err := first.Caller(ctx, sb.NewID()); err == nil {
 		t.Error("an unknown call was described")
 	}
+
+	// A caller who gives up while it rings: the page is told, and its
+	// recent calls, read at once, say so.
+	ringing, err := phone.InviteAsync(ctx, m.SIPAddr(), "3001", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ringing.Close()
+	in3 := waitIncoming(t, second)
+	select {
+	case <-ringing.Ringing():
+	case <-ctx.Done():
+		t.Fatal("the call never rang")
+	}
+	if err := ringing.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.WaitRevoked(ctx, in3.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if c := recentCall(t, second, in3.CallID); c.Outcome != "canceled" || c.Number != "3001" {
+		t.Errorf("the call the caller gave up is %+v in recent calls, want canceled, from 3001", c)
+	}
+}
+
+// recentCall finds a call among the operator's recent calls.
+func recentCall(t *testing.T, op *opclient.Client, id sb.ID) sb.RecentCall {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	calls, err := op.Recent(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range calls {
+		if c.CallID == id {
+			return c
+		}
+	}
+	return sb.RecentCall{Outcome: "absent"}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/metadata"
 	"github.com/switchboard-voice/switchboard/opclient"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
@@ -173,6 +174,36 @@ func TestOperatorDesk(t *testing.T) {
 	}
 	if c := recentCall(t, second, in3.CallID); c.Outcome != "canceled" || c.Number != "3001" {
 		t.Errorf("the call the caller gave up is %+v in recent calls, want canceled, from 3001", c)
+	}
+
+	// A tenant that shows its operators only the last digits: the desk
+	// masks as the offer does.
+	if err := metadata.NewTenantService(m.DB).SetPrivacyPolicy(ctx, f.Tenant.ID,
+		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	masked := mustOperator(t, m, f.Operators[1]) // a new socket reads the policy
+	long, err := phone.InviteAsync(ctx, m.SIPAddr(), "+15550009999", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer long.Close()
+	in4 := waitIncoming(t, masked)
+	if in4.From != "+*******9999" {
+		t.Errorf("offered from %q, want it masked", in4.From)
+	}
+	info, err = masked.Caller(ctx, in4.CallID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.From != in4.From || info.To != "2000" {
+		t.Errorf("caller from %q to %q, want masked as the offer: %q", info.From, info.To, in4.From)
+	}
+	if err := masked.Decline(ctx, in4.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if c := recentCall(t, masked, in4.CallID); c.Number != in4.From || c.Outcome != "declined" {
+		t.Errorf("recent call %+v, want declined from %q", c, in4.From)
 	}
 }
 

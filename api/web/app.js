@@ -337,7 +337,9 @@ function endCall(id, reason) {
   setMuted(false);
   $("hold").setAttribute("aria-pressed", "false");
   $("hold").textContent = "Hold";
-  showRecording({ state: "not recorded", consent: "", paused: false });
+  // Until the service says (it does not for a call another instance
+  // handed over, whose recording is kept there).
+  showRecording({ state: "not known here", consent: "", paused: false });
   setCallState("ended" + (reason ? ` (${reason})` : ""));
   show($("hangup"), false);
 }

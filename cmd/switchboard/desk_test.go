@@ -81,12 +81,22 @@ func TestOperatorDesk(t *testing.T) {
 		t.Error("hello offers a dial form to a tenant without an outbound route")
 	}
 
+	// Another tenant's people and queues are no colleagues.
+	other := mustProvision(t, m, "Other", "2001", 1)
+	mustOperator(t, m, other.Operators[0])
+	for _, q := range []*sb.Queue{{TenantID: f.Tenant.ID, Name: "Billing"}, {TenantID: other.Tenant.ID, Name: "Elsewhere"}} {
+		q.MaxWait, q.Overflow = time.Minute, sb.Overflow{Kind: sb.OverflowReject}
+		if err := metadata.NewQueueStore(m.DB).CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ops, queues, err := first.Directory(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ops) != 1 || ops[0].ID != f.Operators[1].ID || ops[0].State != "available" || ops[0].Name == "" || len(queues) != 0 {
-		t.Errorf("directory: %+v %+v, want the other operator, available, by name, and no queues", ops, queues)
+	if len(ops) != 1 || ops[0].ID != f.Operators[1].ID || ops[0].State != "available" || ops[0].Name == "" ||
+		len(queues) != 1 || queues[0].Name != "Billing" || queues[0].Waiting != 0 {
+		t.Errorf("directory: %+v %+v, want the other operator, available, by name, and the tenant's queue", ops, queues)
 	}
 
 	// The first declines a call; the second takes it.

@@ -588,9 +588,17 @@ function showRecent(calls) {
 
 // --- Devices: microphone and speaker, remembered in this browser ---
 
+// openMicrophone opens the microphone chosen before, or the default one
+// when there is none or it is gone.
 async function openMicrophone(deviceId) {
-  const audio = deviceId ? { deviceId: { ideal: deviceId } } : true;
-  return navigator.mediaDevices.getUserMedia({ audio });
+  if (deviceId) {
+    try {
+      return await navigator.mediaDevices.getUserMedia({ audio: { deviceId: { exact: deviceId } } });
+    } catch (e) {
+      console.warn("the microphone chosen before is not there:", e.name);
+    }
+  }
+  return navigator.mediaDevices.getUserMedia({ audio: true });
 }
 
 async function listDevices() {

@@ -128,17 +128,33 @@ func TestChromiumOperatorWorkday(t *testing.T) {
 	if !mustEval[bool](t, ctx, `document.querySelector("#dial-form").hidden`) {
 		t.Error("the dial form is shown to a tenant without an outbound route")
 	}
-	// Devices: the microphone chosen is used and remembered.
-	run("choose the second microphone", chromedp.Evaluate[chromedp.Void](`(() => {
-		const mic = document.querySelector("#mic");
-		mic.value = mic.options[mic.options.length - 1].value;
-		mic.dispatchEvent(new Event("change"));
+	// Devices: the microphone and the speaker chosen are used, and
+	// remembered.
+	run("choose the last microphone and speaker", chromedp.Evaluate[chromedp.Void](`(() => {
+		for (const id of ["#mic", "#speaker"]) {
+			const s = document.querySelector(id);
+			s.value = s.options[s.options.length - 1].value;
+			s.dispatchEvent(new Event("change"));
+		}
 	})()`))
 	poll("the chosen microphone is sent and remembered", `(() => {
 		const id = document.querySelector("#mic").value;
 		const track = window.switchboard.pc.getSenders()[0].track;
 		return localStorage.getItem("sb.mic") === id && track && track.getSettings().deviceId === id;
 	})()`)
+	speaker := `(() => {
+		const id = localStorage.getItem("sb.speaker");
+		return id && id !== "default" && document.querySelector("#speaker").value === id &&
+			document.querySelector("#remote-audio").sinkId === id && document.querySelector("#ringer").sinkId === id;
+	})()`
+	poll("the chosen speaker plays the caller and the ring, and is remembered", speaker)
+	run("reload", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#available")))
+	poll("after a reload the remembered microphone is used", `(() => {
+		const pc = window.switchboard.pc, id = localStorage.getItem("sb.mic");
+		const track = pc && pc.connectionState === "connected" && pc.getSenders()[0].track;
+		return track && track.getSettings().deviceId === id && document.querySelector("#mic").value === id;
+	})()`)
+	poll("after a reload the remembered speaker is used", speaker)
 	run("go available", chromedp.Click(chromedp.CSS("#available")))
 	poll("available", `window.switchboard.state.available === true`)
 

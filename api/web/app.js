@@ -236,6 +236,7 @@ async function handle(msg) {
       send({ type: "caller", call_id: msg.call.call_id });
       break;
     case "connected":
+      transferPicked = false;
       await useCodec(msg.codec);
       setCallState("connected");
       send({ type: "directory" });
@@ -504,8 +505,10 @@ document.addEventListener("keydown", (ev) => {
 
 // --- Transfer: to a colleague or a queue from the list, or a SIP address ---
 
+let transferPicked = false; // the operator chose a target on this call: keep it while it can take the call
+
 function showDirectory(operators, queues) {
-  const chosen = $("transfer-target").value;
+  const chosen = transferPicked ? $("transfer-target").value : "";
   const free = (o) => o.state === "available";
   const ops = [...operators].sort((a, b) => free(b) - free(a) || a.name.localeCompare(b.name)).map((o) => {
     const opt = new Option(`${o.name} — ${o.state === "busy" ? "on a call" : o.state}`, "op:" + o.id);
@@ -528,7 +531,7 @@ function showTransferURI() {
   $("transfer-to").required = uri;
 }
 
-$("transfer-target").addEventListener("change", showTransferURI);
+$("transfer-target").addEventListener("change", () => { transferPicked = true; showTransferURI(); });
 $("transfer-target").addEventListener("focus", () => send({ type: "directory" })); // who is free now
 
 // Blind transfer: the call is ended for this operator once it is handed
@@ -561,6 +564,13 @@ $("dial-form").addEventListener("submit", (ev) => {
 const outcomes = { answered: "answered", missed: "missed", declined: "declined", canceled: "cancelled by the caller", ringing: "ringing" };
 
 function showRecent(calls) {
+  if (calls.length === 0) {
+    const li = document.createElement("li");
+    li.className = "none";
+    li.textContent = "No calls yet.";
+    $("recent").replaceChildren(li);
+    return;
+  }
   $("recent").replaceChildren(...calls.map((c) => {
     const li = document.createElement("li");
     li.className = "outcome-" + c.outcome;

@@ -235,8 +235,8 @@ func TestChromiumOperatorWorkday(t *testing.T) {
 	option := `#transfer-target option[value="op:` + x.f.Operators[0].ID.String() + `"]`
 	run("ask who is free", chromedp.Focus(chromedp.CSS("#transfer-target")))
 	poll("the colleague is listed, free", `(() => { const o = document.querySelector('`+option+`'); return o && !o.disabled && o.textContent.includes("available"); })()`)
-	run("pick the colleague and transfer", chromedp.SetValue(chromedp.CSS("#transfer-target"), "op:"+x.f.Operators[0].ID.String()),
-		chromedp.Click(chromedp.CSS("#transfer")))
+	poll("the free colleague is the one proposed", `document.querySelector("#transfer-target").value === "op:`+x.f.Operators[0].ID.String()+`" && document.querySelector("#transfer-to").hidden`)
+	run("transfer", chromedp.Click(chromedp.CSS("#transfer")))
 	in := waitIncoming(t, colleague)
 	if in.CallID != id {
 		t.Fatalf("the colleague was offered %s, want %s", in.CallID, id)

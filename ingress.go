@@ -46,4 +46,8 @@ type IngressService interface {
 	// the trunk its number belongs to. An unknown, used or expired token is
 	// EUNAUTHORIZED, with nothing said about which.
 	RedeemToken(ctx context.Context, secret string) (*WebRTCToken, *Trunk, error)
+	// RestoreToken makes a redeemed token usable again while it is valid,
+	// for a visitor whose call nobody answered to try again; it reports
+	// whether it did (false for an expired or unknown token).
+	RestoreToken(ctx context.Context, id ID) (bool, error)
 }

@@ -223,6 +223,34 @@ type CallOffer struct {
 	Channel string `json:"channel,omitempty"`
 }
 
+// RecordingView is where a call's recording stands, as its operator is
+// shown it.
+type RecordingView struct {
+	// State is "recording", "paused" or "not recorded".
+	State string `json:"state"`
+	// Consent is what was last stated about recording: "given",
+	// "refused", or "" when nothing was.
+	Consent string `json:"consent"`
+	// Paused is set while a pause stands, also before a recording starts
+	// (it starts paused).
+	Paused bool `json:"paused"`
+}
+
+// Recording states an operator is shown.
+const (
+	RecordingOn     = "recording"
+	RecordingPaused = "paused"
+	RecordingOff    = "not recorded"
+)
+
+// RecordingNotifier is an OperatorConn that shows its operator where the
+// recording of their call stands: call control tells it when the call is
+// bridged to them and after every change, whatever its cause (the PBX, an
+// integration, the operator, the caller's key).
+type RecordingNotifier interface {
+	RecordingState(callID ID, s RecordingView)
+}
+
 // OperatorConn is a logged-in operator's live connection (signaling socket
 // and shift-long PeerConnection), as call control uses it. Its methods are
 // notifications and must not block on the network for long.

@@ -291,6 +291,8 @@ func (f *fakeControl) Hold(_, _ sb.ID, held bool) error                   { retu
 func (f *fakeControl) TransferCall(_, _ sb.ID, _ sb.TransferTarget) error { return nil }
 func (f *fakeControl) Reattach(sb.OperatorConn, func(sb.CallOffer)) bool  { return false }
 func (f *fakeControl) Draining() bool                                     { return false }
+func (f *fakeControl) OperatorPause(_, _ sb.ID, paused bool) error        { return nil }
+func (f *fakeControl) Presence(sb.ID) map[sb.ID]string                    { return nil }
 func (f *fakeControl) Dial(_ sb.ID, number string) (sb.ID, error) {
 	if number == "busy" {
 		return sb.ID{}, sb.Errorf(sb.ECONFLICT, "on a call")

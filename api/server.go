@@ -85,6 +85,10 @@ type CallControl interface {
 	// Reattach gives an operator's new connection the call they were on
 	// when their last one dropped; announce is told the call first.
 	Reattach(op sb.OperatorConn, announce func(sb.CallOffer)) bool
+	// OperatorPause pauses or resumes the recording of the operator's call.
+	OperatorPause(opID, callID sb.ID, paused bool) error
+	// Presence is the state of the tenant's operators connected here.
+	Presence(tenantID sb.ID) map[sb.ID]string
 }
 
 // ConsentControl takes recording consent stated during a call;
@@ -152,6 +156,12 @@ type Deps struct {
 	Subjects   sb.SubjectService // nil: no data-subject requests
 	Resources  *Resources        // nil: trunks, routes and queues are not changed here
 	WhatsApp   *WhatsApp         // nil: no WhatsApp calling (Graph API mode)
+	// Desk is what the operator page reads about calls (the caller, recent
+	// calls, colleagues); nil: it shows none of that.
+	Desk sb.Desk
+	// Routes are the tenants' outbound routes; nil: operators are not
+	// offered a dial form.
+	Routes sb.RouteDirectory
 }
 
 // Registrations says where trunks' outbound registrations stand;
@@ -244,6 +254,10 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/widget", s.widgetPage("web/widget.html"))
 	r.Get("/widget.js", s.widgetPage("web/widget.js"))
 	r.Get("/widget.css", s.widgetPage("web/widget.css"))
+	// Every page's icon; /favicon.ico too, which browsers ask for by
+	// themselves (a 404 there is an error in the page's console).
+	r.Get("/favicon.svg", s.page("web/favicon.svg"))
+	r.Get("/favicon.ico", s.page("web/favicon.svg"))
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	if s.deps.Metrics != nil && s.conf.MetricsToken != "" {

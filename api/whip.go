@@ -31,6 +31,8 @@ type VisitorLeg interface {
 	State() (state, reason string)
 	// Leave is the visitor hanging up.
 	Leave()
+	// Answered reports whether an operator ever took the call.
+	Answered() bool
 }
 
 // Ingress brings browser callers in.
@@ -51,8 +53,10 @@ const visitorLinger = time.Minute
 const maxVisitors = 10000
 
 type visitorSession struct {
-	leg   VisitorLeg
-	ended time.Time // when first seen ended
+	leg       VisitorLeg
+	token     sb.ID     // the token that placed the call
+	tokenBack bool      // the token was given back (the call was never answered)
+	ended     time.Time // when first seen ended
 }
 
 // visitors are the WHIP sessions of this instance, by their unguessable
@@ -62,7 +66,7 @@ type visitors struct {
 	m  map[string]*visitorSession
 }
 
-func (v *visitors) add(leg VisitorLeg) (string, error) {
+func (v *visitors) add(leg VisitorLeg, token sb.ID) (string, error) {
 	b := make([]byte, 18)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
@@ -86,7 +90,7 @@ func (v *visitors) add(leg VisitorLeg) (string, error) {
 	if len(v.m) >= maxVisitors {
 		return "", sb.Errorf(sb.EUNAVAILABLE, "too many browser calls on this instance")
 	}
-	v.m[id] = &visitorSession{leg: leg}
+	v.m[id] = &visitorSession{leg: leg, token: token}
 	return id, nil
 }
 
@@ -98,6 +102,22 @@ func (v *visitors) get(id string) (VisitorLeg, bool) {
 		return nil, false
 	}
 	return s.leg, true
+}
+
+// giveBack returns the token of session id once, if its call ended
+// without an operator ever taking it: the visitor may try again with it.
+func (v *visitors) giveBack(id string) (sb.ID, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s, ok := v.m[id]
+	if !ok || s.tokenBack {
+		return sb.ID{}, false
+	}
+	if st, _ := s.leg.State(); st != "ended" || s.leg.Answered() {
+		return sb.ID{}, false
+	}
+	s.tokenBack = true
+	return s.token, true
 }
 
 // cors opens the WHIP routes to the pages of other origins that embed the
@@ -192,7 +212,7 @@ func (s *Server) postWHIP(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	id, err := s.visitors.add(leg)
+	id, err := s.visitors.add(leg, tok.ID)
 	if err != nil {
 		leg.Close()
 		s.error(w, r, err)
@@ -217,8 +237,18 @@ func (s *Server) getWHIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state, reason := leg.State()
+	body := map[string]any{"state": state, "reason": reason}
+	if tok, ok := s.visitors.giveBack(chi.URLParam(r, "id")); ok {
+		// Nobody took the call: the visitor's token is theirs again, to
+		// try later, while it is valid.
+		again, err := s.deps.Ingress.Tokens.RestoreToken(r.Context(), tok)
+		if err != nil {
+			s.log.Warn("giving a visitor's token back", "err", err)
+		}
+		body["retry"] = again
+	}
 	w.Header().Set("Cache-Control", "no-store")
-	s.writeJSON(w, http.StatusOK, map[string]string{"state": state, "reason": reason})
+	s.writeJSON(w, http.StatusOK, body)
 }
 
 // deleteWHIP is DELETE /v1/whip/{id}: the visitor hangs up.

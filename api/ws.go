@@ -45,6 +45,7 @@ type clientMessage struct {
 	To        string           `json:"to_operator_id,omitempty"`
 	ToQueue   string           `json:"to_queue_id,omitempty"`
 	ToURI     string           `json:"to_uri,omitempty"`
+	Paused    *bool            `json:"paused,omitempty"`
 }
 
 type msgHeld struct {
@@ -177,6 +178,9 @@ type opConn struct {
 	registered bool
 	offerSent  bool
 	earlyCands []sb.ICECandidate // server candidates gathered before the offer went out
+	// offered are the calls offered to (or placed by) this socket lately,
+	// newest last: the calls whose caller it may be shown.
+	offered []sb.ID
 }
 
 var _ sb.OperatorConn = (*opConn)(nil)
@@ -188,6 +192,7 @@ func (c *opConn) Media() sb.MediaPort { return c.media.Media() }
 // Offer shows an incoming call. It fails when the socket is closing, so
 // call control moves on at once.
 func (c *opConn) Offer(o sb.CallOffer) error {
+	c.remember(o.CallID)
 	if c.maskNumbers {
 		o.From, o.To = sb.MaskNumber(o.From), sb.MaskNumber(o.To)
 	}
@@ -214,6 +219,13 @@ func (c *opConn) Held(callID sb.ID, held bool) {
 	c.enqueue(msgHeld{Type: "held", CallID: callID, Held: held})
 }
 
+// RecordingState shows the operator where their call's recording stands.
+func (c *opConn) RecordingState(callID sb.ID, v sb.RecordingView) {
+	c.enqueue(msgRecording{Type: "recording", CallID: callID, RecordingView: v})
+}
+
+var _ sb.RecordingNotifier = (*opConn)(nil)
+
 // Move tells the page to reconnect, to another instance, and closes the
 // socket with 1012 (service restart).
 func (c *opConn) Move(reason string) {
@@ -227,6 +239,9 @@ type (
 		Type       string         `json:"type"`
 		Operator   helloOperator  `json:"operator"`
 		ICEServers []sb.ICEServer `json:"ice_servers"`
+		// CanDial says the tenant has an outbound route: the page offers
+		// a dial form and "call back".
+		CanDial bool `json:"can_dial"`
 	}
 	helloOperator struct {
 		ID       sb.ID  `json:"id"`
@@ -422,7 +437,7 @@ func (c *opConn) run(ctx, offerCtx context.Context) {
 		c.keepAlive(ctx)
 	}()
 
-	c.enqueue(msgHello{Type: "hello", ICEServers: c.s.iceServers(), Operator: helloOperator{
+	c.enqueue(msgHello{Type: "hello", ICEServers: c.s.iceServers(), CanDial: c.canDial(ctx), Operator: helloOperator{
 		ID: c.user.ID, Email: c.user.Email, Name: c.user.Name, TenantID: c.user.TenantID,
 	}})
 	if err := c.startMedia(offerCtx); err != nil {
@@ -626,7 +641,7 @@ func (c *opConn) readLoop(ctx context.Context) {
 			c.sendError("", err)
 			continue
 		}
-		if err := c.handle(m); err != nil {
+		if err := c.request(ctx, m); err != nil {
 			c.sendError(m.Type, err)
 		}
 	}
@@ -681,8 +696,9 @@ func (c *opConn) handle(m clientMessage) error {
 		if err != nil {
 			return err
 		}
+		c.remember(callID)
 		return c.enqueue(msgCall{Type: "dialing", CallID: callID})
-	case "accept", "decline", "hangup", "mute", "consent", "stats", "hold", "transfer":
+	case "accept", "decline", "hangup", "mute", "consent", "stats", "hold", "transfer", "recording":
 		callID, err := sb.ParseID(m.CallID)
 		if err != nil {
 			return sb.Errorf(sb.EINVALID, "call_id %q is not a call id", truncate(m.CallID, 64))
@@ -714,6 +730,11 @@ func (c *opConn) handle(m clientMessage) error {
 				return err
 			}
 			return c.enqueue(msgHeld{Type: "held", CallID: callID, Held: *m.Held})
+		case "recording":
+			if m.Paused == nil {
+				return sb.Errorf(sb.EINVALID, "recording needs paused: true or false")
+			}
+			return cc.OperatorPause(id, callID, *m.Paused)
 		case "stats":
 			q, err := m.Stats.sample()
 			if err != nil {
@@ -754,6 +775,7 @@ func (c *opConn) reattach() bool {
 		return false
 	}
 	ok := c.s.deps.CallControl.Reattach(c, func(o sb.CallOffer) {
+		c.remember(o.CallID)
 		if c.maskNumbers {
 			o.From, o.To = sb.MaskNumber(o.From), sb.MaskNumber(o.To)
 		}

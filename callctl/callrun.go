@@ -78,6 +78,8 @@ type callRun struct {
 	recCodec  sb.Codec           // the codec the recording keeps the operator's side in
 	stored    bool               // the recording is stored whole (the call went on elsewhere)
 	paused    bool               // the recording is paused, or is to start paused
+	shown     sb.RecordingView   // the recording's state as last shown to shownTo
+	shownTo   sb.OperatorConn
 
 	ending *ending // how the call ends, once decided
 }

@@ -21,6 +21,43 @@ func (r *callRun) bridgeOperator(ctx context.Context, a *agent) {
 		WithBridgeClock(r.s.now), WithDTMF(r.onDTMF)), bridgedOperator)
 	a.conn.Connected(r.c.ID)
 	r.record(ctx)
+	r.showRecording()
+}
+
+// recordingStatus is where the call's recording stands now.
+func (r *callRun) recordingStatus() sb.RecordingView {
+	st := sb.RecordingView{State: sb.RecordingOff, Paused: r.paused}
+	switch {
+	case r.recording != nil && !r.stored && r.paused:
+		st.State = sb.RecordingPaused
+	case r.recording != nil && !r.stored:
+		st.State = sb.RecordingOn
+	}
+	if r.consent != nil {
+		st.Consent = "refused"
+		if r.consent.Given {
+			st.Consent = "given"
+		}
+	}
+	return st
+}
+
+// showRecording tells the operator the call is bridged to where its
+// recording stands, when that changed since they were last told.
+func (r *callRun) showRecording() {
+	if r.ag == nil || r.bridged != bridgedOperator || r.hop != nil { // a handed-over call's recording is the other instance's
+		return
+	}
+	n, ok := r.ag.conn.(sb.RecordingNotifier)
+	if !ok {
+		return
+	}
+	st := r.recordingStatus()
+	if st == r.shown && r.shownTo == r.ag.conn {
+		return
+	}
+	r.shown, r.shownTo = st, r.ag.conn
+	n.RecordingState(r.c.ID, st)
 }
 
 // bridgeOut bridges the caller to the leg placed for them.
@@ -154,6 +191,7 @@ func (r *callRun) consentChanged(ctx context.Context, c *sb.Consent) {
 	case r.bridge != nil:
 		r.record(ctx)
 	}
+	r.showRecording()
 	r.flush(ctx) // whoever stated it can read what it did on the timeline now
 }
 
@@ -274,6 +312,7 @@ func (r *callRun) setPaused(ctx context.Context, paused bool, by string) {
 	} else {
 		r.event(sb.EventRecordingResumed, detail)
 	}
+	r.showRecording()
 	r.flush(ctx) // whoever asked can read it on the timeline now
 }
 
@@ -296,6 +335,7 @@ func (r *callRun) destroyRecording(ctx context.Context, why string) {
 		return
 	}
 	r.event(sb.EventRecordingDestroyed, map[string]any{"reason": why})
+	r.showRecording()
 }
 
 // storeRecording stores the recording whole once nobody of the tenant's

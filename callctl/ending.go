@@ -51,6 +51,7 @@ func (r *callRun) end(ctx context.Context) {
 		if e.by == sb.PartyCaller {
 			revoke = "caller hung up"
 		}
+		r.flush(hctx) // the caller's giving up is on the timeline before the page reads its recent calls
 		r.ag.conn.Revoke(r.c.ID, revoke)
 		r.s.release(r.ag, r.c.ID, false, "")
 		r.ag = nil

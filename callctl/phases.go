@@ -243,6 +243,9 @@ func (r *callRun) ringing(ctx context.Context) phase {
 	defer timer.Stop()
 	// missed withdraws the offer; away sets the operator away.
 	missed := func(revoke string, away bool, note string) phase {
+		// On the timeline before the page hears of it: its recent calls,
+		// read at once, list the call as missed or declined.
+		r.flush(ctx)
 		a.conn.Revoke(r.c.ID, revoke)
 		r.s.release(a, r.c.ID, away, note)
 		r.ag = nil

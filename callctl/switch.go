@@ -524,6 +524,28 @@ func (s *Switch) PauseRecording(tenantID, callID sb.ID, paused bool, by string) 
 	return s.toLiveCall(tenantID, callID, opMsg{kind: opPause, paused: paused, by: by})
 }
 
+// OperatorPause pauses (or resumes) the recording of the operator's call,
+// as PauseRecording does, for a card number read out. Returns ENOTFOUND if
+// the operator is not on that call.
+func (s *Switch) OperatorPause(opID, callID sb.ID, paused bool) error {
+	if err := s.recordedHere(callID); err != nil {
+		return err
+	}
+	return s.toCall(opID, callID, agentBusy, opMsg{kind: opPause, opID: opID, paused: paused})
+}
+
+// Presence is the state of each of the tenant's operators connected to
+// this instance: "available", "ringing", "busy" or "away".
+func (s *Switch) Presence(tenantID sb.ID) map[sb.ID]string {
+	out := map[sb.ID]string{}
+	for _, p := range s.presence() {
+		if p.TenantID == tenantID {
+			out[p.OperatorID] = p.State
+		}
+	}
+	return out
+}
+
 // toLiveCall hands m to a call in progress in the tenant; another tenant's
 // call is as missing as an ended one.
 func (s *Switch) toLiveCall(tenantID, callID sb.ID, m opMsg) error {

@@ -71,6 +71,17 @@ func (s *IngressService) IssueToken(ctx context.Context, t *sb.WebRTCToken) (str
 }
 
 // RedeemToken marks the token used and returns it with its trunk.
+// RestoreToken makes a redeemed, unexpired token usable again: the call it
+// placed was never answered.
+func (s *IngressService) RestoreToken(ctx context.Context, id sb.ID) (bool, error) {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE webrtc_tokens SET used_at = NULL
+		WHERE id = $1 AND used_at IS NOT NULL AND expires_at > $2`, id, s.db.now())
+	if err != nil {
+		return false, fmt.Errorf("metadata: restore token: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 func (s *IngressService) RedeemToken(ctx context.Context, secret string) (*sb.WebRTCToken, *sb.Trunk, error) {
 	refused := sb.Errorf(sb.EUNAUTHORIZED, "invalid or expired token")
 	if !strings.HasPrefix(secret, tokenPrefix) || len(secret) > 128 {

@@ -64,7 +64,18 @@ type Event struct {
 	Call      *sb.CallOffer    `json:"call"`
 	RingMS    int64            `json:"ring_timeout_ms"`
 	ICE       []sb.ICEServer   `json:"ice_servers"`
-	Codec     string           `json:"codec"` // the call's, in "connected"
+	Codec     string           `json:"codec"`    // the call's, in "connected"
+	CanDial   bool             `json:"can_dial"` // in "hello"
+	// State, Consent and Paused are where the call's recording stands
+	// ("recording").
+	State   string `json:"state"`
+	Consent string `json:"consent"`
+	Paused  bool   `json:"paused"`
+	// The desk's answers: "caller", "recent" and "directory".
+	Caller    *sb.CallerInfo  `json:"caller"`
+	Calls     []sb.RecentCall `json:"calls"`
+	Operators []sb.Colleague  `json:"operators"`
+	Queues    []sb.QueueEntry `json:"queues"`
 }
 
 // Incoming is a call offered to the operator.
@@ -110,6 +121,8 @@ type Client struct {
 	candMu     sync.Mutex
 	answerSent bool
 	pending    []map[string]any
+
+	canDial bool // the tenant has an outbound route (hello)
 
 	sink    atomic.Pointer[func(*rtp.Packet)]
 	sendMu  sync.Mutex
@@ -210,6 +223,7 @@ func (c *Client) Connect(ctx context.Context) error {
 	if hello.Type != "hello" {
 		return fmt.Errorf("opclient: first message is %q, want hello", hello.Type)
 	}
+	c.canDial = hello.CanDial
 	api, err := c.api()
 	if err != nil {
 		return err
@@ -503,6 +517,86 @@ func (c *Client) Consent(ctx context.Context, callID sb.ID, given bool) error {
 	return c.write(map[string]any{"type": "consent", "call_id": callID, "given": given})
 }
 
+// CanDial reports whether the service offered this operator a dial form
+// (the tenant has an outbound route) when the socket opened.
+func (c *Client) CanDial() bool { return c.canDial }
+
+// PauseRecording pauses (or resumes) the recording of the call; the
+// service confirms with a "recording" message (WaitRecording).
+func (c *Client) PauseRecording(ctx context.Context, callID sb.ID, paused bool) error {
+	return c.write(map[string]any{"type": "recording", "call_id": callID, "paused": paused})
+}
+
+// WaitRecording waits until the latest word of the service on the call's
+// recording is state ("recording", "paused", "not recorded") with a pause
+// standing or not, and returns it.
+func (c *Client) WaitRecording(ctx context.Context, callID sb.ID, state string, paused bool) (Event, error) {
+	for {
+		c.mu.Lock()
+		hist, changed := c.history, c.changed
+		c.mu.Unlock()
+		var last *Event
+		for i := range hist {
+			if hist[i].Type == "recording" && hist[i].CallID == callID {
+				last = &hist[i]
+			}
+		}
+		if last != nil && last.State == state && last.Paused == paused {
+			return *last, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return Event{}, ctx.Err()
+		case <-c.ctx.Done():
+			return Event{}, errors.New("opclient: socket closed")
+		}
+	}
+}
+
+// Caller asks who calls on a call offered to the operator.
+func (c *Client) Caller(ctx context.Context, callID sb.ID) (*sb.CallerInfo, error) {
+	var info *sb.CallerInfo
+	err := c.request(ctx, map[string]any{"type": "caller", "call_id": callID}, func(ev Event) bool {
+		if ev.Type == "caller" && ev.Caller != nil && ev.Caller.CallID == callID {
+			info = ev.Caller
+			return true
+		}
+		return false
+	})
+	return info, err
+}
+
+// Recent lists the calls that reached the operator, newest first.
+func (c *Client) Recent(ctx context.Context) ([]sb.RecentCall, error) {
+	var calls []sb.RecentCall
+	err := c.request(ctx, map[string]any{"type": "recent"}, func(ev Event) bool {
+		if ev.Type != "recent" {
+			return false
+		}
+		calls = ev.Calls
+		return true
+	})
+	return calls, err
+}
+
+// Directory lists the operator's colleagues, with their state, and the
+// tenant's queues: whom a call can be handed to.
+func (c *Client) Directory(ctx context.Context) ([]sb.Colleague, []sb.QueueEntry, error) {
+	var (
+		ops []sb.Colleague
+		qs  []sb.QueueEntry
+	)
+	err := c.request(ctx, map[string]any{"type": "directory"}, func(ev Event) bool {
+		if ev.Type != "directory" {
+			return false
+		}
+		ops, qs = ev.Operators, ev.Queues
+		return true
+	})
+	return ops, qs, err
+}
+
 // WaitRefused waits for the service to refuse a request of type ref (an
 // "error" message naming it) and returns the refusal.
 func (c *Client) WaitRefused(ctx context.Context, ref string) (*ProtocolError, error) {
@@ -525,6 +619,11 @@ func (c *Client) WaitConnected(ctx context.Context, callID sb.ID) error {
 		}
 		return ev.Type == "connected" && ev.CallID == callID, nil
 	})
+}
+
+// WaitRevoked waits until the offer of the call is withdrawn.
+func (c *Client) WaitRevoked(ctx context.Context, callID sb.ID) error {
+	return c.waitFor(ctx, 0, func(ev Event) (bool, error) { return ev.Type == "revoked" && ev.CallID == callID, nil })
 }
 
 // WaitEnded waits until the call is over and returns why.

@@ -261,6 +261,13 @@ func (v *Visitor) State() (state, reason string) {
 	return v.state, v.reason
 }
 
+// Answered reports whether an operator ever took the call.
+func (v *Visitor) Answered() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.answered
+}
+
 // Leave is the visitor hanging up: before an operator answered, it is the
 // caller giving up (as a SIP CANCEL); after, the caller's BYE.
 func (v *Visitor) Leave() {

@@ -10,6 +10,7 @@ const hangupBtn = document.getElementById('hangup');
 const remote = document.getElementById('remote');
 
 let token = new URLSearchParams(location.hash.slice(1)).get('token') || '';
+let spent = ''; // the token of the call in progress: given back if nobody answers
 let pc = null;
 let session = '';
 let poll = 0;
@@ -18,10 +19,29 @@ let stream = null;
 window.addEventListener('message', (e) => {
   if (e.data && e.data.type === 'switchboard-token' && typeof e.data.token === 'string') {
     token = e.data.token;
+    if (!session) {
+      callBtn.textContent = 'Call us';
+      callBtn.disabled = false;
+      say('Ready to call.');
+    }
   }
 });
 
 function say(text) { statusEl.textContent = text; }
+
+const noLink = 'This page has no call link. Go back to the site you came from and press its call button.';
+const badLink = 'This call link has expired or has already been used. ' +
+  'Go back to the site you came from and press its call button again for a new one.';
+
+// needToken asks the site that embeds the widget for a new token (it
+// answers with a switchboard-token message); opened on its own, the
+// visitor is told what to do.
+function needToken(text) {
+  token = '';
+  callBtn.disabled = true;
+  say(text);
+  if (window.parent !== window) window.parent.postMessage({ type: 'switchboard-token-needed' }, '*');
+}
 
 const words = {
   waiting: 'Connecting you to the next free person…',
@@ -29,7 +49,7 @@ const words = {
 };
 
 async function call() {
-  if (!token) { say('This page has no call token.'); return; }
+  if (!token) { needToken(noLink); return; }
   callBtn.disabled = true;
   say('Asking for your microphone…');
   try {
@@ -59,11 +79,18 @@ async function call() {
     end('The call could not be placed.');
     return;
   }
-  token = ''; // spent
+  spent = token;
+  token = '';
+  if (res.status === 401) {
+    end('');
+    needToken(badLink);
+    return;
+  }
   if (res.status !== 201) {
     let msg = 'The call could not be placed.';
     try { msg = (await res.json()).message || msg; } catch (e) { /* not JSON */ }
-    end(msg);
+    token = spent; // refused before it was placed: the token was not used
+    end(msg + ' You can try again.');
     return;
   }
   session = res.headers.get('Location');
@@ -90,7 +117,16 @@ async function check() {
     const res = await fetch(session, { cache: 'no-store' });
     if (!res.ok) { end('The call has ended.'); return; }
     const s = await res.json();
-    if (s.state === 'ended') { end(s.reason ? 'The call has ended: ' + s.reason + '.' : 'The call has ended.'); return; }
+    if (s.state === 'ended') {
+      let text = s.reason ? 'The call has ended: ' + s.reason + '.' : 'The call has ended.';
+      if (s.retry) {
+        // Nobody took the call: the same link may call again.
+        token = spent;
+        text += ' You can try again.';
+      }
+      end(text);
+      return;
+    }
     say(words[s.state] || s.state);
   } catch (e) { /* try again on the next tick */ }
 }
@@ -101,9 +137,11 @@ function end(text) {
   if (pc) { pc.close(); pc = null; }
   if (stream) { stream.getTracks().forEach((t) => t.stop()); stream = null; }
   session = '';
+  spent = '';
   hangupBtn.hidden = true;
   callBtn.disabled = !token;
-  say(text);
+  callBtn.textContent = token ? 'Try again' : 'Call us';
+  if (text) say(text);
 }
 
 async function hangup() {
@@ -117,3 +155,5 @@ async function hangup() {
 
 callBtn.addEventListener('click', call);
 hangupBtn.addEventListener('click', hangup);
+
+if (!token) needToken(noLink);

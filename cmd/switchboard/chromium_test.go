@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"flag"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,8 +41,14 @@ func runInPrivateNetns(t *testing.T, name string) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "-n", "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`,
-		os.Args[0], "-test.run=^"+name+"$", "-test.v", "-test.count=1")
+	args := []string{"-n", "--", "sh", "-c", `ip link set lo up && exec "$0" "$@"`, os.Args[0], "-test.run=^" + name + "$", "-test.v", "-test.count=1"}
+	for _, f := range []string{"test.artifacts", "test.outputdir"} {
+		// Where a failing test's screenshots go, as asked of the parent.
+		if fl := flag.Lookup(f); fl != nil && fl.Value.String() != fl.DefValue {
+			args = append(args, "-"+f+"="+fl.Value.String())
+		}
+	}
+	cmd := exec.CommandContext(ctx, "unshare", args...)
 	cmd.Env = append(os.Environ(), inNetnsEnv+"=1", "SWITCHBOARD_TEST_DATABASE_URL=")
 	out, err := cmd.CombinedOutput()
 	t.Logf("inside a private network namespace:\n%s", out)

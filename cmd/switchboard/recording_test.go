@@ -147,8 +147,26 @@ func callRecording(tb testing.TB, m *Main, key string, id sb.ID) (*sb.Recording,
 }
 
 // frames decrypts the call's recording and counts intact pattern frames
-// per channel.
+// per channel; any other audio in it is an error.
 func (x *recordingFixture) frames(t *testing.T, callID sb.ID, rec *sb.Recording) map[uint8]int {
+	t.Helper()
+	frames := map[uint8]int{}
+	x.records(t, callID, rec, func(rc recordings.Record) {
+		if rc.Kind != recordings.KindAudio {
+			return
+		}
+		if _, _, ok := media.CheckPatternFrame(rc.Payload); !ok {
+			t.Errorf("channel %d holds a frame that is not the pattern sent", rc.Channel)
+		}
+		frames[rc.Channel]++
+	})
+	return frames
+}
+
+// records decrypts the call's recording with the keyring and hands each
+// of its records to fn, in order; the stored object must hold no pattern
+// bytes in the clear.
+func (x *recordingFixture) records(t *testing.T, callID sb.ID, rec *sb.Recording, fn func(recordings.Record)) {
 	t.Helper()
 	ctx := context.Background()
 	full, err := metadata.NewRecordingStore(x.m.DB).FindRecordingByID(ctx, x.f.Tenant.ID, rec.ID)
@@ -171,20 +189,12 @@ func (x *recordingFixture) frames(t *testing.T, callID sb.ID, rec *sb.Recording)
 	if err != nil {
 		t.Fatal(err)
 	}
-	frames := map[uint8]int{}
 	if err := r.Records(func(rc recordings.Record) error {
-		if rc.Kind != recordings.KindAudio {
-			return nil
-		}
-		if _, _, ok := media.CheckPatternFrame(rc.Payload); !ok {
-			t.Errorf("channel %d holds a frame that is not the pattern sent", rc.Channel)
-		}
-		frames[rc.Channel]++
+		fn(rc)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return frames
 }
 
 // TestConsentedCallIsRecordedEncrypted runs calls through the whole service
@@ -459,27 +469,22 @@ func TestPausedRecordingKeepsNothingInTheGap(t *testing.T) {
 		t.Errorf("events %v lack the pause", events)
 	}
 	// The gap is marked in the recording itself.
-	full, _ := metadata.NewRecordingStore(x.m.DB).FindRecordingByID(context.Background(), x.f.Tenant.ID, rec.ID)
-	key, _ := x.ring.Unwrap(full.KeyVersion, full.WrappedKey, rec.ID[:])
-	obj, err := x.store.Open(context.Background(), recordings.ObjectKey(x.f.Tenant.ID, rec.ID))
-	if err != nil {
-		t.Fatal(err)
+	if marks := x.marks(t, id, rec); len(marks) != 2 || marks[0] != recordings.KindPause || marks[1] != recordings.KindResume {
+		t.Errorf("marks in the recording: %v, want pause then resume", marks)
 	}
-	defer obj.Close()
-	r, err := recordings.NewReader(obj, obj.Size(), key, recordings.Meta{TenantID: x.f.Tenant.ID, CallID: id, RecordingID: rec.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+}
+
+// marks lists the marks in the call's recording (pauses and resumes), in
+// order.
+func (x *recordingFixture) marks(t *testing.T, id sb.ID, rec *sb.Recording) []recordings.Kind {
+	t.Helper()
 	var marks []recordings.Kind
-	r.Records(func(rc recordings.Record) error {
+	x.records(t, id, rec, func(rc recordings.Record) {
 		if rc.Kind != recordings.KindAudio {
 			marks = append(marks, rc.Kind)
 		}
-		return nil
 	})
-	if len(marks) != 2 || marks[0] != recordings.KindPause || marks[1] != recordings.KindResume {
-		t.Errorf("marks in the recording: %v, want pause then resume", marks)
-	}
+	return marks
 }
 
 // TestOperatorConfirmsConsent: the operator confirms consent after the

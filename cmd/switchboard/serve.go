@@ -310,6 +310,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Registrations: m.SIP,
 		Subjects:      metadata.NewSubjectStore(m.DB, destroy),
 		Queues:        &api.Queues{Find: metadata.NewQueueStore(m.DB).FindQueues, Waiting: m.Switch.Waiting},
+		Desk:          metadata.NewDeskStore(m.DB),
+		Routes:        routes,
 		Resources: &api.Resources{Trunks: metadata.NewTrunkAdmin(trunks, routes),
 			Queues: metadata.NewQueueAdmin(metadata.NewQueueStore(m.DB))},
 		WhatsApp: &api.WhatsApp{Admin: waStore, Webhook: wa.ServeWebhook, RequestPermission: wa.RequestPermission},

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
@@ -251,5 +252,78 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 	case in := <-op.Incoming():
 		t.Errorf("a refused browser call reached the operator: %+v", in)
 	default:
+	}
+}
+
+// A visitor whose call nobody could take gets their token back, once, to
+// try again; a call that was answered spends it for good.
+func TestUnansweredVisitorMayTryAgain(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	token := issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:chat-7"}`)
+	ended := func(session string) map[string]any {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Get(m.HTTPURL() + session)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s map[string]any
+			err = json.NewDecoder(resp.Body).Decode(&s)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s["state"] == "ended" {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the browser call did not end: %v", s)
+			}
+		}
+	}
+
+	// Nobody is connected: refused, and the token given back.
+	code, session, body := whip(t, m, token, newVisitor(t).offer(t))
+	if code != http.StatusCreated {
+		t.Fatalf("WHIP: %d %s", code, body)
+	}
+	if s := ended(session); s["retry"] != true {
+		t.Fatalf("the unanswered call's session says %v, want retry: true", s)
+	}
+	if s := ended(session); s["retry"] != nil {
+		t.Errorf("asked again, the session says %v: the token is given back once", s)
+	}
+
+	// The same token again, answered this time: then it is spent.
+	op := mustOperator(t, m, f.Operators[0])
+	v := newVisitor(t)
+	code, session, body = whip(t, m, token, v.offer(t))
+	if code != http.StatusCreated {
+		t.Fatalf("WHIP with the token given back: %d %s", code, body)
+	}
+	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: body}); err != nil {
+		t.Fatal(err)
+	}
+	in := waitIncoming(t, op)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, m.HTTPURL()+session, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s := ended(session); s["retry"] != nil {
+		t.Errorf("the answered call's session says %v, want no retry", s)
+	}
+	if code, _, _ := whip(t, m, token, newVisitor(t).offer(t)); code != http.StatusUnauthorized {
+		t.Errorf("the token of an answered call placed another: %d, want 401", code)
 	}
 }

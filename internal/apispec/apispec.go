@@ -310,7 +310,7 @@ func page(route string) bool {
 	case "/", "/console", "/widget", "/password":
 		return true
 	}
-	return strings.HasSuffix(route, ".js") || strings.HasSuffix(route, ".css")
+	return strings.HasSuffix(route, ".js") || strings.HasSuffix(route, ".css") || strings.HasPrefix(route, "/favicon.")
 }
 
 // Routes lists what a chi router serves, as "METHOD /pattern", leaving

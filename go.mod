@@ -2,6 +2,8 @@ module github.com/switchboard-voice/switchboard
 
 go 1.26.8
 
+toolchain go1.26.11
+
 require (
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.0

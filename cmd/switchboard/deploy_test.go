@@ -56,6 +56,20 @@ func checkSettings(t *testing.T, where string, env map[string]string) *Config {
 
 // findTool finds a command on PATH or in Go's bin folder (where deps.sh
 // builds the Go ones), or fails the test under CI.
+// yamlDocuments decodes each document of a rendered manifest, up to the
+// first that does not decode.
+func yamlDocuments[T any](out []byte) []T {
+	var docs []T
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	for {
+		var o T
+		if err := dec.Decode(&o); err != nil {
+			return docs
+		}
+		docs = append(docs, o)
+	}
+}
+
 func findTool(t *testing.T, name, what string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
@@ -333,15 +347,8 @@ func TestHelmChartRenders(t *testing.T) {
 		} `yaml:"spec"`
 	}
 	objects := map[string][]object{}
-	dec := yaml.NewDecoder(bytes.NewReader(out))
-	for {
-		var o object
-		if err := dec.Decode(&o); err != nil {
-			break
-		}
-		if o.Kind != "" {
-			objects[o.Kind] = append(objects[o.Kind], o)
-		}
+	for _, o := range yamlDocuments[object](out) {
+		objects[o.Kind] = append(objects[o.Kind], o)
 	}
 	for kind, n := range map[string]int{"StatefulSet": 1, "Service": 2, "ConfigMap": 1, "Secret": 1, "PodDisruptionBudget": 1} {
 		if len(objects[kind]) != n {

@@ -10,13 +10,18 @@ import (
 var WebhookEvents = []string{"call.offered", "call.answered", "call.ended", "recording.ready", "recording.failed"}
 
 // Webhook is where a tenant wants call events posted. The secret that
-// signs them is shown once, at creation.
+// signs them is shown once, at creation. To rotate it an admin adds a new
+// secret, shown once too; from then on both sign every delivery, until
+// the old one is retired and the new one signs alone.
 type Webhook struct {
 	ID        ID        `json:"id"`
 	TenantID  ID        `json:"tenant_id"`
 	URL       string    `json:"url"`
 	Events    []string  `json:"events"`
 	CreatedAt time.Time `json:"created_at"`
+	// NewSecretAt is when a second secret was added, while both sign;
+	// nil when one secret signs.
+	NewSecretAt *time.Time `json:"new_secret_at,omitempty"`
 }
 
 // WebhookEvent is one event for a tenant's webhooks, its body ready.
@@ -41,9 +46,9 @@ type WebhookDelivery struct {
 	CreatedAt     time.Time       `json:"created_at"`
 	DeliveredAt   *time.Time      `json:"delivered_at,omitempty"`
 
-	TenantID ID     `json:"-"`
-	URL      string `json:"-"`
-	Secret   []byte `json:"-"` // opened, for signing; only the sender sees it
+	TenantID ID       `json:"-"`
+	URL      string   `json:"-"`
+	Secrets  [][]byte `json:"-"` // opened, for signing (two while rotating); only the sender sees them
 }
 
 // WebhookService manages a tenant's webhooks, for its admins.
@@ -56,4 +61,11 @@ type WebhookService interface {
 	// FindDeliveries returns a webhook's latest deliveries, ENOTFOUND if
 	// the tenant has no such webhook.
 	FindDeliveries(ctx context.Context, webhookID ID) ([]*WebhookDelivery, error)
+	// AddWebhookSecret makes a second secret that signs beside the
+	// current one, and returns it (shown only now). ECONFLICT if a second
+	// secret is already there.
+	AddWebhookSecret(ctx context.Context, id ID) (string, error)
+	// RetireWebhookSecret drops the old secret: the one added last signs
+	// alone. ECONFLICT if no second secret was added.
+	RetireWebhookSecret(ctx context.Context, id ID) error
 }

@@ -334,6 +334,8 @@ func (s *Server) Handler() http.Handler {
 			r.Post("/webhooks", s.postWebhook)
 			r.Delete("/webhooks/{id}", s.deleteWebhook)
 			r.Get("/webhooks/{id}/deliveries", s.listDeliveries)
+			r.Post("/webhooks/{id}/secrets", s.postWebhookSecret)
+			r.Post("/webhooks/{id}/secrets/retire", s.retireWebhookSecret)
 			// Trunks, their outbound routes, queues and numbers (api/resources.go).
 			r.Post("/trunks", s.postTrunk)
 			r.Get("/trunks/{id}", s.getTrunk)

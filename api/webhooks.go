@@ -70,6 +70,34 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, map[string]any{"deliveries": d})
 }
 
+// postWebhookSecret adds a second signing secret, shown only now; both
+// sign every delivery until the old one is retired.
+func (s *Server) postWebhookSecret(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.webhookID(w, r)
+	if !ok {
+		return
+	}
+	secret, err := s.deps.Webhooks.AddWebhookSecret(r.Context(), id)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	s.writeJSON(w, http.StatusCreated, map[string]string{"secret": secret})
+}
+
+// retireWebhookSecret drops the old secret: the new one signs alone.
+func (s *Server) retireWebhookSecret(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.webhookID(w, r)
+	if !ok {
+		return
+	}
+	if err := s.deps.Webhooks.RetireWebhookSecret(r.Context(), id); err != nil {
+		s.error(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) findWebhooks(ctx context.Context) ([]*sb.Webhook, error) {
 	if s.deps.Webhooks == nil {
 		return []*sb.Webhook{}, nil

@@ -221,7 +221,7 @@ func newRecorder() *recorder {
 		storedAtEnd: map[sb.ID]storedAtEnd{}}
 }
 
-func (r *recorder) CreateCall(_ context.Context, c *sb.Call) error { return r.UpdateCall(nil, c) }
+func (r *recorder) CreateCall(ctx context.Context, c *sb.Call) error { return r.UpdateCall(ctx, c) }
 func (r *recorder) UpdateCall(_ context.Context, c *sb.Call) error {
 	r.mu.Lock()
 	r.calls[c.ID] = *c
@@ -259,17 +259,4 @@ func (r *recorder) AddCallEvents(_ context.Context, evs ...*sb.CallEvent) error 
 	}
 	r.mu.Unlock()
 	return nil
-}
-
-func (r *recorder) only(t *testing.T) (sb.Call, []sb.EventType) {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.calls) != 1 {
-		t.Fatalf("%d call records, want 1", len(r.calls))
-	}
-	for id, c := range r.calls {
-		return c, r.events[id]
-	}
-	return sb.Call{}, nil
 }

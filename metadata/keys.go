@@ -46,6 +46,7 @@ var sealedColumns = []sealedColumn{
 	{what: "trunk digest HA1", table: "trunks", column: "digest_ha1", text: true},
 	{what: "trunk outbound password", table: "trunks", column: "outbound_secret"},
 	{what: "webhook secret", table: "webhooks", column: "secret"},
+	{what: "webhook new secret", table: "webhooks", column: "new_secret"},
 	{what: "WhatsApp app secret", table: "whatsapp_connections", column: "app_secret"},
 	{what: "WhatsApp access token", table: "whatsapp_connections", column: "access_token"},
 }

@@ -36,9 +36,9 @@ func (s *WebhookStore) UpdateWebhook(ctx context.Context, id sb.ID, rawURL *stri
 	}
 	var h *sb.Webhook
 	err = s.db.inTx(ctx, func(tx pgx.Tx) error {
-		h = &sb.Webhook{}
-		if err := tx.QueryRow(ctx, "SELECT id, tenant_id, url, events, created_at FROM webhooks WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-			a.TenantID, id).Scan(&h.ID, &h.TenantID, &h.URL, &h.Events, &h.CreatedAt); err != nil {
+		var err error
+		h, err = scanWebhook(tx.QueryRow(ctx, "SELECT "+webhookColumns+" FROM webhooks WHERE tenant_id = $1 AND id = $2 FOR UPDATE", a.TenantID, id))
+		if err != nil {
 			return mapError(err, "webhook")
 		}
 		if rawURL != nil {
@@ -62,4 +62,71 @@ func (s *WebhookStore) UpdateWebhook(ctx context.Context, id sb.ID, rawURL *stri
 		return nil, err
 	}
 	return h, nil
+}
+
+// AddWebhookSecret makes a second signing secret for a webhook, for an
+// admin, and returns it (shown only now); both sign until
+// RetireWebhookSecret. Audited as webhook.secret.add.
+func (s *WebhookStore) AddWebhookSecret(ctx context.Context, id sb.ID) (string, error) {
+	a, err := staff(ctx, "adding a webhook secret", sb.RoleAdmin)
+	if err != nil {
+		return "", err
+	}
+	secret, sealed, err := s.newSecret(id)
+	if err != nil {
+		return "", err
+	}
+	err = s.db.inTx(ctx, func(tx pgx.Tx) error {
+		rotating, err := lockRotation(ctx, tx, a.TenantID, id)
+		if err != nil {
+			return err
+		}
+		if rotating {
+			return sb.Errorf(sb.ECONFLICT, "the webhook already has a second secret; retire the old one first")
+		}
+		now := s.db.now()
+		if _, err := tx.Exec(ctx, "UPDATE webhooks SET new_secret = $3, new_secret_at = $4 WHERE tenant_id = $1 AND id = $2",
+			a.TenantID, id, sealed, now); err != nil {
+			return mapError(err, "webhook")
+		}
+		return appendAudit(ctx, tx, now, actorEntry(a, "webhook.secret.add", "webhook", id))
+	})
+	if err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+// RetireWebhookSecret drops a webhook's old secret, for an admin: the one
+// AddWebhookSecret made signs alone. Audited as webhook.secret.retire.
+func (s *WebhookStore) RetireWebhookSecret(ctx context.Context, id sb.ID) error {
+	a, err := staff(ctx, "retiring a webhook secret", sb.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	return s.db.inTx(ctx, func(tx pgx.Tx) error {
+		rotating, err := lockRotation(ctx, tx, a.TenantID, id)
+		if err != nil {
+			return err
+		}
+		if !rotating {
+			return sb.Errorf(sb.ECONFLICT, "the webhook has one secret; add a new one before retiring the old")
+		}
+		if _, err := tx.Exec(ctx, `UPDATE webhooks SET secret = new_secret, new_secret = NULL, new_secret_at = NULL
+			WHERE tenant_id = $1 AND id = $2`, a.TenantID, id); err != nil {
+			return mapError(err, "webhook")
+		}
+		return appendAudit(ctx, tx, s.db.now(), actorEntry(a, "webhook.secret.retire", "webhook", id))
+	})
+}
+
+// lockRotation locks a tenant's webhook and reports whether it has a
+// second secret.
+func lockRotation(ctx context.Context, tx pgx.Tx, tenantID, id sb.ID) (bool, error) {
+	var rotating bool
+	err := tx.QueryRow(ctx, "SELECT new_secret IS NOT NULL FROM webhooks WHERE tenant_id = $1 AND id = $2 FOR UPDATE", tenantID, id).Scan(&rotating)
+	if err != nil {
+		return false, mapError(err, "webhook")
+	}
+	return rotating, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,18 +38,10 @@ func (s *WebhookStore) CreateWebhook(ctx context.Context, rawURL string, events 
 	if err != nil {
 		return nil, "", err
 	}
-	if s.sealer == nil {
-		return nil, "", sb.Errorf(sb.EUNAVAILABLE, "webhooks need a keyring to keep their secrets (SWITCHBOARD_KEYRING)")
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, "", fmt.Errorf("metadata: webhook secret: %w", err)
-	}
-	secret := "whsec_" + base64.RawURLEncoding.EncodeToString(raw)
 	h := &sb.Webhook{ID: sb.NewID(), TenantID: a.TenantID, URL: rawURL, Events: events, CreatedAt: s.db.now()}
-	sealed, err := s.sealer.Seal([]byte(secret), h.ID[:])
+	secret, sealed, err := s.newSecret(h.ID)
 	if err != nil {
-		return nil, "", fmt.Errorf("metadata: seal webhook secret: %w", err)
+		return nil, "", err
 	}
 	err = s.db.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "INSERT INTO webhooks (id, tenant_id, url, secret, events, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -65,26 +58,51 @@ func (s *WebhookStore) CreateWebhook(ctx context.Context, rawURL string, events 
 	return h, secret, nil
 }
 
+// newSecret makes a signing secret for webhook id, and returns it with
+// its sealed form, bound to the ID.
+func (s *WebhookStore) newSecret(id sb.ID) (string, []byte, error) {
+	if s.sealer == nil {
+		return "", nil, sb.Errorf(sb.EUNAVAILABLE, "webhooks need a keyring to keep their secrets (SWITCHBOARD_KEYRING)")
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", nil, fmt.Errorf("metadata: webhook secret: %w", err)
+	}
+	secret := "whsec_" + base64.RawURLEncoding.EncodeToString(raw)
+	sealed, err := s.sealer.Seal([]byte(secret), id[:])
+	if err != nil {
+		return "", nil, fmt.Errorf("metadata: seal webhook secret: %w", err)
+	}
+	return secret, sealed, nil
+}
+
 // FindWebhooks lists the tenant's webhooks, for its admins.
 func (s *WebhookStore) FindWebhooks(ctx context.Context) ([]*sb.Webhook, error) {
 	a, err := staff(ctx, "listing webhooks", sb.RoleAdmin)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.pool.Query(ctx, "SELECT id, tenant_id, url, events, created_at FROM webhooks WHERE tenant_id = $1 ORDER BY created_at", a.TenantID)
+	rows, err := s.db.pool.Query(ctx, "SELECT "+webhookColumns+" FROM webhooks WHERE tenant_id = $1 ORDER BY created_at", a.TenantID)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: webhooks: %w", err)
 	}
 	defer rows.Close()
 	out := []*sb.Webhook{}
 	for rows.Next() {
-		h := &sb.Webhook{}
-		if err := rows.Scan(&h.ID, &h.TenantID, &h.URL, &h.Events, &h.CreatedAt); err != nil {
+		h, err := scanWebhook(rows)
+		if err != nil {
 			return nil, fmt.Errorf("metadata: webhooks: %w", err)
 		}
 		out = append(out, h)
 	}
 	return out, rows.Err()
+}
+
+const webhookColumns = "id, tenant_id, url, events, created_at, new_secret_at"
+
+func scanWebhook(row pgx.Row) (*sb.Webhook, error) {
+	h := &sb.Webhook{}
+	return h, row.Scan(&h.ID, &h.TenantID, &h.URL, &h.Events, &h.CreatedAt, &h.NewSecretAt)
 }
 
 // DeleteWebhook removes a webhook and its deliveries, for an admin.
@@ -181,7 +199,7 @@ func (s *WebhookStore) TakeDue(ctx context.Context, limit int) ([]*sb.WebhookDel
 	var out []*sb.WebhookDelivery
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
 		now := s.db.now()
-		rows, err := tx.Query(ctx, "SELECT "+prefixed("d.", deliveryColumns)+`, w.url, w.secret FROM webhook_deliveries d
+		rows, err := tx.Query(ctx, "SELECT "+prefixed("d.", deliveryColumns)+`, w.url, w.secret, w.new_secret FROM webhook_deliveries d
 			JOIN webhooks w ON w.tenant_id = d.tenant_id AND w.id = d.webhook_id
 			WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED`, now, limit)
 		if err != nil {
@@ -189,17 +207,22 @@ func (s *WebhookStore) TakeDue(ctx context.Context, limit int) ([]*sb.WebhookDel
 		}
 		for rows.Next() {
 			d := &sb.WebhookDelivery{}
-			var sealed []byte
+			var sealed, sealedNew []byte
 			if err := rows.Scan(&d.ID, &d.TenantID, &d.WebhookID, &d.Event, &d.Payload, &d.Status, &d.Attempts, &d.NextAttemptAt,
-				&d.LastStatus, &d.LastError, &d.CreatedAt, &d.DeliveredAt, &d.URL, &sealed); err != nil {
+				&d.LastStatus, &d.LastError, &d.CreatedAt, &d.DeliveredAt, &d.URL, &sealed, &sealedNew); err != nil {
 				rows.Close()
 				return fmt.Errorf("metadata: due deliveries: %w", err)
 			}
-			if s.sealer != nil {
-				if d.Secret, err = s.sealer.Open(sealed, d.WebhookID[:]); err != nil {
+			for _, sealed := range [][]byte{sealed, sealedNew} {
+				if s.sealer == nil || sealed == nil {
+					continue
+				}
+				secret, err := s.sealer.Open(sealed, d.WebhookID[:])
+				if err != nil {
 					rows.Close()
 					return fmt.Errorf("metadata: open webhook %s's secret: %w", d.WebhookID, err)
 				}
+				d.Secrets = append(d.Secrets, secret)
 			}
 			out = append(out, d)
 		}
@@ -217,32 +240,15 @@ func (s *WebhookStore) TakeDue(ctx context.Context, limit int) ([]*sb.WebhookDel
 	return out, err
 }
 
-// maxAttempts is how often a delivery is tried before it is given up.
-const maxAttempts = 8
-
-// RecordAttempt notes one attempt's outcome: delivered, or retried after a
-// growing wait (2, 4, 8 ... seconds, at most an hour), or, past
-// maxAttempts, failed.
-func (s *WebhookStore) RecordAttempt(ctx context.Context, d *sb.WebhookDelivery, status int, attemptErr error) error {
-	now := s.db.now()
-	d.Attempts++
-	d.LastStatus, d.LastError = status, ""
-	switch {
-	case attemptErr == nil && status >= 200 && status < 300:
-		d.Status, d.DeliveredAt = "delivered", &now
-	case d.Attempts >= maxAttempts:
-		d.Status = "failed"
-	default:
-		d.NextAttemptAt = now.Add(min(time.Duration(1<<d.Attempts)*time.Second, time.Hour))
-	}
-	if attemptErr != nil {
-		d.LastError = attemptErr.Error()
-		if len(d.LastError) > 500 {
-			d.LastError = d.LastError[:500]
-		}
+// RecordAttempt stores one attempt's outcome as the sender decided it
+// (webhooks: delivered, retried at NextAttemptAt, or failed).
+func (s *WebhookStore) RecordAttempt(ctx context.Context, d *sb.WebhookDelivery) error {
+	lastError := d.LastError
+	if len(lastError) > 500 {
+		lastError = strings.ToValidUTF8(lastError[:500], "")
 	}
 	_, err := s.db.pool.Exec(ctx, `UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, last_status = $5,
-		last_error = $6, delivered_at = $7 WHERE id = $1`, d.ID, d.Status, d.Attempts, d.NextAttemptAt, d.LastStatus, d.LastError, d.DeliveredAt)
+		last_error = $6, delivered_at = $7 WHERE id = $1`, d.ID, d.Status, d.Attempts, d.NextAttemptAt, d.LastStatus, lastError, d.DeliveredAt)
 	if err != nil {
 		return fmt.Errorf("metadata: record delivery attempt: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 func mustS3Backend(t *testing.T) (*testenv.S3, *S3Store) {
 	t.Helper()
 	srv := testenv.NewS3(t)
-	st, err := NewS3Store(S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true})
+	st, err := NewS3Store(context.Background(), S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
 	}

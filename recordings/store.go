@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -67,9 +68,14 @@ const MinPartSize = 5 << 20
 
 // S3Config locates an S3-compatible bucket.
 type S3Config struct {
-	Endpoint  string // e.g. http://127.0.0.1:7070; empty for AWS
-	Region    string
-	Bucket    string
+	Endpoint string // e.g. http://127.0.0.1:7070; empty for AWS
+	Region   string
+	Bucket   string
+	// AccessKey and SecretKey are static credentials. Without them the
+	// SDK's default chain finds them: AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY, a web identity token (EKS IRSA:
+	// AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN), the shared config
+	// files (AWS_PROFILE), ECS task or EC2 instance roles.
 	AccessKey string
 	SecretKey string
 	PathStyle bool // MinIO, versitygw and most non-AWS servers want it
@@ -86,10 +92,14 @@ type S3Store struct {
 
 var _ Store = (*S3Store)(nil)
 
-// NewS3Store returns a store for the bucket.
-func NewS3Store(c S3Config) (*S3Store, error) {
+// NewS3Store returns a store for the bucket. Credentials are resolved
+// when a request needs them (and refreshed as they expire), not here.
+func NewS3Store(ctx context.Context, c S3Config) (*S3Store, error) {
 	if c.Bucket == "" {
 		return nil, errors.New("recordings: S3 bucket not set")
+	}
+	if (c.AccessKey == "") != (c.SecretKey == "") {
+		return nil, errors.New("recordings: an S3 access key and secret key go together; give both, or neither for the default credential chain")
 	}
 	if c.Region == "" {
 		c.Region = "us-east-1"
@@ -97,15 +107,21 @@ func NewS3Store(c S3Config) (*S3Store, error) {
 	if c.PartSize == 0 {
 		c.PartSize = MinPartSize
 	}
-	opts := s3.Options{
-		Region:       c.Region,
-		UsePathStyle: c.PathStyle,
-		Credentials:  credentials.NewStaticCredentialsProvider(c.AccessKey, c.SecretKey, ""),
+	load := []func(*config.LoadOptions) error{config.WithRegion(c.Region)}
+	if c.AccessKey != "" {
+		load = append(load, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(c.AccessKey, c.SecretKey, "")))
 	}
-	if c.Endpoint != "" {
-		opts.BaseEndpoint = aws.String(c.Endpoint)
+	cfg, err := config.LoadDefaultConfig(ctx, load...)
+	if err != nil {
+		return nil, fmt.Errorf("recordings: S3 configuration: %w", err)
 	}
-	return &S3Store{c: s3.New(opts), bucket: c.Bucket, partSize: c.PartSize}, nil
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = c.PathStyle
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+		}
+	})
+	return &S3Store{c: client, bucket: c.Bucket, partSize: c.PartSize}, nil
 }
 
 type s3Upload struct {

@@ -15,7 +15,7 @@ import (
 func stores(t *testing.T) map[string]Store {
 	t.Helper()
 	s3srv := testenv.NewS3(t)
-	s3, err := NewS3Store(S3Config{Endpoint: s3srv.Endpoint, Bucket: s3srv.Bucket, AccessKey: s3srv.AccessKey, SecretKey: s3srv.SecretKey, PathStyle: true})
+	s3, err := NewS3Store(context.Background(), S3Config{Endpoint: s3srv.Endpoint, Bucket: s3srv.Bucket, AccessKey: s3srv.AccessKey, SecretKey: s3srv.SecretKey, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func BenchmarkRecordOneMinuteToS3Parallel(b *testing.B) {
 
 func mustBenchS3(b *testing.B) *S3Store {
 	s3srv := testenv.NewS3(b)
-	st, err := NewS3Store(S3Config{Endpoint: s3srv.Endpoint, Bucket: s3srv.Bucket, AccessKey: s3srv.AccessKey, SecretKey: s3srv.SecretKey, PathStyle: true})
+	st, err := NewS3Store(context.Background(), S3Config{Endpoint: s3srv.Endpoint, Bucket: s3srv.Bucket, AccessKey: s3srv.AccessKey, SecretKey: s3srv.SecretKey, PathStyle: true})
 	if err != nil {
 		b.Fatal(err)
 	}

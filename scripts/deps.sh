@@ -2,8 +2,8 @@
 # Installs what switchboard's tests and dev mode need on Debian, once:
 # PostgreSQL server binaries, SIPp (sip-tester), Kamailio (the SIP front-end
 # of deploy/), Chromium, versitygw (S3), helm and docker-compose (to check
-# deploy/), promtool (to check the alert rules). Idempotent; fails loudly
-# when something cannot be installed.
+# deploy/), promtool (to check the alert rules), staticcheck and
+# govulncheck. Idempotent; fails loudly when something cannot be installed.
 set -euo pipefail
 
 need=()
@@ -36,6 +36,21 @@ if [ "${1:-}" != "--postgres-only" ]; then
 	# Debian ships it in the prometheus package (the server is not started).
 	command -v promtool >/dev/null || need+=(prometheus)
 fi
+
+# The static checks scripts/test.sh runs: staticcheck, and govulncheck with
+# the vulnerability database's indexer (scripts/vulncheck.sh says why).
+# Pinned versions, from the module proxy.
+[ "${1:-}" = "--postgres-only" ] || for tool in honnef.co/go/tools/cmd/staticcheck@v0.8.2 golang.org/x/vuln/cmd/govulncheck@v1.9.0 \
+	golang.org/x/vulndb/cmd/indexdb@v0.0.0-20261105234957-e22db6528018; do
+	name=${tool%@*}
+	name=${name##*/}
+	stamp="$gobin/.$name.version"
+	if [ ! -x "$gobin/$name" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$tool" ]; then
+		echo "deps: building $tool" >&2
+		GOBIN="$gobin" go install "$tool"
+		echo "$tool" >"$stamp"
+	fi
+done
 
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -15,6 +15,20 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
+# It builds and vets where Go users work: Linux (above), macOS and Windows.
+# Code for one system goes in build-tagged files (x_unix.go, x_linux.go,
+# x_other.go with //go:build !unix), never behind a runtime check.
+for goos in darwin windows; do
+	GOOS=$goos go build ./...
+	GOOS=$goos go vet ./...
+done
+
+# Static analysis and known vulnerabilities: both must be clean.
+# No staticcheck check is turned off; one that ever must be goes in a
+# staticcheck.conf with the reason.
+"$(go env GOPATH)/bin/staticcheck" ./...
+./scripts/vulncheck.sh
+
 # Missing dependencies fail tests instead of skipping them.
 export CI="${CI:-true}"
 go test -race -count=1 -timeout 20m "$@" ./...

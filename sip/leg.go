@@ -245,7 +245,7 @@ func (l *leg) readAck(req *sip.Request, tx sip.ServerTransaction) {
 	l.ackAnswer(req)
 	l.mu.Lock()
 	l.acked = true
-	if l.late && l.answered == false && l.lateErr == nil {
+	if l.late && !l.answered && l.lateErr == nil {
 		l.lateErr = l.takeLateAnswer(req.Body())
 	}
 	l.mu.Unlock()

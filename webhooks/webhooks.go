@@ -1,18 +1,17 @@
 // Package webhooks posts call events to the URLs tenants register:
-// signed with HMAC-SHA256 over a timestamp and the body, queued durably in
-// PostgreSQL, retried with a growing wait, every attempt recorded.
+// signed with HMAC-SHA256 over a timestamp and the body (package
+// signature, which receivers can import to verify), queued durably in
+// PostgreSQL, retried with a growing wait for 24 hours (retry.go), every
+// attempt recorded.
 //
-// A receiver checks the Switchboard-Signature header,
-// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>", and
-// refuses a timestamp too far from its clock (replays).
+// Every payload carries the event's "id": the same in every retry and at
+// every webhook of the tenant, so a receiver de-duplicates on it. While a
+// webhook's secret is rotated, both secrets sign each delivery.
 package webhooks
 
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,30 +19,22 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"syscall"
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/webhooks/signature"
 )
-
-// SignatureHeader carries a delivery's signature.
-const SignatureHeader = "Switchboard-Signature"
-
-// Sign returns the signature header's value for body sent at t.
-func Sign(secret, body []byte, t time.Time) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(ts + "."))
-	mac.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
-}
 
 // Store is where deliveries wait; metadata.WebhookStore is one.
 type Store interface {
 	Enqueue(ctx context.Context, events ...sb.WebhookEvent) (int, error)
+	// TakeDue leases due deliveries, each with its webhook's URL and
+	// opened secrets.
 	TakeDue(ctx context.Context, limit int) ([]*sb.WebhookDelivery, error)
-	RecordAttempt(ctx context.Context, d *sb.WebhookDelivery, status int, err error) error
+	// RecordAttempt stores an attempt's outcome as settle left it on d:
+	// status, attempts, next attempt, last answer.
+	RecordAttempt(ctx context.Context, d *sb.WebhookDelivery) error
 }
 
 // Hooks turns call events into deliveries and sends them.
@@ -52,6 +43,7 @@ type Hooks struct {
 	client  *http.Client
 	log     *slog.Logger
 	now     func() time.Time
+	jitter  func(max time.Duration) time.Duration // shortens retry waits at random
 	queue   chan event
 	private bool         // deliveries may go to private addresses
 	outcome func(string) // nil: attempts are not counted
@@ -75,11 +67,15 @@ func WithPrivateTargets() Option { return func(h *Hooks) { h.private = true } }
 // unreachable (no answer). For metrics; fn must not block.
 func WithOutcomes(fn func(outcome string)) Option { return func(h *Hooks) { h.outcome = fn } }
 
+// WithClock reads the time from now: when events happen, when deliveries
+// are signed and when they are retried.
+func WithClock(now func() time.Time) Option { return func(h *Hooks) { h.now = now } }
+
 // New returns hooks on store. Call Run to enqueue and Send to deliver.
 // Deliveries go to public addresses only, unless WithPrivateTargets: a
 // tenant admin's URL must not reach the service's own network (SSRF).
 func New(store Store, log *slog.Logger, opts ...Option) *Hooks {
-	h := &Hooks{store: store, log: log, now: time.Now, queue: make(chan event, 1024)}
+	h := &Hooks{store: store, log: log, now: time.Now, jitter: randomJitter, queue: make(chan event, 1024)}
 	for _, o := range opts {
 		o(h)
 	}
@@ -119,6 +115,7 @@ var _ sb.CallObserver = (*Hooks)(nil)
 
 // payload is what a delivery's body says.
 type payload struct {
+	ID       sb.ID     `json:"id"` // the event's: a receiver de-duplicates on it
 	Event    string    `json:"event"`
 	At       time.Time `json:"at"`
 	TenantID sb.ID     `json:"tenant_id"`
@@ -139,13 +136,13 @@ var names = map[sb.EventType]string{
 // when the queue is full the event is dropped and logged.
 func (h *Hooks) CallEvent(e *sb.CallEvent) {
 	if name := names[e.Type]; name != "" {
-		h.push(e.TenantID, payload{Event: name, At: e.At, TenantID: e.TenantID, CallID: e.CallID, Detail: e.Detail})
+		h.push(e.TenantID, payload{ID: sb.NewID(), Event: name, At: e.At, TenantID: e.TenantID, CallID: e.CallID, Detail: e.Detail})
 	}
 }
 
 // CallEnded queues call.ended with the final record.
 func (h *Hooks) CallEnded(c *sb.Call) {
-	h.push(c.TenantID, payload{Event: "call.ended", At: h.now().UTC(), TenantID: c.TenantID, CallID: c.ID, Call: c})
+	h.push(c.TenantID, payload{ID: sb.NewID(), Event: "call.ended", At: h.now().UTC(), TenantID: c.TenantID, CallID: c.ID, Call: c})
 }
 
 func (h *Hooks) push(tenantID sb.ID, p payload) {
@@ -216,13 +213,18 @@ func (h *Hooks) Send(ctx context.Context) (int, error) {
 		if err == nil && (status < 200 || status >= 300) {
 			err = fmt.Errorf("the receiver answered %d", status)
 		}
-		if err == nil {
+		h.settle(d, status, err)
+		switch d.Status {
+		case "delivered":
 			ok++
-		} else {
-			h.log.Warn("webhook delivery failed", "webhook_id", d.WebhookID, "event", d.Event, "attempt", d.Attempts+1, "err", err)
+		case "failed":
+			h.log.Error("webhook delivery given up", "webhook_id", d.WebhookID, "event", d.Event, "attempts", d.Attempts, "err", err)
+		default:
+			h.log.Warn("webhook delivery failed", "webhook_id", d.WebhookID, "event", d.Event, "attempt", d.Attempts,
+				"next_attempt_at", d.NextAttemptAt, "err", err)
 		}
 		h.count(status, err)
-		if rerr := h.store.RecordAttempt(ctx, d, status, err); rerr != nil {
+		if rerr := h.store.RecordAttempt(ctx, d); rerr != nil {
 			return ok, rerr
 		}
 	}
@@ -252,7 +254,11 @@ func (h *Hooks) post(ctx context.Context, d *sb.WebhookDelivery) (int, error) {
 	req.Header.Set("User-Agent", "switchboard-webhooks")
 	req.Header.Set("Switchboard-Event", d.Event)
 	req.Header.Set("Switchboard-Delivery", d.ID.String())
-	req.Header.Set(SignatureHeader, Sign(d.Secret, body, h.now()))
+	secrets := make([]string, len(d.Secrets))
+	for i, s := range d.Secrets {
+		secrets[i] = string(s)
+	}
+	req.Header.Set(signature.Header, signature.Sign(body, h.now(), secrets...))
 	res, err := h.client.Do(req)
 	if err != nil {
 		return 0, err

@@ -98,7 +98,11 @@ func NewEngine(c Config) (*Engine, error) {
 		}
 	}
 	if c.PublicIP.IsValid() {
-		se.SetNAT1To1IPs([]string{c.PublicIP.String()}, webrtc.ICECandidateTypeHost)
+		// Host candidates carry the public address instead of the local one.
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{External: []string{c.PublicIP.String()},
+			AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace}); err != nil {
+			return nil, fmt.Errorf("webrtc: public address: %w", err)
+		}
 	}
 	e := &Engine{
 		api: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -288,5 +290,34 @@ func TestSessionSwitchesCodecPerCall(t *testing.T) {
 	}
 	if c := s.Media().Codec(); c.Name != "PCMA" || c.PayloadType != 8 || c.DTMFType != 101 {
 		t.Errorf("the next call's codec %+v, want PCMA/8 with telephone-event 101", c)
+	}
+}
+
+// Behind 1:1 NAT the host candidates carry the public address in place of
+// the local one (Config.PublicIP).
+func TestPublicIPReplacesHostCandidates(t *testing.T) {
+	e, err := NewEngine(Config{LoopbackOnly: true, PublicIP: netip.MustParseAddr("198.51.100.7")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := make(chan string, 16)
+	s.OnICECandidate(func(c sb.ICECandidate) { got <- c.Candidate })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.CreateOffer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-got:
+		if !strings.Contains(c, " 198.51.100.7 ") || !strings.Contains(c, " typ host") || strings.Contains(c, "127.0.0.1") {
+			t.Errorf("candidate %q, want a host candidate on 198.51.100.7 only", c)
+		}
+	case <-ctx.Done():
+		t.Fatal("no candidate gathered")
 	}
 }

@@ -62,10 +62,9 @@ type operator struct {
 	delay time.Duration
 	r     *loadRun
 
-	mu     sync.Mutex
-	in     *stream // the current call's caller → operator stream
-	seq    uint32
-	cancel context.CancelFunc
+	mu  sync.Mutex
+	in  *stream // the current call's caller → operator stream
+	seq uint32
 }
 
 func newRun(ctx context.Context, c *config, log io.Writer) (*loadRun, error) {

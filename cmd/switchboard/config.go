@@ -170,7 +170,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "s3-endpoint", env: "SWITCHBOARD_S3_ENDPOINT", help: "S3-compatible endpoint URL (empty: AWS)"},
 		{name: "s3-region", env: "SWITCHBOARD_S3_REGION", def: "us-east-1", help: "S3 region"},
 		{name: "s3-bucket", env: "SWITCHBOARD_S3_BUCKET", help: "S3 bucket for recordings"},
-		{name: "s3-access-key", env: "SWITCHBOARD_S3_ACCESS_KEY", help: "S3 access key", secret: true},
+		{name: "s3-access-key", env: "SWITCHBOARD_S3_ACCESS_KEY", help: "S3 access key (with the secret key; neither: the AWS default chain, e.g. AWS_* variables, EKS IRSA, an instance role)", secret: true},
 		{name: "s3-secret-key", env: "SWITCHBOARD_S3_SECRET_KEY", help: "S3 secret key (prefer the variable to the flag)", secret: true},
 		{name: "s3-path-style", env: "SWITCHBOARD_S3_PATH_STYLE", def: "true", help: "path-style S3 addressing (MinIO and most non-AWS servers)", boolean: true},
 	}

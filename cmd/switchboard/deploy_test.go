@@ -54,6 +54,20 @@ func checkSettings(t *testing.T, where string, env map[string]string) *Config {
 	return c
 }
 
+// yamlDocuments decodes each document of a rendered manifest, up to the
+// first that does not decode.
+func yamlDocuments[T any](out []byte) []T {
+	var docs []T
+	dec := yaml.NewDecoder(bytes.NewReader(out))
+	for {
+		var o T
+		if err := dec.Decode(&o); err != nil {
+			return docs
+		}
+		docs = append(docs, o)
+	}
+}
+
 // findTool finds a command on PATH or in Go's bin folder (where deps.sh
 // builds the Go ones), or fails the test under CI.
 func findTool(t *testing.T, name, what string) string {
@@ -75,16 +89,12 @@ func findTool(t *testing.T, name, what string) string {
 // each names; documents with no kind are left out.
 func byKind[T any](manifests []byte, kind func(T) string) map[string][]T {
 	out := map[string][]T{}
-	dec := yaml.NewDecoder(bytes.NewReader(manifests))
-	for {
-		var o T
-		if err := dec.Decode(&o); err != nil {
-			return out
-		}
+	for _, o := range yamlDocuments[T](manifests) {
 		if k := kind(o); k != "" {
 			out[k] = append(out[k], o)
 		}
 	}
+	return out
 }
 
 // dockerfile is the repository's Dockerfile, read into its instructions

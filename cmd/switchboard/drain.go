@@ -8,8 +8,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/switchboard-voice/switchboard/internal/osproc"
 )
 
 // runDrain is `switchboard drain`: it tells the serve process named by its
@@ -35,7 +36,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); errors.Is(err, syscall.ESRCH) {
+	if err := osproc.Terminate(pid); errors.Is(err, osproc.ErrNotRunning) {
 		fmt.Fprintln(stdout, "not running (stale pid file)")
 		return nil
 	} else if err != nil {
@@ -58,7 +59,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintln(stdout, "drained")
 			return nil
 		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		if !osproc.Alive(pid) {
 			fmt.Fprintln(stdout, "drained")
 			return nil
 		}

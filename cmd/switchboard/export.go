@@ -59,7 +59,7 @@ func runRecordingExport(ctx context.Context, args []string, stdin io.Reader, std
 	if u.Role != sb.RoleAdmin {
 		return errors.New("recording export: only a tenant's admin exports recordings")
 	}
-	store, err := openRecordingStore(c)
+	store, err := openRecordingStore(ctx, c)
 	if err != nil {
 		return err
 	}

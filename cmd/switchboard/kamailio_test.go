@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,12 +43,12 @@ func mustKamailio(t *testing.T, instances ...string) string {
 	cmd := exec.Command("kamailio", "-f", cfg, "-DD", "-E", "-m", "64", "-M", "8", "-Y", dir,
 		"-A", "LISTEN=udp:"+addr, "-A", fmt.Sprintf("DISPATCHER_LIST=%q", filepath.Join(dir, "dispatcher.list")), "-A", "CHILDREN=2")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its workers go with it
+	inOwnGroup(cmd) // its workers go with it
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(cmd)
 		cmd.Wait()
 		if t.Failed() {
 			t.Logf("kamailio:\n%s", logs.String())

@@ -17,7 +17,7 @@ import (
 	"github.com/switchboard-voice/switchboard/internal/testenv"
 	"github.com/switchboard-voice/switchboard/metadata"
 	"github.com/switchboard-voice/switchboard/recordings"
-	"github.com/switchboard-voice/switchboard/webhooks"
+	"github.com/switchboard-voice/switchboard/webhooks/signature"
 )
 
 // Keyrings of the rotation tests: version 1 (testKeyring), then version 2
@@ -131,11 +131,12 @@ func TestKeyRotationSkipsKeysThatFailOnce(t *testing.T) {
 }
 
 // TestKeyRotationReachesEverySecret: `keys rotate` re-seals the trunk
-// digest HA1s, carrier passwords, webhook secrets and WhatsApp
-// connections' app secrets and access tokens sealed with the old
+// digest HA1s, carrier passwords, webhook secrets (both while a
+// webhook's secret is being rotated) and WhatsApp connections' app secrets
+// and access tokens sealed with the old
 // version; -check lists them before and nothing after; then a service
 // whose keyring holds only the new version still lets the digest trunk in,
-// registers with the carrier, and signs webhooks with the same secret.
+// registers with the carrier, and signs webhooks with the same secrets.
 func TestKeyRotationReachesEverySecret(t *testing.T) {
 	url, db := mustMigratedDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -155,7 +156,7 @@ func TestKeyRotationReachesEverySecret(t *testing.T) {
 	var signed []string
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		sig := r.Header.Get(webhooks.SignatureHeader)
+		sig := r.Header.Get(signature.Header)
 		mu.Lock()
 		signed = append(signed, sig+" "+string(body))
 		mu.Unlock()
@@ -175,6 +176,10 @@ func TestKeyRotationReachesEverySecret(t *testing.T) {
 	if _, err := metadata.NewWhatsAppStore(db, ring1).CreateWhatsApp(admin, wa, waAppSecret, waToken); err != nil {
 		t.Fatal(err)
 	}
+	newSecret, err := metadata.NewWebhookStore(db, ring1).AddWebhookSecret(admin, hook.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	check := func(keyring string) (string, error) {
 		t.Helper()
@@ -192,12 +197,12 @@ func TestKeyRotationReachesEverySecret(t *testing.T) {
 	}
 	listed, err := check(testKeyringV1V2)
 	for _, want := range []string{"trunk digest HA1 " + digestTrunk.String(), "trunk outbound password " + carrier.String(), "webhook secret " + hook.ID.String(),
-		"WhatsApp app secret " + wa.ID.String(), "WhatsApp access token " + wa.ID.String()} {
+		"webhook new secret " + hook.ID.String(), "WhatsApp app secret " + wa.ID.String(), "WhatsApp access token " + wa.ID.String()} {
 		if !strings.Contains(listed, want+" (tenant "+f.Tenant.ID.String()+"): key version 1") {
 			t.Errorf("-check before rotating does not list %q:\n%s", want, listed)
 		}
 	}
-	if err == nil || strings.Count(listed, "\n") != 5 {
+	if err == nil || strings.Count(listed, "\n") != 6 {
 		t.Errorf("-check before rotating: %v, listed\n%s", err, listed)
 	}
 
@@ -205,7 +210,7 @@ func TestKeyRotationReachesEverySecret(t *testing.T) {
 	if err := run(ctx, []string{"keys", "rotate", "-database-url", url, "-keyring", testKeyringV1V2}, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("keys rotate: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "0 data keys re-wrapped and 5 secrets re-sealed with key version 2") {
+	if !strings.Contains(stdout.String(), "0 data keys re-wrapped and 6 secrets re-sealed with key version 2") {
 		t.Errorf("keys rotate said %q", stdout.String())
 	}
 	if listed, err := check(keyV2); err != nil || !strings.Contains(listed, "every data key and sealed secret is under key version 2") {
@@ -232,10 +237,10 @@ func TestKeyRotationReachesEverySecret(t *testing.T) {
 		mu.Unlock()
 		if len(got) > 0 {
 			sig, body, _ := strings.Cut(got[0], " ")
-			var at int64
-			if _, err := fmt.Sscan(strings.TrimPrefix(strings.Split(sig, ",")[0], "t="), &at); err != nil ||
-				webhooks.Sign([]byte(secret), []byte(body), time.Unix(at, 0)) != sig {
-				t.Errorf("the webhook was not signed with its secret: %q", sig)
+			for _, s := range []string{secret, newSecret} {
+				if err := signature.Verify(sig, []byte(body), []string{s}, time.Minute); err != nil {
+					t.Errorf("the webhook was not signed with both its secrets: %q: %v", sig, err)
+				}
 			}
 			break
 		}

@@ -184,7 +184,7 @@ func TestKilledMidRecordingPlaysAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backend, err := recordings.NewS3Store(recordings.S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true})
+	backend, err := recordings.NewS3Store(context.Background(), recordings.S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
 	}

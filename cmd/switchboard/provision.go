@@ -594,7 +594,7 @@ func runRetentionRun(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stdout, "recordings %s: %d\n", verb, len(expired))
 		return nil
 	}
-	store, err := openRecordingStore(c)
+	store, err := openRecordingStore(ctx, c)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ func mustRecordingFixtureWith(t *testing.T, settings map[string]string) *recordi
 	if err := metadata.NewTenantService(m.DB).SetRecordingPolicy(context.Background(), f.Tenant.ID, sb.RecordWithConsent); err != nil {
 		t.Fatal(err)
 	}
-	store, err := recordings.NewS3Store(recordings.S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true})
+	store, err := recordings.NewS3Store(context.Background(), recordings.S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
 	}

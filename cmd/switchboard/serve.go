@@ -153,7 +153,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		callctl.WithQueues(metadata.NewQueueCache(metadata.NewQueueStore(m.DB), routingCacheAge, time.Now)), callctl.WithReconnectGrace(c.ReconnectGrace),
 		callctl.WithDialPolicy(metadata.NewTenantService(m.DB))}
 	if c.Recordings != "" {
-		spooled, err := openRecordingStore(c)
+		spooled, err := openRecordingStore(ctx, c)
 		if err != nil {
 			return err
 		}
@@ -744,9 +744,9 @@ func (m *Main) flushSpool(ctx context.Context, spool *recordings.SpoolStore) {
 // A remote store gets a local spool in front: recordings are written there
 // as calls go on and uploaded when they complete, or when the store is
 // back after an outage.
-func openRecordingStore(c *Config) (recordings.Store, error) {
+func openRecordingStore(ctx context.Context, c *Config) (recordings.Store, error) {
 	if c.Recordings == "s3" {
-		s, err := recordings.NewS3Store(c.S3)
+		s, err := recordings.NewS3Store(ctx, c.S3)
 		if err != nil {
 			return nil, fmt.Errorf("recordings: %w", err)
 		}

@@ -4,10 +4,11 @@
 //
 // The server is a child process of the caller, not a pg_ctl daemon: it
 // listens on 127.0.0.1 only, on a free port, with its unix socket in a
-// private directory, and the kernel sends it SIGQUIT (immediate shutdown) if
-// the process that started it dies, so a killed `go test` or `switchboard
-// dev` never leaves a server behind. Stop shuts it down on purpose (fast, or
-// immediate for a throwaway cluster).
+// private directory, and on Linux the kernel sends it SIGQUIT (immediate
+// shutdown) if the process that started it dies, so a killed `go test` or
+// `switchboard dev` never leaves a server behind (other systems have no such
+// call). Stop shuts it down on purpose (fast, or immediate for a throwaway
+// cluster; on Windows, which has no signals, it kills the server).
 //
 // A data folder whose postmaster.pid names a live process is in use by
 // someone else; Start refuses it with ErrDataDirInUse rather than stopping a
@@ -36,10 +37,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-voice/switchboard/internal/osproc"
 )
 
 // ErrNotInstalled is returned by Start when the PostgreSQL server binaries
@@ -167,7 +169,7 @@ func Start(ctx context.Context, dataDir string, opts ...Option) (*Server, error)
 
 var errAddrInUse = errors.New("port already in use")
 
-func (s *Server) start(ctx context.Context, binDir string, cfg config, cred *syscall.Credential) error {
+func (s *Server) start(ctx context.Context, binDir string, cfg config, cred *account) error {
 	settings := map[string]string{
 		"listen_addresses":        "127.0.0.1",
 		"port":                    strconv.Itoa(s.port),
@@ -202,14 +204,7 @@ func (s *Server) start(ctx context.Context, binDir string, cfg config, cred *sys
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: cred,
-		// Own process group, so a terminal's Ctrl-C reaches us, not the
-		// server: we stop it in order.
-		Setpgid: true,
-		// Dies with its parent: no server outlives a killed test binary.
-		Pdeathsig: syscall.SIGQUIT,
-	}
+	cmd.SysProcAttr = serverAttr(cred)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("pglocal: start postgres: %w", err)
 	}
@@ -300,11 +295,7 @@ func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error
 // waits for the server to exit and is safe to call more than once.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
-		sig := syscall.SIGINT // "fast"
-		if s.throwaway {
-			sig = syscall.SIGQUIT // "immediate"
-		}
-		if err := s.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		if err := stopServer(s.cmd.Process, s.throwaway); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			s.stopErr = fmt.Errorf("pglocal: stop: %w", err)
 		}
 		select {
@@ -365,7 +356,7 @@ func isExecutable(path string) bool {
 
 // credential returns the identity to run PostgreSQL as: nil (ourselves)
 // unless we are root, then the "postgres" system user.
-func credential() (*syscall.Credential, error) {
+func credential() (*account, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
@@ -381,20 +372,23 @@ func credential() (*syscall.Credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pglocal: postgres gid %q: %w", u.Gid, err)
 	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	return &account{uid: uint32(uid), gid: uint32(gid)}, nil
 }
 
-func chown(path string, cred *syscall.Credential) error {
+// account is a user to run PostgreSQL as.
+type account struct{ uid, gid uint32 }
+
+func chown(path string, cred *account) error {
 	if cred == nil {
 		return nil
 	}
-	if err := os.Chown(path, int(cred.Uid), int(cred.Gid)); err != nil {
+	if err := os.Chown(path, int(cred.uid), int(cred.gid)); err != nil {
 		return fmt.Errorf("pglocal: hand %s to the postgres user: %w", path, err)
 	}
 	return nil
 }
 
-func prepareDir(dataDir string, cred *syscall.Credential) error {
+func prepareDir(dataDir string, cred *account) error {
 	if cred != nil {
 		if err := reachable(filepath.Dir(dataDir), cred); err != nil {
 			return err
@@ -412,26 +406,6 @@ func prepareDir(dataDir string, cred *syscall.Credential) error {
 	return nil
 }
 
-// reachable checks that the user of cred may pass through dir and every
-// folder above it, as PostgreSQL must to reach its data folder.
-func reachable(dir string, cred *syscall.Credential) error {
-	for d := dir; ; d = filepath.Dir(d) {
-		var st syscall.Stat_t
-		if err := syscall.Stat(d, &st); err == nil {
-			ok := st.Mode&0o001 != 0 ||
-				(st.Uid == cred.Uid && st.Mode&0o100 != 0) ||
-				(st.Gid == cred.Gid && st.Mode&0o010 != 0)
-			if !ok {
-				return fmt.Errorf("pglocal: PostgreSQL runs as the postgres user, which cannot enter %s; "+
-					"put the data folder under a path it can reach (e.g. /var/lib/switchboard)", d)
-			}
-		}
-		if d == filepath.Dir(d) {
-			return nil
-		}
-	}
-}
-
 // livePostmaster reports the pid in dataDir's postmaster.pid if that process
 // is alive.
 func livePostmaster(dataDir string) (int, bool) {
@@ -444,13 +418,10 @@ func livePostmaster(dataDir string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return 0, false
-	}
-	return pid, true
+	return pid, osproc.Alive(pid)
 }
 
-func initdb(ctx context.Context, binDir, dataDir string, throwaway bool, cred *syscall.Credential) error {
+func initdb(ctx context.Context, binDir, dataDir string, throwaway bool, cred *account) error {
 	args := []string{"-D", dataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N"}
 	if throwaway {
 		args = append(args, "--no-sync")
@@ -458,7 +429,7 @@ func initdb(ctx context.Context, binDir, dataDir string, throwaway bool, cred *s
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "initdb"), args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.Dir = dataDir // initdb as postgres may not be able to enter our cwd
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	cmd.SysProcAttr = childAttr(cred)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out

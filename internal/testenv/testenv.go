@@ -29,12 +29,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchboard-voice/switchboard/internal/osproc"
 	"github.com/switchboard-voice/switchboard/internal/pglocal"
 )
 
@@ -175,7 +175,7 @@ func sweep(base string) {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		if !osproc.Alive(pid) {
 			_ = os.RemoveAll(d) // best effort: a leftover is only disk space
 		}
 	}

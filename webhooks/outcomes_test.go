@@ -31,7 +31,7 @@ func TestDeliveryOutcomesCounted(t *testing.T) {
 		status int
 	}{{srv.URL, http.StatusNoContent}, {srv.URL, http.StatusInternalServerError}, {srv.URL, http.StatusGone}, {nobody, 0}} {
 		status = c.status
-		st.due = &sb.WebhookDelivery{ID: sb.NewID(), URL: c.url, Payload: []byte(`{}`), Secret: []byte("s")}
+		st.due = &sb.WebhookDelivery{ID: sb.NewID(), URL: c.url, Payload: []byte(`{}`), Secrets: [][]byte{[]byte("s")}}
 		if _, err := h.Send(context.Background()); err != nil {
 			t.Fatal(err)
 		}

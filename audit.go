@@ -29,6 +29,12 @@ type AuditEntry struct {
 	Outcome   string `json:"outcome"` // "ok", "denied", "failed"
 	PrevHash  []byte `json:"prev_hash"`
 	Hash      []byte `json:"hash"`
+	// ActorName and ResourceName name the actor (a person of the tenant,
+	// or an API key's label) and the resource (a person, key, trunk or
+	// queue of the tenant) as the API reads them with the entry; never
+	// stored, and not in the entry's hash.
+	ActorName    string `json:"actor_name,omitempty"`
+	ResourceName string `json:"resource_name,omitempty"`
 }
 
 // AuditLog is the append-only audit log.

@@ -42,6 +42,12 @@ type AccessGrant struct {
 	ExpiresAt time.Time  `json:"expires_at"`
 	EndedBy   *ID        `json:"ended_by,omitempty"`
 	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	// RequestedByName, DecidedByName and EndedByName are those people's
+	// names, where they are of the grant's tenant, as the API reads them
+	// with the grant; never stored.
+	RequestedByName string `json:"requested_by_name,omitempty"`
+	DecidedByName   string `json:"decided_by_name,omitempty"`
+	EndedByName     string `json:"ended_by_name,omitempty"`
 }
 
 // GrantRequest asks for access to a call's recording.

@@ -309,5 +309,5 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	if limit := cmp.Or(f.Limit, 100); len(entries) > 0 && len(entries) >= limit { // the store's default
 		next = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"entries": s.auditViews(r.Context(), entries), "next": next})
+	s.writeJSON(w, http.StatusOK, map[string]any{"entries": s.namedAudit(r.Context(), entries), "next": next})
 }

@@ -103,26 +103,21 @@ func (s *Server) listGrants(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	writePage(s, w, "grants", p, s.grantViews(r.Context(), grants...), func(g grantView) sb.ID { return g.ID })
+	writePage(s, w, "grants", p, s.namedGrants(r.Context(), grants...), func(g *sb.AccessGrant) sb.ID { return g.ID })
 }
 
-// grantView is a grant with its people named.
-type grantView struct {
-	*sb.AccessGrant
-	RequestedByName string `json:"requested_by_name,omitempty"`
-	DecidedByName   string `json:"decided_by_name,omitempty"`
-	EndedByName     string `json:"ended_by_name,omitempty"`
-}
-
-func (s *Server) grantViews(ctx context.Context, grants ...*sb.AccessGrant) []grantView {
+// namedGrants are copies of grants with their people named.
+func (s *Server) namedGrants(ctx context.Context, grants ...*sb.AccessGrant) []*sb.AccessGrant {
 	var people []sb.ID
 	for _, g := range grants {
 		people = append(people, ids(&g.RequestedBy, g.DecidedBy, g.EndedBy)...)
 	}
 	names := s.names(ctx, people)
-	out := make([]grantView, len(grants))
+	out := make([]*sb.AccessGrant, len(grants))
 	for i, g := range grants {
-		out[i] = grantView{AccessGrant: g, RequestedByName: names[g.RequestedBy], DecidedByName: nameOf(names, g.DecidedBy), EndedByName: nameOf(names, g.EndedBy)}
+		named := *g
+		named.RequestedByName, named.DecidedByName, named.EndedByName = names[g.RequestedBy], nameOf(names, g.DecidedBy), nameOf(names, g.EndedBy)
+		out[i] = &named
 	}
 	return out
 }
@@ -137,7 +132,7 @@ func (s *Server) getGrant(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, s.grantViews(r.Context(), g)[0])
+	s.writeJSON(w, http.StatusOK, s.namedGrants(r.Context(), g)[0])
 }
 
 // changeGrant approves, denies or revokes a grant.

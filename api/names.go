@@ -72,16 +72,10 @@ func idsIn(v any, out []sb.ID) []sb.ID {
 	return out
 }
 
-// auditView is an audit entry with its actor and resource named, in the
-// tenant's own people and resources only: a service desk engineer from
-// another tenant, or a key revoked since, stays unnamed.
-type auditView struct {
-	*sb.AuditEntry
-	ActorName    string `json:"actor_name,omitempty"`
-	ResourceName string `json:"resource_name,omitempty"`
-}
-
-func (s *Server) auditViews(ctx context.Context, entries []*sb.AuditEntry) []auditView {
+// namedAudit are copies of entries with their actor and resource named,
+// in the tenant's own people and resources only: a service desk engineer
+// from another tenant, or a key revoked since, stays unnamed.
+func (s *Server) namedAudit(ctx context.Context, entries []*sb.AuditEntry) []*sb.AuditEntry {
 	var mentioned []sb.ID
 	resources := make([]*sb.ID, len(entries))
 	for i, e := range entries {
@@ -92,13 +86,15 @@ func (s *Server) auditViews(ctx context.Context, entries []*sb.AuditEntry) []aud
 		}
 	}
 	names := s.names(ctx, mentioned)
-	out := make([]auditView, len(entries))
+	out := make([]*sb.AuditEntry, len(entries))
 	for i, e := range entries {
-		actor := nameOf(names, e.ActorUserID)
-		if actor == "" {
-			actor = nameOf(names, e.ActorKeyID)
+		named := *e
+		named.ActorName = nameOf(names, e.ActorUserID)
+		if named.ActorName == "" {
+			named.ActorName = nameOf(names, e.ActorKeyID)
 		}
-		out[i] = auditView{AuditEntry: e, ActorName: actor, ResourceName: nameOf(names, resources[i])}
+		named.ResourceName = nameOf(names, resources[i])
+		out[i] = &named
 	}
 	return out
 }

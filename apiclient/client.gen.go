@@ -450,7 +450,10 @@ type CallAnsweredEvent struct {
 		// Webrtc the operator's WebRTC link
 		Webrtc *map[string]interface{} `json:"webrtc,omitempty"`
 	} `json:"detail,omitempty"`
-	Event    interface{}        `json:"event"`
+	Event interface{} `json:"event"`
+
+	// Id The event's ID, the same in every retry of its delivery: a receiver de-duplicates on it
+	Id       openapi_types.UUID `json:"id"`
 	TenantId openapi_types.UUID `json:"tenant_id"`
 }
 
@@ -462,10 +465,13 @@ type CallChange struct {
 
 // CallEndedEvent The call ended; call is its final record
 type CallEndedEvent struct {
-	At       time.Time          `json:"at"`
-	Call     Call               `json:"call"`
-	CallId   openapi_types.UUID `json:"call_id"`
-	Event    interface{}        `json:"event"`
+	At     time.Time          `json:"at"`
+	Call   Call               `json:"call"`
+	CallId openapi_types.UUID `json:"call_id"`
+	Event  interface{}        `json:"event"`
+
+	// Id The event's ID, the same in every retry of its delivery: a receiver de-duplicates on it
+	Id       openapi_types.UUID `json:"id"`
 	TenantId openapi_types.UUID `json:"tenant_id"`
 }
 
@@ -491,7 +497,10 @@ type CallOfferedEvent struct {
 		// Transfer offered as a transfer
 		Transfer *bool `json:"transfer,omitempty"`
 	} `json:"detail,omitempty"`
-	Event    interface{}        `json:"event"`
+	Event interface{} `json:"event"`
+
+	// Id The event's ID, the same in every retry of its delivery: a receiver de-duplicates on it
+	Id       openapi_types.UUID `json:"id"`
 	TenantId openapi_types.UUID `json:"tenant_id"`
 }
 
@@ -562,7 +571,7 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 
-	// RequestId the request's X-Request-Id, which its log lines carry
+	// RequestId The request's ID, as in the answer's X-Request-Id header (components/headers/X-Request-Id), which its log lines carry
 	RequestId *string `json:"request_id,omitempty"`
 }
 
@@ -763,7 +772,10 @@ type RecordingFailedEvent struct {
 	Detail *struct {
 		Stage RecordingFailedEventDetailStage `json:"stage"`
 	} `json:"detail,omitempty"`
-	Event    interface{}        `json:"event"`
+	Event interface{} `json:"event"`
+
+	// Id The event's ID, the same in every retry of its delivery: a receiver de-duplicates on it
+	Id       openapi_types.UUID `json:"id"`
 	TenantId openapi_types.UUID `json:"tenant_id"`
 }
 
@@ -784,7 +796,10 @@ type RecordingReadyEvent struct {
 		RecordingId    openapi_types.UUID `json:"recording_id"`
 		SizeBytes      int                `json:"size_bytes"`
 	} `json:"detail,omitempty"`
-	Event    interface{}        `json:"event"`
+	Event interface{} `json:"event"`
+
+	// Id The event's ID, the same in every retry of its delivery: a receiver de-duplicates on it
+	Id       openapi_types.UUID `json:"id"`
 	TenantId openapi_types.UUID `json:"tenant_id"`
 }
 
@@ -952,8 +967,11 @@ type UserPage struct {
 
 // WHIPCallState defines model for WHIPCallState.
 type WHIPCallState struct {
-	Reason string             `json:"reason"`
-	State  WHIPCallStateState `json:"state"`
+	Reason string `json:"reason"`
+
+	// Retry Present once the call has ended without an operator ever taking it: true when the visitor's token was given back and may place a call again (while it is valid), false when it had expired
+	Retry *bool              `json:"retry,omitempty"`
+	State WHIPCallStateState `json:"state"`
 }
 
 // WHIPCallStateState defines model for WHIPCallState.State.
@@ -2094,6 +2112,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/webhooks/{id}/deliveries (the `ListWebhookDeliveries` operationId).
 	ListWebhookDeliveries(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AddWebhookSecret Add a second signing secret (admins), shown once; both sign every delivery until the old one is retired
+	//
+	// Corresponds with POST /v1/webhooks/{id}/secrets (the `AddWebhookSecret` operationId).
+	AddWebhookSecret(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetireWebhookSecret Retire the old signing secret (admins): the one added last signs alone
+	//
+	// Corresponds with POST /v1/webhooks/{id}/secrets/retire (the `RetireWebhookSecret` operationId).
+	RetireWebhookSecret(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateWebRTCTokenWithBody Issue a browser caller a single-use token to call one of the tenant's numbers (WHIP); supervisors and admins, usually the tenant's backend with an API key
 	//
@@ -3670,6 +3698,36 @@ func (c *Client) UpdateWebhook(ctx context.Context, id openapi_types.UUID, body 
 // Corresponds with GET /v1/webhooks/{id}/deliveries (the `ListWebhookDeliveries` operationId).
 func (c *Client) ListWebhookDeliveries(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListWebhookDeliveriesRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AddWebhookSecret Add a second signing secret (admins), shown once; both sign every delivery until the old one is retired
+//
+// Corresponds with POST /v1/webhooks/{id}/secrets (the `AddWebhookSecret` operationId).
+func (c *Client) AddWebhookSecret(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAddWebhookSecretRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetireWebhookSecret Retire the old signing secret (admins): the one added last signs alone
+//
+// Corresponds with POST /v1/webhooks/{id}/secrets/retire (the `RetireWebhookSecret` operationId).
+func (c *Client) RetireWebhookSecret(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetireWebhookSecretRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -6899,6 +6957,74 @@ func NewListWebhookDeliveriesRequest(server string, id openapi_types.UUID) (*htt
 	return req, nil
 }
 
+// NewAddWebhookSecretRequest constructs an http.Request for the AddWebhookSecret method
+func NewAddWebhookSecretRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/secrets", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetireWebhookSecretRequest constructs an http.Request for the RetireWebhookSecret method
+func NewRetireWebhookSecretRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/%s/secrets/retire", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewCreateWebRTCTokenRequest calls the generic CreateWebRTCToken builder with application/json body
 func NewCreateWebRTCTokenRequest(server string, body CreateWebRTCTokenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -8102,6 +8228,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/webhooks/{id}/deliveries (the `ListWebhookDeliveries` operationId).
 	ListWebhookDeliveriesWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*ListWebhookDeliveriesResponse, error)
+
+	// AddWebhookSecretWithResponse Add a second signing secret (admins), shown once; both sign every delivery until the old one is retired
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{id}/secrets (the `AddWebhookSecret` operationId).
+	AddWebhookSecretWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AddWebhookSecretResponse, error)
+
+	// RetireWebhookSecretWithResponse Retire the old signing secret (admins): the one added last signs alone
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/{id}/secrets/retire (the `RetireWebhookSecret` operationId).
+	RetireWebhookSecretWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*RetireWebhookSecretResponse, error)
 
 	// CreateWebRTCTokenWithBodyWithResponse Issue a browser caller a single-use token to call one of the tenant's numbers (WHIP); supervisors and admins, usually the tenant's backend with an API key
 	//
@@ -13917,6 +14057,148 @@ func (r ListWebhookDeliveriesResponse) ContentType() string {
 	return ""
 }
 
+type AddWebhookSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *struct {
+		Secret string `json:"secret"`
+	}
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AddWebhookSecretResponse) GetJSON201() *struct {
+	Secret string `json:"secret"`
+} {
+	return r.JSON201
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AddWebhookSecretResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AddWebhookSecretResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AddWebhookSecretResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r AddWebhookSecretResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AddWebhookSecretResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AddWebhookSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AddWebhookSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AddWebhookSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AddWebhookSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RetireWebhookSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Error
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RetireWebhookSecretResponse) GetJSON401() *Error {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RetireWebhookSecretResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RetireWebhookSecretResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RetireWebhookSecretResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetBody returns the raw response body bytes
+func (r RetireWebhookSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetireWebhookSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetireWebhookSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetireWebhookSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CreateWebRTCTokenResponse429Headers the declared response headers of an HTTP 429 response for CreateWebRTCToken
 type CreateWebRTCTokenResponse429Headers struct {
 	RetryAfter *int
@@ -15786,6 +16068,32 @@ func (c *ClientWithResponses) ListWebhookDeliveriesWithResponse(ctx context.Cont
 		return nil, err
 	}
 	return ParseListWebhookDeliveriesResponse(rsp)
+}
+
+// AddWebhookSecretWithResponse Add a second signing secret (admins), shown once; both sign every delivery until the old one is retired
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{id}/secrets (the `AddWebhookSecret` operationId).
+func (c *ClientWithResponses) AddWebhookSecretWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*AddWebhookSecretResponse, error) {
+	rsp, err := c.AddWebhookSecret(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAddWebhookSecretResponse(rsp)
+}
+
+// RetireWebhookSecretWithResponse Retire the old signing secret (admins): the one added last signs alone
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/{id}/secrets/retire (the `RetireWebhookSecret` operationId).
+func (c *ClientWithResponses) RetireWebhookSecretWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*RetireWebhookSecretResponse, error) {
+	rsp, err := c.RetireWebhookSecret(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetireWebhookSecretResponse(rsp)
 }
 
 // CreateWebRTCTokenWithBodyWithResponse Issue a browser caller a single-use token to call one of the tenant's numbers (WHIP); supervisors and admins, usually the tenant's backend with an API key
@@ -21058,6 +21366,119 @@ func ParseListWebhookDeliveriesResponse(rsp *http.Response) (*ListWebhookDeliver
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAddWebhookSecretResponse parses an HTTP response from a AddWebhookSecretWithResponse call
+func ParseAddWebhookSecretResponse(rsp *http.Response) (*AddWebhookSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AddWebhookSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest struct {
+			Secret string `json:"secret"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRetireWebhookSecretResponse parses an HTTP response from a RetireWebhookSecretWithResponse call
+func ParseRetireWebhookSecretResponse(rsp *http.Response) (*RetireWebhookSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetireWebhookSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
 	}
 
 	return response, nil

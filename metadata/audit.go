@@ -32,6 +32,7 @@ func NewAuditLog(db *DB) *AuditLog { return &AuditLog{db: db} }
 func canonical(e *sb.AuditEntry) []byte {
 	c := *e
 	c.PrevHash, c.Hash = nil, nil
+	c.ActorName, c.ResourceName = "", "" // read with the entry, not of it
 	c.At = c.At.UTC()
 	b, _ := json.Marshal(c) // a struct of plain fields cannot fail
 	return b

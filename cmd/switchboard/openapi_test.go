@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/cookiejar"
@@ -126,6 +127,8 @@ func TestEveryRouteAnswersAsDescribed(t *testing.T) {
 	answers(t, 200, "me as a key")(sup.GetMeWithResponse(ctx))
 	answers(t, 204, "logout")(login.LogoutWithResponse(ctx))
 	answers(t, 401, "me after logout")(login.GetMeWithResponse(ctx))
+	answers(t, 200, "no session")(login.GetSessionWithResponse(ctx))
+	answers(t, 200, "a session")(adminPerson.GetSessionWithResponse(ctx))
 
 	// The recorded call, its record and its diagnosis.
 	call := g.callID
@@ -255,11 +258,59 @@ func TestEveryRouteAnswersAsDescribed(t *testing.T) {
 	answers(t, 400, "change webhook, unknown field")(admin.UpdateWebhookWithBodyWithResponse(ctx, h, "application/json", badJSON()))
 	answers(t, 200, "deliveries")(admin.ListWebhookDeliveriesWithResponse(ctx, h))
 	answers(t, 404, "no webhook's deliveries")(admin.ListWebhookDeliveriesWithResponse(ctx, nobody))
+	answers(t, 201, "add a webhook secret")(admin.AddWebhookSecretWithResponse(ctx, h))
+	answers(t, 409, "add a third webhook secret")(admin.AddWebhookSecretWithResponse(ctx, h))
+	answers(t, 204, "retire the old webhook secret")(admin.RetireWebhookSecretWithResponse(ctx, h))
+	answers(t, 409, "retire the only webhook secret")(admin.RetireWebhookSecretWithResponse(ctx, h))
+	answers(t, 404, "add no webhook's secret")(admin.AddWebhookSecretWithResponse(ctx, nobody))
+	answers(t, 404, "retire no webhook's secret")(admin.RetireWebhookSecretWithResponse(ctx, nobody))
+
+	// WhatsApp: a business number connected (to the Graph API's emulator),
+	// its webhook's handshake and a signed event, a call permission asked.
+	admin = newAdmin()
+	graph := newGraphEmulator(t)
+	permission := apiclient.RequestWhatsAppCallPermissionJSONRequestBody{To: waUser, Text: "May we call you back?"}
+	answers(t, 404, "call permission without a connection")(admin.RequestWhatsAppCallPermissionWithResponse(ctx, permission))
+	connection := apiclient.CreateWhatsAppConnectionJSONRequestBody{Name: "Support line", PhoneNumberId: waPhoneID, Number: waBusiness,
+		GraphUrl: ref(graph.srv.URL + "/v21.0"), AppSecret: ref(waAppSecret), AccessToken: ref(waToken)}
+	connected, err := admin.CreateWhatsAppConnectionWithResponse(ctx, connection)
+	answers(t, 201, "connect WhatsApp")(connected, err)
+	if connected.JSON201 == nil {
+		t.Fatalf("connect WhatsApp: %s", connected.Body)
+	}
+	answers(t, 409, "connect the same number twice")(admin.CreateWhatsAppConnectionWithResponse(ctx, connection))
+	wa, verify := connected.JSON201.Connection.Id, connected.JSON201.VerifyToken
+	answers(t, 200, "WhatsApp connections")(admin.ListWhatsAppConnectionsWithResponse(ctx, &apiclient.ListWhatsAppConnectionsParams{}))
+	answers(t, 400, "WhatsApp connections, limit 0")(admin.ListWhatsAppConnectionsWithResponse(ctx, &apiclient.ListWhatsAppConnectionsParams{Limit: &limit0}))
+	answers(t, 200, "WhatsApp handshake")(anon.VerifyWhatsAppWebhookWithResponse(ctx, wa,
+		&apiclient.VerifyWhatsAppWebhookParams{HubMode: ref("subscribe"), HubVerifyToken: &verify, HubChallenge: ref("1158201444")}))
+	answers(t, 403, "WhatsApp handshake, wrong token")(anon.VerifyWhatsAppWebhookWithResponse(ctx, wa,
+		&apiclient.VerifyWhatsAppWebhookParams{HubMode: ref("subscribe"), HubVerifyToken: ref("wrong"), HubChallenge: ref("1158201444")}))
+	event := graph.status("wacid.of-no-call-here", "RINGING")
+	signed := func(secret string) apiclient.RequestEditorFn {
+		return func(_ context.Context, r *http.Request) error {
+			r.Header.Set("X-Hub-Signature-256", graph.signature(event, secret))
+			return nil
+		}
+	}
+	answers(t, 200, "WhatsApp event")(anon.ReceiveWhatsAppWebhookWithBodyWithResponse(ctx, wa, "application/json", bytes.NewReader(event), signed("")))
+	answers(t, 403, "WhatsApp event, wrongly signed")(anon.ReceiveWhatsAppWebhookWithBodyWithResponse(ctx, wa, "application/json", bytes.NewReader(event), signed("not the app secret")))
+	answers(t, 202, "call permission")(admin.RequestWhatsAppCallPermissionWithResponse(ctx, permission))
+	if a := graph.expect(t, "call_permission_request", ""); a.To != strings.TrimPrefix(waUser, "+") || a.Text != permission.Text {
+		t.Errorf("the permission request sent: %+v", a)
+	}
+	answers(t, 400, "call permission without a text")(admin.RequestWhatsAppCallPermissionWithResponse(ctx, apiclient.RequestWhatsAppCallPermissionJSONRequestBody{To: waUser}))
+	answers(t, 204, "disconnect WhatsApp")(admin.DeleteWhatsAppConnectionWithResponse(ctx, wa))
+	answers(t, 404, "disconnect WhatsApp twice")(admin.DeleteWhatsAppConnectionWithResponse(ctx, wa))
+	answers(t, 404, "WhatsApp event to no connection")(anon.ReceiveWhatsAppWebhookWithBodyWithResponse(ctx, wa, "application/json", bytes.NewReader(event), signed("")))
 
 	// A call in progress: consent, pauses, SIP logging, a transfer, the hang-up.
 	phone := mustPhone(t, siptest.Options{Transport: "udp"})
 	_, in := answeredCall(t, m, phone, g.op, "3000", "2000")
 	live := in.CallID
+	floor := newAdmin()
+	answers(t, 200, "the floor, a call in progress")(floor.GetLiveWithResponse(ctx))
+	answers(t, 403, "the floor, as an operator")(operator.GetLiveWithResponse(ctx))
 	answers(t, 202, "consent")(sup.SetCallConsentWithResponse(ctx, live, apiclient.ConsentChange{Given: true}))
 	answers(t, 400, "consent, unknown field")(sup.SetCallConsentWithBodyWithResponse(ctx, live, "application/json", badJSON()))
 	answers(t, 202, "pause")(sup.PauseRecordingWithResponse(ctx, live))

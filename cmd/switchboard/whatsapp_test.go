@@ -232,18 +232,24 @@ func (g *graphEmulator) quiet(t *testing.T, d time.Duration) {
 	}
 }
 
-// post signs body with the app secret (or with secret, when given) and
-// posts it to the connection's webhook; it returns the status.
-func (g *graphEmulator) post(t *testing.T, body []byte, secret string) int {
-	t.Helper()
+// signature is body's X-Hub-Signature-256 with the app secret (or with
+// secret, when given).
+func (g *graphEmulator) signature(body []byte, secret string) string {
 	if secret == "" {
 		secret = g.appSecret
 	}
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// post signs body with the app secret (or with secret, when given) and
+// posts it to the connection's webhook; it returns the status.
+func (g *graphEmulator) post(t *testing.T, body []byte, secret string) int {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, g.webhookURL, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Hub-Signature-256", g.signature(body, secret))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -302,13 +302,12 @@ func (g *graphEmulator) status(callID, status string) []byte {
 // waFixture is a service with a tenant whose WhatsApp number is connected
 // to the emulator through the admin API.
 type waFixture struct {
-	m        *Main
-	f        *tenantFixture
-	g        *graphEmulator
-	admin    string // an admin's API key
-	conn     sb.WhatsAppConnection
-	verify   string
-	settings map[string]string
+	m      *Main
+	f      *tenantFixture
+	g      *graphEmulator
+	admin  string // an admin's API key
+	conn   sb.WhatsAppConnection
+	verify string
 }
 
 func mustWhatsApp(t *testing.T, settings map[string]string) *waFixture {

@@ -209,6 +209,6 @@ func (s *srtpSession) decrypt(dst, pkt []byte) ([]byte, error) {
 
 // The SDP lines of an SDES-keyed stream.
 
-func (s *srtpSession) mediaProto() string              { return "RTP/SAVP" }
-func (s *srtpSession) sessionLines(*strings.Builder)   {}
-func (s *srtpSession) mediaLines(b *strings.Builder)   { fmt.Fprintf(b, "a=crypto:%s\r\n", s.local) }
+func (s *srtpSession) mediaProto() string            { return "RTP/SAVP" }
+func (s *srtpSession) sessionLines(*strings.Builder) {}
+func (s *srtpSession) mediaLines(b *strings.Builder) { fmt.Fprintf(b, "a=crypto:%s\r\n", s.local) }

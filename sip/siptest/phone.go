@@ -42,6 +42,13 @@ type Options struct {
 	// phone offer RTP/SAVP keyed with SDES and protect its media; empty
 	// is plain RTP.
 	SRTP string
+	// DTLS makes the phone offer DTLS-SRTP over ICE (UDP/TLS/RTP/SAVPF,
+	// a pion PeerConnection: sip/siptest/dtls.go) instead.
+	DTLS bool
+	// DTLSFingerprint, with DTLS, is the a=fingerprint value the offer
+	// names instead of its certificate's: a peer whose certificate does
+	// not match its SDP.
+	DTLSFingerprint string
 	// RefuseReinvite, when set, is the final response to every re-INVITE
 	// (a PBX that takes no hold), leaving the call as it was.
 	RefuseReinvite int
@@ -136,7 +143,15 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		dir = "recvonly"
 	}
 	c.held.Store(held)
-	res := sip.NewSDPResponseFromRequest(req, c.sdp(dir))
+	body := c.sdp(dir)
+	if c.dtls != nil {
+		var err error
+		if body, err = c.dtls.answer(req.Body()); err != nil {
+			tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotAcceptableHere, err.Error(), nil))
+			return
+		}
+	}
+	res := sip.NewSDPResponseFromRequest(req, body)
 	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: p.opts.LocalIP}})
 	echoTimer(req, res)
 	tx.Respond(res)
@@ -198,6 +213,18 @@ func (p *Phone) InviteAsync(ctx context.Context, server, from, to string) (*Call
 		ringing: make(chan struct{}), answered: make(chan struct{}), ended: make(chan struct{}),
 	}
 	c.codec.DTMFType = p.opts.DTMFType
+	var body []byte
+	if p.opts.DTLS {
+		if c.dtls, err = newDTLSMedia(c.codec, c.received); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		if body, err = c.dtls.offer(p.opts.DTLSFingerprint); err != nil {
+			c.dtls.pc.Close()
+			conn.Close()
+			return nil, err
+		}
+	}
 	if p.opts.SRTP != "" {
 		profile, ok := srtpProfiles[p.opts.SRTP]
 		if !ok {
@@ -235,7 +262,10 @@ func (p *Phone) InviteAsync(ctx context.Context, server, from, to string) (*Call
 	for k, v := range p.opts.Headers {
 		req.AppendHeader(sip.NewHeader(k, v))
 	}
-	req.SetBody(c.sdp("sendrecv"))
+	if body == nil {
+		body = c.sdp("sendrecv")
+	}
+	req.SetBody(body)
 
 	waitCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
@@ -287,6 +317,8 @@ type Call struct {
 
 	refreshes refreshes // the far end's re-INVITEs and UPDATEs
 
+	dtls *dtlsMedia // a DTLS phone's PeerConnection
+
 	endOnce   sync.Once
 	ended     chan struct{}
 	endReason string
@@ -294,6 +326,9 @@ type Call struct {
 }
 
 func (c *Call) sdp(dir string) []byte {
+	if c.dtls != nil {
+		return c.dtls.reoffer(dir)
+	}
 	ap := c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	if a := c.phone.opts.AnnounceRTP; a.IsValid() {
 		ap = a
@@ -423,6 +458,12 @@ func (c *Call) waitAnswer(ctx context.Context) {
 		c.result = fmt.Errorf("siptest: ACK: %w", err)
 		return
 	}
+	if c.dtls != nil {
+		if err := c.dtls.answered(c.dlg.InviteResponse.Body()); err != nil {
+			c.result = fmt.Errorf("siptest: the answer to our DTLS-SRTP offer: %w", err)
+		}
+		return
+	}
 	remote, err := parseAnswer(c.dlg.InviteResponse.Body())
 	if err != nil {
 		c.result = err
@@ -515,9 +556,14 @@ func (c *Call) readLoop() {
 				continue
 			}
 		}
-		if fn := c.sink.Load(); fn != nil && *fn != nil {
-			(*fn)(pkt)
-		}
+		c.received(pkt)
+	}
+}
+
+// received hands a packet that arrived to the sink.
+func (c *Call) received(pkt []byte) {
+	if fn := c.sink.Load(); fn != nil && *fn != nil {
+		(*fn)(pkt)
 	}
 }
 
@@ -533,6 +579,9 @@ func (c *Call) SendRTP(payload []byte, marker bool) error {
 
 // WriteRTP sends a whole RTP packet, protected when the call is SRTP.
 func (c *Call) WriteRTP(pkt []byte) error {
+	if c.dtls != nil {
+		return c.dtls.write(pkt)
+	}
 	if c.srtpOut != nil {
 		c.srtpMu.Lock()
 		out, err := c.srtpOut.EncryptRTP(nil, pkt, nil)
@@ -675,6 +724,9 @@ func (c *Call) Close() error {
 		c.cancel()
 		c.end("")
 		c.conn.Close()
+		if c.dtls != nil {
+			c.dtls.pc.Close()
+		}
 		c.phone.mu.Lock()
 		delete(c.phone.calls, c.ID)
 		c.phone.mu.Unlock()

@@ -497,11 +497,16 @@ func (t *iceTransport) mediaProto() string {
 	return t.proto
 }
 
-// sessionLines writes the BUNDLE group when the offer grouped its mid.
+// sessionLines writes the BUNDLE group: in our offer, around our one
+// stream (WebRTC answerers reject a stream outside one, RFC 8843); in an
+// answer or a later description, when the far end grouped its mid.
 func (t *iceTransport) sessionLines(b *strings.Builder) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.remote != nil && t.remote.Bundle {
+	switch {
+	case t.remote == nil:
+		b.WriteString("a=group:BUNDLE 0\r\n")
+	case t.remote.Bundle:
 		fmt.Fprintf(b, "a=group:BUNDLE %s\r\n", t.remote.Mid)
 	}
 }

@@ -192,12 +192,12 @@ func TestDTLSAnswer(t *testing.T) {
 		t.Errorf("answer to an active offer without mid:\n%s", body)
 	}
 
-	// Our own offer (a call we place): actpass and a mid, before the
-	// answer chooses.
+	// Our own offer (a call we place): actpass, a mid in a BUNDLE group,
+	// before the answer chooses.
 	offerer, _ := mustICE(t)
 	body = buildOffer(9, 1, netip.MustParseAddr("127.0.0.1"), port, offerer)
 	if !strings.Contains(string(body), "m=audio "+itoa(port)+" UDP/TLS/RTP/SAVPF 0 8 101\r\n") || !strings.Contains(string(body), "a=setup:actpass\r\n") ||
-		!strings.Contains(string(body), "a=mid:0\r\n") {
+		!strings.Contains(string(body), "a=mid:0\r\n") || !strings.Contains(string(body), "a=group:BUNDLE 0\r\n") {
 		t.Errorf("our DTLS-SRTP offer:\n%s", body)
 	}
 	ans, err := parseOffer([]byte(strings.Replace(sipOffer, "a=setup:active", "a=setup:actpass", 1)))

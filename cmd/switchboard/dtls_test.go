@@ -172,3 +172,65 @@ func timelineEvent(t *testing.T, m *Main, key string, id sb.ID, typ sb.EventType
 	}
 	return nil
 }
+
+// A trunk whose outbound route says media dtls (a messenger platform's
+// SIP servers for the calls a business places) gets our DTLS-SRTP offer
+// (UDP/TLS/RTP/SAVPF, a=setup:actpass, our candidates): the far end, a
+// pion PeerConnection answering, takes the DTLS client's role, so ours is
+// the server's, and we are ICE-controlling. Audio crosses both ways; the
+// operator hangs up.
+func TestOutboundCallToDTLSTrunk(t *testing.T) {
+	m, f, op := mustOutboundService(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	carrier := mustPhone(t, siptest.Options{DTLS: true})
+	addr, calls, err := carrier.AnswerDTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trunkID := outboundTrunk(t, m, f, "messenger", addr, 1, "-media", "dtls")
+	id, err := op.Dial(ctx, "+1 (555) 000-1111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var call *siptest.Call
+	select {
+	case call = <-calls:
+	case <-ctx.Done():
+		t.Fatal("the carrier was not called")
+	}
+	if err := op.WaitConnected(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := call.WaitMedia(ctx); err != nil {
+		t.Fatal(err)
+	}
+	talkBothWays(t, call, op)
+	if err := op.Hangup(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-call.Ended():
+	case <-ctx.Done():
+		t.Fatal("no BYE reached the carrier")
+	}
+	rec := waitCallEnded(t, m, f.APIKey, id)
+	if rec.Direction != sb.Outbound || rec.Status != sb.CallCompleted || rec.Codec != "PCMU" || rec.TrunkID == nil || *rec.TrunkID != trunkID {
+		t.Errorf("record %+v", rec)
+	}
+	var tr traceBody
+	if code := apiGet(t, m, f.APIKey, "/v1/calls/"+id.String()+"/trace", &tr); code != http.StatusOK {
+		t.Fatalf("trace: %d", code)
+	}
+	var invite string
+	for _, msg := range tr.SIP {
+		if strings.HasPrefix(msg.Message, "INVITE ") {
+			invite = msg.Message
+		}
+	}
+	for _, want := range []string{" UDP/TLS/RTP/SAVPF 0 8 101", "a=setup:actpass", "a=fingerprint:sha-256 ", "a=ice-ufrag:", "a=rtcp-mux"} {
+		if !strings.Contains(invite, want) {
+			t.Errorf("our INVITE's offer lacks %q:\n%s", want, invite)
+		}
+	}
+}

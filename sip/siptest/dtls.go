@@ -122,8 +122,8 @@ func (d *dtlsMedia) reoffer(dir string) []byte {
 	return []byte(sdp)
 }
 
-// answer answers the service's re-INVITE offer (hold or resume): the
-// PeerConnection's own answer, on the association it has.
+// answer answers the service's offer: an INVITE's (a phone answering
+// calls), or a re-INVITE's (hold or resume) on the association it has.
 func (d *dtlsMedia) answer(offer []byte) ([]byte, error) {
 	if err := d.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(offer)}); err != nil {
 		return nil, err
@@ -132,9 +132,11 @@ func (d *dtlsMedia) answer(offer []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	gathered := webrtc.GatheringCompletePromise(d.pc)
 	if err := d.pc.SetLocalDescription(a); err != nil {
 		return nil, err
 	}
+	<-gathered
 	return []byte(d.pc.LocalDescription().SDP), nil
 }
 

@@ -76,8 +76,10 @@ type Phone struct {
 	srv    *sipgo.Server
 	client *sipgo.Client
 
-	mu    sync.Mutex
-	calls map[string]*Call // by Call-ID
+	mu       sync.Mutex
+	calls    map[string]*Call // by Call-ID
+	answered chan *Call       // AnswerDTLS: the calls it answered
+	answerAt int              // and the port it answers on
 }
 
 // StatusError is a final non-2xx response to an INVITE.
@@ -126,13 +128,32 @@ func NewPhone(opts Options) (*Phone, error) {
 	p.srv.OnBye(p.onBye)
 	p.srv.OnInvite(p.onReinvite)
 	p.srv.OnUpdate(p.onUpdate)
-	p.srv.OnAck(func(*sip.Request, sip.ServerTransaction) {}) // the ACK of a re-INVITE we answered
+	p.srv.OnAck(p.onAck)
 	return p, nil
 }
 
+// onAck takes the ACK of a call the phone answered (AnswerDTLS); that of
+// a re-INVITE it answered needs nothing.
+func (p *Phone) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	p.mu.Lock()
+	c := p.calls[req.CallID().Value()]
+	p.mu.Unlock()
+	if c != nil && c.srvDlg != nil {
+		c.srvDlg.ReadAck(req, tx)
+	}
+}
+
 // onReinvite answers the far end's re-INVITE on a call (hold or resume):
-// recvonly to sendonly, sendrecv otherwise.
+// recvonly to sendonly, sendrecv otherwise. A new call is answered when
+// the phone answers calls (AnswerDTLS).
 func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	p.mu.Lock()
+	answering := p.answered
+	p.mu.Unlock()
+	if to := req.To(); answering != nil && to != nil && !to.Params.Has("tag") {
+		p.answerInvite(req, tx, answering)
+		return
+	}
 	c := p.refreshOf(req, tx)
 	if c == nil {
 		return
@@ -175,7 +196,7 @@ func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	p.mu.Lock()
 	c := p.calls[req.CallID().Value()]
 	p.mu.Unlock()
-	if c == nil || c.dlg == nil {
+	if c == nil || (c.dlg == nil && c.srvDlg == nil) {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
@@ -183,7 +204,11 @@ func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if h := req.GetHeader("Reason"); h != nil {
 		reason = h.Value()
 	}
-	c.dlg.ReadBye(req, tx)
+	if c.srvDlg != nil {
+		c.srvDlg.ReadBye(req, tx)
+	} else {
+		c.dlg.ReadBye(req, tx)
+	}
 	c.end(reason)
 }
 
@@ -317,7 +342,8 @@ type Call struct {
 
 	refreshes refreshes // the far end's re-INVITEs and UPDATEs
 
-	dtls *dtlsMedia // a DTLS phone's PeerConnection
+	dtls   *dtlsMedia                 // a DTLS phone's PeerConnection
+	srvDlg *sipgo.DialogServerSession // a call the phone answered (AnswerDTLS)
 
 	endOnce   sync.Once
 	ended     chan struct{}
@@ -723,7 +749,9 @@ func (c *Call) Close() error {
 	c.closeOnce.Do(func() {
 		c.cancel()
 		c.end("")
-		c.conn.Close()
+		if c.conn != nil {
+			c.conn.Close()
+		}
 		if c.dtls != nil {
 			c.dtls.pc.Close()
 		}
@@ -732,6 +760,9 @@ func (c *Call) Close() error {
 		c.phone.mu.Unlock()
 		if c.dlg != nil {
 			c.dlg.Close()
+		}
+		if c.srvDlg != nil {
+			c.srvDlg.Close()
 		}
 	})
 	return nil

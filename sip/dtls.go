@@ -145,7 +145,8 @@ type iceTransport struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	failOnce sync.Once
-	done     chan struct{} // run returned
+	done     chan struct{}  // run returned
+	reading  sync.WaitGroup // the read loop
 }
 
 // newICETransport gathers our candidates on conn (announced as publicIP
@@ -318,6 +319,7 @@ func (t *iceTransport) run(remote *iceParams, role string, controlling bool) {
 		return
 	}
 	t.conn.Store(conn)
+	t.reading.Add(1)
 	go t.readLoop(conn)
 
 	config := &dtls.Config{
@@ -343,6 +345,12 @@ func (t *iceTransport) run(remote *iceParams, role string, controlling bool) {
 		return
 	}
 	t.mu.Lock()
+	if t.ctx.Err() != nil {
+		// close came first and found no connection to close.
+		t.mu.Unlock()
+		dc.Close()
+		return
+	}
 	t.dconn = dc
 	t.mu.Unlock()
 	hctx, hcancel := context.WithTimeout(t.ctx, dtlsHandshakeTimeout)
@@ -395,6 +403,7 @@ func srtpFromDTLS(dc *dtls.Conn, client bool) (*srtpSession, error) {
 // readLoop takes what comes over the selected pair: DTLS records to the
 // handshake, SRTP decrypted to the leg, SRTCP dropped (RFC 7983).
 func (t *iceTransport) readLoop(conn *ice.Conn) {
+	defer t.reading.Done()
 	buf, plain := make([]byte, 1500), make([]byte, 1500)
 	for {
 		n, err := conn.Read(buf)
@@ -455,7 +464,9 @@ func (t *iceTransport) fail(reason string) {
 
 // close stops the agent and the handshake and waits for them.
 func (t *iceTransport) close() {
-	t.cancel()
+	t.mu.Lock()
+	t.cancel() // under mu: run sees it, or close sees run's connection
+	t.mu.Unlock()
 	t.mu.Lock()
 	started, dc := t.started, t.dconn
 	t.mu.Unlock()
@@ -468,6 +479,7 @@ func (t *iceTransport) close() {
 	if started {
 		<-t.done
 	}
+	t.reading.Wait()
 }
 
 // dtlsEndpoint is the DTLS side of the selected pair: records the read

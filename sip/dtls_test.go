@@ -293,6 +293,19 @@ func TestDTLSCallOverSIP(t *testing.T) {
 		t.Errorf("an ICE restart: %v %v, want 488", err, res)
 	}
 	exchange(t, ctx, in, call)
+
+	// Our hold and resume: our re-INVITEs offer the same credentials,
+	// certificate and role, and the phone's WebRTC stack answers on the
+	// association it has.
+	for _, held := range []bool{true, false} {
+		if err := in.Leg.Hold(ctx, held); err != nil {
+			t.Fatalf("hold %v: %v", held, err)
+		}
+	}
+	if got := call.MediaState(); got != "connected" {
+		t.Errorf("after our hold and resume the phone's PeerConnection is %s", got)
+	}
+	exchange(t, ctx, in, call)
 }
 
 // inviteAnswer is the service's answer to the phone's INVITE.

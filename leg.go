@@ -144,8 +144,8 @@ type InboundCall struct {
 	// Hop is set when another instance handed the call over for one of
 	// this instance's operators; Trunk then only names the tenant.
 	Hop *Hop
-	// SRTP names the crypto suite protecting the trunk's media (SDES);
-	// empty when it is plain RTP.
+	// SRTP names the crypto suite protecting the trunk's media (SDES), or
+	// is "DTLS-SRTP" when DTLS over ICE keys it; empty when it is plain RTP.
 	SRTP string
 }
 

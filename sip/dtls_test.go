@@ -268,6 +268,50 @@ func TestDTLSCallOverSIP(t *testing.T) {
 	}
 	exchange(t, ctx, in, call)
 
+	// A stranger spraying the leg's port (RTP, a DTLS ClientHello, a STUN
+	// binding request without the credentials) gets nothing through:
+	// only the pair ICE selected carries media, and only SRTP under the
+	// handshake's keys reaches the leg.
+	var foreign, fromPhone atomic.Int32
+	in.Leg.Media().SetSink(func(pkt []byte) {
+		if h, ok := media.ParseHeader(pkt); ok && h.SSRC == 0xbadbad {
+			foreign.Add(1)
+		} else {
+			fromPhone.Add(1)
+		}
+	})
+	stranger, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	to := in.Leg.(*leg).port.LocalAddr()
+	for seq := range uint16(20) {
+		for _, pkt := range [][]byte{
+			append(media.AppendHeader(nil, false, 111, seq, uint32(seq)*960, 0xbadbad), 0x48, 1, 2, 3),
+			{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1},                           // a DTLS handshake record
+			{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, // a STUN binding request
+		} {
+			if _, err := stranger.WriteToUDPAddrPort(pkt, to); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The phone's packets come to the socket after the stranger's and are
+	// read after them.
+	for fromPhone.Load() < 5 {
+		if ctx.Err() != nil {
+			t.Fatal("the phone's media stopped after the stranger's")
+		}
+		if err := call.SendRTP([]byte{0x48, 1, 2, 3}, false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := foreign.Load(); n != 0 {
+		t.Errorf("%d of the stranger's packets reached the leg", n)
+	}
+
 	answerOf := func(res []byte) *iceParams {
 		o, err := parseOffer(res)
 		if err != nil {

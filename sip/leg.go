@@ -365,6 +365,11 @@ func (l *leg) watchMedia(timeout time.Duration) {
 				continue
 			}
 			if idle := l.port.idle(now); idle > timeout {
+				if l.port.ice != nil && !l.port.ice.ready() {
+					// Nothing could come: say why, not just that nothing did.
+					l.emit(sb.LegEvent{Kind: sb.LegMediaFailed, Reason: fmt.Sprintf("DTLS-SRTP not set up within %s of the answer (no ICE path, or no DTLS handshake)", idle.Round(time.Second))})
+					return
+				}
 				l.emit(sb.LegEvent{Kind: sb.LegMediaTimeout, Reason: fmt.Sprintf("no RTP for %s", idle.Round(time.Second))})
 				return
 			}

@@ -352,6 +352,19 @@ func TestDTLSCallOverSIP(t *testing.T) {
 	exchange(t, ctx, in, call)
 }
 
+// A DTLS-SRTP caller whose media never comes (no ICE, so no handshake)
+// is reported at the media timeout as a media path that was never set
+// up, not as RTP that stopped.
+func TestDTLSNeverUpIsMediaFailure(t *testing.T) {
+	ts := mustServer(t, nil, Config{MediaTimeout: time.Second})
+	phone := mustPhone(t, siptest.Options{Transport: "tcp", DTLS: true, DTLSSilent: true})
+	in, _ := answer(t, ts, phone, "tcp")
+	ev := nextEvent(t, in.Leg, sb.LegMediaFailed)
+	if !strings.Contains(ev.Reason, "DTLS-SRTP not set up") {
+		t.Errorf("reason %q", ev.Reason)
+	}
+}
+
 // inviteAnswer is the service's answer to the phone's INVITE.
 func inviteAnswer(t *testing.T, call *siptest.Call) []byte {
 	t.Helper()

@@ -49,6 +49,9 @@ type Options struct {
 	// names instead of its certificate's: a peer whose certificate does
 	// not match its SDP.
 	DTLSFingerprint string
+	// DTLSSilent, with DTLS, closes the phone's PeerConnection once the
+	// call is answered: an SBC whose media never comes (no ICE, no DTLS).
+	DTLSSilent bool
 	// RefuseReinvite, when set, is the final response to every re-INVITE
 	// (a PBX that takes no hold), leaving the call as it was.
 	RefuseReinvite int
@@ -482,6 +485,10 @@ func (c *Call) waitAnswer(ctx context.Context) {
 	}
 	if err := c.dlg.Ack(ctx); err != nil {
 		c.result = fmt.Errorf("siptest: ACK: %w", err)
+		return
+	}
+	if c.dtls != nil && c.phone.opts.DTLSSilent {
+		c.dtls.pc.Close()
 		return
 	}
 	if c.dtls != nil {

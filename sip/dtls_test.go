@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -395,5 +396,40 @@ func exchange(t *testing.T, ctx context.Context, in *sb.InboundCall, call *sipte
 			t.Fatal(err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Closing a DTLS-SRTP leg ends every goroutine its ICE agent, DTLS
+// connection and read loops started: none of ours or pion's ICE and DTLS
+// stays behind once the leg is closed (awaited: they end as their
+// sockets close).
+func TestDTLSLegLeavesNoGoroutine(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{Transport: "tcp", Codec: sb.Codec{Name: "opus", PayloadType: 111, ClockRate: 48000}, DTLS: true})
+	in, call := answer(t, ts, phone, "tcp")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := call.WaitMedia(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, ctx, in, call)
+	call.Close()
+	phone.Close() // the phone's own pion goroutines go too
+	in.Leg.Close()
+	ours := func() string {
+		buf := make([]byte, 1<<20)
+		var left []string
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "pion/ice") || strings.Contains(g, "pion/dtls") || strings.Contains(g, "(*iceTransport)") {
+				left = append(left, g)
+			}
+		}
+		return strings.Join(left, "\n\n")
+	}
+	for ours() != "" {
+		if ctx.Err() != nil {
+			t.Fatalf("goroutines left after the leg closed:\n%s", ours())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,22 @@ func TestDTLSSRTPTrunkOverTLSWithDigest(t *testing.T) {
 	}
 	if ev := timelineEvent(t, x.m, x.f.APIKey, in.CallID, sb.EventReceived); ev == nil || ev.Detail["srtp"] != "DTLS-SRTP" {
 		t.Errorf("the received event says %v, want srtp DTLS-SRTP", ev)
+	}
+
+	// The call's trace shows the ICE credentials' names, never a password.
+	var tr traceBody
+	if code := apiGet(t, x.m, x.f.APIKey, "/v1/calls/"+in.CallID.String()+"/trace", &tr); code != http.StatusOK {
+		t.Fatalf("trace: %d", code)
+	}
+	masked := 0
+	for _, msg := range tr.SIP {
+		if l := regexp.MustCompile(`a=ice-pwd:[^*\r]`).FindString(msg.Message); l != "" {
+			t.Errorf("the trace keeps an ICE password: %q", l)
+		}
+		masked += strings.Count(msg.Message, "a=ice-pwd:****")
+	}
+	if masked < 2 {
+		t.Errorf("%d masked ICE passwords in the trace, want the offer's and the answer's", masked)
 	}
 
 	head, audio, _ := playOggOpus(t, admin, in.CallID)

@@ -353,6 +353,24 @@ func TestDTLSCallOverSIP(t *testing.T) {
 	exchange(t, ctx, in, call)
 }
 
+// An ICE-lite caller (a=ice-lite: it answers checks, never makes them)
+// gets a controlling agent from us, and the call is keyed and carries
+// audio both ways.
+func TestDTLSCallFromICELite(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{Transport: "tcp", Codec: sb.Codec{Name: "opus", PayloadType: 111, ClockRate: 48000}, DTLS: true, ICELite: true})
+	in, call := answer(t, ts, phone, "tcp")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if !strings.Contains(string(call.SDP("sendrecv")), "a=ice-lite") {
+		t.Fatal("the phone's offer does not say a=ice-lite")
+	}
+	if err := call.WaitMedia(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, ctx, in, call)
+}
+
 // A DTLS-SRTP caller whose media never comes (no ICE, so no handshake)
 // is reported at the media timeout as a media path that was never set
 // up, not as RTP that stopped.

@@ -36,7 +36,7 @@ func (p *Phone) answerInvite(req *sip.Request, tx sip.ServerTransaction, calls c
 		ringing: make(chan struct{}), answered: make(chan struct{}), ended: make(chan struct{}), cancel: func() {}}
 	close(c.answered)
 	var err error
-	if c.dtls, err = newDTLSMedia(c.codec, c.received); err != nil {
+	if c.dtls, err = newDTLSMedia(c.codec, p.opts.ICELite, c.received); err != nil {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, err.Error(), nil))
 		return
 	}

@@ -31,7 +31,7 @@ type dtlsMedia struct {
 }
 
 // newDTLSMedia makes the PeerConnection for codec and its offer.
-func newDTLSMedia(codec sb.Codec, sink func([]byte)) (*dtlsMedia, error) {
+func newDTLSMedia(codec sb.Codec, lite bool, sink func([]byte)) (*dtlsMedia, error) {
 	m := &webrtc.MediaEngine{}
 	mime, channels := "audio/"+codec.Name, uint16(0)
 	if codec.Name == "opus" {
@@ -49,6 +49,7 @@ func newDTLSMedia(codec sb.Codec, sink func([]byte)) (*dtlsMedia, error) {
 	// A SIP answer names no SSRC (a=ssrc) and no mid header extension:
 	// the one audio section's stream is the one that comes.
 	se.SetHandleUndeclaredSSRCWithoutAnswer(true)
+	se.SetLite(lite)
 	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, err

@@ -52,6 +52,9 @@ type Options struct {
 	// DTLSSilent, with DTLS, closes the phone's PeerConnection once the
 	// call is answered: an SBC whose media never comes (no ICE, no DTLS).
 	DTLSSilent bool
+	// ICELite, with DTLS, makes the phone an ICE-lite agent (a=ice-lite),
+	// as some SBCs and media servers are: the far end must be controlling.
+	ICELite bool
 	// RefuseReinvite, when set, is the final response to every re-INVITE
 	// (a PBX that takes no hold), leaving the call as it was.
 	RefuseReinvite int
@@ -243,7 +246,7 @@ func (p *Phone) InviteAsync(ctx context.Context, server, from, to string) (*Call
 	c.codec.DTMFType = p.opts.DTMFType
 	var body []byte
 	if p.opts.DTLS {
-		if c.dtls, err = newDTLSMedia(c.codec, c.received); err != nil {
+		if c.dtls, err = newDTLSMedia(c.codec, p.opts.ICELite, c.received); err != nil {
 			conn.Close()
 			return nil, err
 		}

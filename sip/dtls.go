@@ -45,6 +45,9 @@ const (
 	// gatherTimeout bounds gathering our candidates (host candidates of
 	// one socket: immediate).
 	gatherTimeout = 2 * time.Second
+	// dtlsBuffer bounds the DTLS records waiting for the handshake: a
+	// flight is a few KiB, and what comes beyond this is dropped.
+	dtlsBuffer = 1 << 20
 )
 
 // errFingerprintMismatch is the far end's certificate not being the one
@@ -155,6 +158,7 @@ func newICETransport(conn *net.UDPConn, id *dtlsIdentity, publicIP netip.Addr, l
 	t := &iceTransport{id: id, log: log, in: packetio.NewBuffer(), done: make(chan struct{}),
 		proto: "UDP/TLS/RTP/SAVPF", deliver: func([]byte) {}, failed: func(string) {}, forged: func() {}}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.in.SetLimitSize(dtlsBuffer)
 	t.ufrag, t.pwd = iceSecret(12), iceSecret(24) // 16 and 32 ice-chars: RFC 8839's 24 and 128 bits and more
 	t.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
 	network := ice.NetworkTypeUDP4
@@ -415,8 +419,8 @@ func (t *iceTransport) readLoop(conn *ice.Conn) {
 		}
 		switch b := buf[0]; {
 		case b >= 20 && b <= 63:
-			if _, err := t.in.Write(buf[:n], nil); err != nil {
-				return
+			if _, err := t.in.Write(buf[:n], nil); err != nil && !errors.Is(err, packetio.ErrFull) {
+				return // closed
 			}
 		case b >= 128 && b <= 191 && n >= 12:
 			if buf[1] >= 192 && buf[1] <= 223 {

@@ -134,8 +134,9 @@ type iceTransport struct {
 	failed  func(reason string)
 	forged  func() // counts an SRTP packet that failed authentication
 
-	mu      sync.Mutex
-	remote  *iceParams // the far end's, from its first offer or answer
+	mu       sync.Mutex
+	gathered chan struct{} // closed when the gathering under way ends
+	remote   *iceParams    // the far end's, from its first offer or answer (credentials: the latest)
 	proto   string     // the transport our descriptions name
 	role    string     // our DTLS role: active or passive; "" until their description is in
 	started bool
@@ -183,11 +184,16 @@ func newICETransport(conn *net.UDPConn, id *dtlsIdentity, publicIP netip.Addr, l
 		t.mux.Close()
 		return nil, fmt.Errorf("sip: ICE agent: %w", err)
 	}
-	gathered := make(chan struct{})
-	var once sync.Once
 	if err := t.agent.OnCandidate(func(c ice.Candidate) {
-		if c == nil {
-			once.Do(func() { close(gathered) })
+		if c != nil {
+			return
+		}
+		t.mu.Lock()
+		done := t.gathered
+		t.gathered = nil
+		t.mu.Unlock()
+		if done != nil {
+			close(done)
 		}
 	}); err != nil {
 		t.close()
@@ -201,23 +207,39 @@ func newICETransport(conn *net.UDPConn, id *dtlsIdentity, publicIP netip.Addr, l
 		t.close()
 		return nil, fmt.Errorf("sip: ICE: %w", err)
 	}
-	if err := t.agent.GatherCandidates(); err != nil {
+	if err := t.gather(); err != nil {
 		t.close()
-		return nil, fmt.Errorf("sip: ICE gathering: %w", err)
+		return nil, fmt.Errorf("sip: ICE on %s: %w", conn.LocalAddr(), err)
+	}
+	return t, nil
+}
+
+// gather gathers our candidates (again after an ICE restart) and takes
+// them for our descriptions.
+func (t *iceTransport) gather() error {
+	done := make(chan struct{})
+	t.mu.Lock()
+	t.gathered = done
+	t.mu.Unlock()
+	if err := t.agent.GatherCandidates(); err != nil {
+		return fmt.Errorf("gathering: %w", err)
 	}
 	select {
-	case <-gathered:
+	case <-done:
 	case <-time.After(gatherTimeout):
 	}
 	local, err := t.agent.GetLocalCandidates()
 	if err != nil || len(local) == 0 {
-		t.close()
-		return nil, fmt.Errorf("sip: ICE gathered no candidate on %s (%v)", conn.LocalAddr(), err)
+		return fmt.Errorf("no candidate gathered (%v)", err)
 	}
+	var values []string
 	for _, c := range local {
-		t.candidates = append(t.candidates, c.Marshal())
+		values = append(values, c.Marshal())
 	}
-	return t, nil
+	t.mu.Lock()
+	t.candidates = values
+	t.mu.Unlock()
+	return nil
 }
 
 // iceSecret is n random bytes as ice-chars.
@@ -259,8 +281,11 @@ func (t *iceTransport) answered(remote *iceParams) error {
 }
 
 // later checks a later offer or answer of the far end's on this
-// association: it must keep it (same ICE credentials and certificate, a
-// role that fits ours). New candidates are taken.
+// association: it must keep it (a certificate in common, a role that fits
+// ours). New ICE credentials are an ICE restart (RFC 8839 §4.4.1.1.1): our
+// agent restarts with new credentials of ours and gathers again, and the
+// DTLS association and its SRTP keys go on over the pair the new checks
+// select. New candidates are taken.
 func (t *iceTransport) later(p *iceParams) error {
 	t.mu.Lock()
 	remote, role := t.remote, t.role
@@ -268,13 +293,39 @@ func (t *iceTransport) later(p *iceParams) error {
 	if remote == nil {
 		return errors.New("the call's DTLS-SRTP is not set up yet")
 	}
-	if ok, why := remote.sameAssociation(p); !ok {
-		return errors.New(why)
+	if !remote.sameCertificate(p) {
+		return errors.New("a new DTLS association (another a=fingerprint) is not supported on a call in progress")
 	}
 	if p.Setup == role {
 		return fmt.Errorf("a=setup:%s would make both ends DTLS %s: the association is kept only in the roles it has", p.Setup, map[string]string{setupActive: "clients", setupPassive: "servers"}[role])
 	}
+	if p.Ufrag != remote.Ufrag || p.Pwd != remote.Pwd {
+		if err := t.restart(p); err != nil {
+			return fmt.Errorf("ICE restart failed: %w", err)
+		}
+	}
 	t.addCandidates(p.Candidates)
+	return nil
+}
+
+// restart restarts ICE for the far end's new credentials.
+func (t *iceTransport) restart(p *iceParams) error {
+	ufrag, pwd := iceSecret(12), iceSecret(24)
+	if err := t.agent.Restart(ufrag, pwd); err != nil {
+		return err
+	}
+	if err := t.gather(); err != nil {
+		return err
+	}
+	if err := t.agent.SetRemoteCredentials(p.Ufrag, p.Pwd); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	restarted := *t.remote
+	restarted.Ufrag, restarted.Pwd, restarted.Candidates = p.Ufrag, p.Pwd, p.Candidates
+	t.remote, t.ufrag, t.pwd = &restarted, ufrag, pwd
+	t.log.Info("ICE restarted by the far end")
 	return nil
 }
 
@@ -441,15 +492,18 @@ func (t *iceTransport) readLoop(conn *ice.Conn) {
 }
 
 // writeRTP protects pkt and sends it over the selected pair; before the
-// handshake keyed SRTP it is dropped.
+// handshake keyed SRTP, or while an ICE restart has no pair yet, it is
+// dropped.
 func (t *iceTransport) writeRTP(pkt []byte) error {
 	s, conn := t.srtp.Load(), t.conn.Load()
 	if s == nil || conn == nil {
 		return nil
 	}
 	return s.encrypt(pkt, func(b []byte) error {
-		_, err := conn.Write(b)
-		return err
+		if _, err := conn.Write(b); err != nil && !errors.Is(err, ice.ErrNoCandidatePairs) {
+			return err
+		}
+		return nil
 	})
 }
 

@@ -125,21 +125,29 @@ func parseICE(sd *sdp.SessionDescription, m *sdp.MediaDescription) (*iceParams, 
 	return p, nil
 }
 
-// sameAssociation reports whether a later offer or answer keeps the DTLS
+// sameAssociation reports whether a later answer keeps the DTLS
 // association and ICE session p began (RFC 8842 §5.2, RFC 8839 §4.4.1.1):
 // the same credentials and a fingerprint in common.
 func (p *iceParams) sameAssociation(later *iceParams) (bool, string) {
 	if later.Ufrag != p.Ufrag || later.Pwd != p.Pwd {
-		return false, "an ICE restart (new a=ice-ufrag/ice-pwd) is not supported on a call in progress"
+		return false, "new ICE credentials in an answer to an offer that did not restart ICE"
 	}
+	if !p.sameCertificate(later) {
+		return false, "a new DTLS association (another a=fingerprint) is not supported on a call in progress"
+	}
+	return true, ""
+}
+
+// sameCertificate reports whether later names a fingerprint p named.
+func (p *iceParams) sameCertificate(later *iceParams) bool {
 	for _, a := range p.Fingerprints {
 		for _, b := range later.Fingerprints {
 			if a == b {
-				return true, ""
+				return true
 			}
 		}
 	}
-	return false, "a new DTLS association (another a=fingerprint) is not supported on a call in progress"
+	return false
 }
 
 // answerSetup is our a=setup in answer to theirs: active when they take

@@ -7,6 +7,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/pion/ice/v4"
@@ -28,6 +29,7 @@ type dtlsMedia struct {
 	connected chan struct{} // DTLS is up on the phone's side
 	failed    chan struct{} // the PeerConnection failed (ICE or DTLS)
 	state     atomic.Value  // webrtc.PeerConnectionState
+	once      [2]sync.Once  // connected, failed: closed once (an ICE restart connects again)
 }
 
 // newDTLSMedia makes the PeerConnection for codec and its offer.
@@ -78,9 +80,9 @@ func newDTLSMedia(codec sb.Codec, lite bool, sink func([]byte)) (*dtlsMedia, err
 		d.state.Store(s)
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
-			close(d.connected)
+			d.once[0].Do(func() { close(d.connected) })
 		case webrtc.PeerConnectionStateFailed:
-			close(d.failed)
+			d.once[1].Do(func() { close(d.failed) })
 		}
 	})
 	return d, nil
@@ -139,6 +141,42 @@ func (d *dtlsMedia) answer(offer []byte) ([]byte, error) {
 	}
 	<-gathered
 	return []byte(d.pc.LocalDescription().SDP), nil
+}
+
+// restartOffer is a new offer of the PeerConnection's that restarts ICE
+// (new credentials, the same certificate).
+func (d *dtlsMedia) restartOffer() ([]byte, error) {
+	o, err := d.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		return nil, err
+	}
+	gathered := webrtc.GatheringCompletePromise(d.pc)
+	if err := d.pc.SetLocalDescription(o); err != nil {
+		return nil, err
+	}
+	<-gathered
+	return []byte(d.pc.LocalDescription().SDP), nil
+}
+
+// RestartICE restarts ICE on a DTLS phone's call by re-INVITE (RFC 8839
+// §4.4.1.1.1): the PeerConnection's offer with new credentials, its
+// answer taken. It returns the answer.
+func (c *Call) RestartICE(ctx context.Context) ([]byte, error) {
+	if c.dtls == nil {
+		return nil, errors.New("siptest: not a DTLS call")
+	}
+	offer, err := c.dtls.restartOffer()
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.Reinvite(ctx, offer, nil)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != 200 {
+		return nil, &StatusError{Code: res.StatusCode, Reason: res.Reason}
+	}
+	return res.Body(), c.dtls.answered(res.Body())
 }
 
 // write sends one RTP packet; the track sets its SSRC and payload type.

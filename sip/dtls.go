@@ -137,10 +137,10 @@ type iceTransport struct {
 	mu       sync.Mutex
 	gathered chan struct{} // closed when the gathering under way ends
 	remote   *iceParams    // the far end's, from its first offer or answer (credentials: the latest)
-	proto   string     // the transport our descriptions name
-	role    string     // our DTLS role: active or passive; "" until their description is in
-	started bool
-	dconn   *dtls.Conn
+	proto    string        // the transport our descriptions name
+	role     string        // our DTLS role: active or passive; "" until their description is in
+	started  bool
+	dconn    *dtls.Conn
 
 	srtp atomic.Pointer[srtpSession] // set once the handshake keyed SRTP
 	conn atomic.Pointer[ice.Conn]    // the selected pair, once ICE connected

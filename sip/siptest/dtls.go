@@ -91,7 +91,16 @@ func newDTLSMedia(codec sb.Codec, lite bool, sink func([]byte)) (*dtlsMedia, err
 // offer is the PeerConnection's offer with every candidate; a non-empty
 // fingerprint replaces the certificate's in it (a stranger's offer).
 func (d *dtlsMedia) offer(fingerprint string) ([]byte, error) {
-	o, err := d.pc.CreateOffer(nil)
+	sdp, err := d.localOffer(nil)
+	if err == nil && fingerprint != "" {
+		sdp = fingerprintRE.ReplaceAll(sdp, []byte("a=fingerprint:"+fingerprint))
+	}
+	return sdp, err
+}
+
+// localOffer makes and sets an offer with every candidate gathered.
+func (d *dtlsMedia) localOffer(opts *webrtc.OfferOptions) ([]byte, error) {
+	o, err := d.pc.CreateOffer(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -100,11 +109,7 @@ func (d *dtlsMedia) offer(fingerprint string) ([]byte, error) {
 		return nil, err
 	}
 	<-gathered
-	sdp := d.pc.LocalDescription().SDP
-	if fingerprint != "" {
-		sdp = fingerprintRE.ReplaceAllString(sdp, "a=fingerprint:"+fingerprint)
-	}
-	return []byte(sdp), nil
+	return []byte(d.pc.LocalDescription().SDP), nil
 }
 
 var fingerprintRE = regexp.MustCompile(`a=fingerprint:[^\r\n]*`)
@@ -146,16 +151,7 @@ func (d *dtlsMedia) answer(offer []byte) ([]byte, error) {
 // restartOffer is a new offer of the PeerConnection's that restarts ICE
 // (new credentials, the same certificate).
 func (d *dtlsMedia) restartOffer() ([]byte, error) {
-	o, err := d.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		return nil, err
-	}
-	gathered := webrtc.GatheringCompletePromise(d.pc)
-	if err := d.pc.SetLocalDescription(o); err != nil {
-		return nil, err
-	}
-	<-gathered
-	return []byte(d.pc.LocalDescription().SDP), nil
+	return d.localOffer(&webrtc.OfferOptions{ICERestart: true})
 }
 
 // RestartICE restarts ICE on a DTLS phone's call by re-INVITE (RFC 8839

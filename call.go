@@ -243,6 +243,10 @@ const (
 // came, and the call was ended before the session expired.
 const EventSessionExpired EventType = "session_expired"
 
+// EventMediaFailed is a leg whose media path could not be set up or broke
+// (ICE or DTLS-SRTP); the event's reason says why.
+const EventMediaFailed EventType = "media_failed"
+
 // CallEvent is one entry of a call's timeline.
 type CallEvent struct {
 	ID       ID             `json:"id"`

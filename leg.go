@@ -27,6 +27,11 @@ const (
 	// The far end's session refresh (RFC 4028) did not come: the session
 	// is about to expire, and the leg is to be hung up (Reason says so).
 	LegSessionExpired
+
+	// The leg's media path could not be set up, or broke: ICE found no
+	// path, or the DTLS handshake failed (a certificate that does not
+	// match the SDP's fingerprint). Reason says which.
+	LegMediaFailed
 )
 
 func (k LegEventKind) String() string {
@@ -53,6 +58,8 @@ func (k LegEventKind) String() string {
 		return "dtmf"
 	case LegSessionExpired:
 		return "session expired"
+	case LegMediaFailed:
+		return "media failed"
 	}
 	return "unknown"
 }
@@ -137,8 +144,8 @@ type InboundCall struct {
 	// Hop is set when another instance handed the call over for one of
 	// this instance's operators; Trunk then only names the tenant.
 	Hop *Hop
-	// SRTP names the crypto suite protecting the trunk's media (SDES);
-	// empty when it is plain RTP.
+	// SRTP names the crypto suite protecting the trunk's media (SDES), or
+	// is "DTLS-SRTP" when DTLS over ICE keys it; empty when it is plain RTP.
 	SRTP string
 	// Channel is the messenger the call came from (ChannelWhatsApp);
 	// empty for a trunk's or a browser caller's.
@@ -150,12 +157,19 @@ type OutboundRoute struct {
 	TrunkID   ID
 	Target    string // host:port of the carrier or PBX
 	Transport string // udp or tcp
+	Media     string // MediaRTP (or empty) or MediaDTLS: how the call's audio is carried
 	Username  string // digest credentials, answered when challenged
 	Password  string `json:"-"`
 	CallerID  string // the number presented as From
 	Register  bool   // keep the trunk registered with Target (carriers behind NAT or with dynamic addresses)
 	Hop       string // a hand-over to another instance: the signed hop token it checks (HopHeader)
 }
+
+// How a trunk's outbound calls carry their audio.
+const (
+	MediaRTP  = "rtp"  // plain RTP/AVP, G.711
+	MediaDTLS = "dtls" // UDP/TLS/RTP/SAVPF: DTLS-SRTP over ICE (RFC 5763, 5764, 8445), G.711
+)
 
 // Registration states a trunk's outbound registration goes through.
 const (

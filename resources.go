@@ -28,6 +28,7 @@ type Route struct {
 	TrunkName   string `json:"trunk_name"`
 	Target      string `json:"target"`
 	Transport   string `json:"transport"`
+	Media       string `json:"media"` // MediaRTP or MediaDTLS
 	Username    string `json:"username,omitempty"`
 	HasPassword bool   `json:"has_password"`
 	CallerID    string `json:"caller_id,omitempty"`
@@ -40,6 +41,7 @@ type Route struct {
 type RouteChange struct {
 	Target    *string `json:"target,omitempty"`
 	Transport *string `json:"transport,omitempty"`
+	Media     *string `json:"media,omitempty"`
 	Username  *string `json:"username,omitempty"`
 	Password  *string `json:"password,omitempty"`
 	CallerID  *string `json:"caller_id,omitempty"`

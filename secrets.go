@@ -2,10 +2,12 @@ package switchboard
 
 import "strings"
 
-// A SIP message carries two kinds of secret that no trace may keep: the
+// A SIP message carries kinds of secret that no trace may keep: the
 // credentials of an Authorization or Proxy-Authorization header (a digest
-// response with its nonce is enough to guess the password offline) and
-// SDES keys (a=crypto ... inline:KEY), which decrypt the call's media.
+// response with its nonce is enough to guess the password offline), SDES
+// keys (a=crypto ... inline:KEY), which decrypt the call's media, and ICE
+// passwords (a=ice-pwd), with which a stranger could answer and make the
+// call's connectivity checks while it lasts.
 
 // authHeaders name the headers whose values are credentials (lower case).
 var authHeaders = map[string]bool{"authorization": true, "proxy-authorization": true}
@@ -16,9 +18,10 @@ const RedactedValue = "<redacted>"
 // RedactSecrets returns msg without credentials or media keys: an
 // Authorization or Proxy-Authorization header keeps its scheme and, for
 // Digest, its username; an a=crypto line keeps its suite, each key
-// replaced by '*' of the same length so that Content-Length still holds.
+// replaced by '*' of the same length so that Content-Length still holds,
+// and an a=ice-pwd line's password is masked the same way.
 func RedactSecrets(msg string) string {
-	if !containsFold(msg, "authorization") && !containsFold(msg, "inline:") {
+	if !containsFold(msg, "authorization") && !containsFold(msg, "inline:") && !containsFold(msg, "ice-pwd:") {
 		return msg // nearly every message: every one is captured, so no copy
 	}
 	lines := strings.Split(msg, "\n")
@@ -29,7 +32,7 @@ func RedactSecrets(msg string) string {
 			continue
 		}
 		if inBody {
-			lines[i] = redactCrypto(line)
+			lines[i] = redactICEPassword(redactCrypto(line))
 			continue
 		}
 		cr := ""
@@ -102,6 +105,19 @@ func redactCrypto(line string) string {
 		for i += len(param); i < len(b) && !strings.ContainsRune("|; \t\r", rune(b[i])); i++ {
 			b[i] = '*'
 		}
+	}
+	return string(b)
+}
+
+// redactICEPassword masks the password of an SDP a=ice-pwd line.
+func redactICEPassword(line string) string {
+	const attr = "a=ice-pwd:"
+	if len(line) < len(attr) || !strings.EqualFold(line[:len(attr)], attr) {
+		return line
+	}
+	b := []byte(line)
+	for i := len(attr); i < len(b) && b[i] != '\r'; i++ {
+		b[i] = '*'
 	}
 	return string(b)
 }

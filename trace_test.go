@@ -65,16 +65,18 @@ func TestRedactSecrets(t *testing.T) {
 		"Proxy-Authorization: Digest username=\"acme\", realm=\"switchboard\", nonce=\"abc\", uri=\"sip:2000@192.0.2.1\", response=\"0123456789abcdef\", nc=00000001\r\n" +
 		"authorization: Basic YWNtZTpzM2NyZXQ=\r\n" +
 		"Authorization: Digest username=\"acme\",\r\n  realm=\"switchboard\",\r\n\tresponse=\"fedcba9876543210\"\r\n" +
-		"Content-Length: 71\r\n\r\n" +
-		"v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n"
+		"Content-Length: 111\r\n\r\n" +
+		"v=0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:32\r\n" +
+		"a=ice-ufrag:F7gI\r\na=ice-pwd:x9cml/YzichV2+XlhiMu8g\r\n"
 	got := sb.SIPMessage{Message: msg}.Redact(sb.TracePolicy{}).Message
-	for _, gone := range []string{"0123456789abcdef", "nonce", "YWNtZTpzM2NyZXQ=", "WVNfX19zZW1jdGwg", "fedcba9876543210"} {
+	for _, gone := range []string{"0123456789abcdef", "nonce", "YWNtZTpzM2NyZXQ=", "WVNfX19zZW1jdGwg", "fedcba9876543210", "x9cml"} {
 		if strings.Contains(got, gone) {
 			t.Errorf("%q survived:\n%s", gone, got)
 		}
 	}
 	for _, kept := range []string{"Proxy-Authorization: Digest username=\"acme\", <redacted>\r\n", "authorization: Basic <redacted>\r\n",
-		"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:****************************************|2^20|1:32\r\n"} {
+		"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:****************************************|2^20|1:32\r\n",
+		"a=ice-ufrag:F7gI\r\na=ice-pwd:**********************\r\n"} {
 		if !strings.Contains(got, kept) {
 			t.Errorf("%q missing:\n%s", kept, got)
 		}
@@ -90,6 +92,7 @@ func FuzzRedactSecrets(f *testing.F) {
 	f.Add("INVITE sip:a@b SIP/2.0\r\nProxy-Authorization: Digest username=\"u\", response=\"r\"\r\n\r\na=crypto:1 X inline:KEY|2^20\r\n")
 	f.Add("Authorization: Basic x\r\n\r\nA=CRYPTO:2 Y inline:k1|1:4;inline:k2\r\n")
 	f.Add("\r\n\r\ninline:")
+	f.Add("INVITE sip:a@b SIP/2.0\r\n\r\na=ice-pwd:secretsecretsecret\r\nA=ICE-PWD:\r\n")
 	f.Fuzz(func(t *testing.T, msg string) {
 		got := sb.RedactSecrets(msg)
 		if strings.Count(got, "\n") != strings.Count(msg, "\n") {

@@ -277,6 +277,12 @@ func (r *callRun) legDuty(ctx context.Context, ev sb.LegEvent) bool {
 		}
 		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "no media from the caller (RTP timeout)", bye: "RTP timeout",
 			failLeg: sb.FailedOnTrunk, failStage: sb.StageMedia})
+	case sb.LegMediaFailed:
+		// No keyed path to the far end (ICE or DTLS-SRTP failed): nothing
+		// it says can be heard, so the call ends, saying why.
+		r.event(sb.EventMediaFailed, map[string]any{"reason": ev.Reason})
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "media failed: " + ev.Reason, bye: "media failed",
+			failLeg: sb.FailedOnTrunk, failStage: sb.StageMediaSetup})
 	case sb.LegSessionExpired:
 		// The far end stopped refreshing the session: it is gone, or will
 		// drop the call itself. Our BYE goes before the expiry.

@@ -344,49 +344,45 @@ func TestOperatorHangupAndDisconnect(t *testing.T) {
 	}
 }
 
-func TestMediaTimeoutFailsCall(t *testing.T) {
-	sw, rec := newSwitch(t)
-	op := newOperator(tenantA)
-	goAvailable(t, sw, op)
-	l := newLeg(sb.PCMU)
-	sw.DispatchInbound(inbound(l))
-	if err := sw.Accept(op.id, op.nextOffer(t)); err != nil {
-		t.Fatal(err)
-	}
-	op.next(t)
-	l.events <- sb.LegEvent{Kind: sb.LegMediaTimeout}
-	c := rec.waitEnded(t)
-	if c.Status != sb.CallFailed || c.HangupBy != sb.PartySystem || c.FailureLeg != sb.FailedOnTrunk || c.FailureStage != sb.StageMedia {
-		t.Fatalf("record: %+v", c)
-	}
-	if acts := l.did(); acts[len(acts)-1] != "bye RTP timeout" {
-		t.Fatalf("leg actions %q", acts)
-	}
-}
-
-// A session whose refresh never came (RFC 4028) is ended with a BYE that
-// says so, and the record and the timeline say why.
-func TestSessionExpiredEndsCall(t *testing.T) {
-	sw, rec := newSwitch(t)
-	op := newOperator(tenantA)
-	goAvailable(t, sw, op)
-	l := newLeg(sb.PCMU)
-	sw.DispatchInbound(inbound(l))
-	if err := sw.Accept(op.id, op.nextOffer(t)); err != nil {
-		t.Fatal(err)
-	}
-	op.next(t)
-	l.events <- sb.LegEvent{Kind: sb.LegSessionExpired, Reason: "no session refresh within 1m30s (RFC 4028)"}
-	c := rec.waitEnded(t)
-	if c.Status != sb.CallFailed || c.HangupBy != sb.PartySystem || c.FailureLeg != sb.FailedOnTrunk ||
-		!strings.Contains(c.Reason, "session expired: no session refresh") {
-		t.Fatalf("record: %+v", c)
-	}
-	if acts := l.did(); acts[len(acts)-1] != "bye session expired" {
-		t.Fatalf("leg actions %q", acts)
-	}
-	if !slices.Contains(rec.eventsOf(c.ID), sb.EventSessionExpired) {
-		t.Errorf("events %v lack %s", rec.eventsOf(c.ID), sb.EventSessionExpired)
+// An answered call whose media stopped, whose session refresh never came
+// (RFC 4028), or whose media path failed (ICE, or a DTLS certificate that
+// does not match the SDP), is ended with a BYE that says so, and the
+// record and the timeline say why.
+func TestLegFailureEndsCall(t *testing.T) {
+	for _, c := range []struct {
+		ev     sb.LegEvent
+		reason string
+		stage  string
+		bye    string
+		event  sb.EventType
+	}{
+		{sb.LegEvent{Kind: sb.LegMediaTimeout}, "no media from the caller (RTP timeout)", sb.StageMedia, "bye RTP timeout", sb.EventMediaTimeout},
+		{sb.LegEvent{Kind: sb.LegSessionExpired, Reason: "no session refresh within 1m30s (RFC 4028)"}, "session expired: no session refresh", sb.StageMedia, "bye session expired", sb.EventSessionExpired},
+		{sb.LegEvent{Kind: sb.LegMediaFailed, Reason: "DTLS handshake refused: the certificate does not match"}, "media failed: DTLS handshake refused", sb.StageMediaSetup, "bye media failed", sb.EventMediaFailed},
+	} {
+		t.Run(c.ev.Kind.String(), func(t *testing.T) {
+			sw, rec := newSwitch(t)
+			op := newOperator(tenantA)
+			goAvailable(t, sw, op)
+			l := newLeg(sb.PCMU)
+			sw.DispatchInbound(inbound(l))
+			if err := sw.Accept(op.id, op.nextOffer(t)); err != nil {
+				t.Fatal(err)
+			}
+			op.next(t)
+			l.events <- c.ev
+			ended := rec.waitEnded(t)
+			if ended.Status != sb.CallFailed || ended.HangupBy != sb.PartySystem || ended.FailureLeg != sb.FailedOnTrunk ||
+				ended.FailureStage != c.stage || !strings.Contains(ended.Reason, c.reason) {
+				t.Fatalf("record: %+v", ended)
+			}
+			if acts := l.did(); acts[len(acts)-1] != c.bye {
+				t.Fatalf("leg actions %q", acts)
+			}
+			if !slices.Contains(rec.eventsOf(ended.ID), c.event) {
+				t.Errorf("events %v lack %s", rec.eventsOf(ended.ID), c.event)
+			}
+		})
 	}
 }
 

@@ -42,9 +42,12 @@ func (s *RouteStore) SetOutbound(ctx context.Context, r sb.OutboundRoute, priori
 	if r.Transport == "" {
 		r.Transport = "udp"
 	}
+	if r.Media == "" {
+		r.Media = sb.MediaRTP
+	}
 	tag, err := s.db.pool.Exec(ctx, `UPDATE trunks SET outbound_target = $2, outbound_transport = $3, outbound_username = $4,
-		outbound_secret = $5, caller_id = $6, outbound_priority = $7, outbound_register = $8 WHERE id = $1`,
-		r.TrunkID, r.Target, r.Transport, r.Username, secret, r.CallerID, priority, r.Register)
+		outbound_secret = $5, caller_id = $6, outbound_priority = $7, outbound_register = $8, outbound_media = $9 WHERE id = $1`,
+		r.TrunkID, r.Target, r.Transport, r.Username, secret, r.CallerID, priority, r.Register, r.Media)
 	if err != nil {
 		return mapError(err, "trunk")
 	}
@@ -67,7 +70,7 @@ func (s *RouteStore) RegisteringRoutes(ctx context.Context) ([]sb.OutboundRoute,
 }
 
 func (s *RouteStore) routes(ctx context.Context, where string, args ...any) ([]sb.OutboundRoute, error) {
-	rows, err := s.db.pool.Query(ctx, `SELECT id, outbound_target, outbound_transport, outbound_username, outbound_secret, caller_id,
+	rows, err := s.db.pool.Query(ctx, `SELECT id, outbound_target, outbound_transport, outbound_media, outbound_username, outbound_secret, caller_id,
 		outbound_register FROM trunks WHERE `+where+` ORDER BY outbound_priority, name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: outbound routes: %w", err)
@@ -77,7 +80,7 @@ func (s *RouteStore) routes(ctx context.Context, where string, args ...any) ([]s
 	for rows.Next() {
 		var r sb.OutboundRoute
 		var secret []byte
-		if err := rows.Scan(&r.TrunkID, &r.Target, &r.Transport, &r.Username, &secret, &r.CallerID, &r.Register); err != nil {
+		if err := rows.Scan(&r.TrunkID, &r.Target, &r.Transport, &r.Media, &r.Username, &secret, &r.CallerID, &r.Register); err != nil {
 			return nil, fmt.Errorf("metadata: outbound routes: %w", err)
 		}
 		if secret != nil {

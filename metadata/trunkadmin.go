@@ -152,12 +152,12 @@ func (s *TrunkAdmin) DeleteTrunk(ctx context.Context, id sb.ID) (*sb.Trunk, erro
 // routeTargetRE is the form of a route's target the trunks table takes.
 var routeTargetRE = regexp.MustCompile(`^[^:\s]+:[0-9]{1,5}$`)
 
-const routeSelect = `SELECT id, name, outbound_target, outbound_transport, outbound_username, outbound_secret IS NOT NULL, caller_id,
+const routeSelect = `SELECT id, name, outbound_target, outbound_transport, outbound_media, outbound_username, outbound_secret IS NOT NULL, caller_id,
 	outbound_priority, outbound_register FROM trunks WHERE tenant_id = $1 AND outbound_target IS NOT NULL`
 
 func scanRoute(row pgx.Row) (sb.Route, error) {
 	var r sb.Route
-	err := row.Scan(&r.TrunkID, &r.TrunkName, &r.Target, &r.Transport, &r.Username, &r.HasPassword, &r.CallerID, &r.Priority, &r.Register)
+	err := row.Scan(&r.TrunkID, &r.TrunkName, &r.Target, &r.Transport, &r.Media, &r.Username, &r.HasPassword, &r.CallerID, &r.Priority, &r.Register)
 	return r, err
 }
 
@@ -199,7 +199,7 @@ func (s *TrunkAdmin) SetRoute(ctx context.Context, trunkID sb.ID, ch sb.RouteCha
 	}
 	r.TrunkID = trunkID
 	if r.Transport == "" {
-		r.Transport, r.Priority = "udp", 100
+		r.Transport, r.Priority, r.Media = "udp", 100, sb.MediaRTP
 	}
 	set := func(dst *string, src *string) {
 		if src != nil {
@@ -208,6 +208,7 @@ func (s *TrunkAdmin) SetRoute(ctx context.Context, trunkID sb.ID, ch sb.RouteCha
 	}
 	set(&r.Target, ch.Target)
 	set(&r.Transport, ch.Transport)
+	set(&r.Media, ch.Media)
 	set(&r.Username, ch.Username)
 	set(&r.CallerID, ch.CallerID)
 	if ch.Priority != nil {
@@ -221,6 +222,8 @@ func (s *TrunkAdmin) SetRoute(ctx context.Context, trunkID sb.ID, ch sb.RouteCha
 		return nil, sb.Errorf(sb.EINVALID, "an outbound route's target is host:port, not %q", r.Target)
 	case r.Transport != "udp" && r.Transport != "tcp":
 		return nil, sb.Errorf(sb.EINVALID, "an outbound route's transport is udp or tcp, not %q", r.Transport)
+	case r.Media != sb.MediaRTP && r.Media != sb.MediaDTLS:
+		return nil, sb.Errorf(sb.EINVALID, "an outbound route's media is %s or %s (DTLS-SRTP over ICE), not %q", sb.MediaRTP, sb.MediaDTLS, r.Media)
 	case r.Priority < 0 || r.Priority > 1000:
 		return nil, sb.Errorf(sb.EINVALID, "an outbound route's priority is from 0 (first) to 1000")
 	}
@@ -239,9 +242,10 @@ func (s *TrunkAdmin) SetRoute(ctx context.Context, trunkID sb.ID, ch sb.RouteCha
 	}
 	err = s.trunks.db.audited(ctx, actorEntry(a, "route.set", "trunk", trunkID), func(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE trunks SET outbound_target = $3, outbound_transport = $4, outbound_username = $5,
-			outbound_secret = CASE WHEN $6 = 'set' THEN $7 ELSE outbound_secret END, caller_id = $8, outbound_priority = $9, outbound_register = $10
+			outbound_secret = CASE WHEN $6 = 'set' THEN $7 ELSE outbound_secret END, caller_id = $8, outbound_priority = $9, outbound_register = $10,
+			outbound_media = $11
 			WHERE tenant_id = $1 AND id = $2`,
-			a.TenantID, trunkID, r.Target, r.Transport, r.Username, secret, sealed, r.CallerID, r.Priority, r.Register); err != nil {
+			a.TenantID, trunkID, r.Target, r.Transport, r.Username, secret, sealed, r.CallerID, r.Priority, r.Register, r.Media); err != nil {
 			return mapError(err, "outbound route")
 		}
 		return nil

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -201,7 +202,23 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.SetCallLogging(lctx, trunk.TenantID, req.CallID().Value(), true)
 		cancel()
 	}
-	l := newLeg(s, dlg, tx, newRTPPort(conn, o.Codec, o.Addr, src.Addr(), sec, &s.rtpDrops), contact, sdpIP, o, log)
+	var port *rtpPort
+	suite := srtpSuite(sec)
+	if o.ICE != nil {
+		if port, err = s.iceForOffer(conn, o, log); err != nil {
+			conn.Close()
+			log.Error("INVITE: DTLS-SRTP", "err", err)
+			refuse(rejection(req, sip.StatusServiceUnavailable, "media setup failed"), "DTLS-SRTP media could not be set up", sb.FailedOnService, sb.StageMediaSetup)
+			return
+		}
+		suite = "DTLS-SRTP"
+	} else {
+		port = newRTPPort(conn, o.Codec, o.Addr, src.Addr(), sec, &s.rtpDrops)
+	}
+	l := newLeg(s, dlg, tx, port, contact, sdpIP, o, log)
+	if port.ice != nil {
+		port.ice.failed = func(reason string) { l.emit(sb.LegEvent{Kind: sb.LegMediaFailed, Reason: reason}) }
+	}
 	l.late = late
 	if !s.addLeg(l) {
 		l.port.Close()
@@ -219,9 +236,24 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		Leg:       l,
 		Consent:   consentOf(req, trunk, time.Now()),
 		Hop:       hop,
-		SRTP:      srtpSuite(sec),
+		SRTP:      suite,
 	})
 	<-l.settled
+}
+
+// iceForOffer readies a DTLS-SRTP leg's port for an offer: our ICE agent
+// on conn, answering the offer's role.
+func (s *Server) iceForOffer(conn *net.UDPConn, o *offer, log *slog.Logger) (*rtpPort, error) {
+	id, err := s.dtlsIdentity()
+	if err != nil {
+		return nil, err
+	}
+	t, err := newICETransport(conn, id, s.conf.PublicIP, log)
+	if err != nil {
+		return nil, err
+	}
+	t.answering(o.ICE, o.Proto)
+	return newICEPort(conn, o.Codec, t, &s.rtpDrops), nil
 }
 
 // ConsentHeader is the header in which a PBX states the caller's recording

@@ -100,11 +100,15 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 		}
 	}()
 	l.mu.Lock()
-	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.srtp)
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.security())
 	if l.late {
-		body = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port())
+		body = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), nil)
 	}
 	l.mu.Unlock()
+	if l.port.ice != nil {
+		// Our answer is on its way: the far end's checks follow it.
+		l.port.ice.start(false)
+	}
 	res := sip.NewSDPResponseFromRequest(l.dlg.InviteRequest, body)
 	res.AppendHeader(sip.HeaderClone(&l.contact))
 	// What the caller may send in the dialog, and which extensions we
@@ -284,7 +288,7 @@ func (l *leg) takeLateAnswer(body []byte) error {
 	if err != nil {
 		return fmt.Errorf("the ACK's SDP answer: %w", err)
 	}
-	if a.Crypto != nil {
+	if a.Crypto != nil || a.ICE != nil {
 		return errors.New("the ACK's SDP answer is SRTP to our RTP offer")
 	}
 	l.port.codec.Store(&a.Codec)
@@ -301,7 +305,7 @@ func (l *leg) reoffer(o *offer) []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.describe(func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.srtp)
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.security())
 	})
 }
 
@@ -324,7 +328,7 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 		return errors.New("sip: hold: the call is not answered")
 	}
 	body := l.describe(func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.srtp)
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security())
 	})
 	l.holding = held
 	l.mu.Unlock()
@@ -361,6 +365,11 @@ func (l *leg) watchMedia(timeout time.Duration) {
 				continue
 			}
 			if idle := l.port.idle(now); idle > timeout {
+				if l.port.ice != nil && !l.port.ice.ready() {
+					// Nothing could come: say why, not just that nothing did.
+					l.emit(sb.LegEvent{Kind: sb.LegMediaFailed, Reason: fmt.Sprintf("DTLS-SRTP not set up within %s of the answer (no ICE path, or no DTLS handshake)", idle.Round(time.Second))})
+					return
+				}
 				l.emit(sb.LegEvent{Kind: sb.LegMediaTimeout, Reason: fmt.Sprintf("no RTP for %s", idle.Round(time.Second))})
 				return
 			}

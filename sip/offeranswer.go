@@ -67,13 +67,13 @@ func (l *leg) ourDirection() string {
 // re-INVITE without SDP gets. l.mu is held.
 func (l *leg) currentSDP() []byte {
 	return l.describe(func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), l.ourDirection(), l.port.srtp)
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), l.ourDirection(), l.port.security())
 	})
 }
 
-// offerOf reads the offer of an in-dialog request on a call whose media
-// security is sec; a non-zero code is the refusal, with why.
-func offerOf(body []byte, sec *srtpSession) (*offer, int, string) {
+// offerOf reads the offer (or answer) of an in-dialog request on a call
+// whose media goes through port; a non-zero code is the refusal, with why.
+func offerOf(body []byte, port *rtpPort) (*offer, int, string) {
 	o, err := parseOffer(body)
 	if err != nil {
 		if notAcceptable(err) {
@@ -81,7 +81,22 @@ func offerOf(body []byte, sec *srtpSession) (*offer, int, string) {
 		}
 		return nil, sip.StatusBadRequest, err.Error()
 	}
+	// DTLS-SRTP stays as the call began, on the same association (same
+	// ICE credentials and certificate, the roles kept): a refused offer
+	// leaves the session as it was (RFC 3261 §14.2).
+	switch {
+	case port.ice != nil && o.ICE == nil:
+		return nil, sip.StatusNotAcceptableHere, "this call's media is DTLS-SRTP over ICE; it cannot change transport mid-call"
+	case port.ice == nil && o.ICE != nil:
+		return nil, sip.StatusNotAcceptableHere, "this call's media is not DTLS-SRTP; it cannot be switched to it mid-call"
+	case port.ice != nil:
+		if err := port.ice.later(o.ICE); err != nil {
+			return nil, sip.StatusNotAcceptableHere, err.Error()
+		}
+		return o, 0, ""
+	}
 	// SRTP stays as the call began: on with the same suite, or off.
+	sec := port.srtp
 	switch {
 	case sec == nil && o.Crypto != nil:
 		return nil, sip.StatusNotAcceptableHere, "this call's media is RTP; SRTP cannot be switched on mid-call"
@@ -102,13 +117,13 @@ func (l *leg) applyRemote(o *offer) {
 	l.mu.Lock()
 	wasHeld := l.direction == "sendonly" || l.direction == "inactive"
 	l.direction = o.Direction
-	if o.Addr.Addr().IsUnspecified() {
+	if o.blackholed() {
 		l.direction = "inactive"
 	}
 	nowHeld := o.held()
 	l.port.farDirection(l.direction)
 	l.mu.Unlock()
-	if !o.Addr.Addr().IsUnspecified() {
+	if !o.blackholed() && l.port.ice == nil {
 		l.port.setRemote(o.Addr)
 	}
 	switch {
@@ -155,7 +170,7 @@ func (l *leg) ackAnswer(req *sip.Request) {
 		l.log.Info("re-INVITE: the ACK carried no answer to our offer; the session stays as it was")
 		return
 	}
-	a, code, reason := offerOf(req.Body(), l.port.srtp)
+	a, code, reason := offerOf(req.Body(), l.port)
 	if code != 0 {
 		l.log.Info("re-INVITE: the ACK's answer is unusable; the session stays as it was", "code", code, "reason", reason)
 		return
@@ -237,7 +252,7 @@ func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction)
 		s.respond(tx, res)
 		return
 	}
-	o, code, reason := offerOf(req.Body(), l.port.srtp)
+	o, code, reason := offerOf(req.Body(), l.port)
 	if code != 0 {
 		s.reject(req, tx, code, reason)
 		return
@@ -280,12 +295,15 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	var body []byte
 	switch {
 	case len(req.Body()) > 0:
-		o, code, reason := offerOf(req.Body(), nil)
+		o, code, reason := offerOf(req.Body(), l.port)
 		if code != 0 {
 			l.s.reject(req, tx, code, reason)
 			return
 		}
-		l.takeAnswer(o)
+		if err := l.takeAnswer(o); err != nil {
+			l.s.reject(req, tx, sip.StatusNotAcceptableHere, err.Error())
+			return
+		}
 		l.mu.Lock()
 		body = l.describe(answerDirection(o.Direction))
 		l.mu.Unlock()
@@ -317,7 +335,7 @@ func (l *outLeg) describe(dir string) []byte {
 		dir = l.lastDir
 	}
 	build := func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, nil)
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security())
 	}
 	body := build(l.version)
 	if !sameSession(l.lastSDP, body) {
@@ -339,9 +357,13 @@ func (l *outLeg) readAck(req *sip.Request) {
 	if !pending || len(req.Body()) == 0 {
 		return
 	}
-	if a, code, reason := offerOf(req.Body(), nil); code == 0 {
-		l.takeAnswer(a)
-	} else {
+	a, code, reason := offerOf(req.Body(), l.port)
+	if code == 0 {
+		if err := l.takeAnswer(a); err != nil {
+			code, reason = sip.StatusNotAcceptableHere, err.Error()
+		}
+	}
+	if code != 0 {
 		l.log.Info("re-INVITE: the ACK's answer is unusable; the session stays as it was", "code", code, "reason", reason)
 	}
 }

@@ -109,10 +109,33 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 		req.AppendHeader(sip.NewHeader(sb.HopHeader, r.Hop))
 	}
 	sessionID := newSessionID()
-	req.SetBody(buildOffer(sessionID, 1, sdpIP, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()))
+	var media *rtpPort
+	switch r.Media {
+	case sb.MediaDTLS:
+		id, err := s.dtlsIdentity()
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		t, err := newICETransport(conn, id, s.conf.PublicIP, s.log.With("sip_call_id", callID.Value()))
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("sip: dial: %w", err)
+		}
+		media = newICEPort(conn, sb.PCMU, t, &s.rtpDrops)
+	case "", sb.MediaRTP:
+		media = newRTPPort(conn, sb.PCMU, netip.AddrPort{}, peer, nil, &s.rtpDrops)
+	default:
+		conn.Close()
+		return nil, sb.Errorf(sb.EINVALID, "trunk media %q is not %s or %s", r.Media, sb.MediaRTP, sb.MediaDTLS)
+	}
+	req.SetBody(buildOffer(sessionID, 1, sdpIP, media.LocalAddr().Port(), media.security()))
 
-	l := &outLeg{legBase: newLegBase(s, req.CallID().Value(), s.log), port: newRTPPort(conn, sb.PCMU, netip.AddrPort{}, peer, nil, &s.rtpDrops),
+	l := &outLeg{legBase: newLegBase(s, req.CallID().Value(), s.log), port: media,
 		sessionID: sessionID, sdpIP: sdpIP, version: 1, done: make(chan struct{})}
+	if media.ice != nil {
+		media.ice.failed = func(reason string) { l.emit(sb.LegEvent{Kind: sb.LegMediaFailed, Reason: reason}) }
+	}
 	s.capture.claim(l.sipCallID)
 	dua := &sipgo.DialogUA{Client: s.client, ContactHDR: contact}
 	if l.dlg, err = dua.WriteInvite(ctx, req); err != nil {
@@ -161,9 +184,8 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 			l.prack(ctx, res)
 			switch {
 			case res.StatusCode == sip.StatusSessionInProgress && len(res.Body()) > 0 && !early:
-				if a, err := parseOffer(res.Body()); err == nil {
+				if a, err := parseOffer(res.Body()); err == nil && l.takeAnswer(a) == nil {
 					early = true
-					l.takeAnswer(a)
 					l.emit(sb.LegEvent{Kind: sb.LegEarlyMedia})
 				}
 			case (res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress) && !rang:
@@ -183,6 +205,9 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 			l.emit(sb.LegEvent{Kind: sb.LegFailed, Code: 408, Reason: "ACK failed: " + aerr.Error()})
 			return
 		}
+		if perr == nil {
+			perr = l.takeAnswer(a)
+		}
 		if perr != nil {
 			l.mu.Lock()
 			l.answered = true
@@ -190,7 +215,6 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 			l.emit(sb.LegEvent{Kind: sb.LegFailed, Code: 488, Reason: "the answer: " + perr.Error()})
 			return
 		}
-		l.takeAnswer(a)
 		l.mu.Lock()
 		l.answered = true
 		l.mu.Unlock()
@@ -216,11 +240,26 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 	l.emit(sb.LegEvent{Kind: sb.LegFailed, Code: code, Reason: reason})
 }
 
-// takeAnswer sets the codec and the address from an answer (183 or 200).
-func (l *outLeg) takeAnswer(a *offer) {
+// takeAnswer sets the codec and the address from an answer (183 or 200),
+// or, on DTLS-SRTP, takes its ICE and DTLS parameters and starts ICE
+// (we offered: we are controlling).
+func (l *outLeg) takeAnswer(a *offer) error {
+	switch t := l.port.ice; {
+	case t != nil && a.ICE == nil:
+		return errors.New("the answer to our DTLS-SRTP offer is not DTLS-SRTP (UDP/TLS/RTP/SAVPF)")
+	case t != nil:
+		if err := t.answered(a.ICE); err != nil {
+			return err
+		}
+		t.start(true)
+	case a.ICE != nil:
+		return errors.New("the answer is DTLS-SRTP to our RTP offer")
+	default:
+		l.port.setRemote(a.Addr)
+	}
 	l.port.codec.Store(&a.Codec)
-	l.port.setRemote(a.Addr)
 	l.port.farDirection(a.Direction) // an answer may hold the call from the start
+	return nil
 }
 
 func (l *outLeg) SIPCallID() string   { return l.sipCallID }

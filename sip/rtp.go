@@ -48,6 +48,10 @@ type rtpPort struct {
 	conn  *net.UDPConn
 	codec atomic.Pointer[sb.Codec] // set again once a late offer's answer comes
 	srtp  *srtpSession             // nil: plain RTP
+	// ice, when set, is the port's path: DTLS-SRTP over ICE, which owns
+	// the socket, chooses the address and authenticates every packet
+	// (sip/dtls.go); the strict-RTP latching below is then not used.
+	ice *iceTransport
 	// forged counts SRTP packets that failed authentication or replay
 	// checks; foreign those from sources media is not taken from.
 	forged  atomic.Uint64
@@ -119,6 +123,32 @@ func newRTPPort(conn *net.UDPConn, codec sb.Codec, remote netip.AddrPort, signal
 	return p
 }
 
+// newICEPort is a port whose media goes over t: DTLS-SRTP over ICE on
+// conn, which t reads.
+func newICEPort(conn *net.UDPConn, codec sb.Codec, t *iceTransport, drops *rtpDrops) *rtpPort {
+	p := &rtpPort{conn: conn, ice: t, drops: drops, done: make(chan struct{})}
+	p.codec.Store(&codec)
+	p.remote.Store(&netip.AddrPort{})
+	p.lastRecv.Store(time.Now().UnixNano())
+	t.deliver = p.deliver
+	t.forged = func() {
+		p.forged.Add(1)
+		p.drops.forged.Add(1)
+	}
+	return p
+}
+
+// security is what protects the port's media, for our SDP; nil: plain RTP.
+func (p *rtpPort) security() security {
+	switch {
+	case p.ice != nil:
+		return p.ice
+	case p.srtp != nil:
+		return p.srtp
+	}
+	return nil
+}
+
 func (p *rtpPort) Codec() sb.Codec { return *p.codec.Load() }
 
 func (p *rtpPort) SetSink(sink func([]byte)) {
@@ -132,6 +162,9 @@ func (p *rtpPort) SetSink(sink func([]byte)) {
 func (p *rtpPort) WriteRTP(pkt []byte) error {
 	if p.silent.Load() {
 		return nil
+	}
+	if p.ice != nil {
+		return p.ice.writeRTP(pkt)
 	}
 	to := p.remote.Load()
 	if !to.Addr().IsValid() || to.Addr().IsUnspecified() || to.Port() == 0 {
@@ -275,17 +308,25 @@ func (p *rtpPort) readLoop() {
 			p.drops.probation.Add(1)
 			continue
 		}
-		p.lastRecv.Store(time.Now().UnixNano())
-		p.received.Add(1)
-		if sink := p.sink.Load(); sink != nil {
-			(*sink)(pkt)
-		}
+		p.deliver(pkt)
+	}
+}
+
+// deliver hands a packet the far end sent to the sink.
+func (p *rtpPort) deliver(pkt []byte) {
+	p.lastRecv.Store(time.Now().UnixNano())
+	p.received.Add(1)
+	if sink := p.sink.Load(); sink != nil {
+		(*sink)(pkt)
 	}
 }
 
 func (p *rtpPort) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
+		if p.ice != nil {
+			p.ice.close()
+		}
 		err = p.conn.Close()
 		close(p.done)
 		p.drops.open.Add(-1)

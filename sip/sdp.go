@@ -21,11 +21,23 @@ type offer struct {
 	// Crypto is set when the stream is SRTP (RTP/SAVP): the first of its
 	// crypto attributes we take.
 	Crypto *crypto
+	// ICE is set when the stream is DTLS-SRTP over ICE
+	// (UDP/TLS/RTP/SAVP[F]); Proto is then the transport as offered.
+	ICE   *iceParams
+	Proto string
 }
 
 // held reports whether the caller put the call on hold.
 func (o *offer) held() bool {
-	return o.Direction == "sendonly" || o.Direction == "inactive" || o.Addr.Addr().IsUnspecified()
+	return o.Direction == "sendonly" || o.Direction == "inactive" || o.blackholed()
+}
+
+// blackholed reports an RFC 2543 hold: a connection address of 0.0.0.0.
+// With ICE the c= line is only the default candidate, and 0.0.0.0 there
+// means none yet (RFC 8839 §4.2.1.2, WebRTC offers say so): the
+// candidates are the addresses.
+func (o *offer) blackholed() bool {
+	return o.ICE == nil && o.Addr.Addr().IsUnspecified()
 }
 
 // errNoCodec is returned by parseOffer when the audio offer has no codec
@@ -33,7 +45,7 @@ func (o *offer) held() bool {
 type errNoCodec struct{ offered string }
 
 func (e errNoCodec) Error() string {
-	return "no common codec: offered " + e.offered + ", we take PCMU, PCMA, and Opus over SRTP (SDES)"
+	return "no common codec: offered " + e.offered + ", we take PCMU, PCMA, and Opus over SRTP (SDES or DTLS-SRTP)"
 }
 
 // notAcceptable reports whether a parseOffer error is about what the
@@ -46,7 +58,7 @@ func notAcceptable(err error) bool {
 
 // parseOffer reads the first audio stream of an SDP offer and picks our
 // codec: the caller's first choice among PCMU, PCMA and, on an SRTP
-// stream, Opus, plus telephone-event at that codec's clock rate when
+// stream (SDES or DTLS), Opus, plus telephone-event at that codec's clock rate when
 // offered. Opus is carried unchanged to a browser, so it is taken only
 // where the trunk keeps it private on the way (messenger platforms that
 // call over SIP do); plain-RTP trunks get G.711.
@@ -81,7 +93,13 @@ func parseOffer(body []byte) (*offer, error) {
 		return nil, fmt.Errorf("malformed SDP: audio port %d", port)
 	}
 	var secure *crypto
-	switch proto := strings.ToUpper(strings.Join(audio.MediaName.Protos, "/")); proto {
+	var ice *iceParams
+	proto := strings.ToUpper(strings.Join(audio.MediaName.Protos, "/"))
+	switch proto {
+	case "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF":
+		if ice, err = parseICE(&sd, audio); err != nil {
+			return nil, err
+		}
 	case "RTP/AVP", "RTP/AVPF":
 	case "RTP/SAVP", "RTP/SAVPF":
 		var refused []string
@@ -104,7 +122,7 @@ func parseOffer(body []byte) (*offer, error) {
 			return nil, errNoCrypto{"no SRTP crypto we take: " + strings.Join(refused, "; ")}
 		}
 	default:
-		return nil, errNoCrypto{fmt.Sprintf("media transport %s is not supported: we take RTP/AVP, or RTP/SAVP keyed with SDES", proto)}
+		return nil, errNoCrypto{fmt.Sprintf("media transport %s is not supported: we take RTP/AVP, RTP/SAVP keyed with SDES, or UDP/TLS/RTP/SAVP(F) (DTLS-SRTP with ICE)", proto)}
 	}
 
 	rtpmap := map[uint8]string{}
@@ -118,7 +136,7 @@ func parseOffer(body []byte) (*offer, error) {
 			rtpmap[uint8(n)] = strings.ToLower(enc)
 		}
 	}
-	o := &offer{Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port)), Direction: direction(sd.Attributes, audio.Attributes), Crypto: secure}
+	o := &offer{Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port)), Direction: direction(sd.Attributes, audio.Attributes), Crypto: secure, ICE: ice, Proto: proto}
 	found := false
 	for _, f := range audio.MediaName.Formats {
 		n, err := strconv.ParseUint(f, 10, 7)
@@ -136,7 +154,7 @@ func parseOffer(body []byte) (*offer, error) {
 			o.Codec, found = sb.Codec{Name: "PCMU", PayloadType: pt, ClockRate: 8000}, true
 		case !found && name == "pcma/8000":
 			o.Codec, found = sb.Codec{Name: "PCMA", PayloadType: pt, ClockRate: 8000}, true
-		case !found && name == "opus/48000/2" && secure != nil:
+		case !found && name == "opus/48000/2" && (secure != nil || ice != nil):
 			o.Codec, found = sb.Codec{Name: "opus", PayloadType: pt, ClockRate: 48000}, true
 		}
 	}
@@ -181,18 +199,36 @@ func answerDirection(theirs string) string {
 	return "sendrecv"
 }
 
-// buildAnswer writes our SDP answer (or a re-INVITE's offer): RTP/SAVP
-// with our crypto attribute when sec is set.
-func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Codec, dir string, sec *srtpSession) []byte {
+// security is what protects a stream, as our SDP describes it: SDES keys
+// (an *srtpSession) or DTLS-SRTP over ICE (an *iceTransport); nil is
+// plain RTP.
+type security interface {
+	mediaProto() string
+	sessionLines(b *strings.Builder) // before the m= line
+	mediaLines(b *strings.Builder)
+}
+
+// sessionHeader writes the lines before the m= line.
+func sessionHeader(b *strings.Builder, sessionID, version uint64, ip netip.Addr, sec security) {
 	family := "IP4"
 	if ip.Is6() {
 		family = "IP6"
 	}
+	fmt.Fprintf(b, "v=0\r\no=switchboard %d %d IN %s %s\r\ns=switchboard\r\nc=IN %s %s\r\nt=0 0\r\n", sessionID, version, family, ip, family, ip)
+	if sec != nil {
+		sec.sessionLines(b)
+	}
+}
+
+// buildAnswer writes our SDP answer (or a re-INVITE's offer): RTP/SAVP
+// with our crypto attribute, or DTLS-SRTP with our ICE and DTLS
+// attributes, when sec is set.
+func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Codec, dir string, sec security) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "v=0\r\no=switchboard %d %d IN %s %s\r\ns=switchboard\r\nc=IN %s %s\r\nt=0 0\r\n", sessionID, version, family, ip, family, ip)
+	sessionHeader(&b, sessionID, version, ip, sec)
 	proto := "RTP/AVP"
 	if sec != nil {
-		proto = "RTP/SAVP"
+		proto = sec.mediaProto()
 	}
 	fmt.Fprintf(&b, "m=audio %d %s %d", port, proto, c.PayloadType)
 	if c.DTMFType != 0 {
@@ -207,22 +243,28 @@ func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Cod
 		fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n", c.DTMFType, c.ClockRate, c.DTMFType)
 	}
 	if sec != nil {
-		fmt.Fprintf(&b, "a=crypto:%s\r\n", sec.local)
+		sec.mediaLines(&b)
 	}
 	fmt.Fprintf(&b, "a=ptime:20\r\na=%s\r\n", dir)
 	return []byte(b.String())
 }
 
 // buildOffer writes our SDP offer for an INVITE that came without one
-// (late offer): both G.711 laws and telephone-event, the caller chooses.
-func buildOffer(sessionID, version uint64, ip netip.Addr, port uint16) []byte {
-	family := "IP4"
-	if ip.Is6() {
-		family = "IP6"
-	}
+// (late offer), or for a call we place: both G.711 laws and
+// telephone-event, the far end chooses; DTLS-SRTP over ICE when sec is
+// an *iceTransport.
+func buildOffer(sessionID, version uint64, ip netip.Addr, port uint16, sec security) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "v=0\r\no=switchboard %d %d IN %s %s\r\ns=switchboard\r\nc=IN %s %s\r\nt=0 0\r\n", sessionID, version, family, ip, family, ip)
-	fmt.Fprintf(&b, "m=audio %d RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", port)
-	b.WriteString("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n")
+	sessionHeader(&b, sessionID, version, ip, sec)
+	proto := "RTP/AVP"
+	if sec != nil {
+		proto = sec.mediaProto()
+	}
+	fmt.Fprintf(&b, "m=audio %d %s 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", port, proto)
+	b.WriteString("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n")
+	if sec != nil {
+		sec.mediaLines(&b)
+	}
+	b.WriteString("a=ptime:20\r\na=sendrecv\r\n")
 	return []byte(b.String())
 }

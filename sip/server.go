@@ -91,6 +91,10 @@ type Server struct {
 	draining atomic.Bool
 	rtpDrops rtpDrops // RTP packets the calls' ports dropped
 
+	dtlsOnce sync.Once // the DTLS certificate is made on the first DTLS-SRTP call
+	dtlsID   *dtlsIdentity
+	dtlsErr  error
+
 	mu           sync.Mutex
 	legs         map[string]*leg    // by dialog ID
 	outLegs      map[string]*outLeg // calls we place, by Call-ID

@@ -399,16 +399,14 @@ func inviteInDialog(ctx context.Context, target sip.Uri, body []byte, do func(co
 	if err := write(ack); err != nil {
 		return nil, fmt.Errorf("sip: ACK re-INVITE: %w", err)
 	}
-	a, err := parseOffer(res.Body())
-	if err != nil {
+	a, code, reason := offerOf(res.Body(), port)
+	switch {
+	case code == sip.StatusBadRequest:
 		return res, nil // the answer changes nothing we can use
+	case code != 0:
+		return nil, fmt.Errorf("sip: re-INVITE answer: %s", reason)
 	}
-	if port.srtp != nil && a.Crypto != nil {
-		if err := port.srtp.setRemote(*a.Crypto); err != nil {
-			return nil, fmt.Errorf("sip: re-INVITE answer: %w", err)
-		}
-	}
-	if !a.Addr.Addr().IsUnspecified() {
+	if !a.blackholed() && port.ice == nil {
 		port.setRemote(a.Addr)
 	}
 	port.farDirection(a.Direction)

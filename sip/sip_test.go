@@ -622,10 +622,17 @@ func FuzzParseOffer(f *testing.F) {
 	f.Add([]byte("v=0\r\nm=audio 0 RTP/AVP 0\r\n"))
 	f.Add([]byte("v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 8 0\r\na=inactive\r\n"))
 	f.Add([]byte(savpOffer("RTP/SAVP", "1 AES_CM_128_HMAC_SHA1_80 inline:"+key30+"|2^20", "2 AEAD_AES_256_GCM inline:"+key30)))
+	f.Add([]byte(webrtcOffer()))
+	f.Add([]byte(sipOffer))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := parseOffer(b)
-		if err == nil && (o.Codec.Name != "PCMU" && o.Codec.Name != "PCMA" || o.Addr.Port() == 0) {
+		clear := err == nil && o.Crypto == nil && o.ICE == nil
+		if err == nil && (o.Codec.Name != "PCMU" && o.Codec.Name != "PCMA" && (clear || o.Codec.Name != "opus") || o.Addr.Port() == 0) {
 			t.Fatalf("accepted offer with %+v", o)
+		}
+		if err == nil && o.ICE != nil && (len(o.ICE.Ufrag) < 4 || len(o.ICE.Pwd) < 22 || len(o.ICE.Fingerprints) == 0 ||
+			(o.ICE.Setup != setupActpass && o.ICE.Setup != setupActive && o.ICE.Setup != setupPassive)) {
+			t.Fatalf("accepted DTLS-SRTP without what the association needs: %+v", o.ICE)
 		}
 		if err == nil && o.Crypto != nil && len(o.Crypto.KeySalt) != keySaltLen(o.Crypto.Profile) {
 			t.Fatalf("accepted crypto with a %d-byte key for %s", len(o.Crypto.KeySalt), o.Crypto.Suite)

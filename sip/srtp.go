@@ -129,6 +129,23 @@ func newSRTPSession(remote crypto) (*srtpSession, error) {
 	if _, err := rand.Read(local.KeySalt); err != nil {
 		return nil, err
 	}
+	return sessionOf(local, remote)
+}
+
+// newKeyedSRTPSession is a session whose keys a DTLS handshake gave (RFC
+// 5764 §4.2): each a master key and salt, concatenated.
+func newKeyedSRTPSession(p srtp.ProtectionProfile, local, remote []byte) (*srtpSession, error) {
+	suite := ""
+	for name, q := range sdesSuites {
+		if q == p {
+			suite = name
+		}
+	}
+	return sessionOf(crypto{Tag: 1, Suite: suite, Profile: p, KeySalt: local}, crypto{Tag: 1, Suite: suite, Profile: p, KeySalt: remote})
+}
+
+// sessionOf encrypts with local and decrypts with remote.
+func sessionOf(local, remote crypto) (*srtpSession, error) {
 	enc, err := newSRTPContext(local)
 	if err != nil {
 		return nil, err
@@ -189,3 +206,9 @@ func (s *srtpSession) encrypt(pkt []byte, write func([]byte) error) error {
 func (s *srtpSession) decrypt(dst, pkt []byte) ([]byte, error) {
 	return s.dec.Load().ctx.DecryptRTP(dst, pkt, &s.inHdr)
 }
+
+// The SDP lines of an SDES-keyed stream.
+
+func (s *srtpSession) mediaProto() string            { return "RTP/SAVP" }
+func (s *srtpSession) sessionLines(*strings.Builder) {}
+func (s *srtpSession) mediaLines(b *strings.Builder) { fmt.Fprintf(b, "a=crypto:%s\r\n", s.local) }

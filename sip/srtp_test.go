@@ -65,7 +65,8 @@ func TestParseOfferSRTP(t *testing.T) {
 		{"crypto on plain RTP is ignored", savpOffer("RTP/AVP", "1 AES_CM_128_HMAC_SHA1_80 inline:"+key30), "", 0, ""},
 		{"SRTP without crypto", savpOffer("RTP/SAVP"), "", 0, "without a crypto attribute"},
 		{"nothing usable", savpOffer("RTP/SAVP", "1 F8_128_HMAC_SHA1_80 inline:"+key30), "", 0, "F8_128_HMAC_SHA1_80 is not supported"},
-		{"DTLS-SRTP", savpOffer("UDP/TLS/RTP/SAVP"), "", 0, "UDP/TLS/RTP/SAVP is not supported"},
+		{"DTLS-SRTP without ICE", savpOffer("UDP/TLS/RTP/SAVP"), "", 0, "a=ice-ufrag (ICE is required)"},
+		{"another transport", savpOffer("TCP/TLS/RTP/SAVP"), "", 0, "TCP/TLS/RTP/SAVP is not supported"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -37,7 +37,7 @@ async function loadSetup() {
     return el("tr", { "data-trunk": t.name },
       el("td", {}, t.name), el("td", {}, (t.numbers || []).join(", ")), el("td", {}, (t.allow || []).join(", ") || "–"),
       el("td", {}, t.username || "–"), el("td", {}, t.recording_consent ? "yes" : "no"),
-      el("td", {}, r ? `${r.target} (${r.transport}, priority ${r.priority}${r.register ? ", registers" : ""})` : "–"),
+      el("td", {}, r ? `${r.target} (${r.transport}${r.media === "dtls" ? ", DTLS-SRTP" : ""}, priority ${r.priority}${r.register ? ", registers" : ""})` : "–"),
       el("td", {},
         button("Edit", () => editTrunk(t, r), { "aria-label": `Edit ${t.name}` }),
         button("Delete", async () => {
@@ -88,6 +88,7 @@ function editTrunk(t, r) {
   f.elements.consent.checked = !!(t && t.recording_consent);
   f.elements.target.value = r ? r.target : "";
   f.elements.transport.value = r ? r.transport : "udp";
+  f.elements.media.value = r ? r.media : "rtp";
   f.elements.priority.value = r ? r.priority : 100;
   $("trunk-form-title").textContent = t ? `Change trunk ${t.name}` : "New trunk";
 }
@@ -102,7 +103,7 @@ $("trunk-form").addEventListener("submit", guard(async (ev) => {
     : await api("/v1/trunks", { method: "POST", body: JSON.stringify(body) });
   if (v.target) {
     await api(`/v1/routes/${t.id}`, { method: "PUT",
-      body: JSON.stringify({ target: v.target, transport: v.transport, priority: Number(v.priority) || 0 }) });
+      body: JSON.stringify({ target: v.target, transport: v.transport, media: v.media, priority: Number(v.priority) || 0 }) });
   }
   editTrunk(null, null);
   await loadSetup();

@@ -51,8 +51,9 @@ func TestChromiumAdminSetsUp(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#trunk-form [name=numbers]`), "5000, 5001"),
 		chromedp.SendKeys(chromedp.CSS(`#trunk-form [name=allow]`), "192.0.2.0/24"),
 		chromedp.SendKeys(chromedp.CSS(`#trunk-form [name=target]`), "192.0.2.9:5060"),
+		chromedp.SetValue(chromedp.CSS(`#trunk-form [name=media]`), "dtls"),
 		chromedp.Click(chromedp.CSS(`#trunk-save`)))
-	poll("the trunk is listed with its route", `(document.querySelector('#setup-trunks tr[data-trunk="Carrier"]') || {}).textContent?.includes("192.0.2.9:5060")`)
+	poll("the trunk is listed with its route", `(document.querySelector('#setup-trunks tr[data-trunk="Carrier"]') || {}).textContent?.includes("192.0.2.9:5060 (udp, DTLS-SRTP")`)
 	run("edit its numbers", chromedp.Click(chromedp.CSS(`[aria-label="Edit Carrier"]`)),
 		chromedp.SetValue(chromedp.CSS(`#trunk-form [name=numbers]`), "5001, 5002"),
 		chromedp.Click(chromedp.CSS(`#trunk-save`)))
@@ -74,6 +75,11 @@ func TestChromiumAdminSetsUp(t *testing.T) {
 	i := slices.IndexFunc(trunks.Trunks, func(tr sb.Trunk) bool { return tr.Name == "Carrier" })
 	if i < 0 || !slices.Equal(trunks.Trunks[i].Numbers, []string{"5001", "5002"}) {
 		t.Fatalf("trunks through the API: %+v", trunks.Trunks)
+	}
+	var routes struct{ Routes []sb.Route }
+	apiCall(t, m, key, "GET", "/v1/routes", nil, &routes)
+	if j := slices.IndexFunc(routes.Routes, func(r sb.Route) bool { return r.TrunkName == "Carrier" }); j < 0 || routes.Routes[j].Media != sb.MediaDTLS {
+		t.Errorf("the route after an edit of the trunk's numbers: %+v, want media dtls kept", routes.Routes)
 	}
 
 	run("delete the queue", chromedp.Click(chromedp.CSS(`[aria-label="Delete Sales"]`)))

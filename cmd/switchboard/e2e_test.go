@@ -96,6 +96,13 @@ func waitIncoming(tb testing.TB, op *opclient.Client) opclient.Incoming {
 // answeredCall rings the operator from phone and has them accept.
 func answeredCall(tb testing.TB, m *Main, phone *siptest.Phone, op *opclient.Client, from, to string) (*siptest.Call, opclient.Incoming) {
 	tb.Helper()
+	return answeredAt(tb, m.SIPAddr(), phone, op, from, to)
+}
+
+// answeredAt is answeredCall to the service's SIP address addr (its TLS
+// listener's, say).
+func answeredAt(tb testing.TB, addr string, phone *siptest.Phone, op *opclient.Client, from, to string) (*siptest.Call, opclient.Incoming) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	type result struct {
@@ -104,7 +111,7 @@ func answeredCall(tb testing.TB, m *Main, phone *siptest.Phone, op *opclient.Cli
 	}
 	done := make(chan result, 1)
 	go func() {
-		c, err := phone.Invite(ctx, m.SIPAddr(), from, to)
+		c, err := phone.Invite(ctx, addr, from, to)
 		done <- result{c, err}
 	}()
 	in := waitIncoming(tb, op)

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/media"
 	"github.com/switchboard-voice/switchboard/opclient"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
@@ -86,37 +88,121 @@ func TestOpusCallRecordedAsOggOpus(t *testing.T) {
 	phone := mustPhone(t, siptest.Options{Transport: "udp", Codec: trunkOpus, SRTP: "AEAD_AES_128_GCM",
 		Headers: map[string]string{"X-Recording-Consent": "yes"}})
 	call, in := answeredCall(t, g.m, phone, g.op, "3000", "2000")
-	// 20 ms SILK packets (TOC 0x48) whose frames name their side and
-	// number.
-	packet := func(side byte, i int) []byte {
-		return append([]byte{0x48}, bytes.Repeat([]byte{side, byte(i)}, 30+i)...)
-	}
 	const frames = 50
-	for i := range frames {
-		if err := call.SendRTP(packet('c', i), false); err != nil {
-			t.Fatal(err)
-		}
-		if err := g.op.SendAudio(packet('o', i)); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond) // the last packets cross the bridge
+	exchangeOpus(ctx, t, call, g.op, trunkOpus.PayloadType, frames)
 	if rec := callerHangsUp(ctx, t, g.m, g.f.APIKey, call, in.CallID); rec.Codec != "opus" {
 		t.Fatalf("record codec %q", rec.Codec)
 	}
-	g.checkOggOpus(t, in.CallID, packet, frames)
+	checkOggOpus(t, g.admin, in.CallID, frames)
 }
 
-// checkOggOpus plays the call's recording through the tenant admin's
-// grant and checks it is Ogg Opus holding both sides' packets (made by
-// packet, frames of each), byte for byte, in a file whose pages a
-// separate Ogg reader (pion's) accepts, each channel its own stream.
-func (g *grantFixture) checkOggOpus(t *testing.T, callID sb.ID, packet func(side byte, i int) []byte, frames int) {
+// checkOggOpus plays the call's recording through admin's grant: Ogg Opus
+// with each side its own stream, holding nine in ten of the frames each
+// side sent (opusFrame), about as long as they last.
+func checkOggOpus(t *testing.T, admin *person, callID sb.ID, frames int) {
 	t.Helper()
-	gr := g.adminGrant(t, callID)
-	req, _ := http.NewRequest(http.MethodGet, g.m.HTTPURL()+"/v1/grants/"+gr.ID.String()+"/audio", nil)
-	res, err := g.admin.client.Do(req)
+	head, audio, granule := playOggOpus(t, admin, callID)
+	if head.Channels != 2 || head.ChannelMap != 1 || head.StreamCount != 2 || head.CoupledCount != 0 || head.SampleRate != 48000 {
+		t.Errorf("OpusHead %+v: want 2 channels, each its own stream", head)
+	}
+	if heard := heardFrames(audio, frames); heard['c'] < frames*9/10 || heard['o'] < frames*9/10 {
+		t.Errorf("the file holds %d of the caller's %d packets and %d of the operator's", heard['c'], frames, heard['o'])
+	}
+	if seconds := float64(granule) / 48000; seconds < 0.9 || seconds > 3 {
+		t.Errorf("the file lasts %.2f s for a call of about a second of audio", seconds)
+	}
+}
+
+// opusFrame is a 20 ms SILK packet (TOC 0x48) whose frame names its side
+// and number.
+func opusFrame(side byte, i int) []byte {
+	return append([]byte{0x48}, bytes.Repeat([]byte{side, byte(i)}, 30+i)...)
+}
+
+// exchangeOpus has the caller and the operator each send frames
+// opusFrames at the pace of audio, and returns once nine in ten of each
+// side's have reached the other (a recording's tap is on their way).
+func exchangeOpus(ctx context.Context, t *testing.T, call *siptest.Call, op *opclient.Client, callerPT uint8, frames int) {
+	t.Helper()
+	toCaller, toOperator := make(chan struct{}, frames), make(chan struct{}, frames)
+	call.SetSink(func(pkt []byte) {
+		if h, ok := media.ParseHeader(pkt); ok && h.PayloadType == callerPT && bytes.HasPrefix(pkt[h.PayloadOffset:h.PayloadEnd], []byte{0x48, 'o'}) {
+			toCaller <- struct{}{}
+		}
+	})
+	op.SetAudioSink(func(p *rtp.Packet) {
+		if bytes.HasPrefix(p.Payload, []byte{0x48, 'c'}) {
+			toOperator <- struct{}{}
+		}
+	})
+	for i := range frames {
+		if err := call.SendRTP(opusFrame('c', i), false); err != nil {
+			t.Fatal(err)
+		}
+		if err := op.SendAudio(opusFrame('o', i)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // the pace of audio
+	}
+	for _, arrived := range []chan struct{}{toCaller, toOperator} {
+		for range frames * 9 / 10 {
+			select {
+			case <-arrived:
+			case <-ctx.Done():
+				t.Fatal("the Opus frames did not cross the call")
+			}
+		}
+	}
+}
+
+// heardFrames counts, per side ('c' the caller, 'o' the operator), the
+// frames opusFrame made that a recording's audio holds. A frame is found
+// by what follows its first byte: in a multistream packet a length may
+// follow it (RFC 6716 Appendix B).
+func heardFrames(audio []byte, frames int) map[byte]int {
+	heard := map[byte]int{}
+	for i := range frames {
+		for _, side := range []byte{'c', 'o'} {
+			if bytes.Contains(audio, opusFrame(side, i)[1:]) {
+				heard[side]++
+			}
+		}
+	}
+	return heard
+}
+
+// adminGrant is the tenant admin's grant to play the call's recording,
+// once the recording is stored (the call's end comes first).
+func (g *grantFixture) adminGrant(t *testing.T, callID sb.ID) *sb.AccessGrant {
+	t.Helper()
+	return grantFor(t, g.admin, callID)
+}
+
+// grantFor is admin's grant to play the call's recording, once it is
+// stored.
+func grantFor(t *testing.T, admin *person, callID sb.ID) *sb.AccessGrant {
+	t.Helper()
+	var gr sb.AccessGrant
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body := admin.do(http.MethodPost, "/v1/calls/"+callID.String()+"/grants", `{"reason":"codec check","ticket":"T-7"}`, &gr)
+		if code == http.StatusCreated {
+			return &gr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grant: %d %s", code, body)
+		}
+	}
+}
+
+// playOggOpus plays an Opus call's recording through admin's grant: the
+// file must be Ogg Opus whose every page a separate reader (pion's)
+// accepts. It returns the OpusHead, the pages' payloads and the last
+// granule position.
+func playOggOpus(t *testing.T, admin *person, callID sb.ID) (*oggreader.OggHeader, []byte, uint64) {
+	t.Helper()
+	gr := grantFor(t, admin, callID)
+	req, _ := http.NewRequest(http.MethodGet, admin.m.HTTPURL()+"/v1/grants/"+gr.ID.String()+"/audio", nil)
+	res, err := admin.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,9 +216,6 @@ func (g *grantFixture) checkOggOpus(t *testing.T, callID sb.ID, packet func(side
 	if err != nil {
 		t.Fatal(err)
 	}
-	if head.Channels != 2 || head.ChannelMap != 1 || head.StreamCount != 2 || head.CoupledCount != 0 || head.SampleRate != 48000 {
-		t.Errorf("OpusHead %+v: want 2 channels, each its own stream", head)
-	}
 	var audio []byte
 	var granule uint64
 	for {
@@ -145,34 +228,5 @@ func (g *grantFixture) checkOggOpus(t *testing.T, callID sb.ID, packet func(side
 		}
 		audio, granule = append(audio, payload...), page.GranulePosition
 	}
-	heard := map[byte]int{}
-	for i := range frames {
-		for _, side := range []byte{'c', 'o'} {
-			if bytes.Contains(audio, packet(side, i)[1:]) {
-				heard[side]++
-			}
-		}
-	}
-	if heard['c'] < frames*9/10 || heard['o'] < frames*9/10 {
-		t.Errorf("the file holds %d of the caller's %d packets and %d of the operator's", heard['c'], frames, heard['o'])
-	}
-	if seconds := float64(granule) / 48000; seconds < 0.9 || seconds > 3 {
-		t.Errorf("the file lasts %.2f s for a call of about a second of audio", seconds)
-	}
-}
-
-// adminGrant is the tenant admin's grant to play the call's recording,
-// once the recording is stored (the call's end comes first).
-func (g *grantFixture) adminGrant(t *testing.T, callID sb.ID) *sb.AccessGrant {
-	t.Helper()
-	var gr sb.AccessGrant
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		code, body := g.admin.do(http.MethodPost, "/v1/calls/"+callID.String()+"/grants", `{"reason":"codec check","ticket":"T-7"}`, &gr)
-		if code == http.StatusCreated {
-			return &gr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("grant: %d %s", code, body)
-		}
-	}
+	return head, audio, granule
 }

@@ -437,6 +437,7 @@ func runTrunkOutbound(ctx context.Context, args []string, stdin io.Reader, stdou
 	trunk := fs.String("trunk", "", "trunk ID (required)")
 	target := fs.String("target", "", "where INVITEs go: host:port of the carrier or PBX (required)")
 	transport := fs.String("transport", "udp", "udp or tcp")
+	mediaFlag := fs.String("media", sb.MediaRTP, "how calls carry audio: rtp, or dtls (DTLS-SRTP over ICE, UDP/TLS/RTP/SAVPF)")
 	username := fs.String("username", "", "digest username, when the carrier challenges")
 	callerID := fs.String("caller-id", "", "the number presented to the called party")
 	priority := fs.Int("priority", 100, "lower is tried first; the next trunk is tried when one fails")
@@ -451,7 +452,10 @@ func runTrunkOutbound(ctx context.Context, args []string, stdin io.Reader, stdou
 	if strings.TrimSpace(*target) == "" {
 		return usagef(fs, "-target is required")
 	}
-	r := sb.OutboundRoute{TrunkID: trunkID, Target: *target, Transport: *transport, Username: *username, Register: *register}
+	if *mediaFlag != sb.MediaRTP && *mediaFlag != sb.MediaDTLS {
+		return usagef(fs, "-media is rtp or dtls, not %q", *mediaFlag)
+	}
+	r := sb.OutboundRoute{TrunkID: trunkID, Target: *target, Transport: *transport, Media: *mediaFlag, Username: *username, Register: *register}
 	if *callerID != "" {
 		if r.CallerID, err = sb.NormalizeNumber(*callerID); err != nil {
 			return fmt.Errorf("trunk outbound: -caller-id: %w", explain(err))

@@ -138,10 +138,14 @@ func TestAdminsManageTrunksRoutesAndQueues(t *testing.T) {
 	if code, raw := apiCall(t, m, admin, "PUT", "/v1/routes/"+trunk.ID.String(), map[string]any{"target": "192.0.2.9:5060", "password": "carrier-pw", "username": "u"}, &route); code != http.StatusOK {
 		t.Fatalf("admin setting a route: %d %s", code, raw)
 	}
-	if code, raw := apiCall(t, m, admin, "PATCH", "/v1/routes/"+trunk.ID.String(), map[string]any{"priority": 5}, &route); code != http.StatusOK || !route.HasPassword || route.Priority != 5 || route.Target != "192.0.2.9:5060" {
-		t.Errorf("route after a change of priority: %d %s: %+v, want the password kept", code, raw, route)
+	if route.Media != sb.MediaRTP {
+		t.Errorf("a new route's media is %q, want rtp", route.Media)
+	}
+	if code, raw := apiCall(t, m, admin, "PATCH", "/v1/routes/"+trunk.ID.String(), map[string]any{"priority": 5, "media": "dtls"}, &route); code != http.StatusOK || !route.HasPassword || route.Priority != 5 || route.Target != "192.0.2.9:5060" || route.Media != sb.MediaDTLS {
+		t.Errorf("route after a change of priority and media: %d %s: %+v, want the password kept, media dtls", code, raw, route)
 	}
 	expect("PATCH", "/v1/routes/"+trunk.ID.String(), map[string]any{"target": "no port"}, http.StatusBadRequest, admin)
+	expect("PATCH", "/v1/routes/"+trunk.ID.String(), map[string]any{"media": "sdes"}, http.StatusBadRequest, admin)
 	var routes struct{ Routes []sb.Route }
 	apiCall(t, m, otherAdmin, "GET", "/v1/routes", nil, &routes)
 	if len(routes.Routes) != 0 {

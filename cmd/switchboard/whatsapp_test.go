@@ -640,31 +640,38 @@ func TestWhatsAppCallRecordedWithConsent(t *testing.T) {
 	if err := g.op.WaitConnected(ctx, in.CallID); err != nil {
 		t.Fatal(err)
 	}
-	// 20 ms SILK packets (TOC 0x48) whose frames name their side and
-	// number.
-	packet := func(side byte, i int) []byte {
-		return append([]byte{0x48}, bytes.Repeat([]byte{side, byte(i)}, 30+i)...)
-	}
 	const frames = 50
+	toOperator := make(chan struct{}, frames)
+	g.op.SetAudioSink(func(p *rtp.Packet) {
+		if bytes.HasPrefix(p.Payload, []byte{0x48, 'c'}) {
+			toOperator <- struct{}{}
+		}
+	})
 	for i := range frames {
 		p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: uint16(i), Timestamp: uint32(960 * i), SSRC: 78},
-			Payload: packet('c', i)}
+			Payload: opusFrame('c', i)}
 		if err := user.track.WriteRTP(p); err != nil {
 			t.Fatal(err)
 		}
-		if err := g.op.SendAudio(packet('o', i)); err != nil {
+		if err := g.op.SendAudio(opusFrame('o', i)); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // the pace of audio
 	}
-	time.Sleep(100 * time.Millisecond) // the last packets cross the bridge
+	for range frames * 9 / 10 { // the recording's tap is on their way
+		select {
+		case <-toOperator:
+		case <-ctx.Done():
+			t.Fatal("the user's frames did not reach the operator")
+		}
+	}
 	if code := x.g.post(t, x.g.terminate(callID, "USER_INITIATED"), ""); code != http.StatusOK {
 		t.Fatalf("terminate: %d", code)
 	}
 	if rec := waitCallEnded(t, g.m, g.f.APIKey, in.CallID); rec.Codec != "opus" || rec.Channel != sb.ChannelWhatsApp {
 		t.Fatalf("record: codec %q, channel %q", rec.Codec, rec.Channel)
 	}
-	g.checkOggOpus(t, in.CallID, packet, frames)
+	checkOggOpus(t, g.admin, in.CallID, frames)
 }
 
 // TestChromiumShowsWhatsAppCall: the operator page in a real browser shows

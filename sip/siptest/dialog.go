@@ -167,6 +167,14 @@ func (c *Call) request(ctx context.Context, method sip.RequestMethod, body []byt
 // SDP is the phone's description of the call in direction dir.
 func (c *Call) SDP(dir string) []byte { return c.sdp(dir) }
 
+// AnswerSDP is the far end's SDP answer to the phone's INVITE.
+func (c *Call) AnswerSDP() []byte {
+	if c.dlg == nil || c.dlg.InviteResponse == nil {
+		return nil
+	}
+	return c.dlg.InviteResponse.Body()
+}
+
 // SDPAt is the phone's description naming ap as its RTP address.
 func (c *Call) SDPAt(ap netip.AddrPort, dir string) []byte { return c.sdpAt(ap, dir) }
 

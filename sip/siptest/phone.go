@@ -42,6 +42,19 @@ type Options struct {
 	// phone offer RTP/SAVP keyed with SDES and protect its media; empty
 	// is plain RTP.
 	SRTP string
+	// DTLS makes the phone offer DTLS-SRTP over ICE (UDP/TLS/RTP/SAVPF,
+	// a pion PeerConnection: sip/siptest/dtls.go) instead.
+	DTLS bool
+	// DTLSFingerprint, with DTLS, is the a=fingerprint value the offer
+	// names instead of its certificate's: a peer whose certificate does
+	// not match its SDP.
+	DTLSFingerprint string
+	// DTLSSilent, with DTLS, closes the phone's PeerConnection once the
+	// call is answered: an SBC whose media never comes (no ICE, no DTLS).
+	DTLSSilent bool
+	// ICELite, with DTLS, makes the phone an ICE-lite agent (a=ice-lite),
+	// as some SBCs and media servers are: the far end must be controlling.
+	ICELite bool
 	// RefuseReinvite, when set, is the final response to every re-INVITE
 	// (a PBX that takes no hold), leaving the call as it was.
 	RefuseReinvite int
@@ -69,8 +82,10 @@ type Phone struct {
 	srv    *sipgo.Server
 	client *sipgo.Client
 
-	mu    sync.Mutex
-	calls map[string]*Call // by Call-ID
+	mu       sync.Mutex
+	calls    map[string]*Call // by Call-ID
+	answered chan *Call       // AnswerDTLS: the calls it answered
+	answerAt int              // and the port it answers on
 }
 
 // StatusError is a final non-2xx response to an INVITE.
@@ -119,13 +134,32 @@ func NewPhone(opts Options) (*Phone, error) {
 	p.srv.OnBye(p.onBye)
 	p.srv.OnInvite(p.onReinvite)
 	p.srv.OnUpdate(p.onUpdate)
-	p.srv.OnAck(func(*sip.Request, sip.ServerTransaction) {}) // the ACK of a re-INVITE we answered
+	p.srv.OnAck(p.onAck)
 	return p, nil
 }
 
+// onAck takes the ACK of a call the phone answered (AnswerDTLS); that of
+// a re-INVITE it answered needs nothing.
+func (p *Phone) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	p.mu.Lock()
+	c := p.calls[req.CallID().Value()]
+	p.mu.Unlock()
+	if c != nil && c.srvDlg != nil {
+		c.srvDlg.ReadAck(req, tx)
+	}
+}
+
 // onReinvite answers the far end's re-INVITE on a call (hold or resume):
-// recvonly to sendonly, sendrecv otherwise.
+// recvonly to sendonly, sendrecv otherwise. A new call is answered when
+// the phone answers calls (AnswerDTLS).
 func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	p.mu.Lock()
+	answering := p.answered
+	p.mu.Unlock()
+	if to := req.To(); answering != nil && to != nil && !to.Params.Has("tag") {
+		p.answerInvite(req, tx, answering)
+		return
+	}
 	c := p.refreshOf(req, tx)
 	if c == nil {
 		return
@@ -136,7 +170,15 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		dir = "recvonly"
 	}
 	c.held.Store(held)
-	res := sip.NewSDPResponseFromRequest(req, c.sdp(dir))
+	body := c.sdp(dir)
+	if c.dtls != nil {
+		var err error
+		if body, err = c.dtls.answer(req.Body()); err != nil {
+			tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotAcceptableHere, err.Error(), nil))
+			return
+		}
+	}
+	res := sip.NewSDPResponseFromRequest(req, body)
 	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: p.opts.LocalIP}})
 	echoTimer(req, res)
 	tx.Respond(res)
@@ -160,7 +202,7 @@ func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	p.mu.Lock()
 	c := p.calls[req.CallID().Value()]
 	p.mu.Unlock()
-	if c == nil || c.dlg == nil {
+	if c == nil || (c.dlg == nil && c.srvDlg == nil) {
 		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
@@ -168,7 +210,11 @@ func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if h := req.GetHeader("Reason"); h != nil {
 		reason = h.Value()
 	}
-	c.dlg.ReadBye(req, tx)
+	if c.srvDlg != nil {
+		c.srvDlg.ReadBye(req, tx)
+	} else {
+		c.dlg.ReadBye(req, tx)
+	}
 	c.end(reason)
 }
 
@@ -198,6 +244,18 @@ func (p *Phone) InviteAsync(ctx context.Context, server, from, to string) (*Call
 		ringing: make(chan struct{}), answered: make(chan struct{}), ended: make(chan struct{}),
 	}
 	c.codec.DTMFType = p.opts.DTMFType
+	var body []byte
+	if p.opts.DTLS {
+		if c.dtls, err = newDTLSMedia(c.codec, p.opts.ICELite, c.received); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		if body, err = c.dtls.offer(p.opts.DTLSFingerprint); err != nil {
+			c.dtls.pc.Close()
+			conn.Close()
+			return nil, err
+		}
+	}
 	if p.opts.SRTP != "" {
 		profile, ok := srtpProfiles[p.opts.SRTP]
 		if !ok {
@@ -235,7 +293,10 @@ func (p *Phone) InviteAsync(ctx context.Context, server, from, to string) (*Call
 	for k, v := range p.opts.Headers {
 		req.AppendHeader(sip.NewHeader(k, v))
 	}
-	req.SetBody(c.sdp("sendrecv"))
+	if body == nil {
+		body = c.sdp("sendrecv")
+	}
+	req.SetBody(body)
 
 	waitCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
@@ -287,6 +348,9 @@ type Call struct {
 
 	refreshes refreshes // the far end's re-INVITEs and UPDATEs
 
+	dtls   *dtlsMedia                 // a DTLS phone's PeerConnection
+	srvDlg *sipgo.DialogServerSession // a call the phone answered (AnswerDTLS)
+
 	endOnce   sync.Once
 	ended     chan struct{}
 	endReason string
@@ -294,6 +358,9 @@ type Call struct {
 }
 
 func (c *Call) sdp(dir string) []byte {
+	if c.dtls != nil {
+		return c.dtls.reoffer(dir)
+	}
 	ap := c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	if a := c.phone.opts.AnnounceRTP; a.IsValid() {
 		ap = a
@@ -423,6 +490,16 @@ func (c *Call) waitAnswer(ctx context.Context) {
 		c.result = fmt.Errorf("siptest: ACK: %w", err)
 		return
 	}
+	if c.dtls != nil && c.phone.opts.DTLSSilent {
+		c.dtls.pc.Close()
+		return
+	}
+	if c.dtls != nil {
+		if err := c.dtls.answered(c.dlg.InviteResponse.Body()); err != nil {
+			c.result = fmt.Errorf("siptest: the answer to our DTLS-SRTP offer: %w", err)
+		}
+		return
+	}
 	remote, err := parseAnswer(c.dlg.InviteResponse.Body())
 	if err != nil {
 		c.result = err
@@ -515,9 +592,14 @@ func (c *Call) readLoop() {
 				continue
 			}
 		}
-		if fn := c.sink.Load(); fn != nil && *fn != nil {
-			(*fn)(pkt)
-		}
+		c.received(pkt)
+	}
+}
+
+// received hands a packet that arrived to the sink.
+func (c *Call) received(pkt []byte) {
+	if fn := c.sink.Load(); fn != nil && *fn != nil {
+		(*fn)(pkt)
 	}
 }
 
@@ -533,6 +615,9 @@ func (c *Call) SendRTP(payload []byte, marker bool) error {
 
 // WriteRTP sends a whole RTP packet, protected when the call is SRTP.
 func (c *Call) WriteRTP(pkt []byte) error {
+	if c.dtls != nil {
+		return c.dtls.write(pkt)
+	}
 	if c.srtpOut != nil {
 		c.srtpMu.Lock()
 		out, err := c.srtpOut.EncryptRTP(nil, pkt, nil)
@@ -674,12 +759,20 @@ func (c *Call) Close() error {
 	c.closeOnce.Do(func() {
 		c.cancel()
 		c.end("")
-		c.conn.Close()
+		if c.conn != nil {
+			c.conn.Close()
+		}
+		if c.dtls != nil {
+			c.dtls.pc.Close()
+		}
 		c.phone.mu.Lock()
 		delete(c.phone.calls, c.ID)
 		c.phone.mu.Unlock()
 		if c.dlg != nil {
 			c.dlg.Close()
+		}
+		if c.srvDlg != nil {
+			c.srvDlg.Close()
 		}
 	})
 	return nil

@@ -193,6 +193,24 @@ func (e RecordingFailedEventDetailStage) Valid() bool {
 	}
 }
 
+// Defines values for RouteChangeMedia.
+const (
+	Dtls RouteChangeMedia = "dtls"
+	Rtp  RouteChangeMedia = "rtp"
+)
+
+// Valid indicates whether the value is a known member of the RouteChangeMedia enum.
+func (e RouteChangeMedia) Valid() bool {
+	switch e {
+	case Dtls:
+		return true
+	case Rtp:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RouteChangeTransport.
 const (
 	Tcp RouteChangeTransport = "tcp"
@@ -822,7 +840,10 @@ type Route = sb.Route
 
 // RouteChange what is left out is left as it is; a trunk without a route needs target; an empty password removes it
 type RouteChange struct {
-	CallerId  *string               `json:"caller_id,omitempty"`
+	CallerId *string `json:"caller_id,omitempty"`
+
+	// Media how calls placed through the trunk carry audio: rtp (RTP/AVP) or dtls (DTLS-SRTP over ICE, UDP/TLS/RTP/SAVPF)
+	Media     *RouteChangeMedia     `json:"media,omitempty"`
 	Password  *string               `json:"password,omitempty"`
 	Priority  *int                  `json:"priority,omitempty"`
 	Register  *bool                 `json:"register,omitempty"`
@@ -830,6 +851,9 @@ type RouteChange struct {
 	Transport *RouteChangeTransport `json:"transport,omitempty"`
 	Username  *string               `json:"username,omitempty"`
 }
+
+// RouteChangeMedia how calls placed through the trunk carry audio: rtp (RTP/AVP) or dtls (DTLS-SRTP over ICE, UDP/TLS/RTP/SAVPF)
+type RouteChangeMedia string
 
 // RouteChangeTransport defines model for RouteChange.Transport.
 type RouteChangeTransport string

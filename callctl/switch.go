@@ -32,9 +32,10 @@ type Switch struct {
 	now         func() time.Time
 	ringTimeout time.Duration
 	sampleEvery time.Duration
-	scorer      sb.QualityScorer // nil: no MOS, no tags
-	observer    sb.CallObserver  // nil: nobody listens
-	dialer      sb.Dialer        // nil: no calls are placed
+	scorer      sb.QualityScorer                       // nil: no MOS, no tags
+	observer    sb.CallObserver                        // nil: nobody listens
+	relayDelay  func(fromCaller bool, d time.Duration) // nil: not measured
+	dialer      sb.Dialer                              // nil: no calls are placed
 	routes      sb.RouteDirectory
 	dialPolicy  sb.DialPolicy     // nil: SIP URIs are called wherever they point (tests)
 	queues      sb.QueueDirectory // nil: every number leads to all of a tenant's operators
@@ -79,6 +80,14 @@ func WithQuality(q sb.QualityScorer) SwitchOption { return func(s *Switch) { s.s
 
 // WithObserver lets o hear every call.
 func WithObserver(o sb.CallObserver) SwitchOption { return func(s *Switch) { s.observer = o } }
+
+// WithRelayDelay gives fn the time each relayed packet spent in the
+// service, from its arrival on the host to its hand-over to the kernel on
+// the other leg (see WithDelay). fn runs on media goroutines, once a
+// packet: it must not block or allocate.
+func WithRelayDelay(fn func(fromCaller bool, d time.Duration)) SwitchOption {
+	return func(s *Switch) { s.relayDelay = fn }
+}
 
 // OperatorStates counts the connected operators by state: available
 // (idle), ringing, on a call, and away.

@@ -66,7 +66,7 @@ func (e *Engine) AnswerVisitor(ctx context.Context, offer string) (*Visitor, str
 	}
 	v := &Visitor{pc: pc, state: VisitorWaiting, events: make(chan sb.LegEvent, 8),
 		connected: make(chan struct{}), failed: make(chan struct{})}
-	v.port = &port{pc: pc, track: &track{prefer: []string{"opus", "PCMU", "PCMA"}}}
+	v.port = &port{pc: pc, track: &track{prefer: []string{"opus", "PCMU", "PCMA"}}, rx: e.rx}
 	var connOnce, failOnce sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {

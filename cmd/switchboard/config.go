@@ -72,7 +72,11 @@ type Config struct {
 	// for tests and for a browser on the same machine inside a network
 	// namespace.
 	WebRTCLoopback bool
-	SecureCookies  bool
+	// WebRTCUDPPort is the one UDP port of every operator's media: 0 takes
+	// the first free port of RTPPorts; -1 gives each PeerConnection its
+	// own port from RTPPorts.
+	WebRTCUDPPort int
+	SecureCookies bool
 	// WebhookPrivateTargets lets webhooks go to loopback and private
 	// addresses (tests; receivers on the same private network).
 	WebhookPrivateTargets bool
@@ -134,6 +138,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "tls-key", env: "SWITCHBOARD_TLS_KEY", help: "PEM private key for SIP over TLS"},
 		{name: "public-ip", env: "SWITCHBOARD_PUBLIC_IP", help: "address announced in SDP and ICE when behind 1:1 NAT"},
 		{name: "rtp-ports", env: "SWITCHBOARD_RTP_PORTS", def: "10000-20000", help: "UDP port range for media, low-high"},
+		{name: "webrtc-udp-port", env: "SWITCHBOARD_WEBRTC_UDP_PORT", help: "the one UDP port every operator's WebRTC media uses (ICE UDP mux); empty: the first free port of rtp-ports; off: a port per operator from rtp-ports"},
 		{name: "ice-servers", env: "SWITCHBOARD_ICE_SERVERS", help: "comma-separated STUN/TURN URLs handed to browsers"},
 		{name: "turn-username", env: "SWITCHBOARD_TURN_USERNAME", help: "username for the TURN servers"},
 		{name: "turn-password", env: "SWITCHBOARD_TURN_PASSWORD", help: "password for the TURN servers", secret: true},
@@ -269,6 +274,17 @@ func parseConfig(get func(string) string) (*Config, error) {
 		bad("rtp-ports: %s", sb.ErrorMessage(err))
 	} else if !c.RTPPorts.IsZero() && int(c.RTPPorts.Max)-int(c.RTPPorts.Min) < 10 {
 		bad("rtp-ports %q is too small: each call needs its own port", get("rtp-ports"))
+	}
+	switch v := get("webrtc-udp-port"); v {
+	case "":
+	case "off":
+		c.WebRTCUDPPort = -1
+	default:
+		if p, err := strconv.ParseUint(v, 10, 16); err != nil || p == 0 {
+			bad("webrtc-udp-port %q is not a UDP port (1..65535), empty or off", v)
+		} else {
+			c.WebRTCUDPPort = int(p)
+		}
 	}
 	if urls := get("ice-servers"); urls != "" {
 		s := sb.ICEServer{Username: get("turn-username"), Credential: get("turn-password")}

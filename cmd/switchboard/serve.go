@@ -146,7 +146,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	var destroy func(context.Context, *sb.Recording, string) error // nil: no recordings to destroy
 	checks := map[string]func(context.Context) error{}
 	opts := []callctl.SwitchOption{callctl.WithRingTimeout(c.RingTimeout), callctl.WithLogger(m.Logger.With("component", "calls")),
-		callctl.WithObserver(webhooks.Observers(m.Metrics, hooks)), callctl.WithQuality(diag.Score),
+		callctl.WithObserver(webhooks.Observers(m.Metrics, hooks)), callctl.WithQuality(diag.Score), callctl.WithRelayDelay(m.Metrics.RelayDelay),
 		callctl.WithQueues(metadata.NewQueueCache(metadata.NewQueueStore(m.DB), routingCacheAge, time.Now)), callctl.WithReconnectGrace(c.ReconnectGrace),
 		callctl.WithDialPolicy(metadata.NewTenantService(m.DB))}
 	if c.Recordings != "" {
@@ -198,6 +198,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Media, err = webrtc.NewEngine(webrtc.Config{
 		PublicIP:     c.PublicIP,
 		Ports:        c.RTPPorts,
+		UDPPort:      c.WebRTCUDPPort,
 		ICEServers:   c.ICEServers,
 		LoopbackOnly: c.WebRTCLoopback,
 		Logger:       m.Logger.With("component", "webrtc"),
@@ -470,6 +471,9 @@ func (m *Main) Close() error {
 		}
 		if m.hep != nil {
 			errs = append(errs, m.hep.Close())
+		}
+		if m.Media != nil {
+			errs = append(errs, m.Media.Close())
 		}
 		for _, c := range []io.Closer{m.sipUDP, m.sipTCP, m.sipTLS} {
 			if c != nil && !isNil(c) {

@@ -91,7 +91,7 @@ func NewEngine(c Config) (*Engine, error) {
 		return nil, fmt.Errorf("webrtc: interceptors: %w", err)
 	}
 	ir.Add(sr)
-	se := webrtc.SettingEngine{}
+	se := webrtc.SettingEngine{LoggerFactory: newPionLogs(c.Logger)}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if c.LoopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)

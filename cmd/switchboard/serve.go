@@ -96,7 +96,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// calls come.
 	// Calls' steps are committed together, a few transactions at a time.
 	m.writer = metadata.NewCallWriter(calls, recordWriters)
-	records, err := journal.Open(c.Journal, m.writer, metadata.Unreachable, m.Logger.With("component", "calls"))
+	records, err := journal.Open(c.Journal, m.writer, m.DB.Dead, m.Logger.With("component", "calls"))
 	if err != nil {
 		return err
 	}
@@ -238,6 +238,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return t.Trace, nil
 		},
 		TrustedProxies: c.SIPTrustedProxies,
+		Overloaded:     m.overloaded,
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
@@ -491,6 +492,12 @@ func (m *Main) Close() error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// overloaded reports whether more call-record writes wait for the
+// database than the service lets pile up: new calls are refused then.
+func (m *Main) overloaded() bool {
+	return m.Config.OverloadBacklog > 0 && m.writer.Backlog() >= m.Config.OverloadBacklog
 }
 
 func isNil(c io.Closer) bool {

@@ -141,7 +141,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "tls-key", env: "SWITCHBOARD_TLS_KEY", help: "PEM private key for SIP over TLS"},
 		{name: "public-ip", env: "SWITCHBOARD_PUBLIC_IP", help: "address announced in SDP and ICE when behind 1:1 NAT"},
 		{name: "rtp-ports", env: "SWITCHBOARD_RTP_PORTS", def: "10000-20000", help: "UDP port range for media, low-high"},
-		{name: "overload-backlog", env: "SWITCHBOARD_OVERLOAD_BACKLOG", def: "1000", help: "call-record writes waiting for the database past which new calls are refused at once with 503 and Retry-After, so the calls taken keep their pace (0: never refuse)"},
+		{name: "overload-backlog", env: "SWITCHBOARD_OVERLOAD_BACKLOG", def: strconv.Itoa(defaultOverloadBacklog), help: "call-record writes waiting for the database past which new calls are refused at once with 503 and Retry-After, so the calls taken keep their pace (0: never refuse)"},
 		{name: "webrtc-udp-port", env: "SWITCHBOARD_WEBRTC_UDP_PORT", help: "the one UDP port every operator's WebRTC media uses (ICE UDP mux); empty: the first free port of rtp-ports; off: a port per operator from rtp-ports"},
 		{name: "ice-servers", env: "SWITCHBOARD_ICE_SERVERS", help: "comma-separated STUN/TURN URLs handed to browsers"},
 		{name: "turn-username", env: "SWITCHBOARD_TURN_USERNAME", help: "username for the TURN servers"},
@@ -279,10 +279,13 @@ func parseConfig(get func(string) string) (*Config, error) {
 	} else if !c.RTPPorts.IsZero() && int(c.RTPPorts.Max)-int(c.RTPPorts.Min) < 10 {
 		bad("rtp-ports %q is too small: each call needs its own port", get("rtp-ports"))
 	}
-	if n, err := strconv.Atoi(get("overload-backlog")); err != nil || n < 0 {
-		bad("overload-backlog %q is not a count (0: never refuse)", get("overload-backlog"))
-	} else {
-		c.OverloadBacklog = n
+	c.OverloadBacklog = defaultOverloadBacklog
+	if v := get("overload-backlog"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			bad("overload-backlog %q is not a count (0: never refuse)", v)
+		} else {
+			c.OverloadBacklog = n
+		}
 	}
 	switch v := get("webrtc-udp-port"); v {
 	case "":
@@ -462,3 +465,8 @@ func parseTrustedProxies(raw string) ([]netip.Prefix, error) {
 	}
 	return nets, nil
 }
+
+// defaultOverloadBacklog is how many call-record writes may wait for the
+// database before new calls are refused: at a few thousand steps a second
+// (five or so a call), under half a second of waiting.
+const defaultOverloadBacklog = 1000

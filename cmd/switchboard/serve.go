@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"io"
 	"log/slog"
 	"net"
@@ -36,16 +38,19 @@ type Main struct {
 	Config *Config
 	Logger *slog.Logger
 
-	DB       *metadata.DB
-	Journal  *journal.Recorder // call records waiting for the database
-	writer   *metadata.CallWriter
-	Metrics  *metrics.Metrics
-	Webhooks *metadata.WebhookStore
-	hep      *diag.HEPSender
-	Switch   *callctl.Switch
-	SIP      *sip.Server
-	Media    *webrtc.Engine
-	API      *api.Server
+	DB *metadata.DB
+	// QueryTracer, when set before Run, sees every statement beside the
+	// metrics (tests count what a call costs the database).
+	QueryTracer pgx.QueryTracer
+	Journal     *journal.Recorder // call records waiting for the database
+	writer      *metadata.CallWriter
+	Metrics     *metrics.Metrics
+	Webhooks    *metadata.WebhookStore
+	hep         *diag.HEPSender
+	Switch      *callctl.Switch
+	SIP         *sip.Server
+	Media       *webrtc.Engine
+	API         *api.Server
 
 	httpServer *http.Server
 	httpLn     net.Listener
@@ -81,7 +86,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Metrics = metrics.New()
 	b := readBuildInfo()
 	m.Metrics.BuildInfo(b.Version, b.Revision, b.GoVersion)
-	if m.DB, err = metadata.Open(ctx, c.DatabaseURL, metadata.WithQueryTracer(m.Metrics)); err != nil {
+	var tracer pgx.QueryTracer = m.Metrics
+	if m.QueryTracer != nil {
+		tracer = multitracer.New(m.Metrics, m.QueryTracer)
+	}
+	if m.DB, err = metadata.Open(ctx, c.DatabaseURL, metadata.WithQueryTracer(tracer)); err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
 	if err := m.DB.Migrate(ctx); err != nil {

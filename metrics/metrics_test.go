@@ -76,3 +76,13 @@ switchboard_rtp_dropped_packets_total{reason="probation"} 3
 		t.Error(err)
 	}
 }
+
+// BenchmarkRelayDelay is the cost the delay histogram adds to each relayed
+// packet. Goal: zero allocations.
+func BenchmarkRelayDelay(b *testing.B) {
+	m := New()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		m.RelayDelay(i%2 == 0, time.Duration(i%5000)*time.Microsecond)
+	}
+}

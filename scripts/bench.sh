@@ -101,6 +101,11 @@ echo "bench: soak" >&2
 echo "bench: side by side with Janus" >&2
 ./scripts/bench-janus.sh -o "$work/janus.md"
 
+# The closing assessment against the targets is written by hand
+# from these figures: kept across runs, at the end.
+targets="$work/targets.md"
+sed -n '/^## Targets/,$p' "$out" >"$targets" 2>/dev/null || true
+
 {
 	echo "# Performance"
 	echo
@@ -184,5 +189,9 @@ echo "bench: side by side with Janus" >&2
 	cat "$work/soak.md"
 	echo
 	cat "$work/janus.md"
+	if [ -s "$targets" ]; then
+		echo
+		cat "$targets"
+	fi
 } > "$out"
 echo "bench: wrote $out" >&2

@@ -21,6 +21,11 @@ type udpMux struct {
 	port int
 }
 
+// muxReadBuffer is the shared socket's receive queue: about 2 s of 1,000
+// operators' audio. The default (rmem_default, about 200 KB) overflows
+// in a 100 ms stall at a few hundred calls.
+const muxReadBuffer = 8 << 20
+
 // openUDPMux listens on port, the same on every address; port 0 takes
 // the first free one of r, or one the system picks when r is zero. It
 // notes the receive time of each RTP packet it reads in rx.
@@ -51,6 +56,12 @@ func openUDPMux(port int, r sb.PortRange, loopbackOnly bool, rx *rxstamp.Table) 
 	}
 	muxes := make([]ice.UDPMux, len(conns))
 	for i, c := range conns {
+		// One socket takes every operator's media: its queue must ride
+		// out a moment the reader is not scheduled. The kernel caps the
+		// size at net.core.rmem_max (docs/operations.md).
+		if err := c.SetReadBuffer(muxReadBuffer); err != nil {
+			return nil, fmt.Errorf("webrtc: UDP port for operators' media: %w", err)
+		}
 		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: rxstamp.NewConn(c, rx)})
 	}
 	return &udpMux{mux: ice.NewMultiUDPMuxDefault(muxes...), port: p}, nil

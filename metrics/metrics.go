@@ -72,12 +72,13 @@ func New() *Metrics {
 		Help: "PostgreSQL query latency, by outcome.", Buckets: prometheus.ExponentialBuckets(.0005, 2, 14)}, []string{"outcome"})
 	m.storage = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchboard_storage_seconds",
 		Help: "Recording store latency, by operation and outcome.", Buckets: prometheus.ExponentialBuckets(.001, 2, 14)}, []string{"op", "outcome"})
-	// 10 µs .. 164 ms in steps of two: a relay that keeps up takes tens
-	// of microseconds, one that falls behind shows in the top buckets.
+	// 10 µs .. 1.3 s in steps of two: a relay that keeps up takes tens
+	// of microseconds; one that falls behind (a starved machine) is still
+	// measured, not lost in the top bucket.
 	delay := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switchboard_media_relay_delay_seconds",
 		Help: "Time each relayed RTP packet spent in the service, from the kernel's receive timestamp on one leg to its " +
 			"hand-over to the kernel on the other, by direction (from_caller, to_caller).",
-		Buckets: prometheus.ExponentialBuckets(10e-6, 2, 15)}, []string{"direction"})
+		Buckets: prometheus.ExponentialBuckets(10e-6, 2, 18)}, []string{"direction"})
 	m.delayFromCaller, m.delayToCaller = delay.WithLabelValues("from_caller"), delay.WithLabelValues("to_caller")
 	for _, c := range []prometheus.Collector{m.calls, m.offered, m.answered, m.timeToAnswer, m.postDial, m.rtpPackets, m.rtpLost,
 		m.mos, m.recordings, m.sip, m.db, m.storage, delay} {

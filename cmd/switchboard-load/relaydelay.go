@@ -62,8 +62,8 @@ func (h *histogram) since(before *histogram) *histogram {
 
 // quantile estimates the q-quantile in seconds, interpolating linearly
 // within the bucket it falls in (as Prometheus's histogram_quantile does);
-// NaN with no packets. A quantile in the +Inf bucket is the last finite
-// bound: "more than that".
+// NaN with no packets. A quantile in the +Inf bucket is +Inf: more than
+// the last finite bound.
 func (h *histogram) quantile(q float64) float64 {
 	if h == nil || len(h.counts) == 0 || h.counts[len(h.counts)-1] == 0 {
 		return math.NaN()
@@ -73,7 +73,7 @@ func (h *histogram) quantile(q float64) float64 {
 	for i, c := range h.counts {
 		if c >= rank {
 			if math.IsInf(h.bounds[i], 1) {
-				return lower
+				return math.Inf(1)
 			}
 			if c == below {
 				return h.bounds[i]
@@ -101,5 +101,8 @@ func newServiceDelay(after, before *histogram) *serviceDelay {
 	if h.counts[len(h.counts)-1] <= 0 {
 		return nil // nothing relayed, or nothing the service could time
 	}
-	return &serviceDelay{Packets: h.counts[len(h.counts)-1], P50MS: 1000 * h.quantile(.5), P99MS: 1000 * h.quantile(.99), P999MS: 1000 * h.quantile(.999)}
+	// JSON has no infinity: beyond the last bound reads as that bound.
+	top := h.bounds[max(len(h.bounds)-2, 0)]
+	q := func(p float64) float64 { return 1000 * min(h.quantile(p), top) }
+	return &serviceDelay{Packets: h.counts[len(h.counts)-1], P50MS: q(.5), P99MS: q(.99), P999MS: q(.999)}
 }

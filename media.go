@@ -62,6 +62,17 @@ type MediaPort interface {
 	WriteRTP(pkt []byte) error
 }
 
+// ReceiveClock is a MediaPort that knows when each packet it delivers
+// reached the host, so the delay the service adds can be measured from
+// there.
+type ReceiveClock interface {
+	// ReceivedAt is the receive time, in Unix nanoseconds, of the packet
+	// the sink is being called with (the kernel's timestamp where the
+	// socket gives one), or 0 if unknown. It is valid only inside the
+	// sink, on the port's read loop.
+	ReceivedAt() int64
+}
+
 // LinkInfo is how a WebRTC leg's transport stands, for diagnosis.
 type LinkInfo struct {
 	ICE  string `json:"ice"`            // ICE connection state

@@ -50,12 +50,24 @@ func WithBridgeClock(now func() time.Time) BridgeOption {
 	return func(b *Bridge) { b.fromCaller.now, b.toCaller.now = now, now }
 }
 
+// WithDelay sets a function given, for each packet relayed, the time
+// from its arrival on the host (the input port's ReceiveClock) until the
+// output port's WriteRTP returned: the packet is with the kernel then. It
+// runs on the relay's goroutine and must not block or allocate. Ports
+// that cannot tell when a packet arrived are not measured.
+func WithDelay(fn func(fromCaller bool, d time.Duration)) BridgeOption {
+	return func(b *Bridge) {
+		b.fromCaller.delay = func(d time.Duration) { fn(true, d) }
+		b.toCaller.delay = func(d time.Duration) { fn(false, d) }
+	}
+}
+
 // NewBridge prepares a bridge between a caller's leg and an operator's leg.
 // Start attaches it.
 func NewBridge(caller, operator sb.MediaPort, opts ...BridgeOption) *Bridge {
 	b := &Bridge{caller: caller, operator: operator}
-	b.fromCaller.init(caller.Codec(), operator)
-	b.toCaller.init(operator.Codec(), caller)
+	b.fromCaller.init(caller, operator)
+	b.toCaller.init(operator, caller)
 	for _, o := range opts {
 		o(b)
 	}
@@ -147,6 +159,8 @@ type relay struct {
 	hasOutDTMF        bool
 	convert           func([]byte) // μ-law ↔ A-law, nil when both sides agree
 	onDTMF            func(digit byte)
+	clock             sb.ReceiveClock     // the input port's, nil if it has none
+	delay             func(time.Duration) // nil: not measured
 	tap               atomic.Pointer[func(payload []byte, at time.Time)]
 
 	inName      string     // the incoming codec
@@ -159,9 +173,10 @@ type relay struct {
 	dtmfSeen    bool
 }
 
-func (r *relay) init(in sb.Codec, out sb.MediaPort) {
-	oc := out.Codec()
+func (r *relay) init(inPort, out sb.MediaPort) {
+	in, oc := inPort.Codec(), out.Codec()
 	r.out = out
+	r.clock, _ = inPort.(sb.ReceiveClock)
 	r.inAudio, r.outAudio = in.PayloadType, oc.PayloadType
 	r.inName = in.Name
 	r.inDTMF, r.outDTMF = in.DTMFType, oc.DTMFType
@@ -220,6 +235,23 @@ func (r *relay) handle(pkt []byte) {
 		r.mu.Lock()
 		r.writeErrors++
 		r.mu.Unlock()
+		return
+	}
+	r.measure()
+}
+
+// measure reports how long the packet just sent spent in the service.
+// The wall clock, not the bridge's: the kernel stamps arrivals with it.
+func (r *relay) measure() {
+	if r.delay == nil || r.clock == nil {
+		return
+	}
+	at := r.clock.ReceivedAt()
+	if at == 0 {
+		return
+	}
+	if d := time.Now().UnixNano() - at; d >= 0 { // a clock stepped back is not a delay
+		r.delay(time.Duration(d))
 	}
 }
 

@@ -114,3 +114,34 @@ func TestBridgeCarriesOpusUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// The bridge measures each relayed packet from the input port's receive
+// time to the moment the output port's WriteRTP returned, per direction;
+// a port that cannot tell, or a packet with no time, is not measured.
+func TestBridgeMeasuresRelayDelay(t *testing.T) {
+	caller := &stamped{port: &port{codec: sb.PCMU}}
+	operator := &port{codec: sb.PCMU} // no receive clock
+	type obs struct {
+		fromCaller bool
+		d          time.Duration
+	}
+	var got []obs
+	b := callctl.NewBridge(caller, operator, callctl.WithDelay(func(fromCaller bool, d time.Duration) { got = append(got, obs{fromCaller, d}) }))
+	b.Start()
+	pkt := func(seq uint16) []byte {
+		return append(media.AppendHeader(nil, false, 0, seq, uint32(seq)*160, 7), make([]byte, 160)...)
+	}
+	before := time.Now()
+	caller.at = before.Add(-3 * time.Millisecond).UnixNano()
+	caller.deliver(pkt(1))
+	elapsed := time.Since(before)
+	caller.at = 0 // unknown: not measured
+	caller.deliver(pkt(2))
+	operator.deliver(pkt(1)) // the operator's port has no clock
+	if len(got) != 1 {
+		t.Fatalf("measured %d packets (%v), want the one with a receive time", len(got), got)
+	}
+	if !got[0].fromCaller || got[0].d < 3*time.Millisecond || got[0].d > 3*time.Millisecond+elapsed {
+		t.Errorf("measured %+v, want from the caller, between 3 ms and 3 ms + %v", got[0], elapsed)
+	}
+}

@@ -18,7 +18,7 @@ func (r *callRun) bridgeOperator(ctx context.Context, a *agent) {
 	r.matchOperator(a)
 	r.setBridge(NewBridge(r.leg.Media(), a.conn.Media(),
 		WithRewriters(a.toOperator, NewStreamRewriter(r.leg.Media().Codec().ClockRate)),
-		WithBridgeClock(r.s.now), WithDTMF(r.onDTMF)), bridgedOperator)
+		WithBridgeClock(r.s.now), WithDTMF(r.onDTMF), r.measured()), bridgedOperator)
 	a.conn.Connected(r.c.ID)
 	r.record(ctx)
 	r.showRecording()
@@ -62,8 +62,17 @@ func (r *callRun) showRecording() {
 
 // bridgeOut bridges the caller to the leg placed for them.
 func (r *callRun) bridgeOut(ctx context.Context, kind bridgeKind) {
-	r.setBridge(NewBridge(r.leg.Media(), r.out.Media(), WithBridgeClock(r.s.now), WithDTMF(r.onDTMF)), kind)
+	r.setBridge(NewBridge(r.leg.Media(), r.out.Media(), WithBridgeClock(r.s.now), WithDTMF(r.onDTMF), r.measured()), kind)
 	r.record(ctx)
+}
+
+// measured has the bridge measure the delay it adds, when the switch was
+// asked to.
+func (r *callRun) measured() BridgeOption {
+	if r.s.relayDelay == nil {
+		return func(*Bridge) {}
+	}
+	return WithDelay(r.s.relayDelay)
 }
 
 // bridgeNobody keeps reading the caller's audio while nobody is bridged

@@ -35,6 +35,7 @@ type Switch struct {
 	scorer      sb.QualityScorer                         // nil: no MOS, no tags
 	observer    sb.CallObserver                          // nil: nobody listens
 	countMedia  func(fromCaller, toCaller sb.MediaCount) // nil: nobody counts
+	relayDelay  func(fromCaller bool, d time.Duration)   // nil: not measured
 	dialer      sb.Dialer                                // nil: no calls are placed
 	messenger   sb.MessengerDialer                       // nil: no calls to messenger users
 	routes      sb.RouteDirectory
@@ -87,6 +88,14 @@ func WithObserver(o sb.CallObserver) SwitchOption { return func(s *Switch) { s.o
 // called on the call's goroutine and must not block.
 func WithMediaCounter(fn func(fromCaller, toCaller sb.MediaCount)) SwitchOption {
 	return func(s *Switch) { s.countMedia = fn }
+}
+
+// WithRelayDelay gives fn the time each relayed packet spent in the
+// service, from its arrival on the host to its hand-over to the kernel on
+// the other leg (see WithDelay). fn runs on media goroutines, once a
+// packet: it must not block or allocate.
+func WithRelayDelay(fn func(fromCaller bool, d time.Duration)) SwitchOption {
+	return func(s *Switch) { s.relayDelay = fn }
 }
 
 // OperatorStates counts the connected operators by state: available

@@ -170,9 +170,10 @@ func (r *Recorder) read() ([]entry, error) {
 }
 
 // Drain replays the journal into the database and returns how many
-// entries went. It stops at the first the database cannot take yet; an
-// entry the database refuses for what it is (not for being unreachable) is
-// logged and skipped, so that one bad record cannot hold the others back.
+// entries went. It stops at the first the database cannot take yet (it is
+// unreachable, or the write ran out of time); an entry the database
+// refuses for what it is is logged and skipped, so that one bad record
+// cannot hold the others back.
 func (r *Recorder) Drain(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -184,7 +185,9 @@ func (r *Recorder) Drain(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for i, e := range entries {
-		if err := r.apply(ctx, e); r.unreachable(err) {
+		// A write that ran out of time was not refused: it waits for the
+		// next drain with the rest, whether the database is gone or slow.
+		if err := r.apply(ctx, e); r.unreachable(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			// Keep what is left: rewrite the file without what went.
 			return i, r.rewrite(entries[i:])
 		} else if err != nil {

@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,6 +44,10 @@ type DB struct {
 	// Now returns the current time. Every timestamp the store sets comes
 	// from it, so tests can inject a clock.
 	Now func() time.Time
+
+	probe    sync.Mutex // guards what follows: Dead's last look
+	probedAt time.Time
+	probeOK  bool
 }
 
 // Open connects to the database at url (a postgres:// URL or a

@@ -39,13 +39,19 @@ func (s *CallStore) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 			seq++
 			rows[i] = []any{t.TenantID, t.CallID, seq, m.At, m.Inbound, m.Transport, m.Src.String(), m.Dst.String(), m.Message}
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_sip_messages"},
-			[]string{"tenant_id", "call_id", "seq", "at", "inbound", "transport", "src", "dst", "message"}, pgx.CopyFromRows(rows)); err != nil {
-			return mapError(fmt.Errorf("metadata: trace: %w", err), "call")
+		// A COPY of nothing is still a round trip: none for an empty part.
+		if len(rows) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_sip_messages"},
+				[]string{"tenant_id", "call_id", "seq", "at", "inbound", "transport", "src", "dst", "message"}, pgx.CopyFromRows(rows)); err != nil {
+				return mapError(fmt.Errorf("metadata: trace: %w", err), "call")
+			}
 		}
 		rows = make([][]any, len(t.Quality))
 		for i, q := range t.Quality {
 			rows[i] = []any{t.TenantID, t.CallID, q.At, q.Leg, q.Source, int64(q.Packets), q.Lost, q.JitterMS, q.RTTMS}
+		}
+		if len(rows) == 0 {
+			return nil
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_quality_samples"},
 			[]string{"tenant_id", "call_id", "at", "leg", "source", "packets", "lost", "jitter_ms", "rtt_ms"}, pgx.CopyFromRows(rows)); err != nil {

@@ -23,10 +23,15 @@ import (
 // answer: a batch that fails for anything but an unreachable database is
 // run again step by step, so one bad write fails alone.
 type CallWriter struct {
-	store *CallStore
-	ops   chan *writeOp
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	store   *CallStore
+	ops     chan *writeOp
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	timeout time.Duration // one batch's transaction, retries included
+
+	// waiting counts the steps handed to the writer and not yet answered:
+	// the database's backlog, which overload protection reads.
+	waiting atomic.Int64
 
 	// commits counts the transactions that committed steps, and retried
 	// the steps written again alone after their batch failed.
@@ -43,14 +48,27 @@ type writeOp struct {
 const (
 	// maxBatch bounds the steps one transaction takes.
 	maxBatch = 128
-	// batchTimeout bounds one batch's transaction.
+	// batchTimeout bounds one batch's transaction by default.
 	batchTimeout = 5 * time.Second
 )
 
+// WriterOption tunes a CallWriter.
+type WriterOption func(*CallWriter)
+
+// WithBatchTimeout bounds each batch's transaction, its retries included
+// (default 5 s). A batch that runs out of time answers its steps with
+// context.DeadlineExceeded; DB.Dead tells a slow database from a dead one.
+func WithBatchTimeout(d time.Duration) WriterOption {
+	return func(w *CallWriter) { w.timeout = d }
+}
+
 // NewCallWriter returns a writer for store with workers transactions in
 // flight at most. Close stops it.
-func NewCallWriter(store *CallStore, workers int) *CallWriter {
-	w := &CallWriter{store: store, ops: make(chan *writeOp), stop: make(chan struct{})}
+func NewCallWriter(store *CallStore, workers int, opts ...WriterOption) *CallWriter {
+	w := &CallWriter{store: store, ops: make(chan *writeOp), stop: make(chan struct{}), timeout: batchTimeout}
+	for _, o := range opts {
+		o(w)
+	}
 	for range max(workers, 1) {
 		w.wg.Add(1)
 		go w.work()
@@ -87,11 +105,19 @@ func (w *CallWriter) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 	return w.do(ctx, func(ctx context.Context) error { return w.store.AddCallTrace(ctx, t) })
 }
 
+// Backlog is how many steps wait for the database: handed to the writer
+// and not yet answered.
+func (w *CallWriter) Backlog() int { return int(w.waiting.Load()) }
+
 // do hands the step to a worker and waits for its commit. A step whose
-// ctx ends while it waits for a worker is not written; one already taken
-// is written, and its caller is told the ctx's error.
+// ctx ends while it waits for a worker is not written. One already taken
+// is waited for whatever ctx says, until its batch's own deadline: its
+// caller's next step must not overtake it (a call's update before its
+// record), and an answer that arrives is the true one.
 func (w *CallWriter) do(ctx context.Context, write func(context.Context) error) error {
 	op := &writeOp{write: write, done: make(chan error, 1)}
+	w.waiting.Add(1)
+	defer w.waiting.Add(-1)
 	select {
 	case w.ops <- op:
 	case <-w.stop:
@@ -99,12 +125,7 @@ func (w *CallWriter) do(ctx context.Context, write func(context.Context) error) 
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case err := <-op.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return <-op.done
 }
 
 func (w *CallWriter) work() {
@@ -134,7 +155,7 @@ func (w *CallWriter) work() {
 
 // write commits batch in one transaction and tells each step.
 func (w *CallWriter) write(batch []*writeOp) {
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
 	if len(batch) == 1 {
 		err := batch[0].write(ctx)

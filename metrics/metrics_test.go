@@ -144,3 +144,13 @@ func TestQueueWait(t *testing.T) {
 		t.Errorf("an offered call's end counted as abandoned too: %v", pb.Histogram.GetSampleCount())
 	}
 }
+
+// BenchmarkRelayDelay is the cost the delay histogram adds to each relayed
+// packet. Goal: zero allocations.
+func BenchmarkRelayDelay(b *testing.B) {
+	m := New()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		m.RelayDelay(i%2 == 0, time.Duration(i%5000)*time.Microsecond)
+	}
+}

@@ -34,6 +34,14 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
+	if s.conf.Overloaded != nil && s.conf.Overloaded() {
+		// Not recorded: the record would go to the database that is
+		// behind. The SIP metrics count the 503s.
+		res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, phrase(503), nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", overloadRetryAfter))
+		s.respond(tx, res)
+		return
+	}
 	// Behind a trusted front-end, the source is the one it names.
 	origin, err := s.originOf(req)
 	src := origin.addr

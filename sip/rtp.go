@@ -13,6 +13,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/rxstamp"
 )
 
 // probation is how many packets in sequence (one SSRC, each sequence
@@ -67,6 +68,7 @@ type rtpPort struct {
 	silent   atomic.Bool
 	lastRecv atomic.Int64 // unix nanoseconds of the last packet from the caller
 	received atomic.Uint64
+	rxAt     int64 // the kernel's receive time of the packet in the sink; read loop only
 
 	mu        sync.Mutex     // guards sdp, probe, and latching
 	sdp       netip.AddrPort // the address the last offer or answer gave
@@ -150,6 +152,12 @@ func (p *rtpPort) security() security {
 }
 
 func (p *rtpPort) Codec() sb.Codec { return *p.codec.Load() }
+
+var _ sb.ReceiveClock = (*rtpPort)(nil)
+
+// ReceivedAt is the kernel's receive timestamp of the packet the sink is
+// being handed (SO_TIMESTAMPNS), or 0 where the system gives none.
+func (p *rtpPort) ReceivedAt() int64 { return p.rxAt }
 
 func (p *rtpPort) SetSink(sink func([]byte)) {
 	if sink == nil {
@@ -276,8 +284,9 @@ func (p *rtpPort) readLoop() {
 	if p.srtp != nil {
 		plain = make([]byte, 1500)
 	}
+	rd := rxstamp.NewReader(p.conn)
 	for {
-		n, from, err := p.conn.ReadFromUDPAddrPort(buf)
+		n, from, at, err := rd.Read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -308,6 +317,7 @@ func (p *rtpPort) readLoop() {
 			p.drops.probation.Add(1)
 			continue
 		}
+		p.rxAt = at
 		p.deliver(pkt)
 	}
 }

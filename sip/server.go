@@ -65,7 +65,16 @@ type Config struct {
 	// SessionExpires is the session interval we ask for on calls we
 	// place. Zero: 30 minutes.
 	SessionExpires time.Duration
+	// Overloaded reports whether the service is past what it can take:
+	// a new call is then refused at once with 503 and Retry-After
+	// (RFC 3261 §21.5.4), before any work is done for it, so the calls
+	// already taken keep their pace. Nil: never.
+	Overloaded func() bool
 }
+
+// overloadRetryAfter is the Retry-After of a call refused for overload:
+// soon, and a trunk with another route takes it at once.
+const overloadRetryAfter = "5"
 
 // allowed is the Allow header: what this server does.
 const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE"

@@ -12,17 +12,25 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/rxstamp"
 )
 
 // Config tunes the WebRTC side.
 type Config struct {
 	// PublicIP replaces host candidates' addresses behind 1:1 NAT.
 	PublicIP netip.Addr
-	// Ports is the UDP range for ICE; zero lets the system choose.
+	// Ports is the UDP range for ICE when every PeerConnection has its
+	// own socket (UDPPort < 0); zero lets the system choose.
 	Ports sb.PortRange
+	// UDPPort is the one UDP port every operator's ICE uses (pion's ICE
+	// UDP mux): 0 takes the first free port of Ports (or one the system
+	// picks when Ports is zero); negative gives each PeerConnection its
+	// own socket from Ports instead.
+	UDPPort int
 	// ICEServers are STUN/TURN servers for the server side.
 	ICEServers []sb.ICEServer
 	// LoopbackOnly gathers 127.0.0.1 candidates only: tests, and a
@@ -36,12 +44,23 @@ type Engine struct {
 	api  *webrtc.API
 	conf webrtc.Configuration
 	log  *slog.Logger
-	open atomic.Int64 // PeerConnections open: operators' and visitors'
+	open atomic.Int64   // PeerConnections open: operators' and visitors'
+	mux  *udpMux        // nil: a socket per PeerConnection
+	rx   *rxstamp.Table // receive times of what the mux read
 }
 
 // PeerConnections says how many PeerConnections are open now, operators'
-// and browser callers'; each holds at least one ICE port.
+// and browser callers'.
 func (e *Engine) PeerConnections() int64 { return e.open.Load() }
+
+// PortsInUse says how many UDP ports the PeerConnections hold: the one
+// shared port, or one for each PeerConnection without it.
+func (e *Engine) PortsInUse() int64 {
+	if e.mux != nil {
+		return 1
+	}
+	return e.open.Load()
+}
 
 // opened counts a PeerConnection open and returns what its Close calls.
 func (e *Engine) opened() func() {
@@ -81,18 +100,34 @@ func NewEngine(c Config) (*Engine, error) {
 			return nil, fmt.Errorf("webrtc: register %s: %w", codec.MimeType, err)
 		}
 	}
+	// Only RTCP sender reports (RFC 3550 §6.4.1). pion's defaults are
+	// for video and cost an audio-only operator per packet and per
+	// stream: NACK buffers, transport-wide congestion control, simulcast
+	// headers, the stats interceptor (an allocation per packet), and
+	// receiver reports (one more), which the operator page does not use:
+	// it reads its own inbound statistics.
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
 		return nil, fmt.Errorf("webrtc: interceptors: %w", err)
 	}
-	se := webrtc.SettingEngine{}
+	ir.Add(sr)
+	se := webrtc.SettingEngine{LoggerFactory: newPionLogs(c.Logger)}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if c.LoopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
-	if !c.Ports.IsZero() {
+	e := &Engine{log: c.Logger}
+	if c.UDPPort >= 0 {
+		e.rx = new(rxstamp.Table)
+		if e.mux, err = openUDPMux(c.UDPPort, c.Ports, c.LoopbackOnly, e.rx); err != nil {
+			return nil, err
+		}
+		se.SetICEUDPMux(e.mux.mux)
+		e.log.Info("operators' media on one UDP port", "port", e.mux.port)
+	} else if !c.Ports.IsZero() {
 		if err := se.SetEphemeralUDPPortRange(c.Ports.Min, c.Ports.Max); err != nil {
 			return nil, fmt.Errorf("webrtc: port range: %w", err)
 		}
@@ -104,10 +139,7 @@ func NewEngine(c Config) (*Engine, error) {
 			return nil, fmt.Errorf("webrtc: public address: %w", err)
 		}
 	}
-	e := &Engine{
-		api: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
-		log: c.Logger,
-	}
+	e.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
 	for _, s := range c.ICEServers {
 		e.conf.ICEServers = append(e.conf.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
 	}
@@ -122,7 +154,7 @@ func (e *Engine) NewSession() (*Session, error) {
 		return nil, fmt.Errorf("webrtc: peer connection: %w", err)
 	}
 	s := &Session{pc: pc, log: e.log, track: &track{prefer: []string{"PCMU", "PCMA", "opus"}}}
-	s.port = &port{pc: pc, track: s.track}
+	s.port = &port{pc: pc, track: s.track, rx: e.rx}
 	s.transceiver, err = pc.AddTransceiverFromTrack(s.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
 	if err != nil {
 		pc.Close()
@@ -136,4 +168,22 @@ func (e *Engine) NewSession() (*Session, error) {
 		}
 	})
 	return s, nil
+}
+
+// UDPPort is the one UDP port operators' ICE uses, or 0 when each
+// PeerConnection has its own socket.
+func (e *Engine) UDPPort() int {
+	if e.mux == nil {
+		return 0
+	}
+	return e.mux.port
+}
+
+// Close releases the shared UDP port. Sessions still open lose their
+// media.
+func (e *Engine) Close() error {
+	if e.mux == nil {
+		return nil
+	}
+	return e.mux.mux.Close()
 }

@@ -2,15 +2,18 @@ package webrtc
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/rxstamp"
 	"github.com/switchboard-voice/switchboard/media"
 )
 
@@ -207,7 +210,21 @@ type port struct {
 	track    *track
 	sink     atomic.Pointer[func([]byte)]
 	recvDTMF atomic.Uint32
+
+	rx   *rxstamp.Table // receive times the UDP mux noted; nil: none
+	rxAt int64          // of the packet being handed to the sink; read loop only
+
+	wmu sync.Mutex // guards hdr: two bridges may overlap for a packet
+	hdr rtp.Header // the packet being sent, parsed without allocating
 }
+
+var _ sb.ReceiveClock = (*port)(nil)
+
+// ReceivedAt is when the packet the sink is being handed reached the
+// host: the kernel's timestamp of the datagram that carried it to the UDP
+// mux, or 0 when unknown (a socket per PeerConnection, or the mux's slot
+// was taken by another packet meanwhile).
+func (p *port) ReceivedAt() int64 { return p.rxAt }
 
 var _ sb.LinkReporter = (*port)(nil)
 
@@ -289,7 +306,15 @@ func (p *port) WriteRTP(pkt []byte) error {
 		return nil // not negotiated yet: nothing to send on
 	}
 	media.SetSSRC(pkt, p.track.ssrc)
-	_, err := p.track.ws.Write(pkt)
+	// TrackLocalWriter.Write would parse pkt into a new rtp.Packet each
+	// time; the header is parsed into one kept for the purpose instead.
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	n, err := p.hdr.Unmarshal(pkt)
+	if err != nil {
+		return nil // not RTP: nothing the browser could use
+	}
+	_, err = p.track.ws.WriteRTP(&p.hdr, pkt[n:])
 	return err
 }
 
@@ -299,6 +324,9 @@ func (p *port) readLoop(t *webrtc.TrackRemote) {
 		n, _, err := t.Read(buf)
 		if err != nil {
 			return
+		}
+		if p.rx != nil && n >= 12 {
+			p.rxAt = p.rx.Get(binary.BigEndian.Uint32(buf[8:12]), binary.BigEndian.Uint16(buf[2:4]))
 		}
 		if fn := p.sink.Load(); fn != nil {
 			(*fn)(buf[:n])

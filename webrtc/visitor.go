@@ -82,7 +82,7 @@ func (e *Engine) newVisitor() (*Visitor, error) {
 	}
 	v := &Visitor{pc: pc, state: VisitorWaiting, events: make(chan sb.LegEvent, 8),
 		connected: make(chan struct{}), failed: make(chan struct{}), release: e.opened()}
-	v.port = &port{pc: pc, track: &track{prefer: []string{"opus", "PCMU", "PCMA"}}}
+	v.port = &port{pc: pc, track: &track{prefer: []string{"opus", "PCMU", "PCMA"}}, rx: e.rx}
 	var connOnce, failOnce sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -129,5 +131,37 @@ func TestSIPpDurations(t *testing.T) {
 		if got := sippDurationMS(v); got != want {
 			t.Errorf("%q = %g ms, want %g", v, got, want)
 		}
+	}
+}
+
+// The service's own delay figures are read from its histogram, the run's
+// packets alone (the difference from before the first call), and their
+// quantiles interpolated within buckets as Prometheus does.
+func TestServiceDelayFromTheHistogram(t *testing.T) {
+	page := func(b1, b2, inf float64) string {
+		return fmt.Sprintf("go_goroutines 1\ngo_memstats_heap_inuse_bytes 1\nprocess_open_fds 3\n"+
+			"switchboard_media_relay_delay_seconds_bucket{direction=\"from_caller\",le=\"0.0001\"} %g\n"+
+			"switchboard_media_relay_delay_seconds_bucket{direction=\"from_caller\",le=\"0.0002\"} %g\n"+
+			"switchboard_media_relay_delay_seconds_bucket{direction=\"from_caller\",le=\"+Inf\"} %g\n"+
+			"switchboard_media_relay_delay_seconds_sum{direction=\"from_caller\"} 1\n", b1, b2, inf)
+	}
+	before, err := parseRuntime(strings.NewReader(page(50, 50, 50)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parseRuntime(strings.NewReader(page(150, 250, 250)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newServiceDelay(after.relayDelay["from_caller"], before.relayDelay["from_caller"])
+	// 200 packets of the run: 100 under 0.1 ms, 100 between 0.1 and 0.2.
+	if d == nil || d.Packets != 200 || math.Abs(d.P50MS-0.1) > 1e-9 || math.Abs(d.P99MS-0.198) > 1e-9 {
+		t.Errorf("in the service %+v: want 200 packets, p50 0.1 ms, p99 0.198 ms", d)
+	}
+	if d := newServiceDelay(before.relayDelay["from_caller"], before.relayDelay["from_caller"]); d != nil {
+		t.Errorf("a run that relayed nothing: %+v, want none", d)
+	}
+	if d := newServiceDelay(after.relayDelay["to_caller"], nil); d != nil {
+		t.Errorf("a direction the service did not report: %+v, want none", d)
 	}
 }

@@ -68,6 +68,9 @@ type runtimeSample struct {
 	// ActiveCalls is the service's calls in progress: none once every
 	// call the load placed has ended, or something kept one alive.
 	ActiveCalls float64 `json:"active_calls"`
+	// relayDelay is the service's switchboard_media_relay_delay_seconds
+	// by direction (from_caller, to_caller).
+	relayDelay map[string]*histogram
 }
 
 // scrapeRuntime reads the service's /metrics at url, bearing token if
@@ -94,13 +97,16 @@ func scrapeRuntime(ctx context.Context, url, token string) (runtimeSample, error
 
 // parseRuntime picks the runtime gauges out of Prometheus's text format.
 func parseRuntime(r io.Reader) (runtimeSample, error) {
-	var s runtimeSample
+	s := runtimeSample{relayDelay: map[string]*histogram{}}
 	found := 0
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		name, value, ok := strings.Cut(sc.Text(), " ")
 		if !ok {
+			continue
+		}
+		if relayDelayLine(s.relayDelay, name, value) {
 			continue
 		}
 		var dst *float64

@@ -99,6 +99,15 @@ func (rep *report) print(w io.Writer) {
 		fmt.Fprintf(w, "  %-20s %10d %10d %9.3f%% %8d %6.2f ms %6.2f ms %6.2f ms %6.2f ms\n",
 			d.name, d.d.Sent, d.d.Received, d.d.LossPct, d.d.Corrupt, d.d.JitterMS, d.d.DelayP50MS, d.d.DelayP95MS, d.d.DelayP99MS)
 	}
+	for _, d := range []struct {
+		name string
+		d    *serviceDelay
+	}{{"caller → operator", rep.ToOperator.InService}, {"operator → caller", rep.ToCaller.InService}} {
+		if d.d != nil {
+			fmt.Fprintf(w, "  %-20s in the service (its own measure, %.0f packets): p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms\n",
+				d.name, d.d.Packets, d.d.P50MS, d.d.P99MS, d.d.P999MS)
+		}
+	}
 	if rep.Config.PID != 0 {
 		fmt.Fprintf(w, "\n  service CPU       %.1f s for %.1f call-minutes: %.3f CPU-s per call-minute\n", rep.CPUSeconds, rep.CallMinutes, rep.CPUSecondsPerCallMin)
 		fmt.Fprintf(w, "  service memory    %.1f MB before operators, %.1f MB with them, %.1f MB peak: %.0f KB per call with its operator connection\n",
@@ -109,12 +118,13 @@ func (rep *report) print(w io.Writer) {
 			b.Goroutines, a.Goroutines, b.HeapInuseMB, a.HeapInuseMB, b.OpenFDs, a.OpenFDs)
 	}
 	fmt.Fprintln(w, "\n  Loss counts gaps in each call's pattern (RFC 3550 A.3); frames in flight when a call ends are not loss.")
-	fmt.Fprintln(w, "  Delay is the pattern's send-to-arrival time through the service and both emulators, on one machine.")
+	fmt.Fprintln(w, "  Delay is the pattern's send-to-arrival time through the service and both emulators, on one machine;")
+	fmt.Fprintln(w, "  in the service is from the kernel's receive timestamp to the hand-over to the kernel on the other leg.")
 }
 
 // markdownHeader heads the table appendMarkdown writes rows of.
-const markdownHeader = "| calls held | answered | setup p50 / p99 | loss c→o / o→c | jitter | delay p50 / p99 | service CPU-s per call-min | service RSS before operators → peak | RSS per call with its operator |\n" +
-	"|---|---|---|---|---|---|---|---|---|\n"
+const markdownHeader = "| calls held | answered | setup p50 / p99 | loss c→o / o→c | jitter | delay p50 / p99 | in the service p50 / p99 / p99.9 | service CPU-s per call-min | service RSS before operators → peak | RSS per call with its operator |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|\n"
 
 // signallingHeader heads the table of runs without media.
 const signallingHeader = "| calls/s asked | calls/s placed | answered | failed | setup p50 / p99 | service CPU-ms per call |\n" +
@@ -133,9 +143,13 @@ func (rep *report) appendMarkdown(path string) error {
 		return appendRow(path, signallingHeader, fmt.Sprintf("| %.0f | %.0f | %d/%d | %d | %.1f / %.1f ms | %.2f |\n",
 			rep.Config.Rate, float64(rep.Attempts)/rep.Elapsed, rep.Answered, rep.Attempts, failed, rep.SetupP50MS, rep.SetupP99MS, cpuPerCall))
 	}
-	return appendRow(path, markdownHeader, fmt.Sprintf("| %d | %d/%d | %.1f / %.1f ms | %.3f%% / %.3f%% | %.2f ms | %.1f / %.1f ms | %.3f | %.0f → %.0f MB | %.0f KB |\n",
+	inService := "–"
+	if d := worse(rep.ToOperator.InService, rep.ToCaller.InService); d != nil {
+		inService = fmt.Sprintf("%.3f / %.3f / %.3f ms", d.P50MS, d.P99MS, d.P999MS)
+	}
+	return appendRow(path, markdownHeader, fmt.Sprintf("| %d | %d/%d | %.1f / %.1f ms | %.3f%% / %.3f%% | %.2f ms | %.1f / %.1f ms | %s | %.3f | %.0f → %.0f MB | %.0f KB |\n",
 		rep.Peak, rep.Answered, rep.Attempts, rep.SetupP50MS, rep.SetupP99MS, rep.ToOperator.LossPct, rep.ToCaller.LossPct,
-		(rep.ToOperator.JitterMS+rep.ToCaller.JitterMS)/2, rep.ToOperator.DelayP50MS, rep.ToOperator.DelayP99MS,
+		(rep.ToOperator.JitterMS+rep.ToCaller.JitterMS)/2, rep.ToOperator.DelayP50MS, rep.ToOperator.DelayP99MS, inService,
 		rep.CPUSecondsPerCallMin, rep.BareRSSMB, rep.PeakRSSMB, rep.RSSPerCallKB))
 }
 
@@ -151,4 +165,16 @@ func appendRow(path, header, row string) error {
 	}
 	_, err = io.WriteString(f, row)
 	return errors.Join(err, f.Close())
+}
+
+// worse is the direction with the higher p99 in the service, nil if
+// neither was measured.
+func worse(a, b *serviceDelay) *serviceDelay {
+	switch {
+	case a == nil:
+		return b
+	case b == nil || a.P99MS >= b.P99MS:
+		return a
+	}
+	return b
 }

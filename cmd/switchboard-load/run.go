@@ -373,6 +373,8 @@ func (r *loadRun) execute(ctx context.Context) (*report, error) {
 			return nil, err
 		}
 		rep.After = &after
+		rep.ToOperator.InService = newServiceDelay(after.relayDelay["from_caller"], before.relayDelay["from_caller"])
+		rep.ToCaller.InService = newServiceDelay(after.relayDelay["to_caller"], before.relayDelay["to_caller"])
 	}
 	return rep, nil
 }

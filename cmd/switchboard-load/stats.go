@@ -68,6 +68,9 @@ type direction struct {
 	DelayP50MS float64 `json:"delay_ms_p50"`
 	DelayP95MS float64 `json:"delay_ms_p95"`
 	DelayP99MS float64 `json:"delay_ms_p99"`
+	// InService is the part of the delay the service itself added, by its
+	// own measure (switchboard only).
+	InService *serviceDelay `json:"in_service,omitempty"`
 
 	jitterSum float64
 	streams   int

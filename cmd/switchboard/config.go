@@ -72,7 +72,14 @@ type Config struct {
 	// for tests and for a browser on the same machine inside a network
 	// namespace.
 	WebRTCLoopback bool
-	SecureCookies  bool
+	// WebRTCUDPPort is the one UDP port of every operator's media: 0 takes
+	// the first free port of RTPPorts; -1 gives each PeerConnection its
+	// own port from RTPPorts.
+	WebRTCUDPPort int
+	// OverloadBacklog is how many call-record steps may wait for the
+	// database before new calls are refused with 503; 0: never.
+	OverloadBacklog int
+	SecureCookies   bool
 	// WebhookPrivateTargets lets webhooks, and WhatsApp connections' Graph
 	// API URLs, go to loopback and private addresses (tests; receivers on
 	// the same private network).
@@ -135,6 +142,8 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "tls-key", env: "SWITCHBOARD_TLS_KEY", help: "PEM private key for SIP over TLS"},
 		{name: "public-ip", env: "SWITCHBOARD_PUBLIC_IP", help: "address announced in SDP and ICE when behind 1:1 NAT"},
 		{name: "rtp-ports", env: "SWITCHBOARD_RTP_PORTS", def: "10000-20000", help: "UDP port range for media, low-high"},
+		{name: "overload-backlog", env: "SWITCHBOARD_OVERLOAD_BACKLOG", def: strconv.Itoa(defaultOverloadBacklog), help: "call-record writes waiting for the database past which new calls are refused at once with 503 and Retry-After, so the calls taken keep their pace (0, the default: never refuse)"},
+		{name: "webrtc-udp-port", env: "SWITCHBOARD_WEBRTC_UDP_PORT", help: "the one UDP port every operator's WebRTC media uses (ICE UDP mux); empty: the first free port of rtp-ports; off: a port per operator from rtp-ports"},
 		{name: "ice-servers", env: "SWITCHBOARD_ICE_SERVERS", help: "comma-separated STUN/TURN URLs handed to browsers"},
 		{name: "turn-username", env: "SWITCHBOARD_TURN_USERNAME", help: "username for the TURN servers"},
 		{name: "turn-password", env: "SWITCHBOARD_TURN_PASSWORD", help: "password for the TURN servers", secret: true},
@@ -270,6 +279,25 @@ func parseConfig(get func(string) string) (*Config, error) {
 		bad("rtp-ports: %s", sb.ErrorMessage(err))
 	} else if !c.RTPPorts.IsZero() && int(c.RTPPorts.Max)-int(c.RTPPorts.Min) < 10 {
 		bad("rtp-ports %q is too small: each call needs its own port", get("rtp-ports"))
+	}
+	c.OverloadBacklog = defaultOverloadBacklog
+	if v := get("overload-backlog"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			bad("overload-backlog %q is not a count (0: never refuse)", v)
+		} else {
+			c.OverloadBacklog = n
+		}
+	}
+	switch v := get("webrtc-udp-port"); v {
+	case "":
+	case "off":
+		c.WebRTCUDPPort = -1
+	default:
+		if p, err := strconv.ParseUint(v, 10, 16); err != nil || p == 0 {
+			bad("webrtc-udp-port %q is not a UDP port (1..65535), empty or off", v)
+		} else {
+			c.WebRTCUDPPort = int(p)
+		}
 	}
 	if urls := get("ice-servers"); urls != "" {
 		s := sb.ICEServer{Username: get("turn-username"), Credential: get("turn-password")}
@@ -438,3 +466,11 @@ func parseTrustedProxies(raw string) ([]netip.Prefix, error) {
 	}
 	return nets, nil
 }
+
+// defaultOverloadBacklog is 0: no call is refused for the backlog unless
+// the operator sets a limit. Measured with SIPp at 500 calls/s on the
+// 2-CPU machine (docs/performance.md), a limit of 1,000 refused half the
+// calls and halved the calls completed (96/s against 183/s with none),
+// 4,000 cost a tenth: the count of waiting writes is not yet a signal that
+// holds the best rate.
+const defaultOverloadBacklog = 0

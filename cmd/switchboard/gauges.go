@@ -16,9 +16,9 @@ func (m *Main) watchSIP() {
 		func() float64 { n, _ := m.SIP.ShieldStats(); return float64(n) })
 	m.Metrics.Counter("switchboard_sip_refused_messages_total", "SIP messages and connections refused by the rate limit or a ban.",
 		func() uint64 { _, n := m.SIP.ShieldStats(); return n })
-	m.Metrics.States("switchboard_rtp_ports_in_use", "Media ports held now, by side: sip (one per SIP leg), webrtc (PeerConnections "+
-		"of operators and browser callers, at least one ICE port each).", "side", func() map[string]int {
-		return map[string]int{"sip": int(m.SIP.RTPPortsInUse()), "webrtc": int(m.Media.PeerConnections())}
+	m.Metrics.States("switchboard_rtp_ports_in_use", "Media ports held now, by side: sip (one per SIP leg), webrtc (the one port "+
+		"operators' and browser callers' PeerConnections share, or one each without it).", "side", func() map[string]int {
+		return map[string]int{"sip": int(m.SIP.RTPPortsInUse()), "webrtc": int(m.Media.PortsInUse())}
 	})
 	m.Metrics.Gauge("switchboard_rtp_port_range_size", "Ports in SWITCHBOARD_RTP_PORTS (0: the system chooses).", func() float64 {
 		if m.Config.RTPPorts.IsZero() {

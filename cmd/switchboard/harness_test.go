@@ -51,6 +51,13 @@ func logsOf(m *Main) string {
 // defaults by flag name.
 func mustStartService(tb testing.TB, settings map[string]string) *Main {
 	tb.Helper()
+	return mustStartServiceWith(tb, settings, nil)
+}
+
+// mustStartServiceWith is mustStartService with prepare given the service
+// before it runs.
+func mustStartServiceWith(tb testing.TB, settings map[string]string, prepare func(*Main)) *Main {
+	tb.Helper()
 	values := map[string]string{
 		"database-url":    testenv.DatabaseURL(tb),
 		"http-addr":       "127.0.0.1:0",
@@ -79,6 +86,9 @@ func mustStartService(tb testing.TB, settings map[string]string) *Main {
 	lw := &logWriter{t: tb}
 	m := NewMain(c, slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	serviceLogs.Store(m, lw)
+	if prepare != nil {
+		prepare(m)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := m.Run(ctx); err != nil {

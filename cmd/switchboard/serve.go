@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"io"
 	"log/slog"
 	"net"
@@ -37,16 +39,19 @@ type Main struct {
 	Config *Config
 	Logger *slog.Logger
 
-	DB       *metadata.DB
-	Journal  *journal.Recorder // call records waiting for the database
-	writer   *metadata.CallWriter
-	Metrics  *metrics.Metrics
-	Webhooks *metadata.WebhookStore
-	hep      *diag.HEPSender
-	Switch   *callctl.Switch
-	SIP      *sip.Server
-	Media    *webrtc.Engine
-	API      *api.Server
+	DB *metadata.DB
+	// QueryTracer, when set before Run, sees every statement beside the
+	// metrics (tests count what a call costs the database).
+	QueryTracer pgx.QueryTracer
+	Journal     *journal.Recorder // call records waiting for the database
+	writer      *metadata.CallWriter
+	Metrics     *metrics.Metrics
+	Webhooks    *metadata.WebhookStore
+	hep         *diag.HEPSender
+	Switch      *callctl.Switch
+	SIP         *sip.Server
+	Media       *webrtc.Engine
+	API         *api.Server
 
 	httpServer *http.Server
 	httpLn     net.Listener
@@ -82,7 +87,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Metrics = metrics.New()
 	b := readBuildInfo()
 	m.Metrics.BuildInfo(b.Version, b.Revision, b.GoVersion)
-	if m.DB, err = metadata.Open(ctx, c.DatabaseURL, metadata.WithQueryTracer(m.Metrics)); err != nil {
+	var tracer pgx.QueryTracer = m.Metrics
+	if m.QueryTracer != nil {
+		tracer = multitracer.New(m.Metrics, m.QueryTracer)
+	}
+	if m.DB, err = metadata.Open(ctx, c.DatabaseURL, metadata.WithQueryTracer(tracer)); err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
 	if err := m.DB.Migrate(ctx); err != nil {
@@ -98,7 +107,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// calls come.
 	// Calls' steps are committed together, a few transactions at a time.
 	m.writer = metadata.NewCallWriter(calls, recordWriters)
-	records, err := journal.Open(c.Journal, m.writer, metadata.Unreachable, m.Logger.With("component", "calls"))
+	records, err := journal.Open(c.Journal, m.writer, m.DB.Dead, m.Logger.With("component", "calls"))
 	if err != nil {
 		return err
 	}
@@ -149,7 +158,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	checks := map[string]func(context.Context) error{}
 	advisories := map[string]func(context.Context) error{} // reported by /readyz, not in its status
 	opts := []callctl.SwitchOption{callctl.WithRingTimeout(c.RingTimeout), callctl.WithLogger(m.Logger.With("component", "calls")),
-		callctl.WithObserver(webhooks.Observers(m.Metrics, hooks)), callctl.WithMediaCounter(m.Metrics.CallMedia), callctl.WithQuality(diag.Score),
+		callctl.WithObserver(webhooks.Observers(m.Metrics, hooks)), callctl.WithMediaCounter(m.Metrics.CallMedia), callctl.WithQuality(diag.Score), callctl.WithRelayDelay(m.Metrics.RelayDelay),
 		callctl.WithQueues(metadata.NewQueueCache(metadata.NewQueueStore(m.DB), routingCacheAge, time.Now)), callctl.WithReconnectGrace(c.ReconnectGrace),
 		callctl.WithDialPolicy(metadata.NewTenantService(m.DB))}
 	if c.Recordings != "" {
@@ -203,6 +212,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Media, err = webrtc.NewEngine(webrtc.Config{
 		PublicIP:     c.PublicIP,
 		Ports:        c.RTPPorts,
+		UDPPort:      c.WebRTCUDPPort,
 		ICEServers:   c.ICEServers,
 		LoopbackOnly: c.WebRTCLoopback,
 		Logger:       m.Logger.With("component", "webrtc"),
@@ -242,6 +252,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return t.Trace, nil
 		},
 		TrustedProxies: c.SIPTrustedProxies,
+		Overloaded:     m.overloaded,
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
@@ -490,6 +501,9 @@ func (m *Main) Close() error {
 		if m.hep != nil {
 			errs = append(errs, m.hep.Close())
 		}
+		if m.Media != nil {
+			errs = append(errs, m.Media.Close())
+		}
 		for _, c := range []io.Closer{m.sipUDP, m.sipTCP, m.sipTLS} {
 			if c != nil && !isNil(c) {
 				if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -506,6 +520,12 @@ func (m *Main) Close() error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// overloaded reports whether more call-record writes wait for the
+// database than the service lets pile up: new calls are refused then.
+func (m *Main) overloaded() bool {
+	return m.Config.OverloadBacklog > 0 && m.writer.Backlog() >= m.Config.OverloadBacklog
 }
 
 func isNil(c io.Closer) bool {

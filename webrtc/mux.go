@@ -1,0 +1,126 @@
+package webrtc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/pion/ice/v4"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/rxstamp"
+)
+
+// udpMux is the one UDP port every operator's ICE runs over, on each
+// local address candidates are gathered from. One port instead of one
+// per PeerConnection: one socket and one read buffer for all operators,
+// and one rule in a firewall.
+type udpMux struct {
+	mux  ice.UDPMux
+	port int
+}
+
+// muxReadBuffer is the shared socket's receive queue: about 2 s of 1,000
+// operators' audio. The default (rmem_default, about 200 KB) overflows
+// in a 100 ms stall at a few hundred calls.
+const muxReadBuffer = 8 << 20
+
+// openUDPMux listens on port, the same on every address; port 0 takes
+// the first free one of r, or one the system picks when r is zero. It
+// notes the receive time of each RTP packet it reads in rx.
+func openUDPMux(port int, r sb.PortRange, loopbackOnly bool, rx *rxstamp.Table) (*udpMux, error) {
+	addrs, err := muxAddrs(loopbackOnly)
+	if err != nil {
+		return nil, err
+	}
+	var conns []*net.UDPConn
+	var p int
+	switch {
+	case port == 0 && !r.IsZero():
+		err = errors.New("no free port in the range")
+		for try := int(r.Min); try <= int(r.Max) && err != nil; try++ {
+			conns, p, err = listenAll(addrs, try)
+		}
+	case port == 0:
+		// The port the first address got may be taken on another.
+		err = errors.New("no free port")
+		for try := 0; try < 4 && err != nil; try++ {
+			conns, p, err = listenAll(addrs, 0)
+		}
+	default:
+		conns, p, err = listenAll(addrs, port)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: UDP port for operators' media: %w", err)
+	}
+	muxes := make([]ice.UDPMux, len(conns))
+	for i, c := range conns {
+		// One socket takes every operator's media: its queue must ride
+		// out a moment the reader is not scheduled. The kernel caps the
+		// size at net.core.rmem_max (docs/operations.md).
+		if err := c.SetReadBuffer(muxReadBuffer); err != nil {
+			return nil, fmt.Errorf("webrtc: UDP port for operators' media: %w", err)
+		}
+		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: rxstamp.NewConn(c, rx)})
+	}
+	return &udpMux{mux: ice.NewMultiUDPMuxDefault(muxes...), port: p}, nil
+}
+
+func listenAll(addrs []netip.Addr, port int) ([]*net.UDPConn, int, error) {
+	var conns []*net.UDPConn
+	for _, a := range addrs {
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, uint16(port))))
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, 0, err
+		}
+		port = c.LocalAddr().(*net.UDPAddr).Port
+		conns = append(conns, c)
+	}
+	return conns, port, nil
+}
+
+// muxAddrs are the addresses ICE gathers host candidates from: 127.0.0.1
+// only, or every unicast address of the interfaces that are up, except
+// loopback and link-local ones (as pion gathers by default).
+func muxAddrs(loopbackOnly bool) ([]netip.Addr, error) {
+	if loopbackOnly {
+		return []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1})}, nil
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: interfaces: %w", err)
+	}
+	var out []netip.Addr
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			n, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(n.IP)
+			if !ok {
+				continue
+			}
+			ip = ip.Unmap()
+			if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() {
+				continue
+			}
+			out = append(out, ip)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("webrtc: no network address to take operators' media on")
+	}
+	return out, nil
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/logging"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -107,7 +108,9 @@ func NewS3Store(ctx context.Context, c S3Config) (*S3Store, error) {
 	if c.PartSize == 0 {
 		c.PartSize = MinPartSize
 	}
-	load := []func(*config.LoadOptions) error{config.WithRegion(c.Region)}
+	// The SDK's own logger writes plain lines to stderr, among the
+	// service's JSON; what matters reaches the service as errors.
+	load := []func(*config.LoadOptions) error{config.WithRegion(c.Region), config.WithLogger(logging.Nop{})}
 	if c.AccessKey != "" {
 		load = append(load, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(c.AccessKey, c.SecretKey, "")))
 	}

@@ -212,6 +212,11 @@ func TestOperatorDesk(t *testing.T) {
 	if err := masked.Decline(ctx, in4.CallID); err != nil {
 		t.Fatal(err)
 	}
+	// The page reads its recent calls when the offer is withdrawn, which
+	// follows the decline's record.
+	if err := masked.WaitRevoked(ctx, in4.CallID); err != nil {
+		t.Fatal(err)
+	}
 	if c := recentCall(t, masked, in4.CallID); c.Number != in4.From || c.Outcome != "declined" {
 		t.Errorf("recent call %+v, want declined from %q", c, in4.From)
 	}

@@ -163,12 +163,17 @@ type OutboundRoute struct {
 	CallerID  string // the number presented as From
 	Register  bool   // keep the trunk registered with Target (carriers behind NAT or with dynamic addresses)
 	Hop       string // a hand-over to another instance: the signed hop token it checks (HopHeader)
+	// Opus is set, per call, when the party the call is placed for takes
+	// Opus (an operator whose connection negotiated it): a MediaDTLS
+	// route then offers Opus first, before G.711. Opus is carried
+	// unchanged, so it is offered only to whoever can take it.
+	Opus bool `json:"-"`
 }
 
 // How a trunk's outbound calls carry their audio.
 const (
 	MediaRTP  = "rtp"  // plain RTP/AVP, G.711
-	MediaDTLS = "dtls" // UDP/TLS/RTP/SAVPF: DTLS-SRTP over ICE (RFC 5763, 5764, 8445), G.711
+	MediaDTLS = "dtls" // UDP/TLS/RTP/SAVPF: DTLS-SRTP over ICE (RFC 5763, 5764, 8445), G.711, and Opus first when OutboundRoute.Opus
 )
 
 // Registration states a trunk's outbound registration goes through.

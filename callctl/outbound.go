@@ -134,6 +134,8 @@ func (r *callRun) tryTrunk(ctx context.Context) phase {
 			return nil
 		}
 		route := r.routes[r.routeAt]
+		// Opus is offered only to be carried unchanged to this operator.
+		route.Opus = canCarry(r.ag.conn.Media(), sb.Opus)
 		r.c.TrunkID, r.c.From, r.c.Source = &route.TrunkID, route.CallerID, route.Transport+":"+route.Target
 		leg, err := r.s.dialer.Dial(ctx, route, r.c.To)
 		if err != nil {

@@ -196,10 +196,21 @@ func TestDTLSAnswer(t *testing.T) {
 	// Our own offer (a call we place): actpass, a mid in a BUNDLE group,
 	// before the answer chooses.
 	offerer, _ := mustICE(t)
-	body = buildOffer(9, 1, netip.MustParseAddr("127.0.0.1"), port, offerer)
+	body = buildOffer(9, 1, netip.MustParseAddr("127.0.0.1"), port, offerer, false)
 	if !strings.Contains(string(body), "m=audio "+itoa(port)+" UDP/TLS/RTP/SAVPF 0 8 101\r\n") || !strings.Contains(string(body), "a=setup:actpass\r\n") ||
 		!strings.Contains(string(body), "a=mid:0\r\n") || !strings.Contains(string(body), "a=group:BUNDLE 0\r\n") {
 		t.Errorf("our DTLS-SRTP offer:\n%s", body)
+	}
+	// With Opus (the operator placing the call takes it): Opus first, and
+	// telephone-event at its clock rate beside the one at G.711's.
+	body = buildOffer(9, 1, netip.MustParseAddr("127.0.0.1"), port, offerer, true)
+	if !strings.Contains(string(body), "m=audio "+itoa(port)+" UDP/TLS/RTP/SAVPF 111 0 8 110 101\r\n") ||
+		!strings.Contains(string(body), "a=rtpmap:111 opus/48000/2\r\n") || !strings.Contains(string(body), "a=rtpmap:110 telephone-event/48000\r\n") ||
+		!strings.Contains(string(body), "a=rtpmap:101 telephone-event/8000\r\n") {
+		t.Errorf("our DTLS-SRTP offer with Opus:\n%s", body)
+	}
+	if o, err := parseOffer(body); err != nil || o.Codec != (sb.Codec{Name: "opus", PayloadType: 111, ClockRate: 48000, DTMFType: 110}) {
+		t.Errorf("our Opus offer read back: %+v, %v", o, err)
 	}
 	ans, err := parseOffer([]byte(strings.Replace(sipOffer, "a=setup:active", "a=setup:actpass", 1)))
 	if err != nil {

@@ -102,7 +102,7 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 	l.mu.Lock()
 	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.security())
 	if l.late {
-		body = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), nil)
+		body = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), nil, false)
 	}
 	l.mu.Unlock()
 	if l.port.ice != nil {

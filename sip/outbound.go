@@ -48,7 +48,8 @@ type outLeg struct {
 }
 
 // Dial places a call to number through route: an INVITE with our offer
-// (PCMU, PCMA, telephone-event), answering a digest challenge with the
+// (PCMU, PCMA, telephone-event; on a DTLS-SRTP route with r.Opus, Opus
+// first and telephone-event at 48 kHz too), answering a digest challenge with the
 // route's credentials. It returns once the INVITE is sent.
 func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (sb.OutboundLeg, error) {
 	host, port, err := net.SplitHostPort(r.Target)
@@ -129,7 +130,9 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 		conn.Close()
 		return nil, sb.Errorf(sb.EINVALID, "trunk media %q is not %s or %s", r.Media, sb.MediaRTP, sb.MediaDTLS)
 	}
-	req.SetBody(buildOffer(sessionID, 1, sdpIP, media.LocalAddr().Port(), media.security()))
+	// Opus only where the answer's Opus is kept private on the way
+	// (parseOffer takes it over SRTP only) and the caller can take it.
+	req.SetBody(buildOffer(sessionID, 1, sdpIP, media.LocalAddr().Port(), media.security(), r.Opus && media.ice != nil))
 
 	l := &outLeg{legBase: newLegBase(s, req.CallID().Value(), s.log), port: media,
 		sessionID: sessionID, sdpIP: sdpIP, version: 1, done: make(chan struct{})}

@@ -252,19 +252,38 @@ func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Cod
 // buildOffer writes our SDP offer for an INVITE that came without one
 // (late offer), or for a call we place: both G.711 laws and
 // telephone-event, the far end chooses; DTLS-SRTP over ICE when sec is
-// an *iceTransport.
-func buildOffer(sessionID, version uint64, ip netip.Addr, port uint16, sec security) []byte {
+// an *iceTransport. With opus, Opus comes first (sb.Opus's payload type,
+// as browsers and WhatsApp have it), then the G.711 laws, and
+// telephone-event at 48 kHz for Opus beside the one at 8 kHz.
+func buildOffer(sessionID, version uint64, ip netip.Addr, port uint16, sec security, opus bool) []byte {
 	var b strings.Builder
 	sessionHeader(&b, sessionID, version, ip, sec)
 	proto := "RTP/AVP"
 	if sec != nil {
 		proto = sec.mediaProto()
 	}
-	fmt.Fprintf(&b, "m=audio %d %s 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", port, proto)
-	b.WriteString("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n")
+	if opus {
+		o := sb.Opus.PayloadType
+		fmt.Fprintf(&b, "m=audio %d %s %d 0 8 %d %d\r\n", port, proto, o, opusEventPT, g711EventPT)
+		fmt.Fprintf(&b, "a=rtpmap:%d opus/48000/2\r\na=fmtp:%d minptime=10;useinbandfec=1\r\n", o, o)
+	} else {
+		fmt.Fprintf(&b, "m=audio %d %s 0 8 %d\r\n", port, proto, g711EventPT)
+	}
+	b.WriteString("a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n")
+	if opus {
+		fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/48000\r\na=fmtp:%d 0-16\r\n", opusEventPT, opusEventPT)
+	}
+	fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", g711EventPT, g711EventPT)
 	if sec != nil {
 		sec.mediaLines(&b)
 	}
 	b.WriteString("a=ptime:20\r\na=sendrecv\r\n")
 	return []byte(b.String())
 }
+
+// The payload types of telephone-event in our offers: at 8 kHz beside
+// G.711, at 48 kHz beside Opus (the ones browsers use).
+const (
+	g711EventPT = 101
+	opusEventPT = 110
+)

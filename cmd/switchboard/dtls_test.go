@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtp"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/opclient"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
 
@@ -194,18 +195,79 @@ func timelineEvent(t *testing.T, m *Main, key string, id sb.ID, typ sb.EventType
 // SIP servers for the calls a business places) gets our DTLS-SRTP offer
 // (UDP/TLS/RTP/SAVPF, a=setup:actpass, our candidates): the far end, a
 // pion PeerConnection answering, takes the DTLS client's role, so ours is
-// the server's, and we are ICE-controlling. Audio crosses both ways; the
-// operator hangs up.
+// the server's, and we are ICE-controlling. An operator who takes Opus
+// has Opus offered first, and a G.711 answer is taken as ever; an
+// operator whose connection has no Opus has G.711 alone offered. Audio
+// crosses both ways; the operator hangs up.
 func TestOutboundCallToDTLSTrunk(t *testing.T) {
-	m, f, op := mustOutboundService(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	m := mustStartService(t, map[string]string{"keyring": testKeyring})
+	f := mustProvision(t, m, "Acme", "2000", 2)
+	op := mustOperator(t, m, f.Operators[0])
+	plain := mustOperator(t, m, f.Operators[1], opclient.WithoutOpus())
 	carrier := mustPhone(t, siptest.Options{DTLS: true})
 	addr, calls, err := carrier.AnswerDTLS()
 	if err != nil {
 		t.Fatal(err)
 	}
 	trunkID := outboundTrunk(t, m, f, "messenger", addr, 1, "-media", "dtls")
+	for _, c := range []struct {
+		op    *opclient.Client
+		offer string // the m= line's transport and formats
+		opus  bool
+	}{
+		{op, " UDP/TLS/RTP/SAVPF 111 0 8 110 101\r\n", true},
+		{plain, " UDP/TLS/RTP/SAVPF 0 8 101\r\n", false},
+	} {
+		id, rec := placeDTLSCall(t, m, f, c.op, calls, 0, 0)
+		if rec.Direction != sb.Outbound || rec.Status != sb.CallCompleted || rec.Codec != "PCMU" || rec.TrunkID == nil || *rec.TrunkID != trunkID {
+			t.Errorf("record %+v", rec)
+		}
+		invite := placedInvite(t, m, f.APIKey, id)
+		for _, want := range []string{c.offer, "a=setup:actpass", "a=fingerprint:sha-256 ", "a=ice-ufrag:", "a=rtcp-mux", "a=rtpmap:101 telephone-event/8000"} {
+			if !strings.Contains(invite, want) {
+				t.Errorf("our INVITE's offer lacks %q:\n%s", want, invite)
+			}
+		}
+		if got := strings.Contains(invite, "opus/48000/2"); got != c.opus {
+			t.Errorf("Opus offered: %v, want %v:\n%s", got, c.opus, invite)
+		}
+	}
+}
+
+// A call placed through a dtls route to a far end that speaks Opus (Meta's
+// SIP servers calling a WhatsApp user): the answer takes Opus, the
+// operator is switched to Opus for the call, the frames cross both ways
+// unchanged, and the record's codec is opus. The offer had Opus first,
+// with telephone-event at 48 kHz and at 8 kHz.
+func TestOutboundOpusCallToDTLSTrunk(t *testing.T) {
+	m, f, op := mustOutboundService(t)
+	carrier := mustPhone(t, siptest.Options{DTLS: true, Codec: metaOpus})
+	addr, calls, err := carrier.AnswerDTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outboundTrunk(t, m, f, "messenger", addr, 1, "-media", "dtls")
+	id, rec := placeDTLSCall(t, m, f, op, calls, metaOpus.PayloadType, sb.Opus.PayloadType)
+	if rec.Status != sb.CallCompleted || rec.Codec != "opus" {
+		t.Errorf("record %q, codec %q: want completed in opus", rec.Status, rec.Codec)
+	}
+	invite := placedInvite(t, m, f.APIKey, id)
+	for _, want := range []string{" UDP/TLS/RTP/SAVPF 111 0 8 110 101\r\n", "a=rtpmap:111 opus/48000/2\r\n",
+		"a=rtpmap:110 telephone-event/48000\r\n", "a=rtpmap:101 telephone-event/8000\r\n"} {
+		if !strings.Contains(invite, want) {
+			t.Errorf("our INVITE's offer lacks %q:\n%s", want, invite)
+		}
+	}
+}
+
+// placeDTLSCall has op call a number through the tenant's dtls route,
+// whose far end is the phone answering on calls; once connected, audio
+// crosses both ways in the payload types given (the caller's leg's and
+// the operator's), then op hangs up. It returns the call's ID and record.
+func placeDTLSCall(t *testing.T, m *Main, f *tenantFixture, op *opclient.Client, calls <-chan *siptest.Call, callerPT, operatorPT uint8) (sb.ID, *sb.Call) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	id, err := op.Dial(ctx, "+1 (555) 000-1111")
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +284,14 @@ func TestOutboundCallToDTLSTrunk(t *testing.T) {
 	if err := call.WaitMedia(ctx); err != nil {
 		t.Fatal(err)
 	}
-	talkBothWays(t, call, op)
+	want := "PCMU"
+	if operatorPT == sb.Opus.PayloadType {
+		want = "opus"
+	}
+	if got := op.Codec(); got != want {
+		t.Errorf("the operator was told to send %q, want %q", got, want)
+	}
+	talkBothWaysIn(t, call, op, callerPT, operatorPT)
 	if err := op.Hangup(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -231,12 +300,14 @@ func TestOutboundCallToDTLSTrunk(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no BYE reached the carrier")
 	}
-	rec := waitCallEnded(t, m, f.APIKey, id)
-	if rec.Direction != sb.Outbound || rec.Status != sb.CallCompleted || rec.Codec != "PCMU" || rec.TrunkID == nil || *rec.TrunkID != trunkID {
-		t.Errorf("record %+v", rec)
-	}
+	return id, waitCallEnded(t, m, f.APIKey, id)
+}
+
+// placedInvite is the INVITE of call id, as its SIP trace has it.
+func placedInvite(t *testing.T, m *Main, apiKey string, id sb.ID) string {
+	t.Helper()
 	var tr traceBody
-	if code := apiGet(t, m, f.APIKey, "/v1/calls/"+id.String()+"/trace", &tr); code != http.StatusOK {
+	if code := apiGet(t, m, apiKey, "/v1/calls/"+id.String()+"/trace", &tr); code != http.StatusOK {
 		t.Fatalf("trace: %d", code)
 	}
 	var invite string
@@ -245,9 +316,5 @@ func TestOutboundCallToDTLSTrunk(t *testing.T) {
 			invite = msg.Message
 		}
 	}
-	for _, want := range []string{" UDP/TLS/RTP/SAVPF 0 8 101", "a=setup:actpass", "a=fingerprint:sha-256 ", "a=ice-ufrag:", "a=rtcp-mux"} {
-		if !strings.Contains(invite, want) {
-			t.Errorf("our INVITE's offer lacks %q:\n%s", want, invite)
-		}
-	}
+	return invite
 }

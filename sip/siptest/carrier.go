@@ -59,12 +59,13 @@ func (p *Phone) answerInvite(req *sip.Request, tx sip.ServerTransaction, calls c
 	p.mu.Lock()
 	p.calls[c.ID] = c
 	p.mu.Unlock()
-	go func() {
-		if err := c.srvDlg.RespondSDP(body); err != nil {
-			c.result = err
-			c.Close()
-			return
-		}
-		calls <- c
-	}()
+	// Answered before the handler returns: sipgo ends a server
+	// transaction its handler left without a final response. RespondSDP
+	// returns once the ACK is in (requests are handled concurrently).
+	if err := c.srvDlg.RespondSDP(body); err != nil {
+		c.result = err
+		c.Close()
+		return
+	}
+	calls <- c
 }

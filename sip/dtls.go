@@ -377,23 +377,30 @@ func (t *iceTransport) run(remote *iceParams, role string, controlling bool) {
 	t.reading.Add(1)
 	go t.readLoop(conn)
 
-	config := &dtls.Config{
-		Certificates:           []tls.Certificate{t.id.cert},
-		SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80, dtls.SRTP_AES128_CM_HMAC_SHA1_32},
-		ExtendedMasterSecret:   dtls.RequestExtendedMasterSecret,
-		// The certificate is self-signed: it is trusted by its
-		// fingerprint in the SDP, which the signalling (SIP over TLS,
-		// authenticated) carried, not by a chain.
-		InsecureSkipVerify:    true,
-		ClientAuth:            dtls.RequireAnyClientCert,
-		VerifyPeerCertificate: verifyFingerprint(remote.Fingerprints),
+	// The certificate is self-signed: it is trusted by its fingerprint in
+	// the SDP, which the signalling (SIP over TLS, authenticated) carried,
+	// not by a chain.
+	shared := []dtls.Option{
+		dtls.WithCertificates(t.id.cert),
+		dtls.WithSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_256_GCM, dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80, dtls.SRTP_AES128_CM_HMAC_SHA1_32),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
+		dtls.WithInsecureSkipVerify(true),
+		dtls.WithVerifyPeerCertificate(verifyFingerprint(remote.Fingerprints)),
 	}
 	pc := dtlsnet.PacketConnFromConn(&dtlsEndpoint{ice: conn, in: t.in})
 	var dc *dtls.Conn
 	if role == setupActive {
-		dc, err = dtls.Client(pc, conn.RemoteAddr(), config)
+		opts := make([]dtls.ClientOption, 0, len(shared))
+		for _, o := range shared {
+			opts = append(opts, o)
+		}
+		dc, err = dtls.ClientWithOptions(pc, conn.RemoteAddr(), opts...)
 	} else {
-		dc, err = dtls.Server(pc, conn.RemoteAddr(), config)
+		opts := []dtls.ServerOption{dtls.WithClientAuth(dtls.RequireAnyClientCert)}
+		for _, o := range shared {
+			opts = append(opts, o)
+		}
+		dc, err = dtls.ServerWithOptions(pc, conn.RemoteAddr(), opts...)
 	}
 	if err != nil {
 		t.fail("DTLS: " + err.Error())

@@ -71,6 +71,7 @@ function sentence(e) {
     case "forwarded": return `Forwarded to ${d.uri}${why}`;
     case "referred": return `The caller's PBX took the transfer to ${d.uri} (REFER); switchboard left the call`;
     case "handed_over": return `Offered to ${who(d.operator_id)} on instance ${d.instance}`;
+    case "media_failed": return `The caller's media could not be set up${d.reason ? ` (${d.reason})` : ""}: the call was ended`;
     case "session_expired": return `The ${d.leg === "forwarded" ? "forwarded party's" : "caller's"} session refresh never came (RFC 4028): the call was ended`;
     case "consent": {
       const by = d.by && d.mechanism !== "dtmf" ? ` (${byName(d.by)})` : "";

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -111,6 +112,27 @@ func TestParseOfferDTLS(t *testing.T) {
 				t.Errorf("err %v, want 488 naming %s", err, c.why)
 			}
 		})
+	}
+}
+
+// A far end's description cannot crash us or make us check without end:
+// a bare a=group (a 183 or 200 to a call we place is parsed off any
+// handler's guard) is no bundle, and only the first maxCandidates
+// candidates are checked.
+func TestParseOfferDTLSBounds(t *testing.T) {
+	for _, group := range []string{"a=group\r\n", "a=group:\r\n", "a=group:BUNDLE\r\n"} {
+		o, err := parseOffer([]byte(strings.Replace(webrtcOffer(), "a=group:BUNDLE 0\r\n", group, 1)))
+		if err != nil || o.ICE.Bundle {
+			t.Errorf("%q: %v, bundle %v; want taken, not bundled", group, err, o != nil && o.ICE.Bundle)
+		}
+	}
+	var many []string
+	for i := range 1000 {
+		many = append(many, fmt.Sprintf("a=candidate:%d 1 udp 2130706431 10.0.%d.%d 5000 typ host\r\n", i+10, i/256, i%256))
+	}
+	o, err := parseOffer([]byte(webrtcOffer(many...)))
+	if err != nil || len(o.ICE.Candidates) != maxCandidates {
+		t.Errorf("1,002 candidates offered: %v, %d kept; want %d", err, len(o.ICE.Candidates), maxCandidates)
 	}
 }
 

@@ -3,6 +3,7 @@ package sip
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/pion/sdp/v3"
@@ -20,6 +21,11 @@ const (
 	setupActive  = "active"  // the DTLS client
 	setupPassive = "passive" // the DTLS server
 )
+
+// maxCandidates is how many of the far end's candidates we check: enough
+// for every interface and family a peer has, and a bound on the checks a
+// description can make us send.
+const maxCandidates = 16
 
 // iceParams are the far end's ICE and DTLS parameters of one stream.
 type iceParams struct {
@@ -109,16 +115,15 @@ func parseICE(sd *sdp.SessionDescription, m *sdp.MediaDescription) (*iceParams, 
 		}
 		// foundation component transport priority address port typ type ...
 		f := strings.Fields(a.Value)
-		if len(f) >= 8 && f[1] == "1" && strings.EqualFold(f[2], "udp") {
+		if len(f) >= 8 && f[1] == "1" && strings.EqualFold(f[2], "udp") && len(p.Candidates) < maxCandidates {
 			p.Candidates = append(p.Candidates, a.Value)
 		}
 	}
 	if mid, ok := m.Attribute("mid"); ok && midRE.MatchString(mid) {
 		p.Mid = mid
 		if group, ok := sd.Attribute("group"); ok {
-			f := strings.Fields(group)
-			for _, id := range f[1:] {
-				p.Bundle = p.Bundle || (strings.EqualFold(f[0], "BUNDLE") && id == mid)
+			if f := strings.Fields(group); len(f) > 1 && strings.EqualFold(f[0], "BUNDLE") {
+				p.Bundle = slices.Contains(f[1:], mid)
 			}
 		}
 	}

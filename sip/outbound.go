@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -179,6 +180,14 @@ func routeTo(target string) (local, peer netip.Addr, err error) {
 // else is a failure with its code.
 func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 	defer close(l.done)
+	// The far end's responses are read here, off any request handler's
+	// guard: a panic on one costs this call, never the process.
+	defer func() {
+		if p := recover(); p != nil {
+			l.s.log.Error("panic reading a placed call's responses", "panic", p, "stack", string(debug.Stack()))
+			l.emit(sb.LegEvent{Kind: sb.LegFailed, Code: 500, Reason: "internal error reading the far end's answer"})
+		}
+	}()
 	rang, early := false, false
 	opts := sipgo.AnswerOptions{
 		Username: r.Username,

@@ -623,6 +623,7 @@ func FuzzParseOffer(f *testing.F) {
 	f.Add([]byte("v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 5004 RTP/AVP 8 0\r\na=inactive\r\n"))
 	f.Add([]byte(savpOffer("RTP/SAVP", "1 AES_CM_128_HMAC_SHA1_80 inline:"+key30+"|2^20", "2 AEAD_AES_256_GCM inline:"+key30)))
 	f.Add([]byte(webrtcOffer()))
+	f.Add([]byte(strings.Replace(webrtcOffer(), "a=group:BUNDLE 0", "a=group", 1)))
 	f.Add([]byte(sipOffer))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		o, err := parseOffer(b)

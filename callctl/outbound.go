@@ -195,8 +195,10 @@ func (r *callRun) placing(ctx context.Context) phase {
 			if r.bridge == nil {
 				r.bridgeOperator(ctx, r.ag)
 			} else {
-				r.startRecording(ctx)
-				r.tapRecording()
+				// Bridged for early media: the recording starts now, and the
+				// page, told "not recorded" then, hears that it does.
+				r.record(ctx)
+				r.showRecording()
 			}
 			r.update(ctx)
 			r.flush(ctx)

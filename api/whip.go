@@ -56,14 +56,21 @@ type visitorSession struct {
 	leg       VisitorLeg
 	token     sb.ID     // the token that placed the call
 	tokenBack bool      // the token was given back (the call was never answered)
+	left      bool      // the visitor hung up: their token is spent
 	ended     time.Time // when first seen ended
 }
+
+// maxRetries is how often one token is given back for calls nobody took:
+// a visitor may try again, a leaked link may not ring operators without
+// end.
+const maxRetries = 3
 
 // visitors are the WHIP sessions of this instance, by their unguessable
 // IDs (the session URL is the visitor's capability to hang up).
 type visitors struct {
-	mu sync.Mutex
-	m  map[string]*visitorSession
+	mu      sync.Mutex
+	m       map[string]*visitorSession
+	retries map[sb.ID]int // tokens given back, how often
 }
 
 func (v *visitors) add(leg VisitorLeg, token sb.ID) (string, error) {
@@ -105,19 +112,36 @@ func (v *visitors) get(id string) (VisitorLeg, bool) {
 }
 
 // giveBack returns the token of session id once, if its call ended
-// without an operator ever taking it: the visitor may try again with it.
+// without an operator ever taking it and without the visitor hanging up,
+// at most maxRetries times a token: the visitor may try again with it.
 func (v *visitors) giveBack(id string) (sb.ID, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	s, ok := v.m[id]
-	if !ok || s.tokenBack {
+	if !ok || s.tokenBack || s.left {
 		return sb.ID{}, false
 	}
 	if st, _ := s.leg.State(); st != "ended" || s.leg.Answered() {
 		return sb.ID{}, false
 	}
+	if v.retries == nil || len(v.retries) >= maxVisitors {
+		v.retries = map[sb.ID]int{} // a bound on memory; tokens expire anyway
+	}
+	if v.retries[s.token] >= maxRetries {
+		return sb.ID{}, false
+	}
+	v.retries[s.token]++
 	s.tokenBack = true
 	return s.token, true
+}
+
+// leave marks session id as hung up by its visitor.
+func (v *visitors) leave(id string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if s, ok := v.m[id]; ok {
+		s.left = true
+	}
 }
 
 // cors opens the WHIP routes to the pages of other origins that embed the
@@ -258,6 +282,7 @@ func (s *Server) deleteWHIP(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "no such browser call"))
 		return
 	}
+	s.visitors.leave(chi.URLParam(r, "id"))
 	leg.Leave()
 	w.WriteHeader(http.StatusOK)
 }

@@ -256,32 +256,87 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 }
 
 // A visitor whose call nobody could take gets their token back, once, to
+
+// whipEnded waits until the browser call of session has ended, and
+// returns what its session says then.
+func whipEnded(t *testing.T, m *Main, session string) map[string]any {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(m.HTTPURL() + session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&s)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s["state"] == "ended" {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the browser call did not end: %v", s)
+		}
+	}
+}
+
+// A token is given back only for calls nobody could take, and not without
+// end: a visitor who hangs up has spent it, and a link that keeps finding
+// nobody gets maxRetries tries more, not a ringing line at will.
+func TestVisitorTokenRetriesAreBounded(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	token := issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:chat-8"}`)
+	for try := 1; ; try++ {
+		code, session, body := whip(t, m, token, newVisitor(t).offer(t))
+		if code != http.StatusCreated {
+			t.Fatalf("try %d: WHIP %d %s", try, code, body)
+		}
+		s := whipEnded(t, m, session)
+		if try <= 3 {
+			if s["retry"] != true {
+				t.Fatalf("try %d: %v, want the token given back", try, s)
+			}
+			continue
+		}
+		if s["retry"] != nil {
+			t.Fatalf("try %d: %v, want the token spent after three give-backs", try, s)
+		}
+		if code, _, _ := whip(t, m, token, newVisitor(t).offer(t)); code != http.StatusUnauthorized {
+			t.Errorf("the spent token placed another call: %d", code)
+		}
+		break
+	}
+
+	// The visitor hangs up while it rings: their token is spent.
+	mustOperator(t, m, f.Operators[0])
+	token = issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:chat-9"}`)
+	v := newVisitor(t)
+	code, session, body := whip(t, m, token, v.offer(t))
+	if code != http.StatusCreated {
+		t.Fatalf("WHIP: %d %s", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, m.HTTPURL()+session, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s := whipEnded(t, m, session); s["retry"] != nil {
+		t.Errorf("after the visitor hung up the session says %v, want no retry", s)
+	}
+	if code, _, _ := whip(t, m, token, newVisitor(t).offer(t)); code != http.StatusUnauthorized {
+		t.Errorf("the token of a visitor who hung up placed another call: %d", code)
+	}
+}
+
 // try again; a call that was answered spends it for good.
 func TestUnansweredVisitorMayTryAgain(t *testing.T) {
 	m := mustStartService(t, nil)
 	f := mustProvision(t, m, "Acme", "2000", 1)
 	token := issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:chat-7"}`)
-	ended := func(session string) map[string]any {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			resp, err := http.Get(m.HTTPURL() + session)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var s map[string]any
-			err = json.NewDecoder(resp.Body).Decode(&s)
-			resp.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s["state"] == "ended" {
-				return s
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the browser call did not end: %v", s)
-			}
-		}
-	}
+	ended := func(session string) map[string]any { t.Helper(); return whipEnded(t, m, session) }
 
 	// Nobody is connected: refused, and the token given back.
 	code, session, body := whip(t, m, token, newVisitor(t).offer(t))

@@ -125,8 +125,25 @@ var (
 // unless the service allows private targets.
 func PublicAddress(a netip.Addr) bool { return public(a.Unmap()) }
 
+// IPv6 blocks that carry an IPv4 address: such an address is as public as
+// the IPv4 address it carries (NAT64 can reach 169.254.169.254 through
+// 64:ff9b::a9fe:a9fe).
+var (
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052, the last 32 bits
+	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215: local use, never public
+	sixToFour  = netip.MustParsePrefix("2002::/16")      // RFC 3056, bits 16–47
+)
+
 // public reports whether a is an address on the public Internet.
 func public(a netip.Addr) bool {
+	switch b := a.As16(); {
+	case nat64Local.Contains(a):
+		return false
+	case nat64.Contains(a):
+		return public(netip.AddrFrom4([4]byte(b[12:16])))
+	case sixToFour.Contains(a):
+		return public(netip.AddrFrom4([4]byte(b[2:6])))
+	}
 	return a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() &&
 		!sharedSpace.Contains(a) && !benchmarking.Contains(a)
 }

@@ -59,3 +59,24 @@ func TestDialTargets(t *testing.T) {
 		}
 	}
 }
+
+// An IPv6 address that carries an IPv4 one (NAT64, 6to4) is as public as
+// the IPv4 address: a platform URL may not reach the metadata service or
+// a private network through a translator.
+func TestPublicAddressSeesThroughTranslators(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"8.8.8.8":              true,
+		"64:ff9b::808:808":     true,  // NAT64 of 8.8.8.8
+		"64:ff9b::a9fe:a9fe":   false, // NAT64 of 169.254.169.254
+		"64:ff9b::a00:1":       false, // NAT64 of 10.0.0.1
+		"64:ff9b:1::808:808":   false, // local-use NAT64
+		"2002:a9fe:a9fe::1":    false, // 6to4 of 169.254.169.254
+		"2002:808:808::1":      true,  // 6to4 of 8.8.8.8
+		"2001:4860:4860::8888": true,
+		"::ffff:10.0.0.1":      false,
+	} {
+		if got := sb.PublicAddress(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("sb.PublicAddress(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -240,6 +240,11 @@ func (r *relay) handle(pkt []byte) {
 	r.measure()
 }
 
+// maxRelayDelay is the longest a relayed packet is taken to have spent in
+// the service: the histogram's top bucket. Audio held longer is useless,
+// and a longer figure is another packet's stamp.
+const maxRelayDelay = 2 * time.Second
+
 // measure reports how long the packet just sent spent in the service.
 // The wall clock, not the bridge's: the kernel stamps arrivals with it.
 func (r *relay) measure() {
@@ -250,7 +255,9 @@ func (r *relay) measure() {
 	if at == 0 {
 		return
 	}
-	if d := time.Now().UnixNano() - at; d >= 0 { // a clock stepped back is not a delay
+	// A clock stepped back is not a delay; nor is one past maxRelayDelay:
+	// a stamp of another packet (a stale slot of the shared port's table).
+	if d := time.Now().UnixNano() - at; d >= 0 && d <= int64(maxRelayDelay) {
 		r.delay(time.Duration(d))
 	}
 }

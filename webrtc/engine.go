@@ -136,6 +136,7 @@ func NewEngine(c Config) (*Engine, error) {
 		// Host candidates carry the public address instead of the local one.
 		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{External: []string{c.PublicIP.String()},
 			AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace}); err != nil {
+			e.Close() // the shared port, if opened
 			return nil, fmt.Errorf("webrtc: public address: %w", err)
 		}
 	}

@@ -1,9 +1,11 @@
 package rxstamp
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -116,4 +118,38 @@ func TestConnNotesWhatItReads(t *testing.T) {
 	if at := tb.Get(42, 9); at < before || at > time.Now().UnixNano() {
 		t.Errorf("table holds %d for the packet, want its receive time", at)
 	}
+}
+
+// Several sockets write one table at once (one reader goroutine per local
+// address): a reader gets a packet's own time or 0, never another's, even
+// when writers collide on slots.
+func TestTableWritersDoNotMixTimes(t *testing.T) {
+	var tab Table
+	pkt := func(ssrc uint32, seq uint16) []byte {
+		p := make([]byte, 12)
+		p[0] = 0x80
+		binary.BigEndian.PutUint16(p[2:4], seq)
+		binary.BigEndian.PutUint32(p[8:12], ssrc)
+		return p
+	}
+	// Each packet's time encodes its own key, so a mixed-up time shows.
+	at := func(ssrc uint32, seq uint16) int64 { return int64(ssrc)<<16 | int64(seq) + 1 }
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20000 {
+				ssrc, seq := uint32(i%7+w*7), uint16(i)
+				tab.Put(pkt(ssrc, seq), at(ssrc, seq))
+			}
+		}()
+	}
+	for i := range 20000 * 4 {
+		ssrc, seq := uint32(i%28), uint16(i/4)
+		if got := tab.Get(ssrc, seq); got != 0 && got != at(ssrc, seq) {
+			t.Fatalf("ssrc %d seq %d: time %d, another packet's", ssrc, seq, got)
+		}
+	}
+	wg.Wait()
 }

@@ -16,10 +16,12 @@ const tableSize = 1 << 16
 // decrypted packet surfaces in another. SRTP leaves the RTP header in
 // clear (RFC 3711 §3.1), so the same key is seen on both sides.
 //
-// Writers and readers share no lock: each slot is written key-last and
-// read key-first and key-again, so a reader that raced a writer sees a
-// key that does not match and gets 0 (nothing measured), never another
-// packet's time.
+// Writers and readers share no lock: a writer claims its slot (one
+// atomic swap to busy; a slot another writer holds is skipped, and that
+// packet goes unmeasured), then writes it key-last; a reader reads
+// key-first and key-again. So a reader that raced a writer sees a key that
+// does not match and gets 0 (nothing measured), never another packet's
+// time, however many sockets write (one per local address).
 type Table struct {
 	slots [tableSize]slot
 }
@@ -30,6 +32,9 @@ type slot struct {
 }
 
 func key(ssrc uint32, seq uint16) uint64 { return 1<<48 | uint64(ssrc)<<16 | uint64(seq) }
+
+// busy marks a slot a writer holds: no key is 1.
+const busy = 1
 
 func (t *Table) slot(ssrc uint32, seq uint16) *slot {
 	return &t.slots[(ssrc*0x9E3779B1+uint32(seq))&(tableSize-1)]
@@ -43,7 +48,9 @@ func (t *Table) Put(pkt []byte, at int64) {
 	}
 	ssrc, seq := binary.BigEndian.Uint32(pkt[8:12]), binary.BigEndian.Uint16(pkt[2:4])
 	s := t.slot(ssrc, seq)
-	s.key.Store(0)
+	if old := s.key.Load(); old == busy || !s.key.CompareAndSwap(old, busy) {
+		return // another writer has the slot
+	}
 	s.at.Store(at)
 	s.key.Store(key(ssrc, seq))
 }

@@ -280,13 +280,13 @@ func (t *iceTransport) answered(remote *iceParams) error {
 	return nil
 }
 
-// later checks a later offer or answer of the far end's on this
+// later checks a later offer (isOffer) or answer of the far end's on this
 // association: it must keep it (a certificate in common, a role that fits
 // ours). New ICE credentials are an ICE restart (RFC 8839 §4.4.1.1.1): our
 // agent restarts with new credentials of ours and gathers again, and the
 // DTLS association and its SRTP keys go on over the pair the new checks
 // select. New candidates are taken.
-func (t *iceTransport) later(p *iceParams) error {
+func (t *iceTransport) later(p *iceParams, isOffer bool) error {
 	t.mu.Lock()
 	remote, role := t.remote, t.role
 	t.mu.Unlock()
@@ -300,6 +300,9 @@ func (t *iceTransport) later(p *iceParams) error {
 		return fmt.Errorf("a=setup:%s would make both ends DTLS %s: the association is kept only in the roles it has", p.Setup, map[string]string{setupActive: "clients", setupPassive: "servers"}[role])
 	}
 	if p.Ufrag != remote.Ufrag || p.Pwd != remote.Pwd {
+		if !isOffer {
+			return errors.New("an answer cannot restart ICE (new a=ice-ufrag or a=ice-pwd): we did not ask for a restart")
+		}
 		if err := t.restart(p); err != nil {
 			return fmt.Errorf("ICE restart failed: %w", err)
 		}

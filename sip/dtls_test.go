@@ -251,7 +251,8 @@ func itoa(p uint16) string { return strconv.Itoa(int(p)) }
 
 // A later offer or answer on the association keeps it: a fingerprint in
 // common, a role that fits ours (actpass, or the other one); new ICE
-// credentials restart ICE on it. Another certificate, or a role that
+// credentials in an offer restart ICE on it (in an answer they are
+// refused: we never asked for a restart). Another certificate, or a role that
 // would make both ends clients, is refused: the call stays as it was.
 func TestDTLSLaterDescriptions(t *testing.T) {
 	tr, _ := mustICE(t)
@@ -268,6 +269,7 @@ func TestDTLSLaterDescriptions(t *testing.T) {
 		{"ICE restart", strings.Replace(webrtcOffer(), testPwd, "y9cml/YzichV2+XlhiMu8g", 1), ""},
 		{"another certificate", strings.Replace(webrtcOffer(), "D2:FA", "D3:FA", 1), "new DTLS association"},
 		{"both clients", strings.Replace(webrtcOffer(), "a=setup:actpass", "a=setup:active", 1), "both ends DTLS clients"},
+		{"restart in an answer", strings.Replace(webrtcOffer(), testPwd, "Kq2b8v/5tRwXmZ0pLc3d9A", 1), "cannot restart ICE"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			later, err := parseOffer([]byte(c.sdp))
@@ -275,7 +277,7 @@ func TestDTLSLaterDescriptions(t *testing.T) {
 				t.Fatal(err)
 			}
 			ufrag := tr.ufrag
-			err = tr.later(later.ICE)
+			err = tr.later(later.ICE, c.name != "restart in an answer")
 			if c.why == "" && err != nil || c.why != "" && (err == nil || !strings.Contains(err.Error(), c.why)) {
 				t.Errorf("err %v, want %q", err, c.why)
 			}

@@ -71,9 +71,15 @@ func (l *leg) currentSDP() []byte {
 	})
 }
 
-// offerOf reads the offer (or answer) of an in-dialog request on a call
-// whose media goes through port; a non-zero code is the refusal, with why.
-func offerOf(body []byte, port *rtpPort) (*offer, int, string) {
+// offerOf reads the offer of an in-dialog request on a call whose media
+// goes through port; a non-zero code is the refusal, with why.
+func offerOf(body []byte, port *rtpPort) (*offer, int, string) { return describedBy(body, port, true) }
+
+// answerOf reads the far end's answer to an offer of ours, as offerOf
+// reads an offer; an answer cannot restart ICE (we never asked to).
+func answerOf(body []byte, port *rtpPort) (*offer, int, string) { return describedBy(body, port, false) }
+
+func describedBy(body []byte, port *rtpPort, isOffer bool) (*offer, int, string) {
 	o, err := parseOffer(body)
 	if err != nil {
 		if notAcceptable(err) {
@@ -90,7 +96,7 @@ func offerOf(body []byte, port *rtpPort) (*offer, int, string) {
 	case port.ice == nil && o.ICE != nil:
 		return nil, sip.StatusNotAcceptableHere, "this call's media is not DTLS-SRTP; it cannot be switched to it mid-call"
 	case port.ice != nil:
-		if err := port.ice.later(o.ICE); err != nil {
+		if err := port.ice.later(o.ICE, isOffer); err != nil {
 			return nil, sip.StatusNotAcceptableHere, err.Error()
 		}
 		return o, 0, ""
@@ -170,7 +176,7 @@ func (l *leg) ackAnswer(req *sip.Request) {
 		l.log.Info("re-INVITE: the ACK carried no answer to our offer; the session stays as it was")
 		return
 	}
-	a, code, reason := offerOf(req.Body(), l.port)
+	a, code, reason := answerOf(req.Body(), l.port)
 	if code != 0 {
 		l.log.Info("re-INVITE: the ACK's answer is unusable; the session stays as it was", "code", code, "reason", reason)
 		return
@@ -357,7 +363,7 @@ func (l *outLeg) readAck(req *sip.Request) {
 	if !pending || len(req.Body()) == 0 {
 		return
 	}
-	a, code, reason := offerOf(req.Body(), l.port)
+	a, code, reason := answerOf(req.Body(), l.port)
 	if code == 0 {
 		if err := l.takeAnswer(a); err != nil {
 			code, reason = sip.StatusNotAcceptableHere, err.Error()

@@ -399,7 +399,7 @@ func inviteInDialog(ctx context.Context, target sip.Uri, body []byte, do func(co
 	if err := write(ack); err != nil {
 		return nil, fmt.Errorf("sip: ACK re-INVITE: %w", err)
 	}
-	a, code, reason := offerOf(res.Body(), port)
+	a, code, reason := answerOf(res.Body(), port)
 	switch {
 	case code == sip.StatusBadRequest:
 		return res, nil // the answer changes nothing we can use

@@ -271,3 +271,77 @@ func TestDrainMovesAStuckRecordBehind(t *testing.T) {
 		t.Error("the stuck call's record was lost")
 	}
 }
+
+// Writes go on while a drain replays the journal, and none is lost or
+// overtaken: each call's writes, its record's creation journaled when it
+// ran out of time, end in the database in the order the call made them.
+func TestDrainAlongsideWrites(t *testing.T) {
+	ctx := context.Background()
+	d := newDB()
+	r, err := Open(filepath.Join(t.TempDir(), "journal"), d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := make([]*sb.Call, 8)
+	for i := range calls {
+		calls[i] = &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+		d.setSlow(calls[i].ID, true)
+		if err := r.CreateCall(ctx, calls[i]); err != nil {
+			t.Fatal(err)
+		}
+		d.setSlow(calls[i].ID, false)
+	}
+	if r.Pending() != len(calls) {
+		t.Fatalf("%d pending, want the %d creations that ran out of time", r.Pending(), len(calls))
+	}
+	stop := make(chan struct{})
+	drained := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				drained <- nil
+				return
+			default:
+			}
+			if _, err := r.Drain(ctx); err != nil {
+				drained <- err
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(calls)*3)
+	for _, c := range calls {
+		wg.Go(func() {
+			for _, s := range []sb.CallStatus{sb.CallAnswered, sb.CallCompleted} {
+				u := *c
+				u.Status = s
+				errs <- r.UpdateCall(ctx, &u)
+			}
+			errs <- r.AddCallEvents(ctx, &sb.CallEvent{ID: sb.NewID(), CallID: c.ID, Type: sb.EventEnded})
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a write: %v", err)
+		}
+	}
+	if _, err := r.Drain(ctx); err != nil || r.Pending() != 0 {
+		t.Fatalf("last drain: %v, %d pending", err, r.Pending())
+	}
+	for _, c := range calls {
+		if got := d.calls[c.ID].Status; got != sb.CallCompleted {
+			t.Errorf("call %s ended %s, want %s", c.ID, got, sb.CallCompleted)
+		}
+	}
+	if len(d.events) != len(calls) {
+		t.Errorf("%d events, want %d", len(d.events), len(calls))
+	}
+}

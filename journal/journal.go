@@ -143,14 +143,13 @@ func (r *Recorder) write(ctx context.Context, e entry) error {
 	r.mu.RLock()
 	direct := !r.down && !r.holds(e.calls())
 	r.mu.RUnlock()
+	dead := false
 	if direct {
 		err := r.apply(ctx, e)
 		switch {
 		case r.unreachable(err):
+			dead = true
 			r.log.Warn("database unavailable: call records go to the journal until it is back", "err", err)
-			r.mu.Lock()
-			r.down = true
-			r.mu.Unlock()
 		case timedOut(err):
 			// The database answers, slowly: this record waits in the
 			// journal for the next drain, the others go on to the database.
@@ -166,6 +165,7 @@ func (r *Recorder) write(ctx context.Context, e entry) error {
 	}
 	r.pending++
 	r.hold(e.calls(), 1) // after apply: a create sets its call's ID
+	r.down = r.down || dead
 	return nil
 }
 

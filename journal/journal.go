@@ -2,10 +2,14 @@
 // take them. A write the database refuses for being unreachable goes to a
 // local append-only file, fsync'd before the write returns; from then on
 // every write goes there, in order, until a drain has replayed the file
-// into the database. Replays are idempotent (a call created twice is one
-// call, an event stored twice is one event, a trace is stored once), so a
-// crash in the middle of a drain, or a write the database took just before
-// its answer was lost, leaves each record written exactly once.
+// into the database. A write that ran out of time against a database that
+// still answers (a slow one, not a dead one) goes there too, alone: the
+// other calls' writes go on straight to the database, and only that call's
+// later writes follow it into the file, so that its record is written in
+// order. Replays are idempotent (a call created twice is one call, an
+// event stored twice is one event, a trace is stored once), so a crash in
+// the middle of a drain, or a write the database took just before its
+// answer was lost, leaves each record written exactly once.
 package journal
 
 import (
@@ -17,10 +21,18 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
+
+// maxHeadTimeouts is how many drains in a row the journal's first entry
+// may run out of time against a live database before it and its call's
+// later entries go to the back, so that one write the database never
+// takes in time (a row kept locked, a huge trace) cannot hold every other
+// record back.
+const maxHeadTimeouts = 3
 
 // entry is one journaled write.
 type entry struct {
@@ -37,11 +49,46 @@ type Recorder struct {
 	unreachable func(error) bool
 	log         *slog.Logger
 
-	// mu is held for reading by writes that go to the database (they run
-	// side by side: each call's writes come from its own goroutine, in
-	// order), and for writing by the journal's appends and drains.
+	// drain is held by Drain: one at a time, so that the file only
+	// grows while a drain writes its entries to the database.
+	drain sync.Mutex
+
+	// mu guards what follows and the file. A call's writes come from its
+	// own goroutine, in order.
 	mu      sync.RWMutex
 	pending int // entries in the file waiting for the database
+	// down is set when the database was found unreachable: every write
+	// goes to the file until a drain has emptied it.
+	down bool
+	// held counts each call's entries in the file: while it has any, its
+	// later writes go there too, behind them.
+	held map[sb.ID]int
+	// headTimeouts counts the drains in a row whose first entry ran out of
+	// time against a live database.
+	headTimeouts int
+}
+
+// calls returns the calls e writes to.
+func (e entry) calls() []sb.ID {
+	switch {
+	case e.Call != nil:
+		return []sb.ID{e.Call.ID}
+	case e.Trace != nil:
+		return []sb.ID{e.Trace.CallID}
+	}
+	var ids []sb.ID
+	for _, ev := range e.Events {
+		if !slices.Contains(ids, ev.CallID) {
+			ids = append(ids, ev.CallID)
+		}
+	}
+	return ids
+}
+
+// timedOut reports whether err is a write that ran out of time or was
+// cancelled: it was not refused, and may be taken later.
+func timedOut(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 var _ sb.CallRecorder = (*Recorder)(nil)
@@ -50,13 +97,17 @@ var _ sb.CallRecorder = (*Recorder)(nil)
 // that fail because the database is unreachable (as unreachable says).
 // Entries left in path by an earlier run are replayed by the next Drain.
 func Open(path string, db sb.CallRecorder, unreachable func(error) bool, log *slog.Logger) (*Recorder, error) {
-	r := &Recorder{db: db, path: path, unreachable: unreachable, log: log}
+	r := &Recorder{db: db, path: path, unreachable: unreachable, log: log, held: map[sb.ID]int{}}
 	entries, err := r.read()
 	if err != nil {
 		return nil, err
 	}
 	r.pending = len(entries)
+	for _, e := range entries {
+		r.hold(e.calls(), 1)
+	}
 	if r.pending > 0 {
+		r.down = true
 		log.Warn("call records left in the journal by the last run; they go to the database when it takes them", "entries", r.pending)
 	}
 	return r, nil
@@ -90,15 +141,22 @@ func (r *Recorder) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 
 func (r *Recorder) write(ctx context.Context, e entry) error {
 	r.mu.RLock()
-	if r.pending == 0 {
+	direct := !r.down && !r.holds(e.calls())
+	r.mu.RUnlock()
+	dead := false
+	if direct {
 		err := r.apply(ctx, e)
-		r.mu.RUnlock()
-		if !r.unreachable(err) {
+		switch {
+		case r.unreachable(err):
+			dead = true
+			r.log.Warn("database unavailable: call records go to the journal until it is back", "err", err)
+		case timedOut(err):
+			// The database answers, slowly: this record waits in the
+			// journal for the next drain, the others go on to the database.
+			r.log.Warn("a call record ran out of time; the journal keeps it for the next drain", "op", e.Op, "err", err)
+		default:
 			return err
 		}
-		r.log.Warn("database unavailable: call records go to the journal until it is back", "err", err)
-	} else {
-		r.mu.RUnlock()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -106,7 +164,28 @@ func (r *Recorder) write(ctx context.Context, e entry) error {
 		return err
 	}
 	r.pending++
+	r.hold(e.calls(), 1) // after apply: a create sets its call's ID
+	r.down = r.down || dead
 	return nil
+}
+
+// holds reports whether the file holds an entry of any of ids.
+func (r *Recorder) holds(ids []sb.ID) bool {
+	for _, id := range ids {
+		if r.held[id] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// hold adds n to each of ids' entries in the file.
+func (r *Recorder) hold(ids []sb.ID, n int) {
+	for _, id := range ids {
+		if r.held[id] += n; r.held[id] <= 0 {
+			delete(r.held, id)
+		}
+	}
 }
 
 // apply writes one entry to the database, idempotently.
@@ -173,33 +252,84 @@ func (r *Recorder) read() ([]entry, error) {
 // entries went. It stops at the first the database cannot take yet (it is
 // unreachable, or the write ran out of time); an entry the database
 // refuses for what it is is logged and skipped, so that one bad record
-// cannot hold the others back.
+// cannot hold the others back. A first entry that ran out of time against
+// a live database maxHeadTimeouts drains in a row goes to the back with
+// its call's later entries. Writes go on while a drain writes to the
+// database: they are added behind what it replays.
 func (r *Recorder) Drain(ctx context.Context) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.pending == 0 {
-		return 0, nil
-	}
+	r.drain.Lock()
+	defer r.drain.Unlock()
+	r.mu.RLock()
+	pending := r.pending
 	entries, err := r.read()
-	if err != nil {
+	r.mu.RUnlock()
+	if pending == 0 || err != nil {
 		return 0, err
 	}
-	for i, e := range entries {
-		// A write that ran out of time was not refused: it waits for the
-		// next drain with the rest, whether the database is gone or slow.
-		if err := r.apply(ctx, e); r.unreachable(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			// Keep what is left: rewrite the file without what went.
-			return i, r.rewrite(entries[i:])
+	went := 0
+	var stuck error
+	dead := false
+	for _, e := range entries {
+		err := r.apply(ctx, e)
+		if dead = r.unreachable(err); dead || timedOut(err) {
+			stuck = err
+			break
 		} else if err != nil {
 			r.log.Error("journal: a call record the database refused is dropped", "op", e.Op, "err", err)
 		}
+		went++
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// The file is what was read, and what was added since.
+	all, err := r.read()
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range all[:went] {
+		r.hold(e.calls(), -1)
+	}
+	rest := all[went:]
+	if went > 0 {
+		r.headTimeouts = 0
+	}
+	switch {
+	case dead:
+		r.down, r.headTimeouts = true, 0
+	case stuck != nil:
+		if r.headTimeouts++; r.headTimeouts >= maxHeadTimeouts {
+			rest = behind(rest)
+			r.headTimeouts = 0
+			r.log.Error("journal: a call record the database does not take in time goes to the back of the journal, behind the others",
+				"op", all[went].Op, "call", all[went].calls(), "drains", maxHeadTimeouts, "err", stuck)
+		}
+	}
+	if len(rest) > 0 {
+		return went, r.rewrite(rest)
 	}
 	if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return len(entries), fmt.Errorf("journal: %w", err)
+		return went, fmt.Errorf("journal: %w", err)
 	}
-	r.pending = 0
-	r.log.Info("journal drained into the database", "entries", len(entries))
-	return len(entries), nil
+	r.pending, r.down, r.headTimeouts = 0, false, 0
+	clear(r.held)
+	r.log.Info("journal drained into the database", "entries", went)
+	return went, nil
+}
+
+// behind returns entries with the first and every later entry of its
+// calls moved to the back, in their order.
+func behind(entries []entry) []entry {
+	ids := entries[0].calls()
+	var front, back []entry
+	for i, e := range entries {
+		if i == 0 || slices.ContainsFunc(e.calls(), func(id sb.ID) bool { return slices.Contains(ids, id) }) {
+			back = append(back, e)
+		} else {
+			front = append(front, e)
+		}
+	}
+	return append(front, back...)
 }
 
 // rewrite replaces the file with entries, atomically.

@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -13,10 +14,12 @@ import (
 
 var errDown = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
 
-// db is a CallRecorder that can be down, keeping what it took.
+// db is a CallRecorder that can be down, or too slow for some calls'
+// writes (as a row kept locked makes it), keeping what it took.
 type db struct {
 	mu      sync.Mutex
 	down    bool
+	slow    map[sb.ID]bool
 	calls   map[sb.ID]sb.Call
 	events  map[sb.ID]sb.EventType
 	traces  map[sb.ID]int
@@ -24,21 +27,30 @@ type db struct {
 }
 
 func newDB() *db {
-	return &db{calls: map[sb.ID]sb.Call{}, events: map[sb.ID]sb.EventType{}, traces: map[sb.ID]int{}}
+	return &db{calls: map[sb.ID]sb.Call{}, events: map[sb.ID]sb.EventType{}, traces: map[sb.ID]int{}, slow: map[sb.ID]bool{}}
 }
 
-func (d *db) take(fn func() error) error {
+func (d *db) setSlow(id sb.ID, slow bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.slow[id] = slow
+}
+
+func (d *db) take(call sb.ID, fn func() error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.down {
 		return errDown
+	}
+	if d.slow[call] {
+		return fmt.Errorf("write call: %w", context.DeadlineExceeded)
 	}
 	d.applied++
 	return fn()
 }
 
 func (d *db) CreateCall(_ context.Context, c *sb.Call) error {
-	return d.take(func() error {
+	return d.take(c.ID, func() error {
 		if _, ok := d.calls[c.ID]; ok {
 			return sb.Errorf(sb.ECONFLICT, "call exists")
 		}
@@ -48,7 +60,7 @@ func (d *db) CreateCall(_ context.Context, c *sb.Call) error {
 }
 
 func (d *db) UpdateCall(_ context.Context, c *sb.Call) error {
-	return d.take(func() error {
+	return d.take(c.ID, func() error {
 		if _, ok := d.calls[c.ID]; !ok {
 			return sb.Errorf(sb.ENOTFOUND, "call not found")
 		}
@@ -58,7 +70,7 @@ func (d *db) UpdateCall(_ context.Context, c *sb.Call) error {
 }
 
 func (d *db) AddCallEvents(_ context.Context, events ...*sb.CallEvent) error {
-	return d.take(func() error {
+	return d.take(events[0].CallID, func() error {
 		for _, e := range events {
 			d.events[e.ID] = e.Type
 		}
@@ -67,7 +79,7 @@ func (d *db) AddCallEvents(_ context.Context, events ...*sb.CallEvent) error {
 }
 
 func (d *db) AddCallTrace(_ context.Context, t *sb.CallTrace) error {
-	return d.take(func() error { d.traces[t.CallID] = len(t.SIP); return nil })
+	return d.take(t.CallID, func() error { d.traces[t.CallID] = len(t.SIP); return nil })
 }
 
 func unreachable(err error) bool { return errors.Is(err, errDown) }
@@ -168,5 +180,168 @@ func TestDrainKeepsWhatRanOutOfTime(t *testing.T) {
 	}
 	if n, err := slow.Drain(ctx); n != 1 || err != nil || slow.Pending() != 1 {
 		t.Fatalf("drain into a slow database: %d went, %v, %d pending; want the create to go and the update kept", n, err, slow.Pending())
+	}
+}
+
+// A write that ran out of time against a database that still answers is
+// not lost and does not send every write to the journal: it waits there
+// alone, its call's later writes follow it in order, the other calls'
+// writes go on straight to the database, and a drain writes it once the
+// database takes it.
+func TestTimedOutWriteWaitsInTheJournalAlone(t *testing.T) {
+	ctx := context.Background()
+	d := newDB()
+	r, err := Open(filepath.Join(t.TempDir(), "journal"), d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	if err := r.CreateCall(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	d.setSlow(a.ID, true)
+	a.Status = sb.CallCompleted
+	if err := r.UpdateCall(ctx, a); err != nil || r.Pending() != 1 {
+		t.Fatalf("an update that ran out of time: %v, %d pending; want it kept in the journal", err, r.Pending())
+	}
+	d.setSlow(a.ID, false) // the call's next write must still follow the one waiting
+	ev := &sb.CallEvent{ID: sb.NewID(), CallID: a.ID, Type: sb.EventEnded}
+	if err := r.AddCallEvents(ctx, ev); err != nil || r.Pending() != 2 {
+		t.Fatalf("the call's next write: %v, %d pending; want it behind its update", err, r.Pending())
+	}
+	if _, ok := d.events[ev.ID]; ok {
+		t.Fatal("the call's event overtook its update")
+	}
+	b := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	if err := r.CreateCall(ctx, b); err != nil || r.Pending() != 2 || d.calls[b.ID].ID != b.ID {
+		t.Fatalf("another call's write: %v, %d pending; want it straight in the database", err, r.Pending())
+	}
+	if n, err := r.Drain(ctx); n != 2 || err != nil || r.Pending() != 0 {
+		t.Fatalf("drain: %d, %v, %d pending", n, err, r.Pending())
+	}
+	if d.calls[a.ID].Status != sb.CallCompleted || d.events[ev.ID] != sb.EventEnded {
+		t.Errorf("after the drain: call %s, event %q", d.calls[a.ID].Status, d.events[ev.ID])
+	}
+	before := d.applied
+	if err := r.UpdateCall(ctx, a); err != nil || d.applied != before+1 || r.Pending() != 0 {
+		t.Errorf("after the drain: %v, %d pending; want straight to the database", err, r.Pending())
+	}
+}
+
+// One record the database never takes in time (its row kept locked) does
+// not hold the journal: after maxHeadTimeouts drains it goes to the back
+// with its call's later entries, the others drain, and it is written once
+// the database takes it.
+func TestDrainMovesAStuckRecordBehind(t *testing.T) {
+	ctx := context.Background()
+	d := newDB()
+	d.down = true
+	r, err := Open(filepath.Join(t.TempDir(), "journal"), d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	other := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	ev := &sb.CallEvent{ID: sb.NewID(), CallID: other.ID, Type: sb.EventReceived}
+	for _, err := range []error{r.CreateCall(ctx, stuck), r.UpdateCall(ctx, stuck), r.CreateCall(ctx, other), r.AddCallEvents(ctx, ev)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.mu.Lock()
+	d.down = false
+	d.mu.Unlock()
+	d.setSlow(stuck.ID, true)
+	for i := range maxHeadTimeouts {
+		if n, err := r.Drain(ctx); n != 0 || err != nil || r.Pending() != 4 {
+			t.Fatalf("drain %d: %d went, %v, %d pending", i+1, n, err, r.Pending())
+		}
+	}
+	if n, err := r.Drain(ctx); n != 2 || err != nil || r.Pending() != 2 {
+		t.Fatalf("the drain after the stuck record went behind: %d went, %v, %d pending; want the other call's 2", n, err, r.Pending())
+	}
+	if d.calls[other.ID].ID != other.ID || d.events[ev.ID] != sb.EventReceived {
+		t.Fatal("the other call's records are not in the database")
+	}
+	d.setSlow(stuck.ID, false)
+	if n, err := r.Drain(ctx); n != 2 || err != nil || r.Pending() != 0 {
+		t.Fatalf("drain once the database takes it: %d, %v, %d pending", n, err, r.Pending())
+	}
+	if d.calls[stuck.ID].ID != stuck.ID {
+		t.Error("the stuck call's record was lost")
+	}
+}
+
+// Writes go on while a drain replays the journal, and none is lost or
+// overtaken: each call's writes, its record's creation journaled when it
+// ran out of time, end in the database in the order the call made them.
+func TestDrainAlongsideWrites(t *testing.T) {
+	ctx := context.Background()
+	d := newDB()
+	r, err := Open(filepath.Join(t.TempDir(), "journal"), d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := make([]*sb.Call, 8)
+	for i := range calls {
+		calls[i] = &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+		d.setSlow(calls[i].ID, true)
+		if err := r.CreateCall(ctx, calls[i]); err != nil {
+			t.Fatal(err)
+		}
+		d.setSlow(calls[i].ID, false)
+	}
+	if r.Pending() != len(calls) {
+		t.Fatalf("%d pending, want the %d creations that ran out of time", r.Pending(), len(calls))
+	}
+	stop := make(chan struct{})
+	drained := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				drained <- nil
+				return
+			default:
+			}
+			if _, err := r.Drain(ctx); err != nil {
+				drained <- err
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(calls)*3)
+	for _, c := range calls {
+		wg.Go(func() {
+			for _, s := range []sb.CallStatus{sb.CallAnswered, sb.CallCompleted} {
+				u := *c
+				u.Status = s
+				errs <- r.UpdateCall(ctx, &u)
+			}
+			errs <- r.AddCallEvents(ctx, &sb.CallEvent{ID: sb.NewID(), CallID: c.ID, Type: sb.EventEnded})
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("a write: %v", err)
+		}
+	}
+	if _, err := r.Drain(ctx); err != nil || r.Pending() != 0 {
+		t.Fatalf("last drain: %v, %d pending", err, r.Pending())
+	}
+	for _, c := range calls {
+		if got := d.calls[c.ID].Status; got != sb.CallCompleted {
+			t.Errorf("call %s ended %s, want %s", c.ID, got, sb.CallCompleted)
+		}
+	}
+	if len(d.events) != len(calls) {
+		t.Errorf("%d events, want %d", len(d.events), len(calls))
 	}
 }

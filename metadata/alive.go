@@ -22,8 +22,9 @@ const (
 // a deadline says nothing about the database being gone. For those Dead
 // asks the database itself, on a connection of its own (the pool's may all
 // be busy with the slow commits), and only a database that does not
-// answer within probeTimeout is dead. What a journal keeps, and what makes
-// it take every record until a drain, is Dead's verdict.
+// answer within probeTimeout is dead. Dead's verdict is what makes a
+// journal take every record until a drain; a write that ran out of time
+// against a live database is still kept by the journal, alone.
 func (db *DB) Dead(err error) bool {
 	if !Unreachable(err) {
 		return false

@@ -34,14 +34,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
-	if s.conf.Overloaded != nil && s.conf.Overloaded() {
-		// Not recorded: the record would go to the database that is
-		// behind. The SIP metrics count the 503s.
-		res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, phrase(503), nil)
-		res.AppendHeader(sip.NewHeader("Retry-After", overloadRetryAfter))
-		s.respond(tx, res)
-		return
-	}
 	// Behind a trusted front-end, the source is the one it names.
 	origin, err := s.originOf(req)
 	src := origin.addr
@@ -55,6 +47,16 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.shield.failed(src.Addr())
 		s.log.Info("INVITE refused: bad hop token", "source", src, "err", err)
 		s.reject(req, tx, sip.StatusForbidden, "forbidden")
+		return
+	}
+	if hop == nil && s.conf.Overloaded != nil && s.conf.Overloaded() {
+		// Only new calls are shed: a hand-over is a call already
+		// answered, and its record is written by the instance it comes
+		// from. Not recorded: the record would go to the database that is
+		// behind. The SIP metrics count the 503s.
+		res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, phrase(503), nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", overloadRetryAfter))
+		s.respond(tx, res)
 		return
 	}
 	var trunk *sb.Trunk

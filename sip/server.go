@@ -68,7 +68,8 @@ type Config struct {
 	// Overloaded reports whether the service is past what it can take:
 	// a new call is then refused at once with 503 and Retry-After
 	// (RFC 3261 §21.5.4), before any work is done for it, so the calls
-	// already taken keep their pace. Nil: never.
+	// already taken keep their pace. A hand-over from another instance
+	// (a call already answered) is not a new call and is taken. Nil: never.
 	Overloaded func() bool
 }
 

@@ -77,7 +77,9 @@ func offerOf(body []byte, port *rtpPort) (*offer, int, string) { return describe
 
 // answerOf reads the far end's answer to an offer of ours, as offerOf
 // reads an offer; an answer cannot restart ICE (we never asked to).
-func answerOf(body []byte, port *rtpPort) (*offer, int, string) { return describedBy(body, port, false) }
+func answerOf(body []byte, port *rtpPort) (*offer, int, string) {
+	return describedBy(body, port, false)
+}
 
 func describedBy(body []byte, port *rtpPort, isOffer bool) (*offer, int, string) {
 	o, err := parseOffer(body)

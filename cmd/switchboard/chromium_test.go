@@ -97,6 +97,20 @@ func browserSteps(t *testing.T, ctx context.Context) (run func(what string, acti
 	return run, poll
 }
 
+// operatorAvailable has the browser log in to the operator page as email
+// and go available once its PeerConnection is connected.
+func operatorAvailable(run func(string, ...chromedp.Action[chromedp.Void]), poll func(what, expr string), url, email string) {
+	run("log in", chromedp.Navigate(url+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#email")),
+		chromedp.SendKeys(chromedp.CSS("#email"), email),
+		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
+		chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS("#available")))
+	poll("PeerConnection connected", `window.switchboard.pc && window.switchboard.pc.connectionState === "connected"`)
+	run("go available", chromedp.Click(chromedp.CSS("#available")))
+	poll("available", `window.switchboard.state.available === true`)
+}
+
 // newChromium starts headless Chromium with a fake microphone.
 func newChromium(t *testing.T) context.Context {
 	t.Helper()
@@ -144,17 +158,7 @@ func TestChromiumOperator(t *testing.T) {
 	defer cancel()
 
 	run, poll := browserSteps(t, ctx)
-	run("log in", chromedp.Steps(
-		chromedp.Navigate(m.HTTPURL()+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#email")),
-		chromedp.SendKeys(chromedp.CSS("#email"), f.Operators[0].Email),
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.Click(chromedp.CSS("#login")),
-		chromedp.WaitVisible(chromedp.CSS("#available")),
-	))
-	poll("PeerConnection connected", `window.switchboard.pc && window.switchboard.pc.connectionState === "connected"`)
-	run("go available", chromedp.Click(chromedp.CSS("#available")))
-	poll("available", `window.switchboard.state.available === true`)
+	operatorAvailable(run, poll, m.HTTPURL(), f.Operators[0].Email)
 
 	phone := mustPhone(t, siptest.Options{Transport: "udp"})
 	call, err := phone.InviteAsync(ctx, m.SIPAddr(), "+15550002222", "2000")
@@ -385,15 +389,7 @@ func TestChromiumDialsOut(t *testing.T) {
 	carrier, done := carrierSIPp(ctx, t, "uas_answer_bye.xml")
 	outboundTrunk(t, m, f, "carrier", carrier, 1)
 	run, poll := browserSteps(t, ctx)
-	run("log in", chromedp.Navigate(m.HTTPURL()+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#email")),
-		chromedp.SendKeys(chromedp.CSS("#email"), f.Operators[0].Email),
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.Click(chromedp.CSS("#login")),
-		chromedp.WaitVisible(chromedp.CSS("#available")))
-	poll("PeerConnection connected", `window.switchboard.pc && window.switchboard.pc.connectionState === "connected"`)
-	run("go available", chromedp.Click(chromedp.CSS("#available")))
-	poll("available", `window.switchboard.state.available === true`)
+	operatorAvailable(run, poll, m.HTTPURL(), f.Operators[0].Email)
 	run("dial", chromedp.SendKeys(chromedp.CSS("#dial-number"), "+1 555 000 4444"), chromedp.Click(chromedp.CSS("#dial")))
 	poll("connected", `document.querySelector("#call-state").textContent === "connected"`)
 	received, err := chromedp.Run(ctx, chromedp.PollFunction[float64](`async () => {
@@ -437,15 +433,7 @@ func TestChromiumOperatorReconnects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	run, poll := browserSteps(t, ctx)
-	run("log in", chromedp.Navigate(m.HTTPURL()+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#email")),
-		chromedp.SendKeys(chromedp.CSS("#email"), f.Operators[0].Email),
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.Click(chromedp.CSS("#login")),
-		chromedp.WaitVisible(chromedp.CSS("#available")))
-	poll("PeerConnection connected", `window.switchboard.pc && window.switchboard.pc.connectionState === "connected"`)
-	run("go available", chromedp.Click(chromedp.CSS("#available")))
-	poll("available", `window.switchboard.state.available === true`)
+	operatorAvailable(run, poll, m.HTTPURL(), f.Operators[0].Email)
 	phone := mustPhone(t, siptest.Options{Transport: "udp"})
 	call, err := phone.InviteAsync(ctx, m.SIPAddr(), "+15550002222", "2000")
 	if err != nil {

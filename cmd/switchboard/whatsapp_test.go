@@ -686,17 +686,7 @@ func TestChromiumShowsWhatsAppCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	run, poll := browserSteps(t, ctx)
-	run("log in", chromedp.Steps(
-		chromedp.Navigate(x.m.HTTPURL()+"/"),
-		chromedp.WaitVisible(chromedp.CSS("#email")),
-		chromedp.SendKeys(chromedp.CSS("#email"), x.f.Operators[0].Email),
-		chromedp.SendKeys(chromedp.CSS("#password"), testPassword),
-		chromedp.Click(chromedp.CSS("#login")),
-		chromedp.WaitVisible(chromedp.CSS("#available")),
-	))
-	poll("PeerConnection connected", `window.switchboard.pc && window.switchboard.pc.connectionState === "connected"`)
-	run("go available", chromedp.Click(chromedp.CSS("#available")))
-	poll("available", `window.switchboard.state.available === true`)
+	operatorAvailable(run, poll, x.m.HTTPURL(), x.f.Operators[0].Email)
 
 	const callID = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtChromium"
 	x.userCalls(t, callID)

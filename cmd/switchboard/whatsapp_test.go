@@ -44,6 +44,7 @@ type graphEmulator struct {
 	actions []graphAction
 	seq     int
 	got     chan graphAction
+	refused map[string]bool // call actions answered with an error (recorded all the same)
 }
 
 // graphAction is one request switchboard made of the Calls endpoint, or a
@@ -160,6 +161,10 @@ func (g *graphEmulator) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.record(a)
+		if g.refuses(in.Action) {
+			g.graphError(w, http.StatusBadRequest, 138000, "Call action failed")
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"success": true}`)
 	case "/v21.0/" + g.phoneID + "/messages":
@@ -191,6 +196,22 @@ func (g *graphEmulator) serve(w http.ResponseWriter, r *http.Request) {
 		g.t.Errorf("graph api: no such endpoint %s", r.URL.Path)
 		g.graphError(w, http.StatusNotFound, 803, "Unknown path")
 	}
+}
+
+// refuse makes the calls endpoint answer action with an error from now on.
+func (g *graphEmulator) refuse(action string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refused == nil {
+		g.refused = map[string]bool{}
+	}
+	g.refused[action] = true
+}
+
+func (g *graphEmulator) refuses(action string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.refused[action]
 }
 
 func (g *graphEmulator) record(a graphAction) {
@@ -790,5 +811,88 @@ func TestWhatsAppClickToCallAndConnections(t *testing.T) {
 	}
 	if code, raw := apiCall(t, x.m, x.admin, http.MethodGet, "/v1/audit", nil, nil); code != http.StatusOK || !strings.Contains(raw, "whatsapp.delete") {
 		t.Errorf("audit: %d, whatsapp.delete missing", code)
+	}
+}
+
+// However a WhatsApp call ends on our side, WhatsApp hears of it, once:
+// a user's call whose pre_accept WhatsApp refuses is rejected; one whose
+// accept WhatsApp refuses as the operator answers is rejected; a call we
+// placed whose answer cannot be taken is terminated. Otherwise the call
+// would stay up (ringing, or connected and silent) on the user's phone.
+func TestWhatsAppFailedCallsEndedOnWhatsApp(t *testing.T) {
+	x := mustWhatsApp(t, nil)
+	op := mustOperator(t, x.m, x.f.Operators[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// The operator answers; WhatsApp refuses the accept.
+	const refusedAccept = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtRefusedAccept"
+	x.g.refuse("accept")
+	x.userCalls(t, refusedAccept)
+	in := waitIncoming(t, op)
+	accepted := make(chan error, 1)
+	go func() { accepted <- op.Accept(ctx, in.CallID) }()
+	x.g.expect(t, "accept", refusedAccept)
+	x.g.expect(t, "reject", refusedAccept)
+	<-accepted // refused or ended: the call is over either way
+	rec := waitCallEnded(t, x.m, x.f.APIKey, in.CallID)
+	if rec.Status != sb.CallFailed || rec.AnsweredAt != nil || !strings.Contains(rec.Reason, "answer not acknowledged") {
+		t.Errorf("record: %q (%q), answered %v", rec.Status, rec.Reason, rec.AnsweredAt)
+	}
+	x.g.quiet(t, 300*time.Millisecond) // one reject, nothing after it
+
+	// WhatsApp refuses pre_accept: nothing rings, and the call is rejected.
+	const refusedPreAccept = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtRefusedPre"
+	x.g.refuse("pre_accept")
+	user := newVisitor(t)
+	if code := x.g.post(t, x.g.connect(refusedPreAccept, waUser, user.offer(t)), ""); code != http.StatusOK {
+		t.Fatalf("connect webhook: %d", code)
+	}
+	x.g.expect(t, "pre_accept", refusedPreAccept)
+	x.g.expect(t, "reject", refusedPreAccept)
+	x.g.quiet(t, 300*time.Millisecond)
+	select {
+	case in := <-op.Incoming():
+		t.Errorf("a call whose pre_accept failed rang the operator: %+v", in)
+	default:
+	}
+
+	// A call we place: the user accepts with an answer that cannot be
+	// taken, so the media never comes; the call is terminated.
+	id, err := op.Dial(ctx, "whatsapp:"+waUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := x.g.expect(t, "connect", "")
+	waitPlaced(t, x.m, x.f.APIKey, id, conn.CallID)
+	if code := x.g.post(t, x.g.answer(conn.CallID, waUser, "v=0\r\nnot a session description"), ""); code != http.StatusOK {
+		t.Fatalf("answer: %d", code)
+	}
+	x.g.expect(t, "terminate", conn.CallID)
+	if rec := waitCallEnded(t, x.m, x.f.APIKey, id); rec.Status != sb.CallFailed || rec.AnsweredAt != nil {
+		t.Errorf("placed call's record: %q (%q), answered %v", rec.Status, rec.Reason, rec.AnsweredAt)
+	}
+	x.g.quiet(t, 300*time.Millisecond)
+}
+
+// waitPlaced waits until the call's record names the WhatsApp call ID
+// connect returned: switchboard knows the call, and webhooks about it are
+// taken (one posted as connect's answer is still on its way is not).
+func waitPlaced(tb testing.TB, m *Main, key string, id sb.ID, callID string) {
+	tb.Helper()
+	client := apiClient(tb, m, key)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := client.GetCallWithResponse(apiCtx(tb), id)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if res.JSON200 != nil && res.JSON200.ExternalRef == callID {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("call %s: its record does not name WhatsApp call %s", id, callID)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -880,19 +880,5 @@ func TestWhatsAppFailedCallsEndedOnWhatsApp(t *testing.T) {
 // taken (one posted as connect's answer is still on its way is not).
 func waitPlaced(tb testing.TB, m *Main, key string, id sb.ID, callID string) {
 	tb.Helper()
-	client := apiClient(tb, m, key)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res, err := client.GetCallWithResponse(apiCtx(tb), id)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if res.JSON200 != nil && res.JSON200.ExternalRef == callID {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("call %s: its record does not name WhatsApp call %s", id, callID)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitCallRecord(tb, m, key, id, "name WhatsApp call "+callID, func(c *sb.Call) bool { return c.ExternalRef == callID })
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -873,6 +874,98 @@ func TestWhatsAppFailedCallsEndedOnWhatsApp(t *testing.T) {
 		t.Errorf("placed call's record: %q (%q), answered %v", rec.Status, rec.Reason, rec.AnsweredAt)
 	}
 	x.g.quiet(t, 300*time.Millisecond)
+}
+
+// realCallID is a WhatsApp call ID shaped as Meta makes them: "wacid."
+// and the base64 of a protobuf holding the user's number, the call's
+// token and the business's number.
+func realCallID(token string) string {
+	b := append([]byte{0x1c, 0x18, byte(len(waUser) - 1)}, strings.TrimPrefix(waUser, "+")...)
+	b = append(b, 0x15, 0x02, 0x00, 0x12, 0x18, byte(len(token)))
+	b = append(b, token...)
+	b = append(b, 0x1c, 0x18, byte(len(waBusiness)-1))
+	b = append(b, strings.TrimPrefix(waBusiness, "+")...)
+	return "wacid." + base64.StdEncoding.EncodeToString(append(b, 0x15, 0x02, 0x00, 0x00))
+}
+
+// A tenant that masks numbers for its operators masks the numbers a
+// WhatsApp call ID holds too, wherever an operator reads it: the caller
+// shown with their earlier calls, the operator's calls, and their CSV
+// export. A supervisor still sees it whole.
+func TestWhatsAppCallIDMaskedWithNumbers(t *testing.T) {
+	x := mustWhatsApp(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := metadata.NewTenantService(x.m.DB).SetPrivacyPolicy(ctx, x.f.Tenant.ID,
+		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	first, second := realCallID("44A72F9C9B85F8C4659D1D41D3C96228"), realCallID("0B1E3C5D7F9A2B4C6D8E0F1A3B5C7D9E")
+	if raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(first, "wacid.")); err != nil || !bytes.Contains(raw, []byte(waUser[1:])) {
+		t.Fatalf("the call ID does not hold the number as Meta's do: %v", err)
+	}
+	// What of a call ID gives a number away: its base64 as a whole, or
+	// the part that encodes the user's number.
+	leaks := func(where, s string) {
+		t.Helper()
+		for _, id := range []string{first, second} {
+			if strings.Contains(s, id) || strings.Contains(s, id[len("wacid."):len("wacid.")+20]) {
+				t.Errorf("%s shows a WhatsApp call ID whole: %s", where, s)
+			}
+		}
+	}
+	op := mustOperator(t, x.m, x.f.Operators[0]) // a new socket reads the policy
+	x.userCalls(t, first)
+	in := waitIncoming(t, op)
+	if err := op.Decline(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	x.g.expect(t, "reject", first)
+	waitCallEnded(t, x.m, x.f.APIKey, in.CallID)
+
+	x.userCalls(t, second)
+	in2 := waitIncoming(t, op)
+	info, err := op.Caller(ctx, in2.CallID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(info)
+	leaks("the caller shown", string(b))
+	if info.ExternalRef != sb.MaskExternalRef(second) || len(info.Earlier) != 1 || info.Earlier[0].ExternalRef != sb.MaskExternalRef(first) ||
+		sb.MaskExternalRef(first) == sb.MaskExternalRef(second) {
+		t.Errorf("the caller shown: ref %q, earlier %+v: want %q and %q", info.ExternalRef, info.Earlier, sb.MaskExternalRef(second), sb.MaskExternalRef(first))
+	}
+	if err := op.Accept(ctx, in2.CallID); err != nil { // the operator's calls are those they took
+		t.Fatal(err)
+	}
+	x.g.expect(t, "accept", second)
+	if err := op.WaitConnected(ctx, in2.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.Hangup(ctx, in2.CallID); err != nil {
+		t.Fatal(err)
+	}
+	x.g.expect(t, "terminate", second)
+	waitCallEnded(t, x.m, x.f.APIKey, in2.CallID)
+
+	operator := mustLogin(t, x.m, x.f.Operators[0])
+	var mine struct{ Calls []sb.Call }
+	code, raw := operator.do(http.MethodGet, "/v1/calls", "", &mine)
+	leaks("the operator's calls", raw)
+	if code != http.StatusOK || len(mine.Calls) != 1 || mine.Calls[0].ExternalRef != sb.MaskExternalRef(second) {
+		t.Errorf("the operator's calls: %d %s", code, raw)
+	}
+	code, raw = operator.do(http.MethodGet, "/v1/calls?format=csv", "", nil)
+	leaks("the operator's export", raw)
+	if code != http.StatusOK || !strings.Contains(raw, sb.MaskExternalRef(second)) {
+		t.Errorf("the operator's export: %d %s", code, raw)
+	}
+	var all struct {
+		Calls []*sb.Call `json:"calls"`
+	}
+	if apiGet(t, x.m, x.f.APIKey, "/v1/calls", &all); len(all.Calls) != 2 || all.Calls[0].ExternalRef != second {
+		t.Errorf("the supervisor's calls: %+v", all.Calls)
+	}
 }
 
 // waitPlaced waits until the call's record names the WhatsApp call ID

@@ -876,6 +876,36 @@ func TestWhatsAppFailedCallsEndedOnWhatsApp(t *testing.T) {
 	x.g.quiet(t, 300*time.Millisecond)
 }
 
+// Two tenants can connect the same phone number ID (one cannot block the
+// other's number, or learn it is connected, by connecting it first), and
+// each connection's webhooks ring its own tenant's operators, even for
+// calls with the same WhatsApp call ID: live calls are the connection's.
+func TestWhatsAppSameNumberIDInTwoTenants(t *testing.T) {
+	a := mustWhatsApp(t, nil)
+	b := mustWhatsAppOn(t, a.m, mustProvision(t, a.m, "Other", "3000", 1))
+	if a.conn.PhoneNumberID != b.conn.PhoneNumberID || a.conn.ID == b.conn.ID {
+		t.Fatalf("connections %+v and %+v", a.conn, b.conn)
+	}
+	opA, opB := mustOperator(t, a.m, a.f.Operators[0]), mustOperator(t, b.m, b.f.Operators[0])
+	const callID = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtTwoTenants"
+	a.userCalls(t, callID)
+	inA := waitIncoming(t, opA)
+	b.userCalls(t, callID) // the same ID through the other connection: not a replay
+	inB := waitIncoming(t, opB)
+	if inA.CallID == inB.CallID {
+		t.Fatal("one call offered to both tenants")
+	}
+	for _, x := range []*waFixture{a, b} {
+		if code := x.g.post(t, x.g.terminate(callID, "USER_INITIATED"), ""); code != http.StatusOK {
+			t.Fatalf("terminate: %d", code)
+		}
+	}
+	if ra, rb := waitCallEnded(t, a.m, a.f.APIKey, inA.CallID), waitCallEnded(t, b.m, b.f.APIKey, inB.CallID); ra.TrunkID == nil || rb.TrunkID == nil ||
+		*ra.TrunkID != a.conn.ID || *rb.TrunkID != b.conn.ID || ra.HangupBy != sb.PartyCaller || rb.HangupBy != sb.PartyCaller {
+		t.Errorf("records: through %v by %q, through %v by %q", ra.TrunkID, ra.HangupBy, rb.TrunkID, rb.HangupBy)
+	}
+}
+
 // realCallID is a WhatsApp call ID shaped as Meta makes them: "wacid."
 // and the base64 of a protobuf holding the user's number, the call's
 // token and the business's number.

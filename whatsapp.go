@@ -89,6 +89,10 @@ type WhatsAppDirectory interface {
 	// TenantWhatsApp is the tenant's connection calls to WhatsApp users
 	// go out through (its first); ENOTFOUND if it has none.
 	TenantWhatsApp(ctx context.Context, tenantID ID) (*WhatsAppConnection, *WhatsAppSecrets, error)
+	// AuditPermissionRequest records, for the actor in ctx, a call
+	// permission request about to go out through the connection
+	// (whatsapp.permission_request); an error means it must not be sent.
+	AuditPermissionRequest(ctx context.Context, conn *WhatsAppConnection) error
 }
 
 // MessengerError is a messenger platform's refusal of a request of ours:

@@ -216,7 +216,8 @@ func (s *Service) DialMessenger(ctx context.Context, tenantID sb.ID, channel, nu
 
 // RequestPermission sends a WhatsApp user the interactive request to let
 // the tenant's business call them: for the tenant's own people and keys
-// (operators and up), never a visiting support engineer.
+// (operators and up), never a visiting support engineer; audited before
+// it goes out.
 func (s *Service) RequestPermission(ctx context.Context, to, text string) error {
 	a := sb.ActorFromContext(ctx)
 	if a == nil {
@@ -237,6 +238,9 @@ func (s *Service) RequestPermission(ctx context.Context, to, text string) error 
 		if sb.ErrorCode(err) == sb.ENOTFOUND {
 			return sb.Errorf(sb.ENOTFOUND, "the tenant has no WhatsApp connection")
 		}
+		return err
+	}
+	if err := s.dir.AuditPermissionRequest(ctx, conn); err != nil {
 		return err
 	}
 	if err := s.graph(conn, sec).requestPermission(ctx, number, text); err != nil {

@@ -639,6 +639,24 @@ func TestWhatsAppBusinessInitiatedCall(t *testing.T) {
 	if a := x.g.expect(t, "call_permission_request", ""); a.To != strings.TrimPrefix(waStranger, "+") {
 		t.Errorf("permission request to %q", a.To)
 	}
+	// The request, a message the business pays for, is on the audit log:
+	// who sent it through which connection, and not the number.
+	var audit struct {
+		Entries []sb.AuditEntry `json:"entries"`
+	}
+	code, raw = apiCall(t, x.m, x.admin, http.MethodGet, "/v1/audit", nil, &audit)
+	found := 0
+	for _, e := range audit.Entries {
+		if e.Action == "whatsapp.permission_request" {
+			found++
+			if e.ResourceType != "whatsapp_connection" || e.ResourceID != x.conn.ID.String() || e.ActorKeyID == nil || e.Outcome != "ok" {
+				t.Errorf("audit entry %+v", e)
+			}
+		}
+	}
+	if code != http.StatusOK || found != 1 || strings.Contains(raw, waStranger[len(waStranger)-7:]) {
+		t.Errorf("audit: %d, %d permission requests, the number in it: %v", code, found, strings.Contains(raw, waStranger[len(waStranger)-7:]))
+	}
 }
 
 // A WhatsApp user's call, with recording consent stated by the tenant's

@@ -2,6 +2,8 @@ package switchboard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -20,6 +22,24 @@ const DefaultGraphURL = "https://graph.facebook.com/v21.0"
 // WhatsAppNoPermission is the Graph API's error code for a call to a
 // WhatsApp user who has not given the business permission to call them.
 const WhatsAppNoPermission = 138006
+
+// whatsAppCallIDPrefix begins every WhatsApp call ID.
+const whatsAppCallIDPrefix = "wacid."
+
+// MaskExternalRef is a call's external reference as a reader who sees
+// numbers masked may see it. A WhatsApp call ID is the base64 of a
+// protobuf that holds the user's and the business's numbers: it becomes
+// its prefix and a short digest, which tells calls apart and holds no
+// digit of either number (the ID's own random token makes the digest
+// useless for guessing numbers). Other references, an integrator's own,
+// are as they were set.
+func MaskExternalRef(ref string) string {
+	if !strings.HasPrefix(ref, whatsAppCallIDPrefix) {
+		return ref
+	}
+	sum := sha256.Sum256([]byte(ref))
+	return whatsAppCallIDPrefix + "…" + hex.EncodeToString(sum[:4])
+}
 
 // WhatsAppConnection is a tenant's WhatsApp business phone number in Graph
 // API mode: WhatsApp users' calls to it arrive as webhooks, and operators
@@ -69,6 +89,10 @@ type WhatsAppDirectory interface {
 	// TenantWhatsApp is the tenant's connection calls to WhatsApp users
 	// go out through (its first); ENOTFOUND if it has none.
 	TenantWhatsApp(ctx context.Context, tenantID ID) (*WhatsAppConnection, *WhatsAppSecrets, error)
+	// AuditPermissionRequest records, for the actor in ctx, a call
+	// permission request about to go out through the connection
+	// (whatsapp.permission_request); an error means it must not be sent.
+	AuditPermissionRequest(ctx context.Context, conn *WhatsAppConnection) error
 }
 
 // MessengerError is a messenger platform's refusal of a request of ours:

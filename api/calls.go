@@ -130,9 +130,21 @@ func (s *Server) masksNumbers(ctx context.Context, tenantID sb.ID, role sb.Role)
 	return t.Privacy.MaskOperatorNumbers
 }
 
-// maskCall hides all but the last digits of a call's numbers.
+// maskCall hides all but the last digits of a call's numbers, and the
+// numbers a WhatsApp call ID holds.
 func maskCall(c *sb.Call) {
 	c.From, c.To = sb.MaskNumber(c.From), sb.MaskNumber(c.To)
+	c.ExternalRef = sb.MaskExternalRef(c.ExternalRef)
+}
+
+// maskCaller is maskCall for the caller an operator is shown, with their
+// earlier calls.
+func maskCaller(info *sb.CallerInfo) {
+	info.From, info.To = sb.MaskNumber(info.From), sb.MaskNumber(info.To)
+	info.ExternalRef = sb.MaskExternalRef(info.ExternalRef)
+	for i := range info.Earlier {
+		info.Earlier[i].ExternalRef = sb.MaskExternalRef(info.Earlier[i].ExternalRef)
+	}
 }
 
 func (s *Server) getCallEvents(w http.ResponseWriter, r *http.Request) {

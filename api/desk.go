@@ -126,7 +126,7 @@ func (c *opConn) showCaller(ctx context.Context, raw string) error {
 		return err
 	}
 	if c.maskNumbers {
-		info.From, info.To = sb.MaskNumber(info.From), sb.MaskNumber(info.To)
+		maskCaller(info)
 	}
 	return c.enqueue(msgCaller{Type: "caller", Caller: info})
 }

@@ -24,7 +24,12 @@ const (
 	lockFor         = 15 * time.Minute // ...lock further attempts this long
 
 	maxTracked = 50000 // keys tracked before the idle are forgotten
+
+	// WhatsApp call permission requests a tenant may send: ten a minute.
+	permissionBurst = 10
 )
+
+var permissionRate = rate.Every(6 * time.Second)
 
 type failures struct {
 	count       int
@@ -46,14 +51,25 @@ func newLimits(now func() time.Time) *limits {
 
 // allowAPI takes one request of a credential's budget.
 func (l *limits) allowAPI(credential string) bool {
+	return l.allow(credential, apiRate, apiBurst)
+}
+
+// allowPermissionRequest takes one of the tenant's WhatsApp call
+// permission requests: each is a message the business pays for.
+func (l *limits) allowPermissionRequest(tenantID string) bool {
+	return l.allow("whatsapp-permission:"+tenantID, permissionRate, permissionBurst)
+}
+
+// allow takes one of key's budget of r a second with bursts of burst.
+func (l *limits) allow(key string, r rate.Limit, burst int) bool {
 	l.mu.Lock()
-	lim := l.api[credential]
+	lim := l.api[key]
 	if lim == nil {
 		if len(l.api) >= maxTracked {
 			clear(l.api) // everyone starts again with a full bucket
 		}
-		lim = rate.NewLimiter(apiRate, apiBurst)
-		l.api[credential] = lim
+		lim = rate.NewLimiter(r, burst)
+		l.api[key] = lim
 	}
 	l.mu.Unlock()
 	return lim.AllowN(l.now(), 1)

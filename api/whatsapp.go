@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -90,7 +91,8 @@ func (s *Server) deleteWhatsApp(w http.ResponseWriter, r *http.Request) {
 }
 
 // postWhatsAppPermission asks a WhatsApp user, {"to", "text"}, to let the
-// tenant's business call them.
+// tenant's business call them: a message the business pays for, so a
+// tenant sends at most ten a minute (per instance), each audited.
 func (s *Server) postWhatsAppPermission(w http.ResponseWriter, r *http.Request) {
 	if s.deps.WhatsApp == nil {
 		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "WhatsApp calling is not available here"))
@@ -102,6 +104,12 @@ func (s *Server) postWhatsAppPermission(w http.ResponseWriter, r *http.Request) 
 	}
 	if err := decodeJSON(r, &in); err != nil {
 		s.error(w, r, err)
+		return
+	}
+	if a := sb.ActorFromContext(r.Context()); a != nil && !s.limits.allowPermissionRequest(a.TenantID.String()) {
+		w.Header().Set("Retry-After", "6")
+		s.writeJSON(w, http.StatusTooManyRequests, errorBody{Code: "rate_limited",
+			Message: "too many call permission requests: at most " + strconv.Itoa(permissionBurst) + " a minute for the tenant"})
 		return
 	}
 	if err := s.deps.WhatsApp.RequestPermission(r.Context(), in.To, in.Text); err != nil {

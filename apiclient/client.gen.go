@@ -2187,12 +2187,16 @@ type ClientInterface interface {
 
 	// RequestWhatsAppCallPermissionWithBody Ask a WhatsApp user to let the business call them (an interactive call permission request)
 	//
+	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/whatsapp/permission-requests (the `RequestWhatsAppCallPermission` operationId).
 	RequestWhatsAppCallPermissionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RequestWhatsAppCallPermission Ask a WhatsApp user to let the business call them (an interactive call permission request)
+	//
+	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3862,6 +3866,8 @@ func (c *Client) DeleteWhatsAppConnection(ctx context.Context, id openapi_types.
 
 // RequestWhatsAppCallPermissionWithBody Ask a WhatsApp user to let the business call them (an interactive call permission request)
 //
+// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/whatsapp/permission-requests (the `RequestWhatsAppCallPermission` operationId).
@@ -3878,6 +3884,8 @@ func (c *Client) RequestWhatsAppCallPermissionWithBody(ctx context.Context, cont
 }
 
 // RequestWhatsAppCallPermission Ask a WhatsApp user to let the business call them (an interactive call permission request)
+//
+// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8311,12 +8319,16 @@ type ClientWithResponsesInterface interface {
 
 	// RequestWhatsAppCallPermissionWithBodyWithResponse Ask a WhatsApp user to let the business call them (an interactive call permission request)
 	//
+	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/whatsapp/permission-requests (the `RequestWhatsAppCallPermission` operationId).
 	RequestWhatsAppCallPermissionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RequestWhatsAppCallPermissionResponse, error)
 
 	// RequestWhatsAppCallPermissionWithResponse Ask a WhatsApp user to let the business call them (an interactive call permission request)
+	//
+	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -14522,6 +14534,11 @@ func (r DeleteWhatsAppConnectionResponse) ContentType() string {
 	return ""
 }
 
+// RequestWhatsAppCallPermissionResponse429Headers the declared response headers of an HTTP 429 response for RequestWhatsAppCallPermission
+type RequestWhatsAppCallPermissionResponse429Headers struct {
+	RetryAfter *int
+}
+
 type RequestWhatsAppCallPermissionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14531,8 +14548,12 @@ type RequestWhatsAppCallPermissionResponse struct {
 	JSON401 *Error
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *Error
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RequestWhatsAppCallPermissionResponse429Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -14548,6 +14569,11 @@ func (r RequestWhatsAppCallPermissionResponse) GetJSON401() *Error {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r RequestWhatsAppCallPermissionResponse) GetJSON404() *Error {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RequestWhatsAppCallPermissionResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON503 returns the response for an HTTP 503 `application/json` response
@@ -16200,6 +16226,8 @@ func (c *ClientWithResponses) DeleteWhatsAppConnectionWithResponse(ctx context.C
 
 // RequestWhatsAppCallPermissionWithBodyWithResponse Ask a WhatsApp user to let the business call them (an interactive call permission request)
 //
+// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/whatsapp/permission-requests (the `RequestWhatsAppCallPermission` operationId).
@@ -16212,6 +16240,8 @@ func (c *ClientWithResponses) RequestWhatsAppCallPermissionWithBodyWithResponse(
 }
 
 // RequestWhatsAppCallPermissionWithResponse Ask a WhatsApp user to let the business call them (an interactive call permission request)
+//
+// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -21786,6 +21816,13 @@ func ParseRequestWhatsAppCallPermissionResponse(rsp *http.Response) (*RequestWha
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -21793,6 +21830,19 @@ func ParseRequestWhatsAppCallPermissionResponse(rsp *http.Response) (*RequestWha
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RequestWhatsAppCallPermissionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil

@@ -116,6 +116,24 @@ func (s *WhatsAppStore) CreateWhatsApp(ctx context.Context, c *sb.WhatsAppConnec
 	return verify, nil
 }
 
+// AuditPermissionRequest records a call permission request about to go
+// out through the tenant's connection: who asked, through which
+// connection; not the WhatsApp user's number, as no audit entry carries a
+// number (the log outlives an erasure). A request whose entry cannot be
+// written is not sent.
+func (s *WhatsAppStore) AuditPermissionRequest(ctx context.Context, conn *sb.WhatsAppConnection) error {
+	a, err := actor(ctx)
+	if err != nil {
+		return err
+	}
+	if a.TenantID != conn.TenantID {
+		return sb.Errorf(sb.ENOTFOUND, "WhatsApp connection not found")
+	}
+	e := actorEntry(a, "whatsapp.permission_request", "whatsapp_connection", conn.ID)
+	e.Detail = "a call permission request to a WhatsApp user (the number is not kept here)"
+	return s.db.inTx(ctx, func(tx pgx.Tx) error { return appendAudit(ctx, tx, s.db.now(), e) })
+}
+
 const whatsAppColumns = "id, tenant_id, name, phone_number_id, number, graph_url, created_at"
 
 func scanWhatsApp(row pgx.Row, more ...any) (*sb.WhatsAppConnection, error) {

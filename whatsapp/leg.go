@@ -2,11 +2,17 @@ package whatsapp
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
+
+// endTimeout bounds the reject or terminate a closing leg sends when
+// nothing told WhatsApp the call ended.
+const endTimeout = 5 * time.Second
 
 // Peer is the WebRTC side of a WhatsApp user's call, as this package
 // uses it; *webrtc.Visitor implements it. Its Answer waits for the media
@@ -29,17 +35,22 @@ type OfferingPeer interface {
 // signalling done through the Graph API (ours) and the webhooks (theirs).
 type userLeg struct {
 	Peer
-	svc    *Service
-	graph  *graph
-	conn   sb.ID  // the connection it came in or went out through
-	id     string // the WhatsApp call ID
-	answer string // our SDP answer, for a call the user placed
+	svc      *Service
+	graph    *graph
+	conn     sb.ID  // the connection it came in or went out through
+	id       string // the WhatsApp call ID
+	answer   string // our SDP answer, for a call the user placed
+	outbound bool   // a call we placed
 
 	// terminated is set once the call is over on WhatsApp's side (their
-	// terminate, or ours sent), so that no terminate follows it.
+	// terminate or refusal, or our reject or terminate sent), so that
+	// nothing follows it; a leg closed without it tells WhatsApp itself.
 	terminated atomic.Bool
 	answered   atomic.Bool // a call we placed: the user's answer connected
-	closeOnce  sync.Once
+	// accepted is set once WhatsApp confirmed our accept of a user's
+	// call; acceptSent once one went out, confirmed or not.
+	accepted, acceptSent atomic.Bool
+	closeOnce            sync.Once
 }
 
 var (
@@ -53,38 +64,72 @@ func (l *userLeg) Ring(context.Context) error { return nil }
 
 // Answer sends accept with our SDP answer, then waits for the media.
 func (l *userLeg) Answer(ctx context.Context) error {
+	l.acceptSent.Store(true)
 	if err := l.graph.act(ctx, l.id, "accept", l.answer); err != nil {
 		return err
 	}
+	l.accepted.Store(true)
 	return l.Peer.Answer(ctx)
 }
 
 // Reject refuses a user's call nobody can take.
 func (l *userLeg) Reject(ctx context.Context, code int, reason string) error {
-	err := l.end(ctx, "reject")
+	var err error
+	if !l.terminated.Swap(true) { // else WhatsApp ended it already
+		err = l.graph.act(ctx, l.id, "reject", "")
+	}
 	l.Peer.Reject(ctx, code, reason)
 	return err
 }
 
 // Hangup ends the call on our side: terminate (on a call we place not yet
-// answered, that is its cancel).
+// answered, that is its cancel), or reject for a user's call we never
+// accepted.
 func (l *userLeg) Hangup(ctx context.Context, reason string) error {
-	err := l.end(ctx, "terminate")
+	var err error
+	if !l.terminated.Swap(true) { // else WhatsApp ended it already
+		err = l.tellEnded(ctx)
+	}
 	l.Peer.Hangup(ctx, reason)
 	return err
 }
 
-func (l *userLeg) end(ctx context.Context, action string) error {
-	if l.terminated.Swap(true) {
-		return nil // WhatsApp ended it already
-	}
-	return l.graph.act(ctx, l.id, action, "")
+// Close forgets the call and closes the peer. Whatever ended the call,
+// WhatsApp hears of it: a leg closed before anything told WhatsApp (an
+// accept refused, media that never connected, a pre_accept that failed)
+// sends terminate for a call accepted or placed, and reject for a user's
+// call never accepted, once.
+func (l *userLeg) Close() error {
+	l.closeOnce.Do(func() {
+		l.svc.forget(l)
+		if l.terminated.Swap(true) {
+			return
+		}
+		// The call is over for us whatever its context was: the end is
+		// sent on a context of its own, bounded.
+		ctx, cancel := context.WithTimeout(context.Background(), endTimeout)
+		defer cancel()
+		if err := l.tellEnded(ctx); err != nil {
+			l.svc.log.Warn("whatsapp: telling WhatsApp the call ended", "connection", l.conn, "whatsapp_call_id", l.id, "err", err)
+		}
+	})
+	return l.Peer.Close()
 }
 
-// Close forgets the call and closes the peer.
-func (l *userLeg) Close() error {
-	l.closeOnce.Do(func() { l.svc.forget(l.id) })
-	return l.Peer.Close()
+// tellEnded sends the action that ends the call in its state on
+// WhatsApp's side. An accept that went out unconfirmed (the request
+// failed on the way) may have been taken: if WhatsApp refuses our reject,
+// the call is terminated.
+func (l *userLeg) tellEnded(ctx context.Context) error {
+	if l.outbound || l.accepted.Load() {
+		return l.graph.act(ctx, l.id, "terminate", "")
+	}
+	err := l.graph.act(ctx, l.id, "reject", "")
+	var me *sb.MessengerError
+	if err != nil && l.acceptSent.Load() && errors.As(err, &me) {
+		return l.graph.act(ctx, l.id, "terminate", "")
+	}
+	return err
 }
 
 // SIPCallID is empty: the call has no SIP.

@@ -54,10 +54,19 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	calls  map[string]*call // live calls by WhatsApp call ID
+	mu    sync.Mutex
+	calls map[callKey]*call // live calls
+
 	seen   map[string]time.Time
 	counts map[string]uint64
+}
+
+// callKey names a live call: WhatsApp call IDs are unique at Meta, but a
+// connection's Graph API URL is its tenant's to set, so an ID is only
+// trusted within the connection that reported it.
+type callKey struct {
+	conn sb.ID
+	id   string
 }
 
 // call is a live WhatsApp call this instance handles.
@@ -83,7 +92,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 func New(dir sb.WhatsAppDirectory, answer func(ctx context.Context, offer string) (Peer, string, error),
 	offer func(ctx context.Context) (OfferingPeer, string, error), dispatch func(*sb.InboundCall), opts ...Option) *Service {
 	s := &Service{dir: dir, answer: answer, offer: offer, dispatch: dispatch, http: newHTTPClient(false), log: slog.Default(),
-		now: time.Now, calls: map[string]*call{}, seen: map[string]time.Time{}, counts: map[string]uint64{}}
+		now: time.Now, calls: map[callKey]*call{}, seen: map[string]time.Time{}, counts: map[string]uint64{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(s)
@@ -141,26 +150,33 @@ func (s *Service) graph(c *sb.WhatsAppConnection, sec *sb.WhatsAppSecrets) *grap
 	return &graph{http: s.http, base: c.GraphURL, phoneID: c.PhoneNumberID, token: sec.AccessToken}
 }
 
-func (s *Service) find(id string) *call {
+func (s *Service) find(conn sb.ID, id string) *call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.calls[id]
+	return s.calls[callKey{conn, id}]
 }
 
-// keep registers a call; false if one with its ID is live already.
-func (s *Service) keep(id string, c *call) bool {
+// keep registers a call; false if one with its ID is live on its
+// connection already.
+func (s *Service) keep(c *call) bool {
+	k := callKey{c.leg.conn, c.leg.id}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.calls[id] != nil {
+	if s.calls[k] != nil {
 		return false
 	}
-	s.calls[id] = c
+	s.calls[k] = c
 	return true
 }
 
-func (s *Service) forget(id string) {
+// forget drops the leg's call, and only its own: a leg that was never
+// kept (its ID was in use) leaves the live call alone.
+func (s *Service) forget(l *userLeg) {
+	k := callKey{l.conn, l.id}
 	s.mu.Lock()
-	delete(s.calls, id)
+	if c := s.calls[k]; c != nil && c.leg == l {
+		delete(s.calls, k)
+	}
 	s.mu.Unlock()
 }
 
@@ -189,9 +205,9 @@ func (s *Service) DialMessenger(ctx context.Context, tenantID sb.ID, channel, nu
 		peer.Close()
 		return nil, err
 	}
-	leg := &userLeg{Peer: peer, svc: s, graph: g, conn: conn.ID, id: id}
-	if !s.keep(id, &call{leg: leg, outbound: true}) {
-		peer.Close()
+	leg := &userLeg{Peer: peer, svc: s, graph: g, conn: conn.ID, id: id, outbound: true}
+	if !s.keep(&call{leg: leg, outbound: true}) {
+		leg.Close() // the call placed is terminated
 		return nil, errors.New("whatsapp: the call ID connect returned is already in use")
 	}
 	s.log.Info("whatsapp call placed", "tenant", tenantID, "connection", conn.ID, "whatsapp_call_id", id)
@@ -200,7 +216,8 @@ func (s *Service) DialMessenger(ctx context.Context, tenantID sb.ID, channel, nu
 
 // RequestPermission sends a WhatsApp user the interactive request to let
 // the tenant's business call them: for the tenant's own people and keys
-// (operators and up), never a visiting support engineer.
+// (operators and up), never a visiting support engineer; audited before
+// it goes out.
 func (s *Service) RequestPermission(ctx context.Context, to, text string) error {
 	a := sb.ActorFromContext(ctx)
 	if a == nil {
@@ -221,6 +238,9 @@ func (s *Service) RequestPermission(ctx context.Context, to, text string) error 
 		if sb.ErrorCode(err) == sb.ENOTFOUND {
 			return sb.Errorf(sb.ENOTFOUND, "the tenant has no WhatsApp connection")
 		}
+		return err
+	}
+	if err := s.dir.AuditPermissionRequest(ctx, conn); err != nil {
 		return err
 	}
 	if err := s.graph(conn, sec).requestPermission(ctx, number, text); err != nil {

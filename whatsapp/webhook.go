@@ -226,14 +226,14 @@ func (s *Service) incoming(ctx context.Context, conn *sb.WhatsAppConnection, sec
 		return
 	}
 	leg := &userLeg{Peer: peer, svc: s, graph: g, conn: conn.ID, id: c.ID, answer: answer}
-	if !s.keep(c.ID, &call{leg: leg}) {
-		peer.Close()
+	if !s.keep(&call{leg: leg}) {
+		peer.Close() // the live call with this ID is not this one's to end
 		s.count(resultReplay)
 		return
 	}
 	if err := g.act(ctx, c.ID, "pre_accept", answer); err != nil {
 		s.log.Warn("whatsapp pre_accept", "connection", conn.ID, "whatsapp_call_id", c.ID, "err", err)
-		leg.Close()
+		leg.Close() // rejects the call
 		s.count(resultAccepted)
 		return
 	}
@@ -259,8 +259,8 @@ func userNumber(s string) (string, error) {
 // answered is the user's answer to a call we place: the media connects,
 // and then the call is answered.
 func (s *Service) answered(conn *sb.WhatsAppConnection, c callEvent) {
-	lc := s.find(c.ID)
-	if lc == nil || lc.leg.conn != conn.ID || !lc.outbound {
+	lc := s.find(conn.ID, c.ID)
+	if lc == nil || !lc.outbound {
 		s.count(resultUnknownCall)
 		return
 	}
@@ -288,8 +288,8 @@ func (s *Service) answered(conn *sb.WhatsAppConnection, c callEvent) {
 // terminated is WhatsApp ending the call: the user hung up, or the call
 // failed on their side.
 func (s *Service) terminated(conn *sb.WhatsAppConnection, c callEvent) {
-	lc := s.find(c.ID)
-	if lc == nil || lc.leg.conn != conn.ID {
+	lc := s.find(conn.ID, c.ID)
+	if lc == nil {
 		s.count(resultUnknownCall)
 		return
 	}
@@ -310,8 +310,8 @@ func (s *Service) statusEvent(conn *sb.WhatsAppConnection, st statusEvent) {
 		s.count(resultReplay)
 		return
 	}
-	lc := s.find(st.ID)
-	if lc == nil || lc.leg.conn != conn.ID {
+	lc := s.find(conn.ID, st.ID)
+	if lc == nil {
 		s.count(resultUnknownCall)
 		return
 	}

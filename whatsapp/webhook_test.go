@@ -59,6 +59,10 @@ func (d oneConnection) WhatsAppByID(_ context.Context, id sb.ID) (*sb.WhatsAppCo
 	return &c, &sb.WhatsAppSecrets{AppSecret: testSecret, AccessToken: "token", VerifyHash: h[:]}, nil
 }
 
+func (d oneConnection) AuditPermissionRequest(context.Context, *sb.WhatsAppConnection) error {
+	return nil
+}
+
 func (d oneConnection) TenantWhatsApp(ctx context.Context, _ sb.ID) (*sb.WhatsAppConnection, *sb.WhatsAppSecrets, error) {
 	return d.WhatsAppByID(ctx, d.conn.ID)
 }

@@ -253,6 +253,13 @@ func listCalls(tb testing.TB, m *Main, key string, params *apiclient.ListCallsPa
 // waitCallEnded polls the API until the call's record is final.
 func waitCallEnded(tb testing.TB, m *Main, key string, id sb.ID) *sb.Call {
 	tb.Helper()
+	return waitCallRecord(tb, m, key, id, "end", func(c *sb.Call) bool { return c.Status.Ended() })
+}
+
+// waitCallRecord polls the API until the call's record is as until wants
+// it (what says how, for the failure).
+func waitCallRecord(tb testing.TB, m *Main, key string, id sb.ID, what string, until func(*sb.Call) bool) *sb.Call {
+	tb.Helper()
 	client := apiClient(tb, m, key)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -260,11 +267,11 @@ func waitCallEnded(tb testing.TB, m *Main, key string, id sb.ID) *sb.Call {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if res.JSON200 != nil && res.JSON200.Status.Ended() {
+		if res.JSON200 != nil && until(res.JSON200) {
 			return res.JSON200
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("call %s did not end in its record", id)
+			tb.Fatalf("call %s did not %s in its record", id, what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -44,6 +45,7 @@ type graphEmulator struct {
 	actions []graphAction
 	seq     int
 	got     chan graphAction
+	refused map[string]bool // call actions answered with an error (recorded all the same)
 }
 
 // graphAction is one request switchboard made of the Calls endpoint, or a
@@ -160,6 +162,10 @@ func (g *graphEmulator) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.record(a)
+		if g.refuses(in.Action) {
+			g.graphError(w, http.StatusBadRequest, 138000, "Call action failed")
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"success": true}`)
 	case "/v21.0/" + g.phoneID + "/messages":
@@ -191,6 +197,22 @@ func (g *graphEmulator) serve(w http.ResponseWriter, r *http.Request) {
 		g.t.Errorf("graph api: no such endpoint %s", r.URL.Path)
 		g.graphError(w, http.StatusNotFound, 803, "Unknown path")
 	}
+}
+
+// refuse makes the calls endpoint answer action with an error from now on.
+func (g *graphEmulator) refuse(action string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refused == nil {
+		g.refused = map[string]bool{}
+	}
+	g.refused[action] = true
+}
+
+func (g *graphEmulator) refuses(action string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.refused[action]
 }
 
 func (g *graphEmulator) record(a graphAction) {
@@ -617,6 +639,24 @@ func TestWhatsAppBusinessInitiatedCall(t *testing.T) {
 	if a := x.g.expect(t, "call_permission_request", ""); a.To != strings.TrimPrefix(waStranger, "+") {
 		t.Errorf("permission request to %q", a.To)
 	}
+	// The request, a message the business pays for, is on the audit log:
+	// who sent it through which connection, and not the number.
+	var audit struct {
+		Entries []sb.AuditEntry `json:"entries"`
+	}
+	code, raw = apiCall(t, x.m, x.admin, http.MethodGet, "/v1/audit", nil, &audit)
+	found := 0
+	for _, e := range audit.Entries {
+		if e.Action == "whatsapp.permission_request" {
+			found++
+			if e.ResourceType != "whatsapp_connection" || e.ResourceID != x.conn.ID.String() || e.ActorKeyID == nil || e.Outcome != "ok" {
+				t.Errorf("audit entry %+v", e)
+			}
+		}
+	}
+	if code != http.StatusOK || found != 1 || strings.Contains(raw, waStranger[len(waStranger)-7:]) {
+		t.Errorf("audit: %d, %d permission requests, the number in it: %v", code, found, strings.Contains(raw, waStranger[len(waStranger)-7:]))
+	}
 }
 
 // A WhatsApp user's call, with recording consent stated by the tenant's
@@ -781,4 +821,195 @@ func TestWhatsAppClickToCallAndConnections(t *testing.T) {
 	if code, raw := apiCall(t, x.m, x.admin, http.MethodGet, "/v1/audit", nil, nil); code != http.StatusOK || !strings.Contains(raw, "whatsapp.delete") {
 		t.Errorf("audit: %d, whatsapp.delete missing", code)
 	}
+}
+
+// However a WhatsApp call ends on our side, WhatsApp hears of it, once:
+// a user's call whose pre_accept WhatsApp refuses is rejected; one whose
+// accept WhatsApp refuses as the operator answers is rejected; a call we
+// placed whose answer cannot be taken is terminated. Otherwise the call
+// would stay up (ringing, or connected and silent) on the user's phone.
+func TestWhatsAppFailedCallsEndedOnWhatsApp(t *testing.T) {
+	x := mustWhatsApp(t, nil)
+	op := mustOperator(t, x.m, x.f.Operators[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// The operator answers; WhatsApp refuses the accept.
+	const refusedAccept = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtRefusedAccept"
+	x.g.refuse("accept")
+	x.userCalls(t, refusedAccept)
+	in := waitIncoming(t, op)
+	accepted := make(chan error, 1)
+	go func() { accepted <- op.Accept(ctx, in.CallID) }()
+	x.g.expect(t, "accept", refusedAccept)
+	x.g.expect(t, "reject", refusedAccept)
+	<-accepted // refused or ended: the call is over either way
+	rec := waitCallEnded(t, x.m, x.f.APIKey, in.CallID)
+	if rec.Status != sb.CallFailed || rec.AnsweredAt != nil || !strings.Contains(rec.Reason, "answer not acknowledged") {
+		t.Errorf("record: %q (%q), answered %v", rec.Status, rec.Reason, rec.AnsweredAt)
+	}
+	x.g.quiet(t, 300*time.Millisecond) // one reject, nothing after it
+
+	// WhatsApp refuses pre_accept: nothing rings, and the call is rejected.
+	const refusedPreAccept = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtRefusedPre"
+	x.g.refuse("pre_accept")
+	user := newVisitor(t)
+	if code := x.g.post(t, x.g.connect(refusedPreAccept, waUser, user.offer(t)), ""); code != http.StatusOK {
+		t.Fatalf("connect webhook: %d", code)
+	}
+	x.g.expect(t, "pre_accept", refusedPreAccept)
+	x.g.expect(t, "reject", refusedPreAccept)
+	x.g.quiet(t, 300*time.Millisecond)
+	select {
+	case in := <-op.Incoming():
+		t.Errorf("a call whose pre_accept failed rang the operator: %+v", in)
+	default:
+	}
+
+	// A call we place: the user accepts with an answer that cannot be
+	// taken, so the media never comes; the call is terminated.
+	id, err := op.Dial(ctx, "whatsapp:"+waUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := x.g.expect(t, "connect", "")
+	waitPlaced(t, x.m, x.f.APIKey, id, conn.CallID)
+	if code := x.g.post(t, x.g.answer(conn.CallID, waUser, "v=0\r\nnot a session description"), ""); code != http.StatusOK {
+		t.Fatalf("answer: %d", code)
+	}
+	x.g.expect(t, "terminate", conn.CallID)
+	if rec := waitCallEnded(t, x.m, x.f.APIKey, id); rec.Status != sb.CallFailed || rec.AnsweredAt != nil {
+		t.Errorf("placed call's record: %q (%q), answered %v", rec.Status, rec.Reason, rec.AnsweredAt)
+	}
+	x.g.quiet(t, 300*time.Millisecond)
+}
+
+// Two tenants can connect the same phone number ID (one cannot block the
+// other's number, or learn it is connected, by connecting it first), and
+// each connection's webhooks ring its own tenant's operators, even for
+// calls with the same WhatsApp call ID: live calls are the connection's.
+func TestWhatsAppSameNumberIDInTwoTenants(t *testing.T) {
+	a := mustWhatsApp(t, nil)
+	b := mustWhatsAppOn(t, a.m, mustProvision(t, a.m, "Other", "3000", 1))
+	if a.conn.PhoneNumberID != b.conn.PhoneNumberID || a.conn.ID == b.conn.ID {
+		t.Fatalf("connections %+v and %+v", a.conn, b.conn)
+	}
+	opA, opB := mustOperator(t, a.m, a.f.Operators[0]), mustOperator(t, b.m, b.f.Operators[0])
+	const callID = "wacid.HBgNNjI4MTM2MTkwNTEzMxrtTwoTenants"
+	a.userCalls(t, callID)
+	inA := waitIncoming(t, opA)
+	b.userCalls(t, callID) // the same ID through the other connection: not a replay
+	inB := waitIncoming(t, opB)
+	if inA.CallID == inB.CallID {
+		t.Fatal("one call offered to both tenants")
+	}
+	for _, x := range []*waFixture{a, b} {
+		if code := x.g.post(t, x.g.terminate(callID, "USER_INITIATED"), ""); code != http.StatusOK {
+			t.Fatalf("terminate: %d", code)
+		}
+	}
+	if ra, rb := waitCallEnded(t, a.m, a.f.APIKey, inA.CallID), waitCallEnded(t, b.m, b.f.APIKey, inB.CallID); ra.TrunkID == nil || rb.TrunkID == nil ||
+		*ra.TrunkID != a.conn.ID || *rb.TrunkID != b.conn.ID || ra.HangupBy != sb.PartyCaller || rb.HangupBy != sb.PartyCaller {
+		t.Errorf("records: through %v by %q, through %v by %q", ra.TrunkID, ra.HangupBy, rb.TrunkID, rb.HangupBy)
+	}
+}
+
+// realCallID is a WhatsApp call ID shaped as Meta makes them: "wacid."
+// and the base64 of a protobuf holding the user's number, the call's
+// token and the business's number.
+func realCallID(token string) string {
+	b := append([]byte{0x1c, 0x18, byte(len(waUser) - 1)}, strings.TrimPrefix(waUser, "+")...)
+	b = append(b, 0x15, 0x02, 0x00, 0x12, 0x18, byte(len(token)))
+	b = append(b, token...)
+	b = append(b, 0x1c, 0x18, byte(len(waBusiness)-1))
+	b = append(b, strings.TrimPrefix(waBusiness, "+")...)
+	return "wacid." + base64.StdEncoding.EncodeToString(append(b, 0x15, 0x02, 0x00, 0x00))
+}
+
+// A tenant that masks numbers for its operators masks the numbers a
+// WhatsApp call ID holds too, wherever an operator reads it: the caller
+// shown with their earlier calls, the operator's calls, and their CSV
+// export. A supervisor still sees it whole.
+func TestWhatsAppCallIDMaskedWithNumbers(t *testing.T) {
+	x := mustWhatsApp(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := metadata.NewTenantService(x.m.DB).SetPrivacyPolicy(ctx, x.f.Tenant.ID,
+		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	first, second := realCallID("44A72F9C9B85F8C4659D1D41D3C96228"), realCallID("0B1E3C5D7F9A2B4C6D8E0F1A3B5C7D9E")
+	if raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(first, "wacid.")); err != nil || !bytes.Contains(raw, []byte(waUser[1:])) {
+		t.Fatalf("the call ID does not hold the number as Meta's do: %v", err)
+	}
+	// What of a call ID gives a number away: its base64 as a whole, or
+	// the part that encodes the user's number.
+	leaks := func(where, s string) {
+		t.Helper()
+		for _, id := range []string{first, second} {
+			if strings.Contains(s, id) || strings.Contains(s, id[len("wacid."):len("wacid.")+20]) {
+				t.Errorf("%s shows a WhatsApp call ID whole: %s", where, s)
+			}
+		}
+	}
+	op := mustOperator(t, x.m, x.f.Operators[0]) // a new socket reads the policy
+	x.userCalls(t, first)
+	in := waitIncoming(t, op)
+	if err := op.Decline(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	x.g.expect(t, "reject", first)
+	waitCallEnded(t, x.m, x.f.APIKey, in.CallID)
+
+	x.userCalls(t, second)
+	in2 := waitIncoming(t, op)
+	info, err := op.Caller(ctx, in2.CallID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(info)
+	leaks("the caller shown", string(b))
+	if info.ExternalRef != sb.MaskExternalRef(second) || len(info.Earlier) != 1 || info.Earlier[0].ExternalRef != sb.MaskExternalRef(first) ||
+		sb.MaskExternalRef(first) == sb.MaskExternalRef(second) {
+		t.Errorf("the caller shown: ref %q, earlier %+v: want %q and %q", info.ExternalRef, info.Earlier, sb.MaskExternalRef(second), sb.MaskExternalRef(first))
+	}
+	if err := op.Accept(ctx, in2.CallID); err != nil { // the operator's calls are those they took
+		t.Fatal(err)
+	}
+	x.g.expect(t, "accept", second)
+	if err := op.WaitConnected(ctx, in2.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.Hangup(ctx, in2.CallID); err != nil {
+		t.Fatal(err)
+	}
+	x.g.expect(t, "terminate", second)
+	waitCallEnded(t, x.m, x.f.APIKey, in2.CallID)
+
+	operator := mustLogin(t, x.m, x.f.Operators[0])
+	var mine struct{ Calls []sb.Call }
+	code, raw := operator.do(http.MethodGet, "/v1/calls", "", &mine)
+	leaks("the operator's calls", raw)
+	if code != http.StatusOK || len(mine.Calls) != 1 || mine.Calls[0].ExternalRef != sb.MaskExternalRef(second) {
+		t.Errorf("the operator's calls: %d %s", code, raw)
+	}
+	code, raw = operator.do(http.MethodGet, "/v1/calls?format=csv", "", nil)
+	leaks("the operator's export", raw)
+	if code != http.StatusOK || !strings.Contains(raw, sb.MaskExternalRef(second)) {
+		t.Errorf("the operator's export: %d %s", code, raw)
+	}
+	var all struct {
+		Calls []*sb.Call `json:"calls"`
+	}
+	if apiGet(t, x.m, x.f.APIKey, "/v1/calls", &all); len(all.Calls) != 2 || all.Calls[0].ExternalRef != second {
+		t.Errorf("the supervisor's calls: %+v", all.Calls)
+	}
+}
+
+// waitPlaced waits until the call's record names the WhatsApp call ID
+// connect returned: switchboard knows the call, and webhooks about it are
+// taken (one posted as connect's answer is still on its way is not).
+func waitPlaced(tb testing.TB, m *Main, key string, id sb.ID, callID string) {
+	tb.Helper()
+	waitCallRecord(tb, m, key, id, "name WhatsApp call "+callID, func(c *sb.Call) bool { return c.ExternalRef == callID })
 }

@@ -64,14 +64,15 @@ func mac(secret, ts string, body []byte) []byte {
 // DefaultTolerance: the check cannot be turned off). body must be the raw
 // request body, before any JSON decoding. It returns nil for an authentic,
 // fresh delivery, and otherwise ErrMissing, ErrMalformed, ErrMismatch,
-// ErrStale or ErrNoSecrets.
+// ErrStale or ErrNoSecrets. An empty secret is never used: with none but
+// empty ones Verify returns ErrNoSecrets.
 func Verify(header string, body []byte, secrets []string, tolerance time.Duration) error {
 	return VerifyAt(header, body, secrets, tolerance, time.Now())
 }
 
 // VerifyAt is Verify with the receiver's clock reading given: for tests.
 func VerifyAt(header string, body []byte, secrets []string, tolerance time.Duration, now time.Time) error {
-	if len(secrets) == 0 {
+	if !anySecret(secrets) {
 		return ErrNoSecrets
 	}
 	if strings.TrimSpace(header) == "" {
@@ -106,6 +107,9 @@ func VerifyAt(header string, body []byte, secrets []string, tolerance time.Durat
 	}
 	matched := false
 	for _, s := range secrets {
+		if s == "" {
+			continue // an empty key signs nothing: anyone could make that MAC
+		}
 		want := mac(s, ts, body)
 		for _, sig := range sigs {
 			if hmac.Equal(sig, want) {
@@ -123,4 +127,15 @@ func VerifyAt(header string, body []byte, secrets []string, tolerance time.Durat
 		return ErrStale
 	}
 	return nil
+}
+
+// anySecret reports whether secrets holds one that is not empty: a
+// receiver configured with only empty keys has nothing to verify with.
+func anySecret(secrets []string) bool {
+	for _, s := range secrets {
+		if s != "" {
+			return true
+		}
+	}
+	return false
 }

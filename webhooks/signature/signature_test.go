@@ -63,6 +63,9 @@ func TestVerify(t *testing.T) {
 		{"a v1 not hex", "t=1795550000,v1=zz", body, []string{"whsec_old"}, time.Minute, now, ErrMalformed},
 		{"a short v1", "t=1795550000,v1=abcd", body, []string{"whsec_old"}, time.Minute, now, ErrMalformed},
 		{"no secrets", both, body, nil, time.Minute, now, ErrNoSecrets},
+		{"only an empty secret", Sign(body, now, ""), body, []string{""}, time.Minute, now, ErrNoSecrets},
+		{"only empty secrets", Sign(body, now, ""), body, []string{"", ""}, time.Minute, now, ErrNoSecrets},
+		{"signed with the empty key beside a real one", Sign(body, now, ""), body, []string{"", "whsec_old"}, time.Minute, now, ErrMismatch},
 	} {
 		if err := VerifyAt(c.header, c.body, c.secrets, c.tol, c.now); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)

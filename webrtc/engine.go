@@ -49,10 +49,6 @@ type Engine struct {
 	rx   *rxstamp.Table // receive times of what the mux read
 }
 
-// PeerConnections says how many PeerConnections are open now, operators'
-// and browser callers'.
-func (e *Engine) PeerConnections() int64 { return e.open.Load() }
-
 // PortsInUse says how many UDP ports the PeerConnections hold: the one
 // shared port, or one for each PeerConnection without it.
 func (e *Engine) PortsInUse() int64 {

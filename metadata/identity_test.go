@@ -67,7 +67,7 @@ func TestUserValidationAndScope(t *testing.T) {
 	if err := users.CreateUser(ctx, u, "12345678"); err != nil {
 		t.Fatalf("eight characters: %v", err)
 	}
-	if !strings.HasPrefix(u.PasswordHash, "$argon2id$v=19$m=19456,t=2,p=1$") || strings.Contains(u.PasswordHash, "12345678") {
+	if !strings.HasPrefix(u.PasswordHash, "$argon2id$v=19$m=7168,t=5,p=1$") || strings.Contains(u.PasswordHash, "12345678") {
 		t.Errorf("password hash %q is not argon2id with OWASP's parameters", u.PasswordHash)
 	}
 	if !checkPassword(u.PasswordHash, "12345678") || checkPassword(u.PasswordHash, "12345679") || checkPassword("garbage", "12345678") {

@@ -29,8 +29,11 @@ type Config struct {
 	// MetricsAddr is /metrics' own listen address; empty: none.
 	// MetricsToken, when set, also serves /metrics on HTTPAddr to
 	// requests that bear it.
-	MetricsAddr   string
-	MetricsToken  string
+	MetricsAddr  string
+	MetricsToken string
+	// MetricsPprof also serves Go's runtime profiles (/debug/pprof/) on
+	// MetricsAddr, for diagnosing the service's CPU and memory.
+	MetricsPprof  bool
 	SIPAddr       string
 	SIPTransports []string // udp, tcp
 	SIPTLSAddr    string
@@ -133,6 +136,7 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "http-addr", env: "SWITCHBOARD_HTTP_ADDR", def: ":8080", help: "HTTP listen address (operator page, API, signaling)"},
 		{name: "http-trusted-proxies", env: "SWITCHBOARD_HTTP_TRUSTED_PROXIES", help: "comma-separated addresses or CIDRs of the reverse proxies in front of http-addr: only from them is the client taken from X-Forwarded-For (else Forwarded), the rightmost address that is not one of them"},
 		{name: "metrics-addr", env: "SWITCHBOARD_METRICS_ADDR", def: "127.0.0.1:9090", help: "listen address of /metrics alone (it shows volumes across tenants: keep it off the public network); off: none"},
+		{name: "metrics-pprof", env: "SWITCHBOARD_METRICS_PPROF", def: "false", help: "also serve Go's runtime profiles (/debug/pprof/: CPU, heap, goroutines) on metrics-addr, for diagnosing the service's own cost; they show code paths and memory, so keep metrics-addr private", boolean: true},
 		{name: "metrics-token", env: "SWITCHBOARD_METRICS_TOKEN", help: "bearer token that also serves /metrics on http-addr (at least 16 characters; without it http-addr has no /metrics)", secret: true},
 		{name: "sip-addr", env: "SWITCHBOARD_SIP_ADDR", def: ":5060", help: "SIP listen address for UDP and TCP"},
 		{name: "sip-transports", env: "SWITCHBOARD_SIP_TRANSPORTS", def: "udp,tcp", help: "SIP transports on sip-addr: udp, tcp or both"},
@@ -403,7 +407,7 @@ func parseConfig(get func(string) string) (*Config, error) {
 		name string
 		dst  *bool
 	}{{"webrtc-loopback", &c.WebRTCLoopback}, {"secure-cookies", &c.SecureCookies}, {"s3-path-style", &c.S3.PathStyle},
-		{"webhook-private-targets", &c.WebhookPrivateTargets}} {
+		{"webhook-private-targets", &c.WebhookPrivateTargets}, {"metrics-pprof", &c.MetricsPprof}} {
 		if v := get(b.name); v != "" {
 			on, err := strconv.ParseBool(v)
 			if err != nil {
@@ -411,6 +415,9 @@ func parseConfig(get func(string) string) (*Config, error) {
 			}
 			*b.dst = on
 		}
+	}
+	if c.MetricsPprof && c.MetricsAddr == "" {
+		bad("metrics-pprof needs metrics-addr: the profiles are served there only")
 	}
 	if v := get("audit-key"); v != "" {
 		k, err := parseAuditKey(v)

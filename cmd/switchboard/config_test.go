@@ -23,6 +23,7 @@ func TestBooleanSettings(t *testing.T) {
 		{env: []string{"SWITCHBOARD_WEBRTC_LOOPBACK=true"}, args: []string{"-webrtc-loopback=false"}, loopback: false, path: true},
 		{args: []string{"-secure-cookies=yes"}, error: `secure-cookies "yes" must be true or false`},
 		{env: []string{"SWITCHBOARD_SECURE_COOKIES=yes"}, error: `secure-cookies "yes" must be true or false`},
+		{args: []string{"-metrics-pprof", "-metrics-addr=off"}, error: "metrics-pprof needs metrics-addr"},
 	} {
 		t.Run(strings.Join(append(c.env, c.args...), " "), func(t *testing.T) {
 			t.Setenv("SWITCHBOARD_DATABASE_URL", "postgres://sb@127.0.0.1/sb")

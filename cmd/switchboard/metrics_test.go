@@ -148,4 +148,19 @@ func TestMetricsOnTheirOwnAddress(t *testing.T) {
 	if got := mustStatus(t, http.MethodGet, m.HTTPURL()+"/metrics", ""); got != http.StatusNotFound {
 		t.Errorf("the HTTP address of a service without a metrics token: %d, want 404", got)
 	}
+	// Go's profiles only when asked for, and then on the metrics address
+	// alone.
+	for _, u := range []string{strings.TrimSuffix(s.metricsURL, "/metrics") + "/debug/pprof/", s.httpURL + "/debug/pprof/"} {
+		if got := mustStatus(t, http.MethodGet, u, ""); got != http.StatusNotFound {
+			t.Errorf("%s without -metrics-pprof: %d, want 404", u, got)
+		}
+	}
+	p := mustStartService(t, map[string]string{"metrics-pprof": "true"})
+	heap := strings.TrimSuffix(p.MetricsURL(), "/metrics") + "/debug/pprof/heap?debug=1"
+	if body := mustGetText(t, heap); !strings.Contains(body, "heap profile:") {
+		t.Errorf("%s with -metrics-pprof: no heap profile in %.200q", heap, body)
+	}
+	if got := mustStatus(t, http.MethodGet, p.HTTPURL()+"/debug/pprof/heap", ""); got != http.StatusNotFound {
+		t.Errorf("the HTTP address with -metrics-pprof: %d, want 404", got)
+	}
 }

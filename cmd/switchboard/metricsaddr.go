@@ -5,12 +5,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
-// listenMetrics serves /metrics, and nothing else, on its own address
-// when the configuration names one: the metrics show every tenant's
-// volumes, so they stay off the address the public reaches.
+// listenMetrics serves /metrics on its own address when the
+// configuration names one: the metrics show every tenant's volumes, so
+// they stay off the address the public reaches. With -metrics-pprof the
+// runtime's profiles are served there too, never on the public address.
 func (m *Main) listenMetrics() error {
 	addr := m.Config.MetricsAddr
 	if addr == "" {
@@ -22,6 +24,13 @@ func (m *Main) listenMetrics() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Metrics.Handler())
+	if m.Config.MetricsPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	}
 	m.metricsLn = ln
 	m.metrics = &http.Server{
 		Handler:           mux,

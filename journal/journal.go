@@ -19,10 +19,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -66,7 +68,19 @@ type Recorder struct {
 	// headTimeouts counts the drains in a row whose first entry ran out of
 	// time against a live database.
 	headTimeouts int
+
+	// A drain that wrote nothing because the database was down or too
+	// slow makes the next ones wait, wait doubling up to maxRetryWait:
+	// an overloaded database is not sent the same write every second, nor
+	// the machine made to read the journal again for it.
+	now     func() time.Time
+	retryAt time.Time
+	wait    time.Duration
 }
+
+// maxRetryWait is the longest a drain waits after drains that wrote
+// nothing.
+const maxRetryWait = 8 * time.Second
 
 // calls returns the calls e writes to.
 func (e entry) calls() []sb.ID {
@@ -97,8 +111,11 @@ var _ sb.CallRecorder = (*Recorder)(nil)
 // that fail because the database is unreachable (as unreachable says).
 // Entries left in path by an earlier run are replayed by the next Drain.
 func Open(path string, db sb.CallRecorder, unreachable func(error) bool, log *slog.Logger) (*Recorder, error) {
-	r := &Recorder{db: db, path: path, unreachable: unreachable, log: log, held: map[sb.ID]int{}}
-	entries, err := r.read()
+	r := &Recorder{db: db, path: path, unreachable: unreachable, log: log, held: map[sb.ID]int{}, now: time.Now}
+	if err := r.repairTail(); err != nil {
+		return nil, err
+	}
+	entries, err := r.read(0)
 	if err != nil {
 		return nil, err
 	}
@@ -225,96 +242,196 @@ func (r *Recorder) append(e entry) error {
 	return errors.Join(err, f.Close())
 }
 
-// read returns the file's entries; a torn last line (a crash while it was
-// written, before its write returned) is dropped.
-func (r *Recorder) read() ([]entry, error) {
+// repairTail cuts a torn last line (a crash while it was written, before
+// its write returned) off the file, so that the next entry appended
+// starts a line of its own instead of being lost with it.
+func (r *Recorder) repairTail() error {
 	b, err := os.ReadFile(r.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	if errors.Is(err, os.ErrNotExist) || len(b) == 0 || b[len(b)-1] == '\n' {
+		return nil
 	} else if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal: %w", err)
 	}
+	keep := bytes.LastIndexByte(b, '\n') + 1
+	r.log.Warn("journal: a torn last entry (written when the process stopped) is dropped", "bytes", len(b)-keep)
+	if err := os.Truncate(r.path, int64(keep)); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// read returns the file's entries from byte offset from on; an unreadable
+// line is logged and skipped, and a last line without its newline (being
+// written) is left for later.
+func (r *Recorder) read(from int64) ([]entry, error) {
 	var entries []entry
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 64<<20)
-	for sc.Scan() {
+	err := r.scan(from, func(e *entry, _ int64) bool {
+		if e != nil {
+			entries = append(entries, *e)
+		}
+		return true
+	})
+	return entries, err
+}
+
+// scan calls fn with each entry of the file from byte offset from on, and
+// the offset just after it, until fn returns false. An unreadable line is
+// logged and passed as nil; a last line without its newline is not
+// passed.
+func (r *Recorder) scan(from int64, fn func(e *entry, end int64) bool) error {
+	f, err := os.Open(r.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	off := from
+	for {
+		line, err := br.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		off += int64(len(line))
 		var e entry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+		if err := json.Unmarshal(line, &e); err != nil {
 			r.log.Warn("journal: unreadable entry dropped", "err", err)
+			if !fn(nil, off) {
+				return nil
+			}
 			continue
 		}
-		entries = append(entries, e)
+		if !fn(&e, off) {
+			return nil
+		}
 	}
-	return entries, sc.Err()
 }
 
 // Drain replays the journal into the database and returns how many
 // entries went. It stops at the first the database cannot take yet (it is
-// unreachable, or the write ran out of time); an entry the database
-// refuses for what it is is logged and skipped, so that one bad record
-// cannot hold the others back. A first entry that ran out of time against
-// a live database maxHeadTimeouts drains in a row goes to the back with
-// its call's later entries. Writes go on while a drain writes to the
+// unreachable, or the write ran out of time), having read the file only
+// that far; an entry the database refuses for what it is is logged and
+// skipped, so that one bad record cannot hold the others back. A first
+// entry that ran out of time against a live database maxHeadTimeouts
+// drains in a row goes to the back with its call's later entries. After a
+// drain that wrote nothing for either reason, the next drains wait (1 s
+// doubling up to maxRetryWait). Writes go on while a drain writes to the
 // database: they are added behind what it replays.
 func (r *Recorder) Drain(ctx context.Context) (int, error) {
 	r.drain.Lock()
 	defer r.drain.Unlock()
 	r.mu.RLock()
 	pending := r.pending
-	entries, err := r.read()
 	r.mu.RUnlock()
-	if pending == 0 || err != nil {
-		return 0, err
+	if pending == 0 || r.now().Before(r.retryAt) {
+		return 0, nil
 	}
 	went := 0
+	var done []entry // what went, or was refused for good
+	var consumed int64
 	var stuck error
 	dead := false
-	for _, e := range entries {
-		err := r.apply(ctx, e)
+	err := r.scan(0, func(e *entry, end int64) bool {
+		if e == nil {
+			consumed = end
+			return true
+		}
+		err := r.apply(ctx, *e)
 		if dead = r.unreachable(err); dead || timedOut(err) {
 			stuck = err
-			break
+			return false
 		} else if err != nil {
 			r.log.Error("journal: a call record the database refused is dropped", "op", e.Op, "err", err)
 		}
 		went++
+		done = append(done, *e)
+		consumed = end
+		return true
+	})
+	if err != nil {
+		return 0, err
 	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	// The file is what was read, and what was added since.
-	all, err := r.read()
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range all[:went] {
+	for _, e := range done {
 		r.hold(e.calls(), -1)
 	}
-	rest := all[went:]
 	if went > 0 {
 		r.headTimeouts = 0
 	}
+	if stuck != nil && went == 0 {
+		r.wait = min(max(2*r.wait, time.Second), maxRetryWait)
+		r.retryAt = r.now().Add(r.wait)
+	} else {
+		r.wait, r.retryAt = 0, time.Time{}
+	}
+	moveBehind := false
 	switch {
 	case dead:
 		r.down, r.headTimeouts = true, 0
 	case stuck != nil:
 		if r.headTimeouts++; r.headTimeouts >= maxHeadTimeouts {
-			rest = behind(rest)
+			moveBehind = true
 			r.headTimeouts = 0
-			r.log.Error("journal: a call record the database does not take in time goes to the back of the journal, behind the others",
-				"op", all[went].Op, "call", all[went].calls(), "drains", maxHeadTimeouts, "err", stuck)
 		}
 	}
-	if len(rest) > 0 {
-		return went, r.rewrite(rest)
+	if moveBehind {
+		// The file holds the rest, and what was added since.
+		rest, err := r.read(consumed)
+		if err != nil {
+			return went, err
+		}
+		r.log.Error("journal: a call record the database does not take in time goes to the back of the journal, behind the others",
+			"op", rest[0].Op, "call", rest[0].calls(), "drains", maxHeadTimeouts, "err", stuck)
+		return went, r.rewrite(behind(rest))
 	}
-	if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return went, fmt.Errorf("journal: %w", err)
+	if consumed == 0 {
+		return went, nil
+	}
+	left, err := r.cut(consumed)
+	if err != nil || left > 0 {
+		r.pending -= went
+		return went, err
 	}
 	r.pending, r.down, r.headTimeouts = 0, false, 0
 	clear(r.held)
 	r.log.Info("journal drained into the database", "entries", went)
 	return went, nil
+}
+
+// cut removes the file's first n bytes, atomically, and returns how many
+// bytes are left; with none left the file is gone.
+func (r *Recorder) cut(n int64) (int64, error) {
+	f, err := os.Open(r.path)
+	if err != nil {
+		return 0, fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("journal: %w", err)
+	}
+	left := st.Size() - n
+	if left <= 0 {
+		if err := os.Remove(r.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return 0, fmt.Errorf("journal: %w", err)
+		}
+		return 0, nil
+	}
+	if _, err := f.Seek(n, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("journal: %w", err)
+	}
+	return left, r.replace(func(w io.Writer) error {
+		_, err := io.Copy(w, f)
+		return err
+	})
 }
 
 // behind returns entries with the first and every later entry of its
@@ -334,18 +451,31 @@ func behind(entries []entry) []entry {
 
 // rewrite replaces the file with entries, atomically.
 func (r *Recorder) rewrite(entries []entry) error {
+	err := r.replace(func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		for _, e := range entries {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		r.pending = len(entries)
+	}
+	return err
+}
+
+// replace writes the file anew with what fill writes, atomically and
+// durably.
+func (r *Recorder) replace(fill func(io.Writer) error) error {
 	tmp := r.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
-	for _, e := range entries {
-		if err = enc.Encode(e); err != nil {
-			break
-		}
-	}
+	err = fill(w)
 	if err == nil {
 		err = w.Flush()
 	}
@@ -358,6 +488,5 @@ func (r *Recorder) rewrite(entries []entry) error {
 	if err := os.Rename(tmp, r.path); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	r.pending = len(entries)
 	return nil
 }

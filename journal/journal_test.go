@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -24,6 +26,7 @@ type db struct {
 	events  map[sb.ID]sb.EventType
 	traces  map[sb.ID]int
 	applied int
+	tries   int // writes asked for while up, taken or not
 }
 
 func newDB() *db {
@@ -42,6 +45,7 @@ func (d *db) take(call sb.ID, fn func() error) error {
 	if d.down {
 		return errDown
 	}
+	d.tries++
 	if d.slow[call] {
 		return fmt.Errorf("write call: %w", context.DeadlineExceeded)
 	}
@@ -83,6 +87,11 @@ func (d *db) AddCallTrace(_ context.Context, t *sb.CallTrace) error {
 }
 
 func unreachable(err error) bool { return errors.Is(err, errDown) }
+
+// clock is a time the test moves.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
 
 // While the database is down, writes go to the journal, in order, and the
 // call goes on; a drain after it is back writes each record once, even
@@ -252,10 +261,13 @@ func TestDrainMovesAStuckRecordBehind(t *testing.T) {
 	d.down = false
 	d.mu.Unlock()
 	d.setSlow(stuck.ID, true)
+	clock := &clock{t: time.Now()}
+	r.now = clock.now
 	for i := range maxHeadTimeouts {
 		if n, err := r.Drain(ctx); n != 0 || err != nil || r.Pending() != 4 {
 			t.Fatalf("drain %d: %d went, %v, %d pending", i+1, n, err, r.Pending())
 		}
+		clock.t = clock.t.Add(maxRetryWait)
 	}
 	if n, err := r.Drain(ctx); n != 2 || err != nil || r.Pending() != 2 {
 		t.Fatalf("the drain after the stuck record went behind: %d went, %v, %d pending; want the other call's 2", n, err, r.Pending())
@@ -343,5 +355,108 @@ func TestDrainAlongsideWrites(t *testing.T) {
 	}
 	if len(d.events) != len(calls) {
 		t.Errorf("%d events, want %d", len(d.events), len(calls))
+	}
+}
+
+// A drain that wrote nothing because the database was too slow (or down)
+// does not ask it again at the next tick: the drains after it wait 1 s,
+// then 2, 4, up to maxRetryWait, and the wait ends with the first drain
+// that writes.
+func TestDrainWaitsAfterGoingNowhere(t *testing.T) {
+	ctx := context.Background()
+	d := newDB()
+	r, err := Open(filepath.Join(t.TempDir(), "journal"), d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &clock{t: time.Now()}
+	r.now = clock.now
+	c := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	d.setSlow(c.ID, true)
+	if err := r.CreateCall(ctx, c); err != nil || r.Pending() != 1 {
+		t.Fatalf("journaled: %v, %d pending", err, r.Pending())
+	}
+	tries := func() int { d.mu.Lock(); defer d.mu.Unlock(); return d.tries }
+	base := tries()
+	for _, step := range []struct {
+		advance time.Duration
+		asked   int // the database asked again
+	}{
+		{0, 1},                      // the first drain asks
+		{0, 0},                      // the same second: waits
+		{999 * time.Millisecond, 0}, // within the 1 s wait
+		{time.Millisecond, 1},       // 1 s later: asks, wait now 2 s
+		{time.Second, 0},
+		{time.Second, 1},     // wait now 4 s
+		{4 * time.Second, 1}, // wait now 8 s
+		{4 * time.Second, 0},
+		{4 * time.Second, 1}, // wait stays at maxRetryWait
+		{7 * time.Second, 0},
+	} {
+		clock.t = clock.t.Add(step.advance)
+		before := tries()
+		if n, err := r.Drain(ctx); n != 0 || err != nil {
+			t.Fatalf("drain into a slow database: %d, %v", n, err)
+		}
+		if got := tries() - before; got != step.asked {
+			t.Fatalf("after %s more: the database was asked %d times, want %d (%d in all)", step.advance, got, step.asked, tries()-base)
+		}
+	}
+	d.setSlow(c.ID, false)
+	clock.t = clock.t.Add(maxRetryWait)
+	if n, err := r.Drain(ctx); n != 1 || err != nil || r.Pending() != 0 {
+		t.Fatalf("drain once the database is quick again: %d, %v, %d pending", n, err, r.Pending())
+	}
+	if r.wait != 0 || !r.retryAt.IsZero() {
+		t.Errorf("after a drain that wrote: wait %s until %s, want none", r.wait, r.retryAt)
+	}
+}
+
+// A journal whose last line was torn by a crash mid-write loses only that
+// line: the next entry starts a line of its own and is replayed, with the
+// whole entries before the tear.
+func TestTornLastLineDoesNotSwallowTheNext(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal")
+	d := newDB()
+	d.down = true
+	r, err := Open(path, d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	if err := r.CreateCall(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"op":"create","call":{"id":"`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	r, err = Open(path, d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil || r.Pending() != 1 {
+		t.Fatalf("reopened: %v, %d pending; want the whole entry", err, r.Pending())
+	}
+	after := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	if err := r.CreateCall(ctx, after); err != nil || r.Pending() != 2 {
+		t.Fatalf("an entry after the tear: %v, %d pending", err, r.Pending())
+	}
+	d.mu.Lock()
+	d.down = false
+	d.mu.Unlock()
+	if n, err := r.Drain(ctx); n != 2 || err != nil || r.Pending() != 0 {
+		t.Fatalf("drain: %d, %v, %d pending", n, err, r.Pending())
+	}
+	for _, c := range []*sb.Call{before, after} {
+		if d.calls[c.ID].ID != c.ID {
+			t.Errorf("call %s lost", c.ID)
+		}
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the drained journal is still there: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -58,6 +59,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("data folder: %w", err)
 	}
 
+	if !isSet(fs, "journal", "SWITCHBOARD_JOURNAL") {
+		// The journal belongs to this data folder's database: a second
+		// dev instance started from the same folder must not replay its
+		// records into another database.
+		c.Journal = filepath.Join(dir, "journal")
+	}
 	if c.Recordings == "" {
 		// Consented recordings go to a folder beside the database, sealed
 		// with a keyring made for this data folder.
@@ -220,4 +227,12 @@ func devKeyring(path string) (*recordings.Keyring, error) {
 		return nil, fmt.Errorf("dev keyring %s: %w", path, err)
 	}
 	return ring, nil
+}
+
+// isSet reports whether the setting name was given, as a flag of fs or in
+// the environment variable env.
+func isSet(fs *flag.FlagSet, name, env string) bool {
+	set := os.Getenv(env) != ""
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -60,6 +60,7 @@ argument no command takes, a missing or malformed flag).
 func main() {
 	// serve and dev handle SIGTERM and SIGINT themselves (drain or end
 	// now); the other commands die with the default disposition.
+	tuneGC()
 	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	code := exitCode(err)
 	if code == exitFailure {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -125,7 +126,14 @@ func TestMetrics(t *testing.T) {
 // of the metrics token; without a token, not there at all.
 func TestMetricsOnTheirOwnAddress(t *testing.T) {
 	const token = "metrics-token-0123456789"
-	s := mustStartBinary(t, "SWITCHBOARD_METRICS_TOKEN="+token)
+	s := mustStartBinary(t, "SWITCHBOARD_METRICS_TOKEN="+token, "GOGC=")
+	// The collector's target is the service's own unless GOGC is set.
+	if body := mustGetText(t, s.metricsURL); !strings.Contains(body, fmt.Sprintf("\ngo_gc_gogc_percent %d\n", defaultGCPercent)) {
+		t.Errorf("without GOGC: want go_gc_gogc_percent %d in /metrics", defaultGCPercent)
+	}
+	if body := mustGetText(t, mustStartBinary(t, "GOGC=80").metricsURL); !strings.Contains(body, "\ngo_gc_gogc_percent 80\n") {
+		t.Error("with GOGC=80: want go_gc_gogc_percent 80 in /metrics")
+	}
 	for _, c := range []struct {
 		what, url, token string
 		want             int

@@ -3,7 +3,9 @@
 # the hot-path Go benchmarks, then the load tool's standard scenarios
 # against the real binary on its embedded default (private PostgreSQL),
 # everything on loopback. Usage: scripts/bench.sh [calls ...]
-# (default scenarios: 100 500 1000 concurrent calls).
+# (default scenarios: 100 500 1000 concurrent calls). SOAK="calls duration
+# hold" sets the soak (default 100 10m 5s), JANUS="calls ..." the side by
+# side with Janus (default: bench-janus.sh's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh --postgres-only
@@ -99,7 +101,8 @@ echo "bench: soak" >&2
 
 # The same SIP-side load through Janus's SIP plugin, side by side.
 echo "bench: side by side with Janus" >&2
-./scripts/bench-janus.sh -o "$work/janus.md"
+# shellcheck disable=SC2086
+./scripts/bench-janus.sh -o "$work/janus.md" ${JANUS:-}
 
 # The closing assessment against the issue's targets is written by hand
 # from these figures: kept across runs, at the end.

@@ -235,9 +235,19 @@ func (r *Recorder) append(e entry) error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
+	st, err := f.Stat()
+	if err != nil {
+		return errors.Join(fmt.Errorf("journal: %w", err), f.Close())
+	}
 	_, err = f.Write(append(b, '\n'))
 	if err == nil {
 		err = f.Sync()
+	}
+	if err != nil {
+		// Not taken: leave no torn line (a short write on a full disk)
+		// for the next entry to be glued to, nor a line the caller was
+		// told is not there.
+		err = errors.Join(err, f.Truncate(st.Size()))
 	}
 	return errors.Join(err, f.Close())
 }
@@ -253,6 +263,21 @@ func (r *Recorder) repairTail() error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	keep := bytes.LastIndexByte(b, '\n') + 1
+	if json.Valid(b[keep:]) {
+		// Whole but for its newline: keep it, on a line of its own.
+		f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		_, err = f.Write([]byte{'\n'})
+		if err == nil {
+			err = f.Sync()
+		}
+		if err = errors.Join(err, f.Close()); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		return nil
+	}
 	r.log.Warn("journal: a torn last entry (written when the process stopped) is dropped", "bytes", len(b)-keep)
 	if err := os.Truncate(r.path, int64(keep)); err != nil {
 		return fmt.Errorf("journal: %w", err)
@@ -337,7 +362,16 @@ func (r *Recorder) Drain(ctx context.Context) (int, error) {
 	var consumed int64
 	var stuck error
 	dead := false
-	err := r.scan(0, func(e *entry, end int64) bool {
+	// Only what is in the file now: writers may append faster than the
+	// database takes entries, and this drain must end to cut what went.
+	size, err := r.size()
+	if err != nil {
+		return 0, err
+	}
+	err = r.scan(0, func(e *entry, end int64) bool {
+		if end > size {
+			return false
+		}
 		if e == nil {
 			consumed = end
 			return true
@@ -360,9 +394,6 @@ func (r *Recorder) Drain(ctx context.Context) (int, error) {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, e := range done {
-		r.hold(e.calls(), -1)
-	}
 	if went > 0 {
 		r.headTimeouts = 0
 	}
@@ -390,20 +421,44 @@ func (r *Recorder) Drain(ctx context.Context) (int, error) {
 		}
 		r.log.Error("journal: a call record the database does not take in time goes to the back of the journal, behind the others",
 			"op", rest[0].Op, "call", rest[0].calls(), "drains", maxHeadTimeouts, "err", stuck)
-		return went, r.rewrite(behind(rest))
+		moved := behind(rest)
+		if !slices.Equal(moved[0].calls(), rest[0].calls()) {
+			// Another call's entries come first now: no reason to wait.
+			r.wait, r.retryAt = 0, time.Time{}
+		}
+		return went, r.rewrite(moved)
 	}
 	if consumed == 0 {
 		return went, nil
 	}
 	left, err := r.cut(consumed)
-	if err != nil || left > 0 {
-		r.pending -= went
+	if err != nil {
+		// The file still holds what went: the next drain writes it again,
+		// and its calls' writes stay behind it until then.
 		return went, err
+	}
+	for _, e := range done {
+		r.hold(e.calls(), -1)
+	}
+	if left > 0 {
+		r.pending -= went
+		return went, nil
 	}
 	r.pending, r.down, r.headTimeouts = 0, false, 0
 	clear(r.held)
 	r.log.Info("journal drained into the database", "entries", went)
 	return went, nil
+}
+
+// size returns the file's length in bytes, 0 when there is none.
+func (r *Recorder) size() (int64, error) {
+	st, err := os.Stat(r.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("journal: %w", err)
+	}
+	return st.Size(), nil
 }
 
 // cut removes the file's first n bytes, atomically, and returns how many

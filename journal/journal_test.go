@@ -460,3 +460,120 @@ func TestTornLastLineDoesNotSwallowTheNext(t *testing.T) {
 		t.Errorf("the drained journal is still there: %v", err)
 	}
 }
+
+// A drain whose cut fails (no room for the copy: here the temporary file
+// cannot be created) must not forget what is still in the file: the
+// call's later writes have to stay behind the entries the next drain
+// replays again, or an old update overwrites a newer one.
+func TestFailedCutKeepsTheCallBehindItsEntries(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal")
+	d := newDB()
+	r, err := Open(path, d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	y := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	d.setSlow(x.ID, true)
+	if err := r.CreateCall(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	x.Status = sb.CallAnswered
+	if err := r.UpdateCall(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	d.setSlow(y.ID, true)
+	if err := r.CreateCall(ctx, y); err != nil || r.Pending() != 3 {
+		t.Fatalf("journaled: %v, %d pending", err, r.Pending())
+	}
+	d.setSlow(x.ID, false)
+	if err := os.Mkdir(path+".tmp", 0o700); err != nil { // the cut's copy fails
+		t.Fatal(err)
+	}
+	if n, err := r.Drain(ctx); n != 2 || err == nil {
+		t.Fatalf("drain with a failing cut: %d, %v", n, err)
+	}
+	if r.Pending() != 3 {
+		t.Errorf("after the failed cut: %d pending, but the file still holds 3 entries", r.Pending())
+	}
+	x.Status = sb.CallCompleted
+	if err := r.UpdateCall(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(path + ".tmp")
+	d.setSlow(y.ID, false)
+	if _, err := r.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.calls[x.ID].Status; got != sb.CallCompleted {
+		t.Errorf("call %s after the drains, want %s: the replayed old update overtook the newer one", got, sb.CallCompleted)
+	}
+}
+
+// Once the stuck record has gone to the back, the next drain has the
+// other calls' records first: it should not wait out the backoff the
+// stuck record ran up.
+func TestDrainAfterMoveBehindDoesNotWait(t *testing.T) {
+	ctx := context.Background()
+	d := newDB()
+	r, err := Open(filepath.Join(t.TempDir(), "journal"), d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now()}
+	r.now = clk.now
+	stuck := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	other := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	d.setSlow(stuck.ID, true)
+	d.setSlow(other.ID, true)
+	if err := r.CreateCall(ctx, stuck); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CreateCall(ctx, other); err != nil || r.Pending() != 2 {
+		t.Fatalf("journaled: %v, %d pending", err, r.Pending())
+	}
+	d.setSlow(other.ID, false)
+	for i := range maxHeadTimeouts {
+		if n, err := r.Drain(ctx); n != 0 || err != nil {
+			t.Fatalf("drain %d: %d, %v", i+1, n, err)
+		}
+		clk.t = clk.t.Add(r.wait) // just the wait
+	}
+	clk.t = clk.t.Add(-r.wait + time.Second) // 1 s after the move
+	if n, err := r.Drain(ctx); n != 1 || err != nil {
+		t.Errorf("the drain 1 s after the stuck record went behind: %d went, %v; want the other call's record (waits %s)", n, err, r.wait)
+	}
+}
+
+// A last entry whole but for its newline (the write stopped just before
+// it) is kept, and the next entry starts a line of its own.
+func TestWholeLastEntryWithoutItsNewlineIsKept(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal")
+	a := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	if err := os.WriteFile(path, fmt.Appendf(nil, `{"op":"create","call":{"id":%q,"status":"ringing"}}`, a.ID), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := newDB()
+	d.down = true
+	r, err := Open(path, d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil || r.Pending() != 1 {
+		t.Fatalf("opened: %v, %d pending; want the whole entry", err, r.Pending())
+	}
+	b := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
+	if err := r.CreateCall(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.down = false
+	d.mu.Unlock()
+	if n, err := r.Drain(ctx); n != 2 || err != nil {
+		t.Fatalf("drain: %d, %v", n, err)
+	}
+	for _, c := range []*sb.Call{a, b} {
+		if d.calls[c.ID].ID != c.ID {
+			t.Errorf("call %s lost", c.ID)
+		}
+	}
+}

@@ -291,7 +291,36 @@ func (s *UserService) Authenticate(ctx context.Context, email, password string) 
 		// Said only to whoever knows the password.
 		return nil, sb.Errorf(sb.EFORBIDDEN, "this account is disabled")
 	}
+	if !strings.HasPrefix(stored, hashPrefix) {
+		s.rehash(ctx, u, password)
+	}
 	return u, nil
+}
+
+// hashPrefix starts every hash made with today's parameters.
+var hashPrefix = fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$", argon2.Version, argonMemory, argonTime, argonThreads)
+
+// rehash stores u's password hashed with today's parameters, once it was
+// checked against a hash made with others: a login then costs what every
+// other costs, in memory and in time (a missing user's is measured
+// against today's). Best effort: the login stands if it fails.
+func (s *UserService) rehash(ctx context.Context, u *sb.User, password string) {
+	h, err := withHashSlot(ctx, func() hashResult {
+		h, err := hashPassword(password)
+		return hashResult{h, err}
+	})
+	if err != nil || h.err != nil {
+		return
+	}
+	// Only over the hash just checked: a password changed meanwhile wins.
+	if _, err := s.db.pool.Exec(ctx, "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3", h.hash, u.ID, u.PasswordHash); err == nil {
+		u.PasswordHash = h.hash
+	}
+}
+
+type hashResult struct {
+	hash string
+	err  error
 }
 
 // FindUserByID returns the user in the actor's tenant, or ENOTFOUND.

@@ -2,6 +2,9 @@ package metadata
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"golang.org/x/crypto/argon2"
 	"net/netip"
 	"strings"
 	"testing"
@@ -274,5 +277,45 @@ func TestTrunkCredentialsAndScope(t *testing.T) {
 	asB := sb.NewContextWithActor(ctx, &sb.Actor{TenantID: b.ID, Role: sb.RoleAdmin})
 	if list, err := trunks.FindTrunks(asB); err != nil || len(list) != 1 || list[0].ID != digest.ID {
 		t.Errorf("tenant B's trunks = %v, %v; want only the carrier", list, err)
+	}
+}
+
+// A password stored with older argon2id parameters (19 MiB, two passes)
+// still logs in, and is stored again with today's: every later login
+// costs what the others cost. A wrong password changes nothing.
+func TestLoginRehashesOldParameters(t *testing.T) {
+	db := mustOpen(t)
+	ctx := mustCtx(t)
+	tenant := mustTenant(t, db, "Acme")
+	users := NewUserService(db)
+	u := &sb.User{TenantID: tenant.ID, Email: "old@acme.test", Role: sb.RoleOperator}
+	if err := users.CreateUser(ctx, u, "correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	salt := []byte("0123456789abcdef")
+	old := fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, 19*1024, 2, 1,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(argon2.IDKey([]byte("correct horse"), salt, 2, 19*1024, 1, 32)))
+	if _, err := db.pool.Exec(ctx, "UPDATE users SET password_hash = $1 WHERE id = $2", old, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() string {
+		var h string
+		if err := db.pool.QueryRow(ctx, "SELECT password_hash FROM users WHERE id = $1", u.ID).Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if _, err := users.Authenticate(ctx, u.Email, "wrong horse"); sb.ErrorCode(err) != sb.EUNAUTHORIZED || stored() != old {
+		t.Fatalf("a wrong password: %v; the hash must stay as it was", err)
+	}
+	if _, err := users.Authenticate(ctx, u.Email, "correct horse"); err != nil {
+		t.Fatalf("login with the old hash: %v", err)
+	}
+	now := stored()
+	if !strings.HasPrefix(now, hashPrefix) || now == old || !checkPassword(now, "correct horse") {
+		t.Fatalf("after the login the stored hash is %q, want today's parameters (%s…) for the same password", now, hashPrefix)
+	}
+	if _, err := users.Authenticate(ctx, u.Email, "correct horse"); err != nil || stored() != now {
+		t.Errorf("a second login: %v; the hash must not change again", err)
 	}
 }

@@ -168,6 +168,10 @@ func TestMetricsOnTheirOwnAddress(t *testing.T) {
 	if body := mustGetText(t, heap); !strings.Contains(body, "heap profile:") {
 		t.Errorf("%s with -metrics-pprof: no heap profile in %.200q", heap, body)
 	}
+	// The command line may carry secrets (-database-url): not served.
+	if got := mustStatus(t, http.MethodGet, strings.TrimSuffix(p.MetricsURL(), "/metrics")+"/debug/pprof/cmdline", ""); got != http.StatusNotFound {
+		t.Errorf("/debug/pprof/cmdline: %d, want 404", got)
+	}
 	if got := mustStatus(t, http.MethodGet, p.HTTPURL()+"/debug/pprof/heap", ""); got != http.StatusNotFound {
 		t.Errorf("the HTTP address with -metrics-pprof: %d, want 404", got)
 	}

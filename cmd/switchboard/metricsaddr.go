@@ -29,7 +29,6 @@ func (m *Main) listenMetrics() error {
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	}
 	m.metricsLn = ln
 	m.metrics = &http.Server{

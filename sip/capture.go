@@ -66,16 +66,10 @@ type capture struct {
 	calls     map[string]*trace // by SIP Call-ID
 	unclaimed int               // bytes kept for traces not claimed
 	// pending holds the traces not claimed, oldest first (each a
-	// *pendingTrace), so a sweep looks only at those due to go: a sweep
+	// *trace), so a sweep looks only at those due to go: a sweep
 	// over every trace, at each INVITE, cost as much as the calls in
 	// progress.
 	pending list.List
-}
-
-// pendingTrace is an entry of capture.pending.
-type pendingTrace struct {
-	callID string
-	t      *trace
 }
 
 // trace is one call's messages so far.
@@ -85,8 +79,10 @@ type trace struct {
 	msgs    []sb.SIPMessage
 	bytes   int // of msgs
 	cut     int // messages dropped past the bounds
-	// pending is its entry in capture.pending while not claimed.
+	// pending is its entry in capture.pending while not claimed, and
+	// callID its key in capture.calls.
 	pending *list.Element
+	callID  string
 	// log, when set, logs each message as it crosses the wire, redacted
 	// by policy: SIP logging switched on for the call or its trunk.
 	log *slog.Logger
@@ -147,12 +143,12 @@ func (c *capture) keep(m sb.SIPMessage, callID string, inbound bool, raw []byte)
 			return c.unknown // not a call's first message: OPTIONS, strays
 		}
 		c.sweep(m.At)
-		t = &trace{created: m.At}
+		t = &trace{created: m.At, callID: callID}
 		if !c.fits(t, len(m.Message)) {
 			return c.unknown // no room: not even an empty trace is kept
 		}
 		c.calls[callID] = t
-		t.pending = c.pending.PushBack(&pendingTrace{callID, t})
+		t.pending = c.pending.PushBack(t)
 	}
 	if t.log != nil {
 		t.logMessage(m)
@@ -237,11 +233,11 @@ func (c *capture) setLogging(callID string, log *slog.Logger, policy sb.TracePol
 // sweep forgets INVITEs that did not become calls in time.
 func (c *capture) sweep(now time.Time) {
 	for e := c.pending.Front(); e != nil; e = c.pending.Front() {
-		p := e.Value.(*pendingTrace)
-		if now.Sub(p.t.created) <= unclaimedTTL {
+		t := e.Value.(*trace)
+		if now.Sub(t.created) <= unclaimedTTL {
 			return
 		}
-		c.forget(p.callID, p.t)
+		c.forget(t.callID, t)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -120,29 +121,52 @@ func placeholders(from, to int) string {
 // CreateCall inserts a new call record, setting its ID and creation time
 // when zero.
 func (s *CallStore) CreateCall(ctx context.Context, c *sb.Call) error {
+	sql, args := s.createCallStmt(s.prepareCall(c))
+	_, err := s.db.q(ctx).Exec(ctx, sql, args...)
+	return mapError(err, "call")
+}
+
+// prepareCall gives a new call its ID and creation time if it has none.
+func (s *CallStore) prepareCall(c *sb.Call) *sb.Call {
 	if c.ID == (sb.ID{}) {
 		c.ID = sb.NewID()
 	}
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.db.now()
 	}
+	return c
+}
+
+// createCallStmt is CreateCall's statement, once the call has its ID and
+// creation time.
+func (s *CallStore) createCallStmt(c *sb.Call) (string, []any) {
 	labels := c.Labels
 	if labels == nil {
 		labels = []string{}
 	}
 	args := append(callArgs(c), c.ExternalRef, labels, s.instance)
-	_, err := s.db.q(ctx).Exec(ctx, "INSERT INTO calls ("+callColumns+", instance) VALUES ("+placeholders(1, len(args))+")", args...)
-	return mapError(err, "call")
+	return "INSERT INTO calls (" + callColumns + ", instance) VALUES (" + placeholders(1, len(args)) + ")", args
 }
 
 // UpdateCall writes the call's mutable state. A reference the call
 // learnt after it began (the messenger's call ID of a call we placed) is
 // written only where the record has none: one an integration set stays.
 func (s *CallStore) UpdateCall(ctx context.Context, c *sb.Call) error {
+	sql, args := updateCallStmt(c)
+	tag, err := s.db.q(ctx).Exec(ctx, sql, args...)
+	return updatedCall(tag, err)
+}
+
+// updateCallStmt is UpdateCall's statement.
+func updateCallStmt(c *sb.Call) (string, []any) {
 	args := append([]any{c.TenantID, c.ID}, mutableArgs(c)...)
 	args = append(args, c.ExternalRef)
-	tag, err := s.db.q(ctx).Exec(ctx, "UPDATE calls SET ("+mutableColumns+") = ROW("+placeholders(3, len(args)-1)+
-		"), external_ref = CASE WHEN external_ref = '' THEN $"+strconv.Itoa(len(args))+" ELSE external_ref END WHERE tenant_id = $1 AND id = $2", args...)
+	return "UPDATE calls SET (" + mutableColumns + ") = ROW(" + placeholders(3, len(args)-1) +
+		"), external_ref = CASE WHEN external_ref = '' THEN $" + strconv.Itoa(len(args)) + " ELSE external_ref END WHERE tenant_id = $1 AND id = $2", args
+}
+
+// updatedCall is UpdateCall's answer from its statement's.
+func updatedCall(tag pgconn.CommandTag, err error) error {
 	if err != nil {
 		return mapError(err, "call")
 	}
@@ -152,14 +176,11 @@ func (s *CallStore) UpdateCall(ctx context.Context, c *sb.Call) error {
 	return nil
 }
 
-// AddCallEvents appends events in one round trip.
-func (s *CallStore) AddCallEvents(ctx context.Context, events ...*sb.CallEvent) error {
-	if len(events) == 0 {
-		return nil
-	}
+// eventRows appends events' rows to rows, giving each its ID and time if
+// it has none.
+func (s *CallStore) eventRows(rows [][]any, events []*sb.CallEvent) [][]any {
 	now := s.db.now()
-	rows := make([][]any, len(events))
-	for i, e := range events {
+	for _, e := range events {
 		if e.ID == (sb.ID{}) {
 			e.ID = sb.NewID()
 		}
@@ -170,13 +191,28 @@ func (s *CallStore) AddCallEvents(ctx context.Context, events ...*sb.CallEvent) 
 		if len(e.Detail) > 0 {
 			detail = e.Detail
 		}
-		rows[i] = []any{e.ID, e.CallID, e.TenantID, e.At, string(e.Type), detail}
+		rows = append(rows, []any{e.ID, e.CallID, e.TenantID, e.At, string(e.Type), detail})
 	}
-	_, err := s.db.q(ctx).CopyFrom(ctx, pgx.Identifier{"call_events"},
+	return rows
+}
+
+// copyEvents stores event rows in one COPY.
+func copyEvents(ctx context.Context, q querier, rows [][]any) error {
+	_, err := q.CopyFrom(ctx, pgx.Identifier{"call_events"},
 		[]string{"id", "call_id", "tenant_id", "at", "type", "detail"}, pgx.CopyFromRows(rows))
 	if err != nil {
-		err = mapError(fmt.Errorf("metadata: add call events: %w", err), "call")
+		return mapError(fmt.Errorf("metadata: add call events: %w", err), "call")
 	}
+	return nil
+}
+
+// AddCallEvents appends events in one round trip.
+func (s *CallStore) AddCallEvents(ctx context.Context, events ...*sb.CallEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	rows := s.eventRows(nil, events)
+	err := copyEvents(ctx, s.db.q(ctx), rows)
 	if sb.ErrorCode(err) != sb.ECONFLICT {
 		return err
 	}

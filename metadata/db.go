@@ -65,6 +65,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		// group commit has little to group.
 		cfg.MaxConns = max(cfg.MaxConns, defaultMaxConns)
 	}
+	cfg.AfterConnect = registerIDs
 	for _, o := range opts {
 		o(cfg)
 	}

@@ -18,47 +18,56 @@ func (s *CallStore) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 		return nil
 	}
 	return s.db.inTx(ctx, func(tx pgx.Tx) error {
-		// The tenant's policy, and whether the trace is stored already: a
-		// call's trace is stored once, when it ends, so one already there
-		// is this one, replayed by a journal.
 		var p sb.TracePolicy
 		var stored bool
-		if err := tx.QueryRow(ctx, `SELECT trace_drop_bodies, trace_mask_numbers,
-			EXISTS (SELECT 1 FROM call_sip_messages WHERE tenant_id = $1 AND call_id = $2)
-			OR EXISTS (SELECT 1 FROM call_quality_samples WHERE tenant_id = $1 AND call_id = $2)
-			FROM tenants WHERE id = $1`, t.TenantID, t.CallID).Scan(&p.DropBodies, &p.MaskNumbers, &stored); err != nil {
+		if err := tx.QueryRow(ctx, tracePolicySQL, t.TenantID, t.CallID).Scan(&p.DropBodies, &p.MaskNumbers, &stored); err != nil {
 			return mapError(err, "tenant")
 		}
 		if stored {
 			return nil
 		}
-		seq := 0
-		rows := make([][]any, len(t.SIP))
-		for i, m := range t.SIP {
-			m = m.Redact(p)
-			seq++
-			rows[i] = []any{t.TenantID, t.CallID, seq, m.At, m.Inbound, m.Transport, m.Src.String(), m.Dst.String(), m.Message}
+		sip, quality := traceRows(nil, nil, t, p)
+		return copyTrace(ctx, tx, sip, quality)
+	})
+}
+
+// tracePolicySQL reads the tenant's trace policy ($1), and whether the
+// call's ($2) trace is stored already: a call's trace is stored once, when
+// it ends, so one already there is this one, replayed by a journal.
+const tracePolicySQL = `SELECT trace_drop_bodies, trace_mask_numbers,
+	EXISTS (SELECT 1 FROM call_sip_messages WHERE tenant_id = $1 AND call_id = $2)
+	OR EXISTS (SELECT 1 FROM call_quality_samples WHERE tenant_id = $1 AND call_id = $2)
+	FROM tenants WHERE id = $1`
+
+// traceRows appends t's SIP messages, redacted by p, and its quality
+// samples to the rows of their tables.
+func traceRows(sip, quality [][]any, t *sb.CallTrace, p sb.TracePolicy) ([][]any, [][]any) {
+	for i, m := range t.SIP {
+		m = m.Redact(p)
+		sip = append(sip, []any{t.TenantID, t.CallID, i + 1, m.At, m.Inbound, m.Transport, m.Src.String(), m.Dst.String(), m.Message})
+	}
+	for _, q := range t.Quality {
+		quality = append(quality, []any{t.TenantID, t.CallID, q.At, q.Leg, q.Source, int64(q.Packets), q.Lost, q.JitterMS, q.RTTMS})
+	}
+	return sip, quality
+}
+
+// copyTrace stores trace rows, a COPY for each table that has any: a COPY
+// of nothing is still a round trip.
+func copyTrace(ctx context.Context, q querier, sip, quality [][]any) error {
+	if len(sip) > 0 {
+		if _, err := q.CopyFrom(ctx, pgx.Identifier{"call_sip_messages"},
+			[]string{"tenant_id", "call_id", "seq", "at", "inbound", "transport", "src", "dst", "message"}, pgx.CopyFromRows(sip)); err != nil {
+			return mapError(fmt.Errorf("metadata: trace: %w", err), "call")
 		}
-		// A COPY of nothing is still a round trip: none for an empty part.
-		if len(rows) > 0 {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_sip_messages"},
-				[]string{"tenant_id", "call_id", "seq", "at", "inbound", "transport", "src", "dst", "message"}, pgx.CopyFromRows(rows)); err != nil {
-				return mapError(fmt.Errorf("metadata: trace: %w", err), "call")
-			}
-		}
-		rows = make([][]any, len(t.Quality))
-		for i, q := range t.Quality {
-			rows[i] = []any{t.TenantID, t.CallID, q.At, q.Leg, q.Source, int64(q.Packets), q.Lost, q.JitterMS, q.RTTMS}
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"call_quality_samples"},
-			[]string{"tenant_id", "call_id", "at", "leg", "source", "packets", "lost", "jitter_ms", "rtt_ms"}, pgx.CopyFromRows(rows)); err != nil {
+	}
+	if len(quality) > 0 {
+		if _, err := q.CopyFrom(ctx, pgx.Identifier{"call_quality_samples"},
+			[]string{"tenant_id", "call_id", "at", "leg", "source", "packets", "lost", "jitter_ms", "rtt_ms"}, pgx.CopyFromRows(quality)); err != nil {
 			return mapError(fmt.Errorf("metadata: quality samples: %w", err), "call")
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // FindCallTrace returns a call's SIP messages and quality samples, to the

@@ -41,8 +41,15 @@ type CallWriter struct {
 var _ sb.CallRecorder = (*CallWriter)(nil)
 
 type writeOp struct {
+	// write is the step alone, in its own round trips.
 	write func(context.Context) error
-	done  chan error
+	// What the step writes, so that a batch can put many steps in few
+	// round trips: at most one is set.
+	create, update *sb.Call
+	events         []*sb.CallEvent
+	trace          *sb.CallTrace
+
+	done chan error
 }
 
 const (
@@ -84,25 +91,25 @@ func (w *CallWriter) Close() {
 }
 
 func (w *CallWriter) CreateCall(ctx context.Context, c *sb.Call) error {
-	return w.do(ctx, func(ctx context.Context) error { return w.store.CreateCall(ctx, c) })
+	return w.do(ctx, &writeOp{create: c, write: func(ctx context.Context) error { return w.store.CreateCall(ctx, c) }})
 }
 
 func (w *CallWriter) UpdateCall(ctx context.Context, c *sb.Call) error {
-	return w.do(ctx, func(ctx context.Context) error { return w.store.UpdateCall(ctx, c) })
+	return w.do(ctx, &writeOp{update: c, write: func(ctx context.Context) error { return w.store.UpdateCall(ctx, c) }})
 }
 
 func (w *CallWriter) AddCallEvents(ctx context.Context, events ...*sb.CallEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	return w.do(ctx, func(ctx context.Context) error { return w.store.AddCallEvents(ctx, events...) })
+	return w.do(ctx, &writeOp{events: events, write: func(ctx context.Context) error { return w.store.AddCallEvents(ctx, events...) }})
 }
 
 func (w *CallWriter) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 	if len(t.SIP) == 0 && len(t.Quality) == 0 {
 		return nil
 	}
-	return w.do(ctx, func(ctx context.Context) error { return w.store.AddCallTrace(ctx, t) })
+	return w.do(ctx, &writeOp{trace: t, write: func(ctx context.Context) error { return w.store.AddCallTrace(ctx, t) }})
 }
 
 // Backlog is how many steps wait for the database: handed to the writer
@@ -114,8 +121,8 @@ func (w *CallWriter) Backlog() int { return int(w.waiting.Load()) }
 // is waited for whatever ctx says, until its batch's own deadline: its
 // caller's next step must not overtake it (a call's update before its
 // record), and an answer that arrives is the true one.
-func (w *CallWriter) do(ctx context.Context, write func(context.Context) error) error {
-	op := &writeOp{write: write, done: make(chan error, 1)}
+func (w *CallWriter) do(ctx context.Context, op *writeOp) error {
+	op.done = make(chan error, 1)
 	w.waiting.Add(1)
 	defer w.waiting.Add(-1)
 	select {
@@ -165,15 +172,7 @@ func (w *CallWriter) write(batch []*writeOp) {
 		batch[0].done <- err
 		return
 	}
-	err := w.store.db.inTx(ctx, func(tx pgx.Tx) error {
-		tctx := withTx(ctx, tx)
-		for _, op := range batch {
-			if err := op.write(tctx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := w.store.db.inTx(ctx, func(tx pgx.Tx) error { return w.together(ctx, tx, batch) })
 	if err == nil {
 		w.commits.Add(1)
 	}
@@ -195,4 +194,82 @@ func (w *CallWriter) write(batch []*writeOp) {
 		}
 		op.done <- err
 	}
+}
+
+// together writes batch's steps in tx in few round trips, whatever their
+// number: the calls' inserts and updates and the traces' policy lookups
+// in one pipeline, then one COPY for all the events and one for each
+// table of the traces. A COPY goes after the pipeline, which creates the
+// calls its rows name; steps of one call come from one caller, each
+// waiting for the last, so no reordering puts a call's update before its
+// record.
+func (w *CallWriter) together(ctx context.Context, tx pgx.Tx, batch []*writeOp) error {
+	s := w.store
+	b := &pgx.Batch{}
+	var queued, traces []*writeOp
+	var events [][]any
+	for _, op := range batch {
+		switch {
+		case op.create != nil:
+			sql, args := s.createCallStmt(s.prepareCall(op.create))
+			b.Queue(sql, args...)
+		case op.update != nil:
+			sql, args := updateCallStmt(op.update)
+			b.Queue(sql, args...)
+		case op.trace != nil:
+			b.Queue(tracePolicySQL, op.trace.TenantID, op.trace.CallID)
+			traces = append(traces, op)
+		case op.events != nil:
+			events = s.eventRows(events, op.events)
+			continue
+		default:
+			continue
+		}
+		queued = append(queued, op)
+	}
+	var sip, quality [][]any
+	if b.Len() > 0 {
+		br := tx.SendBatch(ctx, b)
+		for _, op := range queued {
+			var err error
+			switch {
+			case op.create != nil:
+				_, err = br.Exec()
+				err = mapError(err, "call")
+			case op.update != nil:
+				err = updatedCall(br.Exec())
+			case op.trace != nil:
+				var p sb.TracePolicy
+				var stored bool
+				if err = br.QueryRow().Scan(&p.DropBodies, &p.MaskNumbers, &stored); err != nil {
+					err = mapError(err, "tenant")
+				} else if !stored {
+					sip, quality = traceRows(sip, quality, op.trace, p)
+				}
+			}
+			if err != nil {
+				return errors.Join(err, br.Close())
+			}
+		}
+		if err := br.Close(); err != nil {
+			return mapError(err, "call")
+		}
+	}
+	if len(events) > 0 {
+		if err := copyEvents(ctx, tx, events); err != nil {
+			return err
+		}
+	}
+	if err := copyTrace(ctx, tx, sip, quality); err != nil {
+		return err
+	}
+	tctx := withTx(ctx, tx)
+	for _, op := range batch {
+		if op.create == nil && op.update == nil && op.trace == nil && op.events == nil {
+			if err := op.write(tctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

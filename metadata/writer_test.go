@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -212,5 +213,85 @@ func BenchmarkCallRecords(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// Calls that end together store their traces in shared round trips, each
+// redacted by its tenant's policy, with the calls' records and events: no
+// step of the batch falls back to being written alone. A trace written
+// again (a journal replaying it) is stored once.
+func TestCallWriterWritesTracesTogether(t *testing.T) {
+	db := mustOpen(t)
+	ctx := mustCtx(t)
+	masked, open := mustTenant(t, db, "Masked"), mustTenant(t, db, "Open")
+	if err := NewTenantService(db).SetTracePolicy(ctx, masked.ID, sb.TracePolicy{RetentionDays: 30, MaskNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	store := NewCallStore(db)
+	w := NewCallWriter(store, 1)
+	defer w.Close()
+	at := netip.MustParseAddrPort("192.0.2.1:5060")
+	const calls = 48
+	var wg sync.WaitGroup
+	errs := make([]error, calls)
+	ids := make([]sb.ID, calls)
+	start := make(chan struct{})
+	for i := range calls {
+		tenant := masked
+		if i%2 == 1 {
+			tenant = open
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			c := &sb.Call{TenantID: tenant.ID, Direction: sb.Inbound, To: "2000", Status: sb.CallCompleted}
+			if errs[i] = w.CreateCall(ctx, c); errs[i] != nil {
+				return
+			}
+			ids[i] = c.ID
+			tr := &sb.CallTrace{TenantID: tenant.ID, CallID: c.ID,
+				SIP:     []sb.SIPMessage{{Inbound: true, Transport: "udp", Src: at, Dst: at, Message: "INVITE sip:+15550001111@h SIP/2.0\r\n\r\n"}},
+				Quality: []sb.QualitySample{{Leg: "trunk", Source: "switchboard", Packets: 50}}}
+			if errs[i] = w.AddCallEvents(ctx, &sb.CallEvent{CallID: c.ID, TenantID: tenant.ID, Type: sb.EventHungUp}); errs[i] != nil {
+				return
+			}
+			if errs[i] = w.AddCallTrace(ctx, tr); errs[i] != nil {
+				return
+			}
+			errs[i] = w.AddCallTrace(ctx, tr) // replayed
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	for i, id := range ids {
+		want := "INVITE sip:+15550001111@h"
+		if i%2 == 0 {
+			want = "INVITE sip:+*******1111@h"
+		}
+		var msgs, samples, events int
+		var msg string
+		if err := db.pool.QueryRow(ctx, `SELECT count(*), min(message),
+			(SELECT count(*) FROM call_quality_samples q WHERE q.call_id = $1),
+			(SELECT count(*) FROM call_events e WHERE e.call_id = $1)
+			FROM call_sip_messages WHERE call_id = $1`, id).Scan(&msgs, &msg, &samples, &events); err != nil {
+			t.Fatal(err)
+		}
+		if msgs != 1 || samples != 1 || events != 1 || !strings.HasPrefix(msg, want) {
+			t.Errorf("call %d: %d messages (%q), %d quality samples, %d events; want one of each, the message starting %q", i, msgs, msg, samples, events, want)
+		}
+	}
+	steps := int64(4 * calls)
+	t.Logf("%d steps in %d commits, %d written again alone", steps, w.commits.Load(), w.retried.Load())
+	if n := w.commits.Load(); n >= steps/2 {
+		t.Errorf("%d commits for %d steps: the steps were not written together", n, steps)
+	}
+	if n := w.retried.Load(); n != 0 {
+		t.Errorf("%d steps written again alone: a batch of good steps failed", n)
 	}
 }

@@ -341,6 +341,21 @@ func (m *Metrics) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.Trace
 	m.db.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 }
 
+// TraceBatchStart notes when a pipeline of statements (the call record
+// writer's batch) began: it is observed as one query, its round trip.
+func (m *Metrics) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return context.WithValue(ctx, queryStart{}, time.Now())
+}
+
+// TraceBatchQuery is each statement of a pipeline: its time is the
+// pipeline's.
+func (m *Metrics) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+// TraceBatchEnd observes the pipeline's latency.
+func (m *Metrics) TraceBatchEnd(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchEndData) {
+	m.TraceQueryEnd(ctx, conn, pgx.TraceQueryEndData{Err: data.Err})
+}
+
 // Storage observes one recording store operation.
 func (m *Metrics) Storage(op string, start time.Time, err error) {
 	outcome := "ok"

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"container/list"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -64,6 +65,11 @@ type capture struct {
 	mu        sync.Mutex
 	calls     map[string]*trace // by SIP Call-ID
 	unclaimed int               // bytes kept for traces not claimed
+	// pending holds the traces not claimed, oldest first (each a
+	// *trace), so a sweep looks only at those due to go: a sweep
+	// over every trace, at each INVITE, cost as much as the calls in
+	// progress.
+	pending list.List
 }
 
 // trace is one call's messages so far.
@@ -73,6 +79,10 @@ type trace struct {
 	msgs    []sb.SIPMessage
 	bytes   int // of msgs
 	cut     int // messages dropped past the bounds
+	// pending is its entry in capture.pending while not claimed, and
+	// callID its key in capture.calls.
+	pending *list.Element
+	callID  string
 	// log, when set, logs each message as it crosses the wire, redacted
 	// by policy: SIP logging switched on for the call or its trunk.
 	log *slog.Logger
@@ -133,11 +143,12 @@ func (c *capture) keep(m sb.SIPMessage, callID string, inbound bool, raw []byte)
 			return c.unknown // not a call's first message: OPTIONS, strays
 		}
 		c.sweep(m.At)
-		t = &trace{created: m.At}
+		t = &trace{created: m.At, callID: callID}
 		if !c.fits(t, len(m.Message)) {
 			return c.unknown // no room: not even an empty trace is kept
 		}
 		c.calls[callID] = t
+		t.pending = c.pending.PushBack(t)
 	}
 	if t.log != nil {
 		t.logMessage(m)
@@ -178,6 +189,15 @@ func (c *capture) forget(callID string, t *trace) {
 	if !t.claimed {
 		c.unclaimed -= t.bytes
 	}
+	c.unpend(t)
+}
+
+// unpend takes t off the traces not claimed; under the lock.
+func (c *capture) unpend(t *trace) {
+	if t.pending != nil {
+		c.pending.Remove(t.pending)
+		t.pending = nil
+	}
 }
 
 // setPolicy says whose call callID is: its messages are exported redacted
@@ -212,10 +232,12 @@ func (c *capture) setLogging(callID string, log *slog.Logger, policy sb.TracePol
 
 // sweep forgets INVITEs that did not become calls in time.
 func (c *capture) sweep(now time.Time) {
-	for id, t := range c.calls {
-		if !t.claimed && now.Sub(t.created) > unclaimedTTL {
-			c.forget(id, t)
+	for e := c.pending.Front(); e != nil; e = c.pending.Front() {
+		t := e.Value.(*trace)
+		if now.Sub(t.created) <= unclaimedTTL {
+			return
 		}
+		c.forget(t.callID, t)
 	}
 }
 
@@ -228,6 +250,7 @@ func (c *capture) claim(callID string) {
 			c.unclaimed -= t.bytes
 		}
 		t.claimed = true
+		c.unpend(t)
 		return
 	}
 	c.calls[callID] = &trace{created: c.now(), claimed: true}

@@ -180,3 +180,56 @@ func TestUnclaimedTracesAreBoundedInBytes(t *testing.T) {
 		t.Errorf("a claimed call's trace kept %d bytes", n)
 	}
 }
+
+// An INVITE nobody claimed is forgotten once it is older than
+// unclaimedTTL, at the next INVITE; a claimed call's trace stays however
+// old, and one claimed after its INVITE is no longer due to go.
+func TestUnclaimedTracesExpire(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newCapture(func() time.Time { return now }, nil)
+	invite := func(id string, at time.Time) {
+		c.record([]byte("INVITE sip:2000@h SIP/2.0\r\nCall-ID: "+id+"\r\nContent-Length: 0\r\n\r\n"), at, true, "udp", ap(), ap())
+	}
+	invite("refused", now)
+	invite("taken", now)
+	c.claim("taken")
+	c.claim("placed") // a call we place: claimed before its INVITE goes
+	invite("late", now.Add(unclaimedTTL/2))
+	invite("next", now.Add(unclaimedTTL+time.Second))
+	for id, want := range map[string]bool{"refused": false, "taken": true, "placed": true, "late": true, "next": true} {
+		if _, ok := c.calls[id]; ok != want {
+			t.Errorf("%s kept: %v, want %v", id, ok, want)
+		}
+	}
+	invite("last", now.Add(2*unclaimedTTL))
+	if _, ok := c.calls["late"]; ok {
+		t.Error("late kept past its time")
+	}
+	if c.pending.Len() != 2 || c.unclaimed != len(c.calls["next"].msgs[0].Message)+len(c.calls["last"].msgs[0].Message) {
+		t.Errorf("%d traces pending, %d bytes unclaimed; want next and last", c.pending.Len(), c.unclaimed)
+	}
+	if got := c.release("taken"); len(got) != 1 {
+		t.Errorf("the claimed call's trace has %d messages, want its INVITE", len(got))
+	}
+}
+
+// BenchmarkCaptureNewCall is a new call's INVITE recorded while 2,000
+// calls are in progress: what it costs must not grow with them.
+func BenchmarkCaptureNewCall(b *testing.B) {
+	c := newCapture(time.Now, nil)
+	for i := range 2000 {
+		id := fmt.Sprint("live-", i)
+		c.claim(id)
+	}
+	raws := make([][]byte, 4096)
+	for i := range raws {
+		raws[i] = []byte(fmt.Sprintf("INVITE sip:2000@h SIP/2.0\r\nCall-ID: new-%d\r\nContent-Length: 0\r\n\r\n", i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		raw := raws[i%len(raws)]
+		c.record(raw, time.Now(), true, "udp", ap(), ap())
+		c.release(headerValue(raw, "call-id", "i"))
+	}
+}

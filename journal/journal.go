@@ -76,6 +76,9 @@ type Recorder struct {
 	now     func() time.Time
 	retryAt time.Time
 	wait    time.Duration
+
+	// lock keeps other processes off the file while this one runs.
+	lock *os.File
 }
 
 // maxRetryWait is the longest a drain waits after drains that wrote
@@ -112,6 +115,10 @@ var _ sb.CallRecorder = (*Recorder)(nil)
 // Entries left in path by an earlier run are replayed by the next Drain.
 func Open(path string, db sb.CallRecorder, unreachable func(error) bool, log *slog.Logger) (*Recorder, error) {
 	r := &Recorder{db: db, path: path, unreachable: unreachable, log: log, held: map[sb.ID]int{}, now: time.Now}
+	var err error
+	if r.lock, err = lock(path); err != nil {
+		return nil, err
+	}
 	if err := r.repairTail(); err != nil {
 		return nil, err
 	}

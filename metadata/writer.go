@@ -206,7 +206,7 @@ func (w *CallWriter) write(batch []*writeOp) {
 func (w *CallWriter) together(ctx context.Context, tx pgx.Tx, batch []*writeOp) error {
 	s := w.store
 	b := &pgx.Batch{}
-	var queued, traces []*writeOp
+	var queued []*writeOp
 	var events [][]any
 	for _, op := range batch {
 		switch {
@@ -218,7 +218,6 @@ func (w *CallWriter) together(ctx context.Context, tx pgx.Tx, batch []*writeOp) 
 			b.Queue(sql, args...)
 		case op.trace != nil:
 			b.Queue(tracePolicySQL, op.trace.TenantID, op.trace.CallID)
-			traces = append(traces, op)
 		case op.events != nil:
 			events = s.eventRows(events, op.events)
 			continue

@@ -20,38 +20,8 @@ import (
 // dropped as unreadable.
 func TestFailedAppendDoesNotSwallowTheNext(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "journal")
 	d := newDB()
-	d.down = true
-	r, err := Open(path, d, unreachable, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
-	if err := r.CreateCall(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(st.Size()) + 20
-	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	b := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
-	berr := r.CreateCall(ctx, b) // 20 bytes of it land in the file
-	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
-	if berr == nil {
-		t.Fatal("the append past the file size limit did not fail")
-	}
+	r := mustTearAnAppend(t, d)
 	c := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
 	if err := r.CreateCall(ctx, c); err != nil {
 		t.Fatal(err)
@@ -76,38 +46,8 @@ func TestFailedAppendDoesNotSwallowTheNext(t *testing.T) {
 // dropped as unreadable.
 func TestFailedAppendThenDrainDoesNotSwallowTheNext(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "journal")
 	d := newDB()
-	d.down = true
-	r, err := Open(path, d, unreachable, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
-	if err := r.CreateCall(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(st.Size()) + 20
-	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	b := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
-	berr := r.CreateCall(ctx, b) // 20 bytes of it land in the file
-	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
-	if berr == nil {
-		t.Fatal("the append past the file size limit did not fail")
-	}
+	r := mustTearAnAppend(t, d)
 	d.mu.Lock()
 	d.down = false
 	d.mu.Unlock()
@@ -124,4 +64,42 @@ func TestFailedAppendThenDrainDoesNotSwallowTheNext(t *testing.T) {
 	if _, ok := d.calls[c.ID]; !ok {
 		t.Errorf("call %s, journaled after a failed append, was lost", c.ID)
 	}
+}
+
+// mustTearAnAppend opens a journal on d, down, with one entry, and makes
+// the next append fail part-way: the file size limit lets 20 bytes of it
+// land.
+func mustTearAnAppend(t *testing.T, d *db) *Recorder {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "journal")
+	d.down = true
+	r, err := Open(path, d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.CreateCall(ctx, &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := old
+	lim.Cur = uint64(st.Size()) + 20
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	berr := r.CreateCall(ctx, &sb.Call{ID: sb.NewID(), Status: sb.CallRinging})
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if berr == nil {
+		t.Fatal("the append past the file size limit did not fail")
+	}
+	return r
 }

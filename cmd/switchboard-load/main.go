@@ -45,6 +45,7 @@ type config struct {
 	Recording    bool          `json:"recording"`
 	Media        bool          `json:"media"`
 	SIPp         bool          `json:"sipp,omitempty"`
+	SIPpLogs     string        `json:"-"`
 	Target       string        `json:"target"`              // switchboard or janus
 	JanusURL     string        `json:"janus_url,omitempty"` // Janus's HTTP API, with -target janus
 	JSON         string        `json:"-"`
@@ -90,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.Target, "target", "switchboard", "what the emulated browsers attach to: switchboard, or janus (Janus's SIP plugin, its handles registered with the registrar at -sip-addr; for a side-by-side run)")
 	fs.StringVar(&c.JanusURL, "janus-url", "http://127.0.0.1:8088/janus", "Janus's HTTP API, with -target janus")
 	fs.BoolVar(&c.SIPp, "sipp", false, "signalling alone through SIPp: SIPp's built-in UAC calls at -rate for -duration, each call held -hold, and switchboard forwards every call to SIPp's built-in UAS (a queue with no operators), writing its record; the same load scripts/bench.sh sends through Kamailio")
+	fs.StringVar(&c.SIPpLogs, "sipp-logs", "", "with -sipp: keep SIPp's statistics and its log of unexpected messages and failed calls in this folder")
 	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&c.Markdown, "markdown", "", "append the report as a row of a Markdown table to this file")
 	fs.Usage = func() {

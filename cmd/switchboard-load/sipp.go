@@ -52,11 +52,16 @@ func runSIPp(ctx context.Context, c *config, stderr io.Writer) (*sippReport, err
 	if _, err := exec.LookPath("sipp"); err != nil {
 		return nil, errors.New("-sipp needs SIPp (Debian package sip-tester; scripts/deps.sh installs it)")
 	}
-	work, err := os.MkdirTemp("", "switchboard-load-sipp")
-	if err != nil {
+	work := c.SIPpLogs
+	if work == "" {
+		var err error
+		if work, err = os.MkdirTemp("", "switchboard-load-sipp"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(work)
+	} else if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work)
 	uasPort, err := freeUDPPort()
 	if err != nil {
 		return nil, err
@@ -76,7 +81,8 @@ func runSIPp(ctx context.Context, c *config, stderr io.Writer) (*sippReport, err
 		return nil, err
 	}
 
-	uas := exec.CommandContext(ctx, "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort), "-nostdin")
+	uas := exec.CommandContext(ctx, "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort), "-nostdin",
+		"-trace_err", "-error_file", "uas-errors.log")
 	uas.Dir = work
 	if err := uas.Start(); err != nil {
 		return nil, fmt.Errorf("SIPp UAS: %w", err)
@@ -102,7 +108,7 @@ func runSIPp(ctx context.Context, c *config, stderr io.Writer) (*sippReport, err
 	uac := exec.CommandContext(ctx, "sipp", "-sn", "uac", "-s", number, "-i", "127.0.0.1", "-p", strconv.Itoa(uacPort),
 		"-r", strconv.FormatFloat(c.Rate, 'f', -1, 64), "-m", strconv.Itoa(calls), "-l", strconv.Itoa(int(c.Rate*(c.Hold.Seconds()+3))),
 		"-d", strconv.FormatInt(c.Hold.Milliseconds(), 10), "-timeout", fmt.Sprintf("%ds", int((c.Duration+c.Hold+time.Minute).Seconds())), "-nostdin",
-		"-trace_stat", "-stf", "stat.csv", c.SIPAddr)
+		"-trace_stat", "-stf", "stat.csv", "-trace_err", "-error_file", "errors.log", c.SIPAddr)
 	uac.Dir = work
 	out, err := uac.CombinedOutput()
 	elapsed := time.Since(start)

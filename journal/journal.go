@@ -144,6 +144,14 @@ func (r *Recorder) Pending() int {
 	return r.pending
 }
 
+// Down reports whether the database was found unreachable: every write
+// goes to the journal until a drain has emptied it.
+func (r *Recorder) Down() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.down
+}
+
 func (r *Recorder) CreateCall(ctx context.Context, c *sb.Call) error {
 	return r.write(ctx, entry{Op: "create", Call: c})
 }

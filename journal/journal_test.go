@@ -105,8 +105,8 @@ func TestJournalKeepsRecordsWhileTheDatabaseIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &sb.Call{ID: sb.NewID(), Status: sb.CallRinging}
-	if err := r.CreateCall(ctx, c); err != nil || r.Pending() != 0 {
-		t.Fatalf("with the database up: %v, %d pending", err, r.Pending())
+	if err := r.CreateCall(ctx, c); err != nil || r.Pending() != 0 || r.Down() {
+		t.Fatalf("with the database up: %v, %d pending, down %v", err, r.Pending(), r.Down())
 	}
 
 	d.mu.Lock()
@@ -127,8 +127,8 @@ func TestJournalKeepsRecordsWhileTheDatabaseIsDown(t *testing.T) {
 	if err := r.UpdateCall(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if r.Pending() != 5 {
-		t.Fatalf("%d pending, want 5", r.Pending())
+	if r.Pending() != 5 || !r.Down() {
+		t.Fatalf("%d pending, down %v; want 5, down", r.Pending(), r.Down())
 	}
 	if n, err := r.Drain(ctx); n != 0 || err != nil || r.Pending() != 5 {
 		t.Fatalf("a drain while down: %d, %v, %d pending", n, err, r.Pending())
@@ -144,8 +144,8 @@ func TestJournalKeepsRecordsWhileTheDatabaseIsDown(t *testing.T) {
 	if err != nil || r2.Pending() != 5 {
 		t.Fatalf("reopened: %d pending, %v", r2.Pending(), err)
 	}
-	if n, err := r2.Drain(ctx); n != 5 || err != nil || r2.Pending() != 0 {
-		t.Fatalf("drain: %d, %v, %d pending", n, err, r2.Pending())
+	if n, err := r2.Drain(ctx); n != 5 || err != nil || r2.Pending() != 0 || r2.Down() {
+		t.Fatalf("drain: %d, %v, %d pending, down %v", n, err, r2.Pending(), r2.Down())
 	}
 	if got := d.calls[c.ID]; got.Status != sb.CallCompleted || len(d.calls) != 2 || len(d.events) != 2 || d.traces[c.ID] != 3 {
 		t.Errorf("after the drain: call %s, %d calls, %d events, trace %d", got.Status, len(d.calls), len(d.events), d.traces[c.ID])
@@ -210,8 +210,8 @@ func TestTimedOutWriteWaitsInTheJournalAlone(t *testing.T) {
 	}
 	d.setSlow(a.ID, true)
 	a.Status = sb.CallCompleted
-	if err := r.UpdateCall(ctx, a); err != nil || r.Pending() != 1 {
-		t.Fatalf("an update that ran out of time: %v, %d pending; want it kept in the journal", err, r.Pending())
+	if err := r.UpdateCall(ctx, a); err != nil || r.Pending() != 1 || r.Down() {
+		t.Fatalf("an update that ran out of time: %v, %d pending, down %v; want it kept in the journal, the database not down", err, r.Pending(), r.Down())
 	}
 	d.setSlow(a.ID, false) // the call's next write must still follow the one waiting
 	ev := &sb.CallEvent{ID: sb.NewID(), CallID: a.ID, Type: sb.EventEnded}

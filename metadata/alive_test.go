@@ -42,14 +42,7 @@ func TestSlowDatabaseIsNotDead(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	lock, err := db.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Rollback(ctx)
-	if _, err := lock.Exec(ctx, "LOCK TABLE calls IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	lock := lockCalls(t, db)
 	// Probe: the batch does run out of time, and the database is alive.
 	if err := w.UpdateCall(ctx, c); !errors.Is(err, context.DeadlineExceeded) || db.Dead(err) {
 		t.Fatalf("an update while the table is locked: %v (dead %v), want the batch's deadline from a live database", err, db.Dead(err))
@@ -123,4 +116,21 @@ func TestDeadDatabaseIsDead(t *testing.T) {
 	if db.Dead(sb.Errorf(sb.ENOTFOUND, "call not found")) || db.Dead(nil) {
 		t.Error("an answer from the database taken for its death")
 	}
+}
+
+// lockCalls locks the calls table in a transaction of its own, as a queue
+// of commits under load holds it, until the returned transaction ends
+// (at the latest when the test does).
+func lockCalls(t *testing.T, db *DB) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	lock, err := db.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Rollback(ctx) })
+	if _, err := lock.Exec(ctx, "LOCK TABLE calls IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return lock
 }

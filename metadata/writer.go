@@ -36,6 +36,12 @@ type CallWriter struct {
 	// commits counts the transactions that committed steps, and retried
 	// the steps written again alone after their batch failed.
 	commits, retried atomic.Int64
+
+	// since is, for each worker, when the oldest step of the batch it
+	// writes was handed over (Unix nanoseconds), 0 while it waits for
+	// work: how far behind the database is, which overload protection
+	// reads.
+	since []atomic.Int64
 }
 
 var _ sb.CallRecorder = (*CallWriter)(nil)
@@ -49,6 +55,7 @@ type writeOp struct {
 	events         []*sb.CallEvent
 	trace          *sb.CallTrace
 
+	at   int64 // handed over, Unix nanoseconds
 	done chan error
 }
 
@@ -76,9 +83,10 @@ func NewCallWriter(store *CallStore, workers int, opts ...WriterOption) *CallWri
 	for _, o := range opts {
 		o(w)
 	}
-	for range max(workers, 1) {
+	w.since = make([]atomic.Int64, max(workers, 1))
+	for i := range w.since {
 		w.wg.Add(1)
-		go w.work()
+		go w.work(&w.since[i])
 	}
 	return w
 }
@@ -116,6 +124,24 @@ func (w *CallWriter) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 // and not yet answered.
 func (w *CallWriter) Backlog() int { return int(w.waiting.Load()) }
 
+// Behind is how long the oldest step being written has waited: since it
+// was handed over, through its batch's commit. Zero when no batch is
+// being written. Steps still waiting for a worker are younger: workers
+// take them in the order they came.
+func (w *CallWriter) Behind() time.Duration {
+	now := time.Now().UnixNano()
+	var oldest int64
+	for i := range w.since {
+		if at := w.since[i].Load(); at != 0 && (oldest == 0 || at < oldest) {
+			oldest = at
+		}
+	}
+	if oldest == 0 {
+		return 0
+	}
+	return time.Duration(now - oldest)
+}
+
 // do hands the step to a worker and waits for its commit. A step whose
 // ctx ends while it waits for a worker is not written. One already taken
 // is waited for whatever ctx says, until its batch's own deadline: its
@@ -123,6 +149,7 @@ func (w *CallWriter) Backlog() int { return int(w.waiting.Load()) }
 // record), and an answer that arrives is the true one.
 func (w *CallWriter) do(ctx context.Context, op *writeOp) error {
 	op.done = make(chan error, 1)
+	op.at = time.Now().UnixNano()
 	w.waiting.Add(1)
 	defer w.waiting.Add(-1)
 	select {
@@ -135,7 +162,7 @@ func (w *CallWriter) do(ctx context.Context, op *writeOp) error {
 	return <-op.done
 }
 
-func (w *CallWriter) work() {
+func (w *CallWriter) work(since *atomic.Int64) {
 	defer w.wg.Done()
 	batch := make([]*writeOp, 0, maxBatch)
 	for {
@@ -156,7 +183,13 @@ func (w *CallWriter) work() {
 				break more
 			}
 		}
+		oldest := batch[0].at
+		for _, op := range batch[1:] {
+			oldest = min(oldest, op.at)
+		}
+		since.Store(oldest)
 		w.write(batch)
+		since.Store(0)
 	}
 }
 

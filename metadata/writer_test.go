@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/internal/pglocal"
@@ -293,5 +294,47 @@ func TestCallWriterWritesTracesTogether(t *testing.T) {
 	}
 	if n := w.retried.Load(); n != 0 {
 		t.Errorf("%d steps written again alone: a batch of good steps failed", n)
+	}
+}
+
+// Behind is how long the oldest step being written has waited for the
+// database: nothing while the writer is idle, the step's whole wait while
+// a lock holds its commit, and nothing again once it is through.
+func TestCallWriterBehind(t *testing.T) {
+	db := mustOpen(t)
+	ctx := mustCtx(t)
+	tenant := mustTenant(t, db, "Acme")
+	w := NewCallWriter(NewCallStore(db), 2)
+	defer w.Close()
+	c := &sb.Call{TenantID: tenant.ID, Direction: sb.Inbound, To: "2000", Status: sb.CallRinging}
+	if err := w.CreateCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if d := w.Behind(); d != 0 {
+		t.Fatalf("behind %v with nothing to write, want 0", d)
+	}
+	lock := lockCalls(t, db)
+	c.Status = sb.CallAnswered
+	handed := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- w.UpdateCall(ctx, c) }()
+	const held = 300 * time.Millisecond
+	for w.Behind() < held {
+		if time.Since(handed) > 10*time.Second {
+			t.Fatalf("behind %v 10 s into a write held by a lock, want at least %v", w.Behind(), held)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d, since := w.Behind(), time.Since(handed); d > since {
+		t.Errorf("behind %v, more than the %v since the step was handed over", d, since)
+	}
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := w.Behind(); d != 0 {
+		t.Errorf("behind %v once the write went through, want 0", d)
 	}
 }

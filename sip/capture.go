@@ -11,6 +11,7 @@ import (
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/rxstamp"
 )
 
 // The capture sees every SIP message that crosses the server's sockets, as
@@ -334,13 +335,15 @@ type capturedPacketConn struct {
 	net.PacketConn
 	c      *capture
 	shield *shield
+	rx     *rxstamp.Reader // reads with the kernel's receive time; nil: not a UDP socket
+	delay  *queueDelay     // what the receive times say of the queue
 
 	proxies trustedProxies // whose SourceHeader the shield counts by
 }
 
 func (p *capturedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := p.PacketConn.ReadFrom(b)
+		n, addr, err := p.read(b)
 		if err == nil && n > 0 {
 			src := addrPort(addr)
 			if !p.proxies.admits(p.shield, b[:n], src.Addr()) {
@@ -350,6 +353,19 @@ func (p *capturedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		}
 		return n, addr, err
 	}
+}
+
+// read reads a datagram, and notes how long it waited in the queue.
+func (p *capturedPacketConn) read(b []byte) (int, net.Addr, error) {
+	if p.rx == nil {
+		return p.PacketConn.ReadFrom(b)
+	}
+	n, from, at, err := p.rx.Read(b)
+	if err != nil {
+		return n, nil, err
+	}
+	p.delay.observe(at)
+	return n, net.UDPAddrFromAddrPort(from), nil
 }
 
 func (p *capturedPacketConn) WriteTo(b []byte, addr net.Addr) (int, error) {

@@ -49,11 +49,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reject(req, tx, sip.StatusForbidden, "forbidden")
 		return
 	}
-	if hop == nil && s.conf.Overloaded != nil && s.conf.Overloaded() {
+	if hop == nil && (s.Behind() || s.conf.Overloaded != nil && s.conf.Overloaded()) {
 		// Only new calls are shed: a hand-over is a call already
 		// answered, and its record is written by the instance it comes
-		// from. Not recorded: the record would go to the database that is
-		// behind. The SIP metrics count the 503s.
+		// from; requests within a dialog never come here. Not recorded:
+		// a record is work for a service already behind. The SIP metrics
+		// count the 503s.
 		res := sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, phrase(503), nil)
 		res.AppendHeader(sip.NewHeader("Retry-After", overloadRetryAfter))
 		s.respond(tx, res)

@@ -1,11 +1,15 @@
 package sip
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
 
 // Past its capacity the service refuses a new call at once with 503 and a
@@ -59,5 +63,88 @@ func TestOverloadTakesHandOvers(t *testing.T) {
 	}
 	if in := nextCall(t, ts); in.Hop == nil || in.Hop.CallID != hop.CallID {
 		t.Fatalf("dispatched %+v, want the hand-over of call %s", in, hop.CallID)
+	}
+}
+
+// SIP that stands in the UDP socket's queue past Config.QueueDelay sheds
+// new calls with 503 and Retry-After, and only them: a call in progress
+// is held (re-INVITE) and hung up (BYE) as ever, and new calls are taken
+// again once the queue has caught up. The wait is made by running the
+// server's clock ahead of the kernel's receive stamps, so that it is the
+// same on any machine.
+func TestQueueDelayShedsNewCallsOnly(t *testing.T) {
+	var ahead atomic.Int64
+	ts := mustServer(t, nil, Config{QueueDelay: 50 * time.Millisecond}, func(s *Server) {
+		s.clock = func() int64 { return time.Now().UnixNano() + ahead.Load() }
+	})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	keepBusy(t, ts.udp)
+	time.Sleep(3 * delayWindow)
+	if ts.Behind() {
+		t.Fatal("behind with every datagram read at once")
+	}
+
+	ahead.Store(int64(200 * time.Millisecond))
+	waitBehind(t, ts, true)
+	ua := mustRawUA(t, ts.udp)
+	if code, headers := ua.invite("sip:2000@"+ts.udp, ""); code != 503 || headers["retry-after"] != overloadRetryAfter {
+		t.Fatalf("a new call while SIP stands in the queue: %d, Retry-After %q; want 503 with Retry-After %s", code, headers["retry-after"], overloadRetryAfter)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := call.Reinvite(ctx, call.SDP("sendonly"), nil)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE (hold) of the call in progress while behind: %v, %v; want 200", res, err)
+	}
+	nextEvent(t, in.Leg, sb.LegHeld)
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatalf("BYE of the call in progress while behind: %v", err)
+	}
+	nextEvent(t, in.Leg, sb.LegHungUp)
+
+	ahead.Store(0)
+	waitBehind(t, ts, false)
+	if code, _ := ua.invite("sip:2000@"+ts.udp, ""); code != 100 {
+		t.Fatalf("a new call once caught up: %d, want 100 Trying", code)
+	}
+	if c := nextCall(t, ts); c.To != "2000" {
+		t.Fatalf("dispatched %+v, want the call to 2000", c)
+	}
+}
+
+// keepBusy sends an OPTIONS to server every 5 ms until the test ends, so
+// that each window of the queue's watch has its reads.
+func keepBusy(t *testing.T, server string) {
+	conn, err := net.Dial("udp", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done; conn.Close() })
+	local := conn.LocalAddr().String()
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			fmt.Fprintf(conn, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKbusy%d\r\nFrom: <sip:busy@%s>;tag=busy\r\n"+
+				"To: <sip:%s>\r\nCall-ID: busy-%d@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", server, local, n, local, server, n)
+		}
+	}()
+}
+
+func waitBehind(t *testing.T, ts *testServer, want bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ts.Behind() != want; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("behind is not %v after 5 s of OPTIONS every 5 ms", want)
+		}
 	}
 }

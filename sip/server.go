@@ -20,6 +20,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/rxqueue"
+	"github.com/switchboard-voice/switchboard/internal/rxstamp"
 )
 
 // Dispatcher takes new inbound calls: the one method of call control the
@@ -71,6 +73,11 @@ type Config struct {
 	// already taken keep their pace. A hand-over from another instance
 	// (a call already answered) is not a new call and is taken. Nil: never.
 	Overloaded func() bool
+	// QueueDelay is how long SIP may stand in the UDP socket's queue
+	// (from the kernel's receive timestamp to our read, through a whole
+	// window of reads) before new calls are refused with 503 and
+	// Retry-After, as with Overloaded (sip/queuedelay.go). Zero: never.
+	QueueDelay time.Duration
 }
 
 // overloadRetryAfter is the Retry-After of a call refused for overload:
@@ -99,7 +106,9 @@ type Server struct {
 	client *sipgo.Client
 
 	draining atomic.Bool
-	rtpDrops rtpDrops // RTP packets the calls' ports dropped
+	delays   atomic.Pointer[[]*queueDelay] // one per UDP socket served
+	clock    func() int64                  // the queue delays' clock; nil: time.Now
+	rtpDrops rtpDrops                      // RTP packets the calls' ports dropped
 
 	dtlsOnce sync.Once // the DTLS certificate is made on the first DTLS-SRTP call
 	dtlsID   *dtlsIdentity
@@ -194,9 +203,28 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 	return levelFloor{h.Handler.WithGroup(name), h.min}
 }
 
+// sipReadBuffer is the UDP socket's receive queue: SIP from every trunk
+// comes in on it, and what arrives while it is full is lost, to be sent
+// again by the peer after T1 (500 ms) at the earliest. The system's
+// default (about 200 KB) holds about a hundred messages: a tenth of a
+// second at 600 calls a second, which dropped calls in SIPp runs.
+const sipReadBuffer = 8 << 20
+
 // ServeUDP serves SIP on conn until ctx is done or conn is closed.
 func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 	captured := &capturedPacketConn{PacketConn: conn, c: s.capture, shield: s.shield, proxies: s.proxies}
+	if uc, ok := conn.(*net.UDPConn); ok {
+		if got, err := rxqueue.Grow(uc, sipReadBuffer); err != nil || got < sipReadBuffer {
+			s.log.Warn("the SIP UDP socket's receive queue is smaller than asked: raise net.core.rmem_max (docs/operations.md)",
+				"bytes", got, "asked", sipReadBuffer, "err", err)
+		}
+		captured.rx = rxstamp.NewReader(uc)
+		captured.delay = newQueueDelay(s.conf.QueueDelay)
+		if s.clock != nil {
+			captured.delay.now = s.clock
+		}
+		s.watchDelay(captured.delay)
+	}
 	go s.listening(ctx, conn.LocalAddr())
 	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(captured) })
 }

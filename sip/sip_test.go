@@ -70,13 +70,14 @@ func (d dispatcher) RecordRefused(c *sb.RefusedCall)   { d.refused <- c }
 type testServer struct {
 	*Server
 	udp, tcp string
+	udpConn  net.PacketConn
 	calls    chan *sb.InboundCall
 	refused  chan *sb.RefusedCall
 }
 
 var ipTrunk = &sb.Trunk{ID: sb.NewID(), Name: "pbx", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, Numbers: []string{"2000"}}
 
-func mustServer(tb testing.TB, dir *directory, c Config) *testServer {
+func mustServer(tb testing.TB, dir *directory, c Config, setup ...func(*Server)) *testServer {
 	tb.Helper()
 	if dir == nil {
 		dir = &directory{trunks: []*sb.Trunk{ipTrunk}}
@@ -85,6 +86,9 @@ func mustServer(tb testing.TB, dir *directory, c Config) *testServer {
 	s, err := NewServer(dir, d, c)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	for _, f := range setup {
+		f(s) // before it serves
 	}
 	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -113,7 +117,7 @@ func mustServer(tb testing.TB, dir *directory, c Config) *testServer {
 		<-done
 		<-done
 	})
-	return &testServer{Server: s, udp: udp.LocalAddr().String(), tcp: tcp.Addr().String(), calls: d.calls, refused: d.refused}
+	return &testServer{Server: s, udp: udp.LocalAddr().String(), tcp: tcp.Addr().String(), udpConn: udp, calls: d.calls, refused: d.refused}
 }
 
 func (ts *testServer) addr(transport string) string {

@@ -123,6 +123,10 @@ func NewEngine(c Config) (*Engine, error) {
 		}
 		se.SetICEUDPMux(e.mux.mux)
 		e.log.Info("operators' media on one UDP port", "port", e.mux.port)
+		if e.mux.queue < muxReadBuffer {
+			e.log.Warn("the operators' media port's receive queue is smaller than asked: raise net.core.rmem_max (docs/operations.md)",
+				"bytes", e.mux.queue, "asked", muxReadBuffer)
+		}
 	} else if !c.Ports.IsZero() {
 		if err := se.SetEphemeralUDPPortRange(c.Ports.Min, c.Ports.Max); err != nil {
 			return nil, fmt.Errorf("webrtc: port range: %w", err)

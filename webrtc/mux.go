@@ -9,6 +9,7 @@ import (
 	"github.com/pion/ice/v4"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/rxqueue"
 	"github.com/switchboard-voice/switchboard/internal/rxstamp"
 )
 
@@ -17,8 +18,9 @@ import (
 // per PeerConnection: one socket and one read buffer for all operators,
 // and one rule in a firewall.
 type udpMux struct {
-	mux  ice.UDPMux
-	port int
+	mux   ice.UDPMux
+	port  int
+	queue int // the receive queue each socket got, in bytes
 }
 
 // muxReadBuffer is the shared socket's receive queue. The kernel counts
@@ -59,17 +61,20 @@ func openUDPMux(port int, r sb.PortRange, loopbackOnly bool, rx *rxstamp.Table) 
 		return nil, fmt.Errorf("webrtc: UDP port for operators' media: %w", err)
 	}
 	muxes := make([]ice.UDPMux, len(conns))
+	queue := muxReadBuffer
 	for i, c := range conns {
 		// One socket takes every operator's media: its queue must ride
 		// out a moment the reader is not scheduled. Without CAP_NET_ADMIN
 		// the kernel caps the size at net.core.rmem_max
 		// (docs/operations.md).
-		if err := setReadBuffer(c, muxReadBuffer); err != nil {
+		got, err := rxqueue.Grow(c, muxReadBuffer)
+		if err != nil {
 			return nil, fmt.Errorf("webrtc: UDP port for operators' media: %w", err)
 		}
+		queue = min(queue, got)
 		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: rxstamp.NewConn(c, rx)})
 	}
-	return &udpMux{mux: ice.NewMultiUDPMuxDefault(muxes...), port: p}, nil
+	return &udpMux{mux: ice.NewMultiUDPMuxDefault(muxes...), port: p, queue: queue}, nil
 }
 
 func listenAll(addrs []netip.Addr, port int) ([]*net.UDPConn, int, error) {

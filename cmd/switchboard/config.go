@@ -82,6 +82,12 @@ type Config struct {
 	// OverloadBacklog is how many call-record steps may wait for the
 	// database before new calls are refused with 503; 0: never.
 	OverloadBacklog int
+	// OverloadSIPDelay is how long SIP may stand in the UDP socket's
+	// queue before new calls are refused with 503; 0: never.
+	OverloadSIPDelay time.Duration
+	// OverloadDBDelay is how long a call-record step may wait for the
+	// database before new calls are refused with 503; 0: never.
+	OverloadDBDelay time.Duration
 	SecureCookies   bool
 	// WebhookPrivateTargets lets webhooks, and WhatsApp connections' Graph
 	// API URLs, go to loopback and private addresses (tests; receivers on
@@ -147,6 +153,8 @@ func configFlags(fs *flag.FlagSet, defaults map[string]string) func() (*Config, 
 		{name: "public-ip", env: "SWITCHBOARD_PUBLIC_IP", help: "address announced in SDP and ICE when behind 1:1 NAT"},
 		{name: "rtp-ports", env: "SWITCHBOARD_RTP_PORTS", def: "10000-20000", help: "UDP port range for media, low-high"},
 		{name: "overload-backlog", env: "SWITCHBOARD_OVERLOAD_BACKLOG", def: strconv.Itoa(defaultOverloadBacklog), help: "call-record writes waiting for the database past which new calls are refused at once with 503 and Retry-After, so the calls taken keep their pace (0, the default: never refuse)"},
+		{name: "overload-sip-delay", env: "SWITCHBOARD_OVERLOAD_SIP_DELAY", def: defaultOverloadSIPDelay, help: "how long SIP may stand in the UDP socket's queue (every message of 200 ms read this long or longer after it arrived) before new calls are refused at once with 503 and Retry-After until it has caught up, so the calls taken keep their pace; calls in progress are never refused (0: never refuse)"},
+		{name: "overload-db-delay", env: "SWITCHBOARD_OVERLOAD_DB_DELAY", def: defaultOverloadDBDelay, help: "how long a call's record may wait for the database before new calls are refused at once with 503 and Retry-After until it has caught up; a database found unreachable is not waited for (the journal keeps the records) (0: never refuse)"},
 		{name: "webrtc-udp-port", env: "SWITCHBOARD_WEBRTC_UDP_PORT", help: "the one UDP port every operator's WebRTC media uses (ICE UDP mux); empty: the first free port of rtp-ports; off: a port per operator from rtp-ports"},
 		{name: "ice-servers", env: "SWITCHBOARD_ICE_SERVERS", help: "comma-separated STUN/TURN URLs handed to browsers"},
 		{name: "turn-username", env: "SWITCHBOARD_TURN_USERNAME", help: "username for the TURN servers"},
@@ -314,26 +322,21 @@ func parseConfig(get func(string) string) (*Config, error) {
 		}
 		c.ICEServers = []sb.ICEServer{s}
 	}
+	// Each duration's default when unset: the flags give their own, a
+	// service configured by its environment alone (and the tests) these.
 	durations := []struct {
 		name string
 		dst  *time.Duration
 		min  time.Duration
-	}{{"ring-timeout", &c.RingTimeout, time.Second}, {"media-timeout", &c.MediaTimeout, time.Second}, {"drain-timeout", &c.DrainTimeout, 0}, {"reconnect-grace", &c.ReconnectGrace, 0},
-		{"sip-min-se", &c.SIPMinSE, time.Second}, {"sip-session-expires", &c.SIPSessionExpires, time.Second},
-		{"retention-sweep", &c.RetentionSweep, time.Second}, {"register-sync", &c.RegisterSync, 10 * time.Millisecond}}
+		def  string
+	}{{"ring-timeout", &c.RingTimeout, time.Second, ""}, {"media-timeout", &c.MediaTimeout, time.Second, ""}, {"drain-timeout", &c.DrainTimeout, 0, ""},
+		{"reconnect-grace", &c.ReconnectGrace, 0, "20s"}, {"sip-min-se", &c.SIPMinSE, time.Second, "90s"}, {"sip-session-expires", &c.SIPSessionExpires, time.Second, "30m"},
+		{"retention-sweep", &c.RetentionSweep, time.Second, ""}, {"register-sync", &c.RegisterSync, 10 * time.Millisecond, "1m"},
+		{"overload-sip-delay", &c.OverloadSIPDelay, 0, defaultOverloadSIPDelay}, {"overload-db-delay", &c.OverloadDBDelay, 0, defaultOverloadDBDelay}}
 	for _, d := range durations {
 		raw := get(d.name)
-		if raw == "" && d.name == "register-sync" {
-			raw = "1m"
-		}
-		if raw == "" && d.name == "reconnect-grace" {
-			raw = "20s"
-		}
-		if raw == "" && d.name == "sip-min-se" {
-			raw = "90s"
-		}
-		if raw == "" && d.name == "sip-session-expires" {
-			raw = "30m"
+		if raw == "" {
+			raw = d.def
 		}
 		v, err := time.ParseDuration(raw)
 		if err != nil || v < d.min {
@@ -473,6 +476,17 @@ func parseTrustedProxies(raw string) ([]netip.Prefix, error) {
 	}
 	return nets, nil
 }
+
+// The overload delays by default. SIP that stands 100 ms in the socket's
+// queue is answered late enough for peers to retransmit at T1 (500 ms)
+// soon, which adds to the load; a record that waits a second for the
+// database holds its call's setup as long. Measured with SIPp on the
+// 2-CPU machine (docs/performance.md): past capacity they hold the best
+// rate, below it they refuse nothing.
+const (
+	defaultOverloadSIPDelay = "100ms"
+	defaultOverloadDBDelay  = "1s"
+)
 
 // defaultOverloadBacklog is 0: no call is refused for the backlog unless
 // the operator sets a limit. Measured with SIPp at 500 calls/s on the

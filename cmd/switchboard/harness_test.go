@@ -75,6 +75,12 @@ func mustStartServiceWith(tb testing.TB, settings map[string]string, prepare fun
 		"journal":         filepath.Join(tb.TempDir(), "journal"),
 		// Webhook receivers in tests listen on loopback.
 		"webhook-private-targets": "true",
+		// Many services share the test machine with everything else the
+		// suite runs: a moment's wait there is no overload, and a call a
+		// test places must not be shed for it. The tests of shedding
+		// (overload_test.go, TestOverloadDelays) set their own.
+		"overload-sip-delay": "0",
+		"overload-db-delay":  "0",
 	}
 	for k, v := range settings {
 		values[k] = v

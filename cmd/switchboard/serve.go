@@ -253,9 +253,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		},
 		TrustedProxies: c.SIPTrustedProxies,
 		Overloaded:     m.overloaded,
+		QueueDelay:     c.OverloadSIPDelay,
 	}); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
+	m.Metrics.Gauge("switchboard_sip_queue_behind", "1 while SIP stands in the UDP socket's queue longer than overload-sip-delay and new calls are refused with 503.",
+		func() float64 {
+			if m.SIP.Behind() {
+				return 1
+			}
+			return 0
+		})
 	m.watchSIP()
 	routes := metadata.NewRouteStore(m.DB, sealer)
 	m.Switch.SetDialer(m.SIP, routes)
@@ -522,10 +530,15 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// overloaded reports whether more call-record writes wait for the
-// database than the service lets pile up: new calls are refused then.
+// overloaded reports whether the database is behind with the calls'
+// records, so that new calls are refused: a record has waited for it
+// longer than the service lets one wait, or more wait than it lets pile
+// up. A database found unreachable is not waited for: the journal takes
+// the records, and the drains that try it are not calls.
 func (m *Main) overloaded() bool {
-	return m.Config.OverloadBacklog > 0 && m.writer.Backlog() >= m.Config.OverloadBacklog
+	c := m.Config
+	return c.OverloadDBDelay > 0 && m.writer.Behind() >= c.OverloadDBDelay && !m.Journal.Down() ||
+		c.OverloadBacklog > 0 && m.writer.Backlog() >= c.OverloadBacklog
 }
 
 func isNil(c io.Closer) bool {

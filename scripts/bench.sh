@@ -62,12 +62,12 @@ done
 # queue with no operators forwards each call) → SIPp's UAS, every call's
 # record written.
 sbsipp="$work/sbsipp.md"
-for rate in 200 500 1000; do
+for rate in 200 500 1000 2000; do
 	start_service
 	echo "bench: SIPp through switchboard, $rate calls/s" >&2
 	# A rate past what the machine carries can fail outright: say so in
 	# its row and go on to the others.
-	"$work/switchboard-load" -sipp -database-url "$db" -sip-addr "127.0.0.1:$sip" -pid "$pid" \
+	"$work/switchboard-load" -sipp -database-url "$db" -sip-addr "127.0.0.1:$sip" -pid "$pid" -metrics-url "http://127.0.0.1:$metrics/metrics" \
 		-rate "$rate" -hold 1s -duration 20s -markdown "$sbsipp" >&2 ||
 		printf '| %s | the run failed (see the log) | | | | | | |\n' "$rate" >>"$sbsipp"
 	stop_service

@@ -120,9 +120,12 @@ func TestScrapeRuntime(t *testing.T) {
 	if _, err := parseRuntime(strings.NewReader("go_goroutines 12\n# HELP x\n")); err == nil {
 		t.Error("a page without the heap and open files was taken")
 	}
-	s, err = parseRuntime(strings.NewReader("go_goroutines 12\ngo_memstats_heap_inuse_bytes 1048576\nprocess_open_fds 9\nswitchboard_active_calls 3\n"))
-	if err != nil || s.ActiveCalls != 3 || s.HeapInuseMB != 1 {
-		t.Errorf("runtime %+v, %v: want 3 calls in progress and 1 MB of heap", s, err)
+	s, err = parseRuntime(strings.NewReader("go_goroutines 12\ngo_memstats_heap_inuse_bytes 1048576\nprocess_open_fds 9\nswitchboard_active_calls 3\n" +
+		`switchboard_sip_messages_total{code="503",direction="in",method="INVITE"} 4` + "\n" +
+		`switchboard_sip_messages_total{code="503",direction="out",method="INVITE"} 7` + "\n" +
+		`switchboard_sip_messages_total{code="503",direction="out",method="BYE"} 2` + "\n"))
+	if err != nil || s.ActiveCalls != 3 || s.HeapInuseMB != 1 || s.Shed != 7 {
+		t.Errorf("runtime %+v, %v: want 3 calls in progress, 1 MB of heap and 7 INVITEs refused with 503", s, err)
 	}
 }
 

@@ -68,6 +68,9 @@ type runtimeSample struct {
 	// ActiveCalls is the service's calls in progress: none once every
 	// call the load placed has ended, or something kept one alive.
 	ActiveCalls float64 `json:"active_calls"`
+	// Shed is how many INVITEs the service refused with 503: past its
+	// capacity, the new calls it did not take.
+	Shed float64 `json:"invites_refused_503"`
 	// relayDelay is the service's switchboard_media_relay_delay_seconds
 	// by direction (from_caller, to_caller).
 	relayDelay map[string]*histogram
@@ -107,6 +110,14 @@ func parseRuntime(r io.Reader) (runtimeSample, error) {
 			continue
 		}
 		if relayDelayLine(s.relayDelay, name, value) {
+			continue
+		}
+		if labels, ok := strings.CutPrefix(name, "switchboard_sip_messages_total{"); ok {
+			if label(labels, "direction") == "out" && label(labels, "method") == "INVITE" && label(labels, "code") == "503" {
+				if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+					s.Shed = v
+				}
+			}
 			continue
 		}
 		var dst *float64

@@ -37,8 +37,12 @@ type sippReport struct {
 	Calls      int     `json:"calls_placed"`
 	Successful int     `json:"calls_successful"`
 	Failed     int     `json:"calls_failed"`
-	Records    int     `json:"records_completed"`
-	Elapsed    float64 `json:"elapsed_s"`
+	// Shed is how many 503s the service sent to INVITEs: new calls it
+	// refused at once for being behind (a retransmitted INVITE is answered
+	// again); -1: its /metrics was not reachable.
+	Shed    int     `json:"calls_shed"`
+	Records int     `json:"records_completed"`
+	Elapsed float64 `json:"elapsed_s"`
 	// Achieved is successful calls over the time SIPp took to place them.
 	Achieved     float64 `json:"calls_per_second_achieved"`
 	SetupAvgMS   float64 `json:"setup_ms_avg"`
@@ -97,6 +101,7 @@ func runSIPp(ctx context.Context, c *config, stderr io.Writer) (*sippReport, err
 	if err != nil {
 		return nil, err
 	}
+	shedBefore, metricsErr := scrapeRuntime(ctx, c.MetricsURL, c.MetricsToken)
 	var before procSample
 	if c.PID > 0 {
 		if before, err = sampleProc(c.PID); err != nil {
@@ -124,6 +129,12 @@ func runSIPp(ctx context.Context, c *config, stderr io.Writer) (*sippReport, err
 		Elapsed: elapsed.Seconds(), SetupAvgMS: stats.responseMS}
 	if elapsed > c.Hold {
 		rep.Achieved = float64(rep.Successful) / (elapsed - c.Hold).Seconds()
+	}
+	rep.Shed = -1
+	if metricsErr == nil {
+		if after, err := scrapeRuntime(ctx, c.MetricsURL, c.MetricsToken); err == nil {
+			rep.Shed = int(after.Shed - shedBefore.Shed)
+		}
 	}
 	if c.PID > 0 {
 		after, err := sampleProc(c.PID)
@@ -250,7 +261,7 @@ func (r *sippReport) print(w io.Writer) {
 	fmt.Fprintf(w, "SIPp → switchboard → SIPp, %g calls/s asked\n", r.Rate)
 	fmt.Fprintf(w, "  calls placed      %d in %.1f s\n", r.Calls, r.Elapsed)
 	fmt.Fprintf(w, "  successful        %d (%.0f calls/s achieved)\n", r.Successful, r.Achieved)
-	fmt.Fprintf(w, "  failed            %d\n", r.Failed)
+	fmt.Fprintf(w, "  failed            %d (%s 503s sent: new calls refused at once)\n", r.Failed, r.shed())
 	fmt.Fprintf(w, "  records completed %d\n", r.Records)
 	fmt.Fprintf(w, "  setup (INVITE→200) %.1f ms on average\n", r.SetupAvgMS)
 	if r.CPUSeconds > 0 {
@@ -259,10 +270,19 @@ func (r *sippReport) print(w io.Writer) {
 }
 
 // sippHeader heads the table of SIPp runs.
-const sippHeader = "| calls/s asked | calls placed | successful | failed | records completed | achieved calls/s | setup avg | service CPU per call |\n" +
+const sippHeader = "| calls/s asked | calls placed | successful | failed (503s sent) | records completed | achieved calls/s | setup avg | service CPU per call |\n" +
 	"|---|---|---|---|---|---|---|---|\n"
 
 func (r *sippReport) appendMarkdown(path string) error {
-	return appendRow(path, sippHeader, fmt.Sprintf("| %g | %d | %d | %d | %d | %.0f | %.1f ms | %.2f ms |\n",
-		r.Rate, r.Calls, r.Successful, r.Failed, r.Records, r.Achieved, r.SetupAvgMS, r.CPUMSPerCall))
+	return appendRow(path, sippHeader, fmt.Sprintf("| %g | %d | %d | %d (%s) | %d | %.0f | %.1f ms | %.2f ms |\n",
+		r.Rate, r.Calls, r.Successful, r.Failed, r.shed(), r.Records, r.Achieved, r.SetupAvgMS, r.CPUMSPerCall))
+}
+
+// shed is Shed as a figure, or "?" when the service's metrics were not
+// reachable.
+func (r *sippReport) shed() string {
+	if r.Shed < 0 {
+		return "?"
+	}
+	return strconv.Itoa(r.Shed)
 }

@@ -74,7 +74,7 @@ func TestOverloadTakesHandOvers(t *testing.T) {
 // same on any machine.
 func TestQueueDelayShedsNewCallsOnly(t *testing.T) {
 	var ahead atomic.Int64
-	ts := mustServer(t, nil, Config{QueueDelay: 50 * time.Millisecond}, func(s *Server) {
+	ts := mustServer(t, nil, Config{QueueDelay: 100 * time.Millisecond}, func(s *Server) {
 		s.clock = func() int64 { return time.Now().UnixNano() + ahead.Load() }
 	})
 	phone := mustPhone(t, siptest.Options{})
@@ -85,7 +85,7 @@ func TestQueueDelayShedsNewCallsOnly(t *testing.T) {
 		t.Fatal("behind with every datagram read at once")
 	}
 
-	ahead.Store(int64(200 * time.Millisecond))
+	ahead.Store(int64(time.Second))
 	waitBehind(t, ts, true)
 	ua := mustRawUA(t, ts.udp)
 	if code, headers := ua.invite("sip:2000@"+ts.udp, ""); code != 503 || headers["retry-after"] != overloadRetryAfter {
@@ -113,8 +113,9 @@ func TestQueueDelayShedsNewCallsOnly(t *testing.T) {
 	}
 }
 
-// keepBusy sends an OPTIONS to server every 5 ms until the test ends, so
-// that each window of the queue's watch has its reads.
+// keepBusy sends four OPTIONS to server every 5 ms until the test ends,
+// so that each window of the queue's watch has its reads even when the
+// machine is slow to run the sender.
 func keepBusy(t *testing.T, server string) {
 	conn, err := net.Dial("udp", server)
 	if err != nil {
@@ -134,8 +135,11 @@ func keepBusy(t *testing.T, server string) {
 				return
 			case <-tick.C:
 			}
-			fmt.Fprintf(conn, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKbusy%d\r\nFrom: <sip:busy@%s>;tag=busy\r\n"+
-				"To: <sip:%s>\r\nCall-ID: busy-%d@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", server, local, n, local, server, n)
+			for i := range 4 {
+				id := 4*n + i
+				fmt.Fprintf(conn, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKbusy%d\r\nFrom: <sip:busy@%s>;tag=busy\r\n"+
+					"To: <sip:%s>\r\nCall-ID: busy-%d@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", server, local, id, local, server, id)
+			}
 		}
 	}()
 }

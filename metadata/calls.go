@@ -62,20 +62,24 @@ const (
 	COALESCE((SELECT COALESCE(NULLIF(u.name, ''), u.email) FROM users u WHERE u.tenant_id = calls.tenant_id AND u.id = calls.operator_id), '')`
 )
 
-func callArgs(c *sb.Call) []any {
-	return append([]any{c.ID, c.TenantID, c.Direction, c.To, c.CreatedAt, c.Channel}, mutableArgs(c)...)
-}
+// identityArgs is how many of callColumns come before mutableColumns.
+const identityArgs = 6
 
-func mutableArgs(c *sb.Call) []any {
+// appendMutableArgs appends mutableColumns' values to args.
+func appendMutableArgs(args []any, c *sb.Call) []any {
 	tags := c.Tags
 	if tags == nil {
 		tags = []string{}
 	}
-	return []any{c.TrunkID, c.From, c.Source, c.SIPCallID, c.OperatorID, c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.AnsweredAt, c.EndedAt, c.DurationMS,
+	return append(args, c.TrunkID, c.From, c.Source, c.SIPCallID, c.OperatorID, c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.AnsweredAt, c.EndedAt, c.DurationMS,
 		int64(c.FromCaller.Packets), int64(c.FromCaller.Bytes), c.FromCaller.Lost, c.FromCaller.JitterMS, c.FromCaller.MOS,
 		int64(c.ToCaller.Packets), int64(c.ToCaller.Bytes), c.ToCaller.Lost, c.ToCaller.JitterMS, c.ToCaller.MOS,
-		c.FailureLeg, c.FailureStage, c.Q850Cause, c.PostDialDelayMS, c.TimeToAnswerMS, tags, c.APIErrorCode}
+		c.FailureLeg, c.FailureStage, c.Q850Cause, c.PostDialDelayMS, c.TimeToAnswerMS, tags, c.APIErrorCode)
 }
+
+// mutableArgCount is how many values mutableColumns take, counted from
+// appendMutableArgs itself so the statements below cannot drift from it.
+var mutableArgCount = len(appendMutableArgs(nil, &sb.Call{}))
 
 // scanCall reads a record of selectColumns.
 func scanCall(row pgx.Row) (*sb.Call, error) { return scanCallWith(row) }
@@ -118,6 +122,20 @@ func placeholders(from, to int) string {
 	return strings.Join(p, ", ")
 }
 
+// The statements of CreateCall and UpdateCall, built once: they are the
+// same for every call, and building them for each cost a call a dozen
+// allocations.
+var (
+	// createCallSQL takes callColumns' values and the instance.
+	createCallSQL = "INSERT INTO calls (" + callColumns + ", instance) VALUES (" +
+		placeholders(1, identityArgs+mutableArgCount+3) + ")"
+	// updateCallSQL takes the tenant and call ID, mutableColumns' values
+	// and the external reference.
+	updateCallSQL = "UPDATE calls SET (" + mutableColumns + ") = ROW(" + placeholders(3, 2+mutableArgCount) +
+		"), external_ref = CASE WHEN external_ref = '' THEN $" + strconv.Itoa(3+mutableArgCount) +
+		" ELSE external_ref END WHERE tenant_id = $1 AND id = $2"
+)
+
 // CreateCall inserts a new call record, setting its ID and creation time
 // when zero.
 func (s *CallStore) CreateCall(ctx context.Context, c *sb.Call) error {
@@ -144,8 +162,9 @@ func (s *CallStore) createCallStmt(c *sb.Call) (string, []any) {
 	if labels == nil {
 		labels = []string{}
 	}
-	args := append(callArgs(c), c.ExternalRef, labels, s.instance)
-	return "INSERT INTO calls (" + callColumns + ", instance) VALUES (" + placeholders(1, len(args)) + ")", args
+	args := make([]any, 0, identityArgs+mutableArgCount+3)
+	args = append(args, c.ID, c.TenantID, c.Direction, c.To, c.CreatedAt, c.Channel)
+	return createCallSQL, append(appendMutableArgs(args, c), c.ExternalRef, labels, s.instance)
 }
 
 // UpdateCall writes the call's mutable state. A reference the call
@@ -159,10 +178,9 @@ func (s *CallStore) UpdateCall(ctx context.Context, c *sb.Call) error {
 
 // updateCallStmt is UpdateCall's statement.
 func updateCallStmt(c *sb.Call) (string, []any) {
-	args := append([]any{c.TenantID, c.ID}, mutableArgs(c)...)
-	args = append(args, c.ExternalRef)
-	return "UPDATE calls SET (" + mutableColumns + ") = ROW(" + placeholders(3, len(args)-1) +
-		"), external_ref = CASE WHEN external_ref = '' THEN $" + strconv.Itoa(len(args)) + " ELSE external_ref END WHERE tenant_id = $1 AND id = $2", args
+	args := make([]any, 0, 2+mutableArgCount+1)
+	args = append(args, c.TenantID, c.ID)
+	return updateCallSQL, append(appendMutableArgs(args, c), c.ExternalRef)
 }
 
 // updatedCall is UpdateCall's answer from its statement's.

@@ -195,10 +195,13 @@ func updatedCall(tag pgconn.CommandTag, err error) error {
 }
 
 // eventRows appends events' rows to rows, giving each its ID and time if
-// it has none.
+// it has none. A call's events share its tenant and call, boxed once, and
+// the rows' cells come from one array.
 func (s *CallStore) eventRows(rows [][]any, events []*sb.CallEvent) [][]any {
 	now := s.db.now()
-	for _, e := range events {
+	var call, tenant lastBox[sb.ID]
+	cells := make([]any, eventColumns*len(events))
+	for i, e := range events {
 		if e.ID == (sb.ID{}) {
 			e.ID = sb.NewID()
 		}
@@ -209,15 +212,24 @@ func (s *CallStore) eventRows(rows [][]any, events []*sb.CallEvent) [][]any {
 		if len(e.Detail) > 0 {
 			detail = e.Detail
 		}
-		rows = append(rows, []any{e.ID, e.CallID, e.TenantID, e.At, string(e.Type), detail})
+		row := cells[i*eventColumns : (i+1)*eventColumns : (i+1)*eventColumns]
+		row[0], row[1], row[2], row[3], row[4], row[5] = e.ID, call.get(e.CallID, boxID), tenant.get(e.TenantID, boxID), e.At, string(e.Type), detail
+		rows = append(rows, row)
 	}
 	return rows
 }
 
+// eventColumns are call_events' columns, in the order of its rows' cells.
+var (
+	eventColumns     = len(eventColumnNames)
+	eventColumnNames = []string{"id", "call_id", "tenant_id", "at", "type", "detail"}
+)
+
+func boxID(id sb.ID) any { return id }
+
 // copyEvents stores event rows in one COPY.
 func copyEvents(ctx context.Context, q querier, rows [][]any) error {
-	_, err := q.CopyFrom(ctx, pgx.Identifier{"call_events"},
-		[]string{"id", "call_id", "tenant_id", "at", "type", "detail"}, pgx.CopyFromRows(rows))
+	_, err := q.CopyFrom(ctx, pgx.Identifier{"call_events"}, eventColumnNames, pgx.CopyFromRows(rows))
 	if err != nil {
 		return mapError(fmt.Errorf("metadata: add call events: %w", err), "call")
 	}

@@ -58,6 +58,29 @@ func TestExportFollowsTheTenantsPolicy(t *testing.T) {
 	}
 }
 
+// A message's Call-ID keys its trace and goes with it to the exporter
+// whether or not the message held secrets to redact, and the datagram it
+// came in may be reused at once.
+func TestCaptureKeysByCallIDOfTheWire(t *testing.T) {
+	var ids []string
+	c := newCapture(time.Now, func(_ sb.SIPMessage, callID string) { ids = append(ids, callID) })
+	buf := []byte("INVITE sip:2000@h SIP/2.0\r\ni:  plain@h \r\nContent-Length: 0\r\n\r\n")
+	c.record(buf, time.Now(), true, "udp", ap(), ap())
+	secret := []byte("INVITE sip:2000@h SIP/2.0\r\nProxy-Authorization: Digest username=\"u\", response=\"0123abcd\"\r\n" +
+		"Call-ID: secret@h\r\nContent-Length: 0\r\n\r\n")
+	c.record(secret, time.Now(), true, "udp", ap(), ap())
+	clear(buf)
+	clear(secret)
+	if strings.Join(ids, " ") != "plain@h secret@h" {
+		t.Errorf("exported with Call-IDs %q", ids)
+	}
+	for _, id := range []string{"plain@h", "secret@h"} {
+		if m := c.messages(id); len(m) != 1 || strings.Contains(m[0].Message, "0123abcd") || !strings.Contains(m[0].Message, id) {
+			t.Errorf("trace of %s: %v", id, m)
+		}
+	}
+}
+
 // A TCP stream is cut into whole messages by Content-Length (full or
 // compact), however it arrives: byte by byte, or two messages at once,
 // with keepalives between.

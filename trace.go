@@ -106,9 +106,9 @@ func isPartyHeader(line string) bool {
 		return false
 	}
 	name = strings.TrimSpace(name)
-	var lower [len("p-preferred-identity")]byte
+	var lower [32]byte // longer than any party header's name
 	if len(name) > len(lower) {
-		return false // longer than any party header's name
+		return partyHeaders[strings.ToLower(name)]
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]

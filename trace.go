@@ -39,28 +39,85 @@ var partyHeaders = map[string]bool{
 
 // Redact applies p to the message: its body dropped, the numbers of its
 // request line and party headers masked. Credentials and media keys go
-// whatever the policy (RedactSecrets).
+// whatever the policy (RedactSecrets). Every message is exported redacted,
+// so the copy is made once, in one allocation, and not at all when the
+// policy changes nothing.
 func (m SIPMessage) Redact(p TracePolicy) SIPMessage {
 	m.Message = RedactSecrets(m.Message)
 	if !p.DropBodies && !p.MaskNumbers {
 		return m
 	}
-	head, body, _ := strings.Cut(m.Message, "\r\n\r\n")
-	lines := strings.Split(head, "\r\n")
-	for i, line := range lines {
-		if !p.MaskNumbers {
+	head, body, whole := strings.Cut(m.Message, "\r\n\r\n")
+	dropBody := p.DropBodies && body != ""
+	if whole && !dropBody && (!p.MaskNumbers || !masksAny(head)) {
+		return m
+	}
+	var b strings.Builder
+	b.Grow(len(head) + len("\r\n\r\n") + max(len(body), len(bodyRemoved)+len(" bytes]")+20))
+	for i := 0; ; i++ {
+		line, rest, more := strings.Cut(head, "\r\n")
+		if p.MaskNumbers && (i == 0 || isPartyHeader(line)) {
+			writeMasked(&b, line)
+		} else {
+			b.WriteString(line)
+		}
+		if !more {
 			break
 		}
-		name, _, ok := strings.Cut(line, ":")
-		if i == 0 || (ok && partyHeaders[strings.ToLower(strings.TrimSpace(name))]) {
-			lines[i] = maskDigits(line)
-		}
+		b.WriteString("\r\n")
+		head = rest
 	}
-	if p.DropBodies && body != "" {
-		body = "[body removed by the tenant's trace policy: " + strconv.Itoa(len(body)) + " bytes]"
+	b.WriteString("\r\n\r\n")
+	if dropBody {
+		var n [20]byte
+		b.WriteString(bodyRemoved)
+		b.Write(strconv.AppendInt(n[:0], int64(len(body)), 10))
+		b.WriteString(" bytes]")
+	} else {
+		b.WriteString(body)
 	}
-	m.Message = strings.Join(lines, "\r\n") + "\r\n\r\n" + body
+	m.Message = b.String()
 	return m
+}
+
+// bodyRemoved stands, with the body's size, where a dropped body was.
+const bodyRemoved = "[body removed by the tenant's trace policy: "
+
+// masksAny reports whether masking numbers changes head: its request
+// line or a party header holds a run of five digits or more.
+func masksAny(head string) bool {
+	for i := 0; ; i++ {
+		line, rest, more := strings.Cut(head, "\r\n")
+		if (i == 0 || isPartyHeader(line)) && longDigitRun(line) {
+			return true
+		}
+		if !more {
+			return false
+		}
+		head = rest
+	}
+}
+
+// isPartyHeader reports whether line is a header of partyHeaders, in any
+// case, without the copy strings.ToLower would make.
+func isPartyHeader(line string) bool {
+	name, _, ok := strings.Cut(line, ":")
+	if !ok {
+		return false
+	}
+	name = strings.TrimSpace(name)
+	var lower [32]byte // longer than any party header's name
+	if len(name) > len(lower) {
+		return partyHeaders[strings.ToLower(name)]
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	return partyHeaders[string(lower[:len(name)])]
 }
 
 // MaskNumber hides all but the last four digits of the phone numbers in s,
@@ -70,22 +127,51 @@ func MaskNumber(s string) string { return maskDigits(s) }
 // maskDigits replaces all but the last four digits of every run of five
 // or more with '*': numbers go, ports and CSeq-sized values stay.
 func maskDigits(s string) string {
-	b := []byte(s)
-	for i := 0; i < len(b); {
-		if b[i] < '0' || b[i] > '9' {
-			i++
-			continue
-		}
+	if !longDigitRun(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	writeMasked(&b, s)
+	return b.String()
+}
+
+// writeMasked writes s to b with maskDigits' masking.
+func writeMasked(b *strings.Builder, s string) {
+	for i := 0; i < len(s); {
 		j := i
-		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		for j < len(s) && !isDigit(s[j]) {
+			j++
+		}
+		b.WriteString(s[i:j])
+		i = j
+		for j < len(s) && isDigit(s[j]) {
 			j++
 		}
 		if j-i >= 5 {
-			for k := i; k < j-4; k++ {
-				b[k] = '*'
+			for range j - i - 4 {
+				b.WriteByte('*')
 			}
+			i = j - 4
 		}
+		b.WriteString(s[i:j])
 		i = j
 	}
-	return string(b)
 }
+
+// longDigitRun reports whether s holds a run of five digits or more.
+func longDigitRun(s string) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			run = 0
+			continue
+		}
+		if run++; run >= 5 {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

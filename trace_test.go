@@ -120,3 +120,36 @@ func TestRedactSecretsLeavesPlainMessagesAlone(t *testing.T) {
 		t.Errorf("an upper-case header kept its credentials: %q", got)
 	}
 }
+
+// BenchmarkRedact is an INVITE redacted by the strictest policy, as every
+// message of a call whose tenant is not yet known is exported.
+func BenchmarkRedact(b *testing.B) {
+	m := sb.SIPMessage{Message: invite}
+	p := sb.TracePolicy{DropBodies: true, MaskNumbers: true}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		m.Redact(p)
+	}
+}
+
+// Redacting copies a message once, and not at all when the policy
+// changes nothing in it.
+func TestRedactCopiesOnce(t *testing.T) {
+	strict := sb.TracePolicy{DropBodies: true, MaskNumbers: true}
+	plain := "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\nTo: <sip:2000@192.0.2.1>\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n"
+	for _, c := range []struct {
+		msg  string
+		want float64
+	}{{invite, 1}, {plain, 0}} {
+		m := sb.SIPMessage{Message: c.msg}
+		if n := testing.AllocsPerRun(100, func() { m.Redact(strict) }); n != c.want {
+			t.Errorf("%v allocations redacting %q, want %v", n, c.msg[:20], c.want)
+		}
+	}
+	if got := (sb.SIPMessage{Message: plain}).Redact(strict).Message; got != plain {
+		t.Errorf("a message with nothing to redact changed:\n%s", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { sb.MaskNumber("2000") }); n != 0 {
+		t.Errorf("%v allocations masking a number too short to mask, want 0", n)
+	}
+}

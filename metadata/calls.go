@@ -62,20 +62,24 @@ const (
 	COALESCE((SELECT COALESCE(NULLIF(u.name, ''), u.email) FROM users u WHERE u.tenant_id = calls.tenant_id AND u.id = calls.operator_id), '')`
 )
 
-func callArgs(c *sb.Call) []any {
-	return append([]any{c.ID, c.TenantID, c.Direction, c.To, c.CreatedAt, c.Channel}, mutableArgs(c)...)
-}
+// identityArgs is how many of callColumns come before mutableColumns.
+const identityArgs = 6
 
-func mutableArgs(c *sb.Call) []any {
+// appendMutableArgs appends mutableColumns' values to args.
+func appendMutableArgs(args []any, c *sb.Call) []any {
 	tags := c.Tags
 	if tags == nil {
 		tags = []string{}
 	}
-	return []any{c.TrunkID, c.From, c.Source, c.SIPCallID, c.OperatorID, c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.AnsweredAt, c.EndedAt, c.DurationMS,
+	return append(args, c.TrunkID, c.From, c.Source, c.SIPCallID, c.OperatorID, c.Status, c.HangupBy, c.SIPCode, c.Reason, c.Codec, c.AnsweredAt, c.EndedAt, c.DurationMS,
 		int64(c.FromCaller.Packets), int64(c.FromCaller.Bytes), c.FromCaller.Lost, c.FromCaller.JitterMS, c.FromCaller.MOS,
 		int64(c.ToCaller.Packets), int64(c.ToCaller.Bytes), c.ToCaller.Lost, c.ToCaller.JitterMS, c.ToCaller.MOS,
-		c.FailureLeg, c.FailureStage, c.Q850Cause, c.PostDialDelayMS, c.TimeToAnswerMS, tags, c.APIErrorCode}
+		c.FailureLeg, c.FailureStage, c.Q850Cause, c.PostDialDelayMS, c.TimeToAnswerMS, tags, c.APIErrorCode)
 }
+
+// mutableArgCount is how many values mutableColumns take, counted from
+// appendMutableArgs itself so the statements below cannot drift from it.
+var mutableArgCount = len(appendMutableArgs(nil, &sb.Call{}))
 
 // scanCall reads a record of selectColumns.
 func scanCall(row pgx.Row) (*sb.Call, error) { return scanCallWith(row) }
@@ -118,6 +122,20 @@ func placeholders(from, to int) string {
 	return strings.Join(p, ", ")
 }
 
+// The statements of CreateCall and UpdateCall, built once: they are the
+// same for every call, and building them for each cost a call a dozen
+// allocations.
+var (
+	// createCallSQL takes callColumns' values and the instance.
+	createCallSQL = "INSERT INTO calls (" + callColumns + ", instance) VALUES (" +
+		placeholders(1, identityArgs+mutableArgCount+3) + ")"
+	// updateCallSQL takes the tenant and call ID, mutableColumns' values
+	// and the external reference.
+	updateCallSQL = "UPDATE calls SET (" + mutableColumns + ") = ROW(" + placeholders(3, 2+mutableArgCount) +
+		"), external_ref = CASE WHEN external_ref = '' THEN $" + strconv.Itoa(3+mutableArgCount) +
+		" ELSE external_ref END WHERE tenant_id = $1 AND id = $2"
+)
+
 // CreateCall inserts a new call record, setting its ID and creation time
 // when zero.
 func (s *CallStore) CreateCall(ctx context.Context, c *sb.Call) error {
@@ -144,8 +162,9 @@ func (s *CallStore) createCallStmt(c *sb.Call) (string, []any) {
 	if labels == nil {
 		labels = []string{}
 	}
-	args := append(callArgs(c), c.ExternalRef, labels, s.instance)
-	return "INSERT INTO calls (" + callColumns + ", instance) VALUES (" + placeholders(1, len(args)) + ")", args
+	args := make([]any, 0, identityArgs+mutableArgCount+3)
+	args = append(args, c.ID, c.TenantID, c.Direction, c.To, c.CreatedAt, c.Channel)
+	return createCallSQL, append(appendMutableArgs(args, c), c.ExternalRef, labels, s.instance)
 }
 
 // UpdateCall writes the call's mutable state. A reference the call
@@ -159,10 +178,9 @@ func (s *CallStore) UpdateCall(ctx context.Context, c *sb.Call) error {
 
 // updateCallStmt is UpdateCall's statement.
 func updateCallStmt(c *sb.Call) (string, []any) {
-	args := append([]any{c.TenantID, c.ID}, mutableArgs(c)...)
-	args = append(args, c.ExternalRef)
-	return "UPDATE calls SET (" + mutableColumns + ") = ROW(" + placeholders(3, len(args)-1) +
-		"), external_ref = CASE WHEN external_ref = '' THEN $" + strconv.Itoa(len(args)) + " ELSE external_ref END WHERE tenant_id = $1 AND id = $2", args
+	args := make([]any, 0, 2+mutableArgCount+1)
+	args = append(args, c.TenantID, c.ID)
+	return updateCallSQL, append(appendMutableArgs(args, c), c.ExternalRef)
 }
 
 // updatedCall is UpdateCall's answer from its statement's.
@@ -177,10 +195,13 @@ func updatedCall(tag pgconn.CommandTag, err error) error {
 }
 
 // eventRows appends events' rows to rows, giving each its ID and time if
-// it has none.
+// it has none. A call's events share its tenant and call, boxed once, and
+// the rows' cells come from one array.
 func (s *CallStore) eventRows(rows [][]any, events []*sb.CallEvent) [][]any {
 	now := s.db.now()
-	for _, e := range events {
+	var call, tenant lastBox[sb.ID]
+	cells := make([]any, eventColumns*len(events))
+	for i, e := range events {
 		if e.ID == (sb.ID{}) {
 			e.ID = sb.NewID()
 		}
@@ -191,15 +212,24 @@ func (s *CallStore) eventRows(rows [][]any, events []*sb.CallEvent) [][]any {
 		if len(e.Detail) > 0 {
 			detail = e.Detail
 		}
-		rows = append(rows, []any{e.ID, e.CallID, e.TenantID, e.At, string(e.Type), detail})
+		row := cells[i*eventColumns : (i+1)*eventColumns : (i+1)*eventColumns]
+		row[0], row[1], row[2], row[3], row[4], row[5] = e.ID, call.get(e.CallID, boxID), tenant.get(e.TenantID, boxID), e.At, string(e.Type), detail
+		rows = append(rows, row)
 	}
 	return rows
 }
 
+// eventColumns are call_events' columns, in the order of its rows' cells.
+var (
+	eventColumns     = len(eventColumnNames)
+	eventColumnNames = []string{"id", "call_id", "tenant_id", "at", "type", "detail"}
+)
+
+func boxID(id sb.ID) any { return id }
+
 // copyEvents stores event rows in one COPY.
 func copyEvents(ctx context.Context, q querier, rows [][]any) error {
-	_, err := q.CopyFrom(ctx, pgx.Identifier{"call_events"},
-		[]string{"id", "call_id", "tenant_id", "at", "type", "detail"}, pgx.CopyFromRows(rows))
+	_, err := q.CopyFrom(ctx, pgx.Identifier{"call_events"}, eventColumnNames, pgx.CopyFromRows(rows))
 	if err != nil {
 		return mapError(fmt.Errorf("metadata: add call events: %w", err), "call")
 	}

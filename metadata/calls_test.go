@@ -3,6 +3,8 @@ package metadata
 import (
 	"fmt"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +221,33 @@ func TestFindCallsFiltersAndLimits(t *testing.T) {
 	restBusy := find(sb.CallFilter{Status: sb.CallBusy, After: &firstBusy[1].ID})
 	if len(firstBusy) != 2 || len(restBusy) != 4 || restBusy[0].ID == firstBusy[1].ID {
 		t.Errorf("busy in pages: %d then %d, want 2 then 4", len(firstBusy), len(restBusy))
+	}
+}
+
+// The statements built once take exactly the arguments built per call:
+// every placeholder from $1 to the last argument's, each once, and a value
+// for each column they write, with the keys and reference around them.
+func TestCallStatementsTakeTheirArgs(t *testing.T) {
+	c := &sb.Call{ID: sb.NewID(), TenantID: sb.NewID(), Tags: []string{"vip"}}
+	create, createArgs := (&CallStore{}).createCallStmt(c)
+	update, updateArgs := updateCallStmt(c)
+	columns := func(s string) int { return strings.Count(s, ",") + 1 }
+	for _, s := range []struct {
+		sql  string
+		args []any
+		want int
+	}{{create, createArgs, columns(callColumns) + 1}, {update, updateArgs, 2 + columns(mutableColumns) + 1}} {
+		if len(s.args) != s.want {
+			t.Errorf("%d arguments, want %d, for %s", len(s.args), s.want, s.sql)
+		}
+		for i := 1; i <= len(s.args)+1; i++ {
+			want := 1
+			if i > len(s.args) {
+				want = 0
+			}
+			if n := len(regexp.MustCompile(`\$`+strconv.Itoa(i)+`\b`).FindAllString(s.sql, -1)); n != want {
+				t.Errorf("$%d appears %d times, want %d, in %s", i, n, want, s.sql)
+			}
+		}
 	}
 }

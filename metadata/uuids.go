@@ -36,10 +36,19 @@ func tryWrapID(value any) (pgtype.WrappedEncodePlanNextSetter, any, bool) {
 }
 
 // idEncodePlan encodes an sb.ID as a pgtype.UUID.
-type idEncodePlan struct{ next pgtype.EncodePlan }
+type idEncodePlan struct {
+	next pgtype.EncodePlan
+	// uuid is what next is handed, by pointer, so that handing it over
+	// boxes no copy: an allocation for each ID of every statement. A
+	// plan is its type map's, and a type map is one connection's, used
+	// by one goroutine at a time (pgtype.Map is not safe for concurrent
+	// use).
+	uuid pgtype.UUID
+}
 
 func (p *idEncodePlan) SetNext(next pgtype.EncodePlan) { p.next = next }
 
 func (p *idEncodePlan) Encode(value any, buf []byte) ([]byte, error) {
-	return p.next.Encode(pgtype.UUID{Bytes: value.(sb.ID), Valid: true}, buf)
+	p.uuid = pgtype.UUID{Bytes: value.(sb.ID), Valid: true}
+	return p.next.Encode(&p.uuid, buf)
 }

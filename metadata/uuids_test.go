@@ -43,6 +43,18 @@ func TestIDsEncodeAsUUIDs(t *testing.T) {
 	}
 }
 
+// Encoding an ID in binary, as every statement of a call does several
+// times, allocates nothing of its own.
+func TestIDEncodesWithoutAllocating(t *testing.T) {
+	m := pgtype.NewMap()
+	withIDs(m)
+	var id any = sb.NewID() // boxed once, as a statement's argument is
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { m.Encode(pgtype.UUIDOID, pgtype.BinaryFormatCode, id, buf[:0]) }); n != 0 {
+		t.Errorf("%v allocations, want 0", n)
+	}
+}
+
 // BenchmarkEncodeID is one ID as a statement's argument.
 func BenchmarkEncodeID(b *testing.B) {
 	for _, bc := range []struct {

@@ -302,21 +302,38 @@ func (m *Metrics) SIPMessage(msg sb.SIPMessage, _ string) {
 	m.sip.WithLabelValues(dir, method, "").Inc()
 }
 
-// cseqMethod is the method a response answers, from its CSeq header.
+// cseqMethod is the method a response answers, from its CSeq header. It
+// reads the header section line by line and copies nothing: every
+// response is counted, and splitting the whole message into lines cost
+// each one a slice as long as its lines.
 func cseqMethod(msg string) string {
-	for _, line := range strings.Split(msg, "\r\n") {
+	for rest, more := msg, true; more; {
+		var line string
+		line, rest, more = strings.Cut(rest, "\r\n")
 		if line == "" {
 			break
 		}
 		name, value, ok := strings.Cut(line, ":")
 		if ok && strings.EqualFold(strings.TrimSpace(name), "cseq") {
-			f := strings.Fields(value)
-			if len(f) == 2 {
-				return f[1]
+			if f, n := secondField(value); n == 2 {
+				return f
 			}
 		}
 	}
 	return ""
+}
+
+// secondField returns the second of s's fields (as strings.Fields splits
+// them) and how many there are, up to three.
+func secondField(s string) (second string, n int) {
+	for f := range strings.FieldsSeq(s) {
+		if n++; n == 2 {
+			second = f
+		} else if n == 3 {
+			break
+		}
+	}
+	return second, n
 }
 
 // The database's latency: Metrics is a pgx.QueryTracer.

@@ -38,6 +38,40 @@ func TestSIPMessageLabelsAreBounded(t *testing.T) {
 	}
 }
 
+// Counting a message copies nothing of it: every message of every call
+// is counted.
+func TestSIPMessageCountingCopiesNothing(t *testing.T) {
+	m := New()
+	for _, msg := range []sb.SIPMessage{{Message: sipOK}, {Inbound: true, Message: "BYE sip:2000@h SIP/2.0\r\nCSeq: 2 BYE\r\n\r\n"}} {
+		m.SIPMessage(msg, "") // the series exists
+		if n := testing.AllocsPerRun(100, func() { m.SIPMessage(msg, "") }); n != 0 {
+			t.Errorf("%v allocations counting %q, want 0", n, msg.Message[:12])
+		}
+	}
+	for msg, want := range map[string]string{sipOK: "INVITE", "SIP/2.0 200 OK\r\nCSeq: 1\r\n\r\n": "", "SIP/2.0 200 OK\r\nCSeq: 1 BYE x\r\n": "",
+		"SIP/2.0 200 OK\r\n\r\nCSeq: 1 BYE\r\n": "", "SIP/2.0 200 OK\r\nCSEQ:\t7\u00a0ACK": "ACK", "": ""} {
+		if got := cseqMethod(msg); got != want {
+			t.Errorf("cseqMethod(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}
+
+const sipOK = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\nFrom: <sip:3000@192.0.2.1>;tag=1\r\n" +
+	"To: <sip:2000@192.0.2.2>;tag=2\r\nCall-ID: bench\r\nCSeq: 1 INVITE\r\nContact: <sip:2000@192.0.2.2>\r\n" +
+	"Content-Type: application/sdp\r\nContent-Length: 120\r\n\r\nv=0\r\no=- 1 1 IN IP4 192.0.2.2\r\ns=-\r\nc=IN IP4 192.0.2.2\r\n" +
+	"t=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+
+// BenchmarkSIPMessage is counting one response, as every message of every
+// call is.
+func BenchmarkSIPMessage(b *testing.B) {
+	m := New()
+	msg := sb.SIPMessage{Message: sipOK}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.SIPMessage(msg, "")
+	}
+}
+
 // A call's end is counted by outcome, and its media added to the totals.
 func TestCallEnded(t *testing.T) {
 	m := New()

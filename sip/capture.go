@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,10 @@ const (
 	// maxStream bounds what a TCP connection may buffer while a message is
 	// incomplete.
 	maxStream = 256 << 10
+	// callMessages is how many messages a simple call's trace has room
+	// for once it is more than an INVITE: INVITE, 100, 180, 200, ACK,
+	// BYE and its 200 are seven.
+	callMessages = 8
 )
 
 // Exporter receives every SIP message the server sends or receives, with
@@ -118,13 +123,21 @@ func newCapture(now func() time.Time, export Exporter) *capture {
 // message is stamped when its write began: the answer to it may be read
 // before the write returns.
 func (c *capture) record(raw []byte, at time.Time, inbound bool, transport string, src, dst netip.AddrPort) {
-	callID := headerValue(raw, "call-id", "i")
-	if callID == "" {
+	id, _ := headerBytes(raw, "call-id", "i")
+	if len(id) == 0 {
 		return // keepalives, garbage: the parser answers what it can
 	}
+	// The Call-ID is taken from the message's own copy, not copied
+	// again: each message would cost one more allocation.
+	msg := string(raw)
+	start := cap(raw) - cap(id) // id is a slice of raw
+	callID := msg[start : start+len(id)]
 	// Credentials and media keys never leave the wire: not to the
 	// exporter, the log, nor the stored trace.
-	m := sb.SIPMessage{At: at, Inbound: inbound, Transport: transport, Src: src, Dst: dst, Message: sb.RedactSecrets(string(raw))}
+	m := sb.SIPMessage{At: at, Inbound: inbound, Transport: transport, Src: src, Dst: dst, Message: sb.RedactSecrets(msg)}
+	if m.Message != msg {
+		callID = strings.Clone(callID) // a trace's key must not keep the secrets' copy alive
+	}
 	policy := c.keep(m, callID, inbound, raw)
 	if c.export != nil {
 		c.export(m.Redact(policy), callID)
@@ -167,6 +180,12 @@ func (c *capture) keep(m sb.SIPMessage, callID string, inbound bool, raw []byte)
 	i := len(t.msgs)
 	for i > 0 && t.msgs[i-1].At.After(m.At) {
 		i--
+	}
+	if len(t.msgs) > 0 && len(t.msgs) == cap(t.msgs) && len(t.msgs) < callMessages {
+		// A call's first message may be all there is (an INVITE
+		// refused, or a flood of them): room for a whole call's comes
+		// with its second, in one allocation, not four.
+		t.msgs = slices.Grow(t.msgs, callMessages-len(t.msgs))
 	}
 	t.msgs = slices.Insert(t.msgs, i, m)
 	return c.exportPolicy(t)
@@ -289,6 +308,13 @@ func headerValue(raw []byte, name, compact string) string {
 
 // headerValues is headerValue, and how many times the header appears.
 func headerValues(raw []byte, name, compact string) (first string, n int) {
+	v, n := headerBytes(raw, name, compact)
+	return string(v), n
+}
+
+// headerBytes is headerValues without a copy: the first value is a slice
+// of raw.
+func headerBytes(raw []byte, name, compact string) (first []byte, n int) {
 	head := raw
 	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
 		head = raw[:i]
@@ -307,7 +333,7 @@ func headerValues(raw []byte, name, compact string) (first string, n int) {
 		h := bytes.TrimSpace(line[:colon])
 		if bytes.EqualFold(h, []byte(name)) || (compact != "" && bytes.EqualFold(h, []byte(compact))) {
 			if n == 0 {
-				first = string(bytes.TrimSpace(line[colon+1:]))
+				first = bytes.TrimSpace(line[colon+1:])
 			}
 			n++
 		}

@@ -58,6 +58,29 @@ func TestExportFollowsTheTenantsPolicy(t *testing.T) {
 	}
 }
 
+// A message's Call-ID keys its trace and goes with it to the exporter
+// whether or not the message held secrets to redact, and the datagram it
+// came in may be reused at once.
+func TestCaptureKeysByCallIDOfTheWire(t *testing.T) {
+	var ids []string
+	c := newCapture(time.Now, func(_ sb.SIPMessage, callID string) { ids = append(ids, callID) })
+	buf := []byte("INVITE sip:2000@h SIP/2.0\r\ni:  plain@h \r\nContent-Length: 0\r\n\r\n")
+	c.record(buf, time.Now(), true, "udp", ap(), ap())
+	secret := []byte("INVITE sip:2000@h SIP/2.0\r\nProxy-Authorization: Digest username=\"u\", response=\"0123abcd\"\r\n" +
+		"Call-ID: secret@h\r\nContent-Length: 0\r\n\r\n")
+	c.record(secret, time.Now(), true, "udp", ap(), ap())
+	clear(buf)
+	clear(secret)
+	if strings.Join(ids, " ") != "plain@h secret@h" {
+		t.Errorf("exported with Call-IDs %q", ids)
+	}
+	for _, id := range []string{"plain@h", "secret@h"} {
+		if m := c.messages(id); len(m) != 1 || strings.Contains(m[0].Message, "0123abcd") || !strings.Contains(m[0].Message, id) {
+			t.Errorf("trace of %s: %v", id, m)
+		}
+	}
+}
+
 // A TCP stream is cut into whole messages by Content-Length (full or
 // compact), however it arrives: byte by byte, or two messages at once,
 // with keepalives between.
@@ -231,5 +254,43 @@ func BenchmarkCaptureNewCall(b *testing.B) {
 		raw := raws[i%len(raws)]
 		c.record(raw, time.Now(), true, "udp", ap(), ap())
 		c.release(headerValue(raw, "call-id", "i"))
+	}
+}
+
+// BenchmarkCaptureCall is a whole simple call's trace, as every call
+// records it: INVITE, 100, 180, 200, ACK, BYE and its 200, each exported
+// (the metrics count every message) under the strictest policy, then the
+// trace released for storing.
+func BenchmarkCaptureCall(b *testing.B) {
+	c := newCapture(time.Now, func(sb.SIPMessage, string) {})
+	head := "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK%d\r\nFrom: <sip:+4930123456@192.0.2.1>;tag=1\r\n" +
+		"To: <sip:2000@192.0.2.2>%s\r\nCall-ID: call-%d\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n"
+	call := func(n int) [][]byte {
+		msg := func(start, toTag, cseq string) []byte {
+			return []byte(start + "\r\n" + fmt.Sprintf(head, n, toTag, n, cseq))
+		}
+		return [][]byte{msg("INVITE sip:2000@192.0.2.2 SIP/2.0", "", "1 INVITE"), msg("SIP/2.0 100 Trying", "", "1 INVITE"),
+			msg("SIP/2.0 180 Ringing", ";tag=2", "1 INVITE"), msg("SIP/2.0 200 OK", ";tag=2", "1 INVITE"),
+			msg("ACK sip:2000@192.0.2.2 SIP/2.0", ";tag=2", "1 ACK"), msg("BYE sip:2000@192.0.2.2 SIP/2.0", ";tag=2", "2 BYE"),
+			msg("SIP/2.0 200 OK", ";tag=2", "2 BYE")}
+	}
+	calls := make([][][]byte, 1024)
+	for i := range calls {
+		calls[i] = call(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		msgs := calls[i%len(calls)]
+		id := headerValue(msgs[0], "call-id", "i")
+		for j, raw := range msgs {
+			c.record(raw, time.Now(), j%2 == 0, "udp", ap(), ap())
+			if j == 0 {
+				c.claim(id)
+			}
+		}
+		if got := c.release(id); len(got) != len(msgs) {
+			b.Fatalf("%d messages kept, want %d", len(got), len(msgs))
+		}
 	}
 }

@@ -68,7 +68,7 @@ func (c *carrier) sendRTP(t *testing.T, req *sip.Request, n int) {
 	}
 }
 
-func mustCarrier(t *testing.T, answer func(req *sip.Request, tx sip.ServerTransaction, c *carrier)) *carrier {
+func mustCarrier(t testing.TB, answer func(req *sip.Request, tx sip.ServerTransaction, c *carrier)) *carrier {
 	t.Helper()
 	c := &carrier{answer: answer, bye: make(chan *sip.Request, 1), prack: make(chan *sip.Request, 4)}
 	var err error
@@ -224,6 +224,33 @@ func TestDialEarlyMediaAnswerAndHangup(t *testing.T) {
 	trace := l.SIPTrace()
 	if len(trace) < 7 || !strings.HasPrefix(trace[0].Message, "INVITE ") || trace[0].Inbound {
 		t.Errorf("the outbound call's trace starts %v", trace)
+	}
+}
+
+// BenchmarkDial is one whole call placed to a trunk over loopback UDP:
+// INVITE, the digest challenge and the INVITE again, 200 with SDP, ACK,
+// BYE, 200.
+func BenchmarkDial(b *testing.B) {
+	ts := mustServer(b, nil, Config{})
+	c := mustCarrier(b, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l, err := ts.Dial(ctx, route(c), "+15550001111")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ev := <-l.Events(); ev.Kind != sb.LegAnswered {
+			b.Fatalf("event %v, want answered", ev.Kind)
+		}
+		if err := l.Hangup(ctx, "done"); err != nil {
+			b.Fatal(err)
+		}
+		<-c.bye
+		l.Close()
 	}
 }
 

@@ -278,11 +278,23 @@ func (p *rtpPort) idle(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, p.lastRecv.Load()))
 }
 
+// rtpBufs holds the read buffers of the RTP ports that closed, for the
+// next calls': a call's two would otherwise be garbage when it ends. A
+// port's buffers are its own while it reads; nothing keeps a packet past
+// its delivery, as the next read overwrites it.
+var rtpBufs = sync.Pool{New: func() any { return new([rtpBufSize]byte) }}
+
+const rtpBufSize = 1500
+
 func (p *rtpPort) readLoop() {
-	buf := make([]byte, 1500)
+	b := rtpBufs.Get().(*[rtpBufSize]byte)
+	defer rtpBufs.Put(b)
+	buf := b[:]
 	var plain []byte
 	if p.srtp != nil {
-		plain = make([]byte, 1500)
+		pb := rtpBufs.Get().(*[rtpBufSize]byte)
+		defer rtpBufs.Put(pb)
+		plain = pb[:]
 	}
 	rd := rxstamp.NewReader(p.conn)
 	for {

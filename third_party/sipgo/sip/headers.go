@@ -233,9 +233,8 @@ func (hs *headers) Headers() []Header {
 // Headers are pointers, always Clone them for change
 func (hs *headers) GetHeaders(name string) []Header {
 	var hds []Header
-	nameLower := HeaderToLower(name)
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if sameName(h.Name(), name) {
 			hds = append(hds, h)
 		}
 	}
@@ -246,19 +245,41 @@ func (hs *headers) GetHeaders(name string) []Header {
 // Use lower case to avoid allocs
 // Headers are pointers, always Clone them for change
 func (hs *headers) GetHeader(name string) Header {
-	name = HeaderToLower(name)
 	return hs.getHeader(name)
 }
 
-// getHeader is direct access, name must be lowercase
-func (hs *headers) getHeader(nameLower string) Header {
+// getHeader is direct access
+func (hs *headers) getHeader(name string) Header {
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if sameName(h.Name(), name) {
 			return h
 		}
 	}
 
 	return nil
+}
+
+// sameName reports whether HeaderToLower(a) == HeaderToLower(b) without
+// lowering either: a lookup lowered, and so copied, the name it was given
+// and each header name it passed that HeaderToLower does not know
+// (User-Agent, Allow, ...).
+func sameName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if asciiLower(a[i]) != asciiLower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func asciiLower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // RemoveHeader removes header by name

@@ -70,10 +70,11 @@ func asciiToLower(s []byte) []byte {
 
 // ASCIIToLower is faster than go version. It avoids one more loop
 func ASCIIToLower(s string) string {
-	// first check is ascii already low to avoid alloc
+	// first check is ascii already low to avoid alloc: only an upper
+	// case letter needs a copy, not a '-' or a digit
 	nonLowInd := -1
-	for i, c := range s {
-		if 'a' <= c && c <= 'z' {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 'A' || c > 'Z' {
 			continue
 		}
 		nonLowInd = i

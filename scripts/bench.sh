@@ -180,6 +180,10 @@ sed -n '/^## Targets/,$p' "$out" >"$targets" 2>/dev/null || true
 	echo "each call on at once, so switchboard answers the caller when the UAS answers and carries both legs' SIP,"
 	echo "with each call's record and timeline written to PostgreSQL (\"records completed\" counts them there)."
 	echo "Calls held 1 s, 20 s at each rate, the same load as Kamailio's below; no browsers, no media."
+	echo "Past what the machine carries the service sheds new calls with 503 (\`-overload-sip-delay\`,"
+	echo "\`-overload-db-delay\`, on by default): SIPp counts them failed, and \"503s sent\" (from the service's"
+	echo "\`/metrics\`; a retransmitted INVITE is answered again) says how many were. \"Achieved\" is successful"
+	echo "calls over the time SIPp took, so a rate held past capacity shows as the best rate, not as a collapse."
 	echo "Command: \`switchboard-load -sipp -rate R -hold 1s -duration 20s\`."
 	echo
 	cat "$sbsipp"

@@ -183,18 +183,15 @@ func (w *CallWriter) work(since *atomic.Int64) {
 				break more
 			}
 		}
-		oldest := batch[0].at
-		for _, op := range batch[1:] {
-			oldest = min(oldest, op.at)
-		}
-		since.Store(oldest)
-		w.write(batch)
-		since.Store(0)
+		since.Store(oldestOf(batch))
+		w.write(batch, since)
 	}
 }
 
 // write commits batch in one transaction and tells each step.
-func (w *CallWriter) write(batch []*writeOp) {
+// The batch's steps stop counting in since as their answers go: a step
+// answered is not behind.
+func (w *CallWriter) write(batch []*writeOp, since *atomic.Int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
 	if len(batch) == 1 {
@@ -202,6 +199,7 @@ func (w *CallWriter) write(batch []*writeOp) {
 		if err == nil {
 			w.commits.Add(1)
 		}
+		since.Store(0)
 		batch[0].done <- err
 		return
 	}
@@ -212,6 +210,7 @@ func (w *CallWriter) write(batch []*writeOp) {
 	if err == nil || Unreachable(err) || errors.Is(err, context.DeadlineExceeded) {
 		// All written, or none could be: each step's caller decides (the
 		// journal keeps them while the database is away).
+		since.Store(0)
 		for _, op := range batch {
 			op.done <- err
 		}
@@ -220,13 +219,27 @@ func (w *CallWriter) write(batch []*writeOp) {
 	// One step failed and took the transaction with it: each again alone,
 	// for its own answer.
 	w.retried.Add(int64(len(batch)))
-	for _, op := range batch {
+	for i, op := range batch {
 		err := op.write(ctx)
 		if err == nil {
 			w.commits.Add(1)
 		}
+		if rest := batch[i+1:]; len(rest) > 0 {
+			since.Store(oldestOf(rest))
+		} else {
+			since.Store(0)
+		}
 		op.done <- err
 	}
+}
+
+// oldestOf is when the oldest of steps was handed over.
+func oldestOf(steps []*writeOp) int64 {
+	oldest := steps[0].at
+	for _, op := range steps[1:] {
+		oldest = min(oldest, op.at)
+	}
+	return oldest
 }
 
 // together writes batch's steps in tx in few round trips, whatever their

@@ -11,6 +11,9 @@
 -- * traces by age, for retention: a trace is written when its call ends,
 --   so rows lie in time order and a block range index serves the sweep
 --   for a fraction of a B-tree's upkeep.
+-- Rebuilding them holds writes to calls and traces for as long as the
+-- builds take (a migration is one transaction, so not CONCURRENTLY): on a
+-- large database, upgrade at a quiet hour.
 DROP INDEX calls_tags_idx;
 CREATE INDEX calls_tags_idx ON calls USING gin (tags) WHERE tags <> '{}';
 DROP INDEX calls_tenant_operator_idx;

@@ -152,7 +152,8 @@ func TestWebhookEnqueueMany(t *testing.T) {
 // machine's load; blocks and WAL do not. -v logs the statements
 // PostgreSQL spent most on. Run with -benchtime 3000x.
 func BenchmarkCallRecords(b *testing.B) {
-	ctx := b.Context()                                    // not mustCtx's: a run takes as long as it is asked to
+	// Not mustCtx's: a run takes as long as it is asked to.
+	ctx := b.Context()
 	dir, err := os.MkdirTemp("", "switchboard-bench-pg-") // a folder PostgreSQL's user can reach
 	if err != nil {
 		b.Fatal(err)

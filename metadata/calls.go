@@ -309,7 +309,9 @@ func (s *CallStore) FindCalls(ctx context.Context, f sb.CallFilter) ([]*sb.Call,
 		add("operator_id = ?", *f.OperatorID)
 	}
 	if f.Tag != "" {
-		add("tags @> ARRAY[?::text]", f.Tag)
+		// The first condition is the tag index's predicate: untagged
+		// calls, most of them, are not in it.
+		add("tags <> '{}' AND tags @> ARRAY[?::text]", f.Tag)
 	}
 	if f.Failed {
 		conds = append(conds, "failure_stage <> ''")

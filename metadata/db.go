@@ -225,10 +225,12 @@ var constraintMessages = map[string]string{
 	"trunks_tenant_id_fkey":     "tenant not found",
 	"calls_tenant_id_fkey":      "tenant not found",
 	// Two-column foreign keys are named after both columns.
-	"sessions_tenant_id_user_id_fkey":       "user not found",
-	"call_events_tenant_id_call_id_fkey":    "call not found",
-	"trunk_numbers_tenant_id_trunk_id_fkey": "trunk not found",
-	"recordings_tenant_id_call_id_fkey":     "call not found",
+	"sessions_tenant_id_user_id_fkey":             "user not found",
+	"call_events_tenant_id_call_id_fkey":          "call not found",
+	"call_sip_messages_tenant_id_call_id_fkey":    "call not found",
+	"call_quality_samples_tenant_id_call_id_fkey": "call not found",
+	"trunk_numbers_tenant_id_trunk_id_fkey":       "trunk not found",
+	"recordings_tenant_id_call_id_fkey":           "call not found",
 }
 
 // mapError turns database errors a caller can act on into *switchboard.Error:

@@ -292,6 +292,17 @@ type CallService interface {
 	FindCallEvents(ctx context.Context, id ID) ([]*CallEvent, error)
 }
 
+// replayKey marks a context as a replay of records written before.
+type replayKey struct{}
+
+// Replaying marks ctx as a replay of records written before (a journal's
+// drain): no call waits for what is written under it, so a recorder does
+// not count its wait as the wait of calls in progress.
+func Replaying(ctx context.Context) context.Context { return context.WithValue(ctx, replayKey{}, true) }
+
+// IsReplay reports whether ctx was marked by Replaying.
+func IsReplay(ctx context.Context) bool { return ctx.Value(replayKey{}) != nil }
+
 // CallRecorder writes call records as call control moves a call along.
 // It is not scoped by actor: call control is the system itself.
 type CallRecorder interface {

@@ -391,7 +391,7 @@ func (r *Recorder) Drain(ctx context.Context) (int, error) {
 			consumed = end
 			return true
 		}
-		err := r.apply(ctx, *e)
+		err := r.apply(sb.Replaying(ctx), *e)
 		if dead = r.unreachable(err); dead || timedOut(err) {
 			stuck = err
 			return false

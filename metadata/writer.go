@@ -55,7 +55,7 @@ type writeOp struct {
 	events         []*sb.CallEvent
 	trace          *sb.CallTrace
 
-	at   int64 // handed over, Unix nanoseconds
+	at   int64 // handed over, Unix nanoseconds; 0: a replay, which no call waits for
 	done chan error
 }
 
@@ -127,7 +127,8 @@ func (w *CallWriter) Backlog() int { return int(w.waiting.Load()) }
 // Behind is how long the oldest step being written has waited: since it
 // was handed over, through its batch's commit. Zero when no batch is
 // being written. Steps still waiting for a worker are younger: workers
-// take them in the order they came.
+// take them in the order they came. A replay (sb.Replaying: a journal's
+// drain) is no call's wait and does not count.
 func (w *CallWriter) Behind() time.Duration {
 	now := time.Now().UnixNano()
 	var oldest int64
@@ -149,7 +150,9 @@ func (w *CallWriter) Behind() time.Duration {
 // record), and an answer that arrives is the true one.
 func (w *CallWriter) do(ctx context.Context, op *writeOp) error {
 	op.done = make(chan error, 1)
-	op.at = time.Now().UnixNano()
+	if !sb.IsReplay(ctx) {
+		op.at = time.Now().UnixNano()
+	}
 	w.waiting.Add(1)
 	defer w.waiting.Add(-1)
 	select {
@@ -233,11 +236,14 @@ func (w *CallWriter) write(batch []*writeOp, since *atomic.Int64) {
 	}
 }
 
-// oldestOf is when the oldest of steps was handed over.
+// oldestOf is when the oldest of steps a call waits for was handed
+// over; 0 when none is (replays only).
 func oldestOf(steps []*writeOp) int64 {
-	oldest := steps[0].at
-	for _, op := range steps[1:] {
-		oldest = min(oldest, op.at)
+	var oldest int64
+	for _, op := range steps {
+		if op.at != 0 && (oldest == 0 || op.at < oldest) {
+			oldest = op.at
+		}
 	}
 	return oldest
 }

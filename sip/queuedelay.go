@@ -16,12 +16,12 @@ import (
 // refused with 503 while it stands, so that the calls taken keep their
 // pace and the queue drains.
 type queueDelay struct {
-	limit int64        // nanoseconds; 0: never behind
-	now   func() int64 // Unix nanoseconds, the clock of the kernel's stamps
+	limit time.Duration // 0: never behind
+	now   func() time.Time
 
 	// The reader's own: one goroutine reads the socket.
-	start int64 // the window's first read
-	min   int64 // the shortest wait of the window's reads
+	start time.Time     // the window's first read
+	min   time.Duration // the shortest wait of the window's reads
 	reads int
 
 	behind atomic.Bool
@@ -36,23 +36,27 @@ const (
 )
 
 func newQueueDelay(limit time.Duration) *queueDelay {
-	return &queueDelay{limit: int64(limit), now: func() int64 { return time.Now().UnixNano() }}
+	return &queueDelay{limit: limit, now: time.Now}
 }
 
-// observe takes one datagram's kernel receive time, read now; 0 (the
-// kernel gave none) is not counted.
+// observe takes one datagram's kernel receive time (Unix nanoseconds),
+// read now; 0 (the kernel gave none) is not counted. The wait is told by
+// the wall clock, the kernel's; the windows by the monotonic one, so
+// that a step of the wall clock neither holds a verdict nor fakes one.
 func (q *queueDelay) observe(at int64) {
 	if q == nil || q.limit <= 0 || at == 0 {
 		return
 	}
 	now := q.now()
-	wait := now - at
-	switch since := now - q.start; {
-	case since >= 2*int64(delayWindow):
-		// Nothing was read for a window: the queue was empty.
-		q.behind.Store(false)
+	wait := max(time.Duration(now.UnixNano()-at), 0)
+	switch since := now.Sub(q.start); {
+	case since >= 2*delayWindow || since < 0:
+		// A spell with no reads: either nothing came (this read was
+		// prompt, the queue is empty) or the reader was not run at all,
+		// and a verdict of behind stands until reads say otherwise.
+		q.behind.Store(q.behind.Load() && wait > q.limit)
 		q.start, q.min, q.reads = now, wait, 1
-	case since >= int64(delayWindow):
+	case since >= delayWindow:
 		q.behind.Store(q.reads >= delayMinReads && q.min > q.limit)
 		q.start, q.min, q.reads = now, wait, 1
 	default:
@@ -65,15 +69,22 @@ func (q *queueDelay) observe(at int64) {
 // through the last window.
 func (q *queueDelay) Behind() bool { return q != nil && q.behind.Load() }
 
-// watchDelay counts q among the sockets whose queue Behind looks at.
-func (s *Server) watchDelay(q *queueDelay) {
+// watchDelay counts q among the sockets whose queue Behind looks at, or
+// no longer.
+func (s *Server) watchDelay(q *queueDelay, on bool) {
 	for {
 		old := s.delays.Load()
 		var next []*queueDelay
 		if old != nil {
-			next = append(next, *old...)
+			for _, d := range *old {
+				if d != q {
+					next = append(next, d)
+				}
+			}
 		}
-		next = append(next, q)
+		if on {
+			next = append(next, q)
+		}
 		if s.delays.CompareAndSwap(old, &next) {
 			return
 		}

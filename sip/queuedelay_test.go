@@ -7,7 +7,8 @@ import (
 
 // A queue is behind when every read of a whole window waited past the
 // limit; a late read among prompt ones, a window of few reads, or a quiet
-// spell is not a queue.
+// spell is not a queue, but a spell the reader was not run in does not
+// clear one.
 func TestQueueDelayStandsOrPasses(t *testing.T) {
 	const limit = 100 * time.Millisecond
 	ms := int64(time.Millisecond)
@@ -40,12 +41,14 @@ func TestQueueDelayStandsOrPasses(t *testing.T) {
 		{"one late read a window", cat(every(20, 5, 150), []read{{5, 3}}, every(20, 5, 150), []read{{5, 3}}, every(20, 5, 150)), false},
 		{"few reads, however late", every(30, 30, 400), false},
 		{"at the limit", every(100, 5, 100), false},
-		{"standing, then quiet", cat(every(100, 5, 150), []read{{1000, 150}}), false},
+		{"standing, then quiet", cat(every(100, 5, 150), []read{{1000, 2}}), false},
+		{"standing, then the reader not run", cat(every(100, 5, 150), []read{{1000, 1000}}), true},
+		{"prompt, then the reader not run once", cat(every(100, 5, 1), []read{{1000, 1000}}), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var now int64 = 1e18
 			q := newQueueDelay(limit)
-			q.now = func() int64 { return now }
+			q.now = func() time.Time { return time.Unix(0, now) }
 			for _, r := range tc.reads {
 				now += r.after * ms
 				q.observe(now - r.wait*ms)
@@ -62,7 +65,7 @@ func TestQueueDelayStandsOrPasses(t *testing.T) {
 func TestQueueDelayOff(t *testing.T) {
 	var now int64 = 1e18
 	off := newQueueDelay(0)
-	off.now = func() int64 { return now }
+	off.now = func() time.Time { return time.Unix(0, now) }
 	unstamped := newQueueDelay(time.Millisecond)
 	unstamped.now = off.now
 	for range 1000 {

@@ -107,7 +107,7 @@ type Server struct {
 
 	draining atomic.Bool
 	delays   atomic.Pointer[[]*queueDelay] // one per UDP socket served
-	clock    func() int64                  // the queue delays' clock; nil: time.Now
+	clock    func() time.Time              // the queue delays' clock; nil: time.Now
 	rtpDrops rtpDrops                      // RTP packets the calls' ports dropped
 
 	dtlsOnce sync.Once // the DTLS certificate is made on the first DTLS-SRTP call
@@ -223,7 +223,8 @@ func (s *Server) ServeUDP(ctx context.Context, conn net.PacketConn) error {
 		if s.clock != nil {
 			captured.delay.now = s.clock
 		}
-		s.watchDelay(captured.delay)
+		s.watchDelay(captured.delay, true)
+		defer s.watchDelay(captured.delay, false) // a socket no longer read holds nothing back
 	}
 	go s.listening(ctx, conn.LocalAddr())
 	return s.serve(ctx, conn, func() error { return s.srv.ServeUDP(captured) })

@@ -77,6 +77,10 @@ func mustStartBinaryOf(t *testing.T, bin string, env ...string) *binaryService {
 		"SWITCHBOARD_MEDIA_TIMEOUT=3s",
 		"SWITCHBOARD_INSTANCE=test-"+sb.NewID().String(),
 		"SWITCHBOARD_JOURNAL="+filepath.Join(t.TempDir(), "journal"),
+		// As in mustStartServiceWith: a moment's wait on the shared test
+		// machine is no overload.
+		"SWITCHBOARD_OVERLOAD_SIP_DELAY=0",
+		"SWITCHBOARD_OVERLOAD_DB_DELAY=0",
 	)
 	s.env = append(s.env, env...) // the last of a name wins
 	s.start(t)

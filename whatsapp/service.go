@@ -56,6 +56,11 @@ type Service struct {
 
 	mu    sync.Mutex
 	calls map[callKey]*call // live calls
+	// placing is each connection's connects in flight: a webhook about a
+	// call we place can come before connect's answer has told us the
+	// call's ID (the user's phone rings at once), and it waits for them
+	// rather than be taken for a call we do not know.
+	placing map[sb.ID]*placing
 
 	seen   map[string]time.Time
 	counts map[string]uint64
@@ -156,6 +161,71 @@ func (s *Service) find(conn sb.ID, id string) *call {
 	return s.calls[callKey{conn, id}]
 }
 
+// placing counts a connection's connects in flight; done is closed, and
+// replaced, each time one of them ends.
+type placing struct {
+	n    int
+	done chan struct{}
+}
+
+// startPlacing notes a connect in flight on conn until endPlacing.
+func (s *Service) startPlacing(conn sb.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.placing == nil {
+		s.placing = map[sb.ID]*placing{}
+	}
+	p := s.placing[conn]
+	if p == nil {
+		p = &placing{done: make(chan struct{})}
+		s.placing[conn] = p
+	}
+	p.n++
+}
+
+// endPlacing ends a connect started with startPlacing, once its call is
+// kept (or failed), and wakes the webhooks that waited for it.
+func (s *Service) endPlacing(conn sb.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.placing[conn]
+	close(p.done)
+	if p.n--; p.n == 0 {
+		delete(s.placing, conn)
+	} else {
+		p.done = make(chan struct{})
+	}
+}
+
+// connecting reports whether a connect is in flight on conn.
+func (s *Service) connecting(conn sb.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.placing[conn] != nil
+}
+
+// await finds a live call, waiting while connects are in flight on its
+// connection (one of them may be placing it), until ctx ends.
+func (s *Service) await(ctx context.Context, conn sb.ID, id string) *call {
+	for {
+		s.mu.Lock()
+		c := s.calls[callKey{conn, id}]
+		var done chan struct{}
+		if p := s.placing[conn]; p != nil {
+			done = p.done
+		}
+		s.mu.Unlock()
+		if c != nil || done == nil {
+			return c
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
 // keep registers a call; false if one with its ID is live on its
 // connection already.
 func (s *Service) keep(c *call) bool {
@@ -200,6 +270,8 @@ func (s *Service) DialMessenger(ctx context.Context, tenantID sb.ID, channel, nu
 		return nil, err
 	}
 	g := s.graph(conn, sec)
+	s.startPlacing(conn.ID)
+	defer s.endPlacing(conn.ID) // once the call is kept, or failed
 	id, err := g.connect(ctx, number, offer)
 	if err != nil {
 		peer.Close()

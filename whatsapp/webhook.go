@@ -164,7 +164,7 @@ func (s *Service) event(w http.ResponseWriter, r *http.Request, conn *sb.WhatsAp
 			}
 			for _, st := range ch.Value.Statuses {
 				if st.Type == "call" {
-					s.statusEvent(conn, st)
+					s.statusEvent(ctx, conn, st)
 				}
 			}
 		}
@@ -198,9 +198,9 @@ func (s *Service) callEvent(ctx context.Context, conn *sb.WhatsAppConnection, se
 	case c.Event == "connect" && sdpType == "offer" && c.Direction == "USER_INITIATED":
 		s.incoming(ctx, conn, sec, c)
 	case c.Event == "connect" && sdpType == "answer":
-		s.answered(conn, c)
+		s.answered(ctx, conn, c)
 	case c.Event == "terminate":
-		s.terminated(conn, c)
+		s.terminated(ctx, conn, c)
 	default:
 		s.count(resultMalformed)
 	}
@@ -258,8 +258,8 @@ func userNumber(s string) (string, error) {
 
 // answered is the user's answer to a call we place: the media connects,
 // and then the call is answered.
-func (s *Service) answered(conn *sb.WhatsAppConnection, c callEvent) {
-	lc := s.find(conn.ID, c.ID)
+func (s *Service) answered(ctx context.Context, conn *sb.WhatsAppConnection, c callEvent) {
+	lc := s.await(ctx, conn.ID, c.ID)
 	if lc == nil || !lc.outbound {
 		s.count(resultUnknownCall)
 		return
@@ -287,8 +287,8 @@ func (s *Service) answered(conn *sb.WhatsAppConnection, c callEvent) {
 
 // terminated is WhatsApp ending the call: the user hung up, or the call
 // failed on their side.
-func (s *Service) terminated(conn *sb.WhatsAppConnection, c callEvent) {
-	lc := s.find(conn.ID, c.ID)
+func (s *Service) terminated(ctx context.Context, conn *sb.WhatsAppConnection, c callEvent) {
+	lc := s.await(ctx, conn.ID, c.ID)
 	if lc == nil {
 		s.count(resultUnknownCall)
 		return
@@ -305,12 +305,12 @@ func (s *Service) terminated(conn *sb.WhatsAppConnection, c callEvent) {
 }
 
 // statusEvent is how a call we place stands on the user's phone.
-func (s *Service) statusEvent(conn *sb.WhatsAppConnection, st statusEvent) {
+func (s *Service) statusEvent(ctx context.Context, conn *sb.WhatsAppConnection, st statusEvent) {
 	if !s.fresh(strings.Join([]string{"status", conn.ID.String(), st.ID, st.Status}, "|"), st.Timestamp) {
 		s.count(resultReplay)
 		return
 	}
-	lc := s.find(conn.ID, st.ID)
+	lc := s.await(ctx, conn.ID, st.ID)
 	if lc == nil {
 		s.count(resultUnknownCall)
 		return

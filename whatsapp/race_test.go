@@ -24,6 +24,13 @@ type answeringPeer struct {
 
 func (p *answeringPeer) SetAnswer(sdp string) error { p.answer <- sdp; return nil }
 
+// connecting reports whether a connect is in flight on conn.
+func (s *Service) connecting(conn sb.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.placing[conn] != nil
+}
+
 // The user's answer to a call we place can reach us before the Graph
 // API's answer to connect has told us the call's ID (the phone rang and
 // was picked up at once): it waits for the connect in flight instead of

@@ -197,13 +197,6 @@ func (s *Service) endPlacing(conn sb.ID) {
 	}
 }
 
-// connecting reports whether a connect is in flight on conn.
-func (s *Service) connecting(conn sb.ID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.placing[conn] != nil
-}
-
 // await finds a live call, waiting while connects are in flight on its
 // connection (one of them may be placing it), until ctx ends.
 func (s *Service) await(ctx context.Context, conn sb.ID, id string) *call {

@@ -4,6 +4,7 @@
 package webrtc
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -41,12 +43,31 @@ type Config struct {
 
 // Engine makes operator media sessions.
 type Engine struct {
-	api  *webrtc.API
-	conf webrtc.Configuration
-	log  *slog.Logger
-	open atomic.Int64   // PeerConnections open: operators' and visitors'
-	mux  *udpMux        // nil: a socket per PeerConnection
-	rx   *rxstamp.Table // receive times of what the mux read
+	api      *webrtc.API
+	conf     webrtc.Configuration
+	log      *slog.Logger
+	pionLogs logging.LoggerFactory
+	open     atomic.Int64   // connections open: operators' and visitors'
+	mux      *udpMux        // nil: a socket per PeerConnection
+	rx       *rxstamp.Table // receive times of what the mux read
+	// Operators' ICE-lite sessions on the shared port (nil without it).
+	lite     *liteMux
+	cert     *liteCert
+	publicIP netip.Addr
+	stop     chan struct{} // ends the sessions' timers
+}
+
+// Session is one operator's media connection for a shift: ICE-lite with
+// DTLS-SRTP on the shared port, or a pion PeerConnection with a socket of
+// its own when there is no shared port.
+type Session interface {
+	OnICECandidate(fn func(sb.ICECandidate))
+	OnConnectionStateChange(fn func(state string))
+	CreateOffer(ctx context.Context) (sdp string, err error)
+	SetAnswer(sdp string) error
+	AddICECandidate(c sb.ICECandidate) error
+	Media() sb.MediaPort
+	Close() error
 }
 
 // PortsInUse says how many UDP ports the PeerConnections hold: the one
@@ -108,19 +129,26 @@ func NewEngine(c Config) (*Engine, error) {
 		return nil, fmt.Errorf("webrtc: interceptors: %w", err)
 	}
 	ir.Add(sr)
-	se := webrtc.SettingEngine{LoggerFactory: newPionLogs(c.Logger)}
+	logs := newPionLogs(c.Logger)
+	se := webrtc.SettingEngine{LoggerFactory: logs}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if c.LoopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
-	e := &Engine{log: c.Logger}
+	e := &Engine{log: c.Logger, pionLogs: logs, publicIP: c.PublicIP}
 	if c.UDPPort >= 0 {
-		e.rx = new(rxstamp.Table)
-		if e.mux, err = openUDPMux(c.UDPPort, c.Ports, c.LoopbackOnly, e.rx); err != nil {
+		if e.cert, err = newLiteCert(); err != nil {
 			return nil, err
 		}
+		e.rx = new(rxstamp.Table)
+		e.lite = newLiteMux()
+		if e.mux, err = openUDPMux(c.UDPPort, c.Ports, c.LoopbackOnly, e.rx, e.lite); err != nil {
+			return nil, err
+		}
+		e.stop = make(chan struct{})
+		go e.lite.tick(liteTick, e.stop)
 		se.SetICEUDPMux(e.mux.mux)
 		e.log.Info("operators' media on one UDP port", "port", e.mux.port)
 		if e.mux.queue < muxReadBuffer {
@@ -147,14 +175,17 @@ func NewEngine(c Config) (*Engine, error) {
 	return e, nil
 }
 
-// NewSession returns a session with one sendrecv audio transceiver, ready
-// to make an offer.
-func (e *Engine) NewSession() (*Session, error) {
+// NewSession returns a session with one sendrecv audio stream, ready to
+// make an offer.
+func (e *Engine) NewSession() (Session, error) {
+	if e.lite != nil {
+		return e.newLiteSession(), nil
+	}
 	pc, err := e.api.NewPeerConnection(e.conf)
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: peer connection: %w", err)
 	}
-	s := &Session{pc: pc, log: e.log, track: &track{prefer: []string{"PCMU", "PCMA", "opus"}}}
+	s := &pcSession{pc: pc, log: e.log, track: &track{prefer: []string{"PCMU", "PCMA", "opus"}}}
 	s.port = &port{pc: pc, track: s.track, rx: e.rx}
 	s.transceiver, err = pc.AddTransceiverFromTrack(s.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
 	if err != nil {
@@ -180,11 +211,25 @@ func (e *Engine) UDPPort() int {
 	return e.mux.port
 }
 
+// candidateAddrs are the addresses of our host candidates on the shared
+// port: the public address alone when one is set (1:1 NAT).
+func (e *Engine) candidateAddrs() []netip.AddrPort {
+	if e.publicIP.IsValid() {
+		return []netip.AddrPort{netip.AddrPortFrom(e.publicIP, uint16(e.mux.port))}
+	}
+	return e.mux.addrs
+}
+
 // Close releases the shared UDP port. Sessions still open lose their
 // media.
 func (e *Engine) Close() error {
 	if e.mux == nil {
 		return nil
+	}
+	select {
+	case <-e.stop:
+	default:
+		close(e.stop)
 	}
 	return e.mux.mux.Close()
 }

@@ -101,7 +101,7 @@ func sessionMemory(b *testing.B, udpPort int) {
 			b.Fatal(err)
 		}
 		base = heapInUse()
-		var sessions []*Session
+		var sessions []Session
 		for range n {
 			s, err := e.NewSession()
 			if err != nil {

@@ -20,7 +20,8 @@ import (
 type udpMux struct {
 	mux   ice.UDPMux
 	port  int
-	queue int // the receive queue each socket got, in bytes
+	addrs []netip.AddrPort // each socket's
+	queue int              // the receive queue each socket got, in bytes
 }
 
 // muxReadBuffer is the shared socket's receive queue. The kernel counts
@@ -34,8 +35,9 @@ const muxReadBuffer = 16 << 20
 
 // openUDPMux listens on port, the same on every address; port 0 takes
 // the first free one of r, or one the system picks when r is zero. It
-// notes the receive time of each RTP packet it reads in rx.
-func openUDPMux(port int, r sb.PortRange, loopbackOnly bool, rx *rxstamp.Table) (*udpMux, error) {
+// hands operators' sessions' packets to lite, and notes the receive time
+// of each RTP packet it passes on to pion in rx.
+func openUDPMux(port int, r sb.PortRange, loopbackOnly bool, rx *rxstamp.Table, lite *liteMux) (*udpMux, error) {
 	addrs, err := muxAddrs(loopbackOnly)
 	if err != nil {
 		return nil, err
@@ -61,6 +63,7 @@ func openUDPMux(port int, r sb.PortRange, loopbackOnly bool, rx *rxstamp.Table) 
 		return nil, fmt.Errorf("webrtc: UDP port for operators' media: %w", err)
 	}
 	muxes := make([]ice.UDPMux, len(conns))
+	bound := make([]netip.AddrPort, len(conns))
 	queue := muxReadBuffer
 	for i, c := range conns {
 		// One socket takes every operator's media: its queue must ride
@@ -72,9 +75,10 @@ func openUDPMux(port int, r sb.PortRange, loopbackOnly bool, rx *rxstamp.Table) 
 			return nil, fmt.Errorf("webrtc: UDP port for operators' media: %w", err)
 		}
 		queue = min(queue, got)
-		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: rxstamp.NewConn(c, rx)})
+		muxes[i] = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: newLiteConn(c, rx, lite)})
+		bound[i] = c.LocalAddr().(*net.UDPAddr).AddrPort()
 	}
-	return &udpMux{mux: ice.NewMultiUDPMuxDefault(muxes...), port: p, queue: queue}, nil
+	return &udpMux{mux: ice.NewMultiUDPMuxDefault(muxes...), port: p, addrs: bound, queue: queue}, nil
 }
 
 func listenAll(addrs []netip.Addr, port int) ([]*net.UDPConn, int, error) {

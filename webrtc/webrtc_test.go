@@ -26,9 +26,15 @@ type peer struct {
 	got   chan *rtp.Packet
 }
 
-func newPeer(tb testing.TB) *peer {
+func newPeer(tb testing.TB) *peer { return newPeerWith(tb, nil) }
+
+// newPeerWith is newPeer with its settings changed by set.
+func newPeerWith(tb testing.TB, set func(*webrtc.SettingEngine)) *peer {
 	tb.Helper()
 	se := webrtc.SettingEngine{}
+	if set != nil {
+		set(&se)
+	}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -77,9 +83,14 @@ func newPeer(tb testing.TB) *peer {
 }
 
 // mustConnect negotiates s with a new peer, trickling candidates both ways.
-func mustConnect(tb testing.TB, s *Session) *peer {
+func mustConnect(tb testing.TB, s Session) *peer {
 	tb.Helper()
-	p := newPeer(tb)
+	return mustConnectPeer(tb, s, newPeer(tb))
+}
+
+// mustConnectPeer connects s with the test peer p.
+func mustConnectPeer(tb testing.TB, s Session, p *peer) *peer {
+	tb.Helper()
 	var mu sync.Mutex
 	var serverCands []sb.ICECandidate
 	s.OnICECandidate(func(c sb.ICECandidate) {
@@ -148,8 +159,20 @@ func mustEngine(tb testing.TB) *Engine {
 	return e
 }
 
+// Both kinds of operator session carry audio both ways: ICE-lite on the
+// shared port, and a pion PeerConnection with a port of its own.
 func TestSessionCarriesAudioBothWays(t *testing.T) {
-	e := mustEngine(t)
+	t.Run("shared port", func(t *testing.T) { carriesAudioBothWays(t, mustEngine(t)) })
+	t.Run("port per connection", func(t *testing.T) {
+		e, err := NewEngine(Config{LoopbackOnly: true, UDPPort: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		carriesAudioBothWays(t, e)
+	})
+}
+
+func carriesAudioBothWays(t *testing.T, e *Engine) {
 	s, err := e.NewSession()
 	if err != nil {
 		t.Fatal(err)

@@ -97,29 +97,6 @@ func TestTableKeysBySSRCAndSequence(t *testing.T) {
 	}
 }
 
-// Conn is what pion's ICE mux reads through: each RTP datagram's stamp
-// lands in the table.
-func TestConnNotesWhatItReads(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("SO_TIMESTAMPNS is Linux's")
-	}
-	rx, tx := mustPair(t)
-	var tb Table
-	c := NewConn(rx, &tb)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	before := time.Now().UnixNano()
-	if _, err := tx.Write(rtpPacket(42, 9, 0)); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 1500)
-	if _, _, err := c.ReadFromAddrPort(buf); err != nil {
-		t.Fatal(err)
-	}
-	if at := tb.Get(42, 9); at < before || at > time.Now().UnixNano() {
-		t.Errorf("table holds %d for the packet, want its receive time", at)
-	}
-}
-
 // Several sockets write one table at once (one reader goroutine per local
 // address): a reader gets a packet's own time or 0, never another's, even
 // when writers collide on slots.

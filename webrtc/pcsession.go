@@ -17,8 +17,9 @@ import (
 	"github.com/switchboard-voice/switchboard/media"
 )
 
-// Session is one operator's PeerConnection for a shift.
-type Session struct {
+// pcSession is one operator's pion PeerConnection for a shift, used
+// when each has a socket of its own (no shared port to run ICE-lite on).
+type pcSession struct {
 	pc          *webrtc.PeerConnection
 	transceiver *webrtc.RTPTransceiver
 	track       *track
@@ -33,7 +34,7 @@ type Session struct {
 }
 
 // OnICECandidate registers fn for each local candidate as it is gathered.
-func (s *Session) OnICECandidate(fn func(sb.ICECandidate)) {
+func (s *pcSession) OnICECandidate(fn func(sb.ICECandidate)) {
 	s.pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c == nil {
 			return
@@ -45,13 +46,13 @@ func (s *Session) OnICECandidate(fn func(sb.ICECandidate)) {
 
 // OnConnectionStateChange registers fn for the PeerConnection's state:
 // "new", "connecting", "connected", "disconnected", "failed", "closed".
-func (s *Session) OnConnectionStateChange(fn func(state string)) {
+func (s *pcSession) OnConnectionStateChange(fn func(state string)) {
 	s.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) { fn(st.String()) })
 }
 
 // CreateOffer makes and applies the server's offer; candidates trickle
 // after it through OnICECandidate.
-func (s *Session) CreateOffer(ctx context.Context) (string, error) {
+func (s *pcSession) CreateOffer(ctx context.Context) (string, error) {
 	offer, err := s.pc.CreateOffer(nil)
 	if err != nil {
 		return "", fmt.Errorf("webrtc: offer: %w", err)
@@ -63,7 +64,7 @@ func (s *Session) CreateOffer(ctx context.Context) (string, error) {
 }
 
 // SetAnswer applies the client's answer. A bad answer is EINVALID.
-func (s *Session) SetAnswer(sdp string) error {
+func (s *pcSession) SetAnswer(sdp string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
@@ -87,7 +88,7 @@ func (s *Session) SetAnswer(sdp string) error {
 
 // AddICECandidate adds a trickled client candidate. One that arrives
 // before the answer (signalling may overtake it) is kept until then.
-func (s *Session) AddICECandidate(c sb.ICECandidate) error {
+func (s *pcSession) AddICECandidate(c sb.ICECandidate) error {
 	init := webrtc.ICECandidateInit{Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -105,10 +106,10 @@ func (s *Session) AddICECandidate(c sb.ICECandidate) error {
 }
 
 // Media is the operator's audio path.
-func (s *Session) Media() sb.MediaPort { return s.port }
+func (s *pcSession) Media() sb.MediaPort { return s.port }
 
 // Close ends the PeerConnection.
-func (s *Session) Close() error {
+func (s *pcSession) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		err = s.pc.Close()
@@ -119,7 +120,7 @@ func (s *Session) Close() error {
 
 // drainRTCP reads the sender's RTCP so the interceptors see receiver
 // reports; it ends when the PeerConnection closes.
-func (s *Session) drainRTCP(sender *webrtc.RTPSender) {
+func (s *pcSession) drainRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
 	for {
 		if _, _, err := sender.Read(buf); err != nil {

@@ -1,0 +1,436 @@
+package webrtc
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/stun/v4"
+	"github.com/pion/webrtc/v4"
+
+	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/internal/rxstamp"
+	"github.com/switchboard-voice/switchboard/media"
+)
+
+// mustLite returns a new operator session on the shared port and its
+// ICE-lite insides.
+func mustLite(t *testing.T, e *Engine) (Session, *liteSession) {
+	t.Helper()
+	s, err := e.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ls, ok := s.(*liteSession)
+	if !ok {
+		t.Fatalf("the shared port's session is a %T, want ICE-lite", s)
+	}
+	return s, ls
+}
+
+// states records a session's reported connection states.
+type states struct {
+	mu  sync.Mutex
+	got []string
+	ch  chan string
+}
+
+func watchStates(s Session) *states {
+	w := &states{ch: make(chan string, 16)}
+	s.OnConnectionStateChange(func(st string) {
+		w.mu.Lock()
+		w.got = append(w.got, st)
+		w.mu.Unlock()
+		w.ch <- st
+	})
+	return w
+}
+
+// await waits for the state want, failing on any state in not.
+func (w *states) await(t *testing.T, want string, within time.Duration, not ...string) {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case st := <-w.ch:
+			if st == want {
+				return
+			}
+			for _, n := range not {
+				if st == n {
+					t.Fatalf("state %q before %q", st, want)
+				}
+			}
+		case <-deadline:
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			t.Fatalf("no %q within %v; states %v", want, within, w.got)
+		}
+	}
+}
+
+// stranger is a UDP socket on loopback that talks to the shared port.
+func stranger(t *testing.T, e *Engine) (*net.UDPConn, netip.AddrPort) {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(e.UDPPort()))
+}
+
+// useCandidate is ICE's USE-CANDIDATE attribute (RFC 8445 §16.1).
+type useCandidate struct{}
+
+func (useCandidate) AddTo(m *stun.Message) error {
+	m.Add(stun.AttrUseCandidate, nil)
+	return nil
+}
+
+func readSTUN(t *testing.T, c *net.UDPConn) *stun.Message {
+	t.Helper()
+	buf := make([]byte, 1500)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer to the check: %v", err)
+	}
+	m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+	if err := m.Decode(); err != nil {
+		t.Fatalf("the answer is not STUN: %v", err)
+	}
+	return m
+}
+
+// The trust table of the shared port, for an operator's session:
+//
+//	from                                   | what it may do
+//	a check with our ufrag, wrong password | gets 401; proves nothing
+//	an address no check proved             | nothing it sends reaches the session
+//	a check with the right password        | gets its address back, signed; the address is the session's
+//
+// The password reaches only the operator's browser, in the offer over its
+// signed-in WebSocket.
+func TestLiteCheckNeedsThePassword(t *testing.T) {
+	e := mustEngine(t)
+	s, ls := mustLite(t, e)
+	if _, err := s.CreateOffer(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 4)
+	s.Media().SetSink(func(p []byte) { got <- append([]byte(nil), p...) })
+	c, port := stranger(t, e)
+	from := c.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	check := func(pwd string) *stun.Message {
+		req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(ls.ufrag+":them"),
+			useCandidate{}, stun.NewShortTermIntegrity(pwd), stun.Fingerprint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WriteToUDPAddrPort(req.Raw, port); err != nil {
+			t.Fatal(err)
+		}
+		resp := readSTUN(t, c)
+		if resp.TransactionID != req.TransactionID {
+			t.Fatal("the answer is to another transaction")
+		}
+		return resp
+	}
+
+	resp := check("not the password")
+	var code stun.ErrorCodeAttribute
+	if resp.Type != stun.BindingError || code.GetFrom(resp) != nil || code.Code != stun.CodeUnauthorized {
+		t.Fatalf("a check with a wrong password got %v %v, want 401", resp.Type, code)
+	}
+	if ls.e.lite.byAddress(from) != nil || ls.route.Load() != nil {
+		t.Fatal("a check with a wrong password proved its address")
+	}
+	// What an unproven address sends is not the session's: a DTLS
+	// ClientHello's first byte, an SRTP packet.
+	c.WriteToUDPAddrPort([]byte{22, 254, 253, 0, 0}, port)
+	c.WriteToUDPAddrPort(append(media.AppendHeader(nil, false, 0, 1, 160, 1), make([]byte, 170)...), port)
+	select {
+	case p := <-got:
+		t.Fatalf("the sink got %x from a stranger", p)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	resp = check(ls.pwd)
+	var mapped stun.XORMappedAddress
+	if resp.Type != stun.BindingSuccess || mapped.GetFrom(resp) != nil {
+		t.Fatalf("a check with the password got %v, want a success with the mapped address", resp.Type)
+	}
+	if got := netip.AddrPortFrom(netip.MustParseAddr(mapped.IP.String()), uint16(mapped.Port)); got != from {
+		t.Errorf("mapped address %v, want %v", got, from)
+	}
+	if stun.NewShortTermIntegrity(ls.pwd).Check(resp) != nil || stun.Fingerprint.Check(resp) != nil {
+		t.Error("the success is not signed with our password, or has no fingerprint")
+	}
+	if ls.e.lite.byAddress(from) != ls {
+		t.Error("a check with the password did not prove its address")
+	}
+	if r := ls.route.Load(); r == nil || r.to != from {
+		t.Error("the nominated address is not the route")
+	}
+}
+
+// dtlsRoles are the two ways an answer can set up DTLS: browsers answer
+// active (they connect, as Chrome does); passive makes us connect.
+var dtlsRoles = []struct {
+	name   string
+	answer webrtc.DTLSRole
+	client bool // we connect
+}{
+	{"the browser connects", webrtc.DTLSRoleClient, false},
+	{"we connect", webrtc.DTLSRoleServer, true},
+}
+
+func peerAnswering(t *testing.T, role webrtc.DTLSRole) *peer {
+	return newPeerWith(t, func(se *webrtc.SettingEngine) {
+		if err := se.SetAnsweringDTLSRole(role); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Either side may start DTLS, as the answer says; audio flows both ways
+// either way.
+func TestLiteDTLSRoles(t *testing.T) {
+	for _, r := range dtlsRoles {
+		t.Run(r.name, func(t *testing.T) {
+			s, ls := mustLite(t, mustEngine(t))
+			p := mustConnectPeer(t, s, peerAnswering(t, r.answer))
+			defer p.pc.Close()
+			if !strings.Contains(p.pc.LocalDescription().SDP, map[bool]string{true: "a=setup:passive", false: "a=setup:active"}[r.client]) {
+				t.Fatalf("the peer's answer does not set up DTLS as the case needs:\n%s", p.pc.LocalDescription().SDP)
+			}
+			got := make(chan []byte, 64)
+			s.Media().SetSink(func(pkt []byte) { got <- append([]byte(nil), pkt...) })
+			deadline := time.After(5 * time.Second)
+			for seq := uint16(1); ; seq++ {
+				p.track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 160}, Payload: []byte{1, 2, 3}})
+				if err := s.Media().WriteRTP(append(media.AppendHeader(nil, false, 0, seq, uint32(seq)*160, 1), 4, 5, 6)); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case pkt := <-got:
+					if !bytes.HasSuffix(pkt, []byte{1, 2, 3}) {
+						t.Fatalf("the sink got %x", pkt)
+					}
+					select {
+					case in := <-p.got:
+						if !bytes.Equal(in.Payload, []byte{4, 5, 6}) || in.SSRC != ls.ssrc {
+							t.Fatalf("the browser got %x under SSRC %d, want 040506 under %d", in.Payload, in.SSRC, ls.ssrc)
+						}
+						return
+					case <-time.After(2 * time.Second):
+						t.Fatal("nothing reached the browser")
+					}
+				case <-time.After(50 * time.Millisecond):
+				case <-deadline:
+					t.Fatal("nothing reached the sink")
+				}
+			}
+		})
+	}
+}
+
+// A browser whose certificate is not the one its answer names is not
+// connected, whichever side starts DTLS: the link fails and no audio key
+// is made.
+func TestLiteRefusesAnotherCertificate(t *testing.T) {
+	for _, r := range dtlsRoles {
+		t.Run(r.name, func(t *testing.T) {
+			e := mustEngine(t)
+			s, ls := mustLite(t, e)
+			w := watchStates(s)
+			p := peerAnswering(t, r.answer)
+			defer p.pc.Close()
+			offer, err := s.CreateOffer(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+				t.Fatal(err)
+			}
+			answer, err := p.pc.CreateAnswer(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gathered := webrtc.GatheringCompletePromise(p.pc)
+			if err := p.pc.SetLocalDescription(answer); err != nil {
+				t.Fatal(err)
+			}
+			<-gathered
+			forged := regexp.MustCompile(`a=fingerprint:sha-256 [0-9A-F:]+`).ReplaceAllString(p.pc.LocalDescription().SDP,
+				"a=fingerprint:sha-256 "+strings.Repeat("AB:", 31)+"AB")
+			if err := s.SetAnswer(forged); err != nil {
+				t.Fatal(err)
+			}
+			for i, a := range e.candidateAddrs() {
+				mid, line := "0", uint16(0)
+				p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: hostCandidate(i, a), SDPMid: &mid, SDPMLineIndex: &line})
+			}
+			w.await(t, "failed", 15*time.Second, "connected")
+			if ls.keys.Load() != nil {
+				t.Error("SRTP was keyed with a browser whose certificate does not match")
+			}
+		})
+	}
+}
+
+// Consent (RFC 7675) in each phase: a connected link whose browser stops
+// checking is disconnected after 10 s and failed after 30 s; a check in
+// between brings it back.
+func TestLiteConsent(t *testing.T) {
+	e := mustEngine(t)
+	s, ls := mustLite(t, e)
+	p := mustConnect(t, s)
+	w := watchStates(s)
+	now := time.Now()
+	ls.tick(now.Add(consentLapse / 2))
+	ls.tick(now.Add(consentLapse + time.Second))
+	w.await(t, "disconnected", 2*time.Second, "failed")
+	// The peer's next keepalive check (every 2 s) reconnects it.
+	w.await(t, "connected", 5*time.Second, "failed")
+	ls.tick(time.Now().Add(consentExpiry + time.Second))
+	w.await(t, "failed", 2*time.Second)
+	// Failed is the end: checks no longer bring it back.
+	select {
+	case st := <-w.ch:
+		t.Errorf("state %q after failed", st)
+	case <-time.After(2500 * time.Millisecond):
+	}
+	p.pc.Close()
+}
+
+// A browser that closes its PeerConnection sends a DTLS close_notify: the
+// link fails at once, without waiting for consent to expire.
+func TestLiteBrowserCloseEndsLink(t *testing.T) {
+	s, _ := mustLite(t, mustEngine(t))
+	p := mustConnect(t, s)
+	w := watchStates(s)
+	p.pc.Close()
+	w.await(t, "failed", 3*time.Second)
+}
+
+// Sending audio, the session sends RTCP sender reports (RFC 3550 §6.4.1)
+// with what it sent under its SSRC; the browser can decrypt them.
+func TestLiteSenderReport(t *testing.T) {
+	s, ls := mustLite(t, mustEngine(t))
+	p := mustConnect(t, s)
+	const sent = 5
+	for seq := range sent {
+		pkt := append(media.AppendHeader(nil, false, 0, uint16(seq), uint32(seq)*160, 1), make([]byte, 160)...)
+		if err := s.Media().WriteRTP(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ls.port.senderReport(time.Now())
+	recv := p.pc.GetReceivers()
+	if len(recv) == 0 {
+		t.Fatal("the peer has no receiver")
+	}
+	done := make(chan *rtcp.SenderReport, 1)
+	go func() {
+		for {
+			pkts, _, err := recv[0].ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, pk := range pkts {
+				if sr, ok := pk.(*rtcp.SenderReport); ok {
+					done <- sr
+					return
+				}
+			}
+		}
+	}()
+	select {
+	case sr := <-done:
+		if sr.SSRC != ls.ssrc || sr.PacketCount != sent || sr.OctetCount != sent*160 {
+			t.Errorf("sender report %v: want SSRC %d, %d packets, %d octets", sr, ls.ssrc, sent, sent*160)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no sender report reached the browser")
+	}
+	p.pc.Close()
+}
+
+// An answer the session cannot work with is refused with a reason; the
+// session stays as it was.
+func TestLiteAnswerRefusals(t *testing.T) {
+	base := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+	media := "m=audio 9 UDP/TLS/RTP/SAVPF 0 101\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:101 telephone-event/8000\r\n"
+	creds := "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+	fp := "a=fingerprint:sha-256 " + strings.Repeat("AB:", 31) + "AB\r\n"
+	for _, c := range []struct {
+		name, sdp, want string
+	}{
+		{"no audio", base, "no audio"},
+		{"audio refused", base + strings.Replace(media, "audio 9", "audio 0", 1) + creds + fp, "no audio"},
+		{"no credentials", base + media + fp, "no ICE credentials"},
+		{"no fingerprint", base + media + creds, "fingerprint"},
+		{"sha-1 fingerprint", base + media + creds + "a=fingerprint:sha-1 " + strings.Repeat("AB:", 19) + "AB\r\n", "fingerprint"},
+		{"actpass", base + media + creds + fp + "a=setup:actpass\r\n", "setup"},
+		{"no common codec", base + strings.Replace(media, " 0 101", " 9 101", 1) + creds + fp, "none of PCMU"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, ls := mustLite(t, mustEngine(t))
+			if _, err := s.CreateOffer(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			err := s.SetAnswer(c.sdp)
+			if sb.ErrorCode(err) != sb.EINVALID || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("SetAnswer = %v, want EINVALID saying %q", err, c.want)
+			}
+			if !ls.answered.IsZero() {
+				t.Error("a refused answer was taken")
+			}
+		})
+	}
+}
+
+// What goes on to pion's mux (a browser caller's media) has its receive
+// time noted in the table its port looks packets up in.
+func TestLiteConnNotesWhatItPassesOn(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("SO_TIMESTAMPNS is Linux's")
+	}
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	var tb rxstamp.Table
+	c := newLiteConn(rx, &tb, newLiteMux())
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	before := time.Now().UnixNano()
+	if _, err := tx.Write(append(media.AppendHeader(nil, false, 0, 9, 160, 42), make([]byte, 20)...)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	if _, _, err := c.ReadFromAddrPort(buf); err != nil {
+		t.Fatal(err)
+	}
+	if at := tb.Get(42, 9); at < before || at > time.Now().UnixNano() {
+		t.Errorf("table holds %d for the packet, want its receive time", at)
+	}
+}

@@ -1,0 +1,460 @@
+package webrtc
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/stun/v4"
+	"github.com/pion/transport/v5/packetio"
+
+	sb "github.com/switchboard-voice/switchboard"
+)
+
+// The timers of an ICE-lite session. The browser checks the nominated
+// pair every few seconds to keep consent (RFC 7675: Chrome every 4–6 s);
+// without a check for consentLapse the link is disconnected, and without
+// one for consentExpiry (RFC 7675's 30 s) it has failed. The DTLS
+// handshake must be done handshakeTimeout after the answer.
+const (
+	consentLapse     = 10 * time.Second
+	consentExpiry    = 30 * time.Second
+	handshakeTimeout = 30 * time.Second
+	senderReportGap  = 5 * time.Second
+	liteTick         = time.Second
+	// maxProven bounds the addresses a session is reached at: one per
+	// local address and family the browser checks from, in practice.
+	maxProven = 8
+)
+
+// liteSession is an operator's ICE-lite, DTLS-SRTP media connection on
+// the shared port.
+type liteSession struct {
+	e         *Engine
+	log       *slog.Logger
+	ufrag     string
+	pwd       string
+	integrity stun.MessageIntegrity
+	ssrc      uint32
+	port      *litePort
+	release   func() // counts it closed
+
+	route  atomic.Pointer[liteRoute]    // where we send; nil until a check proved one
+	routed chan struct{}                // closed once route is first set
+	keys   atomic.Pointer[liteSRTPKeys] // nil until DTLS is done
+	// in guards the decrypting context and the sink's ReceivedAt: a
+	// session reached at two local addresses is read by two goroutines.
+	in sync.Mutex
+
+	mu        sync.Mutex
+	onCand    func(sb.ICECandidate)
+	onState   func(string)
+	state     string // as OnConnectionStateChange reports it
+	ice       string // new, checking, connected, disconnected, failed, closed
+	dtlsState string // new, connecting, connected, failed, closed
+	answered  time.Time
+	lastCheck time.Time
+	proven    []netip.AddrPort
+	dtlsBuf   *packetio.Buffer // DTLS records for the handshake's conn
+	dtlsConn  *dtls.Conn
+	pending   []string // states not yet reported
+	notifying bool
+	closed    bool
+}
+
+// liteRoute is the nominated pair: the socket its check came in on and
+// the browser's address.
+type liteRoute struct {
+	conn *liteConn
+	to   netip.AddrPort
+}
+
+// liteSRTPKeys are the SRTP contexts DTLS keyed: out is used under the
+// port's write lock, in under the session's read lock.
+type liteSRTPKeys struct {
+	out, in *srtp.Context
+}
+
+func (e *Engine) newLiteSession() *liteSession {
+	s := &liteSession{e: e, log: e.log, ufrag: randomICEString(8), pwd: randomICEString(24),
+		ssrc: randomSSRC(), state: "new", ice: "new", dtlsState: "new", routed: make(chan struct{})}
+	s.integrity = stun.NewShortTermIntegrity(s.pwd)
+	// DTLS records that come before the answer wait here for the
+	// handshake (a browser may start it as soon as it nominates).
+	s.dtlsBuf = packetio.NewBuffer()
+	s.dtlsBuf.SetLimitSize(64 << 10)
+	s.port = &litePort{s: s, prefer: []string{"PCMU", "PCMA", "opus"}}
+	s.release = e.opened()
+	e.lite.add(s)
+	return s
+}
+
+// iceChars are ICE's ice-char set (RFC 8839 §5.4): ALPHA, DIGIT, + and /.
+const iceChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+func randomICEString(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = iceChars[int(b[i])%len(iceChars)]
+	}
+	return string(b)
+}
+
+func randomSSRC() uint32 {
+	var b [4]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+func (s *liteSession) OnICECandidate(fn func(sb.ICECandidate)) {
+	s.mu.Lock()
+	s.onCand = fn
+	s.mu.Unlock()
+}
+
+func (s *liteSession) OnConnectionStateChange(fn func(string)) {
+	s.mu.Lock()
+	s.onState = fn
+	s.mu.Unlock()
+}
+
+// CreateOffer returns the offer; our host candidates trickle through
+// OnICECandidate before it returns.
+func (s *liteSession) CreateOffer(context.Context) (string, error) {
+	offer := liteOffer(uint64(s.ssrc), s.ufrag, s.pwd, s.e.cert.fingerprint, s.ssrc)
+	s.mu.Lock()
+	fn := s.onCand
+	s.mu.Unlock()
+	if fn != nil {
+		mid, line := "0", uint16(0)
+		for i, a := range s.e.candidateAddrs() {
+			fn(sb.ICECandidate{Candidate: hostCandidate(i, a), SDPMid: &mid, SDPMLineIndex: &line, UsernameFragment: &s.ufrag})
+		}
+	}
+	return offer, nil
+}
+
+// SetAnswer applies the browser's answer and starts DTLS. A bad answer is
+// EINVALID, and so is a second one.
+func (s *liteSession) SetAnswer(text string) error {
+	a, err := parseLiteAnswer(text)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return sb.Errorf(sb.EINVALID, "the audio connection is closed")
+	case !s.answered.IsZero():
+		return sb.Errorf(sb.EINVALID, "the SDP answer was already given")
+	}
+	if err := s.port.negotiate(a.codecs); err != nil {
+		return err
+	}
+	s.answered = time.Now()
+	if s.ice == "new" { // checks may have come before the answer
+		s.ice = "checking"
+	}
+	s.dtlsState = "connecting"
+	s.setStateLocked("connecting")
+	go s.handshake(a, s.dtlsBuf)
+	return nil
+}
+
+// AddICECandidate checks a trickled candidate's form. An ICE-lite agent
+// does not check pairs itself: the browser's checks say where it is.
+func (s *liteSession) AddICECandidate(c sb.ICECandidate) error {
+	if c.Candidate == "" {
+		return nil // end of candidates
+	}
+	if _, err := ice.UnmarshalCandidate(strings.TrimPrefix(c.Candidate, "candidate:")); err != nil {
+		return sb.Errorf(sb.EINVALID, "the ICE candidate was not accepted: %v", err)
+	}
+	return nil
+}
+
+func (s *liteSession) Media() sb.MediaPort { return s.port }
+
+// Close ends the session: a DTLS close_notify to the browser, and its
+// packets are no longer taken.
+func (s *liteSession) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	conn, buf := s.dtlsConn, s.dtlsBuf
+	s.ice, s.dtlsState = "closed", "closed"
+	s.setStateLocked("closed")
+	s.mu.Unlock()
+	s.e.lite.remove(s)
+	s.keys.Store(nil)
+	var err error
+	if conn != nil {
+		err = conn.Close() // its close_notify still has a route
+	}
+	s.route.Store(nil)
+	if buf != nil {
+		buf.Close()
+	}
+	s.release()
+	return err
+}
+
+// checkIn answers a connectivity check that names this session (RFC 8445
+// §7.3): a wrong password gets 401 and changes nothing; a right one gets
+// the address it came from, proves that address, and nominates it when
+// the browser says so (or when it is the first).
+func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort) {
+	if s.integrity.Check(m) != nil || (m.Contains(stun.AttrFingerprint) && stun.Fingerprint.Check(m) != nil) {
+		if resp, err := stun.Build(m, stun.BindingError, stun.CodeUnauthorized, stun.Fingerprint); err == nil {
+			c.WriteToAddrPort(resp.Raw, from)
+		}
+		return
+	}
+	resp, err := stun.Build(m, stun.BindingSuccess, &stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())},
+		s.integrity, stun.Fingerprint)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	// The check's integrity proves the browser has our offer: its
+	// address is the session's from now on, even before the answer
+	// reaches us (the browser may start DTLS as soon as it nominates).
+	s.lastCheck = time.Now()
+	proven := false
+	for _, a := range s.proven {
+		proven = proven || a == from
+	}
+	if !proven && len(s.proven) < maxProven {
+		s.proven = append(s.proven, from)
+		s.e.lite.bind(s, from)
+		proven = true
+	}
+	if r := s.route.Load(); proven && (r == nil || m.Contains(stun.AttrUseCandidate)) && (r == nil || r.to != from || r.conn != c) {
+		s.route.Store(&liteRoute{conn: c, to: from})
+		if r == nil {
+			close(s.routed)
+		}
+	}
+	if s.ice == "new" || s.ice == "checking" || s.ice == "disconnected" {
+		s.ice = "connected"
+		if s.dtlsState == "connected" {
+			s.setStateLocked("connected")
+		}
+	}
+	s.mu.Unlock()
+	c.WriteToAddrPort(resp.Raw, from)
+}
+
+// dtlsIn queues a DTLS record for the handshake's conn.
+func (s *liteSession) dtlsIn(pkt []byte) {
+	s.mu.Lock()
+	buf := s.dtlsBuf
+	s.mu.Unlock()
+	if buf != nil {
+		buf.Write(pkt, nil) // a full queue drops it: DTLS retransmits
+	}
+}
+
+// srtpIn decrypts an SRTP packet and hands it to the sink. SRTCP (the
+// browser's receiver reports) is not used.
+func (s *liteSession) srtpIn(c *liteConn, pkt []byte, at int64) {
+	k := s.keys.Load()
+	if k == nil || len(pkt) < 12 || (pkt[1] >= 192 && pkt[1] <= 223) {
+		return
+	}
+	s.in.Lock()
+	defer s.in.Unlock()
+	out, err := k.in.DecryptRTP(c.dec[:0], pkt, &c.hdr)
+	if err != nil {
+		return // forged, replayed or damaged
+	}
+	c.dec = out[:0]
+	s.port.received(out, at)
+}
+
+// handshake runs DTLS with the browser as the answer says, keys SRTP from
+// it, and then watches it until it closes.
+func (s *liteSession) handshake(a *liteAnswer, buf *packetio.Buffer) {
+	pc := &litePacketConn{s: s, buf: buf}
+	verify := func(certs [][]byte, _ [][]*x509.Certificate) error {
+		if len(certs) == 0 || !a.fingerprint(certs[0]) {
+			return errors.New("the certificate does not match the answer's fingerprint")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	var conn *dtls.Conn
+	var err error
+	if a.dtlsClient {
+		// Our first flight goes once there is somewhere to send it, not
+		// into the void to wait a second for its retransmission.
+		select {
+		case <-s.routed:
+		case <-ctx.Done():
+		}
+		conn, err = dtls.ClientWithOptions(pc, litePeer, s.e.dtlsClientOptions(verify)...)
+	} else {
+		conn, err = dtls.ServerWithOptions(pc, litePeer, s.e.dtlsServerOptions(verify)...)
+	}
+	if err == nil {
+		err = conn.HandshakeContext(ctx)
+	}
+	var keys *liteSRTPKeys
+	if err == nil {
+		keys, err = srtpKeys(conn, a.dtlsClient)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		if conn != nil {
+			conn.Close()
+		}
+		return
+	}
+	if err != nil {
+		s.dtlsState = "failed"
+		s.setStateLocked("failed")
+		s.mu.Unlock()
+		s.log.Info("operator media: DTLS handshake failed", "err", err)
+		if conn != nil {
+			conn.Close()
+		}
+		return
+	}
+	s.dtlsConn = conn
+	s.keys.Store(keys)
+	s.dtlsState = "connected"
+	if s.ice == "connected" {
+		s.setStateLocked("connected")
+	}
+	s.mu.Unlock()
+
+	// Nothing but alerts comes over DTLS from here: a close_notify or an
+	// error ends the link.
+	var b [256]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			break
+		}
+	}
+	s.mu.Lock()
+	if !s.closed && s.state != "failed" {
+		s.dtlsState = "closed"
+		s.setStateLocked("failed")
+	}
+	s.mu.Unlock()
+}
+
+// srtpKeys makes the SRTP contexts from DTLS's keying material (RFC 5764
+// §4.2) for the profile it chose; what comes in is checked for replays.
+func srtpKeys(conn *dtls.Conn, client bool) (*liteSRTPKeys, error) {
+	p, ok := conn.SelectedSRTPProtectionProfile()
+	if !ok {
+		return nil, errors.New("DTLS chose no SRTP profile")
+	}
+	state, ok := conn.ConnectionState()
+	if !ok {
+		return nil, errors.New("DTLS has no state")
+	}
+	c := srtp.Config{Profile: srtp.ProtectionProfile(p)}
+	if err := c.ExtractSessionKeysFromDTLS(&state, client); err != nil {
+		return nil, fmt.Errorf("SRTP keys: %w", err)
+	}
+	out, err := srtp.CreateContext(c.Keys.LocalMasterKey, c.Keys.LocalMasterSalt, c.Profile)
+	if err != nil {
+		return nil, fmt.Errorf("SRTP: %w", err)
+	}
+	in, err := srtp.CreateContext(c.Keys.RemoteMasterKey, c.Keys.RemoteMasterSalt, c.Profile,
+		srtp.SRTPReplayProtection(64), srtp.SRTCPReplayProtection(64))
+	if err != nil {
+		return nil, fmt.Errorf("SRTP: %w", err)
+	}
+	return &liteSRTPKeys{out: out, in: in}, nil
+}
+
+// tick runs the session's timers: consent (disconnected, then failed),
+// the handshake's deadline, and a sender report every few seconds.
+func (s *liteSession) tick(now time.Time) {
+	s.mu.Lock()
+	if s.closed || s.state == "failed" || s.answered.IsZero() {
+		s.mu.Unlock()
+		return
+	}
+	since := s.answered
+	if !s.lastCheck.IsZero() {
+		since = s.lastCheck
+	}
+	switch quiet := now.Sub(since); {
+	case quiet > consentExpiry:
+		s.ice = "failed"
+		s.setStateLocked("failed")
+	case quiet > consentLapse && s.ice == "connected":
+		s.ice = "disconnected"
+		s.setStateLocked("disconnected")
+	}
+	s.mu.Unlock()
+	s.port.senderReport(now)
+}
+
+// setStateLocked reports a new connection state, in order, from a
+// goroutine of its own so that no lock of ours is held meanwhile.
+func (s *liteSession) setStateLocked(st string) {
+	if s.state == st {
+		return
+	}
+	s.state = st
+	if s.onState == nil {
+		return
+	}
+	s.pending = append(s.pending, st)
+	if !s.notifying {
+		s.notifying = true
+		go s.notify()
+	}
+}
+
+func (s *liteSession) notify() {
+	s.mu.Lock()
+	for len(s.pending) > 0 {
+		st, fn := s.pending[0], s.onState
+		s.pending = s.pending[1:]
+		s.mu.Unlock()
+		fn(st)
+		s.mu.Lock()
+	}
+	s.notifying = false
+	s.mu.Unlock()
+}
+
+// link reports the ICE and DTLS states and the nominated pair.
+func (s *liteSession) link() sb.LinkInfo {
+	s.mu.Lock()
+	l := sb.LinkInfo{ICE: s.ice, DTLS: s.dtlsState}
+	s.mu.Unlock()
+	if r := s.route.Load(); r != nil {
+		l.Pair = fmt.Sprintf("host udp %s ↔ prflx udp %s", r.conn.LocalAddr(), r.to)
+	}
+	return l
+}

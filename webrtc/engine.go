@@ -1,6 +1,8 @@
-// Package webrtc is the browser side of switchboard (pion): one
-// PeerConnection per operator shift, whose audio track is the operator's
-// switchboard.MediaPort for call after call.
+// Package webrtc is the browser side of switchboard: one media session
+// per operator shift (ICE-lite with DTLS-SRTP on the shared UDP port, or a
+// pion PeerConnection with a port of its own), whose audio is the
+// operator's switchboard.MediaPort for call after call; and browser
+// callers' pion PeerConnections.
 package webrtc
 
 import (
@@ -28,12 +30,15 @@ type Config struct {
 	// Ports is the UDP range for ICE when every PeerConnection has its
 	// own socket (UDPPort < 0); zero lets the system choose.
 	Ports sb.PortRange
-	// UDPPort is the one UDP port every operator's ICE uses (pion's ICE
-	// UDP mux): 0 takes the first free port of Ports (or one the system
-	// picks when Ports is zero); negative gives each PeerConnection its
-	// own socket from Ports instead.
+	// UDPPort is the one UDP port every browser's media uses (operators'
+	// ICE-lite sessions, and pion's ICE UDP mux for the rest): 0 takes the
+	// first free port of Ports (or one the system picks when Ports is
+	// zero); negative gives each PeerConnection its own socket from Ports
+	// instead, operators' too.
 	UDPPort int
-	// ICEServers are STUN/TURN servers for the server side.
+	// ICEServers are STUN/TURN servers for the server side's pion
+	// PeerConnections (browser callers, and operators with a port each);
+	// operators' ICE-lite sessions gather none (PublicIP behind NAT).
 	ICEServers []sb.ICEServer
 	// LoopbackOnly gathers 127.0.0.1 candidates only: tests, and a
 	// browser on the same machine.

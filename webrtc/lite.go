@@ -29,11 +29,18 @@ import (
 type liteMux struct {
 	mu      sync.RWMutex
 	byUfrag map[string]*liteSession
-	byAddr  map[netip.AddrPort]*liteSession
+	byAddr  map[netip.AddrPort]liteBinding
+}
+
+// liteBinding is the session an address's packets go to, and when a
+// check from the address last proved it.
+type liteBinding struct {
+	s       *liteSession
+	checked time.Time
 }
 
 func newLiteMux() *liteMux {
-	return &liteMux{byUfrag: map[string]*liteSession{}, byAddr: map[netip.AddrPort]*liteSession{}}
+	return &liteMux{byUfrag: map[string]*liteSession{}, byAddr: map[netip.AddrPort]liteBinding{}}
 }
 
 func (m *liteMux) add(s *liteSession) {
@@ -49,27 +56,41 @@ func (m *liteMux) remove(s *liteSession) {
 	if m.byUfrag[s.ufrag] == s {
 		delete(m.byUfrag, s.ufrag)
 	}
-	for a, t := range m.byAddr {
-		if t == s {
+	for a, b := range m.byAddr {
+		if b.s == s {
 			delete(m.byAddr, a)
 		}
 	}
 }
 
-// bind routes what comes from addr to s, once a check from addr proved
-// it knows s's password. An address is one session's: the newest check
-// wins (a browser's port can be reused by its next PeerConnection).
-func (m *liteMux) bind(s *liteSession, addr netip.AddrPort) {
+// bind routes what comes from addr to s as of a check at now that proved
+// the sender knows s's password. An address another session was checked
+// from within consentExpiry stays that session's (false): one operator
+// cannot take another's packets with checks of its own.
+func (m *liteMux) bind(s *liteSession, addr netip.AddrPort, now time.Time) bool {
 	m.mu.Lock()
-	m.byAddr[addr] = s
+	defer m.mu.Unlock()
+	if b, ok := m.byAddr[addr]; ok && b.s != s && now.Sub(b.checked) < consentExpiry {
+		return false
+	}
+	m.byAddr[addr] = liteBinding{s: s, checked: now}
+	return true
+}
+
+// unbind stops routing addr to s.
+func (m *liteMux) unbind(s *liteSession, addr netip.AddrPort) {
+	m.mu.Lock()
+	if m.byAddr[addr].s == s {
+		delete(m.byAddr, addr)
+	}
 	m.mu.Unlock()
 }
 
 func (m *liteMux) byAddress(addr netip.AddrPort) *liteSession {
 	m.mu.RLock()
-	s := m.byAddr[addr]
+	b := m.byAddr[addr]
 	m.mu.RUnlock()
-	return s
+	return b.s
 }
 
 func (m *liteMux) byUsername(ufrag string) *liteSession {
@@ -199,6 +220,6 @@ func (c *liteConn) check(pkt []byte, from netip.AddrPort) bool {
 	if s == nil {
 		return false
 	}
-	s.checkIn(c, m, from)
+	s.checkIn(c, m, from, string(user))
 	return true
 }

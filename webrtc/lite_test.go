@@ -100,11 +100,21 @@ func (useCandidate) AddTo(m *stun.Message) error {
 
 func readSTUN(t *testing.T, c *net.UDPConn) *stun.Message {
 	t.Helper()
+	m := maybeSTUN(t, c, 2*time.Second)
+	if m == nil {
+		t.Fatal("no answer to the check")
+	}
+	return m
+}
+
+// maybeSTUN is the next STUN message c reads within d, or nil.
+func maybeSTUN(t *testing.T, c *net.UDPConn, d time.Duration) *stun.Message {
+	t.Helper()
 	buf := make([]byte, 1500)
-	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	c.SetReadDeadline(time.Now().Add(d))
 	n, err := c.Read(buf)
 	if err != nil {
-		t.Fatalf("no answer to the check: %v", err)
+		return nil
 	}
 	m := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
 	if err := m.Decode(); err != nil {
@@ -343,23 +353,41 @@ func TestLiteSenderReport(t *testing.T) {
 	if len(recv) == 0 {
 		t.Fatal("the peer has no receiver")
 	}
+	// The compound packet's SDES may reach pion's reader apart from the
+	// report: both must come.
 	done := make(chan *rtcp.SenderReport, 1)
+	cname := make(chan string, 1)
 	go func() {
-		for {
+		var sr *rtcp.SenderReport
+		name := ""
+		for sr == nil || name == "" {
 			pkts, _, err := recv[0].ReadRTCP()
 			if err != nil {
 				return
 			}
 			for _, pk := range pkts {
-				if sr, ok := pk.(*rtcp.SenderReport); ok {
-					done <- sr
-					return
+				switch pk := pk.(type) {
+				case *rtcp.SenderReport:
+					sr = pk
+				case *rtcp.SourceDescription:
+					for _, c := range pk.Chunks {
+						for _, it := range c.Items {
+							if c.Source == ls.ssrc && it.Type == rtcp.SDESCNAME {
+								name = it.Text
+							}
+						}
+					}
 				}
 			}
 		}
+		cname <- name
+		done <- sr
 	}()
 	select {
 	case sr := <-done:
+		if name := <-cname; name != liteCNAME {
+			t.Errorf("the report names CNAME %q, want %q", name, liteCNAME)
+		}
 		if sr.SSRC != ls.ssrc || sr.PacketCount != sent || sr.OctetCount != sent*160 {
 			t.Errorf("sender report %v: want SSRC %d, %d packets, %d octets", sr, ls.ssrc, sent, sent*160)
 		}
@@ -432,5 +460,214 @@ func TestLiteConnNotesWhatItPassesOn(t *testing.T) {
 	}
 	if at := tb.Get(42, 9); at < before || at > time.Now().UnixNano() {
 		t.Errorf("table holds %d for the packet, want its receive time", at)
+	}
+}
+
+// check builds a connectivity check for ls signed with pwd, with extra
+// attributes before the integrity.
+func liteCheckFor(t *testing.T, ls *liteSession, pwd string, extra ...stun.Setter) *stun.Message {
+	t.Helper()
+	setters := append([]stun.Setter{stun.TransactionID, stun.BindingRequest, stun.NewUsername(ls.ufrag + ":them")}, extra...)
+	setters = append(setters, stun.NewShortTermIntegrity(pwd), stun.Fingerprint)
+	m, err := stun.Build(setters...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// Someone who saw one of the browser's checks (on its Wi-Fi, say) cannot
+// move the session's route to another address by sending it again from
+// there: a check's transaction seen from elsewhere gets nothing and
+// changes nothing. The browser's own retransmission is answered.
+func TestLiteReplayedCheckMovesNothing(t *testing.T) {
+	e := mustEngine(t)
+	s, ls := mustLite(t, e)
+	if _, err := s.CreateOffer(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	browser, port := stranger(t, e)
+	eve, _ := stranger(t, e)
+	req := liteCheckFor(t, ls, ls.pwd, useCandidate{})
+	browser.WriteToUDPAddrPort(req.Raw, port)
+	if resp := readSTUN(t, browser); resp.Type != stun.BindingSuccess {
+		t.Fatalf("the browser's check got %v", resp.Type)
+	}
+	eve.WriteToUDPAddrPort(req.Raw, port)
+	if resp := maybeSTUN(t, eve, 300*time.Millisecond); resp != nil {
+		t.Errorf("a replayed check got %v, want nothing", resp.Type)
+	}
+	from := browser.LocalAddr().(*net.UDPAddr).AddrPort()
+	if r := ls.route.Load(); r == nil || r.to != from {
+		t.Error("a replayed check moved the route")
+	}
+	if e.lite.byAddress(eve.LocalAddr().(*net.UDPAddr).AddrPort()) != nil {
+		t.Error("a replayed check proved its address")
+	}
+	browser.WriteToUDPAddrPort(req.Raw, port)
+	if resp := readSTUN(t, browser); resp.Type != stun.BindingSuccess {
+		t.Errorf("the browser's retransmission got %v", resp.Type)
+	}
+}
+
+// An address one session was checked from stays its own: another
+// operator's valid checks from it get nothing and take none of its
+// packets.
+func TestLiteAddressStaysItsSessions(t *testing.T) {
+	e := mustEngine(t)
+	_, a := mustLite(t, e)
+	_, b := mustLite(t, e)
+	c, port := stranger(t, e)
+	c.WriteToUDPAddrPort(liteCheckFor(t, a, a.pwd, useCandidate{}).Raw, port)
+	if resp := readSTUN(t, c); resp.Type != stun.BindingSuccess {
+		t.Fatalf("a's check got %v", resp.Type)
+	}
+	c.WriteToUDPAddrPort(liteCheckFor(t, b, b.pwd, useCandidate{}).Raw, port)
+	if resp := maybeSTUN(t, c, 300*time.Millisecond); resp != nil {
+		t.Errorf("b's check from a's address got %v, want nothing", resp.Type)
+	}
+	from := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	if e.lite.byAddress(from) != a || b.route.Load() != nil {
+		t.Error("b took a's address")
+	}
+	// a's checks go on being answered from it.
+	c.WriteToUDPAddrPort(liteCheckFor(t, a, a.pwd, useCandidate{}).Raw, port)
+	if resp := readSTUN(t, c); resp.Type != stun.BindingSuccess {
+		t.Errorf("a's next check got %v", resp.Type)
+	}
+}
+
+// Checks that are not right get the STUN error RFC 8489 and RFC 8445 give
+// them, and change nothing: no integrity 400, a role conflict 487, a
+// username not the browser's 401; a bad fingerprint is not STUN and gets
+// nothing.
+func TestLiteCheckErrors(t *testing.T) {
+	e := mustEngine(t)
+	s, ls := mustLite(t, e)
+	if _, err := s.CreateOffer(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ls.mu.Lock()
+	ls.theirs = "them" // as an answer would set it
+	ls.mu.Unlock()
+	c, port := stranger(t, e)
+	errorCode := func(m *stun.Message) stun.ErrorCode {
+		var code stun.ErrorCodeAttribute
+		if m == nil || m.Type != stun.BindingError || code.GetFrom(m) != nil {
+			return 0
+		}
+		return code.Code
+	}
+
+	noMI, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(ls.ufrag+":them"), stun.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteToUDPAddrPort(noMI.Raw, port)
+	if got := errorCode(readSTUN(t, c)); got != stun.CodeBadRequest {
+		t.Errorf("a check without integrity got %d, want 400", got)
+	}
+
+	controlled := liteCheckFor(t, ls, ls.pwd, stun.RawAttribute{Type: stun.AttrICEControlled, Value: make([]byte, 8)})
+	c.WriteToUDPAddrPort(controlled.Raw, port)
+	if got := errorCode(readSTUN(t, c)); got != stun.CodeRoleConflict {
+		t.Errorf("a check from a controlled agent got %d, want 487", got)
+	}
+
+	other, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(ls.ufrag+":someone"),
+		stun.NewShortTermIntegrity(ls.pwd), stun.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteToUDPAddrPort(other.Raw, port)
+	if got := errorCode(readSTUN(t, c)); got != stun.CodeUnauthorized {
+		t.Errorf("a check naming another browser got %d, want 401", got)
+	}
+
+	bad := liteCheckFor(t, ls, ls.pwd)
+	bad.Raw[len(bad.Raw)-1] ^= 0xff // the fingerprint's last byte
+	c.WriteToUDPAddrPort(bad.Raw, port)
+	if m := maybeSTUN(t, c, 300*time.Millisecond); m != nil {
+		t.Errorf("a check with a bad fingerprint got %v, want nothing", m.Type)
+	}
+	if e.lite.byAddress(c.LocalAddr().(*net.UDPAddr).AddrPort()) != nil || ls.route.Load() != nil {
+		t.Error("a refused check proved its address")
+	}
+}
+
+// An address not checked for as long as consent lasts is no longer the
+// session's (a NAT may hand it to someone else); the route's stays.
+func TestLiteAddressesExpire(t *testing.T) {
+	e := mustEngine(t)
+	s, ls := mustLite(t, e)
+	if _, err := s.CreateOffer(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	routed, port := stranger(t, e)
+	other, _ := stranger(t, e)
+	for _, c := range []*net.UDPConn{routed, other} {
+		c.WriteToUDPAddrPort(liteCheckFor(t, ls, ls.pwd).Raw, port)
+		readSTUN(t, c)
+	}
+	otherAddr := other.LocalAddr().(*net.UDPAddr).AddrPort()
+	if e.lite.byAddress(otherAddr) != ls {
+		t.Fatal("the second address was not proved")
+	}
+	ls.mu.Lock()
+	ls.answered = time.Now() // ticks run once answered
+	ls.mu.Unlock()
+	ls.tick(time.Now().Add(consentExpiry / 2))
+	if e.lite.byAddress(otherAddr) != ls {
+		t.Fatal("an address checked lately was dropped")
+	}
+	ls.tick(time.Now().Add(consentExpiry + time.Second))
+	if e.lite.byAddress(otherAddr) != nil {
+		t.Error("an address not checked for 30 s is still the session's")
+	}
+	if e.lite.byAddress(routed.LocalAddr().(*net.UDPAddr).AddrPort()) != ls {
+		t.Error("the route's address was dropped")
+	}
+}
+
+// A session whose answer makes us connect, closed before any check came,
+// leaves no goroutine waiting for a route.
+func TestLiteCloseBeforeRoute(t *testing.T) {
+	e := mustEngine(t)
+	before := runtime.NumGoroutine()
+	s, _ := mustLite(t, e)
+	if _, err := s.CreateOffer(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	answer := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\n" +
+		"a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:passive\r\na=fingerprint:sha-256 " + strings.Repeat("AB:", 31) + "AB\r\n"
+	if err := s.SetAnswer(answer); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines left, had %d:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A sender report counts payload octets without the padding (RFC 3550
+// §6.4.1).
+func TestPayloadSizeLeavesOutPadding(t *testing.T) {
+	pkt := append(media.AppendHeader(nil, false, 0, 1, 160, 1), make([]byte, 20)...)
+	if got := payloadSize(pkt, 12); got != 20 {
+		t.Errorf("payload %d, want 20", got)
+	}
+	pkt[0] |= 0x20
+	pkt[len(pkt)-1] = 4
+	if got := payloadSize(pkt, 12); got != 16 {
+		t.Errorf("padded payload %d, want 16", got)
+	}
+	pkt[len(pkt)-1] = 200
+	if got := payloadSize(pkt, 12); got != 0 {
+		t.Errorf("padding past the payload counted %d, want 0", got)
 	}
 }

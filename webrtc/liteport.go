@@ -143,7 +143,7 @@ func (p *litePort) WriteRTP(pkt []byte) error {
 	}
 	p.out = out[:0]
 	p.packets++
-	p.octets += uint32(len(pkt) - p.hdr.MarshalSize())
+	p.octets += uint32(payloadSize(pkt, p.hdr.MarshalSize()))
 	p.lastTS, p.lastAt, p.fresh = p.hdr.Timestamp, time.Now(), true
 	_, err = r.conn.WriteToAddrPort(out, r.to)
 	return err
@@ -166,8 +166,12 @@ func (p *litePort) senderReport(now time.Time) {
 	}
 	p.lastSR, p.fresh = now, false
 	ts := p.lastTS + uint32(now.Sub(p.lastAt).Seconds()*float64(rate))
-	sr := rtcp.SenderReport{SSRC: p.s.ssrc, NTPTime: ntpTime(now), RTPTime: ts, PacketCount: p.packets, OctetCount: p.octets}
-	raw, err := sr.Marshal()
+	// A compound packet: the report, then our CNAME (RFC 3550 §6.1).
+	raw, err := rtcp.Marshal([]rtcp.Packet{
+		&rtcp.SenderReport{SSRC: p.s.ssrc, NTPTime: ntpTime(now), RTPTime: ts, PacketCount: p.packets, OctetCount: p.octets},
+		&rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{Source: p.s.ssrc,
+			Items: []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: liteCNAME}}}}},
+	})
 	if err != nil {
 		return
 	}
@@ -176,6 +180,16 @@ func (p *litePort) senderReport(now time.Time) {
 		return
 	}
 	r.conn.WriteToAddrPort(out, r.to)
+}
+
+// payloadSize is the payload octets of an RTP packet whose header takes
+// hdrLen: what follows the header, less any padding (RFC 3550 §5.1).
+func payloadSize(pkt []byte, hdrLen int) int {
+	n := len(pkt) - hdrLen
+	if pkt[0]&0x20 != 0 && n > 0 {
+		n -= min(int(pkt[len(pkt)-1]), n)
+	}
+	return n
 }
 
 // ntpTime is t in NTP's 32.32 fixed-point format.

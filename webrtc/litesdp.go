@@ -17,6 +17,10 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 )
 
+// liteCNAME is the RTCP canonical name of every operator stream we send:
+// each operator's connection carries one stream.
+const liteCNAME = "switchboard"
+
 // offeredCodecs are the audio codecs of an operator's offer, in order.
 var offeredCodecs = []webrtc.RTPCodecParameters{pcmu, pcma, opus, telephoneEvent, telephoneEvent48}
 
@@ -46,7 +50,7 @@ func liteOffer(id uint64, ufrag, pwd, fingerprint string, ssrc uint32) string {
 			fmt.Fprintf(&b, "a=fmtp:%d %s\r\n", c.PayloadType, c.SDPFmtpLine)
 		}
 	}
-	fmt.Fprintf(&b, "a=ssrc:%d cname:switchboard\r\na=ssrc:%d msid:switchboard audio\r\na=msid:switchboard audio\r\n", ssrc, ssrc)
+	fmt.Fprintf(&b, "a=ssrc:%d cname:%s\r\na=ssrc:%d msid:switchboard audio\r\na=msid:switchboard audio\r\n", ssrc, liteCNAME, ssrc)
 	return b.String()
 }
 

@@ -53,6 +53,7 @@ type liteSession struct {
 
 	route  atomic.Pointer[liteRoute]    // where we send; nil until a check proved one
 	routed chan struct{}                // closed once route is first set
+	done   chan struct{}                // closed by Close
 	keys   atomic.Pointer[liteSRTPKeys] // nil until DTLS is done
 	// in guards the decrypting context and the sink's ReceivedAt: a
 	// session reached at two local addresses is read by two goroutines.
@@ -65,13 +66,26 @@ type liteSession struct {
 	ice       string // new, checking, connected, disconnected, failed, closed
 	dtlsState string // new, connecting, connected, failed, closed
 	answered  time.Time
-	lastCheck time.Time
-	proven    []netip.AddrPort
+	theirs    string    // the browser's ufrag, from its answer
+	consent   time.Time // the last check on the route (RFC 7675)
+	// proven are the addresses checks came from, with the last one's
+	// time: theirs are the session's packets.
+	proven map[netip.AddrPort]time.Time
+	// recent are the last checks' transaction IDs and sources: a check
+	// seen before from elsewhere is a replay, not a browser.
+	recent    [32]liteCheck
+	nRecent   int
 	dtlsBuf   *packetio.Buffer // DTLS records for the handshake's conn
 	dtlsConn  *dtls.Conn
 	pending   []string // states not yet reported
 	notifying bool
 	closed    bool
+}
+
+// liteCheck is a check answered: its transaction and where it came from.
+type liteCheck struct {
+	id   [stun.TransactionIDSize]byte
+	from netip.AddrPort
 }
 
 // liteRoute is the nominated pair: the socket its check came in on and
@@ -89,7 +103,8 @@ type liteSRTPKeys struct {
 
 func (e *Engine) newLiteSession() *liteSession {
 	s := &liteSession{e: e, log: e.log, ufrag: randomICEString(8), pwd: randomICEString(24),
-		ssrc: randomSSRC(), state: "new", ice: "new", dtlsState: "new", routed: make(chan struct{})}
+		ssrc: randomSSRC(), state: "new", ice: "new", dtlsState: "new",
+		routed: make(chan struct{}), done: make(chan struct{}), proven: map[netip.AddrPort]time.Time{}}
 	s.integrity = stun.NewShortTermIntegrity(s.pwd)
 	// DTLS records that come before the answer wait here for the
 	// handshake (a browser may start it as soon as it nominates).
@@ -165,7 +180,7 @@ func (s *liteSession) SetAnswer(text string) error {
 	if err := s.port.negotiate(a.codecs); err != nil {
 		return err
 	}
-	s.answered = time.Now()
+	s.answered, s.theirs = time.Now(), a.ufrag
 	if s.ice == "new" { // checks may have come before the answer
 		s.ice = "checking"
 	}
@@ -198,6 +213,7 @@ func (s *liteSession) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.done)
 	conn, buf := s.dtlsConn, s.dtlsBuf
 	s.ice, s.dtlsState = "closed", "closed"
 	s.setStateLocked("closed")
@@ -217,14 +233,29 @@ func (s *liteSession) Close() error {
 }
 
 // checkIn answers a connectivity check that names this session (RFC 8445
-// §7.3): a wrong password gets 401 and changes nothing; a right one gets
-// the address it came from, proves that address, and nominates it when
-// the browser says so (or when it is the first).
-func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort) {
-	if s.integrity.Check(m) != nil || (m.Contains(stun.AttrFingerprint) && stun.Fingerprint.Check(m) != nil) {
-		if resp, err := stun.Build(m, stun.BindingError, stun.CodeUnauthorized, stun.Fingerprint); err == nil {
+// §7.3, RFC 8489 short-term credentials). Without USERNAME and
+// MESSAGE-INTEGRITY it gets 400, with a wrong password or a username not
+// ours and the browser's 401, a role conflict 487; none changes anything.
+// A bad FINGERPRINT is not STUN, and gets nothing. A right check gets the
+// address it came from, signed; it proves that address (unless another
+// session was checked from it lately) and nominates it when the browser
+// says so (or when it is the first). A check seen before from another
+// address is a replay by someone who saw it, and gets nothing.
+func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort, user string) {
+	refuse := func(code stun.ErrorCode) {
+		if resp, err := stun.Build(m, stun.BindingError, code, stun.Fingerprint); err == nil {
 			c.WriteToAddrPort(resp.Raw, from)
 		}
+	}
+	if m.Contains(stun.AttrFingerprint) && stun.Fingerprint.Check(m) != nil {
+		return
+	}
+	if !m.Contains(stun.AttrMessageIntegrity) {
+		refuse(stun.CodeBadRequest)
+		return
+	}
+	if s.integrity.Check(m) != nil {
+		refuse(stun.CodeUnauthorized)
 		return
 	}
 	resp, err := stun.Build(m, stun.BindingSuccess, &stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())},
@@ -232,38 +263,80 @@ func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort)
 	if err != nil {
 		return
 	}
+	_, theirs, _ := strings.Cut(user, ":")
+	now := time.Now()
 	s.mu.Lock()
-	if s.closed {
+	switch {
+	case s.closed:
 		s.mu.Unlock()
 		return
+	case s.theirs != "" && theirs != s.theirs:
+		s.mu.Unlock()
+		refuse(stun.CodeUnauthorized)
+		return
+	case m.Contains(stun.AttrICEControlled):
+		// The browser must be the controlling agent of an ICE-lite
+		// session (RFC 8445 §6.1.1).
+		s.mu.Unlock()
+		refuse(stun.CodeRoleConflict)
+		return
+	}
+	for _, r := range s.recent[:min(s.nRecent, len(s.recent))] {
+		if r.id == m.TransactionID && r.from != from {
+			s.mu.Unlock()
+			return
+		}
+	}
+	s.recent[s.nRecent%len(s.recent)] = liteCheck{id: m.TransactionID, from: from}
+	s.nRecent++
+	route := s.route.Load()
+	if _, ok := s.proven[from]; !ok && len(s.proven) >= maxProven {
+		s.forgetOldest(route)
 	}
 	// The check's integrity proves the browser has our offer: its
 	// address is the session's from now on, even before the answer
 	// reaches us (the browser may start DTLS as soon as it nominates).
-	s.lastCheck = time.Now()
-	proven := false
-	for _, a := range s.proven {
-		proven = proven || a == from
+	if !s.e.lite.bind(s, from, now) {
+		s.mu.Unlock()
+		return // another operator's address: this session cannot use it
 	}
-	if !proven && len(s.proven) < maxProven {
-		s.proven = append(s.proven, from)
-		s.e.lite.bind(s, from)
-		proven = true
-	}
-	if r := s.route.Load(); proven && (r == nil || m.Contains(stun.AttrUseCandidate)) && (r == nil || r.to != from || r.conn != c) {
-		s.route.Store(&liteRoute{conn: c, to: from})
-		if r == nil {
+	s.proven[from] = now
+	if route == nil || (m.Contains(stun.AttrUseCandidate) && (route.to != from || route.conn != c)) {
+		route = &liteRoute{conn: c, to: from}
+		s.route.Store(route)
+		select {
+		case <-s.routed:
+		default:
 			close(s.routed)
 		}
 	}
-	if s.ice == "new" || s.ice == "checking" || s.ice == "disconnected" {
-		s.ice = "connected"
-		if s.dtlsState == "connected" {
-			s.setStateLocked("connected")
+	if route.to == from {
+		s.consent = now
+		if s.ice == "new" || s.ice == "checking" || s.ice == "disconnected" {
+			s.ice = "connected"
+			if s.dtlsState == "connected" {
+				s.setStateLocked("connected")
+			}
 		}
 	}
 	s.mu.Unlock()
 	c.WriteToAddrPort(resp.Raw, from)
+}
+
+// forgetOldest makes room for an address: the one checked longest ago,
+// never the route's.
+func (s *liteSession) forgetOldest(route *liteRoute) {
+	var oldest netip.AddrPort
+	var at time.Time
+	for a, t := range s.proven {
+		if (route == nil || a != route.to) && (at.IsZero() || t.Before(at)) {
+			oldest, at = a, t
+		}
+	}
+	if !at.IsZero() {
+		delete(s.proven, oldest)
+		s.e.lite.unbind(s, oldest)
+	}
 }
 
 // dtlsIn queues a DTLS record for the handshake's conn.
@@ -312,6 +385,7 @@ func (s *liteSession) handshake(a *liteAnswer, buf *packetio.Buffer) {
 		// into the void to wait a second for its retransmission.
 		select {
 		case <-s.routed:
+		case <-s.done:
 		case <-ctx.Done():
 		}
 		conn, err = dtls.ClientWithOptions(pc, litePeer, s.e.dtlsClientOptions(verify)...)
@@ -403,8 +477,8 @@ func (s *liteSession) tick(now time.Time) {
 		return
 	}
 	since := s.answered
-	if !s.lastCheck.IsZero() {
-		since = s.lastCheck
+	if s.consent.After(since) {
+		since = s.consent
 	}
 	switch quiet := now.Sub(since); {
 	case quiet > consentExpiry:
@@ -413,6 +487,15 @@ func (s *liteSession) tick(now time.Time) {
 	case quiet > consentLapse && s.ice == "connected":
 		s.ice = "disconnected"
 		s.setStateLocked("disconnected")
+	}
+	// An address not checked for consentExpiry is no longer the
+	// session's: a NAT may have given it to someone else.
+	route := s.route.Load()
+	for a, t := range s.proven {
+		if now.Sub(t) > consentExpiry && (route == nil || a != route.to) {
+			delete(s.proven, a)
+			s.e.lite.unbind(s, a)
+		}
 	}
 	s.mu.Unlock()
 	s.port.senderReport(now)

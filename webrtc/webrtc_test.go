@@ -141,6 +141,15 @@ func mustConnectPeer(tb testing.TB, s Session, p *peer) *peer {
 		}
 		select {
 		case <-connected:
+			// The peer's side too: until its DTLS is done it sends no
+			// close_notify, nor audio.
+			for p.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+				select {
+				case <-deadline:
+					tb.Fatal("the peer is not connected")
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
 			return p
 		case <-deadline:
 			tb.Fatal("not connected")

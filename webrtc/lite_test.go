@@ -144,11 +144,7 @@ func TestLiteCheckNeedsThePassword(t *testing.T) {
 	from := c.LocalAddr().(*net.UDPAddr).AddrPort()
 
 	check := func(pwd string) *stun.Message {
-		req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(ls.ufrag+":them"),
-			useCandidate{}, stun.NewShortTermIntegrity(pwd), stun.Fingerprint)
-		if err != nil {
-			t.Fatal(err)
-		}
+		req := liteCheckFor(t, ls, pwd, useCandidate{})
 		if _, err := c.WriteToUDPAddrPort(req.Raw, port); err != nil {
 			t.Fatal(err)
 		}
@@ -463,7 +459,7 @@ func TestLiteConnNotesWhatItPassesOn(t *testing.T) {
 	}
 }
 
-// check builds a connectivity check for ls signed with pwd, with extra
+// liteCheckFor builds a connectivity check for ls signed with pwd, with extra
 // attributes before the integrity.
 func liteCheckFor(t *testing.T, ls *liteSession, pwd string, extra ...stun.Setter) *stun.Message {
 	t.Helper()

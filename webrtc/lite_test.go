@@ -9,11 +9,13 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 
@@ -395,6 +397,55 @@ func TestLiteSenderReport(t *testing.T) {
 
 // An answer the session cannot work with is refused with a reason; the
 // session stays as it was.
+// The offer of an ICE-lite session is complete (RFC 8840): every host
+// candidate, a=end-of-candidates, the first candidate as m= and c=, and
+// nothing trickled after it; a client that neither trickles nor takes
+// trickled candidates connects with the offer alone.
+func TestLiteOfferIsComplete(t *testing.T) {
+	e := mustEngine(t)
+	s, _ := mustLite(t, e)
+	var trickled atomic.Int32
+	s.OnICECandidate(func(sb.ICECandidate) { trickled.Add(1) })
+	w := watchStates(s)
+	offer, err := s.CreateOffer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(offer); err != nil {
+		t.Fatal(err)
+	}
+	m := d.MediaDescriptions[0]
+	var cands []string
+	for _, a := range m.Attributes {
+		if a.Key == "candidate" {
+			cands = append(cands, "candidate:"+a.Value)
+		}
+	}
+	addrs := e.candidateAddrs()
+	if len(addrs) == 0 || len(cands) != len(addrs) {
+		t.Fatalf("offer lists %d candidates, the engine has %d addresses:\n%s", len(cands), len(addrs), offer)
+	}
+	for i, a := range addrs {
+		if cands[i] != hostCandidate(i, a) {
+			t.Errorf("candidate %d = %q, want %q", i, cands[i], hostCandidate(i, a))
+		}
+	}
+	if _, ok := m.Attribute("end-of-candidates"); !ok {
+		t.Error("the offer does not say a=end-of-candidates")
+	}
+	if m.MediaName.Port.Value != int(addrs[0].Port()) || m.ConnectionInformation == nil ||
+		m.ConnectionInformation.Address.Address != addrs[0].Addr().String() {
+		t.Errorf("m= port %d, c= %+v: want the first candidate %s", m.MediaName.Port.Value, m.ConnectionInformation, addrs[0])
+	}
+
+	answerOffer(t, s, newPeer(t), offer)
+	w.await(t, "connected", 10*time.Second, "failed")
+	if n := trickled.Load(); n != 0 {
+		t.Errorf("%d candidates trickled after a complete offer", n)
+	}
+}
+
 func TestLiteAnswerRefusals(t *testing.T) {
 	base := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 	media := "m=audio 9 UDP/TLS/RTP/SAVPF 0 101\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:101 telephone-event/8000\r\n"

@@ -26,17 +26,28 @@ var offeredCodecs = []webrtc.RTPCodecParameters{pcmu, pcma, opus, telephoneEvent
 
 // liteOffer is the SDP offer of an ICE-lite session: one sendrecv audio
 // section with rtcp-mux, our ICE credentials and certificate fingerprint,
-// and actpass so the browser may take either DTLS role (RFC 8842).
-// Candidates trickle separately.
-func liteOffer(id uint64, ufrag, pwd, fingerprint string, ssrc uint32) string {
+// and actpass so the browser may take either DTLS role (RFC 8842). It is
+// complete: an ICE-lite agent has only its host candidates, all known at
+// once, so they are in the offer with a=end-of-candidates (RFC 8840), the
+// first as the default destination in m= and c=, and a client that does
+// not trickle connects as well as one that does.
+func liteOffer(id uint64, ufrag, pwd, fingerprint string, ssrc uint32, addrs []netip.AddrPort) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "v=0\r\no=- %d 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", id)
 	b.WriteString("a=group:BUNDLE 0\r\na=ice-lite\r\na=msid-semantic: WMS switchboard\r\n")
-	b.WriteString("m=audio 9 UDP/TLS/RTP/SAVPF")
+	port, conn := uint16(9), "IN IP4 0.0.0.0"
+	if len(addrs) > 0 {
+		port, conn = addrs[0].Port(), connectionAddress(addrs[0].Addr())
+	}
+	fmt.Fprintf(&b, "m=audio %d UDP/TLS/RTP/SAVPF", port)
 	for _, c := range offeredCodecs {
 		fmt.Fprintf(&b, " %d", c.PayloadType)
 	}
-	b.WriteString("\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n")
+	fmt.Fprintf(&b, "\r\nc=%s\r\na=rtcp:%d %s\r\n", conn, port, conn)
+	for i, a := range addrs {
+		fmt.Fprintf(&b, "a=%s\r\n", hostCandidate(i, a))
+	}
+	b.WriteString("a=end-of-candidates\r\n")
 	fmt.Fprintf(&b, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\n", ufrag, pwd)
 	fmt.Fprintf(&b, "a=fingerprint:sha-256 %s\r\na=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n", fingerprint)
 	for _, c := range offeredCodecs {
@@ -52,6 +63,14 @@ func liteOffer(id uint64, ufrag, pwd, fingerprint string, ssrc uint32) string {
 	}
 	fmt.Fprintf(&b, "a=ssrc:%d cname:%s\r\na=ssrc:%d msid:switchboard audio\r\na=msid:switchboard audio\r\n", ssrc, liteCNAME, ssrc)
 	return b.String()
+}
+
+// connectionAddress is addr as an SDP connection address (RFC 8866 §5.7).
+func connectionAddress(addr netip.Addr) string {
+	if addr.Is4() || addr.Is4In6() {
+		return "IN IP4 " + addr.Unmap().String()
+	}
+	return "IN IP6 " + addr.String()
 }
 
 // hostCandidate is the candidate line of our one host candidate on addr.

@@ -60,7 +60,6 @@ type liteSession struct {
 	in sync.Mutex
 
 	mu        sync.Mutex
-	onCand    func(sb.ICECandidate)
 	onState   func(string)
 	state     string // as OnConnectionStateChange reports it
 	ice       string // new, checking, connected, disconnected, failed, closed
@@ -134,11 +133,8 @@ func randomSSRC() uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-func (s *liteSession) OnICECandidate(fn func(sb.ICECandidate)) {
-	s.mu.Lock()
-	s.onCand = fn
-	s.mu.Unlock()
-}
+// OnICECandidate is never called back: the offer carries every candidate.
+func (s *liteSession) OnICECandidate(func(sb.ICECandidate)) {}
 
 func (s *liteSession) OnConnectionStateChange(fn func(string)) {
 	s.mu.Lock()
@@ -146,20 +142,10 @@ func (s *liteSession) OnConnectionStateChange(fn func(string)) {
 	s.mu.Unlock()
 }
 
-// CreateOffer returns the offer; our host candidates trickle through
-// OnICECandidate before it returns.
+// CreateOffer returns the offer, complete with our host candidates:
+// nothing trickles through OnICECandidate.
 func (s *liteSession) CreateOffer(context.Context) (string, error) {
-	offer := liteOffer(uint64(s.ssrc), s.ufrag, s.pwd, s.e.cert.fingerprint, s.ssrc)
-	s.mu.Lock()
-	fn := s.onCand
-	s.mu.Unlock()
-	if fn != nil {
-		mid, line := "0", uint16(0)
-		for i, a := range s.e.candidateAddrs() {
-			fn(sb.ICECandidate{Candidate: hostCandidate(i, a), SDPMid: &mid, SDPMLineIndex: &line, UsernameFragment: &s.ufrag})
-		}
-	}
-	return offer, nil
+	return liteOffer(uint64(s.ssrc), s.ufrag, s.pwd, s.e.cert.fingerprint, s.ssrc, s.e.candidateAddrs()), nil
 }
 
 // SetAnswer applies the browser's answer and starts DTLS. A bad answer is

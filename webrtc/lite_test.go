@@ -327,11 +327,14 @@ func TestLiteConsent(t *testing.T) {
 // A browser that closes its PeerConnection sends a DTLS close_notify: the
 // link fails at once, without waiting for consent to expire.
 func TestLiteBrowserCloseEndsLink(t *testing.T) {
-	s, _ := mustLite(t, mustEngine(t))
+	s, ls := mustLite(t, mustEngine(t))
 	p := mustConnect(t, s)
 	w := watchStates(s)
 	p.pc.Close()
 	w.await(t, "failed", 3*time.Second)
+	if ls.route.Load() != nil {
+		t.Error("a failed link still has somewhere to send")
+	}
 }
 
 // Sending audio, the session sends RTCP sender reports (RFC 3550 §6.4.1)
@@ -395,8 +398,6 @@ func TestLiteSenderReport(t *testing.T) {
 	p.pc.Close()
 }
 
-// An answer the session cannot work with is refused with a reason; the
-// session stays as it was.
 // The offer of an ICE-lite session is complete (RFC 8840): every host
 // candidate, a=end-of-candidates, the first candidate as m= and c=, and
 // nothing trickled after it; a client that neither trickles nor takes
@@ -446,6 +447,8 @@ func TestLiteOfferIsComplete(t *testing.T) {
 	}
 }
 
+// An answer the session cannot work with is refused with a reason; the
+// session stays as it was.
 func TestLiteAnswerRefusals(t *testing.T) {
 	base := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 	media := "m=audio 9 UDP/TLS/RTP/SAVPF 0 101\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:101 telephone-event/8000\r\n"
@@ -557,6 +560,94 @@ func TestLiteReplayedCheckMovesNothing(t *testing.T) {
 	}
 }
 
+// Where we send (the route): the first check sets it, the browser's
+// nomination moves it there and fixes it. A check replayed from elsewhere
+// after the replay ring has forgotten it passes integrity, yet moves the
+// nominated route nowhere while the browser keeps checking its pair; once
+// that pair has lost consent (a NAT rebinding), the browser's nomination
+// from its new address moves it.
+func TestLiteNominatedRouteStays(t *testing.T) {
+	e := mustEngine(t)
+	s, ls := mustLite(t, e)
+	if _, err := s.CreateOffer(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	addr := func(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+	routeTo := func() netip.AddrPort {
+		if r := ls.route.Load(); r != nil {
+			return r.to
+		}
+		return netip.AddrPort{}
+	}
+	check := func(c *net.UDPConn, port netip.AddrPort, m *stun.Message) {
+		t.Helper()
+		c.WriteToUDPAddrPort(m.Raw, port)
+		if resp := readSTUN(t, c); resp.Type != stun.BindingSuccess {
+			t.Fatalf("check from %v got %v", addr(c), resp.Type)
+		}
+	}
+	first, port := stranger(t, e)
+	browser, _ := stranger(t, e)
+	eve, _ := stranger(t, e)
+	moved, _ := stranger(t, e)
+
+	check(first, port, liteCheckFor(t, ls, ls.pwd))
+	if routeTo() != addr(first) {
+		t.Fatalf("route %v after the first check, want %v", routeTo(), addr(first))
+	}
+	seen := liteCheckFor(t, ls, ls.pwd, useCandidate{})
+	check(browser, port, seen)
+	if routeTo() != addr(browser) {
+		t.Fatalf("route %v after the browser nominated, want %v", routeTo(), addr(browser))
+	}
+	for range len(ls.recent) {
+		check(browser, port, liteCheckFor(t, ls, ls.pwd, useCandidate{}))
+	}
+	eve.WriteToUDPAddrPort(seen.Raw, port)
+	maybeSTUN(t, eve, 300*time.Millisecond)
+	if routeTo() != addr(browser) {
+		t.Errorf("a replay from %v moved the route from the browser's %v to %v", addr(eve), addr(browser), routeTo())
+	}
+	check(first, port, liteCheckFor(t, ls, ls.pwd, useCandidate{}))
+	if routeTo() != addr(browser) {
+		t.Error("a nomination from another address moved a route whose consent is fresh")
+	}
+
+	ls.mu.Lock()
+	ls.consent = time.Now().Add(-consentLapse - time.Second) // the browser's pair went quiet
+	ls.mu.Unlock()
+	check(moved, port, liteCheckFor(t, ls, ls.pwd, useCandidate{}))
+	if routeTo() != addr(moved) {
+		t.Errorf("route %v after the lapsed browser nominated %v", routeTo(), addr(moved))
+	}
+}
+
+// A check refused for coming from another session's address costs the
+// session none of the addresses it has proved, even when it holds as many
+// as it keeps.
+func TestLiteRefusedAddressEvictsNothing(t *testing.T) {
+	e := mustEngine(t)
+	_, a := mustLite(t, e)
+	_, b := mustLite(t, e)
+	taken, port := stranger(t, e)
+	taken.WriteToUDPAddrPort(liteCheckFor(t, a, a.pwd).Raw, port)
+	readSTUN(t, taken)
+	var mine []netip.AddrPort
+	for range maxProven {
+		c, _ := stranger(t, e)
+		c.WriteToUDPAddrPort(liteCheckFor(t, b, b.pwd).Raw, port)
+		readSTUN(t, c)
+		mine = append(mine, c.LocalAddr().(*net.UDPAddr).AddrPort())
+	}
+	taken.WriteToUDPAddrPort(liteCheckFor(t, b, b.pwd).Raw, port)
+	maybeSTUN(t, taken, 300*time.Millisecond)
+	for _, m := range mine {
+		if e.lite.byAddress(m) != b {
+			t.Errorf("%v is no longer b's after a check from a's address was refused", m)
+		}
+	}
+}
+
 // An address one session was checked from stays its own: another
 // operator's valid checks from it get nothing and take none of its
 // packets.
@@ -617,8 +708,13 @@ func TestLiteCheckErrors(t *testing.T) {
 
 	controlled := liteCheckFor(t, ls, ls.pwd, stun.RawAttribute{Type: stun.AttrICEControlled, Value: make([]byte, 8)})
 	c.WriteToUDPAddrPort(controlled.Raw, port)
-	if got := errorCode(readSTUN(t, c)); got != stun.CodeRoleConflict {
+	conflict := readSTUN(t, c)
+	if got := errorCode(conflict); got != stun.CodeRoleConflict {
 		t.Errorf("a check from a controlled agent got %d, want 487", got)
+	}
+	// It passed integrity, so the answer is signed (RFC 8489 §9.1.3).
+	if err := stun.NewShortTermIntegrity(ls.pwd).Check(conflict); err != nil {
+		t.Errorf("the 487 is not signed with the session's password: %v", err)
 	}
 
 	other, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(ls.ufrag+":someone"),
@@ -643,7 +739,8 @@ func TestLiteCheckErrors(t *testing.T) {
 }
 
 // An address not checked for as long as consent lasts is no longer the
-// session's (a NAT may hand it to someone else); the route's stays.
+// session's (a NAT may hand it to someone else), the route's included: its
+// session has failed by then and sends nothing more (RFC 7675 §5.1).
 func TestLiteAddressesExpire(t *testing.T) {
 	e := mustEngine(t)
 	s, ls := mustLite(t, e)
@@ -667,12 +764,18 @@ func TestLiteAddressesExpire(t *testing.T) {
 	if e.lite.byAddress(otherAddr) != ls {
 		t.Fatal("an address checked lately was dropped")
 	}
-	ls.tick(time.Now().Add(consentExpiry + time.Second))
-	if e.lite.byAddress(otherAddr) != nil {
-		t.Error("an address not checked for 30 s is still the session's")
+	routedAddr := routed.LocalAddr().(*net.UDPAddr).AddrPort()
+	if e.lite.byAddress(routedAddr) != ls {
+		t.Fatal("the route's address was dropped while its consent lasted")
 	}
-	if e.lite.byAddress(routed.LocalAddr().(*net.UDPAddr).AddrPort()) != ls {
-		t.Error("the route's address was dropped")
+	ls.tick(time.Now().Add(consentExpiry + time.Second))
+	for name, a := range map[string]netip.AddrPort{"an address": otherAddr, "the route's address": routedAddr} {
+		if e.lite.byAddress(a) != nil {
+			t.Errorf("%s not checked for 30 s is still the session's", name)
+		}
+	}
+	if ls.route.Load() != nil || ls.state != "failed" {
+		t.Errorf("route %v, state %q after consent expired: want none, failed", ls.route.Load(), ls.state)
 	}
 }
 

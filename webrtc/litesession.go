@@ -92,6 +92,9 @@ type liteCheck struct {
 type liteRoute struct {
 	conn *liteConn
 	to   netip.AddrPort
+	// nominated: the browser said USE-CANDIDATE on this pair. Until it
+	// does, the first check's address is where we send.
+	nominated bool
 }
 
 // liteSRTPKeys are the SRTP contexts DTLS keyed: out is used under the
@@ -228,8 +231,9 @@ func (s *liteSession) Close() error {
 // says so (or when it is the first). A check seen before from another
 // address is a replay by someone who saw it, and gets nothing.
 func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort, user string) {
-	refuse := func(code stun.ErrorCode) {
-		if resp, err := stun.Build(m, stun.BindingError, code, stun.Fingerprint); err == nil {
+	refuse := func(code stun.ErrorCode, signed ...stun.Setter) {
+		setters := append([]stun.Setter{m, stun.BindingError, code}, signed...)
+		if resp, err := stun.Build(append(setters, stun.Fingerprint)...); err == nil {
 			c.WriteToAddrPort(resp.Raw, from)
 		}
 	}
@@ -262,9 +266,10 @@ func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort,
 		return
 	case m.Contains(stun.AttrICEControlled):
 		// The browser must be the controlling agent of an ICE-lite
-		// session (RFC 8445 §6.1.1).
+		// session (RFC 8445 §6.1.1). The check passed integrity, so the
+		// answer is signed (RFC 8489 §9.1.3).
 		s.mu.Unlock()
-		refuse(stun.CodeRoleConflict)
+		refuse(stun.CodeRoleConflict, s.integrity)
 		return
 	}
 	for _, r := range s.recent[:min(s.nRecent, len(s.recent))] {
@@ -276,9 +281,6 @@ func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort,
 	s.recent[s.nRecent%len(s.recent)] = liteCheck{id: m.TransactionID, from: from}
 	s.nRecent++
 	route := s.route.Load()
-	if _, ok := s.proven[from]; !ok && len(s.proven) >= maxProven {
-		s.forgetOldest(route)
-	}
 	// The check's integrity proves the browser has our offer: its
 	// address is the session's from now on, even before the answer
 	// reaches us (the browser may start DTLS as soon as it nominates).
@@ -286,9 +288,12 @@ func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort,
 		s.mu.Unlock()
 		return // another operator's address: this session cannot use it
 	}
+	if _, ok := s.proven[from]; !ok && len(s.proven) >= maxProven {
+		s.forgetOldest(route)
+	}
 	s.proven[from] = now
-	if route == nil || (m.Contains(stun.AttrUseCandidate) && (route.to != from || route.conn != c)) {
-		route = &liteRoute{conn: c, to: from}
+	if next := s.nextRoute(route, c, from, m.Contains(stun.AttrUseCandidate), now); next != route {
+		route = next
 		s.route.Store(route)
 		select {
 		case <-s.routed:
@@ -296,7 +301,7 @@ func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort,
 			close(s.routed)
 		}
 	}
-	if route.to == from {
+	if route != nil && route.to == from && route.conn == c {
 		s.consent = now
 		if s.ice == "new" || s.ice == "checking" || s.ice == "disconnected" {
 			s.ice = "connected"
@@ -307,6 +312,36 @@ func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort,
 	}
 	s.mu.Unlock()
 	c.WriteToAddrPort(resp.Raw, from)
+}
+
+// nextRoute is where we send after a check from `from` on c, the route
+// being current; the caller holds s.mu. The first check sets it; the
+// browser's nomination (USE-CANDIDATE) moves it and fixes it there. A
+// nominated route moves again only once it has lost consent (no check on
+// it for consentLapse): a check that passes integrity may still be a
+// replay of the browser's, resent from elsewhere by someone who saw it
+// after the replay ring forgot it, and while the browser keeps checking
+// its pair the route stays with the browser. A browser that moves (a NAT
+// rebinding) is sent to again once its old pair has lapsed; one that
+// keeps checking its old pair still takes our packets there. Nothing
+// moves a failed session's route: failed is final.
+func (s *liteSession) nextRoute(route *liteRoute, c *liteConn, from netip.AddrPort, nominates bool, now time.Time) *liteRoute {
+	switch {
+	case s.state == "failed":
+		return route
+	case route == nil:
+		return &liteRoute{conn: c, to: from, nominated: nominates}
+	case !nominates:
+		return route
+	case route.to == from && route.conn == c:
+		if route.nominated {
+			return route
+		}
+		return &liteRoute{conn: c, to: from, nominated: true}
+	case route.nominated && now.Sub(s.consent) <= consentLapse:
+		return route
+	}
+	return &liteRoute{conn: c, to: from, nominated: true}
 }
 
 // forgetOldest makes room for an address: the one checked longest ago,
@@ -422,7 +457,7 @@ func (s *liteSession) handshake(a *liteAnswer, buf *packetio.Buffer) {
 	s.mu.Lock()
 	if !s.closed && s.state != "failed" {
 		s.dtlsState = "closed"
-		s.setStateLocked("failed")
+		s.failLocked()
 	}
 	s.mu.Unlock()
 }
@@ -458,7 +493,20 @@ func srtpKeys(conn *dtls.Conn, client bool) (*liteSRTPKeys, error) {
 // the handshake's deadline, and a sender report every few seconds.
 func (s *liteSession) tick(now time.Time) {
 	s.mu.Lock()
-	if s.closed || s.state == "failed" || s.answered.IsZero() {
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	// An address not checked for consentExpiry is no longer the
+	// session's, the route's included: a NAT may have given it to
+	// someone else.
+	for a, t := range s.proven {
+		if now.Sub(t) > consentExpiry {
+			delete(s.proven, a)
+			s.e.lite.unbind(s, a)
+		}
+	}
+	if s.state == "failed" || s.answered.IsZero() {
 		s.mu.Unlock()
 		return
 	}
@@ -469,22 +517,20 @@ func (s *liteSession) tick(now time.Time) {
 	switch quiet := now.Sub(since); {
 	case quiet > consentExpiry:
 		s.ice = "failed"
-		s.setStateLocked("failed")
+		s.failLocked()
 	case quiet > consentLapse && s.ice == "connected":
 		s.ice = "disconnected"
 		s.setStateLocked("disconnected")
 	}
-	// An address not checked for consentExpiry is no longer the
-	// session's: a NAT may have given it to someone else.
-	route := s.route.Load()
-	for a, t := range s.proven {
-		if now.Sub(t) > consentExpiry && (route == nil || a != route.to) {
-			delete(s.proven, a)
-			s.e.lite.unbind(s, a)
-		}
-	}
 	s.mu.Unlock()
 	s.port.senderReport(now)
+}
+
+// failLocked ends the link for good: nothing more is sent (RFC 7675 §5.1),
+// and no check routes it again.
+func (s *liteSession) failLocked() {
+	s.route.Store(nil)
+	s.setStateLocked("failed")
 }
 
 // setStateLocked reports a new connection state, in order, from a

@@ -340,6 +340,7 @@ type fixture struct {
 	calls    *fakeCalls
 	media    *mediaFactory
 	control  *fakeControl
+	audit    *memAudit
 	tenantID sb.ID
 	healthy  error
 
@@ -368,6 +369,7 @@ func newFixture(t *testing.T) *fixture {
 		calls:    &fakeCalls{call: &sb.Call{ID: sb.NewID(), TenantID: tenant, Direction: sb.Inbound, From: "3000", Status: sb.CallCompleted}},
 		media:    &mediaFactory{},
 		control:  &fakeControl{},
+		audit:    &memAudit{},
 		tenantID: tenant,
 	}
 	f.clock = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
@@ -378,6 +380,7 @@ func newFixture(t *testing.T) *fixture {
 		Sessions:      &fakeSessions{m: map[string]*sb.Session{}},
 		CallControl:   f.control,
 		MediaSessions: f.media,
+		Audit:         f.audit,
 		Health:        func(context.Context) error { return f.healthy },
 	})
 	f.srv = httptest.NewServer(s.Handler())
@@ -1149,5 +1152,73 @@ func TestAPIRateLimit(t *testing.T) {
 	f.advance(time.Second)
 	if code, _ := f.do(t, "/v1/me", bearer("sbk_good")); code != http.StatusOK {
 		t.Errorf("a second later: %d", code)
+	}
+}
+
+// Consent over the operator's socket is audited, then done, for a call
+// the socket was offered; a call it was not offered (another operator's,
+// another tenant's) is refused before anything is written.
+func TestSocketConsentOnlyForOffered(t *testing.T) {
+	f := newFixture(t)
+	ws, m := f.mustSocket(t)
+	send(t, ws, `{"type":"available"}`)
+	m.setState("connecting")
+	m.setState("connected")
+	until(t, ws, "state")
+	conns := f.control.availableConns()
+	if len(conns) == 0 {
+		t.Fatal("not available")
+	}
+	offered := sb.NewID()
+	if err := conns[0].Offer(sb.CallOffer{CallID: offered, From: "+15550001111", To: "2000"}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, ws, "incoming")
+	for range 3 {
+		send(t, ws, `{"type":"consent","call_id":"`+sb.NewID().String()+`","given":false}`)
+		if e := until(t, ws, "error"); e["code"] != sb.ENOTFOUND || e["ref"] != "consent" {
+			t.Errorf("consent for a call not offered: %v", e)
+		}
+	}
+	if got := f.audit.ips("consent.withdraw", "ok"); len(got) != 0 {
+		t.Errorf("%d consent entries for calls the operator was not offered", len(got))
+	}
+	send(t, ws, `{"type":"consent","call_id":"`+offered.String()+`","given":false}`)
+	send(t, ws, `{"type":"ping"}`)
+	until(t, ws, "pong")
+	if got := f.audit.ips("consent.withdraw", "ok"); len(got) != 1 {
+		t.Errorf("%d consent entries for the offered call, want 1", len(got))
+	}
+}
+
+// The socket is held to the API's rate: past its burst, messages are
+// dropped unread and the client is told, at most once a second.
+func TestSocketRateLimited(t *testing.T) {
+	f := newFixture(t)
+	ws, _ := f.mustSocket(t)
+	const sent = 3 * socketBurst
+	for range sent {
+		send(t, ws, `{"type":"ping"}`)
+	}
+	send(t, ws, `{"type":"nonsense"}`)
+	pongs, limited, start := 0, 0, time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			break
+		}
+		var msg map[string]any
+		json.Unmarshal(data, &msg)
+		switch {
+		case msg["type"] == "pong":
+			pongs++
+		case msg["type"] == "error" && msg["code"] == "rate_limited":
+			limited++
+		}
+	}
+	if most := 1 + int(time.Since(start)/time.Second); pongs >= sent || pongs < socketBurst || limited < 1 || limited > most {
+		t.Errorf("%d pings answered of %d sent (burst %d), told %d times it was limited, want 1 to %d", pongs, sent, socketBurst, limited, most)
 	}
 }

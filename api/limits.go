@@ -17,6 +17,9 @@ import (
 const (
 	apiRate  = 20 // requests a second per API key or person
 	apiBurst = 40
+	// socketBurst is an operator socket's burst at the API's rate: a
+	// browser trickles its ICE candidates at once when it connects.
+	socketBurst = 60
 
 	addrFailures    = 20 // failed logins from one address...
 	accountFailures = 5  // ...or for one account...
@@ -35,6 +38,9 @@ type failures struct {
 	count       int
 	since       time.Time
 	lockedUntil time.Time
+	// refused: an attempt was refused during this lock (the first is
+	// audited, the rest are not: see attempt).
+	refused bool
 }
 
 type limits struct {
@@ -84,8 +90,11 @@ func accountKey(email string) string {
 // attempt counts a login attempt against its address and account before
 // the password is checked, so that attempts made together cannot pass the
 // allowance; the one that reaches it locks both. If either is locked
-// already it counts nothing and says how long to wait.
-func (l *limits) attempt(addr, account string) time.Duration {
+// already it counts nothing and says how long to wait, and first says
+// whether it is the first attempt that lock refused: refusals cost a
+// sender nothing, so only the first of each lock goes to the audit log,
+// which nobody may trim, and a stranger cannot fill it.
+func (l *limits) attempt(addr, account string) (wait time.Duration, first bool) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -93,14 +102,15 @@ func (l *limits) attempt(addr, account string) time.Duration {
 		key string
 		max int
 	}{{"addr:" + addr, addrFailures}, {account, accountFailures}}
-	var wait time.Duration
 	for _, k := range keys {
 		if f := l.failures[k.key]; f != nil && now.Before(f.lockedUntil) {
 			wait = max(wait, f.lockedUntil.Sub(now))
+			first = first || !f.refused
+			f.refused = true
 		}
 	}
 	if wait > 0 {
-		return wait
+		return wait, first
 	}
 	if len(l.failures) >= maxTracked {
 		for k, f := range l.failures {
@@ -116,10 +126,10 @@ func (l *limits) attempt(addr, account string) time.Duration {
 			l.failures[k.key] = f
 		}
 		if f.count++; f.count >= k.max {
-			f.lockedUntil, f.count, f.since = now.Add(lockFor), 0, now
+			f.lockedUntil, f.count, f.since, f.refused = now.Add(lockFor), 0, now, false
 		}
 	}
-	return 0
+	return 0, false
 }
 
 // succeeded clears an account's failures and takes a successful attempt

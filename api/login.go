@@ -33,12 +33,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	account := accountKey(in.Email)
 	// The attempt counts before the password is checked: argon2 takes its
 	// time, and guesses sent together must not all pass the lock.
-	if wait := s.limits.attempt(addr, account); wait > 0 {
+	if wait, first := s.limits.attempt(addr, account); wait > 0 {
 		// Not even checked: a guesser learns nothing while locked out.
+		// The lock's first refusal is audited; the rest say no more.
 		minutes := int((wait + time.Minute - 1) / time.Minute)
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-		if aerr := s.audit(r, &sb.AuditEntry{Action: "login", Outcome: "throttled"}); aerr != nil {
-			s.log.Error("audit of a throttled login", "err", aerr)
+		if first {
+			if aerr := s.audit(r, &sb.AuditEntry{Action: "login", Outcome: "throttled",
+				Reason: "locked out after failed logins; attempts until the lock ends are refused unaudited"}); aerr != nil {
+				s.log.Error("audit of a throttled login", "err", aerr)
+			}
 		}
 		s.writeJSON(w, http.StatusTooManyRequests, errorBody{Code: "rate_limited",
 			Message: "too many failed logins; try again in " + strconv.Itoa(minutes) + " minutes"})

@@ -170,6 +170,35 @@ func TestLoginForwardedFromUntrustedPeerIgnored(t *testing.T) {
 	}
 }
 
+// Attempts refused during a lockout cost the sender nothing, and the
+// audit log can never be trimmed: the lock's first refusal is audited,
+// the hundred after it are not, and a lock of another client is audited
+// in its turn.
+func TestLockedOutLoginsAuditedOnce(t *testing.T) {
+	f := newProxyFixture(t, "127.0.0.0/8")
+	close(f.users.gate)
+	for range accountFailures {
+		f.login(t, f.user.Email, "wrong", "X-Forwarded-For", "198.51.100.1")
+	}
+	for i := range 100 {
+		if code := f.login(t, f.user.Email, "wrong", "X-Forwarded-For", "198.51.100.1"); code != http.StatusTooManyRequests {
+			t.Fatalf("attempt %d during the lockout: %d, want 429", i, code)
+		}
+	}
+	if got := f.audit.ips("login", "throttled"); len(got) != 1 || got[0] != "198.51.100.1" {
+		t.Errorf("throttled logins audited from %v, want once from 198.51.100.1", got)
+	}
+	for i := range addrFailures {
+		f.login(t, "nobody"+strconv.Itoa(i)+"@example.test", "guess", "X-Forwarded-For", "198.51.100.2")
+	}
+	for range 10 {
+		f.login(t, "nobody@example.test", "guess", "X-Forwarded-For", "198.51.100.2")
+	}
+	if got := f.audit.ips("login", "throttled"); len(got) != 2 || got[1] != "198.51.100.2" {
+		t.Errorf("throttled logins audited from %v, want one more from 198.51.100.2", got)
+	}
+}
+
 // Twenty wrong passwords for one account sent at once: each attempt
 // counts before its password is checked, so no more than five are
 // checked, the rest are refused as locked, and so is the right password.

@@ -139,7 +139,7 @@ func (s *Server) changeOwnPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr, account := s.clientAddr(r), accountKey(u.Email)
-	if wait := s.limits.attempt(addr, account); wait > 0 {
+	if wait, _ := s.limits.attempt(addr, account); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
 		s.writeJSON(w, http.StatusTooManyRequests, errorBody{Code: "rate_limited", Message: "too many wrong passwords; try again later"})
 		return

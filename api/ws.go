@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -158,6 +159,11 @@ type opConn struct {
 	// maskNumbers shows the operator only the last digits of callers'
 	// numbers: the tenant's minimisation setting when the socket opened.
 	maskNumbers bool
+	// budget is what the socket may ask: the API's rate, so that a
+	// socket is no way around it. told: when the client was last told it
+	// is over (at most once a second).
+	budget *rate.Limiter
+	told   time.Time
 
 	send        chan []byte
 	quit        chan struct{} // closed by shutdown: the socket is ending
@@ -361,6 +367,7 @@ func (s *Server) operatorSocket(w http.ResponseWriter, r *http.Request) {
 		s: s, ws: ws, user: u, log: s.log.With("operator", u.ID), from: r,
 		send: make(chan []byte, sendQueue), quit: make(chan struct{}), released: make(chan struct{}),
 		cancelOffer: cancelOffer, maskNumbers: s.masksNumbers(r.Context(), u.TenantID, u.Role),
+		budget: rate.NewLimiter(apiRate, socketBurst),
 	}
 	c.run(ctx, offerCtx)
 }
@@ -632,6 +639,14 @@ func (c *opConn) readLoop(ctx context.Context) {
 			c.shutdown(websocket.StatusNormalClosure, "")
 			return
 		}
+		if !c.budget.Allow() {
+			// Dropped unread; the client is told at most once a second.
+			if now := time.Now(); now.Sub(c.told) >= time.Second {
+				c.told = now
+				c.enqueue(msgError{Type: "error", Code: "rate_limited", Message: "too many messages: those over 20 a second are dropped"})
+			}
+			continue
+		}
 		if typ != websocket.MessageText {
 			c.sendError("", sb.Errorf(sb.EINVALID, "messages are JSON text frames"))
 			continue
@@ -744,6 +759,10 @@ func (c *opConn) handle(m clientMessage) error {
 		case "consent":
 			if m.Given == nil {
 				return sb.Errorf(sb.EINVALID, "consent needs given: true or false")
+			}
+			if !c.wasOffered(callID) {
+				// Not this operator's call: nothing to audit, nothing done.
+				return sb.Errorf(sb.ENOTFOUND, "no such call for this operator")
 			}
 			action := "consent.give"
 			if !*m.Given {

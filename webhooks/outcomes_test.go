@@ -1,11 +1,13 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -44,6 +46,36 @@ func TestDeliveryOutcomesCounted(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("outcomes %v, want %v", got, want)
 			break
+		}
+	}
+}
+
+// A receiver's URL may carry a token in its user, path or query: what a
+// failed delivery logs and keeps as its last error names only its scheme
+// and host.
+func TestDeliveryErrorsHideURLSecrets(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := closed.Addr().String()
+	closed.Close() // nothing listens there now
+	var log bytes.Buffer
+	st := &store{}
+	h := New(st, slog.New(slog.NewTextHandler(&log, nil)), WithPrivateTargets())
+	st.due = &sb.WebhookDelivery{ID: sb.NewID(), URL: "http://hookuser:HOOKPASS@" + host + "/services/PATHSECRET?token=QUERYSECRET",
+		Payload: []byte(`{}`), Secrets: [][]byte{[]byte("s")}}
+	if _, err := h.Send(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for what, text := range map[string]string{"log": log.String(), "last error": st.due.LastError} {
+		if !strings.Contains(text, "http://"+host) {
+			t.Errorf("the %s does not name the receiver http://%s: %q", what, host, text)
+		}
+		for _, secret := range []string{"hookuser", "HOOKPASS", "PATHSECRET", "QUERYSECRET"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("the %s shows %s: %q", what, secret, text)
+			}
 		}
 	}
 }

@@ -13,12 +13,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"syscall"
 	"time"
 
@@ -248,7 +250,7 @@ func (h *Hooks) post(ctx context.Context, d *sb.WebhookDelivery) (int, error) {
 	body := []byte(d.Payload)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, errors.New("the webhook's URL does not parse")
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "switchboard-webhooks")
@@ -261,11 +263,27 @@ func (h *Hooks) post(ctx context.Context, d *sb.WebhookDelivery) (int, error) {
 	req.Header.Set(signature.Header, signature.Sign(body, h.now(), secrets...))
 	res, err := h.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, withoutURLSecrets(err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10)) // the answer's body is not ours to keep
 	res.Body.Close()
 	return res.StatusCode, nil
+}
+
+// withoutURLSecrets names only the scheme and host of the URL an error
+// carries (a redirect's too): a receiver's URL may hold a token in its
+// user, path or query, and the error goes to the log and to the
+// delivery's last error.
+func withoutURLSecrets(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	where := "the webhook's URL"
+	if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+		where = u.Scheme + "://" + u.Host
+	}
+	return fmt.Errorf("%s %s: %w", ue.Op, where, ue.Err)
 }
 
 // Observers lets several observers hear every call.

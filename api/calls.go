@@ -72,7 +72,7 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
 		s.exportCalls(w, r)
 		return
 	}
-	f, err := parseCallFilter(r.URL.Query())
+	f, err := s.callFilter(r, r.URL.Query())
 	if err != nil {
 		s.error(w, r, err)
 		return
@@ -113,6 +113,20 @@ func (s *Server) getCall(w http.ResponseWriter, r *http.Request) {
 		maskCall(c)
 	}
 	s.writeJSON(w, http.StatusOK, c)
+}
+
+// callFilter is the actor's search of calls in q. One who is shown
+// numbers masked may not search by a number: an exact match would confirm
+// a guess of the digits the mask hides.
+func (s *Server) callFilter(r *http.Request, q url.Values) (sb.CallFilter, error) {
+	f, err := parseCallFilter(q)
+	if err != nil {
+		return f, err
+	}
+	if a := sb.ActorFromContext(r.Context()); f.Number != "" && s.masksNumbers(r.Context(), a.TenantID, a.Role) {
+		return f, sb.Errorf(sb.EFORBIDDEN, "numbers are shown to you masked, so calls cannot be searched by number")
+	}
+	return f, nil
 }
 
 // masksNumbers reports whether the tenant shows its operators only the

@@ -47,7 +47,7 @@ func (s *Server) exportCalls(w http.ResponseWriter, r *http.Request) {
 	for _, paging := range []string{"after", "limit", "format"} {
 		q.Del(paging)
 	}
-	f, err := parseCallFilter(q)
+	f, err := s.callFilter(r, q)
 	if err != nil {
 		s.error(w, r, err)
 		return

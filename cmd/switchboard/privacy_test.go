@@ -222,6 +222,17 @@ func TestOperatorsSeeMaskedNumbers(t *testing.T) {
 	if code := apiGet(t, m, f.APIKey, "/v1/calls", &all); code != 200 || len(all.Calls) != 1 || all.Calls[0].From != "+15550001234" {
 		t.Errorf("the supervisor's calls: %d %+v", code, all.Calls)
 	}
+	// An exact search would confirm a guess of the masked digits: the
+	// operator may not search by number; the supervisor may.
+	for _, path := range []string{"/v1/calls?number=%2B15550001234", "/v1/calls?number=%2B15550001234&format=csv"} {
+		if code, _ := mustLogin(t, m, f.Operators[0]).do("GET", path, "", nil); code != 403 {
+			t.Errorf("the operator's %s: %d, want 403", path, code)
+		}
+	}
+	var found struct{ Calls []sb.Call }
+	if code := apiGet(t, m, f.APIKey, "/v1/calls?number=%2B15550001234", &found); code != 200 || len(found.Calls) != 1 {
+		t.Errorf("the supervisor's search by number: %d %+v", code, found.Calls)
+	}
 }
 
 // digestTrunkCalls places a call through the digest trunk "carrier-in"

@@ -16,7 +16,11 @@ let session = '';
 let poll = 0;
 let stream = null;
 
+// A token comes only from the page that embeds the widget: another frame
+// of that page (an ad, a chat) must not swap in a token of its own and
+// send the visitor's microphone to another number.
 window.addEventListener('message', (e) => {
+  if (window.parent === window || e.source !== window.parent) return;
   if (e.data && e.data.type === 'switchboard-token' && typeof e.data.token === 'string') {
     token = e.data.token;
     if (!session) {

@@ -340,7 +340,27 @@ func TestChromiumWidgetAndNoRole(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#call")))
 	poll("the expired link is explained", status(badLink))
 	run("open the widget without a link", chromedp.Navigate(m.HTTPURL()+"/widget"), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#call")))
-	poll("the missing link is explained", status("This page has no call link. Go back to the site you came from and press its call button."))
+	noLink := status("This page has no call link. Go back to the site you came from and press its call button.")
+	poll("the missing link is explained", noLink)
+
+	// A token comes only from the page that embeds the widget: one posted
+	// by another window (here the widget's own, which no page embeds) is
+	// ignored; the embedding page's is taken.
+	run("a token from a window that does not embed the widget",
+		chromedp.Evaluate[chromedp.Void](`window.postMessage({type: "switchboard-token", token: "forged"}, "*"); true`))
+	time.Sleep(300 * time.Millisecond)
+	poll("the widget ignores it", noLink+` && document.querySelector("#call").disabled`)
+	run("embed the widget", chromedp.Evaluate[chromedp.Void](`new Promise((resolve) => {
+		const f = document.createElement("iframe");
+		f.id = "embedded";
+		f.onload = () => resolve(true);
+		f.src = "/widget";
+		document.body.appendChild(f);
+	})`, chromedp.EvalAwaitPromise))
+	run("the embedding page gives a token",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("embedded").contentWindow.postMessage({type: "switchboard-token", token: "from-the-site"}, "*"); true`))
+	poll("the embedded widget takes it", `(() => { const d = document.getElementById("embedded").contentDocument;
+		return d.querySelector("#status").textContent === "Ready to call." && !d.querySelector("#call").disabled; })()`)
 
 	// A support engineer on the operator page.
 	run("log in as support", chromedp.Navigate(m.HTTPURL()+"/"), chromedp.WaitVisible(chromedp.CSS("#email")),

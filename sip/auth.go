@@ -24,6 +24,12 @@ var errForbidden = errors.New("sip: unknown trunk")
 // errChallenge means the request should be retried with credentials.
 var errChallenge = errors.New("sip: credentials required")
 
+// errStale means the credentials were right but their nonce is spent or
+// expired: the request should be retried with a fresh one, and the
+// challenge says stale=true so the UAC does not take it for a wrong
+// password (RFC 2617 §3.2.1).
+var errStale = fmt.Errorf("%w: nonce stale", errChallenge)
+
 // identifyTrunk recognises the trunk a request comes from: by source
 // address first, then by digest credentials. A source that is an IP
 // trunk's but calls a number none of its trunks has is challenged when
@@ -77,8 +83,9 @@ func (s *Server) digestTrunk(ctx context.Context, req *sip.Request) (*sb.Trunk, 
 		return nil, errForbidden
 	}
 	now := time.Now()
-	if !s.nonces.valid(cred.Nonce, now) {
-		return nil, errChallenge // stale: challenge again
+	ours, fresh := s.nonces.check(cred.Nonce, now)
+	if !ours {
+		return nil, errChallenge
 	}
 	if !sameURI(cred.URI, req.Recipient) {
 		s.log.Info("digest credentials for another URI than the Request-URI", "source", req.Source())
@@ -93,6 +100,9 @@ func (s *Server) digestTrunk(ctx context.Context, req *sip.Request) (*sb.Trunk, 
 	if !checkDigest(cred, t.DigestHA1, string(req.Method)) {
 		return t, errForbidden // the trunk is known: its tenant hears of the failure
 	}
+	if !fresh {
+		return nil, errStale
+	}
 	nc := cred.Nc
 	if cred.QOP == "" {
 		// Without qop the count is not in the hash: anyone could raise
@@ -101,7 +111,7 @@ func (s *Server) digestTrunk(ctx context.Context, req *sip.Request) (*sb.Trunk, 
 	}
 	if !s.nonces.answer(cred.Nonce, nc, now) {
 		s.log.Info("digest credentials replayed", "trunk", t.ID, "source", req.Source())
-		return nil, errChallenge
+		return nil, errStale
 	}
 	return t, nil
 }
@@ -150,9 +160,10 @@ func md5hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// challenge answers 407 with a fresh digest challenge.
-func (s *Server) challenge(req *sip.Request, tx sip.ServerTransaction) {
-	chal := digest.Challenge{Realm: sb.DigestRealm, Nonce: s.nonces.issue(time.Now()), Algorithm: "MD5", QOP: []string{"auth"}}
+// challenge answers 407 with a fresh digest challenge; stale says the
+// last credentials were right and only their nonce was not.
+func (s *Server) challenge(req *sip.Request, tx sip.ServerTransaction, stale bool) {
+	chal := digest.Challenge{Realm: sb.DigestRealm, Nonce: s.nonces.issue(time.Now()), Algorithm: "MD5", QOP: []string{"auth"}, Stale: stale}
 	res := sip.NewResponseFromRequest(req, sip.StatusProxyAuthRequired, "Proxy Authentication Required", nil)
 	res.AppendHeader(sip.NewHeader("Proxy-Authenticate", chal.String()))
 	s.respond(tx, res)

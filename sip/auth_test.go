@@ -134,6 +134,52 @@ func TestDigestCredentialsCannotBeReplayed(t *testing.T) {
 	}
 }
 
+// Two calls of a digest trunk challenged in the same second each answer
+// their own challenge with nc=1, and both are taken (a PBX's concurrent
+// calls). An answer that was right but is spent is challenged again with
+// stale=true, so the PBX retries rather than taking it for a wrong
+// password (RFC 2617 §3.2.1); a wrong password's challenge is not stale.
+func TestDigestConcurrentCallsAndStale(t *testing.T) {
+	trunk := &sb.Trunk{ID: sb.NewID(), Name: "carrier", Username: "acme", DigestHA1: md5hex("acme:" + sb.DigestRealm + ":s3cret"), Numbers: []string{"2100"}}
+	ts := mustServer(t, &directory{trunks: []*sb.Trunk{trunk}}, Config{})
+	ruri := "sip:2100@" + ts.udp
+	a, b := mustRawUA(t, ts.udp), mustRawUA(t, ts.udp)
+	_, chalA := a.invite(ruri, "")
+	_, chalB := b.invite(ruri, "")
+	if chalA["proxy-authenticate"] == chalB["proxy-authenticate"] {
+		t.Errorf("two challenges carry the same nonce: %s", chalA["proxy-authenticate"])
+	}
+	authA := answerChallenge(t, chalA, ruri, 1)
+	for name, ua := range map[string]*rawUA{"first": a, "second": b} {
+		chal := map[*rawUA]map[string]string{a: chalA, b: chalB}[ua]
+		if code, _ := ua.invite(ruri, "", answerChallenge(t, chal, ruri, 1)); code != 100 {
+			t.Errorf("the %s call's credentials were answered %d, want 100", name, code)
+			continue
+		}
+		nextCall(t, ts)
+	}
+	code, again := a.invite(ruri, "", authA)
+	if ch, err := digest.ParseChallenge(again["proxy-authenticate"]); code != 407 || err != nil || !ch.Stale {
+		t.Errorf("spent credentials answered %d %q, want 407 with stale=true", code, again["proxy-authenticate"])
+	}
+	wrong, err := digest.Digest(mustChallenge(t, again), digest.Options{Method: "INVITE", URI: ruri, Username: "acme", Password: "wrong", Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := a.invite(ruri, "", "Proxy-Authorization: "+wrong.String()); code != 403 {
+		t.Errorf("a wrong password was answered %d, want 403", code)
+	}
+}
+
+func mustChallenge(t *testing.T, headers map[string]string) *digest.Challenge {
+	t.Helper()
+	ch, err := digest.ParseChallenge(headers["proxy-authenticate"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
 // An answer without qop has no count in its hash, so a count added to it
 // proves nothing: it is good once, whatever nc it carries after.
 func TestDigestWithoutQopIsGoodOnce(t *testing.T) {

@@ -71,7 +71,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	switch {
 	case errors.Is(err, errChallenge):
-		s.challenge(req, tx)
+		s.challenge(req, tx, errors.Is(err, errStale))
 		return
 	case errors.Is(err, errForbidden):
 		s.shield.failed(src.Addr())

@@ -20,9 +20,11 @@ const nonceLifetime = 5 * time.Minute
 // again until old nonces expire.
 const maxAnswered = 200000
 
-// nonces issues and checks digest nonces: the issue time and an HMAC of it
-// under a per-process key, so a nonce cannot be forged or used after it
-// expires. A challenge keeps no state; an answer does: the highest nonce
+// nonces issues and checks digest nonces: the issue time, eight random
+// bytes and an HMAC of both under a per-process key, so a nonce cannot be
+// forged or used after it expires, and no two challenges share one (two
+// calls challenged in the same second each answer their own nonce with
+// nc=1). A challenge keeps no state; an answer does: the highest nonce
 // count (nc) seen with each nonce, so that a captured Authorization cannot
 // be sent again.
 type nonces struct {
@@ -47,26 +49,28 @@ func newNonces() (*nonces, error) {
 }
 
 func (n *nonces) issue(now time.Time) string {
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], uint64(now.Unix()))
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.Unix()))
+	rand.Read(b[8:])
 	mac := hmac.New(sha256.New, n.key[:])
-	mac.Write(ts[:])
-	return hex.EncodeToString(ts[:]) + hex.EncodeToString(mac.Sum(nil)[:16])
+	mac.Write(b[:])
+	return hex.EncodeToString(b[:]) + hex.EncodeToString(mac.Sum(nil)[:16])
 }
 
-// valid reports whether nonce was issued by us and has not expired.
-func (n *nonces) valid(nonce string, now time.Time) bool {
+// check reports whether nonce was issued by us (ours) and, if so,
+// whether it has not expired (fresh).
+func (n *nonces) check(nonce string, now time.Time) (ours, fresh bool) {
 	raw, err := hex.DecodeString(nonce)
-	if err != nil || len(raw) != 24 {
-		return false
+	if err != nil || len(raw) != 32 {
+		return false, false
 	}
 	mac := hmac.New(sha256.New, n.key[:])
-	mac.Write(raw[:8])
-	if !hmac.Equal(raw[8:], mac.Sum(nil)[:16]) {
-		return false
+	mac.Write(raw[:16])
+	if !hmac.Equal(raw[16:], mac.Sum(nil)[:16]) {
+		return false, false
 	}
 	issued := time.Unix(int64(binary.BigEndian.Uint64(raw[:8])), 0)
-	return !now.Before(issued.Add(-time.Minute)) && now.Sub(issued) < nonceLifetime
+	return true, !now.Before(issued.Add(-time.Minute)) && now.Sub(issued) < nonceLifetime
 }
 
 // answer records a correct answer to nonce with count nc (0 without

@@ -604,19 +604,22 @@ func TestNonces(t *testing.T) {
 	}
 	now := time.Now()
 	nonce := n.issue(now)
-	if !n.valid(nonce, now.Add(time.Minute)) {
+	if ours, fresh := n.check(nonce, now.Add(time.Minute)); !ours || !fresh {
 		t.Error("fresh nonce refused")
 	}
-	if n.valid(nonce, now.Add(nonceLifetime+time.Second)) {
-		t.Error("expired nonce accepted")
+	if ours, fresh := n.check(nonce, now.Add(nonceLifetime+time.Second)); !ours || fresh {
+		t.Errorf("expired nonce: ours %v, fresh %v; want ours, not fresh", ours, fresh)
+	}
+	if n.issue(now) == nonce {
+		t.Error("two challenges in the same second got the same nonce")
 	}
 	forged := []byte(nonce)
 	forged[len(forged)-1] ^= 1
-	if n.valid(string(forged), now) {
+	if ours, _ := n.check(string(forged), now); ours {
 		t.Error("forged nonce accepted")
 	}
 	other, _ := newNonces()
-	if other.valid(nonce, now) {
+	if ours, _ := other.check(nonce, now); ours {
 		t.Error("another process's nonce accepted")
 	}
 }

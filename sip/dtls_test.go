@@ -172,7 +172,7 @@ func TestDTLSAnswer(t *testing.T) {
 	}
 	tr.answering(o.ICE, o.Proto)
 	port := uint16(conn.LocalAddr().(*net.UDPAddr).Port)
-	body := buildAnswer(7, 1, netip.MustParseAddr("127.0.0.1"), port, o.Codec, "sendrecv", tr)
+	body := buildAnswer(7, 1, netip.MustParseAddr("127.0.0.1"), port, o.Codec, "sendrecv", tr, mlines{})
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(string(body)); err != nil {
 		t.Fatalf("our answer does not parse: %v\n%s", err, body)
@@ -198,7 +198,7 @@ func TestDTLSAnswer(t *testing.T) {
 	if err != nil || back.ICE.Ufrag != tr.ufrag || back.ICE.Fingerprints[0] != tr.id.fingerprint || back.ICE.Setup != setupActive {
 		t.Errorf("our answer read back: %v %+v", err, back)
 	}
-	again := buildAnswer(7, 2, netip.MustParseAddr("127.0.0.1"), port, o.Codec, "recvonly", tr)
+	again := buildAnswer(7, 2, netip.MustParseAddr("127.0.0.1"), port, o.Codec, "recvonly", tr, mlines{})
 	if !sameSession(body, []byte(strings.Replace(string(again), "a=recvonly", "a=sendrecv", 1))) {
 		t.Errorf("a later description changed more than the direction:\n%s\n%s", body, again)
 	}
@@ -209,7 +209,7 @@ func TestDTLSAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	active.answering(a.ICE, a.Proto)
-	body = buildAnswer(7, 1, netip.MustParseAddr("127.0.0.1"), port, a.Codec, "sendrecv", active)
+	body = buildAnswer(7, 1, netip.MustParseAddr("127.0.0.1"), port, a.Codec, "sendrecv", active, mlines{})
 	if !strings.Contains(string(body), "a=setup:passive\r\n") || !strings.Contains(string(body), " UDP/TLS/RTP/SAVP 0 101\r\n") ||
 		strings.Contains(string(body), "a=group") || strings.Contains(string(body), "a=mid") {
 		t.Errorf("answer to an active offer without mid:\n%s", body)

@@ -83,6 +83,37 @@ func TestRefreshKeepsTheSDPVersion(t *testing.T) {
 	}
 }
 
+// A re-INVITE the call cannot take is refused with 488 and the call goes
+// on as it was (RFC 3261 §14.2): a carrier's fax detection switching to
+// T.38 (m=image, which the SDP parser alone would call malformed), and an
+// offer without the call's codec (the bridge carries it: no codec change
+// mid-call). A later refresh still gets 200.
+func TestReinviteRefusedStreamsLeaveTheCall(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	codec := in.Leg.Media().Codec()
+	t38 := strings.Split(string(call.SDP("sendrecv")), "m=")[0] +
+		"m=image 40004 udptl t38\r\na=T38FaxVersion:0\r\na=T38FaxRateManagement:transferredTCF\r\n"
+	other := "0"
+	if codec.PayloadType == 0 {
+		other = "8"
+	}
+	otherCodec := regexp.MustCompile(`(m=audio \d+ RTP/AVP) [0-9 ]+`).ReplaceAllString(string(call.SDP("sendrecv")), "${1} "+other)
+	for name, body := range map[string]string{"T.38": t38, "another codec": otherCodec} {
+		res, err := call.Reinvite(ctx, []byte(body), nil)
+		if err != nil || res.StatusCode != 488 {
+			t.Errorf("%s: %v %v, want 488", name, res, err)
+		}
+	}
+	if res, err := call.Reinvite(ctx, call.SDP("sendrecv"), nil); err != nil || res.StatusCode != 200 {
+		t.Fatalf("refresh after the refusals: %v %v", res, err)
+	}
+	noEvent(t, in.Leg, 100*time.Millisecond)
+}
+
 // A re-INVITE without SDP gets our current description as the offer in
 // the 200 (version unchanged, since nothing changed), and the answer in
 // the ACK is taken: here it holds the call, then names a new address.

@@ -36,6 +36,7 @@ type leg struct {
 
 	version   uint64 // SDP o= version
 	direction string // the caller's last direction
+	ml        mlines // the session's m= lines, which our descriptions mirror
 	answered  bool
 	final     bool     // a final response was sent
 	late      bool     // the INVITE had no offer: ours goes in the 200, the answer comes in the ACK
@@ -54,7 +55,7 @@ func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction,
 	l := &leg{
 		legBase: newLegBase(s, dlg.InviteRequest.CallID().Value(), log),
 		dlg:     dlg, tx: tx, port: port, sdpIP: sdpIP,
-		sessionID: newSessionID(), version: 1, direction: o.Direction,
+		sessionID: newSessionID(), version: 1, direction: o.Direction, ml: o.MLines,
 		contact: contact,
 		settled: make(chan struct{}),
 		byeSeen: make(chan struct{}),
@@ -100,7 +101,7 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 		}
 	}()
 	l.mu.Lock()
-	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.security())
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.security(), l.ml)
 	if l.late {
 		body = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), nil, false)
 	}
@@ -305,7 +306,7 @@ func (l *leg) reoffer(o *offer) []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.describe(func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.security())
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.security(), l.ml)
 	})
 }
 
@@ -328,7 +329,7 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 		return errors.New("sip: hold: the call is not answered")
 	}
 	body := l.describe(func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security())
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security(), l.ml)
 	})
 	l.holding = held
 	l.mu.Unlock()

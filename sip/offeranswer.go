@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -67,7 +68,7 @@ func (l *leg) ourDirection() string {
 // re-INVITE without SDP gets. l.mu is held.
 func (l *leg) currentSDP() []byte {
 	return l.describe(func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), l.ourDirection(), l.port.security())
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), l.ourDirection(), l.port.security(), l.ml)
 	})
 }
 
@@ -88,6 +89,12 @@ func describedBy(body []byte, port *rtpPort, isOffer bool) (*offer, int, string)
 			return nil, sip.StatusNotAcceptableHere, err.Error()
 		}
 		return nil, sip.StatusBadRequest, err.Error()
+	}
+	// The codec stays as the call began: the bridge and the other leg
+	// carry it. An offer without it is refused, and the call goes on
+	// (RFC 3261 §14.2); an answer without it is not one to our offer.
+	if c := port.Codec(); !o.offers(c) {
+		return nil, sip.StatusNotAcceptableHere, fmt.Sprintf("this call's audio is %s (payload type %d); it cannot change codec mid-call", c.Name, c.PayloadType)
 	}
 	// DTLS-SRTP stays as the call began, on the same association (same
 	// ICE credentials and certificate, the roles kept): a refused offer
@@ -125,6 +132,9 @@ func (l *leg) applyRemote(o *offer) {
 	l.mu.Lock()
 	wasHeld := l.direction == "sendonly" || l.direction == "inactive"
 	l.direction = o.Direction
+	if len(o.MLines.lines) >= len(l.ml.lines) {
+		l.ml = o.MLines // streams are added, never taken away (RFC 3264 §8)
+	}
 	if o.blackholed() {
 		l.direction = "inactive"
 	}
@@ -343,7 +353,7 @@ func (l *outLeg) describe(dir string) []byte {
 		dir = l.lastDir
 	}
 	build := func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security())
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security(), mlines{})
 	}
 	body := build(l.version)
 	if !sameSession(l.lastSDP, body) {

@@ -25,6 +25,25 @@ type offer struct {
 	// (UDP/TLS/RTP/SAVP[F]); Proto is then the transport as offered.
 	ICE   *iceParams
 	Proto string
+	// MLines are the description's m= lines, which an answer mirrors.
+	MLines mlines
+	// formats are the audio stream's payload types with their encodings
+	// (lower case, "pcmu/8000"), for what a later offer may keep.
+	formats map[uint8]string
+}
+
+// offers reports whether the audio stream offers codec c, at its payload
+// type.
+func (o *offer) offers(c sb.Codec) bool {
+	name, ok := o.formats[c.PayloadType]
+	if !ok {
+		return false
+	}
+	want := strings.ToLower(fmt.Sprintf("%s/%d", c.Name, c.ClockRate))
+	if c.Name == "opus" {
+		want += "/2"
+	}
+	return name == want || name == "" && (c.PayloadType == 0 && c.Name == "PCMU" || c.PayloadType == 8 && c.Name == "PCMA")
 }
 
 // held reports whether the caller put the call on hold.
@@ -64,18 +83,22 @@ func notAcceptable(err error) bool {
 // call over SIP do); plain-RTP trunks get G.711.
 func parseOffer(body []byte) (*offer, error) {
 	var sd sdp.SessionDescription
-	if err := sd.UnmarshalString(string(body)); err != nil {
+	if err := sd.UnmarshalString(parsable(string(body))); err != nil {
 		return nil, fmt.Errorf("malformed SDP: %w", err)
 	}
 	var audio *sdp.MediaDescription
-	for _, m := range sd.MediaDescriptions {
+	ml := mlines{lines: scanMLines(string(body))}
+	for i, m := range sd.MediaDescriptions {
 		if m.MediaName.Media == "audio" && m.MediaName.Port.Value != 0 {
-			audio = m
+			audio, ml.audio = m, i
 			break
 		}
 	}
 	if audio == nil {
 		return nil, errNoCodec{offered: "no audio stream"}
+	}
+	if len(ml.lines) != len(sd.MediaDescriptions) {
+		ml = mlines{} // not as the parser read it: our audio alone
 	}
 	conn := sd.ConnectionInformation
 	if audio.ConnectionInformation != nil {
@@ -136,7 +159,13 @@ func parseOffer(body []byte) (*offer, error) {
 			rtpmap[uint8(n)] = strings.ToLower(enc)
 		}
 	}
-	o := &offer{Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port)), Direction: direction(sd.Attributes, audio.Attributes), Crypto: secure, ICE: ice, Proto: proto}
+	o := &offer{Addr: netip.AddrPortFrom(ip.Unmap(), uint16(port)), Direction: direction(sd.Attributes, audio.Attributes), Crypto: secure, ICE: ice, Proto: proto,
+		MLines: ml, formats: map[uint8]string{}}
+	for _, f := range audio.MediaName.Formats {
+		if n, err := strconv.ParseUint(f, 10, 7); err == nil {
+			o.formats[uint8(n)] = rtpmap[uint8(n)]
+		}
+	}
 	found := false
 	for _, f := range audio.MediaName.Formats {
 		n, err := strconv.ParseUint(f, 10, 7)
@@ -222,10 +251,14 @@ func sessionHeader(b *strings.Builder, sessionID, version uint64, ip netip.Addr,
 
 // buildAnswer writes our SDP answer (or a re-INVITE's offer): RTP/SAVP
 // with our crypto attribute, or DTLS-SRTP with our ICE and DTLS
-// attributes, when sec is set.
-func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Codec, dir string, sec security) []byte {
+// attributes, when sec is set; the streams of ml besides the audio
+// refused in their places.
+func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Codec, dir string, sec security, ml mlines) []byte {
 	var b strings.Builder
 	sessionHeader(&b, sessionID, version, ip, sec)
+	for _, m := range ml.lines[:min(ml.audio, len(ml.lines))] {
+		writeRefused(&b, m)
+	}
 	proto := "RTP/AVP"
 	if sec != nil {
 		proto = sec.mediaProto()
@@ -246,6 +279,9 @@ func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Cod
 		sec.mediaLines(&b)
 	}
 	fmt.Fprintf(&b, "a=ptime:20\r\na=%s\r\n", dir)
+	for _, m := range ml.lines[min(ml.audio+1, len(ml.lines)):] {
+		writeRefused(&b, m)
+	}
 	return []byte(b.String())
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/sdp/v3"
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/media"
@@ -589,11 +590,49 @@ func TestParseOffer(t *testing.T) {
 			}
 		})
 	}
-	ans := string(buildAnswer(1, 2, netip.MustParseAddr("198.51.100.1"), 10000, sb.Codec{Name: "PCMA", PayloadType: 8, ClockRate: 8000, DTMFType: 101}, "recvonly", nil))
+	ans := string(buildAnswer(1, 2, netip.MustParseAddr("198.51.100.1"), 10000, sb.Codec{Name: "PCMA", PayloadType: 8, ClockRate: 8000, DTMFType: 101}, "recvonly", nil, mlines{}))
 	for _, want := range []string{"c=IN IP4 198.51.100.1", "m=audio 10000 RTP/AVP 8 101", "a=rtpmap:8 PCMA/8000", "a=rtpmap:101 telephone-event/8000", "a=recvonly"} {
 		if !strings.Contains(ans, want) {
 			t.Errorf("answer lacks %q:\n%s", want, ans)
 		}
+	}
+}
+
+// The answer has the offer's m= lines in their order, each stream we do
+// not take refused with port 0 and its rtpmap and mid (RFC 3264 §6): a
+// video stream before the audio, T.38 after it.
+func TestAnswerMirrorsTheOffersStreams(t *testing.T) {
+	offer := "v=0\r\no=pbx 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n" +
+		"m=video 40002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=mid:v\r\n" +
+		"m=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=mid:a\r\n" +
+		"m=image 40004 udptl t38\r\n"
+	o, err := parseOffer([]byte(offer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans := string(buildAnswer(1, 1, netip.MustParseAddr("198.51.100.1"), 10000, o.Codec, "sendrecv", nil, o.MLines))
+	var got []string
+	for line := range strings.Lines(ans) {
+		if strings.HasPrefix(line, "m=") {
+			got = append(got, strings.TrimSpace(line))
+		}
+	}
+	want := []string{"m=video 0 RTP/AVP 96", "m=audio 10000 RTP/AVP 8 101", "m=image 0 udptl t38"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("answer's m= lines %q, want %q:\n%s", got, want, ans)
+	}
+	for _, line := range []string{"a=rtpmap:96 H264/90000\r\na=mid:v\r\nm=audio"} {
+		if !strings.Contains(ans, line) {
+			t.Errorf("the refused video stream lacks %q:\n%s", line, ans)
+		}
+	}
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(parsable(ans)); err != nil || len(d.MediaDescriptions) != 3 {
+		t.Errorf("the answer does not parse as three streams: %v\n%s", err, ans)
+	}
+	// T.38 alone is an offer we cannot take (488), not a malformed one.
+	if _, err := parseOffer([]byte(strings.Replace(offer, offer[strings.Index(offer, "m=video"):strings.Index(offer, "m=image")], "", 1))); !notAcceptable(err) {
+		t.Errorf("an offer of T.38 alone: %v, want not acceptable", err)
 	}
 }
 

@@ -37,7 +37,7 @@ func srtpAnswer(t *testing.T, o *offer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(buildAnswer(1, 1, netip.MustParseAddr("198.51.100.1"), 10000, o.Codec, "sendrecv", sec))
+	return string(buildAnswer(1, 1, netip.MustParseAddr("198.51.100.1"), 10000, o.Codec, "sendrecv", sec, mlines{}))
 }
 
 // An SDES offer: the first crypto line we can use is taken; lines we

@@ -930,7 +930,7 @@ func TestOperatorSocketAvailableAfterFailure(t *testing.T) {
 	// socket closing underneath.
 	s := NewServer(Config{}, Deps{CallControl: &fakeControl{}})
 	c := &opConn{s: s, user: &sb.User{ID: sb.NewID()}, mediaState: "failed", quit: make(chan struct{}), send: make(chan []byte, 1)}
-	if err := c.handle(clientMessage{Type: "available"}); sb.ErrorCode(err) != sb.EINVALID {
+	if err := c.handle(t.Context(), clientMessage{Type: "available"}); sb.ErrorCode(err) != sb.EINVALID {
 		t.Errorf("available on a failed PeerConnection: %v, want invalid", err)
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -114,6 +115,81 @@ func TestActionsAuditedFirst(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// queuesOf are queues by ID, with their tenant, as the queue admin reads
+// them: only the actor's tenant's are found.
+type queuesOf map[sb.ID]sb.ID
+
+func (q queuesOf) QueueByID(ctx context.Context, id sb.ID) (*sb.Queue, error) {
+	a := sb.ActorFromContext(ctx)
+	if tenant, ok := q[id]; !ok || a == nil || tenant != a.TenantID {
+		return nil, sb.Errorf(sb.ENOTFOUND, "queue not found")
+	}
+	return &sb.Queue{ID: id, TenantID: q[id]}, nil
+}
+func (queuesOf) CreateQueue(context.Context, *sb.Queue) error {
+	return sb.Errorf(sb.EFORBIDDEN, "not here")
+}
+func (queuesOf) UpdateQueue(context.Context, sb.ID, sb.QueueChange) (*sb.Queue, error) {
+	return nil, sb.Errorf(sb.EFORBIDDEN, "not here")
+}
+func (queuesOf) DeleteQueue(context.Context, sb.ID) (*sb.Queue, error) {
+	return nil, sb.Errorf(sb.EFORBIDDEN, "not here")
+}
+
+// A transfer to a queue names one of the tenant's: another tenant's, or
+// none, is not found before anything is audited or done. Call control
+// would take it, not find it, and hand the call to any operator.
+func TestTransferToTenantsQueueOnly(t *testing.T) {
+	tenant := sb.NewID()
+	ours, theirs := sb.NewID(), sb.NewID()
+	call := &sb.Call{ID: sb.NewID(), TenantID: tenant, Status: sb.CallAnswered}
+	for _, c := range []struct {
+		name  string
+		queue sb.ID
+		code  int
+		want  []string
+	}{
+		{"another tenant's", theirs, http.StatusNotFound, nil},
+		{"no queue", sb.NewID(), http.StatusNotFound, nil},
+		{"the tenant's", ours, http.StatusAccepted, []string{"audit call.transfer ", "do transfer"}},
+	} {
+		st := &steps{}
+		srv := httptest.NewServer(NewServer(Config{}, Deps{
+			Calls:     &fakeCalls{call: call},
+			APIKeys:   &fakeKeys{key: &sb.APIKey{ID: sb.NewID(), TenantID: tenant, Role: sb.RoleSupervisor}},
+			Sessions:  &fakeSessions{m: map[string]*sb.Session{}},
+			Users:     &fakeUsers{},
+			Audit:     st,
+			Ender:     st,
+			Resources: &Resources{Queues: queuesOf{ours: tenant, theirs: sb.NewID()}},
+		}).Handler())
+		r, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, srv.URL+"/v1/calls/"+call.ID.String()+"/transfer",
+			strings.NewReader(`{"queue_id":"`+c.queue.String()+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("Authorization", "Bearer sbk_good")
+		r.Header.Set("Content-Type", "application/json")
+		res, err := srv.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body errorBody
+		err = json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		srv.Close()
+		if res.StatusCode != c.code || (c.code == http.StatusNotFound && body.Message != "queue not found") {
+			t.Errorf("%s: %d %q, want %d", c.name, res.StatusCode, body.Message, c.code)
+		}
+		if got := st.taken(); strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("%s: steps %q, want %q", c.name, got, c.want)
+		}
 	}
 }
 

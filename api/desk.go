@@ -99,7 +99,7 @@ func (c *opConn) request(ctx context.Context, m clientMessage) error {
 			return c.callBack(ctx, m.CallID)
 		}
 	}
-	return c.handle(m)
+	return c.handle(ctx, m)
 }
 
 func (c *opConn) desk() (sb.Desk, error) {
@@ -192,6 +192,26 @@ func (c *opConn) showDirectory(ctx context.Context) error {
 	return c.enqueue(msgDirectory{Type: "directory", Operators: others, Queues: queues})
 }
 
+// listedQueue returns ENOTFOUND unless id is one of the queues the
+// directory lists. Call control takes a transfer's queue as given, and one
+// it cannot read in the call's tenant leaves the call to any operator.
+func (c *opConn) listedQueue(ctx context.Context, id sb.ID) error {
+	d, err := c.desk()
+	if err != nil {
+		return err
+	}
+	actx, cancel := c.actorContext(ctx)
+	defer cancel()
+	_, queues, err := d.Colleagues(actx)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(queues, func(q sb.QueueEntry) bool { return q.ID == id }) {
+		return sb.Errorf(sb.ENOTFOUND, "queue not found")
+	}
+	return nil
+}
+
 // callBack dials the other party of one of the operator's recent calls:
 // the page may only know the number masked.
 func (c *opConn) callBack(ctx context.Context, raw string) error {
@@ -216,7 +236,7 @@ func (c *opConn) callBack(ctx context.Context, raw string) error {
 	case calls[i].Channel == "web" || calls[i].Number == "":
 		return sb.Errorf(sb.EINVALID, "a web visitor cannot be called back")
 	case calls[i].Channel == sb.ChannelWhatsApp:
-		return c.handle(clientMessage{Type: "dial", Number: sb.ChannelWhatsApp + ":" + calls[i].Number})
+		return c.handle(ctx, clientMessage{Type: "dial", Number: sb.ChannelWhatsApp + ":" + calls[i].Number})
 	}
-	return c.handle(clientMessage{Type: "dial", Number: calls[i].Number})
+	return c.handle(ctx, clientMessage{Type: "dial", Number: calls[i].Number})
 }

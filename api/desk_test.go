@@ -9,9 +9,11 @@ import (
 	sb "github.com/switchboard-voice/switchboard"
 )
 
-// fakeDesk answers recent calls as given, and records who asked.
+// fakeDesk answers recent calls and queues as given, and records who
+// asked.
 type fakeDesk struct {
 	recent []sb.RecentCall
+	queues []sb.QueueEntry
 	mu     sync.Mutex
 	actors []*sb.Actor
 }
@@ -26,7 +28,7 @@ func (d *fakeDesk) Recent(ctx context.Context, _ int) ([]sb.RecentCall, error) {
 }
 func (d *fakeDesk) Colleagues(ctx context.Context) ([]sb.Colleague, []sb.QueueEntry, error) {
 	d.note(ctx)
-	return nil, nil, nil
+	return nil, d.queues, nil
 }
 func (d *fakeDesk) note(ctx context.Context) {
 	d.mu.Lock()
@@ -46,6 +48,20 @@ func (d *dialRecorder) Dial(_ sb.ID, number string) (sb.ID, error) {
 	defer d.mu.Unlock()
 	d.dialled = append(d.dialled, number)
 	return sb.NewID(), nil
+}
+
+// transferRecorder is call control that records the transfers asked.
+type transferRecorder struct {
+	fakeControl
+	mu        sync.Mutex
+	transfers []sb.TransferTarget
+}
+
+func (r *transferRecorder) TransferCall(_, _ sb.ID, t sb.TransferTarget) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.transfers = append(r.transfers, t)
+	return nil
 }
 
 // The desk's requests: calling back dials the recent call's number,
@@ -101,6 +117,38 @@ func TestOperatorDeskRequests(t *testing.T) {
 	for _, a := range desk.actors {
 		if a == nil || a.UserID != user.ID || a.TenantID != user.TenantID || a.Role != sb.RoleOperator {
 			t.Errorf("the desk was read as %+v, want the operator", a)
+		}
+	}
+}
+
+// A transfer from the socket to a queue names one the directory lists:
+// call control would take another tenant's, not find it, and hand the
+// call to any operator.
+func TestSocketTransferToListedQueue(t *testing.T) {
+	billing := sb.NewID()
+	desk := &fakeDesk{queues: []sb.QueueEntry{{ID: billing, Name: "billing"}}}
+	control := &transferRecorder{}
+	s := NewServer(Config{}, Deps{CallControl: control, Desk: desk})
+	user := &sb.User{ID: sb.NewID(), TenantID: sb.NewID(), Role: sb.RoleOperator}
+	c := &opConn{s: s, user: user, quit: make(chan struct{}), send: make(chan []byte, 8)}
+	call := sb.NewID().String()
+
+	err := c.request(t.Context(), clientMessage{Type: "transfer", CallID: call, ToQueue: sb.NewID().String()})
+	if sb.ErrorCode(err) != sb.ENOTFOUND || sb.ErrorMessage(err) != "queue not found" {
+		t.Errorf("a transfer to a queue not listed: %v, want queue not found", err)
+	}
+	if len(control.transfers) != 0 {
+		t.Fatalf("call control was asked %+v", control.transfers)
+	}
+	if err := c.request(t.Context(), clientMessage{Type: "transfer", CallID: call, ToQueue: billing.String()}); err != nil {
+		t.Fatalf("a transfer to the tenant's queue: %v", err)
+	}
+	if len(control.transfers) != 1 || control.transfers[0].QueueID == nil || *control.transfers[0].QueueID != billing {
+		t.Errorf("call control was asked %+v, want the transfer to billing", control.transfers)
+	}
+	for _, a := range desk.actors {
+		if a == nil || a.UserID != user.ID || a.TenantID != user.TenantID {
+			t.Errorf("the queues were read as %+v, want the operator", a)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -138,6 +139,7 @@ func transferTarget(op, queue, uri string) (sb.TransferTarget, error) {
 // transferCall is POST /v1/calls/{id}/transfer: an integration, a
 // supervisor or an admin hands an answered call on (blind) to an operator,
 // a queue or a SIP URI: {"operator_id": ...} | {"queue_id": ...} | {"uri": "sip:..."}.
+// A queue not the tenant's is not found before anything is audited.
 func (s *Server) transferCall(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.callID(w, r)
 	if !ok {
@@ -166,6 +168,12 @@ func (s *Server) transferCall(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	if t.QueueID != nil {
+		if err := s.tenantQueue(r.Context(), *t.QueueID); err != nil {
+			s.error(w, r, err)
+			return
+		}
+	}
 	if s.deps.Ender == nil {
 		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "calls cannot be transferred here"))
 		return
@@ -175,4 +183,16 @@ func (s *Server) transferCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, http.StatusAccepted, map[string]string{"status": "transferring"})
+}
+
+// tenantQueue returns ENOTFOUND unless id is one of the actor's tenant's
+// queues. Call control takes a transfer's queue as given, and one it
+// cannot read in the call's tenant leaves the call to any operator: the
+// transfer would be accepted, and go elsewhere.
+func (s *Server) tenantQueue(ctx context.Context, id sb.ID) error {
+	if s.deps.Resources == nil || s.deps.Resources.Queues == nil {
+		return sb.Errorf(sb.ENOTFOUND, "queue not found")
+	}
+	_, err := s.deps.Resources.Queues.QueueByID(ctx, id)
+	return err
 }

@@ -663,7 +663,7 @@ func (c *opConn) readLoop(ctx context.Context) {
 }
 
 // handle does one client request.
-func (c *opConn) handle(m clientMessage) error {
+func (c *opConn) handle(ctx context.Context, m clientMessage) error {
 	cc := c.s.deps.CallControl
 	id := c.user.ID
 	switch m.Type {
@@ -729,6 +729,11 @@ func (c *opConn) handle(m clientMessage) error {
 			t, err := transferTarget(m.To, m.ToQueue, m.ToURI)
 			if err != nil {
 				return err
+			}
+			if t.QueueID != nil {
+				if err := c.listedQueue(ctx, *t.QueueID); err != nil {
+					return err
+				}
 			}
 			if t.URI == "" {
 				return cc.TransferCall(id, callID, t) // within the tenant: on the call's timeline

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/internal/apispec"
+	"github.com/switchboard-voice/switchboard/webrtc"
 )
 
 // Fakes for the services: a tenant with one operator and one call.
@@ -1220,5 +1222,91 @@ func TestSocketRateLimited(t *testing.T) {
 	}
 	if most := 1 + int(time.Since(start)/time.Second); pongs >= sent || pongs < socketBurst || limited < 1 || limited > most {
 		t.Errorf("%d pings answered of %d sent (burst %d), told %d times it was limited, want 1 to %d", pongs, sent, socketBurst, limited, most)
+	}
+}
+
+// oneToken is the ingress of one visitor's token, which places one call.
+type oneToken struct {
+	secret string
+	mu     sync.Mutex
+	spent  bool
+}
+
+func (o *oneToken) IssueToken(context.Context, *sb.WebRTCToken) (string, error) {
+	return "", sb.Errorf(sb.EFORBIDDEN, "not here")
+}
+func (o *oneToken) RedeemToken(_ context.Context, secret string) (*sb.WebRTCToken, *sb.Trunk, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if secret != o.secret || o.spent {
+		return nil, nil, sb.Errorf(sb.EUNAUTHORIZED, "invalid or expired token")
+	}
+	o.spent = true
+	return &sb.WebRTCToken{ID: sb.NewID(), Number: "2000", From: "web:chat-42"}, &sb.Trunk{}, nil
+}
+func (o *oneToken) RestoreToken(context.Context, sb.ID) (bool, error) { return false, nil }
+
+// waitingVisitor is a browser caller's leg nobody has answered yet.
+type waitingVisitor struct{ VisitorLeg }
+
+func (waitingVisitor) State() (string, string) { return "waiting", "" }
+
+// A visitor's token is spent only on an offer worth answering: one that
+// does not parse is refused and leaves the token, which then places one
+// call, and only one.
+func TestWHIPTokenSpentOnlyOnAGoodOffer(t *testing.T) {
+	const good = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n"
+	var answered, dispatched atomic.Int64
+	srv := httptest.NewServer(NewServer(Config{}, Deps{
+		Calls:    &fakeCalls{},
+		Users:    &fakeUsers{},
+		APIKeys:  &fakeKeys{},
+		Sessions: &fakeSessions{m: map[string]*sb.Session{}},
+		Ingress: &Ingress{
+			Tokens: &oneToken{secret: "sbw_visitor"},
+			Check:  webrtc.CheckVisitorOffer,
+			Answer: func(_ context.Context, offer string) (VisitorLeg, string, error) {
+				if err := webrtc.CheckVisitorOffer(offer); err != nil {
+					return nil, "", err // as the engine's answer refuses it
+				}
+				answered.Add(1)
+				return waitingVisitor{}, "v=0\r\n", nil
+			},
+			Dispatch: func(*sb.InboundCall) { dispatched.Add(1) },
+		},
+	}).Handler())
+	t.Cleanup(srv.Close)
+	client := apispec.Load(t, Description()).Client(t, nil)
+	post := func(offer string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, srv.URL+"/v1/whip", strings.NewReader(offer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/sdp")
+		req.Header.Set("Authorization", "Bearer sbw_visitor")
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, string(body)
+	}
+	if code, body := post("v=0 garbage"); code != http.StatusBadRequest || !strings.Contains(body, "does not parse") {
+		t.Errorf("an offer that does not parse: %d %s", code, body)
+	}
+	if code, body := post(good); code != http.StatusCreated {
+		t.Fatalf("the same token with a good offer: %d %s", code, body)
+	}
+	if code, body := post(good); code != http.StatusUnauthorized {
+		t.Errorf("the token again: %d %s, want 401", code, body)
+	}
+	if answered.Load() != 1 || dispatched.Load() != 1 {
+		t.Errorf("%d offers answered, %d calls placed, want 1 of each", answered.Load(), dispatched.Load())
 	}
 }

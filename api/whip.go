@@ -38,6 +38,10 @@ type VisitorLeg interface {
 // Ingress brings browser callers in.
 type Ingress struct {
 	Tokens sb.IngressService
+	// Check reads a visitor's offer without making anything of it,
+	// refusing (EINVALID) one Answer would: it comes before the token is
+	// redeemed, so an unreadable offer does not spend it.
+	Check func(offer string) error
 	// Answer makes the visitor's leg from their offer, and our answer.
 	Answer func(ctx context.Context, offer string) (VisitorLeg, string, error)
 	// Dispatch hands the call to call control; the Switch's
@@ -221,6 +225,10 @@ func (s *Server) postWHIP(w http.ResponseWriter, r *http.Request) {
 	// The token is spent only on an offer worth answering.
 	if len(offer) == 0 {
 		s.error(w, r, sb.Errorf(sb.EINVALID, "the offer is empty"))
+		return
+	}
+	if err := in.Check(string(offer)); err != nil {
+		s.error(w, r, err)
 		return
 	}
 	tok, trunk, err := in.Tokens.RedeemToken(r.Context(), strings.TrimSpace(secret))

@@ -73,6 +73,14 @@ func (e *Engine) AnswerVisitor(ctx context.Context, offer string) (*Visitor, str
 	return v, answer, nil
 }
 
+// CheckVisitorOffer reads a browser caller's offer as AnswerVisitor
+// does, making nothing of it: EINVALID for one it would refuse (it does
+// not parse, has no audio, or no codec we carry).
+func CheckVisitorOffer(offer string) error {
+	_, err := offeredAudio(offer)
+	return err
+}
+
 // newVisitor makes a caller's PeerConnection and its leg, not yet
 // negotiated.
 func (e *Engine) newVisitor() (*Visitor, error) {

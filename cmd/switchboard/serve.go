@@ -336,6 +336,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		WhatsApp: &api.WhatsApp{Admin: waStore, Webhook: wa.ServeWebhook, RequestPermission: wa.RequestPermission},
 		Ingress: &api.Ingress{
 			Tokens:   metadata.NewIngressService(m.DB),
+			Check:    webrtc.CheckVisitorOffer,
 			Answer:   mediaSessions{m.Media}.answerVisitor,
 			Dispatch: m.Switch.DispatchInbound,
 		},

@@ -172,8 +172,9 @@ func talk(t *testing.T, user *visitor, op *opclient.Client) {
 // flows both ways, the visitor hangs up by deleting the session, and the
 // record carries the visitor's name and the chat's reference. The
 // visitor's Opus reaches the operator unchanged, and the operator's Opus
-// the visitor. Forged, spent and expired tokens, and offers with neither
-// Opus nor G.711, are refused.
+// the visitor. Forged, spent and expired tokens, and offers that do not
+// parse or have neither Opus nor G.711, are refused; a refused offer does
+// not spend the token.
 func TestBrowserCallerThroughWHIP(t *testing.T) {
 	m := mustStartService(t, nil)
 	f := mustProvision(t, m, "Acme", "2000", 1)
@@ -185,6 +186,10 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 
 	if code, _, body := whip(t, m, "sbw_forged"+token[10:], offer); code != http.StatusUnauthorized {
 		t.Errorf("a forged token: %d %s", code, body)
+	}
+	// An offer that does not parse leaves the token to the good one.
+	if code, _, body := whip(t, m, token, "v=0 garbage"); code != http.StatusBadRequest {
+		t.Errorf("an offer that does not parse: %d %s", code, body)
 	}
 	code, session, answer := whip(t, m, token, offer)
 	if code != http.StatusCreated || !strings.HasPrefix(session, "/v1/whip/") {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -21,9 +22,16 @@ type WhatsApp struct {
 	// Webhook answers Meta for a connection; *whatsapp.Service's
 	// ServeWebhook.
 	Webhook func(w http.ResponseWriter, r *http.Request, connectionID sb.ID)
-	// RequestPermission sends a user the request to let the business call.
-	RequestPermission func(ctx context.Context, to, text string) error
+	// RequestPermission sends a user the request to let the business
+	// call, once it is checked (who asks, the number and text, the
+	// tenant's connection) and budget allows it; budget's error is
+	// returned as it is. *whatsapp.Service's.
+	RequestPermission func(ctx context.Context, to, text string, budget func() error) error
 }
+
+// errPermissionBudget is the tenant's call permission requests spent for
+// the minute.
+var errPermissionBudget = errors.New("api: the tenant's call permission requests are spent")
 
 // whatsAppWebhookPath is where Meta posts a connection's events.
 const whatsAppWebhookPath = "/v1/whatsapp/{id}/webhook"
@@ -92,7 +100,8 @@ func (s *Server) deleteWhatsApp(w http.ResponseWriter, r *http.Request) {
 
 // postWhatsAppPermission asks a WhatsApp user, {"to", "text"}, to let the
 // tenant's business call them: a message the business pays for, so a
-// tenant sends at most ten a minute (per instance), each audited.
+// tenant sends at most ten a minute (per instance), each audited; a
+// request refused before it would be sent does not count.
 func (s *Server) postWhatsAppPermission(w http.ResponseWriter, r *http.Request) {
 	if s.deps.WhatsApp == nil {
 		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "WhatsApp calling is not available here"))
@@ -106,13 +115,24 @@ func (s *Server) postWhatsAppPermission(w http.ResponseWriter, r *http.Request) 
 		s.error(w, r, err)
 		return
 	}
-	if a := sb.ActorFromContext(r.Context()); a != nil && !s.limits.allowPermissionRequest(a.TenantID.String()) {
+	// The budget is taken only for a request that would be sent: one
+	// refused for its sender's role, its input or the tenant's lack of a
+	// connection costs nothing, or anyone of the tenant could spend what
+	// its admins need.
+	budget := func() error {
+		if a := sb.ActorFromContext(r.Context()); a != nil && !s.limits.allowPermissionRequest(a.TenantID.String()) {
+			return errPermissionBudget
+		}
+		return nil
+	}
+	err := s.deps.WhatsApp.RequestPermission(r.Context(), in.To, in.Text, budget)
+	if errors.Is(err, errPermissionBudget) {
 		w.Header().Set("Retry-After", "6")
 		s.writeJSON(w, http.StatusTooManyRequests, errorBody{Code: "rate_limited",
 			Message: "too many call permission requests: at most " + strconv.Itoa(permissionBurst) + " a minute for the tenant"})
 		return
 	}
-	if err := s.deps.WhatsApp.RequestPermission(r.Context(), in.To, in.Text); err != nil {
+	if err != nil {
 		s.error(w, r, err)
 		return
 	}

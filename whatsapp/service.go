@@ -282,8 +282,11 @@ func (s *Service) DialMessenger(ctx context.Context, tenantID sb.ID, channel, nu
 // RequestPermission sends a WhatsApp user the interactive request to let
 // the tenant's business call them: for the tenant's own people and keys
 // (operators and up), never a visiting support engineer; audited before
-// it goes out.
-func (s *Service) RequestPermission(ctx context.Context, to, text string) error {
+// it goes out. budget is asked once the request is checked and the
+// tenant's connection found, before the entry: its error refuses the
+// request and is returned as it is, so a refused request costs the
+// tenant's budget nothing.
+func (s *Service) RequestPermission(ctx context.Context, to, text string, budget func() error) error {
 	a := sb.ActorFromContext(ctx)
 	if a == nil {
 		return sb.Errorf(sb.EUNAUTHORIZED, "not signed in")
@@ -303,6 +306,9 @@ func (s *Service) RequestPermission(ctx context.Context, to, text string) error 
 		if sb.ErrorCode(err) == sb.ENOTFOUND {
 			return sb.Errorf(sb.ENOTFOUND, "the tenant has no WhatsApp connection")
 		}
+		return err
+	}
+	if err := budget(); err != nil {
 		return err
 	}
 	if err := s.dir.AuditPermissionRequest(ctx, conn); err != nil {

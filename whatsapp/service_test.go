@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -131,5 +132,52 @@ func TestClosedLegTellsWhatsApp(t *testing.T) {
 	defer mu.Unlock()
 	if g := strings.Join(got, " "); g != "terminate" {
 		t.Errorf("a placed call closed: WhatsApp was sent %q, want terminate", g)
+	}
+}
+
+// A permission request asks for the tenant's budget only once it would be
+// sent: after the sender's role, the number, the text and the tenant's
+// connection are checked. The budget's refusal is returned as it is.
+func TestPermissionBudgetAskedLast(t *testing.T) {
+	var dispatched atomic.Int64
+	s, _ := newTestService(t, &dispatched)
+	tenant := s.dir.(oneConnection).conn.TenantID
+	spent := errors.New("spent")
+	as := func(tenantID sb.ID, role sb.Role) context.Context {
+		return sb.NewContextWithActor(t.Context(), &sb.Actor{TenantID: tenantID, UserID: sb.NewID(), Role: role})
+	}
+	for _, c := range []struct {
+		name     string
+		ctx      context.Context
+		to, text string
+		refuse   bool
+		code     string
+		asked    int
+	}{
+		{"support", as(tenant, sb.RoleSupport), "+4915112345678", "May we call?", false, sb.EFORBIDDEN, 0},
+		{"not a number", as(tenant, sb.RoleOperator), "call me", "May we call?", false, sb.EINVALID, 0},
+		{"no text", as(tenant, sb.RoleOperator), "+4915112345678", "", false, sb.EINVALID, 0},
+		{"no connection", as(sb.NewID(), sb.RoleOperator), "+4915112345678", "May we call?", false, sb.ENOTFOUND, 0},
+		// The test's Graph API refuses what is sent.
+		{"sent", as(tenant, sb.RoleOperator), "+4915112345678", "May we call?", false, sb.EUNAVAILABLE, 1},
+		{"over budget", as(tenant, sb.RoleOperator), "+4915112345678", "May we call?", true, "", 1},
+	} {
+		asked := 0
+		err := s.RequestPermission(c.ctx, c.to, c.text, func() error {
+			asked++
+			if c.refuse {
+				return spent
+			}
+			return nil
+		})
+		switch {
+		case c.refuse && !errors.Is(err, spent):
+			t.Errorf("%s: %v, want the budget's error", c.name, err)
+		case !c.refuse && sb.ErrorCode(err) != c.code:
+			t.Errorf("%s: %v, want %s", c.name, err, c.code)
+		}
+		if asked != c.asked {
+			t.Errorf("%s: the budget asked %d times, want %d", c.name, asked, c.asked)
+		}
 	}
 }

@@ -63,7 +63,10 @@ func (d oneConnection) AuditPermissionRequest(context.Context, *sb.WhatsAppConne
 	return nil
 }
 
-func (d oneConnection) TenantWhatsApp(ctx context.Context, _ sb.ID) (*sb.WhatsAppConnection, *sb.WhatsAppSecrets, error) {
+func (d oneConnection) TenantWhatsApp(ctx context.Context, tenantID sb.ID) (*sb.WhatsAppConnection, *sb.WhatsAppSecrets, error) {
+	if tenantID != d.conn.TenantID {
+		return nil, nil, sb.Errorf(sb.ENOTFOUND, "WhatsApp connection not found")
+	}
 	return d.WhatsAppByID(ctx, d.conn.ID)
 }
 

@@ -220,3 +220,29 @@ func TestDigestWithoutQopIsGoodOnce(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// next reads the next response on the UA's socket for callID.
+func (u *rawUA) next(t *testing.T, callID string) (int, map[string]string) {
+	t.Helper()
+	buf := make([]byte, 8192)
+	for {
+		u.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := u.conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no response: %v", err)
+		}
+		if code, h := parseResponse(string(buf[:n])); code >= 100 && h["call-id"] == callID {
+			return code, h
+		}
+	}
+}
+
+// until reads responses for callID until one with code.
+func (u *rawUA) until(t *testing.T, callID string, code int) map[string]string {
+	t.Helper()
+	for {
+		if c, h := u.next(t, callID); c == code {
+			return h
+		}
+	}
+}

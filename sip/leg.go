@@ -273,6 +273,19 @@ func (l *leg) readBye(req *sip.Request, tx sip.ServerTransaction) {
 	// Said before the BYE is taken: taking it ends the INVITE's
 	// transaction, and Answer, waiting on it, must know why.
 	l.byeOnce.Do(func() { close(l.byeSeen) })
+	l.mu.Lock()
+	early := !l.answered && !l.final
+	l.final = l.final || early
+	l.mu.Unlock()
+	if early {
+		// A BYE in an early dialog (the caller had our 180's tag) ends
+		// the call, and the INVITE still gets its final answer: 487
+		// (RFC 3261 §15.1.2).
+		if err := l.dlg.WriteResponse(sip.NewResponseFromRequest(l.dlg.InviteRequest, sip.StatusRequestTerminated, phrase(487), nil)); err != nil {
+			l.log.Debug("487 to the INVITE of an early BYE", "err", err)
+		}
+		l.settle()
+	}
 	if err := l.dlg.ReadBye(req, tx); err != nil {
 		l.log.Debug("BYE", "err", err)
 	}

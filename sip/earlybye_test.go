@@ -1,0 +1,55 @@
+package sip
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A BYE in an early dialog, with the tag of our 180, ends the call: the
+// BYE gets 200 and the INVITE its final answer, 487 (RFC 3261 §15.1.2),
+// which a caller otherwise waits for until its transaction times out.
+func TestEarlyByeAnswersTheInvite(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	ua := mustRawUA(t, ts.udp)
+	ruri := "sip:2000@" + ts.udp
+	callID := fmt.Sprintf("early-bye-%d@test", time.Now().UnixNano())
+	if code, _ := ua.invite(ruri, callID); code != 100 {
+		t.Fatalf("INVITE answered %d", code)
+	}
+	in := nextCall(t, ts)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := in.Leg.Ring(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ringing := ua.until(t, callID, 180)
+	local := ua.conn.LocalAddr().String()
+	bye := "BYE " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKbye%d\r\n", time.Now().UnixNano()) +
+		"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(ua.n) + "\r\nTo: " + ringing["to"] + "\r\n" +
+		"Call-ID: " + callID + "\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := ua.conn.Write([]byte(bye)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for len(got) < 2 {
+		code, h := ua.next(t, callID)
+		if code < 200 {
+			continue
+		}
+		method := strings.Fields(h["cseq"])[1]
+		got[method] = code
+		if method == "INVITE" { // acknowledged, as the caller's transaction does
+			ack := "ACK " + ruri + " SIP/2.0\r\nVia: " + h["via"] + "\r\nFrom: " + h["from"] + "\r\nTo: " + h["to"] + "\r\n" +
+				"Call-ID: " + callID + "\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+			if _, err := ua.conn.Write([]byte(ack)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got["BYE"] != 200 || got["INVITE"] != 487 {
+		t.Errorf("BYE answered %d, INVITE %d: want 200 and 487", got["BYE"], got["INVITE"])
+	}
+}

@@ -150,6 +150,23 @@ type InboundCall struct {
 	// Channel is the messenger the call came from (ChannelWhatsApp);
 	// empty for a trunk's or a browser caller's.
 	Channel string
+	// Hops bounds a call forwarded from this one, so that a forward that
+	// leads back here cannot loop: the INVITE's Max-Forwards less one,
+	// NoHops when that leaves none; 0 when nothing bounds it (calls not
+	// from SIP).
+	Hops int
+}
+
+// NoHops is InboundCall.Hops when the INVITE's Max-Forwards leaves no hop
+// for a call forwarded from it.
+const NoHops = -1
+
+// HopsAfter is InboundCall.Hops for an INVITE's Max-Forwards.
+func HopsAfter(maxForwards int) int {
+	if maxForwards <= 1 {
+		return NoHops
+	}
+	return maxForwards - 1
 }
 
 // OutboundRoute is how to reach a number through one of a tenant's trunks.
@@ -163,6 +180,9 @@ type OutboundRoute struct {
 	CallerID  string // the number presented as From
 	Register  bool   // keep the trunk registered with Target (carriers behind NAT or with dynamic addresses)
 	Hop       string // a hand-over to another instance: the signed hop token it checks (HopHeader)
+	// MaxForwards is the INVITE's Max-Forwards: the hops a call forwarded
+	// from another may take (InboundCall.Hops); 0 for the default, 70.
+	MaxForwards int
 	// Opus is set, per call, when the party the call is placed for takes
 	// Opus (an operator whose connection negotiated it): a MediaDTLS
 	// route then offers Opus first, before G.711. Opus is carried

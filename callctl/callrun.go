@@ -34,6 +34,8 @@ type callRun struct {
 	// in is the same leg when it came in: it is rung, answered or refused.
 	leg sb.Leg
 	in  sb.TrunkLeg
+	// hops bounds a call forwarded from this one (InboundCall.Hops).
+	hops int
 
 	events []*sb.CallEvent
 	dtmf   chan dtmfKey

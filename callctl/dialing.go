@@ -2,6 +2,7 @@ package callctl
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net"
 	"net/netip"
@@ -95,6 +96,14 @@ func (r *callRun) forward(ctx context.Context, uri, why string) phase {
 			failLeg: sb.FailedOnService, failStage: sb.StageRouting})
 		return nil
 	}
+	if r.hops == sb.NoHops {
+		// The INVITE's Max-Forwards is spent: a forward that leads back
+		// here would loop.
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reject: 483, reason: why + "; forwarding would exceed Max-Forwards",
+			failLeg: sb.FailedOnTrunk, failStage: sb.StageRouting})
+		return nil
+	}
+	route.MaxForwards = r.hops
 	r.event(sb.EventForwarded, map[string]any{"uri": uri, "reason": why})
 	if r.out, err = r.s.dialer.Dial(ctx, route, user); err != nil {
 		r.log.Warn("forwarding", "err", logSafe(err))
@@ -110,7 +119,11 @@ func (r *callRun) forward(ctx context.Context, uri, why string) phase {
 // silence until it is answered.
 func (r *callRun) dialTransfer(ctx context.Context, uri string) phase {
 	route, user, err := r.uriRoute(ctx, uri)
+	if err == nil && r.hops == sb.NoHops {
+		err = errors.New("the caller's INVITE left no hop (Max-Forwards) for a call placed from it")
+	}
 	if err == nil {
+		route.MaxForwards = r.hops
 		r.out, err = r.s.dialer.Dial(ctx, route, user)
 	}
 	if err != nil {

@@ -281,6 +281,51 @@ func TestQueueOverflowForwardsToSIPURI(t *testing.T) {
 	}
 }
 
+// A forward carries the hops the caller's INVITE left (its Max-Forwards
+// less one), so that a forward leading back here ends instead of looping;
+// a call whose INVITE left none is refused with 483 and nothing is dialled.
+func TestForwardKeepsTheHopLimit(t *testing.T) {
+	night := queue("night", 50*time.Millisecond)
+	night.Overflow = sb.Overflow{Kind: sb.OverflowURI, URI: "sip:voicemail@127.0.0.1:5080"}
+	out := &outLeg{media: &port{codec: sb.PCMU}, events: make(chan sb.LegEvent, 4)}
+	d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 2), users: make(chan string, 2)}
+	sw, rec := newSwitch(t, callctl.WithQueues(newQueues(night)), callctl.WithDialer(d, nil))
+
+	for _, c := range []struct {
+		from string
+		hops int
+	}{{"caller-none", sb.NoHops}, {"caller-5", 5}} {
+		l := newLeg(sb.PCMU)
+		in := inbound(l)
+		in.From, in.To, in.Hops = c.from, night.Numbers[0], c.hops
+		sw.DispatchInbound(in)
+		if c.hops == sb.NoHops {
+			rec := rec.waitEnded(t)
+			if got := l.did(); len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "reject 483") || rec.Status != sb.CallFailed {
+				t.Errorf("a call with no hops left: leg %q, record %q; want refused with 483", got, rec.Status)
+			}
+			select {
+			case r := <-d.routes:
+				t.Errorf("dialled %+v for a call with no hops left", r)
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case r := <-d.routes:
+			<-d.users
+			if r.MaxForwards != c.hops {
+				t.Errorf("forwarded with Max-Forwards %d, want %d", r.MaxForwards, c.hops)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the call was not forwarded")
+		}
+		out.events <- sb.LegEvent{Kind: sb.LegAnswered}
+		out.events <- sb.LegEvent{Kind: sb.LegHungUp}
+		rec.waitEnded(t)
+	}
+}
+
 // An answered call transferred to a queue waits for its member, who is on
 // another call, and is offered to them when they are free; one transferred
 // to a SIP URI is bridged to the call switchboard places there.

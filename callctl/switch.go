@@ -272,7 +272,7 @@ func (s *Switch) DispatchInbound(in *sb.InboundCall) {
 	s.mu.Unlock()
 
 	r := s.newRun(c, lc, s.log.With("call_id", c.ID, "sip_call_id", c.SIPCallID))
-	r.leg, r.in, r.consent, r.srtp = in.Leg, in.Leg, in.Consent, in.SRTP
+	r.leg, r.in, r.consent, r.srtp, r.hops = in.Leg, in.Leg, in.Consent, in.SRTP, in.Hops
 	first := r.received
 	if in.Hop != nil {
 		// Another instance's call for one of our operators: the record is

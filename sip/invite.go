@@ -248,6 +248,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		Consent:   consentOf(req, trunk, time.Now()),
 		Hop:       hop,
 		SRTP:      suite,
+		Hops:      sb.HopsAfter(maxForwards(req)),
 	})
 	<-l.settled
 }
@@ -345,4 +346,12 @@ func acceptsSDP(req *sip.Request) bool {
 		}
 	}
 	return false
+}
+
+// maxForwards is req's Max-Forwards, 70 when it has none (RFC 3261 §8.1.1.6).
+func maxForwards(req *sip.Request) int {
+	if h := req.MaxForwards(); h != nil {
+		return int(h.Val())
+	}
+	return 70
 }

@@ -105,6 +105,10 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 		callID = sip.CallIDHeader(sb.HopSIPCallID(r.Hop)) // the token is good for this INVITE only
 	}
 	req.AppendHeader(&callID)
+	if r.MaxForwards > 0 {
+		mf := sip.MaxForwardsHeader(r.MaxForwards)
+		req.AppendHeader(&mf)
+	}
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	appendHeaders(req, s.timerOffer())
 	if r.Hop != "" {

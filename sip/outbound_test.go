@@ -294,3 +294,47 @@ func TestDialBusyAndCancel(t *testing.T) {
 		t.Errorf("the carrier saw %q, want a CANCEL", got)
 	}
 }
+
+// A call placed for a forward carries the Max-Forwards it was given (the
+// caller's INVITE's less one), so that a loop through us ends; an INVITE
+// that comes in says how many hops it leaves (sb.HopsAfter).
+func TestDialCarriesMaxForwards(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	got := make(chan string, 1)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		if h := req.MaxForwards(); h != nil {
+			got <- h.Value()
+		} else {
+			got <- "none"
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusBusyHere, "Busy Here", nil))
+	})
+	r := route(c)
+	r.MaxForwards = 7
+	l, err := ts.Dial(context.Background(), r, "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	select {
+	case v := <-got:
+		if v != "7" {
+			t.Errorf("the INVITE carried Max-Forwards %s, want 7", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the carrier got no INVITE")
+	}
+
+	ua := mustRawUA(t, ts.udp)
+	if code, _ := ua.invite("sip:2000@"+ts.udp, ""); code != 100 {
+		t.Fatalf("INVITE answered %d", code)
+	}
+	if in := nextCall(t, ts); in.Hops != 69 {
+		t.Errorf("an INVITE with Max-Forwards 70 leaves %d hops, want 69", in.Hops)
+	}
+	for mf, want := range map[int]int{70: 69, 2: 1, 1: sb.NoHops, 0: sb.NoHops} {
+		if got := sb.HopsAfter(mf); got != want {
+			t.Errorf("HopsAfter(%d) = %d, want %d", mf, got, want)
+		}
+	}
+}

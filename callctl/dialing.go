@@ -215,10 +215,25 @@ func (r *callRun) notTaken(ev sb.LegEvent) phase {
 		r.over(ending{by: sb.PartySystem, reason: "the transfer was not answered", bye: "the transfer was not answered"})
 	default:
 		r.event(sb.EventRejected, map[string]any{"forwarded": true, "sip_code": ev.Code, "reason": ev.Reason})
-		r.over(ending{by: sb.PartySystem, status: placedStatus(ev.Code), reject: 480, reason: r.forwardWhy + "; the forwarded call was not answered",
+		r.over(ending{by: sb.PartySystem, status: placedStatus(ev.Code), reject: forwardedRefusal(ev.Code), reason: r.forwardWhy + "; the forwarded call was not answered",
 			failLeg: sb.FailedOnTrunk, failStage: sb.StageRinging})
 	}
 	return nil
+}
+
+// forwardedRefusal is what the caller hears when the party the call was
+// forwarded to did not take it: busy and decline as they said, so the
+// caller's side can tell them apart (a PBX plays busy tone, or tries
+// elsewhere); anything else is the forwarded party's, not the caller's,
+// and is 480.
+func forwardedRefusal(code int) int {
+	switch code {
+	case 486, 600:
+		return 486
+	case 603:
+		return 603
+	}
+	return 480
 }
 
 // outAnswered answers the caller, if they were not yet, and bridges them

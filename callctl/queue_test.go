@@ -3,6 +3,7 @@ package callctl_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -323,6 +324,25 @@ func TestForwardKeepsTheHopLimit(t *testing.T) {
 		out.events <- sb.LegEvent{Kind: sb.LegAnswered}
 		out.events <- sb.LegEvent{Kind: sb.LegHungUp}
 		rec.waitEnded(t)
+	}
+}
+
+// When the party a call was forwarded to does not take it, the caller
+// hears busy or decline as that party said them, anything else as 480.
+func TestForwardedRefusalReachesTheCaller(t *testing.T) {
+	for _, c := range []struct{ got, want int }{{486, 486}, {600, 486}, {603, 603}, {404, 480}, {503, 480}} {
+		night := queue("night", 10*time.Millisecond)
+		night.Overflow = sb.Overflow{Kind: sb.OverflowURI, URI: "sip:voicemail@127.0.0.1:5080"}
+		out := &outLeg{media: &port{codec: sb.PCMU}, events: make(chan sb.LegEvent, 4)}
+		d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 1), users: make(chan string, 1)}
+		sw, rec := newSwitch(t, callctl.WithQueues(newQueues(night)), callctl.WithDialer(d, nil))
+		l := call(sw, night, "caller")
+		<-d.routes
+		out.events <- sb.LegEvent{Kind: sb.LegFailed, Code: c.got, Reason: "no"}
+		rec.waitEnded(t)
+		if got := l.did(); len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "reject "+strconv.Itoa(c.want)+" ") {
+			t.Errorf("forwarded party said %d: the caller's leg %q, want reject %d", c.got, got, c.want)
+		}
 	}
 }
 

@@ -470,6 +470,12 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
+	if len(req.Body()) == 0 {
+		// No body, nothing to take: the keep-alive some SBCs send in a
+		// dialog, which mature UAs answer 200.
+		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		return
+	}
 	digit, ok := infoDigit(req)
 	if !ok {
 		res := sip.NewResponseFromRequest(req, sip.StatusUnsupportedMediaType, phrase(415), nil)

@@ -803,7 +803,8 @@ func TestLateOfferWithoutAnswer(t *testing.T) {
 }
 
 // DTMF sent in SIP INFO reaches call control as the caller's key; an INFO
-// of another kind is refused with what is accepted.
+// of another kind is refused with what is accepted; one without a body
+// (a keep-alive) is answered 200.
 func TestInfoDTMF(t *testing.T) {
 	ts := mustServer(t, nil, Config{})
 	phone := mustPhone(t, siptest.Options{})
@@ -828,6 +829,11 @@ func TestInfoDTMF(t *testing.T) {
 	if code, err := call.SendInfo(ctx, "application/dtmf-relay", "Signal=55"); err != nil || code != 415 {
 		t.Errorf("a bad digit: %d, %v; want 415", code, err)
 	}
+	// An INFO without a body is an SBC's keep-alive: 200, and no key.
+	if code, err := call.SendInfo(ctx, "", ""); err != nil || code != 200 {
+		t.Errorf("an INFO without a body: %d, %v; want 200", code, err)
+	}
+	noEvent(t, in.Leg, 50*time.Millisecond)
 }
 
 // A 200 OK that is never acknowledged ends the call: the leg reports the

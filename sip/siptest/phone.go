@@ -679,7 +679,9 @@ func (c *Call) SendInfo(ctx context.Context, contentType, body string) (int, err
 		return 0, errors.New("siptest: call not answered")
 	}
 	req := sip.NewRequest(sip.INFO, res.Contact().Address)
-	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	if contentType != "" {
+		req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	}
 	req.SetBody([]byte(body))
 	reply, err := c.dlg.Do(ctx, req)
 	if err != nil {

@@ -236,6 +236,11 @@ func NewResponseFromRequest(
 			host, port, _ := net.SplitHostPort(req.Source())
 			h.Params.Add("rport", port)
 			h.Params.Add("received", host)
+		} else if host, _, err := net.SplitHostPort(req.MessageData.Source()); err == nil && !h.Params.Has("received") &&
+			strings.Trim(h.Host, "[]") != host {
+			// RFC 3261 §18.2.1: a sent-by other than the packet's source
+			// address (a name, or an address a NAT rewrote) gets received.
+			h.Params.Add("received", host)
 		}
 	}
 

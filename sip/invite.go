@@ -34,6 +34,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
+	release, merged := s.invites.open(req)
+	if merged {
+		s.reject(req, tx, sip.StatusLoopDetected, "the same INVITE came by another path (RFC 3261 §8.2.2.2)")
+		return
+	}
+	defer release()
 	// Behind a trusted front-end, the source is the one it names.
 	origin, err := s.originOf(req)
 	src := origin.addr

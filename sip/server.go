@@ -116,6 +116,7 @@ type Server struct {
 
 	mu           sync.Mutex
 	legs         map[string]*leg    // by dialog ID
+	invites      openInvites        // INVITEs being answered, for merged copies
 	outLegs      map[string]*outLeg // calls we place, by Call-ID
 	udpAddr      netip.AddrPort     // the UDP listener: calls we place leave from it
 	closed       bool
@@ -589,6 +590,8 @@ func phrase(code int) string {
 		return "Session Interval Too Small"
 	case 480:
 		return "Temporarily Unavailable"
+	case 482:
+		return "Loop Detected"
 	case 486:
 		return "Busy Here"
 	case 487:

@@ -53,3 +53,31 @@ func TestEarlyByeAnswersTheInvite(t *testing.T) {
 		t.Errorf("BYE answered %d, INVITE %d: want 200 and 487", got["BYE"], got["INVITE"])
 	}
 }
+
+// An INVITE that comes again by another path while the first is being
+// answered (same Call-ID, From tag and CSeq, another branch: a fork that
+// merged, a loop) is refused with 482, not taken as a second call (RFC
+// 3261 §8.2.2.2).
+func TestMergedInviteRefused(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	ua := mustRawUA(t, ts.udp)
+	ruri := "sip:2000@" + ts.udp
+	callID := fmt.Sprintf("merged-%d@test", time.Now().UnixNano())
+	if code, _ := ua.invite(ruri, callID); code != 100 {
+		t.Fatalf("INVITE answered %d", code)
+	}
+	in := nextCall(t, ts)
+	ua.n-- // the same From tag again; the branch is new
+	if code, _ := ua.invite(ruri, callID); code != 482 {
+		t.Errorf("the merged copy was answered %d, want 482", code)
+	}
+	select {
+	case c := <-ts.calls:
+		c.Leg.Close()
+		t.Error("the merged copy became a second call")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if in.SIPCallID != callID {
+		t.Errorf("the call dispatched is %q", in.SIPCallID)
+	}
+}

@@ -2187,7 +2187,7 @@ type ClientInterface interface {
 
 	// RequestWhatsAppCallPermissionWithBody Ask a WhatsApp user to let the business call them (an interactive call permission request)
 	//
-	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond; a request refused for another reason does not count), and each is on the audit log as whatsapp.permission_request (without the number).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2196,7 +2196,7 @@ type ClientInterface interface {
 
 	// RequestWhatsAppCallPermission Ask a WhatsApp user to let the business call them (an interactive call permission request)
 	//
-	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond; a request refused for another reason does not count), and each is on the audit log as whatsapp.permission_request (without the number).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3866,7 +3866,7 @@ func (c *Client) DeleteWhatsAppConnection(ctx context.Context, id openapi_types.
 
 // RequestWhatsAppCallPermissionWithBody Ask a WhatsApp user to let the business call them (an interactive call permission request)
 //
-// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond; a request refused for another reason does not count), and each is on the audit log as whatsapp.permission_request (without the number).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3885,7 +3885,7 @@ func (c *Client) RequestWhatsAppCallPermissionWithBody(ctx context.Context, cont
 
 // RequestWhatsAppCallPermission Ask a WhatsApp user to let the business call them (an interactive call permission request)
 //
-// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond; a request refused for another reason does not count), and each is on the audit log as whatsapp.permission_request (without the number).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -8319,7 +8319,7 @@ type ClientWithResponsesInterface interface {
 
 	// RequestWhatsAppCallPermissionWithBodyWithResponse Ask a WhatsApp user to let the business call them (an interactive call permission request)
 	//
-	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond; a request refused for another reason does not count), and each is on the audit log as whatsapp.permission_request (without the number).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8328,7 +8328,7 @@ type ClientWithResponsesInterface interface {
 
 	// RequestWhatsAppCallPermissionWithResponse Ask a WhatsApp user to let the business call them (an interactive call permission request)
 	//
-	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+	// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond; a request refused for another reason does not count), and each is on the audit log as whatsapp.permission_request (without the number).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -16226,7 +16226,7 @@ func (c *ClientWithResponses) DeleteWhatsAppConnectionWithResponse(ctx context.C
 
 // RequestWhatsAppCallPermissionWithBodyWithResponse Ask a WhatsApp user to let the business call them (an interactive call permission request)
 //
-// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond; a request refused for another reason does not count), and each is on the audit log as whatsapp.permission_request (without the number).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -16241,7 +16241,7 @@ func (c *ClientWithResponses) RequestWhatsAppCallPermissionWithBodyWithResponse(
 
 // RequestWhatsAppCallPermissionWithResponse Ask a WhatsApp user to let the business call them (an interactive call permission request)
 //
-// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond), and each is on the audit log as whatsapp.permission_request (without the number).
+// Each request is a message the business pays for: a tenant sends at most ten a minute (429 beyond; a request refused for another reason does not count), and each is on the audit log as whatsapp.permission_request (without the number).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -103,7 +103,7 @@ func (r *callRun) forward(ctx context.Context, uri, why string) phase {
 			failLeg: sb.FailedOnTrunk, failStage: sb.StageRouting})
 		return nil
 	}
-	route.MaxForwards = r.hops
+	route.MaxForwards = r.forwardHops()
 	r.event(sb.EventForwarded, map[string]any{"uri": uri, "reason": why})
 	if r.out, err = r.s.dialer.Dial(ctx, route, user); err != nil {
 		r.log.Warn("forwarding", "err", logSafe(err))
@@ -115,6 +115,22 @@ func (r *callRun) forward(ctx context.Context, uri, why string) phase {
 	return r.dialing
 }
 
+// maxForwardHops caps the Max-Forwards of a call placed from another: a
+// forward that leads back here costs one hop a turn, so a loop through us
+// ends within this many calls, not the caller's 70. A call's real path
+// beyond us crosses far fewer proxies.
+const maxForwardHops = 10
+
+// forwardHops is the Max-Forwards of a call placed from this one: the
+// hops its INVITE left, at most maxForwardHops (0: the default, 70, for a
+// call that did not come by SIP, which no loop through us can repeat).
+func (r *callRun) forwardHops() int {
+	if r.hops == 0 {
+		return 0
+	}
+	return min(r.hops, maxForwardHops)
+}
+
 // dialTransfer places a call to uri for an answered caller, who hears
 // silence until it is answered.
 func (r *callRun) dialTransfer(ctx context.Context, uri string) phase {
@@ -123,7 +139,7 @@ func (r *callRun) dialTransfer(ctx context.Context, uri string) phase {
 		err = errors.New("the caller's INVITE left no hop (Max-Forwards) for a call placed from it")
 	}
 	if err == nil {
-		route.MaxForwards = r.hops
+		route.MaxForwards = r.forwardHops()
 		r.out, err = r.s.dialer.Dial(ctx, route, user)
 	}
 	if err != nil {
@@ -165,7 +181,7 @@ func (r *callRun) handOver(ctx context.Context) phase {
 		From: r.c.From, To: r.c.To, Instance: r.s.instance, Expires: time.Now().Add(sb.HopLifetime)})
 	r.event(sb.EventHandedOver, map[string]any{"operator_id": op.OperatorID, "instance": op.Instance})
 	r.flush(ctx)
-	out, err := r.s.dialer.Dial(ctx, sb.OutboundRoute{Target: op.SIPAddr, Transport: "udp", CallerID: r.c.From, Hop: hop}, r.c.To)
+	out, err := r.s.dialer.Dial(ctx, sb.OutboundRoute{Target: op.SIPAddr, Transport: "udp", CallerID: r.c.From, Hop: hop, MaxForwards: r.forwardHops()}, r.c.To)
 	if err != nil {
 		r.log.Warn("handing over", "instance", op.Instance, "err", logSafe(err))
 		return r.route

@@ -112,6 +112,17 @@ func TestReinviteRefusedStreamsLeaveTheCall(t *testing.T) {
 		t.Fatalf("refresh after the refusals: %v %v", res, err)
 	}
 	noEvent(t, in.Leg, 100*time.Millisecond)
+	// The same codec at another (dynamic) payload type is the same codec
+	// (RFC 3264 §8.3.2): taken, and answered at that payload type.
+	moved := regexp.MustCompile(`(m=audio \d+ RTP/AVP) [0-9 ]+`).ReplaceAllString(string(call.SDP("sendrecv")), "${1} 96") +
+		fmt.Sprintf("a=rtpmap:96 %s/%d\r\n", codec.Name, codec.ClockRate)
+	res, err := call.Reinvite(ctx, []byte(moved), nil)
+	if err != nil || res.StatusCode != 200 || !strings.Contains(string(res.Body()), " RTP/AVP 96\r\n") {
+		t.Errorf("the codec at payload type 96: %v %v, want 200 answering 96", res, err)
+	}
+	if got := in.Leg.Media().Codec(); got.Name != codec.Name || got.PayloadType != 96 {
+		t.Errorf("the leg's codec is now %+v, want %s at 96", got, codec.Name)
+	}
 }
 
 // A re-INVITE without SDP gets our current description as the offer in

@@ -37,6 +37,7 @@ type leg struct {
 	version   uint64 // SDP o= version
 	direction string // the caller's last direction
 	ml        mlines // the session's m= lines, which our descriptions mirror
+	answering bool   // Answer is sending the 200: no longer an early dialog
 	answered  bool
 	final     bool     // a final response was sent
 	late      bool     // the INVITE had no offer: ours goes in the 200, the answer comes in the ACK
@@ -101,6 +102,7 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 		}
 	}()
 	l.mu.Lock()
+	l.answering = true // a BYE from now on ends an answered call, not an early one
 	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.security(), l.ml)
 	if l.late {
 		body = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), nil, false)
@@ -274,14 +276,15 @@ func (l *leg) readBye(req *sip.Request, tx sip.ServerTransaction) {
 	// transaction, and Answer, waiting on it, must know why.
 	l.byeOnce.Do(func() { close(l.byeSeen) })
 	l.mu.Lock()
-	early := !l.answered && !l.final
+	early := !l.answered && !l.final && !l.answering
 	l.final = l.final || early
 	l.mu.Unlock()
 	if early {
 		// A BYE in an early dialog (the caller had our 180's tag) ends
 		// the call, and the INVITE still gets its final answer: 487
-		// (RFC 3261 §15.1.2).
-		if err := l.dlg.WriteResponse(sip.NewResponseFromRequest(l.dlg.InviteRequest, sip.StatusRequestTerminated, phrase(487), nil)); err != nil {
+		// (RFC 3261 §15.1.2), sent on its transaction at once, not
+		// waiting for its ACK, since the BYE's 200 follows it.
+		if err := l.tx.Respond(sip.NewResponseFromRequest(l.dlg.InviteRequest, sip.StatusRequestTerminated, phrase(487), nil)); err != nil {
 			l.log.Debug("487 to the INVITE of an early BYE", "err", err)
 		}
 		l.settle()

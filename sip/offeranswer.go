@@ -93,9 +93,12 @@ func describedBy(body []byte, port *rtpPort, isOffer bool) (*offer, int, string)
 	// The codec stays as the call began: the bridge and the other leg
 	// carry it. An offer without it is refused, and the call goes on
 	// (RFC 3261 §14.2); an answer without it is not one to our offer.
-	if c := port.Codec(); !o.offers(c) {
-		return nil, sip.StatusNotAcceptableHere, fmt.Sprintf("this call's audio is %s (payload type %d); it cannot change codec mid-call", c.Name, c.PayloadType)
+	c := port.Codec()
+	kept, ok := o.keeping(c)
+	if !ok {
+		return nil, sip.StatusNotAcceptableHere, fmt.Sprintf("this call's audio is %s; it cannot change codec mid-call", c.Name)
 	}
+	o.Codec = kept
 	// DTLS-SRTP stays as the call began, on the same association (same
 	// ICE credentials and certificate, the roles kept): a refused offer
 	// leaves the session as it was (RFC 3261 §14.2).
@@ -131,6 +134,9 @@ func describedBy(body []byte, port *rtpPort, isOffer bool) (*offer, int, string)
 func (l *leg) applyRemote(o *offer) {
 	l.mu.Lock()
 	wasHeld := l.direction == "sendonly" || l.direction == "inactive"
+	if o.Codec != l.port.Codec() {
+		l.port.codec.Store(&o.Codec) // the call's codec at the payload types the description gives it
+	}
 	l.direction = o.Direction
 	if len(o.MLines.lines) >= len(l.ml.lines) {
 		l.ml = o.MLines // streams are added, never taken away (RFC 3264 §8)

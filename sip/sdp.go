@@ -32,18 +32,31 @@ type offer struct {
 	formats map[uint8]string
 }
 
-// offers reports whether the audio stream offers codec c, at its payload
-// type.
-func (o *offer) offers(c sb.Codec) bool {
-	name, ok := o.formats[c.PayloadType]
-	if !ok {
-		return false
-	}
+// keeping is codec c as the audio stream offers it: the same encoding and
+// clock rate, at the payload type the offer gives it (which may be
+// another than before, RFC 3264 §8.3.2), with the offer's telephone-event
+// at that rate; false when the offer does not have it.
+func (o *offer) keeping(c sb.Codec) (sb.Codec, bool) {
 	want := strings.ToLower(fmt.Sprintf("%s/%d", c.Name, c.ClockRate))
 	if c.Name == "opus" {
 		want += "/2"
 	}
-	return name == want || name == "" && (c.PayloadType == 0 && c.Name == "PCMU" || c.PayloadType == 8 && c.Name == "PCMA")
+	kept, found := c, false
+	for pt, name := range o.formats {
+		if name == want || name == "" && (pt == 0 && c.Name == "PCMU" || pt == 8 && c.Name == "PCMA") {
+			if !found || pt == c.PayloadType { // the same payload type as before, when the offer keeps it
+				kept.PayloadType, found = pt, true
+			}
+		}
+	}
+	kept.DTMFType = 0
+	event := fmt.Sprintf("telephone-event/%d", c.ClockRate)
+	for pt, name := range o.formats {
+		if name == event && (kept.DTMFType == 0 || pt == c.DTMFType) {
+			kept.DTMFType = pt
+		}
+	}
+	return kept, found
 }
 
 // held reports whether the caller put the call on hold.

@@ -561,7 +561,7 @@ func TestLiteReplayedCheckMovesNothing(t *testing.T) {
 }
 
 // Where we send (the route): the first check sets it, the browser's
-// nomination moves it there and fixes it. A check replayed from elsewhere
+// nomination moves it there, again at once while it settles, then fixes it. A check replayed from elsewhere
 // after the replay ring has forgotten it passes integrity, yet moves the
 // nominated route nowhere while the browser keeps checking its pair; once
 // that pair has lost consent (a NAT rebinding), the browser's nomination
@@ -603,6 +603,18 @@ func TestLiteNominatedRouteStays(t *testing.T) {
 	for range len(ls.recent) {
 		check(browser, port, liteCheckFor(t, ls, ls.pwd, useCandidate{}))
 	}
+	// While the nomination settles, the browser may move the route at
+	// once (it switches pairs as its checks finish); then it is fixed.
+	check(first, port, liteCheckFor(t, ls, ls.pwd, useCandidate{}))
+	if routeTo() != addr(first) {
+		t.Errorf("route %v after the browser nominated another pair at once, want %v", routeTo(), addr(first))
+	}
+	check(browser, port, liteCheckFor(t, ls, ls.pwd, useCandidate{}))
+	ls.mu.Lock()
+	settled := *ls.route.Load()
+	settled.since = time.Now().Add(-nominationSettles - time.Second)
+	ls.route.Store(&settled)
+	ls.mu.Unlock()
 	eve.WriteToUDPAddrPort(seen.Raw, port)
 	maybeSTUN(t, eve, 300*time.Millisecond)
 	if routeTo() != addr(browser) {

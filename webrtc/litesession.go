@@ -92,10 +92,16 @@ type liteCheck struct {
 type liteRoute struct {
 	conn *liteConn
 	to   netip.AddrPort
-	// nominated: the browser said USE-CANDIDATE on this pair. Until it
-	// does, the first check's address is where we send.
+	// nominated: the browser said USE-CANDIDATE on this pair, first at
+	// since. Until it does, the first check's address is where we send.
 	nominated bool
+	since     time.Time
 }
+
+// nominationSettles is how long after the browser's first nomination it
+// may still nominate another pair at once: a browser switches pairs in
+// its first seconds (IPv6 or IPv4, relay or host) as its checks finish.
+const nominationSettles = 5 * time.Second
 
 // liteSRTPKeys are the SRTP contexts DTLS keyed: out is used under the
 // port's write lock, in under the session's read lock.
@@ -316,32 +322,37 @@ func (s *liteSession) checkIn(c *liteConn, m *stun.Message, from netip.AddrPort,
 
 // nextRoute is where we send after a check from `from` on c, the route
 // being current; the caller holds s.mu. The first check sets it; the
-// browser's nomination (USE-CANDIDATE) moves it and fixes it there. A
-// nominated route moves again only once it has lost consent (no check on
-// it for consentLapse): a check that passes integrity may still be a
-// replay of the browser's, resent from elsewhere by someone who saw it
-// after the replay ring forgot it, and while the browser keeps checking
-// its pair the route stays with the browser. A browser that moves (a NAT
-// rebinding) is sent to again once its old pair has lapsed; one that
-// keeps checking its old pair still takes our packets there. Nothing
-// moves a failed session's route: failed is final.
+// browser's nomination (USE-CANDIDATE) moves it, and for the first
+// nominationSettles moves it again at once. After that a nominated route
+// moves only once it has lost consent (no check on it for consentLapse):
+// a check that passes integrity may still be a replay of the browser's,
+// resent from elsewhere by someone who saw it after the replay ring forgot
+// it, and while the browser keeps checking its pair the route stays with
+// the browser. A browser that moves later (a NAT rebinding) is sent to
+// again once its old pair has lapsed; one that keeps checking its old
+// pair still takes our packets there. Nothing moves a failed session's
+// route: failed is final.
 func (s *liteSession) nextRoute(route *liteRoute, c *liteConn, from netip.AddrPort, nominates bool, now time.Time) *liteRoute {
 	switch {
 	case s.state == "failed":
 		return route
 	case route == nil:
-		return &liteRoute{conn: c, to: from, nominated: nominates}
+		return &liteRoute{conn: c, to: from, nominated: nominates, since: now}
 	case !nominates:
 		return route
 	case route.to == from && route.conn == c:
 		if route.nominated {
 			return route
 		}
-		return &liteRoute{conn: c, to: from, nominated: true}
-	case route.nominated && now.Sub(s.consent) <= consentLapse:
+		return &liteRoute{conn: c, to: from, nominated: true, since: now}
+	case route.nominated && now.Sub(route.since) > nominationSettles && now.Sub(s.consent) <= consentLapse:
 		return route
 	}
-	return &liteRoute{conn: c, to: from, nominated: true}
+	since := now
+	if route.nominated {
+		since = route.since // the settling time runs from the first nomination
+	}
+	return &liteRoute{conn: c, to: from, nominated: true, since: since}
 }
 
 // forgetOldest makes room for an address: the one checked longest ago,

@@ -40,7 +40,8 @@ type Ingress struct {
 	Tokens sb.IngressService
 	// Check reads a visitor's offer without making anything of it,
 	// refusing (EINVALID) one Answer would: it comes before the token is
-	// redeemed, so an unreadable offer does not spend it.
+	// redeemed, so an unreadable offer does not spend it. Optional: without
+	// it only Answer reads the offer.
 	Check func(offer string) error
 	// Answer makes the visitor's leg from their offer, and our answer.
 	Answer func(ctx context.Context, offer string) (VisitorLeg, string, error)
@@ -227,9 +228,11 @@ func (s *Server) postWHIP(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.EINVALID, "the offer is empty"))
 		return
 	}
-	if err := in.Check(string(offer)); err != nil {
-		s.error(w, r, err)
-		return
+	if in.Check != nil {
+		if err := in.Check(string(offer)); err != nil {
+			s.error(w, r, err)
+			return
+		}
 	}
 	tok, trunk, err := in.Tokens.RedeemToken(r.Context(), strings.TrimSpace(secret))
 	if err != nil {

@@ -109,7 +109,9 @@ func (s *Server) digestTrunk(ctx context.Context, req *sip.Request) (*sb.Trunk, 
 		// it. Such an answer is good once.
 		nc = 0
 	}
-	if !s.nonces.answer(cred.Nonce, nc, now) {
+	if ok, full := s.nonces.answer(cred.Nonce, nc, now); full {
+		return nil, errChallenge // no room to keep the count: asked again, later
+	} else if !ok {
 		s.log.Info("digest credentials replayed", "trunk", t.ID, "source", req.Source())
 		return nil, errStale
 	}

@@ -301,3 +301,19 @@ func dialAnswered(t *testing.T, ts *testServer, c *carrier) sb.OutboundLeg {
 	}
 	return l
 }
+
+// An INFO without a body on a call we placed (an SBC's keep-alive) is
+// answered 200, as on a call that came in.
+func TestDialInfoKeepAlive(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	invites := make(chan *sip.Request, 1)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		invites <- req
+		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
+	})
+	dialAnswered(t, ts, c)
+	d := &carrierDialog{c: c, inv: <-invites, cseq: 100}
+	if res := d.request(t, sip.INFO, nil, nil); res.StatusCode != 200 {
+		t.Errorf("an INFO without a body on a call we placed: %d, want 200", res.StatusCode)
+	}
+}

@@ -75,8 +75,9 @@ func (n *nonces) check(nonce string, now time.Time) (ours, fresh bool) {
 
 // answer records a correct answer to nonce with count nc (0 without
 // qop). It reports false for a count not above every earlier answer's to
-// the same nonce: a replay.
-func (n *nonces) answer(nonce string, nc int, now time.Time) bool {
+// the same nonce (a replay: stale), and for a nonce not seen before while
+// the table is full (full: not stale, or the UAC would retry at once).
+func (n *nonces) answer(nonce string, nc int, now time.Time) (ok, full bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if now.After(n.nextSweep) || len(n.answered) >= maxAnswered {
@@ -89,11 +90,11 @@ func (n *nonces) answer(nonce string, nc int, now time.Time) bool {
 	}
 	last, seen := n.answered[nonce]
 	if seen && nc <= last.nc {
-		return false
+		return false, false
 	}
 	if !seen && len(n.answered) >= maxAnswered {
-		return false
+		return false, true
 	}
 	n.answered[nonce] = answeredNonce{nc: nc, expires: now.Add(nonceLifetime + time.Minute)}
-	return true
+	return true, false
 }

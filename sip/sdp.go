@@ -291,6 +291,9 @@ func buildAnswer(sessionID, version uint64, ip netip.Addr, port uint16, c sb.Cod
 	if sec != nil {
 		sec.mediaLines(&b)
 	}
+	if _, ice := sec.(*iceTransport); !ice && ml.audio < len(ml.lines) && ml.lines[ml.audio].mid != "" {
+		fmt.Fprintf(&b, "a=mid:%s\r\n", ml.lines[ml.audio].mid) // DTLS-SRTP writes its own
+	}
 	fmt.Fprintf(&b, "a=ptime:20\r\na=%s\r\n", dir)
 	for _, m := range ml.lines[min(ml.audio+1, len(ml.lines)):] {
 		writeRefused(&b, m)

@@ -467,14 +467,24 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 // application/dtmf): a PBX that does not send RFC 4733 events does this.
 func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	l := s.findLeg(req)
+	out := (*outLeg)(nil)
 	if l == nil {
+		out = s.outLegOf(req)
+	}
+	if l == nil && out == nil {
 		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
 	if len(req.Body()) == 0 {
 		// No body, nothing to take: the keep-alive some SBCs send in a
-		// dialog, which mature UAs answer 200.
+		// dialog (a call we placed too), which mature UAs answer 200.
 		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		return
+	}
+	if l == nil {
+		// On a call we placed no INFO body is taken: keys count from the
+		// caller's side only.
+		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusUnsupportedMediaType, phrase(415), nil))
 		return
 	}
 	digit, ok := infoDigit(req)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -621,7 +622,7 @@ func TestAnswerMirrorsTheOffersStreams(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("answer's m= lines %q, want %q:\n%s", got, want, ans)
 	}
-	for _, line := range []string{"a=rtpmap:96 H264/90000\r\na=mid:v\r\nm=audio"} {
+	for _, line := range []string{"a=rtpmap:96 H264/90000\r\na=mid:v\r\nm=audio", "a=mid:a\r\n"} {
 		if !strings.Contains(ans, line) {
 			t.Errorf("the refused video stream lacks %q:\n%s", line, ans)
 		}
@@ -660,6 +661,19 @@ func TestNonces(t *testing.T) {
 	other, _ := newNonces()
 	if ours, _ := other.check(nonce, now); ours {
 		t.Error("another process's nonce accepted")
+	}
+	if ok, full := n.answer(nonce, 1, now); !ok || full {
+		t.Errorf("the first answer: ok %v, full %v", ok, full)
+	}
+	if ok, full := n.answer(nonce, 1, now); ok || full {
+		t.Errorf("the same count again: ok %v, full %v; want a replay (stale)", ok, full)
+	}
+	// A full table is no replay: the UAC is asked again, not told stale.
+	for i := len(n.answered); i < maxAnswered; i++ {
+		n.answered[strconv.Itoa(i)] = answeredNonce{expires: now.Add(time.Hour)}
+	}
+	if ok, full := n.answer(n.issue(now), 1, now); ok || !full {
+		t.Errorf("a new nonce with the table full: ok %v, full %v; want full", ok, full)
 	}
 }
 

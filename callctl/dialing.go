@@ -202,6 +202,10 @@ func (r *callRun) dialing(ctx context.Context) phase {
 			continue
 		}
 		switch ev.leg.Kind {
+		case sb.LegRinging, sb.LegEarlyMedia:
+			// The party called for the caller rings: so does the caller,
+			// if nothing rang them yet (a queue that forwards at once).
+			r.ringCaller(ctx)
 		case sb.LegAnswered:
 			return r.outAnswered
 		case sb.LegFailed:

@@ -348,6 +348,28 @@ func TestForwardedRefusalReachesTheCaller(t *testing.T) {
 	}
 }
 
+// A queue that forwards at once (no wait) rings the caller when the party
+// it forwarded to rings, not before: the caller hears ringback instead of
+// silence until the answer.
+func TestForwardRingsTheCallerWhenTheTargetRings(t *testing.T) {
+	night := queue("night", 0)
+	night.Overflow = sb.Overflow{Kind: sb.OverflowURI, URI: "sip:voicemail@127.0.0.1:5080"}
+	out := &outLeg{media: &port{codec: sb.PCMU}, events: make(chan sb.LegEvent, 4)}
+	d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 1), users: make(chan string, 1)}
+	sw, rec := newSwitch(t, callctl.WithQueues(newQueues(night)), callctl.WithDialer(d, nil))
+	l := call(sw, night, "caller")
+	<-d.routes
+	if got := l.did(); len(got) != 0 {
+		t.Fatalf("the caller's leg before the target rang: %q", got)
+	}
+	out.events <- sb.LegEvent{Kind: sb.LegRinging}
+	waitActions(t, l, "ring")
+	out.events <- sb.LegEvent{Kind: sb.LegAnswered}
+	waitActions(t, l, "ring", "answer")
+	out.events <- sb.LegEvent{Kind: sb.LegHungUp}
+	rec.waitEnded(t)
+}
+
 // An answered call transferred to a queue waits for its member, who is on
 // another call, and is offered to them when they are free; one transferred
 // to a SIP URI is bridged to the call switchboard places there.

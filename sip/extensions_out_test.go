@@ -317,3 +317,28 @@ func TestDialInfoKeepAlive(t *testing.T) {
 		t.Errorf("an INFO without a body on a call we placed: %d, want 200", res.StatusCode)
 	}
 }
+
+// A re-offer from the far end of a call we placed that adds a stream is
+// answered with its m= lines, the added one refused with port 0 (RFC 3264
+// §6), and the call goes on.
+func TestDialReofferAddingAStream(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	invites := make(chan *sip.Request, 1)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		invites <- req
+		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
+	})
+	dialAnswered(t, ts, c)
+	d := &carrierDialog{c: c, inv: <-invites, cseq: 100}
+	offer := append(c.sdp(), "m=video 40002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"...)
+	res := d.request(t, sip.INVITE, offer, nil)
+	var lines []string
+	for line := range strings.Lines(string(res.Body())) {
+		if strings.HasPrefix(line, "m=") {
+			lines = append(lines, strings.TrimSpace(line))
+		}
+	}
+	if res.StatusCode != 200 || len(lines) != 2 || !strings.HasPrefix(lines[0], "m=audio ") || lines[1] != "m=video 0 RTP/AVP 96" {
+		t.Errorf("a re-offer adding video: %d with m= lines %q, want 200 with audio and the video refused", res.StatusCode, lines)
+	}
+}

@@ -329,6 +329,9 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		l.mu.Lock()
+		if len(o.MLines.lines) >= len(l.ml.lines) {
+			l.ml = o.MLines // streams are added, never taken away (RFC 3264 §8)
+		}
 		body = l.describe(answerDirection(o.Direction))
 		l.mu.Unlock()
 	case req.IsInvite():
@@ -359,7 +362,7 @@ func (l *outLeg) describe(dir string) []byte {
 		dir = l.lastDir
 	}
 	build := func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security(), mlines{})
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security(), l.ml)
 	}
 	body := build(l.version)
 	if !sameSession(l.lastSDP, body) {

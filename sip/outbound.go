@@ -41,6 +41,7 @@ type outLeg struct {
 	version  uint64 // SDP o= version of our offers
 	lastSDP  []byte // our description as last sent (offeranswer.go)
 	lastDir  string // its direction; "" while it is the INVITE's offer
+	ml       mlines // the far end's m= lines, which our answers mirror
 	awaitAck uint32 // CSeq of a re-INVITE whose 200 carried our offer
 	timers   legTimer
 	rseq     uint32 // RSeq of the last reliable provisional response PRACKed

@@ -305,14 +305,7 @@ func dialAnswered(t *testing.T, ts *testServer, c *carrier) sb.OutboundLeg {
 // An INFO without a body on a call we placed (an SBC's keep-alive) is
 // answered 200, as on a call that came in.
 func TestDialInfoKeepAlive(t *testing.T) {
-	ts := mustServer(t, nil, Config{})
-	invites := make(chan *sip.Request, 1)
-	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
-		invites <- req
-		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
-	})
-	dialAnswered(t, ts, c)
-	d := &carrierDialog{c: c, inv: <-invites, cseq: 100}
+	d := answeredDialog(t, mustServer(t, nil, Config{}))
 	if res := d.request(t, sip.INFO, nil, nil); res.StatusCode != 200 {
 		t.Errorf("an INFO without a body on a call we placed: %d, want 200", res.StatusCode)
 	}
@@ -322,15 +315,8 @@ func TestDialInfoKeepAlive(t *testing.T) {
 // answered with its m= lines, the added one refused with port 0 (RFC 3264
 // §6), and the call goes on.
 func TestDialReofferAddingAStream(t *testing.T) {
-	ts := mustServer(t, nil, Config{})
-	invites := make(chan *sip.Request, 1)
-	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
-		invites <- req
-		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
-	})
-	dialAnswered(t, ts, c)
-	d := &carrierDialog{c: c, inv: <-invites, cseq: 100}
-	offer := append(c.sdp(), "m=video 40002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"...)
+	d := answeredDialog(t, mustServer(t, nil, Config{}))
+	offer := append(d.c.sdp(), "m=video 40002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"...)
 	res := d.request(t, sip.INVITE, offer, nil)
 	var lines []string
 	for line := range strings.Lines(string(res.Body())) {
@@ -341,4 +327,17 @@ func TestDialReofferAddingAStream(t *testing.T) {
 	if res.StatusCode != 200 || len(lines) != 2 || !strings.HasPrefix(lines[0], "m=audio ") || lines[1] != "m=video 0 RTP/AVP 96" {
 		t.Errorf("a re-offer adding video: %d with m= lines %q, want 200 with audio and the video refused", res.StatusCode, lines)
 	}
+}
+
+// answeredDialog is a call ts placed to a carrier that answered it at
+// once, from the carrier's side.
+func answeredDialog(t *testing.T, ts *testServer) *carrierDialog {
+	t.Helper()
+	invites := make(chan *sip.Request, 1)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		invites <- req
+		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
+	})
+	dialAnswered(t, ts, c)
+	return &carrierDialog{c: c, inv: <-invites, cseq: 100}
 }

@@ -34,12 +34,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
-	release, merged := s.invites.open(req)
-	if merged {
-		s.reject(req, tx, sip.StatusLoopDetected, "the same INVITE came by another path (RFC 3261 §8.2.2.2)")
-		return
-	}
-	defer release()
 	// Behind a trusted front-end, the source is the one it names.
 	origin, err := s.originOf(req)
 	src := origin.addr
@@ -101,6 +95,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.shield.trust(src.Addr())
+	// Once the sender is known (a stranger gets 403 whatever it sends).
+	release, merged := s.invites.open(req)
+	if merged {
+		s.reject(req, tx, sip.StatusLoopDetected, "the same INVITE came by another path (RFC 3261 §8.2.2.2)")
+		return
+	}
+	defer release()
 	log := s.log.With("trunk", trunk.ID, "sip_call_id", req.CallID().Value())
 	// From here on a refusal is a call of the trunk's tenant, recorded.
 	refuse := func(res *sip.Response, reason, leg, stage string) {

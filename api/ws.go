@@ -159,9 +159,9 @@ type opConn struct {
 	// maskNumbers shows the operator only the last digits of callers'
 	// numbers: the tenant's minimisation setting when the socket opened.
 	maskNumbers bool
-	// budget is what the socket may ask: the API's rate, so that a
-	// socket is no way around it. told: when the client was last told it
-	// is over (at most once a second).
+	// budget is what the socket may ask: the API's rate, per socket (a
+	// person with several sockets has a budget on each). told: when the
+	// client was last told it is over (at most once a second).
 	budget *rate.Limiter
 	told   time.Time
 

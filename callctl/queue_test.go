@@ -282,15 +282,24 @@ func TestQueueOverflowForwardsToSIPURI(t *testing.T) {
 	}
 }
 
-// A forward carries the hops the caller's INVITE left (its Max-Forwards
-// less one), so that a forward leading back here ends instead of looping;
-// a call whose INVITE left none is refused with 483 and nothing is dialled.
-func TestForwardKeepsTheHopLimit(t *testing.T) {
-	night := queue("night", 50*time.Millisecond)
+// forwardingQueue is a switch whose queue "night" has no operators and
+// forwards its calls to a SIP URI after wait, placed through d, whose
+// legs are out (one at a time: each test ends a call before the next).
+func forwardingQueue(t *testing.T, wait time.Duration) (*sb.Queue, *callctl.Switch, *recorder, *outLeg, *dialer) {
+	t.Helper()
+	night := queue("night", wait)
 	night.Overflow = sb.Overflow{Kind: sb.OverflowURI, URI: "sip:voicemail@127.0.0.1:5080"}
 	out := &outLeg{media: &port{codec: sb.PCMU}, events: make(chan sb.LegEvent, 4)}
 	d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 2), users: make(chan string, 2)}
 	sw, rec := newSwitch(t, callctl.WithQueues(newQueues(night)), callctl.WithDialer(d, nil))
+	return night, sw, rec, out, d
+}
+
+// A forward carries the hops the caller's INVITE left (its Max-Forwards
+// less one), so that a forward leading back here ends instead of looping;
+// a call whose INVITE left none is refused with 483 and nothing is dialled.
+func TestForwardKeepsTheHopLimit(t *testing.T) {
+	night, sw, rec, out, d := forwardingQueue(t, 50*time.Millisecond)
 
 	for _, c := range []struct {
 		from string
@@ -333,11 +342,7 @@ func TestForwardKeepsTheHopLimit(t *testing.T) {
 // hears busy or decline as that party said them, anything else as 480.
 func TestForwardedRefusalReachesTheCaller(t *testing.T) {
 	for _, c := range []struct{ got, want int }{{486, 486}, {600, 486}, {603, 603}, {404, 480}, {503, 480}} {
-		night := queue("night", 10*time.Millisecond)
-		night.Overflow = sb.Overflow{Kind: sb.OverflowURI, URI: "sip:voicemail@127.0.0.1:5080"}
-		out := &outLeg{media: &port{codec: sb.PCMU}, events: make(chan sb.LegEvent, 4)}
-		d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 1), users: make(chan string, 1)}
-		sw, rec := newSwitch(t, callctl.WithQueues(newQueues(night)), callctl.WithDialer(d, nil))
+		night, sw, rec, out, d := forwardingQueue(t, 10*time.Millisecond)
 		l := call(sw, night, "caller")
 		<-d.routes
 		out.events <- sb.LegEvent{Kind: sb.LegFailed, Code: c.got, Reason: "no"}
@@ -352,11 +357,7 @@ func TestForwardedRefusalReachesTheCaller(t *testing.T) {
 // it forwarded to rings, not before: the caller hears ringback instead of
 // silence until the answer.
 func TestForwardRingsTheCallerWhenTheTargetRings(t *testing.T) {
-	night := queue("night", 0)
-	night.Overflow = sb.Overflow{Kind: sb.OverflowURI, URI: "sip:voicemail@127.0.0.1:5080"}
-	out := &outLeg{media: &port{codec: sb.PCMU}, events: make(chan sb.LegEvent, 4)}
-	d := &dialer{leg: out, routes: make(chan sb.OutboundRoute, 1), users: make(chan string, 1)}
-	sw, rec := newSwitch(t, callctl.WithQueues(newQueues(night)), callctl.WithDialer(d, nil))
+	night, sw, rec, out, d := forwardingQueue(t, 0)
 	l := call(sw, night, "caller")
 	<-d.routes
 	if got := l.did(); len(got) != 0 {

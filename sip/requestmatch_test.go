@@ -6,20 +6,36 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	sb "github.com/switchboard-voice/switchboard"
 )
+
+// rawCall is a call from a raw UA to a new server, dispatched to the
+// test: the UA, the INVITE's Request-URI and Call-ID, and the call.
+type rawCall struct {
+	ts           *testServer
+	ua           *rawUA
+	ruri, callID string
+	in           *sb.InboundCall
+}
+
+func newRawCall(t *testing.T, name string) rawCall {
+	t.Helper()
+	c := rawCall{ts: mustServer(t, nil, Config{}), callID: fmt.Sprintf("%s-%d@test", name, time.Now().UnixNano())}
+	c.ua, c.ruri = mustRawUA(t, c.ts.udp), "sip:2000@"+c.ts.udp
+	if code, _ := c.ua.invite(c.ruri, c.callID); code != 100 {
+		t.Fatalf("INVITE answered %d", code)
+	}
+	c.in = nextCall(t, c.ts)
+	return c
+}
 
 // A BYE in an early dialog, with the tag of our 180, ends the call: the
 // BYE gets 200 and the INVITE its final answer, 487 (RFC 3261 §15.1.2),
 // which a caller otherwise waits for until its transaction times out.
 func TestEarlyByeAnswersTheInvite(t *testing.T) {
-	ts := mustServer(t, nil, Config{})
-	ua := mustRawUA(t, ts.udp)
-	ruri := "sip:2000@" + ts.udp
-	callID := fmt.Sprintf("early-bye-%d@test", time.Now().UnixNano())
-	if code, _ := ua.invite(ruri, callID); code != 100 {
-		t.Fatalf("INVITE answered %d", code)
-	}
-	in := nextCall(t, ts)
+	c := newRawCall(t, "early-bye")
+	ua, ruri, callID, in := c.ua, c.ruri, c.callID, c.in
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := in.Leg.Ring(ctx); err != nil {
@@ -65,14 +81,8 @@ func TestEarlyByeAnswersTheInvite(t *testing.T) {
 // merged, a loop) is refused with 482, not taken as a second call (RFC
 // 3261 §8.2.2.2).
 func TestMergedInviteRefused(t *testing.T) {
-	ts := mustServer(t, nil, Config{})
-	ua := mustRawUA(t, ts.udp)
-	ruri := "sip:2000@" + ts.udp
-	callID := fmt.Sprintf("merged-%d@test", time.Now().UnixNano())
-	if code, _ := ua.invite(ruri, callID); code != 100 {
-		t.Fatalf("INVITE answered %d", code)
-	}
-	in := nextCall(t, ts)
+	c := newRawCall(t, "merged")
+	ts, ua, ruri, callID, in := c.ts, c.ua, c.ruri, c.callID, c.in
 	ua.n-- // the same From tag again; the branch is new
 	code, _ := ua.invite(ruri, callID)
 	for code == 100 { // sipgo's own 100 Trying, on a slow machine

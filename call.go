@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -315,6 +316,36 @@ type CallRecorder interface {
 	// AddCallTrace stores a call's SIP messages and quality samples,
 	// redacted by its tenant's trace policy.
 	AddCallTrace(ctx context.Context, t *CallTrace) error
+	// WriteCallStep writes what a call's record gained at one moment
+	// (answered, ended) together, where the recorder can: its events,
+	// its trace and its state, the state last.
+	WriteCallStep(ctx context.Context, s *CallStep) error
+}
+
+// CallStep is what a call's record gained at one moment: the events on
+// its timeline since the last step, its trace (when it ends), and its
+// state. Each part may be missing.
+type CallStep struct {
+	Call   *Call
+	Events []*CallEvent
+	Trace  *CallTrace
+}
+
+// WriteApart writes s through rec's writes of one part each, every part
+// whatever the others' answers, the state last: whoever finds the record
+// in its new state can read what came with it.
+func (s *CallStep) WriteApart(ctx context.Context, rec CallRecorder) error {
+	var errs []error
+	if len(s.Events) > 0 {
+		errs = append(errs, rec.AddCallEvents(ctx, s.Events...))
+	}
+	if s.Trace != nil {
+		errs = append(errs, rec.AddCallTrace(ctx, s.Trace))
+	}
+	if s.Call != nil {
+		errs = append(errs, rec.UpdateCall(ctx, s.Call))
+	}
+	return errors.Join(errs...)
 }
 
 // CallReferencer attaches a call's reference in another system and

@@ -17,6 +17,9 @@ type ends chan sb.CallStatus
 func (e ends) CreateCall(context.Context, *sb.Call) error            { return nil }
 func (e ends) AddCallEvents(context.Context, ...*sb.CallEvent) error { return nil }
 func (e ends) AddCallTrace(context.Context, *sb.CallTrace) error     { return nil }
+func (e ends) WriteCallStep(ctx context.Context, s *sb.CallStep) error {
+	return s.WriteApart(ctx, e)
+}
 func (e ends) UpdateCall(_ context.Context, c *sb.Call) error {
 	if c.EndedAt != nil {
 		e <- c.Status

@@ -283,8 +283,7 @@ func (r *callRun) outAnswered(ctx context.Context) phase {
 		r.event(sb.EventAnswered, map[string]any{"forwarded_to": r.dialURI, "codec": r.c.Codec})
 		r.bridgeOut(ctx, bridgedForwarded)
 	}
-	r.update(ctx)
-	r.flush(ctx)
+	r.write(ctx, false)
 	return r.talkingOut
 }
 

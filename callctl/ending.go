@@ -144,9 +144,7 @@ func (r *callRun) finish(ctx context.Context, by sb.Party) {
 			r.log.Warn("closing leg", "err", err)
 		}
 	}
-	r.flush(ctx)
-	r.storeTrace(ctx)
-	r.update(ctx)
+	r.write(ctx, true)
 	r.countMedia()
 	if r.s.observer != nil && r.hop == nil {
 		r.s.observer.CallEnded(r.c)
@@ -202,20 +200,17 @@ func (r *callRun) sample() {
 	r.countMedia()
 }
 
-// storeTrace writes the call's SIP messages and quality samples.
-func (r *callRun) storeTrace(ctx context.Context) {
-	if r.hop != nil {
-		return // the hop between instances is not the call's signalling
-	}
+// trace is the call's SIP messages and quality samples, nil if it has
+// none.
+func (r *callRun) trace() *sb.CallTrace {
 	var sip []sb.SIPMessage
 	if r.leg != nil {
 		sip = r.leg.SIPTrace()
 	}
-	ctx, cancel := dbContext(ctx)
-	defer cancel()
-	if err := r.s.rec.AddCallTrace(ctx, &sb.CallTrace{TenantID: r.c.TenantID, CallID: r.c.ID, SIP: sip, Quality: r.samples}); err != nil {
-		r.log.Error("writing call trace", "err", err)
+	if len(sip) == 0 && len(r.samples) == 0 {
+		return nil
 	}
+	return &sb.CallTrace{TenantID: r.c.TenantID, CallID: r.c.ID, SIP: sip, Quality: r.samples}
 }
 
 func (r *callRun) event(t sb.EventType, detail map[string]any) {
@@ -253,6 +248,29 @@ func (r *callRun) update(ctx context.Context) {
 	if err := r.s.rec.UpdateCall(ctx, r.c); err != nil {
 		r.log.Error("updating call record", "err", err)
 	}
+}
+
+// write writes what the call's record gained since its last write, as
+// one step: the events on its timeline, its trace when it ended (traced),
+// and its state. The hop between instances writes its events only: its
+// record and signalling are the other instance's.
+func (r *callRun) write(ctx context.Context, traced bool) {
+	step := &sb.CallStep{Events: r.events}
+	if r.hop == nil {
+		step.Call = r.c
+		if traced {
+			step.Trace = r.trace()
+		}
+	}
+	if step.Call == nil && len(step.Events) == 0 {
+		return
+	}
+	ctx, cancel := dbContext(ctx)
+	defer cancel()
+	if err := r.s.rec.WriteCallStep(ctx, step); err != nil {
+		r.log.Error("writing call record", "err", err, "events", len(r.events), "traced", step.Trace != nil)
+	}
+	r.events = r.events[:0]
 }
 
 func (r *callRun) flush(ctx context.Context) {

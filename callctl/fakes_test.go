@@ -222,6 +222,9 @@ func newRecorder() *recorder {
 }
 
 func (r *recorder) CreateCall(ctx context.Context, c *sb.Call) error { return r.UpdateCall(ctx, c) }
+func (r *recorder) WriteCallStep(ctx context.Context, s *sb.CallStep) error {
+	return s.WriteApart(ctx, r)
+}
 func (r *recorder) UpdateCall(_ context.Context, c *sb.Call) error {
 	r.mu.Lock()
 	r.calls[c.ID] = *c

@@ -200,8 +200,7 @@ func (r *callRun) placing(ctx context.Context) phase {
 				r.record(ctx)
 				r.showRecording()
 			}
-			r.update(ctx)
-			r.flush(ctx)
+			r.write(ctx, false)
 			return r.talking
 		case sb.LegFailed:
 			r.unbridge()

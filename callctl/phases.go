@@ -93,6 +93,10 @@ func (r *callRun) queued(ctx context.Context) phase {
 		rt.deadline = r.s.now().Add(rt.queue.MaxWait)
 	}
 	r.ringCaller(ctx)
+	// A caller may wait long in line: their timeline so far can be read
+	// meanwhile. (An offer or a forward is answered, missed or ended
+	// within its ring time, and written then.)
+	r.flush(ctx)
 	timer := time.NewTimer(rt.deadline.Sub(r.s.now()))
 	defer timer.Stop()
 	w := watch{timer: timer.C, assigned: r.waiter.assigned}
@@ -230,7 +234,6 @@ func (r *callRun) ringCaller(ctx context.Context) {
 	}
 	r.event(sb.EventRinging, nil)
 	r.c.PostDialDelayMS = r.s.now().Sub(r.c.CreatedAt).Milliseconds()
-	r.flush(ctx)
 }
 
 // ringing waits for the operator offered the call to take it. A decline,
@@ -294,8 +297,7 @@ func (r *callRun) answer(ctx context.Context) phase {
 			// The hold was the first operator's; the next one talks.
 			r.hold(ctx, false)
 		}
-		r.update(ctx)
-		r.flush(ctx)
+		r.write(ctx, false)
 		return r.talking
 	}
 	if !r.answerCaller(ctx) {
@@ -310,8 +312,7 @@ func (r *callRun) answer(ctx context.Context) phase {
 	// The answer goes on the timeline before the recording it starts.
 	r.event(sb.EventAnswered, detail)
 	r.bridgeOperator(ctx, a)
-	r.update(ctx)
-	r.flush(ctx)
+	r.write(ctx, false)
 	return r.talking
 }
 

@@ -325,11 +325,13 @@ func (s *Switch) RecordRefused(in *sb.RefusedCall) {
 		r.event(sb.EventRejected, map[string]any{"sip_code": in.Code, "reason": in.Reason})
 	}
 	r.event(sb.EventEnded, map[string]any{"status": c.Status, "hangup_by": c.HangupBy, "reason": c.Reason})
-	r.flush(ctx)
-	if err := s.rec.AddCallTrace(ctx, &sb.CallTrace{TenantID: c.TenantID, CallID: c.ID, SIP: in.Trace}); err != nil {
-		r.log.Error("writing a refused call's trace", "err", err)
+	step := &sb.CallStep{Call: c, Events: r.events}
+	if len(in.Trace) > 0 {
+		step.Trace = &sb.CallTrace{TenantID: c.TenantID, CallID: c.ID, SIP: in.Trace}
 	}
-	r.update(ctx)
+	if err := s.rec.WriteCallStep(ctx, step); err != nil {
+		r.log.Error("writing a refused call's record", "err", err)
+	}
 	r.log.Info("call refused", "sip_code", in.Code, "reason", in.Reason, "stage", in.Stage)
 	if s.observer != nil {
 		s.observer.CallEnded(c)

@@ -2,6 +2,7 @@ package callctl_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -669,5 +670,80 @@ func TestForwardedLegSessionExpired(t *testing.T) {
 	}
 	if !slices.Contains(rec.eventsOf(c.ID), sb.EventSessionExpired) {
 		t.Errorf("events %v", rec.eventsOf(c.ID))
+	}
+}
+
+// writeCounter counts the writes each call's record takes: a database's
+// round trips and transactions.
+type writeCounter struct {
+	sb.CallRecorder
+	mu     sync.Mutex
+	writes map[sb.ID]int
+}
+
+func (w *writeCounter) add(id sb.ID) {
+	w.mu.Lock()
+	w.writes[id]++
+	w.mu.Unlock()
+}
+
+func (w *writeCounter) CreateCall(ctx context.Context, c *sb.Call) error {
+	w.add(c.ID)
+	return w.CallRecorder.CreateCall(ctx, c)
+}
+
+func (w *writeCounter) UpdateCall(ctx context.Context, c *sb.Call) error {
+	w.add(c.ID)
+	return w.CallRecorder.UpdateCall(ctx, c)
+}
+
+func (w *writeCounter) AddCallEvents(ctx context.Context, events ...*sb.CallEvent) error {
+	w.add(events[0].CallID)
+	return w.CallRecorder.AddCallEvents(ctx, events...)
+}
+
+func (w *writeCounter) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
+	w.add(t.CallID)
+	return w.CallRecorder.AddCallTrace(ctx, t)
+}
+
+func (w *writeCounter) WriteCallStep(ctx context.Context, s *sb.CallStep) error {
+	switch {
+	case s.Call != nil:
+		w.add(s.Call.ID)
+	case s.Trace != nil:
+		w.add(s.Trace.CallID)
+	default:
+		w.add(s.Events[0].CallID)
+	}
+	return w.CallRecorder.WriteCallStep(ctx, s)
+}
+
+// A call's record is written once at each of its moments, each write
+// with what came with it: created, answered (state and timeline), ended
+// (timeline, trace, state). Each write is a transaction of the database's,
+// which under load costs more than what it writes.
+func TestCallRecordWrittenOncePerMoment(t *testing.T) {
+	rec := newRecorder()
+	counter := &writeCounter{CallRecorder: rec, writes: map[sb.ID]int{}}
+	sw := callctl.NewSwitch(counter, callctl.WithRingTimeout(2*time.Second))
+	t.Cleanup(func() { sw.Close() })
+	l := newLeg(sb.PCMU)
+	op, callID := connectedCall(t, sw, l)
+	if err := sw.Hangup(op.id, callID); err != nil {
+		t.Fatal(err)
+	}
+	c := rec.waitEnded(t)
+	counter.mu.Lock()
+	n := counter.writes[c.ID]
+	counter.mu.Unlock()
+	if n != 3 {
+		t.Errorf("the call's record took %d writes, want 3: created, answered, ended", n)
+	}
+	rec.mu.Lock()
+	stored := rec.storedAtEnd[c.ID]
+	rec.mu.Unlock()
+	if want := rec.eventsOf(c.ID); !slices.Equal(stored.events, want) {
+		t.Errorf("when the final record was written: events %v, want all of %v", stored.events, want)
 	}
 }

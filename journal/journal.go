@@ -38,7 +38,7 @@ const maxHeadTimeouts = 3
 
 // entry is one journaled write.
 type entry struct {
-	Op     string          `json:"op"` // create, update, events, trace
+	Op     string          `json:"op"` // create, update, events, trace, step
 	Call   *sb.Call        `json:"call,omitempty"`
 	Events []*sb.CallEvent `json:"events,omitempty"`
 	Trace  *sb.CallTrace   `json:"trace,omitempty"`
@@ -87,17 +87,20 @@ const maxRetryWait = 8 * time.Second
 
 // calls returns the calls e writes to.
 func (e entry) calls() []sb.ID {
-	switch {
-	case e.Call != nil:
-		return []sb.ID{e.Call.ID}
-	case e.Trace != nil:
-		return []sb.ID{e.Trace.CallID}
-	}
 	var ids []sb.ID
-	for _, ev := range e.Events {
-		if !slices.Contains(ids, ev.CallID) {
-			ids = append(ids, ev.CallID)
+	add := func(id sb.ID) {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
+	}
+	if e.Call != nil {
+		add(e.Call.ID)
+	}
+	if e.Trace != nil {
+		add(e.Trace.CallID)
+	}
+	for _, ev := range e.Events {
+		add(ev.CallID)
 	}
 	return ids
 }
@@ -171,6 +174,15 @@ func (r *Recorder) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 	return r.write(ctx, entry{Op: "trace", Trace: t})
 }
 
+// WriteCallStep keeps the step as one entry: written together, or
+// journaled together.
+func (r *Recorder) WriteCallStep(ctx context.Context, s *sb.CallStep) error {
+	if s.Call == nil && s.Trace == nil && len(s.Events) == 0 {
+		return nil
+	}
+	return r.write(ctx, entry{Op: "step", Call: s.Call, Events: s.Events, Trace: s.Trace})
+}
+
 func (r *Recorder) write(ctx context.Context, e entry) error {
 	r.mu.RLock()
 	direct := !r.down && !r.holds(e.calls())
@@ -234,6 +246,8 @@ func (r *Recorder) apply(ctx context.Context, e entry) error {
 		err = r.db.AddCallEvents(ctx, e.Events...)
 	case "trace":
 		err = r.db.AddCallTrace(ctx, e.Trace)
+	case "step":
+		err = r.db.WriteCallStep(ctx, &sb.CallStep{Call: e.Call, Events: e.Events, Trace: e.Trace})
 	default:
 		err = fmt.Errorf("journal: unknown entry %q", e.Op)
 	}

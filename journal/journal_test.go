@@ -86,6 +86,10 @@ func (d *db) AddCallEvents(ctx context.Context, events ...*sb.CallEvent) error {
 	})
 }
 
+func (d *db) WriteCallStep(ctx context.Context, s *sb.CallStep) error {
+	return s.WriteApart(ctx, d)
+}
+
 func (d *db) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 	return d.take(ctx, t.CallID, func() error { d.traces[t.CallID] = len(t.SIP); return nil })
 }
@@ -584,5 +588,38 @@ func TestWholeLastEntryWithoutItsNewlineIsKept(t *testing.T) {
 		if d.calls[c.ID].ID != c.ID {
 			t.Errorf("call %s lost", c.ID)
 		}
+	}
+}
+
+// A call's step (its events, trace and state together) is one entry while
+// the database is down, and its drain writes every part.
+func TestJournalKeepsAStepWhole(t *testing.T) {
+	ctx := context.Background()
+	d := newDB()
+	r, err := Open(filepath.Join(t.TempDir(), "journal"), d, unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &sb.Call{ID: sb.NewID(), Status: sb.CallAnswered}
+	if err := r.CreateCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.down = true
+	d.mu.Unlock()
+	c.Status = sb.CallCompleted
+	step := &sb.CallStep{Call: c, Events: []*sb.CallEvent{{ID: sb.NewID(), CallID: c.ID, Type: sb.EventEnded}},
+		Trace: &sb.CallTrace{CallID: c.ID, SIP: make([]sb.SIPMessage, 2)}}
+	if err := r.WriteCallStep(ctx, step); err != nil || r.Pending() != 1 {
+		t.Fatalf("a step while down: %v, %d entries pending, want 1", err, r.Pending())
+	}
+	d.mu.Lock()
+	d.down = false
+	d.mu.Unlock()
+	if n, err := r.Drain(ctx); n != 1 || err != nil {
+		t.Fatalf("drain: %d, %v", n, err)
+	}
+	if got := d.calls[c.ID]; got.Status != sb.CallCompleted || len(d.events) != 1 || d.traces[c.ID] != 2 {
+		t.Errorf("after the drain: call %s, %d events, trace of %d messages; want completed, 1, 2", got.Status, len(d.events), d.traces[c.ID])
 	}
 }

@@ -176,6 +176,12 @@ func (s *CallStore) UpdateCall(ctx context.Context, c *sb.Call) error {
 	return updatedCall(tag, err)
 }
 
+// WriteCallStep writes the step's parts one after the other, the state
+// last (CallWriter writes many steps in one transaction).
+func (s *CallStore) WriteCallStep(ctx context.Context, step *sb.CallStep) error {
+	return step.WriteApart(ctx, s)
+}
+
 // updateCallStmt is UpdateCall's statement.
 func updateCallStmt(c *sb.Call) (string, []any) {
 	args := make([]any, 0, 2+mutableArgCount+1)
@@ -323,7 +329,9 @@ func (s *CallStore) FindCalls(ctx context.Context, f sb.CallFilter) ([]*sb.Call,
 		add("labels @> ARRAY[?::text]", f.Label)
 	}
 	if f.InProgress {
-		conds = append(conds, "status IN ('ringing', 'answered')")
+		// A call not ended is ringing or answered: the first condition
+		// is the index of live calls'.
+		conds = append(conds, "ended_at IS NULL AND status IN ('ringing', 'answered')")
 	}
 	if f.After != nil {
 		add("(created_at, id) < (SELECT created_at, id FROM calls WHERE tenant_id = $1 AND id = ?)", *f.After)

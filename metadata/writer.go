@@ -50,7 +50,7 @@ type writeOp struct {
 	// write is the step alone, in its own round trips.
 	write func(context.Context) error
 	// What the step writes, so that a batch can put many steps in few
-	// round trips: at most one is set.
+	// round trips: a create alone, or any of the others (a CallStep).
 	create, update *sb.Call
 	events         []*sb.CallEvent
 	trace          *sb.CallTrace
@@ -118,6 +118,19 @@ func (w *CallWriter) AddCallTrace(ctx context.Context, t *sb.CallTrace) error {
 		return nil
 	}
 	return w.do(ctx, &writeOp{trace: t, write: func(ctx context.Context) error { return w.store.AddCallTrace(ctx, t) }})
+}
+
+// WriteCallStep writes the step's parts in one transaction, with other
+// calls' steps.
+func (w *CallWriter) WriteCallStep(ctx context.Context, s *sb.CallStep) error {
+	op := &writeOp{update: s.Call, events: s.Events, trace: s.Trace, write: func(ctx context.Context) error { return w.store.WriteCallStep(ctx, s) }}
+	if op.trace != nil && len(op.trace.SIP) == 0 && len(op.trace.Quality) == 0 {
+		op.trace = nil
+	}
+	if op.update == nil && op.trace == nil && len(op.events) == 0 {
+		return nil
+	}
+	return w.do(ctx, op)
 }
 
 // Backlog is how many steps wait for the database: handed to the writer
@@ -197,7 +210,7 @@ func (w *CallWriter) work(since *atomic.Int64) {
 func (w *CallWriter) write(batch []*writeOp, since *atomic.Int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
 	defer cancel()
-	if len(batch) == 1 {
+	if len(batch) == 1 && batch[0].parts() <= 1 {
 		err := batch[0].write(ctx)
 		if err == nil {
 			w.commits.Add(1)
@@ -236,6 +249,18 @@ func (w *CallWriter) write(batch []*writeOp, since *atomic.Int64) {
 	}
 }
 
+// parts is how many of the writes a batch can hold together the step
+// has: a CallStep's parts are written in one transaction even alone.
+func (op *writeOp) parts() int {
+	n := 0
+	for _, set := range []bool{op.create != nil, op.update != nil, len(op.events) > 0, op.trace != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
+}
+
 // oldestOf is when the oldest of steps a call waits for was handed
 // over; 0 when none is (replays only).
 func oldestOf(steps []*writeOp) int64 {
@@ -261,35 +286,37 @@ func (w *CallWriter) together(ctx context.Context, tx pgx.Tx, batch []*writeOp) 
 	var queued []*writeOp
 	var events [][]any
 	for _, op := range batch {
-		switch {
-		case op.create != nil:
+		if op.create != nil {
 			sql, args := s.createCallStmt(s.prepareCall(op.create))
 			b.Queue(sql, args...)
-		case op.update != nil:
+		}
+		if op.update != nil {
 			sql, args := updateCallStmt(op.update)
 			b.Queue(sql, args...)
-		case op.trace != nil:
-			b.Queue(tracePolicySQL, op.trace.TenantID, op.trace.CallID)
-		case op.events != nil:
-			events = s.eventRows(events, op.events)
-			continue
-		default:
-			continue
 		}
-		queued = append(queued, op)
+		if op.trace != nil {
+			b.Queue(tracePolicySQL, op.trace.TenantID, op.trace.CallID)
+		}
+		if op.events != nil {
+			events = s.eventRows(events, op.events)
+		}
+		if op.create != nil || op.update != nil || op.trace != nil {
+			queued = append(queued, op)
+		}
 	}
 	var sip, quality [][]any
 	if b.Len() > 0 {
 		br := tx.SendBatch(ctx, b)
 		for _, op := range queued {
 			var err error
-			switch {
-			case op.create != nil:
+			if op.create != nil {
 				_, err = br.Exec()
 				err = mapError(err, "call")
-			case op.update != nil:
+			}
+			if op.update != nil && err == nil {
 				err = updatedCall(br.Exec())
-			case op.trace != nil:
+			}
+			if op.trace != nil && err == nil {
 				var p sb.TracePolicy
 				var stored bool
 				if err = br.QueryRow().Scan(&p.DropBodies, &p.MaskNumbers, &stored); err != nil {

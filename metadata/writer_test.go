@@ -189,7 +189,9 @@ func BenchmarkCallRecords(b *testing.B) {
 		"To: <sip:2000@192.0.2.2>;tag=2\r\nCall-ID: 1-4242@192.0.2.1\r\nCSeq: 1 INVITE\r\nContact: <sip:192.0.2.2:5060>\r\n" +
 		"Content-Type: application/sdp\r\nContent-Length: 129\r\n\r\nv=0\r\no=- 1 1 IN IP4 192.0.2.2\r\ns=-\r\nc=IN IP4 192.0.2.2\r\n" +
 		"t=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
-	record := func(rec sb.CallRecorder) error {
+	// record writes one call as the switch does: answered by an operator,
+	// or (forwarded) by a party that is none.
+	record := func(rec sb.CallRecorder, forwarded bool) error {
 		ctx := context.Background()
 		c := &sb.Call{TenantID: tenant.ID, Direction: sb.Inbound, From: "+4930123", To: "2000", Source: "192.0.2.1", SIPCallID: "1-4242@192.0.2.1", Status: sb.CallRinging}
 		event := func(t sb.EventType, detail map[string]any) *sb.CallEvent {
@@ -198,36 +200,33 @@ func BenchmarkCallRecords(b *testing.B) {
 		if err := rec.CreateCall(ctx, c); err != nil {
 			return err
 		}
-		if err := rec.AddCallEvents(ctx, event(sb.EventReceived, nil), event(sb.EventTrying, nil),
-			event(sb.EventOffered, map[string]any{"operator_id": operator.String()}), event(sb.EventRinging, nil),
-			event(sb.EventAnswered, map[string]any{"operator_id": operator.String()})); err != nil {
-			return err
-		}
+		// Answered: its state and timeline so far in one step.
 		now := time.Now()
-		c.Status, c.OperatorID, c.AnsweredAt, c.Codec = sb.CallAnswered, &operator, &now, "PCMU"
-		if err := rec.UpdateCall(ctx, c); err != nil {
+		c.Status, c.AnsweredAt, c.Codec = sb.CallAnswered, &now, "PCMU"
+		if !forwarded {
+			c.OperatorID = &operator
+		}
+		if err := rec.WriteCallStep(ctx, &sb.CallStep{Call: c, Events: []*sb.CallEvent{event(sb.EventReceived, nil), event(sb.EventTrying, nil),
+			event(sb.EventOffered, map[string]any{"operator_id": operator.String()}), event(sb.EventRinging, nil),
+			event(sb.EventAnswered, map[string]any{"operator_id": operator.String()})}}); err != nil {
 			return err
 		}
+		// Ended: the rest of its timeline, its trace, its final state.
 		c.Status, c.EndedAt, c.HangupBy, c.DurationMS = sb.CallCompleted, &now, sb.PartyCaller, 1000
 		c.FromCaller, c.ToCaller = sb.MediaStats{Packets: 50, Bytes: 8000, MOS: 4.4}, sb.MediaStats{Packets: 50, Bytes: 8000, MOS: 4.4}
-		if err := rec.UpdateCall(ctx, c); err != nil {
-			return err
-		}
-		if err := rec.AddCallEvents(ctx, event(sb.EventWebRTC, map[string]any{"webrtc": "connected"}), event(sb.EventHungUp, nil), event(sb.EventEnded, nil)); err != nil {
-			return err
-		}
 		t := &sb.CallTrace{TenantID: tenant.ID, CallID: c.ID, Quality: []sb.QualitySample{
 			{At: now, Leg: "trunk", Source: "switchboard", Packets: 50}, {At: now, Leg: "browser", Source: "switchboard", Packets: 50}}}
 		for range 6 {
 			t.SIP = append(t.SIP, sb.SIPMessage{At: now, Inbound: true, Transport: "udp", Src: at, Dst: at, Message: sipMessage})
 		}
-		return rec.AddCallTrace(ctx, t)
+		return rec.WriteCallStep(ctx, &sb.CallStep{Call: c, Trace: t,
+			Events: []*sb.CallEvent{event(sb.EventWebRTC, map[string]any{"webrtc": "connected"}), event(sb.EventHungUp, nil), event(sb.EventEnded, nil)}})
 	}
 	// A table of some size, its statistics known, as a deployment's is:
 	// on a nearly empty one the planner may update a call through any index
 	// that starts with its tenant.
 	for range 2000 {
-		if err := record(store); err != nil {
+		if err := record(store, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -238,10 +237,12 @@ func BenchmarkCallRecords(b *testing.B) {
 	// CPUs), or calls begun at a rate, as a service sees them: at a few
 	// hundred a second most of a call's steps find the writer idle.
 	for _, c := range []struct {
-		name string
-		rec  sb.CallRecorder
-		rate int // calls begun a second; 0: as many as can be
-	}{{"direct", store, 0}, {"writer", writer, 0}, {"direct-300cps", store, 300}, {"writer-300cps", writer, 300}} {
+		name      string
+		rec       sb.CallRecorder
+		rate      int // calls begun a second; 0: as many as can be
+		forwarded bool
+	}{{"direct", store, 0, false}, {"writer", writer, 0, false}, {"direct-300cps", store, 300, false}, {"writer-300cps", writer, 300, false},
+		{"writer-300cps-forwarded", writer, 300, true}} {
 		b.Run(c.name, func(b *testing.B) {
 			if _, err := db.pool.Exec(ctx, "SELECT pg_stat_statements_reset()"); err != nil {
 				b.Fatal(err)
@@ -255,7 +256,7 @@ func BenchmarkCallRecords(b *testing.B) {
 				b.SetParallelism(32)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						if err := record(c.rec); err != nil {
+						if err := record(c.rec, c.forwarded); err != nil {
 							b.Error(err)
 							return
 						}
@@ -269,7 +270,7 @@ func BenchmarkCallRecords(b *testing.B) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						if err := record(c.rec); err != nil {
+						if err := record(c.rec, c.forwarded); err != nil {
 							b.Error(err)
 						}
 					}()
@@ -417,5 +418,63 @@ func TestCallWriterBehind(t *testing.T) {
 	}
 	if d := w.Behind(); d != 0 {
 		t.Errorf("behind %v once the writes went through, want 0", d)
+	}
+}
+
+// A call's step (answered, ended) is one transaction however many parts
+// it has, even when no other call's step shares it; its parts are stored once
+// when it is written again (a journal replaying it); and a step of a call
+// that does not exist stores none of its parts.
+func TestCallWriterWritesAStepInOneTransaction(t *testing.T) {
+	db := mustOpen(t)
+	ctx := mustCtx(t)
+	tenant := mustTenant(t, db, "Acme")
+	store := NewCallStore(db)
+	w := NewCallWriter(store, 1)
+	defer w.Close()
+	at := netip.MustParseAddrPort("192.0.2.1:5060")
+	stepOf := func(c *sb.Call) *sb.CallStep {
+		now := time.Now()
+		c.Status, c.EndedAt, c.HangupBy = sb.CallCompleted, &now, sb.PartyCaller
+		return &sb.CallStep{Call: c,
+			Events: []*sb.CallEvent{{CallID: c.ID, TenantID: tenant.ID, Type: sb.EventHungUp}, {CallID: c.ID, TenantID: tenant.ID, Type: sb.EventEnded}},
+			Trace: &sb.CallTrace{TenantID: tenant.ID, CallID: c.ID,
+				SIP:     []sb.SIPMessage{{Inbound: true, Transport: "udp", Src: at, Dst: at, Message: "BYE sip:x SIP/2.0\r\n\r\n"}},
+				Quality: []sb.QualitySample{{Leg: "trunk", Source: "switchboard", Packets: 50}}}}
+	}
+	c := &sb.Call{TenantID: tenant.ID, Direction: sb.Inbound, To: "2000", Status: sb.CallAnswered}
+	if err := w.CreateCall(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	step := stepOf(c)
+	commits := w.commits.Load()
+	if err := w.WriteCallStep(ctx, step); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.commits.Load() - commits; n != 1 {
+		t.Errorf("a step alone took %d transactions, want 1", n)
+	}
+	if err := w.WriteCallStep(sb.Replaying(ctx), step); err != nil {
+		t.Errorf("the step written again: %v", err)
+	}
+	var status string
+	var events, msgs, samples int
+	if err := db.pool.QueryRow(ctx, `SELECT status,
+		(SELECT count(*) FROM call_events e WHERE e.call_id = $1),
+		(SELECT count(*) FROM call_sip_messages m WHERE m.call_id = $1),
+		(SELECT count(*) FROM call_quality_samples q WHERE q.call_id = $1)
+		FROM calls WHERE id = $1`, c.ID).Scan(&status, &events, &msgs, &samples); err != nil {
+		t.Fatal(err)
+	}
+	if status != string(sb.CallCompleted) || events != 2 || msgs != 1 || samples != 1 {
+		t.Errorf("stored: %s, %d events, %d SIP messages, %d quality samples; want completed, 2, 1, 1", status, events, msgs, samples)
+	}
+
+	missing := stepOf(&sb.Call{ID: sb.NewID(), TenantID: tenant.ID, Direction: sb.Inbound, To: "2000"})
+	if err := w.WriteCallStep(ctx, missing); sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Errorf("a step of no call: %v, want ENOTFOUND", err)
+	}
+	if e, s, q := rowsOf(t, db, missing.Call.ID); e+s+q != 0 {
+		t.Errorf("a step of no call stored %d events, %d SIP messages, %d quality samples", e, s, q)
 	}
 }

@@ -396,6 +396,10 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 			s.respond(tx, badExtension(req, tags))
 			return
 		}
+		if res := encodedBody(req); res != nil {
+			s.respond(tx, res)
+			return
+		}
 		h(req, tx)
 	}
 }
@@ -440,8 +444,11 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	// What a request to us may carry (RFC 3261 §11.2).
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	res.AppendHeader(sip.NewHeader("Accept-Encoding", "identity"))
+	res.AppendHeader(sip.NewHeader("Supported", supportedHeader()))
 	s.respond(tx, res)
 }
 

@@ -500,6 +500,10 @@ func TestOptionsAndUnknownMethods(t *testing.T) {
 		if !strings.HasPrefix(res, c.want) || (i < 2 && !strings.Contains(res, "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")) || (i == 2 && !strings.Contains(res, "Retry-After: 60")) {
 			t.Errorf("%s answered:\n%s", c.method, res)
 		}
+		// What a request may carry (RFC 3261 §11.2).
+		if i == 0 && (!strings.Contains(res, "\r\nSupported: timer\r\n") || !strings.Contains(res, "\r\nAccept-Encoding: identity\r\n")) {
+			t.Errorf("OPTIONS answered without Supported: timer and Accept-Encoding: identity:\n%s", res)
+		}
 	}
 }
 

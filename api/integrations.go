@@ -97,6 +97,13 @@ func (s *Server) postCall(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	// A number written wrongly is refused before anything is audited: the
+	// refusal quotes it, and the audit log, which no erasure reaches,
+	// holds no number.
+	if _, _, err := sb.DialTarget(in.Number); err != nil {
+		s.error(w, r, err)
+		return
+	}
 	if s.deps.Originator == nil {
 		s.error(w, r, sb.Errorf(sb.EUNAVAILABLE, "calls cannot be placed here"))
 		return

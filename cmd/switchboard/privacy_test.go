@@ -315,3 +315,23 @@ func TestDatabaseDumpHoldsNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// The audit log is never pruned and no erasure reaches it, so no entry may
+// carry a number: a click-to-call whose number is written wrongly is
+// refused before anything is audited (the refusal quoted the number, and
+// went into the entry of the failed action).
+func TestRefusedClickToCallAuditsNoNumber(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	crm := &person{t: t, m: m, key: f.APIKey}
+	for _, number := range []string{"tel:+4930123456", "+49 30 123456 x"} {
+		if code, body := crm.do("POST", "/v1/calls", `{"operator_id":"`+f.Operators[0].ID.String()+`","number":"`+number+`"}`, nil); code != 400 {
+			t.Errorf("click-to-call to %q: %d %s, want 400", number, code, body)
+		}
+	}
+	for _, e := range auditOf(t, m, f.Tenant.ID, "call.originate") {
+		if strings.Contains(e.Reason+e.Detail, "123456") {
+			t.Errorf("an audit entry holds the number: %+v", e)
+		}
+	}
+}

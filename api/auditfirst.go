@@ -17,8 +17,10 @@ func (s *Server) auditFirst(r *http.Request, a *sb.Actor, action, resourceType s
 	if err == nil {
 		return nil
 	}
+	// The reason is what the caller is told, never the internal detail
+	// (the log has that): admins read the entry through the API.
 	e := actorEntry(a, action, resourceType, id)
-	e.Outcome, e.Reason = "failed", truncate(err.Error(), 200)
+	e.Outcome, e.Reason = "failed", truncate(sb.ErrorMessage(err), 200)
 	if aerr := s.audit(r, e); aerr != nil {
 		s.log.Error("auditing a failed action", "action", action, "err", aerr)
 	}

@@ -221,3 +221,57 @@ func TestPauseNamesWhoAsked(t *testing.T) {
 		t.Errorf("pause: %d, steps %q", res.StatusCode, got)
 	}
 }
+
+// failingEnder fails every action with an internal error.
+type failingEnder struct{ err error }
+
+func (f failingEnder) EndCall(sb.ID, sb.ID) error                          { return f.err }
+func (f failingEnder) TransferByAPI(sb.ID, sb.ID, sb.TransferTarget) error { return f.err }
+
+// keptEntries keeps the audit entries written.
+type keptEntries struct {
+	mu      sync.Mutex
+	entries []*sb.AuditEntry
+}
+
+func (k *keptEntries) Append(_ context.Context, entries ...*sb.AuditEntry) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.entries = append(k.entries, entries...)
+	return nil
+}
+
+// The entry of an action that failed says what its caller was told, never
+// the internal detail: the tenant's admins read it through the API.
+func TestFailedActionAuditsNoInternalDetail(t *testing.T) {
+	tenant := sb.NewID()
+	call := &sb.Call{ID: sb.NewID(), TenantID: tenant, Status: sb.CallAnswered}
+	kept := &keptEntries{}
+	srv := httptest.NewServer(NewServer(Config{}, Deps{
+		Calls:    &fakeCalls{call: call},
+		APIKeys:  &fakeKeys{key: &sb.APIKey{ID: sb.NewID(), TenantID: tenant, Role: sb.RoleSupervisor}},
+		Sessions: &fakeSessions{m: map[string]*sb.Session{}},
+		Users:    &fakeUsers{},
+		Audit:    kept,
+		Ender:    failingEnder{err: errors.New("callctl: database at 10.20.30.40:5432: connection reset")},
+	}).Handler())
+	defer srv.Close()
+	r, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, srv.URL+"/v1/calls/"+call.ID.String()+"/hangup", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Authorization", "Bearer sbk_good")
+	res, err := srv.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	kept.mu.Lock()
+	defer kept.mu.Unlock()
+	if res.StatusCode != http.StatusInternalServerError || len(kept.entries) != 2 {
+		t.Fatalf("hangup: %d, %d entries", res.StatusCode, len(kept.entries))
+	}
+	if e := kept.entries[1]; e.Outcome != "failed" || e.Reason != "internal error" {
+		t.Errorf("the failure's entry: %q, %q; want failed, internal error", e.Outcome, e.Reason)
+	}
+}

@@ -103,7 +103,7 @@ func (s *Server) exportCalls(w http.ResponseWriter, r *http.Request) {
 			// the download fails rather than looking whole.
 			s.log.Error("exporting calls", "err", err)
 			fail := actorEntry(a, "calls.export", "calls", sb.ID{})
-			fail.ResourceID, fail.Outcome, fail.Reason = "", "failed", truncate(err.Error(), 200)
+			fail.ResourceID, fail.Outcome, fail.Reason = "", "failed", truncate(sb.ErrorMessage(err), 200)
 			if aerr := s.audit(r, fail); aerr != nil {
 				s.log.Error("auditing a failed export", "err", aerr)
 			}

@@ -27,6 +27,10 @@ func wantsCSV(r *http.Request) bool {
 	return false
 }
 
+// callFilters are the query's keys that filter a search of calls
+// (parseCallFilter's).
+var callFilters = []string{"since", "until", "status", "number", "tag", "external_ref", "label", "failed", "operator_id"}
+
 // csvHeader names the export's columns.
 var csvHeader = []string{"call_id", "started_at", "direction", "from", "to", "status", "hangup_by", "answered_at", "ended_at",
 	"talk_seconds", "operator", "trunk", "external_ref", "labels", "tags", "sip_code", "reason", "failure_leg", "failure_stage", "codec"}
@@ -58,9 +62,13 @@ func (s *Server) exportCalls(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	// Only the names of the filters the search applies: any other key of
+	// the query is the client's own text, which could be a number.
 	filters := make([]string, 0, len(q))
 	for k := range q {
-		filters = append(filters, k)
+		if slices.Contains(callFilters, k) {
+			filters = append(filters, k)
+		}
 	}
 	slices.Sort(filters)
 	e := actorEntry(a, "calls.export", "calls", sb.ID{})

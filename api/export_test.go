@@ -1,8 +1,11 @@
 package api
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	sb "github.com/switchboard-voice/switchboard"
 )
 
 // A cell a spreadsheet would run as a formula is defused; others are
@@ -49,5 +52,36 @@ func TestWantsCSV(t *testing.T) {
 		if got := wantsCSV(r); got != tc.want {
 			t.Errorf("wantsCSV(%s, Accept %q) = %v, want %v", tc.url, tc.accept, got, tc.want)
 		}
+	}
+}
+
+// An export is audited with the names of the filters it applied, never
+// with a key of the query that is not one: that is the client's own text,
+// and could be the number searched for.
+func TestExportAuditsOnlyFilterNames(t *testing.T) {
+	tenant := sb.NewID()
+	kept := &keptEntries{}
+	srv := httptest.NewServer(NewServer(Config{}, Deps{
+		Calls:    &fakeCalls{call: &sb.Call{ID: sb.NewID(), TenantID: tenant, Status: sb.CallCompleted}},
+		APIKeys:  &fakeKeys{key: &sb.APIKey{ID: sb.NewID(), TenantID: tenant, Role: sb.RoleSupervisor}},
+		Sessions: &fakeSessions{m: map[string]*sb.Session{}},
+		Users:    &fakeUsers{},
+		Audit:    kept,
+	}).Handler())
+	defer srv.Close()
+	r, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, srv.URL+"/v1/calls?format=csv&label=vip&%2B4930123456=&number:%2B4930123456", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Authorization", "Bearer sbk_good")
+	res, err := srv.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	kept.mu.Lock()
+	defer kept.mu.Unlock()
+	if res.StatusCode != http.StatusOK || len(kept.entries) != 1 || kept.entries[0].Detail != "filters: label" {
+		t.Errorf("export: %d, audited %+v; want one entry naming the label filter only", res.StatusCode, kept.entries)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -273,5 +274,62 @@ func TestFailedActionAuditsNoInternalDetail(t *testing.T) {
 	}
 	if e := kept.entries[1]; e.Outcome != "failed" || e.Reason != "internal error" {
 		t.Errorf("the failure's entry: %q, %q; want failed, internal error", e.Outcome, e.Reason)
+	}
+}
+
+// deskTenants are a service desk and a tenant that lets it in.
+type deskTenants struct{ desk, open sb.ID }
+
+func (d deskTenants) CreateTenant(context.Context, *sb.Tenant) error { return nil }
+func (d deskTenants) FindTenantByID(_ context.Context, id sb.ID) (*sb.Tenant, error) {
+	switch id {
+	case d.desk:
+		return &sb.Tenant{ID: id, ServiceDesk: true}, nil
+	case d.open:
+		return &sb.Tenant{ID: id, Support: sb.SupportPolicy{Access: true}}, nil
+	}
+	return nil, sb.Errorf(sb.ENOTFOUND, "tenant not found")
+}
+
+// A visit's request refused for the rate is not on the visited tenant's
+// audit log: the log cannot be trimmed, and a visitor's requests past
+// their budget read nothing there.
+func TestVisitsOverTheRateAreNotAudited(t *testing.T) {
+	tenants := deskTenants{desk: sb.NewID(), open: sb.NewID()}
+	engineer := &sb.User{ID: sb.NewID(), TenantID: tenants.desk, Email: "engineer@desk.test", Role: sb.RoleSupport}
+	sessions := &fakeSessions{m: map[string]*sb.Session{}}
+	token, _, _ := sessions.CreateSession(context.Background(), engineer, time.Hour)
+	kept := &keptEntries{}
+	now := time.Now()
+	srv := httptest.NewServer(NewServer(Config{Now: func() time.Time { return now }}, Deps{
+		Calls:    &fakeCalls{call: &sb.Call{ID: sb.NewID(), TenantID: tenants.open}},
+		APIKeys:  &fakeKeys{},
+		Sessions: sessions,
+		Users:    &fakeUsers{users: []*sb.User{engineer}},
+		Tenants:  tenants,
+		Audit:    kept,
+	}).Handler())
+	defer srv.Close()
+	limited := 0
+	for range 3 * apiBurst {
+		r, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, srv.URL+"/v1/calls", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set(tenantHeader, tenants.open.String())
+		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: token})
+		res, err := srv.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	kept.mu.Lock()
+	defer kept.mu.Unlock()
+	if limited != 2*apiBurst || len(kept.entries) != apiBurst {
+		t.Errorf("%d requests refused for the rate, %d visits audited; want %d and %d", limited, len(kept.entries), 2*apiBurst, apiBurst)
 	}
 }

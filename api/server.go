@@ -520,14 +520,12 @@ func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, err := s.actor(r)
-		if err == nil {
-			err = s.visit(r, a)
-		}
 		if err != nil {
 			s.error(w, r, err)
 			return
 		}
-		a.IP = s.clientAddr(r)
+		// The budget first: a visit is audited in the visited tenant, and
+		// a request refused for the rate reads nothing there.
 		credential := "user:" + a.UserID.String()
 		if a.APIKeyID != (sb.ID{}) {
 			credential = "key:" + a.APIKeyID.String()
@@ -538,6 +536,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				Message: "too many requests: at most " + strconv.Itoa(apiRate) + " a second, with bursts of " + strconv.Itoa(apiBurst)})
 			return
 		}
+		if err := s.visit(r, a); err != nil {
+			s.error(w, r, err)
+			return
+		}
+		a.IP = s.clientAddr(r)
 		a.UserAgent = truncate(r.UserAgent(), 200)
 		next.ServeHTTP(w, r.WithContext(sb.NewContextWithActor(r.Context(), a)))
 	})

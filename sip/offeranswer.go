@@ -169,6 +169,13 @@ func (s *Server) offerInOK(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
 		return
 	}
+	if !l.answered {
+		// Our offer would be a 2xx to an INVITE the call has not
+		// answered yet.
+		l.mu.Unlock()
+		s.respond(tx, notYetAnswered(req))
+		return
+	}
 	body := l.currentSDP()
 	l.awaitAck = req.CSeq().SeqNo
 	l.mu.Unlock()
@@ -268,12 +275,7 @@ func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction)
 		s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
 		return
 	case !answered:
-		// An UPDATE in the early dialog: the INVITE's offer awaits our
-		// answer, in the 200. RFC 3311 §5.2: 500, with a Retry-After
-		// chosen at random from 0 to 10 seconds.
-		res := rejection(req, sip.StatusInternalServerError, "the INVITE's offer awaits our answer")
-		res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(rand.IntN(11))))
-		s.respond(tx, res)
+		s.respond(tx, notYetAnswered(req))
 		return
 	}
 	o, code, reason := offerOf(req.Body(), l.port)
@@ -285,6 +287,17 @@ func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction)
 	res.AppendHeader(sip.HeaderClone(&l.contact))
 	appendHeaders(res, l.takeTimer(req))
 	s.respond(tx, res)
+}
+
+// notYetAnswered refuses an offer, or a re-INVITE that asks for ours, in
+// the early dialog (or before the 200's ACK): the INVITE's offer awaits
+// our answer, in the 200. RFC 3311 §5.2 (UPDATE) and RFC 3261 §14.2 (a
+// second INVITE before the first has its final response): 500, with a
+// Retry-After chosen at random from 0 to 10 seconds.
+func notYetAnswered(req *sip.Request) *sip.Response {
+	res := rejection(req, sip.StatusInternalServerError, "the INVITE's offer awaits our answer")
+	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(rand.IntN(11))))
+	return res
 }
 
 // outLegOf finds the call we placed that an in-dialog request belongs to.

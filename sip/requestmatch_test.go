@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -100,4 +101,37 @@ func TestMergedInviteRefused(t *testing.T) {
 	if in.SIPCallID != callID {
 		t.Errorf("the call dispatched is %q", in.SIPCallID)
 	}
+}
+
+// A re-INVITE without SDP while the call still rings (the early dialog,
+// with the tag of our 180) is a second INVITE before the first has its
+// final response: RFC 3261 §14.2 wants 500 with a Retry-After of 0 to 10
+// seconds, not a 200 carrying an offer, which would answer the call
+// before call control did. The call rings on.
+func TestEarlyReinviteWithoutSDPGets500(t *testing.T) {
+	c := newRawCall(t, "early-reinvite")
+	ua, ruri, callID, in := c.ua, c.ruri, c.callID, c.in
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := in.Leg.Ring(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ringing := ua.until(t, callID, 180)
+	local := ua.conn.LocalAddr().String()
+	reinvite := "INVITE " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKre%d\r\n", time.Now().UnixNano()) +
+		"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(ua.n) + "\r\nTo: " + ringing["to"] + "\r\n" +
+		"Call-ID: " + callID + "\r\nCSeq: 2 INVITE\r\nContact: <sip:3000@" + local + ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := ua.conn.Write([]byte(reinvite)); err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	var h map[string]string
+	for code < 200 {
+		code, h = ua.next(t, callID)
+	}
+	retry, err := strconv.Atoi(h["retry-after"])
+	if code != 500 || err != nil || retry < 0 || retry > 10 {
+		t.Errorf("an early re-INVITE without SDP was answered %d (Retry-After %q), want 500 with a Retry-After of 0 to 10", code, h["retry-after"])
+	}
+	noEvent(t, in.Leg, 100*time.Millisecond)
 }

@@ -47,6 +47,7 @@ type leg struct {
 	referred  chan int // a REFER's progress, from its NOTIFYs, while one is under way
 	lastSDP   []byte   // our description as last sent (offeranswer.go)
 	awaitAck  uint32   // CSeq of a re-INVITE whose 200 carried our offer: the answer comes in its ACK
+	inviting  int      // re-INVITEs of ours under way: the far end's offers and re-INVITEs get 491
 	timers    legTimer // RFC 4028 (sessiontimer.go)
 }
 
@@ -349,7 +350,24 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 	})
 	l.holding = held
 	l.mu.Unlock()
-	return reinvite(ctx, l.dlg.InviteRequest.Contact().Address, body, l.dlg.Do, l.dlg.WriteRequest, l.port)
+	return reinvite(ctx, l.dlg.InviteRequest.Contact().Address, body, l.doInvite, l.dlg.WriteRequest, l.port)
+}
+
+// doInvite sends an in-dialog request of ours and returns its final
+// response; while a re-INVITE of ours is under way, the far end's offers
+// and re-INVITEs crossing it get 491 (RFC 3261 §14.2, RFC 3311 §5.2).
+func (l *leg) doInvite(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if req.IsInvite() {
+		l.mu.Lock()
+		l.inviting++
+		l.mu.Unlock()
+		defer func() {
+			l.mu.Lock()
+			l.inviting--
+			l.mu.Unlock()
+		}()
+	}
+	return l.dlg.Do(ctx, req)
 }
 
 // reinvite sends an in-dialog INVITE with body, ACKs its 2xx, and follows

@@ -164,7 +164,7 @@ func (l *leg) applyRemote(o *offer) {
 // ACK of this CSeq.
 func (s *Server) offerInOK(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	l.mu.Lock()
-	if l.awaitAck != 0 {
+	if l.awaitAck != 0 || l.inviting > 0 {
 		l.mu.Unlock()
 		s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
 		return
@@ -268,7 +268,7 @@ func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 // with Retry-After before the call is answered.
 func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	l.mu.Lock()
-	pending, answered := l.awaitAck != 0, l.answered
+	pending, answered := l.awaitAck != 0 || l.inviting > 0, l.answered
 	l.mu.Unlock()
 	switch {
 	case pending:

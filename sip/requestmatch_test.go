@@ -135,3 +135,86 @@ func TestEarlyReinviteWithoutSDPGets500(t *testing.T) {
 	}
 	noEvent(t, in.Leg, 100*time.Millisecond)
 }
+
+// answered has the raw UA's call answered and acknowledged, and returns
+// the dialog's To (with our tag) and our Contact.
+func (c rawCall) answered(t *testing.T) (to string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.in.Leg.Answer(ctx) }()
+	ok := c.ua.until(t, c.callID, 200)
+	local := c.ua.conn.LocalAddr().String()
+	ack := "ACK " + c.ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKack%d\r\n", time.Now().UnixNano()) +
+		"From: " + ok["from"] + "\r\nTo: " + ok["to"] + "\r\nCall-ID: " + c.callID + "\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.ua.conn.Write([]byte(ack)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("answer: %v", err)
+	}
+	return ok["to"]
+}
+
+// readRequest returns the next request the raw UA receives with method.
+func (u *rawUA) readRequest(t *testing.T, method string) string {
+	t.Helper()
+	buf := make([]byte, 8192)
+	for {
+		u.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := u.conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no %s: %v", method, err)
+		}
+		if msg := string(buf[:n]); strings.HasPrefix(msg, method+" ") {
+			return msg
+		}
+	}
+}
+
+// An offer from the caller that crosses the re-INVITE we sent to hold
+// them (glare) is refused with 491, whatever it is: a re-INVITE with or
+// without SDP, or an UPDATE with SDP (RFC 3261 §14.2, RFC 3311 §5.2), so
+// that each side tries again later instead of both taking an offer.
+func TestGlareWithOurReinviteGets491(t *testing.T) {
+	for _, c := range []struct {
+		name, method string
+		sdp          bool
+	}{{"re-INVITE with SDP", "INVITE", true}, {"re-INVITE without SDP", "INVITE", false}, {"UPDATE with SDP", "UPDATE", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			rc := newRawCall(t, "glare")
+			to := rc.answered(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			held := make(chan error, 1)
+			go func() { held <- rc.in.Leg.Hold(ctx, true) }()
+			rc.ua.readRequest(t, "INVITE") // ours, left unanswered for now
+			local := rc.ua.conn.LocalAddr().String()
+			body := ""
+			if c.sdp {
+				body = "Content-Type: application/sdp\r\nContent-Length: " + strconv.Itoa(len(sampleOffer)) + "\r\n\r\n" + sampleOffer
+			} else {
+				body = "Content-Length: 0\r\n\r\n"
+			}
+			theirs := c.method + " sip:switchboard@" + rc.ts.udp + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKglare%d\r\n", time.Now().UnixNano()) +
+				"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(rc.ua.n) + "\r\nTo: " + to + "\r\nCall-ID: " + rc.callID + "\r\n" +
+				"CSeq: 2 " + c.method + "\r\nContact: <sip:3000@" + local + ">\r\nMax-Forwards: 70\r\n" + body
+			if _, err := rc.ua.conn.Write([]byte(theirs)); err != nil {
+				t.Fatal(err)
+			}
+			code := 0
+			for code < 200 {
+				var h map[string]string
+				if code, h = rc.ua.next(t, rc.callID); h["cseq"] != "2 "+c.method {
+					code = 0
+				}
+			}
+			if code != 491 {
+				t.Errorf("the caller's %s crossing our re-INVITE was answered %d, want 491", c.name, code)
+			}
+			cancel()
+			<-held
+		})
+	}
+}

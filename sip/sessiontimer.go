@@ -317,7 +317,7 @@ func (l *leg) sendRefresh(ctx context.Context, interval time.Duration) (timerTer
 		return timerTerms{}, errors.New("sip: session refresh: the call is not answered")
 	}
 	return refreshSession(ctx, interval, allows(l.dlg.InviteRequest, sip.UPDATE), l.dlg.InviteRequest.Contact().Address,
-		l.dlg.Do, l.dlg.WriteRequest, l.port, func() []byte {
+		l.doInvite, l.dlg.WriteRequest, l.port, func() []byte {
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			return l.currentSDP()

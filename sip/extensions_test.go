@@ -528,3 +528,31 @@ func TestEarlyUpdateOfferGets500(t *testing.T) {
 	}
 	noEvent(t, in.Leg, 100*time.Millisecond)
 }
+
+// A hold the trunk refuses leaves the call as it was (RFC 3261 §14.1: a
+// failed re-INVITE changes nothing): our next description is sendrecv
+// again, at the version the trunk already has, not the sendonly offer it
+// refused, which a later refresh would otherwise put the caller on hold
+// with while call control carries on talking.
+func TestRefusedHoldLeavesTheCall(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{Refusals: []int{488}})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, v := sdpOrigin(t, answerBody(t, in.Leg))
+	if err := in.Leg.Hold(ctx, true); err == nil {
+		t.Fatal("a hold the trunk refused succeeded")
+	}
+	var offered []byte
+	res, err := call.Reinvite(ctx, nil, func(offer []byte) []byte {
+		offered = offer
+		return call.SDP("sendrecv")
+	})
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE without SDP: %v %v", res, err)
+	}
+	if _, gotV := sdpOrigin(t, offered); gotV != v || !strings.Contains(string(offered), "a=sendrecv") {
+		t.Errorf("after a refused hold our offer has version %s (want %s) and says:\n%s", gotV, v, offered)
+	}
+}

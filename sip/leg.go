@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -345,12 +346,24 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 		l.mu.Unlock()
 		return errors.New("sip: hold: the call is not answered")
 	}
+	wasHolding, lastSDP, version := l.holding, l.lastSDP, l.version
 	body := l.describe(func(v uint64) []byte {
 		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security(), l.ml)
 	})
 	l.holding = held
 	l.mu.Unlock()
-	return reinvite(ctx, l.dlg.InviteRequest.Contact().Address, body, l.doInvite, l.dlg.WriteRequest, l.port)
+	err := reinvite(ctx, l.dlg.InviteRequest.Contact().Address, body, l.doInvite, l.dlg.WriteRequest, l.port)
+	if err != nil {
+		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8):
+		// our next description is the one the far end has, unless
+		// another has been sent since.
+		l.mu.Lock()
+		if bytes.Equal(l.lastSDP, body) {
+			l.holding, l.lastSDP, l.version = wasHolding, lastSDP, version
+		}
+		l.mu.Unlock()
+	}
+	return err
 }
 
 // doInvite sends an in-dialog request of ours and returns its final

@@ -256,7 +256,14 @@ func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	if len(req.Body()) == 0 {
 		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 		res.AppendHeader(sip.HeaderClone(&l.contact))
-		appendHeaders(res, l.takeTimer(req))
+		l.mu.Lock()
+		answering := l.answering
+		l.mu.Unlock()
+		if answering {
+			// In the early dialog there is no session to refresh yet: the
+			// 200 to the INVITE states the timer's terms (RFC 4028 §9).
+			appendHeaders(res, l.takeTimer(req))
+		}
 		s.respond(tx, res)
 		return
 	}

@@ -22,7 +22,13 @@ type rawCall struct {
 
 func newRawCall(t *testing.T, name string) rawCall {
 	t.Helper()
-	c := rawCall{ts: mustServer(t, nil, Config{}), callID: fmt.Sprintf("%s-%d@test", name, time.Now().UnixNano())}
+	return newRawCallWith(t, name, Config{})
+}
+
+// newRawCallWith is newRawCall to a server configured with conf.
+func newRawCallWith(t *testing.T, name string, conf Config) rawCall {
+	t.Helper()
+	c := rawCall{ts: mustServer(t, nil, conf), callID: fmt.Sprintf("%s-%d@test", name, time.Now().UnixNano())}
 	c.ua, c.ruri = mustRawUA(t, c.ts.udp), "sip:2000@"+c.ts.udp
 	if code, _ := c.ua.invite(c.ruri, c.callID); code != 100 {
 		t.Fatalf("INVITE answered %d", code)
@@ -217,4 +223,30 @@ func TestGlareWithOurReinviteGets491(t *testing.T) {
 			<-held
 		})
 	}
+}
+
+// An UPDATE without SDP while the call waits (ringing, queued) answers
+// 200 but starts no session timer: there is no session yet to refresh,
+// and the 200 to the INVITE states the terms (RFC 4028 §9). A timer
+// started then, with the caller not refreshing, ended the waiting call
+// as "session expired" within the interval.
+func TestEarlyUpdateStartsNoSessionTimer(t *testing.T) {
+	rc := newRawCallWith(t, "early-refresh", Config{MinSE: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rc.in.Leg.Ring(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ringing := rc.ua.until(t, rc.callID, 180)
+	local := rc.ua.conn.LocalAddr().String()
+	update := "UPDATE sip:switchboard@" + rc.ts.udp + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKupd%d\r\n", time.Now().UnixNano()) +
+		"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(rc.ua.n) + "\r\nTo: " + ringing["to"] + "\r\nCall-ID: " + rc.callID + "\r\n" +
+		"CSeq: 2 UPDATE\r\nContact: <sip:3000@" + local + ">\r\nSession-Expires: 2\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := rc.ua.conn.Write([]byte(update)); err != nil {
+		t.Fatal(err)
+	}
+	if h := rc.ua.until(t, rc.callID, 200); h["cseq"] != "2 UPDATE" {
+		t.Fatalf("200 to %q", h["cseq"])
+	}
+	noEvent(t, rc.in.Leg, 2500*time.Millisecond)
 }

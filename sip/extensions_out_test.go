@@ -341,3 +341,76 @@ func answeredDialog(t *testing.T, ts *testServer) *carrierDialog {
 	dialAnswered(t, ts, c)
 	return &carrierDialog{c: c, inv: <-invites, cseq: 100}
 }
+
+// placedDialog is a call ts placed to a carrier that answered it at once,
+// its re-INVITEs and UPDATEs answered by refresh: the leg, and the
+// dialog from the carrier's side.
+func placedDialog(t *testing.T, ts *testServer, refresh func(req *sip.Request, tx sip.ServerTransaction, c *carrier)) (sb.OutboundLeg, *carrierDialog) {
+	t.Helper()
+	invites := make(chan *sip.Request, 1)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		invites <- req
+		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
+	})
+	c.refresh = refresh
+	l := dialAnswered(t, ts, c)
+	return l, &carrierDialog{c: c, inv: <-invites, cseq: 100}
+}
+
+// On a call we placed too, the far end's offer or re-INVITE crossing our
+// hold's re-INVITE gets 491 (RFC 3261 §14.2, RFC 3311 §5.2).
+func TestDialGlareWithOurReinviteGets491(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	ours, release := make(chan struct{}, 1), make(chan struct{})
+	l, d := placedDialog(t, ts, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		ours <- struct{}{}
+		<-release
+		tx.Respond(sip.NewResponseFromRequest(req, sip.StatusRequestPending, "Request Pending", nil))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	held := make(chan error, 1)
+	go func() { held <- l.Hold(ctx, true) }()
+	<-ours
+	for _, c := range []struct {
+		method sip.RequestMethod
+		body   []byte
+	}{{sip.INVITE, d.c.sdp()}, {sip.INVITE, nil}, {sip.UPDATE, d.c.sdp()}} {
+		if res := d.request(t, c.method, c.body, d.c.sdp()); res.StatusCode != 491 {
+			t.Errorf("the carrier's %s (SDP %t) crossing our re-INVITE: %d, want 491", c.method, c.body != nil, res.StatusCode)
+		}
+	}
+	close(release)
+	if err := <-held; err == nil {
+		t.Error("a hold answered 491 succeeded")
+	}
+}
+
+// A hold the far end of a call we placed refuses leaves our description
+// as it was: its next re-INVITE without SDP gets our sendrecv offer at the
+// version it has (RFC 3261 §14.1, RFC 3264 §8).
+func TestDialRefusedHoldLeavesTheCall(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	refused := true
+	l, d := placedDialog(t, ts, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		if refused {
+			refused = false
+			tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotAcceptableHere, "Not Acceptable Here", nil))
+			return
+		}
+		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.Hold(ctx, true); err == nil {
+		t.Fatal("a hold the carrier refused succeeded")
+	}
+	res := d.request(t, sip.INVITE, nil, d.c.sdp())
+	offered := res.Body()
+	if res.StatusCode != 200 || !strings.Contains(string(offered), "a=sendrecv") || !strings.Contains(string(offered), "o=switchboard ") {
+		t.Fatalf("after a refused hold the carrier's re-INVITE without SDP got %d with:\n%s", res.StatusCode, offered)
+	}
+	if _, v := sdpOrigin(t, offered); v != "1" {
+		t.Errorf("our offer's o= version is %s, want 1 (unchanged)", v)
+	}
+}

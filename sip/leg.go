@@ -48,7 +48,6 @@ type leg struct {
 	referred  chan int // a REFER's progress, from its NOTIFYs, while one is under way
 	lastSDP   []byte   // our description as last sent (offeranswer.go)
 	awaitAck  uint32   // CSeq of a re-INVITE whose 200 carried our offer: the answer comes in its ACK
-	inviting  int      // re-INVITEs of ours under way: the far end's offers and re-INVITEs get 491
 	timers    legTimer // RFC 4028 (sessiontimer.go)
 }
 
@@ -367,20 +366,9 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 }
 
 // doInvite sends an in-dialog request of ours and returns its final
-// response; while a re-INVITE of ours is under way, the far end's offers
-// and re-INVITEs crossing it get 491 (RFC 3261 §14.2, RFC 3311 §5.2).
+// response (legBase.sending).
 func (l *leg) doInvite(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	if req.IsInvite() {
-		l.mu.Lock()
-		l.inviting++
-		l.mu.Unlock()
-		defer func() {
-			l.mu.Lock()
-			l.inviting--
-			l.mu.Unlock()
-		}()
-	}
-	return l.dlg.Do(ctx, req)
+	return l.sending(ctx, req, l.dlg.Do)
 }
 
 // reinvite sends an in-dialog INVITE with body, ACKs its 2xx, and follows

@@ -1,8 +1,11 @@
 package sip
 
 import (
+	"context"
 	"log/slog"
 	"sync"
+
+	"github.com/emiago/sipgo/sip"
 
 	sb "github.com/switchboard-voice/switchboard"
 )
@@ -15,9 +18,10 @@ type legBase struct {
 	log       *slog.Logger
 	events    chan sb.LegEvent
 
-	mu     sync.Mutex // guards closed and trace, and the leg's own state
-	closed bool
-	trace  []sb.SIPMessage // the whole trace, once closed
+	mu       sync.Mutex // guards closed, trace and inviting, and the leg's own state
+	closed   bool
+	trace    []sb.SIPMessage // the whole trace, once closed
+	inviting int             // re-INVITEs of ours under way: the far end's offers and re-INVITEs get 491
 }
 
 func newLegBase(s *Server, sipCallID string, log *slog.Logger) legBase {
@@ -66,4 +70,22 @@ func (b *legBase) SIPTrace() []sb.SIPMessage {
 		return trace
 	}
 	return b.s.capture.messages(b.sipCallID)
+}
+
+// sending sends an in-dialog request of ours with do and returns its
+// final response; while a re-INVITE of ours is under way, the far end's
+// offers and re-INVITEs crossing it get 491 (RFC 3261 §14.2, RFC 3311
+// §5.2).
+func (b *legBase) sending(ctx context.Context, req *sip.Request, do func(context.Context, *sip.Request) (*sip.Response, error)) (*sip.Response, error) {
+	if req.IsInvite() {
+		b.mu.Lock()
+		b.inviting++
+		b.mu.Unlock()
+		defer func() {
+			b.mu.Lock()
+			b.inviting--
+			b.mu.Unlock()
+		}()
+	}
+	return do(ctx, req)
 }

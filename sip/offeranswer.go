@@ -336,6 +336,13 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		l.s.respond(tx, res)
 		return
 	}
+	l.mu.Lock()
+	crossing := l.awaitAck != 0 || l.inviting > 0
+	l.mu.Unlock()
+	if crossing && (len(req.Body()) > 0 || req.IsInvite()) {
+		l.s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
+		return
+	}
 	var body []byte
 	switch {
 	case len(req.Body()) > 0:

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -318,6 +319,7 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 	}
 	l.mu.Lock()
 	answered := l.answered
+	lastSDP, lastDir, version := l.lastSDP, l.lastDir, l.version
 	var body []byte
 	if answered {
 		body = l.describe(dir)
@@ -330,7 +332,22 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 	if c := l.dlg.InviteResponse.Contact(); c != nil {
 		target = c.Address
 	}
-	return reinvite(ctx, target, body, l.dlg.Do, l.dlg.WriteRequest, l.port)
+	err := reinvite(ctx, target, body, l.doInvite, l.dlg.WriteRequest, l.port)
+	if err != nil {
+		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8).
+		l.mu.Lock()
+		if bytes.Equal(l.lastSDP, body) {
+			l.lastSDP, l.lastDir, l.version = lastSDP, lastDir, version
+		}
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// doInvite sends an in-dialog request of ours and returns its final
+// response (legBase.sending).
+func (l *outLeg) doInvite(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	return l.sending(ctx, req, l.dlg.Do)
 }
 
 // readBye takes the far end's BYE.

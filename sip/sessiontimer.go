@@ -486,7 +486,7 @@ func (l *outLeg) sendRefresh(ctx context.Context, interval time.Duration) (timer
 	if c := l.dlg.InviteResponse.Contact(); c != nil {
 		target = c.Address
 	}
-	return refreshSession(ctx, interval, allows(l.dlg.InviteResponse, sip.UPDATE), target, l.dlg.Do, l.dlg.WriteRequest, l.port, func() []byte {
+	return refreshSession(ctx, interval, allows(l.dlg.InviteResponse, sip.UPDATE), target, l.doInvite, l.dlg.WriteRequest, l.port, func() []byte {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.describe("")

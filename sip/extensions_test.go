@@ -536,23 +536,43 @@ func TestEarlyUpdateOfferGets500(t *testing.T) {
 // with while call control carries on talking.
 func TestRefusedHoldLeavesTheCall(t *testing.T) {
 	ts := mustServer(t, nil, Config{})
-	phone := mustPhone(t, siptest.Options{Refusals: []int{488}})
+	// 491 and 488: the retried hold is refused too.
+	for _, refusals := range [][]int{{488}, {491, 488}} {
+		phone := mustPhone(t, siptest.Options{Refusals: refusals})
+		in, call := answer(t, ts, phone, "udp")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, v := sdpOrigin(t, answerBody(t, in.Leg))
+		if err := in.Leg.Hold(ctx, true); err == nil {
+			t.Fatalf("%v: a hold the trunk refused succeeded", refusals)
+		}
+		var offered []byte
+		res, err := call.Reinvite(ctx, nil, func(offer []byte) []byte {
+			offered = offer
+			return call.SDP("sendrecv")
+		})
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("%v: re-INVITE without SDP: %v %v", refusals, res, err)
+		}
+		if _, gotV := sdpOrigin(t, offered); gotV != v || !strings.Contains(string(offered), "a=sendrecv") {
+			t.Errorf("%v: after a refused hold our offer has version %s (want %s) and says:\n%s", refusals, gotV, v, offered)
+		}
+	}
+}
+
+// A hold that crossed the trunk's own offer (491) is sent again a moment
+// later, as RFC 3261 §14.1 asks (0 to 2 s: the caller owns the Call-ID),
+// instead of failing the operator's hold.
+func TestHoldRetriedAfter491(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{Refusals: []int{491}})
 	in, call := answer(t, ts, phone, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, v := sdpOrigin(t, answerBody(t, in.Leg))
-	if err := in.Leg.Hold(ctx, true); err == nil {
-		t.Fatal("a hold the trunk refused succeeded")
+	if err := in.Leg.Hold(ctx, true); err != nil {
+		t.Fatalf("hold: %v", err)
 	}
-	var offered []byte
-	res, err := call.Reinvite(ctx, nil, func(offer []byte) []byte {
-		offered = offer
-		return call.SDP("sendrecv")
-	})
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("re-INVITE without SDP: %v %v", res, err)
-	}
-	if _, gotV := sdpOrigin(t, offered); gotV != v || !strings.Contains(string(offered), "a=sendrecv") {
-		t.Errorf("after a refused hold our offer has version %s (want %s) and says:\n%s", gotV, v, offered)
+	if !call.Held() {
+		t.Error("the phone is not held")
 	}
 }

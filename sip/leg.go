@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
@@ -345,20 +346,35 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 		l.mu.Unlock()
 		return errors.New("sip: hold: the call is not answered")
 	}
-	wasHolding, lastSDP, version := l.holding, l.lastSDP, l.version
-	body := l.describe(func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security(), l.ml)
-	})
+	wasHolding := l.holding
 	l.holding = held
 	l.mu.Unlock()
-	err := reinvite(ctx, l.dlg.InviteRequest.Contact().Address, body, l.doInvite, l.dlg.WriteRequest, l.port)
+	// Described anew for each attempt: an offer taken while a 491's wait
+	// ran may have moved our version.
+	var sent, lastSDP []byte
+	var version uint64
+	describe := func() []byte {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if sent == nil || !bytes.Equal(l.lastSDP, sent) {
+			// What the far end has: before our first attempt, or the
+			// offer taken since.
+			lastSDP, version = l.lastSDP, l.version
+		}
+		sent = l.describe(func(v uint64) []byte {
+			return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security(), l.ml)
+		})
+		return sent
+	}
+	err := reinvite(ctx, l.dlg.InviteRequest.Contact().Address, describe, l.doInvite, l.dlg.WriteRequest, l.port, false)
 	if err != nil {
 		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8):
 		// our next description is the one the far end has, unless
 		// another has been sent since.
 		l.mu.Lock()
-		if bytes.Equal(l.lastSDP, body) {
-			l.holding, l.lastSDP, l.version = wasHolding, lastSDP, version
+		l.holding = wasHolding
+		if bytes.Equal(l.lastSDP, sent) {
+			l.lastSDP, l.version = lastSDP, version
 		}
 		l.mu.Unlock()
 	}
@@ -372,17 +388,33 @@ func (l *leg) doInvite(ctx context.Context, req *sip.Request) (*sip.Response, er
 }
 
 // reinvite sends an in-dialog INVITE with body, ACKs its 2xx, and follows
-// the answer's address.
-func reinvite(ctx context.Context, target sip.Uri, body []byte, do func(context.Context, *sip.Request) (*sip.Response, error),
-	write func(*sip.Request) error, port *rtpPort) error {
-	res, err := inviteInDialog(ctx, target, body, do, write, port)
-	if err != nil {
-		return err
+// the answer's address. One that crossed the far end's offer (491) is
+// sent again once, after the wait RFC 3261 §14.1 gives the side that
+// owns the Call-ID (ours: 2.1 to 4 s) or not (0 to 2 s).
+func reinvite(ctx context.Context, target sip.Uri, body func() []byte, do func(context.Context, *sip.Request) (*sip.Response, error),
+	write func(*sip.Request) error, port *rtpPort, ownCallID bool) error {
+	for attempt := 0; ; attempt++ {
+		res, err := inviteInDialog(ctx, target, body(), do, write, port)
+		if err != nil {
+			return err
+		}
+		if res.StatusCode == sip.StatusRequestPending && attempt == 0 {
+			wait := rand.N(2 * time.Second)
+			if ownCallID {
+				wait = 2100*time.Millisecond + rand.N(1900*time.Millisecond)
+			}
+			select {
+			case <-time.After(wait):
+				continue
+			case <-ctx.Done():
+				return fmt.Errorf("sip: re-INVITE answered 491, not sent again: %w", ctx.Err())
+			}
+		}
+		if !res.IsSuccess() {
+			return fmt.Errorf("sip: re-INVITE answered %d %s", res.StatusCode, res.Reason)
+		}
+		return nil
 	}
-	if !res.IsSuccess() {
-		return fmt.Errorf("sip: re-INVITE answered %d %s", res.StatusCode, res.Reason)
-	}
-	return nil
 }
 
 // watchMedia reports LegMediaTimeout once when the caller's RTP stops for

@@ -319,11 +319,6 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 	}
 	l.mu.Lock()
 	answered := l.answered
-	lastSDP, lastDir, version := l.lastSDP, l.lastDir, l.version
-	var body []byte
-	if answered {
-		body = l.describe(dir)
-	}
 	l.mu.Unlock()
 	if !answered {
 		return errors.New("sip: hold: the call is not answered")
@@ -332,11 +327,25 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 	if c := l.dlg.InviteResponse.Contact(); c != nil {
 		target = c.Address
 	}
-	err := reinvite(ctx, target, body, l.doInvite, l.dlg.WriteRequest, l.port)
+	var sent, lastSDP []byte
+	var lastDir string
+	var version uint64
+	describe := func() []byte {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if sent == nil || !bytes.Equal(l.lastSDP, sent) {
+			// What the far end has: before our first attempt, or the
+			// offer taken since.
+			lastSDP, lastDir, version = l.lastSDP, l.lastDir, l.version
+		}
+		sent = l.describe(dir)
+		return sent
+	}
+	err := reinvite(ctx, target, describe, l.doInvite, l.dlg.WriteRequest, l.port, true)
 	if err != nil {
 		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8).
 		l.mu.Lock()
-		if bytes.Equal(l.lastSDP, body) {
+		if bytes.Equal(l.lastSDP, sent) {
 			l.lastSDP, l.lastDir, l.version = lastSDP, lastDir, version
 		}
 		l.mu.Unlock()

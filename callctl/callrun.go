@@ -177,6 +177,19 @@ func (r *callRun) await(ctx context.Context, w watch) (event, bool) {
 		if r.bridge != nil {
 			tick = r.tick.C
 		}
+		// An operator's action waiting when the leg reports too goes
+		// first: the action reached the service before whatever the leg
+		// reports was handled (a mute the page was told of before the
+		// caller's BYE is on the timeline).
+		select {
+		case m := <-r.lc.ops:
+			r.drainDTMF(ctx)
+			if r.duty(ctx, m) {
+				return event{kind: evOperator, op: m}, true
+			}
+			continue
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			r.drainDTMF(ctx)

@@ -22,7 +22,7 @@ func TestSlowDatabaseShedsNewCalls(t *testing.T) {
 	f := mustProvision(t, m, "Acme", "2000", 1)
 	op := mustOperator(t, m, f.Operators[0])
 	phone := mustPhone(t, siptest.Options{Transport: "udp"})
-	call, _ := answeredCall(t, m, phone, op, "+15550001111", "2000")
+	call, in := answeredCall(t, m, phone, op, "+15550001111", "2000")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -31,6 +31,14 @@ func TestSlowDatabaseShedsNewCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	// The answer's record is written once the operator is connected: the
+	// lock comes after it, or the call in progress would wait behind it
+	// too, its operator still busy for the call that waited.
+	for status := ""; status != "answered"; time.Sleep(10 * time.Millisecond) {
+		if err := conn.QueryRow(ctx, "SELECT status FROM calls WHERE id = $1", in.CallID).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+	}
 	lock, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)

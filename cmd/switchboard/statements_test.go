@@ -121,7 +121,7 @@ func TestStatementsPerCall(t *testing.T) {
 			own = append(own, s)
 		}
 	}
-	const wantNamed, wantCopies = 4, 4 // insert, update at answer, trace policy, update at end; events ×3, SIP messages
+	const wantNamed, wantCopies = 4, 3 // insert, update at answer, trace policy, update at end; events ×2 (answer, end), SIP messages
 	if len(own) != wantNamed || copies != wantCopies {
 		t.Errorf("one call: %d statements naming it and %d COPYs, want %d and %d:\n%s", len(own), copies, wantNamed, wantCopies, strings.Join(own, "\n"))
 	}

@@ -100,6 +100,9 @@ func whip(t *testing.T, m *Main, token, offer string) (int, string, string) {
 	res, err := apiClient(t, m, token).StartWHIPCallWithBodyWithResponse(apiCtx(t), "application/sdp", strings.NewReader(offer),
 		func(_ context.Context, r *http.Request) error {
 			r.Header.Set("Origin", "https://shop.example") // the site embedding the widget
+			// The visitor's address as a reverse proxy in front tells it:
+			// taken only where the proxy is trusted.
+			r.Header.Set("X-Forwarded-For", "198.51.100.7")
 			return nil
 		})
 	if err != nil {
@@ -168,15 +171,16 @@ func talk(t *testing.T, user *visitor, op *opclient.Client) {
 }
 
 // A website visitor calls from the browser with a token the tenant's
-// backend issued: the call reaches the operator like a trunk's, audio
-// flows both ways, the visitor hangs up by deleting the session, and the
-// record carries the visitor's name and the chat's reference. The
+// backend issued, through a trusted reverse proxy that names them: the
+// call reaches the operator like a trunk's, its source is the visitor's
+// address, not the proxy's; audio flows both ways, the visitor hangs up
+// by deleting the session, and the record carries the visitor's name and the chat's reference. The
 // visitor's Opus reaches the operator unchanged, and the operator's Opus
 // the visitor. Forged, spent and expired tokens, and offers that do not
 // parse or have neither Opus nor G.711, are refused; a refused offer does
 // not spend the token.
 func TestBrowserCallerThroughWHIP(t *testing.T) {
-	m := mustStartService(t, nil)
+	m := mustStartService(t, map[string]string{"http-trusted-proxies": "127.0.0.1"})
 	f := mustProvision(t, m, "Acme", "2000", 1)
 	op := mustOperator(t, m, f.Operators[0])
 
@@ -231,7 +235,7 @@ func TestBrowserCallerThroughWHIP(t *testing.T) {
 	resp.Body.Close()
 	rec := waitCallEnded(t, m, f.APIKey, in.CallID)
 	if rec.Status != sb.CallCompleted || rec.HangupBy != sb.PartyCaller || rec.From != "web:chat-42" || rec.To != "2000" ||
-		rec.ExternalRef != "chat-42" || !strings.HasPrefix(rec.Source, "webrtc:") || rec.Codec != "opus" || rec.FromCaller.Packets < 45 {
+		rec.ExternalRef != "chat-42" || rec.Source != "webrtc:198.51.100.7" || rec.Codec != "opus" || rec.FromCaller.Packets < 45 {
 		t.Errorf("record: %q by %q, from %q to %q, ref %q, source %q, codec %q, %d packets from the visitor",
 			rec.Status, rec.HangupBy, rec.From, rec.To, rec.ExternalRef, rec.Source, rec.Codec, rec.FromCaller.Packets)
 	}

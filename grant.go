@@ -93,7 +93,11 @@ type GrantService interface {
 	// UseGrant checks that the actor holds id, approved and unexpired, and
 	// allowing access; it audits the access with detail (what was read) and
 	// returns the grant and its recording. Without a durable audit entry
-	// there is no access.
+	// there is no access. A refused use is audited too, whoever acting in
+	// the grant's tenant asked: someone not the holder gets the error a
+	// grant that does not exist gives them (ENOTFOUND, or EFORBIDDEN for a
+	// role that holds no grants). Another tenant's grant, or none, is
+	// refused the same way and audited nowhere.
 	UseGrant(ctx context.Context, id ID, access AudioAccess, detail string) (*AccessGrant, *Recording, error)
 	// CheckGrant reports whether the actor's grant id is still usable:
 	// nil, or EFORBIDDEN once it was revoked or expired.

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,4 +195,78 @@ func TestGrantApprovalAndScope(t *testing.T) {
 	if broken, err := NewAuditLog(w.db).Verify(mustCtx(t)); err != nil || broken != 0 {
 		t.Errorf("audit chain broken at %d: %v", broken, err)
 	}
+}
+
+// Someone of the tenant other than the holder who asks for a grant's audio
+// (another engineer, an admin, a supervisor, an operator, an API key) is
+// refused and audited, told what they would be told of a grant that does
+// not exist; another tenant's person, or a grant that does not exist,
+// leaves no entry anywhere.
+func TestOthersAskingForAGrantAreAudited(t *testing.T) {
+	w := newGrantWorld(t, sb.SupportPolicy{Access: true, MaxTTLSeconds: 3600})
+	ctx := mustCtx(t)
+	g, err := w.grants.RequestGrant(w.as(t, w.support), sb.GrantRequest{CallID: w.callID, Reason: "no audio from caller", Ticket: "SUP-3"})
+	if err != nil || g.Status != sb.GrantApproved {
+		t.Fatalf("request: %+v, %v", g, err)
+	}
+	op := &sb.User{TenantID: w.tenant.ID, Email: "operator@acme.test", Role: sb.RoleOperator}
+	if err := NewUserService(w.db).CreateUser(ctx, op, "long enough password"); err != nil {
+		t.Fatal(err)
+	}
+	operator := &sb.Actor{TenantID: w.tenant.ID, UserID: op.ID, Role: sb.RoleOperator, IP: "192.0.2.8"}
+	key := &sb.Actor{TenantID: w.tenant.ID, APIKeyID: sb.NewID(), Role: sb.RoleAdmin, IP: "192.0.2.9"}
+	others := []struct {
+		name string
+		a    *sb.Actor
+	}{{"another engineer", w.other}, {"an admin", w.admin}, {"a supervisor", w.supervisor}, {"an operator", operator}, {"an admin API key", key}}
+	for _, o := range others {
+		_, _, err := w.grants.UseGrant(w.as(t, o.a), g.ID, sb.AccessPlay, "whole file")
+		_, _, missing := w.grants.UseGrant(w.as(t, o.a), sb.NewID(), sb.AccessPlay, "whole file")
+		if code := sb.ErrorCode(err); (code != sb.ENOTFOUND && code != sb.EFORBIDDEN) || code != sb.ErrorCode(missing) || sb.ErrorMessage(err) != sb.ErrorMessage(missing) {
+			t.Errorf("%s: %v; for a grant that does not exist: %v", o.name, err, missing)
+		}
+	}
+	stranger := mustTenant(t, w.db, "Other")
+	otherAdmin := &sb.Actor{TenantID: stranger.ID, UserID: sb.NewID(), Role: sb.RoleAdmin}
+	if _, _, err := w.grants.UseGrant(w.as(t, otherAdmin), g.ID, sb.AccessPlay, ""); sb.ErrorCode(err) != sb.ENOTFOUND {
+		t.Errorf("another tenant's admin: %v", err)
+	}
+	if n := len(recordingEntries(t, w.db, stranger.ID)); n != 0 {
+		t.Errorf("%d entries on the other tenant's log", n)
+	}
+	entries := recordingEntries(t, w.db, w.tenant.ID)
+	if len(entries) != len(others) {
+		t.Fatalf("%d recording entries, want one for each of %d others", len(entries), len(others))
+	}
+	for i, o := range others {
+		e := entries[i]
+		if e.Action != "recording.play" || e.Outcome != "denied" || e.ActorRole != o.a.Role || e.IP != o.a.IP ||
+			e.ResourceID != g.RecordingID.String() || !strings.Contains(e.Detail, g.ID.String()) || e.Ticket != "" || e.Reason != "not the grant's holder" {
+			t.Errorf("%s: %+v", o.name, e)
+		}
+		if o.a.UserID != (sb.ID{}) && (e.ActorUserID == nil || *e.ActorUserID != o.a.UserID) ||
+			o.a.APIKeyID != (sb.ID{}) && (e.ActorKeyID == nil || *e.ActorKeyID != o.a.APIKeyID) {
+			t.Errorf("%s: the entry names %v / %v", o.name, e.ActorUserID, e.ActorKeyID)
+		}
+	}
+	if broken, err := NewAuditLog(w.db).Verify(ctx); err != nil || broken != 0 {
+		t.Errorf("audit chain broken at %d: %v", broken, err)
+	}
+}
+
+// recordingEntries are the tenant's audit entries on recordings, oldest
+// first.
+func recordingEntries(t *testing.T, db *DB, tenantID sb.ID) []*sb.AuditEntry {
+	t.Helper()
+	all, err := NewAuditLog(db).Recent(mustCtx(t), &tenantID, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*sb.AuditEntry
+	for i := len(all) - 1; i >= 0; i-- {
+		if all[i].ResourceType == "recording" {
+			out = append(out, all[i])
+		}
+	}
+	return out
 }

@@ -302,9 +302,16 @@ func TestGrantApprovedPlayedAndAudited(t *testing.T) {
 		t.Error("the range read is not the recording's audio")
 	}
 
-	for _, p := range []*person{g.admin, g.supervisor, g.operator, g.otherAdmin} {
-		if code, _ := p.do("GET", audio, "", nil); code != 404 && code != 403 {
-			t.Errorf("%s plays another's grant: %d", describe(g, p), code)
+	// Anyone else of the tenant is refused as for a grant that does not
+	// exist, and audited; another tenant's admin is not found, and not on
+	// either log.
+	key := &person{t: t, m: g.m, key: g.f.APIKey} // a supervisor's API key
+	others := []*person{g.admin, g.supervisor, g.operator, key}
+	for _, p := range append(others, g.otherAdmin) {
+		code, body := p.do("GET", audio, "", nil)
+		missingCode, missing := p.do("GET", "/v1/grants/"+sb.NewID().String()+"/audio", "", nil)
+		if code != 404 && code != 403 || code != missingCode || errorMessage(body) != errorMessage(missing) {
+			t.Errorf("%s plays another's grant: %d %s; a grant that does not exist: %d %s", describe(g, p), code, body, missingCode, missing)
 		}
 	}
 	if code, _ := g.support.do("GET", audio+"?download=1", "", nil); code != 403 {
@@ -319,9 +326,21 @@ func TestGrantApprovedPlayedAndAudited(t *testing.T) {
 		t.Errorf("approval audit %+v", e)
 	}
 	plays := g.audit(t, "recording.play")
-	if len(plays) != 2 || plays[0].Outcome != "denied" || plays[1].Outcome != "ok" ||
+	if len(plays) != 2+len(others) || plays[0].Outcome != "denied" || plays[1].Outcome != "ok" ||
 		!strings.Contains(plays[1].Detail, "bytes=0-4043") || plays[1].ResourceID != gr.RecordingID.String() || plays[1].Ticket != "SUP-42" {
-		t.Errorf("play audit: the try before approval, then the range: %+v", plays)
+		t.Fatalf("play audit: the try before approval, the range, then each of the %d others: %+v", len(others), plays)
+	}
+	for i, want := range []sb.Role{sb.RoleAdmin, sb.RoleSupervisor, sb.RoleOperator, sb.RoleSupervisor} {
+		e := plays[2+i]
+		if e.Outcome != "denied" || e.ActorRole != want || e.ResourceID != gr.RecordingID.String() || e.Ticket != "" || e.IP != "127.0.0.1" {
+			t.Errorf("%s's refused play: %+v", describe(g, others[i]), e)
+		}
+	}
+	if *plays[2].ActorUserID != g.adminUser.ID || plays[5].ActorKeyID == nil {
+		t.Errorf("the refused plays name %v and %v", plays[2].ActorUserID, plays[5].ActorKeyID)
+	}
+	if e := auditOf(t, g.m, g.other.Tenant.ID, "recording.play"); len(e) != 0 {
+		t.Errorf("the other tenant's log has %d plays", len(e))
 	}
 	if e := g.audit(t, "recording.download"); len(e) != 1 || e[0].Outcome != "denied" {
 		t.Errorf("download audit %+v", e)
@@ -568,4 +587,15 @@ func TestServiceDeskAcrossTenants(t *testing.T) {
 	if code, _ := g.support.do("GET", "/v1/calls", "", nil); code != 404 {
 		t.Errorf("GET /v1/calls by a former desk's engineer: %d, want 404", code)
 	}
+}
+
+// errorMessage is the message of an error answer's body.
+func errorMessage(body string) string {
+	var e struct {
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		return "not an error body: " + body
+	}
+	return e.Message
 }

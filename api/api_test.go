@@ -256,6 +256,7 @@ type fakeControl struct {
 	muted        []bool
 	disconnected []sb.ID
 	stats        []sb.QualitySample
+	paused       []bool
 }
 
 func (f *fakeControl) Available(op sb.OperatorConn) error {
@@ -293,8 +294,13 @@ func (f *fakeControl) Hold(_, _ sb.ID, held bool) error                   { retu
 func (f *fakeControl) TransferCall(_, _ sb.ID, _ sb.TransferTarget) error { return nil }
 func (f *fakeControl) Reattach(sb.OperatorConn, func(sb.CallOffer)) bool  { return false }
 func (f *fakeControl) Draining() bool                                     { return false }
-func (f *fakeControl) OperatorPause(_, _ sb.ID, paused bool) error        { return nil }
-func (f *fakeControl) Presence(sb.ID) map[sb.ID]string                    { return nil }
+func (f *fakeControl) OperatorPause(_, _ sb.ID, paused bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paused = append(f.paused, paused)
+	return nil
+}
+func (f *fakeControl) Presence(sb.ID) map[sb.ID]string { return nil }
 func (f *fakeControl) Dial(_ sb.ID, number string) (sb.ID, error) {
 	if number == "busy" {
 		return sb.ID{}, sb.Errorf(sb.ECONFLICT, "on a call")
@@ -1190,6 +1196,47 @@ func TestSocketConsentOnlyForOffered(t *testing.T) {
 	until(t, ws, "pong")
 	if got := f.audit.ips("consent.withdraw", "ok"); len(got) != 1 {
 		t.Errorf("%d consent entries for the offered call, want 1", len(got))
+	}
+}
+
+// Pausing and resuming over the operator's socket is audited, as the API's
+// pause and the socket's consent are, then done, for a call the socket was
+// offered; a call it was not offered is refused before anything is
+// written or done.
+func TestSocketPauseAuditedForOffered(t *testing.T) {
+	f := newFixture(t)
+	ws, m := f.mustSocket(t)
+	send(t, ws, `{"type":"available"}`)
+	m.setState("connecting")
+	m.setState("connected")
+	until(t, ws, "state")
+	conns := f.control.availableConns()
+	if len(conns) == 0 {
+		t.Fatal("not available")
+	}
+	offered := sb.NewID()
+	if err := conns[0].Offer(sb.CallOffer{CallID: offered, From: "+15550001111", To: "2000"}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, ws, "incoming")
+	send(t, ws, `{"type":"recording","call_id":"`+sb.NewID().String()+`","paused":true}`)
+	if e := until(t, ws, "error"); e["code"] != sb.ENOTFOUND || e["ref"] != "recording" {
+		t.Errorf("a pause for a call not offered: %v", e)
+	}
+	send(t, ws, `{"type":"recording","call_id":"`+offered.String()+`","paused":true}`)
+	send(t, ws, `{"type":"recording","call_id":"`+offered.String()+`","paused":false}`)
+	send(t, ws, `{"type":"ping"}`)
+	until(t, ws, "pong")
+	if got := f.audit.ips("recording.pause", "ok"); len(got) != 1 {
+		t.Errorf("%d pause entries, want 1, for the offered call only", len(got))
+	}
+	if got := f.audit.ips("recording.resume", "ok"); len(got) != 1 {
+		t.Errorf("%d resume entries, want 1", len(got))
+	}
+	f.control.mu.Lock()
+	defer f.control.mu.Unlock()
+	if len(f.control.paused) != 2 || !f.control.paused[0] || f.control.paused[1] {
+		t.Errorf("pauses done: %v, want the offered call's pause and resume", f.control.paused)
 	}
 }
 

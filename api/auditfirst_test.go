@@ -56,20 +56,34 @@ func (s *steps) act(what string) error {
 func (s *steps) EndCall(sb.ID, sb.ID) error                          { return s.act("hangup") }
 func (s *steps) TransferByAPI(sb.ID, sb.ID, sb.TransferTarget) error { return s.act("transfer") }
 func (s *steps) SetConsent(sb.ID, sb.ID, sb.Consent) error           { return s.act("consent") }
-func (s *steps) PauseRecording(_, _ sb.ID, _ bool, by string) error  { return s.act("pause by " + by) }
-func (s *steps) Originate(sb.ID, sb.ID, string) (sb.ID, error)       { return sb.NewID(), s.act("originate") }
+func (s *steps) PauseRecording(_, _ sb.ID, paused bool, by string) error {
+	if !paused {
+		return s.act("resume by " + by)
+	}
+	return s.act("pause by " + by)
+}
+func (s *steps) Originate(sb.ID, sb.ID, string) (sb.ID, error) { return sb.NewID(), s.act("originate") }
 
-// Consent, hang-up, transfer and click-to-call are audited before they
-// happen: when the audit log cannot take the entry, nothing happens; when
-// the action fails after its entry was written, a second entry says so.
+// Consent, recording pauses, hang-up, transfer and click-to-call are
+// audited before they happen: when the audit log cannot take the entry,
+// nothing happens; when the action fails after its entry was written, a
+// second entry says so.
 func TestActionsAuditedFirst(t *testing.T) {
 	tenant := sb.NewID()
 	call := &sb.Call{ID: sb.NewID(), TenantID: tenant, Status: sb.CallAnswered}
+	key := &sb.APIKey{ID: sb.NewID(), TenantID: tenant, Role: sb.RoleSupervisor}
 	requests := []struct{ action, path, body string }{
 		{"consent.withdraw", "/v1/calls/" + call.ID.String() + "/consent", `{"given":false}`},
+		{"recording.pause", "/v1/calls/" + call.ID.String() + "/recording/pause", ``},
+		{"recording.resume", "/v1/calls/" + call.ID.String() + "/recording/resume", ``},
 		{"call.hangup", "/v1/calls/" + call.ID.String() + "/hangup", ``},
 		{"call.transfer", "/v1/calls/" + call.ID.String() + "/transfer", `{"uri":"sip:desk@example.test"}`},
 		{"call.originate", "/v1/calls", `{"operator_id":"` + sb.NewID().String() + `","number":"+4930123456"}`},
+	}
+	// verb is the fake's name for what an audited action does.
+	verb := func(action string) string {
+		return map[string]string{"consent.withdraw": "consent", "call.hangup": "hangup", "call.transfer": "transfer", "call.originate": "originate",
+			"recording.pause": "pause by api key " + key.ID.String(), "recording.resume": "resume by api key " + key.ID.String()}[action]
 	}
 	for _, c := range []struct {
 		name                string
@@ -88,7 +102,7 @@ func TestActionsAuditedFirst(t *testing.T) {
 				st := &steps{auditDown: c.auditDown, actFails: c.actFails}
 				srv := httptest.NewServer(NewServer(Config{}, Deps{
 					Calls:      &fakeCalls{call: call},
-					APIKeys:    &fakeKeys{key: &sb.APIKey{ID: sb.NewID(), TenantID: tenant, Role: sb.RoleSupervisor}},
+					APIKeys:    &fakeKeys{key: key},
 					Sessions:   &fakeSessions{m: map[string]*sb.Session{}},
 					Users:      &fakeUsers{},
 					Audit:      st,
@@ -192,11 +206,6 @@ func TestTransferToTenantsQueueOnly(t *testing.T) {
 			t.Errorf("%s: steps %q, want %q", c.name, got, c.want)
 		}
 	}
-}
-
-// verb is the fake's name for what an audited action does.
-func verb(action string) string {
-	return map[string]string{"consent.withdraw": "consent", "call.hangup": "hangup", "call.transfer": "transfer", "call.originate": "originate"}[action]
 }
 
 // A pause names who asked, as the timeline will say it.

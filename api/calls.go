@@ -252,8 +252,18 @@ func actorBy(a *sb.Actor) string {
 	return "api key " + a.APIKeyID.String()
 }
 
+// pauseAction is the audit action of pausing or resuming a recording.
+func pauseAction(paused bool) string {
+	if paused {
+		return "recording.pause"
+	}
+	return "recording.resume"
+}
+
 // pauseRecording pauses or resumes a call's recording, for example while a
-// card number is read out. The gap is marked in the recording.
+// card number is read out. The gap is marked in the recording. It changes
+// what is kept of the caller's voice, so it is audited first, as consent
+// is.
 func (s *Server) pauseRecording(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, ok := s.callID(w, r)
@@ -273,7 +283,9 @@ func (s *Server) pauseRecording(paused bool) http.HandlerFunc {
 			return
 		}
 		a := sb.ActorFromContext(r.Context())
-		if err := s.deps.Consents.PauseRecording(a.TenantID, id, paused, actorBy(a)); err != nil {
+		if err := s.auditFirst(r, a, pauseAction(paused), "call", id, func() error {
+			return s.deps.Consents.PauseRecording(a.TenantID, id, paused, actorBy(a))
+		}); err != nil {
 			s.error(w, r, err)
 			return
 		}

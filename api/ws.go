@@ -754,7 +754,14 @@ func (c *opConn) handle(ctx context.Context, m clientMessage) error {
 			if m.Paused == nil {
 				return sb.Errorf(sb.EINVALID, "recording needs paused: true or false")
 			}
-			return cc.OperatorPause(id, callID, *m.Paused)
+			if !c.wasOffered(callID) {
+				// Not this operator's call: nothing to audit, nothing done.
+				return sb.Errorf(sb.ENOTFOUND, "no such call for this operator")
+			}
+			// A pause changes what is kept of the caller's voice: audited
+			// first, as consent is, and as the API's pause is.
+			a := &sb.Actor{TenantID: c.user.TenantID, UserID: c.user.ID, Role: c.user.Role}
+			return c.s.auditFirst(c.from, a, pauseAction(*m.Paused), "call", callID, func() error { return cc.OperatorPause(id, callID, *m.Paused) })
 		case "stats":
 			q, err := m.Stats.sample()
 			if err != nil {

@@ -1662,14 +1662,14 @@ type ClientInterface interface {
 	// Corresponds with PATCH /v1/calls/{id} (the `UpdateCall` operationId).
 	UpdateCall(ctx context.Context, id openapi_types.UUID, body UpdateCallJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// SetCallConsentWithBody State or withdraw recording consent during the call
+	// SetCallConsentWithBody State or withdraw recording consent during the call; audited
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/calls/{id}/consent (the `SetCallConsent` operationId).
 	SetCallConsentWithBody(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// SetCallConsent State or withdraw recording consent during the call
+	// SetCallConsent State or withdraw recording consent during the call; audited
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1715,12 +1715,12 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/calls/{id}/recording (the `GetCallRecording` operationId).
 	GetCallRecording(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PauseRecording Pause the recording
+	// PauseRecording Pause the recording (the gap is marked); audited
 	//
 	// Corresponds with POST /v1/calls/{id}/recording/pause (the `PauseRecording` operationId).
 	PauseRecording(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ResumeRecording Resume the recording
+	// ResumeRecording Resume the recording; audited
 	//
 	// Corresponds with POST /v1/calls/{id}/recording/resume (the `ResumeRecording` operationId).
 	ResumeRecording(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2491,7 +2491,7 @@ func (c *Client) UpdateCall(ctx context.Context, id openapi_types.UUID, body Upd
 	return c.Client.Do(req)
 }
 
-// SetCallConsentWithBody State or withdraw recording consent during the call
+// SetCallConsentWithBody State or withdraw recording consent during the call; audited
 //
 // Takes any type of body and a specified content type.
 //
@@ -2508,7 +2508,7 @@ func (c *Client) SetCallConsentWithBody(ctx context.Context, id openapi_types.UU
 	return c.Client.Do(req)
 }
 
-// SetCallConsent State or withdraw recording consent during the call
+// SetCallConsent State or withdraw recording consent during the call; audited
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2634,7 +2634,7 @@ func (c *Client) GetCallRecording(ctx context.Context, id openapi_types.UUID, re
 	return c.Client.Do(req)
 }
 
-// PauseRecording Pause the recording
+// PauseRecording Pause the recording (the gap is marked); audited
 //
 // Corresponds with POST /v1/calls/{id}/recording/pause (the `PauseRecording` operationId).
 func (c *Client) PauseRecording(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2649,7 +2649,7 @@ func (c *Client) PauseRecording(ctx context.Context, id openapi_types.UUID, reqE
 	return c.Client.Do(req)
 }
 
-// ResumeRecording Resume the recording
+// ResumeRecording Resume the recording; audited
 //
 // Corresponds with POST /v1/calls/{id}/recording/resume (the `ResumeRecording` operationId).
 func (c *Client) ResumeRecording(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7720,14 +7720,14 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PATCH /v1/calls/{id} (the `UpdateCall` operationId).
 	UpdateCallWithResponse(ctx context.Context, id openapi_types.UUID, body UpdateCallJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCallResponse, error)
 
-	// SetCallConsentWithBodyWithResponse State or withdraw recording consent during the call
+	// SetCallConsentWithBodyWithResponse State or withdraw recording consent during the call; audited
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/calls/{id}/consent (the `SetCallConsent` operationId).
 	SetCallConsentWithBodyWithResponse(ctx context.Context, id openapi_types.UUID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetCallConsentResponse, error)
 
-	// SetCallConsentWithResponse State or withdraw recording consent during the call
+	// SetCallConsentWithResponse State or withdraw recording consent during the call; audited
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7783,14 +7783,14 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/calls/{id}/recording (the `GetCallRecording` operationId).
 	GetCallRecordingWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetCallRecordingResponse, error)
 
-	// PauseRecordingWithResponse Pause the recording
+	// PauseRecordingWithResponse Pause the recording (the gap is marked); audited
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/calls/{id}/recording/pause (the `PauseRecording` operationId).
 	PauseRecordingWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*PauseRecordingResponse, error)
 
-	// ResumeRecordingWithResponse Resume the recording
+	// ResumeRecordingWithResponse Resume the recording; audited
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -15117,7 +15117,7 @@ func (c *ClientWithResponses) UpdateCallWithResponse(ctx context.Context, id ope
 	return ParseUpdateCallResponse(rsp)
 }
 
-// SetCallConsentWithBodyWithResponse State or withdraw recording consent during the call
+// SetCallConsentWithBodyWithResponse State or withdraw recording consent during the call; audited
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15130,7 +15130,7 @@ func (c *ClientWithResponses) SetCallConsentWithBodyWithResponse(ctx context.Con
 	return ParseSetCallConsentResponse(rsp)
 }
 
-// SetCallConsentWithResponse State or withdraw recording consent during the call
+// SetCallConsentWithResponse State or withdraw recording consent during the call; audited
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -15234,7 +15234,7 @@ func (c *ClientWithResponses) GetCallRecordingWithResponse(ctx context.Context, 
 	return ParseGetCallRecordingResponse(rsp)
 }
 
-// PauseRecordingWithResponse Pause the recording
+// PauseRecordingWithResponse Pause the recording (the gap is marked); audited
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -15247,7 +15247,7 @@ func (c *ClientWithResponses) PauseRecordingWithResponse(ctx context.Context, id
 	return ParsePauseRecordingResponse(rsp)
 }
 
-// ResumeRecordingWithResponse Resume the recording
+// ResumeRecordingWithResponse Resume the recording; audited
 //
 // Returns a wrapper object for the known response body format(s).
 //

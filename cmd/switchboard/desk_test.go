@@ -50,6 +50,25 @@ func TestOperatorSeesRecordingState(t *testing.T) {
 		sb.EventRecordingResumed, sb.EventConsent, sb.EventRecordingDestroyed) {
 		t.Errorf("events %v lack the operator's pause, the API's resume and the withdrawal", events)
 	}
+	// The operator's pause and the integration's resume are audited, as
+	// consent is: what is kept of the caller's voice changed.
+	operator := x.f.Operators[0].ID
+	audited := func(id sb.ID, action string, byOperator bool) {
+		t.Helper()
+		var got []*sb.AuditEntry
+		for _, e := range auditOf(t, x.m, x.f.Tenant.ID, action) {
+			if e.ResourceType == "call" && e.ResourceID == id.String() {
+				got = append(got, e)
+			}
+		}
+		if len(got) != 1 || got[0].Outcome != "ok" ||
+			byOperator && (got[0].ActorUserID == nil || *got[0].ActorUserID != operator || got[0].ActorRole != sb.RoleOperator) ||
+			!byOperator && (got[0].ActorKeyID == nil || got[0].ActorUserID != nil) {
+			t.Errorf("%s of call %s: audit %+v", action, id, got)
+		}
+	}
+	audited(id, "recording.pause", true)
+	audited(id, "recording.resume", false)
 
 	// A call nobody consented to is shown as not recorded from the start,
 	// and a pause the operator asks for stands for a recording to come.
@@ -63,6 +82,7 @@ func TestOperatorSeesRecordingState(t *testing.T) {
 	if events := callEvents(t, x.m, x.f.APIKey, id); slices.Contains(events, sb.EventRecordingStarted) {
 		t.Errorf("events %v: a call without consent was recorded", events)
 	}
+	audited(id, "recording.pause", true)
 }
 
 // TestOperatorDesk: what the operator page reads over the socket. Who

@@ -414,3 +414,31 @@ func TestDialRefusedHoldLeavesTheCall(t *testing.T) {
 		t.Errorf("our offer's o= version is %s, want 1 (unchanged)", v)
 	}
 }
+
+// An out-of-order BYE from the far end of a call we placed (its CSeq
+// below the last request it sent in the dialog) is refused with 500 and
+// the call goes on (RFC 3261 §12.2.2), as on a call that came in; the
+// next BYE in order ends it.
+func TestDialOutOfOrderByeGets500(t *testing.T) {
+	l, d := placedDialog(t, mustServer(t, nil, Config{}), nil)
+	if res := d.request(t, sip.UPDATE, nil, nil); res.StatusCode != 200 {
+		t.Fatalf("the carrier's UPDATE (CSeq %d): %d", d.cseq, res.StatusCode)
+	}
+	last := d.cseq
+	d.cseq = 49
+	if res := d.request(t, sip.BYE, nil, nil); res.StatusCode != 500 {
+		t.Errorf("a BYE with CSeq 50 after %d: %d %s, want 500", last, res.StatusCode, res.Reason)
+	}
+	select {
+	case ev := <-l.Events():
+		t.Fatalf("event %v (%s) after an out-of-order BYE", ev.Kind, ev.Reason)
+	case <-time.After(100 * time.Millisecond):
+	}
+	d.cseq = last
+	if res := d.request(t, sip.BYE, nil, nil); res.StatusCode != 200 {
+		t.Errorf("the BYE in order: %d, want 200", res.StatusCode)
+	}
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegHungUp {
+		t.Errorf("event %+v, want hung up", ev)
+	}
+}

@@ -268,11 +268,8 @@ func (l *leg) readBye(req *sip.Request, tx sip.ServerTransaction) {
 	if h := req.GetHeader("Reason"); h != nil {
 		reason = h.Value()
 	}
-	if err := l.dlg.ReadRequest(req, tx); err != nil {
-		// Below the dialog's last CSeq, a re-INVITE's or UPDATE's too, it
-		// is out of order (RFC 3261 §12.2.2): refused, and the call goes on.
-		l.s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
-		return
+	if !l.inOrder(&l.dlg.Dialog, req, tx) {
+		return // below a re-INVITE's or UPDATE's CSeq too
 	}
 	// Said before the BYE is taken: taking it ends the INVITE's
 	// transaction, and Answer, waiting on it, must know why.

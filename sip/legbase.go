@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -88,4 +89,16 @@ func (b *legBase) sending(ctx context.Context, req *sip.Request, do func(context
 		}()
 	}
 	return do(ctx, req)
+}
+
+// inOrder checks a request of the far end's in dialog d against the
+// dialog's remote sequence number, which it then becomes: one below it
+// is out of order and refused with 500 (RFC 3261 §12.2.2), and the call
+// goes on. It reports whether the request is to be taken.
+func (b *legBase) inOrder(d *sipgo.Dialog, req *sip.Request, tx sip.ServerTransaction) bool {
+	if err := d.ReadRequest(req, tx); err != nil {
+		b.s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
+		return false
+	}
+	return true
 }

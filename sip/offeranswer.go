@@ -233,8 +233,7 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *leg {
 			return nil
 		}
 		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
-	case l.dlg.ReadRequest(req, tx) != nil:
-		s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
+	case !l.inOrder(&l.dlg.Dialog, req, tx):
 	default:
 		if res := s.tooBrief(req); res != nil {
 			s.respond(tx, res)
@@ -328,8 +327,7 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		l.s.reject(req, tx, sip.StatusRequestPending, "the call is not answered yet")
 		return
 	}
-	if err := l.dlg.ReadRequest(req, tx); err != nil {
-		l.s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
+	if !l.inOrder(&l.dlg.Dialog, req, tx) {
 		return
 	}
 	if res := l.s.tooBrief(req); res != nil {

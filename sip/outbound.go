@@ -359,11 +359,13 @@ func (l *outLeg) doInvite(ctx context.Context, req *sip.Request) (*sip.Response,
 	return l.sending(ctx, req, l.dlg.Do)
 }
 
-// readBye takes the far end's BYE.
+// readBye takes the far end's BYE, once it is in order.
 func (l *outLeg) readBye(req *sip.Request, tx sip.ServerTransaction) {
-	if err := l.dlg.ReadBye(req, tx); err != nil {
-		l.s.reject(req, tx, sip.StatusBadRequest, "BYE out of sequence")
+	if !l.inOrder(&l.dlg.Dialog, req, tx) {
 		return
+	}
+	if err := l.dlg.ReadBye(req, tx); err != nil {
+		l.log.Debug("BYE", "err", err) // its 200 was not sent; the dialog is over all the same
 	}
 	var reason string
 	if h := req.GetHeader("Reason"); h != nil {

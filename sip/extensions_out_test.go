@@ -442,3 +442,57 @@ func TestDialOutOfOrderByeGets500(t *testing.T) {
 		t.Errorf("event %+v, want hung up", ev)
 	}
 }
+
+// An UPDATE without SDP from the far end of a call we place, in the early
+// dialog (after its 180, before its 200), is a keep-alive answered 200
+// (RFC 3311 §5.2), not 491 as an offer is; its Session-Expires starts no session timer,
+// since there is no session yet: the 2xx to our INVITE states the terms
+// (RFC 4028 §9), and this one states none.
+func TestDialEarlyUpdateWithoutSDPGets200(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: time.Second})
+	invites, answer := make(chan *sip.Request, 1), make(chan struct{})
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		ringing := sip.NewResponseFromRequest(req, sip.StatusRinging, "Ringing", nil)
+		ringing.To().Params.Add("tag", "carrier1")
+		ringing.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: addrPortOf(t, c.addr)}})
+		tx.Respond(ringing)
+		invites <- req
+		select {
+		case <-answer:
+		case <-time.After(5 * time.Second):
+			return
+		}
+		ok := sip.NewSDPResponseFromRequest(req, c.sdp())
+		ok.To().Params.Add("tag", "carrier1")
+		tx.Respond(ok)
+	})
+	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegRinging {
+		t.Fatalf("event %+v, want ringing", ev)
+	}
+	d := &carrierDialog{c: c, inv: <-invites, cseq: 100}
+	res := d.request(t, sip.UPDATE, nil, nil, sip.NewHeader("Session-Expires", "2"), sip.NewHeader("Supported", "timer"))
+	if res.StatusCode != 200 {
+		t.Errorf("an early UPDATE without SDP: %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if h := headerOf(res, "Session-Expires"); h != "" {
+		t.Errorf("the early UPDATE's 200 states a session timer: %q", h)
+	}
+	// An offer while our INVITE's awaits its answer still crosses it.
+	if res := d.request(t, sip.UPDATE, c.sdp(), nil); res.StatusCode != 491 {
+		t.Errorf("an early UPDATE with SDP: %d, want 491", res.StatusCode)
+	}
+	close(answer)
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
+		t.Fatalf("event %+v, want answered", ev)
+	}
+	select {
+	case ev := <-l.Events():
+		t.Errorf("event %v (%s): the early UPDATE started a session timer", ev.Kind, ev.Reason)
+	case <-time.After(2500 * time.Millisecond):
+	}
+}

@@ -320,13 +320,6 @@ func (s *Server) outLegOf(req *sip.Request) *outLeg {
 // placed: a session refresh, or a change of its media, answered with our
 // description (ours is unchanged unless the direction is).
 func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
-	l.mu.Lock()
-	answered := l.answered
-	l.mu.Unlock()
-	if !answered {
-		l.s.reject(req, tx, sip.StatusRequestPending, "the call is not answered yet")
-		return
-	}
 	if !l.inOrder(&l.dlg.Dialog, req, tx) {
 		return
 	}
@@ -335,8 +328,22 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	l.mu.Lock()
+	answered := l.answered
 	crossing := l.awaitAck != 0 || l.inviting > 0
 	l.mu.Unlock()
+	switch {
+	case !answered && !req.IsInvite() && len(req.Body()) == 0:
+		// An UPDATE without SDP in the early dialog is a keep-alive: 200
+		// (RFC 3311 §5.2). It starts no session timer: there is no session
+		// yet, and the 2xx to our INVITE states the terms (RFC 4028 §9).
+		l.s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
+		return
+	case !answered:
+		// An offer, or a re-INVITE, while our INVITE is under way: 491
+		// (RFC 3311 §5.2, RFC 3261 §14.2).
+		l.s.reject(req, tx, sip.StatusRequestPending, "the call is not answered yet")
+		return
+	}
 	if crossing && (len(req.Body()) > 0 || req.IsInvite()) {
 		l.s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
 		return

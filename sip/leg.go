@@ -50,6 +50,13 @@ type leg struct {
 	lastSDP   []byte   // our description as last sent (offeranswer.go)
 	awaitAck  uint32   // CSeq of a re-INVITE whose 200 carried our offer: the answer comes in its ACK
 	timers    legTimer // RFC 4028 (sessiontimer.go)
+
+	// lingering: Answer stopped waiting for its 200's ACK (its context
+	// ended), so the dialog the 200 made is to be ended by a BYE once the
+	// ACK comes or the 200's retransmissions give up (endCutAnswer); the
+	// leg stays registered for that ACK until then, closed or not.
+	lingering bool
+	byeWhy    string // the reason that BYE gives: Hangup's
 }
 
 var _ sb.TrunkLeg = (*leg)(nil)
@@ -123,10 +130,11 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 	appendHeaders(res, l.timerHeaders())
 	done := make(chan error, 1)
 	go func() { done <- l.dlg.WriteResponse(res) }()
+	cut := false
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		err = ctx.Err()
+		err, cut = ctx.Err(), true
 	case <-l.byeSeen:
 	}
 	if l.hungUpBeforeAck() {
@@ -146,6 +154,24 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 		l.mu.Unlock()
 		l.settle()
 		return fmt.Errorf("sip: answer: %w", sb.ErrCanceled)
+	}
+	if cut {
+		// The 200 is out, or on its way, and sipgo retransmits it until
+		// the ACK: the dialog exists, and only a BYE ends it (RFC 3261
+		// §13.3.1.4, §15). Call control goes on without it.
+		l.mu.Lock()
+		l.final = true
+		l.lingering = !l.closed // else Close took the leg away already: no ACK would find it
+		if l.lingering {
+			l.s.wg.Add(1) // while the leg's own count, released by removeLeg, is held
+		}
+		lingering := l.lingering
+		l.mu.Unlock()
+		l.settle()
+		if lingering {
+			go l.endCutAnswer(done)
+		}
+		return fmt.Errorf("sip: answer: %w", err)
 	}
 	l.mu.Lock()
 	l.final = true
@@ -196,6 +222,49 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 	return nil
 }
 
+// endCutAnswer ends the dialog of an answer cut short once its 200 is
+// settled (sent is WriteResponse's outcome): with a BYE after the ACK, or
+// after 64·T1 without one (RFC 3261 §15: not before either); nothing when
+// the caller's CANCEL or BYE ended it first. A server closing meanwhile
+// waits no longer than WriteBye's bound (which itself holds the BYE
+// until the ACK): the user agent is about to go.
+func (l *leg) endCutAnswer(sent <-chan error) {
+	defer l.s.wg.Done()
+	var err error
+	closing := false
+	select {
+	case err = <-sent:
+	case <-l.s.closing:
+		closing = true
+	}
+	l.mu.Lock()
+	acked, why := l.acked, l.byeWhy
+	l.mu.Unlock()
+	if err == nil && l.dlg.LoadState() < sip.DialogStateEnded {
+		bye := sip.NewRequest(sip.BYE, l.dlg.InviteRequest.Contact().Address)
+		switch {
+		case !acked && !closing:
+			bye.AppendHeader(reasonHeader(sip.StatusRequestTimeout, "no ACK for the 200 OK"))
+		case why != "":
+			bye.AppendHeader(sip.NewHeader("Reason", fmt.Sprintf(`Q.850;cause=16;text="%s"`, quote(why))))
+		default:
+			bye.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=16;text="call ended"`))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := l.dlg.WriteBye(ctx, bye); err != nil {
+			l.log.Debug("BYE ending an answer cut short", "err", err)
+		}
+		cancel()
+	}
+	l.mu.Lock()
+	l.lingering = false
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		l.s.removeLeg(l)
+	}
+}
+
 // hungUpBeforeAck reports whether the caller's BYE came before their ACK.
 func (l *leg) hungUpBeforeAck() bool {
 	select {
@@ -237,8 +306,14 @@ func (l *leg) Reject(ctx context.Context, code int, reason string) error {
 
 func (l *leg) Hangup(ctx context.Context, reason string) error {
 	l.mu.Lock()
-	answered := l.answered
+	answered, lingering := l.answered, l.lingering
+	if lingering {
+		l.byeWhy = reason
+	}
 	l.mu.Unlock()
+	if lingering {
+		return nil // endCutAnswer sends the BYE, once it may
+	}
 	if !answered {
 		return l.Reject(ctx, sip.StatusRequestTerminated, reason)
 	}
@@ -451,6 +526,7 @@ func (l *leg) Close() error {
 		pending := !l.final && l.dlg.LoadState() < sip.DialogStateEnded
 		l.final = true
 		l.endEvents()
+		lingering := l.lingering // the ACK still has to find the leg
 		l.mu.Unlock()
 		if pending {
 			res := sip.NewResponseFromRequest(l.dlg.InviteRequest, sip.StatusInternalServerError, phrase(500), nil)
@@ -458,7 +534,9 @@ func (l *leg) Close() error {
 			l.s.respond(l.tx, res)
 		}
 		l.settle()
-		l.s.removeLeg(l)
+		if !lingering {
+			l.s.removeLeg(l)
+		}
 		l.keepTrace()
 		l.port.logDrops(l.log)
 	})

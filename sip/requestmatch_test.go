@@ -2,7 +2,9 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -249,4 +251,53 @@ func TestEarlyUpdateStartsNoSessionTimer(t *testing.T) {
 		t.Fatalf("200 to %q", h["cseq"])
 	}
 	noEvent(t, rc.in.Leg, 2500*time.Millisecond)
+}
+
+// An answer cut short between our 200 and the caller's ACK (call
+// control's context ended: a shutdown) still ends the dialog the 200
+// made: once the ACK comes, the caller gets a BYE with the reason call
+// control hung up with (RFC 3261 §13.3.1.4, §15), not a 487 that can no
+// longer be sent and then nothing.
+func TestAnswerCutShortBeforeTheAckEndsWithBye(t *testing.T) {
+	rc := newRawCall(t, "cut-answer")
+	ctx, cancel := context.WithCancel(context.Background())
+	answered := make(chan error, 1)
+	go func() { answered <- rc.in.Leg.Answer(ctx) }()
+	ok := rc.ua.until(t, rc.callID, 200)
+	cancel()
+	select {
+	case err := <-answered:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the answer cut short returned %v, want the context's error", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Answer waited for the ACK though its context ended")
+	}
+	// What call control does with a call whose answer failed.
+	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer hcancel()
+	if err := rc.in.Leg.Hangup(hctx, "service shutting down"); err != nil {
+		t.Errorf("hang-up after the answer was cut short: %v", err)
+	}
+	rc.in.Leg.Close()
+	local := rc.ua.conn.LocalAddr().String()
+	ack := "ACK " + rc.ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKack%d\r\n", time.Now().UnixNano()) +
+		"From: " + ok["from"] + "\r\nTo: " + ok["to"] + "\r\nCall-ID: " + rc.callID + "\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := rc.ua.conn.Write([]byte(ack)); err != nil {
+		t.Fatal(err)
+	}
+	bye := rc.ua.readRequest(t, "BYE")
+	if !strings.Contains(bye, `text="service shutting down"`) {
+		t.Errorf("the BYE does not say why:\n%s", bye)
+	}
+	// Answered, so that the server's BYE transaction ends now.
+	res := "SIP/2.0 200 OK\r\n"
+	for _, line := range strings.Split(bye, "\r\n") {
+		if name, _, _ := strings.Cut(line, ":"); slices.Contains([]string{"via", "from", "to", "call-id", "cseq"}, strings.ToLower(name)) {
+			res += line + "\r\n"
+		}
+	}
+	if _, err := rc.ua.conn.Write([]byte(res + "Content-Length: 0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -120,6 +120,7 @@ type Server struct {
 	outLegs      map[string]*outLeg // calls we place, by Call-ID
 	udpAddr      netip.AddrPort     // the UDP listener: calls we place leave from it
 	closed       bool
+	closing      chan struct{}  // closed by Close
 	loggedTrunk  map[sb.ID]bool // trunks whose calls' SIP messages are logged
 	regs         registrations
 	authFailures recordLimiter // refusals of a known trunk's bad credentials that are recorded
@@ -133,7 +134,7 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, proxies: c.TrustedProxies, legs: map[string]*leg{}, outLegs: map[string]*outLeg{}, capture: newCapture(time.Now, c.Export),
+	s := &Server{dir: dir, disp: d, conf: c, log: c.Logger, proxies: c.TrustedProxies, legs: map[string]*leg{}, outLegs: map[string]*outLeg{}, closing: make(chan struct{}), capture: newCapture(time.Now, c.Export),
 		loggedTrunk: map[sb.ID]bool{}, regs: registrations{loops: map[sb.ID]context.CancelFunc{}, state: map[sb.ID]sb.Registration{}}}
 	if c.Shield != nil {
 		s.shield = newShield(*c.Shield, time.Now, func(addr netip.Addr, reason string) {
@@ -360,6 +361,9 @@ func (s *Server) Close() error {
 	}
 	s.regs.mu.Unlock()
 	s.mu.Lock()
+	if !s.closed {
+		close(s.closing)
+	}
 	s.closed = true
 	legs := make([]interface{ Close() error }, 0, len(s.legs)+len(s.outLegs))
 	for _, l := range s.legs {

@@ -103,7 +103,9 @@ type TrunkLeg interface {
 	// Ring sends 180 Ringing.
 	Ring(ctx context.Context) error
 	// Answer sends 200 OK with the SDP answer and returns once it is ACKed,
-	// or with an error if no ACK arrives.
+	// or with an error if no ACK arrives. When ctx ends first it returns
+	// ctx's error; the 200 may be out and the call is then ended with
+	// Hangup (on SIP, a BYE once the ACK comes).
 	Answer(ctx context.Context) error
 	// Reject sends a final non-2xx response with a Reason header.
 	Reject(ctx context.Context, code int, reason string) error

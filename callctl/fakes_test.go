@@ -56,6 +56,9 @@ type leg struct {
 	media  *port
 	events chan sb.LegEvent
 	answer error
+	// answering, when set, is closed as Answer begins, which then waits
+	// for its context to end: the 200 is out, the ACK not in.
+	answering chan struct{}
 	// holds, when set, answers each Hold (a slow trunk, or one refusing);
 	// otherwise the trunk agrees at once.
 	holds chan error
@@ -80,8 +83,16 @@ func (l *leg) do(a string) {
 	l.mu.Unlock()
 }
 
-func (l *leg) Ring(context.Context) error   { l.do("ring"); return nil }
-func (l *leg) Answer(context.Context) error { l.do("answer"); return l.answer }
+func (l *leg) Ring(context.Context) error { l.do("ring"); return nil }
+func (l *leg) Answer(ctx context.Context) error {
+	l.do("answer")
+	if l.answering != nil {
+		close(l.answering)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return l.answer
+}
 func (l *leg) Reject(_ context.Context, code int, reason string) error {
 	l.do("reject " + itoa(code) + " " + reason)
 	return nil

@@ -319,12 +319,19 @@ func (r *callRun) answer(ctx context.Context) phase {
 // answerCaller sends the caller the 200 OK and waits for its ACK. A caller
 // who hangs up instead (BYE as the answer reached them) ends an answered
 // call themselves; one whose CANCEL got there first (answered 487) ends it
-// unanswered; one whose ACK never comes fails it. It reports whether the
-// call is up.
+// unanswered; one whose ACK never comes fails it; a service that stops
+// meanwhile ends it. It reports whether the call is up.
 func (r *callRun) answerCaller(ctx context.Context) bool {
 	err := r.in.Answer(ctx)
 	if errors.Is(err, sb.ErrCanceled) {
 		r.callerLeft("CANCEL before the 200 OK")
+		return false
+	}
+	if err != nil && !errors.Is(err, sb.ErrHungUp) && ctx.Err() != nil {
+		// The 200 is out: the dialog it made ends with a BYE (RFC 3261
+		// §15), which the leg sends once the caller's ACK comes.
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: shuttingDown, bye: shuttingDown,
+			failLeg: sb.FailedOnService, failStage: sb.StageMediaSetup})
 		return false
 	}
 	if err != nil && !errors.Is(err, sb.ErrHungUp) {

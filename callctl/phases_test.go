@@ -907,3 +907,34 @@ func (f *fakeRecordings) check(t *testing.T, w recordingsWant) {
 		t.Error("the pause is not marked in the recording")
 	}
 }
+
+// A service that stops while the caller's answer awaits its ACK ends the
+// call as shutting down, on the service, and hangs the leg up: the 200 is
+// out, so the dialog exists and the SIP leg ends it with a BYE (RFC 3261
+// §15). It was recorded as the trunk's failure to acknowledge, and the
+// leg was left to itself.
+func TestShutdownDuringTheAnswer(t *testing.T) {
+	h := newPhaseHarness(t, phaseNamed("talking"), true)
+	goAvailable(t, h.sw, h.op1)
+	h.caller = newLeg(sb.Codec{Name: "PCMU", ClockRate: 8000, DTMFType: 101})
+	h.caller.answering = make(chan struct{})
+	h.sw.DispatchInbound(inbound(h.caller))
+	h.callID = h.op1.nextOffer(t)
+	if err := h.sw.Accept(h.op1.id, h.callID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-h.caller.answering:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller was never answered")
+	}
+	h.sw.Close()
+	c := h.finalRecord(t)
+	checkRecord(t, c, want{status: sb.CallFailed, by: sb.PartySystem, reason: "service shutting down"})
+	if c.FailureLeg != sb.FailedOnService {
+		t.Errorf("failed on %q, want the service", c.FailureLeg)
+	}
+	if did := h.caller.did(); !slices.Contains(did, "bye service shutting down") {
+		t.Errorf("the caller's leg: %q, want a hang-up", did)
+	}
+}

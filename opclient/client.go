@@ -621,6 +621,17 @@ func (c *Client) WaitConnected(ctx context.Context, callID sb.ID) error {
 	})
 }
 
+// WaitFreed waits until the service says the operator is free again
+// after the call: a "state" saying available that follows the call's
+// "connected". It comes as the call ends, before its record is written.
+func (c *Client) WaitFreed(ctx context.Context, callID sb.ID) error {
+	connected := false
+	return c.waitFor(ctx, 0, func(ev Event) (bool, error) {
+		connected = connected || (ev.Type == "connected" && ev.CallID == callID)
+		return connected && ev.Type == "state" && ev.Available, nil
+	})
+}
+
 // WaitRevoked waits until the offer of the call is withdrawn.
 func (c *Client) WaitRevoked(ctx context.Context, callID sb.ID) error {
 	return c.waitFor(ctx, 0, func(ev Event) (bool, error) { return ev.Type == "revoked" && ev.CallID == callID, nil })

@@ -236,7 +236,7 @@ func (s *Server) postCallConsent(w http.ResponseWriter, r *http.Request) {
 	if !c.Given {
 		action = "consent.withdraw"
 	}
-	if err := s.auditFirst(r, a, action, "call", id, func() error { return s.deps.Consents.SetConsent(a.TenantID, id, c) }); err != nil {
+	if err := s.auditRecordingChange(r, a, action, !c.Given, id, func() error { return s.deps.Consents.SetConsent(a.TenantID, id, c) }); err != nil {
 		s.error(w, r, err)
 		return
 	}
@@ -262,8 +262,9 @@ func pauseAction(paused bool) string {
 
 // pauseRecording pauses or resumes a call's recording, for example while a
 // card number is read out. The gap is marked in the recording. It changes
-// what is kept of the caller's voice, so it is audited first, as consent
-// is.
+// what is kept of the caller's voice, so it is audited as consent is: a
+// resume first, a pause after (taken even when the audit log cannot be
+// written).
 func (s *Server) pauseRecording(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, ok := s.callID(w, r)
@@ -283,7 +284,7 @@ func (s *Server) pauseRecording(paused bool) http.HandlerFunc {
 			return
 		}
 		a := sb.ActorFromContext(r.Context())
-		if err := s.auditFirst(r, a, pauseAction(paused), "call", id, func() error {
+		if err := s.auditRecordingChange(r, a, pauseAction(paused), paused, id, func() error {
 			return s.deps.Consents.PauseRecording(a.TenantID, id, paused, actorBy(a))
 		}); err != nil {
 			s.error(w, r, err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -141,5 +142,12 @@ func (s *Server) audit(r *http.Request, e *sb.AuditEntry) error {
 	}
 	e.IP = s.clientAddr(r)
 	e.UserAgent = truncate(r.UserAgent(), 200)
-	return s.deps.Audit.Append(r.Context(), e)
+	// Bounded: an operator's socket waits on it, and its request lives
+	// as long as the socket.
+	ctx, cancel := context.WithTimeout(r.Context(), auditTimeout)
+	defer cancel()
+	return s.deps.Audit.Append(ctx, e)
 }
+
+// auditTimeout bounds the write of one audit entry.
+const auditTimeout = 5 * time.Second

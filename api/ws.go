@@ -759,9 +759,9 @@ func (c *opConn) handle(ctx context.Context, m clientMessage) error {
 				return sb.Errorf(sb.ENOTFOUND, "no such call for this operator")
 			}
 			// A pause changes what is kept of the caller's voice: audited
-			// first, as consent is, and as the API's pause is.
+			// as consent is, and as the API's pause is.
 			a := &sb.Actor{TenantID: c.user.TenantID, UserID: c.user.ID, Role: c.user.Role}
-			return c.s.auditFirst(c.from, a, pauseAction(*m.Paused), "call", callID, func() error { return cc.OperatorPause(id, callID, *m.Paused) })
+			return c.s.auditRecordingChange(c.from, a, pauseAction(*m.Paused), *m.Paused, callID, func() error { return cc.OperatorPause(id, callID, *m.Paused) })
 		case "stats":
 			q, err := m.Stats.sample()
 			if err != nil {
@@ -781,7 +781,7 @@ func (c *opConn) handle(ctx context.Context, m clientMessage) error {
 				action = "consent.withdraw"
 			}
 			a := &sb.Actor{TenantID: c.user.TenantID, UserID: c.user.ID, Role: c.user.Role}
-			return c.s.auditFirst(c.from, a, action, "call", callID, func() error { return cc.OperatorConsent(id, callID, *m.Given) })
+			return c.s.auditRecordingChange(c.from, a, action, !*m.Given, callID, func() error { return cc.OperatorConsent(id, callID, *m.Given) })
 		}
 		if m.Muted == nil {
 			return sb.Errorf(sb.EINVALID, "mute needs muted: true or false")

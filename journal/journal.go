@@ -105,6 +105,27 @@ func (e entry) calls() []sb.ID {
 	return ids
 }
 
+// anyPart reports whether err, or any error it joins (a step's, one for
+// each of its parts), satisfies is: an unreachable database refusing
+// one part of a step is an unreachable database, whatever another part's
+// refusal says.
+func anyPart(err error, is func(error) bool) bool {
+	if err == nil {
+		return false
+	}
+	if is(err) {
+		return true
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if anyPart(e, is) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // timedOut reports whether err is a write that ran out of time or was
 // cancelled: it was not refused, and may be taken later.
 func timedOut(err error) bool {
@@ -191,7 +212,7 @@ func (r *Recorder) write(ctx context.Context, e entry) error {
 	if direct {
 		err := r.apply(ctx, e)
 		switch {
-		case r.unreachable(err):
+		case anyPart(err, r.unreachable):
 			dead = true
 			r.log.Warn("database unavailable: call records go to the journal until it is back", "err", err)
 		case timedOut(err):
@@ -406,7 +427,7 @@ func (r *Recorder) Drain(ctx context.Context) (int, error) {
 			return true
 		}
 		err := r.apply(sb.Replaying(ctx), *e)
-		if dead = r.unreachable(err); dead || timedOut(err) {
+		if dead = anyPart(err, r.unreachable); dead || timedOut(err) {
 			stuck = err
 			return false
 		} else if err != nil {

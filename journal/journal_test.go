@@ -623,3 +623,32 @@ func TestJournalKeepsAStepWhole(t *testing.T) {
 		t.Errorf("after the drain: call %s, %d events, trace of %d messages; want completed, 1, 2", got.Status, len(d.events), d.traces[c.ID])
 	}
 }
+
+// halfDown refuses a step's parts one way each: one part as a record the
+// database does not have, the others for being unreachable.
+type halfDown struct{ *db }
+
+func (h halfDown) WriteCallStep(context.Context, *sb.CallStep) error {
+	return errors.Join(sb.Errorf(sb.ENOTFOUND, "call not found"), errDown)
+}
+
+// A step one of whose parts found the database unreachable goes to the
+// journal, whatever another part's refusal says: its final state is not
+// lost to a refusal that a reachable database would not have made. The
+// test's unreachable is the service's: an error that is a refusal of
+// ours (an *sb.Error) anywhere in it is not unreachability.
+func TestJournalKeepsAStepAPartOfWhichFoundTheDatabaseDown(t *testing.T) {
+	ctx := context.Background()
+	refusalOrDown := func(err error) bool {
+		var se *sb.Error
+		return !errors.As(err, &se) && errors.Is(err, errDown)
+	}
+	r, err := Open(filepath.Join(t.TempDir(), "journal"), halfDown{newDB()}, refusalOrDown, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &sb.Call{ID: sb.NewID(), Status: sb.CallCompleted}
+	if err := r.WriteCallStep(ctx, &sb.CallStep{Call: c}); err != nil || r.Pending() != 1 || !r.Down() {
+		t.Errorf("a step half refused, half unreachable: %v, %d pending, down %v; want it journaled and the database down", err, r.Pending(), r.Down())
+	}
+}

@@ -307,6 +307,11 @@ func (s *CallStore) FindCalls(ctx context.Context, f sb.CallFilter) ([]*sb.Call,
 	}
 	if f.Status != "" {
 		add("status = ?", f.Status)
+		if f.Status == sb.CallRinging || f.Status == sb.CallAnswered {
+			// A call in progress: the index of live calls serves it
+			// (status is in no index: the answer's update is HOT).
+			conds = append(conds, "ended_at IS NULL")
+		}
 	}
 	if f.Number != "" {
 		add("(from_number = ? OR to_number = ?)", f.Number)

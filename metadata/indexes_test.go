@@ -67,6 +67,10 @@ func TestCallIndexesServeTheirQueries(t *testing.T) {
 			_, err := s.FindCalls(sb.NewContextWithActor(ctx, &sb.Actor{TenantID: tenant, Role: sb.RoleSupervisor}), sb.CallFilter{InProgress: true})
 			return err
 		}, "calls_live_idx", true},
+		{"calls ringing", "status = $2", func(ctx context.Context, s *CallStore, tenant sb.ID) error {
+			_, err := s.FindCalls(sb.NewContextWithActor(ctx, &sb.Actor{TenantID: tenant, Role: sb.RoleSupervisor}), sb.CallFilter{Status: sb.CallRinging})
+			return err
+		}, "calls_live_idx", true},
 		{"a crashed instance's calls", "c.instance = $1", func(ctx context.Context, s *CallStore, _ sb.ID) error {
 			_, err := s.ForInstance("crashed").RecoverCalls(ctx)
 			return err

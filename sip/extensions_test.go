@@ -576,3 +576,36 @@ func TestHoldRetriedAfter491(t *testing.T) {
 		t.Error("the phone is not held")
 	}
 }
+
+// A hold the trunk takes (200) with an answer we cannot use (another
+// codec) fails the hold, but the trunk has our hold's description: our
+// next offer is that description or a later one, its version never
+// below the hold's (RFC 3264 §8), not the one before the hold.
+func TestHoldTakenWithAnUnusableAnswerKeepsItsVersion(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{ReinviteCodec: &sb.PCMA})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Leg.Hold(ctx, true); err == nil {
+		t.Fatal("a hold answered with another codec succeeded")
+	}
+	refreshes := call.Refreshes()
+	if len(refreshes) != 1 {
+		t.Fatalf("%d re-INVITEs reached the trunk, want the hold's", len(refreshes))
+	}
+	_, held := sdpOrigin(t, refreshes[0].SDP)
+	var offered []byte
+	res, err := call.Reinvite(ctx, nil, func(offer []byte) []byte {
+		offered = offer
+		return call.SDP("sendrecv")
+	})
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE without SDP: %v %v", res, err)
+	}
+	heldN, _ := strconv.ParseUint(held, 10, 64)
+	_, v := sdpOrigin(t, offered)
+	if n, _ := strconv.ParseUint(v, 10, 64); n < heldN || (n == heldN && !strings.Contains(string(offered), "a=sendonly")) {
+		t.Errorf("after the hold the trunk took at version %s, our offer has version %s and says:\n%s", held, v, offered)
+	}
+}

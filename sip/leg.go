@@ -439,10 +439,11 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 		return sent
 	}
 	err := reinvite(ctx, l.dlg.InviteRequest.Contact().Address, describe, l.doInvite, l.dlg.WriteRequest, l.port, false)
-	if err != nil {
+	if err != nil && !errors.Is(err, errOfferTaken) {
 		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8):
 		// our next description is the one the far end has, unless
-		// another has been sent since.
+		// another has been sent since. One the far end took (2xx) stays
+		// what it has, even when its answer is no use to us.
 		l.mu.Lock()
 		l.holding = wasHolding
 		if bytes.Equal(l.lastSDP, sent) {

@@ -342,8 +342,9 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 		return sent
 	}
 	err := reinvite(ctx, target, describe, l.doInvite, l.dlg.WriteRequest, l.port, true)
-	if err != nil {
-		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8).
+	if err != nil && !errors.Is(err, errOfferTaken) {
+		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8);
+		// one the far end took (2xx) stays what it has.
 		l.mu.Lock()
 		if bytes.Equal(l.lastSDP, sent) {
 			l.lastSDP, l.lastDir, l.version = lastSDP, lastDir, version

@@ -378,6 +378,11 @@ func refreshSession(ctx context.Context, interval time.Duration, update bool, ta
 	}
 }
 
+// errOfferTaken marks a re-INVITE's failure after its 2xx: the far end
+// took our offer, so what it has is the offer's description, whatever we
+// make of its answer (RFC 3264 §8: our next offer's version follows it).
+var errOfferTaken = errors.New("sip: re-INVITE taken")
+
 // inviteInDialog sends an in-dialog INVITE with body and extra headers,
 // ACKs its 2xx and follows the answer's address and direction. It returns
 // the final response, a non-2xx one too.
@@ -397,14 +402,14 @@ func inviteInDialog(ctx context.Context, target sip.Uri, body []byte, do func(co
 	ack := sip.NewRequest(sip.ACK, target)
 	ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
 	if err := write(ack); err != nil {
-		return nil, fmt.Errorf("sip: ACK re-INVITE: %w", err)
+		return nil, fmt.Errorf("%w: ACK: %w", errOfferTaken, err)
 	}
 	a, code, reason := answerOf(res.Body(), port)
 	switch {
 	case code == sip.StatusBadRequest:
 		return res, nil // the answer changes nothing we can use
 	case code != 0:
-		return nil, fmt.Errorf("sip: re-INVITE answer: %s", reason)
+		return nil, fmt.Errorf("%w: its answer: %s", errOfferTaken, reason)
 	}
 	if !a.blackholed() && port.ice == nil {
 		port.setRemote(a.Addr)

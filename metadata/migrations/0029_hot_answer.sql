@@ -1,8 +1,10 @@
 -- A call's record is written three times: created, answered, ended. The
--- answer changes only columns no index holds (status, answered_at, codec,
--- timings; and operator_id for a call an operator takes), so PostgreSQL can
--- write it as a heap-only tuple (HOT): the new version goes on the row's
--- own page and no index takes an entry. That needs both of what follows:
+-- answer of a call no operator takes (forwarded, placed for a messenger or
+-- an integration) changes only columns no index holds (status,
+-- answered_at, codec, timings), so PostgreSQL can write it as a heap-only
+-- tuple (HOT): the new version goes on the row's own page and no index
+-- takes an entry. (An operator's answer names them, which their calls'
+-- index holds: not HOT.) That needs both of what follows:
 -- * status is in no index. Calls by status are found through the
 --   tenant's calls by time (the list is read newest first, a page at a
 --   time); calls in progress, the one status query that runs often (the

@@ -58,6 +58,10 @@ type Options struct {
 	// RefuseReinvite, when set, is the final response to every re-INVITE
 	// (a PBX that takes no hold), leaving the call as it was.
 	RefuseReinvite int
+	// ReinviteCodec, when set, is the codec of the phone's answers to
+	// re-INVITEs instead of the call's: a PBX whose 200 carries an answer
+	// the far end cannot take.
+	ReinviteCodec *sb.Codec
 	// Refusals are the final responses to the far end's first re-INVITEs
 	// and UPDATEs, in turn (e.g. 491 when it crossed an offer); those
 	// after them are answered as usual.
@@ -171,6 +175,12 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.held.Store(held)
 	body := c.sdp(dir)
+	if codec := p.opts.ReinviteCodec; codec != nil {
+		other := *c
+		other.codec = *codec
+		other.codec.DTMFType = c.codec.DTMFType
+		body = other.sdp(dir)
+	}
 	if c.dtls != nil {
 		var err error
 		if body, err = c.dtls.answer(req.Body()); err != nil {

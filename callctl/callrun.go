@@ -178,9 +178,11 @@ func (r *callRun) await(ctx context.Context, w watch) (event, bool) {
 			tick = r.tick.C
 		}
 		// An operator's action waiting when the leg reports too goes
-		// first: the action reached the service before whatever the leg
-		// reports was handled (a mute the page was told of before the
-		// caller's BYE is on the timeline).
+		// first: a mute the page was told of before the caller's BYE
+		// is on the timeline. (Which came first is not known once the
+		// loop was held up, by a hold's re-INVITE or a record's write;
+		// an accept that overtakes a CANCEL so meets a leg that says
+		// it was canceled.)
 		select {
 		case m := <-r.lc.ops:
 			r.drainDTMF(ctx)

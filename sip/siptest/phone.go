@@ -176,10 +176,9 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.held.Store(held)
 	body := c.sdp(dir)
 	if codec := p.opts.ReinviteCodec; codec != nil {
-		other := *c
-		other.codec = *codec
-		other.codec.DTMFType = c.codec.DTMFType
-		body = other.sdp(dir)
+		other := *codec
+		other.DTMFType = c.codec.DTMFType
+		body = c.sdpOf(c.conn.LocalAddr().(*net.UDPAddr).AddrPort(), dir, other)
 	}
 	if c.dtls != nil {
 		var err error
@@ -378,20 +377,23 @@ func (c *Call) sdp(dir string) []byte {
 	return c.sdpAt(ap, dir)
 }
 
-func (c *Call) sdpAt(ap netip.AddrPort, dir string) []byte {
+func (c *Call) sdpAt(ap netip.AddrPort, dir string) []byte { return c.sdpOf(ap, dir, c.codec) }
+
+// sdpOf is the phone's description naming ap and codec.
+func (c *Call) sdpOf(ap netip.AddrPort, dir string, codec sb.Codec) []byte {
 	proto, crypto := "RTP/AVP", ""
 	if c.localKey != nil {
 		proto = "RTP/SAVP"
 		crypto = fmt.Sprintf("a=crypto:1 %s inline:%s\r\n", c.phone.opts.SRTP, base64.StdEncoding.EncodeToString(c.localKey))
 	}
-	encoding := c.codec.Name + "/8000"
-	if c.codec.Name == "opus" {
+	encoding := codec.Name + "/8000"
+	if codec.Name == "opus" {
 		encoding = "opus/48000/2"
 	}
 	return []byte(fmt.Sprintf("v=0\r\no=siptest 1 1 IN IP4 %s\r\ns=siptest\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
 		"m=audio %d %s %d %d\r\na=rtpmap:%d %s\r\na=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-16\r\n%sa=ptime:20\r\na=%s\r\n",
-		ap.Addr(), ap.Addr(), ap.Port(), proto, c.codec.PayloadType, c.codec.DTMFType, c.codec.PayloadType, encoding,
-		c.codec.DTMFType, c.codec.ClockRate, c.codec.DTMFType, crypto, dir))
+		ap.Addr(), ap.Addr(), ap.Port(), proto, codec.PayloadType, codec.DTMFType, codec.PayloadType, encoding,
+		codec.DTMFType, codec.ClockRate, codec.DTMFType, crypto, dir))
 }
 
 // srtpProfiles are the suites the phone can offer.

@@ -1163,10 +1163,9 @@ func TestAPIRateLimit(t *testing.T) {
 	}
 }
 
-// Consent over the operator's socket is audited, then done, for a call
-// the socket was offered; a call it was not offered (another operator's,
-// another tenant's) is refused before anything is written.
-func TestSocketConsentOnlyForOffered(t *testing.T) {
+// offeredSocket is an operator's socket, available, offered a call.
+func offeredSocket(t *testing.T) (*fixture, *websocket.Conn, sb.ID) {
+	t.Helper()
 	f := newFixture(t)
 	ws, m := f.mustSocket(t)
 	send(t, ws, `{"type":"available"}`)
@@ -1182,6 +1181,14 @@ func TestSocketConsentOnlyForOffered(t *testing.T) {
 		t.Fatal(err)
 	}
 	until(t, ws, "incoming")
+	return f, ws, offered
+}
+
+// Consent over the operator's socket is audited for a call the socket
+// was offered; a call it was not offered (another operator's, another
+// tenant's) is refused before anything is written.
+func TestSocketConsentOnlyForOffered(t *testing.T) {
+	f, ws, offered := offeredSocket(t)
 	for range 3 {
 		send(t, ws, `{"type":"consent","call_id":"`+sb.NewID().String()+`","given":false}`)
 		if e := until(t, ws, "error"); e["code"] != sb.ENOTFOUND || e["ref"] != "consent" {
@@ -1200,25 +1207,11 @@ func TestSocketConsentOnlyForOffered(t *testing.T) {
 }
 
 // Pausing and resuming over the operator's socket is audited, as the API's
-// pause and the socket's consent are, then done, for a call the socket was
-// offered; a call it was not offered is refused before anything is
-// written or done.
+// pause and the socket's consent are, for a call the socket was offered;
+// a call it was not offered is refused before anything is written or
+// done.
 func TestSocketPauseAuditedForOffered(t *testing.T) {
-	f := newFixture(t)
-	ws, m := f.mustSocket(t)
-	send(t, ws, `{"type":"available"}`)
-	m.setState("connecting")
-	m.setState("connected")
-	until(t, ws, "state")
-	conns := f.control.availableConns()
-	if len(conns) == 0 {
-		t.Fatal("not available")
-	}
-	offered := sb.NewID()
-	if err := conns[0].Offer(sb.CallOffer{CallID: offered, From: "+15550001111", To: "2000"}); err != nil {
-		t.Fatal(err)
-	}
-	until(t, ws, "incoming")
+	f, ws, offered := offeredSocket(t)
 	send(t, ws, `{"type":"recording","call_id":"`+sb.NewID().String()+`","paused":true}`)
 	if e := until(t, ws, "error"); e["code"] != sb.ENOTFOUND || e["ref"] != "recording" {
 		t.Errorf("a pause for a call not offered: %v", e)

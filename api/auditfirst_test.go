@@ -129,20 +129,10 @@ func TestActionsAuditedFirst(t *testing.T) {
 					Consents:   st,
 					Originator: st,
 				}).Handler())
-				r, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, srv.URL+req.path, strings.NewReader(req.body))
-				if err != nil {
-					t.Fatal(err)
-				}
-				r.Header.Set("Authorization", "Bearer sbk_good")
-				r.Header.Set("Content-Type", "application/json")
-				res, err := srv.Client().Do(r)
-				if err != nil {
-					t.Fatal(err)
-				}
-				res.Body.Close()
+				code := asKey(t, srv, http.MethodPost, req.path, req.body)
 				srv.Close()
-				if ok := res.StatusCode < 300; ok != c.codeOK(req.action) {
-					t.Errorf("%s: %d", req.action, res.StatusCode)
+				if ok := code < 300; ok != c.codeOK(req.action) {
+					t.Errorf("%s: %d", req.action, code)
 				}
 				if got, want := st.taken(), c.want(req.action); strings.Join(got, "|") != strings.Join(want, "|") {
 					t.Errorf("%s: steps %q, want %q", req.action, got, want)
@@ -236,19 +226,30 @@ func TestPauseNamesWhoAsked(t *testing.T) {
 	srv := httptest.NewServer(NewServer(Config{}, Deps{Calls: &fakeCalls{call: call}, APIKeys: &fakeKeys{key: key},
 		Sessions: &fakeSessions{m: map[string]*sb.Session{}}, Users: &fakeUsers{}, Consents: st}).Handler())
 	defer srv.Close()
-	r, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, srv.URL+"/v1/calls/"+call.ID.String()+"/recording/pause", nil)
+	code := asKey(t, srv, http.MethodPost, "/v1/calls/"+call.ID.String()+"/recording/pause", "")
+	if got := st.taken(); code != http.StatusAccepted || len(got) != 1 || got[0] != "do pause by api key "+key.ID.String() {
+		t.Errorf("pause: %d, steps %q", code, got)
+	}
+}
+
+// asKey sends a request to srv with the supervisor's API key (the fakes'
+// "sbk_good"), a JSON body when body is not empty, and returns its status.
+func asKey(t *testing.T, srv *httptest.Server, method, path, body string) int {
+	t.Helper()
+	r, err := http.NewRequestWithContext(testCtx(t), method, srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Header.Set("Authorization", "Bearer sbk_good")
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
 	res, err := srv.Client().Do(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if got := st.taken(); res.StatusCode != http.StatusAccepted || len(got) != 1 || got[0] != "do pause by api key "+key.ID.String() {
-		t.Errorf("pause: %d, steps %q", res.StatusCode, got)
-	}
+	return res.StatusCode
 }
 
 // failingEnder fails every action with an internal error.
@@ -285,20 +286,11 @@ func TestFailedActionAuditsNoInternalDetail(t *testing.T) {
 		Ender:    failingEnder{err: errors.New("callctl: database at 10.20.30.40:5432: connection reset")},
 	}).Handler())
 	defer srv.Close()
-	r, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, srv.URL+"/v1/calls/"+call.ID.String()+"/hangup", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Header.Set("Authorization", "Bearer sbk_good")
-	res, err := srv.Client().Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	code := asKey(t, srv, http.MethodPost, "/v1/calls/"+call.ID.String()+"/hangup", "")
 	kept.mu.Lock()
 	defer kept.mu.Unlock()
-	if res.StatusCode != http.StatusInternalServerError || len(kept.entries) != 2 {
-		t.Fatalf("hangup: %d, %d entries", res.StatusCode, len(kept.entries))
+	if code != http.StatusInternalServerError || len(kept.entries) != 2 {
+		t.Fatalf("hangup: %d, %d entries", code, len(kept.entries))
 	}
 	if e := kept.entries[1]; e.Outcome != "failed" || e.Reason != "internal error" {
 		t.Errorf("the failure's entry: %q, %q; want failed, internal error", e.Outcome, e.Reason)

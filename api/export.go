@@ -27,9 +27,22 @@ func wantsCSV(r *http.Request) bool {
 	return false
 }
 
-// callFilters are the query's keys that filter a search of calls
-// (parseCallFilter's).
-var callFilters = []string{"since", "until", "status", "number", "tag", "external_ref", "label", "failed", "operator_id"}
+// filterNames are the names of the filters f applies, as the query names
+// them (parseCallFilter's keys).
+func filterNames(f sb.CallFilter) []string {
+	var names []string
+	for _, c := range []struct {
+		name string
+		set  bool
+	}{{"external_ref", f.ExternalRef != ""}, {"failed", f.Failed}, {"label", f.Label != ""}, {"number", f.Number != ""},
+		{"operator_id", f.OperatorID != nil}, {"since", f.Since != nil}, {"status", f.Status != ""}, {"tag", f.Tag != ""},
+		{"until", f.Until != nil}} {
+		if c.set {
+			names = append(names, c.name)
+		}
+	}
+	return names
+}
 
 // csvHeader names the export's columns.
 var csvHeader = []string{"call_id", "started_at", "direction", "from", "to", "status", "hangup_by", "answered_at", "ended_at",
@@ -64,15 +77,8 @@ func (s *Server) exportCalls(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only the names of the filters the search applies: any other key of
 	// the query is the client's own text, which could be a number.
-	filters := make([]string, 0, len(q))
-	for k := range q {
-		if slices.Contains(callFilters, k) {
-			filters = append(filters, k)
-		}
-	}
-	slices.Sort(filters)
 	e := actorEntry(a, "calls.export", "calls", sb.ID{})
-	e.ResourceID, e.Detail = "", truncate("filters: "+cmp.Or(strings.Join(filters, ", "), "none"), 200)
+	e.ResourceID, e.Detail = "", truncate("filters: "+cmp.Or(strings.Join(filterNames(f), ", "), "none"), 200)
 	if err := s.audit(r, e); err != nil {
 		s.error(w, r, err)
 		return

@@ -69,19 +69,10 @@ func TestExportAuditsOnlyFilterNames(t *testing.T) {
 		Audit:    kept,
 	}).Handler())
 	defer srv.Close()
-	r, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, srv.URL+"/v1/calls?format=csv&label=vip&%2B4930123456=&number:%2B4930123456", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Header.Set("Authorization", "Bearer sbk_good")
-	res, err := srv.Client().Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	code := asKey(t, srv, http.MethodGet, "/v1/calls?format=csv&label=vip&%2B4930123456=&number:%2B4930123456", "")
 	kept.mu.Lock()
 	defer kept.mu.Unlock()
-	if res.StatusCode != http.StatusOK || len(kept.entries) != 1 || kept.entries[0].Detail != "filters: label" {
-		t.Errorf("export: %d, audited %+v; want one entry naming the label filter only", res.StatusCode, kept.entries)
+	if code != http.StatusOK || len(kept.entries) != 1 || kept.entries[0].Detail != "filters: label" {
+		t.Errorf("export: %d, audited %+v; want one entry naming the label filter only", code, kept.entries)
 	}
 }

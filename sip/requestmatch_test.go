@@ -39,25 +39,38 @@ func newRawCallWith(t *testing.T, name string, conf Config) rawCall {
 	return c
 }
 
+// ring sends our 180 and returns its headers as the UA read them.
+func (c rawCall) ring(t *testing.T) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.in.Leg.Ring(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c.ua.until(t, c.callID, 180)
+}
+
+// early sends method, CSeq 2, in the early dialog the 180 ringing made,
+// with extra headers ("Name: value\r\n" each) and no body.
+func (c rawCall) early(t *testing.T, method, ruri string, ringing map[string]string, extra string) {
+	t.Helper()
+	local := c.ua.conn.LocalAddr().String()
+	req := method + " " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bK%s%d\r\n", strings.ToLower(method), time.Now().UnixNano()) +
+		"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(c.ua.n) + "\r\nTo: " + ringing["to"] + "\r\n" +
+		"Call-ID: " + c.callID + "\r\nCSeq: 2 " + method + "\r\n" + extra + "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	if _, err := c.ua.conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A BYE in an early dialog, with the tag of our 180, ends the call: the
 // BYE gets 200 and the INVITE its final answer, 487 (RFC 3261 §15.1.2),
 // which a caller otherwise waits for until its transaction times out.
 func TestEarlyByeAnswersTheInvite(t *testing.T) {
 	c := newRawCall(t, "early-bye")
-	ua, ruri, callID, in := c.ua, c.ruri, c.callID, c.in
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := in.Leg.Ring(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ringing := ua.until(t, callID, 180)
-	local := ua.conn.LocalAddr().String()
-	bye := "BYE " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKbye%d\r\n", time.Now().UnixNano()) +
-		"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(ua.n) + "\r\nTo: " + ringing["to"] + "\r\n" +
-		"Call-ID: " + callID + "\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-	if _, err := ua.conn.Write([]byte(bye)); err != nil {
-		t.Fatal(err)
-	}
+	ua, callID := c.ua, c.callID
+	ringing := c.ring(t)
+	c.early(t, "BYE", c.ruri, ringing, "")
 	// Both answers come before the 487 is acknowledged: the BYE's 200
 	// does not wait for that ACK.
 	got, final := map[string]int{}, map[string]string{}
@@ -78,7 +91,7 @@ func TestEarlyByeAnswersTheInvite(t *testing.T) {
 	if final["to"] != ringing["to"] {
 		t.Errorf("the 487's To %q is not the 180's %q", final["to"], ringing["to"])
 	}
-	ack := "ACK " + ruri + " SIP/2.0\r\nVia: " + final["via"] + "\r\nFrom: " + final["from"] + "\r\nTo: " + final["to"] + "\r\n" +
+	ack := "ACK " + c.ruri + " SIP/2.0\r\nVia: " + final["via"] + "\r\nFrom: " + final["from"] + "\r\nTo: " + final["to"] + "\r\n" +
 		"Call-ID: " + callID + "\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
 	if _, err := ua.conn.Write([]byte(ack)); err != nil {
 		t.Fatal(err)
@@ -118,20 +131,9 @@ func TestMergedInviteRefused(t *testing.T) {
 // before call control did. The call rings on.
 func TestEarlyReinviteWithoutSDPGets500(t *testing.T) {
 	c := newRawCall(t, "early-reinvite")
-	ua, ruri, callID, in := c.ua, c.ruri, c.callID, c.in
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := in.Leg.Ring(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ringing := ua.until(t, callID, 180)
-	local := ua.conn.LocalAddr().String()
-	reinvite := "INVITE " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKre%d\r\n", time.Now().UnixNano()) +
-		"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(ua.n) + "\r\nTo: " + ringing["to"] + "\r\n" +
-		"Call-ID: " + callID + "\r\nCSeq: 2 INVITE\r\nContact: <sip:3000@" + local + ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-	if _, err := ua.conn.Write([]byte(reinvite)); err != nil {
-		t.Fatal(err)
-	}
+	ua, callID, in := c.ua, c.callID, c.in
+	ringing := c.ring(t)
+	c.early(t, "INVITE", c.ruri, ringing, "Contact: <sip:3000@"+ua.conn.LocalAddr().String()+">\r\n")
 	var code int
 	var h map[string]string
 	for code < 200 {
@@ -234,19 +236,8 @@ func TestGlareWithOurReinviteGets491(t *testing.T) {
 // as "session expired" within the interval.
 func TestEarlyUpdateStartsNoSessionTimer(t *testing.T) {
 	rc := newRawCallWith(t, "early-refresh", Config{MinSE: time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := rc.in.Leg.Ring(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ringing := rc.ua.until(t, rc.callID, 180)
-	local := rc.ua.conn.LocalAddr().String()
-	update := "UPDATE sip:switchboard@" + rc.ts.udp + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKupd%d\r\n", time.Now().UnixNano()) +
-		"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(rc.ua.n) + "\r\nTo: " + ringing["to"] + "\r\nCall-ID: " + rc.callID + "\r\n" +
-		"CSeq: 2 UPDATE\r\nContact: <sip:3000@" + local + ">\r\nSession-Expires: 2\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-	if _, err := rc.ua.conn.Write([]byte(update)); err != nil {
-		t.Fatal(err)
-	}
+	ringing := rc.ring(t)
+	rc.early(t, "UPDATE", "sip:switchboard@"+rc.ts.udp, ringing, "Contact: <sip:3000@"+rc.ua.conn.LocalAddr().String()+">\r\nSession-Expires: 2\r\n")
 	if h := rc.ua.until(t, rc.callID, 200); h["cseq"] != "2 UPDATE" {
 		t.Fatalf("200 to %q", h["cseq"])
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -352,9 +353,23 @@ func placedDialog(t *testing.T, ts *testServer, refresh func(req *sip.Request, t
 		invites <- req
 		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
 	})
-	c.refresh = refresh
 	l := dialAnswered(t, ts, c)
-	return l, &carrierDialog{c: c, inv: <-invites, cseq: 100}
+	inv := <-invites
+	// Only this call's requests reach refresh: a port the carrier took
+	// may still hear an earlier test's dialog (its BYE, its re-INVITE).
+	c.mu.Lock()
+	c.refresh = func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		switch {
+		case req.CallID().Value() != inv.CallID().Value():
+			tx.Respond(sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		case refresh == nil:
+			tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotImplemented, "Not Implemented", nil))
+		default:
+			refresh(req, tx, c)
+		}
+	}
+	c.mu.Unlock()
+	return l, &carrierDialog{c: c, inv: inv, cseq: 100}
 }
 
 // On a call we placed too, the far end's offer or re-INVITE crossing our
@@ -391,10 +406,9 @@ func TestDialGlareWithOurReinviteGets491(t *testing.T) {
 // version it has (RFC 3261 §14.1, RFC 3264 §8).
 func TestDialRefusedHoldLeavesTheCall(t *testing.T) {
 	ts := mustServer(t, nil, Config{})
-	refused := true
+	var answered atomic.Bool // the first re-INVITE is refused
 	l, d := placedDialog(t, ts, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
-		if refused {
-			refused = false
+		if !answered.Swap(true) {
 			tx.Respond(sip.NewResponseFromRequest(req, sip.StatusNotAcceptableHere, "Not Acceptable Here", nil))
 			return
 		}

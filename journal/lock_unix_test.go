@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -21,12 +22,18 @@ func TestJournalIsOneProcesss(t *testing.T) {
 		return
 	}
 	path := filepath.Join(t.TempDir(), "journal")
-	if _, err := Open(path, newDB(), unreachable, slog.New(slog.DiscardHandler)); err != nil {
+	first, err := Open(path, newDB(), unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(path, newDB(), unreachable, slog.New(slog.DiscardHandler)); err != nil {
+	again, err := Open(path, newDB(), unreachable, slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatalf("the same process again: %v", err)
 	}
+	// The lock is the open recorders' file: a collected recorder's file is
+	// closed, and its lock gone, whenever the collector runs.
+	defer runtime.KeepAlive(again)
+	defer runtime.KeepAlive(first)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestJournalIsOneProcesss$")
 	cmd.Env = append(os.Environ(), "JOURNAL_LOCK_CHILD="+path)
 	out, err := cmd.CombinedOutput()

@@ -96,8 +96,28 @@ func CallChannel(channelSource string) string {
 	switch {
 	case channel == ChannelWhatsApp:
 		return ChannelWhatsApp
-	case strings.HasPrefix(source, "webrtc:"):
+	case strings.HasPrefix(source, browserSource):
 		return "web"
 	}
 	return "phone"
+}
+
+// browserSource begins the signalling source of a browser caller's call.
+const browserSource = "webrtc:"
+
+// BrowserSource is the signalling source of a browser caller's call: the
+// visitor's address, as the API's trusted proxies tell it.
+func BrowserSource(addr string) string { return browserSource + addr }
+
+// MaskSource is a call's signalling source as a reader who sees numbers
+// masked may see it. A browser caller's address names the visitor as a
+// number names a caller, so it goes, whole (the last digits of an address
+// still narrow down who and where); what stays says the call came from a
+// browser. A trunk's or a messenger's source is the PBX's or the
+// business's, not the caller's, and stays.
+func MaskSource(source string) string {
+	if !strings.HasPrefix(source, browserSource) {
+		return source
+	}
+	return browserSource + "…"
 }

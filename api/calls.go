@@ -82,7 +82,7 @@ func (s *Server) listCalls(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if a := sb.ActorFromContext(r.Context()); s.masksNumbers(r.Context(), a.TenantID, a.Role) {
+	if a := sb.ActorFromContext(r.Context()); s.masksCallers(r.Context(), a.TenantID, a.Role) {
 		for _, c := range calls {
 			maskCall(c)
 		}
@@ -109,7 +109,7 @@ func (s *Server) getCall(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if a := sb.ActorFromContext(r.Context()); s.masksNumbers(r.Context(), a.TenantID, a.Role) {
+	if a := sb.ActorFromContext(r.Context()); s.masksCallers(r.Context(), a.TenantID, a.Role) {
 		maskCall(c)
 	}
 	s.writeJSON(w, http.StatusOK, c)
@@ -123,16 +123,18 @@ func (s *Server) callFilter(r *http.Request, q url.Values) (sb.CallFilter, error
 	if err != nil {
 		return f, err
 	}
-	if a := sb.ActorFromContext(r.Context()); f.Number != "" && s.masksNumbers(r.Context(), a.TenantID, a.Role) {
+	if a := sb.ActorFromContext(r.Context()); f.Number != "" && s.masksCallers(r.Context(), a.TenantID, a.Role) {
 		return f, sb.Errorf(sb.EFORBIDDEN, "numbers are shown to you masked, so calls cannot be searched by number")
 	}
 	return f, nil
 }
 
-// masksNumbers reports whether the tenant shows its operators only the
-// last digits of callers' numbers. Staff see them whole; a tenant that
-// cannot be read is masked, the safe side.
-func (s *Server) masksNumbers(ctx context.Context, tenantID sb.ID, role sb.Role) bool {
+// masksCallers reports whether the tenant shows its operators only the
+// last digits of callers' numbers, and with them nothing else that names a
+// caller as well (a browser caller's address, a WhatsApp call ID's
+// numbers): the one rule for what a viewer sees of callers. Staff see them
+// whole; a tenant that cannot be read is masked, the safe side.
+func (s *Server) masksCallers(ctx context.Context, tenantID sb.ID, role sb.Role) bool {
 	if role != sb.RoleOperator || s.deps.Tenants == nil {
 		return false
 	}
@@ -144,11 +146,22 @@ func (s *Server) masksNumbers(ctx context.Context, tenantID sb.ID, role sb.Role)
 	return t.Privacy.MaskOperatorNumbers
 }
 
-// maskCall hides all but the last digits of a call's numbers, and the
-// numbers a WhatsApp call ID holds.
+// maskCall hides all but the last digits of a call's numbers, the
+// numbers a WhatsApp call ID holds, and a browser caller's address.
 func maskCall(c *sb.Call) {
 	c.From, c.To = sb.MaskNumber(c.From), sb.MaskNumber(c.To)
 	c.ExternalRef = sb.MaskExternalRef(c.ExternalRef)
+	c.Source = sb.MaskSource(c.Source)
+}
+
+// maskEvents is maskCall for a call's timeline: the source its received
+// event names.
+func maskEvents(events []*sb.CallEvent) {
+	for _, e := range events {
+		if source, ok := e.Detail["source"].(string); ok {
+			e.Detail["source"] = sb.MaskSource(source)
+		}
+	}
 }
 
 // maskCaller is maskCall for the caller an operator is shown, with their
@@ -173,6 +186,9 @@ func (s *Server) getCallEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if events == nil {
 		events = []*sb.CallEvent{}
+	}
+	if a := sb.ActorFromContext(r.Context()); s.masksCallers(r.Context(), a.TenantID, a.Role) {
+		maskEvents(events)
 	}
 	var mentioned []sb.ID
 	for _, e := range events {

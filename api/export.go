@@ -83,7 +83,7 @@ func (s *Server) exportCalls(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	mask := s.masksNumbers(r.Context(), a.TenantID, a.Role)
+	mask := s.masksCallers(r.Context(), a.TenantID, a.Role)
 	h := w.Header()
 	h.Set("Content-Type", "text/csv; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

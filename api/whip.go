@@ -253,7 +253,7 @@ func (s *Server) postWHIP(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	in.Dispatch(&sb.InboundCall{Trunk: trunk, From: tok.From, To: tok.Number, Source: "webrtc:" + s.clientAddr(r),
+	in.Dispatch(&sb.InboundCall{Trunk: trunk, From: tok.From, To: tok.Number, Source: sb.BrowserSource(s.clientAddr(r)),
 		Leg: leg, ExternalRef: tok.ExternalRef})
 	s.log.Info("browser call", "tenant", tok.TenantID, "token", tok.ID)
 	w.Header().Set("Location", "/v1/whip/"+id)

@@ -366,7 +366,7 @@ func (s *Server) operatorSocket(w http.ResponseWriter, r *http.Request) {
 	c := &opConn{
 		s: s, ws: ws, user: u, log: s.log.With("operator", u.ID), from: r,
 		send: make(chan []byte, sendQueue), quit: make(chan struct{}), released: make(chan struct{}),
-		cancelOffer: cancelOffer, maskNumbers: s.masksNumbers(r.Context(), u.TenantID, u.Role),
+		cancelOffer: cancelOffer, maskNumbers: s.masksCallers(r.Context(), u.TenantID, u.Role),
 		budget: rate.NewLimiter(apiRate, socketBurst),
 	}
 	c.run(ctx, offerCtx)

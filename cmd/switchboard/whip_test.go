@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	sb "github.com/switchboard-voice/switchboard"
+	"github.com/switchboard-voice/switchboard/metadata"
 	"github.com/switchboard-voice/switchboard/opclient"
 )
 
@@ -389,5 +390,65 @@ func TestUnansweredVisitorMayTryAgain(t *testing.T) {
 	}
 	if code, _, _ := whip(t, m, token, newVisitor(t).offer(t)); code != http.StatusUnauthorized {
 		t.Errorf("the token of an answered call placed another: %d, want 401", code)
+	}
+}
+
+// A browser caller's address names them as a number does: where the tenant
+// shows its operators numbers masked, the operator who took the visitor's
+// call finds the address nowhere (the call, the list, the timeline, the
+// socket's caller), while an admin, who sees numbers whole, sees it.
+func TestVisitorsAddressIsMaskedWhereNumbersAre(t *testing.T) {
+	const address = "198.51.100.7" // what whip's trusted proxy names
+	m := mustStartService(t, map[string]string{"http-trusted-proxies": "127.0.0.1"})
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := metadata.NewTenantService(m.DB).SetPrivacyPolicy(ctx, f.Tenant.ID,
+		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	op := mustOperator(t, m, f.Operators[0])
+	v := newVisitor(t)
+	code, _, answer := whip(t, m, issueToken(t, m, f.APIKey, `{"number": "2000", "from": "web:chat-42"}`), v.offer(t))
+	if code != http.StatusCreated {
+		t.Fatalf("WHIP: %d %s", code, answer)
+	}
+	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	in := waitIncoming(t, op)
+	if err := op.Accept(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.WaitConnected(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	caller, err := op.Caller(ctx, in.CallID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(caller); strings.Contains(string(b), address) {
+		t.Errorf("the socket's caller names the visitor's address: %s", b)
+	}
+	if err := op.Hangup(ctx, in.CallID); err != nil {
+		t.Fatal(err)
+	}
+	if rec := waitCallEnded(t, m, f.APIKey, in.CallID); rec.Source != "webrtc:"+address {
+		t.Fatalf("the record's source is %q", rec.Source)
+	}
+
+	operator := mustLogin(t, m, f.Operators[0])
+	admin := mustLogin(t, m, mustUser(t, m, f.Tenant.ID, "admin@acme.test", sb.RoleAdmin))
+	for _, path := range []string{"/v1/calls", "/v1/calls/" + in.CallID.String(), "/v1/calls/" + in.CallID.String() + "/events"} {
+		code, body := operator.do(http.MethodGet, path, "", nil)
+		if code != http.StatusOK || strings.Contains(body, address) {
+			t.Errorf("the operator's %s: %d %s", path, code, body)
+		}
+		if !strings.Contains(body, `"webrtc:`) {
+			t.Errorf("the operator's %s no longer says the call came from a browser: %s", path, body)
+		}
+		if code, body := admin.do(http.MethodGet, path, "", nil); code != http.StatusOK || !strings.Contains(body, `"webrtc:`+address+`"`) {
+			t.Errorf("the admin's %s: %d %s", path, code, body)
+		}
 	}
 }

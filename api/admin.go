@@ -45,12 +45,12 @@ func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, sb.Errorf(sb.ENOTFOUND, "no audit log here"))
 		return
 	}
-	broken, err := s.deps.AuditReader.VerifyAudit(r.Context())
+	whole, broken, err := s.deps.AuditReader.VerifyAudit(r.Context())
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]any{"whole": broken == 0, "first_broken": broken})
+	s.writeJSON(w, http.StatusOK, map[string]any{"whole": whole, "first_broken": broken})
 }
 
 // Queues lists a tenant's queues and how many callers wait in each.

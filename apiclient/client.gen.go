@@ -444,8 +444,11 @@ type AuditPage struct {
 
 // AuditVerification defines model for AuditVerification.
 type AuditVerification struct {
-	FirstBroken int  `json:"first_broken"`
-	Whole       bool `json:"whole"`
+	// FirstBroken the number of the tenant's first entry that does not hold; 0 when whole, or when the log breaks at no entry of the tenant's (then its entries appended before that place cannot be vouched for)
+	FirstBroken int `json:"first_broken"`
+
+	// Whole every entry of the log holds
+	Whole bool `json:"whole"`
 }
 
 // Call defines model for Call.
@@ -1096,7 +1099,7 @@ type ListAuditParams struct {
 	Since  *time.Time `form:"since,omitempty" json:"since,omitempty"`
 	Until  *time.Time `form:"until,omitempty" json:"until,omitempty"`
 
-	// Before seq
+	// Before an entry's number (seq): entries before it
 	Before *int `form:"before,omitempty" json:"before,omitempty"`
 
 	// Limit 1 to 1000

@@ -593,7 +593,9 @@ function auditResource(e) {
 $("verify").addEventListener("click", guard(async () => {
   $("verify-result").textContent = "checking…";
   const r = await api("/v1/audit/verify", { method: "POST" });
-  $("verify-result").textContent = r.whole ? "The chain is whole." : `The chain is broken at entry ${r.first_broken}.`;
+  $("verify-result").textContent = r.whole ? "The chain is whole."
+    : r.first_broken ? `The chain is broken at entry ${r.first_broken}.`
+    : "The log is broken at an entry not of this tenant: the entries before it cannot be vouched for.";
 }));
 
 // A page reloaded while logged in picks up where it was. /v1/session

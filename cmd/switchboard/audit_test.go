@@ -169,3 +169,48 @@ func TestAuditVerifySaysWhenUncovered(t *testing.T) {
 		t.Errorf("audit verify with an hour-old checkpoint said %q", out)
 	}
 }
+
+// A tenant's admins read their audit log numbered 1, 2, 3... and chained
+// entry to entry, however many entries other tenants had appended between
+// theirs: neither the numbers nor the hashes they read count another
+// tenant's audited actions.
+func TestAuditLogIsNumberedPerTenant(t *testing.T) {
+	m := mustStartService(t, nil)
+	acme := mustProvision(t, m, "Acme", "2000", 0)
+	globex := mustProvision(t, m, "Globex", "3000", 0)
+	acmeAdmin := mustUser(t, m, acme.Tenant.ID, "admin@acme.test", sb.RoleAdmin)
+	globexAdmin := mustUser(t, m, globex.Tenant.ID, "admin@globex.test", sb.RoleAdmin)
+	mustLogin(t, m, acmeAdmin)          // acme's 1
+	mustLogin(t, m, globexAdmin)        // globex's 1
+	mustLogin(t, m, globexAdmin)        // globex's 2
+	admin := mustLogin(t, m, acmeAdmin) // acme's 2
+
+	var page struct {
+		Entries []sb.AuditEntry
+		Next    string
+	}
+	if code, body := admin.do("GET", "/v1/audit", "", &page); code != 200 || len(page.Entries) != 2 {
+		t.Fatalf("acme's audit log: %d %s", code, body)
+	}
+	newest, oldest := page.Entries[0], page.Entries[1]
+	if newest.Seq != 2 || oldest.Seq != 1 || !bytes.Equal(newest.PrevHash, oldest.Hash) {
+		t.Errorf("acme's entries are numbered %d and %d, the newest chained to %x, the oldest's hash %x; want 2 on 1",
+			newest.Seq, oldest.Seq, newest.PrevHash, oldest.Hash)
+	}
+	var first, second struct {
+		Entries []sb.AuditEntry
+		Next    string
+	}
+	admin.do("GET", "/v1/audit?limit=1", "", &first)
+	admin.do("GET", "/v1/audit?limit=1&before="+first.Next, "", &second)
+	if first.Next != "2" || len(second.Entries) != 1 || second.Entries[0].Seq != 1 {
+		t.Errorf("acme's pages: next %q, then %+v", first.Next, second.Entries)
+	}
+	var verified struct {
+		Whole       bool  `json:"whole"`
+		FirstBroken int64 `json:"first_broken"`
+	}
+	if code, body := admin.do("POST", "/v1/audit/verify", "", &verified); code != 200 || !verified.Whole || verified.FirstBroken != 0 {
+		t.Errorf("acme's check of the log: %d %s", code, body)
+	}
+}

@@ -22,8 +22,11 @@ type DialogServerSession struct {
 
 // ReadAck changes dialog state to confiremed
 func (s *DialogServerSession) ReadAck(req *sip.Request, tx sip.ServerTransaction) error {
-	// cseq must match to our last dialog cseq
-	if req.CSeq().SeqNo != s.remoteCSeqNo.Load() {
+	// An ACK carries the CSeq of the INVITE it acknowledges (RFC 3261
+	// §13.2.2.4): the dialog's, or a re-INVITE's since. A request sent
+	// after that INVITE (an UPDATE, an INFO) has moved the remote CSeq
+	// past it, so the ACK is not to equal it (switchboard patch).
+	if seq := req.CSeq().SeqNo; seq < s.InviteRequest.CSeq().SeqNo || seq > s.remoteCSeqNo.Load() {
 		return ErrDialogInvalidCseq
 	}
 	s.setState(sip.DialogStateConfirmed)

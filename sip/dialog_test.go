@@ -4,22 +4,30 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	sb "github.com/switchboard-voice/switchboard"
 )
 
 // request sends method in the raw UA's call, in the dialog whose To (our
 // tag) is to, with CSeq cseq, the extra headers ("Name: value\r\n" each)
-// and body (SDP; none when empty), and returns its final response's code
-// and headers.
+// and body (none when empty; SDP unless extra gives its Content-Type),
+// and returns its final response's code and headers.
 func (c rawCall) request(t *testing.T, to, method string, cseq int, extra, body string) (int, map[string]string) {
 	t.Helper()
 	local := c.ua.conn.LocalAddr().String()
 	msg := method + " sip:switchboard@" + c.ts.udp + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bK%s%d\r\n", method, time.Now().UnixNano()) +
 		"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(c.ua.n) + "\r\nTo: " + to + "\r\nCall-ID: " + c.callID + "\r\n" +
 		fmt.Sprintf("CSeq: %d %s\r\n", cseq, method) + "Contact: <sip:3000@" + local + ">\r\nMax-Forwards: 70\r\n" + extra
+	if body != "" && !strings.Contains(extra, "Content-Type:") {
+		msg += "Content-Type: application/sdp\r\n"
+	}
 	if body != "" {
-		msg += "Content-Type: application/sdp\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+		msg += "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
 	} else {
 		msg += "Content-Length: 0\r\n\r\n"
 	}
@@ -46,28 +54,84 @@ func (c rawCall) ack(t *testing.T, ok map[string]string) {
 }
 
 // A request the caller sends in the dialog between our 200 and its ACK
-// (an UPDATE) moves the remote CSeq past the INVITE's; the ACK, which
-// carries the INVITE's CSeq, still confirms the dialog, and the answer
-// ends with it. sipgo wanted the ACK's CSeq to be the remote CSeq, so the
-// ACK was ignored and the answer waited for the 200's retransmissions to
-// give up (64·T1, 32 s).
+// (an UPDATE, an INFO) moves the remote CSeq past the INVITE's; the ACK,
+// which carries the INVITE's CSeq, still confirms the dialog, and the
+// answer ends with it. sipgo wanted the ACK's CSeq to be the remote CSeq,
+// so the ACK was ignored and the answer waited for the 200's
+// retransmissions to give up (64·T1, 32 s).
 func TestRequestBeforeTheAckConfirmsTheDialog(t *testing.T) {
-	rc := newRawCall(t, "before-ack")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	answered := make(chan error, 1)
-	go func() { answered <- rc.in.Leg.Answer(ctx) }()
-	ok := rc.ua.until(t, rc.callID, 200)
-	if code, _ := rc.request(t, ok["to"], "UPDATE", 2, "", ""); code != 200 {
-		t.Fatalf("an UPDATE before the ACK: %d, want 200", code)
+	for _, method := range []string{"UPDATE", "INFO"} {
+		t.Run(method, func(t *testing.T) {
+			rc := newRawCall(t, "before-ack")
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			answered := make(chan error, 1)
+			go func() { answered <- rc.in.Leg.Answer(ctx) }()
+			ok := rc.ua.until(t, rc.callID, 200)
+			if code, _ := rc.request(t, ok["to"], method, 2, "", ""); code != 200 {
+				t.Fatalf("an %s before the ACK: %d, want 200", method, code)
+			}
+			rc.ack(t, ok)
+			select {
+			case err := <-answered:
+				if err != nil {
+					t.Errorf("answer: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("the answer did not end with the ACK: the dialog was not confirmed")
+			}
+		})
 	}
-	rc.ack(t, ok)
-	select {
-	case err := <-answered:
-		if err != nil {
-			t.Errorf("answer: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the answer did not end with the ACK: the dialog was not confirmed")
+}
+
+// An INFO is a request in the dialog like any other: its CSeq becomes the
+// far end's last one, so a BYE below it is out of order (500, and the
+// call goes on), and so is an INFO below the last request, whose key is
+// not taken (RFC 3261 §12.2.2).
+func TestInfoMovesTheRemoteCSeq(t *testing.T) {
+	rc := newRawCall(t, "info-cseq")
+	to := rc.answered(t)
+	dtmf := "Content-Type: application/dtmf-relay\r\n"
+	if code, _ := rc.request(t, to, "INFO", 10, dtmf, "Signal=5\r\n"); code != 200 {
+		t.Fatalf("an INFO with CSeq 10: %d, want 200", code)
+	}
+	if ev := nextEvent(t, rc.in.Leg, sb.LegDTMF); ev.Reason != "5" {
+		t.Fatalf("the INFO's key %q, want 5", ev.Reason)
+	}
+	if code, _ := rc.request(t, to, "BYE", 9, "", ""); code != 500 {
+		t.Errorf("a BYE with CSeq 9 after an INFO with 10: %d, want 500", code)
+	}
+	if code, _ := rc.request(t, to, "INFO", 8, dtmf, "Signal=7\r\n"); code != 500 {
+		t.Errorf("an INFO with CSeq 8 after one with 10: %d, want 500", code)
+	}
+	if code, _ := rc.request(t, to, "BYE", 11, "", ""); code != 200 {
+		t.Errorf("the BYE in order: %d, want 200", code)
+	}
+	// Whatever the leg reported in between comes before the hang-up.
+	nextEvent(t, rc.in.Leg, sb.LegHungUp)
+}
+
+// On a call we place too, an INFO moves the far end's last CSeq: a BYE
+// or an INFO below it gets 500, and the call goes on.
+func TestDialInfoMovesTheRemoteCSeq(t *testing.T) {
+	l, d := placedDialog(t, mustServer(t, nil, Config{}), nil)
+	if res := d.request(t, sip.INFO, nil, nil); res.StatusCode != 200 {
+		t.Fatalf("the carrier's INFO (CSeq %d): %d, want 200", d.cseq, res.StatusCode)
+	}
+	last := d.cseq
+	d.cseq = last - 2
+	if res := d.request(t, sip.BYE, nil, nil); res.StatusCode != 500 {
+		t.Errorf("a BYE with CSeq %d after an INFO with %d: %d, want 500", d.cseq, last, res.StatusCode)
+	}
+	d.cseq = last - 3
+	if res := d.request(t, sip.INFO, nil, nil); res.StatusCode != 500 {
+		t.Errorf("an INFO with CSeq %d after one with %d: %d, want 500", d.cseq, last, res.StatusCode)
+	}
+	d.cseq = last
+	if res := d.request(t, sip.BYE, nil, nil); res.StatusCode != 200 {
+		t.Errorf("the BYE in order: %d, want 200", res.StatusCode)
+	}
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegHungUp {
+		t.Errorf("event %+v, want hung up", ev)
 	}
 }

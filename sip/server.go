@@ -486,6 +486,12 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
+	// An INFO is a request in the dialog like any other: its CSeq is
+	// checked against the far end's last one, which it then becomes
+	// (RFC 3261 §12.2.2).
+	if l != nil && !l.inOrder(&l.dlg.Dialog, req, tx) || out != nil && !out.inOrder(&out.dlg.Dialog, req, tx) {
+		return
+	}
 	if len(req.Body()) == 0 {
 		// No body, nothing to take: the keep-alive some SBCs send in a
 		// dialog (a call we placed too), which mature UAs answer 200.

@@ -135,3 +135,76 @@ func TestDialInfoMovesTheRemoteCSeq(t *testing.T) {
 		t.Errorf("event %+v, want hung up", ev)
 	}
 }
+
+// forkedCarrier rings a call we place from two forks (180s with the tags
+// fork1 and fork2) and, once answer is closed, answers it from fork1. Our
+// INVITE comes out of invites once both forks rang.
+func forkedCarrier(t *testing.T, answer <-chan struct{}) (*carrier, <-chan *sip.Request) {
+	invites := make(chan *sip.Request, 1)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		for _, tag := range []string{"fork1", "fork2"} {
+			ringing := sip.NewResponseFromRequest(req, sip.StatusRinging, "Ringing", nil)
+			ringing.To().Params.Add("tag", tag)
+			ringing.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: addrPortOf(t, c.addr)}})
+			tx.Respond(ringing)
+		}
+		invites <- req
+		select {
+		case <-answer:
+		case <-time.After(5 * time.Second):
+			return
+		}
+		ok := sip.NewSDPResponseFromRequest(req, c.sdp())
+		ok.To().Params.Add("tag", "fork1")
+		ok.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: addrPortOf(t, c.addr)}})
+		tx.Respond(ok)
+	})
+	return c, invites
+}
+
+// Each early dialog of a call we place (each fork's tag) has its own
+// remote CSeq: a fork's request in order in its own dialog is taken
+// whatever the other fork sent, and one out of order in it gets 500
+// (RFC 3261 §12.1.2, §13.2.2.4). They shared one, keyed by the Call-ID,
+// so the second fork's UPDATE below the first fork's CSeq got 500. Once
+// the 2xx confirms one dialog, a request in another gets 481.
+func TestDialForkedEarlyDialogsKeepTheirOwnCSeq(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	answer := make(chan struct{})
+	c, invites := forkedCarrier(t, answer)
+	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	inv := <-invites
+	fork1 := &carrierDialog{c: c, inv: inv, cseq: 100, tag: "fork1"}
+	fork2 := &carrierDialog{c: c, inv: inv, cseq: 4, tag: "fork2"}
+	if res := fork1.request(t, sip.UPDATE, nil, nil); res.StatusCode != 200 {
+		t.Fatalf("fork1's UPDATE (CSeq %d): %d, want 200", fork1.cseq, res.StatusCode)
+	}
+	if res := fork2.request(t, sip.UPDATE, nil, nil); res.StatusCode != 200 {
+		t.Errorf("fork2's UPDATE (CSeq %d, its first) after fork1's (CSeq %d): %d, want 200", fork2.cseq, fork1.cseq, res.StatusCode)
+	}
+	fork2.cseq -= 2
+	if res := fork2.request(t, sip.UPDATE, nil, nil); res.StatusCode != 500 {
+		t.Errorf("fork2's UPDATE with CSeq %d after its %d: %d, want 500", fork2.cseq, fork2.cseq+1, res.StatusCode)
+	}
+	close(answer)
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegRinging {
+		t.Fatalf("event %+v, want ringing", ev)
+	}
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
+		t.Fatalf("event %+v, want answered", ev)
+	}
+	fork2.cseq += 2
+	if res := fork2.request(t, sip.UPDATE, nil, nil); res.StatusCode != 481 {
+		t.Errorf("fork2's UPDATE once fork1 answered: %d, want 481", res.StatusCode)
+	}
+	if res := fork1.request(t, sip.BYE, nil, nil); res.StatusCode != 200 {
+		t.Errorf("fork1's BYE: %d, want 200", res.StatusCode)
+	}
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegHungUp {
+		t.Errorf("event %+v, want hung up", ev)
+	}
+}

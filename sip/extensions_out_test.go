@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -163,6 +164,7 @@ type carrierDialog struct {
 	c    *carrier
 	inv  *sip.Request
 	cseq uint32
+	tag  string // the carrier's tag in the dialog; "carrier1" when empty
 }
 
 // request sends method in the dialog with body (SDP; none when nil) and
@@ -180,7 +182,7 @@ func (d *carrierDialog) request(t *testing.T, method sip.RequestMethod, body, ac
 		toParams := sip.NewParams()
 		toParams.Add("tag", fromTag)
 		fromParams := sip.NewParams()
-		fromParams.Add("tag", "carrier1")
+		fromParams.Add("tag", cmp.Or(d.tag, "carrier1"))
 		req.AppendHeader(&sip.FromHeader{Address: to.Address, Params: fromParams})
 		req.AppendHeader(&sip.ToHeader{Address: from.Address, Params: toParams})
 		req.AppendHeader(sip.HeaderClone(d.inv.CallID()))
@@ -337,10 +339,18 @@ func answeredDialog(t *testing.T, ts *testServer) *carrierDialog {
 	invites := make(chan *sip.Request, 1)
 	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
 		invites <- req
-		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
+		tx.Respond(taggedOK(req, c))
 	})
 	dialAnswered(t, ts, c)
 	return &carrierDialog{c: c, inv: <-invites, cseq: 100}
+}
+
+// taggedOK is the carrier's 200 with its answer, in the dialog a
+// carrierDialog's requests are in (tag carrier1).
+func taggedOK(req *sip.Request, c *carrier) *sip.Response {
+	ok := sip.NewSDPResponseFromRequest(req, c.sdp())
+	ok.To().Params.Add("tag", "carrier1")
+	return ok
 }
 
 // placedDialog is a call ts placed to a carrier that answered it at once,
@@ -351,7 +361,7 @@ func placedDialog(t *testing.T, ts *testServer, refresh func(req *sip.Request, t
 	invites := make(chan *sip.Request, 1)
 	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
 		invites <- req
-		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdp()))
+		tx.Respond(taggedOK(req, c))
 	})
 	l := dialAnswered(t, ts, c)
 	inv := <-invites

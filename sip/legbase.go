@@ -97,8 +97,14 @@ func (b *legBase) sending(ctx context.Context, req *sip.Request, do func(context
 // goes on. It reports whether the request is to be taken.
 func (b *legBase) inOrder(d *sipgo.Dialog, req *sip.Request, tx sip.ServerTransaction) bool {
 	if err := d.ReadRequest(req, tx); err != nil {
-		b.s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
+		b.outOfOrder(req, tx)
 		return false
 	}
 	return true
+}
+
+// outOfOrder refuses a request below its dialog's remote sequence number:
+// 500, and the call goes on (RFC 3261 §12.2.2).
+func (b *legBase) outOfOrder(req *sip.Request, tx sip.ServerTransaction) {
+	b.s.reject(req, tx, sip.StatusInternalServerError, "CSeq out of order")
 }

@@ -320,7 +320,7 @@ func (s *Server) outLegOf(req *sip.Request) *outLeg {
 // placed: a session refresh, or a change of its media, answered with our
 // description (ours is unchanged unless the direction is).
 func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
-	if !l.inOrder(&l.dlg.Dialog, req, tx) {
+	if !l.inOrder(req, tx) {
 		return
 	}
 	if res := l.s.tooBrief(req); res != nil {

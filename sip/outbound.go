@@ -47,6 +47,12 @@ type outLeg struct {
 	timers   legTimer
 	rseq     uint32 // RSeq of the last reliable provisional response PRACKed
 
+	// The far end's last CSeq in each of its dialogs, by its tag: each
+	// early dialog (a fork's 18x) has its own; once the call is answered,
+	// the one of tag, which the 2xx confirmed, is the call's (inOrder).
+	remoteSeq map[string]uint32
+	tag       string
+
 	askedLonger bool // our INVITE was sent again after a 422
 }
 
@@ -142,7 +148,7 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	req.SetBody(buildOffer(sessionID, 1, sdpIP, media.LocalAddr().Port(), media.security(), r.Opus && media.ice != nil))
 
 	l := &outLeg{legBase: newLegBase(s, req.CallID().Value(), s.log), port: media,
-		sessionID: sessionID, sdpIP: sdpIP, version: 1, done: make(chan struct{})}
+		sessionID: sessionID, sdpIP: sdpIP, version: 1, done: make(chan struct{}), remoteSeq: map[string]uint32{}}
 	if media.ice != nil {
 		media.ice.failed = func(reason string) { l.emit(sb.LegEvent{Kind: sb.LegMediaFailed, Reason: reason}) }
 	}
@@ -226,16 +232,13 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 		if perr == nil {
 			perr = l.takeAnswer(a)
 		}
+		l.mu.Lock()
+		l.answered, l.tag = true, tagOf(res.To().Params)
+		l.mu.Unlock()
 		if perr != nil {
-			l.mu.Lock()
-			l.answered = true
-			l.mu.Unlock()
 			l.emit(sb.LegEvent{Kind: sb.LegFailed, Code: 488, Reason: "the answer: " + perr.Error()})
 			return
 		}
-		l.mu.Lock()
-		l.answered = true
-		l.mu.Unlock()
 		l.startTimer(res)
 		if l.s.conf.MediaTimeout > 0 {
 			l.port.lastRecv.Store(time.Now().UnixNano())
@@ -360,9 +363,45 @@ func (l *outLeg) doInvite(ctx context.Context, req *sip.Request) (*sip.Response,
 	return l.sending(ctx, req, l.dlg.Do)
 }
 
+// inOrder checks a request of the far end's against the remote sequence
+// number of the dialog it is in, which it then becomes (as
+// legBase.inOrder does for a call that came in). Each early dialog, each
+// tag of the far end's 18x (a fork), has its own, empty until its first
+// request (RFC 3261 §12.1.2, §13.2.2.4). Once the call is answered it is
+// the dialog the 2xx confirmed: a request in another gets 481.
+func (l *outLeg) inOrder(req *sip.Request, tx sip.ServerTransaction) bool {
+	var tag string
+	if from := req.From(); from != nil {
+		tag = tagOf(from.Params)
+	}
+	seq := req.CSeq().SeqNo
+	l.mu.Lock()
+	other := l.answered && tag != l.tag
+	last, seen := l.remoteSeq[tag]
+	ok := !other && (!seen || seq >= last)
+	if ok {
+		l.remoteSeq[tag] = seq
+	}
+	l.mu.Unlock()
+	switch {
+	case other:
+		l.s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+	case !ok:
+		l.outOfOrder(req, tx)
+	}
+	return ok
+}
+
+// tagOf is the tag of a From or To header's parameters; "" when there is
+// none.
+func tagOf(params sip.HeaderParams) string {
+	tag, _ := params.Get("tag")
+	return tag
+}
+
 // readBye takes the far end's BYE, once it is in order.
 func (l *outLeg) readBye(req *sip.Request, tx sip.ServerTransaction) {
-	if !l.inOrder(&l.dlg.Dialog, req, tx) {
+	if !l.inOrder(req, tx) {
 		return
 	}
 	if err := l.dlg.ReadBye(req, tx); err != nil {

@@ -489,7 +489,7 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	// An INFO is a request in the dialog like any other: its CSeq is
 	// checked against the far end's last one, which it then becomes
 	// (RFC 3261 §12.2.2).
-	if l != nil && !l.inOrder(&l.dlg.Dialog, req, tx) || out != nil && !out.inOrder(&out.dlg.Dialog, req, tx) {
+	if l != nil && !l.inOrder(&l.dlg.Dialog, req, tx) || out != nil && !out.inOrder(req, tx) {
 		return
 	}
 	if len(req.Body()) == 0 {

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -206,5 +207,50 @@ func TestDialForkedEarlyDialogsKeepTheirOwnCSeq(t *testing.T) {
 	}
 	if ev := nextLegEvent(t, l); ev.Kind != sb.LegHungUp {
 		t.Errorf("event %+v, want hung up", ev)
+	}
+}
+
+// reliableEarly is the carrier's reliable 183 (Require: 100rel, RSeq 1)
+// in its dialog carrier1, with its answer.
+func reliableEarly(t *testing.T, req *sip.Request, c *carrier) *sip.Response {
+	early := sip.NewSDPResponseFromRequest(req, c.sdp())
+	early.StatusCode, early.Reason = sip.StatusSessionInProgress, "Session Progress"
+	early.To().Params.Add("tag", "carrier1")
+	early.AppendHeader(sip.NewHeader("Require", "100rel"))
+	early.AppendHeader(sip.NewHeader("RSeq", "1"))
+	early.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: addrPortOf(t, c.addr)}})
+	return early
+}
+
+// Where the carrier's reliable 183 answered our offer, its 200 may carry
+// no SDP (RFC 3261 §13.2.1, RFC 3262 §5): the call is answered with the
+// 183's session. It failed with 488, the 200's empty body read as a
+// broken answer.
+func TestDialAnswerInAReliable183(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		tx.Respond(reliableEarly(t, req, c))
+		select {
+		case <-c.prack:
+		case <-time.After(5 * time.Second):
+			return
+		}
+		ok := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+		ok.To().Params.Add("tag", "carrier1")
+		tx.Respond(ok)
+	})
+	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegEarlyMedia {
+		t.Fatalf("event %+v, want early media", ev)
+	}
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
+		t.Fatalf("event %+v, want answered: the 183 gave the answer", ev)
+	}
+	if got, want := *l.(*outLeg).port.remote.Load(), c.rtp.LocalAddr().(*net.UDPAddr).AddrPort(); got != want {
+		t.Errorf("media goes to %s, want the 183's %s", got, want)
 	}
 }

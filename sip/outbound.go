@@ -47,13 +47,35 @@ type outLeg struct {
 	timers   legTimer
 	rseq     uint32 // RSeq of the last reliable provisional response PRACKed
 
-	// The far end's last CSeq in each of its dialogs, by its tag: each
-	// early dialog (a fork's 18x) has its own; once the call is answered,
-	// the one of tag, which the 2xx confirmed, is the call's (inOrder).
-	remoteSeq map[string]uint32
-	tag       string
+	// The far end's dialogs, by its tag: each early dialog (a fork's
+	// 18x) is one; once the call is answered, the one of tag, which the
+	// 2xx confirmed, is the call's.
+	dialogs map[string]*farDialog
+	tag     string
 
 	askedLonger bool // our INVITE was sent again after a 422
+}
+
+// farDialog is what a call we place keeps of one of the far end's
+// dialogs.
+type farDialog struct {
+	cseq uint32 // the far end's last CSeq in it (inOrder)
+	seen bool   // a request of the far end's came: cseq is set
+	// answer is the far end's description once a reliable 18x answered
+	// our INVITE's offer in this early dialog (RFC 3262 §5): the early
+	// offer/answer is complete, and the 2xx brings no new answer (RFC
+	// 3261 §13.2.1).
+	answer *offer
+}
+
+// dialog is the far end's dialog of tag; l.mu is held.
+func (l *outLeg) dialog(tag string) *farDialog {
+	d := l.dialogs[tag]
+	if d == nil {
+		d = &farDialog{}
+		l.dialogs[tag] = d
+	}
+	return d
 }
 
 // Dial places a call to number through route: an INVITE with our offer
@@ -148,7 +170,7 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	req.SetBody(buildOffer(sessionID, 1, sdpIP, media.LocalAddr().Port(), media.security(), r.Opus && media.ice != nil))
 
 	l := &outLeg{legBase: newLegBase(s, req.CallID().Value(), s.log), port: media,
-		sessionID: sessionID, sdpIP: sdpIP, version: 1, done: make(chan struct{}), remoteSeq: map[string]uint32{}}
+		sessionID: sessionID, sdpIP: sdpIP, version: 1, done: make(chan struct{}), dialogs: map[string]*farDialog{}}
 	if media.ice != nil {
 		media.ice.failed = func(reason string) { l.emit(sb.LegEvent{Kind: sb.LegMediaFailed, Reason: reason}) }
 	}
@@ -206,13 +228,26 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 		Password: r.Password,
 		OnResponse: func(res *sip.Response) error {
 			l.prack(ctx, res)
-			switch {
-			case res.StatusCode == sip.StatusSessionInProgress && len(res.Body()) > 0 && !early:
-				if a, err := parseOffer(res.Body()); err == nil && l.takeAnswer(a) == nil {
+			if res.StatusCode <= 100 || res.StatusCode >= 200 {
+				return nil
+			}
+			reliable := requires(res, "100rel") && res.GetHeader("RSeq") != nil
+			if len(res.Body()) > 0 && (reliable || res.StatusCode == sip.StatusSessionInProgress && !early) {
+				a, err := parseOffer(res.Body())
+				if err == nil && reliable {
+					l.mu.Lock()
+					if d := l.dialog(tagOf(res.To().Params)); d.answer == nil {
+						d.answer = a // a retransmission repeats it (RFC 3262 §3)
+					}
+					l.mu.Unlock()
+				}
+				if err == nil && res.StatusCode == sip.StatusSessionInProgress && !early && l.takeAnswer(a) == nil {
 					early = true
 					l.emit(sb.LegEvent{Kind: sb.LegEarlyMedia})
+					return nil
 				}
-			case (res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress) && !rang:
+			}
+			if (res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress) && !rang {
 				rang = true
 				l.emit(sb.LegEvent{Kind: sb.LegRinging})
 			}
@@ -224,7 +259,16 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 		err = l.dlg.WaitAnswer(ctx, opts)
 	}
 	if res := l.dlg.InviteResponse; err == nil && res != nil && res.IsSuccess() {
-		a, perr := parseOffer(res.Body())
+		// Where a reliable 18x answered our offer, the 2xx repeats that
+		// answer at most (RFC 3261 §13.2.1, RFC 3262 §5): the session is
+		// the early dialog's.
+		l.mu.Lock()
+		a := l.dialog(tagOf(res.To().Params)).answer
+		l.mu.Unlock()
+		var perr error
+		if a == nil {
+			a, perr = parseOffer(res.Body())
+		}
 		if aerr := l.dlg.Ack(context.WithoutCancel(ctx)); aerr != nil {
 			l.emit(sb.LegEvent{Kind: sb.LegFailed, Code: 408, Reason: "ACK failed: " + aerr.Error()})
 			return
@@ -376,11 +420,12 @@ func (l *outLeg) inOrder(req *sip.Request, tx sip.ServerTransaction) bool {
 	}
 	seq := req.CSeq().SeqNo
 	l.mu.Lock()
-	other := l.answered && tag != l.tag
-	last, seen := l.remoteSeq[tag]
-	ok := !other && (!seen || seq >= last)
-	if ok {
-		l.remoteSeq[tag] = seq
+	other, ok := l.answered && tag != l.tag, false
+	if !other {
+		d := l.dialog(tag)
+		if ok = !d.seen || seq >= d.cseq; ok {
+			d.cseq, d.seen = seq, true
+		}
 	}
 	l.mu.Unlock()
 	switch {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,5 +255,122 @@ func TestDialAnswerInAReliable183(t *testing.T) {
 	}
 	if got, want := *l.(*outLeg).port.remote.Load(), c.rtp.LocalAddr().(*net.UDPAddr).AddrPort(); got != want {
 		t.Errorf("media goes to %s, want the 183's %s", got, want)
+	}
+}
+
+// carrierSDPAt is the carrier's description (PCMA and telephone-event)
+// at ap, o= version 2: its media moved.
+func carrierSDPAt(ap netip.AddrPort) []byte {
+	return []byte(fmt.Sprintf("v=0\r\no=carrier 1 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8 101\r\n"+
+		"a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n", ap.Addr(), ap.Addr(), ap.Port()))
+}
+
+// Once the carrier's reliable 183 answered our offer (and we PRACKed
+// it), the early offer/answer is complete: an UPDATE with a new offer is
+// answered 200 with ours, the media follows it, and it is the call's
+// session once the 200 comes, whatever SDP the 200 repeats (RFC 3311
+// §5.1, §5.2; RFC 3261 §13.2.1). It got 491, as if our INVITE's offer
+// still awaited its answer. A second offer while the first awaits our
+// answer gets 500 with Retry-After (RFC 3311 §5.2).
+func TestDialEarlyUpdateOfferAfterAReliable183(t *testing.T) {
+	var crossed atomic.Bool
+	held, release := make(chan struct{}), make(chan struct{})
+	ts := mustServer(t, nil, Config{}, func(s *Server) {
+		s.exchanging = func(theirs bool) {
+			if theirs && crossed.CompareAndSwap(false, true) {
+				close(held)
+				<-release // the test's second offer crosses this one
+			}
+		}
+	})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	pracked, answer := make(chan *sip.Request, 1), make(chan struct{})
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		tx.Respond(reliableEarly(t, req, c))
+		select {
+		case <-c.prack:
+		case <-time.After(5 * time.Second):
+			return
+		}
+		pracked <- req
+		select {
+		case <-answer:
+		case <-time.After(5 * time.Second):
+			return
+		}
+		ok := sip.NewSDPResponseFromRequest(req, c.sdp()) // the 183's answer again
+		ok.To().Params.Add("tag", "carrier1")
+		tx.Respond(ok)
+	})
+	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegEarlyMedia {
+		t.Fatalf("event %+v, want early media", ev)
+	}
+	var inv *sip.Request
+	select {
+	case inv = <-pracked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reliable 183 was not PRACKed")
+	}
+	moved, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer moved.Close()
+	to := moved.LocalAddr().(*net.UDPAddr).AddrPort()
+	d := &carrierDialog{c: c, inv: inv, cseq: 100}
+	d.cseq++
+	first := d.build(sip.UPDATE, carrierSDPAt(to))
+	type result struct {
+		res *sip.Response
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res, err := c.client.Do(ctx, first)
+		done <- result{res, err}
+	}()
+	select {
+	case <-held:
+	case r := <-done:
+		t.Fatalf("the early UPDATE with an offer after the reliable 183: %v %v, want 200", r.res.StatusCode, r.err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the early UPDATE's offer was not taken")
+	}
+	res := d.request(t, sip.UPDATE, carrierSDPAt(to), nil)
+	if retry, err := strconv.Atoi(headerOf(res, "Retry-After")); res.StatusCode != 500 || err != nil || retry < 0 || retry > 10 {
+		t.Errorf("an offer crossing the far end's first: %d (Retry-After %q), want 500 with a Retry-After of 0 to 10", res.StatusCode, headerOf(res, "Retry-After"))
+	}
+	free()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.res.StatusCode != 200 || !strings.Contains(string(r.res.Body()), "m=audio ") {
+		t.Fatalf("the early UPDATE with an offer: %d with %q, want 200 with our answer", r.res.StatusCode, r.res.Body())
+	}
+	if _, v := sdpOrigin(t, r.res.Body()); v != "2" {
+		t.Errorf("our answer's o= version %s, want 2 (our offer's was 1)", v)
+	}
+	if h := headerOf(r.res, "Session-Expires"); h != "" {
+		t.Errorf("the early UPDATE's 200 states a session timer: %q", h)
+	}
+	if got := *l.(*outLeg).port.remote.Load(); got != to {
+		t.Errorf("media goes to %s after the early UPDATE, want %s", got, to)
+	}
+	close(answer)
+	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
+		t.Fatalf("event %+v, want answered", ev)
+	}
+	if got := *l.(*outLeg).port.remote.Load(); got != to {
+		t.Errorf("media goes to %s once answered, want the early UPDATE's %s", got, to)
 	}
 }

@@ -174,43 +174,45 @@ func (d *carrierDialog) request(t *testing.T, method sip.RequestMethod, body, ac
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d.cseq++
-	build := func(m sip.RequestMethod, body []byte) *sip.Request {
-		req := sip.NewRequest(m, d.inv.Contact().Address)
-		to := d.inv.To()
-		from := d.inv.From()
-		fromTag, _ := from.Params.Get("tag")
-		toParams := sip.NewParams()
-		toParams.Add("tag", fromTag)
-		fromParams := sip.NewParams()
-		fromParams.Add("tag", cmp.Or(d.tag, "carrier1"))
-		req.AppendHeader(&sip.FromHeader{Address: to.Address, Params: fromParams})
-		req.AppendHeader(&sip.ToHeader{Address: from.Address, Params: toParams})
-		req.AppendHeader(sip.HeaderClone(d.inv.CallID()))
-		req.AppendHeader(&sip.CSeqHeader{SeqNo: d.cseq, MethodName: m})
-		_, port, _ := sip.ParseAddr(d.c.addr)
-		req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: port}})
-		for _, h := range headers {
-			req.AppendHeader(h)
-		}
-		if body != nil {
-			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		}
-		req.SetBody(body)
-		return req
-	}
-	req := build(method, body)
+	req := d.build(method, body, headers...)
 	res, err := d.c.client.Do(ctx, req)
 	if err != nil {
 		t.Fatalf("carrier's %s: %v", method, err)
 	}
 	if method == sip.INVITE && res.IsSuccess() {
-		a := build(sip.ACK, ack)
-		a.CSeq().SeqNo = d.cseq
+		a := d.build(sip.ACK, ack)
 		if err := d.c.client.WriteRequest(a); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return res
+}
+
+// build is the carrier's request method in the dialog, with CSeq d.cseq,
+// body (SDP; none when nil) and headers.
+func (d *carrierDialog) build(method sip.RequestMethod, body []byte, headers ...sip.Header) *sip.Request {
+	req := sip.NewRequest(method, d.inv.Contact().Address)
+	to := d.inv.To()
+	from := d.inv.From()
+	fromTag, _ := from.Params.Get("tag")
+	toParams := sip.NewParams()
+	toParams.Add("tag", fromTag)
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", cmp.Or(d.tag, "carrier1"))
+	req.AppendHeader(&sip.FromHeader{Address: to.Address, Params: fromParams})
+	req.AppendHeader(&sip.ToHeader{Address: from.Address, Params: toParams})
+	req.AppendHeader(sip.HeaderClone(d.inv.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: d.cseq, MethodName: method})
+	_, port, _ := sip.ParseAddr(d.c.addr)
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: port}})
+	for _, h := range headers {
+		req.AppendHeader(h)
+	}
+	if body != nil {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	req.SetBody(body)
+	return req
 }
 
 // When the carrier refreshes a call we placed (the answer made it the

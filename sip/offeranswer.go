@@ -297,11 +297,17 @@ func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction)
 
 // notYetAnswered refuses an offer, or a re-INVITE that asks for ours, in
 // the early dialog (or before the 200's ACK): the INVITE's offer awaits
-// our answer, in the 200. RFC 3311 §5.2 (UPDATE) and RFC 3261 §14.2 (a
-// second INVITE before the first has its final response): 500, with a
-// Retry-After chosen at random from 0 to 10 seconds.
+// our answer, in the 200 (retryLater).
 func notYetAnswered(req *sip.Request) *sip.Response {
-	res := rejection(req, sip.StatusInternalServerError, "the INVITE's offer awaits our answer")
+	return retryLater(req, "the INVITE's offer awaits our answer")
+}
+
+// retryLater refuses an offer, or a re-INVITE, while an offer the far end
+// made awaits our answer: RFC 3311 §5.2 (UPDATE) and RFC 3261 §14.2 (a
+// second INVITE before the first has its final response) want 500, with a
+// Retry-After chosen at random from 0 to 10 seconds.
+func retryLater(req *sip.Request, reason string) *sip.Response {
+	res := rejection(req, sip.StatusInternalServerError, reason)
 	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(rand.IntN(11))))
 	return res
 }
@@ -318,7 +324,9 @@ func (s *Server) outLegOf(req *sip.Request) *outLeg {
 
 // onInDialog takes a re-INVITE or UPDATE from the far end of a call we
 // placed: a session refresh, or a change of its media, answered with our
-// description (ours is unchanged unless the direction is).
+// description (ours is unchanged unless the direction is). Before the
+// call is answered, an UPDATE may carry an offer once a reliable 18x
+// answered ours in its early dialog (RFC 3311 §5.1); a re-INVITE may not.
 func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	if !l.inOrder(req, tx) {
 		return
@@ -327,26 +335,48 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		l.s.respond(tx, res)
 		return
 	}
+	// An exchange of offer and answer it starts: an offer, or a
+	// re-INVITE, whose 200 carries our offer when it has none.
+	exchange := len(req.Body()) > 0 || req.IsInvite()
 	l.mu.Lock()
 	answered := l.answered
-	crossing := l.awaitAck != 0 || l.inviting > 0
+	d := l.dialog(fromTag(req))
+	ours := l.awaitAck != 0 || l.inviting > 0 || !answered && d.answer == nil
+	theirs := l.answering > 0
+	take := exchange && !ours && !theirs && (answered || !req.IsInvite())
+	if take {
+		l.answering++
+		defer func() {
+			l.mu.Lock()
+			l.answering--
+			l.mu.Unlock()
+		}()
+	}
 	l.mu.Unlock()
 	switch {
-	case !answered && !req.IsInvite() && len(req.Body()) == 0:
+	case !exchange && !answered:
 		// An UPDATE without SDP in the early dialog is a keep-alive: 200
 		// (RFC 3311 §5.2). It starts no session timer: there is no session
 		// yet, and the 2xx to our INVITE states the terms (RFC 4028 §9).
 		l.s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 		return
-	case !answered:
-		// An offer, or a re-INVITE, while our INVITE is under way: 491
-		// (RFC 3311 §5.2, RFC 3261 §14.2).
+	case !answered && req.IsInvite():
+		// A re-INVITE while our INVITE is under way: 491 (RFC 3261 §14.2).
 		l.s.reject(req, tx, sip.StatusRequestPending, "the call is not answered yet")
 		return
-	}
-	if crossing && (len(req.Body()) > 0 || req.IsInvite()) {
+	case exchange && ours:
+		// Our offer awaits its answer: the INVITE's in this early dialog
+		// (no reliable 18x answered it), or a re-INVITE's (RFC 3311 §5.2,
+		// RFC 3261 §14.2).
 		l.s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
 		return
+	case exchange && theirs:
+		// Another offer of the far end's awaits our answer (RFC 3311 §5.2).
+		l.s.respond(tx, retryLater(req, "an offer of yours awaits our answer"))
+		return
+	}
+	if take && l.s.exchanging != nil {
+		l.s.exchanging(true)
 	}
 	var body []byte
 	switch {
@@ -361,6 +391,9 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		l.mu.Lock()
+		if !answered {
+			d.answer = o // the early dialog's session now, whatever the 2xx repeats
+		}
 		if len(o.MLines.lines) >= len(l.ml.lines) {
 			l.ml = o.MLines // streams are added, never taken away (RFC 3264 §8)
 		}
@@ -376,7 +409,10 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	if body != nil {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
-	appendHeaders(res, l.takeTimer(req))
+	if answered {
+		// An early dialog has no session to refresh (RFC 4028 §9).
+		appendHeaders(res, l.takeTimer(req))
+	}
 	l.s.respond(tx, res)
 }
 

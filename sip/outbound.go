@@ -52,6 +52,9 @@ type outLeg struct {
 	// 2xx confirmed, is the call's.
 	dialogs map[string]*farDialog
 	tag     string
+	// answering counts the far end's offers (and re-INVITEs) taken and
+	// not yet answered: another gets 500 with Retry-After meanwhile.
+	answering int
 
 	askedLonger bool // our INVITE was sent again after a 422
 }
@@ -414,11 +417,7 @@ func (l *outLeg) doInvite(ctx context.Context, req *sip.Request) (*sip.Response,
 // request (RFC 3261 §12.1.2, §13.2.2.4). Once the call is answered it is
 // the dialog the 2xx confirmed: a request in another gets 481.
 func (l *outLeg) inOrder(req *sip.Request, tx sip.ServerTransaction) bool {
-	var tag string
-	if from := req.From(); from != nil {
-		tag = tagOf(from.Params)
-	}
-	seq := req.CSeq().SeqNo
+	tag, seq := fromTag(req), req.CSeq().SeqNo
 	l.mu.Lock()
 	other, ok := l.answered && tag != l.tag, false
 	if !other {
@@ -442,6 +441,14 @@ func (l *outLeg) inOrder(req *sip.Request, tx sip.ServerTransaction) bool {
 func tagOf(params sip.HeaderParams) string {
 	tag, _ := params.Get("tag")
 	return tag
+}
+
+// fromTag is the tag of req's From: the far end's, in its dialog.
+func fromTag(req *sip.Request) string {
+	if from := req.From(); from != nil {
+		return tagOf(from.Params)
+	}
+	return ""
 }
 
 // readBye takes the far end's BYE, once it is in order.

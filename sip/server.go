@@ -110,6 +110,12 @@ type Server struct {
 	clock    func() time.Time              // the queue delays' clock; nil: time.Now
 	rtpDrops rtpDrops                      // RTP packets the calls' ports dropped
 
+	// exchanging, when set (by tests, before the server serves), is
+	// called where a request of the far end's may cross an exchange of
+	// offer and answer under way: with theirs, once the far end's offer
+	// on a call we place is taken and not yet answered.
+	exchanging func(theirs bool)
+
 	dtlsOnce sync.Once // the DTLS certificate is made on the first DTLS-SRTP call
 	dtlsID   *dtlsIdentity
 	dtlsErr  error

@@ -23,6 +23,18 @@ import (
 // and returns its final response's code and headers.
 func (c rawCall) request(t *testing.T, to, method string, cseq int, extra, body string) (int, map[string]string) {
 	t.Helper()
+	c.send(t, to, method, cseq, extra, body)
+	want := fmt.Sprintf("%d %s", cseq, method)
+	for {
+		if code, h := c.ua.next(t, c.callID); code >= 200 && h["cseq"] == want {
+			return code, h
+		}
+	}
+}
+
+// send sends what request sends, and reads nothing.
+func (c rawCall) send(t *testing.T, to, method string, cseq int, extra, body string) {
+	t.Helper()
 	local := c.ua.conn.LocalAddr().String()
 	msg := method + " sip:switchboard@" + c.ts.udp + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bK%s%d\r\n", method, time.Now().UnixNano()) +
 		"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(c.ua.n) + "\r\nTo: " + to + "\r\nCall-ID: " + c.callID + "\r\n" +
@@ -37,12 +49,6 @@ func (c rawCall) request(t *testing.T, to, method string, cseq int, extra, body 
 	}
 	if _, err := c.ua.conn.Write([]byte(msg)); err != nil {
 		t.Fatal(err)
-	}
-	want := fmt.Sprintf("%d %s", cseq, method)
-	for {
-		if code, h := c.ua.next(t, c.callID); code >= 200 && h["cseq"] == want {
-			return code, h
-		}
 	}
 }
 
@@ -273,19 +279,8 @@ func carrierSDPAt(ap netip.AddrPort) []byte {
 // still awaited its answer. A second offer while the first awaits our
 // answer gets 500 with Retry-After (RFC 3311 §5.2).
 func TestDialEarlyUpdateOfferAfterAReliable183(t *testing.T) {
-	var crossed atomic.Bool
-	held, release := make(chan struct{}), make(chan struct{})
-	ts := mustServer(t, nil, Config{}, func(s *Server) {
-		s.exchanging = func(theirs bool) {
-			if theirs && crossed.CompareAndSwap(false, true) {
-				close(held)
-				<-release // the test's second offer crosses this one
-			}
-		}
-	})
-	var once sync.Once
-	free := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(free)
+	h := newHeldExchange(t, false, true)
+	ts := mustServer(t, nil, Config{}, h.setup)
 	pracked, answer := make(chan *sip.Request, 1), make(chan struct{})
 	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
 		tx.Respond(reliableEarly(t, req, c))
@@ -339,7 +334,7 @@ func TestDialEarlyUpdateOfferAfterAReliable183(t *testing.T) {
 		done <- result{res, err}
 	}()
 	select {
-	case <-held:
+	case <-h.theirs:
 	case r := <-done:
 		t.Fatalf("the early UPDATE with an offer after the reliable 183: %v %v, want 200", r.res.StatusCode, r.err)
 	case <-time.After(5 * time.Second):
@@ -349,7 +344,7 @@ func TestDialEarlyUpdateOfferAfterAReliable183(t *testing.T) {
 	if retry, err := strconv.Atoi(headerOf(res, "Retry-After")); res.StatusCode != 500 || err != nil || retry < 0 || retry > 10 {
 		t.Errorf("an offer crossing the far end's first: %d (Retry-After %q), want 500 with a Retry-After of 0 to 10", res.StatusCode, headerOf(res, "Retry-After"))
 	}
-	free()
+	h.free()
 	r := <-done
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -372,5 +367,151 @@ func TestDialEarlyUpdateOfferAfterAReliable183(t *testing.T) {
 	}
 	if got := *l.(*outLeg).port.remote.Load(); got != to {
 		t.Errorf("media goes to %s once answered, want the early UPDATE's %s", got, to)
+	}
+}
+
+// heldExchange stops the server's exchanges of offer and answer under way
+// where a test crosses them (Server.exchanging): ours, a re-INVITE about
+// to be described and sent, or theirs, an offer taken and not yet
+// answered. Each kind reports on its channel the first time it comes
+// and, if hold says so, waits there until released.
+type heldExchange struct {
+	ours, theirs         chan struct{}
+	holdOurs, holdTheirs bool
+	release              chan struct{}
+	once                 sync.Once
+	oursSeen, theirsSeen atomic.Bool
+}
+
+func newHeldExchange(t *testing.T, holdOurs, holdTheirs bool) *heldExchange {
+	h := &heldExchange{ours: make(chan struct{}), theirs: make(chan struct{}), holdOurs: holdOurs, holdTheirs: holdTheirs, release: make(chan struct{})}
+	t.Cleanup(h.free) // before the server closes
+	return h
+}
+
+func (h *heldExchange) free() { h.once.Do(func() { close(h.release) }) }
+
+func (h *heldExchange) setup(s *Server) {
+	s.exchanging = func(theirs bool) {
+		seen, ch, hold := &h.oursSeen, h.ours, h.holdOurs
+		if theirs {
+			seen, ch, hold = &h.theirsSeen, h.theirs, h.holdTheirs
+		}
+		if !seen.CompareAndSwap(false, true) {
+			return
+		}
+		close(ch)
+		if hold {
+			<-h.release
+		}
+	}
+}
+
+// reached waits for ch to report.
+func reached(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s never came", what)
+	}
+}
+
+// crossedHold reads what the raw UA gets after an UPDATE with CSeq 2
+// crossed our hold: the UPDATE's final response and our re-INVITE, in
+// either order. It returns the o= versions of our answer and our offer.
+func crossedHold(t *testing.T, rc rawCall) (answered, offered string) {
+	t.Helper()
+	buf := make([]byte, 8192)
+	for answered == "" || offered == "" {
+		rc.ua.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := rc.ua.conn.Read(buf)
+		if err != nil {
+			t.Fatalf("the UPDATE's answer (version %q) or our re-INVITE (version %q) did not come: %v", answered, offered, err)
+		}
+		msg := string(buf[:n])
+		_, body, _ := strings.Cut(msg, "\r\n\r\n")
+		switch code, h := parseResponse(msg); {
+		case strings.HasPrefix(msg, "INVITE "):
+			_, offered = sdpOrigin(t, []byte(body))
+		case code >= 200 && h["cseq"] == "2 UPDATE":
+			if code != 200 {
+				t.Fatalf("the UPDATE crossing our hold was answered %d, want 200 (it came before our offer)", code)
+			}
+			_, answered = sdpOrigin(t, []byte(body))
+		}
+	}
+	return answered, offered
+}
+
+// An offer of the caller's and a hold of ours that cross are one
+// exchange after the other, our o= version moving by one for each
+// description that changed (RFC 3264 §8): the UPDATE, which changes
+// nothing, is answered at version 1, and the hold offered at 2. The hold
+// built its body before it counted itself as under way, so an offer taken
+// in between was answered at the version of the hold's offer, or above
+// it, ahead of the offer itself; and one taken but not yet answered when
+// the hold built its body was answered above the hold's version.
+func TestHoldCrossingTheCallersOffer(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		first string // whose exchange gets under way first
+	}{{"hold first", "ours"}, {"offer first", "theirs"}} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHeldExchange(t, c.first == "ours", c.first == "theirs")
+			rc := newRawCallWith(t, "hold-crossing", Config{}, h.setup)
+			to := rc.answered(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			held := make(chan error, 1)
+			if c.first == "ours" {
+				go func() { held <- rc.in.Leg.Hold(ctx, true) }()
+				reached(t, h.ours, "our hold's re-INVITE")
+				rc.send(t, to, "UPDATE", 2, "", sampleOffer)
+				reached(t, h.theirs, "the caller's offer")
+			} else {
+				rc.send(t, to, "UPDATE", 2, "", sampleOffer)
+				reached(t, h.theirs, "the caller's offer")
+				go func() { held <- rc.in.Leg.Hold(ctx, true) }()
+				reached(t, h.ours, "our hold's re-INVITE")
+			}
+			h.free()
+			answered, offered := crossedHold(t, rc)
+			if answered != "1" || offered != "2" {
+				t.Errorf("the caller's offer was answered at o= version %s and our hold offered at %s, want 1 (nothing changed) and 2", answered, offered)
+			}
+			cancel()
+			<-held
+		})
+	}
+}
+
+// An offer of the caller's while another of theirs awaits our answer
+// gets 500 with a Retry-After of 0 to 10 s (RFC 3311 §5.2, RFC 3261
+// §14.2), on a call that came in as on one we place; both were taken.
+func TestCrossingOffersOfTheCallerGet500(t *testing.T) {
+	h := newHeldExchange(t, false, true)
+	rc := newRawCallWith(t, "offers-crossing", Config{}, h.setup)
+	to := rc.answered(t)
+	rc.send(t, to, "UPDATE", 2, "", sampleOffer)
+	reached(t, h.theirs, "the caller's first offer")
+	for i, method := range []string{"UPDATE", "INVITE"} {
+		body := sampleOffer
+		if method == "INVITE" {
+			body = "" // asking for our offer, which cannot be made now
+		}
+		code, hs := rc.request(t, to, method, 3+i, "", body)
+		if retry, err := strconv.Atoi(hs["retry-after"]); code != 500 || err != nil || retry < 0 || retry > 10 {
+			t.Errorf("%s crossing the caller's first offer: %d (Retry-After %q), want 500 with a Retry-After of 0 to 10", method, code, hs["retry-after"])
+		}
+	}
+	h.free()
+	for {
+		if code, hs := rc.ua.next(t, rc.callID); code >= 200 && hs["cseq"] == "2 UPDATE" {
+			if code != 200 {
+				t.Errorf("the caller's first offer: %d, want 200", code)
+			}
+			return
+		}
 	}
 }

@@ -425,9 +425,7 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 	// ran may have moved our version.
 	var sent, lastSDP []byte
 	var version uint64
-	describe := func() []byte {
-		l.mu.Lock()
-		defer l.mu.Unlock()
+	describe := func() []byte { // l.mu is held (legBase.sending)
 		if sent == nil || !bytes.Equal(l.lastSDP, sent) {
 			// What the far end has: before our first attempt, or the
 			// offer taken since.
@@ -456,18 +454,18 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 
 // doInvite sends an in-dialog request of ours and returns its final
 // response (legBase.sending).
-func (l *leg) doInvite(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	return l.sending(ctx, req, l.dlg.Do)
+func (l *leg) doInvite(ctx context.Context, req *sip.Request, describe func() []byte) (*sip.Response, error) {
+	return l.sending(ctx, req, describe, l.dlg.Do)
 }
 
 // reinvite sends an in-dialog INVITE with body, ACKs its 2xx, and follows
 // the answer's address. One that crossed the far end's offer (491) is
 // sent again once, after the wait RFC 3261 §14.1 gives the side that
 // owns the Call-ID (ours: 2.1 to 4 s) or not (0 to 2 s).
-func reinvite(ctx context.Context, target sip.Uri, body func() []byte, do func(context.Context, *sip.Request) (*sip.Response, error),
+func reinvite(ctx context.Context, target sip.Uri, body func() []byte, do sendFunc,
 	write func(*sip.Request) error, port *rtpPort, ownCallID bool) error {
 	for attempt := 0; ; attempt++ {
-		res, err := inviteInDialog(ctx, target, body(), do, write, port)
+		res, err := inviteInDialog(ctx, target, body, do, write, port)
 		if err != nil {
 			return err
 		}

@@ -19,10 +19,15 @@ type legBase struct {
 	log       *slog.Logger
 	events    chan sb.LegEvent
 
-	mu       sync.Mutex // guards closed, trace and inviting, and the leg's own state
+	mu       sync.Mutex // guards closed, trace, inviting and owed, and the leg's own state
 	closed   bool
 	trace    []sb.SIPMessage // the whole trace, once closed
 	inviting int             // re-INVITEs of ours under way: the far end's offers and re-INVITEs get 491
+	// owed counts the far end's offers (and re-INVITEs) taken and not
+	// yet answered: another gets 500 with Retry-After meanwhile, and a
+	// re-INVITE of ours waits; idle is closed when it drops to zero.
+	owed int
+	idle chan struct{}
 }
 
 func newLegBase(s *Server, sipCallID string, log *slog.Logger) legBase {
@@ -73,14 +78,37 @@ func (b *legBase) SIPTrace() []sb.SIPMessage {
 	return b.s.capture.messages(b.sipCallID)
 }
 
+// sendFunc sends an in-dialog request of ours and returns its final
+// response; a re-INVITE's body is made by describe (legBase.sending).
+type sendFunc func(ctx context.Context, req *sip.Request, describe func() []byte) (*sip.Response, error)
+
 // sending sends an in-dialog request of ours with do and returns its
-// final response; while a re-INVITE of ours is under way, the far end's
-// offers and re-INVITEs crossing it get 491 (RFC 3261 §14.2, RFC 3311
-// §5.2).
-func (b *legBase) sending(ctx context.Context, req *sip.Request, do func(context.Context, *sip.Request) (*sip.Response, error)) (*sip.Response, error) {
+// final response. A re-INVITE counts itself under way and takes its body
+// from describe, called with b.mu held, in one step: an offer of the far
+// end's is either answered before it, and our description follows it, or
+// crosses it and gets 491 (RFC 3261 §14.2, RFC 3311 §5.2); either way our
+// o= version moves by one per description sent (RFC 3264 §8). While an
+// offer of the far end's awaits our answer, the re-INVITE waits for it.
+func (b *legBase) sending(ctx context.Context, req *sip.Request, describe func() []byte, do func(context.Context, *sip.Request) (*sip.Response, error)) (*sip.Response, error) {
 	if req.IsInvite() {
+		if b.s.exchanging != nil {
+			b.s.exchanging(false)
+		}
 		b.mu.Lock()
+		for b.owed > 0 {
+			idle := b.idle
+			b.mu.Unlock()
+			select {
+			case <-idle:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			b.mu.Lock()
+		}
 		b.inviting++
+		if describe != nil {
+			req.SetBody(describe())
+		}
 		b.mu.Unlock()
 		defer func() {
 			b.mu.Lock()
@@ -89,6 +117,29 @@ func (b *legBase) sending(ctx context.Context, req *sip.Request, do func(context
 		}()
 	}
 	return do(ctx, req)
+}
+
+// taking counts an offer (or re-INVITE) of the far end's as taken, until
+// settle is called, once, as its answer (or refusal) is decided: before
+// it is sent, since the far end may offer again as soon as it has it.
+// b.mu is held; settle takes it.
+func (b *legBase) taking() (settle func()) {
+	if b.owed == 0 {
+		b.idle = make(chan struct{})
+	}
+	b.owed++
+	settled := false
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if settled {
+			return
+		}
+		settled = true
+		if b.owed--; b.owed == 0 {
+			close(b.idle)
+		}
+	}
 }
 
 // inOrder checks a request of the far end's in dialog d against the

@@ -169,6 +169,11 @@ func (s *Server) offerInOK(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reject(req, tx, sip.StatusRequestPending, "an offer of ours awaits its answer")
 		return
 	}
+	if l.owed > 0 {
+		l.mu.Unlock()
+		s.respond(tx, retryLater(req, "an offer of yours awaits our answer"))
+		return
+	}
 	if !l.answered {
 		// Our offer would be a 2xx to an INVITE the call has not
 		// answered yet.
@@ -271,10 +276,16 @@ func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 
 // answerOffer answers the offer of a re-INVITE or UPDATE: 491 while an
 // offer of ours awaits its answer (RFC 3261 §14.2, RFC 3311 §5.2), 500
-// with Retry-After before the call is answered.
+// with Retry-After before the call is answered or while another offer of
+// the caller's awaits our answer.
 func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	l.mu.Lock()
-	pending, answered := l.awaitAck != 0 || l.inviting > 0, l.answered
+	pending, answered, theirs := l.awaitAck != 0 || l.inviting > 0, l.answered, l.owed > 0
+	settle := func() {}
+	if !pending && answered && !theirs {
+		settle = l.taking() // a re-INVITE of ours waits for our answer
+		defer settle()
+	}
 	l.mu.Unlock()
 	switch {
 	case pending:
@@ -283,13 +294,21 @@ func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction)
 	case !answered:
 		s.respond(tx, notYetAnswered(req))
 		return
+	case theirs:
+		s.respond(tx, retryLater(req, "an offer of yours awaits our answer"))
+		return
+	}
+	if s.exchanging != nil {
+		s.exchanging(true)
 	}
 	o, code, reason := offerOf(req.Body(), l.port)
 	if code != 0 {
+		settle()
 		s.reject(req, tx, code, reason)
 		return
 	}
 	res := sip.NewSDPResponseFromRequest(req, l.reoffer(o))
+	settle()
 	res.AppendHeader(sip.HeaderClone(&l.contact))
 	appendHeaders(res, l.takeTimer(req))
 	s.respond(tx, res)
@@ -342,15 +361,12 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	answered := l.answered
 	d := l.dialog(fromTag(req))
 	ours := l.awaitAck != 0 || l.inviting > 0 || !answered && d.answer == nil
-	theirs := l.answering > 0
+	theirs := l.owed > 0
 	take := exchange && !ours && !theirs && (answered || !req.IsInvite())
+	settle := func() {}
 	if take {
-		l.answering++
-		defer func() {
-			l.mu.Lock()
-			l.answering--
-			l.mu.Unlock()
-		}()
+		settle = l.taking()
+		defer settle()
 	}
 	l.mu.Unlock()
 	switch {
@@ -383,10 +399,12 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	case len(req.Body()) > 0:
 		o, code, reason := offerOf(req.Body(), l.port)
 		if code != 0 {
+			settle()
 			l.s.reject(req, tx, code, reason)
 			return
 		}
 		if err := l.takeAnswer(o); err != nil {
+			settle()
 			l.s.reject(req, tx, sip.StatusNotAcceptableHere, err.Error())
 			return
 		}
@@ -413,6 +431,7 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		// An early dialog has no session to refresh (RFC 4028 §9).
 		appendHeaders(res, l.takeTimer(req))
 	}
+	settle()
 	l.s.respond(tx, res)
 }
 

@@ -52,9 +52,6 @@ type outLeg struct {
 	// 2xx confirmed, is the call's.
 	dialogs map[string]*farDialog
 	tag     string
-	// answering counts the far end's offers (and re-INVITEs) taken and
-	// not yet answered: another gets 500 with Retry-After meanwhile.
-	answering int
 
 	askedLonger bool // our INVITE was sent again after a 422
 }
@@ -380,9 +377,7 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 	var sent, lastSDP []byte
 	var lastDir string
 	var version uint64
-	describe := func() []byte {
-		l.mu.Lock()
-		defer l.mu.Unlock()
+	describe := func() []byte { // l.mu is held (legBase.sending)
 		if sent == nil || !bytes.Equal(l.lastSDP, sent) {
 			// What the far end has: before our first attempt, or the
 			// offer taken since.
@@ -406,8 +401,8 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 
 // doInvite sends an in-dialog request of ours and returns its final
 // response (legBase.sending).
-func (l *outLeg) doInvite(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	return l.sending(ctx, req, l.dlg.Do)
+func (l *outLeg) doInvite(ctx context.Context, req *sip.Request, describe func() []byte) (*sip.Response, error) {
+	return l.sending(ctx, req, describe, l.dlg.Do)
 }
 
 // inOrder checks a request of the far end's against the remote sequence

@@ -27,10 +27,11 @@ func newRawCall(t *testing.T, name string) rawCall {
 	return newRawCallWith(t, name, Config{})
 }
 
-// newRawCallWith is newRawCall to a server configured with conf.
-func newRawCallWith(t *testing.T, name string, conf Config) rawCall {
+// newRawCallWith is newRawCall to a server configured with conf (and
+// setup, as mustServer).
+func newRawCallWith(t *testing.T, name string, conf Config, setup ...func(*Server)) rawCall {
 	t.Helper()
-	c := rawCall{ts: mustServer(t, nil, conf), callID: fmt.Sprintf("%s-%d@test", name, time.Now().UnixNano())}
+	c := rawCall{ts: mustServer(t, nil, conf, setup...), callID: fmt.Sprintf("%s-%d@test", name, time.Now().UnixNano())}
 	c.ua, c.ruri = mustRawUA(t, c.ts.udp), "sip:2000@"+c.ts.udp
 	if code, _ := c.ua.invite(c.ruri, c.callID); code != 100 {
 		t.Fatalf("INVITE answered %d", code)

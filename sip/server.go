@@ -112,8 +112,9 @@ type Server struct {
 
 	// exchanging, when set (by tests, before the server serves), is
 	// called where a request of the far end's may cross an exchange of
-	// offer and answer under way: with theirs, once the far end's offer
-	// on a call we place is taken and not yet answered.
+	// offer and answer under way: as a re-INVITE of ours is about to be
+	// described and sent, and (theirs) once the far end's offer is taken
+	// and not yet answered.
 	exchanging func(theirs bool)
 
 	dtlsOnce sync.Once // the DTLS certificate is made on the first DTLS-SRTP call

@@ -317,18 +317,14 @@ func (l *leg) sendRefresh(ctx context.Context, interval time.Duration) (timerTer
 		return timerTerms{}, errors.New("sip: session refresh: the call is not answered")
 	}
 	return refreshSession(ctx, interval, allows(l.dlg.InviteRequest, sip.UPDATE), l.dlg.InviteRequest.Contact().Address,
-		l.doInvite, l.dlg.WriteRequest, l.port, func() []byte {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			return l.currentSDP()
-		})
+		l.doInvite, l.dlg.WriteRequest, l.port, l.currentSDP)
 }
 
 // refreshSession sends a refresh to target on a dialog (do, write):
 // UPDATE without SDP if update, else a re-INVITE with our description as
 // body gives it (unchanged, so its version is too); once more with a
 // longer interval after a 422. It returns the terms of its 2xx.
-func refreshSession(ctx context.Context, interval time.Duration, update bool, target sip.Uri, do func(context.Context, *sip.Request) (*sip.Response, error),
+func refreshSession(ctx context.Context, interval time.Duration, update bool, target sip.Uri, do sendFunc,
 	write func(*sip.Request) error, port *rtpPort, body func() []byte) (timerTerms, error) {
 	method := sip.INVITE
 	if update {
@@ -341,9 +337,9 @@ func refreshSession(ctx context.Context, interval time.Duration, update bool, ta
 		if update {
 			req := sip.NewRequest(sip.UPDATE, target)
 			appendHeaders(req, hs)
-			res, err = do(ctx, req)
+			res, err = do(ctx, req, nil)
 		} else {
-			res, err = inviteInDialog(ctx, target, body(), do, write, port, hs...)
+			res, err = inviteInDialog(ctx, target, body, do, write, port, hs...)
 		}
 		if err != nil {
 			return timerTerms{}, err
@@ -383,16 +379,16 @@ func refreshSession(ctx context.Context, interval time.Duration, update bool, ta
 // make of its answer (RFC 3264 §8: our next offer's version follows it).
 var errOfferTaken = errors.New("sip: re-INVITE taken")
 
-// inviteInDialog sends an in-dialog INVITE with body and extra headers,
-// ACKs its 2xx and follows the answer's address and direction. It returns
-// the final response, a non-2xx one too.
-func inviteInDialog(ctx context.Context, target sip.Uri, body []byte, do func(context.Context, *sip.Request) (*sip.Response, error),
+// inviteInDialog sends an in-dialog INVITE with the body describe makes
+// (with the leg's lock held: legBase.sending) and extra headers, ACKs its
+// 2xx and follows the answer's address and direction. It returns the
+// final response, a non-2xx one too.
+func inviteInDialog(ctx context.Context, target sip.Uri, describe func() []byte, do sendFunc,
 	write func(*sip.Request) error, port *rtpPort, extra ...sip.Header) (*sip.Response, error) {
 	req := sip.NewRequest(sip.INVITE, target)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	appendHeaders(req, extra)
-	req.SetBody(body)
-	res, err := do(ctx, req)
+	res, err := do(ctx, req, describe)
 	if err != nil {
 		return nil, fmt.Errorf("sip: re-INVITE: %w", err)
 	}
@@ -492,8 +488,6 @@ func (l *outLeg) sendRefresh(ctx context.Context, interval time.Duration) (timer
 		target = c.Address
 	}
 	return refreshSession(ctx, interval, allows(l.dlg.InviteResponse, sip.UPDATE), target, l.doInvite, l.dlg.WriteRequest, l.port, func() []byte {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.describe("")
+		return l.describe("") // l.mu is held (legBase.sending)
 	})
 }

@@ -105,7 +105,8 @@ type TrunkLeg interface {
 	// Answer sends 200 OK with the SDP answer and returns once it is ACKed,
 	// or with an error if no ACK arrives. When ctx ends first it returns
 	// ctx's error; the 200 may be out and the call is then ended with
-	// Hangup (on SIP, a BYE once the ACK comes).
+	// Hangup (on SIP, a BYE with its reason once the ACK comes; an ACK
+	// and BYE after Close are not in SIPTrace).
 	Answer(ctx context.Context) error
 	// Reject sends a final non-2xx response with a Reason header.
 	Reject(ctx context.Context, code int, reason string) error

@@ -2,9 +2,11 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -514,4 +516,102 @@ func TestCrossingOffersOfTheCallerGet500(t *testing.T) {
 			return
 		}
 	}
+}
+
+// cutAnswerAcked has the raw UA's call answered by a 200 whose Answer is
+// cut short (its context ends), then acknowledged: the leg lingers with
+// the ACK in, as RFC 3261 §15 has it, to end the dialog with a BYE.
+func cutAnswerAcked(t *testing.T, rc rawCall) *leg {
+	t.Helper()
+	l := rc.in.Leg.(*leg)
+	ctx, cancel := context.WithCancel(context.Background())
+	answered := make(chan error, 1)
+	go func() { answered <- l.Answer(ctx) }()
+	ok := rc.ua.until(t, rc.callID, 200)
+	cancel()
+	if err := <-answered; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the answer cut short returned %v, want the context's error", err)
+	}
+	states := l.dlg.StateRead()
+	rc.ack(t, ok)
+	for {
+		select {
+		case s := <-states:
+			if s == sip.DialogStateConfirmed {
+				return l
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the ACK did not confirm the dialog")
+		}
+	}
+}
+
+// answerBye answers the BYE the raw UA got (bye, as read) with 200.
+func (c rawCall) answerBye(t *testing.T, bye string) {
+	t.Helper()
+	res := "SIP/2.0 200 OK\r\n"
+	for _, line := range strings.Split(bye, "\r\n") {
+		if name, _, _ := strings.Cut(line, ":"); slices.Contains([]string{"via", "from", "to", "call-id", "cseq"}, strings.ToLower(name)) {
+			res += line + "\r\n"
+		}
+	}
+	if _, err := c.ua.conn.Write([]byte(res + "Content-Length: 0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An answer cut short whose ACK comes before call control hangs up: the
+// BYE waits for Hangup and gives its reason (it said "call ended", sent
+// at the ACK before call control had said why); Hangup waits for it, as
+// for any BYE, so the call's trace, taken at Close, holds the ACK, the BYE
+// and its 200. Closed without a word, the leg's BYE says "call ended",
+// and a Hangup after that BYE went is no error (it tried a 487 there is
+// no INVITE transaction for, and call control logged a warning).
+func TestAnswerCutShortAckedBeforeTheHangup(t *testing.T) {
+	t.Run("hang-up", func(t *testing.T) {
+		rc := newRawCall(t, "cut-acked")
+		l := cutAnswerAcked(t, rc)
+		buf := make([]byte, 8192)
+		rc.ua.conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if n, err := rc.ua.conn.Read(buf); err == nil && strings.HasPrefix(string(buf[:n]), "BYE ") {
+			t.Fatalf("a BYE before call control said why:\n%s", buf[:n])
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hungUp := make(chan error, 1)
+		go func() { hungUp <- l.Hangup(ctx, "service shutting down") }()
+		bye := rc.ua.readRequest(t, "BYE")
+		if !strings.Contains(bye, `text="service shutting down"`) {
+			t.Errorf("the BYE does not give Hangup's reason:\n%s", bye)
+		}
+		rc.answerBye(t, bye)
+		if err := <-hungUp; err != nil {
+			t.Errorf("hang-up: %v", err)
+		}
+		l.Close()
+		var seen []string
+		for _, m := range l.SIPTrace() {
+			seen = append(seen, strings.SplitN(m.Message, "\r\n", 2)[0])
+		}
+		trace := strings.Join(seen, "\n")
+		if !strings.Contains(trace, "ACK ") || !strings.Contains(trace, "BYE ") || !strings.HasSuffix(trace, "SIP/2.0 200 OK") {
+			t.Errorf("the trace lacks the ACK, the BYE or its 200:\n%s", trace)
+		}
+	})
+	t.Run("closed first", func(t *testing.T) {
+		rc := newRawCall(t, "cut-closed")
+		l := cutAnswerAcked(t, rc)
+		l.Close()
+		bye := rc.ua.readRequest(t, "BYE")
+		if !strings.Contains(bye, `text="call ended"`) {
+			t.Errorf("the BYE of a leg closed without a word:\n%s", bye)
+		}
+		rc.answerBye(t, bye)
+		reached(t, l.cutDone, "the end of the BYE")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := l.Hangup(ctx, "service shutting down"); err != nil {
+			t.Errorf("hang-up after the BYE went: %v", err)
+		}
+	})
 }

@@ -56,7 +56,11 @@ type leg struct {
 	// ACK comes or the 200's retransmissions give up (endCutAnswer); the
 	// leg stays registered for that ACK until then, closed or not.
 	lingering bool
-	byeWhy    string // the reason that BYE gives: Hangup's
+	cut       bool          // Answer was cut short so: the dialog's BYE is endCutAnswer's alone
+	byeWhy    string        // the reason that BYE gives: Hangup's
+	told      chan struct{} // closed once Hangup gave byeWhy, while lingering
+	toldOnce  sync.Once
+	cutDone   chan struct{} // closed once endCutAnswer is done
 }
 
 var _ sb.TrunkLeg = (*leg)(nil)
@@ -160,10 +164,11 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 		// the ACK: the dialog exists, and only a BYE ends it (RFC 3261
 		// §13.3.1.4, §15). Call control goes on without it.
 		l.mu.Lock()
-		l.final = true
+		l.final, l.cut = true, true
 		l.lingering = !l.closed // else Close took the leg away already: no ACK would find it
 		if l.lingering {
 			l.s.wg.Add(1) // while the leg's own count, released by removeLeg, is held
+			l.told, l.cutDone = make(chan struct{}), make(chan struct{})
 		}
 		lingering := l.lingering
 		l.mu.Unlock()
@@ -225,17 +230,32 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 // endCutAnswer ends the dialog of an answer cut short once its 200 is
 // settled (sent is WriteResponse's outcome): with a BYE after the ACK, or
 // after 64·T1 without one (RFC 3261 §15: not before either); nothing when
-// the caller's CANCEL or BYE ended it first. A server closing meanwhile
-// waits no longer than WriteBye's bound (which itself holds the BYE
-// until the ACK): the user agent is about to go.
+// the caller's CANCEL or BYE ended it first. After the ACK the BYE waits
+// for call control to say why (Hangup), or to close the leg without a
+// word. A server closing meanwhile waits no longer than WriteBye's bound
+// (which itself holds the BYE until the ACK): the user agent is about to
+// go. An ACK that comes after Close, and this BYE then, are not in the
+// trace Close kept: call control has stored it, and does not wait 64·T1
+// for a caller who may never acknowledge.
 func (l *leg) endCutAnswer(sent <-chan error) {
 	defer l.s.wg.Done()
+	defer close(l.cutDone)
 	var err error
 	closing := false
 	select {
 	case err = <-sent:
 	case <-l.s.closing:
 		closing = true
+	}
+	l.mu.Lock()
+	acked := l.acked
+	l.mu.Unlock()
+	if err == nil && acked && !closing {
+		select {
+		case <-l.told:
+		case <-l.stop:
+		case <-l.s.closing:
+		}
 	}
 	l.mu.Lock()
 	acked, why := l.acked, l.byeWhy
@@ -306,13 +326,25 @@ func (l *leg) Reject(ctx context.Context, code int, reason string) error {
 
 func (l *leg) Hangup(ctx context.Context, reason string) error {
 	l.mu.Lock()
-	answered, lingering := l.answered, l.lingering
+	answered, cut, lingering, acked := l.answered, l.cut, l.lingering, l.acked
 	if lingering {
-		l.byeWhy = reason
+		l.toldOnce.Do(func() {
+			l.byeWhy = reason
+			close(l.told)
+		})
 	}
 	l.mu.Unlock()
-	if lingering {
-		return nil // endCutAnswer sends the BYE, once it may
+	if cut {
+		// The dialog's BYE is endCutAnswer's, sent already or to be sent
+		// with this reason once it may. After the ACK that is now, and
+		// it is waited for as any BYE is; the ACK itself is not.
+		if lingering && acked {
+			select {
+			case <-l.cutDone:
+			case <-ctx.Done():
+			}
+		}
+		return nil
 	}
 	if !answered {
 		return l.Reject(ctx, sip.StatusRequestTerminated, reason)

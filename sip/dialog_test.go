@@ -148,16 +148,17 @@ func TestDialInfoMovesTheRemoteCSeq(t *testing.T) {
 	}
 }
 
-// forkedCarrier rings a call we place from two forks (180s with the tags
-// fork1 and fork2) and, once answer is closed, answers it from fork1. Our
-// INVITE comes out of invites once both forks rang.
-func forkedCarrier(t *testing.T, answer <-chan struct{}) (*carrier, <-chan *sip.Request) {
+// ringingCarrier rings a call we place from the early dialogs of tags
+// (180s, a fork each) and, once answer is closed, answers it from the
+// first. Our INVITE comes out of invites once they all rang.
+func ringingCarrier(t *testing.T, answer <-chan struct{}, tags ...string) (*carrier, <-chan *sip.Request) {
 	invites := make(chan *sip.Request, 1)
 	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
-		for _, tag := range []string{"fork1", "fork2"} {
+		contact := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: addrPortOf(t, c.addr)}}
+		for _, tag := range tags {
 			ringing := sip.NewResponseFromRequest(req, sip.StatusRinging, "Ringing", nil)
 			ringing.To().Params.Add("tag", tag)
-			ringing.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: addrPortOf(t, c.addr)}})
+			ringing.AppendHeader(contact)
 			tx.Respond(ringing)
 		}
 		invites <- req
@@ -167,8 +168,8 @@ func forkedCarrier(t *testing.T, answer <-chan struct{}) (*carrier, <-chan *sip.
 			return
 		}
 		ok := sip.NewSDPResponseFromRequest(req, c.sdp())
-		ok.To().Params.Add("tag", "fork1")
-		ok.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: addrPortOf(t, c.addr)}})
+		ok.To().Params.Add("tag", tags[0])
+		ok.AppendHeader(contact)
 		tx.Respond(ok)
 	})
 	return c, invites
@@ -183,7 +184,7 @@ func forkedCarrier(t *testing.T, answer <-chan struct{}) (*carrier, <-chan *sip.
 func TestDialForkedEarlyDialogsKeepTheirOwnCSeq(t *testing.T) {
 	ts := mustServer(t, nil, Config{})
 	answer := make(chan struct{})
-	c, invites := forkedCarrier(t, answer)
+	c, invites := ringingCarrier(t, answer, "fork1", "fork2")
 	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
 	if err != nil {
 		t.Fatal(err)
@@ -233,12 +234,11 @@ func reliableEarly(t *testing.T, req *sip.Request, c *carrier) *sip.Response {
 	return early
 }
 
-// Where the carrier's reliable 183 answered our offer, its 200 may carry
-// no SDP (RFC 3261 §13.2.1, RFC 3262 §5): the call is answered with the
-// 183's session. It failed with 488, the 200's empty body read as a
-// broken answer.
-func TestDialAnswerInAReliable183(t *testing.T) {
-	ts := mustServer(t, nil, Config{})
+// reliableCarrier answers our INVITE with its reliable 183
+// (reliableEarly) and, once that is PRACKed and answer closed, with ok's
+// 200. Our INVITE comes out of pracked once the PRACK came.
+func reliableCarrier(t *testing.T, answer <-chan struct{}, ok func(req *sip.Request, c *carrier) *sip.Response) (*carrier, <-chan *sip.Request) {
+	pracked := make(chan *sip.Request, 1)
 	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
 		tx.Respond(reliableEarly(t, req, c))
 		select {
@@ -246,18 +246,31 @@ func TestDialAnswerInAReliable183(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			return
 		}
-		ok := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-		ok.To().Params.Add("tag", "carrier1")
-		tx.Respond(ok)
+		pracked <- req
+		select {
+		case <-answer:
+		case <-time.After(5 * time.Second):
+			return
+		}
+		res := ok(req, c)
+		res.To().Params.Add("tag", "carrier1")
+		tx.Respond(res)
 	})
-	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if ev := nextLegEvent(t, l); ev.Kind != sb.LegEarlyMedia {
-		t.Fatalf("event %+v, want early media", ev)
-	}
+	return c, pracked
+}
+
+// Where the carrier's reliable 183 answered our offer, its 200 may carry
+// no SDP (RFC 3261 §13.2.1, RFC 3262 §5): the call is answered with the
+// 183's session. It failed with 488, the 200's empty body read as a
+// broken answer.
+func TestDialAnswerInAReliable183(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	now := make(chan struct{})
+	close(now)
+	c, _ := reliableCarrier(t, now, func(req *sip.Request, c *carrier) *sip.Response {
+		return sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	})
+	l := dialUntil(t, ts, c, sb.LegEarlyMedia)
 	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
 		t.Fatalf("event %+v, want answered: the 183 gave the answer", ev)
 	}
@@ -283,32 +296,11 @@ func carrierSDPAt(ap netip.AddrPort) []byte {
 func TestDialEarlyUpdateOfferAfterAReliable183(t *testing.T) {
 	h := newHeldExchange(t, false, true)
 	ts := mustServer(t, nil, Config{}, h.setup)
-	pracked, answer := make(chan *sip.Request, 1), make(chan struct{})
-	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
-		tx.Respond(reliableEarly(t, req, c))
-		select {
-		case <-c.prack:
-		case <-time.After(5 * time.Second):
-			return
-		}
-		pracked <- req
-		select {
-		case <-answer:
-		case <-time.After(5 * time.Second):
-			return
-		}
-		ok := sip.NewSDPResponseFromRequest(req, c.sdp()) // the 183's answer again
-		ok.To().Params.Add("tag", "carrier1")
-		tx.Respond(ok)
+	answer := make(chan struct{})
+	c, pracked := reliableCarrier(t, answer, func(req *sip.Request, c *carrier) *sip.Response {
+		return sip.NewSDPResponseFromRequest(req, c.sdp()) // the 183's answer again
 	})
-	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if ev := nextLegEvent(t, l); ev.Kind != sb.LegEarlyMedia {
-		t.Fatalf("event %+v, want early media", ev)
-	}
+	l := dialUntil(t, ts, c, sb.LegEarlyMedia)
 	var inv *sip.Request
 	select {
 	case inv = <-pracked:

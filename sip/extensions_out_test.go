@@ -296,13 +296,20 @@ func TestDialSessionIntervalTooSmallIsRaised(t *testing.T) {
 // dialAnswered places a call through carrier c and waits for its answer.
 func dialAnswered(t *testing.T, ts *testServer, c *carrier) sb.OutboundLeg {
 	t.Helper()
+	return dialUntil(t, ts, c, sb.LegAnswered)
+}
+
+// dialUntil places a call through carrier c and waits for its first
+// event, which is to be want.
+func dialUntil(t *testing.T, ts *testServer, c *carrier, want sb.LegEventKind) sb.OutboundLeg {
+	t.Helper()
 	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	if ev := nextLegEvent(t, l); ev.Kind != sb.LegAnswered {
-		t.Fatalf("event %+v, want answered", ev)
+	if ev := nextLegEvent(t, l); ev.Kind != want {
+		t.Fatalf("event %+v, want %v", ev, want)
 	}
 	return l
 }
@@ -476,22 +483,8 @@ func TestDialOutOfOrderByeGets500(t *testing.T) {
 // (RFC 4028 §9), and this one states none.
 func TestDialEarlyUpdateWithoutSDPGets200(t *testing.T) {
 	ts := mustServer(t, nil, Config{MinSE: time.Second})
-	invites, answer := make(chan *sip.Request, 1), make(chan struct{})
-	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
-		ringing := sip.NewResponseFromRequest(req, sip.StatusRinging, "Ringing", nil)
-		ringing.To().Params.Add("tag", "carrier1")
-		ringing.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: addrPortOf(t, c.addr)}})
-		tx.Respond(ringing)
-		invites <- req
-		select {
-		case <-answer:
-		case <-time.After(5 * time.Second):
-			return
-		}
-		ok := sip.NewSDPResponseFromRequest(req, c.sdp())
-		ok.To().Params.Add("tag", "carrier1")
-		tx.Respond(ok)
-	})
+	answer := make(chan struct{})
+	c, invites := ringingCarrier(t, answer, "carrier1")
 	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,12 +155,7 @@ func (c rawCall) answered(t *testing.T) (to string) {
 	done := make(chan error, 1)
 	go func() { done <- c.in.Leg.Answer(ctx) }()
 	ok := c.ua.until(t, c.callID, 200)
-	local := c.ua.conn.LocalAddr().String()
-	ack := "ACK " + c.ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKack%d\r\n", time.Now().UnixNano()) +
-		"From: " + ok["from"] + "\r\nTo: " + ok["to"] + "\r\nCall-ID: " + c.callID + "\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-	if _, err := c.ua.conn.Write([]byte(ack)); err != nil {
-		t.Fatal(err)
-	}
+	c.ack(t, ok)
 	if err := <-done; err != nil {
 		t.Fatalf("answer: %v", err)
 	}
@@ -272,24 +266,10 @@ func TestAnswerCutShortBeforeTheAckEndsWithBye(t *testing.T) {
 		t.Errorf("hang-up after the answer was cut short: %v", err)
 	}
 	rc.in.Leg.Close()
-	local := rc.ua.conn.LocalAddr().String()
-	ack := "ACK " + rc.ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKack%d\r\n", time.Now().UnixNano()) +
-		"From: " + ok["from"] + "\r\nTo: " + ok["to"] + "\r\nCall-ID: " + rc.callID + "\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-	if _, err := rc.ua.conn.Write([]byte(ack)); err != nil {
-		t.Fatal(err)
-	}
+	rc.ack(t, ok)
 	bye := rc.ua.readRequest(t, "BYE")
 	if !strings.Contains(bye, `text="service shutting down"`) {
 		t.Errorf("the BYE does not say why:\n%s", bye)
 	}
-	// Answered, so that the server's BYE transaction ends now.
-	res := "SIP/2.0 200 OK\r\n"
-	for _, line := range strings.Split(bye, "\r\n") {
-		if name, _, _ := strings.Cut(line, ":"); slices.Contains([]string{"via", "from", "to", "call-id", "cseq"}, strings.ToLower(name)) {
-			res += line + "\r\n"
-		}
-	}
-	if _, err := rc.ua.conn.Write([]byte(res + "Content-Length: 0\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
+	rc.answerBye(t, bye) // so that the server's BYE transaction ends now
 }

@@ -515,3 +515,44 @@ func TestDialEarlyUpdateWithoutSDPGets200(t *testing.T) {
 	case <-time.After(2500 * time.Millisecond):
 	}
 }
+
+// While we hold the far end of a call we placed, its re-INVITE or UPDATE
+// offering sendrecv is answered sendonly, as on a call that came in
+// (TestOfferWhileWeHoldKeepsTheHold): it was answered sendrecv, taking the
+// far end off hold on the wire while call control still held the call.
+// Once we take it back, sendrecv is answered sendrecv again.
+func TestDialOfferWhileWeHoldKeepsTheHold(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	l, d := placedDialog(t, ts, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		dir := "sendrecv" // our hold and resume: answered recvonly and sendrecv
+		if strings.Contains(string(req.Body()), "a=sendonly") {
+			dir = "recvonly"
+		}
+		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdpDirected(dir)))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	offer := func(method sip.RequestMethod, dir string) string {
+		t.Helper()
+		res := d.request(t, method, d.c.sdpDirected(dir), nil)
+		return answeredDirection(t, fmt.Sprintf("the carrier's %s offering %s", method, dir), res, nil)
+	}
+	if err := l.Hold(ctx, true); err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	for _, c := range whileWeHold {
+		for _, m := range []sip.RequestMethod{sip.INVITE, sip.UPDATE} {
+			if got := offer(m, c.theirs); got != c.ours {
+				t.Errorf("while we hold, the carrier's %s offering %s was answered %s, want %s", m, c.theirs, got, c.ours)
+			}
+		}
+	}
+	if err := l.Hold(ctx, false); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	for _, m := range []sip.RequestMethod{sip.INVITE, sip.UPDATE} {
+		if got := offer(m, "sendrecv"); got != "sendrecv" {
+			t.Errorf("once resumed, the carrier's %s offering sendrecv was answered %s", m, got)
+		}
+	}
+}

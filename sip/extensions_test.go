@@ -609,3 +609,70 @@ func TestHoldTakenWithAnUnusableAnswerKeepsItsVersion(t *testing.T) {
 		t.Errorf("after the hold the trunk took at version %s, our offer has version %s and says:\n%s", held, v, offered)
 	}
 }
+
+// whileWeHold is what an offer of the far end's gets while we hold it
+// (RFC 3264 §6.1, §8.4): never a direction in which we receive, so our
+// hold stands whatever the far end re-offers (a session refresh, a
+// re-offer after a codec change).
+var whileWeHold = []struct{ theirs, ours string }{
+	{"sendrecv", "sendonly"},
+	{"recvonly", "sendonly"},
+	{"sendonly", "inactive"}, // the far end holds us too
+	{"inactive", "inactive"},
+	{"sendrecv", "sendonly"}, // the far end takes us back; we still hold
+}
+
+// answeredDirection is the direction of an answer of ours.
+func answeredDirection(t *testing.T, what string, res *sip.Response, err error) string {
+	t.Helper()
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("%s: %v %v", what, res, err)
+	}
+	a, err := parseOffer(res.Body())
+	if err != nil {
+		t.Fatalf("%s: our answer: %v\n%s", what, err, res.Body())
+	}
+	return a.Direction
+}
+
+// While we hold the caller, their re-INVITE or UPDATE offering sendrecv
+// is answered sendonly, not sendrecv, which took the caller off hold on
+// the wire while call control still held the call; each other direction
+// gets what whileWeHold says. Once we take the caller back, sendrecv is
+// answered sendrecv again.
+func TestOfferWhileWeHoldKeepsTheHold(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offer := func(method sip.RequestMethod, dir string) string {
+		t.Helper()
+		var res *sip.Response
+		var err error
+		if method == sip.INVITE {
+			res, err = call.Reinvite(ctx, call.SDP(dir), nil)
+		} else {
+			res, err = call.Update(ctx, call.SDP(dir))
+		}
+		return answeredDirection(t, fmt.Sprintf("the caller's %s offering %s", method, dir), res, err)
+	}
+	if err := in.Leg.Hold(ctx, true); err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	for _, c := range whileWeHold {
+		for _, m := range []sip.RequestMethod{sip.INVITE, sip.UPDATE} {
+			if got := offer(m, c.theirs); got != c.ours {
+				t.Errorf("while we hold, the caller's %s offering %s was answered %s, want %s", m, c.theirs, got, c.ours)
+			}
+		}
+	}
+	if err := in.Leg.Hold(ctx, false); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	for _, m := range []sip.RequestMethod{sip.INVITE, sip.UPDATE} {
+		if got := offer(m, "sendrecv"); got != "sendrecv" {
+			t.Errorf("once resumed, the caller's %s offering sendrecv was answered %s", m, got)
+		}
+	}
+}

@@ -116,7 +116,7 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 	}()
 	l.mu.Lock()
 	l.answering = true // a BYE from now on ends an answered call, not an early one
-	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.security(), l.ml)
+	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), l.ourDirection(), l.port.security(), l.ml)
 	if l.late {
 		body = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), nil, false)
 	}
@@ -428,7 +428,7 @@ func (l *leg) reoffer(o *offer) []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.describe(func(v uint64) []byte {
-		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), answerDirection(l.direction), l.port.security(), l.ml)
+		return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), l.ourDirection(), l.port.security(), l.ml)
 	})
 }
 
@@ -451,7 +451,6 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 		return errors.New("sip: hold: the call is not answered")
 	}
 	wasHolding := l.holding
-	l.holding = held
 	l.mu.Unlock()
 	// Described anew for each attempt: an offer taken while a 491's wait
 	// ran may have moved our version.
@@ -463,6 +462,10 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 			// offer taken since.
 			lastSDP, version = l.lastSDP, l.version
 		}
+		// We hold from this offer on: an offer of the caller's
+		// answered before it is answered as we stood then
+		// (TestHoldCrossingTheCallersOffer).
+		l.holding = held
 		sent = l.describe(func(v uint64) []byte {
 			return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security(), l.ml)
 		})

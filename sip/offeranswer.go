@@ -51,18 +51,9 @@ func (l *leg) describe(build func(version uint64) []byte) []byte {
 	return body
 }
 
-// ourDirection is the direction we stand at now: sendonly while we hold
-// the caller, inactive when both sides hold, else the answer to theirs.
-// l.mu is held.
-func (l *leg) ourDirection() string {
-	switch {
-	case l.holding && (l.direction == "sendonly" || l.direction == "inactive"):
-		return "inactive"
-	case l.holding:
-		return "sendonly"
-	}
-	return answerDirection(l.direction)
-}
+// ourDirection is the direction we stand at now: the answer to the
+// caller's, holding or not (answerDirection). l.mu is held.
+func (l *leg) ourDirection() string { return answerDirection(l.direction, l.holding) }
 
 // currentSDP is our description of the session as it stands, the offer a
 // re-INVITE without SDP gets. l.mu is held.
@@ -415,7 +406,7 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		if len(o.MLines.lines) >= len(l.ml.lines) {
 			l.ml = o.MLines // streams are added, never taken away (RFC 3264 §8)
 		}
-		body = l.describe(answerDirection(o.Direction))
+		body = l.describe(answerDirection(o.Direction, l.holding))
 		l.mu.Unlock()
 	case req.IsInvite():
 		l.mu.Lock()

@@ -42,6 +42,7 @@ type outLeg struct {
 	version  uint64 // SDP o= version of our offers
 	lastSDP  []byte // our description as last sent (offeranswer.go)
 	lastDir  string // its direction; "" while it is the INVITE's offer
+	holding  bool   // we put the far end on hold
 	ml       mlines // the far end's m= lines, which our answers mirror
 	awaitAck uint32 // CSeq of a re-INVITE whose 200 carried our offer
 	timers   legTimer
@@ -365,7 +366,7 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 		dir = "sendonly"
 	}
 	l.mu.Lock()
-	answered := l.answered
+	answered, wasHolding := l.answered, l.holding
 	l.mu.Unlock()
 	if !answered {
 		return errors.New("sip: hold: the call is not answered")
@@ -383,6 +384,7 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 			// offer taken since.
 			lastSDP, lastDir, version = l.lastSDP, l.lastDir, l.version
 		}
+		l.holding = held // from our offer on (leg.Hold)
 		sent = l.describe(dir)
 		return sent
 	}
@@ -391,6 +393,7 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8);
 		// one the far end took (2xx) stays what it has.
 		l.mu.Lock()
+		l.holding = wasHolding
 		if bytes.Equal(l.lastSDP, sent) {
 			l.lastSDP, l.lastDir, l.version = lastSDP, lastDir, version
 		}

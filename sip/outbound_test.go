@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -52,6 +53,11 @@ func (c *carrier) sdp() []byte {
 	ap := c.rtp.LocalAddr().(*net.UDPAddr).AddrPort()
 	return []byte(fmt.Sprintf("v=0\r\no=carrier 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8 101\r\n"+
 		"a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n", ap.Addr(), ap.Addr(), ap.Port()))
+}
+
+// sdpDirected is the carrier's description in direction dir.
+func (c *carrier) sdpDirected(dir string) []byte {
+	return bytes.Replace(c.sdp(), []byte("a=sendrecv"), []byte("a="+dir), 1)
 }
 
 // sendRTP plays n A-law frames to the address of the INVITE's offer.

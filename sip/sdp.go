@@ -228,8 +228,19 @@ func direction(session, media []sdp.Attribute) string {
 	return "sendrecv"
 }
 
-// answerDirection is our direction in reply to the caller's.
-func answerDirection(theirs string) string {
+// answerDirection is our direction in reply to the far end's, on a call
+// that came in as on one we placed: theirs mirrored (RFC 3264 §6.1),
+// unless we hold the far end, when we take nothing from it (§8.4):
+// sendonly, or inactive where it sends nothing either. An offer of the
+// far end's while we hold (a session refresh, a re-offer after a codec
+// change) so never takes it off hold behind call control's back.
+func answerDirection(theirs string, holding bool) string {
+	if holding {
+		if theirs == "sendonly" || theirs == "inactive" {
+			return "inactive"
+		}
+		return "sendonly"
+	}
 	switch theirs {
 	case "sendonly":
 		return "recvonly"

@@ -676,3 +676,43 @@ func TestOfferWhileWeHoldKeepsTheHold(t *testing.T) {
 		}
 	}
 }
+
+// Once we take the caller off hold and they answer sendrecv, our
+// description is sendrecv again, whatever they offered while we held
+// them: the answer to our resume is their direction now. It was their
+// offer from before that stayed, so after a session refresh of theirs
+// offering recvonly while held (answered sendonly) a re-INVITE without
+// SDP after our resume got our offer of sendonly, and our own session
+// refresh, which offers the same description, put the caller back on
+// hold on the wire while call control talked.
+func TestResumeOutlivesTheCallersOfferWhileHeld(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Leg.Hold(ctx, true); err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	for _, dir := range []string{"recvonly", "inactive", "sendonly"} {
+		res, err := call.Update(ctx, call.SDP(dir))
+		answeredDirection(t, "the caller's UPDATE offering "+dir, res, err)
+		if err := in.Leg.Hold(ctx, false); err != nil {
+			t.Fatalf("resume: %v", err)
+		}
+		var offered []byte
+		res, err = call.Reinvite(ctx, nil, func(offer []byte) []byte {
+			offered = offer
+			return call.SDP("sendrecv")
+		})
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("re-INVITE without SDP: %v %v", res, err)
+		}
+		if !strings.Contains(string(offered), "a=sendrecv") {
+			t.Errorf("resumed after the caller offered %s while held, our offer says:\n%s", dir, offered)
+		}
+		if err := in.Leg.Hold(ctx, true); err != nil {
+			t.Fatalf("hold: %v", err)
+		}
+	}
+}

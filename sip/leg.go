@@ -471,7 +471,7 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 		})
 		return sent
 	}
-	err := reinvite(ctx, l.dlg.InviteRequest.Contact().Address, describe, l.doInvite, l.dlg.WriteRequest, l.port, false)
+	err := reinvite(ctx, l.dlg.InviteRequest.Contact().Address, describe, l.doInvite, l.dlg.WriteRequest, l.port, l.applyRemote, false)
 	if err != nil && !errors.Is(err, errOfferTaken) {
 		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8):
 		// our next description is the one the far end has, unless
@@ -493,14 +493,15 @@ func (l *leg) doInvite(ctx context.Context, req *sip.Request, describe func() []
 	return l.sending(ctx, req, describe, l.dlg.Do)
 }
 
-// reinvite sends an in-dialog INVITE with body, ACKs its 2xx, and follows
-// the answer's address. One that crossed the far end's offer (491) is
-// sent again once, after the wait RFC 3261 §14.1 gives the side that
-// owns the Call-ID (ours: 2.1 to 4 s) or not (0 to 2 s).
+// reinvite sends an in-dialog INVITE with body, ACKs its 2xx, and has
+// the leg take the answer (inviteInDialog). One that crossed the far
+// end's offer (491) is sent again once, after the wait RFC 3261 §14.1
+// gives the side that owns the Call-ID (ours: 2.1 to 4 s) or not (0 to
+// 2 s).
 func reinvite(ctx context.Context, target sip.Uri, body func() []byte, do sendFunc,
-	write func(*sip.Request) error, port *rtpPort, ownCallID bool) error {
+	write func(*sip.Request) error, port *rtpPort, take func(*offer), ownCallID bool) error {
 	for attempt := 0; ; attempt++ {
-		res, err := inviteInDialog(ctx, target, body, do, write, port)
+		res, err := inviteInDialog(ctx, target, body, do, write, port, take)
 		if err != nil {
 			return err
 		}

@@ -388,7 +388,7 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 		sent = l.describe(dir)
 		return sent
 	}
-	err := reinvite(ctx, target, describe, l.doInvite, l.dlg.WriteRequest, l.port, true)
+	err := reinvite(ctx, target, describe, l.doInvite, l.dlg.WriteRequest, l.port, l.followAnswer, true)
 	if err != nil && !errors.Is(err, errOfferTaken) {
 		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8);
 		// one the far end took (2xx) stays what it has.
@@ -400,6 +400,16 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 		l.mu.Unlock()
 	}
 	return err
+}
+
+// followAnswer takes the far end's answer to a re-INVITE of ours: the
+// port follows its address and direction. Our description of a call we
+// placed follows our own last one (lastDir), not the far end's.
+func (l *outLeg) followAnswer(a *offer) {
+	if !a.blackholed() && l.port.ice == nil {
+		l.port.setRemote(a.Addr)
+	}
+	l.port.farDirection(a.Direction)
 }
 
 // doInvite sends an in-dialog request of ours and returns its final

@@ -317,7 +317,7 @@ func (l *leg) sendRefresh(ctx context.Context, interval time.Duration) (timerTer
 		return timerTerms{}, errors.New("sip: session refresh: the call is not answered")
 	}
 	return refreshSession(ctx, interval, allows(l.dlg.InviteRequest, sip.UPDATE), l.dlg.InviteRequest.Contact().Address,
-		l.doInvite, l.dlg.WriteRequest, l.port, l.currentSDP)
+		l.doInvite, l.dlg.WriteRequest, l.port, l.applyRemote, l.currentSDP)
 }
 
 // refreshSession sends a refresh to target on a dialog (do, write):
@@ -325,7 +325,7 @@ func (l *leg) sendRefresh(ctx context.Context, interval time.Duration) (timerTer
 // body gives it (unchanged, so its version is too); once more with a
 // longer interval after a 422. It returns the terms of its 2xx.
 func refreshSession(ctx context.Context, interval time.Duration, update bool, target sip.Uri, do sendFunc,
-	write func(*sip.Request) error, port *rtpPort, body func() []byte) (timerTerms, error) {
+	write func(*sip.Request) error, port *rtpPort, take func(*offer), body func() []byte) (timerTerms, error) {
 	method := sip.INVITE
 	if update {
 		method = sip.UPDATE
@@ -339,7 +339,7 @@ func refreshSession(ctx context.Context, interval time.Duration, update bool, ta
 			appendHeaders(req, hs)
 			res, err = do(ctx, req, nil)
 		} else {
-			res, err = inviteInDialog(ctx, target, body, do, write, port, hs...)
+			res, err = inviteInDialog(ctx, target, body, do, write, port, take, hs...)
 		}
 		if err != nil {
 			return timerTerms{}, err
@@ -381,10 +381,10 @@ var errOfferTaken = errors.New("sip: re-INVITE taken")
 
 // inviteInDialog sends an in-dialog INVITE with the body describe makes
 // (with the leg's lock held: legBase.sending) and extra headers, ACKs its
-// 2xx and follows the answer's address and direction. It returns the
-// final response, a non-2xx one too.
+// 2xx and has the leg take a usable answer (its address and direction).
+// It returns the final response, a non-2xx one too.
 func inviteInDialog(ctx context.Context, target sip.Uri, describe func() []byte, do sendFunc,
-	write func(*sip.Request) error, port *rtpPort, extra ...sip.Header) (*sip.Response, error) {
+	write func(*sip.Request) error, port *rtpPort, take func(answer *offer), extra ...sip.Header) (*sip.Response, error) {
 	req := sip.NewRequest(sip.INVITE, target)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	appendHeaders(req, extra)
@@ -407,10 +407,7 @@ func inviteInDialog(ctx context.Context, target sip.Uri, describe func() []byte,
 	case code != 0:
 		return nil, fmt.Errorf("%w: its answer: %s", errOfferTaken, reason)
 	}
-	if !a.blackholed() && port.ice == nil {
-		port.setRemote(a.Addr)
-	}
-	port.farDirection(a.Direction)
+	take(a)
 	return res, nil
 }
 
@@ -487,7 +484,7 @@ func (l *outLeg) sendRefresh(ctx context.Context, interval time.Duration) (timer
 	if c := l.dlg.InviteResponse.Contact(); c != nil {
 		target = c.Address
 	}
-	return refreshSession(ctx, interval, allows(l.dlg.InviteResponse, sip.UPDATE), target, l.doInvite, l.dlg.WriteRequest, l.port, func() []byte {
+	return refreshSession(ctx, interval, allows(l.dlg.InviteResponse, sip.UPDATE), target, l.doInvite, l.dlg.WriteRequest, l.port, l.followAnswer, func() []byte {
 		return l.describe("") // l.mu is held (legBase.sending)
 	})
 }

@@ -114,7 +114,10 @@ func (f *fakeKeys) AuthenticateAPIKey(_ context.Context, secret string) (*sb.API
 }
 
 type fakeCalls struct {
-	call    *sb.Call
+	call *sb.Call
+	// events is the call's timeline as JSON, read afresh each time as the
+	// store reads it; without it the timeline is one received event.
+	events  string
 	mu      sync.Mutex // guards the fields below
 	filter  sb.CallFilter
 	actor   *sb.Actor
@@ -142,6 +145,11 @@ func (f *fakeCalls) FindCallByID(ctx context.Context, id sb.ID) (*sb.Call, error
 func (f *fakeCalls) FindCallEvents(ctx context.Context, id sb.ID) ([]*sb.CallEvent, error) {
 	if _, err := f.FindCallByID(ctx, id); err != nil {
 		return nil, err
+	}
+	if f.events != "" {
+		var events []*sb.CallEvent
+		err := json.Unmarshal([]byte(f.events), &events)
+		return events, err
 	}
 	return []*sb.CallEvent{{CallID: id, Type: sb.EventReceived}}, nil
 }

@@ -147,20 +147,23 @@ func (s *Server) masksCallers(ctx context.Context, tenantID sb.ID, role sb.Role)
 }
 
 // maskCall hides all but the last digits of a call's numbers, the
-// numbers a WhatsApp call ID holds, and a browser caller's address.
+// numbers a WhatsApp call ID holds, a browser caller's address, and what
+// of its reason could quote a number.
 func maskCall(c *sb.Call) {
 	c.From, c.To = sb.MaskNumber(c.From), sb.MaskNumber(c.To)
 	c.ExternalRef = sb.MaskExternalRef(c.ExternalRef)
 	c.Source = sb.MaskSource(c.Source)
+	c.Reason = sb.MaskReason(c.Reason)
 }
 
-// maskEvents is maskCall for a call's timeline: the source its received
-// event names.
-func maskEvents(events []*sb.CallEvent) {
+// maskTimeline masks a call's events for the actor who reads them: what
+// names the call's parties, as masksCallers says.
+func (s *Server) maskTimeline(ctx context.Context, a *sb.Actor, events []*sb.CallEvent) {
+	if !s.masksCallers(ctx, a.TenantID, a.Role) {
+		return
+	}
 	for _, e := range events {
-		if source, ok := e.Detail["source"].(string); ok {
-			e.Detail["source"] = sb.MaskSource(source)
-		}
+		e.MaskCallers()
 	}
 }
 
@@ -187,9 +190,7 @@ func (s *Server) getCallEvents(w http.ResponseWriter, r *http.Request) {
 	if events == nil {
 		events = []*sb.CallEvent{}
 	}
-	if a := sb.ActorFromContext(r.Context()); s.masksCallers(r.Context(), a.TenantID, a.Role) {
-		maskEvents(events)
-	}
+	s.maskTimeline(r.Context(), sb.ActorFromContext(r.Context()), events)
 	var mentioned []sb.ID
 	for _, e := range events {
 		mentioned = idsIn(map[string]any(e.Detail), mentioned)

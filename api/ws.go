@@ -206,7 +206,7 @@ func (c *opConn) Offer(o sb.CallOffer) error {
 }
 
 func (c *opConn) Revoke(callID sb.ID, reason string) {
-	c.enqueue(msgCall{Type: "revoked", CallID: callID, Reason: reason})
+	c.enqueue(msgCall{Type: "revoked", CallID: callID, Reason: c.reason(reason)})
 }
 
 func (c *opConn) Connected(callID sb.ID) {
@@ -214,7 +214,17 @@ func (c *opConn) Connected(callID sb.ID) {
 }
 
 func (c *opConn) Ended(callID sb.ID, reason string) {
-	c.enqueue(msgCall{Type: "ended", CallID: callID, Reason: reason})
+	c.enqueue(msgCall{Type: "ended", CallID: callID, Reason: c.reason(reason)})
+}
+
+// reason is why a call ended or was withdrawn, as the operator may see
+// it: the call record's reason, which a far end's reason phrase or an
+// error can make quote a number, masked as the record's is.
+func (c *opConn) reason(r string) string {
+	if c.maskNumbers {
+		return sb.MaskReason(r)
+	}
+	return r
 }
 
 func (c *opConn) StateChanged(available bool, reason string) {

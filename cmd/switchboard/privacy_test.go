@@ -12,6 +12,7 @@ import (
 
 	sb "github.com/switchboard-voice/switchboard"
 	"github.com/switchboard-voice/switchboard/metadata"
+	"github.com/switchboard-voice/switchboard/opclient"
 	"github.com/switchboard-voice/switchboard/recordings"
 	"github.com/switchboard-voice/switchboard/sip/siptest"
 )
@@ -232,6 +233,216 @@ func TestOperatorsSeeMaskedNumbers(t *testing.T) {
 	var found struct{ Calls []sb.Call }
 	if code := apiGet(t, m, f.APIKey, "/v1/calls?number=%2B15550001234", &found); code != 200 || len(found.Calls) != 1 {
 		t.Errorf("the supervisor's search by number: %d %+v", code, found.Calls)
+	}
+}
+
+// An operator of a tenant that masks callers' numbers reads the timelines
+// of calls they transferred to a SIP URI with its number masked, whether
+// switchboard placed the transfer or the caller's PBX took it (REFER). An
+// admin reads it whole.
+func TestTimelineHidesNumbersFromOperators(t *testing.T) {
+	m := mustStartService(t, nil)
+	f := mustProvision(t, m, "Acme", "2000", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	setDialTargets(t, m, f.Tenant.ID, "127.0.0.1")
+	first, second := mustOperator(t, m, f.Operators[0]), mustOperator(t, m, f.Operators[1])
+	const target = "+4930123456"
+
+	// Switchboard places the transfer: the phone takes no REFER.
+	if err := second.SetAway(ctx); err != nil {
+		t.Fatal(err)
+	}
+	vm, vmDone := carrierSIPp(ctx, t, "uas_answer_bye.xml")
+	phone := mustPhone(t, siptest.Options{Transport: "udp"})
+	call, placed := answeredCall(t, m, phone, first, "+15550001234", "2000")
+	defer call.Close()
+	if err := first.TransferToURI(ctx, placed.CallID, "sip:"+target+"@"+vm); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-vmDone; err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, f.APIKey, placed.CallID)
+
+	// The caller's PBX takes it, from the first operator, to whom the
+	// second handed the call.
+	if err := first.SetAway(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.SetAvailable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	answer := func(op *opclient.Client, id sb.ID) error {
+		if err := op.Accept(ctx, id); err != nil {
+			return err
+		}
+		return op.WaitConnected(ctx, id)
+	}
+	referred := make(chan sb.ID, 1)
+	go func() {
+		defer close(referred)
+		var in opclient.Incoming
+		select {
+		case in = <-second.Incoming():
+		case <-ctx.Done():
+			return
+		}
+		if err := answer(second, in.CallID); err != nil {
+			t.Errorf("the second operator answering: %v", err)
+			return
+		}
+		if err := first.SetAvailable(ctx); err != nil {
+			t.Errorf("the first operator back: %v", err)
+			return
+		}
+		if err := second.Transfer(ctx, in.CallID, f.Operators[0].ID); err != nil {
+			t.Errorf("transfer to the first operator: %v", err)
+			return
+		}
+		select {
+		case <-first.Incoming():
+		case <-ctx.Done():
+			return
+		}
+		if err := answer(first, in.CallID); err != nil {
+			t.Errorf("the first operator answering: %v", err)
+			return
+		}
+		if err := first.TransferToURI(ctx, in.CallID, "sip:"+target+"@127.0.0.1:5999"); err != nil {
+			t.Errorf("transfer by REFER: %v", err)
+			return
+		}
+		referred <- in.CallID
+	}()
+	if out, err := sipp(ctx, t, "uac_refer.xml", "2000", m.SIPAddr()); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	byREFER, ok := <-referred
+	if !ok {
+		t.Fatal("the call was not transferred by REFER")
+	}
+	waitCallEnded(t, m, f.APIKey, byREFER)
+
+	if err := metadata.NewTenantService(m.DB).SetPrivacyPolicy(ctx, f.Tenant.ID,
+		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	operator := mustLogin(t, m, f.Operators[0]) // both calls are theirs: they transferred them last
+	admin := mustLogin(t, m, mustUser(t, m, f.Tenant.ID, "admin@acme.test", sb.RoleAdmin))
+	for _, c := range []struct {
+		id   sb.ID
+		uris map[sb.EventType]string // the events that name the target, and the field
+	}{
+		{placed.CallID, map[sb.EventType]string{sb.EventTransferred: "to_uri", sb.EventAnswered: "transferred_to"}},
+		{byREFER, map[sb.EventType]string{sb.EventTransferred: "to_uri", sb.EventReferred: "uri"}},
+	} {
+		path := "/v1/calls/" + c.id.String() + "/events"
+		var theirs, all struct{ Events []sb.CallEvent }
+		if code, body := operator.do(http.MethodGet, path, "", &theirs); code != http.StatusOK || strings.Contains(body, "0123456") {
+			t.Errorf("the operator's %s: %d %s", path, code, body)
+		}
+		if code, body := admin.do(http.MethodGet, path, "", &all); code != http.StatusOK {
+			t.Fatalf("the admin's %s: %d %s", path, code, body)
+		}
+		for typ, field := range c.uris {
+			if got := detailOf(theirs.Events, typ, field); !strings.HasPrefix(got, "sip:+******3456@127.0.0.1:") {
+				t.Errorf("the operator reads %s.%s %q", typ, field, got)
+			}
+			if got := detailOf(all.Events, typ, field); !strings.HasPrefix(got, "sip:"+target+"@127.0.0.1:") {
+				t.Errorf("the admin reads %s.%s %q", typ, field, got)
+			}
+		}
+	}
+}
+
+// detailOf is the string field of the first event of type typ whose
+// detail has it.
+func detailOf(events []sb.CallEvent, typ sb.EventType, field string) string {
+	for _, e := range events {
+		if s, ok := e.Detail[field].(string); ok && e.Type == typ {
+			return s
+		}
+	}
+	return ""
+}
+
+// An operator of a tenant that masks callers' numbers places calls through
+// carriers whose refusals quote the number dialled: the trunk that failed
+// over on the timeline, the call's reason in their calls, its export and
+// the socket's "ended" say what the carrier said up to the number. An admin
+// reads the number.
+func TestFailureReasonsHideNumbersFromOperators(t *testing.T) {
+	m := mustStartService(t, map[string]string{"keyring": testKeyring})
+	f := mustProvision(t, m, "Acme", "2000", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := metadata.NewTenantService(m.DB).SetPrivacyPolicy(ctx, f.Tenant.ID,
+		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+	op := mustOperator(t, m, f.Operators[0]) // the socket reads the setting as it opens
+	const number, said, masked = "+4930123456", "No route to +4930123456", "No route to …"
+
+	down, downDone := carrierSIPp(ctx, t, "uas_unavailable_quoting.xml")
+	up, upDone := carrierSIPp(ctx, t, "uas_answer_bye.xml")
+	outboundTrunk(t, m, f, "down", down, 1)
+	outboundTrunk(t, m, f, "up", up, 2)
+	failedOver, err := op.Dial(ctx, number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.WaitEnded(ctx, failedOver); err != nil { // the carrier hangs up
+		t.Fatal(err)
+	}
+	for _, d := range []<-chan error{downDone, upDone} {
+		if err := <-d; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := dbConn(t, m).Exec(ctx, "UPDATE trunks SET outbound_target = NULL WHERE tenant_id = $1", f.Tenant.ID); err != nil {
+		t.Fatal(err)
+	}
+	only, onlyDone := carrierSIPp(ctx, t, "uas_unavailable_quoting.xml")
+	outboundTrunk(t, m, f, "only", only, 3)
+	refused, err := op.Dial(ctx, number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reason, err := op.WaitEnded(ctx, refused); err != nil || reason != masked {
+		t.Errorf("the operator's page was told %q (%v), want %q", reason, err, masked)
+	}
+	if err := <-onlyDone; err != nil {
+		t.Fatal(err)
+	}
+	waitCallEnded(t, m, f.APIKey, failedOver)
+	waitCallEnded(t, m, f.APIKey, refused)
+
+	operator := mustLogin(t, m, f.Operators[0])
+	admin := mustLogin(t, m, mustUser(t, m, f.Tenant.ID, "admin@acme.test", sb.RoleAdmin))
+	for _, who := range []struct {
+		name   string
+		p      *person
+		reason string
+	}{{"operator", operator, masked}, {"admin", admin, said}} {
+		var events struct{ Events []sb.CallEvent }
+		if code, body := who.p.do(http.MethodGet, "/v1/calls/"+failedOver.String()+"/events", "", &events); code != http.StatusOK {
+			t.Fatalf("the %s's timeline: %d %s", who.name, code, body)
+		}
+		if got := detailOf(events.Events, sb.EventTrunkFailed, "reason"); got != who.reason {
+			t.Errorf("the %s reads the trunk's failure as %q, want %q", who.name, got, who.reason)
+		}
+		var rec sb.Call
+		if code, body := who.p.do(http.MethodGet, "/v1/calls/"+refused.String(), "", &rec); code != http.StatusOK || rec.Reason != who.reason {
+			t.Errorf("the %s reads the refused call's reason as %q (%d %s), want %q", who.name, rec.Reason, code, body, who.reason)
+		}
+		code, csv := who.p.do(http.MethodGet, "/v1/calls?format=csv", "", nil)
+		if code != http.StatusOK || !strings.Contains(csv, ","+who.reason+",") {
+			t.Errorf("the %s's export: %d %s, want the reason %q", who.name, code, csv, who.reason)
+		}
+		if who.p == operator && strings.Contains(csv, "0123456") {
+			t.Errorf("the operator's export holds the number: %s", csv)
+		}
 	}
 }
 

@@ -156,14 +156,25 @@ func maskCall(c *sb.Call) {
 	c.Reason = sb.MaskReason(c.Reason)
 }
 
+// seesOperatorsAddresses reports whether role may read where an operator's
+// browser is on the network: the candidate pair of their WebRTC link on a
+// call's timeline. Those who diagnose calls do (supervisors, support
+// engineers, admins); an operator does not, not even their own, since a
+// call's timeline passes with the call to whoever it is transferred to.
+func seesOperatorsAddresses(role sb.Role) bool { return role != sb.RoleOperator }
+
 // maskTimeline masks a call's events for the actor who reads them: what
-// names the call's parties, as masksCallers says.
+// names the call's parties as masksCallers says, and operators' addresses
+// as seesOperatorsAddresses says.
 func (s *Server) maskTimeline(ctx context.Context, a *sb.Actor, events []*sb.CallEvent) {
-	if !s.masksCallers(ctx, a.TenantID, a.Role) {
-		return
-	}
+	callers, operators := s.masksCallers(ctx, a.TenantID, a.Role), !seesOperatorsAddresses(a.Role)
 	for _, e := range events {
-		e.MaskCallers()
+		if callers {
+			e.MaskCallers()
+		}
+		if operators {
+			e.MaskOperatorAddress()
+		}
 	}
 }
 

@@ -25,21 +25,25 @@ func (f fakeTenants) FindTenantByID(_ context.Context, id sb.ID) (*sb.Tenant, er
 	return f.tenant, nil
 }
 
-// Each value call control writes on a timeline that names a party, in
-// every event that carries one, as the store gives it back: an operator of
-// a tenant that masks callers' numbers reads none of them, but what the
-// masking leaves; an admin reads everything.
+// Each value call control writes on a timeline that names a party or says
+// where someone is, in every event that carries one, as the store gives
+// it back: an operator of a tenant that masks callers' numbers reads none
+// of them, but what the masking leaves; an operator of a tenant that shows
+// numbers reads them but no operator's address; an admin reads everything.
 // (A forward is on no operator's call, which is nobody's: only here does
 // an operator read one.)
 func TestTimelineMaskedForOperators(t *testing.T) {
 	const (
 		number = "+4930123456"
 		uri    = "sip:" + number + "@pbx.example:5070"
+		pair   = "host udp 192.0.2.10:40000 ↔ prflx udp 198.51.100.20:50000"
 	)
+	link := sb.LinkInfo{ICE: "connected", DTLS: "connected", Pair: pair}
 	opID, trunkID := sb.NewID(), sb.NewID()
 	timeline, err := json.Marshal([]*sb.CallEvent{
 		{Type: sb.EventReceived, Detail: map[string]any{"source": "webrtc:203.0.113.7"}},
-		{Type: sb.EventAnswered, Detail: map[string]any{"operator_id": opID, "codec": "PCMU"}},
+		{Type: sb.EventAnswered, Detail: map[string]any{"operator_id": opID, "codec": "PCMU", "webrtc": link}},
+		{Type: sb.EventWebRTC, Detail: map[string]any{"webrtc": link}},
 		{Type: sb.EventTransferred, Detail: map[string]any{"from_operator_id": opID, "to_uri": uri}},
 		{Type: sb.EventAnswered, Detail: map[string]any{"transferred_to": uri}},
 		{Type: sb.EventReferred, Detail: map[string]any{"uri": uri}},
@@ -56,7 +60,10 @@ func TestTimelineMaskedForOperators(t *testing.T) {
 		"a number's hidden digits": "0123456", "a number written with spaces": "30 123456", "a URI's user": "alice",
 		"the visitor's address": "203.0.113.7", "an address in an error": "203.0.113.5",
 	}
-	masked := []string{"sip:+******3456@pbx.example:5070", `"webrtc:…"`,
+	operators := map[string]string{"the operator's address": "198.51.100.20", "the service's end of the pair": "192.0.2.10"}
+	all := maps.Clone(secrets)
+	maps.Copy(all, operators)
+	masked := []string{"sip:+******3456@pbx.example:5070", `"webrtc:…"`, "host udp … ↔ prflx udp …",
 		"no operator free in queue sales within 30s", "No route to …", "Not Found: …", "the call could not be placed: dial udp …"}
 
 	for _, c := range []struct {
@@ -66,8 +73,9 @@ func TestTimelineMaskedForOperators(t *testing.T) {
 		hidden       map[string]string
 		shown        []string
 	}{
-		{"an operator of a tenant that masks numbers", sb.RoleOperator, true, secrets, masked},
-		{"an admin of a tenant that masks numbers", sb.RoleAdmin, true, nil, slices.Collect(maps.Values(secrets))},
+		{"an operator of a tenant that masks numbers", sb.RoleOperator, true, all, masked},
+		{"an operator of a tenant that shows numbers", sb.RoleOperator, false, operators, append(slices.Collect(maps.Values(secrets)), "host udp … ↔ prflx udp …")},
+		{"an admin of a tenant that masks numbers", sb.RoleAdmin, true, nil, slices.Collect(maps.Values(all))},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tenant := &sb.Tenant{ID: sb.NewID(), Privacy: sb.PrivacyPolicy{MaskOperatorNumbers: c.masksNumbers}}

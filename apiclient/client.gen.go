@@ -1681,6 +1681,8 @@ type ClientInterface interface {
 
 	// ListCallEvents The call's timeline
 	//
+	// An operator of a tenant that masks callers' numbers (mask_operator_numbers) reads the timeline as they read the call: a browser caller's address masked (detail.source), the SIP URIs the call was sent to with their user part masked as a number is (uri, to_uri, transferred_to, forwarded_to), and each free-text reason cut at the first word that could hold a number, an address or a SIP URI's user ("No route to …"). No operator reads the addresses of an operator's WebRTC candidate pair (detail.webrtc.pair: "host udp … ↔ prflx udp …"); supervisors, support engineers and admins read everything.
+	//
 	// Corresponds with GET /v1/calls/{id}/events (the `ListCallEvents` operationId).
 	ListCallEvents(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -2529,6 +2531,8 @@ func (c *Client) SetCallConsent(ctx context.Context, id openapi_types.UUID, body
 }
 
 // ListCallEvents The call's timeline
+//
+// An operator of a tenant that masks callers' numbers (mask_operator_numbers) reads the timeline as they read the call: a browser caller's address masked (detail.source), the SIP URIs the call was sent to with their user part masked as a number is (uri, to_uri, transferred_to, forwarded_to), and each free-text reason cut at the first word that could hold a number, an address or a SIP URI's user ("No route to …"). No operator reads the addresses of an operator's WebRTC candidate pair (detail.webrtc.pair: "host udp … ↔ prflx udp …"); supervisors, support engineers and admins read everything.
 //
 // Corresponds with GET /v1/calls/{id}/events (the `ListCallEvents` operationId).
 func (c *Client) ListCallEvents(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -7738,6 +7742,8 @@ type ClientWithResponsesInterface interface {
 	SetCallConsentWithResponse(ctx context.Context, id openapi_types.UUID, body SetCallConsentJSONRequestBody, reqEditors ...RequestEditorFn) (*SetCallConsentResponse, error)
 
 	// ListCallEventsWithResponse The call's timeline
+	//
+	// An operator of a tenant that masks callers' numbers (mask_operator_numbers) reads the timeline as they read the call: a browser caller's address masked (detail.source), the SIP URIs the call was sent to with their user part masked as a number is (uri, to_uri, transferred_to, forwarded_to), and each free-text reason cut at the first word that could hold a number, an address or a SIP URI's user ("No route to …"). No operator reads the addresses of an operator's WebRTC candidate pair (detail.webrtc.pair: "host udp … ↔ prflx udp …"); supervisors, support engineers and admins read everything.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -15147,6 +15153,8 @@ func (c *ClientWithResponses) SetCallConsentWithResponse(ctx context.Context, id
 }
 
 // ListCallEventsWithResponse The call's timeline
+//
+// An operator of a tenant that masks callers' numbers (mask_operator_numbers) reads the timeline as they read the call: a browser caller's address masked (detail.source), the SIP URIs the call was sent to with their user part masked as a number is (uri, to_uri, transferred_to, forwarded_to), and each free-text reason cut at the first word that could hold a number, an address or a SIP URI's user ("No route to …"). No operator reads the addresses of an operator's WebRTC candidate pair (detail.webrtc.pair: "host udp … ↔ prflx udp …"); supervisors, support engineers and admins read everything.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -238,9 +239,10 @@ func TestOperatorsSeeMaskedNumbers(t *testing.T) {
 
 // An operator of a tenant that masks callers' numbers reads the timelines
 // of calls they transferred to a SIP URI with its number masked, whether
-// switchboard placed the transfer or the caller's PBX took it (REFER). An
-// admin reads it whole.
-func TestTimelineHidesNumbersFromOperators(t *testing.T) {
+// switchboard placed the transfer or the caller's PBX took it (REFER), and
+// no operator's network address: neither the colleague's who answered
+// first and handed the call on, nor their own. An admin reads them whole.
+func TestTimelineHidesNumbersAndAddressesFromOperators(t *testing.T) {
 	m := mustStartService(t, nil)
 	f := mustProvision(t, m, "Acme", "2000", 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -353,6 +355,13 @@ func TestTimelineHidesNumbersFromOperators(t *testing.T) {
 				t.Errorf("the admin reads %s.%s %q", typ, field, got)
 			}
 		}
+		located := func(pair string) bool { return strings.Contains(pair, "127.0.0.1") }
+		if pairs := pairsOf(theirs.Events); len(pairs) == 0 || slices.ContainsFunc(pairs, located) {
+			t.Errorf("the operator reads the operators' candidate pairs %q, want them without addresses", pairs)
+		}
+		if pairs := pairsOf(all.Events); !slices.ContainsFunc(pairs, located) {
+			t.Errorf("the admin reads the operators' candidate pairs %q, want their addresses", pairs)
+		}
 	}
 }
 
@@ -365,6 +374,20 @@ func detailOf(events []sb.CallEvent, typ sb.EventType, field string) string {
 		}
 	}
 	return ""
+}
+
+// pairsOf are the candidate pairs of the operators' WebRTC links on a
+// timeline.
+func pairsOf(events []sb.CallEvent) []string {
+	var pairs []string
+	for _, e := range events {
+		if l, ok := e.Detail["webrtc"].(map[string]any); ok {
+			if p, ok := l["pair"].(string); ok {
+				pairs = append(pairs, p)
+			}
+		}
+	}
+	return pairs
 }
 
 // An operator of a tenant that masks callers' numbers places calls through

@@ -182,6 +182,16 @@ func TestRetentionRunFromTheCommandLine(t *testing.T) {
 	}
 }
 
+// maskOperatorNumbers has the tenant show its operators callers' numbers
+// masked (-mask-operator-numbers).
+func maskOperatorNumbers(t *testing.T, m *Main, tenantID sb.ID) {
+	t.Helper()
+	if err := metadata.NewTenantService(m.DB).SetPrivacyPolicy(context.Background(), tenantID,
+		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // With the tenant's minimisation setting, an operator is offered the call
 // with the caller's number masked to its last four digits and sees it so
 // in their calls; a supervisor still sees it whole.
@@ -189,10 +199,7 @@ func TestOperatorsSeeMaskedNumbers(t *testing.T) {
 	m := mustStartService(t, nil)
 	f := mustProvision(t, m, "Acme", "2000", 1)
 	ctx := context.Background()
-	if err := metadata.NewTenantService(m.DB).SetPrivacyPolicy(ctx, f.Tenant.ID,
-		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
-		t.Fatal(err)
-	}
+	maskOperatorNumbers(t, m, f.Tenant.ID)
 	op := mustOperator(t, m, f.Operators[0])
 	phone := mustPhone(t, siptest.Options{Transport: "udp"})
 	call, err := phone.InviteAsync(ctx, m.SIPAddr(), "+15550001234", "2000")
@@ -326,10 +333,7 @@ func TestTimelineHidesNumbersAndAddressesFromOperators(t *testing.T) {
 	}
 	waitCallEnded(t, m, f.APIKey, byREFER)
 
-	if err := metadata.NewTenantService(m.DB).SetPrivacyPolicy(ctx, f.Tenant.ID,
-		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
-		t.Fatal(err)
-	}
+	maskOperatorNumbers(t, m, f.Tenant.ID)
 	operator := mustLogin(t, m, f.Operators[0]) // both calls are theirs: they transferred them last
 	admin := mustLogin(t, m, mustUser(t, m, f.Tenant.ID, "admin@acme.test", sb.RoleAdmin))
 	for _, c := range []struct {
@@ -400,10 +404,7 @@ func TestFailureReasonsHideNumbersFromOperators(t *testing.T) {
 	f := mustProvision(t, m, "Acme", "2000", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := metadata.NewTenantService(m.DB).SetPrivacyPolicy(ctx, f.Tenant.ID,
-		sb.PrivacyPolicy{CallRetentionDays: 30, QualityRetentionDays: 30, MaskOperatorNumbers: true}); err != nil {
-		t.Fatal(err)
-	}
+	maskOperatorNumbers(t, m, f.Tenant.ID)
 	op := mustOperator(t, m, f.Operators[0]) // the socket reads the setting as it opens
 	const number, said, masked = "+4930123456", "No route to +4930123456", "No route to …"
 

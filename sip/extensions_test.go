@@ -256,6 +256,26 @@ func TestSessionIntervalTooSmall(t *testing.T) {
 	}
 }
 
+// A Session-Expires below our Min-SE from a caller that does not support
+// timers (a proxy put it there) is not refused: the caller could not act
+// on a 422 and the call would fail (RFC 4028 §9 lets a UAS refuse only a
+// requester that says Supported: timer). The interval is taken as it is,
+// since a UAS must not raise it, and we refresh.
+func TestSessionIntervalTooSmallWithoutTimerSupport(t *testing.T) {
+	ts := mustServer(t, nil, Config{MinSE: 5 * time.Second})
+	phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Session-Expires": "4"}})
+	in, _ := answer(t, ts, phone, "udp")
+	var ok string
+	for _, m := range in.Leg.SIPTrace() {
+		if !m.Inbound && strings.HasPrefix(m.Message, "SIP/2.0 200") {
+			ok = m.Message
+		}
+	}
+	if !strings.Contains(ok, "\r\nSession-Expires: 4;refresher=uas\r\n") || strings.Contains(ok, "Require: timer") {
+		t.Errorf("the 200 does not take the interval with us refreshing:\n%s", ok)
+	}
+}
+
 // headerOf returns the value of a header of a response.
 func headerOf(res *sip.Response, name string) string {
 	if h := res.GetHeader(name); h != nil {

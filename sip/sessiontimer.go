@@ -107,10 +107,13 @@ func (s *Server) minSE() time.Duration {
 }
 
 // tooBrief is the 422 for a request whose session interval is below our
-// Min-SE, or nil (RFC 4028 §8.1).
+// Min-SE, or nil (RFC 4028 §6, §9). Only a requester that supports timers
+// gets it: one that does not could not act on a 422, and its interval was
+// put there by a proxy that refreshes nothing. That interval is taken as
+// it is, since a UAS must not raise it (§9), and we refresh (take).
 func (s *Server) tooBrief(req *sip.Request) *sip.Response {
 	t := readTimer(req)
-	if t.interval == 0 || t.interval >= s.minSE() {
+	if t.interval == 0 || t.interval >= s.minSE() || !t.supported {
 		return nil
 	}
 	res := sip.NewResponseFromRequest(req, statusIntervalTooBrief, phrase(statusIntervalTooBrief), nil)

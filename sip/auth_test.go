@@ -36,6 +36,13 @@ func mustRawUA(tb testing.TB, server string) *rawUA {
 // response: 100 Trying for an INVITE taken, the refusal otherwise.
 func (u *rawUA) invite(ruri, callID string, extra ...string) (int, map[string]string) {
 	u.tb.Helper()
+	return u.inviteWith(ruri, callID, "application/sdp", sampleOffer, extra...)
+}
+
+// inviteWith is invite with a body of contentType ("" and no body: a late
+// offer).
+func (u *rawUA) inviteWith(ruri, callID, contentType, body string, extra ...string) (int, map[string]string) {
+	u.tb.Helper()
 	u.n++
 	if callID == "" {
 		callID = fmt.Sprintf("raw-%d-%d@test", time.Now().UnixNano(), u.n)
@@ -45,8 +52,11 @@ func (u *rawUA) invite(ruri, callID string, extra ...string) (int, map[string]st
 	msg := "INVITE " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + local + fmt.Sprintf(";branch=z9hG4bKraw%d%d\r\n", time.Now().UnixNano(), u.n) +
 		"From: <sip:3000@" + local + ">;tag=raw" + fmt.Sprint(u.n) + "\r\nTo: <sip:" + user + "@" + u.conn.RemoteAddr().String() + ">\r\n" +
 		"Call-ID: " + callID + "\r\nCSeq: 1 INVITE\r\nContact: <sip:3000@" + local + ">\r\nMax-Forwards: 70\r\n" +
-		strings.Join(append(extra, ""), "\r\n") + "Content-Type: application/sdp\r\n" +
-		fmt.Sprintf("Content-Length: %d\r\n\r\n", len(sampleOffer)) + sampleOffer
+		strings.Join(append(extra, ""), "\r\n")
+	if contentType != "" {
+		msg += "Content-Type: " + contentType + "\r\n"
+	}
+	msg += fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body)) + body
 	if _, err := u.conn.Write([]byte(msg)); err != nil {
 		u.tb.Fatal(err)
 	}

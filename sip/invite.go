@@ -164,13 +164,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !late {
 		o, err = parseOffer(body)
 	}
-	switch {
-	case notAcceptable(err):
-		log.Info("INVITE refused: media not acceptable", "err", err)
-		offerRefused(sip.StatusNotAcceptableHere, err.Error())
-		return
-	case err != nil:
-		offerRefused(sip.StatusBadRequest, err.Error())
+	if err != nil {
+		r := refused(err)
+		if r.code == sip.StatusNotAcceptableHere {
+			log.Info("INVITE refused: media not acceptable", "err", err)
+		}
+		refuse(r.response(req), r.reason, sb.FailedOnTrunk, sb.StageOffer)
 		return
 	}
 	var sec *srtpSession

@@ -64,22 +64,22 @@ func (l *leg) currentSDP() []byte {
 }
 
 // offerOf reads the offer of an in-dialog request on a call whose media
-// goes through port; a non-zero code is the refusal, with why.
-func offerOf(body []byte, port *rtpPort) (*offer, int, string) { return describedBy(body, port, true) }
+// goes through port; a refusal says why it cannot be taken.
+func offerOf(body []byte, port *rtpPort) (*offer, *refusal) { return describedBy(body, port, true) }
 
 // answerOf reads the far end's answer to an offer of ours, as offerOf
 // reads an offer; an answer cannot restart ICE (we never asked to).
-func answerOf(body []byte, port *rtpPort) (*offer, int, string) {
+func answerOf(body []byte, port *rtpPort) (*offer, *refusal) {
 	return describedBy(body, port, false)
 }
 
-func describedBy(body []byte, port *rtpPort, isOffer bool) (*offer, int, string) {
+func describedBy(body []byte, port *rtpPort, isOffer bool) (*offer, *refusal) {
 	o, err := parseOffer(body)
 	if err != nil {
-		if notAcceptable(err) {
-			return nil, sip.StatusNotAcceptableHere, err.Error()
-		}
-		return nil, sip.StatusBadRequest, err.Error()
+		return nil, refused(err)
+	}
+	notHere := func(reason string) (*offer, *refusal) {
+		return nil, &refusal{code: sip.StatusNotAcceptableHere, warn: warnMisc, reason: reason}
 	}
 	// The codec stays as the call began: the bridge and the other leg
 	// carry it. An offer without it is refused, and the call goes on
@@ -87,7 +87,7 @@ func describedBy(body []byte, port *rtpPort, isOffer bool) (*offer, int, string)
 	c := port.Codec()
 	kept, ok := o.keeping(c)
 	if !ok {
-		return nil, sip.StatusNotAcceptableHere, fmt.Sprintf("this call's audio is %s; it cannot change codec mid-call", c.Name)
+		return notHere(fmt.Sprintf("this call's audio is %s; it cannot change codec mid-call", c.Name))
 	}
 	o.Codec = kept
 	// DTLS-SRTP stays as the call began, on the same association (same
@@ -95,28 +95,28 @@ func describedBy(body []byte, port *rtpPort, isOffer bool) (*offer, int, string)
 	// leaves the session as it was (RFC 3261 §14.2).
 	switch {
 	case port.ice != nil && o.ICE == nil:
-		return nil, sip.StatusNotAcceptableHere, "this call's media is DTLS-SRTP over ICE; it cannot change transport mid-call"
+		return notHere("this call's media is DTLS-SRTP over ICE; it cannot change transport mid-call")
 	case port.ice == nil && o.ICE != nil:
-		return nil, sip.StatusNotAcceptableHere, "this call's media is not DTLS-SRTP; it cannot be switched to it mid-call"
+		return notHere("this call's media is not DTLS-SRTP; it cannot be switched to it mid-call")
 	case port.ice != nil:
 		if err := port.ice.later(o.ICE, isOffer); err != nil {
-			return nil, sip.StatusNotAcceptableHere, err.Error()
+			return notHere(err.Error())
 		}
-		return o, 0, ""
+		return o, nil
 	}
 	// SRTP stays as the call began: on with the same suite, or off.
 	sec := port.srtp
 	switch {
 	case sec == nil && o.Crypto != nil:
-		return nil, sip.StatusNotAcceptableHere, "this call's media is RTP; SRTP cannot be switched on mid-call"
+		return notHere("this call's media is RTP; SRTP cannot be switched on mid-call")
 	case sec != nil && o.Crypto == nil:
-		return nil, sip.StatusNotAcceptableHere, "this call's media is SRTP; it cannot be switched off mid-call"
+		return notHere("this call's media is SRTP; it cannot be switched off mid-call")
 	case sec != nil:
 		if err := sec.setRemote(*o.Crypto); err != nil {
-			return nil, sip.StatusNotAcceptableHere, err.Error()
+			return notHere(err.Error())
 		}
 	}
-	return o, 0, ""
+	return o, nil
 }
 
 // applyRemote takes the far end's description (an offer, or the answer to
@@ -197,9 +197,9 @@ func (l *leg) ackAnswer(req *sip.Request) {
 		l.log.Info("re-INVITE: the ACK carried no answer to our offer; the session stays as it was")
 		return
 	}
-	a, code, reason := answerOf(req.Body(), l.port)
-	if code != 0 {
-		l.log.Info("re-INVITE: the ACK's answer is unusable; the session stays as it was", "code", code, "reason", reason)
+	a, r := answerOf(req.Body(), l.port)
+	if r != nil {
+		l.log.Info("re-INVITE: the ACK's answer is unusable; the session stays as it was", "code", r.code, "reason", r.reason)
 		return
 	}
 	l.applyRemote(a)
@@ -292,10 +292,10 @@ func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction)
 	if s.exchanging != nil {
 		s.exchanging(true)
 	}
-	o, code, reason := offerOf(req.Body(), l.port)
-	if code != 0 {
+	o, r := offerOf(req.Body(), l.port)
+	if r != nil {
 		settle()
-		s.reject(req, tx, code, reason)
+		s.respond(tx, r.response(req))
 		return
 	}
 	res := sip.NewSDPResponseFromRequest(req, l.reoffer(o))
@@ -388,10 +388,10 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	var body []byte
 	switch {
 	case len(req.Body()) > 0:
-		o, code, reason := offerOf(req.Body(), l.port)
-		if code != 0 {
+		o, r := offerOf(req.Body(), l.port)
+		if r != nil {
 			settle()
-			l.s.reject(req, tx, code, reason)
+			l.s.respond(tx, r.response(req))
 			return
 		}
 		if err := l.takeAnswer(o); err != nil {
@@ -462,13 +462,13 @@ func (l *outLeg) readAck(req *sip.Request) {
 	if !pending || len(req.Body()) == 0 {
 		return
 	}
-	a, code, reason := answerOf(req.Body(), l.port)
-	if code == 0 {
+	a, r := answerOf(req.Body(), l.port)
+	if r == nil {
 		if err := l.takeAnswer(a); err != nil {
-			code, reason = sip.StatusNotAcceptableHere, err.Error()
+			r = &refusal{code: sip.StatusNotAcceptableHere, reason: err.Error()}
 		}
 	}
-	if code != 0 {
-		l.log.Info("re-INVITE: the ACK's answer is unusable; the session stays as it was", "code", code, "reason", reason)
+	if r != nil {
+		l.log.Info("re-INVITE: the ACK's answer is unusable; the session stays as it was", "code", r.code, "reason", r.reason)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/pion/sdp/v3"
 
 	sb "github.com/switchboard-voice/switchboard"
@@ -80,12 +81,49 @@ func (e errNoCodec) Error() string {
 	return "no common codec: offered " + e.offered + ", we take PCMU, PCMA, and Opus over SRTP (SDES or DTLS-SRTP)"
 }
 
+// errAddressFormat is returned by parseOffer when the connection address
+// is a name: RFC 4566 §5.7 allows a fully qualified domain name there, but
+// a call's media is not worth a DNS lookup on its way in, so the offer is
+// refused as one we cannot take (488), with Warning 301, incompatible
+// network address formats (RFC 3261 §20.43).
+type errAddressFormat struct{ addr string }
+
+func (e errAddressFormat) Error() string {
+	return fmt.Sprintf("the connection address %q is not an IP address: names are not resolved here", e.addr)
+}
+
 // notAcceptable reports whether a parseOffer error is about what the
 // offer asks for (488), not how it is written (400).
 func notAcceptable(err error) bool {
 	var noCodec errNoCodec
 	var noCrypto errNoCrypto
-	return errors.As(err, &noCodec) || errors.As(err, &noCrypto)
+	var addr errAddressFormat
+	return errors.As(err, &noCodec) || errors.As(err, &noCrypto) || errors.As(err, &addr)
+}
+
+// refusal is a request refused for the session it describes: the final
+// response's code, its Warning's code (RFC 3261 §20.43) and why.
+type refusal struct {
+	code, warn int
+	reason     string
+}
+
+// refused is the refusal of a description parseOffer could not take: 488
+// for what it asks for, 400 for how it is written.
+func refused(err error) *refusal {
+	var addr errAddressFormat
+	switch {
+	case errors.As(err, &addr):
+		return &refusal{code: 488, warn: warnAddressFormat, reason: err.Error()}
+	case notAcceptable(err):
+		return &refusal{code: 488, warn: warnMisc, reason: err.Error()}
+	}
+	return &refusal{code: 400, warn: warnMisc, reason: err.Error()}
+}
+
+// response is the final response that refuses req.
+func (r *refusal) response(req *sip.Request) *sip.Response {
+	return warnedRejection(req, r.code, r.warn, r.reason)
 }
 
 // parseOffer reads the first audio stream of an SDP offer and picks our
@@ -122,7 +160,7 @@ func parseOffer(body []byte) (*offer, error) {
 	}
 	ip, err := netip.ParseAddr(conn.Address.Address)
 	if err != nil {
-		return nil, fmt.Errorf("malformed SDP: connection address %q is not an IP address", conn.Address.Address)
+		return nil, errAddressFormat{conn.Address.Address}
 	}
 	port := audio.MediaName.Port.Value
 	if port <= 0 || port > 65535 {

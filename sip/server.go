@@ -430,10 +430,21 @@ func (s *Server) reject(req *sip.Request, tx sip.ServerTransaction, code int, re
 
 // rejection is the final response reject sends.
 func rejection(req *sip.Request, code int, reason string) *sip.Response {
+	return warnedRejection(req, code, warnMisc, reason)
+}
+
+// Warning codes (RFC 3261 §20.43) our refusals carry.
+const (
+	warnAddressFormat = 301 // incompatible network address formats
+	warnMisc          = 399 // miscellaneous: the text says what
+)
+
+// warnedRejection is rejection with the Warning's code warn.
+func warnedRejection(req *sip.Request, code, warn int, reason string) *sip.Response {
 	res := sip.NewResponseFromRequest(req, code, phrase(code), nil)
 	res.AppendHeader(reasonHeader(code, reason))
 	if code == sip.StatusNotAcceptableHere || code == sip.StatusBadRequest || code == sip.StatusNotAcceptable {
-		res.AppendHeader(sip.NewHeader("Warning", fmt.Sprintf(`399 switchboard "%s"`, quote(reason))))
+		res.AppendHeader(sip.NewHeader("Warning", fmt.Sprintf(`%d switchboard "%s"`, warn, quote(reason))))
 	}
 	return res
 }

@@ -403,12 +403,12 @@ func inviteInDialog(ctx context.Context, target sip.Uri, describe func() []byte,
 	if err := write(ack); err != nil {
 		return nil, fmt.Errorf("%w: ACK: %w", errOfferTaken, err)
 	}
-	a, code, reason := answerOf(res.Body(), port)
+	a, r := answerOf(res.Body(), port)
 	switch {
-	case code == sip.StatusBadRequest:
+	case r != nil && r.code == sip.StatusBadRequest:
 		return res, nil // the answer changes nothing we can use
-	case code != 0:
-		return nil, fmt.Errorf("%w: its answer: %s", errOfferTaken, reason)
+	case r != nil:
+		return nil, fmt.Errorf("%w: its answer: %s", errOfferTaken, r.reason)
 	}
 	take(a)
 	return res, nil

@@ -603,6 +603,37 @@ func TestParseOffer(t *testing.T) {
 	}
 }
 
+// A connection address given as a name (RFC 4566 §5.7 allows
+// c=IN IP4 host.example.com) is not resolved: the offer is one we cannot
+// take, refused with 488 and Warning 301, incompatible network address
+// formats (RFC 3261 §20.43), not 400 as if it were malformed. A
+// re-INVITE's is refused alike, and the call goes on.
+func TestConnectionAddressNameRefused(t *testing.T) {
+	named := strings.ReplaceAll(sampleOffer, "IN IP4 192.0.2.10", "IN IP4 pbx.example.com")
+	ts := mustServer(t, nil, Config{})
+	ua := mustRawUA(t, ts.udp)
+	callID := fmt.Sprintf("named-%d@test", time.Now().UnixNano())
+	code, h := ua.inviteWith("sip:2000@"+ts.udp, callID, "application/sdp", named)
+	for code == 100 {
+		code, h = ua.next(t, callID)
+	}
+	if code != 488 || !strings.HasPrefix(h["warning"], "301 ") {
+		t.Errorf("an INVITE whose c= names a host: %d, Warning %q; want 488 with Warning 301", code, h["warning"])
+	}
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := call.Reinvite(ctx, []byte(strings.ReplaceAll(string(call.SDP("sendrecv")), "IN IP4 127.0.0.1", "IN IP4 pbx.example.com")), nil)
+	if err != nil || res.StatusCode != 488 || !strings.HasPrefix(headerOf(res, "Warning"), "301 ") {
+		t.Errorf("a re-INVITE whose c= names a host: %v %v, want 488 with Warning 301", res, err)
+	}
+	if res, err := call.Reinvite(ctx, call.SDP("sendrecv"), nil); err != nil || res.StatusCode != 200 {
+		t.Errorf("the call after the refusal: %v %v", res, err)
+	}
+	noEvent(t, in.Leg, 50*time.Millisecond)
+}
+
 // The answer has the offer's m= lines in their order, each stream we do
 // not take refused with port 0 and its rtpmap and mid (RFC 3264 §6): a
 // video stream before the audio, T.38 after it.

@@ -146,23 +146,21 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		offerRefused(sip.StatusNotAcceptable, "the Accept header leaves out application/sdp, which our answer is")
 		return
 	}
-	// An INVITE without a body is a late offer: ours goes in the 200 OK,
-	// the caller's answer comes in the ACK.
-	late := len(body) == 0
-	switch ct := req.ContentType(); {
-	case late:
-	case len(body) > maxBody:
+	if len(body) > maxBody {
 		offerRefused(sip.StatusNotAcceptableHere, "SDP body too large")
 		return
-	case ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp"):
-		res := sip.NewResponseFromRequest(req, sip.StatusUnsupportedMediaType, phrase(415), nil)
-		res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
-		refuse(res, "the body is not SDP", sb.FailedOnTrunk, sb.StageOffer)
+	}
+	sdp, be := sessionSDP(req)
+	if be != nil {
+		refuse(be.response(req), be.reason, sb.FailedOnTrunk, sb.StageOffer)
 		return
 	}
+	// An INVITE without a session description is a late offer: ours goes
+	// in the 200 OK, the caller's answer comes in the ACK.
+	late := sdp == nil
 	o, err := &offer{Codec: sb.PCMU, Direction: "sendrecv"}, error(nil)
 	if !late {
-		o, err = parseOffer(body)
+		o, err = parseOffer(sdp)
 	}
 	if err != nil {
 		r := refused(err)
@@ -324,11 +322,15 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	if l == nil {
 		return
 	}
-	if len(req.Body()) == 0 {
+	sdp, be := sessionSDP(req)
+	switch {
+	case be != nil:
+		s.respond(tx, be.response(req))
+	case sdp == nil:
 		s.offerInOK(l, req, tx)
-		return
+	default:
+		s.answerOffer(l, req, tx, sdp)
 	}
-	s.answerOffer(l, req, tx)
 }
 
 // newSessionID returns an SDP session id.

@@ -358,11 +358,16 @@ func (l *leg) Hangup(ctx context.Context, reason string) error {
 }
 
 func (l *leg) readAck(req *sip.Request, tx sip.ServerTransaction) {
-	l.ackAnswer(req)
+	sdp, be := sessionSDP(req)
+	l.ackAnswer(req, sdp, be)
 	l.mu.Lock()
 	l.acked = true
 	if l.late && !l.answered && l.lateErr == nil {
-		l.lateErr = l.takeLateAnswer(req.Body())
+		if be != nil {
+			l.lateErr = fmt.Errorf("the ACK's body: %w", be)
+		} else {
+			l.lateErr = l.takeLateAnswer(sdp)
+		}
 	}
 	l.mu.Unlock()
 	if err := l.dlg.ReadAck(req, tx); err != nil {

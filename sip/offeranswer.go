@@ -182,22 +182,26 @@ func (s *Server) offerInOK(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // ackAnswer takes the answer to the offer we made in a re-INVITE's 200
-// from its ACK. An answer we cannot use leaves the session as it was.
-func (l *leg) ackAnswer(req *sip.Request) {
+// from its ACK (sdp, or the body's refusal be). An answer we cannot use
+// leaves the session as it was.
+func (l *leg) ackAnswer(req *sip.Request, sdp []byte, be *bodyError) {
 	l.mu.Lock()
 	pending := l.awaitAck != 0 && req.CSeq() != nil && req.CSeq().SeqNo == l.awaitAck
 	if pending {
 		l.awaitAck = 0
 	}
 	l.mu.Unlock()
-	if !pending {
+	switch {
+	case !pending:
 		return
-	}
-	if len(req.Body()) == 0 {
+	case be != nil:
+		l.log.Info("re-INVITE: the ACK's body is unusable; the session stays as it was", "reason", be.reason)
+		return
+	case sdp == nil:
 		l.log.Info("re-INVITE: the ACK carried no answer to our offer; the session stays as it was")
 		return
 	}
-	a, r := answerOf(req.Body(), l.port)
+	a, r := answerOf(sdp, l.port)
 	if r != nil {
 		l.log.Info("re-INVITE: the ACK's answer is unusable; the session stays as it was", "code", r.code, "reason", r.reason)
 		return
@@ -248,7 +252,12 @@ func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 	if l == nil {
 		return
 	}
-	if len(req.Body()) == 0 {
+	sdp, be := sessionSDP(req)
+	if be != nil {
+		s.respond(tx, be.response(req))
+		return
+	}
+	if sdp == nil {
 		res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 		res.AppendHeader(sip.HeaderClone(&l.contact))
 		l.mu.Lock()
@@ -262,14 +271,14 @@ func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(tx, res)
 		return
 	}
-	s.answerOffer(l, req, tx)
+	s.answerOffer(l, req, tx, sdp)
 }
 
-// answerOffer answers the offer of a re-INVITE or UPDATE: 491 while an
-// offer of ours awaits its answer (RFC 3261 §14.2, RFC 3311 §5.2), 500
+// answerOffer answers the offer (sdp) of a re-INVITE or UPDATE: 491 while
+// an offer of ours awaits its answer (RFC 3261 §14.2, RFC 3311 §5.2), 500
 // with Retry-After before the call is answered or while another offer of
 // the caller's awaits our answer.
-func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction, sdp []byte) {
 	l.mu.Lock()
 	pending, answered, theirs := l.awaitAck != 0 || l.inviting > 0, l.answered, l.owed > 0
 	settle := func() {}
@@ -292,7 +301,7 @@ func (s *Server) answerOffer(l *leg, req *sip.Request, tx sip.ServerTransaction)
 	if s.exchanging != nil {
 		s.exchanging(true)
 	}
-	o, r := offerOf(req.Body(), l.port)
+	o, r := offerOf(sdp, l.port)
 	if r != nil {
 		settle()
 		s.respond(tx, r.response(req))
@@ -345,9 +354,14 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		l.s.respond(tx, res)
 		return
 	}
+	sdp, be := sessionSDP(req)
+	if be != nil {
+		l.s.respond(tx, be.response(req))
+		return
+	}
 	// An exchange of offer and answer it starts: an offer, or a
 	// re-INVITE, whose 200 carries our offer when it has none.
-	exchange := len(req.Body()) > 0 || req.IsInvite()
+	exchange := sdp != nil || req.IsInvite()
 	l.mu.Lock()
 	answered := l.answered
 	d := l.dialog(fromTag(req))
@@ -387,8 +401,8 @@ func (l *outLeg) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	var body []byte
 	switch {
-	case len(req.Body()) > 0:
-		o, r := offerOf(req.Body(), l.port)
+	case sdp != nil:
+		o, r := offerOf(sdp, l.port)
 		if r != nil {
 			settle()
 			l.s.respond(tx, r.response(req))
@@ -459,10 +473,14 @@ func (l *outLeg) readAck(req *sip.Request) {
 		l.awaitAck = 0
 	}
 	l.mu.Unlock()
-	if !pending || len(req.Body()) == 0 {
+	sdp, be := sessionSDP(req)
+	if !pending || sdp == nil {
+		if pending && be != nil {
+			l.log.Info("re-INVITE: the ACK's body is unusable; the session stays as it was", "reason", be.reason)
+		}
 		return
 	}
-	a, r := answerOf(req.Body(), l.port)
+	a, r := answerOf(sdp, l.port)
 	if r == nil {
 		if err := l.takeAnswer(a); err != nil {
 			r = &refusal{code: sip.StatusNotAcceptableHere, reason: err.Error()}

@@ -234,7 +234,10 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 			}
 			reliable := requires(res, "100rel") && res.GetHeader("RSeq") != nil
 			if len(res.Body()) > 0 && (reliable || res.StatusCode == sip.StatusSessionInProgress && !early) {
-				a, err := parseOffer(res.Body())
+				a, err := describedIn(res)
+				if err != nil {
+					l.log.Info("a provisional response whose session description we cannot use", "code", res.StatusCode, "err", err)
+				}
 				if err == nil && reliable {
 					l.mu.Lock()
 					if d := l.dialog(tagOf(res.To().Params)); d.answer == nil {
@@ -268,7 +271,7 @@ func (l *outLeg) waitAnswer(ctx context.Context, r sb.OutboundRoute) {
 		l.mu.Unlock()
 		var perr error
 		if a == nil {
-			a, perr = parseOffer(res.Body())
+			a, perr = describedIn(res)
 		}
 		if aerr := l.dlg.Ack(context.WithoutCancel(ctx)); aerr != nil {
 			l.emit(sb.LegEvent{Kind: sb.LegFailed, Code: 408, Reason: "ACK failed: " + aerr.Error()})

@@ -468,7 +468,7 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 	// What a request to us may carry (RFC 3261 §11.2).
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
-	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	res.AppendHeader(sip.NewHeader("Accept", accepted))
 	res.AppendHeader(sip.NewHeader("Accept-Encoding", "identity"))
 	res.AppendHeader(sip.NewHeader("Supported", supportedHeader()))
 	s.respond(tx, res)

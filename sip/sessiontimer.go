@@ -403,7 +403,11 @@ func inviteInDialog(ctx context.Context, target sip.Uri, describe func() []byte,
 	if err := write(ack); err != nil {
 		return nil, fmt.Errorf("%w: ACK: %w", errOfferTaken, err)
 	}
-	a, r := answerOf(res.Body(), port)
+	sdp, be := sessionSDP(res)
+	if be != nil {
+		return nil, fmt.Errorf("%w: its answer: %s", errOfferTaken, be.reason)
+	}
+	a, r := answerOf(sdp, port)
 	switch {
 	case r != nil && r.code == sip.StatusBadRequest:
 		return res, nil // the answer changes nothing we can use

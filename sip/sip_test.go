@@ -779,6 +779,12 @@ func BenchmarkInvite(b *testing.B) {
 // It returns the leg's Answer error and what the socket got after the ACK.
 func lateOffer(t *testing.T, ack string) (string, *sb.InboundCall, error) {
 	t.Helper()
+	return lateOfferWith(t, "application/sdp", ack)
+}
+
+// lateOfferWith is lateOffer with an ACK body of contentType.
+func lateOfferWith(t *testing.T, contentType, ack string) (string, *sb.InboundCall, error) {
+	t.Helper()
 	ts := mustServer(t, nil, Config{})
 	conn, err := net.Dial("udp", ts.udp)
 	if err != nil {
@@ -814,7 +820,7 @@ func lateOffer(t *testing.T, ack string) (string, *sb.InboundCall, error) {
 	toTag := to[strings.Index(to, ";tag="):]
 	body := ""
 	if ack != "" {
-		body = "Content-Type: application/sdp\r\n"
+		body = "Content-Type: " + contentType + "\r\n"
 	}
 	fmt.Fprintf(conn, "ACK "+head+body+"Content-Length: %d\r\n\r\n%s", "ack", toTag, "ACK", len(ack), ack)
 	err = <-answered

@@ -126,8 +126,11 @@ func TestMalformedSIPGetsErrorsAndServiceKeepsServing(t *testing.T) {
 		{"CSeq not a number", "cseq-abc", strings.Replace(invite(local, server, "cseq-abc", goodSDP), "CSeq: 1 INVITE", "CSeq: abc INVITE", 1), orSilence(400)},
 		{"two Content-Lengths that differ", "two-cl", strings.Replace(invite(local, server, "two-cl", goodSDP), "Max-Forwards: 70\r\n",
 			"Max-Forwards: 70\r\nContent-Length: 5\r\n", 1), is(400)},
-		{"multipart body", "multipart", strings.Replace(invite(local, server, "multipart", "--b\r\nContent-Type: application/sdp\r\n\r\n"+goodSDP+"--b--\r\n"),
-			"Content-Type: application/sdp", "Content-Type: multipart/mixed;boundary=b", 1), is(400, 415, 488)},
+		// A multipart body is read for its SDP (RFC 5621); a part that must
+		// be understood and is not refuses the INVITE.
+		{"multipart body with a part required and not understood", "multipart", strings.Replace(invite(local, server, "multipart",
+			"--b\r\nContent-Type: application/sdp\r\n\r\n"+goodSDP+"\r\n--b\r\nContent-Type: application/x-unknown\r\nContent-Disposition: signal;handling=required\r\n\r\nxyz\r\n--b--\r\n"),
+			"Content-Type: application/sdp", "Content-Type: multipart/mixed;boundary=b", 1), is(415)},
 		{"tel: request URI", "tel-uri", strings.Replace(invite(local, server, "tel-uri", goodSDP), "INVITE sip:2000@"+server, "INVITE tel:+2000", 1), orSilence(400, 404, 416)},
 	}
 	for _, c := range cases {

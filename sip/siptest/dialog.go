@@ -142,8 +142,9 @@ func (c *Call) Update(ctx context.Context, body []byte, headers ...sip.Header) (
 	return res, err
 }
 
-// request sends an in-dialog request with body (SDP; none when nil) and
-// headers, and returns its final response and the request.
+// request sends an in-dialog request with body (SDP unless headers give
+// another Content-Type; none when nil) and headers, and returns its final
+// response and the request.
 func (c *Call) request(ctx context.Context, method sip.RequestMethod, body []byte, headers []sip.Header) (*sip.Response, *sip.Request, error) {
 	to, err := c.target()
 	if err != nil {
@@ -154,7 +155,9 @@ func (c *Call) request(ctx context.Context, method sip.RequestMethod, body []byt
 		req.AppendHeader(h)
 	}
 	if body != nil {
-		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		if req.ContentType() == nil {
+			req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		}
 		req.SetBody(body)
 	}
 	res, err := c.dlg.Do(ctx, req)

@@ -22,6 +22,10 @@ const (
 	LegAnswered   // 200 OK, ACKed: the call is up
 	LegFailed     // a final non-2xx response, or no answer at all (Code 408)
 
+	// On a call that came in, LegFailed says the adapter ended the INVITE
+	// itself before the answer, with Code (a reliable 180 the caller never
+	// acknowledged): the caller has its final response.
+
 	LegDTMF // a key the caller pressed, sent in a SIP INFO (Reason: the digit)
 
 	// The far end's session refresh (RFC 4028) did not come: the session

@@ -306,6 +306,15 @@ func (r *callRun) legDuty(ctx context.Context, ev sb.LegEvent) bool {
 		r.event(sb.EventSessionExpired, map[string]any{"reason": ev.Reason})
 		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, reason: "session expired: " + ev.Reason, bye: "session expired",
 			failLeg: sb.FailedOnTrunk, failStage: sb.StageMedia})
+	case sb.LegFailed:
+		if r.in == nil || r.answered() {
+			return true // how a call we placed ends: the phase's own
+		}
+		// The SIP side ended the caller's INVITE itself (its reliable 180
+		// never acknowledged): the caller has its final response already.
+		r.event(sb.EventRejected, map[string]any{"sip_code": ev.Code, "reason": ev.Reason})
+		r.over(ending{by: sb.PartySystem, status: sb.CallFailed, code: ev.Code, reason: ev.Reason,
+			failLeg: sb.FailedOnTrunk, failStage: sb.StageRinging})
 	default:
 		return true
 	}

@@ -314,6 +314,39 @@ func TestCancelWhileRinging(t *testing.T) {
 	}
 }
 
+// A caller's INVITE that the SIP side ended itself while it rang (its
+// reliable 180 was never acknowledged, RFC 3262) ends the call as failed
+// on the trunk with the code the caller got: the offer is withdrawn, the
+// operator free, and the caller refused no second time.
+func TestCallerLegFailedWhileRinging(t *testing.T) {
+	sw, rec := newSwitch(t)
+	op := newOperator(tenantA)
+	goAvailable(t, sw, op)
+	l := newLeg(sb.PCMU)
+	sw.DispatchInbound(inbound(l))
+	op.nextOffer(t)
+	l.events <- sb.LegEvent{Kind: sb.LegFailed, Code: 500, Reason: "no PRACK for our reliable 180 (RFC 3262)"}
+	c := rec.waitEnded(t)
+	if c.Status != sb.CallFailed || c.HangupBy != sb.PartySystem || c.SIPCode != 500 || c.FailureLeg != sb.FailedOnTrunk ||
+		c.FailureStage != sb.StageRinging || !strings.Contains(c.Reason, "no PRACK") {
+		t.Fatalf("record: %+v", c)
+	}
+	if n := op.next(t); !strings.HasPrefix(n, "revoke no PRACK") {
+		t.Fatalf("got %q", n)
+	}
+	if n := op.next(t); n != "available" {
+		t.Fatalf("got %q", n)
+	}
+	for _, a := range l.did() {
+		if strings.HasPrefix(a, "reject") || strings.HasPrefix(a, "bye") {
+			t.Errorf("the caller was refused again: %q", l.did())
+		}
+	}
+	if !slices.Contains(rec.eventsOf(c.ID), sb.EventRejected) {
+		t.Errorf("events %v lack %s", rec.eventsOf(c.ID), sb.EventRejected)
+	}
+}
+
 func TestOperatorHangupAndDisconnect(t *testing.T) {
 	for _, how := range []string{"hangup", "disconnect"} {
 		t.Run(how, func(t *testing.T) {

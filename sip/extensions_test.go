@@ -193,14 +193,15 @@ func TestUpdate(t *testing.T) {
 	}
 }
 
-// Require: timer is honoured now; Require: 100rel is still refused with
-// 420 naming it: we send no reliable provisional responses.
-func TestRequireTimerTaken100relRefused(t *testing.T) {
+// Require: timer and Require: 100rel are honoured (reliable_test.go has
+// the reliable provisional responses); a tag we do not implement is
+// refused with 420 naming it.
+func TestRequireTimerAnd100relTaken(t *testing.T) {
 	ts := mustServer(t, nil, Config{})
 	for _, c := range []struct {
 		require string
 		code    int
-	}{{"100rel", 420}, {"timer, 100rel", 420}, {"timer", 0}} {
+	}{{"100rel", 0}, {"timer, 100rel", 0}, {"timer", 0}, {"timer, nothingsupportsthis", 420}} {
 		phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Require": c.require, "Supported": "timer", "Session-Expires": "1800"}})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		call, err := phone.InviteAsync(ctx, ts.udp, "3000", "2000")
@@ -220,7 +221,7 @@ func TestRequireTimerTaken100relRefused(t *testing.T) {
 	}
 	select {
 	case in := <-ts.calls:
-		t.Errorf("a call that requires 100rel reached call control: %+v", in)
+		t.Errorf("a call that requires an extension we do not implement reached call control: %+v", in)
 	default:
 	}
 }
@@ -299,7 +300,7 @@ func TestSessionTimerCallerRefreshes(t *testing.T) {
 			ok = m.Message
 		}
 	}
-	if !strings.Contains(ok, "\r\nSession-Expires: 3;refresher=uac\r\n") || !strings.Contains(ok, "\r\nRequire: timer\r\n") || !strings.Contains(ok, "Supported: timer") {
+	if !strings.Contains(ok, "\r\nSession-Expires: 3;refresher=uac\r\n") || !strings.Contains(ok, "\r\nRequire: timer\r\n") || !strings.Contains(ok, "\r\nSupported: 100rel, timer\r\n") {
 		t.Fatalf("the 200 does not state the timer:\n%s", ok)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

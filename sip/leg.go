@@ -51,6 +51,10 @@ type leg struct {
 	awaitAck  uint32   // CSeq of a re-INVITE whose 200 carried our offer: the answer comes in its ACK
 	timers    legTimer // RFC 4028 (sessiontimer.go)
 
+	rel      reliable // reliable provisional responses (RFC 3262, reliable.go)
+	earlySDP []byte   // our offer as a reliable provisional response carried it
+	relErr   error    // why the INVITE was refused for its reliable provisional responses
+
 	// lingering: Answer stopped waiting for its 200's ACK (its context
 	// ended), so the dialog the 200 made is to be ended by a BYE once the
 	// ACK comes or the 200's retransmissions give up (endCutAnswer); the
@@ -76,6 +80,7 @@ func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction,
 		stop:    make(chan struct{}),
 	}
 	port.farDirection(o.Direction) // an INVITE may already hold the call
+	l.rel.on = requires(dlg.InviteRequest, "100rel")
 	// With the state it is in now: a CANCEL that came while the INVITE
 	// was being read ended the dialog already.
 	dlg.OnStateReplay(func(state sip.DialogState) {
@@ -105,7 +110,21 @@ func (l *leg) Ring(ctx context.Context) error {
 	if final {
 		return errors.New("sip: ring: the INVITE has its final response")
 	}
-	return l.dlg.Respond(sip.StatusRinging, "Ringing", nil)
+	if !l.rel.on {
+		return l.dlg.Respond(sip.StatusRinging, "Ringing", nil)
+	}
+	res := sip.NewResponseFromRequest(l.dlg.InviteRequest, sip.StatusRinging, "Ringing", nil)
+	l.mu.Lock()
+	offer := l.late && l.earlySDP == nil
+	if offer {
+		// The first reliable non-failure response carries our offer
+		// (RFC 3261 §13.2.1); the PRACK brings the answer.
+		l.earlySDP = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), nil, false)
+		res.SetBody(l.earlySDP)
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	l.mu.Unlock()
+	return l.sendReliably(res, offer)
 }
 
 func (l *leg) Answer(ctx context.Context) (err error) {
@@ -114,11 +133,26 @@ func (l *leg) Answer(ctx context.Context) (err error) {
 			l.timers.close() // no session to keep: the timer the 200 started ends with it
 		}
 	}()
+	if err := l.awaitPRACK(ctx); err != nil {
+		return fmt.Errorf("sip: answer: %w", err)
+	}
 	l.mu.Lock()
+	if l.relErr != nil {
+		// Refused already: a reliable provisional response went
+		// unacknowledged, or its PRACK's answer was no use.
+		err := l.relErr
+		l.mu.Unlock()
+		return fmt.Errorf("sip: answer: %w", err)
+	}
 	l.answering = true // a BYE from now on ends an answered call, not an early one
 	body := buildAnswer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), l.ourDirection(), l.port.security(), l.ml)
-	if l.late {
+	switch {
+	case l.late:
 		body = buildOffer(l.sessionID, l.version, l.sdpIP, l.port.LocalAddr().Port(), nil, false)
+	case l.earlySDP != nil:
+		// Offer and answer are done (our reliable 180 and its PRACK): the
+		// 200 repeats our description unchanged, no new offer.
+		body = l.earlySDP
 	}
 	l.mu.Unlock()
 	if l.port.ice != nil {

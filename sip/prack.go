@@ -14,8 +14,7 @@ import (
 // says Supported: 100rel, and a carrier that sends its 18x reliably
 // (Require: 100rel, RSeq) gets a PRACK for each, RAck naming the RSeq and
 // the INVITE's CSeq; otherwise it retransmits the 18x and, unacknowledged,
-// gives up on the call. Inbound we send no reliable provisionals, so an
-// INVITE that requires 100rel is refused with 420 (require.go).
+// gives up on the call. On calls that come in we send them (reliable.go).
 
 // prackTimeout bounds the wait for the PRACK's own answer (64·T1).
 const prackTimeout = 32 * time.Second

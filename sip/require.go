@@ -8,11 +8,11 @@ import (
 )
 
 // supported are the SIP extensions (option tags) switchboard implements
-// on calls it takes: session timers (RFC 4028, sessiontimer.go). A
-// request that requires another is refused rather than answered as if
-// nothing were required; 100rel among them, since we send no reliable
-// provisional responses (calls we place do take them: prack.go).
-var supported = map[string]bool{"timer": true}
+// on calls it takes: session timers (RFC 4028, sessiontimer.go) and
+// reliable provisional responses (RFC 3262, reliable.go; calls we place
+// take them too: prack.go). A request that requires another is refused
+// rather than answered as if nothing were required.
+var supported = map[string]bool{"timer": true, "100rel": true}
 
 // unsupported lists the option tags req's Require headers name that we do
 // not implement (RFC 3261 §8.2.2.3). ACK and CANCEL are never refused for

@@ -85,7 +85,7 @@ type Config struct {
 const overloadRetryAfter = "5"
 
 // allowed is the Allow header: what this server does.
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE, PRACK"
 
 // maxBody is the largest SDP we read; an offer is well under 2 KiB.
 const maxBody = 16 << 10
@@ -108,6 +108,7 @@ type Server struct {
 	draining atomic.Bool
 	delays   atomic.Pointer[[]*queueDelay] // one per UDP socket served
 	clock    func() time.Time              // the queue delays' clock; nil: time.Now
+	relT1    time.Duration                 // T1 of our reliable provisional responses; zero: sipgo's (tests shorten it)
 	rtpDrops rtpDrops                      // RTP packets the calls' ports dropped
 
 	// exchanging, when set (by tests, before the server serves), is
@@ -174,6 +175,7 @@ func NewServer(dir sb.TrunkDirectory, d Dispatcher, c Config) (*Server, error) {
 	s.srv.OnInfo(s.guard(s.onInfo))
 	s.srv.OnNotify(s.guard(s.onNotify))
 	s.srv.OnUpdate(s.guard(s.onUpdate))
+	s.srv.OnPrack(s.guard(s.onPrack))
 	s.srv.OnNoRoute(s.guard(s.onNoRoute))
 	return s, nil
 }

@@ -501,8 +501,9 @@ func TestOptionsAndUnknownMethods(t *testing.T) {
 			t.Errorf("%s answered:\n%s", c.method, res)
 		}
 		// What a request may carry (RFC 3261 §11.2).
-		if i == 0 && (!strings.Contains(res, "\r\nSupported: timer\r\n") || !strings.Contains(res, "\r\nAccept-Encoding: identity\r\n")) {
-			t.Errorf("OPTIONS answered without Supported: timer and Accept-Encoding: identity:\n%s", res)
+		if i == 0 && (!strings.Contains(res, "\r\nSupported: 100rel, timer\r\n") || !strings.Contains(res, "\r\nAccept-Encoding: identity\r\n") ||
+			!strings.Contains(res, "PRACK") || !strings.Contains(res, "\r\nAccept: application/sdp, multipart/mixed")) {
+			t.Errorf("OPTIONS answered without Supported: 100rel, timer, PRACK allowed, multipart accepted and Accept-Encoding: identity:\n%s", res)
 		}
 	}
 }

@@ -294,13 +294,21 @@ func TestRingTimeoutSetsOperatorAway(t *testing.T) {
 	}
 }
 
-func TestCancelWhileRinging(t *testing.T) {
+// ringingCall is a call from a trunk ringing an available operator: its
+// recorder, the operator and the caller's leg.
+func ringingCall(t *testing.T) (*recorder, *operator, *leg) {
+	t.Helper()
 	sw, rec := newSwitch(t)
 	op := newOperator(tenantA)
 	goAvailable(t, sw, op)
 	l := newLeg(sb.PCMU)
 	sw.DispatchInbound(inbound(l))
 	op.nextOffer(t)
+	return rec, op, l
+}
+
+func TestCancelWhileRinging(t *testing.T) {
+	rec, op, l := ringingCall(t)
 	l.events <- sb.LegEvent{Kind: sb.LegCanceled}
 	c := rec.waitEnded(t)
 	if c.Status != sb.CallCanceled || c.HangupBy != sb.PartyCaller || c.SIPCode != 487 {
@@ -319,12 +327,7 @@ func TestCancelWhileRinging(t *testing.T) {
 // on the trunk with the code the caller got: the offer is withdrawn, the
 // operator free, and the caller refused no second time.
 func TestCallerLegFailedWhileRinging(t *testing.T) {
-	sw, rec := newSwitch(t)
-	op := newOperator(tenantA)
-	goAvailable(t, sw, op)
-	l := newLeg(sb.PCMU)
-	sw.DispatchInbound(inbound(l))
-	op.nextOffer(t)
+	rec, op, l := ringingCall(t)
 	l.events <- sb.LegEvent{Kind: sb.LegFailed, Code: 500, Reason: "no PRACK for our reliable 180 (RFC 3262)"}
 	c := rec.waitEnded(t)
 	if c.Status != sb.CallFailed || c.HangupBy != sb.PartySystem || c.SIPCode != 500 || c.FailureLeg != sb.FailedOnTrunk ||

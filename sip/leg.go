@@ -105,7 +105,7 @@ func (l *leg) Media() sb.MediaPort { return l.port }
 
 func (l *leg) Ring(ctx context.Context) error {
 	l.mu.Lock()
-	final := l.final
+	final := l.final || l.answering
 	l.mu.Unlock()
 	if final {
 		return errors.New("sip: ring: the INVITE has its final response")

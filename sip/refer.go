@@ -90,9 +90,8 @@ func (l *leg) Refer(ctx context.Context, uri string) error {
 
 // onNotify takes a NOTIFY of a REFER's progress on one of our calls.
 func (s *Server) onNotify(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.findLeg(req)
+	l := s.legOrNone(req, tx)
 	if l == nil {
-		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 		return
 	}
 	event := req.GetHeader("Event")

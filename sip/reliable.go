@@ -31,9 +31,9 @@ import (
 // non-failure message, so it carries our offer (RFC 3261 §13.2.1), its
 // PRACK the answer (RFC 3262 §5), and the 200 waits for that PRACK and
 // repeats our description unchanged (§3: no 2xx while a reliable response
-// with SDP is unacknowledged). A PRACK with an offer of its own, when the
-// INVITE's offer still awaits our answer, gets 500 with a Retry-After, as
-// an early UPDATE's does (RFC 3311 §5.2), though its RAck acknowledges the
+// with SDP is unacknowledged). A PRACK that brings an offer of its own
+// before the call is answered gets 500 with a Retry-After, as an early
+// UPDATE's does (RFC 3311 §5.2), though its RAck acknowledges the
 // response. An INVITE that only says Supported: 100rel gets its 1xx as
 // before, unreliable: reliability costs the caller a PRACK for our 180 and
 // the call its failure when the PRACKs are lost, for no gain of ours.
@@ -226,17 +226,12 @@ func (l *leg) awaitPRACK(ctx context.Context) error {
 	}
 }
 
-// onPrack takes a PRACK: in its dialog and in order, it is the leg's.
+// onPrack takes a PRACK: in its dialog and in order, it is the leg's. A
+// call we placed has none to take: we send its far end no 18x.
 func (s *Server) onPrack(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.findLeg(req)
-	if l == nil {
-		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
-		return
+	if l := s.legOrNone(req, tx); l != nil && l.inOrder(&l.dlg.Dialog, req, tx) {
+		l.readPrack(req, tx)
 	}
-	if !l.inOrder(&l.dlg.Dialog, req, tx) {
-		return
-	}
-	l.readPrack(req, tx)
 }
 
 // readPrack acknowledges the response its RAck names, if that awaits its
@@ -267,7 +262,7 @@ func (l *leg) readPrack(req *sip.Request, tx sip.ServerTransaction) {
 			l.failInvite(sip.StatusNotAcceptableHere, err.Error())
 		}
 	case sdp != nil:
-		// An offer before we answered the INVITE's: as an early UPDATE's.
+		// An offer before the call is answered: as an early UPDATE's.
 		l.s.respond(tx, notYetAnswered(req))
 	default:
 		l.s.respond(tx, ok)

@@ -578,6 +578,16 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	l.readBye(req, tx)
 }
 
+// legOrNone is findLeg for a request that only a call that came in can
+// take: when there is none, it is answered 481.
+func (s *Server) legOrNone(req *sip.Request, tx sip.ServerTransaction) *leg {
+	l := s.findLeg(req)
+	if l == nil {
+		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+	}
+	return l
+}
+
 func (s *Server) findLeg(req *sip.Request) *leg {
 	id, err := sip.DialogIDFromRequestUAS(req)
 	if err != nil {

@@ -3,6 +3,7 @@ package switchboard
 import (
 	"net/netip"
 	"strings"
+	"unicode"
 )
 
 // What a reader who sees callers masked (an operator of a tenant that masks
@@ -48,7 +49,7 @@ func maskUser(user string) string {
 // text may quote a number, a SIP URI or an address anywhere and written any
 // way ("+49 30 123456", "sip:…@…", "203.0.113.5:5060"), so it is not masked
 // digit by digit: it is cut at the word where one of them could begin (five
-// digits or more, spaces and - . / ( ) between them included; an @; an IP
+// digits or more, of any script, with anything but letters between them; an @; an IP
 // address), and what follows that word, which could quote more, goes with
 // it. What leads stays ("media failed: …", "sip: REFER refused: 404 …"),
 // and with it a SIP status that comes first.
@@ -73,21 +74,23 @@ func MaskReason(reason string) string {
 	return reason[:cut] + "…"
 }
 
-// numberAt is where the first run of five digits or more begins in s,
-// counting digits across the separators numbers are written with, or -1.
+// numberAt is where the first run of five digits or more begins in s, or
+// -1. Digits are any script's (a full-width ４ too), and a run goes on
+// across anything but a letter: a number is written with spaces, dots,
+// commas, underscores or brackets between its groups, and no list of
+// separators is whole.
 func numberAt(s string) int {
 	start, digits := -1, 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case isDigit(c):
+	for i, r := range s {
+		switch {
+		case unicode.IsDigit(r):
 			if start < 0 {
 				start = i
 			}
 			if digits++; digits >= 5 {
 				return start
 			}
-		case start >= 0 && strings.IndexByte(" -./()", c) >= 0:
-		default:
+		case unicode.IsLetter(r):
 			start, digits = -1, 0
 		}
 	}
@@ -160,6 +163,10 @@ func (e *CallEvent) MaskCallers() {
 			e.Detail[key] = MaskSIPURI(s)
 		case "reason":
 			e.Detail[key] = MaskReason(s)
+		case "digit":
+			// Keys pressed one event at a time spell out what the
+			// caller keyed in: an account number, a callback number.
+			e.Detail[key], e.Detail["masked"] = "*", true
 		}
 	}
 }

@@ -51,6 +51,7 @@ func TestTimelineMaskedForOperators(t *testing.T) {
 		{Type: sb.EventAnswered, Detail: map[string]any{"forwarded_to": uri, "codec": "PCMA"}},
 		{Type: sb.EventTrunkFailed, Detail: map[string]any{"trunk_id": trunkID, "sip_code": 503, "reason": "No route to +49 30 123456"}},
 		{Type: sb.EventRejected, Detail: map[string]any{"transfer": true, "sip_code": 404, "reason": "Not Found: sip:alice@pbx.example"}},
+		{Type: sb.EventDTMF, Detail: map[string]any{"digit": "7", "from": "caller"}},
 		{Type: sb.EventEnded, Detail: map[string]any{"status": "failed", "reason": "the call could not be placed: dial udp 203.0.113.5:5060: connection refused"}},
 	})
 	if err != nil {
@@ -58,13 +59,14 @@ func TestTimelineMaskedForOperators(t *testing.T) {
 	}
 	secrets := map[string]string{
 		"a number's hidden digits": "0123456", "a number written with spaces": "30 123456", "a URI's user": "alice",
-		"the visitor's address": "203.0.113.7", "an address in an error": "203.0.113.5",
+		"the visitor's address": "203.0.113.7", "an address in an error": "203.0.113.5", "a key the caller pressed": `"digit":"7"`,
 	}
 	operators := map[string]string{"the operator's address": "198.51.100.20", "the service's end of the pair": "192.0.2.10"}
 	all := maps.Clone(secrets)
 	maps.Copy(all, operators)
 	masked := []string{"sip:+******3456@pbx.example:5070", `"webrtc:…"`, "host udp … ↔ prflx udp …",
-		"no operator free in queue sales within 30s", "No route to …", "Not Found: …", "the call could not be placed: dial udp …"}
+		"no operator free in queue sales within 30s", "No route to …", "Not Found: …", "the call could not be placed: dial udp …",
+		`"digit":"*"`}
 
 	for _, c := range []struct {
 		name         string

@@ -43,3 +43,6 @@ CREATE TRIGGER audit_log_number BEFORE INSERT ON audit_log
 
 ALTER TABLE audit_log ALTER COLUMN tenant_seq SET NOT NULL;
 CREATE UNIQUE INDEX audit_log_tenant_seq_idx ON audit_log (tenant_id, tenant_seq);
+-- The system's entries (tenant_id NULL) are one chain too: NULLs are
+-- distinct in the index above, so their numbers are kept unique here.
+CREATE UNIQUE INDEX audit_log_system_seq_idx ON audit_log (tenant_seq) WHERE tenant_id IS NULL;

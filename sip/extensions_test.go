@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -596,6 +598,92 @@ func TestHoldRetriedAfter491(t *testing.T) {
 	if !call.Held() {
 		t.Error("the phone is not held")
 	}
+}
+
+// atSecondReinvite stops the server's second re-INVITE of ours before it
+// is described (Server.exchanging): a hold whose first was answered 491
+// then stands as it does during its back-off, no re-INVITE of ours under
+// way. reachedIt is closed once it is there; release lets it go on.
+func atSecondReinvite(t *testing.T) (setup func(*Server), reachedIt <-chan struct{}, release func()) {
+	var n atomic.Int32
+	at, free := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(free) }) }
+	t.Cleanup(release) // before the server closes
+	setup = func(s *Server) {
+		s.exchanging = func(theirs bool) {
+			if !theirs && n.Add(1) == 2 {
+				close(at)
+				<-free
+			}
+		}
+	}
+	return setup, at, release
+}
+
+// An offer of the far end's that comes while a hold of ours waits to be
+// sent again after its 491 (RFC 3261 §14.1) is answered as we stood
+// before the hold, sendrecv to sendrecv: the far end has not been offered
+// the hold, and if the retry failed it would not be held. It was answered
+// sendonly, the hold taken for done while no offer of it was under way.
+// The retried hold then holds, on a call that came in and on one we
+// placed.
+func TestOfferDuringTheHoldsBackOff(t *testing.T) {
+	t.Run("came in", func(t *testing.T) {
+		setup, retry, release := atSecondReinvite(t)
+		ts := mustServer(t, nil, Config{}, setup)
+		phone := mustPhone(t, siptest.Options{Refusals: []int{491}})
+		in, call := answer(t, ts, phone, "udp")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		held := make(chan error, 1)
+		go func() { held <- in.Leg.Hold(ctx, true) }()
+		reached(t, retry, "the hold's second re-INVITE")
+		res, err := call.Update(ctx, call.SDP("sendrecv"))
+		if got := answeredDirection(t, "the caller's UPDATE during the back-off", res, err); got != "sendrecv" {
+			t.Errorf("the caller's UPDATE offering sendrecv during our hold's back-off was answered %s, want sendrecv", got)
+		}
+		release()
+		if err := <-held; err != nil {
+			t.Fatalf("hold: %v", err)
+		}
+		if !call.Held() {
+			t.Error("the phone is not held")
+		}
+		res, err = call.Update(ctx, call.SDP("sendrecv"))
+		if got := answeredDirection(t, "the caller's UPDATE once held", res, err); got != "sendonly" {
+			t.Errorf("once held, the caller's UPDATE offering sendrecv was answered %s, want sendonly", got)
+		}
+	})
+	t.Run("placed", func(t *testing.T) {
+		setup, retry, release := atSecondReinvite(t)
+		ts := mustServer(t, nil, Config{}, setup)
+		var refused atomic.Bool
+		l, d := placedDialog(t, ts, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+			if !refused.Swap(true) {
+				tx.Respond(sip.NewResponseFromRequest(req, sip.StatusRequestPending, "Request Pending", nil))
+				return
+			}
+			tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdpDirected("recvonly")))
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		held := make(chan error, 1)
+		go func() { held <- l.Hold(ctx, true) }()
+		reached(t, retry, "the hold's second re-INVITE")
+		res := d.request(t, sip.UPDATE, d.c.sdpDirected("sendrecv"), nil)
+		if got := answeredDirection(t, "the carrier's UPDATE during the back-off", res, nil); got != "sendrecv" {
+			t.Errorf("the carrier's UPDATE offering sendrecv during our hold's back-off was answered %s, want sendrecv", got)
+		}
+		release()
+		if err := <-held; err != nil {
+			t.Fatalf("hold: %v", err)
+		}
+		res = d.request(t, sip.UPDATE, d.c.sdpDirected("sendrecv"), nil)
+		if got := answeredDirection(t, "the carrier's UPDATE once held", res, nil); got != "sendonly" {
+			t.Errorf("once held, the carrier's UPDATE offering sendrecv was answered %s, want sendonly", got)
+		}
+	})
 }
 
 // A hold the trunk takes (200) with an answer we cannot use (another

@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,18 +35,15 @@ type leg struct {
 	stop       chan struct{}
 	closeOnce  sync.Once
 
-	version   uint64 // SDP o= version
 	direction string // the caller's last direction
 	ml        mlines // the session's m= lines, which our descriptions mirror
 	answering bool   // Answer is sending the 200: no longer an early dialog
 	answered  bool
 	final     bool     // a final response was sent
 	late      bool     // the INVITE had no offer: ours goes in the 200, the answer comes in the ACK
-	holding   bool     // we put the caller on hold
 	acked     bool     // the 200 to the INVITE was acknowledged
 	lateErr   error    // the ACK's answer could not be used
 	referred  chan int // a REFER's progress, from its NOTIFYs, while one is under way
-	lastSDP   []byte   // our description as last sent (offeranswer.go)
 	awaitAck  uint32   // CSeq of a re-INVITE whose 200 carried our offer: the answer comes in its ACK
 	timers    legTimer // RFC 4028 (sessiontimer.go)
 
@@ -73,7 +69,7 @@ func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction,
 	l := &leg{
 		legBase: newLegBase(s, dlg.InviteRequest.CallID().Value(), log),
 		dlg:     dlg, tx: tx, port: port, sdpIP: sdpIP,
-		sessionID: newSessionID(), version: 1, direction: o.Direction, ml: o.MLines,
+		sessionID: newSessionID(), direction: o.Direction, ml: o.MLines,
 		contact: contact,
 		settled: make(chan struct{}),
 		byeSeen: make(chan struct{}),
@@ -485,45 +481,17 @@ func (l *leg) Hold(ctx context.Context, held bool) error {
 		dir = "sendonly"
 	}
 	l.mu.Lock()
-	if !l.answered {
-		l.mu.Unlock()
+	answered := l.answered
+	l.mu.Unlock()
+	if !answered {
 		return errors.New("sip: hold: the call is not answered")
 	}
-	wasHolding := l.holding
-	l.mu.Unlock()
-	// Described anew for each attempt: an offer taken while a 491's wait
-	// ran may have moved our version.
-	var sent, lastSDP []byte
-	var version uint64
-	describe := func() []byte { // l.mu is held (legBase.sending)
-		if sent == nil || !bytes.Equal(l.lastSDP, sent) {
-			// What the far end has: before our first attempt, or the
-			// offer taken since.
-			lastSDP, version = l.lastSDP, l.version
-		}
-		// We hold from this offer on: an offer of the caller's
-		// answered before it is answered as we stood then
-		// (TestHoldCrossingTheCallersOffer).
-		l.holding = held
-		sent = l.describe(func(v uint64) []byte {
+	o := &holdOffer{b: &l.legBase, held: held, describe: func() []byte {
+		return l.describe(func(v uint64) []byte {
 			return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security(), l.ml)
 		})
-		return sent
-	}
-	err := reinvite(ctx, l.dlg.InviteRequest.Contact().Address, describe, l.doInvite, l.dlg.WriteRequest, l.port, l.applyRemote, false)
-	if err != nil && !errors.Is(err, errOfferTaken) {
-		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8):
-		// our next description is the one the far end has, unless
-		// another has been sent since. One the far end took (2xx) stays
-		// what it has, even when its answer is no use to us.
-		l.mu.Lock()
-		l.holding = wasHolding
-		if bytes.Equal(l.lastSDP, sent) {
-			l.lastSDP, l.version = lastSDP, version
-		}
-		l.mu.Unlock()
-	}
-	return err
+	}}
+	return reinvite(ctx, l.dlg.InviteRequest.Contact().Address, o, l.doInvite, l.dlg.WriteRequest, l.port, l.applyRemote, false)
 }
 
 // doInvite sends an in-dialog request of ours and returns its final
@@ -532,17 +500,26 @@ func (l *leg) doInvite(ctx context.Context, req *sip.Request, describe func() []
 	return l.sending(ctx, req, describe, l.dlg.Do)
 }
 
-// reinvite sends an in-dialog INVITE with body, ACKs its 2xx, and has
-// the leg take the answer (inviteInDialog). One that crossed the far
-// end's offer (491) is sent again once, after the wait RFC 3261 §14.1
-// gives the side that owns the Call-ID (ours: 2.1 to 4 s) or not (0 to
-// 2 s).
-func reinvite(ctx context.Context, target sip.Uri, body func() []byte, do sendFunc,
+// reinvite sends a hold's offer in an in-dialog INVITE, ACKs its 2xx,
+// and has the leg take the answer (inviteInDialog). One that crossed the
+// far end's offer (491) is sent again once, after the wait RFC 3261
+// §14.1 gives the side that owns the Call-ID (ours: 2.1 to 4 s) or not
+// (0 to 2 s). Each attempt refused, the 491 before its wait included,
+// is undone (holdOffer.refused): no re-INVITE of ours is under way
+// during the wait, so the far end's offer is answered as we stood before
+// the hold (TestOfferDuringTheHoldsBackOff).
+func reinvite(ctx context.Context, target sip.Uri, o *holdOffer, do sendFunc,
 	write func(*sip.Request) error, port *rtpPort, take func(*offer), ownCallID bool) error {
 	for attempt := 0; ; attempt++ {
-		res, err := inviteInDialog(ctx, target, body, do, write, port, take)
+		res, err := inviteInDialog(ctx, target, o.offer, do, write, port, take)
 		if err != nil {
+			if !errors.Is(err, errOfferTaken) {
+				o.refused()
+			}
 			return err
+		}
+		if !res.IsSuccess() {
+			o.refused()
 		}
 		if res.StatusCode == sip.StatusRequestPending && attempt == 0 {
 			wait := rand.N(2 * time.Second)

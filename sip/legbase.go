@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"sync"
@@ -28,10 +29,15 @@ type legBase struct {
 	// re-INVITE of ours waits; idle is closed when it drops to zero.
 	owed int
 	idle chan struct{}
+
+	// Our description of the session (offeranswer.go).
+	version uint64 // its o= version
+	lastSDP []byte // as last sent
+	holding bool   // we put the far end on hold (Hold, holdOffer)
 }
 
 func newLegBase(s *Server, sipCallID string, log *slog.Logger) legBase {
-	return legBase{s: s, sipCallID: sipCallID, log: log, events: make(chan sb.LegEvent, 16)}
+	return legBase{s: s, sipCallID: sipCallID, log: log, events: make(chan sb.LegEvent, 16), version: 1}
 }
 
 // emit reports a far-end action without blocking.
@@ -117,6 +123,67 @@ func (b *legBase) sending(ctx context.Context, req *sip.Request, describe func()
 		}()
 	}
 	return do(ctx, req)
+}
+
+// holdOffer is the offer of a Hold of ours (reinvite), described anew
+// for each attempt, since an offer of the far end's taken while a 491's
+// wait ran may have moved our version, and undone when an attempt is
+// refused.
+type holdOffer struct {
+	b    *legBase
+	held bool
+	// describe is the leg's description, held or not as asked; keep
+	// saves what else of the leg's description an attempt changes, and
+	// returns what restores it (nil: nothing else). b.mu is held.
+	describe func() []byte
+	keep     func() (restore func())
+
+	was     bool   // whether we held before the hold
+	sent    []byte // the last attempt's description
+	lastSDP []byte // what the far end has, and its version
+	version uint64
+	restore func()
+}
+
+// offer describes an attempt's offer; b.mu is held (legBase.sending).
+func (o *holdOffer) offer() []byte {
+	b := o.b
+	if o.sent == nil {
+		o.was = b.holding
+	}
+	if o.sent == nil || !bytes.Equal(b.lastSDP, o.sent) {
+		// What the far end has: before our first attempt, or the offer
+		// taken since the last was refused.
+		o.lastSDP, o.version, o.restore = b.lastSDP, b.version, nil
+		if o.keep != nil {
+			o.restore = o.keep()
+		}
+	}
+	// We hold from this offer on: an offer of the far end's answered
+	// before it is answered as we stood then
+	// (TestHoldCrossingTheCallersOffer).
+	b.holding = o.held
+	o.sent = o.describe()
+	return o.sent
+}
+
+// refused undoes an attempt the far end refused, or that failed before
+// its answer: a refused offer changes nothing (RFC 3261 §14.1, RFC 3264
+// §8), so we hold, or not, as before, and our next description follows
+// the one the far end has, unless another has been sent since. One the
+// far end took (2xx) stays what it has, even when its answer is no use
+// to us.
+func (o *holdOffer) refused() {
+	b := o.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holding = o.was
+	if bytes.Equal(b.lastSDP, o.sent) {
+		b.lastSDP, b.version = o.lastSDP, o.version
+		if o.restore != nil {
+			o.restore()
+		}
+	}
 }
 
 // taking counts an offer (or re-INVITE) of the far end's as taken, until

@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,10 +38,7 @@ type outLeg struct {
 	sdpIP     netip.Addr
 
 	answered bool
-	version  uint64 // SDP o= version of our offers
-	lastSDP  []byte // our description as last sent (offeranswer.go)
-	lastDir  string // its direction; "" while it is the INVITE's offer
-	holding  bool   // we put the far end on hold
+	lastDir  string // our last description's direction; "" while it is the INVITE's offer
 	ml       mlines // the far end's m= lines, which our answers mirror
 	awaitAck uint32 // CSeq of a re-INVITE whose 200 carried our offer
 	timers   legTimer
@@ -171,7 +167,7 @@ func (s *Server) Dial(ctx context.Context, r sb.OutboundRoute, number string) (s
 	req.SetBody(buildOffer(sessionID, 1, sdpIP, media.LocalAddr().Port(), media.security(), r.Opus && media.ice != nil))
 
 	l := &outLeg{legBase: newLegBase(s, req.CallID().Value(), s.log), port: media,
-		sessionID: sessionID, sdpIP: sdpIP, version: 1, done: make(chan struct{}), dialogs: map[string]*farDialog{}}
+		sessionID: sessionID, sdpIP: sdpIP, done: make(chan struct{}), dialogs: map[string]*farDialog{}}
 	if media.ice != nil {
 		media.ice.failed = func(reason string) { l.emit(sb.LegEvent{Kind: sb.LegMediaFailed, Reason: reason}) }
 	}
@@ -369,7 +365,7 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 		dir = "sendonly"
 	}
 	l.mu.Lock()
-	answered, wasHolding := l.answered, l.holding
+	answered := l.answered
 	l.mu.Unlock()
 	if !answered {
 		return errors.New("sip: hold: the call is not answered")
@@ -378,31 +374,13 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 	if c := l.dlg.InviteResponse.Contact(); c != nil {
 		target = c.Address
 	}
-	var sent, lastSDP []byte
-	var lastDir string
-	var version uint64
-	describe := func() []byte { // l.mu is held (legBase.sending)
-		if sent == nil || !bytes.Equal(l.lastSDP, sent) {
-			// What the far end has: before our first attempt, or the
-			// offer taken since.
-			lastSDP, lastDir, version = l.lastSDP, l.lastDir, l.version
-		}
-		l.holding = held // from our offer on (leg.Hold)
-		sent = l.describe(dir)
-		return sent
-	}
-	err := reinvite(ctx, target, describe, l.doInvite, l.dlg.WriteRequest, l.port, l.followAnswer, true)
-	if err != nil && !errors.Is(err, errOfferTaken) {
-		// A refused offer changes nothing (RFC 3261 §14.1, RFC 3264 §8);
-		// one the far end took (2xx) stays what it has.
-		l.mu.Lock()
-		l.holding = wasHolding
-		if bytes.Equal(l.lastSDP, sent) {
-			l.lastSDP, l.lastDir, l.version = lastSDP, lastDir, version
-		}
-		l.mu.Unlock()
-	}
-	return err
+	o := &holdOffer{b: &l.legBase, held: held,
+		describe: func() []byte { return l.describe(dir) },
+		keep: func() func() {
+			lastDir := l.lastDir
+			return func() { l.lastDir = lastDir }
+		}}
+	return reinvite(ctx, target, o, l.doInvite, l.dlg.WriteRequest, l.port, l.followAnswer, true)
 }
 
 // followAnswer takes the far end's answer to a re-INVITE of ours: the

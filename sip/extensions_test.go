@@ -262,20 +262,41 @@ func TestSessionIntervalTooSmall(t *testing.T) {
 // A Session-Expires below our Min-SE from a caller that does not support
 // timers (a proxy put it there) is not refused: the caller could not act
 // on a 422 and the call would fail (RFC 4028 §9 lets a UAS refuse only a
-// requester that says Supported: timer). The interval is taken as it is,
-// since a UAS must not raise it, and we refresh.
+// requester that says Supported: timer). The 200 raises the interval to
+// our Min-SE, and we refresh at it (legTimer.take says why, against §9's
+// letter). It was taken as it was: with Session-Expires: 1 we refreshed
+// every half second.
 func TestSessionIntervalTooSmallWithoutTimerSupport(t *testing.T) {
-	ts := mustServer(t, nil, Config{MinSE: 5 * time.Second})
-	phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Session-Expires": "4"}})
-	in, _ := answer(t, ts, phone, "udp")
-	var ok string
-	for _, m := range in.Leg.SIPTrace() {
-		if !m.Inbound && strings.HasPrefix(m.Message, "SIP/2.0 200") {
-			ok = m.Message
-		}
-	}
-	if !strings.Contains(ok, "\r\nSession-Expires: 4;refresher=uas\r\n") || strings.Contains(ok, "Require: timer") {
-		t.Errorf("the 200 does not take the interval with us refreshing:\n%s", ok)
+	for _, c := range []struct {
+		minSE    time.Duration // ours; zero: the default, 90 s
+		asked    string
+		interval time.Duration
+	}{
+		{5 * time.Second, "4", 5 * time.Second},
+		{0, "1", 90 * time.Second},
+	} {
+		t.Run("Session-Expires "+c.asked, func(t *testing.T) {
+			ts := mustServer(t, nil, Config{MinSE: c.minSE})
+			phone := mustPhone(t, siptest.Options{Headers: map[string]string{"Session-Expires": c.asked}})
+			in, _ := answer(t, ts, phone, "udp")
+			var ok string
+			for _, m := range in.Leg.SIPTrace() {
+				if !m.Inbound && strings.HasPrefix(m.Message, "SIP/2.0 200") {
+					ok = m.Message
+				}
+			}
+			want := fmt.Sprintf("\r\nSession-Expires: %d;refresher=uas\r\n", int(c.interval/time.Second))
+			if !strings.Contains(ok, want) || strings.Contains(ok, "Require: timer") {
+				t.Errorf("the 200 does not state our Min-SE with us refreshing (want %q):\n%s", strings.TrimSpace(want), ok)
+			}
+			timer := in.Leg.(*leg).timers.current()
+			if timer == nil {
+				t.Fatal("no session timer runs")
+			}
+			if interval, we := timer.terms(); interval != c.interval || !we {
+				t.Errorf("the session timer runs at %s, we refreshing %t; want %s, we refreshing", interval, we, c.interval)
+			}
+		})
 	}
 }
 

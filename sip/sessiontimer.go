@@ -21,7 +21,8 @@ import (
 // every so often by one side, the refresher, and the other ends it when
 // the refresh stops coming, so that a call whose far end vanished does
 // not run on. Inbound, we take the caller's Session-Expires (refusing one
-// below our Min-SE with 422), let a caller that supports timers refresh
+// below our Min-SE with 422, or raising it to our Min-SE when the caller
+// does not support timers), let a caller that supports timers refresh
 // unless it asks us to, and answer every refresh with the terms. On calls
 // we place we ask for Session-Expires and follow the refresher the answer
 // names. A refresher refreshes at half the interval; the other side ends
@@ -108,9 +109,10 @@ func (s *Server) minSE() time.Duration {
 
 // tooBrief is the 422 for a request whose session interval is below our
 // Min-SE, or nil (RFC 4028 §6, §9). Only a requester that supports timers
-// gets it: one that does not could not act on a 422, and its interval was
-// put there by a proxy that refreshes nothing. That interval is taken as
-// it is, since a UAS must not raise it (§9), and we refresh (take).
+// gets it: one that does not could not act on a 422 (§9 allows the 422
+// only with Supported: timer), and its interval was put there by a proxy
+// that refreshes nothing. Such an interval is raised to our Min-SE in the
+// 2xx, and we refresh (legTimer.take).
 func (s *Server) tooBrief(req *sip.Request) *sip.Response {
 	t := readTimer(req)
 	if t.interval == 0 || t.interval >= s.minSE() || !t.supported {
@@ -277,7 +279,7 @@ func (t *sessionTimer) run(stop <-chan struct{}) {
 // timer and returns the headers the 2xx states them with. A request that
 // asks for no timer on a call that has none gets none.
 func (l *leg) takeTimer(req *sip.Request) []sip.Header {
-	return l.timers.take(req, func() *sessionTimer {
+	return l.timers.take(req, l.s.minSE(), func() *sessionTimer {
 		return newSessionTimer(l.sendRefresh, func(interval time.Duration) {
 			l.emit(sb.LegEvent{Kind: sb.LegSessionExpired, Reason: fmt.Sprintf("no session refresh within %s (RFC 4028)", interval)})
 		}, l.log)
@@ -288,9 +290,24 @@ func (l *leg) takeTimer(req *sip.Request) []sip.Header {
 // Answer's hook.
 func (l *leg) timerHeaders() []sip.Header { return l.takeTimer(l.dlg.InviteRequest) }
 
-// take is takeTimer for either leg.
-func (lt *legTimer) take(req *sip.Request, newTimer func() *sessionTimer) []sip.Header {
+// take is takeTimer for either leg; minSE is our Min-SE.
+//
+// A requester that does not support timers and asks (through a proxy)
+// for an interval below minSE gets minSE in the 2xx, and we refresh at
+// it. Decided, against RFC 4028 §9's letter ("The UAS MUST NOT increase
+// the value of the Session-Expires header field"): §9 says nothing else
+// of this case, and taking the interval as it is had us, the refresher,
+// refresh at half of whatever a proxy wrote (every 0.5 s for
+// Session-Expires: 1), below the 90 s §4 and §5 set as the least any
+// Min-SE may be. Raising it is what §8.1 has a proxy do for a UAC that
+// does not support timers, and what erratum 1687 (held for document
+// update) asks of a UAS; the proxy reads the interval from our 2xx
+// (§8.2), so it expects our refreshes at the interval we state.
+func (lt *legTimer) take(req *sip.Request, minSE time.Duration, newTimer func() *sessionTimer) []sip.Header {
 	t := readTimer(req)
+	if !t.supported && t.interval > 0 && t.interval < minSE {
+		t.interval = minSE
+	}
 	running := lt.current()
 	interval, weRefresh := t.interval, false
 	switch {
@@ -481,7 +498,7 @@ func (l *outLeg) newTimer() *sessionTimer {
 // takeTimer is the session timer terms of a request the far end of a
 // call we placed sent; see leg.takeTimer.
 func (l *outLeg) takeTimer(req *sip.Request) []sip.Header {
-	return l.timers.take(req, l.newTimer)
+	return l.timers.take(req, l.s.minSE(), l.newTimer)
 }
 
 // sendRefresh refreshes a call we placed: UPDATE when the far end allows

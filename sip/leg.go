@@ -396,7 +396,7 @@ func (l *leg) readAck(req *sip.Request, tx sip.ServerTransaction) {
 		if be != nil {
 			l.lateErr = fmt.Errorf("the ACK's body: %w", be)
 		} else {
-			l.lateErr = l.takeLateAnswer(sdp)
+			l.lateErr = l.takeLateAnswer("the ACK", sdp)
 		}
 	}
 	l.mu.Unlock()
@@ -436,18 +436,21 @@ func (l *leg) readBye(req *sip.Request, tx sip.ServerTransaction) {
 	l.emit(sb.LegEvent{Kind: sb.LegHungUp, Reason: reason})
 }
 
-// takeLateAnswer reads the answer to our offer from the ACK of a late-offer
-// call: the codec the caller chose among ours, and where to send audio.
-func (l *leg) takeLateAnswer(body []byte) error {
+// takeLateAnswer reads the answer to our offer on a late-offer call from
+// the message that brought it, from ("the ACK", or "the PRACK" of a
+// reliable 18x with our offer): the codec the caller chose among ours,
+// and where to send audio. Its errors name from: they reach the carrier
+// in the 488's Warning, and the call's record.
+func (l *leg) takeLateAnswer(from string, body []byte) error {
 	if len(body) == 0 {
-		return errors.New("the ACK carried no SDP answer to our offer")
+		return fmt.Errorf("%s carried no SDP answer to our offer", from)
 	}
 	a, err := parseOffer(body)
 	if err != nil {
-		return fmt.Errorf("the ACK's SDP answer: %w", err)
+		return fmt.Errorf("%s's SDP answer: %w", from, err)
 	}
 	if a.Crypto != nil || a.ICE != nil {
-		return errors.New("the ACK's SDP answer is SRTP to our RTP offer")
+		return fmt.Errorf("%s's SDP answer is SRTP to our RTP offer", from)
 	}
 	l.port.codec.Store(&a.Codec)
 	l.port.setRemote(a.Addr)

@@ -31,10 +31,24 @@ import (
 // non-failure message, so it carries our offer (RFC 3261 §13.2.1), its
 // PRACK the answer (RFC 3262 §5), and the 200 waits for that PRACK and
 // repeats our description unchanged (§3: no 2xx while a reliable response
-// with SDP is unacknowledged). A PRACK that brings an offer of its own
-// before the call is answered gets 500 with a Retry-After, as an early
-// UPDATE's does (RFC 3311 §5.2), though its RAck acknowledges the
-// response. An INVITE that only says Supported: 100rel gets its 1xx as
+// with SDP is unacknowledged). A PRACK's RAck is matched first, its body
+// judged after: an answer that is missing, or in a body we refuse or
+// cannot use, gets the PRACK 200 and the INVITE 488 naming the PRACK.
+//
+// Deviation, decided: RFC 3262 §3 says a PRACK that matches MUST get a
+// 2xx. Two that match get an error here, their RAck acknowledging the
+// response all the same, so its retransmissions end and the call goes on:
+// a PRACK that brings an offer of its own before the call is answered
+// gets 500 with a Retry-After, as an early UPDATE's does (RFC 3311
+// §5.2), whatever the INVITE carried; and one whose body we refuse
+// (multipart with a part required and not understood, malformed) where
+// no answer was due gets 400 or 415, as any request's. A 2xx to a PRACK
+// with an offer must carry the answer (RFC 3262 §5), and we have none to
+// give before the call is answered (the INVITE's own offer may await
+// ours, or ours the caller's: RFC 3261 §13.2.1 allows no second offer
+// then); an answer refusing each stream (port 0) would end the call's
+// media. The 500 says to offer again in a moment, once the call is
+// answered, as RFC 3311 has it for the same crossing. An INVITE that only says Supported: 100rel gets its 1xx as
 // before, unreliable: reliability costs the caller a PRACK for our 180 and
 // the call its failure when the PRACKs are lost, for no gain of ours.
 
@@ -236,24 +250,29 @@ func (s *Server) onPrack(req *sip.Request, tx sip.ServerTransaction) {
 
 // readPrack acknowledges the response its RAck names, if that awaits its
 // PRACK (481 otherwise), taking the answer to the offer it carried.
+//
+// Its RAck is matched before its body is read: a PRACK whose body we
+// refuse still acknowledges its response, whose retransmissions end
+// (they failed the INVITE after 64·T1).
 func (l *leg) readPrack(req *sip.Request, tx sip.ServerTransaction) {
-	sdp, be := sessionSDP(req)
-	if be != nil {
-		l.s.respond(tx, be.response(req))
-		return
-	}
 	p := l.matchPrack(req)
 	if p == nil {
 		l.s.respond(tx, rejection(req, sip.StatusCallTransactionDoesNotExists, "no reliable provisional response awaits this RAck"))
 		return
 	}
+	sdp, be := sessionSDP(req)
 	ok := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 	switch {
 	case p.offer:
-		err := errors.New("the PRACK carried no answer to the offer in our reliable provisional response (RFC 3262 §5)")
-		if sdp != nil {
+		var err error
+		switch {
+		case be != nil:
+			err = fmt.Errorf("the PRACK's body: %w", be)
+		case sdp == nil:
+			err = errors.New("the PRACK carried no answer to the offer in our reliable provisional response (RFC 3262 §5)")
+		default:
 			l.mu.Lock()
-			err = l.takeLateAnswer(sdp)
+			err = l.takeLateAnswer("the PRACK", sdp)
 			l.late = err != nil
 			l.mu.Unlock()
 		}
@@ -261,6 +280,10 @@ func (l *leg) readPrack(req *sip.Request, tx sip.ServerTransaction) {
 		if err != nil {
 			l.failInvite(sip.StatusNotAcceptableHere, err.Error())
 		}
+	case be != nil:
+		// A body we refuse, where no answer was due: 400 or 415, though
+		// the PRACK matched (see the comment at the top of the file).
+		l.s.respond(tx, be.response(req))
 	case sdp != nil:
 		// An offer before the call is answered: as an early UPDATE's.
 		l.s.respond(tx, notYetAnswered(req))

@@ -128,6 +128,12 @@ func (c *relCall) prack(t *testing.T, to, rack, body string) (int, map[string]st
 	if body != "" {
 		contentType = "application/sdp"
 	}
+	return c.prackWith(t, to, rack, contentType, body)
+}
+
+// prackWith is prack with a body of contentType.
+func (c *relCall) prackWith(t *testing.T, to, rack, contentType, body string) (int, map[string]string) {
+	t.Helper()
 	cseq := c.request(t, "PRACK", to, "RAck: "+rack+"\r\n", contentType, body)
 	for {
 		line, h, _ := c.next(t)
@@ -386,6 +392,40 @@ func TestPrackBodies(t *testing.T) {
 			t.Errorf("leg event %+v", ev)
 		}
 	})
+	// Its RAck is matched before its body is judged: a PRACK whose body
+	// we refuse still acknowledges our 180. It was refused first and the
+	// 180 sent on until the INVITE failed after 64·T1.
+	t.Run("a body refused", func(t *testing.T) {
+		c := newRelCall(t, 200*time.Millisecond, false, "")
+		h, _ := c.ring(t)
+		p := c.outstanding(t)
+		if code, _ := c.prackWith(t, h["to"], h["rseq"]+" 1 INVITE", "application/isup", "\x01\x10"); code != 415 {
+			t.Errorf("a PRACK with a part required and not understood: %d, want 415", code)
+		}
+		stopped(t, p, "once PRACKed with a body refused")
+		noEvent(t, c.in.Leg, 50*time.Millisecond)
+	})
+	// The answer's faults name the PRACK that brought it, not the ACK:
+	// they reach the caller in the 488 and the call's record.
+	for _, a := range []struct{ name, contentType, body, reason string }{
+		{"an answer in a body refused", "application/isup", "\x01\x10", "the PRACK's body"},
+		{"an answer we cannot use", "application/sdp", "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n", "the PRACK's SDP answer"},
+	} {
+		t.Run(a.name, func(t *testing.T) {
+			c := newRelCall(t, 200*time.Millisecond, true, "")
+			h, _ := c.ring(t)
+			p := c.outstanding(t)
+			if code, _ := c.prackWith(t, h["to"], h["rseq"]+" 1 INVITE", a.contentType, a.body); code != 200 {
+				t.Errorf("a PRACK that matched: %d, want 200", code)
+			}
+			stopped(t, p, "once PRACKed")
+			final, _ := c.until(t, "SIP/2.0 488", "1 INVITE")
+			c.ack(t, final["to"])
+			if ev := nextEvent(t, c.in.Leg, sb.LegFailed); ev.Code != 488 || !strings.HasPrefix(ev.Reason, a.reason) {
+				t.Errorf("leg event %+v, want 488 for %q", ev, a.reason)
+			}
+		})
+	}
 }
 
 // An INVITE that only says Supported: 100rel rings as before, unreliably:

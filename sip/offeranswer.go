@@ -232,7 +232,7 @@ func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) *leg {
 			out.onInDialog(req, tx)
 			return nil
 		}
-		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		s.noDialog(req, tx)
 	case !l.inOrder(&l.dlg.Dialog, req, tx):
 	default:
 		if res := s.tooBrief(req); res != nil {

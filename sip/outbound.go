@@ -418,7 +418,7 @@ func (l *outLeg) inOrder(req *sip.Request, tx sip.ServerTransaction) bool {
 	l.mu.Unlock()
 	switch {
 	case other:
-		l.s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		l.s.noDialog(req, tx)
 	case !ok:
 		l.outOfOrder(req, tx)
 	}

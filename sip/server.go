@@ -483,7 +483,7 @@ func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 // onCancel sees only CANCELs that match no INVITE transaction: sipgo
 // answers the others itself (200, then 487 to the INVITE).
 func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
-	s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+	s.noDialog(req, tx)
 }
 
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
@@ -503,7 +503,7 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		out = s.outLegOf(req)
 	}
 	if l == nil && out == nil {
-		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		s.noDialog(req, tx)
 		return
 	}
 	// An INFO is a request in the dialog like any other: its CSeq is
@@ -572,10 +572,16 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	if l == nil {
-		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		s.noDialog(req, tx)
 		return
 	}
 	l.readBye(req, tx)
+}
+
+// noDialog answers a request that matches no call, dialog or
+// transaction of ours: 481 Call/Transaction Does Not Exist.
+func (s *Server) noDialog(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
 }
 
 // legOrNone is findLeg for a request that only a call that came in can
@@ -583,7 +589,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) legOrNone(req *sip.Request, tx sip.ServerTransaction) *leg {
 	l := s.findLeg(req)
 	if l == nil {
-		s.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
+		s.noDialog(req, tx)
 	}
 	return l
 }

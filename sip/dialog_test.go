@@ -222,14 +222,74 @@ func TestDialForkedEarlyDialogsKeepTheirOwnCSeq(t *testing.T) {
 	}
 }
 
+// Each early dialog of a call we place has its own RSeq order (RFC 3262
+// §4): a fork's reliable 183 is PRACKed, in its dialog, whatever RSeq
+// another fork's had. The last RSeq was kept once per call, so the second
+// fork's 183 with an RSeq below the first's was taken for a
+// retransmission and never PRACKed.
+func TestDialForkedReliable18xKeepTheirOwnRSeq(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	pracks := make(chan *sip.Request, 2)
+	c := mustCarrier(t, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		for _, fork := range []struct {
+			tag  string
+			rseq uint32
+		}{{"fork1", 5}, {"fork2", 2}} {
+			tx.Respond(reliableEarlyIn(t, req, c, fork.tag, fork.rseq))
+			select {
+			case p := <-c.prack:
+				pracks <- p
+			case <-time.After(3 * time.Second):
+				tx.Respond(sip.NewResponseFromRequest(req, sip.StatusInternalServerError, "no PRACK in "+fork.tag, nil))
+				return
+			}
+		}
+		ok := sip.NewSDPResponseFromRequest(req, c.sdp())
+		ok.To().Params.Add("tag", "fork1")
+		tx.Respond(ok)
+	})
+	l, err := ts.Dial(context.Background(), route(c), "+15550001111")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for {
+		ev := nextLegEvent(t, l)
+		if ev.Kind == sb.LegAnswered {
+			break
+		}
+		if ev.Kind != sb.LegEarlyMedia && ev.Kind != sb.LegRinging {
+			t.Fatalf("event %+v, want answered once both forks' 183s were PRACKed", ev)
+		}
+	}
+	for _, want := range []struct {
+		tag  string
+		rseq uint32
+	}{{"fork1", 5}, {"fork2", 2}} {
+		p := <-pracks
+		if tag := tagOf(p.To().Params); tag != want.tag {
+			t.Errorf("PRACK in dialog %q, want %q", tag, want.tag)
+		}
+		if h := p.GetHeader("RAck"); h == nil || !strings.HasPrefix(h.Value(), fmt.Sprintf("%d ", want.rseq)) {
+			t.Errorf("PRACK in %s: RAck %v, want RSeq %d", want.tag, h, want.rseq)
+		}
+	}
+}
+
 // reliableEarly is the carrier's reliable 183 (Require: 100rel, RSeq 1)
 // in its dialog carrier1, with its answer.
 func reliableEarly(t *testing.T, req *sip.Request, c *carrier) *sip.Response {
+	return reliableEarlyIn(t, req, c, "carrier1", 1)
+}
+
+// reliableEarlyIn is the carrier's reliable 183 with RSeq rseq in its
+// early dialog tag, with its answer.
+func reliableEarlyIn(t *testing.T, req *sip.Request, c *carrier, tag string, rseq uint32) *sip.Response {
 	early := sip.NewSDPResponseFromRequest(req, c.sdp())
 	early.StatusCode, early.Reason = sip.StatusSessionInProgress, "Session Progress"
-	early.To().Params.Add("tag", "carrier1")
+	early.To().Params.Add("tag", tag)
 	early.AppendHeader(sip.NewHeader("Require", "100rel"))
-	early.AppendHeader(sip.NewHeader("RSeq", "1"))
+	early.AppendHeader(sip.NewHeader("RSeq", strconv.FormatUint(uint64(rseq), 10)))
 	early.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: addrPortOf(t, c.addr)}})
 	return early
 }

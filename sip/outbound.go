@@ -42,7 +42,6 @@ type outLeg struct {
 	ml       mlines // the far end's m= lines, which our answers mirror
 	awaitAck uint32 // CSeq of a re-INVITE whose 200 carried our offer
 	timers   legTimer
-	rseq     uint32 // RSeq of the last reliable provisional response PRACKed
 
 	// The far end's dialogs, by its tag: each early dialog (a fork's
 	// 18x) is one; once the call is answered, the one of tag, which the
@@ -58,6 +57,11 @@ type outLeg struct {
 type farDialog struct {
 	cseq uint32 // the far end's last CSeq in it (inOrder)
 	seen bool   // a request of the far end's came: cseq is set
+	// rseq is the RSeq of the last reliable provisional response
+	// PRACKed in this early dialog: RSeq order is the dialog's own (RFC
+	// 3262 §4), so a fork's first reliable 18x is new whatever RSeq
+	// another fork's had.
+	rseq uint32
 	// answer is the far end's description once a reliable 18x answered
 	// our INVITE's offer in this early dialog (RFC 3262 §5): the early
 	// offer/answer is complete, and the 2xx brings no new answer (RFC

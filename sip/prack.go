@@ -32,7 +32,8 @@ func requires(m headered, tag string) bool {
 }
 
 // prack acknowledges res when it is a reliable provisional response that
-// is new. It runs on the goroutine that waits for the INVITE's answer,
+// is new in its early dialog (RSeq order is each dialog's own, RFC 3262
+// §4). It runs on the goroutine that waits for the INVITE's answer,
 // where the dialog's last response is res, so the PRACK goes to the early
 // dialog res made; its own answer is awaited aside.
 func (l *outLeg) prack(ctx context.Context, res *sip.Response) {
@@ -50,9 +51,10 @@ func (l *outLeg) prack(ctx context.Context, res *sip.Response) {
 		return
 	}
 	l.mu.Lock()
-	seen := l.rseq != 0 && uint32(rseq) <= l.rseq
+	d := l.dialog(tagOf(res.To().Params))
+	seen := d.rseq != 0 && uint32(rseq) <= d.rseq
 	if !seen {
-		l.rseq = uint32(rseq)
+		d.rseq = uint32(rseq)
 	}
 	l.mu.Unlock()
 	if seen {

@@ -516,6 +516,52 @@ func TestDialEarlyUpdateWithoutSDPGets200(t *testing.T) {
 	}
 }
 
+// Where the far end of a call we placed holds us (its re-INVITE or
+// UPDATE offered sendonly, answered recvonly), our hold offers inactive,
+// not sendonly, as on a call that came in
+// (TestHoldWhileTheCallerHoldsUsOffersInactive; RFC 3264 §8.4). Our
+// resume offers sendrecv; once the far end took us back, our hold offers
+// sendonly again.
+func TestDialHoldWhileTheFarEndHoldsUsOffersInactive(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	offered := make(chan []byte, 1)
+	l, d := placedDialog(t, ts, func(req *sip.Request, tx sip.ServerTransaction, c *carrier) {
+		dir := "sendrecv"
+		switch body := string(req.Body()); {
+		case strings.Contains(body, "a=inactive"):
+			dir = "inactive"
+		case strings.Contains(body, "a=sendonly"):
+			dir = "recvonly"
+		}
+		select {
+		case offered <- req.Body():
+		default:
+		}
+		tx.Respond(sip.NewSDPResponseFromRequest(req, c.sdpDirected(dir)))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	offer := carrierOffers(t, d)
+	hold := func(held bool) string {
+		t.Helper()
+		if err := l.Hold(ctx, held); err != nil {
+			t.Fatalf("hold %v: %v", held, err)
+		}
+		return describedDirection(t, "our re-INVITE's offer", <-offered)
+	}
+	holdWhileHeldUs(t, offer, hold)
+}
+
+// carrierOffers has d's carrier offer dir in a re-INVITE or UPDATE
+// (method) and returns the direction we answered.
+func carrierOffers(t *testing.T, d *carrierDialog) func(method sip.RequestMethod, dir string) string {
+	return func(method sip.RequestMethod, dir string) string {
+		t.Helper()
+		res := d.request(t, method, d.c.sdpDirected(dir), nil)
+		return answeredDirection(t, fmt.Sprintf("the carrier's %s offering %s", method, dir), res, nil)
+	}
+}
+
 // While we hold the far end of a call we placed, its re-INVITE or UPDATE
 // offering sendrecv is answered sendonly, as on a call that came in
 // (TestOfferWhileWeHoldKeepsTheHold): it was answered sendrecv, taking the
@@ -532,11 +578,7 @@ func TestDialOfferWhileWeHoldKeepsTheHold(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	offer := func(method sip.RequestMethod, dir string) string {
-		t.Helper()
-		res := d.request(t, method, d.c.sdpDirected(dir), nil)
-		return answeredDirection(t, fmt.Sprintf("the carrier's %s offering %s", method, dir), res, nil)
-	}
+	offer := carrierOffers(t, d)
 	if err := l.Hold(ctx, true); err != nil {
 		t.Fatalf("hold: %v", err)
 	}

@@ -758,9 +758,31 @@ func answeredDirection(t *testing.T, what string, res *sip.Response, err error) 
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("%s: %v %v", what, res, err)
 	}
-	a, err := parseOffer(res.Body())
+	return describedDirection(t, what+": our answer", res.Body())
+}
+
+// callerOffers has call's caller offer dir in a re-INVITE or UPDATE
+// (method) and returns the direction we answered.
+func callerOffers(t *testing.T, ctx context.Context, call *siptest.Call) func(method sip.RequestMethod, dir string) string {
+	return func(method sip.RequestMethod, dir string) string {
+		t.Helper()
+		var res *sip.Response
+		var err error
+		if method == sip.INVITE {
+			res, err = call.Reinvite(ctx, call.SDP(dir), nil)
+		} else {
+			res, err = call.Update(ctx, call.SDP(dir))
+		}
+		return answeredDirection(t, fmt.Sprintf("the caller's %s offering %s", method, dir), res, err)
+	}
+}
+
+// describedDirection is the direction of a description of ours.
+func describedDirection(t *testing.T, what string, body []byte) string {
+	t.Helper()
+	a, err := parseOffer(body)
 	if err != nil {
-		t.Fatalf("%s: our answer: %v\n%s", what, err, res.Body())
+		t.Fatalf("%s: %v\n%s", what, err, body)
 	}
 	return a.Direction
 }
@@ -776,17 +798,7 @@ func TestOfferWhileWeHoldKeepsTheHold(t *testing.T) {
 	in, call := answer(t, ts, phone, "udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	offer := func(method sip.RequestMethod, dir string) string {
-		t.Helper()
-		var res *sip.Response
-		var err error
-		if method == sip.INVITE {
-			res, err = call.Reinvite(ctx, call.SDP(dir), nil)
-		} else {
-			res, err = call.Update(ctx, call.SDP(dir))
-		}
-		return answeredDirection(t, fmt.Sprintf("the caller's %s offering %s", method, dir), res, err)
-	}
+	offer := callerOffers(t, ctx, call)
 	if err := in.Leg.Hold(ctx, true); err != nil {
 		t.Fatalf("hold: %v", err)
 	}
@@ -804,6 +816,54 @@ func TestOfferWhileWeHoldKeepsTheHold(t *testing.T) {
 		if got := offer(m, "sendrecv"); got != "sendrecv" {
 			t.Errorf("once resumed, the caller's %s offering sendrecv was answered %s", m, got)
 		}
+	}
+}
+
+// Where the caller holds us (its re-INVITE or UPDATE offered sendonly,
+// answered recvonly), our hold offers inactive, not sendonly: the stream
+// was recvonly (RFC 3264 §8.4). Our resume offers sendrecv; once the
+// caller took us back, our hold offers sendonly again.
+func TestHoldWhileTheCallerHoldsUsOffersInactive(t *testing.T) {
+	ts := mustServer(t, nil, Config{})
+	phone := mustPhone(t, siptest.Options{})
+	in, call := answer(t, ts, phone, "udp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offer := callerOffers(t, ctx, call)
+	hold := func(held bool) string {
+		t.Helper()
+		if err := in.Leg.Hold(ctx, held); err != nil {
+			t.Fatalf("hold %v: %v", held, err)
+		}
+		got := call.Refreshes()
+		return describedDirection(t, "our re-INVITE's offer", got[len(got)-1].SDP)
+	}
+	holdWhileHeldUs(t, offer, hold)
+}
+
+// holdWhileHeldUs has the far end hold us by each kind of offer (offer:
+// it offers, we answer), then call control hold (hold: the direction our
+// re-INVITE offered): inactive, since the far end holds us; our resume
+// sendrecv; once the far end takes us back, our hold sendonly.
+func holdWhileHeldUs(t *testing.T, offer func(method sip.RequestMethod, dir string) string, hold func(held bool) string) {
+	t.Helper()
+	for _, m := range []sip.RequestMethod{sip.INVITE, sip.UPDATE} {
+		if got := offer(m, "sendonly"); got != "recvonly" {
+			t.Errorf("the far end's %s offering sendonly was answered %s, want recvonly", m, got)
+		}
+		if got := hold(true); got != "inactive" {
+			t.Errorf("held by the far end's %s, our hold offered %s, want inactive", m, got)
+		}
+		if got := hold(false); got != "sendrecv" {
+			t.Errorf("our resume offered %s, want sendrecv", got)
+		}
+		if got := offer(m, "sendrecv"); got != "sendrecv" {
+			t.Errorf("the far end's %s offering sendrecv was answered %s, want sendrecv", m, got)
+		}
+		if got := hold(true); got != "sendonly" {
+			t.Errorf("no longer held, our hold offered %s, want sendonly", got)
+		}
+		hold(false)
 	}
 }
 

@@ -35,7 +35,6 @@ type leg struct {
 	stop       chan struct{}
 	closeOnce  sync.Once
 
-	direction string // the caller's last direction
 	ml        mlines // the session's m= lines, which our descriptions mirror
 	answering bool   // Answer is sending the 200: no longer an early dialog
 	answered  bool
@@ -69,12 +68,13 @@ func newLeg(s *Server, dlg *sipgo.DialogServerSession, tx sip.ServerTransaction,
 	l := &leg{
 		legBase: newLegBase(s, dlg.InviteRequest.CallID().Value(), log),
 		dlg:     dlg, tx: tx, port: port, sdpIP: sdpIP,
-		sessionID: newSessionID(), direction: o.Direction, ml: o.MLines,
+		sessionID: newSessionID(), ml: o.MLines,
 		contact: contact,
 		settled: make(chan struct{}),
 		byeSeen: make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
+	l.direction = o.Direction
 	port.farDirection(o.Direction) // an INVITE may already hold the call
 	l.rel.on = requires(dlg.InviteRequest, "100rel")
 	// With the state it is in now: a CANCEL that came while the INVITE
@@ -477,19 +477,16 @@ func (l *leg) onHold() bool {
 }
 
 // Hold puts the caller on hold, or takes them off: a re-INVITE offering
-// sendonly (we hold) or sendrecv, ACKed once answered.
+// sendonly (we hold; inactive where the caller holds us too:
+// holdDirection) or sendrecv, ACKed once answered.
 func (l *leg) Hold(ctx context.Context, held bool) error {
-	dir := "sendrecv"
-	if held {
-		dir = "sendonly"
-	}
 	l.mu.Lock()
 	answered := l.answered
 	l.mu.Unlock()
 	if !answered {
 		return errors.New("sip: hold: the call is not answered")
 	}
-	o := &holdOffer{b: &l.legBase, held: held, describe: func() []byte {
+	o := &holdOffer{b: &l.legBase, held: held, describe: func(dir string) []byte {
 		return l.describe(func(v uint64) []byte {
 			return buildAnswer(l.sessionID, v, l.sdpIP, l.port.LocalAddr().Port(), l.port.Codec(), dir, l.port.security(), l.ml)
 		})

@@ -34,6 +34,9 @@ type legBase struct {
 	version uint64 // its o= version
 	lastSDP []byte // as last sent
 	holding bool   // we put the far end on hold (Hold, holdOffer)
+	// direction is the far end's, as its last offer or answer gave it:
+	// sendonly or inactive while it holds us.
+	direction string
 }
 
 func newLegBase(s *Server, sipCallID string, log *slog.Logger) legBase {
@@ -132,10 +135,10 @@ func (b *legBase) sending(ctx context.Context, req *sip.Request, describe func()
 type holdOffer struct {
 	b    *legBase
 	held bool
-	// describe is the leg's description, held or not as asked; keep
-	// saves what else of the leg's description an attempt changes, and
-	// returns what restores it (nil: nothing else). b.mu is held.
-	describe func() []byte
+	// describe is the leg's description in direction dir; keep saves
+	// what else of the leg's description an attempt changes, and returns
+	// what restores it (nil: nothing else). b.mu is held.
+	describe func(dir string) []byte
 	keep     func() (restore func())
 
 	was     bool   // whether we held before the hold
@@ -163,7 +166,7 @@ func (o *holdOffer) offer() []byte {
 	// before it is answered as we stood then
 	// (TestHoldCrossingTheCallersOffer).
 	b.holding = o.held
-	o.sent = o.describe()
+	o.sent = o.describe(holdDirection(b.direction, o.held))
 	return o.sent
 }
 

@@ -327,6 +327,9 @@ func (l *outLeg) takeAnswer(a *offer) error {
 		l.port.setRemote(a.Addr)
 	}
 	l.port.codec.Store(&a.Codec)
+	l.mu.Lock()
+	l.direction = a.Direction
+	l.mu.Unlock()
 	l.port.farDirection(a.Direction) // an answer may hold the call from the start
 	return nil
 }
@@ -362,12 +365,9 @@ func (l *outLeg) Hangup(ctx context.Context, reason string) error {
 	return nil
 }
 
-// Hold puts the called party on hold, or takes them off.
+// Hold puts the called party on hold, or takes them off, as leg.Hold
+// does: sendonly, or inactive where the far end holds us (holdDirection).
 func (l *outLeg) Hold(ctx context.Context, held bool) error {
-	dir := "sendrecv"
-	if held {
-		dir = "sendonly"
-	}
 	l.mu.Lock()
 	answered := l.answered
 	l.mu.Unlock()
@@ -379,7 +379,7 @@ func (l *outLeg) Hold(ctx context.Context, held bool) error {
 		target = c.Address
 	}
 	o := &holdOffer{b: &l.legBase, held: held,
-		describe: func() []byte { return l.describe(dir) },
+		describe: l.describe,
 		keep: func() func() {
 			lastDir := l.lastDir
 			return func() { l.lastDir = lastDir }
@@ -394,6 +394,9 @@ func (l *outLeg) followAnswer(a *offer) {
 	if !a.blackholed() && l.port.ice == nil {
 		l.port.setRemote(a.Addr)
 	}
+	l.mu.Lock()
+	l.direction = a.Direction
+	l.mu.Unlock()
 	l.port.farDirection(a.Direction)
 }
 

@@ -290,6 +290,20 @@ func answerDirection(theirs string, holding bool) string {
 	return "sendrecv"
 }
 
+// holdDirection is the direction of our offer that holds the far end
+// (held) or takes it off hold, on a call that came in as on one we
+// placed, given the far end's last direction toward us. A hold offers
+// sendonly, or inactive where the far end already holds us (our stream
+// was recvonly or inactive: RFC 3264 §8.4), as our answer while we hold
+// would; a resume offers sendrecv, and the far end answers with its own
+// wish.
+func holdDirection(theirs string, held bool) string {
+	if !held {
+		return "sendrecv"
+	}
+	return answerDirection(theirs, true)
+}
+
 // security is what protects a stream, as our SDP describes it: SDES keys
 // (an *srtpSession) or DTLS-SRTP over ICE (an *iceTransport); nil is
 // plain RTP.

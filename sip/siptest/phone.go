@@ -154,7 +154,8 @@ func (p *Phone) onAck(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // onReinvite answers the far end's re-INVITE on a call (hold or resume):
-// recvonly to sendonly, sendrecv otherwise. A new call is answered when
+// recvonly to sendonly, inactive to inactive (RFC 3264 §6.1), sendrecv
+// otherwise. A new call is answered when
 // the phone answers calls (AnswerDTLS).
 func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	p.mu.Lock()
@@ -170,7 +171,10 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	held := strings.Contains(string(req.Body()), "a=sendonly") || strings.Contains(string(req.Body()), "a=inactive")
 	dir := "sendrecv"
-	if held {
+	switch {
+	case strings.Contains(string(req.Body()), "a=inactive"):
+		dir = "inactive"
+	case held:
 		dir = "recvonly"
 	}
 	c.held.Store(held)

@@ -48,9 +48,11 @@ import (
 // ours, or ours the caller's: RFC 3261 §13.2.1 allows no second offer
 // then); an answer refusing each stream (port 0) would end the call's
 // media. The 500 says to offer again in a moment, once the call is
-// answered, as RFC 3311 has it for the same crossing. An INVITE that only says Supported: 100rel gets its 1xx as
-// before, unreliable: reliability costs the caller a PRACK for our 180 and
-// the call its failure when the PRACKs are lost, for no gain of ours.
+// answered, as RFC 3311 has it for the same crossing.
+//
+// An INVITE that only says Supported: 100rel gets its 1xx as before,
+// unreliable: reliability costs the caller a PRACK for our 180 and the
+// call its failure when the PRACKs are lost, for no gain of ours.
 
 // reliable is a leg's reliable provisional responses.
 type reliable struct {
